@@ -1,0 +1,46 @@
+"""slimforge: make PyTorch models faster and smaller without losing accuracy.
+
+The public API, one function per stage::
+
+    model = slimforge.create_model("resnet20", num_classes=10, in_channels=1)
+    data = slimforge.load_dataset("fashion-mnist")
+    result = slimforge.train(model, data, TrainConfig(epochs=15), out="runs/x")
+    slimforge.save(model, "runs/x"); model = slimforge.load("runs/x")
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+# Public name -> "module:attribute"; imported on first use so `import slimforge` stays cheap.
+_EXPORTS = {
+    "save": "slimforge.artifacts:save",
+    "load": "slimforge.artifacts:load",
+    "create_model": "slimforge.models:create_model",
+    "list_models": "slimforge.models:list_models",
+    "load_dataset": "slimforge.data:load_dataset",
+    "list_datasets": "slimforge.data:list_datasets",
+    "train": "slimforge.train:train",
+    "evaluate": "slimforge.train:evaluate",
+    "TrainConfig": "slimforge.train:TrainConfig",
+}
+
+
+def __getattr__(name: str) -> Any:
+    target = _EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module 'slimforge' has no attribute {name!r}")
+    module, _, attr = target.partition(":")
+    value = getattr(import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+__all__ = ["__version__", *_EXPORTS]

@@ -1,0 +1,57 @@
+"""A small named-plug-in registry shared by models, datasets, losses, criteria and backends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from slimforge.errors import UnknownNameError, did_you_mean
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Maps names to plug-ins (usually factories).
+
+    ``kind`` names what is registered ("model", "dataset", ...) so errors read well.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+        self._help: dict[str, str] = {}
+
+    def register(self, name: str, help: str = "") -> Callable[[T], T]:
+        """Decorator: ``@REGISTRY.register("resnet20")``. Re-registering a name is an error."""
+
+        def add(entry: T) -> T:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._entries[name] = entry
+            doc = help or (getattr(entry, "__doc__", None) or "").strip().splitlines()
+            self._help[name] = doc if isinstance(doc, str) else (doc[0] if doc else "")
+            return entry
+
+        return add
+
+    def get(self, name: str) -> T:
+        try:
+            return self._entries[name]
+        except KeyError:
+            names = self.names()
+            raise UnknownNameError(
+                f"Unknown {self.kind} {name!r}.{did_you_mean(name, names)} "
+                f"Known {self.kind}s: {', '.join(names)}."
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def help(self, name: str) -> str:
+        return self._help.get(name, "")
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())

@@ -1,0 +1,273 @@
+"""Self-describing artifact folders: weights in safetensors, structure in JSON, never pickle.
+
+A run folder holds::
+
+    model.safetensors   the weights
+    model.json          how to rebuild the module: {"format": 1, "name", "kwargs", "edits": [...]}
+    config.yaml         the resolved config of the stage that wrote it
+    metrics.json        final figures ("test_accuracy" as a fraction, ...)
+    metrics.jsonl       one line per epoch
+
+``edits`` records structural changes in the order they were applied (a pruning plan, a
+low-rank factorisation, ...). Each edit is ``{"kind": K, ...}`` and is replayed on load by the
+function registered under K with :func:`register_edit`, so ``load`` rebuilds exactly the
+module that was saved: original factory, then each edit, then the weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from slimforge._registry import Registry
+from slimforge.errors import ArtifactError
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+STRUCTURE_FILE = "model.json"
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.json"
+SPEC_ATTR = "slimforge_spec"
+
+EditReplay = Callable[[nn.Module, dict[str, Any]], nn.Module]
+EDITS: Registry[EditReplay] = Registry("structural edit")
+
+
+def register_edit(kind: str) -> Callable[[EditReplay], EditReplay]:
+    """Register how to replay an edit of ``kind`` onto a freshly built model (returns the model)."""
+    return EDITS.register(kind)
+
+
+def list_edits() -> list[str]:
+    return EDITS.names()
+
+
+@dataclass
+class ModelSpec:
+    """How to rebuild a model: a factory name, its keywords, and structural edits since."""
+
+    name: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    edits: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT_VERSION, "name": self.name, "kwargs": self.kwargs, "edits": self.edits}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], source: str = "model.json") -> ModelSpec:
+        if not isinstance(data, dict) or "name" not in data:
+            raise ArtifactError(f"{source}: not a slimforge model description (no 'name' key).")
+        if data.get("format", FORMAT_VERSION) > FORMAT_VERSION:
+            raise ArtifactError(
+                f"{source}: format {data['format']} is newer than this slimforge reads ({FORMAT_VERSION}); upgrade slimforge."
+            )
+        return cls(name=data["name"], kwargs=dict(data.get("kwargs", {})), edits=list(data.get("edits", [])))
+
+
+def attach_spec(model: nn.Module, spec: ModelSpec) -> nn.Module:
+    """Remember how ``model`` was built, so :func:`save` can write ``model.json``."""
+    object.__setattr__(model, SPEC_ATTR, spec)
+    return model
+
+
+def get_spec(model: nn.Module) -> ModelSpec | None:
+    return getattr(model, SPEC_ATTR, None)
+
+
+def record_edit(model: nn.Module, edit: dict[str, Any]) -> None:
+    """Append a structural edit (must hold a registered ``kind``) to the model's spec."""
+    if edit.get("kind") not in EDITS:
+        raise ValueError(f"edit kind {edit.get('kind')!r} is not registered; known: {list_edits()}")
+    spec = get_spec(model)
+    if spec is not None:
+        attach_spec(model, ModelSpec(spec.name, dict(spec.kwargs), [*spec.edits, copy.deepcopy(edit)]))
+
+
+def build_model(spec: ModelSpec) -> nn.Module:
+    """Build the module ``spec`` describes: factory, then every edit in order (weights untouched)."""
+    from slimforge.models import create_model
+
+    model = create_model(spec.name, **spec.kwargs)
+    attach_spec(model, ModelSpec(spec.name, dict(spec.kwargs)))
+    for edit in spec.edits:
+        model = EDITS.get(edit["kind"])(model, edit)
+        spec_now = get_spec(model) or ModelSpec(spec.name, dict(spec.kwargs))
+        attach_spec(model, ModelSpec(spec.name, dict(spec.kwargs), [*spec_now.edits, edit]))
+    attach_spec(model, spec)
+    return model
+
+
+# ---------------------------------------------------------------- writing
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder and rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_bytes(Path(path), (json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n").encode())
+
+
+def write_yaml(path: Path, data: Any) -> None:
+    atomic_write_bytes(Path(path), yaml.safe_dump(_plain(data), sort_keys=False).encode())
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (tuple, set)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-able copy (tuples to lists, paths to strings) for YAML's safe dumper."""
+    return json.loads(json.dumps(value, default=_json_default))
+
+
+def state_dict_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
+    """Serialise tensors to safetensors bytes; tensors sharing storage are copied apart."""
+    from safetensors.torch import save
+
+    seen: set[int] = set()
+    plain: dict[str, torch.Tensor] = {}
+    for key, t in tensors.items():
+        t = t.detach()
+        ptr = t.untyped_storage().data_ptr() if t.numel() else -1
+        if ptr in seen or not t.is_contiguous():
+            t = t.clone().contiguous()
+        seen.add(ptr)
+        plain[key] = t.cpu()
+    return save(plain, metadata=metadata)
+
+
+def save(model: nn.Module, path: str | Path, *, config: Any = None, metrics: dict[str, Any] | None = None) -> Path:
+    """Save ``model`` as an artifact folder (weights + structure [+ config, metrics]).
+
+    The model must have been built by :func:`slimforge.models.create_model` (or loaded by
+    :func:`load`) so its structure is known; :func:`attach_spec` records one by hand.
+    """
+    out = Path(path)
+    spec = get_spec(model)
+    if spec is None:
+        raise ArtifactError(
+            f"Cannot save to {out}: the model's structure is unknown. Build it with "
+            "slimforge.create_model(...) or describe it with slimforge.artifacts.attach_spec(model, ModelSpec(...))."
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / WEIGHTS_FILE, state_dict_bytes(model.state_dict(), {"format": "pt"}))
+    write_json(out / STRUCTURE_FILE, spec.to_json())
+    if config is not None:
+        write_yaml(out / CONFIG_FILE, config)
+    if metrics is not None:
+        write_json(out / METRICS_FILE, metrics)
+    return out
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_json(path: Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path} does not exist.")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path} is not valid JSON ({exc}); the file is corrupt or truncated.") from None
+
+
+def read_spec(path: str | Path) -> ModelSpec:
+    folder = Path(path)
+    return ModelSpec.from_json(read_json(folder / STRUCTURE_FILE), str(folder / STRUCTURE_FILE))
+
+
+def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model saved at ``path`` (a run folder) and load its weights. Never unpickles."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ArtifactError(f"{folder} is not a run folder (expected a directory with {STRUCTURE_FILE} and {WEIGHTS_FILE}).")
+    spec = read_spec(folder)
+    model = build_model(spec)
+    load_weights(model, folder / WEIGHTS_FILE, map_location=map_location)
+    model.eval()
+    return model
+
+
+def read_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Read a safetensors file, with errors that name the file and what is wrong with it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path} does not exist.")
+    if is_pickle_file(path):
+        raise ArtifactError(
+            f"{path} is a pickle (torch.save) file. slimforge never unpickles, because loading a pickle can run "
+            "arbitrary code. Convert it where you trust it: "
+            "safetensors.torch.save_file(torch.load(path, weights_only=True), 'model.safetensors')."
+        )
+    try:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ArtifactError(f"{path} is not a readable safetensors file ({exc}); it is corrupt or truncated.") from None
+
+
+def load_weights(model: nn.Module, path: Path, map_location: str | torch.device = "cpu") -> None:
+    """Load safetensors weights into ``model``, checking names and shapes first."""
+    tensors = read_tensors(path, map_location)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected]
+    wrong = [
+        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in tensors and tensors[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or wrong:
+        parts = []
+        if wrong:
+            parts.append(f"{len(wrong)} tensors of the wrong shape (first: {'; '.join(wrong[:3])})")
+        if missing:
+            parts.append(f"{len(missing)} missing (first: {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (first: {', '.join(unexpected[:3])})")
+        spec = get_spec(model)
+        arch = f" ({spec.name})" if spec else ""
+        raise ArtifactError(
+            f"Weights in {path} do not match the architecture{arch}: {'; '.join(parts)}. "
+            "The weights were saved from a different model or a different pruning/structure."
+        )
+    model.load_state_dict(tensors, strict=True)
+
+
+def is_pickle_file(path: Path) -> bool:
+    """True for pickle streams and torch.save zip archives (both can run code when loaded)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head[:1] == b"\x80" or head[:2] == b"PK"
