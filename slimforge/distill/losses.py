@@ -1,0 +1,115 @@
+"""Logit distillation losses, one registry entry each.
+
+A loss compares student and teacher logits of the same shape, ``(rows, classes)``, and
+returns a scalar. The hard-label cross-entropy and its weight live in the objective, so every
+loss is combinable with it. Each loss also says how an ensemble of teachers is merged for it
+(``ensemble``): ``"probabilities"`` averages the softened probabilities at the loss's temperature,
+``"logits"`` averages the raw logits.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import torch
+from torch.nn import functional as F
+
+from slimforge._registry import Registry
+
+
+class LogitLoss(Protocol):
+    """student_logits, teacher_logits: (rows, classes); targets: (rows,) class indices -> scalar."""
+
+    ensemble: str
+    temperature: float
+
+    def __call__(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor: ...
+
+
+LOSSES: Registry[Callable[..., LogitLoss]] = Registry("distillation loss")
+register_loss = LOSSES.register
+
+
+def list_losses() -> list[str]:
+    return LOSSES.names()
+
+
+def build_loss(name: str, **params: Any) -> LogitLoss:
+    """The loss registered as ``name``, given the keywords its constructor takes (others are ignored)."""
+    factory = LOSSES.get(name)
+    accepted = inspect.signature(factory).parameters
+    return factory(**{k: v for k, v in params.items() if k in accepted})
+
+
+@register_loss("kd", help="Hinton KD: T^2 * cross-entropy(softmax(teacher/T), softmax(student/T))")
+class KDLoss:
+    """Hinton et al. (2015): cross-entropy of the student's softened distribution against the
+    teacher's, scaled by T^2 so gradient magnitudes do not shrink as T grows.
+
+    It differs from KL(teacher || student) only by the teacher's entropy, a constant, so the
+    gradients are those of the KL form; at T=1 it is plain cross-entropy with the teacher's
+    probabilities as targets.
+    """
+
+    ensemble = "probabilities"
+
+    def __init__(self, temperature: float = 4.0) -> None:
+        self.temperature = float(temperature)
+
+    def __call__(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        t = self.temperature
+        teacher_probs = F.softmax(teacher_logits.float() / t, dim=-1)
+        log_student = F.log_softmax(student_logits.float() / t, dim=-1)
+        return -(teacher_probs * log_student).sum(-1).mean() * t * t
+
+
+@register_loss("dkd", help="Decoupled KD (Zhao et al. 2022): alpha * TCKD + beta * NCKD, times T^2")
+class DKDLoss:
+    """Decoupled knowledge distillation (Zhao et al., CVPR 2022, eq. 2-4).
+
+    TCKD is the KL divergence between the binary (target, all other classes) distributions of
+    teacher and student; NCKD the KL divergence between their distributions over the non-target
+    classes alone. Both use temperature T and are scaled by T^2, as in the authors' code.
+    """
+
+    ensemble = "probabilities"
+
+    def __init__(self, alpha: float = 1.0, beta: float = 8.0, temperature: float = 4.0) -> None:
+        self.alpha, self.beta, self.temperature = float(alpha), float(beta), float(temperature)
+
+    def __call__(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        t = self.temperature
+        s, z = student_logits.float() / t, teacher_logits.float() / t
+        is_target = F.one_hot(targets, s.shape[-1]).bool()
+        tckd = _binary_kl(_target_log_probs(z, is_target), _target_log_probs(s, is_target))
+        # A large finite offset instead of -inf keeps 0 * (log p - log q) finite in the backward pass.
+        z_other = F.log_softmax(z.masked_fill(is_target, -1e9), dim=-1)
+        s_other = F.log_softmax(s.masked_fill(is_target, -1e9), dim=-1)
+        nckd = (z_other.exp() * (z_other - s_other)).masked_fill(is_target, 0.0).sum(-1)
+        return (self.alpha * tckd + self.beta * nckd).mean() * t * t
+
+
+@register_loss("mse", help="mean squared error between student and teacher logits (text students, regression-like KD)")
+class LogitMSELoss:
+    """Mean over rows and classes of (student - teacher)^2, on raw logits; ensembles average logits."""
+
+    ensemble = "logits"
+    temperature = 1.0
+
+    def __call__(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(student_logits.float(), teacher_logits.float())
+
+
+def _target_log_probs(scaled_logits: torch.Tensor, is_target: torch.Tensor) -> torch.Tensor:
+    """(rows, 2): log P(target class), log P(any other class), computed without underflow."""
+    total = torch.logsumexp(scaled_logits, dim=-1)
+    target = scaled_logits.masked_fill(~is_target, -1e9).logsumexp(-1)
+    other = scaled_logits.masked_fill(is_target, -1e9).logsumexp(-1)
+    return torch.stack([target - total, other - total], dim=-1)
+
+
+def _binary_kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) per row for (rows, 2) log-probabilities."""
+    return (log_p.exp() * (log_p - log_q)).sum(-1)

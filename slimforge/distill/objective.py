@@ -1,0 +1,301 @@
+"""The distillation objective the trainer calls for each batch, and its config."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from slimforge.distill.cache import CACHE_DTYPES, TeacherCache
+from slimforge.distill.hints import HINT_LOSSES, HintSpec, build_adapter, capture_outputs, hint_loss, resolve_module
+from slimforge.distill.losses import LOSSES, LogitLoss, build_loss
+from slimforge.distill.teachers import TEACHER_DTYPES, TeacherLike, combine_teachers, prepare_teachers, run_teacher, unwrap
+from slimforge.errors import ConfigError, SlimforgeError
+from slimforge.train.callbacks import LossOutput
+
+log = logging.getLogger("slimforge.distill")
+
+IGNORE_INDEX = -100  # targets equal to this (padding tokens) count in no loss, as in F.cross_entropy
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """How to distil. ``loss`` names a registry entry (``list_losses()``).
+
+    total = hard_weight * CE(student, labels) + distill_weight * loss(student, teacher)
+            + hint_weight * mean over hints of distance(adapter(student feature), teacher feature)
+    """
+
+    loss: str = "kd"
+    temperature: float = 4.0
+    alpha: float = 1.0  # DKD: weight of the target-class part (TCKD)
+    beta: float = 8.0  # DKD: weight of the non-target part (NCKD)
+    distill_weight: float = 1.0
+    hard_weight: float = 1.0
+    hints: tuple[HintSpec, ...] = field(default_factory=tuple)
+    hint_loss: str = "mse"
+    hint_weight: float = 1.0
+    cache: bool = True  # cache teacher outputs when the training inputs are deterministic
+    cache_dtype: str = "float32"
+    teacher_dtype: str | None = None  # run teachers in float32/bfloat16/float16; None keeps theirs
+    cache_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hints", tuple(HintSpec.parse(h) for h in self.hints))
+        LOSSES.get(self.loss)  # unknown names fail here, with a suggestion
+        for key in ("temperature", "cache_batch_size"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"distill.{key} must be positive, got {getattr(self, key)!r}.")
+        for key in ("alpha", "beta", "distill_weight", "hard_weight", "hint_weight"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"distill.{key} must be >= 0, got {getattr(self, key)!r}.")
+        for key, choices in (("hint_loss", HINT_LOSSES), ("cache_dtype", CACHE_DTYPES), ("teacher_dtype", (None, *TEACHER_DTYPES))):
+            if getattr(self, key) not in choices:
+                raise ConfigError(f"distill.{key}={getattr(self, key)!r} is not one of {list(choices)}.")
+
+
+class DistillObjective:
+    """``objective(model, inputs, targets, indices) -> LossOutput``: the trainer's Objective for distillation.
+
+    model may be DDP-wrapped (hooks go on ``model.module``); inputs: (batch, ...); targets:
+    (batch,) or (batch, seq) class indices; indices: (batch,) positions in the training split.
+    ``mode`` is "cached" (teacher outputs read from a ``TeacherCache``) or "live".
+    Hint adapters are trainable: see ``trainable_modules`` and ``sync_gradients``.
+    """
+
+    def __init__(
+        self,
+        loss: LogitLoss,
+        teachers: list[nn.Module],
+        config: DistillConfig,
+        adapters: nn.ModuleDict,
+        caches: list[TeacherCache] | None = None,
+        mode_reason: str = "",
+    ) -> None:
+        self.loss, self.teachers, self.config, self.adapters = loss, teachers, config, adapters
+        self.caches = caches
+        self.mode = "cached" if caches else "live"
+        self.mode_reason = mode_reason
+        self._cache_checked = False
+        log.info("distill: teacher outputs %s (%s)", self.mode, mode_reason)
+
+    # ------------------------------------------------------------------ the objective
+
+    def __call__(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor) -> LossOutput:
+        student = unwrap(model)
+        self._follow_device(inputs.device)
+        hints = self.config.hints
+        with capture_outputs(student, [h.student for h in hints], "student") as student_features:
+            student_logits = model(inputs)
+        outputs, teacher_features = self._teacher_outputs(inputs, indices)
+        for output in outputs:
+            check_class_counts(student_logits.shape[-1], output.shape[-1])
+        teacher_logits = combine_teachers(torch.stack(outputs), self.loss.ensemble, self.loss.temperature)
+
+        # Sequence outputs (batch, seq, classes) become rows; padded positions drop out of every term.
+        rows_s, rows_t, rows_y = _rows(student_logits), _rows(teacher_logits), targets.reshape(-1)
+        keep = rows_y != IGNORE_INDEX
+        if not bool(keep.all()):
+            rows_s, rows_t, rows_y = rows_s[keep], rows_t[keep], rows_y[keep]
+        hard = F.cross_entropy(rows_s, rows_y) if self.config.hard_weight else rows_s.new_zeros(())
+        soft = self.loss(rows_s, rows_t, rows_y) if self.config.distill_weight else rows_s.new_zeros(())
+        total = self.config.hard_weight * hard + self.config.distill_weight * soft
+        parts = {"hard_loss": hard.item(), "distill_loss": soft.item()}
+        if hints:
+            feature_loss = torch.stack(
+                [
+                    hint_loss(self.adapters[_key(i)], student_features[h.student], teacher_features[h.teacher], self.config.hint_loss)
+                    for i, h in enumerate(hints)
+                ]
+            ).mean()
+            total = total + self.config.hint_weight * feature_loss
+            parts["hint_loss"] = feature_loss.item()
+        return LossOutput(total, student_logits, parts)
+
+    def _teacher_outputs(self, inputs: torch.Tensor, indices: torch.Tensor) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+        """Each teacher's float32 logits (batch, ...), and the teacher's hinted features (live mode only)."""
+        if self.caches:
+            cached = [cache.lookup(indices, inputs.device) for cache in self.caches]
+            if not self._cache_checked:
+                self._check_cache(inputs, cached)
+            if self.caches:
+                return cached, {}
+        with capture_outputs(self.teachers[0], [h.teacher for h in self.config.hints], "teacher") as features:
+            logits = [run_teacher(t, inputs) for t in self.teachers]
+        return logits, features
+
+    def _check_cache(self, inputs: torch.Tensor, cached: list[torch.Tensor]) -> None:
+        """Once: the cache is only valid if this batch's inputs are those it was built from."""
+        self._cache_checked = True
+        live = [run_teacher(t, inputs) for t in self.teachers]
+        scale = 1 + max(float(x.abs().max()) for x in live)
+        tolerance = (1e-2 if self.config.cache_dtype == "float16" else 1e-3) * scale
+        if any(a.shape != b.shape or float((a - b).abs().max()) > tolerance for a, b in zip(live, cached)):
+            self.caches, self.mode = None, "live"
+            self.mode_reason = (
+                "the first batch's teacher outputs differ from the cached ones, so the training inputs are not "
+                "the cached ones (random augmentation?); using the live teacher"
+            )
+            log.warning("distill: %s", self.mode_reason)
+
+    # ------------------------------------------------------------------ what the trainer manages
+
+    def trainable_modules(self) -> nn.ModuleDict:
+        """Hint adapters (empty without hints): optimise, checkpoint and restore them with the student."""
+        return self.adapters
+
+    def parameters(self) -> Iterator[nn.Parameter]:
+        return self.adapters.parameters()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.adapters.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.adapters.load_state_dict(state)
+
+    def train(self, mode: bool = True) -> DistillObjective:
+        """Adapters follow the student's mode; teachers stay in eval mode."""
+        self.adapters.train(mode)
+        return self
+
+    def to(self, device: torch.device | str) -> DistillObjective:
+        """Move teachers and adapters; call before building the optimizer."""
+        for teacher in self.teachers:
+            teacher.to(device)
+        self.adapters.to(device)
+        return self
+
+    def sync_gradients(self) -> None:
+        """Average adapter gradients over processes (they live outside the student's DDP wrapper).
+
+        Call after ``backward`` and before ``optimizer.step``; a no-op in one process or without hints.
+        """
+        dist = torch.distributed
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return
+        for param in self.adapters.parameters():
+            if param.grad is not None:
+                dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
+                param.grad /= dist.get_world_size()
+
+    def _follow_device(self, device: torch.device) -> None:
+        param = next(self.teachers[0].parameters(), None)
+        if param is not None and param.device != device:
+            self.to(device)
+
+
+def build_distill_objective(
+    student: nn.Module,
+    teachers: TeacherLike | Sequence[TeacherLike],
+    config: DistillConfig,
+    train_inputs: Sequence[Any] | torch.Tensor | None = None,
+    cache_dir: str | Path | None = None,
+    *,
+    example_input: torch.Tensor | None = None,
+    device: torch.device | str | None = None,
+) -> DistillObjective:
+    """Build the distillation objective for ``student``.
+
+    teachers: a model, a run folder, or a list of them (an ensemble).
+    train_inputs: the training split's inputs in index order, *only* when training batches are
+        exactly these inputs (no random augmentation); with ``cache_dir`` and ``config.cache``
+        teacher outputs are cached there. Otherwise the teacher runs live each step.
+    example_input: (batch, ...) probe for class counts and hint adapter shapes; defaults to the
+        first two ``train_inputs``. Required for hints when ``train_inputs`` is None.
+    """
+    # Teachers: frozen, eval mode, on the training device, never wrapped.
+    prepared = prepare_teachers(teachers, config.teacher_dtype)
+    if device is not None:
+        for teacher in prepared:
+            teacher.to(device)
+    if config.hints and len(prepared) > 1:
+        raise ConfigError("distill.hints need a single teacher; an ensemble has no one set of features to match.")
+    loss = build_loss(config.loss, temperature=config.temperature, alpha=config.alpha, beta=config.beta)
+    probe = example_input if example_input is not None else _first_inputs(train_inputs)
+
+    # Probe: check class counts, and size the hint adapters from real feature shapes.
+    adapters = nn.ModuleDict()
+    student_raw = unwrap(student)
+    for hint in config.hints:
+        resolve_module(student_raw, hint.student, "student")
+        resolve_module(prepared[0], hint.teacher, "teacher")
+    if probe is not None:
+        student_logits, student_features = _probe(student_raw, probe, [h.student for h in config.hints], "student")
+        for teacher in prepared:
+            teacher_logits, teacher_features = _probe(teacher, probe, [h.teacher for h in config.hints], "teacher")
+            check_class_counts(student_logits.shape[-1], teacher_logits.shape[-1])
+        for i, hint in enumerate(config.hints):
+            adapters[_key(i)] = build_adapter(student_features[hint.student].shape, teacher_features[hint.teacher].shape)
+    elif config.hints:
+        raise ConfigError("distill.hints need example_input (or train_inputs) to size the adapters.")
+    param = next(student_raw.parameters(), None)
+    adapters.to(device if device is not None else (param.device if param is not None else "cpu"))
+
+    # Teacher outputs: cached when the inputs are fixed, live otherwise.
+    caches, reason = None, _live_reason(config, train_inputs, cache_dir)
+    if not reason:
+        caches = [
+            TeacherCache.build(t, train_inputs, cache_dir, dtype=config.cache_dtype, batch_size=config.cache_batch_size)
+            for t in prepared
+        ]
+        reused = sum(c.reused for c in caches)
+        reason = f"{len(caches)} teacher cache(s) in {cache_dir}, {reused} reused, {len(caches) - reused} computed"
+    return DistillObjective(loss, prepared, config, adapters, caches, reason)
+
+
+def check_class_counts(student_classes: int, teacher_classes: int) -> None:
+    if student_classes != teacher_classes:
+        raise SlimforgeError(
+            f"The teacher predicts {teacher_classes} classes but the student predicts {student_classes}. "
+            "Distillation compares them class by class: build the student with "
+            f"num_classes={teacher_classes}, or use a teacher trained on the student's label set."
+        )
+
+
+def _live_reason(config: DistillConfig, train_inputs: Any, cache_dir: str | Path | None) -> str:
+    """Why the teacher must run live, or '' when its outputs can be cached."""
+    if not config.cache:
+        return "distill.cache is off"
+    if config.hints:
+        return "feature hints need the teacher's intermediate features each step"
+    if train_inputs is None:
+        return "no fixed training inputs were given (augmented or streamed data)"
+    if cache_dir is None:
+        return "no cache folder was given"
+    return ""
+
+
+@torch.no_grad()
+def _probe(model: nn.Module, inputs: torch.Tensor, paths: list[str], role: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One forward pass in eval mode (BatchNorm statistics untouched), mode restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with capture_outputs(model, paths, role) as features:
+            logits = run_teacher(model, inputs)
+    finally:
+        model.train(was_training)
+    return logits, dict(features)
+
+
+def _first_inputs(train_inputs: Sequence[Any] | torch.Tensor | None) -> torch.Tensor | None:
+    if train_inputs is None or len(train_inputs) == 0:
+        return None
+    if isinstance(train_inputs, torch.Tensor):
+        return train_inputs[:2]
+    items = [train_inputs[i] for i in range(min(2, len(train_inputs)))]
+    return torch.stack([torch.as_tensor(x[0] if isinstance(x, (tuple, list)) else x) for x in items])
+
+
+def _rows(logits: torch.Tensor) -> torch.Tensor:
+    return logits.reshape(-1, logits.shape[-1])
+
+
+def _key(i: int) -> str:
+    return f"hint{i}"

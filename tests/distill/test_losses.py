@@ -1,0 +1,118 @@
+"""Each loss against a literal reference formula, and a contract every registered loss meets."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from slimforge.distill import DKDLoss, KDLoss, LogitMSELoss, build_loss, list_losses
+from slimforge.errors import UnknownNameError
+
+
+def _logits(rows: int = 8, classes: int = 5, seed: int = 0, scale: float = 3.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    student = torch.randn(rows, classes, generator=g, dtype=torch.float64) * scale
+    teacher = torch.randn(rows, classes, generator=g, dtype=torch.float64) * scale
+    targets = torch.randint(0, classes, (rows,), generator=g)
+    return student, teacher, targets
+
+
+def test_kd_at_temperature_one_is_cross_entropy_with_teacher_probabilities() -> None:
+    s, t, y = _logits()
+    expected = F.cross_entropy(s.float(), F.softmax(t.float(), dim=-1))
+    assert torch.allclose(KDLoss(temperature=1.0)(s, t, y), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 4.0, 10.0])
+def test_kd_is_t_squared_times_soft_cross_entropy(temperature: float) -> None:
+    s, t, y = _logits(seed=1)
+    expected = 0.0
+    for row_s, row_t in zip(s.tolist(), t.tolist()):
+        zs = [v / temperature for v in row_s]
+        zt = [v / temperature for v in row_t]
+        log_norm_s = math.log(sum(math.exp(v) for v in zs))
+        norm_t = sum(math.exp(v) for v in zt)
+        expected += -sum(math.exp(b) / norm_t * (a - log_norm_s) for a, b in zip(zs, zt))
+    expected = temperature**2 * expected / len(s)
+    assert KDLoss(temperature)(s, t, y).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_kd_gradient_equals_that_of_kl_divergence() -> None:
+    s, t, y = _logits(seed=2)
+    s1, s2 = s.clone().requires_grad_(), s.clone().requires_grad_()
+    KDLoss(3.0)(s1, t, y).backward()
+    kl = F.kl_div(F.log_softmax(s2 / 3.0, -1), F.softmax(t / 3.0, -1), reduction="batchmean") * 9.0
+    kl.backward()
+    assert torch.allclose(s1.grad.double(), s2.grad, atol=1e-6)
+
+
+def _dkd_reference(s: torch.Tensor, t: torch.Tensor, y: torch.Tensor, alpha: float, beta: float, temp: float) -> float:
+    """Zhao et al. 2022, eq. (2)-(4), written out in plain Python one sample at a time."""
+    total = 0.0
+    for row_s, row_t, gt in zip(s.tolist(), t.tolist(), y.tolist()):
+        ps = [math.exp(v / temp) for v in row_s]
+        pt = [math.exp(v / temp) for v in row_t]
+        ps = [v / sum(ps) for v in ps]
+        pt = [v / sum(pt) for v in pt]
+        b_s, b_t = [ps[gt], 1 - ps[gt]], [pt[gt], 1 - pt[gt]]
+        tckd = sum(bt * math.log(bt / bs) for bt, bs in zip(b_t, b_s))
+        hat_s = [ps[i] / (1 - ps[gt]) for i in range(len(ps)) if i != gt]
+        hat_t = [pt[i] / (1 - pt[gt]) for i in range(len(pt)) if i != gt]
+        nckd = sum(a * math.log(a / b) for a, b in zip(hat_t, hat_s))
+        total += alpha * tckd + beta * nckd
+    return temp**2 * total / len(y)
+
+
+@pytest.mark.parametrize(("alpha", "beta", "temperature"), [(1.0, 8.0, 4.0), (1.0, 1.0, 1.0), (0.5, 2.0, 2.0), (0.0, 1.0, 3.0)])
+def test_dkd_matches_the_papers_equations(alpha: float, beta: float, temperature: float) -> None:
+    s, t, y = _logits(seed=3, scale=2.0)
+    got = DKDLoss(alpha=alpha, beta=beta, temperature=temperature)(s, t, y).item()
+    assert got == pytest.approx(_dkd_reference(s, t, y, alpha, beta, temperature), rel=1e-5)
+
+
+def test_dkd_decomposes_kd_as_in_equation_one() -> None:
+    # KL(p_t || p_s) = TCKD + (1 - p_t[target]) * NCKD, per sample.
+    s, t, y = _logits(seed=4, rows=1, scale=2.0)
+    tckd = DKDLoss(alpha=1.0, beta=0.0, temperature=1.0)(s, t, y)
+    nckd = DKDLoss(alpha=0.0, beta=1.0, temperature=1.0)(s, t, y)
+    kl = F.kl_div(F.log_softmax(s, -1), F.softmax(t, -1), reduction="batchmean")
+    p_target = F.softmax(t, -1)[0, y[0]].float()
+    assert torch.allclose(tckd + (1 - p_target) * nckd, kl.float(), atol=1e-6)
+
+
+def test_dkd_stays_finite_for_confident_teachers() -> None:
+    s, t, y = _logits(seed=5)
+    t = t.clone()
+    t[torch.arange(len(y)), y] = 200.0  # teacher puts ~all mass on the target class
+    s = s.clone().requires_grad_()
+    loss = DKDLoss()(s, t, y)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(s.grad).all()
+
+
+def test_logit_mse_is_mean_squared_difference() -> None:
+    s, t, y = _logits(seed=6)
+    assert LogitMSELoss()(s, t, y).item() == pytest.approx(((s - t) ** 2).mean().item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", list_losses())
+def test_every_loss_is_minimal_where_the_student_matches_the_teacher(name: str) -> None:
+    loss = build_loss(name, temperature=2.0, alpha=1.0, beta=4.0)
+    _, t, y = _logits(seed=7)
+    t = t.float()
+    at_teacher = t.clone().requires_grad_()
+    value = loss(at_teacher, t, y)
+    value.backward()
+    assert value.dim() == 0 and torch.isfinite(value)
+    assert at_teacher.grad.abs().max() < 1e-5
+    perturbed = t + torch.randn(t.shape, generator=torch.Generator().manual_seed(8))
+    assert loss(perturbed, t, y) > value
+    assert loss.ensemble in ("probabilities", "logits")
+
+
+def test_unknown_loss_name_suggests_a_registered_one() -> None:
+    with pytest.raises(UnknownNameError, match="Did you mean 'dkd'"):
+        build_loss("dkdd")
