@@ -1,0 +1,385 @@
+"""Export a model to a runtime format and check it against PyTorch.
+
+Two formats, in a registry (``list_exporters()``):
+
+* ``onnx``: ``torch.onnx.export(..., dynamo=True)`` (the torch.export-based exporter), opset
+  :data:`DEFAULT_OPSET`, batch dimension dynamic; run with ONNX Runtime.
+* ``pt2``: ``torch.export.export`` saved with ``torch.export.save``; reloaded with
+  :func:`load_pt2`, which refuses archives holding pickled payloads.
+
+Every export is run on sample inputs next to the PyTorch model; the largest absolute
+difference is reported in ``export.json`` and an export that differs by more than
+``ExportConfig.atol`` raises :class:`ExportMismatchError`. Nothing written here needs pickle to load.
+
+    result = export(model, torch.randn(1, 1, 28, 28), "runs/x-onnx", ExportConfig(format="onnx"))
+    session = load_onnx("runs/x-onnx/model.onnx"); logits = session(x)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import platform
+import time
+import warnings
+import zipfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from slimforge._registry import Registry
+from slimforge.artifacts import atomic_write_bytes, write_json
+from slimforge.errors import ArtifactError, ConfigError, SlimforgeError
+
+DEFAULT_OPSET = 18
+ONNX_FILE = "model.onnx"
+PT2_FILE = "model.pt2"
+EXPORT_INFO_FILE = "export.json"
+
+
+class ExportError(SlimforgeError):
+    """The model could not be exported, or the export does not match PyTorch."""
+
+
+class ExportMismatchError(ExportError):
+    """The exported model's outputs differ from PyTorch's by more than the tolerance."""
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """format: a registered exporter (``onnx`` or ``pt2``); opset: ONNX opset version;
+    dynamic_batch: export with a symbolic batch dimension; atol: largest allowed |export - torch|;
+    check_batches: how many random sample batches the check runs (besides the example)."""
+
+    format: str = "onnx"
+    opset: int = DEFAULT_OPSET
+    dynamic_batch: bool = True
+    atol: float = 1e-4
+    check_batches: int = 3
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """path: the runtime file; max_abs_diff: largest |export - torch| over the sample inputs."""
+
+    path: Path
+    format: str
+    exporter: str
+    opset: int | None
+    max_abs_diff: float
+    input_shape: tuple[int, ...]
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        info = asdict(self)
+        info["path"] = self.path.name
+        info["torch"] = torch.__version__
+        return info
+
+
+Exporter = Callable[[nn.Module, torch.Tensor, Path, ExportConfig], tuple[Path, str]]
+Loader = Callable[[Path], Callable[[torch.Tensor], torch.Tensor]]
+EXPORTERS: Registry[Exporter] = Registry("exporter")
+LOADERS: dict[str, Loader] = {}
+
+
+def register_exporter(name: str, loader: Loader, help: str = "") -> Callable[[Exporter], Exporter]:
+    """Register ``exporter(model, example, out_dir, config) -> (file, exporter description)``
+    with the ``loader(file) -> callable`` that runs what it wrote."""
+
+    def add(fn: Exporter) -> Exporter:
+        EXPORTERS.register(name, help)(fn)
+        LOADERS[name] = loader
+        return fn
+
+    return add
+
+
+def list_exporters() -> list[str]:
+    return EXPORTERS.names()
+
+
+def export(model: nn.Module, example: torch.Tensor, out: str | Path, config: ExportConfig = ExportConfig()) -> ExportResult:
+    """Export ``model`` (run on ``example``: (batch, ...)) into folder ``out`` and check it.
+
+    Writes the runtime file and ``export.json``; raises :class:`ExportMismatchError` when the
+    export differs from PyTorch by more than ``config.atol`` on the sample inputs.
+    """
+    # Set-up: the model in eval mode on the CPU, a known exporter.
+    exporter = EXPORTERS.get(config.format)
+    if not isinstance(example, torch.Tensor):
+        raise ConfigError(f"export needs an example input tensor (batch, ...), got {type(example).__name__}.")
+    model = model.eval().cpu()
+    example = example.detach().cpu()
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    # Export.
+    start = time.perf_counter()
+    path, description = exporter(model, example, out_dir, config)
+    seconds = time.perf_counter() - start
+
+    # Check against PyTorch on the example and random batches of other sizes.
+    runner = LOADERS[config.format](path)
+    diff = max_abs_difference(model, runner, sample_inputs(example, config))
+    result = ExportResult(
+        path=path,
+        format=config.format,
+        exporter=description,
+        opset=config.opset if config.format == "onnx" else None,
+        max_abs_diff=diff,
+        input_shape=tuple(example.shape),
+        seconds=round(seconds, 3),
+    )
+    write_json(out_dir / EXPORT_INFO_FILE, {**result.to_json(), "config": asdict(config), "machine": platform.machine()})
+    if not diff <= config.atol:
+        raise ExportMismatchError(
+            f"{config.format} export in {path} differs from PyTorch by {diff:.3g} (max abs), more than atol={config.atol:g}. "
+            "Raise ExportConfig.atol if the difference is expected (e.g. a quantized model)."
+        )
+    return result
+
+
+def sample_inputs(example: torch.Tensor, config: ExportConfig) -> list[torch.Tensor]:
+    """The example, plus random batches of the same per-sample shape (batch 1 and 2x when dynamic)."""
+    gen = torch.Generator().manual_seed(config.seed)
+    batch = example.shape[0]
+    sizes = [1, max(2, 2 * batch)] if config.dynamic_batch else [batch]
+    samples = [example]
+    for i in range(config.check_batches):
+        shape = (sizes[i % len(sizes)], *example.shape[1:])
+        samples.append(torch.randn(shape, generator=gen, dtype=example.dtype) if example.is_floating_point() else example)
+    return samples
+
+
+@torch.no_grad()
+def max_abs_difference(
+    model: Callable[[torch.Tensor], torch.Tensor], runner: Callable[[torch.Tensor], torch.Tensor], inputs: list[torch.Tensor]
+) -> float:
+    """Largest |runner(x) - model(x)| over ``inputs``; NaN in either counts as infinite."""
+    worst = 0.0
+    for x in inputs:
+        expected = model(x).float()
+        actual = runner(x).float()
+        if actual.shape != expected.shape:
+            raise ExportMismatchError(f"export returns shape {tuple(actual.shape)} for input {tuple(x.shape)}; PyTorch returns {tuple(expected.shape)}.")
+        diff = (actual - expected).abs().max().item() if expected.numel() else 0.0
+        worst = max(worst, diff if np.isfinite(diff) else float("inf"))
+    return worst
+
+
+# ---------------------------------------------------------------- ONNX
+
+
+def export_onnx_file(model: nn.Module, example: torch.Tensor, path: Path, opset: int = DEFAULT_OPSET, dynamic_batch: bool = True) -> Path:
+    """Write ``model`` to ``path`` with the torch.export-based ONNX exporter; input named ``x``, output ``logits``."""
+    dynamic_shapes = {"x": {0: torch.export.Dim("batch", min=1)}} if dynamic_batch else None
+    wrapped = _NamedInput(model)
+    try:
+        with _quiet():
+            program = torch.onnx.export(
+                wrapped,
+                (example,),
+                dynamo=True,
+                opset_version=opset,
+                input_names=["x"],
+                output_names=["logits"],
+                dynamic_shapes=dynamic_shapes,
+                verbose=False,
+            )
+    except Exception as exc:  # the exporter raises many types; name the model and the cause
+        raise ExportError(f"ONNX export of {type(model).__name__} on input {tuple(example.shape)} failed: {exc}") from exc
+    if program is None:
+        raise ExportError("torch.onnx.export returned no program; is torch.onnx's dynamo exporter installed (onnxscript)?")
+    # Save beside the target and rename, so a reader never sees half a file.
+    tmp = path.with_name(f".{path.name}.tmp")
+    program.save(str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+class _NamedInput(nn.Module):
+    """Gives the exported graph's input the stable name ``x`` whatever the model calls it."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class OnnxSession:
+    """An ONNX Runtime session callable on tensors: x (batch, ...) -> logits (batch, classes).
+
+    threads: intra-op threads (0 lets ONNX Runtime decide).
+    """
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise ArtifactError(f"{path} does not exist.")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ArtifactError(f"ONNX Runtime cannot load {path}: {exc}") from None
+        self.path = path
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        array = x.detach().cpu().numpy()
+        return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
+
+
+def load_onnx(path: str | Path, threads: int = 0) -> OnnxSession:
+    """An ONNX Runtime session for ``path`` that takes and returns tensors."""
+    return OnnxSession(path, threads)
+
+
+@register_exporter("onnx", load_onnx, help="ONNX via torch.onnx.export(dynamo=True), run with ONNX Runtime")
+def _export_onnx(model: nn.Module, example: torch.Tensor, out_dir: Path, config: ExportConfig) -> tuple[Path, str]:
+    path = export_onnx_file(model, example, out_dir / ONNX_FILE, config.opset, config.dynamic_batch)
+    return path, f"torch.onnx.export(dynamo=True, opset_version={config.opset}) torch {torch.__version__}"
+
+
+# ---------------------------------------------------------------- torch.export (.pt2)
+
+
+def save_pt2(program: torch.export.ExportedProgram, path: Path) -> Path:
+    """``torch.export.save`` into ``path`` atomically."""
+    # The example inputs would be written with torch.save (a pickle); they are not needed to run.
+    program.example_inputs = None
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def export_program(model: nn.Module, example: torch.Tensor, dynamic_batch: bool = True) -> torch.export.ExportedProgram:
+    dynamic_shapes = ({0: torch.export.Dim("batch", min=1)},) if dynamic_batch else None
+    try:
+        return torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes)
+    except Exception as exc:
+        if dynamic_batch:
+            # Some graphs specialise the batch size (e.g. a reshape to a constant); fall back to static.
+            logging.getLogger(__name__).warning("torch.export with a dynamic batch failed (%s); exporting a fixed batch.", exc)
+            return export_program(model, example, dynamic_batch=False)
+        raise ExportError(f"torch.export of {type(model).__name__} on input {tuple(example.shape)} failed: {exc}") from exc
+
+
+def check_pt2_is_pickle_free(path: str | Path) -> None:
+    """Refuse a .pt2 archive that ``torch.export.load`` would unpickle.
+
+    ``torch.export.load`` (torch 2.14) reads plain tensors as raw bytes, but loads any payload
+    marked ``use_pickle`` (tensor subclasses), custom/opaque objects and legacy ``*.pt`` weights
+    with ``pickle``/``torch.load(weights_only=False)``, and reads the sample inputs with
+    ``torch.load(weights_only=True)`` *falling back to* ``weights_only=False`` when that fails. Any
+    of those can run arbitrary code, so an archive holding one (or non-empty sample inputs;
+    :func:`save_pt2` writes none) is rejected here before ``torch.export.load`` sees it.
+    """
+    from torch.export.pt2_archive import constants as c
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path} does not exist.")
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise ArtifactError(f"{path} is not a .pt2 archive (not a zip file); it is corrupt or of another format.") from None
+    with archive:
+        names = archive.namelist()
+        root = names[0].split("/", 1)[0] + "/" if names else ""
+        for name in names:
+            inner = name[len(root) :] if name.startswith(root) else name
+            if inner.startswith(c.SAMPLE_INPUTS_DIR):
+                if archive.getinfo(name).file_size:
+                    raise ArtifactError(
+                        f"{path} holds sample inputs ({inner}), which torch.export.load may unpickle; "
+                        "slimforge writes .pt2 files without them and does not load this one."
+                    )
+                continue
+            if inner.startswith(c.AOTINDUCTOR_DIR) or inner.endswith(".pt") or inner.endswith(".pkl"):
+                raise ArtifactError(f"{path} holds {inner!r}, which loads through pickle; slimforge does not load it.")
+            if inner.endswith("_config.json") and (inner.startswith(c.WEIGHTS_DIR) or inner.startswith(c.CONSTANTS_DIR)):
+                config = json.loads(archive.read(name)).get("config", {})
+                for key, meta in config.items():
+                    pickled = meta.get("use_pickle") or not str(meta.get("path_name", "")).startswith(
+                        (c.WEIGHT_FILENAME_PREFIX, c.TENSOR_CONSTANT_FILENAME_PREFIX)
+                    )
+                    if pickled:
+                        raise ArtifactError(
+                            f"{path}: entry {key!r} ({meta.get('path_name')}) is a pickled payload; slimforge refuses to unpickle it."
+                        )
+
+
+def load_pt2(path: str | Path) -> nn.Module:
+    """Load a .pt2 written by :func:`save_pt2` as a callable module, after :func:`check_pt2_is_pickle_free`."""
+    check_pt2_is_pickle_free(path)
+    _register_quantized_ops(path)
+    try:
+        with _quiet():
+            return torch.export.load(str(path)).module()
+    except Exception as exc:
+        raise ArtifactError(f"torch.export.load cannot read {path}: {exc}") from None
+
+
+def _register_quantized_ops(path: str | Path) -> None:
+    # Graphs converted by torchao's PT2E flow call quantized_decomposed / torchao ops, which
+    # exist only once their libraries are imported (torchao takes seconds, so only when used).
+    with zipfile.ZipFile(path) as archive:
+        graph = b"".join(archive.read(n) for n in archive.namelist() if "/models/" in n and n.endswith(".json"))
+    if b"quantized_decomposed" not in graph and b"torchao" not in graph and b"onednn" not in graph:
+        return
+    with contextlib.suppress(ImportError):
+        import torch.ao.quantization.fx._decomposed  # noqa: F401
+    with contextlib.suppress(ImportError):
+        import torchao.quantization.pt2e  # noqa: F401
+
+
+@register_exporter("pt2", load_pt2, help="torch.export program saved with torch.export.save (.pt2)")
+def _export_pt2(model: nn.Module, example: torch.Tensor, out_dir: Path, config: ExportConfig) -> tuple[Path, str]:
+    program = export_program(model, example, config.dynamic_batch)
+    return save_pt2(program, out_dir / PT2_FILE), f"torch.export.export + torch.export.save, torch {torch.__version__}"
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the exporters' progress prints and warnings (they go to stdout)."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "EXPORTERS",
+    "ExportConfig",
+    "ExportError",
+    "ExportMismatchError",
+    "ExportResult",
+    "OnnxSession",
+    "check_pt2_is_pickle_free",
+    "export",
+    "export_onnx_file",
+    "export_program",
+    "list_exporters",
+    "load_onnx",
+    "load_pt2",
+    "register_exporter",
+    "save_pt2",
+]
