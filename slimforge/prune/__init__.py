@@ -1,0 +1,47 @@
+"""Pruning: structured (channels, neurons, heads) and unstructured (sparsity masks).
+
+    model = slimforge.prune(model, torch.randn(2, 3, 224, 224), ratio=0.3)
+
+* :func:`prune` removes whole units and returns an ordinary smaller dense model; the plan is
+  recorded on the model's spec so ``slimforge.save``/``load`` rebuild it without pickle.
+* :func:`apply_plan` replays a recorded plan onto a freshly built model.
+* :mod:`slimforge.prune.sparsity` holds magnitude masks, the cubic schedule and N:M patterns,
+  with trainer callbacks.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+from slimforge.prune._graph import DependencyGraph, build_dependency_graph
+from slimforge.prune.errors import PruneConfigError, PruningError, UnsupportedOpError
+from slimforge.prune.importance import list_importances, register_importance
+from slimforge.prune.plan import apply_plan
+from slimforge.prune.structured import DEFAULT_ROUND_TO, PruneConfig, prune
+
+__all__ = [
+    "DEFAULT_ROUND_TO",
+    "DependencyGraph",
+    "PruneConfig",
+    "PruneConfigError",
+    "PruningError",
+    "UnsupportedOpError",
+    "apply_plan",
+    "build_dependency_graph",
+    "list_importances",
+    "prune",
+    "register_importance",
+]
+
+
+class _CallableModule(types.ModuleType):
+    """``import slimforge.prune`` sets ``slimforge.prune`` to this package, which would hide the
+    ``slimforge.prune(...)`` function; calling the package calls :func:`prune`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return prune(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

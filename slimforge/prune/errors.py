@@ -1,0 +1,17 @@
+"""Errors raised by slimforge.prune; all are :class:`slimforge.errors.SlimforgeError`."""
+
+from __future__ import annotations
+
+from slimforge.errors import ConfigError, SlimforgeError
+
+
+class PruningError(SlimforgeError):
+    """The model cannot be pruned as asked; the message says which layer and what to do."""
+
+
+class UnsupportedOpError(PruningError):
+    """An op whose channel coupling slimforge does not know touches prunable channels."""
+
+
+class PruneConfigError(ConfigError):
+    """A pruning option (ratio, target, importance, pattern) is out of range or unknown."""

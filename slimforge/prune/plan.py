@@ -1,0 +1,146 @@
+"""Pruning plans: the kept indices, as JSON, and how to apply them to a model.
+
+A plan is what ``model.json`` records under ``edits``::
+
+    {"kind": "prune", "version": 1,
+     "groups":  [{"anchor": "layer1.0.conv1.weight:0", "units": 64, "kept": [[0, 3], [5, 64]]}, ...],
+     "tensors": {"layer1.0.conv1.weight": {"0": [[0, 3], [5, 64]]}, ...}}
+
+Index lists are stored as ``[start, stop)`` runs. ``groups`` says, for each coupled group, which
+units survived (for people); ``tensors`` says, for every parameter or buffer that shrank, which
+indices of which dimension survived (for :func:`apply_plan`). Replaying needs no graph capture:
+slice the tensors, then recompute the module attributes that depend on them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from slimforge.artifacts import register_edit
+from slimforge.prune.errors import PruningError
+
+PLAN_VERSION = 1
+
+
+def encode_runs(indices: np.ndarray | list[int]) -> list[list[int]]:
+    """Sorted indices as [start, stop) runs: [0, 1, 2, 5] -> [[0, 3], [5, 6]]."""
+    runs: list[list[int]] = []
+    for i in (int(x) for x in indices):
+        if runs and runs[-1][1] == i:
+            runs[-1][1] = i + 1
+        else:
+            runs.append([i, i + 1])
+    return runs
+
+
+def decode_runs(runs: list[list[int]]) -> list[int]:
+    return [i for start, stop in runs for i in range(start, stop)]
+
+
+def apply_plan(model: nn.Module, plan: dict[str, Any]) -> nn.Module:
+    """Slice ``model``'s tensors as ``plan`` says (in place) and update dependent attributes."""
+    if plan.get("version", PLAN_VERSION) > PLAN_VERSION:
+        raise PruningError(f"pruning plan version {plan['version']} is newer than this slimforge reads ({PLAN_VERSION}).")
+    kept = {name: {int(d): decode_runs(runs) for d, runs in dims.items()} for name, dims in plan.get("tensors", {}).items()}
+    slice_tensors(model, kept)
+    return model
+
+
+@register_edit("prune")
+def _replay(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
+    """Artifact replay: re-apply a recorded plan to a freshly built model (weights load after)."""
+    return apply_plan(model, edit)
+
+
+def slice_tensors(model: nn.Module, kept: dict[str, dict[int, list[int] | np.ndarray]]) -> None:
+    """Keep only ``kept[name][dim]`` indices of each named parameter/buffer; sync module attributes."""
+    owners: dict[str, list[tuple[nn.Module, str, bool]]] = {}
+    by_id: dict[int, list[tuple[nn.Module, str, bool]]] = {}
+    for mpath, module in model.named_modules(remove_duplicate=False):
+        for attr, t in list(module._parameters.items()) + list(module._buffers.items()):
+            if t is None:
+                continue
+            entry = (module, attr, attr in module._parameters)
+            owners[f"{mpath}.{attr}" if mpath else attr] = [entry]
+            by_id.setdefault(id(t), []).append(entry)
+    snapshots: dict[int, tuple[nn.Module, dict[str, Any]]] = {}
+    with torch.no_grad():
+        for name, dims in kept.items():
+            if name not in owners:
+                raise PruningError(
+                    f"The pruning plan slices tensor {name!r}, which this model does not have: the plan was made "
+                    "for a different architecture."
+                )
+            module, attr, is_param = owners[name][0]
+            old = getattr(module, attr)
+            new = old
+            for d, idx in sorted(dims.items()):
+                if d >= new.dim() or (len(idx) and max(idx) >= new.shape[d]):
+                    raise PruningError(
+                        f"The pruning plan keeps indices up to {max(idx)} of dimension {d} of {name!r}, whose shape is "
+                        f"{tuple(old.shape)}: the plan was made for a different architecture."
+                    )
+                new = new.index_select(d, torch.as_tensor(np.asarray(idx, dtype=np.int64), device=new.device))
+            new = nn.Parameter(new.contiguous(), requires_grad=old.requires_grad) if is_param else new.contiguous()
+            for m, a, p in by_id.get(id(old), [(module, attr, is_param)]):
+                snapshots.setdefault(id(m), (m, _snapshot(m)))
+                (m._parameters if p else m._buffers)[a] = new
+    for module, snap in snapshots.values():
+        _sync_attributes(module, snap)
+    _sync_attention_and_config(model)
+
+
+def _snapshot(module: nn.Module) -> dict[str, Any]:
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return {"groups": module.groups, "out": module.out_channels, "local_in": module.weight.shape[1]}
+    return {}
+
+
+def _sync_attributes(module: nn.Module, snap: dict[str, Any]) -> None:
+    """Attributes that mirror tensor shapes (out_channels, num_features, normalized_shape ...)."""
+    if isinstance(module, nn.modules.conv._ConvNd):
+        out = module.weight.shape[0]
+        if snap["local_in"] == 1 and snap["groups"] > 1:  # depthwise: one group per input channel
+            module.groups = out // (snap["out"] // snap["groups"])
+            module.in_channels = module.groups
+        else:
+            module.in_channels = module.weight.shape[1] * module.groups
+        module.out_channels = out
+    elif isinstance(module, nn.Linear):
+        module.out_features, module.in_features = module.weight.shape
+    elif isinstance(module, nn.modules.batchnorm._NormBase):
+        ref = module.running_mean if module.running_mean is not None else module.weight
+        if ref is not None:
+            module.num_features = ref.shape[0]
+    elif isinstance(module, nn.LayerNorm) and module.weight is not None:
+        module.normalized_shape = tuple(module.weight.shape)
+    elif isinstance(module, nn.GroupNorm) and module.weight is not None:
+        module.num_channels = module.weight.shape[0]
+    elif isinstance(module, nn.Embedding):
+        module.num_embeddings, module.embedding_dim = module.weight.shape
+
+
+def _sync_attention_and_config(model: nn.Module) -> None:
+    """Whole-head pruning in Hugging Face attention, and the model config's sizes where uniform."""
+    heads, inter, hidden = set(), set(), set()
+    for path, module in model.named_modules():
+        if hasattr(module, "num_attention_heads") and hasattr(module, "attention_head_size") and isinstance(
+            getattr(module, "query", None), nn.Linear
+        ):
+            module.all_head_size = module.query.out_features
+            module.num_attention_heads = module.query.out_features // module.attention_head_size
+            heads.add(module.num_attention_heads)
+        if path.endswith("intermediate.dense") and isinstance(module, nn.Linear):
+            inter.add(module.out_features)
+        if path.endswith("embeddings.word_embeddings") and isinstance(module, nn.Embedding):
+            hidden.add(module.embedding_dim)
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "to_dict"):
+        return
+    for key, values in (("num_attention_heads", heads), ("intermediate_size", inter), ("hidden_size", hidden)):
+        if len(values) == 1 and hasattr(config, key):
+            setattr(config, key, values.pop())

@@ -1,0 +1,281 @@
+"""Structured pruning: remove whole channels, neurons and attention heads.
+
+``prune(model, example_inputs, ratio=0.3)`` captures the model, groups coupled dimensions
+(:mod:`slimforge.prune._graph`), ranks each group's units with an importance criterion,
+chooses what to keep, slices the tensors in place and records the plan on the model's spec, so
+``slimforge.save``/``load`` rebuild the smaller model from the original factory.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from slimforge.artifacts import get_spec, record_edit
+from slimforge.prune._graph import DependencyGraph, Group, build_dependency_graph, matches
+from slimforge.prune.errors import PruneConfigError, PruningError
+from slimforge.prune.importance import IMPORTANCES, NEEDS_GRADIENTS, ImportanceContext, score_units
+from slimforge.prune.plan import PLAN_VERSION, encode_runs, slice_tensors
+
+# Channel counts are rounded to a multiple of this by default: on the AVX2 CPUs we measured,
+# convolutions with channel counts that are multiples of 8 run at full SIMD width
+# (benchmarks/prune_speedup.py --round-sweep; results in benchmarks/results/).
+DEFAULT_ROUND_TO = 8
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """ratio: fraction of units removed, one float or {module pattern: ratio} (first match wins);
+    target_params / target_macs: fraction of parameters / MACs to keep (a global ratio is searched);
+    skip: module name patterns whose channels stay; round_to: kept channel counts are multiples of this."""
+
+    ratio: float | Mapping[str, float] | None = None
+    importance: str = "l2"
+    reduction: str = "mean"
+    target_params: float | None = None
+    target_macs: float | None = None
+    skip: tuple[str, ...] = ()
+    round_to: int = DEFAULT_ROUND_TO
+    seed: int = 0
+    check: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        given = [k for k in ("ratio", "target_params", "target_macs") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise PruneConfigError(f"Give exactly one of ratio, target_params, target_macs (got {given or 'none'}).")
+        ratios = self.ratio.values() if isinstance(self.ratio, Mapping) else [self.ratio] if self.ratio is not None else []
+        for r in ratios:
+            if not 0.0 <= float(r) < 1.0:
+                raise PruneConfigError(f"ratio must be in [0, 1) (the fraction of channels removed); got {r}.")
+        for key in ("target_params", "target_macs"):
+            v = getattr(self, key)
+            if v is not None and not 0.0 < v <= 1.0:
+                raise PruneConfigError(f"{key} is the fraction kept and must be in (0, 1]; got {v}.")
+        if self.importance not in IMPORTANCES:
+            IMPORTANCES.get(self.importance)  # raises with the known names
+        if self.round_to < 1:
+            raise PruneConfigError(f"round_to must be >= 1; got {self.round_to}.")
+
+
+def prune(
+    model: nn.Module,
+    example_inputs: Any,
+    *,
+    ratio: float | Mapping[str, float] | None = None,
+    importance: str = "l2",
+    target_params: float | None = None,
+    target_macs: float | None = None,
+    skip: Sequence[str] = (),
+    round_to: int = DEFAULT_ROUND_TO,
+    reduction: str = "mean",
+    calibration: Iterable[Any] | None = None,
+    loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
+    seed: int = 0,
+    check: bool = True,
+) -> nn.Module:
+    """Remove the least important channels/neurons/heads of ``model`` in place and return it.
+
+    example_inputs: a tensor or tuple of tensors the model accepts, e.g. (batch, 3, H, W), batch >= 2.
+    ratio: fraction of each group's units to remove, or {module pattern: ratio}; or give
+    target_params / target_macs (fraction to keep). importance: a name from list_importances();
+    "taylor" needs calibration (an iterable of (inputs, targets)) and uses loss_fn (default
+    cross-entropy). Inputs and outputs keep their shape; each group keeps at least one unit.
+    """
+    config = PruneConfig(ratio, importance, reduction, target_params, target_macs, tuple(skip), round_to, seed, check)
+    config.validate()
+    args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    reference = _output_shapes(model, args) if check else None
+
+    # 1. Capture the model and find the coupled groups.
+    graph = build_dependency_graph(model, args, skip=config.skip)
+    # 2. Rank the units of every group.
+    ctx = importance_context(model, config, calibration, loss_fn)
+    scores = score_units(graph, ctx, config.importance, config.reduction)
+    # 3. Choose what to keep: fixed ratios, or the global ratio that meets a target.
+    pruned = choose_pruned_units(model, graph, scores, config)
+    plan = make_plan(graph, pruned)
+    # 4. Slice, check, record.
+    slice_tensors(model, _merge(graph, pruned))
+    if reference is not None:
+        _check_outputs(model, args, reference)
+    if get_spec(model) is not None:
+        record_edit(model, plan)
+    return model
+
+
+def _merge(graph: DependencyGraph, pruned: set[int]) -> dict[str, dict[int, np.ndarray]]:
+    kept: dict[str, dict[int, np.ndarray]] = {}
+    for (name, d), idx in graph.kept_positions(pruned).items():
+        kept.setdefault(name, {})[d] = idx
+    return kept
+
+
+def importance_context(model: nn.Module, config: PruneConfig, calibration: Iterable[Any] | None,
+                       loss_fn: Callable[[Any, Any], torch.Tensor] | None) -> ImportanceContext:
+    tensors = dict(model.state_dict(keep_vars=True))
+    norm_types = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+    norms = frozenset(f"{p}.weight" if p else "weight" for p, m in model.named_modules() if isinstance(m, norm_types))
+    taylor = None
+    if config.importance in NEEDS_GRADIENTS:
+        if calibration is None:
+            raise PruneConfigError(
+                f"importance={config.importance!r} needs gradients: pass calibration=[(inputs, targets), ...] (a few batches)."
+            )
+        taylor = _taylor_products(model, calibration, loss_fn)
+    return ImportanceContext(tensors, norms, torch.Generator().manual_seed(config.seed), taylor)
+
+
+def _taylor_products(model: nn.Module, calibration: Iterable[Any], loss_fn: Callable | None) -> dict[str, torch.Tensor]:
+    """Sum over calibration batches of weight * dL/dweight, per parameter."""
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    params = dict(model.named_parameters())
+    acc = {k: torch.zeros_like(p, dtype=torch.float32) for k, p in params.items()}
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in calibration:
+            inputs, targets = batch[0], batch[1]
+            model.zero_grad(set_to_none=True)
+            out = model(*inputs) if isinstance(inputs, tuple) else model(inputs)
+            out = getattr(out, "logits", out)
+            loss_fn(out, targets).backward()
+            for k, p in params.items():
+                if p.grad is not None:
+                    acc[k] += (p.detach() * p.grad).float()
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return acc
+
+
+def choose_pruned_units(model: nn.Module, graph: DependencyGraph, scores: list[np.ndarray], config: PruneConfig) -> set[int]:
+    """Roots of the units to remove."""
+    if config.ratio is not None:
+        return _prune_at(graph, scores, lambda g: _ratio_for(g, config.ratio), config.round_to)
+    total_params = sum(p.numel() for p in _unique_params(model))
+    base_macs = graph.count_macs(set()) if config.target_macs is not None else 0
+
+    def kept_fraction(r: float) -> float:
+        pruned = _prune_at(graph, scores, lambda g: r, config.round_to)
+        if config.target_params is not None:
+            return count_params_after(model, graph, pruned) / total_params
+        return graph.count_macs(pruned) / max(base_macs, 1)
+
+    target = config.target_params if config.target_params is not None else config.target_macs
+    lo, hi = 0.0, 0.99
+    if kept_fraction(hi) > target:
+        raise PruningError(
+            f"Even removing 99% of every prunable group keeps {kept_fraction(hi):.3f} of the "
+            f"{'parameters' if config.target_params is not None else 'MACs'}, above the target {target}: "
+            "too much of the model is pinned (inputs, outputs, skipped layers, attention sizes)."
+        )
+    for _ in range(14):
+        mid = (lo + hi) / 2
+        if kept_fraction(mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    return _prune_at(graph, scores, lambda g: hi, config.round_to)
+
+
+def _ratio_for(group: Group, ratio: float | Mapping[str, float]) -> float:
+    if not isinstance(ratio, Mapping):
+        return float(ratio)
+    for pattern, r in ratio.items():
+        if matches(group.module, [pattern]):
+            return float(r)
+    return 0.0
+
+
+def _prune_at(graph: DependencyGraph, scores: list[np.ndarray], ratio_of: Callable[[Group], float], round_to: int) -> set[int]:
+    pruned: set[int] = set()
+    for group, s in zip(graph.groups, scores):
+        r = ratio_of(group)
+        n = len(group.units)
+        if r <= 0 or n <= 1:
+            continue
+        keep = keep_count(n, r, group.width, round_to)
+        order = np.argsort(s, kind="stable")  # ascending: least important first
+        pruned.update(group.units[i].root for i in order[: n - keep].tolist())
+    return pruned
+
+
+def keep_count(n: int, ratio: float, width: int, round_to: int) -> int:
+    """Units kept: n*(1-ratio), rounded so kept channels (units*width) are a multiple of round_to, >= 1."""
+    step = round_to // math.gcd(round_to, width) if round_to > 1 else 1
+    want = n * (1.0 - ratio)
+    if n <= step:
+        return max(1, min(n, round(want)))
+    keep = max(step, int(round(want / step)) * step)
+    return min(n, keep)
+
+
+def count_params_after(model: nn.Module, graph: DependencyGraph, pruned: set[int]) -> int:
+    kept = _merge(graph, pruned)
+    total = 0
+    for name, p in _unique_named_params(model):
+        dims = kept.get(name, {})
+        total += math.prod(len(dims[d]) if d in dims else s for d, s in enumerate(p.shape))
+    return total
+
+
+def _unique_named_params(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    return list(model.named_parameters())
+
+
+def _unique_params(model: nn.Module) -> list[torch.Tensor]:
+    return [p for _, p in _unique_named_params(model)]
+
+
+def make_plan(graph: DependencyGraph, pruned: set[int]) -> dict[str, Any]:
+    """The JSON plan (see :mod:`slimforge.prune.plan`)."""
+    groups = []
+    for group in graph.groups:
+        kept = [i for i, u in enumerate(group.units) if u.root not in pruned]
+        if len(kept) < len(group.units):
+            groups.append({"anchor": group.anchor, "units": len(group.units), "kept": encode_runs(kept)})
+    tensors = {name: {str(d): encode_runs(idx) for d, idx in sorted(dims.items())} for name, dims in _merge(graph, pruned).items()}
+    return {"kind": "prune", "version": PLAN_VERSION, "groups": groups, "tensors": tensors}
+
+
+def _output_shapes(model: nn.Module, args: tuple) -> Any:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(*args)
+    finally:
+        model.train(was_training)
+    return _shapes(out)
+
+
+def _shapes(out: Any) -> Any:
+    if isinstance(out, torch.Tensor):
+        return tuple(out.shape)
+    if isinstance(out, Mapping):
+        return {k: _shapes(v) for k, v in out.items()}
+    if isinstance(out, (list, tuple)):
+        return [_shapes(v) for v in out]
+    return None
+
+
+def _check_outputs(model: nn.Module, args: tuple, reference: Any) -> None:
+    try:
+        got = _output_shapes(model, args)
+    except Exception as exc:
+        raise PruningError(
+            f"The pruned model no longer runs ({type(exc).__name__}: {str(exc)[:300]}). Some layer computes sizes "
+            "that slimforge did not update; find it in the traceback and pass skip=['<its module path>']."
+        ) from exc
+    if got != reference:
+        raise PruningError(
+            f"Pruning changed the output shape from {reference} to {got}; this is a slimforge bug. "
+            "Skip the layers near the output with skip=[...] to work around it."
+        )

@@ -1,0 +1,97 @@
+"""Small models for the pruning tests (importable as ``prune_helpers:<factory>`` once this folder
+is on sys.path, so artifacts can rebuild them)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class PlainNet(nn.Module):
+    """conv-bn-relu x2, pool, flatten into a linear layer. x: (batch, 3, 8, 8) -> (batch, 5)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.conv2 = nn.Conv2d(16, 12, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(12)
+        self.fc = nn.Linear(12 * 2 * 2, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.bn2(self.conv2(x)))
+        return self.fc(F.adaptive_avg_pool2d(x, 2).flatten(1))
+
+
+class ZooNet(nn.Module):
+    """Many coupling patterns in one small net: concat, grouped and depthwise convs, channel
+    shuffle, chunk, GroupNorm, squeeze-excitation, channels-last LayerNorm, flatten into linear.
+    x: (batch, 3, 8, 8) -> (batch, 10)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.bn = nn.BatchNorm2d(16)
+        self.a = nn.Conv2d(16, 16, 1)
+        self.b = nn.Conv2d(16, 16, 3, padding=1, groups=4)
+        self.dw = nn.Conv2d(32, 32, 3, padding=1, groups=32)
+        self.gn = nn.GroupNorm(4, 32)
+        self.se1 = nn.Conv2d(32, 8, 1)
+        self.se2 = nn.Conv2d(8, 32, 1)
+        self.pw = nn.Conv2d(32, 24, 1)
+        self.ln = nn.LayerNorm(24)
+        self.fc1 = nn.Linear(24 * 2 * 2, 40)
+        self.fc2 = nn.Linear(40, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn(self.stem(x)))
+        y = torch.cat([self.a(x), self.b(x)], 1)
+        b, c, h, w = y.shape
+        y = y.view(b, 2, c // 2, h, w).transpose(1, 2).reshape(b, c, h, w)  # channel shuffle
+        y1, y2 = y.chunk(2, dim=1)
+        y = torch.cat([y2, F.relu(y1)], 1)
+        y = self.gn(self.dw(y))
+        y = y * torch.sigmoid(self.se2(F.relu(self.se1(y.mean((2, 3), keepdim=True)))))
+        z = self.pw(y)
+        z = self.ln(z.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        z = F.adaptive_avg_pool2d(z, 2).flatten(1)
+        return self.fc2(F.relu(self.fc1(z)))
+
+
+class CumsumNet(nn.Module):
+    """Uses an op slimforge has no rule for (cumsum over channels) inside ``odd``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.odd = Odd()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.odd(self.conv(x)).mean((2, 3)))
+
+
+class Odd(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.special.erfinv(x.tanh() * 0.5)
+
+
+def plain_net() -> nn.Module:
+    return PlainNet()
+
+
+def zoo_net() -> nn.Module:
+    return ZooNet()
+
+
+def tiny_bert(num_labels: int = 3) -> nn.Module:
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(
+        vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        max_position_embeddings=32, num_labels=num_labels, attn_implementation="eager",
+    )
+    torch.manual_seed(0)
+    return BertForSequenceClassification(config)

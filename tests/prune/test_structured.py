@@ -1,0 +1,195 @@
+"""Structured pruning: exactness where it must be exact, shapes kept, plans replay through artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import slimforge
+import slimforge.prune as sp
+from slimforge.artifacts import ModelSpec, attach_spec, get_spec, load, save
+from slimforge.errors import SlimforgeError, UnknownNameError
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(autouse=True)
+def helpers_on_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+
+
+def _build(name: str) -> nn.Module:
+    torch.manual_seed(0)
+    model = slimforge.create_model(f"prune_helpers:{name}")
+    _randomise_norms(model)
+    return model.eval()
+
+
+def _randomise_norms(model: nn.Module) -> None:
+    """Non-trivial BatchNorm statistics, so slicing the wrong running stats would show."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+
+
+def _params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+X = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("name", ["plain_net", "zoo_net"])
+def test_ratio_zero_leaves_outputs_identical(name):
+    model = _build(name)
+    before = model(X)
+    n = _params(model)
+    sp.prune(model, X, ratio=0.0)
+    assert _params(model) == n
+    assert torch.equal(model(X), before)
+
+
+def test_removing_all_zero_channels_leaves_outputs_identical():
+    model = _build("plain_net")
+    dead = [1, 4, 6, 9]  # conv1 channels whose weights (and BN affine) are all zero: they output 0
+    with torch.no_grad():
+        model.conv1.weight[dead] = 0
+        model.conv1.bias[dead] = 0
+        model.bn1.weight[dead] = 0
+        model.bn1.bias[dead] = 0
+    before = model(X)
+    sp.prune(model, X, ratio={"conv1": 0.25}, importance="l1", round_to=1)
+    assert model.conv1.out_channels == 12 and model.bn1.num_features == 12 and model.conv2.in_channels == 12
+    assert model.conv2.weight.shape[1] == 12
+    torch.testing.assert_close(model(X), before, rtol=1e-5, atol=1e-6)
+
+
+def test_zoo_net_prunes_every_coupling_pattern_and_runs():
+    model = _build("zoo_net")
+    n = _params(model)
+    sp.prune(model, X, ratio=0.5, round_to=1)
+    out = model(X)
+    assert out.shape == (4, 10) and torch.isfinite(out).all()
+    assert _params(model) < 0.6 * n
+    # Grouped conv keeps 4 equal groups; depthwise stays depthwise; LayerNorm follows its channels.
+    assert model.b.groups == 4 and model.b.out_channels % 4 == 0
+    assert model.dw.groups == model.dw.in_channels == model.dw.out_channels == model.gn.num_channels
+    assert model.gn.num_channels % model.gn.num_groups == 0
+    assert model.ln.normalized_shape == (model.pw.out_channels,)
+    assert model.fc1.in_features == model.pw.out_channels * 4
+
+
+@pytest.mark.parametrize("name", ["plain_net", "zoo_net"])
+def test_plan_replays_onto_fresh_model_exactly(name, tmp_path):
+    model = _build(name)
+    sp.prune(model, X, ratio=0.5, round_to=1)
+    expected = model(X)
+    plan = get_spec(model).edits[-1]
+    assert plan["kind"] == "prune" and plan["tensors"]
+
+    fresh = sp.apply_plan(_build(name), plan)
+    fresh.load_state_dict(model.state_dict())
+    assert torch.equal(fresh.eval()(X), expected)
+
+    save(model, tmp_path / "run")
+    reloaded = load(tmp_path / "run")
+    assert torch.equal(reloaded(X), expected)
+
+
+def test_cifar_resnet_round_trip_and_rounding(tmp_path):
+    model = slimforge.create_model("resnet20", num_classes=10).eval()
+    x = torch.randn(2, 3, 16, 16)
+    sp.prune(model, x, ratio=0.5, round_to=8)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert all(c.out_channels % 8 == 0 for c in convs)
+    assert model.conv1.in_channels == 3 and model.fc.out_features == 10
+    save(model, tmp_path / "r")
+    assert torch.equal(load(tmp_path / "r")(x), model(x))
+
+
+def test_target_params_is_met():
+    model = slimforge.create_model("resnet20", num_classes=10).eval()
+    n = _params(model)
+    sp.prune(model, torch.randn(2, 3, 16, 16), target_params=0.5, round_to=1)
+    assert 0.4 * n < _params(model) <= 0.5 * n
+
+
+def test_target_macs_is_met():
+    model = _build("plain_net")
+    graph = sp.build_dependency_graph(model, (X,))
+    macs = graph.count_macs(set())
+    sp.prune(model, X, target_macs=0.5, round_to=1)
+    after = sp.build_dependency_graph(model, (X,)).count_macs(set())
+    assert 0.3 * macs < after <= 0.5 * macs
+
+
+def test_skip_pattern_keeps_layer_and_per_layer_ratios():
+    model = _build("plain_net")
+    sp.prune(model, X, ratio={"conv2": 0.5, "*": 0.25}, skip=["conv1"], round_to=1)
+    assert model.conv1.out_channels == 16
+    assert model.conv2.out_channels == 6
+
+
+def test_unsupported_op_names_op_and_module_and_skip_works():
+    torch.manual_seed(0)
+    from prune_helpers import CumsumNet
+
+    model = CumsumNet().eval()
+    x = torch.randn(2, 3, 8, 8)
+    with pytest.raises(sp.UnsupportedOpError) as info:
+        sp.prune(model, x, ratio=0.5)
+    message = str(info.value)
+    assert "erfinv" in message and "'odd'" in message and "skip=['odd']" in message
+    assert isinstance(info.value, SlimforgeError)
+    before = model(x)
+    sp.prune(model, x, ratio=0.5, skip=["odd"])
+    assert model.conv.out_channels == 8 and torch.equal(model(x), before)
+
+
+@pytest.mark.parametrize("bad", [{"ratio": 1.0}, {"ratio": -0.1}, {"ratio": 0.3, "target_params": 0.5}, {}, {"target_macs": 0.0}])
+def test_bad_options_are_config_errors(bad):
+    with pytest.raises(sp.PruneConfigError):
+        sp.prune(_build("plain_net"), X, **bad)
+
+
+def test_unknown_importance_lists_known():
+    with pytest.raises(UnknownNameError, match="l2"):
+        sp.prune(_build("plain_net"), X, ratio=0.3, importance="l3")
+
+
+@pytest.mark.parametrize("criterion", sp.list_importances())
+def test_every_importance_criterion_prunes_and_runs(criterion):
+    model = _build("zoo_net")
+    n = _params(model)
+    calibration = [(X, torch.tensor([0, 1, 2, 3]))]
+    sp.prune(model, X, ratio=0.4, importance=criterion, calibration=calibration, round_to=1)
+    out = model(X)
+    assert out.shape == (4, 10) and torch.isfinite(out).all() and _params(model) < n
+
+
+def test_taylor_without_calibration_is_an_error():
+    with pytest.raises(sp.PruneConfigError, match="calibration"):
+        sp.prune(_build("plain_net"), X, ratio=0.3, importance="taylor")
+
+
+def test_package_is_callable_like_the_function():
+    model = _build("plain_net")
+    slimforge.prune(model, X, ratio=0.5, round_to=1)
+    assert model.conv1.out_channels == 8
+
+
+def test_pruned_model_trains():
+    model = _build("zoo_net").train()
+    sp.prune(model, X, ratio=0.5, round_to=1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss = nn.functional.cross_entropy(model(X), torch.tensor([0, 1, 2, 3]))
+    loss.backward()
+    opt.step()
+    assert all(p.grad is not None and p.grad.shape == p.shape for p in model.parameters())
