@@ -58,7 +58,7 @@ class TeacherCache:
         """Reuse the cache in ``folder`` if it matches this teacher and these inputs, else compute it.
 
         teacher: frozen module (see ``prepare_teachers``), run on its own device and dtype.
-        inputs: a (N, ...) tensor, or an indexable of N input tensors or (input, target) pairs,
+        inputs: a (N, ...) tensor, or an indexable of N input tensors or (input, target, ...) tuples,
             in the fixed order that the training split's ``indices`` refer to.
         """
         if dtype not in CACHE_DTYPES:
@@ -141,6 +141,11 @@ def _input_at(inputs: Sequence[Any] | torch.Tensor, i: int) -> torch.Tensor:
 def _batch(inputs: Sequence[Any] | torch.Tensor, start: int, stop: int) -> torch.Tensor:
     if isinstance(inputs, torch.Tensor):
         return inputs[start:stop]
+    if hasattr(inputs, "__getitems__"):  # batch-fetching datasets return (inputs, targets, ...) at once
+        batch = inputs.__getitems__(list(range(start, stop)))
+        return batch[0] if isinstance(batch, (tuple, list)) and isinstance(batch[0], torch.Tensor) else torch.stack(
+            [torch.as_tensor(item[0] if isinstance(item, (tuple, list)) else item) for item in batch]
+        )
     return torch.stack([torch.as_tensor(_input_at(inputs, i)) for i in range(start, stop)])
 
 

@@ -133,7 +133,8 @@ class DistillObjective:
     def _check_cache(self, inputs: torch.Tensor, cached: list[torch.Tensor]) -> None:
         """Once: the cache is only valid if this batch's inputs are those it was built from."""
         self._cache_checked = True
-        live = [run_teacher(t, inputs) for t in self.teachers]
+        with torch.autocast(inputs.device.type, enabled=False):  # the cache was computed in full precision
+            live = [run_teacher(t, inputs) for t in self.teachers]
         scale = 1 + max(float(x.abs().max()) for x in live)
         tolerance = (1e-2 if self.config.cache_dtype == "float16" else 1e-3) * scale
         if any(a.shape != b.shape or float((a - b).abs().max()) > tolerance for a, b in zip(live, cached)):
@@ -146,9 +147,10 @@ class DistillObjective:
 
     # ------------------------------------------------------------------ what the trainer manages
 
-    def trainable_modules(self) -> nn.ModuleDict:
-        """Hint adapters (empty without hints): optimise, checkpoint and restore them with the student."""
-        return self.adapters
+    def trainable_modules(self) -> list[nn.Module]:
+        """Modules to optimise with the student (the hint adapters; none without hints).
+        Their weights are in ``state_dict()``, for checkpoints and resume."""
+        return [self.adapters] if len(self.adapters) else []
 
     def parameters(self) -> Iterator[nn.Parameter]:
         return self.adapters.parameters()
@@ -266,6 +268,8 @@ def _live_reason(config: DistillConfig, train_inputs: Any, cache_dir: str | Path
         return "feature hints need the teacher's intermediate features each step"
     if train_inputs is None:
         return "no fixed training inputs were given (augmented or streamed data)"
+    if getattr(train_inputs, "deterministic", True) is False:
+        return "the training data is augmented, so a sample's input changes between epochs"
     if cache_dir is None:
         return "no cache folder was given"
     return ""

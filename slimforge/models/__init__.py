@@ -53,7 +53,10 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
 
     factory = resolve_factory(name)
     accepted = _accepted_kwargs(factory, kwargs)
-    model = factory(**accepted)
+    try:
+        model = factory(**accepted)
+    except TypeError as exc:
+        raise SlimforgeError(f"Model {name!r} could not be built with {accepted}: {exc}") from exc
     if not isinstance(model, nn.Module):
         raise SlimforgeError(f"Model factory {name!r} returned {type(model).__name__}, not an nn.Module.")
     return attach_spec(model, ModelSpec(name, _jsonable(accepted)))

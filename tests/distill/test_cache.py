@@ -105,3 +105,37 @@ def test_live_mode_says_why(images: torch.Tensor, tmp_path: Path, kwargs: dict, 
     args = {"config": DistillConfig(), "train_inputs": images, "cache_dir": tmp_path, **kwargs}
     objective = build_distill_objective(TinyNet(), _teacher(), example_input=images[:2], **args)
     assert objective.mode == "live" and reason in objective.mode_reason
+
+
+class BatchDataset:
+    """Like slimforge's in-memory datasets: (input, target, index) items, batch fetching, a determinism flag."""
+
+    def __init__(self, images: torch.Tensor, deterministic: bool = True) -> None:
+        self.images, self.deterministic = images, deterministic
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.images[i], torch.tensor(0), torch.tensor(i)
+
+    def __getitems__(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.images[idx], torch.zeros(len(idx), dtype=torch.long), torch.tensor(idx)
+
+
+def test_cache_reads_batch_datasets_and_respects_their_determinism_flag(images: torch.Tensor, tmp_path: Path) -> None:
+    teacher = _teacher()
+    cached = build_distill_objective(TinyNet(), teacher, DistillConfig(), train_inputs=BatchDataset(images), cache_dir=tmp_path)
+    assert cached.mode == "cached"
+    assert torch.allclose(cached.caches[0].lookup(torch.arange(40)), run_teacher(teacher, images), atol=1e-6)
+    augmented = build_distill_objective(TinyNet(), teacher, DistillConfig(), train_inputs=BatchDataset(images, False), cache_dir=tmp_path)
+    assert augmented.mode == "live" and "augmented" in augmented.mode_reason
+
+
+def test_cache_stays_in_use_under_mixed_precision(images: torch.Tensor, tmp_path: Path) -> None:
+    student = TinyNet()
+    objective = build_distill_objective(student, _teacher(), DistillConfig(), train_inputs=images, cache_dir=tmp_path)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = objective(student, images[:8], torch.zeros(8, dtype=torch.long), torch.arange(8))
+    assert objective.mode == "cached" and torch.isfinite(out.loss)
+    assert objective.trainable_modules() == []

@@ -39,10 +39,12 @@ def test_adapters_match_widths_and_are_trained(images: torch.Tensor) -> None:
     student, teacher = TinyNet(width=2), TinyNet(width=8)
     config = DistillConfig(hints=["body.0:body.3", "body.5:body.5"], hint_loss="cosine", hint_weight=2.0)
     objective = build_distill_objective(student, teacher, config, example_input=images[:2])
-    early, pooled = objective.trainable_modules()["hint0"], objective.trainable_modules()["hint1"]
+    early, pooled = objective.adapters["hint0"], objective.adapters["hint1"]
     assert isinstance(early, nn.Conv2d) and (early.in_channels, early.out_channels) == (2, 16)
     assert isinstance(pooled, nn.Conv2d) and (pooled.in_channels, pooled.out_channels) == (4, 16)
 
+    (adapters,) = objective.trainable_modules()
+    assert {id(p) for p in adapters.parameters()} == {id(p) for p in objective.parameters()}
     out = objective(student, images, torch.zeros(40, dtype=torch.long), torch.arange(40))
     out.loss.backward()
     assert out.parts["hint_loss"] > 0
@@ -55,7 +57,7 @@ def test_adapters_match_widths_and_are_trained(images: torch.Tensor) -> None:
 def test_vector_features_get_a_linear_adapter(vectors: torch.Tensor) -> None:
     student, teacher = mlp(hidden=8), mlp(hidden=32)
     objective = build_distill_objective(student, teacher, DistillConfig(hints=["1:1"]), example_input=vectors[:2])
-    adapter = objective.trainable_modules()["hint0"]
+    adapter = objective.adapters["hint0"]
     assert isinstance(adapter, nn.Linear) and (adapter.in_features, adapter.out_features) == (8, 32)
 
 

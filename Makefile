@@ -1,0 +1,39 @@
+# Set-up is part of every target: a fresh machine needs only `make demo` or `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: demo test test-slow setup data bench clean
+
+demo: setup data
+	$(PY) -m slimforge demo
+
+test: setup data
+	$(PY) -m pytest -q
+
+test-slow: setup data
+	$(PY) -m pytest -q -m slow
+
+setup: $(STAMP)
+
+# torch/torchvision come from this machine's disk; requirements/torch.txt pins them as a
+# constraint so no other package can move them.
+$(STAMP): pyproject.toml requirements/torch.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements/torch.txt -r requirements/torch.txt
+	$(PY) -m pip install -q -c requirements/torch.txt -e '.[dev,onnx,quant,nlp,report]'
+	touch $(STAMP)
+
+# Fashion-MNIST from Debian's package, when running as root and the files are absent.
+data:
+	@if [ ! -f $(FASHION_MNIST) ] && [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null) || \
+		echo "warning: could not install dataset-fashion-mnist; tests that need it will skip"; \
+	fi
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,106 @@
+"""`slimforge train`, `slimforge eval` and `slimforge demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from slimforge.cli import app
+
+Overrides = Annotated[Optional[list[str]], typer.Argument(help="config overrides key=value, e.g. train.lr=0.05 model.kwargs.width=2")]
+
+
+@app.command("train")
+def train_cmd(
+    overrides: Overrides = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML recipe with data/model/train sections")] = None,
+    data: Annotated[Optional[str], typer.Option(help="dataset name (slimforge datasets)")] = None,
+    data_root: Annotated[Optional[str], typer.Option(help="folder holding the dataset's files")] = None,
+    model: Annotated[Optional[str], typer.Option(help="model name (slimforge models)")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="maximum epochs")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="batch size per process")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="peak learning rate")] = None,
+    optimizer: Annotated[Optional[str], typer.Option(help="sgd or adamw")] = None,
+    patience: Annotated[Optional[int], typer.Option(help="early stopping patience in epochs")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="random seed")] = None,
+    deterministic: Annotated[bool, typer.Option("--deterministic", help="bitwise-reproducible kernels")] = False,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads per process")] = None,
+    out: Annotated[Path, typer.Option(help="run folder to write")] = Path("runs/train"),
+    resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out from its last checkpoint")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
+) -> None:
+    """Train a model and write a run folder (model.safetensors, model.json, config.yaml, metrics)."""
+    from slimforge.config import load_config
+    from slimforge.experiment import RunConfig, run_training
+
+    flags = {
+        "data.name": data, "data.root": data_root, "model.name": model, "train.epochs": epochs,
+        "train.batch_size": batch_size, "train.lr": lr, "train.optimizer": optimizer, "train.patience": patience,
+        "train.seed": seed, "train.device": device, "train.num_threads": threads,
+        "train.deterministic": True if deterministic else None, "train.quiet": True if quiet else None,
+    }
+    flag_overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
+    cfg = load_config(RunConfig, config, [*flag_overrides, *(overrides or [])])
+    result = run_training(cfg, out, resume=resume)
+    _print_result("train", result.metrics, out, quiet)
+
+
+@app.command("eval")
+def eval_cmd(
+    run: Annotated[Path, typer.Argument(help="run folder")],
+    data: Annotated[Optional[str], typer.Option(help="dataset (default: the run's own)")] = None,
+    data_root: Annotated[Optional[str], typer.Option(help="folder holding the dataset's files")] = None,
+    split: Annotated[str, typer.Option(help="test, val or train")] = "test",
+) -> None:
+    """Evaluate a run folder's model on a dataset split."""
+    from slimforge.experiment import DataConfig, evaluate_run, run_data_config
+
+    data_cfg = run_data_config(run)
+    if data or data_root:
+        data_cfg = DataConfig(**{**data_cfg.model_dump(), **({"name": data} if data else {}), **({"root": data_root} if data_root else {})})
+    result = evaluate_run(run, data_cfg, split)
+    print(f"{run}: {result['dataset']} {split} accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} ({result['count']} samples)")
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Annotated[Path, typer.Option(help="folder for the demo's runs")] = Path("runs/demo"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Train a small CNN on the bundled digits data and print the results."""
+    from slimforge.config import load_config
+    from slimforge.experiment import RunConfig, run_training
+
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "digits.yaml"
+    cfg = load_config(RunConfig, recipe if recipe.is_file() else None, base=DEMO_DEFAULTS, overrides=["train.quiet=true"] if quiet else [])
+    result = run_training(cfg, out / "train")
+    _print_result("demo: train cnn on digits", result.metrics, out / "train", False)
+
+
+DEMO_DEFAULTS = {
+    "data": {"name": "digits"},
+    "model": {"name": "cnn"},
+    "train": {"epochs": 12, "batch_size": 64, "lr": 0.05, "seed": 0},
+}
+
+
+def _print_result(title: str, metrics: dict, out: Path, quiet: bool) -> None:
+    table = Table(title=title)
+    for col in ("test accuracy", "best val accuracy", "epochs", "train time (s)", "samples/s", "threads"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        f"{metrics['test_accuracy']:.4f}",
+        f"{metrics['best_val_accuracy']:.4f}" if metrics.get("best_val_accuracy") is not None else "-",
+        str(metrics["epochs_run"]),
+        f"{metrics['train_seconds']:.1f}",
+        f"{metrics['samples_per_s']:.0f}" if metrics.get("samples_per_s") else "-",
+        str(metrics["num_threads"]),
+    )
+    console = Console()
+    console.print(table)
+    print(f"run folder: {out.resolve()}")

@@ -1,0 +1,151 @@
+"""Split containers and the in-memory image dataset with batch-level augmentation."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """name; num_classes; input_shape: (channels, height, width); classes: label names."""
+
+    name: str
+    num_classes: int
+    input_shape: tuple[int, ...]
+    classes: tuple[str, ...] = ()
+    task: str = "image-classification"
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """The data-derived keywords every model factory may take."""
+        return {"num_classes": self.num_classes, "in_channels": self.input_shape[0], "input_size": list(self.input_shape[1:])}
+
+
+@dataclass
+class DataSplits:
+    """train / val / test datasets; each item is ``(input, target, index)``."""
+
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    info: DatasetInfo
+    split: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.info.name,
+            "num_classes": self.info.num_classes,
+            "input_shape": list(self.info.input_shape),
+            "sizes": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
+            **self.split,
+        }
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random crop after zero padding by ``pad`` pixels, and optional horizontal flip."""
+
+    pad: int = 0
+    hflip: bool = False
+
+
+class TensorImageDataset(Dataset):
+    """Images held in memory as one tensor, normalised on the fly.
+
+    images: (N, C, H, W) uint8 or float; labels: (N,) int64. ``__getitems__`` returns a whole
+    batch ``(inputs (B, C, H, W) float32, targets (B,), indices (B,))`` with one indexing
+    operation; the DataLoader uses it directly with ``collate_fn=identity_collate``.
+    Augmentation draws from a generator reseeded by ``set_epoch`` so a resumed run sees the
+    same crops and flips.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        augment: Augment | None = None,
+        scale: float = 255.0,
+        seed: int = 0,
+    ) -> None:
+        if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels):
+            raise ValueError(f"images must be (N, C, H, W) and labels (N,); got {tuple(images.shape)} and {tuple(labels.shape)}")
+        self.images = images
+        self.labels = labels.long()
+        self.scale = scale
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) * scale
+        self.inv_std = 1.0 / (torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1) * scale)
+        self.augment = augment if augment and (augment.pad or augment.hflip) else None
+        self.seed = seed
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(self.seed * 100_003 + epoch)
+
+    def subset(self, indices: torch.Tensor, augment: Augment | None = None) -> TensorImageDataset:
+        """A new dataset over ``indices`` (copies the rows; shares nothing mutable)."""
+        ds = TensorImageDataset.__new__(TensorImageDataset)
+        ds.__dict__.update(self.__dict__)
+        ds.images, ds.labels = self.images[indices], self.labels[indices]
+        ds.augment = augment
+        ds.generator = torch.Generator().manual_seed(self.seed)
+        return ds
+
+    @property
+    def deterministic(self) -> bool:
+        """True when a sample's input never changes between epochs (teacher outputs may be cached)."""
+        return self.augment is None
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, y, i = self.__getitems__([index])
+        return x[0], y[0], i[0]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        x = self.images[idx].float()
+        if self.augment is not None:
+            x = self._augment(x)
+        x = (x - self.mean) * self.inv_std
+        return x, self.labels[idx], idx
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        if self.augment.pad:
+            p = self.augment.pad
+            padded = torch.nn.functional.pad(x, (p, p, p, p))
+            # One crop offset per sample, gathered with a single advanced-indexing op.
+            dy = torch.randint(0, 2 * p + 1, (b,), generator=self.generator)
+            dx = torch.randint(0, 2 * p + 1, (b,), generator=self.generator)
+            rows = (dy.view(b, 1) + torch.arange(h).view(1, h)).view(b, 1, h, 1)
+            cols = (dx.view(b, 1) + torch.arange(w).view(1, w)).view(b, 1, 1, w)
+            bi = torch.arange(b).view(b, 1, 1, 1)
+            ci = torch.arange(x.shape[1]).view(1, -1, 1, 1)
+            x = padded[bi, ci, rows, cols]
+        if self.augment.hflip:
+            flip = torch.rand(b, generator=self.generator) < 0.5
+            x = torch.where(flip.view(b, 1, 1, 1), x.flip(3), x)
+        return x
+
+
+def identity_collate(batch: Any) -> Any:
+    return batch
+
+
+def carve_validation(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """Split ``range(n)`` into (train_idx, val_idx) with a fixed seed; the record says how."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = int(round(n * val_fraction))
+    val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
+    digest = hashlib.sha256(val_idx.numpy().tobytes()).hexdigest()[:16]
+    record = {"val_fraction": val_fraction, "split_seed": seed, "val_indices_sha256": digest}
+    return train_idx, val_idx, record

@@ -1,0 +1,74 @@
+"""A training run described by one config: data + model + train, as the CLI and recipes use it.
+
+``run_training(RunConfig(...), out)`` is what ``slimforge train`` calls; Python users can call
+it too, or compose ``load_dataset``, ``create_model`` and ``train`` themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from slimforge import artifacts
+from slimforge.config import Frozen, read_yaml
+from slimforge.data import DataSplits, load_dataset
+from slimforge.errors import ArtifactError
+from slimforge.models import create_model
+from slimforge.train import TrainConfig, TrainResult, evaluate, seed_everything, train
+
+
+class DataConfig(Frozen):
+    name: str = Field("digits", description="dataset registry name (slimforge datasets)")
+    root: str | None = Field(None, description="where the dataset's files are, when not the default place")
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    split_seed: int = 0
+    augment: bool | None = Field(None, description="None = the dataset's default")
+
+    def load(self) -> DataSplits:
+        options: dict[str, Any] = {"val_fraction": self.val_fraction, "split_seed": self.split_seed}
+        if self.root is not None:
+            options["root"] = self.root
+        if self.augment is not None:
+            options["augment"] = self.augment
+        return load_dataset(self.name, **options)
+
+
+class ModelConfig(Frozen):
+    name: str = Field("cnn", description="registry name, torchvision:<name> or module:function")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="architecture keywords (width=, depth=, ...)")
+
+
+class RunConfig(Frozen):
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+
+def run_training(cfg: RunConfig, out: str | Path, resume: bool = False) -> TrainResult:
+    """Load the data, build the model (seeded), train, and write the run folder ``out``."""
+    data = cfg.data.load()
+    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    model = create_model(cfg.model.name, **{**data.info.model_kwargs(), **cfg.model.kwargs})
+    return train(model, data, cfg.train, out, resume=resume, record=cfg.model_dump(mode="json"))
+
+
+def run_data_config(run: str | Path) -> DataConfig:
+    """The data section a run folder was trained with (defaults when it has no config.yaml)."""
+    path = Path(run) / artifacts.CONFIG_FILE
+    if not path.is_file():
+        return DataConfig()
+    section = read_yaml(path).get("data") or {}
+    return DataConfig.model_validate(section)
+
+
+def evaluate_run(run: str | Path, data: DataConfig | None = None, split: str = "test") -> dict[str, Any]:
+    """Accuracy and loss of the model in run folder ``run`` on a split of its (or other) data."""
+    model = artifacts.load(run)
+    splits = (data or run_data_config(run)).load()
+    dataset = getattr(splits, split)
+    expected = artifacts.read_spec(run).kwargs.get("num_classes")
+    if expected is not None and expected != splits.info.num_classes:
+        raise ArtifactError(f"{run} predicts {expected} classes but dataset {splits.info.name!r} has {splits.info.num_classes}.")
+    return {"split": split, "dataset": splits.info.name, **evaluate(model, dataset)}

@@ -1,0 +1,20 @@
+"""Training: ``train(model, data, TrainConfig(...), out=...)`` and ``evaluate``."""
+
+from slimforge.train.callbacks import Callback, LossOutput, Objective, TrainState
+from slimforge.train.config import TrainConfig
+from slimforge.train.evaluate import evaluate
+from slimforge.train.loop import CrossEntropyObjective, TrainingDiverged, TrainResult, seed_everything, train
+
+__all__ = [
+    "Callback",
+    "CrossEntropyObjective",
+    "LossOutput",
+    "Objective",
+    "TrainConfig",
+    "TrainResult",
+    "TrainState",
+    "TrainingDiverged",
+    "evaluate",
+    "seed_everything",
+    "train",
+]

@@ -1,0 +1,74 @@
+"""The trainer's extension points: callbacks and objectives.
+
+Later stages hook into the one training loop instead of copying it:
+
+* an **objective** computes the loss for a batch (distillation swaps in its own);
+* **callbacks** run at fixed points (pruning schedules, sparsity masks, logging).
+
+A callback sees the *unwrapped* model (``state.model``), never the DDP wrapper, and may
+replace it (``state.model = pruned``) in ``on_epoch_start``/``on_epoch_end``; the trainer then
+re-wraps it and rebuilds the optimizer and scheduler (``state.rebuild_optimizer = True``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+
+@dataclass
+class LossOutput:
+    """loss: scalar to back-propagate; logits: (batch, classes) for accuracy; parts: named scalars to log."""
+
+    loss: torch.Tensor
+    logits: torch.Tensor
+    parts: dict[str, float] = field(default_factory=dict)
+
+
+class Objective(Protocol):
+    """Computes the training loss of ``model`` (possibly DDP-wrapped) on one batch.
+
+    inputs: (batch, ...) on the training device; targets: (batch,) class indices;
+    indices: (batch,) positions of the samples in the training split (for cached teachers).
+    """
+
+    def __call__(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor) -> LossOutput: ...
+
+
+@dataclass
+class TrainState:
+    """What callbacks see. ``model`` is always the unwrapped module."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer | None = None
+    epoch: int = 0  # 0-based index of the current epoch
+    step: int = 0  # optimizer steps taken so far
+    steps_per_epoch: int = 0
+    total_steps: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)  # last epoch's metrics
+    rebuild_optimizer: bool = False
+    stop: bool = False
+
+
+class Callback:
+    """Base class: override any subset of the hooks. Hooks must not keep state that resume
+    cannot restore unless they implement ``state_dict``/``load_state_dict`` (JSON-able)."""
+
+    def on_train_start(self, state: TrainState) -> None: ...
+
+    def on_epoch_start(self, state: TrainState) -> None: ...
+
+    def on_step_end(self, state: TrainState) -> None:
+        """After each optimizer step (masks are re-applied here)."""
+
+    def on_epoch_end(self, state: TrainState) -> None: ...
+
+    def on_train_end(self, state: TrainState) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...

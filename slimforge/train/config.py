@@ -1,0 +1,38 @@
+"""The training configuration."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from slimforge.config import Frozen
+
+
+class TrainConfig(Frozen):
+    """How to train. ``batch_size`` is per process; the global batch is batch_size x processes."""
+
+    epochs: int = Field(10, ge=1, description="maximum number of epochs")
+    batch_size: int = Field(128, ge=1, description="samples per optimizer step, per process")
+    eval_batch_size: int = Field(512, ge=1)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(0.1, gt=0, description="peak learning rate")
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = True
+    weight_decay: float = Field(5e-4, ge=0)
+    schedule: Literal["cosine", "step", "constant"] = "cosine"
+    warmup_epochs: float = Field(0.0, ge=0, description="linear warm-up from lr/10, in epochs")
+    milestones: tuple[int, ...] = Field((), description="epochs at which the step schedule multiplies lr by gamma")
+    gamma: float = Field(0.1, gt=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
+    amp: Literal["auto", "off", "bf16", "fp16"] = Field("auto", description="autocast on CUDA: auto = bf16 where supported")
+    patience: int | None = Field(None, ge=1, description="early stopping: epochs without improvement of `monitor`")
+    monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"
+    keep_best: bool = Field(True, description="the saved model is the best epoch by `monitor`, not the last")
+    seed: int = 0
+    deterministic: bool = Field(False, description="deterministic algorithms (bitwise-reproducible on the CPU)")
+    device: str = "auto"
+    num_threads: int | None = Field(None, ge=1, description="torch CPU threads; default: cores / local processes")
+    tensorboard: bool = False
+    quiet: bool = False

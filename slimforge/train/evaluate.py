@@ -1,0 +1,75 @@
+"""Evaluation: loss and accuracy over a dataset, exact across processes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from slimforge.data.core import identity_collate
+from slimforge.distributed import DistContext
+
+
+class ShardSampler(Sampler[int]):
+    """Indices rank, rank + world, ...: every sample exactly once over all ranks (no padding)."""
+
+    def __init__(self, size: int, rank: int = 0, world_size: int = 1) -> None:
+        self.size, self.rank, self.world_size = size, rank, world_size
+
+    def __iter__(self):
+        return iter(range(self.rank, self.size, self.world_size))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.size, self.world_size))
+
+
+def make_loader(dataset: Dataset, batch_size: int, sampler: Sampler[int], num_workers: int = 0) -> DataLoader:
+    """In-memory datasets build whole batches themselves (``__getitems__``), so no workers or
+    collation are needed; other datasets get the default collation."""
+    batched = hasattr(dataset, "__getitems__")
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=0 if batched else num_workers,
+        collate_fn=identity_collate if batched else None,
+    )
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    batch_size: int = 512,
+    ctx: DistContext | None = None,
+    device: torch.device | str | None = None,
+    autocast_dtype: torch.dtype | None = None,
+) -> dict[str, Any]:
+    """Top-1 accuracy (fraction) and mean cross-entropy of ``model`` on ``dataset``.
+
+    With several processes each rank evaluates its shard and the sums are all-reduced, so
+    every sample counts exactly once.
+    """
+    ctx = ctx or DistContext()
+    device = torch.device(device) if device is not None else ctx.device
+    was_training = model.training
+    model.eval()
+    loader = make_loader(dataset, batch_size, ShardSampler(len(dataset), ctx.rank, ctx.world_size))
+    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
+    for batch in loader:
+        inputs, targets = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            logits = model(inputs)
+        logits = logits.float()
+        sums[0] += F.cross_entropy(logits, targets, reduction="sum").double()
+        sums[1] += (logits.argmax(1) == targets).sum()
+        sums[2] += targets.numel()
+    ctx.all_reduce_sum(sums)
+    model.train(was_training)
+    count = int(sums[2].item())
+    if count == 0:
+        return {"loss": float("nan"), "accuracy": float("nan"), "count": 0}
+    return {"loss": (sums[0] / count).item(), "accuracy": (sums[1] / count).item(), "count": count}

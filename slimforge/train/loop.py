@@ -1,0 +1,376 @@
+"""The training loop: plain PyTorch, one code path for one process or many.
+
+``train`` reads top to bottom: set-up, resume, epochs (train, validate, log, checkpoint,
+early-stop), then the final artifact. Stages hook in through an ``Objective`` (the loss) and
+``Callback``s (schedules); see ``slimforge.train.callbacks``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DistributedSampler
+
+from slimforge import artifacts
+from slimforge.data.core import DataSplits
+from slimforge.distributed import DistContext, setup
+from slimforge.errors import ArtifactError, SlimforgeError
+from slimforge.train.callbacks import Callback, LossOutput, Objective, TrainState
+from slimforge.train.checkpoint import CHECKPOINT_FILE, load_state, rng_state, save_state, set_rng_state
+from slimforge.train.config import TrainConfig
+from slimforge.train.evaluate import evaluate, make_loader
+from slimforge.train.optim import build_optimizer, build_scheduler
+from slimforge.train.progress import Progress
+
+BEST_FILE = "best.safetensors"
+HISTORY_FILE = "metrics.jsonl"
+NAN_CHECK_EVERY = 10  # steps between finiteness checks (each check synchronises a GPU)
+
+
+class TrainingDiverged(SlimforgeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module  # the unwrapped model, best epoch when keep_best
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    out: Path | None = None
+
+
+class CrossEntropyObjective:
+    """The default objective: cross-entropy on the labels, with optional label smoothing."""
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        self.label_smoothing = label_smoothing
+
+    def __call__(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor) -> LossOutput:
+        logits = model(inputs)
+        return LossOutput(F.cross_entropy(logits.float(), targets, label_smoothing=self.label_smoothing), logits)
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed torch, numpy and random; with ``deterministic`` also force deterministic kernels."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+def train(
+    model: nn.Module,
+    data: DataSplits,
+    config: TrainConfig | None = None,
+    out: str | Path | None = None,
+    *,
+    objective: Objective | None = None,
+    callbacks: Sequence[Callback] = (),
+    resume: bool = False,
+    record: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``data``; with ``out``, checkpoint every epoch and write the artifact.
+
+    ``record`` is the resolved config written to ``config.yaml`` (default: this TrainConfig).
+    ``resume`` continues from ``out/checkpoint.safetensors`` exactly where it stopped.
+    """
+    cfg = config or TrainConfig()
+    out = Path(out) if out is not None else None
+
+    # Set-up: processes, threads, determinism, device, loaders.
+    ctx = setup(cfg.device)
+    threads = cfg.num_threads or max(1, (os.cpu_count() or 1) // ctx.local_world_size)
+    torch.set_num_threads(threads)
+    seed_everything(cfg.seed + ctx.rank, cfg.deterministic)
+    amp_dtype = _amp_dtype(cfg.amp, ctx.device)
+    objective = objective or CrossEntropyObjective(cfg.label_smoothing)
+    model = model.to(ctx.device)
+    extra = _objective_modules(objective, ctx.device)
+    sampler = DistributedSampler(data.train, ctx.world_size, ctx.rank, shuffle=True, seed=cfg.seed, drop_last=False)
+    loader = make_loader(data.train, cfg.batch_size, sampler)
+    state = TrainState(model=model, steps_per_epoch=len(loader), total_steps=len(loader) * cfg.epochs)
+    wrapped, optimizer, scheduler = _build_optimization(state, extra, ctx, cfg)
+    scaler = torch.amp.GradScaler(ctx.device.type, enabled=amp_dtype == torch.float16)
+    progress = Progress(ctx.is_main, cfg.quiet, cfg.epochs)
+    tb = _tensorboard(out, cfg) if ctx.is_main else None
+    if ctx.is_main:
+        _log(cfg, f"training on {ctx.device} x {ctx.world_size} process(es), {threads} thread(s) each; "
+             f"batch {cfg.batch_size} per process = {cfg.batch_size * ctx.world_size} global; "
+             f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test samples")
+
+    # Resume: restore everything the next epoch depends on.
+    book = {"epoch": 0, "best": None, "best_epoch": None, "since_best": 0, "history": []}
+    if resume:
+        book = _resume(out, state, optimizer, scheduler, scaler, objective, callbacks, ctx)
+    elif out is not None and ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / HISTORY_FILE).unlink(missing_ok=True)
+    state.optimizer = optimizer
+    for cb in callbacks:
+        cb.on_train_start(state)
+
+    # Epochs: train, validate, log, checkpoint, early-stop.
+    started = time.perf_counter()
+    for epoch in range(book["epoch"], cfg.epochs):
+        state.epoch = epoch
+        sampler.set_epoch(epoch)
+        if hasattr(data.train, "set_epoch"):
+            data.train.set_epoch(epoch)
+        for cb in callbacks:
+            cb.on_epoch_start(state)
+        if state.rebuild_optimizer:
+            wrapped, optimizer, scheduler = _build_optimization(state, extra, ctx, cfg, at_step=state.step)
+        progress.start_epoch(epoch, len(loader))
+        train_metrics = _train_epoch(wrapped, loader, objective, optimizer, scheduler, scaler, amp_dtype, state, callbacks, progress, ctx, cfg)
+        val = evaluate(state.model, data.val, cfg.eval_batch_size, ctx, autocast_dtype=amp_dtype)
+        metrics = {"epoch": epoch + 1, **train_metrics, "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
+        state.metrics = metrics
+        for cb in callbacks:
+            cb.on_epoch_end(state)
+        if state.rebuild_optimizer:  # a callback replaced the model (e.g. pruned it)
+            wrapped, optimizer, scheduler = _build_optimization(state, extra, ctx, cfg, at_step=state.step)
+            book.update(best=None, best_epoch=None, since_best=0)  # a smaller model starts a new race
+        improved = _update_best(book, metrics, cfg)
+        book["history"].append(metrics)
+        book["epoch"] = epoch + 1
+        if ctx.is_main:
+            progress.end_epoch(metrics)
+            if out is not None:
+                if improved and cfg.keep_best:
+                    artifacts.atomic_write_bytes(out / BEST_FILE, artifacts.state_dict_bytes(state.model.state_dict()))
+                _save_checkpoint(out, state, optimizer, scheduler, scaler, objective, callbacks, book, cfg)
+                with open(out / HISTORY_FILE, "a") as f:
+                    f.write(json.dumps(metrics) + "\n")
+            if tb is not None:
+                for key, value in metrics.items():
+                    if isinstance(value, (int, float)) and key != "epoch":
+                        tb.add_scalar(key, value, epoch + 1)
+        if state.stop or (cfg.patience and book["since_best"] >= cfg.patience):
+            if ctx.is_main:
+                _log(cfg, f"early stopping after epoch {epoch + 1}: no improvement of {cfg.monitor} for {book['since_best']} epochs")
+            book["stopped_early"] = True
+            break
+    progress.close()
+    for cb in callbacks:
+        cb.on_train_end(state)
+
+    # Final: best weights, test metrics, artifact.
+    if cfg.keep_best and out is not None and (out / BEST_FILE).is_file() and not state.rebuild_optimizer:
+        artifacts.load_weights(state.model, out / BEST_FILE, map_location=ctx.device)
+    test = evaluate(state.model, data.test, cfg.eval_batch_size, ctx, autocast_dtype=amp_dtype)
+    final = _final_metrics(book, test, threads, ctx, time.perf_counter() - started)
+    if ctx.is_main and out is not None:
+        rec = record if record is not None else {"train": cfg.model_dump(mode="json")}
+        artifacts.save(state.model, out, config=rec, metrics={**final, "data": data.describe()})
+    if tb is not None:
+        tb.close()
+    ctx.barrier()
+    return TrainResult(state.model, final, book["history"], out)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _train_epoch(wrapped, loader, objective, optimizer, scheduler, scaler, amp_dtype, state, callbacks, progress, ctx, cfg) -> dict[str, Any]:
+    """One pass over the training data; returns the epoch's training metrics."""
+    wrapped.train()
+    device = ctx.device
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen = 0
+    since_check = 0
+    started = time.perf_counter()
+    lr = optimizer.param_groups[0]["lr"]
+    for inputs, targets, indices in loader:
+        inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            out = objective(wrapped, inputs, targets, indices)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(out.loss).backward()
+        if cfg.grad_clip:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        state.step += 1
+        for cb in callbacks:
+            cb.on_step_end(state)
+        n = targets.numel()
+        loss_sum += out.loss.detach().double() * n
+        correct += (out.logits.detach().argmax(1) == targets).sum()
+        seen += n
+        since_check += 1
+        if since_check >= NAN_CHECK_EVERY:
+            _check_finite(loss_sum, state, cfg)
+            progress.advance(since_check, loss_sum.item() / seen)
+            since_check = 0
+    _check_finite(loss_sum, state, cfg)
+    seconds = time.perf_counter() - started
+    sums = ctx.all_reduce_sum(torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), dtype=torch.float64, device=device)]))
+    total = max(1.0, sums[2].item())
+    return {
+        "train_loss": sums[0].item() / total,
+        "train_accuracy": sums[1].item() / total,
+        "lr": lr,
+        "seconds": seconds,
+        "samples_per_s": total / max(seconds, 1e-9),
+    }
+
+
+def _check_finite(loss_sum: torch.Tensor, state: TrainState, cfg: TrainConfig) -> None:
+    if not math.isfinite(loss_sum.item()):
+        raise TrainingDiverged(
+            f"The training loss became {loss_sum.item()} in epoch {state.epoch + 1} (by step {state.step}). "
+            "Training stopped; the last good checkpoint (end of the previous epoch) is kept. "
+            f"Lower the learning rate (lr={cfg.lr}), set grad_clip, or check the inputs for NaN."
+        )
+
+
+def _build_optimization(state: TrainState, extra: list[nn.Module], ctx: DistContext, cfg: TrainConfig, at_step: int = 0):
+    """(Re)wrap the model and build optimizer + scheduler; resumes the schedule at ``at_step``."""
+    wrapped = ctx.wrap(state.model)
+    params = [p for m in [state.model, *extra] for p in m.parameters()]
+    optimizer = build_optimizer(params, cfg)
+    scheduler = build_scheduler(optimizer, state.steps_per_epoch, cfg)
+    for _ in range(at_step):  # LambdaLR is stateless apart from its step count
+        scheduler.step()
+    state.optimizer = optimizer
+    state.rebuild_optimizer = False
+    return wrapped, optimizer, scheduler
+
+
+def _objective_modules(objective: Any, device: torch.device) -> list[nn.Module]:
+    """Trainable modules an objective owns (e.g. distillation adapters), moved to ``device``."""
+    if hasattr(objective, "to"):
+        objective.to(device)
+    modules = list(objective.trainable_modules()) if hasattr(objective, "trainable_modules") else []
+    return [m.to(device) for m in modules]
+
+
+def _update_best(book: dict[str, Any], metrics: dict[str, Any], cfg: TrainConfig) -> bool:
+    value = metrics[cfg.monitor]
+    better = book["best"] is None or (value > book["best"] if cfg.monitor == "val_accuracy" else value < book["best"])
+    if better:
+        book.update(best=value, best_epoch=metrics["epoch"], since_best=0)
+    else:
+        book["since_best"] += 1
+    return better
+
+
+def _save_checkpoint(out, state, optimizer, scheduler, scaler, objective, callbacks, book, cfg) -> None:
+    spec = artifacts.get_spec(state.model)
+    save_state(out / CHECKPOINT_FILE, {
+        "model": state.model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "objective": objective.state_dict() if hasattr(objective, "state_dict") else {},
+        "callbacks": [cb.state_dict() for cb in callbacks],
+        "rng": rng_state(),
+        "step": state.step,
+        "book": {k: v for k, v in book.items()},
+        "spec": spec.to_json() if spec else None,
+        "config": cfg.model_dump(mode="json"),
+    })
+
+
+def _resume(out, state, optimizer, scheduler, scaler, objective, callbacks, ctx) -> dict[str, Any]:
+    if out is None or not (out / CHECKPOINT_FILE).is_file():
+        raise ArtifactError(f"Cannot resume: no {CHECKPOINT_FILE} in {out}. Start without --resume, or point --out at the run to continue.")
+    saved = load_state(out / CHECKPOINT_FILE)
+    spec = artifacts.get_spec(state.model)
+    if saved.get("spec") and spec and saved["spec"]["name"] != spec.name:
+        raise ArtifactError(
+            f"Cannot resume {out}: its checkpoint is of model {saved['spec']['name']!r}, but this run builds {spec.name!r}. "
+            "Resume with the same model, or use a new --out folder."
+        )
+    _load_model_state(state.model, saved["model"], out / CHECKPOINT_FILE)
+    try:
+        optimizer.load_state_dict(saved["optimizer"])
+    except ValueError as exc:
+        raise ArtifactError(f"Cannot resume {out}: the optimizer state does not match this model ({exc}).") from None
+    scheduler.load_state_dict(saved["scheduler"])
+    scaler.load_state_dict(saved["scaler"])
+    if hasattr(objective, "load_state_dict") and saved.get("objective"):
+        objective.load_state_dict(saved["objective"])
+    for cb, cb_state in zip(callbacks, saved.get("callbacks", [])):
+        cb.load_state_dict(cb_state)
+    set_rng_state(saved["rng"])
+    state.step = saved["step"]
+    book = saved["book"]
+    if ctx.is_main:
+        with open(out / HISTORY_FILE, "w") as f:  # drop lines of the epoch that was cut short
+            f.writelines(json.dumps(m) + "\n" for m in book["history"])
+    return book
+
+
+def _load_model_state(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
+    expected = model.state_dict()
+    wrong = [k for k in expected if k not in tensors or tensors[k].shape != expected[k].shape]
+    if wrong or len(tensors) != len(expected):
+        raise ArtifactError(
+            f"Cannot resume from {source}: its model weights do not match this architecture "
+            f"(first mismatches: {', '.join(wrong[:3]) or 'extra tensors'}). It was written by another model."
+        )
+    model.load_state_dict(tensors)
+
+
+def _final_metrics(book, test, threads, ctx, seconds) -> dict[str, Any]:
+    history = book["history"]
+    return {
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "best_val_accuracy": max((m["val_accuracy"] for m in history), default=None),
+        "best_epoch": book.get("best_epoch"),
+        "epochs_run": len(history),
+        "stopped_early": bool(book.get("stopped_early", False)),
+        "train_seconds": sum(m["seconds"] for m in history),
+        "wall_seconds": seconds,
+        "samples_per_s": (sum(m["samples_per_s"] for m in history) / len(history)) if history else None,
+        "num_threads": threads,
+        "world_size": ctx.world_size,
+        "device": str(ctx.device),
+    }
+
+
+def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda" or amp == "off":
+        return None
+    if amp == "fp16":
+        return torch.float16
+    if amp == "bf16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+def _tensorboard(out: Path | None, cfg: TrainConfig):
+    if not cfg.tensorboard or out is None:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise SlimforgeError("tensorboard=true needs the tensorboard package: pip install 'slimforge[dev]'.") from None
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+def _log(cfg: TrainConfig, message: str) -> None:
+    if not cfg.quiet:
+        print(message, flush=True)

@@ -1,0 +1,82 @@
+"""Artifacts: round trip without pickle, and clear errors for every kind of bad file."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+import slimforge
+from slimforge.artifacts import ModelSpec, attach_spec
+from slimforge.errors import ArtifactError
+from slimforge.models import create_model
+
+
+@pytest.fixture
+def saved(tmp_path):
+    model = create_model("resnet8", num_classes=10, in_channels=1).eval()
+    slimforge.save(model, tmp_path / "run", metrics={"test_accuracy": 0.5}, config={"train": {"lr": 0.1}})
+    return model, tmp_path / "run"
+
+
+def test_round_trip_identical_outputs(saved):
+    model, run = saved
+    x = torch.randn(4, 1, 28, 28)
+    assert torch.equal(slimforge.load(run)(x), model(x))
+    assert (run / "model.json").read_text().count('"resnet8"') == 1
+    assert (run / "config.yaml").is_file() and (run / "metrics.json").is_file()
+
+
+def test_truncated_weights_name_the_file(saved):
+    _, run = saved
+    weights = run / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ArtifactError, match=r"model\.safetensors.*corrupt or truncated"):
+        slimforge.load(run)
+
+
+def test_corrupt_structure_file(saved):
+    _, run = saved
+    (run / "model.json").write_text('{"name": "resnet8", ')
+    with pytest.raises(ArtifactError, match=r"model\.json is not valid JSON"):
+        slimforge.load(run)
+
+
+def test_pickle_file_as_weights_is_refused_without_unpickling(saved, tmp_path):
+    _, run = saved
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (run / "model.safetensors").write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(ArtifactError, match="pickle"):
+        slimforge.load(run)
+    assert not marker.exists()
+    torch.save({"w": torch.zeros(1)}, run / "model.safetensors")  # torch.save's zip format
+    with pytest.raises(ArtifactError, match="never unpickles"):
+        slimforge.load(run)
+
+
+def test_weights_of_another_architecture(saved, tmp_path):
+    other = create_model("resnet14", num_classes=10, in_channels=1)
+    slimforge.save(other, tmp_path / "other")
+    _, run = saved
+    (run / "model.safetensors").write_bytes((tmp_path / "other" / "model.safetensors").read_bytes())
+    with pytest.raises(ArtifactError, match=r"do not match the architecture \(resnet8\).*unexpected"):
+        slimforge.load(run)
+
+
+def test_model_without_spec_cannot_be_saved(tmp_path):
+    with pytest.raises(ArtifactError, match="structure is unknown"):
+        slimforge.save(torch.nn.Linear(2, 2), tmp_path / "x")
+    model = attach_spec(torch.nn.Linear(2, 2), ModelSpec("torch.nn:Linear", {"in_features": 2, "out_features": 2}))
+    slimforge.save(model, tmp_path / "x")
+    assert torch.equal(slimforge.load(tmp_path / "x").weight, model.weight)
+
+
+def test_missing_run_folder(tmp_path):
+    with pytest.raises(ArtifactError, match="not a run folder"):
+        slimforge.load(tmp_path / "nope")

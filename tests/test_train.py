@@ -1,0 +1,102 @@
+"""The trainer: learns, stops early, detects divergence, checkpoints and resumes exactly."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import slimforge
+from slimforge.errors import ArtifactError
+from slimforge.train import Callback, TrainConfig, TrainingDiverged, seed_everything, train
+
+QUIET = dict(quiet=True, num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return slimforge.load_dataset("digits")
+
+
+def _cnn(data, width=8):
+    seed_everything(0)
+    return slimforge.create_model("cnn", width=width, **data.info.model_kwargs())
+
+
+def test_training_learns_and_writes_a_run_folder(digits, tmp_path):
+    result = train(_cnn(digits), digits, TrainConfig(epochs=4, batch_size=64, lr=0.05, **QUIET), tmp_path / "run")
+    assert result.metrics["test_accuracy"] > 0.85
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
+    assert set(json.loads(lines[0])) >= {"train_loss", "val_accuracy", "lr", "seconds", "samples_per_s"}
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["test_accuracy"] == pytest.approx(result.metrics["test_accuracy"])
+    reloaded = slimforge.load(tmp_path / "run")
+    assert slimforge.evaluate(reloaded, digits.test)["accuracy"] == pytest.approx(result.metrics["test_accuracy"])
+
+
+def test_early_stopping_on_a_plateau(digits):
+    # lr so small nothing improves after the first epoch's tiny step: patience 2 ends at epoch 3.
+    cfg = TrainConfig(epochs=20, batch_size=256, lr=1e-9, patience=2, monitor="val_loss", **QUIET)
+    result = train(_cnn(digits), digits, cfg)
+    assert result.metrics["stopped_early"] and result.metrics["epochs_run"] < 20
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(digits, tmp_path):
+    class PoisonAfterFirstEpoch(Callback):
+        def on_epoch_start(self, state):
+            if state.epoch == 1:
+                with torch.no_grad():
+                    state.model.classifier.weight.fill_(float("nan"))
+
+    out = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match="loss became nan in epoch 2.*last good checkpoint"):
+        train(_cnn(digits), digits, TrainConfig(epochs=3, batch_size=128, lr=0.05, **QUIET), out, callbacks=[PoisonAfterFirstEpoch()])
+    checkpoint = load_file(str(out / "checkpoint.safetensors"))
+    assert all(torch.isfinite(t).all() for t in checkpoint.values() if t.is_floating_point())
+
+
+def test_resume_from_another_architecture_is_refused(digits, tmp_path):
+    out = tmp_path / "run"
+    train(_cnn(digits), digits, TrainConfig(epochs=1, batch_size=128, **QUIET), out)
+    other = slimforge.create_model("resnet8", **digits.info.model_kwargs())
+    with pytest.raises(ArtifactError, match="checkpoint is of model 'cnn', but this run builds 'resnet8'"):
+        train(other, digits, TrainConfig(epochs=2, batch_size=128, **QUIET), out, resume=True)
+    with pytest.raises(ArtifactError, match="do not match this architecture"):
+        train(_cnn(digits, width=4), digits, TrainConfig(epochs=2, batch_size=128, **QUIET), out, resume=True)
+
+
+def test_resume_without_checkpoint(digits, tmp_path):
+    with pytest.raises(ArtifactError, match="no checkpoint.safetensors"):
+        train(_cnn(digits), digits, TrainConfig(epochs=1, **QUIET), tmp_path / "empty", resume=True)
+
+
+def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path, python, cli_env):
+    """A real process killed with SIGKILL in epoch 2, resumed, ends with the same weights."""
+    args = [python, "-m", "slimforge", "train", "--data", "digits", "--model", "cnn", "--epochs", "3",
+            "--batch-size", "4", "--lr", "0.02", "--deterministic", "--threads", "1", "--quiet",
+            "data.augment=true", "model.kwargs.width=8"]
+    subprocess.run([*args, "--out", str(tmp_path / "straight")], check=True, env=cli_env, capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*args, "--out", str(killed)], env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = killed / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (history.is_file() and history.read_text().count("\n") >= 1):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert history.read_text().count("\n") == 1, "the kill must land in epoch 2"
+    assert not (killed / "model.safetensors").exists()
+
+    subprocess.run([*args, "--out", str(killed), "--resume"], check=True, env=cli_env, capture_output=True)
+    a = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    b = load_file(str(killed / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [json.loads(x)["epoch"] for x in history.read_text().splitlines()] == [1, 2, 3]
