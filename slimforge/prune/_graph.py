@@ -195,7 +195,10 @@ def _opaque_attention(module: nn.Module) -> bool:
         return True
     if _hf_attention(module):
         return False
-    return any(isinstance(getattr(module, a, None), int) for a in ("num_heads", "n_heads"))
+    if not any(isinstance(getattr(module, a, None), int) for a in ("num_heads", "n_heads")):
+        return False
+    # The attention itself (it holds the projections), not a block that merely passes num_heads on.
+    return bool(module._parameters) or any(isinstance(c, nn.Linear) for c in module.children())
 
 
 def _hf_attention(module: nn.Module) -> bool:
@@ -1074,3 +1077,36 @@ def _group_norm(tr: _Tracer, node: torch.fx.Node) -> Any:
     if isinstance(val, (tuple, list)):
         return tuple([list(lx)] + [_none_like_tensor(t) for t in val[1:]])
     return list(lx)
+
+
+@_rule("einsum")
+def _einsum(tr: _Tracer, node: torch.fx.Node) -> Any:
+    """Each subscript letter is one dimension: all operands' vectors for a letter are tied."""
+    equation, operands = node.args[0].replace(" ", ""), list(node.args[1])
+    lhs, _, rhs = equation.partition("->")
+    terms = lhs.split(",")
+    shapes = [_shape(o) for o in operands]
+    n_ell = max((len(sh) - len(t.replace("...", "")) for t, sh in zip(terms, shapes) if "..." in t), default=0)
+    ell = "".join(chr(0x100 + i) for i in range(n_ell))
+    if not rhs and "->" not in equation:
+        letters = [c for c in lhs.replace(",", "").replace("...", "")]
+        rhs = "..." + "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    vec_of: dict[str, Vec] = {}
+    for term, operand, shape in zip(terms, operands, shapes):
+        k = len(shape) - len(term.replace("...", ""))
+        letters = term.replace("...", ell[n_ell - k:] if k else "")
+        label = tr.lab(operand) or [None] * len(shape)
+        if len(set(letters)) != len(letters):  # a diagonal: keep that operand whole
+            tr.pin_label(label)
+            continue
+        for c, vec, size in zip(letters, label, shape):
+            if size == 1:
+                tr.uf.pin(vec)
+            elif c in vec_of:
+                tr.uf.tie(vec_of[c], vec)
+                if vec is None:
+                    vec_of[c] = None
+            else:
+                vec_of[c] = vec
+    out_letters = rhs.replace("...", ell)
+    return [vec_of.get(c) for c in out_letters]

@@ -1,0 +1,86 @@
+"""Attention: whole Hugging Face heads are removed; attention that sizes itself from its input stays whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import slimforge.prune as sp
+from slimforge.artifacts import ModelSpec, attach_spec, load, save
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(autouse=True)
+def helpers_on_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+
+
+def test_bert_loses_half_its_heads_and_ffn_neurons_and_round_trips(tmp_path):
+    from prune_helpers import tiny_bert
+
+    model = attach_spec(tiny_bert().eval(), ModelSpec("prune_helpers:tiny_bert", {}))
+    ids = torch.randint(0, 50, (2, 8), generator=torch.Generator().manual_seed(0))
+    n = sum(p.numel() for p in model.parameters())
+    sp.prune(model, ids, ratio=0.5)
+
+    for layer in model.bert.encoder.layer:
+        attn = layer.attention.self
+        assert attn.num_attention_heads == 2 and attn.attention_head_size == 8
+        assert attn.query.out_features == attn.key.out_features == attn.value.out_features == 16
+        assert layer.attention.output.dense.in_features == 16
+        assert layer.intermediate.dense.out_features == 32 and layer.output.dense.in_features == 32
+    assert model.config.num_attention_heads == 2 and model.config.intermediate_size == 32
+    assert sum(p.numel() for p in model.parameters()) < n / 2
+    logits = model(ids).logits
+    assert logits.shape == (2, 3) and torch.isfinite(logits).all()
+
+    save(model, tmp_path / "bert")
+    reloaded = load(tmp_path / "bert")
+    assert torch.equal(reloaded(ids).logits, logits)
+
+
+def test_bert_heads_removed_are_whole_heads():
+    """Zeroing a head's value rows and the matching output columns makes it dead; L1 removes exactly it."""
+    from prune_helpers import tiny_bert
+
+    model = tiny_bert().eval()
+    ids = torch.randint(0, 50, (2, 8), generator=torch.Generator().manual_seed(0))
+    attn = model.bert.encoder.layer[0].attention.self
+    dead = slice(8, 16)  # head 1
+    with torch.no_grad():
+        for lin in (attn.query, attn.key, attn.value):
+            lin.weight[dead] = 0
+            lin.bias[dead] = 0
+        model.bert.encoder.layer[0].attention.output.dense.weight[:, dead] = 0
+    before = model(ids).logits
+    sp.prune(model, ids, ratio={"bert.encoder.layer.0.attention.self*": 0.25}, importance="l1", round_to=1)
+    assert attn.num_attention_heads == 3 and attn.query.out_features == 24
+    torch.testing.assert_close(model(ids).logits, before, rtol=1e-5, atol=1e-6)
+
+
+class MhaNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(6, 16)
+        self.attn = nn.MultiheadAttention(16, 4, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 16))
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.inp(x)
+        x = x + self.attn(x, x, x, need_weights=False)[0]
+        return self.head(x + self.mlp(x)).mean(1)
+
+
+def test_multihead_attention_stays_whole_and_the_mlp_is_pruned():
+    torch.manual_seed(0)
+    model = MhaNet().eval()
+    x = torch.randn(2, 5, 6)
+    sp.prune(model, x, ratio=0.5, round_to=1)
+    assert model.attn.embed_dim == 16 and model.attn.in_proj_weight.shape == (48, 16)
+    assert model.mlp[0].out_features == 16
+    assert model(x).shape == (2, 3)
