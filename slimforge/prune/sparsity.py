@@ -1,0 +1,190 @@
+"""Unstructured sparsity: global magnitude masks, the gradual cubic schedule, N:M patterns.
+
+Zeros in dense tensors do not make a model faster on CPU: PyTorch's dense kernels do the same
+work for a zero as for any other weight, and 2:4 sparse kernels exist only for some GPUs. What
+sparsity buys here is compressibility (zeros compress well) and a path to sparse hardware;
+:func:`sparsity_report` reports the zeros honestly, and nothing in slimforge claims a speed-up
+from them.
+
+Schedule (Zhu & Gupta 2017, "To prune, or not to prune"): from step t0 over n steps,
+
+    s_t = s_f + (s_i - s_f) * (1 - (t - t0) / n) ** 3
+
+masks are recomputed every ``frequency`` steps and re-applied after every optimizer step, and
+folded into the weights (masks dropped, zeros kept) at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from slimforge.prune._graph import matches
+from slimforge.prune.errors import PruneConfigError
+from slimforge.train.callbacks import Callback, TrainState
+
+Masks = dict[str, torch.Tensor]
+
+
+def cubic_sparsity(step: int, final: float, start_step: int, end_step: int, initial: float = 0.0) -> float:
+    """Target sparsity at ``step`` on the cubic schedule (constant outside [start_step, end_step])."""
+    if end_step <= start_step:
+        return final if step >= start_step else initial
+    progress = min(max((step - start_step) / (end_step - start_step), 0.0), 1.0)
+    return final + (initial - final) * (1.0 - progress) ** 3
+
+
+def prunable_weights(model: nn.Module, skip: Sequence[str] = ()) -> dict[str, nn.Parameter]:
+    """Weights of Linear and Conv layers (not biases, norms or embeddings), minus ``skip`` patterns."""
+    out = {}
+    for path, module in model.named_modules():
+        if isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)) and not (skip and matches(path, skip)):
+            out[f"{path}.weight" if path else "weight"] = module.weight
+    return out
+
+
+def magnitude_masks(model: nn.Module, sparsity: float, *, n_m: tuple[int, int] | None = None,
+                    skip: Sequence[str] = ()) -> Masks:
+    """Boolean keep-masks: global magnitude (one threshold over all weights) or N:M per group.
+
+    n_m=(2, 4) keeps the 2 largest of every 4 consecutive weights along the input dimension
+    (sparsity is then fixed at 1 - N/M and ``sparsity`` is ignored).
+    """
+    weights = prunable_weights(model, skip)
+    if n_m is not None:
+        return {name: _n_m_mask(w.detach(), *n_m) for name, w in weights.items()}
+    if not 0.0 <= sparsity < 1.0:
+        raise PruneConfigError(f"sparsity must be in [0, 1); got {sparsity}.")
+    if sparsity == 0.0 or not weights:
+        return {name: torch.ones_like(w, dtype=torch.bool) for name, w in weights.items()}
+    magnitudes = torch.cat([w.detach().abs().flatten().float() for w in weights.values()])
+    k = int(sparsity * magnitudes.numel())
+    if k == 0:
+        return {name: torch.ones_like(w, dtype=torch.bool) for name, w in weights.items()}
+    threshold = torch.kthvalue(magnitudes, k).values
+    return {name: w.detach().abs() > threshold for name, w in weights.items()}
+
+
+def _n_m_mask(w: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    if not 0 < n < m:
+        raise PruneConfigError(f"N:M needs 0 < N < M; got {n}:{m}.")
+    rows = w.reshape(w.shape[0], -1)
+    if rows.shape[1] % m:
+        return torch.ones_like(w, dtype=torch.bool)  # input size not a multiple of M: left dense
+    groups = rows.abs().reshape(rows.shape[0], -1, m)
+    keep = torch.zeros_like(groups, dtype=torch.bool)
+    keep.scatter_(2, groups.topk(n, dim=2).indices, True)
+    return keep.reshape(w.shape)
+
+
+@torch.no_grad()
+def apply_masks(model: nn.Module, masks: Masks) -> None:
+    params = dict(model.named_parameters())
+    for name, mask in masks.items():
+        params[name].mul_(mask.to(params[name].dtype))
+
+
+def sparsity_report(model: nn.Module, skip: Sequence[str] = ()) -> dict[str, Any]:
+    """Fraction of exactly-zero weights, per layer and overall (Linear and Conv weights only)."""
+    layers = {}
+    zeros = total = 0
+    for name, w in prunable_weights(model, skip).items():
+        z = int((w == 0).sum())
+        layers[name] = round(z / w.numel(), 4)
+        zeros += z
+        total += w.numel()
+    return {
+        "sparsity": round(zeros / max(total, 1), 4),
+        "zeros": zeros,
+        "weights": total,
+        "layers": layers,
+        "note": "zeros in dense tensors: no CPU speed-up, smaller only when compressed",
+    }
+
+
+class GradualMagnitudeSparsity(Callback):
+    """Global magnitude pruning on the cubic schedule during fine-tuning (or N:M from ``start_step``).
+
+    final: target sparsity; steps are optimizer steps; end_step defaults to 80% of training.
+    """
+
+    def __init__(self, final: float = 0.5, *, start_step: int = 0, end_step: int | None = None, frequency: int = 100,
+                 initial: float = 0.0, n_m: tuple[int, int] | None = None, skip: Sequence[str] = ()) -> None:
+        if not 0.0 <= final < 1.0 or frequency < 1:
+            raise PruneConfigError(f"GradualMagnitudeSparsity needs 0 <= final < 1 and frequency >= 1; got {final}, {frequency}.")
+        self.final, self.start_step, self.end_step, self.frequency = final, start_step, end_step, frequency
+        self.initial, self.n_m, self.skip = initial, n_m, tuple(skip)
+        self._masks: Masks | None = None
+        self.current = initial
+
+    def _end(self, state: TrainState) -> int:
+        return self.end_step if self.end_step is not None else max(self.start_step + 1, int(0.8 * state.total_steps))
+
+    def target(self, state: TrainState) -> float:
+        return cubic_sparsity(state.step, self.final, self.start_step, self._end(state), self.initial)
+
+    def on_train_start(self, state: TrainState) -> None:
+        self._update(state, force=True)
+
+    def on_step_end(self, state: TrainState) -> None:
+        due = state.step >= self.start_step and (state.step - self.start_step) % self.frequency == 0
+        if due and state.step <= self._end(state) + self.frequency:
+            self._update(state)
+        elif self._masks is not None:
+            apply_masks(state.model, self._masks)
+
+    def on_train_end(self, state: TrainState) -> None:
+        if self._masks is not None:
+            apply_masks(state.model, self._masks)  # fold: the zeros stay, the masks go
+        self._masks = None
+        state.metrics["sparsity"] = sparsity_report(state.model, self.skip)["sparsity"]
+
+    def _update(self, state: TrainState, force: bool = False) -> None:
+        if state.step < self.start_step and not force:
+            return
+        if self.n_m is not None:
+            if state.step >= self.start_step:
+                self._masks = magnitude_masks(state.model, 0.0, n_m=self.n_m, skip=self.skip)
+        else:
+            self.current = self.target(state)
+            self._masks = magnitude_masks(state.model, self.current, skip=self.skip)
+        if self._masks is not None:
+            apply_masks(state.model, self._masks)
+
+    def state_dict(self) -> dict[str, Any]:
+        # Masks are not saved: masked weights are exactly zero, so recomputing from magnitudes restores them.
+        return {"current": self.current}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.current = float(state.get("current", self.initial))
+
+
+class IterativePruning(Callback):
+    """Prune -> fine-tune -> prune: removes channels at the start of the given epochs so that the
+    last one reaches ``ratio`` overall (each step removes the same fraction of what is left)."""
+
+    def __init__(self, example_inputs: Any, ratio: float, epochs: Sequence[int], **prune_kwargs: Any) -> None:
+        if not 0.0 < ratio < 1.0 or not epochs:
+            raise PruneConfigError(f"IterativePruning needs 0 < ratio < 1 and at least one epoch; got {ratio}, {list(epochs)}.")
+        self.example_inputs = example_inputs
+        self.epochs = sorted(set(int(e) for e in epochs))
+        self.step_ratio = 1.0 - (1.0 - ratio) ** (1.0 / len(self.epochs))
+        self.prune_kwargs = prune_kwargs
+        self.done: list[int] = []
+
+    def on_epoch_start(self, state: TrainState) -> None:
+        if state.epoch in self.epochs and state.epoch not in self.done:
+            from slimforge.prune.structured import prune
+
+            state.model = prune(state.model, self.example_inputs, ratio=self.step_ratio, **self.prune_kwargs)
+            state.rebuild_optimizer = True
+            self.done.append(state.epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"done": list(self.done)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.done = [int(e) for e in state.get("done", [])]

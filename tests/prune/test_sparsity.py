@@ -1,0 +1,104 @@
+"""Unstructured sparsity: the cubic schedule, global and N:M masks, and the trainer callbacks' hooks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import slimforge
+from slimforge.artifacts import get_spec
+from slimforge.prune.sparsity import (
+    GradualMagnitudeSparsity,
+    IterativePruning,
+    cubic_sparsity,
+    magnitude_masks,
+    sparsity_report,
+)
+from slimforge.train.callbacks import TrainState
+
+
+def _mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 8))
+
+
+@pytest.mark.parametrize("step", [0, 10, 25, 50, 75, 100, 120])
+def test_cubic_schedule_matches_zhu_gupta_formula(step):
+    s_i, s_f, t0, n = 0.1, 0.8, 10, 80
+    t = min(max(step, t0), t0 + n)
+    expected = s_f + (s_i - s_f) * (1 - (t - t0) / n) ** 3
+    assert cubic_sparsity(step, s_f, t0, t0 + n, s_i) == pytest.approx(expected)
+
+
+def test_global_masks_hit_the_target_and_prefer_small_weights():
+    model = _mlp()
+    masks = magnitude_masks(model, 0.6)
+    kept = sum(int(m.sum()) for m in masks.values())
+    total = sum(m.numel() for m in masks.values())
+    assert 1 - kept / total == pytest.approx(0.6, abs=0.01)
+    w = torch.cat([p.detach().abs().flatten() for n, p in model.named_parameters() if n.endswith("weight")])
+    m = torch.cat([masks[n].flatten() for n in ("0.weight", "2.weight")])
+    assert w[~m].max() <= w[m].min()
+
+
+def test_two_four_masks_keep_two_of_every_four():
+    model = _mlp()
+    masks = magnitude_masks(model, 0.0, n_m=(2, 4))
+    for mask in masks.values():
+        groups = mask.reshape(mask.shape[0], -1, 4)
+        assert (groups.sum(-1) == 2).all()
+
+
+def test_gradual_sparsity_callback_follows_schedule_and_folds():
+    model = _mlp()
+    cb = GradualMagnitudeSparsity(0.75, start_step=0, end_step=40, frequency=10)
+    state = TrainState(model=model, total_steps=50)
+    cb.on_train_start(state)
+    seen = []
+    for step in range(1, 51):
+        with torch.no_grad():  # a "training step" that would revive pruned weights
+            for p in model.parameters():
+                p.add_(0.01 * torch.randn_like(p))
+        state.step = step
+        cb.on_step_end(state)
+        if step % 10 == 0:
+            seen.append((step, sparsity_report(model)["sparsity"]))
+    for step, s in seen:
+        assert s == pytest.approx(cubic_sparsity(step, 0.75, 0, 40), abs=0.01)
+    cb.on_train_end(state)
+    assert state.metrics["sparsity"] == pytest.approx(0.75, abs=0.01)
+    assert cb.state_dict() == {"current": pytest.approx(0.75)}
+
+
+def test_n_m_callback_leaves_a_two_four_model():
+    model = _mlp()
+    cb = GradualMagnitudeSparsity(0.5, n_m=(2, 4), frequency=5)
+    state = TrainState(model=model, total_steps=10)
+    cb.on_train_start(state)
+    for step in range(1, 11):
+        with torch.no_grad():
+            model[0].weight.add_(0.01)
+        state.step = step
+        cb.on_step_end(state)
+    cb.on_train_end(state)
+    groups = (model[0].weight != 0).reshape(32, -1, 4)
+    assert (groups.sum(-1) <= 2).all()
+    assert state.metrics["sparsity"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_iterative_pruning_callback_shrinks_model_and_asks_for_new_optimizer():
+    model = slimforge.create_model("resnet20", num_classes=10)
+    x = torch.randn(2, 3, 16, 16)
+    cb = IterativePruning(x, ratio=0.5, epochs=[1, 2], round_to=1)
+    state = TrainState(model=model, epoch=0)
+    cb.on_epoch_start(state)
+    assert not state.rebuild_optimizer and model.conv1.out_channels == 16
+    for epoch in (1, 2):
+        state.epoch, state.rebuild_optimizer = epoch, False
+        cb.on_epoch_start(state)
+        assert state.rebuild_optimizer
+    assert state.model.conv1.out_channels == 8
+    assert [e["kind"] for e in get_spec(state.model).edits] == ["prune", "prune"]
+    assert cb.state_dict() == {"done": [1, 2]}
+    assert state.model(x).shape == (2, 10)
