@@ -23,10 +23,14 @@ _EXPORTS = {
     "list_models": "slimforge.models:list_models",
     "load_dataset": "slimforge.data:load_dataset",
     "list_datasets": "slimforge.data:list_datasets",
-    "train": "slimforge.train:train",
     "evaluate": "slimforge.train:evaluate",
     "TrainConfig": "slimforge.train:TrainConfig",
 }
+
+
+# `train` is both a subpackage and the public function: import the package first, then bind
+# the function over the attribute the import system set (later submodule imports keep it).
+from slimforge.train import train  # noqa: E402
 
 
 def __getattr__(name: str) -> Any:
@@ -43,4 +47,4 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_EXPORTS])
 
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", "train", *_EXPORTS]

@@ -100,3 +100,13 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path, python, cl
     b = load_file(str(killed / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [json.loads(x)["epoch"] for x in history.read_text().splitlines()] == [1, 2, 3]
+
+
+def test_corrupt_checkpoint_on_resume_names_the_file(digits, tmp_path):
+    out = tmp_path / "run"
+    train(_cnn(digits), digits, TrainConfig(epochs=1, batch_size=128, **QUIET), out)
+    ckpt = out / "checkpoint.safetensors"
+    ckpt.write_bytes(ckpt.read_bytes()[: len(ckpt.read_bytes()) // 2])
+    with pytest.raises(ArtifactError, match=r"checkpoint\.safetensors is not a readable safetensors file.*corrupt or truncated"):
+        train(_cnn(digits), digits, TrainConfig(epochs=2, batch_size=128, **QUIET), out, resume=True)
+    assert (out / "model.safetensors").is_file(), "a failed resume must not destroy the saved model"

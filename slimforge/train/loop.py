@@ -7,6 +7,7 @@ early-stop), then the final artifact. Stages hook in through an ``Objective`` (t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -200,7 +201,7 @@ def _train_epoch(wrapped, loader, objective, optimizer, scheduler, scaler, amp_d
     lr = optimizer.param_groups[0]["lr"]
     for inputs, targets, indices in loader:
         inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        with _autocast(device, amp_dtype):
             out = objective(wrapped, inputs, targets, indices)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(out.loss).backward()
@@ -349,6 +350,11 @@ def _final_metrics(book, test, threads, ctx, seconds) -> dict[str, Any]:
         "world_size": ctx.world_size,
         "device": str(ctx.device),
     }
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    """Autocast when AMP is on; a no-op context otherwise (cheaper than a disabled autocast)."""
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
 def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
