@@ -102,10 +102,9 @@ class Slot:
 
 @dataclass
 class Unit:
-    """One prunable class: every (slot, positions) it covers goes together."""
+    """One prunable class: every position of every slot whose class is ``root`` goes together."""
 
     root: int
-    members: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (slot index, positions)
 
 
 @dataclass
@@ -116,6 +115,7 @@ class Group:
     module: str  # module path of the anchor, for name patterns
     units: list[Unit]
     width: int  # channels per unit in the anchor dimension (for rounding)
+    slots: list[int]  # indices of the slots its units appear in
 
 
 @dataclass
@@ -325,44 +325,44 @@ class _Tracer:
         source_roots: set[int] = set()
         for i in self.sources:
             source_roots.update(r for r in roots[i].tolist() if r != PIN)
-        # Units: unpinned classes holding an output dimension.
-        units: dict[int, Unit] = {}
+        # Units: unpinned classes holding an output dimension, in order of first appearance.
         order: list[int] = []
-        for si in sorted(range(len(self.slots)), key=lambda i: (i not in self.sources, i)):
-            for root, positions in _positions_by_root(roots[si]):
-                if root not in source_roots:
-                    continue
-                if root not in units:
-                    units[root] = Unit(root)
+        seen: set[int] = set()
+        for si in sorted(self.sources) + [i for i in range(len(self.slots)) if i not in self.sources]:
+            for root in _first_occurrence_order(roots[si]):
+                if root in source_roots and root not in seen:
+                    seen.add(root)
                     order.append(root)
-                units[root].members.append((si, positions))
         # Groups: units that share a slot.
         gu = _UnionFind()
         ids = {root: int(gu.fresh(1)[0]) for root in order}
-        for si, r in enumerate(roots):
-            present = [ids[x] for x in np.unique(r).tolist() if x in ids]
+        slot_units: list[list[int]] = []
+        for r in roots:
+            present = [x for x in np.unique(r).tolist() if x in ids]
+            slot_units.append(present)
             for other in present[1:]:
-                gu.union(present[0], other)
-        by_group: dict[int, list[Unit]] = {}
+                gu.union(ids[present[0]], ids[other])
+        by_group: dict[int, list[int]] = {}
         for root in order:
-            by_group.setdefault(gu.find(ids[root]), []).append(units[root])
+            by_group.setdefault(gu.find(ids[root]), []).append(root)
+        group_slots: dict[int, list[int]] = {}
+        for si, present in enumerate(slot_units):
+            if present:
+                group_slots.setdefault(gu.find(ids[present[0]]), []).append(si)
         groups = []
-        for members in by_group.values():
-            anchor_slot = members[0].members[0][0]
-            slot = self.slots[anchor_slot]
-            width = max(1, len(next(pos for si, pos in members[0].members if si == anchor_slot)))
-            groups.append(Group(f"{slot.name}:{slot.dim}", slot.name.rpartition(".")[0], members, width))
+        for key, members in by_group.items():
+            slot_list = group_slots[key]
+            anchor = next((si for si in slot_list if si in self.sources and members[0] in slot_units[si]), slot_list[0])
+            slot = self.slots[anchor]
+            width = max(1, int(np.count_nonzero(roots[anchor] == members[0])))
+            groups.append(Group(f"{slot.name}:{slot.dim}", slot.name.rpartition(".")[0], [Unit(r) for r in members],
+                                width, slot_list))
         return DependencyGraph(self.slots, groups, roots, self.macs_terms, uf)
 
 
-def _positions_by_root(roots: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """[(root, positions holding it)] for one slot, in order of first position."""
-    order = np.argsort(roots, kind="stable")
-    sorted_roots = roots[order]
-    cuts = np.nonzero(np.diff(sorted_roots))[0] + 1
-    pieces = np.split(order, cuts)
-    pairs = [(int(roots[p[0]]), p) for p in pieces if len(p)]
-    return sorted(pairs, key=lambda rp: int(rp[1][0]))
+def _first_occurrence_order(roots: np.ndarray) -> list[int]:
+    values, first = np.unique(roots, return_index=True)
+    return values[np.argsort(first)].tolist()
 
 
 def _flat_nodes(obj: Any) -> list[torch.fx.Node]:

@@ -8,6 +8,7 @@ mean, sum or max). A criterion returns ``None`` for dimensions it has no opinion
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,6 +45,11 @@ def _reduce_except(t: torch.Tensor, dim: int) -> torch.Tensor:
     return t.movedim(dim, 0).reshape(t.shape[dim], -1).sum(1)
 
 
+def _norm_except(t: torch.Tensor, dim: int, order: int) -> torch.Tensor:
+    others = [d for d in range(t.dim()) if d != dim]
+    return torch.linalg.vector_norm(t.float(), ord=order, dim=others)
+
+
 def _is_weight(ctx: ImportanceContext, slot: Slot) -> bool:
     t = ctx.tensors.get(slot.name)
     return t is not None and t.dim() >= 2 and t.is_floating_point()
@@ -53,14 +59,14 @@ def _is_weight(ctx: ImportanceContext, slot: Slot) -> bool:
 def l1_importance(ctx: ImportanceContext, slot: Slot) -> torch.Tensor | None:
     if not _is_weight(ctx, slot):
         return None
-    return _reduce_except(ctx.tensors[slot.name].detach().abs().float(), slot.dim)
+    return _norm_except(ctx.tensors[slot.name].detach(), slot.dim, 1)
 
 
 @register_importance("l2", help="L2 norm of each channel's weights")
 def l2_importance(ctx: ImportanceContext, slot: Slot) -> torch.Tensor | None:
     if not _is_weight(ctx, slot):
         return None
-    return _reduce_except(ctx.tensors[slot.name].detach().float().pow(2), slot.dim).sqrt()
+    return _norm_except(ctx.tensors[slot.name].detach(), slot.dim, 2)
 
 
 @register_importance("bn_scale", help="|gamma| of the normalisation layer after each channel (Network Slimming)")
@@ -106,28 +112,39 @@ def score_units(graph: DependencyGraph, ctx: ImportanceContext, criterion: str, 
 
     out = []
     for group in graph.groups:
-        scores = _group_scores(group, lambda si: slot_scores(fn, criterion, si), reduction)
+        scores = _group_scores(graph, group, lambda si: slot_scores(fn, criterion, si), reduction)
         if scores is None:
-            scores = _group_scores(group, lambda si: slot_scores(l2_importance, "l2", si), reduction)
+            scores = _group_scores(graph, group, lambda si: slot_scores(l2_importance, "l2", si), reduction)
         out.append(scores if scores is not None else np.zeros(len(group.units)))
     return out
 
 
-def _group_scores(group, slot_scores, reduction: str) -> np.ndarray | None:
-    per_slot: dict[int, list[tuple[int, float]]] = {}
-    for ui, unit in enumerate(group.units):
-        for si, positions in unit.members:
-            s = slot_scores(si)
-            if s is not None:
-                per_slot.setdefault(si, []).append((ui, float(s[positions].sum())))
-    if not per_slot:
+def _group_scores(graph: DependencyGraph, group, slot_scores, reduction: str) -> np.ndarray | None:
+    """Per unit: its positions' scores summed within each slot, divided by the slot's mean unit
+    score, then reduced over the slots the unit appears in."""
+    unit_index = {u.root: i for i, u in enumerate(group.units)}
+    rows = []
+    for si in group.slots:
+        s = slot_scores(si)
+        if s is None:
+            continue
+        roots = graph.roots[si]
+        values, inverse = np.unique(roots, return_inverse=True)
+        sums = np.bincount(inverse.reshape(-1), weights=s, minlength=len(values))
+        row = np.full(len(group.units), np.nan)
+        for root, total in zip(values.tolist(), sums.tolist()):
+            i = unit_index.get(root)
+            if i is not None:
+                row[i] = total
+        present = row[~np.isnan(row)]
+        if present.size == 0:
+            continue
+        scale = present.mean() if present.mean() > 0 else 1.0
+        rows.append(row / scale)
+    if not rows:
         return None
-    table = np.full((len(per_slot), len(group.units)), np.nan)
-    for row, entries in enumerate(per_slot.values()):
-        values = np.array([v for _, v in entries])
-        scale = values.mean() if values.mean() > 0 else 1.0
-        for (ui, _), v in zip(entries, values / scale):
-            table[row, ui] = v
-    with np.errstate(all="ignore"):
+    table = np.vstack(rows)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         agg = {"mean": np.nanmean, "sum": np.nansum, "max": np.nanmax}[reduction](table, axis=0)
     return np.nan_to_num(agg, nan=0.0)
