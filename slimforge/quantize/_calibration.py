@@ -1,0 +1,68 @@
+"""Calibration and evaluation inputs: batches of tensors, checked before any backend runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from slimforge.errors import DataError
+
+Batch = torch.Tensor | tuple[Any, ...] | list[Any] | dict[str, Any]
+
+
+def batch_inputs(batch: Batch) -> torch.Tensor:
+    """The input tensor of a batch: the tensor itself, the first item of (inputs, targets, ...),
+    or ``batch["inputs"]``."""
+    if isinstance(batch, torch.Tensor):
+        return batch
+    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
+        return batch[0]
+    if isinstance(batch, dict) and isinstance(batch.get("inputs"), torch.Tensor):
+        return batch["inputs"]
+    raise DataError(
+        f"Calibration batches must be tensors, (inputs, targets) pairs or {{'inputs': tensor}}; got {type(batch).__name__}."
+    )
+
+
+def collect_calibration(data: Iterable[Batch], n_batches: int, model: nn.Module, input_shape: tuple[int, ...] | None = None) -> list[torch.Tensor]:
+    """The first ``n_batches`` input tensors of ``data`` (each (batch, *input_shape)), on the CPU.
+
+    Raises :class:`DataError` naming the batch and shapes when the data is empty, of mixed
+    per-sample shapes, not ``input_shape``, or of a shape ``model`` cannot run.
+    """
+    if n_batches < 1:
+        raise DataError(f"calib_batches must be >= 1, got {n_batches}.")
+    batches: list[torch.Tensor] = []
+    for i, batch in enumerate(data):
+        if i >= n_batches:
+            break
+        x = batch_inputs(batch).detach().cpu()
+        if x.dim() < 2 or not x.is_floating_point():
+            raise DataError(f"Calibration batch {i} is a {x.dtype} tensor of shape {tuple(x.shape)}; expected float (batch, ...).")
+        if batches and x.shape[1:] != batches[0].shape[1:]:
+            raise DataError(
+                f"Calibration batch {i} has per-sample shape {tuple(x.shape[1:])}, batch 0 had {tuple(batches[0].shape[1:])}."
+            )
+        batches.append(x.float())
+    if not batches:
+        raise DataError("The calibration data is empty: pass an iterable of input batches (e.g. the train loader).")
+    sample = tuple(batches[0].shape[1:])
+    if input_shape is not None and sample != tuple(input_shape):
+        raise DataError(f"Calibration data has per-sample shape {sample}; the model expects {tuple(input_shape)}.")
+    check_model_runs(model, batches[0], "calibration batch 0")
+    return batches
+
+
+@torch.no_grad()
+def check_model_runs(model: Callable[[torch.Tensor], Any], x: torch.Tensor, what: str) -> None:
+    try:
+        model(x[:2])
+    except (RuntimeError, ValueError, IndexError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"{type(model).__name__} cannot run on {what} of shape {tuple(x.shape)} "
+            f"(per-sample {tuple(x.shape[1:])}): {first}. Calibrate with inputs shaped like the training data."
+        ) from None

@@ -1,0 +1,191 @@
+"""ONNX Runtime backend: static QDQ int8 with calibration for CNNs, dynamic int8 for linear models.
+
+The fp32 model is exported once (``torch.onnx.export(dynamo=True)``, which folds BatchNorm into
+the convolutions), then quantized by ``onnxruntime.quantization``: activations uint8, weights
+int8 (per channel by default), the U8S8 combination ONNX Runtime's x86 kernels are fastest with.
+A layer kept in fp32 is found in the ONNX graph by its weight's name (``<module>.weight``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from slimforge.artifacts import atomic_write_bytes
+from slimforge.export import DEFAULT_OPSET, OnnxSession, export_onnx_file
+from slimforge.quantize.core import QuantizationError, QuantizeConfig, quantizable_layers, register_backend, resolve_reduce_range
+
+RUNTIME_FILE = "model.onnx"
+_WEIGHTED_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
+
+
+@dataclass
+class OnnxQuantized:
+    """An int8 ONNX model and its ONNX Runtime session."""
+
+    model_bytes: bytes
+    mode: str
+    fp32_layers: tuple[str, ...]
+    threads: int = 0
+    backend: str = "onnxruntime"
+    _session: OnnxSession | None = field(default=None, repr=False)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self._session is None:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / RUNTIME_FILE
+                path.write_bytes(self.model_bytes)
+                self._session = OnnxSession(path, self.threads)
+        return self._session(x)
+
+    def save(self, folder: Path) -> str:
+        atomic_write_bytes(Path(folder) / RUNTIME_FILE, self.model_bytes)
+        return RUNTIME_FILE
+
+
+class _Prepared:
+    def __init__(self, model: nn.Module, calibration: list[torch.Tensor], mode: str, config: QuantizeConfig, workdir: Path) -> None:
+        self.layers = quantizable_layers(model)
+        self.calibration = calibration
+        self.mode = mode
+        self.config = config
+        self.workdir = workdir
+        fp32_path = export_onnx_file(model, calibration[0], workdir / "fp32.onnx", DEFAULT_OPSET, dynamic_batch=True)
+        self.fp32_path = _preprocess(fp32_path, workdir / "fp32.pre.onnx")
+        self.nodes_by_layer = _nodes_by_layer(self.fp32_path, self.layers)
+
+    def quantize(self, fp32_layers: frozenset[str]) -> OnnxQuantized:
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+        unmapped = sorted(set(fp32_layers) - set(self.nodes_by_layer))
+        if unmapped:
+            raise QuantizationError(
+                f"Cannot keep {unmapped} in fp32 with onnxruntime: no ONNX node uses their '<name>.weight' initializer "
+                "(the exporter renamed or folded it)."
+            )
+        excluded = [node for layer in sorted(fp32_layers) for node in self.nodes_by_layer[layer]]
+        reduce_range = resolve_reduce_range(self.config)
+        if set(fp32_layers) >= set(self.layers):
+            raise QuantizationError(f"Every quantizable layer is kept in fp32 ({sorted(fp32_layers)}); nothing to quantize.")
+        out = self.workdir / f"int8-{len(list(self.workdir.iterdir()))}.onnx"
+        with _quiet_onnxruntime():
+            if self.mode == "static":
+                quantize_static(
+                    str(self.fp32_path),
+                    str(out),
+                    _Reader(self.calibration),
+                    quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    per_channel=self.config.per_channel,
+                    nodes_to_exclude=excluded,
+                    reduce_range=reduce_range,
+                    calibrate_method=CalibrationMethod.MinMax,
+                )
+            else:
+                quantize_dynamic(
+                    str(self.fp32_path),
+                    str(out),
+                    weight_type=QuantType.QInt8,
+                    per_channel=self.config.per_channel,
+                    nodes_to_exclude=excluded,
+                    reduce_range=reduce_range,
+                )
+        data = out.read_bytes()
+        out.unlink()
+        return OnnxQuantized(data, self.mode, tuple(sorted(fp32_layers)), self.config.threads)
+
+
+class OnnxRuntimeBackend:
+    """Quantize with onnxruntime.quantization; run with ONNX Runtime's CPU provider."""
+
+    def prepare(self, model: nn.Module, calibration: list[torch.Tensor], mode: str, config: QuantizeConfig) -> _Prepared:
+        _require_onnxruntime()
+        workdir = Path(tempfile.mkdtemp(prefix="slimforge-ort-"))
+        # The temporary folder lives as long as the prepared model; the finalizer removes it.
+        prepared = _Prepared(model, calibration, mode, config, workdir)
+        import shutil
+        import weakref
+
+        weakref.finalize(prepared, shutil.rmtree, workdir, True)
+        return prepared
+
+    def load(self, folder: Path, info: dict[str, Any], threads: int) -> OnnxQuantized:
+        _require_onnxruntime()
+        data = (Path(folder) / info["runtime_file"]).read_bytes()
+        return OnnxQuantized(data, info.get("mode", "static"), tuple(info.get("fp32_layers", [])), threads)
+
+
+register_backend("onnxruntime", help="ONNX Runtime: static QDQ int8 (CNNs) or dynamic int8 (linear models)")(OnnxRuntimeBackend())
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader over a list of input batches."""
+
+    def __init__(self, batches: list[torch.Tensor]) -> None:
+        self._batches = batches
+        self._iter = iter(batches)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        x = next(self._iter, None)
+        return None if x is None else {"x": x.numpy()}
+
+    def rewind(self) -> None:
+        self._iter = iter(self._batches)
+
+
+def _preprocess(path: Path, out: Path) -> Path:
+    """Shape inference and graph optimisation before quantization, as ONNX Runtime recommends;
+    the plain export is used where pre-processing fails (it is an optimisation, not a requirement)."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        with _quiet_onnxruntime():
+            quant_pre_process(str(path), str(out))
+        return out
+    except Exception as exc:  # onnxruntime raises assorted types from its optimiser
+        logging.getLogger(__name__).warning("onnxruntime quant_pre_process failed (%s); quantizing the plain export.", exc)
+        return path
+
+
+def _nodes_by_layer(path: Path, layers: list[str]) -> dict[str, list[str]]:
+    """Module name -> names of the ONNX nodes that use its weight."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {f"{prefix}{layer}.weight": layer for layer in layers for prefix in ("", "model.")}
+    found: dict[str, list[str]] = {}
+    for node in graph.node:
+        if node.op_type in _WEIGHTED_OPS:
+            for name in node.input:
+                if name in weights:
+                    found.setdefault(weights[name], []).append(node.name)
+    return found
+
+
+def _require_onnxruntime() -> None:
+    try:
+        import onnxruntime  # noqa: F401
+        import onnxruntime.quantization  # noqa: F401
+    except ImportError:
+        raise QuantizationError("The onnxruntime backend needs onnxruntime: pip install 'slimforge[quant]'.") from None
+
+
+@contextlib.contextmanager
+def _quiet_onnxruntime():
+    # onnxruntime.quantization logs a warning per pre-processing hint at the root logger.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)

@@ -1,0 +1,131 @@
+"""PyTorch-native backend: PT2E quantization with torchao's X86InductorQuantizer, run by torch.compile.
+
+The model is captured with ``torch.export``, annotated by ``X86InductorQuantizer`` (static:
+uint8 activations calibrated per tensor, int8 per-channel weights; dynamic: activations scaled
+per batch), calibrated, converted with ``convert_pt2e`` and compiled with inductor (freezing on),
+which lowers the quantize/dequantize patterns to oneDNN int8 kernels. Without compile the
+converted graph runs reference quantize/dequantize ops in fp32 and is *slower* than fp32.
+
+The artifact is the converted graph re-exported with ``torch.export`` and saved as ``model.pt2``;
+it is compiled again after loading (compiled code itself cannot be saved without pickle).
+Deprecated ``torch.ao.quantization`` eager/FX APIs are not used.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import warnings
+from contextlib import redirect_stdout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from slimforge.export import export_program, load_pt2, save_pt2
+from slimforge.quantize.core import QuantizationError, QuantizeConfig, quantizable_layers, register_backend, resolve_reduce_range
+
+RUNTIME_FILE = "model.pt2"
+
+
+@dataclass
+class TorchQuantized:
+    """A PT2E-converted graph; compiled with inductor on first call when ``compile`` is set."""
+
+    graph: nn.Module
+    mode: str
+    fp32_layers: tuple[str, ...]
+    input_shape: tuple[int, ...]  # per sample, e.g. (1, 28, 28)
+    compile: bool = True
+    backend: str = "torch"
+    _compiled: Any = field(default=None, repr=False)
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.compile:
+            return self.graph(x)
+        if self._compiled is None:
+            self._compiled = torch.compile(self.graph)
+        # Freezing folds the int8 weights into constants, which the oneDNN int8 kernels need.
+        with torch._inductor.config.patch(freezing=True):
+            return self._compiled(x)
+
+    def save(self, folder: Path) -> str:
+        with _quiet():
+            program = export_program(self.graph, torch.zeros(2, *self.input_shape), dynamic_batch=True)
+        save_pt2(program, Path(folder) / RUNTIME_FILE)
+        return RUNTIME_FILE
+
+
+class _Prepared:
+    def __init__(self, model: nn.Module, calibration: list[torch.Tensor], mode: str, config: QuantizeConfig) -> None:
+        self.layers = quantizable_layers(model)
+        self.calibration = calibration
+        self.mode = mode
+        self.config = config
+        self.input_shape = tuple(calibration[0].shape[1:])
+        with _quiet():
+            self.graph = export_program(model, calibration[0], dynamic_batch=True).module()
+
+    def quantize(self, fp32_layers: frozenset[str]) -> TorchQuantized:
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+        from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
+
+        if set(fp32_layers) >= set(self.layers):
+            raise QuantizationError(f"Every quantizable layer is kept in fp32 ({sorted(fp32_layers)}); nothing to quantize.")
+        quantizer = xiq.X86InductorQuantizer()
+        quantizer.set_global(
+            xiq.get_default_x86_inductor_quantization_config(
+                is_dynamic=self.mode == "dynamic", reduce_range=resolve_reduce_range(self.config)
+            )
+        )
+        for name in fp32_layers:
+            quantizer.set_module_name_qconfig(name, None)
+        with _quiet(), torch.no_grad():
+            observed = prepare_pt2e(copy.deepcopy(self.graph), quantizer)
+            for x in self.calibration:
+                observed(x)
+            converted = convert_pt2e(observed)
+        return TorchQuantized(converted, self.mode, tuple(sorted(fp32_layers)), self.input_shape, self.config.compile)
+
+
+class TorchBackend:
+    """torchao PT2E + X86InductorQuantizer, executed by torch.compile."""
+
+    def prepare(self, model: nn.Module, calibration: list[torch.Tensor], mode: str, config: QuantizeConfig) -> _Prepared:
+        _require_torchao()
+        return _Prepared(model, calibration, mode, config)
+
+    def load(self, folder: Path, info: dict[str, Any], threads: int) -> TorchQuantized:
+        _require_torchao()
+        # threads: PyTorch's thread count is process-wide; set it with torch.set_num_threads.
+        graph = load_pt2(Path(folder) / info["runtime_file"])
+        compile_ = info.get("config", {}).get("compile", True)
+        return TorchQuantized(graph, info.get("mode", "static"), tuple(info.get("fp32_layers", [])), tuple(info["input_shape"]), compile_)
+
+
+register_backend("torch", help="PyTorch PT2E (torchao X86InductorQuantizer) + torch.compile")(TorchBackend())
+
+
+def _require_torchao() -> None:
+    try:
+        import torchao.quantization.pt2e  # noqa: F401
+    except ImportError:
+        raise QuantizationError("The torch backend needs torchao: pip install 'slimforge[quant]'.") from None
+
+
+class _quiet:
+    """Silence export/PT2E progress prints and deprecation warnings."""
+
+    def __enter__(self) -> None:
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        warnings.simplefilter("ignore")
+        self._stdout = redirect_stdout(io.StringIO())
+        self._stdout.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stdout.__exit__(*exc)
+        self._warnings.__exit__(*exc)

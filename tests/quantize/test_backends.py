@@ -1,0 +1,143 @@
+"""Contract tests over every quantization backend, plus the checks users hit first."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from slimforge.errors import ConfigError, DataError, UnknownNameError
+from slimforge.quantize import (
+    QuantizationError,
+    QuantizeConfig,
+    accuracy,
+    agreement,
+    choose_mode,
+    list_backends,
+    load_quantized,
+    quantizable_layers,
+    quantize,
+    save_quantized,
+)
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("torchao")
+
+# compile=False: the torch backend's converted graph runs eagerly here (same int8 rounding);
+# compiling takes tens of seconds and is covered by the slow tests.
+FAST = {"compile": False, "calib_batches": 4}
+
+
+@pytest.mark.parametrize("backend", list_backends())
+@pytest.mark.parametrize("model_name", ["trained_cnn", "trained_mlp"])
+def test_backend_contract(backend, model_name, request, calibration, test_batches, tmp_path):
+    model = request.getfixturevalue(model_name)
+    result = quantize(model, calibration, QuantizeConfig(backend=backend, **FAST))
+    q = result.quantized
+    assert result.info["mode"] == ("static" if model_name == "trained_cnn" else "dynamic")
+
+    # Shape kept, finite, and the same predictions as fp32 on confident (trained) inputs.
+    x = test_batches[0][0]
+    logits = q(x)
+    assert logits.shape == (x.shape[0], 10) and torch.isfinite(logits).all()
+    assert agreement(model, q, test_batches) >= 0.97
+    assert accuracy(q, test_batches) >= accuracy(model, test_batches) - 0.03
+
+    # Save/load round trip: same outputs, JSON description, no pickle anywhere.
+    save_quantized(result, tmp_path)
+    info = json.loads((tmp_path / "quantized.json").read_text())
+    assert info["backend"] == backend and (tmp_path / info["runtime_file"]).is_file()
+    loaded = load_quantized(tmp_path)
+    torch.testing.assert_close(loaded(x), logits, atol=1e-5, rtol=0)
+
+
+def test_onnxruntime_static_graph_is_qdq_and_dynamic_is_integer_matmul(trained_cnn, trained_mlp, calibration, tmp_path):
+    import onnx
+
+    def op_types(model, **kw):
+        out = tmp_path / kw.get("mode", "auto")
+        save_quantized(quantize(model, calibration, QuantizeConfig(backend="onnxruntime", **FAST, **kw)), out)
+        return {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}
+
+    static = op_types(trained_cnn)
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= static
+    dynamic = op_types(trained_mlp, mode="dynamic")
+    assert "DynamicQuantizeLinear" in dynamic and ("MatMulInteger" in dynamic or "DynamicQuantizeMatMul" in dynamic)
+
+
+def test_first_and_last_layers_stay_fp32_in_the_onnx_graph(trained_cnn, calibration, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    result = quantize(trained_cnn, calibration, QuantizeConfig(backend="onnxruntime", fp32_first_last=True, **FAST))
+    assert result.info["fp32_layers"] == ["conv1", "fc"]
+    save_quantized(result, tmp_path)
+    graph = onnx.load(str(tmp_path / "model.onnx")).graph
+    dtypes = {init.name: numpy_helper.to_array(init).dtype for init in graph.initializer}
+    conv_inputs = {n.input[1] for n in graph.node if n.op_type in ("Conv", "Gemm", "MatMul")}
+    # conv1's weight feeds its Conv directly as float; layer1's weight goes through a DequantizeLinear.
+    assert any(name.endswith("conv1.weight") and not name.startswith("layer") for name in conv_inputs)
+    assert any("layer1.0.conv1.weight" in name and str(dtypes[name]) == "int8" for name in dtypes)
+
+
+def test_torch_backend_keeps_named_layers_fp32(trained_mlp, calibration):
+    full = quantize(trained_mlp, calibration, QuantizeConfig(backend="torch", mode="static", **FAST))
+    kept = quantize(trained_mlp, calibration, QuantizeConfig(backend="torch", mode="static", fp32_layers=("net.1",), **FAST))
+
+    def quantize_ops(q):
+        return sum("quantize_per_tensor" in str(n.target) for n in q.quantized.graph.graph.nodes)
+
+    assert quantize_ops(kept) < quantize_ops(full)
+    assert kept.info["fp32_layers"] == ["net.1"]
+
+
+def test_auto_mode_is_static_for_convolutions_and_dynamic_for_linear_models(trained_cnn, trained_mlp):
+    assert choose_mode(trained_cnn) == "static"
+    assert choose_mode(trained_mlp) == "dynamic"
+
+
+def test_model_without_quantizable_layers_is_a_clear_error(calibration):
+    model = nn.Sequential(nn.Flatten(), nn.ReLU())
+    with pytest.raises(QuantizationError, match="no quantizable layer"):
+        quantize(model, calibration, QuantizeConfig(**FAST))
+
+
+@pytest.mark.parametrize("backend", list_backends())
+def test_calibration_of_the_wrong_shape_is_a_clear_error(backend, trained_cnn):
+    wrong = [torch.randn(8, 3, 32, 32)]  # RGB 32x32 for a 1-channel model
+    with pytest.raises(DataError, match=r"\(3, 32, 32\)"):
+        quantize(trained_cnn, wrong, QuantizeConfig(backend=backend, **FAST))
+
+
+def test_mixed_and_empty_calibration_are_clear_errors(trained_mlp):
+    mixed = [torch.randn(4, 1, 28, 28), torch.randn(4, 1, 14, 14)]
+    with pytest.raises(DataError, match="batch 1"):
+        quantize(trained_mlp, mixed, QuantizeConfig(**FAST))
+    with pytest.raises(DataError, match="empty"):
+        quantize(trained_mlp, [], QuantizeConfig(**FAST))
+    with pytest.raises(DataError, match="int64"):
+        quantize(trained_mlp, [torch.zeros(4, 1, 28, 28, dtype=torch.long)], QuantizeConfig(**FAST))
+
+
+def test_bad_config_names_are_clear_errors(trained_mlp, calibration):
+    with pytest.raises(UnknownNameError, match="onnxruntime"):
+        quantize(trained_mlp, calibration, QuantizeConfig(backend="onnxrt"))
+    with pytest.raises(ConfigError, match="net.9"):
+        quantize(trained_mlp, calibration, QuantizeConfig(fp32_layers=("net.9",)))
+    with pytest.raises(ConfigError, match="mode"):
+        QuantizeConfig(mode="int4")
+
+
+def test_every_layer_fp32_is_refused(trained_mlp, calibration):
+    layers = tuple(quantizable_layers(trained_mlp))
+    with pytest.raises(QuantizationError, match="nothing to quantize"):
+        quantize(trained_mlp, calibration, QuantizeConfig(fp32_layers=layers, **FAST))
+
+
+def test_load_of_a_folder_without_description_is_a_clear_error(tmp_path):
+    from slimforge.errors import ArtifactError
+
+    with pytest.raises(ArtifactError, match="quantized.json"):
+        load_quantized(tmp_path)
