@@ -127,6 +127,54 @@ class DependencyGraph:
     roots: list[np.ndarray]  # per slot: class of every position
     macs_terms: list[list[Any]]  # per MAC-bearing op: factors (int or element vector)
     uf: _UnionFind
+    _term_roots: list[list[Any]] | None = None
+    records: list[tuple[torch.fx.Node, Any]] = field(default_factory=list)  # every op's output labels
+
+    def verify(self, pruned_roots: set[int], model: nn.Module, example_inputs: tuple) -> None:
+        """Capture the pruned model again and check every op's output shape is the one the
+        dependency graph predicts; a module that derives a size from elsewhere is caught here."""
+        ep = export_model(model, example_inputs, {})
+        ops = [n for n in ep.graph.nodes if n.op == "call_function"]
+        if [_opname(n.target) for n in ops] != [_opname(n.target) for n, _ in self.records]:
+            raise PruningError(
+                "The pruned model's captured graph has different ops from the original's, so slimforge cannot "
+                "verify it; this happens when a forward() branches on tensor sizes. Skip the layers involved."
+            )
+        kept_count: dict[int, int] = {}
+
+        def expected(label: Any, val: Any) -> Any:
+            if isinstance(val, torch.Tensor) and isinstance(label, list):
+                dims = []
+                for vec, size in zip(label, val.shape):
+                    if vec is None:
+                        dims.append(int(size))
+                    else:
+                        key = id(vec)
+                        if key not in kept_count:
+                            kept_count[key] = int(sum(1 for r in self.uf.roots(vec).tolist() if r not in pruned_roots))
+                        dims.append(kept_count[key])
+                return tuple(dims)
+            if isinstance(val, (tuple, list)) and isinstance(label, tuple):
+                return tuple(expected(lb, v) for lb, v in zip(label, val))
+            return None
+
+        def actual(val: Any) -> Any:
+            if isinstance(val, torch.Tensor):
+                return tuple(int(s) for s in val.shape)
+            if isinstance(val, (tuple, list)):
+                return tuple(actual(v) for v in val)
+            return None
+
+        for new, (old, label) in zip(ops, self.records):
+            want = expected(label, old.meta.get("val"))
+            got = actual(new.meta.get("val"))
+            if want is not None and got is not None and _shapes_differ(want, got):
+                path = module_path(new)
+                raise PruningError(
+                    f"After pruning, op {_opname(new.target)!r} in module {path or '<top level>'!r} produces shape "
+                    f"{got} where the dependency graph expects {want}: that module computes a size slimforge did not "
+                    f"update, and the model would be silently wrong. Skip it: slimforge.prune(..., skip=[{(path or '*')!r}])."
+                )
 
     def kept_positions(self, pruned_roots: set[int]) -> dict[tuple[str, int], np.ndarray]:
         """For every slot that loses positions: the kept indices."""
@@ -139,14 +187,15 @@ class DependencyGraph:
 
     def count_macs(self, pruned_roots: set[int]) -> int:
         """Multiply-accumulates of convolutions, linear layers and matmuls after pruning."""
+        if self._term_roots is None:
+            self._term_roots = [[self.uf.roots(f) if isinstance(f, np.ndarray) else int(f) for f in fs]
+                                for fs in self.macs_terms]
+        pruned = np.fromiter(pruned_roots, dtype=np.int64, count=len(pruned_roots))
         total = 0
-        for factors in self.macs_terms:
+        for factors in self._term_roots:
             n = 1
             for f in factors:
-                if isinstance(f, np.ndarray):
-                    n *= sum(1 for r in self.uf.roots(f).tolist() if r not in pruned_roots)
-                else:
-                    n *= int(f)
+                n *= int(np.count_nonzero(~np.isin(f, pruned))) if isinstance(f, np.ndarray) else f
             total += n
         return total
 
@@ -202,10 +251,16 @@ def _opaque_attention(module: nn.Module) -> bool:
 
 
 def _hf_attention(module: nn.Module) -> bool:
-    """Hugging Face self-attention: heads are whole, sizes come from module attributes."""
-    return all(hasattr(module, a) for a in ("num_attention_heads", "attention_head_size")) and isinstance(
-        getattr(module, "query", None), nn.Linear
+    """Hugging Face self-attention: heads are whole, sizes come from module attributes
+    (``num_attention_heads`` with ``attention_head_size`` or ``head_dim``; ``query`` or ``q_proj``)."""
+    return (
+        isinstance(getattr(module, "num_attention_heads", None), int)
+        and isinstance(getattr(module, "attention_head_size", getattr(module, "head_dim", None)), int)
+        and isinstance(getattr(module, "query", getattr(module, "q_proj", None)), nn.Linear)
     )
+
+
+HEAD_ATTRS = ("num_heads", "n_heads", "num_attention_heads", "num_key_value_heads", "heads")
 
 
 class _Tracer:
@@ -219,6 +274,7 @@ class _Tracer:
         self.slot_of: dict[tuple[str, int], int] = {}
         self.sources: set[int] = set()  # slot indices that are output dimensions
         self.macs_terms: list[list[Any]] = []
+        self.records: list[tuple[torch.fx.Node, Any]] = []
         sig = ep.graph_signature
         self.param_names = {**sig.inputs_to_parameters, **sig.inputs_to_buffers}
         self.placeholder_of: dict[str, torch.fx.Node] = {}
@@ -249,6 +305,7 @@ class _Tracer:
                 self.labels[node] = self._placeholder(node)
             elif node.op == "call_function":
                 self.labels[node] = self._call(node)
+                self.records.append((node, self.labels[node]))
             elif node.op == "output":
                 for out in _flat_nodes(node.args[0]):
                     if out.name in user_outputs:
@@ -293,7 +350,17 @@ class _Tracer:
                 f"{path or '<top level>'!r}: it cannot tell which channels of its inputs and outputs belong together. "
                 f"Skip that layer so its channels stay as they are: slimforge.prune(..., skip=[{(path or '*')!r}])."
             )
-        return rule(self, node)
+        try:
+            return rule(self, node)
+        except PruningError:
+            raise
+        except Exception as exc:
+            path = module_path(node)
+            raise PruningError(
+                f"slimforge.prune's rule for op {opname!r} (graph node {node.name!r}, module {path or '<top level>'!r}) "
+                f"failed: {type(exc).__name__}: {exc}. This is a slimforge bug; work around it with "
+                f"slimforge.prune(..., skip=[{(path or '*')!r}])."
+            ) from exc
 
     # ------------------------------------------------------------------ helpers for rules
 
@@ -357,12 +424,18 @@ class _Tracer:
             width = max(1, int(np.count_nonzero(roots[anchor] == members[0])))
             groups.append(Group(f"{slot.name}:{slot.dim}", slot.name.rpartition(".")[0], [Unit(r) for r in members],
                                 width, slot_list))
-        return DependencyGraph(self.slots, groups, roots, self.macs_terms, uf)
+        return DependencyGraph(self.slots, groups, roots, self.macs_terms, uf, records=self.records)
 
 
 def _first_occurrence_order(roots: np.ndarray) -> list[int]:
     values, first = np.unique(roots, return_index=True)
     return values[np.argsort(first)].tolist()
+
+
+def _shapes_differ(want: Any, got: Any) -> bool:
+    if isinstance(want, tuple) and want and isinstance(want[0], tuple):
+        return any(w is not None and g is not None and _shapes_differ(w, g) for w, g in zip(want, got))
+    return want != got
 
 
 def _flat_nodes(obj: Any) -> list[torch.fx.Node]:
@@ -381,13 +454,16 @@ def _none_like(node: torch.fx.Node) -> Any:
 
 
 def _has_tracked_tensor(tr: _Tracer, node: torch.fx.Node) -> bool:
-    for a in _flat_nodes((node.args, node.kwargs)):
-        label = tr.labels.get(a)
-        if isinstance(label, list) and any(v is not None for v in label):
-            return True
-        if isinstance(label, tuple) and any(isinstance(x, list) and any(v is not None for v in x) for x in label):
-            return True
-    return False
+    """Does any input still carry a prunable (not pinned) element?"""
+
+    def live(label: Any) -> bool:
+        if isinstance(label, tuple):
+            return any(live(x) for x in label)
+        if isinstance(label, list):
+            return any(v is not None and any(tr.uf.find(int(e)) != PIN for e in v) for v in label)
+        return False
+
+    return any(live(tr.labels.get(a)) for a in _flat_nodes((node.args, node.kwargs)))
 
 
 def module_path(node: torch.fx.Node) -> str:
@@ -615,6 +691,9 @@ def _reshape_label(tr: _Tracer, node: torch.fx.Node, label: Label, in_shape: tup
             out[bo[0]] = np.ascontiguousarray(merged)
             continue
         axis = _split_axis(tr, node, merged, osizes)
+        if axis < 0:
+            tr.uf.pin(merged)
+            continue
         out[bo[axis]] = _split(tr, merged, osizes, axis)
     return out
 
@@ -635,6 +714,8 @@ def _split_axis(tr: _Tracer, node: torch.fx.Node, merged: np.ndarray, osizes: li
             continue
         if _hf_attention(module) and module.num_attention_heads in osizes:
             return osizes.index(module.num_attention_heads)
+        if any(isinstance(getattr(module, a, None), int) for a in HEAD_ATTRS):
+            return -1  # attention of unknown layout: which factor it derives from its input is unknown
     return int(np.argmax(osizes))
 
 

@@ -128,11 +128,12 @@ def _sync_attention_and_config(model: nn.Module) -> None:
     """Whole-head pruning in Hugging Face attention, and the model config's sizes where uniform."""
     heads, inter, hidden = set(), set(), set()
     for path, module in model.named_modules():
-        if hasattr(module, "num_attention_heads") and hasattr(module, "attention_head_size") and isinstance(
-            getattr(module, "query", None), nn.Linear
-        ):
-            module.all_head_size = module.query.out_features
-            module.num_attention_heads = module.query.out_features // module.attention_head_size
+        query = getattr(module, "query", getattr(module, "q_proj", None))
+        head_size = getattr(module, "attention_head_size", getattr(module, "head_dim", None))
+        if isinstance(getattr(module, "num_attention_heads", None), int) and isinstance(head_size, int) and isinstance(query, nn.Linear):
+            module.num_attention_heads = query.out_features // head_size
+            if hasattr(module, "all_head_size"):
+                module.all_head_size = query.out_features
             heads.add(module.num_attention_heads)
         if path.endswith("intermediate.dense") and isinstance(module, nn.Linear):
             inter.add(module.out_features)

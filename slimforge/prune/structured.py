@@ -87,6 +87,9 @@ def prune(
     target_params / target_macs (fraction to keep). importance: a name from list_importances();
     "taylor" needs calibration (an iterable of (inputs, targets)) and uses loss_fn (default
     cross-entropy). Inputs and outputs keep their shape; each group keeps at least one unit.
+    With check=True (default) the pruned model is run once and captured again, and every op's
+    output shape is compared with the dependency graph's prediction, so a layer that derives a
+    size on its own raises PruningError instead of yielding a silently wrong model.
     """
     config = PruneConfig(ratio, importance, reduction, target_params, target_macs, tuple(skip), round_to, seed, check)
     config.validate()
@@ -105,6 +108,8 @@ def prune(
     slice_tensors(model, _merge(graph, pruned))
     if reference is not None:
         _check_outputs(model, args, reference)
+        if pruned:
+            graph.verify(pruned, model, args)
     if get_spec(model) is not None:
         record_edit(model, plan)
     return model

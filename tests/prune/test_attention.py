@@ -84,3 +84,55 @@ def test_multihead_attention_stays_whole_and_the_mlp_is_pruned():
     assert model.attn.embed_dim == 16 and model.attn.in_proj_weight.shape == (48, 16)
     assert model.mlp[0].out_features == 16
     assert model(x).shape == (2, 3)
+
+
+def test_hf_vit_attention_q_proj_layout_loses_whole_heads():
+    from transformers import ViTConfig, ViTForImageClassification
+
+    config = ViTConfig(image_size=16, patch_size=4, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                       intermediate_size=64, num_labels=5)
+    torch.manual_seed(0)
+    model = ViTForImageClassification(config).eval()
+    x = torch.randn(2, 3, 16, 16)
+    sp.prune(model, x, ratio=0.5)
+    attn = next(m for m in model.modules() if hasattr(m, "num_attention_heads") and hasattr(m, "q_proj"))
+    assert attn.num_attention_heads == 2 and attn.head_dim == 8 and attn.q_proj.out_features == 16
+    assert model(x).logits.shape == (2, 5)
+
+
+class SneakyAttention(nn.Module):
+    """Splits heads with a size it keeps under a name slimforge does not know (``hd``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hd = 16
+        self.qkv = nn.ModuleList(nn.Linear(32, 32) for _ in range(3))
+        self.out = nn.Linear(32, 32)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        q, k, v = (lin(x).view(b, n, -1, self.hd).transpose(1, 2) for lin in self.qkv)
+        y = torch.softmax(q @ k.transpose(-1, -2), -1) @ v
+        return self.out(y.transpose(1, 2).reshape(b, n, -1))
+
+
+class SneakyNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = SneakyAttention()
+        self.head = nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.attn(x)).mean(1)
+
+
+def test_a_size_the_graph_did_not_predict_is_an_error_not_a_silent_model():
+    torch.manual_seed(0)
+    model = SneakyNet().eval()
+    x = torch.randn(2, 5, 32)
+    with pytest.raises(sp.PruningError, match=r"skip=\['attn'\]"):
+        sp.prune(model, x, ratio=0.5, round_to=1)
+    model = SneakyNet().eval()
+    before = model(x)
+    sp.prune(model, x, ratio=0.5, round_to=1, skip=["attn"])
+    assert torch.equal(model(x), before)
