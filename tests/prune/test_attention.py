@@ -20,6 +20,7 @@ def helpers_on_path(monkeypatch):
 
 
 def test_bert_loses_half_its_heads_and_ffn_neurons_and_round_trips(tmp_path):
+    pytest.importorskip("transformers")
     from prune_helpers import tiny_bert
 
     model = attach_spec(tiny_bert().eval(), ModelSpec("prune_helpers:tiny_bert", {}))
@@ -45,6 +46,7 @@ def test_bert_loses_half_its_heads_and_ffn_neurons_and_round_trips(tmp_path):
 
 def test_bert_heads_removed_are_whole_heads():
     """Zeroing a head's value rows and the matching output columns makes it dead; L1 removes exactly it."""
+    pytest.importorskip("transformers")
     from prune_helpers import tiny_bert
 
     model = tiny_bert().eval()
@@ -87,6 +89,7 @@ def test_multihead_attention_stays_whole_and_the_mlp_is_pruned():
 
 
 def test_hf_vit_attention_q_proj_layout_loses_whole_heads():
+    pytest.importorskip("transformers")
     from transformers import ViTConfig, ViTForImageClassification
 
     config = ViTConfig(image_size=16, patch_size=4, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
