@@ -38,7 +38,8 @@ class FactorizeConfig:
     target_ratio: when set, the fraction of the model's parameters to keep (overrides energy);
     layers: module names to consider (empty: every Linear and Conv2d);
     exclude: module names never factorised; include_conv: consider Conv2d layers;
-    min_rank: smallest rank a layer may get."""
+    min_rank: smallest rank a layer may get; keep_last: leave the last Linear/Conv2d (the
+    classifier) whole: it holds few parameters and a rank below the class count costs accuracy."""
 
     energy: float = 0.9
     target_ratio: float | None = None
@@ -46,6 +47,7 @@ class FactorizeConfig:
     exclude: tuple[str, ...] = ()
     include_conv: bool = True
     min_rank: int = 1
+    keep_last: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.energy <= 1:
@@ -149,8 +151,12 @@ def _candidates(model: nn.Module, config: FactorizeConfig) -> dict[str, nn.Modul
     unknown = [n for n in (*config.layers, *config.exclude) if n not in modules]
     if unknown:
         raise ConfigError(f"FactorizeConfig names layers the model does not have: {unknown}. Known: {[n for n, m in modules.items() if isinstance(m, kinds)]}.")
+    weighted = [n for n, m in modules.items() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    last = weighted[-1] if config.keep_last and weighted else None
     chosen = {}
     for name, layer in modules.items():
+        if name == last and name not in config.layers:
+            continue
         if config.layers and name not in config.layers or name in config.exclude:
             continue
         if isinstance(layer, nn.Conv2d) and layer.groups != 1:

@@ -111,8 +111,9 @@ def quantize(model: nn.Module, calibration: Iterable[Batch], config: QuantizeCon
     """Quantize ``model`` to int8 with ``config.backend``.
 
     calibration: batches of inputs (batch, ...) or (inputs, targets); the first
-    ``config.calib_batches`` are used (dynamic mode uses the first to export). The model is not
-    modified. Returns the quantized model and a description for :func:`save_quantized`.
+    ``config.calib_batches`` are used (dynamic mode uses the first to export). The model is put
+    in eval mode and otherwise left as it is. Returns the quantized model and a description for
+    :func:`save_quantized`.
     """
     # Set-up: backend, mode, the layers kept in fp32, calibration data.
     prepared, info = prepare(model, calibration, config)

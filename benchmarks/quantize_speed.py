@@ -1,0 +1,132 @@
+"""fp32 vs int8 latency for each quantization backend, interleaved A/B medians.
+
+    nice python benchmarks/quantize_speed.py --reps 200 --threads 1 --batch 32
+
+For each model (resnet20 on 1x28x28, mlp-800) and backend it builds the fp32 runner and the
+int8 runner(s) once, then times them in turns (one call of each per round, order rotated every
+round) so that load from other processes hits all variants alike; it prints the median per
+variant and the int8 speed-up over the same backend's fp32. Weights are random: latency does
+not depend on their values. Rows marked "wrong mode" show the mode the backend does not pick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import torch
+
+from slimforge.export import OnnxSession, export_onnx_file
+from slimforge.models import create_model
+from slimforge.quantize import QuantizeConfig, choose_mode, quantize
+
+MODELS = {
+    "resnet20": lambda: create_model("resnet20", num_classes=10, in_channels=1),
+    "mlp-800": lambda: create_model("mlp-800", num_classes=10, in_channels=1),
+}
+
+
+def main() -> None:
+    args = _parse()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+    rows = []
+    for name in args.models:
+        model = MODELS[name]().eval()
+        x = torch.randn(args.batch, 1, 28, 28)
+        calib = [torch.randn(args.batch, 1, 28, 28) for _ in range(args.calib_batches)]
+        variants = _variants(model, x, calib, args)
+        medians = interleaved_medians(variants, x, args.reps, args.warmup)
+        for label, seconds in medians.items():
+            backend, kind = label.split(" ", 1)
+            base = medians[f"{backend} fp32"] if backend != "torch" else medians["torch fp32-compiled"]
+            rows.append({"model": name, "backend": backend, "variant": kind, "ms": round(1000 * seconds, 3), "speedup_vs_fp32": round(base / seconds, 2)})
+            if backend == "torch":
+                rows[-1]["speedup_vs_eager"] = round(medians["torch fp32-eager"] / seconds, 2)
+    _print(rows, args)
+
+
+def _variants(model: torch.nn.Module, x: torch.Tensor, calib: list[torch.Tensor], args: argparse.Namespace) -> dict[str, Callable]:
+    import tempfile
+    from pathlib import Path
+
+    right = choose_mode(model)
+    wrong = "dynamic" if right == "static" else "static"
+    variants: dict[str, Callable] = {}
+
+    # ONNX Runtime: the fp32 export, int8 in the chosen mode, and the other mode for contrast.
+    folder = Path(tempfile.mkdtemp())
+    fp32 = OnnxSession(export_onnx_file(model, x, folder / "fp32.onnx"), threads=args.threads)
+    variants["onnxruntime fp32"] = fp32
+    for mode, tag in ((right, "int8"), (wrong, "int8 wrong mode")):
+        config = QuantizeConfig(backend="onnxruntime", mode=mode, calib_batches=len(calib), threads=args.threads)
+        variants[f"onnxruntime {tag} ({mode})"] = quantize(model, calib, config).quantized
+
+    # torch: eager fp32, compiled fp32 (the fair baseline), PT2E int8 compiled, both modes.
+    variants["torch fp32-eager"] = torch.no_grad()(model)
+    compiled = torch.compile(model)
+    variants["torch fp32-compiled"] = _frozen(compiled)
+    for mode in (right, wrong):
+        tag = "int8" if mode == right else "int8 wrong mode"
+        q = quantize(model, calib, QuantizeConfig(backend="torch", mode=mode, calib_batches=len(calib))).quantized
+        variants[f"torch {tag} ({mode})"] = q
+    return variants
+
+
+def _frozen(compiled: Callable) -> Callable:
+    @torch.no_grad()
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch._inductor.config.patch(freezing=True):
+            return compiled(x)
+
+    return run
+
+
+def interleaved_medians(variants: dict[str, Callable], x: torch.Tensor, reps: int, warmup: int) -> dict[str, float]:
+    """Median seconds per call of each variant, timed in rotating order one call at a time."""
+    names = list(variants)
+    for name in names:  # first calls compile; warm-up calls settle caches
+        for _ in range(warmup):
+            variants[name](x)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(reps):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            start = time.perf_counter()
+            variants[name](x)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _print(rows: list[dict], args: argparse.Namespace) -> None:
+    print(f"# quantize_speed: batch {args.batch}, {args.threads} thread(s), {args.reps} interleaved reps, "
+          f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, torch {torch.__version__}")
+    print("| model | backend | variant | median ms | speed-up vs same backend fp32 | vs torch eager fp32 |")
+    print("| --- | --- | --- | ---: | ---: | ---: |")
+    for r in rows:
+        print(f"| {r['model']} | {r['backend']} | {r['variant']} | {r['ms']:.3f} | {r['speedup_vs_fp32']:.2f}x | {r.get('speedup_vs_eager', '')} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+
+
+def _parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--reps", type=int, default=200)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--calib-batches", type=int, default=8)
+    p.add_argument("--json", default="")
+    return p.parse_args()
+
+
+if __name__ == "__main__":
+    main()
