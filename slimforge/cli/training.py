@@ -12,6 +12,7 @@ from rich.table import Table
 from slimforge.cli import app
 
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="config overrides key=value, e.g. train.lr=0.05 model.kwargs.width=2")]
+LAUNCH = "Launch (torchrun's flags, passed on to torch.distributed.run)"
 
 
 @app.command("train")
@@ -33,9 +34,23 @@ def train_cmd(
     out: Annotated[Path, typer.Option(help="run folder to write")] = Path("runs/train"),
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out from its last checkpoint")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
+    nproc_per_node: Annotated[Optional[int], typer.Option(help="start this many processes on this node via torchrun (one per GPU on CUDA)", rich_help_panel=LAUNCH)] = None,
+    nnodes: Annotated[str, typer.Option(help="number of nodes, or MIN:MAX for elastic jobs", rich_help_panel=LAUNCH)] = "1",
+    node_rank: Annotated[Optional[int], typer.Option(help="this node's rank (static rendezvous)", rich_help_panel=LAUNCH)] = None,
+    rdzv_backend: Annotated[Optional[str], typer.Option(help="rendezvous backend, e.g. c10d", rich_help_panel=LAUNCH)] = None,
+    rdzv_endpoint: Annotated[Optional[str], typer.Option(help="host:port of the rendezvous (multi-node)", rich_help_panel=LAUNCH)] = None,
+    rdzv_id: Annotated[Optional[str], typer.Option(help="job id shared by all nodes", rich_help_panel=LAUNCH)] = None,
+    max_restarts: Annotated[int, typer.Option(help="restart failed workers this often; they resume from the last checkpoint", rich_help_panel=LAUNCH)] = 0,
+    master_addr: Annotated[Optional[str], typer.Option(help="rank 0's address (static rendezvous)", rich_help_panel=LAUNCH)] = None,
+    master_port: Annotated[Optional[int], typer.Option(help="rank 0's port (default on one node: a free one)", rich_help_panel=LAUNCH)] = None,
 ) -> None:
-    """Train a model and write a run folder (model.safetensors, model.json, config.yaml, metrics)."""
+    """Train a model and write a run folder (model.safetensors, model.json, config.yaml, metrics).
+
+    With --nproc-per-node the same command runs in that many processes, started by torchrun;
+    `torchrun ... -m slimforge train ...` works the same. --batch-size is per process.
+    """
     from slimforge.config import load_config
+    from slimforge.distributed import is_main, teardown
     from slimforge.experiment import RunConfig, run_training
 
     flags = {
@@ -46,8 +61,23 @@ def train_cmd(
     }
     flag_overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
     cfg = load_config(RunConfig, config, [*flag_overrides, *(overrides or [])])
-    result = run_training(cfg, out, resume=resume)
-    _print_result("train", result.metrics, out, quiet)
+    if nproc_per_node is not None:  # this process only launches; the workers run this command without launch flags
+        from slimforge.distributed.launch import LaunchConfig, launch
+
+        launch_cfg = LaunchConfig(nproc_per_node, nnodes, node_rank, rdzv_backend, rdzv_endpoint, rdzv_id, max_restarts, master_addr, master_port)
+        worker = ["train", *(["--config", str(config)] if config else []), *flag_overrides, *(overrides or []),
+                  "--out", str(out), *(["--resume"] if resume else [])]
+        launch(launch_cfg, worker, cfg.train.device)
+        return
+    try:
+        result = run_training(cfg, out, resume=resume)
+        main = is_main()
+    except BaseException:
+        teardown(wait=False)  # the other ranks may never reach a barrier
+        raise
+    teardown()
+    if main:
+        _print_result("train", result.metrics, out, quiet)
 
 
 @app.command("eval")

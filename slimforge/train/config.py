@@ -34,5 +34,7 @@ class TrainConfig(Frozen):
     deterministic: bool = Field(False, description="deterministic algorithms (bitwise-reproducible on the CPU)")
     device: str = "auto"
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads; default: cores / local processes")
+    strategy: Literal["ddp", "fsdp"] = Field("ddp", description="several processes: ddp replicates the model, fsdp shards it (FSDP2)")
+    dist_timeout_s: float = Field(600.0, gt=0, description="seconds to wait for the other ranks to join, and for each collective")
     tensorboard: bool = False
     quiet: bool = False

@@ -67,9 +67,23 @@ def evaluate(
         sums[0] += F.cross_entropy(logits, targets, reduction="sum").double()
         sums[1] += (logits.argmax(1) == targets).sum()
         sums[2] += targets.numel()
+    _match_forward_count(model, dataset, batch_size, ctx, len(loader), device)
     ctx.all_reduce_sum(sums)
     model.train(was_training)
     count = int(sums[2].item())
     if count == 0:
         return {"loss": float("nan"), "accuracy": float("nan"), "count": 0}
     return {"loss": (sums[0] / count).item(), "accuracy": (sums[1] / count).item(), "count": count}
+
+
+def _match_forward_count(model: nn.Module, dataset: Dataset, batch_size: int, ctx: DistContext, done: int, device: torch.device) -> None:
+    """An FSDP-sharded model gathers its parameters in every forward, a collective: a rank with
+    one batch fewer than rank 0 (whose shard is the largest) runs an empty batch to match."""
+    from slimforge.distributed.fsdp import is_sharded
+
+    most = -(-len(ShardSampler(len(dataset), 0, ctx.world_size)) // batch_size)
+    if done >= most or not is_sharded(model):
+        return
+    empty = dataset[0][0].to(device).unsqueeze(0)[:0]  # (0, ...): no sample counts twice
+    for _ in range(most - done):
+        model(empty)

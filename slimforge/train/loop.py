@@ -24,7 +24,7 @@ from torch.utils.data import DistributedSampler
 
 from slimforge import artifacts
 from slimforge.data.core import DataSplits
-from slimforge.distributed import DistContext, setup
+from slimforge.distributed import DistContext, fsdp, restart_count, setup
 from slimforge.errors import ArtifactError, SlimforgeError
 from slimforge.train.callbacks import Callback, LossOutput, Objective, TrainState
 from slimforge.train.checkpoint import CHECKPOINT_FILE, load_state, rng_state, save_state, set_rng_state
@@ -96,9 +96,8 @@ def train(
     out = Path(out) if out is not None else None
 
     # Set-up: processes, threads, determinism, device, loaders.
-    ctx = setup(cfg.device)
-    threads = cfg.num_threads or max(1, (os.cpu_count() or 1) // ctx.local_world_size)
-    torch.set_num_threads(threads)
+    ctx = setup(cfg.device, cfg.dist_timeout_s, cfg.num_threads)
+    threads = ctx.threads
     seed_everything(cfg.seed + ctx.rank, cfg.deterministic)
     amp_dtype = _amp_dtype(cfg.amp, ctx.device)
     objective = objective or CrossEntropyObjective(cfg.label_smoothing)
@@ -112,14 +111,14 @@ def train(
     progress = Progress(ctx.is_main, cfg.quiet, cfg.epochs)
     tb = _tensorboard(out, cfg) if ctx.is_main else None
     if ctx.is_main:
-        _log(cfg, f"training on {ctx.device} x {ctx.world_size} process(es), {threads} thread(s) each; "
+        _log(cfg, f"training on {ctx.device} x {ctx.world_size} process(es) ({_strategy(ctx, cfg)}), {threads} thread(s) each; "
              f"batch {cfg.batch_size} per process = {cfg.batch_size * ctx.world_size} global; "
              f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test samples")
 
-    # Resume: restore everything the next epoch depends on.
+    # Resume: restore everything the next epoch depends on (also after an elastic restart).
     book = {"epoch": 0, "best": None, "best_epoch": None, "since_best": 0, "history": []}
-    if resume:
-        book = _resume(out, state, optimizer, scheduler, scaler, objective, callbacks, ctx)
+    if resume or _restarted_with_checkpoint(out, ctx, cfg):
+        book = _resume(out, state, optimizer, scheduler, scaler, objective, callbacks, ctx, cfg)
     elif out is not None and ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / HISTORY_FILE).unlink(missing_ok=True)
@@ -151,12 +150,11 @@ def train(
         improved = _update_best(book, metrics, cfg)
         book["history"].append(metrics)
         book["epoch"] = epoch + 1
+        if out is not None:  # every rank takes part (FSDP gathers or writes shards); rank 0 writes files
+            _save_checkpoint(out, state, optimizer, scheduler, scaler, objective, callbacks, book, cfg, ctx, best=improved and cfg.keep_best)
         if ctx.is_main:
             progress.end_epoch(metrics)
             if out is not None:
-                if improved and cfg.keep_best:
-                    artifacts.atomic_write_bytes(out / BEST_FILE, artifacts.state_dict_bytes(state.model.state_dict()))
-                _save_checkpoint(out, state, optimizer, scheduler, scaler, objective, callbacks, book, cfg)
                 with open(out / HISTORY_FILE, "a") as f:
                     f.write(json.dumps(metrics) + "\n")
             if tb is not None:
@@ -173,13 +171,13 @@ def train(
         cb.on_train_end(state)
 
     # Final: best weights, test metrics, artifact.
-    if cfg.keep_best and out is not None and (out / BEST_FILE).is_file() and not state.rebuild_optimizer:
-        artifacts.load_weights(state.model, out / BEST_FILE, map_location=ctx.device)
+    if cfg.keep_best and out is not None and ctx.broadcast_object((out / BEST_FILE).is_file()) and not state.rebuild_optimizer:
+        _load_best(state.model, out / BEST_FILE, ctx)
     test = evaluate(state.model, data.test, cfg.eval_batch_size, ctx, autocast_dtype=amp_dtype)
     final = _final_metrics(book, test, threads, ctx, time.perf_counter() - started)
-    if ctx.is_main and out is not None:
+    if out is not None:
         rec = record if record is not None else {"train": cfg.model_dump(mode="json")}
-        artifacts.save(state.model, out, config=rec, metrics={**final, "data": data.describe()})
+        _save_artifact(state.model, out, ctx, config=rec, metrics={**final, "data": data.describe()})
     if tb is not None:
         tb.close()
     ctx.barrier()
@@ -199,12 +197,15 @@ def _train_epoch(wrapped, loader, objective, optimizer, scheduler, scaler, amp_d
     since_check = 0
     started = time.perf_counter()
     lr = optimizer.param_groups[0]["lr"]
+    sync_extra = getattr(objective, "sync_gradients", None) if ctx.is_distributed else None
     for inputs, targets, indices in loader:
         inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
         with _autocast(device, amp_dtype):
             out = objective(wrapped, inputs, targets, indices)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(out.loss).backward()
+        if sync_extra is not None:  # e.g. distillation adapters, outside the DDP wrapper
+            sync_extra()
         if cfg.grad_clip:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip)
@@ -247,7 +248,7 @@ def _check_finite(loss_sum: torch.Tensor, state: TrainState, cfg: TrainConfig) -
 
 def _build_optimization(state: TrainState, extra: list[nn.Module], ctx: DistContext, cfg: TrainConfig, at_step: int = 0):
     """(Re)wrap the model and build optimizer + scheduler; resumes the schedule at ``at_step``."""
-    wrapped = ctx.wrap(state.model)
+    wrapped = ctx.wrap(state.model, cfg.strategy)
     params = [p for m in [state.model, *extra] for p in m.parameters()]
     optimizer = build_optimizer(params, cfg)
     scheduler = build_scheduler(optimizer, state.steps_per_epoch, cfg)
@@ -276,26 +277,53 @@ def _update_best(book: dict[str, Any], metrics: dict[str, Any], cfg: TrainConfig
     return better
 
 
-def _save_checkpoint(out, state, optimizer, scheduler, scaler, objective, callbacks, book, cfg) -> None:
+def _save_checkpoint(out, state, optimizer, scheduler, scaler, objective, callbacks, book, cfg, ctx, best=False) -> None:
+    """Called on every rank. DDP: rank 0 writes one file. FSDP: every rank writes its shards of
+    model and optimizer to ``checkpoint.dcp/``, and rank 0 the rest; ``best`` also saves the
+    unsharded weights as best.safetensors."""
+    sharded = _is_sharded(state.model)
+    weights = fsdp.full_state_dict(state.model) if best or not sharded else None  # a collective when sharded
+    if sharded:
+        fsdp.save_sharded(out / fsdp.SHARDED_DIR, state.model, optimizer)
+    rngs = _gather(rng_state(), ctx)
+    if not ctx.is_main:
+        return
+    if best:
+        artifacts.atomic_write_bytes(out / BEST_FILE, artifacts.state_dict_bytes(weights))
     spec = artifacts.get_spec(state.model)
     save_state(out / CHECKPOINT_FILE, {
-        "model": state.model.state_dict(),
-        "optimizer": optimizer.state_dict(),
+        "model": {} if sharded else weights,
+        "optimizer": {} if sharded else optimizer.state_dict(),
+        "sharded": fsdp.SHARDED_DIR if sharded else None,
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(),
         "objective": objective.state_dict() if hasattr(objective, "state_dict") else {},
         "callbacks": [cb.state_dict() for cb in callbacks],
-        "rng": rng_state(),
+        "rng": rngs[0],
+        "rng_ranks": rngs,
         "step": state.step,
+        "steps_per_epoch": state.steps_per_epoch,
+        "world_size": ctx.world_size,
         "book": {k: v for k, v in book.items()},
         "spec": spec.to_json() if spec else None,
         "config": cfg.model_dump(mode="json"),
     })
 
 
-def _resume(out, state, optimizer, scheduler, scaler, objective, callbacks, ctx) -> dict[str, Any]:
+def _restarted_with_checkpoint(out, ctx, cfg) -> bool:
+    """After torchrun's elastic agent restarted the workers (--max-restarts), continue from the
+    last checkpoint in ``out`` instead of starting over. Rank 0 decides for all."""
+    found = restart_count() > 0 and out is not None and (out / CHECKPOINT_FILE).is_file()
+    found = ctx.broadcast_object(found)
+    if found and ctx.is_main:
+        _log(cfg, f"restart {restart_count()} of this job: resuming from {out / CHECKPOINT_FILE}")
+    return found
+
+
+def _resume(out, state, optimizer, scheduler, scaler, objective, callbacks, ctx, cfg) -> dict[str, Any]:
     if out is None or not (out / CHECKPOINT_FILE).is_file():
-        raise ArtifactError(f"Cannot resume: no {CHECKPOINT_FILE} in {out}. Start without --resume, or point --out at the run to continue.")
+        shared = " Every rank reads it, so on several machines --out must be on a shared filesystem." if ctx.is_distributed else ""
+        raise ArtifactError(f"Cannot resume: no {CHECKPOINT_FILE} in {out} (rank {ctx.rank}). Start without --resume, or point --out at the run to continue.{shared}")
     saved = load_state(out / CHECKPOINT_FILE)
     spec = artifacts.get_spec(state.model)
     if saved.get("spec") and spec and saved["spec"]["name"] != spec.name:
@@ -303,27 +331,48 @@ def _resume(out, state, optimizer, scheduler, scaler, objective, callbacks, ctx)
             f"Cannot resume {out}: its checkpoint is of model {saved['spec']['name']!r}, but this run builds {spec.name!r}. "
             "Resume with the same model, or use a new --out folder."
         )
-    _load_model_state(state.model, saved["model"], out / CHECKPOINT_FILE)
-    try:
-        optimizer.load_state_dict(saved["optimizer"])
-    except ValueError as exc:
-        raise ArtifactError(f"Cannot resume {out}: the optimizer state does not match this model ({exc}).") from None
+    if saved.get("sharded"):
+        try:
+            fsdp.load_sharded(out / saved["sharded"], state.model, optimizer)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise ArtifactError(f"Cannot resume from the distributed checkpoint {out / saved['sharded']}: {exc}") from None
+    else:
+        _load_model_state(state.model, saved["model"], out / CHECKPOINT_FILE, ctx)
+        try:
+            optimizer.load_state_dict(saved["optimizer"])
+        except ValueError as exc:
+            raise ArtifactError(f"Cannot resume {out}: the optimizer state does not match this model ({exc}).") from None
     scheduler.load_state_dict(saved["scheduler"])
     scaler.load_state_dict(saved["scaler"])
     if hasattr(objective, "load_state_dict") and saved.get("objective"):
         objective.load_state_dict(saved["objective"])
     for cb, cb_state in zip(callbacks, saved.get("callbacks", [])):
         cb.load_state_dict(cb_state)
-    set_rng_state(saved["rng"])
-    state.step = saved["step"]
     book = saved["book"]
+    state.step = saved["step"]
+    rngs = saved.get("rng_ranks") or [saved["rng"]]
+    if len(rngs) == ctx.world_size:
+        set_rng_state(rngs[ctx.rank])
+    else:  # another number of processes: fresh, distinct streams per rank
+        seed_everything(cfg.seed + 1000 * book["epoch"] + ctx.rank)
+    if saved.get("steps_per_epoch", state.steps_per_epoch) != state.steps_per_epoch:
+        # Another number of processes makes epochs longer or shorter; checkpoints fall on epoch
+        # boundaries, so the schedule continues at the same fraction of training.
+        state.step = book["epoch"] * state.steps_per_epoch
+        scheduler.last_epoch = state.step - 1
+        scheduler.step()
     if ctx.is_main:
+        if saved.get("world_size", 1) != ctx.world_size:
+            _log(cfg, f"resuming a checkpoint written by {saved.get('world_size', 1)} process(es) on {ctx.world_size}")
         with open(out / HISTORY_FILE, "w") as f:  # drop lines of the epoch that was cut short
             f.writelines(json.dumps(m) + "\n" for m in book["history"])
     return book
 
 
-def _load_model_state(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
+def _load_model_state(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path, ctx: DistContext) -> None:
+    if _is_sharded(model):  # an unsharded checkpoint into an FSDP model
+        fsdp.load_full_state_dict(model, tensors if ctx.is_main else {})
+        return
     expected = model.state_dict()
     wrong = [k for k in expected if k not in tensors or tensors[k].shape != expected[k].shape]
     if wrong or len(tensors) != len(expected):
@@ -332,6 +381,44 @@ def _load_model_state(model: nn.Module, tensors: dict[str, torch.Tensor], source
             f"(first mismatches: {', '.join(wrong[:3]) or 'extra tensors'}). It was written by another model."
         )
     model.load_state_dict(tensors)
+
+
+def _load_best(model: nn.Module, path: Path, ctx: DistContext) -> None:
+    if _is_sharded(model):  # rank 0 reads, the shards come by broadcast
+        fsdp.load_full_state_dict(model, artifacts.read_tensors(path) if ctx.is_main else {})
+    else:
+        artifacts.load_weights(model, path, map_location=ctx.device)
+
+
+def _save_artifact(model: nn.Module, out: Path, ctx: DistContext, config: Any, metrics: dict[str, Any]) -> None:
+    """Rank 0 writes the run folder. An FSDP model is first gathered (every rank takes part)
+    into an unsharded copy, so the artifact is the same as from one process."""
+    if _is_sharded(model):
+        weights, spec = fsdp.full_state_dict(model), artifacts.get_spec(model)
+        if not ctx.is_main:
+            return
+        if spec is not None:  # without one, save() below says how to describe the model
+            model = artifacts.build_model(spec)
+            model.load_state_dict(weights)
+    if ctx.is_main:
+        artifacts.save(model, out, config=config, metrics=metrics)
+
+
+def _is_sharded(model: nn.Module) -> bool:
+    return fsdp.is_sharded(model)
+
+
+def _strategy(ctx: DistContext, cfg: TrainConfig) -> str:
+    return cfg.strategy if ctx.is_distributed else "single process"
+
+
+def _gather(value: Any, ctx: DistContext) -> list[Any]:
+    """Every rank's ``value`` (picklable), in rank order, on every rank."""
+    if not ctx.is_distributed:
+        return [value]
+    values: list[Any] = [None] * ctx.world_size
+    torch.distributed.all_gather_object(values, value)
+    return values
 
 
 def _final_metrics(book, test, threads, ctx, seconds) -> dict[str, Any]:
