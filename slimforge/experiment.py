@@ -25,13 +25,17 @@ class DataConfig(Frozen):
     val_fraction: float = Field(0.1, ge=0, lt=1)
     split_seed: int = 0
     augment: bool | None = Field(None, description="None = the dataset's default")
+    options: dict[str, Any] = Field(default_factory=dict, description="dataset-specific options (text: tokenizer, max_length, text_column, ...)")
 
-    def load(self) -> DataSplits:
-        options: dict[str, Any] = {"val_fraction": self.val_fraction, "split_seed": self.split_seed}
+    def load(self, run: str | Path | None = None) -> DataSplits:
+        """The splits; with ``run``, data assets saved in that run folder (a text tokenizer) are used."""
+        options: dict[str, Any] = {"val_fraction": self.val_fraction, "split_seed": self.split_seed, **self.options}
         if self.root is not None:
             options["root"] = self.root
         if self.augment is not None:
             options["augment"] = self.augment
+        if run is not None and (Path(run) / "tokenizer").is_dir():
+            options["tokenizer"] = str(Path(run) / "tokenizer")
         return load_dataset(self.name, **options)
 
 
@@ -51,6 +55,8 @@ def run_training(cfg: RunConfig, out: str | Path, resume: bool = False) -> Train
     data = cfg.data.load()
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     model = create_model(cfg.model.name, **{**data.info.model_kwargs(), **cfg.model.kwargs})
+    if hasattr(data, "save_assets"):  # e.g. a text tokenizer, needed to use the model later
+        data.save_assets(out)
     return train(model, data, cfg.train, out, resume=resume, record=cfg.model_dump(mode="json"))
 
 
@@ -66,7 +72,7 @@ def run_data_config(run: str | Path) -> DataConfig:
 def evaluate_run(run: str | Path, data: DataConfig | None = None, split: str = "test") -> dict[str, Any]:
     """Accuracy and loss of the model in run folder ``run`` on a split of its (or other) data."""
     model = artifacts.load(run)
-    splits = (data or run_data_config(run)).load()
+    splits = (data or run_data_config(run)).load(run=run)
     dataset = getattr(splits, split)
     expected = artifacts.read_spec(run).kwargs.get("num_classes")
     if expected is not None and expected != splits.info.num_classes:

@@ -34,6 +34,7 @@ def load_dataset(name: str, **options: Any) -> DataSplits:
 
 
 from slimforge.data import vision  # noqa: E402,F401  (registers the image datasets)
+from slimforge.text import data as _text_data  # noqa: E402,F401,I001  (registers the text datasets)
 
 __all__ = [
     "DATASETS",

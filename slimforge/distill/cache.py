@@ -105,9 +105,11 @@ def data_fingerprint(inputs: Sequence[Any] | torch.Tensor, samples: int = 16) ->
     n = len(inputs)
     digest = hashlib.sha256(str(n).encode())
     for i in sorted({round(k * (n - 1) / max(samples - 1, 1)) for k in range(min(samples, n))}):
-        x = _input_at(inputs, i).detach().cpu().contiguous()
-        digest.update(f"{x.dtype}|{tuple(x.shape)}|".encode())
-        digest.update(x.reshape(-1).view(torch.uint8).numpy().tobytes())
+        item = _input_at(inputs, i)
+        for x in ([item[k] for k in sorted(item)] if isinstance(item, dict) else [item]):  # dict: text inputs
+            x = x.detach().cpu().contiguous()
+            digest.update(f"{x.dtype}|{tuple(x.shape)}|".encode())
+            digest.update(x.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -143,7 +145,7 @@ def _batch(inputs: Sequence[Any] | torch.Tensor, start: int, stop: int) -> torch
         return inputs[start:stop]
     if hasattr(inputs, "__getitems__"):  # batch-fetching datasets return (inputs, targets, ...) at once
         batch = inputs.__getitems__(list(range(start, stop)))
-        return batch[0] if isinstance(batch, (tuple, list)) and isinstance(batch[0], torch.Tensor) else torch.stack(
+        return batch[0] if isinstance(batch, (tuple, list)) and isinstance(batch[0], (torch.Tensor, dict)) else torch.stack(
             [torch.as_tensor(item[0] if isinstance(item, (tuple, list)) else item) for item in batch]
         )
     return torch.stack([torch.as_tensor(_input_at(inputs, i)) for i in range(start, stop)])

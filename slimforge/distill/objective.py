@@ -45,6 +45,7 @@ class DistillConfig:
     cache_dtype: str = "float32"
     teacher_dtype: str | None = None  # run teachers in float32/bfloat16/float16; None keeps theirs
     cache_batch_size: int = 256
+    warmup_epochs: float = 0.0  # ramp the distillation terms linearly from 0 (DKD's paper warms up 20 epochs)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hints", tuple(HintSpec.parse(h) for h in self.hints))
@@ -83,13 +84,14 @@ class DistillObjective:
         self.mode = "cached" if caches else "live"
         self.mode_reason = mode_reason
         self._cache_checked = False
+        self.scale = 1.0  # multiplies the distillation and hint terms; DistillWarmup ramps it
         log.info("distill: teacher outputs %s (%s)", self.mode, mode_reason)
 
     # ------------------------------------------------------------------ the objective
 
     def __call__(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor) -> LossOutput:
         student = unwrap(model)
-        self._follow_device(inputs.device)
+        self._follow_device(input_device(inputs))
         hints = self.config.hints
         with capture_outputs(student, [h.student for h in hints], "student") as student_features:
             student_logits = model(inputs)
@@ -105,7 +107,7 @@ class DistillObjective:
             rows_s, rows_t, rows_y = rows_s[keep], rows_t[keep], rows_y[keep]
         hard = F.cross_entropy(rows_s, rows_y) if self.config.hard_weight else rows_s.new_zeros(())
         soft = self.loss(rows_s, rows_t, rows_y) if self.config.distill_weight else rows_s.new_zeros(())
-        total = self.config.hard_weight * hard + self.config.distill_weight * soft
+        total = self.config.hard_weight * hard + self.scale * self.config.distill_weight * soft
         parts = {"hard_loss": hard.item(), "distill_loss": soft.item()}
         if hints:
             feature_loss = torch.stack(
@@ -114,14 +116,14 @@ class DistillObjective:
                     for i, h in enumerate(hints)
                 ]
             ).mean()
-            total = total + self.config.hint_weight * feature_loss
+            total = total + self.scale * self.config.hint_weight * feature_loss
             parts["hint_loss"] = feature_loss.item()
         return LossOutput(total, student_logits, parts)
 
     def _teacher_outputs(self, inputs: torch.Tensor, indices: torch.Tensor) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
         """Each teacher's float32 logits (batch, ...), and the teacher's hinted features (live mode only)."""
         if self.caches:
-            cached = [cache.lookup(indices, inputs.device) for cache in self.caches]
+            cached = [cache.lookup(indices, input_device(inputs)) for cache in self.caches]
             if not self._cache_checked:
                 self._check_cache(inputs, cached)
             if self.caches:
@@ -133,7 +135,7 @@ class DistillObjective:
     def _check_cache(self, inputs: torch.Tensor, cached: list[torch.Tensor]) -> None:
         """Once: the cache is only valid if this batch's inputs are those it was built from."""
         self._cache_checked = True
-        with torch.autocast(inputs.device.type, enabled=False):  # the cache was computed in full precision
+        with torch.autocast(input_device(inputs).type, enabled=False):  # the cache was computed in full precision
             live = [run_teacher(t, inputs) for t in self.teachers]
         scale = 1 + max(float(x.abs().max()) for x in live)
         tolerance = (1e-2 if self.config.cache_dtype == "float16" else 1e-3) * scale
@@ -288,11 +290,20 @@ def _probe(model: nn.Module, inputs: torch.Tensor, paths: list[str], role: str) 
     return logits, dict(features)
 
 
+def input_device(inputs: Any) -> torch.device:
+    """The device of a batch's inputs: a tensor, or the first tensor of a dict (text batches)."""
+    return next(iter(inputs.values())).device if isinstance(inputs, dict) else inputs.device
+
+
 def _first_inputs(train_inputs: Sequence[Any] | torch.Tensor | None) -> torch.Tensor | None:
     if train_inputs is None or len(train_inputs) == 0:
         return None
     if isinstance(train_inputs, torch.Tensor):
         return train_inputs[:2]
+    if hasattr(train_inputs, "__getitems__"):
+        batch = train_inputs.__getitems__(list(range(min(2, len(train_inputs)))))
+        if isinstance(batch, (tuple, list)) and isinstance(batch[0], dict):  # text: padded together
+            return batch[0]
     items = [train_inputs[i] for i in range(min(2, len(train_inputs)))]
     return torch.stack([torch.as_tensor(x[0] if isinstance(x, (tuple, list)) else x) for x in items])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,14 +43,21 @@ def prepare_teachers(teachers: TeacherLike | Sequence[TeacherLike], dtype: str |
 
 
 @torch.no_grad()
-def run_teacher(teacher: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """Teacher logits as float32. Floating inputs are cast to the teacher's dtype first."""
+def run_teacher(teacher: nn.Module, inputs: Any) -> torch.Tensor:
+    """Teacher logits as float32. Floating inputs are cast to the teacher's dtype first;
+    ``inputs`` may be a tensor or a dict of tensors (text batches)."""
     param = next(teacher.parameters(), None)
     if param is not None:
-        if inputs.is_floating_point():
-            inputs = inputs.to(param.dtype)
-        inputs = inputs.to(param.device)
+        inputs = _to_teacher(inputs, param)
     return teacher(inputs).float()
+
+
+def _to_teacher(inputs: Any, param: torch.Tensor) -> Any:
+    if isinstance(inputs, dict):
+        return {k: _to_teacher(v, param) for k, v in inputs.items()}
+    if inputs.is_floating_point():
+        inputs = inputs.to(param.dtype)
+    return inputs.to(param.device)
 
 
 def combine_teachers(logits: torch.Tensor, how: str, temperature: float) -> torch.Tensor:

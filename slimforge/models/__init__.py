@@ -93,5 +93,6 @@ def _import_factory(path: str) -> Callable[..., nn.Module]:
 
 # Register the built-in families (import for side effects).
 from slimforge.models import cnn, mlp, resnet  # noqa: E402,F401
+from slimforge.text import models as _text_models  # noqa: E402,F401,I001  (registers the text models)
 
 __all__ = ["MODELS", "create_model", "list_models", "register_model", "resolve_factory"]

@@ -36,6 +36,7 @@ from slimforge.quantize.evaluate import accuracy, accuracy_evaluator, agreement,
 
 # Register the built-in backends (import for side effects; their heavy imports are lazy).
 from slimforge.quantize import backend_onnxruntime, backend_torch  # noqa: E402,F401,I001
+from slimforge.text import quantize as _text_quantize  # noqa: E402,F401  (the torch-dynamic backend)
 from slimforge.quantize.fallback import FallbackConfig, FallbackResult, quantize_with_fallback  # noqa: E402
 from slimforge.quantize.qat import QATCallback, QATConfig, convert_qat, prepare_qat  # noqa: E402
 

@@ -27,14 +27,20 @@ def batch_inputs(batch: Batch) -> torch.Tensor:
     )
 
 
-def collect_calibration(data: Iterable[Batch], n_batches: int, model: nn.Module, input_shape: tuple[int, ...] | None = None) -> list[torch.Tensor]:
+def collect_calibration(
+    data: Iterable[Batch], n_batches: int, model: nn.Module, input_shape: tuple[int, ...] | None = None, any_inputs: bool = False
+) -> list[torch.Tensor]:
     """The first ``n_batches`` input tensors of ``data`` (each (batch, *input_shape)), on the CPU.
 
     Raises :class:`DataError` naming the batch and shapes when the data is empty, of mixed
     per-sample shapes, not ``input_shape``, or of a shape ``model`` cannot run.
+    ``any_inputs``: for backends that run the eager model, inputs of any structure (e.g. text
+    batches ``{"input_ids", "attention_mask"}`` of varying length) are taken as they are.
     """
     if n_batches < 1:
         raise DataError(f"calib_batches must be >= 1, got {n_batches}.")
+    if any_inputs:
+        return _collect_any(data, n_batches, model)
     batches: list[torch.Tensor] = []
     for i, batch in enumerate(data):
         if i >= n_batches:
@@ -66,3 +72,32 @@ def check_model_runs(model: Callable[[torch.Tensor], Any], x: torch.Tensor, what
             f"{type(model).__name__} cannot run on {what} of shape {tuple(x.shape)} "
             f"(per-sample {tuple(x.shape[1:])}): {first}. Calibrate with inputs shaped like the training data."
         ) from None
+
+
+@torch.no_grad()
+def _collect_any(data: Iterable[Batch], n_batches: int, model: nn.Module) -> list[Any]:
+    batches = [_to_cpu(b[0] if isinstance(b, (tuple, list)) else b) for _, b in zip(range(n_batches), data)]
+    if not batches:
+        raise DataError("The calibration data is empty: pass an iterable of input batches (e.g. the train loader).")
+    try:
+        model(batches[0])
+    except (RuntimeError, ValueError, IndexError, KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{type(model).__name__} cannot run on calibration batch 0 ({_describe(batches[0])}): {first}") from None
+    return batches
+
+
+def _to_cpu(inputs: Any) -> Any:
+    if isinstance(inputs, torch.Tensor):
+        return inputs.detach().cpu()
+    if isinstance(inputs, dict):
+        return {k: _to_cpu(v) for k, v in inputs.items()}
+    return inputs
+
+
+def _describe(inputs: Any) -> str:
+    if isinstance(inputs, torch.Tensor):
+        return f"shape {tuple(inputs.shape)}, per-sample {tuple(inputs.shape[1:])}"
+    if isinstance(inputs, dict):
+        return ", ".join(f"{k}: {_describe(v)}" for k, v in inputs.items())
+    return type(inputs).__name__

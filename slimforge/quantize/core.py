@@ -137,8 +137,11 @@ def prepare(model: nn.Module, calibration: Iterable[Batch], config: QuantizeConf
     if unknown:
         raise ConfigError(f"QuantizeConfig.fp32_layers names {unknown}, which are not quantizable layers of the model. Known: {layers}.")
     model = model.eval()
-    batches = collect_calibration(calibration, config.calib_batches, model)
+    batches = collect_calibration(calibration, config.calib_batches, model, any_inputs=getattr(backend, "accepts_any_inputs", False))
     mode = choose_mode(model) if config.mode == "auto" else config.mode
+    modes = getattr(backend, "modes", ("static", "dynamic"))
+    if config.mode == "auto" and mode not in modes:  # e.g. a dynamic-only backend on a CNN
+        mode = modes[0]
     fp32 = list(config.fp32_layers)
     if config.fp32_first_last:
         fp32 += [layers[0], layers[-1]]
@@ -149,7 +152,7 @@ def prepare(model: nn.Module, calibration: Iterable[Batch], config: QuantizeConf
         "mode": mode,
         "fp32_layers": sorted(set(fp32)),
         "quantizable_layers": layers,
-        "input_shape": list(batches[0].shape[1:]),
+        "input_shape": list(batches[0].shape[1:]) if isinstance(batches[0], torch.Tensor) else None,
         "calib_batches": len(batches),
         "reduce_range": resolve_reduce_range(config),
         "source_model": spec.to_json() if spec is not None else None,

@@ -1,0 +1,127 @@
+"""Text through the same stages as images: train/eval/predict from the CLI, prune, distill, int8."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import slimforge
+from slimforge.cli import main
+from slimforge.data import load_dataset
+from slimforge.distill import DistillConfig
+from slimforge.errors import DataError
+from slimforge.models import create_model
+from slimforge.train import TrainConfig, evaluate
+from tests.conftest import needs_shared
+
+FAST = TrainConfig(epochs=3, batch_size=16, optimizer="adamw", lr=3e-3, weight_decay=0.0, quiet=True, num_threads=1)
+
+
+def test_cli_trains_evaluates_and_predicts_from_the_run_folder_alone(corpus_csv, tmp_path, capsys):
+    run = tmp_path / "cnn"
+    args = ["train", "--data", "text-csv", "--model", "text-cnn", "--epochs", "4", "--batch-size", "16", "--optimizer", "adamw",
+            "--lr", "0.01", "--threads", "1", "--quiet", "--out", str(run), f"data.options.path={corpus_csv}",
+            "data.options.tokenizer=vocab", "model.kwargs.emb_dim=16", "model.kwargs.filters=8", "train.weight_decay=0"]
+    assert main(args) == 0
+    assert (run / "tokenizer" / "vocab.json").is_file() and (run / "labels.json").is_file()
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 0
+    accuracy = float(capsys.readouterr().out.split("accuracy ")[1].split(",")[0])
+    assert accuracy >= 0.9  # the label is decided by a handful of words
+    assert main(["predict", str(run), "a superb and lovely film", "awful tedious plot"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["1", "0"]
+    assert "1=0." in lines[0] or "1=1." in lines[0]
+    assert main(["predict", str(run), "  "]) == 2
+    assert "empty" in capsys.readouterr().err
+
+
+def test_heads_and_ffn_neurons_pruned_then_saved_and_reloaded(tiny_bert_dir, tmp_path):
+    import slimforge.prune as sp
+
+    model = create_model("hf-text-classifier", num_classes=2, pretrained=str(tiny_bert_dir)).eval()
+    ids = torch.randint(5, 31, (2, 10), generator=torch.Generator().manual_seed(0))
+    example = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    sp.prune(model, example, ratio=0.5, round_to=1, skip=["hf.bert.embeddings*"])  # residual width stays
+    assert model.config.num_attention_heads == 2 and model.config.intermediate_size == 32
+    for layer in model.hf.bert.encoder.layer:
+        assert layer.attention.self.query.out_features == 16 and layer.intermediate.dense.out_features == 32
+    assert model.config.hidden_size == 32  # the residual stream stays whole
+    with torch.no_grad():
+        logits = model(example)
+    slimforge.save(model, tmp_path / "pruned")
+    with torch.no_grad():
+        torch.testing.assert_close(slimforge.load(tmp_path / "pruned")(example), logits)
+
+
+def test_distilling_the_teacher_into_a_bilstm_uses_cached_teacher_outputs(corpus_csv, tiny_bert_dir, tmp_path):
+    from slimforge.distill import run as distill
+    from slimforge.text.models import init_embeddings_from_teacher
+
+    data = load_dataset("text-csv", path=str(corpus_csv), tokenizer=str(tiny_bert_dir))
+    teacher = create_model("hf-text-classifier", num_classes=2, pretrained=str(tiny_bert_dir))
+    taught = slimforge.train(teacher, data, FAST.model_copy(update={"lr": 1e-2}), tmp_path / "teacher")
+    assert taught.metrics["test_accuracy"] >= 0.85
+    student = create_model("text-bilstm", **data.info.model_kwargs(), emb_dim=16, hidden=16)
+    init_embeddings_from_teacher(student, teacher)
+    result = distill(student, [tmp_path / "teacher"], data, DistillConfig(loss="mse", hard_weight=0.5), FAST, tmp_path / "student")
+    assert list((tmp_path / "student" / "teacher-cache").glob("*.npy"))  # teacher logits were cached, not recomputed
+    assert result.metrics["test_accuracy"] >= 0.8
+    reloaded = slimforge.load(tmp_path / "student")
+    assert evaluate(reloaded, data.test)["accuracy"] == pytest.approx(result.metrics["test_accuracy"])
+
+
+def test_dynamic_int8_through_slimforge_quantize(tiny_bert_dir, corpus_csv, tmp_path):
+    from slimforge.quantize import QuantizeConfig, load_quantized, quantize, save_quantized
+    from slimforge.text.predict import save_text_assets
+
+    data = load_dataset("text-csv", path=str(corpus_csv), tokenizer=str(tiny_bert_dir))
+    model = create_model("hf-text-classifier", num_classes=2, pretrained=str(tiny_bert_dir)).eval()
+    loader = [data.test.__getitems__(list(range(i, min(i + 16, len(data.test))))) for i in range(0, len(data.test), 16)]
+    result = quantize(model, loader, QuantizeConfig(backend="torch-dynamic", mode="dynamic", calib_batches=1))
+    int8 = result.quantized
+    assert sum(type(m).__name__ == "Linear" and "quantized" in type(m).__module__ for m in int8.modules()) == 2 * 6 + 2
+    with torch.no_grad():
+        ref = model(loader[0][0])
+        torch.testing.assert_close(int8(loader[0][0]), ref, atol=0.05, rtol=0.0)
+    fp32_acc, int8_acc = evaluate(model, data.test)["accuracy"], evaluate(int8, data.test)["accuracy"]
+    assert abs(fp32_acc - int8_acc) <= 0.05
+    save_quantized(result, tmp_path / "int8")
+    save_text_assets(tmp_path / "int8", data.tokenizer, data.info.classes)
+    with torch.no_grad():
+        torch.testing.assert_close(load_quantized(tmp_path / "int8")(loader[0][0]), int8(loader[0][0]))
+    from slimforge.text.predict import predict
+
+    assert predict(tmp_path / "int8", "good film")[0].label in data.info.classes
+
+
+def test_onnxruntime_backend_refuses_text_batches_with_a_clear_error(tiny_bert_dir, corpus_csv):
+    from slimforge.quantize import QuantizeConfig, quantize
+
+    data = load_dataset("text-csv", path=str(corpus_csv), tokenizer="vocab")
+    model = create_model("text-cnn", **data.info.model_kwargs(), emb_dim=8, filters=4)
+    with pytest.raises(DataError, match="Calibration batches must be tensors"):
+        quantize(model, [data.test.__getitems__([0, 1])], QuantizeConfig(backend="onnxruntime"))
+
+
+@needs_shared
+def test_sms_spam_end_to_end_on_a_few_hundred_messages(tmp_path):
+    """Train a CNN on 400 messages with a vocabulary tokenizer, int8 it, and predict from the folders."""
+    from slimforge.quantize import save_quantized
+    from slimforge.text.predict import predict, save_text_assets
+    from slimforge.text.quantize import quantize_dynamic_int8
+
+    data = load_dataset("sms-spam", tokenizer="vocab", max_train=400, max_length=64)
+    data.test = data.test.subset(range(0, len(data.test), 4))  # about 280 messages, all lengths
+    model = create_model("text-cnn", **data.info.model_kwargs(), emb_dim=32, filters=16)
+    result = slimforge.train(model, data, FAST.model_copy(update={"epochs": 5, "batch_size": 32, "lr": 1e-2}), tmp_path / "cnn")
+    majority = max(data.test.labels.float().mean().item(), 1 - data.test.labels.float().mean().item())
+    assert result.metrics["test_accuracy"] > majority + 0.03
+    data.save_assets(tmp_path / "cnn")
+    int8 = quantize_dynamic_int8(result.model.eval(), [data.test.__getitems__([0, 1])])
+    save_quantized(int8, tmp_path / "cnn-int8")
+    save_text_assets(tmp_path / "cnn-int8", data.tokenizer, data.info.classes)
+    spam = "WINNER!! You have won a free prize, call now to claim your cash reward"
+    for run in ("cnn", "cnn-int8"):
+        [p] = predict(tmp_path / run, spam)
+        assert set(p.probabilities) == {"ham", "spam"} and abs(sum(p.probabilities.values()) - 1) < 1e-5
