@@ -90,7 +90,7 @@ class HFTextClassifier(nn.Module):
 def hf_config_dict(config: Any) -> dict[str, Any]:
     """A JSON-able Hugging Face config without the machine-specific source path."""
     data = config.to_dict()
-    for key in ("_name_or_path", "transformers_version", "_commit_hash"):
+    for key in ("_name_or_path", "transformers_version", "_commit_hash", "dtype", "torch_dtype"):  # weights are fp32
         data.pop(key, None)
     return data
 
@@ -119,7 +119,7 @@ def hf_text_classifier(
         cfg = AutoConfig.for_model(model_type, **cfg_dict)
         cfg.num_labels = num_classes
         cfg._attn_implementation = attn_implementation
-        hf = AutoModelForSequenceClassification.from_config(cfg, attn_implementation=attn_implementation)
+        hf = AutoModelForSequenceClassification.from_config(cfg, attn_implementation=attn_implementation, dtype=torch.float32)
         initial = None
     else:
         from slimforge.text.data import default_teacher_path
@@ -156,6 +156,7 @@ def _from_pretrained(path: Path, num_classes: int, attn_implementation: str) -> 
         return AutoModelForSequenceClassification.from_pretrained(
             str(path), num_labels=num_classes, attn_implementation=attn_implementation, local_files_only=True,
             ignore_mismatched_sizes=True,  # a saved classifier with another number of classes gets a new head
+            dtype=torch.float32,  # train in fp32 even from half-precision files (autocast does mixed precision)
         )
     except (OSError, ValueError, RuntimeError) as exc:
         raise SlimforgeError(f"hf-text-classifier: cannot load {path}: {exc}") from None

@@ -65,6 +65,7 @@ def dynamic_int8(model: nn.Module, fp32_layers: frozenset[str] = frozenset()) ->
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*torch.ao.quantization.*")
+        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
         from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
 
         quantized = quantize_dynamic(copy.deepcopy(source), {n: default_dynamic_qconfig for n in names}, dtype=torch.qint8)
