@@ -130,7 +130,7 @@ def train(args: argparse.Namespace) -> None:
 def measure(args: argparse.Namespace) -> None:
     from safetensors.torch import load_file
 
-    from slimforge.quantize import QuantizeConfig, list_backends, quantize
+    from slimforge.quantize import QuantizeConfig, quantize
 
     torch.set_num_threads(args.threads)
     xtr, ytr = load_fashion(Path(args.data), "train")
@@ -143,7 +143,7 @@ def measure(args: argparse.Namespace) -> None:
         model = create_model(spec.pop("name"), **spec)
         model.load_state_dict(load_file(str(Path(args.weights) / f"{key}.safetensors")))
         fp32 = test_accuracy(model, xte, yte)
-        for backend in list_backends():
+        for backend in args.backends:
             for first_last in (False, True):
                 config = QuantizeConfig(backend=backend, calib_batches=args.calib_batches, fp32_first_last=first_last)
                 result = quantize(model, calibration, config)
@@ -173,6 +173,7 @@ def main() -> None:
     m.add_argument("--data", required=True)
     m.add_argument("--weights", required=True)
     m.add_argument("--models", nargs="+", default=["resnet20", "mlp-800"], choices=list(MODELS))
+    m.add_argument("--backends", nargs="+", default=["onnxruntime", "torch"])
     m.add_argument("--calib-batches", type=int, default=32)
     m.add_argument("--threads", type=int, default=1)
     m.add_argument("--json", default="")
