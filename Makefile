@@ -5,12 +5,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: demo test test-slow setup data bench clean
+.PHONY: demo test test-slow setup data browser clean
 
 demo: setup data
 	$(PY) -m slimforge demo
 
-test: setup data
+test: setup data browser
 	$(PY) -m pytest -q
 
 test-slow: setup data
@@ -33,6 +33,14 @@ data:
 		apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
 		(apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null) || \
 		echo "warning: could not install dataset-fashion-mnist; tests that need it will skip"; \
+	fi
+
+# Debian's Chromium renders the HTML report in a test (skipped where it cannot be installed).
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y -q chromium >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null) || \
+		echo "warning: could not install chromium; the report rendering test will skip"; \
 	fi
 
 clean:

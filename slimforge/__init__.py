@@ -25,6 +25,16 @@ _EXPORTS = {
     "list_datasets": "slimforge.data:list_datasets",
     "evaluate": "slimforge.train:evaluate",
     "TrainConfig": "slimforge.train:TrainConfig",
+    "QuantizeConfig": "slimforge.quantize:QuantizeConfig",
+    "load_quantized": "slimforge.quantize:load_quantized",
+    "FactorizeConfig": "slimforge.factorize:FactorizeConfig",
+    "ExportConfig": "slimforge.export:ExportConfig",
+    # Stage packages; `prune` and `distill` are callable: slimforge.prune(model, x, ratio=0.5).
+    "prune": "slimforge.prune",
+    "distill": "slimforge.distill",
+    "quantize": "slimforge.quantize",
+    "factorize": "slimforge.factorize",
+    "export": "slimforge.export",
 }
 
 
@@ -38,7 +48,7 @@ def __getattr__(name: str) -> Any:
     if target is None:
         raise AttributeError(f"module 'slimforge' has no attribute {name!r}")
     module, _, attr = target.partition(":")
-    value = getattr(import_module(module), attr)
+    value = getattr(import_module(module), attr) if attr else import_module(module)
     globals()[name] = value
     return value
 

@@ -42,6 +42,10 @@ SPEC_ATTR = "slimforge_spec"
 EditReplay = Callable[[nn.Module, dict[str, Any]], nn.Module]
 EDITS: Registry[EditReplay] = Registry("structural edit")
 
+# Built-in edit kinds and the module that registers each, imported on first use so that
+# `load` works without the caller importing the stage that made the edit.
+BUILTIN_EDITS = {"prune": "slimforge.prune.plan", "factorize": "slimforge.factorize"}
+
 
 def register_edit(kind: str) -> Callable[[EditReplay], EditReplay]:
     """Register how to replay an edit of ``kind`` onto a freshly built model (returns the model)."""
@@ -86,11 +90,20 @@ def get_spec(model: nn.Module) -> ModelSpec | None:
 
 def record_edit(model: nn.Module, edit: dict[str, Any]) -> None:
     """Append a structural edit (must hold a registered ``kind``) to the model's spec."""
-    if edit.get("kind") not in EDITS:
+    if edit.get("kind") not in EDITS and edit.get("kind") not in BUILTIN_EDITS:
         raise ValueError(f"edit kind {edit.get('kind')!r} is not registered; known: {list_edits()}")
     spec = get_spec(model)
     if spec is not None:
         attach_spec(model, ModelSpec(spec.name, dict(spec.kwargs), [*spec.edits, copy.deepcopy(edit)]))
+
+
+def edit_replay(kind: str) -> EditReplay:
+    """The replay function for edit ``kind``, importing its built-in provider when needed."""
+    if kind not in EDITS and kind in BUILTIN_EDITS:
+        import importlib
+
+        importlib.import_module(BUILTIN_EDITS[kind])
+    return EDITS.get(kind)
 
 
 def build_model(spec: ModelSpec) -> nn.Module:
@@ -100,7 +113,7 @@ def build_model(spec: ModelSpec) -> nn.Module:
     model = create_model(spec.name, **spec.kwargs)
     attach_spec(model, ModelSpec(spec.name, dict(spec.kwargs)))
     for edit in spec.edits:
-        model = EDITS.get(edit["kind"])(model, edit)
+        model = edit_replay(edit.get("kind", "?"))(model, edit)
         spec_now = get_spec(model) or ModelSpec(spec.name, dict(spec.kwargs))
         attach_spec(model, ModelSpec(spec.name, dict(spec.kwargs), [*spec_now.edits, edit]))
     attach_spec(model, spec)
@@ -207,10 +220,18 @@ def read_spec(path: str | Path) -> ModelSpec:
 
 
 def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the model saved at ``path`` (a run folder) and load its weights. Never unpickles."""
+    """Rebuild the model saved at ``path`` (a run folder) and load its weights. Never unpickles.
+
+    A quantized artifact (``quantized.json``) loads as its runtime-bound model instead: a
+    callable on inputs (batch, ...) returning logits, not an ``nn.Module``.
+    """
     folder = Path(path)
     if not folder.is_dir():
         raise ArtifactError(f"{folder} is not a run folder (expected a directory with {STRUCTURE_FILE} and {WEIGHTS_FILE}).")
+    if (folder / "quantized.json").is_file():  # an int8 artifact: returns its runtime-bound callable
+        from slimforge.quantize import load_quantized
+
+        return load_quantized(folder)
     spec = read_spec(folder)
     model = build_model(spec)
     load_weights(model, folder / WEIGHTS_FILE, map_location=map_location)

@@ -77,7 +77,7 @@ def train_cmd(
         raise
     teardown()
     if main:
-        _print_result("train", result.metrics, out, quiet)
+        print_result("train", result.metrics, out)
 
 
 @app.command("eval")
@@ -99,27 +99,18 @@ def eval_cmd(
 
 @app.command("demo")
 def demo_cmd(
-    out: Annotated[Path, typer.Option(help="folder for the demo's runs")] = Path("runs/demo"),
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    out: Annotated[Path, typer.Option(help="folder for the demo's stages")] = Path("runs/demo"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = True,
 ) -> None:
-    """Train a small CNN on the bundled digits data and print the results."""
-    from slimforge.config import load_config
-    from slimforge.experiment import RunConfig, run_training
+    """The whole workflow on the bundled digits data: train, prune, distill, quantize, report."""
+    from slimforge.cli.pipeline import print_summary
+    from slimforge.pipeline import load_recipe, run_recipe
 
-    recipe = Path(__file__).resolve().parents[2] / "recipes" / "digits.yaml"
-    cfg = load_config(RunConfig, recipe if recipe.is_file() else None, base=DEMO_DEFAULTS, overrides=["train.quiet=true"] if quiet else [])
-    result = run_training(cfg, out / "train")
-    _print_result("demo: train cnn on digits", result.metrics, out / "train", False)
+    recipe = load_recipe(Path(__file__).resolve().parents[2] / "recipes" / "digits.yaml")
+    print_summary(run_recipe(recipe, out, quiet=quiet), out)
 
 
-DEMO_DEFAULTS = {
-    "data": {"name": "digits"},
-    "model": {"name": "cnn"},
-    "train": {"epochs": 12, "batch_size": 64, "lr": 0.05, "seed": 0},
-}
-
-
-def _print_result(title: str, metrics: dict, out: Path, quiet: bool) -> None:
+def print_result(title: str, metrics: dict, out: Path) -> None:
     table = Table(title=title)
     for col in ("test accuracy", "best val accuracy", "epochs", "train time (s)", "samples/s", "threads"):
         table.add_column(col, justify="right")

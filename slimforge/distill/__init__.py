@@ -7,10 +7,14 @@
 Losses are a registry (``list_losses()``, ``register_loss``): ``kd`` (Hinton), ``dkd``
 (decoupled KD) and ``mse`` (logit matching); feature hints (FitNets) add to any of them and the
 hard-label cross-entropy is always part of the total (``hard_weight``).
+
+``slimforge.distill(student, teachers, data, config, train_config, out=...)`` (the package is
+callable) runs a whole distillation through the trainer; see :func:`slimforge.distill.api.run`.
 """
 
 from __future__ import annotations
 
+from slimforge.distill.api import DistillRunConfig, DistillSection, run, run_from_config, slim_copy
 from slimforge.distill.cache import TeacherCache
 from slimforge.distill.hints import HintSpec, list_module_paths
 from slimforge.distill.losses import LOSSES, DKDLoss, KDLoss, LogitLoss, LogitMSELoss, build_loss, list_losses, register_loss
@@ -19,6 +23,11 @@ from slimforge.distill.students import build_student
 from slimforge.distill.teachers import combine_teachers, prepare_teachers
 
 __all__ = [
+    "DistillRunConfig",
+    "DistillSection",
+    "run",
+    "run_from_config",
+    "slim_copy",
     "LOSSES",
     "DKDLoss",
     "DistillConfig",
@@ -38,3 +47,13 @@ __all__ = [
     "prepare_teachers",
     "register_loss",
 ]
+
+
+class _CallableModule(__import__("types").ModuleType):
+    """``slimforge.distill(...)`` calls :func:`run` (the package would otherwise hide it)."""
+
+    def __call__(self, *args, **kwargs):
+        return run(*args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule

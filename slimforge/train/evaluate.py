@@ -26,6 +26,17 @@ class ShardSampler(Sampler[int]):
         return len(range(self.rank, self.size, self.world_size))
 
 
+def move_to(inputs: Any, device: torch.device) -> Any:
+    """Move a batch's inputs to ``device``: a tensor, or a dict/tuple/list of tensors (text batches)."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs.to(device, non_blocking=True)
+    if isinstance(inputs, dict):
+        return {k: move_to(v, device) for k, v in inputs.items()}
+    if isinstance(inputs, (tuple, list)):
+        return type(inputs)(move_to(v, device) for v in inputs)
+    return inputs
+
+
 def make_loader(dataset: Dataset, batch_size: int, sampler: Sampler[int], num_workers: int = 0) -> DataLoader:
     """In-memory datasets build whole batches themselves (``__getitems__``), so no workers or
     collation are needed; other datasets get the default collation."""
@@ -60,7 +71,7 @@ def evaluate(
     loader = make_loader(dataset, batch_size, ShardSampler(len(dataset), ctx.rank, ctx.world_size))
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
     for batch in loader:
-        inputs, targets = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+        inputs, targets = move_to(batch[0], device), batch[1].to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             logits = model(inputs)
         logits = logits.float()
@@ -84,6 +95,6 @@ def _match_forward_count(model: nn.Module, dataset: Dataset, batch_size: int, ct
     most = -(-len(ShardSampler(len(dataset), 0, ctx.world_size)) // batch_size)
     if done >= most or not is_sharded(model):
         return
-    empty = dataset[0][0].to(device).unsqueeze(0)[:0]  # (0, ...): no sample counts twice
+    empty = move_to(dataset[0][0], device).unsqueeze(0)[:0]  # (0, ...): no sample counts twice
     for _ in range(most - done):
         model(empty)

@@ -29,7 +29,7 @@ from slimforge.errors import ArtifactError, SlimforgeError
 from slimforge.train.callbacks import Callback, LossOutput, Objective, TrainState
 from slimforge.train.checkpoint import CHECKPOINT_FILE, load_state, rng_state, save_state, set_rng_state
 from slimforge.train.config import TrainConfig
-from slimforge.train.evaluate import evaluate, make_loader
+from slimforge.train.evaluate import evaluate, make_loader, move_to
 from slimforge.train.optim import build_optimizer, build_scheduler
 from slimforge.train.progress import Progress
 
@@ -199,7 +199,7 @@ def _train_epoch(wrapped, loader, objective, optimizer, scheduler, scaler, amp_d
     lr = optimizer.param_groups[0]["lr"]
     sync_extra = getattr(objective, "sync_gradients", None) if ctx.is_distributed else None
     for inputs, targets, indices in loader:
-        inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        inputs, targets = move_to(inputs, device), targets.to(device, non_blocking=True)
         with _autocast(device, amp_dtype):
             out = objective(wrapped, inputs, targets, indices)
         optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,71 @@
+"""`slimforge quantize`, `slimforge factorize`, `slimforge export`: one artifact in, one out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from slimforge.cli import app
+
+
+def _stage(run: Path):
+    """The recipe-stage context for a run folder's own data (calibration, test batches)."""
+    from slimforge.experiment import run_data_config
+    from slimforge.pipeline.stages import StageContext
+
+    return StageContext(run_data_config(run).model_copy(update={"augment": False}))
+
+
+@app.command("quantize")
+def quantize_cmd(
+    run: Annotated[Path, typer.Argument(help="run folder of the fp32 model")],
+    backend: Annotated[str, typer.Option(help="onnxruntime or torch")] = "onnxruntime",
+    mode: Annotated[str, typer.Option(help="auto (static for CNNs, dynamic for linear models), static or dynamic")] = "auto",
+    calib_batches: Annotated[int, typer.Option(help="batches of the train split used for calibration")] = 32,
+    fp32_first_last: Annotated[bool, typer.Option("--fp32-first-last", help="keep the first and last layers in fp32")] = False,
+    max_drop: Annotated[Optional[float], typer.Option(help="accuracy points: return sensitive layers to fp32 until within")] = None,
+    out: Annotated[Path, typer.Option(help="folder for the quantized artifact")] = Path("runs/quantized"),
+) -> None:
+    """Post-training int8 quantization with calibration; accuracy before and after is printed."""
+    from slimforge.pipeline.stages import QuantizeStage, run_quantize
+
+    cfg = QuantizeStage(kind="quantize", name="quantize", backend=backend, mode=mode, calib_batches=calib_batches,
+                        fp32_first_last=fp32_first_last, max_accuracy_drop=max_drop)
+    metrics = run_quantize(_stage(run), cfg, run, out)
+    print(f"int8 ({backend}) test accuracy {metrics['test_accuracy']:.4f} (fp32 {metrics['fp32_test_accuracy']:.4f}); saved in {out}")
+
+
+@app.command("factorize")
+def factorize_cmd(
+    run: Annotated[Path, typer.Argument(help="run folder of the model")],
+    energy: Annotated[float, typer.Option(help="fraction of each layer's squared singular values kept")] = 0.9,
+    target_ratio: Annotated[Optional[float], typer.Option(help="fraction of the parameters to keep (instead of --energy)")] = None,
+    epochs: Annotated[int, typer.Option(help="fine-tuning epochs afterwards (0: none)")] = 2,
+    lr: Annotated[float, typer.Option(help="fine-tuning learning rate")] = 0.01,
+    out: Annotated[Path, typer.Option(help="run folder to write")] = Path("runs/factorized"),
+) -> None:
+    """Low-rank (SVD) factorisation of linear and convolution layers, then fine-tuning."""
+    from slimforge.pipeline.stages import FactorizeStage, run_factorize
+    from slimforge.train import TrainConfig
+
+    finetune = TrainConfig(epochs=epochs, lr=lr) if epochs > 0 else None
+    cfg = FactorizeStage(kind="factorize", name="factorize", energy=energy, target_ratio=target_ratio, finetune=finetune)
+    metrics = run_factorize(_stage(run), cfg, run, out)
+    print(f"factorised model test accuracy {metrics['test_accuracy']:.4f}; saved in {out}")
+
+
+@app.command("export")
+def export_cmd(
+    run: Annotated[Path, typer.Argument(help="run folder of the model")],
+    format: Annotated[str, typer.Option("--format", help="onnx or pt2")] = "onnx",
+    opset: Annotated[int, typer.Option(help="ONNX opset")] = 18,
+    atol: Annotated[float, typer.Option(help="largest allowed |export - PyTorch| on the sample inputs")] = 1e-4,
+    out: Annotated[Path, typer.Option(help="folder for the exported file")] = Path("runs/export"),
+) -> None:
+    """Export to ONNX (dynamo exporter) or torch.export .pt2, checked against PyTorch."""
+    from slimforge.pipeline.stages import ExportStage, run_export
+
+    metrics = run_export(_stage(run), ExportStage(kind="export", name="export", format=format, opset=opset, atol=atol), run, out)
+    print(f"exported {format} to {out}; max |export - PyTorch| = {metrics['max_abs_diff']:.3g}")

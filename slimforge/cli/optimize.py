@@ -1,0 +1,54 @@
+"""`slimforge optimize RUN`: the fastest model within an accuracy budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from slimforge.cli import app
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '45m', '1.5h' or plain seconds -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    text = text.strip().lower()
+    try:
+        return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+    except ValueError:
+        from slimforge.errors import ConfigError
+
+        raise ConfigError(f"--time-budget {text!r} is not a duration like 90s, 45m or 1.5h.") from None
+
+
+@app.command("optimize")
+def optimize_cmd(
+    run: Annotated[Path, typer.Argument(help="baseline run folder")],
+    max_accuracy_drop: Annotated[float, typer.Option(help="validation accuracy points the result may lose")] = 1.0,
+    objective: Annotated[str, typer.Option(help="what to minimise: latency")] = "latency",
+    batch_size: Annotated[int, typer.Option(help="batch size latency is measured at")] = 32,
+    threads: Annotated[int, typer.Option(help="CPU threads latency is measured with")] = 1,
+    time_budget: Annotated[str, typer.Option(help="wall-clock budget: 90s, 45m, 1h")] = "60m",
+    recovery_epochs: Annotated[int, typer.Option(help="distillation epochs after each pruning")] = 4,
+    data_root: Annotated[Optional[str], typer.Option(help="folder of the dataset's files (default: the run's)")] = None,
+    out: Annotated[Path, typer.Option(help="folder for candidates, best/ and the report")] = Path("runs/optimize"),
+) -> None:
+    """Search pruning + distillation, low-rank and int8 for the fastest model within the budget."""
+    from slimforge.experiment import run_data_config
+    from slimforge.optimize import OptimizeConfig, optimize
+    from slimforge.train import TrainConfig
+
+    data_cfg = run_data_config(run)
+    data_cfg = data_cfg.model_copy(update={"augment": False, **({"root": data_root} if data_root else {})})
+    cfg = OptimizeConfig(max_accuracy_drop=max_accuracy_drop, objective=objective, batch_size=batch_size, threads=threads,
+                         time_budget_s=parse_duration(time_budget),
+                         recovery=TrainConfig(epochs=recovery_epochs, lr=0.02, batch_size=128, warmup_epochs=0.2))
+    summary = optimize(run, data_cfg.load(), cfg, out)
+    best = summary["best"]
+    if best:
+        print(f"best: {best['name']} ({best['recipe']}): {best['speedup']:.2f}x faster, test accuracy {best['test_accuracy']:.4f} "
+              f"(baseline {summary['baseline']['test_accuracy']:.4f}); saved in {out / 'best'}")
+    else:
+        print(f"no candidate within {max_accuracy_drop} points; every try is recorded in {out / 'optimize.json'}")
+    print(f"HTML report: {(out / 'report' / 'report.html').resolve()}")

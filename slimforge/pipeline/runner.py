@@ -1,0 +1,108 @@
+"""Running a recipe: stages in order, each in ``out/<stage name>/``, resumable.
+
+A stage is done when its folder holds ``stage.json`` whose fingerprint matches the stage's
+config, the recipe's data and its inputs' fingerprints. Running a recipe again skips done
+stages; changing a stage changes its fingerprint and so those of the stages after it that
+read it, and exactly those run again. The marker is written last, atomically, so an
+interrupted stage is never taken for a finished one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from slimforge.artifacts import read_json, write_json
+from slimforge.errors import ArtifactError, SlimforgeError
+from slimforge.pipeline.recipe import Recipe, StageConfig
+from slimforge.pipeline.stages import PRODUCES, RUNNERS, StageContext
+
+MARKER = "stage.json"
+
+
+def read_marker(folder: Path) -> dict[str, Any] | None:
+    path = Path(folder) / MARKER
+    if not path.is_file():
+        return None
+    try:
+        return read_json(path)
+    except ArtifactError:
+        return None
+
+
+def run_recipe(recipe: Recipe, out: str | Path, *, quiet: bool = False, log=print) -> dict[str, dict[str, Any]]:
+    """Run every stage of ``recipe`` under ``out``; returns {stage name: its marker}."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "recipe.json", recipe.model_dump(mode="json"))
+    ctx = StageContext(recipe.data, quiet=quiet)
+    fingerprints: dict[str, str] = {}
+    markers: dict[str, dict[str, Any]] = {}
+    last_model: str | None = None
+    for stage in recipe.stages:
+        input_ref = stage.input or (last_model if stage.kind not in ("train", "report") else None)
+        if stage.kind not in ("train", "report") and input_ref is None:
+            raise SlimforgeError(f"stage {stage.name!r} (kind {stage.kind}) needs an input model: set its 'input' key or put a train stage before it.")
+        input_dir = ctx.resolve(input_ref) if input_ref else None
+        if input_dir is not None:
+            _check_input(stage, input_dir)
+        folder = out / stage.name
+        fp = _fingerprint(stage, recipe, fingerprints, ctx)
+        marker = read_marker(folder)
+        if marker and marker.get("fingerprint") == fp:
+            log(f"[{stage.name}] done earlier, skipped ({folder})")
+        else:
+            log(f"[{stage.name}] running ({stage.kind})")
+            _clear(folder)
+            started = time.perf_counter()
+            metrics = RUNNERS.get(stage.kind)(ctx, stage, input_dir, folder)
+            marker = {"kind": stage.kind, "name": stage.name, "fingerprint": fp, "input": str(input_dir) if input_dir else None,
+                      "seconds": round(time.perf_counter() - started, 2), "metrics": metrics}
+            write_json(folder / MARKER, marker)
+        fingerprints[stage.name] = fp
+        markers[stage.name] = marker
+        ctx.stage_dirs[stage.name] = folder
+        if PRODUCES[stage.kind] == "model":
+            last_model = stage.name
+    return markers
+
+
+def _check_input(stage: StageConfig, folder: Path) -> None:
+    if not (folder / "model.json").is_file():
+        raise ArtifactError(
+            f"stage {stage.name!r}: its input {str(folder)!r} has no model.json (key 'input'); "
+            "the stage that writes it did not finish, or the path is not a run folder."
+        )
+
+
+def _fingerprint(stage: StageConfig, recipe: Recipe, earlier: dict[str, str], ctx: StageContext) -> str:
+    refs = {}
+    teachers = getattr(stage, "teachers", None) or []
+    variants = getattr(stage, "variants", None) or []
+    for ref in [stage.input, *teachers, *variants]:
+        if ref:
+            refs[ref] = earlier.get(ref) or _folder_digest(ctx.resolve(ref))
+    if stage.kind == "report" and not getattr(stage, "variants", None):
+        refs.update(earlier)  # the default report reads every earlier stage
+    elif not stage.input and stage.kind != "train" and earlier:
+        refs["<previous>"] = list(earlier.values())[-1]
+    blob = json.dumps({"stage": stage.model_dump(mode="json"), "data": recipe.data.model_dump(mode="json"), "inputs": refs}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _folder_digest(folder: Path) -> str:
+    """A cheap identity of an external run folder: names, sizes and modification times."""
+    h = hashlib.sha256()
+    for f in sorted(Path(folder).glob("*")):
+        if f.is_file():
+            st = f.stat()
+            h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def _clear(folder: Path) -> None:
+    """Remove a stale stage folder's marker so a half-rewritten stage is never taken as done."""
+    (folder / MARKER).unlink(missing_ok=True)

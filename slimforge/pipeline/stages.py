@@ -1,0 +1,282 @@
+"""The stage kinds a recipe may use. Each is a config (pydantic) plus a runner:
+``runner(ctx, config, input_dir, out_dir) -> metrics``; runners call the same public
+functions a Python user calls, and each writes an ordinary artifact folder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import Field
+
+from slimforge import artifacts
+from slimforge._registry import Registry
+from slimforge.data.core import DataSplits
+from slimforge.distill.api import DistillSection
+from slimforge.experiment import DataConfig, ModelConfig
+from slimforge.pipeline.recipe import STAGE_CONFIGS, StageConfig
+from slimforge.train import TrainConfig, seed_everything, train
+
+
+@dataclass
+class StageContext:
+    """What a stage runner sees: the recipe's data (loaded once), finished stages' folders."""
+
+    data_config: DataConfig
+    stage_dirs: dict[str, Path] = field(default_factory=dict)
+    quiet: bool = False
+    _data: DataSplits | None = None
+
+    @property
+    def data(self) -> DataSplits:
+        if self._data is None:
+            self._data = self.data_config.load()
+        return self._data
+
+    def resolve(self, ref: str) -> Path:
+        """A stage name or a run folder path -> folder."""
+        return self.stage_dirs.get(ref, Path(ref))
+
+    def example(self, n: int = 2) -> torch.Tensor:
+        return self.data.train.__getitems__(list(range(n)))[0]
+
+    def calibration(self, batches: int, batch_size: int = 64) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The first ``batches`` batches of the (un-augmented) training split, in a fixed order."""
+        ds = self.data.train
+        n = min(len(ds), batches * batch_size)
+        order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:n]
+        saved, ds.augment = ds.augment, None
+        try:
+            return [tuple(ds.__getitems__(order[i : i + batch_size].tolist())[:2]) for i in range(0, n, batch_size)]
+        finally:
+            ds.augment = saved
+
+    def test_batches(self, batch_size: int = 256, limit: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        ds = self.data.test
+        n = len(ds) if limit is None else min(limit, len(ds))
+        return [tuple(ds.__getitems__(list(range(i, min(i + batch_size, n))))[:2]) for i in range(0, n, batch_size)]
+
+
+Runner = Callable[[StageContext, Any, Path | None, Path], dict[str, Any]]
+RUNNERS: Registry[Runner] = Registry("stage runner")
+PRODUCES: dict[str, str] = {}  # kind -> "model" | "quantized" | "export" | "report"
+
+
+def register_stage(kind: str, config: type[StageConfig], produces: str, help: str = "") -> Callable[[Runner], Runner]:
+    STAGE_CONFIGS.register(kind, help)(config)
+    PRODUCES[kind] = produces
+    return RUNNERS.register(kind, help)
+
+
+def list_stages() -> list[str]:
+    return RUNNERS.names()
+
+
+def _quiet(cfg: TrainConfig, ctx: StageContext) -> TrainConfig:
+    return cfg.model_copy(update={"quiet": True}) if ctx.quiet else cfg
+
+
+# ---------------------------------------------------------------- train
+
+
+class TrainStage(StageConfig):
+    kind: Literal["train"] = "train"
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+
+@register_stage("train", TrainStage, "model", "train a model from the registry")
+def run_train(ctx: StageContext, cfg: TrainStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
+    from slimforge.models import create_model
+
+    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    model = create_model(cfg.model.name, **{**ctx.data.info.model_kwargs(), **cfg.model.kwargs})
+    record = {"stage": cfg.model_dump(mode="json"), "data": ctx.data_config.model_dump(mode="json")}
+    return train(model, ctx.data, _quiet(cfg.train, ctx), out, record=record).metrics
+
+
+# ---------------------------------------------------------------- prune
+
+
+class PruneStage(StageConfig):
+    kind: Literal["prune"] = "prune"
+    ratio: float | None = Field(None, ge=0, lt=1, description="fraction of channels removed per group")
+    target_macs: float | None = Field(None, gt=0, le=1, description="fraction of MACs to keep (instead of ratio)")
+    target_params: float | None = Field(None, gt=0, le=1)
+    importance: str = "l2"
+    skip: list[str] = Field(default_factory=list)
+    round_to: int = Field(8, ge=1)
+    finetune: TrainConfig | None = Field(None, description="fine-tuning after pruning (None: none)")
+    distill: DistillSection | None = Field(None, description="recover with the unpruned input as teacher")
+
+
+@register_stage("prune", PruneStage, "model", "structured pruning, then optional fine-tuning or distillation")
+def run_prune(ctx: StageContext, cfg: PruneStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
+    from slimforge.prune import prune
+
+    model = artifacts.load(input_dir).train()
+    calibration = ctx.calibration(4) if cfg.importance == "taylor" else None
+    prune(model, ctx.example(), ratio=cfg.ratio, target_macs=cfg.target_macs, target_params=cfg.target_params,
+          importance=cfg.importance, skip=cfg.skip, round_to=cfg.round_to, calibration=calibration)
+    return _recover(ctx, model, input_dir, cfg.finetune, cfg.distill, out, cfg)
+
+
+def _recover(ctx, model, teacher_dir, finetune, distill, out, cfg) -> dict[str, Any]:
+    """Fine-tune (or distil from the stage's input) a structurally changed model, or just save it."""
+    record = {"stage": cfg.model_dump(mode="json"), "data": ctx.data_config.model_dump(mode="json")}
+    if finetune is None:
+        from slimforge.train import evaluate
+
+        test = evaluate(model, ctx.data.test)
+        metrics = {"test_accuracy": test["accuracy"], "test_loss": test["loss"]}
+        artifacts.save(model, out, config=record, metrics=metrics)
+        return metrics
+    if distill is not None:
+        from slimforge.distill.api import run as distill_run
+
+        return distill_run(model, [teacher_dir], ctx.data, distill.to_config(), _quiet(finetune, ctx), out, record=record).metrics
+    return train(model, ctx.data, _quiet(finetune, ctx), out, record=record).metrics
+
+
+# ---------------------------------------------------------------- distill
+
+
+class DistillStage(StageConfig):
+    kind: Literal["distill"] = "distill"
+    teachers: list[str] = Field(..., min_length=1, description="stage names or run folders of the teachers")
+    student: ModelConfig | None = Field(None, description="a new student; None: start from the input stage's model")
+    train: TrainConfig = TrainConfig()
+    distill: DistillSection = DistillSection()
+
+
+@register_stage("distill", DistillStage, "model", "distil teacher stage(s) into a student")
+def run_distill(ctx: StageContext, cfg: DistillStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
+    from slimforge.distill.api import run as distill_run
+    from slimforge.models import create_model
+
+    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    if cfg.student is not None:
+        student = create_model(cfg.student.name, **{**ctx.data.info.model_kwargs(), **cfg.student.kwargs})
+    else:
+        student = artifacts.load(input_dir).train()
+    teachers = [ctx.resolve(t) for t in cfg.teachers]
+    record = {"stage": cfg.model_dump(mode="json"), "data": ctx.data_config.model_dump(mode="json")}
+    return distill_run(student, teachers, ctx.data, cfg.distill.to_config(), _quiet(cfg.train, ctx), out, record=record).metrics
+
+
+# ---------------------------------------------------------------- factorize
+
+
+class FactorizeStage(StageConfig):
+    kind: Literal["factorize"] = "factorize"
+    energy: float = Field(0.9, gt=0, le=1)
+    target_ratio: float | None = Field(None, gt=0, lt=1, description="fraction of parameters to keep")
+    include_conv: bool = True
+    exclude: list[str] = Field(default_factory=list)
+    finetune: TrainConfig | None = None
+    distill: DistillSection | None = None
+
+
+@register_stage("factorize", FactorizeStage, "model", "low-rank (SVD) factorisation, then optional fine-tuning")
+def run_factorize(ctx: StageContext, cfg: FactorizeStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
+    from slimforge.factorize import FactorizeConfig, factorize
+
+    model = artifacts.load(input_dir).train()
+    factorize(model, FactorizeConfig(energy=cfg.energy, target_ratio=cfg.target_ratio, include_conv=cfg.include_conv, exclude=tuple(cfg.exclude)))
+    return _recover(ctx, model, input_dir, cfg.finetune, cfg.distill, out, cfg)
+
+
+# ---------------------------------------------------------------- quantize
+
+
+class QuantizeStage(StageConfig):
+    kind: Literal["quantize"] = "quantize"
+    backend: str = "onnxruntime"
+    mode: Literal["auto", "static", "dynamic"] = "auto"
+    calib_batches: int = Field(16, ge=1)
+    per_channel: bool = True
+    fp32_first_last: bool = False
+    max_accuracy_drop: float | None = Field(None, ge=0, description="points; return sensitive layers to fp32 until within")
+    compile: bool = True
+
+
+@register_stage("quantize", QuantizeStage, "quantized", "int8 post-training quantization (onnxruntime or torch)")
+def run_quantize(ctx: StageContext, cfg: QuantizeStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
+    from slimforge.quantize import FallbackConfig, QuantizeConfig, accuracy, accuracy_evaluator, quantize, quantize_with_fallback, save_quantized
+
+    model = artifacts.load(input_dir).eval()
+    qcfg = QuantizeConfig(backend=cfg.backend, mode=cfg.mode, calib_batches=cfg.calib_batches, per_channel=cfg.per_channel,
+                          fp32_first_last=cfg.fp32_first_last, compile=cfg.compile)
+    calibration = ctx.calibration(cfg.calib_batches)
+    test = ctx.test_batches()
+    if cfg.max_accuracy_drop is not None:
+        result = quantize_with_fallback(model, calibration, accuracy_evaluator(test), qcfg, FallbackConfig(max_drop=cfg.max_accuracy_drop / 100.0), out=out)
+        quantized = result.best
+    else:
+        quantized = quantize(model, calibration, qcfg)
+    metrics = {"test_accuracy": accuracy(quantized.quantized, test), "fp32_test_accuracy": accuracy(model, test)}
+    save_quantized(quantized, out, metrics=metrics)
+    return metrics
+
+
+# ---------------------------------------------------------------- export
+
+
+class ExportStage(StageConfig):
+    kind: Literal["export"] = "export"
+    format: Literal["onnx", "pt2"] = "onnx"
+    opset: int = 18
+    atol: float = 1e-4
+
+
+@register_stage("export", ExportStage, "export", "export to ONNX or torch.export .pt2, checked against PyTorch")
+def run_export(ctx: StageContext, cfg: ExportStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
+    from slimforge.export import ExportConfig, export
+
+    model = artifacts.load(input_dir).eval()
+    result = export(model, ctx.example(), out, ExportConfig(format=cfg.format, opset=cfg.opset, atol=cfg.atol))
+    info = result.to_json()
+    artifacts.write_json(out / "export.json", info)
+    return {"max_abs_diff": result.max_abs_diff, "format": cfg.format}
+
+
+# ---------------------------------------------------------------- report
+
+
+class ReportStage(StageConfig):
+    kind: Literal["report"] = "report"
+    variants: list[str] | None = Field(None, description="stages or folders to compare; default: every model stage")
+    batch_sizes: list[int] = Field(default_factory=lambda: [1, 32])
+    threads: int = Field(1, ge=1)
+    repeats: int = Field(30, ge=3)
+    title: str | None = None
+
+
+@register_stage("report", ReportStage, "report", "measure every variant and write report.md / report.html")
+def run_report(ctx: StageContext, cfg: ReportStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
+    from slimforge.measure import load_variant, measure_variants
+    from slimforge.report import layer_widths, read_history, write_report
+
+    names = cfg.variants or [n for n, d in ctx.stage_dirs.items() if PRODUCES.get(_kind_of(d)) in ("model", "quantized")]
+    variants = [load_variant(ctx.resolve(n), n, threads=cfg.threads) for n in names]
+    measurement = measure_variants(variants, ctx.example(), cfg.batch_sizes, eval_batches=ctx.test_batches(),
+                                   num_classes=ctx.data.info.num_classes, threads=cfg.threads, repeats=cfg.repeats)
+    histories = {n: h for n in names if (h := read_history(ctx.resolve(n)))}
+    widths = {v.name: layer_widths(v.module) for v in variants if v.module is not None}
+    if len({tuple(w.values()) for w in widths.values()}) <= 1:
+        widths = {}  # nothing was pruned: the plot would say nothing
+    paths = write_report(out, measurement, title=cfg.title or f"slimforge report: {ctx.data.info.name}", histories=histories, widths=widths,
+                         notes=[f"{v.name}: {v.path}" for v in variants])
+    rows = {v["name"]: v for v in measurement["variants"]}
+    return {"html": str(paths["html"]), "markdown": str(paths["markdown"]), "variants": list(rows)}
+
+
+def _kind_of(folder: Path) -> str:
+    """The stage kind that wrote ``folder`` (from its stage marker)."""
+    from slimforge.pipeline.runner import read_marker
+
+    marker = read_marker(folder)
+    return marker.get("kind", "") if marker else ""

@@ -1,0 +1,222 @@
+"""Reports: one Markdown file and one self-contained HTML file (plots inline) per comparison.
+
+Input is what :func:`slimforge.measure.measure_variants` returns (plus optional training
+histories and per-layer widths); output is a table of every variant (accuracy, change in
+accuracy, latency, speed-up, MACs, parameters, size) and plots: accuracy against latency with
+the Pareto front marked, layer widths before and after pruning, and training curves.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from slimforge.artifacts import atomic_write_bytes
+
+
+def build_rows(measurement: Mapping[str, Any], baseline: str | None = None, batch_size: int | None = None) -> list[dict[str, Any]]:
+    """Table rows with deltas against ``baseline`` (default: the first variant)."""
+    variants = list(measurement["variants"])
+    if not variants:
+        return []
+    bs = str(batch_size or measurement["batch_sizes"][-1])
+    base = next((v for v in variants if v["name"] == baseline), variants[0])
+    base_ms = base["latency"][bs]["p50_ms"]
+    rows = []
+    for v in variants:
+        ms = v["latency"][bs]["p50_ms"]
+        acc = v.get("accuracy")
+        rows.append({
+            "variant": v["name"],
+            "kind": v.get("kind", ""),
+            "accuracy": acc,
+            "delta_points": None if acc is None or base.get("accuracy") is None else 100.0 * (acc - base["accuracy"]),
+            "latency_ms": ms,
+            "p90_ms": v["latency"][bs]["p90_ms"],
+            "throughput": v["latency"][bs]["throughput"],
+            "speedup": base_ms / ms,
+            "macs": v.get("macs"),
+            "params": v.get("params"),
+            "size_bytes": v.get("size_bytes"),
+            "batch_size": int(bs),
+        })
+    return rows
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of points not dominated in (lower latency, higher accuracy)."""
+    front = []
+    for i, (lat, acc) in enumerate(points):
+        dominated = any(
+            (l2 <= lat and a2 >= acc) and (l2 < lat or a2 > acc) for j, (l2, a2) in enumerate(points) if j != i
+        )
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def layer_widths(model: nn.Module) -> dict[str, int]:
+    """Output width of every conv / linear layer (channels, neurons), in model order."""
+    widths = {}
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d | nn.Conv1d):
+            widths[name] = m.out_channels
+        elif isinstance(m, nn.Linear):
+            widths[name] = m.out_features
+    return widths
+
+
+def write_report(
+    out: str | Path,
+    measurement: Mapping[str, Any],
+    *,
+    title: str = "slimforge report",
+    baseline: str | None = None,
+    histories: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    widths: Mapping[str, Mapping[str, int]] | None = None,
+    notes: Sequence[str] = (),
+) -> dict[str, Path]:
+    """Write ``report.md``, ``report.html`` and ``measurements.json`` into folder ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = build_rows(measurement, baseline)
+    figures = {"Accuracy against latency": _pareto_png(rows)}
+    if widths:
+        figures["Layer widths before and after pruning"] = _widths_png(widths)
+    if histories:
+        figures["Training curves"] = _curves_png(histories)
+    figures = {k: v for k, v in figures.items() if v is not None}
+    context = f"threads {measurement.get('threads')}, batch size {rows[0]['batch_size'] if rows else '-'}, torch {measurement.get('torch', '')}"
+    paths = {"markdown": out / "report.md", "html": out / "report.html", "json": out / "measurements.json"}
+    atomic_write_bytes(paths["json"], json.dumps({"measurement": measurement, "rows": rows}, indent=2, default=str).encode())
+    atomic_write_bytes(paths["markdown"], _markdown(title, rows, context, notes, figures, out).encode())
+    atomic_write_bytes(paths["html"], _html(title, rows, context, notes, figures).encode())
+    return paths
+
+
+# ---------------------------------------------------------------- rendering
+
+COLUMNS = [
+    ("variant", "variant", str),
+    ("accuracy", "accuracy", lambda v: f"{100 * v:.2f}%"),
+    ("delta_points", "Δ accuracy (pts)", lambda v: f"{v:+.2f}"),
+    ("latency_ms", "latency p50 (ms)", lambda v: f"{v:.3f}"),
+    ("p90_ms", "p90 (ms)", lambda v: f"{v:.3f}"),
+    ("speedup", "speed-up", lambda v: f"{v:.2f}x"),
+    ("throughput", "samples/s", lambda v: f"{v:,.0f}"),
+    ("macs", "MACs", lambda v: f"{v / 1e6:.2f} M"),
+    ("params", "params", lambda v: f"{v / 1e3:.1f} k"),
+    ("size_bytes", "size", lambda v: f"{v / 1024:.0f} KiB"),
+]
+
+
+def _cells(row: Mapping[str, Any]) -> list[str]:
+    return ["-" if row.get(key) is None else fmt(row[key]) for key, _, fmt in COLUMNS]
+
+
+def _markdown(title, rows, context, notes, figures, out: Path) -> str:
+    lines = [f"# {title}", "", f"Measured interleaved in one process; {context}.", ""]
+    lines.append("| " + " | ".join(h for _, h, _ in COLUMNS) + " |")
+    lines.append("|" + "---|" * len(COLUMNS))
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+    lines += [""] + [f"- {n}" for n in notes]
+    for i, (caption, png) in enumerate(figures.items()):
+        name = f"figure{i + 1}.png"
+        atomic_write_bytes(out / name, png)
+        lines += ["", f"![{caption}]({name})"]
+    return "\n".join(lines) + "\n"
+
+
+def _html(title, rows, context, notes, figures) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(r)) + "</tr>" for r in rows)
+    imgs = "".join(
+        f'<figure><img alt="{html.escape(c)}" src="data:image/png;base64,{base64.b64encode(p).decode()}"><figcaption>{html.escape(c)}</figcaption></figure>'
+        for c, p in figures.items()
+    )
+    notes_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}
+figure{{display:inline-block;margin:1em}}img{{max-width:520px}}</style></head>
+<body><h1>{html.escape(title)}</h1><p>Measured interleaved in one process; {html.escape(context)}.</p>
+<table id="variants"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+<ul>{notes_html}</ul>{imgs}</body></html>
+"""
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    _figure().close(fig)
+    return buf.getvalue()
+
+
+def _pareto_png(rows: Sequence[Mapping[str, Any]]) -> bytes | None:
+    pts = [(r["latency_ms"], 100 * r["accuracy"]) for r in rows if r.get("accuracy") is not None]
+    if not pts:
+        return None
+    named = [r for r in rows if r.get("accuracy") is not None]
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter([p[0] for p in pts], [p[1] for p in pts], color="tab:blue")
+    for r, (x, y) in zip(named, pts):
+        ax.annotate(r["variant"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    front = pareto_front(pts)
+    ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], color="tab:red", marker="o", label="Pareto front")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"latency p50 (ms, batch {rows[0]['batch_size']})")
+    ax.set_ylabel("accuracy (%)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def _widths_png(widths: Mapping[str, Mapping[str, int]]) -> bytes:
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for label, w in widths.items():
+        ax.plot(range(len(w)), list(w.values()), marker=".", label=label)
+    ax.set_xlabel("layer (model order)")
+    ax.set_ylabel("output channels / neurons")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def _curves_png(histories: Mapping[str, Sequence[Mapping[str, Any]]]) -> bytes:
+    plt = _figure()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for label, h in histories.items():
+        epochs = [m["epoch"] for m in h]
+        ax1.plot(epochs, [m["train_loss"] for m in h], label=f"{label} train")
+        ax1.plot(epochs, [m["val_loss"] for m in h], linestyle="--", label=f"{label} val")
+        ax2.plot(epochs, [100 * m["val_accuracy"] for m in h], label=label)
+    ax1.set_xlabel("epoch"), ax1.set_ylabel("loss"), ax1.legend(fontsize=7)
+    ax2.set_xlabel("epoch"), ax2.set_ylabel("validation accuracy (%)"), ax2.legend(fontsize=7)
+    return _png(fig)
+
+
+def read_history(run: str | Path) -> list[dict[str, Any]]:
+    """A run folder's metrics.jsonl as a list of per-epoch dicts ([] when absent)."""
+    path = Path(run) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

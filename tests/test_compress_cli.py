@@ -1,0 +1,41 @@
+"""`slimforge quantize / factorize / export` end to end on a tiny digits model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import slimforge
+from slimforge.cli import main
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert main(["train", "--data", "digits", "--model", "cnn", "--epochs", "3", "--lr", "0.05", "--out", str(out), "--quiet", "model.kwargs.width=8", "train.num_threads=1"]) == 0
+    return out
+
+
+def test_quantize_then_load_through_slimforge_load(run, tmp_path, capsys):
+    out = tmp_path / "int8"
+    assert main(["quantize", str(run), "--backend", "onnxruntime", "--calib-batches", "4", "--out", str(out)]) == 0
+    assert "int8 (onnxruntime) test accuracy" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert abs(metrics["test_accuracy"] - metrics["fp32_test_accuracy"]) < 0.05
+    q = slimforge.load(out)
+    x = slimforge.load_dataset("digits").test.__getitems__(list(range(8)))[0]
+    fp32 = slimforge.load(run)(x)
+    assert (q(x).argmax(1) == fp32.argmax(1)).float().mean() >= 0.75
+
+
+def test_factorize_and_export(run, tmp_path, capsys):
+    low = tmp_path / "svd"
+    assert main(["factorize", str(run), "--energy", "0.8", "--epochs", "1", "--out", str(low)]) == 0
+    model = slimforge.load(low)
+    assert any(e["kind"] == "factorize" for e in json.loads((low / "model.json").read_text())["edits"])
+    assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+    onnx_dir = tmp_path / "onnx"
+    assert main(["export", str(run), "--format", "onnx", "--out", str(onnx_dir)]) == 0
+    assert json.loads((onnx_dir / "export.json").read_text())["max_abs_diff"] <= 1e-4

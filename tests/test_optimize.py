@@ -1,0 +1,56 @@
+"""`slimforge optimize`: candidates are measured, the best within budget is saved at every step."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import slimforge
+from slimforge.cli import main
+from slimforge.cli.optimize import parse_duration
+from slimforge.errors import ConfigError
+from slimforge.optimize import OptimizeConfig, optimize
+from slimforge.train import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    out = tmp_path_factory.mktemp("base")
+    assert main(["train", "--data", "digits", "--model", "cnn", "--epochs", "3", "--lr", "0.05", "--out", str(out), "--quiet", "train.num_threads=1"]) == 0
+    return out
+
+
+def test_search_keeps_the_fastest_candidate_within_budget(baseline, tmp_path):
+    data = slimforge.load_dataset("digits", augment=False)
+    cfg = OptimizeConfig(max_accuracy_drop=100.0, backends=("onnxruntime",), mac_targets=(0.25,), time_budget_s=300, repeats=5,
+                         recovery=TrainConfig(epochs=1, lr=0.02, batch_size=128, num_threads=1))
+    summary = optimize(baseline, data, cfg, tmp_path / "opt", log=lambda *_: None)
+    names = [c["name"] for c in summary["candidates"]]
+    assert names[:2] == ["baseline-int8-onnxruntime", "prune-macs0.25"]
+    best = summary["best"]
+    assert best["speedup"] == max(c["speedup"] for c in summary["candidates"])  # a 100-point budget admits all
+    saved = json.loads((tmp_path / "opt" / "optimize.json").read_text())
+    assert saved["best"]["name"] == best["name"]
+    assert (tmp_path / "opt" / "best").is_dir() and (tmp_path / "opt" / "report" / "report.html").is_file()
+    pruned = next(c for c in summary["candidates"] if c["name"] == "prune-macs0.25")
+    assert pruned["macs"] < 0.35 * summary["baseline"]["macs"]
+
+
+def test_nothing_within_a_zero_budget_still_leaves_a_record(baseline, tmp_path):
+    data = slimforge.load_dataset("digits", augment=False)
+    cfg = OptimizeConfig(max_accuracy_drop=0.0, backends=("onnxruntime",), mac_targets=(0.02, 0.1), time_budget_s=120, repeats=5,
+                         recovery=TrainConfig(epochs=1, lr=1e-6, batch_size=128, num_threads=1))
+    summary = optimize(baseline, data, cfg, tmp_path / "opt", log=lambda *_: None)
+    assert summary["failed"][-1]["name"] == "prune-macs0.02" and "above the target" in summary["failed"][-1]["error"]
+    prune = next(c for c in summary["candidates"] if c["name"].startswith("prune"))
+    assert prune["name"] == "prune-macs0.1" and not prune["within_budget"]
+    assert json.loads((tmp_path / "opt" / "optimize.json").read_text())["candidates"]
+
+
+def test_durations_and_bad_objective():
+    assert parse_duration("90s") == 90 and parse_duration("45m") == 2700 and parse_duration("1.5h") == 5400 and parse_duration("30") == 30
+    with pytest.raises(ConfigError, match="not a duration"):
+        parse_duration("soon")
+    with pytest.raises(ConfigError, match="objective 'size'"):
+        OptimizeConfig(objective="size")
