@@ -156,8 +156,9 @@ def write_table(jsonl: Path, table: Path) -> None:
         "",
     ]
     for tool in tools:
-        ok = sum(1 for m in models if latest.get((m, tool), {}).get("success"))
-        rows.append(f"- **{tool}**: {ok}/{len(models)} succeeded")
+        ran = [m for m in models if (m, tool) in latest]
+        ok = sum(1 for m in ran if latest[(m, tool)].get("success"))
+        rows.append(f"- **{tool}**: {ok}/{len(ran)} run succeeded")
     rows += ["", "| model | input | " + " | ".join(f"{t} ok | params kept | prune s | total s | peak GB | note" for t in tools) + " |",
              "|---|---|" + "---|---|---|---|---|---|" * len(tools)]
     for m in models:
