@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections import OrderedDict
 import os
 import tempfile
 from collections.abc import Callable
@@ -219,16 +220,17 @@ def read_spec(path: str | Path) -> ModelSpec:
     return ModelSpec.from_json(read_json(folder / STRUCTURE_FILE), str(folder / STRUCTURE_FILE))
 
 
-def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> nn.Module:
+def load(path: str | Path, *, map_location: str | torch.device = "cpu", quantized: bool = True) -> nn.Module:
     """Rebuild the model saved at ``path`` (a run folder) and load its weights. Never unpickles.
 
     A quantized artifact (``quantized.json``) loads as its runtime-bound model instead: a
-    callable on inputs (batch, ...) returning logits, not an ``nn.Module``.
+    callable on inputs (batch, ...) returning logits, not an ``nn.Module``; ``quantized=False``
+    loads the fp32 model stored beside it, where the backend keeps one.
     """
     folder = Path(path)
     if not folder.is_dir():
         raise ArtifactError(f"{folder} is not a run folder (expected a directory with {STRUCTURE_FILE} and {WEIGHTS_FILE}).")
-    if (folder / "quantized.json").is_file():  # an int8 artifact: returns its runtime-bound callable
+    if quantized and (folder / "quantized.json").is_file():  # an int8 artifact: returns its runtime-bound callable
         from slimforge.quantize import load_quantized
 
         return load_quantized(folder)
@@ -284,11 +286,19 @@ def load_weights(model: nn.Module, path: Path, map_location: str | torch.device 
             f"Weights in {path} do not match the architecture{arch}: {'; '.join(parts)}. "
             "The weights were saved from a different model or a different pruning/structure."
         )
+    tensors = OrderedDict(tensors)
+    tensors._metadata = getattr(expected, "_metadata", None)  # per-module versions (e.g. MNASNet checks them)
     model.load_state_dict(tensors, strict=True)
 
 
 def is_pickle_file(path: Path) -> bool:
-    """True for pickle streams and torch.save zip archives (both can run code when loaded)."""
+    """True for pickle streams and torch.save zip archives (both can run code when loaded).
+
+    A safetensors file starts with its header's length (8 bytes, little-endian) and then
+    ``{``; that length's first byte may be 0x80, so safetensors is recognised first.
+    """
     with open(path, "rb") as f:
-        head = f.read(4)
+        head = f.read(9)
+    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:
+        return False
     return head[:1] == b"\x80" or head[:2] == b"PK"

@@ -80,3 +80,26 @@ def test_model_without_spec_cannot_be_saved(tmp_path):
 def test_missing_run_folder(tmp_path):
     with pytest.raises(ArtifactError, match="not a run folder"):
         slimforge.load(tmp_path / "nope")
+
+
+def test_safetensors_whose_header_length_starts_with_0x80_is_not_taken_for_pickle(tmp_path):
+    """A header of 128 + 256k bytes begins with byte 0x80, like a pickle stream."""
+    from safetensors.torch import save_file
+
+    from slimforge.artifacts import is_pickle_file, read_tensors
+
+    path = tmp_path / "w.safetensors"
+    for pad in range(512):  # grow the header one byte at a time until its length's low byte is 0x80
+        save_file({"w": torch.zeros(3)}, str(path), metadata={"pad": "x" * pad})
+        if path.read_bytes()[0] == 0x80:
+            break
+    assert path.read_bytes()[0] == 0x80
+    assert not is_pickle_file(path)
+    assert torch.equal(read_tensors(path)["w"], torch.zeros(3))
+
+
+def test_module_versions_survive_loading(tmp_path):
+    """MNASNet checks its state-dict version on load; the metadata must reach it."""
+    model = create_model("torchvision:mnasnet0_5", num_classes=10)
+    slimforge.save(model, tmp_path / "m")
+    assert sum(p.numel() for p in slimforge.load(tmp_path / "m").parameters()) == sum(p.numel() for p in model.parameters())

@@ -110,7 +110,7 @@ class TorchDynamicBackend:
     def load(self, folder: Path, info: dict[str, Any], threads: int) -> DynamicInt8Model:
         if threads:
             torch.set_num_threads(threads)
-        return dynamic_int8(artifacts.load(folder), frozenset(info.get("fp32_layers", [])))
+        return dynamic_int8(artifacts.load(folder, quantized=False), frozenset(info.get("fp32_layers", [])))
 
 
 register_backend(BACKEND, help="eager dynamic int8 of Linear layers (torch.ao quantize_dynamic); any inputs, e.g. text")(TorchDynamicBackend())
