@@ -141,7 +141,10 @@ class _Search:
                 within.append(cand)
             else:  # too far: only gentler targets are worth trying now
                 targets = [t for t in targets if t > target]
-        for cand in sorted(within, key=lambda c: c.latency_ms)[:1]:  # int8 of the fastest pruned model
+        # int8 of every pruned model that kept the accuracy, fastest first: quantization can
+        # cost a little accuracy, so the fastest one may fall out of the budget where a
+        # gentler one stays in.
+        for cand in sorted(within, key=lambda c: c.latency_ms):
             for backend in self.cfg.backends:
                 if self.time_left() <= 0:
                     break

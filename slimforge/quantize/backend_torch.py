@@ -47,7 +47,9 @@ class TorchQuantized:
         if not self.compile:
             return self.graph(x)
         if self._compiled is None:
-            self._compiled = torch.compile(self.graph)
+            # Static shapes: a new batch size compiles its own graph. With dynamic shapes,
+            # inductor's quantized-conv lowering asserts a wrong stride (seen with torch 2.14).
+            self._compiled = torch.compile(self.graph, dynamic=False)
         # Freezing folds the int8 weights into constants, which the oneDNN int8 kernels need.
         with torch._inductor.config.patch(freezing=True):
             return self._compiled(x)

@@ -143,3 +143,20 @@ def test_load_of_a_folder_without_description_is_a_clear_error(tmp_path):
 
     with pytest.raises(ArtifactError, match="quantized.json"):
         load_quantized(tmp_path)
+
+
+@pytest.mark.slow
+def test_torch_backend_serves_several_batch_sizes():
+    """Compiled int8 graphs must not break when the batch size changes after calibration."""
+    import torch
+
+    import slimforge
+    from slimforge.quantize import QuantizeConfig, quantize
+
+    model = slimforge.create_model("cnn", num_classes=10, in_channels=1, width=8).eval()
+    calibration = [(torch.randn(64, 1, 8, 8), torch.zeros(64, dtype=torch.long)) for _ in range(2)]
+    q = quantize(model, calibration, QuantizeConfig(backend="torch", calib_batches=2)).quantized
+    for bs in (64, 32, 256):
+        x = torch.randn(bs, 1, 8, 8)
+        assert q(x).shape == (bs, 10)
+        assert (q(x).argmax(1) == model(x).argmax(1)).float().mean() > 0.5
