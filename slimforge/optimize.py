@@ -89,9 +89,17 @@ class Deadline(Callback):
             state.stop = True
 
 
-def optimize(baseline_run: str | Path, data: DataSplits, config: OptimizeConfig, out: str | Path, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Search for the fastest model within ``config.max_accuracy_drop`` of the baseline; see the module docstring."""
+def optimize(
+    baseline_run: str | Path, data: DataSplits, config: OptimizeConfig, out: str | Path, log: Callable[[str], None] = print,
+    data_config: Any = None,
+) -> dict[str, Any]:
+    """Search for the fastest model within ``config.max_accuracy_drop`` of the baseline; see the module docstring.
+
+    ``data_config`` (a DataConfig) is written into every candidate's config.yaml so each
+    candidate folder is self-describing (``slimforge eval``/``quantize`` find its data).
+    """
     search = _Search(Path(baseline_run), data, config, Path(out), log)
+    search.record_extra = {"data": data_config.model_dump(mode="json")} if data_config is not None else {}
     search.run()
     return search.summary()
 
@@ -103,6 +111,7 @@ class _Search:
         self.started = time.monotonic()
         self.candidates: list[Candidate] = []
         self.failures: list[dict[str, str]] = []
+        self.record_extra: dict[str, Any] = {}
         self.best: Candidate | None = None
         out.mkdir(parents=True, exist_ok=True)
         self.example = data.train.__getitems__(list(range(2)))[0]
@@ -124,31 +133,22 @@ class _Search:
     def run(self) -> None:
         for backend in self.cfg.backends:  # 1. int8 of the baseline
             self.try_quantize(self.baseline_dir, backend, "baseline")
-        within: list[Candidate] = []
+        within: list[float] = []  # MAC targets whose pruned model kept the accuracy
         targets = list(self.cfg.mac_targets)
-        tried: set[float] = set()
-        while targets and self.time_left() > 0:  # 2. pruning ladder with distillation
+        while targets and self.time_left() > 60:  # 2. pruning ladder, each success quantized at once
             target = targets.pop(0)
-            if target in tried:
-                continue
-            tried.add(target)
-            if self.time_left() < 60:
-                break
             cand = self.try_prune(target)
             if cand is None:
                 continue
             if cand.within_budget:
-                within.append(cand)
-            else:  # too far: only gentler targets are worth trying now
-                targets = [t for t in targets if t > target]
-        # int8 of every pruned model that kept the accuracy, fastest first: quantization can
-        # cost a little accuracy, so the fastest one may fall out of the budget where a
-        # gentler one stays in.
-        for cand in sorted(within, key=lambda c: c.latency_ms):
-            for backend in self.cfg.backends:
-                if self.time_left() <= 0:
-                    break
-                self.try_quantize(Path(cand.path), backend, cand.name)
+                within.append(target)
+                for backend in self.cfg.backends:  # int8 now, so the best so far includes it
+                    if self.time_left() > 0:
+                        self.try_quantize(Path(cand.path), backend, cand.name)
+            # Only targets between the most aggressive success and this try are still worth it.
+            lower = target if not cand.within_budget else 0.0
+            upper = min(within) if within else 1.0
+            targets = [t for t in targets if lower < t < upper]
         if self.cfg.factorize and _linear_share(self.base_variant.module) > 0.5 and self.time_left() > 0:
             self.try_factorize()  # 3. low-rank, for models whose weights sit in linear layers
         self.write_report()
@@ -191,7 +191,8 @@ class _Search:
         recovery = self.cfg.recovery.model_copy(update={"quiet": True, "num_threads": None})
         self.log(f"{name}: pruned to {count_macs(model, self.example[:1]) / 1e6:.1f} M MACs, recovering by distillation ({recovery.epochs} epochs)")
         distill_run(model, [self.baseline_dir], self.data, DistillConfig(loss=self.cfg.distill_loss, temperature=self.cfg.temperature),
-                    recovery, folder, callbacks=[Deadline(self.deadline)], cache_dir=self.out / "teacher-cache")
+                    recovery, folder, callbacks=[Deadline(self.deadline)], cache_dir=self.out / "teacher-cache",
+                    record={**self.record_extra, "optimize": {"mac_target": mac_target, "train": recovery.model_dump(mode="json")}})
         return self.record(name, folder, f"prune(macs={mac_target:g}, {self.cfg.importance}) + {self.cfg.distill_loss} distillation", time.monotonic() - t0)
 
     def try_factorize(self) -> Candidate | None:
@@ -205,7 +206,8 @@ class _Search:
         folder = self.out / "candidates" / "lowrank-0.5"
         recovery = self.cfg.recovery.model_copy(update={"quiet": True, "num_threads": None})
         distill_run(model, [self.baseline_dir], self.data, DistillConfig(loss=self.cfg.distill_loss), recovery, folder,
-                    callbacks=[Deadline(self.deadline)], cache_dir=self.out / "teacher-cache")
+                    callbacks=[Deadline(self.deadline)], cache_dir=self.out / "teacher-cache",
+                    record={**self.record_extra, "optimize": {"factorize_target_ratio": 0.5}})
         return self.record("lowrank-0.5", folder, "SVD to half the parameters + distillation", time.monotonic() - t0)
 
     def record(self, name: str, folder: Path, recipe: str, seconds: float) -> Candidate:

@@ -25,9 +25,13 @@ def test_search_keeps_the_fastest_candidate_within_budget(baseline, tmp_path):
     data = slimforge.load_dataset("digits", augment=False)
     cfg = OptimizeConfig(max_accuracy_drop=100.0, backends=("onnxruntime",), mac_targets=(0.25,), time_budget_s=300, repeats=5,
                          recovery=TrainConfig(epochs=1, lr=0.02, batch_size=128, num_threads=1))
-    summary = optimize(baseline, data, cfg, tmp_path / "opt", log=lambda *_: None)
+    from slimforge.experiment import DataConfig
+
+    summary = optimize(baseline, data, cfg, tmp_path / "opt", log=lambda *_: None, data_config=DataConfig(name="digits", augment=False))
     names = [c["name"] for c in summary["candidates"]]
-    assert names[:2] == ["baseline-int8-onnxruntime", "prune-macs0.25"]
+    assert names == ["baseline-int8-onnxruntime", "prune-macs0.25", "prune-macs0.25-int8-onnxruntime"]
+    pruned_config = (tmp_path / "opt" / "candidates" / "prune-macs0.25" / "config.yaml").read_text()
+    assert "name: digits" in pruned_config  # candidates record their data, so they can be evaluated alone
     best = summary["best"]
     assert best["speedup"] == max(c["speedup"] for c in summary["candidates"])  # a 100-point budget admits all
     saved = json.loads((tmp_path / "opt" / "optimize.json").read_text())

@@ -20,7 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-from slimforge.cli import compress, distill, info, optimize, pipeline, predict, training  # noqa: E402,F401  (register commands)
+from slimforge.cli import compress, distill, info, measure, optimize, pipeline, predict, training  # noqa: E402,F401  (register commands)
 
 
 def main(argv: list[str] | None = None) -> int:

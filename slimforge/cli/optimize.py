@@ -46,7 +46,7 @@ def optimize_cmd(
                          backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
                          time_budget_s=parse_duration(time_budget),
                          recovery=TrainConfig(epochs=recovery_epochs, lr=0.02, batch_size=128, warmup_epochs=0.2))
-    summary = optimize(run, data_cfg.load(), cfg, out)
+    summary = optimize(run, data_cfg.load(), cfg, out, data_config=data_cfg)
     best = summary["best"]
     if best:
         print(f"best: {best['name']} ({best['recipe']}): {best['speedup']:.2f}x faster, test accuracy {best['test_accuracy']:.4f} "

@@ -1,0 +1,40 @@
+"""`slimforge measure RUN [RUN ...]`: accuracy, interleaved latency and size, with a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from slimforge.cli import app
+
+
+@app.command("measure")
+def measure_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="run folders or quantized artifacts; the first is the baseline")],
+    batch_sizes: Annotated[str, typer.Option(help="comma-separated batch sizes")] = "1,32",
+    threads: Annotated[int, typer.Option(help="CPU threads for every variant")] = 1,
+    repeats: Annotated[int, typer.Option(help="timed calls per variant and batch size")] = 30,
+    split: Annotated[str, typer.Option(help="accuracy on: test or val")] = "test",
+    out: Annotated[Optional[Path], typer.Option(help="write report.md / report.html / measurements.json here")] = None,
+) -> None:
+    """Measure variants side by side (interleaved, fixed threads) on the first run's data."""
+    from slimforge.experiment import run_data_config
+    from slimforge.measure import load_variant, measure_variants
+    from slimforge.pipeline.stages import StageContext
+    from slimforge.report import build_rows, write_report
+
+    ctx = StageContext(run_data_config(runs[0]).model_copy(update={"augment": False}))
+    dataset = getattr(ctx.data, split)
+    batches = [tuple(dataset.__getitems__(list(range(i, min(i + 256, len(dataset)))))[:2]) for i in range(0, len(dataset), 256)]
+    variants = [load_variant(r, r.name, threads=threads) for r in runs]
+    sizes = tuple(int(b) for b in batch_sizes.split(","))
+    measurement = measure_variants(variants, ctx.example(), sizes, eval_batches=batches, num_classes=ctx.data.info.num_classes,
+                                   threads=threads, repeats=repeats)
+    for row in build_rows(measurement):
+        print(f"{row['variant']:32s} {split} acc {100 * row['accuracy']:.2f}%  Δ {row['delta_points']:+.2f} pts  "
+              f"p50 {row['latency_ms']:.2f} ms (batch {row['batch_size']}, {threads} thread(s))  speed-up {row['speedup']:.2f}x")
+    if out is not None:
+        paths = write_report(out, measurement, title="slimforge measure")
+        print(f"HTML report: {paths['html'].resolve()}")
