@@ -13,9 +13,13 @@ def test_a_model_against_itself_is_within_five_percent():
     """Interleaved timing puts noise on both sides: the same model measured twice has a ratio near 1."""
     model = create_model("mlp", hidden=[256, 256], input_size=[16, 16]).eval()
     x = torch.randn(32, 1, 16, 16)
-    result = measure_latency({"a": model, "b": model}, x, threads=1, warmup=10, repeats=200)
-    ratio = result["a"][32].p50_ms / result["b"][32].p50_ms
-    assert 0.95 <= ratio <= 1.05, ratio
+    ratios = []
+    for _ in range(3):  # a burst from another process can skew one attempt; a bias skews all three
+        result = measure_latency({"a": model, "b": model}, x, threads=1, warmup=20, repeats=1000)
+        ratios.append(result["a"][32].p50_ms / result["b"][32].p50_ms)
+        if 0.95 <= ratios[-1] <= 1.05:
+            break
+    assert 0.95 <= ratios[-1] <= 1.05, ratios
 
 
 def test_latency_percentiles_are_ordered():
