@@ -39,3 +39,32 @@ def test_factorize_and_export(run, tmp_path, capsys):
     onnx_dir = tmp_path / "onnx"
     assert main(["export", str(run), "--format", "onnx", "--out", str(onnx_dir)]) == 0
     assert json.loads((onnx_dir / "export.json").read_text())["max_abs_diff"] <= 1e-4
+
+
+def test_prune_cli_removes_channels_fine_tunes_and_reloads(run, tmp_path, capsys):
+    out = tmp_path / "pruned"
+    assert main(["prune", str(run), "--ratio", "0.5", "--round-to", "1", "--finetune-epochs", "3", "--lr", "0.05", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "fewer" in printed and "pruned model test accuracy" in printed
+    edits = json.loads((out / "model.json").read_text())["edits"]
+    assert [e["kind"] for e in edits] == ["prune"]
+    before, after = slimforge.load(run), slimforge.load(out)
+    assert sum(p.numel() for p in after.parameters()) < 0.5 * sum(p.numel() for p in before.parameters())
+    assert json.loads((out / "metrics.json").read_text())["test_accuracy"] > 0.5
+
+
+def test_prune_cli_in_steps_reaches_the_mac_target(run, tmp_path):
+    from slimforge.measure import count_macs
+
+    out = tmp_path / "steps"
+    assert main(["prune", str(run), "--target-macs", "0.4", "--steps", "2", "--round-to", "1",
+                 "--finetune-epochs", "2", "--distill", "--out", str(out)]) == 0
+    assert [e["kind"] for e in json.loads((out / "model.json").read_text())["edits"]] == ["prune", "prune"]
+    x = torch.randn(1, 1, 8, 8)
+    ratio = count_macs(slimforge.load(out), x) / count_macs(slimforge.load(run), x)
+    assert 0.25 < ratio <= 0.45
+
+
+def test_prune_cli_steps_need_enough_epochs(run, tmp_path, capsys):
+    assert main(["prune", str(run), "--ratio", "0.5", "--steps", "3", "--finetune-epochs", "2", "--out", str(tmp_path / "x")]) == 2
+    assert "steps=3 needs at least as many fine-tuning epochs" in capsys.readouterr().err

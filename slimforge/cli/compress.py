@@ -1,4 +1,4 @@
-"""`slimforge quantize`, `slimforge factorize`, `slimforge export`: one artifact in, one out."""
+"""`slimforge prune`, `quantize`, `factorize`, `export`: one artifact in, one out."""
 
 from __future__ import annotations
 
@@ -16,6 +16,62 @@ def _stage(run: Path):
     from slimforge.pipeline.stages import StageContext
 
     return StageContext(run_data_config(run).model_copy(update={"augment": False}))
+
+
+def _finetune_config(run: Path, epochs: int, lr: float, batch_size: int | None, threads: int | None = None):
+    """Fine-tuning settings: the run's own training section (optimizer, batch, regularisation),
+    shortened to ``epochs`` at a lower peak ``lr``, without warm-up, on whatever device is here."""
+    from slimforge.artifacts import CONFIG_FILE
+    from slimforge.config import read_yaml
+    from slimforge.train import TrainConfig
+
+    path = run / CONFIG_FILE
+    section = dict((read_yaml(path).get("train") or {}) if path.is_file() else {})
+    section.update(epochs=epochs, lr=lr, warmup_epochs=0.0, device="auto", num_threads=threads, quiet=False, patience=None)
+    if batch_size is not None:
+        section["batch_size"] = batch_size
+    return TrainConfig.model_validate(section)
+
+
+@app.command("prune")
+def prune_cmd(
+    run: Annotated[Path, typer.Argument(help="run folder of the model to prune")],
+    ratio: Annotated[Optional[float], typer.Option(help="fraction of channels/neurons/heads removed in every group")] = None,
+    target_macs: Annotated[Optional[float], typer.Option(help="fraction of the MACs to keep (instead of --ratio)")] = None,
+    target_params: Annotated[Optional[float], typer.Option(help="fraction of the parameters to keep (instead of --ratio)")] = None,
+    importance: Annotated[str, typer.Option(help="l1, l2, bn_scale, taylor or random")] = "l2",
+    skip: Annotated[Optional[list[str]], typer.Option(help="module name pattern to leave alone; repeat for more")] = None,
+    round_to: Annotated[int, typer.Option(help="keep channel counts a multiple of this")] = 8,
+    steps: Annotated[int, typer.Option(help="prune in this many steps spread over the fine-tuning epochs")] = 1,
+    finetune_epochs: Annotated[int, typer.Option(help="fine-tuning epochs afterwards (0: none)")] = 5,
+    lr: Annotated[float, typer.Option(help="fine-tuning peak learning rate")] = 0.01,
+    batch_size: Annotated[Optional[int], typer.Option(help="fine-tuning batch size (default: the run's)")] = None,
+    distill: Annotated[bool, typer.Option("--distill/--no-distill", help="fine-tune by distilling from the unpruned model")] = False,
+    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads for fine-tuning (default: cores / processes)")] = None,
+    out: Annotated[Path, typer.Option(help="run folder to write")] = Path("runs/pruned"),
+) -> None:
+    """Structured pruning (channels, neurons, heads physically removed), then fine-tuning."""
+    from slimforge.distill.api import DistillSection
+    from slimforge.measure import count_macs
+    from slimforge.pipeline.stages import PruneStage, run_prune
+
+    finetune = _finetune_config(run, finetune_epochs, lr, batch_size, threads) if finetune_epochs > 0 else None
+    cfg = PruneStage(kind="prune", name="prune", ratio=ratio, target_macs=target_macs, target_params=target_params,
+                     importance=importance, skip=skip or [], round_to=round_to, steps=steps, finetune=finetune,
+                     distill=DistillSection() if distill else None)
+    ctx = _stage(run)
+    metrics = run_prune(ctx, cfg, run, out)
+    before, after = _size(run, ctx.example(1), count_macs), _size(out, ctx.example(1), count_macs)
+    print(f"parameters {before[0]:,} -> {after[0]:,} ({before[0] / max(after[0], 1):.2f}x fewer); "
+          f"MACs {before[1]:,} -> {after[1]:,} ({before[1] / max(after[1], 1):.2f}x fewer)")
+    print(f"pruned model test accuracy {metrics['test_accuracy']:.4f}; saved in {out}")
+
+
+def _size(run: Path, example, count_macs) -> tuple[int, int]:
+    from slimforge import artifacts
+
+    model = artifacts.load(run).eval()
+    return sum(p.numel() for p in model.parameters()), count_macs(model, example)
 
 
 @app.command("quantize")

@@ -15,6 +15,7 @@ from pydantic import Field
 from slimforge import artifacts
 from slimforge._registry import Registry
 from slimforge.data.core import DataSplits
+from slimforge.errors import ConfigError
 from slimforge.distill.api import DistillSection
 from slimforge.experiment import DataConfig, ModelConfig
 from slimforge.pipeline.recipe import STAGE_CONFIGS, StageConfig
@@ -109,6 +110,7 @@ class PruneStage(StageConfig):
     importance: str = "l2"
     skip: list[str] = Field(default_factory=list)
     round_to: int = Field(8, ge=1)
+    steps: int = Field(1, ge=1, description="prune in this many steps spread over the fine-tuning epochs (needs finetune)")
     finetune: TrainConfig | None = Field(None, description="fine-tuning after pruning (None: none)")
     distill: DistillSection | None = Field(None, description="recover with the unpruned input as teacher")
 
@@ -119,12 +121,27 @@ def run_prune(ctx: StageContext, cfg: PruneStage, input_dir: Path | None, out: P
 
     model = artifacts.load(input_dir).train()
     calibration = ctx.calibration(4) if cfg.importance == "taylor" else None
-    prune(model, ctx.example(), ratio=cfg.ratio, target_macs=cfg.target_macs, target_params=cfg.target_params,
-          importance=cfg.importance, skip=cfg.skip, round_to=cfg.round_to, calibration=calibration)
-    return _recover(ctx, model, input_dir, cfg.finetune, cfg.distill, out, cfg)
+    targets = {"ratio": cfg.ratio, "target_macs": cfg.target_macs, "target_params": cfg.target_params}
+    options = {"importance": cfg.importance, "skip": cfg.skip, "round_to": cfg.round_to, "calibration": calibration}
+    if cfg.steps == 1:
+        prune(model, ctx.example(), **targets, **options)
+        return _recover(ctx, model, input_dir, cfg.finetune, cfg.distill, out, cfg)
+    from slimforge.prune.sparsity import IterativePruning
+
+    epochs = pruning_epochs(cfg.steps, cfg.finetune.epochs if cfg.finetune else 0, cfg.name)
+    steps = IterativePruning(ctx.example(), epochs=epochs, **targets, **options)
+    return _recover(ctx, model, input_dir, cfg.finetune, cfg.distill, out, cfg, callbacks=[steps])
 
 
-def _recover(ctx, model, teacher_dir, finetune, distill, out, cfg) -> dict[str, Any]:
+def pruning_epochs(steps: int, epochs: int, stage: str = "prune") -> list[int]:
+    """Epochs at whose start each of ``steps`` pruning steps runs: spread evenly, the first at
+    epoch 0, and at least one epoch of fine-tuning after the last."""
+    if epochs < steps:
+        raise ConfigError(f"stage {stage!r}: steps={steps} needs at least as many fine-tuning epochs (finetune.epochs={epochs}).")
+    return [round(i * epochs / steps) for i in range(steps)]
+
+
+def _recover(ctx, model, teacher_dir, finetune, distill, out, cfg, callbacks=()) -> dict[str, Any]:
     """Fine-tune (or distil from the stage's input) a structurally changed model, or just save it."""
     record = {"stage": cfg.model_dump(mode="json"), "data": ctx.data_config.model_dump(mode="json")}
     if finetune is None:
@@ -137,8 +154,9 @@ def _recover(ctx, model, teacher_dir, finetune, distill, out, cfg) -> dict[str, 
     if distill is not None:
         from slimforge.distill.api import run as distill_run
 
-        return distill_run(model, [teacher_dir], ctx.data, distill.to_config(), _quiet(finetune, ctx), out, record=record).metrics
-    return train(model, ctx.data, _quiet(finetune, ctx), out, record=record).metrics
+        return distill_run(model, [teacher_dir], ctx.data, distill.to_config(), _quiet(finetune, ctx), out, record=record,
+                           callbacks=callbacks).metrics
+    return train(model, ctx.data, _quiet(finetune, ctx), out, record=record, callbacks=callbacks).metrics
 
 
 # ---------------------------------------------------------------- distill

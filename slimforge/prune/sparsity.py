@@ -164,22 +164,33 @@ class GradualMagnitudeSparsity(Callback):
 
 class IterativePruning(Callback):
     """Prune -> fine-tune -> prune: removes channels at the start of the given epochs so that the
-    last one reaches ``ratio`` overall (each step removes the same fraction of what is left)."""
+    last one reaches the target overall. With ``ratio`` each step removes the same fraction of the
+    channels left; with ``target_macs``/``target_params`` (fraction kept) each step keeps the same
+    fraction of what the model had before it, so the steps multiply to the target."""
 
-    def __init__(self, example_inputs: Any, ratio: float, epochs: Sequence[int], **prune_kwargs: Any) -> None:
-        if not 0.0 < ratio < 1.0 or not epochs:
-            raise PruneConfigError(f"IterativePruning needs 0 < ratio < 1 and at least one epoch; got {ratio}, {list(epochs)}.")
+    def __init__(self, example_inputs: Any, ratio: float | None = None, epochs: Sequence[int] = (0,), *,
+                 target_macs: float | None = None, target_params: float | None = None, **prune_kwargs: Any) -> None:
+        given = {k: v for k, v in (("ratio", ratio), ("target_macs", target_macs), ("target_params", target_params)) if v is not None}
+        if len(given) != 1 or not epochs:
+            raise PruneConfigError(f"IterativePruning needs exactly one of ratio, target_macs, target_params and at least one epoch; got {given}, {list(epochs)}.")
+        (self.target_key, target), = given.items()
+        if not 0.0 < target < 1.0:
+            raise PruneConfigError(f"IterativePruning: {self.target_key} must be in (0, 1); got {target}.")
         self.example_inputs = example_inputs
         self.epochs = sorted(set(int(e) for e in epochs))
-        self.step_ratio = 1.0 - (1.0 - ratio) ** (1.0 / len(self.epochs))
+        n = len(self.epochs)
+        self.step_value = 1.0 - (1.0 - target) ** (1.0 / n) if self.target_key == "ratio" else target ** (1.0 / n)
         self.prune_kwargs = prune_kwargs
         self.done: list[int] = []
 
     def on_epoch_start(self, state: TrainState) -> None:
         if state.epoch in self.epochs and state.epoch not in self.done:
             from slimforge.prune.structured import prune
+            from slimforge.train.evaluate import move_to
 
-            state.model = prune(state.model, self.example_inputs, ratio=self.step_ratio, **self.prune_kwargs)
+            device = next(state.model.parameters()).device
+            inputs = move_to(self.example_inputs, device)
+            state.model = prune(state.model, inputs, **{self.target_key: self.step_value}, **self.prune_kwargs)
             state.rebuild_optimizer = True
             self.done.append(state.epoch)
 

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +119,8 @@ def train(
     # Resume: restore everything the next epoch depends on (also after an elastic restart).
     book = {"epoch": 0, "best": None, "best_epoch": None, "since_best": 0, "history": []}
     if resume or _restarted_with_checkpoint(out, ctx, cfg):
+        if _replay_later_edits(out, state):  # pruned during training: rebuild its smaller shape first
+            wrapped, optimizer, scheduler = _build_optimization(state, extra, ctx, cfg)
         book = _resume(out, state, optimizer, scheduler, scaler, objective, callbacks, ctx, cfg)
     elif out is not None and ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -135,8 +138,9 @@ def train(
             data.train.set_epoch(epoch)
         for cb in callbacks:
             cb.on_epoch_start(state)
-        if state.rebuild_optimizer:
+        if state.rebuild_optimizer:  # a callback replaced the model (e.g. pruned it)
             wrapped, optimizer, scheduler = _build_optimization(state, extra, ctx, cfg, at_step=state.step)
+            book.update(best=None, best_epoch=None, since_best=0)  # a smaller model starts a new race
         progress.start_epoch(epoch, len(loader))
         train_metrics = _train_epoch(wrapped, loader, objective, optimizer, scheduler, scaler, amp_dtype, state, callbacks, progress, ctx, cfg)
         val = evaluate(state.model, data.val, cfg.eval_batch_size, ctx, autocast_dtype=amp_dtype)
@@ -252,8 +256,11 @@ def _build_optimization(state: TrainState, extra: list[nn.Module], ctx: DistCont
     params = [p for m in [state.model, *extra] for p in m.parameters()]
     optimizer = build_optimizer(params, cfg)
     scheduler = build_scheduler(optimizer, state.steps_per_epoch, cfg)
-    for _ in range(at_step):  # LambdaLR is stateless apart from its step count
-        scheduler.step()
+    if at_step:  # LambdaLR is stateless apart from its step count: jump straight there
+        scheduler.last_epoch = at_step - 1
+        with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": intended here
+            warnings.simplefilter("ignore", UserWarning)
+            scheduler.step()
     state.optimizer = optimizer
     state.rebuild_optimizer = False
     return wrapped, optimizer, scheduler
@@ -318,6 +325,24 @@ def _restarted_with_checkpoint(out, ctx, cfg) -> bool:
     if found and ctx.is_main:
         _log(cfg, f"restart {restart_count()} of this job: resuming from {out / CHECKPOINT_FILE}")
     return found
+
+
+def _replay_later_edits(out: Path | None, state: TrainState) -> bool:
+    """If the checkpoint's model carries structural edits made during training (iterative
+    pruning) beyond this model's, replay them so the saved weights fit; True when it did."""
+    if out is None or not (out / CHECKPOINT_FILE).is_file():
+        return False  # _resume says what is missing
+    saved = (load_state(out / CHECKPOINT_FILE).get("spec") or {})
+    spec = artifacts.get_spec(state.model)
+    if spec is None or saved.get("name") != spec.name:
+        return False  # _resume names the mismatch
+    done, later = spec.edits, list(saved.get("edits") or [])
+    if len(later) <= len(done) or later[: len(done)] != [json.loads(json.dumps(e)) for e in done]:
+        return False
+    for edit in later[len(done):]:
+        state.model = artifacts.edit_replay(edit.get("kind", "?"))(state.model, edit)
+        artifacts.record_edit(state.model, edit)
+    return True
 
 
 def _resume(out, state, optimizer, scheduler, scaler, objective, callbacks, ctx, cfg) -> dict[str, Any]:

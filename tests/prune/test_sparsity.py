@@ -102,3 +102,25 @@ def test_iterative_pruning_callback_shrinks_model_and_asks_for_new_optimizer():
     assert [e["kind"] for e in get_spec(state.model).edits] == ["prune", "prune"]
     assert cb.state_dict() == {"done": [1, 2]}
     assert state.model(x).shape == (2, 10)
+
+
+def test_resume_replays_pruning_done_during_training(tmp_path):
+    from slimforge.train import TrainConfig, train
+
+    data = slimforge.load_dataset("digits")
+    x = data.train.__getitems__([0, 1])[0]
+    cfg = TrainConfig(epochs=2, batch_size=64, lr=0.05, num_threads=1, quiet=True)
+
+    def fresh():
+        torch.manual_seed(0)
+        return slimforge.create_model("cnn", num_classes=10, in_channels=1, width=8)
+
+    first = train(fresh(), data, cfg, tmp_path, callbacks=[IterativePruning(x, ratio=0.5, epochs=[0, 1], round_to=1)])
+    assert first.model.features[0][0].out_channels < 8
+    longer = cfg.model_copy(update={"epochs": 3})
+    resumed = train(fresh(), data, longer, tmp_path, resume=True,
+                    callbacks=[IterativePruning(x, ratio=0.5, epochs=[0, 1], round_to=1)])
+    assert [e["kind"] for e in get_spec(resumed.model).edits] == ["prune", "prune"]
+    assert sum(p.numel() for p in resumed.model.parameters()) == sum(p.numel() for p in first.model.parameters())
+    assert resumed.model.features[0][0].out_channels == first.model.features[0][0].out_channels
+    assert resumed.history[-1]["epoch"] == 3
