@@ -16,12 +16,13 @@ module that was saved: original factory, then each edit, then the weights.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
-from collections import OrderedDict
 import os
 import tempfile
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,11 +108,30 @@ def edit_replay(kind: str) -> EditReplay:
     return EDITS.get(kind)
 
 
-def build_model(spec: ModelSpec) -> nn.Module:
-    """Build the module ``spec`` describes: factory, then every edit in order (weights untouched)."""
+@contextlib.contextmanager
+def _without_random_init() -> Iterator[None]:
+    """Make ``torch.nn.init``'s fillers no-ops: a model whose every weight is loaded next need
+    not draw random numbers first (8.6 s -> 1.9 s to build ViT-H/14 here). Tensors that the
+    load does not fill would keep uninitialised memory, so only ``strict`` loads follow this."""
+    names = [n for n in dir(nn.init) if n.endswith("_") and not n.startswith("_")]
+    saved = {n: getattr(nn.init, n) for n in names}
+    try:
+        for n in names:
+            setattr(nn.init, n, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for n, fn in saved.items():
+            setattr(nn.init, n, fn)
+
+
+def build_model(spec: ModelSpec, *, init: bool = True) -> nn.Module:
+    """Build the module ``spec`` describes: factory, then every edit in order (weights untouched).
+
+    init=False skips random initialisation, for callers that load every weight next."""
     from slimforge.models import create_model
 
-    model = create_model(spec.name, **spec.kwargs)
+    with contextlib.nullcontext() if init else _without_random_init():
+        model = create_model(spec.name, **spec.kwargs)
     attach_spec(model, ModelSpec(spec.name, dict(spec.kwargs)))
     for edit in spec.edits:
         model = edit_replay(edit.get("kind", "?"))(model, edit)
@@ -235,7 +255,7 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu", quantize
 
         return load_quantized(folder)
     spec = read_spec(folder)
-    model = build_model(spec)
+    model = build_model(spec, init=False)  # load_weights is strict: every parameter and buffer is overwritten
     load_weights(model, folder / WEIGHTS_FILE, map_location=map_location)
     model.eval()
     return model

@@ -9,7 +9,7 @@ import torch
 
 import slimforge
 from slimforge.artifacts import ModelSpec, attach_spec
-from slimforge.errors import ArtifactError
+from slimforge.errors import ArtifactError, UnknownNameError
 from slimforge.models import create_model
 
 
@@ -103,3 +103,14 @@ def test_module_versions_survive_loading(tmp_path):
     model = create_model("torchvision:mnasnet0_5", num_classes=10)
     slimforge.save(model, tmp_path / "m")
     assert sum(p.numel() for p in slimforge.load(tmp_path / "m").parameters()) == sum(p.numel() for p in model.parameters())
+
+
+def test_load_skips_random_init_and_restores_torch_init_afterwards(saved, tmp_path):
+    originals = {n: getattr(torch.nn.init, n) for n in ("normal_", "kaiming_uniform_", "trunc_normal_")}
+    slimforge.load(saved[1])
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "model.json").write_text('{"name": "no-such-model"}')
+    with pytest.raises(UnknownNameError):
+        slimforge.load(tmp_path / "bad")
+    assert all(getattr(torch.nn.init, n) is fn for n, fn in originals.items())
+    assert torch.nn.init.normal_(torch.zeros(1000)).std() > 0.5  # random init works again

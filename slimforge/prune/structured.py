@@ -251,14 +251,35 @@ def make_plan(graph: DependencyGraph, pruned: set[int]) -> dict[str, Any]:
 
 
 def _output_shapes(model: nn.Module, args: tuple) -> Any:
+    """Shapes of the model's eval-mode outputs on ``args``, computed on the meta device (no
+    arithmetic: a ViT-H forward costs milliseconds, not seconds); a real forward where some op
+    has no meta kernel."""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            out = model(*args)
+            try:
+                meta = {k: torch.empty_like(v, device="meta") for k, v in _tensors(model).items()}
+                out = torch.func.functional_call(model, meta, _to_meta(args), strict=False)
+            except Exception:  # noqa: BLE001 - no meta kernel somewhere: run it for real
+                out = model(*args)
     finally:
         model.train(was_training)
     return _shapes(out)
+
+
+def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {**dict(model.named_parameters(remove_duplicate=False)), **dict(model.named_buffers(remove_duplicate=False))}
+
+
+def _to_meta(args: Any) -> Any:
+    if isinstance(args, torch.Tensor):
+        return torch.empty_like(args, device="meta") if args.is_floating_point() else args.to("meta")
+    if isinstance(args, Mapping):
+        return {k: _to_meta(v) for k, v in args.items()}
+    if isinstance(args, (list, tuple)):
+        return type(args)(_to_meta(v) for v in args)
+    return args
 
 
 def _shapes(out: Any) -> Any:
