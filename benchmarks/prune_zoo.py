@@ -139,7 +139,7 @@ def measure(name: str, tool: str, hard_timeout: float) -> dict:
     return result
 
 
-def write_table(jsonl: Path, table: Path) -> None:
+def write_table(jsonl: Path, table: Path, note: str = "") -> None:
     latest: dict[tuple[str, str], dict] = {}
     for line in jsonl.read_text().splitlines():
         r = json.loads(line)
@@ -150,10 +150,11 @@ def write_table(jsonl: Path, table: Path) -> None:
         "# Structured pruning zoo: every torchvision classification model, 30% channels, random init",
         "",
         f"Command: `nice .venv/bin/python benchmarks/prune_zoo.py`; machine: {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores shared with other jobs, OMP_NUM_THREADS=2; date: {time.strftime('%Y-%m-%d')}.",
+        f"{os.cpu_count()} cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '2')}; date: {time.strftime('%Y-%m-%d')}.",
         "Success = no error, same output shape, fewer parameters, finite outputs, save/load round trip with identical "
         f"outputs, pruning + checks + round trip within {TIME_LIMIT_S:.0f} s and {MEMORY_LIMIT_GB:.0f} GB peak (process RSS).",
         "",
+        *([note, ""] if note else []),
     ]
     for tool in tools:
         ran = [m for m in models if (m, tool) in latest]
@@ -184,10 +185,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/prune_zoo.jsonl"))
     parser.add_argument("--table", type=Path, default=Path("benchmarks/results/prune_zoo.md"))
     parser.add_argument("--hard-timeout", type=float, default=240.0, help="kill a model's process after this")
+    parser.add_argument("--note", default="", help="a paragraph for the table's head (how the run went)")
+    parser.add_argument("--table-only", action="store_true", help="rebuild the table from --out without running")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.tools)
+        return
+    if args.table_only:
+        write_table(args.out, args.table, args.note)
         return
     import torchvision
 
@@ -200,7 +206,7 @@ def main() -> None:
                 f.write(json.dumps(result) + "\n")
             print(f"{name:24s} {tool:14s} {'ok' if result['success'] else 'FAIL'} {result.get('total_s', '')} "
                   f"{result.get('error') or ''}", flush=True)
-    write_table(args.out, args.table)
+    write_table(args.out, args.table, args.note)
 
 
 if __name__ == "__main__":
