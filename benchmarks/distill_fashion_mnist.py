@@ -32,17 +32,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 STUDENT = {"name": "resnet8", "kwargs": {"width": 0.5}}
-DISTILL = {
-    "kd": {"loss": "kd", "temperature": 4.0},
-    "kd-best": {"loss": "kd", "temperature": 4.0},
-    "ensemble": {"loss": "kd", "temperature": 4.0},
-}
+LOSS_OF = {"kd-best": "kd", "ensemble": "kd"}  # variants named after their teachers; others after their loss
 
 
 def parse_variant(name: str) -> tuple[str, dict]:
     """``dkd`` or ``dkd:beta=2,alpha=1`` -> ("dkd", {"loss": "dkd", "beta": 2.0, ...})."""
     base, _, extra = name.partition(":")
-    section = dict(DISTILL.get(base, {"loss": base, "temperature": 4.0}))
+    section = {"loss": LOSS_OF.get(base, base), "temperature": 4.0}
     for item in filter(None, extra.split(",")):
         key, _, value = item.partition("=")
         section[key] = float(value)

@@ -52,7 +52,6 @@ def prune_cmd(
 ) -> None:
     """Structured pruning (channels, neurons, heads physically removed), then fine-tuning."""
     from slimforge.distill.api import DistillSection
-    from slimforge.measure import count_macs
     from slimforge.pipeline.stages import PruneStage, run_prune
 
     finetune = _finetune_config(run, finetune_epochs, lr, batch_size, threads) if finetune_epochs > 0 else None
@@ -61,17 +60,19 @@ def prune_cmd(
                      distill=DistillSection() if distill else None)
     ctx = _stage(run)
     metrics = run_prune(ctx, cfg, run, out)
-    before, after = _size(run, ctx.example(1), count_macs), _size(out, ctx.example(1), count_macs)
+    before, after = _size(run, ctx.example(1)), _size(out, ctx.example(1))
     print(f"parameters {before[0]:,} -> {after[0]:,} ({before[0] / max(after[0], 1):.2f}x fewer); "
           f"MACs {before[1]:,} -> {after[1]:,} ({before[1] / max(after[1], 1):.2f}x fewer)")
     print(f"pruned model test accuracy {metrics['test_accuracy']:.4f}; saved in {out}")
 
 
-def _size(run: Path, example, count_macs) -> tuple[int, int]:
+def _size(run: Path, example) -> tuple[int, int]:
+    """(parameters, MACs per example) of a run folder's model."""
     from slimforge import artifacts
+    from slimforge.measure import count_macs, count_parameters
 
     model = artifacts.load(run).eval()
-    return sum(p.numel() for p in model.parameters()), count_macs(model, example)
+    return count_parameters(model), count_macs(model, example)
 
 
 @app.command("quantize")

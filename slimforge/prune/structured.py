@@ -274,7 +274,7 @@ def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def _to_meta(args: Any) -> Any:
     if isinstance(args, torch.Tensor):
-        return torch.empty_like(args, device="meta") if args.is_floating_point() else args.to("meta")
+        return args.to("meta")
     if isinstance(args, Mapping):
         return {k: _to_meta(v) for k, v in args.items()}
     if isinstance(args, (list, tuple)):

@@ -119,9 +119,10 @@ def train(
     # Resume: restore everything the next epoch depends on (also after an elastic restart).
     book = {"epoch": 0, "best": None, "best_epoch": None, "since_best": 0, "history": []}
     if resume or _restarted_with_checkpoint(out, ctx, cfg):
-        if _replay_later_edits(out, state):  # pruned during training: rebuild its smaller shape first
+        saved = _read_checkpoint(out, state, ctx)
+        if _replay_later_edits(saved, state):  # pruned during training: rebuild its smaller shape first
             wrapped, optimizer, scheduler = _build_optimization(state, extra, ctx, cfg)
-        book = _resume(out, state, optimizer, scheduler, scaler, objective, callbacks, ctx, cfg)
+        book = _resume(saved, out, state, optimizer, scheduler, scaler, objective, callbacks, ctx, cfg)
     elif out is not None and ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / HISTORY_FILE).unlink(missing_ok=True)
@@ -327,25 +328,8 @@ def _restarted_with_checkpoint(out, ctx, cfg) -> bool:
     return found
 
 
-def _replay_later_edits(out: Path | None, state: TrainState) -> bool:
-    """If the checkpoint's model carries structural edits made during training (iterative
-    pruning) beyond this model's, replay them so the saved weights fit; True when it did."""
-    if out is None or not (out / CHECKPOINT_FILE).is_file():
-        return False  # _resume says what is missing
-    saved = (load_state(out / CHECKPOINT_FILE).get("spec") or {})
-    spec = artifacts.get_spec(state.model)
-    if spec is None or saved.get("name") != spec.name:
-        return False  # _resume names the mismatch
-    done, later = spec.edits, list(saved.get("edits") or [])
-    if len(later) <= len(done) or later[: len(done)] != [json.loads(json.dumps(e)) for e in done]:
-        return False
-    for edit in later[len(done):]:
-        state.model = artifacts.edit_replay(edit.get("kind", "?"))(state.model, edit)
-        artifacts.record_edit(state.model, edit)
-    return True
-
-
-def _resume(out, state, optimizer, scheduler, scaler, objective, callbacks, ctx, cfg) -> dict[str, Any]:
+def _read_checkpoint(out: Path | None, state: TrainState, ctx: DistContext) -> dict[str, Any]:
+    """The checkpoint to resume from, after checking it exists and is of this run's model."""
     if out is None or not (out / CHECKPOINT_FILE).is_file():
         shared = " Every rank reads it, so on several machines --out must be on a shared filesystem." if ctx.is_distributed else ""
         raise ArtifactError(f"Cannot resume: no {CHECKPOINT_FILE} in {out} (rank {ctx.rank}). Start without --resume, or point --out at the run to continue.{shared}")
@@ -356,6 +340,26 @@ def _resume(out, state, optimizer, scheduler, scaler, objective, callbacks, ctx,
             f"Cannot resume {out}: its checkpoint is of model {saved['spec']['name']!r}, but this run builds {spec.name!r}. "
             "Resume with the same model, or use a new --out folder."
         )
+    return saved
+
+
+def _replay_later_edits(saved: dict[str, Any], state: TrainState) -> bool:
+    """If the checkpoint's model carries structural edits made during training (iterative
+    pruning) beyond this model's, replay them so the saved weights fit; True when it did."""
+    spec = artifacts.get_spec(state.model)
+    if spec is None or not saved.get("spec"):
+        return False
+    done, later = spec.edits, list(saved["spec"].get("edits") or [])
+    if len(later) <= len(done) or later[: len(done)] != [json.loads(json.dumps(e)) for e in done]:
+        return False
+    for edit in later[len(done):]:
+        state.model = artifacts.edit_replay(edit.get("kind", "?"))(state.model, edit)
+        artifacts.record_edit(state.model, edit)
+    return True
+
+
+def _resume(saved, out, state, optimizer, scheduler, scaler, objective, callbacks, ctx, cfg) -> dict[str, Any]:
+    """Restore optimizer, schedule, callbacks, RNG and the book from ``saved`` (see _read_checkpoint)."""
     if saved.get("sharded"):
         try:
             fsdp.load_sharded(out / saved["sharded"], state.model, optimizer)
