@@ -110,3 +110,21 @@ def test_corrupt_checkpoint_on_resume_names_the_file(digits, tmp_path):
     with pytest.raises(ArtifactError, match=r"checkpoint\.safetensors is not a readable safetensors file.*corrupt or truncated"):
         train(_cnn(digits), digits, TrainConfig(epochs=2, batch_size=128, **QUIET), out, resume=True)
     assert (out / "model.safetensors").is_file(), "a failed resume must not destroy the saved model"
+
+
+def test_time_limit_stops_before_an_epoch_that_would_not_fit():
+    from slimforge.train import TimeLimit, TrainState
+
+    now = [0.0]
+    limit = TimeLimit(100, clock=lambda: now[0])
+    state = TrainState(model=torch.nn.Linear(1, 1))
+    limit.on_train_start(state)
+    for t in (30.0, 60.0):  # two epochs of 30 s: a third ends at 90 s, inside the budget
+        now[0] = t
+        limit.on_epoch_end(state)
+        assert not state.stop
+    now[0] = 75.0  # a 15 s epoch; the slowest (30 s) would end at 105 s
+    limit.on_epoch_end(state)
+    assert state.stop
+    with pytest.raises(ValueError, match="positive"):
+        TimeLimit(0)

@@ -1,6 +1,6 @@
 """Training: ``train(model, data, TrainConfig(...), out=...)`` and ``evaluate``."""
 
-from slimforge.train.callbacks import Callback, LossOutput, Objective, TrainState
+from slimforge.train.callbacks import Callback, LossOutput, Objective, TimeLimit, TrainState
 from slimforge.train.config import TrainConfig
 from slimforge.train.evaluate import evaluate
 from slimforge.train.loop import CrossEntropyObjective, TrainingDiverged, TrainResult, seed_everything, train
@@ -10,6 +10,7 @@ __all__ = [
     "CrossEntropyObjective",
     "LossOutput",
     "Objective",
+    "TimeLimit",
     "TrainConfig",
     "TrainResult",
     "TrainState",

@@ -72,3 +72,33 @@ class Callback:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class TimeLimit(Callback):
+    """Stop training after the epoch that leaves too little time for another one.
+
+    ``seconds``: the time budget from training start. After each epoch the next one is
+    predicted to last as long as the slowest so far; if it would end past the budget, training
+    stops there (the best checkpoint and the final evaluation are kept as with early stopping).
+    """
+
+    def __init__(self, seconds: float, clock: Any = None) -> None:
+        if not seconds > 0:
+            raise ValueError(f"TimeLimit needs a positive number of seconds, got {seconds!r}.")
+        import time
+
+        self.seconds = float(seconds)
+        self.clock = clock or time.monotonic
+        self.started: float | None = None
+        self.last: float | None = None
+        self.slowest = 0.0
+
+    def on_train_start(self, state: TrainState) -> None:
+        self.started = self.last = self.clock()
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        now = self.clock()
+        self.slowest = max(self.slowest, now - self.last)
+        self.last = now
+        if now - self.started + self.slowest > self.seconds:
+            state.stop = True
