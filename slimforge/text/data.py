@@ -112,6 +112,22 @@ class TextDataset(Dataset):
         input_ids = torch.where(mask, self.tokens[flat], torch.full_like(flat, self.pad_id))
         return {"input_ids": input_ids, "attention_mask": mask.long()}, self.labels[idx], idx
 
+    @classmethod
+    def from_flat(cls, tokens: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor, pad_id: int) -> TextDataset:
+        """Rebuild from the flat form (``tokens`` of every text one after another, their ``lengths``)."""
+        if int(lengths.sum()) != len(tokens) or len(lengths) != len(labels):
+            raise DataError(f"Flat text data does not add up: {len(tokens)} tokens, lengths summing to {int(lengths.sum())}, "
+                            f"{len(lengths)} texts and {len(labels)} labels.")
+        if len(lengths) and int(lengths.min()) == 0:
+            raise DataError(f"Text {int(lengths.argmin())} has no tokens; empty texts cannot be classified.")
+        dataset = cls.__new__(cls)
+        dataset.tokens, dataset.lengths = tokens.long(), lengths.long()
+        dataset.labels, dataset.pad_id = labels.long(), pad_id
+        dataset.offsets = torch.zeros(len(lengths), dtype=torch.long)
+        if len(lengths):
+            dataset.offsets[1:] = dataset.lengths.cumsum(0)[:-1]
+        return dataset
+
     def subset(self, indices: Sequence[int]) -> TextDataset:
         idx = torch.as_tensor(indices, dtype=torch.long)
         ids = [self.tokens[o : o + n].tolist() for o, n in zip(self.offsets[idx].tolist(), self.lengths[idx].tolist())]
