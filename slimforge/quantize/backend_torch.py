@@ -90,7 +90,29 @@ class _Prepared:
             for x in self.calibration:
                 observed(x)
             converted = convert_pt2e(observed)
+        check_quantized(converted)
         return TorchQuantized(converted, self.mode, tuple(sorted(fp32_layers)), self.input_shape, self.config.compile)
+
+
+def quantize_ops(graph: nn.Module) -> int:
+    """How many quantize/dequantize nodes a converted PT2E graph holds."""
+    return sum(1 for n in graph.graph.nodes if n.op == "call_function" and "quantize" in str(n.target))
+
+
+def check_quantized(converted: nn.Module) -> None:
+    """Refuse a conversion that quantized nothing: it would run in fp32 under an int8 label.
+
+    Seen with torch 2.11 + torchao 0.18: X86InductorQuantizer annotated no node of the exported
+    graph, and convert_pt2e returned the fp32 graph unchanged.
+    """
+    if quantize_ops(converted) == 0:
+        import torchao
+
+        raise QuantizationError(
+            f"PT2E quantized no layer of this model (torch {torch.__version__}, torchao {torchao.__version__}): "
+            "the quantizer annotated nothing, so the result would be fp32. Use the torchao release built for this "
+            "torch version, or --backend onnxruntime."
+        )
 
 
 class TorchBackend:

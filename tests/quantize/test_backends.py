@@ -160,3 +160,12 @@ def test_torch_backend_serves_several_batch_sizes():
         x = torch.randn(bs, 1, 8, 8)
         assert q(x).shape == (bs, 10)
         assert (q(x).argmax(1) == model(x).argmax(1)).float().mean() > 0.5
+
+
+def test_a_conversion_that_quantized_nothing_is_refused_not_labelled_int8():
+    pytest.importorskip("torchao")
+    from slimforge.quantize.backend_torch import check_quantized
+
+    fp32_graph = torch.fx.symbolic_trace(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU()))
+    with pytest.raises(QuantizationError, match="quantized no layer"):
+        check_quantized(fp32_graph)
