@@ -114,3 +114,18 @@ def test_load_skips_random_init_and_restores_torch_init_afterwards(saved, tmp_pa
         slimforge.load(tmp_path / "bad")
     assert all(getattr(torch.nn.init, n) is fn for n, fn in originals.items())
     assert torch.nn.init.normal_(torch.zeros(1000)).std() > 0.5  # random init works again
+
+
+def test_skipping_random_init_still_fills_buffers():
+    """Non-persistent buffers (Hugging Face's token_type_ids) are never loaded: their fillers must run."""
+    from torch import nn
+
+    from slimforge.artifacts import _without_random_init
+
+    param, buffer = nn.Parameter(torch.full((3,), 7.0)), torch.full((3,), 7.0)
+    with _without_random_init():
+        nn.init.zeros_(param)
+        nn.init.zeros_(buffer)
+    assert param.detach().eq(7).all() and buffer.eq(0).all()
+    nn.init.zeros_(param)  # restored afterwards
+    assert param.detach().eq(0).all()
