@@ -9,10 +9,12 @@ The student's run folder is an ordinary artifact (model.safetensors, model.json,
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
@@ -22,6 +24,7 @@ from slimforge.config import Frozen
 from slimforge.data.core import DataSplits
 from slimforge.distill.objective import DistillConfig, build_distill_objective
 from slimforge.distill.teachers import TeacherLike
+from slimforge.errors import ConfigError
 from slimforge.experiment import DataConfig, ModelConfig, run_data_config
 from slimforge.train import Callback, TrainConfig, TrainResult, TrainState, seed_everything, train
 
@@ -44,6 +47,8 @@ class DistillSection(Frozen):
     cache_dtype: str = "float32"
     teacher_dtype: str | None = None
     warmup_epochs: float = Field(0.0, ge=0, description="ramp the distillation loss in linearly over this many epochs")
+    augment_copies: int = Field(0, ge=0, description="text: add this many perturbed copies of each training text, labelled by the teacher (Tang et al. 2019)")
+    init_embeddings: bool = Field(False, description="text students: initialise the word embeddings from the first teacher's table")
 
     def to_config(self) -> DistillConfig:
         return DistillConfig(**{**self.model_dump(), "hints": tuple(self.hints)})
@@ -80,15 +85,42 @@ def run(
     """
     config = config or DistillConfig()
     train_config = train_config or TrainConfig()
+    n_original = None
+    if config.augment_copies:
+        data, n_original = _with_transfer_set(data, config, train_config.seed)
     fixed_inputs = data.train if getattr(data.train, "deterministic", False) else None
     if cache_dir is None and out is not None:
         cache_dir = Path(out) / TEACHER_CACHE_DIR
     objective = build_distill_objective(student, teachers, config, train_inputs=fixed_inputs, cache_dir=cache_dir)
+    if n_original is not None:
+        from slimforge.text.augment import label_copies
+
+        if not objective.caches:
+            raise ConfigError(f"distill.augment_copies needs the teacher cache, but the teacher runs live ({objective.mode_reason}).")
+
+        # The copies' labels (for the hard loss and the training accuracy) are the teachers' class.
+        label_copies(data.train, n_original, np.mean([np.asarray(c._outputs) for c in objective.caches], axis=0))
+    if config.init_embeddings:
+        from slimforge.text.models import init_embeddings_from_teacher
+
+        init_embeddings_from_teacher(student, objective.teachers[0])
     if not train_config.quiet:
         print(f"distillation: {config.loss} loss, teacher {objective.mode} ({objective.mode_reason})", flush=True)
     if config.warmup_epochs > 0:
         callbacks = [*callbacks, DistillWarmup(objective, config.warmup_epochs)]
     return train(student, data, train_config, out, objective=objective, callbacks=callbacks, record=record, resume=resume)
+
+
+def _with_transfer_set(data: DataSplits, config: DistillConfig, seed: int) -> tuple[DataSplits, int]:
+    """``data`` whose training split is followed by ``config.augment_copies`` perturbed copies of each text."""
+    from slimforge.text.augment import AugmentConfig, transfer_split
+
+    if not hasattr(data, "raw") or "train" not in getattr(data, "raw", {}):
+        raise ConfigError("distill.augment_copies makes copies of training *texts*; this dataset is not a text dataset.")
+    if not config.cache:
+        raise ConfigError("distill.augment_copies needs distill.cache: the teacher labels the copies once, through its cache.")
+    dataset, n_original = transfer_split(data, AugmentConfig(copies=config.augment_copies, seed=seed))
+    return dataclasses.replace(data, train=dataset), n_original
 
 
 class DistillWarmup(Callback):
@@ -130,4 +162,7 @@ def run_from_config(cfg: DistillRunConfig, teachers: Sequence[str | Path], out: 
 
         student = create_model(cfg.student.name, **{**data.info.model_kwargs(), **cfg.student.kwargs})
     record = {**cfg.model_dump(mode="json"), "data": data_cfg.model_dump(mode="json"), "teachers": [str(t) for t in teachers]}
-    return run(student, list(teachers), data, cfg.distill.to_config(), cfg.train, out, record=record, resume=resume)
+    result = run(student, list(teachers), data, cfg.distill.to_config(), cfg.train, out, record=record, resume=resume)
+    if hasattr(data, "save_assets"):
+        data.save_assets(out)  # text: tokenizer/ and labels.json, so the student's folder alone predicts
+    return result

@@ -46,10 +46,14 @@ class DistillConfig:
     teacher_dtype: str | None = None  # run teachers in float32/bfloat16/float16; None keeps theirs
     cache_batch_size: int = 256
     warmup_epochs: float = 0.0  # ramp the distillation terms linearly from 0 (DKD's paper warms up 20 epochs)
+    augment_copies: int = 0  # text: also distil on this many perturbed copies of each training text (a transfer set)
+    init_embeddings: bool = False  # text students: start from the first teacher's word-embedding table
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hints", tuple(HintSpec.parse(h) for h in self.hints))
         LOSSES.get(self.loss)  # unknown names fail here, with a suggestion
+        if self.augment_copies < 0:
+            raise ConfigError(f"distill.augment_copies must be >= 0, got {self.augment_copies}.")
         for key in ("temperature", "cache_batch_size"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"distill.{key} must be positive, got {getattr(self, key)!r}.")

@@ -82,3 +82,59 @@ def test_flat_text_data_that_does_not_add_up_is_refused():
         TextDataset.from_flat(torch.arange(5), torch.tensor([2, 2]), torch.tensor([0, 1]), 0)
     with pytest.raises(DataError, match="no tokens"):
         TextDataset.from_flat(torch.arange(2), torch.tensor([2, 0]), torch.tensor([0, 1]), 0)
+
+
+def test_distil_on_a_transfer_set_with_embeddings_from_the_teacher(corpus_csv, tiny_bert_dir, tmp_path):
+    import slimforge
+    from slimforge.distill import DistillConfig
+    from slimforge.distill import run as distill
+    from slimforge.models import create_model
+    from slimforge.train import TrainConfig
+
+    fast = TrainConfig(epochs=3, batch_size=16, optimizer="adamw", lr=1e-2, weight_decay=0.0, quiet=True, num_threads=1)
+    data = load_dataset("text-csv", path=str(corpus_csv), tokenizer=str(tiny_bert_dir))
+    teacher = create_model("hf-text-classifier", num_classes=2, pretrained=str(tiny_bert_dir))
+    slimforge.train(teacher, data, fast, tmp_path / "teacher")
+    table = slimforge.load(tmp_path / "teacher").hf.get_input_embeddings().weight.detach()
+    student = create_model("text-bilstm", **data.info.model_kwargs(), emb_dim=table.shape[1], hidden=16)
+    config = DistillConfig(loss="mse", hard_weight=0.0, augment_copies=3, init_embeddings=True, distill_weight=1.0)
+    calls = []
+    original = torch.nn.Embedding.forward
+
+    def spy(self, ids):  # the student's first forward sees the teacher's table (rescaled), not a random one
+        if self is student.embedding and torch.is_grad_enabled() and not calls:  # the first training step
+            w = self.weight.detach()
+            calls.append(torch.nn.functional.cosine_similarity(w[5:].flatten(), table[5:].flatten(), dim=0).item())
+        return original(self, ids)
+
+    torch.nn.Embedding.forward = spy
+    try:
+        result = distill(student, [tmp_path / "teacher"], data, config, fast, tmp_path / "student")
+    finally:
+        torch.nn.Embedding.forward = original
+    assert calls and calls[0] > 0.99
+    import json
+
+    written = json.loads((tmp_path / "student" / "metrics.json").read_text())
+    assert written["data"]["sizes"]["train"] > len(data.train)  # originals plus copies
+    assert result.metrics["test_accuracy"] >= 0.8
+
+
+def test_transfer_sets_need_text_and_the_teacher_cache(corpus_csv, tiny_bert_dir, tmp_path):
+    from slimforge.distill import DistillConfig
+    from slimforge.distill import run as distill
+    from slimforge.models import create_model
+    from slimforge.train import TrainConfig
+
+    fast = TrainConfig(epochs=1, batch_size=16, quiet=True, num_threads=1)
+    digits = load_dataset("digits")
+    cnn = create_model("cnn", **digits.info.model_kwargs())
+    with pytest.raises(ConfigError, match="not a text dataset"):
+        distill(cnn, [cnn], digits, DistillConfig(augment_copies=2), fast, tmp_path / "a")
+    data = load_dataset("text-csv", path=str(corpus_csv), tokenizer=str(tiny_bert_dir))
+    student = create_model("text-cnn", **data.info.model_kwargs(), emb_dim=8, filters=4)
+    teacher = create_model("hf-text-classifier", num_classes=2, pretrained=str(tiny_bert_dir))
+    with pytest.raises(ConfigError, match="needs distill.cache"):
+        distill(student, [teacher], data, DistillConfig(augment_copies=2, cache=False), fast, tmp_path / "b")
+    with pytest.raises(ConfigError, match="augment_copies"):
+        DistillConfig(augment_copies=-1)
