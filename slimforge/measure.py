@@ -84,7 +84,7 @@ def measure_latency(
         results: dict[str, dict[int, Latency]] = {name: {} for name in variants}
         with torch.inference_mode():
             for bs, x in batches.items():
-                x = x.to(device)
+                x = {k: v.to(device) for k, v in x.items()} if isinstance(x, dict) else x.to(device)
                 for _ in range(warmup):
                     for fn in variants.values():
                         fn(x)
@@ -224,7 +224,7 @@ def describe_variant(variant: Variant, example: torch.Tensor) -> dict[str, Any]:
     out: dict[str, Any] = {"name": variant.name, "kind": variant.kind, "path": variant.path, **variant.info}
     if variant.module is not None:
         out["params"] = count_parameters(variant.module)
-        out["macs"] = count_macs(variant.module, example[:1])
+        out["macs"] = count_macs(variant.module, _first_rows(example, 1))
     if variant.path:
         # The deployable file only: model weights, or the quantized runtime file.
         out["size_bytes"] = folder_size(variant.path, "model.safetensors") or folder_size(variant.path, "*.onnx") or folder_size(variant.path, "*.pt2")
@@ -258,6 +258,13 @@ def measure_variants(
     return {"threads": threads, "batch_sizes": list(batch_sizes), "cpu_count": os.cpu_count(), "torch": torch.__version__, "variants": rows}
 
 
-def _batch_of(example: torch.Tensor, batch_size: int) -> torch.Tensor:
+def _batch_of(example: Any, batch_size: int) -> Any:
+    """``example`` (a tensor, or a dict of tensors such as a text batch) repeated to ``batch_size`` rows."""
+    if isinstance(example, dict):
+        return {k: _batch_of(v, batch_size) for k, v in example.items()}
     reps = math.ceil(batch_size / example.shape[0])
     return example.repeat(reps, *([1] * (example.dim() - 1)))[:batch_size].contiguous()
+
+
+def _first_rows(example: Any, n: int) -> Any:
+    return {k: v[:n] for k, v in example.items()} if isinstance(example, dict) else example[:n]

@@ -59,6 +59,8 @@ def run_recipe(recipe: Recipe, out: str | Path, *, quiet: bool = False, log=prin
             _clear(folder)
             started = time.perf_counter()
             metrics = RUNNERS.get(stage.kind)(ctx, stage, input_dir, folder)
+            if PRODUCES[stage.kind] in ("model", "quantized") and hasattr(ctx.data, "save_assets"):
+                ctx.data.save_assets(folder)  # text: tokenizer/ and labels.json, so the folder alone predicts
             marker = {"kind": stage.kind, "name": stage.name, "fingerprint": fp, "input": str(input_dir) if input_dir else None,
                       "seconds": round(time.perf_counter() - started, 2), "metrics": metrics}
             write_json(folder / MARKER, marker)

@@ -13,12 +13,15 @@ from slimforge.errors import DataError
 Batch = torch.Tensor | tuple[Any, ...] | list[Any] | dict[str, Any]
 
 
-def batch_inputs(batch: Batch) -> torch.Tensor:
-    """The input tensor of a batch: the tensor itself, the first item of (inputs, targets, ...),
-    or ``batch["inputs"]``."""
+def batch_inputs(batch: Batch, structured: bool = False) -> Any:
+    """The inputs of a batch: the tensor itself, the first item of (inputs, targets, ...), or
+    ``batch["inputs"]``. ``structured``: the first item may also be a dict of tensors (a text
+    batch ``{"input_ids", "attention_mask"}``), for models that take one."""
     if isinstance(batch, torch.Tensor):
         return batch
     if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
+        return batch[0]
+    if structured and isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], dict):
         return batch[0]
     if isinstance(batch, dict) and isinstance(batch.get("inputs"), torch.Tensor):
         return batch["inputs"]

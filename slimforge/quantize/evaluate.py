@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from slimforge.quantize._calibration import Batch, batch_inputs
+from slimforge.quantize._calibration import Batch, _to_cpu, batch_inputs
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 Evaluator = Callable[[Predictor], float]
@@ -26,8 +26,8 @@ def accuracy(predict: Predictor, loader: Iterable[Batch]) -> float:
         predict.eval()
     correct = total = 0
     for batch in loader:
-        x, y = batch_inputs(batch), _targets(batch)
-        correct += (predict(x.cpu()).argmax(1) == y.cpu()).sum().item()
+        x, y = batch_inputs(batch, structured=True), _targets(batch)
+        correct += (predict(_to_cpu(x)).argmax(1) == y.cpu()).sum().item()
         total += y.numel()
     if total == 0:
         raise ValueError("accuracy: the loader yielded no samples.")
@@ -43,9 +43,10 @@ def agreement(reference: Predictor, candidate: Predictor, inputs: Iterable[Batch
     """
     same = total = 0
     for batch in inputs:
-        x = batch_inputs(batch).cpu()
-        same += (reference(x).argmax(1) == candidate(x).argmax(1)).sum().item()
-        total += x.shape[0]
+        x = _to_cpu(batch_inputs(batch, structured=True))
+        expected = reference(x).argmax(1)
+        same += (expected == candidate(x).argmax(1)).sum().item()
+        total += expected.shape[0]
     if total == 0:
         raise ValueError("agreement: no inputs.")
     return same / total

@@ -125,3 +125,18 @@ def test_sms_spam_end_to_end_on_a_few_hundred_messages(tmp_path):
     for run in ("cnn", "cnn-int8"):
         [p] = predict(tmp_path / run, spam)
         assert set(p.probabilities) == {"ham", "spam"} and abs(sum(p.probabilities.values()) - 1) < 1e-5
+
+
+def test_cli_distill_of_a_text_teacher_on_a_transfer_set_predicts_from_its_folder(corpus_csv, tmp_path, capsys):
+    teacher, student = tmp_path / "teacher", tmp_path / "student"
+    common = ["--quiet", "train.batch_size=16", "train.optimizer=adamw", "train.weight_decay=0", "train.num_threads=1"]
+    assert main(["train", "--data", "text-csv", "--model", "text-cnn", "--epochs", "4", "--lr", "0.01", "--out", str(teacher),
+                 f"data.options.path={corpus_csv}", "data.options.tokenizer=vocab", "model.kwargs.emb_dim=16",
+                 "model.kwargs.filters=8", *common]) == 0
+    assert main(["distill", "--teacher", str(teacher), "--student", "text-cnn", "--loss", "mse", "--epochs", "3", "--lr", "0.01",
+                 "--out", str(student), "student.kwargs.emb_dim=16", "student.kwargs.filters=8", "distill.hard_weight=0",
+                 "distill.augment_copies=2", "distill.init_embeddings=true", *common]) == 0
+    assert (student / "tokenizer" / "vocab.json").is_file() and (student / "labels.json").is_file()
+    capsys.readouterr()
+    assert main(["predict", str(student), "a superb and lovely film"]) == 0
+    assert capsys.readouterr().out.split("\t")[0] == "1"
