@@ -46,6 +46,7 @@ class OptimizeConfig:
     objective: str = "latency"
     batch_size: int = 32
     threads: int = 1
+    channels_last: bool = False  # time PyTorch CNN candidates in channels-last memory format
     time_budget_s: float = 3600.0
     backends: tuple[str, ...] = ("onnxruntime", "torch")
     mac_targets: tuple[float, ...] = (0.25, 0.12, 0.06, 0.5)
@@ -118,7 +119,7 @@ class _Search:
         self.batch = self.example.repeat(config.batch_size // 2 + 1, *([1] * (self.example.dim() - 1)))[: config.batch_size]
         self.val = _batches(data.val)
         self.test = _batches(data.test)
-        self.base_variant = load_variant(baseline, "baseline", threads=config.threads)
+        self.base_variant = load_variant(baseline, "baseline", threads=config.threads, channels_last=config.channels_last)
         self.base_val = measure_accuracy(self.base_variant.predict, self.val, data.info.num_classes)["accuracy"]
         self.base_test = measure_accuracy(self.base_variant.predict, self.test, data.info.num_classes)["accuracy"]
         self.base_macs = count_macs(self.base_variant.module, self.example[:1])
@@ -211,7 +212,7 @@ class _Search:
         return self.record("lowrank-0.5", folder, "SVD to half the parameters + distillation", time.monotonic() - t0)
 
     def record(self, name: str, folder: Path, recipe: str, seconds: float) -> Candidate:
-        variant = load_variant(folder, name, threads=self.cfg.threads)
+        variant = load_variant(folder, name, threads=self.cfg.threads, channels_last=self.cfg.channels_last)
         val = measure_accuracy(variant.predict, self.val, self.data.info.num_classes)["accuracy"]
         test = measure_accuracy(variant.predict, self.test, self.data.info.num_classes)["accuracy"]
         lat = measure_latency({"baseline": self.base_variant.predict, name: variant.predict}, self.batch, threads=self.cfg.threads, repeats=self.cfg.repeats)
@@ -249,7 +250,7 @@ class _Search:
         """Measure baseline and every candidate together, interleaved, and write the report."""
         from slimforge.report import write_report
 
-        variants: list[Variant] = [self.base_variant] + [load_variant(c.path, c.name, threads=self.cfg.threads) for c in self.candidates]
+        variants: list[Variant] = [self.base_variant] + [load_variant(c.path, c.name, threads=self.cfg.threads, channels_last=self.cfg.channels_last) for c in self.candidates]
         measurement = measure_variants(variants, self.example, (self.cfg.batch_size,), eval_batches=self.test,
                                        num_classes=self.data.info.num_classes, threads=self.cfg.threads, repeats=self.cfg.repeats)
         best = f"best within {self.cfg.max_accuracy_drop} points (chosen on validation): {self.best.name}" if self.best else "no candidate within the budget"

@@ -56,3 +56,19 @@ def test_measure_variants_reads_a_run_folder(tmp_path):
     assert row["params"] == count_parameters(model) and row["macs"] > 0 and row["size_bytes"] > 0
     assert set(row["latency"]) == {"1", "4"} and math.isfinite(row["latency"]["4"]["p50_ms"])
     assert 0 <= row["accuracy"] <= 1
+
+
+def test_channels_last_variants_run_in_that_layout_with_the_same_outputs(tmp_path):
+    import slimforge
+
+    model = create_model("cnn", num_classes=10, in_channels=1, width=8).eval()
+    slimforge.save(model, tmp_path / "run")
+    variant = load_variant(tmp_path / "run", "nhwc", channels_last=True)
+    conv = next(m for m in variant.module.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert variant.info["memory_format"] == "channels_last"
+    x = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(variant.predict(x), model(x), atol=1e-5, rtol=1e-4)
+    report = measure_variants([variant], x, batch_sizes=(4,), repeats=3)
+    assert report["variants"][0]["memory_format"] == "channels_last"

@@ -29,6 +29,7 @@ def optimize_cmd(
     objective: Annotated[str, typer.Option(help="what to minimise: latency")] = "latency",
     batch_size: Annotated[int, typer.Option(help="batch size latency is measured at")] = 32,
     threads: Annotated[int, typer.Option(help="CPU threads latency is measured with")] = 1,
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="time PyTorch CNNs in channels-last memory format")] = False,
     time_budget: Annotated[str, typer.Option(help="wall-clock budget: 90s, 45m, 1h")] = "60m",
     recovery_epochs: Annotated[int, typer.Option(help="distillation epochs after each pruning")] = 4,
     backends: Annotated[str, typer.Option(help="int8 backends to try, comma-separated")] = "onnxruntime,torch",
@@ -42,7 +43,7 @@ def optimize_cmd(
 
     data_cfg = run_data_config(run)
     data_cfg = data_cfg.model_copy(update={"augment": False, **({"root": data_root} if data_root else {})})
-    cfg = OptimizeConfig(max_accuracy_drop=max_accuracy_drop, objective=objective, batch_size=batch_size, threads=threads,
+    cfg = OptimizeConfig(max_accuracy_drop=max_accuracy_drop, objective=objective, batch_size=batch_size, threads=threads, channels_last=channels_last,
                          backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
                          time_budget_s=parse_duration(time_budget),
                          recovery=TrainConfig(epochs=recovery_epochs, lr=0.02, batch_size=128, warmup_epochs=0.2))

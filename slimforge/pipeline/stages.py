@@ -273,6 +273,7 @@ class ReportStage(StageConfig):
     batch_sizes: list[int] = Field(default_factory=lambda: [1, 32])
     threads: int = Field(1, ge=1)
     repeats: int = Field(30, ge=3)
+    channels_last: bool = Field(False, description="run PyTorch CNNs in channels-last memory format (faster on CPUs)")
     title: str | None = None
 
 
@@ -282,7 +283,7 @@ def run_report(ctx: StageContext, cfg: ReportStage, input_dir: Path | None, out:
     from slimforge.report import layer_widths, read_history, write_report
 
     names = cfg.variants or [n for n, d in ctx.stage_dirs.items() if PRODUCES.get(_kind_of(d)) in ("model", "quantized")]
-    variants = [load_variant(ctx.resolve(n), n, threads=cfg.threads) for n in names]
+    variants = [load_variant(ctx.resolve(n), n, threads=cfg.threads, channels_last=cfg.channels_last) for n in names]
     measurement = measure_variants(variants, ctx.example(), cfg.batch_sizes, eval_batches=ctx.test_batches(),
                                    num_classes=ctx.data.info.num_classes, threads=cfg.threads, repeats=cfg.repeats)
     histories = {n: h for n in names if (h := read_history(ctx.resolve(n)))}
