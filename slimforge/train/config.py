@@ -25,6 +25,7 @@ class TrainConfig(Frozen):
     milestones: tuple[int, ...] = Field((), description="epochs at which the step schedule multiplies lr by gamma")
     gamma: float = Field(0.1, gt=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    length_buckets: bool = Field(False, description="text datasets: train on batches of similar lengths (less padding, faster)")
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
     amp: Literal["auto", "off", "bf16", "fp16"] = Field("auto", description="autocast on CUDA: auto = bf16 where supported")
     patience: int | None = Field(None, ge=1, description="early stopping: epochs without improvement of `monitor`")

@@ -37,17 +37,13 @@ def move_to(inputs: Any, device: torch.device) -> Any:
     return inputs
 
 
-def make_loader(dataset: Dataset, batch_size: int, sampler: Sampler[int], num_workers: int = 0) -> DataLoader:
+def make_loader(dataset: Dataset, batch_size: int, sampler: Sampler[int] | None, num_workers: int = 0, batch_sampler: Any = None) -> DataLoader:
     """In-memory datasets build whole batches themselves (``__getitems__``), so no workers or
-    collation are needed; other datasets get the default collation."""
+    collation are needed; other datasets get the default collation. ``batch_sampler`` (lists
+    of indices, e.g. length buckets) replaces ``sampler`` and ``batch_size``."""
     batched = hasattr(dataset, "__getitems__")
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=0 if batched else num_workers,
-        collate_fn=identity_collate if batched else None,
-    )
+    sizes = {"batch_sampler": batch_sampler} if batch_sampler is not None else {"batch_size": batch_size, "sampler": sampler}
+    return DataLoader(dataset, num_workers=0 if batched else num_workers, collate_fn=identity_collate if batched else None, **sizes)
 
 
 @torch.no_grad()

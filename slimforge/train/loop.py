@@ -104,8 +104,12 @@ def train(
     objective = objective or CrossEntropyObjective(cfg.label_smoothing)
     model = model.to(ctx.device)
     extra = _objective_modules(objective, ctx.device)
-    sampler = DistributedSampler(data.train, ctx.world_size, ctx.rank, shuffle=True, seed=cfg.seed, drop_last=False)
-    loader = make_loader(data.train, cfg.batch_size, sampler)
+    if cfg.length_buckets and hasattr(data.train, "make_sampler"):  # text: batches of similar lengths
+        sampler = data.train.make_sampler(cfg.batch_size, ctx.rank, ctx.world_size, cfg.seed)
+        loader = make_loader(data.train, cfg.batch_size, None, batch_sampler=sampler.as_batches())
+    else:
+        sampler = DistributedSampler(data.train, ctx.world_size, ctx.rank, shuffle=True, seed=cfg.seed, drop_last=False)
+        loader = make_loader(data.train, cfg.batch_size, sampler)
     state = TrainState(model=model, steps_per_epoch=len(loader), total_steps=len(loader) * cfg.epochs)
     wrapped, optimizer, scheduler = _build_optimization(state, extra, ctx, cfg)
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=amp_dtype == torch.float16)
