@@ -135,6 +135,18 @@ def test_prune_then_finetune_rewraps_the_smaller_model(tmp_path, jobs):
     assert json.loads((out / "metrics.json").read_text())["test_accuracy"] > 0.8
 
 
+def test_iterative_pruning_on_two_ranks_keeps_the_replicas_identical(tmp_path, jobs):
+    out = tmp_path / "run"
+    run_ok(jobs(torchrun(2, str(WORKER), "iterative", str(out))))
+    ranks = [load_file(str(out / f"rank{r}.safetensors")) for r in (0, 1)]
+    assert ranks[0]["net.1.weight"].shape[0] < 32, "pruned during training"
+    for key in ranks[0]:  # both ranks chose the same channels and stayed in step afterwards
+        assert torch.equal(ranks[0][key], ranks[1][key]), key
+    model = slimforge.load(out)  # the saved plan replays the pruning done during training
+    assert model.net[1].out_features == ranks[0]["net.1.weight"].shape[0]
+    assert json.loads((out / "metrics.json").read_text())["test_accuracy"] > 0.8
+
+
 def test_distillation_adapters_stay_in_sync_across_ranks(tmp_path, jobs):
     out = tmp_path / "run"
     run_ok(jobs(torchrun(2, str(WORKER), "distill", str(out))))

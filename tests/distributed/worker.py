@@ -104,7 +104,19 @@ def distill(out: Path) -> None:
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(out / f"rank{rank()}.safetensors"))
 
 
-SCENARIOS = {"equivalence": equivalence, "fsdp": fsdp, "prune": prune_then_finetune, "distill": distill}
+def iterative_pruning(out: Path) -> None:
+    """slimforge's own IterativePruning on every rank: each prunes its (identical) replica the same way."""
+    from slimforge.prune.sparsity import IterativePruning
+
+    data = digits_subset(640)
+    steps = IterativePruning(data.train.__getitems__([0, 1])[0], epochs=[0, 1], ratio=0.5, round_to=1)
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=0.05, num_threads=1, quiet=True)
+    result = train(mlp(data), data, cfg, out, callbacks=[steps])
+    save_file({k: v.contiguous() for k, v in result.model.state_dict().items()}, str(out / f"rank{rank()}.safetensors"))
+
+
+SCENARIOS = {"equivalence": equivalence, "fsdp": fsdp, "prune": prune_then_finetune, "distill": distill,
+             "iterative": iterative_pruning}
 
 if __name__ == "__main__":
     scenario, out = sys.argv[1], Path(sys.argv[2])
