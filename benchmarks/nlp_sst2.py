@@ -107,15 +107,9 @@ def stage_student(args) -> dict:
     student = make_student(args, data)
     objective, extra = None, {}
     if args.mode == "distill":
-        teacher = load_teacher(args)
+        objective = distill_on(student, load_teacher(args), data, args)
         if args.copies:
-            dataset, n = transfer_data(args, data)
-            objective = distill_objective(student, teacher, dataset, args, cache=transfer_cache(args))
-            label_copies(dataset, n, objective.caches[0]._outputs)
-            data.train = dataset
-            extra = {"train_sentences": len(dataset), "augmented": len(dataset) - n}
-        else:
-            objective = distill_objective(student, teacher, data.train, args, cache=work(args) / "train-cache")
+            extra = {"train_sentences": len(data.train), "augmented": len(data.train) - len(data.raw["train"][0])}
     result = run_train(student, data, args, args.epochs or 4, args.lr or 2e-3, work(args) / args.name, objective, amp="off")
     return record(args, "student", result, mode=args.mode, student=args.student, copies=args.copies if args.mode == "distill" else 0,
                   loss=args.distill_loss if args.mode == "distill" else "ce", **extra)
@@ -138,13 +132,7 @@ def stage_prune(args) -> dict:
     }
     log(f"pruned: heads {heads} -> {pruned.config.num_attention_heads}, FFN {ffn} -> {pruned.config.intermediate_size}")
     args.distill_loss, args.hard_weight = args.prune_loss, args.prune_hard_weight
-    if args.copies:
-        dataset, n = transfer_data(args, data)
-        objective = distill_objective(pruned, teacher, dataset, args, cache=transfer_cache(args))
-        label_copies(dataset, n, objective.caches[0]._outputs)
-        data.train = dataset
-    else:
-        objective = distill_objective(pruned, teacher, data.train, args, cache=work(args) / "train-cache")
+    objective = distill_on(pruned, teacher, data, args)
     result = run_train(pruned, data, args, args.epochs or 3, args.lr or 1e-4, work(args) / args.name, objective)
     return record(args, "pruned", result, pruning=info, copies=args.copies)
 
@@ -221,6 +209,18 @@ def make_student(args, data):
     student = create_model(args.student, **data.info.model_kwargs(), **STUDENTS[args.student])
     init_embeddings_from_teacher(student, create_model("hf-text-classifier", pretrained=teacher_path(args), **data.info.model_kwargs()))
     return student
+
+
+def distill_on(model, teacher, data, args):
+    """The distillation objective for ``model``; with ``--copies`` the training split becomes the
+    transfer set (its copies labelled with the teacher's class)."""
+    if not args.copies:
+        return distill_objective(model, teacher, data.train, args, cache=work(args) / "train-cache")
+    dataset, n = transfer_data(args, data)
+    objective = distill_objective(model, teacher, dataset, args, cache=transfer_cache(args))
+    label_copies(dataset, n, objective.cached_targets())
+    data.train = dataset
+    return objective
 
 
 def transfer_data(args, data):

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from slimforge.errors import ArtifactError
+from slimforge.train.evaluate import move_to
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 
@@ -84,7 +85,7 @@ def measure_latency(
         results: dict[str, dict[int, Latency]] = {name: {} for name in variants}
         with torch.inference_mode():
             for bs, x in batches.items():
-                x = {k: v.to(device) for k, v in x.items()} if isinstance(x, dict) else x.to(device)
+                x = move_to(x, device)
                 for _ in range(warmup):
                     for fn in variants.values():
                         fn(x)

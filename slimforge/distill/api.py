@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
@@ -95,11 +94,8 @@ def run(
     if n_original is not None:
         from slimforge.text.augment import label_copies
 
-        if not objective.caches:
-            raise ConfigError(f"distill.augment_copies needs the teacher cache, but the teacher runs live ({objective.mode_reason}).")
-
         # The copies' labels (for the hard loss and the training accuracy) are the teachers' class.
-        label_copies(data.train, n_original, np.mean([np.asarray(c._outputs) for c in objective.caches], axis=0))
+        label_copies(data.train, n_original, objective.cached_targets())
     if config.init_embeddings:
         from slimforge.text.models import init_embeddings_from_teacher
 
@@ -115,7 +111,7 @@ def _with_transfer_set(data: DataSplits, config: DistillConfig, seed: int) -> tu
     """``data`` whose training split is followed by ``config.augment_copies`` perturbed copies of each text."""
     from slimforge.text.augment import AugmentConfig, transfer_split
 
-    if not hasattr(data, "raw") or "train" not in getattr(data, "raw", {}):
+    if "train" not in getattr(data, "raw", {}):
         raise ConfigError("distill.augment_copies makes copies of training *texts*; this dataset is not a text dataset.")
     if not config.cache:
         raise ConfigError("distill.augment_copies needs distill.cache: the teacher labels the copies once, through its cache.")

@@ -124,6 +124,13 @@ class DistillObjective:
             parts["hint_loss"] = feature_loss.item()
         return LossOutput(total, student_logits, parts)
 
+    def cached_targets(self) -> torch.Tensor:
+        """The (merged, for an ensemble) teacher logits of every cached training sample: (N, classes)."""
+        if not self.caches:
+            raise ConfigError(f"The teacher outputs are not cached ({self.mode_reason}).")
+        every = torch.arange(len(self.caches[0]))
+        return combine_teachers(torch.stack([c.lookup(every) for c in self.caches]), self.loss.ensemble, self.loss.temperature)
+
     def _teacher_outputs(self, inputs: torch.Tensor, indices: torch.Tensor) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
         """Each teacher's float32 logits (batch, ...), and the teacher's hinted features (live mode only)."""
         if self.caches:

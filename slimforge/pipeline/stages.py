@@ -49,12 +49,15 @@ class StageContext:
         ds = self.data.train
         n = min(len(ds), batches * batch_size)
         order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:n]
-        batches = lambda: [tuple(ds.__getitems__(order[i : i + batch_size].tolist())[:2]) for i in range(0, n, batch_size)]  # noqa: E731
+
+        def take() -> list[tuple[torch.Tensor, torch.Tensor]]:
+            return [tuple(ds.__getitems__(order[i : i + batch_size].tolist())[:2]) for i in range(0, n, batch_size)]
+
         if not hasattr(ds, "augment"):  # text datasets have no random augmentation
-            return batches()
+            return take()
         saved, ds.augment = ds.augment, None
         try:
-            return batches()
+            return take()
         finally:
             ds.augment = saved
 

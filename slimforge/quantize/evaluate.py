@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from slimforge.quantize._calibration import Batch, _to_cpu, batch_inputs
+from slimforge.quantize._calibration import Batch, batch_inputs
+from slimforge.train.evaluate import move_to
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 Evaluator = Callable[[Predictor], float]
@@ -27,7 +28,7 @@ def accuracy(predict: Predictor, loader: Iterable[Batch]) -> float:
     correct = total = 0
     for batch in loader:
         x, y = batch_inputs(batch, structured=True), _targets(batch)
-        correct += (predict(_to_cpu(x)).argmax(1) == y.cpu()).sum().item()
+        correct += (predict(move_to(x, torch.device("cpu"))).argmax(1) == y.cpu()).sum().item()
         total += y.numel()
     if total == 0:
         raise ValueError("accuracy: the loader yielded no samples.")
@@ -43,7 +44,7 @@ def agreement(reference: Predictor, candidate: Predictor, inputs: Iterable[Batch
     """
     same = total = 0
     for batch in inputs:
-        x = _to_cpu(batch_inputs(batch, structured=True))
+        x = move_to(batch_inputs(batch, structured=True), torch.device("cpu"))
         expected = reference(x).argmax(1)
         same += (expected == candidate(x).argmax(1)).sum().item()
         total += expected.shape[0]
