@@ -270,15 +270,21 @@ def save_pt2(program: torch.export.ExportedProgram, path: Path) -> Path:
     return path
 
 
-def export_program(model: nn.Module, example: torch.Tensor, dynamic_batch: bool = True) -> torch.export.ExportedProgram:
+def export_program(model: nn.Module, example: torch.Tensor, dynamic_batch: bool = True, strict: bool = False) -> torch.export.ExportedProgram:
+    """``torch.export.export`` of ``model`` on ``example``, the batch dimension dynamic where it can be.
+
+    strict: trace with TorchDynamo, which records each node's ``source_fn_stack`` (the module or
+    function it came from). PT2E quantizers find their patterns through it, and torch 2.11's
+    non-strict export does not record it.
+    """
     dynamic_shapes = ({0: torch.export.Dim("batch", min=1)},) if dynamic_batch else None
     try:
-        return torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes)
+        return torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes, strict=strict)
     except Exception as exc:
         if dynamic_batch:
             # Some graphs specialise the batch size (e.g. a reshape to a constant); fall back to static.
             logging.getLogger(__name__).warning("torch.export with a dynamic batch failed (%s); exporting a fixed batch.", exc)
-            return export_program(model, example, dynamic_batch=False)
+            return export_program(model, example, dynamic_batch=False, strict=strict)
         raise ExportError(f"torch.export of {type(model).__name__} on input {tuple(example.shape)} failed: {exc}") from exc
 
 

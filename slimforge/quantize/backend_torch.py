@@ -1,6 +1,7 @@
 """PyTorch-native backend: PT2E quantization with torchao's X86InductorQuantizer, run by torch.compile.
 
-The model is captured with ``torch.export``, annotated by ``X86InductorQuantizer`` (static:
+The model is captured with ``torch.export`` (strict, so each node records the module it came
+from, which the quantizer's pattern matching needs; non-strict when strict tracing fails), annotated by ``X86InductorQuantizer`` (static:
 uint8 activations calibrated per tensor, int8 per-channel weights; dynamic: activations scaled
 per batch), calibrated, converted with ``convert_pt2e`` and compiled with inductor (freezing on),
 which lowers the quantize/dequantize patterns to oneDNN int8 kernels. Without compile the
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import io
+import logging
 import warnings
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
@@ -68,8 +70,7 @@ class _Prepared:
         self.mode = mode
         self.config = config
         self.input_shape = tuple(calibration[0].shape[1:])
-        with _quiet():
-            self.graph = export_program(model, calibration[0], dynamic_batch=True).module()
+        self.graph = capture(model, calibration[0])
 
     def quantize(self, fp32_layers: frozenset[str]) -> TorchQuantized:
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
@@ -92,6 +93,22 @@ class _Prepared:
             converted = convert_pt2e(observed)
         check_quantized(converted)
         return TorchQuantized(converted, self.mode, tuple(sorted(fp32_layers)), self.input_shape, self.config.compile)
+
+
+def capture(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """The graph PT2E annotates: strict ``torch.export`` (TorchDynamo) where it works.
+
+    X86InductorQuantizer finds convolutions and linears through each node's ``source_fn_stack``,
+    which only strict export records with torch 2.11: its non-strict graph got no annotation at
+    all (torch 2.14's matcher falls back to other metadata). Models dynamo cannot trace are
+    exported non-strict; :func:`check_quantized` then catches a graph left unannotated.
+    """
+    with _quiet():
+        try:
+            return export_program(model, example, dynamic_batch=True, strict=True).module()
+        except Exception as exc:  # noqa: BLE001 - any tracing failure: fall back to the other tracer
+            logging.getLogger(__name__).info("strict torch.export failed (%s); capturing non-strict.", exc)
+            return export_program(model, example, dynamic_batch=True).module()
 
 
 def quantize_ops(graph: nn.Module) -> int:

@@ -169,3 +169,32 @@ def test_a_conversion_that_quantized_nothing_is_refused_not_labelled_int8():
     fp32_graph = torch.fx.symbolic_trace(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU()))
     with pytest.raises(QuantizationError, match="quantized no layer"):
         check_quantized(fp32_graph)
+
+
+def test_pt2e_capture_records_where_each_layer_came_from(trained_cnn, calibration):
+    """X86InductorQuantizer matches layers through ``source_fn_stack``; torch 2.11's non-strict
+    export leaves it out and nothing got quantized there, so the torch backend exports strictly."""
+    from slimforge.quantize.backend_torch import capture
+
+    x = calibration[0][0] if isinstance(calibration[0], (tuple, list)) else calibration[0]
+    graph = capture(trained_cnn.eval(), x)
+    layers = [n for n in graph.graph.nodes if n.op == "call_function" and n.target in (torch.ops.aten.conv2d.default, torch.ops.aten.linear.default)]
+    assert len(layers) == len(quantizable_layers(trained_cnn))
+    assert all("source_fn_stack" in n.meta for n in layers)
+
+
+def test_pt2e_capture_falls_back_to_non_strict_export(trained_cnn, calibration, monkeypatch):
+    from slimforge.quantize import backend_torch
+
+    real = backend_torch.export_program
+
+    def strict_fails(model, example, dynamic_batch=True, strict=False):
+        if strict:
+            raise RuntimeError("dynamo cannot trace this model")
+        return real(model, example, dynamic_batch=dynamic_batch, strict=False)
+
+    monkeypatch.setattr(backend_torch, "export_program", strict_fails)
+    x = calibration[0][0] if isinstance(calibration[0], (tuple, list)) else calibration[0]
+    graph = backend_torch.capture(trained_cnn.eval(), x)
+    with torch.no_grad():
+        torch.testing.assert_close(graph(x), trained_cnn(x))
