@@ -76,9 +76,13 @@ class HFTokenizer:
         return cls(tok, max_length)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        if not texts:  # the fast tokenizer raises IndexError on an empty batch
+            return []
         return self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
 
     def encode_untruncated_lengths(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
         return [len(ids) for ids in self.tokenizer(list(texts), truncation=False)["input_ids"]]
 
     def save(self, folder: str | Path) -> Path:

@@ -41,6 +41,8 @@ def test_hf_tokenizer_adds_special_tokens_and_truncates_long_texts(tmp_path, tin
     assert data.split["truncated"]["test"] >= 1
     ids = data.test.__getitems__([len(data.test) - 1])[0]["input_ids"][0]
     assert ids[0].item() == 2 and ids[-1].item() == 3  # [CLS] ... [SEP] kept after truncation
+    # An empty batch (e.g. a transfer set with no augmented copies) encodes to nothing, not IndexError.
+    assert data.tokenizer.encode([]) == [] and data.tokenizer.encode_untruncated_lengths([]) == []
 
 
 def test_tsv_and_jsonl_with_named_columns(tmp_path):
