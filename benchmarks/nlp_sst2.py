@@ -139,8 +139,6 @@ def stage_prune(args) -> dict:
 
 def stage_report(args) -> dict:
     """int8 of the teacher and of each pruned model, dev accuracy on the CPU, interleaved latency, bars."""
-    from slimforge.text.quantize import quantize_dynamic_int8
-
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 2) // 2))
     data = load_data(args)
     runs = {r["name"]: r for r in (json.loads(p.read_text()) for p in sorted(work(args).glob("*/stage.json")))}
@@ -152,18 +150,17 @@ def stage_report(args) -> dict:
             models[name] = slimforge.load(r["folder"]).cpu().eval()
             accuracy[name] = r["dev_accuracy"]
     example = data.train.__getitems__([0, 1])[0]
-    head = tuple(h for h in args.int8_fp32_layers.split(",") if h)
+    fp32_layers = {}
     for name in ["teacher"] + [n for n, r in runs.items() if r["stage"] == "pruned"]:
-        # "-int8": every Linear in int8; "-int8h": the pooler and classifier kept in fp32 (a common remedy
-        # for the accuracy int8 costs; both are measured so the difference is known).
-        for suffix, fp32 in [("-int8", ())] + ([("-int8h", head)] if head else []):
-            q = quantize_dynamic_int8(models[name], [example], fp32_layers=fp32).quantized
+        for suffix, q in int8_variants(models[name], example, data, args, every=name == "teacher"):
             models[name + suffix] = q
+            fp32_layers[name + suffix] = list(q.fp32_layers)
             accuracy[name + suffix] = evaluate(q, data.test, batch_size=128, device="cpu")["accuracy"]  # int8 kernels: CPU only
             log(f"{name}{suffix}: dev accuracy {accuracy[name + suffix]:.4f}")
     latency = measure_latency(models, dev_batches_in_file_order(data, args.latency_batch_size, args.latency_batches),
                               threads=args.latency_threads, warmup=args.latency_warmup, rounds=args.latency_rounds)
-    results = {"machine": machine(), "bars": BARS, "teacher": chosen, "stages": runs, "dev_accuracy": accuracy, "latency_ms": latency}
+    results = {"machine": machine(), "bars": BARS, "teacher": chosen, "stages": runs, "dev_accuracy": accuracy, "latency_ms": latency,
+               "int8_fp32_layers": fp32_layers}
     transfer = sorted(work(args).glob("transfer-*.json"))
     if transfer:
         results["transfer"] = json.loads(transfer[-1].read_text())
@@ -172,6 +169,30 @@ def stage_report(args) -> dict:
         path.write_text(json.dumps(results, indent=2) + "\n")
     log(json.dumps(results["summary"], indent=2))
     return results
+
+
+def int8_variants(model, example, data, args, every: bool):
+    """Dynamic int8 variants of ``model``: "-int8" every Linear (per-channel weights); "-int8h" the
+    pooler and classifier kept in fp32 (a common remedy for what int8 costs); with ``every`` also
+    "-int8t" (per-tensor weights, what this benchmark measured before per-channel was honoured) and,
+    with ``--int8-fallback-drop``, "-int8f": slimforge's accuracy-aware fallback, which returns the
+    most sensitive layers to fp32 until *validation* accuracy is within the drop (dev stays unseen)."""
+    from slimforge.quantize import FallbackConfig, QuantizeConfig, quantize_with_fallback
+    from slimforge.text.quantize import quantize_dynamic_int8
+
+    head = tuple(h for h in args.int8_fp32_layers.split(",") if h)
+    yield "-int8", quantize_dynamic_int8(model, [example]).quantized
+    if head:
+        yield "-int8h", quantize_dynamic_int8(model, [example], fp32_layers=head).quantized
+    if not every:
+        return
+    yield "-int8t", quantize_dynamic_int8(model, [example], per_channel=False).quantized
+    if args.int8_fallback_drop > 0:
+        config = QuantizeConfig(backend="torch-dynamic", mode="dynamic", calib_batches=1)
+        result = quantize_with_fallback(model, [example], lambda m: evaluate(m, data.val, batch_size=128, device="cpu")["accuracy"],
+                                        config, FallbackConfig(max_drop=args.int8_fallback_drop, max_fp32_layers=args.int8_fallback_layers))
+        log(f"int8 fallback: val {result.baseline:.4f} -> {result.score:.4f}, fp32 layers {result.best.info['fp32_layers']}, {len(result.history)} trials")
+        yield "-int8f", result.best.quantized
 
 
 def stage_all(args) -> dict:
@@ -310,9 +331,11 @@ def summarise(results) -> dict:
     pruned = {n: r for n, r in runs.items() if r["stage"] == "pruned"}
     summary: dict = {"teacher": results["teacher"], "teacher_dev_accuracy": t_acc, "teacher_int8_dev_accuracy": acc["teacher-int8"],
                      "teacher_int8_speedup": t_ms / lat["teacher-int8"]["p50"], "students": {}, "pruned": {}}
-    if "teacher-int8h" in acc:
-        summary["teacher_int8h_dev_accuracy"] = acc["teacher-int8h"]
-        summary["teacher_int8h_speedup"] = t_ms / lat["teacher-int8h"]["p50"]
+    for variant in ("int8h", "int8t", "int8f"):
+        if f"teacher-{variant}" in acc:
+            summary[f"teacher_{variant}_dev_accuracy"] = acc[f"teacher-{variant}"]
+            summary[f"teacher_{variant}_speedup"] = t_ms / lat[f"teacher-{variant}"]["p50"]
+            summary[f"teacher_{variant}_fp32_layers"] = results["int8_fp32_layers"][f"teacher-{variant}"]
     for n, r in students.items():
         summary["students"][n] = {"dev_accuracy": acc[n], "val_accuracy": r["best_val_accuracy"], "speedup": t_ms / lat[n]["p50"], "mode": r["mode"], "copies": r.get("copies", 0)}
     for n, r in pruned.items():
@@ -453,6 +476,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--prune-hard-weight", type=float, default=0.5)
     p.add_argument("--int8-fp32-layers", default="hf.bert.pooler.dense,hf.classifier",
                    help="report: also measure int8 with these Linear layers kept in fp32 ('' to skip)")
+    p.add_argument("--int8-fallback-drop", type=float, default=0.0,
+                   help="report: also run the accuracy-aware int8 fallback on the teacher, within this validation drop (0.005 = 0.5 point)")
+    p.add_argument("--int8-fallback-layers", type=int, default=8, help="report: most layers the fallback returns to fp32")
     p.add_argument("--latency-batches", type=int, default=10)
     p.add_argument("--latency-batch-size", type=int, default=32)
     p.add_argument("--latency-threads", type=int, default=1)

@@ -2,8 +2,10 @@
 
 The ``onnxruntime`` and ``torch`` backends export the model for one per-sample input shape of
 float inputs; text batches are token ids of varying length in a dict. This backend quantizes
-the model's ``nn.Linear`` layers (weights int8 per output channel, activations quantized per
-batch at run time) and keeps it an eager module, so it takes whatever the fp32 model takes.
+the model's ``nn.Linear`` layers (weights int8, per output channel unless ``per_channel`` is off;
+activations quantized per batch at run time, to 7 bits on CPUs without VNNI and 8 bits on those
+with it, see ``QuantizeConfig.reduce_range``) and keeps it an eager module, so it takes whatever
+the fp32 model takes.
 
 It uses ``torch.ao.quantization.quantize_dynamic``, which PyTorch marks deprecated in favour of
 torchao; torchao's eager int8 (``Int8DynamicActivationInt8WeightConfig``) ran MiniLM-L6 18x
@@ -26,7 +28,7 @@ import torch
 from torch import nn
 
 from slimforge import artifacts
-from slimforge.quantize.core import QuantizationError, QuantizeConfig, QuantizeResult, quantize, register_backend
+from slimforge.quantize.core import QuantizationError, QuantizeConfig, QuantizeResult, quantize, register_backend, resolve_reduce_range
 
 BACKEND = "torch-dynamic"
 
@@ -55,8 +57,14 @@ class DynamicInt8Model(nn.Module):
         return artifacts.WEIGHTS_FILE
 
 
-def dynamic_int8(model: nn.Module, fp32_layers: frozenset[str] = frozenset()) -> DynamicInt8Model:
-    """A dynamic-int8 copy of ``model`` (its Linear layers not named in ``fp32_layers``); ``model`` is untouched."""
+def dynamic_int8(
+    model: nn.Module, fp32_layers: frozenset[str] = frozenset(), per_channel: bool = True, reduce_range: bool = True
+) -> DynamicInt8Model:
+    """A dynamic-int8 copy of ``model`` (its Linear layers not named in ``fp32_layers``); ``model`` is untouched.
+
+    per_channel: one weight scale per output neuron (else one per layer); reduce_range: 7-bit
+    activations, needed on x86 CPUs without VNNI, whose int8 kernels saturate otherwise.
+    """
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n not in fp32_layers]
     if not names:
         raise QuantizationError(f"{type(model).__name__} has no nn.Linear layer left to quantize dynamically.")
@@ -66,16 +74,49 @@ def dynamic_int8(model: nn.Module, fp32_layers: frozenset[str] = frozenset()) ->
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*torch.ao.quantization.*")
         warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
-        from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+        from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
 
-        quantized = quantize_dynamic(copy.deepcopy(source), {n: default_dynamic_qconfig for n in names}, dtype=torch.qint8)
+        qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
+        mapping = {nn.Linear: _dynamic_linear_class(), nn.modules.linear.NonDynamicallyQuantizableLinear: _dynamic_linear_class()}
+        quantized = quantize_dynamic(copy.deepcopy(source), {n: qconfig for n in names}, dtype=torch.qint8, mapping=mapping)
+    for module in quantized.modules():
+        if isinstance(module, _dynamic_linear_class()):
+            module.reduce_range = reduce_range
     return DynamicInt8Model(quantized, source, tuple(sorted(fp32_layers))).eval()
 
 
-def quantize_dynamic_int8(model: nn.Module, calibration: Any, fp32_layers: tuple[str, ...] = ()) -> QuantizeResult:
+_DYNAMIC_LINEAR: type | None = None
+
+
+def _dynamic_linear_class() -> type:
+    """torch.ao's dynamic int8 Linear with the activation range chosen per layer.
+
+    Its own forward always quantizes activations to 7 bits (``reduce_range=True``), which only
+    CPUs without VNNI need; on VNNI/AMX CPUs the 8th bit is free accuracy. Built on first use so
+    importing slimforge does not import the deprecated ``torch.ao.nn.quantized`` package.
+    """
+    global _DYNAMIC_LINEAR
+    if _DYNAMIC_LINEAR is None:
+        from torch.ao.nn.quantized.dynamic import Linear as AoDynamicLinear
+
+        class DynamicLinear(AoDynamicLinear):
+            reduce_range = True
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                if self._packed_params.dtype != torch.qint8:
+                    return super().forward(x)
+                y = torch.ops.quantized.linear_dynamic(x, self._packed_params._packed_params, reduce_range=self.reduce_range)
+                return y.to(x.dtype)
+
+        _DYNAMIC_LINEAR = DynamicLinear
+    return _DYNAMIC_LINEAR
+
+
+def quantize_dynamic_int8(model: nn.Module, calibration: Any, fp32_layers: tuple[str, ...] = (), per_channel: bool = True) -> QuantizeResult:
     """``slimforge.quantize.quantize`` with the ``torch-dynamic`` backend: ``calibration`` is an
     iterable of batches (only the first is used, to check the model runs)."""
-    return quantize(model, calibration, QuantizeConfig(backend=BACKEND, mode="dynamic", calib_batches=1, fp32_layers=fp32_layers))
+    config = QuantizeConfig(backend=BACKEND, mode="dynamic", calib_batches=1, fp32_layers=fp32_layers, per_channel=per_channel)
+    return quantize(model, calibration, config)
 
 
 def _select_engine() -> None:
@@ -88,12 +129,13 @@ def _select_engine() -> None:
 
 
 class _Prepared:
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, config: QuantizeConfig) -> None:
         self.model = model
+        self.config = config
         self.layers = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))]
 
     def quantize(self, fp32_layers: frozenset[str]) -> DynamicInt8Model:
-        return dynamic_int8(self.model, fp32_layers)
+        return dynamic_int8(self.model, fp32_layers, self.config.per_channel, resolve_reduce_range(self.config))
 
 
 class TorchDynamicBackend:
@@ -105,12 +147,22 @@ class TorchDynamicBackend:
     def prepare(self, model: nn.Module, calibration: list[Any], mode: str, config: QuantizeConfig) -> _Prepared:
         if mode != "dynamic":
             raise QuantizationError(f"Backend {BACKEND!r} only does dynamic int8 (mode='dynamic' or 'auto'); convolutions stay fp32, not {mode!r}.")
-        return _Prepared(model)
+        return _Prepared(model, config)
 
     def load(self, folder: Path, info: dict[str, Any], threads: int) -> DynamicInt8Model:
         if threads:
             torch.set_num_threads(threads)
-        return dynamic_int8(artifacts.load(folder, quantized=False), frozenset(info.get("fp32_layers", [])))
+        # Artifacts from before per-channel weights were honoured record per_channel=True but were
+        # per-tensor; they are rebuilt per channel (more accurate). The activation range follows
+        # this machine's CPU unless it was set explicitly: 8 bits would saturate without VNNI.
+        config = info.get("config", {})
+        reduce_range = config.get("reduce_range")
+        return dynamic_int8(
+            artifacts.load(folder, quantized=False),
+            frozenset(info.get("fp32_layers", [])),
+            per_channel=config.get("per_channel", True),
+            reduce_range=reduce_range if reduce_range is not None else resolve_reduce_range(QuantizeConfig()),
+        )
 
 
 register_backend(BACKEND, help="eager dynamic int8 of Linear layers (torch.ao quantize_dynamic); any inputs, e.g. text")(TorchDynamicBackend())

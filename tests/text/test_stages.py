@@ -80,7 +80,11 @@ def test_dynamic_int8_through_slimforge_quantize(tiny_bert_dir, corpus_csv, tmp_
     loader = [data.test.__getitems__(list(range(i, min(i + 16, len(data.test))))) for i in range(0, len(data.test), 16)]
     result = quantize(model, loader, QuantizeConfig(backend="torch-dynamic", mode="dynamic", calib_batches=1))
     int8 = result.quantized
-    assert sum(type(m).__name__ == "Linear" and "quantized" in type(m).__module__ for m in int8.modules()) == 2 * 6 + 2
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    int8_linears = [m for m in int8.modules() if isinstance(m, DynamicLinear)]
+    assert len(int8_linears) == 2 * 6 + 2
+    assert {m.weight().qscheme() for m in int8_linears} == {torch.per_channel_affine}  # QuantizeConfig.per_channel
     with torch.no_grad():
         ref = model(loader[0][0])
         torch.testing.assert_close(int8(loader[0][0]), ref, atol=0.05, rtol=0.0)
@@ -140,3 +144,30 @@ def test_cli_distill_of_a_text_teacher_on_a_transfer_set_predicts_from_its_folde
     capsys.readouterr()
     assert main(["predict", str(student), "a superb and lovely film"]) == 0
     assert capsys.readouterr().out.split("\t")[0] == "1"
+
+
+def test_dynamic_int8_weight_scales_and_activation_range_follow_the_config(tmp_path):
+    from slimforge.quantize import QuantizeConfig, load_quantized, quantize, save_quantized
+
+    torch.manual_seed(0)
+    model = create_model("mlp", num_classes=3, in_channels=1, input_size=(16,), hidden=(32,)).eval()
+    first = model.net[1]
+    with torch.no_grad():
+        first.weight[:2] *= 30  # two large rows: one scale per layer wastes the others' precision
+    x = torch.randn(64, 1, 16)
+    errors = {}
+    for per_channel in (False, True):
+        config = QuantizeConfig(backend="torch-dynamic", mode="dynamic", calib_batches=1, per_channel=per_channel, reduce_range=True)
+        result = quantize(model, [x], config)
+        int8 = result.quantized
+        first_int8 = int8.model.net[1]
+        assert first_int8.weight().qscheme() == (torch.per_channel_affine if per_channel else torch.per_tensor_affine)
+        assert first_int8.reduce_range is True
+        with torch.no_grad():
+            errors[per_channel] = (int8(x) - model(x)).abs().mean().item()
+        save_quantized(result, tmp_path / str(per_channel))
+        loaded = load_quantized(tmp_path / str(per_channel))
+        assert loaded.model.net[1].weight().qscheme() == first_int8.weight().qscheme()
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(x), int8(x))
+    assert errors[True] < errors[False]
