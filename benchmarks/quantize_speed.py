@@ -2,7 +2,8 @@
 
     nice python benchmarks/quantize_speed.py --reps 200 --threads 1 --batch 32
 
-For each model (resnet20 on 1x28x28, mlp-800) and backend it builds the fp32 runner and the
+For each model (resnet20 on 1x28x28, mlp-800; minilm on token ids, MINILM_PATH or the packaged
+MiniLM-L6, torch-dynamic only) and backend it builds the fp32 runner and the
 int8 runner(s) once, then times them in turns (one call of each per round, order rotated every
 round) so that load from other processes hits all variants alike; it prints the median per
 variant and the int8 speed-up over the same backend's fp32. Weights are random: latency does
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -30,7 +32,10 @@ MODELS = {
     "resnet20": lambda: create_model("resnet20", num_classes=10, in_channels=1),
     "resnet20x2": lambda: create_model("resnet20", num_classes=10, in_channels=1, width=2),  # the Fashion-MNIST reference
     "mlp-800": lambda: create_model("mlp-800", num_classes=10, in_channels=1),
+    # MiniLM-L6 (issue 6's linear-heavy text model): token ids in, torch-dynamic backend only.
+    "minilm": lambda: create_model("hf-text-classifier", num_classes=2, pretrained=os.environ.get("MINILM_PATH")),
 }
+TEXT_MODELS = ("minilm",)
 
 
 def main() -> None:
@@ -40,17 +45,26 @@ def main() -> None:
     rows = []
     for name in args.models:
         model = MODELS[name]().eval()
-        x = torch.randn(args.batch, 1, 28, 28)
-        calib = [torch.randn(args.batch, 1, 28, 28) for _ in range(args.calib_batches)]
-        variants = _variants(model, x, calib, args)
+        if name in TEXT_MODELS:  # a batch of token ids (no padding); only eager backends take them
+            x = torch.randint(1000, 20000, (args.batch, args.seq_len))
+            calib, backends = [x], [b for b in args.backends if b == "torch-dynamic"]
+        else:
+            x = torch.randn(args.batch, 1, 28, 28)
+            calib, backends = [torch.randn(args.batch, 1, 28, 28) for _ in range(args.calib_batches)], args.backends
+        model_args = argparse.Namespace(**{**vars(args), "backends": backends})
+        variants = _variants(model, x, calib, model_args)
         medians = interleaved_medians(variants, x, args.reps, args.warmup)
         for label, seconds in medians.items():
             backend, kind = label.split(" ", 1)
-            base = medians[f"{backend} fp32"] if backend != "torch" else medians["torch fp32-compiled"]
+            base = medians.get(BASELINE.get(backend, f"{backend} fp32"), seconds)  # eager fp32 alone: its own baseline
             rows.append({"model": name, "backend": backend, "variant": kind, "ms": round(1000 * seconds, 3), "speedup_vs_fp32": round(base / seconds, 2)})
-            if backend == "torch":
+            if backend.startswith("torch"):
                 rows[-1]["speedup_vs_eager"] = round(medians["torch fp32-eager"] / seconds, 2)
         _print(rows, args)  # after each model, so a run stopped early keeps what it measured
+
+
+# Each backend's fp32: compiled for PT2E (inductor runs its int8), eager for the eager int8 backend.
+BASELINE = {"torch": "torch fp32-compiled", "torch-dynamic": "torch fp32-eager"}
 
 
 def _variants(model: torch.nn.Module, x: torch.Tensor, calib: list[torch.Tensor], args: argparse.Namespace) -> dict[str, Callable]:
@@ -88,6 +102,12 @@ def _variants(model: torch.nn.Module, x: torch.Tensor, calib: list[torch.Tensor]
                 print(f"# torch {tag} ({mode}) skipped: {type(exc).__name__}: {exc}")
                 continue
             variants[f"torch {tag} ({mode})"] = q
+
+    # torch-dynamic: eager dynamic int8 of the Linear layers (what text models use), against eager fp32.
+    if "torch-dynamic" in args.backends and right == "dynamic":  # linear-only models; a CNN would keep its convs fp32
+        variants.setdefault("torch fp32-eager", torch.no_grad()(model))
+        q = quantize(model, calib, QuantizeConfig(backend="torch-dynamic", mode="dynamic", calib_batches=1)).quantized
+        variants["torch-dynamic int8 (dynamic)"] = torch.no_grad()(q)
     return variants
 
 
@@ -142,8 +162,9 @@ def _cpu_name() -> str:
 def _parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    p.add_argument("--backends", nargs="+", default=["onnxruntime", "torch"], choices=["onnxruntime", "torch"])
+    p.add_argument("--backends", nargs="+", default=["onnxruntime", "torch", "torch-dynamic"], choices=["onnxruntime", "torch", "torch-dynamic"])
     p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--seq-len", type=int, default=48, help="tokens per text (minilm); SST-2 dev batches of 32 pad to about 40-60")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reps", type=int, default=200)
     p.add_argument("--warmup", type=int, default=5)
