@@ -181,8 +181,14 @@ def max_abs_difference(
 
 
 def export_onnx_file(model: nn.Module, example: torch.Tensor, path: Path, opset: int = DEFAULT_OPSET, dynamic_batch: bool = True) -> Path:
-    """Write ``model`` to ``path`` with the torch.export-based ONNX exporter; input named ``x``, output ``logits``."""
-    dynamic_shapes = {"x": {0: torch.export.Dim("batch", min=1)}} if dynamic_batch else None
+    """Write ``model`` to ``path`` with the torch.export-based ONNX exporter; input named ``x``, output ``logits``.
+
+    An integer (batch, length) ``example`` is a batch of token ids: the length is dynamic too.
+    """
+    dims = {0: torch.export.Dim("batch", min=1)}
+    if not example.is_floating_point() and example.dim() == 2:
+        dims[1] = torch.export.Dim("length", min=2, max=getattr(model, "max_length", 512))
+    dynamic_shapes = {"x": dims} if dynamic_batch else None
     wrapped = _NamedInput(model)
     try:
         with _quiet():
@@ -241,7 +247,9 @@ class OnnxSession:
         self.path = path
         self.input_name = self.session.get_inputs()[0].name
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: Any) -> torch.Tensor:
+        if isinstance(x, dict):  # a text batch: the graph takes the ids and derives the mask from padding
+            x = x["input_ids"]
         array = x.detach().cpu().numpy()
         return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
 

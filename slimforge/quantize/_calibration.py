@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -30,8 +31,26 @@ def batch_inputs(batch: Batch, structured: bool = False) -> Any:
     )
 
 
+def token_ids(inputs: Any) -> torch.Tensor | None:
+    """The (batch, length) int64 token ids of a text batch (an id tensor or ``{"input_ids", ...}``), else None.
+
+    Text models in slimforge derive the attention mask from the padding id, so the ids alone
+    carry the batch; a runtime fed ids needs no mask input.
+    """
+    if isinstance(inputs, dict) and isinstance(inputs.get("input_ids"), torch.Tensor):
+        inputs = inputs["input_ids"]
+    if isinstance(inputs, torch.Tensor) and not inputs.is_floating_point() and inputs.dim() == 2:
+        return inputs.detach().cpu().long()
+    return None
+
+
 def collect_calibration(
-    data: Iterable[Batch], n_batches: int, model: nn.Module, input_shape: tuple[int, ...] | None = None, any_inputs: bool = False
+    data: Iterable[Batch],
+    n_batches: int,
+    model: nn.Module,
+    input_shape: tuple[int, ...] | None = None,
+    any_inputs: bool = False,
+    token_inputs: bool = False,
 ) -> list[torch.Tensor]:
     """The first ``n_batches`` input tensors of ``data`` (each (batch, *input_shape)), on the CPU.
 
@@ -39,11 +58,19 @@ def collect_calibration(
     per-sample shapes, not ``input_shape``, or of a shape ``model`` cannot run.
     ``any_inputs``: for backends that run the eager model, inputs of any structure (e.g. text
     batches ``{"input_ids", "attention_mask"}`` of varying length) are taken as they are.
+    ``token_inputs``: for backends that run exported graphs on token ids, text batches become
+    (batch, length) id tensors, their lengths free to differ.
     """
     if n_batches < 1:
         raise DataError(f"calib_batches must be >= 1, got {n_batches}.")
     if any_inputs:
         return _collect_any(data, n_batches, model)
+    if token_inputs:
+        data = iter(data)
+        first = next(data, None)
+        if first is not None and token_ids(batch_inputs(first, structured=True)) is not None:
+            return _collect_tokens([first, *(b for _, b in zip(range(n_batches - 1), data))], model)
+        data = itertools.chain([] if first is None else [first], data)
     batches: list[torch.Tensor] = []
     for i, batch in enumerate(data):
         if i >= n_batches:
@@ -82,12 +109,29 @@ def _collect_any(data: Iterable[Batch], n_batches: int, model: nn.Module) -> lis
     batches = [_to_cpu(b[0] if isinstance(b, (tuple, list)) else b) for _, b in zip(range(n_batches), data)]
     if not batches:
         raise DataError("The calibration data is empty: pass an iterable of input batches (e.g. the train loader).")
+    _check_runs(model, batches[0], f"calibration batch 0 ({_describe(batches[0])})")
+    return batches
+
+
+def _check_runs(model: nn.Module, inputs: Any, what: str) -> None:
+    """Run ``model`` on ``inputs`` once; a failure becomes a DataError naming ``what``."""
     try:
-        model(batches[0])
+        model(inputs)
     except (RuntimeError, ValueError, IndexError, KeyError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{type(model).__name__} cannot run on calibration batch 0 ({_describe(batches[0])}): {first}") from None
-    return batches
+        raise DataError(f"{type(model).__name__} cannot run on {what}: {first}") from None
+
+
+@torch.no_grad()
+def _collect_tokens(batches: list[Batch], model: nn.Module) -> list[torch.Tensor]:
+    ids = []
+    for i, batch in enumerate(batches):
+        x = token_ids(batch_inputs(batch, structured=True))
+        if x is None:
+            raise DataError(f"Calibration batch {i} is not token ids like batch 0 ({_describe(batch_inputs(batch, structured=True))}).")
+        ids.append(x)
+    _check_runs(model, ids[0], f"token ids of shape {tuple(ids[0].shape)}")
+    return ids
 
 
 def _to_cpu(inputs: Any) -> Any:

@@ -59,7 +59,10 @@ class _Prepared:
         self.config = config
         self.workdir = workdir
         fp32_path = export_onnx_file(model, calibration[0], workdir / "fp32.onnx", DEFAULT_OPSET, dynamic_batch=True)
-        self.fp32_path = _preprocess(fp32_path, workdir / "fp32.pre.onnx")
+        # Token-id graphs (text) skip pre-processing: its symbolic shape inference fails on their
+        # free length dimension, and dynamic quantization does not need it.
+        text = not calibration[0].is_floating_point()
+        self.fp32_path = fp32_path if text else _preprocess(fp32_path, workdir / "fp32.pre.onnx")
         self.nodes_by_layer = _nodes_by_layer(self.fp32_path, self.layers)
 
     def quantize(self, fp32_layers: frozenset[str]) -> OnnxQuantized:
@@ -105,7 +108,13 @@ class _Prepared:
 
 
 class OnnxRuntimeBackend:
-    """Quantize with onnxruntime.quantization; run with ONNX Runtime's CPU provider."""
+    """Quantize with onnxruntime.quantization; run with ONNX Runtime's CPU provider.
+
+    Takes float input tensors (static or dynamic int8) and text batches of token ids (dynamic
+    int8; the graph's batch and length dimensions are both free).
+    """
+
+    accepts_token_ids = True
 
     def prepare(self, model: nn.Module, calibration: list[torch.Tensor], mode: str, config: QuantizeConfig) -> _Prepared:
         _require_onnxruntime()

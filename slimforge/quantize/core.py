@@ -137,8 +137,21 @@ def prepare(model: nn.Module, calibration: Iterable[Batch], config: QuantizeConf
     if unknown:
         raise ConfigError(f"QuantizeConfig.fp32_layers names {unknown}, which are not quantizable layers of the model. Known: {layers}.")
     model = model.eval()
-    batches = collect_calibration(calibration, config.calib_batches, model, any_inputs=getattr(backend, "accepts_any_inputs", False))
+    batches = collect_calibration(
+        calibration,
+        config.calib_batches,
+        model,
+        any_inputs=getattr(backend, "accepts_any_inputs", False),
+        token_inputs=getattr(backend, "accepts_token_ids", False),
+    )
+    tokens = isinstance(batches[0], torch.Tensor) and not batches[0].is_floating_point()
     mode = choose_mode(model) if config.mode == "auto" else config.mode
+    if tokens and mode == "static":
+        if config.mode == "static":
+            raise QuantizationError(
+                f"Backend {config.backend!r} quantizes text models (token-id inputs) dynamically only; use mode='dynamic' or 'auto'."
+            )
+        mode = "dynamic"  # auto on a text CNN: activations scaled per batch, as for transformers
     modes = getattr(backend, "modes", ("static", "dynamic"))
     if config.mode == "auto" and mode not in modes:  # e.g. a dynamic-only backend on a CNN
         mode = modes[0]
@@ -152,7 +165,8 @@ def prepare(model: nn.Module, calibration: Iterable[Batch], config: QuantizeConf
         "mode": mode,
         "fp32_layers": sorted(set(fp32)),
         "quantizable_layers": layers,
-        "input_shape": list(batches[0].shape[1:]) if isinstance(batches[0], torch.Tensor) else None,
+        "input_shape": list(batches[0].shape[1:]) if isinstance(batches[0], torch.Tensor) and not tokens else None,
+        "inputs": "token_ids" if tokens else ("tensor" if isinstance(batches[0], torch.Tensor) else "any"),
         "calib_batches": len(batches),
         "reduce_range": resolve_reduce_range(config),
         "source_model": spec.to_json() if spec is not None else None,

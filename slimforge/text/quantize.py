@@ -1,7 +1,8 @@
 """Dynamic int8 for models with variable-length inputs: the ``torch-dynamic`` quantization backend.
 
-The ``onnxruntime`` and ``torch`` backends export the model for one per-sample input shape of
-float inputs; text batches are token ids of varying length in a dict. This backend quantizes
+The ``torch`` (PT2E) backend exports the model for one per-sample shape of float inputs, and
+``onnxruntime`` takes text only as token ids; text batches are dicts of varying length. This
+backend quantizes
 the model's ``nn.Linear`` layers (weights int8, per output channel unless ``per_channel`` is off;
 activations quantized per batch at run time, to 7 bits on CPUs without VNNI and 8 bits on those
 with it, see ``QuantizeConfig.reduce_range``) and keeps it an eager module, so it takes whatever

@@ -99,13 +99,42 @@ def test_dynamic_int8_through_slimforge_quantize(tiny_bert_dir, corpus_csv, tmp_
     assert predict(tmp_path / "int8", "good film")[0].label in data.info.classes
 
 
-def test_onnxruntime_backend_refuses_text_batches_with_a_clear_error(tiny_bert_dir, corpus_csv):
-    from slimforge.quantize import QuantizeConfig, quantize
+def test_onnxruntime_dynamic_int8_of_a_text_transformer(tiny_bert_dir, corpus_csv, tmp_path):
+    """ONNX Runtime takes text batches as token ids: dynamic int8, any batch size and length."""
+    from slimforge.quantize import QuantizeConfig, accuracy, load_quantized, quantize, save_quantized
+    from slimforge.text.predict import predict, save_text_assets
+
+    data = load_dataset("text-csv", path=str(corpus_csv), tokenizer=str(tiny_bert_dir))
+    model = create_model("hf-text-classifier", num_classes=2, pretrained=str(tiny_bert_dir)).eval()
+    loader = [data.test.__getitems__(list(range(i, min(i + 16, len(data.test))))) for i in range(0, len(data.test), 16)]
+    result = quantize(model, loader, QuantizeConfig(backend="onnxruntime", calib_batches=2))
+    assert result.info["mode"] == "dynamic" and result.info["inputs"] == "token_ids" and result.info["input_shape"] is None
+    q = result.quantized
+    first, last = loader[0][0], loader[-1][0]
+    lengths = {batch["input_ids"].shape[1] for batch in (first, last)}
+    assert len(lengths) == 2  # the exported graph's length dimension is free
+    with torch.no_grad():
+        for batch in (first, last):
+            torch.testing.assert_close(q(batch), model(batch), atol=0.05, rtol=0.0)
+            torch.testing.assert_close(q(batch["input_ids"]), q(batch))  # ids alone: the mask comes from padding
+    assert abs(accuracy(model, loader) - accuracy(q, loader)) <= 0.05
+    save_quantized(result, tmp_path / "int8")
+    save_text_assets(tmp_path / "int8", data.tokenizer, data.info.classes)
+    torch.testing.assert_close(load_quantized(tmp_path / "int8")(loader[0][0]), q(loader[0][0]))
+    assert predict(tmp_path / "int8", "good film")[0].label in data.info.classes
+
+
+def test_onnxruntime_text_models_are_dynamic_only_and_need_token_ids(corpus_csv):
+    from slimforge.quantize import QuantizationError, QuantizeConfig, quantize
 
     data = load_dataset("text-csv", path=str(corpus_csv), tokenizer="vocab")
-    model = create_model("text-cnn", **data.info.model_kwargs(), emb_dim=8, filters=4)
+    model = create_model("text-cnn", **data.info.model_kwargs(), emb_dim=8, filters=4).eval()
+    batch = data.test.__getitems__([0, 1])
+    assert quantize(model, [batch], QuantizeConfig(backend="onnxruntime")).info["mode"] == "dynamic"  # auto: not static
+    with pytest.raises(QuantizationError, match="dynamically only"):
+        quantize(model, [batch], QuantizeConfig(backend="onnxruntime", mode="static"))
     with pytest.raises(DataError, match="Calibration batches must be tensors"):
-        quantize(model, [data.test.__getitems__([0, 1])], QuantizeConfig(backend="onnxruntime"))
+        quantize(model, [({"tokens": batch[0]["input_ids"]}, batch[1])], QuantizeConfig(backend="onnxruntime"))
 
 
 @needs_shared
