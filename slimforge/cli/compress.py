@@ -78,7 +78,7 @@ def _size(run: Path, example) -> tuple[int, int]:
 @app.command("quantize")
 def quantize_cmd(
     run: Annotated[Path, typer.Argument(help="run folder of the fp32 model")],
-    backend: Annotated[str, typer.Option(help="onnxruntime or torch")] = "onnxruntime",
+    backend: Annotated[str, typer.Option(help="onnxruntime, torch (PT2E; float inputs) or torch-dynamic (eager Linear int8)")] = "onnxruntime",
     mode: Annotated[str, typer.Option(help="auto (static for CNNs, dynamic for linear models), static or dynamic")] = "auto",
     calib_batches: Annotated[int, typer.Option(help="batches of the train split used for calibration")] = 32,
     fp32_first_last: Annotated[bool, typer.Option("--fp32-first-last", help="keep the first and last layers in fp32")] = False,
