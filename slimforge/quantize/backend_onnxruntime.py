@@ -157,8 +157,10 @@ def _preprocess(path: Path, out: Path) -> Path:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     try:
-        with _quiet_onnxruntime():
-            quant_pre_process(str(path), str(out))
+        # When its symbolic shape inference is incomplete, onnxruntime saves a debug model
+        # (sym_shape_infer_temp.onnx + external data) into the working directory: run it in ours.
+        with _quiet_onnxruntime(), contextlib.chdir(out.parent):
+            quant_pre_process(str(path.resolve()), str(out.resolve()))
         return out
     except Exception as exc:  # onnxruntime raises assorted types from its optimiser
         logging.getLogger(__name__).warning("onnxruntime quant_pre_process failed (%s); quantizing the plain export.", exc)

@@ -200,3 +200,19 @@ def test_dynamic_int8_weight_scales_and_activation_range_follow_the_config(tmp_p
         with torch.no_grad():
             torch.testing.assert_close(loaded(x), int8(x))
     assert errors[True] < errors[False]
+
+
+def test_onnxruntime_preprocessing_leaves_nothing_in_the_working_directory(tiny_bert_dir, tmp_path, monkeypatch):
+    """ONNX Runtime's shape inference fails on a token-id graph and then saves a debug copy into
+    the current directory; slimforge runs it inside its own work folder."""
+    from slimforge.export import export_onnx_file
+    from slimforge.quantize.backend_onnxruntime import _preprocess
+
+    model = create_model("hf-text-classifier", num_classes=2, pretrained=str(tiny_bert_dir)).eval()
+    work, cwd = tmp_path / "work", tmp_path / "cwd"
+    work.mkdir()
+    cwd.mkdir()
+    fp32 = export_onnx_file(model, torch.randint(5, 20, (2, 7)), work / "fp32.onnx")
+    monkeypatch.chdir(cwd)
+    _preprocess(fp32, work / "fp32.pre.onnx")
+    assert list(cwd.iterdir()) == []
