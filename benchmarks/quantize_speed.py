@@ -32,7 +32,7 @@ MODELS = {
     "resnet20": lambda: create_model("resnet20", num_classes=10, in_channels=1),
     "resnet20x2": lambda: create_model("resnet20", num_classes=10, in_channels=1, width=2),  # the Fashion-MNIST reference
     "mlp-800": lambda: create_model("mlp-800", num_classes=10, in_channels=1),
-    # MiniLM-L6 (issue 6's linear-heavy text model): token ids in, torch-dynamic backend only.
+    # MiniLM-L6 (issue 6's linear-heavy text model): token ids in, onnxruntime and torch-dynamic only.
     "minilm": lambda: create_model("hf-text-classifier", num_classes=2, pretrained=os.environ.get("MINILM_PATH")),
 }
 TEXT_MODELS = ("minilm",)

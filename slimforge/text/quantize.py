@@ -2,11 +2,10 @@
 
 The ``torch`` (PT2E) backend exports the model for one per-sample shape of float inputs, and
 ``onnxruntime`` takes text only as token ids; text batches are dicts of varying length. This
-backend quantizes
-the model's ``nn.Linear`` layers (weights int8, per output channel unless ``per_channel`` is off;
-activations quantized per batch at run time, to 7 bits on CPUs without VNNI and 8 bits on those
-with it, see ``QuantizeConfig.reduce_range``) and keeps it an eager module, so it takes whatever
-the fp32 model takes.
+backend quantizes the model's ``nn.Linear`` layers (weights int8, per output channel unless
+``per_channel`` is off; activations quantized per batch at run time, to 7 bits on CPUs without
+VNNI and 8 bits on those with it, see ``QuantizeConfig.reduce_range``) and keeps it an eager
+module, so it takes whatever the fp32 model takes.
 
 It uses ``torch.ao.quantization.quantize_dynamic``, which PyTorch marks deprecated in favour of
 torchao; torchao's eager int8 (``Int8DynamicActivationInt8WeightConfig``) ran MiniLM-L6 18x
@@ -78,10 +77,11 @@ def dynamic_int8(
         from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
 
         qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
-        mapping = {nn.Linear: _dynamic_linear_class(), nn.modules.linear.NonDynamicallyQuantizableLinear: _dynamic_linear_class()}
+        linear = _dynamic_linear_class()
+        mapping = {nn.Linear: linear, nn.modules.linear.NonDynamicallyQuantizableLinear: linear}
         quantized = quantize_dynamic(copy.deepcopy(source), {n: qconfig for n in names}, dtype=torch.qint8, mapping=mapping)
     for module in quantized.modules():
-        if isinstance(module, _dynamic_linear_class()):
+        if isinstance(module, linear):
             module.reduce_range = reduce_range
     return DynamicInt8Model(quantized, source, tuple(sorted(fp32_layers))).eval()
 
@@ -157,12 +157,11 @@ class TorchDynamicBackend:
         # per-tensor; they are rebuilt per channel (more accurate). The activation range follows
         # this machine's CPU unless it was set explicitly: 8 bits would saturate without VNNI.
         config = info.get("config", {})
-        reduce_range = config.get("reduce_range")
         return dynamic_int8(
             artifacts.load(folder, quantized=False),
             frozenset(info.get("fp32_layers", [])),
             per_channel=config.get("per_channel", True),
-            reduce_range=reduce_range if reduce_range is not None else resolve_reduce_range(QuantizeConfig()),
+            reduce_range=resolve_reduce_range(QuantizeConfig(reduce_range=config.get("reduce_range"))),
         )
 
 
