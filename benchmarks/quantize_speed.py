@@ -27,6 +27,7 @@ import torch
 from slimforge.export import OnnxSession, export_onnx_file
 from slimforge.models import create_model
 from slimforge.quantize import QuantizeConfig, choose_mode, quantize
+from slimforge.quantize.backend_onnxruntime import fuse_transformer
 
 MODELS = {
     "resnet20": lambda: create_model("resnet20", num_classes=10, in_channels=1),
@@ -78,9 +79,12 @@ def _variants(model: torch.nn.Module, x: torch.Tensor, calib: list[torch.Tensor]
     # ONNX Runtime: the fp32 export, int8 in the chosen mode, and the other mode for contrast.
     if "onnxruntime" in args.backends:
         folder = Path(tempfile.mkdtemp())
-        fp32 = OnnxSession(export_onnx_file(model, x, folder / "fp32.onnx"), threads=args.threads)
-        variants["onnxruntime fp32"] = fp32
-        text = not x.is_floating_point()  # token ids: dynamic int8 only
+        plain = export_onnx_file(model, x, folder / "fp32.onnx")
+        text = not x.is_floating_point()  # token ids: dynamic int8 only, of the fused graph
+        if text:  # the backend's fp32 is the fused graph its int8 starts from; the plain export for contrast
+            variants["onnxruntime fp32 (unfused export)"] = OnnxSession(plain, threads=args.threads)
+            plain = fuse_transformer(plain, folder / "fp32.fused.onnx", x)
+        variants["onnxruntime fp32"] = OnnxSession(plain, threads=args.threads)
         for mode, tag in ((right, "int8"),) + (() if text else ((wrong, "int8 wrong mode"),)):
             config = QuantizeConfig(backend="onnxruntime", mode=mode, calib_batches=len(calib), threads=args.threads)
             variants[f"onnxruntime {tag} ({mode})"] = quantize(model, calib, config).quantized

@@ -3,7 +3,9 @@
 The fp32 model is exported once (``torch.onnx.export(dynamo=True)``, which folds BatchNorm into
 the convolutions), then quantized by ``onnxruntime.quantization``: activations uint8, weights
 int8 (per channel by default), the U8S8 combination ONNX Runtime's x86 kernels are fastest with.
-A layer kept in fp32 is found in the ONNX graph by its weight's name (``<module>.weight``).
+A layer kept in fp32 is found in the ONNX graph by the module scope the exporter records on each
+node (or, failing that, by its weight's name). Text models (token ids) also get ONNX Runtime's
+transformer fusions before quantization (:func:`fuse_transformer`).
 """
 
 from __future__ import annotations
@@ -60,9 +62,13 @@ class _Prepared:
         self.workdir = workdir
         fp32_path = export_onnx_file(model, calibration[0], workdir / "fp32.onnx", DEFAULT_OPSET, dynamic_batch=True)
         # Token-id graphs (text) skip pre-processing: its symbolic shape inference fails on their
-        # free length dimension, and dynamic quantization does not need it.
+        # free length dimension, and dynamic quantization does not need it. They get ONNX
+        # Runtime's transformer fusions instead.
         text = not calibration[0].is_floating_point()
-        self.fp32_path = fp32_path if text else _preprocess(fp32_path, workdir / "fp32.pre.onnx")
+        if text:
+            self.fp32_path = fuse_transformer(fp32_path, workdir / "fp32.fused.onnx", calibration[0])
+        else:
+            self.fp32_path = _preprocess(fp32_path, workdir / "fp32.pre.onnx")
         self.nodes_by_layer = _nodes_by_layer(self.fp32_path, self.layers)
 
     def quantize(self, fp32_layers: frozenset[str]) -> OnnxQuantized:
@@ -71,8 +77,8 @@ class _Prepared:
         unmapped = sorted(set(fp32_layers) - set(self.nodes_by_layer))
         if unmapped:
             raise QuantizationError(
-                f"Cannot keep {unmapped} in fp32 with onnxruntime: no ONNX node uses their '<name>.weight' initializer "
-                "(the exporter renamed or folded it)."
+                f"Cannot keep {unmapped} in fp32 with onnxruntime: no weighted ONNX node records them as its module "
+                "scope or uses their '<name>.weight' initializer."
             )
         excluded = [node for layer in sorted(fp32_layers) for node in self.nodes_by_layer[layer]]
         reduce_range = resolve_reduce_range(self.config)
@@ -167,19 +173,66 @@ def _preprocess(path: Path, out: Path) -> Path:
         return path
 
 
+def fuse_transformer(path: Path, out: Path, sample: torch.Tensor, atol: float = 1e-4) -> Path:
+    """``path`` with ONNX Runtime's transformer fusions (bias + GELU, residual add + LayerNorm), saved to ``out``.
+
+    The fused graph runs in ONNX Runtime only (the fused ops are its ``com.microsoft`` ops), so
+    plain ``slimforge export`` does not apply it. It is used where the fusions agree with the
+    plain graph within ``atol`` on ``sample`` (token ids: (batch, length)); otherwise, or where
+    the optimiser fails, the plain graph is returned.
+    """
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    log = logging.getLogger(__name__)
+    try:
+        with _quiet_onnxruntime():
+            # opt_level 0: only the transformer fusions; the session applies its own graph optimisations.
+            fused = optimize_model(str(path), model_type="bert", num_heads=0, hidden_size=0, opt_level=0)
+            fused.save_model_to_file(str(out))
+    except Exception as exc:  # noqa: BLE001 - the optimiser raises assorted types; it is an optimisation
+        log.warning("onnxruntime transformer fusion failed (%s); quantizing the plain export.", exc)
+        return path
+    plain, candidate = OnnxSession(path), OnnxSession(out)
+    diff = (candidate(sample) - plain(sample)).abs().max().item()
+    if not diff <= atol:
+        log.warning("onnxruntime transformer fusion changed the outputs by %.3g; quantizing the plain export.", diff)
+        return path
+    return out
+
+
 def _nodes_by_layer(path: Path, layers: list[str]) -> dict[str, list[str]]:
-    """Module name -> names of the ONNX nodes that use its weight."""
+    """Module name -> names of the ONNX nodes that compute it.
+
+    Found through the module scopes the dynamo exporter records on each node
+    (``pkg.torch.onnx.name_scopes``); where those are missing, through the node's weight
+    initializer (``<module>.weight``), a name the exporter drops when it folds a transpose into
+    the weight (every Linear of a transformer).
+    """
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
-    weights = {f"{prefix}{layer}.weight": layer for layer in layers for prefix in ("", "model.")}
+    by_path = {f"{prefix}{layer}": layer for layer in layers for prefix in ("", "model.")}
+    weights = {f"{name}.weight": layer for name, layer in by_path.items()}
     found: dict[str, list[str]] = {}
     for node in graph.node:
-        if node.op_type in _WEIGHTED_OPS:
-            for name in node.input:
-                if name in weights:
-                    found.setdefault(weights[name], []).append(node.name)
+        if node.op_type not in _WEIGHTED_OPS:
+            continue
+        layer = _scope_layer(node, by_path) or next((weights[i] for i in node.input if i in weights), None)
+        if layer is not None:
+            found.setdefault(layer, []).append(node.name)
     return found
+
+
+def _scope_layer(node: Any, by_path: dict[str, str]) -> str | None:
+    """The innermost module of ``by_path`` among the scopes the exporter recorded on ``node``."""
+    import ast
+
+    text = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), None)
+    try:
+        scopes = ast.literal_eval(text) if text else []  # a list of strings; literal_eval runs no code
+    except (ValueError, SyntaxError):
+        return None
+    return next((by_path[s] for s in reversed(scopes) if isinstance(s, str) and s in by_path), None)
 
 
 def _require_onnxruntime() -> None:

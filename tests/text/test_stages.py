@@ -216,3 +216,57 @@ def test_onnxruntime_preprocessing_leaves_nothing_in_the_working_directory(tiny_
     monkeypatch.chdir(cwd)
     _preprocess(fp32, work / "fp32.pre.onnx")
     assert list(cwd.iterdir()) == []
+
+
+def test_onnxruntime_fuses_a_text_transformer_and_keeps_its_outputs(tiny_bert_dir, tmp_path):
+    """The fp32 graph that dynamic int8 starts from gets ONNX Runtime's transformer fusions, unless they change the outputs."""
+    import onnx
+
+    from slimforge.export import OnnxSession, export_onnx_file
+    from slimforge.quantize.backend_onnxruntime import fuse_transformer
+
+    model = create_model("hf-text-classifier", num_classes=2, pretrained=str(tiny_bert_dir)).eval()
+    ids = torch.randint(5, 20, (3, 9))
+    plain = export_onnx_file(model, ids, tmp_path / "fp32.onnx")
+    fused = fuse_transformer(plain, tmp_path / "fused.onnx", ids)
+    assert fused == tmp_path / "fused.onnx"
+    assert "SkipLayerNormalization" in {node.op_type for node in onnx.load(str(fused)).graph.node}
+    other = torch.randint(5, 20, (2, 13))  # another batch size and length
+    with torch.no_grad():
+        torch.testing.assert_close(OnnxSession(fused)(other), model(other), atol=1e-4, rtol=0.0)
+    assert fuse_transformer(plain, tmp_path / "refused.onnx", ids, atol=-1.0) == plain  # outputs differ: the plain graph
+
+
+def test_onnxruntime_keeps_any_linear_of_a_text_transformer_in_fp32(tiny_bert_dir, corpus_csv):
+    """The exporter folds each Linear's transposed weight into an unnamed constant; the layer is found by its module scope."""
+    import onnx
+
+    from slimforge.quantize import FallbackConfig, QuantizeConfig, quantizable_layers, quantize, quantize_with_fallback
+
+    data = load_dataset("text-csv", path=str(corpus_csv), tokenizer=str(tiny_bert_dir))
+    model = create_model("hf-text-classifier", num_classes=2, pretrained=str(tiny_bert_dir)).eval()
+    loader = [data.test.__getitems__(list(range(i, i + 8))) for i in range(0, 32, 8)]
+    layers = quantizable_layers(model)
+    query = next(name for name in layers if name.endswith("layer.0.attention.self.query"))
+
+    def float_weighted_matmuls(result) -> int:
+        graph = onnx.load_from_string(result.quantized.model_bytes).graph
+        constants = {init.name for init in graph.initializer}
+        return sum(node.op_type == "MatMul" and node.input[1] in constants for node in graph.node)
+
+    config = QuantizeConfig(backend="onnxruntime", calib_batches=2)
+    assert float_weighted_matmuls(quantize(model, loader, config)) == 0
+    kept = quantize(model, loader, QuantizeConfig(backend="onnxruntime", calib_batches=2, fp32_layers=(query,)))
+    assert kept.info["fp32_layers"] == [query] and float_weighted_matmuls(kept) == 1
+
+    # The accuracy-aware search tries each layer in fp32: every one must be mappable.
+    with torch.no_grad():
+        reference = [model(batch[0]) for batch in loader]
+
+    def closeness(predict) -> float:  # 0 for fp32, below 0 for any int8 model: the search never stops early
+        with torch.no_grad():
+            return -sum((predict(batch[0]) - r).abs().mean().item() for batch, r in zip(loader, reference))
+
+    result = quantize_with_fallback(model, loader, closeness, config, FallbackConfig(max_drop=0.0, max_fp32_layers=2))
+    assert len(result.sensitivity) == len(layers)
+    assert len(result.history) == 1 + len(layers) + 1
