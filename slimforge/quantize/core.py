@@ -36,8 +36,8 @@ class QuantizeConfig:
     quantizable layers in fp32; fp32_layers: module names kept in fp32; threads: intra-op
     threads of the runtime session (0: the runtime's default); compile: torch backend only,
     run the converted model through torch.compile (inductor, freezing) for int8 kernels;
-    reduce_range: 7-bit weights (onnxruntime) or activations (torch), which avoids the int16
-    saturation of x86 U8S8 kernels on CPUs without VNNI (None: on exactly those CPUs)."""
+    reduce_range: 7-bit weights (onnxruntime, torch-dynamic) or activations (torch), which avoids
+    the int16 saturation of x86 U8S8 kernels on CPUs without VNNI (None: on exactly those CPUs)."""
 
     backend: str = "onnxruntime"
     mode: str = "auto"

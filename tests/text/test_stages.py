@@ -191,7 +191,7 @@ def test_dynamic_int8_weight_scales_and_activation_range_follow_the_config(tmp_p
         int8 = result.quantized
         first_int8 = int8.model.net[1]
         assert first_int8.weight().qscheme() == (torch.per_channel_affine if per_channel else torch.per_tensor_affine)
-        assert first_int8.reduce_range is True
+        assert first_int8.weight().int_repr().abs().max().item() <= 64  # 7-bit weights: no int16 saturation without VNNI
         with torch.no_grad():
             errors[per_channel] = (int8(x) - model(x)).abs().mean().item()
         save_quantized(result, tmp_path / str(per_channel))
