@@ -30,6 +30,15 @@ def test_quantize_then_load_through_slimforge_load(run, tmp_path, capsys):
     assert (q(x).argmax(1) == fp32.argmax(1)).float().mean() >= 0.75
 
 
+def test_quantize_with_smoothquant(run, tmp_path, capsys):
+    out = tmp_path / "int8-smooth"
+    assert main(["quantize", str(run), "--backend", "onnxruntime", "--calib-batches", "4", "--smooth-alpha", "0.5", "--out", str(out)]) == 0
+    info = json.loads((out / "quantized.json").read_text())
+    assert info["smoothed_layers"] == ["classifier"] and info["config"]["smooth_alpha"] == 0.5
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert abs(metrics["test_accuracy"] - metrics["fp32_test_accuracy"]) < 0.05
+
+
 def test_factorize_and_export(run, tmp_path, capsys):
     low = tmp_path / "svd"
     assert main(["factorize", str(run), "--energy", "0.8", "--epochs", "1", "--out", str(low)]) == 0

@@ -225,6 +225,7 @@ class QuantizeStage(StageConfig):
     fp32_first_last: bool = False
     max_accuracy_drop: float | None = Field(None, ge=0, description="points; return sensitive layers to fp32 until within")
     compile: bool = True
+    smooth_alpha: float | None = Field(None, ge=0, le=1, description="SmoothQuant migration strength for Linear layers (None: off)")
 
 
 @register_stage("quantize", QuantizeStage, "quantized", "int8 post-training quantization (onnxruntime or torch)")
@@ -233,7 +234,7 @@ def run_quantize(ctx: StageContext, cfg: QuantizeStage, input_dir: Path | None, 
 
     model = artifacts.load(input_dir).eval()
     qcfg = QuantizeConfig(backend=cfg.backend, mode=cfg.mode, calib_batches=cfg.calib_batches, per_channel=cfg.per_channel,
-                          fp32_first_last=cfg.fp32_first_last, compile=cfg.compile)
+                          fp32_first_last=cfg.fp32_first_last, compile=cfg.compile, smooth_alpha=cfg.smooth_alpha)
     calibration = ctx.calibration(cfg.calib_batches)
     test = ctx.test_batches()
     if cfg.max_accuracy_drop is not None:

@@ -121,6 +121,7 @@ class OnnxRuntimeBackend:
     """
 
     accepts_token_ids = True
+    supports_smoothing = True  # the exported graph carries SmoothQuant's input multiplies
 
     def prepare(self, model: nn.Module, calibration: list[torch.Tensor], mode: str, config: QuantizeConfig) -> _Prepared:
         _require_onnxruntime()

@@ -133,7 +133,11 @@ def check_quantized(converted: nn.Module) -> None:
 
 
 class TorchBackend:
-    """torchao PT2E + X86InductorQuantizer, executed by torch.compile."""
+    """torchao PT2E + X86InductorQuantizer, executed by torch.compile.
+
+    No SmoothQuant: the quantizer groups a Linear's nodes by the module they come from, and the
+    input multiply inside it breaks its pattern match ("mul is not an aten linear operator").
+    """
 
     def prepare(self, model: nn.Module, calibration: list[torch.Tensor], mode: str, config: QuantizeConfig) -> _Prepared:
         _require_torchao()

@@ -25,12 +25,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from slimforge import artifacts
+from slimforge.artifacts import atomic_write_bytes
+from slimforge.errors import ArtifactError
 from slimforge.quantize.core import QuantizationError, QuantizeConfig, QuantizeResult, quantize, register_backend, resolve_reduce_range
+from slimforge.quantize.smooth import restore_smoothing, smoothing_of
 
 BACKEND = "torch-dynamic"
+SMOOTHING_FILE = "smoothing.safetensors"  # layer -> 1 / s of SmoothQuant, when the model was smoothed
 
 
 class DynamicInt8Model(nn.Module):
@@ -54,6 +59,9 @@ class DynamicInt8Model(nn.Module):
 
     def save(self, folder: Path) -> str:
         artifacts.save(self.source, folder)
+        smoothing = smoothing_of(self.source)
+        if smoothing:  # the weights above are smoothed already; the input scales go beside them
+            atomic_write_bytes(Path(folder) / SMOOTHING_FILE, save_safetensors({name: inv.contiguous() for name, inv in smoothing.items()}))
         return artifacts.WEIGHTS_FILE
 
 
@@ -126,10 +134,21 @@ def _dynamic_linear_class() -> type:
     return _DYNAMIC_LINEAR
 
 
-def quantize_dynamic_int8(model: nn.Module, calibration: Any, fp32_layers: tuple[str, ...] = (), per_channel: bool = True) -> QuantizeResult:
+def quantize_dynamic_int8(
+    model: nn.Module,
+    calibration: Any,
+    fp32_layers: tuple[str, ...] = (),
+    per_channel: bool = True,
+    smooth_alpha: float | None = None,
+    calib_batches: int = 8,
+) -> QuantizeResult:
     """``slimforge.quantize.quantize`` with the ``torch-dynamic`` backend: ``calibration`` is an
-    iterable of batches (only the first is used, to check the model runs)."""
-    config = QuantizeConfig(backend=BACKEND, mode="dynamic", calib_batches=1, fp32_layers=fp32_layers, per_channel=per_channel)
+    iterable of batches. Without SmoothQuant only the first is used (to check the model runs);
+    with ``smooth_alpha`` the first ``calib_batches`` measure the activation ranges."""
+    config = QuantizeConfig(
+        backend=BACKEND, mode="dynamic", calib_batches=calib_batches if smooth_alpha is not None else 1,
+        fp32_layers=fp32_layers, per_channel=per_channel, smooth_alpha=smooth_alpha,
+    )
     return quantize(model, calibration, config)
 
 
@@ -156,6 +175,7 @@ class TorchDynamicBackend:
     """Eager dynamic int8 of nn.Linear layers; any input structure (token-id dicts included)."""
 
     accepts_any_inputs = True
+    supports_smoothing = True  # the input-scaling hooks survive torch.ao's module swap
     modes = ("dynamic",)
 
     def prepare(self, model: nn.Module, calibration: list[Any], mode: str, config: QuantizeConfig) -> _Prepared:
@@ -170,12 +190,27 @@ class TorchDynamicBackend:
         # per-tensor; they are rebuilt per channel (more accurate). The weight range follows
         # this machine's CPU unless it was set explicitly: 8 bits would saturate without VNNI.
         config = info.get("config", {})
+        model = artifacts.load(folder, quantized=False)
+        if info.get("smoothed_layers"):
+            restore_smoothing(model, _load_smoothing(Path(folder) / SMOOTHING_FILE))
         return dynamic_int8(
-            artifacts.load(folder, quantized=False),
+            model,
             frozenset(info.get("fp32_layers", [])),
             per_channel=config.get("per_channel", True),
             reduce_range=resolve_reduce_range(QuantizeConfig(reduce_range=config.get("reduce_range"))),
         )
+
+
+def _load_smoothing(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise ArtifactError(f"{path} is missing; quantized.json says the model was smoothed (SmoothQuant).")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ArtifactError(f"{path} is not a readable safetensors file: {exc}") from None
 
 
 register_backend(BACKEND, help="eager dynamic int8 of Linear layers (torch.ao quantize_dynamic); any inputs, e.g. text")(TorchDynamicBackend())

@@ -270,3 +270,20 @@ def test_onnxruntime_keeps_any_linear_of_a_text_transformer_in_fp32(tiny_bert_di
     result = quantize_with_fallback(model, loader, closeness, config, FallbackConfig(max_drop=0.0, max_fp32_layers=2))
     assert len(result.sensitivity) == len(layers)
     assert len(result.history) == 1 + len(layers) + 1
+
+
+@pytest.mark.parametrize("backend", ["torch-dynamic", "onnxruntime"])
+def test_smoothquant_on_a_text_transformer(backend, tiny_bert_dir, corpus_csv, tmp_path):
+    """SmoothQuant measures activation ranges on text batches (dicts or token ids) and the artifact reloads to the same outputs."""
+    from slimforge.quantize import QuantizeConfig, load_quantized, quantize, save_quantized
+
+    data = load_dataset("text-csv", path=str(corpus_csv), tokenizer=str(tiny_bert_dir))
+    model = create_model("hf-text-classifier", num_classes=2, pretrained=str(tiny_bert_dir)).eval()
+    loader = [data.test.__getitems__(list(range(i, i + 8))) for i in range(0, 32, 8)]
+    result = quantize(model, loader, QuantizeConfig(backend=backend, mode="dynamic", calib_batches=4, smooth_alpha=0.8))
+    assert len(result.info["smoothed_layers"]) == len([m for m in model.modules() if isinstance(m, torch.nn.Linear)])
+    batch = loader[1][0]
+    with torch.no_grad():
+        torch.testing.assert_close(result.quantized(batch), model(batch), atol=0.05, rtol=0.0)
+        save_quantized(result, tmp_path / "int8")
+        torch.testing.assert_close(load_quantized(tmp_path / "int8")(batch), result.quantized(batch))

@@ -1,0 +1,79 @@
+"""SmoothQuant: exact in fp32, closer to fp32 in int8, saved and reloaded with the artifact."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from slimforge.errors import ArtifactError, ConfigError
+from slimforge.models import create_model
+from slimforge.quantize import QuantizationError, QuantizeConfig, load_quantized, quantize, save_quantized
+from slimforge.quantize.smooth import apply_smoothing, smoothing_of, smoothing_scales
+
+OUTLIERS = torch.tensor([40.0, 25.0] + [1.0] * 14)  # two input channels far larger than the rest, as after a LayerNorm
+
+
+def outlier_model_and_batches() -> tuple[torch.nn.Module, list[torch.Tensor]]:
+    torch.manual_seed(0)
+    model = create_model("mlp", num_classes=3, in_channels=1, input_size=(16,), hidden=(32,)).eval()
+    gen = torch.Generator().manual_seed(1)
+    return model, [torch.randn(64, 1, 16, generator=gen) * OUTLIERS for _ in range(4)]
+
+
+def test_smoothing_keeps_fp32_outputs_and_evens_out_the_input_channels():
+    model, batches = outlier_model_and_batches()
+    scales = smoothing_scales(model, batches, alpha=0.8)
+    assert set(scales) == {"net.1", "net.3"}
+    smoothed = apply_smoothing(model, scales)
+    seen = {}
+
+    def record_input(module, args, out) -> None:
+        seen["x"] = args[0]  # what the layer multiplies: after the smoothing pre-hook
+
+    smoothed.net[1].register_forward_hook(record_input)
+    with torch.no_grad():
+        torch.testing.assert_close(smoothed(batches[0]), model(batches[0]), atol=1e-5, rtol=1e-5)
+    assert set(smoothing_of(smoothed)) == {"net.1", "net.3"} and smoothing_of(model) == {}  # the original is untouched
+    before = batches[0].reshape(64, 16).abs().amax(0)
+    after = seen["x"].reshape(64, 16).abs().amax(0)
+    assert after.max() / after.min() < (before.max() / before.min()) / 5  # the outlier channels are tamed
+
+
+@pytest.mark.parametrize("backend", ["torch-dynamic", "onnxruntime"])
+def test_smoothquant_brings_dynamic_int8_closer_to_fp32_and_survives_save_and_load(backend, tmp_path):
+    model, batches = outlier_model_and_batches()
+    x = batches[0]
+    errors = {}
+    for alpha in (None, 0.8):
+        config = QuantizeConfig(backend=backend, mode="dynamic", calib_batches=4, smooth_alpha=alpha, fp32_layers=("net.3",))
+        result = quantize(model, batches, config)
+        assert result.info["smoothed_layers"] == ([] if alpha is None else ["net.1"])  # fp32 layers are left alone
+        with torch.no_grad():
+            errors[alpha] = (result.quantized(x) - model(x)).abs().mean().item()
+        save_quantized(result, tmp_path / str(alpha))
+        with torch.no_grad():
+            torch.testing.assert_close(load_quantized(tmp_path / str(alpha))(x), result.quantized(x))
+    assert errors[0.8] < 0.8 * errors[None]
+
+
+def test_smoothing_is_refused_out_of_range_and_by_the_pt2e_backend():
+    model, batches = outlier_model_and_batches()
+    with pytest.raises(ConfigError, match="smooth_alpha must be in"):
+        QuantizeConfig(smooth_alpha=1.5)
+    with pytest.raises(QuantizationError, match="does not support SmoothQuant.*torch-dynamic"):
+        quantize(model, batches, QuantizeConfig(backend="torch", smooth_alpha=0.5))
+
+
+def test_a_smoothed_artifact_without_its_scales_is_a_clear_error(tmp_path):
+    model, batches = outlier_model_and_batches()
+    result = quantize(model, batches, QuantizeConfig(backend="torch-dynamic", mode="dynamic", calib_batches=2, smooth_alpha=0.5))
+    save_quantized(result, tmp_path)
+    assert json.loads((tmp_path / "quantized.json").read_text())["smoothed_layers"] == ["net.1", "net.3"]
+    (tmp_path / "smoothing.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ArtifactError, match="smoothing.safetensors is not a readable"):
+        load_quantized(tmp_path)
+    (tmp_path / "smoothing.safetensors").unlink()
+    with pytest.raises(ArtifactError, match="smoothing.safetensors is missing"):
+        load_quantized(tmp_path)
