@@ -5,7 +5,8 @@
 
 Variants: slimforge's torch-dynamic backend (per-channel and per-tensor weights), torch.ao's
 stock dynamic Linear (which narrows activations to 7 bits), 8-bit weights and activations
-(what saturates int16 sums on CPUs without VNNI), and ONNX Runtime dynamic int8. The range
+(what saturates int16 sums on CPUs without VNNI), ONNX Runtime dynamic int8, and both backends
+with SmoothQuant (``--smooth-alpha``, ranges measured on 8 x 64 training examples). The range
 settings are those of a CPU without VNNI (``reduce_range=True``) unless ``--full-range``.
 Accuracy differences of a few tenths of a point on 872 SST-2 dev sentences are a handful of
 sentences; the changed predictions and the logit error are the steadier measures. SST-2 uses
@@ -14,6 +15,7 @@ the split of ``benchmarks/nlp_sst2.py`` (max length 64, 2% of the training phras
 
 import argparse
 import copy
+import dataclasses
 import os
 import warnings
 
@@ -53,6 +55,8 @@ def main() -> None:
     p.add_argument("--data", default="sst2", choices=["sst2", "fashion-mnist"])
     p.add_argument("--full-range", action="store_true", help="8-bit settings, as on a CPU with VNNI")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--smooth-alpha", type=float, nargs="*", default=[0.8], help="SmoothQuant variants (calibrated on the train split)")
+    p.add_argument("--calib-batches", type=int, default=8, help="SmoothQuant: batches of 64 training examples")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     model = slimforge.load(args.run).eval()
@@ -61,6 +65,7 @@ def main() -> None:
     narrow = not args.full_range
     example = data.val.__getitems__(list(range(32)))
     onnxruntime = QuantizeConfig(backend="onnxruntime", mode="dynamic", calib_batches=1, threads=args.threads, reduce_range=narrow)
+    torch_dynamic = QuantizeConfig(backend="torch-dynamic", mode="dynamic", calib_batches=1, reduce_range=narrow)
     variants = {
         "torch-dynamic per-channel": dynamic_int8(model, reduce_range=narrow),
         "torch-dynamic per-tensor": dynamic_int8(model, per_channel=False, reduce_range=narrow),
@@ -68,6 +73,11 @@ def main() -> None:
         "8-bit weights and activations": dynamic_int8(model, reduce_range=False),
         "onnxruntime": quantize(model, [example], onnxruntime).quantized,
     }
+    calibration = [data.train.__getitems__(list(range(i * 64, (i + 1) * 64))) for i in range(args.calib_batches)]
+    for alpha in args.smooth_alpha:
+        for backend, config in (("torch-dynamic", torch_dynamic), ("onnxruntime", onnxruntime)):
+            smooth = dataclasses.replace(config, smooth_alpha=alpha, calib_batches=len(calibration))
+            variants[f"{backend} + SmoothQuant {alpha}"] = quantize(model, calibration, smooth).quantized
     for split_name in ("val", "test"):
         split = getattr(data, split_name)
         reference, labels = logits(model, split)

@@ -182,7 +182,8 @@ def int8_variants(model, example, data, args, every: bool):
     """Dynamic int8 variants of ``model``: "-int8" every Linear (per-channel weights); "-int8h" the
     pooler and classifier kept in fp32 (a common remedy for what int8 costs); with ``every`` also
     "-int8t" (per-tensor weights, what this benchmark measured before per-channel was honoured),
-    "-int8o" (ONNX Runtime dynamic int8 on token ids, per-channel) and,
+    "-int8o" (ONNX Runtime dynamic int8 on token ids, per-channel), "-int8s" (SmoothQuant with
+    ``--int8-smooth-alpha``, ranges from 8 x 64 training sentences) and,
     with ``--int8-fallback-drop``, "-int8f": slimforge's accuracy-aware fallback, which returns the
     most sensitive layers to fp32 until *validation* accuracy is within the drop (dev stays unseen)."""
     from slimforge.quantize import FallbackConfig, QuantizeConfig, quantize, quantize_with_fallback
@@ -196,6 +197,9 @@ def int8_variants(model, example, data, args, every: bool):
         return
     yield "-int8t", quantize_dynamic_int8(model, [example], per_channel=False).quantized
     yield "-int8o", quantize(model, [(example, None)], QuantizeConfig(backend="onnxruntime", mode="dynamic", calib_batches=1, threads=1)).quantized
+    if args.int8_smooth_alpha > 0:
+        calibration = [data.train.__getitems__(list(range(i * 64, (i + 1) * 64))) for i in range(8)]
+        yield "-int8s", quantize_dynamic_int8(model, calibration, smooth_alpha=args.int8_smooth_alpha, calib_batches=8).quantized
     if args.int8_fallback_drop > 0:
         config = QuantizeConfig(backend="torch-dynamic", mode="dynamic", calib_batches=1)
         result = quantize_with_fallback(model, [example], lambda m: evaluate(m, data.val, batch_size=128, device="cpu")["accuracy"],
@@ -340,7 +344,7 @@ def summarise(results) -> dict:
     pruned = {n: r for n, r in runs.items() if r["stage"] == "pruned"}
     summary: dict = {"teacher": results["teacher"], "teacher_dev_accuracy": t_acc, "teacher_int8_dev_accuracy": acc["teacher-int8"],
                      "teacher_int8_speedup": t_ms / lat["teacher-int8"]["p50"], "students": {}, "pruned": {}}
-    for variant in ("int8h", "int8t", "int8o", "int8f"):
+    for variant in ("int8h", "int8t", "int8o", "int8s", "int8f"):
         if f"teacher-{variant}" in acc:
             summary[f"teacher_{variant}_dev_accuracy"] = acc[f"teacher-{variant}"]
             summary[f"teacher_{variant}_speedup"] = t_ms / lat[f"teacher-{variant}"]["p50"]
@@ -487,6 +491,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="report: also measure int8 with these Linear layers kept in fp32 ('' to skip)")
     p.add_argument("--int8-fallback-drop", type=float, default=0.0,
                    help="report: also run the accuracy-aware int8 fallback on the teacher, within this validation drop (0.005 = 0.5 point)")
+    p.add_argument("--int8-smooth-alpha", type=float, default=0.8, help="report: SmoothQuant variant -int8s (0: none)")
     p.add_argument("--int8-fallback-layers", type=int, default=8, help="report: most layers the fallback returns to fp32")
     p.add_argument("--latency-batches", type=int, default=10)
     p.add_argument("--latency-batch-size", type=int, default=32)
