@@ -113,6 +113,9 @@ def _variants(model: torch.nn.Module, x: torch.Tensor, calib: list[torch.Tensor]
         variants.setdefault("torch fp32-eager", torch.no_grad()(model))
         q = quantize(model, calib, QuantizeConfig(backend="torch-dynamic", mode="dynamic", calib_batches=1)).quantized
         variants["torch-dynamic int8 (dynamic)"] = torch.no_grad()(q)
+        if args.smooth_alpha is not None:  # the cost of SmoothQuant's input multiplies
+            config = QuantizeConfig(backend="torch-dynamic", mode="dynamic", calib_batches=len(calib), smooth_alpha=args.smooth_alpha)
+            variants["torch-dynamic int8 + SmoothQuant (dynamic)"] = torch.no_grad()(quantize(model, calib, config).quantized)
     return variants
 
 
@@ -174,6 +177,7 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=200)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--calib-batches", type=int, default=8)
+    p.add_argument("--smooth-alpha", type=float, default=None, help="also time torch-dynamic with SmoothQuant (linear models)")
     p.add_argument("--json", default="")
     return p.parse_args()
 

@@ -19,5 +19,5 @@ taskset -c $core timeout 90 python3 benchmarks/torch_int8_check.py --reps 30 2>&
 # CNN and MLP through every backend, then MiniLM through onnxruntime and torch-dynamic; each its own process and deadline.
 taskset -c $core timeout 200 python3 benchmarks/quantize_speed.py --models resnet20x2 mlp-800 --reps 60 --threads 1 \
     --json "$OUT/quantize_speed_xeon.json" 2>&1 | tee "$OUT/quantize_speed.log" | grep -v "^W"
-taskset -c $core timeout 120 python3 benchmarks/quantize_speed.py --models minilm --backends onnxruntime torch-dynamic --reps 12 --warmup 2 \
+taskset -c $core timeout 150 python3 benchmarks/quantize_speed.py --models minilm --backends onnxruntime torch-dynamic --reps 12 --warmup 2 --smooth-alpha 0.8 \
     --threads 1 --json "$OUT/quantize_speed_minilm_xeon.json" 2>&1 | tee "$OUT/quantize_speed_minilm.log" | grep -v "^W"
