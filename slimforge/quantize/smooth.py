@@ -43,12 +43,14 @@ class ScaleInput:
 def smoothing_scales(model: nn.Module, batches: Iterable[Any], alpha: float, layers: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
     """Per-input-channel smoothing factors ``s`` (in_features,) of each Linear in ``layers`` (default all).
 
-    batches: model inputs (tensors or dicts) run once each to measure ``max|X_j|``.
+    batches: model inputs (tensors or dicts) run once each to measure ``max|X_j|``. Linears whose
+    weight is tied to another module, or that the batches never reach, are left out.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"SmoothQuant alpha must be in [0, 1], got {alpha}.")
     linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
-    names = list(linears) if layers is None else [n for n in layers if n in linears]
+    shared = _shared_weights(model)  # tied weights (e.g. to an embedding): scaling one would change the other
+    names = [n for n in (linears if layers is None else layers) if n in linears and id(linears[n].weight) not in shared]
     amax: dict[str, torch.Tensor] = {}
 
     def observe(name: str):
@@ -90,6 +92,14 @@ def apply_smoothing(model: nn.Module, scales: dict[str, torch.Tensor]) -> nn.Mod
         linear.weight.mul_(s.to(linear.weight.dtype))
         linear.register_forward_pre_hook(ScaleInput((1.0 / s).to(linear.weight.dtype)))
     return smoothed
+
+
+def _shared_weights(model: nn.Module) -> set[int]:
+    """ids of the parameters that more than one module holds."""
+    seen: dict[int, int] = {}
+    for _, param in model.named_parameters(remove_duplicate=False):
+        seen[id(param)] = seen.get(id(param), 0) + 1
+    return {pid for pid, count in seen.items() if count > 1}
 
 
 def smoothing_of(model: nn.Module) -> dict[str, torch.Tensor]:

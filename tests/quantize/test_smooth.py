@@ -41,6 +41,28 @@ def test_smoothing_keeps_fp32_outputs_and_evens_out_the_input_channels():
     assert after.max() / after.min() < (before.max() / before.min()) / 5  # the outlier channels are tamed
 
 
+def test_a_linear_with_a_tied_weight_is_not_smoothed():
+    """Scaling a weight another module shares (an LM head tied to its embedding) would change that module too."""
+
+    class Tied(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = torch.nn.Embedding(16, 16)
+            self.body = torch.nn.Linear(16, 16)
+            self.head = torch.nn.Linear(16, 16, bias=False)
+            self.head.weight = self.embed.weight
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.head(self.body(self.embed(ids)))
+
+    model = Tied().eval()
+    ids = [torch.randint(0, 16, (4, 5))]
+    scales = smoothing_scales(model, ids, alpha=0.5)
+    assert set(scales) == {"body"}
+    with torch.no_grad():
+        torch.testing.assert_close(apply_smoothing(model, scales)(ids[0]), model(ids[0]), atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("backend", ["torch-dynamic", "onnxruntime"])
 def test_smoothquant_brings_dynamic_int8_closer_to_fp32_and_survives_save_and_load(backend, tmp_path):
     model, batches = outlier_model_and_batches()
