@@ -32,7 +32,8 @@ def test_quantize_then_load_through_slimforge_load(run, tmp_path, capsys):
 
 def test_quantize_with_smoothquant(run, tmp_path, capsys):
     out = tmp_path / "int8-smooth"
-    assert main(["quantize", str(run), "--backend", "onnxruntime", "--calib-batches", "4", "--smooth-alpha", "0.5", "--out", str(out)]) == 0
+    args = ["quantize", str(run), "--backend", "onnxruntime", "--mode", "dynamic", "--calib-batches", "4", "--smooth-alpha", "0.5"]
+    assert main([*args, "--out", str(out)]) == 0
     info = json.loads((out / "quantized.json").read_text())
     assert info["smoothed_layers"] == ["classifier"] and info["config"]["smooth_alpha"] == 0.5
     metrics = json.loads((out / "metrics.json").read_text())

@@ -80,7 +80,8 @@ class _Prepared:
                 f"Cannot keep {unmapped} in fp32 with onnxruntime: no weighted ONNX node records them as its module "
                 "scope or uses their '<name>.weight' initializer."
             )
-        excluded = [node for layer in sorted(fp32_layers) for node in self.nodes_by_layer[layer]]
+        # Dynamic quantization first rewrites a Gemm into '<name>_MatMul' + '<name>_Add'; exclude either name.
+        excluded = [name for layer in sorted(fp32_layers) for node in self.nodes_by_layer[layer] for name in (node, f"{node}_MatMul")]
         reduce_range = resolve_reduce_range(self.config)
         if set(fp32_layers) >= set(self.layers):
             raise QuantizationError(f"Every quantizable layer is kept in fp32 ({sorted(fp32_layers)}); nothing to quantize.")
@@ -121,7 +122,9 @@ class OnnxRuntimeBackend:
     """
 
     accepts_token_ids = True
-    supports_smoothing = True  # the exported graph carries SmoothQuant's input multiplies
+    # SmoothQuant's input multiplies ride in the exported graph. Static QDQ would quantize the
+    # multiply's own input (outliers included) to int8 and undo it: dynamic mode only.
+    smoothing_modes = ("dynamic",)
 
     def prepare(self, model: nn.Module, calibration: list[torch.Tensor], mode: str, config: QuantizeConfig) -> _Prepared:
         _require_onnxruntime()
@@ -212,8 +215,9 @@ def _nodes_by_layer(path: Path, layers: list[str]) -> dict[str, list[str]]:
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
-    by_path = {f"{prefix}{layer}": layer for layer in layers for prefix in ("", "model.")}
-    weights = {f"{name}.weight": layer for name, layer in by_path.items()}
+    # export_onnx_file wraps the model as ``model``: its layers' scopes and weights carry that prefix.
+    by_path = {f"model.{layer}": layer for layer in layers}
+    weights = {f"{prefix}{layer}.weight": layer for layer in layers for prefix in ("", "model.")}
     found: dict[str, list[str]] = {}
     for node in graph.node:
         if node.op_type not in _WEIGHTED_OPS:
@@ -225,7 +229,8 @@ def _nodes_by_layer(path: Path, layers: list[str]) -> dict[str, list[str]]:
 
 
 def _scope_layer(node: Any, by_path: dict[str, str]) -> str | None:
-    """The innermost module of ``by_path`` among the scopes the exporter recorded on ``node``."""
+    """The innermost module of ``by_path`` among the module scopes the exporter recorded on ``node``
+    (the list's last entry is the op's own name, e.g. ``linear_1``, not a module)."""
     import ast
 
     text = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), None)
@@ -233,7 +238,7 @@ def _scope_layer(node: Any, by_path: dict[str, str]) -> str | None:
         scopes = ast.literal_eval(text) if text else []  # a list of strings; literal_eval runs no code
     except (ValueError, SyntaxError):
         return None
-    return next((by_path[s] for s in reversed(scopes) if isinstance(s, str) and s in by_path), None)
+    return next((by_path[s] for s in reversed(scopes[:-1]) if isinstance(s, str) and s in by_path), None)
 
 
 def _require_onnxruntime() -> None:

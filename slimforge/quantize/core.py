@@ -166,9 +166,11 @@ def prepare(model: nn.Module, calibration: Iterable[Batch], config: QuantizeConf
         fp32 += [layers[0], layers[-1]]
     smoothed: list[str] = []
     if config.smooth_alpha is not None:  # a smoothed copy; the fp32 layers stay as they are
-        if not getattr(backend, "supports_smoothing", False):
-            able = [name for name in list_backends() if getattr(BACKENDS.get(name), "supports_smoothing", False)]
-            raise QuantizationError(f"Backend {config.backend!r} does not support SmoothQuant (smooth_alpha); backends that do: {able}.")
+        if mode not in getattr(backend, "smoothing_modes", ()):
+            able = {name: list(BACKENDS.get(name).smoothing_modes) for name in list_backends() if hasattr(BACKENDS.get(name), "smoothing_modes")}
+            raise QuantizationError(
+                f"Backend {config.backend!r} does not support SmoothQuant (smooth_alpha) in {mode} mode; backends and modes that do: {able}."
+            )
         scales = smoothing_scales(model, batches, config.smooth_alpha, [n for n in layers if n not in fp32])
         model, smoothed = apply_smoothing(model, scales), sorted(scales)
     prepared = backend.prepare(model, batches, mode, config)

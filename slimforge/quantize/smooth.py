@@ -15,6 +15,7 @@ The hooks survive ``torch.ao``'s module swap and ``torch.export``.
 
     scales = smoothing_scales(model, batches, alpha=0.8)       # layer -> s, (in_features,)
     smoothed = apply_smoothing(model, scales)                  # a copy; fp32 outputs unchanged
+    original, scales = smoothing_record(smoothed)              # what an artifact saves
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from slimforge.errors import ConfigError
 
@@ -36,7 +38,8 @@ class ScaleInput:
         self.inv_scale = inv_scale
 
     def __call__(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
-        return (args[0] * self.inv_scale, *args[1:])  # inv_scale has the weight's dtype already
+        x = args[0]
+        return (x * self.inv_scale.to(device=x.device, dtype=x.dtype), *args[1:])  # follows .to()/.half() of the model
 
 
 @torch.no_grad()
@@ -44,13 +47,18 @@ def smoothing_scales(model: nn.Module, batches: Iterable[Any], alpha: float, lay
     """Per-input-channel smoothing factors ``s`` (in_features,) of each Linear in ``layers`` (default all).
 
     batches: model inputs (tensors or dicts) run once each to measure ``max|X_j|``. Linears whose
-    weight is tied to another module, or that the batches never reach, are left out.
+    weight is tied to another module or parametrized, or that the batches never reach, are left out.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"SmoothQuant alpha must be in [0, 1], got {alpha}.")
     linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
-    shared = _shared_weights(model)  # tied weights (e.g. to an embedding): scaling one would change the other
-    names = [n for n in (linears if layers is None else layers) if n in linears and id(linears[n].weight) not in shared]
+    # Left out: tied weights (scaling one would change the other module) and parametrized ones
+    # (weight norm, fake quantization: the in-place scaling would hit a recomputed copy).
+    shared = _shared_weights(model)
+    names = [
+        n for n in (linears if layers is None else layers)
+        if n in linears and id(linears[n].weight) not in shared and not parametrize.is_parametrized(linears[n], "weight")
+    ]
     amax: dict[str, torch.Tensor] = {}
 
     def observe(name: str):
@@ -83,15 +91,32 @@ def smoothing_scales(model: nn.Module, batches: Iterable[Any], alpha: float, lay
 
 @torch.no_grad()
 def apply_smoothing(model: nn.Module, scales: dict[str, torch.Tensor]) -> nn.Module:
-    """A copy of ``model`` whose Linear ``name`` has weight columns times ``scales[name]`` and input divided by it."""
+    """A copy of ``model`` whose Linear ``name`` has weight columns times ``scales[name]`` and input divided by it.
+
+    The copy remembers the unsmoothed model and the scales (:func:`smoothing_record`), which is
+    what an artifact saves: its fp32 weights stay the model's own, and loading re-applies the
+    same scales to the same weights, giving the same smoothed weights bit for bit.
+    """
     smoothed = copy.deepcopy(model)
     for name, s in scales.items():
-        linear = smoothed.get_submodule(name)
+        try:
+            linear = smoothed.get_submodule(name)
+        except AttributeError:
+            raise ConfigError(f"Smoothing scales name layer {name!r}, which the model does not have.") from None
         if not isinstance(linear, nn.Linear) or s.shape != (linear.in_features,):
             raise ConfigError(f"Smoothing scales for {name!r} do not fit it: {tuple(s.shape)} for {linear}.")
         linear.weight.mul_(s.to(linear.weight.dtype))
         linear.register_forward_pre_hook(ScaleInput((1.0 / s).to(linear.weight.dtype)))
+    smoothed.__dict__[_RECORD] = (model, dict(scales))
     return smoothed
+
+
+_RECORD = "_slimforge_smoothing"
+
+
+def smoothing_record(model: nn.Module) -> tuple[nn.Module, dict[str, torch.Tensor]] | None:
+    """(the unsmoothed model, layer -> s) for a model made by :func:`apply_smoothing`, else None."""
+    return model.__dict__.get(_RECORD)
 
 
 def _shared_weights(model: nn.Module) -> set[int]:
@@ -100,26 +125,3 @@ def _shared_weights(model: nn.Module) -> set[int]:
     for _, param in model.named_parameters(remove_duplicate=False):
         seen[id(param)] = seen.get(id(param), 0) + 1
     return {pid for pid, count in seen.items() if count > 1}
-
-
-def smoothing_of(model: nn.Module) -> dict[str, torch.Tensor]:
-    """layer -> ``1 / s`` of every smoothed module of ``model`` (what an artifact records)."""
-    found = {}
-    for name, module in model.named_modules():
-        for hook in module._forward_pre_hooks.values():
-            if isinstance(hook, ScaleInput):
-                found[name] = hook.inv_scale
-    return found
-
-
-def restore_smoothing(model: nn.Module, inv_scales: dict[str, torch.Tensor]) -> nn.Module:
-    """Re-attach the input scaling to a model whose weights were saved already smoothed (in place)."""
-    for name, inv in inv_scales.items():
-        try:
-            linear = model.get_submodule(name)
-        except AttributeError:
-            raise ConfigError(f"The saved smoothing names layer {name!r}, which the model does not have.") from None
-        if not isinstance(linear, nn.Linear) or inv.shape != (linear.in_features,):
-            raise ConfigError(f"The saved smoothing for {name!r} has shape {tuple(inv.shape)}, which does not fit {linear}.")
-        linear.register_forward_pre_hook(ScaleInput(inv.to(linear.weight.dtype)))
-    return model

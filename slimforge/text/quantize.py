@@ -30,12 +30,12 @@ from torch import nn
 
 from slimforge import artifacts
 from slimforge.artifacts import atomic_write_bytes
-from slimforge.errors import ArtifactError
+from slimforge.errors import ArtifactError, ConfigError
 from slimforge.quantize.core import QuantizationError, QuantizeConfig, QuantizeResult, quantize, register_backend, resolve_reduce_range
-from slimforge.quantize.smooth import restore_smoothing, smoothing_of
+from slimforge.quantize.smooth import apply_smoothing, smoothing_record
 
 BACKEND = "torch-dynamic"
-SMOOTHING_FILE = "smoothing.safetensors"  # layer -> 1 / s of SmoothQuant, when the model was smoothed
+SMOOTHING_FILE = "smoothing.safetensors"  # layer -> SmoothQuant's s, when the model was smoothed
 
 
 class DynamicInt8Model(nn.Module):
@@ -58,10 +58,13 @@ class DynamicInt8Model(nn.Module):
         return self.model(inputs)
 
     def save(self, folder: Path) -> str:
-        artifacts.save(self.source, folder)
-        smoothing = smoothing_of(self.source)
-        if smoothing:  # the weights above are smoothed already; the input scales go beside them
-            atomic_write_bytes(Path(folder) / SMOOTHING_FILE, save_safetensors({name: inv.contiguous() for name, inv in smoothing.items()}))
+        record = smoothing_record(self.source)
+        if record is None:
+            artifacts.save(self.source, folder)
+        else:  # the model's own fp32 weights, and the SmoothQuant scales that loading applies again
+            original, scales = record
+            artifacts.save(original, folder)
+            atomic_write_bytes(Path(folder) / SMOOTHING_FILE, save_safetensors({name: s.contiguous() for name, s in scales.items()}))
         return artifacts.WEIGHTS_FILE
 
 
@@ -175,7 +178,7 @@ class TorchDynamicBackend:
     """Eager dynamic int8 of nn.Linear layers; any input structure (token-id dicts included)."""
 
     accepts_any_inputs = True
-    supports_smoothing = True  # the input-scaling hooks survive torch.ao's module swap
+    smoothing_modes = ("dynamic",)  # SmoothQuant's input-scaling hooks survive torch.ao's module swap
     modes = ("dynamic",)
 
     def prepare(self, model: nn.Module, calibration: list[Any], mode: str, config: QuantizeConfig) -> _Prepared:
@@ -192,7 +195,7 @@ class TorchDynamicBackend:
         config = info.get("config", {})
         model = artifacts.load(folder, quantized=False)
         if info.get("smoothed_layers"):
-            restore_smoothing(model, _load_smoothing(Path(folder) / SMOOTHING_FILE))
+            model = _smooth_loaded(model, Path(folder) / SMOOTHING_FILE)
         return dynamic_int8(
             model,
             frozenset(info.get("fp32_layers", [])),
@@ -201,16 +204,21 @@ class TorchDynamicBackend:
         )
 
 
-def _load_smoothing(path: Path) -> dict[str, torch.Tensor]:
+def _smooth_loaded(model: nn.Module, path: Path) -> nn.Module:
+    """``model`` with the SmoothQuant scales saved in ``path`` applied again."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     if not path.is_file():
         raise ArtifactError(f"{path} is missing; quantized.json says the model was smoothed (SmoothQuant).")
     try:
-        return load_file(str(path))
+        scales = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ArtifactError(f"{path} is not a readable safetensors file: {exc}") from None
+    try:
+        return apply_smoothing(model, scales)
+    except ConfigError as exc:
+        raise ArtifactError(f"{path} does not fit the saved model: {exc}") from None
 
 
 register_backend(BACKEND, help="eager dynamic int8 of Linear layers (torch.ao quantize_dynamic); any inputs, e.g. text")(TorchDynamicBackend())

@@ -198,3 +198,35 @@ def test_pt2e_capture_falls_back_to_non_strict_export(trained_cnn, calibration, 
     graph = backend_torch.capture(trained_cnn.eval(), x)
     with torch.no_grad():
         torch.testing.assert_close(graph(x), trained_cnn(x))
+
+
+def test_onnxruntime_keeps_exactly_the_named_layers_in_fp32():
+    """Layers are found by module scope, not by the op's own name (a layer called ``linear`` once took the
+    first linear op), and a Gemm kept in fp32 stays float after dynamic quantization renames it."""
+    import onnx
+
+    from slimforge.quantize import QuantizeConfig, quantize
+
+    class Named(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = torch.nn.Linear(16, 32)
+            self.linear = torch.nn.Linear(32, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.linear(torch.relu(self.body(x)))
+
+    torch.manual_seed(0)
+    model = Named().eval()
+    batches = [torch.randn(8, 16) for _ in range(2)]
+
+    def float_layers(fp32_layers: tuple[str, ...]) -> list[str]:
+        result = quantize(model, batches, QuantizeConfig(backend="onnxruntime", mode="dynamic", calib_batches=2, fp32_layers=fp32_layers))
+        graph = onnx.load_from_string(result.quantized.model_bytes).graph
+        weights = {init.name for init in graph.initializer}
+        # A float Gemm/MatMul with a constant weight ('model.body.weight', or '..._Transposed' once ORT made it a MatMul).
+        return sorted(i.split(".weight")[0] for node in graph.node if node.op_type in ("Gemm", "MatMul") for i in node.input if i in weights)
+
+    assert float_layers(()) == []
+    assert float_layers(("body",)) == ["model.body"]
+    assert float_layers(("linear",)) == ["model.linear"]

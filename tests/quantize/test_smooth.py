@@ -10,7 +10,7 @@ import torch
 from slimforge.errors import ArtifactError, ConfigError
 from slimforge.models import create_model
 from slimforge.quantize import QuantizationError, QuantizeConfig, load_quantized, quantize, save_quantized
-from slimforge.quantize.smooth import apply_smoothing, smoothing_of, smoothing_scales
+from slimforge.quantize.smooth import apply_smoothing, smoothing_record, smoothing_scales
 
 OUTLIERS = torch.tensor([40.0, 25.0] + [1.0] * 14)  # two input channels far larger than the rest, as after a LayerNorm
 
@@ -35,7 +35,9 @@ def test_smoothing_keeps_fp32_outputs_and_evens_out_the_input_channels():
     smoothed.net[1].register_forward_hook(record_input)
     with torch.no_grad():
         torch.testing.assert_close(smoothed(batches[0]), model(batches[0]), atol=1e-5, rtol=1e-5)
-    assert set(smoothing_of(smoothed)) == {"net.1", "net.3"} and smoothing_of(model) == {}  # the original is untouched
+    original, recorded = smoothing_record(smoothed)
+    assert original is model and set(recorded) == {"net.1", "net.3"} and smoothing_record(model) is None
+    assert not model.net[1]._forward_pre_hooks and not torch.equal(model.net[1].weight, smoothed.net[1].weight)
     before = batches[0].reshape(64, 16).abs().amax(0)
     after = seen["x"].reshape(64, 16).abs().amax(0)
     assert after.max() / after.min() < (before.max() / before.min()) / 5  # the outlier channels are tamed
@@ -76,7 +78,12 @@ def test_smoothquant_brings_dynamic_int8_closer_to_fp32_and_survives_save_and_lo
             errors[alpha] = (result.quantized(x) - model(x)).abs().mean().item()
         save_quantized(result, tmp_path / str(alpha))
         with torch.no_grad():
-            torch.testing.assert_close(load_quantized(tmp_path / str(alpha))(x), result.quantized(x))
+            torch.testing.assert_close(load_quantized(tmp_path / str(alpha))(x), result.quantized(x), atol=0.0, rtol=0.0)
+        if backend == "torch-dynamic":  # its artifact's fp32 weights are the model's own, not the smoothed ones
+            from slimforge import artifacts
+
+            with torch.no_grad():
+                torch.testing.assert_close(artifacts.load(tmp_path / str(alpha), quantized=False)(x), model(x))
     assert errors[0.8] < 0.8 * errors[None]
 
 
@@ -86,6 +93,22 @@ def test_smoothing_is_refused_out_of_range_and_by_the_pt2e_backend():
         QuantizeConfig(smooth_alpha=1.5)
     with pytest.raises(QuantizationError, match="does not support SmoothQuant.*torch-dynamic"):
         quantize(model, batches, QuantizeConfig(backend="torch", smooth_alpha=0.5))
+    # Static QDQ would quantize the multiply's own input, outliers included: dynamic only.
+    with pytest.raises(QuantizationError, match="'onnxruntime' does not support SmoothQuant.*in static mode"):
+        quantize(model, batches, QuantizeConfig(backend="onnxruntime", mode="static", smooth_alpha=0.5))
+
+
+def test_a_parametrized_weight_is_not_smoothed():
+    """Weight norm recomputes the weight from other parameters: scaling it in place would not stick, the input scaling would."""
+    from torch.nn.utils.parametrizations import weight_norm
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), weight_norm(torch.nn.Linear(8, 3))).eval()
+    batches = [torch.randn(16, 8) * 10]
+    scales = smoothing_scales(model, batches, alpha=0.8)
+    assert set(scales) == {"0"}
+    with torch.no_grad():
+        torch.testing.assert_close(apply_smoothing(model, scales)(batches[0]), model(batches[0]), atol=1e-5, rtol=1e-5)
 
 
 def test_a_smoothed_artifact_without_its_scales_is_a_clear_error(tmp_path):
