@@ -107,11 +107,19 @@ def apply_smoothing(model: nn.Module, scales: dict[str, torch.Tensor]) -> nn.Mod
             raise ConfigError(f"Smoothing scales for {name!r} do not fit it: {tuple(s.shape)} for {linear}.")
         linear.weight.mul_(s.to(linear.weight.dtype))
         linear.register_forward_pre_hook(ScaleInput((1.0 / s).to(linear.weight.dtype)))
-    smoothed.__dict__[_RECORD] = (model, dict(scales))
+    smoothed.__dict__[_RECORD] = _Record((model, dict(scales)))
     return smoothed
 
 
 _RECORD = "_slimforge_smoothing"
+
+
+class _Record(tuple):
+    """(unsmoothed model, scales), shared by every copy of a smoothed model: read-only, so
+    ``copy.deepcopy`` (quantize_dynamic, each fallback trial) need not copy the fp32 model again."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Record:
+        return self
 
 
 def smoothing_record(model: nn.Module) -> tuple[nn.Module, dict[str, torch.Tensor]] | None:

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from slimforge import artifacts
@@ -64,7 +63,7 @@ class DynamicInt8Model(nn.Module):
         else:  # the model's own fp32 weights, and the SmoothQuant scales that loading applies again
             original, scales = record
             artifacts.save(original, folder)
-            atomic_write_bytes(Path(folder) / SMOOTHING_FILE, save_safetensors({name: s.contiguous() for name, s in scales.items()}))
+            atomic_write_bytes(Path(folder) / SMOOTHING_FILE, artifacts.state_dict_bytes(scales))
         return artifacts.WEIGHTS_FILE
 
 
@@ -206,15 +205,9 @@ class TorchDynamicBackend:
 
 def _smooth_loaded(model: nn.Module, path: Path) -> nn.Module:
     """``model`` with the SmoothQuant scales saved in ``path`` applied again."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     if not path.is_file():
         raise ArtifactError(f"{path} is missing; quantized.json says the model was smoothed (SmoothQuant).")
-    try:
-        scales = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ArtifactError(f"{path} is not a readable safetensors file: {exc}") from None
+    scales = artifacts.read_tensors(path)
     try:
         return apply_smoothing(model, scales)
     except ConfigError as exc:
