@@ -171,7 +171,8 @@ def prepare(model: nn.Module, calibration: Iterable[Batch], config: QuantizeConf
             raise QuantizationError(
                 f"Backend {config.backend!r} does not support SmoothQuant (smooth_alpha) in {mode} mode; backends and modes that do: {able}."
             )
-        scales = smoothing_scales(model, batches, config.smooth_alpha, [n for n in layers if n not in fp32])
+        bits = 7 if resolve_reduce_range(config) else 8  # both backends narrow the weights under reduce_range
+        scales = smoothing_scales(model, batches, config.smooth_alpha, [n for n in layers if n not in fp32], weight_bits=bits)
         model, smoothed = apply_smoothing(model, scales), sorted(scales)
     prepared = backend.prepare(model, batches, mode, config)
     spec = get_spec(model)

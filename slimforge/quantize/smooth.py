@@ -13,6 +13,15 @@ The division runs as a forward pre-hook holding ``1 / s`` (a multiply before the
 module is replaced, so layer names stay as they were and exported graphs carry the multiply).
 The hooks survive ``torch.ao``'s module swap and ``torch.export``.
 
+Two refinements keep the multiplies few, since in a post-LayerNorm transformer (BERT) they
+cannot be folded into the LayerNorm, whose output also feeds the residual path:
+
+- Linears that read the same input tensor (a transformer's query, key and value) share one
+  ``s``, taken over all their weights, and one multiply per input, as the paper does for QKV.
+- A layer (or such a group) is smoothed only where smoothing cuts its own simulated int8 output
+  error on the calibration inputs by at least ``min_gain`` (10% by default): layers without
+  outlier channels (a classifier head, most MLPs) keep their input as it is.
+
     scales = smoothing_scales(model, batches, alpha=0.8)       # layer -> s, (in_features,)
     smoothed = apply_smoothing(model, scales)                  # a copy; fp32 outputs unchanged
     original, scales = smoothing_record(smoothed)              # what an artifact saves
@@ -21,6 +30,7 @@ The hooks survive ``torch.ao``'s module swap and ``torch.export``.
 from __future__ import annotations
 
 import copy
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,22 +42,57 @@ from slimforge.errors import ConfigError
 
 
 class ScaleInput:
-    """Forward pre-hook: multiplies a Linear's input by ``inv_scale`` (in_features,)."""
+    """Forward pre-hook: multiplies a Linear's input by ``inv_scale`` (in_features,).
 
-    def __init__(self, inv_scale: torch.Tensor) -> None:
+    One hook may serve ``users`` Linears that read the same input tensor: the first of them
+    multiplies, the others reuse that product (same tensor object, unchanged since: its version
+    counter, where it has one; inference tensors have none, and :func:`smoothing_scales` groups
+    only layers that read their input unchanged). Under ``torch.compile``/``torch.export``
+    tracing it always multiplies (the compiler merges repeats).
+    """
+
+    def __init__(self, inv_scale: torch.Tensor, users: int = 1) -> None:
         self.inv_scale = inv_scale
+        self.users = users
+        self._cache: tuple[Any, int | None, torch.Tensor, int] | None = None  # (weakref to input, its version, product, uses left)
 
     def __call__(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
         x = args[0]
-        return (x * self.inv_scale.to(device=x.device, dtype=x.dtype), *args[1:])  # follows .to()/.half() of the model
+        if self.users > 1 and not torch.compiler.is_compiling():
+            cached = self._cache
+            if cached is not None and cached[0]() is x and cached[1] == _version(x):
+                self._cache = (cached[0], cached[1], cached[2], cached[3] - 1) if cached[3] > 1 else None
+                return (cached[2], *args[1:])
+            scaled = self._scale(x)
+            self._cache = (weakref.ref(x), _version(x), scaled, self.users - 1)
+            return (scaled, *args[1:])
+        return (self._scale(x), *args[1:])
+
+    def _scale(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.inv_scale.to(device=x.device, dtype=x.dtype)  # follows .to()/.half() of the model
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ScaleInput:
+        return ScaleInput(copy.deepcopy(self.inv_scale, memo), self.users)  # without the cached product
+
+
+def _version(x: torch.Tensor) -> int | None:
+    """How often ``x`` was changed in place; None for inference tensors, which do not count."""
+    return None if x.is_inference() else x._version
 
 
 @torch.no_grad()
-def smoothing_scales(model: nn.Module, batches: Iterable[Any], alpha: float, layers: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+def smoothing_scales(
+    model: nn.Module, batches: Iterable[Any], alpha: float, layers: Iterable[str] | None = None,
+    min_gain: float | None = 0.1, weight_bits: int = 8,
+) -> dict[str, torch.Tensor]:
     """Per-input-channel smoothing factors ``s`` (in_features,) of each Linear in ``layers`` (default all).
 
     batches: model inputs (tensors or dicts) run once each to measure ``max|X_j|``. Linears whose
     weight is tied to another module or parametrized, or that the batches never reach, are left out.
+    Linears that read the same input tensor get the same ``s`` (one tensor; :func:`apply_smoothing`
+    then multiplies once for all of them). ``min_gain``: keep only the layers (groups) whose
+    simulated int8 output error on the first batch drops by at least this fraction; None keeps all.
+    weight_bits: of that simulation (7 where the backend narrows the weights, ``reduce_range``).
     """
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"SmoothQuant alpha must be in [0, 1], got {alpha}.")
@@ -59,34 +104,88 @@ def smoothing_scales(model: nn.Module, batches: Iterable[Any], alpha: float, lay
         n for n in (linears if layers is None else layers)
         if n in linears and id(linears[n].weight) not in shared and not parametrize.is_parametrized(linears[n], "weight")
     ]
+    amax, samples, readers = _observe_inputs(model, {name: linears[name] for name in names}, batches)
+    scales = {}
+    for group in _sibling_groups([n for n in names if n in amax], readers):  # never reached: nothing to balance
+        x_max = torch.stack([amax[n] for n in group]).amax(0)
+        w_max = torch.stack([linears[n].weight.detach().float().abs().amax(0) for n in group]).amax(0)
+        s = x_max.clamp(min=1e-5) ** alpha / w_max.clamp(min=1e-5) ** (1 - alpha)
+        s = torch.where((x_max > 0) & (w_max > 0), s, torch.ones_like(s))  # a channel zero in data or weights keeps 1
+        if min_gain is not None:
+            plain = sum(_int8_error(samples[n], linears[n].weight.detach().float(), weight_bits) for n in group)
+            smoothed = sum(_int8_error(samples[n] / s, linears[n].weight.detach().float() * s, weight_bits) for n in group)
+            if smoothed > (1.0 - min_gain) * plain:
+                continue
+        scales.update({n: s for n in group})
+    return scales
+
+
+_SAMPLE_ROWS = 4096  # input rows per layer kept to judge the gain
+
+
+def _observe_inputs(
+    model: nn.Module, linears: dict[str, nn.Linear], batches: Iterable[Any],
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], list[list[str]]]:
+    """Runs the batches: per layer ``max|X_j|`` and a sample of input rows, and per input tensor the layers that read it."""
     amax: dict[str, torch.Tensor] = {}
+    samples: dict[str, torch.Tensor] = {}
+    readers: list[list[str]] = []
+    current: dict[tuple[int, int | None], tuple[torch.Tensor, list[str]]] = {}  # (id, version) -> (input, readers)
 
     def observe(name: str):
         def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
             x = args[0].detach().float()
-            seen = x.abs().reshape(-1, x.shape[-1]).amax(0)
+            rows = x.reshape(-1, x.shape[-1])
+            seen = rows.abs().amax(0)
             amax[name] = torch.maximum(amax[name], seen) if name in amax else seen
+            samples.setdefault(name, rows[:_SAMPLE_ROWS].clone())
+            # Readers of one tensor, unchanged in between (a change in place splits them).
+            current.setdefault((id(args[0]), _version(args[0])), (args[0], []))[1].append(name)
 
         return hook
 
-    handles = [linears[name].register_forward_pre_hook(observe(name)) for name in names]
+    handles = [linear.register_forward_pre_hook(observe(name)) for name, linear in linears.items()]
     try:
         model.eval()
+        # Outside inference mode, so that the model's own tensors count their changes in place.
         for batch in batches:
-            model(batch)
+            with torch.inference_mode(False), torch.no_grad():
+                model(batch)
+            readers.extend(names for _, names in current.values())
+            current.clear()
     finally:
         for handle in handles:
             handle.remove()
-    scales = {}
-    for name in names:
-        if name not in amax:  # never called on these inputs: nothing to balance
-            continue
-        weight = linears[name].weight.detach().float().abs().amax(0)
-        s = amax[name].clamp(min=1e-5) ** alpha / weight.clamp(min=1e-5) ** (1 - alpha)
-        # A channel that is zero in the data or in the weight keeps scale 1.
-        s = torch.where((amax[name] > 0) & (weight > 0), s, torch.ones_like(s))
-        scales[name] = s
-    return scales
+    return amax, samples, readers
+
+
+def _sibling_groups(names: list[str], readers: list[list[str]]) -> list[list[str]]:
+    """``names`` split into groups of layers that read one input tensor together on every call, in order."""
+    together = {n: set(names) for n in names}
+    for group in readers:
+        for n in group:
+            if n in together:
+                together[n] &= set(group)
+    groups, done = [], set()
+    for n in names:
+        if n not in done:
+            group = [m for m in names if m in together[n] and n in together[m]]
+            groups.append(group)
+            done.update(group)
+    return groups
+
+
+def _int8_error(x: torch.Tensor, weight: torch.Tensor, weight_bits: int) -> float:
+    """Relative error of ``x @ weight.T`` with 8-bit per-tensor activations and per-channel symmetric weights."""
+    lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+    x_scale = max(hi - lo, 1e-12) / 255
+    zero = round(-lo / x_scale)
+    xq = ((x / x_scale).round() + zero).clamp(0, 255).sub(zero) * x_scale
+    top = 2 ** (weight_bits - 1) - 1
+    w_scale = weight.abs().amax(1, keepdim=True).clamp(min=1e-12) / top
+    wq = (weight / w_scale).round().clamp(-top - 1, top) * w_scale
+    exact = x @ weight.T
+    return float((xq @ wq.T - exact).norm() / exact.norm().clamp(min=1e-12))
 
 
 @torch.no_grad()
@@ -95,9 +194,11 @@ def apply_smoothing(model: nn.Module, scales: dict[str, torch.Tensor]) -> nn.Mod
 
     The copy remembers the unsmoothed model and the scales (:func:`smoothing_record`), which is
     what an artifact saves: its fp32 weights stay the model's own, and loading re-applies the
-    same scales to the same weights, giving the same smoothed weights bit for bit.
+    same scales to the same weights, giving the same smoothed weights bit for bit. Layers with
+    equal scales share one hook, which multiplies once per input tensor they share.
     """
     smoothed = copy.deepcopy(model)
+    hooks: dict[bytes, ScaleInput] = {}
     for name, s in scales.items():
         try:
             linear = smoothed.get_submodule(name)
@@ -106,7 +207,11 @@ def apply_smoothing(model: nn.Module, scales: dict[str, torch.Tensor]) -> nn.Mod
         if not isinstance(linear, nn.Linear) or s.shape != (linear.in_features,):
             raise ConfigError(f"Smoothing scales for {name!r} do not fit it: {tuple(s.shape)} for {linear}.")
         linear.weight.mul_(s.to(linear.weight.dtype))
-        linear.register_forward_pre_hook(ScaleInput((1.0 / s).to(linear.weight.dtype)))
+        key = s.detach().float().cpu().numpy().tobytes()
+        if key not in hooks:
+            users = sum(1 for other in scales.values() if other.shape == s.shape and torch.equal(other, s))
+            hooks[key] = ScaleInput((1.0 / s).to(linear.weight.dtype), users)
+        linear.register_forward_pre_hook(hooks[key])
     smoothed.__dict__[_RECORD] = _Record((model, dict(scales)))
     return smoothed
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 from slimforge.errors import ArtifactError, ConfigError
 from slimforge.models import create_model
 from slimforge.quantize import QuantizationError, QuantizeConfig, load_quantized, quantize, save_quantized
-from slimforge.quantize.smooth import apply_smoothing, smoothing_record, smoothing_scales
+from slimforge.quantize.smooth import ScaleInput, apply_smoothing, smoothing_record, smoothing_scales
 
 OUTLIERS = torch.tensor([40.0, 25.0] + [1.0] * 14)  # two input channels far larger than the rest, as after a LayerNorm
 
@@ -24,7 +25,7 @@ def outlier_model_and_batches() -> tuple[torch.nn.Module, list[torch.Tensor]]:
 
 def test_smoothing_keeps_fp32_outputs_and_evens_out_the_input_channels():
     model, batches = outlier_model_and_batches()
-    scales = smoothing_scales(model, batches, alpha=0.8)
+    scales = smoothing_scales(model, batches, alpha=0.8, min_gain=None)  # every layer, whatever it gains
     assert set(scales) == {"net.1", "net.3"}
     smoothed = apply_smoothing(model, scales)
     seen = {}
@@ -105,7 +106,7 @@ def test_a_parametrized_weight_is_not_smoothed():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), weight_norm(torch.nn.Linear(8, 3))).eval()
     batches = [torch.randn(16, 8) * 10]
-    scales = smoothing_scales(model, batches, alpha=0.8)
+    scales = smoothing_scales(model, batches, alpha=0.8, min_gain=None)
     assert set(scales) == {"0"}
     with torch.no_grad():
         torch.testing.assert_close(apply_smoothing(model, scales)(batches[0]), model(batches[0]), atol=1e-5, rtol=1e-5)
@@ -115,10 +116,88 @@ def test_a_smoothed_artifact_without_its_scales_is_a_clear_error(tmp_path):
     model, batches = outlier_model_and_batches()
     result = quantize(model, batches, QuantizeConfig(backend="torch-dynamic", mode="dynamic", calib_batches=2, smooth_alpha=0.5))
     save_quantized(result, tmp_path)
-    assert json.loads((tmp_path / "quantized.json").read_text())["smoothed_layers"] == ["net.1", "net.3"]
+    assert "net.1" in json.loads((tmp_path / "quantized.json").read_text())["smoothed_layers"]
     (tmp_path / "smoothing.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(ArtifactError, match="smoothing.safetensors is not a readable"):
         load_quantized(tmp_path)
     (tmp_path / "smoothing.safetensors").unlink()
     with pytest.raises(ArtifactError, match="smoothing.safetensors is missing"):
         load_quantized(tmp_path)
+
+
+def test_only_layers_that_gain_are_smoothed():
+    """The hidden layer reads outlier channels and gains; the head reads ReLU outputs of even range and is left alone."""
+    model, batches = outlier_model_and_batches()
+    assert set(smoothing_scales(model, batches, alpha=0.8)) == {"net.1"}
+    assert set(smoothing_scales(model, batches, alpha=0.8, min_gain=None)) == {"net.1", "net.3"}
+
+
+class Attention(torch.nn.Module):
+    """Three Linears reading one input, as a transformer's query, key and value do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.query, self.key, self.value = (torch.nn.Linear(16, 8) for _ in range(3))
+        self.out = torch.nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = (self.query(x) @ self.key(x).transpose(-1, -2)).softmax(-1)
+        return self.out(weights @ self.value(x))
+
+
+def test_linears_reading_one_input_share_one_scale_and_one_multiply(monkeypatch):
+    torch.manual_seed(0)
+    model = Attention().eval()
+    batches = [torch.randn(4, 5, 16) * OUTLIERS for _ in range(2)]
+    scales = smoothing_scales(model, batches, alpha=0.8, min_gain=None)
+    assert scales["query"] is scales["key"] is scales["value"] and scales["out"] is not scales["query"]
+    w_max = torch.cat([model.query.weight, model.key.weight, model.value.weight]).abs().amax(0)
+    x_max = torch.cat(batches).reshape(-1, 16).abs().amax(0)
+    torch.testing.assert_close(scales["query"], x_max**0.8 / w_max**0.2)  # the group's weights together
+    smoothed = apply_smoothing(model, scales)
+    calls = []
+    original = ScaleInput._scale
+    monkeypatch.setattr(ScaleInput, "_scale", lambda self, x: calls.append(x.shape[-1]) or original(self, x))
+    for copy_ in (smoothed, copy.deepcopy(smoothed)):  # a copy shares its hooks the same way
+        calls.clear()
+        with torch.no_grad():
+            torch.testing.assert_close(copy_(batches[0]), model(batches[0]), atol=1e-5, rtol=1e-5)
+        assert calls == [16, 8]  # once for query, key and value; once for out
+
+
+def test_a_shared_product_is_not_reused_for_another_or_changed_input():
+    torch.manual_seed(0)
+    linears = torch.nn.ModuleList(torch.nn.Linear(16, 4) for _ in range(2)).eval()
+    s = torch.rand(16) + 0.5
+    smoothed = apply_smoothing(linears, {"0": s, "1": s.clone()})  # equal scales (as loaded from a file) share a hook
+    x, y = torch.randn(3, 16), torch.randn(3, 16)
+    with torch.no_grad():
+        smoothed[0](x)
+        torch.testing.assert_close(smoothed[1](x), linears[1](x))  # the shared product
+        smoothed[0](x)
+        torch.testing.assert_close(smoothed[1](y), linears[1](y))  # another tensor
+        smoothed[0](x)
+        x.mul_(2)  # changed in place after the product was made
+        torch.testing.assert_close(smoothed[1](x), linears[1](x))
+
+
+def test_layers_reading_an_input_changed_in_between_are_not_grouped():
+    class InPlace(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(16, 4), torch.nn.Linear(16, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = x.clone()
+            first = self.a(x)
+            x.mul_(2)
+            return first + self.b(x)
+
+    torch.manual_seed(0)
+    model = InPlace().eval()
+    batches = [torch.randn(8, 16) * OUTLIERS]
+    for context in (torch.no_grad, torch.inference_mode):
+        with context():
+            scales = smoothing_scales(model, batches, alpha=0.8, min_gain=None)
+            assert scales["a"] is not scales["b"]
+            torch.testing.assert_close(apply_smoothing(model, scales)(batches[0]), model(batches[0]), atol=1e-4, rtol=1e-5)
