@@ -128,3 +128,16 @@ def test_time_limit_stops_before_an_epoch_that_would_not_fit():
     assert state.stop
     with pytest.raises(ValueError, match="positive"):
         TimeLimit(0)
+
+
+def test_a_run_trained_through_the_api_records_its_data_for_the_cli(tmp_path):
+    """Without the data section, ``slimforge quantize RUN`` & co. would fall back to the default dataset."""
+    from slimforge.experiment import DataConfig, evaluate_run, run_data_config
+
+    data = slimforge.load_dataset("digits", val_fraction=0.2, split_seed=3)
+    train(_cnn(data), data, TrainConfig(epochs=1, batch_size=64, **QUIET), tmp_path / "run")
+    assert run_data_config(tmp_path / "run") == DataConfig(name="digits", val_fraction=0.2, split_seed=3)
+    assert evaluate_run(tmp_path / "run")["dataset"] == "digits"
+    data.source = {"name": "digits", "transform": object()}  # an option that is not plain data: nothing recorded
+    train(_cnn(data), data, TrainConfig(epochs=1, batch_size=64, **QUIET), tmp_path / "other")
+    assert "data:" not in (tmp_path / "other" / "config.yaml").read_text()

@@ -30,7 +30,10 @@ def load_dataset(name: str, **options: Any) -> DataSplits:
     """Load dataset ``name``. Common options: ``root`` (where the files are),
     ``val_fraction`` (default 0.1), ``split_seed`` (default 0), ``augment`` (default True
     where it makes sense)."""
-    return DATASETS.get(name)(**options)
+    splits = DATASETS.get(name)(**options)
+    if splits.source is None:
+        splits.source = {"name": name, **options}
+    return splits
 
 
 from slimforge.data import vision  # noqa: E402,F401  (registers the image datasets)

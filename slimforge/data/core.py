@@ -27,13 +27,18 @@ class DatasetInfo:
 
 @dataclass
 class DataSplits:
-    """train / val / test datasets; each item is ``(input, target, index)``."""
+    """train / val / test datasets; each item is ``(input, target, index)``.
+
+    source: the :func:`slimforge.data.load_dataset` call that made them (``name`` and its
+    options), which a trained run records so that ``slimforge quantize RUN`` & co. load the same data.
+    """
 
     train: Dataset
     val: Dataset
     test: Dataset
     info: DatasetInfo
     split: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -43,6 +48,29 @@ class DataSplits:
             "sizes": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
             **self.split,
         }
+
+    def config_section(self) -> dict[str, Any] | None:
+        """``source`` in the layout of a run's ``data:`` section (``slimforge.experiment.DataConfig``);
+        None when unknown or not plain data (an options value that is an object, not a name or number)."""
+        if self.source is None or not _plain(self.source):
+            return None
+        options = dict(self.source)
+        section = {"name": options.pop("name")}
+        for key in ("root", "val_fraction", "split_seed", "augment"):
+            if key in options:
+                section[key] = options.pop(key)
+        return {**section, "options": options}
+
+
+def _plain(value: Any) -> bool:
+    """JSON-like: str, number, bool, None, and lists and str-keyed dicts of them."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
 
 
 @dataclass(frozen=True)

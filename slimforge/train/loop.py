@@ -185,7 +185,7 @@ def train(
     test = evaluate(state.model, data.test, cfg.eval_batch_size, ctx, autocast_dtype=amp_dtype)
     final = _final_metrics(book, test, threads, ctx, time.perf_counter() - started)
     if out is not None:
-        rec = record if record is not None else {"train": cfg.model_dump(mode="json")}
+        rec = record if record is not None else _default_record(cfg, data)
         _save_artifact(state.model, out, ctx, config=rec, metrics={**final, "data": data.describe()})
     if tb is not None:
         tb.close()
@@ -421,6 +421,13 @@ def _load_best(model: nn.Module, path: Path, ctx: DistContext) -> None:
         fsdp.load_full_state_dict(model, artifacts.read_tensors(path) if ctx.is_main else {})
     else:
         artifacts.load_weights(model, path, map_location=ctx.device)
+
+
+def _default_record(cfg: TrainConfig, data: DataSplits) -> dict[str, Any]:
+    """config.yaml of a run trained through the Python API: the training settings, and the data
+    when ``load_dataset`` made it (so the CLI's quantize, prune, evaluate find the same data)."""
+    section = data.config_section()
+    return {"train": cfg.model_dump(mode="json"), **({"data": section} if section is not None else {})}
 
 
 def _save_artifact(model: nn.Module, out: Path, ctx: DistContext, config: Any, metrics: dict[str, Any]) -> None:
