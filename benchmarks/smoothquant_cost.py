@@ -54,8 +54,8 @@ def main() -> None:
     calibration = [data.train.__getitems__(list(range(i * 64, (i + 1) * 64)))[0] for i in range(8)]
     selected = smoothing_scales(model, calibration, args.alpha, weight_bits=7)
     every = smoothing_scales(model, calibration, args.alpha, min_gain=None, weight_bits=7)
-    # Distinct tensors per layer: apply_smoothing shares a multiply only between equal scales.
-    apart = {name: s * (1.0 + 1e-6 * i) for i, (name, s) in enumerate(every.items())}
+    # A tensor per layer: apply_smoothing shares a multiply only between layers given one tensor.
+    apart = {name: s.clone() for name, s in every.items()}
     variants = {"no smoothing": {}, "default (selected, shared)": selected, "every Linear, shared": every, "every Linear, one multiply each": apart}
     torch.set_num_threads(args.threads)
     batches = [data.test.__getitems__(list(range(i * 32, (i + 1) * 32)))[0] for i in range(10)]

@@ -290,6 +290,17 @@ def read_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, to
         raise ArtifactError(f"{path} is not a readable safetensors file ({exc}); it is corrupt or truncated.") from None
 
 
+def read_metadata(path: Path) -> dict[str, str]:
+    """The string metadata of a safetensors file that :func:`read_tensors` reads ({} when none)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ArtifactError(f"{path} is not a readable safetensors file ({exc}); it is corrupt or truncated.") from None
+
+
 def load_weights(model: nn.Module, path: Path, map_location: str | torch.device = "cpu") -> None:
     """Load safetensors weights into ``model``, checking names and shapes first."""
     tensors = read_tensors(path, map_location)

@@ -40,7 +40,9 @@ class QuantizeConfig:
     reduce_range: 7-bit weights (onnxruntime, torch-dynamic) or activations (torch), which avoids
     the int16 saturation of x86 U8S8 kernels on CPUs without VNNI (None: on exactly those CPUs);
     smooth_alpha: SmoothQuant migration strength (0..1) for the Linear layers, measured on the
-    calibration batches (None: off; 0.8 suited a fine-tuned MiniLM, see docs/quantize.md)."""
+    calibration batches (None: off; 0.8 suited a fine-tuned MiniLM, see docs/quantize.md);
+    smooth_min_gain: smooth only the layers whose simulated int8 error that cuts by this fraction
+    (None: every Linear)."""
 
     backend: str = "onnxruntime"
     mode: str = "auto"
@@ -52,6 +54,7 @@ class QuantizeConfig:
     compile: bool = True
     reduce_range: bool | None = None
     smooth_alpha: float | None = None
+    smooth_min_gain: float | None = 0.1
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -60,6 +63,8 @@ class QuantizeConfig:
             raise ConfigError(f"QuantizeConfig.calib_batches must be >= 1, got {self.calib_batches}.")
         if self.smooth_alpha is not None and not 0.0 <= self.smooth_alpha <= 1.0:
             raise ConfigError(f"QuantizeConfig.smooth_alpha must be in [0, 1] (or None: off), got {self.smooth_alpha}.")
+        if self.smooth_min_gain is not None and not 0.0 <= self.smooth_min_gain < 1.0:
+            raise ConfigError(f"QuantizeConfig.smooth_min_gain must be in [0, 1) (or None: every layer), got {self.smooth_min_gain}.")
 
 
 class QuantizedModel(Protocol):
@@ -172,7 +177,10 @@ def prepare(model: nn.Module, calibration: Iterable[Batch], config: QuantizeConf
                 f"Backend {config.backend!r} does not support SmoothQuant (smooth_alpha) in {mode} mode; backends and modes that do: {able}."
             )
         bits = 7 if resolve_reduce_range(config) else 8  # both backends narrow the weights under reduce_range
-        scales = smoothing_scales(model, batches, config.smooth_alpha, [n for n in layers if n not in fp32], weight_bits=bits)
+        scales = smoothing_scales(
+            model, batches, config.smooth_alpha, [n for n in layers if n not in fp32],
+            min_gain=config.smooth_min_gain, weight_bits=bits, per_channel=config.per_channel,
+        )
         model, smoothed = apply_smoothing(model, scales), sorted(scales)
     prepared = backend.prepare(model, batches, mode, config)
     spec = get_spec(model)

@@ -44,11 +44,12 @@ from slimforge.errors import ConfigError
 class ScaleInput:
     """Forward pre-hook: multiplies a Linear's input by ``inv_scale`` (in_features,).
 
-    One hook may serve ``users`` Linears that read the same input tensor: the first of them
-    multiplies, the others reuse that product (same tensor object, unchanged since: its version
-    counter, where it has one; inference tensors have none, and :func:`smoothing_scales` groups
-    only layers that read their input unchanged). Under ``torch.compile``/``torch.export``
-    tracing it always multiplies (the compiler merges repeats).
+    One hook may serve ``users`` Linears that read the same input tensor (the group
+    :func:`smoothing_scales` observed): without autograd, the first of them multiplies and the
+    others reuse that product while the input is the same tensor object, unchanged since (its
+    version counter; inference tensors have none, and the group was formed only from layers that
+    read their input unchanged). With autograd, and under ``torch.compile``/``torch.export``
+    tracing, every user multiplies (ONNX Runtime's optimiser merges the repeats; an FX graph keeps them).
     """
 
     def __init__(self, inv_scale: torch.Tensor, users: int = 1) -> None:
@@ -58,21 +59,25 @@ class ScaleInput:
 
     def __call__(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
         x = args[0]
-        if self.users > 1 and not torch.compiler.is_compiling():
-            cached = self._cache
-            if cached is not None and cached[0]() is x and cached[1] == _version(x):
-                self._cache = (cached[0], cached[1], cached[2], cached[3] - 1) if cached[3] > 1 else None
-                return (cached[2], *args[1:])
-            scaled = self._scale(x)
-            self._cache = (weakref.ref(x), _version(x), scaled, self.users - 1)
-            return (scaled, *args[1:])
-        return (self._scale(x), *args[1:])
+        if self.users == 1 or torch.is_grad_enabled() or torch.compiler.is_compiling():
+            self._cache = None
+            return (self._scale(x), *args[1:])
+        cached = self._cache
+        if cached is not None and cached[0]() is x and cached[1] == _version(x):
+            self._cache = (*cached[:3], cached[3] - 1) if cached[3] > 1 else None  # the last user lets go of it
+            return (cached[2], *args[1:])
+        scaled = self._scale(x)
+        self._cache = (weakref.ref(x), _version(x), scaled, self.users - 1)
+        return (scaled, *args[1:])
 
     def _scale(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.inv_scale.to(device=x.device, dtype=x.dtype)  # follows .to()/.half() of the model
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ScaleInput:
         return ScaleInput(copy.deepcopy(self.inv_scale, memo), self.users)  # without the cached product
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"inv_scale": self.inv_scale, "users": self.users, "_cache": None}
 
 
 def _version(x: torch.Tensor) -> int | None:
@@ -83,19 +88,22 @@ def _version(x: torch.Tensor) -> int | None:
 @torch.no_grad()
 def smoothing_scales(
     model: nn.Module, batches: Iterable[Any], alpha: float, layers: Iterable[str] | None = None,
-    min_gain: float | None = 0.1, weight_bits: int = 8,
+    min_gain: float | None = 0.1, weight_bits: int = 8, per_channel: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Per-input-channel smoothing factors ``s`` (in_features,) of each Linear in ``layers`` (default all).
 
     batches: model inputs (tensors or dicts) run once each to measure ``max|X_j|``. Linears whose
     weight is tied to another module or parametrized, or that the batches never reach, are left out.
-    Linears that read the same input tensor get the same ``s`` (one tensor; :func:`apply_smoothing`
-    then multiplies once for all of them). ``min_gain``: keep only the layers (groups) whose
-    simulated int8 output error on the first batch drops by at least this fraction; None keeps all.
-    weight_bits: of that simulation (7 where the backend narrows the weights, ``reduce_range``).
+    Linears that read the same input tensor get the same ``s`` (one tensor object;
+    :func:`apply_smoothing` then multiplies once for all of them). ``min_gain``: keep only the
+    layers (groups) whose simulated int8 output error on the first batch drops by at least this
+    fraction; None keeps all. weight_bits, per_channel: the weights of that simulation (7 bits
+    where the backend narrows them, ``reduce_range``); activations are 8-bit per tensor.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"SmoothQuant alpha must be in [0, 1], got {alpha}.")
+    if min_gain is not None and not 0.0 <= min_gain < 1.0:
+        raise ConfigError(f"SmoothQuant min_gain must be in [0, 1) or None, got {min_gain}.")
     linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
     # Left out: tied weights (scaling one would change the other module) and parametrized ones
     # (weight norm, fake quantization: the in-place scaling would hit a recomputed copy).
@@ -104,59 +112,69 @@ def smoothing_scales(
         n for n in (linears if layers is None else layers)
         if n in linears and id(linears[n].weight) not in shared and not parametrize.is_parametrized(linears[n], "weight")
     ]
-    amax, samples, readers = _observe_inputs(model, {name: linears[name] for name in names}, batches)
-    scales = {}
-    for group in _sibling_groups([n for n in names if n in amax], readers):  # never reached: nothing to balance
+    batches = [_detached_inputs(batch) for batch in batches]
+    amax, readers = _observe_inputs(model, {name: linears[name] for name in names}, batches)
+    groups, scales = _sibling_groups([n for n in names if n in amax], readers), {}  # never reached: nothing to balance
+    for group in groups:
         x_max = torch.stack([amax[n] for n in group]).amax(0)
         w_max = torch.stack([linears[n].weight.detach().float().abs().amax(0) for n in group]).amax(0)
         s = x_max.clamp(min=1e-5) ** alpha / w_max.clamp(min=1e-5) ** (1 - alpha)
         s = torch.where((x_max > 0) & (w_max > 0), s, torch.ones_like(s))  # a channel zero in data or weights keeps 1
-        if min_gain is not None:
-            plain = sum(_int8_error(samples[n], linears[n].weight.detach().float(), weight_bits) for n in group)
-            smoothed = sum(_int8_error(samples[n] / s, linears[n].weight.detach().float() * s, weight_bits) for n in group)
-            if smoothed > (1.0 - min_gain) * plain:
-                continue
         scales.update({n: s for n in group})
-    return scales
+    if min_gain is None or not scales:
+        return scales
+    errors = _int8_errors(model, {n: linears[n] for n in scales}, scales, batches, weight_bits, per_channel)
+    kept = {}
+    for group in groups:
+        plain = sum(errors[n][0] for n in group)
+        smoothed = sum(errors[n][1] for n in group)
+        if smoothed <= (1.0 - min_gain) * plain:
+            kept.update({n: scales[n] for n in group})
+    return kept
 
+def _detached_inputs(batch: Any) -> Any:
+    """``batch`` with inference tensors cloned into normal ones (which count changes in place)."""
+    from torch.utils._pytree import tree_map
 
-_SAMPLE_ROWS = 4096  # input rows per layer kept to judge the gain
+    with torch.inference_mode(False):
+        return tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) and t.is_inference() else t, batch)
 
 
 def _observe_inputs(
-    model: nn.Module, linears: dict[str, nn.Linear], batches: Iterable[Any],
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], list[list[str]]]:
-    """Runs the batches: per layer ``max|X_j|`` and a sample of input rows, and per input tensor the layers that read it."""
+    model: nn.Module, linears: dict[str, nn.Linear], batches: list[Any],
+) -> tuple[dict[str, torch.Tensor], list[list[str]]]:
+    """Runs the batches: per layer ``max|X_j|``, and the groups of layers that read one input tensor, unchanged in between."""
     amax: dict[str, torch.Tensor] = {}
-    samples: dict[str, torch.Tensor] = {}
     readers: list[list[str]] = []
-    current: dict[tuple[int, int | None], tuple[torch.Tensor, list[str]]] = {}  # (id, version) -> (input, readers)
+    current: dict[int, tuple[Any, int | None, list[str]]] = {}  # id(input) -> (weakref to it, its version, readers)
 
     def observe(name: str):
         def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
-            x = args[0].detach().float()
-            rows = x.reshape(-1, x.shape[-1])
-            seen = rows.abs().amax(0)
+            x = args[0]
+            seen = x.detach().float().abs().reshape(-1, x.shape[-1]).amax(0)
             amax[name] = torch.maximum(amax[name], seen) if name in amax else seen
-            samples.setdefault(name, rows[:_SAMPLE_ROWS].clone())
-            # Readers of one tensor, unchanged in between (a change in place splits them).
-            current.setdefault((id(args[0]), _version(args[0])), (args[0], []))[1].append(name)
+            entry = current.get(id(x))
+            if entry is not None and entry[0]() is x and entry[1] == _version(x):
+                entry[2].append(name)
+            else:  # a new tensor, or this one changed in place since its last reader
+                if entry is not None:
+                    readers.append(entry[2])
+                current[id(x)] = (weakref.ref(x), _version(x), [name])
 
         return hook
 
     handles = [linear.register_forward_pre_hook(observe(name)) for name, linear in linears.items()]
     try:
         model.eval()
-        # Outside inference mode, so that the model's own tensors count their changes in place.
-        for batch in batches:
+        for batch in batches:  # outside inference mode, so that the model's own tensors count changes in place
             with torch.inference_mode(False), torch.no_grad():
                 model(batch)
-            readers.extend(names for _, names in current.values())
+            readers.extend(entry[2] for entry in current.values())
             current.clear()
     finally:
         for handle in handles:
             handle.remove()
-    return amax, samples, readers
+    return amax, readers
 
 
 def _sibling_groups(names: list[str], readers: list[list[str]]) -> list[list[str]]:
@@ -175,14 +193,47 @@ def _sibling_groups(names: list[str], readers: list[list[str]]) -> list[list[str
     return groups
 
 
-def _int8_error(x: torch.Tensor, weight: torch.Tensor, weight_bits: int) -> float:
-    """Relative error of ``x @ weight.T`` with 8-bit per-tensor activations and per-channel symmetric weights."""
+_GAIN_ROWS = 4096  # input rows per layer that judge the gain
+
+
+def _int8_errors(
+    model: nn.Module, linears: dict[str, nn.Linear], scales: dict[str, torch.Tensor], batches: list[Any], weight_bits: int, per_channel: bool,
+) -> dict[str, tuple[float, float]]:
+    """Per layer, the simulated int8 error of its output on the first input it gets (up to
+    _GAIN_ROWS rows), plain and smoothed; batches run until every layer has had one."""
+    errors: dict[str, tuple[float, float]] = {}
+
+    def measure(name: str):
+        def hook(module: nn.Linear, args: tuple[Any, ...]) -> None:
+            if name not in errors:
+                x = args[0].detach().float().reshape(-1, module.in_features)[:_GAIN_ROWS]
+                weight, s = module.weight.detach().float(), scales[name]
+                errors[name] = (_int8_error(x, weight, weight_bits, per_channel), _int8_error(x / s, weight * s, weight_bits, per_channel))
+
+        return hook
+
+    handles = [linear.register_forward_pre_hook(measure(name)) for name, linear in linears.items()]
+    try:
+        for batch in batches:
+            with torch.no_grad():
+                model(batch)
+            if len(errors) == len(linears):
+                break
+    finally:
+        for handle in handles:
+            handle.remove()
+    return errors
+
+
+def _int8_error(x: torch.Tensor, weight: torch.Tensor, weight_bits: int, per_channel: bool) -> float:
+    """Relative error of ``x @ weight.T`` with 8-bit per-tensor activations and symmetric weights."""
     lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
     x_scale = max(hi - lo, 1e-12) / 255
     zero = round(-lo / x_scale)
     xq = ((x / x_scale).round() + zero).clamp(0, 255).sub(zero) * x_scale
     top = 2 ** (weight_bits - 1) - 1
-    w_scale = weight.abs().amax(1, keepdim=True).clamp(min=1e-12) / top
+    w_max = weight.abs().amax(1, keepdim=True) if per_channel else weight.abs().amax()
+    w_scale = w_max.clamp(min=1e-12) / top
     wq = (weight / w_scale).round().clamp(-top - 1, top) * w_scale
     exact = x @ weight.T
     return float((xq @ wq.T - exact).norm() / exact.norm().clamp(min=1e-12))
@@ -194,11 +245,11 @@ def apply_smoothing(model: nn.Module, scales: dict[str, torch.Tensor]) -> nn.Mod
 
     The copy remembers the unsmoothed model and the scales (:func:`smoothing_record`), which is
     what an artifact saves: its fp32 weights stay the model's own, and loading re-applies the
-    same scales to the same weights, giving the same smoothed weights bit for bit. Layers with
-    equal scales share one hook, which multiplies once per input tensor they share.
+    same scales to the same weights, giving the same smoothed weights bit for bit. Layers given
+    one scale tensor (object) share one hook, which multiplies once per input tensor they share.
     """
     smoothed = copy.deepcopy(model)
-    hooks: dict[bytes, ScaleInput] = {}
+    hooks: dict[int, ScaleInput] = {}
     for name, s in scales.items():
         try:
             linear = smoothed.get_submodule(name)
@@ -207,11 +258,9 @@ def apply_smoothing(model: nn.Module, scales: dict[str, torch.Tensor]) -> nn.Mod
         if not isinstance(linear, nn.Linear) or s.shape != (linear.in_features,):
             raise ConfigError(f"Smoothing scales for {name!r} do not fit it: {tuple(s.shape)} for {linear}.")
         linear.weight.mul_(s.to(linear.weight.dtype))
-        key = s.detach().float().cpu().numpy().tobytes()
-        if key not in hooks:
-            users = sum(1 for other in scales.values() if other.shape == s.shape and torch.equal(other, s))
-            hooks[key] = ScaleInput((1.0 / s).to(linear.weight.dtype), users)
-        linear.register_forward_pre_hook(hooks[key])
+        if id(s) not in hooks:
+            hooks[id(s)] = ScaleInput((1.0 / s).to(linear.weight.dtype), sum(1 for other in scales.values() if other is s))
+        linear.register_forward_pre_hook(hooks[id(s)])
     smoothed.__dict__[_RECORD] = _Record((model, dict(scales)))
     return smoothed
 
@@ -230,6 +279,25 @@ class _Record(tuple):
 def smoothing_record(model: nn.Module) -> tuple[nn.Module, dict[str, torch.Tensor]] | None:
     """(the unsmoothed model, layer -> s) for a model made by :func:`apply_smoothing`, else None."""
     return model.__dict__.get(_RECORD)
+
+
+def scale_groups(scales: dict[str, torch.Tensor]) -> list[list[str]]:
+    """The layers that share one scale tensor, groups of two or more (what an artifact records)."""
+    groups: dict[int, list[str]] = {}
+    for name, s in scales.items():
+        groups.setdefault(id(s), []).append(name)
+    return [names for names in groups.values() if len(names) > 1]
+
+
+def join_groups(scales: dict[str, torch.Tensor], groups: list[list[str]]) -> dict[str, torch.Tensor]:
+    """``scales`` with each group's layers given its first layer's tensor (the inverse of :func:`scale_groups`)."""
+    joined = dict(scales)
+    for names in groups:
+        missing = [n for n in names if n not in scales]
+        if missing or any(not torch.equal(scales[n], scales[names[0]]) for n in names):
+            raise ConfigError(f"Smoothing group {names} does not match the scales: {'missing ' + str(missing) if missing else 'unequal scales'}.")
+        joined.update({n: scales[names[0]] for n in names})
+    return joined
 
 
 def _shared_weights(model: nn.Module) -> set[int]:

@@ -20,6 +20,7 @@ quantizes it again, which gives the same int8 weights (rounding is deterministic
 from __future__ import annotations
 
 import copy
+import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from slimforge import artifacts
 from slimforge.artifacts import atomic_write_bytes
 from slimforge.errors import ArtifactError, ConfigError
 from slimforge.quantize.core import QuantizationError, QuantizeConfig, QuantizeResult, quantize, register_backend, resolve_reduce_range
-from slimforge.quantize.smooth import apply_smoothing, smoothing_record
+from slimforge.quantize.smooth import apply_smoothing, join_groups, scale_groups, smoothing_record
 
 BACKEND = "torch-dynamic"
 SMOOTHING_FILE = "smoothing.safetensors"  # layer -> SmoothQuant's s, when the model was smoothed
@@ -63,7 +64,8 @@ class DynamicInt8Model(nn.Module):
         else:  # the model's own fp32 weights, and the SmoothQuant scales that loading applies again
             original, scales = record
             artifacts.save(original, folder)
-            atomic_write_bytes(Path(folder) / SMOOTHING_FILE, artifacts.state_dict_bytes(scales))
+            groups = {"groups": json.dumps(scale_groups(scales))}  # layers sharing one scale and one multiply
+            atomic_write_bytes(Path(folder) / SMOOTHING_FILE, artifacts.state_dict_bytes(scales, groups))
         return artifacts.WEIGHTS_FILE
 
 
@@ -209,7 +211,12 @@ def _smooth_loaded(model: nn.Module, path: Path) -> nn.Module:
         raise ArtifactError(f"{path} is missing; quantized.json says the model was smoothed (SmoothQuant).")
     scales = artifacts.read_tensors(path)
     try:
-        return apply_smoothing(model, scales)
+        groups = json.loads(artifacts.read_metadata(path).get("groups", "[]"))
+        if not (isinstance(groups, list) and all(isinstance(g, list) and all(isinstance(n, str) for n in g) for g in groups)):
+            raise ConfigError(f"its 'groups' metadata is not a list of lists of layer names: {groups!r}")
+        return apply_smoothing(model, join_groups(scales, groups))
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{path} has unreadable 'groups' metadata ({exc}).") from None
     except ConfigError as exc:
         raise ArtifactError(f"{path} does not fit the saved model: {exc}") from None
 

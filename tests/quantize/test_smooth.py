@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
+import pickle
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from slimforge.errors import ArtifactError, ConfigError
 from slimforge.models import create_model
@@ -114,9 +116,14 @@ def test_a_parametrized_weight_is_not_smoothed():
 
 def test_a_smoothed_artifact_without_its_scales_is_a_clear_error(tmp_path):
     model, batches = outlier_model_and_batches()
-    result = quantize(model, batches, QuantizeConfig(backend="torch-dynamic", mode="dynamic", calib_batches=2, smooth_alpha=0.5))
-    save_quantized(result, tmp_path)
-    assert "net.1" in json.loads((tmp_path / "quantized.json").read_text())["smoothed_layers"]
+    config = QuantizeConfig(backend="torch-dynamic", mode="dynamic", calib_batches=2, smooth_alpha=0.5, smooth_min_gain=None)
+    save_quantized(quantize(model, batches, config), tmp_path)
+    assert json.loads((tmp_path / "quantized.json").read_text())["smoothed_layers"] == ["net.1", "net.3"]
+    scales = load_file(tmp_path / "smoothing.safetensors")
+    for groups, error in (('[["net.1", "net.3"]]', "does not fit.*unequal scales"), ("[1]", "not a list of lists"), ("[[", "unreadable")):
+        save_file(scales, tmp_path / "smoothing.safetensors", metadata={"groups": groups})
+        with pytest.raises(ArtifactError, match=error):
+            load_quantized(tmp_path)
     (tmp_path / "smoothing.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(ArtifactError, match="smoothing.safetensors is not a readable"):
         load_quantized(tmp_path)
@@ -165,20 +172,33 @@ def test_linears_reading_one_input_share_one_scale_and_one_multiply(monkeypatch)
         assert calls == [16, 8]  # once for query, key and value; once for out
 
 
-def test_a_shared_product_is_not_reused_for_another_or_changed_input():
+def hook_of(module: torch.nn.Module) -> ScaleInput:
+    (hook,) = module._forward_pre_hooks.values()
+    return hook
+
+
+def test_a_shared_product_is_not_reused_for_another_or_changed_input_or_with_autograd():
     torch.manual_seed(0)
     linears = torch.nn.ModuleList(torch.nn.Linear(16, 4) for _ in range(2)).eval()
     s = torch.rand(16) + 0.5
-    smoothed = apply_smoothing(linears, {"0": s, "1": s.clone()})  # equal scales (as loaded from a file) share a hook
+    smoothed = apply_smoothing(linears, {"0": s, "1": s})  # one scale tensor: one hook
+    assert hook_of(smoothed[0]) is hook_of(smoothed[1])
     x, y = torch.randn(3, 16), torch.randn(3, 16)
     with torch.no_grad():
         smoothed[0](x)
         torch.testing.assert_close(smoothed[1](x), linears[1](x))  # the shared product
+        assert hook_of(smoothed[0])._cache is None  # let go of by its last user
         smoothed[0](x)
         torch.testing.assert_close(smoothed[1](y), linears[1](y))  # another tensor
         smoothed[0](x)
         x.mul_(2)  # changed in place after the product was made
         torch.testing.assert_close(smoothed[1](x), linears[1](x))
+        smoothed[0](x)  # leaves a product for the second user...
+    x.requires_grad_(True)
+    smoothed[1](x).sum().backward()  # ...which autograd must not take: it has no graph
+    torch.testing.assert_close(x.grad, linears[1].weight.sum(0).expand(3, 16))
+    assert hook_of(smoothed[0])._cache is None
+    pickle.dumps(hook_of(smoothed[0]))  # a hook holds no weak references to pickle
 
 
 def test_layers_reading_an_input_changed_in_between_are_not_grouped():
@@ -188,7 +208,6 @@ def test_layers_reading_an_input_changed_in_between_are_not_grouped():
             self.a, self.b = torch.nn.Linear(16, 4), torch.nn.Linear(16, 4)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            x = x.clone()
             first = self.a(x)
             x.mul_(2)
             return first + self.b(x)
@@ -196,8 +215,10 @@ def test_layers_reading_an_input_changed_in_between_are_not_grouped():
     torch.manual_seed(0)
     model = InPlace().eval()
     batches = [torch.randn(8, 16) * OUTLIERS]
-    for context in (torch.no_grad, torch.inference_mode):
+    for context in (torch.no_grad, torch.inference_mode):  # calibrating inside inference mode too
         with context():
+            batches = [torch.randn(8, 16) * OUTLIERS]
             scales = smoothing_scales(model, batches, alpha=0.8, min_gain=None)
             assert scales["a"] is not scales["b"]
-            torch.testing.assert_close(apply_smoothing(model, scales)(batches[0]), model(batches[0]), atol=1e-4, rtol=1e-5)
+            expected = model(batches[0].clone())
+            torch.testing.assert_close(apply_smoothing(model, scales)(batches[0]), expected, atol=1e-4, rtol=1e-5)
