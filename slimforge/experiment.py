@@ -6,6 +6,7 @@ it too, or compose ``load_dataset``, ``create_model`` and ``train`` themselves.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +62,15 @@ def run_training(cfg: RunConfig, out: str | Path, resume: bool = False) -> Train
 
 
 def run_data_config(run: str | Path) -> DataConfig:
-    """The data section a run folder was trained with (defaults when it has no config.yaml)."""
+    """The data section a run folder was trained with (the default dataset, with a warning, when it records none)."""
     path = Path(run) / artifacts.CONFIG_FILE
-    if not path.is_file():
-        return DataConfig()
-    section = read_yaml(path).get("data") or {}
+    section = (read_yaml(path).get("data") or {}) if path.is_file() else {}
+    if not section and (Path(run) / artifacts.STRUCTURE_FILE).is_file():  # not a run at all: loading it will say so
+        warnings.warn(
+            f"{run} does not record its data ({path.name} has no 'data:' section); using the default dataset "
+            f"{DataConfig().name!r}. Add the section to {path}, or pass the dataset where the command takes one.",
+            stacklevel=2,
+        )
     return DataConfig.model_validate(section)
 
 

@@ -141,3 +141,5 @@ def test_a_run_trained_through_the_api_records_its_data_for_the_cli(tmp_path):
     data.source = {"name": "digits", "transform": object()}  # an option that is not plain data: nothing recorded
     train(_cnn(data), data, TrainConfig(epochs=1, batch_size=64, **QUIET), tmp_path / "other")
     assert "data:" not in (tmp_path / "other" / "config.yaml").read_text()
+    with pytest.warns(UserWarning, match="does not record its data.*using the default dataset 'digits'"):
+        run_data_config(tmp_path / "other")
