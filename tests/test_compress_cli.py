@@ -33,9 +33,10 @@ def test_quantize_then_load_through_slimforge_load(run, tmp_path, capsys):
 def test_quantize_with_smoothquant(run, tmp_path, capsys):
     out = tmp_path / "int8-smooth"
     args = ["quantize", str(run), "--backend", "onnxruntime", "--mode", "dynamic", "--calib-batches", "4", "--smooth-alpha", "0.5"]
-    assert main([*args, "--out", str(out)]) == 0
+    assert main([*args, "--smooth-every-layer", "--out", str(out)]) == 0
     info = json.loads((out / "quantized.json").read_text())
     assert info["smoothed_layers"] == ["classifier"] and info["config"]["smooth_alpha"] == 0.5
+    assert info["config"]["smooth_min_gain"] is None
     metrics = json.loads((out / "metrics.json").read_text())
     assert abs(metrics["test_accuracy"] - metrics["fp32_test_accuracy"]) < 0.05
 

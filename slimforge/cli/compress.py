@@ -84,13 +84,15 @@ def quantize_cmd(
     fp32_first_last: Annotated[bool, typer.Option("--fp32-first-last", help="keep the first and last layers in fp32")] = False,
     max_drop: Annotated[Optional[float], typer.Option(help="accuracy points: return sensitive layers to fp32 until within")] = None,
     smooth_alpha: Annotated[Optional[float], typer.Option(help="SmoothQuant for Linear layers: 0..1, how much of the activation range moves to the weights (transformers: 0.8)")] = None,
+    smooth_every_layer: Annotated[bool, typer.Option("--smooth-every-layer", help="SmoothQuant every Linear, not only those whose simulated int8 error drops 10%")] = False,
     out: Annotated[Path, typer.Option(help="folder for the quantized artifact")] = Path("runs/quantized"),
 ) -> None:
     """Post-training int8 quantization with calibration; accuracy before and after is printed."""
     from slimforge.pipeline.stages import QuantizeStage, run_quantize
 
     cfg = QuantizeStage(kind="quantize", name="quantize", backend=backend, mode=mode, calib_batches=calib_batches,
-                        fp32_first_last=fp32_first_last, max_accuracy_drop=max_drop, smooth_alpha=smooth_alpha)
+                        fp32_first_last=fp32_first_last, max_accuracy_drop=max_drop, smooth_alpha=smooth_alpha,
+                        smooth_min_gain=None if smooth_every_layer else 0.1)
     metrics = run_quantize(_stage(run), cfg, run, out)
     print(f"int8 ({backend}) test accuracy {metrics['test_accuracy']:.4f} (fp32 {metrics['fp32_test_accuracy']:.4f}); saved in {out}")
 

@@ -226,6 +226,7 @@ class QuantizeStage(StageConfig):
     max_accuracy_drop: float | None = Field(None, ge=0, description="points; return sensitive layers to fp32 until within")
     compile: bool = True
     smooth_alpha: float | None = Field(None, ge=0, le=1, description="SmoothQuant migration strength for Linear layers (None: off)")
+    smooth_min_gain: float | None = Field(0.1, ge=0, lt=1, description="SmoothQuant only where the simulated int8 error drops this much (None: every Linear)")
 
 
 @register_stage("quantize", QuantizeStage, "quantized", "int8 post-training quantization (onnxruntime or torch)")
@@ -234,7 +235,8 @@ def run_quantize(ctx: StageContext, cfg: QuantizeStage, input_dir: Path | None, 
 
     model = artifacts.load(input_dir).eval()
     qcfg = QuantizeConfig(backend=cfg.backend, mode=cfg.mode, calib_batches=cfg.calib_batches, per_channel=cfg.per_channel,
-                          fp32_first_last=cfg.fp32_first_last, compile=cfg.compile, smooth_alpha=cfg.smooth_alpha)
+                          fp32_first_last=cfg.fp32_first_last, compile=cfg.compile, smooth_alpha=cfg.smooth_alpha,
+                          smooth_min_gain=cfg.smooth_min_gain)
     calibration = ctx.calibration(cfg.calib_batches)
     test = ctx.test_batches()
     if cfg.max_accuracy_drop is not None:
