@@ -48,7 +48,8 @@ class ScaleInput:
     :func:`smoothing_scales` observed): without autograd, the first of them multiplies and the
     others reuse that product while the input is the same tensor object, unchanged since (its
     version counter; inference tensors have none, and the group was formed only from layers that
-    read their input unchanged). With autograd, and under ``torch.compile``/``torch.export``
+    read their input unchanged; no product outlives a call of the whole model). With autograd,
+    and under ``torch.compile``/``torch.export``
     tracing, every user multiplies (ONNX Runtime's optimiser merges the repeats; an FX graph keeps them).
     """
 
@@ -78,6 +79,17 @@ class ScaleInput:
 
     def __getstate__(self) -> dict[str, Any]:
         return {"inv_scale": self.inv_scale, "users": self.users, "_cache": None}
+
+
+class _ClearProducts:
+    """Forward pre- and post-hook of the whole smoothed model: drops the products its shared hooks hold."""
+
+    def __init__(self, hooks: list[ScaleInput]) -> None:
+        self.hooks = hooks
+
+    def __call__(self, module: nn.Module, *args: Any) -> None:
+        for hook in self.hooks:
+            hook._cache = None
 
 
 def _version(x: torch.Tensor) -> int | None:
@@ -126,8 +138,8 @@ def smoothing_scales(
     errors = _int8_errors(model, {n: linears[n] for n in scales}, scales, batches, weight_bits, per_channel)
     kept = {}
     for group in groups:
-        plain = sum(errors[n][0] for n in group)
-        smoothed = sum(errors[n][1] for n in group)
+        plain = sum(errors.get(n, (0.0, 0.0))[0] for n in group)  # never measured: nothing speaks against it
+        smoothed = sum(errors.get(n, (0.0, 0.0))[1] for n in group)
         if smoothed <= (1.0 - min_gain) * plain:
             kept.update({n: scales[n] for n in group})
     return kept
@@ -151,6 +163,8 @@ def _observe_inputs(
     def observe(name: str):
         def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
             x = args[0]
+            if x.numel() == 0:  # an empty batch says nothing about the ranges
+                return
             seen = x.detach().float().abs().reshape(-1, x.shape[-1]).amax(0)
             amax[name] = torch.maximum(amax[name], seen) if name in amax else seen
             entry = current.get(id(x))
@@ -205,7 +219,7 @@ def _int8_errors(
 
     def measure(name: str):
         def hook(module: nn.Linear, args: tuple[Any, ...]) -> None:
-            if name not in errors:
+            if name not in errors and args[0].numel():
                 x = args[0].detach().float().reshape(-1, module.in_features)[:_GAIN_ROWS]
                 weight, s = module.weight.detach().float(), scales[name]
                 errors[name] = (_int8_error(x, weight, weight_bits, per_channel), _int8_error(x / s, weight * s, weight_bits, per_channel))
@@ -261,6 +275,11 @@ def apply_smoothing(model: nn.Module, scales: dict[str, torch.Tensor]) -> nn.Mod
         if id(s) not in hooks:
             hooks[id(s)] = ScaleInput((1.0 / s).to(linear.weight.dtype), sum(1 for other in scales.values() if other is s))
         linear.register_forward_pre_hook(hooks[id(s)])
+    shared = [hook for hook in hooks.values() if hook.users > 1]
+    if shared:  # no product outlives a call of the whole model (nor one cut short by an exception)
+        clear = _ClearProducts(shared)
+        smoothed.register_forward_pre_hook(clear)
+        smoothed.register_forward_hook(clear)
     smoothed.__dict__[_RECORD] = _Record((model, dict(scales)))
     return smoothed
 

@@ -222,3 +222,17 @@ def test_layers_reading_an_input_changed_in_between_are_not_grouped():
             assert scales["a"] is not scales["b"]
             expected = model(batches[0].clone())
             torch.testing.assert_close(apply_smoothing(model, scales)(batches[0]), expected, atol=1e-4, rtol=1e-5)
+
+
+def test_no_shared_product_outlives_a_call_of_the_whole_model():
+    """Inference tensors count no changes in place: a product left by a partial call must not reach the next forward."""
+    torch.manual_seed(0)
+    model = Attention().eval()
+    batches = [torch.randn(4, 5, 16) * OUTLIERS]
+    smoothed = apply_smoothing(model, smoothing_scales(model, batches, alpha=0.8, min_gain=None))
+    with torch.inference_mode():
+        x = torch.randn(4, 5, 16) * OUTLIERS
+        smoothed.query(x)  # one user of three: the product stays for the other two
+        x.copy_(torch.randn(4, 5, 16) * OUTLIERS)
+        torch.testing.assert_close(smoothed(x), model(x), atol=1e-4, rtol=1e-5)
+        assert hook_of(copy.deepcopy(smoothed).query)._cache is None and hook_of(smoothed.query)._cache is None
