@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -136,10 +137,32 @@ def test_a_run_trained_through_the_api_records_its_data_for_the_cli(tmp_path):
 
     data = slimforge.load_dataset("digits", val_fraction=0.2, split_seed=3)
     train(_cnn(data), data, TrainConfig(epochs=1, batch_size=64, **QUIET), tmp_path / "run")
-    assert run_data_config(tmp_path / "run") == DataConfig(name="digits", val_fraction=0.2, split_seed=3)
+    expected = DataConfig(name="digits", val_fraction=0.2, split_seed=3, augment=False, options={"test_fraction": 0.2})  # with its defaults
+    assert run_data_config(tmp_path / "run") == expected
     assert evaluate_run(tmp_path / "run")["dataset"] == "digits"
     data.source = {"name": "digits", "transform": object()}  # an option that is not plain data: nothing recorded
     train(_cnn(data), data, TrainConfig(epochs=1, batch_size=64, **QUIET), tmp_path / "other")
     assert "data:" not in (tmp_path / "other" / "config.yaml").read_text()
     with pytest.warns(UserWarning, match="does not record its data.*using the default dataset 'digits'"):
         run_data_config(tmp_path / "other")
+
+
+def test_the_recorded_data_has_the_dataset_s_own_defaults_and_absolute_paths(tmp_path, monkeypatch):
+    from slimforge.data import DATASETS, register_dataset
+    from slimforge.experiment import run_data_config
+
+    @register_dataset("digits-own-defaults")
+    def own(root: Path | None = None, val_fraction: float = 0.25, split_seed: int = 7, **options):
+        return slimforge.load_dataset("digits", val_fraction=val_fraction, split_seed=split_seed)
+
+    try:
+        monkeypatch.chdir(tmp_path)
+        data = slimforge.load_dataset("digits-own-defaults", root=Path("here"), extra=1)
+        assert data.config_section() == {
+            "name": "digits-own-defaults", "root": str(tmp_path / "here"), "val_fraction": 0.25, "split_seed": 7, "options": {"extra": 1},
+        }
+        train(_cnn(data), data, TrainConfig(epochs=1, batch_size=64, **QUIET), tmp_path / "run")
+        reloaded = run_data_config(tmp_path / "run").load()
+        assert reloaded.split == data.split  # the same validation samples
+    finally:
+        DATASETS._entries.pop("digits-own-defaults")

@@ -11,7 +11,9 @@ than per-sample PIL transforms on a 2-core machine and is deterministic given th
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
+from pathlib import Path, PurePath
 from typing import Any
 
 from slimforge._registry import Registry
@@ -30,10 +32,29 @@ def load_dataset(name: str, **options: Any) -> DataSplits:
     """Load dataset ``name``. Common options: ``root`` (where the files are),
     ``val_fraction`` (default 0.1), ``split_seed`` (default 0), ``augment`` (default True
     where it makes sense)."""
-    splits = DATASETS.get(name)(**options)
-    if splits.source is None:
-        splits.source = {"name": name, **options}
+    factory = DATASETS.get(name)
+    splits = factory(**options)
+    splits.source = {"name": name, **_effective_options(factory, options)}  # the outermost call, when one dataset wraps another
     return splits
+
+
+def _effective_options(factory: DatasetFactory, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with the factory's defaults filled in (its val_fraction, split_seed, ... may not
+    be the common ones) and paths made absolute, so that a run's record reloads the same data."""
+    try:
+        parameters = inspect.signature(factory).parameters
+        bound = inspect.signature(factory).bind(**options)
+    except (TypeError, ValueError):  # no inspectable signature: what the caller passed
+        effective = dict(options)
+    else:
+        bound.apply_defaults()
+        effective = {}
+        for key, value in bound.arguments.items():
+            if parameters[key].kind is inspect.Parameter.VAR_KEYWORD:
+                effective.update(value)
+            else:
+                effective[key] = value
+    return {k: str(Path(v).resolve()) if isinstance(v, PurePath) else v for k, v in effective.items()}
 
 
 from slimforge.data import vision  # noqa: E402,F401  (registers the image datasets)
