@@ -37,6 +37,8 @@ def test_quantize_with_smoothquant(run, tmp_path, capsys):
     info = json.loads((out / "quantized.json").read_text())
     assert info["smoothed_layers"] == ["classifier"] and info["config"]["smooth_alpha"] == 0.5
     assert info["config"]["smooth_min_gain"] is None
+    assert main(["quantize", str(run), "--smooth-every-layer", "--out", str(tmp_path / "no")]) != 0
+    assert "--smooth-every-layer needs --smooth-alpha" in capsys.readouterr().err
     metrics = json.loads((out / "metrics.json").read_text())
     assert abs(metrics["test_accuracy"] - metrics["fp32_test_accuracy"]) < 0.05
 

@@ -88,11 +88,14 @@ def quantize_cmd(
     out: Annotated[Path, typer.Option(help="folder for the quantized artifact")] = Path("runs/quantized"),
 ) -> None:
     """Post-training int8 quantization with calibration; accuracy before and after is printed."""
+    from slimforge.errors import ConfigError
     from slimforge.pipeline.stages import QuantizeStage, run_quantize
 
+    if smooth_every_layer and smooth_alpha is None:
+        raise ConfigError("--smooth-every-layer needs --smooth-alpha (SmoothQuant is off without it).")
+    every = {"smooth_min_gain": None} if smooth_every_layer else {}  # else the stage's default selection
     cfg = QuantizeStage(kind="quantize", name="quantize", backend=backend, mode=mode, calib_batches=calib_batches,
-                        fp32_first_last=fp32_first_last, max_accuracy_drop=max_drop, smooth_alpha=smooth_alpha,
-                        smooth_min_gain=None if smooth_every_layer else 0.1)
+                        fp32_first_last=fp32_first_last, max_accuracy_drop=max_drop, smooth_alpha=smooth_alpha, **every)
     metrics = run_quantize(_stage(run), cfg, run, out)
     print(f"int8 ({backend}) test accuracy {metrics['test_accuracy']:.4f} (fp32 {metrics['fp32_test_accuracy']:.4f}); saved in {out}")
 

@@ -145,13 +145,15 @@ def quantize_dynamic_int8(
     per_channel: bool = True,
     smooth_alpha: float | None = None,
     calib_batches: int = 8,
+    smooth_min_gain: float | None = 0.1,
 ) -> QuantizeResult:
     """``slimforge.quantize.quantize`` with the ``torch-dynamic`` backend: ``calibration`` is an
     iterable of batches. Without SmoothQuant only the first is used (to check the model runs);
-    with ``smooth_alpha`` the first ``calib_batches`` measure the activation ranges."""
+    with ``smooth_alpha`` the first ``calib_batches`` measure the activation ranges, and
+    ``smooth_min_gain`` selects the layers (``QuantizeConfig``)."""
     config = QuantizeConfig(
         backend=BACKEND, mode="dynamic", calib_batches=calib_batches if smooth_alpha is not None else 1,
-        fp32_layers=fp32_layers, per_channel=per_channel, smooth_alpha=smooth_alpha,
+        fp32_layers=fp32_layers, per_channel=per_channel, smooth_alpha=smooth_alpha, smooth_min_gain=smooth_min_gain,
     )
     return quantize(model, calibration, config)
 
