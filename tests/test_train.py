@@ -161,6 +161,9 @@ def test_the_recorded_data_has_the_dataset_s_own_defaults_and_absolute_paths(tmp
         assert data.config_section() == {
             "name": "digits-own-defaults", "root": str(tmp_path / "here"), "val_fraction": 0.25, "split_seed": 7, "options": {"extra": 1},
         }
+        (tmp_path / "files").mkdir()
+        section = slimforge.load_dataset("digits-own-defaults", root="files", path="missing", tokenizer="files").config_section()
+        assert (section["root"], section["options"]["path"], section["options"]["tokenizer"]) == (str(tmp_path / "files"), "missing", "files")
         train(_cnn(data), data, TrainConfig(epochs=1, batch_size=64, **QUIET), tmp_path / "run")
         reloaded = run_data_config(tmp_path / "run").load()
         assert reloaded.split == data.split  # the same validation samples

@@ -54,7 +54,17 @@ def _effective_options(factory: DatasetFactory, options: dict[str, Any]) -> dict
                 effective.update(value)
             else:
                 effective[key] = value
-    return {k: str(Path(v).resolve()) if isinstance(v, PurePath) else v for k, v in effective.items()}
+    return {k: _absolute(k, v) for k, v in effective.items()}
+
+
+_PATH_OPTIONS = ("root", "path", "train", "val", "test")  # the common options that name files or folders
+
+
+def _absolute(key: str, value: Any) -> Any:
+    """A Path, or an existing relative file or folder under one of _PATH_OPTIONS, as an absolute string."""
+    if isinstance(value, PurePath) or (key in _PATH_OPTIONS and isinstance(value, str) and value and Path(value).exists()):
+        return str(Path(value).resolve())
+    return value
 
 
 from slimforge.data import vision  # noqa: E402,F401  (registers the image datasets)
