@@ -42,15 +42,15 @@ def _effective_options(factory: DatasetFactory, options: dict[str, Any]) -> dict
     """``options`` with the factory's defaults filled in (its val_fraction, split_seed, ... may not
     be the common ones) and paths made absolute, so that a run's record reloads the same data."""
     try:
-        parameters = inspect.signature(factory).parameters
-        bound = inspect.signature(factory).bind(**options)
+        signature = inspect.signature(factory)
+        bound = signature.bind(**options)
     except (TypeError, ValueError):  # no inspectable signature: what the caller passed
         effective = dict(options)
     else:
         bound.apply_defaults()
         effective = {}
         for key, value in bound.arguments.items():
-            if parameters[key].kind is inspect.Parameter.VAR_KEYWORD:
+            if signature.parameters[key].kind is inspect.Parameter.VAR_KEYWORD:
                 effective.update(value)
             else:
                 effective[key] = value

@@ -16,7 +16,7 @@ from slimforge._registry import Registry
 from slimforge.artifacts import get_spec, read_json, write_json
 from slimforge.errors import ArtifactError, ConfigError, SlimforgeError
 from slimforge.quantize._calibration import Batch, collect_calibration
-from slimforge.quantize.smooth import apply_smoothing, smoothing_scales
+from slimforge.quantize.smooth import MIN_GAIN, apply_smoothing, smoothing_scales
 
 QUANT_INFO_FILE = "quantized.json"
 QUANT_FORMAT_VERSION = 1
@@ -54,7 +54,7 @@ class QuantizeConfig:
     compile: bool = True
     reduce_range: bool | None = None
     smooth_alpha: float | None = None
-    smooth_min_gain: float | None = 0.1
+    smooth_min_gain: float | None = MIN_GAIN
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

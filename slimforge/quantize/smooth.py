@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import weakref
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -39,6 +40,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from slimforge.errors import ConfigError
+
+MIN_GAIN = 0.1  # default: smooth a layer only where its simulated int8 error drops by 10%
 
 
 class ScaleInput:
@@ -49,8 +52,8 @@ class ScaleInput:
     others reuse that product while the input is the same tensor object, unchanged since (its
     version counter; inference tensors have none, and the group was formed only from layers that
     read their input unchanged; no product outlives a call of the whole model). With autograd,
-    and under ``torch.compile``/``torch.export``
-    tracing, every user multiplies (ONNX Runtime's optimiser merges the repeats; an FX graph keeps them).
+    and under ``torch.compile``/``torch.export`` tracing, every user multiplies (ONNX Runtime's
+    optimiser merges the repeats; an FX graph keeps them).
     """
 
     def __init__(self, inv_scale: torch.Tensor, users: int = 1) -> None:
@@ -100,7 +103,7 @@ def _version(x: torch.Tensor) -> int | None:
 @torch.no_grad()
 def smoothing_scales(
     model: nn.Module, batches: Iterable[Any], alpha: float, layers: Iterable[str] | None = None,
-    min_gain: float | None = 0.1, weight_bits: int = 8, per_channel: bool = True,
+    min_gain: float | None = MIN_GAIN, weight_bits: int = 8, per_channel: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Per-input-channel smoothing factors ``s`` (in_features,) of each Linear in ``layers`` (default all).
 
@@ -143,6 +146,7 @@ def smoothing_scales(
         if smoothed <= (1.0 - min_gain) * plain:
             kept.update({n: scales[n] for n in group})
     return kept
+
 
 def _detached_inputs(batch: Any) -> Any:
     """``batch`` with inference tensors cloned into normal ones (which count changes in place)."""
@@ -222,7 +226,8 @@ def _int8_errors(
             if name not in errors and args[0].numel():
                 x = args[0].detach().float().reshape(-1, module.in_features)[:_GAIN_ROWS]
                 weight, s = module.weight.detach().float(), scales[name]
-                errors[name] = (_int8_error(x, weight, weight_bits, per_channel), _int8_error(x / s, weight * s, weight_bits, per_channel))
+                exact = x @ weight.T  # the same for both: smoothing is exact in fp32
+                errors[name] = tuple(_int8_error(a, w, exact, weight_bits, per_channel) for a, w in ((x, weight), (x / s, weight * s)))
 
         return hook
 
@@ -239,8 +244,8 @@ def _int8_errors(
     return errors
 
 
-def _int8_error(x: torch.Tensor, weight: torch.Tensor, weight_bits: int, per_channel: bool) -> float:
-    """Relative error of ``x @ weight.T`` with 8-bit per-tensor activations and symmetric weights."""
+def _int8_error(x: torch.Tensor, weight: torch.Tensor, exact: torch.Tensor, weight_bits: int, per_channel: bool) -> float:
+    """Relative error against ``exact`` of ``x @ weight.T`` with 8-bit per-tensor activations and symmetric weights."""
     lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
     x_scale = max(hi - lo, 1e-12) / 255
     zero = round(-lo / x_scale)
@@ -249,7 +254,6 @@ def _int8_error(x: torch.Tensor, weight: torch.Tensor, weight_bits: int, per_cha
     w_max = weight.abs().amax(1, keepdim=True) if per_channel else weight.abs().amax()
     w_scale = w_max.clamp(min=1e-12) / top
     wq = (weight / w_scale).round().clamp(-top - 1, top) * w_scale
-    exact = x @ weight.T
     return float((xq @ wq.T - exact).norm() / exact.norm().clamp(min=1e-12))
 
 
@@ -263,6 +267,7 @@ def apply_smoothing(model: nn.Module, scales: dict[str, torch.Tensor]) -> nn.Mod
     one scale tensor (object) share one hook, which multiplies once per input tensor they share.
     """
     smoothed = copy.deepcopy(model)
+    users = Counter(id(s) for s in scales.values())
     hooks: dict[int, ScaleInput] = {}
     for name, s in scales.items():
         try:
@@ -273,7 +278,7 @@ def apply_smoothing(model: nn.Module, scales: dict[str, torch.Tensor]) -> nn.Mod
             raise ConfigError(f"Smoothing scales for {name!r} do not fit it: {tuple(s.shape)} for {linear}.")
         linear.weight.mul_(s.to(linear.weight.dtype))
         if id(s) not in hooks:
-            hooks[id(s)] = ScaleInput((1.0 / s).to(linear.weight.dtype), sum(1 for other in scales.values() if other is s))
+            hooks[id(s)] = ScaleInput((1.0 / s).to(linear.weight.dtype), users[id(s)])
         linear.register_forward_pre_hook(hooks[id(s)])
     shared = [hook for hook in hooks.values() if hook.users > 1]
     if shared:  # no product outlives a call of the whole model (nor one cut short by an exception)

@@ -32,7 +32,7 @@ from slimforge import artifacts
 from slimforge.artifacts import atomic_write_bytes
 from slimforge.errors import ArtifactError, ConfigError
 from slimforge.quantize.core import QuantizationError, QuantizeConfig, QuantizeResult, quantize, register_backend, resolve_reduce_range
-from slimforge.quantize.smooth import apply_smoothing, join_groups, scale_groups, smoothing_record
+from slimforge.quantize.smooth import MIN_GAIN, apply_smoothing, join_groups, scale_groups, smoothing_record
 
 BACKEND = "torch-dynamic"
 SMOOTHING_FILE = "smoothing.safetensors"  # layer -> SmoothQuant's s, when the model was smoothed
@@ -145,7 +145,7 @@ def quantize_dynamic_int8(
     per_channel: bool = True,
     smooth_alpha: float | None = None,
     calib_batches: int = 8,
-    smooth_min_gain: float | None = 0.1,
+    smooth_min_gain: float | None = MIN_GAIN,
 ) -> QuantizeResult:
     """``slimforge.quantize.quantize`` with the ``torch-dynamic`` backend: ``calibration`` is an
     iterable of batches. Without SmoothQuant only the first is used (to check the model runs);
