@@ -45,6 +45,16 @@ def test_bad_input_is_one_clear_paragraph(args, message, capsys):
     assert err.startswith("error: ") and message in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [(["prune", "--bogus"], "No such option: --bogus"), (["prune"], "Missing argument"), (["sparsify"], "No such command 'sparsify'")],
+)
+def test_usage_errors_are_click_messages_not_tracebacks(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
 def test_listings(capsys):
     assert main(["models"]) == 0 and "resnet20" in capsys.readouterr().out
     assert main(["datasets"]) == 0 and "fashion-mnist" in capsys.readouterr().out

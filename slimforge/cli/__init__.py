@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from pydantic import ValidationError
 
 from slimforge.errors import SlimforgeError
 
@@ -29,14 +30,19 @@ def main(argv: list[str] | None = None) -> int:
     except SlimforgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ValidationError as exc:  # a config a command built from its options (each command names its flags where it can)
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})" for e in exc.errors())
+        print(f"error: invalid {exc.title}: {problems}", file=sys.stderr)
+        return 2
     except typer.Abort:
         print("aborted", file=sys.stderr)
         return 130
-    except Exception as exc:  # click's usage errors
+    except Exception as exc:  # usage errors (an unknown option or command, a missing argument)
         import click
 
-        if isinstance(exc, click.ClickException):
+        # typer >= 0.29 raises its own vendored click's exceptions (subclasses of TyperException).
+        if isinstance(exc, (click.ClickException, typer.TyperException)) and hasattr(exc, "show"):
             exc.show()
-            return exc.exit_code
+            return int(getattr(exc, "exit_code", 2))
         raise
     return 0
