@@ -23,6 +23,8 @@ import json
 import logging
 import os
 import platform
+import shutil
+import tempfile
 import time
 import warnings
 import zipfile
@@ -123,14 +125,26 @@ def export(model: nn.Module, example: torch.Tensor, out: str | Path, config: Exp
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    # Export.
-    start = time.perf_counter()
-    path, description = exporter(model, example, out_dir, config)
-    seconds = time.perf_counter() - start
+    # Export into a staging folder inside ``out``: a rejected export never replaces a good one.
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".export-"))
+    try:
+        start = time.perf_counter()
+        staged, description = exporter(model, example, staging, config)
+        seconds = time.perf_counter() - start
 
-    # Check against PyTorch on the example and random batches of other sizes.
-    runner = LOADERS[config.format](path)
-    diff = max_abs_difference(model, runner, sample_inputs(example, config))
+        # Check against PyTorch on the example and random batches of other sizes.
+        diff = max_abs_difference(model, LOADERS[config.format](staged), sample_inputs(example, config))
+        if not diff <= config.atol:
+            rejected = _move_files(staging, out_dir / "rejected")
+            raise ExportMismatchError(
+                f"{config.format} export differs from PyTorch by {diff:.3g} (max abs), more than atol={config.atol:g}; "
+                f"nothing in {out_dir} was replaced (the rejected file is {rejected / staged.name}). "
+                "Raise the tolerance (--atol, ExportConfig.atol) if the difference is expected (e.g. a quantized model)."
+            )
+        _move_files(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    path = out_dir / staged.name
     result = ExportResult(
         path=path,
         format=config.format,
@@ -141,12 +155,15 @@ def export(model: nn.Module, example: torch.Tensor, out: str | Path, config: Exp
         seconds=round(seconds, 3),
     )
     write_json(out_dir / EXPORT_INFO_FILE, {**result.to_json(), "config": asdict(config), "machine": platform.machine()})
-    if not diff <= config.atol:
-        raise ExportMismatchError(
-            f"{config.format} export in {path} differs from PyTorch by {diff:.3g} (max abs), more than atol={config.atol:g}. "
-            "Raise ExportConfig.atol if the difference is expected (e.g. a quantized model)."
-        )
     return result
+
+
+def _move_files(source: Path, target: Path) -> Path:
+    """Move every file of ``source`` into ``target`` (created), replacing files of the same name."""
+    target.mkdir(parents=True, exist_ok=True)
+    for f in source.iterdir():
+        os.replace(f, target / f.name)
+    return target
 
 
 def sample_inputs(example: torch.Tensor, config: ExportConfig) -> list[torch.Tensor]:

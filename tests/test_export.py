@@ -73,6 +73,17 @@ def test_difference_above_tolerance_raises(resnet):
         max_abs_difference(resnet, lambda x: resnet(x)[:, :5], inputs)
 
 
+def test_a_rejected_export_replaces_nothing(resnet, tmp_path):
+    x = torch.randn(2, 1, 28, 28)
+    good = export(resnet, x, tmp_path, ExportConfig(format="onnx"))
+    before = {name: (tmp_path / name).read_bytes() for name in ("model.onnx", "export.json")}
+    with pytest.raises(ExportMismatchError, match="nothing in .* was replaced"):
+        export(resnet, x, tmp_path, ExportConfig(format="onnx", atol=0.0 if good.max_abs_diff > 0 else -1.0))
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+    assert (tmp_path / "rejected" / "model.onnx").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".export-")]
+
+
 def test_unknown_format_names_the_choices(resnet, tmp_path):
     with pytest.raises(UnknownNameError, match="onnx"):
         export(resnet, torch.randn(1, 1, 28, 28), tmp_path, ExportConfig(format="onx"))

@@ -82,6 +82,9 @@ def collect_calibration(
             raise DataError(
                 f"Calibration batch {i} has per-sample shape {tuple(x.shape[1:])}, batch 0 had {tuple(batches[0].shape[1:])}."
             )
+        if not torch.isfinite(x).all():
+            bad = int((~torch.isfinite(x)).sum())
+            raise DataError(f"Calibration batch {i} holds {bad} NaN or infinite values; int8 ranges need finite inputs.")
         batches.append(x.float())
     if not batches:
         raise DataError("The calibration data is empty: pass an iterable of input batches (e.g. the train loader).")

@@ -139,8 +139,10 @@ class OnnxRuntimeBackend:
 
     def load(self, folder: Path, info: dict[str, Any], threads: int) -> OnnxQuantized:
         _require_onnxruntime()
-        data = (Path(folder) / info["runtime_file"]).read_bytes()
-        return OnnxQuantized(data, info.get("mode", "static"), tuple(info.get("fp32_layers", [])), threads)
+        path = Path(folder) / info["runtime_file"]
+        # The session is made now, from the file itself: a corrupt file fails here, named.
+        session = OnnxSession(path, threads)
+        return OnnxQuantized(path.read_bytes(), info.get("mode", "static"), tuple(info.get("fp32_layers", [])), threads, _session=session)
 
 
 register_backend("onnxruntime", help="ONNX Runtime: static QDQ int8 (CNNs) or dynamic int8 (linear models)")(OnnxRuntimeBackend())

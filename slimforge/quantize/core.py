@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import platform
 import time
 from collections.abc import Callable, Iterable
@@ -21,6 +22,7 @@ from slimforge.quantize.smooth import MIN_GAIN, apply_smoothing, smoothing_scale
 QUANT_INFO_FILE = "quantized.json"
 QUANT_FORMAT_VERSION = 1
 MODES = ("auto", "static", "dynamic")
+log = logging.getLogger(__name__)
 QUANTIZABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
@@ -139,11 +141,17 @@ def quantize(model: nn.Module, calibration: Iterable[Batch], config: QuantizeCon
 def prepare(model: nn.Module, calibration: Iterable[Batch], config: QuantizeConfig) -> tuple[PreparedModel, dict[str, Any]]:
     """Check inputs and prepare ``model`` for ``config.backend`` (shared by :func:`quantize` and the fallback search)."""
     backend = BACKENDS.get(config.backend)
-    layers = quantizable_layers(model)
+    types = getattr(backend, "layer_types", QUANTIZABLE)
+    layers = quantizable_layers(model, types)
     if not layers:
         raise QuantizationError(
-            f"{type(model).__name__} has no quantizable layer (Conv1d/2d/3d or Linear); int8 would not change it."
+            f"{type(model).__name__} has no quantizable layer for backend {config.backend!r} "
+            f"({'/'.join(t.__name__ for t in types)}); int8 would not change it."
         )
+    left = [name for name in quantizable_layers(model) if name not in layers]
+    if left:
+        log.warning("Backend %r quantizes %s layers only; %d other layers stay fp32 (first: %s).",
+                    config.backend, "/".join(t.__name__ for t in types), len(left), left[0])
     unknown = [name for name in config.fp32_layers if name not in layers]
     if unknown:
         raise ConfigError(f"QuantizeConfig.fp32_layers names {unknown}, which are not quantizable layers of the model. Known: {layers}.")
@@ -200,9 +208,9 @@ def prepare(model: nn.Module, calibration: Iterable[Batch], config: QuantizeConf
     return prepared, info
 
 
-def quantizable_layers(model: nn.Module) -> list[str]:
-    """Names of the Conv and Linear modules, in definition order."""
-    return [name for name, m in model.named_modules() if isinstance(m, QUANTIZABLE)]
+def quantizable_layers(model: nn.Module, types: tuple[type[nn.Module], ...] = QUANTIZABLE) -> list[str]:
+    """Names of the Conv and Linear modules (or of ``types``), in definition order."""
+    return [name for name, m in model.named_modules() if isinstance(m, types)]
 
 
 def choose_mode(model: nn.Module) -> str:

@@ -181,6 +181,7 @@ class TorchDynamicBackend:
     """Eager dynamic int8 of nn.Linear layers; any input structure (token-id dicts included)."""
 
     accepts_any_inputs = True
+    layer_types = (nn.Linear,)  # convolutions stay fp32
     smoothing_modes = ("dynamic",)  # SmoothQuant's input-scaling hooks survive torch.ao's module swap
     modes = ("dynamic",)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from slimforge.errors import ConfigError, DataError, UnknownNameError
+from slimforge.errors import ArtifactError, ConfigError, DataError, UnknownNameError
 from slimforge.quantize import (
     BACKENDS,
     QuantizationError,
@@ -121,6 +121,23 @@ def test_mixed_and_empty_calibration_are_clear_errors(trained_mlp):
         quantize(trained_mlp, [], QuantizeConfig(**FAST))
     with pytest.raises(DataError, match="int64"):
         quantize(trained_mlp, [torch.zeros(4, 1, 28, 28, dtype=torch.long)], QuantizeConfig(**FAST))
+    with pytest.raises(DataError, match="NaN or infinite"):
+        quantize(trained_mlp, [torch.full((4, 1, 28, 28), float("nan"))], QuantizeConfig(**FAST))
+
+
+def test_corrupt_onnx_artifact_fails_at_load_naming_the_file(trained_mlp, calibration, tmp_path):
+    save_quantized(quantize(trained_mlp, calibration, QuantizeConfig(backend="onnxruntime", **FAST)), tmp_path)
+    data = bytearray((tmp_path / "model.onnx").read_bytes())
+    data[100:200] = b"\xff" * 100
+    (tmp_path / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=str(tmp_path / "model.onnx")):
+        load_quantized(tmp_path)
+
+
+def test_torch_dynamic_on_a_cnn_counts_only_its_linear_layers(trained_cnn, calibration):
+    result = quantize(trained_cnn, calibration, QuantizeConfig(backend="torch-dynamic", **FAST))
+    linear = [n for n, m in trained_cnn.named_modules() if isinstance(m, nn.Linear)]
+    assert result.info["quantizable_layers"] == linear
 
 
 def test_bad_config_names_are_clear_errors(trained_mlp, calibration):
