@@ -32,7 +32,7 @@ import yaml
 from torch import nn
 
 from slimforge._registry import Registry
-from slimforge.errors import ArtifactError
+from slimforge.errors import ArtifactError, ConfigError
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -159,6 +159,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600; an artifact gets the mode any new file would
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -167,6 +168,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; restored at once
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -208,6 +215,30 @@ def state_dict_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] 
     return save(plain, metadata=metadata)
 
 
+TRANSIENT_ATTR = "slimforge_transient"  # a module class attribute: training-time only, not part of the saved model
+
+
+def saved_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The weights an artifact stores: ``model.state_dict()`` without training-time wrappers.
+
+    Modules whose class sets ``slimforge_transient = True`` (QAT's fake quantization) are left
+    out; a tensor wrapped only by such parametrizations is stored under its plain name as the
+    original it wraps. The folder then loads into the plain architecture ``model.json`` names.
+    Other parametrizations (weight norm built into a model) are kept as they are.
+    """
+    state = model.state_dict()
+    renames: dict[str, str] = {}
+    dropped: list[str] = []
+    for name, module in model.named_modules():
+        prefix = f"{name}." if name else ""
+        if getattr(module, TRANSIENT_ATTR, False):
+            dropped.append(prefix)
+        for tensor, chain in getattr(module, "parametrizations", {}).items():
+            if all(getattr(p, TRANSIENT_ATTR, False) for p in chain) and hasattr(chain, "original"):
+                renames[f"{prefix}parametrizations.{tensor}.original"] = f"{prefix}{tensor}"
+    return {renames.get(k, k): v for k, v in state.items() if k in renames or not any(k.startswith(d) for d in dropped)}
+
+
 def save(model: nn.Module, path: str | Path, *, config: Any = None, metrics: dict[str, Any] | None = None) -> Path:
     """Save ``model`` as an artifact folder (weights + structure [+ config, metrics]).
 
@@ -222,7 +253,7 @@ def save(model: nn.Module, path: str | Path, *, config: Any = None, metrics: dic
             "slimforge.create_model(...) or describe it with slimforge.artifacts.attach_spec(model, ModelSpec(...))."
         )
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / WEIGHTS_FILE, state_dict_bytes(model.state_dict(), {"format": "pt"}))
+    atomic_write_bytes(out / WEIGHTS_FILE, state_dict_bytes(saved_state_dict(model), {"format": "pt"}))
     write_json(out / STRUCTURE_FILE, spec.to_json())
     if config is not None:
         write_yaml(out / CONFIG_FILE, config)
@@ -268,6 +299,45 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu", quantize
     load_weights(model, folder / WEIGHTS_FILE, map_location=map_location)
     model.eval()
     return model
+
+
+ARTIFACT_KINDS = {"model": "a model run folder", "quantized": "a quantized (int8) artifact", "export": "an export"}
+
+
+def artifact_kind(path: str | Path) -> str | None:
+    """What folder ``path`` holds: "quantized" (``quantized.json``), "export" (``export.json``),
+    "model" (``model.json``), or None (nothing slimforge wrote, or no folder)."""
+    folder = Path(path)
+    for kind, marker in (("quantized", "quantized.json"), ("export", "export.json"), ("model", STRUCTURE_FILE)):
+        if (folder / marker).is_file():
+            return kind
+    return None
+
+
+def check_output_folder(out: str | Path, writes: str, source: str | Path | None = None) -> None:
+    """Refuse to write a ``writes`` artifact ("model", "quantized", "export") into ``out`` when
+    ``out`` is the ``source`` folder or already holds another kind of artifact: the two would mix
+    (one folder, two models) and the earlier one's metrics would be overwritten."""
+    out = Path(out)
+    if source is not None and out.resolve() == Path(source).resolve():
+        raise ConfigError(f"The output folder {out} is the input folder; write the result to another folder (--out).")
+    kind = artifact_kind(out)
+    if kind is not None and kind != writes:
+        raise ConfigError(
+            f"{out} already holds {ARTIFACT_KINDS[kind]}; writing {ARTIFACT_KINDS[writes]} into it would mix the two "
+            "and overwrite its metrics. Choose another output folder (--out) or delete that one first."
+        )
+
+
+def load_module(path: str | Path, purpose: str) -> nn.Module:
+    """:func:`load` for uses that need a PyTorch module (``purpose``: "prune", "a teacher", ...);
+    an int8 artifact, a runtime-bound callable, is refused with an error naming the folder."""
+    if artifact_kind(path) == "quantized":
+        raise ConfigError(
+            f"{path} holds a quantized (int8) artifact, not a PyTorch model; {purpose} needs the fp32 run folder it was "
+            "made from (quantize last)."
+        )
+    return load(path)
 
 
 def read_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:

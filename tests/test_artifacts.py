@@ -129,3 +129,41 @@ def test_skipping_random_init_still_fills_buffers():
     assert param.detach().eq(7).all() and buffer.eq(0).all()
     nn.init.zeros_(param)  # restored afterwards
     assert param.detach().eq(0).all()
+
+
+def test_files_get_the_mode_the_umask_gives_new_files(saved):
+    import os
+
+    _, run = saved
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for name in ("model.safetensors", "model.json", "config.yaml", "metrics.json"):
+        assert (run / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
+
+
+def test_output_folder_guard(saved, tmp_path):
+    from slimforge.artifacts import artifact_kind, check_output_folder
+    from slimforge.errors import ConfigError
+
+    _, run = saved
+    assert artifact_kind(run) == "model" and artifact_kind(tmp_path / "none") is None
+    check_output_folder(tmp_path / "new", "quantized", run)  # a new folder: fine
+    check_output_folder(run, "model")  # the same kind again (a re-run): fine
+    with pytest.raises(ConfigError, match="is the input folder"):
+        check_output_folder(run, "model", run)
+    with pytest.raises(ConfigError, match="already holds a model run folder"):
+        check_output_folder(run, "quantized")
+
+
+def test_qat_trained_model_saves_as_its_plain_architecture(tmp_path):
+    """Fake quantization is training-time only: the run folder loads into the model.json architecture."""
+    from slimforge.quantize.qat import is_qat_prepared, prepare_qat, strip_qat
+
+    model = create_model("mlp", num_classes=10, input_size=(8, 8), hidden=(16,))
+    prepare_qat(model)
+    model(torch.randn(8, 1, 8, 8))  # the activation ranges get state
+    slimforge.save(model.eval(), tmp_path / "qat")
+    loaded = slimforge.load(tmp_path / "qat")
+    assert not is_qat_prepared(loaded)
+    x = torch.randn(4, 1, 8, 8)
+    assert torch.equal(loaded(x), strip_qat(model)(x))

@@ -81,3 +81,60 @@ def test_prune_cli_in_steps_reaches_the_mac_target(run, tmp_path):
 def test_prune_cli_steps_need_enough_epochs(run, tmp_path, capsys):
     assert main(["prune", str(run), "--ratio", "0.5", "--steps", "3", "--finetune-epochs", "2", "--out", str(tmp_path / "x")]) == 2
     assert "steps=3 needs at least as many fine-tuning epochs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["quantize", "--mode", "bogus"], "--mode 'bogus'"),
+        (["quantize", "--calib-batches", "0"], "--calib-batches 0"),
+        (["quantize", "--max-drop", "-1"], "--max-drop -1.0"),
+        (["export", "--format", "tflite"], "--format 'tflite'"),
+        (["factorize", "--energy", "1.5"], "--energy 1.5"),
+        (["factorize", "--lr", "-1"], "--lr -1.0"),
+    ],
+)
+def test_rejected_option_values_name_the_flag(run, tmp_path, capsys, args, message):
+    assert main([args[0], str(run), *args[1:], "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Invalid option: ") and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_folder_guard_keeps_existing_artifacts(run, tmp_path, capsys):
+    """--out may not be the input run nor hold another kind of artifact: nothing there is overwritten."""
+    before = (run / "metrics.json").read_bytes()
+    assert main(["quantize", str(run), "--calib-batches", "2", "--out", str(run)]) == 2
+    assert "is the input folder" in capsys.readouterr().err
+    assert main(["prune", str(run), "--ratio", "0.5", "--finetune-epochs", "0", "--out", str(run)]) == 2
+    assert (run / "metrics.json").read_bytes() == before
+    other = tmp_path / "other-run"
+    assert main(["factorize", str(run), "--epochs", "0", "--out", str(other)]) == 0
+    other_metrics = (other / "metrics.json").read_bytes()
+    assert main(["quantize", str(run), "--calib-batches", "2", "--out", str(other)]) == 2
+    assert "already holds a model run folder" in capsys.readouterr().err
+    assert (other / "metrics.json").read_bytes() == other_metrics and not (other / "quantized.json").exists()
+
+
+def test_quantized_folder_evaluates_and_is_refused_as_a_model_input(run, tmp_path, capsys):
+    q = tmp_path / "int8"
+    assert main(["quantize", str(run), "--calib-batches", "2", "--threads", "1", "--out", str(q)]) == 0
+    accuracy = json.loads((q / "metrics.json").read_text())["test_accuracy"]
+    capsys.readouterr()
+    assert main(["eval", str(q)]) == 0  # its config.yaml records the data; an ONNX Runtime artifact has no model.json
+    assert f"test accuracy {accuracy:.4f}" in capsys.readouterr().out
+    for command in (["export"], ["quantize"], ["factorize", "--epochs", "0"], ["prune", "--ratio", "0.5", "--finetune-epochs", "0"]):
+        assert main([command[0], str(q), *command[1:], "--out", str(tmp_path / command[0])]) == 2
+        assert "holds a quantized (int8) artifact, not a PyTorch model" in capsys.readouterr().err
+
+
+def test_fallback_chooses_on_validation_and_reports_its_layers(run, tmp_path, capsys):
+    out = tmp_path / "fallback"
+    assert main(["quantize", str(run), "--calib-batches", "2", "--threads", "1", "--max-drop", "0", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    fallback = metrics["fallback"]
+    assert fallback["split"] == "val" and fallback["trials"] >= 1 and "test_accuracy" in metrics
+    assert f"kept in fp32: {', '.join(fallback['fp32_layers']) or 'none'}" in printed
+    info = json.loads((out / "quantized.json").read_text())
+    assert info["fp32_layers"] == fallback["fp32_layers"]

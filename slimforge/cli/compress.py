@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -18,6 +19,25 @@ def _stage(run: Path):
     return StageContext(run_data_config(run).model_copy(update={"augment": False}))
 
 
+def _config(cls, flags: dict[str, str] | None = None, **values):
+    """``cls(**values)`` (a pydantic config); a rejected value becomes an error naming its
+    command-line flag (a field ``calib_batches`` is ``--calib-batches`` unless ``flags`` says
+    otherwise) instead of a validation traceback."""
+    from pydantic import ValidationError
+
+    from slimforge.errors import ConfigError
+
+    try:
+        return cls.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = [str(part) for part in err["loc"]]
+            flag = (flags or {}).get(".".join(loc)) or (flags or {}).get(loc[-1] if loc else "") or "--" + (loc[-1] if loc else "?").replace("_", "-")
+            problems.append(f"{flag} {err.get('input')!r}: {err['msg']}")
+        raise ConfigError("Invalid option: " + "; ".join(problems)) from None
+
+
 def _finetune_config(run: Path, epochs: int, lr: float, batch_size: int | None, threads: int | None = None):
     """Fine-tuning settings: the run's own training section (optimizer, batch, regularisation),
     shortened to ``epochs`` at a lower peak ``lr``, without warm-up, on whatever device is here."""
@@ -30,7 +50,7 @@ def _finetune_config(run: Path, epochs: int, lr: float, batch_size: int | None, 
     section.update(epochs=epochs, lr=lr, warmup_epochs=0.0, device="auto", num_threads=threads, quiet=False, patience=None)
     if batch_size is not None:
         section["batch_size"] = batch_size
-    return TrainConfig.model_validate(section)
+    return _config(TrainConfig, {"num_threads": "--threads"}, **section)
 
 
 @app.command("prune")
@@ -55,7 +75,7 @@ def prune_cmd(
     from slimforge.pipeline.stages import PruneStage, run_prune
 
     finetune = _finetune_config(run, finetune_epochs, lr, batch_size, threads) if finetune_epochs > 0 else None
-    cfg = PruneStage(kind="prune", name="prune", ratio=ratio, target_macs=target_macs, target_params=target_params,
+    cfg = _config(PruneStage, None, kind="prune", name="prune", ratio=ratio, target_macs=target_macs, target_params=target_params,
                      importance=importance, skip=skip or [], round_to=round_to, steps=steps, finetune=finetune,
                      distill=DistillSection() if distill else None)
     ctx = _stage(run)
@@ -82,9 +102,10 @@ def quantize_cmd(
     mode: Annotated[str, typer.Option(help="auto (static for CNNs, dynamic for linear models), static or dynamic")] = "auto",
     calib_batches: Annotated[int, typer.Option(help="batches of the train split used for calibration")] = 32,
     fp32_first_last: Annotated[bool, typer.Option("--fp32-first-last", help="keep the first and last layers in fp32")] = False,
-    max_drop: Annotated[Optional[float], typer.Option(help="accuracy points: return sensitive layers to fp32 until within")] = None,
+    max_drop: Annotated[Optional[float], typer.Option(help="accuracy points: return the most sensitive layers to fp32 until validation accuracy is within")] = None,
     smooth_alpha: Annotated[Optional[float], typer.Option(help="SmoothQuant for Linear layers: 0..1, how much of the activation range moves to the weights (transformers: 0.8)")] = None,
     smooth_every_layer: Annotated[bool, typer.Option("--smooth-every-layer", help="SmoothQuant every Linear, not only those whose simulated int8 error drops 10%")] = False,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for calibration, evaluation and the int8 runtime (default: all)")] = None,
     out: Annotated[Path, typer.Option(help="folder for the quantized artifact")] = Path("runs/quantized"),
 ) -> None:
     """Post-training int8 quantization with calibration; accuracy before and after is printed."""
@@ -94,10 +115,31 @@ def quantize_cmd(
     if smooth_every_layer and smooth_alpha is None:
         raise ConfigError("--smooth-every-layer needs --smooth-alpha (SmoothQuant is off without it).")
     every = {"smooth_min_gain": None} if smooth_every_layer else {}  # else the stage's default selection
-    cfg = QuantizeStage(kind="quantize", name="quantize", backend=backend, mode=mode, calib_batches=calib_batches,
-                        fp32_first_last=fp32_first_last, max_accuracy_drop=max_drop, smooth_alpha=smooth_alpha, **every)
-    metrics = run_quantize(_stage(run), cfg, run, out)
+    cfg = _config(QuantizeStage, {"max_accuracy_drop": "--max-drop"}, kind="quantize", name="quantize", backend=backend, mode=mode,
+                  calib_batches=calib_batches, fp32_first_last=fp32_first_last, max_accuracy_drop=max_drop, smooth_alpha=smooth_alpha,
+                  threads=threads, **every)
+    with _threads(threads):
+        metrics = run_quantize(_stage(run), cfg, run, out)
+    if "fallback" in metrics:
+        f = metrics["fallback"]
+        met = "within" if f["within_tolerance"] else "NOT within"
+        print(f"fallback: {f['split']} accuracy {f['fp32_score']:.4f} fp32 -> {f['int8_score']:.4f} int8, {met} --max-drop {max_drop:g} "
+              f"after {f['trials']} trials; kept in fp32: {', '.join(f['fp32_layers']) or 'none'}")
     print(f"int8 ({backend}) test accuracy {metrics['test_accuracy']:.4f} (fp32 {metrics['fp32_test_accuracy']:.4f}); saved in {out}")
+
+
+@contextlib.contextmanager
+def _threads(threads: int | None):
+    """torch's CPU threads set to ``threads`` inside the block (unchanged when None)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @app.command("factorize")
@@ -106,16 +148,22 @@ def factorize_cmd(
     energy: Annotated[float, typer.Option(help="fraction of each layer's squared singular values kept")] = 0.9,
     target_ratio: Annotated[Optional[float], typer.Option(help="fraction of the parameters to keep (instead of --energy)")] = None,
     epochs: Annotated[int, typer.Option(help="fine-tuning epochs afterwards (0: none)")] = 2,
-    lr: Annotated[float, typer.Option(help="fine-tuning learning rate")] = 0.01,
+    lr: Annotated[float, typer.Option(help="fine-tuning peak learning rate")] = 0.01,
+    batch_size: Annotated[Optional[int], typer.Option(help="fine-tuning batch size (default: the run's)")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads for fine-tuning (default: cores / processes)")] = None,
     out: Annotated[Path, typer.Option(help="run folder to write")] = Path("runs/factorized"),
 ) -> None:
     """Low-rank (SVD) factorisation of linear and convolution layers, then fine-tuning."""
     from slimforge.pipeline.stages import FactorizeStage, run_factorize
-    from slimforge.train import TrainConfig
 
-    finetune = TrainConfig(epochs=epochs, lr=lr) if epochs > 0 else None
-    cfg = FactorizeStage(kind="factorize", name="factorize", energy=energy, target_ratio=target_ratio, finetune=finetune)
-    metrics = run_factorize(_stage(run), cfg, run, out)
+    finetune = _finetune_config(run, epochs, lr, batch_size, threads) if epochs > 0 else None
+    cfg = _config(FactorizeStage, None, kind="factorize", name="factorize", energy=energy, target_ratio=target_ratio, finetune=finetune)
+    ctx = _stage(run)
+    with _threads(threads):
+        metrics = run_factorize(ctx, cfg, run, out)
+    before, after = _size(run, ctx.example(1)), _size(out, ctx.example(1))
+    print(f"parameters {before[0]:,} -> {after[0]:,} ({before[0] / max(after[0], 1):.2f}x fewer); "
+          f"MACs {before[1]:,} -> {after[1]:,} ({before[1] / max(after[1], 1):.2f}x fewer)")
     print(f"factorised model test accuracy {metrics['test_accuracy']:.4f}; saved in {out}")
 
 
@@ -130,5 +178,6 @@ def export_cmd(
     """Export to ONNX (dynamo exporter) or torch.export .pt2, checked against PyTorch."""
     from slimforge.pipeline.stages import ExportStage, run_export
 
-    metrics = run_export(_stage(run), ExportStage(kind="export", name="export", format=format, opset=opset, atol=atol), run, out)
+    cfg = _config(ExportStage, None, kind="export", name="export", format=format, opset=opset, atol=atol)
+    metrics = run_export(_stage(run), cfg, run, out)
     print(f"exported {format} to {out}; max |export - PyTorch| = {metrics['max_abs_diff']:.3g}")

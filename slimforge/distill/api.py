@@ -152,7 +152,7 @@ def run_from_config(cfg: DistillRunConfig, teachers: Sequence[str | Path], out: 
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     if cfg.prune_teacher_ratio:
         example = data.train.__getitems__([0, 1])[0] if hasattr(data.train, "__getitems__") else torch.stack([data.train[0][0], data.train[1][0]])
-        student = slim_copy(artifacts.load(teachers[0]), cfg.prune_teacher_ratio, example)
+        student = slim_copy(artifacts.load_module(teachers[0], "--prune-teacher"), cfg.prune_teacher_ratio, example)
     else:
         from slimforge.models import create_model
 

@@ -25,7 +25,7 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 def prepare_teachers(teachers: TeacherLike | Sequence[TeacherLike], dtype: str | None = None) -> list[nn.Module]:
     """Load run folders, unwrap, freeze, switch to eval mode and cast to ``dtype`` (None keeps it)."""
-    from slimforge.artifacts import load
+    from slimforge.artifacts import load_module
 
     items = [teachers] if isinstance(teachers, (nn.Module, str, Path)) else list(teachers)
     if not items:
@@ -34,7 +34,7 @@ def prepare_teachers(teachers: TeacherLike | Sequence[TeacherLike], dtype: str |
         raise ConfigError(f"teacher_dtype={dtype!r} is not supported; use one of {sorted(TEACHER_DTYPES)} or null.")
     prepared = []
     for item in items:
-        teacher = unwrap(load(item) if isinstance(item, (str, Path)) else item)
+        teacher = unwrap(load_module(item, "a distillation teacher") if isinstance(item, (str, Path)) else item)
         teacher.eval().requires_grad_(False)
         if dtype is not None:
             teacher.to(TEACHER_DTYPES[dtype])

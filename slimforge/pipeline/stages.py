@@ -4,6 +4,7 @@ functions a Python user calls, and each writes an ordinary artifact folder."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ from slimforge.distill.api import DistillSection
 from slimforge.experiment import DataConfig, ModelConfig
 from slimforge.pipeline.recipe import STAGE_CONFIGS, StageConfig
 from slimforge.train import TrainConfig, seed_everything, train
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -61,8 +64,14 @@ class StageContext:
         finally:
             ds.augment = saved
 
+    def val_batches(self, batch_size: int = 256) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return self._batches(self.data.val, batch_size)
+
     def test_batches(self, batch_size: int = 256, limit: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        ds = self.data.test
+        return self._batches(self.data.test, batch_size, limit)
+
+    @staticmethod
+    def _batches(ds, batch_size: int, limit: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
         n = len(ds) if limit is None else min(limit, len(ds))
         return [tuple(ds.__getitems__(list(range(i, min(i + batch_size, n))))[:2]) for i in range(0, n, batch_size)]
 
@@ -82,6 +91,13 @@ def list_stages() -> list[str]:
     return RUNNERS.names()
 
 
+def _fp32_model(folder: Path | None, stage: str) -> torch.nn.Module:
+    """The PyTorch model of run folder ``folder`` (an int8 artifact is refused by name)."""
+    if folder is None:
+        raise ConfigError(f"The {stage} stage needs an input: a run folder or an earlier stage.")
+    return artifacts.load_module(folder, stage)
+
+
 def _quiet(cfg: TrainConfig, ctx: StageContext) -> TrainConfig:
     return cfg.model_copy(update={"quiet": True}) if ctx.quiet else cfg
 
@@ -99,6 +115,7 @@ class TrainStage(StageConfig):
 def run_train(ctx: StageContext, cfg: TrainStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
     from slimforge.models import create_model
 
+    artifacts.check_output_folder(out, "model")
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     model = create_model(cfg.model.name, **{**ctx.data.info.model_kwargs(), **cfg.model.kwargs})
     record = {"stage": cfg.model_dump(mode="json"), "data": ctx.data_config.model_dump(mode="json")}
@@ -125,7 +142,8 @@ class PruneStage(StageConfig):
 def run_prune(ctx: StageContext, cfg: PruneStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
     from slimforge.prune import prune
 
-    model = artifacts.load(input_dir).train()
+    artifacts.check_output_folder(out, "model", input_dir)
+    model = _fp32_model(input_dir, "prune").train()
     calibration = ctx.calibration(4) if cfg.importance == "taylor" else None
     targets = {"ratio": cfg.ratio, "target_macs": cfg.target_macs, "target_params": cfg.target_params}
     options = {"importance": cfg.importance, "skip": cfg.skip, "round_to": cfg.round_to, "calibration": calibration}
@@ -181,11 +199,12 @@ def run_distill(ctx: StageContext, cfg: DistillStage, input_dir: Path | None, ou
     from slimforge.distill.api import run as distill_run
     from slimforge.models import create_model
 
+    artifacts.check_output_folder(out, "model", input_dir)
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     if cfg.student is not None:
         student = create_model(cfg.student.name, **{**ctx.data.info.model_kwargs(), **cfg.student.kwargs})
     else:
-        student = artifacts.load(input_dir).train()
+        student = _fp32_model(input_dir, "distill").train()
     teachers = [ctx.resolve(t) for t in cfg.teachers]
     record = {"stage": cfg.model_dump(mode="json"), "data": ctx.data_config.model_dump(mode="json")}
     return distill_run(student, teachers, ctx.data, cfg.distill.to_config(), _quiet(cfg.train, ctx), out, record=record).metrics
@@ -208,7 +227,8 @@ class FactorizeStage(StageConfig):
 def run_factorize(ctx: StageContext, cfg: FactorizeStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
     from slimforge.factorize import FactorizeConfig, factorize
 
-    model = artifacts.load(input_dir).train()
+    artifacts.check_output_folder(out, "model", input_dir)
+    model = _fp32_model(input_dir, "factorize").train()
     factorize(model, FactorizeConfig(energy=cfg.energy, target_ratio=cfg.target_ratio, include_conv=cfg.include_conv, exclude=tuple(cfg.exclude)))
     return _recover(ctx, model, input_dir, cfg.finetune, cfg.distill, out, cfg)
 
@@ -227,25 +247,36 @@ class QuantizeStage(StageConfig):
     compile: bool = True
     smooth_alpha: float | None = Field(None, ge=0, le=1, description="SmoothQuant migration strength for Linear layers (None: off)")
     smooth_min_gain: float | None = Field(0.1, ge=0, lt=1, description="SmoothQuant only where the simulated int8 error drops this much (None: every Linear)")
+    threads: int | None = Field(None, ge=1, description="CPU threads for calibration and the int8 runtime (None: the runtime's default)")
 
 
 @register_stage("quantize", QuantizeStage, "quantized", "int8 post-training quantization (onnxruntime or torch)")
 def run_quantize(ctx: StageContext, cfg: QuantizeStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
     from slimforge.quantize import FallbackConfig, QuantizeConfig, accuracy, accuracy_evaluator, quantize, quantize_with_fallback, save_quantized
 
-    model = artifacts.load(input_dir).eval()
+    artifacts.check_output_folder(out, "quantized", input_dir)
+    model = _fp32_model(input_dir, "quantize").eval()
     qcfg = QuantizeConfig(backend=cfg.backend, mode=cfg.mode, calib_batches=cfg.calib_batches, per_channel=cfg.per_channel,
                           fp32_first_last=cfg.fp32_first_last, compile=cfg.compile, smooth_alpha=cfg.smooth_alpha,
-                          smooth_min_gain=cfg.smooth_min_gain)
+                          smooth_min_gain=cfg.smooth_min_gain, threads=cfg.threads or 0)
     calibration = ctx.calibration(cfg.calib_batches)
     test = ctx.test_batches()
+    fallback: dict[str, Any] = {}
     if cfg.max_accuracy_drop is not None:
-        result = quantize_with_fallback(model, calibration, accuracy_evaluator(test), qcfg, FallbackConfig(max_drop=cfg.max_accuracy_drop / 100.0), out=out)
+        # Layers are chosen on the validation split; the test split only reports the result.
+        split, chosen_on = (ctx.val_batches(), "val") if len(ctx.data.val) else (test, "test")
+        if chosen_on == "test":
+            log.warning("The data has no validation split: the fallback chooses its fp32 layers on the test split.")
+        result = quantize_with_fallback(model, calibration, accuracy_evaluator(split), qcfg, FallbackConfig(max_drop=cfg.max_accuracy_drop / 100.0), out=out)
         quantized = result.best
+        fallback = {"fallback": {**result.metrics(), "split": chosen_on}}
     else:
         quantized = quantize(model, calibration, qcfg)
-    metrics = {"test_accuracy": accuracy(quantized.quantized, test), "fp32_test_accuracy": accuracy(model, test)}
+    metrics = {"test_accuracy": accuracy(quantized.quantized, test), "fp32_test_accuracy": accuracy(model, test), **fallback}
     save_quantized(quantized, out, metrics=metrics)
+    # Its data section, as a run folder has: `slimforge eval` and `measure` load the same data.
+    artifacts.write_yaml(out / artifacts.CONFIG_FILE, {"data": ctx.data_config.model_dump(mode="json"), "stage": cfg.model_dump(mode="json"),
+                                                      "source": str(input_dir)})
     return metrics
 
 
@@ -263,10 +294,9 @@ class ExportStage(StageConfig):
 def run_export(ctx: StageContext, cfg: ExportStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
     from slimforge.export import ExportConfig, export
 
-    model = artifacts.load(input_dir).eval()
+    artifacts.check_output_folder(out, "export", input_dir)
+    model = _fp32_model(input_dir, "export").eval()
     result = export(model, ctx.example(), out, ExportConfig(format=cfg.format, opset=cfg.opset, atol=cfg.atol))
-    info = result.to_json()
-    artifacts.write_json(out / "export.json", info)
     return {"max_abs_diff": result.max_abs_diff, "format": cfg.format}
 
 

@@ -53,6 +53,8 @@ class QATConfig:
 class WeightFakeQuant(nn.Module):
     """Symmetric int8 per-output-channel rounding of a weight (out, ...); identity gradient."""
 
+    slimforge_transient = True  # a saved run stores the weight it wraps (artifacts.saved_state_dict)
+
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         flat = weight.detach().reshape(weight.shape[0], -1)
         scale = (flat.abs().amax(dim=1) / 127.0).clamp_min(1e-12).float()
@@ -62,6 +64,8 @@ class WeightFakeQuant(nn.Module):
 
 class ActivationFakeQuant(nn.Module):
     """uint8 per-tensor rounding of an activation, its range an EMA of batch min/max while training."""
+
+    slimforge_transient = True  # not saved in a run folder: its ranges are recalibrated when quantizing
 
     def __init__(self, momentum: float = 0.01) -> None:
         super().__init__()

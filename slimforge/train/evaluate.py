@@ -57,13 +57,17 @@ def evaluate(
 ) -> dict[str, Any]:
     """Top-1 accuracy (fraction) and mean cross-entropy of ``model`` on ``dataset``.
 
+    ``model`` may also be a quantized model (``slimforge.load`` of an int8 artifact): it runs on the CPU.
+
     With several processes each rank evaluates its shard and the sums are all-reduced, so
     every sample counts exactly once.
     """
     ctx = ctx or DistContext()
-    device = torch.device(device) if device is not None else ctx.device
-    was_training = model.training
-    model.eval()
+    module = isinstance(model, nn.Module)  # else a runtime-bound int8 model: a callable on CPU batches
+    device = torch.device(device) if device is not None else (ctx.device if module else torch.device("cpu"))
+    was_training = model.training if module else False
+    if module:
+        model.eval()
     loader = make_loader(dataset, batch_size, ShardSampler(len(dataset), ctx.rank, ctx.world_size))
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
     for batch in loader:
@@ -74,9 +78,11 @@ def evaluate(
         sums[0] += F.cross_entropy(logits, targets, reduction="sum").double()
         sums[1] += (logits.argmax(1) == targets).sum()
         sums[2] += targets.numel()
-    _match_forward_count(model, dataset, batch_size, ctx, len(loader), device)
+    if module:
+        _match_forward_count(model, dataset, batch_size, ctx, len(loader), device)
     ctx.all_reduce_sum(sums)
-    model.train(was_training)
+    if module:
+        model.train(was_training)
     count = int(sums[2].item())
     if count == 0:
         return {"loss": float("nan"), "accuracy": float("nan"), "count": 0}
