@@ -541,7 +541,7 @@ def _clean(tr: _Tracer, vec: Vec, size: int) -> Vec:
     "erf", "leaky_relu", "leaky_relu_", "elu", "elu_", "mish", "clamp", "clamp_", "clamp_min", "clamp_max", "relu6",
     "bernoulli", "bernoulli_", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like",
     "reciprocal", "square", "sign", "logical_not", "bitwise_not", "native_dropout",
-    "prelu", "selu", "celu", "softplus", "log_sigmoid", "glu_placeholder", "fill_", "zero_", "dropout2d",
+    "selu", "celu", "softplus", "log_sigmoid", "glu_placeholder", "fill_", "zero_", "dropout2d",
 )
 def _unary(tr: _Tracer, node: torch.fx.Node) -> Any:
     label = tr.lab(node.args[0])
@@ -1095,6 +1095,18 @@ def _none_like_tensor(t: Any) -> Any:
 _BN = ("batch_norm", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit_functional",
        "_native_batch_norm_legit", "native_batch_norm", "_batch_norm_with_update", "_batch_norm_no_update",
        "cudnn_batch_norm", "_batch_norm_impl_index", "instance_norm")
+
+
+@_rule("prelu", "_prelu_kernel")
+def _prelu(tr: _Tracer, node: torch.fx.Node) -> Any:
+    """PReLU's weight holds one slope per channel (dim 1), or a single shared one."""
+    x, weight = node.args[0], node.args[1]
+    lx = tr.lab(x) or [None] * len(_shape(x))
+    lw = tr.lab(weight) if isinstance(weight, torch.fx.Node) else None
+    shape = _shape(weight) if isinstance(weight, torch.fx.Node) else ()
+    if lw is not None and len(lx) > 1 and len(shape) == 1 and shape[0] == _shape(x)[1] and shape[0] > 1:
+        tr.uf.tie(lw[0], lx[1])
+    return list(lx)
 
 
 @_rule(*_BN)

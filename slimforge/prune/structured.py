@@ -104,15 +104,44 @@ def prune(
     # 3. Choose what to keep: fixed ratios, or the global ratio that meets a target.
     pruned = choose_pruned_units(model, graph, scores, config)
     plan = make_plan(graph, pruned)
-    # 4. Slice, check, record.
-    slice_tensors(model, _merge(graph, pruned))
-    if reference is not None:
-        _check_outputs(model, args, reference)
-        if pruned:
-            graph.verify(pruned, model, args)
+    # 4. Slice and check; on any failure the model is put back exactly as it was.
+    restore = _restore_point(model)
+    try:
+        slice_tensors(model, _merge(graph, pruned))
+        if reference is not None:
+            _check_outputs(model, args, reference)
+            if pruned:
+                graph.verify(pruned, model, args)
+    except BaseException:
+        restore()
+        raise
+    # 5. Record.
     if get_spec(model) is not None:
         record_edit(model, plan)
     return model
+
+
+def _restore_point(model: nn.Module) -> Callable[[], None]:
+    """What slicing changes (each module's tensors, its public attributes such as out_channels, a
+    Hugging Face config's sizes), by reference; calling the result puts all of it back."""
+    saved = []
+    for module in model.modules():
+        attrs = {k: v for k, v in vars(module).items() if not k.startswith("_")}
+        config = getattr(module, "config", None)
+        saved.append((module, dict(module._parameters), dict(module._buffers), attrs,
+                      (config, dict(vars(config))) if config is not None and hasattr(config, "__dict__") else None))
+
+    def restore() -> None:
+        for module, params, buffers, attrs, config in saved:
+            module._parameters.clear()
+            module._parameters.update(params)
+            module._buffers.clear()
+            module._buffers.update(buffers)
+            vars(module).update(attrs)
+            if config is not None:
+                vars(config[0]).update(config[1])
+
+    return restore
 
 
 def _merge(graph: DependencyGraph, pruned: set[int]) -> dict[str, dict[int, np.ndarray]]:

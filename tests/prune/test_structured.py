@@ -193,3 +193,35 @@ def test_pruned_model_trains():
     loss.backward()
     opt.step()
     assert all(p.grad is not None and p.grad.shape == p.shape for p in model.parameters())
+
+
+def test_per_channel_prelu_slopes_follow_their_channels():
+    class PReLUNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c, self.act, self.c2, self.one, self.fc = nn.Conv2d(3, 32, 3), nn.PReLU(32), nn.Conv2d(32, 16, 3), nn.PReLU(), nn.Linear(16, 4)
+
+        def forward(self, x):
+            return self.fc(self.one(self.c2(self.act(self.c(x)))).mean((2, 3)))
+
+    model, x = PReLUNet().eval(), torch.randn(2, 3, 12, 12)
+    sp.prune(model, x, ratio=0.5, round_to=1)
+    assert model.c.out_channels == 16 and model.act.weight.shape == (16,) and model.one.weight.shape == (1,)
+    assert model(x).shape == (2, 4)
+
+
+def test_a_failed_prune_leaves_the_model_exactly_as_it_was():
+    class Fixed(nn.Module):  # its forward hard-codes the channel count: the check after slicing fails
+        def __init__(self):
+            super().__init__()
+            self.c, self.fc = nn.Conv2d(3, 8, 3), nn.Linear(800, 4)
+
+        def forward(self, x):
+            return self.fc(self.c(x).reshape(x.shape[0], 800))
+
+    model, x = Fixed().eval(), torch.randn(2, 3, 12, 12)
+    before, expected = {k: v.clone() for k, v in model.state_dict().items()}, model(x)
+    with pytest.raises(sp.PruningError):
+        sp.prune(model, x, ratio=0.5, round_to=1)
+    assert model.c.out_channels == 8 and model.fc.in_features == 800
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and torch.equal(model(x), expected)
