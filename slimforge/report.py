@@ -207,8 +207,8 @@ def _curves_png(histories: Mapping[str, Sequence[Mapping[str, Any]]]) -> bytes:
     for label, h in histories.items():
         epochs = [m["epoch"] for m in h]
         ax1.plot(epochs, [m["train_loss"] for m in h], label=f"{label} train")
-        ax1.plot(epochs, [m["val_loss"] for m in h], linestyle="--", label=f"{label} val")
-        ax2.plot(epochs, [100 * m["val_accuracy"] for m in h], label=label)
+        ax1.plot(epochs, [m["val_loss"] if m.get("val_loss") is not None else float("nan") for m in h], linestyle="--", label=f"{label} val")
+        ax2.plot(epochs, [100 * m["val_accuracy"] if m.get("val_accuracy") is not None else float("nan") for m in h], label=label)
     ax1.set_xlabel("epoch"), ax1.set_ylabel("loss"), ax1.legend(fontsize=7)
     ax2.set_xlabel("epoch"), ax2.set_ylabel("validation accuracy (%)"), ax2.legend(fontsize=7)
     return _png(fig)

@@ -169,3 +169,78 @@ def test_the_recorded_data_has_the_dataset_s_own_defaults_and_absolute_paths(tmp
         assert reloaded.split == data.split  # the same validation samples
     finally:
         DATASETS._entries.pop("digits-own-defaults")
+
+
+def test_resume_with_other_settings_is_refused_but_more_epochs_are_fine(digits, tmp_path):
+    from slimforge.errors import ConfigError
+
+    cfg = TrainConfig(epochs=1, batch_size=64, lr=0.05, **QUIET)
+    train(_cnn(digits), digits, cfg, tmp_path / "run")
+    for change in ({"lr": 0.001}, {"optimizer": "adamw"}, {"batch_size": 32}):
+        with pytest.raises(ConfigError, match=f"{next(iter(change))} "):
+            train(_cnn(digits), digits, cfg.model_copy(update={**change, "epochs": 2}), tmp_path / "run", resume=True)
+    result = train(_cnn(digits), digits, cfg.model_copy(update={"epochs": 2}), tmp_path / "run", resume=True)
+    assert result.metrics["epochs_run"] == 2
+
+
+def test_without_a_validation_split_the_last_epoch_is_kept_and_no_nan_is_written(tmp_path):
+    from slimforge.errors import ConfigError
+
+    data = slimforge.load_dataset("digits", val_fraction=0.0)
+    result = train(_cnn(data), data, TrainConfig(epochs=2, batch_size=64, lr=0.05, **QUIET), tmp_path / "run")
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in metrics.json"))
+    assert saved["best_val_accuracy"] is None and saved["best_epoch"] is None and result.metrics["epochs_run"] == 2
+    assert not (tmp_path / "run" / "best.safetensors").exists()
+    with pytest.raises(ConfigError, match="patience"):
+        train(_cnn(data), data, TrainConfig(epochs=2, patience=1, **QUIET), tmp_path / "run2")
+
+
+def test_a_model_that_does_not_fit_the_data_fails_before_training(digits, tmp_path):
+    from slimforge.errors import DataError
+
+    with pytest.raises(DataError, match="10 classes"):
+        train(slimforge.create_model("cnn", num_classes=5, in_channels=1), digits, TrainConfig(epochs=1, **QUIET), tmp_path / "a")
+    with pytest.raises(DataError, match="cannot run on 'digits'"):
+        train(slimforge.create_model("cnn", num_classes=10, in_channels=3), digits, TrainConfig(epochs=1, **QUIET), tmp_path / "b")
+    with pytest.raises(ArtifactError, match="structure is unknown"):
+        train(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)), digits, TrainConfig(epochs=1, **QUIET), tmp_path / "c")
+    assert not any((tmp_path / name).exists() for name in "abc")
+
+
+def test_starting_over_in_a_run_folder_replaces_the_old_run(digits, tmp_path):
+    from slimforge.errors import ConfigError
+
+    cfg = TrainConfig(epochs=1, batch_size=64, lr=0.05, **QUIET)
+    train(_cnn(digits), digits, cfg, tmp_path / "run")
+    with pytest.raises(TrainingDiverged):
+        train(_cnn(digits), digits, cfg.model_copy(update={"lr": 1e6}), tmp_path / "run")
+    assert not (tmp_path / "run" / "metrics.json").exists() and not (tmp_path / "run" / "model.safetensors").exists()
+    (tmp_path / "int8").mkdir()
+    (tmp_path / "int8" / "quantized.json").write_text("{}")
+    with pytest.raises(ConfigError, match="already holds a quantized"):
+        train(_cnn(digits), digits, cfg, tmp_path / "int8")
+
+
+@pytest.mark.parametrize("device, message", [("tpu", "not a device"), ("meta", "not supported")])
+def test_unsupported_devices_are_clear_errors(device, message):
+    from slimforge.distributed.process import pick_device
+    from slimforge.errors import SlimforgeError
+
+    with pytest.raises(SlimforgeError, match=message):
+        pick_device(device)
+    assert pick_device("cpu:0") == torch.device("cpu")
+
+
+def test_cli_resume_uses_the_run_s_settings_and_an_existing_run_needs_a_choice(tmp_path, capsys):
+    from slimforge.cli import main
+
+    out = str(tmp_path / "run")
+    args = ["train", "--epochs", "1", "--lr", "0.05", "--threads", "1", "--quiet", "--out", out]
+    assert main(args) == 0
+    assert main(["train", "--epochs", "1", "--out", out, "--quiet"]) == 2
+    assert "--resume to continue it, --overwrite to start over" in capsys.readouterr().err
+    assert main(["train", "--epochs", "2", "--resume", "--out", out, "--quiet"]) == 0  # lr 0.05 from config.yaml
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs_run"] == 2
+    assert main(["train", "--epochs", "3", "--resume", "--lr", "0.001", "--out", out, "--quiet"]) == 2
+    assert "lr 0.05 -> 0.001" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0

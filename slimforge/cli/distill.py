@@ -8,13 +8,13 @@ from typing import Annotated, Optional
 import typer
 
 from slimforge.cli import app
-from slimforge.cli.training import Overrides, print_result
+from slimforge.cli.training import print_result
 
 
 @app.command("distill")
 def distill_cmd(
     teacher: Annotated[list[Path], typer.Option(help="teacher run folder; repeat for an ensemble")],
-    overrides: Overrides = None,
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="config overrides key=value, e.g. train.lr=0.05 student.kwargs.width=0.5 distill.temperature=2")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML with data/student/train/distill sections")] = None,
     student: Annotated[Optional[str], typer.Option(help="student model name (slimforge models)")] = None,
     prune_teacher: Annotated[Optional[float], typer.Option(help="student = the teacher with this fraction of channels pruned")] = None,
@@ -27,6 +27,7 @@ def distill_cmd(
     seed: Annotated[Optional[int], typer.Option(help="random seed")] = None,
     out: Annotated[Path, typer.Option(help="student run folder to write")] = Path("runs/distill"),
     resume: Annotated[bool, typer.Option("--resume", help="continue from the checkpoint in --out")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="start over in an --out that already holds a run (its files are replaced)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Distil one teacher (or an ensemble) into a student; writes a normal run folder."""
@@ -39,6 +40,9 @@ def distill_cmd(
         "distill.temperature": temperature, "train.epochs": epochs, "train.lr": lr, "train.seed": seed,
         "train.quiet": True if quiet else None,
     }
+    from slimforge.cli.training import refuse_existing_run
+
+    refuse_existing_run(out, resume, overwrite)
     base = {}
     if data or data_root:
         teacher_data = run_data_config(teacher[0]).model_dump()

@@ -33,6 +33,7 @@ def train_cmd(
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads per process")] = None,
     out: Annotated[Path, typer.Option(help="run folder to write")] = Path("runs/train"),
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out from its last checkpoint")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="start over in an --out that already holds a run (its files are replaced)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
     nproc_per_node: Annotated[Optional[int], typer.Option(help="start this many processes on this node via torchrun (one per GPU on CUDA)", rich_help_panel=LAUNCH)] = None,
     nnodes: Annotated[str, typer.Option(help="number of nodes, or MIN:MAX for elastic jobs", rich_help_panel=LAUNCH)] = "1",
@@ -49,7 +50,7 @@ def train_cmd(
     With --nproc-per-node the same command runs in that many processes, started by torchrun;
     `torchrun ... -m slimforge train ...` works the same. --batch-size is per process.
     """
-    from slimforge.config import load_config
+    from slimforge.config import load_config, read_yaml
     from slimforge.distributed import is_main, teardown
     from slimforge.experiment import RunConfig, run_training
 
@@ -60,13 +61,17 @@ def train_cmd(
         "train.deterministic": True if deterministic else None, "train.quiet": True if quiet else None,
     }
     flag_overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
-    cfg = load_config(RunConfig, config, [*flag_overrides, *(overrides or [])])
+    refuse_existing_run(out, resume, overwrite)
+    # --resume continues with the run's own settings (its config.yaml); options given now apply on top.
+    saved = out / "config.yaml"
+    base = {k: v for k, v in read_yaml(saved).items() if k in RunConfig.model_fields} if resume and saved.is_file() and config is None else None
+    cfg = load_config(RunConfig, config, [*flag_overrides, *(overrides or [])], base=base)
     if nproc_per_node is not None:  # this process only launches; the workers run this command without launch flags
         from slimforge.distributed.launch import LaunchConfig, launch
 
         launch_cfg = LaunchConfig(nproc_per_node, nnodes, node_rank, rdzv_backend, rdzv_endpoint, rdzv_id, max_restarts, master_addr, master_port)
         worker = ["train", *(["--config", str(config)] if config else []), *flag_overrides, *(overrides or []),
-                  "--out", str(out), *(["--resume"] if resume else [])]
+                  "--out", str(out), *(["--resume"] if resume else []), *(["--overwrite"] if overwrite else [])]
         launch(launch_cfg, worker, cfg.train.device)
         return
     try:
@@ -78,6 +83,21 @@ def train_cmd(
     teardown()
     if main:
         print_result("train", result.metrics, out)
+
+
+def refuse_existing_run(out: Path, resume: bool, overwrite: bool) -> None:
+    """A training command pointed at a folder that holds a run must say what to do with it:
+    continue it (--resume) or replace it (--overwrite); never mix a new run into an old one."""
+    import os
+
+    from slimforge.distributed import restart_count
+    from slimforge.errors import ConfigError
+
+    if resume or overwrite or os.environ.get("RANK", "0") != "0" or restart_count() > 0:
+        return  # other ranks and elastic restarts follow rank 0 / the first start
+    if (out / "model.json").is_file() or (out / "checkpoint.safetensors").is_file():
+        raise ConfigError(f"{out} already holds a run. Pass --resume to continue it, --overwrite to start over in it "
+                          "(its model, checkpoint and metrics are replaced), or choose another --out.")
 
 
 @app.command("eval")

@@ -103,7 +103,14 @@ def pick_device(requested: str, local_rank: int = 0) -> torch.device:
     """'auto' -> this local rank's CUDA device when there is one, else the CPU."""
     if requested == "auto":
         return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(requested)
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise SlimforgeError(f"device={requested!r} is not a device: use auto, cpu, cuda or cuda:N.") from None
+    if device.type not in ("cpu", "cuda"):
+        raise SlimforgeError(f"device={requested!r}: slimforge trains on cpu or cuda (auto picks); {device.type!r} is not supported.")
+    if device.type == "cpu":
+        return torch.device("cpu")  # 'cpu:0' is the same device; some readers (safetensors) accept only 'cpu'
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SlimforgeError(f"device={requested!r} asked for CUDA, but torch sees no CUDA device; use device=cpu or auto.")
     if device.type == "cuda" and device.index is None:

@@ -136,11 +136,17 @@ class GradualMagnitudeSparsity(Callback):
         elif self._masks is not None:
             apply_masks(state.model, self._masks)
 
+    def on_epoch_end(self, state: TrainState) -> None:
+        state.metrics["sparsity"] = round(self.current, 4) if self.n_m is None else sparsity_report(state.model, self.skip)["sparsity"]
+        # Until the target is reached the weights are not the final model's: keep-best must not
+        # pick (and reload) a less sparse epoch.
+        state.provisional = self.n_m is None and self.current < self.final - 1e-9
+
     def on_train_end(self, state: TrainState) -> None:
         if self._masks is not None:
             apply_masks(state.model, self._masks)  # fold: the zeros stay, the masks go
         self._masks = None
-        state.metrics["sparsity"] = sparsity_report(state.model, self.skip)["sparsity"]
+        state.metrics["sparsity"] = state.summary["sparsity"] = sparsity_report(state.model, self.skip)["sparsity"]
 
     def _update(self, state: TrainState, force: bool = False) -> None:
         if state.step < self.start_step and not force:

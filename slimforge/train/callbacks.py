@@ -51,6 +51,10 @@ class TrainState:
     metrics: dict[str, Any] = field(default_factory=dict)  # last epoch's metrics
     rebuild_optimizer: bool = False
     stop: bool = False
+    # A schedule is still changing the model (e.g. sparsity not at its target yet): the epoch does
+    # not compete for keep-best or early stopping. Callbacks set it in on_epoch_end.
+    provisional: bool = False
+    summary: dict[str, Any] = field(default_factory=dict)  # callbacks' figures for the final metrics
 
 
 class Callback:

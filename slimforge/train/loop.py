@@ -26,7 +26,7 @@ from torch.utils.data import DistributedSampler
 from slimforge import artifacts
 from slimforge.data.core import DataSplits
 from slimforge.distributed import DistContext, fsdp, restart_count, setup
-from slimforge.errors import ArtifactError, SlimforgeError
+from slimforge.errors import ArtifactError, ConfigError, DataError, SlimforgeError
 from slimforge.train.callbacks import Callback, LossOutput, Objective, TrainState
 from slimforge.train.checkpoint import CHECKPOINT_FILE, load_state, rng_state, save_state, set_rng_state
 from slimforge.train.config import TrainConfig
@@ -96,6 +96,12 @@ def train(
     cfg = config or TrainConfig()
     out = Path(out) if out is not None else None
 
+    if out is not None and artifacts.get_spec(model) is None:  # found now, not after the last epoch
+        raise ArtifactError(
+            f"Cannot train into {out}: the model's structure is unknown, so its run folder could not be saved. Build it with "
+            "slimforge.create_model(...) or describe it with slimforge.artifacts.attach_spec(model, ModelSpec(...))."
+        )
+
     # Set-up: processes, threads, determinism, device, loaders.
     ctx = setup(cfg.device, cfg.dist_timeout_s, cfg.num_threads)
     threads = ctx.threads
@@ -103,6 +109,7 @@ def train(
     amp_dtype = _amp_dtype(cfg.amp, ctx.device)
     objective = objective or CrossEntropyObjective(cfg.label_smoothing)
     model = model.to(ctx.device)
+    _check_model_fits_data(model, data, ctx.device)
     extra = _objective_modules(objective, ctx.device)
     if cfg.length_buckets and hasattr(data.train, "make_sampler"):  # text: batches of similar lengths
         sampler = data.train.make_sampler(cfg.batch_size, ctx.rank, ctx.world_size, cfg.seed)
@@ -120,6 +127,12 @@ def train(
              f"batch {cfg.batch_size} per process = {cfg.batch_size * ctx.world_size} global; "
              f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test samples")
 
+    has_val = len(data.val) > 0
+    if not has_val and cfg.patience:
+        raise ConfigError("Early stopping (patience) needs a validation split, and this data has none (data.val_fraction=0).")
+    if not has_val and ctx.is_main and cfg.keep_best:
+        _log(cfg, "no validation split: the saved model is the last epoch's (keep_best needs validation data)")
+
     # Resume: restore everything the next epoch depends on (also after an elastic restart).
     book = {"epoch": 0, "best": None, "best_epoch": None, "since_best": 0, "history": []}
     if resume or _restarted_with_checkpoint(out, ctx, cfg):
@@ -127,9 +140,16 @@ def train(
         if _replay_later_edits(saved, state):  # pruned during training: rebuild its smaller shape first
             wrapped, optimizer, scheduler = _build_optimization(state, extra, ctx, cfg)
         book = _resume(saved, out, state, optimizer, scheduler, scaler, objective, callbacks, ctx, cfg)
-    elif out is not None and ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / HISTORY_FILE).unlink(missing_ok=True)
+    elif out is not None:
+        _check_output(out, ctx)
+        if ctx.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            # Starting over: an earlier run's files go first, so a failed run never leaves a mix of two
+            # (and an earlier best is never reloaded as this one's).
+            for name in (HISTORY_FILE, BEST_FILE, CHECKPOINT_FILE, artifacts.WEIGHTS_FILE, artifacts.METRICS_FILE):
+                (out / name).unlink(missing_ok=True)
+            # The settings from the start, so a run killed before its end can be resumed with them.
+            artifacts.write_yaml(out / artifacts.CONFIG_FILE, record if record is not None else _default_record(cfg, data))
     state.optimizer = optimizer
     for cb in callbacks:
         cb.on_train_start(state)
@@ -148,15 +168,20 @@ def train(
             book.update(best=None, best_epoch=None, since_best=0)  # a smaller model starts a new race
         progress.start_epoch(epoch, len(loader))
         train_metrics = _train_epoch(wrapped, loader, objective, optimizer, scheduler, scaler, amp_dtype, state, callbacks, progress, ctx, cfg)
-        val = evaluate(state.model, data.val, cfg.eval_batch_size, ctx, autocast_dtype=amp_dtype)
-        metrics = {"epoch": epoch + 1, **train_metrics, "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
+        val = evaluate(state.model, data.val, cfg.eval_batch_size, ctx, autocast_dtype=amp_dtype) if has_val else {}
+        metrics = {"epoch": epoch + 1, **train_metrics, "val_loss": val.get("loss"), "val_accuracy": val.get("accuracy")}
         state.metrics = metrics
+        state.provisional = False
         for cb in callbacks:
             cb.on_epoch_end(state)
         if state.rebuild_optimizer:  # a callback replaced the model (e.g. pruned it)
             wrapped, optimizer, scheduler = _build_optimization(state, extra, ctx, cfg, at_step=state.step)
             book.update(best=None, best_epoch=None, since_best=0)  # a smaller model starts a new race
-        improved = _update_best(book, metrics, cfg)
+        if has_val and not state.provisional:
+            improved = _update_best(book, metrics, cfg)
+        else:  # not comparable with the final model (or nothing to compare on): no best yet
+            improved = False
+            book.update(best=None, best_epoch=None, since_best=0)
         book["history"].append(metrics)
         book["epoch"] = epoch + 1
         if out is not None:  # every rank takes part (FSDP gathers or writes shards); rank 0 writes files
@@ -180,10 +205,11 @@ def train(
         cb.on_train_end(state)
 
     # Final: best weights, test metrics, artifact.
-    if cfg.keep_best and out is not None and ctx.broadcast_object((out / BEST_FILE).is_file()) and not state.rebuild_optimizer:
+    best_saved = book.get("best_epoch") is not None and out is not None and (out / BEST_FILE).is_file()
+    if cfg.keep_best and ctx.broadcast_object(best_saved) and not state.rebuild_optimizer:
         _load_best(state.model, out / BEST_FILE, ctx)
     test = evaluate(state.model, data.test, cfg.eval_batch_size, ctx, autocast_dtype=amp_dtype)
-    final = _final_metrics(book, test, threads, ctx, time.perf_counter() - started)
+    final = {**_final_metrics(book, test, threads, ctx, time.perf_counter() - started), **state.summary}
     if out is not None:
         rec = record if record is not None else _default_record(cfg, data)
         _save_artifact(state.model, out, ctx, config=rec, metrics={**final, "data": data.describe()})
@@ -322,6 +348,47 @@ def _save_checkpoint(out, state, optimizer, scheduler, scaler, objective, callba
     })
 
 
+def _check_model_fits_data(model: nn.Module, data: DataSplits, device: torch.device) -> None:
+    """One forward pass on two training samples before any epoch: a model built for other inputs
+    or fewer classes fails here with an error naming both, not with a kernel error mid-epoch."""
+    if len(data.train) == 0:
+        raise DataError("The training split is empty.")
+    batch = data.train.__getitems__(list(range(min(2, len(data.train)))))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits = model(move_to(batch[0], device))
+    except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"{type(model).__name__} cannot run on {data.info.name!r} inputs of shape {list(data.info.input_shape)}: {first}. "
+            "Build the model for this data (in_channels, input size, vocabulary)."
+        ) from None
+    finally:
+        model.train(was_training)
+    classes = data.info.num_classes
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[1] < classes:
+        shape = list(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise DataError(
+            f"{type(model).__name__} returns {shape} for a batch of {len(batch[1])}, but {data.info.name!r} has {classes} classes: "
+            f"the model must return logits (batch, {classes}) (num_classes={classes})."
+        )
+
+
+def _check_output(out: Path, ctx: DistContext) -> None:
+    """Rank 0 checks ``out`` may take a run folder; every rank raises the same error (none waits for the others)."""
+    problem = None
+    if ctx.is_main:
+        try:
+            artifacts.check_output_folder(out, "model")
+        except ConfigError as exc:
+            problem = str(exc)
+    problem = ctx.broadcast_object(problem)
+    if problem:
+        raise ConfigError(problem)
+
+
 def _restarted_with_checkpoint(out, ctx, cfg) -> bool:
     """After torchrun's elastic agent restarted the workers (--max-restarts), continue from the
     last checkpoint in ``out`` instead of starting over. Rank 0 decides for all."""
@@ -362,8 +429,30 @@ def _replay_later_edits(saved: dict[str, Any], state: TrainState) -> bool:
     return True
 
 
+# Settings a resumed run may change; any other difference from the checkpoint's is refused,
+# since restoring the optimizer and schedule would silently keep the old values.
+RESUMABLE_CHANGES = frozenset({"epochs", "patience", "eval_batch_size", "num_threads", "device", "quiet", "tensorboard",
+                               "dist_timeout_s", "amp", "deterministic", "keep_best"})
+
+
+def check_resume_config(saved: dict[str, Any] | None, cfg: TrainConfig, source: Path) -> None:
+    """Refuse to resume with training settings other than the checkpoint's (bar RESUMABLE_CHANGES)."""
+    if not saved:
+        return  # a checkpoint from before the config was recorded
+    now = cfg.model_dump(mode="json")
+    changed = {k: (saved[k], now[k]) for k in now if k in saved and k not in RESUMABLE_CHANGES and saved[k] != now[k]}
+    if changed:
+        listed = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items())
+        raise ConfigError(
+            f"Cannot resume {source} with other training settings ({listed}): the restored optimizer and schedule "
+            f"would keep the old ones. Resume with the checkpoint's settings (only {', '.join(sorted(RESUMABLE_CHANGES))} "
+            "may change), or start a new run from its model."
+        )
+
+
 def _resume(saved, out, state, optimizer, scheduler, scaler, objective, callbacks, ctx, cfg) -> dict[str, Any]:
     """Restore optimizer, schedule, callbacks, RNG and the book from ``saved`` (see _read_checkpoint)."""
+    check_resume_config(saved.get("config"), cfg, out / CHECKPOINT_FILE)
     if saved.get("sharded"):
         try:
             fsdp.load_sharded(out / saved["sharded"], state.model, optimizer)
@@ -373,7 +462,7 @@ def _resume(saved, out, state, optimizer, scheduler, scaler, objective, callback
         _load_model_state(state.model, saved["model"], out / CHECKPOINT_FILE, ctx)
         try:
             optimizer.load_state_dict(saved["optimizer"])
-        except ValueError as exc:
+        except (ValueError, KeyError) as exc:
             raise ArtifactError(f"Cannot resume {out}: the optimizer state does not match this model ({exc}).") from None
     scheduler.load_state_dict(saved["scheduler"])
     scaler.load_state_dict(saved["scaler"])
@@ -466,7 +555,7 @@ def _final_metrics(book, test, threads, ctx, seconds) -> dict[str, Any]:
     return {
         "test_accuracy": test["accuracy"],
         "test_loss": test["loss"],
-        "best_val_accuracy": max((m["val_accuracy"] for m in history), default=None),
+        "best_val_accuracy": max((m["val_accuracy"] for m in history if m["val_accuracy"] is not None), default=None),
         "best_epoch": book.get("best_epoch"),
         "epochs_run": len(history),
         "stopped_early": bool(book.get("stopped_early", False)),

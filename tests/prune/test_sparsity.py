@@ -124,3 +124,19 @@ def test_resume_replays_pruning_done_during_training(tmp_path):
     assert sum(p.numel() for p in resumed.model.parameters()) == sum(p.numel() for p in first.model.parameters())
     assert resumed.model.features[0][0].out_channels == first.model.features[0][0].out_channels
     assert resumed.history[-1]["epoch"] == 3
+
+
+def test_keep_best_never_reloads_an_epoch_before_the_target_sparsity(tmp_path):
+    from slimforge.train import TrainConfig, train
+
+    data = slimforge.load_dataset("digits")
+    model = slimforge.create_model("cnn", width=8, **data.info.model_kwargs())
+    steps = -(-len(data.train) // 64)
+    cb = GradualMagnitudeSparsity(0.9, start_step=0, end_step=2 * steps, frequency=2)
+    result = train(model, data, TrainConfig(epochs=3, batch_size=64, lr=0.05, quiet=True, num_threads=1), tmp_path / "run", callbacks=[cb])
+    # Epoch 1 ends below the target: it may not be the best, however good its validation accuracy.
+    assert result.history[0]["sparsity"] < 0.85 and result.history[1]["sparsity"] == pytest.approx(0.9)
+    assert result.metrics["best_epoch"] in (2, 3)
+    assert result.metrics["sparsity"] == pytest.approx(0.9, abs=0.01)
+    assert sparsity_report(slimforge.load(tmp_path / "run"))["sparsity"] == pytest.approx(0.9, abs=0.01)
+    assert all("sparsity" in m for m in result.history)
