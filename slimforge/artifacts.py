@@ -32,7 +32,7 @@ import yaml
 from torch import nn
 
 from slimforge._registry import Registry
-from slimforge.errors import ArtifactError, ConfigError
+from slimforge.errors import ArtifactError, ConfigError, UnknownNameError
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -55,7 +55,7 @@ def register_edit(kind: str) -> Callable[[EditReplay], EditReplay]:
 
 
 def list_edits() -> list[str]:
-    return EDITS.names()
+    return sorted(set(EDITS.names()) | set(BUILTIN_EDITS))
 
 
 @dataclass
@@ -73,11 +73,16 @@ class ModelSpec:
     def from_json(cls, data: dict[str, Any], source: str = "model.json") -> ModelSpec:
         if not isinstance(data, dict) or "name" not in data:
             raise ArtifactError(f"{source}: not a slimforge model description (no 'name' key).")
-        if data.get("format", FORMAT_VERSION) > FORMAT_VERSION:
-            raise ArtifactError(
-                f"{source}: format {data['format']} is newer than this slimforge reads ({FORMAT_VERSION}); upgrade slimforge."
-            )
-        return cls(name=data["name"], kwargs=dict(data.get("kwargs", {})), edits=list(data.get("edits", [])))
+        fmt, name, kwargs, edits = data.get("format", FORMAT_VERSION), data["name"], data.get("kwargs", {}), data.get("edits", [])
+        for key, value, kind, what in (("format", fmt, int, "an integer"), ("name", name, str, "a string"),
+                                       ("kwargs", kwargs, dict, "an object"), ("edits", edits, list, "a list")):
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise ArtifactError(f"{source}: {key!r} must be {what}, not {value!r}; the file is corrupt.")
+        if not all(isinstance(e, dict) and isinstance(e.get("kind"), str) for e in edits):
+            raise ArtifactError(f"{source}: every entry of 'edits' must be an object with a 'kind'; the file is corrupt.")
+        if fmt > FORMAT_VERSION:
+            raise ArtifactError(f"{source}: format {fmt} is newer than this slimforge reads ({FORMAT_VERSION}); upgrade slimforge.")
+        return cls(name=name, kwargs=dict(kwargs), edits=list(edits))
 
 
 def attach_spec(model: nn.Module, spec: ModelSpec) -> nn.Module:
@@ -105,6 +110,8 @@ def edit_replay(kind: str) -> EditReplay:
         import importlib
 
         importlib.import_module(BUILTIN_EDITS[kind])
+    if kind not in EDITS:
+        raise UnknownNameError(f"Unknown structural edit {kind!r}. Known structural edits: {', '.join(list_edits())}.")
     return EDITS.get(kind)
 
 

@@ -15,7 +15,7 @@ from pydantic import Field
 from slimforge import artifacts
 from slimforge.config import Frozen, read_yaml
 from slimforge.data import DataSplits, load_dataset
-from slimforge.errors import ArtifactError
+from slimforge.errors import ArtifactError, ConfigError, DataError
 from slimforge.models import create_model
 from slimforge.train import TrainConfig, TrainResult, evaluate, seed_everything, train
 
@@ -74,11 +74,32 @@ def run_data_config(run: str | Path) -> DataConfig:
     return DataConfig.model_validate(section)
 
 
+SPLITS = ("test", "val", "train")
+
+
+def read_json_quiet(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``, or {} when the file is missing or not an object (optional metadata)."""
+    try:
+        data = artifacts.read_json(path)
+    except ArtifactError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def evaluate_run(run: str | Path, data: DataConfig | None = None, split: str = "test") -> dict[str, Any]:
     """Accuracy and loss of the model in run folder ``run`` on a split of its (or other) data."""
+    if split not in SPLITS:
+        raise ConfigError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
     model = artifacts.load(run)
     splits = (data or run_data_config(run)).load(run=run)
     dataset = getattr(splits, split)
+    metrics_path = Path(run) / artifacts.METRICS_FILE
+    trained_on = (read_json_quiet(metrics_path).get("data") or {}).get("input_shape")
+    if trained_on and list(trained_on) != list(splits.info.input_shape):
+        raise DataError(
+            f"{run} was trained on inputs of shape {list(trained_on)}, but {splits.info.name!r} has {list(splits.info.input_shape)}; "
+            "scoring it there would mean nothing."
+        )
     has_spec = (Path(run) / artifacts.STRUCTURE_FILE).is_file()  # an ONNX Runtime int8 artifact has none
     expected = artifacts.read_spec(run).kwargs.get("num_classes") if has_spec else None
     if expected is not None and expected != splits.info.num_classes:

@@ -62,6 +62,13 @@ class OptimizeConfig:
             raise ConfigError(f"optimize: objective {self.objective!r} is not supported; use 'latency'.")
         if self.max_accuracy_drop < 0:
             raise ConfigError("optimize: max_accuracy_drop is in points and must be >= 0.")
+        if self.time_budget_s <= 0:
+            raise ConfigError(f"optimize: time_budget_s must be > 0, got {self.time_budget_s}.")
+        from slimforge.quantize import list_backends
+
+        unknown = [b for b in self.backends if b not in list_backends()]
+        if unknown:  # found now, not after the pruning ladder has run
+            raise ConfigError(f"optimize: unknown int8 backend(s) {unknown}; known: {', '.join(list_backends())}.")
 
 
 @dataclass
@@ -133,7 +140,8 @@ class _Search:
 
     def run(self) -> None:
         for backend in self.cfg.backends:  # 1. int8 of the baseline
-            self.try_quantize(self.baseline_dir, backend, "baseline")
+            if self.time_left() > 0:
+                self.try_quantize(self.baseline_dir, backend, "baseline")
         within: list[float] = []  # MAC targets whose pruned model kept the accuracy
         targets = list(self.cfg.mac_targets)
         while targets and self.time_left() > 60:  # 2. pruning ladder, each success quantized at once

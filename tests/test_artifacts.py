@@ -167,3 +167,15 @@ def test_qat_trained_model_saves_as_its_plain_architecture(tmp_path):
     assert not is_qat_prepared(loaded)
     x = torch.randn(4, 1, 8, 8)
     assert torch.equal(loaded(x), strip_qat(model)(x))
+
+
+@pytest.mark.parametrize("change, message", [({"format": "1"}, "'format' must be an integer"), ({"kwargs": "x"}, "'kwargs' must be an object"),
+                                             ({"name": 5}, "'name' must be a string"), ({"edits": [{"kind": "bogus"}]}, "Known structural edits: factorize, prune")])
+def test_model_json_with_wrong_field_types_is_a_clear_error(saved, change, message):
+    import json
+
+    _, run = saved
+    spec = json.loads((run / "model.json").read_text())
+    (run / "model.json").write_text(json.dumps({**spec, **change}))
+    with pytest.raises((ArtifactError, UnknownNameError), match=message):
+        slimforge.load(run)

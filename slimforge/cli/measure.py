@@ -14,8 +14,8 @@ from slimforge.cli import app
 def measure_cmd(
     runs: Annotated[list[Path], typer.Argument(help="run folders or quantized artifacts; the first is the baseline")],
     batch_sizes: Annotated[str, typer.Option(help="comma-separated batch sizes")] = "1,32",
-    threads: Annotated[int, typer.Option(help="CPU threads for every variant")] = 1,
-    repeats: Annotated[int, typer.Option(help="timed calls per variant and batch size")] = 30,
+    threads: Annotated[int, typer.Option(min=1, help="CPU threads for every variant")] = 1,
+    repeats: Annotated[int, typer.Option(min=3, help="timed calls per variant and batch size")] = 30,
     split: Annotated[str, typer.Option(help="accuracy on: test or val")] = "test",
     channels_last: Annotated[bool, typer.Option("--channels-last", help="run PyTorch CNNs in channels-last memory format (faster on CPUs)")] = False,
     out: Annotated[Optional[Path], typer.Option(help="write report.md / report.html / measurements.json here")] = None,
@@ -26,11 +26,20 @@ def measure_cmd(
     from slimforge.pipeline.stages import StageContext
     from slimforge.report import build_rows, write_report
 
+    from slimforge.errors import ConfigError
+
+    if split not in ("test", "val"):
+        raise ConfigError(f"--split {split!r}: use test or val.")
+    try:
+        sizes = tuple(int(b) for b in batch_sizes.split(","))
+    except ValueError:
+        raise ConfigError(f"--batch-sizes {batch_sizes!r}: give whole numbers separated by commas, e.g. 1,32.") from None
+    if not sizes or min(sizes) < 1:
+        raise ConfigError(f"--batch-sizes {batch_sizes!r}: every batch size must be at least 1.")
     ctx = StageContext(run_data_config(runs[0]).model_copy(update={"augment": False}))
     dataset = getattr(ctx.data, split)
     batches = [tuple(dataset.__getitems__(list(range(i, min(i + 256, len(dataset)))))[:2]) for i in range(0, len(dataset), 256)]
     variants = [load_variant(r, r.name, threads=threads, channels_last=channels_last) for r in runs]
-    sizes = tuple(int(b) for b in batch_sizes.split(","))
     measurement = measure_variants(variants, ctx.example(), sizes, eval_batches=batches, num_classes=ctx.data.info.num_classes,
                                    threads=threads, repeats=repeats)
     for row in build_rows(measurement):

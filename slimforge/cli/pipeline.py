@@ -8,13 +8,12 @@ from typing import Annotated, Optional
 import typer
 
 from slimforge.cli import app
-from slimforge.cli.training import Overrides
 
 
 @app.command("run")
 def run_cmd(
     recipe: Annotated[Path, typer.Argument(help="recipe YAML (see recipes/)")],
-    overrides: Overrides = None,
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="overrides data.<key>=value or <stage name>.<key>=value, e.g. prune.ratio=0.3 train.train.lr=0.05")] = None,
     out: Annotated[Optional[Path], typer.Option(help="folder for the stages' outputs (default runs/<recipe name>)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no per-epoch output")] = False,
 ) -> None:
