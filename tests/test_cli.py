@@ -37,6 +37,10 @@ def test_train_then_eval(tmp_path, python, cli_env):
         (["train", "train.epochz=2"], "Unknown config key 'epochz'"),
         (["train", "--data", "fashion-mnist", "--data-root", "/nonexistent"], "apt-get install -y dataset-fashion-mnist"),
         (["eval", "/nonexistent/run"], "not a run folder"),
+        (["eval", "/nonexistent/run", "--split", "bogus"], "Unknown split 'bogus'"),
+        (["measure", "/nonexistent/run", "--split", "train"], "--split 'train': use test or val"),
+        (["measure", "/nonexistent/run", "--batch-sizes", "1,x"], "give whole numbers"),
+        (["train", "--device", "tpu"], "device='tpu' is not a device"),
     ],
 )
 def test_bad_input_is_one_clear_paragraph(args, message, capsys):
