@@ -244,3 +244,13 @@ def test_cli_resume_uses_the_run_s_settings_and_an_existing_run_needs_a_choice(t
     assert main(["train", "--epochs", "3", "--resume", "--lr", "0.001", "--out", out, "--quiet"]) == 2
     assert "lr 0.05 -> 0.001" in capsys.readouterr().err
     assert main([*args, "--overwrite"]) == 0
+
+
+def test_resume_on_another_number_of_processes_compares_the_global_batch(tmp_path):
+    from slimforge.errors import ConfigError
+    from slimforge.train.loop import check_resume_config
+
+    saved = TrainConfig(batch_size=32).model_dump(mode="json")
+    check_resume_config(saved, TrainConfig(batch_size=16), tmp_path, saved_world=1, world=2)  # 1 x 32 == 2 x 16
+    with pytest.raises(ConfigError, match=r"global batch '1 x 32' -> '2 x 32'"):
+        check_resume_config(saved, TrainConfig(batch_size=32), tmp_path, saved_world=1, world=2)

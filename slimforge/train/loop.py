@@ -432,15 +432,22 @@ def _replay_later_edits(saved: dict[str, Any], state: TrainState) -> bool:
 # Settings a resumed run may change; any other difference from the checkpoint's is refused,
 # since restoring the optimizer and schedule would silently keep the old values.
 RESUMABLE_CHANGES = frozenset({"epochs", "patience", "eval_batch_size", "num_threads", "device", "quiet", "tensorboard",
-                               "dist_timeout_s", "amp", "deterministic", "keep_best"})
+                               "dist_timeout_s", "amp", "deterministic", "keep_best", "strategy"})
 
 
-def check_resume_config(saved: dict[str, Any] | None, cfg: TrainConfig, source: Path) -> None:
-    """Refuse to resume with training settings other than the checkpoint's (bar RESUMABLE_CHANGES)."""
+def check_resume_config(saved: dict[str, Any] | None, cfg: TrainConfig, source: Path, saved_world: int = 1, world: int = 1) -> None:
+    """Refuse to resume with training settings other than the checkpoint's (bar RESUMABLE_CHANGES).
+
+    ``batch_size`` is per process: on another number of processes the *global* batch must match.
+    """
     if not saved:
         return  # a checkpoint from before the config was recorded
     now = cfg.model_dump(mode="json")
     changed = {k: (saved[k], now[k]) for k in now if k in saved and k not in RESUMABLE_CHANGES and saved[k] != now[k]}
+    changed.pop("batch_size", None)
+    if "batch_size" in saved and saved["batch_size"] * saved_world != now["batch_size"] * world:  # 1 x 32 may resume as 2 x 16
+        changed["batch_size" if saved_world == world else "global batch"] = (
+            (saved["batch_size"], now["batch_size"]) if saved_world == world else (f"{saved_world} x {saved['batch_size']}", f"{world} x {now['batch_size']}"))
     if changed:
         listed = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items())
         raise ConfigError(
@@ -452,7 +459,7 @@ def check_resume_config(saved: dict[str, Any] | None, cfg: TrainConfig, source: 
 
 def _resume(saved, out, state, optimizer, scheduler, scaler, objective, callbacks, ctx, cfg) -> dict[str, Any]:
     """Restore optimizer, schedule, callbacks, RNG and the book from ``saved`` (see _read_checkpoint)."""
-    check_resume_config(saved.get("config"), cfg, out / CHECKPOINT_FILE)
+    check_resume_config(saved.get("config"), cfg, out / CHECKPOINT_FILE, saved.get("world_size", 1), ctx.world_size)
     if saved.get("sharded"):
         try:
             fsdp.load_sharded(out / saved["sharded"], state.model, optimizer)
