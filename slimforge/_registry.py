@@ -41,7 +41,7 @@ class Registry(Generic[T]):
             names = self.names()
             raise UnknownNameError(
                 f"Unknown {self.kind} {name!r}.{did_you_mean(name, names)} "
-                f"Known {self.kind}s: {', '.join(names)}."
+                f"Known {_plural(self.kind)}: {', '.join(names)}."
             ) from None
 
     def names(self) -> list[str]:
@@ -55,3 +55,10 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def _plural(kind: str) -> str:
+    """ "model" -> "models", "loss" -> "losses", "importance criterion" -> "importance criteria"."""
+    if kind.endswith("criterion"):
+        return kind[: -len("criterion")] + "criteria"
+    return kind + ("es" if kind.endswith(("s", "x", "sh", "ch")) else "s")

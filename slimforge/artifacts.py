@@ -326,6 +326,8 @@ def check_output_folder(out: str | Path, writes: str, source: str | Path | None 
     ``out`` is the ``source`` folder or already holds another kind of artifact: the two would mix
     (one folder, two models) and the earlier one's metrics would be overwritten."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"The output folder {out} is a file; choose a folder (--out).")
     if source is not None and out.resolve() == Path(source).resolve():
         raise ConfigError(f"The output folder {out} is the input folder; write the result to another folder (--out).")
     kind = artifact_kind(out)

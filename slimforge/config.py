@@ -6,6 +6,7 @@ the valid keys instead of a silently ignored setting.
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -86,7 +87,7 @@ def build_config(cls: type[C], data: dict[str, Any], source: str = "config") -> 
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"])
             if err["type"] == "extra_forbidden":
-                parent = _section(cls, err["loc"][:-1])
+                parent = config_section(cls, err["loc"][:-1])
                 valid = list(parent.model_fields) if parent else []
                 problems.append(f"unknown key {key!r}.{did_you_mean(str(err['loc'][-1]), valid)} Valid keys: {', '.join(valid)}")
             else:
@@ -94,12 +95,19 @@ def build_config(cls: type[C], data: dict[str, Any], source: str = "config") -> 
         raise ConfigError(f"Invalid {source}: " + "; ".join(problems)) from None
 
 
-def _section(cls: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+def config_section(cls: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model of the section at ``loc`` inside ``cls`` (None when it is not a section)."""
     model: Any = cls
     for key in loc:
-        field = model.model_fields.get(key) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        field = model.model_fields.get(key) if _is_section(model) else None
         model = field.annotation if field else None
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if not _is_section(model):  # an optional section (TrainConfig | None): its model part
+            model = next((arg for arg in typing.get_args(model) if _is_section(arg)), None)
+    return model if _is_section(model) else None
+
+
+def _is_section(model: Any) -> bool:
+    return isinstance(model, type) and issubclass(model, BaseModel)
 
 
 def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None, base: dict[str, Any] | None = None) -> C:

@@ -39,10 +39,13 @@ def _recipe(**changes):
         ({"stages": [{"kind": "train"}, {"kind": "prune", "ratoi": 0.5}]}, r"stage 'prune' \(#2, kind prune\): unknown key 'ratoi'. Did you mean 'ratio'"),
         ({"stages": [{"kind": "train"}, {"kind": "quantize", "input": "prunee"}]}, r"stage 'quantize' key 'input' = 'prunee' is neither an earlier stage \(train\)"),
         ({"stages": [{"kind": "train"}, {"kind": "train"}], "extra": 1}, r"unknown top-level key"),
+        ({"stages": [{"kind": "train", "train": {"learning_rate": 0.1}}]}, r"unknown key 'train.learning_rate'. Valid keys: epochs, batch_size"),
+        ({"stages": [{"kind": "train"}, {"kind": "prune", "ratio": 0.5, "finetune": {"epoch": 2}}]}, r"unknown key 'finetune.epoch'. Did you mean 'epochs'"),
+        ({"data": {"name": "digitz"}, "stages": [{"kind": "train"}]}, r"Unknown dataset 'digitz'. Did you mean 'digits'"),
     ],
 )
 def test_bad_recipes_name_the_stage_and_key(raw, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(SlimforgeError, match=message):
         parse_recipe(raw, "bad.yaml")
 
 

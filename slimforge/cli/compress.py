@@ -72,8 +72,11 @@ def prune_cmd(
 ) -> None:
     """Structured pruning (channels, neurons, heads physically removed), then fine-tuning."""
     from slimforge.distill.api import DistillSection
+    from slimforge.errors import ConfigError
     from slimforge.pipeline.stages import PruneStage, run_prune
 
+    if distill and finetune_epochs < 1:
+        raise ConfigError("--distill recovers accuracy by distillation during fine-tuning: it needs --finetune-epochs >= 1.")
     finetune = _finetune_config(run, finetune_epochs, lr, batch_size, threads) if finetune_epochs > 0 else None
     cfg = _config(PruneStage, None, kind="prune", name="prune", ratio=ratio, target_macs=target_macs, target_params=target_params,
                      importance=importance, skip=skip or [], round_to=round_to, steps=steps, finetune=finetune,

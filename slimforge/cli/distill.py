@@ -43,6 +43,10 @@ def distill_cmd(
     from slimforge.cli.training import refuse_existing_run
 
     refuse_existing_run(out, resume, overwrite)
+    if student and prune_teacher is not None:
+        from slimforge.errors import ConfigError
+
+        raise ConfigError("Give --student or --prune-teacher, not both: --prune-teacher makes the student from the teacher.")
     base = {}
     if data or data_root:
         teacher_data = run_data_config(teacher[0]).model_dump()

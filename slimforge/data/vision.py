@@ -133,7 +133,7 @@ def mnist(root: str | None = None, val_fraction: float = 0.1, split_seed: int = 
         if path.is_file():
             break
     else:
-        raise DataError(f"mnist.npz not found in {', '.join(map(str, candidates))}; pass root=PATH to the npz or its folder.")
+        raise DataError(f"mnist.npz not found in {', '.join(map(str, candidates))}; pass root=PATH (--data-root on the command line) to the npz or its folder.")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = [torch.from_numpy(z[k].copy()) for k in ("x_train", "y_train", "x_test", "y_test")]

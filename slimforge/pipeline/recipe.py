@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from slimforge._registry import Registry
-from slimforge.config import Frozen, apply_overrides, parse_override, read_yaml
+from slimforge.config import Frozen, apply_overrides, config_section, parse_override, read_yaml
 from slimforge.errors import ConfigError, did_you_mean
 from slimforge.experiment import DataConfig
 
@@ -73,6 +73,9 @@ def parse_recipe(raw: dict[str, Any], source: str = "recipe", overrides: list[st
         data = DataConfig.model_validate(data_raw)
     except ValidationError as exc:
         raise ConfigError(f"{source}: data: {_first_problem(exc, DataConfig)}") from None
+    from slimforge.data import DATASETS
+
+    DATASETS.get(data.name)  # an unknown dataset is found now, before the first stage runs
     _check_inputs(stages, source)
     return Recipe(name=raw.get("name", Path(source).stem), data=data, stages=stages)
 
@@ -112,7 +115,8 @@ def _first_problem(exc: ValidationError, cls: type[BaseModel]) -> str:
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
         if err["type"] == "extra_forbidden":
-            valid = list(cls.model_fields)
+            section = config_section(cls, err["loc"][:-1])  # the nested section the key sits in
+            valid = list(section.model_fields) if section else []
             problems.append(f"unknown key {key!r}.{did_you_mean(str(err['loc'][-1]), valid)} Valid keys: {', '.join(valid)}")
         elif err["type"] == "missing":
             problems.append(f"missing key {key!r}")

@@ -93,6 +93,7 @@ def prune(
     """
     config = PruneConfig(ratio, importance, reduction, target_params, target_macs, tuple(skip), round_to, seed, check)
     config.validate()
+    _check_skip_patterns(model, config.skip)
     args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
     reference = _output_shapes(model, args) if check else None
 
@@ -119,6 +120,19 @@ def prune(
     if get_spec(model) is not None:
         record_edit(model, plan)
     return model
+
+
+def _check_skip_patterns(model: nn.Module, skip: Sequence[str]) -> None:
+    """A skip pattern that names no module is a typo: it would leave nothing alone, silently."""
+    names = [name for name, _ in model.named_modules() if name]
+    unused = [p for p in skip if not any(matches(name, [p]) for name in names)]
+    if unused:
+        from slimforge.errors import did_you_mean
+
+        raise PruneConfigError(
+            f"skip pattern(s) {unused} match no module of {type(model).__name__}.{did_you_mean(unused[0], names)} "
+            f"Module names look like: {', '.join(names[:6])}{' ...' if len(names) > 6 else ''}."
+        )
 
 
 def _restore_point(model: nn.Module) -> Callable[[], None]:

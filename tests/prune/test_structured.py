@@ -225,3 +225,10 @@ def test_a_failed_prune_leaves_the_model_exactly_as_it_was():
         sp.prune(model, x, ratio=0.5, round_to=1)
     assert model.c.out_channels == 8 and model.fc.in_features == 800
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and torch.equal(model(x), expected)
+
+
+def test_a_skip_pattern_that_matches_no_module_is_an_error():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3))
+    with pytest.raises(sp.PruneConfigError, match=r"\['nosuchlayer'\] match no module"):
+        sp.prune(model, torch.randn(2, 3, 10, 10), ratio=0.5, skip=["nosuchlayer"])
+    assert model[0].out_channels == 8
