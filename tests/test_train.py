@@ -254,3 +254,11 @@ def test_resume_on_another_number_of_processes_compares_the_global_batch(tmp_pat
     check_resume_config(saved, TrainConfig(batch_size=16), tmp_path, saved_world=1, world=2)  # 1 x 32 == 2 x 16
     with pytest.raises(ConfigError, match=r"global batch '1 x 32' -> '2 x 32'"):
         check_resume_config(saved, TrainConfig(batch_size=32), tmp_path, saved_world=1, world=2)
+
+
+def test_resuming_a_run_that_stopped_early_adds_no_epoch(digits, tmp_path):
+    cfg = TrainConfig(epochs=20, batch_size=256, lr=1e-9, patience=2, monitor="val_loss", **QUIET)
+    first = train(_cnn(digits), digits, cfg, tmp_path / "run")
+    assert first.metrics["stopped_early"]
+    again = train(_cnn(digits), digits, cfg, tmp_path / "run", resume=True)
+    assert again.metrics["epochs_run"] == first.metrics["epochs_run"] and again.metrics["stopped_early"]

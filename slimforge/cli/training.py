@@ -62,6 +62,10 @@ def train_cmd(
     }
     flag_overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
     refuse_existing_run(out, resume, overwrite)
+    if config is not None and "stages" in read_yaml(config):
+        from slimforge.errors import ConfigError
+
+        raise ConfigError(f"{config} is a pipeline recipe (it has 'stages'); run it with: slimforge run {config}")
     # --resume continues with the run's own settings (its config.yaml); options given now apply on top.
     saved = out / "config.yaml"
     base = {k: v for k, v in read_yaml(saved).items() if k in RunConfig.model_fields} if resume and saved.is_file() and config is None else None

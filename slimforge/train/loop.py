@@ -156,7 +156,12 @@ def train(
 
     # Epochs: train, validate, log, checkpoint, early-stop.
     started = time.perf_counter()
-    for epoch in range(book["epoch"], cfg.epochs):
+    last = cfg.epochs
+    if cfg.patience and book["epoch"] > 0 and book["since_best"] >= cfg.patience:  # resumed after it had stopped early
+        book["stopped_early"], last = True, book["epoch"]
+        if ctx.is_main:
+            _log(cfg, f"the run had stopped early after epoch {book['epoch']} (patience {cfg.patience}); no epoch is added")
+    for epoch in range(book["epoch"], last):
         state.epoch = epoch
         sampler.set_epoch(epoch)
         if hasattr(data.train, "set_epoch"):
