@@ -360,8 +360,9 @@ def read_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, to
     if is_pickle_file(path):
         raise ArtifactError(
             f"{path} is a pickle (torch.save) file. slimforge never unpickles, because loading a pickle can run "
-            "arbitrary code. Convert it where you trust it: "
-            "safetensors.torch.save_file(torch.load(path, weights_only=True), 'model.safetensors')."
+            "arbitrary code. "
+            + ("Convert it where you trust it: safetensors.torch.save_file(torch.load(path, weights_only=True), 'model.safetensors')."
+               if path.name == WEIGHTS_FILE else "slimforge did not write it: its own files are safetensors.")
         )
     try:
         return load_file(str(path), device=str(device))

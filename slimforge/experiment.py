@@ -65,7 +65,7 @@ def run_data_config(run: str | Path) -> DataConfig:
     """The data section a run folder was trained with (the default dataset, with a warning, when it records none)."""
     path = Path(run) / artifacts.CONFIG_FILE
     section = (read_yaml(path).get("data") or {}) if path.is_file() else {}
-    if not section and (Path(run) / artifacts.STRUCTURE_FILE).is_file():  # not a run at all: loading it will say so
+    if not section and artifacts.artifact_kind(run) in ("model", "quantized"):  # not a run at all: loading it will say so
         warnings.warn(
             f"{run} does not record its data ({path.name} has no 'data:' section); using the default dataset "
             f"{DataConfig().name!r}. Add the section to {path}, or pass the dataset where the command takes one.",
@@ -75,6 +75,18 @@ def run_data_config(run: str | Path) -> DataConfig:
 
 
 SPLITS = ("test", "val", "train")
+
+
+def _check_int8_inputs(run: str | Path, splits: DataSplits) -> None:
+    """An int8 artifact takes the inputs it was calibrated on (quantized.json): token ids or images of one shape."""
+    info = read_json_quiet(Path(run) / "quantized.json")
+    inputs, shape, text = info.get("inputs"), info.get("input_shape"), hasattr(splits, "tokenizer")
+    if inputs not in ("token_ids", "tensor"):
+        return  # "any": a backend that takes whatever the model does
+    if (inputs == "token_ids") != text or (shape and not text and list(shape) != list(splits.info.input_shape)):
+        wanted = "token ids" if inputs == "token_ids" else f"inputs of shape {shape}"
+        given = "token ids" if text else f"inputs of shape {list(splits.info.input_shape)}"
+        raise DataError(f"{run} is an int8 model for {wanted}, but dataset {splits.info.name!r} gives {given}; pass its dataset (--data).")
 
 
 def read_json_quiet(path: Path) -> dict[str, Any]:
@@ -93,6 +105,8 @@ def evaluate_run(run: str | Path, data: DataConfig | None = None, split: str = "
     model = artifacts.load(run)
     splits = (data or run_data_config(run)).load(run=run)
     dataset = getattr(splits, split)
+    if artifacts.artifact_kind(run) == "quantized":  # what its int8 graph was calibrated on must be what it is scored on
+        _check_int8_inputs(run, splits)
     metrics_path = Path(run) / artifacts.METRICS_FILE
     trained_on = (read_json_quiet(metrics_path).get("data") or {}).get("input_shape")
     if trained_on and list(trained_on) != list(splits.info.input_shape):

@@ -138,3 +138,10 @@ def test_fallback_chooses_on_validation_and_reports_its_layers(run, tmp_path, ca
     assert f"kept in fp32: {', '.join(fallback['fp32_layers']) or 'none'}" in printed
     info = json.loads((out / "quantized.json").read_text())
     assert info["fp32_layers"] == fallback["fp32_layers"]
+
+
+def test_distill_never_writes_into_a_teacher_s_folder(run, capsys):
+    before = (run / "model.safetensors").read_bytes()
+    assert main(["distill", "--teacher", str(run), "--student", "cnn", "--epochs", "1", "--out", str(run), "--overwrite"]) == 2
+    assert "is a teacher's folder" in capsys.readouterr().err
+    assert (run / "model.safetensors").read_bytes() == before

@@ -207,14 +207,16 @@ def test_a_model_that_does_not_fit_the_data_fails_before_training(digits, tmp_pa
     assert not any((tmp_path / name).exists() for name in "abc")
 
 
-def test_starting_over_in_a_run_folder_replaces_the_old_run(digits, tmp_path):
+def test_a_failed_fine_tune_in_the_run_s_own_folder_keeps_its_model(digits, tmp_path):
     from slimforge.errors import ConfigError
 
     cfg = TrainConfig(epochs=1, batch_size=64, lr=0.05, **QUIET)
-    train(_cnn(digits), digits, cfg, tmp_path / "run")
+    first = train(_cnn(digits), digits, cfg, tmp_path / "run")
+    x = digits.test.__getitems__([0, 1, 2])[0]
     with pytest.raises(TrainingDiverged):
-        train(_cnn(digits), digits, cfg.model_copy(update={"lr": 1e6}), tmp_path / "run")
-    assert not (tmp_path / "run" / "metrics.json").exists() and not (tmp_path / "run" / "model.safetensors").exists()
+        train(slimforge.load(tmp_path / "run").train(), digits, cfg.model_copy(update={"lr": 1e6}), tmp_path / "run")
+    assert torch.equal(slimforge.load(tmp_path / "run")(x), first.model.eval()(x))  # the only copy of the weights survives
+    assert not (tmp_path / "run" / "best.safetensors").exists()  # the earlier run's training state is gone
     (tmp_path / "int8").mkdir()
     (tmp_path / "int8" / "quantized.json").write_text("{}")
     with pytest.raises(ConfigError, match="already holds a quantized"):
@@ -262,3 +264,52 @@ def test_resuming_a_run_that_stopped_early_adds_no_epoch(digits, tmp_path):
     assert first.metrics["stopped_early"]
     again = train(_cnn(digits), digits, cfg, tmp_path / "run", resume=True)
     assert again.metrics["epochs_run"] == first.metrics["epochs_run"] and again.metrics["stopped_early"]
+
+
+def test_checkpoint_records_the_run_config_for_a_bare_resume(digits, tmp_path):
+    from slimforge.train.checkpoint import checkpoint_record
+
+    train(_cnn(digits), digits, TrainConfig(epochs=1, batch_size=64, lr=0.05, **QUIET), tmp_path / "run", record={"train": {"lr": 0.05}, "x": 1})
+    assert checkpoint_record(tmp_path / "run") == {"train": {"lr": 0.05}, "x": 1}
+    assert checkpoint_record(tmp_path / "none") is None
+
+
+def test_a_plain_map_style_dataset_still_trains(digits, tmp_path):
+    from dataclasses import replace
+
+    class Plain(torch.utils.data.Dataset):  # only __getitem__, no batched __getitems__
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __len__(self):
+            return len(self.inner)
+
+        def __getitem__(self, i):
+            x, y, index = self.inner.__getitems__([i])
+            return x[0], y[0], index[0]  # slimforge items are (input, target, index)
+
+    plain = replace(digits, train=Plain(digits.train))
+    result = train(_cnn(digits), plain, TrainConfig(epochs=1, batch_size=64, lr=0.05, **QUIET))
+    assert result.metrics["epochs_run"] == 1
+
+
+def test_an_elastic_restart_resumes_only_a_job_that_passed_the_existing_run_check(tmp_path, monkeypatch):
+    from slimforge.cli.training import refuse_existing_run
+    from slimforge.errors import ConfigError
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    (old / "model.json").write_text("{}")
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job1")
+    for restart in ("0", "1"):  # refused on the first attempt and on its restart alike
+        monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", restart)
+        with pytest.raises(ConfigError, match="already holds a run"):
+            refuse_existing_run(old, resume=False, overwrite=False)
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")
+    refuse_existing_run(new, resume=False, overwrite=False)  # a new folder: passes, marked as this job's
+    (new / "checkpoint.safetensors").write_text("")
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    refuse_existing_run(new, resume=False, overwrite=False)  # its own restart resumes
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job2")
+    with pytest.raises(ConfigError):
+        refuse_existing_run(new, resume=False, overwrite=False)  # another job's restart does not

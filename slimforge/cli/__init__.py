@@ -38,10 +38,13 @@ def main(argv: list[str] | None = None) -> int:
         print("aborted", file=sys.stderr)
         return 130
     except Exception as exc:  # usage errors (an unknown option or command, a missing argument)
-        import click
-
-        # typer >= 0.29 raises its own vendored click's exceptions (subclasses of TyperException).
-        if isinstance(exc, (click.ClickException, typer.TyperException)) and hasattr(exc, "show"):
+        # typer >= 0.29 raises its own vendored click's exceptions (subclasses of TyperException);
+        # older typer raises click's, and click itself may not be installed.
+        try:
+            from click import ClickException
+        except ImportError:
+            ClickException = typer.TyperException  # noqa: N806
+        if isinstance(exc, (ClickException, typer.TyperException)) and hasattr(exc, "show"):
             exc.show()
             return int(getattr(exc, "exit_code", 2))
         raise

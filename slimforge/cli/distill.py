@@ -40,17 +40,20 @@ def distill_cmd(
         "distill.temperature": temperature, "train.epochs": epochs, "train.lr": lr, "train.seed": seed,
         "train.quiet": True if quiet else None,
     }
-    from slimforge.cli.training import refuse_existing_run
+    from slimforge.cli.training import refuse_existing_run, resume_base
+    from slimforge.errors import ConfigError
 
     refuse_existing_run(out, resume, overwrite)
+    if any(out.resolve() == Path(t).resolve() for t in teacher):
+        raise ConfigError(f"--out {out} is a teacher's folder; write the student to another folder.")
     if student and prune_teacher is not None:
-        from slimforge.errors import ConfigError
-
         raise ConfigError("Give --student or --prune-teacher, not both: --prune-teacher makes the student from the teacher.")
     base = {}
     if data or data_root:
         teacher_data = run_data_config(teacher[0]).model_dump()
         base["data"] = {**teacher_data, **({"name": data} if data else {}), **({"root": data_root} if data_root else {})}
+    if resume and config is None:  # continue with the run's own settings; options given now apply on top
+        base = {**(resume_base(out, DistillRunConfig) or {}), **base}
     cfg = load_config(DistillRunConfig, config, [*(f"{k}={v}" for k, v in flags.items() if v is not None), *(overrides or [])], base=base)
     result = run_from_config(cfg, teacher, out, resume=resume)
     print_result(f"distill into {cfg.student.name if not cfg.prune_teacher_ratio else 'pruned teacher'}", result.metrics, out)

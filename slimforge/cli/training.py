@@ -66,9 +66,8 @@ def train_cmd(
         from slimforge.errors import ConfigError
 
         raise ConfigError(f"{config} is a pipeline recipe (it has 'stages'); run it with: slimforge run {config}")
-    # --resume continues with the run's own settings (its config.yaml); options given now apply on top.
-    saved = out / "config.yaml"
-    base = {k: v for k, v in read_yaml(saved).items() if k in RunConfig.model_fields} if resume and saved.is_file() and config is None else None
+    # --resume continues with the run's own settings (recorded in its checkpoint); options given now apply on top.
+    base = resume_base(out, RunConfig) if resume and config is None else None
     cfg = load_config(RunConfig, config, [*flag_overrides, *(overrides or [])], base=base)
     if nproc_per_node is not None:  # this process only launches; the workers run this command without launch flags
         from slimforge.distributed.launch import LaunchConfig, launch
@@ -89,19 +88,42 @@ def train_cmd(
         print_result("train", result.metrics, out)
 
 
+def resume_base(out: Path, cls) -> dict | None:
+    """The config a run in ``out`` was started with (its checkpoint's record, else its config.yaml),
+    restricted to ``cls``'s sections: what a bare --resume continues with."""
+    from slimforge.config import read_yaml
+    from slimforge.train.checkpoint import checkpoint_record
+
+    record = checkpoint_record(out)
+    if record is None and (out / "config.yaml").is_file():
+        record = read_yaml(out / "config.yaml")
+    return {k: v for k, v in record.items() if k in cls.model_fields} if record else None
+
+
 def refuse_existing_run(out: Path, resume: bool, overwrite: bool) -> None:
     """A training command pointed at a folder that holds a run must say what to do with it:
-    continue it (--resume) or replace it (--overwrite); never mix a new run into an old one."""
+    continue it (--resume) or replace it (--overwrite); never mix a new run into an old one.
+
+    Under torchrun only rank 0 checks. A job that passed the check marks the folder with its run
+    id, so its elastic restarts (which find its checkpoint) resume, while a restart of a refused
+    job is refused again rather than silently resuming the old run.
+    """
     import os
 
     from slimforge.distributed import restart_count
     from slimforge.errors import ConfigError
 
-    if resume or overwrite or os.environ.get("RANK", "0") != "0" or restart_count() > 0:
-        return  # other ranks and elastic restarts follow rank 0 / the first start
-    if (out / "model.json").is_file() or (out / "checkpoint.safetensors").is_file():
+    if os.environ.get("RANK", "0") != "0":
+        return
+    job, marker = os.environ.get("TORCHELASTIC_RUN_ID"), out / ".slimforge-job"
+    if restart_count() > 0 and job and marker.is_file() and marker.read_text().strip() == job:
+        return  # this job's own restart: it resumes its own checkpoint
+    if not (resume or overwrite) and ((out / "model.json").is_file() or (out / "checkpoint.safetensors").is_file()):
         raise ConfigError(f"{out} already holds a run. Pass --resume to continue it, --overwrite to start over in it "
                           "(its model, checkpoint and metrics are replaced), or choose another --out.")
+    if job and restart_count() == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        marker.write_text(job + "\n")
 
 
 @app.command("eval")

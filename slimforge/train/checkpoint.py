@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from slimforge.artifacts import atomic_write_bytes, read_tensors, state_dict_bytes
+from slimforge.artifacts import atomic_write_bytes, read_metadata, read_tensors, state_dict_bytes
 from slimforge.errors import ArtifactError
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -95,3 +95,18 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def checkpoint_record(folder: str | Path) -> dict[str, Any] | None:
+    """The run config recorded in ``folder``'s checkpoint (what config.yaml will hold), read from
+    the file's header only; None when there is no checkpoint or it records none."""
+    path = Path(folder) / CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    try:
+        top = json.loads(read_metadata(path).get("slimforge_checkpoint", "{}"))
+        node = dict(top.get("__dict__", [])).get("record")
+        record = unflatten(node, {}) if node is not None else None  # plain JSON: no tensor references
+    except (ValueError, AttributeError, KeyError, TypeError):
+        return None
+    return record if isinstance(record, dict) else None

@@ -135,6 +135,7 @@ def train(
 
     # Resume: restore everything the next epoch depends on (also after an elastic restart).
     book = {"epoch": 0, "best": None, "best_epoch": None, "since_best": 0, "history": []}
+    rec = record if record is not None else _default_record(cfg, data)  # config.yaml; also in each checkpoint
     if resume or _restarted_with_checkpoint(out, ctx, cfg):
         saved = _read_checkpoint(out, state, ctx)
         if _replay_later_edits(saved, state):  # pruned during training: rebuild its smaller shape first
@@ -144,12 +145,11 @@ def train(
         _check_output(out, ctx)
         if ctx.is_main:
             out.mkdir(parents=True, exist_ok=True)
-            # Starting over: an earlier run's files go first, so a failed run never leaves a mix of two
-            # (and an earlier best is never reloaded as this one's).
-            for name in (HISTORY_FILE, BEST_FILE, CHECKPOINT_FILE, artifacts.WEIGHTS_FILE, artifacts.METRICS_FILE):
+            # Starting over: an earlier run's training state goes (its best is never reloaded as this
+            # run's, its checkpoint never resumed as this one). Its model and metrics stay until this
+            # run writes its own: fine-tuning a run in its own folder never loses the only weights.
+            for name in (HISTORY_FILE, BEST_FILE, CHECKPOINT_FILE):
                 (out / name).unlink(missing_ok=True)
-            # The settings from the start, so a run killed before its end can be resumed with them.
-            artifacts.write_yaml(out / artifacts.CONFIG_FILE, record if record is not None else _default_record(cfg, data))
     state.optimizer = optimizer
     for cb in callbacks:
         cb.on_train_start(state)
@@ -190,7 +190,8 @@ def train(
         book["history"].append(metrics)
         book["epoch"] = epoch + 1
         if out is not None:  # every rank takes part (FSDP gathers or writes shards); rank 0 writes files
-            _save_checkpoint(out, state, optimizer, scheduler, scaler, objective, callbacks, book, cfg, ctx, best=improved and cfg.keep_best)
+            _save_checkpoint(out, state, optimizer, scheduler, scaler, objective, callbacks, book, cfg, ctx, best=improved and cfg.keep_best,
+                             record=rec)
         if ctx.is_main:
             progress.end_epoch(metrics)
             if out is not None:
@@ -216,7 +217,6 @@ def train(
     test = evaluate(state.model, data.test, cfg.eval_batch_size, ctx, autocast_dtype=amp_dtype)
     final = {**_final_metrics(book, test, threads, ctx, time.perf_counter() - started), **state.summary}
     if out is not None:
-        rec = record if record is not None else _default_record(cfg, data)
         _save_artifact(state.model, out, ctx, config=rec, metrics={**final, "data": data.describe()})
     if tb is not None:
         tb.close()
@@ -320,7 +320,7 @@ def _update_best(book: dict[str, Any], metrics: dict[str, Any], cfg: TrainConfig
     return better
 
 
-def _save_checkpoint(out, state, optimizer, scheduler, scaler, objective, callbacks, book, cfg, ctx, best=False) -> None:
+def _save_checkpoint(out, state, optimizer, scheduler, scaler, objective, callbacks, book, cfg, ctx, best=False, record=None) -> None:
     """Called on every rank. DDP: rank 0 writes one file. FSDP: every rank writes its shards of
     model and optimizer to ``checkpoint.dcp/``, and rank 0 the rest; ``best`` also saves the
     unsharded weights as best.safetensors."""
@@ -342,6 +342,7 @@ def _save_checkpoint(out, state, optimizer, scheduler, scaler, objective, callba
         "scaler": scaler.state_dict(),
         "objective": objective.state_dict() if hasattr(objective, "state_dict") else {},
         "callbacks": [cb.state_dict() for cb in callbacks],
+        "record": record,  # the run's whole config (config.yaml), so a bare --resume can continue with it
         "rng": rngs[0],
         "rng_ranks": rngs,
         "step": state.step,
@@ -358,18 +359,24 @@ def _check_model_fits_data(model: nn.Module, data: DataSplits, device: torch.dev
     or fewer classes fails here with an error naming both, not with a kernel error mid-epoch."""
     if len(data.train) == 0:
         raise DataError("The training split is empty.")
-    batch = data.train.__getitems__(list(range(min(2, len(data.train)))))
+    saved_rng = rng_state()  # augmentation may draw random numbers: training's stream stays as it was
+    try:
+        batch = next(iter(make_loader(data.train, min(2, len(data.train)), None)))  # as training will batch it
+    finally:
+        set_rng_state(saved_rng)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             logits = model(move_to(batch[0], device))
+    except torch.cuda.OutOfMemoryError:
+        raise
     except (RuntimeError, ValueError, IndexError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
             f"{type(model).__name__} cannot run on {data.info.name!r} inputs of shape {list(data.info.input_shape)}: {first}. "
             "Build the model for this data (in_channels, input size, vocabulary)."
-        ) from None
+        ) from exc
     finally:
         model.train(was_training)
     classes = data.info.num_classes
