@@ -31,6 +31,13 @@ from slimforge.quantize.core import QuantizationError, QuantizeConfig, quantizab
 
 RUNTIME_FILE = "model.pt2"
 
+# Known-harmless notices of torch/torchao internals that every torch-backend run would print:
+# torchao registering its enums with pytree, inductor building a tensor from a tensor in its
+# oneDNN lowering, and cpp_extension looking for a CUDA toolkit on a CPU-only machine.
+for _name in ("torch.utils._pytree", "torch.utils.cpp_extension"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", message="To copy construct from a tensor", category=UserWarning, module=r"torch\._inductor\.mkldnn_lowerings")
+
 
 @dataclass
 class TorchQuantized:
