@@ -16,7 +16,7 @@ folded into the weights (masks dropped, zeros kept) at the end.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -174,18 +174,25 @@ class IterativePruning(Callback):
     channels left; with ``target_macs``/``target_params`` (fraction kept) each step keeps the same
     fraction of what the model had before it, so the steps multiply to the target."""
 
-    def __init__(self, example_inputs: Any, ratio: float | None = None, epochs: Sequence[int] = (0,), *,
+    def __init__(self, example_inputs: Any, ratio: float | Mapping[str, float] | None = None, epochs: Sequence[int] = (0,), *,
                  target_macs: float | None = None, target_params: float | None = None, **prune_kwargs: Any) -> None:
         given = {k: v for k, v in (("ratio", ratio), ("target_macs", target_macs), ("target_params", target_params)) if v is not None}
         if len(given) != 1 or not epochs:
             raise PruneConfigError(f"IterativePruning needs exactly one of ratio, target_macs, target_params and at least one epoch; got {given}, {list(epochs)}.")
         (self.target_key, target), = given.items()
-        if not 0.0 < target < 1.0:
-            raise PruneConfigError(f"IterativePruning: {self.target_key} must be in (0, 1); got {target}.")
+        targets = dict(target) if isinstance(target, Mapping) else {"": target}  # ratio may be {module pattern: ratio}, as for prune()
+        bad = {k: v for k, v in targets.items() if not (isinstance(v, (int, float)) and 0.0 < v < 1.0)}
+        if bad or (isinstance(target, Mapping) and self.target_key != "ratio"):
+            raise PruneConfigError(f"IterativePruning: {self.target_key} must be in (0, 1) (per pattern for a ratio dict); got {target}.")
         self.example_inputs = example_inputs
         self.epochs = sorted(set(int(e) for e in epochs))
         n = len(self.epochs)
-        self.step_value = 1.0 - (1.0 - target) ** (1.0 / n) if self.target_key == "ratio" else target ** (1.0 / n)
+
+        def per_step(value: float) -> float:
+            return 1.0 - (1.0 - value) ** (1.0 / n) if self.target_key == "ratio" else value ** (1.0 / n)
+
+        steps = {k: per_step(v) for k, v in targets.items()}
+        self.step_value = steps if isinstance(target, Mapping) else steps[""]
         self.prune_kwargs = prune_kwargs
         self.done: list[int] = []
 

@@ -15,6 +15,7 @@ from slimforge.prune.sparsity import (
     magnitude_masks,
     sparsity_report,
 )
+from slimforge.prune.errors import PruneConfigError
 from slimforge.train.callbacks import TrainState
 
 
@@ -102,6 +103,20 @@ def test_iterative_pruning_callback_shrinks_model_and_asks_for_new_optimizer():
     assert [e["kind"] for e in get_spec(state.model).edits] == ["prune", "prune"]
     assert cb.state_dict() == {"done": [1, 2]}
     assert state.model(x).shape == (2, 10)
+
+
+def test_iterative_pruning_takes_a_ratio_per_module_pattern():
+    model = slimforge.create_model("resnet20", num_classes=10)
+    x = torch.randn(2, 3, 16, 16)
+    cb = IterativePruning(x, ratio={"layer3*": 0.75}, epochs=[0, 1], round_to=1)
+    state = TrainState(model=model)
+    for epoch in (0, 1):
+        state.epoch = epoch
+        cb.on_epoch_start(state)
+    assert state.model.layer3[0].conv1.out_channels == 16  # 64 -> 32 -> 16: 1 - (1 - 0.75) ** (1 / 2) = 0.5 per step
+    assert state.model.layer1[0].conv1.out_channels == 16  # not matched: kept
+    with pytest.raises(PruneConfigError):
+        IterativePruning(x, ratio={"layer3*": 1.5}, epochs=[0])
 
 
 def test_resume_replays_pruning_done_during_training(tmp_path):
