@@ -95,6 +95,10 @@ def prune(
     config.validate()
     _check_skip_patterns(model, config.skip)
     args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    first = args[0] if args else None
+    if isinstance(first, torch.Tensor) and first.dim() > 0 and first.shape[0] < 2 and model.training and any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        raise PruneConfigError("example_inputs needs a batch of at least 2: BatchNorm in training mode cannot run on one sample.")
     reference = _output_shapes(model, args) if check else None
 
     # 1. Capture the model and find the coupled groups.

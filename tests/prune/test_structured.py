@@ -232,3 +232,9 @@ def test_a_skip_pattern_that_matches_no_module_is_an_error():
     with pytest.raises(sp.PruneConfigError, match=r"\['nosuchlayer'\] match no module"):
         sp.prune(model, torch.randn(2, 3, 10, 10), ratio=0.5, skip=["nosuchlayer"])
     assert model[0].out_channels == 8
+
+
+def test_a_one_sample_example_with_batchnorm_in_training_mode_names_the_batch():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 3)).train()
+    with pytest.raises(sp.PruneConfigError, match="batch of at least 2"):
+        sp.prune(model, torch.randn(1, 3, 10, 10), ratio=0.5)
