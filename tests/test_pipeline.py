@@ -116,3 +116,30 @@ def test_html_report_renders_in_headless_chromium(tmp_path):
     )
     assert "<title>3,1</title>" in proc.stdout, proc.stderr[-2000:]
     assert "pruned" in proc.stdout and "2.50x" in proc.stdout  # speed-up column: 10 ms / 4 ms
+
+
+def test_an_interrupted_training_stage_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    from slimforge.train import Callback
+
+    class StopAfterFirstEpoch(Callback):  # killed as the second epoch begins: epoch 1 is checkpointed
+        def on_epoch_start(self, state):
+            if state.epoch == 1:
+                raise KeyboardInterrupt
+
+    real_train = stage_module.train
+    monkeypatch.setattr(stage_module, "train", lambda *a, **k: real_train(*a, **{**k, "callbacks": [StopAfterFirstEpoch()]}))
+    out = tmp_path / "runs"
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(parse_recipe(TINY, "tiny.yaml"), out, quiet=True, log=lambda *_: None)
+    assert (out / "train" / "checkpoint.safetensors").is_file() and not (out / "train" / "stage.json").exists()
+
+    monkeypatch.setattr(stage_module, "train", real_train)
+    lines: list[str] = []
+    markers = run_recipe(parse_recipe(TINY, "tiny.yaml"), out, quiet=True, log=lines.append)
+    assert lines[0] == "[train] resuming from its checkpoint (train)"
+    history = [json.loads(line)["epoch"] for line in (out / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert history == [1, 2] and markers["train"]["metrics"]["epochs_run"] == 2
+    # A changed training stage starts over instead.
+    lines.clear()
+    run_recipe(parse_recipe(TINY, "tiny.yaml", ["train.train.lr=0.04"]), out, quiet=True, log=lines.append)
+    assert lines[0] == "[train] running (train)"

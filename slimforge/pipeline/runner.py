@@ -19,8 +19,11 @@ from slimforge.artifacts import read_json, write_json
 from slimforge.errors import ArtifactError, SlimforgeError
 from slimforge.pipeline.recipe import Recipe, StageConfig
 from slimforge.pipeline.stages import PRODUCES, RUNNERS, StageContext
+from slimforge.train.checkpoint import CHECKPOINT_FILE
 
 MARKER = "stage.json"
+STARTED = ".stage-started.json"  # the fingerprint of the stage run that last started here
+RESUMABLE_KINDS = ("train", "distill")  # stages whose training resumes from the checkpoint it leaves
 
 
 def read_marker(folder: Path) -> dict[str, Any] | None:
@@ -55,10 +58,17 @@ def run_recipe(recipe: Recipe, out: str | Path, *, quiet: bool = False, log=prin
         if marker and marker.get("fingerprint") == fp:
             log(f"[{stage.name}] done earlier, skipped ({folder})")
         else:
-            log(f"[{stage.name}] running ({stage.kind})")
+            # A train/distill stage cut short with this very configuration continues from its checkpoint.
+            ctx.resume = stage.kind in RESUMABLE_KINDS and _started(folder) == fp and (folder / CHECKPOINT_FILE).is_file()
+            log(f"[{stage.name}] {'resuming from its checkpoint' if ctx.resume else 'running'} ({stage.kind})")
             _clear(folder)
+            folder.mkdir(parents=True, exist_ok=True)
+            write_json(folder / STARTED, {"fingerprint": fp})
             started = time.perf_counter()
-            metrics = RUNNERS.get(stage.kind)(ctx, stage, input_dir, folder)
+            try:
+                metrics = RUNNERS.get(stage.kind)(ctx, stage, input_dir, folder)
+            finally:
+                ctx.resume = False
             if PRODUCES[stage.kind] in ("model", "quantized") and hasattr(ctx.data, "save_assets"):
                 ctx.data.save_assets(folder)  # text: tokenizer/ and labels.json, so the folder alone predicts
             marker = {"kind": stage.kind, "name": stage.name, "fingerprint": fp, "input": str(input_dir) if input_dir else None,
@@ -106,6 +116,15 @@ def _folder_digest(folder: Path) -> str:
             st = f.stat()
             h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
+
+
+def _started(folder: Path) -> str | None:
+    """The fingerprint of the stage run last started in ``folder`` (None when unknown)."""
+    try:
+        data = json.loads((folder / STARTED).read_text())
+    except (OSError, ValueError):
+        return None
+    return data.get("fingerprint") if isinstance(data, dict) else None
 
 
 def _clear(folder: Path) -> None:

@@ -32,6 +32,7 @@ class StageContext:
     data_config: DataConfig
     stage_dirs: dict[str, Path] = field(default_factory=dict)
     quiet: bool = False
+    resume: bool = False  # the stage being run continues its interrupted training (train, distill)
     _data: DataSplits | None = None
 
     @property
@@ -119,7 +120,7 @@ def run_train(ctx: StageContext, cfg: TrainStage, input_dir: Path | None, out: P
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     model = create_model(cfg.model.name, **{**ctx.data.info.model_kwargs(), **cfg.model.kwargs})
     record = {"stage": cfg.model_dump(mode="json"), "data": ctx.data_config.model_dump(mode="json")}
-    return train(model, ctx.data, _quiet(cfg.train, ctx), out, record=record).metrics
+    return train(model, ctx.data, _quiet(cfg.train, ctx), out, record=record, resume=ctx.resume).metrics
 
 
 # ---------------------------------------------------------------- prune
@@ -207,7 +208,8 @@ def run_distill(ctx: StageContext, cfg: DistillStage, input_dir: Path | None, ou
         student = _fp32_model(input_dir, "distill").train()
     teachers = [ctx.resolve(t) for t in cfg.teachers]
     record = {"stage": cfg.model_dump(mode="json"), "data": ctx.data_config.model_dump(mode="json")}
-    return distill_run(student, teachers, ctx.data, cfg.distill.to_config(), _quiet(cfg.train, ctx), out, record=record).metrics
+    return distill_run(student, teachers, ctx.data, cfg.distill.to_config(), _quiet(cfg.train, ctx), out, record=record,
+                       resume=ctx.resume).metrics
 
 
 # ---------------------------------------------------------------- factorize
