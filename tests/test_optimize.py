@@ -32,6 +32,8 @@ def test_search_keeps_the_fastest_candidate_within_budget(baseline, tmp_path):
     assert names == ["baseline-int8-onnxruntime", "prune-macs0.25", "prune-macs0.25-int8-onnxruntime"]
     pruned_config = (tmp_path / "opt" / "candidates" / "prune-macs0.25" / "config.yaml").read_text()
     assert "name: digits" in pruned_config  # candidates record their data, so they can be evaluated alone
+    int8_config = (tmp_path / "opt" / "candidates" / "baseline-int8-onnxruntime" / "config.yaml").read_text()
+    assert "name: digits" in int8_config  # int8 candidates too
     best = summary["best"]
     assert best["speedup"] == max(c["speedup"] for c in summary["candidates"])  # a 100-point budget admits all
     saved = json.loads((tmp_path / "opt" / "optimize.json").read_text())
