@@ -282,6 +282,15 @@ def read_json(path: Path) -> Any:
         raise ArtifactError(f"{path} is not valid JSON ({exc}); the file is corrupt or truncated.") from None
 
 
+def read_json_quiet(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``, or {} when the file is missing, unreadable or not an object (optional metadata)."""
+    try:
+        data = read_json(path)
+    except ArtifactError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def read_spec(path: str | Path) -> ModelSpec:
     folder = Path(path)
     return ModelSpec.from_json(read_json(folder / STRUCTURE_FILE), str(folder / STRUCTURE_FILE))

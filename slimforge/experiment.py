@@ -79,7 +79,7 @@ SPLITS = ("test", "val", "train")
 
 def _check_int8_inputs(run: str | Path, splits: DataSplits) -> None:
     """An int8 artifact takes the inputs it was calibrated on (quantized.json): token ids or images of one shape."""
-    info = read_json_quiet(Path(run) / "quantized.json")
+    info = artifacts.read_json_quiet(Path(run) / "quantized.json")
     inputs, shape, text = info.get("inputs"), info.get("input_shape"), hasattr(splits, "tokenizer")
     if inputs not in ("token_ids", "tensor"):
         return  # "any": a backend that takes whatever the model does
@@ -87,15 +87,6 @@ def _check_int8_inputs(run: str | Path, splits: DataSplits) -> None:
         wanted = "token ids" if inputs == "token_ids" else f"inputs of shape {shape}"
         given = "token ids" if text else f"inputs of shape {list(splits.info.input_shape)}"
         raise DataError(f"{run} is an int8 model for {wanted}, but dataset {splits.info.name!r} gives {given}; pass its dataset (--data).")
-
-
-def read_json_quiet(path: Path) -> dict[str, Any]:
-    """A JSON object from ``path``, or {} when the file is missing or not an object (optional metadata)."""
-    try:
-        data = artifacts.read_json(path)
-    except ArtifactError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def evaluate_run(run: str | Path, data: DataConfig | None = None, split: str = "test") -> dict[str, Any]:
@@ -108,7 +99,7 @@ def evaluate_run(run: str | Path, data: DataConfig | None = None, split: str = "
     if artifacts.artifact_kind(run) == "quantized":  # what its int8 graph was calibrated on must be what it is scored on
         _check_int8_inputs(run, splits)
     metrics_path = Path(run) / artifacts.METRICS_FILE
-    trained_on = (read_json_quiet(metrics_path).get("data") or {}).get("input_shape")
+    trained_on = (artifacts.read_json_quiet(metrics_path).get("data") or {}).get("input_shape")
     if trained_on and list(trained_on) != list(splits.info.input_shape):
         raise DataError(
             f"{run} was trained on inputs of shape {list(trained_on)}, but {splits.info.name!r} has {list(splits.info.input_shape)}; "

@@ -83,10 +83,15 @@ def prune_cmd(
                      distill=DistillSection() if distill else None)
     ctx = _stage(run)
     metrics = run_prune(ctx, cfg, run, out)
-    before, after = _size(run, ctx.example(1)), _size(out, ctx.example(1))
+    _print_sizes(run, out, ctx.example(1))
+    print(f"pruned model test accuracy {metrics['test_accuracy']:.4f}; saved in {out}")
+
+
+def _print_sizes(before_run: Path, after_run: Path, example) -> None:
+    """Parameters and MACs before and after a structural change."""
+    before, after = _size(before_run, example), _size(after_run, example)
     print(f"parameters {before[0]:,} -> {after[0]:,} ({before[0] / max(after[0], 1):.2f}x fewer); "
           f"MACs {before[1]:,} -> {after[1]:,} ({before[1] / max(after[1], 1):.2f}x fewer)")
-    print(f"pruned model test accuracy {metrics['test_accuracy']:.4f}; saved in {out}")
 
 
 def _size(run: Path, example) -> tuple[int, int]:
@@ -164,9 +169,7 @@ def factorize_cmd(
     ctx = _stage(run)
     with _threads(threads):
         metrics = run_factorize(ctx, cfg, run, out)
-    before, after = _size(run, ctx.example(1)), _size(out, ctx.example(1))
-    print(f"parameters {before[0]:,} -> {after[0]:,} ({before[0] / max(after[0], 1):.2f}x fewer); "
-          f"MACs {before[1]:,} -> {after[1]:,} ({before[1] / max(after[1], 1):.2f}x fewer)")
+    _print_sizes(run, out, ctx.example(1))
     print(f"factorised model test accuracy {metrics['test_accuracy']:.4f}; saved in {out}")
 
 

@@ -91,12 +91,13 @@ def train_cmd(
 def resume_base(out: Path, cls) -> dict | None:
     """The config a run in ``out`` was started with (its checkpoint's record, else its config.yaml),
     restricted to ``cls``'s sections: what a bare --resume continues with."""
+    from slimforge.artifacts import CONFIG_FILE
     from slimforge.config import read_yaml
     from slimforge.train.checkpoint import checkpoint_record
 
     record = checkpoint_record(out)
-    if record is None and (out / "config.yaml").is_file():
-        record = read_yaml(out / "config.yaml")
+    if record is None and (out / CONFIG_FILE).is_file():
+        record = read_yaml(out / CONFIG_FILE)
     return {k: v for k, v in record.items() if k in cls.model_fields} if record else None
 
 
@@ -110,15 +111,17 @@ def refuse_existing_run(out: Path, resume: bool, overwrite: bool) -> None:
     """
     import os
 
+    from slimforge.artifacts import STRUCTURE_FILE
     from slimforge.distributed import restart_count
     from slimforge.errors import ConfigError
+    from slimforge.train.checkpoint import CHECKPOINT_FILE
 
     if os.environ.get("RANK", "0") != "0":
         return
     job, marker = os.environ.get("TORCHELASTIC_RUN_ID"), out / ".slimforge-job"
     if restart_count() > 0 and job and marker.is_file() and marker.read_text().strip() == job:
         return  # this job's own restart: it resumes its own checkpoint
-    if not (resume or overwrite) and ((out / "model.json").is_file() or (out / "checkpoint.safetensors").is_file()):
+    if not (resume or overwrite) and ((out / STRUCTURE_FILE).is_file() or (out / CHECKPOINT_FILE).is_file()):
         raise ConfigError(f"{out} already holds a run. Pass --resume to continue it, --overwrite to start over in it "
                           "(its model, checkpoint and metrics are replaced), or choose another --out.")
     if job and restart_count() == 0:

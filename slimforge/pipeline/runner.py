@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from slimforge.artifacts import read_json, write_json
+from slimforge.artifacts import read_json, read_json_quiet, write_json
 from slimforge.errors import ArtifactError, SlimforgeError
 from slimforge.pipeline.recipe import Recipe, StageConfig
 from slimforge.pipeline.stages import PRODUCES, RUNNERS, StageContext
@@ -120,11 +120,7 @@ def _folder_digest(folder: Path) -> str:
 
 def _started(folder: Path) -> str | None:
     """The fingerprint of the stage run last started in ``folder`` (None when unknown)."""
-    try:
-        data = json.loads((folder / STARTED).read_text())
-    except (OSError, ValueError):
-        return None
-    return data.get("fingerprint") if isinstance(data, dict) else None
+    return read_json_quiet(folder / STARTED).get("fingerprint")
 
 
 def _clear(folder: Path) -> None:

@@ -116,7 +116,6 @@ class TrainStage(StageConfig):
 def run_train(ctx: StageContext, cfg: TrainStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
     from slimforge.models import create_model
 
-    artifacts.check_output_folder(out, "model")
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     model = create_model(cfg.model.name, **{**ctx.data.info.model_kwargs(), **cfg.model.kwargs})
     record = {"stage": cfg.model_dump(mode="json"), "data": ctx.data_config.model_dump(mode="json")}

@@ -457,9 +457,12 @@ def check_resume_config(saved: dict[str, Any] | None, cfg: TrainConfig, source: 
     now = cfg.model_dump(mode="json")
     changed = {k: (saved[k], now[k]) for k in now if k in saved and k not in RESUMABLE_CHANGES and saved[k] != now[k]}
     changed.pop("batch_size", None)
-    if "batch_size" in saved and saved["batch_size"] * saved_world != now["batch_size"] * world:  # 1 x 32 may resume as 2 x 16
-        changed["batch_size" if saved_world == world else "global batch"] = (
-            (saved["batch_size"], now["batch_size"]) if saved_world == world else (f"{saved_world} x {saved['batch_size']}", f"{world} x {now['batch_size']}"))
+    old, new = saved.get("batch_size", now["batch_size"]), now["batch_size"]
+    if old * saved_world != new * world:  # 1 x 32 may resume as 2 x 16
+        if saved_world == world:
+            changed["batch_size"] = (old, new)
+        else:
+            changed["global batch"] = (f"{saved_world} x {old}", f"{world} x {new}")
     if changed:
         listed = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items())
         raise ConfigError(
