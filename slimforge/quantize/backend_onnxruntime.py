@@ -61,6 +61,7 @@ class _Prepared:
         self.config = config
         self.workdir = workdir
         fp32_path = export_onnx_file(model, calibration[0], workdir / "fp32.onnx", DEFAULT_OPSET, dynamic_batch=True)
+        fp32_path = without_initializer_shapes(fp32_path, workdir / "fp32.clean.onnx")
         # Token-id graphs (text) skip pre-processing: its symbolic shape inference fails on their
         # free length dimension, and dynamic quantization does not need it. They get ONNX
         # Runtime's transformer fusions instead.
@@ -203,6 +204,28 @@ def fuse_transformer(path: Path, out: Path, sample: torch.Tensor, atol: float = 
     if not diff <= atol:
         log.warning("onnxruntime transformer fusion changed the outputs by %.3g; quantizing the plain export.", diff)
         return path
+    return out
+
+
+def without_initializer_shapes(path: Path, out: Path) -> Path:
+    """``path``, or a copy at ``out`` (same folder: external weights stay found) without the
+    ``value_info`` entries that name initializers.
+
+    torch's ONNX exporter records a shape for every weight; an initializer carries its own, so
+    the entry is redundant, and it goes stale when onnxruntime 1.30's dynamic quantizer turns a
+    Gemm into a MatMul by transposing the weight in place: its own shape inference then rejects
+    the graph ("Inferred shape and existing shape differ", seen on MiniLM's pooler and classifier).
+    """
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    weights = {init.name for init in model.graph.initializer}
+    kept = [vi for vi in model.graph.value_info if vi.name not in weights]
+    if len(kept) == len(model.graph.value_info):
+        return path
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(kept)
+    onnx.save(model, str(out))
     return out
 
 

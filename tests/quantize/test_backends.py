@@ -247,3 +247,42 @@ def test_onnxruntime_keeps_exactly_the_named_layers_in_fp32():
     assert float_layers(()) == []
     assert float_layers(("body",)) == ["model.body"]
     assert float_layers(("linear",)) == ["model.linear"]
+
+
+def _matmul_graph(recorded_v_shape):
+    """x (2, 4) @ W (4, 3) -> h, h @ V (3, 2) -> y; ``h`` recorded as (2, 3), the weight ``V`` with the given shape."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [numpy_helper.from_array(np.ones((4, 3), np.float32), "W"), numpy_helper.from_array(np.ones((3, 2), np.float32), "V")]
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("MatMul", ["h", "V"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])],
+        inits,
+        value_info=[helper.make_tensor_value_info("h", TensorProto.FLOAT, [2, 3]), helper.make_tensor_value_info("V", TensorProto.FLOAT, recorded_v_shape)],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_recorded_weight_shapes_are_dropped_before_quantizing(tmp_path):
+    # onnxruntime 1.30's dynamic quantizer transposes a Gemm's weight in place and then fails its
+    # own shape inference on the stale recorded shape; torch's exporter records one for every weight.
+    import onnx
+    from onnx.shape_inference import InferenceError, infer_shapes
+
+    from slimforge.quantize.backend_onnxruntime import without_initializer_shapes
+
+    stale = tmp_path / "stale.onnx"
+    onnx.save(_matmul_graph([2, 3]), str(stale))  # V (3, 2) recorded as (2, 3), as after that transpose
+    with pytest.raises(InferenceError, match="differ in dimension 0"):
+        infer_shapes(onnx.load(str(stale)))
+    clean = without_initializer_shapes(stale, tmp_path / "clean.onnx")
+    assert clean == tmp_path / "clean.onnx"
+    model = onnx.load(str(clean))
+    assert [vi.name for vi in model.graph.value_info] == ["h"]  # activations keep theirs
+    infer_shapes(model, strict_mode=True)
+    assert without_initializer_shapes(clean, tmp_path / "again.onnx") == clean  # nothing to drop: no copy
+    assert not (tmp_path / "again.onnx").exists()
