@@ -198,8 +198,8 @@ def int8_variants(model, example, data, args, every: bool):
     """Dynamic int8 variants of ``model``: "-int8" every Linear (per-channel weights); "-int8h" the
     pooler and classifier kept in fp32 (a common remedy for what int8 costs); with ``every`` also
     "-int8t" (per-tensor weights, what this benchmark measured before per-channel was honoured),
-    "-int8o" (ONNX Runtime dynamic int8 on token ids, per-channel), "-int8s" (SmoothQuant with
-    ``--int8-smooth-alpha``, ranges from 8 x 64 training sentences) and,
+    "-int8s" (SmoothQuant with ``--int8-smooth-alpha``, ranges from 8 x 64 training sentences),
+    "-int8o" (ONNX Runtime dynamic int8 on token ids, per-channel; left out, logged, where it fails) and,
     with ``--int8-fallback-drop``, "-int8f": slimforge's accuracy-aware fallback, which returns the
     most sensitive layers to fp32 until *validation* accuracy is within the drop (dev stays unseen)."""
     from slimforge.quantize import FallbackConfig, QuantizeConfig, quantize, quantize_with_fallback
@@ -212,11 +212,14 @@ def int8_variants(model, example, data, args, every: bool):
     if not every:
         return
     yield "-int8t", quantize_dynamic_int8(model, [example], per_channel=False).quantized
-    yield "-int8o", quantize(model, [(example, None)], QuantizeConfig(backend="onnxruntime", mode="dynamic", calib_batches=1, threads=1)).quantized
     if args.int8_smooth_alpha > 0:
         n = len(data.train)  # a smoke run's training split may hold fewer than 8 x 64 sentences
         calibration = [data.train.__getitems__(list(range(i, min(i + 64, n)))) for i in range(0, min(8 * 64, n), 64)]
         yield "-int8s", quantize_dynamic_int8(model, calibration, smooth_alpha=args.int8_smooth_alpha, calib_batches=len(calibration)).quantized
+    try:  # another runtime with its own exporter stack: its failure should not cost the torch variants' results
+        yield "-int8o", quantize(model, [(example, None)], QuantizeConfig(backend="onnxruntime", mode="dynamic", calib_batches=1, threads=1)).quantized
+    except Exception as exc:  # noqa: BLE001 - reported, and the report goes on
+        log(f"ONNX Runtime int8 failed, left out: {type(exc).__name__}: {exc}")
     if args.int8_fallback_drop > 0:
         config = QuantizeConfig(backend="torch-dynamic", mode="dynamic", calib_batches=1)
         result = quantize_with_fallback(model, [example], lambda m: evaluate(m, data.val, batch_size=128, device="cpu")["accuracy"],
