@@ -11,6 +11,7 @@ transformer fusions before quantization (:func:`fuse_transformer`).
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import tempfile
 from dataclasses import dataclass, field
@@ -191,14 +192,18 @@ def fuse_transformer(path: Path, out: Path, sample: torch.Tensor, atol: float = 
     from onnxruntime.transformers.optimizer import optimize_model
 
     log = logging.getLogger(__name__)
+    printed = io.StringIO()  # the optimiser prints its own shape-inference hiccups; they are no user's concern
     try:
-        with _quiet_onnxruntime():
+        with _quiet_onnxruntime(), contextlib.redirect_stdout(printed):
             # opt_level 0: only the transformer fusions; the session applies its own graph optimisations.
             fused = optimize_model(str(path), model_type="bert", num_heads=0, hidden_size=0, opt_level=0)
             fused.save_model_to_file(str(out))
     except Exception as exc:  # noqa: BLE001 - the optimiser raises assorted types; it is an optimisation
         log.warning("onnxruntime transformer fusion failed (%s); quantizing the plain export.", exc)
         return path
+    finally:
+        if printed.getvalue().strip():
+            log.debug("onnxruntime transformer optimiser printed: %s", printed.getvalue().strip())
     plain, candidate = OnnxSession(path), OnnxSession(out)
     diff = (candidate(sample) - plain(sample)).abs().max().item()
     if not diff <= atol:

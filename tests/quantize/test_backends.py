@@ -286,3 +286,28 @@ def test_recorded_weight_shapes_are_dropped_before_quantizing(tmp_path):
     infer_shapes(model, strict_mode=True)
     assert without_initializer_shapes(clean, tmp_path / "again.onnx") == clean  # nothing to drop: no copy
     assert not (tmp_path / "again.onnx").exists()
+
+
+def test_transformer_fusion_keeps_the_optimisers_prints_off_stdout(tmp_path, monkeypatch, capsys):
+    # onnxruntime's transformer optimiser prints "failed in shape inference ..." on graphs it cannot fully infer.
+    import shutil
+
+    import onnx
+    import onnxruntime.transformers.optimizer as optimizer
+
+    from slimforge.quantize.backend_onnxruntime import fuse_transformer
+
+    plain = tmp_path / "plain.onnx"
+    onnx.save(_matmul_graph([3, 2]), str(plain))
+
+    class Optimised:
+        def save_model_to_file(self, out):
+            shutil.copy(plain, out)
+
+    def noisy_optimize_model(path, **kwargs):
+        print("failed in shape inference <class 'AssertionError'>")
+        return Optimised()
+
+    monkeypatch.setattr(optimizer, "optimize_model", noisy_optimize_model)
+    assert fuse_transformer(plain, tmp_path / "fused.onnx", torch.ones(2, 4)) == tmp_path / "fused.onnx"
+    assert capsys.readouterr().out == ""
