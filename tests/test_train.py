@@ -313,3 +313,15 @@ def test_an_elastic_restart_resumes_only_a_job_that_passed_the_existing_run_chec
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job2")
     with pytest.raises(ConfigError):
         refuse_existing_run(new, resume=False, overwrite=False)  # another job's restart does not
+
+
+def test_best_val_accuracy_is_the_monitored_best_epochs_not_the_runs_highest():
+    from slimforge.train.loop import _best_val_accuracy
+
+    history = [
+        {"epoch": 1, "val_loss": 0.50, "val_accuracy": 0.80},
+        {"epoch": 2, "val_loss": 0.40, "val_accuracy": 0.78},  # best by val_loss: the saved model with keep_best
+        {"epoch": 3, "val_loss": 0.45, "val_accuracy": 0.82},  # highest accuracy, not the saved model
+    ]
+    assert _best_val_accuracy({"best_epoch": 2, "history": history}) == 0.78
+    assert _best_val_accuracy({"best_epoch": None, "history": history}) is None  # no validation: no best epoch

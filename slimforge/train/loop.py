@@ -577,7 +577,7 @@ def _final_metrics(book, test, threads, ctx, seconds) -> dict[str, Any]:
     return {
         "test_accuracy": test["accuracy"],
         "test_loss": test["loss"],
-        "best_val_accuracy": max((m["val_accuracy"] for m in history if m["val_accuracy"] is not None), default=None),
+        "best_val_accuracy": _best_val_accuracy(book),
         "best_epoch": book.get("best_epoch"),
         "epochs_run": len(history),
         "stopped_early": bool(book.get("stopped_early", False)),
@@ -588,6 +588,14 @@ def _final_metrics(book, test, threads, ctx, seconds) -> dict[str, Any]:
         "world_size": ctx.world_size,
         "device": str(ctx.device),
     }
+
+
+def _best_val_accuracy(book: dict[str, Any]) -> float | None:
+    """Validation accuracy of ``best_epoch``, the epoch chosen by ``monitor`` (the saved model's
+    with keep_best): with ``monitor=val_loss``, or after a gradual-sparsity step restarted the race,
+    it need not be the highest accuracy of the run."""
+    best = book.get("best_epoch")
+    return next((m["val_accuracy"] for m in book["history"] if m["epoch"] == best), None) if best is not None else None
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None):
