@@ -43,14 +43,14 @@ def build_loss(name: str, **params: Any) -> LogitLoss:
     return factory(**{k: v for k, v in params.items() if k in accepted})
 
 
-@register_loss("kd", help="Hinton KD: T^2 * cross-entropy(softmax(teacher/T), softmax(student/T))")
+@register_loss("kd", help="Hinton KD: T^2 * KL(softmax(teacher/T) || softmax(student/T))")
 class KDLoss:
-    """Hinton et al. (2015): cross-entropy of the student's softened distribution against the
+    """Hinton et al. (2015): KL divergence of the student's softened distribution from the
     teacher's, scaled by T^2 so gradient magnitudes do not shrink as T grows.
 
-    It differs from KL(teacher || student) only by the teacher's entropy, a constant, so the
-    gradients are those of the KL form; at T=1 it is plain cross-entropy with the teacher's
-    probabilities as targets.
+    The soft cross-entropy of the paper differs only by the teacher's entropy, a constant: the
+    gradients are the same, but the KL form reads as a distance (0 when the student matches the
+    teacher), so the logged training loss shows how far the student still is.
     """
 
     ensemble = "probabilities"
@@ -60,9 +60,9 @@ class KDLoss:
 
     def __call__(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         t = self.temperature
-        teacher_probs = F.softmax(teacher_logits.float() / t, dim=-1)
+        log_teacher = F.log_softmax(teacher_logits.float() / t, dim=-1)
         log_student = F.log_softmax(student_logits.float() / t, dim=-1)
-        return -(teacher_probs * log_student).sum(-1).mean() * t * t
+        return (log_teacher.exp() * (log_teacher - log_student)).sum(-1).mean() * t * t
 
 
 @register_loss("dkd", help="Decoupled KD (Zhao et al. 2022): alpha * TCKD + beta * NCKD, times T^2")

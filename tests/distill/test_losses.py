@@ -20,22 +20,24 @@ def _logits(rows: int = 8, classes: int = 5, seed: int = 0, scale: float = 3.0) 
     return student, teacher, targets
 
 
-def test_kd_at_temperature_one_is_cross_entropy_with_teacher_probabilities() -> None:
+def test_kd_at_temperature_one_is_cross_entropy_with_teacher_probabilities_less_their_entropy() -> None:
     s, t, y = _logits()
-    expected = F.cross_entropy(s.float(), F.softmax(t.float(), dim=-1))
+    teacher = F.softmax(t.float(), dim=-1)
+    expected = F.cross_entropy(s.float(), teacher) - F.cross_entropy(t.float(), teacher)
     assert torch.allclose(KDLoss(temperature=1.0)(s, t, y), expected, atol=1e-6)
+    assert KDLoss(temperature=4.0)(t, t, y).item() == pytest.approx(0.0, abs=1e-6)  # a student matching its teacher
 
 
 @pytest.mark.parametrize("temperature", [1.0, 2.0, 4.0, 10.0])
-def test_kd_is_t_squared_times_soft_cross_entropy(temperature: float) -> None:
+def test_kd_is_t_squared_times_kl_divergence(temperature: float) -> None:
     s, t, y = _logits(seed=1)
     expected = 0.0
     for row_s, row_t in zip(s.tolist(), t.tolist()):
         zs = [v / temperature for v in row_s]
         zt = [v / temperature for v in row_t]
         log_norm_s = math.log(sum(math.exp(v) for v in zs))
-        norm_t = sum(math.exp(v) for v in zt)
-        expected += -sum(math.exp(b) / norm_t * (a - log_norm_s) for a, b in zip(zs, zt))
+        log_norm_t = math.log(sum(math.exp(v) for v in zt))
+        expected += sum(math.exp(b - log_norm_t) * ((b - log_norm_t) - (a - log_norm_s)) for a, b in zip(zs, zt))
     expected = temperature**2 * expected / len(s)
     assert KDLoss(temperature)(s, t, y).item() == pytest.approx(expected, rel=1e-5)
 

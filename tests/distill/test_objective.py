@@ -31,7 +31,7 @@ def test_total_is_the_weighted_sum_of_its_parts(vectors: torch.Tensor) -> None:
     targets = torch.randint(0, 4, (64,))
     out = build_distill_objective(student, teacher, config)(student, vectors, targets, torch.arange(64))
     with torch.no_grad():
-        soft = F.cross_entropy(student(vectors) / 3, F.softmax(teacher(vectors) / 3, -1)) * 9
+        soft = F.kl_div(F.log_softmax(student(vectors) / 3, -1), F.softmax(teacher(vectors) / 3, -1), reduction="batchmean") * 9
         hard = F.cross_entropy(student(vectors), targets)
     assert out.parts == pytest.approx({"hard_loss": hard.item(), "distill_loss": soft.item()}, rel=1e-5)
     assert out.loss.item() == pytest.approx(0.3 * hard.item() + 0.7 * soft.item(), rel=1e-5)
