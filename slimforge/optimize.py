@@ -174,9 +174,8 @@ class _Search:
             calibration = [(x, y) for x, y in _batches(self.data.train, limit=32 * 64, batch_size=64)]
             result = quantize(model, calibration, QuantizeConfig(backend=backend, calib_batches=32, threads=self.cfg.threads))
             folder = self.out / "candidates" / name
-            save_quantized(result, folder)
-            if self.record_extra:  # its data section, as the model candidates have: `slimforge eval` scores it on that data
-                artifacts.write_yaml(folder / artifacts.CONFIG_FILE, {**self.record_extra, "optimize": {"int8": backend, "source": str(source)}})
+            # Its data section, as the model candidates have: `slimforge eval` scores it on that data.
+            save_quantized(result, folder, config={**self.record_extra, "optimize": {"int8": backend, "source": str(source)}} if self.record_extra else None)
             return self.record(name, folder, f"{label} -> {backend} int8", time.monotonic() - t0)
         except Exception as exc:  # a backend that cannot handle this model is a failed candidate, not a failed search
             self.log(f"{name}: skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -126,6 +127,24 @@ def test_quantized_folder_evaluates_and_is_refused_as_a_model_input(run, tmp_pat
     for command in (["export"], ["quantize"], ["factorize", "--epochs", "0"], ["prune", "--ratio", "0.5", "--finetune-epochs", "0"]):
         assert main([command[0], str(q), *command[1:], "--out", str(tmp_path / command[0])]) == 2
         assert "holds a quantized (int8) artifact, not a PyTorch model" in capsys.readouterr().err
+
+
+def test_a_folder_saved_from_python_with_its_data_section_evaluates_without_data_flags(run, tmp_path, capsys):
+    from slimforge.quantize import QuantizeConfig, quantize, save_quantized
+
+    data = slimforge.load_dataset("digits")
+    calibration = [data.train.__getitems__(list(range(i, i + 32))) for i in range(0, 64, 32)]
+    result = quantize(slimforge.load(run), calibration, QuantizeConfig(backend="onnxruntime", calib_batches=2, threads=1))
+    save_quantized(result, tmp_path / "bare")
+    with pytest.warns(UserWarning, match="does not record its data"):  # eval falls back to the default dataset
+        assert main(["eval", str(tmp_path / "bare")]) == 0
+    save_quantized(result, tmp_path / "int8", config={"data": data.config_section()})
+    assert (tmp_path / "int8" / "config.yaml").is_file()
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*does not record its data")
+        assert main(["eval", str(tmp_path / "int8")]) == 0
+    assert "digits test accuracy" in capsys.readouterr().out
 
 
 def test_fallback_chooses_on_validation_and_reports_its_layers(run, tmp_path, capsys):

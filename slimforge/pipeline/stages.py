@@ -274,10 +274,9 @@ def run_quantize(ctx: StageContext, cfg: QuantizeStage, input_dir: Path | None, 
     else:
         quantized = quantize(model, calibration, qcfg)
     metrics = {"test_accuracy": accuracy(quantized.quantized, test), "fp32_test_accuracy": accuracy(model, test), **fallback}
-    save_quantized(quantized, out, metrics=metrics)
     # Its data section, as a run folder has: `slimforge eval` and `measure` load the same data.
-    artifacts.write_yaml(out / artifacts.CONFIG_FILE, {"data": ctx.data_config.model_dump(mode="json"), "stage": cfg.model_dump(mode="json"),
-                                                      "source": str(input_dir)})
+    save_quantized(quantized, out, metrics=metrics,
+                   config={"data": ctx.data_config.model_dump(mode="json"), "stage": cfg.model_dump(mode="json"), "source": str(input_dir)})
     return metrics
 
 

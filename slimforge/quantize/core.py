@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from slimforge._registry import Registry
-from slimforge.artifacts import get_spec, read_json, write_json
+from slimforge.artifacts import CONFIG_FILE, get_spec, read_json, write_json, write_yaml
 from slimforge.errors import ArtifactError, ConfigError, SlimforgeError
 from slimforge.quantize._calibration import Batch, collect_calibration
 from slimforge.quantize.smooth import MIN_GAIN, apply_smoothing, smoothing_scales
@@ -247,8 +247,13 @@ def resolve_reduce_range(config: QuantizeConfig) -> bool:
 # ---------------------------------------------------------------- artifacts
 
 
-def save_quantized(result: QuantizeResult, out: str | Path, metrics: dict[str, Any] | None = None) -> Path:
-    """Write the runtime file and ``quantized.json`` (and ``metrics.json``) into folder ``out``."""
+def save_quantized(result: QuantizeResult, out: str | Path, metrics: dict[str, Any] | None = None, *, config: Any = None) -> Path:
+    """Write the runtime file and ``quantized.json`` (and ``metrics.json``) into folder ``out``.
+
+    ``config`` is written as ``config.yaml``, as :func:`slimforge.save` does: with a ``data``
+    section (``{"data": data.config_section()}`` for a ``data = slimforge.load_dataset(...)``),
+    ``slimforge eval`` and ``measure`` score the folder on that data without being told.
+    """
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     runtime_file = result.quantized.save(folder)
@@ -262,6 +267,8 @@ def save_quantized(result: QuantizeResult, out: str | Path, metrics: dict[str, A
     if metrics is not None:
         info["metrics"] = metrics
         write_json(folder / "metrics.json", metrics)
+    if config is not None:
+        write_yaml(folder / CONFIG_FILE, config)
     write_json(folder / QUANT_INFO_FILE, info)
     return folder
 
