@@ -143,3 +143,14 @@ def test_an_interrupted_training_stage_resumes_from_its_checkpoint(tmp_path, mon
     lines.clear()
     run_recipe(parse_recipe(TINY, "tiny.yaml", ["train.train.lr=0.04"]), out, quiet=True, log=lines.append)
     assert lines[0] == "[train] running (train)"
+
+
+def test_runtime_only_keys_leave_a_finished_stage_done():
+    from slimforge.pipeline.runner import _fingerprint
+
+    def fingerprint(*overrides):
+        recipe = parse_recipe({"stages": [{"kind": "train"}, {"kind": "quantize"}]}, "r.yaml", list(overrides))
+        return _fingerprint(recipe.stages[1], recipe, {"train": "0123"}, ctx=None)
+
+    assert fingerprint("quantize.threads=2") == fingerprint()  # threads: how it runs, not what it writes
+    assert fingerprint("quantize.calib_batches=4") != fingerprint()

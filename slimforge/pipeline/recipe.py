@@ -16,7 +16,7 @@ the previous model-producing stage) or a path to an existing run folder.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -28,6 +28,10 @@ from slimforge.experiment import DataConfig
 
 class StageConfig(Frozen):
     """Fields every stage has."""
+
+    # Keys that change how a stage runs, not what it writes: a rerun that changes only these is
+    # still done (they stay out of the stage's fingerprint).
+    runtime_only: ClassVar[frozenset[str]] = frozenset()
 
     kind: str
     name: str | None = None

@@ -101,9 +101,7 @@ def _fingerprint(stage: StageConfig, recipe: Recipe, earlier: dict[str, str], ct
         refs.update(earlier)  # the default report reads every earlier stage
     elif not stage.input and stage.kind != "train" and earlier:
         refs["<previous>"] = list(earlier.values())[-1]
-    dumped = stage.model_dump(mode="json")
-    if stage.kind == "quantize" and dumped.get("threads") is None:
-        del dumped["threads"]  # added later, runtime only: unset, it keeps earlier recipes' stages finished
+    dumped = stage.model_dump(mode="json", exclude=set(stage.runtime_only))
     blob = json.dumps({"stage": dumped, "data": recipe.data.model_dump(mode="json"), "inputs": refs}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

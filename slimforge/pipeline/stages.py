@@ -238,6 +238,8 @@ def run_factorize(ctx: StageContext, cfg: FactorizeStage, input_dir: Path | None
 
 
 class QuantizeStage(StageConfig):
+    runtime_only = frozenset({"threads"})
+
     kind: Literal["quantize"] = "quantize"
     backend: str = "onnxruntime"
     mode: Literal["auto", "static", "dynamic"] = "auto"
