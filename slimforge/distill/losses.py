@@ -60,9 +60,10 @@ class KDLoss:
 
     def __call__(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         t = self.temperature
-        log_teacher = F.log_softmax(teacher_logits.float() / t, dim=-1)
+        teacher_probs = F.softmax(teacher_logits.float() / t, dim=-1)
         log_student = F.log_softmax(student_logits.float() / t, dim=-1)
-        return (log_teacher.exp() * (log_teacher - log_student)).sum(-1).mean() * t * t
+        # kl_div takes 0 * log 0 as 0: a masked class (teacher logit -inf) adds nothing, not NaN.
+        return F.kl_div(log_student, teacher_probs, reduction="none").sum(-1).mean() * t * t
 
 
 @register_loss("dkd", help="Decoupled KD (Zhao et al. 2022): alpha * TCKD + beta * NCKD, times T^2")

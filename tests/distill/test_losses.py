@@ -26,6 +26,9 @@ def test_kd_at_temperature_one_is_cross_entropy_with_teacher_probabilities_less_
     expected = F.cross_entropy(s.float(), teacher) - F.cross_entropy(t.float(), teacher)
     assert torch.allclose(KDLoss(temperature=1.0)(s, t, y), expected, atol=1e-6)
     assert KDLoss(temperature=4.0)(t, t, y).item() == pytest.approx(0.0, abs=1e-6)  # a student matching its teacher
+    masked = t.clone()
+    masked[:, 0] = float("-inf")  # a class the teacher rules out
+    assert torch.isfinite(KDLoss(temperature=4.0)(s, masked, y))
 
 
 @pytest.mark.parametrize("temperature", [1.0, 2.0, 4.0, 10.0])
