@@ -324,4 +324,5 @@ def test_best_val_accuracy_is_the_monitored_best_epochs_not_the_runs_highest():
         {"epoch": 3, "val_loss": 0.45, "val_accuracy": 0.82},  # highest accuracy, not the saved model
     ]
     assert _best_val_accuracy({"best_epoch": 2, "history": history}) == 0.78
-    assert _best_val_accuracy({"best_epoch": None, "history": history}) is None  # no validation: no best epoch
+    assert _best_val_accuracy({"best_epoch": None, "history": history}) == 0.82  # none chosen: the last epoch is saved
+    assert _best_val_accuracy({"best_epoch": None, "history": [{"epoch": 1, "val_accuracy": None}]}) is None  # no validation

@@ -593,9 +593,12 @@ def _final_metrics(book, test, threads, ctx, seconds) -> dict[str, Any]:
 def _best_val_accuracy(book: dict[str, Any]) -> float | None:
     """Validation accuracy of ``best_epoch``, the epoch chosen by ``monitor`` (the saved model's
     with keep_best): with ``monitor=val_loss``, or after a gradual-sparsity step restarted the race,
-    it need not be the highest accuracy of the run."""
-    best = book.get("best_epoch")
-    return next((m["val_accuracy"] for m in book["history"] if m["epoch"] == best), None) if best is not None else None
+    it need not be the highest accuracy of the run. No best epoch (no epoch reached the target
+    sparsity, or no validation): the last epoch's, whose model is saved (None without validation)."""
+    history, best = book["history"], book.get("best_epoch")
+    if best is None:
+        return history[-1]["val_accuracy"] if history else None
+    return next((m["val_accuracy"] for m in history if m["epoch"] == best), None)
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None):
