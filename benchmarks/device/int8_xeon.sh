@@ -10,7 +10,8 @@
 # (from `python benchmarks/nlp_sst2.py pack --work .device/nlp-sst2`) gives MiniLM-L6's weights and
 # SST-2. Speed runs on random weights (latency does not depend on fine-tuning). Every phase has a
 # deadline inside BUDGET seconds, so the call returns with whatever finished; results in $OUT.
-# A local smoke run: DEVICE=cpu SST2_EXTRA="--max-train 64 --max-eval 64" REPS_SCALE=0 bash benchmarks/device/int8_xeon.sh
+# A local smoke run: SKIP_WHEELS=1 SITE= PYTHON=.venv/bin/python DEVICE=cpu SST2_EXTRA="--max-train 64 --max-eval 64" \
+#     REPS_SCALE=0 bash benchmarks/device/int8_xeon.sh
 set -u
 T0=$(date +%s)
 BUDGET=${BUDGET:-540}
@@ -31,7 +32,7 @@ last=$(pin $core)
 
 [ -n "${ALSO:-}" ] && { bash -c "$ALSO" > "$OUT/also.log" 2>&1 & }   # an extra check beside the rest (a diagnostic)
 
-# SST-2 on the GPU (cores 0 to core-2), then int8 dev accuracy and latency on the CPU (8 cores below the last).
+# SST-2 on the GPU (cores 0 to core-2), then int8 dev accuracy and latency on the CPU (7 cores, core-8 to core-2).
 (
   W=/tmp/w; B="$PY benchmarks/nlp_sst2.py --work $W --teacher-path $P/minilm --data-root $P/sst2 --quiet ${SST2_EXTRA:-}"
   $(pin 0-$(( core > 2 ? core - 2 : 0 ))) timeout $(upto 240) $B teacher --name teacher --device ${DEVICE:-cuda} --threads 4 \
@@ -43,6 +44,7 @@ last=$(pin $core)
       --latency-batches 4 --latency-rounds 2 --json "$OUT/nlp_sst2_int8_xeon.json" > "$OUT/sst2_report.log" 2>&1
   el "sst2 report rc=$?"
 ) &
+sst2=$!
 
 # Speed: CNN and MLP through every backend, then MiniLM through onnxruntime and torch-dynamic; each its own process and deadline.
 S=${REPS_SCALE:-1}
@@ -56,6 +58,6 @@ for b in ${MINILM_BACKENDS:-torch-dynamic onnxruntime}; do
       --threads 1 --json "$OUT/quantize_speed_minilm_${b}_xeon.json" 2>&1 | tee "$OUT/quantize_speed_minilm_$b.log" | grep -v "^W\|^  \|Warning"
 done
 el "speed done"
-wait
+wait $sst2   # not the ALSO check: it has its own deadline, or none
 grep -h "dev accuracy\|teacher:" "$OUT"/sst2_*.log | tail -12
 el "done"

@@ -267,7 +267,7 @@ def _matmul_graph(recorded_v_shape):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def test_recorded_weight_shapes_are_dropped_before_quantizing(tmp_path):
+def test_recorded_weight_shapes_are_dropped_before_quantizing(tmp_path, trained_mlp, calibration):
     # onnxruntime 1.30's dynamic quantizer transposes a Gemm's weight in place and then fails its
     # own shape inference on the stale recorded shape; torch's exporter records one for every weight.
     import onnx
@@ -286,6 +286,12 @@ def test_recorded_weight_shapes_are_dropped_before_quantizing(tmp_path):
     infer_shapes(model, strict_mode=True)
     assert without_initializer_shapes(clean, tmp_path / "again.onnx") == clean  # nothing to drop: no copy
     assert not (tmp_path / "again.onnx").exists()
+
+    # The backend's own graph, the one onnxruntime's quantizer reads, records no weight shapes.
+    prepared = BACKENDS.get("onnxruntime").prepare(trained_mlp, [x for x, _ in calibration[:2]], "dynamic", QuantizeConfig(**FAST))
+    graph = onnx.load(str(prepared.fp32_path)).graph
+    weights = {init.name for init in graph.initializer}
+    assert weights and not weights & {vi.name for vi in graph.value_info}
 
 
 def test_transformer_fusion_keeps_the_optimisers_prints_off_stdout(tmp_path, monkeypatch, capsys):
