@@ -2,6 +2,7 @@
 
     nice .venv/bin/python benchmarks/prune_speedup.py            # resnet18 at 50% channels
     nice .venv/bin/python benchmarks/prune_speedup.py --round-sweep
+    nice .venv/bin/python benchmarks/prune_speedup.py --concat --batch 8   # DenseNet/GoogLeNet concat rounding
 
 resnet18 (random init) is pruned to 50% of its channels by slimforge (and Torch-Pruning when
 installed); each model runs batch 32 at 224x224 on 1 thread, interleaved round-robin, and the
@@ -10,6 +11,9 @@ channels_last, the layout oneDNN's CPU convolutions are fastest in. Efficiency =
 over convolutions, linear layers and matmuls from the same captured graph for every model.
 --round-sweep times a 3x3 convolution (C -> C, 28x28, batch 16, 1 thread) for C = 40..72 and
 reports nanoseconds per MAC, to see which channel multiples run at full SIMD width.
+--concat prunes densenet121 and googlenet (random init, 50% channels, round_to=8) twice: rounding
+each concat group's kept channels as a whole (slimforge before 2026-11-28: single layers could
+keep odd widths) and rounding each layer feeding the concat (now), and times both.
 """
 
 from __future__ import annotations
@@ -82,6 +86,46 @@ def speedup(args: argparse.Namespace) -> None:
                   f"{medians[name]:.3f} | {red:.2f}x | {sp_:.2f}x | {sp_ / red:.2f} |")
 
 
+def concat_rounding(args: argparse.Namespace) -> None:
+    import slimforge.prune as sp
+    import slimforge.prune.structured as structured
+
+    torch.set_num_threads(1)
+    per_layer = structured._prune_at
+
+    def group_rounded(graph, scores, ratio_of, round_to):  # the rule before: one rounding per group
+        for group in graph.groups:
+            group.branches = []
+        return per_layer(graph, scores, ratio_of, round_to)
+
+    x = torch.randn(args.batch, 3, 224, 224).contiguous(memory_format=torch.channels_last)
+    for name in ("densenet121", "googlenet"):
+        torch.manual_seed(0)
+        kw = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
+        base = getattr(torchvision.models, name)(**kw).eval()
+        models = {"original": base}
+        for label, rule in (("group-rounded (before)", group_rounded), ("per-layer rounded (now)", per_layer)):
+            m = getattr(torchvision.models, name)(**kw).eval()
+            m.load_state_dict(base.state_dict())
+            structured._prune_at = rule
+            try:
+                models[label] = sp.prune(m, x[:2].contiguous(), ratio=args.ratio, round_to=8)
+            finally:
+                structured._prune_at = per_layer
+        odd = {k: sum(isinstance(c, torch.nn.Conv2d) and c.out_channels % 8 != 0 for c in m.modules()) for k, m in models.items()}
+        macs = {k: macs_of(m, x.contiguous()) for k, m in models.items()}
+        placed = {k: m.to(memory_format=torch.channels_last) for k, m in models.items()}
+        medians = interleaved_medians(placed, x, args.rounds)
+        print(f"\n{name}, {args.ratio:.0%} channels, round_to=8, batch {args.batch}, 224x224, channels_last, 1 thread, "
+              f"{args.rounds} interleaved rounds; {platform.processor() or platform.machine()}, torch {torch.__version__}")
+        print("| model | convs with out_channels % 8 != 0 | params (M) | MACs/image (G) | median s | speed-up | speed-up / MAC reduction |")
+        print("|---|---|---|---|---|---|---|")
+        for k, m in models.items():
+            red, sp_ = macs["original"] / macs[k], medians["original"] / medians[k]
+            print(f"| {k} | {odd[k]} | {sum(p.numel() for p in m.parameters()) / 1e6:.2f} | {macs[k] / 2 / 1e9:.3f} | "
+                  f"{medians[k]:.3f} | {sp_:.2f}x | {sp_ / red:.2f} |")
+
+
 def round_sweep(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     print(f"3x3 conv C->C, 28x28, batch 16, 1 thread; {platform.processor() or platform.machine()}")
@@ -111,10 +155,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--round-sweep", action="store_true")
+    parser.add_argument("--concat", action="store_true", help="densenet121 and googlenet: concat groups rounded as a whole vs per layer")
     parser.add_argument("--memory-format", choices=("contiguous", "channels_last", "both"), default="both",
                         help="tensor layout of models and input (oneDNN's convolutions prefer channels_last on CPU)")
     args = parser.parse_args()
-    round_sweep(args) if args.round_sweep else speedup(args)
+    round_sweep(args) if args.round_sweep else concat_rounding(args) if args.concat else speedup(args)
 
 
 if __name__ == "__main__":

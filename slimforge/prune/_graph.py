@@ -116,6 +116,9 @@ class Group:
     units: list[Unit]
     width: int  # channels per unit in the anchor dimension (for rounding)
     slots: list[int]  # indices of the slots its units appear in
+    # Per unit, the output slot that produces it: a concat's inputs (DenseNet, Inception branches)
+    # are one group but several layers, each of which should keep a rounded channel count.
+    branches: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -416,6 +419,10 @@ class _Tracer:
         for si, present in enumerate(slot_units):
             if present:
                 group_slots.setdefault(gu.find(ids[present[0]]), []).append(si)
+        producer: dict[int, int] = {}
+        for si in sorted(self.sources):
+            for root in slot_units[si]:
+                producer.setdefault(root, si)
         groups = []
         for key, members in by_group.items():
             slot_list = group_slots[key]
@@ -423,7 +430,7 @@ class _Tracer:
             slot = self.slots[anchor]
             width = max(1, int(np.count_nonzero(roots[anchor] == members[0])))
             groups.append(Group(f"{slot.name}:{slot.dim}", slot.name.rpartition(".")[0], [Unit(r) for r in members],
-                                width, slot_list))
+                                width, slot_list, [producer.get(r, -1) for r in members]))
         return DependencyGraph(self.slots, groups, roots, self.macs_terms, uf, records=self.records)
 
 

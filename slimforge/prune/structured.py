@@ -253,10 +253,30 @@ def _prune_at(graph: DependencyGraph, scores: list[np.ndarray], ratio_of: Callab
         n = len(group.units)
         if r <= 0 or n <= 1:
             continue
-        keep = keep_count(n, r, group.width, round_to)
         order = np.argsort(s, kind="stable")  # ascending: least important first
-        pruned.update(group.units[i].root for i in order[: n - keep].tolist())
+        if round_to > 1 and len(set(group.branches)) > 1:
+            dropped = _per_branch(group, s, order[: n - keep_count(n, r, group.width, 1)], round_to)
+        else:
+            dropped = order[: n - keep_count(n, r, group.width, round_to)].tolist()
+        pruned.update(group.units[i].root for i in dropped)
     return pruned
+
+
+def _per_branch(group: Group, scores: np.ndarray, dropped: np.ndarray, round_to: int) -> list[int]:
+    """Units to drop when a group spans several producing layers (a concat's inputs): the
+    group-wide choice ``dropped``, then each layer's kept count rounded to ``round_to`` channels
+    (keeping its best-scored units), so no layer is left with an odd width or with none."""
+    branches = np.asarray(group.branches)
+    is_dropped = np.zeros(len(branches), dtype=bool)
+    is_dropped[dropped] = True
+    out: list[int] = []
+    for b in np.unique(branches).tolist():
+        members = np.flatnonzero(branches == b)
+        n, kept = len(members), int((~is_dropped[members]).sum())
+        keep = keep_count(n, 1.0 - kept / n, group.width, round_to)
+        ranked = members[np.argsort(scores[members], kind="stable")]  # ascending within the layer
+        out.extend(ranked[: n - keep].tolist())
+    return out
 
 
 def keep_count(n: int, ratio: float, width: int, round_to: int) -> int:

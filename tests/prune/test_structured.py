@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import slimforge
@@ -112,6 +113,31 @@ def test_cifar_resnet_round_trip_and_rounding(tmp_path):
     assert model.conv1.in_channels == 3 and model.fc.out_features == 10
     save(model, tmp_path / "r")
     assert torch.equal(load(tmp_path / "r")(x), model(x))
+
+
+class _DenseBlock(nn.Module):
+    """Two layers whose outputs are concatenated (DenseNet, Inception): one group, two producers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 24, 3, padding=1), nn.Conv2d(3, 40, 3, padding=1)
+        self.bn, self.head = nn.BatchNorm2d(64), nn.Conv2d(64, 16, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.relu(self.bn(torch.cat([self.a(x), self.b(x)], 1))))
+
+
+@pytest.mark.parametrize("ratio", [0.3, 0.5, 0.9])
+def test_each_layer_feeding_a_concat_keeps_a_rounded_width(ratio):
+    torch.manual_seed(0)
+    model = _DenseBlock().eval()
+    with torch.no_grad():
+        model.b.weight[:36] *= 100  # b's channels score far higher: a group-wide cut would empty a
+    sp.prune(model, torch.randn(2, 3, 8, 8), ratio=ratio, round_to=8)
+    widths = model.a.out_channels, model.b.out_channels
+    assert all(w >= 8 and w % 8 == 0 for w in widths), widths
+    assert model.bn.num_features == model.head.in_channels == sum(widths)
+    assert model(torch.randn(2, 3, 8, 8)).shape == (2, 16, 8, 8)
 
 
 def test_target_params_is_met():
