@@ -131,6 +131,7 @@ class DependencyGraph:
     macs_terms: list[list[Any]]  # per MAC-bearing op: factors (int or element vector)
     uf: _UnionFind
     _term_roots: list[list[Any]] | None = None
+    fixed_splits: int = 0  # splits into sizes fixed in the code whose pieces were pruned alike (see _split_op)
     records: list[tuple[torch.fx.Node, Any]] = field(default_factory=list)  # every op's output labels
 
     def verify(self, pruned_roots: set[int], model: nn.Module, example_inputs: tuple) -> None:
@@ -228,10 +229,16 @@ def build_dependency_graph(
     example_kwargs: dict | None = None,
     *,
     skip: Sequence[str] = (),
+    pin_fixed_splits: bool = False,
 ) -> DependencyGraph:
-    """Capture ``model`` and group its coupled channel dimensions (see the module docstring)."""
+    """Capture ``model`` and group its coupled channel dimensions (see the module docstring).
+
+    ``pin_fixed_splits``: keep whole every dimension split into sizes the code fixes
+    (``x.split(26, 1)``), which pruning cannot change; by default its equal pieces are pruned
+    alike, right when the size is computed from the tensor (``x.split(x.shape[1] // 2, 1)``).
+    """
     ep = export_model(model, example_inputs, example_kwargs or {})
-    tracer = _Tracer(model, ep, skip)
+    tracer = _Tracer(model, ep, skip, pin_fixed_splits)
     tracer.run()
     return tracer.finish()
 
@@ -267,10 +274,12 @@ HEAD_ATTRS = ("num_heads", "n_heads", "num_attention_heads", "num_key_value_head
 
 
 class _Tracer:
-    def __init__(self, model: nn.Module, ep: torch.export.ExportedProgram, skip: Sequence[str]) -> None:
+    def __init__(self, model: nn.Module, ep: torch.export.ExportedProgram, skip: Sequence[str], pin_fixed_splits: bool = False) -> None:
         self.model = model
         self.ep = ep
         self.skip = list(skip)
+        self.pin_fixed_splits = pin_fixed_splits
+        self.fixed_splits = 0
         self.uf = _UnionFind()
         self.labels: dict[torch.fx.Node, Any] = {}
         self.slots: list[Slot] = []
@@ -431,7 +440,7 @@ class _Tracer:
             width = max(1, int(np.count_nonzero(roots[anchor] == members[0])))
             groups.append(Group(f"{slot.name}:{slot.dim}", slot.name.rpartition(".")[0], [Unit(r) for r in members],
                                 width, slot_list, [producer.get(r, -1) for r in members]))
-        return DependencyGraph(self.slots, groups, roots, self.macs_terms, uf, records=self.records)
+        return DependencyGraph(self.slots, groups, roots, self.macs_terms, uf, records=self.records, fixed_splits=self.fixed_splits)
 
 
 def _first_occurrence_order(roots: np.ndarray) -> list[int]:
@@ -833,6 +842,15 @@ def _split_op(tr: _Tracer, node: torch.fx.Node) -> Any:
         return tuple(list(label) if label else [None] * ndim for _ in outs)
     sizes = [int(o.shape[d]) for o in outs]
     vec = label[d]
+    # chunk(n) (and tensor_split into n sections) follows the tensor's size; split(size) takes a
+    # size the capture records as a constant, which may be fixed in the code or computed from the tensor.
+    adapts = _opname(node.target) in ("chunk", "unsafe_chunk") or (
+        _opname(node.target) == "tensor_split" and isinstance(_arg(node, 1, "sections"), int))
+    if len(set(sizes)) == 1 and not adapts:
+        if tr.pin_fixed_splits:
+            sizes = []  # pinned below
+        else:
+            tr.fixed_splits += 1
     if len(set(sizes)) == 1:  # equal chunks: the same local index goes in every chunk
         n = sizes[0]
         for k in range(1, len(sizes)):
@@ -840,7 +858,7 @@ def _split_op(tr: _Tracer, node: torch.fx.Node) -> Any:
         piece = _clean(tr, vec[:n], n)
         return tuple([*label[:d], piece, *label[d + 1:]] for _ in sizes)
     tr.uf.pin(vec)
-    return tuple([*label[:d], None, *label[d + 1:]] for _ in sizes)
+    return tuple([*label[:d], None, *label[d + 1:]] for _ in outs)
 
 
 @_rule("unbind")

@@ -100,16 +100,33 @@ def prune(
             isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         raise PruneConfigError("example_inputs needs a batch of at least 2: BatchNorm in training mode cannot run on one sample.")
     reference = _output_shapes(model, args) if check else None
-
-    # 1. Capture the model and find the coupled groups.
-    graph = build_dependency_graph(model, args, skip=config.skip)
-    # 2. Rank the units of every group.
     ctx = importance_context(model, config, calibration, loss_fn)
+    try:
+        plan = _prune_checked(model, args, config, ctx, reference, pin_fixed_splits=False)
+    except PruningError as exc:
+        # A split into sizes fixed in the code (x.split(26, 1)) cannot follow its pruned input:
+        # prune again with such splits kept whole, if there were any.
+        if not getattr(exc, "fixed_splits", 0):
+            raise
+        plan = _prune_checked(model, args, config, ctx, reference, pin_fixed_splits=True)
+    # 5. Record.
+    if get_spec(model) is not None:
+        record_edit(model, plan)
+    return model
+
+
+def _prune_checked(model: nn.Module, args: tuple, config: PruneConfig, ctx: ImportanceContext, reference: Any,
+                   pin_fixed_splits: bool) -> Any:
+    """Steps 1-4 of :func:`prune`; returns the plan. On any failure the model is put back exactly
+    as it was; a PruningError then carries ``fixed_splits``, the graph's count of such splits."""
+    # 1. Capture the model and find the coupled groups.
+    graph = build_dependency_graph(model, args, skip=config.skip, pin_fixed_splits=pin_fixed_splits)
+    # 2. Rank the units of every group.
     scores = score_units(graph, ctx, config.importance, config.reduction)
     # 3. Choose what to keep: fixed ratios, or the global ratio that meets a target.
     pruned = choose_pruned_units(model, graph, scores, config)
     plan = make_plan(graph, pruned)
-    # 4. Slice and check; on any failure the model is put back exactly as it was.
+    # 4. Slice and check.
     restore = _restore_point(model)
     try:
         slice_tensors(model, _merge(graph, pruned))
@@ -117,13 +134,14 @@ def prune(
             _check_outputs(model, args, reference)
             if pruned:
                 graph.verify(pruned, model, args)
+    except PruningError as exc:
+        restore()
+        exc.fixed_splits = graph.fixed_splits
+        raise
     except BaseException:
         restore()
         raise
-    # 5. Record.
-    if get_spec(model) is not None:
-        record_edit(model, plan)
-    return model
+    return plan
 
 
 def _check_skip_patterns(model: nn.Module, skip: Sequence[str]) -> None:

@@ -264,3 +264,34 @@ def test_a_one_sample_example_with_batchnorm_in_training_mode_names_the_batch():
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 3)).train()
     with pytest.raises(sp.PruneConfigError, match="batch of at least 2"):
         sp.prune(model, torch.randn(1, 3, 10, 10), ratio=0.5)
+
+
+class _SplitNet(nn.Module):
+    """Res2Net's pattern: a layer's output split into pieces, each through its own convolution."""
+
+    def __init__(self, size_from_tensor: bool) -> None:
+        super().__init__()
+        self.size_from_tensor, self.width = size_from_tensor, 8
+        self.stem = nn.Conv2d(3, 32, 1)
+        self.branches = nn.ModuleList(nn.Conv2d(8, 8, 3, padding=1) for _ in range(3))
+        self.head = nn.Conv2d(32, 16, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.stem(x)
+        parts = torch.split(y, y.shape[1] // 4 if self.size_from_tensor else self.width, 1)
+        return self.head(torch.cat([conv(p) for conv, p in zip(self.branches, parts)] + [parts[3]], 1))
+
+
+def test_a_split_into_sizes_fixed_in_the_code_is_kept_whole_and_the_rest_pruned():
+    model = _SplitNet(size_from_tensor=False).eval()
+    x = torch.randn(2, 3, 8, 8)
+    sp.prune(model, x, ratio=0.5, round_to=1)  # it raised "The pruned model no longer runs" before
+    assert model.stem.out_channels == 32  # torch.split(y, self.width) cannot follow a pruned stem
+    assert all(conv.out_channels < 8 for conv in model.branches)
+    assert model.head.in_channels == sum(conv.out_channels for conv in model.branches) + 8
+    assert model(x).shape == (2, 16, 8, 8)
+
+    shaped = _SplitNet(size_from_tensor=True).eval()
+    sp.prune(shaped, x, ratio=0.5, round_to=1)
+    assert shaped.stem.out_channels < 32  # a size computed from the tensor follows it: prunable
+    assert shaped(x).shape == (2, 16, 8, 8)
