@@ -131,7 +131,7 @@ class DependencyGraph:
     macs_terms: list[list[Any]]  # per MAC-bearing op: factors (int or element vector)
     uf: _UnionFind
     _term_roots: list[list[Any]] | None = None
-    fixed_splits: int = 0  # splits into sizes fixed in the code whose pieces were pruned alike (see _split_op)
+    fixed_splits: int = 0  # equal splits into sizes the capture records as constants (see _split_op)
     records: list[tuple[torch.fx.Node, Any]] = field(default_factory=list)  # every op's output labels
 
     def verify(self, pruned_roots: set[int], model: nn.Module, example_inputs: tuple) -> None:
@@ -844,14 +844,13 @@ def _split_op(tr: _Tracer, node: torch.fx.Node) -> Any:
     vec = label[d]
     # chunk(n) (and tensor_split into n sections) follows the tensor's size; split(size) takes a
     # size the capture records as a constant, which may be fixed in the code or computed from the tensor.
-    adapts = _opname(node.target) in ("chunk", "unsafe_chunk") or (
-        _opname(node.target) == "tensor_split" and isinstance(_arg(node, 1, "sections"), int))
-    if len(set(sizes)) == 1 and not adapts:
-        if tr.pin_fixed_splits:
-            sizes = []  # pinned below
-        else:
-            tr.fixed_splits += 1
-    if len(set(sizes)) == 1:  # equal chunks: the same local index goes in every chunk
+    op = _opname(node.target)
+    adapts = op in ("chunk", "unsafe_chunk") or (op == "tensor_split" and isinstance(_arg(node, 1, "sections"), int))
+    equal = len(set(sizes)) == 1
+    if equal and not adapts:
+        tr.fixed_splits += 1
+        equal = not tr.pin_fixed_splits
+    if equal:  # equal chunks: the same local index goes in every chunk
         n = sizes[0]
         for k in range(1, len(sizes)):
             tr.uf.tie(vec[:n], vec[k * n:(k + 1) * n])

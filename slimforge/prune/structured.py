@@ -101,14 +101,17 @@ def prune(
         raise PruneConfigError("example_inputs needs a batch of at least 2: BatchNorm in training mode cannot run on one sample.")
     reference = _output_shapes(model, args) if check else None
     ctx = importance_context(model, config, calibration, loss_fn)
+    # 1. Capture the model and find the coupled groups.
+    graph = build_dependency_graph(model, args, skip=config.skip)
     try:
-        plan = _prune_checked(model, args, config, ctx, reference, pin_fixed_splits=False)
-    except PruningError as exc:
+        plan = _prune_checked(model, args, config, ctx, reference, graph)
+    except PruningError:
         # A split into sizes fixed in the code (x.split(26, 1)) cannot follow its pruned input:
         # prune again with such splits kept whole, if there were any.
-        if not getattr(exc, "fixed_splits", 0):
+        if not graph.fixed_splits:
             raise
-        plan = _prune_checked(model, args, config, ctx, reference, pin_fixed_splits=True)
+        graph = build_dependency_graph(model, args, skip=config.skip, pin_fixed_splits=True)
+        plan = _prune_checked(model, args, config, ctx, reference, graph)
     # 5. Record.
     if get_spec(model) is not None:
         record_edit(model, plan)
@@ -116,11 +119,8 @@ def prune(
 
 
 def _prune_checked(model: nn.Module, args: tuple, config: PruneConfig, ctx: ImportanceContext, reference: Any,
-                   pin_fixed_splits: bool) -> Any:
-    """Steps 1-4 of :func:`prune`; returns the plan. On any failure the model is put back exactly
-    as it was; a PruningError then carries ``fixed_splits``, the graph's count of such splits."""
-    # 1. Capture the model and find the coupled groups.
-    graph = build_dependency_graph(model, args, skip=config.skip, pin_fixed_splits=pin_fixed_splits)
+                   graph: DependencyGraph) -> Any:
+    """Steps 2-4 of :func:`prune`; returns the plan. On any failure the model is put back exactly as it was."""
     # 2. Rank the units of every group.
     scores = score_units(graph, ctx, config.importance, config.reduction)
     # 3. Choose what to keep: fixed ratios, or the global ratio that meets a target.
@@ -134,10 +134,6 @@ def _prune_checked(model: nn.Module, args: tuple, config: PruneConfig, ctx: Impo
             _check_outputs(model, args, reference)
             if pruned:
                 graph.verify(pruned, model, args)
-    except PruningError as exc:
-        restore()
-        exc.fixed_splits = graph.fixed_splits
-        raise
     except BaseException:
         restore()
         raise
