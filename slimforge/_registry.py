@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -14,12 +15,16 @@ class Registry(Generic[T]):
     """Maps names to plug-ins (usually factories).
 
     ``kind`` names what is registered ("model", "dataset", ...) so errors read well.
+    ``builtins`` maps names to the module that registers them: a built-in entry of a domain
+    package (``{"neumf": "slimforge.recsys.models"}``) is listed at once but its module is imported
+    on first use, so a lower package needs no import of the packages above it.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, builtins: dict[str, str] | None = None) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
         self._help: dict[str, str] = {}
+        self._builtins = dict(builtins or {})
 
     def register(self, name: str, help: str = "") -> Callable[[T], T]:
         """Decorator: ``@REGISTRY.register("resnet20")``. Re-registering a name is an error."""
@@ -35,6 +40,7 @@ class Registry(Generic[T]):
         return add
 
     def get(self, name: str) -> T:
+        self._provide(name)
         try:
             return self._entries[name]
         except KeyError:
@@ -45,13 +51,21 @@ class Registry(Generic[T]):
             ) from None
 
     def names(self) -> list[str]:
-        return sorted(self._entries)
+        return sorted(set(self._entries) | set(self._builtins))
 
     def help(self, name: str) -> str:
+        self._provide(name)
         return self._help.get(name, "")
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._entries or name in self._builtins
+
+    def _provide(self, name: str) -> None:
+        """Import the module of built-in entry ``name`` if it has not registered it yet."""
+        if name not in self._entries and name in self._builtins:
+            importlib.import_module(self._builtins[name])
+            if name not in self._entries:
+                raise ValueError(f"{self._builtins[name]} was expected to register {self.kind} {name!r} but did not")
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

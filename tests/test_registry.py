@@ -1,0 +1,39 @@
+"""The plug-in registry: did-you-mean errors, and built-in entries imported on first use."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from slimforge._registry import Registry
+from slimforge.errors import UnknownNameError
+
+
+def test_builtins_are_listed_before_their_module_is_imported(tmp_path, monkeypatch):
+    reg: Registry[int] = Registry("thing", builtins={"lazy-thing": "sf_test_provider", "broken-thing": "sf_test_provider"})
+    holder = types.ModuleType("sf_test_holder")
+    holder.REG, holder.imports = reg, []
+    (tmp_path / "sf_test_provider.py").write_text(
+        "import sys\nholder = sys.modules['sf_test_holder']\nholder.imports.append(1)\n"
+        "holder.REG.register('lazy-thing', help='registered on import')(42)\n"
+    )
+    monkeypatch.setitem(sys.modules, "sf_test_holder", holder)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "sf_test_provider", raising=False)
+
+    reg.register("eager")(1)
+    assert reg.names() == ["broken-thing", "eager", "lazy-thing"] and "lazy-thing" in reg and holder.imports == []
+    assert reg.get("lazy-thing") == 42 and holder.imports == [1]
+    assert reg.help("lazy-thing") == "registered on import" and reg.get("lazy-thing") == 42
+    assert holder.imports == [1]  # imported once
+    with pytest.raises(ValueError, match="was expected to register thing 'broken-thing' but did not"):
+        reg.get("broken-thing")
+    sys.modules.pop("sf_test_provider", None)
+
+
+def test_unknown_names_suggest_close_ones_including_builtins():
+    reg: Registry[int] = Registry("model", builtins={"neumf": "slimforge.recsys.models"})
+    with pytest.raises(UnknownNameError, match=r"Unknown model 'neumff'. Did you mean 'neumf'\?"):
+        reg.get("neumff")
