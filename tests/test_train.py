@@ -316,13 +316,13 @@ def test_an_elastic_restart_resumes_only_a_job_that_passed_the_existing_run_chec
 
 
 def test_best_val_accuracy_is_the_monitored_best_epochs_not_the_runs_highest():
-    from slimforge.train.loop import _best_val_accuracy
+    from slimforge.train.loop import _best_val
 
     history = [
         {"epoch": 1, "val_loss": 0.50, "val_accuracy": 0.80},
         {"epoch": 2, "val_loss": 0.40, "val_accuracy": 0.78},  # best by val_loss: the saved model with keep_best
         {"epoch": 3, "val_loss": 0.45, "val_accuracy": 0.82},  # highest accuracy, not the saved model
     ]
-    assert _best_val_accuracy({"best_epoch": 2, "history": history}) == 0.78
-    assert _best_val_accuracy({"best_epoch": None, "history": history}) == 0.82  # none chosen: the last epoch is saved
-    assert _best_val_accuracy({"best_epoch": None, "history": [{"epoch": 1, "val_accuracy": None}]}) is None  # no validation
+    assert _best_val({"best_epoch": 2, "history": history}, "val_accuracy") == 0.78
+    assert _best_val({"best_epoch": None, "history": history}, "val_accuracy") == 0.82  # none chosen: the last epoch is saved
+    assert _best_val({"best_epoch": None, "history": [{"epoch": 1, "val_accuracy": None}]}, "val_accuracy") is None  # no validation

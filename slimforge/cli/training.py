@@ -143,7 +143,9 @@ def eval_cmd(
     if data or data_root:
         data_cfg = DataConfig(**{**data_cfg.model_dump(), **({"name": data} if data else {}), **({"root": data_root} if data_root else {})})
     result = evaluate_run(run, data_cfg, split)
-    print(f"{run}: {result['dataset']} {split} accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} ({result['count']} samples)")
+    scores = {k: v for k, v in result.items() if k not in ("split", "dataset", "count", "loss")}  # accuracy, or ndcg@10 ...
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in {**scores, "loss": result["loss"]}.items())
+    print(f"{run}: {result['dataset']} {split} {shown} ({result['count']} samples)")
 
 
 @app.command("demo")
@@ -160,17 +162,21 @@ def demo_cmd(
 
 
 def print_result(title: str, metrics: dict, out: Path) -> None:
-    table = Table(title=title)
-    for col in ("test accuracy", "best val accuracy", "epochs", "train time (s)", "samples/s", "threads"):
-        table.add_column(col, justify="right")
-    table.add_row(
-        f"{metrics['test_accuracy']:.4f}",
-        f"{metrics['best_val_accuracy']:.4f}" if metrics.get("best_val_accuracy") is not None else "-",
-        str(metrics["epochs_run"]),
-        f"{metrics['train_seconds']:.1f}",
-        f"{metrics['samples_per_s']:.0f}" if metrics.get("samples_per_s") else "-",
-        str(metrics["num_threads"]),
-    )
+    # test accuracy (or a recommender's test hr@10, ndcg@10 ...) and the monitored best validation figure
+    scores = [k for k, v in metrics.items() if k.startswith("test_") and k != "test_loss" and isinstance(v, float)]
+    best = [k for k, v in metrics.items() if k.startswith("best_val_") and v is not None]
+    columns = {k.replace("_", " "): f"{metrics[k]:.4f}" if metrics.get(k) is not None else "-" for k in scores + best}
+    columns.update({
+        "epochs": str(metrics["epochs_run"]),
+        "train time (s)": f"{metrics['train_seconds']:.1f}",
+        "samples/s": f"{metrics['samples_per_s']:.0f}" if metrics.get("samples_per_s") else "-",
+        "threads": str(metrics["num_threads"]),
+    })
+    table = Table(title=title, show_header=False)  # one row per figure: any number of metrics fits the terminal
+    table.add_column("")
+    table.add_column("", justify="right")
+    for name, value in columns.items():
+        table.add_row(name, value)
     console = Console()
     console.print(table)
     print(f"run folder: {out.resolve()}")

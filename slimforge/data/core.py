@@ -31,6 +31,11 @@ class DataSplits:
 
     source: the :func:`slimforge.data.load_dataset` call that made them (``name`` and its
     options), which a trained run records so that ``slimforge quantize RUN`` & co. load the same data.
+    train_defaults: training settings this data calls for (``TrainConfig`` fields: a ranking
+    loss and metric to monitor, ...), used where a config does not set them.
+
+    A val or test split with an ``evaluate(model, batch_size, ctx, device, autocast_dtype)``
+    method is scored by it (ranking metrics) instead of by accuracy and cross-entropy.
     """
 
     train: Dataset
@@ -39,6 +44,7 @@ class DataSplits:
     info: DatasetInfo
     split: dict[str, Any] = field(default_factory=dict)
     source: dict[str, Any] | None = None
+    train_defaults: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         return {

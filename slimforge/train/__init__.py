@@ -4,6 +4,7 @@ from slimforge.train.callbacks import Callback, LossOutput, Objective, TimeLimit
 from slimforge.train.config import TrainConfig
 from slimforge.train.evaluate import evaluate
 from slimforge.train.loop import CrossEntropyObjective, TrainingDiverged, TrainResult, seed_everything, train
+from slimforge.train.objectives import list_objectives, register_objective
 
 __all__ = [
     "Callback",
@@ -16,6 +17,8 @@ __all__ = [
     "TrainState",
     "TrainingDiverged",
     "evaluate",
+    "list_objectives",
+    "register_objective",
     "seed_everything",
     "train",
 ]

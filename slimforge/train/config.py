@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -28,8 +28,10 @@ class TrainConfig(Frozen):
     length_buckets: bool = Field(False, description="text datasets: train on batches of similar lengths (less padding, faster)")
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
     amp: Literal["auto", "off", "bf16", "fp16"] = Field("auto", description="autocast on CUDA: auto = bf16 where supported")
+    loss: str = Field("cross_entropy", description="training objective (slimforge.train.list_objectives): cross_entropy, bce, bpr ...")
     patience: int | None = Field(None, ge=1, description="early stopping: epochs without improvement of `monitor`")
-    monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"
+    monitor: str = Field("val_accuracy", pattern=r"^val_\S+$",
+                         description="validation metric that picks the best epoch: val_accuracy, val_loss, val_ndcg@10 ... (lower is better for *loss)")
     keep_best: bool = Field(True, description="the saved model is the best epoch by `monitor`, not the last")
     seed: int = 0
     deterministic: bool = Field(False, description="deterministic algorithms (bitwise-reproducible on the CPU)")
@@ -39,3 +41,15 @@ class TrainConfig(Frozen):
     dist_timeout_s: float = Field(600.0, gt=0, description="seconds to wait for the other ranks to join, and for each collective")
     tensorboard: bool = False
     quiet: bool = False
+
+    def with_defaults(self, defaults: dict[str, Any]) -> TrainConfig:
+        """This config with ``defaults`` (e.g. a dataset's ``train_defaults``) for the fields it does
+        not set itself; settings given explicitly (``model_fields_set``) always win."""
+        unset = {k: v for k, v in defaults.items() if k not in self.model_fields_set}
+        if not unset:
+            return self
+        return type(self).model_validate({**unset, **self.model_dump(exclude_unset=True)})
+
+    @property
+    def monitor_lower_is_better(self) -> bool:
+        return self.monitor.endswith("loss")

@@ -1,4 +1,4 @@
-"""Evaluation: loss and accuracy over a dataset, exact across processes."""
+"""Evaluation: loss and accuracy over a dataset (or the dataset's own metrics), exact across processes."""
 
 from __future__ import annotations
 
@@ -61,8 +61,13 @@ def evaluate(
 
     With several processes each rank evaluates its shard and the sums are all-reduced, so
     every sample counts exactly once.
+
+    A dataset with its own ``evaluate(model, batch_size, ctx, device, autocast_dtype)`` method is
+    scored by it instead (a recommender's validation users: ranking metrics and a loss).
     """
     ctx = ctx or DistContext()
+    if hasattr(dataset, "evaluate"):
+        return dataset.evaluate(model, batch_size=batch_size, ctx=ctx, device=device, autocast_dtype=autocast_dtype)
     module = isinstance(model, nn.Module)  # else a runtime-bound int8 model: a callable on CPU batches
     device = torch.device(device) if device is not None else (ctx.device if module else torch.device("cpu"))
     was_training = model.training if module else False

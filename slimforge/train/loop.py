@@ -20,17 +20,17 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.utils.data import DistributedSampler
 
 from slimforge import artifacts
 from slimforge.data.core import DataSplits
 from slimforge.distributed import DistContext, fsdp, restart_count, setup
 from slimforge.errors import ArtifactError, ConfigError, DataError, SlimforgeError
-from slimforge.train.callbacks import Callback, LossOutput, Objective, TrainState
+from slimforge.train.callbacks import Callback, Objective, TrainState
 from slimforge.train.checkpoint import CHECKPOINT_FILE, load_state, rng_state, save_state, set_rng_state
 from slimforge.train.config import TrainConfig
 from slimforge.train.evaluate import evaluate, make_loader, move_to
+from slimforge.train.objectives import CrossEntropyObjective, objective_for  # noqa: F401  (CrossEntropyObjective: re-exported)
 from slimforge.train.optim import build_optimizer, build_scheduler
 from slimforge.train.progress import Progress
 
@@ -49,17 +49,6 @@ class TrainResult:
     metrics: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     out: Path | None = None
-
-
-class CrossEntropyObjective:
-    """The default objective: cross-entropy on the labels, with optional label smoothing."""
-
-    def __init__(self, label_smoothing: float = 0.0) -> None:
-        self.label_smoothing = label_smoothing
-
-    def __call__(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor) -> LossOutput:
-        logits = model(inputs)
-        return LossOutput(F.cross_entropy(logits.float(), targets, label_smoothing=self.label_smoothing), logits)
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -92,8 +81,9 @@ def train(
 
     ``record`` is the resolved config written to ``config.yaml`` (default: this TrainConfig).
     ``resume`` continues from ``out/checkpoint.safetensors`` exactly where it stopped.
+    Settings the config leaves unset take the data's ``train_defaults`` (a ranking loss and metric).
     """
-    cfg = config or TrainConfig()
+    cfg = (config or TrainConfig()).with_defaults(data.train_defaults)
     out = Path(out) if out is not None else None
 
     if out is not None and artifacts.get_spec(model) is None:  # found now, not after the last epoch
@@ -107,7 +97,7 @@ def train(
     threads = ctx.threads
     seed_everything(cfg.seed + ctx.rank, cfg.deterministic)
     amp_dtype = _amp_dtype(cfg.amp, ctx.device)
-    objective = objective or CrossEntropyObjective(cfg.label_smoothing)
+    objective = objective or objective_for(cfg)
     model = model.to(ctx.device)
     _check_model_fits_data(model, data, ctx.device)
     extra = _objective_modules(objective, ctx.device)
@@ -174,7 +164,10 @@ def train(
         progress.start_epoch(epoch, len(loader))
         train_metrics = _train_epoch(wrapped, loader, objective, optimizer, scheduler, scaler, amp_dtype, state, callbacks, progress, ctx, cfg)
         val = evaluate(state.model, data.val, cfg.eval_batch_size, ctx, autocast_dtype=amp_dtype) if has_val else {}
-        metrics = {"epoch": epoch + 1, **train_metrics, "val_loss": val.get("loss"), "val_accuracy": val.get("accuracy")}
+        metrics = {"epoch": epoch + 1, **train_metrics, "val_loss": val.get("loss"), "val_accuracy": val.get("accuracy"),
+                   **{f"val_{k}": v for k, v in val.items() if k not in ("loss", "accuracy", "count")}}
+        if has_val and epoch == book["epoch"]:  # the first epoch of this process: a misspelt monitor fails now
+            _check_monitor(metrics, cfg)
         state.metrics = metrics
         state.provisional = False
         for cb in callbacks:
@@ -215,7 +208,7 @@ def train(
     if cfg.keep_best and ctx.broadcast_object(best_saved) and not state.rebuild_optimizer:
         _load_best(state.model, out / BEST_FILE, ctx)
     test = evaluate(state.model, data.test, cfg.eval_batch_size, ctx, autocast_dtype=amp_dtype)
-    final = {**_final_metrics(book, test, threads, ctx, time.perf_counter() - started), **state.summary}
+    final = {**_final_metrics(book, test, threads, ctx, time.perf_counter() - started, cfg), **state.summary}
     if out is not None:
         _save_artifact(state.model, out, ctx, config=rec, metrics={**final, "data": data.describe()})
     if tb is not None:
@@ -257,7 +250,7 @@ def _train_epoch(wrapped, loader, objective, optimizer, scheduler, scaler, amp_d
             cb.on_step_end(state)
         n = targets.numel()
         loss_sum += out.loss.detach().double() * n
-        correct += (out.logits.detach().argmax(1) == targets).sum()
+        correct += _count_correct(out.logits.detach(), targets)
         seen += n
         since_check += 1
         if since_check >= NAN_CHECK_EVERY:
@@ -310,9 +303,23 @@ def _objective_modules(objective: Any, device: torch.device) -> list[nn.Module]:
     return [m.to(device) for m in modules]
 
 
+def _count_correct(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Correct predictions: the top class of (batch, classes) logits, or the sign of one logit per
+    sample (batch,) against 0/1 targets."""
+    if logits.dim() == 1:
+        return ((logits > 0) == (targets > 0.5)).sum()
+    return (logits.argmax(1) == targets).sum()
+
+
+def _check_monitor(metrics: dict[str, Any], cfg: TrainConfig) -> None:
+    if metrics.get(cfg.monitor) is None:
+        known = [k for k, v in metrics.items() if k.startswith("val_") and v is not None]
+        raise ConfigError(f"train.monitor={cfg.monitor!r} is not a validation metric of this data; it reports {', '.join(known)}.")
+
+
 def _update_best(book: dict[str, Any], metrics: dict[str, Any], cfg: TrainConfig) -> bool:
     value = metrics[cfg.monitor]
-    better = book["best"] is None or (value > book["best"] if cfg.monitor == "val_accuracy" else value < book["best"])
+    better = book["best"] is None or (value < book["best"] if cfg.monitor_lower_is_better else value > book["best"])
     if better:
         book.update(best=value, best_epoch=metrics["epoch"], since_best=0)
     else:
@@ -379,6 +386,9 @@ def _check_model_fits_data(model: nn.Module, data: DataSplits, device: torch.dev
         ) from exc
     finally:
         model.train(was_training)
+    targets = batch[1]
+    if isinstance(logits, torch.Tensor) and targets.is_floating_point() and logits.shape == targets.shape:
+        return  # one logit per sample against 0/1 targets (a recommender's pairs)
     classes = data.info.num_classes
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[1] < classes:
         shape = list(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
@@ -572,12 +582,13 @@ def _gather(value: Any, ctx: DistContext) -> list[Any]:
     return values
 
 
-def _final_metrics(book, test, threads, ctx, seconds) -> dict[str, Any]:
+def _final_metrics(book, test, threads, ctx, seconds, cfg) -> dict[str, Any]:
     history = book["history"]
+    best = {} if cfg.monitor == "val_accuracy" else {f"best_{cfg.monitor}": _best_val(book, cfg.monitor)}
     return {
-        "test_accuracy": test["accuracy"],
-        "test_loss": test["loss"],
-        "best_val_accuracy": _best_val_accuracy(book),
+        **{f"test_{k}": v for k, v in test.items() if k != "count"},  # test_accuracy, test_loss; test_ndcg@10 ...
+        "best_val_accuracy": _best_val(book, "val_accuracy"),
+        **best,
         "best_epoch": book.get("best_epoch"),
         "epochs_run": len(history),
         "stopped_early": bool(book.get("stopped_early", False)),
@@ -590,15 +601,15 @@ def _final_metrics(book, test, threads, ctx, seconds) -> dict[str, Any]:
     }
 
 
-def _best_val_accuracy(book: dict[str, Any]) -> float | None:
-    """Validation accuracy of ``best_epoch``, the epoch chosen by ``monitor`` (the saved model's
+def _best_val(book: dict[str, Any], key: str) -> float | None:
+    """Validation metric ``key`` of ``best_epoch``, the epoch chosen by ``monitor`` (the saved model's
     with keep_best): with ``monitor=val_loss``, or after a gradual-sparsity step restarted the race,
     it need not be the highest accuracy of the run. No best epoch (no epoch reached the target
     sparsity, or no validation): the last epoch's, whose model is saved (None without validation)."""
     history, best = book["history"], book.get("best_epoch")
     if best is None:
-        return history[-1]["val_accuracy"] if history else None
-    return next((m["val_accuracy"] for m in history if m["epoch"] == best), None)
+        return history[-1].get(key) if history else None
+    return next((m.get(key) for m in history if m["epoch"] == best), None)
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None):
