@@ -10,8 +10,9 @@ from slimforge.errors import SlimforgeError, UnknownNameError
 from slimforge.models import create_model, list_models, resolve_factory
 
 
-# Image models; the text models' contract (token-id batches) is in tests/text/test_models.py.
-IMAGE_MODELS = [n for n in list_models() if not resolve_factory(n).__module__.startswith("slimforge.text")]
+# Image models; the text models' contract (token-id batches) is in tests/text/test_models.py, the
+# recommenders' ((user, item) pairs) in tests/recsys/test_models.py.
+IMAGE_MODELS = [n for n in list_models() if not resolve_factory(n).__module__.startswith(("slimforge.text", "slimforge.recsys"))]
 
 
 @pytest.mark.parametrize("name", IMAGE_MODELS)

@@ -37,3 +37,13 @@ def test_unknown_names_suggest_close_ones_including_builtins():
     reg: Registry[int] = Registry("model", builtins={"neumf": "slimforge.recsys.models"})
     with pytest.raises(UnknownNameError, match=r"Unknown model 'neumff'. Did you mean 'neumf'\?"):
         reg.get("neumff")
+
+
+def test_recommendation_entries_load_on_first_use_from_the_shared_registries():
+    from slimforge.data import DATASETS
+    from slimforge.models import MODELS
+    from slimforge.train.objectives import OBJECTIVES
+
+    assert {"movielens", "synthetic-ratings", "ratings"} <= set(DATASETS.names())
+    assert {"popularity", "mf", "neumf", "two-tower"} <= set(MODELS.names())
+    assert callable(MODELS.get("neumf")) and callable(OBJECTIVES.get("bpr"))

@@ -20,7 +20,9 @@ from slimforge._registry import Registry
 from slimforge.data.core import DataSplits, DatasetInfo, TensorImageDataset, carve_validation
 
 DatasetFactory = Callable[..., DataSplits]
-DATASETS: Registry[DatasetFactory] = Registry("dataset")
+# Datasets of domain packages that register themselves when first used.
+BUILTIN_DATASETS = {name: "slimforge.recsys.data" for name in ("movielens", "ratings", "synthetic-ratings")}
+DATASETS: Registry[DatasetFactory] = Registry("dataset", builtins=BUILTIN_DATASETS)
 register_dataset = DATASETS.register
 
 

@@ -23,7 +23,9 @@ from torch import nn
 from slimforge._registry import Registry
 from slimforge.errors import SlimforgeError, UnknownNameError
 
-MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
+# Models of domain packages that register themselves when first used.
+BUILTIN_MODELS = {name: "slimforge.recsys.models" for name in ("popularity", "mf", "neumf", "two-tower")}
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model", builtins=BUILTIN_MODELS)
 register_model = MODELS.register
 
 # Keywords that describe the data rather than the architecture; dropped for factories

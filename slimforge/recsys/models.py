@@ -1,0 +1,181 @@
+"""Recommendation models (``slimforge.create_model``): ``popularity``, ``mf``, ``neumf``, ``two-tower``.
+
+Every model scores (user, item) pairs: ``model(inputs) -> (n,)`` logits, where inputs is
+``{"user": (n,) int64, "item": (n,) int64, "item_genres": (n, G) int64}`` (indices, not raw
+ids; genre ids with 0 = none; models without side features ignore ``item_genres``). The data
+supplies ``num_users``, ``num_items`` and ``num_genres``; the rest are architecture keywords.
+
+* ``popularity``: one learned bias per item, the same for every user. Trained with BCE against
+  uniform negatives it learns each item's log-odds of being interacted with: the popularity
+  ranking, fitted by the same trainer (the floor every personalised model must beat).
+* ``mf``: matrix factorisation, <p_u, q_i> + b_i + b (Koren et al. 2009).
+* ``neumf``: NeuMF (He et al. 2017): a GMF branch (p_u * q_i) and an MLP tower over [p'_u, q'_i],
+  concatenated into one logit.
+* ``two-tower``: a user tower and an item tower whose input adds the item's genres (an
+  ``nn.EmbeddingBag`` mean over its genre ids, DLRM's sparse-feature block); the score is the
+  dot product of the towers' outputs plus an item bias, so item vectors can be precomputed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from slimforge.errors import SlimforgeError
+from slimforge.models import register_model
+
+INIT_STD = 0.01  # N(0, 0.01) embeddings as in NCF
+
+
+class RecsysModel(nn.Module):
+    """Base of the models here: checks the input ids, then ``score(users, items, item_genres)``."""
+
+    def __init__(self, num_users: int, num_items: int) -> None:
+        super().__init__()
+        if num_users < 1 or num_items < 1:
+            raise SlimforgeError(f"{type(self).__name__} needs num_users and num_items >= 1 (got {num_users}, {num_items}).")
+        self.num_users, self.num_items = num_users, num_items
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        if not isinstance(inputs, dict) or "user" not in inputs or "item" not in inputs:
+            got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
+            raise SlimforgeError(f"{type(self).__name__} takes {{'user': ids, 'item': ids, 'item_genres': ids}} pairs, not {got}.")
+        users, items = inputs["user"], inputs["item"]
+        if not _tracing():
+            _check_ids(users, self.num_users, "user", type(self).__name__)
+            _check_ids(items, self.num_items, "item", type(self).__name__)
+        return self.score(users, items, inputs.get("item_genres"))
+
+    def score(self, users: torch.Tensor, items: torch.Tensor, item_genres: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class Popularity(RecsysModel):
+    """An item bias only: every user gets the same ranking."""
+
+    def __init__(self, num_users: int, num_items: int) -> None:
+        super().__init__(num_users, num_items)
+        self.item_bias = nn.Embedding(num_items, 1)
+        nn.init.zeros_(self.item_bias.weight)
+
+    def score(self, users, items, item_genres):
+        return self.item_bias(items).squeeze(-1)
+
+
+class MatrixFactorization(RecsysModel):
+    """<p_u, q_i> + b_i + b; ``dim`` factors."""
+
+    def __init__(self, num_users: int, num_items: int, dim: int = 32) -> None:
+        super().__init__(num_users, num_items)
+        self.user_embedding = _embedding(num_users, dim)
+        self.item_embedding = _embedding(num_items, dim)
+        self.item_bias = nn.Embedding(num_items, 1)
+        nn.init.zeros_(self.item_bias.weight)
+        self.bias = nn.Parameter(torch.zeros(()))
+
+    def score(self, users, items, item_genres):
+        dot = (self.user_embedding(users) * self.item_embedding(items)).sum(-1)
+        return dot + self.item_bias(items).squeeze(-1) + self.bias
+
+
+class NeuMF(RecsysModel):
+    """GMF (``dim`` factors) and an MLP tower of widths ``mlp`` (its input [p'_u, q'_i] is
+    ``mlp[0]`` wide, so each of those embeddings is ``mlp[0] // 2``), joined by one linear layer."""
+
+    def __init__(self, num_users: int, num_items: int, dim: int = 32, mlp: Sequence[int] = (64, 32, 16), dropout: float = 0.0) -> None:
+        super().__init__(num_users, num_items)
+        mlp = list(mlp)
+        if len(mlp) < 2 or mlp[0] % 2:
+            raise SlimforgeError(f"NeuMF needs at least two MLP widths, the first even (it is [user, item] embeddings); got mlp={mlp}.")
+        self.gmf_user = _embedding(num_users, dim)
+        self.gmf_item = _embedding(num_items, dim)
+        self.mlp_user = _embedding(num_users, mlp[0] // 2)
+        self.mlp_item = _embedding(num_items, mlp[0] // 2)
+        layers: list[nn.Module] = []
+        for width_in, width_out in zip(mlp[:-1], mlp[1:]):
+            layers += [nn.Linear(width_in, width_out), nn.ReLU()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+        self.tower = nn.Sequential(*layers)
+        self.predict = nn.Linear(dim + mlp[-1], 1)
+
+    def score(self, users, items, item_genres):
+        gmf = self.gmf_user(users) * self.gmf_item(items)
+        tower = self.tower(torch.cat([self.mlp_user(users), self.mlp_item(items)], -1))
+        return self.predict(torch.cat([gmf, tower], -1)).squeeze(-1)
+
+
+class TwoTower(RecsysModel):
+    """User tower MLP(p_u), item tower MLP([q_i, mean of the item's genre embeddings]); score
+    <user, item> + b_i. ``dim``: embedding and output width; ``hidden``: each tower's hidden width."""
+
+    def __init__(self, num_users: int, num_items: int, num_genres: int = 0, dim: int = 32, hidden: int = 64) -> None:
+        super().__init__(num_users, num_items)
+        self.num_genres = num_genres
+        self.user_embedding = _embedding(num_users, dim)
+        self.item_embedding = _embedding(num_items, dim)
+        self.genre_embedding = nn.EmbeddingBag(num_genres + 1, dim, mode="mean", padding_idx=0) if num_genres else None
+        if self.genre_embedding is not None:
+            nn.init.normal_(self.genre_embedding.weight, std=INIT_STD)
+            with torch.no_grad():
+                self.genre_embedding.weight[0].zero_()
+        self.user_tower = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+        self.item_tower = nn.Sequential(nn.Linear(dim * (2 if num_genres else 1), hidden), nn.ReLU(), nn.Linear(hidden, dim))
+        self.item_bias = nn.Embedding(num_items, 1)
+        nn.init.zeros_(self.item_bias.weight)
+
+    def score(self, users, items, item_genres):
+        item = self.item_embedding(items)
+        if self.genre_embedding is not None:
+            if item_genres is None:
+                raise SlimforgeError(f"two-tower was built with {self.num_genres} genres and needs inputs['item_genres'] (n, G) genre ids.")
+            item = torch.cat([item, self.genre_embedding(item_genres)], -1)
+        return (self.user_tower(self.user_embedding(users)) * self.item_tower(item)).sum(-1) + self.item_bias(items).squeeze(-1)
+
+
+@register_model("popularity", help="recommendation floor: one learned bias per item (the popularity ranking)")
+def popularity(num_users: int, num_items: int, num_genres: int = 0) -> Popularity:
+    return Popularity(num_users, num_items)
+
+
+@register_model("mf", help="matrix factorisation: dot product of user and item embeddings, plus item bias")
+def mf(num_users: int, num_items: int, num_genres: int = 0, dim: int = 32) -> MatrixFactorization:
+    return MatrixFactorization(num_users, num_items, dim)
+
+
+@register_model("neumf", help="NeuMF: GMF + MLP tower over user/item embeddings (He et al. 2017)")
+def neumf(num_users: int, num_items: int, num_genres: int = 0, dim: int = 32, mlp: Sequence[int] = (64, 32, 16), dropout: float = 0.0) -> NeuMF:
+    return NeuMF(num_users, num_items, dim, mlp, dropout)
+
+
+@register_model("two-tower", help="two-tower recommender; item tower takes genres through an EmbeddingBag")
+def two_tower(num_users: int, num_items: int, num_genres: int = 0, dim: int = 32, hidden: int = 64) -> TwoTower:
+    return TwoTower(num_users, num_items, num_genres, dim, hidden)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _embedding(rows: int, dim: int) -> nn.Embedding:
+    table = nn.Embedding(rows, dim)
+    nn.init.normal_(table.weight, std=INIT_STD)
+    return table
+
+
+def _tracing() -> bool:
+    """Under torch.export / compile / jit tracing the id checks (data-dependent branches) are skipped."""
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing()
+
+
+def _check_ids(ids: Any, size: int, what: str, model: str) -> None:
+    if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.int64, torch.int32):
+        raise SlimforgeError(f"{model}: inputs[{what!r}] must be an integer id tensor, not {getattr(ids, 'dtype', type(ids).__name__)}.")
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= size):
+        bad = int(ids.max()) if int(ids.max()) >= size else int(ids.min())
+        raise SlimforgeError(
+            f"{model}: {what} index {bad} is outside the model's {size} {what}s. Inputs are indices into the training "
+            f"catalogue, not raw ids; slimforge.recsys.recommend maps raw ids (unknown users get the popularity ranking)."
+        )
