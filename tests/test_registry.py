@@ -47,3 +47,6 @@ def test_recommendation_entries_load_on_first_use_from_the_shared_registries():
     assert {"movielens", "synthetic-ratings", "ratings"} <= set(DATASETS.names())
     assert {"popularity", "mf", "neumf", "two-tower"} <= set(MODELS.names())
     assert callable(MODELS.get("neumf")) and callable(OBJECTIVES.get("bpr"))
+    from slimforge.quantize import list_backends
+
+    assert {"fbgemm-int8", "fbgemm-int4", "fbgemm-int2"} <= set(list_backends())  # registered without importing FBGEMM

@@ -21,7 +21,7 @@ from slimforge.quantize.smooth import MIN_GAIN, apply_smoothing, smoothing_scale
 
 QUANT_INFO_FILE = "quantized.json"
 QUANT_FORMAT_VERSION = 1
-MODES = ("auto", "static", "dynamic")
+MODES = ("auto", "static", "dynamic", "weight-only")
 log = logging.getLogger(__name__)
 QUANTIZABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
@@ -34,7 +34,8 @@ class QuantizationError(SlimforgeError):
 class QuantizeConfig:
     """backend: a registered backend (``list_backends()``); mode: static, dynamic or auto
     (static int8 for models with convolutions, dynamic for linear-only models, the one
-    faster than fp32 on each); calib_batches: how many batches of the calibration data to use;
+    faster than fp32 on each; weight-only for backends that store weights only in fewer bits,
+    such as the fbgemm-int* embedding tables); calib_batches: how many batches of the calibration data to use;
     per_channel: per-output-channel weight scales; fp32_first_last: keep the first and last
     quantizable layers in fp32; fp32_layers: module names kept in fp32; threads: intra-op
     threads of the runtime session (0: the runtime's default); compile: torch backend only,
@@ -100,7 +101,9 @@ class Backend(Protocol):
     def load(self, folder: Path, info: dict[str, Any], threads: int) -> QuantizedModel: ...
 
 
-BACKENDS: Registry[Backend] = Registry("quantization backend")
+# Backends of domain packages that register themselves when first used.
+BUILTIN_BACKENDS = {name: "slimforge.recsys.quantize" for name in ("fbgemm-int8", "fbgemm-int4", "fbgemm-int2")}
+BACKENDS: Registry[Backend] = Registry("quantization backend", builtins=BUILTIN_BACKENDS)
 
 
 def register_backend(name: str, help: str = "") -> Callable[[Backend], Backend]:

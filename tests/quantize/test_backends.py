@@ -29,9 +29,11 @@ pytest.importorskip("torchao")
 # compile=False: the torch backend's converted graph runs eagerly here (same int8 rounding);
 # compiling takes tens of seconds and is covered by the slow tests.
 FAST = {"compile": False, "calib_batches": 4}
+# Backends for Conv/Linear models; the embedding-table backends (fbgemm-int*) are tested in tests/recsys.
+DENSE_BACKENDS = [b for b in list_backends() if set(getattr(BACKENDS.get(b), "layer_types", (nn.Linear,))) & {nn.Linear, nn.Conv2d}]
 
 
-@pytest.mark.parametrize("backend", list_backends())
+@pytest.mark.parametrize("backend", DENSE_BACKENDS)
 @pytest.mark.parametrize("model_name", ["trained_cnn", "trained_mlp"])
 def test_backend_contract(backend, model_name, request, calibration, test_batches, tmp_path):
     model = request.getfixturevalue(model_name)
@@ -106,7 +108,7 @@ def test_model_without_quantizable_layers_is_a_clear_error(calibration):
         quantize(model, calibration, QuantizeConfig(**FAST))
 
 
-@pytest.mark.parametrize("backend", list_backends())
+@pytest.mark.parametrize("backend", DENSE_BACKENDS)
 def test_calibration_of_the_wrong_shape_is_a_clear_error(backend, trained_cnn):
     wrong = [torch.randn(8, 3, 32, 32)]  # RGB 32x32 for a 1-channel model
     with pytest.raises(DataError, match=r"\(3, 32, 32\)"):

@@ -1,0 +1,141 @@
+"""Row-wise int8 / int4 / int2 embedding tables (FBGEMM) against fp32: size, scoring latency, ranking quality.
+
+    OMP_NUM_THREADS=1 nice python benchmarks/recsys_embedding_quant.py --root ../shared/data/movielens-small \
+        --models mf neumf --threads 1 --json benchmarks/results/recsys_embedding_quant.json
+
+Each model is trained once on MovieLens (NCF protocol, the data's default settings, ``--epochs``,
+seed 0), then quantized by each ``fbgemm-int*`` backend. Reported per variant:
+
+* bytes: the artifact's weight file (``model.safetensors`` for fp32, ``quantized.safetensors``),
+  and the embedding tables alone (fp32 rows vs packed rows + per-row scale/offset);
+* test HR@10 / NDCG@10 (100 sampled candidates) and Recall@20 / NDCG@20 (unseen catalogue);
+* latency: scoring 256 test users x their 100 candidates (25,600 pairs) in one call, ``--threads``
+  threads, median of ``--reps`` calls; the variants are timed in turns (one call each per round,
+  order rotated) so load from other processes hits them alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import slimforge
+from slimforge.quantize import QuantizeConfig, quantize, save_quantized
+from slimforge.recsys.protocol import pair_inputs
+from slimforge.train import TrainConfig, seed_everything, train
+
+BACKENDS = ("fbgemm-int8", "fbgemm-int4", "fbgemm-int2")
+METRICS = ("hr@10", "ndcg@10", "recall@20", "ndcg@20")
+
+
+def main() -> None:
+    args = _parse()
+    torch.set_num_threads(args.threads)
+    data = slimforge.load_dataset(args.data, **({"root": args.root} if args.root else {}))
+    batch = scoring_batch(data, args.users)
+    report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.processor() or platform.machine(),
+              "threads": args.threads, "torch": torch.__version__, "dataset": data.info.name, "test_sha256": data.split["test_sha256"],
+              "pairs_per_call": int(batch["user"].numel()), "models": {}}
+    for name in args.models:
+        seed_everything(0)
+        model = train(slimforge.create_model(name, **data.info.model_kwargs()), data,
+                      TrainConfig(epochs=args.epochs, num_threads=args.threads, quiet=True)).model.eval()
+        variants = {"fp32": model}
+        rows = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            fp32_dir = slimforge.save(model, Path(tmp) / "fp32")
+            rows["fp32"] = {"bytes": (fp32_dir / "model.safetensors").stat().st_size, "table_bytes": table_bytes(model)}
+            for backend in BACKENDS:
+                result = quantize(model, [data.train.__getitems__(list(range(64)))], QuantizeConfig(backend=backend))
+                folder = save_quantized(result, Path(tmp) / backend)
+                variants[backend] = result.quantized
+                rows[backend] = {"bytes": (folder / "quantized.safetensors").stat().st_size, "table_bytes": table_bytes(result.quantized),
+                                 "tables": result.quantized.tables()}
+        for label, variant in variants.items():
+            metrics = data.test.evaluate(variant)
+            rows[label].update({k: round(metrics[k], 4) for k in METRICS})
+        for label, seconds in interleaved_medians(variants, batch, args.reps).items():
+            rows[label]["latency_ms"] = round(seconds * 1e3, 3)
+        base = rows["fp32"]
+        for label, row in rows.items():
+            row["size_ratio"] = round(base["bytes"] / row["bytes"], 2)
+            row["table_ratio"] = round(base["table_bytes"] / row["table_bytes"], 2)
+            row["ndcg@10_rel_change_%"] = round(100 * (row["ndcg@10"] - base["ndcg@10"]) / base["ndcg@10"], 2)
+            row["ndcg@20_rel_change_%"] = round(100 * (row["ndcg@20"] - base["ndcg@20"]) / base["ndcg@20"], 2)
+            row["latency_vs_fp32"] = round(row["latency_ms"] / base["latency_ms"], 3)
+        report["models"][name] = rows
+        print(name, json.dumps(rows, indent=1), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    print(table(report))
+
+
+def scoring_batch(data, users: int) -> dict[str, torch.Tensor]:
+    """The first ``users`` test users' 100 candidates as one batch of pairs."""
+    rows = torch.arange(min(users, len(data.test)))
+    candidates = data.test.candidates(rows)
+    return pair_inputs(data.test.users[rows].repeat_interleave(candidates.shape[1]), candidates.reshape(-1), data.catalogue.item_genres)
+
+
+def table_bytes(model: nn.Module) -> int:
+    """Bytes of the embedding tables: fp32 rows, or packed rows plus scales."""
+    from slimforge.recsys.quantize import QuantizedEmbedding
+
+    total = 0
+    for module in model.modules():
+        if isinstance(module, QuantizedEmbedding):
+            total += module.nbytes
+        elif isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+            total += module.weight.numel() * module.weight.element_size()
+    return total
+
+
+@torch.no_grad()
+def interleaved_medians(variants: dict, batch: dict, reps: int) -> dict[str, float]:
+    names = list(variants)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for n in names:  # warm-up
+        for _ in range(5):
+            variants[n](batch)
+    for r in range(reps):
+        for n in names[r % len(names):] + names[: r % len(names)]:
+            start = time.perf_counter()
+            variants[n](batch)
+            times[n].append(time.perf_counter() - start)
+    return {n: statistics.median(t) for n, t in times.items()}
+
+
+def table(report: dict) -> str:
+    lines = ["| model | variant | weight file (KB) | size x | tables x | HR@10 | NDCG@10 | Recall@20 | NDCG@20 | NDCG@10 rel. | latency ms (x fp32) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, rows in report["models"].items():
+        for label, r in rows.items():
+            lines.append(f"| {name} | {label} | {r['bytes'] / 1024:.0f} | {r['size_ratio']} | {r['table_ratio']} | {r['hr@10']} | {r['ndcg@10']} | "
+                         f"{r['recall@20']} | {r['ndcg@20']} | {r['ndcg@10_rel_change_%']:+.2f}% | {r['latency_ms']} ({r['latency_vs_fp32']}) |")
+    return "\n".join(lines)
+
+
+def _parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="movielens")
+    p.add_argument("--root", default=None)
+    p.add_argument("--models", nargs="+", default=["mf", "neumf"])
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--users", type=int, default=256)
+    p.add_argument("--reps", type=int, default=100)
+    p.add_argument("--json", default=None)
+    return p.parse_args()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""Row-wise quantized embedding tables with FBGEMM: the ``fbgemm-int8``, ``fbgemm-int4`` and
+``fbgemm-int2`` quantization backends.
+
+In a recommender the embedding tables hold almost every byte. These backends store each
+``nn.Embedding`` row as ``bits``-bit integers with its own fp16 scale and offset (FBGEMM's fused
+row-wise format, 4 bytes per row on top of the packed values: a 32-wide fp32 row of 128 bytes
+becomes 36 / 20 / 12 bytes) and look rows up with FBGEMM's inference kernels
+(``IntNBitTableBatchedEmbeddingBagsCodegen``, what TorchRec serves with), dequantizing to fp32
+on the fly. Tables too narrow to gain from it (per-item biases, width 1) are stored in fp16.
+Everything else (MLP towers, ``nn.EmbeddingBag`` side features) stays fp32; ``fp32_layers``
+keeps named tables in fp32 too, so :func:`~slimforge.quantize.quantize_with_fallback` chooses
+per table under a metric budget.
+
+The artifact holds ``model.json`` (the fp32 architecture) and ``quantized.safetensors``: the
+packed rows and scales of each quantized table, and the fp32 tensors of the rest. No pickle.
+
+FBGEMM is an optional extra: ``pip install fbgemm-gpu-cpu==1.9.0`` (the build for torch 2.14,
+``pip install 'slimforge[recsys]'``). Without it the backends say so when used.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from slimforge import artifacts
+from slimforge.errors import ArtifactError
+from slimforge.quantize.core import QuantizationError, QuantizeConfig, register_backend
+
+RUNTIME_FILE = "quantized.safetensors"
+BITS = {"fbgemm-int8": 8, "fbgemm-int4": 4, "fbgemm-int2": 2}
+INSTALL = "pip install fbgemm-gpu-cpu==1.9.0 (the build for torch 2.14; or pip install 'slimforge[recsys]')"
+
+
+def _fbgemm() -> dict[str, Any]:
+    """FBGEMM's inference op and enums; a clear error when the package is absent."""
+    try:
+        import fbgemm_gpu  # noqa: F401  (registers torch.ops.fbgemm)
+        from fbgemm_gpu.split_embedding_configs import SparseType
+        from fbgemm_gpu.split_table_batched_embeddings_ops_common import EmbeddingLocation, PoolingMode
+        from fbgemm_gpu.split_table_batched_embeddings_ops_inference import IntNBitTableBatchedEmbeddingBagsCodegen
+    except (ImportError, OSError) as exc:
+        raise QuantizationError(f"The fbgemm-int* embedding backends need FBGEMM's CPU kernels, which are not installed ({exc}). {INSTALL}.") from None
+    return {"op": IntNBitTableBatchedEmbeddingBagsCodegen, "SparseType": SparseType, "Location": EmbeddingLocation, "Pooling": PoolingMode}
+
+
+def precision_for(dim: int, bits: int) -> str:
+    """"int8"/"int4"/"int2" for a row of ``dim`` values, or "fp16" where that is smaller or the
+    row cannot be packed (FBGEMM's quantizer needs whole fp16 words of values, and every integer
+    row carries 4 bytes of scale and offset: a width-1 bias row is 2 bytes in fp16, 5 in int8)."""
+    packs = dim * bits % 16 == 0
+    return f"int{bits}" if packs and dim * bits // 8 + 4 < 2 * dim else "fp16"
+
+
+class QuantizedEmbedding(nn.Module):
+    """An ``nn.Embedding`` replacement: ids (any shape) -> (..., dim) fp32 rows, dequantized by
+    FBGEMM from a row-wise ``precision`` table ("int8", "int4", "int2" or "fp16")."""
+
+    def __init__(self, rows: int, dim: int, precision: str) -> None:
+        super().__init__()
+        fb = _fbgemm()
+        self.rows, self.dim, self.precision = rows, dim, precision
+        self.table = fb["op"](
+            embedding_specs=[("table", rows, dim, getattr(fb["SparseType"], precision.upper()), fb["Location"].HOST)],
+            pooling_mode=fb["Pooling"].SUM, device="cpu", output_dtype=fb["SparseType"].FP32,
+        )
+        self.table.fill_random_weights()  # allocates the rows; overwritten by from_float / load_packed
+
+    @classmethod
+    def from_float(cls, weight: torch.Tensor, bits: int) -> QuantizedEmbedding:
+        """Quantize an fp32 table (rows, dim) row-wise with FBGEMM's own quantizer."""
+        weight = weight.detach().float().contiguous().cpu()
+        table = cls(weight.shape[0], weight.shape[1], precision_for(weight.shape[1], bits))
+        if table.precision == "fp16":
+            table.load_packed(weight.half().view(torch.uint8).view(weight.shape[0], -1), None)
+        else:
+            fused = torch.ops.fbgemm.FloatToFusedNBitRowwiseQuantizedSBHalf(weight, bits)  # [values | fp16 scale | fp16 bias]
+            width = weight.shape[1] * bits // 8
+            table.load_packed(fused[:, :width], fused[:, width:])
+        return table
+
+    def packed(self) -> dict[str, torch.Tensor]:
+        """The stored bytes: ``qweight`` (rows, packed width) uint8 and, for integer tables, ``scale_shift`` (rows, 4)."""
+        weights, scale_shift = self.table.split_embedding_weights(split_scale_shifts=True)[0]
+        out = {"qweight": weights.clone()}
+        if scale_shift is not None:
+            out["scale_shift"] = scale_shift.clone()
+        return out
+
+    def load_packed(self, qweight: torch.Tensor, scale_shift: torch.Tensor | None) -> None:
+        weights, shift = self.table.split_embedding_weights(split_scale_shifts=True)[0]
+        if qweight.shape != weights.shape or (shift is not None and (scale_shift is None or scale_shift.shape != shift.shape)):
+            raise ArtifactError(f"A {self.precision} table of {self.rows} x {self.dim} needs packed rows {tuple(weights.shape)} "
+                                f"and scales {None if shift is None else tuple(shift.shape)}; got {tuple(qweight.shape)} and "
+                                f"{None if scale_shift is None else tuple(scale_shift.shape)}.")
+        weights.copy_(qweight)
+        if shift is not None:
+            shift.copy_(scale_shift)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() for t in self.packed().values())
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        flat = ids.reshape(-1).to(torch.int32)
+        offsets = torch.arange(flat.numel() + 1, dtype=torch.int32)  # one row per bag: a plain lookup
+        return self.table(flat, offsets).view(*ids.shape, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"{self.rows}, {self.dim}, precision={self.precision}"
+
+
+class EmbeddingQuantizedModel(nn.Module):
+    """A model whose ``nn.Embedding`` tables were replaced by :class:`QuantizedEmbedding`; call it like the fp32 model."""
+
+    mode = "weight-only"
+
+    def __init__(self, model: nn.Module, source: nn.Module, backend: str, fp32_layers: tuple[str, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self.backend, self.fp32_layers = backend, fp32_layers
+        self.__dict__["source"] = source  # the fp32 model it was made from (its structure is written to model.json)
+        for attribute in ("num_users", "num_items"):  # what ranking evaluation checks the catalogue with
+            if hasattr(model, attribute):
+                setattr(self, attribute, getattr(model, attribute))
+
+    def train(self, mode: bool = True) -> EmbeddingQuantizedModel:
+        """Inference only: stays in eval mode."""
+        return super().train(False)
+
+    def forward(self, inputs: Any) -> torch.Tensor:
+        return self.model(inputs)
+
+    def tables(self) -> dict[str, str]:
+        """Each embedding table's precision ("int4", "fp16", "fp32", ...)."""
+        return {name: m.precision if isinstance(m, QuantizedEmbedding) else "fp32"
+                for name, m in self.model.named_modules() if isinstance(m, (QuantizedEmbedding, nn.Embedding))}
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of every stored tensor (packed tables, fp32 rest): the artifact's payload."""
+        return sum(t.numel() * t.element_size() for t in _stored_tensors(self.model).values())
+
+    def save(self, folder: Path) -> str:
+        spec = artifacts.get_spec(self.source)
+        if spec is None:
+            raise ArtifactError("Cannot save the quantized model: its fp32 model has no recorded structure (build it with slimforge.create_model).")
+        artifacts.write_json(Path(folder) / artifacts.STRUCTURE_FILE, spec.to_json())
+        tables = {name: {"rows": m.rows, "dim": m.dim, "precision": m.precision}
+                  for name, m in self.model.named_modules() if isinstance(m, QuantizedEmbedding)}
+        data = artifacts.state_dict_bytes(_stored_tensors(self.model), {"tables": json.dumps(tables)})
+        artifacts.atomic_write_bytes(Path(folder) / RUNTIME_FILE, data)
+        return RUNTIME_FILE
+
+
+def quantize_embeddings(model: nn.Module, bits: int, fp32_layers: frozenset[str] = frozenset(), backend: str = "") -> EmbeddingQuantizedModel:
+    """A copy of ``model`` with every ``nn.Embedding`` not in ``fp32_layers`` stored at ``bits`` (fp16 when too narrow to pack)."""
+    source = copy.deepcopy(model).eval()
+    quantized = copy.deepcopy(source)
+    for name, module in list(quantized.named_modules()):
+        if isinstance(module, nn.Embedding) and name not in fp32_layers:
+            _replace(quantized, name, QuantizedEmbedding.from_float(module.weight, bits))
+    return EmbeddingQuantizedModel(quantized, source, backend or f"fbgemm-int{bits}", tuple(sorted(fp32_layers))).eval()
+
+
+class _Prepared:
+    def __init__(self, model: nn.Module, bits: int, backend: str) -> None:
+        self.model, self.bits, self.backend = model, bits, backend
+        self.layers = [n for n, m in model.named_modules() if isinstance(m, nn.Embedding)]
+
+    def quantize(self, fp32_layers: frozenset[str]) -> EmbeddingQuantizedModel:
+        return quantize_embeddings(self.model, self.bits, fp32_layers, self.backend)
+
+
+class FbgemmEmbeddingBackend:
+    """Row-wise ``bits``-bit ``nn.Embedding`` tables looked up by FBGEMM; the rest of the model as it is."""
+
+    accepts_any_inputs = True  # the eager model runs: any input structure (a recommender's pair dicts)
+    layer_types = (nn.Embedding,)
+    modes = ("weight-only",)
+
+    def __init__(self, name: str) -> None:
+        self.name, self.bits = name, BITS[name]
+
+    def prepare(self, model: nn.Module, calibration: list[Any], mode: str, config: QuantizeConfig) -> _Prepared:
+        _fbgemm()
+        if mode != "weight-only":
+            raise QuantizationError(f"Backend {self.name!r} quantizes embedding rows only (mode='weight-only' or 'auto'), not {mode!r}.")
+        return _Prepared(model, self.bits, self.name)
+
+    def load(self, folder: Path, info: dict[str, Any], threads: int) -> EmbeddingQuantizedModel:
+        if threads:
+            torch.set_num_threads(threads)
+        folder = Path(folder)
+        source = artifacts.build_model(artifacts.read_spec(folder), init=False)
+        path = folder / info.get("runtime_file", RUNTIME_FILE)
+        tensors = artifacts.read_tensors(path)
+        try:
+            tables = json.loads(artifacts.read_metadata(path).get("tables", "{}"))
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(f"{path} has unreadable 'tables' metadata ({exc}).") from None
+        model = copy.deepcopy(source)
+        for name, table in tables.items():
+            module = _module(model, name, path)
+            quantized = QuantizedEmbedding(int(table["rows"]), int(table["dim"]), str(table["precision"]))
+            if f"{name}.qweight" not in tensors:
+                raise ArtifactError(f"{path} has no packed rows for table {name!r} ({name}.qweight).")
+            quantized.load_packed(tensors[f"{name}.qweight"], tensors.get(f"{name}.scale_shift"))
+            if not isinstance(module, nn.Embedding) or module.weight.shape != (quantized.rows, quantized.dim):
+                raise ArtifactError(f"{path}: table {name!r} ({quantized.rows} x {quantized.dim}) does not fit the model in model.json.")
+            _replace(model, name, quantized)
+        expected = _stored_tensors(model)
+        missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+        if missing or extra:
+            raise ArtifactError(f"{path} does not fit the model in model.json (missing {missing[:3]}, unexpected {extra[:3]}).")
+        model.load_state_dict({k: v for k, v in tensors.items() if k.rpartition(".")[0] not in tables}, strict=False)  # the fp32 rest
+        fp32 = tuple(sorted(n for n, m in model.named_modules() if isinstance(m, nn.Embedding)))
+        return EmbeddingQuantizedModel(model, source, info.get("backend", self.name), fp32).eval()
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _stored_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """What an artifact stores: the packed bytes of each QuantizedEmbedding and the state dict of the rest."""
+    quantized = {name: m for name, m in model.named_modules() if isinstance(m, QuantizedEmbedding)}
+    out = {k: v for k, v in model.state_dict().items() if not any(k.startswith(f"{name}.") for name in quantized)}
+    for name, module in quantized.items():
+        out.update({f"{name}.{k}": v for k, v in module.packed().items()})
+    return out
+
+
+def _module(model: nn.Module, name: str, source: Path) -> nn.Module:
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        raise ArtifactError(f"{source} names table {name!r}, which the model in model.json does not have.") from None
+
+
+def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
+
+
+for _name, _bits in BITS.items():
+    register_backend(_name, help=f"row-wise int{_bits} embedding tables looked up by FBGEMM (recommenders); the rest stays fp32")(
+        FbgemmEmbeddingBackend(_name)
+    )
