@@ -207,13 +207,16 @@ def _plain(value: Any) -> Any:
 
 
 def state_dict_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
-    """Serialise tensors to safetensors bytes; tensors sharing storage are copied apart."""
+    """Serialise tensors to safetensors bytes; tensors sharing storage are copied apart, sparse
+    ones (the optimizer state of embeddings with sparse gradients) are stored dense."""
     from safetensors.torch import save
 
     seen: set[int] = set()
     plain: dict[str, torch.Tensor] = {}
     for key, t in tensors.items():
         t = t.detach()
+        if t.layout != torch.strided:
+            t = t.to_dense()
         ptr = t.untyped_storage().data_ptr() if t.numel() else -1
         if ptr in seen or not t.is_contiguous():
             t = t.clone().contiguous()

@@ -4,6 +4,8 @@ Every model scores (user, item) pairs: ``model(inputs) -> (n,)`` logits, where i
 ``{"user": (n,) int64, "item": (n,) int64, "item_genres": (n, G) int64}`` (indices, not raw
 ids; genre ids with 0 = none; models without side features ignore ``item_genres``). The data
 supplies ``num_users``, ``num_items`` and ``num_genres``; the rest are architecture keywords.
+``sparse=True`` gives the embedding tables sparse gradients (only the rows a batch touched are
+sent between processes and updated; train with ``optimizer=sgd`` and ``weight_decay=0``).
 
 * ``popularity``: one learned bias per item, the same for every user. Trained with BCE against
   uniform negatives it learns each item's log-odds of being interacted with: the popularity
@@ -56,10 +58,9 @@ class RecsysModel(nn.Module):
 class Popularity(RecsysModel):
     """An item bias only: every user gets the same ranking."""
 
-    def __init__(self, num_users: int, num_items: int) -> None:
+    def __init__(self, num_users: int, num_items: int, sparse: bool = False) -> None:
         super().__init__(num_users, num_items)
-        self.item_bias = nn.Embedding(num_items, 1)
-        nn.init.zeros_(self.item_bias.weight)
+        self.item_bias = _bias(num_items, sparse)
 
     def score(self, users, items, item_genres):
         return self.item_bias(items).squeeze(-1)
@@ -68,12 +69,11 @@ class Popularity(RecsysModel):
 class MatrixFactorization(RecsysModel):
     """<p_u, q_i> + b_i + b; ``dim`` factors."""
 
-    def __init__(self, num_users: int, num_items: int, dim: int = 32) -> None:
+    def __init__(self, num_users: int, num_items: int, dim: int = 32, sparse: bool = False) -> None:
         super().__init__(num_users, num_items)
-        self.user_embedding = _embedding(num_users, dim)
-        self.item_embedding = _embedding(num_items, dim)
-        self.item_bias = nn.Embedding(num_items, 1)
-        nn.init.zeros_(self.item_bias.weight)
+        self.user_embedding = _embedding(num_users, dim, sparse)
+        self.item_embedding = _embedding(num_items, dim, sparse)
+        self.item_bias = _bias(num_items, sparse)
         self.bias = nn.Parameter(torch.zeros(()))
 
     def score(self, users, items, item_genres):
@@ -85,15 +85,16 @@ class NeuMF(RecsysModel):
     """GMF (``dim`` factors) and an MLP tower of widths ``mlp`` (its input [p'_u, q'_i] is
     ``mlp[0]`` wide, so each of those embeddings is ``mlp[0] // 2``), joined by one linear layer."""
 
-    def __init__(self, num_users: int, num_items: int, dim: int = 32, mlp: Sequence[int] = (64, 32, 16), dropout: float = 0.0) -> None:
+    def __init__(self, num_users: int, num_items: int, dim: int = 32, mlp: Sequence[int] = (64, 32, 16), dropout: float = 0.0,
+                 sparse: bool = False) -> None:
         super().__init__(num_users, num_items)
         mlp = list(mlp)
         if len(mlp) < 2 or mlp[0] % 2:
             raise SlimforgeError(f"NeuMF needs at least two MLP widths, the first even (it is [user, item] embeddings); got mlp={mlp}.")
-        self.gmf_user = _embedding(num_users, dim)
-        self.gmf_item = _embedding(num_items, dim)
-        self.mlp_user = _embedding(num_users, mlp[0] // 2)
-        self.mlp_item = _embedding(num_items, mlp[0] // 2)
+        self.gmf_user = _embedding(num_users, dim, sparse)
+        self.gmf_item = _embedding(num_items, dim, sparse)
+        self.mlp_user = _embedding(num_users, mlp[0] // 2, sparse)
+        self.mlp_item = _embedding(num_items, mlp[0] // 2, sparse)
         layers: list[nn.Module] = []
         for width_in, width_out in zip(mlp[:-1], mlp[1:]):
             layers += [nn.Linear(width_in, width_out), nn.ReLU()]
@@ -112,20 +113,19 @@ class TwoTower(RecsysModel):
     """User tower MLP(p_u), item tower MLP([q_i, mean of the item's genre embeddings]); score
     <user, item> + b_i. ``dim``: embedding and output width; ``hidden``: each tower's hidden width."""
 
-    def __init__(self, num_users: int, num_items: int, num_genres: int = 0, dim: int = 32, hidden: int = 64) -> None:
+    def __init__(self, num_users: int, num_items: int, num_genres: int = 0, dim: int = 32, hidden: int = 64, sparse: bool = False) -> None:
         super().__init__(num_users, num_items)
         self.num_genres = num_genres
-        self.user_embedding = _embedding(num_users, dim)
-        self.item_embedding = _embedding(num_items, dim)
-        self.genre_embedding = nn.EmbeddingBag(num_genres + 1, dim, mode="mean", padding_idx=0) if num_genres else None
+        self.user_embedding = _embedding(num_users, dim, sparse)
+        self.item_embedding = _embedding(num_items, dim, sparse)
+        self.genre_embedding = nn.EmbeddingBag(num_genres + 1, dim, mode="mean", padding_idx=0, sparse=sparse) if num_genres else None
         if self.genre_embedding is not None:
             nn.init.normal_(self.genre_embedding.weight, std=INIT_STD)
             with torch.no_grad():
                 self.genre_embedding.weight[0].zero_()
         self.user_tower = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, dim))
         self.item_tower = nn.Sequential(nn.Linear(dim * (2 if num_genres else 1), hidden), nn.ReLU(), nn.Linear(hidden, dim))
-        self.item_bias = nn.Embedding(num_items, 1)
-        nn.init.zeros_(self.item_bias.weight)
+        self.item_bias = _bias(num_items, sparse)
 
     def score(self, users, items, item_genres):
         item = self.item_embedding(items)
@@ -137,31 +137,38 @@ class TwoTower(RecsysModel):
 
 
 @register_model("popularity", help="recommendation floor: one learned bias per item (the popularity ranking)")
-def popularity(num_users: int, num_items: int, num_genres: int = 0) -> Popularity:
-    return Popularity(num_users, num_items)
+def popularity(num_users: int, num_items: int, num_genres: int = 0, sparse: bool = False) -> Popularity:
+    return Popularity(num_users, num_items, sparse)
 
 
 @register_model("mf", help="matrix factorisation: dot product of user and item embeddings, plus item bias")
-def mf(num_users: int, num_items: int, num_genres: int = 0, dim: int = 32) -> MatrixFactorization:
-    return MatrixFactorization(num_users, num_items, dim)
+def mf(num_users: int, num_items: int, num_genres: int = 0, dim: int = 32, sparse: bool = False) -> MatrixFactorization:
+    return MatrixFactorization(num_users, num_items, dim, sparse)
 
 
 @register_model("neumf", help="NeuMF: GMF + MLP tower over user/item embeddings (He et al. 2017)")
-def neumf(num_users: int, num_items: int, num_genres: int = 0, dim: int = 32, mlp: Sequence[int] = (64, 32, 16), dropout: float = 0.0) -> NeuMF:
-    return NeuMF(num_users, num_items, dim, mlp, dropout)
+def neumf(num_users: int, num_items: int, num_genres: int = 0, dim: int = 32, mlp: Sequence[int] = (64, 32, 16), dropout: float = 0.0,
+          sparse: bool = False) -> NeuMF:
+    return NeuMF(num_users, num_items, dim, mlp, dropout, sparse)
 
 
 @register_model("two-tower", help="two-tower recommender; item tower takes genres through an EmbeddingBag")
-def two_tower(num_users: int, num_items: int, num_genres: int = 0, dim: int = 32, hidden: int = 64) -> TwoTower:
-    return TwoTower(num_users, num_items, num_genres, dim, hidden)
+def two_tower(num_users: int, num_items: int, num_genres: int = 0, dim: int = 32, hidden: int = 64, sparse: bool = False) -> TwoTower:
+    return TwoTower(num_users, num_items, num_genres, dim, hidden, sparse)
 
 
 # ---------------------------------------------------------------- helpers
 
 
-def _embedding(rows: int, dim: int) -> nn.Embedding:
-    table = nn.Embedding(rows, dim)
+def _embedding(rows: int, dim: int, sparse: bool = False) -> nn.Embedding:
+    table = nn.Embedding(rows, dim, sparse=sparse)
     nn.init.normal_(table.weight, std=INIT_STD)
+    return table
+
+
+def _bias(rows: int, sparse: bool = False) -> nn.Embedding:
+    table = nn.Embedding(rows, 1, sparse=sparse)
+    nn.init.zeros_(table.weight)
     return table
 
 

@@ -25,6 +25,7 @@ from torch.utils.data import DistributedSampler
 from slimforge import artifacts
 from slimforge.data.core import DataSplits
 from slimforge.distributed import DistContext, fsdp, restart_count, setup
+from slimforge.distributed.process import sparse_parameters
 from slimforge.errors import ArtifactError, ConfigError, DataError, SlimforgeError
 from slimforge.train.callbacks import Callback, Objective, TrainState
 from slimforge.train.checkpoint import CHECKPOINT_FILE, load_state, rng_state, save_state, set_rng_state
@@ -231,6 +232,7 @@ def _train_epoch(wrapped, loader, objective, optimizer, scheduler, scaler, amp_d
     started = time.perf_counter()
     lr = optimizer.param_groups[0]["lr"]
     sync_extra = getattr(objective, "sync_gradients", None) if ctx.is_distributed else None
+    sparse = sparse_parameters(state.model) if ctx.is_distributed and cfg.strategy == "ddp" else []  # averaged outside DDP
     for inputs, targets, indices in loader:
         inputs, targets = move_to(inputs, device), targets.to(device, non_blocking=True)
         with _autocast(device, amp_dtype):
@@ -239,6 +241,8 @@ def _train_epoch(wrapped, loader, objective, optimizer, scheduler, scaler, amp_d
         scaler.scale(out.loss).backward()
         if sync_extra is not None:  # e.g. distillation adapters, outside the DDP wrapper
             sync_extra()
+        if sparse:
+            ctx.all_reduce_sparse_gradients(sparse)
         if cfg.grad_clip:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip)
@@ -281,6 +285,7 @@ def _check_finite(loss_sum: torch.Tensor, state: TrainState, cfg: TrainConfig) -
 
 def _build_optimization(state: TrainState, extra: list[nn.Module], ctx: DistContext, cfg: TrainConfig, at_step: int = 0):
     """(Re)wrap the model and build optimizer + scheduler; resumes the schedule at ``at_step``."""
+    _check_sparse_gradients(state.model, cfg)
     wrapped = ctx.wrap(state.model, cfg.strategy)
     params = [p for m in [state.model, *extra] for p in m.parameters()]
     optimizer = build_optimizer(params, cfg)
@@ -293,6 +298,18 @@ def _build_optimization(state: TrainState, extra: list[nn.Module], ctx: DistCont
     state.optimizer = optimizer
     state.rebuild_optimizer = False
     return wrapped, optimizer, scheduler
+
+
+def _check_sparse_gradients(model: nn.Module, cfg: TrainConfig) -> None:
+    """Embedding tables with sparse gradients train with plain SGD only (AdamW and weight decay
+    need dense gradients); said before the first step instead of failing inside it."""
+    sparse = [n for n, m in model.named_modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.sparse]
+    if sparse and (cfg.optimizer != "sgd" or cfg.weight_decay or cfg.strategy == "fsdp"):
+        raise ConfigError(
+            f"{', '.join(sparse[:3])} {'has' if len(sparse) == 1 else 'have'} sparse gradients, which train with train.optimizer=sgd, "
+            f"train.weight_decay=0 and the ddp strategy (got optimizer={cfg.optimizer}, weight_decay={cfg.weight_decay}, "
+            f"strategy={cfg.strategy}); or build the model with sparse=false."
+        )
 
 
 def _objective_modules(objective: Any, device: torch.device) -> list[nn.Module]:

@@ -115,8 +115,28 @@ def iterative_pruning(out: Path) -> None:
     save_file({k: v.contiguous() for k, v in result.model.state_dict().items()}, str(out / f"rank{rank()}.safetensors"))
 
 
+def recsys_sparse_setup() -> tuple[DataSplits, torch.nn.Module]:
+    """Generated ratings cut to GLOBAL_BATCH x EQUIVALENCE_STEPS training interactions, and MF with sparse gradients."""
+    from slimforge.recsys.protocol import ImplicitTrainDataset
+
+    data = slimforge.load_dataset("synthetic-ratings", num_users=120, num_items=200, max_per_user=30, eval_negatives=49)
+    n = GLOBAL_BATCH * EQUIVALENCE_STEPS
+    data.train = ImplicitTrainDataset(data.train.users[:n], data.train.items[:n], data.info.num_users, data.catalogue.item_genres)
+    seed_everything(0)
+    return data, slimforge.create_model("mf", sparse=True, dim=16, **data.info.model_kwargs())
+
+
+def recsys_sparse(out: Path) -> None:
+    """EQUIVALENCE_STEPS steps of MF whose three tables have sparse gradients, each step GLOBAL_BATCH
+    interactions with 4 negatives each, split over however many processes run."""
+    data, model = recsys_sparse_setup()
+    cfg = TrainConfig(epochs=1, batch_size=GLOBAL_BATCH // world_size(), optimizer="sgd", lr=0.5, weight_decay=0.0, keep_best=False,
+                      num_threads=1, quiet=True)
+    train(model, data, cfg, out)
+
+
 SCENARIOS = {"equivalence": equivalence, "fsdp": fsdp, "prune": prune_then_finetune, "distill": distill,
-             "iterative": iterative_pruning}
+             "iterative": iterative_pruning, "recsys_sparse": recsys_sparse}
 
 if __name__ == "__main__":
     scenario, out = sys.argv[1], Path(sys.argv[2])

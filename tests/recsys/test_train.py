@@ -88,3 +88,12 @@ def test_a_model_for_another_catalogue_is_refused_at_evaluation(synthetic, small
     model = slimforge.create_model("mf", **small_synthetic.info.model_kwargs())
     with pytest.raises(DataError, match=r"built for 80 users and \d+ items, but this data has 300 and"):
         slimforge.evaluate(model, synthetic.test)
+
+
+def test_sparse_tables_train_with_sgd_and_refuse_adamw_up_front(small_synthetic):
+    model = slimforge.create_model("mf", sparse=True, **small_synthetic.info.model_kwargs())
+    with pytest.raises(ConfigError, match=r"user_embedding, item_embedding, item_bias have sparse gradients.*optimizer=sgd"):
+        train(model, small_synthetic, TrainConfig(epochs=1, num_threads=1, quiet=True))  # the data's default is adamw
+    result = train(model, small_synthetic, TrainConfig(epochs=2, optimizer="sgd", lr=0.5, weight_decay=0.0, num_threads=1, quiet=True))
+    assert model.user_embedding.weight.grad.is_sparse  # the last step's gradient: only the rows it touched
+    assert result.history[1]["train_loss"] < result.history[0]["train_loss"]
