@@ -52,7 +52,7 @@ TRAIN_DEFAULTS = {
     "loss": "bce",
     "monitor": "val_ndcg@10",
     "optimizer": "adamw",
-    "lr": 2e-3,
+    "lr": 5e-3,
     "weight_decay": 0.0,
     "batch_size": 256,
     "epochs": 10,
