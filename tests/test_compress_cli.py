@@ -22,7 +22,7 @@ def run(tmp_path_factory):
 def test_quantize_then_load_through_slimforge_load(run, tmp_path, capsys):
     out = tmp_path / "int8"
     assert main(["quantize", str(run), "--backend", "onnxruntime", "--calib-batches", "4", "--out", str(out)]) == 0
-    assert "int8 (onnxruntime) test accuracy" in capsys.readouterr().out
+    assert "quantized (onnxruntime) test accuracy" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     assert abs(metrics["test_accuracy"] - metrics["fp32_test_accuracy"]) < 0.05
     q = slimforge.load(out)

@@ -106,8 +106,8 @@ def _size(run: Path, example) -> tuple[int, int]:
 @app.command("quantize")
 def quantize_cmd(
     run: Annotated[Path, typer.Argument(help="run folder of the fp32 model")],
-    backend: Annotated[str, typer.Option(help="onnxruntime, torch (PT2E; float inputs) or torch-dynamic (eager Linear int8)")] = "onnxruntime",
-    mode: Annotated[str, typer.Option(help="auto (static for CNNs, dynamic for linear models), static or dynamic")] = "auto",
+    backend: Annotated[str, typer.Option(help="onnxruntime, torch (PT2E; float inputs), torch-dynamic (eager Linear int8), or fbgemm-int8/int4/int2 (embedding tables)")] = "onnxruntime",
+    mode: Annotated[str, typer.Option(help="auto (static for CNNs, dynamic for linear models), static, dynamic or weight-only")] = "auto",
     calib_batches: Annotated[int, typer.Option(help="batches of the train split used for calibration")] = 32,
     fp32_first_last: Annotated[bool, typer.Option("--fp32-first-last", help="keep the first and last layers in fp32")] = False,
     max_drop: Annotated[Optional[float], typer.Option(help="accuracy points: return the most sensitive layers to fp32 until validation accuracy is within")] = None,
@@ -127,13 +127,15 @@ def quantize_cmd(
                   calib_batches=calib_batches, fp32_first_last=fp32_first_last, max_accuracy_drop=max_drop, smooth_alpha=smooth_alpha,
                   threads=threads, **every)
     with _threads(threads):
-        metrics = run_quantize(_stage(run), cfg, run, out)
+        stage = _stage(run)
+        metrics = run_quantize(stage, cfg, run, out)
+    metric = stage.data.info.metric  # accuracy, or a recommender's ndcg@10
     if "fallback" in metrics:
         f = metrics["fallback"]
         met = "within" if f["within_tolerance"] else "NOT within"
-        print(f"fallback: {f['split']} accuracy {f['fp32_score']:.4f} fp32 -> {f['int8_score']:.4f} int8, {met} --max-drop {max_drop:g} "
+        print(f"fallback: {f['split']} {metric} {f['fp32_score']:.4f} fp32 -> {f['int8_score']:.4f} quantized, {met} --max-drop {max_drop:g} "
               f"after {f['trials']} trials; kept in fp32: {', '.join(f['fp32_layers']) or 'none'}")
-    print(f"int8 ({backend}) test accuracy {metrics['test_accuracy']:.4f} (fp32 {metrics['fp32_test_accuracy']:.4f}); saved in {out}")
+    print(f"quantized ({backend}) test {metric} {metrics[f'test_{metric}']:.4f} (fp32 {metrics[f'fp32_test_{metric}']:.4f}); saved in {out}")
 
 
 @contextlib.contextmanager

@@ -12,13 +12,15 @@ from torch.utils.data import Dataset
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """name; num_classes; input_shape: (channels, height, width); classes: label names."""
+    """name; num_classes; input_shape: (channels, height, width); classes: label names;
+    metric: the headline figure of its evaluation (higher is better), which stages compare."""
 
     name: str
     num_classes: int
     input_shape: tuple[int, ...]
     classes: tuple[str, ...] = ()
     task: str = "image-classification"
+    metric: str = "accuracy"
 
     def model_kwargs(self) -> dict[str, Any]:
         """The data-derived keywords every model factory may take."""

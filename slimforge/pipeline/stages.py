@@ -242,7 +242,7 @@ class QuantizeStage(StageConfig):
 
     kind: Literal["quantize"] = "quantize"
     backend: str = "onnxruntime"
-    mode: Literal["auto", "static", "dynamic"] = "auto"
+    mode: Literal["auto", "static", "dynamic", "weight-only"] = "auto"
     calib_batches: int = Field(16, ge=1)
     per_channel: bool = True
     fp32_first_last: bool = False
@@ -263,19 +263,30 @@ def run_quantize(ctx: StageContext, cfg: QuantizeStage, input_dir: Path | None, 
                           fp32_first_last=cfg.fp32_first_last, compile=cfg.compile, smooth_alpha=cfg.smooth_alpha,
                           smooth_min_gain=cfg.smooth_min_gain, threads=cfg.threads or 0)
     calibration = ctx.calibration(cfg.calib_batches)
-    test = ctx.test_batches()
+    scores_itself = hasattr(ctx.data.test, "evaluate")  # a ranking split: its own metrics, the data's headline one compared
+    metric = ctx.data.info.metric
+    test = None if scores_itself else ctx.test_batches()
     fallback: dict[str, Any] = {}
     if cfg.max_accuracy_drop is not None:
         # Layers are chosen on the validation split; the test split only reports the result.
-        split, chosen_on = (ctx.val_batches(), "val") if len(ctx.data.val) else (test, "test")
+        chosen_on = "val" if len(ctx.data.val) else "test"
         if chosen_on == "test":
             log.warning("The data has no validation split: the fallback chooses its fp32 layers on the test split.")
-        result = quantize_with_fallback(model, calibration, accuracy_evaluator(split), qcfg, FallbackConfig(max_drop=cfg.max_accuracy_drop / 100.0), out=out)
+        if scores_itself:
+            split = getattr(ctx.data, chosen_on)
+            evaluator = lambda predict: split.evaluate(predict)[metric]  # noqa: E731
+        else:
+            evaluator = accuracy_evaluator(ctx.val_batches() if chosen_on == "val" else test)
+        result = quantize_with_fallback(model, calibration, evaluator, qcfg, FallbackConfig(max_drop=cfg.max_accuracy_drop / 100.0), out=out)
         quantized = result.best
-        fallback = {"fallback": {**result.metrics(), "split": chosen_on}}
+        fallback = {"fallback": {**result.metrics(), "split": chosen_on, "metric": metric}}
     else:
         quantized = quantize(model, calibration, qcfg)
-    metrics = {"test_accuracy": accuracy(quantized.quantized, test), "fp32_test_accuracy": accuracy(model, test), **fallback}
+    if scores_itself:
+        metrics = {**{f"test_{k}": v for k, v in ctx.data.test.evaluate(quantized.quantized).items() if k != "count"},
+                   **{f"fp32_test_{k}": v for k, v in ctx.data.test.evaluate(model).items() if k != "count"}, **fallback}
+    else:
+        metrics = {"test_accuracy": accuracy(quantized.quantized, test), "fp32_test_accuracy": accuracy(model, test), **fallback}
     # Its data section, as a run folder has: `slimforge eval` and `measure` load the same data.
     save_quantized(quantized, out, metrics=metrics,
                    config={"data": ctx.data_config.model_dump(mode="json"), "stage": cfg.model_dump(mode="json"), "source": str(input_dir)})

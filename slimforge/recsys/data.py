@@ -17,7 +17,8 @@ Options of every recommendation dataset:
 * ``duplicates``: a (user, item) pair on several rows keeps its latest row (``"latest"``) or is
   an error (``"error"``).
 
-``val_fraction`` does not apply: leave-one-out picks each user's validation item.
+``val_fraction`` and ``augment`` do not apply: leave-one-out picks each user's validation item,
+and interactions are not augmented.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class RecsysDatasetInfo(DatasetInfo):
     num_items: int = 0
     num_genres: int = 0
     task: str = "ranking"
+    metric: str = "ndcg@10"
 
     def model_kwargs(self) -> dict[str, Any]:
         return {"num_users": self.num_users, "num_items": self.num_items, "num_genres": self.num_genres}
@@ -172,6 +174,7 @@ def load_movielens(
     val_full_catalogue: bool = False,
     duplicates: str = "latest",
     val_fraction: float | None = None,
+    augment: bool | None = None,
 ) -> RecsysDataSplits:
     folder = movielens_folder(root)
     ratings = find_ratings_file(folder)
@@ -199,6 +202,7 @@ def load_ratings(
     val_full_catalogue: bool = False,
     duplicates: str = "latest",
     val_fraction: float | None = None,
+    augment: bool | None = None,
 ) -> RecsysDataSplits:
     """``path`` (or ``root``): the ratings file or its folder; ``items``: a MovieLens-style movies
     file for genres (default: the one beside the ratings, if any)."""
@@ -228,6 +232,7 @@ def load_synthetic_ratings(
     val_full_catalogue: bool = False,
     min_rating: float | None = None,
     val_fraction: float | None = None,
+    augment: bool | None = None,
 ) -> RecsysDataSplits:
     data, genres = synthetic_interactions(num_users, num_items, rank, min_per_user, max_per_user, num_genres, seed)
     return build_recsys_splits(

@@ -6,7 +6,8 @@ In a recommender the embedding tables hold almost every byte. These backends sto
 row-wise format, 4 bytes per row on top of the packed values: a 32-wide fp32 row of 128 bytes
 becomes 36 / 20 / 12 bytes) and look rows up with FBGEMM's inference kernels
 (``IntNBitTableBatchedEmbeddingBagsCodegen``, what TorchRec serves with), dequantizing to fp32
-on the fly. Tables too narrow to gain from it (per-item biases, width 1) are stored in fp16.
+on the fly. Tables too narrow to gain from it (per-item biases, width 1) are stored in fp16 and
+gathered by torch.
 Everything else (MLP towers, ``nn.EmbeddingBag`` side features) stays fp32; ``fp32_layers``
 keeps named tables in fp32 too, so :func:`~slimforge.quantize.quantize_with_fallback` chooses
 per table under a metric budget.
@@ -58,22 +59,32 @@ def precision_for(dim: int, bits: int) -> str:
 
 
 class QuantizedEmbedding(nn.Module):
-    """An ``nn.Embedding`` replacement: ids (any shape) -> (..., dim) fp32 rows, dequantized by
-    FBGEMM from a row-wise ``precision`` table ("int8", "int4", "int2" or "fp16")."""
+    """An ``nn.Embedding`` replacement: ids (any shape) -> (..., dim) fp32 rows from a row-wise
+    ``precision`` table: "int8", "int4" or "int2" rows dequantized by FBGEMM's lookup kernel, or
+    "fp16" rows (narrow tables) gathered and widened by torch.
+
+    A run of equal ids (one user scored against many candidates) is looked up once: FBGEMM's CPU
+    kernel costs about 0.35 us per row here against 0.02 us for an fp32 gather (measured on 25,600
+    lookups, 1 thread), so a user's 100 candidates cost one row instead of 100.
+    """
 
     def __init__(self, rows: int, dim: int, precision: str) -> None:
         super().__init__()
-        fb = _fbgemm()
         self.rows, self.dim, self.precision = rows, dim, precision
+        if precision == "fp16":
+            self.register_buffer("fp16_rows", torch.zeros(rows, dim, dtype=torch.float16))
+            self.table = None
+            return
+        fb = _fbgemm()
         self.table = fb["op"](
             embedding_specs=[("table", rows, dim, getattr(fb["SparseType"], precision.upper()), fb["Location"].HOST)],
-            pooling_mode=fb["Pooling"].SUM, device="cpu", output_dtype=fb["SparseType"].FP32,
+            pooling_mode=fb["Pooling"].NONE, device="cpu", output_dtype=fb["SparseType"].FP32,
         )
         self.table.fill_random_weights()  # allocates the rows; overwritten by from_float / load_packed
 
     @classmethod
     def from_float(cls, weight: torch.Tensor, bits: int) -> QuantizedEmbedding:
-        """Quantize an fp32 table (rows, dim) row-wise with FBGEMM's own quantizer."""
+        """Quantize an fp32 table (rows, dim) row-wise with FBGEMM's own quantizer (or to fp16 when narrow)."""
         weight = weight.detach().float().contiguous().cpu()
         table = cls(weight.shape[0], weight.shape[1], precision_for(weight.shape[1], bits))
         if table.precision == "fp16":
@@ -84,16 +95,22 @@ class QuantizedEmbedding(nn.Module):
             table.load_packed(fused[:, :width], fused[:, width:])
         return table
 
+    def _views(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The stored bytes, writable: (rows, packed width) uint8 and (rows, 4) scale/offset (None for fp16)."""
+        if self.table is None:
+            return self.fp16_rows.view(torch.uint8), None
+        return self.table.split_embedding_weights(split_scale_shifts=True)[0]
+
     def packed(self) -> dict[str, torch.Tensor]:
         """The stored bytes: ``qweight`` (rows, packed width) uint8 and, for integer tables, ``scale_shift`` (rows, 4)."""
-        weights, scale_shift = self.table.split_embedding_weights(split_scale_shifts=True)[0]
+        weights, scale_shift = self._views()
         out = {"qweight": weights.clone()}
         if scale_shift is not None:
             out["scale_shift"] = scale_shift.clone()
         return out
 
     def load_packed(self, qweight: torch.Tensor, scale_shift: torch.Tensor | None) -> None:
-        weights, shift = self.table.split_embedding_weights(split_scale_shifts=True)[0]
+        weights, shift = self._views()
         if qweight.shape != weights.shape or (shift is not None and (scale_shift is None or scale_shift.shape != shift.shape)):
             raise ArtifactError(f"A {self.precision} table of {self.rows} x {self.dim} needs packed rows {tuple(weights.shape)} "
                                 f"and scales {None if shift is None else tuple(shift.shape)}; got {tuple(qweight.shape)} and "
@@ -107,9 +124,17 @@ class QuantizedEmbedding(nn.Module):
         return sum(t.numel() for t in self.packed().values())
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        flat = ids.reshape(-1).to(torch.int32)
-        offsets = torch.arange(flat.numel() + 1, dtype=torch.int32)  # one row per bag: a plain lookup
-        return self.table(flat, offsets).view(*ids.shape, self.dim)
+        flat = ids.reshape(-1)
+        if self.table is None:
+            return self.fp16_rows[flat].float().view(*ids.shape, self.dim)
+        runs, where = torch.unique_consecutive(flat, return_inverse=True)
+        if 2 * len(runs) > len(flat):  # few repeats: looking up every id is cheaper than gathering afterwards
+            return self._lookup(flat).view(*ids.shape, self.dim)
+        return self._lookup(runs)[where].view(*ids.shape, self.dim)
+
+    def _lookup(self, ids: torch.Tensor) -> torch.Tensor:
+        offsets = torch.arange(ids.numel() + 1, dtype=torch.int32)  # one row per id
+        return self.table(ids.to(torch.int32), offsets)
 
     def extra_repr(self) -> str:
         return f"{self.rows}, {self.dim}, precision={self.precision}"

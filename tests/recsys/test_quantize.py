@@ -51,6 +51,8 @@ def test_lookups_equal_a_plain_rowwise_quantizer(fbgemm, bits):
     assert (err <= 0.02 * scale[ids]).all(), err.max()
     assert ((rows - weight[ids]).abs() <= 0.5 * scale[ids] + 1e-3).all()  # within half a step of the fp32 row
     assert table.nbytes == 50 * (16 * bits // 8 + 4)
+    runs = torch.tensor([5] * 6 + [7] * 3 + [1])  # one user's candidates: looked up once per run
+    assert torch.equal(table(runs), table._lookup(runs))
 
 
 def test_a_width_that_does_not_pack_is_stored_in_fp16(fbgemm):
