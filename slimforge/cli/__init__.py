@@ -13,6 +13,26 @@ from pydantic import ValidationError
 
 from slimforge.errors import SlimforgeError
 
+def _show_flags_as_flags() -> None:
+    """typer 0.29's rich help prints a type after every option, flags too (``--quiet <bool>``,
+    ``--help <bool>``); a flag takes no value, so it shows none."""
+    try:
+        from typer.core import TyperOption
+    except ImportError:
+        return
+    if getattr(TyperOption.display_type_rich, "_slimforge", False) or not hasattr(TyperOption, "display_type_rich"):
+        return
+    original = TyperOption.display_type_rich
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) else original(self, ctx)
+
+    display_type_rich._slimforge = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_show_flags_as_flags()
+
 app = typer.Typer(
     name="slimforge",
     help="Make PyTorch models faster and smaller: train, prune, distill, quantize, export, measure.",
