@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
-import os
-import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,11 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import nn
 
 from slimforge._registry import Registry
-from slimforge.errors import ArtifactError, ConfigError, UnknownNameError
+from slimforge.errors import ArtifactError, ConfigError, SlimforgeError, UnknownNameError
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -140,17 +136,29 @@ def _without_random_init() -> Iterator[None]:
             setattr(nn.init, n, fn)
 
 
-def build_model(spec: ModelSpec, *, init: bool = True) -> nn.Module:
+def build_model(spec: ModelSpec, *, init: bool = True, trust_code: bool = True, source: str = "") -> nn.Module:
     """Build the module ``spec`` describes: factory, then every edit in order (weights untouched).
 
-    init=False skips random initialisation, for callers that load every weight next."""
-    from slimforge.models import create_model
+    init=False skips random initialisation, for callers that load every weight next.
+    trust_code=False (a spec read from a file): a ``package.module:function`` factory is refused
+    unless trusted (see :func:`slimforge.models.resolve_factory`), and the keywords are checked
+    before the call. ``source`` names the file, for errors."""
+    from slimforge.models import build_model_from
 
     with contextlib.nullcontext() if init else _without_random_init():
-        model = create_model(spec.name, **spec.kwargs)
+        model = build_model_from(spec.name, spec.kwargs, trust_code=trust_code, source=source)
     attach_spec(model, ModelSpec(spec.name, dict(spec.kwargs)))
-    for edit in spec.edits:
-        model = edit_replay(edit.get("kind", "?"))(model, edit)
+    for number, edit in enumerate(spec.edits, 1):
+        kind = edit.get("kind", "?")
+        replay = edit_replay(kind)
+        try:
+            model = replay(model, edit)
+        except SlimforgeError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ArtifactError(f"{source or 'model.json'}: edit #{number} ({kind!r}) cannot be replayed on {spec.name!r}: {first}. "
+                                "The file is corrupt or was written for another model.") from None
         spec_now = get_spec(model) or ModelSpec(spec.name, dict(spec.kwargs))
         attach_spec(model, ModelSpec(spec.name, dict(spec.kwargs), [*spec_now.edits, edit]))
     attach_spec(model, spec)
@@ -159,51 +167,10 @@ def build_model(spec: ModelSpec, *, init: bool = True) -> nn.Module:
 
 # ---------------------------------------------------------------- writing
 
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder and rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600; an artifact gets the mode any new file would
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it; restored at once
-    os.umask(mask)
-    return mask
-
-
-def write_json(path: Path, data: Any) -> None:
-    atomic_write_bytes(Path(path), (json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n").encode())
-
-
-def write_yaml(path: Path, data: Any) -> None:
-    atomic_write_bytes(Path(path), yaml.safe_dump(_plain(data), sort_keys=False).encode())
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (tuple, set)):
-        return list(value)
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _plain(value: Any) -> Any:
-    """JSON-able copy (tuples to lists, paths to strings) for YAML's safe dumper."""
-    return json.loads(json.dumps(value, default=_json_default))
+# The file primitives live on the ground floor (slimforge.files); re-exported for existing callers.
+from slimforge.files import (  # noqa: E402
+    atomic_write_bytes, plain as _plain, read_json, read_json_quiet, staged_output, write_json, write_yaml,
+)
 
 
 def state_dict_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
@@ -252,6 +219,9 @@ def saved_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 def save(model: nn.Module, path: str | Path, *, config: Any = None, metrics: dict[str, Any] | None = None) -> Path:
     """Save ``model`` as an artifact folder (weights + structure [+ config, metrics]).
 
+    The folder is written beside ``path`` and swapped in whole: an earlier folder at ``path`` is
+    replaced in one step (a kill leaves the old or the new one, never a mixture).
+
     The model must have been built by :func:`slimforge.models.create_model` (or loaded by
     :func:`load`) so its structure is known; :func:`attach_spec` records one by hand.
     """
@@ -262,36 +232,17 @@ def save(model: nn.Module, path: str | Path, *, config: Any = None, metrics: dic
             f"Cannot save to {out}: the model's structure is unknown. Build it with "
             "slimforge.create_model(...) or describe it with slimforge.artifacts.attach_spec(model, ModelSpec(...))."
         )
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / WEIGHTS_FILE, state_dict_bytes(saved_state_dict(model), {"format": "pt"}))
-    write_json(out / STRUCTURE_FILE, spec.to_json())
-    if config is not None:
-        write_yaml(out / CONFIG_FILE, config)
-    if metrics is not None:
-        write_json(out / METRICS_FILE, metrics)
+    with staged_output(out) as folder:  # the whole folder is replaced in one step
+        atomic_write_bytes(folder / WEIGHTS_FILE, state_dict_bytes(saved_state_dict(model), {"format": "pt"}))
+        write_json(folder / STRUCTURE_FILE, spec.to_json())
+        if config is not None:
+            write_yaml(folder / CONFIG_FILE, config)
+        if metrics is not None:
+            write_json(folder / METRICS_FILE, metrics)
     return out
 
 
 # ---------------------------------------------------------------- reading
-
-
-def read_json(path: Path) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(f"{path} does not exist.")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({exc}); the file is corrupt or truncated.") from None
-
-
-def read_json_quiet(path: Path) -> dict[str, Any]:
-    """A JSON object from ``path``, or {} when the file is missing, unreadable or not an object (optional metadata)."""
-    try:
-        data = read_json(path)
-    except ArtifactError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def read_spec(path: str | Path) -> ModelSpec:
@@ -299,8 +250,13 @@ def read_spec(path: str | Path) -> ModelSpec:
     return ModelSpec.from_json(read_json(folder / STRUCTURE_FILE), str(folder / STRUCTURE_FILE))
 
 
-def load(path: str | Path, *, map_location: str | torch.device = "cpu", quantized: bool = True) -> nn.Module:
+def load(path: str | Path, *, map_location: str | torch.device = "cpu", quantized: bool = True, trust_code: bool = False) -> nn.Module:
     """Rebuild the model saved at ``path`` (a run folder) and load its weights. Never unpickles.
+
+    Nothing in the folder runs code: the model is built from a registered name or a library
+    source (``torchvision:``). A folder whose ``model.json`` names a ``package.module:function``
+    factory is refused unless ``trust_code=True`` (you trust where it came from; the factory is
+    then imported and called) or this process already trusted that factory.
 
     A quantized artifact (``quantized.json``) loads as its runtime-bound model instead: a
     callable on inputs (batch, ...) returning logits, not an ``nn.Module``; ``quantized=False``
@@ -314,7 +270,8 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu", quantize
 
         return load_quantized(folder)
     spec = read_spec(folder)
-    model = build_model(spec, init=False)  # load_weights is strict: every parameter and buffer is overwritten
+    # load_weights is strict: every parameter and buffer is overwritten
+    model = build_model(spec, init=False, trust_code=trust_code, source=str(folder / STRUCTURE_FILE))
     load_weights(model, folder / WEIGHTS_FILE, map_location=map_location)
     model.eval()
     return model
@@ -350,7 +307,7 @@ def check_output_folder(out: str | Path, writes: str, source: str | Path | None 
         )
 
 
-def load_module(path: str | Path, purpose: str) -> nn.Module:
+def load_module(path: str | Path, purpose: str, *, trust_code: bool = False) -> nn.Module:
     """:func:`load` for uses that need a PyTorch module (``purpose``: "prune", "a teacher", ...);
     an int8 artifact, a runtime-bound callable, is refused with an error naming the folder."""
     if artifact_kind(path) == "quantized":
@@ -358,7 +315,7 @@ def load_module(path: str | Path, purpose: str) -> nn.Module:
             f"{path} holds a quantized (int8) artifact, not a PyTorch model; {purpose} needs the fp32 run folder it was "
             "made from (quantize last)."
         )
-    return load(path)
+    return load(path, trust_code=trust_code)
 
 
 def read_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:

@@ -57,8 +57,6 @@ def run_training(cfg: RunConfig, out: str | Path, resume: bool = False) -> Train
     cfg = cfg.model_copy(update={"train": cfg.train.with_defaults(data.train_defaults)})  # recorded as resolved
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     model = create_model(cfg.model.name, **{**data.info.model_kwargs(), **cfg.model.kwargs})
-    if hasattr(data, "save_assets"):  # e.g. a text tokenizer or a recommender's catalogue, needed to use the model later
-        data.save_assets(out)
     return train(model, data, cfg.train, out, resume=resume, record=cfg.model_dump(mode="json"))
 
 

@@ -23,8 +23,6 @@ import json
 import logging
 import os
 import platform
-import shutil
-import tempfile
 import time
 import warnings
 import zipfile
@@ -39,6 +37,7 @@ from torch import nn
 
 from slimforge._registry import Registry
 from slimforge.artifacts import atomic_write_bytes, write_json
+from slimforge.files import final_folder, staged_output
 from slimforge.errors import ArtifactError, ConfigError, SlimforgeError
 
 DEFAULT_OPSET = 18
@@ -123,38 +122,34 @@ def export(model: nn.Module, example: torch.Tensor, out: str | Path, config: Exp
     model = model.eval().cpu()
     example = example.detach().cpu()
     out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
 
-    # Export into a staging folder inside ``out``: a rejected export never replaces a good one.
-    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".export-"))
-    try:
+    # Export into a staging folder that replaces ``out`` whole once the check passes: a rejected
+    # export never replaces a good one, and a kill never leaves a new file beside an old export.json.
+    with staged_output(out_dir) as work:
+        final = final_folder(work)
         start = time.perf_counter()
-        staged, description = exporter(model, example, staging, config)
+        staged, description = exporter(model, example, work, config)
         seconds = time.perf_counter() - start
 
         # Check against PyTorch on the example and random batches of other sizes.
         diff = max_abs_difference(model, LOADERS[config.format](staged), sample_inputs(example, config))
         if not diff <= config.atol:
-            rejected = _move_files(staging, out_dir / "rejected")
+            rejected = _move_files(work, final / "rejected") if final.is_dir() else _move_files(work, final.with_name(final.name + "-rejected"))
             raise ExportMismatchError(
                 f"{config.format} export differs from PyTorch by {diff:.3g} (max abs), more than atol={config.atol:g}; "
-                f"nothing in {out_dir} was replaced (the rejected file is {rejected / staged.name}). "
+                f"nothing in {final} was replaced (the rejected file is {rejected / staged.name}). "
                 "Raise the tolerance (--atol, ExportConfig.atol) if the difference is expected (e.g. a quantized model)."
             )
-        _move_files(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    path = out_dir / staged.name
-    result = ExportResult(
-        path=path,
-        format=config.format,
-        exporter=description,
-        opset=config.opset if config.format == "onnx" else None,
-        max_abs_diff=diff,
-        input_shape=tuple(example.shape),
-        seconds=round(seconds, 3),
-    )
-    write_json(out_dir / EXPORT_INFO_FILE, {**result.to_json(), "config": asdict(config), "machine": platform.machine()})
+        result = ExportResult(
+            path=final / staged.name,
+            format=config.format,
+            exporter=description,
+            opset=config.opset if config.format == "onnx" else None,
+            max_abs_diff=diff,
+            input_shape=tuple(example.shape),
+            seconds=round(seconds, 3),
+        )
+        write_json(work / EXPORT_INFO_FILE, {**result.to_json(), "config": asdict(config), "machine": platform.machine()})
     return result
 
 

@@ -31,6 +31,7 @@ from torch import nn
 from slimforge import artifacts
 from slimforge.data.core import DataSplits
 from slimforge.errors import ConfigError, SlimforgeError
+from slimforge.files import final_folder, relocated, staged_output
 from slimforge.measure import Variant, count_macs, count_parameters, load_variant, measure_accuracy, measure_latency, measure_variants
 from slimforge.train import Callback, TrainConfig, TrainState
 
@@ -106,15 +107,19 @@ def optimize(
     ``data_config`` (a DataConfig) is written into every candidate's config.yaml so each
     candidate folder is self-describing (``slimforge eval``/``quantize`` find its data).
     """
-    search = _Search(Path(baseline_run), data, config, Path(out), log)
-    search.record_extra = {"data": data_config.model_dump(mode="json")} if data_config is not None else {}
-    search.run()
+    # The search builds its folder beside ``out`` and replaces ``out`` whole at the end; stopped
+    # half-way (Ctrl-C, an error), what it found so far (optimize.json, best/) replaces it even so.
+    with staged_output(Path(out), publish_if=lambda work: (work / "optimize.json").is_file()) as work:
+        search = _Search(Path(baseline_run), data, config, work, log)
+        search.record_extra = {"data": data_config.model_dump(mode="json")} if data_config is not None else {}
+        search.run()
     return search.summary()
 
 
 class _Search:
     def __init__(self, baseline: Path, data: DataSplits, config: OptimizeConfig, out: Path, log) -> None:
         self.baseline_dir, self.data, self.cfg, self.out, self.log = baseline, data, config, out, log
+        self.final = final_folder(out).absolute()  # where ``out`` (a staging folder) goes when the search ends
         self.deadline = time.monotonic() + config.time_budget_s
         self.started = time.monotonic()
         self.candidates: list[Candidate] = []
@@ -244,6 +249,10 @@ class _Search:
     # ---------------------------------------------------------------- results
 
     def summary(self) -> dict[str, Any]:
+        """The search so far, with paths where they will be once the folder is in place."""
+        return relocated(self._summary(), self.out, self.final)
+
+    def _summary(self) -> dict[str, Any]:
         return {
             "baseline": {"path": str(self.baseline_dir), "val_accuracy": self.base_val, "test_accuracy": self.base_test, "macs": self.base_macs},
             "config": {k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in asdict(self.cfg).items()},

@@ -19,6 +19,7 @@ from typing import Any
 from torch import nn
 
 from slimforge.artifacts import atomic_write_bytes
+from slimforge.files import staged_output
 
 
 def build_rows(measurement: Mapping[str, Any], baseline: str | None = None, batch_size: int | None = None) -> list[dict[str, Any]]:
@@ -83,9 +84,9 @@ def write_report(
     widths: Mapping[str, Mapping[str, int]] | None = None,
     notes: Sequence[str] = (),
 ) -> dict[str, Path]:
-    """Write ``report.md``, ``report.html`` and ``measurements.json`` into folder ``out``."""
+    """Write ``report.md``, ``report.html`` and ``measurements.json`` into folder ``out``
+    (replaced whole, in one step)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     rows = build_rows(measurement, baseline)
     figures = {"Accuracy against latency": _pareto_png(rows)}
     if widths:
@@ -94,11 +95,12 @@ def write_report(
         figures["Training curves"] = _curves_png(histories)
     figures = {k: v for k, v in figures.items() if v is not None}
     context = f"threads {measurement.get('threads')}, batch size {rows[0]['batch_size'] if rows else '-'}, torch {measurement.get('torch', '')}"
-    paths = {"markdown": out / "report.md", "html": out / "report.html", "json": out / "measurements.json"}
-    atomic_write_bytes(paths["json"], json.dumps({"measurement": measurement, "rows": rows}, indent=2, default=str).encode())
-    atomic_write_bytes(paths["markdown"], _markdown(title, rows, context, notes, figures, out).encode())
-    atomic_write_bytes(paths["html"], _html(title, rows, context, notes, figures).encode())
-    return paths
+    names = {"markdown": "report.md", "html": "report.html", "json": "measurements.json"}
+    with staged_output(out) as work:
+        atomic_write_bytes(work / names["json"], json.dumps({"measurement": measurement, "rows": rows}, indent=2, default=str).encode())
+        atomic_write_bytes(work / names["markdown"], _markdown(title, rows, context, notes, figures, work).encode())
+        atomic_write_bytes(work / names["html"], _html(title, rows, context, notes, figures).encode())
+    return {key: out / name for key, name in names.items()}
 
 
 # ---------------------------------------------------------------- rendering

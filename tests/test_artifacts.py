@@ -74,7 +74,9 @@ def test_model_without_spec_cannot_be_saved(tmp_path):
         slimforge.save(torch.nn.Linear(2, 2), tmp_path / "x")
     model = attach_spec(torch.nn.Linear(2, 2), ModelSpec("torch.nn:Linear", {"in_features": 2, "out_features": 2}))
     slimforge.save(model, tmp_path / "x")
-    assert torch.equal(slimforge.load(tmp_path / "x").weight, model.weight)
+    with pytest.raises(ArtifactError, match="names the factory 'torch.nn:Linear'.*trust_code=True"):
+        slimforge.load(tmp_path / "x")  # a folder's factory name is not trusted by default
+    assert torch.equal(slimforge.load(tmp_path / "x", trust_code=True).weight, model.weight)
 
 
 def test_missing_run_folder(tmp_path):

@@ -68,3 +68,19 @@ def test_help_documents_every_option(python, cli_env):
     text = run(python, cli_env, "train", "--help").stdout
     for option in ("--config", "--data", "--model", "--epochs", "--resume", "--deterministic", "--out"):
         assert option in text
+
+
+def test_every_command_shows_flags_as_flags(capsys, monkeypatch):
+    """`--help` lists a flag without a value type (typer 0.29 printed `--quiet <bool>`), and every
+    command that loads run folders offers --trust-code."""
+    from slimforge.cli import app
+
+    monkeypatch.setenv("COLUMNS", "200")
+    names = [c.name for c in app.registered_commands]
+    loaders = {"train", "eval", "prune", "quantize", "factorize", "export", "distill", "measure", "predict", "optimize", "run"}
+    assert loaders <= set(names)
+    for name in names:
+        assert main([name, "--help"]) == 0
+        text = capsys.readouterr().out
+        assert "<bool>" not in text, name
+        assert ("--trust-code" in text) == (name in loaders), name

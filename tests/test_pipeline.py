@@ -131,7 +131,8 @@ def test_an_interrupted_training_stage_resumes_from_its_checkpoint(tmp_path, mon
     out = tmp_path / "runs"
     with pytest.raises(KeyboardInterrupt):
         run_recipe(parse_recipe(TINY, "tiny.yaml"), out, quiet=True, log=lambda *_: None)
-    assert (out / "train" / "checkpoint.safetensors").is_file() and not (out / "train" / "stage.json").exists()
+    # The cut-short stage left its partial folder (for resuming), never a folder that looks finished.
+    assert (out / ".train.partial" / "checkpoint.safetensors").is_file() and not (out / "train").exists()
 
     monkeypatch.setattr(stage_module, "train", real_train)
     lines: list[str] = []
@@ -139,6 +140,7 @@ def test_an_interrupted_training_stage_resumes_from_its_checkpoint(tmp_path, mon
     assert lines[0] == "[train] resuming from its checkpoint (train)"
     history = [json.loads(line)["epoch"] for line in (out / "train" / "metrics.jsonl").read_text().splitlines()]
     assert history == [1, 2] and markers["train"]["metrics"]["epochs_run"] == 2
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no partial folder or lock left behind
     # A changed training stage starts over instead.
     lines.clear()
     run_recipe(parse_recipe(TINY, "tiny.yaml", ["train.train.lr=0.04"]), out, quiet=True, log=lines.append)

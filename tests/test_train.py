@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 import slimforge
+from slimforge.files import partial_folder
 from slimforge.errors import ArtifactError
 from slimforge.train import Callback, TrainConfig, TrainingDiverged, seed_everything, train
 
@@ -58,7 +59,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(digits, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(TrainingDiverged, match="loss became nan in epoch 2.*last good checkpoint"):
         train(_cnn(digits), digits, TrainConfig(epochs=3, batch_size=128, lr=0.05, **QUIET), out, callbacks=[PoisonAfterFirstEpoch()])
-    checkpoint = load_file(str(out / "checkpoint.safetensors"))
+    assert not out.exists()  # nothing that looks finished
+    checkpoint = load_file(str(partial_folder(out) / "checkpoint.safetensors"))  # kept for --resume
     assert all(torch.isfinite(t).all() for t in checkpoint.values() if t.is_floating_point())
 
 
@@ -86,7 +88,7 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path, python, cl
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen([*args, "--out", str(killed)], env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    history = killed / "metrics.jsonl"
+    history = partial_folder(killed) / "metrics.jsonl"  # the run is built beside --out until it is complete
     deadline = time.time() + 120
     while time.time() < deadline and not (history.is_file() and history.read_text().count("\n") >= 1):
         time.sleep(0.01)
@@ -94,13 +96,14 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path, python, cl
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert history.read_text().count("\n") == 1, "the kill must land in epoch 2"
-    assert not (killed / "model.safetensors").exists()
+    assert not killed.exists()
 
     subprocess.run([*args, "--out", str(killed), "--resume"], check=True, env=cli_env, capture_output=True)
     a = load_file(str(tmp_path / "straight" / "model.safetensors"))
     b = load_file(str(killed / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert [json.loads(x)["epoch"] for x in history.read_text().splitlines()] == [1, 2, 3]
+    assert [json.loads(x)["epoch"] for x in (killed / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert not partial_folder(killed).exists()
 
 
 def test_corrupt_checkpoint_on_resume_names_the_file(digits, tmp_path):
@@ -213,10 +216,11 @@ def test_a_failed_fine_tune_in_the_run_s_own_folder_keeps_its_model(digits, tmp_
     cfg = TrainConfig(epochs=1, batch_size=64, lr=0.05, **QUIET)
     first = train(_cnn(digits), digits, cfg, tmp_path / "run")
     x = digits.test.__getitems__([0, 1, 2])[0]
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
     with pytest.raises(TrainingDiverged):
         train(slimforge.load(tmp_path / "run").train(), digits, cfg.model_copy(update={"lr": 1e6}), tmp_path / "run")
     assert torch.equal(slimforge.load(tmp_path / "run")(x), first.model.eval()(x))  # the only copy of the weights survives
-    assert not (tmp_path / "run" / "best.safetensors").exists()  # the earlier run's training state is gone
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before  # the folder is exactly as it was
     (tmp_path / "int8").mkdir()
     (tmp_path / "int8" / "quantized.json").write_text("{}")
     with pytest.raises(ConfigError, match="already holds a quantized"):

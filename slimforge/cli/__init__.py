@@ -13,6 +13,26 @@ from pydantic import ValidationError
 
 from slimforge.errors import SlimforgeError
 
+def _show_flags_as_flags() -> None:
+    """typer 0.29's rich help prints a type after every option, flags too (``--quiet <bool>``,
+    ``--help <bool>``); a flag takes no value, so it shows none."""
+    try:
+        from typer.core import TyperOption
+    except ImportError:
+        return
+    if getattr(TyperOption.display_type_rich, "_slimforge", False) or not hasattr(TyperOption, "display_type_rich"):
+        return
+    original = TyperOption.display_type_rich
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) else original(self, ctx)
+
+    display_type_rich._slimforge = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_show_flags_as_flags()
+
 app = typer.Typer(
     name="slimforge",
     help="Make PyTorch models faster and smaller: train, prune, distill, quantize, export, measure.",
@@ -21,12 +41,40 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+TRUST_HELP = ("trust the model factories named by the run folders this command loads (a 'package.module:function' "
+              "name imports and runs that code); only for folders from a source you trust")
+
+
+def loads_folders(command):
+    """Give a command ``--trust-code``: inside it, loading run folders may import the
+    ``package.module:function`` factories they name (refused otherwise; see docs/trust.md)."""
+    import functools
+    import inspect
+    from typing import Annotated
+
+    from slimforge.models import trusting_code
+
+    @functools.wraps(command)
+    def run(*args, trust_code: bool = False, **kwargs):
+        with trusting_code(trust_code):
+            return command(*args, **kwargs)
+
+    option = Annotated[bool, typer.Option("--trust-code", help=TRUST_HELP)]
+    signature = inspect.signature(command, eval_str=True)
+    parameter = inspect.Parameter("trust_code", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=option)
+    run.__signature__ = signature.replace(parameters=[*signature.parameters.values(), parameter])
+    run.__annotations__ = {**command.__annotations__, "trust_code": option}
+    return run
+
+
 from slimforge.cli import compress, distill, info, measure, optimize, pipeline, predict, training  # noqa: E402,F401  (register commands)
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        app(args=argv, prog_name="slimforge", standalone_mode=False)
+        code = app(args=argv, prog_name="slimforge", standalone_mode=False)
+    except KeyboardInterrupt:
+        code = 130
     except SlimforgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -47,5 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, (ClickException, typer.TyperException)) and hasattr(exc, "show"):
             exc.show()
             return int(getattr(exc, "exit_code", 2))
+        print(f"error: an unexpected {type(exc).__name__} (a slimforge bug; please report it with the traceback below)", file=sys.stderr)
         raise
-    return 0
+    # Non-standalone typer returns an exit code instead of exiting (130 for Ctrl-C): pass it on.
+    if code == 130:
+        print("interrupted (Ctrl-C): the output folder keeps its previous content; a training run can continue with --resume",
+              file=sys.stderr)
+    return code if isinstance(code, int) else 0

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from slimforge.cli import app
+from slimforge.cli import app, loads_folders
 
 
 def _stage(run: Path):
@@ -54,6 +54,7 @@ def _finetune_config(run: Path, epochs: int, lr: float, batch_size: int | None, 
 
 
 @app.command("prune")
+@loads_folders
 def prune_cmd(
     run: Annotated[Path, typer.Argument(help="run folder of the model to prune")],
     ratio: Annotated[Optional[float], typer.Option(help="fraction of channels/neurons/heads removed in every group")] = None,
@@ -104,6 +105,7 @@ def _size(run: Path, example) -> tuple[int, int]:
 
 
 @app.command("quantize")
+@loads_folders
 def quantize_cmd(
     run: Annotated[Path, typer.Argument(help="run folder of the fp32 model")],
     backend: Annotated[str, typer.Option(help="onnxruntime, torch (PT2E; float inputs), torch-dynamic (eager Linear int8), or fbgemm-int8/int4/int2 (embedding tables)")] = "onnxruntime",
@@ -153,6 +155,7 @@ def _threads(threads: int | None):
 
 
 @app.command("factorize")
+@loads_folders
 def factorize_cmd(
     run: Annotated[Path, typer.Argument(help="run folder of the model")],
     energy: Annotated[float, typer.Option(help="fraction of each layer's squared singular values kept")] = 0.9,
@@ -176,6 +179,7 @@ def factorize_cmd(
 
 
 @app.command("export")
+@loads_folders
 def export_cmd(
     run: Annotated[Path, typer.Argument(help="run folder of the model")],
     format: Annotated[str, typer.Option("--format", help="onnx or pt2")] = "onnx",

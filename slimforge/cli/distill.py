@@ -7,11 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from slimforge.cli import app
+from slimforge.cli import app, loads_folders
 from slimforge.cli.training import print_result
 
 
 @app.command("distill")
+@loads_folders
 def distill_cmd(
     teacher: Annotated[list[Path], typer.Option(help="teacher run folder; repeat for an ensemble")],
     overrides: Annotated[Optional[list[str]], typer.Argument(help="config overrides key=value, e.g. train.lr=0.05 student.kwargs.width=0.5 distill.temperature=2")] = None,

@@ -7,10 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from slimforge.cli import app
+from slimforge.cli import app, loads_folders
 
 
 @app.command("measure")
+@loads_folders
 def measure_cmd(
     runs: Annotated[list[Path], typer.Argument(help="run folders or quantized artifacts; the first is the baseline")],
     batch_sizes: Annotated[str, typer.Option(help="comma-separated batch sizes")] = "1,32",

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from slimforge.cli import app
+from slimforge.cli import app, loads_folders
 
 
 def parse_duration(text: str) -> float:
@@ -23,6 +23,7 @@ def parse_duration(text: str) -> float:
 
 
 @app.command("optimize")
+@loads_folders
 def optimize_cmd(
     run: Annotated[Path, typer.Argument(help="baseline run folder")],
     max_accuracy_drop: Annotated[float, typer.Option(help="validation accuracy points the result may lose")] = 1.0,

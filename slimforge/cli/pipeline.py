@@ -7,10 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from slimforge.cli import app
+from slimforge.cli import app, loads_folders
 
 
 @app.command("run")
+@loads_folders
 def run_cmd(
     recipe: Annotated[Path, typer.Argument(help="recipe YAML (see recipes/)")],
     overrides: Annotated[Optional[list[str]], typer.Argument(help="overrides data.<key>=value or <stage name>.<key>=value, e.g. prune.ratio=0.3 train.train.lr=0.05")] = None,

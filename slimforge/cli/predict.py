@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
-from slimforge.cli import app
+from slimforge.cli import app, loads_folders
 
 
 @app.command("predict")
+@loads_folders
 def predict_cmd(
     run: Annotated[Path, typer.Argument(help="run folder of a text model (with tokenizer/)")],
     texts: Annotated[list[str], typer.Argument(help="texts to classify")],

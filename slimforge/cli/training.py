@@ -9,13 +9,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from slimforge.cli import app
+from slimforge.cli import app, loads_folders
 
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="config overrides key=value, e.g. train.lr=0.05 model.kwargs.width=2")]
 LAUNCH = "Launch (torchrun's flags, passed on to torch.distributed.run)"
 
 
 @app.command("train")
+@loads_folders
 def train_cmd(
     overrides: Overrides = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML recipe with data/model/train sections")] = None,
@@ -93,12 +94,29 @@ def resume_base(out: Path, cls) -> dict | None:
     restricted to ``cls``'s sections: what a bare --resume continues with."""
     from slimforge.artifacts import CONFIG_FILE
     from slimforge.config import read_yaml
+    from slimforge.files import partial_folder
     from slimforge.train.checkpoint import checkpoint_record
 
-    record = checkpoint_record(out)
+    record, source = checkpoint_record(partial_folder(out)), partial_folder(out)
+    if record is None:
+        record, source = checkpoint_record(out), out
     if record is None and (out / CONFIG_FILE).is_file():
-        record = read_yaml(out / CONFIG_FILE)
-    return {k: v for k, v in record.items() if k in cls.model_fields} if record else None
+        record, source = read_yaml(out / CONFIG_FILE), out / CONFIG_FILE
+    if not record:
+        return None
+    _check_recorded_model(record, source)
+    return {k: v for k, v in record.items() if k in cls.model_fields}
+
+
+def _check_recorded_model(record: dict, source: Path) -> None:
+    """A run's recorded model name is the file's choice: a ``package.module:function`` one is
+    built on --resume only with --trust-code (or when this process trusts it)."""
+    from slimforge.models import resolve_factory
+
+    for section in ("model", "student"):
+        name = (record.get(section) or {}).get("name") if isinstance(record.get(section), dict) else None
+        if isinstance(name, str) and ":" in name and not name.startswith("torchvision:"):
+            resolve_factory(name, trust_code=False, source=f"the run recorded in {source}")
 
 
 def refuse_existing_run(out: Path, resume: bool, overwrite: bool) -> None:
@@ -114,6 +132,7 @@ def refuse_existing_run(out: Path, resume: bool, overwrite: bool) -> None:
     from slimforge.artifacts import STRUCTURE_FILE
     from slimforge.distributed import restart_count
     from slimforge.errors import ConfigError
+    from slimforge.files import partial_folder
     from slimforge.train.checkpoint import CHECKPOINT_FILE
 
     if os.environ.get("RANK", "0") != "0":
@@ -124,12 +143,16 @@ def refuse_existing_run(out: Path, resume: bool, overwrite: bool) -> None:
     if not (resume or overwrite) and ((out / STRUCTURE_FILE).is_file() or (out / CHECKPOINT_FILE).is_file()):
         raise ConfigError(f"{out} already holds a run. Pass --resume to continue it, --overwrite to start over in it "
                           "(its model, checkpoint and metrics are replaced), or choose another --out.")
+    if not (resume or overwrite) and (partial_folder(out) / CHECKPOINT_FILE).is_file():
+        raise ConfigError(f"{out} has an interrupted run (its checkpoint is in {partial_folder(out)}). Pass --resume to continue "
+                          "it, --overwrite to start over, or choose another --out.")
     if job and restart_count() == 0:
         out.mkdir(parents=True, exist_ok=True)
         marker.write_text(job + "\n")
 
 
 @app.command("eval")
+@loads_folders
 def eval_cmd(
     run: Annotated[Path, typer.Argument(help="run folder")],
     data: Annotated[Optional[str], typer.Option(help="dataset (default: the run's own)")] = None,

@@ -84,6 +84,18 @@ def run(
     """
     config = config or DistillConfig()
     train_config = train_config or TrainConfig()
+    if out is None:
+        return _run(student, teachers, data, config, train_config, None, record, resume, callbacks, cache_dir)
+    from slimforge.train.loop import _wait_for_swap, run_folder
+
+    with run_folder(out, resume) as work:  # the teacher cache goes into the run's staging folder, with the rest
+        result = _run(student, teachers, data, config, train_config, work, record, resume, callbacks, cache_dir)
+    _wait_for_swap()
+    result.out = Path(out)
+    return result
+
+
+def _run(student, teachers, data, config, train_config, out, record, resume, callbacks, cache_dir) -> TrainResult:
     n_original = None
     if config.augment_copies:
         data, n_original = _with_transfer_set(data, config, train_config.seed)
@@ -158,7 +170,5 @@ def run_from_config(cfg: DistillRunConfig, teachers: Sequence[str | Path], out: 
 
         student = create_model(cfg.student.name, **{**data.info.model_kwargs(), **cfg.student.kwargs})
     record = {**cfg.model_dump(mode="json"), "data": data_cfg.model_dump(mode="json"), "teachers": [str(t) for t in teachers]}
-    result = run(student, list(teachers), data, cfg.distill.to_config(), cfg.train, out, record=record, resume=resume)
-    if hasattr(data, "save_assets"):
-        data.save_assets(out)  # text: tokenizer/ and labels.json, so the student's folder alone predicts
-    return result
+    # train() writes text assets (tokenizer/, labels.json) into the folder, so the student's folder alone predicts
+    return run(student, list(teachers), data, cfg.distill.to_config(), cfg.train, out, record=record, resume=resume)

@@ -19,6 +19,7 @@ import torch.distributed as dist
 from torch import nn
 
 from slimforge.errors import ArtifactError
+from slimforge.files import staged_output
 
 if TYPE_CHECKING:
     from slimforge.distributed.process import DistContext
@@ -107,38 +108,44 @@ def save_sharded(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer)
 def load_sharded(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
     """Read shards written by :func:`save_sharded` into ``model`` and ``optimizer``, re-sharding
     to this job's number of processes (one process works too)."""
-    import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    from slimforge.distributed import _safe_dcp
 
     path = Path(path)
     if not (path / ".metadata").is_file():
         raise ArtifactError(f"{path} is not a distributed checkpoint (no .metadata file); it may be from an interrupted save.")
     model_state, optim_state = get_state_dict(model, optimizer)
     state = {"model": model_state, "optimizer": optim_state}
-    dcp.load(state, checkpoint_id=str(path))
+    _safe_dcp.load(state, str(path))  # DCP's own reader unpickles; this one runs no code the folder names
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
 
 
 def convert_checkpoint(run: str | Path, out: str | Path | None = None) -> Path:
     """Turn the distributed checkpoint in run folder ``run`` into model.safetensors + model.json
     (in ``out``, default ``run``), in one process; ``slimforge.load(out)`` then rebuilds the model."""
-    import torch.distributed.checkpoint as dcp
-
     from slimforge import artifacts
+    from slimforge.distributed import _safe_dcp
     from slimforge.train.checkpoint import CHECKPOINT_FILE, load_state
 
     run = Path(run)
     saved = load_state(run / CHECKPOINT_FILE)
     if not saved.get("spec"):
         raise ArtifactError(f"{run / CHECKPOINT_FILE} records no model structure, so its shards cannot be rebuilt into a model.")
-    shards = run / saved.get("sharded", SHARDED_DIR)
+    from slimforge.files import inside
+
+    shards = inside(run, saved.get("sharded") or SHARDED_DIR, f"{run / CHECKPOINT_FILE}'s 'sharded' entry")
     if not (shards / ".metadata").is_file():
         raise ArtifactError(f"{run} holds no distributed checkpoint ({shards} is missing); was it trained with train.strategy=fsdp?")
-    model = artifacts.build_model(artifacts.ModelSpec.from_json(saved["spec"]))
+    source = f"the model recorded in {run / CHECKPOINT_FILE}"
+    model = artifacts.build_model(artifacts.ModelSpec.from_json(saved["spec"], source), trust_code=False, source=source)
     state = {"model": model.state_dict()}
-    dcp.load(state, checkpoint_id=str(shards))
+    _safe_dcp.load(state, str(shards))
     model.load_state_dict(state["model"])
-    return artifacts.save(model, out if out is not None else run)
+    target = Path(out) if out is not None else run
+    with staged_output(target, copy_previous=True) as work:  # the run's other files stay; the folder changes in one step
+        artifacts.save(model, work)
+    return target
 
 
 SHARDED_DIR = "checkpoint.dcp"

@@ -5,7 +5,10 @@ Names resolve in three ways:
 * a registered name (``cnn``, ``resnet20``, ``mlp-800`` ...);
 * ``torchvision:<name>``: any torchvision classification model, random init by default,
   with ``num_classes`` and ``in_channels`` adapted;
-* ``package.module:function``: any user factory returning an ``nn.Module``.
+* ``package.module:function``: any user factory returning an ``nn.Module``. Building one imports
+  and calls code of the name's choosing, so a name read from a file (``model.json``, a
+  checkpoint) is refused unless the caller trusts it (``trust_code=True``, ``--trust-code``) or
+  this process built that factory itself before (see :func:`resolve_factory`).
 
 Every factory receives the data-derived keywords ``num_classes``, ``in_channels`` and
 ``input_size`` when its signature accepts them; other keywords pass through unchanged.
@@ -13,15 +16,20 @@ Every factory receives the data-derived keywords ``num_classes``, ``in_channels`
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
 import inspect
-from collections.abc import Callable
+import math
+import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import torch
 from torch import nn
 
 from slimforge._registry import Registry
-from slimforge.errors import SlimforgeError, UnknownNameError
+from slimforge.errors import ArtifactError, SlimforgeError, UnknownNameError
 
 # Models of domain packages that register themselves when first used.
 BUILTIN_MODELS = {name: "slimforge.recsys.models" for name in ("popularity", "mf", "neumf", "two-tower")}
@@ -38,43 +46,177 @@ def list_models() -> list[str]:
     return MODELS.names()
 
 
-def resolve_factory(name: str) -> Callable[..., nn.Module]:
-    """The callable that builds model ``name``."""
+# Model sources that name a model of a library slimforge imports itself: building one runs no
+# code of the name's choosing, so a file may name them freely.
+SAFE_SOURCES = ("torchvision:",)
+
+# ``package.module:function`` names this process trusted (built through create_model by its own
+# code, or loaded with trust_code=True): loading a folder that names one again needs no opt-in.
+_TRUSTED_FACTORIES: set[str] = set()
+_TRUST_CODE: contextvars.ContextVar[bool] = contextvars.ContextVar("slimforge_trust_code", default=False)
+
+
+class UntrustedCodeError(ArtifactError):
+    """A file names a ``package.module:function`` factory that nobody trusted."""
+
+
+@contextlib.contextmanager
+def trusting_code(trust: bool = True) -> Iterator[None]:
+    """Inside the block, loading folders may import the factories they name (``--trust-code``)."""
+    token = _TRUST_CODE.set(bool(trust) or _TRUST_CODE.get())
+    try:
+        yield
+    finally:
+        _TRUST_CODE.reset(token)
+
+
+def is_code_reference(name: str) -> bool:
+    """True for ``package.module:function`` names: building them imports code named by the string."""
+    return ":" in name and not name.startswith(SAFE_SOURCES)
+
+
+def resolve_factory(name: str, *, trust_code: bool = True, source: str = "") -> Callable[..., nn.Module]:
+    """The callable that builds model ``name``.
+
+    A ``package.module:function`` name is imported only when ``trust_code`` is true, the
+    ambient :func:`trusting_code` is on, or this process trusted that very name before;
+    otherwise an :class:`UntrustedCodeError` is raised and nothing is imported. ``source`` names
+    the file the name came from, for the message.
+    """
+    if not isinstance(name, str) or not name:
+        raise UnknownNameError(f"{source or 'model'}: the model name must be a non-empty string, not {name!r}.")
     if name.startswith("torchvision:"):
         from slimforge.models.external import torchvision_factory
 
         return torchvision_factory(name.split(":", 1)[1])
     if ":" in name:
-        return _import_factory(name)
+        if not (trust_code or _TRUST_CODE.get() or name in _TRUSTED_FACTORIES):
+            raise UntrustedCodeError(
+                f"{source or 'The model'} names the factory {name!r}: building it would import module "
+                f"{name.partition(':')[0]!r} and run its code. slimforge runs no code named by a file unless you trust "
+                "where the file came from: pass trust_code=True (slimforge.load), --trust-code (command line) or "
+                "'trust_code: true' (a recipe stage's input); or register the factory in your own code "
+                "(slimforge.register_model) and save the model under that name."
+            )
+        factory = _import_factory(name)
+        _TRUSTED_FACTORIES.add(name)
+        return factory
     return MODELS.get(name)
 
 
-def create_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build model ``name``; see the module docstring for the accepted names."""
+def create_model(name: str, /, **kwargs: Any) -> nn.Module:
+    """Build model ``name`` with keywords ``kwargs``; see the module docstring for the accepted names.
+
+    Called by your own code, ``name`` is trusted (a ``package.module:function`` factory is
+    imported). Names read from files go through :func:`build_model_from` instead."""
+    return build_model_from(name, kwargs, trust_code=True)
+
+
+def build_model_from(name: str, kwargs: dict[str, Any], *, trust_code: bool = False, source: str = "") -> nn.Module:
+    """Build model ``name`` from a file's description: with ``trust_code=False`` a
+    ``package.module:function`` factory is refused (see :func:`resolve_factory`), and the
+    keywords are checked against the factory's signature and size limits before the call.
+    ``source`` names the file, for errors."""
     from slimforge.artifacts import ModelSpec, attach_spec
 
-    factory = resolve_factory(name)
-    accepted = _accepted_kwargs(factory, kwargs)
+    factory = resolve_factory(name, trust_code=trust_code, source=source)
+    if not isinstance(kwargs, dict):
+        raise ArtifactError(f"{source or 'model'}: the keywords of model {name!r} must be an object, not {type(kwargs).__name__}.")
+    accepted = _accepted_kwargs(factory, kwargs, name, strict=not trust_code)
+    if not trust_code:
+        _check_kwargs(name, accepted, source)
+        _check_size(factory, name, accepted, source)
     try:
         model = factory(**accepted)
-    except TypeError as exc:
-        raise SlimforgeError(f"Model {name!r} could not be built with {accepted}: {exc}") from exc
+    except (TypeError, ValueError, RuntimeError, IndexError, KeyError, AssertionError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SlimforgeError(f"{source + ': ' if source else ''}model {name!r} could not be built with {accepted}: {first}") from exc
     if not isinstance(model, nn.Module):
         raise SlimforgeError(f"Model factory {name!r} returned {type(model).__name__}, not an nn.Module.")
     return attach_spec(model, ModelSpec(name, _jsonable(accepted)))
+
+
+# Limits on a model's keywords read from a file: far above any real model, far below a crafted one.
+MAX_KWARG_INT = 2**31
+MAX_KWARG_ITEMS = 4096
+MAX_MODEL_BYTES_FRACTION = 0.8  # of physical memory
+
+
+def _check_kwargs(name: str, kwargs: dict[str, Any], source: str) -> None:
+    """Types and bounds of a file's model keywords: JSON scalars and short lists, sane numbers,
+    positive data sizes."""
+    where = f"{source or 'model.json'}: model {name!r} keyword"
+    for key, value in kwargs.items():
+        stack = [value]
+        while stack:
+            v = stack.pop()
+            if isinstance(v, bool) or v is None:
+                continue
+            if isinstance(v, int):
+                if abs(v) > MAX_KWARG_INT:
+                    raise ArtifactError(f"{where} {key!r} = {v} is out of range (|value| <= {MAX_KWARG_INT}).")
+            elif isinstance(v, float):
+                if not math.isfinite(v):
+                    raise ArtifactError(f"{where} {key!r} is {v}; a finite number is needed.")
+            elif isinstance(v, str):
+                if len(v) > MAX_KWARG_ITEMS:
+                    raise ArtifactError(f"{where} {key!r} is a string of {len(v)} characters (at most {MAX_KWARG_ITEMS}).")
+            elif isinstance(v, (list, dict)):
+                if len(v) > MAX_KWARG_ITEMS:
+                    raise ArtifactError(f"{where} {key!r} holds {len(v)} items (at most {MAX_KWARG_ITEMS}).")
+                stack.extend(v.values() if isinstance(v, dict) else v)
+            else:
+                raise ArtifactError(f"{where} {key!r} has a value of type {type(v).__name__}; only JSON values are allowed.")
+    for key in ("num_classes", "in_channels"):
+        if key in kwargs and (not isinstance(kwargs[key], int) or isinstance(kwargs[key], bool) or kwargs[key] < 1):
+            raise ArtifactError(f"{where} {key!r} must be a positive integer, not {kwargs[key]!r}.")
+    size = kwargs.get("input_size")
+    sizes = size if isinstance(size, list) else [size] if size is not None else []
+    if any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in sizes):
+        raise ArtifactError(f"{where} 'input_size' must be positive integers, not {size!r}.")
+
+
+def _check_size(factory: Callable[..., nn.Module], name: str, kwargs: dict[str, Any], source: str) -> None:
+    """Build the model on the meta device (no memory, no random numbers) and refuse one whose
+    parameters would not fit in memory, before the real build allocates them."""
+    try:
+        with torch.device("meta"):
+            model = factory(**kwargs)
+        total = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+    except Exception:  # noqa: BLE001 - a factory that cannot build on meta is checked by the real build
+        return
+    limit = _physical_memory() * MAX_MODEL_BYTES_FRACTION
+    if total > limit:
+        raise ArtifactError(
+            f"{source or 'model.json'}: model {name!r} with {kwargs} would need {total / 2**30:,.1f} GiB of parameters, "
+            f"more than this machine's memory allows ({limit / 2**30:,.1f} GiB); the file is corrupt or crafted."
+        )
+
+
+def _physical_memory() -> float:
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return float(2**40)
 
 
 def _jsonable(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}
 
 
-def _accepted_kwargs(factory: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+def _accepted_kwargs(factory: Callable[..., Any], kwargs: dict[str, Any], name: str = "", strict: bool = False) -> dict[str, Any]:
+    """``kwargs`` without data keywords the factory does not take; with ``strict``, any other
+    keyword it does not take is an error naming the accepted ones (checked before the call)."""
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):
         return kwargs
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return kwargs
+    unknown = [k for k in kwargs if k not in params and k not in DATA_KWARGS]
+    if strict and unknown:
+        accepted = [p for p, v in params.items() if v.kind in (v.POSITIONAL_OR_KEYWORD, v.KEYWORD_ONLY)]
+        raise ArtifactError(f"model {name!r} takes no keyword {unknown[0]!r}; it accepts: {', '.join(accepted) or 'none'}.")
     return {k: v for k, v in kwargs.items() if k in params or k not in DATA_KWARGS}
 
 
@@ -97,4 +239,4 @@ def _import_factory(path: str) -> Callable[..., nn.Module]:
 from slimforge.models import cnn, mlp, resnet  # noqa: E402,F401
 from slimforge.text import models as _text_models  # noqa: E402,F401,I001  (registers the text models)
 
-__all__ = ["MODELS", "create_model", "list_models", "register_model", "resolve_factory"]
+__all__ = ["MODELS", "UntrustedCodeError", "build_model_from", "create_model", "is_code_reference", "list_models", "register_model", "resolve_factory", "trusting_code"]

@@ -24,6 +24,7 @@ from slimforge._registry import Registry
 from slimforge.config import Frozen, apply_overrides, config_section, parse_override, read_yaml
 from slimforge.errors import ConfigError, did_you_mean
 from slimforge.experiment import DataConfig
+from slimforge.files import check_name
 
 
 class StageConfig(Frozen):
@@ -36,6 +37,8 @@ class StageConfig(Frozen):
     kind: str
     name: str | None = None
     input: str | None = Field(None, description="stage name or run folder to read; default: the previous model stage")
+    trust_code: bool = Field(False, description="the run folders this stage reads (input, teachers, variants) may name "
+                                                "'package.module:function' factories, which are imported and run")
 
 
 STAGE_CONFIGS: Registry[type[StageConfig]] = Registry("stage kind")
@@ -99,7 +102,8 @@ def _stage_names(stages: list[Any], source: str) -> list[str]:
                 f"Known kinds: {', '.join(STAGE_CONFIGS.names())}."
             )
         counts[s["kind"]] = counts.get(s["kind"], 0) + 1
-        names.append(s.get("name") or (s["kind"] if counts[s["kind"]] == 1 else f"{s['kind']}{counts[s['kind']]}"))
+        name = s.get("name") or (s["kind"] if counts[s["kind"]] == 1 else f"{s['kind']}{counts[s['kind']]}")
+        names.append(check_name(name, f"{source}: stage #{i + 1}'s name"))  # it becomes the folder out/<name>/
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
         raise ConfigError(f"{source}: stage names must be unique; repeated: {sorted(dupes)}.")

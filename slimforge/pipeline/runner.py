@@ -17,13 +17,13 @@ from typing import Any
 
 from slimforge.artifacts import read_json, read_json_quiet, write_json
 from slimforge.errors import ArtifactError, SlimforgeError
+from slimforge.files import folder_lock, partial_folder, staged_output
 from slimforge.pipeline.recipe import Recipe, StageConfig
-from slimforge.pipeline.stages import PRODUCES, RUNNERS, StageContext
+from slimforge.pipeline.stages import PRODUCES, RESUMABLE_KINDS, RUNNERS, StageContext
 from slimforge.train.checkpoint import CHECKPOINT_FILE
 
 MARKER = "stage.json"
 STARTED = ".stage-started.json"  # the fingerprint of the stage run that last started here
-RESUMABLE_KINDS = ("train", "distill")  # stages whose training resumes from the checkpoint it leaves
 
 
 def read_marker(folder: Path) -> dict[str, Any] | None:
@@ -37,11 +37,18 @@ def read_marker(folder: Path) -> dict[str, Any] | None:
 
 
 def run_recipe(recipe: Recipe, out: str | Path, *, quiet: bool = False, log=print) -> dict[str, dict[str, Any]]:
-    """Run every stage of ``recipe`` under ``out``; returns {stage name: its marker}."""
+    """Run every stage of ``recipe`` under ``out``; returns {stage name: its marker}.
+
+    One process at a time runs a recipe folder (a lock beside it). Each stage builds its folder
+    beside ``out/<stage>`` and swaps it in whole, with its marker, when it finishes."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "recipe.json", recipe.model_dump(mode="json"))
-    ctx = StageContext(recipe.data, quiet=quiet)
+    with folder_lock(out):
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "recipe.json", recipe.model_dump(mode="json"))
+        return _run_stages(recipe, out, StageContext(recipe.data, quiet=quiet), log)
+
+
+def _run_stages(recipe: Recipe, out: Path, ctx: StageContext, log) -> dict[str, dict[str, Any]]:
     fingerprints: dict[str, str] = {}
     markers: dict[str, dict[str, Any]] = {}
     last_model: str | None = None
@@ -58,28 +65,33 @@ def run_recipe(recipe: Recipe, out: str | Path, *, quiet: bool = False, log=prin
         if marker and marker.get("fingerprint") == fp:
             log(f"[{stage.name}] done earlier, skipped ({folder})")
         else:
-            # A train/distill stage cut short with this very configuration continues from its checkpoint.
-            ctx.resume = stage.kind in RESUMABLE_KINDS and _started(folder) == fp and (folder / CHECKPOINT_FILE).is_file()
-            log(f"[{stage.name}] {'resuming from its checkpoint' if ctx.resume else 'running'} ({stage.kind})")
-            _clear(folder)
-            folder.mkdir(parents=True, exist_ok=True)
-            write_json(folder / STARTED, {"fingerprint": fp})
-            started = time.perf_counter()
-            try:
-                metrics = RUNNERS.get(stage.kind)(ctx, stage, input_dir, folder)
-            finally:
-                ctx.resume = False
-            if PRODUCES[stage.kind] in ("model", "quantized") and hasattr(ctx.data, "save_assets"):
-                ctx.data.save_assets(folder)  # text: tokenizer/ and labels.json, so the folder alone predicts
-            marker = {"kind": stage.kind, "name": stage.name, "fingerprint": fp, "input": str(input_dir) if input_dir else None,
-                      "seconds": round(time.perf_counter() - started, 2), "metrics": metrics}
-            write_json(folder / MARKER, marker)
+            marker = _run_stage(stage, fp, input_dir, folder, ctx, log)
         fingerprints[stage.name] = fp
         markers[stage.name] = marker
         ctx.stage_dirs[stage.name] = folder
         if PRODUCES[stage.kind] == "model":
             last_model = stage.name
     return markers
+
+
+def _run_stage(stage: StageConfig, fp: str, input_dir: Path | None, folder: Path, ctx: StageContext, log) -> dict[str, Any]:
+    """Run one stage into ``folder`` (replaced whole, marker included, when it finishes)."""
+    # A train/distill stage cut short with this very configuration continues from its checkpoint.
+    partial = partial_folder(folder)
+    resumable = stage.kind in RESUMABLE_KINDS
+    ctx.resume = resumable and _started(partial) == fp and (partial / CHECKPOINT_FILE).is_file()
+    log(f"[{stage.name}] {'resuming from its checkpoint' if ctx.resume else 'running'} ({stage.kind})")
+    try:
+        with staged_output(folder, reuse_partial=ctx.resume, keep_on_error=resumable) as work:
+            write_json(work / STARTED, {"fingerprint": fp})
+            started = time.perf_counter()
+            metrics = RUNNERS.get(stage.kind)(ctx, stage, input_dir, work)
+            marker = {"kind": stage.kind, "name": stage.name, "fingerprint": fp, "input": str(input_dir) if input_dir else None,
+                      "seconds": round(time.perf_counter() - started, 2), "metrics": metrics}
+            write_json(work / MARKER, marker)
+    finally:
+        ctx.resume = False
+    return marker
 
 
 def _check_input(stage: StageConfig, folder: Path) -> None:
@@ -101,7 +113,7 @@ def _fingerprint(stage: StageConfig, recipe: Recipe, earlier: dict[str, str], ct
         refs.update(earlier)  # the default report reads every earlier stage
     elif not stage.input and stage.kind != "train" and earlier:
         refs["<previous>"] = list(earlier.values())[-1]
-    dumped = stage.model_dump(mode="json", exclude=set(stage.runtime_only))
+    dumped = stage.model_dump(mode="json", exclude=set(stage.runtime_only) | {"trust_code"})  # trust changes no result
     blob = json.dumps({"stage": dumped, "data": recipe.data.model_dump(mode="json"), "inputs": refs}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -119,8 +131,3 @@ def _folder_digest(folder: Path) -> str:
 def _started(folder: Path) -> str | None:
     """The fingerprint of the stage run last started in ``folder`` (None when unknown)."""
     return read_json_quiet(folder / STARTED).get("fingerprint")
-
-
-def _clear(folder: Path) -> None:
-    """Remove a stale stage folder's marker so a half-rewritten stage is never taken as done."""
-    (folder / MARKER).unlink(missing_ok=True)

@@ -4,6 +4,7 @@ functions a Python user calls, and each writes an ordinary artifact folder."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,12 +14,13 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from slimforge import artifacts
+from slimforge import artifacts, files
 from slimforge._registry import Registry
 from slimforge.data.core import DataSplits
 from slimforge.errors import ConfigError
 from slimforge.distill.api import DistillSection
 from slimforge.experiment import DataConfig, ModelConfig
+from slimforge.models import trusting_code
 from slimforge.pipeline.recipe import STAGE_CONFIGS, StageConfig
 from slimforge.train import TrainConfig, seed_everything, train
 
@@ -82,10 +84,41 @@ RUNNERS: Registry[Runner] = Registry("stage runner")
 PRODUCES: dict[str, str] = {}  # kind -> "model" | "quantized" | "export" | "report"
 
 
+RESUMABLE_KINDS = ("train", "distill")  # stages whose training resumes from the checkpoint it leaves
+
+
 def register_stage(kind: str, config: type[StageConfig], produces: str, help: str = "") -> Callable[[Runner], Runner]:
+    """Register a stage kind: its config, what its folder holds, and its runner. The registered
+    runner writes its whole folder in one step (see :func:`staged`), with the stage's
+    ``trust_code`` applied to the folders it reads."""
     STAGE_CONFIGS.register(kind, help)(config)
     PRODUCES[kind] = produces
-    return RUNNERS.register(kind, help)
+
+    def add(runner: Runner) -> Runner:
+        staged_runner = staged(runner, produces, resumable=kind in RESUMABLE_KINDS)
+        RUNNERS.register(kind, help)(staged_runner)
+        return staged_runner
+
+    return add
+
+
+def staged(runner: Runner, produces: str, resumable: bool = False) -> Runner:
+    """``runner`` writing into a staging folder that replaces ``out`` whole when it succeeds: a
+    kill leaves ``out`` as it was (and, for training stages, the partial run for resuming)."""
+
+    @functools.wraps(runner)
+    def run(ctx: StageContext, cfg: Any, input_dir: Path | None, out: Path) -> dict[str, Any]:
+        final = files.final_folder(Path(out))
+        if produces in artifacts.ARTIFACT_KINDS:
+            artifacts.check_output_folder(final, produces, input_dir)
+        with trusting_code(getattr(cfg, "trust_code", False)), \
+                files.staged_output(out, reuse_partial=ctx.resume and resumable, keep_on_error=resumable) as work:
+            metrics = runner(ctx, cfg, input_dir, work)
+            if produces in ("model", "quantized") and hasattr(ctx.data, "save_assets"):
+                ctx.data.save_assets(work)  # text: tokenizer/ and labels.json, so the folder alone predicts
+        return files.relocated(metrics, work, final)
+
+    return run
 
 
 def list_stages() -> list[str]:
@@ -142,7 +175,6 @@ class PruneStage(StageConfig):
 def run_prune(ctx: StageContext, cfg: PruneStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
     from slimforge.prune import prune
 
-    artifacts.check_output_folder(out, "model", input_dir)
     model = _fp32_model(input_dir, "prune").train()
     calibration = ctx.calibration(4) if cfg.importance == "taylor" else None
     targets = {"ratio": cfg.ratio, "target_macs": cfg.target_macs, "target_params": cfg.target_params}
@@ -199,7 +231,6 @@ def run_distill(ctx: StageContext, cfg: DistillStage, input_dir: Path | None, ou
     from slimforge.distill.api import run as distill_run
     from slimforge.models import create_model
 
-    artifacts.check_output_folder(out, "model", input_dir)
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     if cfg.student is not None:
         student = create_model(cfg.student.name, **{**ctx.data.info.model_kwargs(), **cfg.student.kwargs})
@@ -228,7 +259,6 @@ class FactorizeStage(StageConfig):
 def run_factorize(ctx: StageContext, cfg: FactorizeStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
     from slimforge.factorize import FactorizeConfig, factorize
 
-    artifacts.check_output_folder(out, "model", input_dir)
     model = _fp32_model(input_dir, "factorize").train()
     factorize(model, FactorizeConfig(energy=cfg.energy, target_ratio=cfg.target_ratio, include_conv=cfg.include_conv, exclude=tuple(cfg.exclude)))
     return _recover(ctx, model, input_dir, cfg.finetune, cfg.distill, out, cfg)
@@ -257,7 +287,6 @@ class QuantizeStage(StageConfig):
 def run_quantize(ctx: StageContext, cfg: QuantizeStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
     from slimforge.quantize import FallbackConfig, QuantizeConfig, accuracy, accuracy_evaluator, quantize, quantize_with_fallback, save_quantized
 
-    artifacts.check_output_folder(out, "quantized", input_dir)
     model = _fp32_model(input_dir, "quantize").eval()
     qcfg = QuantizeConfig(backend=cfg.backend, mode=cfg.mode, calib_batches=cfg.calib_batches, per_channel=cfg.per_channel,
                           fp32_first_last=cfg.fp32_first_last, compile=cfg.compile, smooth_alpha=cfg.smooth_alpha,
@@ -307,7 +336,6 @@ class ExportStage(StageConfig):
 def run_export(ctx: StageContext, cfg: ExportStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
     from slimforge.export import ExportConfig, export
 
-    artifacts.check_output_folder(out, "export", input_dir)
     model = _fp32_model(input_dir, "export").eval()
     result = export(model, ctx.example(), out, ExportConfig(format=cfg.format, opset=cfg.opset, atol=cfg.atol))
     return {"max_abs_diff": result.max_abs_diff, "format": cfg.format}

@@ -16,6 +16,7 @@ from torch import nn
 from slimforge._registry import Registry
 from slimforge.artifacts import CONFIG_FILE, get_spec, read_json, write_json, write_yaml
 from slimforge.errors import ArtifactError, ConfigError, SlimforgeError
+from slimforge.files import staged_output
 from slimforge.quantize._calibration import Batch, collect_calibration
 from slimforge.quantize.smooth import MIN_GAIN, apply_smoothing, smoothing_scales
 
@@ -257,23 +258,22 @@ def save_quantized(result: QuantizeResult, out: str | Path, metrics: dict[str, A
     section (``{"data": data.config_section()}`` for a ``data = slimforge.load_dataset(...)``),
     ``slimforge eval`` and ``measure`` score the folder on that data without being told.
     """
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    runtime_file = result.quantized.save(folder)
-    info = {
-        "format": QUANT_FORMAT_VERSION,
-        **result.info,
-        "runtime_file": runtime_file,
-        "torch": torch.__version__,
-        "machine": platform.machine(),
-    }
-    if metrics is not None:
-        info["metrics"] = metrics
-        write_json(folder / "metrics.json", metrics)
-    if config is not None:
-        write_yaml(folder / CONFIG_FILE, config)
-    write_json(folder / QUANT_INFO_FILE, info)
-    return folder
+    with staged_output(Path(out)) as folder:  # replaces ``out`` whole: never a new runtime file beside an old quantized.json
+        runtime_file = result.quantized.save(folder)
+        info = {
+            "format": QUANT_FORMAT_VERSION,
+            **result.info,
+            "runtime_file": runtime_file,
+            "torch": torch.__version__,
+            "machine": platform.machine(),
+        }
+        if metrics is not None:
+            info["metrics"] = metrics
+            write_json(folder / "metrics.json", metrics)
+        if config is not None:
+            write_yaml(folder / CONFIG_FILE, config)
+        write_json(folder / QUANT_INFO_FILE, info)
+    return Path(out)
 
 
 def load_quantized(path: str | Path, threads: int = 0) -> QuantizedModel:

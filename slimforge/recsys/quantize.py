@@ -222,7 +222,9 @@ class FbgemmEmbeddingBackend:
         if threads:
             torch.set_num_threads(threads)
         folder = Path(folder)
-        source = artifacts.build_model(artifacts.read_spec(folder), init=False)
+        # A file's model name runs no code unless trusted (slimforge.models.resolve_factory), as for fp32 folders.
+        source = artifacts.build_model(artifacts.read_spec(folder), init=False, trust_code=False,
+                                       source=str(folder / artifacts.STRUCTURE_FILE))
         path = folder / info.get("runtime_file", RUNTIME_FILE)
         tensors = artifacts.read_tensors(path)
         try:

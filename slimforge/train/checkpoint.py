@@ -76,9 +76,12 @@ def load_state(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]
     if "slimforge_checkpoint" not in meta:
         raise ArtifactError(f"{path} is a safetensors file but not a slimforge checkpoint (no training state in its header).")
     try:
-        return unflatten(json.loads(meta["slimforge_checkpoint"]), tensors)
-    except (json.JSONDecodeError, KeyError) as exc:
-        raise ArtifactError(f"{path}: the checkpoint's state is corrupt ({exc}).") from None
+        state = unflatten(json.loads(meta["slimforge_checkpoint"]), tensors)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+        raise ArtifactError(f"{path}: the checkpoint's state is corrupt ({type(exc).__name__}: {str(exc)[:200]}).") from None
+    if not isinstance(state, dict):
+        raise ArtifactError(f"{path}: the checkpoint's state is corrupt (not a mapping).")
+    return state
 
 
 def rng_state() -> dict[str, Any]:
@@ -107,6 +110,6 @@ def checkpoint_record(folder: str | Path) -> dict[str, Any] | None:
         top = json.loads(read_metadata(path).get("slimforge_checkpoint", "{}"))
         node = dict(top.get("__dict__", [])).get("record")
         record = unflatten(node, {}) if node is not None else None  # plain JSON: no tensor references
-    except (ValueError, AttributeError, KeyError, TypeError):
+    except (ValueError, AttributeError, KeyError, TypeError, RecursionError, ArtifactError):
         return None
     return record if isinstance(record, dict) else None

@@ -27,6 +27,7 @@ from slimforge.data.core import DataSplits
 from slimforge.distributed import DistContext, fsdp, restart_count, setup
 from slimforge.distributed.process import sparse_parameters
 from slimforge.errors import ArtifactError, ConfigError, DataError, SlimforgeError
+from slimforge.files import final_folder, inside, staged_output
 from slimforge.train.callbacks import Callback, Objective, TrainState
 from slimforge.train.checkpoint import CHECKPOINT_FILE, load_state, rng_state, save_state, set_rng_state
 from slimforge.train.config import TrainConfig
@@ -81,18 +82,51 @@ def train(
     """Train ``model`` on ``data``; with ``out``, checkpoint every epoch and write the artifact.
 
     ``record`` is the resolved config written to ``config.yaml`` (default: this TrainConfig).
-    ``resume`` continues from ``out/checkpoint.safetensors`` exactly where it stopped.
+    ``resume`` continues from the checkpoint exactly where it stopped.
     Settings the config leaves unset take the data's ``train_defaults`` (a ranking loss and metric).
+
+    The run is built in ``.<out>.partial`` beside ``out`` (checkpoints included) and replaces
+    ``out`` in one step when it is complete: a run killed at any moment leaves the previous
+    ``out`` whole, and its partial folder for ``resume``. A data set with assets (a text
+    tokenizer, a recommender's catalogue) writes them into the folder too, so the folder alone can predict.
     """
     cfg = (config or TrainConfig()).with_defaults(data.train_defaults)
-    out = Path(out) if out is not None else None
-
-    if out is not None and artifacts.get_spec(model) is None:  # found now, not after the last epoch
+    if out is None:
+        return _train(model, data, cfg, None, objective, callbacks, resume, record)
+    out = Path(out)
+    if artifacts.get_spec(model) is None:  # found now, not after the last epoch
         raise ArtifactError(
             f"Cannot train into {out}: the model's structure is unknown, so its run folder could not be saved. Build it with "
             "slimforge.create_model(...) or describe it with slimforge.artifacts.attach_spec(model, ModelSpec(...))."
         )
+    with run_folder(out, resume) as work:
+        result = _train(model, data, cfg, work, objective, callbacks, resume, record)
+        if int(os.environ.get("RANK", "0")) == 0 and hasattr(data, "save_assets"):
+            data.save_assets(work)
+    _wait_for_swap()
+    result.out = out
+    return result
 
+
+def _wait_for_swap() -> None:
+    """Other ranks wait until rank 0 has swapped the finished folder in: after ``train``
+    returns, ``out`` exists on every rank."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def run_folder(out: str | Path, resume: bool = False):
+    """The staging folder a training run writes instead of ``out`` (see :func:`train`): a
+    context manager yielding it, swapped in for ``out`` when the block completes. Callers that
+    write into the run folder before training starts (a teacher cache) enter it themselves and
+    pass the staging folder to ``train`` as ``out``."""
+    main = int(os.environ.get("RANK", "0")) == 0
+    restarted = restart_count() > 0  # torchrun restarted the workers: continue this job's own partial run
+    return staged_output(out, reuse_partial=resume or restarted, copy_previous=resume, keep_on_error=True, main=main)
+
+
+def _train(model, data, cfg, out, objective, callbacks, resume, record) -> TrainResult:
+    """The run itself, writing into ``out`` (the staging folder) when given."""
     # Set-up: processes, threads, determinism, device, loaders.
     ctx = setup(cfg.device, cfg.dist_timeout_s, cfg.num_threads)
     threads = ctx.threads
@@ -133,7 +167,7 @@ def train(
             wrapped, optimizer, scheduler = _build_optimization(state, extra, ctx, cfg)
         book = _resume(saved, out, state, optimizer, scheduler, scaler, objective, callbacks, ctx, cfg)
     elif out is not None:
-        _check_output(out, ctx)
+        _check_output(final_folder(out), ctx)
         if ctx.is_main:
             out.mkdir(parents=True, exist_ok=True)
             # Starting over: an earlier run's training state goes (its best is never reloaded as this
@@ -442,12 +476,12 @@ def _read_checkpoint(out: Path | None, state: TrainState, ctx: DistContext) -> d
     """The checkpoint to resume from, after checking it exists and is of this run's model."""
     if out is None or not (out / CHECKPOINT_FILE).is_file():
         shared = " Every rank reads it, so on several machines --out must be on a shared filesystem." if ctx.is_distributed else ""
-        raise ArtifactError(f"Cannot resume: no {CHECKPOINT_FILE} in {out} (rank {ctx.rank}). Start without --resume, or point --out at the run to continue.{shared}")
+        raise ArtifactError(f"Cannot resume: no {CHECKPOINT_FILE} in {final_folder(out) if out else out} (rank {ctx.rank}). Start without --resume, or point --out at the run to continue.{shared}")
     saved = load_state(out / CHECKPOINT_FILE)
     spec = artifacts.get_spec(state.model)
     if saved.get("spec") and spec and saved["spec"]["name"] != spec.name:
         raise ArtifactError(
-            f"Cannot resume {out}: its checkpoint is of model {saved['spec']['name']!r}, but this run builds {spec.name!r}. "
+            f"Cannot resume {final_folder(out)}: its checkpoint is of model {saved['spec']['name']!r}, but this run builds {spec.name!r}. "
             "Resume with the same model, or use a new --out folder."
         )
     return saved
@@ -503,10 +537,11 @@ def _resume(saved, out, state, optimizer, scheduler, scaler, objective, callback
     """Restore optimizer, schedule, callbacks, RNG and the book from ``saved`` (see _read_checkpoint)."""
     check_resume_config(saved.get("config"), cfg, out / CHECKPOINT_FILE, saved.get("world_size", 1), ctx.world_size)
     if saved.get("sharded"):
+        shards = inside(out, saved["sharded"], f"{out / CHECKPOINT_FILE}'s 'sharded' entry")
         try:
-            fsdp.load_sharded(out / saved["sharded"], state.model, optimizer)
+            fsdp.load_sharded(shards, state.model, optimizer)
         except (RuntimeError, ValueError, KeyError) as exc:
-            raise ArtifactError(f"Cannot resume from the distributed checkpoint {out / saved['sharded']}: {exc}") from None
+            raise ArtifactError(f"Cannot resume from the distributed checkpoint {shards}: {exc}") from None
     else:
         _load_model_state(state.model, saved["model"], out / CHECKPOINT_FILE, ctx)
         try:

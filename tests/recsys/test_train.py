@@ -21,9 +21,7 @@ FAST = {"epochs": 8, "lr": 0.01, "num_threads": 1, "quiet": True}
 def _trained(data, name, out=None, **overrides):
     seed_everything(0)
     model = slimforge.create_model(name, **data.info.model_kwargs())
-    if out is not None:
-        data.save_assets(out)
-    return train(model, data, TrainConfig(**{**FAST, **overrides}), out)
+    return train(model, data, TrainConfig(**{**FAST, **overrides}), out)  # a run folder gets the catalogue too
 
 
 @pytest.fixture(scope="module")

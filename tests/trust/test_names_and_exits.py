@@ -1,0 +1,88 @@
+"""Names that become paths cannot leave their folder; every failure exits non-zero, Ctrl-C with 130."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from slimforge.cli import main
+from slimforge.errors import ArtifactError, ConfigError
+from slimforge.files import check_name, inside
+from slimforge.pipeline import parse_recipe
+
+
+@pytest.mark.parametrize("name", ["../x", "/abs/path", "a/b", "..", ".", ".hidden", "x/../../y", "a\\b", "x" * 200, "a\nb", "~user", "$HOME"])
+def test_a_recipe_stage_name_that_is_a_path_is_refused(name, tmp_path):
+    raw = {"data": {"name": "digits"}, "stages": [{"kind": "train", "name": name}]}
+    with pytest.raises(ConfigError, match="cannot be used as a folder name"):
+        parse_recipe(raw, "r.yaml")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["train", "prune-0.5", "stage_2", "int8.onnx"])
+def test_ordinary_stage_names_pass(name):
+    assert parse_recipe({"stages": [{"kind": "train", "name": name}]}, "r.yaml").stages[0].name == name
+
+
+@pytest.mark.parametrize("relative", ["../model.onnx", "/etc/passwd", "a/../../b", "", "link/x"])
+def test_a_manifest_entry_outside_its_folder_is_refused(relative, tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (folder / "link").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ArtifactError, match="quantized.json"):
+        inside(folder, relative, "quantized.json's runtime_file")
+
+
+def test_a_manifest_entry_inside_its_folder_passes(tmp_path):
+    assert inside(tmp_path, "sub/model.onnx", "x") == (tmp_path / "sub" / "model.onnx").resolve()
+
+
+def test_check_name_returns_safe_names():
+    assert check_name("ok-name_1.2", "stage") == "ok-name_1.2"
+
+
+def test_ctrl_c_during_train_exits_130_and_keeps_the_folder(tmp_path, cli_env, python):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([python, "-m", "slimforge", "train", "--data", "digits", "--model", "mlp", "--epochs", "200", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    partial = tmp_path / ".run.partial" / "checkpoint.safetensors"
+    deadline = time.monotonic() + 120
+    while not partial.exists() and time.monotonic() < deadline:  # the first epoch is checkpointed: training is under way
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err, err[-800:]
+    assert not out.exists() and partial.is_file()  # nothing looks finished; --resume can continue
+    refused = subprocess.run([python, "-m", "slimforge", "train", "--data", "digits", "--model", "mlp", "--out", str(out)],
+                             capture_output=True, text=True, env=cli_env, timeout=120)
+    assert refused.returncode == 2 and "interrupted run" in refused.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["eval", "/nonexistent/run"],
+    ["train", "--data", "no-such-data"],
+    ["quantize", "/nonexistent/run"],
+    ["export", "/nonexistent/run", "--format", "tflite"],
+    ["run", "/nonexistent/recipe.yaml"],
+    ["no-such-command"],
+])
+def test_every_failure_exits_non_zero(args, capsys):
+    assert main(args) != 0
+
+
+def test_an_unexpected_exception_is_reported_as_a_bug(monkeypatch, capsys):
+    import slimforge.experiment as experiment
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(experiment, "evaluate_run", boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["eval", "runs/whatever"])
+    assert "a slimforge bug" in capsys.readouterr().err
