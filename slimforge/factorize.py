@@ -2,7 +2,9 @@
 
 * ``nn.Linear(in, out)`` becomes ``Sequential(Linear(in, r, bias=False), Linear(r, out))``;
 * ``nn.Conv2d(cin, cout, k)`` becomes ``Sequential(Conv2d(cin, r, k, bias=False), Conv2d(r, cout, 1))``
-  (a channel decomposition: the k x k filters are spanned by r basis filters, then mixed).
+  (a channel decomposition: the k x k filters are spanned by r basis filters, then mixed);
+* with ``include_embeddings``, ``nn.Embedding(rows, d)`` becomes ``Sequential(Embedding(rows, r),
+  Linear(r, d, bias=False))``: each row a mix of r basis rows (a recommender's tables).
 
 The rank of each layer is the smallest that keeps ``energy`` of the squared singular values,
 or, given ``target_ratio``, one energy threshold shared by all layers found by bisection so
@@ -39,7 +41,9 @@ class FactorizeConfig:
     layers: module names to consider (empty: every Linear and Conv2d);
     exclude: module names never factorised; include_conv: consider Conv2d layers;
     min_rank: smallest rank a layer may get; keep_last: leave the last Linear/Conv2d (the
-    classifier) whole: it holds few parameters and a rank below the class count costs accuracy."""
+    classifier) whole: it holds few parameters and a rank below the class count costs accuracy;
+    include_embeddings: also consider ``nn.Embedding`` tables (off: text models' token tables
+    keep their rows)."""
 
     energy: float = 0.9
     target_ratio: float | None = None
@@ -48,6 +52,7 @@ class FactorizeConfig:
     include_conv: bool = True
     min_rank: int = 1
     keep_last: bool = True
+    include_embeddings: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.energy <= 1:
@@ -94,7 +99,8 @@ def factorize(model: nn.Module, config: FactorizeConfig = FactorizeConfig()) -> 
     # Which layers, and their singular values.
     candidates = _candidates(model, config)
     if not candidates:
-        kinds = "Linear or Conv2d" if config.include_conv else "Linear"
+        names = [t.__name__ for t in _kinds(config)]
+        kinds = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
         raise FactorizeError(f"{type(model).__name__} has no {kinds} layer to factorise (layers={list(config.layers)}, exclude={list(config.exclude)}).")
     spectra = {name: torch.linalg.svdvals(_matrix(layer).double()) for name, layer in candidates.items()}
     params_before = _count(model)
@@ -116,10 +122,14 @@ def factorize(model: nn.Module, config: FactorizeConfig = FactorizeConfig()) -> 
 
 @torch.no_grad()
 def low_rank(layer: nn.Module, rank: int) -> nn.Sequential:
-    """The rank-``rank`` SVD factorisation of a Linear or Conv2d ``layer`` (weights set)."""
+    """The rank-``rank`` SVD factorisation of a Linear, Conv2d or Embedding ``layer`` (weights set)."""
     first, second = _empty_factors(layer, rank)
     u, s, vh = torch.linalg.svd(_matrix(layer).double(), full_matrices=False)
     root = s[:rank].sqrt()
+    if isinstance(layer, nn.Embedding):  # table (rows, d) = [u sqrt(s)] (rows, r) @ [sqrt(s) vh] (r, d)
+        first.weight.copy_((u[:, :rank] * root[None, :]).to(first.weight.dtype))
+        second.weight.copy_((root[:, None] * vh[:rank]).T.to(second.weight.dtype))
+        return nn.Sequential(first, second)
     # Split sqrt(s) between the factors so both have comparable scale for fine-tuning.
     first.weight.copy_((root[:, None] * vh[:rank]).reshape(first.weight.shape).to(first.weight.dtype))
     second.weight.copy_((u[:, :rank] * root[None, :]).reshape(second.weight.shape).to(second.weight.dtype))
@@ -134,7 +144,7 @@ def replay_factorize(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
     modules = dict(model.named_modules())
     for name, info in edit.get("layers", {}).items():
         layer = modules.get(name)
-        if not isinstance(layer, (nn.Linear, nn.Conv2d)):
+        if not isinstance(layer, (nn.Linear, nn.Conv2d, nn.Embedding)):
             found = type(layer).__name__ if layer is not None else "nothing"
             raise FactorizeError(f"model.json factorises {name!r} (rank {info.get('rank')}), but the model has {found} there.")
         first, second = _empty_factors(layer, int(info["rank"]))
@@ -145,8 +155,12 @@ def replay_factorize(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
 # ---------------------------------------------------------------- helpers
 
 
+def _kinds(config: FactorizeConfig) -> tuple[type, ...]:
+    return (nn.Linear, *((nn.Conv2d,) if config.include_conv else ()), *((nn.Embedding,) if config.include_embeddings else ()))
+
+
 def _candidates(model: nn.Module, config: FactorizeConfig) -> dict[str, nn.Module]:
-    kinds: tuple[type, ...] = (nn.Linear, nn.Conv2d) if config.include_conv else (nn.Linear,)
+    kinds = _kinds(config)
     modules = dict(model.named_modules())
     unknown = [n for n in (*config.layers, *config.exclude) if n not in modules]
     if unknown:
@@ -167,7 +181,7 @@ def _candidates(model: nn.Module, config: FactorizeConfig) -> dict[str, nn.Modul
 
 
 def _matrix(layer: nn.Module) -> torch.Tensor:
-    """Linear: (out, in); Conv2d: (cout, cin * kh * kw)."""
+    """Linear: (out, in); Conv2d: (cout, cin * kh * kw); Embedding: (rows, d)."""
     return layer.weight.detach().reshape(layer.weight.shape[0], -1)
 
 
@@ -181,7 +195,10 @@ def _empty_factors(layer: nn.Module, rank: int) -> tuple[nn.Module, nn.Module]:
             dilation=layer.dilation, padding_mode=layer.padding_mode, bias=False, **kw,
         )
         return first, nn.Conv2d(rank, layer.out_channels, 1, bias=layer.bias is not None, **kw)
-    raise FactorizeError(f"cannot factorise a {type(layer).__name__}; only Linear and Conv2d.")
+    if isinstance(layer, nn.Embedding):
+        first = nn.Embedding(layer.num_embeddings, rank, padding_idx=layer.padding_idx, sparse=layer.sparse, **kw)
+        return first, nn.Linear(rank, layer.embedding_dim, bias=False, **kw)
+    raise FactorizeError(f"cannot factorise a {type(layer).__name__}; only Linear, Conv2d and Embedding.")
 
 
 def _factor_params(layer: nn.Module, rank: int) -> int:
