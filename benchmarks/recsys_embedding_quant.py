@@ -4,7 +4,10 @@
         --models mf neumf --threads 1 --json benchmarks/results/recsys_embedding_quant.json
 
 Each model is trained once on MovieLens (NCF protocol, the data's default settings, ``--epochs``,
-seed 0), then quantized by each ``fbgemm-int*`` backend. Reported per variant:
+seed 0), then quantized by each ``fbgemm-int*`` backend. With ``--svd-energy E`` the tables are
+also factorised by SVD (keeping E of each table's squared singular values), fine-tuned for
+``--finetune-epochs`` at ``--finetune-lr``, and quantized again (``svd``, ``svd+fbgemm-int*``).
+Reported per variant:
 
 * bytes: the artifact's weight file (``model.safetensors`` for fp32, ``quantized.safetensors``),
   and the embedding tables alone (fp32 rows vs packed rows + per-row scale/offset);
@@ -17,6 +20,7 @@ seed 0), then quantized by each ``fbgemm-int*`` backend. Reported per variant:
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import statistics
@@ -29,6 +33,7 @@ import torch
 from torch import nn
 
 import slimforge
+from slimforge.factorize import FactorizeConfig, factorize
 from slimforge.quantize import QuantizeConfig, quantize, save_quantized
 from slimforge.recsys.protocol import pair_inputs
 from slimforge.train import TrainConfig, seed_everything, train
@@ -54,12 +59,15 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             fp32_dir = slimforge.save(model, Path(tmp) / "fp32")
             rows["fp32"] = {"bytes": (fp32_dir / "model.safetensors").stat().st_size, "table_bytes": table_bytes(model)}
-            for backend in BACKENDS:
-                result = quantize(model, [data.train.__getitems__(list(range(64)))], QuantizeConfig(backend=backend))
-                folder = save_quantized(result, Path(tmp) / backend)
-                variants[backend] = result.quantized
-                rows[backend] = {"bytes": (folder / "quantized.safetensors").stat().st_size, "table_bytes": table_bytes(result.quantized),
-                                 "tables": result.quantized.tables()}
+            add_quantized(model, "", data, variants, rows, Path(tmp))
+            if args.svd_energy is not None:
+                svd = factorize(copy.deepcopy(model), FactorizeConfig(energy=args.svd_energy, include_embeddings=True, keep_last=True))
+                svd_model = train(svd.model, data, TrainConfig(epochs=args.finetune_epochs, lr=args.finetune_lr, num_threads=args.threads,
+                                                              quiet=True)).model.eval()
+                svd_dir = slimforge.save(svd_model, Path(tmp) / "svd")
+                variants["svd"] = svd_model
+                rows["svd"] = {"bytes": (svd_dir / "model.safetensors").stat().st_size, "table_bytes": table_bytes(svd_model), "ranks": svd.ranks}
+                add_quantized(svd_model, "svd+", data, variants, rows, Path(tmp))
         for label, variant in variants.items():
             metrics = data.test.evaluate(variant)
             rows[label].update({k: round(metrics[k], 4) for k in METRICS})
@@ -77,6 +85,16 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     print(table(report))
+
+
+def add_quantized(model: nn.Module, prefix: str, data, variants: dict, rows: dict, tmp: Path) -> None:
+    """Quantize ``model`` by every backend; record each variant's artifact size and tables."""
+    for backend in BACKENDS:
+        result = quantize(model, [data.train.__getitems__(list(range(64)))], QuantizeConfig(backend=backend))
+        folder = save_quantized(result, tmp / f"{prefix}{backend}")
+        variants[prefix + backend] = result.quantized
+        rows[prefix + backend] = {"bytes": (folder / "quantized.safetensors").stat().st_size, "table_bytes": table_bytes(result.quantized),
+                                  "tables": result.quantized.tables()}
 
 
 def scoring_batch(data, users: int) -> dict[str, torch.Tensor]:
@@ -133,6 +151,9 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--users", type=int, default=256)
     p.add_argument("--reps", type=int, default=100)
+    p.add_argument("--svd-energy", type=float, default=None, help="also factorise the tables by SVD, keeping this energy")
+    p.add_argument("--finetune-epochs", type=int, default=2)
+    p.add_argument("--finetune-lr", type=float, default=1e-3)
     p.add_argument("--json", default=None)
     return p.parse_args()
 
