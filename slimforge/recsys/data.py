@@ -45,6 +45,7 @@ from slimforge.recsys.protocol import (
 from slimforge.recsys.ratings import Interactions, find_ratings_file, read_genres, read_ratings
 
 MOVIELENS_SUBFOLDER = "movielens-small"
+CHECKOUT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"  # beside a development checkout, as for text
 
 # What a ranking model trains with unless its config says otherwise (TrainConfig fields): binary
 # cross-entropy over positives and sampled negatives, Adam, and the validation NDCG@10 picks the
@@ -149,12 +150,13 @@ def build_recsys_splits(
 
 
 def movielens_folder(root: str | Path | None) -> Path:
-    """``root``, else the first ``movielens-small`` under $SLIMFORGE_DATA or ../shared/data."""
+    """``root``, else the first ``movielens-small`` under $SLIMFORGE_DATA, ../shared/data (from the
+    working directory), or the ``shared/data`` beside this checkout."""
     if root is not None:
         return Path(root)
     from slimforge.data.vision import shared_data_dirs
 
-    for base in shared_data_dirs():
+    for base in [*shared_data_dirs(), CHECKOUT_DATA]:
         if (base / MOVIELENS_SUBFOLDER).is_dir():
             return base / MOVIELENS_SUBFOLDER
     raise DataError(

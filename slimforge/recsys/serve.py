@@ -62,6 +62,8 @@ def save_catalogue(folder: str | Path, catalogue: Catalogue, known: UserItems) -
 def load_catalogue(folder: str | Path) -> tuple[Catalogue, UserItems]:
     """The catalogue and training interactions saved by :func:`save_catalogue`."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise ArtifactError(f"{folder} is not a run folder (it does not exist or is a file).")
     if not (folder / CATALOGUE_TENSORS).is_file():
         raise ArtifactError(f"{folder} has no {CATALOGUE_TENSORS}: it was not trained on a recommendation dataset through slimforge train.")
     meta = artifacts.read_json(folder / CATALOGUE_JSON)

@@ -28,8 +28,11 @@ def test_slimforge_data_points_at_the_parent_folder(monkeypatch, tmp_path):
 
 
 def test_without_the_data_the_error_says_where_to_get_it(monkeypatch, tmp_path):
+    import slimforge.recsys.data as recsys_data
+
     monkeypatch.setenv("SLIMFORGE_DATA", str(tmp_path))
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(recsys_data, "CHECKOUT_DATA", tmp_path)
     with pytest.raises(DataError, match=r"not shipped with slimforge .*grouplens.org"):
         slimforge.load_dataset("movielens")
     with pytest.raises(DataError, match="does not exist"):

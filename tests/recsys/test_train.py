@@ -95,3 +95,12 @@ def test_sparse_tables_train_with_sgd_and_refuse_adamw_up_front(small_synthetic)
     result = train(model, small_synthetic, TrainConfig(epochs=2, optimizer="sgd", lr=0.5, weight_decay=0.0, num_threads=1, quiet=True))
     assert model.user_embedding.weight.grad.is_sparse  # the last step's gradient: only the rows it touched
     assert result.history[1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_recommend_on_a_folder_that_is_not_a_run_says_so(tmp_path):
+    from slimforge.errors import ArtifactError
+
+    with pytest.raises(ArtifactError, match="is not a run folder"):
+        recommend(tmp_path / "missing", [1])
+    with pytest.raises(ArtifactError, match="has no catalogue.safetensors"):
+        recommend(tmp_path, [1])
