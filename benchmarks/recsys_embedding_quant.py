@@ -5,7 +5,8 @@
 
 Each model is trained once on MovieLens (NCF protocol, the data's default settings, ``--epochs``,
 seed 0), then quantized by each ``fbgemm-int*`` backend. With ``--svd-energy E`` the tables are
-also factorised by SVD (keeping E of each table's squared singular values), fine-tuned for
+also factorised by SVD (the embedding tables only, keeping E of each table's squared singular
+values, ranks rounded up to ``--svd-rank-multiple``), fine-tuned for
 ``--finetune-epochs`` at ``--finetune-lr``, and quantized again (``svd``, ``svd+fbgemm-int*``).
 Reported per variant:
 
@@ -61,7 +62,9 @@ def main() -> None:
             rows["fp32"] = {"bytes": (fp32_dir / "model.safetensors").stat().st_size, "table_bytes": table_bytes(model)}
             add_quantized(model, "", data, variants, rows, Path(tmp))
             if args.svd_energy is not None:
-                svd = factorize(copy.deepcopy(model), FactorizeConfig(energy=args.svd_energy, include_embeddings=True, keep_last=True))
+                tables = tuple(n for n, m in model.named_modules() if isinstance(m, nn.Embedding) and m.embedding_dim > 1)
+                svd = factorize(copy.deepcopy(model), FactorizeConfig(energy=args.svd_energy, include_embeddings=True, layers=tables,
+                                                                      rank_multiple=args.svd_rank_multiple))
                 svd_model = train(svd.model, data, TrainConfig(epochs=args.finetune_epochs, lr=args.finetune_lr, num_threads=args.threads,
                                                               quiet=True)).model.eval()
                 svd_dir = slimforge.save(svd_model, Path(tmp) / "svd")
@@ -152,6 +155,7 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--users", type=int, default=256)
     p.add_argument("--reps", type=int, default=100)
     p.add_argument("--svd-energy", type=float, default=None, help="also factorise the tables by SVD, keeping this energy")
+    p.add_argument("--svd-rank-multiple", type=int, default=8, help="ranks rounded up to this (8: factor rows pack at int8/int4/int2)")
     p.add_argument("--finetune-epochs", type=int, default=2)
     p.add_argument("--finetune-lr", type=float, default=1e-3)
     p.add_argument("--json", default=None)

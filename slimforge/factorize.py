@@ -43,7 +43,8 @@ class FactorizeConfig:
     min_rank: smallest rank a layer may get; keep_last: leave the last Linear/Conv2d (the
     classifier) whole: it holds few parameters and a rank below the class count costs accuracy;
     include_embeddings: also consider ``nn.Embedding`` tables (off: text models' token tables
-    keep their rows)."""
+    keep their rows); rank_multiple: round each rank up to a multiple of this (8 lets a factor
+    table's rows pack into whole bytes at int8/int4/int2, see ``slimforge.recsys.quantize``)."""
 
     energy: float = 0.9
     target_ratio: float | None = None
@@ -53,6 +54,7 @@ class FactorizeConfig:
     min_rank: int = 1
     keep_last: bool = True
     include_embeddings: bool = False
+    rank_multiple: int = 1
 
     def __post_init__(self) -> None:
         if not 0 < self.energy <= 1:
@@ -61,6 +63,8 @@ class FactorizeConfig:
             raise ConfigError(f"FactorizeConfig.target_ratio must be in (0, 1), got {self.target_ratio}.")
         if self.min_rank < 1:
             raise ConfigError(f"FactorizeConfig.min_rank must be >= 1, got {self.min_rank}.")
+        if self.rank_multiple < 1:
+            raise ConfigError(f"FactorizeConfig.rank_multiple must be >= 1, got {self.rank_multiple}.")
 
 
 @dataclass
@@ -107,7 +111,7 @@ def factorize(model: nn.Module, config: FactorizeConfig = FactorizeConfig()) -> 
 
     # Ranks: per-layer energy, or the shared energy that meets the target size.
     energy = config.energy if config.target_ratio is None else _energy_for_target(model, candidates, spectra, config)
-    ranks = _ranks_for_energy(candidates, spectra, energy, config.min_rank)
+    ranks = _ranks_for_energy(candidates, spectra, energy, config.min_rank, config.rank_multiple)
     if not ranks:
         raise FactorizeError(f"No layer saves parameters at energy={energy:.4g}; lower the energy or the target ratio.")
 
@@ -206,17 +210,19 @@ def _factor_params(layer: nn.Module, rank: int) -> int:
     return rank * (in_dim + out_dim)
 
 
-def _rank_for_energy(s: torch.Tensor, energy: float, min_rank: int) -> int:
+def _rank_for_energy(s: torch.Tensor, energy: float, min_rank: int, multiple: int = 1) -> int:
     power = s**2
     cumulative = torch.cumsum(power, 0) / power.sum().clamp_min(1e-300)
     rank = int(torch.searchsorted(cumulative, torch.tensor(energy, dtype=cumulative.dtype) - 1e-12).item()) + 1
-    return max(min_rank, min(rank, len(s)))
+    rank = -(-max(min_rank, rank) // multiple) * multiple
+    return min(rank, len(s))
 
 
-def _ranks_for_energy(candidates: dict[str, nn.Module], spectra: dict[str, torch.Tensor], energy: float, min_rank: int) -> dict[str, int]:
+def _ranks_for_energy(candidates: dict[str, nn.Module], spectra: dict[str, torch.Tensor], energy: float, min_rank: int,
+                      multiple: int = 1) -> dict[str, int]:
     ranks = {}
     for name, layer in candidates.items():
-        rank = _rank_for_energy(spectra[name], energy, min_rank)
+        rank = _rank_for_energy(spectra[name], energy, min_rank, multiple)
         if _factor_params(layer, rank) < layer.weight.numel():
             ranks[name] = rank
     return ranks
@@ -227,7 +233,7 @@ def _energy_for_target(model: nn.Module, candidates: dict[str, nn.Module], spect
     target = config.target_ratio * total
 
     def size(energy: float) -> int:
-        ranks = _ranks_for_energy(candidates, spectra, energy, config.min_rank)
+        ranks = _ranks_for_energy(candidates, spectra, energy, config.min_rank, config.rank_multiple)
         return total - sum(candidates[n].weight.numel() - _factor_params(candidates[n], r) for n, r in ranks.items())
 
     low, high = 0.0, 1.0  # size(low) is smallest; find the largest energy that still fits

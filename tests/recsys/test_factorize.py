@@ -66,3 +66,13 @@ def test_factorised_tables_quantize_too(trained_mf, synthetic):
     fp32_bytes = sum(p.numel() * 4 for p in trained_mf.parameters())
     ratio, drop = fp32_bytes / q.nbytes, synthetic.test.evaluate(trained_mf)["ndcg@10"] - synthetic.test.evaluate(q)["ndcg@10"]
     assert ratio > 7 and drop <= 0.01, (ratio, drop)  # measured 7.85x smaller, NDCG@10 0.0008 lower
+
+
+def test_ranks_round_up_to_a_multiple_so_factor_rows_pack(trained_mf, synthetic):
+    pytest.importorskip("fbgemm_gpu")
+    from slimforge.quantize import QuantizeConfig, quantize
+
+    result = factorize(copy.deepcopy(trained_mf), FactorizeConfig(energy=0.9, include_embeddings=True, rank_multiple=8))
+    assert result.ranks == {"user_embedding": 16, "item_embedding": 8}  # 9 and 8 before rounding
+    q = quantize(result.model, [synthetic.train.__getitems__(list(range(32)))], QuantizeConfig(backend="fbgemm-int2")).quantized
+    assert q.tables() == {"user_embedding.0": "int2", "item_embedding.0": "int2", "item_bias": "fp16"}
