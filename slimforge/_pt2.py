@@ -143,7 +143,7 @@ def _check_names(infos: list[zipfile.ZipInfo], source: str) -> tuple[str, list[s
     if not infos:
         raise ArtifactError(f"{source} is an empty zip file, not a .pt2 archive.")
     root = infos[0].filename.split("/", 1)[0]
-    if not _ROOT.fullmatch(root) or root in (".", ".."):
+    if "/" not in infos[0].filename or not _ROOT.fullmatch(root) or root in (".", ".."):
         raise ArtifactError(f"{source}: entry {infos[0].filename!r} is not inside an archive root folder; this is not a .pt2 archive.")
     inner = []
     for info in infos:

@@ -154,7 +154,7 @@ class TorchBackend:
     def load(self, folder: Path, info: dict[str, Any], threads: int) -> TorchQuantized:
         _require_torchao()
         # threads: PyTorch's thread count is process-wide; set it with torch.set_num_threads.
-        if "input_shape" not in info:
+        if not info.get("input_shape"):
             raise ArtifactError(f"{Path(folder) / 'quantized.json'} has no 'input_shape'; the torch backend needs it to compile the graph.")
         graph = load_pt2(Path(folder) / info["runtime_file"])
         compile_ = info.get("config", {}).get("compile", True) is not False

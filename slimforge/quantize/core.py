@@ -288,19 +288,20 @@ def load_quantized(path: str | Path, threads: int = 0) -> QuantizedModel:
     return BACKENDS.get(info["backend"]).load(folder, info, threads)
 
 
-# quantized.json's keys that loading reads, with the type each must have (None: the key is optional).
-_INFO_TYPES: dict[str, tuple[type | tuple[type, ...], str, bool]] = {
-    "format": (int, "an integer", False),
-    "backend": (str, "a backend name", True),
-    "runtime_file": (str, "a file name", True),
-    "mode": (str, "a string", False),
-    "inputs": (str, "a string", False),
-    "fp32_layers": (list, "a list of layer names", False),
-    "smoothed_layers": (list, "a list of layer names", False),
-    "input_shape": (list, "a list of sizes", False),
-    "config": (dict, "an object", False),
-    "metrics": (dict, "an object", False),
+# quantized.json's keys that loading reads, with the type each must have when present.
+_INFO_TYPES: dict[str, tuple[type, str]] = {
+    "format": (int, "an integer"),
+    "backend": (str, "a backend name"),
+    "runtime_file": (str, "a file name"),
+    "mode": (str, "a string"),
+    "inputs": (str, "a string"),
+    "fp32_layers": (list, "a list of layer names"),
+    "smoothed_layers": (list, "a list of layer names"),
+    "input_shape": (list, "a list of sizes"),  # null for token-id inputs
+    "config": (dict, "an object"),
+    "metrics": (dict, "an object"),
 }
+_NULLABLE = ("input_shape",)
 
 
 def read_quantized_info(folder: str | Path) -> dict[str, Any]:
@@ -312,14 +313,14 @@ def read_quantized_info(folder: str | Path) -> dict[str, Any]:
     info = read_json(source)
     if not isinstance(info, dict) or "backend" not in info or "runtime_file" not in info:
         raise ArtifactError(f"{source} does not describe a quantized model (no 'backend'/'runtime_file').")
-    for key, (kind, what, _) in _INFO_TYPES.items():
+    for key, (kind, what) in _INFO_TYPES.items():
         value = info.get(key)
-        if key in info and (not isinstance(value, kind) or isinstance(value, bool)):
+        if key in info and (not isinstance(value, kind) or isinstance(value, bool)) and not (value is None and key in _NULLABLE):
             raise ArtifactError(f"{source}: {key!r} must be {what}, not {value!r}; the file is corrupt.")
     for key in ("fp32_layers", "smoothed_layers"):
         if not all(isinstance(n, str) for n in info.get(key, [])):
             raise ArtifactError(f"{source}: {key!r} must list layer names (strings), not {info[key]!r}.")
-    shape = info.get("input_shape", [])
+    shape = info.get("input_shape") or []
     if not all(isinstance(n, int) and not isinstance(n, bool) and 0 < n < 2**31 for n in shape):
         raise ArtifactError(f"{source}: 'input_shape' must list positive sizes, not {shape!r}.")
     for key in ("compile", "per_channel", "reduce_range"):  # the recorded settings loading applies again

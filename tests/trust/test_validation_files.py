@@ -303,3 +303,18 @@ def test_export_records_the_opset_read_back_from_the_file(tmp_path, monkeypatch)
     with pytest.raises(ExportError, match="Asked for ONNX opset 20, the exporter wrote opset 18"):
         export(model, torch.randn(2, 4), tmp_path / "bad", ExportConfig(format="onnx", opset=20, check_batches=1))
     assert not (tmp_path / "bad" / "export.json").exists()
+
+
+def test_token_id_artifacts_record_no_input_shape(tmp_path):
+    """Text int8 artifacts write "input_shape": null; that is valid, and only the torch backend needs one."""
+    from slimforge.quantize.core import read_quantized_info
+
+    folder = tmp_path / "int8"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(b"-")
+    write_json(folder / "quantized.json", {**INFO, "input_shape": None, "inputs": "token_ids"})
+    assert read_quantized_info(folder)["input_shape"] is None
+    pytest.importorskip("torchao")
+    write_json(folder / "quantized.json", {**INFO, "backend": "torch", "input_shape": None})
+    with pytest.raises(ArtifactError, match="has no 'input_shape'; the torch backend needs it"):
+        load_quantized(folder)
