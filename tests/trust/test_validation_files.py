@@ -318,3 +318,39 @@ def test_token_id_artifacts_record_no_input_shape(tmp_path):
     write_json(folder / "quantized.json", {**INFO, "backend": "torch", "input_shape": None})
     with pytest.raises(ArtifactError, match="has no 'input_shape'; the torch backend needs it"):
         load_quantized(folder)
+
+
+# ---------------------------------------------------------------- config files and overrides
+
+
+def billion_laughs(levels: int) -> str:
+    lines = ["data:", "  name: digits", "  options:", '    l0: &l0 ["x","x","x","x","x","x","x","x","x"]']
+    for n in range(1, levels):
+        lines.append(f"    l{n}: &l{n} [" + ",".join([f"*l{n - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("raw, overrides, expected", [
+    pytest.param(b"data:\n  name: digits\n  options: {x: caf\xe9}\n", [], "is not UTF-8 text: line 3, byte offset 39", id="not-utf8"),
+    pytest.param(billion_laughs(9).encode(), [], "values (through YAML aliases), more than 1000000; refused", id="billion-laughs"),
+    pytest.param(b"data: " + b"[" * 5000 + b"]" * 5000 + b"\n", [], "is nested too deeply to be a config", id="deep-nesting"),
+    pytest.param(b"{}", ["train.lr=.inf"], "train.lr: Input should be a finite number (got inf)", id="infinite-lr"),
+    pytest.param(b"{}", ["train.momentum=.nan"], "train.momentum: Input should be a finite number (got nan)", id="nan-momentum"),
+    pytest.param(b"{}", ["data.options.x=" + "[" * 5000], "Override 'data.options.x': the value is nested too deeply", id="deep-override"),
+])
+def test_bad_config_is_named(raw, overrides, expected, tmp_path):
+    from slimforge.config import load_config
+    from slimforge.experiment import RunConfig
+
+    path = tmp_path / "run.yaml"
+    path.write_bytes(raw)
+    with pytest.raises(ConfigError) as error:
+        load_config(RunConfig, path, overrides)
+    assert expected in str(error.value)
+
+
+def test_folder_given_as_config_is_named(tmp_path):
+    from slimforge.config import read_yaml
+
+    with pytest.raises(ConfigError, match=rf"Config file {tmp_path} is a folder, not a file"):
+        read_yaml(tmp_path)
