@@ -39,7 +39,7 @@ from torch import nn
 from slimforge._pt2 import check_pt2_bytes
 from slimforge._registry import Registry
 from slimforge.artifacts import atomic_write_bytes, write_json
-from slimforge.errors import ArtifactError, ConfigError, SlimforgeError
+from slimforge.errors import ArtifactError, ConfigError, DataError, SlimforgeError
 
 DEFAULT_OPSET = 18
 # torch.onnx's dynamo exporter implements opset 18 and up; asked for less, it runs a version
@@ -261,6 +261,11 @@ class _NamedInput(nn.Module):
         return self.model(x)
 
 
+# ONNX Runtime input types and the torch dtype a batch is cast to (same kind only: float to float, int to int).
+_ORT_TYPES = {"tensor(float)": torch.float32, "tensor(double)": torch.float64, "tensor(float16)": torch.float16,
+              "tensor(int64)": torch.int64, "tensor(int32)": torch.int32}
+
+
 class OnnxSession:
     """An ONNX Runtime session callable on tensors: x (batch, ...) -> logits (batch, classes).
 
@@ -282,13 +287,25 @@ class OnnxSession:
         except Exception as exc:
             raise ArtifactError(f"ONNX Runtime cannot load {path}: {exc}") from None
         self.path = path
-        self.input_name = self.session.get_inputs()[0].name
+        graph_input = self.session.get_inputs()[0]
+        self.input_name, self.input_shape, self.input_type = graph_input.name, list(graph_input.shape), graph_input.type
 
     def __call__(self, x: Any) -> torch.Tensor:
         if isinstance(x, dict):  # a text batch: the graph takes the ids and derives the mask from padding
-            x = x["input_ids"]
-        array = x.detach().cpu().numpy()
-        return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
+            x = x.get("input_ids")
+        return torch.from_numpy(self.session.run(None, {self.input_name: self._checked(x)})[0])
+
+    def _checked(self, x: Any) -> np.ndarray:
+        """``x`` as the array the graph takes, or a :class:`DataError` saying what it takes instead
+        (ONNX Runtime's own error is a multi-line InvalidArgument)."""
+        dtype = _ORT_TYPES.get(self.input_type)
+        fits = isinstance(x, torch.Tensor) and x.dim() == len(self.input_shape) and all(
+            not isinstance(d, int) or d == n for d, n in zip(self.input_shape, x.shape)
+        ) and (dtype is None or x.is_floating_point() == dtype.is_floating_point)
+        if not fits:
+            got = f"{tuple(x.shape)} {str(x.dtype).removeprefix('torch.')}" if isinstance(x, torch.Tensor) else type(x).__name__
+            raise DataError(f"{self.path} takes {self.input_name!r} of shape {self.input_shape} ({self.input_type}); got {got}.")
+        return x.detach().cpu().to(dtype or x.dtype).numpy()
 
 
 def load_onnx(path: str | Path, threads: int = 0) -> OnnxSession:

@@ -354,3 +354,32 @@ def test_folder_given_as_config_is_named(tmp_path):
 
     with pytest.raises(ConfigError, match=rf"Config file {tmp_path} is a folder, not a file"):
         read_yaml(tmp_path)
+
+
+# ---------------------------------------------------------------- inputs to an exported model
+
+
+@pytest.fixture(scope="module")
+def onnx_session(tmp_path_factory):
+    pytest.importorskip("onnxscript")
+    from slimforge.export import export_onnx_file, load_onnx
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3)).eval()
+    path = export_onnx_file(model, torch.randn(2, 1, 8, 8), tmp_path_factory.mktemp("onnx") / "model.onnx")
+    return load_onnx(path)
+
+
+@pytest.mark.parametrize("x, got", [
+    pytest.param(torch.randn(2, 1, 9, 9), "got (2, 1, 9, 9) float32", id="wrong-size"),
+    pytest.param(torch.randn(2, 8, 8), "got (2, 8, 8) float32", id="wrong-rank"),
+    pytest.param(torch.randint(0, 5, (2, 1, 8, 8)), "got (2, 1, 8, 8) int64", id="integers-for-floats"),
+    pytest.param("an image", "got str", id="not-a-tensor"),
+])
+def test_wrong_input_to_an_onnx_model_is_named(onnx_session, x, got):
+    with pytest.raises(DataError) as error:
+        onnx_session(x)
+    assert f"model.onnx takes 'x' of shape ['batch', 1, 8, 8] (tensor(float)); {got}" in str(error.value)
+
+
+def test_onnx_model_takes_other_batch_sizes_and_float64(onnx_session):
+    assert onnx_session(torch.randn(5, 1, 8, 8, dtype=torch.float64)).shape == (5, 3)
