@@ -102,6 +102,21 @@ def test_corrupt_vocab_json_names_file_and_key(changes, raw, expected, tmp_path)
     assert str(path) in str(error.value) and expected in str(error.value)
 
 
+@pytest.mark.parametrize("files, error, expected", [
+    pytest.param({"tokenizer.json": '{"version": "1.0", garbage'}, DataError, "Cannot load a Hugging Face tokenizer from", id="corrupt"),
+    pytest.param({"tokenizer.json": "{}", "slimforge_tokenizer.json": '{"max_length": "x"}'}, ArtifactError,
+                 "slimforge_tokenizer.json: 'max_length' must be a positive integer, not 'x'", id="meta-type"),
+    pytest.param({"tokenizer.json": "{}", "slimforge_tokenizer.json": "\u00e9"}, ArtifactError, "slimforge_tokenizer.json is not valid JSON",
+                 id="meta-not-json"),
+])
+def test_corrupt_hugging_face_tokenizer_folder_is_named(files, error, expected, tmp_path):
+    for name, text in {"tokenizer_config.json": '{"tokenizer_class": "BertTokenizerFast"}', **files}.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(error) as raised:
+        load_tokenizer(tmp_path)
+    assert str(tmp_path) in str(raised.value) and expected in str(raised.value)
+
+
 def test_tokenizer_with_ids_the_model_cannot_embed_is_refused(tiny_text_run, tmp_path):
     """More tokens than the model's embedding rows: ids past the table (an IndexError before)."""
     run = copy_run(tiny_text_run, tmp_path / "run")
