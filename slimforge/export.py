@@ -5,7 +5,8 @@ Two formats, in a registry (``list_exporters()``):
 * ``onnx``: ``torch.onnx.export(..., dynamo=True)`` (the torch.export-based exporter), opset
   :data:`DEFAULT_OPSET`, batch dimension dynamic; run with ONNX Runtime.
 * ``pt2``: ``torch.export.export`` saved with ``torch.export.save``; reloaded with
-  :func:`load_pt2`, which refuses archives holding pickled payloads.
+  :func:`load_pt2`, which first refuses any archive that could make torch.export.load unpickle,
+  eval or call anything but torch operators (:mod:`slimforge._pt2`).
 
 Every export is run on sample inputs next to the PyTorch model; the largest absolute
 difference is reported in ``export.json`` and an export that differs by more than
@@ -20,11 +21,11 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import os
 import platform
 import shutil
 import tempfile
-import math
 import time
 import warnings
 from collections.abc import Callable

@@ -408,7 +408,7 @@ def read_jsonl(path: str | Path, text_column: str, label_column: str) -> tuple[l
     """(texts, labels) from a JSON-lines file of objects holding ``text_column`` and ``label_column``."""
     path = _existing(path)
     texts, labels = [], []
-    for n, line in enumerate(read_text(path).splitlines(), 1):
+    for n, line in enumerate(read_text(path).split("\n"), 1):  # not splitlines(): JSON strings may hold U+2028
         if not line.strip():
             continue
         try:

@@ -270,3 +270,11 @@ def test_empty_npz_file_is_named(tmp_path):
     path.write_bytes(b"")
     with pytest.raises(DataError, match=r"mnist.npz: not an MNIST npz"):
         load_dataset("mnist", root=str(path))
+
+
+def test_jsonl_text_holding_a_unicode_line_separator_is_one_row(tmp_path):
+    """Lines are split at newlines only: U+2028 inside a JSON string is text, not a line break."""
+    path = tmp_path / "u.jsonl"
+    path.write_text("".join(json.dumps({"text": f"good\u2028film {i}", "label": i % 2}, ensure_ascii=False) + "\n" for i in range(30)))
+    data = load_dataset("jsonl", path=str(path), tokenizer="vocab")
+    assert len(data.train) + len(data.val) + len(data.test) == 30
