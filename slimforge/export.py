@@ -138,6 +138,8 @@ def export(model: nn.Module, example: torch.Tensor, out: str | Path, config: Exp
     exporter = EXPORTERS.get(config.format)
     if not isinstance(example, torch.Tensor):
         raise ConfigError(f"export needs an example input tensor (batch, ...), got {type(example).__name__}.")
+    if config.format == "onnx" and config.opset not in onnx_opsets():  # before anything is written
+        raise ConfigError(f"ONNX opset {config.opset} is not supported: the exporter writes opsets {onnx_opsets().start} to {onnx_opsets().stop - 1}.")
     model = model.eval().cpu()
     example = example.detach().cpu()
     out_dir = Path(out)

@@ -287,9 +287,14 @@ def test_opset_above_what_onnx_defines_is_refused(tmp_path):
 
     from slimforge.export import export_onnx_file
 
+    from slimforge.export import ExportConfig, export
+
     newest = onnx.defs.onnx_opset_version()
     with pytest.raises(ConfigError, match=rf"ONNX opset {newest + 1} is not supported: the exporter writes opsets 18 to {newest}"):
         export_onnx_file(torch.nn.Linear(2, 2), torch.randn(1, 2), tmp_path / "m.onnx", opset=newest + 1)
+    with pytest.raises(ConfigError, match=rf"ONNX opset {newest + 1} is not supported"):
+        export(torch.nn.Linear(2, 2), torch.randn(1, 2), tmp_path / "out", ExportConfig(opset=newest + 1))
+    assert not (tmp_path / "out").exists()  # refused before any folder is made
 
 
 @pytest.mark.parametrize("bad, expected", [({"atol": -1.0}, "atol must be a finite number >= 0"), ({"atol": float("nan")}, "atol"),
