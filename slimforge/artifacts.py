@@ -153,7 +153,9 @@ def build_model(spec: ModelSpec, *, init: bool = True, trust_code: bool = True, 
         replay = edit_replay(kind)
         try:
             model = replay(model, edit)
-        except SlimforgeError:
+        except SlimforgeError as exc:
+            if source and source not in str(exc):  # name the file the edit came from
+                raise type(exc)(f"{source}: edit #{number} ({kind!r}): {exc}") from None
             raise
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

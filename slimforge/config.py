@@ -19,22 +19,52 @@ C = TypeVar("C", bound=BaseModel)
 
 
 class Frozen(BaseModel):
-    """Base for all slimforge configs: immutable, unknown keys rejected."""
+    """Base for all slimforge configs: immutable, unknown keys rejected, no NaN or infinite numbers
+    (``lr=.inf`` passed ``gt=0`` and only failed as a NaN loss an epoch later)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"Config file {path} does not exist.")
+        raise ConfigError(f"Config file {path} is a folder, not a file." if path.is_dir() else f"Config file {path} does not exist.")
+    raw = path.read_bytes()
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path} is not UTF-8 text: line {line}, byte offset {exc.start} ({exc.reason}).") from None
+    try:
+        size = _expanded_size(yaml.compose(text, Loader=yaml.SafeLoader))
+        if size > MAX_YAML_VALUES:
+            raise ConfigError(f"{path} expands to {size} values (through YAML aliases), more than {MAX_YAML_VALUES}; refused.")
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is nested too deeply to be a config.") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of keys to values, not {type(data).__name__}.")
     return data
+
+
+MAX_YAML_VALUES = 1_000_000  # a config holds hundreds; aliases nested 9 deep ("billion laughs") expand to 9**9
+
+
+def _expanded_size(root: yaml.Node | None) -> int:
+    """How many values ``root`` holds once every alias is expanded (shared nodes counted each time used)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        if id(node) not in sizes:
+            sizes[id(node)] = 0  # a node that contains itself counts once
+            children = [v for pair in node.value for v in pair] if isinstance(node, yaml.MappingNode) else (
+                node.value if isinstance(node, yaml.SequenceNode) else [])
+            sizes[id(node)] = 1 + sum(size(child) for child in children)
+        return sizes[id(node)]
+
+    return size(root) if root is not None else 0
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -46,6 +76,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    except RecursionError:
+        raise ConfigError(f"Override {key.strip()!r}: the value is nested too deeply.") from None
     return key.strip().split("."), value
 
 

@@ -35,9 +35,21 @@ class DataConfig(Frozen):
             options["root"] = self.root
         if self.augment is not None:
             options["augment"] = self.augment
-        if run is not None and (Path(run) / "tokenizer").is_dir():
+        if run is not None and (Path(run) / "tokenizer").is_dir() and _takes_option(self.name, "tokenizer"):
             options["tokenizer"] = str(Path(run) / "tokenizer")
         return load_dataset(self.name, **options)
+
+
+def _takes_option(dataset: str, key: str) -> bool:
+    """Whether dataset ``dataset``'s loader accepts option ``key`` (by name or through ``**options``)."""
+    import inspect
+
+    from slimforge.data import DATASETS
+
+    if dataset not in DATASETS:
+        return True  # load_dataset names the unknown dataset
+    parameters = inspect.signature(DATASETS.get(dataset)).parameters
+    return key in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 class ModelConfig(Frozen):
@@ -54,10 +66,33 @@ class RunConfig(Frozen):
 def run_training(cfg: RunConfig, out: str | Path, resume: bool = False) -> TrainResult:
     """Load the data, build the model (seeded), train, and write the run folder ``out``."""
     data = cfg.data.load()
+    check_model_fits_data(cfg.model.kwargs, data)
     cfg = cfg.model_copy(update={"train": cfg.train.with_defaults(data.train_defaults)})  # recorded as resolved
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     model = create_model(cfg.model.name, **{**data.info.model_kwargs(), **cfg.model.kwargs})
     return train(model, data, cfg.train, out, resume=resume, record=cfg.model_dump(mode="json"))
+
+
+# model.kwargs a run may set itself, and how each must relate to the value the data gives.
+_DATA_KWARGS = {"num_classes": "==", "in_channels": "==", "input_size": "==", "pad_id": "==", "vocab_size": ">=", "max_length": ">="}
+
+
+def check_model_fits_data(kwargs: dict[str, Any], data: DataSplits) -> None:
+    """Refuse ``model.kwargs`` that contradict the data (a ``num_classes`` other than the
+    dataset's, a vocabulary smaller than its tokenizer's, ...): the model would fail deep inside
+    training or, worse, train with outputs no label reaches."""
+    for key, value in data.info.model_kwargs().items():
+        if key not in kwargs:
+            continue
+        given, rule = kwargs[key], _DATA_KWARGS.get(key, "==")
+        same_kind = isinstance(given, type(value)) and not isinstance(given, bool)
+        fits = same_kind and (given == value if rule == "==" else given >= value)
+        if not fits:
+            wanted = f"{value!r}" if rule == "==" else f"at least {value!r}"
+            raise ConfigError(
+                f"model.kwargs.{key}={given!r}, but dataset {data.info.name!r} needs {wanted}; drop the key "
+                "(slimforge sets it from the data) or make it match."
+            )
 
 
 def run_data_config(run: str | Path) -> DataConfig:
@@ -74,6 +109,38 @@ def run_data_config(run: str | Path) -> DataConfig:
 
 
 SPLITS = ("test", "val", "train")
+
+
+def _check_modality(run: str | Path, splits: DataSplits) -> None:
+    """A text model is scored on text and an image model on images; say so plainly otherwise."""
+    folder = Path(run)
+    spec = artifacts.read_spec(folder).kwargs if (folder / artifacts.STRUCTURE_FILE).is_file() else {}
+    int8 = artifacts.read_json_quiet(folder / "quantized.json")
+    if (folder / "tokenizer").is_dir() or "vocab_size" in spec or int8.get("inputs") == "token_ids":
+        model_kind = "text"
+    elif "in_channels" in spec or "input_size" in spec or (int8.get("inputs") == "tensor" and len(int8.get("input_shape") or []) == 3):
+        model_kind = "image"
+    else:
+        return  # nothing recorded says which: the shape checks below still apply
+    data_kind = "text" if hasattr(splits, "tokenizer") else "image"
+    if model_kind != data_kind:
+        raise DataError(
+            f"{run} holds {'a text' if model_kind == 'text' else 'an image'} model, but dataset {splits.info.name!r} gives "
+            f"{'texts' if data_kind == 'text' else 'images'}; evaluate it on {'a text' if model_kind == 'text' else 'an image'} "
+            "dataset (--data)."
+        )
+
+
+def _recorded_input_shape(path: Path) -> list[int] | None:
+    """``data.input_shape`` of a run's metrics.json (None when absent); wrong types are an :class:`ArtifactError`."""
+    metrics = artifacts.read_json(path) if path.exists() else {}
+    section = metrics.get("data") if isinstance(metrics, dict) else None
+    if not isinstance(metrics, dict) or not isinstance(section or {}, dict):
+        raise ArtifactError(f"{path}: expected an object whose 'data' is an object; the file is corrupt.")
+    shape = (section or {}).get("input_shape")
+    if shape is not None and not (isinstance(shape, list) and all(isinstance(n, int) and not isinstance(n, bool) for n in shape)):
+        raise ArtifactError(f"{path}: 'data.input_shape' must be a list of sizes, not {shape!r}; the file is corrupt.")
+    return shape
 
 
 def _check_int8_inputs(run: str | Path, splits: DataSplits) -> None:
@@ -95,10 +162,14 @@ def evaluate_run(run: str | Path, data: DataConfig | None = None, split: str = "
     model = artifacts.load(run)
     splits = (data or run_data_config(run)).load(run=run)
     dataset = getattr(splits, split)
+    _check_modality(run, splits)
     if artifacts.artifact_kind(run) == "quantized":  # what its int8 graph was calibrated on must be what it is scored on
         _check_int8_inputs(run, splits)
-    metrics_path = Path(run) / artifacts.METRICS_FILE
-    trained_on = (artifacts.read_json_quiet(metrics_path).get("data") or {}).get("input_shape")
+    if hasattr(splits, "tokenizer"):
+        from slimforge.text.predict import check_tokenizer_fits
+
+        check_tokenizer_fits(run, model, splits.info.vocab_size, splits.info.pad_id)
+    trained_on = _recorded_input_shape(Path(run) / artifacts.METRICS_FILE)
     if trained_on and list(trained_on) != list(splits.info.input_shape):
         raise DataError(
             f"{run} was trained on inputs of shape {list(trained_on)}, but {splits.info.name!r} has {list(splits.info.input_shape)}; "

@@ -5,7 +5,8 @@ Two formats, in a registry (``list_exporters()``):
 * ``onnx``: ``torch.onnx.export(..., dynamo=True)`` (the torch.export-based exporter), opset
   :data:`DEFAULT_OPSET`, batch dimension dynamic; run with ONNX Runtime.
 * ``pt2``: ``torch.export.export`` saved with ``torch.export.save``; reloaded with
-  :func:`load_pt2`, which refuses archives holding pickled payloads.
+  :func:`load_pt2`, which first refuses any archive that could make torch.export.load unpickle,
+  eval or call anything but torch operators (:mod:`slimforge._pt2`).
 
 Every export is run on sample inputs next to the PyTorch model; the largest absolute
 difference is reported in ``export.json`` and an export that differs by more than
@@ -19,13 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
+import math
 import os
 import platform
 import time
 import warnings
-import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,12 +35,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from slimforge._pt2 import check_pt2_bytes
 from slimforge._registry import Registry
 from slimforge.artifacts import atomic_write_bytes, write_json
+from slimforge.errors import ArtifactError, ConfigError, DataError, SlimforgeError
 from slimforge.files import final_folder, staged_output
-from slimforge.errors import ArtifactError, ConfigError, SlimforgeError
 
 DEFAULT_OPSET = 18
+# torch.onnx's dynamo exporter implements opset 18 and up; asked for less, it runs a version
+# converter that may fail silently and leave the file at 18 (opset 5 and 13 did, torch 2.14).
+MIN_OPSET = 18
 ONNX_FILE = "model.onnx"
 PT2_FILE = "model.pt2"
 EXPORT_INFO_FILE = "export.json"
@@ -66,6 +70,20 @@ class ExportConfig:
     atol: float = 1e-4
     check_batches: int = 3
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key, kind in (("opset", int), ("check_batches", int), ("seed", int), ("dynamic_batch", bool)):
+            value = getattr(self, key)
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise ConfigError(f"ExportConfig.{key} must be {kind.__name__}, not {value!r}.")
+        if isinstance(self.atol, bool) or not isinstance(self.atol, (int, float)) or not math.isfinite(self.atol) or self.atol < 0:
+            raise ConfigError(f"ExportConfig.atol must be a finite number >= 0, not {self.atol!r}.")
+        if self.check_batches < 0:
+            raise ConfigError(f"ExportConfig.check_batches must be >= 0, not {self.check_batches}.")
+        if self.format == "onnx" and self.opset < MIN_OPSET:  # the upper end needs onnx: export_onnx_file checks it
+            raise ConfigError(
+                f"ONNX opset {self.opset} is not supported: the exporter writes opset {MIN_OPSET} and newer (--opset, ExportConfig.opset)."
+            )
 
 
 @dataclass(frozen=True)
@@ -119,6 +137,8 @@ def export(model: nn.Module, example: torch.Tensor, out: str | Path, config: Exp
     exporter = EXPORTERS.get(config.format)
     if not isinstance(example, torch.Tensor):
         raise ConfigError(f"export needs an example input tensor (batch, ...), got {type(example).__name__}.")
+    if config.format == "onnx" and config.opset not in onnx_opsets():  # before anything is written
+        raise ConfigError(f"ONNX opset {config.opset} is not supported: the exporter writes opsets {onnx_opsets().start} to {onnx_opsets().stop - 1}.")
     model = model.eval().cpu()
     example = example.detach().cpu()
     out_dir = Path(out)
@@ -144,7 +164,7 @@ def export(model: nn.Module, example: torch.Tensor, out: str | Path, config: Exp
             path=final / staged.name,
             format=config.format,
             exporter=description,
-            opset=config.opset if config.format == "onnx" else None,
+            opset=written_opset(staged) if config.format == "onnx" else None,
             max_abs_diff=diff,
             input_shape=tuple(example.shape),
             seconds=round(seconds, 3),
@@ -196,7 +216,10 @@ def export_onnx_file(model: nn.Module, example: torch.Tensor, path: Path, opset:
     """Write ``model`` to ``path`` with the torch.export-based ONNX exporter; input named ``x``, output ``logits``.
 
     An integer (batch, length) ``example`` is a batch of token ids: the length is dynamic too.
+    ``opset`` must be in :func:`onnx_opsets`.
     """
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset not in onnx_opsets():
+        raise ConfigError(f"ONNX opset {opset!r} is not supported: the exporter writes opsets {onnx_opsets().start} to {onnx_opsets().stop - 1}.")
     dims = {0: torch.export.Dim("batch", min=1)}
     if not example.is_floating_point() and example.dim() == 2:
         dims[1] = torch.export.Dim("length", min=2, max=getattr(model, "max_length", 512))
@@ -236,6 +259,11 @@ class _NamedInput(nn.Module):
         return self.model(x)
 
 
+# ONNX Runtime input types and the torch dtype a batch is cast to (same kind only: float to float, int to int).
+_ORT_TYPES = {"tensor(float)": torch.float32, "tensor(double)": torch.float64, "tensor(float16)": torch.float16,
+              "tensor(int64)": torch.int64, "tensor(int32)": torch.int32}
+
+
 class OnnxSession:
     """An ONNX Runtime session callable on tensors: x (batch, ...) -> logits (batch, classes).
 
@@ -257,13 +285,25 @@ class OnnxSession:
         except Exception as exc:
             raise ArtifactError(f"ONNX Runtime cannot load {path}: {exc}") from None
         self.path = path
-        self.input_name = self.session.get_inputs()[0].name
+        graph_input = self.session.get_inputs()[0]
+        self.input_name, self.input_shape, self.input_type = graph_input.name, list(graph_input.shape), graph_input.type
 
     def __call__(self, x: Any) -> torch.Tensor:
         if isinstance(x, dict):  # a text batch: the graph takes the ids and derives the mask from padding
-            x = x["input_ids"]
-        array = x.detach().cpu().numpy()
-        return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
+            x = x.get("input_ids")
+        return torch.from_numpy(self.session.run(None, {self.input_name: self._checked(x)})[0])
+
+    def _checked(self, x: Any) -> np.ndarray:
+        """``x`` as the array the graph takes, or a :class:`DataError` saying what it takes instead
+        (ONNX Runtime's own error is a multi-line InvalidArgument)."""
+        dtype = _ORT_TYPES.get(self.input_type)
+        fits = isinstance(x, torch.Tensor) and x.dim() == len(self.input_shape) and all(
+            not isinstance(d, int) or d == n for d, n in zip(self.input_shape, x.shape)
+        ) and (dtype is None or x.is_floating_point() == dtype.is_floating_point)
+        if not fits:
+            got = f"{tuple(x.shape)} {str(x.dtype).removeprefix('torch.')}" if isinstance(x, torch.Tensor) else type(x).__name__
+            raise DataError(f"{self.path} takes {self.input_name!r} of shape {self.input_shape} ({self.input_type}); got {got}.")
+        return x.detach().cpu().to(dtype or x.dtype).numpy()
 
 
 def load_onnx(path: str | Path, threads: int = 0) -> OnnxSession:
@@ -271,10 +311,36 @@ def load_onnx(path: str | Path, threads: int = 0) -> OnnxSession:
     return OnnxSession(path, threads)
 
 
+def onnx_opsets() -> range:
+    """The ONNX opsets :func:`export_onnx_file` writes: 18 up to the newest the installed onnx defines."""
+    try:
+        import onnx
+    except ImportError:  # the exporter needs onnx anyway; it says so when it runs
+        return range(MIN_OPSET, DEFAULT_OPSET + 1)
+    return range(MIN_OPSET, onnx.defs.onnx_opset_version() + 1)
+
+
+def written_opset(path: str | Path) -> int:
+    """The default-domain opset an ONNX file declares (read from the file, not from what was asked)."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and others for a corrupt file
+        raise ArtifactError(f"{path} is not a readable ONNX file ({exc}).") from None
+    versions = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    if not versions:
+        raise ArtifactError(f"{path} declares no ONNX opset; it is corrupt.")
+    return int(versions[0])
+
+
 @register_exporter("onnx", load_onnx, help="ONNX via torch.onnx.export(dynamo=True), run with ONNX Runtime")
 def _export_onnx(model: nn.Module, example: torch.Tensor, out_dir: Path, config: ExportConfig) -> tuple[Path, str]:
     path = export_onnx_file(model, example, out_dir / ONNX_FILE, config.opset, config.dynamic_batch)
-    return path, f"torch.onnx.export(dynamo=True, opset_version={config.opset}) torch {torch.__version__}"
+    written = written_opset(path)
+    if written != config.opset:
+        raise ExportError(f"Asked for ONNX opset {config.opset}, the exporter wrote opset {written}; choose an opset in {onnx_opsets()}.")
+    return path, f"torch.onnx.export(dynamo=True, opset_version={written}) torch {torch.__version__}"
 
 
 # ---------------------------------------------------------------- torch.export (.pt2)
@@ -309,72 +375,33 @@ def export_program(model: nn.Module, example: torch.Tensor, dynamic_batch: bool 
 
 
 def check_pt2_is_pickle_free(path: str | Path) -> None:
-    """Refuse a .pt2 archive that ``torch.export.load`` would unpickle.
-
-    ``torch.export.load`` (torch 2.14) reads plain tensors as raw bytes, but loads any payload
-    marked ``use_pickle`` (tensor subclasses), custom/opaque objects and legacy ``*.pt`` weights
-    with ``pickle``/``torch.load(weights_only=False)``, and reads the sample inputs with
-    ``torch.load(weights_only=True)`` *falling back to* ``weights_only=False`` when that fails. Any
-    of those can run arbitrary code, so an archive holding one (or non-empty sample inputs;
-    :func:`save_pt2` writes none) is rejected here before ``torch.export.load`` sees it.
-    """
-    from torch.export.pt2_archive import constants as c
-
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(f"{path} does not exist.")
-    try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise ArtifactError(f"{path} is not a .pt2 archive (not a zip file); it is corrupt or of another format.") from None
-    with archive:
-        names = archive.namelist()
-        root = names[0].split("/", 1)[0] + "/" if names else ""
-        for name in names:
-            inner = name[len(root) :] if name.startswith(root) else name
-            if inner.startswith(c.SAMPLE_INPUTS_DIR):
-                if archive.getinfo(name).file_size:
-                    raise ArtifactError(
-                        f"{path} holds sample inputs ({inner}), which torch.export.load may unpickle; "
-                        "slimforge writes .pt2 files without them and does not load this one."
-                    )
-                continue
-            if inner.startswith(c.AOTINDUCTOR_DIR) or inner.endswith(".pt") or inner.endswith(".pkl"):
-                raise ArtifactError(f"{path} holds {inner!r}, which loads through pickle; slimforge does not load it.")
-            if inner.endswith("_config.json") and (inner.startswith(c.WEIGHTS_DIR) or inner.startswith(c.CONSTANTS_DIR)):
-                config = json.loads(archive.read(name)).get("config", {})
-                for key, meta in config.items():
-                    pickled = meta.get("use_pickle") or not str(meta.get("path_name", "")).startswith(
-                        (c.WEIGHT_FILENAME_PREFIX, c.TENSOR_CONSTANT_FILENAME_PREFIX)
-                    )
-                    if pickled:
-                        raise ArtifactError(
-                            f"{path}: entry {key!r} ({meta.get('path_name')}) is a pickled payload; slimforge refuses to unpickle it."
-                        )
+    """Refuse a .pt2 archive that ``torch.export.load`` would unpickle, ``eval`` or make call
+    anything but torch operators (see :mod:`slimforge._pt2` for every path that could)."""
+    check_pt2_bytes(_read_archive(path), str(path))
 
 
 def load_pt2(path: str | Path) -> nn.Module:
-    """Load a .pt2 written by :func:`save_pt2` as a callable module, after :func:`check_pt2_is_pickle_free`."""
-    check_pt2_is_pickle_free(path)
-    _register_quantized_ops(path)
+    """Load a .pt2 written by :func:`save_pt2` as a callable module, after :func:`check_pt2_is_pickle_free`.
+
+    The file is read once: torch loads the very bytes that were checked.
+    """
+    data = _read_archive(path)
+    check_pt2_bytes(data, str(path))
     try:
         with _quiet():
-            return torch.export.load(str(path)).module()
+            return torch.export.load(io.BytesIO(data)).module()
     except Exception as exc:
         raise ArtifactError(f"torch.export.load cannot read {path}: {exc}") from None
 
 
-def _register_quantized_ops(path: str | Path) -> None:
-    # Graphs converted by torchao's PT2E flow call quantized_decomposed / torchao ops, which
-    # exist only once their libraries are imported (torchao takes seconds, so only when used).
-    with zipfile.ZipFile(path) as archive:
-        graph = b"".join(archive.read(n) for n in archive.namelist() if "/models/" in n and n.endswith(".json"))
-    if b"quantized_decomposed" not in graph and b"torchao" not in graph and b"onednn" not in graph:
-        return
-    with contextlib.suppress(ImportError):
-        import torch.ao.quantization.fx._decomposed  # noqa: F401
-    with contextlib.suppress(ImportError):
-        import torchao.quantization.pt2e  # noqa: F401
+def _read_archive(path: str | Path) -> bytes:
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path} does not exist." if not path.exists() else f"{path} is not a file.")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"{path} cannot be read ({exc}).") from None
 
 
 @register_exporter("pt2", load_pt2, help="torch.export program saved with torch.export.save (.pt2)")
@@ -406,6 +433,8 @@ __all__ = [
     "list_exporters",
     "load_onnx",
     "load_pt2",
+    "onnx_opsets",
     "register_exporter",
     "save_pt2",
+    "written_opset",
 ]

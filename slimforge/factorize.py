@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from slimforge.artifacts import get_spec, record_edit, register_edit
-from slimforge.errors import ConfigError, SlimforgeError
+from slimforge.errors import ArtifactError, ConfigError, SlimforgeError
 
 EDIT_KIND = "factorize"
 
@@ -146,12 +146,21 @@ def low_rank(layer: nn.Module, rank: int) -> nn.Sequential:
 def replay_factorize(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
     """Rebuild the recorded low-rank layers (shapes only; the weights are loaded afterwards)."""
     modules = dict(model.named_modules())
-    for name, info in edit.get("layers", {}).items():
+    layers = edit.get("layers", {})
+    if not isinstance(layers, dict):
+        raise ArtifactError(f"Factorize edit: 'layers' must be an object of layer name -> {{'rank': N}}, not {layers!r}; model.json is corrupt.")
+    for name, info in layers.items():
+        rank = info.get("rank") if isinstance(info, dict) else None
+        if isinstance(rank, bool) or not isinstance(rank, int):
+            raise ArtifactError(f"Factorize edit layers[{name!r}] must be {{'rank': N}} with an integer N, not {info!r}; model.json is corrupt.")
         layer = modules.get(name)
         if not isinstance(layer, (nn.Linear, nn.Conv2d, nn.Embedding)):
             found = type(layer).__name__ if layer is not None else "nothing"
-            raise FactorizeError(f"model.json factorises {name!r} (rank {info.get('rank')}), but the model has {found} there.")
-        first, second = _empty_factors(layer, int(info["rank"]))
+            raise FactorizeError(f"model.json factorises {name!r} (rank {rank}), but the model has {found} there.")
+        full = min(_matrix(layer).shape)
+        if not 1 <= rank <= full:
+            raise FactorizeError(f"model.json factorises {name!r} to rank {rank}; its weight allows ranks 1 to {full}.")
+        first, second = _empty_factors(layer, rank)
         _set_module(model, name, nn.Sequential(first, second))
     return model
 

@@ -163,8 +163,10 @@ def eval_cmd(
     from slimforge.experiment import DataConfig, evaluate_run, run_data_config
 
     data_cfg = run_data_config(run)
-    if data or data_root:
-        data_cfg = DataConfig(**{**data_cfg.model_dump(), **({"name": data} if data else {}), **({"root": data_root} if data_root else {})})
+    if data and data != data_cfg.name:  # another dataset: the run's root and options (a file's path, ...) are its own dataset's
+        data_cfg = DataConfig(name=data, val_fraction=data_cfg.val_fraction, split_seed=data_cfg.split_seed)
+    if data_root:
+        data_cfg = DataConfig(**{**data_cfg.model_dump(), "root": data_root})
     result = evaluate_run(run, data_cfg, split)
     scores = {k: v for k, v in result.items() if k not in ("split", "dataset", "count", "loss")}  # accuracy, or ndcg@10 ...
     shown = ", ".join(f"{k} {v:.4f}" for k, v in {**scores, "loss": result["loss"]}.items())

@@ -12,12 +12,15 @@ than per-sample PIL transforms on a 2-core machine and is deterministic given th
 from __future__ import annotations
 
 import inspect
+import types
+import typing
 from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import Any
 
 from slimforge._registry import Registry
 from slimforge.data.core import DataSplits, DatasetInfo, TensorImageDataset, carve_validation
+from slimforge.errors import ConfigError, did_you_mean
 
 DatasetFactory = Callable[..., DataSplits]
 # Datasets of domain packages that register themselves when first used.
@@ -35,9 +38,50 @@ def load_dataset(name: str, **options: Any) -> DataSplits:
     ``val_fraction`` (default 0.1), ``split_seed`` (default 0), ``augment`` (default True
     where it makes sense)."""
     factory = DATASETS.get(name)
+    _check_options(name, factory, options)
     splits = factory(**options)
     splits.source = {"name": name, **_effective_options(factory, options)}  # the outermost call, when one dataset wraps another
     return splits
+
+
+def _check_options(name: str, factory: DatasetFactory, options: dict[str, Any]) -> None:
+    """Refuse an option ``factory`` does not take, or a value whose type its annotation rules out
+    (int, float, bool, str, or None where optional): a :class:`ConfigError` naming the option,
+    rather than a TypeError from inside the loader or a silently wrong value."""
+    try:
+        parameters = inspect.signature(factory).parameters
+        hints = typing.get_type_hints(factory)
+    except (TypeError, ValueError, NameError):  # no inspectable signature: the factory checks for itself
+        return
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        takes = [k for k, p in parameters.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+        for key in options:
+            if key not in parameters:
+                raise ConfigError(f"Unknown option {key!r} for dataset {name!r}.{did_you_mean(key, takes)} It takes: {', '.join(takes)}.")
+    for key, value in options.items():
+        accepted = _plain_types(hints.get(key))
+        if accepted is not None and not any(_is_instance(value, kind) for kind in accepted):
+            wanted = " or ".join(_TYPE_NAMES[k] for k in accepted)
+            raise ConfigError(f"The dataset {name!r} option {key!r} must be {wanted}, not {value!r}.")
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}
+
+
+def _plain_types(annotation: Any) -> tuple[type, ...] | None:
+    """The plain types an annotation allows (``int``, ``str | None``, ...), or None for anything richer."""
+    kinds = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else (annotation,)
+    return tuple(kinds) if kinds and all(k in _TYPE_NAMES for k in kinds) else None
+
+
+def _is_instance(value: Any, kind: type) -> bool:
+    if kind is bool or isinstance(value, bool):
+        return kind is bool and isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float))
+    if kind is str:
+        return isinstance(value, (str, PurePath))  # a path option may be given as a Path
+    return isinstance(value, kind)
 
 
 def _effective_options(factory: DatasetFactory, options: dict[str, Any]) -> dict[str, Any]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset
+
+from slimforge.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,12 @@ class DatasetInfo:
     classes: tuple[str, ...] = ()
     task: str = "image-classification"
     metric: str = "accuracy"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 2:
+            raise DataError(f"Dataset {self.name!r} has only {self.num_classes!r} class(es); classification needs at least 2.")
+        if self.classes and len(self.classes) != self.num_classes:
+            raise DataError(f"Dataset {self.name!r}: {len(self.classes)} class names for {self.num_classes} classes.")
 
     def model_kwargs(self) -> dict[str, Any]:
         """The data-derived keywords every model factory may take."""
@@ -177,11 +186,38 @@ def identity_collate(batch: Any) -> Any:
 
 def carve_validation(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """Split ``range(n)`` into (train_idx, val_idx) with a fixed seed; the record says how."""
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    check_option("val_fraction", val_fraction, float, low=0.0, high=1.0, high_open=True)
+    check_option("split_seed", seed, int)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_val = int(round(n * val_fraction))
     val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
     digest = hashlib.sha256(val_idx.numpy().tobytes()).hexdigest()[:16]
     record = {"val_fraction": val_fraction, "split_seed": seed, "val_indices_sha256": digest}
     return train_idx, val_idx, record
+
+
+def check_option(key: str, value: Any, kind: type, *, low: float | None = None, high: float | None = None,
+                 low_open: bool = False, high_open: bool = False, optional: bool = False, dataset: str = "") -> Any:
+    """``value`` when it is a ``kind`` (int, float or bool; an int passes as a float) within
+    [low, high] (an end excluded when ``low_open``/``high_open``); a :class:`ConfigError` naming
+    the dataset option ``key`` otherwise. ``optional``: None passes."""
+    where = f"dataset {dataset!r} option {key!r}" if dataset else f"option {key!r}"
+    if value is None and optional:
+        return value
+    numeric = (int, float) if kind is float else (kind,)
+    if isinstance(value, bool) != (kind is bool) or not isinstance(value, numeric):
+        raise ConfigError(f"The {where} must be {_KIND_NAMES[kind]}, not {value!r}.")
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"The {where} must be a finite number, not {value!r}.")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        if high is None:
+            bounds = f"{'>' if low_open else '>='} {low}"
+        else:
+            bounds = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ConfigError(f"The {where} must be {bounds}, not {value!r}.")
+    return value
+
+
+_KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false"}

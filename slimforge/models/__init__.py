@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from slimforge._registry import Registry
-from slimforge.errors import ArtifactError, SlimforgeError, UnknownNameError
+from slimforge.errors import ArtifactError, ConfigError, SlimforgeError, UnknownNameError
 
 # Models of domain packages that register themselves when first used.
 BUILTIN_MODELS = {name: "slimforge.recsys.models" for name in ("popularity", "mf", "neumf", "two-tower")}
@@ -123,6 +123,7 @@ def build_model_from(name: str, kwargs: dict[str, Any], *, trust_code: bool = Fa
     if not isinstance(kwargs, dict):
         raise ArtifactError(f"{source or 'model'}: the keywords of model {name!r} must be an object, not {type(kwargs).__name__}.")
     accepted = _accepted_kwargs(factory, kwargs, name, strict=not trust_code)
+    _check_data_kwargs(name, accepted, source)
     if not trust_code:
         _check_kwargs(name, accepted, source)
         _check_size(factory, name, accepted, source)
@@ -167,13 +168,19 @@ def _check_kwargs(name: str, kwargs: dict[str, Any], source: str) -> None:
                 stack.extend(v.values() if isinstance(v, dict) else v)
             else:
                 raise ArtifactError(f"{where} {key!r} has a value of type {type(v).__name__}; only JSON values are allowed.")
+
+
+def _check_data_kwargs(name: str, kwargs: dict[str, Any], source: str) -> None:
+    """``num_classes``, ``in_channels`` and ``input_size`` are positive integers, whoever passes them."""
+    where = f"{source + ': ' if source else ''}model {name!r} keyword"
+    error = ArtifactError if source else ConfigError
     for key in ("num_classes", "in_channels"):
         if key in kwargs and (not isinstance(kwargs[key], int) or isinstance(kwargs[key], bool) or kwargs[key] < 1):
-            raise ArtifactError(f"{where} {key!r} must be a positive integer, not {kwargs[key]!r}.")
+            raise error(f"{where} {key!r} must be a positive integer, not {kwargs[key]!r}.")
     size = kwargs.get("input_size")
-    sizes = size if isinstance(size, list) else [size] if size is not None else []
+    sizes = list(size) if isinstance(size, (list, tuple)) else [size] if size is not None else []
     if any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in sizes):
-        raise ArtifactError(f"{where} 'input_size' must be positive integers, not {size!r}.")
+        raise error(f"{where} 'input_size' must be positive integers, not {size!r}.")
 
 
 def _check_size(factory: Callable[..., nn.Module], name: str, kwargs: dict[str, Any], source: str) -> None:

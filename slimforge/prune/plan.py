@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from slimforge.artifacts import register_edit
+from slimforge.errors import ArtifactError
 from slimforge.prune.errors import PruningError
 
 PLAN_VERSION = 1
@@ -42,12 +43,72 @@ def decode_runs(runs: list[list[int]]) -> list[int]:
 
 
 def apply_plan(model: nn.Module, plan: dict[str, Any]) -> nn.Module:
-    """Slice ``model``'s tensors as ``plan`` says (in place) and update dependent attributes."""
-    if plan.get("version", PLAN_VERSION) > PLAN_VERSION:
+    """Slice ``model``'s tensors as ``plan`` says (in place) and update dependent attributes.
+
+    A plan of the wrong shape (types, runs out of order or out of the tensor's range) is an
+    :class:`ArtifactError` naming the key; one made for another architecture a :class:`PruningError`.
+    """
+    if not isinstance(plan, dict):
+        raise ArtifactError(f"A pruning edit must be an object, not {type(plan).__name__}; model.json is corrupt.")
+    version = plan.get("version", PLAN_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ArtifactError(f"Pruning edit: 'version' must be an integer, not {version!r}; model.json is corrupt.")
+    if version > PLAN_VERSION:
         raise PruningError(f"pruning plan version {plan['version']} is newer than this slimforge reads ({PLAN_VERSION}).")
-    kept = {name: {int(d): decode_runs(runs) for d, runs in dims.items()} for name, dims in plan.get("tensors", {}).items()}
+    shapes = {name: tuple(t.shape) for name, t in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]}
+    kept = {name: {d: decode_runs(runs) for d, runs in dims.items()} for name, dims in _checked_tensors(plan, shapes).items()}
     slice_tensors(model, kept)
     return model
+
+
+def _checked_tensors(plan: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> dict[str, dict[int, list[list[int]]]]:
+    """``plan["tensors"]`` with integer dimensions, after checking every run is ``[start, stop)``
+    with 0 <= start < stop, runs increasing and not overlapping, and (for a tensor the model has)
+    inside its size, before any index list is built from them."""
+    tensors = plan.get("tensors", {})
+    if not isinstance(tensors, dict):
+        raise ArtifactError(f"Pruning edit: 'tensors' must be an object of tensor name -> kept indices, not {_short(tensors)}; model.json is corrupt.")
+    checked: dict[str, dict[int, list[list[int]]]] = {}
+    for name, dims in tensors.items():
+        where = f"pruning edit tensors[{name!r}]"
+        if not isinstance(dims, dict) or not dims:
+            raise ArtifactError(f"{where} must be an object of dimension -> kept runs, not {_short(dims)}; model.json is corrupt.")
+        shape = shapes.get(name)
+        checked[name] = {}
+        for key, runs in dims.items():
+            if not ((isinstance(key, str) and key.isdigit()) or (isinstance(key, int) and not isinstance(key, bool) and key >= 0)):
+                raise ArtifactError(f"{where}: dimension {key!r} is not a non-negative integer; model.json is corrupt.")
+            dim = int(key)
+            if shape is not None and dim >= len(shape):
+                raise PruningError(f"The pruning plan slices dimension {dim} of {name!r}, whose shape is {shape}: the plan was made for a different architecture.")
+            size = shape[dim] if shape is not None else None
+            checked[name][dim] = _checked_runs(runs, f"{where}[{key!r}]", size)
+    return checked
+
+
+def _checked_runs(runs: Any, where: str, size: int | None) -> list[list[int]]:
+    if not isinstance(runs, list) or not runs:
+        raise ArtifactError(f"{where} must be a non-empty list of [start, stop) runs, not {_short(runs)}; model.json is corrupt.")
+    previous = 0
+    for i, run in enumerate(runs):
+        ok = isinstance(run, list) and len(run) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in run)
+        if not ok or not previous <= run[0] < run[1]:
+            raise ArtifactError(
+                f"{where} run {i} is {_short(run)}; runs must be [start, stop) integer pairs, increasing and not "
+                "overlapping; model.json is corrupt."
+            )
+        if size is not None and run[1] > size:
+            raise PruningError(
+                f"The pruning plan keeps indices up to {run[1] - 1} ({where}), but that dimension has size {size}: "
+                "the plan was made for a different architecture."
+            )
+        previous = run[1]
+    return runs
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @register_edit("prune")

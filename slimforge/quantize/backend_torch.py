@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from slimforge.errors import ArtifactError
 from slimforge.export import export_program, load_pt2, save_pt2
 from slimforge.quantize.core import QuantizationError, QuantizeConfig, quantizable_layers, register_backend, resolve_reduce_range
 
@@ -153,8 +154,10 @@ class TorchBackend:
     def load(self, folder: Path, info: dict[str, Any], threads: int) -> TorchQuantized:
         _require_torchao()
         # threads: PyTorch's thread count is process-wide; set it with torch.set_num_threads.
+        if not info.get("input_shape"):
+            raise ArtifactError(f"{Path(folder) / 'quantized.json'} has no 'input_shape'; the torch backend needs it to compile the graph.")
         graph = load_pt2(Path(folder) / info["runtime_file"])
-        compile_ = info.get("config", {}).get("compile", True)
+        compile_ = info.get("config", {}).get("compile", True) is not False
         return TorchQuantized(graph, info.get("mode", "static"), tuple(info.get("fp32_layers", [])), tuple(info["input_shape"]), compile_)
 
 

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from slimforge._paths import file_inside
 from slimforge._registry import Registry
 from slimforge.artifacts import CONFIG_FILE, get_spec, read_json, write_json, write_yaml
 from slimforge.errors import ArtifactError, ConfigError, SlimforgeError
@@ -280,17 +281,59 @@ def load_quantized(path: str | Path, threads: int = 0) -> QuantizedModel:
     """Load a folder written by :func:`save_quantized`: a model callable on x (batch, ...) -> logits.
 
     ONNX Runtime artifacts run in an ONNX Runtime session; torch artifacts are reloaded from the
-    .pt2 (checked to hold no pickled payload) and compiled on first call. Never unpickles.
+    .pt2 (checked to hold no pickled payload) and compiled on first call. Never unpickles, and
+    reads no file outside ``path``.
     """
     folder = Path(path)
-    info = read_json(folder / QUANT_INFO_FILE)
-    if not isinstance(info, dict) or "backend" not in info or "runtime_file" not in info:
-        raise ArtifactError(f"{folder / QUANT_INFO_FILE} does not describe a quantized model (no 'backend'/'runtime_file').")
-    if info.get("format", QUANT_FORMAT_VERSION) > QUANT_FORMAT_VERSION:
-        raise ArtifactError(f"{folder / QUANT_INFO_FILE}: format {info['format']} is newer than this slimforge reads; upgrade slimforge.")
-    if not (folder / info["runtime_file"]).is_file():
-        raise ArtifactError(f"{folder / info['runtime_file']} is missing; {QUANT_INFO_FILE} names it as the runtime file.")
+    info = read_quantized_info(folder)
+    if info["backend"] not in BACKENDS:
+        raise ArtifactError(f"{folder / QUANT_INFO_FILE}: unknown backend {info['backend']!r}; this slimforge has {', '.join(list_backends())}.")
     return BACKENDS.get(info["backend"]).load(folder, info, threads)
+
+
+# quantized.json's keys that loading reads, with the type each must have when present.
+_INFO_TYPES: dict[str, tuple[type, str]] = {
+    "format": (int, "an integer"),
+    "backend": (str, "a backend name"),
+    "runtime_file": (str, "a file name"),
+    "mode": (str, "a string"),
+    "inputs": (str, "a string"),
+    "fp32_layers": (list, "a list of layer names"),
+    "smoothed_layers": (list, "a list of layer names"),
+    "input_shape": (list, "a list of sizes"),  # null for token-id inputs
+    "config": (dict, "an object"),
+    "metrics": (dict, "an object"),
+}
+_NULLABLE = ("input_shape",)
+
+
+def read_quantized_info(folder: str | Path) -> dict[str, Any]:
+    """``folder/quantized.json``, checked: known keys of the right types, and a runtime file that
+    lies inside ``folder`` (no absolute path, no ``..``, no symlink out). :class:`ArtifactError`
+    names the file and the key otherwise."""
+    folder = Path(folder)
+    source = folder / QUANT_INFO_FILE
+    info = read_json(source)
+    if not isinstance(info, dict) or "backend" not in info or "runtime_file" not in info:
+        raise ArtifactError(f"{source} does not describe a quantized model (no 'backend'/'runtime_file').")
+    for key, (kind, what) in _INFO_TYPES.items():
+        value = info.get(key)
+        if key in info and (not isinstance(value, kind) or isinstance(value, bool)) and not (value is None and key in _NULLABLE):
+            raise ArtifactError(f"{source}: {key!r} must be {what}, not {value!r}; the file is corrupt.")
+    for key in ("fp32_layers", "smoothed_layers"):
+        if not all(isinstance(n, str) for n in info.get(key, [])):
+            raise ArtifactError(f"{source}: {key!r} must list layer names (strings), not {info[key]!r}.")
+    shape = info.get("input_shape") or []
+    if not all(isinstance(n, int) and not isinstance(n, bool) and 0 < n < 2**31 for n in shape):
+        raise ArtifactError(f"{source}: 'input_shape' must list positive sizes, not {shape!r}.")
+    for key in ("compile", "per_channel", "reduce_range"):  # the recorded settings loading applies again
+        value = info.get("config", {}).get(key)
+        if value is not None and not isinstance(value, bool):
+            raise ArtifactError(f"{source}: 'config.{key}' must be true or false, not {value!r}.")
+    if info.get("format", QUANT_FORMAT_VERSION) > QUANT_FORMAT_VERSION:
+        raise ArtifactError(f"{source}: format {info['format']} is newer than this slimforge reads; upgrade slimforge.")
+    file_inside(folder, info["runtime_file"], str(source), "runtime_file")
+    return info
 
 
 def is_quantized_artifact(path: str | Path) -> bool:

@@ -72,6 +72,11 @@ class RecsysDatasetInfo(DatasetInfo):
     task: str = "ranking"
     metric: str = "ndcg@10"
 
+    def __post_init__(self) -> None:  # not a classifier: its own sizes are what must hold
+        if self.num_users < 1 or self.num_items < 1 or self.num_genres < 0:
+            raise DataError(f"Dataset {self.name!r} has {self.num_users} users, {self.num_items} items and {self.num_genres} genres; "
+                            "a recommender needs at least one user and one item.")
+
     def model_kwargs(self) -> dict[str, Any]:
         return {"num_users": self.num_users, "num_items": self.num_items, "num_genres": self.num_genres}
 

@@ -21,6 +21,7 @@ shuffling with ``split_seed``, for quick runs).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Iterator, Sequence
@@ -32,12 +33,13 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from slimforge.data import DataSplits, DatasetInfo, register_dataset
-from slimforge.data.core import carve_validation
-from slimforge.errors import DataError
+from slimforge.data.core import carve_validation, check_option
+from slimforge.errors import ConfigError, DataError, did_you_mean
 from slimforge.text.tokenizers import HFTokenizer, VocabTokenizer, count_truncated, load_tokenizer
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 DEFAULT_MAX_LENGTH = 128
+NEWLINE, TAB = b"\n", "\t"
 
 
 # ---------------------------------------------------------------- containers
@@ -224,7 +226,7 @@ def build_text_splits(
     """
     for split, (texts, labels) in {"train": train, "test": test, **({"val": val} if val else {})}.items():
         _check_rows(texts, labels, f"{source} {split}".strip())
-    classes = list(classes) if classes is not None else _infer_classes(train[1])
+    classes = _check_classes(classes, source) if classes is not None else _infer_classes(train[1], f"{source} train".strip())
     encode = _label_encoder(classes, source)
     train_y = [encode(y, "train", i) for i, y in enumerate(train[1])]
     test_y = [encode(y, "test", i) for i, y in enumerate(test[1])]
@@ -294,28 +296,69 @@ def _check_rows(texts: Sequence[Any], labels: Sequence[Any], where: str) -> None
     for i, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():
             raise DataError(f"{where}: row {i} has an empty text ({text!r}); remove it or fill it in.")
+    for i, label in enumerate(labels):
+        clean_label(label, f"{where} row {i}")
 
 
-def _infer_classes(labels: Sequence[Any]) -> list[str]:
+def clean_label(value: Any, where: str) -> int | str:
+    """A label as read from a file: a class index (an integer, or a whole float such as JSON's
+    ``1.0``) or a class name (a non-empty string, stripped). Lists, objects, booleans, null,
+    fractions, NaN and infinities are a :class:`DataError` naming ``where`` (file and line, or
+    split and row)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise DataError(f"{where}: label {value!r} is not a class name (a string) or a class index (an integer).")
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise DataError(f"{where}: label {value!r} is not a class index (a whole number) or a class name.")
+        return int(value)
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            raise DataError(f"{where}: the label is empty; fill it in or remove the row.")
+    return value
+
+
+def _infer_classes(labels: Sequence[Any], source: str) -> list[str]:
+    """Class names from the training labels: integer labels are indices 0..K-1 (each must occur),
+    anything else is a name (sorted). A mix of the two is an error: a stray ``1.5`` or ``[1, 2]``
+    among integer labels must not become a class of its own."""
+    where = source or "text dataset"
     as_ints = [_as_int(y) for y in labels]
-    if all(v is not None for v in as_ints):
-        if min(as_ints) < 0:
-            raise DataError(f"Integer labels must be >= 0; found {min(as_ints)}.")
-        return [str(i) for i in range(max(as_ints) + 1)]
-    return sorted({str(y) for y in labels})
+    ints = [v for v in as_ints if v is not None]
+    if ints and len(ints) < len(labels):
+        name = next(y for y, v in zip(labels, as_ints) if v is None)
+        raise DataError(
+            f"{where}: the labels mix class indices (e.g. {ints[0]}) and names (e.g. {name!r}); make them all one or the "
+            "other, or name the classes with the dataset option classes=[...]."
+        )
+    if not ints:
+        return sorted({str(y).strip() for y in labels})
+    if min(ints) < 0:
+        raise DataError(f"{where}: label {min(ints)} is negative; integer labels are class indices 0..K-1.")
+    present, count = set(ints), max(ints) + 1
+    if len(present) < count:
+        missing = sorted(set(range(count)) - present) if count - len(present) <= 10 else None
+        gaps = f"{missing}" if missing else f"{count - len(present)} of the indices 0..{count - 1}"
+        raise DataError(
+            f"{where}: integer labels are class indices 0..{count - 1}, but no training row has {gaps}; a model would "
+            "get outputs for classes it never sees. Renumber the labels 0..K-1, or list every class with classes=[...]."
+        )
+    return [str(i) for i in range(count)]
 
 
 def _label_encoder(classes: list[str], source: str):
     index = {c: i for i, c in enumerate(classes)}
+    named = all(_as_int(c) is None for c in classes)
 
     def encode(label: Any, split: str, row: int) -> int:
-        key = str(label).strip()
+        label = clean_label(label, f"{source} {split} row {row}".strip())
+        key = str(label)
         if key in index:
             return index[key]
         as_int = _as_int(label)
-        if as_int is not None and key not in index and all(_as_int(c) is None for c in classes) and 0 <= as_int < len(classes):
+        if as_int is not None and named and 0 <= as_int < len(classes):
             return as_int  # integer labels with named classes
-        raise DataError(f"{source} {split} row {row}: label {label!r} is not one of the classes {classes}.")
+        raise DataError(f"{source} {split} split, row {row}: label {label!r} is not one of the classes {classes}.".lstrip())
 
     return encode
 
@@ -335,22 +378,29 @@ def _as_int(value: Any) -> int | None:
 # ---------------------------------------------------------------- readers
 
 
-def read_table(path: str | Path, text_column: str, label_column: str, delimiter: str) -> tuple[list[str], list[str]]:
-    """(texts, labels) from a CSV/TSV file with a header naming ``text_column`` and ``label_column``."""
+def read_table(path: str | Path, text_column: str, label_column: str, delimiter: str) -> tuple[list[str], list[Any]]:
+    """(texts, labels) from a CSV/TSV file with a header naming ``text_column`` and ``label_column``.
+
+    A row whose text is empty or whose label is not a class name or index is a :class:`DataError`
+    naming the file and the line."""
     path = _existing(path)
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""), delimiter=delimiter,
+                            quoting=csv.QUOTE_NONE if delimiter == TAB else csv.QUOTE_MINIMAL)
+    try:
         header = reader.fieldnames or []
         missing = [c for c in (text_column, label_column) if c not in header]
         if missing:
             raise DataError(
-                f"{path}: no column {', '.join(repr(c) for c in missing)}; the header has {header}. "
+                f"{path}: no column {', '.join(repr(c) for c in missing)}; the header has {header[:20]}. "
                 "Name the columns with the dataset options text_column=... label_column=..."
             )
         texts, labels = [], []
-        for row in reader:
-            texts.append(row[text_column] or "")
-            labels.append(row[label_column])
+        for i, row in enumerate(reader):
+            where = f"{path} line {reader.line_num}"
+            texts.append(_checked_text(row[text_column], where, i))
+            labels.append(clean_label(row[label_column], where))
+    except csv.Error as exc:
+        raise DataError(f"{path} line {reader.line_num}: not valid {'TSV' if delimiter == TAB else 'CSV'} ({exc}).") from None
     return texts, labels
 
 
@@ -358,26 +408,57 @@ def read_jsonl(path: str | Path, text_column: str, label_column: str) -> tuple[l
     """(texts, labels) from a JSON-lines file of objects holding ``text_column`` and ``label_column``."""
     path = _existing(path)
     texts, labels = [], []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path} line {n} is not JSON ({exc}).") from None
-            missing = [c for c in (text_column, label_column) if not isinstance(row, dict) or c not in row]
-            if missing:
-                keys = sorted(row) if isinstance(row, dict) else type(row).__name__
-                raise DataError(f"{path} line {n}: no key {', '.join(repr(c) for c in missing)} (it has {keys}). "
-                                "Name them with text_column=... label_column=...")
-            texts.append(row[text_column] if isinstance(row[text_column], str) else "")
-            labels.append(row[label_column])
+    for n, line in enumerate(read_text(path).split("\n"), 1):  # not splitlines(): JSON strings may hold U+2028
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise DataError(f"{path} line {n} is not JSON ({exc}).") from None
+        missing = [c for c in (text_column, label_column) if not isinstance(row, dict) or c not in row]
+        if missing:
+            keys = sorted(row)[:20] if isinstance(row, dict) else type(row).__name__
+            raise DataError(f"{path} line {n}: no key {', '.join(repr(c) for c in missing)} (it has {keys}). "
+                            "Name them with text_column=... label_column=...")
+        if not isinstance(row[text_column], str):
+            raise DataError(f"{path} line {n}: {text_column!r} must be a string (the text), not {row[text_column]!r}.")
+        texts.append(_checked_text(row[text_column], f"{path} line {n}", len(texts)))
+        labels.append(clean_label(row[label_column], f"{path} line {n}"))
     return texts, labels
+
+
+def read_text(path: Path) -> str:
+    """The UTF-8 text of ``path`` (a leading BOM dropped). A binary file, or bytes that are not
+    UTF-8, is a :class:`DataError` naming the file, the line and the byte offset."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read ({exc}).") from None
+    if not data.strip():
+        raise DataError(f"{path} is empty.")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise DataError(f"{path} is a binary file, not text (a NUL byte at line {data.count(NEWLINE, 0, nul) + 1}, byte offset {nul}).")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        start = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        raise DataError(
+            f"{path} is not UTF-8 text: line {data.count(NEWLINE, 0, start) + 1}, byte offset {start} "
+            f"({data[start:start + 1]!r}: {exc.reason}). Convert it, e.g. iconv -f latin1 -t utf-8."
+        ) from None
+
+
+def _checked_text(text: Any, where: str, row: int) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise DataError(f"{where}: row {row} has an empty text ({text!r}); remove it or fill it in.")
+    return text
 
 
 def _existing(path: str | Path) -> Path:
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"Data file {path} is a folder; give the file itself.")
     if not path.is_file():
         raise DataError(f"Data file {path} does not exist.")
     return path
@@ -390,13 +471,46 @@ def _shared(root: str | None, sub: str) -> Path:
     return folder
 
 
-def _split_options(options: dict[str, Any]) -> dict[str, Any]:
+MAX_TEXT_LENGTH = 65_536  # tokens; models size position embeddings by it
+
+
+def _split_options(options: dict[str, Any], dataset: str = "text") -> dict[str, Any]:
+    """The options every text dataset passes to :func:`build_text_splits`, checked: known names,
+    the right types and ranges (:class:`ConfigError` naming the option otherwise)."""
     known = ("tokenizer", "max_length", "vocab_size", "min_freq", "val_fraction", "split_seed", "max_train", "classes")
     options.pop("augment", None)  # the image option has no meaning for text
     unknown = sorted(set(options) - set(known))
     if unknown:
-        raise DataError(f"Unknown text dataset option(s) {unknown}; known: {', '.join(known)}.")
+        raise ConfigError(f"Unknown option(s) {unknown} for dataset {dataset!r}.{did_you_mean(unknown[0], list(known))} "
+                          f"Text datasets take: {', '.join(known)}.")
+    for key, kind, low, high in (("max_length", int, 1, MAX_TEXT_LENGTH), ("vocab_size", int, 3, 10_000_000),
+                                 ("min_freq", int, 1, None), ("max_train", int, 1, None)):
+        if key in options:
+            check_option(key, options[key], kind, low=low, high=high, optional=key == "max_train", dataset=dataset)
+    if "val_fraction" in options:
+        check_option("val_fraction", options["val_fraction"], float, low=0.0, high=1.0, high_open=True, dataset=dataset)
+    if "split_seed" in options:
+        check_option("split_seed", options["split_seed"], int, dataset=dataset)
+    tokenizer = options.get("tokenizer")
+    if not (tokenizer is None or isinstance(tokenizer, (str, Path)) or hasattr(tokenizer, "encode")):
+        raise ConfigError(f"The dataset {dataset!r} option 'tokenizer' must be 'vocab', a tokenizer folder or a tokenizer, not {tokenizer!r}.")
+    if options.get("classes") is not None:
+        options["classes"] = _check_classes(options["classes"], dataset)
     return options
+
+
+def _check_classes(classes: Any, source: str) -> list[str]:
+    """The ``classes`` option: at least two distinct, non-empty names (numbers become names)."""
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence):
+        raise ConfigError(f"{source}: option 'classes' must be a list of class names, not {classes!r}.")
+    names = []
+    for c in classes:
+        if isinstance(c, bool) or not isinstance(c, (str, int)) or not str(c).strip():
+            raise ConfigError(f"{source}: option 'classes' holds {c!r}; class names are non-empty strings.")
+        names.append(str(c).strip())
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise ConfigError(f"{source}: option 'classes' must name at least two distinct classes, not {list(classes)!r}.")
+    return names
 
 
 # ---------------------------------------------------------------- registry entries
@@ -408,11 +522,12 @@ def load_sst2(root: str | None = None, test_split: str = "dev", **options: Any) 
     papers report) or test.tsv; header ``sentence\\tlabel``, labels 0/1."""
     folder = _shared(root, "sst2")
     if test_split not in ("dev", "test"):
-        raise DataError(f"sst2: test_split must be 'dev' or 'test', got {test_split!r}.")
-    train = read_table(folder / "train.tsv", "sentence", "label", "\t")
-    test = read_table(folder / f"{test_split}.tsv", "sentence", "label", "\t")
-    return build_text_splits("sst2", train, test, classes=["negative", "positive"], source="sst2",
-                             record={"test_split": test_split}, **_split_options(options))
+        raise ConfigError(f"sst2: test_split must be 'dev' or 'test', got {test_split!r}.")
+    train = read_table(folder / "train.tsv", "sentence", "label", TAB)
+    test = read_table(folder / f"{test_split}.tsv", "sentence", "label", TAB)
+    classes = options.pop("classes", ["negative", "positive"])
+    return build_text_splits("sst2", train, test, classes=classes, source="sst2",
+                             record={"test_split": test_split}, **_split_options(options, "sst2"))
 
 
 @register_dataset("sms-spam", help="SMS Spam Collection (ham/spam); seeded test split (../shared/data/sms_spam)")
@@ -421,19 +536,20 @@ def load_sms_spam(root: str | None = None, test_fraction: float = 0.2, **options
     folder = _shared(root, "sms_spam")
     path = folder / "SMSSpamCollection" if folder.is_dir() else folder
     texts, labels = [], []
-    for n, line in enumerate(_existing(path).read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text(_existing(path)).splitlines(), 1):
         if not line.strip():
             continue
-        label, sep, text = line.partition("\t")
+        label, sep, text = line.partition(TAB)
         if not sep:
             raise DataError(f"{path} line {n} is not 'label<TAB>text'.")
-        texts.append(text)
-        labels.append(label)
+        texts.append(_checked_text(text, f"{path} line {n}", len(texts)))
+        labels.append(clean_label(label, f"{path} line {n}"))
     return _carve_test("sms-spam", (texts, labels), test_fraction, options, classes=options.pop("classes", ["ham", "spam"]), source=str(path))
 
 
 def _carve_test(name: str, rows: tuple[list[str], list[Any]], test_fraction: float, options: dict[str, Any], classes: Any = None, source: str = "") -> TextDataSplits:
-    options = _split_options(options)
+    options = _split_options(options, name)
+    check_option("test_fraction", test_fraction, float, low=0.0, high=1.0, low_open=True, high_open=True, dataset=name)
     seed = options.get("split_seed", 0)
     rest_idx, test_idx, carve = carve_validation(len(rows[0]), test_fraction, seed + 1)
     pick = lambda idx: ([rows[0][i] for i in idx.tolist()], [rows[1][i] for i in idx.tolist()])  # noqa: E731
@@ -448,7 +564,7 @@ def _file_dataset(name: str, reader, path, train, val, test, test_fraction, opti
     if train is None or test is None:
         raise DataError(f"{name}: give path=FILE (a test split is carved from it) or train=FILE and test=FILE (and optionally val=FILE).")
     return build_text_splits(name, reader(train), reader(test), reader(val) if val else None, classes=classes,
-                             source=str(train), **_split_options(options))
+                             source=str(train), **_split_options(options, name))
 
 
 @register_dataset("text-csv", help="a CSV file (or train/val/test files) with text and label columns")
@@ -495,10 +611,11 @@ def load_hf_disk(path: str | None = None, text_column: str = "text", label_colum
         missing = [c for c in (text_column, label_column) if c not in ds.column_names]
         if missing:
             raise DataError(f"hf-disk {path} split {split!r}: no column {missing}; it has {ds.column_names}.")
-        return list(ds[text_column]), list(ds[label_column])
+        labels = [clean_label(y, f"hf-disk {path} split {split!r} row {i}") for i, y in enumerate(ds[label_column])]
+        return list(ds[text_column]), labels
 
     feature = loaded[train_split].features.get(label_column)
     classes = options.pop("classes", None) or (list(feature.names) if getattr(feature, "names", None) else None)
     val = columns(val_split) if val_split and val_split in names else None
     return build_text_splits("hf-disk", columns(train_split), columns(test_split), val, classes=classes, source=str(path),
-                             **_split_options(options))
+                             **_split_options(options, "hf-disk"))

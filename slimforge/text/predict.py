@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from slimforge import artifacts
-from slimforge.errors import DataError
+from slimforge.errors import ArtifactError, DataError
 from slimforge.text.tokenizers import load_tokenizer
 
 LABELS_FILE = "labels.json"
@@ -40,9 +40,51 @@ def load_classifier(run: str | Path) -> tuple[Any, Any, list[str] | None]:
     folder = Path(run)
     model = load_quantized(folder) if is_quantized_artifact(folder) else artifacts.load(folder)
     tokenizer = load_tokenizer(folder)
-    labels_path = folder / LABELS_FILE
-    classes = json.loads(labels_path.read_text()).get("classes") if labels_path.is_file() else None
-    return model, tokenizer, classes
+    check_tokenizer_fits(folder, model, tokenizer.vocab_size, tokenizer.pad_id)
+    return model, tokenizer, read_labels(folder)
+
+
+def read_labels(folder: str | Path) -> list[str] | None:
+    """The class names in ``folder/labels.json`` (None when there is none), checked: an object whose
+    ``classes`` is a list of distinct strings."""
+    path = Path(folder) / LABELS_FILE
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ArtifactError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); it is corrupt.") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ArtifactError(f"{path} is not valid JSON ({exc}); it is corrupt or truncated.") from None
+    except OSError as exc:
+        raise ArtifactError(f"{path} cannot be read ({exc}).") from None
+    classes = data.get("classes") if isinstance(data, dict) else None
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise ArtifactError(f"{path}: 'classes' must be a non-empty list of class names (strings); found {classes!r}.")
+    if len(set(classes)) != len(classes):
+        twice = next(c for c in classes if classes.count(c) > 1)
+        raise ArtifactError(f"{path}: class {twice!r} is listed twice; each class index needs its own name.")
+    return classes
+
+
+def check_tokenizer_fits(folder: str | Path, model: Any, vocab_size: int, pad_id: int) -> None:
+    """Refuse a tokenizer whose ids the model cannot embed (a token id >= the model's vocabulary
+    would index past its embedding table)."""
+    expected = _model_vocab_size(Path(folder), model)
+    if expected is not None and (vocab_size > expected or pad_id >= expected):
+        raise ArtifactError(
+            f"{Path(folder) / 'tokenizer'} has {vocab_size} tokens (pad id {pad_id}), but the model in {folder} embeds "
+            f"only {expected} ids; the tokenizer is not the one the model was trained with."
+        )
+
+
+def _model_vocab_size(folder: Path, model: Any) -> int | None:
+    if (folder / artifacts.STRUCTURE_FILE).is_file():
+        size = artifacts.read_spec(folder).kwargs.get("vocab_size")
+        if isinstance(size, int) and not isinstance(size, bool):
+            return size
+    size = getattr(getattr(model, "config", None), "vocab_size", None)
+    return size if isinstance(size, int) and not isinstance(size, bool) else None
 
 
 @torch.no_grad()
@@ -64,6 +106,8 @@ def predict(run: str | Path, texts: str | Sequence[str], batch_size: int = 64) -
             bad = next(i for i, x in enumerate(ids) if len(x) == 0)
             raise DataError(f"Text {start + bad} ({chunk[bad]!r}) has no tokens the tokenizer knows how to split.")
         probs = torch.softmax(model(pad_batch(ids, tokenizer.pad_id)).float(), dim=-1)
+        if classes is not None and len(classes) != probs.shape[-1]:
+            raise ArtifactError(f"{Path(run) / LABELS_FILE} names {len(classes)} classes, but the model in {run} predicts {probs.shape[-1]}.")
         names = classes or [str(i) for i in range(probs.shape[-1])]
         for j, row in enumerate(probs.tolist()):
             k = max(range(len(row)), key=row.__getitem__)

@@ -71,8 +71,8 @@ class HFTokenizer:
             raise DataError(f"Tokenizer folder {path} does not exist.")
         try:
             tok = AutoTokenizer.from_pretrained(str(path), use_fast=True)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"Cannot load a Hugging Face tokenizer from {path}: {exc}") from None
+        except Exception as exc:  # transformers and the Rust tokenizers raise assorted types for a corrupt folder
+            raise DataError(f"Cannot load a Hugging Face tokenizer from {path}: {type(exc).__name__}: {str(exc)[:300]}") from None
         return cls(tok, max_length)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
@@ -101,6 +101,8 @@ class VocabTokenizer:
     def __init__(self, tokens: Sequence[str], max_length: int = 128, lowercase: bool = True) -> None:
         if list(tokens[:2]) != [PAD, UNK]:
             raise DataError(f"A vocabulary must start with {PAD!r}, {UNK!r}; got {list(tokens[:2])}.")
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+            raise DataError(f"A tokenizer's max_length must be a positive integer, not {max_length!r}.")
         self.tokens = list(tokens)
         self.index = {t: i for i, t in enumerate(self.tokens)}
         self.pad_id, self.unk_id = 0, 1
@@ -137,11 +139,8 @@ def load_tokenizer(folder: str | Path, max_length: int | None = None) -> HFToken
     if (folder / TOKENIZER_DIR).is_dir():
         folder = folder / TOKENIZER_DIR
     if (folder / VOCAB_FILE).is_file():
-        try:
-            data = json.loads((folder / VOCAB_FILE).read_text())
-            return VocabTokenizer(data["tokens"], max_length or data.get("max_length", 128), data.get("lowercase", True))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ArtifactError(f"{folder / VOCAB_FILE} is not a slimforge vocabulary ({exc}).") from None
+        data = read_vocab_file(folder / VOCAB_FILE)
+        return VocabTokenizer(data["tokens"], max_length or data["max_length"], data["lowercase"])
     if (folder / "tokenizer.json").is_file() or (folder / "tokenizer_config.json").is_file():
         meta = _read_meta(folder)
         return HFTokenizer.from_pretrained(folder, max_length or meta.get("max_length", 128))
@@ -149,6 +148,52 @@ def load_tokenizer(folder: str | Path, max_length: int | None = None) -> HFToken
         f"{folder} holds no tokenizer (expected {VOCAB_FILE} or a Hugging Face tokenizer.json). "
         "Text run folders keep theirs in tokenizer/; pass the dataset option tokenizer=PATH otherwise."
     )
+
+
+MAX_VOCAB = 10_000_000  # tokens; a vocabulary larger than any real one is a corrupt or hostile file
+
+
+def read_vocab_file(path: Path) -> dict[str, Any]:
+    """A ``vocab.json`` written by :meth:`VocabTokenizer.save`, checked: ``tokens`` a list of distinct
+    non-empty strings starting with ``[PAD]``, ``[UNK]`` (ids are list positions, so every id is
+    in range), ``max_length`` a positive integer, ``lowercase`` a boolean. Anything else is an
+    :class:`ArtifactError` naming the file and the key."""
+    data = _read_json_object(path)
+    tokens = data.get("tokens")
+    if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
+        bad = tokens if not isinstance(tokens, list) else next(t for t in tokens if not (isinstance(t, str) and t))
+        raise ArtifactError(f"{path}: 'tokens' must be a list of non-empty strings (the token of each id); found {bad!r}.")
+    if tokens[:2] != [PAD, UNK]:
+        raise ArtifactError(f"{path}: 'tokens' must start with the special tokens {PAD!r} (id 0), {UNK!r} (id 1); it starts {tokens[:2]}.")
+    if len(tokens) > MAX_VOCAB:
+        raise ArtifactError(f"{path}: {len(tokens)} tokens is more than any vocabulary slimforge builds ({MAX_VOCAB}).")
+    seen: dict[str, int] = {}
+    for i, token in enumerate(tokens):
+        if token in seen:
+            raise ArtifactError(f"{path}: token {token!r} has two ids ({seen[token]} and {i}); every token must appear once.")
+        seen[token] = i
+    max_length, lowercase = data.get("max_length", 128), data.get("lowercase", True)
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+        raise ArtifactError(f"{path}: 'max_length' must be a positive integer, not {max_length!r}.")
+    if not isinstance(lowercase, bool):
+        raise ArtifactError(f"{path}: 'lowercase' must be true or false, not {lowercase!r}.")
+    if data.get("kind", VocabTokenizer.kind) != VocabTokenizer.kind:
+        raise ArtifactError(f"{path}: 'kind' is {data['kind']!r}; a vocab.json holds a {VocabTokenizer.kind!r} tokenizer.")
+    return {"tokens": tokens, "max_length": max_length, "lowercase": lowercase}
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ArtifactError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); it is corrupt.") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ArtifactError(f"{path} is not valid JSON ({exc}); it is corrupt or truncated.") from None
+    except OSError as exc:
+        raise ArtifactError(f"{path} cannot be read ({exc}).") from None
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{path} must hold a JSON object, not {type(data).__name__}.")
+    return data
 
 
 def count_truncated(tokenizer: HFTokenizer | VocabTokenizer, texts: Sequence[str]) -> int:
@@ -161,8 +206,12 @@ def _write_meta(folder: Path, meta: dict[str, Any]) -> None:
 
 
 def _read_meta(folder: Path) -> dict[str, Any]:
+    """``slimforge_tokenizer.json`` ({} when absent); a ``max_length`` that is not a positive integer is an error."""
     path = folder / "slimforge_tokenizer.json"
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except json.JSONDecodeError:
+    if not path.is_file():
         return {}
+    meta = _read_json_object(path)
+    max_length = meta.get("max_length", 128)
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+        raise ArtifactError(f"{path}: 'max_length' must be a positive integer, not {max_length!r}.")
+    return meta

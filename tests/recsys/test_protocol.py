@@ -81,6 +81,7 @@ def test_negatives_come_from_a_fixed_seed(synthetic):
 
 def test_training_negatives_change_each_epoch_and_avoid_the_user_s_training_items(synthetic):
     train = synthetic.train
+    train.set_epoch(0)  # the session's data set: other tests' training left it at a later epoch
     inputs, targets, idx = train.__getitems__(list(range(64)))
     b, k = 64, train.num_negatives
     assert targets[:b].eq(1).all() and targets[b:].eq(0).all() and len(targets) == b * (1 + k)

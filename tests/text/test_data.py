@@ -9,7 +9,7 @@ import torch
 from .conftest import make_corpus, write_csv
 
 from slimforge.data import load_dataset
-from slimforge.errors import DataError
+from slimforge.errors import ConfigError, DataError
 from slimforge.text.data import LengthBucketSampler, TextDataset
 from tests.conftest import needs_shared
 
@@ -74,7 +74,7 @@ def test_labels_outside_the_classes_are_an_error(tmp_path):
 
 
 def test_unknown_option_and_missing_file_are_clear(corpus_csv, tmp_path):
-    with pytest.raises(DataError, match="Unknown text dataset option"):
+    with pytest.raises(ConfigError, match=r"Unknown option\(s\) \['tokeniser'\] for dataset 'text-csv'.*Did you mean 'tokenizer'"):
         load_dataset("text-csv", path=str(corpus_csv), tokeniser="vocab")
     with pytest.raises(DataError, match="does not exist"):
         load_dataset("text-csv", path=str(tmp_path / "nope.csv"), tokenizer="vocab")

@@ -28,7 +28,7 @@ def command_args(command: str, run: Path, out: Path, variant: int) -> list[str]:
     common = ["--out", str(out)]
     return {
         "quantize": ["quantize", str(run), "--calib-batches", str(1 + variant % 3), "--backend", "onnxruntime", *common],
-        "export": ["export", str(run), "--format", "onnx", "--opset", str(17 + variant % 2), *common],
+        "export": ["export", str(run), "--format", "onnx", "--opset", str(18 + variant % 2), *common],
         "prune": ["prune", str(run), "--ratio", str(0.25 + 0.25 * (variant % 2)), "--finetune-epochs", "1", "--threads", "1", *common],
         "factorize": ["factorize", str(run), "--energy", str(0.8 + 0.1 * (variant % 2)), "--epochs", "1", "--threads", "1", *common],
         "distill": ["distill", "--teacher", str(run), "--student", "cnn", "student.kwargs.width=4", "--epochs", "2", "--seed", str(variant),

@@ -26,46 +26,46 @@ from tests.trust.conftest import tamper
 
 
 @pytest.mark.parametrize("form", ["module", "nested-attr", "os-system", "subprocess", "builtins-exec", "importlib", "eval"])
-def test_load_refuses_a_code_reference_without_importing_it(form, canary, digits_run, tmp_path):
-    touch = f"touch {canary.called}"
+def test_load_refuses_a_code_reference_without_importing_it(form, code_canary, digits_run, tmp_path):
+    touch = f"touch {code_canary.called}"
     name, kwargs = {
-        "module": (canary.factory, {}),
-        "nested-attr": (f"{canary.module}:build.__call__", {}),
+        "module": (code_canary.factory, {}),
+        "nested-attr": (f"{code_canary.module}:build.__call__", {}),
         "os-system": ("os:system", {"command": touch}),
-        "subprocess": ("subprocess:check_call", {"args": ["touch", str(canary.called)]}),
-        "builtins-exec": ("builtins:exec", {"source": f"open({str(canary.called)!r}, 'w')"}),
-        "importlib": ("importlib:import_module", {"name": canary.module}),
-        "eval": ("builtins:eval", {"source": f"__import__({canary.module!r})"}),
+        "subprocess": ("subprocess:check_call", {"args": ["touch", str(code_canary.called)]}),
+        "builtins-exec": ("builtins:exec", {"source": f"open({str(code_canary.called)!r}, 'w')"}),
+        "importlib": ("importlib:import_module", {"name": code_canary.module}),
+        "eval": ("builtins:eval", {"source": f"__import__({code_canary.module!r})"}),
     }[form]
     evil = tamper(digits_run, tmp_path / "evil", name=name, kwargs=kwargs)
     with pytest.raises(UntrustedCodeError, match=r"model\.json names the factory .*trust_code=True"):
         slimforge.load(evil)
-    assert not canary.fired()
+    assert not code_canary.fired()
 
 
-def test_trust_code_builds_the_factory_and_trusts_it_for_the_process(canary, digits_run, tmp_path):
+def test_trust_code_builds_the_factory_and_trusts_it_for_the_process(code_canary, digits_run, tmp_path):
     folder = tmp_path / "mine"
-    model = slimforge.create_model(canary.factory, num_classes=10)  # the caller's own code: trusted
+    model = slimforge.create_model(code_canary.factory, num_classes=10)  # the caller's own code: trusted
     model(torch.zeros(1, 1, 8, 8))  # materialise the lazy layer
     slimforge.save(model, folder)
-    assert canary.fired()  # the control: this canary does fire when the factory runs
-    canary.called.unlink()
+    assert code_canary.fired()  # the control: this canary does fire when the factory runs
+    code_canary.called.unlink()
     assert isinstance(slimforge.load(folder), torch.nn.Module)  # trusted in this process already
-    assert canary.called.exists()
+    assert code_canary.called.exists()
 
 
-def test_trust_code_true_is_the_explicit_opt_in(canary, digits_run, tmp_path):
-    model = slimforge.create_model(canary.factory, num_classes=10)
+def test_trust_code_true_is_the_explicit_opt_in(code_canary, digits_run, tmp_path):
+    model = slimforge.create_model(code_canary.factory, num_classes=10)
     model(torch.zeros(1, 1, 8, 8))
     slimforge.save(model, tmp_path / "mine")
-    canary.called.unlink()
-    canary.imported.unlink()
+    code_canary.called.unlink()
+    code_canary.imported.unlink()
     models._TRUSTED_FACTORIES.clear()  # a new process: nothing trusted yet
     with pytest.raises(UntrustedCodeError):
         slimforge.load(tmp_path / "mine")
-    assert not canary.called.exists()
+    assert not code_canary.called.exists()
     slimforge.load(tmp_path / "mine", trust_code=True)
-    assert canary.called.exists()
+    assert code_canary.called.exists()
 
 
 def test_registered_and_library_sources_load_without_opting_in(tmp_path):
@@ -96,54 +96,54 @@ def _commands(evil: Path, out: Path) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("command", list(_commands(Path("x"), Path("y"))))
-def test_every_command_refuses_an_untrusted_folder(command, canary, digits_run, tmp_path, capsys):
-    evil = tamper(digits_run, tmp_path / "evil", name=canary.factory, kwargs={})
+def test_every_command_refuses_an_untrusted_folder(command, code_canary, digits_run, tmp_path, capsys):
+    evil = tamper(digits_run, tmp_path / "evil", name=code_canary.factory, kwargs={})
     code = main(_commands(evil, tmp_path / "out")[command])
     err = capsys.readouterr().err
     assert code == 2 and "names the factory" in err and "--trust-code" in err, err[-800:]
-    assert not canary.fired()
+    assert not code_canary.fired()
     assert not (tmp_path / "out").exists()
 
 
-def test_trust_code_flag_lets_a_command_build_it(canary, digits_run, tmp_path, capsys):
-    model = slimforge.create_model(canary.factory, num_classes=10)
+def test_trust_code_flag_lets_a_command_build_it(code_canary, digits_run, tmp_path, capsys):
+    model = slimforge.create_model(code_canary.factory, num_classes=10)
     model(torch.zeros(1, 1, 8, 8))
     slimforge.save(model, tmp_path / "mine", config={"data": {"name": "digits"}})
     models._TRUSTED_FACTORIES.clear()
-    canary.called.unlink()
-    assert main(["eval", str(tmp_path / "mine")]) == 2 and not canary.called.exists()
-    assert main(["eval", str(tmp_path / "mine"), "--trust-code"]) == 0 and canary.called.exists()
+    code_canary.called.unlink()
+    assert main(["eval", str(tmp_path / "mine")]) == 2 and not code_canary.called.exists()
+    assert main(["eval", str(tmp_path / "mine"), "--trust-code"]) == 0 and code_canary.called.exists()
     assert "accuracy" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- recipes and checkpoints
 
 
-def test_a_recipe_input_needs_trust_code_on_the_stage(canary, digits_run, tmp_path):
+def test_a_recipe_input_needs_trust_code_on_the_stage(code_canary, digits_run, tmp_path):
     from slimforge.pipeline import parse_recipe, run_recipe
 
-    evil = tamper(digits_run, tmp_path / "evil", name=canary.factory, kwargs={})
+    evil = tamper(digits_run, tmp_path / "evil", name=code_canary.factory, kwargs={})
     raw = {"data": {"name": "digits"}, "stages": [{"kind": "export", "input": str(evil)}]}
     with pytest.raises(UntrustedCodeError):
         run_recipe(parse_recipe(raw, "r.yaml"), tmp_path / "runs", quiet=True, log=lambda *_: None)
-    assert not canary.fired()
+    assert not code_canary.fired()
     trusted = {**raw, "stages": [{**raw["stages"][0], "trust_code": True}]}
     with pytest.raises(SlimforgeError):  # the canary's model has no weights matching the folder: it fails later, but it ran
         run_recipe(parse_recipe(trusted, "r.yaml"), tmp_path / "runs", quiet=True, log=lambda *_: None)
-    assert canary.called.exists()
+    assert code_canary.called.exists()
 
 
-def test_train_resume_refuses_a_checkpoint_that_names_code(canary, tmp_path, capsys):
+def test_train_resume_refuses_a_checkpoint_that_names_code(code_canary, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--data", "digits", "--model", "mlp", "--epochs", "1", "--out", str(out), "--quiet", "train.num_threads=1"]) == 0
     from slimforge.train.checkpoint import CHECKPOINT_FILE, load_state, save_state
 
     state = load_state(out / CHECKPOINT_FILE)
-    state["record"]["model"]["name"] = canary.factory
+    state["record"]["model"]["name"] = code_canary.factory
     save_state(out / CHECKPOINT_FILE, state)
     code = main(["train", "--out", str(out), "--resume", "train.epochs=2", "--quiet"])
     assert code == 2 and "names the factory" in capsys.readouterr().err
-    assert not canary.fired()
+    assert not code_canary.fired()
 
 
 def test_a_checkpoint_with_corrupt_state_is_one_clear_error(tmp_path):
