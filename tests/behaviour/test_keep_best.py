@@ -1,0 +1,61 @@
+"""keep_best: the saved model is the best validation epoch's, not the last one's."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+import slimforge
+from slimforge.train import Callback, TrainConfig, train
+
+from .conftest import assert_same_weights, make_mlp, state_copy
+
+
+class SnapshotEpochs(Callback):
+    """Keeps each epoch's weights as validated; after the last optimizer step it negates the
+    classifier, so the last epoch validates near 0 and can never be the best."""
+
+    def __init__(self) -> None:
+        self.weights: dict[int, dict[str, torch.Tensor]] = {}
+
+    def on_step_end(self, state) -> None:
+        if state.step == state.total_steps:
+            with torch.no_grad():
+                state.model.net[-1].weight.neg_()
+                state.model.net[-1].bias.neg_()
+
+    def on_epoch_end(self, state) -> None:
+        self.weights[state.epoch + 1] = state_copy(state.model)
+
+
+def test_keep_best_saves_and_returns_the_best_epochs_weights(digits, tmp_path):
+    """Planted bugs caught: keep-best never reloads best.safetensors (the `_load_best` call
+    dropped); best.safetensors written every epoch instead of on improvement; the best-epoch
+    comparison reversed (`value < best` for accuracy)."""
+    snapshots = SnapshotEpochs()
+    cfg = TrainConfig(epochs=3, batch_size=64, lr=0.05, quiet=True, num_threads=1)
+    result = train(make_mlp(digits), digits, cfg, tmp_path / "run", callbacks=[snapshots])
+
+    history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    best_epoch = result.metrics["best_epoch"]
+    assert history[-1]["val_accuracy"] < 0.3  # the sabotaged last epoch
+    assert best_epoch == max(history, key=lambda m: m["val_accuracy"])["epoch"] and best_epoch < 3
+    # The returned model and the saved artifact are the best epoch's weights, bit for bit ...
+    assert_same_weights(state_copy(result.model), snapshots.weights[best_epoch])
+    saved = slimforge.load(tmp_path / "run")
+    assert_same_weights(state_copy(saved), snapshots.weights[best_epoch])
+    # ... so they score exactly the best validation accuracy the metrics report.
+    assert slimforge.evaluate(saved, digits.val)["accuracy"] == result.metrics["best_val_accuracy"]
+    assert result.metrics["best_val_accuracy"] == history[best_epoch - 1]["val_accuracy"]
+
+
+def test_without_keep_best_the_last_epoch_is_saved(digits, tmp_path):
+    """The control for the test above: with keep_best=false the sabotaged last epoch is what is
+    kept, so the sabotage works and the test above cannot pass by accident. (Planting "reload
+    whatever the setting" is not caught: with keep_best=false no best.safetensors is written.)"""
+    snapshots = SnapshotEpochs()
+    cfg = TrainConfig(epochs=3, batch_size=64, lr=0.05, keep_best=False, quiet=True, num_threads=1)
+    result = train(make_mlp(digits), digits, cfg, tmp_path / "run", callbacks=[snapshots])
+    assert_same_weights(state_copy(result.model), snapshots.weights[3])
+    assert slimforge.evaluate(result.model, digits.val)["accuracy"] < 0.3
