@@ -1,0 +1,41 @@
+"""Distillation from a good teacher beats training on the labels alone when labels are scarce."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from slimforge.distill import DistillConfig
+from slimforge.distill.api import run as distill
+from slimforge.train import TrainConfig, train
+
+from .conftest import make_mlp
+
+SEEDS = (0, 1, 2)
+SAMPLES = 100  # labelled training samples the student sees
+
+
+@pytest.fixture(scope="module")
+def teacher(digits):
+    """An MLP trained on all of digits' training split (test accuracy 0.975 when measured)."""
+    return train(make_mlp(digits, hidden=(128,)), digits, TrainConfig(epochs=8, batch_size=64, lr=0.1, quiet=True, num_threads=1)).model
+
+
+def test_kd_beats_labels_only_on_a_small_training_set(digits, teacher):
+    """Measured (3 seeds, 100 samples): labels only 0.886 / 0.880 / 0.903 test accuracy, KD
+    0.933 / 0.914 / 0.955, i.e. +3.3 to +5.3 points. Asserted with a margin: KD wins in every
+    seed and by 2.5 points on average. Planted bugs caught: the KD loss's target taken from the
+    student itself (`F.softmax(student_logits.detach() / t)`: the distillation term teaches
+    nothing); the distillation term dropped from the total (`distill_weight` ignored); the KD
+    loss without its T^2 factor (gains then 1.7 / 3.1 / 1.4 points: caught by the mean, narrowly)."""
+    gains = []
+    for seed in SEEDS:
+        idx = torch.randperm(len(digits.train), generator=torch.Generator().manual_seed(seed))[:SAMPLES]
+        small = dataclasses.replace(digits, train=digits.train.subset(idx))
+        cfg = TrainConfig(epochs=30, batch_size=25, lr=0.05, seed=seed, quiet=True, num_threads=1)
+        labels_only = train(make_mlp(small, seed=seed), small, cfg).metrics["test_accuracy"]
+        kd = distill(make_mlp(small, seed=seed), teacher, small, DistillConfig(loss="kd", temperature=4.0), cfg).metrics["test_accuracy"]
+        gains.append(100 * (kd - labels_only))
+    assert min(gains) > 0 and sum(gains) / len(gains) > 2.5, f"KD gains over labels only, in points: {gains}"
