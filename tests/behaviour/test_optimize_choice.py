@@ -108,3 +108,35 @@ def test_a_drop_just_over_the_budget_is_over_it(tmp_path, monkeypatch):
     s = ScriptedSearch(tmp_path, monkeypatch, base_val=0.9825, script={"just-over": (0.9724, 0.97, 5.0)}, budget=1.0)
     s.record("just-over")
     assert not s.search.candidates[0].within_budget and s.search.best is None
+
+
+@pytest.mark.parametrize("within, tried, quantized", [
+    # 0.25 keeps the accuracy, 0.12 does not: nothing more aggressive than 0.12, nothing milder than 0.25 is tried.
+    ({0.25: True, 0.12: False}, [0.25, 0.12], ["prune-macs0.25"]),
+    # 0.25 loses it: only milder targets remain (0.5), and the failure is not quantized.
+    ({0.25: False, 0.5: True}, [0.25, 0.5], ["prune-macs0.5"]),
+    # Everything keeps it: the ladder goes all the way down, the milder 0.5 is skipped.
+    ({0.25: True, 0.12: True, 0.06: True}, [0.25, 0.12, 0.06], ["prune-macs0.25", "prune-macs0.12", "prune-macs0.06"]),
+])
+def test_the_pruning_ladder_follows_the_budget(tmp_path, monkeypatch, within, tried, quantized):
+    """The pruning ladder (default targets 0.25, 0.12, 0.06, 0.5) moves to more pruning after a
+    candidate within the budget and back after one over it, and quantizes only candidates within
+    it. Planted bugs caught: over-budget pruned candidates quantized too (the `if cand.within_budget`
+    guard dropped); the ladder not narrowed after a result (every target tried)."""
+    s = ScriptedSearch(tmp_path, monkeypatch, base_val=0.95, script={})
+    search = s.search
+    search.cfg = opt.OptimizeConfig(backends=("onnxruntime",), factorize=False, repeats=1)
+    search.deadline = time.monotonic() + 3600
+    pruned, int8 = [], []
+
+    def try_prune(target):  # a target the case does not script should not be tried: it fails the budget
+        pruned.append(target)
+        name = f"prune-macs{target:g}"
+        return opt.Candidate(name, str(tmp_path / name), "scripted", 0.95, 0.95, 1.0, 2.0, within.get(target, False), 1.0)
+
+    monkeypatch.setattr(search, "try_prune", try_prune)
+    monkeypatch.setattr(search, "try_quantize", lambda source, backend, label: int8.append(label))
+    monkeypatch.setattr(search, "write_report", lambda: None)
+    search.run()
+    assert pruned == tried
+    assert int8 == ["baseline", *quantized]
