@@ -30,23 +30,25 @@ class SnapshotEpochs(Callback):
         self.weights[state.epoch + 1] = state_copy(state.model)
 
 
-def test_keep_best_saves_and_returns_the_best_epochs_weights(digits, tmp_path):
+@pytest.mark.parametrize("monitor", ["val_accuracy", "val_loss"])
+def test_keep_best_saves_and_returns_the_best_epochs_weights(digits, tmp_path, monitor):
     """Planted bugs caught: keep-best never reloads best.safetensors (the `_load_best` call
     dropped); best.safetensors written every epoch instead of on improvement; the best-epoch
-    comparison reversed (`value < best` for accuracy)."""
+    comparison reversed (`value < best` for accuracy); for val_loss, lower-is-better ignored."""
     snapshots = SnapshotEpochs()
-    cfg = TrainConfig(epochs=3, batch_size=64, lr=0.05, quiet=True, num_threads=1)
+    cfg = TrainConfig(epochs=3, batch_size=64, lr=0.05, monitor=monitor, quiet=True, num_threads=1)
     result = train(make_mlp(digits), digits, cfg, tmp_path / "run", callbacks=[snapshots])
 
     history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     best_epoch = result.metrics["best_epoch"]
     assert history[-1]["val_accuracy"] < 0.3  # the sabotaged last epoch
-    assert best_epoch == max(history, key=lambda m: m["val_accuracy"])["epoch"] and best_epoch < 3
+    chosen = min(history, key=lambda m: m["val_loss"]) if monitor == "val_loss" else max(history, key=lambda m: m["val_accuracy"])
+    assert best_epoch == chosen["epoch"] and best_epoch < 3
     # The returned model and the saved artifact are the best epoch's weights, bit for bit ...
     assert_same_weights(state_copy(result.model), snapshots.weights[best_epoch])
     saved = slimforge.load(tmp_path / "run")
     assert_same_weights(state_copy(saved), snapshots.weights[best_epoch])
-    # ... so they score exactly the best validation accuracy the metrics report.
+    # ... so they score exactly the best epoch's validation accuracy the metrics report.
     assert slimforge.evaluate(saved, digits.val)["accuracy"] == result.metrics["best_val_accuracy"]
     assert result.metrics["best_val_accuracy"] == history[best_epoch - 1]["val_accuracy"]
 
