@@ -12,7 +12,7 @@ from slimforge.distill import DistillConfig
 from slimforge.distill.api import run as distill
 from slimforge.train import TrainConfig, train
 
-from .conftest import make_mlp
+from .helpers import make_mlp
 
 SEEDS = (0, 1, 2)
 SAMPLES = 100  # labelled training samples the student sees

@@ -10,7 +10,7 @@ import torch
 import slimforge
 from slimforge.train import Callback, TrainConfig, train
 
-from .conftest import assert_same_weights, make_mlp, state_copy
+from .helpers import assert_same_weights, make_mlp, state_copy
 
 
 class SnapshotEpochs(Callback):

@@ -10,7 +10,7 @@ import slimforge
 from slimforge.train import Callback, TrainConfig, train
 from slimforge.train import loop
 
-from .conftest import assert_same_weights, make_mlp, state_copy
+from .helpers import assert_same_weights, make_mlp, state_copy
 
 EPOCHS = 4
 CUT = 2

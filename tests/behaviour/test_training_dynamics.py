@@ -9,7 +9,7 @@ import torch
 
 from slimforge.train import Callback, TrainConfig, train
 
-from .conftest import make_mlp
+from .helpers import make_mlp
 
 QUIET = dict(quiet=True, num_threads=1)
 
