@@ -87,6 +87,17 @@ class Candidate:
     params: int | None = None
 
 
+# Accuracies are fractions of a finite split, so a drop of exactly the budget comes out of
+# floating point a hair over it: 100 * (0.9825 - 0.9725) = 1.0000000000000009 points.
+BUDGET_TOLERANCE_POINTS = 1e-9
+
+
+def within_budget(baseline: float, candidate: float, max_drop_points: float) -> bool:
+    """True when ``candidate`` loses at most ``max_drop_points`` accuracy points against
+    ``baseline`` (both fractions); a drop of exactly the budget is within it."""
+    return 100 * (baseline - candidate) <= max_drop_points + BUDGET_TOLERANCE_POINTS
+
+
 class Deadline(Callback):
     """Stops training at the end of the epoch in which the search's time runs out."""
 
@@ -233,7 +244,7 @@ class _Search:
         base_ms, ms = lat["baseline"][self.cfg.batch_size].p50_ms, lat[name][self.cfg.batch_size].p50_ms
         cand = Candidate(
             name, str(folder), recipe, val, test, ms, base_ms / ms,
-            within_budget=100 * (self.base_val - val) <= self.cfg.max_accuracy_drop, seconds=round(seconds, 1),
+            within_budget=within_budget(self.base_val, val, self.cfg.max_accuracy_drop), seconds=round(seconds, 1),
             macs=count_macs(variant.module, self.example[:1]) if variant.module is not None else None,
             params=count_parameters(variant.module) if variant.module is not None else None,
         )

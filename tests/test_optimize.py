@@ -60,3 +60,17 @@ def test_durations_and_bad_objective():
         parse_duration("soon")
     with pytest.raises(ConfigError, match="objective 'size'"):
         OptimizeConfig(objective="size")
+
+
+@pytest.mark.parametrize(("baseline", "candidate", "budget", "expected"), [
+    (0.9825, 0.9725, 1.0, True),  # exactly 1 point: 1.0000000000000009 in floating point
+    (0.9825, 0.9725, 0.99, False),
+    (0.50, 0.4975, 0.25, True),  # 1 image of 400
+    (0.50, 0.4974, 0.25, False),
+    (0.90, 0.95, 0.0, True),  # a gain is always within
+    (0.90, 0.90, 0.0, True),
+])
+def test_a_candidate_exactly_at_the_budget_is_within_it(baseline, candidate, budget, expected):
+    from slimforge.optimize import within_budget
+
+    assert within_budget(baseline, candidate, budget) is expected
