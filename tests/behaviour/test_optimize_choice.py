@@ -90,11 +90,10 @@ def test_the_choice_is_made_on_validation_not_test(tmp_path, monkeypatch):
     assert s.search.best.test_accuracy == 0.80 and s.search.best.val_accuracy == 0.945  # both reported as measured
 
 
-@pytest.mark.xfail(strict=True, reason="boundary fix lands in main")
 def test_a_drop_of_exactly_the_budget_is_within_it(tmp_path, monkeypatch):
     """A drop of exactly the budget must count as within it, though floating point makes
     100 * (0.9825 - 0.9725) = 1.0000000000000009 points. Bug caught: the comparison without a
-    tolerance (as on this branch before main's fix)."""
+    tolerance (as before 7fe85d1; this test failed on the code before it)."""
     assert 100 * (0.9825 - 0.9725) > 1.0  # the float trap this test is about
     s = ScriptedSearch(tmp_path, monkeypatch, base_val=0.9825, script={"at-budget": (0.9725, 0.97, 5.0)}, budget=1.0)
     s.record("at-budget")
