@@ -38,6 +38,7 @@ TEACHER = {"hidden": (1200, 1200), "input_dropout": 0.2, "dropout": 0.5, "jitter
 STUDENT = {"hidden": (800, 800), "input_dropout": 0.0, "dropout": 0.0, "jitter": 0, "max_norm": None,
            "lr": 0.1, "weight_decay": 5e-4}
 TEMPERATURE, SOFT, HARD = 20.0, 0.9, 0.1
+VERBOSE = False
 BATCH, MOMENTUM = 128, 0.9  # SGD with Nesterov momentum, cosine decay to 0, per step
 
 
@@ -81,7 +82,8 @@ def jitter(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
     dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=gen.device)
     rows = (dy.view(b, 1) + torch.arange(h, device=x.device)).view(b, 1, h, 1)
     cols = (dx.view(b, 1) + torch.arange(w, device=x.device)).view(b, 1, 1, w)
-    return padded[torch.arange(b, device=x.device).view(b, 1, 1, 1), 0:1, rows, cols]
+    channels = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
+    return padded[torch.arange(b, device=x.device).view(b, 1, 1, 1), channels, rows, cols]
 
 
 @torch.no_grad()
@@ -104,7 +106,10 @@ def fit(model: nn.Module, data: dict, settings: dict, epochs: int, seed: int, so
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
     started = time.perf_counter()
     model.train()
-    for _ in range(epochs):
+    for epoch in range(epochs):
+        if VERBOSE and epoch:
+            print(f"  epoch {epoch}: last loss {loss.item():.4f}, test errors {test_errors(model, data)}", flush=True)
+            model.train()
         order = torch.randperm(n, generator=gen, device=device)
         for i in range(0, n, BATCH):
             idx = order[i : i + BATCH]
@@ -196,8 +201,11 @@ def main() -> None:
     parser.add_argument("--roles", default="student-alone,student-distilled", type=lambda s: s.split(","), help="students to train")
     parser.add_argument("--set", action="append", default=[], metavar="ROLE.KEY=VALUE",
                         help="change a setting, e.g. teacher.lr=0.05 student.weight_decay=0 distill.temperature=8 (exploration only)")
+    parser.add_argument("--verbose", action="store_true", help="test errors after every epoch")
     args = parser.parse_args()
     apply_settings(args.set)
+    global VERBOSE
+    VERBOSE = args.verbose
     torch.set_num_threads(args.threads)
     data = load(args.data, torch.device(args.device))
     for seed in args.seeds:

@@ -56,10 +56,9 @@ def distill_cmd(
     Loss = soft weight x the distillation loss (kd: T^2 x KL between the softened outputs, as in Hinton et al. 2015) + hard weight x cross-entropy on the labels; the two weights sum to 1. Settings the chosen loss does not use (--temperature with mse, distill.alpha with kd) are refused.
     """
     from slimforge.cli.training import refuse_existing_run, resume_base
-    from slimforge.config import load_config, read_yaml
+    from slimforge.config import load_config
     from slimforge.distill.api import DistillRunConfig, run_from_config
     from slimforge.errors import ConfigError
-    from slimforge.experiment import run_data_config
 
     flags = {
         "data.name": data, "data.root": data_root, "student.name": student, "prune_teacher_ratio": prune_teacher, "distill.loss": loss,
@@ -74,12 +73,20 @@ def distill_cmd(
         raise ConfigError("Give --student or --prune-teacher, not both: --prune-teacher makes the student from the teacher.")
     # --resume continues with the run's own settings; options given now apply on top.
     base: dict[str, Any] = (resume_base(out, DistillRunConfig) or {}) if resume and config is None else {}
-    # The data section starts as the first teacher's (unless a recipe has its own), so --data-root
-    # and data.KEY=VALUE change only the key they name; --data naming another dataset starts afresh.
-    if "data" not in base and (config is None or "data" not in read_yaml(config)):
-        teacher_data = run_data_config(teacher[0]).model_dump()
-        base["data"] = teacher_data if data in (None, teacher_data["name"]) else {}
+    base.setdefault("data", teacher_data_base(teacher[0], data, config))
     cfg = load_config(DistillRunConfig, config, [*(f"{k}={v}" for k, v in flags.items() if v is not None), *(overrides or [])], base=base)
     result = run_from_config(cfg, teacher, out, resume=resume)
     print_result(f"distill into {cfg.student.name if not cfg.prune_teacher_ratio else 'pruned teacher'}", result.metrics, out)
 
+
+
+def teacher_data_base(teacher: Path, dataset: str | None, recipe: Path | None) -> dict[str, Any]:
+    """The data section a distillation starts from: the teacher's (its config.yaml), so that a recipe's
+    data keys, --data-root and data.KEY=VALUE change only the key they name; empty (that dataset's
+    defaults) when --data or the recipe names another dataset than the teacher's."""
+    from slimforge.config import read_yaml
+    from slimforge.experiment import run_data_config
+
+    section = run_data_config(teacher).model_dump()
+    named = dataset or ((read_yaml(recipe).get("data") or {}).get("name") if recipe else None)
+    return section if named in (None, section["name"]) else {}

@@ -83,6 +83,12 @@ class KDLoss:
     """Hinton et al. (2015): KL divergence of the student's softened distribution from the
     teacher's, scaled by T^2 so gradient magnitudes do not shrink as T grows.
 
+    d/dz_student = T * (softmax(z_student / T) - softmax(z_teacher / T)), which tends to
+    (z_student - z_teacher) / classes (zero-mean logits) for large T: the pull does not depend on T,
+    as the paper intends; without the T^2 it would fall as 1/T^2. At large T the term is therefore
+    close to a squared error on the logits, whose curvature does not fall as the student learns
+    (cross-entropy's does): the learning rate that plain training tolerates may be too high here.
+
     The soft cross-entropy of the paper differs only by the teacher's entropy, a constant: the
     gradients are the same, but the KL form reads as a distance (0 when the student matches the
     teacher), so the logged training loss shows how far the student still is.

@@ -157,3 +157,25 @@ def test_settings_the_loss_does_not_take_are_refused(teacher, tmp_path, capsys):
         assert main(["distill", "--teacher", str(teacher), "--out", str(tmp_path / "s"), "--quiet", *args]) == 2
         assert named in capsys.readouterr().err
     assert not (tmp_path / "s").exists()  # refused before any data was loaded or folder written
+
+
+def test_metrics_record_the_teacher_the_settings_and_each_epoch_s_soft_and_hard_loss(teacher, tmp_path):
+    import yaml
+
+    out = tmp_path / "student"
+    assert main(["distill", "--teacher", str(teacher), "--student", "cnn", "--epochs", "2", "--out", str(out), "--quiet",
+                 "--threads", "1", "--temperature", "20", "--soft-weight", "0.9", "student.kwargs.width=4"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    section = metrics["distill"]
+    taught = json.loads((teacher / "metrics.json").read_text())
+    assert section["teachers"][0]["path"] == str(teacher.resolve()) and section["teachers"][0]["model"] == "cnn"
+    assert section["teachers"][0]["test_errors"] == taught["test_errors"] and len(section["teachers"][0]["weights_sha256"]) == 64
+    assert (section["loss"], section["temperature"], section["soft_weight"], section["hard_weight"]) == ("kd", 20.0, 0.9, pytest.approx(0.1))
+    assert [e["epoch"] for e in section["epochs"]] == [1, 2]
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    for epoch, line in zip(section["epochs"], history):
+        assert epoch["soft_loss"] == line["train_soft_loss"] > 0 and epoch["hard_loss"] == line["train_hard_loss"] > 0
+        assert line["train_loss"] == pytest.approx(0.9 * line["train_soft_loss"] + 0.1 * line["train_hard_loss"], rel=1e-4)
+    assert metrics["test_errors"] == round((1 - metrics["test_accuracy"]) * metrics["data"]["sizes"]["test"])
+    recorded = yaml.safe_load((out / "config.yaml").read_text())["distill"]
+    assert (recorded["temperature"], recorded["soft_weight"], recorded["alpha"]) == (20.0, 0.9, None)  # resolved, and kd takes no alpha
