@@ -304,8 +304,11 @@ def run_train(model, data, args, epochs, lr, out, objective=None, amp="auto"):
 
 
 def distill_objective(student, teacher, train_inputs, args, cache):
-    config = DistillConfig(loss=args.distill_loss, temperature=args.temperature, hard_weight=args.hard_weight,
-                           distill_weight=1.0, cache_batch_size=args.cache_batch_size)
+    # Recorded runs used 1 x distillation + hard_weight x labels; the weights now sum to 1, and the same
+    # ratio differs only by a constant factor, which AdamW ignores.
+    temperature = args.temperature if args.distill_loss != "mse" else None  # mse compares raw logits
+    config = DistillConfig(loss=args.distill_loss, temperature=temperature, soft_weight=1 / (1 + args.hard_weight),
+                           hard_weight=args.hard_weight / (1 + args.hard_weight), cache_batch_size=args.cache_batch_size)
     return build_distill_objective(student.to(device(args)), copy.deepcopy(teacher), config, train_inputs=train_inputs,
                                    cache_dir=cache, device=device(args))
 

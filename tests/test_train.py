@@ -57,11 +57,49 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(digits, tmp_path):
                     state.model.classifier.weight.fill_(float("nan"))
 
     out = tmp_path / "run"
-    with pytest.raises(TrainingDiverged, match="loss became nan in epoch 2.*last good checkpoint"):
+    with pytest.raises(TrainingDiverged, match="loss became nan in epoch 2.*checkpoint of epoch 1 in .* is kept"):
         train(_cnn(digits), digits, TrainConfig(epochs=3, batch_size=128, lr=0.05, **QUIET), out, callbacks=[PoisonAfterFirstEpoch()])
     assert not out.exists()  # nothing that looks finished
     checkpoint = load_file(str(partial_folder(out) / "checkpoint.safetensors"))  # kept for --resume
     assert all(torch.isfinite(t).all() for t in checkpoint.values() if t.is_floating_point())
+
+
+def test_nan_in_the_first_epoch_says_no_checkpoint_was_saved(digits, tmp_path):
+    class Poison(Callback):
+        def on_train_start(self, state):
+            with torch.no_grad():
+                state.model.classifier.weight.fill_(float("nan"))
+
+    with pytest.raises(TrainingDiverged, match="epoch 1 .*No checkpoint was saved") as caught:
+        train(_cnn(digits), digits, TrainConfig(epochs=2, batch_size=128, **QUIET), tmp_path / "run", callbacks=[Poison()])
+    assert "is kept" not in str(caught.value) and not (tmp_path / "run" / "checkpoint.safetensors").exists()
+
+
+def test_max_norm_caps_every_unit_s_incoming_weights(digits):
+    model = slimforge.create_model("mlp", hidden=[32], **digits.info.model_kwargs())
+    result = train(model, digits, TrainConfig(epochs=2, batch_size=64, lr=0.5, max_norm=0.5, **QUIET))
+    linears = [m for m in result.model.modules() if isinstance(m, torch.nn.Linear)]
+    norms = torch.cat([m.weight.norm(dim=1) for m in linears])
+    assert norms.max() <= 0.5 + 1e-5 and norms.max() > 0.45  # capped, and the cap was reached
+    free = train(slimforge.create_model("mlp", hidden=[32], **digits.info.model_kwargs()), digits,
+                 TrainConfig(epochs=2, batch_size=64, lr=0.5, **QUIET)).model
+    assert max(m.weight.norm(dim=1).max() for m in free.modules() if isinstance(m, torch.nn.Linear)) > 0.6  # it binds
+
+
+def test_test_errors_and_objective_parts_are_recorded(digits, tmp_path):
+    from slimforge.train import LossOutput
+
+    def halves(model, inputs, targets, indices):  # an objective with two named parts
+        logits = model(inputs)
+        ce = torch.nn.functional.cross_entropy(logits, targets)
+        return LossOutput(ce, logits, {"first_loss": ce.detach() / 2, "second_loss": 0.25})
+
+    result = train(_cnn(digits), digits, TrainConfig(epochs=1, batch_size=64, lr=0.05, **QUIET), tmp_path / "run", objective=halves)
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["test_errors"] == round((1 - saved["test_accuracy"]) * len(digits.test))
+    epoch = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert epoch["train_first_loss"] == pytest.approx(epoch["train_loss"] / 2, rel=1e-6) and epoch["train_second_loss"] == 0.25
+    assert result.history[0]["train_first_loss"] == epoch["train_first_loss"]
 
 
 def test_resume_from_another_architecture_is_refused(digits, tmp_path):

@@ -188,9 +188,10 @@ def demo_cmd(
 
 def print_result(title: str, metrics: dict, out: Path) -> None:
     # test accuracy (or a recommender's test hr@10, ndcg@10 ...) and the monitored best validation figure
-    scores = [k for k, v in metrics.items() if k.startswith("test_") and k != "test_loss" and isinstance(v, float)]
+    scores = [k for k, v in metrics.items() if k.startswith("test_") and k != "test_loss" and isinstance(v, (int, float)) and not isinstance(v, bool)]
     best = [k for k, v in metrics.items() if k.startswith("best_val_") and v is not None]
-    columns = {k.replace("_", " "): f"{metrics[k]:.4f}" if metrics.get(k) is not None else "-" for k in scores + best}
+    columns = {k.replace("_", " "): ("-" if metrics.get(k) is None else str(metrics[k]) if isinstance(metrics[k], int) else f"{metrics[k]:.4f}")
+               for k in scores + best}  # test_errors is a count
     columns.update({
         "epochs": str(metrics["epochs_run"]),
         "train time (s)": f"{metrics['train_seconds']:.1f}",

@@ -1,8 +1,11 @@
 """Logit distillation losses, one registry entry each.
 
 A loss compares student and teacher logits of the same shape, ``(rows, classes)``, and
-returns a scalar. The hard-label cross-entropy and its weight live in the objective, so every
-loss is combinable with it. Each loss also says how an ensemble of teachers is merged for it
+returns a scalar. The hard-label cross-entropy lives in the objective, which mixes the two as
+``soft_weight * loss + hard_weight * CE`` with the weights summing to 1; each loss says what
+``soft_weight`` it defaults to (``soft_weight`` attribute). Its settings (``temperature``,
+``alpha``, ``beta``) are the keywords its constructor takes, their defaults the constructor's
+(:func:`loss_settings`). Each loss also says how an ensemble of teachers is merged for it
 (``ensemble``): ``"probabilities"`` averages the softened probabilities at the loss's temperature,
 ``"logits"`` averages the raw logits.
 """
@@ -17,6 +20,9 @@ import torch
 from torch.nn import functional as F
 
 from slimforge._registry import Registry
+from slimforge.errors import ConfigError
+
+LOSS_SETTINGS = ("temperature", "alpha", "beta")  # the distill config keys a loss may take
 
 
 class LogitLoss(Protocol):
@@ -37,16 +43,51 @@ def list_losses() -> list[str]:
 
 
 def build_loss(name: str, **params: Any) -> LogitLoss:
-    """The loss registered as ``name``, given the keywords its constructor takes (others are ignored)."""
+    """The loss registered as ``name``, given the keywords its constructor takes (others, and
+    None values, are ignored: the constructor's defaults apply)."""
     factory = LOSSES.get(name)
     accepted = inspect.signature(factory).parameters
-    return factory(**{k: v for k, v in params.items() if k in accepted})
+    return factory(**{k: v for k, v in params.items() if k in accepted and v is not None})
+
+
+def loss_settings(name: str, **given: float | None) -> dict[str, float | None]:
+    """``temperature``, ``alpha``, ``beta`` for loss ``name``: the given value, else the loss's
+    default; None for a setting the loss does not take. Giving it one is a ConfigError, so a
+    setting that would be silently ignored (``alpha`` with ``kd``) is refused instead."""
+    factory = LOSSES.get(name)
+    params = inspect.signature(factory).parameters
+    settings: dict[str, float | None] = {}
+    for key in LOSS_SETTINGS:
+        value = given.get(key)
+        if key in params:
+            settings[key] = float(value) if value is not None else params[key].default
+        elif value is not None:
+            takes = [k for k in LOSS_SETTINGS if k in params]
+            raise ConfigError(
+                f"distill.{key}={value} does not apply to the {name!r} loss, which takes "
+                f"{', '.join(takes) or 'none of temperature, alpha, beta'}; remove it, or choose a loss that uses it "
+                f"({', '.join(n for n in LOSSES.names() if key in inspect.signature(LOSSES.get(n)).parameters)})."
+            )
+        else:
+            settings[key] = None
+    return settings
+
+
+def default_soft_weight(name: str) -> float:
+    """The weight loss ``name`` gets against the labels' cross-entropy when neither is given."""
+    return float(getattr(LOSSES.get(name), "soft_weight", 0.5))
 
 
 @register_loss("kd", help="Hinton KD: T^2 * KL(softmax(teacher/T) || softmax(student/T))")
 class KDLoss:
     """Hinton et al. (2015): KL divergence of the student's softened distribution from the
     teacher's, scaled by T^2 so gradient magnitudes do not shrink as T grows.
+
+    d/dz_student = T * (softmax(z_student / T) - softmax(z_teacher / T)), which tends to
+    (z_student - z_teacher) / classes (zero-mean logits) for large T: the pull does not depend on T,
+    as the paper intends; without the T^2 it would fall as 1/T^2. At large T the term is therefore
+    close to a squared error on the logits, whose curvature does not fall as the student learns
+    (cross-entropy's does): the learning rate that plain training tolerates may be too high here.
 
     The soft cross-entropy of the paper differs only by the teacher's entropy, a constant: the
     gradients are the same, but the KL form reads as a distance (0 when the student matches the

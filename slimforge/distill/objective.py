@@ -14,9 +14,9 @@ from torch.nn import functional as F
 
 from slimforge.distill.cache import CACHE_DTYPES, TeacherCache
 from slimforge.distill.hints import HINT_LOSSES, HintSpec, build_adapter, capture_outputs, hint_loss, resolve_module
-from slimforge.distill.losses import LOSSES, LogitLoss, build_loss
+from slimforge.distill.losses import LOSSES, LogitLoss, build_loss, default_soft_weight, loss_settings
 from slimforge.distill.teachers import TEACHER_DTYPES, TeacherLike, combine_teachers, prepare_teachers, run_teacher, unwrap
-from slimforge.errors import ConfigError, SlimforgeError
+from slimforge.errors import ConfigError, DataError, SlimforgeError
 from slimforge.train.callbacks import LossOutput
 
 log = logging.getLogger("slimforge.distill")
@@ -28,20 +28,26 @@ IGNORE_INDEX = -100  # targets equal to this (padding tokens) count in no loss, 
 class DistillConfig:
     """How to distil. ``loss`` names a registry entry (``list_losses()``).
 
-    total = hard_weight * CE(student, labels) + distill_weight * loss(student, teacher)
+    total = soft_weight * loss(student, teacher) + hard_weight * CE(student, labels)
             + hint_weight * mean over hints of distance(adapter(student feature), teacher feature)
+
+    ``soft_weight + hard_weight = 1``: give one and the other is its complement; give neither and
+    the loss's default applies (``losses.default_soft_weight``). ``temperature``, ``alpha`` and
+    ``beta`` left at None take the loss's defaults; setting one the loss does not use is an error.
+    The resolved values replace the Nones, so a config reads as what ran.
     """
 
     loss: str = "kd"
-    temperature: float = 4.0
-    alpha: float = 1.0  # DKD: weight of the target-class part (TCKD)
-    beta: float = 8.0  # DKD: weight of the non-target part (NCKD)
-    distill_weight: float = 1.0
-    hard_weight: float = 1.0
+    temperature: float | None = None  # kd, dkd: 4
+    alpha: float | None = None  # dkd: weight of the target-class part (TCKD), 1
+    beta: float | None = None  # dkd: weight of the non-target part (NCKD), 8
+    soft_weight: float | None = None
+    hard_weight: float | None = None
     hints: tuple[HintSpec, ...] = field(default_factory=tuple)
     hint_loss: str = "mse"
     hint_weight: float = 1.0
     cache: bool = True  # cache teacher outputs when the training inputs are deterministic
+    cache_dir: str | None = None  # folder of content-keyed caches; None: cache.default_cache_dir(), shared by all runs
     cache_dtype: str = "float32"
     teacher_dtype: str | None = None  # run teachers in float32/bfloat16/float16; None keeps theirs
     cache_batch_size: int = 256
@@ -52,17 +58,44 @@ class DistillConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "hints", tuple(HintSpec.parse(h) for h in self.hints))
         LOSSES.get(self.loss)  # unknown names fail here, with a suggestion
+        for key, value in loss_settings(self.loss, temperature=self.temperature, alpha=self.alpha, beta=self.beta).items():
+            object.__setattr__(self, key, value)
+        soft, hard = mix_weights(self.soft_weight, self.hard_weight, default_soft_weight(self.loss))
+        if soft == 0 and not self.hints:
+            raise ConfigError("distill.soft_weight is 0 (hard_weight 1) and there are no hints: that trains on the labels alone, with no teacher. "
+                              "Give soft_weight > 0 (e.g. 0.9 with hard_weight 0.1), or use `slimforge train`.")
+        object.__setattr__(self, "soft_weight", soft)
+        object.__setattr__(self, "hard_weight", hard)
         if self.augment_copies < 0:
             raise ConfigError(f"distill.augment_copies must be >= 0, got {self.augment_copies}.")
         for key in ("temperature", "cache_batch_size"):
-            if not getattr(self, key) > 0:
+            if getattr(self, key) is not None and not getattr(self, key) > 0:
                 raise ConfigError(f"distill.{key} must be positive, got {getattr(self, key)!r}.")
-        for key in ("alpha", "beta", "distill_weight", "hard_weight", "hint_weight"):
-            if getattr(self, key) < 0:
+        for key in ("alpha", "beta", "hint_weight"):
+            if getattr(self, key) is not None and getattr(self, key) < 0:
                 raise ConfigError(f"distill.{key} must be >= 0, got {getattr(self, key)!r}.")
         for key, choices in (("hint_loss", HINT_LOSSES), ("cache_dtype", CACHE_DTYPES), ("teacher_dtype", (None, *TEACHER_DTYPES))):
             if getattr(self, key) not in choices:
                 raise ConfigError(f"distill.{key}={getattr(self, key)!r} is not one of {list(choices)}.")
+
+
+def mix_weights(soft: float | None, hard: float | None, default_soft: float) -> tuple[float, float]:
+    """(soft_weight, hard_weight) summing to 1, from either one, both, or neither (``default_soft``)."""
+    if soft is None and hard is None:
+        soft = default_soft
+    for key, value in (("soft_weight", soft), ("hard_weight", hard)):
+        if value is not None and not 0 <= value <= 1:
+            raise ConfigError(f"distill.{key} must be between 0 and 1 (the loss is a convex combination of the soft and hard terms), got {value!r}.")
+    if soft is None:
+        soft = 1.0 - hard
+    if hard is None:
+        hard = 1.0 - soft
+    if abs(soft + hard - 1.0) > 1e-6:
+        raise ConfigError(
+            f"distill.soft_weight + distill.hard_weight must be 1 (a convex combination), got {soft:g} + {hard:g}. "
+            f"Give only one of them (the other is 1 minus it), e.g. soft_weight={soft / (soft + hard):.3g}."
+        )
+    return float(soft), float(hard)
 
 
 class DistillObjective:
@@ -85,6 +118,7 @@ class DistillObjective:
     ) -> None:
         self.loss, self.teachers, self.config, self.adapters = loss, teachers, config, adapters
         self.caches = caches
+        self.label_smoothing = 0.0  # the run's train.label_smoothing, for the hard-label term (set by distill.run)
         self.mode = "cached" if caches else "live"
         self.mode_reason = mode_reason
         self._cache_checked = False
@@ -109,10 +143,11 @@ class DistillObjective:
         keep = rows_y != IGNORE_INDEX
         if not bool(keep.all()):
             rows_s, rows_t, rows_y = rows_s[keep], rows_t[keep], rows_y[keep]
-        hard = F.cross_entropy(rows_s, rows_y) if self.config.hard_weight else rows_s.new_zeros(())
-        soft = self.loss(rows_s, rows_t, rows_y) if self.config.distill_weight else rows_s.new_zeros(())
-        total = self.config.hard_weight * hard + self.scale * self.config.distill_weight * soft
-        parts = {"hard_loss": hard.item(), "distill_loss": soft.item()}
+        hard = F.cross_entropy(rows_s, rows_y, label_smoothing=self.label_smoothing) if self.config.hard_weight else rows_s.new_zeros(())
+        soft = self.loss(rows_s, rows_t, rows_y) if self.config.soft_weight else rows_s.new_zeros(())
+        total = self.config.hard_weight * hard + self.scale * self.config.soft_weight * soft
+        # Unweighted parts, as tensors: the trainer averages them per epoch (train_soft_loss, ...) without a sync per step.
+        parts = {"soft_loss": soft.detach(), "hard_loss": hard.detach()}
         if hints:
             feature_loss = torch.stack(
                 [
@@ -121,7 +156,7 @@ class DistillObjective:
                 ]
             ).mean()
             total = total + self.scale * self.config.hint_weight * feature_loss
-            parts["hint_loss"] = feature_loss.item()
+            parts["hint_loss"] = feature_loss.detach()
         return LossOutput(total, student_logits, parts)
 
     def cached_targets(self) -> torch.Tensor:
@@ -242,8 +277,8 @@ def build_distill_objective(
         resolve_module(prepared[0], hint.teacher, "teacher")
     if probe is not None:
         student_logits, student_features = _probe(student_raw, probe, [h.student for h in config.hints], "student")
-        for teacher in prepared:
-            teacher_logits, teacher_features = _probe(teacher, probe, [h.teacher for h in config.hints], "teacher")
+        for name, teacher in zip(_teacher_names(teachers), prepared):
+            teacher_logits, teacher_features = _probe_teacher(name, teacher, probe, [h.teacher for h in config.hints])
             check_class_counts(student_logits.shape[-1], teacher_logits.shape[-1])
         for i, hint in enumerate(config.hints):
             adapters[_key(i)] = build_adapter(student_features[hint.student].shape, teacher_features[hint.teacher].shape)
@@ -286,6 +321,26 @@ def _live_reason(config: DistillConfig, train_inputs: Any, cache_dir: str | Path
     if cache_dir is None:
         return "no cache folder was given"
     return ""
+
+
+def _teacher_names(teachers: TeacherLike | Sequence[TeacherLike]) -> list[str]:
+    items = [teachers] if isinstance(teachers, (nn.Module, str, Path)) else list(teachers)
+    return [str(t) if isinstance(t, (str, Path)) else type(t).__name__ for t in items]
+
+
+def _probe_teacher(name: str, teacher: nn.Module, inputs: Any, paths: list[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``_probe`` on a teacher; a teacher that cannot take these inputs is a DataError naming it."""
+    try:
+        return _probe(teacher, inputs, paths, "teacher")
+    except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+        if isinstance(exc, SlimforgeError):
+            raise
+        shape = list(inputs.shape[1:]) if isinstance(inputs, torch.Tensor) else "text"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"The teacher {name} cannot run on this data's inputs (shape {shape} per sample): {first}. Distil on the data "
+            "the teacher was trained on: without --data, `slimforge distill` uses the teacher's own data section."
+        ) from exc
 
 
 @torch.no_grad()

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from slimforge import artifacts, files
 from slimforge._registry import Registry
 from slimforge.data.core import DataSplits
 from slimforge.errors import ConfigError
-from slimforge.distill.api import DistillSection
+from slimforge.distill.api import DistillSection, distill_train_config, with_distill_train_defaults
 from slimforge.experiment import DataConfig, ModelConfig
 from slimforge.models import trusting_code
 from slimforge.pipeline.recipe import STAGE_CONFIGS, StageConfig
@@ -222,8 +222,13 @@ class DistillStage(StageConfig):
     kind: Literal["distill"] = "distill"
     teachers: list[str] = Field(..., min_length=1, description="stage names or run folders of the teachers")
     student: ModelConfig | None = Field(None, description="a new student; None: start from the input stage's model")
-    train: TrainConfig = TrainConfig()
+    train: TrainConfig = distill_train_config()  # grad_clip defaults as in `slimforge distill` (DISTILL_GRAD_CLIP)
     distill: DistillSection = DistillSection()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _train_defaults(cls, raw: Any) -> Any:
+        return with_distill_train_defaults(raw)
 
 
 @register_stage("distill", DistillStage, "model", "distil teacher stage(s) into a student")

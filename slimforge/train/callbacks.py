@@ -25,7 +25,7 @@ class LossOutput:
 
     loss: torch.Tensor
     logits: torch.Tensor
-    parts: dict[str, float] = field(default_factory=dict)
+    parts: dict[str, float | torch.Tensor] = field(default_factory=dict)  # scalars; tensors spare a device sync per step
 
 
 class Objective(Protocol):
@@ -106,3 +106,22 @@ class TimeLimit(Callback):
         self.last = now
         if now - self.started + self.slowest > self.seconds:
             state.stop = True
+
+
+class MaxNorm(Callback):
+    """Max-norm constraint (Srivastava et al. 2014, the weight constraint of Hinton et al. 2015's
+    MNIST teacher): after every optimizer step, rescale the incoming weights of each unit of every
+    ``nn.Linear`` and convolution (a row of ``weight``, or one output channel's filter) whose L2
+    norm exceeds ``limit`` back to ``limit``. ``TrainConfig.max_norm`` turns it on."""
+
+    def __init__(self, limit: float) -> None:
+        if not limit > 0:
+            raise ValueError(f"MaxNorm needs a positive limit, got {limit!r}.")
+        self.limit = float(limit)
+
+    @torch.no_grad()
+    def on_step_end(self, state: TrainState) -> None:
+        for module in state.model.modules():
+            if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+                w = module.weight
+                w.copy_(torch.renorm(w, 2, 0, self.limit))

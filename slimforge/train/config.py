@@ -27,6 +27,7 @@ class TrainConfig(Frozen):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     length_buckets: bool = Field(False, description="text datasets: train on batches of similar lengths (less padding, faster)")
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
+    max_norm: float | None = Field(None, gt=0, description="after each step, cap the L2 norm of each unit's incoming weights (max-norm, as with dropout)")
     amp: Literal["auto", "off", "bf16", "fp16"] = Field("auto", description="autocast on CUDA: auto = bf16 where supported")
     loss: str = Field("cross_entropy", description="training objective (slimforge.train.list_objectives): cross_entropy, bce, bpr ...")
     patience: int | None = Field(None, ge=1, description="early stopping: epochs without improvement of `monitor`")

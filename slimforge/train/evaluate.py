@@ -55,7 +55,7 @@ def evaluate(
     device: torch.device | str | None = None,
     autocast_dtype: torch.dtype | None = None,
 ) -> dict[str, Any]:
-    """Top-1 accuracy (fraction) and mean cross-entropy of ``model`` on ``dataset``.
+    """Top-1 accuracy (fraction), mean cross-entropy, sample count and errors (misclassified samples) of ``model`` on ``dataset``.
 
     ``model`` may also be a quantized model (``slimforge.load`` of an int8 artifact): it runs on the CPU.
 
@@ -91,7 +91,8 @@ def evaluate(
     count = int(sums[2].item())
     if count == 0:
         return {"loss": float("nan"), "accuracy": float("nan"), "count": 0}
-    return {"loss": (sums[0] / count).item(), "accuracy": (sums[1] / count).item(), "count": count}
+    correct = int(sums[1].item())
+    return {"loss": (sums[0] / count).item(), "accuracy": correct / count, "count": count, "errors": count - correct}
 
 
 def _match_forward_count(model: nn.Module, dataset: Dataset, batch_size: int, ctx: DistContext, done: int, device: torch.device) -> None:

@@ -28,7 +28,7 @@ from slimforge.distributed import DistContext, fsdp, restart_count, setup
 from slimforge.distributed.process import sparse_parameters
 from slimforge.errors import ArtifactError, ConfigError, DataError, SlimforgeError
 from slimforge.files import final_folder, inside, staged_output
-from slimforge.train.callbacks import Callback, Objective, TrainState
+from slimforge.train.callbacks import Callback, MaxNorm, Objective, TrainState
 from slimforge.train.checkpoint import CHECKPOINT_FILE, load_state, rng_state, save_state, set_rng_state
 from slimforge.train.config import TrainConfig
 from slimforge.train.evaluate import evaluate, make_loader, move_to
@@ -133,6 +133,10 @@ def _train(model, data, cfg, out, objective, callbacks, resume, record) -> Train
     seed_everything(cfg.seed + ctx.rank, cfg.deterministic)
     amp_dtype = _amp_dtype(cfg.amp, ctx.device)
     objective = objective or objective_for(cfg)
+    if cfg.max_norm:
+        if cfg.strategy == "fsdp" and ctx.is_distributed:
+            raise ConfigError("train.max_norm rescales whole rows of each weight, which FSDP shards; use strategy=ddp with max_norm.")
+        callbacks = [*callbacks, MaxNorm(cfg.max_norm)]  # last, so resume matches the caller's callbacks by position
     model = model.to(ctx.device)
     _check_model_fits_data(model, data, ctx.device)
     extra = _objective_modules(objective, ctx.device)
@@ -197,7 +201,8 @@ def _train(model, data, cfg, out, objective, callbacks, resume, record) -> Train
             wrapped, optimizer, scheduler = _build_optimization(state, extra, ctx, cfg, at_step=state.step)
             book.update(best=None, best_epoch=None, since_best=0)  # a smaller model starts a new race
         progress.start_epoch(epoch, len(loader))
-        train_metrics = _train_epoch(wrapped, loader, objective, optimizer, scheduler, scaler, amp_dtype, state, callbacks, progress, ctx, cfg)
+        train_metrics = _train_epoch(wrapped, loader, objective, optimizer, scheduler, scaler, amp_dtype, state, callbacks, progress, ctx, cfg,
+                                     run_dir=out)
         val = evaluate(state.model, data.val, cfg.eval_batch_size, ctx, autocast_dtype=amp_dtype) if has_val else {}
         metrics = {"epoch": epoch + 1, **train_metrics, "val_loss": val.get("loss"), "val_accuracy": val.get("accuracy"),
                    **{f"val_{k}": v for k, v in val.items() if k not in ("loss", "accuracy", "count")}}
@@ -255,11 +260,13 @@ def _train(model, data, cfg, out, objective, callbacks, resume, record) -> Train
 # ---------------------------------------------------------------- helpers
 
 
-def _train_epoch(wrapped, loader, objective, optimizer, scheduler, scaler, amp_dtype, state, callbacks, progress, ctx, cfg) -> dict[str, Any]:
-    """One pass over the training data; returns the epoch's training metrics."""
+def _train_epoch(wrapped, loader, objective, optimizer, scheduler, scaler, amp_dtype, state, callbacks, progress, ctx, cfg, run_dir=None) -> dict[str, Any]:
+    """One pass over the training data; returns the epoch's training metrics, among them
+    ``train_<part>``: the sample-weighted mean of each of the objective's named loss parts."""
     wrapped.train()
     device = ctx.device
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    part_sums: dict[str, torch.Tensor] = {}
     correct = torch.zeros((), dtype=torch.long, device=device)
     seen = 0
     since_check = 0
@@ -288,32 +295,43 @@ def _train_epoch(wrapped, loader, objective, optimizer, scheduler, scaler, amp_d
             cb.on_step_end(state)
         n = targets.numel()
         loss_sum += out.loss.detach().double() * n
+        for name, value in out.parts.items():
+            part = torch.as_tensor(value, dtype=torch.float64).detach().to(device) * n
+            part_sums[name] = part_sums[name] + part if name in part_sums else part
         correct += _count_correct(out.logits.detach(), targets)
         seen += n
         since_check += 1
         if since_check >= NAN_CHECK_EVERY:
-            _check_finite(loss_sum, state, cfg)
+            _check_finite(loss_sum, state, cfg, run_dir)
             progress.advance(since_check, loss_sum.item() / seen)
             since_check = 0
-    _check_finite(loss_sum, state, cfg)
+    _check_finite(loss_sum, state, cfg, run_dir)
     seconds = time.perf_counter() - started
-    sums = ctx.all_reduce_sum(torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), dtype=torch.float64, device=device)]))
+    names = sorted(part_sums)  # every rank computes the same parts
+    counts = [loss_sum, correct.double(), torch.tensor(float(seen), dtype=torch.float64, device=device)]
+    sums = ctx.all_reduce_sum(torch.stack(counts + [part_sums[k] for k in names]))
     total = max(1.0, sums[2].item())
     return {
         "train_loss": sums[0].item() / total,
         "train_accuracy": sums[1].item() / total,
+        **{f"train_{k}": sums[3 + i].item() / total for i, k in enumerate(names)},
         "lr": lr,
         "seconds": seconds,
         "samples_per_s": total / max(seconds, 1e-9),
     }
 
 
-def _check_finite(loss_sum: torch.Tensor, state: TrainState, cfg: TrainConfig) -> None:
+def _check_finite(loss_sum: torch.Tensor, state: TrainState, cfg: TrainConfig, run_dir: Path | None = None) -> None:
     if not math.isfinite(loss_sum.item()):
+        if run_dir is None:
+            kept = "Nothing was saved (no output folder)."
+        elif state.epoch == 0:
+            kept = "No checkpoint was saved: it diverged in the first epoch."
+        else:
+            kept = f"The checkpoint of epoch {state.epoch} in {run_dir} is kept (--resume continues from it)."
         raise TrainingDiverged(
-            f"The training loss became {loss_sum.item()} in epoch {state.epoch + 1} (by step {state.step}). "
-            "Training stopped; the last good checkpoint (end of the previous epoch) is kept. "
-            f"Lower the learning rate (lr={cfg.lr}), set grad_clip, or check the inputs for NaN."
+            f"The training loss became {loss_sum.item()} in epoch {state.epoch + 1} (by step {state.step}); training stopped. {kept} "
+            f"Lower the learning rate (train.lr={cfg.lr}), set train.grad_clip, or check the inputs for NaN."
         )
 
 

@@ -42,7 +42,8 @@ class Progress:
         if not self.enabled:
             return
         parts = [f"epoch {metrics['epoch']}/{self.total_epochs}"]
-        for key in ("train_loss", "train_accuracy", *(k for k in metrics if k.startswith("val_")), "lr"):
+        loss_parts = [k for k in metrics if k.startswith("train_") and k.endswith("_loss") and k != "train_loss"]  # the objective's
+        for key in ("train_loss", *loss_parts, "train_accuracy", *(k for k in metrics if k.startswith("val_")), "lr"):
             if metrics.get(key) is not None:
                 parts.append(f"{key} {metrics[key]:.4g}")
         parts.append(f"{metrics['seconds']:.1f}s ({metrics['samples_per_s']:.0f} samples/s)")

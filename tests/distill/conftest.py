@@ -56,3 +56,10 @@ def images() -> torch.Tensor:
 @pytest.fixture
 def vectors() -> torch.Tensor:
     return torch.randn(64, 16, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.fixture(autouse=True)
+def teacher_cache_home(tmp_path, monkeypatch):
+    """Teacher caches land in this test's folder, not in the user's shared one."""
+    monkeypatch.setenv("SLIMFORGE_CACHE", str(tmp_path / "slimforge-cache"))
+    return tmp_path / "slimforge-cache" / "teacher-outputs"

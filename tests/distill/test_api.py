@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,17 +22,44 @@ def teacher(tmp_path_factory):
     return out
 
 
-def test_cli_distills_with_a_cached_teacher(teacher, tmp_path, capsys):
+def test_cli_distills_with_a_cached_teacher_that_the_next_run_reuses(teacher, tmp_path, capsys, teacher_cache_home):
     out = tmp_path / "student"
     code = main(["distill", "--teacher", str(teacher), "--student", "cnn", "--loss", "dkd", "--epochs", "3",
                  "--lr", "0.05", "--out", str(out), "student.kwargs.width=8", "train.num_threads=1", "distill.warmup_epochs=1"])
     assert code == 0
-    assert "teacher cached" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "teacher cached" in printed and "computed in" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_accuracy"] > 0.5
     student = slimforge.load(out)
     assert student.classifier.in_features == 16  # width 8 -> 2*8 features
-    assert list((out / "teacher-cache").glob("*.npy"))
+    entries = list(teacher_cache_home.glob("teacher-*.npy"))
+    assert len(entries) == 1
+    written = entries[0].stat().st_mtime_ns
+
+    # Another student of the same teacher on the same data, in another folder: the entry is reused.
+    again = tmp_path / "student2"
+    assert main(["distill", "--teacher", str(teacher), "--student", "cnn", "--epochs", "1", "--out", str(again), "train.num_threads=1",
+                 "student.kwargs.width=4"]) == 0
+    printed = capsys.readouterr().out
+    assert f"teacher cache: {entries[0]}" in printed and "reused" in printed
+    assert entries[0].stat().st_mtime_ns == written
+    cache = json.loads((again / "metrics.json").read_text())["distill"]["teacher_caches"]
+    assert cache[0]["reused"] and cache[0]["bytes"] == entries[0].stat().st_size - 128  # minus the .npy header
+    # Other data (no validation split: more training rows) is another entry beside it.
+    assert main(["distill", "--teacher", str(teacher), "--student", "cnn", "--epochs", "1", "--out", str(tmp_path / "s3"), "--quiet",
+                 "train.num_threads=1", "student.kwargs.width=4", "data.val_fraction=0"]) == 0
+    assert len(list(teacher_cache_home.glob("teacher-*.npy"))) == 2
+
+
+def test_teacher_cache_folder_is_shareable_by_path(teacher, tmp_path):
+    shared = tmp_path / "shared-cache"
+    for name in ("a", "b"):
+        assert main(["distill", "--teacher", str(teacher), "--student", "cnn", "--epochs", "1", "--out", str(tmp_path / name), "--quiet",
+                     "--teacher-cache", str(shared), "train.num_threads=1", "student.kwargs.width=4"]) == 0
+    caches = [json.loads((tmp_path / n / "metrics.json").read_text())["distill"]["teacher_caches"][0] for n in ("a", "b")]
+    assert [c["reused"] for c in caches] == [False, True]
+    assert Path(caches[1]["path"]).parent == shared.resolve()
 
 
 def test_student_from_a_pruned_teacher_reloads(teacher, tmp_path):
@@ -82,4 +110,72 @@ def test_warmup_ramps_the_distillation_term(teacher, tmp_path):
     x, y, i = data.train.__getitems__([0, 1, 2])
     objective.scale = 0.0
     zero = objective(student, x, y, i)
-    assert zero.loss.item() == pytest.approx(zero.parts["hard_loss"], rel=1e-5)
+    assert zero.loss.item() == pytest.approx(objective.config.hard_weight * float(zero.parts["hard_loss"]), rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def folder_teacher(tmp_path_factory):
+    """A teacher on a dataset that is not the default one (RGB 12x12 images, 2 classes)."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("images")
+    for split in ("train", "test"):
+        for c, cls in enumerate(("cat", "dog")):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(12):
+                Image.new("RGB", (12, 12), (i * 20, 90 * c, 200 * c)).save(root / split / cls / f"{i}.png")
+    out = tmp_path_factory.mktemp("folder-teacher")
+    assert main(["train", "--data", "image-folder", "--data-root", str(root), "--model", "cnn", "--epochs", "1", "--out", str(out),
+                 "--quiet", "--threads", "1", "model.kwargs.width=4", "data.options.image_size=12", "data.val_fraction=0.25"]) == 0
+    return out
+
+
+def test_a_data_override_without_data_keeps_the_teacher_s_dataset(folder_teacher, tmp_path):
+    import yaml
+
+    teacher_data = yaml.safe_load((folder_teacher / "config.yaml").read_text())["data"]
+    out = tmp_path / "student"
+    assert main(["distill", "--teacher", str(folder_teacher), "--student", "cnn", "--epochs", "1", "--out", str(out), "--quiet",
+                 "--threads", "1", "student.kwargs.width=4", "data.augment=false"]) == 0
+    data = yaml.safe_load((out / "config.yaml").read_text())["data"]
+    assert data == {**teacher_data, "augment": False}  # the teacher's section, one key changed
+    assert data["name"] == "image-folder" and json.loads((out / "metrics.json").read_text())["data"]["input_shape"] == [3, 12, 12]
+
+
+def test_a_teacher_that_cannot_take_the_data_is_named(folder_teacher, tmp_path, capsys):
+    code = main(["distill", "--teacher", str(folder_teacher), "--data", "digits", "--student", "cnn", "--epochs", "1",
+                 "--out", str(tmp_path / "s"), "--quiet", "--threads", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"The teacher {folder_teacher} cannot run on this data's inputs (shape [1, 8, 8]" in err
+    assert "Traceback" not in err
+
+
+def test_settings_the_loss_does_not_take_are_refused(teacher, tmp_path, capsys):
+    for args, named in ((["--loss", "kd", "distill.alpha=2"], "distill.alpha=2.0 does not apply to the 'kd' loss"),
+                        (["--loss", "mse", "--temperature", "3"], "distill.temperature=3.0 does not apply to the 'mse' loss"),
+                        (["--soft-weight", "0.9", "--hard-weight", "0.5"], "must be 1 (a convex combination), got 0.9 + 0.5")):
+        assert main(["distill", "--teacher", str(teacher), "--out", str(tmp_path / "s"), "--quiet", *args]) == 2
+        assert named in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()  # refused before any data was loaded or folder written
+
+
+def test_metrics_record_the_teacher_the_settings_and_each_epoch_s_soft_and_hard_loss(teacher, tmp_path):
+    import yaml
+
+    out = tmp_path / "student"
+    assert main(["distill", "--teacher", str(teacher), "--student", "cnn", "--epochs", "2", "--out", str(out), "--quiet",
+                 "--threads", "1", "--temperature", "20", "--soft-weight", "0.9", "student.kwargs.width=4"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    section = metrics["distill"]
+    taught = json.loads((teacher / "metrics.json").read_text())
+    assert section["teachers"][0]["path"] == str(teacher.resolve()) and section["teachers"][0]["model"] == "cnn"
+    assert section["teachers"][0]["test_errors"] == taught["test_errors"] and len(section["teachers"][0]["weights_sha256"]) == 64
+    assert (section["loss"], section["temperature"], section["soft_weight"], section["hard_weight"]) == ("kd", 20.0, 0.9, pytest.approx(0.1))
+    assert [e["epoch"] for e in section["epochs"]] == [1, 2]
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    for epoch, line in zip(section["epochs"], history):
+        assert epoch["soft_loss"] == line["train_soft_loss"] > 0 and epoch["hard_loss"] == line["train_hard_loss"] > 0
+        assert line["train_loss"] == pytest.approx(0.9 * line["train_soft_loss"] + 0.1 * line["train_hard_loss"], rel=1e-4)
+    assert metrics["test_errors"] == round((1 - metrics["test_accuracy"]) * metrics["data"]["sizes"]["test"])
+    recorded = yaml.safe_load((out / "config.yaml").read_text())["distill"]
+    assert (recorded["temperature"], recorded["soft_weight"], recorded["alpha"]) == (20.0, 0.9, None)  # resolved, and kd takes no alpha

@@ -121,3 +121,34 @@ def test_every_loss_is_minimal_where_the_student_matches_the_teacher(name: str) 
 def test_unknown_loss_name_suggests_a_registered_one() -> None:
     with pytest.raises(UnknownNameError, match="Did you mean 'dkd'"):
         build_loss("dkdd")
+
+
+def _grad(loss, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    s = student.clone().requires_grad_()
+    loss(s, teacher, torch.zeros(len(s), dtype=torch.long)).backward()
+    return s.grad
+
+
+def test_kd_gradient_scale_does_not_depend_on_the_temperature() -> None:
+    # Hinton et al. (2015), section 2.1: d/dz_s of T^2 KL = T (q_s - q_t) -> (z_s - z_t) / N (zero-mean
+    # logits) as T grows, so the T^2 keeps the soft term's pull the same at any temperature. Without it
+    # the gradient would shrink as 1/T^2 (a factor of 400 at the paper's T = 20).
+    s, t, _ = _logits(rows=16, classes=10, seed=9, scale=2.0)
+    s, t = s - s.mean(-1, keepdim=True), t - t.mean(-1, keepdim=True)
+    limit = (s - t) / s.shape[-1] / len(s)  # batch mean
+    norms = {}
+    for temperature in (5.0, 10.0, 20.0, 40.0):
+        grad = _grad(KDLoss(temperature), s, t)
+        norms[temperature] = grad.norm().item()
+    assert max(norms.values()) / min(norms.values()) < 1.08  # 5 to 40: the same scale
+    high = _grad(KDLoss(40.0), s, t)  # and it approaches the high-temperature limit
+    assert (high - limit).abs().max() < 0.05 * limit.abs().max() and high.norm() == pytest.approx(limit.norm().item(), rel=0.01)
+
+
+def test_kd_gradient_is_bounded_by_temperature_for_any_logits() -> None:
+    # The other side of the T^2: per logit the gradient is T * (q_s - q_t), at most T in size, so a
+    # student far from a confident teacher pulls T times harder than cross-entropy can (at most 1).
+    s, t, _ = _logits(rows=4, classes=10, seed=10, scale=50.0)
+    for temperature in (1.0, 4.0, 20.0):
+        grad = _grad(KDLoss(temperature), s, t) * len(s)  # per row
+        assert grad.abs().max().item() <= temperature + 1e-9

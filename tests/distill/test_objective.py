@@ -27,13 +27,13 @@ def test_wrapped_student_gives_the_same_loss_and_hooks_the_inner_module(images: 
 
 def test_total_is_the_weighted_sum_of_its_parts(vectors: torch.Tensor) -> None:
     student, teacher = mlp(), mlp()
-    config = DistillConfig(loss="kd", hard_weight=0.3, distill_weight=0.7, temperature=3.0)
+    config = DistillConfig(loss="kd", hard_weight=0.3, soft_weight=0.7, temperature=3.0)
     targets = torch.randint(0, 4, (64,))
     out = build_distill_objective(student, teacher, config)(student, vectors, targets, torch.arange(64))
     with torch.no_grad():
         soft = F.kl_div(F.log_softmax(student(vectors) / 3, -1), F.softmax(teacher(vectors) / 3, -1), reduction="batchmean") * 9
         hard = F.cross_entropy(student(vectors), targets)
-    assert out.parts == pytest.approx({"hard_loss": hard.item(), "distill_loss": soft.item()}, rel=1e-5)
+    assert {k: float(v) for k, v in out.parts.items()} == pytest.approx({"hard_loss": hard.item(), "soft_loss": soft.item()}, rel=1e-5)
     assert out.loss.item() == pytest.approx(0.3 * hard.item() + 0.7 * soft.item(), rel=1e-5)
 
 
@@ -61,7 +61,7 @@ def test_sequence_logits_skip_padded_positions() -> None:
     ("kwargs", "message"),
     [
         ({"temperature": 0.0}, "distill.temperature must be positive"),
-        ({"beta": -1.0}, "distill.beta must be >= 0"),
+        ({"loss": "dkd", "beta": -1.0}, "distill.beta must be >= 0"),
         ({"hint_loss": "l1"}, "distill.hint_loss='l1' is not one of"),
         ({"cache_dtype": "int8"}, "distill.cache_dtype='int8'"),
         ({"teacher_dtype": "half"}, "distill.teacher_dtype='half'"),
@@ -112,7 +112,7 @@ def test_distilled_student_learns_the_teacher() -> None:
         optimizer.zero_grad()
         out.loss.backward()
         optimizer.step()
-        distill_losses.append(out.parts["distill_loss"])
+        distill_losses.append(float(out.parts["soft_loss"]))
     assert sum(distill_losses[-20:]) < 0.6 * sum(distill_losses[:20])
     with torch.no_grad():
         agreement = (student(test_x).argmax(-1) == test_y).float().mean().item()

@@ -97,7 +97,7 @@ def test_distil_on_a_transfer_set_with_embeddings_from_the_teacher(corpus_csv, t
     slimforge.train(teacher, data, fast, tmp_path / "teacher")
     table = slimforge.load(tmp_path / "teacher").hf.get_input_embeddings().weight.detach()
     student = create_model("text-bilstm", **data.info.model_kwargs(), emb_dim=table.shape[1], hidden=16)
-    config = DistillConfig(loss="mse", hard_weight=0.0, augment_copies=3, init_embeddings=True, distill_weight=1.0)
+    config = DistillConfig(loss="mse", hard_weight=0.0, augment_copies=3, init_embeddings=True, soft_weight=1.0)
     calls = []
     original = torch.nn.Embedding.forward
 

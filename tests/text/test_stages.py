@@ -64,8 +64,9 @@ def test_distilling_the_teacher_into_a_bilstm_uses_cached_teacher_outputs(corpus
     assert taught.metrics["test_accuracy"] >= 0.85
     student = create_model("text-bilstm", **data.info.model_kwargs(), emb_dim=16, hidden=16)
     init_embeddings_from_teacher(student, teacher)
-    result = distill(student, [tmp_path / "teacher"], data, DistillConfig(loss="mse", hard_weight=0.5), FAST, tmp_path / "student")
-    assert list((tmp_path / "student" / "teacher-cache").glob("*.npy"))  # teacher logits were cached, not recomputed
+    result = distill(student, [tmp_path / "teacher"], data, DistillConfig(loss="mse", hard_weight=0.5), FAST, tmp_path / "student",
+                     cache_dir=tmp_path / "teacher-cache")
+    assert list((tmp_path / "teacher-cache").glob("*.npy"))  # teacher logits were cached, not recomputed
     assert result.metrics["test_accuracy"] >= 0.8
     reloaded = slimforge.load(tmp_path / "student")
     assert evaluate(reloaded, data.test)["accuracy"] == pytest.approx(result.metrics["test_accuracy"])
