@@ -58,6 +58,8 @@ class Registry(Generic[T]):
         return self._help.get(name, "")
 
     def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):  # a list or mapping from a YAML file is no name (and unhashable)
+            return False
         return name in self._entries or name in self._builtins
 
     def _provide(self, name: str) -> None:

@@ -212,11 +212,11 @@ def staged_output(out: str | Path, *, reuse_partial: bool = False, copy_previous
         yield out
         return
     out = out.absolute()
-    work = partial_folder(out)
     if not main:
-        yield work
+        yield partial_folder(out)
         return
     _check_output_path(out)
+    work = partial_folder(out)
     with folder_lock(out):
         _recover_interrupted_swap(out)
         if not (reuse_partial and work.is_dir()):
@@ -326,17 +326,60 @@ def folder_lock(out: Path) -> Iterator[None]:
         os.close(fd)
 
 
+# What marks a folder as slimforge's own output (replacing it loses nothing of the user's).
+OUTPUT_MARKERS = frozenset({
+    "model.json", "quantized.json", "export.json", "stage.json", "measurements.json", "optimize.json", "recipe.json",
+    "checkpoint.safetensors", "metrics.json", "metrics.jsonl",
+})
+_OUTPUT_EXTRAS = frozenset({"rejected", "tensorboard", ".slimforge-job"})  # may stand alone in an output folder
+
+
+def _check_replaceable(out: Path) -> None:
+    """Refuse to replace a folder slimforge did not write: --out is replaced whole, so a typo
+    (--out ., --out ~/project, the data folder) would otherwise delete the user's files."""
+    if not out.is_dir():
+        return
+    names = {p.name for p in out.iterdir()}
+    if not names or names & OUTPUT_MARKERS or names <= _OUTPUT_EXTRAS:
+        return
+    shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
+    raise ConfigError(
+        f"The output folder {out} holds files slimforge did not write ({shown}). An output folder is replaced as a whole, "
+        "so those files would be deleted: choose a new or empty folder (--out), or move them away first."
+    )
+
+
+def check_not_input(out: str | Path, inputs: list[str | Path]) -> None:
+    """Refuse an output folder that is one of the command's inputs or holds one (it is replaced whole)."""
+    target = Path(out).absolute().resolve()
+    for source in inputs:
+        src = Path(source).absolute().resolve()
+        if target == src or target in src.parents:
+            raise ConfigError(f"The output folder {out} {'is' if target == src else 'holds'} the input {source}; "
+                              "the output replaces its folder as a whole. Write the result to another folder (--out).")
+
+
 def _check_output_path(out: Path) -> None:
-    """One clear error for an --out that cannot be a folder: below a file, too long, not writable."""
-    if out.exists() and not out.is_dir():
+    """One clear error for an --out that cannot be a folder: below a file, too long, not writable,
+    a folder of the user's own."""
+    if not out.name or out == Path(out.anchor):
+        raise ConfigError(f"The output {out} is not a folder slimforge can replace; choose a new folder (--out).")
+    if len(os.fsencode(out.name)) + len(PARTIAL_SUFFIX) + 2 > 255 or len(os.fsencode(str(out))) > 4000:
+        raise ConfigError(f"The output path {str(out)[:60]}... is too long; choose a shorter --out.")
+    try:
+        exists = out.exists()
+    except OSError as exc:
+        raise _output_error(out, exc) from None
+    if exists and not out.is_dir():
         raise ConfigError(f"The output {out} is a file; choose a folder (--out).")
+    if Path.cwd().resolve() == out.resolve() or out.resolve() in Path.cwd().resolve().parents:
+        raise ConfigError(f"The output folder {out} is (or holds) the current folder; choose a new folder (--out).")
+    _check_replaceable(out)
     for parent in out.parents:
         if parent.exists():
             if not parent.is_dir():
                 raise ConfigError(f"The output {out} lies below {parent}, which is a file; choose another --out.")
             break
-    if len(os.fsencode(out.name)) + len(PARTIAL_SUFFIX) + 2 > 255:
-        raise ConfigError(f"The output folder name {out.name[:40]}... is too long ({len(out.name)} characters); choose a shorter --out.")
     _make_folder(out.parent)
     if not os.access(out.parent, os.W_OK | os.X_OK):
         raise ConfigError(f"The output {out} cannot be written: no write permission in {out.parent}; choose another --out.")

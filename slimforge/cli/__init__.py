@@ -20,9 +20,9 @@ def _show_flags_as_flags() -> None:
         from typer.core import TyperOption
     except ImportError:
         return
-    if getattr(TyperOption.display_type_rich, "_slimforge", False) or not hasattr(TyperOption, "display_type_rich"):
+    original = getattr(TyperOption, "display_type_rich", None)  # older typer renders flags itself
+    if original is None or getattr(original, "_slimforge", False):
         return
-    original = TyperOption.display_type_rich
 
     def display_type_rich(self, ctx):
         return None if getattr(self, "is_flag", False) else original(self, ctx)

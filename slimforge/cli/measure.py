@@ -47,5 +47,8 @@ def measure_cmd(
         print(f"{row['variant']:32s} {split} acc {100 * row['accuracy']:.2f}%  Δ {row['delta_points']:+.2f} pts  "
               f"p50 {row['latency_ms']:.2f} ms (batch {row['batch_size']}, {threads} thread(s))  speed-up {row['speedup']:.2f}x")
     if out is not None:
+        from slimforge.files import check_not_input
+
+        check_not_input(out, runs)
         paths = write_report(out, measurement, title="slimforge measure")
         print(f"HTML report: {paths['html'].resolve()}")

@@ -48,6 +48,9 @@ def optimize_cmd(
                          backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
                          time_budget_s=parse_duration(time_budget),
                          recovery=TrainConfig(epochs=recovery_epochs, lr=0.02, batch_size=128, warmup_epochs=0.2))
+    from slimforge.files import check_not_input
+
+    check_not_input(out, [run])
     summary = optimize(run, data_cfg.load(), cfg, out, data_config=data_cfg)
     best = summary["best"]
     if best:

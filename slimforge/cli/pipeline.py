@@ -23,7 +23,9 @@ def run_cmd(
     from slimforge.pipeline import load_recipe, run_recipe
 
     parsed = load_recipe(recipe, overrides or [])
-    folder = out or Path("runs") / parsed.name
+    from slimforge.files import check_name
+
+    folder = out or Path("runs") / check_name(parsed.name, f"{recipe}: the recipe's name (its default folder runs/<name>)")
     markers = run_recipe(parsed, folder, quiet=quiet)
     print_summary(markers, folder)
 

@@ -64,9 +64,13 @@ def parse_recipe(raw: dict[str, Any], source: str = "recipe", overrides: list[st
         raise ConfigError(f"{source}: 'stages' must be a non-empty list of stages.")
     stages_raw = [dict(s) if isinstance(s, dict) else s for s in stages_raw]
     names = _stage_names(stages_raw, source)
+    if not isinstance(raw.get("data") or {}, dict):
+        raise ConfigError(f"{source}: 'data' must be a mapping (name: ..., options: ...), not {raw.get('data')!r}.")
     data_raw = dict(raw.get("data") or {})
     for text in overrides or []:
         path, value = parse_override(text)
+        if len(path) < 2:
+            raise ConfigError(f"Override {text!r}: give a key inside 'data' or a stage ({', '.join(names)}), e.g. data.name=digits or {names[0]}.<key>=...")
         if path[0] == "data":
             data_raw = apply_overrides(DataConfig, data_raw, [text.split(".", 1)[1]]) if len(path) > 1 else data_raw
         elif path[0] in names:

@@ -111,6 +111,8 @@ def staged(runner: Runner, produces: str, resumable: bool = False) -> Runner:
         final = files.final_folder(Path(out))
         if produces in artifacts.ARTIFACT_KINDS:
             artifacts.check_output_folder(final, produces, input_dir)
+        if input_dir is not None:
+            files.check_not_input(final, [input_dir])
         with trusting_code(getattr(cfg, "trust_code", False)), \
                 files.staged_output(out, reuse_partial=ctx.resume and resumable, keep_on_error=resumable) as work:
             metrics = runner(ctx, cfg, input_dir, work)

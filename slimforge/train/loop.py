@@ -558,7 +558,10 @@ def _resume(saved, out, state, optimizer, scheduler, scaler, objective, callback
         shards = inside(out, saved["sharded"], f"{out / CHECKPOINT_FILE}'s 'sharded' entry")
         try:
             fsdp.load_sharded(shards, state.model, optimizer)
-        except (RuntimeError, ValueError, KeyError) as exc:
+        except Exception as exc:  # noqa: BLE001 - DCP wraps every failure (a refused pickle too) in its own CheckpointException
+            if isinstance(exc, SlimforgeError):
+                raise
+            exc = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
             raise ArtifactError(f"Cannot resume from the distributed checkpoint {shards}: {exc}") from None
     else:
         _load_model_state(state.model, saved["model"], out / CHECKPOINT_FILE, ctx)

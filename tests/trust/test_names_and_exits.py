@@ -86,3 +86,27 @@ def test_an_unexpected_exception_is_reported_as_a_bug(monkeypatch, capsys):
     with pytest.raises(RuntimeError, match="boom"):
         main(["eval", "runs/whatever"])
     assert "a slimforge bug" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"stages": [{"kind": ["train"]}]}, "unknown kind"),
+    ({"stages": [{"kind": {"a": 1}}]}, "unknown kind"),
+    ({"data": "abc", "stages": [{"kind": "train"}]}, "'data' must be a mapping"),
+    ({"data": [1, 2], "stages": [{"kind": "train"}]}, "'data' must be a mapping"),
+])
+def test_malformed_recipes_are_one_clear_error(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_recipe(raw, "r.yaml")
+
+
+@pytest.mark.parametrize("override", ["train=5", "data=5"])
+def test_an_override_without_a_key_is_refused(override):
+    with pytest.raises(ConfigError, match="give a key"):
+        parse_recipe({"stages": [{"kind": "train"}]}, "r.yaml", [override])
+
+
+def test_a_recipe_name_cannot_leave_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.yaml").write_text("name: ../escaped\nstages:\n  - {kind: train, train: {epochs: 1}}\n")
+    assert main(["run", "r.yaml"]) == 2
+    assert "cannot be used as a folder name" in capsys.readouterr().err and not (tmp_path / "escaped").exists()

@@ -37,12 +37,12 @@ def test_success_replaces_the_whole_folder_and_leaves_nothing_beside_it(exchange
     if not exchange:
         monkeypatch.setattr(files, "_exchange", lambda a, b: False)
     out = tmp_path / "out"
-    _fill(out, **{"a.txt": "old", "stale.txt": "old only"})
+    _fill(out, **{"model.json": "old", "stale.txt": "old only"})
     with files.staged_output(out) as work:
-        assert work != out and not (work / "a.txt").exists()
-        (work / "a.txt").write_text("new")
-        assert _read(out) == {"a.txt": "old", "stale.txt": "old only"}  # untouched until the end
-    assert _read(out) == {"a.txt": "new"}  # no file of the old result survives beside the new one
+        assert work != out and not (work / "model.json").exists()
+        (work / "model.json").write_text("new")
+        assert _read(out) == {"model.json": "old", "stale.txt": "old only"}  # untouched until the end
+    assert _read(out) == {"model.json": "new"}  # no file of the old result survives beside the new one
     assert _siblings(out) == []  # no partial folder, no lock file, no .old
 
 
@@ -81,11 +81,11 @@ def test_a_new_run_clears_a_partial_folder_a_killed_run_left(tmp_path):
 
 def test_resume_from_a_finished_folder_starts_from_a_copy(tmp_path):
     out = tmp_path / "out"
-    _fill(out, **{"checkpoint": "epoch 5", "model": "m"})
+    _fill(out, **{"checkpoint.safetensors": "epoch 5", "model.json": "m"})
     with files.staged_output(out, reuse_partial=True, copy_previous=True) as work:
-        assert _read(work) == {"checkpoint": "epoch 5", "model": "m"}
-        (work / "checkpoint").write_text("epoch 6")
-    assert _read(out) == {"checkpoint": "epoch 6", "model": "m"}
+        assert _read(work) == {"checkpoint.safetensors": "epoch 5", "model.json": "m"}
+        (work / "checkpoint.safetensors").write_text("epoch 6")
+    assert _read(out) == {"checkpoint.safetensors": "epoch 6", "model.json": "m"}
 
 
 def test_a_swap_cut_between_its_two_renames_is_undone_on_the_next_start(tmp_path):
@@ -230,3 +230,64 @@ def test_atomic_write_leaves_no_temporary_file_on_failure(tmp_path, monkeypatch)
     with pytest.raises(ArtifactError, match="Cannot write"):
         files.atomic_write_bytes(tmp_path / "a.json", b"{}")
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- folders that are not slimforge's (found by a red-team sweep)
+
+
+def test_a_folder_of_the_users_own_files_is_never_replaced(tmp_path):
+    docs = tmp_path / "docs"
+    _fill(docs, **{"precious.txt": "thesis"})
+    with pytest.raises(ConfigError, match="holds files slimforge did not write \\(precious.txt\\)"):
+        with files.staged_output(docs):
+            pass
+    assert _read(docs) == {"precious.txt": "thesis"}
+
+
+@pytest.mark.parametrize("marker", sorted(files.OUTPUT_MARKERS))
+def test_a_slimforge_output_folder_is_replaceable(marker, tmp_path):
+    out = tmp_path / "out"
+    _fill(out, **{marker: "old", "notes.txt": "written beside it"})
+    with files.staged_output(out) as work:
+        (work / marker).write_text("new")
+    assert _read(out) == {marker: "new"}
+
+
+def test_the_current_folder_or_the_root_is_never_an_output(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for out in (Path("."), Path(""), tmp_path, Path("/")):
+        with pytest.raises(ConfigError):
+            with files.staged_output(out):
+                pass
+
+
+def test_an_output_that_is_or_holds_an_input_is_refused(tmp_path):
+    run = tmp_path / "proj" / "run"
+    run.mkdir(parents=True)
+    for out in (run, tmp_path / "proj"):
+        with pytest.raises(ConfigError, match="the input"):
+            files.check_not_input(out, [run])
+    files.check_not_input(tmp_path / "other", [run])
+
+
+@pytest.mark.parametrize("args", [
+    ["export", "{run}", "--out", "{tmp}/docs"],
+    ["measure", "{run}", "--repeats", "3", "--batch-sizes", "1", "--out", "{run}"],
+    ["factorize", "{run}", "--epochs", "0", "--out", "{tmp}"],
+])
+def test_commands_refuse_to_replace_user_or_input_folders(args, digits_run_copy, tmp_path, capsys):
+    from slimforge.cli import main
+
+    _fill(tmp_path / "docs", **{"precious.txt": "thesis"})
+    before = sorted(p.name for p in digits_run_copy.iterdir())
+    code = main([a.format(run=digits_run_copy, tmp=tmp_path) for a in args])
+    assert code == 2, capsys.readouterr().err
+    assert (tmp_path / "docs" / "precious.txt").read_text() == "thesis"
+    assert sorted(p.name for p in digits_run_copy.iterdir()) == before
+
+
+@pytest.fixture
+def digits_run_copy(digits_run, tmp_path):
+    import shutil
+
+    return Path(shutil.copytree(digits_run, tmp_path / "run"))
