@@ -18,6 +18,7 @@ the target, still leaves the best model found and the record of every try.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -61,8 +62,10 @@ class OptimizeConfig:
     def __post_init__(self) -> None:
         if self.objective != "latency":
             raise ConfigError(f"optimize: objective {self.objective!r} is not supported; use 'latency'.")
-        if self.max_accuracy_drop < 0:
-            raise ConfigError("optimize: max_accuracy_drop is in points and must be >= 0.")
+        if not math.isfinite(self.max_accuracy_drop) or self.max_accuracy_drop < 0:
+            raise ConfigError(f"optimize: max_accuracy_drop is in points and must be a finite number >= 0, not {self.max_accuracy_drop}.")
+        if self.batch_size < 1 or self.threads < 1 or self.repeats < 1:
+            raise ConfigError(f"optimize: batch_size, threads and repeats must be >= 1 (got {self.batch_size}, {self.threads}, {self.repeats}).")
         if self.time_budget_s <= 0:
             raise ConfigError(f"optimize: time_budget_s must be > 0, got {self.time_budget_s}.")
         from slimforge.quantize import list_backends

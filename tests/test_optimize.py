@@ -74,3 +74,12 @@ def test_a_candidate_exactly_at_the_budget_is_within_it(baseline, candidate, bud
     from slimforge.optimize import within_budget
 
     assert within_budget(baseline, candidate, budget) is expected
+
+
+@pytest.mark.parametrize("change", [{"max_accuracy_drop": float("nan")}, {"max_accuracy_drop": float("inf")}, {"batch_size": 0}, {"threads": 0}])
+def test_a_budget_or_measurement_setting_that_means_nothing_is_refused(change):
+    from slimforge.errors import ConfigError
+    from slimforge.optimize import OptimizeConfig
+
+    with pytest.raises(ConfigError, match="optimize:"):
+        OptimizeConfig(**change)
