@@ -367,6 +367,9 @@ def run_report(ctx: StageContext, cfg: ReportStage, input_dir: Path | None, out:
     from slimforge.report import layer_widths, read_history, write_report
 
     names = cfg.variants or [n for n, d in ctx.stage_dirs.items() if PRODUCES.get(_kind_of(d)) in ("model", "quantized")]
+    if not names:
+        raise ConfigError(f"stage {cfg.name!r}: a report needs models to measure: put it after a train (or other model) stage, "
+                          "or list run folders under 'variants'.")
     variants = [load_variant(ctx.resolve(n), n, threads=cfg.threads, channels_last=cfg.channels_last) for n in names]
     measurement = measure_variants(variants, ctx.example(), cfg.batch_sizes, eval_batches=ctx.test_batches(),
                                    num_classes=ctx.data.info.num_classes, threads=cfg.threads, repeats=cfg.repeats)

@@ -110,3 +110,10 @@ def test_a_recipe_name_cannot_leave_runs(tmp_path, monkeypatch, capsys):
     (tmp_path / "r.yaml").write_text("name: ../escaped\nstages:\n  - {kind: train, train: {epochs: 1}}\n")
     assert main(["run", "r.yaml"]) == 2
     assert "cannot be used as a folder name" in capsys.readouterr().err and not (tmp_path / "escaped").exists()
+
+
+def test_a_report_with_nothing_to_measure_is_one_clear_error(tmp_path):
+    from slimforge.pipeline import run_recipe
+
+    with pytest.raises(ConfigError, match="a report needs models to measure"):
+        run_recipe(parse_recipe({"stages": [{"kind": "report"}]}, "r.yaml"), tmp_path / "runs", quiet=True, log=lambda *_: None)
