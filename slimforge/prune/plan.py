@@ -114,6 +114,8 @@ def _short(value: Any) -> str:
 @register_edit("prune")
 def _replay(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
     """Artifact replay: re-apply a recorded plan to a freshly built model (weights load after)."""
+    if not isinstance(edit, dict) or "tensors" not in edit:  # every recorded plan says which tensors shrank, even none
+        raise ArtifactError("Pruning edit: no 'tensors' key (which tensors shrank, and how); model.json is corrupt.")
     return apply_plan(model, edit)
 
 

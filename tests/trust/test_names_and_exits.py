@@ -117,3 +117,10 @@ def test_a_report_with_nothing_to_measure_is_one_clear_error(tmp_path):
 
     with pytest.raises(ConfigError, match="a report needs models to measure"):
         run_recipe(parse_recipe({"stages": [{"kind": "report"}]}, "r.yaml"), tmp_path / "runs", quiet=True, log=lambda *_: None)
+
+
+def test_a_prune_edit_that_says_nothing_is_refused_not_replayed_as_a_no_op():
+    from slimforge.prune.plan import _replay
+
+    with pytest.raises(ArtifactError, match="no 'tensors' key"):
+        _replay(object(), {"kind": "prune", "plan": "x"})
