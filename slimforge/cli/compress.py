@@ -183,13 +183,18 @@ def factorize_cmd(
 def export_cmd(
     run: Annotated[Path, typer.Argument(help="run folder of the model")],
     format: Annotated[str, typer.Option("--format", help="onnx or pt2")] = "onnx",
-    opset: Annotated[int, typer.Option(help="ONNX opset")] = 18,
+    opset: Annotated[Optional[int], typer.Option(help="ONNX opset (onnx only; default 18)")] = None,
     atol: Annotated[float, typer.Option(help="largest allowed |export - PyTorch| on the sample inputs")] = 1e-4,
     out: Annotated[Path, typer.Option(help="folder for the exported file")] = Path("runs/export"),
 ) -> None:
     """Export to ONNX (dynamo exporter) or torch.export .pt2, checked against PyTorch."""
     from slimforge.pipeline.stages import ExportStage, run_export
 
-    cfg = _config(ExportStage, None, kind="export", name="export", format=format, opset=opset, atol=atol)
+    from slimforge.errors import ConfigError
+    from slimforge.export import DEFAULT_OPSET
+
+    if opset is not None and format != "onnx":
+        raise ConfigError(f"--opset applies to ONNX exports; a {format} export has no opset (drop --opset or use --format onnx).")
+    cfg = _config(ExportStage, None, kind="export", name="export", format=format, opset=DEFAULT_OPSET if opset is None else opset, atol=atol)
     metrics = run_export(_stage(run), cfg, run, out)
     print(f"exported {format} to {out}; max |export - PyTorch| = {metrics['max_abs_diff']:.3g}")

@@ -124,3 +124,8 @@ def test_a_prune_edit_that_says_nothing_is_refused_not_replayed_as_a_no_op():
 
     with pytest.raises(ArtifactError, match="no 'tensors' key"):
         _replay(object(), {"kind": "prune", "plan": "x"})
+
+
+def test_an_opset_for_a_pt2_export_is_refused_not_ignored(digits_run, tmp_path, capsys):
+    assert main(["export", str(digits_run), "--format", "pt2", "--opset", "7", "--out", str(tmp_path / "x")]) == 2
+    assert "--opset applies to ONNX" in capsys.readouterr().err and not (tmp_path / "x").exists()
