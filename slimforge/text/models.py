@@ -12,6 +12,7 @@ The run folder alone is enough: the original model folder may be moved or delete
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,10 @@ def _from_pretrained(path: Path, num_classes: int, attn_implementation: str) -> 
         )
     except (OSError, ValueError, RuntimeError) as exc:
         raise SlimforgeError(f"hf-text-classifier: cannot load {path}: {exc}") from None
+    except pickle.UnpicklingError as exc:  # a pickled pytorch_model.bin: transformers refuses it (weights_only), and so do we
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "a pickle"
+        raise SlimforgeError(f"hf-text-classifier: {path} holds pickled weights that are not plain tensors ({first}); "
+                             "slimforge loads safetensors (save the model with save_pretrained(safe_serialization=True)).") from None
     finally:
         hf_logging.set_verbosity(previous)
 

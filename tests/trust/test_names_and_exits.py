@@ -129,3 +129,21 @@ def test_a_prune_edit_that_says_nothing_is_refused_not_replayed_as_a_no_op():
 def test_an_opset_for_a_pt2_export_is_refused_not_ignored(digits_run, tmp_path, capsys):
     assert main(["export", str(digits_run), "--format", "pt2", "--opset", "7", "--out", str(tmp_path / "x")]) == 2
     assert "--opset applies to ONNX" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_a_pretrained_folder_with_pickled_weights_is_one_clear_error(tmp_path):
+    """A hf-text-classifier whose `pretrained` folder holds a pickled pytorch_model.bin: refused
+    (transformers reads it with weights_only=True), as one slimforge error, and the pickle never runs."""
+    pytest.importorskip("transformers")
+    from transformers import BertConfig
+
+    from slimforge.errors import SlimforgeError
+    from slimforge.models import create_model
+    from tests.trust.conftest import canary_pickle
+
+    folder = tmp_path / "hf"
+    BertConfig(vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16).save_pretrained(folder)
+    (folder / "pytorch_model.bin").write_bytes(canary_pickle(tmp_path / "CANARY"))
+    with pytest.raises(SlimforgeError, match="hf-text-classifier"):
+        create_model("hf-text-classifier", num_classes=2, pretrained=str(folder))
+    assert not (tmp_path / "CANARY").exists()
