@@ -104,8 +104,12 @@ def read_json(path: Path) -> Any:
         raise ArtifactError(f"{path} is {size / 2**20:.0f} MB, too large for a slimforge metadata file (limit {MAX_JSON_BYTES >> 20} MB).")
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise ArtifactError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); it is corrupt.") from None
+    except json.JSONDecodeError as exc:
         raise ArtifactError(f"{path} is not valid JSON ({exc}); the file is corrupt or truncated.") from None
+    except OSError as exc:
+        raise ArtifactError(f"{path} cannot be read ({exc.strerror or exc}).") from None
     except RecursionError:
         raise ArtifactError(f"{path} is nested too deeply to be a slimforge file; it is corrupt or crafted.") from None
     if json_depth(data) > MAX_JSON_DEPTH:

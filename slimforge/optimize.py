@@ -308,12 +308,6 @@ def _linear_share(model: nn.Module) -> float:
 
 
 def _replace_folder(src: Path, dst: Path) -> None:
-    """Copy ``src`` to ``dst`` via a temporary sibling and a rename, so ``dst`` is never half written."""
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("checkpoint.safetensors", "teacher-cache"))
-    old = dst.with_name(dst.name + ".old")
-    if dst.exists():
-        dst.rename(old)
-    tmp.rename(dst)
-    shutil.rmtree(old, ignore_errors=True)
+    """Copy ``src`` to ``dst``, replacing it in one step (never half written)."""
+    with staged_output(dst) as work:
+        shutil.copytree(src, work, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoint.safetensors", "teacher-cache"))

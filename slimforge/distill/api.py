@@ -120,11 +120,10 @@ def run(
     train_config = train_config or distill_train_config()
     if out is None:
         return _run(student, teachers, data, config, train_config, None, record, resume, callbacks, cache_dir)
-    from slimforge.train.loop import _wait_for_swap, run_folder
+    from slimforge.train.loop import run_folder
 
     with run_folder(out, resume) as work:  # the teacher cache goes into the run's staging folder, with the rest
         result = _run(student, teachers, data, config, train_config, work, record, resume, callbacks, cache_dir)
-    _wait_for_swap()
     result.out = Path(out)
     return result
 

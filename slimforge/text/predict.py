@@ -8,7 +8,6 @@ Texts longer than the tokenizer's ``max_length`` are truncated (``Prediction.tru
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,14 +49,7 @@ def read_labels(folder: str | Path) -> list[str] | None:
     path = Path(folder) / LABELS_FILE
     if not path.exists():
         return None
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ArtifactError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); it is corrupt.") from None
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({exc}); it is corrupt or truncated.") from None
-    except OSError as exc:
-        raise ArtifactError(f"{path} cannot be read ({exc}).") from None
+    data = artifacts.read_json(path)
     classes = data.get("classes") if isinstance(data, dict) else None
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
         raise ArtifactError(f"{path}: 'classes' must be a non-empty list of class names (strings); found {classes!r}.")

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from slimforge.artifacts import atomic_write_bytes
+from slimforge.artifacts import atomic_write_bytes, read_json
 from slimforge.errors import ArtifactError, DataError
 
 TOKENIZER_DIR = "tokenizer"
@@ -183,14 +183,7 @@ def read_vocab_file(path: Path) -> dict[str, Any]:
 
 
 def _read_json_object(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ArtifactError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); it is corrupt.") from None
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({exc}); it is corrupt or truncated.") from None
-    except OSError as exc:
-        raise ArtifactError(f"{path} cannot be read ({exc}).") from None
+    data = read_json(path)
     if not isinstance(data, dict):
         raise ArtifactError(f"{path} must hold a JSON object, not {type(data).__name__}.")
     return data

@@ -103,7 +103,6 @@ def train(
         result = _train(model, data, cfg, work, objective, callbacks, resume, record)
         if int(os.environ.get("RANK", "0")) == 0 and hasattr(data, "save_assets"):
             data.save_assets(work)
-    _wait_for_swap()
     result.out = out
     return result
 
@@ -115,14 +114,17 @@ def _wait_for_swap() -> None:
         torch.distributed.barrier()
 
 
+@contextlib.contextmanager
 def run_folder(out: str | Path, resume: bool = False):
     """The staging folder a training run writes instead of ``out`` (see :func:`train`): a
-    context manager yielding it, swapped in for ``out`` when the block completes. Callers that
-    write into the run folder before training starts (a teacher cache) enter it themselves and
-    pass the staging folder to ``train`` as ``out``."""
+    context manager yielding it, swapped in for ``out`` when the block completes, after which
+    every rank finds ``out`` in place. Callers that write into the run folder before training
+    starts (a teacher cache) enter it themselves and pass the staging folder to ``train``."""
     main = int(os.environ.get("RANK", "0")) == 0
     restarted = restart_count() > 0  # torchrun restarted the workers: continue this job's own partial run
-    return staged_output(out, reuse_partial=resume or restarted, copy_previous=resume, keep_on_error=True, main=main)
+    with staged_output(out, reuse_partial=resume or restarted, copy_previous=resume, keep_on_error=True, main=main) as work:
+        yield work
+    _wait_for_swap()
 
 
 def _train(model, data, cfg, out, objective, callbacks, resume, record) -> TrainResult:
