@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml requirements/torch.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c requirements/torch.txt -r requirements/torch.txt
-	$(PY) -m pip install -q -c requirements/torch.txt -e '.[dev,onnx,quant,nlp,report,recsys]'
+	$(PY) -m pip install -q -c requirements/torch.txt -e '.[dev,onnx,quant,nlp,report,recsys,vision]'
 	touch $(STAMP)
 
 # Fashion-MNIST from Debian's package, when running as root and the files are absent.
