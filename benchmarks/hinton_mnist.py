@@ -6,7 +6,8 @@
 Per seed S, each a separate process running the public CLI with the recipes in recipes/hinton-mnist/:
 
 * ``slimforge train --config recipes/hinton-mnist/teacher.yaml --seed S`` (then, from that teacher)
-  ``slimforge distill --teacher T --config recipes/hinton-mnist/distill.yaml --seed S``;
+  ``slimforge distill --teacher T --config recipes/hinton-mnist/distill.yaml --seed S``, and the same
+  with each ``--variant``'s overrides (rows of their own, beside the recipe's);
 * ``slimforge train --config recipes/hinton-mnist/student.yaml --seed S`` (the student alone);
 * with ``--reference``, ``benchmarks/hinton_mnist_reference.py --seeds S`` (the same three models in
   plain PyTorch, same settings).
@@ -85,16 +86,26 @@ def slimforge_row(role: str, seed: int, out: Path, seconds: float, epochs: int) 
 
 
 def teacher_then_distilled(args: argparse.Namespace, seed: int, env: dict[str, str]) -> None:
-    teacher, student = args.work / f"teacher-s{seed}", args.work / f"distilled-s{seed}"
+    """The teacher, then from it the recipe's distilled student and each ``--variant``, side by side."""
+    teacher = args.work / f"teacher-s{seed}"
     started = time.perf_counter()
     run(slimforge_cli(args, "train", "teacher", teacher, seed, ["--data-root", str(args.data_root)]), args.work / "logs" / f"teacher-s{seed}.log", env)
     record(args, slimforge_row("teacher", seed, teacher, time.perf_counter() - started, scaled("teacher", args.epochs_scale)))
+    with ThreadPoolExecutor(1 + len(args.variant)) as pool:
+        done = [pool.submit(distilled, args, seed, env, teacher, name, overrides) for name, overrides in [("", []), *args.variant]]
+        for future in done:
+            future.result()
+
+
+def distilled(args: argparse.Namespace, seed: int, env: dict[str, str], teacher: Path, variant: str, overrides: list[str]) -> None:
+    out = args.work / f"distilled{'-' + variant if variant else ''}-s{seed}"
     started = time.perf_counter()
-    cmd = slimforge_cli(args, "distill", "distill", student, seed, ["--teacher", str(teacher)])
+    cmd = slimforge_cli(args, "distill", "distill", out, seed, ["--teacher", str(teacher)]) + overrides
     if args.teacher_cache:
         cmd += ["--teacher-cache", str(args.teacher_cache)]
-    run(cmd, args.work / "logs" / f"distilled-s{seed}.log", env)
-    record(args, slimforge_row("student-distilled", seed, student, time.perf_counter() - started, scaled("distill", args.epochs_scale)))
+    run(cmd, args.work / "logs" / f"{out.name}.log", env)
+    role = f"student-distilled ({variant})" if variant else "student-distilled"
+    record(args, slimforge_row(role, seed, out, time.perf_counter() - started, scaled("distill", args.epochs_scale)))
 
 
 def student_alone(args: argparse.Namespace, seed: int, env: dict[str, str]) -> None:
@@ -127,7 +138,8 @@ def write_table(args: argparse.Namespace) -> str:
         "| model | paper | implementation | epochs | " + " | ".join(f"seed {s}" for s in seeds) + " | median | bar |",
         "|---|---|---|---|" + "---|" * len(seeds) + "---|---|",
     ]
-    for role in ROLES:
+    roles = [*ROLES, *sorted({r["role"] for r in rows} - set(ROLES))]  # variants last
+    for role in roles:
         for impl in ("slimforge-cli", "plain-pytorch"):
             mine = {r["seed"]: r for r in rows if r["role"] == role and r["impl"] == impl}
             if not mine:
@@ -135,12 +147,19 @@ def write_table(args: argparse.Namespace) -> str:
             cells = [str(mine[s]["test_errors"]) if s in mine else "-" for s in seeds]
             median = statistics.median(r["test_errors"] for r in mine.values())
             epochs = ",".join(sorted({str(r["epochs"]) for r in mine.values()}))
-            bar = BARS[role] if impl == "slimforge-cli" else ""
-            lines.append(f"| {role} | {PAPER[role]} | {impl} | {epochs} | " + " | ".join(cells) + f" | **{median:g}** | {bar} |")
+            bar = BARS.get(role, "") if impl == "slimforge-cli" else ""
+            lines.append(f"| {role} | {PAPER.get(role, PAPER['student-distilled'])} | {impl} | {epochs} | " + " | ".join(cells) + f" | **{median:g}** | {bar} |")
     table = "\n".join(lines) + "\n"
     args.table.parent.mkdir(parents=True, exist_ok=True)
     args.table.write_text(table)
     return table
+
+
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    name, _, overrides = text.partition(":")
+    if not name or not overrides:
+        raise argparse.ArgumentTypeError(f"--variant {text!r}: expected NAME:KEY=VALUE[,KEY=VALUE]")
+    return name, overrides.split(",")
 
 
 def main() -> None:
@@ -154,6 +173,8 @@ def main() -> None:
     parser.add_argument("--epochs-scale", type=float, default=1.0)
     parser.add_argument("--reference", action="store_true", help="also run benchmarks/hinton_mnist_reference.py per seed")
     parser.add_argument("--teacher-cache", type=Path, default=None, help="shared teacher-cache folder (default: slimforge's)")
+    parser.add_argument("--variant", action="append", default=[], type=parse_variant, metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+                        help="also distil with these overrides of distill.yaml, e.g. lr0.03:train.lr=0.03 (a sensitivity row, not the recipe)")
     parser.add_argument("--results", type=Path, default=None, help="JSON lines, appended (default: WORK/results.jsonl)")
     parser.add_argument("--table", type=Path, default=None, help="Markdown table (default: WORK/results.md)")
     args = parser.parse_args()

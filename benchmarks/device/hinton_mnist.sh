@@ -14,8 +14,9 @@
 #
 # Knobs (environment): EPOCHS_SCALE (1 = the recipes' epochs; 0.05 for a smoke test), SEEDS (0,1,2),
 # JOBS (processes at once; 9 = all), DEVICE (cuda), BUDGET (seconds before runs are stopped, 540),
-# REFERENCE (1: also the plain-PyTorch script). Smoke test on any machine:
-#        EPOCHS_SCALE=0.02 DEVICE=cpu JOBS=2 OUT=/tmp/hinton-out bash benchmarks/device/hinton_mnist.sh
+# REFERENCE (1: also the plain-PyTorch script), VARIANTS (space-separated NAME:KEY=VALUE[,KEY=VALUE]:
+# distilled students beside the recipe's, a sensitivity check; VARIANTS= for none), PYTHON (python3). Smoke test on any machine:
+#        EPOCHS_SCALE=0.017 DEVICE=cpu JOBS=2 SEEDS=0,1 PYTHON=.venv/bin/python OUT=/tmp/hinton-out bash benchmarks/device/hinton_mnist.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -33,30 +34,33 @@ T0=$(date +%s)
 el() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 OUT=${OUT:-/tmp/hinton-out}; W=${WORK:-/tmp/hinton-work}
 EPOCHS_SCALE=${EPOCHS_SCALE:-1}; SEEDS=${SEEDS:-0,1,2}; JOBS=${JOBS:-9}; DEVICE=${DEVICE:-cuda}
-BUDGET=${BUDGET:-540}; REFERENCE=${REFERENCE:-1}
+BUDGET=${BUDGET:-540}; REFERENCE=${REFERENCE:-1}; PY=${PYTHON:-python3}
+DEFAULT_VARIANTS="lr0.03:train.lr=0.03"   # issue 23 found KD fragile in the learning rate
 mkdir -p "$OUT" "$W"
 
-if ! python3 -c "import pydantic" 2>/dev/null; then   # the GPU image has no pydantic: install the carried wheels
+$PY -c "import torch" || { echo "$PY has no torch; set PYTHON"; exit 1; }
+if ! $PY -c "import pydantic" 2>/dev/null; then   # the GPU image has no pydantic: install the carried wheels
   ls .whl/*.whl >/dev/null 2>&1 || { echo "pydantic is missing and .whl/ holds no wheels: run this script with --pack first"; exit 1; }
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 DATA=${DATA:-.device/mnist}
 [ -f "$DATA/mnist.npz" ] || DATA=../shared/data/mnist
 [ -f "$DATA/mnist.npz" ] || { echo "no mnist.npz in .device/mnist or ../shared/data/mnist: run with --pack first"; exit 1; }
-el "start: $(python3 -c 'import torch, sys; print("torch", torch.__version__, "python", sys.version.split()[0], "cuda", torch.cuda.is_available())')"
+el "start: $($PY -c 'import torch, sys; print("torch", torch.__version__, "python", sys.version.split()[0], "cuda", torch.cuda.is_available())')"
 [ "$DEVICE" != cuda ] || nvidia-smi -L || true
 
 # The whole table; runs still going after BUDGET seconds are stopped and the table has what finished.
 REF=(); [ "$REFERENCE" = 1 ] && REF=(--reference)
+VAR=(); for v in ${VARIANTS-$DEFAULT_VARIANTS}; do VAR+=(--variant "$v"); done
 rc=0
-timeout --signal=INT -k 20 "$BUDGET" python3 benchmarks/hinton_mnist.py --data-root "$DATA" --seeds "$SEEDS" --work "$W" \
+timeout --signal=INT -k 20 "$BUDGET" $PY benchmarks/hinton_mnist.py --data-root "$DATA" --seeds "$SEEDS" --work "$W" \
   --device "$DEVICE" --threads 1 --jobs "$JOBS" --epochs-scale "$EPOCHS_SCALE" --teacher-cache "$W/teacher-cache" \
-  "${REF[@]}" --results "$OUT/hinton_mnist.jsonl" --table "$OUT/hinton_mnist.md" || rc=$?
+  "${REF[@]}" "${VAR[@]}" --results "$OUT/hinton_mnist.jsonl" --table "$OUT/hinton_mnist.md" || rc=$?
 el "benchmark exit code $rc"
 if [ ! -s "$OUT/hinton_mnist.md" ] && [ -s "$OUT/hinton_mnist.jsonl" ]; then   # stopped before it wrote the table
-  python3 - "$OUT" <<'EOF' || true
+  $PY - "$OUT" <<'EOF' || true
 import sys, json, collections, statistics
 out = sys.argv[1]
 rows = [json.loads(l) for l in open(f"{out}/hinton_mnist.jsonl") if l.strip()]
