@@ -22,7 +22,7 @@ cd "$(dirname "$0")/../.."
 
 if [ "${1:-}" = "--pack" ]; then
   mkdir -p .device/mnist
-  cp "${MNIST:-../shared/data/mnist/mnist.npz}" .device/mnist/mnist.npz
+  cp -f "${MNIST:-../shared/data/mnist/mnist.npz}" .device/mnist/mnist.npz && chmod u+w .device/mnist/mnist.npz
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
     pydantic==2.14.4 pydantic_core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 typing_extensions==4.16.0
