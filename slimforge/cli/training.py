@@ -161,11 +161,10 @@ def demo_cmd(
 
 def print_result(title: str, metrics: dict, out: Path) -> None:
     table = Table(title=title)
-    for col in ("test accuracy", "test errors", "best val accuracy", "epochs", "train time (s)", "samples/s", "threads"):
+    for col in ("test accuracy", "best val accuracy", "epochs", "train time (s)", "samples/s", "threads"):
         table.add_column(col, justify="right")
     table.add_row(
         f"{metrics['test_accuracy']:.4f}",
-        str(metrics["test_errors"]) if metrics.get("test_errors") is not None else "-",
         f"{metrics['best_val_accuracy']:.4f}" if metrics.get("best_val_accuracy") is not None else "-",
         str(metrics["epochs_run"]),
         f"{metrics['train_seconds']:.1f}",
@@ -174,4 +173,6 @@ def print_result(title: str, metrics: dict, out: Path) -> None:
     )
     console = Console()
     console.print(table)
+    if metrics.get("test_errors") is not None:
+        print(f"test errors: {metrics['test_errors']}")
     print(f"run folder: {out.resolve()}")
