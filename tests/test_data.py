@@ -89,3 +89,18 @@ def test_unknown_dataset():
     with pytest.raises(UnknownNameError, match="Unknown dataset 'fashion'.*fashion-mnist"):
         load_dataset("fashion")
     assert {"digits", "fashion-mnist", "mnist", "cifar10", "image-folder"} <= set(list_datasets())
+
+
+def test_random_crop_takes_each_sample_s_own_window_of_the_padded_image():
+    from slimforge.data.core import Augment, TensorImageDataset
+
+    images = torch.arange(6 * 3 * 5 * 5, dtype=torch.float32).view(6, 3, 5, 5)
+    ds = TensorImageDataset(images, torch.zeros(6), (0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255), augment=Augment(pad=2), scale=255.0)
+    ds.set_epoch(3)
+    crops = ds._augment(images.clone())
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
+    for crop, image in zip(crops, padded):  # each crop is one 5x5 window of its own padded image, every channel alike
+        windows = [(dy, dx) for dy in range(5) for dx in range(5) if torch.equal(crop, image[:, dy : dy + 5, dx : dx + 5])]
+        assert len(windows) == 1
+    ds.set_epoch(3)
+    assert torch.equal(ds._augment(images.clone()), crops)  # reseeded per epoch: resumable

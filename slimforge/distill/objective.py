@@ -87,9 +87,9 @@ def mix_weights(soft: float | None, hard: float | None, default_soft: float) -> 
         if value is not None and not 0 <= value <= 1:
             raise ConfigError(f"distill.{key} must be between 0 and 1 (the loss is a convex combination of the soft and hard terms), got {value!r}.")
     if soft is None:
-        soft = 1.0 - hard
+        soft = round(1.0 - hard, 12)  # 0.1, not 0.09999999999999998, in config.yaml
     if hard is None:
-        hard = 1.0 - soft
+        hard = round(1.0 - soft, 12)
     if abs(soft + hard - 1.0) > 1e-6:
         raise ConfigError(
             f"distill.soft_weight + distill.hard_weight must be 1 (a convex combination), got {soft:g} + {hard:g}. "

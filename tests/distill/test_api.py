@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from slimforge.cli import main
 from slimforge.distill.api import DistillRunConfig
 from slimforge.errors import SlimforgeError
 from slimforge.train import TrainConfig
+from tests.conftest import SHARED_DATA, needs_shared
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +181,40 @@ def test_metrics_record_the_teacher_the_settings_and_each_epoch_s_soft_and_hard_
     assert metrics["test_errors"] == round((1 - metrics["test_accuracy"]) * metrics["data"]["sizes"]["test"])
     recorded = yaml.safe_load((out / "config.yaml").read_text())["distill"]
     assert (recorded["temperature"], recorded["soft_weight"], recorded["alpha"]) == (20.0, 0.9, None)  # resolved, and kd takes no alpha
+
+
+@needs_shared
+def test_kd_at_temperature_20_stays_finite_at_the_default_learning_rate():
+    # The failure of issue 23 at small scale: the paper's student (784-800-800, no dropout) on 4,096 MNIST
+    # images, T = 20, soft weight 0.9, SGD lr 0.1, against a teacher whose logits spread like a trained
+    # one's (std ~9). Unclipped it diverges within the first epoch; with distillation's default
+    # gradient clip it trains.
+    from slimforge.data.core import DataSplits
+    from slimforge.distill import DistillConfig
+    from slimforge.distill.api import DISTILL_GRAD_CLIP, distill_train_config
+    from slimforge.train import TrainingDiverged
+
+    full = slimforge.load_dataset("mnist", root=str(SHARED_DATA / "mnist"), val_fraction=0.0)
+    train_split = full.train.subset(torch.arange(4096))
+    torch.manual_seed(1)
+    teacher = slimforge.create_model("mlp", hidden=[64], num_classes=10)
+    with torch.no_grad():
+        for p in teacher.parameters():
+            p.mul_(6.0)
+        logits = teacher(train_split.__getitems__(list(range(4096)))[0])
+    assert 7 < logits.std() < 12
+    train_split.labels = logits.argmax(1)
+    data = DataSplits(train_split, full.val, full.test.subset(torch.arange(500)), full.info)
+    config = DistillConfig(temperature=20.0, soft_weight=0.9)
+
+    def student():
+        torch.manual_seed(0)
+        return slimforge.create_model("mlp-800", dropout=0.0)
+
+    with pytest.raises(TrainingDiverged, match="epoch 1 .*temperature 20"):
+        slimforge.distill(student(), teacher, data, config, distill_train_config(epochs=1, lr=0.1, grad_clip=None, quiet=True, num_threads=1))
+    defaults = distill_train_config(epochs=2, lr=0.1, quiet=True, num_threads=1)
+    assert defaults.grad_clip == DISTILL_GRAD_CLIP
+    result = slimforge.distill(student(), teacher, data, config, defaults)
+    losses = [epoch["train_loss"] for epoch in result.history]
+    assert all(math.isfinite(v) for v in losses) and losses[1] < 0.5 * losses[0]
