@@ -169,7 +169,7 @@ def eval_cmd(
         data_cfg = DataConfig(**{**data_cfg.model_dump(), "root": data_root})
     result = evaluate_run(run, data_cfg, split)
     scores = {k: v for k, v in result.items() if k not in ("split", "dataset", "count", "loss")}  # accuracy, or ndcg@10 ...
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in {**scores, "loss": result["loss"]}.items())
+    shown = ", ".join(f"{k} {int(v)}" if k == "errors" else f"{k} {v:.4f}" for k, v in {**scores, "loss": result["loss"]}.items())
     print(f"{run}: {result['dataset']} {split} {shown} ({result['count']} samples)")
 
 

@@ -23,6 +23,7 @@ from slimforge.experiment import DataConfig, ModelConfig
 from slimforge.models import trusting_code
 from slimforge.pipeline.recipe import STAGE_CONFIGS, StageConfig
 from slimforge.train import TrainConfig, seed_everything, train
+from slimforge.train.evaluate import EVAL_BATCH_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +68,10 @@ class StageContext:
         finally:
             ds.augment = saved
 
-    def val_batches(self, batch_size: int = 256) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def val_batches(self, batch_size: int = EVAL_BATCH_SIZE) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return self._batches(self.data.val, batch_size)
 
-    def test_batches(self, batch_size: int = 256, limit: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def test_batches(self, batch_size: int = EVAL_BATCH_SIZE, limit: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return self._batches(self.data.test, batch_size, limit)
 
     @staticmethod
