@@ -21,6 +21,7 @@ from slimforge.errors import ConfigError
 from slimforge.distill.api import DistillSection, distill_train_config, with_distill_train_defaults
 from slimforge.experiment import DataConfig, ModelConfig
 from slimforge.models import trusting_code
+from slimforge.pipeline.markers import read_marker
 from slimforge.pipeline.recipe import STAGE_CONFIGS, StageConfig
 from slimforge.train import TrainConfig, seed_everything, train
 from slimforge.train.evaluate import EVAL_BATCH_SIZE
@@ -386,7 +387,5 @@ def run_report(ctx: StageContext, cfg: ReportStage, input_dir: Path | None, out:
 
 def _kind_of(folder: Path) -> str:
     """The stage kind that wrote ``folder`` (from its stage marker)."""
-    from slimforge.pipeline.runner import read_marker
-
     marker = read_marker(folder)
     return marker.get("kind", "") if marker else ""
