@@ -280,7 +280,8 @@ def measure_variants(
             row.update(measure_accuracy(v.predict, eval_batches, num_classes))
         row["latency"] = {str(bs): asdict(lat) for bs, lat in latency[v.name].items()}
         rows.append(row)
-    return {"threads": threads, "batch_sizes": list(batch_sizes), "cpu_count": os.cpu_count(), "torch": torch.__version__, "variants": rows}
+    return {"threads": threads, "batch_sizes": list(batch_sizes), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+            "machine": machine_description(), "variants": rows}
 
 
 def _batch_of(example: Any, batch_size: int) -> Any:
@@ -301,6 +302,22 @@ def _row_bytes(example: Any) -> int:
     if isinstance(example, dict):
         return sum(_row_bytes(v) for v in example.values())
     return example[:1].numel() * example.element_size()
+
+
+def machine_description() -> dict[str, Any]:
+    """The CPU a measurement ran on: model name, cores, the ISA PyTorch's kernels use, torch version."""
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import platform
+
+    return {"cpu": cpu or platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "isa": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
 
 
 def available_memory() -> int | None:
