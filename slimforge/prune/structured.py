@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimforge.artifacts import get_spec, record_edit
+from slimforge.artifacts import record_edit
 from slimforge.prune._graph import DependencyGraph, Group, build_dependency_graph, matches
 from slimforge.prune.errors import PruneConfigError, PruningError
 from slimforge.prune.importance import IMPORTANCES, NEEDS_GRADIENTS, ImportanceContext, score_units
@@ -112,9 +112,8 @@ def prune(
             raise
         graph = build_dependency_graph(model, args, skip=config.skip, pin_fixed_splits=True)
         plan = _prune_checked(model, args, config, ctx, reference, graph)
-    # 5. Record.
-    if get_spec(model) is not None:
-        record_edit(model, plan)
+    # 5. Record (on the spec; a model without one keeps the plan for save(factory=...) / attach_spec).
+    record_edit(model, plan)
     return model
 
 
