@@ -210,25 +210,45 @@ def hf_models(model: nn.Module) -> list[nn.Module]:
     return found
 
 
+# Attention projections (query, key, value) by naming convention: BERT-style, and transformers 5's
+# q_proj/k_proj/v_proj (ViT, Llama ...); the output projection is inside the module or a sibling's ``dense``.
+QKV_NAMES = (("query", "key", "value"), ("q_proj", "k_proj", "v_proj"))
+ATTENTION_OUTPUTS = ("o_proj", "out_proj")
+# FFN input projections (module path suffix) and the projection that reads their output.
+FFN_LAYERS = {"intermediate.dense": "output.dense", "mlp.fc1": "mlp.fc2", "mlp.up_proj": "mlp.down_proj"}
+
+
+def _qkv(module: nn.Module) -> tuple[nn.Linear, nn.Linear, nn.Linear] | None:
+    for names in QKV_NAMES:
+        found = [getattr(module, n, None) for n in names]
+        if all(isinstance(f, nn.Linear) for f in found):
+            return found[0], found[1], found[2]
+    return None
+
+
+def _head_size(module: nn.Module) -> int | None:
+    size = getattr(module, "attention_head_size", getattr(module, "head_dim", None))
+    return size if isinstance(size, int) and size > 0 else None
+
+
 def layer_sizes(hf: nn.Module) -> dict[str, list[int]]:
     """Per-layer sizes read from the modules: ``hidden`` (attention input width), ``heads``,
     ``head_size`` and ``intermediate`` (FFN width), in layer order."""
     sizes: dict[str, list[int]] = {"hidden": [], "heads": [], "head_size": [], "intermediate": []}
     for path, module in hf.named_modules():
-        head_size = getattr(module, "attention_head_size", getattr(module, "head_dim", None))
-        query = getattr(module, "query", getattr(module, "q_proj", None))
+        head_size, qkv = _head_size(module), _qkv(module)
         fused = getattr(module, "c_attn", None)  # GPT-2: Conv1D, weight (in, 3 * heads * head_dim)
-        if isinstance(head_size, int) and isinstance(query, nn.Linear):
-            sizes["hidden"].append(query.in_features)
-            sizes["heads"].append(query.out_features // head_size)
+        if head_size and qkv is not None:
+            sizes["hidden"].append(qkv[0].in_features)
+            sizes["heads"].append(qkv[0].out_features // head_size)
             sizes["head_size"].append(head_size)
-        elif isinstance(head_size, int) and fused is not None and getattr(fused, "weight", None) is not None:
+        elif head_size and isinstance(getattr(fused, "weight", None), torch.Tensor):
             sizes["hidden"].append(fused.weight.shape[0])
             sizes["heads"].append(fused.weight.shape[1] // 3 // head_size)
             sizes["head_size"].append(head_size)
-        if path.endswith("intermediate.dense") and isinstance(module, nn.Linear):
+        if isinstance(module, nn.Linear) and any(path.endswith(suffix) for suffix in FFN_LAYERS):
             sizes["intermediate"].append(module.out_features)
-        elif path.endswith("mlp.c_fc") and getattr(module, "weight", None) is not None:
+        elif path.endswith("mlp.c_fc") and isinstance(getattr(module, "weight", None), torch.Tensor):
             sizes["intermediate"].append(module.weight.shape[1])
     return sizes
 
@@ -318,41 +338,66 @@ def padded_copy(hf: nn.Module) -> nn.Module:
     """A copy of ``hf`` with removed attention heads and FFN neurons put back as zeros, so every
     layer has the config's head count (hidden_size / head size) and the widest FFN width.
 
-    A zero head's context is zero (value rows zero) and the output projection's columns for it
-    are zero, so it adds nothing; the same for a zero FFN neuron. Only BERT-style layers
-    (``query``/``key``/``value`` + sibling ``output.dense``; BERT, RoBERTa, MiniLM, ViT ...) are padded."""
+    A zero head's output-projection columns are zero, so it adds nothing whatever it computes;
+    the same for a zero FFN neuron. Layers found by name: query/key/value or q/k/v_proj attention
+    with o_proj/out_proj or a sibling ``output.dense``; intermediate.dense, mlp.fc1 or mlp.up_proj
+    FFNs (BERT, RoBERTa, MiniLM, ViT ...)."""
     hf = copy.deepcopy(hf)
     config = hf.config
+    modules = dict(hf.named_modules())
     parents = {id(child): parent for parent in hf.modules() for child in parent.children()}
     widest = max(layer_sizes(hf)["intermediate"] or [0])
-    for path, module in list(hf.named_modules()):
-        head_size = getattr(module, "attention_head_size", None)
-        if isinstance(head_size, int) and all(isinstance(getattr(module, n, None), nn.Linear) for n in ("query", "key", "value")):
-            if config.hidden_size % head_size:
-                raise ArtifactError(f"{path}: hidden size {config.hidden_size} is not a multiple of the head size {head_size}; "
-                                    "no head count describes it.")
-            width = config.hidden_size // head_size * head_size
-            old = module.query.out_features
-            if old < width:
-                for name in ("query", "key", "value"):
-                    setattr(module, name, _pad_linear(getattr(module, name), out_features=width))
-                output = _sibling_dense(parents.get(id(module)), module, old, path)
-                output.weight = nn.Parameter(_pad(output.weight, 1, width))
-                output.in_features = width
-                module.num_attention_heads = width // head_size
-                module.all_head_size = width
-        if path.endswith("intermediate") and isinstance(getattr(module, "dense", None), nn.Linear) and module.dense.out_features < widest:
-            old = module.dense.out_features
-            output = _sibling_dense(parents.get(id(module)), module, old, path)
-            module.dense = _pad_linear(module.dense, out_features=widest)
-            output.weight = nn.Parameter(_pad(output.weight, 1, widest))
-            output.in_features = widest
+    for path, module in list(modules.items()):
+        head_size, qkv = _head_size(module), _qkv(module)
+        if head_size and qkv is not None:
+            _pad_heads(module, path, qkv, head_size, config.hidden_size, parents.get(id(module)))
+        for suffix, reader in FFN_LAYERS.items():
+            if path.endswith(suffix) and isinstance(module, nn.Linear) and module.out_features < widest:
+                base = path[: -len(suffix)]
+                _pad_width(modules, base + suffix, widest, extra=[base + "mlp.gate_proj"] if suffix == "mlp.up_proj" else [])
+                output = modules.get(base + reader)
+                if not isinstance(output, nn.Linear):
+                    raise ArtifactError(f"{path}: no {reader} reading its outputs was found; this layer cannot be padded.")
+                output.weight = nn.Parameter(_pad(output.weight, 1, widest))
+                output.in_features = widest
     sync_config(hf)
     return hf
 
 
+def _pad_heads(module: nn.Module, path: str, qkv: tuple[nn.Linear, ...], head_size: int, hidden: int, parent: nn.Module | None) -> None:
+    """Zero heads appended to an attention ``module`` until it has hidden / head_size of them."""
+    if hidden % head_size or len({p.out_features for p in qkv}) != 1:
+        raise ArtifactError(f"{path}: {qkv[0].out_features} query / {qkv[1].out_features} key features of head size {head_size} "
+                            f"with hidden size {hidden}: no head count the config can hold describes it.")
+    old, width = qkv[0].out_features, hidden
+    if old >= width:
+        return
+    names = next(n for n in QKV_NAMES if getattr(module, n[0], None) is qkv[0])
+    for name, linear in zip(names, qkv):
+        setattr(module, name, _pad_linear(linear, out_features=width))
+    output = next((getattr(module, n) for n in ATTENTION_OUTPUTS if isinstance(getattr(module, n, None), nn.Linear)), None)
+    if output is None:
+        output = _sibling_dense(parent, module, old, path)
+    output.weight = nn.Parameter(_pad(output.weight, 1, width))
+    output.in_features = width
+    for attr in ("num_attention_heads", "num_heads"):
+        if isinstance(getattr(module, attr, None), int):
+            setattr(module, attr, width // head_size)
+    if hasattr(module, "all_head_size"):
+        module.all_head_size = width
+
+
+def _pad_width(modules: dict[str, nn.Module], path: str, width: int, extra: list[str]) -> None:
+    """Zero output rows appended to the Linear at ``path`` (and to those at ``extra`` paths, e.g. a gate)."""
+    for p in [path, *extra]:
+        linear = modules.get(p)
+        if isinstance(linear, nn.Linear):
+            parent_path, _, attr = p.rpartition(".")
+            setattr(modules[parent_path] if parent_path else None, attr, _pad_linear(linear, out_features=width))
+
+
 def _sibling_dense(parent: nn.Module | None, module: nn.Module, width: int, path: str) -> nn.Linear:
-    """The ``dense`` Linear of a sibling of ``module`` that reads its ``width`` outputs (the output projection)."""
+    """The ``dense`` Linear of a sibling of ``module`` that reads its ``width`` outputs (BERT's attention output projection)."""
     for child in (parent.children() if parent is not None else []):
         dense = getattr(child, "dense", None)
         if child is not module and isinstance(dense, nn.Linear) and dense.in_features == width:
