@@ -147,6 +147,7 @@ def build_from_config(config: dict[str, Any], source: str = "hf: config") -> nn.
 def _build_from_folder(folder: Path) -> nn.Module:
     """``from_pretrained`` on a local folder with safetensors weights; pickled weights are refused before transformers sees them."""
     source = str(folder / CONFIG_FILE)
+    cfg = _config_object(_read_config(folder / CONFIG_FILE), source)  # refuses remote code before anything else
     if not any((folder / f).is_file() for f in SAFE_WEIGHTS):
         pickled = [f for f in PICKLED_WEIGHTS if (folder / f).is_file()]
         if pickled:
@@ -156,7 +157,6 @@ def _build_from_folder(folder: Path) -> nn.Module:
                 "AutoModel.from_pretrained(folder).save_pretrained(folder) writes model.safetensors."
             )
         raise ArtifactError(f"hf:{folder}: no model.safetensors in the folder. Use hf:{folder / CONFIG_FILE} for random weights.")
-    cfg = _config_object(_read_config(folder / CONFIG_FILE), source)
     cls = model_class(cfg, source)
     try:
         with _no_progress_bars():
