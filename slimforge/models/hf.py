@@ -292,7 +292,7 @@ def save_pretrained(model: nn.Module, out: str | Path, *, pad: bool = False) -> 
     if problem:
         raise ArtifactError(
             f"Cannot write {out} as a Hugging Face folder: {problem} A transformers config holds one size for every layer. "
-            + ("" if pad else "Pass pad=True (--pad) to put the removed heads/neurons back as zeros (same outputs, "
+            + ("" if pad else "Pass pad=True to put the removed heads/neurons back as zeros (same outputs, "
                "plain transformers runs the padded size), or ")
             + "keep slimforge's own format (slimforge.save), which rebuilds any per-layer shape."
         )
