@@ -117,3 +117,29 @@ def test_minilm_pruned_throughout_loads_unpadded(tmp_path):
 def test_save_pretrained_needs_a_transformers_model(tmp_path):
     with pytest.raises(ArtifactError, match="holds 0"):
         slimforge.save_pretrained(torch.nn.Linear(2, 2), tmp_path / "hf")
+
+
+@torch.no_grad()
+def test_gpt2_with_narrower_mlp_saves_for_transformers(tmp_path):
+    """GPT-2's FFN width lives in ``n_inner``: synced from Conv1D c_fc, and the folder loads and generates.
+    (slimforge.prune does not cut GPT-2's Conv1D yet, issue 20 item 1; the MLP is sliced here as a plan would.)"""
+    from torch import nn
+
+    from slimforge.models.hf import sync_config
+    from tests.test_model_sources import _gpt2
+
+    torch.manual_seed(0)
+    model, ids = _gpt2()
+    model.eval()
+    keep = torch.arange(0, 256, 2)  # n_inner defaults to 4 * n_embd = 256
+    for block in model.transformer.h:
+        fc, proj = block.mlp.c_fc, block.mlp.c_proj
+        fc.weight, fc.bias, fc.nf = nn.Parameter(fc.weight[:, keep]), nn.Parameter(fc.bias[keep]), len(keep)
+        proj.weight, proj.nx = nn.Parameter(proj.weight[keep]), len(keep)
+    sync_config(model)
+    assert model.config.n_inner == 128 and model.config.n_head == 4 and model.config.n_embd == 64
+    slimforge.save_pretrained(model, tmp_path / "hf")
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "hf")).eval()
+    assert torch.allclose(loaded(input_ids=ids, use_cache=False).logits, model(input_ids=ids, use_cache=False).logits, atol=1e-5)
+    out = loaded.generate(ids[:1, :4], max_new_tokens=3, do_sample=False, pad_token_id=0)
+    assert out.shape == (1, 7)
