@@ -137,6 +137,10 @@ def build_model_from(name: str, kwargs: dict[str, Any], *, trust_code: bool = Fa
         _check_size(factory, name, accepted, source)
     try:
         model = factory(**accepted)
+    except SlimforgeError as exc:  # a source's own check (hf: config, timm: keywords): name the file it came from
+        if source and source not in str(exc):
+            raise type(exc)(f"{source}: {exc}") from None
+        raise
     except (TypeError, ValueError, RuntimeError, IndexError, KeyError, AssertionError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SlimforgeError(f"{source + ': ' if source else ''}model {name!r} could not be built with {accepted}: {first}") from exc
