@@ -131,3 +131,16 @@ def test_export_folder_with_a_path_outside_is_refused(pruned, tmp_path):
     (tmp_path / "run" / "export.json").write_text(json.dumps({**info, "path": "../model.pt2"}))
     with pytest.raises(ArtifactError, match="'path' a file name in the folder"):
         slimforge.load(tmp_path / "run")
+
+
+def test_pruned_then_factorised_user_model_replays_both(pruned, tmp_path):
+    from slimforge.factorize import FactorizeConfig, factorize
+
+    model, x = pruned
+    factorize(model, FactorizeConfig(energy=0.5, keep_last=False))
+    slimforge.save(model, tmp_path / "run", factory="mynets:build", kwargs={"width": 32})
+    spec = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert [e["kind"] for e in spec["edits"]] == ["prune", "factorize"]
+    loaded = slimforge.load(tmp_path / "run", trust_code=True)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
