@@ -428,6 +428,11 @@ def load_module(path: str | Path, purpose: str, *, trust_code: bool = False) -> 
             f"{path} holds a quantized (int8) artifact, not a PyTorch model; {purpose} needs the fp32 run folder it was "
             "made from (quantize last)."
         )
+    if artifact_kind(path) == "export":
+        raise ConfigError(
+            f"{path} holds an exported program (export.json), which runs but cannot be changed or trained; {purpose} needs "
+            "the run folder it was made from (model.json + model.safetensors)."
+        )
     return load(path, trust_code=trust_code)
 
 

@@ -144,3 +144,12 @@ def test_pruned_then_factorised_user_model_replays_both(pruned, tmp_path):
     loaded = slimforge.load(tmp_path / "run", trust_code=True)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
+
+
+def test_program_folder_is_refused_where_a_module_is_changed(pruned, tmp_path):
+    from slimforge.artifacts import load_module
+
+    model, x = pruned
+    slimforge.save(model, tmp_path / "run", program=True, example_inputs=x)
+    with pytest.raises(slimforge.errors.ConfigError, match="holds an exported program.*prune needs the run folder"):
+        load_module(tmp_path / "run", "prune")
