@@ -108,6 +108,20 @@ def get_spec(model: nn.Module) -> ModelSpec | None:
     return getattr(model, SPEC_ATTR, None)
 
 
+def adopt_spec(model: nn.Module) -> ModelSpec | None:
+    """The model's spec; for a model slimforge did not build but whose library describes it fully
+    (a transformers model: its config, as ``hf:``), that description is attached first. Call it
+    before a structural edit: afterwards the model no longer matches its own description."""
+    spec = get_spec(model)
+    if spec is None and not model.__dict__.get(PENDING_EDITS_ATTR):
+        from slimforge.models.hf import spec_of
+
+        spec = spec_of(model)
+        if spec is not None:
+            attach_spec(model, spec)
+    return spec
+
+
 def recorded_edits(model: nn.Module) -> list[dict[str, Any]]:
     """The structural edits made to ``model`` that slimforge knows of: its spec's, or those kept
     on a model without a spec (built by your own code, then pruned or factorised)."""
@@ -256,7 +270,7 @@ def save(model: nn.Module, path: str | Path, *, config: Any = None, metrics: dic
     How the structure is known, one of:
 
     * the model was built by :func:`slimforge.models.create_model` or loaded by :func:`load`
-      (any pruning since is recorded on it);
+      (any pruning since is recorded on it), or is a transformers model (saved as ``hf:``, its config);
     * ``factory="pkg.module:build", kwargs={...}``: your code builds the model; the folder records
       that call and the pruning slimforge did since, and :func:`load` replays them, which
       imports your factory and so needs ``trust_code=True``. Checked now: the factory plus the
@@ -270,7 +284,7 @@ def save(model: nn.Module, path: str | Path, *, config: Any = None, metrics: dic
         return _save_program(model, out, example_inputs, metrics)
     if factory is not None:
         attach_spec(model, _checked_factory_spec(model, factory, kwargs or {}))
-    spec = get_spec(model)
+    spec = adopt_spec(model)
     if spec is None:
         raise ArtifactError(
             f"Cannot save to {out}: slimforge does not know how to rebuild this {type(model).__name__}. Either "

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from slimforge.artifacts import record_edit, register_edit
+from slimforge.artifacts import adopt_spec, record_edit, register_edit
 from slimforge.errors import ArtifactError, ConfigError, SlimforgeError
 
 EDIT_KIND = "factorize"
@@ -101,6 +101,7 @@ def factorize(model: nn.Module, config: FactorizeConfig = FactorizeConfig()) -> 
     model's spec, or kept for ``save(factory=...)`` when it has none), so ``slimforge.save``/``load`` keep the structure.
     """
     # Which layers, and their singular values.
+    adopt_spec(model)  # a transformers model built outside slimforge: described by its config, before it changes
     candidates = _candidates(model, config)
     if not candidates:
         names = [t.__name__ for t in _kinds(config)]

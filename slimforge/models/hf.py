@@ -192,6 +192,24 @@ def recorded_config(model: nn.Module) -> dict[str, Any]:
     return data
 
 
+def spec_of(model: nn.Module) -> Any:
+    """The ``hf:`` spec of a transformers model built outside slimforge (``from_pretrained``,
+    ``BertModel(config)``): its config rebuilds it, so it saves and loads like an ``hf:`` model.
+    None for anything else, or a class transformers' auto mappings do not list (remote code)."""
+    from slimforge.artifacts import ModelSpec
+
+    transformers = sys.modules.get("transformers")
+    if transformers is None or not isinstance(model, transformers.PreTrainedModel):
+        return None
+    config = recorded_config(model)
+    try:
+        if model_class(_config_object(config, "config"), "config") is not type(model):
+            return None
+    except SlimforgeError:
+        return None
+    return ModelSpec("hf:", {"config": config})
+
+
 # ---------------------------------------------------------------- config after pruning
 
 
