@@ -346,6 +346,13 @@ def _save_program(model: nn.Module, out: Path, example: Any, metrics: dict[str, 
         raise ConfigError("save(program=True) needs example_inputs: a tensor (batch, ...) the model runs on, to trace the program.")
     was_training = model.training
     try:
+        with torch.no_grad():
+            output = model.eval()(example)
+        if not isinstance(output, torch.Tensor):
+            raise ConfigError(
+                f"save(program=True) saves a model that returns one tensor; {type(model).__name__} returns {type(output).__name__}. "
+                "Wrap it in a module whose forward returns the tensor you need (e.g. the .logits)."
+            )
         export(model, example, out, ExportConfig(format="pt2"))
     finally:
         model.train(was_training)

@@ -153,3 +153,17 @@ def test_program_folder_is_refused_where_a_module_is_changed(pruned, tmp_path):
     slimforge.save(model, tmp_path / "run", program=True, example_inputs=x)
     with pytest.raises(slimforge.errors.ConfigError, match="holds an exported program.*prune needs the run folder"):
         load_module(tmp_path / "run", "prune")
+
+
+def test_program_save_of_a_model_returning_a_dict_says_what_to_do(tmp_path):
+    class TwoHeads(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(4, 2), torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            return {"a": self.a(x), "b": self.b(x)}
+
+    with pytest.raises(slimforge.errors.ConfigError, match="returns dict.*Wrap it"):
+        slimforge.save(TwoHeads(), tmp_path / "run", program=True, example_inputs=torch.randn(2, 4))
+    assert not (tmp_path / "run").exists()
