@@ -35,6 +35,7 @@ from slimforge.errors import ConfigError, SlimforgeError
 from slimforge.files import final_folder, relocated, staged_output
 from slimforge.measure import Variant, count_macs, count_parameters, load_variant, measure_accuracy, measure_latency, measure_variants
 from slimforge.train import Callback, TrainConfig, TrainState
+from slimforge.train.evaluate import EVAL_BATCH_SIZE
 
 
 @dataclass(frozen=True)
@@ -289,7 +290,7 @@ class _Search:
         write_report(self.out / "report", measurement, title="slimforge optimize", notes=[best] + [f"{c.name}: {c.recipe}" for c in self.candidates])
 
 
-def _batches(dataset, limit: int | None = None, batch_size: int = 256) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _batches(dataset, limit: int | None = None, batch_size: int = EVAL_BATCH_SIZE) -> list[tuple[torch.Tensor, torch.Tensor]]:
     n = len(dataset) if limit is None else min(limit, len(dataset))
     saved = getattr(dataset, "augment", None)
     if saved is not None:

@@ -78,6 +78,40 @@ def trusting_code(trust: bool = True) -> Iterator[None]:
         _TRUST_CODE.reset(token)
 
 
+def code_trusted() -> bool:
+    """Whether this block runs with ``--trust-code`` (:func:`trusting_code`)."""
+    return _TRUST_CODE.get()
+
+
+def refuse_code_in(raw: Any, source: str) -> None:
+    """A config or recipe file is exchanged like a run folder: one that names a ``package.module:function``
+    model, or grants ``trust_code: true`` itself, is refused unless the user trusts it (``--trust-code``).
+    Names typed on the command line (``--model``, ``model.name=...``) are the user's own and are not checked."""
+    if _TRUST_CODE.get():
+        return
+    found = sorted(set(_code_requests(raw)))
+    if found:
+        raise UntrustedCodeError(
+            f"{source} asks to run code: {'; '.join(found)}. slimforge runs no code named by a file unless you trust "
+            "where the file came from: run it with --trust-code (only if you would run its author's program)."
+        )
+
+
+def _code_requests(raw: Any, where: str = "") -> Iterator[str]:
+    if isinstance(raw, list):
+        for i, item in enumerate(raw):
+            yield from _code_requests(item, f"{where}[{i}]")
+    if not isinstance(raw, dict):
+        return
+    if raw.get("trust_code") is True:
+        yield f"{where or 'top level'}: trust_code: true"
+    for key, value in raw.items():
+        name = value.get("name") if isinstance(value, dict) else None
+        if key in ("model", "student") and isinstance(name, str) and is_code_reference(name):
+            yield f"{where + '.' if where else ''}{key} {name!r}"
+        yield from _code_requests(value, f"{where}.{key}" if where else str(key))
+
+
 def is_code_reference(name: str) -> bool:
     """True for ``package.module:function`` names: building them imports code named by the string."""
     return ":" in name and not name.startswith(SAFE_SOURCES)
@@ -260,4 +294,4 @@ def _import_factory(path: str) -> Callable[..., nn.Module]:
 from slimforge.models import cnn, mlp, resnet  # noqa: E402,F401
 from slimforge.text import models as _text_models  # noqa: E402,F401,I001  (registers the text models)
 
-__all__ = ["MODELS", "SOURCES", "UntrustedCodeError", "build_model_from", "create_model", "is_code_reference", "list_models", "register_model", "resolve_factory", "trusting_code"]
+__all__ = ["MODELS", "SOURCES", "UntrustedCodeError", "build_model_from", "code_trusted", "create_model", "is_code_reference", "refuse_code_in", "list_models", "register_model", "resolve_factory", "trusting_code"]

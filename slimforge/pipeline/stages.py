@@ -21,8 +21,10 @@ from slimforge.errors import ConfigError
 from slimforge.distill.api import DistillSection, distill_train_config, with_distill_train_defaults
 from slimforge.experiment import DataConfig, ModelConfig
 from slimforge.models import trusting_code
+from slimforge.pipeline.markers import read_marker
 from slimforge.pipeline.recipe import STAGE_CONFIGS, StageConfig
 from slimforge.train import TrainConfig, seed_everything, train
+from slimforge.train.evaluate import EVAL_BATCH_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +69,10 @@ class StageContext:
         finally:
             ds.augment = saved
 
-    def val_batches(self, batch_size: int = 256) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def val_batches(self, batch_size: int = EVAL_BATCH_SIZE) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return self._batches(self.data.val, batch_size)
 
-    def test_batches(self, batch_size: int = 256, limit: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def test_batches(self, batch_size: int = EVAL_BATCH_SIZE, limit: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return self._batches(self.data.test, batch_size, limit)
 
     @staticmethod
@@ -385,7 +387,5 @@ def run_report(ctx: StageContext, cfg: ReportStage, input_dir: Path | None, out:
 
 def _kind_of(folder: Path) -> str:
     """The stage kind that wrote ``folder`` (from its stage marker)."""
-    from slimforge.pipeline.runner import read_marker
-
     marker = read_marker(folder)
     return marker.get("kind", "") if marker else ""

@@ -26,6 +26,7 @@ from slimforge import artifacts
 from slimforge.data.core import DataSplits
 from slimforge.distributed import DistContext, fsdp, restart_count, setup
 from slimforge.distributed.process import sparse_parameters
+from slimforge.distributed.wrap import wrap
 from slimforge.errors import ArtifactError, ConfigError, DataError, SlimforgeError
 from slimforge.files import final_folder, inside, staged_output
 from slimforge.train.callbacks import Callback, MaxNorm, Objective, TrainState
@@ -340,7 +341,7 @@ def _check_finite(loss_sum: torch.Tensor, state: TrainState, cfg: TrainConfig, r
 def _build_optimization(state: TrainState, extra: list[nn.Module], ctx: DistContext, cfg: TrainConfig, at_step: int = 0):
     """(Re)wrap the model and build optimizer + scheduler; resumes the schedule at ``at_step``."""
     _check_sparse_gradients(state.model, cfg)
-    wrapped = ctx.wrap(state.model, cfg.strategy)
+    wrapped = wrap(state.model, ctx, cfg.strategy)
     params = [p for m in [state.model, *extra] for p in m.parameters()]
     optimizer = build_optimizer(params, cfg)
     scheduler = build_scheduler(optimizer, state.steps_per_epoch, cfg)
