@@ -115,11 +115,11 @@ def resume_base(out: Path, cls) -> dict | None:
 def _check_recorded_model(record: dict, source: Path) -> None:
     """A run's recorded model name is the file's choice: a ``package.module:function`` one is
     built on --resume only with --trust-code (or when this process trusts it)."""
-    from slimforge.models import resolve_factory
+    from slimforge.models import is_code_reference, resolve_factory
 
     for section in ("model", "student"):
         name = (record.get(section) or {}).get("name") if isinstance(record.get(section), dict) else None
-        if isinstance(name, str) and ":" in name and not name.startswith("torchvision:"):
+        if isinstance(name, str) and is_code_reference(name):
             resolve_factory(name, trust_code=False, source=f"the run recorded in {source}")
 
 

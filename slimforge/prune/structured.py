@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimforge.artifacts import get_spec, record_edit
+from slimforge.artifacts import adopt_spec, record_edit
 from slimforge.prune._graph import DependencyGraph, Group, build_dependency_graph, matches
 from slimforge.prune.errors import PruneConfigError, PruningError
 from slimforge.prune.importance import IMPORTANCES, NEEDS_GRADIENTS, ImportanceContext, score_units
@@ -99,6 +99,7 @@ def prune(
     if isinstance(first, torch.Tensor) and first.dim() > 0 and first.shape[0] < 2 and model.training and any(
             isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         raise PruneConfigError("example_inputs needs a batch of at least 2: BatchNorm in training mode cannot run on one sample.")
+    adopt_spec(model)  # a transformers model built outside slimforge: described by its config, before it changes
     reference = _output_shapes(model, args) if check else None
     ctx = importance_context(model, config, calibration, loss_fn)
     # 1. Capture the model and find the coupled groups.
@@ -112,9 +113,8 @@ def prune(
             raise
         graph = build_dependency_graph(model, args, skip=config.skip, pin_fixed_splits=True)
         plan = _prune_checked(model, args, config, ctx, reference, graph)
-    # 5. Record.
-    if get_spec(model) is not None:
-        record_edit(model, plan)
+    # 5. Record (on the spec; a model without one keeps the plan for save(factory=...) / attach_spec).
+    record_edit(model, plan)
     return model
 
 
