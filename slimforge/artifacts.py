@@ -390,6 +390,13 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu", quantize
         return load_quantized(folder)
     if not (folder / STRUCTURE_FILE).is_file() and (folder / "export.json").is_file():  # a program: no code, no spec
         return load_export(folder)
+    if (folder / "quantized.json").is_file() and not (folder / STRUCTURE_FILE).is_file():
+        source = _quantized_from(folder)
+        raise ArtifactError(
+            f"{folder} holds an int8 model only: its fp32 model is not stored beside it"
+            + (f"; it was quantized from {source}, load that folder for fp32" if source else "")
+            + ". Load this folder with quantized=True for the int8 model."
+        )
     spec = read_spec(folder)
     # load_weights is strict: every parameter and buffer is overwritten
     model = build_model(spec, init=False, trust_code=trust_code, source=str(folder / STRUCTURE_FILE))
@@ -409,6 +416,18 @@ def load_export(folder: Path) -> Callable[[torch.Tensor], torch.Tensor]:
         raise ArtifactError(f"{folder / 'export.json'}: 'format' must be one of {sorted(LOADERS)} and 'path' a file name in "
                             f"the folder; got {fmt!r} and {name!r}. The file is corrupt.")
     return LOADERS[fmt](folder / name)
+
+
+def _quantized_from(folder: Path) -> str | None:
+    """The fp32 folder an int8 artifact was made from, as its config.yaml records it (quantize, optimize)."""
+    from slimforge.config import read_yaml
+
+    try:
+        config = read_yaml(folder / CONFIG_FILE)
+    except SlimforgeError:
+        return None
+    source = config.get("source") or (config.get("optimize") or {}).get("source")
+    return str(source) if isinstance(source, str) else None
 
 
 ARTIFACT_KINDS = {"model": "a model run folder", "quantized": "a quantized (int8) artifact", "export": "an export"}

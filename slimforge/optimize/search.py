@@ -98,6 +98,13 @@ class _Search:
                      f"+/-{self.val_interval:.2f} points (95%) on {len(data.val)} samples, so a candidate's measured drop "
                      "can be off by that much; a larger validation split measures it better.")
 
+    def final_path(self, path: Path) -> Path:
+        """Where ``path`` (maybe inside the staging folder) will be once the search's folder is in place."""
+        try:
+            return self.final / Path(path).relative_to(self.out)
+        except ValueError:
+            return Path(path).absolute()
+
     def time_left(self) -> float:
         return self.deadline - time.monotonic()
 
@@ -153,7 +160,7 @@ class _Search:
             result = quantize(model, calibration, QuantizeConfig(backend=backend, calib_batches=32, threads=self.cfg.threads))
             folder = self.out / "candidates" / name
             # Its data section, as the model candidates have: `slimforge eval` scores it on that data.
-            save_quantized(result, folder, config={**self.record_extra, "optimize": {"int8": backend, "source": str(source)}} if self.record_extra else None)
+            save_quantized(result, folder, config={**self.record_extra, "optimize": {"int8": backend, "source": str(self.final_path(source))}} if self.record_extra else None)
             return self.record(name, folder, f"{label} -> {backend} int8", time.monotonic() - t0)
         except Exception as exc:  # a backend that cannot handle this model is a failed candidate, not a failed search
             self.log(f"{name}: skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})")

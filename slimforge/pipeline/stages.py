@@ -327,7 +327,7 @@ def run_quantize(ctx: StageContext, cfg: QuantizeStage, input_dir: Path | None, 
         metrics = {"test_accuracy": accuracy(quantized.quantized, test), "fp32_test_accuracy": accuracy(model, test), **fallback}
     # Its data section, as a run folder has: `slimforge eval` and `measure` load the same data.
     save_quantized(quantized, out, metrics=metrics,
-                   config={"data": ctx.data_config.model_dump(mode="json"), "stage": cfg.model_dump(mode="json"), "source": str(input_dir)})
+                   config={"data": ctx.data_config.model_dump(mode="json"), "stage": cfg.model_dump(mode="json"), "source": str(Path(input_dir).absolute()) if input_dir else None})
     return metrics
 
 
