@@ -153,7 +153,7 @@ class TrainStage(StageConfig):
 def run_train(ctx: StageContext, cfg: TrainStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
     from slimforge.models import create_model
 
-    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    seed_everything(cfg.train.seed)
     model = create_model(cfg.model.name, **{**ctx.data.info.model_kwargs(), **cfg.model.kwargs})
     record = {"stage": cfg.model_dump(mode="json"), "data": ctx.data_config.model_dump(mode="json")}
     return train(model, ctx.data, _quiet(cfg.train, ctx), out, record=record, resume=ctx.resume).metrics
@@ -240,7 +240,7 @@ def run_distill(ctx: StageContext, cfg: DistillStage, input_dir: Path | None, ou
     from slimforge.distill.api import run as distill_run
     from slimforge.models import create_model
 
-    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    seed_everything(cfg.train.seed)
     if cfg.student is not None:
         student = create_model(cfg.student.name, **{**ctx.data.info.model_kwargs(), **cfg.student.kwargs})
     else:
