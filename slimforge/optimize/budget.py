@@ -98,8 +98,13 @@ def interval_points(accuracy: float, n: int) -> float:
     return 100 * 1.96 * math.sqrt(p * (1 - p) / n)
 
 
-def recovery_epochs(base_epochs: int, train_samples: int, batch_size: int) -> int:
+def recovery_epochs(base_epochs: int, train_samples: int, batch_size: int, *, seconds_per_epoch: float | None = None,
+                    time_budget_s: float | None = None) -> int:
     """Epochs that give recovery at least AUTO_RECOVERY_STEPS optimizer steps (at most
-    MAX_AUTO_RECOVERY_EPOCHS), never fewer than ``base_epochs``."""
+    MAX_AUTO_RECOVERY_EPOCHS), never fewer than ``base_epochs``; and, when an epoch's time is
+    known, no more than a quarter of the time budget for one candidate (the search needs several)."""
     steps_per_epoch = max(1, math.ceil(train_samples / batch_size))
-    return max(base_epochs, min(MAX_AUTO_RECOVERY_EPOCHS, math.ceil(AUTO_RECOVERY_STEPS / steps_per_epoch)))
+    epochs = min(MAX_AUTO_RECOVERY_EPOCHS, math.ceil(AUTO_RECOVERY_STEPS / steps_per_epoch))
+    if seconds_per_epoch and time_budget_s:
+        epochs = min(epochs, int(time_budget_s / 4 / seconds_per_epoch))
+    return max(base_epochs, epochs)

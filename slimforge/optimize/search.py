@@ -87,10 +87,12 @@ class _Search:
         self.base_test = measure_accuracy(self.base_variant.predict, self.test, data.info.num_classes)["accuracy"]
         self.base_macs = count_macs(self.base_variant.module, self.example[:1])
         self.val_interval = interval_points(self.base_val, len(data.val))
-        self.base_epochs = (recovery_epochs(config.recovery.epochs, len(data.train), config.recovery.batch_size)
-                            if config.auto_recovery else config.recovery.epochs)
         self.tries: list[Try] = []
-        self.seconds_per_epoch: float | None = None
+        # Until a recovery has run, an epoch of the baseline's own training is the estimate (the pruned model is cheaper).
+        self.seconds_per_epoch: float | None = _baseline_seconds_per_epoch(baseline)
+        self.base_epochs = (recovery_epochs(config.recovery.epochs, len(data.train), config.recovery.batch_size,
+                                            seconds_per_epoch=self.seconds_per_epoch, time_budget_s=config.time_budget_s)
+                            if config.auto_recovery else config.recovery.epochs)
         self.log(f"baseline: val {self.base_val:.4f}, test {self.base_test:.4f}, {self.base_macs / 1e6:.2f} M MACs; "
                  f"budget {config.max_accuracy_drop} points, {config.time_budget_s / 60:.0f} min; recovery {self.base_epochs} epochs")
         if config.max_accuracy_drop < self.val_interval:
@@ -299,6 +301,15 @@ def _batches(dataset, limit: int | None = None, batch_size: int = EVAL_BATCH_SIZ
     finally:
         if saved is not None:
             dataset.augment = saved
+
+
+def _baseline_seconds_per_epoch(run: Path) -> float | None:
+    """Seconds per training epoch of the baseline's own run, from its metrics.json (None when unknown)."""
+    metrics = artifacts.read_json_quiet(Path(run) / artifacts.METRICS_FILE)
+    seconds, epochs = metrics.get("train_seconds"), metrics.get("epochs_run")
+    if isinstance(seconds, (int, float)) and isinstance(epochs, int) and epochs > 0 and seconds > 0:
+        return float(seconds) / epochs
+    return None
 
 
 def _linear_share(model: nn.Module) -> float:
