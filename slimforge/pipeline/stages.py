@@ -23,6 +23,7 @@ from slimforge.experiment import DataConfig, ModelConfig
 from slimforge.models import trusting_code
 from slimforge.pipeline.markers import read_marker
 from slimforge.pipeline.recipe import STAGE_CONFIGS, StageConfig
+from slimforge.prune.latency import LatencySettings
 from slimforge.train import TrainConfig, seed_everything, train
 from slimforge.train.evaluate import EVAL_BATCH_SIZE
 
@@ -167,6 +168,8 @@ class PruneStage(StageConfig):
     ratio: float | None = Field(None, ge=0, lt=1, description="fraction of channels removed per group")
     target_macs: float | None = Field(None, gt=0, le=1, description="fraction of MACs to keep (instead of ratio)")
     target_params: float | None = Field(None, gt=0, le=1)
+    target_latency: float | None = Field(None, gt=0, le=1, description="fraction of the measured latency to keep (latency-aware, HALP-style)")
+    latency: LatencySettings = Field(default_factory=LatencySettings, description="how target_latency measures: batch_size, threads, channels_last, grid, ...")
     importance: str = "l2"
     skip: list[str] = Field(default_factory=list)
     round_to: int = Field(8, ge=1)
@@ -183,6 +186,10 @@ def run_prune(ctx: StageContext, cfg: PruneStage, input_dir: Path | None, out: P
     calibration = ctx.calibration(4) if cfg.importance == "taylor" else None
     targets = {"ratio": cfg.ratio, "target_macs": cfg.target_macs, "target_params": cfg.target_params}
     options = {"importance": cfg.importance, "skip": cfg.skip, "round_to": cfg.round_to, "calibration": calibration}
+    if cfg.target_latency is not None:
+        if cfg.steps != 1:
+            raise ConfigError(f"stage {cfg.name!r}: target_latency prunes in one step; set steps: 1 (got {cfg.steps}).")
+        targets = {"target_latency": cfg.target_latency, "latency": cfg.latency}
     if cfg.steps == 1:
         prune(model, ctx.example(), **targets, **options)
         return _recover(ctx, model, input_dir, cfg.finetune, cfg.distill, out, cfg)
