@@ -11,8 +11,9 @@ with 48). Here the cost of a channel is measured instead:
 2. **Greedy selection.** Starting from the whole model, repeatedly remove from the group whose
    next ``round_to`` channels cost the least importance per millisecond saved (the latency saved
    is read from the table by bilinear interpolation), until the predicted latency reaches the
-   target. A unit's importance is its score divided by its group's total score, so groups of
-   different sizes and weight scales are comparable.
+   target. A unit's importance is its score divided by its group's mean score (weight scales
+   differ between layers) times the number of layers its group touches (a residual channel
+   counts once per convolution it feeds, as HALP sums importance over coupled layers).
 3. **Verification.** The pruned model is built and timed against the original (interleaved,
    medians). When the measured fraction is off the target by more than ``tolerance`` (the table
    leaves out BatchNorm, activations and memory traffic), the internal target is scaled by
@@ -272,6 +273,16 @@ def measure_tables(layers: Sequence[LayerSpec], settings: LatencySettings, timer
     return tables
 
 
+def monotone(table: LayerTable) -> LayerTable:
+    """``table`` with each time raised to the largest at smaller widths (running max along both axes).
+
+    Between grid points that are all multiples of round_to, a wider layer being faster is timing
+    noise far more often than a real effect; left in, it makes removing channels look like it costs
+    time, and the greedy would never take that step."""
+    ms = np.maximum.accumulate(np.maximum.accumulate(np.asarray(table.ms, dtype=np.float64), axis=0), axis=1)
+    return LayerTable(table.cin_grid, table.cout_grid, tuple(tuple(float(v) for v in row) for row in ms))
+
+
 # ---------------------------------------------------------------- the cache
 
 
@@ -383,7 +394,8 @@ def select_by_latency(graph: DependencyGraph, scores: Sequence[np.ndarray], laye
 
     Greedy on importance per millisecond: at each step every group offers its next ``round_to``
     channels (least important first); the offer with the least importance lost per millisecond
-    saved is taken, until the tabled layers' total is at most ``target`` x its value for the whole
+    saved is taken (a unit's importance: its score over its group's mean score, times the number of
+    tabled layers the group touches), until the tabled layers' total is at most ``target`` x its value for the whole
     model. The rest of the model (normalisation, activations, pooling) is assumed to shrink in the
     same proportion: at the sizes measured its cost scales with the channels too, and
     :func:`choose_by_latency` corrects what this misses by measuring. Each group keeps at least one
@@ -396,6 +408,7 @@ def select_by_latency(graph: DependencyGraph, scores: Sequence[np.ndarray], laye
         for si in (spec.out_slot, spec.in_slot):
             if si is not None:
                 by_slot.setdefault(si, []).append(li)
+    tables = {name: monotone(t) for name, t in tables.items()}
     current = {spec.name: tables[spec.name].predict(*spec.widths(kept)) for spec in layers}
     full_ms = sum(current.values())
     if full_ms <= 0:
@@ -404,10 +417,12 @@ def select_by_latency(graph: DependencyGraph, scores: Sequence[np.ndarray], laye
     offers = []  # per group: (order of units, normalised scores, step, layers touched)
     for group, s in zip(graph.groups, scores):
         s = np.clip(np.asarray(s, dtype=np.float64), 0.0, None)
-        total = s.sum()
-        norm = s / total if total > 0 else np.full(len(s), 1.0 / max(len(s), 1))
         step = round_to // math.gcd(round_to, group.width) if round_to > 1 else 1
         touched = sorted({li for si in group.slots for li in by_slot.get(si, [])})
+        # Scores relative to the group's mean (magnitudes differ between layers), times the layers
+        # a unit takes part in: a residual stream's channel counts once per convolution it feeds,
+        # as HALP sums a coupled channel's importance over its layers.
+        norm = (s / s.mean() if s.mean() > 0 else np.ones(len(s))) * len(touched)
         offers.append((np.argsort(norm, kind="stable"), norm, step, touched))
     removed = [0] * len(graph.groups)
     pruned: set[int] = set()
@@ -416,13 +431,17 @@ def select_by_latency(graph: DependencyGraph, scores: Sequence[np.ndarray], laye
         best = None
         for g, (order, norm, step, touched) in enumerate(offers):
             n = len(order)
-            if not touched or n - removed[g] - step < step:
+            if not touched:
                 continue
-            take = order[removed[g]:removed[g] + step]
-            roots = [graph.groups[g].units[i].root for i in take]
-            after = _kept_after(kept, occurrences, graph.groups[g].slots, roots)
-            saved = sum(current[layers[li].name] - tables[layers[li].name].predict(*layers[li].widths(after)) for li in touched)
-            if saved <= 1e-9:
+            # The next step, or as many steps as it takes to save time where the table is flat.
+            for size in range(step, n - removed[g] - step + 1, step):
+                take = order[removed[g]:removed[g] + size]
+                roots = [graph.groups[g].units[i].root for i in take]
+                after = _kept_after(kept, occurrences, graph.groups[g].slots, roots)
+                saved = sum(current[layers[li].name] - tables[layers[li].name].predict(*layers[li].widths(after)) for li in touched)
+                if saved > 1e-9:
+                    break
+            else:
                 continue
             ratio = float(norm[take].sum()) / saved
             if best is None or ratio < best[0]:
