@@ -124,10 +124,10 @@ class LayerSpec:
     def widths(self, kept: dict[int, int]) -> tuple[int, int]:
         """(cin, cout) given the kept positions per slot."""
         cout = kept.get(self.out_slot, self.cout) if self.out_slot is not None else self.cout
-        if self.depthwise:
-            return cout, cout
         if self.kind != "linear" and self.groups > 1:
-            return self.cin, cout  # grouped (not depthwise): input width not modelled
+            # Depthwise: the input width follows the output (the table's cin axis is one point).
+            # Grouped otherwise: the input width is not modelled.
+            return self.cin, cout
         cin = kept.get(self.in_slot, self.cin) if self.in_slot is not None else self.cin
         return cin, cout
 
@@ -202,8 +202,9 @@ Timer = Callable[[LayerSpec, Sequence[tuple[int, int]], "LatencySettings"], list
 def time_layer(spec: LayerSpec, points: Sequence[tuple[int, int]], settings: LatencySettings) -> list[float]:
     """Median milliseconds of ``spec`` rebuilt at each (cin, cout) of ``points``; the points are timed
     interleaved (one call each per round, ``settings.repeats`` rounds, after one warm-up call)."""
-    torch.manual_seed(0)
-    calls = [_layer_call(spec, cin, cout, settings) for cin, cout in points]
+    with torch.random.fork_rng(devices=[]):  # the layers' random init must not move the caller's RNG
+        torch.manual_seed(0)
+        calls = [_layer_call(spec, cin, cout, settings) for cin, cout in points]
     times: list[list[float]] = [[] for _ in calls]
     previous = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
@@ -228,6 +229,8 @@ def _layer_call(spec: LayerSpec, cin: int, cout: int, settings: LatencySettings)
         x = torch.randn(bs, *spec.inner, cin)
     else:
         conv = {"conv1d": nn.Conv1d, "conv2d": nn.Conv2d, "conv3d": nn.Conv3d}[spec.kind]
+        if spec.depthwise:  # one group per input channel, each with cout/cin outputs
+            cin = max(1, cout * spec.cin // spec.cout)
         groups = cin if spec.depthwise else spec.groups
         padding = spec.padding if isinstance(spec.padding, str) else tuple(spec.padding)
         layer = conv(cin, cout, tuple(spec.kernel), tuple(spec.stride), padding, tuple(spec.dilation), groups)

@@ -173,3 +173,21 @@ def test_target_latency_is_one_of_the_targets():
         prune(two_convs(), torch.randn(2, 3, 8, 8), ratio=0.5, target_latency=0.5)
     with pytest.raises(PruneConfigError, match="latency.grid"):
         prune(two_convs(), torch.randn(2, 3, 8, 8), target_latency=0.5, latency=LatencySettings(grid=1))
+
+
+def test_a_depthwise_layer_is_timed_and_predicted_by_its_output_width():
+    """Real timings (a few tiny calls): the depthwise conv is rebuilt with one group per channel at
+    every width of its grid, and predicting at a kept width reads the table, not an extrapolation."""
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.Conv2d(16, 8, 1),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)).eval()
+    x = torch.randn(2, 3, 8, 8)
+    graph = build_dependency_graph(model, (x,))
+    layers = {s.name: s for s in find_layers(model, graph, x, grid=3, round_to=4)}
+    dw = layers["1"]
+    assert dw.depthwise and dw.cin_grid == (16,) and dw.cout_grid == (4, 12, 16)
+    rng = torch.get_rng_state()
+    table = measure_tables([dw], LatencySettings(batch_size=2, repeats=1))["1"]
+    assert torch.equal(rng, torch.get_rng_state())  # timing leaves the caller's random stream alone
+    assert all(v > 0 for v in table.ms[0])
+    kept = {dw.out_slot: 12}
+    assert dw.widths(kept) == (16, 12) and table.predict(*dw.widths(kept)) == pytest.approx(table.ms[0][1])
