@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from slimforge import artifacts, files
 from slimforge._registry import Registry
@@ -367,7 +367,19 @@ class ReportStage(StageConfig):
     threads: int = Field(1, ge=1)
     repeats: int = Field(30, ge=3)
     channels_last: bool = Field(False, description="run PyTorch CNNs in channels-last memory format (faster on CPUs)")
+    reference: list[str] = Field(default_factory=list, description="fp32 forms of the first variant to time too (eager, channels_last, compile, onnxruntime)")
     title: str | None = None
+
+    @field_validator("reference")
+    @classmethod
+    def _known_forms(cls, names: list[str]) -> list[str]:
+        from slimforge.deploy_forms import parse_reference
+        from slimforge.errors import SlimforgeError
+
+        try:
+            return list(parse_reference(",".join(names)))
+        except SlimforgeError as exc:  # as a ValueError, pydantic names the stage and key
+            raise ValueError(str(exc).strip("'\"")) from None
 
 
 @register_stage("report", ReportStage, "report", "measure every variant and write report.md / report.html")
@@ -381,7 +393,7 @@ def run_report(ctx: StageContext, cfg: ReportStage, input_dir: Path | None, out:
                           "or list run folders under 'variants'.")
     variants = [load_variant(ctx.resolve(n), n, threads=cfg.threads, channels_last=cfg.channels_last) for n in names]
     measurement = measure_variants(variants, ctx.example(), cfg.batch_sizes, eval_batches=ctx.test_batches(),
-                                   num_classes=ctx.data.info.num_classes, threads=cfg.threads, repeats=cfg.repeats)
+                                   num_classes=ctx.data.info.num_classes, threads=cfg.threads, repeats=cfg.repeats, reference=cfg.reference)
     histories = {n: h for n in names if (h := read_history(ctx.resolve(n)))}
     widths = {v.name: layer_widths(v.module) for v in variants if v.module is not None}
     if len({tuple(w.values()) for w in widths.values()}) <= 1:
