@@ -70,7 +70,7 @@ class LatencySettings:
     threads: int = 1
     channels_last: bool | None = None
     grid: int = 5
-    repeats: int = 5
+    repeats: int = 7
     tolerance: float = 0.1
     max_rounds: int = 4
     cache_dir: str | None = None
@@ -116,10 +116,12 @@ class LayerSpec:
     def depthwise(self) -> bool:
         return self.kind != "linear" and self.groups > 1 and self.groups == self.cin
 
-    def signature(self) -> str:
-        """What the timings depend on (not the graph slots): the cache checks it on read."""
+    def signature(self, with_name: bool = True) -> str:
+        """What the timings depend on (not the graph slots), with the layer's name for the cache to check on read."""
         d = asdict(self)
         d.pop("out_slot"), d.pop("in_slot")
+        if not with_name:
+            d.pop("name")
         return json.dumps(d, sort_keys=True)
 
     def widths(self, kept: dict[int, int]) -> tuple[int, int]:
@@ -268,12 +270,19 @@ def _interpolate(grid: Sequence[int], values: Sequence[float], x: int) -> float:
 
 
 def measure_tables(layers: Sequence[LayerSpec], settings: LatencySettings, timer: Timer = time_layer) -> dict[str, LayerTable]:
-    tables = {}
+    """{layer name: table}. Layers of the same shape (a ResNet stage's convolutions) are timed once
+    and share the table: on a busy machine, separate timings of identical layers differed by up to
+    50%, and the greedy then pruned one and kept its twin for no real reason."""
+    tables: dict[str, LayerTable] = {}
+    by_shape: dict[str, LayerTable] = {}
     for spec in layers:
-        points = [(ci, co) for ci in spec.cin_grid for co in spec.cout_grid]
-        ms = timer(spec, points, settings)
-        width = len(spec.cout_grid)
-        tables[spec.name] = LayerTable(spec.cin_grid, spec.cout_grid, tuple(tuple(ms[i * width:(i + 1) * width]) for i in range(len(spec.cin_grid))))
+        key = spec.signature(with_name=False)
+        if key not in by_shape:
+            points = [(ci, co) for ci in spec.cin_grid for co in spec.cout_grid]
+            ms = timer(spec, points, settings)
+            width = len(spec.cout_grid)
+            by_shape[key] = LayerTable(spec.cin_grid, spec.cout_grid, tuple(tuple(ms[i * width:(i + 1) * width]) for i in range(len(spec.cin_grid))))
+        tables[spec.name] = by_shape[key]
     return tables
 
 

@@ -193,3 +193,18 @@ def test_a_depthwise_layer_is_timed_and_predicted_by_its_output_width():
     assert all(v > 0 for v in table.ms[0])
     kept = {dw.out_slot: 12}
     assert dw.widths(kept) == (16, 12) and table.predict(*dw.widths(kept)) == pytest.approx(table.ms[0][1])
+
+
+def test_layers_of_the_same_shape_are_timed_once_and_share_their_table():
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(16, 16, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4)).eval()
+    x = torch.randn(2, 3, 8, 8)
+    layers = find_layers(model, build_dependency_graph(model, (x,)), x, grid=5, round_to=4)
+    timed = []
+
+    def timer(spec, points, settings):
+        timed.append(spec.name)
+        return [float(len(timed) + ci * co) for ci, co in points]
+
+    tables = measure_tables(layers, LatencySettings(), timer)
+    assert timed == ["0", "2", "7"] and tables["4"] == tables["2"]
