@@ -3,7 +3,8 @@
 MACs predict CPU latency poorly (a convolution with 49 channels can cost more per MAC than one
 with 48). Here the cost of a channel is measured instead:
 
-1. **Latency table.** Every convolution and linear layer whose width pruning can change is timed
+1. **Latency table.** Every convolution, linear and batch-norm layer (the latter with a ReLU
+   after it, standing for the elementwise passes over a layer's output) whose width pruning can change is timed
    alone, with its real input shape, at the batch size, thread count and memory format of the
    deployment, on a grid of widths that are multiples of ``round_to`` (the widths pruning can
    leave). The table is cached as JSON under ``$SLIMFORGE_CACHE/latency/``, one file per machine,
@@ -91,7 +92,7 @@ class LatencySettings:
 class LayerSpec:
     """One convolution or linear layer as called in the model: enough to rebuild and time it alone.
 
-    kind: "conv1d"/"conv2d"/"conv3d"/"linear"; cin/cout: full widths; inner: the input's shape
+    kind: "conv1d"/"conv2d"/"conv3d"/"linear"/"batchnorm" (timed with a ReLU after it); cin/cout: full widths; inner: the input's shape
     after (batch, channels) for a convolution, between batch and features for a linear layer.
     cin_grid / cout_grid: the widths timed (one value where pruning cannot change that dimension).
     out_slot / in_slot: the dependency graph slots of the weight's dimensions 0 and 1.
@@ -127,7 +128,7 @@ class LayerSpec:
     def widths(self, kept: dict[int, int]) -> tuple[int, int]:
         """(cin, cout) given the kept positions per slot."""
         cout = kept.get(self.out_slot, self.cout) if self.out_slot is not None else self.cout
-        if self.kind != "linear" and self.groups > 1:
+        if self.kind == "batchnorm" or (self.kind != "linear" and self.groups > 1):
             # Depthwise: the input width follows the output (the table's cin axis is one point).
             # Grouped otherwise: the input width is not modelled.
             return self.cin, cout
@@ -136,11 +137,12 @@ class LayerSpec:
 
 
 def find_layers(model: nn.Module, graph: DependencyGraph, example: torch.Tensor, grid: int, round_to: int) -> list[LayerSpec]:
-    """The conv/linear layers of ``model`` with their input shapes on ``example`` (batch, ...)."""
+    """The conv, linear and batch-norm layers of ``model`` with their input shapes on ``example`` (batch, ...)."""
     shapes: dict[str, tuple[int, ...]] = {}
     hooks = []
     for name, module in model.named_modules():
-        if isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)) and not isinstance(module, nn.modules.conv._ConvTransposeNd):
+        timed = (nn.Linear, nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm)
+        if isinstance(module, timed) and not isinstance(module, nn.modules.conv._ConvTransposeNd):
             hooks.append(module.register_forward_hook(_shape_hook(shapes, name)))
     was_training = model.training
     model.eval()
@@ -157,11 +159,15 @@ def find_layers(model: nn.Module, graph: DependencyGraph, example: torch.Tensor,
     layers = []
     for name, shape in shapes.items():
         module = modules[name]
-        weight = f"{name}.weight" if name else "weight"
+        prefix = f"{name}." if name else ""
+        weight = f"{prefix}weight" if getattr(module, "weight", None) is not None else f"{prefix}running_mean"
         out_slot, in_slot = slot_index.get((weight, 0)), slot_index.get((weight, 1))
         out_free = out_slot is not None and prunable[out_slot]
         in_free = in_slot is not None and prunable[in_slot]
-        if isinstance(module, nn.Linear):
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            spec = dict(kind="batchnorm", cin=module.num_features, cout=module.num_features, groups=1, kernel=(), stride=(),
+                        padding=(), dilation=(), inner=tuple(shape[2:]))
+        elif isinstance(module, nn.Linear):
             spec = dict(kind="linear", cin=module.in_features, cout=module.out_features, groups=1, kernel=(), stride=(),
                         padding=(), dilation=(), inner=tuple(shape[1:-1]))
         else:
@@ -171,8 +177,9 @@ def find_layers(model: nn.Module, graph: DependencyGraph, example: torch.Tensor,
                         dilation=tuple(module.dilation), inner=tuple(shape[2:]))
         depthwise = spec["kind"] != "linear" and spec["groups"] > 1 and spec["groups"] == spec["cin"]
         grouped = spec["kind"] != "linear" and spec["groups"] > 1 and not depthwise
+        one_width = depthwise or grouped or spec["kind"] == "batchnorm"  # the input width is the output's, or not modelled
         cout_grid = width_grid(spec["cout"], round_to, grid) if out_free and not grouped else (spec["cout"],)
-        cin_grid = width_grid(spec["cin"], round_to, grid) if in_free and not (depthwise or grouped) else (spec["cin"],)
+        cin_grid = width_grid(spec["cin"], round_to, grid) if in_free and not one_width else (spec["cin"],)
         layers.append(LayerSpec(name, **spec, cin_grid=cin_grid, cout_grid=cout_grid, out_slot=out_slot, in_slot=in_slot))
     return layers
 
@@ -227,6 +234,14 @@ def time_layer(spec: LayerSpec, points: Sequence[tuple[int, int]], settings: Lat
 
 def _layer_call(spec: LayerSpec, cin: int, cout: int, settings: LatencySettings) -> Callable[[], Any]:
     bs = settings.batch_size
+    if spec.kind == "batchnorm":
+        # A normalisation and the activation after it: the elementwise passes over a layer's
+        # output, which cost in proportion to its channels too (a fifth of ResNet-20 x2's time).
+        layer = {0: nn.BatchNorm1d, 1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[len(spec.inner)](cout).eval()
+        x = torch.randn(bs, cout, *spec.inner)
+        if settings.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return lambda: torch.relu(layer(x))
     if spec.kind == "linear":
         layer = nn.Linear(cin, cout)
         x = torch.randn(bs, *spec.inner, cin)

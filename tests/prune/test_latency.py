@@ -208,3 +208,14 @@ def test_layers_of_the_same_shape_are_timed_once_and_share_their_table():
 
     tables = measure_tables(layers, LatencySettings(), timer)
     assert timed == ["0", "2", "7"] and tables["4"] == tables["2"]
+
+
+def test_batch_norms_are_in_the_table_at_the_widths_of_their_channels():
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(16, 4)).eval()
+    x = torch.randn(2, 3, 8, 8)
+    graph = build_dependency_graph(model, (x,))
+    bn = {s.name: s for s in find_layers(model, graph, x, grid=5, round_to=4)}["1"]
+    assert bn.kind == "batchnorm" and bn.cin_grid == (16,) and bn.cout_grid == (4, 8, 12, 16) and bn.widths({bn.out_slot: 8}) == (16, 8)
+    table = measure_tables([bn], LatencySettings(batch_size=2, repeats=1))["1"]
+    assert all(v > 0 for v in table.ms[0])
