@@ -38,7 +38,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -364,16 +364,10 @@ def load_or_measure_tables(layers: Sequence[LayerSpec], settings: LatencySetting
             return read_tables(path, layers, settings, channels_last)
         except PruningError as exc:
             log.warning("%s; measuring the latency table again and replacing the file.", exc)
-    timed = replace_settings(settings, channels_last)
+    timed = replace(settings, channels_last=channels_last)  # the layout decided for this model, not "auto"
     tables = measure_tables(layers, timed, timer)
     write_tables(path, layers, tables, timed)
     return tables
-
-
-def replace_settings(settings: LatencySettings, channels_last: bool) -> LatencySettings:
-    from dataclasses import replace
-
-    return replace(settings, channels_last=channels_last)
 
 
 def write_tables(path: Path, layers: Sequence[LayerSpec], tables: dict[str, LayerTable], settings: LatencySettings) -> None:

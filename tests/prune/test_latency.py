@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,26 +79,22 @@ def test_greedy_reaches_the_predicted_target_in_round_to_steps():
         assert kept % 4 == 0 and kept >= 4
 
 
-def test_the_measure_and_adjust_loop_corrects_a_biased_table():
+def test_the_measure_and_adjust_loop_corrects_a_biased_table(tmp_path):
     """The injected 'measurement' says the model is slower than the table predicts (measured =
     sqrt of the kept MAC fraction); the loop must aim lower until it is within 10%."""
+    from slimforge.measure import count_macs
+
     model = two_convs()
     x = torch.randn(2, 3, 8, 8)
     graph = build_dependency_graph(model, (x,))
     scores = [np.arange(1, len(g.units) + 1, dtype=float) for g in graph.groups]
-    from slimforge.measure import count_macs
 
     def model_timer(original, candidate, batch, settings, channels_last):
         return 10.0, 10.0 * (count_macs(candidate, batch[:1]) / count_macs(original, batch[:1])) ** 0.5
 
-    settings = LatencySettings(batch_size=2, channels_last=False, max_rounds=4, cache_dir=None)
-    import os
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as cache:
-        settings = LatencySettings(batch_size=2, channels_last=False, max_rounds=4, cache_dir=cache)
-        pruned, result = choose_by_latency(model, graph, scores, 0.5, 4, x, settings, timer=fake_timer, model_timer=model_timer)
-        assert os.path.isfile(result.cache)
+    settings = LatencySettings(batch_size=2, channels_last=False, max_rounds=4, cache_dir=str(tmp_path))
+    pruned, result = choose_by_latency(model, graph, scores, 0.5, 4, x, settings, timer=fake_timer, model_timer=model_timer)
+    assert Path(result.cache).is_file()
     assert abs(result.measured - 0.5) <= 0.05 and result.rounds >= 2
     assert result.predicted < result.measured  # the table alone would have stopped too early
 
