@@ -133,3 +133,20 @@ def test_reference_names_are_checked():
     assert parse_reference("none") == () and parse_reference("eager, compile") == ("eager", "compile")
     with pytest.raises(UnknownNameError, match="channels_last"):
         parse_reference("eager,chanels_last")
+
+
+@pytest.mark.parametrize("forms", [("eager", "channels_last"),
+                                   pytest.param(("compile", "onnxruntime"), marks=pytest.mark.slow)])
+def test_every_reference_form_computes_what_the_model_computes(forms):
+    """A form is the same function deployed differently: its outputs match the module's (or it says why it is unavailable)."""
+    from slimforge.deploy_forms import build_reference_forms
+
+    model = create_model("cnn", num_classes=10, in_channels=1, width=8).eval()
+    x = torch.randn(4, 1, 8, 8)
+    built, unavailable = build_reference_forms(model, x, forms)
+    assert set(built) | set(unavailable) == set(forms) and all(unavailable.values())
+    with torch.no_grad():
+        want = model(x)
+        for name, predict in built.items():
+            torch.testing.assert_close(predict(x), want, atol=1e-4, rtol=1e-4, msg=name)
+    assert set(built) >= {"eager", "channels_last"} & set(forms)
