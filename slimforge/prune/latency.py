@@ -334,17 +334,10 @@ class _CacheFile(BaseModel):
 
 
 def machine_description() -> dict[str, str]:
-    """What latency depends on besides the model: CPU model, core count, torch build."""
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"node": platform.node(), "cpu": cpu, "cpu_count": str(os.cpu_count()), "torch": torch.__version__,
-            "machine": platform.machine()}
+    """What latency depends on besides the model: this machine (host name), its CPU, ISA, cores and torch build."""
+    from slimforge.measure import machine_description as cpu_description
+
+    return {"node": platform.node(), **{k: str(v) for k, v in cpu_description().items()}}
 
 
 def cache_path(layers: Sequence[LayerSpec], settings: LatencySettings, channels_last: bool) -> Path:
