@@ -29,6 +29,7 @@ from torch import nn
 
 from slimforge._registry import Registry
 from slimforge.errors import ArtifactError, ConfigError, SlimforgeError, UnknownNameError
+from slimforge.preprocess import attach_preprocess
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -56,14 +57,25 @@ def list_edits() -> list[str]:
 
 @dataclass
 class ModelSpec:
-    """How to rebuild a model: a factory name, its keywords, and structural edits since."""
+    """How to rebuild a model: a factory name, its keywords, and structural edits since.
+
+    preprocess: how raw inputs become the network's inputs (``PreprocessSpec.to_json()``:
+    normalisation, input shape), recorded by training from its data; None when unknown."""
 
     name: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     edits: list[dict[str, Any]] = field(default_factory=list)
+    preprocess: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT_VERSION, "name": self.name, "kwargs": self.kwargs, "edits": self.edits}
+        data = {"format": FORMAT_VERSION, "name": self.name, "kwargs": self.kwargs, "edits": self.edits}
+        return {**data, "preprocess": self.preprocess} if self.preprocess is not None else data
+
+    def preprocess_spec(self, source: str = "model.json") -> Any:
+        """The recorded :class:`slimforge.preprocess.PreprocessSpec`, or None."""
+        from slimforge.preprocess import PreprocessSpec
+
+        return None if self.preprocess is None else PreprocessSpec.from_json(self.preprocess, source)
 
     @classmethod
     def from_json(cls, data: dict[str, Any], source: str = "model.json") -> ModelSpec:
@@ -78,7 +90,9 @@ class ModelSpec:
             raise ArtifactError(f"{source}: every entry of 'edits' must be an object with a 'kind'; the file is corrupt.")
         if fmt > FORMAT_VERSION:
             raise ArtifactError(f"{source}: format {fmt} is newer than this slimforge reads ({FORMAT_VERSION}); upgrade slimforge.")
-        return cls(name=name, kwargs=dict(kwargs), edits=list(edits))
+        spec = cls(name=name, kwargs=dict(kwargs), edits=list(edits), preprocess=data.get("preprocess"))
+        spec.preprocess_spec(source)  # checked now: a corrupt recipe is an error naming the file, not a wrong input later
+        return spec
 
 
 def attach_spec(model: nn.Module, spec: ModelSpec) -> nn.Module:
@@ -97,7 +111,15 @@ def record_edit(model: nn.Module, edit: dict[str, Any]) -> None:
         raise ValueError(f"edit kind {edit.get('kind')!r} is not registered; known: {list_edits()}")
     spec = get_spec(model)
     if spec is not None:
-        attach_spec(model, ModelSpec(spec.name, dict(spec.kwargs), [*spec.edits, copy.deepcopy(edit)]))
+        attach_spec(model, ModelSpec(spec.name, dict(spec.kwargs), [*spec.edits, copy.deepcopy(edit)], spec.preprocess))
+
+
+def record_preprocess(model: nn.Module, preprocess: Any) -> None:
+    """Record in the model's spec how raw inputs become its inputs (a ``PreprocessSpec`` or its JSON; None: unknown)."""
+    spec = get_spec(model)
+    if spec is not None:
+        data = preprocess.to_json() if hasattr(preprocess, "to_json") else preprocess
+        attach_spec(model, ModelSpec(spec.name, dict(spec.kwargs), list(spec.edits), copy.deepcopy(data)))
 
 
 def edit_replay(kind: str) -> EditReplay:
@@ -260,6 +282,12 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu", quantize
     factory is refused unless ``trust_code=True`` (you trust where it came from; the factory is
     then imported and called) or this process already trusted that factory.
 
+    The model takes the network's inputs (float tensors, normalised as in training) and raw data:
+    numpy arrays and integer tensors go through ``model.preprocess``, the preprocessing recorded
+    in ``model.json`` (pixels as stored, flat or shaped; see :mod:`slimforge.preprocess`).
+    ``model.preprocess(x)`` turns raw float tensors into the network's inputs; it is None when
+    the folder records no preprocessing.
+
     A quantized artifact (``quantized.json``) loads as its runtime-bound model instead: a
     callable on inputs (batch, ...) returning logits, not an ``nn.Module``; ``quantized=False``
     loads the fp32 model stored beside it, where the backend keeps one.
@@ -276,7 +304,8 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu", quantize
     model = build_model(spec, init=False, trust_code=trust_code, source=str(folder / STRUCTURE_FILE))
     load_weights(model, folder / WEIGHTS_FILE, map_location=map_location)
     model.eval()
-    return model
+    # raw inputs (numpy arrays, integer tensors) go through the recorded preprocessing; see slimforge.preprocess
+    return attach_preprocess(model, spec.preprocess_spec(str(folder / STRUCTURE_FILE)))
 
 
 ARTIFACT_KINDS = {"model": "a model run folder", "quantized": "a quantized (int8) artifact", "export": "an export"}

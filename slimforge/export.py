@@ -62,7 +62,10 @@ class ExportMismatchError(ExportError):
 class ExportConfig:
     """format: a registered exporter (``onnx`` or ``pt2``); opset: ONNX opset version;
     dynamic_batch: export with a symbolic batch dimension; atol: largest allowed |export - torch|;
-    check_batches: how many random sample batches the check runs (besides the example)."""
+    check_batches: how many random sample batches the check runs (besides the example);
+    preprocess: bake the model's recorded preprocessing (``model.preprocess``, see
+    :mod:`slimforge.preprocess`) into the graph, so the file takes raw inputs (batch, *raw_shape)
+    float32, e.g. pixels 0..255 as stored; False exports the bare network (normalised inputs)."""
 
     format: str = "onnx"
     opset: int = DEFAULT_OPSET
@@ -70,9 +73,10 @@ class ExportConfig:
     atol: float = 1e-4
     check_batches: int = 3
     seed: int = 0
+    preprocess: bool = True
 
     def __post_init__(self) -> None:
-        for key, kind in (("opset", int), ("check_batches", int), ("seed", int), ("dynamic_batch", bool)):
+        for key, kind in (("opset", int), ("check_batches", int), ("seed", int), ("dynamic_batch", bool), ("preprocess", bool)):
             value = getattr(self, key)
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
                 raise ConfigError(f"ExportConfig.{key} must be {kind.__name__}, not {value!r}.")
@@ -142,6 +146,9 @@ def export(model: nn.Module, example: torch.Tensor, out: str | Path, config: Exp
     model = model.eval().cpu()
     example = example.detach().cpu()
     out_dir = Path(out)
+    preprocess = getattr(model, "preprocess", None) if config.preprocess else None
+    if preprocess is not None:  # the graph takes raw inputs: normalisation is part of it
+        model, example = RawInputs(preprocess, model).eval(), preprocess.example(example.shape[0])
 
     # Export into a staging folder that replaces ``out`` whole once the check passes: a rejected
     # export never replaces a good one, and a kill never leaves a new file beside an old export.json.
@@ -169,8 +176,22 @@ def export(model: nn.Module, example: torch.Tensor, out: str | Path, config: Exp
             input_shape=tuple(example.shape),
             seconds=round(seconds, 3),
         )
-        write_json(work / EXPORT_INFO_FILE, {**result.to_json(), "config": asdict(config), "machine": platform.machine()})
+        inputs = {"inputs": "raw" if preprocess is not None else "network",
+                  "preprocess": preprocess.spec.to_json() if preprocess is not None else None}
+        write_json(work / EXPORT_INFO_FILE, {**result.to_json(), **inputs, "config": asdict(config), "machine": platform.machine()})
     return result
+
+
+class RawInputs(nn.Module):
+    """``network(preprocess(x))``: the module an export with preprocessing traces; x (batch, *raw_shape) -> logits."""
+
+    def __init__(self, preprocess: nn.Module, network: nn.Module) -> None:
+        super().__init__()
+        self.preprocess = preprocess
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(self.preprocess(x))
 
 
 def _move_files(source: Path, target: Path) -> Path:

@@ -43,7 +43,7 @@ def optimize_cmd(
     from slimforge.train import TrainConfig
 
     data_cfg = run_data_config(run)
-    data_cfg = data_cfg.model_copy(update={"augment": False, **({"root": data_root} if data_root else {})})
+    data_cfg = type(data_cfg).model_validate({**data_cfg.model_dump(), "augment": False, **({"root": data_root} if data_root else {})})  # validated: a relative root is stored absolute
     cfg = OptimizeConfig(max_accuracy_drop=max_accuracy_drop, objective=objective, batch_size=batch_size, threads=threads, channels_last=channels_last,
                          backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
                          time_budget_s=parse_duration(time_budget),
@@ -51,7 +51,7 @@ def optimize_cmd(
     from slimforge.files import check_not_input
 
     check_not_input(out, [run])
-    summary = optimize(run, data_cfg.load(), cfg, out, data_config=data_cfg)
+    summary = optimize(run.resolve(), data_cfg.load(), cfg, out.resolve(), data_config=data_cfg)  # optimize.json records absolute paths
     best = summary["best"]
     if best:
         print(f"best: {best['name']} ({best['recipe']}): {best['speedup']:.2f}x faster, test accuracy {best['test_accuracy']:.4f} "

@@ -36,12 +36,25 @@ def list_datasets() -> list[str]:
 def load_dataset(name: str, **options: Any) -> DataSplits:
     """Load dataset ``name``. Common options: ``root`` (where the files are),
     ``val_fraction`` (default 0.1), ``split_seed`` (default 0), ``augment`` (default True
-    where it makes sense)."""
+    where it makes sense). ``name`` may carry its root: ``"arrays:digits.npz"``,
+    ``"table:iris.csv"``, ``"image-folder:photos/"``."""
+    name, options = split_data_name(name, options)
     factory = DATASETS.get(name)
     _check_options(name, factory, options)
     splits = factory(**options)
     splits.source = {"name": name, **_effective_options(factory, options)}  # the outermost call, when one dataset wraps another
     return splits
+
+
+def split_data_name(name: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``"arrays:FILE"`` -> ``("arrays", {**options, "root": FILE})``: a dataset name with its files
+    after a colon, as ``--data arrays:FILE.npz`` gives it. Other names are returned as they are."""
+    prefix, colon, root = name.partition(":")
+    if not colon or not root or prefix not in DATASETS:
+        return name, options
+    if options.get("root") not in (None, root):
+        raise ConfigError(f"--data {name} names the files ({root}) and so does root={options['root']!r}; give them once.")
+    return prefix, {**options, "root": root}
 
 
 def _check_options(name: str, factory: DatasetFactory, options: dict[str, Any]) -> None:
@@ -114,6 +127,7 @@ def _absolute(key: str, value: Any) -> Any:
 
 
 from slimforge.data import vision  # noqa: E402,F401  (registers the image datasets)
+from slimforge.data.arrays import from_arrays, from_dataset  # noqa: E402  (registers arrays and table)
 from slimforge.text import data as _text_data  # noqa: E402,F401,I001  (registers the text datasets)
 
 __all__ = [
@@ -122,6 +136,8 @@ __all__ = [
     "DatasetInfo",
     "TensorImageDataset",
     "carve_validation",
+    "from_arrays",
+    "from_dataset",
     "list_datasets",
     "load_dataset",
     "register_dataset",

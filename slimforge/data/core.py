@@ -47,6 +47,10 @@ class DataSplits:
 
     A val or test split with an ``evaluate(model, batch_size, ctx, device, autocast_dtype)``
     method is scored by it (ranking metrics) instead of by accuracy and cross-entropy.
+
+    preprocess: how raw inputs become the inputs the splits yield (a
+    :class:`slimforge.preprocess.PreprocessSpec`: normalisation, shapes); training records it in
+    the model folder so the model takes raw data. None when the data has no such step (text ids).
     """
 
     train: Dataset
@@ -56,6 +60,7 @@ class DataSplits:
     split: dict[str, Any] = field(default_factory=dict)
     source: dict[str, Any] | None = None
     train_defaults: dict[str, Any] = field(default_factory=dict)
+    preprocess: Any = None
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -337,6 +337,7 @@ class ExportStage(StageConfig):
     format: Literal["onnx", "pt2"] = "onnx"
     opset: int = 18
     atol: float = 1e-4
+    preprocess: bool = Field(True, description="bake the model's recorded preprocessing into the graph (it takes raw inputs)")
 
 
 @register_stage("export", ExportStage, "export", "export to ONNX or torch.export .pt2, checked against PyTorch")
@@ -344,8 +345,9 @@ def run_export(ctx: StageContext, cfg: ExportStage, input_dir: Path | None, out:
     from slimforge.export import ExportConfig, export
 
     model = _fp32_model(input_dir, "export").eval()
-    result = export(model, ctx.example(), out, ExportConfig(format=cfg.format, opset=cfg.opset, atol=cfg.atol))
-    return {"max_abs_diff": result.max_abs_diff, "format": cfg.format}
+    result = export(model, ctx.example(), out, ExportConfig(format=cfg.format, opset=cfg.opset, atol=cfg.atol, preprocess=cfg.preprocess))
+    raw = cfg.preprocess and getattr(model, "preprocess", None) is not None
+    return {"max_abs_diff": result.max_abs_diff, "format": cfg.format, "inputs": "raw" if raw else "network"}
 
 
 # ---------------------------------------------------------------- report
