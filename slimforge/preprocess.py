@@ -178,7 +178,8 @@ def as_tensor(x: Any) -> torch.Tensor:
         array = np.asarray(x)
         if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
             raise DataError(f"Model inputs must be numbers; got an array of {array.dtype}.")
-        return torch.from_numpy(np.ascontiguousarray(array))
+        array = np.ascontiguousarray(array)
+        return torch.from_numpy(array if array.flags.writeable else array.copy())
     raise DataError(f"Model inputs must be numpy arrays or torch tensors; got {type(x).__name__}.")
 
 
