@@ -145,6 +145,24 @@ def test_bad_npz_is_named(arrays, expected, tmp_path):
     assert expected in str(err.value) and "bad.npz" in str(err.value)
 
 
+def test_image_folder_route_and_predict_on_png(tmp_path, capsys):
+    from PIL import Image
+
+    for label, value in (("dark", 30), ("light", 220)):
+        (tmp_path / "photos" / label).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(np.full((10, 10, 3), value + i, np.uint8)).save(tmp_path / "photos" / label / f"{i}.png")
+    splits = load_dataset(f"image-folder:{tmp_path / 'photos'}", image_size=8, augment=False)
+    assert splits.info.classes == ("dark", "light") and splits.info.input_shape == (3, 8, 8)
+    assert splits.preprocess.input_dtype == "uint8" and splits.preprocess.scale == 255.0
+    model = slimforge.create_model("mlp", **splits.info.model_kwargs())
+    slimforge.train(model, splits, slimforge.TrainConfig(epochs=3, quiet=True, batch_size=8), out=tmp_path / "run")
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "photos" / "dark" / "0.png"), str(tmp_path / "photos" / "light" / "0.png")]) == 0
+    labels = [line.split("\t")[0] for line in capsys.readouterr().out.strip().splitlines()]
+    assert labels == ["dark", "light"]  # class names from labels.json; two flat colours a 3-epoch MLP tells apart
+
+
 def test_csv_table_standardises_features_per_column(tmp_path):
     rng = np.random.default_rng(0)
     rows = ["a,b,label"] + [f"{rng.normal(100, 10):.3f},{rng.normal(0, 0.01):.5f},{['x', 'y', 'z'][i % 3]}" for i in range(90)]
@@ -277,6 +295,11 @@ def test_int8_model_takes_numpy_and_predict_reads_arrays(digits_run, tmp_path, c
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split("\t")[0] for line in lines] == [str(int(i)) for i in logits[:3].argmax(1)]
     assert main(["predict", str(digits_run / "run"), "a text"]) == 2
+    info = json.loads((tmp_path / "int8" / "quantized.json").read_text())
+    info["source_model"]["preprocess"]["std"] = [-1.0]
+    (tmp_path / "int8" / "quantized.json").write_text(json.dumps(info))
+    with pytest.raises(ArtifactError, match=r"quantized.json.*must be positive"):
+        slimforge.load(tmp_path / "int8")
 
 
 def test_pt2_export_takes_raw_pixels(digits_run, tmp_path):

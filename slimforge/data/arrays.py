@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from slimforge.data import register_dataset
-from slimforge.data.core import Augment, DataSplits, carve_validation, check_option
+from slimforge.data.core import Augment, DataSplits, NamedClassSplits, carve_validation, check_option
 from slimforge.errors import DataError
 
 TEST_SPLIT_SEED = 12345  # the seed of a test set carved from the only arrays given (as `digits` does)
@@ -86,7 +86,7 @@ def from_arrays(
                      raw=(raw_shape, _dtype_name(x)))
     if test is None:
         splits.split["test_fraction"] = test_fraction
-    return splits
+    return NamedClassSplits.of(splits)  # the model folder keeps the class names (labels.json)
 
 
 def from_dataset(dataset: Any, *, test: Any = None, **options: Any) -> DataSplits:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from slimforge.data import register_dataset
-from slimforge.data.core import Augment, DataSplits, DatasetInfo, TensorImageDataset, carve_validation, check_option
+from slimforge.data.core import Augment, DataSplits, DatasetInfo, NamedClassSplits, TensorImageDataset, carve_validation, check_option
 from slimforge.errors import DataError
 from slimforge.preprocess import PreprocessSpec
 
@@ -311,4 +311,4 @@ def image_folder(
         tx, ty, vx, vy = tx[keep], ty[keep], tx[test_idx], ty[test_idx]
     pad = max(1, image_size // 8)
     aug = Augment(pad=pad, hflip=True) if augment else None
-    return _splits("image-folder", tx, ty, vx, vy, classes, aug, val_fraction, split_seed, source=str(base))
+    return NamedClassSplits.of(_splits("image-folder", tx, ty, vx, vy, classes, aug, val_fraction, split_seed, source=str(base)))
