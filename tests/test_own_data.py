@@ -295,6 +295,13 @@ def test_int8_model_takes_numpy_and_predict_reads_arrays(digits_run, tmp_path, c
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split("\t")[0] for line in lines] == [str(int(i)) for i in logits[:3].argmax(1)]
     assert main(["predict", str(digits_run / "run"), "a text"]) == 2
+    # exported, the int8 graph takes the raw pixels in plain ONNX Runtime
+    import onnxruntime as ort
+
+    assert main(["export", str(tmp_path / "int8"), "--out", str(tmp_path / "int8-onnx")]) == 0
+    session = ort.InferenceSession(str(tmp_path / "int8-onnx" / "model.onnx"), providers=["CPUExecutionProvider"])
+    deployed = session.run(None, {"x": z["x"][:200].astype(np.float32)})[0]
+    np.testing.assert_allclose(deployed, logits.numpy(), atol=1e-5)
     info = json.loads((tmp_path / "int8" / "quantized.json").read_text())
     info["source_model"]["preprocess"]["std"] = [-1.0]
     (tmp_path / "int8" / "quantized.json").write_text(json.dumps(info))

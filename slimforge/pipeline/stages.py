@@ -344,8 +344,15 @@ class ExportStage(StageConfig):
 def run_export(ctx: StageContext, cfg: ExportStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
     from slimforge.export import ExportConfig, export
 
+    config = ExportConfig(format=cfg.format, opset=cfg.opset, atol=cfg.atol, preprocess=cfg.preprocess)
+    if input_dir is not None and artifacts.artifact_kind(input_dir) == "quantized":  # an int8 graph: its preprocessing goes in front
+        from slimforge.export import export_quantized
+
+        result = export_quantized(input_dir, out, config)
+        raw = result.exporter.endswith("in front")
+        return {"max_abs_diff": result.max_abs_diff, "format": cfg.format, "inputs": "raw" if raw else "network"}
     model = _fp32_model(input_dir, "export").eval()
-    result = export(model, ctx.example(), out, ExportConfig(format=cfg.format, opset=cfg.opset, atol=cfg.atol, preprocess=cfg.preprocess))
+    result = export(model, ctx.example(), out, config)
     raw = cfg.preprocess and getattr(model, "preprocess", None) is not None
     return {"max_abs_diff": result.max_abs_diff, "format": cfg.format, "inputs": "raw" if raw else "network"}
 
