@@ -171,6 +171,8 @@ def test_csv_table_standardises_features_per_column(tmp_path):
     assert splits.info.input_shape == (2, 1, 1) and splits.info.classes == ("x", "y", "z")
     inputs = splits.train.__getitems__(list(range(len(splits.train))))[0]
     assert inputs.mean(dim=0).abs().max() < 1e-3 and (inputs.std(dim=0) - 1).abs().max() < 0.05  # both columns on one scale
+    with pytest.raises(DataError, match="no augmentation"):
+        load_dataset("table", root=str(tmp_path / "t.csv"), augment=True)
     (tmp_path / "bad.csv").write_text("a,b,label\n1,2,x\n1,oops,y\n")
     with pytest.raises(DataError, match=r"line 3: column 'b' is 'oops', not a number"):
         load_dataset("table", root=str(tmp_path / "bad.csv"))

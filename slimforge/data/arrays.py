@@ -143,10 +143,13 @@ def table(
     val_fraction: float = 0.1,
     split_seed: int = 0,
     test_fraction: float = 0.2,
+    augment: bool = False,
 ) -> DataSplits:
     """``root``: a CSV file with a header row; every column but ``label`` is a numeric feature.
     Features are standardised per column (training mean and std); the model sees (F, 1, 1) inputs,
     takes raw rows (N, F). ``test``: a second CSV with the same columns (else ``test_fraction`` held out)."""
+    if augment:
+        raise DataError("The table dataset has no augmentation (rows of features cannot be shifted like images); drop augment=true.")
     if not root:
         raise DataError("The table dataset needs the CSV file: --data table:FILE.csv (or data.root=FILE.csv).")
     x, y, columns = _read_csv(Path(root), label)
@@ -211,7 +214,9 @@ def _shape(source: str, value: Sequence[int] | str) -> tuple[int, int, int]:
         sizes = []
     if not 1 <= len(sizes) <= 3 or any(n < 1 for n in sizes) or any(isinstance(p, (bool, float)) for p in parts):
         raise DataError(f"{source}: input_shape {value!r} is not C,H,W (e.g. 1,28,28), H,W or F positive whole numbers.")
-    return tuple([1] * (3 - len(sizes)) + sizes) if len(sizes) == 2 else (sizes[0], 1, 1) if len(sizes) == 1 else tuple(sizes)
+    if len(sizes) == 1:
+        return (sizes[0], 1, 1)  # F features
+    return (1, *sizes) if len(sizes) == 2 else tuple(sizes)  # (H, W) is one grey channel
 
 
 def _label_array(source: str, key: str, y: Any, n: int) -> tuple[np.ndarray, int]:
