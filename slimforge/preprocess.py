@@ -201,16 +201,20 @@ def model_input(x: Any, preprocess: Preprocess | None) -> Any:
 
 def attach_preprocess(model: nn.Module, spec: PreprocessSpec | None) -> nn.Module:
     """Give ``model`` its ``preprocess`` (not a submodule: the weights file is unchanged) and make
-    it take raw inputs (numpy arrays, integer tensors); float tensors pass as they are."""
-    pre = Preprocess(spec) if spec is not None else None
-    object.__setattr__(model, "preprocess", pre)
+    it take raw inputs (numpy arrays, integer tensors); float tensors pass as they are. Without a
+    ``spec`` the model is left as it is (``model.preprocess`` is None)."""
+    if spec is None:  # nothing recorded (text, recommenders, older folders): the model as it was
+        if not hasattr(model, "preprocess"):
+            object.__setattr__(model, "preprocess", None)
+        return model
+    pre = Preprocess(spec)
+    if "preprocess" not in model._modules:  # never shadow a submodule of that name; the hook below works regardless
+        object.__setattr__(model, "preprocess", pre)
 
     def raw_inputs(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        if not args or not is_raw(args[0]) or isinstance(args[0], dict) or torch.compiler.is_compiling():
+        if not args or isinstance(args[0], dict) or not is_raw(args[0]) or torch.compiler.is_compiling():
             return None
-        if pre is None and isinstance(args[0], torch.Tensor):
-            return None  # token ids and other integer inputs of a model with no image preprocessing
-        return (model_input(args[0], pre), *args[1:])
+        return (pre(args[0]), *args[1:])
 
     model.register_forward_pre_hook(raw_inputs)
     return model
