@@ -208,9 +208,11 @@ def export_quantized(folder: str | Path, out: str | Path, config: ExportConfig =
 
     folder = Path(folder)
     info = read_quantized_info(folder)
-    if info["backend"] != "onnxruntime" or config.format != "onnx":
+    if info["backend"] != "onnxruntime":
         raise ConfigError(f"{folder} is an int8 model of the {info['backend']!r} backend; only 'onnxruntime' int8 folders export (to onnx). "
                           "Export the fp32 model it was made from, or quantize with --backend onnxruntime.")
+    if config.format != "onnx":
+        raise ConfigError(f"{folder} is an int8 ONNX model; it exports to onnx only (--format onnx), not {config.format}.")
     recorded = (info.get("source_model") or {}).get("preprocess") if isinstance(info.get("source_model"), dict) else None
     int8_file = folder / info["runtime_file"]
     with staged_output(Path(out)) as work:
