@@ -4,6 +4,11 @@ Every dataset comes as train / validation / test splits. The validation split is
 from train with a fixed seed (``val_fraction``, ``split_seed``) and the carve is recorded in
 ``DataSplits.split`` so a run folder says exactly which samples it validated on.
 
+Your own data: :func:`from_arrays` (numpy or torch arrays), :func:`from_dataset` (a torch
+Dataset), and the ``arrays`` (an .npz), ``table`` (a CSV) and ``image-folder`` datasets, named
+with their files as ``"arrays:FILE.npz"`` (docs/own-data.md). ``DataSplits.preprocess`` says how
+raw inputs become the inputs the splits yield; training records it in the model folder.
+
 Image datasets that fit in memory are held as one tensor and batched by indexing
 (``TensorImageDataset``); augmentation runs on whole batches. That is several times faster
 than per-sample PIL transforms on a 2-core machine and is deterministic given the seed.
