@@ -19,6 +19,7 @@ used wherever a model meets raw data:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -218,3 +219,23 @@ def attach_preprocess(model: nn.Module, spec: PreprocessSpec | None) -> nn.Modul
 
     model.register_forward_pre_hook(raw_inputs)
     return model
+
+
+def raw_input_runner(runner: Callable[[torch.Tensor], torch.Tensor], spec: PreprocessSpec) -> Callable[[Any], torch.Tensor]:
+    """``runner`` (an exported graph taking raw (batch, *raw_shape) float32) called as a loaded model
+    is: numpy arrays and integer tensors are raw data in any layout :meth:`Preprocess.batch` takes;
+    a float tensor is the network's normalised input, turned back into raw values first (so
+    ``slimforge eval`` and ``measure`` score an export on the same batches as its model)."""
+    pre = Preprocess(spec)
+    raw_shape, (c, h, w) = tuple(spec.raw_shape or spec.input_shape), (*spec.input_shape, 1, 1)[:3]
+    channel_last = len(spec.input_shape) == 3 and raw_shape == (h, w, c) and raw_shape != tuple(spec.input_shape)
+
+    def run(x: Any) -> torch.Tensor:
+        if is_raw(x):
+            x = pre.batch(x).to(torch.float32)
+        else:  # network input -> raw: the inverse of x * gain + shift
+            x = ((x.reshape(x.shape[0], *spec.input_shape) - pre.shift) / pre.gain).to(torch.float32)
+        x = x.movedim(1, -1) if channel_last else x
+        return runner(x.reshape(x.shape[0], *raw_shape).contiguous())
+
+    return run

@@ -278,6 +278,11 @@ def test_onnx_export_takes_raw_pixels_in_plain_onnxruntime(digits_run, tmp_path)
         torch_pred = model(normalised).argmax(1).numpy()
     assert (onnx_pred == torch_pred).all()
     assert (onnx_pred == z["y"][:300]).mean() > 0.8  # right answers on raw pixels, not one class for all
+    # loaded back as an export folder, it follows load()'s rule: numpy is raw, a float tensor the network's input
+    exported = slimforge.load(tmp_path / "onnx")
+    assert (exported(raw).argmax(1).numpy() == onnx_pred).all()
+    with torch.no_grad():
+        torch.testing.assert_close(exported(normalised.float()), model(normalised), atol=1e-4, rtol=1e-4)
     assert main(["export", str(digits_run / "run"), "--no-preprocess", "--out", str(tmp_path / "bare")]) == 0
     bare = ort.InferenceSession(str(tmp_path / "bare" / "model.onnx"), providers=["CPUExecutionProvider"])
     assert bare.get_inputs()[0].shape[1:] == [1, 8, 8]
