@@ -136,9 +136,14 @@ def test_quantized_folder_evaluates_and_is_refused_as_a_model_input(run, tmp_pat
     capsys.readouterr()
     assert main(["eval", str(q)]) == 0  # its config.yaml records the data; an ONNX Runtime artifact has no model.json
     assert f"test accuracy {accuracy:.4f}" in capsys.readouterr().out
-    for command in (["export"], ["quantize"], ["factorize", "--epochs", "0"], ["prune", "--ratio", "0.5", "--finetune-epochs", "0"]):
+    for command in (["quantize"], ["factorize", "--epochs", "0"], ["prune", "--ratio", "0.5", "--finetune-epochs", "0"]):
         assert main([command[0], str(q), *command[1:], "--out", str(tmp_path / command[0])]) == 2
         assert "holds a quantized (int8) artifact, not a PyTorch model" in capsys.readouterr().err
+    # export is the one that takes it: the int8 ONNX graph with its preprocessing in front (docs/deploy.md)
+    assert main(["export", str(q), "--out", str(tmp_path / "export")]) == 0
+    assert json.loads((tmp_path / "export" / "export.json").read_text())["inputs"] == "raw"
+    assert main(["export", str(q), "--format", "pt2", "--out", str(tmp_path / "export-pt2")]) == 2
+    assert "it exports to onnx only (--format onnx), not pt2" in capsys.readouterr().err
 
 
 def test_a_folder_saved_from_python_with_its_data_section_evaluates_without_data_flags(run, tmp_path, capsys):

@@ -215,8 +215,12 @@ def export_cmd(
     opset: Annotated[Optional[int], typer.Option(help="ONNX opset (onnx only; default 18)")] = None,
     atol: Annotated[float, typer.Option(help="largest allowed |export - PyTorch| on the sample inputs")] = 1e-4,
     out: Annotated[Path, typer.Option(help="folder for the exported file")] = Path("runs/export"),
+    preprocess: Annotated[bool, typer.Option("--preprocess/--no-preprocess", help="bake the model's normalisation into the graph, so it takes raw inputs (default); --no-preprocess: the bare network on normalised inputs")] = True,
 ) -> None:
-    """Export to ONNX (dynamo exporter) or torch.export .pt2, checked against PyTorch."""
+    """Export to ONNX (dynamo exporter) or torch.export .pt2, checked against PyTorch.
+
+    The exported graph takes raw inputs (batch, *shape of the training arrays) float32, e.g.
+    pixels 0..255, when the run recorded its preprocessing; export.json says which (docs/deploy.md)."""
     from slimforge.pipeline.stages import ExportStage, run_export
 
     from slimforge.errors import ConfigError
@@ -224,6 +228,8 @@ def export_cmd(
 
     if opset is not None and format != "onnx":
         raise ConfigError(f"--opset applies to ONNX exports; a {format} export has no opset (drop --opset or use --format onnx).")
-    cfg = _config(ExportStage, None, kind="export", name="export", format=format, opset=DEFAULT_OPSET if opset is None else opset, atol=atol)
+    cfg = _config(ExportStage, None, kind="export", name="export", format=format, opset=DEFAULT_OPSET if opset is None else opset, atol=atol,
+                  preprocess=preprocess)
     metrics = run_export(_stage(run), cfg, run, out)
-    print(f"exported {format} to {out}; max |export - PyTorch| = {metrics['max_abs_diff']:.3g}")
+    takes = "raw inputs (normalisation in the graph)" if metrics.get("inputs") == "raw" else "the network's (normalised) inputs"
+    print(f"exported {format} to {out}; it takes {takes}; max |export - PyTorch| = {metrics['max_abs_diff']:.3g}")

@@ -46,7 +46,7 @@ def optimize_cmd(
     from slimforge.train import TrainConfig
 
     data_cfg = run_data_config(run)
-    data_cfg = data_cfg.model_copy(update={"augment": False, **({"root": data_root} if data_root else {})})
+    data_cfg = type(data_cfg).model_validate({**data_cfg.model_dump(), "augment": False, **({"root": data_root} if data_root else {})})  # validated: a relative root is stored absolute
     cfg = OptimizeConfig(max_accuracy_drop=max_accuracy_drop, objective=objective, batch_size=batch_size, threads=threads or 1,
                          train_threads=threads, channels_last=channels_last, refine=refine, reference=parse_reference(reference),
                          backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
@@ -55,7 +55,7 @@ def optimize_cmd(
     from slimforge.files import check_not_input
 
     check_not_input(out, [run])
-    summary = optimize(run, data_cfg.load(), cfg, out, data_config=data_cfg)
+    summary = optimize(run.resolve(), data_cfg.load(), cfg, out.resolve(), data_config=data_cfg)  # optimize.json records absolute paths
     best = summary["best"]
     if best:
         vs_fp32 = (f", {best['speedup_vs_best_fp32']:.2f}x faster than its fastest fp32 form ({best['best_fp32_form']})"

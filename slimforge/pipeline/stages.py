@@ -346,15 +346,24 @@ class ExportStage(StageConfig):
     format: Literal["onnx", "pt2"] = "onnx"
     opset: int = 18
     atol: float = 1e-4
+    preprocess: bool = Field(True, description="bake the model's recorded preprocessing into the graph (it takes raw inputs)")
 
 
 @register_stage("export", ExportStage, "export", "export to ONNX or torch.export .pt2, checked against PyTorch")
 def run_export(ctx: StageContext, cfg: ExportStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
     from slimforge.export import ExportConfig, export
 
+    config = ExportConfig(format=cfg.format, opset=cfg.opset, atol=cfg.atol, preprocess=cfg.preprocess)
+    if input_dir is not None and artifacts.artifact_kind(input_dir) == "quantized":  # an int8 graph: its preprocessing goes in front
+        from slimforge.export import export_quantized
+
+        result = export_quantized(input_dir, out, config)
+        raw = result.exporter.endswith("in front")
+        return {"max_abs_diff": result.max_abs_diff, "format": cfg.format, "inputs": "raw" if raw else "network"}
     model = _fp32_model(input_dir, "export").eval()
-    result = export(model, ctx.example(), out, ExportConfig(format=cfg.format, opset=cfg.opset, atol=cfg.atol))
-    return {"max_abs_diff": result.max_abs_diff, "format": cfg.format}
+    result = export(model, ctx.example(), out, config)
+    raw = cfg.preprocess and getattr(model, "preprocess", None) is not None
+    return {"max_abs_diff": result.max_abs_diff, "format": cfg.format, "inputs": "raw" if raw else "network"}
 
 
 # ---------------------------------------------------------------- report
