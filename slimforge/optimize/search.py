@@ -291,8 +291,15 @@ class _Search:
                                        reference=self.cfg.reference)
         rows = {r["variant"]: r for r in build_rows(measurement)}
         self.reference_speedups = {k: rows[self.best.name].get(k) for k in REFERENCE_KEYS} if self.best and self.best.name in rows else {}
-        notes = [self.headline()] + [f"{c.name}: {c.recipe}; {self.verdict(c)}" for c in self.candidates]
-        write_report(self.out / "report", measurement, title="slimforge optimize", notes=notes)
+        extra = {c.name: {"val accuracy": f"{100 * c.val_accuracy:.2f}%", "Δ val (pts)": f"{100 * (c.val_accuracy - self.base_val):+.2f}",
+                          "verdict": self.verdict(c)} for c in self.candidates}
+        extra["baseline"] = {"val accuracy": f"{100 * self.base_val:.2f}%", "Δ val (pts)": "+0.00", "verdict": "baseline"}
+        notes = [f"{c.name}: {c.recipe}" for c in self.candidates]
+        notes.append(f"Accuracy intervals (95%): validation +/-{self.val_interval:.2f} points on {len(self.data.val)} samples, "
+                     f"test +/-{interval_points(self.base_test, len(self.data.test)):.2f} on {len(self.data.test)}. "
+                     "The budget is checked on validation; the test column is measured again here, in the same run as the latency.")
+        write_report(self.out / "report", measurement, title="slimforge optimize", notes=notes, headline=self.headline(),
+                     highlight=self.best.name if self.best else None, split="test", extra=extra)
         artifacts.write_json(self.out / "optimize.json", self.summary())
 
     def headline(self) -> str:
