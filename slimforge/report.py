@@ -122,7 +122,9 @@ def write_report(
     out (the chosen model); split: the split the accuracy column was measured on (its header says
     so); extra: more columns per variant, {variant: {header: text}} (e.g. validation accuracy, a verdict)."""
     out = Path(out)
-    rows = build_rows(measurement, baseline)
+    rows = build_rows(measurement, baseline)  # at the largest batch size: the plot's
+    sizes = list(measurement.get("batch_sizes") or [])
+    table = [r for bs in sizes for r in build_rows(measurement, baseline, bs)] if len(sizes) > 1 else rows  # every batch size asked
     notes = [*notes, *reference_notes(measurement)]
     page = _Page(title, split, headline, highlight, dict(extra or {}))
     figures = {"Accuracy against latency": _pareto_png(rows)}
@@ -132,13 +134,13 @@ def write_report(
         figures["Training curves"] = _curves_png(histories)
     figures = {k: v for k, v in figures.items() if v is not None}
     machine = measurement.get("machine") or {}
-    context = (f"threads {measurement.get('threads')}, batch size {rows[0]['batch_size'] if rows else '-'}, torch {measurement.get('torch', '')}"
+    context = (f"threads {measurement.get('threads')}, batch size {', '.join(map(str, sizes)) or '-'}, torch {measurement.get('torch', '')}"
                + (f", {machine.get('cpu')} ({machine.get('isa')}, {machine.get('cores')} cores)" if machine else ""))
     names = {"markdown": "report.md", "html": "report.html", "json": "measurements.json"}
     with staged_output(out) as work:
-        atomic_write_bytes(work / names["json"], json.dumps({"measurement": measurement, "rows": rows}, indent=2, default=str).encode())
-        atomic_write_bytes(work / names["markdown"], _markdown(page, rows, context, notes, figures, work).encode())
-        atomic_write_bytes(work / names["html"], _html(page, rows, context, notes, figures).encode())
+        atomic_write_bytes(work / names["json"], json.dumps({"measurement": measurement, "rows": table}, indent=2, default=str).encode())
+        atomic_write_bytes(work / names["markdown"], _markdown(page, table, context, notes, figures, work).encode())
+        atomic_write_bytes(work / names["html"], _html(page, table, context, notes, figures).encode())
     return {key: out / name for key, name in names.items()}
 
 
@@ -146,6 +148,7 @@ def write_report(
 
 COLUMNS = [
     ("variant", "variant", str),
+    ("batch_size", "batch", str),
     ("accuracy", "accuracy", lambda v: f"{100 * v:.2f}%"),
     ("delta_points", "Δ accuracy (pts)", lambda v: f"{v:+.2f}"),
     ("latency_ms", "latency p50 (ms)", lambda v: f"{v:.3f}"),
@@ -167,7 +170,8 @@ REFERENCE_KEYS = ("speedup_vs_eager", "speedup_vs_best_fp32", "best_fp32_form")
 def _columns(rows: Sequence[Mapping[str, Any]]) -> list[tuple]:
     """COLUMNS, less the reference-deployment ones when nothing was measured against reference forms."""
     has_reference = any(r.get("best_fp32_form") is not None for r in rows)
-    return [c for c in COLUMNS if has_reference or c[0] not in REFERENCE_KEYS]
+    several_batches = len({r.get("batch_size") for r in rows}) > 1
+    return [c for c in COLUMNS if (has_reference or c[0] not in REFERENCE_KEYS) and (several_batches or c[0] != "batch_size")]
 
 
 def _cells(row: Mapping[str, Any], columns: Sequence[tuple]) -> list[str]:
@@ -186,20 +190,21 @@ class _Page:
 
     def headers(self, columns: Sequence[tuple]) -> list[str]:
         named = {"accuracy": f"{self.split} accuracy", "delta_points": f"Δ {self.split} (pts)"}
-        return self._after_accuracy([named.get(key, header) for key, header, _ in columns], self.extra_headers())
+        return _after_accuracy(columns, [named.get(key, header) for key, header, _ in columns], self.extra_headers())
 
     def extra_headers(self) -> list[str]:
         return list(dict.fromkeys(h for cells in self.extra.values() for h in cells))
 
     def cells(self, row: Mapping[str, Any], columns: Sequence[tuple]) -> list[str]:
         mine = self.extra.get(row.get("variant"), {})
-        return self._after_accuracy(_cells(row, columns), [mine.get(h, "-") for h in self.extra_headers()])
+        return _after_accuracy(columns, _cells(row, columns), [mine.get(h, "-") for h in self.extra_headers()])
 
-    @staticmethod
-    def _after_accuracy(cells: list[str], extra: list[str]) -> list[str]:
-        """The extra columns (validation accuracy, verdict) right after the accuracy ones, where the eye compares them."""
-        at = 3  # variant, accuracy, delta
-        return cells[:at] + extra + cells[at:]
+
+def _after_accuracy(columns: Sequence[tuple], cells: list[str], extra: list[str]) -> list[str]:
+    """The extra columns (validation accuracy, verdict) right after the accuracy ones, where the eye compares them."""
+    keys = [key for key, _, _ in columns]
+    at = keys.index("delta_points") + 1 if "delta_points" in keys else len(cells)
+    return cells[:at] + extra + cells[at:]
 
 
 def _markdown(page: _Page, rows, context, notes, figures, out: Path) -> str:

@@ -77,3 +77,16 @@ def test_the_report_fits_the_page_in_chromium(tmp_path, width, height):
     assert result == {"overflow": 0, "overlaps": 0, "images": 1, "headlineTop": True, "best": 1}, result
     subprocess.run([*common, f"--screenshot={shot}", paths["html"].as_uri()], capture_output=True, timeout=120)
     assert shot.is_file() and shot.stat().st_size > 10_000  # a rendered page, not a blank one
+
+
+def test_every_batch_size_measured_has_its_rows(tmp_path):
+    """issue 25: `--batch-sizes 1,32` tabulated only 32."""
+    def row(name, ms):
+        return {"name": name, "kind": "pytorch", "accuracy": 0.9,
+                "latency": {bs: {"p50_ms": ms * int(bs), "p90_ms": ms, "throughput": 1.0} for bs in ("1", "32")}}
+
+    measurement = {"threads": 1, "batch_sizes": [1, 32], "variants": [row("base", 1.0), row("small", 0.5)]}
+    page = write_report(tmp_path / "r", measurement, extra={"small": {"verdict": "kept"}})["markdown"].read_text()
+    table = [line for line in page.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| variant | batch | test accuracy | Δ test (pts) | verdict |")
+    assert [line.split(" | ")[:2] for line in table[1:]] == [["| base", "1"], ["| small", "1"], ["| base", "32"], ["| small", "32"]]

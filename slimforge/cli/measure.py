@@ -55,7 +55,7 @@ def measure_cmd(
     print(f"PyTorch variants run {'channels-last' if channels_last else 'contiguous'}")
     measurement = measure_variants(variants, ctx.example(), sizes, eval_batches=batches, num_classes=ctx.data.info.num_classes,
                                    threads=threads, repeats=repeats, reference=forms)
-    for row in build_rows(measurement):
+    for row in [r for bs in sizes for r in build_rows(measurement, batch_size=bs)]:  # every batch size asked
         versus = (f"  vs eager {row['speedup_vs_eager']:.2f}x" if "speedup_vs_eager" in row else "") + (
             f"  vs best fp32 ({row['best_fp32_form']}) {row['speedup_vs_best_fp32']:.2f}x" if "best_fp32_form" in row else "")
         print(f"{row['variant']:32s} {split} acc {100 * row['accuracy']:.2f}%  Δ {row['delta_points']:+.2f} pts  "
