@@ -95,3 +95,21 @@ def tiny_bert(num_labels: int = 3) -> nn.Module:
     )
     torch.manual_seed(0)
     return BertForSequenceClassification(config)
+
+
+def tiny_gpt2() -> nn.Module:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(n_layer=2, n_head=4, n_embd=64, vocab_size=100, n_positions=32, bos_token_id=0, eos_token_id=0)
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(config)
+
+
+def tiny_llama() -> nn.Module:
+    """Grouped-query attention: 4 query heads share 2 key/value heads."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, hidden_size=64,
+                         intermediate_size=128, vocab_size=100, max_position_embeddings=64, bos_token_id=0, eos_token_id=0)
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config)
