@@ -252,14 +252,25 @@ def matches(path: str, patterns: Sequence[str]) -> bool:
 def _opaque_attention(module: nn.Module) -> bool:
     """Attention whose forward derives head sizes from its input: its dimensions stay as they are.
     Forms registered in :mod:`slimforge.prune.attention` lose whole heads instead."""
-    if isinstance(module, nn.MultiheadAttention):
-        return True
     if find_attention_form(module) is not None:
         return False
+    if isinstance(module, nn.MultiheadAttention):
+        return True
     if not any(isinstance(getattr(module, a, None), int) for a in ("num_heads", "n_heads")):
         return False
     # The attention itself (it holds the projections), not a block that merely passes num_heads on.
     return bool(module._parameters) or any(isinstance(c, nn.Linear) for c in module.children())
+
+
+def _attention_dims(model: nn.Module) -> tuple[set[tuple[str, int]], set[tuple[str, int]]]:
+    """(state_dict key, dim) of parameters attention forms keep whole, and of those that produce heads."""
+    fixed, sources = set(), set()
+    for path, module in model.named_modules():
+        form = find_attention_form(module)
+        for out, get in ((fixed, form and form.fixed), (sources, form and form.sources)):
+            if get is not None:
+                out.update((f"{path}.{name}" if path else name, dim) for name, dim in get(module))
+    return fixed, sources
 
 
 HEAD_ATTRS = ("num_heads", "n_heads", "num_attention_heads", "num_key_value_heads", "heads")
@@ -283,6 +294,7 @@ class _Tracer:
         self.param_names = {**sig.inputs_to_parameters, **sig.inputs_to_buffers}
         self.placeholder_of: dict[str, torch.fx.Node] = {}
         self.pinned_modules = self._pinned_modules()
+        self.fixed_dims, self.extra_sources = _attention_dims(model)
 
     # ------------------------------------------------------------------ set-up
 
@@ -333,6 +345,10 @@ class _Tracer:
             self.slot_of[(name, dim)] = len(self.slots)
             self.slots.append(Slot(name, dim, vec))
             label.append(vec)
+            if (name, dim) in self.fixed_dims:
+                self.uf.pin(vec)
+            if (name, dim) in self.extra_sources:
+                self.sources.add(len(self.slots) - 1)
         if self._param_pinned(name):
             self.pin_label(label)
         return label

@@ -10,8 +10,9 @@ dimension and the softmax scale never change.
 
 A form is a small record in a registry: ``matches(module)``, ``head_dim(module)`` and
 ``sync(module)`` (which returns ``{"num_attention_heads": n, ...}`` for the model config). Add
-one with :func:`register_attention_form`. Attention that derives its head size from its input
-(``nn.MultiheadAttention``, torchvision's Swin/MaxViT) matches no form and stays whole.
+one with :func:`register_attention_form`. ``nn.MultiheadAttention`` derives its head size from its
+input, so pruning gives it :class:`PrunableMultiheadAttention`'s forward (same parameters, same
+outputs). Attention that matches no form (torchvision's Swin/MaxViT, timm's EVA) stays whole.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from slimforge._registry import Registry
@@ -28,11 +31,16 @@ from slimforge._registry import Registry
 @dataclass(frozen=True)
 class AttentionForm:
     """matches: is ``module`` this form; head_dim: channels per head (fixed by pruning);
-    sync: update the head count (and dependent sizes) from the sliced weights, return config sizes."""
+    sync: update the head count (and dependent sizes) from the sliced weights, return config sizes;
+    fixed: parameter dimensions the tracer must keep whole; sources: output dimensions it cannot see as such."""
 
     matches: Callable[[nn.Module], bool]
     head_dim: Callable[[nn.Module], int]
     sync: Callable[[nn.Module], dict[str, int]]
+    # (parameter name inside the module, dimension) that never shrink, e.g. a width the module reads from its input
+    fixed: Callable[[nn.Module], list[tuple[str, int]]] | None = None
+    # (parameter name, dimension) that produce heads without being a linear layer's weight (a chunked packed weight)
+    sources: Callable[[nn.Module], list[tuple[str, int]]] | None = None
 
 
 ATTENTION_FORMS: Registry[AttentionForm] = Registry("attention form")
@@ -189,3 +197,111 @@ def _window_sync(module: nn.Module) -> dict[str, int]:
 
 register_attention_form("timm-window-attention", AttentionForm(_timm_window_attention, _window_head_dim, _window_sync),
                         "timm Swin WindowAttention (relative position bias per head)")
+
+
+class PrunableMultiheadAttention(nn.MultiheadAttention):
+    """``nn.MultiheadAttention`` whose head count follows its weights: the same parameters and
+    state_dict keys, the same outputs, but ``num_heads * head_dim`` may be smaller than
+    ``embed_dim`` (PyTorch's own forward derives the head size from the input's width).
+    ``query``: (L, E) or (L, B, E) ((B, L, E) with ``batch_first``); output the same shape.
+    A 3-D ``attn_mask`` ((B * heads, L, S)) must match the current head count."""
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                key_padding_mask: torch.Tensor | None = None, need_weights: bool = True,
+                attn_mask: torch.Tensor | None = None, average_attn_weights: bool = True,
+                is_causal: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batched = query.dim() == 3
+        if not batched:
+            query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
+            key_padding_mask = None if key_padding_mask is None else key_padding_mask.unsqueeze(0)
+        elif self.batch_first:
+            query, key, value = query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)
+        # (L, B, E) from here on
+        w_q, w_k, w_v = self.in_proj_weight.chunk(3)
+        b_q, b_k, b_v = self.in_proj_bias.chunk(3) if self.in_proj_bias is not None else (None, None, None)
+        q, k, v = (F.linear(t, w, b).unflatten(-1, (-1, self.head_dim)).permute(1, 2, 0, 3)  # (B, H, L, hd)
+                   for t, w, b in ((query, w_q, b_q), (key, w_k, b_k), (value, w_v, b_v)))
+        mask = self._mask(attn_mask, key_padding_mask, q)
+        dropout = self.dropout if self.training else 0.0
+        weights = None
+        if need_weights:
+            scores = (q * self.head_dim ** -0.5) @ k.transpose(-2, -1)
+            if mask is not None:
+                scores = scores + mask
+            weights = torch.softmax(scores, dim=-1)
+            out = F.dropout(weights, dropout, self.training) @ v
+            if average_attn_weights:
+                weights = weights.mean(1)
+            if not batched:
+                weights = weights.squeeze(0)
+        else:
+            causal = is_causal and mask is None
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal)
+        out = self.out_proj(out.permute(2, 0, 1, 3).flatten(2))  # (L, B, E)
+        if not batched:
+            out = out.squeeze(1)
+        elif self.batch_first:
+            out = out.transpose(0, 1)
+        return out, weights
+
+    def _mask(self, attn_mask: torch.Tensor | None, key_padding_mask: torch.Tensor | None,
+              q: torch.Tensor) -> torch.Tensor | None:
+        """One additive float mask broadcastable to (B, H, L, S), or None."""
+        mask = None
+        if attn_mask is not None:
+            mask = _additive(attn_mask, q.dtype)
+            if mask.dim() == 3:
+                mask = mask.view(q.shape[0], -1, *mask.shape[-2:])
+        if key_padding_mask is not None:
+            pad = _additive(key_padding_mask, q.dtype)[:, None, None, :]
+            mask = pad if mask is None else mask + pad
+        return mask
+
+
+def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    if mask.dtype == torch.bool:
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, float("-inf"))
+    return mask.to(dtype)
+
+
+def _packed_multihead_attention(module: nn.Module) -> bool:
+    """``nn.MultiheadAttention`` with packed q/k/v (one ``in_proj_weight``), no bias_k/bias_v or zero attention."""
+    return (isinstance(module, nn.MultiheadAttention) and module._qkv_same_embed_dim and module.bias_k is None
+            and not module.add_zero_attn)
+
+
+def _mha_sync(module: nn.Module) -> dict[str, int]:
+    heads = module.in_proj_weight.shape[0] // (3 * module.head_dim)
+    if heads * module.head_dim != module.embed_dim:  # PyTorch's own forward needs them equal
+        module.__class__ = PrunableMultiheadAttention
+    module.num_heads = heads
+    return {}
+
+
+def prepare_attention(model: nn.Module) -> list[tuple[nn.Module, type]]:
+    """Before capture: give every packed ``nn.MultiheadAttention`` the forward that reads its head
+    count from its weights (same outputs). Returns (module, old class) to undo with :func:`settle_attention`."""
+    changed = []
+    for module in model.modules():
+        if _packed_multihead_attention(module) and type(module) is nn.MultiheadAttention:
+            changed.append((module, type(module)))
+            module.__class__ = PrunableMultiheadAttention
+    return changed
+
+
+def settle_attention(changed: list[tuple[nn.Module, type]], failed: bool) -> None:
+    """After pruning: modules that kept all their heads (or all of them, if pruning failed) get
+    their own class back."""
+    for module, cls in changed:
+        if failed or module.in_proj_weight.shape[0] == 3 * module.embed_dim:
+            module.__class__ = cls
+            module.num_heads = module.embed_dim // module.head_dim
+
+
+register_attention_form(
+    "torch-multihead-attention",
+    AttentionForm(_packed_multihead_attention, lambda m: m.head_dim, _mha_sync,
+                  fixed=lambda m: [("in_proj_weight", 1), ("out_proj.weight", 0), ("out_proj.bias", 0)],
+                  sources=lambda m: [("in_proj_weight", 0)]),
+    "torch nn.MultiheadAttention (torchvision ViT): whole heads; the embedding width stays",
+)

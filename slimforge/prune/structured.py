@@ -21,6 +21,7 @@ from torch import nn
 
 from slimforge.artifacts import get_spec, record_edit
 from slimforge.prune._graph import DependencyGraph, Group, build_dependency_graph, matches
+from slimforge.prune.attention import prepare_attention, settle_attention
 from slimforge.prune.errors import PruneConfigError, PruningError
 from slimforge.prune.importance import IMPORTANCES, NEEDS_GRADIENTS, ImportanceContext, score_units
 from slimforge.prune.plan import PLAN_VERSION, encode_runs, slice_tensors
@@ -109,21 +110,34 @@ def prune(
         raise PruneConfigError("example_inputs needs a batch of at least 2: BatchNorm in training mode cannot run on one sample.")
     reference = _output_shapes(model, args, kwargs) if check else None
     ctx = importance_context(model, config, calibration, loss_fn)
-    # 1. Capture the model and find the coupled groups.
+    # 1. Capture the model and find the coupled groups (nn.MultiheadAttention gets a forward
+    # that reads its head count from its weights first: PyTorch's reads it from the input).
+    swapped = prepare_attention(model)
+    try:
+        plan = _prune_graph(model, args, kwargs, config, ctx, reference)
+    except BaseException:
+        settle_attention(swapped, failed=True)
+        raise
+    settle_attention(swapped, failed=False)
+    # 5. Record.
+    if get_spec(model) is not None:
+        record_edit(model, plan)
+    return model
+
+
+def _prune_graph(model: nn.Module, args: tuple, kwargs: dict[str, Any], config: PruneConfig, ctx: ImportanceContext,
+                 reference: Any) -> Any:
+    """Steps 1-4 of :func:`prune`; returns the plan."""
     graph = build_dependency_graph(model, args, kwargs, skip=config.skip)
     try:
-        plan = _prune_checked(model, args, kwargs, config, ctx, reference, graph)
+        return _prune_checked(model, args, kwargs, config, ctx, reference, graph)
     except PruningError:
         # A split into sizes fixed in the code (x.split(26, 1)) cannot follow its pruned input:
         # prune again with such splits kept whole, if there were any.
         if not graph.fixed_splits:
             raise
         graph = build_dependency_graph(model, args, kwargs, skip=config.skip, pin_fixed_splits=True)
-        plan = _prune_checked(model, args, kwargs, config, ctx, reference, graph)
-    # 5. Record.
-    if get_spec(model) is not None:
-        record_edit(model, plan)
-    return model
+        return _prune_checked(model, args, kwargs, config, ctx, reference, graph)
 
 
 def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config: PruneConfig, ctx: ImportanceContext,

@@ -113,3 +113,11 @@ def tiny_llama() -> nn.Module:
                          intermediate_size=128, vocab_size=100, max_position_embeddings=64, bos_token_id=0, eos_token_id=0)
     torch.manual_seed(0)
     return LlamaForCausalLM(config)
+
+
+def tiny_torchvision_vit() -> nn.Module:
+    """torchvision's ViT (nn.MultiheadAttention inside), small. x: (batch, 3, 32, 32) -> (batch, 5)."""
+    from torchvision.models import VisionTransformer
+
+    torch.manual_seed(0)
+    return VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128, num_classes=5)

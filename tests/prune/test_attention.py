@@ -1,4 +1,5 @@
-"""Attention: whole Hugging Face heads are removed; attention that sizes itself from its input stays whole."""
+"""Attention: whole heads are removed (Hugging Face, nn.MultiheadAttention); a module that sizes itself in a way
+slimforge cannot see is caught by the verification."""
 
 from __future__ import annotations
 
@@ -78,14 +79,34 @@ class MhaNet(nn.Module):
         return self.head(x + self.mlp(x)).mean(1)
 
 
-def test_multihead_attention_stays_whole_and_the_mlp_is_pruned():
+def test_multihead_attention_loses_a_dead_head_and_keeps_its_embed_dim():
+    """A head whose value rows and out_proj columns are zero contributes nothing: l1 removes
+    exactly it, the outputs stay, and the module (now PrunableMultiheadAttention) runs with 3 heads."""
     torch.manual_seed(0)
     model = MhaNet().eval()
     x = torch.randn(2, 5, 6)
-    sp.prune(model, x, ratio=0.5, round_to=1)
-    assert model.attn.embed_dim == 16 and model.attn.in_proj_weight.shape == (48, 16)
-    assert model.mlp[0].out_features == 16
-    assert model(x).shape == (2, 3)
+    dead = slice(4, 8)  # head 1 of 4 (head_dim 4)
+    with torch.no_grad():
+        for part in range(3):
+            model.attn.in_proj_weight[part * 16:(part + 1) * 16][dead] = 0
+            model.attn.in_proj_bias[part * 16:(part + 1) * 16][dead] = 0
+        model.attn.out_proj.weight[:, dead] = 0
+    before = model(x)
+    sp.prune(model, x, ratio={"attn*": 0.25}, importance="l1", round_to=1)
+    attn = model.attn
+    assert isinstance(attn, nn.MultiheadAttention) and type(attn) is not nn.MultiheadAttention
+    assert attn.num_heads == 3 and attn.head_dim == 4 and attn.embed_dim == 16
+    assert attn.in_proj_weight.shape == (36, 16) and attn.out_proj.weight.shape == (16, 12)
+    torch.testing.assert_close(model(x), before, rtol=1e-5, atol=1e-6)
+
+
+def test_multihead_attention_whose_heads_all_stay_keeps_its_own_class():
+    torch.manual_seed(0)
+    model = MhaNet().eval()
+    x = torch.randn(2, 5, 6)
+    sp.prune(model, x, ratio={"mlp*": 0.5}, round_to=1)
+    assert type(model.attn) is nn.MultiheadAttention and model.attn.num_heads == 4
+    assert model.mlp[0].out_features == 16 and model(x).shape == (2, 3)
 
 
 def test_hf_vit_attention_q_proj_layout_loses_whole_heads():

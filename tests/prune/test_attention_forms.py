@@ -46,6 +46,12 @@ def _hf(factory: str):
     return model, ids, {"attention_mask": torch.ones(2, 8, dtype=torch.long)}
 
 
+def _factory(name: str, x: torch.Tensor):
+    import prune_helpers
+
+    return attach_spec(getattr(prune_helpers, name)().eval(), ModelSpec(f"prune_helpers:{name}", {})), x, {}
+
+
 def _bert():
     pytest.importorskip("transformers")
     from prune_helpers import tiny_bert
@@ -60,7 +66,9 @@ FORM_MODELS = {
     "hf-grouped-query": lambda: _hf("tiny_llama"),
     "hf-gpt2": lambda: _hf("tiny_gpt2"),
     "timm-attention": _vit,
+    # tests/prune/test_attention.py covers nn.MultiheadAttention in a user module
     "timm-window-attention": _swin,
+    "torch-multihead-attention": lambda: _factory("tiny_torchvision_vit", torch.randn(2, 3, 32, 32)),
 }
 
 
@@ -77,6 +85,8 @@ def _heads(model: nn.Module) -> dict[str, int]:
 def _query_width(m: nn.Module) -> int:
     if hasattr(m, "qkv"):
         return m.qkv.out_features // 3
+    if hasattr(m, "in_proj_weight"):
+        return m.in_proj_weight.shape[0] // 3
     if hasattr(m, "c_attn"):
         return m.c_attn.weight.shape[1] // 3
     return (getattr(m, "query", None) or m.q_proj).out_features
