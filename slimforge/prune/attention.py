@@ -94,6 +94,12 @@ def _linear(module: nn.Module, name: str) -> bool:
     return isinstance(getattr(module, name, None), nn.Linear)
 
 
+def _from_timm(module: nn.Module) -> bool:
+    """A timm class: look-alikes elsewhere (torchvision's Swin attention has the same attributes)
+    size heads from their input and must stay whole."""
+    return type(module).__module__.startswith("timm.")
+
+
 def _hf_conv1d(module: nn.Module, name: str) -> bool:
     """Hugging Face's ``Conv1D`` (GPT-2): a linear layer whose weight is (in, out), width in ``nf``."""
     layer = getattr(module, name, None)
@@ -165,7 +171,7 @@ register_attention_form("hf-gpt2", AttentionForm(_gpt2_attention, lambda m: m.he
 
 def _timm_attention(module: nn.Module) -> bool:
     """timm ``Attention`` (ViT, DeiT, EVA-style): fused qkv Linear, reshape to (B, N, 3, heads, head_dim)."""
-    return (_linear(module, "qkv") and _linear(module, "proj") and _int(module, "num_heads")
+    return (_from_timm(module) and _linear(module, "qkv") and _linear(module, "proj") and _int(module, "num_heads")
             and _int(module, "head_dim") and _int(module, "attn_dim"))
 
 
@@ -182,7 +188,7 @@ register_attention_form("timm-attention", AttentionForm(_timm_attention, lambda 
 def _timm_window_attention(module: nn.Module) -> bool:
     """timm Swin ``WindowAttention``: fused qkv, a relative position bias table with one column per head."""
     table = getattr(module, "relative_position_bias_table", None)
-    return (_linear(module, "qkv") and _linear(module, "proj") and _int(module, "num_heads")
+    return (_from_timm(module) and _linear(module, "qkv") and _linear(module, "proj") and _int(module, "num_heads")
             and not _int(module, "attn_dim") and isinstance(table, nn.Parameter) and table.dim() == 2)
 
 
