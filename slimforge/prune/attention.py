@@ -82,6 +82,7 @@ def sync_attention(model: nn.Module) -> dict[str, set[int]]:
         if form is not None:
             for key, value in form.sync(module).items():
                 sizes.setdefault(key, set()).add(value)
+    _no_nested_tensors(model)
     return sizes
 
 
@@ -277,11 +278,43 @@ def _packed_multihead_attention(module: nn.Module) -> bool:
 
 
 def _mha_sync(module: nn.Module) -> dict[str, int]:
-    heads = module.in_proj_weight.shape[0] // (3 * module.head_dim)
-    if heads * module.head_dim != module.embed_dim:  # PyTorch's own forward needs them equal
-        module.__class__ = PrunableMultiheadAttention
-    module.num_heads = heads
+    module.embed_dim = module.kdim = module.vdim = module.in_proj_weight.shape[1]
+    module.num_heads = module.in_proj_weight.shape[0] // (3 * module.head_dim)
+    if _mha_pruned(module):
+        _use_prunable_forward(module)
     return {}
+
+
+def _mha_pruned(module: nn.Module) -> bool:
+    """PyTorch's own forward needs num_heads * head_dim == embed_dim."""
+    return module.in_proj_weight.shape[0] != 3 * module.in_proj_weight.shape[1]
+
+
+def _slow_path_only(module: nn.Module, args: tuple) -> None:
+    """A forward pre-hook that does nothing: ``nn.TransformerEncoderLayer`` skips its fused inference
+    kernel (which assumes num_heads * head_dim == embed_dim) for modules that have hooks."""
+    return None
+
+
+def _use_prunable_forward(module: nn.Module) -> None:
+    module.__class__ = PrunableMultiheadAttention
+    if _slow_path_only not in module._forward_pre_hooks.values():
+        module.register_forward_pre_hook(_slow_path_only)
+
+
+def _use_own_forward(module: nn.Module, cls: type) -> None:
+    module.__class__ = cls
+    for key, hook in list(module._forward_pre_hooks.items()):
+        if hook is _slow_path_only:
+            del module._forward_pre_hooks[key]
+
+
+def _no_nested_tensors(model: nn.Module) -> None:
+    """``nn.TransformerEncoder`` would hand its layers nested tensors, which only the fused kernel reads."""
+    for module in model.modules():
+        if isinstance(module, nn.TransformerEncoder) and any(
+                _packed_multihead_attention(m) and _mha_pruned(m) for m in module.modules()):
+            module.use_nested_tensor = False
 
 
 def prepare_attention(model: nn.Module) -> list[tuple[nn.Module, type]]:
@@ -291,23 +324,20 @@ def prepare_attention(model: nn.Module) -> list[tuple[nn.Module, type]]:
     for module in model.modules():
         if _packed_multihead_attention(module) and type(module) is nn.MultiheadAttention:
             changed.append((module, type(module)))
-            module.__class__ = PrunableMultiheadAttention
+            _use_prunable_forward(module)
     return changed
 
 
 def settle_attention(changed: list[tuple[nn.Module, type]], failed: bool) -> None:
-    """After pruning: modules that kept all their heads (or all of them, if pruning failed) get
-    their own class back."""
+    """After pruning: modules whose shapes PyTorch's own forward still handles (all of them, if
+    pruning failed) get their own class back."""
     for module, cls in changed:
-        if failed or module.in_proj_weight.shape[0] == 3 * module.embed_dim:
-            module.__class__ = cls
-            module.num_heads = module.embed_dim // module.head_dim
+        if failed or not _mha_pruned(module):
+            _use_own_forward(module, cls)
 
 
 register_attention_form(
     "torch-multihead-attention",
-    AttentionForm(_packed_multihead_attention, lambda m: m.head_dim, _mha_sync,
-                  fixed=lambda m: [("in_proj_weight", 1), ("out_proj.weight", 0), ("out_proj.bias", 0)],
-                  sources=lambda m: [("in_proj_weight", 0)]),
-    "torch nn.MultiheadAttention (torchvision ViT): whole heads; the embedding width stays",
+    AttentionForm(_packed_multihead_attention, lambda m: m.head_dim, _mha_sync, sources=lambda m: [("in_proj_weight", 0)]),
+    "torch nn.MultiheadAttention (torchvision ViT, nn.TransformerEncoderLayer): whole heads",
 )

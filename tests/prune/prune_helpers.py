@@ -121,3 +121,22 @@ def tiny_torchvision_vit() -> nn.Module:
 
     torch.manual_seed(0)
     return VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128, num_classes=5)
+
+
+class EncoderNet(nn.Module):
+    """nn.TransformerEncoder (batch_first, fused inference path available). x: (batch, 5, 6) -> (batch, 3)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(6, 32)
+        layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+        self.enc = nn.TransformerEncoder(layer, 2)
+        self.head = nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.enc(self.inp(x), src_key_padding_mask=pad)).mean(1)
+
+
+def encoder_net() -> nn.Module:
+    torch.manual_seed(0)
+    return EncoderNet()

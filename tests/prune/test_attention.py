@@ -160,3 +160,24 @@ def test_a_size_the_graph_did_not_predict_is_an_error_not_a_silent_model():
     before = model(x)
     sp.prune(model, x, ratio=0.5, round_to=1, skip=["attn"])
     assert torch.equal(model(x), before)
+
+
+def test_transformer_encoder_heads_go_and_pytorchs_fused_inference_path_is_not_taken(tmp_path):
+    """nn.TransformerEncoderLayer's fused kernel assumes num_heads * head_dim == embed_dim; a pruned
+    layer must take the plain path under inference_mode (and with a padding mask) and round-trip."""
+    from prune_helpers import encoder_net
+
+    model = attach_spec(encoder_net().eval(), ModelSpec("prune_helpers:encoder_net", {}))
+    x = torch.randn(2, 5, 6)
+    pad = torch.tensor([[False] * 5, [False] * 3 + [True] * 2])
+    sp.prune(model, x, ratio={"enc.layers.*.self_attn*": 0.5}, round_to=1)
+    for layer in model.enc.layers:
+        assert layer.self_attn.num_heads == 2 and layer.self_attn.in_proj_weight.shape == (48, 32)
+    reference, unpadded = model(x, pad), model(x)
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x, pad), reference, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(model(x), unpadded, rtol=1e-5, atol=1e-5)
+    save(model, tmp_path / "enc")
+    reloaded = load(tmp_path / "enc", trust_code=True).eval()
+    with torch.inference_mode():
+        torch.testing.assert_close(reloaded(x, pad), reference, rtol=1e-5, atol=1e-5)
