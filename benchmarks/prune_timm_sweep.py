@@ -39,15 +39,10 @@ MODELS: dict[str, tuple[dict, int]] = {
 
 
 def heads(model: torch.nn.Module) -> int:
-    """Query heads of every attention module of a registered form, counted from the weights."""
+    """Heads of every attention module of a registered form (``num_heads``, which pruning updates)."""
     from slimforge.prune.attention import find_attention_form
 
-    total = 0
-    for m in model.modules():
-        form = find_attention_form(m)
-        if form is not None and hasattr(m, "qkv"):
-            total += m.qkv.out_features // 3 // form.head_dim(m)
-    return total
+    return sum(m.num_heads for m in model.modules() if find_attention_form(m) is not None and hasattr(m, "num_heads"))
 
 
 def run(name: str, kwargs: dict, size: int, ratio: float) -> str:

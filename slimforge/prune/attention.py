@@ -341,3 +341,27 @@ register_attention_form(
     AttentionForm(_packed_multihead_attention, lambda m: m.head_dim, _mha_sync, sources=lambda m: [("in_proj_weight", 0)]),
     "torch nn.MultiheadAttention (torchvision ViT, nn.TransformerEncoderLayer): whole heads",
 )
+
+
+def _levit_attention(module: nn.Module) -> bool:
+    """timm LeViT ``Attention``: qkv is a LinearNorm (or ConvNorm), each head holds key_dim query,
+    key_dim key and val_dim value channels; a learned bias per head and relative position."""
+    qkv = getattr(module, "qkv", None)
+    return (_from_timm(module) and all(_int(module, a) for a in ("num_heads", "key_dim", "val_dim", "val_attn_dim"))
+            and qkv is not None and hasattr(qkv, "bn") and isinstance(getattr(module, "attention_biases", None), nn.Parameter))
+
+
+def _levit_head_dim(module: nn.Module) -> int:
+    return 2 * module.key_dim + module.val_dim
+
+
+def _levit_sync(module: nn.Module) -> dict[str, int]:
+    module.num_heads = module.attention_biases.shape[0]
+    module.key_attn_dim = module.key_dim * module.num_heads
+    module.val_attn_dim = module.val_dim * module.num_heads
+    module.attention_bias_cache = {}  # eval-mode cache of the biases, sized for the old head count
+    return {}
+
+
+register_attention_form("timm-levit-attention", AttentionForm(_levit_attention, _levit_head_dim, _levit_sync),
+                        "timm LeViT Attention (key_dim/val_dim per head, attention biases per head)")

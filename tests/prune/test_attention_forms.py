@@ -68,6 +68,7 @@ FORM_MODELS = {
     "timm-attention": _vit,
     # tests/prune/test_attention.py covers nn.MultiheadAttention in a user module
     "timm-window-attention": _swin,
+    "timm-levit-attention": lambda: (_timm("levit_128s", img_size=64, num_classes=5), torch.randn(2, 3, 64, 64), {}),
     "torch-multihead-attention": lambda: _factory("tiny_torchvision_vit", torch.randn(2, 3, 32, 32)),
 }
 
@@ -83,6 +84,8 @@ def _heads(model: nn.Module) -> dict[str, int]:
 
 
 def _query_width(m: nn.Module) -> int:
+    if hasattr(m, "attention_biases"):  # LeViT: head_dim counts a head's query, key and value channels
+        return m.qkv.linear.out_features
     if hasattr(m, "qkv"):
         return m.qkv.out_features // 3
     if hasattr(m, "in_proj_weight"):
