@@ -186,3 +186,10 @@ def test_decoder_capture_turns_the_cache_off_and_says_so(caplog):
         sp.prune(model, ids, ratio=0.25)
     assert "use_cache=False" in caplog.text
     assert model.config.use_cache  # the model itself still caches when generating
+
+
+def test_prune_takes_keyword_inputs_alone():
+    model, ids, _ = _bert()
+    sp.prune(model, example_kwargs={"input_ids": ids, "attention_mask": torch.ones_like(ids)}, ratio=0.5)
+    assert model.bert.encoder.layer[0].attention.self.num_attention_heads == 2
+    assert model(input_ids=ids).logits.shape == (2, 3)
