@@ -188,6 +188,8 @@ def _sync_attributes(module: nn.Module, snap: dict[str, Any]) -> None:
         module.num_embeddings, module.embedding_dim = module.weight.shape
     elif type(module).__name__ == "VisionTransformer" and isinstance(getattr(module, "conv_proj", None), nn.Conv2d):
         module.hidden_dim = module.conv_proj.weight.shape[0]  # torchvision's ViT reshapes its patches to hidden_dim
+    elif type(module).__name__ == "Scale" and isinstance(getattr(module, "shape", None), tuple) and module.shape:
+        module.shape = (module.scale.shape[0], *module.shape[1:])  # timm MetaFormer/PoolFormer: scale.view(shape)
     elif type(module).__name__ == "Conv1D" and isinstance(getattr(module, "nf", None), int):
         module.nf = module.weight.shape[1]  # Hugging Face's Conv1D (GPT-2): weight (in, out), out width in nf
 
