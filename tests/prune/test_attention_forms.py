@@ -193,3 +193,15 @@ def test_prune_takes_keyword_inputs_alone():
     sp.prune(model, example_kwargs={"input_ids": ids, "attention_mask": torch.ones_like(ids)}, ratio=0.5)
     assert model.bert.encoder.layer[0].attention.self.num_attention_heads == 2
     assert model(input_ids=ids).logits.shape == (2, 3)
+
+
+def test_grouped_query_through_sdpa_enable_gqa(monkeypatch):
+    """transformers hands key/value heads to SDPA unrepeated (enable_gqa=True) when it can: the
+    tracer repeats them itself, so the groups stay whole there too."""
+    monkeypatch.setenv("TRANSFORMERS_SDPA_FORCE_GQA", "1")
+    model, ids, _ = _hf("tiny_llama")
+    before = model(ids).logits.shape
+    sp.prune(model, ids, ratio=0.5)
+    attn = model.model.layers[0].self_attn
+    assert attn.k_proj.out_features == attn.head_dim and attn.q_proj.out_features == 2 * attn.head_dim
+    assert model(ids).logits.shape == before
