@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models.swin_transformer import ShiftedWindowAttention
 
 from slimforge._registry import Registry
 
@@ -318,23 +319,40 @@ def _no_nested_tensors(model: nn.Module) -> None:
 
 
 def prepare_attention(model: nn.Module) -> list[tuple[nn.Module, type]]:
-    """Before capture: give every packed ``nn.MultiheadAttention`` the forward that reads its head
-    count from its weights (same outputs). Returns (module, old class) to undo with :func:`settle_attention`."""
+    """Before capture: give every module of a class whose own forward reads its head size from
+    its input (``nn.MultiheadAttention``, torchvision's ``ShiftedWindowAttention``) the forward
+    that reads it from its weights (same outputs). Returns (module, old class) for :func:`settle_attention`."""
     changed = []
     for module in model.modules():
-        if _packed_multihead_attention(module) and type(module) is nn.MultiheadAttention:
+        swap = _SWAPS.get(type(module))
+        if swap is not None and swap.matches(module):
             changed.append((module, type(module)))
-            _use_prunable_forward(module)
+            swap.use(module)
     return changed
 
 
 def settle_attention(changed: list[tuple[nn.Module, type]], failed: bool) -> None:
-    """After pruning: modules whose shapes PyTorch's own forward still handles (all of them, if
+    """After pruning: modules whose shapes their own forward still handles (all of them, if
     pruning failed) get their own class back."""
     for module, cls in changed:
-        if failed or not _mha_pruned(module):
-            _use_own_forward(module, cls)
+        swap = _SWAPS[cls]
+        if failed or not swap.pruned(module):
+            swap.undo(module, cls)
 
+
+@dataclass(frozen=True)
+class _Swap:
+    """A class whose forward derives the head size from its input, and its stand-in."""
+
+    matches: Callable[[nn.Module], bool]
+    pruned: Callable[[nn.Module], bool]  # its own forward can no longer run it
+    use: Callable[[nn.Module], None]
+    undo: Callable[[nn.Module, type], None]
+
+
+_SWAPS: dict[type, _Swap] = {
+    nn.MultiheadAttention: _Swap(_packed_multihead_attention, _mha_pruned, _use_prunable_forward, _use_own_forward),
+}
 
 register_attention_form(
     "torch-multihead-attention",
@@ -365,3 +383,81 @@ def _levit_sync(module: nn.Module) -> dict[str, int]:
 
 register_attention_form("timm-levit-attention", AttentionForm(_levit_attention, _levit_head_dim, _levit_sync),
                         "timm LeViT Attention (key_dim/val_dim per head, attention biases per head)")
+
+
+class PrunableShiftedWindowAttention(ShiftedWindowAttention):
+    """torchvision's Swin ``ShiftedWindowAttention`` whose head size comes from its weights
+    (torchvision's computes it as the input's width // num_heads). Same parameters, same outputs.
+    x: (B, H, W, C) -> (B, H, W, C)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ws, shift = self.window_size, list(self.shift_size)
+        B, H, W, C = x.shape
+        x = F.pad(x, (0, 0, 0, (ws[1] - W % ws[1]) % ws[1], 0, (ws[0] - H % ws[0]) % ws[0]))
+        _, pad_h, pad_w, _ = x.shape
+        shift = [0 if ws[i] >= size else shift[i] for i, size in enumerate((pad_h, pad_w))]
+        if sum(shift) > 0:
+            x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
+        windows = (pad_h // ws[0]) * (pad_w // ws[1])
+        x = x.view(B, pad_h // ws[0], ws[0], pad_w // ws[1], ws[1], C)
+        x = x.permute(0, 1, 3, 2, 4, 5).reshape(B * windows, ws[0] * ws[1], C)
+        head_dim = self.qkv.out_features // (3 * self.num_heads)
+        q, k, v = self.qkv(x).reshape(x.size(0), x.size(1), 3, self.num_heads, head_dim).permute(2, 0, 3, 1, 4)
+        attn = (q * head_dim ** -0.5).matmul(k.transpose(-2, -1)) + self.get_relative_position_bias()
+        if sum(shift) > 0:
+            attn = attn.view(x.size(0) // windows, windows, self.num_heads, x.size(1), x.size(1))
+            attn = attn + _shift_mask(x, pad_h, pad_w, ws, shift, windows).unsqueeze(1).unsqueeze(0)
+            attn = attn.view(-1, self.num_heads, x.size(1), x.size(1))
+        attn = F.dropout(F.softmax(attn, dim=-1), p=self.attention_dropout, training=self.training)
+        x = attn.matmul(v).transpose(1, 2).reshape(x.size(0), x.size(1), -1)
+        x = F.dropout(self.proj(x), p=self.dropout, training=self.training)
+        x = x.view(B, pad_h // ws[0], pad_w // ws[1], ws[0], ws[1], -1).permute(0, 1, 3, 2, 4, 5).reshape(B, pad_h, pad_w, -1)
+        if sum(shift) > 0:
+            x = torch.roll(x, shifts=(shift[0], shift[1]), dims=(1, 2))
+        return x[:, :H, :W, :].contiguous()
+
+
+def _shift_mask(x: torch.Tensor, pad_h: int, pad_w: int, ws: list[int], shift: list[int], windows: int) -> torch.Tensor:
+    """(windows, N, N): -100 between positions that the cyclic shift brought from different regions."""
+    mask = x.new_zeros((pad_h, pad_w))
+    count = 0
+    for h in ((0, -ws[0]), (-ws[0], -shift[0]), (-shift[0], None)):
+        for w in ((0, -ws[1]), (-ws[1], -shift[1]), (-shift[1], None)):
+            mask[h[0]:h[1], w[0]:w[1]] = count
+            count += 1
+    mask = mask.view(pad_h // ws[0], ws[0], pad_w // ws[1], ws[1]).permute(0, 2, 1, 3).reshape(windows, ws[0] * ws[1])
+    mask = mask.unsqueeze(1) - mask.unsqueeze(2)
+    return mask.masked_fill(mask != 0, float(-100.0)).masked_fill(mask == 0, float(0.0))
+
+
+def _torchvision_window_attention(module: nn.Module) -> bool:
+    """torchvision Swin (v1) ``ShiftedWindowAttention``; v2's cosine attention is not handled."""
+    return type(module) in (ShiftedWindowAttention, PrunableShiftedWindowAttention)
+
+
+def _swin_pruned(module: nn.Module) -> bool:
+    return module.qkv.out_features != 3 * module.qkv.in_features
+
+
+def _swin_sync(module: nn.Module) -> dict[str, int]:
+    module.num_heads = module.relative_position_bias_table.shape[1]
+    if _swin_pruned(module):
+        module.__class__ = PrunableShiftedWindowAttention
+    return {}
+
+
+def _swin_use(module: nn.Module) -> None:
+    module.__class__ = PrunableShiftedWindowAttention
+
+
+def _swin_undo(module: nn.Module, cls: type) -> None:
+    module.__class__ = cls
+
+
+_SWAPS[ShiftedWindowAttention] = _Swap(_torchvision_window_attention, _swin_pruned, _swin_use, _swin_undo)
+
+register_attention_form(
+    "torchvision-window-attention",
+    AttentionForm(_torchvision_window_attention, lambda m: m.qkv.out_features // (3 * m.num_heads), _swin_sync),
+    "torchvision Swin ShiftedWindowAttention (v1): whole heads, relative position bias columns",
+)

@@ -140,3 +140,11 @@ class EncoderNet(nn.Module):
 def encoder_net() -> nn.Module:
     torch.manual_seed(0)
     return EncoderNet()
+
+
+def tiny_torchvision_swin() -> nn.Module:
+    """torchvision's Swin (v1), small: two stages of 2 blocks. x: (batch, 3, 64, 64) -> (batch, 5)."""
+    from torchvision.models.swin_transformer import SwinTransformer
+
+    torch.manual_seed(0)
+    return SwinTransformer(patch_size=[4, 4], embed_dim=32, depths=[2, 2], num_heads=[2, 4], window_size=[4, 4], num_classes=5)

@@ -70,6 +70,7 @@ FORM_MODELS = {
     "timm-window-attention": _swin,
     "timm-levit-attention": lambda: (_timm("levit_128s", img_size=64, num_classes=5), torch.randn(2, 3, 64, 64), {}),
     "torch-multihead-attention": lambda: _factory("tiny_torchvision_vit", torch.randn(2, 3, 32, 32)),
+    "torchvision-window-attention": lambda: _factory("tiny_torchvision_swin", torch.randn(2, 3, 64, 64)),
 }
 
 
@@ -84,6 +85,8 @@ def _heads(model: nn.Module) -> dict[str, int]:
 
 
 def _query_width(m: nn.Module) -> int:
+    if hasattr(m, "shift_size"):  # torchvision Swin
+        return m.qkv.out_features // 3
     if hasattr(m, "attention_biases"):  # LeViT: head_dim counts a head's query, key and value channels
         return m.qkv.linear.out_features
     if hasattr(m, "qkv"):
@@ -205,3 +208,26 @@ def test_grouped_query_through_sdpa_enable_gqa(monkeypatch):
     attn = model.model.layers[0].self_attn
     assert attn.k_proj.out_features == attn.head_dim and attn.q_proj.out_features == 2 * attn.head_dim
     assert model(ids).logits.shape == before
+
+
+def test_torchvision_swin_with_fewer_heads_than_its_width_runs_its_stand_in_and_round_trips(tmp_path):
+    """Heads pruned, residual width kept: torchvision's own forward (head size = width // heads)
+    cannot run it, so the module becomes PrunableShiftedWindowAttention, also after slimforge.load."""
+    from slimforge.prune.attention import PrunableShiftedWindowAttention
+
+    model, x, _ = _factory("tiny_torchvision_swin", torch.randn(2, 3, 64, 64))
+    reference = model(x)
+    for m in model.modules():  # the stand-in computes what torchvision's forward computes
+        if type(m).__name__ == "ShiftedWindowAttention":
+            m.__class__ = PrunableShiftedWindowAttention
+    torch.testing.assert_close(model(x), reference, rtol=1e-6, atol=1e-6)
+
+    sp.prune(model, x, ratio={"features.*.attn*": 0.5}, round_to=1)
+    attns = [m for m in model.modules() if isinstance(m, PrunableShiftedWindowAttention)]
+    assert [a.num_heads for a in attns] == [1, 1, 2, 2]
+    assert all(a.qkv.in_features == a.proj.out_features for a in attns)  # residual width kept
+    out = model(x)
+    save(model, tmp_path / "swin")
+    reloaded = load(tmp_path / "swin", trust_code=True).eval()
+    assert all(type(m) is PrunableShiftedWindowAttention for m in reloaded.modules() if hasattr(m, "shift_size"))
+    assert torch.equal(reloaded(x), out)
