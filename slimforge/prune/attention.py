@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models.maxvit import RelativePositionalMultiHeadAttention
 from torchvision.models.swin_transformer import ShiftedWindowAttention
 
 from slimforge._registry import Registry
@@ -460,4 +461,46 @@ register_attention_form(
     "torchvision-window-attention",
     AttentionForm(_torchvision_window_attention, lambda m: m.qkv.out_features // (3 * m.num_heads), _swin_sync),
     "torchvision Swin ShiftedWindowAttention (v1): whole heads, relative position bias columns",
+)
+
+
+class PrunableRelativePositionalAttention(RelativePositionalMultiHeadAttention):
+    """torchvision MaxViT's attention whose output width comes from its heads (torchvision's
+    reshapes it to the input's width). Same parameters, same outputs. x: (B, G, P, D) -> (B, G, P, D)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, G, P, _ = x.shape
+        q, k, v = (t.reshape(B, G, P, self.n_heads, self.head_dim).permute(0, 1, 3, 2, 4)
+                   for t in torch.chunk(self.to_qkv(x), 3, dim=-1))
+        dot_prod = torch.einsum("B G H I D, B G H J D -> B G H I J", q, k * self.scale_factor)
+        attn = F.softmax(dot_prod + self.get_relative_positional_bias(), dim=-1)
+        out = torch.einsum("B G H I J, B G H J D -> B G H I D", attn, v)
+        return self.merge(out.permute(0, 1, 3, 2, 4).reshape(B, G, P, -1))
+
+
+def _maxvit_attention(module: nn.Module) -> bool:
+    return type(module) in (RelativePositionalMultiHeadAttention, PrunableRelativePositionalAttention)
+
+
+def _maxvit_pruned(module: nn.Module) -> bool:
+    return module.to_qkv.out_features != 3 * module.to_qkv.in_features
+
+
+def _maxvit_sync(module: nn.Module) -> dict[str, int]:
+    module.n_heads = module.relative_position_bias_table.shape[1]
+    if _maxvit_pruned(module):
+        module.__class__ = PrunableRelativePositionalAttention
+    return {}
+
+
+def _maxvit_use(module: nn.Module) -> None:
+    module.__class__ = PrunableRelativePositionalAttention
+
+
+_SWAPS[RelativePositionalMultiHeadAttention] = _Swap(_maxvit_attention, _maxvit_pruned, _maxvit_use, _swin_undo)
+
+register_attention_form(
+    "torchvision-maxvit-attention",
+    AttentionForm(_maxvit_attention, lambda m: m.head_dim, _maxvit_sync),
+    "torchvision MaxViT RelativePositionalMultiHeadAttention: whole heads, relative position bias columns",
 )

@@ -148,3 +148,12 @@ def tiny_torchvision_swin() -> nn.Module:
 
     torch.manual_seed(0)
     return SwinTransformer(patch_size=[4, 4], embed_dim=32, depths=[2, 2], num_heads=[2, 4], window_size=[4, 4], num_classes=5)
+
+
+def tiny_torchvision_maxvit() -> nn.Module:
+    """torchvision's MaxViT, small: two stages of one block. x: (batch, 3, 64, 64) -> (batch, 5)."""
+    from torchvision.models.maxvit import MaxVit
+
+    torch.manual_seed(0)
+    return MaxVit(input_size=(64, 64), stem_channels=16, partition_size=2, block_channels=[32, 64], block_layers=[1, 1],
+                  head_dim=8, stochastic_depth_prob=0.0, num_classes=5)

@@ -71,6 +71,7 @@ FORM_MODELS = {
     "timm-levit-attention": lambda: (_timm("levit_128s", img_size=64, num_classes=5), torch.randn(2, 3, 64, 64), {}),
     "torch-multihead-attention": lambda: _factory("tiny_torchvision_vit", torch.randn(2, 3, 32, 32)),
     "torchvision-window-attention": lambda: _factory("tiny_torchvision_swin", torch.randn(2, 3, 64, 64)),
+    "torchvision-maxvit-attention": lambda: _factory("tiny_torchvision_maxvit", torch.randn(2, 3, 64, 64)),
 }
 
 
@@ -85,6 +86,8 @@ def _heads(model: nn.Module) -> dict[str, int]:
 
 
 def _query_width(m: nn.Module) -> int:
+    if hasattr(m, "to_qkv"):  # torchvision MaxViT
+        return m.to_qkv.out_features // 3
     if hasattr(m, "shift_size"):  # torchvision Swin
         return m.qkv.out_features // 3
     if hasattr(m, "attention_biases"):  # LeViT: head_dim counts a head's query, key and value channels
@@ -121,7 +124,7 @@ def test_form_loses_whole_heads_keeps_its_output_shape_and_round_trips(form, tmp
     assert sum(p.numel() for path in after_heads for p in model.get_submodule(path).parameters()) < attn_params
     for path in after_heads:  # the attribute the module's forward reads agrees with its weights
         m = model.get_submodule(path)
-        count = next(getattr(m, a) for a in ("num_heads", "num_attention_heads") if isinstance(getattr(m, a, None), int)) \
+        count = next(getattr(m, a) for a in ("num_heads", "num_attention_heads", "n_heads") if isinstance(getattr(m, a, None), int)) \
             if form != "hf-grouped-query" else model.config.num_attention_heads
         assert count == after_heads[path]
     out = _logits(model(x, **kwargs))
@@ -231,3 +234,18 @@ def test_torchvision_swin_with_fewer_heads_than_its_width_runs_its_stand_in_and_
     reloaded = load(tmp_path / "swin", trust_code=True).eval()
     assert all(type(m) is PrunableShiftedWindowAttention for m in reloaded.modules() if hasattr(m, "shift_size"))
     assert torch.equal(reloaded(x), out)
+
+
+def test_torchvision_maxvit_stand_in_gives_the_same_outputs_and_runs_fewer_heads():
+    from slimforge.prune.attention import PrunableRelativePositionalAttention
+
+    model, x, _ = _factory("tiny_torchvision_maxvit", torch.randn(2, 3, 64, 64))
+    reference = model(x)
+    for m in model.modules():
+        if type(m).__name__ == "RelativePositionalMultiHeadAttention":
+            m.__class__ = PrunableRelativePositionalAttention
+    torch.testing.assert_close(model(x), reference, rtol=1e-6, atol=1e-6)
+    sp.prune(model, x, ratio={"*attn_layer*": 0.5}, round_to=1)
+    attns = [m for m in model.modules() if isinstance(m, PrunableRelativePositionalAttention)]
+    assert attns and all(a.n_heads * a.head_dim < a.to_qkv.in_features for a in attns)
+    assert model(x).shape == reference.shape
