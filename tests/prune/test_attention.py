@@ -181,3 +181,39 @@ def test_transformer_encoder_heads_go_and_pytorchs_fused_inference_path_is_not_t
     reloaded = load(tmp_path / "enc", trust_code=True).eval()
     with torch.inference_mode():
         torch.testing.assert_close(reloaded(x, pad), reference, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("need_weights,average", [(True, True), (True, False), (False, True)])
+def test_prunable_multihead_attention_matches_pytorchs(batch_first, need_weights, average):
+    """The stand-in forward gives PyTorch's outputs and attention weights, with padding and attention masks."""
+    from slimforge.prune.attention import PrunableMultiheadAttention
+
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(16, 4, batch_first=batch_first).eval()
+    q = torch.randn(2, 5, 16) if batch_first else torch.randn(5, 2, 16)
+    kv = torch.randn(*q.shape)
+    pad = torch.tensor([[False] * 5, [False] * 3 + [True] * 2])
+    causal = torch.triu(torch.ones(5, 5, dtype=torch.bool), 1)
+    options = {"key_padding_mask": pad, "attn_mask": causal, "need_weights": need_weights, "average_attn_weights": average}
+    want = mha(q, kv, kv, **options)
+    mha.__class__ = PrunableMultiheadAttention
+    got = mha(q, kv, kv, **options)
+    torch.testing.assert_close(got[0], want[0], rtol=1e-5, atol=1e-6)
+    if need_weights:
+        torch.testing.assert_close(got[1], want[1], rtol=1e-5, atol=1e-6)
+    else:
+        assert got[1] is None and want[1] is None
+
+
+def test_prunable_multihead_attention_matches_pytorchs_unbatched():
+    from slimforge.prune.attention import PrunableMultiheadAttention
+
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(16, 4).eval()
+    x = torch.randn(5, 16)
+    want = mha(x, x, x)
+    mha.__class__ = PrunableMultiheadAttention
+    got = mha(x, x, x)
+    torch.testing.assert_close(got[0], want[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got[1], want[1], rtol=1e-5, atol=1e-6)
