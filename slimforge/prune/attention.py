@@ -97,10 +97,11 @@ def _linear(module: nn.Module, name: str) -> bool:
     return isinstance(getattr(module, name, None), nn.Linear)
 
 
-def _from_timm(module: nn.Module) -> bool:
-    """A timm class: look-alikes elsewhere (torchvision's Swin attention has the same attributes)
-    size heads from their input and must stay whole."""
-    return type(module).__module__.startswith("timm.")
+def _timm_class(module: nn.Module, where: str, *names: str) -> bool:
+    """``module`` is one of timm's classes ``names`` defined in ``timm.<where>``: look-alikes (BEiT's
+    attention has Swin's bias table, torchvision's Swin attention its attributes) reshape their output
+    to the input's width, so their heads cannot go."""
+    return type(module).__module__ == f"timm.{where}" and type(module).__name__ in names
 
 
 def _hf_conv1d(module: nn.Module, name: str) -> bool:
@@ -174,13 +175,15 @@ register_attention_form("hf-gpt2", AttentionForm(_gpt2_attention, lambda m: m.he
 
 def _timm_attention(module: nn.Module) -> bool:
     """timm ``Attention`` (ViT, DeiT, EVA-style): fused qkv Linear, reshape to (B, N, 3, heads, head_dim)."""
-    return (_from_timm(module) and _linear(module, "qkv") and _linear(module, "proj") and _int(module, "num_heads")
-            and _int(module, "head_dim") and _int(module, "attn_dim"))
+    return (_timm_class(module, "layers.attention", "Attention", "AttentionRope") and _linear(module, "qkv")
+            and _linear(module, "proj") and _int(module, "num_heads") and _int(module, "head_dim") and _int(module, "attn_dim"))
 
 
 def _timm_sync(module: nn.Module) -> dict[str, int]:
     module.num_heads = module.qkv.out_features // (3 * module.head_dim)
     module.attn_dim = module.num_heads * module.head_dim
+    if _int(module, "num_kv_heads"):  # AttentionRope: a fused qkv has as many key/value heads as query heads
+        module.num_kv_heads = module.num_heads
     return {}  # timm models have no config object to update
 
 
@@ -191,8 +194,8 @@ register_attention_form("timm-attention", AttentionForm(_timm_attention, lambda 
 def _timm_window_attention(module: nn.Module) -> bool:
     """timm Swin ``WindowAttention``: fused qkv, a relative position bias table with one column per head."""
     table = getattr(module, "relative_position_bias_table", None)
-    return (_from_timm(module) and _linear(module, "qkv") and _linear(module, "proj") and _int(module, "num_heads")
-            and not _int(module, "attn_dim") and isinstance(table, nn.Parameter) and table.dim() == 2)
+    return (_timm_class(module, "models.swin_transformer", "WindowAttention") and _linear(module, "qkv")
+            and _linear(module, "proj") and _int(module, "num_heads") and isinstance(table, nn.Parameter) and table.dim() == 2)
 
 
 def _window_head_dim(module: nn.Module) -> int:
@@ -366,7 +369,7 @@ def _levit_attention(module: nn.Module) -> bool:
     """timm LeViT ``Attention``: qkv is a LinearNorm (or ConvNorm), each head holds key_dim query,
     key_dim key and val_dim value channels; a learned bias per head and relative position."""
     qkv = getattr(module, "qkv", None)
-    return (_from_timm(module) and all(_int(module, a) for a in ("num_heads", "key_dim", "val_dim", "val_attn_dim"))
+    return (_timm_class(module, "models.levit", "Attention") and all(_int(module, a) for a in ("num_heads", "key_dim", "val_dim", "val_attn_dim"))
             and qkv is not None and hasattr(qkv, "bn") and isinstance(getattr(module, "attention_biases", None), nn.Parameter))
 
 

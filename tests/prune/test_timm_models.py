@@ -21,3 +21,20 @@ def test_poolformer_scale_follows_its_pruned_parameter():
     assert any(m.scale.shape[0] < 64 for m in scales)
     assert sum(p.numel() for p in model.parameters()) < 0.5 * n
     assert model(x).shape == (2, 5)
+
+
+def test_beit_attention_that_looks_like_swins_stays_whole_and_the_model_prunes():
+    """BEiT's attention has Swin's relative position bias table but reshapes its output to the
+    input's width: it matches no attention form, its heads stay, its MLPs shrink."""
+    timm = pytest.importorskip("timm")
+    from slimforge.prune.attention import find_attention_form
+
+    torch.manual_seed(0)
+    model = timm.create_model("beit_base_patch16_224", pretrained=False, img_size=32, depth=1, num_classes=5).eval()
+    attn = model.blocks[0].attn
+    assert attn.relative_position_bias_table.dim() == 2 and find_attention_form(attn) is None
+    x = torch.randn(2, 3, 32, 32)
+    sp.prune(model, x, ratio=0.5)
+    assert attn.num_heads == 12 and attn.qkv.out_features == 3 * 768
+    assert model.blocks[0].mlp.fc1.out_features < 3072
+    assert model(x).shape == (2, 5)
