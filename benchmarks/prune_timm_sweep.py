@@ -3,7 +3,7 @@ how many parameters go, and are attention heads removed? Issue 20's sweep, as a 
 
     OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/prune_timm_sweep.py [--models a,b] [--ratio 0.3]
 
-Each model is built with ``slimforge.create_model("timm:create_model", model_name=..., pretrained=False)``
+Each model is built with ``slimforge.create_model("timm:<name>")``
 (random init; transformers at a small image size so the run stays short), pruned at ``--ratio``
 with the defaults, saved with ``slimforge.save`` and reloaded with ``slimforge.load``; the row
 says whether the reloaded model gives identical outputs.
@@ -52,7 +52,7 @@ def run(name: str, kwargs: dict, size: int, ratio: float) -> str:
     import slimforge.prune as sp
 
     torch.manual_seed(0)
-    model = slimforge.create_model("timm:create_model", model_name=name, pretrained=False, **kwargs).eval()
+    model = slimforge.create_model(f"timm:{name}", **kwargs).eval()
     x = torch.randn(2, 3, size, size)
     n0, h0 = sum(p.numel() for p in model.parameters()), heads(model)
     start = time.perf_counter()
@@ -64,7 +64,7 @@ def run(name: str, kwargs: dict, size: int, ratio: float) -> str:
     n1, h1 = sum(p.numel() for p in model.parameters()), heads(model)
     with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
         slimforge.save(model, tmp)
-        same = torch.equal(slimforge.load(tmp, trust_code=True).eval()(x), model(x))
+        same = torch.equal(slimforge.load(tmp).eval()(x), model(x))
     return (f"| {name} | {size} | yes | {n0 / 1e6:.2f} | {1 - n1 / n0:.1%} | {h0} | {h1} | {seconds:.1f} | "
             f"{'identical' if same else 'DIFFERENT'} | |")
 

@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "save": "slimforge.artifacts:save",
     "load": "slimforge.artifacts:load",
+    "save_pretrained": "slimforge.models.hf:save_pretrained",
     "create_model": "slimforge.models:create_model",
     "list_models": "slimforge.models:list_models",
     "load_dataset": "slimforge.data:load_dataset",

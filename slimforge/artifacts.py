@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ STRUCTURE_FILE = "model.json"
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
 SPEC_ATTR = "slimforge_spec"
+PENDING_EDITS_ATTR = "slimforge_pending_edits"  # edits of a model whose factory is not known yet
 
 EditReplay = Callable[[nn.Module, dict[str, Any]], nn.Module]
 EDITS: Registry[EditReplay] = Registry("structural edit")
@@ -82,7 +84,22 @@ class ModelSpec:
 
 
 def attach_spec(model: nn.Module, spec: ModelSpec) -> nn.Module:
-    """Remember how ``model`` was built, so :func:`save` can write ``model.json``."""
+    """Remember how ``model`` was built, so :func:`save` can write ``model.json``.
+
+    ``spec`` describes the model as its factory builds it. Edits made before (a model your code
+    built, then pruned by slimforge) were kept on the model and are appended to a spec without
+    edits, so the folder replays them; a spec with edits of its own is then refused (which
+    edits were made would be ambiguous)."""
+    pending = model.__dict__.get(PENDING_EDITS_ATTR) or []
+    if pending:
+        if spec.edits and spec.edits != pending:
+            raise ArtifactError(
+                f"The model was changed by {len(pending)} structural edit(s) ({', '.join(e['kind'] for e in pending)}) before a spec "
+                f"was attached, and the spec attached holds {len(spec.edits)} other edit(s). Attach the spec of the model as its "
+                "factory builds it (ModelSpec(name, kwargs), no edits): slimforge appends the edits it recorded."
+            )
+        spec = ModelSpec(spec.name, dict(spec.kwargs), copy.deepcopy(pending))
+        del model.__dict__[PENDING_EDITS_ATTR]
     object.__setattr__(model, SPEC_ATTR, spec)
     return model
 
@@ -91,13 +108,37 @@ def get_spec(model: nn.Module) -> ModelSpec | None:
     return getattr(model, SPEC_ATTR, None)
 
 
+def adopt_spec(model: nn.Module) -> ModelSpec | None:
+    """The model's spec; for a model slimforge did not build but whose library describes it fully
+    (a transformers model: its config, as ``hf:``), that description is attached first. Call it
+    before a structural edit: afterwards the model no longer matches its own description."""
+    spec = get_spec(model)
+    if spec is None and not model.__dict__.get(PENDING_EDITS_ATTR):
+        from slimforge.models.hf import spec_of
+
+        spec = spec_of(model)
+        if spec is not None:
+            attach_spec(model, spec)
+    return spec
+
+
+def recorded_edits(model: nn.Module) -> list[dict[str, Any]]:
+    """The structural edits made to ``model`` that slimforge knows of: its spec's, or those kept
+    on a model without a spec (built by your own code, then pruned or factorised)."""
+    spec = get_spec(model)
+    return copy.deepcopy(spec.edits if spec is not None else model.__dict__.get(PENDING_EDITS_ATTR) or [])
+
+
 def record_edit(model: nn.Module, edit: dict[str, Any]) -> None:
-    """Append a structural edit (must hold a registered ``kind``) to the model's spec."""
+    """Append a structural edit (must hold a registered ``kind``) to the model's spec; a model
+    without a spec keeps it until one is given (:func:`attach_spec`, ``save(..., factory=...)``)."""
     if edit.get("kind") not in EDITS and edit.get("kind") not in BUILTIN_EDITS:
         raise ValueError(f"edit kind {edit.get('kind')!r} is not registered; known: {list_edits()}")
     spec = get_spec(model)
     if spec is not None:
         attach_spec(model, ModelSpec(spec.name, dict(spec.kwargs), [*spec.edits, copy.deepcopy(edit)]))
+    else:
+        model.__dict__[PENDING_EDITS_ATTR] = [*(model.__dict__.get(PENDING_EDITS_ATTR) or []), copy.deepcopy(edit)]
 
 
 def edit_replay(kind: str) -> EditReplay:
@@ -218,21 +259,39 @@ def saved_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return {renames.get(k, k): v for k, v in state.items() if k in renames or not any(k.startswith(d) for d in dropped)}
 
 
-def save(model: nn.Module, path: str | Path, *, config: Any = None, metrics: dict[str, Any] | None = None) -> Path:
+def save(model: nn.Module, path: str | Path, *, config: Any = None, metrics: dict[str, Any] | None = None,
+         factory: str | None = None, kwargs: dict[str, Any] | None = None, program: bool = False,
+         example_inputs: torch.Tensor | None = None) -> Path:
     """Save ``model`` as an artifact folder (weights + structure [+ config, metrics]).
 
     The folder is written beside ``path`` and swapped in whole: an earlier folder at ``path`` is
     replaced in one step (a kill leaves the old or the new one, never a mixture).
 
-    The model must have been built by :func:`slimforge.models.create_model` (or loaded by
-    :func:`load`) so its structure is known; :func:`attach_spec` records one by hand.
+    How the structure is known, one of:
+
+    * the model was built by :func:`slimforge.models.create_model` or loaded by :func:`load`
+      (any pruning since is recorded on it), or is a transformers model (saved as ``hf:``, its config);
+    * ``factory="pkg.module:build", kwargs={...}``: your code builds the model; the folder records
+      that call and the pruning slimforge did since, and :func:`load` replays them, which
+      imports your factory and so needs ``trust_code=True``. Checked now: the factory plus the
+      recorded edits must give the model's shapes;
+    * ``program=True, example_inputs=x`` ((batch, ...)): a torch.export program (``model.pt2``,
+      batch dimension dynamic where it can be, checked against the model on ``x``) that
+      :func:`load` runs with no code at all (a callable module, no training).
     """
     out = Path(path)
-    spec = get_spec(model)
+    if program:
+        return _save_program(model, out, example_inputs, metrics)
+    if factory is not None:
+        attach_spec(model, _checked_factory_spec(model, factory, kwargs or {}))
+    spec = adopt_spec(model)
     if spec is None:
         raise ArtifactError(
-            f"Cannot save to {out}: the model's structure is unknown. Build it with "
-            "slimforge.create_model(...) or describe it with slimforge.artifacts.attach_spec(model, ModelSpec(...))."
+            f"Cannot save to {out}: slimforge does not know how to rebuild this {type(model).__name__}. Either "
+            "say which of your functions builds it: slimforge.save(model, out, factory='pkg.module:build', kwargs={...}) "
+            "(loaded with trust_code=True; pruning done by slimforge is replayed); or save a code-free program: "
+            "slimforge.save(model, out, program=True, example_inputs=x); or build it with slimforge.create_model "
+            "(a registered name, torchvision:, timm:, hf:)."
         )
     with staged_output(out) as folder:  # the whole folder is replaced in one step
         atomic_write_bytes(folder / WEIGHTS_FILE, state_dict_bytes(saved_state_dict(model), {"format": "pt"}))
@@ -241,6 +300,64 @@ def save(model: nn.Module, path: str | Path, *, config: Any = None, metrics: dic
             write_yaml(folder / CONFIG_FILE, config)
         if metrics is not None:
             write_json(folder / METRICS_FILE, metrics)
+    return out
+
+
+def _checked_factory_spec(model: nn.Module, factory: str, kwargs: dict[str, Any]) -> ModelSpec:
+    """The spec ``factory(**kwargs)`` + the model's recorded edits, after checking that it
+    rebuilds the model's shapes (built on the meta device: no memory, no random numbers)."""
+    from slimforge.models import _jsonable
+
+    if not isinstance(factory, str) or ":" not in factory:
+        raise ConfigError(f"save(factory=...) takes 'package.module:function' (or a source such as 'timm:resnet18'), not {factory!r}.")
+    if not isinstance(kwargs, dict):
+        raise ConfigError(f"save(kwargs=...) must be a dict of the factory's keywords, not {type(kwargs).__name__}.")
+    spec = ModelSpec(factory, _jsonable(dict(kwargs)), recorded_edits(model))
+    try:
+        spec = ModelSpec.from_json(json.loads(json.dumps(spec.to_json(), allow_nan=False)), "save(factory=...)")
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"save(kwargs=...) must hold JSON values (numbers, strings, lists, dicts): {exc}") from None
+    call = f"{factory}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+    advice = ("The model was changed in a way slimforge did not record (another pruning tool, a layer replaced by hand), or "
+              "the keywords differ from those it was built with. Save a code-free program instead: "
+              "save(model, out, program=True, example_inputs=x).")
+    try:
+        with torch.device("meta"):
+            rebuilt = build_model(spec, trust_code=True)
+    except SlimforgeError as exc:
+        raise ArtifactError(f"{call} plus the {len(spec.edits)} structural edit(s) slimforge recorded cannot rebuild this model: "
+                            f"{exc} {advice}") from None
+    expected = {k: tuple(v.shape) for k, v in saved_state_dict(rebuilt).items()}
+    actual = {k: tuple(v.shape) for k, v in saved_state_dict(model).items()}
+    wrong = [f"{k}: model {actual[k]} vs rebuilt {expected[k]}" for k in actual if k in expected and actual[k] != expected[k]]
+    missing = [k for k in actual if k not in expected] + [k for k in expected if k not in actual]
+    if wrong or missing:
+        detail = "; ".join(wrong[:3]) or f"tensors in one but not the other: {', '.join(missing[:3])}"
+        raise ArtifactError(f"{call} plus the {len(spec.edits)} structural edit(s) slimforge recorded does not rebuild this model "
+                            f"({len(wrong) + len(missing)} tensors differ; {detail}). {advice}")
+    return spec
+
+
+def _save_program(model: nn.Module, out: Path, example: Any, metrics: dict[str, Any] | None) -> Path:
+    """``model`` as a checked torch.export program in ``out`` (``model.pt2`` + ``export.json``)."""
+    from slimforge.export import ExportConfig, export
+
+    if not isinstance(example, torch.Tensor):
+        raise ConfigError("save(program=True) needs example_inputs: a tensor (batch, ...) the model runs on, to trace the program.")
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            output = model.eval()(example)
+        if not isinstance(output, torch.Tensor):
+            raise ConfigError(
+                f"save(program=True) saves a model that returns one tensor; {type(model).__name__} returns {type(output).__name__}. "
+                "Wrap it in a module whose forward returns the tensor you need (e.g. the .logits)."
+            )
+        export(model, example, out, ExportConfig(format="pt2"))
+    finally:
+        model.train(was_training)
+    if metrics is not None:
+        write_json(out / METRICS_FILE, metrics)
     return out
 
 
@@ -271,12 +388,46 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu", quantize
         from slimforge.quantize import load_quantized
 
         return load_quantized(folder)
+    if not (folder / STRUCTURE_FILE).is_file() and (folder / "export.json").is_file():  # a program: no code, no spec
+        return load_export(folder)
+    if (folder / "quantized.json").is_file() and not (folder / STRUCTURE_FILE).is_file():
+        source = _quantized_from(folder)
+        raise ArtifactError(
+            f"{folder} holds an int8 model only: its fp32 model is not stored beside it"
+            + (f"; it was quantized from {source}, load that folder for fp32" if source else "")
+            + ". Load this folder with quantized=True for the int8 model."
+        )
     spec = read_spec(folder)
     # load_weights is strict: every parameter and buffer is overwritten
     model = build_model(spec, init=False, trust_code=trust_code, source=str(folder / STRUCTURE_FILE))
     load_weights(model, folder / WEIGHTS_FILE, map_location=map_location)
     model.eval()
     return model
+
+
+def load_export(folder: Path) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The runnable model of an export folder (``export.json`` + its file): a torch.export program
+    as a module (``.pt2``, checked free of pickle first) or an ONNX Runtime session."""
+    from slimforge.export import LOADERS
+
+    info = read_json(folder / "export.json")
+    fmt, name = (info.get("format"), info.get("path")) if isinstance(info, dict) else (None, None)
+    if fmt not in LOADERS or not isinstance(name, str) or Path(name).name != name or name.startswith("."):
+        raise ArtifactError(f"{folder / 'export.json'}: 'format' must be one of {sorted(LOADERS)} and 'path' a file name in "
+                            f"the folder; got {fmt!r} and {name!r}. The file is corrupt.")
+    return LOADERS[fmt](folder / name)
+
+
+def _quantized_from(folder: Path) -> str | None:
+    """The fp32 folder an int8 artifact was made from, as its config.yaml records it (quantize, optimize)."""
+    from slimforge.config import read_yaml
+
+    try:
+        config = read_yaml(folder / CONFIG_FILE)
+    except SlimforgeError:
+        return None
+    source = config.get("source") or (config.get("optimize") or {}).get("source")
+    return str(source) if isinstance(source, str) else None
 
 
 ARTIFACT_KINDS = {"model": "a model run folder", "quantized": "a quantized (int8) artifact", "export": "an export"}
@@ -316,6 +467,11 @@ def load_module(path: str | Path, purpose: str, *, trust_code: bool = False) -> 
         raise ConfigError(
             f"{path} holds a quantized (int8) artifact, not a PyTorch model; {purpose} needs the fp32 run folder it was "
             "made from (quantize last)."
+        )
+    if artifact_kind(path) == "export":
+        raise ConfigError(
+            f"{path} holds an exported program (export.json), which runs but cannot be changed or trained; {purpose} needs "
+            "the run folder it was made from (model.json + model.safetensors)."
         )
     return load(path, trust_code=trust_code)
 

@@ -68,7 +68,7 @@ def run_training(cfg: RunConfig, out: str | Path, resume: bool = False) -> Train
     data = cfg.data.load()
     check_model_fits_data(cfg.model.kwargs, data)
     cfg = cfg.model_copy(update={"train": cfg.train.with_defaults(data.train_defaults)})  # recorded as resolved
-    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    seed_everything(cfg.train.seed)
     model = create_model(cfg.model.name, **{**data.info.model_kwargs(), **cfg.model.kwargs})
     return train(model, data, cfg.train, out, resume=resume, record=cfg.model_dump(mode="json"))
 

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from slimforge.artifacts import get_spec, record_edit, register_edit
+from slimforge.artifacts import adopt_spec, record_edit, register_edit
 from slimforge.errors import ArtifactError, ConfigError, SlimforgeError
 
 EDIT_KIND = "factorize"
@@ -97,10 +97,11 @@ class FactorizeResult:
 def factorize(model: nn.Module, config: FactorizeConfig = FactorizeConfig()) -> FactorizeResult:
     """Factorise ``model``'s Linear (and Conv2d) layers in place by truncated SVD.
 
-    Returns the model with ranks and parameter counts; records a ``factorize`` edit when the
-    model has a slimforge spec, so ``slimforge.save``/``load`` keep the structure.
+    Returns the model with ranks and parameter counts; records a ``factorize`` edit (on the
+    model's spec, or kept for ``save(factory=...)`` when it has none), so ``slimforge.save``/``load`` keep the structure.
     """
     # Which layers, and their singular values.
+    adopt_spec(model)  # a transformers model built outside slimforge: described by its config, before it changes
     candidates = _candidates(model, config)
     if not candidates:
         names = [t.__name__ for t in _kinds(config)]
@@ -118,8 +119,7 @@ def factorize(model: nn.Module, config: FactorizeConfig = FactorizeConfig()) -> 
     # Replace the layers and record the edit.
     for name, rank in ranks.items():
         _set_module(model, name, low_rank(candidates[name], rank))
-    if get_spec(model) is not None:
-        record_edit(model, {"kind": EDIT_KIND, "layers": {n: {"rank": r} for n, r in ranks.items()}})
+    record_edit(model, {"kind": EDIT_KIND, "layers": {n: {"rank": r} for n, r in ranks.items()}})  # kept on a model without a spec too
     kept = {n: float((spectra[n][:r] ** 2).sum() / (spectra[n] ** 2).sum()) for n, r in ranks.items()}
     return FactorizeResult(model, ranks, params_before, _count(model), energy, kept)
 

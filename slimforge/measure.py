@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from slimforge.errors import ArtifactError
+from slimforge.errors import ArtifactError, ConfigError
 from slimforge.train.evaluate import move_to
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
@@ -267,7 +267,12 @@ def measure_variants(
     Returns a JSON-able dict: {"threads", "batch_sizes", "variants": [{name, accuracy, latency: {bs: {...}}, params, macs, size_bytes}]}.
     """
     inputs = {bs: _batch_of(example, bs) for bs in batch_sizes}
-    latency = measure_latency({v.name: v.predict for v in variants}, inputs, threads=threads, repeats=repeats, warmup=warmup)
+    try:
+        latency = measure_latency({v.name: v.predict for v in variants}, inputs, threads=threads, repeats=repeats, warmup=warmup)
+    except (torch.OutOfMemoryError, RuntimeError) as e:
+        if not _out_of_memory(e):
+            raise
+        raise ConfigError(f"batch sizes {list(batch_sizes)}: the model ran out of memory ({str(e).splitlines()[0][:160]}); measure smaller batch sizes.") from None
     rows = []
     for v in variants:
         row = describe_variant(v, example)
@@ -275,15 +280,69 @@ def measure_variants(
             row.update(measure_accuracy(v.predict, eval_batches, num_classes))
         row["latency"] = {str(bs): asdict(lat) for bs, lat in latency[v.name].items()}
         rows.append(row)
-    return {"threads": threads, "batch_sizes": list(batch_sizes), "cpu_count": os.cpu_count(), "torch": torch.__version__, "variants": rows}
+    return {"threads": threads, "batch_sizes": list(batch_sizes), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+            "machine": machine_description(), "variants": rows}
 
 
 def _batch_of(example: Any, batch_size: int) -> Any:
     """``example`` (a tensor, or a dict of tensors such as a text batch) repeated to ``batch_size`` rows."""
+    _check_batch_fits(example, batch_size)
     if isinstance(example, dict):
         return {k: _batch_of(v, batch_size) for k, v in example.items()}
     reps = math.ceil(batch_size / example.shape[0])
     return example.repeat(reps, *([1] * (example.dim() - 1)))[:batch_size].contiguous()
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    text = str(error)
+    return isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in text or "out of memory" in text
+
+
+def _row_bytes(example: Any) -> int:
+    if isinstance(example, dict):
+        return sum(_row_bytes(v) for v in example.values())
+    return example[:1].numel() * example.element_size()
+
+
+def machine_description() -> dict[str, Any]:
+    """The CPU a measurement ran on: model name, cores, the ISA PyTorch's kernels use, torch version."""
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import platform
+
+    return {"cpu": cpu or platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "isa": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine can still hand out (Linux's MemAvailable), None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _check_batch_fits(example: Any, batch_size: int) -> None:
+    """A batch whose inputs alone would take more than half the free memory is one clear error, not a crash."""
+    need = _row_bytes(example) * batch_size
+    free = available_memory()
+    if free is not None and need > free // 2:
+        raise ConfigError(
+            f"batch size {batch_size}: its inputs alone need {need / 2**30:.1f} GiB and this machine has "
+            f"{free / 2**30:.1f} GiB free; measure smaller batch sizes (e.g. 1,32)."
+        )
 
 
 def _first_rows(example: Any, n: int) -> Any:

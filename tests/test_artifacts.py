@@ -70,7 +70,7 @@ def test_weights_of_another_architecture(saved, tmp_path):
 
 
 def test_model_without_spec_cannot_be_saved(tmp_path):
-    with pytest.raises(ArtifactError, match="structure is unknown"):
+    with pytest.raises(ArtifactError, match=r"does not know how to rebuild.*factory='pkg.module:build'.*program=True"):
         slimforge.save(torch.nn.Linear(2, 2), tmp_path / "x")
     model = attach_spec(torch.nn.Linear(2, 2), ModelSpec("torch.nn:Linear", {"in_features": 2, "out_features": 2}))
     slimforge.save(model, tmp_path / "x")
@@ -181,3 +181,14 @@ def test_model_json_with_wrong_field_types_is_a_clear_error(saved, change, messa
     (run / "model.json").write_text(json.dumps({**spec, **change}))
     with pytest.raises((ArtifactError, UnknownNameError), match=message):
         slimforge.load(run)
+
+
+def test_loading_an_int8_only_folder_as_fp32_points_at_its_source(tmp_path):
+    """quantized=False on an ONNX Runtime int8 folder (no fp32 model inside) names the folder it came from."""
+    from slimforge.cli import main
+
+    run, q = tmp_path / "run", tmp_path / "q"
+    assert main(["train", "--epochs", "1", "--threads", "1", "--out", str(run), "-q"]) == 0
+    assert main(["quantize", str(run), "--out", str(q), "--threads", "1"]) == 0
+    with pytest.raises(ArtifactError, match=f"int8 model only.*quantized from {run}"):
+        slimforge.load(q, quantized=False)

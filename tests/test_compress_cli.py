@@ -164,3 +164,24 @@ def test_distill_never_writes_into_a_teacher_s_folder(run, capsys):
     assert main(["distill", "--teacher", str(run), "--student", "cnn", "--epochs", "1", "--out", str(run), "--overwrite"]) == 2
     assert "is a teacher's folder" in capsys.readouterr().err
     assert (run / "model.safetensors").read_bytes() == before
+
+
+def test_eval_of_a_dynamic_int8_folder_agrees_with_what_quantize_reported(tmp_path):
+    """Dynamic int8 scales activations per batch, so both commands must batch the split alike (with eval in
+    batches of 512 and quantize in 256 this 3-epoch model scored differently)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from slimforge.cli import app
+
+    runner = CliRunner()
+    run, out = tmp_path / "run", tmp_path / "q"
+    assert runner.invoke(app, ["train", "--epochs", "3", "--threads", "1", "--out", str(run), "-q"]).exit_code == 0
+    result = runner.invoke(app, ["quantize", str(run), "--mode", "dynamic", "--out", str(out), "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert "note: dynamic int8" in result.output
+    reported = json.loads((out / "metrics.json").read_text())["test_accuracy"]
+    shown = runner.invoke(app, ["eval", str(out)])
+    assert shown.exit_code == 0, shown.output
+    assert f"test accuracy {reported:.4f}" in shown.output

@@ -72,3 +72,14 @@ def test_channels_last_variants_run_in_that_layout_with_the_same_outputs(tmp_pat
         torch.testing.assert_close(variant.predict(x), model(x), atol=1e-5, rtol=1e-4)
     report = measure_variants([variant], x, batch_sizes=(4,), repeats=3)
     assert report["variants"][0]["memory_format"] == "channels_last"
+
+
+def test_a_batch_too_big_for_memory_is_one_clear_error(monkeypatch):
+    import slimforge.measure as measure_mod
+    from slimforge.errors import ConfigError
+
+    monkeypatch.setattr(measure_mod, "available_memory", lambda: 64 * 2**20)  # 64 MiB free
+    example = torch.zeros(2, 1, 28, 28)  # 3,136 bytes a row
+    assert measure_mod._batch_of(example, 32).shape == (32, 1, 28, 28)
+    with pytest.raises(ConfigError, match=r"batch size 100000: its inputs alone need 0\.3 GiB"):
+        measure_mod._batch_of(example, 100_000)

@@ -23,7 +23,7 @@ def baseline(tmp_path_factory):
 
 def test_search_keeps_the_fastest_candidate_within_budget(baseline, tmp_path):
     data = slimforge.load_dataset("digits", augment=False)
-    cfg = OptimizeConfig(max_accuracy_drop=100.0, backends=("onnxruntime",), mac_targets=(0.25,), time_budget_s=300, repeats=5,
+    cfg = OptimizeConfig(max_accuracy_drop=100.0, backends=("onnxruntime",), mac_targets=(0.25,), time_budget_s=300, repeats=5, refine=False, auto_recovery=False,
                          recovery=TrainConfig(epochs=1, lr=0.02, batch_size=128, num_threads=1))
     from slimforge.experiment import DataConfig
 
@@ -45,7 +45,7 @@ def test_search_keeps_the_fastest_candidate_within_budget(baseline, tmp_path):
 
 def test_nothing_within_a_zero_budget_still_leaves_a_record(baseline, tmp_path):
     data = slimforge.load_dataset("digits", augment=False)
-    cfg = OptimizeConfig(max_accuracy_drop=0.0, backends=("onnxruntime",), mac_targets=(0.02, 0.1), time_budget_s=120, repeats=5,
+    cfg = OptimizeConfig(max_accuracy_drop=0.0, backends=("onnxruntime",), mac_targets=(0.02, 0.1), time_budget_s=120, repeats=5, refine=False, auto_recovery=False,
                          recovery=TrainConfig(epochs=1, lr=1e-6, batch_size=128, num_threads=1))
     summary = optimize(baseline, data, cfg, tmp_path / "opt", log=lambda *_: None)
     assert summary["failed"][-1]["name"] == "prune-macs0.02" and "above the target" in summary["failed"][-1]["error"]

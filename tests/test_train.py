@@ -368,3 +368,12 @@ def test_best_val_accuracy_is_the_monitored_best_epochs_not_the_runs_highest():
     assert _best_val({"best_epoch": 2, "history": history}, "val_accuracy") == 0.78
     assert _best_val({"best_epoch": None, "history": history}, "val_accuracy") == 0.82  # none chosen: the last epoch is saved
     assert _best_val({"best_epoch": None, "history": [{"epoch": 1, "val_accuracy": None}]}, "val_accuracy") is None  # no validation
+
+
+def test_deterministic_training_leaves_the_process_as_it_found_it(digits):
+    """train(deterministic=True) forces deterministic kernels for the run only: afterwards a user's
+    own code (e.g. an op without a deterministic kernel) runs as before."""
+    model = slimforge.create_model("mlp", hidden=[16], input_size=[8, 8])
+    assert not torch.are_deterministic_algorithms_enabled()
+    train(model, digits, TrainConfig(epochs=1, batch_size=256, num_threads=1, deterministic=True, quiet=True))
+    assert not torch.are_deterministic_algorithms_enabled()

@@ -138,6 +138,17 @@ def quantize_cmd(
         print(f"fallback: {f['split']} {metric} {f['fp32_score']:.4f} fp32 -> {f['int8_score']:.4f} quantized, {met} --max-drop {max_drop:g} "
               f"after {f['trials']} trials; kept in fp32: {', '.join(f['fp32_layers']) or 'none'}")
     print(f"quantized ({backend}) test {metric} {metrics[f'test_{metric}']:.4f} (fp32 {metrics[f'fp32_test_{metric}']:.4f}); saved in {out}")
+    if _quantized_mode(out) == "dynamic":
+        from slimforge.train.evaluate import EVAL_BATCH_SIZE
+
+        print(f"note: dynamic int8 scales each batch's activations by that batch's range, so a sample's prediction can depend on "
+              f"the batch it is in; slimforge scores in batches of {EVAL_BATCH_SIZE} (eval agrees), single-sample serving can differ slightly.")
+
+
+def _quantized_mode(out: Path) -> str | None:
+    from slimforge.files import read_json_quiet
+
+    return read_json_quiet(out / "quantized.json").get("mode")  # {} for an fbgemm table folder: no note
 
 
 @contextlib.contextmanager

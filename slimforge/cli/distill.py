@@ -57,7 +57,8 @@ def distill_cmd(
     Loss = soft weight x the distillation loss (kd: T^2 x KL between the softened outputs, as in Hinton et al. 2015) + hard weight x cross-entropy on the labels; the two weights sum to 1. Settings the chosen loss does not use (--temperature with mse, distill.alpha with kd) are refused.
     """
     from slimforge.cli.training import refuse_existing_run, resume_base
-    from slimforge.config import load_config
+    from slimforge.config import load_config, read_yaml
+    from slimforge.models import refuse_code_in
     from slimforge.distill.api import DistillRunConfig, run_from_config
     from slimforge.errors import ConfigError
 
@@ -68,6 +69,8 @@ def distill_cmd(
         "train.seed": seed, "train.device": device, "train.num_threads": threads, "train.quiet": True if quiet else None,
     }
     refuse_existing_run(out, resume, overwrite)
+    if config is not None:
+        refuse_code_in(read_yaml(config), str(config))
     if any(out.resolve() == Path(t).resolve() for t in teacher):
         raise ConfigError(f"--out {out} is a teacher's folder; write the student to another folder.")
     if student and prune_teacher is not None:

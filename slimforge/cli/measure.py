@@ -26,6 +26,7 @@ def measure_cmd(
     from slimforge.measure import load_variant, measure_variants
     from slimforge.pipeline.stages import StageContext
     from slimforge.report import build_rows, write_report
+    from slimforge.train.evaluate import EVAL_BATCH_SIZE
 
     from slimforge.errors import ConfigError
 
@@ -39,7 +40,8 @@ def measure_cmd(
         raise ConfigError(f"--batch-sizes {batch_sizes!r}: every batch size must be at least 1.")
     ctx = StageContext(run_data_config(runs[0]).model_copy(update={"augment": False}))
     dataset = getattr(ctx.data, split)
-    batches = [tuple(dataset.__getitems__(list(range(i, min(i + 256, len(dataset)))))[:2]) for i in range(0, len(dataset), 256)]
+    step = EVAL_BATCH_SIZE
+    batches = [tuple(dataset.__getitems__(list(range(i, min(i + step, len(dataset)))))[:2]) for i in range(0, len(dataset), step)]
     variants = [load_variant(r, r.name, threads=threads, channels_last=channels_last) for r in runs]
     measurement = measure_variants(variants, ctx.example(), sizes, eval_batches=batches, num_classes=ctx.data.info.num_classes,
                                    threads=threads, repeats=repeats)

@@ -29,10 +29,11 @@ def optimize_cmd(
     max_accuracy_drop: Annotated[float, typer.Option(help="validation accuracy points the result may lose")] = 1.0,
     objective: Annotated[str, typer.Option(help="what to minimise: latency")] = "latency",
     batch_size: Annotated[int, typer.Option(help="batch size latency is measured at")] = 32,
-    threads: Annotated[int, typer.Option(help="CPU threads latency is measured with")] = 1,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for every stage: latency (default 1) and recovery training (default: all cores)")] = None,
     channels_last: Annotated[bool, typer.Option("--channels-last", help="time PyTorch CNNs in channels-last memory format")] = False,
     time_budget: Annotated[str, typer.Option(help="wall-clock budget: 90s, 45m, 1h")] = "60m",
-    recovery_epochs: Annotated[int, typer.Option(help="distillation epochs after each pruning")] = 4,
+    recovery_epochs: Annotated[Optional[int], typer.Option(min=1, help="distillation epochs after each pruning (default: enough for 500 optimizer steps, at least 4)")] = None,
+    refine: Annotated[bool, typer.Option("--refine/--no-refine", help="spend the time left at the budget's edge: in-between pruning levels, longer recovery")] = True,
     backends: Annotated[str, typer.Option(help="int8 backends to try, comma-separated")] = "onnxruntime,torch",
     data_root: Annotated[Optional[str], typer.Option(help="folder of the dataset's files (default: the run's)")] = None,
     out: Annotated[Path, typer.Option(help="folder for candidates, best/ and the report")] = Path("runs/optimize"),
@@ -44,10 +45,11 @@ def optimize_cmd(
 
     data_cfg = run_data_config(run)
     data_cfg = data_cfg.model_copy(update={"augment": False, **({"root": data_root} if data_root else {})})
-    cfg = OptimizeConfig(max_accuracy_drop=max_accuracy_drop, objective=objective, batch_size=batch_size, threads=threads, channels_last=channels_last,
+    cfg = OptimizeConfig(max_accuracy_drop=max_accuracy_drop, objective=objective, batch_size=batch_size, threads=threads or 1,
+                         train_threads=threads, channels_last=channels_last, refine=refine,
                          backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
-                         time_budget_s=parse_duration(time_budget),
-                         recovery=TrainConfig(epochs=recovery_epochs, lr=0.02, batch_size=128, warmup_epochs=0.2))
+                         time_budget_s=parse_duration(time_budget), auto_recovery=recovery_epochs is None,
+                         recovery=TrainConfig(epochs=recovery_epochs or 4, lr=0.02, batch_size=128, warmup_epochs=0.2))
     from slimforge.files import check_not_input
 
     check_not_input(out, [run])

@@ -54,6 +54,7 @@ def train_cmd(
     from slimforge.config import load_config, read_yaml
     from slimforge.distributed import is_main, teardown
     from slimforge.experiment import RunConfig, run_training
+    from slimforge.models import code_trusted, refuse_code_in
 
     flags = {
         "data.name": data, "data.root": data_root, "model.name": model, "train.epochs": epochs,
@@ -67,6 +68,8 @@ def train_cmd(
         from slimforge.errors import ConfigError
 
         raise ConfigError(f"{config} is a pipeline recipe (it has 'stages'); run it with: slimforge run {config}")
+    if config is not None:
+        refuse_code_in(read_yaml(config), str(config))
     # --resume continues with the run's own settings (recorded in its checkpoint); options given now apply on top.
     base = resume_base(out, RunConfig) if resume and config is None else None
     cfg = load_config(RunConfig, config, [*flag_overrides, *(overrides or [])], base=base)
@@ -75,7 +78,8 @@ def train_cmd(
 
         launch_cfg = LaunchConfig(nproc_per_node, nnodes, node_rank, rdzv_backend, rdzv_endpoint, rdzv_id, max_restarts, master_addr, master_port)
         worker = ["train", *(["--config", str(config)] if config else []), *flag_overrides, *(overrides or []),
-                  "--out", str(out), *(["--resume"] if resume else []), *(["--overwrite"] if overwrite else [])]
+                  "--out", str(out), *(["--resume"] if resume else []), *(["--overwrite"] if overwrite else []),
+                  *(["--trust-code"] if code_trusted() else [])]
         launch(launch_cfg, worker, cfg.train.device)
         return
     try:
@@ -111,11 +115,11 @@ def resume_base(out: Path, cls) -> dict | None:
 def _check_recorded_model(record: dict, source: Path) -> None:
     """A run's recorded model name is the file's choice: a ``package.module:function`` one is
     built on --resume only with --trust-code (or when this process trusts it)."""
-    from slimforge.models import resolve_factory
+    from slimforge.models import is_code_reference, resolve_factory
 
     for section in ("model", "student"):
         name = (record.get(section) or {}).get("name") if isinstance(record.get(section), dict) else None
-        if isinstance(name, str) and ":" in name and not name.startswith("torchvision:"):
+        if isinstance(name, str) and is_code_reference(name):
             resolve_factory(name, trust_code=False, source=f"the run recorded in {source}")
 
 
@@ -169,7 +173,7 @@ def eval_cmd(
         data_cfg = DataConfig(**{**data_cfg.model_dump(), "root": data_root})
     result = evaluate_run(run, data_cfg, split)
     scores = {k: v for k, v in result.items() if k not in ("split", "dataset", "count", "loss")}  # accuracy, or ndcg@10 ...
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in {**scores, "loss": result["loss"]}.items())
+    shown = ", ".join(f"{k} {int(v)}" if k == "errors" else f"{k} {v:.4f}" for k, v in {**scores, "loss": result["loss"]}.items())
     print(f"{run}: {result['dataset']} {split} {shown} ({result['count']} samples)")
 
 

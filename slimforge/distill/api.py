@@ -265,7 +265,7 @@ def run_from_config(cfg: DistillRunConfig, teachers: Sequence[str | Path], out: 
     config = cfg.distill.to_config()  # settings the loss does not take are refused before any data loads
     data_cfg = cfg.data or run_data_config(teachers[0])
     data = data_cfg.load()
-    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    seed_everything(cfg.train.seed)
     if cfg.prune_teacher_ratio:
         example = data.train.__getitems__([0, 1])[0] if hasattr(data.train, "__getitems__") else torch.stack([data.train[0][0], data.train[1][0]])
         student = slim_copy(artifacts.load_module(teachers[0], "--prune-teacher"), cfg.prune_teacher_ratio, example)

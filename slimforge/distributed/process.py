@@ -67,26 +67,6 @@ class DistContext:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def wrap(self, model: nn.Module, strategy: str = "ddp") -> nn.Module:
-        """The model as the training step calls it: DDP around it, FSDP2 shards of it (in place),
-        or the model itself in one process. Teachers and other frozen modules are never wrapped."""
-        if not self.is_distributed:
-            return model
-        if strategy == "fsdp":
-            from slimforge.distributed.fsdp import shard
-
-            return shard(model, self)
-        from torch.nn.parallel import DistributedDataParallel
-
-        sparse = sparse_parameters(model)
-        if sparse:  # left to all_reduce_sparse_gradients: DDP mixes up several sparse tables' all-reduces
-            DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, [name for name, _ in sparse])
-            with torch.no_grad():
-                for _, p in sparse:  # what DDP does for the parameters it owns: every rank starts from rank 0's
-                    dist.broadcast(p, 0)
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids)
-
     def all_reduce_sparse_gradients(self, params: list[tuple[str, nn.Parameter]]) -> None:
         """Average the sparse gradients of ``params`` (see :func:`sparse_parameters`) over the
         processes, one table after the other, after ``backward()``.

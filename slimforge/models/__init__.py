@@ -3,8 +3,10 @@
 Names resolve in three ways:
 
 * a registered name (``cnn``, ``resnet20``, ``mlp-800`` ...);
-* ``torchvision:<name>``: any torchvision classification model, random init by default,
-  with ``num_classes`` and ``in_channels`` adapted;
+* a library source (:data:`SOURCES`): ``torchvision:<name>`` (any torchvision classification
+  model, random init by default, ``num_classes`` and ``in_channels`` adapted), ``timm:<name>``
+  (any timm model; pretrained only from weights already on this machine) and
+  ``hf:<folder or config.json>`` (a local transformers model, safetensors weights only);
 * ``package.module:function``: any user factory returning an ``nn.Module``. Building one imports
   and calls code of the name's choosing, so a name read from a file (``model.json``, a
   checkpoint) is refused unless the caller trusts it (``trust_code=True``, ``--trust-code``) or
@@ -42,13 +44,19 @@ DATA_KWARGS = ("num_classes", "in_channels", "input_size")
 
 
 def list_models() -> list[str]:
-    """Registered model names (``torchvision:*`` and ``module:function`` also work)."""
+    """Registered model names (the sources ``torchvision:*``, ``timm:*``, ``hf:*`` and ``module:function`` also work)."""
     return MODELS.names()
 
 
 # Model sources that name a model of a library slimforge imports itself: building one runs no
-# code of the name's choosing, so a file may name them freely.
-SAFE_SOURCES = ("torchvision:",)
+# code of the name's choosing, so a file may name them freely. Prefix -> "module:function" that
+# turns the rest of the name into a factory (imported on first use).
+SOURCES = {
+    "torchvision": "slimforge.models.external:torchvision_factory",
+    "timm": "slimforge.models.external:timm_factory",
+    "hf": "slimforge.models.hf:hf_factory",
+}
+SAFE_SOURCES = tuple(f"{prefix}:" for prefix in SOURCES)
 
 # ``package.module:function`` names this process trusted (built through create_model by its own
 # code, or loaded with trust_code=True): loading a folder that names one again needs no opt-in.
@@ -70,6 +78,40 @@ def trusting_code(trust: bool = True) -> Iterator[None]:
         _TRUST_CODE.reset(token)
 
 
+def code_trusted() -> bool:
+    """Whether this block runs with ``--trust-code`` (:func:`trusting_code`)."""
+    return _TRUST_CODE.get()
+
+
+def refuse_code_in(raw: Any, source: str) -> None:
+    """A config or recipe file is exchanged like a run folder: one that names a ``package.module:function``
+    model, or grants ``trust_code: true`` itself, is refused unless the user trusts it (``--trust-code``).
+    Names typed on the command line (``--model``, ``model.name=...``) are the user's own and are not checked."""
+    if _TRUST_CODE.get():
+        return
+    found = sorted(set(_code_requests(raw)))
+    if found:
+        raise UntrustedCodeError(
+            f"{source} asks to run code: {'; '.join(found)}. slimforge runs no code named by a file unless you trust "
+            "where the file came from: run it with --trust-code (only if you would run its author's program)."
+        )
+
+
+def _code_requests(raw: Any, where: str = "") -> Iterator[str]:
+    if isinstance(raw, list):
+        for i, item in enumerate(raw):
+            yield from _code_requests(item, f"{where}[{i}]")
+    if not isinstance(raw, dict):
+        return
+    if raw.get("trust_code") is True:
+        yield f"{where or 'top level'}: trust_code: true"
+    for key, value in raw.items():
+        name = value.get("name") if isinstance(value, dict) else None
+        if key in ("model", "student") and isinstance(name, str) and is_code_reference(name):
+            yield f"{where + '.' if where else ''}{key} {name!r}"
+        yield from _code_requests(value, f"{where}.{key}" if where else str(key))
+
+
 def is_code_reference(name: str) -> bool:
     """True for ``package.module:function`` names: building them imports code named by the string."""
     return ":" in name and not name.startswith(SAFE_SOURCES)
@@ -85,10 +127,10 @@ def resolve_factory(name: str, *, trust_code: bool = True, source: str = "") -> 
     """
     if not isinstance(name, str) or not name:
         raise UnknownNameError(f"{source or 'model'}: the model name must be a non-empty string, not {name!r}.")
-    if name.startswith("torchvision:"):
-        from slimforge.models.external import torchvision_factory
-
-        return torchvision_factory(name.split(":", 1)[1])
+    if name.startswith(SAFE_SOURCES):
+        prefix, _, target = name.partition(":")
+        module, _, attr = SOURCES[prefix].partition(":")
+        return getattr(importlib.import_module(module), attr)(target)
     if ":" in name:
         if not (trust_code or _TRUST_CODE.get() or name in _TRUSTED_FACTORIES):
             raise UntrustedCodeError(
@@ -129,12 +171,18 @@ def build_model_from(name: str, kwargs: dict[str, Any], *, trust_code: bool = Fa
         _check_size(factory, name, accepted, source)
     try:
         model = factory(**accepted)
+    except SlimforgeError as exc:  # a source's own check (hf: config, timm: keywords): name the file it came from
+        if source and source not in str(exc):
+            raise type(exc)(f"{source}: {exc}") from None
+        raise
     except (TypeError, ValueError, RuntimeError, IndexError, KeyError, AssertionError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SlimforgeError(f"{source + ': ' if source else ''}model {name!r} could not be built with {accepted}: {first}") from exc
     if not isinstance(model, nn.Module):
         raise SlimforgeError(f"Model factory {name!r} returned {type(model).__name__}, not an nn.Module.")
-    return attach_spec(model, ModelSpec(name, _jsonable(accepted)))
+    spec = ModelSpec(name, _jsonable(accepted))
+    describe = getattr(factory, "describe_spec", None)  # a source may record what rebuilds it instead of a path
+    return attach_spec(model, describe(model, spec) if describe is not None else spec)
 
 
 # Limits on a model's keywords read from a file: far above any real model, far below a crafted one.
@@ -246,4 +294,4 @@ def _import_factory(path: str) -> Callable[..., nn.Module]:
 from slimforge.models import cnn, mlp, resnet  # noqa: E402,F401
 from slimforge.text import models as _text_models  # noqa: E402,F401,I001  (registers the text models)
 
-__all__ = ["MODELS", "UntrustedCodeError", "build_model_from", "create_model", "is_code_reference", "list_models", "register_model", "resolve_factory", "trusting_code"]
+__all__ = ["MODELS", "SOURCES", "UntrustedCodeError", "build_model_from", "code_trusted", "create_model", "is_code_reference", "refuse_code_in", "list_models", "register_model", "resolve_factory", "trusting_code"]

@@ -6,6 +6,7 @@
 
 from slimforge.pipeline.recipe import Recipe, StageConfig, load_recipe, parse_recipe
 from slimforge.pipeline.stages import StageContext, list_stages, register_stage
-from slimforge.pipeline.runner import read_marker, run_recipe
+from slimforge.pipeline.markers import read_marker
+from slimforge.pipeline.runner import run_recipe
 
 __all__ = ["Recipe", "StageConfig", "StageContext", "list_stages", "load_recipe", "parse_recipe", "read_marker", "register_stage", "run_recipe"]

@@ -92,7 +92,13 @@ def parse_recipe(raw: dict[str, Any], source: str = "recipe", overrides: list[st
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
-    return parse_recipe(read_yaml(path), str(path), overrides)
+    """The recipe in file ``path``. A file that names a ``package.module:function`` model or sets
+    ``trust_code: true`` is refused unless the caller trusts it (``--trust-code``, ``trusting_code()``)."""
+    from slimforge.models import refuse_code_in
+
+    raw = read_yaml(path)
+    refuse_code_in(raw, str(path))
+    return parse_recipe(raw, str(path), overrides)
 
 
 def _stage_names(stages: list[Any], source: str) -> list[str]:

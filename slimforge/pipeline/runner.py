@@ -15,25 +15,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from slimforge.artifacts import read_json, read_json_quiet, write_json
+from slimforge.artifacts import write_json
 from slimforge.errors import ArtifactError, SlimforgeError
 from slimforge.files import folder_lock, partial_folder, staged_output
+from slimforge.pipeline.markers import MARKER, STARTED, read_marker, started_fingerprint
 from slimforge.pipeline.recipe import Recipe, StageConfig
 from slimforge.pipeline.stages import PRODUCES, RESUMABLE_KINDS, RUNNERS, StageContext
 from slimforge.train.checkpoint import CHECKPOINT_FILE
-
-MARKER = "stage.json"
-STARTED = ".stage-started.json"  # the fingerprint of the stage run that last started here
-
-
-def read_marker(folder: Path) -> dict[str, Any] | None:
-    path = Path(folder) / MARKER
-    if not path.is_file():
-        return None
-    try:
-        return read_json(path)
-    except ArtifactError:
-        return None
 
 
 def run_recipe(recipe: Recipe, out: str | Path, *, quiet: bool = False, log=print) -> dict[str, dict[str, Any]]:
@@ -79,7 +67,7 @@ def _run_stage(stage: StageConfig, fp: str, input_dir: Path | None, folder: Path
     # A train/distill stage cut short with this very configuration continues from its checkpoint.
     partial = partial_folder(folder)
     resumable = stage.kind in RESUMABLE_KINDS
-    ctx.resume = resumable and _started(partial) == fp and (partial / CHECKPOINT_FILE).is_file()
+    ctx.resume = resumable and started_fingerprint(partial) == fp and (partial / CHECKPOINT_FILE).is_file()
     log(f"[{stage.name}] {'resuming from its checkpoint' if ctx.resume else 'running'} ({stage.kind})")
     try:
         with staged_output(folder, reuse_partial=ctx.resume, keep_on_error=resumable) as work:
@@ -127,7 +115,3 @@ def _folder_digest(folder: Path) -> str:
             h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
 
-
-def _started(folder: Path) -> str | None:
-    """The fingerprint of the stage run last started in ``folder`` (None when unknown)."""
-    return read_json_quiet(folder / STARTED).get("fingerprint")

@@ -21,8 +21,10 @@ from slimforge.errors import ConfigError
 from slimforge.distill.api import DistillSection, distill_train_config, with_distill_train_defaults
 from slimforge.experiment import DataConfig, ModelConfig
 from slimforge.models import trusting_code
+from slimforge.pipeline.markers import read_marker
 from slimforge.pipeline.recipe import STAGE_CONFIGS, StageConfig
 from slimforge.train import TrainConfig, seed_everything, train
+from slimforge.train.evaluate import EVAL_BATCH_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +69,10 @@ class StageContext:
         finally:
             ds.augment = saved
 
-    def val_batches(self, batch_size: int = 256) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def val_batches(self, batch_size: int = EVAL_BATCH_SIZE) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return self._batches(self.data.val, batch_size)
 
-    def test_batches(self, batch_size: int = 256, limit: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def test_batches(self, batch_size: int = EVAL_BATCH_SIZE, limit: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return self._batches(self.data.test, batch_size, limit)
 
     @staticmethod
@@ -151,7 +153,7 @@ class TrainStage(StageConfig):
 def run_train(ctx: StageContext, cfg: TrainStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
     from slimforge.models import create_model
 
-    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    seed_everything(cfg.train.seed)
     model = create_model(cfg.model.name, **{**ctx.data.info.model_kwargs(), **cfg.model.kwargs})
     record = {"stage": cfg.model_dump(mode="json"), "data": ctx.data_config.model_dump(mode="json")}
     return train(model, ctx.data, _quiet(cfg.train, ctx), out, record=record, resume=ctx.resume).metrics
@@ -238,7 +240,7 @@ def run_distill(ctx: StageContext, cfg: DistillStage, input_dir: Path | None, ou
     from slimforge.distill.api import run as distill_run
     from slimforge.models import create_model
 
-    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    seed_everything(cfg.train.seed)
     if cfg.student is not None:
         student = create_model(cfg.student.name, **{**ctx.data.info.model_kwargs(), **cfg.student.kwargs})
     else:
@@ -325,7 +327,7 @@ def run_quantize(ctx: StageContext, cfg: QuantizeStage, input_dir: Path | None, 
         metrics = {"test_accuracy": accuracy(quantized.quantized, test), "fp32_test_accuracy": accuracy(model, test), **fallback}
     # Its data section, as a run folder has: `slimforge eval` and `measure` load the same data.
     save_quantized(quantized, out, metrics=metrics,
-                   config={"data": ctx.data_config.model_dump(mode="json"), "stage": cfg.model_dump(mode="json"), "source": str(input_dir)})
+                   config={"data": ctx.data_config.model_dump(mode="json"), "stage": cfg.model_dump(mode="json"), "source": str(Path(input_dir).absolute()) if input_dir else None})
     return metrics
 
 
@@ -385,7 +387,5 @@ def run_report(ctx: StageContext, cfg: ReportStage, input_dir: Path | None, out:
 
 def _kind_of(folder: Path) -> str:
     """The stage kind that wrote ``folder`` (from its stage marker)."""
-    from slimforge.pipeline.runner import read_marker
-
     marker = read_marker(folder)
     return marker.get("kind", "") if marker else ""

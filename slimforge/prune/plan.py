@@ -209,3 +209,6 @@ def _sync_attention_and_config(model: nn.Module) -> None:
     for key, values in sizes.items():
         if len(values) == 1 and hasattr(config, key):
             setattr(config, key, values.pop())
+    from slimforge.models.hf import sync_config
+
+    sync_config(model)  # every transformers config inside, from its layers' shapes (ViT, GPT-2's n_inner ...)

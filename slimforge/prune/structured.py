@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimforge.artifacts import get_spec, record_edit
+from slimforge.artifacts import adopt_spec, record_edit
 from slimforge.prune._graph import DependencyGraph, Group, build_dependency_graph, matches
 from slimforge.prune.attention import prepare_attention, settle_attention
 from slimforge.prune.errors import PruneConfigError, PruningError
@@ -108,6 +108,7 @@ def prune(
     if isinstance(first, torch.Tensor) and first.dim() > 0 and first.shape[0] < 2 and model.training and any(
             isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         raise PruneConfigError("example_inputs needs a batch of at least 2: BatchNorm in training mode cannot run on one sample.")
+    adopt_spec(model)  # a transformers model built outside slimforge: described by its config, before it changes
     reference = _output_shapes(model, args, kwargs) if check else None
     ctx = importance_context(model, config, calibration, loss_fn)
     # 1. Capture the model and find the coupled groups (nn.MultiheadAttention gets a forward
@@ -119,9 +120,8 @@ def prune(
         settle_attention(swapped, failed=True)
         raise
     settle_attention(swapped, failed=False)
-    # 5. Record.
-    if get_spec(model) is not None:
-        record_edit(model, plan)
+    # 5. Record (on the spec; a model without one keeps the plan for save(factory=...) / attach_spec).
+    record_edit(model, plan)
     return model
 
 
@@ -147,6 +147,8 @@ def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config
     scores = score_units(graph, ctx, config.importance, config.reduction)
     # 3. Choose what to keep: fixed ratios, or the global ratio that meets a target.
     pruned = choose_pruned_units(model, graph, scores, config)
+    if not pruned:
+        _explain_nothing_pruned(graph, config)
     plan = make_plan(graph, pruned)
     # 4. Slice and check.
     restore = _restore_point(model)
@@ -180,6 +182,22 @@ def _accepts(model: nn.Module, name: str) -> bool:
         return name in inspect.signature(model.forward).parameters
     except (TypeError, ValueError):
         return False
+
+
+def _explain_nothing_pruned(graph: DependencyGraph, config: PruneConfig) -> None:
+    """A ratio above 0 that removes nothing is an error, not a silent 1.00x "pruned" model."""
+    ratios = list(config.ratio.values()) if isinstance(config.ratio, Mapping) else [config.ratio]
+    if config.ratio is None or max(float(r) for r in ratios) <= 0:
+        return
+    prunable = [g for g in graph.groups if len(g.units) > 1]
+    if not prunable:
+        why = f"the skip patterns {list(config.skip)} leave no" if config.skip else "the model has no"
+        raise PruningError(f"Nothing to prune: {why} group of channels, neurons or heads that can shrink "
+                           "(inputs, outputs and attention sizes stay fixed).")
+    raise PruningError(
+        f"ratio {config.ratio} removes nothing: rounding each of the {len(prunable)} prunable groups' kept count "
+        f"(to whole units, multiples of round_to={config.round_to} channels) keeps every unit. Raise the ratio or lower round_to."
+    )
 
 
 def _check_skip_patterns(model: nn.Module, skip: Sequence[str]) -> None:

@@ -37,6 +37,12 @@ def move_to(inputs: Any, device: torch.device) -> Any:
     return inputs
 
 
+# Every score slimforge prints (train, eval, quantize, measure, optimize) batches a split this way: a
+# dynamic int8 model scales each batch's activations by that batch's range, so its predictions depend
+# on how the split is batched, and two commands scoring the same folder must batch it alike.
+EVAL_BATCH_SIZE = 256
+
+
 def make_loader(dataset: Dataset, batch_size: int, sampler: Sampler[int] | None, num_workers: int = 0, batch_sampler: Any = None) -> DataLoader:
     """In-memory datasets build whole batches themselves (``__getitems__``), so no workers or
     collation are needed; other datasets get the default collation. ``batch_sampler`` (lists
@@ -50,7 +56,7 @@ def make_loader(dataset: Dataset, batch_size: int, sampler: Sampler[int] | None,
 def evaluate(
     model: nn.Module,
     dataset: Dataset,
-    batch_size: int = 512,
+    batch_size: int = EVAL_BATCH_SIZE,
     ctx: DistContext | None = None,
     device: torch.device | str | None = None,
     autocast_dtype: torch.dtype | None = None,

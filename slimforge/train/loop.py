@@ -13,7 +13,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from slimforge import artifacts
 from slimforge.data.core import DataSplits
 from slimforge.distributed import DistContext, fsdp, restart_count, setup
 from slimforge.distributed.process import sparse_parameters
+from slimforge.distributed.wrap import wrap
 from slimforge.errors import ArtifactError, ConfigError, DataError, SlimforgeError
 from slimforge.files import final_folder, inside, staged_output
 from slimforge.train.callbacks import Callback, MaxNorm, Objective, TrainState
@@ -54,7 +55,8 @@ class TrainResult:
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
-    """Seed torch, numpy and random; with ``deterministic`` also force deterministic kernels."""
+    """Seed torch, numpy and random; with ``deterministic`` also force deterministic kernels for
+    the rest of the process (``train`` itself scopes them to the run: :func:`deterministic_kernels`)."""
     import random
 
     import numpy as np
@@ -66,6 +68,23 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
+
+
+@contextlib.contextmanager
+def deterministic_kernels(on: bool) -> Iterator[None]:
+    """Deterministic kernels inside the block (``TrainConfig.deterministic``), the process's own setting after it."""
+    if not on:
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.benchmark = before[1]
 
 
 def train(
@@ -92,14 +111,15 @@ def train(
     """
     cfg = (config or TrainConfig()).with_defaults(data.train_defaults)
     if out is None:
-        return _train(model, data, cfg, None, objective, callbacks, resume, record)
+        with deterministic_kernels(cfg.deterministic):
+            return _train(model, data, cfg, None, objective, callbacks, resume, record)
     out = Path(out)
     if artifacts.get_spec(model) is None:  # found now, not after the last epoch
         raise ArtifactError(
             f"Cannot train into {out}: the model's structure is unknown, so its run folder could not be saved. Build it with "
             "slimforge.create_model(...) or describe it with slimforge.artifacts.attach_spec(model, ModelSpec(...))."
         )
-    with run_folder(out, resume) as work:
+    with run_folder(out, resume) as work, deterministic_kernels(cfg.deterministic):
         result = _train(model, data, cfg, work, objective, callbacks, resume, record)
         if int(os.environ.get("RANK", "0")) == 0 and hasattr(data, "save_assets"):
             data.save_assets(work)
@@ -132,7 +152,7 @@ def _train(model, data, cfg, out, objective, callbacks, resume, record) -> Train
     # Set-up: processes, threads, determinism, device, loaders.
     ctx = setup(cfg.device, cfg.dist_timeout_s, cfg.num_threads)
     threads = ctx.threads
-    seed_everything(cfg.seed + ctx.rank, cfg.deterministic)
+    seed_everything(cfg.seed + ctx.rank)
     amp_dtype = _amp_dtype(cfg.amp, ctx.device)
     objective = objective or objective_for(cfg)
     if cfg.max_norm:
@@ -340,7 +360,7 @@ def _check_finite(loss_sum: torch.Tensor, state: TrainState, cfg: TrainConfig, r
 def _build_optimization(state: TrainState, extra: list[nn.Module], ctx: DistContext, cfg: TrainConfig, at_step: int = 0):
     """(Re)wrap the model and build optimizer + scheduler; resumes the schedule at ``at_step``."""
     _check_sparse_gradients(state.model, cfg)
-    wrapped = ctx.wrap(state.model, cfg.strategy)
+    wrapped = wrap(state.model, ctx, cfg.strategy)
     params = [p for m in [state.model, *extra] for p in m.parameters()]
     optimizer = build_optimizer(params, cfg)
     scheduler = build_scheduler(optimizer, state.steps_per_epoch, cfg)

@@ -14,7 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from slimforge import optimize as opt
+from slimforge.optimize import search as opt
+from slimforge.optimize.edge import Try
 
 BATCH = 32
 
@@ -28,10 +29,11 @@ class ScriptedSearch:
         search = opt._Search.__new__(opt._Search)
         search.cfg = opt.OptimizeConfig(max_accuracy_drop=budget, batch_size=BATCH, repeats=1)
         search.out, search.final, search.baseline_dir, search.log = out, out, out / "baseline", lambda *_: None
-        search.data = SimpleNamespace(info=SimpleNamespace(num_classes=10))
+        search.data = SimpleNamespace(info=SimpleNamespace(num_classes=10), val=[0] * 400, test=[0] * 400)
         search.val, search.test = ["val batches"], ["test batches"]
         search.example = search.batch = None
         search.candidates, search.failures, search.record_extra, search.best = [], [], {}, None
+        search.tries, search.base_epochs, search.seconds_per_epoch, search.val_interval = [], 4, None, 0.5
         search.started = search.deadline = time.monotonic()
         search.base_variant = self._variant("baseline")
         search.base_val, search.base_test, search.base_macs = base_val, base_val, 1000
@@ -124,13 +126,14 @@ def test_the_pruning_ladder_follows_the_budget(tmp_path, monkeypatch, within, tr
     guard dropped); the ladder not narrowed after a result (every target tried)."""
     s = ScriptedSearch(tmp_path, monkeypatch, base_val=0.95, script={})
     search = s.search
-    search.cfg = opt.OptimizeConfig(backends=("onnxruntime",), factorize=False, repeats=1)
+    search.cfg = opt.OptimizeConfig(backends=("onnxruntime",), factorize=False, repeats=1, refine=False)
     search.deadline = time.monotonic() + 3600
     pruned, int8 = [], []
 
-    def try_prune(target):  # a target the case does not script should not be tried: it fails the budget
+    def try_prune(target, epochs):  # a target the case does not script should not be tried: it fails the budget
         pruned.append(target)
         name = f"prune-macs{target:g}"
+        search.tries.append(Try(target, epochs, within.get(target, False)))
         return opt.Candidate(name, str(tmp_path / name), "scripted", 0.95, 0.95, 1.0, 2.0, within.get(target, False), 1.0)
 
     monkeypatch.setattr(search, "try_prune", try_prune)
@@ -139,3 +142,36 @@ def test_the_pruning_ladder_follows_the_budget(tmp_path, monkeypatch, within, tr
     search.run()
     assert pruned == tried
     assert int8 == ["baseline", *quantized]
+
+
+def test_with_time_left_the_search_refines_the_edge_of_the_budget(tmp_path, monkeypatch):
+    """After the ladder (0.25 within, 0.12 over), the time left goes to the edge: the geometric
+    midpoints between them, then a longer recovery of the first target over it. Planted bugs
+    caught: the search stopping after the ladder with most of its time unused (issue 25); bisecting
+    on the wrong side of the edge; retrying with the same recovery length."""
+    s = ScriptedSearch(tmp_path, monkeypatch, base_val=0.95, script={})
+    search = s.search
+    search.cfg = opt.OptimizeConfig(backends=("onnxruntime",), factorize=False, repeats=1)
+    search.deadline = time.monotonic() + 3600
+    tried = []
+
+    def keeps_accuracy(target, epochs):  # the true edge: 0.16 of the MACs, or 0.13 with 8+ epochs
+        return target >= 0.16 or (target >= 0.13 and epochs >= 8)
+
+    def try_prune(target, epochs):
+        tried.append((round(target, 3), epochs))
+        ok = keeps_accuracy(target, epochs)
+        search.tries.append(Try(target, epochs, ok))
+        return opt.Candidate(f"p{target:.3g}-{epochs}", str(tmp_path), "scripted", 0.95, 0.95, 1.0, 2.0, ok, 1.0)
+
+    monkeypatch.setattr(search, "try_prune", try_prune)
+    monkeypatch.setattr(search, "try_quantize", lambda *a: None)
+    monkeypatch.setattr(search, "write_report", lambda: None)
+    search.run()
+    assert tried[:2] == [(0.25, 4), (0.12, 4)]  # the ladder
+    refined = tried[2:]
+    assert refined and all(0.12 <= t <= 0.25 for t, _ in refined)  # only between the two sides of the edge
+    assert (0.173, 4) in refined  # sqrt(0.25 * 0.12): the first midpoint
+    assert any(e > 4 for _, e in refined)  # then a longer recovery at the edge
+    best_ok = min(t for t, e in tried if keeps_accuracy(t, e))
+    assert best_ok < 0.16  # the longer recovery found a target the 4-epoch ladder could not

@@ -158,7 +158,9 @@ def test_a_size_the_graph_did_not_predict_is_an_error_not_a_silent_model():
         sp.prune(model, x, ratio=0.5, round_to=1)
     model = SneakyNet().eval()
     before = model(x)
-    sp.prune(model, x, ratio=0.5, round_to=1, skip=["attn"])
+    # Following the advice leaves nothing else to shrink in this model: one clear error, model untouched.
+    with pytest.raises(sp.PruningError, match=r"Nothing to prune: the skip patterns \['attn'\]"):
+        sp.prune(model, x, ratio=0.5, round_to=1, skip=["attn"])
     assert torch.equal(model(x), before)
 
 

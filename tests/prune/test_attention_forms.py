@@ -25,7 +25,7 @@ def helpers_on_path(monkeypatch):
 def _timm(name: str, **kwargs):
     pytest.importorskip("timm")
     torch.manual_seed(0)
-    return slimforge.create_model("timm:create_model", model_name=name, pretrained=False, **kwargs).eval()
+    return slimforge.create_model(f"timm:{name}", **kwargs).eval()
 
 
 def _vit():
@@ -131,7 +131,7 @@ def test_form_loses_whole_heads_keeps_its_output_shape_and_round_trips(form, tmp
     assert out.shape == shape and torch.isfinite(out).all()
 
     save(model, tmp_path / form)
-    reloaded = load(tmp_path / form, trust_code=True)  # factories named by module path need trust
+    reloaded = load(tmp_path / form, trust_code=True)  # prune_helpers factories are named by module path
     assert torch.equal(_logits(reloaded.eval()(x, **kwargs)), out)
 
 

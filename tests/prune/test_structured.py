@@ -175,8 +175,18 @@ def test_unsupported_op_names_op_and_module_and_skip_works():
     assert "erfinv" in message and "'odd'" in message and "skip=['odd']" in message
     assert isinstance(info.value, SlimforgeError)
     before = model(x)
-    sp.prune(model, x, ratio=0.5, skip=["odd"])
+    # Skipping it leaves this model nothing to shrink: said, not reported as a 1.00x "pruned" model.
+    with pytest.raises(sp.PruningError, match="Nothing to prune"):
+        sp.prune(model, x, ratio=0.5, skip=["odd"])
     assert model.conv.out_channels == 8 and torch.equal(model(x), before)
+
+
+def test_a_ratio_that_rounds_to_nothing_is_an_error():
+    model = _build("plain_net")
+    before = model(X)
+    with pytest.raises(sp.PruningError, match="ratio 0.01 removes nothing"):
+        sp.prune(model, X, ratio=0.01, round_to=1)
+    assert torch.equal(model(X), before)
 
 
 @pytest.mark.parametrize("bad", [{"ratio": 1.0}, {"ratio": -0.1}, {"ratio": 0.3, "target_params": 0.5}, {}, {"target_macs": 0.0}])

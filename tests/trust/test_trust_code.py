@@ -133,6 +133,32 @@ def test_a_recipe_input_needs_trust_code_on_the_stage(code_canary, digits_run, t
     assert code_canary.called.exists()
 
 
+@pytest.mark.parametrize("kind", ["train-config", "distill-config", "recipe-model", "recipe-trust"])
+def test_a_config_or_recipe_file_that_asks_to_run_code_needs_trust_code(kind, code_canary, digits_run, tmp_path, capsys):
+    """A config.yaml or recipe from a colleague is exchanged like a run folder: it may not import code by itself."""
+    file = tmp_path / "received.yaml"
+    model = {"name": code_canary.factory}
+    body = {
+        "train-config": ({"data": {"name": "digits"}, "model": model, "train": {"epochs": 1}}, ["train", "-c", str(file), "-q"]),
+        "distill-config": ({"data": {"name": "digits"}, "student": model, "train": {"epochs": 1}},
+                           ["distill", "--teacher", str(digits_run), "-c", str(file), "-q"]),
+        "recipe-model": ({"data": {"name": "digits"}, "stages": [{"kind": "train", "model": model, "train": {"epochs": 1}}]},
+                         ["run", str(file), "-q"]),
+        "recipe-trust": ({"data": {"name": "digits"}, "stages": [{"kind": "export", "input": str(digits_run), "trust_code": True}]},
+                         ["run", str(file), "-q"]),
+    }
+    raw, argv = body[kind]
+    file.write_text(json.dumps(raw))  # JSON is YAML
+    out = tmp_path / "out"
+    code = main([*argv, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "asks to run code" in err and "--trust-code" in err, err[-800:]
+    assert not code_canary.fired() and not out.exists()
+    if kind != "recipe-trust":  # trusted, the factory is imported and called
+        main([*argv, "--out", str(out), "--trust-code"])
+        assert code_canary.called.exists()
+
+
 def test_train_resume_refuses_a_checkpoint_that_names_code(code_canary, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--data", "digits", "--model", "mlp", "--epochs", "1", "--out", str(out), "--quiet", "train.num_threads=1"]) == 0

@@ -1,28 +1,11 @@
-"""``slimforge optimize``: the fastest model within an accuracy budget, searched across stages.
-
-The search tries, cheapest first, and measures every candidate for real (interleaved with the
-baseline, fixed threads, the objective's batch size):
-
-1. int8 of the baseline through each quantization backend;
-2. structured pruning to a ladder of MAC targets, each recovered by distillation from the
-   baseline, then int8 of the best pruned model; the ladder moves towards more pruning while
-   candidates stay within the budget and back when they fall out of it;
-3. low-rank factorisation (for linear-heavy models), recovered and quantized the same way.
-
-Candidates are chosen on the **validation** split (the budget is checked there) and their test
-accuracy is reported, so the test split never steers the search. After every candidate,
-``optimize.json`` and ``best/`` are rewritten (atomically), so stopping the search, or missing
-the target, still leaves the best model found and the record of every try.
-"""
+"""The search itself: candidates made, measured and kept; see :mod:`slimforge.optimize`."""
 
 from __future__ import annotations
 
-import json
-import math
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -31,74 +14,15 @@ from torch import nn
 
 from slimforge import artifacts
 from slimforge.data.core import DataSplits
-from slimforge.errors import ConfigError, SlimforgeError
+from slimforge.errors import SlimforgeError
 from slimforge.files import final_folder, relocated, staged_output
-from slimforge.measure import Variant, count_macs, count_parameters, load_variant, measure_accuracy, measure_latency, measure_variants
-from slimforge.train import Callback, TrainConfig, TrainState
-
-
-@dataclass(frozen=True)
-class OptimizeConfig:
-    """max_accuracy_drop: points of validation accuracy the result may lose; batch_size and
-    threads: how latency is measured; time_budget_s: wall-clock limit of the whole search;
-    mac_targets: fractions of the baseline's MACs to try for pruning, in order; recovery: the
-    distillation fine-tuning after each structural change."""
-
-    max_accuracy_drop: float = 1.0
-    objective: str = "latency"
-    batch_size: int = 32
-    threads: int = 1
-    channels_last: bool = False  # time PyTorch CNN candidates in channels-last memory format
-    time_budget_s: float = 3600.0
-    backends: tuple[str, ...] = ("onnxruntime", "torch")
-    mac_targets: tuple[float, ...] = (0.25, 0.12, 0.06, 0.5)
-    importance: str = "l2"
-    recovery: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4, lr=0.02, batch_size=128, warmup_epochs=0.2))
-    distill_loss: str = "kd"
-    temperature: float = 4.0
-    factorize: bool = True
-    repeats: int = 20
-
-    def __post_init__(self) -> None:
-        if self.objective != "latency":
-            raise ConfigError(f"optimize: objective {self.objective!r} is not supported; use 'latency'.")
-        if not math.isfinite(self.max_accuracy_drop) or self.max_accuracy_drop < 0:
-            raise ConfigError(f"optimize: max_accuracy_drop is in points and must be a finite number >= 0, not {self.max_accuracy_drop}.")
-        if self.batch_size < 1 or self.threads < 1 or self.repeats < 1:
-            raise ConfigError(f"optimize: batch_size, threads and repeats must be >= 1 (got {self.batch_size}, {self.threads}, {self.repeats}).")
-        if self.time_budget_s <= 0:
-            raise ConfigError(f"optimize: time_budget_s must be > 0, got {self.time_budget_s}.")
-        from slimforge.quantize import list_backends
-
-        unknown = [b for b in self.backends if b not in list_backends()]
-        if unknown:  # found now, not after the pruning ladder has run
-            raise ConfigError(f"optimize: unknown int8 backend(s) {unknown}; known: {', '.join(list_backends())}.")
-
-
-@dataclass
-class Candidate:
-    name: str
-    path: str
-    recipe: str  # what was done, e.g. "prune(macs=0.25)+distill -> onnxruntime int8"
-    val_accuracy: float
-    test_accuracy: float
-    latency_ms: float  # p50 at the config's batch size
-    speedup: float  # baseline p50 / this p50, measured interleaved
-    within_budget: bool
-    seconds: float
-    macs: int | None = None
-    params: int | None = None
-
-
-# Accuracies are fractions of a finite split, so a drop of exactly the budget comes out of
-# floating point a hair over it: 100 * (0.9825 - 0.9725) = 1.0000000000000009 points.
-BUDGET_TOLERANCE_POINTS = 1e-9
-
-
-def within_budget(baseline: float, candidate: float, max_drop_points: float) -> bool:
-    """True when ``candidate`` loses at most ``max_drop_points`` accuracy points against
-    ``baseline`` (both fractions); a drop of exactly the budget is within it."""
-    return 100 * (baseline - candidate) <= max_drop_points + BUDGET_TOLERANCE_POINTS
+from slimforge.measure import (
+    Variant, count_macs, count_parameters, load_variant, machine_description, measure_accuracy, measure_latency, measure_variants,
+)
+from slimforge.optimize.budget import Candidate, OptimizeConfig, interval_points, recovery_epochs, within_budget
+from slimforge.optimize.edge import Try, next_try
+from slimforge.train import Callback, TrainState
+from slimforge.train.evaluate import EVAL_BATCH_SIZE
 
 
 class Deadline(Callback):
@@ -110,6 +34,19 @@ class Deadline(Callback):
     def on_epoch_end(self, state: TrainState) -> None:
         if time.monotonic() > self.deadline:
             state.stop = True
+
+
+class Progress(Callback):
+    """One line per recovery epoch: a long recovery is never silent."""
+
+    def __init__(self, name: str, log: Callable[[str], None]) -> None:
+        self.name, self.log = name, log
+        self.started = time.monotonic()
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        val = state.metrics.get("val_accuracy")
+        shown = f"val {val:.4f}" if isinstance(val, float) else ""
+        self.log(f"  {self.name} epoch {state.epoch + 1}: {shown} ({time.monotonic() - self.started:.0f} s)")
 
 
 def optimize(
@@ -132,7 +69,7 @@ def optimize(
 
 class _Search:
     def __init__(self, baseline: Path, data: DataSplits, config: OptimizeConfig, out: Path, log) -> None:
-        self.baseline_dir, self.data, self.cfg, self.out, self.log = baseline, data, config, out, log
+        self.baseline_dir, self.data, self.cfg, self.out, self.log = baseline.absolute(), data, config, out, log
         self.final = final_folder(out).absolute()  # where ``out`` (a staging folder) goes when the search ends
         self.deadline = time.monotonic() + config.time_budget_s
         self.started = time.monotonic()
@@ -149,8 +86,24 @@ class _Search:
         self.base_val = measure_accuracy(self.base_variant.predict, self.val, data.info.num_classes)["accuracy"]
         self.base_test = measure_accuracy(self.base_variant.predict, self.test, data.info.num_classes)["accuracy"]
         self.base_macs = count_macs(self.base_variant.module, self.example[:1])
-        self.log(f"baseline: val {self.base_val:.4f}, test {self.base_test:.4f}, {self.base_macs / 1e6:.1f} M MACs; "
-                 f"budget {config.max_accuracy_drop} points, {config.time_budget_s / 60:.0f} min")
+        self.val_interval = interval_points(self.base_val, len(data.val))
+        self.base_epochs = (recovery_epochs(config.recovery.epochs, len(data.train), config.recovery.batch_size)
+                            if config.auto_recovery else config.recovery.epochs)
+        self.tries: list[Try] = []
+        self.seconds_per_epoch: float | None = None
+        self.log(f"baseline: val {self.base_val:.4f}, test {self.base_test:.4f}, {self.base_macs / 1e6:.2f} M MACs; "
+                 f"budget {config.max_accuracy_drop} points, {config.time_budget_s / 60:.0f} min; recovery {self.base_epochs} epochs")
+        if config.max_accuracy_drop < self.val_interval:
+            self.log(f"note: the budget ({config.max_accuracy_drop} points) is within the validation split's noise: "
+                     f"+/-{self.val_interval:.2f} points (95%) on {len(data.val)} samples, so a candidate's measured drop "
+                     "can be off by that much; a larger validation split measures it better.")
+
+    def final_path(self, path: Path) -> Path:
+        """Where ``path`` (maybe inside the staging folder) will be once the search's folder is in place."""
+        try:
+            return self.final / Path(path).relative_to(self.out)
+        except ValueError:
+            return Path(path).absolute()
 
     def time_left(self) -> float:
         return self.deadline - time.monotonic()
@@ -161,25 +114,38 @@ class _Search:
         for backend in self.cfg.backends:  # 1. int8 of the baseline
             if self.time_left() > 0:
                 self.try_quantize(self.baseline_dir, backend, "baseline")
-        within: list[float] = []  # MAC targets whose pruned model kept the accuracy
         targets = list(self.cfg.mac_targets)
-        while targets and self.time_left() > 60:  # 2. pruning ladder, each success quantized at once
+        while targets and self.can_afford(self.base_epochs):  # 2. the ladder, each success quantized at once
             target = targets.pop(0)
-            cand = self.try_prune(target)
+            cand = self.prune_and_quantize(target, self.base_epochs)
             if cand is None:
                 continue
-            if cand.within_budget:
-                within.append(target)
-                for backend in self.cfg.backends:  # int8 now, so the best so far includes it
-                    if self.time_left() > 0:
-                        self.try_quantize(Path(cand.path), backend, cand.name)
             # Only targets between the most aggressive success and this try are still worth it.
             lower = target if not cand.within_budget else 0.0
-            upper = min(within) if within else 1.0
+            upper = min((t.target for t in self.tries if t.within), default=1.0)
             targets = [t for t in targets if lower < t < upper]
+        while self.cfg.refine:  # 3. the rest of the time at the budget's edge
+            step = next_try(self.tries, self.base_epochs)
+            if step is None or not self.can_afford(step[1]):
+                break
+            self.prune_and_quantize(*step)
         if self.cfg.factorize and _linear_share(self.base_variant.module) > 0.5 and self.time_left() > 0:
-            self.try_factorize()  # 3. low-rank, for models whose weights sit in linear layers
+            self.try_factorize()  # 4. low-rank, for models whose weights sit in linear layers
         self.write_report()
+
+    def can_afford(self, epochs: int) -> bool:
+        """Enough time left for a pruning candidate with ``epochs`` of recovery (from the ones so far)."""
+        if self.seconds_per_epoch is None:
+            return self.time_left() > 60
+        return self.time_left() > 1.2 * self.seconds_per_epoch * epochs + 30
+
+    def prune_and_quantize(self, target: float, epochs: int) -> Candidate | None:
+        cand = self.try_prune(target, epochs)
+        if cand is not None and cand.within_budget:
+            for backend in self.cfg.backends:  # int8 now, so the best so far includes it
+                if self.time_left() > 0:
+                    self.try_quantize(Path(cand.path), backend, cand.name)
+        return cand
 
     # ---------------------------------------------------------------- candidates
 
@@ -194,7 +160,7 @@ class _Search:
             result = quantize(model, calibration, QuantizeConfig(backend=backend, calib_batches=32, threads=self.cfg.threads))
             folder = self.out / "candidates" / name
             # Its data section, as the model candidates have: `slimforge eval` scores it on that data.
-            save_quantized(result, folder, config={**self.record_extra, "optimize": {"int8": backend, "source": str(source)}} if self.record_extra else None)
+            save_quantized(result, folder, config={**self.record_extra, "optimize": {"int8": backend, "source": str(self.final_path(source))}} if self.record_extra else None)
             return self.record(name, folder, f"{label} -> {backend} int8", time.monotonic() - t0)
         except Exception as exc:  # a backend that cannot handle this model is a failed candidate, not a failed search
             self.log(f"{name}: skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})")
@@ -202,12 +168,12 @@ class _Search:
             shutil.rmtree(self.out / "candidates" / name, ignore_errors=True)
             return None
 
-    def try_prune(self, mac_target: float) -> Candidate | None:
+    def try_prune(self, mac_target: float, epochs: int) -> Candidate | None:
         from slimforge.distill import DistillConfig
         from slimforge.distill.api import run as distill_run
         from slimforge.prune import prune
 
-        name = f"prune-macs{mac_target:g}"
+        name = f"prune-macs{mac_target:.3g}" + ("" if epochs == self.base_epochs else f"-{epochs}ep")
         t0 = time.monotonic()
         model = artifacts.load(self.baseline_dir).train()
         try:
@@ -215,14 +181,20 @@ class _Search:
         except SlimforgeError as exc:  # e.g. the target is below what the model's pinned layers allow
             self.log(f"{name}: skipped ({exc})")
             self.failures.append({"name": name, "error": str(exc)})
+            self.tries.append(Try(mac_target, epochs, within=False, possible=False))
             return None
         folder = self.out / "candidates" / name
-        recovery = self.cfg.recovery.model_copy(update={"quiet": True, "num_threads": None})
-        self.log(f"{name}: pruned to {count_macs(model, self.example[:1]) / 1e6:.1f} M MACs, recovering by distillation ({recovery.epochs} epochs)")
+        recovery = self.cfg.recovery.model_copy(update={"quiet": True, "num_threads": self.cfg.train_threads, "epochs": epochs})
+        self.log(f"{name}: pruned to {count_macs(model, self.example[:1]) / 1e6:.2f} M MACs, recovering by distillation ({epochs} epochs)")
+        t_train = time.monotonic()
         distill_run(model, [self.baseline_dir], self.data, DistillConfig(loss=self.cfg.distill_loss, temperature=self.cfg.temperature),
-                    recovery, folder, callbacks=[Deadline(self.deadline)], cache_dir=self.out / "teacher-cache",
+                    recovery, folder, callbacks=[Deadline(self.deadline), Progress(name, self.log)], cache_dir=self.out / "teacher-cache",
                     record={**self.record_extra, "optimize": {"mac_target": mac_target, "train": recovery.model_dump(mode="json")}})
-        return self.record(name, folder, f"prune(macs={mac_target:g}, {self.cfg.importance}) + {self.cfg.distill_loss} distillation", time.monotonic() - t0)
+        self.seconds_per_epoch = (time.monotonic() - t_train) / max(1, epochs)
+        cand = self.record(name, folder, f"prune(macs={mac_target:.3g}, {self.cfg.importance}) + {self.cfg.distill_loss} distillation, "
+                           f"{epochs} epochs", time.monotonic() - t0)
+        self.tries.append(Try(mac_target, epochs, cand.within_budget))
+        return cand
 
     def try_factorize(self) -> Candidate | None:
         from slimforge.distill import DistillConfig
@@ -233,9 +205,10 @@ class _Search:
         model = artifacts.load(self.baseline_dir).train()
         factorize(model, FactorizeConfig(target_ratio=0.5))
         folder = self.out / "candidates" / "lowrank-0.5"
-        recovery = self.cfg.recovery.model_copy(update={"quiet": True, "num_threads": None})
+        recovery = self.cfg.recovery.model_copy(update={"quiet": True, "num_threads": self.cfg.train_threads, "epochs": self.base_epochs})
+        self.log(f"lowrank-0.5: factorised to half the parameters, recovering by distillation ({self.base_epochs} epochs)")
         distill_run(model, [self.baseline_dir], self.data, DistillConfig(loss=self.cfg.distill_loss), recovery, folder,
-                    callbacks=[Deadline(self.deadline)], cache_dir=self.out / "teacher-cache",
+                    callbacks=[Deadline(self.deadline), Progress("lowrank-0.5", self.log)], cache_dir=self.out / "teacher-cache",
                     record={**self.record_extra, "optimize": {"factorize_target_ratio": 0.5}})
         return self.record("lowrank-0.5", folder, "SVD to half the parameters + distillation", time.monotonic() - t0)
 
@@ -271,12 +244,27 @@ class _Search:
             "baseline": {"path": str(self.baseline_dir), "val_accuracy": self.base_val, "test_accuracy": self.base_test, "macs": self.base_macs},
             "config": {k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in asdict(self.cfg).items()},
             "best": asdict(self.best) if self.best else None,
-            "candidates": [asdict(c) for c in self.candidates],
+            "candidates": [{**asdict(c), "verdict": self.verdict(c)} for c in self.candidates],
             "failed": self.failures,
+            "validation": {"samples": len(self.data.val), "interval_points": round(self.val_interval, 3)},
+            "test": {"samples": len(self.data.test), "interval_points": round(interval_points(self.base_test, len(self.data.test)), 3)},
+            "recovery_epochs": self.base_epochs,
+            "time_budget_s": self.cfg.time_budget_s,
             "elapsed_s": round(time.monotonic() - self.started, 1),
             "threads": self.cfg.threads,
+            "train_threads": self.cfg.train_threads or torch.get_num_threads(),
             "batch_size": self.cfg.batch_size,
+            "machine": machine_description(),
         }
+
+    def verdict(self, c: Candidate) -> str:
+        """Why ``c`` was kept or not, in words (the budget is checked on validation)."""
+        drop = 100 * (self.base_val - c.val_accuracy)
+        if not c.within_budget:
+            return f"rejected: validation drop {drop:.2f} points > budget {self.cfg.max_accuracy_drop:g}"
+        if c is self.best:
+            return f"best: fastest within budget (validation drop {drop:.2f} points)"
+        return f"within budget, slower than {self.best.name}" if self.best else "within budget"
 
     def write_report(self) -> None:
         """Measure baseline and every candidate together, interleaved, and write the report."""
@@ -285,11 +273,23 @@ class _Search:
         variants: list[Variant] = [self.base_variant] + [load_variant(c.path, c.name, threads=self.cfg.threads, channels_last=self.cfg.channels_last) for c in self.candidates]
         measurement = measure_variants(variants, self.example, (self.cfg.batch_size,), eval_batches=self.test,
                                        num_classes=self.data.info.num_classes, threads=self.cfg.threads, repeats=self.cfg.repeats)
-        best = f"best within {self.cfg.max_accuracy_drop} points (chosen on validation): {self.best.name}" if self.best else "no candidate within the budget"
-        write_report(self.out / "report", measurement, title="slimforge optimize", notes=[best] + [f"{c.name}: {c.recipe}" for c in self.candidates])
+        notes = [self.headline()] + [f"{c.name}: {c.recipe}; {self.verdict(c)}" for c in self.candidates]
+        write_report(self.out / "report", measurement, title="slimforge optimize", notes=notes)
+
+    def headline(self) -> str:
+        """The result in one sentence: the best model, its speed-up, its accuracy change on both splits, the cost."""
+        m = machine_description()
+        spent = f"searched {(time.monotonic() - self.started) / 60:.1f} of {self.cfg.time_budget_s / 60:.0f} min on {m['cpu']} ({m['isa']})"
+        if self.best is None:
+            return f"No candidate within {self.cfg.max_accuracy_drop:g} points of validation accuracy; {spent}."
+        b = self.best
+        test_interval = interval_points(self.base_test, len(self.data.test))
+        return (f"Best: {b.name}, {b.speedup:.2f}x faster than the baseline (PyTorch eager, batch {self.cfg.batch_size}, "
+                f"{self.cfg.threads} thread(s)); accuracy {100 * (b.val_accuracy - self.base_val):+.2f} points on validation "
+                f"(+/-{self.val_interval:.2f}) and {100 * (b.test_accuracy - self.base_test):+.2f} on test (+/-{test_interval:.2f}); {spent}.")
 
 
-def _batches(dataset, limit: int | None = None, batch_size: int = 256) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _batches(dataset, limit: int | None = None, batch_size: int = EVAL_BATCH_SIZE) -> list[tuple[torch.Tensor, torch.Tensor]]:
     n = len(dataset) if limit is None else min(limit, len(dataset))
     saved = getattr(dataset, "augment", None)
     if saved is not None:

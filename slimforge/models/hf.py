@@ -1,0 +1,437 @@
+"""Hugging Face transformers models: the ``hf:`` source, a consistent config after pruning, and
+``save_pretrained`` folders that plain transformers loads.
+
+* ``hf:<folder>`` builds the class the folder's ``config.json`` names (``architectures``; one of
+  the classes transformers' ``AutoModel...`` mappings list for its ``model_type``, else
+  ``AutoModel``'s) and loads the folder's safetensors weights; ``hf:<file.json>`` builds from a
+  config with random weights. A config with ``auto_map`` (remote code) is refused, pickled
+  weights (``pytorch_model.bin``) are refused, nothing is downloaded. The spec a built model
+  records is the config itself (``{"name": "hf:", "kwargs": {"config": {...}}}``), so the saved
+  folder is enough to rebuild it.
+* :func:`sync_config` (called after every pruning slice) sets the config's ``hidden_size``,
+  ``num_attention_heads`` and ``intermediate_size`` (``n_inner`` for GPT-2) from the modules,
+  where every layer agrees.
+* :func:`save_pretrained` writes ``config.json`` + ``model.safetensors`` for
+  ``AutoModel...from_pretrained``, after checking that a model built from the config has
+  exactly the pruned model's shapes. Transformers 5 configs hold one head count, one FFN width
+  and head size ``hidden_size / num_attention_heads`` for every layer (``pruned_heads`` is gone
+  from transformers 5); a model they cannot describe is refused with the reason, unless
+  ``pad=True`` puts zero heads/neurons back (same outputs, plain transformers runs the padded size).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from slimforge.errors import ArtifactError, SlimforgeError, UnknownNameError, did_you_mean
+
+CONFIG_FILE = "config.json"
+SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack", "model.ckpt.index")
+# Config keys that make transformers import code named by the file.
+REMOTE_CODE_KEYS = ("auto_map", "trust_remote_code", "custom_pipelines")
+
+
+# ---------------------------------------------------------------- the hf: source
+
+
+def hf_factory(target: str) -> Callable[..., nn.Module]:
+    """The factory for ``hf:<target>``: a local model folder or a ``config.json``; ``hf:`` alone
+    builds from the ``config`` keyword (how ``slimforge.load`` rebuilds a saved model)."""
+    path = _source_path(target) if target else None
+
+    def factory(config: dict[str, Any] | None = None) -> nn.Module:
+        if (path is None) == (config is None):
+            raise SlimforgeError("hf: give a model folder or config.json in the name (hf:PATH), or hf: with a config=... dict; "
+                                 f"got {'both' if path is not None else 'neither'}.")
+        if config is not None:
+            return build_from_config(config, source="hf: config")
+        if path.is_file():
+            return build_from_config(_read_config(path), source=str(path))
+        return _build_from_folder(path)
+
+    # The saved folder records the config, not a path that may not exist where it is loaded.
+    factory.describe_spec = lambda model, spec: type(spec)("hf:", {"config": recorded_config(model)}, list(spec.edits))
+    return factory
+
+
+def _source_path(target: str) -> Path:
+    path = Path(target).expanduser()
+    if path.is_dir():
+        if not (path / CONFIG_FILE).is_file():
+            raise ArtifactError(f"hf:{target}: the folder has no {CONFIG_FILE}; it is not a Hugging Face model folder.")
+        return path
+    if path.is_file() and path.suffix == ".json":
+        return path
+    raise ArtifactError(f"hf:{target}: not a Hugging Face model folder or a config .json file"
+                        f"{' (it does not exist)' if not path.exists() else ''}. slimforge builds hf: models from local files only.")
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    from slimforge.files import read_json
+
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{path}: a Hugging Face config must be a JSON object, not {type(data).__name__}.")
+    return data
+
+
+def check_config(config: dict[str, Any], source: str) -> str:
+    """The config's ``model_type`` after refusing configs that ask for remote code; raises naming ``source``."""
+    if not isinstance(config, dict):
+        raise ArtifactError(f"{source}: a Hugging Face config must be an object, not {type(config).__name__}.")
+    asked = [k for k in REMOTE_CODE_KEYS if config.get(k)]
+    if asked:
+        raise ArtifactError(
+            f"{source}: the config sets {asked[0]!r}: it asks transformers to import code shipped with the model "
+            "(trust_remote_code). slimforge builds only the model classes transformers itself provides."
+        )
+    model_type = config.get("model_type")
+    from transformers import CONFIG_MAPPING
+
+    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
+        known = sorted(CONFIG_MAPPING.keys())
+        raise UnknownNameError(f"{source}: 'model_type' {model_type!r} is not a transformers model type."
+                               f"{did_you_mean(str(model_type), known) if isinstance(model_type, str) else ''}")
+    return model_type
+
+
+def model_class(config: Any, source: str) -> type[nn.Module]:
+    """The transformers class ``config.architectures[0]`` names, if transformers' auto mappings
+    list it for this model type; the bare ``AutoModel`` class when the config names none."""
+    import transformers
+    from transformers.models.auto import modeling_auto
+
+    known: set[str] = set()
+    for attr in dir(modeling_auto):
+        mapping = getattr(modeling_auto, attr)
+        if attr.endswith("_MAPPING_NAMES") and isinstance(mapping, dict):
+            value = mapping.get(config.model_type)
+            known.update(value if isinstance(value, (list, tuple)) else [value] if isinstance(value, str) else [])
+    names = list(getattr(config, "architectures", None) or [])
+    if not names:
+        names = [modeling_auto.MODEL_MAPPING_NAMES.get(config.model_type, "")]
+    name = names[0]
+    if name not in known or not hasattr(transformers, name):
+        raise UnknownNameError(f"{source}: architecture {name!r} is not a transformers class for model type "
+                               f"{config.model_type!r}.{did_you_mean(str(name), sorted(known))}")
+    return getattr(transformers, name)
+
+
+def _config_object(config: dict[str, Any], source: str) -> Any:
+    from transformers import AutoConfig
+
+    model_type = check_config(config, source)
+    fields = {k: v for k, v in config.items() if k != "model_type"}
+    try:
+        return AutoConfig.for_model(model_type, **fields)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ArtifactError(f"{source}: not a valid {model_type} config: {exc}") from None
+
+
+def build_from_config(config: dict[str, Any], source: str = "hf: config") -> nn.Module:
+    """A transformers model with random weights from a config dict (checked by :func:`check_config`)."""
+    cfg = _config_object(config, source)
+    cls = model_class(cfg, source)
+    return cls(cfg).to(torch.float32)
+
+
+def _build_from_folder(folder: Path) -> nn.Module:
+    """``from_pretrained`` on a local folder with safetensors weights; pickled weights are refused before transformers sees them."""
+    source = str(folder / CONFIG_FILE)
+    cfg = _config_object(_read_config(folder / CONFIG_FILE), source)  # refuses remote code before anything else
+    if not any((folder / f).is_file() for f in SAFE_WEIGHTS):
+        pickled = [f for f in PICKLED_WEIGHTS if (folder / f).is_file()]
+        if pickled:
+            raise ArtifactError(
+                f"hf:{folder}: the weights are {pickled[0]}, a pickle (or another non-safetensors format); slimforge never "
+                "unpickles, because loading a pickle can run arbitrary code. Convert it where you trust it: "
+                "AutoModel.from_pretrained(folder).save_pretrained(folder) writes model.safetensors."
+            )
+        raise ArtifactError(f"hf:{folder}: no model.safetensors in the folder. Use hf:{folder / CONFIG_FILE} for random weights.")
+    cls = model_class(cfg, source)
+    try:
+        with _no_progress_bars():
+            return cls.from_pretrained(str(folder), config=cfg, local_files_only=True, use_safetensors=True,
+                                       trust_remote_code=False, dtype=torch.float32)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArtifactError(f"hf:{folder}: transformers cannot load the folder: {first}") from None
+
+
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """transformers draws progress bars for one-file loads and saves; they are noise in a log."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+def recorded_config(model: nn.Module) -> dict[str, Any]:
+    """The JSON config a saved spec records: no source path, the built class in ``architectures``."""
+    from slimforge.text.models import hf_config_dict
+
+    data = hf_config_dict(model.config)
+    data["architectures"] = [type(model).__name__]
+    for key in ("_attn_implementation_autoset", "_attn_implementation_internal"):
+        data.pop(key, None)
+    return data
+
+
+def spec_of(model: nn.Module) -> Any:
+    """The ``hf:`` spec of a transformers model built outside slimforge (``from_pretrained``,
+    ``BertModel(config)``): its config rebuilds it, so it saves and loads like an ``hf:`` model.
+    None for anything else, or a class transformers' auto mappings do not list (remote code)."""
+    from slimforge.artifacts import ModelSpec
+
+    transformers = sys.modules.get("transformers")
+    if transformers is None or not isinstance(model, transformers.PreTrainedModel):
+        return None
+    config = recorded_config(model)
+    try:
+        if model_class(_config_object(config, "config"), "config") is not type(model):
+            return None
+    except SlimforgeError:
+        return None
+    return ModelSpec("hf:", {"config": config})
+
+
+# ---------------------------------------------------------------- config after pruning
+
+
+def hf_models(model: nn.Module) -> list[nn.Module]:
+    """The outermost transformers models inside ``model`` (itself, or wrapped as ``model.hf`` ...), one per config."""
+    transformers = sys.modules.get("transformers")  # not imported: no transformers model can exist (and importing it costs seconds)
+    if transformers is None:
+        return []
+    PreTrainedModel = transformers.PreTrainedModel
+    found: list[nn.Module] = []
+    seen: set[int] = set()
+    for module in model.modules():
+        if isinstance(module, PreTrainedModel) and id(module.config) not in seen:
+            found.append(module)
+            seen.add(id(module.config))
+    return found
+
+
+# Attention projections (query, key, value) by naming convention: BERT-style, and transformers 5's
+# q_proj/k_proj/v_proj (ViT, Llama ...); the output projection is inside the module or a sibling's ``dense``.
+QKV_NAMES = (("query", "key", "value"), ("q_proj", "k_proj", "v_proj"))
+ATTENTION_OUTPUTS = ("o_proj", "out_proj")
+# FFN input projections (module path suffix) and the projection that reads their output.
+FFN_LAYERS = {"intermediate.dense": "output.dense", "mlp.fc1": "mlp.fc2", "mlp.up_proj": "mlp.down_proj"}
+
+
+def _qkv(module: nn.Module) -> tuple[nn.Linear, nn.Linear, nn.Linear] | None:
+    for names in QKV_NAMES:
+        found = [getattr(module, n, None) for n in names]
+        if all(isinstance(f, nn.Linear) for f in found):
+            return found[0], found[1], found[2]
+    return None
+
+
+def _head_size(module: nn.Module) -> int | None:
+    size = getattr(module, "attention_head_size", getattr(module, "head_dim", None))
+    return size if isinstance(size, int) and size > 0 else None
+
+
+def layer_sizes(hf: nn.Module) -> dict[str, list[int]]:
+    """Per-layer sizes read from the modules: ``hidden`` (attention input width), ``heads``,
+    ``head_size`` and ``intermediate`` (FFN width), in layer order."""
+    sizes: dict[str, list[int]] = {"hidden": [], "heads": [], "head_size": [], "intermediate": []}
+    for path, module in hf.named_modules():
+        head_size, qkv = _head_size(module), _qkv(module)
+        fused = getattr(module, "c_attn", None)  # GPT-2: Conv1D, weight (in, 3 * heads * head_dim)
+        if head_size and qkv is not None:
+            sizes["hidden"].append(qkv[0].in_features)
+            sizes["heads"].append(qkv[0].out_features // head_size)
+            sizes["head_size"].append(head_size)
+        elif head_size and isinstance(getattr(fused, "weight", None), torch.Tensor):
+            sizes["hidden"].append(fused.weight.shape[0])
+            sizes["heads"].append(fused.weight.shape[1] // 3 // head_size)
+            sizes["head_size"].append(head_size)
+        if isinstance(module, nn.Linear) and any(path.endswith(suffix) for suffix in FFN_LAYERS):
+            sizes["intermediate"].append(module.out_features)
+        elif path.endswith("mlp.c_fc") and isinstance(getattr(module, "weight", None), torch.Tensor):
+            sizes["intermediate"].append(module.weight.shape[1])
+    return sizes
+
+
+def sync_config(model: nn.Module) -> None:
+    """Set each transformers config inside ``model`` to the sizes its modules now have, where
+    every layer agrees (a per-layer difference leaves the key, and :func:`save_pretrained` says why)."""
+    for hf in hf_models(model):
+        config, sizes = hf.config, layer_sizes(hf)
+        inner = "n_inner" if hasattr(config, "n_inner") else "intermediate_size"
+        for key, values in (("hidden_size", sizes["hidden"]), ("num_attention_heads", sizes["heads"]), (inner, sizes["intermediate"])):
+            if len(set(values)) == 1 and hasattr(config, key):
+                setattr(config, key, values[0])
+
+
+# ---------------------------------------------------------------- save_pretrained
+
+
+def save_pretrained(model: nn.Module, out: str | Path, *, pad: bool = False) -> Path:
+    """Write ``model`` (a transformers model, or a slimforge model wrapping one, e.g.
+    ``hf-text-classifier``) as a ``save_pretrained`` folder: ``config.json`` + ``model.safetensors``
+    that ``AutoModel...from_pretrained(out)`` loads with plain transformers, giving the same outputs.
+
+    The config is first synced with the modules; a model its config cannot describe (per-layer
+    head counts or FFN widths, a head size other than hidden_size / heads) is refused with the
+    reason, unless ``pad=True``: removed heads and FFN neurons are put back as zeros (outputs
+    unchanged; transformers then runs the padded size). The folder replaces ``out`` in one step.
+    """
+    from slimforge.files import staged_output
+
+    found = hf_models(model)
+    if len(found) != 1:
+        raise ArtifactError(f"save_pretrained needs a model holding one transformers model; {type(model).__name__} holds {len(found)}. "
+                            "Save it in slimforge's format instead (slimforge.save).")
+    hf = found[0]
+    sync_config(hf)
+    problem = describe_mismatch(hf)
+    if problem and pad:
+        hf = padded_copy(hf)
+        problem = describe_mismatch(hf)
+    if problem:
+        raise ArtifactError(
+            f"Cannot write {out} as a Hugging Face folder: {problem} A transformers config holds one size for every layer. "
+            + ("" if pad else "Pass pad=True to put the removed heads/neurons back as zeros (same outputs, "
+               "plain transformers runs the padded size), or ")
+            + "keep slimforge's own format (slimforge.save), which rebuilds any per-layer shape."
+        )
+    with staged_output(out) as folder, _no_progress_bars():
+        hf.save_pretrained(str(folder))
+    return Path(out)
+
+
+def describe_mismatch(hf: nn.Module) -> str:
+    """Why a model built from ``hf.config`` would differ from ``hf`` ("" when it would not)."""
+    sizes = layer_sizes(hf)
+    for key, what in (("heads", "attention head counts"), ("intermediate", "FFN widths (intermediate_size)"), ("hidden", "hidden sizes")):
+        if len(set(sizes[key])) > 1:
+            return f"its layers have different {what}: {sizes[key]}."
+    config = hf.config
+    if sizes["heads"] and getattr(config, "head_dim", None) is None:  # the config derives the head size
+        heads, head_size, hidden = sizes["heads"][0], sizes["head_size"][0], config.hidden_size
+        if hidden != heads * head_size:
+            return (f"{heads} heads of size {head_size} (heads pruned, hidden size {hidden} kept): the config derives the "
+                    f"head size as hidden_size / num_attention_heads = {hidden / max(heads, 1):g}.")
+    wrong = _shape_differences(hf)
+    if wrong:
+        return f"a model built from its config has other shapes ({'; '.join(wrong[:3])})."
+    return ""
+
+
+def _shape_differences(hf: nn.Module) -> list[str]:
+    """Tensors whose shape differs between ``hf`` and ``type(hf)(hf.config)`` (built on the meta device)."""
+    try:
+        with torch.device("meta"):
+            fresh = type(hf)(copy.deepcopy(hf.config))
+    except Exception as exc:  # noqa: BLE001 - any failure to build from the config is the answer
+        return [f"the config does not build: {type(exc).__name__}: {str(exc)[:200]}"]
+    expected = {k: tuple(v.shape) for k, v in fresh.state_dict().items()}
+    actual = {k: tuple(v.shape) for k, v in hf.state_dict().items()}
+    wrong = [f"{k}: model {actual[k]} vs config {expected[k]}" for k in actual if k in expected and actual[k] != expected[k]]
+    wrong += [f"{k}: only in the model" for k in actual if k not in expected]
+    return wrong
+
+
+@torch.no_grad()
+def padded_copy(hf: nn.Module) -> nn.Module:
+    """A copy of ``hf`` with removed attention heads and FFN neurons put back as zeros, so every
+    layer has the config's head count (hidden_size / head size) and the widest FFN width.
+
+    A zero head's output-projection columns are zero, so it adds nothing whatever it computes;
+    the same for a zero FFN neuron. Layers found by name: query/key/value or q/k/v_proj attention
+    with o_proj/out_proj or a sibling ``output.dense``; intermediate.dense, mlp.fc1 or mlp.up_proj
+    FFNs (BERT, RoBERTa, MiniLM, ViT ...)."""
+    hf = copy.deepcopy(hf)
+    config = hf.config
+    modules = dict(hf.named_modules())
+    parents = {id(child): parent for parent in hf.modules() for child in parent.children()}
+    widest = max(layer_sizes(hf)["intermediate"] or [0])
+    for path, module in list(modules.items()):
+        head_size, qkv = _head_size(module), _qkv(module)
+        if head_size and qkv is not None:
+            _pad_heads(module, path, qkv, head_size, config.hidden_size, parents.get(id(module)))
+        for suffix, reader in FFN_LAYERS.items():
+            if path.endswith(suffix) and isinstance(module, nn.Linear) and module.out_features < widest:
+                base = path[: -len(suffix)]
+                _pad_width(modules, base + suffix, widest, extra=[base + "mlp.gate_proj"] if suffix == "mlp.up_proj" else [])
+                output = modules.get(base + reader)
+                if not isinstance(output, nn.Linear):
+                    raise ArtifactError(f"{path}: no {reader} reading its outputs was found; this layer cannot be padded.")
+                output.weight = nn.Parameter(_pad(output.weight, 1, widest))
+                output.in_features = widest
+    sync_config(hf)
+    return hf
+
+
+def _pad_heads(module: nn.Module, path: str, qkv: tuple[nn.Linear, ...], head_size: int, hidden: int, parent: nn.Module | None) -> None:
+    """Zero heads appended to an attention ``module`` until it has hidden / head_size of them."""
+    if hidden % head_size or len({p.out_features for p in qkv}) != 1:
+        raise ArtifactError(f"{path}: {qkv[0].out_features} query / {qkv[1].out_features} key features of head size {head_size} "
+                            f"with hidden size {hidden}: no head count the config can hold describes it.")
+    old, width = qkv[0].out_features, hidden
+    if old >= width:
+        return
+    names = next(n for n in QKV_NAMES if getattr(module, n[0], None) is qkv[0])
+    for name, linear in zip(names, qkv):
+        setattr(module, name, _pad_linear(linear, out_features=width))
+    output = next((getattr(module, n) for n in ATTENTION_OUTPUTS if isinstance(getattr(module, n, None), nn.Linear)), None)
+    if output is None:
+        output = _sibling_dense(parent, module, old, path)
+    output.weight = nn.Parameter(_pad(output.weight, 1, width))
+    output.in_features = width
+    for attr in ("num_attention_heads", "num_heads"):
+        if isinstance(getattr(module, attr, None), int):
+            setattr(module, attr, width // head_size)
+    if hasattr(module, "all_head_size"):
+        module.all_head_size = width
+
+
+def _pad_width(modules: dict[str, nn.Module], path: str, width: int, extra: list[str]) -> None:
+    """Zero output rows appended to the Linear at ``path`` (and to those at ``extra`` paths, e.g. a gate)."""
+    for p in [path, *extra]:
+        linear = modules.get(p)
+        if isinstance(linear, nn.Linear):
+            parent_path, _, attr = p.rpartition(".")
+            setattr(modules[parent_path] if parent_path else None, attr, _pad_linear(linear, out_features=width))
+
+
+def _sibling_dense(parent: nn.Module | None, module: nn.Module, width: int, path: str) -> nn.Linear:
+    """The ``dense`` Linear of a sibling of ``module`` that reads its ``width`` outputs (BERT's attention output projection)."""
+    for child in (parent.children() if parent is not None else []):
+        dense = getattr(child, "dense", None)
+        if child is not module and isinstance(dense, nn.Linear) and dense.in_features == width:
+            return dense
+    raise ArtifactError(f"{path}: no output projection reading its {width} outputs was found; this layer cannot be padded.")
+
+
+def _pad(t: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+    shape = list(t.shape)
+    shape[dim] = size - t.shape[dim]
+    return torch.cat([t.detach(), t.new_zeros(shape)], dim)
+
+
+def _pad_linear(linear: nn.Linear, out_features: int) -> nn.Linear:
+    new = nn.Linear(linear.in_features, out_features, bias=linear.bias is not None, dtype=linear.weight.dtype, device=linear.weight.device)
+    new.weight = nn.Parameter(_pad(linear.weight, 0, out_features))
+    if linear.bias is not None:
+        new.bias = nn.Parameter(_pad(linear.bias, 0, out_features))
+    return new

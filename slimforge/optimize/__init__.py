@@ -1,0 +1,28 @@
+"""``slimforge optimize``: the fastest model within an accuracy budget, searched across stages.
+
+The search tries, cheapest first, and measures every candidate for real (interleaved with the
+baseline, fixed threads, the objective's batch size):
+
+1. int8 of the baseline through each quantization backend;
+2. structured pruning to a ladder of MAC targets, each recovered by distillation from the
+   baseline (for enough optimizer steps, whatever the data's size), then int8 of each pruned
+   model within the budget;
+3. the rest of the time at the edge of the budget (:mod:`slimforge.optimize.edge`): targets in
+   between the last one within the budget and the first one over it, then longer recovery for
+   the one just over it;
+4. low-rank factorisation (for linear-heavy models), recovered and quantized the same way.
+
+Candidates are chosen on the **validation** split (the budget is checked there, with the
+split's 95% interval said beside it) and their test accuracy is reported, so the test split
+never steers the search. After every candidate, ``optimize.json`` and ``best/`` are rewritten
+(atomically), so stopping the search, or missing the target, still leaves the best model found
+and the record of every try.
+
+Files: ``budget.py`` (settings, the budget, recovery length), ``edge.py`` (where to try next),
+``search.py`` (making and measuring candidates).
+"""
+
+from slimforge.optimize.budget import BUDGET_TOLERANCE_POINTS, Candidate, OptimizeConfig, interval_points, within_budget
+from slimforge.optimize.search import optimize
+
+__all__ = ["BUDGET_TOLERANCE_POINTS", "Candidate", "OptimizeConfig", "interval_points", "optimize", "within_budget"]

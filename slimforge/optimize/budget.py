@@ -1,0 +1,105 @@
+"""What ``optimize`` searches for: its settings, a candidate's record, and the accuracy budget.
+
+Accuracies are fractions of a finite split, so two facts shape the budget: a drop of exactly the
+budget comes out of floating point a hair over it, and a split of n samples measures accuracy
+only to about ``1.96 * sqrt(p (1 - p) / n)``; both are said, not hidden.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from slimforge.errors import ConfigError
+from slimforge.train import TrainConfig
+
+# 100 * (0.9825 - 0.9725) = 1.0000000000000009 points: a drop of exactly the budget is within it.
+BUDGET_TOLERANCE_POINTS = 1e-9
+
+# Recovery after pruning is sized in optimizer steps, not epochs: 4 epochs of 5,000 images are
+# about 130 steps, too few for a pruned model to come back; 4 epochs of 50,000 are plenty.
+AUTO_RECOVERY_STEPS = 500
+MAX_AUTO_RECOVERY_EPOCHS = 30
+
+
+@dataclass(frozen=True)
+class OptimizeConfig:
+    """max_accuracy_drop: points of validation accuracy the result may lose; batch_size and
+    threads: how latency is measured; train_threads: threads of recovery training (None: all
+    cores); time_budget_s: wall-clock limit of the whole search; mac_targets: fractions of the
+    baseline's MACs to try first; recovery: the distillation fine-tuning after each structural
+    change (auto_recovery: at least AUTO_RECOVERY_STEPS optimizer steps); refine: after those,
+    spend the remaining time at the edge of the budget (in-between targets, longer recovery)."""
+
+    max_accuracy_drop: float = 1.0
+    objective: str = "latency"
+    batch_size: int = 32
+    threads: int = 1
+    train_threads: int | None = None
+    channels_last: bool = False  # time PyTorch CNN candidates in channels-last memory format
+    time_budget_s: float = 3600.0
+    backends: tuple[str, ...] = ("onnxruntime", "torch")
+    mac_targets: tuple[float, ...] = (0.25, 0.12, 0.06, 0.5)
+    importance: str = "l2"
+    recovery: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4, lr=0.02, batch_size=128, warmup_epochs=0.2))
+    auto_recovery: bool = True
+    refine: bool = True
+    distill_loss: str = "kd"
+    temperature: float = 4.0
+    factorize: bool = True
+    repeats: int = 20
+
+    def __post_init__(self) -> None:
+        if self.objective != "latency":
+            raise ConfigError(f"optimize: objective {self.objective!r} is not supported; use 'latency'.")
+        if not math.isfinite(self.max_accuracy_drop) or self.max_accuracy_drop < 0:
+            raise ConfigError(f"optimize: max_accuracy_drop is in points and must be a finite number >= 0, not {self.max_accuracy_drop}.")
+        if self.batch_size < 1 or self.threads < 1 or self.repeats < 1 or (self.train_threads is not None and self.train_threads < 1):
+            raise ConfigError(f"optimize: batch_size, threads, train_threads and repeats must be >= 1 "
+                              f"(got {self.batch_size}, {self.threads}, {self.train_threads}, {self.repeats}).")
+        if self.time_budget_s <= 0:
+            raise ConfigError(f"optimize: time_budget_s must be > 0, got {self.time_budget_s}.")
+        if not self.mac_targets or not all(0 < t < 1 for t in self.mac_targets):
+            raise ConfigError(f"optimize: mac_targets are fractions of the baseline's MACs in (0, 1), got {list(self.mac_targets)}.")
+        from slimforge.quantize import list_backends
+
+        unknown = [b for b in self.backends if b not in list_backends()]
+        if unknown:  # found now, not after the pruning ladder has run
+            raise ConfigError(f"optimize: unknown int8 backend(s) {unknown}; known: {', '.join(list_backends())}.")
+
+
+@dataclass
+class Candidate:
+    name: str
+    path: str
+    recipe: str  # what was done, e.g. "prune(macs=0.25)+distill -> onnxruntime int8"
+    val_accuracy: float
+    test_accuracy: float
+    latency_ms: float  # p50 at the config's batch size
+    speedup: float  # baseline p50 / this p50, measured interleaved
+    within_budget: bool
+    seconds: float
+    macs: int | None = None
+    params: int | None = None
+
+
+def within_budget(baseline: float, candidate: float, max_drop_points: float) -> bool:
+    """True when ``candidate`` loses at most ``max_drop_points`` accuracy points against
+    ``baseline`` (both fractions); a drop of exactly the budget is within it."""
+    return 100 * (baseline - candidate) <= max_drop_points + BUDGET_TOLERANCE_POINTS
+
+
+def interval_points(accuracy: float, n: int) -> float:
+    """Half-width, in points, of the 95% interval of an accuracy measured on ``n`` samples
+    (normal approximation, with the Wilson floor of one sample when the accuracy is 0 or 1)."""
+    if n <= 0:
+        return float("inf")
+    p = min(max(accuracy, 0.5 / n), 1 - 0.5 / n)
+    return 100 * 1.96 * math.sqrt(p * (1 - p) / n)
+
+
+def recovery_epochs(base_epochs: int, train_samples: int, batch_size: int) -> int:
+    """Epochs that give recovery at least AUTO_RECOVERY_STEPS optimizer steps (at most
+    MAX_AUTO_RECOVERY_EPOCHS), never fewer than ``base_epochs``."""
+    steps_per_epoch = max(1, math.ceil(train_samples / batch_size))
+    return max(base_epochs, min(MAX_AUTO_RECOVERY_EPOCHS, math.ceil(AUTO_RECOVERY_STEPS / steps_per_epoch)))
