@@ -249,3 +249,18 @@ def test_torchvision_maxvit_stand_in_gives_the_same_outputs_and_runs_fewer_heads
     attns = [m for m in model.modules() if isinstance(m, PrunableRelativePositionalAttention)]
     assert attns and all(a.n_heads * a.head_dim < a.to_qkv.in_features for a in attns)
     assert model(x).shape == reference.shape
+
+
+@pytest.mark.parametrize("factory", ["tiny_gpt2", "tiny_llama"])
+def test_pruned_decoder_loads_in_plain_transformers(factory, tmp_path):
+    """Heads, key/value groups and MLP pruned alike in every layer: the config describes the model,
+    so AutoModelForCausalLM.from_pretrained rebuilds it with the same logits and it generates."""
+    from transformers import AutoModelForCausalLM
+
+    model, ids, kwargs = _hf(factory)
+    sp.prune(model, ids, ratio=0.5, example_kwargs=kwargs)
+    logits = model(ids).logits
+    slimforge.save_pretrained(model, tmp_path / factory)
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / factory).eval()
+    torch.testing.assert_close(reloaded(ids).logits, logits, rtol=1e-5, atol=1e-5)
+    assert reloaded.generate(ids[:1], max_new_tokens=3, do_sample=False).shape == (1, 11)
