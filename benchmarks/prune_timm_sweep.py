@@ -37,6 +37,7 @@ MODELS: dict[str, tuple[dict, int]] = {
     "eva02_tiny_patch14_224": ({"img_size": 98}, 98),
     "beit_base_patch16_224": ({"img_size": 64, "depth": 2}, 64),
     "vit_little_patch16_reg1_gap_256.sbb_in12k": ({"img_size": 64}, 64),
+    "maxvit_rmlp_pico_rw_256": ({}, 256),
 }
 
 
