@@ -265,15 +265,14 @@ def _opaque_attention(module: nn.Module) -> bool:
     return bool(module._parameters) or any(isinstance(c, nn.Linear) for c in module.children())
 
 
-def _attention_dims(model: nn.Module) -> tuple[set[tuple[str, int]], set[tuple[str, int]]]:
-    """(state_dict key, dim) of parameters attention forms keep whole, and of those that produce heads."""
-    fixed, sources = set(), set()
+def _attention_sources(model: nn.Module) -> set[tuple[str, int]]:
+    """(state_dict key, dim) of parameters that produce attention heads without being a layer's weight."""
+    sources = set()
     for path, module in model.named_modules():
         form = find_attention_form(module)
-        for out, get in ((fixed, form and form.fixed), (sources, form and form.sources)):
-            if get is not None:
-                out.update((f"{path}.{name}" if path else name, dim) for name, dim in get(module))
-    return fixed, sources
+        if form is not None and form.sources is not None:
+            sources.update((f"{path}.{name}" if path else name, dim) for name, dim in form.sources(module))
+    return sources
 
 
 HEAD_ATTRS = ("num_heads", "n_heads", "num_attention_heads", "num_key_value_heads", "heads")
@@ -297,7 +296,7 @@ class _Tracer:
         self.param_names = {**sig.inputs_to_parameters, **sig.inputs_to_buffers}
         self.placeholder_of: dict[str, torch.fx.Node] = {}
         self.pinned_modules = self._pinned_modules()
-        self.fixed_dims, self.extra_sources = _attention_dims(model)
+        self.extra_sources = _attention_sources(model)
 
     # ------------------------------------------------------------------ set-up
 
@@ -348,8 +347,6 @@ class _Tracer:
             self.slot_of[(name, dim)] = len(self.slots)
             self.slots.append(Slot(name, dim, vec))
             label.append(vec)
-            if (name, dim) in self.fixed_dims:
-                self.uf.pin(vec)
             if (name, dim) in self.extra_sources:
                 self.sources.add(len(self.slots) - 1)
         if self._param_pinned(name):

@@ -10,9 +10,10 @@ dimension and the softmax scale never change.
 
 A form is a small record in a registry: ``matches(module)``, ``head_dim(module)`` and
 ``sync(module)`` (which returns ``{"num_attention_heads": n, ...}`` for the model config). Add
-one with :func:`register_attention_form`. ``nn.MultiheadAttention`` derives its head size from its
-input, so pruning gives it :class:`PrunableMultiheadAttention`'s forward (same parameters, same
-outputs). Attention that matches no form (torchvision's Swin/MaxViT, timm's EVA) stays whole.
+one with :func:`register_attention_form`. ``nn.MultiheadAttention`` and torchvision's Swin and
+MaxViT attention derive their head size from their input, so pruning gives them a stand-in
+forward (:class:`PrunableMultiheadAttention` ...: same parameters, same outputs) that reads it from
+the weights. Attention that matches no form (timm's EVA, BEiT ...) stays whole.
 """
 
 from __future__ import annotations
@@ -34,14 +35,12 @@ from slimforge._registry import Registry
 class AttentionForm:
     """matches: is ``module`` this form; head_dim: channels per head (fixed by pruning);
     sync: update the head count (and dependent sizes) from the sliced weights, return config sizes;
-    fixed: parameter dimensions the tracer must keep whole; sources: output dimensions it cannot see as such."""
+    sources: (parameter name inside the module, dimension) that produce heads without being a
+    linear layer's weight, which the tracer cannot see as outputs (a packed weight chunked in forward)."""
 
     matches: Callable[[nn.Module], bool]
     head_dim: Callable[[nn.Module], int]
     sync: Callable[[nn.Module], dict[str, int]]
-    # (parameter name inside the module, dimension) that never shrink, e.g. a width the module reads from its input
-    fixed: Callable[[nn.Module], list[tuple[str, int]]] | None = None
-    # (parameter name, dimension) that produce heads without being a linear layer's weight (a chunked packed weight)
     sources: Callable[[nn.Module], list[tuple[str, int]]] | None = None
 
 
