@@ -173,7 +173,7 @@ register_attention_form("hf-gpt2", AttentionForm(_gpt2_attention, lambda m: m.he
 
 
 def _timm_attention(module: nn.Module) -> bool:
-    """timm ``Attention`` (ViT, DeiT, EVA-style): fused qkv Linear, reshape to (B, N, 3, heads, head_dim)."""
+    """timm ``Attention`` (ViT, DeiT, MobileViT) and ``AttentionRope`` with a fused qkv: reshape to (B, N, 3, heads, head_dim)."""
     return (_timm_class(module, "layers.attention", "Attention", "AttentionRope") and _linear(module, "qkv")
             and _linear(module, "proj") and _int(module, "num_heads") and _int(module, "head_dim") and _int(module, "attn_dim"))
 
