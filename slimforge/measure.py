@@ -261,14 +261,24 @@ def measure_variants(
     threads: int = 1,
     repeats: int = 30,
     warmup: int = 5,
+    reference: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Accuracy (when ``eval_batches``), interleaved latency at each batch size, size and cost.
 
-    Returns a JSON-able dict: {"threads", "batch_sizes", "variants": [{name, accuracy, latency: {bs: {...}}, params, macs, size_bytes}]}.
+    reference: fp32 forms of the first variant's module to time alongside, interleaved with the
+    variants (names from :func:`slimforge.deploy_forms.list_reference_forms`, e.g. ("eager",
+    "channels_last")); each variant then also gets ``speedup_vs_eager`` and ``speedup_vs_best_fp32``
+    in :func:`slimforge.report.build_rows`. Empty (the default here; ``slimforge measure`` times
+    eager and channels-last) times none.
+
+    Returns a JSON-able dict: {"threads", "batch_sizes", "variants": [{name, accuracy, latency: {bs: {...}}, params, macs, size_bytes}],
+    "reference" (when asked): {"forms": {form: {bs: {...}}}, "unavailable": {form: why}, "best_fp32_form": {bs: form}}}.
     """
     inputs = {bs: _batch_of(example, bs) for bs in batch_sizes}
+    forms, unavailable = _reference_forms(variants, inputs[max(batch_sizes)], reference, threads)
+    timed = {v.name: v.predict for v in variants} | {f"{_REFERENCE_PREFIX}{n}": p for n, p in forms.items()}
     try:
-        latency = measure_latency({v.name: v.predict for v in variants}, inputs, threads=threads, repeats=repeats, warmup=warmup)
+        latency = measure_latency(timed, inputs, threads=threads, repeats=repeats, warmup=warmup)
     except (torch.OutOfMemoryError, RuntimeError) as e:
         if not _out_of_memory(e):
             raise
@@ -280,8 +290,36 @@ def measure_variants(
             row.update(measure_accuracy(v.predict, eval_batches, num_classes))
         row["latency"] = {str(bs): asdict(lat) for bs, lat in latency[v.name].items()}
         rows.append(row)
-    return {"threads": threads, "batch_sizes": list(batch_sizes), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-            "machine": machine_description(), "variants": rows}
+    out = {"threads": threads, "batch_sizes": list(batch_sizes), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+           "machine": machine_description(), "variants": rows}
+    if reference:
+        out["reference"] = _reference_summary(forms, unavailable, latency, batch_sizes)
+    return out
+
+
+_REFERENCE_PREFIX = "reference:"
+
+
+def _reference_forms(variants: Sequence[Variant], example: Any, reference: Sequence[str], threads: int) -> tuple[dict[str, Predictor], dict[str, str]]:
+    """The first variant's module in each requested fp32 form (a quantized baseline has no module to re-deploy)."""
+    if not reference:
+        return {}, {}
+    from slimforge.deploy_forms import build_reference_forms
+
+    base = variants[0].module if variants else None
+    if base is None:
+        return {}, {n: "the baseline is not a PyTorch module" for n in reference}
+    return build_reference_forms(base, example, reference, threads)
+
+
+def _reference_summary(forms: Mapping[str, Predictor], unavailable: Mapping[str, str], latency: Mapping[str, Mapping[int, Latency]],
+                       batch_sizes: Sequence[int]) -> dict[str, Any]:
+    from slimforge.deploy_forms import fastest_form
+
+    timed = {n: latency[f"{_REFERENCE_PREFIX}{n}"] for n in forms}
+    best = {str(bs): fastest_form({n: lat[bs].p50_ms for n, lat in timed.items()}) for bs in batch_sizes}
+    return {"forms": {n: {str(bs): asdict(lat) for bs, lat in lats.items()} for n, lats in timed.items()},
+            "unavailable": dict(unavailable), "best_fp32_form": best}
 
 
 def _batch_of(example: Any, batch_size: int) -> Any:

@@ -47,8 +47,34 @@ def build_rows(measurement: Mapping[str, Any], baseline: str | None = None, batc
             "params": v.get("params"),
             "size_bytes": v.get("size_bytes"),
             "batch_size": int(bs),
+            **_reference_speedups(measurement.get("reference"), bs, ms),
         })
     return rows
+
+
+def _reference_speedups(reference: Mapping[str, Any] | None, bs: str, ms: float) -> dict[str, Any]:
+    """Speed-ups against the original model in eager and in its fastest fp32 form (see slimforge.deploy_forms)."""
+    if not reference or not reference.get("forms"):
+        return {}
+    forms = reference["forms"]
+    best = reference["best_fp32_form"][bs]
+    out = {"best_fp32_form": best, "speedup_vs_best_fp32": forms[best][bs]["p50_ms"] / ms}
+    if "eager" in forms:
+        out["speedup_vs_eager"] = forms["eager"][bs]["p50_ms"] / ms
+    return out
+
+
+def reference_notes(measurement: Mapping[str, Any], batch_size: int | None = None) -> list[str]:
+    """One line per reference fp32 form of the original model: its latency, or why it was not timed."""
+    reference = measurement.get("reference")
+    if not reference:
+        return []
+    bs = str(batch_size or measurement["batch_sizes"][-1])
+    best = reference["best_fp32_form"].get(bs)
+    lines = [f"original model as {form}: p50 {lat[bs]['p50_ms']:.3f} ms{' (fastest fp32 form)' if form == best else ''}"
+             for form, lat in reference["forms"].items()]
+    lines += [f"original model as {form}: not timed ({why})" for form, why in reference.get("unavailable", {}).items()]
+    return lines
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -88,6 +114,7 @@ def write_report(
     (replaced whole, in one step)."""
     out = Path(out)
     rows = build_rows(measurement, baseline)
+    notes = [*notes, *reference_notes(measurement)]
     figures = {"Accuracy against latency": _pareto_png(rows)}
     if widths:
         figures["Layer widths before and after pruning"] = _widths_png(widths)
@@ -112,6 +139,9 @@ COLUMNS = [
     ("latency_ms", "latency p50 (ms)", lambda v: f"{v:.3f}"),
     ("p90_ms", "p90 (ms)", lambda v: f"{v:.3f}"),
     ("speedup", "speed-up", lambda v: f"{v:.2f}x"),
+    ("speedup_vs_eager", "vs eager", lambda v: f"{v:.2f}x"),
+    ("speedup_vs_best_fp32", "vs best fp32", lambda v: f"{v:.2f}x"),
+    ("best_fp32_form", "best fp32 form", str),
     ("throughput", "samples/s", lambda v: f"{v:,.0f}"),
     ("macs", "MACs", lambda v: f"{v / 1e6:.2f} M"),
     ("params", "params", lambda v: f"{v / 1e3:.1f} k"),
@@ -119,15 +149,25 @@ COLUMNS = [
 ]
 
 
-def _cells(row: Mapping[str, Any]) -> list[str]:
-    return ["-" if row.get(key) is None else fmt(row[key]) for key, _, fmt in COLUMNS]
+REFERENCE_KEYS = ("speedup_vs_eager", "speedup_vs_best_fp32", "best_fp32_form")
+
+
+def _columns(rows: Sequence[Mapping[str, Any]]) -> list[tuple]:
+    """COLUMNS, less the reference-deployment ones when nothing was measured against reference forms."""
+    has_reference = any(r.get("best_fp32_form") is not None for r in rows)
+    return [c for c in COLUMNS if has_reference or c[0] not in REFERENCE_KEYS]
+
+
+def _cells(row: Mapping[str, Any], columns: Sequence[tuple]) -> list[str]:
+    return ["-" if row.get(key) is None else fmt(row[key]) for key, _, fmt in columns]
 
 
 def _markdown(title, rows, context, notes, figures, out: Path) -> str:
     lines = [f"# {title}", "", f"Measured interleaved in one process; {context}.", ""]
-    lines.append("| " + " | ".join(h for _, h, _ in COLUMNS) + " |")
-    lines.append("|" + "---|" * len(COLUMNS))
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+    columns = _columns(rows)
+    lines.append("| " + " | ".join(h for _, h, _ in columns) + " |")
+    lines.append("|" + "---|" * len(columns))
+    lines += ["| " + " | ".join(_cells(r, columns)) + " |" for r in rows]
     lines += [""] + [f"- {n}" for n in notes]
     for i, (caption, png) in enumerate(figures.items()):
         name = f"figure{i + 1}.png"
@@ -137,8 +177,9 @@ def _markdown(title, rows, context, notes, figures, out: Path) -> str:
 
 
 def _html(title, rows, context, notes, figures) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(r)) + "</tr>" for r in rows)
+    columns = _columns(rows)
+    head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(r, columns)) + "</tr>" for r in rows)
     imgs = "".join(
         f'<figure><img alt="{html.escape(c)}" src="data:image/png;base64,{base64.b64encode(p).decode()}"><figcaption>{html.escape(c)}</figcaption></figure>'
         for c, p in figures.items()

@@ -40,3 +40,10 @@ def test_accuracy_interval_and_recovery_length():
     assert recovery_epochs(4, 3600, 128) == 18  # 29 steps an epoch: 500 steps take 18 epochs
     assert recovery_epochs(4, 54000, 128) == 4  # plenty of steps in 4 epochs
     assert recovery_epochs(4, 100, 128) == 30  # capped
+
+
+def test_recovery_leaves_room_for_several_candidates():
+    # 18 epochs would take 18 minutes at 60 s an epoch; a 20-minute search gets 5 (a quarter of it).
+    assert recovery_epochs(4, 3600, 128, seconds_per_epoch=60, time_budget_s=1200) == 5
+    assert recovery_epochs(4, 3600, 128, seconds_per_epoch=600, time_budget_s=1200) == 4  # never below the base
+    assert recovery_epochs(4, 3600, 128, seconds_per_epoch=1, time_budget_s=3600) == 18

@@ -82,21 +82,35 @@ class _Search:
         self.batch = self.example.repeat(config.batch_size // 2 + 1, *([1] * (self.example.dim() - 1)))[: config.batch_size]
         self.val = _batches(data.val)
         self.test = _batches(data.test)
-        self.base_variant = load_variant(baseline, "baseline", threads=config.threads, channels_last=config.channels_last)
+        self.channels_last = config.channels_last if config.channels_last is not None else self._faster_layout()
+        self.base_variant = load_variant(baseline, "baseline", threads=config.threads, channels_last=self.channels_last)
         self.base_val = measure_accuracy(self.base_variant.predict, self.val, data.info.num_classes)["accuracy"]
         self.base_test = measure_accuracy(self.base_variant.predict, self.test, data.info.num_classes)["accuracy"]
         self.base_macs = count_macs(self.base_variant.module, self.example[:1])
         self.val_interval = interval_points(self.base_val, len(data.val))
-        self.base_epochs = (recovery_epochs(config.recovery.epochs, len(data.train), config.recovery.batch_size)
-                            if config.auto_recovery else config.recovery.epochs)
         self.tries: list[Try] = []
-        self.seconds_per_epoch: float | None = None
+        # Until a recovery has run, an epoch of the baseline's own training is the estimate (the pruned model is cheaper).
+        self.seconds_per_epoch: float | None = _baseline_seconds_per_epoch(baseline)
+        self.base_epochs = (recovery_epochs(config.recovery.epochs, len(data.train), config.recovery.batch_size,
+                                            seconds_per_epoch=self.seconds_per_epoch, time_budget_s=config.time_budget_s)
+                            if config.auto_recovery else config.recovery.epochs)
         self.log(f"baseline: val {self.base_val:.4f}, test {self.base_test:.4f}, {self.base_macs / 1e6:.2f} M MACs; "
                  f"budget {config.max_accuracy_drop} points, {config.time_budget_s / 60:.0f} min; recovery {self.base_epochs} epochs")
         if config.max_accuracy_drop < self.val_interval:
             self.log(f"note: the budget ({config.max_accuracy_drop} points) is within the validation split's noise: "
                      f"+/-{self.val_interval:.2f} points (95%) on {len(data.val)} samples, so a candidate's measured drop "
                      "can be off by that much; a larger validation split measures it better.")
+
+    def _faster_layout(self) -> bool:
+        """channels_last when it runs the baseline faster here (4-D inputs), measured, not assumed."""
+        from slimforge.deploy_forms import choose_layout
+
+        model = artifacts.load(self.baseline_dir)
+        if not isinstance(model, nn.Module):
+            return False
+        layout = choose_layout(model.eval(), self.batch, threads=self.cfg.threads)
+        self.log(f"layout: {layout} (the faster one for the baseline at batch {self.cfg.batch_size}, {self.cfg.threads} thread(s))")
+        return layout == "channels_last"
 
     def final_path(self, path: Path) -> Path:
         """Where ``path`` (maybe inside the staging folder) will be once the search's folder is in place."""
@@ -213,7 +227,7 @@ class _Search:
         return self.record("lowrank-0.5", folder, "SVD to half the parameters + distillation", time.monotonic() - t0)
 
     def record(self, name: str, folder: Path, recipe: str, seconds: float) -> Candidate:
-        variant = load_variant(folder, name, threads=self.cfg.threads, channels_last=self.cfg.channels_last)
+        variant = load_variant(folder, name, threads=self.cfg.threads, channels_last=self.channels_last)
         val = measure_accuracy(variant.predict, self.val, self.data.info.num_classes)["accuracy"]
         test = measure_accuracy(variant.predict, self.test, self.data.info.num_classes)["accuracy"]
         lat = measure_latency({"baseline": self.base_variant.predict, name: variant.predict}, self.batch, threads=self.cfg.threads, repeats=self.cfg.repeats)
@@ -243,7 +257,8 @@ class _Search:
         return {
             "baseline": {"path": str(self.baseline_dir), "val_accuracy": self.base_val, "test_accuracy": self.base_test, "macs": self.base_macs},
             "config": {k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in asdict(self.cfg).items()},
-            "best": asdict(self.best) if self.best else None,
+            "best": {**asdict(self.best), **getattr(self, "reference_speedups", {})} if self.best else None,
+            "layout": "channels_last" if self.channels_last else "contiguous",
             "candidates": [{**asdict(c), "verdict": self.verdict(c)} for c in self.candidates],
             "failed": self.failures,
             "validation": {"samples": len(self.data.val), "interval_points": round(self.val_interval, 3)},
@@ -268,13 +283,17 @@ class _Search:
 
     def write_report(self) -> None:
         """Measure baseline and every candidate together, interleaved, and write the report."""
-        from slimforge.report import write_report
+        from slimforge.report import REFERENCE_KEYS, build_rows, write_report
 
-        variants: list[Variant] = [self.base_variant] + [load_variant(c.path, c.name, threads=self.cfg.threads, channels_last=self.cfg.channels_last) for c in self.candidates]
+        variants: list[Variant] = [self.base_variant] + [load_variant(c.path, c.name, threads=self.cfg.threads, channels_last=self.channels_last) for c in self.candidates]
         measurement = measure_variants(variants, self.example, (self.cfg.batch_size,), eval_batches=self.test,
-                                       num_classes=self.data.info.num_classes, threads=self.cfg.threads, repeats=self.cfg.repeats)
+                                       num_classes=self.data.info.num_classes, threads=self.cfg.threads, repeats=self.cfg.repeats,
+                                       reference=self.cfg.reference)
+        rows = {r["variant"]: r for r in build_rows(measurement)}
+        self.reference_speedups = {k: rows[self.best.name].get(k) for k in REFERENCE_KEYS} if self.best and self.best.name in rows else {}
         notes = [self.headline()] + [f"{c.name}: {c.recipe}; {self.verdict(c)}" for c in self.candidates]
         write_report(self.out / "report", measurement, title="slimforge optimize", notes=notes)
+        artifacts.write_json(self.out / "optimize.json", self.summary())
 
     def headline(self) -> str:
         """The result in one sentence: the best model, its speed-up, its accuracy change on both splits, the cost."""
@@ -284,8 +303,12 @@ class _Search:
             return f"No candidate within {self.cfg.max_accuracy_drop:g} points of validation accuracy; {spent}."
         b = self.best
         test_interval = interval_points(self.base_test, len(self.data.test))
-        return (f"Best: {b.name}, {b.speedup:.2f}x faster than the baseline (PyTorch eager, batch {self.cfg.batch_size}, "
-                f"{self.cfg.threads} thread(s)); accuracy {100 * (b.val_accuracy - self.base_val):+.2f} points on validation "
+        ref = getattr(self, "reference_speedups", {})
+        against = (f"{ref['speedup_vs_eager']:.2f}x faster than PyTorch eager and {ref['speedup_vs_best_fp32']:.2f}x faster than the "
+                   f"fastest fp32 deployment of the baseline ({ref['best_fp32_form']})" if ref.get("speedup_vs_best_fp32")
+                   else f"{b.speedup:.2f}x faster than the baseline (PyTorch eager)")
+        return (f"Best: {b.name}, {against} at batch {self.cfg.batch_size}, "
+                f"{self.cfg.threads} thread(s); accuracy {100 * (b.val_accuracy - self.base_val):+.2f} points on validation "
                 f"(+/-{self.val_interval:.2f}) and {100 * (b.test_accuracy - self.base_test):+.2f} on test (+/-{test_interval:.2f}); {spent}.")
 
 
@@ -299,6 +322,15 @@ def _batches(dataset, limit: int | None = None, batch_size: int = EVAL_BATCH_SIZ
     finally:
         if saved is not None:
             dataset.augment = saved
+
+
+def _baseline_seconds_per_epoch(run: Path) -> float | None:
+    """Seconds per training epoch of the baseline's own run, from its metrics.json (None when unknown)."""
+    metrics = artifacts.read_json_quiet(Path(run) / artifacts.METRICS_FILE)
+    seconds, epochs = metrics.get("train_seconds"), metrics.get("epochs_run")
+    if isinstance(seconds, (int, float)) and isinstance(epochs, int) and epochs > 0 and seconds > 0:
+        return float(seconds) / epochs
+    return None
 
 
 def _linear_share(model: nn.Module) -> float:

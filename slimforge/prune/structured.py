@@ -12,7 +12,7 @@ import inspect
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -24,6 +24,7 @@ from slimforge.prune._graph import DependencyGraph, Group, build_dependency_grap
 from slimforge.prune.attention import prepare_attention, settle_attention
 from slimforge.prune.errors import PruneConfigError, PruningError
 from slimforge.prune.importance import IMPORTANCES, NEEDS_GRADIENTS, ImportanceContext, score_units
+from slimforge.prune.latency import LatencySettings, choose_by_latency
 from slimforge.prune.plan import PLAN_VERSION, encode_runs, slice_tensors
 
 # Channel counts are rounded to a multiple of this by default: on the AVX2 CPUs we measured,
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 class PruneConfig:
     """ratio: fraction of units removed, one float or {module pattern: ratio} (first match wins);
     target_params / target_macs: fraction of parameters / MACs to keep (a global ratio is searched);
+    target_latency: fraction of the measured latency to keep, channels chosen by importance per
+    millisecond saved (:mod:`slimforge.prune.latency`; ``latency`` says how latency is measured);
     skip: module name patterns whose channels stay; round_to: kept channel counts are multiples of this."""
 
     ratio: float | Mapping[str, float] | None = None
@@ -49,16 +52,18 @@ class PruneConfig:
     seed: int = 0
     check: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    target_latency: float | None = None
+    latency: LatencySettings = field(default_factory=LatencySettings)
 
     def validate(self) -> None:
-        given = [k for k in ("ratio", "target_params", "target_macs") if getattr(self, k) is not None]
+        given = [k for k in ("ratio", "target_params", "target_macs", "target_latency") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise PruneConfigError(f"Give exactly one of ratio, target_params, target_macs (got {given or 'none'}).")
+            raise PruneConfigError(f"Give exactly one of ratio, target_params, target_macs, target_latency (got {given or 'none'}).")
         ratios = self.ratio.values() if isinstance(self.ratio, Mapping) else [self.ratio] if self.ratio is not None else []
         for r in ratios:
             if not 0.0 <= float(r) < 1.0:
                 raise PruneConfigError(f"ratio must be in [0, 1) (the fraction of channels removed); got {r}.")
-        for key in ("target_params", "target_macs"):
+        for key in ("target_params", "target_macs", "target_latency"):
             v = getattr(self, key)
             if v is not None and not 0.0 < v <= 1.0:
                 raise PruneConfigError(f"{key} is the fraction kept and must be in (0, 1]; got {v}.")
@@ -66,6 +71,8 @@ class PruneConfig:
             IMPORTANCES.get(self.importance)  # raises with the known names
         if self.round_to < 1:
             raise PruneConfigError(f"round_to must be >= 1; got {self.round_to}.")
+        if self.target_latency is not None:
+            self.latency.validate()
 
 
 def prune(
@@ -84,6 +91,8 @@ def prune(
     loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
     seed: int = 0,
     check: bool = True,
+    target_latency: float | None = None,
+    latency: LatencySettings | None = None,
 ) -> nn.Module:
     """Remove the least important channels/neurons/heads of ``model`` in place and return it.
 
@@ -92,14 +101,17 @@ def prune(
     model whose config has ``use_cache`` is captured with ``use_cache=False`` unless given here
     (a key/value cache object cannot be captured); the pruned model still generates with its cache.
     ratio: fraction of each group's units to remove, or {module pattern: ratio}; or give
-    target_params / target_macs (fraction to keep). importance: a name from list_importances();
+    target_params / target_macs (fraction to keep), or target_latency (fraction of the latency
+    measured at ``latency``'s batch size and threads to keep; see :mod:`slimforge.prune.latency`;
+    the result is recorded in the plan under ``latency``). importance: a name from list_importances();
     "taylor" needs calibration (an iterable of (inputs, targets)) and uses loss_fn (default
     cross-entropy). Inputs and outputs keep their shape; each group keeps at least one unit.
     With check=True (default) the pruned model is run once and captured again, and every op's
     output shape is compared with the dependency graph's prediction, so a layer that derives a
     size on its own raises PruningError instead of yielding a silently wrong model.
     """
-    config = PruneConfig(ratio, importance, reduction, target_params, target_macs, tuple(skip), round_to, seed, check)
+    config = PruneConfig(ratio, importance, reduction, target_params, target_macs, tuple(skip), round_to, seed, check,
+                         target_latency=target_latency, latency=latency or LatencySettings())
     config.validate()
     _check_skip_patterns(model, config.skip)
     args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
@@ -145,11 +157,15 @@ def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config
     """Steps 2-4 of :func:`prune`; returns the plan. On any failure the model is put back exactly as it was."""
     # 2. Rank the units of every group.
     scores = score_units(graph, ctx, config.importance, config.reduction)
-    # 3. Choose what to keep: fixed ratios, or the global ratio that meets a target.
-    pruned = choose_pruned_units(model, graph, scores, config)
-    if not pruned:
-        _explain_nothing_pruned(graph, config)
-    plan = make_plan(graph, pruned)
+    # 3. Choose what to keep: fixed ratios, the global ratio that meets a target, or (latency) greedy on importance per ms.
+    if config.target_latency is not None:
+        pruned, achieved = choose_by_latency(model, graph, scores, config.target_latency, config.round_to, args[0], config.latency)
+        plan = {**make_plan(graph, pruned), "latency": asdict(achieved)}
+    else:
+        pruned = choose_pruned_units(model, graph, scores, config)
+        if not pruned:
+            _explain_nothing_pruned(graph, config)
+        plan = make_plan(graph, pruned)
     # 4. Slice and check.
     restore = _restore_point(model)
     try:

@@ -140,6 +140,7 @@ def quantize(model: nn.Module, calibration: Iterable[Batch], config: QuantizeCon
     start = time.perf_counter()
     quantized = prepared.quantize(frozenset(info["fp32_layers"]))
     info["seconds"] = round(time.perf_counter() - start, 3)
+    bind_preprocess(quantized, info)
     return QuantizeResult(quantized, info)
 
 
@@ -288,7 +289,18 @@ def load_quantized(path: str | Path, threads: int = 0) -> QuantizedModel:
     info = read_quantized_info(folder)
     if info["backend"] not in BACKENDS:
         raise ArtifactError(f"{folder / QUANT_INFO_FILE}: unknown backend {info['backend']!r}; this slimforge has {', '.join(list_backends())}.")
-    return BACKENDS.get(info["backend"]).load(folder, info, threads)
+    return bind_preprocess(BACKENDS.get(info["backend"]).load(folder, info, threads), info, str(folder / QUANT_INFO_FILE))
+
+
+def bind_preprocess(quantized: Any, info: dict[str, Any], source: str = "quantized.json") -> Any:
+    """Give an int8 model the preprocessing its fp32 source recorded (``source_model.preprocess``):
+    it then takes raw data (numpy arrays, integer tensors) as the fp32 model does."""
+    from slimforge.preprocess import Preprocess, PreprocessSpec
+
+    recorded = (info.get("source_model") or {}).get("preprocess") if isinstance(info.get("source_model"), dict) else None
+    if hasattr(quantized, "preprocess"):
+        quantized.preprocess = Preprocess(PreprocessSpec.from_json(recorded, source)) if recorded is not None else None
+    return quantized
 
 
 # quantized.json's keys that loading reads, with the type each must have when present.

@@ -110,6 +110,8 @@ def train(
     tokenizer, a recommender's catalogue) writes them into the folder too, so the folder alone can predict.
     """
     cfg = (config or TrainConfig()).with_defaults(data.train_defaults)
+    if getattr(data, "preprocess", None) is not None:  # the model folder says how raw inputs become the inputs it learns on
+        artifacts.record_preprocess(model, data.preprocess)
     if out is None:
         with deterministic_kernels(cfg.deterministic):
             return _train(model, data, cfg, None, objective, callbacks, resume, record)

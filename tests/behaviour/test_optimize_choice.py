@@ -34,6 +34,7 @@ class ScriptedSearch:
         search.example = search.batch = None
         search.candidates, search.failures, search.record_extra, search.best = [], [], {}, None
         search.tries, search.base_epochs, search.seconds_per_epoch, search.val_interval = [], 4, None, 0.5
+        search.channels_last = False
         search.started = search.deadline = time.monotonic()
         search.base_variant = self._variant("baseline")
         search.base_val, search.base_test, search.base_macs = base_val, base_val, 1000
