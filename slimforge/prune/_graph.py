@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from slimforge.prune.attention import find_attention_form, head_axis
 from slimforge.prune.errors import PruningError, UnsupportedOpError
 
 PIN = 0
@@ -134,12 +135,15 @@ class DependencyGraph:
     fixed_splits: int = 0  # equal splits into sizes the capture records as constants (see _split_op)
     records: list[tuple[torch.fx.Node, Any]] = field(default_factory=list)  # every op's output labels
 
-    def verify(self, pruned_roots: set[int], model: nn.Module, example_inputs: tuple) -> None:
+    def verify(self, pruned_roots: set[int], model: nn.Module, example_inputs: tuple, example_kwargs: dict | None = None) -> None:
         """Capture the pruned model again and check every op's output shape is the one the
         dependency graph predicts; a module that derives a size from elsewhere is caught here."""
-        ep = export_model(model, example_inputs, {})
-        ops = [n for n in ep.graph.nodes if n.op == "call_function"]
-        if [_opname(n.target) for n in ops] != [_opname(n.target) for n, _ in self.records]:
+        ep = export_model(model, example_inputs, example_kwargs or {})
+        # contiguous() of an already contiguous tensor is not captured: a dimension pruned to size 1
+        # (one head left) makes a permuted tensor contiguous. It keeps its input's shape, so skip it.
+        ops = [n for n in ep.graph.nodes if n.op == "call_function" and _opname(n.target) != "contiguous"]
+        records = [(n, label) for n, label in self.records if _opname(n.target) != "contiguous"]
+        if [_opname(n.target) for n in ops] != [_opname(n.target) for n, _ in records]:
             raise PruningError(
                 "The pruned model's captured graph has different ops from the original's, so slimforge cannot "
                 "verify it; this happens when a forward() branches on tensor sizes. Skip the layers involved."
@@ -169,7 +173,7 @@ class DependencyGraph:
                 return tuple(actual(v) for v in val)
             return None
 
-        for new, (old, label) in zip(ops, self.records):
+        for new, (old, label) in zip(ops, records):
             want = expected(label, old.meta.get("val"))
             got = actual(new.meta.get("val"))
             if want is not None and got is not None and _shapes_differ(want, got):
@@ -249,25 +253,26 @@ def matches(path: str, patterns: Sequence[str]) -> bool:
 
 
 def _opaque_attention(module: nn.Module) -> bool:
-    """Attention whose forward derives head sizes from its input: its dimensions stay as they are."""
+    """Attention whose forward derives head sizes from its input: its dimensions stay as they are.
+    Forms registered in :mod:`slimforge.prune.attention` lose whole heads instead."""
+    if find_attention_form(module) is not None:
+        return False
     if isinstance(module, nn.MultiheadAttention):
         return True
-    if _hf_attention(module):
-        return False
     if not any(isinstance(getattr(module, a, None), int) for a in ("num_heads", "n_heads")):
         return False
     # The attention itself (it holds the projections), not a block that merely passes num_heads on.
     return bool(module._parameters) or any(isinstance(c, nn.Linear) for c in module.children())
 
 
-def _hf_attention(module: nn.Module) -> bool:
-    """Hugging Face self-attention: heads are whole, sizes come from module attributes
-    (``num_attention_heads`` with ``attention_head_size`` or ``head_dim``; ``query`` or ``q_proj``)."""
-    return (
-        isinstance(getattr(module, "num_attention_heads", None), int)
-        and isinstance(getattr(module, "attention_head_size", getattr(module, "head_dim", None)), int)
-        and isinstance(getattr(module, "query", getattr(module, "q_proj", None)), nn.Linear)
-    )
+def _attention_sources(model: nn.Module) -> set[tuple[str, int]]:
+    """(state_dict key, dim) of parameters that produce attention heads without being a layer's weight."""
+    sources = set()
+    for path, module in model.named_modules():
+        form = find_attention_form(module)
+        if form is not None and form.sources is not None:
+            sources.update((f"{path}.{name}" if path else name, dim) for name, dim in form.sources(module))
+    return sources
 
 
 HEAD_ATTRS = ("num_heads", "n_heads", "num_attention_heads", "num_key_value_heads", "heads")
@@ -291,6 +296,7 @@ class _Tracer:
         self.param_names = {**sig.inputs_to_parameters, **sig.inputs_to_buffers}
         self.placeholder_of: dict[str, torch.fx.Node] = {}
         self.pinned_modules = self._pinned_modules()
+        self.extra_sources = _attention_sources(model)
 
     # ------------------------------------------------------------------ set-up
 
@@ -341,6 +347,8 @@ class _Tracer:
             self.slot_of[(name, dim)] = len(self.slots)
             self.slots.append(Slot(name, dim, vec))
             label.append(vec)
+            if (name, dim) in self.extra_sources:
+                self.sources.add(len(self.slots) - 1)
         if self._param_pinned(name):
             self.pin_label(label)
         return label
@@ -557,7 +565,7 @@ def _clean(tr: _Tracer, vec: Vec, size: int) -> Vec:
     "erf", "leaky_relu", "leaky_relu_", "elu", "elu_", "mish", "clamp", "clamp_", "clamp_min", "clamp_max", "relu6",
     "bernoulli", "bernoulli_", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like",
     "reciprocal", "square", "sign", "logical_not", "bitwise_not", "native_dropout",
-    "selu", "celu", "softplus", "log_sigmoid", "glu_placeholder", "fill_", "zero_", "dropout2d",
+    "selu", "celu", "softplus", "log_sigmoid", "glu_placeholder", "fill_", "zero_", "dropout2d", "cos", "sin",
 )
 def _unary(tr: _Tracer, node: torch.fx.Node) -> Any:
     label = tr.lab(node.args[0])
@@ -716,7 +724,7 @@ def _reshape_label(tr: _Tracer, node: torch.fx.Node, label: Label, in_shape: tup
 
 def _split_axis(tr: _Tracer, node: torch.fx.Node, merged: np.ndarray, osizes: list[int]) -> int:
     """Which factor of a split dimension stays prunable: one the elements already follow, else
-    the number of heads of a Hugging Face attention module, else the largest factor (so a
+    the head axis of a registered attention form, else the largest factor (so a
     channel shuffle loses the same channel of every group)."""
     grid = tr.uf.roots(merged).reshape(osizes)
     for axis in range(len(osizes)):
@@ -728,8 +736,10 @@ def _split_axis(tr: _Tracer, node: torch.fx.Node, merged: np.ndarray, osizes: li
             module = tr.model.get_submodule(path)
         except AttributeError:
             continue
-        if _hf_attention(module) and module.num_attention_heads in osizes:
-            return osizes.index(module.num_attention_heads)
+        form = find_attention_form(module)
+        if form is not None:
+            axis = head_axis(module, form, osizes)
+            return -1 if axis is None else axis
         if any(isinstance(getattr(module, a, None), int) for a in HEAD_ATTRS):
             return -1  # attention of unknown layout: which factor it derives from its input is unknown
     return int(np.argmax(osizes))
@@ -1068,6 +1078,8 @@ def _matmul(tr: _Tracer, node: torch.fx.Node) -> Any:
                 if sc[d] != 1:
                     tr.uf.tie(out[d + off], v)
     tr.macs_terms.append([_count(v, s) for v, s in zip(out, out_shape)] + [_count(la[-1], sa[-1])])
+    if len(sb) == 2:  # x @ W with W a parameter (Hugging Face's Conv1D): W's last dimension is an output
+        tr.mark_source(b, 1)
     return out
 
 
@@ -1095,6 +1107,11 @@ def _sdpa(tr: _Tracer, node: torch.fx.Node) -> Any:
     mask = _arg(node, 3, "attn_mask")
     lq, lk, lv = (tr.lab(t) or [None] * len(_shape(t)) for t in (q, k, v))
     sq, sk, sv = _shape(q), _shape(k), _shape(v)
+    if _arg(node, 7, "enable_gqa", False) and len(sq) >= 3 and sk[-3] != sq[-3]:
+        # grouped-query: key/value head j serves query heads j*rep .. (j+1)*rep-1 (repeat_interleave)
+        rep = sq[-3] // sk[-3]
+        lk, lv = ([*lab[:-3], None if lab[-3] is None else np.repeat(lab[-3], rep), *lab[-2:]] for lab in (lk, lv))
+        sk, sv = ((*s[:-3], sq[-3], *s[-2:]) for s in (sk, sv))
     tr.uf.tie(lq[-1], lk[-1])
     tr.uf.tie(lk[-2], lv[-2])
     batch_shape = tuple(torch.broadcast_shapes(sq[:-2], sk[:-2], sv[:-2]))
