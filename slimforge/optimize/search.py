@@ -239,7 +239,7 @@ class _Search:
             params=count_parameters(variant.module) if variant.module is not None else None,
         )
         self.candidates.append(cand)
-        if cand.within_budget and (self.best is None or cand.speedup > self.best.speedup):
+        if cand.within_budget and (self.best is None or _better(cand, self.best)):
             self.best = cand
             _replace_folder(folder, self.out / "best")
         self.log(f"{name}: val {val:.4f} ({100 * (val - self.base_val):+.2f} pts), test {test:.4f}, {cand.speedup:.2f}x faster"
@@ -329,6 +329,18 @@ def _batches(dataset, limit: int | None = None, batch_size: int = EVAL_BATCH_SIZ
     finally:
         if saved is not None:
             dataset.augment = saved
+
+
+# Two latencies measured on a shared machine differ by a few percent run to run: within this
+# ratio two candidates are equally fast, and the one that kept more validation accuracy is better.
+SAME_SPEED = 1.05
+
+
+def _better(cand: Candidate, best: Candidate) -> bool:
+    """``cand`` beats ``best``: clearly faster, or as fast with more validation accuracy kept."""
+    if cand.speedup > best.speedup * SAME_SPEED:
+        return True
+    return cand.speedup * SAME_SPEED >= best.speedup and cand.val_accuracy > best.val_accuracy
 
 
 def _baseline_seconds_per_epoch(run: Path) -> float | None:
