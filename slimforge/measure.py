@@ -125,17 +125,41 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def count_macs(model: nn.Module, example: torch.Tensor) -> int:
-    """Multiply-accumulates of one forward pass on ``example`` (torch.utils.flop_counter; FLOPs / 2)."""
+    """Multiply-accumulates of one forward pass on ``example`` (torch.utils.flop_counter; FLOPs / 2),
+    plus those of LSTM layers, which the flop counter does not see (their fused kernel has no formula;
+    RNN and GRU decompose into counted matmuls)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     was_training = model.training
     model.eval()
+    lstm_macs: list[int] = []
+    hooks = [m.register_forward_hook(lambda mod, args, _out: lstm_macs.append(_lstm_macs(mod, args[0])))
+             for m in model.modules() if isinstance(m, nn.LSTM)]
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(example)
     finally:
         model.train(was_training)
-    return int(counter.get_total_flops() // 2)
+        for h in hooks:
+            h.remove()
+    return int(counter.get_total_flops() // 2) + sum(lstm_macs)
+
+
+def _lstm_macs(lstm: nn.LSTM, x: Any) -> int:
+    """MACs of one LSTM call on input ``x`` (a tensor or a PackedSequence): per time step, layer and
+    direction, four gates of (input x hidden + hidden x hidden), and the projection when it has one."""
+    if isinstance(x, nn.utils.rnn.PackedSequence):
+        steps_times_batch = int(x.data.shape[0])
+    else:
+        steps_times_batch = int(x.shape[0] * x.shape[1]) if x.dim() == 3 else int(x.shape[0])
+    hidden, out = lstm.hidden_size, lstm.proj_size or lstm.hidden_size
+    directions = 2 if lstm.bidirectional else 1
+    total = 0
+    for layer in range(lstm.num_layers):
+        inputs = lstm.input_size if layer == 0 else out * directions
+        per_step = 4 * hidden * (inputs + out) + (hidden * out if lstm.proj_size else 0)
+        total += directions * per_step
+    return total * steps_times_batch
 
 
 def folder_size(path: str | Path, pattern: str = "*") -> int:

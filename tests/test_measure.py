@@ -150,3 +150,22 @@ def test_every_reference_form_computes_what_the_model_computes(forms):
         for name, predict in built.items():
             torch.testing.assert_close(predict(x), want, atol=1e-4, rtol=1e-4, msg=name)
     assert set(built) >= {"eager", "channels_last"} & set(forms)
+
+
+@pytest.mark.parametrize("cls, gates", [(torch.nn.RNN, 1), (torch.nn.GRU, 3), (torch.nn.LSTM, 4)])
+def test_recurrent_layers_are_counted(cls, gates):
+    """issue 25: a BiLSTM's MACs left out the LSTM (0.09 M instead of about 7-8 M)."""
+    rnn = cls(32, 64, num_layers=2, bidirectional=True, batch_first=True)
+    x = torch.randn(4, 10, 32)
+
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.fc = rnn, torch.nn.Linear(128, 2)
+
+        def forward(self, x):
+            return self.fc(self.rnn(x)[0][:, -1])
+
+    per_step = gates * (32 * 64 + 64 * 64) + gates * (128 * 64 + 64 * 64)  # layer 1, layer 2 (input: both directions)
+    expected = 2 * per_step * 40 + 4 * 128 * 2  # two directions, 4 x 10 steps, the head
+    assert count_macs(Head().eval(), x) == expected
