@@ -156,6 +156,12 @@ def quantize_cmd(
         print(f"fallback: {f['split']} {metric} {f['fp32_score']:.4f} fp32 -> {f['int8_score']:.4f} quantized, {met} --max-drop {max_drop:g} "
               f"after {f['trials']} trials; kept in fp32: {', '.join(f['fp32_layers']) or 'none'}")
     print(f"quantized ({backend}) test {metric} {metrics[f'test_{metric}']:.4f} (fp32 {metrics[f'fp32_test_{metric}']:.4f}); saved in {out}")
+    from slimforge.files import read_json_quiet
+    from slimforge.quantize.core import coverage_line
+
+    coverage = coverage_line(read_json_quiet(out / "quantized.json"))
+    if coverage:
+        print(coverage)
     if _quantized_mode(out) == "dynamic":
         from slimforge.train.evaluate import EVAL_BATCH_SIZE
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -210,8 +210,40 @@ def prepare(model: nn.Module, calibration: Iterable[Batch], config: QuantizeConf
         "smoothed_layers": smoothed,
         "source_model": spec.to_json() if spec is not None else None,
         "config": asdict(config),
+        "parameters": parameter_shares(model, layers),
     }
     return prepared, info
+
+
+def parameter_shares(model: nn.Module, layers: Sequence[str]) -> dict[str, Any]:
+    """Where the model's parameters sit: in each quantizable layer, and in the other module types
+    (an LSTM, embeddings, norms) that stay float. Says how much of the model int8 covers."""
+    modules = dict(model.named_modules())
+    own = {name: sum(p.numel() for p in m.parameters(recurse=False)) for name, m in modules.items()}
+    others: dict[str, int] = {}
+    for name, count in own.items():
+        if count and name not in layers:
+            kind = type(modules[name]).__name__
+            others[kind] = others.get(kind, 0) + count
+    return {"total": sum(own.values()), "by_layer": {name: own[name] for name in layers},
+            "float_by_type": dict(sorted(others.items(), key=lambda kv: -kv[1]))}
+
+
+def coverage_line(info: Mapping[str, Any]) -> str | None:
+    """One line: how much of the model int8 converted, and what stays float (and why)."""
+    shares = info.get("parameters")
+    if not isinstance(shares, dict) or not shares.get("total"):
+        return None
+    total, fp32 = shares["total"], set(info.get("fp32_layers", []))
+    int8 = {n: c for n, c in shares["by_layer"].items() if n not in fp32}
+    line = f"int8: {len(int8)} of {len(shares['by_layer'])} {info['backend']} layers, {100 * sum(int8.values()) / total:.1f}% of the parameters"
+    kept = [f"{n} (kept fp32)" for n in sorted(fp32)]
+    kept += [f"{kind} {100 * c / total:.1f}%" for kind, c in shares["float_by_type"].items() if c / total >= 0.001]
+    if kept:
+        line += "; float: " + ", ".join(kept)
+    if sum(int8.values()) < 0.5 * total:
+        line += ". Most of the model stays float, so int8 cannot make it much faster."
+    return line
 
 
 def quantizable_layers(model: nn.Module, types: tuple[type[nn.Module], ...] = QUANTIZABLE) -> list[str]:
