@@ -22,8 +22,9 @@ test-slow: setup data
 # narrows it to some functions; MUTATE_JOBS sets the parallel workers.
 MUTATE_JOBS ?= 2
 mutate: setup
-	rm -rf mutants
-	OMP_NUM_THREADS=1 nice -n 10 $(PY) -m mutmut run --max-children $(MUTATE_JOBS) $(MUTANTS) >/dev/null
+	rm -rf mutants && mkdir mutants
+	OMP_NUM_THREADS=1 nice -n 10 $(PY) -m mutmut run --max-children $(MUTATE_JOBS) $(MUTANTS) >mutants/run.log 2>&1 || \
+		{ tail -c 3000 mutants/run.log; exit 1; }
 	$(PY) benchmarks/mutation_summary.py
 
 setup: $(STAMP)
