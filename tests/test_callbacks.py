@@ -37,6 +37,12 @@ def test_the_slowest_epoch_so_far_predicts_the_next():
     assert _epochs_until_stop(25, [10, 2, 2, 2, 2, 2]) == 4
 
 
+def test_short_epochs_under_a_short_budget():
+    # Nothing is assumed about an epoch before the first one ends: 0.4 s epochs, a 1.5 s budget.
+    assert _epochs_until_stop(1.5, [0.4] * 5) == 3  # 1.2 s done + 0.4 s more > 1.5 s
+    assert _epochs_until_stop(0.5, [0.2] * 5) == 2  # a budget under a second is a budget
+
+
 @pytest.mark.parametrize("seconds", [0, -1.0, float("nan")])
 def test_time_limit_needs_a_positive_budget(seconds):
     with pytest.raises(ValueError, match=f"positive number of seconds, got {seconds!r}"):

@@ -195,3 +195,21 @@ def test_build_loss_passes_the_given_settings_and_skips_unset_ones() -> None:
     dkd = build_loss("dkd", temperature=None, alpha=None, beta=3.0)
     assert kd.temperature == 2.0
     assert (dkd.alpha, dkd.beta, dkd.temperature) == (1.0, 3.0, 4.0)
+
+
+def test_a_registered_loss_declares_its_own_soft_weight_and_settings(monkeypatch) -> None:
+    from slimforge.distill.losses import LOSSES, default_soft_weight, loss_settings
+    from slimforge.errors import ConfigError
+
+    class SharpKD(KDLoss):
+        soft_weight = 0.9
+
+        def __init__(self, temperature: float = 2.0, alpha: float = 0.5) -> None:
+            super().__init__(temperature)
+            self.alpha = alpha
+
+    monkeypatch.setitem(LOSSES._entries, "sharp-kd", SharpKD)
+    assert default_soft_weight("sharp-kd") == 0.9
+    assert loss_settings("sharp-kd", alpha=0.25) == {"temperature": 2.0, "alpha": 0.25, "beta": None}
+    with pytest.raises(ConfigError, match=r"which takes temperature, alpha; .* \(dkd\)\.$"):
+        loss_settings("sharp-kd", beta=1.0)

@@ -77,3 +77,6 @@ def test_compare_accuracy_reports_the_drop_in_points():
     worse = lambda x: torch.zeros(x.shape[0], 2).index_fill_(1, torch.tensor([0]), 1.0)  # noqa: E731 - always class 0
     result = compare_accuracy(fp32, worse, iter(_batches()))  # a one-pass iterator is enough
     assert result == {"fp32_accuracy": pytest.approx(0.6), "int8_accuracy": pytest.approx(0.4), "accuracy_drop_points": 20.0}
+    # 2 of 3 against 0 of 3: 66.6667 points, to 4 decimals as recorded in metrics.json.
+    three = [(torch.tensor([[1.0], [-1.0], [2.0]]), torch.tensor([1, 1, 1]))]
+    assert compare_accuracy(fp32, worse, three)["accuracy_drop_points"] == 66.6667
