@@ -30,6 +30,7 @@ from torch import nn
 
 from slimforge._registry import Registry
 from slimforge.errors import ArtifactError, ConfigError, SlimforgeError, UnknownNameError
+from slimforge.preprocess import attach_preprocess
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -58,14 +59,25 @@ def list_edits() -> list[str]:
 
 @dataclass
 class ModelSpec:
-    """How to rebuild a model: a factory name, its keywords, and structural edits since."""
+    """How to rebuild a model: a factory name, its keywords, and structural edits since.
+
+    preprocess: how raw inputs become the network's inputs (``PreprocessSpec.to_json()``:
+    normalisation, input shape), recorded by training from its data; None when unknown."""
 
     name: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     edits: list[dict[str, Any]] = field(default_factory=list)
+    preprocess: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT_VERSION, "name": self.name, "kwargs": self.kwargs, "edits": self.edits}
+        data = {"format": FORMAT_VERSION, "name": self.name, "kwargs": self.kwargs, "edits": self.edits}
+        return {**data, "preprocess": self.preprocess} if self.preprocess is not None else data
+
+    def preprocess_spec(self, source: str = "model.json") -> Any:
+        """The recorded :class:`slimforge.preprocess.PreprocessSpec`, or None."""
+        from slimforge.preprocess import PreprocessSpec
+
+        return None if self.preprocess is None else PreprocessSpec.from_json(self.preprocess, source)
 
     @classmethod
     def from_json(cls, data: dict[str, Any], source: str = "model.json") -> ModelSpec:
@@ -80,7 +92,9 @@ class ModelSpec:
             raise ArtifactError(f"{source}: every entry of 'edits' must be an object with a 'kind'; the file is corrupt.")
         if fmt > FORMAT_VERSION:
             raise ArtifactError(f"{source}: format {fmt} is newer than this slimforge reads ({FORMAT_VERSION}); upgrade slimforge.")
-        return cls(name=name, kwargs=dict(kwargs), edits=list(edits))
+        spec = cls(name=name, kwargs=dict(kwargs), edits=list(edits), preprocess=data.get("preprocess"))
+        spec.preprocess_spec(source)  # checked now: a corrupt recipe is an error naming the file, not a wrong input later
+        return spec
 
 
 def attach_spec(model: nn.Module, spec: ModelSpec) -> nn.Module:
@@ -98,7 +112,7 @@ def attach_spec(model: nn.Module, spec: ModelSpec) -> nn.Module:
                 f"was attached, and the spec attached holds {len(spec.edits)} other edit(s). Attach the spec of the model as its "
                 "factory builds it (ModelSpec(name, kwargs), no edits): slimforge appends the edits it recorded."
             )
-        spec = ModelSpec(spec.name, dict(spec.kwargs), copy.deepcopy(pending))
+        spec = ModelSpec(spec.name, dict(spec.kwargs), copy.deepcopy(pending), spec.preprocess)
         del model.__dict__[PENDING_EDITS_ATTR]
     object.__setattr__(model, SPEC_ATTR, spec)
     return model
@@ -136,9 +150,17 @@ def record_edit(model: nn.Module, edit: dict[str, Any]) -> None:
         raise ValueError(f"edit kind {edit.get('kind')!r} is not registered; known: {list_edits()}")
     spec = get_spec(model)
     if spec is not None:
-        attach_spec(model, ModelSpec(spec.name, dict(spec.kwargs), [*spec.edits, copy.deepcopy(edit)]))
+        attach_spec(model, ModelSpec(spec.name, dict(spec.kwargs), [*spec.edits, copy.deepcopy(edit)], spec.preprocess))
     else:
         model.__dict__[PENDING_EDITS_ATTR] = [*(model.__dict__.get(PENDING_EDITS_ATTR) or []), copy.deepcopy(edit)]
+
+
+def record_preprocess(model: nn.Module, preprocess: Any) -> None:
+    """Record in the model's spec how raw inputs become its inputs (a ``PreprocessSpec`` or its JSON; None: unknown)."""
+    spec = get_spec(model)
+    if spec is not None:
+        data = preprocess.to_json() if hasattr(preprocess, "to_json") else preprocess
+        attach_spec(model, ModelSpec(spec.name, dict(spec.kwargs), list(spec.edits), copy.deepcopy(data)))
 
 
 def edit_replay(kind: str) -> EditReplay:
@@ -377,6 +399,12 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu", quantize
     factory is refused unless ``trust_code=True`` (you trust where it came from; the factory is
     then imported and called) or this process already trusted that factory.
 
+    The model takes the network's inputs (float tensors, normalised as in training) and raw data:
+    numpy arrays and integer tensors go through ``model.preprocess``, the preprocessing recorded
+    in ``model.json`` (pixels as stored, flat or shaped; see :mod:`slimforge.preprocess`).
+    ``model.preprocess(x)`` turns raw float tensors into the network's inputs; it is None when
+    the folder records no preprocessing.
+
     A quantized artifact (``quantized.json``) loads as its runtime-bound model instead: a
     callable on inputs (batch, ...) returning logits, not an ``nn.Module``; ``quantized=False``
     loads the fp32 model stored beside it, where the backend keeps one.
@@ -402,7 +430,8 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu", quantize
     model = build_model(spec, init=False, trust_code=trust_code, source=str(folder / STRUCTURE_FILE))
     load_weights(model, folder / WEIGHTS_FILE, map_location=map_location)
     model.eval()
-    return model
+    # raw inputs (numpy arrays, integer tensors) go through the recorded preprocessing; see slimforge.preprocess
+    return attach_preprocess(model, spec.preprocess_spec(str(folder / STRUCTURE_FILE)))
 
 
 def load_export(folder: Path) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -415,7 +444,12 @@ def load_export(folder: Path) -> Callable[[torch.Tensor], torch.Tensor]:
     if fmt not in LOADERS or not isinstance(name, str) or Path(name).name != name or name.startswith("."):
         raise ArtifactError(f"{folder / 'export.json'}: 'format' must be one of {sorted(LOADERS)} and 'path' a file name in "
                             f"the folder; got {fmt!r} and {name!r}. The file is corrupt.")
-    return LOADERS[fmt](folder / name)
+    runner = LOADERS[fmt](folder / name)
+    if info.get("inputs") == "raw" and info.get("preprocess") is not None:  # slimforge export's default: the graph normalises
+        from slimforge.preprocess import PreprocessSpec, raw_input_runner
+
+        return raw_input_runner(runner, PreprocessSpec.from_json(info["preprocess"], str(folder / "export.json")))
+    return runner
 
 
 def _quantized_from(folder: Path) -> str | None:

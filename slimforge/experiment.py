@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from slimforge import artifacts
 from slimforge.config import Frozen, read_yaml
@@ -27,6 +27,25 @@ class DataConfig(Frozen):
     split_seed: int = 0
     augment: bool | None = Field(None, description="None = the dataset's default")
     options: dict[str, Any] = Field(default_factory=dict, description="dataset-specific options (text: tokenizer, max_length, text_column, ...)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _absolute_root(cls, data: Any) -> Any:
+        """``name: arrays:FILE`` becomes name ``arrays`` and root ``FILE``; a relative root that exists
+        is stored absolute, so the run's record loads the same files from any folder."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        name = data.get("name")
+        if isinstance(name, str) and ":" in name:
+            from slimforge.data import split_data_name
+
+            name, options = split_data_name(name, {"root": data["root"]} if data.get("root") is not None else {})
+            data.update(name=name, **options)
+        root = data.get("root")
+        if isinstance(root, str) and root and not Path(root).is_absolute() and Path(root).exists():
+            data["root"] = str(Path(root).resolve())
+        return data
 
     def load(self, run: str | Path | None = None) -> DataSplits:
         """The splits; with ``run``, data assets saved in that run folder (a text tokenizer) are used."""

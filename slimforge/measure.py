@@ -125,17 +125,41 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def count_macs(model: nn.Module, example: torch.Tensor) -> int:
-    """Multiply-accumulates of one forward pass on ``example`` (torch.utils.flop_counter; FLOPs / 2)."""
+    """Multiply-accumulates of one forward pass on ``example`` (torch.utils.flop_counter; FLOPs / 2),
+    plus those of LSTM layers, which the flop counter does not see (their fused kernel has no formula;
+    RNN and GRU decompose into counted matmuls)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     was_training = model.training
     model.eval()
+    lstm_macs: list[int] = []
+    hooks = [m.register_forward_hook(lambda mod, args, _out: lstm_macs.append(_lstm_macs(mod, args[0])))
+             for m in model.modules() if isinstance(m, nn.LSTM)]
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(example)
     finally:
         model.train(was_training)
-    return int(counter.get_total_flops() // 2)
+        for h in hooks:
+            h.remove()
+    return int(counter.get_total_flops() // 2) + sum(lstm_macs)
+
+
+def _lstm_macs(lstm: nn.LSTM, x: Any) -> int:
+    """MACs of one LSTM call on input ``x`` (a tensor or a PackedSequence): per time step, layer and
+    direction, four gates of (input x hidden + hidden x hidden), and the projection when it has one."""
+    if isinstance(x, nn.utils.rnn.PackedSequence):
+        steps_times_batch = int(x.data.shape[0])
+    else:
+        steps_times_batch = int(x.shape[0] * x.shape[1]) if x.dim() == 3 else int(x.shape[0])
+    hidden, out = lstm.hidden_size, lstm.proj_size or lstm.hidden_size
+    directions = 2 if lstm.bidirectional else 1
+    total = 0
+    for layer in range(lstm.num_layers):
+        inputs = lstm.input_size if layer == 0 else out * directions
+        per_step = 4 * hidden * (inputs + out) + (hidden * out if lstm.proj_size else 0)
+        total += directions * per_step
+    return total * steps_times_batch
 
 
 def folder_size(path: str | Path, pattern: str = "*") -> int:
@@ -261,14 +285,24 @@ def measure_variants(
     threads: int = 1,
     repeats: int = 30,
     warmup: int = 5,
+    reference: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Accuracy (when ``eval_batches``), interleaved latency at each batch size, size and cost.
 
-    Returns a JSON-able dict: {"threads", "batch_sizes", "variants": [{name, accuracy, latency: {bs: {...}}, params, macs, size_bytes}]}.
+    reference: fp32 forms of the first variant's module to time alongside, interleaved with the
+    variants (names from :func:`slimforge.deploy_forms.list_reference_forms`, e.g. ("eager",
+    "channels_last")); each variant then also gets ``speedup_vs_eager`` and ``speedup_vs_best_fp32``
+    in :func:`slimforge.report.build_rows`. Empty (the default here; ``slimforge measure`` times
+    eager and channels-last) times none.
+
+    Returns a JSON-able dict: {"threads", "batch_sizes", "variants": [{name, accuracy, latency: {bs: {...}}, params, macs, size_bytes}],
+    "reference" (when asked): {"forms": {form: {bs: {...}}}, "unavailable": {form: why}, "best_fp32_form": {bs: form}}}.
     """
     inputs = {bs: _batch_of(example, bs) for bs in batch_sizes}
+    forms, unavailable = _reference_forms(variants, inputs[max(batch_sizes)], reference, threads)
+    timed = {v.name: v.predict for v in variants} | {f"{_REFERENCE_PREFIX}{n}": p for n, p in forms.items()}
     try:
-        latency = measure_latency({v.name: v.predict for v in variants}, inputs, threads=threads, repeats=repeats, warmup=warmup)
+        latency = measure_latency(timed, inputs, threads=threads, repeats=repeats, warmup=warmup)
     except (torch.OutOfMemoryError, RuntimeError) as e:
         if not _out_of_memory(e):
             raise
@@ -280,8 +314,36 @@ def measure_variants(
             row.update(measure_accuracy(v.predict, eval_batches, num_classes))
         row["latency"] = {str(bs): asdict(lat) for bs, lat in latency[v.name].items()}
         rows.append(row)
-    return {"threads": threads, "batch_sizes": list(batch_sizes), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-            "machine": machine_description(), "variants": rows}
+    out = {"threads": threads, "batch_sizes": list(batch_sizes), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+           "machine": machine_description(), "variants": rows}
+    if reference:
+        out["reference"] = _reference_summary(forms, unavailable, latency, batch_sizes)
+    return out
+
+
+_REFERENCE_PREFIX = "reference:"
+
+
+def _reference_forms(variants: Sequence[Variant], example: Any, reference: Sequence[str], threads: int) -> tuple[dict[str, Predictor], dict[str, str]]:
+    """The first variant's module in each requested fp32 form (a quantized baseline has no module to re-deploy)."""
+    if not reference:
+        return {}, {}
+    from slimforge.deploy_forms import build_reference_forms
+
+    base = variants[0].module if variants else None
+    if base is None:
+        return {}, {n: "the baseline is not a PyTorch module" for n in reference}
+    return build_reference_forms(base, example, reference, threads)
+
+
+def _reference_summary(forms: Mapping[str, Predictor], unavailable: Mapping[str, str], latency: Mapping[str, Mapping[int, Latency]],
+                       batch_sizes: Sequence[int]) -> dict[str, Any]:
+    from slimforge.deploy_forms import fastest_form
+
+    timed = {n: latency[f"{_REFERENCE_PREFIX}{n}"] for n in forms}
+    best = {str(bs): fastest_form({n: lat[bs].p50_ms for n, lat in timed.items()}) for bs in batch_sizes}
+    return {"forms": {n: {str(bs): asdict(lat) for bs, lat in lats.items()} for n, lats in timed.items()},
+            "unavailable": dict(unavailable), "best_fp32_form": best}
 
 
 def _batch_of(example: Any, batch_size: int) -> Any:

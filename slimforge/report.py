@@ -13,6 +13,7 @@ import html
 import io
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,34 @@ def build_rows(measurement: Mapping[str, Any], baseline: str | None = None, batc
             "params": v.get("params"),
             "size_bytes": v.get("size_bytes"),
             "batch_size": int(bs),
+            **_reference_speedups(measurement.get("reference"), bs, ms),
         })
     return rows
+
+
+def _reference_speedups(reference: Mapping[str, Any] | None, bs: str, ms: float) -> dict[str, Any]:
+    """Speed-ups against the original model in eager and in its fastest fp32 form (see slimforge.deploy_forms)."""
+    if not reference or not reference.get("forms"):
+        return {}
+    forms = reference["forms"]
+    best = reference["best_fp32_form"][bs]
+    out = {"best_fp32_form": best, "speedup_vs_best_fp32": forms[best][bs]["p50_ms"] / ms}
+    if "eager" in forms:
+        out["speedup_vs_eager"] = forms["eager"][bs]["p50_ms"] / ms
+    return out
+
+
+def reference_notes(measurement: Mapping[str, Any], batch_size: int | None = None) -> list[str]:
+    """One line per reference fp32 form of the original model: its latency, or why it was not timed."""
+    reference = measurement.get("reference")
+    if not reference:
+        return []
+    bs = str(batch_size or measurement["batch_sizes"][-1])
+    best = reference["best_fp32_form"].get(bs)
+    lines = [f"original model as {form}: p50 {lat[bs]['p50_ms']:.3f} ms{' (fastest fp32 form)' if form == best else ''}"
+             for form, lat in reference["forms"].items()]
+    lines += [f"original model as {form}: not timed ({why})" for form, why in reference.get("unavailable", {}).items()]
+    return lines
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -83,23 +110,37 @@ def write_report(
     histories: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     widths: Mapping[str, Mapping[str, int]] | None = None,
     notes: Sequence[str] = (),
+    headline: str | None = None,
+    highlight: str | None = None,
+    split: str = "test",
+    extra: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, Path]:
     """Write ``report.md``, ``report.html`` and ``measurements.json`` into folder ``out``
-    (replaced whole, in one step)."""
+    (replaced whole, in one step).
+
+    headline: the result in one sentence, shown first; highlight: the variant whose row stands
+    out (the chosen model); split: the split the accuracy column was measured on (its header says
+    so); extra: more columns per variant, {variant: {header: text}} (e.g. validation accuracy, a verdict)."""
     out = Path(out)
-    rows = build_rows(measurement, baseline)
+    rows = build_rows(measurement, baseline)  # at the largest batch size: the plot's
+    sizes = list(measurement.get("batch_sizes") or [])
+    table = [r for bs in sizes for r in build_rows(measurement, baseline, bs)] if len(sizes) > 1 else rows  # every batch size asked
+    notes = [*notes, *reference_notes(measurement)]
+    page = _Page(title, split, headline, highlight, dict(extra or {}))
     figures = {"Accuracy against latency": _pareto_png(rows)}
     if widths:
         figures["Layer widths before and after pruning"] = _widths_png(widths)
     if histories:
         figures["Training curves"] = _curves_png(histories)
     figures = {k: v for k, v in figures.items() if v is not None}
-    context = f"threads {measurement.get('threads')}, batch size {rows[0]['batch_size'] if rows else '-'}, torch {measurement.get('torch', '')}"
+    machine = measurement.get("machine") or {}
+    context = (f"threads {measurement.get('threads')}, batch size {', '.join(map(str, sizes)) or '-'}, torch {measurement.get('torch', '')}"
+               + (f", {machine.get('cpu')} ({machine.get('isa')}, {machine.get('cores')} cores)" if machine else ""))
     names = {"markdown": "report.md", "html": "report.html", "json": "measurements.json"}
     with staged_output(out) as work:
-        atomic_write_bytes(work / names["json"], json.dumps({"measurement": measurement, "rows": rows}, indent=2, default=str).encode())
-        atomic_write_bytes(work / names["markdown"], _markdown(title, rows, context, notes, figures, work).encode())
-        atomic_write_bytes(work / names["html"], _html(title, rows, context, notes, figures).encode())
+        atomic_write_bytes(work / names["json"], json.dumps({"measurement": measurement, "rows": table}, indent=2, default=str).encode())
+        atomic_write_bytes(work / names["markdown"], _markdown(page, table, context, notes, figures, work).encode())
+        atomic_write_bytes(work / names["html"], _html(page, table, context, notes, figures).encode())
     return {key: out / name for key, name in names.items()}
 
 
@@ -107,11 +148,15 @@ def write_report(
 
 COLUMNS = [
     ("variant", "variant", str),
+    ("batch_size", "batch", str),
     ("accuracy", "accuracy", lambda v: f"{100 * v:.2f}%"),
     ("delta_points", "Δ accuracy (pts)", lambda v: f"{v:+.2f}"),
     ("latency_ms", "latency p50 (ms)", lambda v: f"{v:.3f}"),
     ("p90_ms", "p90 (ms)", lambda v: f"{v:.3f}"),
     ("speedup", "speed-up", lambda v: f"{v:.2f}x"),
+    ("speedup_vs_eager", "vs eager", lambda v: f"{v:.2f}x"),
+    ("speedup_vs_best_fp32", "vs best fp32", lambda v: f"{v:.2f}x"),
+    ("best_fp32_form", "best fp32 form", str),
     ("throughput", "samples/s", lambda v: f"{v:,.0f}"),
     ("macs", "MACs", lambda v: f"{v / 1e6:.2f} M"),
     ("params", "params", lambda v: f"{v / 1e3:.1f} k"),
@@ -119,15 +164,62 @@ COLUMNS = [
 ]
 
 
-def _cells(row: Mapping[str, Any]) -> list[str]:
-    return ["-" if row.get(key) is None else fmt(row[key]) for key, _, fmt in COLUMNS]
+REFERENCE_KEYS = ("speedup_vs_eager", "speedup_vs_best_fp32", "best_fp32_form")
 
 
-def _markdown(title, rows, context, notes, figures, out: Path) -> str:
-    lines = [f"# {title}", "", f"Measured interleaved in one process; {context}.", ""]
-    lines.append("| " + " | ".join(h for _, h, _ in COLUMNS) + " |")
-    lines.append("|" + "---|" * len(COLUMNS))
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+def _columns(rows: Sequence[Mapping[str, Any]]) -> list[tuple]:
+    """COLUMNS, less the reference-deployment ones when nothing was measured against reference forms."""
+    has_reference = any(r.get("best_fp32_form") is not None for r in rows)
+    several_batches = len({r.get("batch_size") for r in rows}) > 1
+    return [c for c in COLUMNS if (has_reference or c[0] not in REFERENCE_KEYS) and (several_batches or c[0] != "batch_size")]
+
+
+def _cells(row: Mapping[str, Any], columns: Sequence[tuple]) -> list[str]:
+    return ["-" if row.get(key) is None else fmt(row[key]) for key, _, fmt in columns]
+
+
+@dataclass(frozen=True)
+class _Page:
+    """What a report says around its measurements: title, the accuracy's split, headline, chosen row, extra columns."""
+
+    title: str
+    split: str = "test"
+    headline: str | None = None
+    highlight: str | None = None
+    extra: dict[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def headers(self, columns: Sequence[tuple]) -> list[str]:
+        named = {"accuracy": f"{self.split} accuracy", "delta_points": f"Δ {self.split} (pts)"}
+        return _after_accuracy(columns, [named.get(key, header) for key, header, _ in columns], self.extra_headers())
+
+    def extra_headers(self) -> list[str]:
+        return list(dict.fromkeys(h for cells in self.extra.values() for h in cells))
+
+    def cells(self, row: Mapping[str, Any], columns: Sequence[tuple]) -> list[str]:
+        mine = self.extra.get(row.get("variant"), {})
+        return _after_accuracy(columns, _cells(row, columns), [mine.get(h, "-") for h in self.extra_headers()])
+
+
+def _after_accuracy(columns: Sequence[tuple], cells: list[str], extra: list[str]) -> list[str]:
+    """The extra columns (validation accuracy, verdict) right after the accuracy ones, where the eye compares them."""
+    keys = [key for key, _, _ in columns]
+    at = keys.index("delta_points") + 1 if "delta_points" in keys else len(cells)
+    return cells[:at] + extra + cells[at:]
+
+
+def _markdown(page: _Page, rows, context, notes, figures, out: Path) -> str:
+    lines = [f"# {page.title}", ""]
+    if page.headline:
+        lines += [f"**{page.headline}**", ""]
+    lines += [f"Measured interleaved in one process; {context}.", ""]
+    columns = _columns(rows)
+    lines.append("| " + " | ".join(page.headers(columns)) + " |")
+    lines.append("|" + "---|" * len(page.headers(columns)))
+    for r in rows:
+        cells = page.cells(r, columns)
+        if r.get("variant") == page.highlight:
+            cells = [f"**{c}**" for c in cells]
+        lines.append("| " + " | ".join(cells) + " |")
     lines += [""] + [f"- {n}" for n in notes]
     for i, (caption, png) in enumerate(figures.items()):
         name = f"figure{i + 1}.png"
@@ -136,9 +228,16 @@ def _markdown(title, rows, context, notes, figures, out: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _html(title, rows, context, notes, figures) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(r)) + "</tr>" for r in rows)
+def _html(page: _Page, rows, context, notes, figures) -> str:
+    title = page.title
+    columns = _columns(rows)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in page.headers(columns))
+    body = "".join(
+        ('<tr class="best">' if r.get("variant") == page.highlight else "<tr>")
+        + "".join(f"<td>{html.escape(c)}</td>" for c in page.cells(r, columns)) + "</tr>"
+        for r in rows
+    )
+    headline = f'<p class="headline" id="headline">{html.escape(page.headline)}</p>' if page.headline else ""
     imgs = "".join(
         f'<figure><img alt="{html.escape(c)}" src="data:image/png;base64,{base64.b64encode(p).decode()}"><figcaption>{html.escape(c)}</figcaption></figure>'
         for c, p in figures.items()
@@ -146,11 +245,15 @@ def _html(title, rows, context, notes, figures) -> str:
     notes_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}
-figure{{display:inline-block;margin:1em}}img{{max-width:520px}}</style></head>
-<body><h1>{html.escape(title)}</h1><p>Measured interleaved in one process; {html.escape(context)}.</p>
-<table id="variants"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:sans-serif;margin:1.5em auto;padding:0 1em;max-width:1280px;box-sizing:border-box}}
+.headline{{background:#eef7ee;border-left:5px solid #2a7a3a;padding:.6em 1em;font-size:1.1em}}
+.table-wrap{{overflow-x:auto;max-width:100%}}table{{border-collapse:collapse;font-size:14px}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}}td:first-child,th:first-child{{text-align:left}}
+tr.best td{{background:#fff3c4;font-weight:bold}}
+figure{{display:inline-block;vertical-align:top;margin:1em 1em 0 0;max-width:100%}}img{{max-width:100%;height:auto}}</style></head>
+<body><h1>{html.escape(title)}</h1>{headline}<p>Measured interleaved in one process; {html.escape(context)}.</p>
+<div class="table-wrap"><table id="variants"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>
 <ul>{notes_html}</ul>{imgs}</body></html>
 """
 
@@ -179,8 +282,10 @@ def _pareto_png(rows: Sequence[Mapping[str, Any]]) -> bytes | None:
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.scatter([p[0] for p in pts], [p[1] for p in pts], color="tab:blue")
-    for r, (x, y) in zip(named, pts):
-        ax.annotate(r["variant"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    # Labels staggered in latency order, so neighbouring points' names do not print over each other.
+    order = sorted(range(len(pts)), key=lambda i: (pts[i][0], pts[i][1]))
+    for rank, i in enumerate(order):
+        ax.annotate(named[i]["variant"], pts[i], textcoords="offset points", xytext=(5, (4, -11, 15, -22)[rank % 4]), fontsize=7)
     front = pareto_front(pts)
     ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], color="tab:red", marker="o", label="Pareto front")
     ax.set_xscale("log")

@@ -67,6 +67,18 @@ def test_prune_cli_removes_channels_fine_tunes_and_reloads(run, tmp_path, capsys
     assert json.loads((out / "metrics.json").read_text())["test_accuracy"] > 0.5
 
 
+def test_prune_cli_with_a_latency_target_records_and_prints_the_measured_latency(run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SLIMFORGE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "fast"
+    args = ["prune", str(run), "--target-latency", "0.6", "--latency-batch-size", "8", "--round-to", "2", "--finetune-epochs", "0"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert "of the original" in capsys.readouterr().out
+    edit = json.loads((out / "model.json").read_text())["edits"][-1]
+    assert edit["latency"]["target"] == 0.6 and edit["latency"]["batch_size"] == 8 and 0 < edit["latency"]["measured"] < 1
+    assert len(list((tmp_path / "cache" / "latency").glob("*.json"))) == 1
+    assert slimforge.load(out)(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+
+
 def test_prune_cli_in_steps_reaches_the_mac_target(run, tmp_path):
     from slimforge.measure import count_macs
 
@@ -124,9 +136,14 @@ def test_quantized_folder_evaluates_and_is_refused_as_a_model_input(run, tmp_pat
     capsys.readouterr()
     assert main(["eval", str(q)]) == 0  # its config.yaml records the data; an ONNX Runtime artifact has no model.json
     assert f"test accuracy {accuracy:.4f}" in capsys.readouterr().out
-    for command in (["export"], ["quantize"], ["factorize", "--epochs", "0"], ["prune", "--ratio", "0.5", "--finetune-epochs", "0"]):
+    for command in (["quantize"], ["factorize", "--epochs", "0"], ["prune", "--ratio", "0.5", "--finetune-epochs", "0"]):
         assert main([command[0], str(q), *command[1:], "--out", str(tmp_path / command[0])]) == 2
         assert "holds a quantized (int8) artifact, not a PyTorch model" in capsys.readouterr().err
+    # export is the one that takes it: the int8 ONNX graph with its preprocessing in front (docs/deploy.md)
+    assert main(["export", str(q), "--out", str(tmp_path / "export")]) == 0
+    assert json.loads((tmp_path / "export" / "export.json").read_text())["inputs"] == "raw"
+    assert main(["export", str(q), "--format", "pt2", "--out", str(tmp_path / "export-pt2")]) == 2
+    assert "it exports to onnx only (--format onnx), not pt2" in capsys.readouterr().err
 
 
 def test_a_folder_saved_from_python_with_its_data_section_evaluates_without_data_flags(run, tmp_path, capsys):

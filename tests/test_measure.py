@@ -83,3 +83,89 @@ def test_a_batch_too_big_for_memory_is_one_clear_error(monkeypatch):
     assert measure_mod._batch_of(example, 32).shape == (32, 1, 28, 28)
     with pytest.raises(ConfigError, match=r"batch size 100000: its inputs alone need 0\.3 GiB"):
         measure_mod._batch_of(example, 100_000)
+
+
+# ---------------------------------------------------------------- reference fp32 forms
+
+
+def test_measure_reports_eager_and_channels_last_reference_forms_of_a_cnn(tmp_path):
+    """The original model is timed as eager and channels-last (no compile: it is opt-in), and each
+    variant's speed-ups are its latency against those forms' latencies in the same run."""
+    import slimforge
+    from slimforge.report import build_rows, reference_notes, write_report
+
+    slimforge.save(create_model("cnn", num_classes=10, in_channels=1, width=8), tmp_path / "run")
+    variant = load_variant(tmp_path / "run", "fp32")
+    x = torch.randn(4, 1, 8, 8)
+    report = measure_variants([variant], x, batch_sizes=(4,), repeats=5, reference=("eager", "channels_last"))
+    ref = report["reference"]
+    assert set(ref["forms"]) == {"eager", "channels_last"} and ref["unavailable"] == {}
+    eager, cl = ref["forms"]["eager"]["4"]["p50_ms"], ref["forms"]["channels_last"]["4"]["p50_ms"]
+    assert ref["best_fp32_form"]["4"] == ("eager" if eager <= cl else "channels_last")
+    row = build_rows(report)[0]
+    assert row["speedup_vs_eager"] == pytest.approx(eager / row["latency_ms"])
+    assert row["speedup_vs_best_fp32"] == pytest.approx(min(eager, cl) / row["latency_ms"])
+    assert row["speedup_vs_best_fp32"] <= row["speedup_vs_eager"]
+    assert any("fastest fp32 form" in line for line in reference_notes(report))
+    paths = write_report(tmp_path / "report", report)
+    assert "vs best fp32" in paths["markdown"].read_text() and row["best_fp32_form"] in paths["markdown"].read_text()
+
+
+def test_reference_forms_that_do_not_apply_say_why_and_reports_without_them_keep_their_columns(tmp_path):
+    import slimforge
+    from slimforge.report import build_rows, write_report
+
+    slimforge.save(create_model("mlp", hidden=[16], input_size=[4, 4]), tmp_path / "run")
+    variant = load_variant(tmp_path / "run", "fp32")
+    x = torch.randn(2, 16)
+    report = measure_variants([variant], x, batch_sizes=(2,), repeats=3, reference=("eager", "channels_last"))
+    assert "4-D" in report["reference"]["unavailable"]["channels_last"]
+    assert report["reference"]["best_fp32_form"]["2"] == "eager"
+    plain = measure_variants([variant], x, batch_sizes=(2,), repeats=3)
+    assert "reference" not in plain and "speedup_vs_eager" not in build_rows(plain)[0]
+    assert "vs best fp32" not in write_report(tmp_path / "plain", plain)["markdown"].read_text()
+
+
+def test_reference_names_are_checked():
+    from slimforge.deploy_forms import parse_reference
+    from slimforge.errors import UnknownNameError
+
+    assert parse_reference("none") == () and parse_reference("eager, compile") == ("eager", "compile")
+    with pytest.raises(UnknownNameError, match="channels_last"):
+        parse_reference("eager,chanels_last")
+
+
+@pytest.mark.parametrize("forms", [("eager", "channels_last"),
+                                   pytest.param(("compile", "onnxruntime"), marks=pytest.mark.slow)])
+def test_every_reference_form_computes_what_the_model_computes(forms):
+    """A form is the same function deployed differently: its outputs match the module's (or it says why it is unavailable)."""
+    from slimforge.deploy_forms import build_reference_forms
+
+    model = create_model("cnn", num_classes=10, in_channels=1, width=8).eval()
+    x = torch.randn(4, 1, 8, 8)
+    built, unavailable = build_reference_forms(model, x, forms)
+    assert set(built) | set(unavailable) == set(forms) and all(unavailable.values())
+    with torch.no_grad():
+        want = model(x)
+        for name, predict in built.items():
+            torch.testing.assert_close(predict(x), want, atol=1e-4, rtol=1e-4, msg=name)
+    assert set(built) >= {"eager", "channels_last"} & set(forms)
+
+
+@pytest.mark.parametrize("cls, gates", [(torch.nn.RNN, 1), (torch.nn.GRU, 3), (torch.nn.LSTM, 4)])
+def test_recurrent_layers_are_counted(cls, gates):
+    """issue 25: a BiLSTM's MACs left out the LSTM (0.09 M instead of about 7-8 M)."""
+    rnn = cls(32, 64, num_layers=2, bidirectional=True, batch_first=True)
+    x = torch.randn(4, 10, 32)
+
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.fc = rnn, torch.nn.Linear(128, 2)
+
+        def forward(self, x):
+            return self.fc(self.rnn(x)[0][:, -1])
+
+    per_step = gates * (32 * 64 + 64 * 64) + gates * (128 * 64 + 64 * 64)  # layer 1, layer 2 (input: both directions)
+    expected = 2 * per_step * 40 + 4 * 128 * 2  # two directions, 4 x 10 steps, the head
+    assert count_macs(Head().eval(), x) == expected

@@ -80,3 +80,10 @@ def test_targets_pruning_cannot_reach_are_never_proposed():
 def test_halving_stops_at_the_floor():
     assert next_try([Try(0.02, 4, True)], 4) == (0.01, 4)  # exactly the floor is still tried
     assert next_try([Try(0.015, 4, True)], 4) is None  # 0.0075 < 0.01
+
+
+def test_recovery_leaves_room_for_several_candidates():
+    # 18 epochs would take 18 minutes at 60 s an epoch; a 20-minute search gets 5 (a quarter of it).
+    assert recovery_epochs(4, 3600, 128, seconds_per_epoch=60, time_budget_s=1200) == 5
+    assert recovery_epochs(4, 3600, 128, seconds_per_epoch=600, time_budget_s=1200) == 4  # never below the base
+    assert recovery_epochs(4, 3600, 128, seconds_per_epoch=1, time_budget_s=3600) == 18

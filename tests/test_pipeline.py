@@ -42,6 +42,7 @@ def _recipe(**changes):
         ({"stages": [{"kind": "train", "train": {"learning_rate": 0.1}}]}, r"unknown key 'train.learning_rate'. Valid keys: epochs, batch_size"),
         ({"stages": [{"kind": "train"}, {"kind": "prune", "ratio": 0.5, "finetune": {"epoch": 2}}]}, r"unknown key 'finetune.epoch'. Did you mean 'epochs'"),
         ({"data": {"name": "digitz"}, "stages": [{"kind": "train"}]}, r"Unknown dataset 'digitz'. Did you mean 'digits'"),
+        ({"stages": [{"kind": "train"}, {"kind": "report", "reference": ["eagr"]}]}, r"stage 'report'.*Unknown reference form 'eagr'. Did you mean 'eager'"),
     ],
 )
 def test_bad_recipes_name_the_stage_and_key(raw, message):
@@ -90,6 +91,18 @@ def test_interrupted_run_redoes_no_finished_stage(tmp_path, monkeypatch):
     lines.clear()
     run_recipe(parse_recipe(TINY, "tiny.yaml", ["prune.ratio=0.25"]), out, quiet=True, log=lines.append)
     assert [line.split("]")[0][1:] for line in lines if "running" in line] == ["prune", "report"]
+
+
+def test_a_recipe_prunes_to_a_latency_target_and_reports_against_reference_forms(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLIMFORGE_CACHE", str(tmp_path / "cache"))
+    raw = _recipe(s1={"ratio": None, "target_latency": 0.7, "latency": {"batch_size": 8, "repeats": 3}, "finetune": None},
+                  s2={"reference": ["eager", "channels_last"]})
+    run_recipe(parse_recipe(raw, "tiny.yaml"), tmp_path / "runs", quiet=True, log=lambda *_: None)
+    edit = json.loads((tmp_path / "runs" / "prune" / "model.json").read_text())["edits"][-1]
+    assert edit["latency"]["target"] == 0.7 and edit["latency"]["batch_size"] == 8
+    report = json.loads((tmp_path / "runs" / "report" / "measurements.json").read_text())
+    assert set(report["measurement"]["reference"]["forms"]) == {"eager", "channels_last"}
+    assert all(r["best_fp32_form"] in ("eager", "channels_last") and r["speedup_vs_best_fp32"] > 0 for r in report["rows"])
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed (make test installs it)")

@@ -60,6 +60,9 @@ def prune_cmd(
     ratio: Annotated[Optional[float], typer.Option(help="fraction of channels/neurons/heads removed in every group")] = None,
     target_macs: Annotated[Optional[float], typer.Option(help="fraction of the MACs to keep (instead of --ratio)")] = None,
     target_params: Annotated[Optional[float], typer.Option(help="fraction of the parameters to keep (instead of --ratio)")] = None,
+    target_latency: Annotated[Optional[float], typer.Option(help="fraction of the measured latency to keep: channels removed by importance per ms saved (instead of --ratio)")] = None,
+    latency_batch_size: Annotated[int, typer.Option(min=1, help="batch size the latency of --target-latency is measured at")] = 32,
+    latency_threads: Annotated[int, typer.Option(min=1, help="CPU threads the latency of --target-latency is measured with")] = 1,
     importance: Annotated[str, typer.Option(help="l1, l2, bn_scale, taylor or random")] = "l2",
     skip: Annotated[Optional[list[str]], typer.Option(help="module name pattern to leave alone; repeat for more")] = None,
     round_to: Annotated[int, typer.Option(help="keep channel counts a multiple of this")] = 8,
@@ -79,13 +82,28 @@ def prune_cmd(
     if distill and finetune_epochs < 1:
         raise ConfigError("--distill recovers accuracy by distillation during fine-tuning: it needs --finetune-epochs >= 1.")
     finetune = _finetune_config(run, finetune_epochs, lr, batch_size, threads) if finetune_epochs > 0 else None
+    latency = {"batch_size": latency_batch_size, "threads": latency_threads}
     cfg = _config(PruneStage, None, kind="prune", name="prune", ratio=ratio, target_macs=target_macs, target_params=target_params,
+                     target_latency=target_latency, latency=latency,
                      importance=importance, skip=skip or [], round_to=round_to, steps=steps, finetune=finetune,
                      distill=DistillSection() if distill else None)
     ctx = _stage(run)
     metrics = run_prune(ctx, cfg, run, out)
     _print_sizes(run, out, ctx.example(1))
+    if target_latency is not None:
+        _print_latency(out)
     print(f"pruned model test accuracy {metrics['test_accuracy']:.4f}; saved in {out}")
+
+
+def _print_latency(after_run: Path) -> None:
+    """What latency-aware pruning measured, from the plan it recorded in model.json."""
+    from slimforge.files import read_json
+
+    edits = read_json(after_run / "model.json").get("edits", [])
+    lat = next((e["latency"] for e in reversed(edits) if e.get("kind") == "prune" and "latency" in e), None)
+    if lat is not None:
+        print(f"latency {lat['measured']:.3f} of the original {lat['base_ms']:.2f} ms measured (target {lat['target']}, "
+              f"batch {lat['batch_size']}, {lat['threads']} thread(s), {'channels-last' if lat['channels_last'] else 'contiguous'})")
 
 
 def _print_sizes(before_run: Path, after_run: Path, example) -> None:
@@ -138,6 +156,12 @@ def quantize_cmd(
         print(f"fallback: {f['split']} {metric} {f['fp32_score']:.4f} fp32 -> {f['int8_score']:.4f} quantized, {met} --max-drop {max_drop:g} "
               f"after {f['trials']} trials; kept in fp32: {', '.join(f['fp32_layers']) or 'none'}")
     print(f"quantized ({backend}) test {metric} {metrics[f'test_{metric}']:.4f} (fp32 {metrics[f'fp32_test_{metric}']:.4f}); saved in {out}")
+    from slimforge.files import read_json_quiet
+    from slimforge.quantize.core import coverage_line
+
+    coverage = coverage_line(read_json_quiet(out / "quantized.json"))
+    if coverage:
+        print(coverage)
     if _quantized_mode(out) == "dynamic":
         from slimforge.train.evaluate import EVAL_BATCH_SIZE
 
@@ -197,8 +221,12 @@ def export_cmd(
     opset: Annotated[Optional[int], typer.Option(help="ONNX opset (onnx only; default 18)")] = None,
     atol: Annotated[float, typer.Option(help="largest allowed |export - PyTorch| on the sample inputs")] = 1e-4,
     out: Annotated[Path, typer.Option(help="folder for the exported file")] = Path("runs/export"),
+    preprocess: Annotated[bool, typer.Option("--preprocess/--no-preprocess", help="bake the model's normalisation into the graph, so it takes raw inputs (default); --no-preprocess: the bare network on normalised inputs")] = True,
 ) -> None:
-    """Export to ONNX (dynamo exporter) or torch.export .pt2, checked against PyTorch."""
+    """Export to ONNX (dynamo exporter) or torch.export .pt2, checked against PyTorch.
+
+    The exported graph takes raw inputs (batch, *shape of the training arrays) float32, e.g.
+    pixels 0..255, when the run recorded its preprocessing; export.json says which (docs/deploy.md)."""
     from slimforge.pipeline.stages import ExportStage, run_export
 
     from slimforge.errors import ConfigError
@@ -206,6 +234,8 @@ def export_cmd(
 
     if opset is not None and format != "onnx":
         raise ConfigError(f"--opset applies to ONNX exports; a {format} export has no opset (drop --opset or use --format onnx).")
-    cfg = _config(ExportStage, None, kind="export", name="export", format=format, opset=DEFAULT_OPSET if opset is None else opset, atol=atol)
+    cfg = _config(ExportStage, None, kind="export", name="export", format=format, opset=DEFAULT_OPSET if opset is None else opset, atol=atol,
+                  preprocess=preprocess)
     metrics = run_export(_stage(run), cfg, run, out)
-    print(f"exported {format} to {out}; max |export - PyTorch| = {metrics['max_abs_diff']:.3g}")
+    takes = "raw inputs (normalisation in the graph)" if metrics.get("inputs") == "raw" else "the network's (normalised) inputs"
+    print(f"exported {format} to {out}; it takes {takes}; max |export - PyTorch| = {metrics['max_abs_diff']:.3g}")

@@ -18,14 +18,17 @@ def measure_cmd(
     threads: Annotated[int, typer.Option(min=1, help="CPU threads for every variant")] = 1,
     repeats: Annotated[int, typer.Option(min=3, help="timed calls per variant and batch size")] = 30,
     split: Annotated[str, typer.Option(help="accuracy on: test or val")] = "test",
-    channels_last: Annotated[bool, typer.Option("--channels-last", help="run PyTorch CNNs in channels-last memory format (faster on CPUs)")] = False,
+    channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--contiguous", show_default="auto: channels-last when it runs the first run's model faster (4-D inputs, timed here)",
+                                                          help="memory format of PyTorch variants")] = None,
+    reference: Annotated[str, typer.Option(help="fp32 forms of the first run's model to time alongside (eager, channels_last, compile, onnxruntime), comma-separated, or none; compile and onnxruntime take seconds to minutes to build")] = "eager,channels_last",
     out: Annotated[Optional[Path], typer.Option(help="write report.md / report.html / measurements.json here")] = None,
 ) -> None:
     """Measure variants side by side (interleaved, fixed threads) on the first run's data."""
     from slimforge.experiment import run_data_config
+    from slimforge.deploy_forms import choose_layout, parse_reference
     from slimforge.measure import load_variant, measure_variants
     from slimforge.pipeline.stages import StageContext
-    from slimforge.report import build_rows, write_report
+    from slimforge.report import build_rows, reference_notes, write_report
     from slimforge.train.evaluate import EVAL_BATCH_SIZE
 
     from slimforge.errors import ConfigError
@@ -42,15 +45,32 @@ def measure_cmd(
     dataset = getattr(ctx.data, split)
     step = EVAL_BATCH_SIZE
     batches = [tuple(dataset.__getitems__(list(range(i, min(i + step, len(dataset)))))[:2]) for i in range(0, len(dataset), step)]
-    variants = [load_variant(r, r.name, threads=threads, channels_last=channels_last) for r in runs]
+    forms = parse_reference(reference)
+    variants = [load_variant(r, r.name, threads=threads) for r in runs]
+    if channels_last is None:  # auto: the faster layout for the first run's model, at the largest batch size
+        base = variants[0].module
+        channels_last = base is not None and choose_layout(base, _batch(ctx.example(), max(sizes)), threads) == "channels_last"
+    if channels_last:
+        variants = [load_variant(r, r.name, threads=threads, channels_last=True) for r in runs]
+    print(f"PyTorch variants run {'channels-last' if channels_last else 'contiguous'}")
     measurement = measure_variants(variants, ctx.example(), sizes, eval_batches=batches, num_classes=ctx.data.info.num_classes,
-                                   threads=threads, repeats=repeats)
-    for row in build_rows(measurement):
+                                   threads=threads, repeats=repeats, reference=forms)
+    for row in [r for bs in sizes for r in build_rows(measurement, batch_size=bs)]:  # every batch size asked
+        versus = (f"  vs eager {row['speedup_vs_eager']:.2f}x" if "speedup_vs_eager" in row else "") + (
+            f"  vs best fp32 ({row['best_fp32_form']}) {row['speedup_vs_best_fp32']:.2f}x" if "best_fp32_form" in row else "")
         print(f"{row['variant']:32s} {split} acc {100 * row['accuracy']:.2f}%  Δ {row['delta_points']:+.2f} pts  "
-              f"p50 {row['latency_ms']:.2f} ms (batch {row['batch_size']}, {threads} thread(s))  speed-up {row['speedup']:.2f}x")
+              f"p50 {row['latency_ms']:.2f} ms (batch {row['batch_size']}, {threads} thread(s))  speed-up {row['speedup']:.2f}x{versus}")
+    for line in reference_notes(measurement):
+        print(line)
     if out is not None:
         from slimforge.files import check_not_input
 
         check_not_input(out, runs)
         paths = write_report(out, measurement, title="slimforge measure")
         print(f"HTML report: {paths['html'].resolve()}")
+
+
+def _batch(example, batch_size: int):
+    from slimforge.measure import _batch_of
+
+    return _batch_of(example, batch_size)

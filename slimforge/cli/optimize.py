@@ -30,33 +30,38 @@ def optimize_cmd(
     objective: Annotated[str, typer.Option(help="what to minimise: latency")] = "latency",
     batch_size: Annotated[int, typer.Option(help="batch size latency is measured at")] = 32,
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for every stage: latency (default 1) and recovery training (default: all cores)")] = None,
-    channels_last: Annotated[bool, typer.Option("--channels-last", help="time PyTorch CNNs in channels-last memory format")] = False,
+    channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--contiguous", help="memory format PyTorch CNN candidates run in (default: whichever runs the baseline faster)")] = None,
+    reference: Annotated[str, typer.Option(help="fp32 forms of the baseline the report times, for speed-ups against the fastest: eager, channels_last, compile, onnxruntime (or none)")] = "eager,channels_last,onnxruntime",
     time_budget: Annotated[str, typer.Option(help="wall-clock budget: 90s, 45m, 1h")] = "60m",
     recovery_epochs: Annotated[Optional[int], typer.Option(min=1, help="distillation epochs after each pruning (default: enough for 500 optimizer steps, at least 4)")] = None,
+    prune_by: Annotated[str, typer.Option(help="pruning targets are fractions of the baseline's MACs ('macs') or of its latency measured here ('latency', latency-aware pruning)")] = "macs",
     refine: Annotated[bool, typer.Option("--refine/--no-refine", help="spend the time left at the budget's edge: in-between pruning levels, longer recovery")] = True,
     backends: Annotated[str, typer.Option(help="int8 backends to try, comma-separated")] = "onnxruntime,torch",
     data_root: Annotated[Optional[str], typer.Option(help="folder of the dataset's files (default: the run's)")] = None,
     out: Annotated[Path, typer.Option(help="folder for candidates, best/ and the report")] = Path("runs/optimize"),
 ) -> None:
     """Search pruning + distillation, low-rank and int8 for the fastest model within the budget."""
+    from slimforge.deploy_forms import parse_reference
     from slimforge.experiment import run_data_config
     from slimforge.optimize import OptimizeConfig, optimize
     from slimforge.train import TrainConfig
 
     data_cfg = run_data_config(run)
-    data_cfg = data_cfg.model_copy(update={"augment": False, **({"root": data_root} if data_root else {})})
+    data_cfg = type(data_cfg).model_validate({**data_cfg.model_dump(), "augment": False, **({"root": data_root} if data_root else {})})  # validated: a relative root is stored absolute
     cfg = OptimizeConfig(max_accuracy_drop=max_accuracy_drop, objective=objective, batch_size=batch_size, threads=threads or 1,
-                         train_threads=threads, channels_last=channels_last, refine=refine,
+                         train_threads=threads, channels_last=channels_last, refine=refine, prune_by=prune_by, reference=parse_reference(reference),
                          backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
                          time_budget_s=parse_duration(time_budget), auto_recovery=recovery_epochs is None,
                          recovery=TrainConfig(epochs=recovery_epochs or 4, lr=0.02, batch_size=128, warmup_epochs=0.2))
     from slimforge.files import check_not_input
 
     check_not_input(out, [run])
-    summary = optimize(run, data_cfg.load(), cfg, out, data_config=data_cfg)
+    summary = optimize(run.resolve(), data_cfg.load(), cfg, out.resolve(), data_config=data_cfg)  # optimize.json records absolute paths
     best = summary["best"]
     if best:
-        print(f"best: {best['name']} ({best['recipe']}): {best['speedup']:.2f}x faster, test accuracy {best['test_accuracy']:.4f} "
+        vs_fp32 = (f", {best['speedup_vs_best_fp32']:.2f}x faster than its fastest fp32 form ({best['best_fp32_form']})"
+                   if best.get("speedup_vs_best_fp32") else "")
+        print(f"best: {best['name']} ({best['recipe']}): {best['speedup']:.2f}x faster{vs_fp32}, test accuracy {best['test_accuracy']:.4f} "
               f"(baseline {summary['baseline']['test_accuracy']:.4f}); saved in {out / 'best'}")
     else:
         print(f"no candidate within {max_accuracy_drop} points; every try is recorded in {out / 'optimize.json'}")

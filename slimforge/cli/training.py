@@ -20,7 +20,7 @@ LAUNCH = "Launch (torchrun's flags, passed on to torch.distributed.run)"
 def train_cmd(
     overrides: Overrides = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML recipe with data/model/train sections")] = None,
-    data: Annotated[Optional[str], typer.Option(help="dataset name (slimforge datasets)")] = None,
+    data: Annotated[Optional[str], typer.Option(help="dataset name (slimforge datasets), or your own: arrays:FILE.npz, table:FILE.csv, image-folder:DIR (docs/own-data.md)")] = None,
     data_root: Annotated[Optional[str], typer.Option(help="folder holding the dataset's files")] = None,
     model: Annotated[Optional[str], typer.Option(help="model name (slimforge models)")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="maximum epochs")] = None,

@@ -4,6 +4,11 @@ Every dataset comes as train / validation / test splits. The validation split is
 from train with a fixed seed (``val_fraction``, ``split_seed``) and the carve is recorded in
 ``DataSplits.split`` so a run folder says exactly which samples it validated on.
 
+Your own data: :func:`from_arrays` (numpy or torch arrays), :func:`from_dataset` (a torch
+Dataset), and the ``arrays`` (an .npz), ``table`` (a CSV) and ``image-folder`` datasets, named
+with their files as ``"arrays:FILE.npz"`` (docs/own-data.md). ``DataSplits.preprocess`` says how
+raw inputs become the inputs the splits yield; training records it in the model folder.
+
 Image datasets that fit in memory are held as one tensor and batched by indexing
 (``TensorImageDataset``); augmentation runs on whole batches. That is several times faster
 than per-sample PIL transforms on a 2-core machine and is deterministic given the seed.
@@ -36,12 +41,25 @@ def list_datasets() -> list[str]:
 def load_dataset(name: str, **options: Any) -> DataSplits:
     """Load dataset ``name``. Common options: ``root`` (where the files are),
     ``val_fraction`` (default 0.1), ``split_seed`` (default 0), ``augment`` (default True
-    where it makes sense)."""
+    where it makes sense). ``name`` may carry its root: ``"arrays:digits.npz"``,
+    ``"table:iris.csv"``, ``"image-folder:photos/"``."""
+    name, options = split_data_name(name, options)
     factory = DATASETS.get(name)
     _check_options(name, factory, options)
     splits = factory(**options)
     splits.source = {"name": name, **_effective_options(factory, options)}  # the outermost call, when one dataset wraps another
     return splits
+
+
+def split_data_name(name: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``"arrays:FILE"`` -> ``("arrays", {**options, "root": FILE})``: a dataset name with its files
+    after a colon, as ``--data arrays:FILE.npz`` gives it. Other names are returned as they are."""
+    prefix, colon, root = name.partition(":")
+    if not colon or not root or prefix not in DATASETS:
+        return name, options
+    if options.get("root") not in (None, root):
+        raise ConfigError(f"--data {name} names the files ({root}) and so does root={options['root']!r}; give them once.")
+    return prefix, {**options, "root": root}
 
 
 def _check_options(name: str, factory: DatasetFactory, options: dict[str, Any]) -> None:
@@ -114,6 +132,7 @@ def _absolute(key: str, value: Any) -> Any:
 
 
 from slimforge.data import vision  # noqa: E402,F401  (registers the image datasets)
+from slimforge.data.arrays import from_arrays, from_dataset  # noqa: E402  (registers arrays and table)
 from slimforge.text import data as _text_data  # noqa: E402,F401,I001  (registers the text datasets)
 
 __all__ = [
@@ -122,6 +141,8 @@ __all__ = [
     "DatasetInfo",
     "TensorImageDataset",
     "carve_validation",
+    "from_arrays",
+    "from_dataset",
     "list_datasets",
     "load_dataset",
     "register_dataset",

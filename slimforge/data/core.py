@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -47,6 +48,10 @@ class DataSplits:
 
     A val or test split with an ``evaluate(model, batch_size, ctx, device, autocast_dtype)``
     method is scored by it (ranking metrics) instead of by accuracy and cross-entropy.
+
+    preprocess: how raw inputs become the inputs the splits yield (a
+    :class:`slimforge.preprocess.PreprocessSpec`: normalisation, shapes); training records it in
+    the model folder so the model takes raw data. None when the data has no such step (text ids).
     """
 
     train: Dataset
@@ -56,6 +61,7 @@ class DataSplits:
     split: dict[str, Any] = field(default_factory=dict)
     source: dict[str, Any] | None = None
     train_defaults: dict[str, Any] = field(default_factory=dict)
+    preprocess: Any = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -77,6 +83,22 @@ class DataSplits:
             if key in options:
                 section[key] = options.pop(key)
         return {**section, "options": options}
+
+
+@dataclass
+class NamedClassSplits(DataSplits):
+    """Splits of the user's own data (arrays, image folders, tables), whose class names a model
+    folder must keep: ``save_assets`` writes them to ``labels.json``, which ``slimforge predict`` prints."""
+
+    @classmethod
+    def of(cls, splits: DataSplits) -> NamedClassSplits:
+        return cls(**{f.name: getattr(splits, f.name) for f in fields(DataSplits)})
+
+    def save_assets(self, folder: str | Path) -> Path:
+        from slimforge.files import write_json
+
+        write_json(Path(folder) / "labels.json", {"classes": list(self.info.classes)})
+        return Path(folder)
 
 
 def _plain(value: Any) -> bool:

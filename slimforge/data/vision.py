@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from slimforge.data import register_dataset
-from slimforge.data.core import Augment, DataSplits, DatasetInfo, TensorImageDataset, carve_validation, check_option
+from slimforge.data.core import Augment, DataSplits, DatasetInfo, NamedClassSplits, TensorImageDataset, carve_validation, check_option
 from slimforge.errors import DataError
+from slimforge.preprocess import PreprocessSpec
 
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -45,11 +46,13 @@ def _splits(
     split_seed: int,
     scale: float = 255.0,
     source: str = "",
+    raw: tuple[tuple[int, ...], str] | None = None,
 ) -> DataSplits:
     """Check the arrays, carve validation from train, compute normalisation on the train part only.
 
     Labels may come as any integer dtype or as whole floats; each must be a class index
-    0..len(classes)-1. ``source`` names the files in errors."""
+    0..len(classes)-1. ``source`` names the files in errors. ``raw``: the per-sample shape and
+    dtype of the arrays as the user holds them (default: (C, H, W) and the images' dtype)."""
     source = source or name
     train_y = _checked_arrays(source, "train", train_x, train_y, len(classes))
     test_y = _checked_arrays(source, "test", test_x, test_y, len(classes))
@@ -63,7 +66,9 @@ def _splits(
     test = TensorImageDataset(test_x, test_y, mean, std, scale=scale)
     info = DatasetInfo(name, len(classes), tuple(train_x.shape[1:]), classes)
     record = {**record, "mean": [round(m, 6) for m in mean], "std": [round(s, 6) for s in std], "augment": _describe(augment)}
-    return DataSplits(full.subset(train_idx, augment), full.subset(val_idx), test, info, record)
+    raw_shape, raw_dtype = raw or (tuple(train_x.shape[1:]), str(train_x.dtype).removeprefix("torch."))
+    preprocess = PreprocessSpec(tuple(train_x.shape[1:]), mean, std, float(scale), tuple(raw_shape), raw_dtype)
+    return DataSplits(full.subset(train_idx, augment), full.subset(val_idx), test, info, record, preprocess=preprocess)
 
 
 def _checked_arrays(source: str, split: str, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -306,4 +311,4 @@ def image_folder(
         tx, ty, vx, vy = tx[keep], ty[keep], tx[test_idx], ty[test_idx]
     pad = max(1, image_size // 8)
     aug = Augment(pad=pad, hflip=True) if augment else None
-    return _splits("image-folder", tx, ty, vx, vy, classes, aug, val_fraction, split_seed, source=str(base))
+    return NamedClassSplits.of(_splits("image-folder", tx, ty, vx, vy, classes, aug, val_fraction, split_seed, source=str(base)))

@@ -80,5 +80,15 @@ class SafeLoadPlanner(DefaultLoadPlanner):
 def load(state: dict[str, Any], path: str) -> None:
     """``torch.distributed.checkpoint.load(state, checkpoint_id=path)``, without unpickling code."""
     import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.api import CheckpointException
 
-    dcp.load(state, storage_reader=SafeReader(path), planner=SafeLoadPlanner())
+    reader = SafeReader(path)
+    reader.read_metadata()  # checked here first: inside dcp.load a refusal comes back wrapped in DCP's own traceback
+    try:
+        dcp.load(state, storage_reader=reader, planner=SafeLoadPlanner())
+    except CheckpointException as exc:
+        wrapped = [f[0] if isinstance(f, tuple) else f for f in exc.failures.values()]  # (exception, stack summary)
+        refusals = [str(e) for e in wrapped if isinstance(e, ArtifactError)]
+        if refusals:
+            raise ArtifactError(refusals[0]) from None
+        raise

@@ -36,10 +36,12 @@ class OptimizeConfig:
     batch_size: int = 32
     threads: int = 1
     train_threads: int | None = None
-    channels_last: bool = False  # time PyTorch CNN candidates in channels-last memory format
+    channels_last: bool | None = None  # PyTorch CNN candidates in channels-last memory format; None: whichever runs the baseline faster
+    reference: tuple[str, ...] = ("eager", "channels_last", "onnxruntime")  # fp32 forms of the baseline the report times
     time_budget_s: float = 3600.0
     backends: tuple[str, ...] = ("onnxruntime", "torch")
-    mac_targets: tuple[float, ...] = (0.25, 0.12, 0.06, 0.5)
+    mac_targets: tuple[float, ...] = (0.25, 0.12, 0.06, 0.5)  # fractions kept: of the MACs, or of the latency (prune_by)
+    prune_by: str = "macs"  # "latency": prune to a fraction of the measured latency (slimforge.prune.latency)
     importance: str = "l2"
     recovery: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4, lr=0.02, batch_size=128, warmup_epochs=0.2))
     auto_recovery: bool = True
@@ -57,11 +59,18 @@ class OptimizeConfig:
         if self.batch_size < 1 or self.threads < 1 or self.repeats < 1 or (self.train_threads is not None and self.train_threads < 1):
             raise ConfigError(f"optimize: batch_size, threads, train_threads and repeats must be >= 1 "
                               f"(got {self.batch_size}, {self.threads}, {self.train_threads}, {self.repeats}).")
+        if self.prune_by not in ("macs", "latency"):
+            raise ConfigError(f"optimize: prune_by is 'macs' or 'latency', not {self.prune_by!r}.")
         if self.time_budget_s <= 0:
             raise ConfigError(f"optimize: time_budget_s must be > 0, got {self.time_budget_s}.")
         if not self.mac_targets or not all(0 < t < 1 for t in self.mac_targets):
             raise ConfigError(f"optimize: mac_targets are fractions of the baseline's MACs in (0, 1), got {list(self.mac_targets)}.")
+        from slimforge.deploy_forms import list_reference_forms
         from slimforge.quantize import list_backends
+
+        unknown_forms = [f for f in self.reference if f not in list_reference_forms()]
+        if unknown_forms:
+            raise ConfigError(f"optimize: unknown reference form(s) {unknown_forms}; known: {', '.join(list_reference_forms())}.")
 
         unknown = [b for b in self.backends if b not in list_backends()]
         if unknown:  # found now, not after the pruning ladder has run
@@ -98,8 +107,13 @@ def interval_points(accuracy: float, n: int) -> float:
     return 100 * 1.96 * math.sqrt(p * (1 - p) / n)
 
 
-def recovery_epochs(base_epochs: int, train_samples: int, batch_size: int) -> int:
+def recovery_epochs(base_epochs: int, train_samples: int, batch_size: int, *, seconds_per_epoch: float | None = None,
+                    time_budget_s: float | None = None) -> int:
     """Epochs that give recovery at least AUTO_RECOVERY_STEPS optimizer steps (at most
-    MAX_AUTO_RECOVERY_EPOCHS), never fewer than ``base_epochs``."""
+    MAX_AUTO_RECOVERY_EPOCHS), never fewer than ``base_epochs``; and, when an epoch's time is
+    known, no more than a quarter of the time budget for one candidate (the search needs several)."""
     steps_per_epoch = max(1, math.ceil(train_samples / batch_size))
-    return max(base_epochs, min(MAX_AUTO_RECOVERY_EPOCHS, math.ceil(AUTO_RECOVERY_STEPS / steps_per_epoch)))
+    epochs = min(MAX_AUTO_RECOVERY_EPOCHS, math.ceil(AUTO_RECOVERY_STEPS / steps_per_epoch))
+    if seconds_per_epoch and time_budget_s:
+        epochs = min(epochs, int(time_budget_s / 4 / seconds_per_epoch))
+    return max(base_epochs, epochs)

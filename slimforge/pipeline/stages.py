@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from slimforge import artifacts, files
 from slimforge._registry import Registry
@@ -23,6 +23,7 @@ from slimforge.experiment import DataConfig, ModelConfig
 from slimforge.models import trusting_code
 from slimforge.pipeline.markers import read_marker
 from slimforge.pipeline.recipe import STAGE_CONFIGS, StageConfig
+from slimforge.prune.latency import LatencySettings
 from slimforge.train import TrainConfig, seed_everything, train
 from slimforge.train.evaluate import EVAL_BATCH_SIZE
 
@@ -167,6 +168,8 @@ class PruneStage(StageConfig):
     ratio: float | None = Field(None, ge=0, lt=1, description="fraction of channels removed per group")
     target_macs: float | None = Field(None, gt=0, le=1, description="fraction of MACs to keep (instead of ratio)")
     target_params: float | None = Field(None, gt=0, le=1)
+    target_latency: float | None = Field(None, gt=0, le=1, description="fraction of the measured latency to keep (latency-aware, HALP-style)")
+    latency: LatencySettings = Field(default_factory=LatencySettings, description="how target_latency measures: batch_size, threads, channels_last, grid, ...")
     importance: str = "l2"
     skip: list[str] = Field(default_factory=list)
     round_to: int = Field(8, ge=1)
@@ -183,6 +186,10 @@ def run_prune(ctx: StageContext, cfg: PruneStage, input_dir: Path | None, out: P
     calibration = ctx.calibration(4) if cfg.importance == "taylor" else None
     targets = {"ratio": cfg.ratio, "target_macs": cfg.target_macs, "target_params": cfg.target_params}
     options = {"importance": cfg.importance, "skip": cfg.skip, "round_to": cfg.round_to, "calibration": calibration}
+    if cfg.target_latency is not None:
+        if cfg.steps != 1:
+            raise ConfigError(f"stage {cfg.name!r}: target_latency prunes in one step; set steps: 1 (got {cfg.steps}).")
+        targets = {"target_latency": cfg.target_latency, "latency": cfg.latency}
     if cfg.steps == 1:
         prune(model, ctx.example(), **targets, **options)
         return _recover(ctx, model, input_dir, cfg.finetune, cfg.distill, out, cfg)
@@ -339,15 +346,24 @@ class ExportStage(StageConfig):
     format: Literal["onnx", "pt2"] = "onnx"
     opset: int = 18
     atol: float = 1e-4
+    preprocess: bool = Field(True, description="bake the model's recorded preprocessing into the graph (it takes raw inputs)")
 
 
 @register_stage("export", ExportStage, "export", "export to ONNX or torch.export .pt2, checked against PyTorch")
 def run_export(ctx: StageContext, cfg: ExportStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
     from slimforge.export import ExportConfig, export
 
+    config = ExportConfig(format=cfg.format, opset=cfg.opset, atol=cfg.atol, preprocess=cfg.preprocess)
+    if input_dir is not None and artifacts.artifact_kind(input_dir) == "quantized":  # an int8 graph: its preprocessing goes in front
+        from slimforge.export import export_quantized
+
+        result = export_quantized(input_dir, out, config)
+        raw = result.exporter.endswith("in front")
+        return {"max_abs_diff": result.max_abs_diff, "format": cfg.format, "inputs": "raw" if raw else "network"}
     model = _fp32_model(input_dir, "export").eval()
-    result = export(model, ctx.example(), out, ExportConfig(format=cfg.format, opset=cfg.opset, atol=cfg.atol))
-    return {"max_abs_diff": result.max_abs_diff, "format": cfg.format}
+    result = export(model, ctx.example(), out, config)
+    raw = cfg.preprocess and getattr(model, "preprocess", None) is not None
+    return {"max_abs_diff": result.max_abs_diff, "format": cfg.format, "inputs": "raw" if raw else "network"}
 
 
 # ---------------------------------------------------------------- report
@@ -360,7 +376,19 @@ class ReportStage(StageConfig):
     threads: int = Field(1, ge=1)
     repeats: int = Field(30, ge=3)
     channels_last: bool = Field(False, description="run PyTorch CNNs in channels-last memory format (faster on CPUs)")
+    reference: list[str] = Field(default_factory=list, description="fp32 forms of the first variant to time too (eager, channels_last, compile, onnxruntime)")
     title: str | None = None
+
+    @field_validator("reference")
+    @classmethod
+    def _known_forms(cls, names: list[str]) -> list[str]:
+        from slimforge.deploy_forms import parse_reference
+        from slimforge.errors import SlimforgeError
+
+        try:
+            return list(parse_reference(",".join(names)))
+        except SlimforgeError as exc:  # as a ValueError, pydantic names the stage and key
+            raise ValueError(str(exc).strip("'\"")) from None
 
 
 @register_stage("report", ReportStage, "report", "measure every variant and write report.md / report.html")
@@ -374,7 +402,7 @@ def run_report(ctx: StageContext, cfg: ReportStage, input_dir: Path | None, out:
                           "or list run folders under 'variants'.")
     variants = [load_variant(ctx.resolve(n), n, threads=cfg.threads, channels_last=cfg.channels_last) for n in names]
     measurement = measure_variants(variants, ctx.example(), cfg.batch_sizes, eval_batches=ctx.test_batches(),
-                                   num_classes=ctx.data.info.num_classes, threads=cfg.threads, repeats=cfg.repeats)
+                                   num_classes=ctx.data.info.num_classes, threads=cfg.threads, repeats=cfg.repeats, reference=cfg.reference)
     histories = {n: h for n in names if (h := read_history(ctx.resolve(n)))}
     widths = {v.name: layer_widths(v.module) for v in variants if v.module is not None}
     if len({tuple(w.values()) for w in widths.values()}) <= 1:

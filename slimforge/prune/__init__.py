@@ -5,6 +5,7 @@
 * :func:`prune` removes whole units and returns an ordinary smaller dense model; the plan is
   recorded on the model's spec so ``slimforge.save``/``load`` rebuild it without pickle.
 * :func:`apply_plan` replays a recorded plan onto a freshly built model.
+* :mod:`slimforge.prune.attention` lists the attention forms that lose whole heads.
 * :mod:`slimforge.prune.sparsity` holds magnitude masks, the cubic schedule and N:M patterns,
   with trainer callbacks.
 """
@@ -15,7 +16,9 @@ import sys
 import types
 from typing import Any
 
-from slimforge.prune._graph import DependencyGraph, build_dependency_graph
+from slimforge.prune._graph import DependencyGraph
+from slimforge.prune._trace import build_dependency_graph
+from slimforge.prune.attention import list_attention_forms, register_attention_form
 from slimforge.prune.errors import PruneConfigError, PruningError, UnsupportedOpError
 from slimforge.prune.importance import list_importances, register_importance
 from slimforge.prune.plan import apply_plan
@@ -30,8 +33,10 @@ __all__ = [
     "UnsupportedOpError",
     "apply_plan",
     "build_dependency_graph",
+    "list_attention_forms",
     "list_importances",
     "prune",
+    "register_attention_form",
     "register_importance",
 ]
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from slimforge.artifacts import register_edit
 from slimforge.errors import ArtifactError
+from slimforge.prune.attention import sync_attention
 from slimforge.prune.errors import PruningError
 
 PLAN_VERSION = 1
@@ -185,27 +186,27 @@ def _sync_attributes(module: nn.Module, snap: dict[str, Any]) -> None:
         module.num_channels = module.weight.shape[0]
     elif isinstance(module, nn.Embedding):
         module.num_embeddings, module.embedding_dim = module.weight.shape
+    elif type(module).__name__ == "VisionTransformer" and isinstance(getattr(module, "conv_proj", None), nn.Conv2d):
+        module.hidden_dim = module.conv_proj.weight.shape[0]  # torchvision's ViT reshapes its patches to hidden_dim
+    elif type(module).__name__ == "Scale" and isinstance(getattr(module, "shape", None), tuple) and module.shape:
+        module.shape = (module.scale.shape[0], *module.shape[1:])  # timm MetaFormer/PoolFormer: scale.view(shape)
+    elif type(module).__name__ == "Conv1D" and isinstance(getattr(module, "nf", None), int):
+        module.nf = module.weight.shape[1]  # Hugging Face's Conv1D (GPT-2): weight (in, out), out width in nf
 
 
 def _sync_attention_and_config(model: nn.Module) -> None:
-    """Whole-head pruning in Hugging Face attention, and the model config's sizes where uniform."""
-    heads, inter, hidden = set(), set(), set()
+    """Head counts of every registered attention form (:mod:`slimforge.prune.attention`), and
+    the model config's sizes where they are uniform over layers."""
+    sizes = sync_attention(model)
     for path, module in model.named_modules():
-        query = getattr(module, "query", getattr(module, "q_proj", None))
-        head_size = getattr(module, "attention_head_size", getattr(module, "head_dim", None))
-        if isinstance(getattr(module, "num_attention_heads", None), int) and isinstance(head_size, int) and isinstance(query, nn.Linear):
-            module.num_attention_heads = query.out_features // head_size
-            if hasattr(module, "all_head_size"):
-                module.all_head_size = query.out_features
-            heads.add(module.num_attention_heads)
         if path.endswith("intermediate.dense") and isinstance(module, nn.Linear):
-            inter.add(module.out_features)
+            sizes.setdefault("intermediate_size", set()).add(module.out_features)
         if path.endswith("embeddings.word_embeddings") and isinstance(module, nn.Embedding):
-            hidden.add(module.embedding_dim)
+            sizes.setdefault("hidden_size", set()).add(module.embedding_dim)
     config = getattr(model, "config", None)
     if config is None or not hasattr(config, "to_dict"):
         return
-    for key, values in (("num_attention_heads", heads), ("intermediate_size", inter), ("hidden_size", hidden)):
+    for key, values in sizes.items():
         if len(values) == 1 and hasattr(config, key):
             setattr(config, key, values.pop())
     from slimforge.models.hf import sync_config

@@ -8,9 +8,11 @@ chooses what to keep, slices the tensors in place and records the plan on the mo
 
 from __future__ import annotations
 
+import inspect
+import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -18,21 +20,27 @@ import torch
 from torch import nn
 
 from slimforge.artifacts import adopt_spec, record_edit
-from slimforge.prune._graph import DependencyGraph, Group, build_dependency_graph, matches
+from slimforge.prune._graph import DependencyGraph, Group
+from slimforge.prune._trace import build_dependency_graph, matches
+from slimforge.prune.attention import prepare_attention, settle_attention
 from slimforge.prune.errors import PruneConfigError, PruningError
 from slimforge.prune.importance import IMPORTANCES, NEEDS_GRADIENTS, ImportanceContext, score_units
+from slimforge.prune.latency import LatencySettings, choose_by_latency
 from slimforge.prune.plan import PLAN_VERSION, encode_runs, slice_tensors
 
 # Channel counts are rounded to a multiple of this by default: on the AVX2 CPUs we measured,
 # convolutions with channel counts that are multiples of 8 run at full SIMD width
 # (benchmarks/prune_speedup.py --round-sweep; results in benchmarks/results/).
 DEFAULT_ROUND_TO = 8
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class PruneConfig:
     """ratio: fraction of units removed, one float or {module pattern: ratio} (first match wins);
     target_params / target_macs: fraction of parameters / MACs to keep (a global ratio is searched);
+    target_latency: fraction of the measured latency to keep, channels chosen by importance per
+    millisecond saved (:mod:`slimforge.prune.latency`; ``latency`` says how latency is measured);
     skip: module name patterns whose channels stay; round_to: kept channel counts are multiples of this."""
 
     ratio: float | Mapping[str, float] | None = None
@@ -45,16 +53,18 @@ class PruneConfig:
     seed: int = 0
     check: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    target_latency: float | None = None
+    latency: LatencySettings = field(default_factory=LatencySettings)
 
     def validate(self) -> None:
-        given = [k for k in ("ratio", "target_params", "target_macs") if getattr(self, k) is not None]
+        given = [k for k in ("ratio", "target_params", "target_macs", "target_latency") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise PruneConfigError(f"Give exactly one of ratio, target_params, target_macs (got {given or 'none'}).")
+            raise PruneConfigError(f"Give exactly one of ratio, target_params, target_macs, target_latency (got {given or 'none'}).")
         ratios = self.ratio.values() if isinstance(self.ratio, Mapping) else [self.ratio] if self.ratio is not None else []
         for r in ratios:
             if not 0.0 <= float(r) < 1.0:
                 raise PruneConfigError(f"ratio must be in [0, 1) (the fraction of channels removed); got {r}.")
-        for key in ("target_params", "target_macs"):
+        for key in ("target_params", "target_macs", "target_latency"):
             v = getattr(self, key)
             if v is not None and not 0.0 < v <= 1.0:
                 raise PruneConfigError(f"{key} is the fraction kept and must be in (0, 1]; got {v}.")
@@ -62,12 +72,15 @@ class PruneConfig:
             IMPORTANCES.get(self.importance)  # raises with the known names
         if self.round_to < 1:
             raise PruneConfigError(f"round_to must be >= 1; got {self.round_to}.")
+        if self.target_latency is not None:
+            self.latency.validate()
 
 
 def prune(
     model: nn.Module,
-    example_inputs: Any,
+    example_inputs: Any = (),
     *,
+    example_kwargs: Mapping[str, Any] | None = None,
     ratio: float | Mapping[str, float] | None = None,
     importance: str = "l2",
     target_params: float | None = None,
@@ -79,67 +92,113 @@ def prune(
     loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
     seed: int = 0,
     check: bool = True,
+    target_latency: float | None = None,
+    latency: LatencySettings | None = None,
 ) -> nn.Module:
     """Remove the least important channels/neurons/heads of ``model`` in place and return it.
 
     example_inputs: a tensor or tuple of tensors the model accepts, e.g. (batch, 3, H, W), batch >= 2.
+    example_kwargs: keyword inputs for the example call (``attention_mask=...``). A Hugging Face
+    model whose config has ``use_cache`` is captured with ``use_cache=False`` unless given here
+    (a key/value cache object cannot be captured); the pruned model still generates with its cache.
     ratio: fraction of each group's units to remove, or {module pattern: ratio}; or give
-    target_params / target_macs (fraction to keep). importance: a name from list_importances();
+    target_params / target_macs (fraction to keep), or target_latency (fraction of the latency
+    measured at ``latency``'s batch size and threads to keep; see :mod:`slimforge.prune.latency`;
+    the result is recorded in the plan under ``latency``). importance: a name from list_importances();
     "taylor" needs calibration (an iterable of (inputs, targets)) and uses loss_fn (default
     cross-entropy). Inputs and outputs keep their shape; each group keeps at least one unit.
     With check=True (default) the pruned model is run once and captured again, and every op's
     output shape is compared with the dependency graph's prediction, so a layer that derives a
     size on its own raises PruningError instead of yielding a silently wrong model.
     """
-    config = PruneConfig(ratio, importance, reduction, target_params, target_macs, tuple(skip), round_to, seed, check)
+    config = PruneConfig(ratio, importance, reduction, target_params, target_macs, tuple(skip), round_to, seed, check,
+                         target_latency=target_latency, latency=latency or LatencySettings())
     config.validate()
     _check_skip_patterns(model, config.skip)
     args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    kwargs = capture_kwargs(model, example_kwargs)
     first = args[0] if args else None
     if isinstance(first, torch.Tensor) and first.dim() > 0 and first.shape[0] < 2 and model.training and any(
             isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         raise PruneConfigError("example_inputs needs a batch of at least 2: BatchNorm in training mode cannot run on one sample.")
     adopt_spec(model)  # a transformers model built outside slimforge: described by its config, before it changes
-    reference = _output_shapes(model, args) if check else None
+    reference = _output_shapes(model, args, kwargs) if check else None
     ctx = importance_context(model, config, calibration, loss_fn)
-    # 1. Capture the model and find the coupled groups.
-    graph = build_dependency_graph(model, args, skip=config.skip)
+    # 1. Capture the model and find the coupled groups (nn.MultiheadAttention gets a forward
+    # that reads its head count from its weights first: PyTorch's reads it from the input).
+    swapped = prepare_attention(model)
     try:
-        plan = _prune_checked(model, args, config, ctx, reference, graph)
-    except PruningError:
-        # A split into sizes fixed in the code (x.split(26, 1)) cannot follow its pruned input:
-        # prune again with such splits kept whole, if there were any.
-        if not graph.fixed_splits:
-            raise
-        graph = build_dependency_graph(model, args, skip=config.skip, pin_fixed_splits=True)
-        plan = _prune_checked(model, args, config, ctx, reference, graph)
+        plan = _prune_graph(model, args, kwargs, config, ctx, reference)
+    except BaseException:
+        settle_attention(swapped, failed=True)
+        raise
+    settle_attention(swapped, failed=False)
     # 5. Record (on the spec; a model without one keeps the plan for save(factory=...) / attach_spec).
     record_edit(model, plan)
     return model
 
 
-def _prune_checked(model: nn.Module, args: tuple, config: PruneConfig, ctx: ImportanceContext, reference: Any,
-                   graph: DependencyGraph) -> Any:
+def _prune_graph(model: nn.Module, args: tuple, kwargs: dict[str, Any], config: PruneConfig, ctx: ImportanceContext,
+                 reference: Any) -> Any:
+    """Steps 1-4 of :func:`prune`; returns the plan."""
+    graph = build_dependency_graph(model, args, kwargs, skip=config.skip)
+    try:
+        return _prune_checked(model, args, kwargs, config, ctx, reference, graph)
+    except PruningError:
+        # A split into sizes fixed in the code (x.split(26, 1)) cannot follow its pruned input:
+        # prune again with such splits kept whole, if there were any.
+        if not graph.fixed_splits:
+            raise
+        graph = build_dependency_graph(model, args, kwargs, skip=config.skip, pin_fixed_splits=True)
+        return _prune_checked(model, args, kwargs, config, ctx, reference, graph)
+
+
+def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config: PruneConfig, ctx: ImportanceContext,
+                   reference: Any, graph: DependencyGraph) -> Any:
     """Steps 2-4 of :func:`prune`; returns the plan. On any failure the model is put back exactly as it was."""
     # 2. Rank the units of every group.
     scores = score_units(graph, ctx, config.importance, config.reduction)
-    # 3. Choose what to keep: fixed ratios, or the global ratio that meets a target.
-    pruned = choose_pruned_units(model, graph, scores, config)
-    if not pruned:
-        _explain_nothing_pruned(graph, config)
-    plan = make_plan(graph, pruned)
+    # 3. Choose what to keep: fixed ratios, the global ratio that meets a target, or (latency) greedy on importance per ms.
+    if config.target_latency is not None:
+        pruned, achieved = choose_by_latency(model, graph, scores, config.target_latency, config.round_to, args[0], config.latency)
+        plan = {**make_plan(graph, pruned), "latency": asdict(achieved)}
+    else:
+        pruned = choose_pruned_units(model, graph, scores, config)
+        if not pruned:
+            _explain_nothing_pruned(graph, config)
+        plan = make_plan(graph, pruned)
     # 4. Slice and check.
     restore = _restore_point(model)
     try:
         slice_tensors(model, _merge(graph, pruned))
         if reference is not None:
-            _check_outputs(model, args, reference)
+            _check_outputs(model, args, kwargs, reference)
             if pruned:
-                graph.verify(pruned, model, args)
+                graph.verify(pruned, model, args, kwargs)
     except BaseException:
         restore()
         raise
     return plan
+
+
+def capture_kwargs(model: nn.Module, example_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The keyword inputs of the capture: ``example_kwargs``, plus ``use_cache=False`` for a model
+    whose config has a key/value cache (torch.export cannot return a cache object such as
+    transformers' ``DynamicCache``). Pruning changes no cache code: generation still uses it."""
+    kwargs = dict(example_kwargs or {})
+    config = getattr(model, "config", None)
+    if getattr(config, "use_cache", None) and "use_cache" not in kwargs and _accepts(model, "use_cache"):
+        log.warning("slimforge.prune: capturing %s with use_cache=False (its key/value cache cannot be captured); "
+                    "the pruned model generates with the cache as before.", type(model).__name__)
+        kwargs["use_cache"] = False
+    return kwargs
+
+
+def _accepts(model: nn.Module, name: str) -> bool:
+    try:
+        return name in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _explain_nothing_pruned(graph: DependencyGraph, config: PruneConfig) -> None:
@@ -349,7 +408,7 @@ def make_plan(graph: DependencyGraph, pruned: set[int]) -> dict[str, Any]:
     return {"kind": "prune", "version": PLAN_VERSION, "groups": groups, "tensors": tensors}
 
 
-def _output_shapes(model: nn.Module, args: tuple) -> Any:
+def _output_shapes(model: nn.Module, args: tuple, kwargs: dict[str, Any]) -> Any:
     """Shapes of the model's eval-mode outputs on ``args``, computed on the meta device (no
     arithmetic: a ViT-H forward costs milliseconds, not seconds); a real forward where some op
     has no meta kernel."""
@@ -359,9 +418,9 @@ def _output_shapes(model: nn.Module, args: tuple) -> Any:
         with torch.no_grad():
             try:
                 meta = {k: torch.empty_like(v, device="meta") for k, v in _tensors(model).items()}
-                out = torch.func.functional_call(model, meta, _to_meta(args), strict=False)
+                out = torch.func.functional_call(model, meta, _to_meta(args), _to_meta(kwargs), strict=False)
             except Exception:  # noqa: BLE001 - no meta kernel somewhere: run it for real
-                out = model(*args)
+                out = model(*args, **kwargs)
     finally:
         model.train(was_training)
     return _shapes(out)
@@ -391,9 +450,9 @@ def _shapes(out: Any) -> Any:
     return None
 
 
-def _check_outputs(model: nn.Module, args: tuple, reference: Any) -> None:
+def _check_outputs(model: nn.Module, args: tuple, kwargs: dict[str, Any], reference: Any) -> None:
     try:
-        got = _output_shapes(model, args)
+        got = _output_shapes(model, args, kwargs)
     except Exception as exc:
         raise PruningError(
             f"The pruned model no longer runs ({type(exc).__name__}: {str(exc)[:300]}). Some layer computes sizes "

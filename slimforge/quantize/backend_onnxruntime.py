@@ -24,6 +24,7 @@ from torch import nn
 
 from slimforge.artifacts import atomic_write_bytes
 from slimforge.export import DEFAULT_OPSET, OnnxSession, export_onnx_file
+from slimforge.preprocess import model_input
 from slimforge.quantize.core import QuantizationError, QuantizeConfig, quantizable_layers, register_backend, resolve_reduce_range
 
 RUNTIME_FILE = "model.onnx"
@@ -40,8 +41,10 @@ class OnnxQuantized:
     threads: int = 0
     backend: str = "onnxruntime"
     _session: OnnxSession | None = field(default=None, repr=False)
+    preprocess: Any = field(default=None, repr=False)  # raw data -> the graph's inputs (slimforge.preprocess)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: Any) -> torch.Tensor:
+        x = model_input(x, self.preprocess)  # numpy arrays and integer tensors are raw data
         if self._session is None:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / RUNTIME_FILE

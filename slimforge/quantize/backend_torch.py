@@ -28,6 +28,7 @@ from torch import nn
 
 from slimforge.errors import ArtifactError
 from slimforge.export import export_program, load_pt2, save_pt2
+from slimforge.preprocess import model_input
 from slimforge.quantize.core import QuantizationError, QuantizeConfig, quantizable_layers, register_backend, resolve_reduce_range
 
 RUNTIME_FILE = "model.pt2"
@@ -51,9 +52,11 @@ class TorchQuantized:
     compile: bool = True
     backend: str = "torch"
     _compiled: Any = field(default=None, repr=False)
+    preprocess: Any = field(default=None, repr=False)  # raw data -> the graph's inputs (slimforge.preprocess)
 
     @torch.no_grad()
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: Any) -> torch.Tensor:
+        x = model_input(x, self.preprocess)  # numpy arrays and integer tensors are raw data
         if not self.compile:
             return self.graph(x)
         if self._compiled is None:

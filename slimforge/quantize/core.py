@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -140,6 +140,7 @@ def quantize(model: nn.Module, calibration: Iterable[Batch], config: QuantizeCon
     start = time.perf_counter()
     quantized = prepared.quantize(frozenset(info["fp32_layers"]))
     info["seconds"] = round(time.perf_counter() - start, 3)
+    bind_preprocess(quantized, info)
     return QuantizeResult(quantized, info)
 
 
@@ -209,8 +210,40 @@ def prepare(model: nn.Module, calibration: Iterable[Batch], config: QuantizeConf
         "smoothed_layers": smoothed,
         "source_model": spec.to_json() if spec is not None else None,
         "config": asdict(config),
+        "parameters": parameter_shares(model, layers),
     }
     return prepared, info
+
+
+def parameter_shares(model: nn.Module, layers: Sequence[str]) -> dict[str, Any]:
+    """Where the model's parameters sit: in each quantizable layer, and in the other module types
+    (an LSTM, embeddings, norms) that stay float. Says how much of the model int8 covers."""
+    modules = dict(model.named_modules())
+    own = {name: sum(p.numel() for p in m.parameters(recurse=False)) for name, m in modules.items()}
+    others: dict[str, int] = {}
+    for name, count in own.items():
+        if count and name not in layers:
+            kind = type(modules[name]).__name__
+            others[kind] = others.get(kind, 0) + count
+    return {"total": sum(own.values()), "by_layer": {name: own[name] for name in layers},
+            "float_by_type": dict(sorted(others.items(), key=lambda kv: -kv[1]))}
+
+
+def coverage_line(info: Mapping[str, Any]) -> str | None:
+    """One line: how much of the model int8 converted, and what stays float (and why)."""
+    shares = info.get("parameters")
+    if not isinstance(shares, dict) or not shares.get("total"):
+        return None
+    total, fp32 = shares["total"], set(info.get("fp32_layers", []))
+    int8 = {n: c for n, c in shares["by_layer"].items() if n not in fp32}
+    line = f"int8: {len(int8)} of {len(shares['by_layer'])} {info['backend']} layers, {100 * sum(int8.values()) / total:.1f}% of the parameters"
+    kept = [f"{n} (kept fp32)" for n in sorted(fp32)]
+    kept += [f"{kind} {100 * c / total:.1f}%" for kind, c in shares["float_by_type"].items() if c / total >= 0.001]
+    if kept:
+        line += "; float: " + ", ".join(kept)
+    if sum(int8.values()) < 0.5 * total:
+        line += ". Most of the model stays float, so int8 cannot make it much faster."
+    return line
 
 
 def quantizable_layers(model: nn.Module, types: tuple[type[nn.Module], ...] = QUANTIZABLE) -> list[str]:
@@ -288,7 +321,18 @@ def load_quantized(path: str | Path, threads: int = 0) -> QuantizedModel:
     info = read_quantized_info(folder)
     if info["backend"] not in BACKENDS:
         raise ArtifactError(f"{folder / QUANT_INFO_FILE}: unknown backend {info['backend']!r}; this slimforge has {', '.join(list_backends())}.")
-    return BACKENDS.get(info["backend"]).load(folder, info, threads)
+    return bind_preprocess(BACKENDS.get(info["backend"]).load(folder, info, threads), info, str(folder / QUANT_INFO_FILE))
+
+
+def bind_preprocess(quantized: Any, info: dict[str, Any], source: str = "quantized.json") -> Any:
+    """Give an int8 model the preprocessing its fp32 source recorded (``source_model.preprocess``):
+    it then takes raw data (numpy arrays, integer tensors) as the fp32 model does."""
+    from slimforge.preprocess import Preprocess, PreprocessSpec
+
+    recorded = (info.get("source_model") or {}).get("preprocess") if isinstance(info.get("source_model"), dict) else None
+    if hasattr(quantized, "preprocess"):
+        quantized.preprocess = Preprocess(PreprocessSpec.from_json(recorded, source)) if recorded is not None else None
+    return quantized
 
 
 # quantized.json's keys that loading reads, with the type each must have when present.

@@ -20,7 +20,7 @@ from torch import nn
 
 from slimforge.errors import ConfigError
 from slimforge.quantize._calibration import Batch
-from slimforge.quantize.core import QuantizeConfig, QuantizeResult, prepare, save_quantized
+from slimforge.quantize.core import QuantizeConfig, QuantizeResult, bind_preprocess, prepare, save_quantized
 from slimforge.quantize.evaluate import Evaluator
 
 
@@ -134,6 +134,7 @@ class _Search:
         if hasattr(self.best.quantized, "compile"):
             self.best.quantized.compile = config.compile
         self.best.info["config"] = dataclasses.asdict(config)
+        bind_preprocess(self.best.quantized, self.best.info)  # takes raw data as quantize()'s result does
         result = FallbackResult(self.best, self.baseline, self.best_score, self.within(self.best_score), self.history, self.sensitivity)
         if self.out is not None:
             save_quantized(self.best, self.out, result.metrics())

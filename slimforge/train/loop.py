@@ -110,6 +110,8 @@ def train(
     tokenizer, a recommender's catalogue) writes them into the folder too, so the folder alone can predict.
     """
     cfg = (config or TrainConfig()).with_defaults(data.train_defaults)
+    if getattr(data, "preprocess", None) is not None:  # the model folder says how raw inputs become the inputs it learns on
+        artifacts.record_preprocess(model, data.preprocess)
     if out is None:
         with deterministic_kernels(cfg.deterministic):
             return _train(model, data, cfg, None, objective, callbacks, resume, record)
@@ -293,7 +295,7 @@ def _train_epoch(wrapped, loader, objective, optimizer, scheduler, scaler, amp_d
     seen = 0
     since_check = 0
     started = time.perf_counter()
-    lr = optimizer.param_groups[0]["lr"]
+    lr = optimizer.param_groups[0]["lr"]  # the epoch's last step's: a warm-up epoch shows where it got to, not where it began
     sync_extra = getattr(objective, "sync_gradients", None) if ctx.is_distributed else None
     sparse = sparse_parameters(state.model) if ctx.is_distributed and cfg.strategy == "ddp" else []  # averaged outside DDP
     for inputs, targets, indices in loader:
@@ -311,6 +313,7 @@ def _train_epoch(wrapped, loader, objective, optimizer, scheduler, scaler, amp_d
             torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip)
         scaler.step(optimizer)
         scaler.update()
+        lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         state.step += 1
         for cb in callbacks:

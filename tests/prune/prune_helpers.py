@@ -95,3 +95,65 @@ def tiny_bert(num_labels: int = 3) -> nn.Module:
     )
     torch.manual_seed(0)
     return BertForSequenceClassification(config)
+
+
+def tiny_gpt2() -> nn.Module:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(n_layer=2, n_head=4, n_embd=64, vocab_size=100, n_positions=32, bos_token_id=0, eos_token_id=0)
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(config)
+
+
+def tiny_llama() -> nn.Module:
+    """Grouped-query attention: 4 query heads share 2 key/value heads."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, hidden_size=64,
+                         intermediate_size=128, vocab_size=100, max_position_embeddings=64, bos_token_id=0, eos_token_id=0)
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config)
+
+
+def tiny_torchvision_vit() -> nn.Module:
+    """torchvision's ViT (nn.MultiheadAttention inside), small. x: (batch, 3, 32, 32) -> (batch, 5)."""
+    from torchvision.models import VisionTransformer
+
+    torch.manual_seed(0)
+    return VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128, num_classes=5)
+
+
+class EncoderNet(nn.Module):
+    """nn.TransformerEncoder (batch_first, fused inference path available). x: (batch, 5, 6) -> (batch, 3)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(6, 32)
+        layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+        self.enc = nn.TransformerEncoder(layer, 2)
+        self.head = nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.enc(self.inp(x), src_key_padding_mask=pad)).mean(1)
+
+
+def encoder_net() -> nn.Module:
+    torch.manual_seed(0)
+    return EncoderNet()
+
+
+def tiny_torchvision_swin() -> nn.Module:
+    """torchvision's Swin (v1), small: two stages of 2 blocks. x: (batch, 3, 64, 64) -> (batch, 5)."""
+    from torchvision.models.swin_transformer import SwinTransformer
+
+    torch.manual_seed(0)
+    return SwinTransformer(patch_size=[4, 4], embed_dim=32, depths=[2, 2], num_heads=[2, 4], window_size=[4, 4], num_classes=5)
+
+
+def tiny_torchvision_maxvit() -> nn.Module:
+    """torchvision's MaxViT, small: two stages of one block. x: (batch, 3, 64, 64) -> (batch, 5)."""
+    from torchvision.models.maxvit import MaxVit
+
+    torch.manual_seed(0)
+    return MaxVit(input_size=(64, 64), stem_channels=16, partition_size=2, block_channels=[32, 64], block_layers=[1, 1],
+                  head_dim=8, stochastic_depth_prob=0.0, num_classes=5)

@@ -1,4 +1,5 @@
-"""Attention: whole Hugging Face heads are removed; attention that sizes itself from its input stays whole."""
+"""Attention: whole heads are removed (Hugging Face, nn.MultiheadAttention); a module that sizes itself in a way
+slimforge cannot see is caught by the verification."""
 
 from __future__ import annotations
 
@@ -78,14 +79,34 @@ class MhaNet(nn.Module):
         return self.head(x + self.mlp(x)).mean(1)
 
 
-def test_multihead_attention_stays_whole_and_the_mlp_is_pruned():
+def test_multihead_attention_loses_a_dead_head_and_keeps_its_embed_dim():
+    """A head whose value rows and out_proj columns are zero contributes nothing: l1 removes
+    exactly it, the outputs stay, and the module (now PrunableMultiheadAttention) runs with 3 heads."""
     torch.manual_seed(0)
     model = MhaNet().eval()
     x = torch.randn(2, 5, 6)
-    sp.prune(model, x, ratio=0.5, round_to=1)
-    assert model.attn.embed_dim == 16 and model.attn.in_proj_weight.shape == (48, 16)
-    assert model.mlp[0].out_features == 16
-    assert model(x).shape == (2, 3)
+    dead = slice(4, 8)  # head 1 of 4 (head_dim 4)
+    with torch.no_grad():
+        for part in range(3):
+            model.attn.in_proj_weight[part * 16:(part + 1) * 16][dead] = 0
+            model.attn.in_proj_bias[part * 16:(part + 1) * 16][dead] = 0
+        model.attn.out_proj.weight[:, dead] = 0
+    before = model(x)
+    sp.prune(model, x, ratio={"attn*": 0.25}, importance="l1", round_to=1)
+    attn = model.attn
+    assert isinstance(attn, nn.MultiheadAttention) and type(attn) is not nn.MultiheadAttention
+    assert attn.num_heads == 3 and attn.head_dim == 4 and attn.embed_dim == 16
+    assert attn.in_proj_weight.shape == (36, 16) and attn.out_proj.weight.shape == (16, 12)
+    torch.testing.assert_close(model(x), before, rtol=1e-5, atol=1e-6)
+
+
+def test_multihead_attention_whose_heads_all_stay_keeps_its_own_class():
+    torch.manual_seed(0)
+    model = MhaNet().eval()
+    x = torch.randn(2, 5, 6)
+    sp.prune(model, x, ratio={"mlp*": 0.5}, round_to=1)
+    assert type(model.attn) is nn.MultiheadAttention and model.attn.num_heads == 4
+    assert model.mlp[0].out_features == 16 and model(x).shape == (2, 3)
 
 
 def test_hf_vit_attention_q_proj_layout_loses_whole_heads():
@@ -141,3 +162,60 @@ def test_a_size_the_graph_did_not_predict_is_an_error_not_a_silent_model():
     with pytest.raises(sp.PruningError, match=r"Nothing to prune: the skip patterns \['attn'\]"):
         sp.prune(model, x, ratio=0.5, round_to=1, skip=["attn"])
     assert torch.equal(model(x), before)
+
+
+def test_transformer_encoder_heads_go_and_pytorchs_fused_inference_path_is_not_taken(tmp_path):
+    """nn.TransformerEncoderLayer's fused kernel assumes num_heads * head_dim == embed_dim; a pruned
+    layer must take the plain path under inference_mode (and with a padding mask) and round-trip."""
+    from prune_helpers import encoder_net
+
+    model = attach_spec(encoder_net().eval(), ModelSpec("prune_helpers:encoder_net", {}))
+    x = torch.randn(2, 5, 6)
+    pad = torch.tensor([[False] * 5, [False] * 3 + [True] * 2])
+    sp.prune(model, x, ratio={"enc.layers.*.self_attn*": 0.5}, round_to=1)
+    for layer in model.enc.layers:
+        assert layer.self_attn.num_heads == 2 and layer.self_attn.in_proj_weight.shape == (48, 32)
+    reference, unpadded = model(x, pad), model(x)
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x, pad), reference, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(model(x), unpadded, rtol=1e-5, atol=1e-5)
+    save(model, tmp_path / "enc")
+    reloaded = load(tmp_path / "enc", trust_code=True).eval()
+    with torch.inference_mode():
+        torch.testing.assert_close(reloaded(x, pad), reference, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("need_weights,average", [(True, True), (True, False), (False, True)])
+def test_prunable_multihead_attention_matches_pytorchs(batch_first, need_weights, average):
+    """The stand-in forward gives PyTorch's outputs and attention weights, with padding and attention masks."""
+    from slimforge.prune.attention import PrunableMultiheadAttention
+
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(16, 4, batch_first=batch_first).eval()
+    q = torch.randn(2, 5, 16) if batch_first else torch.randn(5, 2, 16)
+    kv = torch.randn(*q.shape)
+    pad = torch.tensor([[False] * 5, [False] * 3 + [True] * 2])
+    causal = torch.triu(torch.ones(5, 5, dtype=torch.bool), 1)
+    options = {"key_padding_mask": pad, "attn_mask": causal, "need_weights": need_weights, "average_attn_weights": average}
+    want = mha(q, kv, kv, **options)
+    mha.__class__ = PrunableMultiheadAttention
+    got = mha(q, kv, kv, **options)
+    torch.testing.assert_close(got[0], want[0], rtol=1e-5, atol=1e-6)
+    if need_weights:
+        torch.testing.assert_close(got[1], want[1], rtol=1e-5, atol=1e-6)
+    else:
+        assert got[1] is None and want[1] is None
+
+
+def test_prunable_multihead_attention_matches_pytorchs_unbatched():
+    from slimforge.prune.attention import PrunableMultiheadAttention
+
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(16, 4).eval()
+    x = torch.randn(5, 16)
+    want = mha(x, x, x)
+    mha.__class__ = PrunableMultiheadAttention
+    got = mha(x, x, x)
+    torch.testing.assert_close(got[0], want[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got[1], want[1], rtol=1e-5, atol=1e-6)

@@ -269,6 +269,11 @@ def test_dcp_metadata_that_names_code_is_refused(payload, tmp_path):
     with pytest.raises(ArtifactError, match="corrupt or crafted"):
         SafeReader(str(folder)).read_metadata()
     assert not canary.exists()
+    from slimforge.distributed import _safe_dcp
+
+    with pytest.raises(ArtifactError, match="corrupt or crafted"):  # the loader itself: our error, not DCP's traceback
+        _safe_dcp.load({"model": {}}, str(folder))
+    assert not canary.exists()
 
 
 def test_dcp_checkpoints_written_by_torch_still_load(tmp_path):

@@ -1,0 +1,88 @@
+"""One generic call on many timm models: does ``slimforge.prune(model, x, ratio=0.3)`` prune,
+how many parameters go, and are attention heads removed? Issue 20's sweep, as a script (slow).
+
+    OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/prune_timm_sweep.py [--models a,b] [--ratio 0.3]
+
+Each model is built with ``slimforge.create_model("timm:<name>")``
+(random init; transformers at a small image size so the run stays short), pruned at ``--ratio``
+with the defaults, saved with ``slimforge.save`` and reloaded with ``slimforge.load``; the row
+says whether the reloaded model gives identical outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import warnings
+
+import torch
+
+warnings.filterwarnings("ignore")
+
+# name -> (create_model keywords, image size)
+MODELS: dict[str, tuple[dict, int]] = {
+    "resnet18": ({}, 224),
+    "mobilenetv3_small_100": ({}, 224),
+    "efficientnet_b0": ({}, 224),
+    "convnext_atto": ({}, 224),
+    "regnetx_002": ({}, 224),
+    "poolformer_s12": ({}, 224),
+    "mixer_s16_224": ({}, 224),
+    "vit_tiny_patch16_224": ({"img_size": 96}, 96),
+    "deit_tiny_patch16_224": ({"img_size": 96}, 96),
+    "swin_tiny_patch4_window7_224": ({"img_size": 112}, 112),
+    "levit_128s": ({}, 224),
+    "mobilevit_xxs": ({}, 256),
+    "eva02_tiny_patch14_224": ({"img_size": 98}, 98),
+    "beit_base_patch16_224": ({"img_size": 64, "depth": 2}, 64),
+    "vit_little_patch16_reg1_gap_256.sbb_in12k": ({"img_size": 64}, 64),
+    "maxvit_rmlp_pico_rw_256": ({}, 256),
+}
+
+
+def heads(model: torch.nn.Module) -> int:
+    """Heads of every attention module of a registered form (``num_heads``, which pruning updates)."""
+    from slimforge.prune.attention import find_attention_form
+
+    return sum(m.num_heads for m in model.modules() if find_attention_form(m) is not None and hasattr(m, "num_heads"))
+
+
+def run(name: str, kwargs: dict, size: int, ratio: float) -> str:
+    import slimforge
+    import slimforge.prune as sp
+
+    torch.manual_seed(0)
+    model = slimforge.create_model(f"timm:{name}", **kwargs).eval()
+    x = torch.randn(2, 3, size, size)
+    n0, h0 = sum(p.numel() for p in model.parameters()), heads(model)
+    start = time.perf_counter()
+    try:
+        sp.prune(model, x, ratio=ratio)
+    except Exception as exc:  # noqa: BLE001 - a sweep reports every failure and goes on
+        return f"| {name} | {size} | no | {n0 / 1e6:.2f} | - | {h0} | - | {time.perf_counter() - start:.1f} | - | {type(exc).__name__}: {str(exc)[:120]} |"
+    seconds = time.perf_counter() - start
+    n1, h1 = sum(p.numel() for p in model.parameters()), heads(model)
+    with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
+        slimforge.save(model, tmp)
+        same = torch.equal(slimforge.load(tmp).eval()(x), model(x))
+    return (f"| {name} | {size} | yes | {n0 / 1e6:.2f} | {1 - n1 / n0:.1%} | {h0} | {h1} | {seconds:.1f} | "
+            f"{'identical' if same else 'DIFFERENT'} | |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--ratio", type=float, default=0.3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"ratio={args.ratio}, importance l2, round_to 8, random init, 1 thread, torch {torch.__version__}")
+    print("| model | input | prunes | params (M) | params removed | heads before | heads after | prune s | save/load | error |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name in args.models.split(","):
+        kwargs, size = MODELS.get(name, ({}, 224))
+        print(run(name, kwargs, size, args.ratio), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,508 @@
+"""Attention forms whose whole heads can be pruned: how to find a module's head size, and how to
+bring its attributes back in line after slicing.
+
+The dependency tracer (:mod:`slimforge.prune._trace`) ties a head's query, key and value rows and
+the matching output-projection columns into one unit when the attention's forward splits the
+channel dimension into ``(..., heads, head_dim)``: the factor just before a block of
+``head_dim`` channels is the head axis. After slicing, :func:`sync_attention` recomputes each
+module's head count from its (sliced) weights, so its own ``forward`` keeps working; the head
+dimension and the softmax scale never change.
+
+A form is a small record in a registry: ``matches(module)``, ``head_dim(module)`` and
+``sync(module)`` (which returns ``{"num_attention_heads": n, ...}`` for the model config). Add
+one with :func:`register_attention_form`. ``nn.MultiheadAttention`` and torchvision's Swin and
+MaxViT attention derive their head size from their input, so pruning gives them a stand-in
+forward (:class:`PrunableMultiheadAttention` ...: same parameters, same outputs) that reads it from
+the weights. Attention that matches no form (timm's EVA, BEiT ...) stays whole.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models.maxvit import RelativePositionalMultiHeadAttention
+from torchvision.models.swin_transformer import ShiftedWindowAttention
+
+from slimforge._registry import Registry
+
+
+@dataclass(frozen=True)
+class AttentionForm:
+    """matches: is ``module`` this form; head_dim: channels per head (fixed by pruning);
+    sync: update the head count (and dependent sizes) from the sliced weights, return config sizes;
+    sources: (parameter name inside the module, dimension) that produce heads without being a
+    linear layer's weight, which the tracer cannot see as outputs (a packed weight chunked in forward)."""
+
+    matches: Callable[[nn.Module], bool]
+    head_dim: Callable[[nn.Module], int]
+    sync: Callable[[nn.Module], dict[str, int]]
+    sources: Callable[[nn.Module], list[tuple[str, int]]] | None = None
+
+
+ATTENTION_FORMS: Registry[AttentionForm] = Registry("attention form")
+
+
+def register_attention_form(name: str, form: AttentionForm, help: str = "") -> AttentionForm:
+    return ATTENTION_FORMS.register(name, help)(form)
+
+
+def list_attention_forms() -> list[str]:
+    return ATTENTION_FORMS.names()
+
+
+def find_attention_form(module: nn.Module) -> AttentionForm | None:
+    """The registered form ``module`` has, or None."""
+    for name in ATTENTION_FORMS.names():
+        form = ATTENTION_FORMS.get(name)
+        if form.matches(module):
+            return form
+    return None
+
+
+def head_axis(module: nn.Module, form: AttentionForm, sizes: list[int]) -> int | None:
+    """Which factor of a split channel dimension (``sizes``, e.g. ``[3, heads, head_dim]``)
+    counts heads: the one followed by exactly ``head_dim`` channels. None: not a head split."""
+    hd = form.head_dim(module)
+    for axis in range(len(sizes) - 1):
+        if math.prod(sizes[axis + 1:]) == hd and sizes[axis] > 1:
+            return axis
+    return None
+
+
+def sync_attention(model: nn.Module) -> dict[str, set[int]]:
+    """After slicing: each attention module's head count from its weights; per config key, the
+    values seen over all layers (a key with one value is uniform and can go into the config)."""
+    sizes: dict[str, set[int]] = {}
+    for module in model.modules():
+        form = find_attention_form(module)
+        if form is not None:
+            for key, value in form.sync(module).items():
+                sizes.setdefault(key, set()).add(value)
+    _no_nested_tensors(model)
+    return sizes
+
+
+def _int(module: nn.Module, name: str) -> bool:
+    value = getattr(module, name, None)
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _linear(module: nn.Module, name: str) -> bool:
+    return isinstance(getattr(module, name, None), nn.Linear)
+
+
+def _timm_class(module: nn.Module, where: str, *names: str) -> bool:
+    """``module`` is one of timm's classes ``names`` defined in ``timm.<where>``: look-alikes (BEiT's
+    attention has Swin's bias table, torchvision's Swin attention its attributes) reshape their output
+    to the input's width, so their heads cannot go."""
+    return type(module).__module__ == f"timm.{where}" and type(module).__name__ in names
+
+
+def _hf_conv1d(module: nn.Module, name: str) -> bool:
+    """Hugging Face's ``Conv1D`` (GPT-2): a linear layer whose weight is (in, out), width in ``nf``."""
+    layer = getattr(module, name, None)
+    return type(layer).__name__ == "Conv1D" and _int(layer, "nf") and getattr(layer, "weight", None) is not None
+
+
+# ----------------------------------------------------------------------------- forms
+
+
+def _hf_self_attention(module: nn.Module) -> bool:
+    sized = _int(module, "attention_head_size") or _int(module, "head_dim")
+    return _int(module, "num_attention_heads") and sized and (_linear(module, "query") or _linear(module, "q_proj"))
+
+
+def _hf_head_dim(module: nn.Module) -> int:
+    return getattr(module, "attention_head_size", None) or module.head_dim
+
+
+def _hf_sync(module: nn.Module) -> dict[str, int]:
+    query = getattr(module, "query", None) or module.q_proj
+    module.num_attention_heads = query.out_features // _hf_head_dim(module)
+    if hasattr(module, "all_head_size"):
+        module.all_head_size = query.out_features
+    sizes = {"num_attention_heads": module.num_attention_heads}
+    if _int(module, "num_key_value_heads") and _linear(module, "k_proj"):
+        module.num_key_value_heads = module.k_proj.out_features // _hf_head_dim(module)
+        sizes["num_key_value_heads"] = module.num_key_value_heads
+    return sizes
+
+
+register_attention_form("hf-self-attention", AttentionForm(_hf_self_attention, _hf_head_dim, _hf_sync),
+                        "Hugging Face BERT/RoBERTa/ViT: num_attention_heads, attention_head_size, query/q_proj")
+
+
+def _hf_grouped_query(module: nn.Module) -> bool:
+    """Llama/Qwen2/Mistral-style: q/k/v/o projections, ``head_dim``, head counts only in the config."""
+    return (not _int(module, "num_attention_heads") and _int(module, "head_dim")
+            and all(_linear(module, n) for n in ("q_proj", "k_proj", "v_proj", "o_proj")))
+
+
+def _hf_grouped_query_sync(module: nn.Module) -> dict[str, int]:
+    # repeat_kv ties every query head to its key/value head, so whole groups go and
+    # num_key_value_groups (query heads per key/value head) stays as it is.
+    hd = module.head_dim
+    return {"num_attention_heads": module.q_proj.out_features // hd, "num_key_value_heads": module.k_proj.out_features // hd}
+
+
+register_attention_form("hf-grouped-query", AttentionForm(_hf_grouped_query, lambda m: m.head_dim, _hf_grouped_query_sync),
+                        "Hugging Face Llama/Qwen2/Mistral (grouped-query): whole key/value groups")
+
+
+def _gpt2_attention(module: nn.Module) -> bool:
+    return (_hf_conv1d(module, "c_attn") and _hf_conv1d(module, "c_proj") and _int(module, "num_heads")
+            and _int(module, "head_dim") and _int(module, "split_size") and not getattr(module, "is_cross_attention", False))
+
+
+def _gpt2_sync(module: nn.Module) -> dict[str, int]:
+    # As transformers' own (removed) GPT2Attention.prune_heads did: split_size and num_heads follow
+    # the heads; embed_dim is the residual width and stays.
+    width = module.c_attn.weight.shape[1] // 3
+    module.num_heads = width // module.head_dim
+    module.split_size = width
+    return {"num_attention_heads": module.num_heads}
+
+
+register_attention_form("hf-gpt2", AttentionForm(_gpt2_attention, lambda m: m.head_dim, _gpt2_sync),
+                        "Hugging Face GPT-2 self-attention (Conv1D c_attn/c_proj)")
+
+
+def _timm_attention(module: nn.Module) -> bool:
+    """timm ``Attention`` (ViT, DeiT, MobileViT) and ``AttentionRope`` with a fused qkv: reshape to (B, N, 3, heads, head_dim)."""
+    return (_timm_class(module, "layers.attention", "Attention", "AttentionRope") and _linear(module, "qkv")
+            and _linear(module, "proj") and _int(module, "num_heads") and _int(module, "head_dim") and _int(module, "attn_dim"))
+
+
+def _timm_sync(module: nn.Module) -> dict[str, int]:
+    module.num_heads = module.qkv.out_features // (3 * module.head_dim)
+    module.attn_dim = module.num_heads * module.head_dim
+    if _int(module, "num_kv_heads"):  # AttentionRope: a fused qkv has as many key/value heads as query heads
+        module.num_kv_heads = module.num_heads
+    return {}  # timm models have no config object to update
+
+
+register_attention_form("timm-attention", AttentionForm(_timm_attention, lambda m: m.head_dim, _timm_sync),
+                        "timm Attention (ViT, DeiT): fused qkv, num_heads, head_dim, attn_dim")
+
+
+def _timm_window_attention(module: nn.Module) -> bool:
+    """timm Swin ``WindowAttention``: fused qkv, a relative position bias table with one column per head."""
+    table = getattr(module, "relative_position_bias_table", None)
+    return (_timm_class(module, "models.swin_transformer", "WindowAttention") and _linear(module, "qkv")
+            and _linear(module, "proj") and _int(module, "num_heads") and isinstance(table, nn.Parameter) and table.dim() == 2)
+
+
+def _window_head_dim(module: nn.Module) -> int:
+    return module.qkv.out_features // (3 * module.num_heads)
+
+
+def _window_sync(module: nn.Module) -> dict[str, int]:
+    module.num_heads = module.relative_position_bias_table.shape[1]
+    return {}
+
+
+register_attention_form("timm-window-attention", AttentionForm(_timm_window_attention, _window_head_dim, _window_sync),
+                        "timm Swin WindowAttention (relative position bias per head)")
+
+
+class PrunableMultiheadAttention(nn.MultiheadAttention):
+    """``nn.MultiheadAttention`` whose head count follows its weights: the same parameters and
+    state_dict keys, the same outputs, but ``num_heads * head_dim`` may be smaller than
+    ``embed_dim`` (PyTorch's own forward derives the head size from the input's width).
+    ``query``: (L, E) or (L, B, E) ((B, L, E) with ``batch_first``); output the same shape.
+    A 3-D ``attn_mask`` ((B * heads, L, S)) must match the current head count."""
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                key_padding_mask: torch.Tensor | None = None, need_weights: bool = True,
+                attn_mask: torch.Tensor | None = None, average_attn_weights: bool = True,
+                is_causal: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batched = query.dim() == 3
+        if not batched:
+            query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
+            key_padding_mask = None if key_padding_mask is None else key_padding_mask.unsqueeze(0)
+        elif self.batch_first:
+            query, key, value = query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)
+        # (L, B, E) from here on
+        w_q, w_k, w_v = self.in_proj_weight.chunk(3)
+        b_q, b_k, b_v = self.in_proj_bias.chunk(3) if self.in_proj_bias is not None else (None, None, None)
+        q, k, v = (F.linear(t, w, b).unflatten(-1, (-1, self.head_dim)).permute(1, 2, 0, 3)  # (B, H, L, hd)
+                   for t, w, b in ((query, w_q, b_q), (key, w_k, b_k), (value, w_v, b_v)))
+        mask = self._mask(attn_mask, key_padding_mask, q)
+        dropout = self.dropout if self.training else 0.0
+        weights = None
+        if need_weights:
+            scores = (q * self.head_dim ** -0.5) @ k.transpose(-2, -1)
+            if mask is not None:
+                scores = scores + mask
+            weights = torch.softmax(scores, dim=-1)
+            out = F.dropout(weights, dropout, self.training) @ v
+            if average_attn_weights:
+                weights = weights.mean(1)
+            if not batched:
+                weights = weights.squeeze(0)
+        else:
+            causal = is_causal and mask is None
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal)
+        out = self.out_proj(out.permute(2, 0, 1, 3).flatten(2))  # (L, B, E)
+        if not batched:
+            out = out.squeeze(1)
+        elif self.batch_first:
+            out = out.transpose(0, 1)
+        return out, weights
+
+    def _mask(self, attn_mask: torch.Tensor | None, key_padding_mask: torch.Tensor | None,
+              q: torch.Tensor) -> torch.Tensor | None:
+        """One additive float mask broadcastable to (B, H, L, S), or None."""
+        mask = None
+        if attn_mask is not None:
+            mask = _additive(attn_mask, q.dtype)
+            if mask.dim() == 3:
+                mask = mask.view(q.shape[0], -1, *mask.shape[-2:])
+        if key_padding_mask is not None:
+            pad = _additive(key_padding_mask, q.dtype)[:, None, None, :]
+            mask = pad if mask is None else mask + pad
+        return mask
+
+
+def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    if mask.dtype == torch.bool:
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, float("-inf"))
+    return mask.to(dtype)
+
+
+def _packed_multihead_attention(module: nn.Module) -> bool:
+    """``nn.MultiheadAttention`` with packed q/k/v (one ``in_proj_weight``), no bias_k/bias_v or zero attention."""
+    return (isinstance(module, nn.MultiheadAttention) and module._qkv_same_embed_dim and module.bias_k is None
+            and not module.add_zero_attn)
+
+
+def _mha_sync(module: nn.Module) -> dict[str, int]:
+    module.embed_dim = module.kdim = module.vdim = module.in_proj_weight.shape[1]
+    module.num_heads = module.in_proj_weight.shape[0] // (3 * module.head_dim)
+    if _mha_pruned(module):
+        _use_prunable_forward(module)
+    return {}
+
+
+def _mha_pruned(module: nn.Module) -> bool:
+    """PyTorch's own forward needs num_heads * head_dim == embed_dim."""
+    return module.in_proj_weight.shape[0] != 3 * module.in_proj_weight.shape[1]
+
+
+def _slow_path_only(module: nn.Module, args: tuple) -> None:
+    """A forward pre-hook that does nothing: ``nn.TransformerEncoderLayer`` skips its fused inference
+    kernel (which assumes num_heads * head_dim == embed_dim) for modules that have hooks."""
+    return None
+
+
+def _use_prunable_forward(module: nn.Module) -> None:
+    module.__class__ = PrunableMultiheadAttention
+    if _slow_path_only not in module._forward_pre_hooks.values():
+        module.register_forward_pre_hook(_slow_path_only)
+
+
+def _use_own_forward(module: nn.Module, cls: type) -> None:
+    module.__class__ = cls
+    for key, hook in list(module._forward_pre_hooks.items()):
+        if hook is _slow_path_only:
+            del module._forward_pre_hooks[key]
+
+
+def _no_nested_tensors(model: nn.Module) -> None:
+    """``nn.TransformerEncoder`` would hand its layers nested tensors, which only the fused kernel reads."""
+    for module in model.modules():
+        if isinstance(module, nn.TransformerEncoder) and any(
+                _packed_multihead_attention(m) and _mha_pruned(m) for m in module.modules()):
+            module.use_nested_tensor = False
+
+
+def prepare_attention(model: nn.Module) -> list[tuple[nn.Module, type]]:
+    """Before capture: give every module of a class whose own forward reads its head size from
+    its input (``nn.MultiheadAttention``, torchvision's ``ShiftedWindowAttention``) the forward
+    that reads it from its weights (same outputs). Returns (module, old class) for :func:`settle_attention`."""
+    changed = []
+    for module in model.modules():
+        swap = _SWAPS.get(type(module))
+        if swap is not None and swap.matches(module):
+            changed.append((module, type(module)))
+            swap.use(module)
+    return changed
+
+
+def settle_attention(changed: list[tuple[nn.Module, type]], failed: bool) -> None:
+    """After pruning: modules whose shapes their own forward still handles (all of them, if
+    pruning failed) get their own class back."""
+    for module, cls in changed:
+        swap = _SWAPS[cls]
+        if failed or not swap.pruned(module):
+            swap.undo(module, cls)
+
+
+@dataclass(frozen=True)
+class _Swap:
+    """A class whose forward derives the head size from its input, and its stand-in."""
+
+    matches: Callable[[nn.Module], bool]
+    pruned: Callable[[nn.Module], bool]  # its own forward can no longer run it
+    use: Callable[[nn.Module], None]
+    undo: Callable[[nn.Module, type], None]
+
+
+_SWAPS: dict[type, _Swap] = {
+    nn.MultiheadAttention: _Swap(_packed_multihead_attention, _mha_pruned, _use_prunable_forward, _use_own_forward),
+}
+
+register_attention_form(
+    "torch-multihead-attention",
+    AttentionForm(_packed_multihead_attention, lambda m: m.head_dim, _mha_sync, sources=lambda m: [("in_proj_weight", 0)]),
+    "torch nn.MultiheadAttention (torchvision ViT, nn.TransformerEncoderLayer): whole heads",
+)
+
+
+def _levit_attention(module: nn.Module) -> bool:
+    """timm LeViT ``Attention``: qkv is a LinearNorm (or ConvNorm), each head holds key_dim query,
+    key_dim key and val_dim value channels; a learned bias per head and relative position."""
+    qkv = getattr(module, "qkv", None)
+    return (_timm_class(module, "models.levit", "Attention") and all(_int(module, a) for a in ("num_heads", "key_dim", "val_dim", "val_attn_dim"))
+            and qkv is not None and hasattr(qkv, "bn") and isinstance(getattr(module, "attention_biases", None), nn.Parameter))
+
+
+def _levit_head_dim(module: nn.Module) -> int:
+    return 2 * module.key_dim + module.val_dim
+
+
+def _levit_sync(module: nn.Module) -> dict[str, int]:
+    module.num_heads = module.attention_biases.shape[0]
+    module.key_attn_dim = module.key_dim * module.num_heads
+    module.val_attn_dim = module.val_dim * module.num_heads
+    module.attention_bias_cache = {}  # eval-mode cache of the biases, sized for the old head count
+    return {}
+
+
+register_attention_form("timm-levit-attention", AttentionForm(_levit_attention, _levit_head_dim, _levit_sync),
+                        "timm LeViT Attention (key_dim/val_dim per head, attention biases per head)")
+
+
+class PrunableShiftedWindowAttention(ShiftedWindowAttention):
+    """torchvision's Swin ``ShiftedWindowAttention`` whose head size comes from its weights
+    (torchvision's computes it as the input's width // num_heads). Same parameters, same outputs.
+    x: (B, H, W, C) -> (B, H, W, C)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ws, shift = self.window_size, list(self.shift_size)
+        B, H, W, C = x.shape
+        x = F.pad(x, (0, 0, 0, (ws[1] - W % ws[1]) % ws[1], 0, (ws[0] - H % ws[0]) % ws[0]))
+        _, pad_h, pad_w, _ = x.shape
+        shift = [0 if ws[i] >= size else shift[i] for i, size in enumerate((pad_h, pad_w))]
+        if sum(shift) > 0:
+            x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
+        windows = (pad_h // ws[0]) * (pad_w // ws[1])
+        x = x.view(B, pad_h // ws[0], ws[0], pad_w // ws[1], ws[1], C)
+        x = x.permute(0, 1, 3, 2, 4, 5).reshape(B * windows, ws[0] * ws[1], C)
+        head_dim = self.qkv.out_features // (3 * self.num_heads)
+        q, k, v = self.qkv(x).reshape(x.size(0), x.size(1), 3, self.num_heads, head_dim).permute(2, 0, 3, 1, 4)
+        attn = (q * head_dim ** -0.5).matmul(k.transpose(-2, -1)) + self.get_relative_position_bias()
+        if sum(shift) > 0:
+            attn = attn.view(x.size(0) // windows, windows, self.num_heads, x.size(1), x.size(1))
+            attn = attn + _shift_mask(x, pad_h, pad_w, ws, shift, windows).unsqueeze(1).unsqueeze(0)
+            attn = attn.view(-1, self.num_heads, x.size(1), x.size(1))
+        attn = F.dropout(F.softmax(attn, dim=-1), p=self.attention_dropout, training=self.training)
+        x = attn.matmul(v).transpose(1, 2).reshape(x.size(0), x.size(1), -1)
+        x = F.dropout(self.proj(x), p=self.dropout, training=self.training)
+        x = x.view(B, pad_h // ws[0], pad_w // ws[1], ws[0], ws[1], -1).permute(0, 1, 3, 2, 4, 5).reshape(B, pad_h, pad_w, -1)
+        if sum(shift) > 0:
+            x = torch.roll(x, shifts=(shift[0], shift[1]), dims=(1, 2))
+        return x[:, :H, :W, :].contiguous()
+
+
+def _shift_mask(x: torch.Tensor, pad_h: int, pad_w: int, ws: list[int], shift: list[int], windows: int) -> torch.Tensor:
+    """(windows, N, N): -100 between positions that the cyclic shift brought from different regions."""
+    mask = x.new_zeros((pad_h, pad_w))
+    count = 0
+    for h in ((0, -ws[0]), (-ws[0], -shift[0]), (-shift[0], None)):
+        for w in ((0, -ws[1]), (-ws[1], -shift[1]), (-shift[1], None)):
+            mask[h[0]:h[1], w[0]:w[1]] = count
+            count += 1
+    mask = mask.view(pad_h // ws[0], ws[0], pad_w // ws[1], ws[1]).permute(0, 2, 1, 3).reshape(windows, ws[0] * ws[1])
+    mask = mask.unsqueeze(1) - mask.unsqueeze(2)
+    return mask.masked_fill(mask != 0, float(-100.0)).masked_fill(mask == 0, float(0.0))
+
+
+def _torchvision_window_attention(module: nn.Module) -> bool:
+    """torchvision Swin (v1) ``ShiftedWindowAttention``; v2's cosine attention is not handled."""
+    return type(module) in (ShiftedWindowAttention, PrunableShiftedWindowAttention)
+
+
+def _swin_pruned(module: nn.Module) -> bool:
+    return module.qkv.out_features != 3 * module.qkv.in_features
+
+
+def _swin_sync(module: nn.Module) -> dict[str, int]:
+    module.num_heads = module.relative_position_bias_table.shape[1]
+    if _swin_pruned(module):
+        module.__class__ = PrunableShiftedWindowAttention
+    return {}
+
+
+def _swin_use(module: nn.Module) -> None:
+    module.__class__ = PrunableShiftedWindowAttention
+
+
+def _swin_undo(module: nn.Module, cls: type) -> None:
+    module.__class__ = cls
+
+
+_SWAPS[ShiftedWindowAttention] = _Swap(_torchvision_window_attention, _swin_pruned, _swin_use, _swin_undo)
+
+register_attention_form(
+    "torchvision-window-attention",
+    AttentionForm(_torchvision_window_attention, lambda m: m.qkv.out_features // (3 * m.num_heads), _swin_sync),
+    "torchvision Swin ShiftedWindowAttention (v1): whole heads, relative position bias columns",
+)
+
+
+class PrunableRelativePositionalAttention(RelativePositionalMultiHeadAttention):
+    """torchvision MaxViT's attention whose output width comes from its heads (torchvision's
+    reshapes it to the input's width). Same parameters, same outputs. x: (B, G, P, D) -> (B, G, P, D)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, G, P, _ = x.shape
+        q, k, v = (t.reshape(B, G, P, self.n_heads, self.head_dim).permute(0, 1, 3, 2, 4)
+                   for t in torch.chunk(self.to_qkv(x), 3, dim=-1))
+        dot_prod = torch.einsum("B G H I D, B G H J D -> B G H I J", q, k * self.scale_factor)
+        attn = F.softmax(dot_prod + self.get_relative_positional_bias(), dim=-1)
+        out = torch.einsum("B G H I J, B G H J D -> B G H I D", attn, v)
+        return self.merge(out.permute(0, 1, 3, 2, 4).reshape(B, G, P, -1))
+
+
+def _maxvit_attention(module: nn.Module) -> bool:
+    return type(module) in (RelativePositionalMultiHeadAttention, PrunableRelativePositionalAttention)
+
+
+def _maxvit_pruned(module: nn.Module) -> bool:
+    return module.to_qkv.out_features != 3 * module.to_qkv.in_features
+
+
+def _maxvit_sync(module: nn.Module) -> dict[str, int]:
+    module.n_heads = module.relative_position_bias_table.shape[1]
+    if _maxvit_pruned(module):
+        module.__class__ = PrunableRelativePositionalAttention
+    return {}
+
+
+def _maxvit_use(module: nn.Module) -> None:
+    module.__class__ = PrunableRelativePositionalAttention
+
+
+_SWAPS[RelativePositionalMultiHeadAttention] = _Swap(_maxvit_attention, _maxvit_pruned, _maxvit_use, _swin_undo)
+
+register_attention_form(
+    "torchvision-maxvit-attention",
+    AttentionForm(_maxvit_attention, lambda m: m.head_dim, _maxvit_sync),
+    "torchvision MaxViT RelativePositionalMultiHeadAttention: whole heads, relative position bias columns",
+)

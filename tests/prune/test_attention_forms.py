@@ -1,0 +1,266 @@
+"""Whole-head pruning of every registered attention form (slimforge.prune.attention): timm ViT/DeiT
+and Swin, GPT-2's Conv1D attention, grouped-query attention; keyword example inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import slimforge
+import slimforge.prune as sp
+from slimforge.artifacts import ModelSpec, attach_spec, load, save
+from slimforge.prune.attention import find_attention_form, list_attention_forms
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(autouse=True)
+def helpers_on_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+
+
+def _timm(name: str, **kwargs):
+    pytest.importorskip("timm")
+    torch.manual_seed(0)
+    return slimforge.create_model(f"timm:{name}", **kwargs).eval()
+
+
+def _vit():
+    return _timm("vit_tiny_patch16_224", img_size=32, patch_size=8, depth=2, num_classes=5), torch.randn(2, 3, 32, 32), {}
+
+
+def _swin():
+    return (_timm("swin_tiny_patch4_window7_224", img_size=64, window_size=4, depths=(1, 1, 2, 1), num_classes=5),
+            torch.randn(2, 3, 64, 64), {})
+
+
+def _hf(factory: str):
+    pytest.importorskip("transformers")
+    import prune_helpers
+
+    model = attach_spec(getattr(prune_helpers, factory)().eval(), ModelSpec(f"prune_helpers:{factory}", {}))
+    ids = torch.randint(0, 100, (2, 8), generator=torch.Generator().manual_seed(0))
+    return model, ids, {"attention_mask": torch.ones(2, 8, dtype=torch.long)}
+
+
+def _factory(name: str, x: torch.Tensor):
+    import prune_helpers
+
+    return attach_spec(getattr(prune_helpers, name)().eval(), ModelSpec(f"prune_helpers:{name}", {})), x, {}
+
+
+def _bert():
+    pytest.importorskip("transformers")
+    from prune_helpers import tiny_bert
+
+    model = attach_spec(tiny_bert().eval(), ModelSpec("prune_helpers:tiny_bert", {}))
+    return model, torch.randint(0, 50, (2, 8), generator=torch.Generator().manual_seed(0)), {}
+
+
+# One small model per registered form; the contract test below fails when a form has none.
+FORM_MODELS = {
+    "hf-self-attention": _bert,
+    "hf-grouped-query": lambda: _hf("tiny_llama"),
+    "hf-gpt2": lambda: _hf("tiny_gpt2"),
+    "timm-attention": _vit,
+    # tests/prune/test_attention.py covers nn.MultiheadAttention in a user module
+    "timm-window-attention": _swin,
+    "timm-levit-attention": lambda: (_timm("levit_128s", img_size=64, num_classes=5), torch.randn(2, 3, 64, 64), {}),
+    "torch-multihead-attention": lambda: _factory("tiny_torchvision_vit", torch.randn(2, 3, 32, 32)),
+    "torchvision-window-attention": lambda: _factory("tiny_torchvision_swin", torch.randn(2, 3, 64, 64)),
+    "torchvision-maxvit-attention": lambda: _factory("tiny_torchvision_maxvit", torch.randn(2, 3, 64, 64)),
+}
+
+
+def _heads(model: nn.Module) -> dict[str, int]:
+    """Query heads per attention module, from the weights (not the attributes pruning updates)."""
+    out = {}
+    for path, m in model.named_modules():
+        form = find_attention_form(m)
+        if form is not None:
+            out[path] = _query_width(m) // form.head_dim(m)
+    return out
+
+
+def _query_width(m: nn.Module) -> int:
+    if hasattr(m, "to_qkv"):  # torchvision MaxViT
+        return m.to_qkv.out_features // 3
+    if hasattr(m, "shift_size"):  # torchvision Swin
+        return m.qkv.out_features // 3
+    if hasattr(m, "attention_biases"):  # LeViT: head_dim counts a head's query, key and value channels
+        return m.qkv.linear.out_features
+    if hasattr(m, "qkv"):
+        return m.qkv.out_features // 3
+    if hasattr(m, "in_proj_weight"):
+        return m.in_proj_weight.shape[0] // 3
+    if hasattr(m, "c_attn"):
+        return m.c_attn.weight.shape[1] // 3
+    return (getattr(m, "query", None) or m.q_proj).out_features
+
+
+def _logits(out):
+    return getattr(out, "logits", out)
+
+
+def test_every_attention_form_has_a_contract_model():
+    assert sorted(FORM_MODELS) == list_attention_forms()
+
+
+@pytest.mark.parametrize("form", sorted(FORM_MODELS))
+def test_form_loses_whole_heads_keeps_its_output_shape_and_round_trips(form, tmp_path):
+    model, x, kwargs = FORM_MODELS[form]()
+    assert any(find_attention_form(m) is slimforge.prune.attention.ATTENTION_FORMS.get(form) for m in model.modules())
+    before_heads = _heads(model)
+    attn_params = sum(p.numel() for path in before_heads for p in model.get_submodule(path).parameters())
+    shape = _logits(model(x, **kwargs)).shape
+
+    sp.prune(model, x, ratio=0.5, example_kwargs=kwargs)
+
+    after_heads = _heads(model)
+    assert all(after_heads[p] < before_heads[p] for p in before_heads), (before_heads, after_heads)
+    assert sum(p.numel() for path in after_heads for p in model.get_submodule(path).parameters()) < attn_params
+    for path in after_heads:  # the attribute the module's forward reads agrees with its weights
+        m = model.get_submodule(path)
+        count = next(getattr(m, a) for a in ("num_heads", "num_attention_heads", "n_heads") if isinstance(getattr(m, a, None), int)) \
+            if form != "hf-grouped-query" else model.config.num_attention_heads
+        assert count == after_heads[path]
+    out = _logits(model(x, **kwargs))
+    assert out.shape == shape and torch.isfinite(out).all()
+
+    save(model, tmp_path / form)
+    reloaded = load(tmp_path / form, trust_code=True)  # prune_helpers factories are named by module path
+    assert torch.equal(_logits(reloaded.eval()(x, **kwargs)), out)
+
+
+def test_deit_dead_head_is_the_one_removed_and_outputs_do_not_change():
+    """A head whose value rows and projection columns are zero contributes nothing; l1 removes exactly it."""
+    model = _timm("deit_tiny_patch16_224", img_size=32, patch_size=8, depth=1, num_classes=5)
+    attn = model.blocks[0].attn
+    x = torch.randn(2, 3, 32, 32)
+    hd, dim = attn.head_dim, attn.qkv.in_features  # 3 heads of 64
+    with torch.no_grad():
+        for part in range(3):  # q, k and v rows of head 1
+            attn.qkv.weight[part * dim + hd:part * dim + 2 * hd] = 0
+            attn.qkv.bias[part * dim + hd:part * dim + 2 * hd] = 0
+        attn.proj.weight[:, hd:2 * hd] = 0
+    before = model(x)
+    sp.prune(model, x, ratio={"blocks.0.attn*": 0.34}, importance="l1", round_to=1)
+    assert attn.num_heads == 2 and attn.attn_dim == 2 * hd and attn.qkv.out_features == 6 * hd
+    assert attn.scale == hd ** -0.5
+    torch.testing.assert_close(model(x), before, rtol=1e-5, atol=1e-5)
+
+
+def test_swin_relative_position_bias_keeps_the_columns_of_the_kept_heads():
+    model, x, _ = _swin()
+    attn = model.layers[1].blocks[0].attn  # 6 heads
+    table = attn.relative_position_bias_table.detach().clone()
+    sp.prune(model, x, ratio={"layers.1.blocks.0.attn*": 0.5}, round_to=1)
+    assert attn.num_heads == 3 and attn.relative_position_bias_table.shape == (table.shape[0], 3)
+    kept = [next(j for j in range(table.shape[1]) if torch.equal(table[:, j], col)) for col in attn.relative_position_bias_table.T]
+    assert len(set(kept)) == 3
+
+
+def test_gpt2_prunes_heads_and_mlp_and_still_generates():
+    model, ids, kwargs = _hf("tiny_gpt2")
+    sp.prune(model, ids, ratio=0.5, example_kwargs=kwargs)
+    for block in model.transformer.h:
+        attn = block.attn
+        assert attn.num_heads == 2 and attn.split_size == 2 * attn.head_dim == attn.c_attn.nf // 3
+        assert block.mlp.c_fc.nf == block.mlp.c_fc.weight.shape[1] < 256
+    assert model.config.n_head == 2
+    out = model.generate(ids[:1], max_new_tokens=4, do_sample=False)
+    assert out.shape == (1, 12)
+
+
+def test_grouped_query_attention_removes_whole_key_value_groups():
+    model, ids, kwargs = _hf("tiny_llama")
+    sp.prune(model, ids, ratio=0.5, example_kwargs=kwargs)
+    for layer in model.model.layers:
+        attn = layer.self_attn
+        assert attn.k_proj.out_features == attn.v_proj.out_features == attn.head_dim  # 1 of 2 kv heads
+        assert attn.q_proj.out_features == 2 * attn.head_dim  # its 2 query heads
+    assert model.config.num_attention_heads == 2 and model.config.num_key_value_heads == 1
+    assert model.generate(ids[:1], max_new_tokens=3, do_sample=False).shape == (1, 11)
+
+
+def test_decoder_capture_turns_the_cache_off_and_says_so(caplog):
+    model, ids, _ = _hf("tiny_gpt2")
+    with caplog.at_level("WARNING", logger="slimforge.prune.structured"):
+        sp.prune(model, ids, ratio=0.25)
+    assert "use_cache=False" in caplog.text
+    assert model.config.use_cache  # the model itself still caches when generating
+
+
+def test_prune_takes_keyword_inputs_alone():
+    model, ids, _ = _bert()
+    sp.prune(model, example_kwargs={"input_ids": ids, "attention_mask": torch.ones_like(ids)}, ratio=0.5)
+    assert model.bert.encoder.layer[0].attention.self.num_attention_heads == 2
+    assert model(input_ids=ids).logits.shape == (2, 3)
+
+
+def test_grouped_query_through_sdpa_enable_gqa(monkeypatch):
+    """transformers hands key/value heads to SDPA unrepeated (enable_gqa=True) when it can: the
+    tracer repeats them itself, so the groups stay whole there too."""
+    monkeypatch.setenv("TRANSFORMERS_SDPA_FORCE_GQA", "1")
+    model, ids, _ = _hf("tiny_llama")
+    before = model(ids).logits.shape
+    sp.prune(model, ids, ratio=0.5)
+    attn = model.model.layers[0].self_attn
+    assert attn.k_proj.out_features == attn.head_dim and attn.q_proj.out_features == 2 * attn.head_dim
+    assert model(ids).logits.shape == before
+
+
+def test_torchvision_swin_with_fewer_heads_than_its_width_runs_its_stand_in_and_round_trips(tmp_path):
+    """Heads pruned, residual width kept: torchvision's own forward (head size = width // heads)
+    cannot run it, so the module becomes PrunableShiftedWindowAttention, also after slimforge.load."""
+    from slimforge.prune.attention import PrunableShiftedWindowAttention
+
+    model, x, _ = _factory("tiny_torchvision_swin", torch.randn(2, 3, 64, 64))
+    reference = model(x)
+    for m in model.modules():  # the stand-in computes what torchvision's forward computes
+        if type(m).__name__ == "ShiftedWindowAttention":
+            m.__class__ = PrunableShiftedWindowAttention
+    torch.testing.assert_close(model(x), reference, rtol=1e-6, atol=1e-6)
+
+    sp.prune(model, x, ratio={"features.*.attn*": 0.5}, round_to=1)
+    attns = [m for m in model.modules() if isinstance(m, PrunableShiftedWindowAttention)]
+    assert [a.num_heads for a in attns] == [1, 1, 2, 2]
+    assert all(a.qkv.in_features == a.proj.out_features for a in attns)  # residual width kept
+    out = model(x)
+    save(model, tmp_path / "swin")
+    reloaded = load(tmp_path / "swin", trust_code=True).eval()
+    assert all(type(m) is PrunableShiftedWindowAttention for m in reloaded.modules() if hasattr(m, "shift_size"))
+    assert torch.equal(reloaded(x), out)
+
+
+def test_torchvision_maxvit_stand_in_gives_the_same_outputs_and_runs_fewer_heads():
+    from slimforge.prune.attention import PrunableRelativePositionalAttention
+
+    model, x, _ = _factory("tiny_torchvision_maxvit", torch.randn(2, 3, 64, 64))
+    reference = model(x)
+    for m in model.modules():
+        if type(m).__name__ == "RelativePositionalMultiHeadAttention":
+            m.__class__ = PrunableRelativePositionalAttention
+    torch.testing.assert_close(model(x), reference, rtol=1e-6, atol=1e-6)
+    sp.prune(model, x, ratio={"*attn_layer*": 0.5}, round_to=1)
+    attns = [m for m in model.modules() if isinstance(m, PrunableRelativePositionalAttention)]
+    assert attns and all(a.n_heads * a.head_dim < a.to_qkv.in_features for a in attns)
+    assert model(x).shape == reference.shape
+
+
+@pytest.mark.parametrize("factory", ["tiny_gpt2", "tiny_llama"])
+def test_pruned_decoder_loads_in_plain_transformers(factory, tmp_path):
+    """Heads, key/value groups and MLP pruned alike in every layer: the config describes the model,
+    so AutoModelForCausalLM.from_pretrained rebuilds it with the same logits and it generates."""
+    from transformers import AutoModelForCausalLM
+
+    model, ids, kwargs = _hf(factory)
+    sp.prune(model, ids, ratio=0.5, example_kwargs=kwargs)
+    logits = model(ids).logits
+    slimforge.save_pretrained(model, tmp_path / factory)
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / factory).eval()
+    torch.testing.assert_close(reloaded(ids).logits, logits, rtol=1e-5, atol=1e-5)
+    assert reloaded.generate(ids[:1], max_new_tokens=3, do_sample=False).shape == (1, 11)
