@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import slimforge.prune as sp
-from slimforge.prune._graph import build_dependency_graph
+from slimforge.prune import build_dependency_graph
 from slimforge.prune.errors import PruneConfigError
 from slimforge.prune.importance import ImportanceContext, score_units
 
