@@ -1,7 +1,7 @@
 """Kill rate per module of the last `make mutate` run, read from mutmut's mutants/*.meta files.
 
 Kill rate = (killed + timed out) / all mutants of the module. A mutant no selected test reaches
-("no tests") counts against the rate, as a survivor does; "not checked" means the run was cut short.
+("no tests") counts against the rate, as a survivor does; "not checked": not run this time.
 
     python benchmarks/mutation_summary.py            # table, then the survivors by name
 """
@@ -42,13 +42,13 @@ def main() -> int:
         return 2
     per_module, missed = summarise(root)
     total = Counter()
-    print(f"| module | mutants | killed | survived | no tests | kill rate |\n|---|---:|---:|---:|---:|---:|")
+    print("| module | mutants | killed | timed out | survived | no tests | kill rate |\n|---|---:|---:|---:|---:|---:|---:|")
     for module, c in per_module.items():
         total += c
         _row(module, c)
     _row("**all**", total)
     if total["not checked"]:
-        print(f"\n{total['not checked']} mutants not checked: the run was interrupted.")
+        print(f"\n{total['not checked']} mutants not checked: outside MUTANTS=..., or the run was interrupted.")
     print("\nNot killed:")
     print("\n".join(missed) or "(none)")
     return 0
@@ -57,7 +57,8 @@ def main() -> int:
 def _row(module: str, c: Counter) -> None:
     n = sum(c.values())
     caught = sum(c[s] for s in CAUGHT)
-    print(f"| {module} | {n} | {caught} | {c['survived']} | {c['no tests']} | {100 * caught / n:.1f}% |")
+    killed = caught - c["timeout"]
+    print(f"| {module} | {n} | {killed} | {c['timeout']} | {c['survived']} | {c['no tests']} | {100 * caught / n:.1f}% |")
 
 
 if __name__ == "__main__":
