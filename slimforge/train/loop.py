@@ -156,6 +156,9 @@ class _Run:
             _log(cfg, f"training on {ctx.device} x {ctx.world_size} process(es) ({_strategy(ctx, cfg)}), {ctx.threads} thread(s) each; "
                  f"batch {cfg.batch_size} per process = {cfg.batch_size * ctx.world_size} global; "
                  f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test samples")
+        if ctx.is_main and cfg.batch_size * ctx.world_size > len(data.train):
+            _log(cfg, f"note: the batch ({cfg.batch_size} per process) is larger than the training split ({len(data.train)} samples): "
+                 "one optimizer step per epoch")
         self.has_val = len(data.val) > 0
         if not self.has_val and cfg.patience:
             raise ConfigError("Early stopping (patience) needs a validation split, and this data has none (data.val_fraction=0).")
