@@ -184,8 +184,9 @@ def test_a_run_trained_through_the_api_records_its_data_for_the_cli(tmp_path):
     data.source = {"name": "digits", "transform": object()}  # an option that is not plain data: nothing recorded
     train(_cnn(data), data, TrainConfig(epochs=1, batch_size=64, **QUIET), tmp_path / "other")
     assert "data:" not in (tmp_path / "other" / "config.yaml").read_text()
-    with pytest.warns(UserWarning, match="does not record its data.*using the default dataset 'digits'"):
-        run_data_config(tmp_path / "other")
+    with pytest.warns(UserWarning, match="does not record its data; using the data its metrics.json records"):
+        recovered = run_data_config(tmp_path / "other")  # the name and split training recorded; the option is said to be lost
+    assert (recovered.name, recovered.val_fraction, recovered.split_seed) == ("digits", 0.2, 3)
 
 
 def test_the_recorded_data_has_the_dataset_s_own_defaults_and_absolute_paths(tmp_path, monkeypatch):
