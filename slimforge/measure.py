@@ -242,7 +242,7 @@ def load_variant(path: str | Path, name: str | None = None, threads: int = 1, ch
         q = load_quantized(path, threads=threads)
         return Variant(name, q, q.backend, str(path), info={"mode": q.mode, "fp32_layers": list(q.fp32_layers)})
     if (path / "model.json").is_file():
-        from slimforge.artifacts import load
+        from slimforge.loading import load
 
         model = load(path).eval()
         if channels_last:

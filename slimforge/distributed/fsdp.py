@@ -124,8 +124,10 @@ def load_sharded(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer)
 def convert_checkpoint(run: str | Path, out: str | Path | None = None) -> Path:
     """Turn the distributed checkpoint in run folder ``run`` into model.safetensors + model.json
     (in ``out``, default ``run``), in one process; ``slimforge.load(out)`` then rebuilds the model."""
-    from slimforge import artifacts
+    from slimforge.artifacts import ModelSpec
     from slimforge.distributed import _safe_dcp
+    from slimforge.model_io import save_model
+    from slimforge.models import build_model
     from slimforge.train.checkpoint import CHECKPOINT_FILE, load_state
 
     run = Path(run)
@@ -138,13 +140,13 @@ def convert_checkpoint(run: str | Path, out: str | Path | None = None) -> Path:
     if not (shards / ".metadata").is_file():
         raise ArtifactError(f"{run} holds no distributed checkpoint ({shards} is missing); was it trained with train.strategy=fsdp?")
     source = f"the model recorded in {run / CHECKPOINT_FILE}"
-    model = artifacts.build_model(artifacts.ModelSpec.from_json(saved["spec"], source), trust_code=False, source=source)
+    model = build_model(ModelSpec.from_json(saved["spec"], source), trust_code=False, source=source)
     state = {"model": model.state_dict()}
     _safe_dcp.load(state, str(shards))
     model.load_state_dict(state["model"])
     target = Path(out) if out is not None else run
     with staged_output(target, copy_previous=True) as work:  # the run's other files stay; the folder changes in one step
-        artifacts.save(model, work)
+        save_model(model, work)
     return target
 
 

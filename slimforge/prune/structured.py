@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimforge.artifacts import adopt_spec, record_edit
+from slimforge.artifacts import record_edit
+from slimforge.models import adopt_spec
 from slimforge.prune._graph import DependencyGraph, Group, build_dependency_graph, matches
 from slimforge.prune.attention import prepare_attention, settle_attention
 from slimforge.prune.errors import PruneConfigError, PruningError

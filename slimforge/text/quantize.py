@@ -31,6 +31,7 @@ from torch import nn
 from slimforge import artifacts
 from slimforge.artifacts import atomic_write_bytes
 from slimforge.errors import ArtifactError, ConfigError
+from slimforge.model_io import load_model, save_model
 from slimforge.quantize.core import QuantizationError, QuantizeConfig, QuantizeResult, quantize, register_backend, resolve_reduce_range
 from slimforge.quantize.smooth import MIN_GAIN, apply_smoothing, join_groups, scale_groups, smoothing_record
 
@@ -60,10 +61,10 @@ class DynamicInt8Model(nn.Module):
     def save(self, folder: Path) -> str:
         record = smoothing_record(self.source)
         if record is None:
-            artifacts.save(self.source, folder)
+            save_model(self.source, folder)
         else:  # the model's own fp32 weights, and the SmoothQuant scales that loading applies again
             original, scales = record
-            artifacts.save(original, folder)
+            save_model(original, folder)
             groups = {"groups": json.dumps(scale_groups(scales))}  # layers sharing one scale and one multiply
             atomic_write_bytes(Path(folder) / SMOOTHING_FILE, artifacts.state_dict_bytes(scales, groups))
         return artifacts.WEIGHTS_FILE
@@ -197,7 +198,7 @@ class TorchDynamicBackend:
         # per-tensor; they are rebuilt per channel (more accurate). The weight range follows
         # this machine's CPU unless it was set explicitly: 8 bits would saturate without VNNI.
         config = info.get("config", {})
-        model = artifacts.load(folder, quantized=False)
+        model = load_model(folder)
         if info.get("smoothed_layers"):
             model = _smooth_loaded(model, Path(folder) / SMOOTHING_FILE)
         return dynamic_int8(
