@@ -34,8 +34,11 @@ from slimforge._registry import Registry
 from slimforge.artifacts import PENDING_EDITS_ATTR, ModelSpec, attach_spec, edit_replay, get_spec
 from slimforge.errors import ArtifactError, ConfigError, SlimforgeError, UnknownNameError
 
-# Models of domain packages that register themselves when first used.
-BUILTIN_MODELS = {name: "slimforge.recsys.models" for name in ("popularity", "mf", "neumf", "two-tower")}
+# Models of domain packages that register themselves when first used (no lower package imports a domain).
+BUILTIN_MODELS = {
+    **{name: "slimforge.recsys.models" for name in ("popularity", "mf", "neumf", "two-tower")},
+    **{name: "slimforge.text.models" for name in ("hf-text-classifier", "text-bilstm", "text-cnn", "text-transformer")},
+}
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model", builtins=BUILTIN_MODELS)
 register_model = MODELS.register
 
@@ -360,6 +363,5 @@ def _import_factory(path: str) -> Callable[..., nn.Module]:
 
 # Register the built-in families (import for side effects).
 from slimforge.models import cnn, mlp, resnet  # noqa: E402,F401
-from slimforge.text import models as _text_models  # noqa: E402,F401,I001  (registers the text models)
 
 __all__ = ["MODELS", "SOURCES", "UntrustedCodeError", "adopt_spec", "build_model", "build_model_from", "code_trusted", "create_model", "is_code_reference", "refuse_code_in", "list_models", "register_model", "resolve_factory", "trusting_code"]
