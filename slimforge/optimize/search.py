@@ -103,7 +103,7 @@ class _Search:
 
     def _faster_layout(self) -> bool:
         """channels_last when it runs the baseline faster here (4-D inputs), measured, not assumed."""
-        from slimforge.deploy_forms import choose_layout
+        from slimforge.measure import choose_layout
 
         model = loading.load(self.baseline_dir)
         if not isinstance(model, nn.Module):
