@@ -355,7 +355,7 @@ def run_export(ctx: StageContext, cfg: ExportStage, input_dir: Path | None, out:
 
     config = ExportConfig(format=cfg.format, opset=cfg.opset, atol=cfg.atol, preprocess=cfg.preprocess)
     if input_dir is not None and artifacts.artifact_kind(input_dir) == "quantized":  # an int8 graph: its preprocessing goes in front
-        from slimforge.export import export_quantized
+        from slimforge.quantize.export_onnx import export_quantized
 
         result = export_quantized(input_dir, out, config)
         raw = result.exporter.endswith("in front")
