@@ -83,3 +83,16 @@ def test_a_budget_or_measurement_setting_that_means_nothing_is_refused(change):
 
     with pytest.raises(ConfigError, match="optimize:"):
         OptimizeConfig(**change)
+
+
+def test_latency_aware_pruning_in_the_search(baseline, tmp_path):
+    """prune_by='latency': the ladder's targets are fractions of the latency measured on this machine."""
+    data = slimforge.load_dataset("digits", augment=False)
+    cfg = OptimizeConfig(max_accuracy_drop=100.0, backends=("onnxruntime",), mac_targets=(0.5,), time_budget_s=300, repeats=5,
+                         refine=False, auto_recovery=False, prune_by="latency", reference=("eager",),
+                         recovery=TrainConfig(epochs=1, lr=0.02, batch_size=128, num_threads=1))
+    summary = optimize(baseline, data, cfg, tmp_path / "opt", log=lambda *_: None)
+    pruned = next(c for c in summary["candidates"] if c["name"] == "prune-latency0.5")
+    assert pruned["macs"] < summary["baseline"]["macs"] and "prune(latency=0.5" in pruned["recipe"]
+    edit = json.loads((tmp_path / "opt" / "candidates" / "prune-latency0.5" / "model.json").read_text())["edits"][-1]
+    assert edit["latency"]["target"] == 0.5 and edit["latency"]["batch_size"] == 32

@@ -292,7 +292,7 @@ def test_cli_resume_uses_the_run_s_settings_and_an_existing_run_needs_a_choice(t
 
 def test_resume_on_another_number_of_processes_compares_the_global_batch(tmp_path):
     from slimforge.errors import ConfigError
-    from slimforge.train.loop import check_resume_config
+    from slimforge.train.resume import check_resume_config
 
     saved = TrainConfig(batch_size=32).model_dump(mode="json")
     check_resume_config(saved, TrainConfig(batch_size=16), tmp_path, saved_world=1, world=2)  # 1 x 32 == 2 x 16

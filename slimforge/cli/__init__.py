@@ -6,6 +6,7 @@ print as one paragraph (exit code 2); anything else is a bug and keeps its trace
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import typer
@@ -70,6 +71,12 @@ def loads_folders(command):
 from slimforge.cli import compress, distill, info, measure, optimize, pipeline, predict, training  # noqa: E402,F401  (register commands)
 
 
+# What the file system says about a path the user chose (too long, not allowed, read-only, full):
+# the user's to fix, one line, not a traceback.
+FILESYSTEM_ERRORS = frozenset({errno.ENAMETOOLONG, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT,
+                               errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.EXDEV})
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         code = app(args=argv, prog_name="slimforge", standalone_mode=False)
@@ -85,6 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("aborted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in FILESYSTEM_ERRORS:
+            print(f"error: an unexpected {type(exc).__name__} (a slimforge bug; please report it with the traceback below)", file=sys.stderr)
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where[:300]}. Nothing was replaced; choose another place (--out) or free the space.",
+              file=sys.stderr)
+        return 2
     except Exception as exc:  # usage errors (an unknown option or command, a missing argument)
         # typer >= 0.29 raises its own vendored click's exceptions (subclasses of TyperException);
         # older typer raises click's, and click itself may not be installed.

@@ -34,6 +34,7 @@ def optimize_cmd(
     reference: Annotated[str, typer.Option(help="fp32 forms of the baseline the report times, for speed-ups against the fastest: eager, channels_last, compile, onnxruntime (or none)")] = "eager,channels_last,onnxruntime",
     time_budget: Annotated[str, typer.Option(help="wall-clock budget: 90s, 45m, 1h")] = "60m",
     recovery_epochs: Annotated[Optional[int], typer.Option(min=1, help="distillation epochs after each pruning (default: enough for 500 optimizer steps, at least 4)")] = None,
+    prune_by: Annotated[str, typer.Option(help="pruning targets are fractions of the baseline's MACs ('macs') or of its latency measured here ('latency', latency-aware pruning)")] = "macs",
     refine: Annotated[bool, typer.Option("--refine/--no-refine", help="spend the time left at the budget's edge: in-between pruning levels, longer recovery")] = True,
     backends: Annotated[str, typer.Option(help="int8 backends to try, comma-separated")] = "onnxruntime,torch",
     data_root: Annotated[Optional[str], typer.Option(help="folder of the dataset's files (default: the run's)")] = None,
@@ -48,7 +49,7 @@ def optimize_cmd(
     data_cfg = run_data_config(run)
     data_cfg = type(data_cfg).model_validate({**data_cfg.model_dump(), "augment": False, **({"root": data_root} if data_root else {})})  # validated: a relative root is stored absolute
     cfg = OptimizeConfig(max_accuracy_drop=max_accuracy_drop, objective=objective, batch_size=batch_size, threads=threads or 1,
-                         train_threads=threads, channels_last=channels_last, refine=refine, reference=parse_reference(reference),
+                         train_threads=threads, channels_last=channels_last, refine=refine, prune_by=prune_by, reference=parse_reference(reference),
                          backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
                          time_budget_s=parse_duration(time_budget), auto_recovery=recovery_epochs is None,
                          recovery=TrainConfig(epochs=recovery_epochs or 4, lr=0.02, batch_size=128, warmup_epochs=0.2))

@@ -31,7 +31,7 @@ DatasetFactory = Callable[..., DataSplits]
 # Datasets of domain packages that register themselves when first used.
 BUILTIN_DATASETS = {
     **{name: "slimforge.recsys.data" for name in ("movielens", "ratings", "synthetic-ratings")},
-    **{name: "slimforge.text.data" for name in ("sst2", "sms-spam", "text-csv", "text-tsv", "jsonl", "hf-disk")},
+    **{name: "slimforge.text.data" for name in ("sst2", "sms-spam", "text-csv", "text-tsv", "text-lines", "jsonl", "hf-disk")},
 }
 DATASETS: Registry[DatasetFactory] = Registry("dataset", builtins=BUILTIN_DATASETS)
 register_dataset = DATASETS.register

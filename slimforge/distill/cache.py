@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -154,12 +155,14 @@ def _compute(teacher: nn.Module, inputs: Sequence[Any] | torch.Tensor, npy: Path
     npy.parent.mkdir(parents=True, exist_ok=True)
     tmp = npy.with_name(f".{npy.stem}.{os.getpid()}.tmp.npy")
     n, out = meta["n"], None
+    progress = _Progress(n)
     try:
         for start in range(0, n, batch_size):
             logits = run_teacher(teacher, _batch(inputs, start, min(start + batch_size, n))).cpu().numpy()
             if out is None:
                 out = np.lib.format.open_memmap(tmp, mode="w+", dtype=meta["dtype"], shape=(n, *logits.shape[1:]))
             out[start : start + len(logits)] = logits
+            progress.update(start + len(logits))
         if out is None:
             raise ConfigError("Cannot cache teacher outputs for an empty training split.")
         out.flush()
@@ -170,6 +173,26 @@ def _compute(teacher: nn.Module, inputs: Sequence[Any] | torch.Tensor, npy: Path
         tmp.unlink(missing_ok=True)
         raise
     write_json(npy.with_suffix(".json"), {**meta, "shape": shape})
+
+
+class _Progress:
+    """A line to stderr every 10% of a teacher pass that has run for more than PROGRESS_AFTER_S
+    (a transfer set of 300,000 texts takes minutes: it should not be silent)."""
+
+    PROGRESS_AFTER_S = 10.0
+
+    def __init__(self, total: int) -> None:
+        self.total, self.started, self.next_share = total, time.monotonic(), 0.1
+
+    def update(self, done: int) -> None:
+        elapsed = time.monotonic() - self.started
+        share = done / max(self.total, 1)
+        if share < self.next_share or elapsed < self.PROGRESS_AFTER_S or not _is_main():
+            return
+        left = elapsed / share - elapsed
+        print(f"teacher outputs: {done:,} of {self.total:,} inputs ({100 * share:.0f}%), {elapsed:.0f} s, about {left:.0f} s left",
+              file=sys.stderr, flush=True)
+        self.next_share = share + 0.1
 
 
 def _input_at(inputs: Sequence[Any] | torch.Tensor, i: int) -> torch.Tensor:

@@ -40,7 +40,8 @@ class OptimizeConfig:
     reference: tuple[str, ...] = ("eager", "channels_last", "onnxruntime")  # fp32 forms of the baseline the report times
     time_budget_s: float = 3600.0
     backends: tuple[str, ...] = ("onnxruntime", "torch")
-    mac_targets: tuple[float, ...] = (0.25, 0.12, 0.06, 0.5)
+    mac_targets: tuple[float, ...] = (0.25, 0.12, 0.06, 0.5)  # fractions kept: of the MACs, or of the latency (prune_by)
+    prune_by: str = "macs"  # "latency": prune to a fraction of the measured latency (slimforge.prune.latency)
     importance: str = "l2"
     recovery: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4, lr=0.02, batch_size=128, warmup_epochs=0.2))
     auto_recovery: bool = True
@@ -58,6 +59,8 @@ class OptimizeConfig:
         if self.batch_size < 1 or self.threads < 1 or self.repeats < 1 or (self.train_threads is not None and self.train_threads < 1):
             raise ConfigError(f"optimize: batch_size, threads, train_threads and repeats must be >= 1 "
                               f"(got {self.batch_size}, {self.threads}, {self.train_threads}, {self.repeats}).")
+        if self.prune_by not in ("macs", "latency"):
+            raise ConfigError(f"optimize: prune_by is 'macs' or 'latency', not {self.prune_by!r}.")
         if self.time_budget_s <= 0:
             raise ConfigError(f"optimize: time_budget_s must be > 0, got {self.time_budget_s}.")
         if not self.mac_targets or not all(0 < t < 1 for t in self.mac_targets):

@@ -187,11 +187,18 @@ class _Search:
         from slimforge.distill.api import run as distill_run
         from slimforge.prune import prune
 
-        name = f"prune-macs{mac_target:.3g}" + ("" if epochs == self.base_epochs else f"-{epochs}ep")
+        by = self.cfg.prune_by
+        name = f"prune-{by}{mac_target:.3g}" + ("" if epochs == self.base_epochs else f"-{epochs}ep")
         t0 = time.monotonic()
         model = loading.load(self.baseline_dir).train()
         try:
-            prune(model, self.example, target_macs=mac_target, importance=self.cfg.importance)
+            if by == "latency":  # to a fraction of the latency measured here, at the search's batch size and threads
+                from slimforge.prune.latency import LatencySettings
+
+                settings = LatencySettings(batch_size=self.cfg.batch_size, threads=self.cfg.threads, channels_last=self.channels_last)
+                prune(model, self.example, target_latency=mac_target, latency=settings, importance=self.cfg.importance)
+            else:
+                prune(model, self.example, target_macs=mac_target, importance=self.cfg.importance)
         except SlimforgeError as exc:  # e.g. the target is below what the model's pinned layers allow
             self.log(f"{name}: skipped ({exc})")
             self.failures.append({"name": name, "error": str(exc)})
@@ -203,9 +210,9 @@ class _Search:
         t_train = time.monotonic()
         distill_run(model, [self.baseline_dir], self.data, DistillConfig(loss=self.cfg.distill_loss, temperature=self.cfg.temperature),
                     recovery, folder, callbacks=[Deadline(self.deadline), Progress(name, self.log)], cache_dir=self.out / "teacher-cache",
-                    record={**self.record_extra, "optimize": {"mac_target": mac_target, "train": recovery.model_dump(mode="json")}})
+                    record={**self.record_extra, "optimize": {f"{by}_target": mac_target, "train": recovery.model_dump(mode="json")}})
         self.seconds_per_epoch = (time.monotonic() - t_train) / max(1, epochs)
-        cand = self.record(name, folder, f"prune(macs={mac_target:.3g}, {self.cfg.importance}) + {self.cfg.distill_loss} distillation, "
+        cand = self.record(name, folder, f"prune({by}={mac_target:.3g}, {self.cfg.importance}) + {self.cfg.distill_loss} distillation, "
                            f"{epochs} epochs", time.monotonic() - t0)
         self.tries.append(Try(mac_target, epochs, cand.within_budget))
         return cand

@@ -16,7 +16,8 @@ import sys
 import types
 from typing import Any
 
-from slimforge.prune._graph import DependencyGraph, build_dependency_graph
+from slimforge.prune._graph import DependencyGraph
+from slimforge.prune._trace import build_dependency_graph
 from slimforge.prune.attention import list_attention_forms, register_attention_form
 from slimforge.prune.errors import PruneConfigError, PruningError, UnsupportedOpError
 from slimforge.prune.importance import list_importances, register_importance

@@ -1,7 +1,7 @@
 """Attention forms whose whole heads can be pruned: how to find a module's head size, and how to
 bring its attributes back in line after slicing.
 
-The dependency tracer (:mod:`slimforge.prune._graph`) ties a head's query, key and value rows and
+The dependency tracer (:mod:`slimforge.prune._trace`) ties a head's query, key and value rows and
 the matching output-projection columns into one unit when the attention's forward splits the
 channel dimension into ``(..., heads, head_dim)``: the factor just before a block of
 ``head_dim`` channels is the head axis. After slicing, :func:`sync_attention` recomputes each

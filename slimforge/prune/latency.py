@@ -47,7 +47,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
-from slimforge.prune._graph import PIN, DependencyGraph
+from slimforge.prune._capture import PIN
+from slimforge.prune._graph import DependencyGraph
 from slimforge.prune.errors import PruneConfigError, PruningError
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from slimforge.prune._graph import matches
+from slimforge.prune._trace import matches
 from slimforge.prune.errors import PruneConfigError
 from slimforge.train.callbacks import Callback, TrainState
 

@@ -21,7 +21,8 @@ from torch import nn
 
 from slimforge.artifacts import record_edit
 from slimforge.models import adopt_spec
-from slimforge.prune._graph import DependencyGraph, Group, build_dependency_graph, matches
+from slimforge.prune._graph import DependencyGraph, Group
+from slimforge.prune._trace import build_dependency_graph, matches
 from slimforge.prune.attention import prepare_attention, settle_attention
 from slimforge.prune.errors import PruneConfigError, PruningError
 from slimforge.prune.importance import IMPORTANCES, NEEDS_GRADIENTS, ImportanceContext, score_units

@@ -378,13 +378,13 @@ def _as_int(value: Any) -> int | None:
 # ---------------------------------------------------------------- readers
 
 
-def read_table(path: str | Path, text_column: str, label_column: str, delimiter: str) -> tuple[list[str], list[Any]]:
+def read_table(path: str | Path, text_column: str, label_column: str, delimiter: str, encoding: str = "utf-8") -> tuple[list[str], list[Any]]:
     """(texts, labels) from a CSV/TSV file with a header naming ``text_column`` and ``label_column``.
 
     A row whose text is empty or whose label is not a class name or index is a :class:`DataError`
     naming the file and the line."""
     path = _existing(path)
-    reader = csv.DictReader(io.StringIO(read_text(path), newline=""), delimiter=delimiter,
+    reader = csv.DictReader(io.StringIO(read_text(path, encoding), newline=""), delimiter=delimiter,
                             quoting=csv.QUOTE_NONE if delimiter == TAB else csv.QUOTE_MINIMAL)
     try:
         header = reader.fieldnames or []
@@ -404,11 +404,11 @@ def read_table(path: str | Path, text_column: str, label_column: str, delimiter:
     return texts, labels
 
 
-def read_jsonl(path: str | Path, text_column: str, label_column: str) -> tuple[list[str], list[Any]]:
+def read_jsonl(path: str | Path, text_column: str, label_column: str, encoding: str = "utf-8") -> tuple[list[str], list[Any]]:
     """(texts, labels) from a JSON-lines file of objects holding ``text_column`` and ``label_column``."""
     path = _existing(path)
     texts, labels = [], []
-    for n, line in enumerate(read_text(path).split("\n"), 1):  # not splitlines(): JSON strings may hold U+2028
+    for n, line in enumerate(read_text(path, encoding).split("\n"), 1):  # not splitlines(): JSON strings may hold U+2028
         if not line.strip():
             continue
         try:
@@ -427,9 +427,26 @@ def read_jsonl(path: str | Path, text_column: str, label_column: str) -> tuple[l
     return texts, labels
 
 
-def read_text(path: Path) -> str:
-    """The UTF-8 text of ``path`` (a leading BOM dropped). A binary file, or bytes that are not
-    UTF-8, is a :class:`DataError` naming the file, the line and the byte offset."""
+def read_label_lines(path: str | Path, separator: str | None = None, encoding: str = "utf-8") -> tuple[list[str], list[Any]]:
+    """(texts, labels) from one example a line, the label first: ``LABEL text ...`` (TREC, fastText
+    without its prefix), split at the first ``separator`` (default: the first run of spaces or tabs)."""
+    path = _existing(path)
+    texts, labels = [], []
+    for n, line in enumerate(read_text(path, encoding).splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(separator, 1) if separator else line.strip().split(None, 1)
+        if len(parts) != 2 or not parts[1].strip():
+            shown = "whitespace" if separator is None else repr(separator)
+            raise DataError(f"{path} line {n} is not 'label{' ' if separator is None else separator}text' (split at {shown}): {line[:80]!r}.")
+        texts.append(_checked_text(parts[1].strip(), f"{path} line {n}", len(texts)))
+        labels.append(clean_label(parts[0].strip(), f"{path} line {n}"))
+    return texts, labels
+
+
+def read_text(path: Path, encoding: str = "utf-8") -> str:
+    """The text of ``path`` in ``encoding`` (UTF-8 by default, a leading BOM dropped). A binary file,
+    or bytes that are not in the encoding, is a :class:`DataError` naming the file, the line and the byte offset."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -439,13 +456,17 @@ def read_text(path: Path) -> str:
     nul = data.find(b"\x00")
     if nul >= 0:
         raise DataError(f"{path} is a binary file, not text (a NUL byte at line {data.count(NEWLINE, 0, nul) + 1}, byte offset {nul}).")
+    utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8-sig" if utf8 else encoding)
+    except LookupError:
+        raise ConfigError(f"encoding {encoding!r} is not a text encoding Python knows (e.g. utf-8, latin-1, cp1252).") from None
     except UnicodeDecodeError as exc:
-        start = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        start = exc.start + (3 if utf8 and data.startswith(b"\xef\xbb\xbf") else 0)
         raise DataError(
-            f"{path} is not UTF-8 text: line {data.count(NEWLINE, 0, start) + 1}, byte offset {start} "
-            f"({data[start:start + 1]!r}: {exc.reason}). Convert it, e.g. iconv -f latin1 -t utf-8."
+            f"{path} is not {encoding} text: line {data.count(NEWLINE, 0, start) + 1}, byte offset {start} "
+            f"({data[start:start + 1]!r}: {exc.reason}). Name its encoding with data.options.encoding=latin-1 (or the one it has), "
+            "or convert it, e.g. iconv -f latin1 -t utf-8."
         ) from None
 
 
@@ -569,23 +590,30 @@ def _file_dataset(name: str, reader, path, train, val, test, test_fraction, opti
 
 @register_dataset("text-csv", help="a CSV file (or train/val/test files) with text and label columns")
 def load_text_csv(path: str | None = None, train: str | None = None, val: str | None = None, test: str | None = None,
-                  text_column: str = "text", label_column: str = "label", test_fraction: float = 0.2, root: str | None = None,
+                  text_column: str = "text", label_column: str = "label", test_fraction: float = 0.2, root: str | None = None, encoding: str = "utf-8",
                   **options: Any) -> TextDataSplits:
-    return _file_dataset("text-csv", lambda p: read_table(p, text_column, label_column, ","), path or root, train, val, test, test_fraction, options)
+    return _file_dataset("text-csv", lambda p: read_table(p, text_column, label_column, ",", encoding=encoding), path or root, train, val, test, test_fraction, options)
 
 
 @register_dataset("text-tsv", help="a TSV file (or train/val/test files) with text and label columns")
 def load_text_tsv(path: str | None = None, train: str | None = None, val: str | None = None, test: str | None = None,
-                  text_column: str = "text", label_column: str = "label", test_fraction: float = 0.2, root: str | None = None,
+                  text_column: str = "text", label_column: str = "label", test_fraction: float = 0.2, root: str | None = None, encoding: str = "utf-8",
                   **options: Any) -> TextDataSplits:
-    return _file_dataset("text-tsv", lambda p: read_table(p, text_column, label_column, "\t"), path or root, train, val, test, test_fraction, options)
+    return _file_dataset("text-tsv", lambda p: read_table(p, text_column, label_column, "\t", encoding=encoding), path or root, train, val, test, test_fraction, options)
 
 
 @register_dataset("jsonl", help="a JSON-lines file (or train/val/test files) with text and label keys")
 def load_jsonl(path: str | None = None, train: str | None = None, val: str | None = None, test: str | None = None,
-               text_column: str = "text", label_column: str = "label", test_fraction: float = 0.2, root: str | None = None,
+               text_column: str = "text", label_column: str = "label", test_fraction: float = 0.2, root: str | None = None, encoding: str = "utf-8",
                **options: Any) -> TextDataSplits:
-    return _file_dataset("jsonl", lambda p: read_jsonl(p, text_column, label_column), path or root, train, val, test, test_fraction, options)
+    return _file_dataset("jsonl", lambda p: read_jsonl(p, text_column, label_column, encoding=encoding), path or root, train, val, test, test_fraction, options)
+
+
+@register_dataset("text-lines", help="one example a line, the label first: 'LABEL text' (TREC-style); separator=, encoding=")
+def load_text_lines(path: str | None = None, train: str | None = None, val: str | None = None, test: str | None = None,
+                    separator: str | None = None, test_fraction: float = 0.2, root: str | None = None, encoding: str = "utf-8",
+                    **options: Any) -> TextDataSplits:
+    return _file_dataset("text-lines", lambda p: read_label_lines(p, separator, encoding), path or root, train, val, test, test_fraction, options)
 
 
 @register_dataset("hf-disk", help="a Hugging Face dataset saved with save_to_disk (needs the datasets package)")

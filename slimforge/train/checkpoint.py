@@ -20,6 +20,8 @@ from slimforge.artifacts import atomic_write_bytes, read_metadata, read_tensors,
 from slimforge.errors import ArtifactError
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
+BEST_FILE = "best.safetensors"  # the best epoch's weights, while training keeps the best
+HISTORY_FILE = "metrics.jsonl"  # one line of metrics per epoch
 
 
 def flatten(state: Any, tensors: dict[str, torch.Tensor]) -> Any:

@@ -8,7 +8,7 @@ import torch
 
 import slimforge
 from slimforge.train import Callback, TrainConfig, train
-from slimforge.train import loop
+from slimforge.train import loop, resume
 
 from .helpers import assert_same_weights, make_mlp, state_copy
 
@@ -66,9 +66,10 @@ def test_resume_with_dropout_and_augmentation_is_bitwise_identical(augmented, tm
     straight = state_copy(train(_model(augmented), augmented, _config(), tmp_path / "straight").model)
     assert_same_weights(_cut_and_resumed(augmented, tmp_path / "resumed"), straight)
 
-    # The same run with the RNG restore planted away must end elsewhere. (The loop imports
-    # set_rng_state by name, so it is patched there; it also stops the pre-flight check from
-    # putting the stream back, which the resumed run's check consumed: both are restores resume needs.)
+    # The same run with the RNG restore planted away must end elsewhere. (resume.py and the loop
+    # import set_rng_state by name, so it is patched in both: the loop's pre-flight check puts the
+    # stream back too, which the resumed run's check consumed: both are restores resume needs.)
+    monkeypatch.setattr(resume, "set_rng_state", lambda state: None)
     monkeypatch.setattr(loop, "set_rng_state", lambda state: None)
     unrestored = _cut_and_resumed(augmented, tmp_path / "unrestored")
     assert any(not torch.equal(unrestored[k], straight[k]) for k in straight), "resume without the RNG state ended the same: the test is blind"

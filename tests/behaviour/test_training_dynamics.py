@@ -91,3 +91,14 @@ def _mean_top_probability(model, dataset) -> float:
     model.eval()
     with torch.no_grad():
         return float(model(x).softmax(1).max(1).values.mean())
+
+
+def test_the_epoch_log_shows_the_learning_rate_the_epoch_ended_with(digits):
+    """issue 25: the log's lr column showed the warm-up's starting value (peak / 10) for the whole
+    first epoch, as if the schedule were broken. Bug caught: lr read before the epoch's first step."""
+    steps = RecordSteps()
+    cfg = TrainConfig(epochs=2, batch_size=128, lr=0.05, warmup_epochs=1.0, schedule="constant", **QUIET)
+    result = train(make_mlp(digits), digits, cfg, callbacks=[steps])
+    per_epoch = len(steps.lrs) // 2
+    assert [m["lr"] for m in result.history] == [steps.lrs[per_epoch - 1], steps.lrs[-1]]
+    assert result.history[0]["lr"] > 0.04  # near the peak the warm-up reached, not 0.005

@@ -139,3 +139,17 @@ def test_cache_stays_in_use_under_mixed_precision(images: torch.Tensor, tmp_path
         out = objective(student, images[:8], torch.zeros(8, dtype=torch.long), torch.arange(8))
     assert objective.mode == "cached" and torch.isfinite(out.loss)
     assert objective.trainable_modules() == []
+
+
+def test_a_long_teacher_pass_reports_its_progress(capsys, monkeypatch):
+    """issue 25: labelling a transfer set ran 3.5 minutes with no output."""
+    from slimforge.distill import cache
+
+    clock = iter(range(0, 1000, 3))  # every call: 3 s later
+    monkeypatch.setattr(cache.time, "monotonic", lambda: float(next(clock)))
+    progress = cache._Progress(1000)
+    for done in range(100, 1001, 100):
+        progress.update(done)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines and all(line.startswith("teacher outputs: ") for line in lines)
+    assert "1,000 of 1,000 inputs (100%)" in lines[-1] and len(lines) <= 10

@@ -147,3 +147,26 @@ def test_a_pretrained_folder_with_pickled_weights_is_one_clear_error(tmp_path):
     with pytest.raises(SlimforgeError, match="hf-text-classifier"):
         create_model("hf-text-classifier", num_classes=2, pretrained=str(folder))
     assert not (tmp_path / "CANARY").exists()
+
+
+@pytest.mark.parametrize("out", ["x" * 300, "/".join(["y" * 200] * 25)])
+def test_an_output_path_the_file_system_refuses_is_one_line(out, digits_run, tmp_path, capsys):
+    """Red-team C-out-name-too-long / C-out-path-too-long: a name too long for the file system was
+    reported as a slimforge bug with a traceback."""
+    assert main(["export", str(digits_run), "--out", str(tmp_path / out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: File name too long") and "Traceback" not in err and "bug" not in err
+
+
+def test_an_unexpected_os_error_is_still_reported_as_a_bug(monkeypatch, capsys):
+    import errno
+
+    from slimforge.cli import training
+
+    def broken(*args, **kwargs):
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    monkeypatch.setattr(training, "refuse_existing_run", broken)
+    with pytest.raises(OSError):
+        main(["train", "--epochs", "1"])
+    assert "a slimforge bug" in capsys.readouterr().err

@@ -1,0 +1,221 @@
+"""The ground the dependency graph stands on: element labels (PIN, Vec, Label), the union-find
+over elements, capture with ``torch.export``, helpers that read captured nodes, and the op-rule
+registry that the rule modules (``_rules_view``, ``_rules_math``) fill. See ``_graph`` for how
+coupling is found."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from slimforge.prune.errors import PruningError
+
+
+PIN = 0
+Vec = np.ndarray | None  # elements of one dimension (int64), or None: not prunable
+Label = list  # list[Vec], one entry per tensor dimension
+
+
+class _UnionFind:
+    """Union-find over integer elements; ``PIN`` (0) is always the root of its class."""
+
+    def __init__(self) -> None:
+        self.parent: list[int] = [PIN]
+
+    def fresh(self, n: int) -> np.ndarray:
+        start = len(self.parent)
+        self.parent.extend(range(start, start + n))
+        return np.arange(start, start + n, dtype=np.int64)
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    def roots(self, vec: np.ndarray) -> np.ndarray:
+        find = self.find
+        return np.fromiter((find(int(e)) for e in vec), dtype=np.int64, count=len(vec))
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:  # the smaller id becomes the root, so PIN stays a root
+            if ra < rb:
+                self.parent[rb] = ra
+            else:
+                self.parent[ra] = rb
+
+    def tie(self, a: Vec, b: Vec) -> None:
+        """Index i of ``a`` and index i of ``b`` go together (None pins the other)."""
+        if a is None and b is None:
+            return
+        if a is None or b is None:
+            self.pin(b if a is None else a)
+            return
+        if len(a) != len(b):
+            raise AssertionError(f"tying vectors of lengths {len(a)} and {len(b)}")
+        union = self.union
+        for x, y in zip(a.tolist(), b.tolist()):
+            if x != y:
+                union(x, y)
+
+    def pin(self, v: Vec) -> None:
+        if v is not None:
+            for x in v.tolist():
+                self.union(x, PIN)
+
+
+# ----------------------------------------------------------------------------- tracing
+
+
+class Tracing(Protocol):
+    """What an op rule sees of the tracer (``_trace._Tracer``): the labels so far, the union-find,
+    the MAC terms, and three ways to change them."""
+
+    model: nn.Module
+    uf: _UnionFind
+    labels: dict[torch.fx.Node, Any]
+    macs_terms: list[list[Any]]
+    pin_fixed_splits: bool
+    fixed_splits: int
+
+    def lab(self, arg: Any) -> Label | None: ...
+
+    def mark_source(self, weight: Any, dim: int) -> None: ...
+
+    def pin_label(self, label: Any) -> None: ...
+
+
+
+def export_model(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.ExportedProgram:
+    """Export in training mode (so auxiliary heads used only in training are seen), then restore."""
+    was_training = model.training
+    model.train()
+    try:
+        return torch.export.export(model, args, kwargs, strict=False)
+    except Exception as exc:
+        raise PruningError(
+            f"torch.export could not capture {type(model).__name__} ({type(exc).__name__}: {str(exc)[:300]}). "
+            "slimforge.prune needs an exportable model: make data-dependent control flow static, or prune the "
+            "exportable sub-module on its own."
+        ) from exc
+    finally:
+        model.train(was_training)
+
+
+def _first_occurrence_order(roots: np.ndarray) -> list[int]:
+    values, first = np.unique(roots, return_index=True)
+    return values[np.argsort(first)].tolist()
+
+
+def _shapes_differ(want: Any, got: Any) -> bool:
+    if isinstance(want, tuple) and want and isinstance(want[0], tuple):
+        return any(w is not None and g is not None and _shapes_differ(w, g) for w, g in zip(want, got))
+    return want != got
+
+
+def _flat_nodes(obj: Any) -> list[torch.fx.Node]:
+    out: list[torch.fx.Node] = []
+    torch.fx.node.map_arg(obj, lambda n: out.append(n) or n)
+    return out
+
+
+def _none_like(node: torch.fx.Node) -> Any:
+    val = node.meta.get("val")
+    if isinstance(val, torch.Tensor):
+        return [None] * val.dim()
+    if isinstance(val, (list, tuple)):
+        return tuple([None] * v.dim() if isinstance(v, torch.Tensor) else None for v in val)
+    return None
+
+
+def _has_tracked_tensor(tr: Tracing, node: torch.fx.Node) -> bool:
+    """Does any input still carry a prunable (not pinned) element?"""
+
+    def live(label: Any) -> bool:
+        if isinstance(label, tuple):
+            return any(live(x) for x in label)
+        if isinstance(label, list):
+            return any(v is not None and any(tr.uf.find(int(e)) != PIN for e in v) for v in label)
+        return False
+
+    return any(live(tr.labels.get(a)) for a in _flat_nodes((node.args, node.kwargs)))
+
+
+def module_path(node: torch.fx.Node) -> str:
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    path = list(stack.values())[-1][0]
+    return _clean_path(path)
+
+
+def module_paths(node: torch.fx.Node) -> list[str]:
+    stack = node.meta.get("nn_module_stack") or {}
+    return [_clean_path(v[0]) for v in stack.values()]
+
+
+def _clean_path(path: str) -> str:
+    if path.startswith("L['self']"):
+        path = path[len("L['self']"):].lstrip(".")
+    return path
+
+
+def _opname(target: Any) -> str:
+    if isinstance(target, torch._ops.OpOverload):
+        return target._schema.name.split("::", 1)[-1]
+    if target is operator.getitem:
+        return "getitem"
+    return getattr(target, "__name__", str(target))
+
+
+def _shape(node: Any) -> tuple[int, ...]:
+    val = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
+    if isinstance(val, torch.Tensor):
+        return tuple(int(s) for s in val.shape)
+    return ()
+
+
+# ----------------------------------------------------------------------------- rules
+
+Rule = Callable[[Tracing, torch.fx.Node], Any]
+RULES: dict[str, Rule] = {}
+
+
+def _rule(*names: str) -> Callable[[Rule], Rule]:
+    def add(fn: Rule) -> Rule:
+        for n in names:
+            RULES[n] = fn
+        return fn
+
+    return add
+
+
+def _arg(node: torch.fx.Node, i: int, name: str, default: Any = None) -> Any:
+    if len(node.args) > i:
+        return node.args[i]
+    return node.kwargs.get(name, default)
+
+
+def _norm_dim(d: int, ndim: int) -> int:
+    return d + ndim if d < 0 else d
+
+
+def _clean(tr: Tracing, vec: Vec, size: int) -> Vec:
+    """A dimension of size 1 is never prunable (at least one channel stays)."""
+    if vec is not None and size <= 1:
+        tr.uf.pin(vec)
+        return None
+    return vec
+
+
+HEAD_ATTRS = ("num_heads", "n_heads", "num_attention_heads", "num_key_value_heads", "heads")
+

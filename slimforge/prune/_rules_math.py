@@ -1,0 +1,285 @@
+"""Op rules for ops that compute with weights or across channels (embedding, linear, conv, matmul,
+attention, norms, einsum): how each ties elements and which MACs it adds."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from slimforge.prune._capture import Label, Tracing, Vec, _arg, _opname, _rule, _shape, module_path
+from slimforge.prune.errors import UnsupportedOpError
+
+
+@_rule("embedding")
+def _embedding(tr: Tracing, node: torch.fx.Node) -> Any:
+    weight, indices = node.args[0], node.args[1]
+    lw = tr.lab(weight) or [None, None]
+    tr.uf.pin(lw[0])
+    tr.pin_label(tr.lab(indices))
+    tr.mark_source(weight, 1)
+    return [None] * len(_shape(indices)) + [lw[1]]
+
+
+@_rule("linear")
+def _linear(tr: Tracing, node: torch.fx.Node) -> Any:
+    x, weight, bias = node.args[0], node.args[1], _arg(node, 2, "bias")
+    lx = tr.lab(x) or [None] * len(_shape(x))
+    lw = tr.lab(weight) or [None, None]
+    tr.uf.tie(lx[-1], lw[1])
+    lb = tr.lab(bias)
+    if lb is not None:
+        tr.uf.tie(lb[0], lw[0])
+    tr.mark_source(weight, 0)
+    out = list(lx[:-1]) + [lw[0]]
+    tr.macs_terms.append([_count(v, s) for v, s in zip(out, _shape(node))] + [_count(lw[1], _shape(weight)[1])])
+    return out
+
+
+def _count(vec: Vec, size: int) -> Any:
+    return vec if vec is not None else size
+
+
+@_rule("conv1d", "conv2d", "conv3d", "convolution", "_convolution")
+def _conv(tr: Tracing, node: torch.fx.Node) -> Any:
+    name = _opname(node.target)
+    x, weight, bias = node.args[0], node.args[1], _arg(node, 2, "bias")
+    if name in ("convolution", "_convolution"):
+        if node.args[6]:
+            raise UnsupportedOpError(
+                f"slimforge.prune has no rule for transposed convolutions (module {module_path(node)!r}). "
+                f"Skip that layer: slimforge.prune(..., skip=[{module_path(node)!r}])."
+            )
+        groups = node.args[8]
+    else:
+        groups = _arg(node, 6, "groups", 1)
+    lx = tr.lab(x) or [None] * len(_shape(x))
+    lw = tr.lab(weight) or [None] * len(_shape(weight))
+    wshape = _shape(weight)
+    for v in lw[2:]:
+        tr.uf.pin(v)
+    co, cl = wshape[0], wshape[1]
+    vin, vo, vl = lx[1], lw[0], lw[1]
+    tr.mark_source(weight, 0)
+    if groups == 1:
+        tr.uf.tie(vin, vl)
+    elif cl == 1:  # depthwise: each input channel feeds its own block of outputs
+        per = co // groups
+        tr.uf.tie(vo, None if vin is None else np.repeat(vin, per))
+    else:  # grouped: every group keeps the same local channels, so groups stay equal
+        if vin is None:
+            tr.uf.pin(vl)
+        else:
+            grid = vin.reshape(groups, cl)
+            for row in grid:
+                tr.uf.tie(row, vl)
+        if vo is not None:
+            grid = vo.reshape(groups, co // groups)
+            for row in grid[1:]:
+                tr.uf.tie(row, grid[0])
+    lb = tr.lab(bias)
+    if lb is not None:
+        tr.uf.tie(lb[0], vo)
+    out_shape = _shape(node)
+    out = [lx[0], vo] + [None] * (len(out_shape) - 2)
+    kernel = math.prod(wshape[2:])
+    tr.macs_terms.append([_count(v, s) for v, s in zip(out, out_shape)] + [_count(vl, cl), kernel])
+    return out
+
+
+@_rule("matmul", "bmm", "mm", "baddbmm", "addmm")
+def _matmul(tr: Tracing, node: torch.fx.Node) -> Any:
+    name = _opname(node.target)
+    if name in ("baddbmm", "addmm"):
+        c, a, b = node.args[0], node.args[1], node.args[2]
+    else:
+        c, a, b = None, node.args[0], node.args[1]
+    la, lb = tr.lab(a), tr.lab(b)
+    sa, sb = _shape(a), _shape(b)
+    if len(sa) < 2 or len(sb) < 2:
+        tr.pin_label(la)
+        tr.pin_label(lb)
+        return [None] * len(_shape(node))
+    la = la or [None] * len(sa)
+    lb = lb or [None] * len(sb)
+    tr.uf.tie(la[-1], lb[-2])
+    out_shape = _shape(node)
+    batch = _broadcast_tie(tr, [(la[:-2], sa[:-2]), (lb[:-2], sb[:-2])], out_shape[:-2])
+    out = batch + [la[-2], lb[-1]]
+    if c is not None:
+        lc = tr.lab(c)
+        if lc is not None:
+            sc = _shape(c)
+            off = len(out) - len(sc)
+            for d, v in enumerate(lc):
+                if sc[d] != 1:
+                    tr.uf.tie(out[d + off], v)
+    tr.macs_terms.append([_count(v, s) for v, s in zip(out, out_shape)] + [_count(la[-1], sa[-1])])
+    if len(sb) == 2:  # x @ W with W a parameter (Hugging Face's Conv1D): W's last dimension is an output
+        tr.mark_source(b, 1)
+    return out
+
+
+def _broadcast_tie(tr: Tracing, parts: list[tuple[list, tuple]], out_shape: tuple) -> Label:
+    out: Label = [None] * len(out_shape)
+    seen = [False] * len(out_shape)
+    for label, shape in parts:
+        off = len(out_shape) - len(shape)
+        for d, s in enumerate(shape):
+            if s == 1:
+                continue
+            od = d + off
+            if not seen[od]:
+                out[od], seen[od] = label[d], True
+            else:
+                tr.uf.tie(out[od], label[d])
+                if label[d] is None:
+                    out[od] = None
+    return out
+
+
+@_rule("scaled_dot_product_attention", "_scaled_dot_product_attention_math", "_scaled_dot_product_flash_attention_for_cpu")
+def _sdpa(tr: Tracing, node: torch.fx.Node) -> Any:
+    q, k, v = node.args[:3]
+    mask = _arg(node, 3, "attn_mask")
+    lq, lk, lv = (tr.lab(t) or [None] * len(_shape(t)) for t in (q, k, v))
+    sq, sk, sv = _shape(q), _shape(k), _shape(v)
+    if _arg(node, 7, "enable_gqa", False) and len(sq) >= 3 and sk[-3] != sq[-3]:
+        # grouped-query: key/value head j serves query heads j*rep .. (j+1)*rep-1 (repeat_interleave)
+        rep = sq[-3] // sk[-3]
+        lk, lv = ([*lab[:-3], None if lab[-3] is None else np.repeat(lab[-3], rep), *lab[-2:]] for lab in (lk, lv))
+        sk, sv = ((*s[:-3], sq[-3], *s[-2:]) for s in (sk, sv))
+    tr.uf.tie(lq[-1], lk[-1])
+    tr.uf.tie(lk[-2], lv[-2])
+    batch_shape = tuple(torch.broadcast_shapes(sq[:-2], sk[:-2], sv[:-2]))
+    batch = _broadcast_tie(tr, [(lq[:-2], sq[:-2]), (lk[:-2], sk[:-2]), (lv[:-2], sv[:-2])], batch_shape)
+    if isinstance(mask, torch.fx.Node):
+        lm = tr.lab(mask) or [None] * len(_shape(mask))
+        _broadcast_tie(tr, [(batch + [lq[-2], lk[-2]], batch_shape + (sq[-2], sk[-2])), (lm, _shape(mask))],
+                       batch_shape + (sq[-2], sk[-2]))
+    out = batch + [lq[-2], lv[-1]]
+    tr.macs_terms.append([_count(x, s) for x, s in zip(batch, batch_shape)] + [sq[-2], sk[-2], _count(lq[-1], sq[-1])])
+    tr.macs_terms.append([_count(x, s) for x, s in zip(batch, batch_shape)] + [sq[-2], sk[-2], _count(lv[-1], sv[-1])])
+    val = node.meta.get("val")
+    if isinstance(val, (tuple, list)):
+        return tuple([list(out)] + [_none_like_tensor(t) for t in val[1:]])
+    return out
+
+
+def _none_like_tensor(t: Any) -> Any:
+    return [None] * t.dim() if isinstance(t, torch.Tensor) else None
+
+
+_BN = ("batch_norm", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit_functional",
+       "_native_batch_norm_legit", "native_batch_norm", "_batch_norm_with_update", "_batch_norm_no_update",
+       "cudnn_batch_norm", "_batch_norm_impl_index", "instance_norm")
+
+
+@_rule("prelu", "_prelu_kernel")
+def _prelu(tr: Tracing, node: torch.fx.Node) -> Any:
+    """PReLU's weight holds one slope per channel (dim 1), or a single shared one."""
+    x, weight = node.args[0], node.args[1]
+    lx = tr.lab(x) or [None] * len(_shape(x))
+    lw = tr.lab(weight) if isinstance(weight, torch.fx.Node) else None
+    shape = _shape(weight) if isinstance(weight, torch.fx.Node) else ()
+    if lw is not None and len(lx) > 1 and len(shape) == 1 and shape[0] == _shape(x)[1] and shape[0] > 1:
+        tr.uf.tie(lw[0], lx[1])
+    return list(lx)
+
+
+@_rule(*_BN)
+def _batch_norm(tr: Tracing, node: torch.fx.Node) -> Any:
+    x = node.args[0]
+    lx = tr.lab(x) or [None] * len(_shape(x))
+    c = lx[1] if len(lx) > 1 else None
+    for p in node.args[1:5]:
+        lp = tr.lab(p)
+        if lp is not None:
+            tr.uf.tie(lp[0], c)
+    val = node.meta.get("val")
+    if isinstance(val, (tuple, list)):
+        outs: list[Any] = [list(lx)]
+        for t in val[1:]:
+            if isinstance(t, torch.Tensor) and t.dim() == 1 and len(lx) > 1 and t.shape[0] == _shape(x)[1]:
+                outs.append([c])
+            else:
+                outs.append(_none_like_tensor(t))
+        return tuple(outs)
+    return list(lx)
+
+
+@_rule("layer_norm", "native_layer_norm", "rms_norm", "_fused_rms_norm")
+def _layer_norm(tr: Tracing, node: torch.fx.Node) -> Any:
+    x, normalized = node.args[0], node.args[1]
+    lx = tr.lab(x) or [None] * len(_shape(x))
+    k = len(normalized)
+    params = [tr.lab(p) for p in node.args[2:4] if isinstance(p, torch.fx.Node)]
+    for j in range(k):
+        d = len(lx) - k + j
+        if not params:  # no affine weight to slice: the normalised size is fixed
+            tr.uf.pin(lx[d])
+        for lp in params:
+            tr.uf.tie(lx[d], lp[j])
+    val = node.meta.get("val")
+    if isinstance(val, (tuple, list)):
+        return tuple([list(lx)] + [_none_like_tensor(t) for t in val[1:]])
+    return list(lx)
+
+
+@_rule("group_norm", "native_group_norm")
+def _group_norm(tr: Tracing, node: torch.fx.Node) -> Any:
+    x = node.args[0]
+    lx = tr.lab(x) or [None] * len(_shape(x))
+    if _opname(node.target) == "group_norm":
+        groups, params = node.args[1], node.args[2:4]
+    else:
+        params, groups = node.args[1:3], node.args[6]
+    c = lx[1]
+    n = _shape(x)[1]
+    if c is not None:
+        grid = c.reshape(groups, n // groups)
+        for row in grid[1:]:
+            tr.uf.tie(row, grid[0])
+    for p in params:
+        lp = tr.lab(p)
+        if lp is not None:
+            tr.uf.tie(lp[0], c)
+    val = node.meta.get("val")
+    if isinstance(val, (tuple, list)):
+        return tuple([list(lx)] + [_none_like_tensor(t) for t in val[1:]])
+    return list(lx)
+
+
+@_rule("einsum")
+def _einsum(tr: Tracing, node: torch.fx.Node) -> Any:
+    """Each subscript letter is one dimension: all operands' vectors for a letter are tied."""
+    equation, operands = node.args[0].replace(" ", ""), list(node.args[1])
+    lhs, _, rhs = equation.partition("->")
+    terms = lhs.split(",")
+    shapes = [_shape(o) for o in operands]
+    n_ell = max((len(sh) - len(t.replace("...", "")) for t, sh in zip(terms, shapes) if "..." in t), default=0)
+    ell = "".join(chr(0x100 + i) for i in range(n_ell))
+    if not rhs and "->" not in equation:
+        letters = [c for c in lhs.replace(",", "").replace("...", "")]
+        rhs = "..." + "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    vec_of: dict[str, Vec] = {}
+    for term, operand, shape in zip(terms, operands, shapes):
+        k = len(shape) - len(term.replace("...", ""))
+        letters = term.replace("...", ell[n_ell - k:] if k else "")
+        label = tr.lab(operand) or [None] * len(shape)
+        if len(set(letters)) != len(letters):  # a diagonal: keep that operand whole
+            tr.pin_label(label)
+            continue
+        for c, vec, size in zip(letters, label, shape):
+            if size == 1:
+                tr.uf.pin(vec)
+            elif c in vec_of:
+                tr.uf.tie(vec_of[c], vec)
+                if vec is None:
+                    vec_of[c] = None
+            else:
+                vec_of[c] = vec
+    out_letters = rhs.replace("...", ell)
+    return [vec_of.get(c) for c in out_letters]

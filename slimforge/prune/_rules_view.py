@@ -1,0 +1,431 @@
+"""Op rules for ops that move, view, index and combine tensors (reshape, permute, cat, split,
+index, pad ...): how each ties its inputs' elements to its output's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from slimforge.prune._capture import (
+    HEAD_ATTRS, Label, Tracing, _arg, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, module_paths,
+)
+from slimforge.prune.attention import find_attention_form, head_axis
+
+
+@_rule(
+    "relu", "relu_", "gelu", "gelu_", "silu", "silu_", "sigmoid", "sigmoid_", "hardswish", "hardswish_",
+    "hardsigmoid", "hardsigmoid_", "hardtanh", "hardtanh_", "tanh", "tanh_", "dropout", "dropout_", "feature_dropout",
+    "alpha_dropout", "clone", "contiguous", "alias", "detach", "detach_", "_to_copy", "to", "lift_fresh_copy",
+    "softmax", "_softmax", "log_softmax", "_log_softmax", "_safe_softmax", "neg", "exp", "log", "sqrt", "rsqrt", "abs",
+    "erf", "leaky_relu", "leaky_relu_", "elu", "elu_", "mish", "clamp", "clamp_", "clamp_min", "clamp_max", "relu6",
+    "bernoulli", "bernoulli_", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like",
+    "reciprocal", "square", "sign", "logical_not", "bitwise_not", "native_dropout",
+    "selu", "celu", "softplus", "log_sigmoid", "glu_placeholder", "fill_", "zero_", "dropout2d", "cos", "sin",
+)
+def _unary(tr: Tracing, node: torch.fx.Node) -> Any:
+    label = tr.lab(node.args[0])
+    val = node.meta.get("val")
+    if label is None:
+        return _none_like(node)
+    if isinstance(val, (tuple, list)):  # native_dropout: (output, mask)
+        return tuple(list(label) for _ in val)
+    if isinstance(val, torch.Tensor) and tuple(val.shape) != _shape(node.args[0]):
+        return _binary(tr, node)
+    return list(label)
+
+
+@_rule(
+    "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "where", "maximum", "minimum", "eq", "ne",
+    "lt", "gt", "le", "ge", "pow", "masked_fill", "masked_fill_", "logical_and", "logical_or", "copy_", "type_as",
+    "floor_divide", "remainder", "fmod", "lerp", "addcmul", "addcdiv", "atan2", "hypot", "bitwise_and", "bitwise_or",
+)
+def _binary(tr: Tracing, node: torch.fx.Node) -> Any:
+    """Broadcasting elementwise op: aligned dimensions are tied index by index."""
+    out_shape = _shape(node)
+    nd = len(out_shape)
+    out: Label = [None] * nd
+    seen = [False] * nd
+    for a in _flat_nodes((node.args, node.kwargs)):
+        label = tr.lab(a)
+        shape = _shape(a)
+        if label is None or not shape and not label:
+            continue
+        offset = nd - len(shape)
+        for d, size in enumerate(shape):
+            od = d + offset
+            if od < 0 or size == 1 or out_shape[od] != size:
+                continue
+            if not seen[od]:
+                out[od], seen[od] = label[d], True
+            else:
+                tr.uf.tie(out[od], label[d])
+                if out[od] is None or label[d] is None:
+                    out[od] = None
+    return out
+
+
+@_rule("mean", "sum", "amax", "amin", "var", "std", "linalg_vector_norm", "norm", "logsumexp", "var_mean", "prod",
+       "max", "min", "argmax", "argmin", "all", "any")
+def _reduce(tr: Tracing, node: torch.fx.Node) -> Any:
+    x = node.args[0]
+    label = tr.lab(x)
+    shape = _shape(x)
+    if label is None:
+        return _none_like(node)
+    bound = _bind(node)
+    dims = bound.get("dim")
+    keepdim = bool(bound.get("keepdim") or False)
+    if dims is None or (isinstance(dims, (list, tuple)) and len(dims) == 0):
+        dims = list(range(len(shape)))
+    dims = [_norm_dim(d, len(shape)) for d in ([dims] if isinstance(dims, int) else dims)]
+    if keepdim:
+        out = [None if d in dims else v for d, v in enumerate(label)]
+    else:
+        out = [v for d, v in enumerate(label) if d not in dims]
+    val = node.meta.get("val")
+    if isinstance(val, (tuple, list)):  # (values, indices) or (var, mean)
+        return tuple(list(out) for _ in val)
+    return out
+
+
+def _bind(node: torch.fx.Node) -> dict[str, Any]:
+    """Arguments by schema name (defaults filled in)."""
+    bound: dict[str, Any] = {}
+    schema = getattr(node.target, "_schema", None)
+    if schema is None:
+        return bound
+    for i, arg in enumerate(schema.arguments):
+        if i < len(node.args):
+            bound[arg.name] = node.args[i]
+        elif arg.name in node.kwargs:
+            bound[arg.name] = node.kwargs[arg.name]
+        elif arg.has_default_value():
+            bound[arg.name] = arg.default_value
+    return bound
+
+
+@_rule("adaptive_avg_pool2d", "avg_pool2d", "max_pool2d", "max_pool2d_with_indices", "adaptive_max_pool2d",
+       "adaptive_avg_pool1d", "avg_pool1d", "max_pool1d", "adaptive_avg_pool3d", "avg_pool3d", "max_pool3d",
+       "upsample_nearest2d", "upsample_bilinear2d", "_adaptive_avg_pool2d", "upsample_bicubic2d")
+def _pool(tr: Tracing, node: torch.fx.Node) -> Any:
+    """Spatial ops: channels (dims 0..1) pass through, spatial dims are never prunable."""
+    label = tr.lab(node.args[0]) or []
+    ndim = len(_shape(node.args[0]))
+    spatial = {"1d": 1, "2d": 2, "3d": 3}[_opname(node.target)[-2:]] if _opname(node.target)[-2:] in ("1d", "2d", "3d") else 2
+    for v in label[ndim - spatial:]:
+        tr.uf.pin(v)
+    out = list(label[: ndim - spatial]) + [None] * spatial
+    val = node.meta.get("val")
+    if isinstance(val, (tuple, list)):
+        return tuple(list(out) for _ in val)
+    return out
+
+
+@_rule("view", "reshape", "_unsafe_view", "view_copy", "flatten", "unflatten", "squeeze", "squeeze_", "unsqueeze",
+       "unsqueeze_", "_reshape_alias", "reshape_as", "view_as")
+def _reshape(tr: Tracing, node: torch.fx.Node) -> Any:
+    x = node.args[0]
+    label = tr.lab(x)
+    in_shape, out_shape = _shape(x), _shape(node)
+    if label is None:
+        return [None] * len(out_shape)
+    return _reshape_label(tr, node, label, in_shape, out_shape)
+
+
+def _reshape_label(tr: Tracing, node: torch.fx.Node, label: Label, in_shape: tuple, out_shape: tuple) -> Label:
+    out: Label = [None] * len(out_shape)
+    ins = [d for d, s in enumerate(in_shape) if s != 1]
+    outs = [d for d, s in enumerate(out_shape) if s != 1]
+    for d, s in enumerate(in_shape):
+        if s == 1:
+            tr.uf.pin(label[d])
+    i = j = 0
+    while i < len(ins) or j < len(outs):
+        bi, bo = [ins[i]], [outs[j]]
+        pi, po = in_shape[ins[i]], out_shape[outs[j]]
+        i, j = i + 1, j + 1
+        while pi != po:
+            if pi < po:
+                bi.append(ins[i]); pi *= in_shape[ins[i]]; i += 1  # noqa: E702
+            else:
+                bo.append(outs[j]); po *= out_shape[outs[j]]; j += 1  # noqa: E702
+        vecs = [label[d] for d in bi]
+        tracked = [k for k, v in enumerate(vecs) if v is not None]
+        if not tracked:
+            continue
+        if len(bi) == 1 and len(bo) == 1:
+            out[bo[0]] = vecs[0]
+            continue
+        if len(tracked) > 1:  # two prunable dimensions merged: keep both whole
+            for k in tracked:
+                tr.uf.pin(vecs[k])
+            continue
+        k = tracked[0]
+        sizes = [in_shape[d] for d in bi]
+        grid_shape = [1] * len(sizes)
+        grid_shape[k] = sizes[k]
+        merged = np.broadcast_to(vecs[k].reshape(grid_shape), sizes).reshape(-1)
+        osizes = [out_shape[d] for d in bo]
+        if len(bo) == 1:
+            out[bo[0]] = np.ascontiguousarray(merged)
+            continue
+        axis = _split_axis(tr, node, merged, osizes)
+        if axis < 0:
+            tr.uf.pin(merged)
+            continue
+        out[bo[axis]] = _split(tr, merged, osizes, axis)
+    return out
+
+
+def _split_axis(tr: Tracing, node: torch.fx.Node, merged: np.ndarray, osizes: list[int]) -> int:
+    """Which factor of a split dimension stays prunable: one the elements already follow, else
+    the head axis of a registered attention form, else the largest factor (so a
+    channel shuffle loses the same channel of every group)."""
+    grid = tr.uf.roots(merged).reshape(osizes)
+    for axis in range(len(osizes)):
+        g = np.moveaxis(grid, axis, 0).reshape(osizes[axis], -1)
+        if (g == g[:, :1]).all():
+            return axis
+    for path in reversed(module_paths(node)):
+        try:
+            module = tr.model.get_submodule(path)
+        except AttributeError:
+            continue
+        form = find_attention_form(module)
+        if form is not None:
+            axis = head_axis(module, form, osizes)
+            return -1 if axis is None else axis
+        if any(isinstance(getattr(module, a, None), int) for a in HEAD_ATTRS):
+            return -1  # attention of unknown layout: which factor it derives from its input is unknown
+    return int(np.argmax(osizes))
+
+
+def _split(tr: Tracing, merged: np.ndarray, osizes: list[int], axis: int) -> np.ndarray:
+    grid = np.moveaxis(merged.reshape(osizes), axis, 0).reshape(osizes[axis], -1)
+    for row in grid:
+        first = int(row[0])
+        for e in row[1:].tolist():
+            tr.uf.union(first, e)
+    return np.ascontiguousarray(grid[:, 0])
+
+
+@_rule("permute", "permute_copy")
+def _permute(tr: Tracing, node: torch.fx.Node) -> Any:
+    label = tr.lab(node.args[0])
+    dims = node.args[1]
+    if label is None:
+        return [None] * len(dims)
+    return [label[_norm_dim(d, len(label))] for d in dims]
+
+
+@_rule("transpose", "swapaxes", "t", "numpy_T", "transpose_")
+def _transpose(tr: Tracing, node: torch.fx.Node) -> Any:
+    label = tr.lab(node.args[0])
+    if label is None:
+        return _none_like(node)
+    out = list(label)
+    if len(out) < 2:
+        return out
+    a, b = (node.args[1], node.args[2]) if len(node.args) > 2 else (0, 1)
+    a, b = _norm_dim(a, len(out)), _norm_dim(b, len(out))
+    out[a], out[b] = out[b], out[a]
+    return out
+
+
+@_rule("expand", "expand_as", "expand_copy", "broadcast_to")
+def _expand(tr: Tracing, node: torch.fx.Node) -> Any:
+    label = tr.lab(node.args[0]) or []
+    out_shape = _shape(node)
+    lead = len(out_shape) - len(label)
+    return [None] * lead + [v if v is not None and len(v) == out_shape[lead + d] else None for d, v in enumerate(label)]
+
+
+@_rule("select", "select_copy")
+def _select(tr: Tracing, node: torch.fx.Node) -> Any:
+    label = tr.lab(node.args[0])
+    if label is None:
+        return _none_like(node)
+    d = _norm_dim(node.args[1], len(label))
+    tr.uf.pin(label[d])
+    return [v for i, v in enumerate(label) if i != d]
+
+
+@_rule("slice", "slice_copy")
+def _slice(tr: Tracing, node: torch.fx.Node) -> Any:
+    label = tr.lab(node.args[0])
+    if label is None:
+        return _none_like(node)
+    shape = _shape(node.args[0])
+    d = _norm_dim(_arg(node, 1, "dim", 0), len(label))
+    out = list(label)
+    if _shape(node)[d] != shape[d]:  # a part of a prunable dimension: keep it whole
+        tr.uf.pin(label[d])
+        out[d] = None
+    return out
+
+
+@_rule("cat", "concat", "concatenate")
+def _cat(tr: Tracing, node: torch.fx.Node) -> Any:
+    tensors = [t for t in node.args[0] if _shape(t) and 0 not in _shape(t)]
+    out_shape = _shape(node)
+    d = _norm_dim(_arg(node, 1, "dim", 0), len(out_shape))
+    out: Label = [None] * len(out_shape)
+    parts = []
+    for t in tensors:
+        label = tr.lab(t) or [None] * len(out_shape)
+        parts.append(label[d] if label[d] is not None else np.zeros(_shape(t)[d], dtype=np.int64))
+        for od in range(len(out_shape)):
+            if od != d:
+                if out[od] is None and t is tensors[0]:
+                    out[od] = label[od]
+                else:
+                    tr.uf.tie(out[od], label[od])
+    out[d] = _clean(tr, np.concatenate(parts), out_shape[d]) if any(p.any() for p in parts) else None
+    return out
+
+
+@_rule("stack")
+def _stack(tr: Tracing, node: torch.fx.Node) -> Any:
+    tensors = node.args[0]
+    out_shape = _shape(node)
+    d = _norm_dim(_arg(node, 1, "dim", 0), len(out_shape))
+    first = tr.lab(tensors[0]) or [None] * (len(out_shape) - 1)
+    for t in tensors[1:]:
+        for a, b in zip(first, tr.lab(t) or [None] * len(first)):
+            tr.uf.tie(a, b)
+    return list(first[:d]) + [None] + list(first[d:])
+
+
+@_rule("split", "split_with_sizes", "chunk", "unsafe_split", "unsafe_chunk", "tensor_split", "unsafe_split_with_sizes")
+def _split_op(tr: Tracing, node: torch.fx.Node) -> Any:
+    x = node.args[0]
+    label = tr.lab(x)
+    outs = node.meta.get("val")
+    ndim = len(_shape(x))
+    d = _norm_dim(_arg(node, 2, "dim", 0), ndim)
+    if label is None or label[d] is None:
+        return tuple(list(label) if label else [None] * ndim for _ in outs)
+    sizes = [int(o.shape[d]) for o in outs]
+    vec = label[d]
+    # chunk(n) (and tensor_split into n sections) follows the tensor's size; split(size) takes a
+    # size the capture records as a constant, which may be fixed in the code or computed from the tensor.
+    op = _opname(node.target)
+    adapts = op in ("chunk", "unsafe_chunk") or (op == "tensor_split" and isinstance(_arg(node, 1, "sections"), int))
+    equal = len(set(sizes)) == 1
+    if equal and not adapts:
+        tr.fixed_splits += 1
+        equal = not tr.pin_fixed_splits
+    if equal:  # equal chunks: the same local index goes in every chunk
+        n = sizes[0]
+        for k in range(1, len(sizes)):
+            tr.uf.tie(vec[:n], vec[k * n:(k + 1) * n])
+        piece = _clean(tr, vec[:n], n)
+        return tuple([*label[:d], piece, *label[d + 1:]] for _ in sizes)
+    tr.uf.pin(vec)
+    return tuple([*label[:d], None, *label[d + 1:]] for _ in outs)
+
+
+@_rule("unbind")
+def _unbind(tr: Tracing, node: torch.fx.Node) -> Any:
+    label = tr.lab(node.args[0])
+    outs = node.meta.get("val")
+    if label is None:
+        return tuple(_none_like(node))
+    d = _norm_dim(_arg(node, 1, "dim", 0), len(label))
+    tr.uf.pin(label[d])
+    return tuple([v for i, v in enumerate(label) if i != d] for _ in outs)
+
+
+@_rule("getitem")
+def _getitem(tr: Tracing, node: torch.fx.Node) -> Any:
+    src = tr.labels.get(node.args[0])
+    if isinstance(src, tuple):
+        item = src[node.args[1]]
+        return list(item) if isinstance(item, list) else item
+    return _none_like(node)
+
+
+def _pin_dims(tr: Tracing, node: torch.fx.Node, dims: list[int]) -> Any:
+    label = tr.lab(node.args[0])
+    if label is None:
+        return _none_like(node)
+    out = list(label)
+    for d in dims:
+        d = _norm_dim(d, len(out))
+        tr.uf.pin(out[d])
+        out[d] = None
+    return out
+
+
+@_rule("roll")
+def _roll(tr: Tracing, node: torch.fx.Node) -> Any:
+    dims = _arg(node, 2, "dims", [])
+    return _pin_dims(tr, node, [dims] if isinstance(dims, int) else list(dims) or list(range(len(_shape(node)))))
+
+
+@_rule("flip")
+def _flip(tr: Tracing, node: torch.fx.Node) -> Any:
+    return _pin_dims(tr, node, list(node.args[1]))
+
+
+@_rule("cumsum", "cumprod")
+def _cum(tr: Tracing, node: torch.fx.Node) -> Any:
+    return _pin_dims(tr, node, [node.args[1]])
+
+
+@_rule("constant_pad_nd", "pad")
+def _pad(tr: Tracing, node: torch.fx.Node) -> Any:
+    pad = list(node.args[1])
+    ndim = len(_shape(node.args[0]))
+    dims = [ndim - 1 - i // 2 for i in range(len(pad)) if pad[i] != 0]
+    return _pin_dims(tr, node, sorted(set(dims)))
+
+
+@_rule("repeat", "tile")
+def _repeat(tr: Tracing, node: torch.fx.Node) -> Any:
+    label = tr.lab(node.args[0]) or [None] * len(_shape(node.args[0]))
+    reps = list(node.args[1])
+    lead = len(reps) - len(label)
+    out = [None] * lead + list(label)
+    for d, r in enumerate(reps):
+        if r != 1 and out[d] is not None:
+            tr.uf.pin(out[d])
+            out[d] = None
+    return out
+
+
+@_rule("index", "_unsafe_index")
+def _index(tr: Tracing, node: torch.fx.Node) -> Any:
+    label = tr.lab(node.args[0])
+    indices = list(node.args[1])
+    out_shape = _shape(node)
+    for idx in indices:
+        tr.pin_label(tr.lab(idx))
+    if label is None:
+        return [None] * len(out_shape)
+    used = [i for i, idx in enumerate(indices) if idx is not None]
+    if len(used) == 1:
+        p = used[0]
+        tr.uf.pin(label[p])
+        idx_ndim = len(_shape(indices[p]))
+        return list(label[:p]) + [None] * idx_ndim + list(label[p + 1:])
+    tr.pin_label(label)
+    return [None] * len(out_shape)
+
+
+@_rule("gather", "scatter", "scatter_add", "index_select", "take_along_dim", "topk", "sort", "argsort", "nonzero")
+def _pin_all(tr: Tracing, node: torch.fx.Node) -> Any:
+    for a in _flat_nodes((node.args, node.kwargs)):
+        tr.pin_label(tr.labels.get(a))
+    return _none_like(node)
+
+
+@_rule("arange", "zeros", "ones", "full", "empty", "scalar_tensor", "new_zeros", "new_ones", "new_full", "new_empty",
+       "rand", "randn", "randint", "linspace", "tensor", "eye", "empty_strided", "sym_size", "sym_numel", "sym_stride",
+       "_assert_async", "_assert_scalar", "sym_constrain_range_for_size", "_local_scalar_dense", "item",
+       "_assert", "_check", "_check_is_size", "size", "dim", "numel", "stride", "_assert_tensor_metadata")
+def _no_coupling(tr: Tracing, node: torch.fx.Node) -> Any:
+    """Creates tensors of fixed shape or reads sizes: nothing to tie."""
+    return _none_like(node)

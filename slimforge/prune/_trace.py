@@ -1,0 +1,243 @@
+"""Tracing a captured model into a :class:`~slimforge.prune._graph.DependencyGraph`: every op's
+output dimensions get labels from its rule (``_rules_view``, ``_rules_math``), and the labels tie
+elements together in the union-find."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from slimforge.prune import _rules_math, _rules_view  # noqa: F401  (registers the op rules)
+from slimforge.prune._capture import (
+    PIN, RULES, Label, _first_occurrence_order, _flat_nodes, _has_tracked_tensor, _none_like, _opname, _UnionFind, export_model, module_path,
+)
+from slimforge.prune._graph import DependencyGraph, Group, Slot, Unit
+from slimforge.prune.attention import find_attention_form
+from slimforge.prune.errors import PruningError, UnsupportedOpError
+
+
+def build_dependency_graph(
+    model: nn.Module,
+    example_inputs: tuple,
+    example_kwargs: dict | None = None,
+    *,
+    skip: Sequence[str] = (),
+    pin_fixed_splits: bool = False,
+) -> DependencyGraph:
+    """Capture ``model`` and group its coupled channel dimensions (see the module docstring).
+
+    ``pin_fixed_splits``: keep whole every dimension split into sizes the code fixes
+    (``x.split(26, 1)``), which pruning cannot change; by default its equal pieces are pruned
+    alike, right when the size is computed from the tensor (``x.split(x.shape[1] // 2, 1)``).
+    """
+    ep = export_model(model, example_inputs, example_kwargs or {})
+    tracer = _Tracer(model, ep, skip, pin_fixed_splits)
+    tracer.run()
+    return tracer.finish()
+
+
+def matches(path: str, patterns: Sequence[str]) -> bool:
+    """``path`` matches a glob pattern, or lies inside a module that does."""
+    return any(fnmatch.fnmatchcase(path, p) or fnmatch.fnmatchcase(path, p + ".*") for p in patterns)
+
+
+def _opaque_attention(module: nn.Module) -> bool:
+    """Attention whose forward derives head sizes from its input: its dimensions stay as they are.
+    Forms registered in :mod:`slimforge.prune.attention` lose whole heads instead."""
+    if find_attention_form(module) is not None:
+        return False
+    if isinstance(module, nn.MultiheadAttention):
+        return True
+    if not any(isinstance(getattr(module, a, None), int) for a in ("num_heads", "n_heads")):
+        return False
+    # The attention itself (it holds the projections), not a block that merely passes num_heads on.
+    return bool(module._parameters) or any(isinstance(c, nn.Linear) for c in module.children())
+
+
+def _attention_sources(model: nn.Module) -> set[tuple[str, int]]:
+    """(state_dict key, dim) of parameters that produce attention heads without being a layer's weight."""
+    sources = set()
+    for path, module in model.named_modules():
+        form = find_attention_form(module)
+        if form is not None and form.sources is not None:
+            sources.update((f"{path}.{name}" if path else name, dim) for name, dim in form.sources(module))
+    return sources
+
+
+
+class _Tracer:
+    def __init__(self, model: nn.Module, ep: torch.export.ExportedProgram, skip: Sequence[str], pin_fixed_splits: bool = False) -> None:
+        self.model = model
+        self.ep = ep
+        self.skip = list(skip)
+        self.pin_fixed_splits = pin_fixed_splits
+        self.fixed_splits = 0
+        self.uf = _UnionFind()
+        self.labels: dict[torch.fx.Node, Any] = {}
+        self.slots: list[Slot] = []
+        self.slot_of: dict[tuple[str, int], int] = {}
+        self.sources: set[int] = set()  # slot indices that are output dimensions
+        self.macs_terms: list[list[Any]] = []
+        self.records: list[tuple[torch.fx.Node, Any]] = []
+        sig = ep.graph_signature
+        self.param_names = {**sig.inputs_to_parameters, **sig.inputs_to_buffers}
+        self.placeholder_of: dict[str, torch.fx.Node] = {}
+        self.pinned_modules = self._pinned_modules()
+        self.extra_sources = _attention_sources(model)
+
+    # ------------------------------------------------------------------ set-up
+
+    def _pinned_modules(self) -> list[str]:
+        paths = []
+        for path, module in self.model.named_modules():
+            if _opaque_attention(module) or (self.skip and path and matches(path, self.skip)):
+                paths.append(path)
+        return paths
+
+    def _param_pinned(self, name: str) -> bool:
+        owner = name.rpartition(".")[0]
+        return any(owner == p or owner.startswith(p + ".") or p == "" for p in self.pinned_modules)
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> None:
+        user_outputs = set()
+        for spec in self.ep.graph_signature.output_specs:
+            if spec.kind == torch.export.graph_signature.OutputKind.USER_OUTPUT:
+                user_outputs.add(getattr(spec.arg, "name", None))
+        for node in self.ep.graph.nodes:
+            if node.op == "placeholder":
+                self.labels[node] = self._placeholder(node)
+            elif node.op == "call_function":
+                self.labels[node] = self._call(node)
+                self.records.append((node, self.labels[node]))
+            elif node.op == "output":
+                for out in _flat_nodes(node.args[0]):
+                    if out.name in user_outputs:
+                        self.pin_label(self.labels.get(out))
+            else:
+                raise UnsupportedOpError(f"unexpected graph node {node.op} {node.target}")
+
+    def _placeholder(self, node: torch.fx.Node) -> Any:
+        name = self.param_names.get(node.name)
+        val = node.meta.get("val")
+        if not isinstance(val, torch.Tensor):
+            return None
+        if name is None:  # user input or constant: its shape is fixed
+            return [None] * val.dim()
+        label: Label = []
+        for dim, size in enumerate(val.shape):
+            if size <= 1:
+                label.append(None)
+                continue
+            vec = self.uf.fresh(int(size))
+            self.slot_of[(name, dim)] = len(self.slots)
+            self.slots.append(Slot(name, dim, vec))
+            label.append(vec)
+            if (name, dim) in self.extra_sources:
+                self.sources.add(len(self.slots) - 1)
+        if self._param_pinned(name):
+            self.pin_label(label)
+        return label
+
+    def _call(self, node: torch.fx.Node) -> Any:
+        target = node.target
+        opname = _opname(target)
+        rule = RULES.get(opname)
+        if rule is None:
+            if not _has_tracked_tensor(self, node):
+                return _none_like(node)
+            path = module_path(node)
+            if self.skip and path and matches(path, self.skip):
+                for a in _flat_nodes((node.args, node.kwargs)):
+                    self.pin_label(self.labels.get(a))
+                return _none_like(node)
+            raise UnsupportedOpError(
+                f"slimforge.prune has no rule for op {opname!r} (graph node {node.name!r}) in module "
+                f"{path or '<top level>'!r}: it cannot tell which channels of its inputs and outputs belong together. "
+                f"Skip that layer so its channels stay as they are: slimforge.prune(..., skip=[{(path or '*')!r}])."
+            )
+        try:
+            return rule(self, node)
+        except PruningError:
+            raise
+        except Exception as exc:
+            path = module_path(node)
+            raise PruningError(
+                f"slimforge.prune's rule for op {opname!r} (graph node {node.name!r}, module {path or '<top level>'!r}) "
+                f"failed: {type(exc).__name__}: {exc}. This is a slimforge bug; work around it with "
+                f"slimforge.prune(..., skip=[{(path or '*')!r}])."
+            ) from exc
+
+    # ------------------------------------------------------------------ helpers for rules
+
+    def lab(self, arg: Any) -> Label | None:
+        if isinstance(arg, torch.fx.Node):
+            label = self.labels.get(arg)
+            return label if isinstance(label, list) else None
+        return None
+
+    def mark_source(self, weight: Any, dim: int) -> None:
+        name = self.param_names.get(getattr(weight, "name", ""), None)
+        if name is not None and (name, dim) in self.slot_of:
+            self.sources.add(self.slot_of[(name, dim)])
+
+    def pin_label(self, label: Any) -> None:
+        if isinstance(label, list):
+            for v in label:
+                if isinstance(v, np.ndarray):
+                    self.uf.pin(v)
+                elif isinstance(v, list):
+                    self.pin_label(v)
+        elif isinstance(label, tuple):
+            for item in label:
+                self.pin_label(item)
+
+    def finish(self) -> DependencyGraph:
+        uf = self.uf
+        roots = [uf.roots(s.elements) for s in self.slots]
+        source_roots: set[int] = set()
+        for i in self.sources:
+            source_roots.update(r for r in roots[i].tolist() if r != PIN)
+        # Units: unpinned classes holding an output dimension, in order of first appearance.
+        order: list[int] = []
+        seen: set[int] = set()
+        for si in sorted(self.sources) + [i for i in range(len(self.slots)) if i not in self.sources]:
+            for root in _first_occurrence_order(roots[si]):
+                if root in source_roots and root not in seen:
+                    seen.add(root)
+                    order.append(root)
+        # Groups: units that share a slot.
+        gu = _UnionFind()
+        ids = {root: int(gu.fresh(1)[0]) for root in order}
+        slot_units: list[list[int]] = []
+        for r in roots:
+            present = [x for x in np.unique(r).tolist() if x in ids]
+            slot_units.append(present)
+            for other in present[1:]:
+                gu.union(ids[present[0]], ids[other])
+        by_group: dict[int, list[int]] = {}
+        for root in order:
+            by_group.setdefault(gu.find(ids[root]), []).append(root)
+        group_slots: dict[int, list[int]] = {}
+        for si, present in enumerate(slot_units):
+            if present:
+                group_slots.setdefault(gu.find(ids[present[0]]), []).append(si)
+        producer: dict[int, int] = {}
+        for si in sorted(self.sources):
+            for root in slot_units[si]:
+                producer.setdefault(root, si)
+        groups = []
+        for key, members in by_group.items():
+            slot_list = group_slots[key]
+            anchor = next((si for si in slot_list if si in self.sources and members[0] in slot_units[si]), slot_list[0])
+            slot = self.slots[anchor]
+            width = max(1, int(np.count_nonzero(roots[anchor] == members[0])))
+            groups.append(Group(f"{slot.name}:{slot.dim}", slot.name.rpartition(".")[0], [Unit(r) for r in members],
+                                width, slot_list, [producer.get(r, -1) for r in members]))
+        return DependencyGraph(self.slots, groups, roots, self.macs_terms, uf, records=self.records, fixed_splits=self.fixed_splits)
