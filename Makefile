@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: demo test test-slow setup data browser clean
+.PHONY: demo test test-slow mutate setup data browser clean
 
 demo: setup data
 	$(PY) -m slimforge demo
@@ -15,6 +15,17 @@ test: setup data browser
 
 test-slow: setup data
 	$(PY) -m pytest -q -m slow
+
+# Mutation testing of the core modules ([tool.mutmut] in pyproject.toml, docs/testing.md):
+# a fresh run each time (mutmut's cache would keep verdicts from before a test changed), then
+# the kill rate per module and every mutant not killed. MUTANTS='slimforge.optimize.edge*'
+# narrows it to some functions; MUTATE_JOBS sets the parallel workers.
+MUTATE_JOBS ?= 2
+mutate: setup
+	rm -rf mutants && mkdir mutants
+	OMP_NUM_THREADS=1 nice -n 10 $(PY) -m mutmut run --max-children $(MUTATE_JOBS) $(MUTANTS) >mutants/run.log 2>&1 || \
+		{ tail -c 3000 mutants/run.log; exit 1; }
+	$(PY) benchmarks/mutation_summary.py
 
 setup: $(STAMP)
 
@@ -44,4 +55,4 @@ browser:
 	fi
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache mutants

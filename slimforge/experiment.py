@@ -118,6 +118,8 @@ def run_data_config(run: str | Path) -> DataConfig:
     """The data section a run folder was trained with (the default dataset, with a warning, when it records none)."""
     path = Path(run) / artifacts.CONFIG_FILE
     section = (read_yaml(path).get("data") or {}) if path.is_file() else {}
+    if not section:
+        section = _data_from_metrics(Path(run), path)
     if not section and artifacts.artifact_kind(run) in ("model", "quantized"):  # not a run at all: loading it will say so
         warnings.warn(
             f"{run} does not record its data ({path.name} has no 'data:' section); using the default dataset "
@@ -125,6 +127,21 @@ def run_data_config(run: str | Path) -> DataConfig:
             stacklevel=2,
         )
     return DataConfig.model_validate(section)
+
+
+def _data_from_metrics(run: Path, config: Path) -> dict[str, Any]:
+    """The data section rebuilt from what training recorded in metrics.json (name, split), when
+    config.yaml lost it; {} when metrics.json says nothing usable."""
+    from slimforge.data import DATASETS
+
+    recorded = artifacts.read_json_quiet(run / artifacts.METRICS_FILE).get("data")
+    name = recorded.get("name") if isinstance(recorded, dict) else None
+    if not isinstance(name, str) or name not in DATASETS:
+        return {}
+    section = {"name": name, **{k: recorded[k] for k in ("val_fraction", "split_seed") if isinstance(recorded.get(k), (int, float))}}
+    warnings.warn(f"{run}: {config.name} does not record its data; using the data its metrics.json records "
+                  f"({name!r}, val_fraction {section.get('val_fraction', 'default')}).", stacklevel=3)
+    return section
 
 
 SPLITS = ("test", "val", "train")

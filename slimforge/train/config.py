@@ -34,7 +34,7 @@ class TrainConfig(Frozen):
     monitor: str = Field("val_accuracy", pattern=r"^val_\S+$",
                          description="validation metric that picks the best epoch: val_accuracy, val_loss, val_ndcg@10 ... (lower is better for *loss)")
     keep_best: bool = Field(True, description="the saved model is the best epoch by `monitor`, not the last")
-    seed: int = 0
+    seed: int = Field(0, ge=0, description="seed of weights, shuffling, augmentation and dropout")
     deterministic: bool = Field(False, description="deterministic algorithms (bitwise-reproducible on the CPU)")
     device: str = "auto"
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads; default: cores / local processes")

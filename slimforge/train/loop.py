@@ -122,134 +122,178 @@ def run_folder(out: str | Path, resume: bool = False):
 
 def _train(model, data, cfg, out, objective, callbacks, resume, record) -> TrainResult:
     """The run itself, writing into ``out`` (the staging folder) when given."""
-    # Set-up: processes, threads, determinism, device, loaders.
-    ctx = setup(cfg.device, cfg.dist_timeout_s, cfg.num_threads)
-    threads = ctx.threads
-    seed_everything(cfg.seed + ctx.rank)
-    amp_dtype = _amp_dtype(cfg.amp, ctx.device)
-    objective = objective or objective_for(cfg)
-    if cfg.max_norm:
-        if cfg.strategy == "fsdp" and ctx.is_distributed:
-            raise ConfigError("train.max_norm rescales whole rows of each weight, which FSDP shards; use strategy=ddp with max_norm.")
-        callbacks = [*callbacks, MaxNorm(cfg.max_norm)]  # last, so resume matches the caller's callbacks by position
-    model = model.to(ctx.device)
-    _check_model_fits_data(model, data, ctx.device)
-    extra = _objective_modules(objective, ctx.device)
-    if cfg.length_buckets and hasattr(data.train, "make_sampler"):  # text: batches of similar lengths
-        sampler = data.train.make_sampler(cfg.batch_size, ctx.rank, ctx.world_size, cfg.seed)
-        loader = make_loader(data.train, cfg.batch_size, None, batch_sampler=sampler.as_batches())
-    else:
-        sampler = DistributedSampler(data.train, ctx.world_size, ctx.rank, shuffle=True, seed=cfg.seed, drop_last=False)
-        loader = make_loader(data.train, cfg.batch_size, sampler)
-    state = TrainState(model=model, steps_per_epoch=len(loader), total_steps=len(loader) * cfg.epochs)
-    wrapped, optimizer, scheduler = _build_optimization(state, extra, ctx, cfg)
-    scaler = torch.amp.GradScaler(ctx.device.type, enabled=amp_dtype == torch.float16)
-    progress = Progress(ctx.is_main, cfg.quiet, cfg.epochs)
-    tb = _tensorboard(out, cfg) if ctx.is_main else None
-    if ctx.is_main:
-        _log(cfg, f"training on {ctx.device} x {ctx.world_size} process(es) ({_strategy(ctx, cfg)}), {threads} thread(s) each; "
-             f"batch {cfg.batch_size} per process = {cfg.batch_size * ctx.world_size} global; "
-             f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test samples")
+    run = _Run(model, data, cfg, out, objective, callbacks, record)
+    run.start(resume)
+    run.epochs()
+    return run.finish()
 
-    has_val = len(data.val) > 0
-    if not has_val and cfg.patience:
-        raise ConfigError("Early stopping (patience) needs a validation split, and this data has none (data.val_fraction=0).")
-    if not has_val and ctx.is_main and cfg.keep_best:
-        _log(cfg, "no validation split: the saved model is the last epoch's (keep_best needs validation data)")
 
-    # Resume: restore everything the next epoch depends on (also after an elastic restart).
-    book = {"epoch": 0, "best": None, "best_epoch": None, "since_best": 0, "history": []}
-    rec = record if record is not None else _default_record(cfg, data)  # config.yaml; also in each checkpoint
-    if resume or _restarted_with_checkpoint(out, ctx, cfg):
-        saved = _read_checkpoint(out, state, ctx)
-        if _replay_later_edits(saved, state):  # pruned during training: rebuild its smaller shape first
-            wrapped, optimizer, scheduler = _build_optimization(state, extra, ctx, cfg)
-        book = _resume(saved, out, state, optimizer, scheduler, scaler, objective, callbacks, ctx, cfg)
-    elif out is not None:
-        _check_output(final_folder(out), ctx)
+class _Run:
+    """One training run's parts, in the order :func:`_train` uses them: set-up, resume or a fresh
+    start, epochs (train, validate, log, checkpoint, early-stop), then best weights, test metrics
+    and the artifact."""
+
+    def __init__(self, model, data, cfg, out, objective, callbacks, record) -> None:
+        # Set-up: processes, threads, determinism, device, loaders.
+        self.data, self.cfg, self.out = data, cfg, out
+        self.ctx = ctx = setup(cfg.device, cfg.dist_timeout_s, cfg.num_threads)
+        seed_everything(cfg.seed + ctx.rank)
+        self.amp_dtype = _amp_dtype(cfg.amp, ctx.device)
+        self.objective = objective or objective_for(cfg)
+        if cfg.max_norm:
+            if cfg.strategy == "fsdp" and ctx.is_distributed:
+                raise ConfigError("train.max_norm rescales whole rows of each weight, which FSDP shards; use strategy=ddp with max_norm.")
+            callbacks = [*callbacks, MaxNorm(cfg.max_norm)]  # last, so resume matches the caller's callbacks by position
+        self.callbacks = callbacks
+        model = model.to(ctx.device)
+        _check_model_fits_data(model, data, ctx.device)
+        self.extra = _objective_modules(self.objective, ctx.device)
+        self.sampler, self.loader = _loader(data, cfg, ctx)
+        self.state = TrainState(model=model, steps_per_epoch=len(self.loader), total_steps=len(self.loader) * cfg.epochs)
+        self.rebuild()
+        self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=self.amp_dtype == torch.float16)
+        self.progress = Progress(ctx.is_main, cfg.quiet, cfg.epochs)
+        self.tb = _tensorboard(out, cfg) if ctx.is_main else None
         if ctx.is_main:
-            out.mkdir(parents=True, exist_ok=True)
-            # Starting over: an earlier run's training state goes (its best is never reloaded as this
-            # run's, its checkpoint never resumed as this one). Its model and metrics stay until this
-            # run writes its own: fine-tuning a run in its own folder never loses the only weights.
-            for name in (HISTORY_FILE, BEST_FILE, CHECKPOINT_FILE):
-                (out / name).unlink(missing_ok=True)
-    state.optimizer = optimizer
-    for cb in callbacks:
-        cb.on_train_start(state)
+            _log(cfg, f"training on {ctx.device} x {ctx.world_size} process(es) ({_strategy(ctx, cfg)}), {ctx.threads} thread(s) each; "
+                 f"batch {cfg.batch_size} per process = {cfg.batch_size * ctx.world_size} global; "
+                 f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test samples")
+        if ctx.is_main and cfg.batch_size * ctx.world_size > len(data.train):
+            _log(cfg, f"note: the batch ({cfg.batch_size} per process) is larger than the training split ({len(data.train)} samples): "
+                 "one optimizer step per epoch")
+        self.has_val = len(data.val) > 0
+        if not self.has_val and cfg.patience:
+            raise ConfigError("Early stopping (patience) needs a validation split, and this data has none (data.val_fraction=0).")
+        if not self.has_val and ctx.is_main and cfg.keep_best:
+            _log(cfg, "no validation split: the saved model is the last epoch's (keep_best needs validation data)")
+        self.book = {"epoch": 0, "best": None, "best_epoch": None, "since_best": 0, "history": []}
+        self.record = record if record is not None else _default_record(cfg, data)  # config.yaml; also in each checkpoint
 
-    # Epochs: train, validate, log, checkpoint, early-stop.
-    started = time.perf_counter()
-    last = cfg.epochs
-    if cfg.patience and book["epoch"] > 0 and book["since_best"] >= cfg.patience:  # resumed after it had stopped early
-        book["stopped_early"], last = True, book["epoch"]
-        if ctx.is_main:
-            _log(cfg, f"the run had stopped early after epoch {book['epoch']} (patience {cfg.patience}); no epoch is added")
-    for epoch in range(book["epoch"], last):
+    def rebuild(self, at_step: int | None = None) -> None:
+        """The wrapped model, optimizer and schedule for the model as it is now (again after a callback replaced it)."""
+        kwargs = {} if at_step is None else {"at_step": at_step}
+        self.wrapped, self.optimizer, self.scheduler = _build_optimization(self.state, self.extra, self.ctx, self.cfg, **kwargs)
+
+    def start(self, resume: bool) -> None:
+        """Resume: restore everything the next epoch depends on (also after an elastic restart); else start afresh."""
+        out, ctx, state = self.out, self.ctx, self.state
+        if resume or _restarted_with_checkpoint(out, ctx, self.cfg):
+            saved = _read_checkpoint(out, state, ctx)
+            if _replay_later_edits(saved, state):  # pruned during training: rebuild its smaller shape first
+                self.rebuild()
+            self.book = _resume(saved, out, state, self.optimizer, self.scheduler, self.scaler, self.objective, self.callbacks, ctx, self.cfg)
+        elif out is not None:
+            _check_output(final_folder(out), ctx)
+            if ctx.is_main:
+                out.mkdir(parents=True, exist_ok=True)
+                # Starting over: an earlier run's training state goes (its best is never reloaded as this
+                # run's, its checkpoint never resumed as this one). Its model and metrics stay until this
+                # run writes its own: fine-tuning a run in its own folder never loses the only weights.
+                for name in (HISTORY_FILE, BEST_FILE, CHECKPOINT_FILE):
+                    (out / name).unlink(missing_ok=True)
+        state.optimizer = self.optimizer
+        for cb in self.callbacks:
+            cb.on_train_start(state)
+
+    def epochs(self) -> None:
+        """Epochs: train, validate, log, checkpoint, early-stop."""
+        cfg, book = self.cfg, self.book
+        self.started = time.perf_counter()
+        last = cfg.epochs
+        if cfg.patience and book["epoch"] > 0 and book["since_best"] >= cfg.patience:  # resumed after it had stopped early
+            book["stopped_early"], last = True, book["epoch"]
+            if self.ctx.is_main:
+                _log(cfg, f"the run had stopped early after epoch {book['epoch']} (patience {cfg.patience}); no epoch is added")
+        for epoch in range(book["epoch"], last):
+            if self.epoch(epoch):
+                break
+        self.progress.close()
+        for cb in self.callbacks:
+            cb.on_train_end(self.state)
+
+    def epoch(self, epoch: int) -> bool:
+        """One epoch; True when training stops after it (a callback, or early stopping)."""
+        cfg, state, book, data = self.cfg, self.state, self.book, self.data
         state.epoch = epoch
-        sampler.set_epoch(epoch)
+        self.sampler.set_epoch(epoch)
         if hasattr(data.train, "set_epoch"):
             data.train.set_epoch(epoch)
-        for cb in callbacks:
+        for cb in self.callbacks:
             cb.on_epoch_start(state)
-        if state.rebuild_optimizer:  # a callback replaced the model (e.g. pruned it)
-            wrapped, optimizer, scheduler = _build_optimization(state, extra, ctx, cfg, at_step=state.step)
-            book.update(best=None, best_epoch=None, since_best=0)  # a smaller model starts a new race
-        progress.start_epoch(epoch, len(loader))
-        train_metrics = _train_epoch(wrapped, loader, objective, optimizer, scheduler, scaler, amp_dtype, state, callbacks, progress, ctx, cfg,
-                                     run_dir=out)
-        val = evaluate(state.model, data.val, cfg.eval_batch_size, ctx, autocast_dtype=amp_dtype) if has_val else {}
+        self.rebuild_if_replaced()
+        self.progress.start_epoch(epoch, len(self.loader))
+        train_metrics = _train_epoch(self.wrapped, self.loader, self.objective, self.optimizer, self.scheduler, self.scaler, self.amp_dtype,
+                                     state, self.callbacks, self.progress, self.ctx, cfg, run_dir=self.out)
+        val = evaluate(state.model, data.val, cfg.eval_batch_size, self.ctx, autocast_dtype=self.amp_dtype) if self.has_val else {}
         metrics = {"epoch": epoch + 1, **train_metrics, "val_loss": val.get("loss"), "val_accuracy": val.get("accuracy"),
                    **{f"val_{k}": v for k, v in val.items() if k not in ("loss", "accuracy", "count")}}
-        if has_val and epoch == book["epoch"]:  # the first epoch of this process: a misspelt monitor fails now
+        if self.has_val and epoch == book["epoch"]:  # the first epoch of this process: a misspelt monitor fails now
             _check_monitor(metrics, cfg)
         state.metrics = metrics
         state.provisional = False
-        for cb in callbacks:
+        for cb in self.callbacks:
             cb.on_epoch_end(state)
-        if state.rebuild_optimizer:  # a callback replaced the model (e.g. pruned it)
-            wrapped, optimizer, scheduler = _build_optimization(state, extra, ctx, cfg, at_step=state.step)
-            book.update(best=None, best_epoch=None, since_best=0)  # a smaller model starts a new race
-        if has_val and not state.provisional:
+        self.rebuild_if_replaced()
+        if self.has_val and not state.provisional:
             improved = _update_best(book, metrics, cfg)
         else:  # not comparable with the final model (or nothing to compare on): no best yet
             improved = False
             book.update(best=None, best_epoch=None, since_best=0)
         book["history"].append(metrics)
         book["epoch"] = epoch + 1
-        if out is not None:  # every rank takes part (FSDP gathers or writes shards); rank 0 writes files
-            _save_checkpoint(out, state, optimizer, scheduler, scaler, objective, callbacks, book, cfg, ctx, best=improved and cfg.keep_best,
-                             record=rec)
-        if ctx.is_main:
-            progress.end_epoch(metrics)
-            if out is not None:
-                with open(out / HISTORY_FILE, "a") as f:
-                    f.write(json.dumps(metrics) + "\n")
-            if tb is not None:
-                for key, value in metrics.items():
-                    if isinstance(value, (int, float)) and key != "epoch":
-                        tb.add_scalar(key, value, epoch + 1)
+        self.write_epoch(epoch, metrics, best=improved and cfg.keep_best)
         if state.stop or (cfg.patience and book["since_best"] >= cfg.patience):
-            if ctx.is_main:
+            if self.ctx.is_main:
                 _log(cfg, f"early stopping after epoch {epoch + 1}: no improvement of {cfg.monitor} for {book['since_best']} epochs")
             book["stopped_early"] = True
-            break
-    progress.close()
-    for cb in callbacks:
-        cb.on_train_end(state)
+            return True
+        return False
 
-    # Final: best weights, test metrics, artifact.
-    best_saved = book.get("best_epoch") is not None and out is not None and (out / BEST_FILE).is_file()
-    if cfg.keep_best and ctx.broadcast_object(best_saved) and not state.rebuild_optimizer:
-        _load_best(state.model, out / BEST_FILE, ctx)
-    test = evaluate(state.model, data.test, cfg.eval_batch_size, ctx, autocast_dtype=amp_dtype)
-    final = {**_final_metrics(book, test, threads, ctx, time.perf_counter() - started, cfg), **state.summary}
-    if out is not None:
-        _save_artifact(state.model, out, ctx, config=rec, metrics={**final, "data": data.describe()})
-    if tb is not None:
-        tb.close()
-    ctx.barrier()
-    return TrainResult(state.model, final, book["history"], out)
+    def rebuild_if_replaced(self) -> None:
+        if self.state.rebuild_optimizer:  # a callback replaced the model (e.g. pruned it)
+            self.rebuild(at_step=self.state.step)
+            self.book.update(best=None, best_epoch=None, since_best=0)  # a smaller model starts a new race
+
+    def write_epoch(self, epoch: int, metrics: dict[str, Any], best: bool) -> None:
+        """The checkpoint (every rank takes part: FSDP gathers or writes shards), the history line and TensorBoard."""
+        out, ctx = self.out, self.ctx
+        if out is not None:
+            _save_checkpoint(out, self.state, self.optimizer, self.scheduler, self.scaler, self.objective, self.callbacks, self.book,
+                             self.cfg, ctx, best=best, record=self.record)
+        if not ctx.is_main:
+            return
+        self.progress.end_epoch(metrics)
+        if out is not None:
+            with open(out / HISTORY_FILE, "a") as f:
+                f.write(json.dumps(metrics) + "\n")
+        if self.tb is not None:
+            for key, value in metrics.items():
+                if isinstance(value, (int, float)) and key != "epoch":
+                    self.tb.add_scalar(key, value, epoch + 1)
+
+    def finish(self) -> TrainResult:
+        """Final: best weights, test metrics, artifact."""
+        out, ctx, state, cfg, book = self.out, self.ctx, self.state, self.cfg, self.book
+        best_saved = book.get("best_epoch") is not None and out is not None and (out / BEST_FILE).is_file()
+        if cfg.keep_best and ctx.broadcast_object(best_saved) and not state.rebuild_optimizer:
+            _load_best(state.model, out / BEST_FILE, ctx)
+        test = evaluate(state.model, self.data.test, cfg.eval_batch_size, ctx, autocast_dtype=self.amp_dtype)
+        final = {**_final_metrics(book, test, ctx.threads, ctx, time.perf_counter() - self.started, cfg), **state.summary}
+        if out is not None:
+            _save_artifact(state.model, out, ctx, config=self.record, metrics={**final, "data": self.data.describe()})
+        if self.tb is not None:
+            self.tb.close()
+        ctx.barrier()
+        return TrainResult(state.model, final, book["history"], out)
+
+
+def _loader(data, cfg, ctx):
+    """The training sampler and loader: batches of similar lengths for text (``length_buckets``), else shuffled and sharded."""
+    if cfg.length_buckets and hasattr(data.train, "make_sampler"):
+        sampler = data.train.make_sampler(cfg.batch_size, ctx.rank, ctx.world_size, cfg.seed)
+        return sampler, make_loader(data.train, cfg.batch_size, None, batch_sampler=sampler.as_batches())
+    sampler = DistributedSampler(data.train, ctx.world_size, ctx.rank, shuffle=True, seed=cfg.seed, drop_last=False)
+    return sampler, make_loader(data.train, cfg.batch_size, sampler)
 
 
 # ---------------------------------------------------------------- helpers

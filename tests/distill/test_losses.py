@@ -152,3 +152,64 @@ def test_kd_gradient_is_bounded_by_temperature_for_any_logits() -> None:
     for temperature in (1.0, 4.0, 20.0):
         grad = _grad(KDLoss(temperature), s, t) * len(s)  # per row
         assert grad.abs().max().item() <= temperature + 1e-9
+
+
+def test_loss_settings_fill_each_loss_s_own_defaults_and_leave_out_what_it_does_not_take() -> None:
+    from slimforge.distill.losses import default_soft_weight, loss_settings
+
+    assert loss_settings("kd") == {"temperature": 4.0, "alpha": None, "beta": None}
+    assert loss_settings("kd", temperature=2, alpha=None) == {"temperature": 2.0, "alpha": None, "beta": None}
+    assert loss_settings("dkd", alpha=2) == {"temperature": 4.0, "alpha": 2.0, "beta": 8.0}
+    assert loss_settings("mse") == {"temperature": None, "alpha": None, "beta": None}
+    assert isinstance(loss_settings("kd", temperature=2)["temperature"], float)
+    assert all(default_soft_weight(name) == 0.5 for name in list_losses())  # none declares its own yet
+
+
+@pytest.mark.parametrize(("name", "given", "message"), [
+    ("kd", {"alpha": 2.0}, "distill.alpha=2.0 does not apply to the 'kd' loss, which takes temperature; "
+                           "remove it, or choose a loss that uses it (dkd)."),
+    ("mse", {"temperature": 3.0}, "distill.temperature=3.0 does not apply to the 'mse' loss, which takes none of "
+                                  "temperature, alpha, beta; remove it, or choose a loss that uses it (dkd, kd)."),
+])
+def test_a_setting_a_loss_would_ignore_is_refused_naming_the_losses_that_take_it(name, given, message) -> None:
+    from slimforge.distill.losses import loss_settings
+    from slimforge.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        loss_settings(name, **given)
+    assert str(info.value) == message
+
+
+def test_losses_built_without_settings_use_the_documented_defaults() -> None:
+    s, t, y = _logits(seed=9)
+    assert KDLoss()(s, t, y).item() == pytest.approx(KDLoss(temperature=4.0)(s, t, y).item(), rel=1e-9)
+    assert KDLoss()(s, t, y).item() != pytest.approx(KDLoss(temperature=5.0)(s, t, y).item(), rel=1e-3)
+    reference = DKDLoss(alpha=1.0, beta=8.0, temperature=4.0)(s, t, y).item()
+    assert DKDLoss()(s, t, y).item() == pytest.approx(reference, rel=1e-9)
+    for other in ({"alpha": 2.0}, {"beta": 9.0}, {"temperature": 5.0}):
+        assert DKDLoss(**other)(s, t, y).item() != pytest.approx(reference, rel=1e-3)
+
+
+def test_build_loss_passes_the_given_settings_and_skips_unset_ones() -> None:
+    kd = build_loss("kd", temperature=2.0, alpha=None, beta=3.0)  # kd takes no beta: ignored here
+    dkd = build_loss("dkd", temperature=None, alpha=None, beta=3.0)
+    assert kd.temperature == 2.0
+    assert (dkd.alpha, dkd.beta, dkd.temperature) == (1.0, 3.0, 4.0)
+
+
+def test_a_registered_loss_declares_its_own_soft_weight_and_settings(monkeypatch) -> None:
+    from slimforge.distill.losses import LOSSES, default_soft_weight, loss_settings
+    from slimforge.errors import ConfigError
+
+    class SharpKD(KDLoss):
+        soft_weight = 0.9
+
+        def __init__(self, temperature: float = 2.0, alpha: float = 0.5) -> None:
+            super().__init__(temperature)
+            self.alpha = alpha
+
+    monkeypatch.setitem(LOSSES._entries, "sharp-kd", SharpKD)
+    assert default_soft_weight("sharp-kd") == 0.9
+    assert loss_settings("sharp-kd", alpha=0.25) == {"temperature": 2.0, "alpha": 0.25, "beta": None}
+    with pytest.raises(ConfigError, match=r"which takes temperature, alpha; .* \(dkd\)\.$"):
+        loss_settings("sharp-kd", beta=1.0)

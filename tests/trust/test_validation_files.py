@@ -404,3 +404,21 @@ def test_wrong_input_to_an_onnx_model_is_named(onnx_session, x, got):
 
 def test_onnx_model_takes_other_batch_sizes_and_float64(onnx_session):
     assert onnx_session(torch.randn(5, 1, 8, 8, dtype=torch.float64)).shape == (5, 3)
+
+
+def test_a_config_without_its_data_falls_back_to_what_metrics_recorded(digits_run, tmp_path):
+    """Red-team B-configyaml-empty: eval of a folder whose config.yaml lost its data section used the
+    default dataset; the data training recorded in metrics.json is the right one."""
+    import json
+    import shutil
+
+    from slimforge.experiment import run_data_config
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    (run / "config.yaml").write_text("")
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**metrics, "data": {"name": "digits", "val_fraction": 0.2, "split_seed": 3}}))
+    with pytest.warns(UserWarning, match="metrics.json records"):
+        section = run_data_config(run)
+    assert (section.name, section.val_fraction, section.split_seed) == ("digits", 0.2, 3)

@@ -1,0 +1,80 @@
+"""optimize's settings and budget arithmetic: every limit accepted at its edge and refused past it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from slimforge.errors import ConfigError
+from slimforge.optimize.budget import OptimizeConfig, interval_points, recovery_epochs
+from slimforge.quantize import list_backends
+
+
+@pytest.mark.parametrize("edge", [
+    {"max_accuracy_drop": 0.0}, {"max_accuracy_drop": 0.5}, {"batch_size": 1}, {"threads": 1}, {"repeats": 1},
+    {"train_threads": 1}, {"train_threads": None}, {"time_budget_s": 0.5}, {"mac_targets": (0.001, 0.999)},
+    {"backends": ("torch",)}, {"prune_by": "macs"}, {"prune_by": "latency"}, {"reference": ("eager",)}, {"reference": ()},
+])
+def test_every_setting_is_accepted_at_its_edge(edge):
+    cfg = OptimizeConfig(**edge)
+    assert all(getattr(cfg, key) == value for key, value in edge.items())
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    ({"objective": "size"}, "objective 'size'"),
+    ({"max_accuracy_drop": -0.1}, "max_accuracy_drop .* not -0.1"),
+    ({"max_accuracy_drop": float("nan")}, "max_accuracy_drop .* not nan"),
+    ({"batch_size": 0}, r"batch_size.*\(got 0, 1, None, 20\)"),
+    ({"threads": 0}, r"threads.*\(got 32, 0, None, 20\)"),
+    ({"repeats": 0}, r"repeats.*\(got 32, 1, None, 0\)"),
+    ({"train_threads": 0}, r"train_threads.*\(got 32, 1, 0, 20\)"),
+    ({"time_budget_s": 0.0}, "time_budget_s must be > 0, got 0.0"),
+    ({"time_budget_s": -5.0}, "time_budget_s must be > 0, got -5.0"),
+    ({"mac_targets": ()}, r"mac_targets .* got \[\]"),
+    ({"mac_targets": (0.25, 0.0)}, r"mac_targets .* got \[0.25, 0.0\]"),
+    ({"mac_targets": (1.0,)}, r"mac_targets .* got \[1.0\]"),
+    ({"mac_targets": (1.5,)}, r"mac_targets .* got \[1.5\]"),
+    ({"prune_by": "flops"}, "prune_by is 'macs' or 'latency', not 'flops'"),
+])
+def test_a_setting_past_its_edge_is_refused_by_name(change, named):
+    with pytest.raises(ConfigError, match=named):
+        OptimizeConfig(**change)
+
+
+def test_an_unknown_backend_is_refused_with_the_known_ones_listed():
+    with pytest.raises(ConfigError) as info:
+        OptimizeConfig(backends=("onnxruntime", "tensorrt"))
+    message = str(info.value)
+    assert "['tensorrt']" in message and f"known: {', '.join(list_backends())}." in message
+
+
+def test_an_unknown_reference_form_is_refused_with_the_known_ones_listed():
+    from slimforge.deploy_forms import list_reference_forms
+
+    with pytest.raises(ConfigError) as info:
+        OptimizeConfig(reference=("eager", "tensorrt"))
+    message = str(info.value)
+    assert "['tensorrt']" in message and f"known: {', '.join(list_reference_forms())}." in message
+
+
+def test_accuracy_interval_edges():
+    assert interval_points(0.5, 0) == math.inf  # no samples: nothing is known
+    assert interval_points(1.0, 1) == pytest.approx(98.0)  # one sample: p clamped to 0.5, 1.96 * 0.5
+    # A score of 0 is as uncertain as a score of 1 (both clamped half a sample from the edge).
+    assert interval_points(0.0, 400) == pytest.approx(interval_points(1.0, 400))
+    assert interval_points(0.0, 400) == pytest.approx(100 * 1.96 * math.sqrt(0.00125 * 0.99875 / 400))
+
+
+def test_recovery_is_never_shorter_than_asked():
+    assert recovery_epochs(40, 3600, 128) == 40  # more than the cap, asked for explicitly
+    assert recovery_epochs(4, 500 * 128, 128) == 4  # exactly 500 steps in one epoch
+    assert recovery_epochs(1, 250 * 128, 128) == 2  # 250 steps an epoch: 2 epochs reach 500
+
+
+def test_recovery_takes_at_most_a_quarter_of_the_time_budget_only_when_both_are_known():
+    # 500 steps at 29 steps an epoch: 18 epochs; 1200 s / 4 / 70 s an epoch = 4.3: 4 whole epochs.
+    assert recovery_epochs(1, 3600, 128, seconds_per_epoch=70, time_budget_s=1200) == 4
+    assert recovery_epochs(1, 3600, 128, seconds_per_epoch=50, time_budget_s=1200) == 6  # exactly a quarter
+    assert recovery_epochs(1, 3600, 128, seconds_per_epoch=70, time_budget_s=None) == 18
+    assert recovery_epochs(1, 3600, 128, seconds_per_epoch=None, time_budget_s=1200) == 18
