@@ -7,7 +7,7 @@
 resnet18 (torchvision, random init, 1000 classes) or the Fashion-MNIST ResNet-20 x2 (slimforge's
 resnet20, width 2, 1x28x28, random init) is pruned with ``slimforge.prune(target_latency=...)``
 (L2 importance, round_to 8) at the given batch size on 1 thread, in the layout
-``slimforge.deploy_forms.choose_layout`` picks. The pruning's own verification is reported, then
+``slimforge.measure.choose_layout`` picks. The pruning's own verification is reported, then
 the original and the pruned model are timed again, independently: interleaved round-robin, medians
 of ``--rounds`` rounds. With ``--compare-macs``, the same model is also pruned MAC-targeted, with
 target_macs bisected until its measured latency matches the latency-aware result, and the kept
@@ -30,8 +30,7 @@ from pathlib import Path
 import torch
 
 import slimforge
-from slimforge.deploy_forms import choose_layout
-from slimforge.measure import _channels_last_inputs
+from slimforge.measure import _channels_last_inputs, choose_layout
 from slimforge.prune.latency import LatencySettings
 
 

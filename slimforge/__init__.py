@@ -17,8 +17,8 @@ __version__ = "0.1.0"
 
 # Public name -> "module:attribute"; imported on first use so `import slimforge` stays cheap.
 _EXPORTS = {
-    "save": "slimforge.artifacts:save",
-    "load": "slimforge.artifacts:load",
+    "save": "slimforge.loading:save",
+    "load": "slimforge.loading:load",
     "save_pretrained": "slimforge.models.hf:save_pretrained",
     "create_model": "slimforge.models:create_model",
     "list_models": "slimforge.models:list_models",

@@ -10,17 +10,19 @@ A run folder holds::
 
 ``edits`` records structural changes in the order they were applied (a pruning plan, a
 low-rank factorisation, ...). Each edit is ``{"kind": K, ...}`` and is replayed on load by the
-function registered under K with :func:`register_edit`, so ``load`` rebuilds exactly the
+function registered under K with :func:`register_edit`, so ``slimforge.load`` rebuilds exactly the
 module that was saved: original factory, then each edit, then the weights.
+
+This module is the format alone and imports nothing above it: building a model from a spec is
+:func:`slimforge.models.build_model`; saving and loading a model folder is :mod:`slimforge.model_io`;
+``slimforge.save``/``slimforge.load``, which dispatch over every kind of folder, are :mod:`slimforge.loading`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import json
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +31,7 @@ import torch
 from torch import nn
 
 from slimforge._registry import Registry
-from slimforge.errors import ArtifactError, ConfigError, SlimforgeError, UnknownNameError
-from slimforge.preprocess import attach_preprocess
+from slimforge.errors import ArtifactError, ConfigError, UnknownNameError
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -98,7 +99,7 @@ class ModelSpec:
 
 
 def attach_spec(model: nn.Module, spec: ModelSpec) -> nn.Module:
-    """Remember how ``model`` was built, so :func:`save` can write ``model.json``.
+    """Remember how ``model`` was built, so :func:`slimforge.save` can write ``model.json``.
 
     ``spec`` describes the model as its factory builds it. Edits made before (a model your code
     built, then pruned by slimforge) were kept on the model and are appended to a spec without
@@ -120,20 +121,6 @@ def attach_spec(model: nn.Module, spec: ModelSpec) -> nn.Module:
 
 def get_spec(model: nn.Module) -> ModelSpec | None:
     return getattr(model, SPEC_ATTR, None)
-
-
-def adopt_spec(model: nn.Module) -> ModelSpec | None:
-    """The model's spec; for a model slimforge did not build but whose library describes it fully
-    (a transformers model: its config, as ``hf:``), that description is attached first. Call it
-    before a structural edit: afterwards the model no longer matches its own description."""
-    spec = get_spec(model)
-    if spec is None and not model.__dict__.get(PENDING_EDITS_ATTR):
-        from slimforge.models.hf import spec_of
-
-        spec = spec_of(model)
-        if spec is not None:
-            attach_spec(model, spec)
-    return spec
 
 
 def recorded_edits(model: nn.Module) -> list[dict[str, Any]]:
@@ -172,62 +159,6 @@ def edit_replay(kind: str) -> EditReplay:
     if kind not in EDITS:
         raise UnknownNameError(f"Unknown structural edit {kind!r}. Known structural edits: {', '.join(list_edits())}.")
     return EDITS.get(kind)
-
-
-@contextlib.contextmanager
-def _without_random_init() -> Iterator[None]:
-    """Make ``torch.nn.init``'s fillers no-ops on parameters: a model whose every weight is
-    loaded next need not draw random numbers first (8.6 s -> 1.9 s to build ViT-H/14 here).
-    Buffers are still filled: non-persistent ones (Hugging Face's ``token_type_ids`` and
-    ``position_ids``, which transformers 5 fills through ``nn.init``) are never in a state dict,
-    and left empty they held garbage token types. Only ``strict`` loads follow this."""
-    names = [n for n in dir(nn.init) if n.endswith("_") and not n.startswith("_")]
-    saved = {n: getattr(nn.init, n) for n in names}
-
-    def skip_parameters(fill: Any) -> Any:
-        def init(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-            return tensor if isinstance(tensor, nn.Parameter) else fill(tensor, *args, **kwargs)
-
-        return init
-
-    try:
-        for n in names:
-            setattr(nn.init, n, skip_parameters(saved[n]))
-        yield
-    finally:
-        for n, fn in saved.items():
-            setattr(nn.init, n, fn)
-
-
-def build_model(spec: ModelSpec, *, init: bool = True, trust_code: bool = True, source: str = "") -> nn.Module:
-    """Build the module ``spec`` describes: factory, then every edit in order (weights untouched).
-
-    init=False skips random initialisation, for callers that load every weight next.
-    trust_code=False (a spec read from a file): a ``package.module:function`` factory is refused
-    unless trusted (see :func:`slimforge.models.resolve_factory`), and the keywords are checked
-    before the call. ``source`` names the file, for errors."""
-    from slimforge.models import build_model_from
-
-    with contextlib.nullcontext() if init else _without_random_init():
-        model = build_model_from(spec.name, spec.kwargs, trust_code=trust_code, source=source)
-    attach_spec(model, ModelSpec(spec.name, dict(spec.kwargs)))
-    for number, edit in enumerate(spec.edits, 1):
-        kind = edit.get("kind", "?")
-        replay = edit_replay(kind)
-        try:
-            model = replay(model, edit)
-        except SlimforgeError as exc:
-            if source and source not in str(exc):  # name the file the edit came from
-                raise type(exc)(f"{source}: edit #{number} ({kind!r}): {exc}") from None
-            raise
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ArtifactError(f"{source or 'model.json'}: edit #{number} ({kind!r}) cannot be replayed on {spec.name!r}: {first}. "
-                                "The file is corrupt or was written for another model.") from None
-        spec_now = get_spec(model) or ModelSpec(spec.name, dict(spec.kwargs))
-        attach_spec(model, ModelSpec(spec.name, dict(spec.kwargs), [*spec_now.edits, edit]))
-    attach_spec(model, spec)
-    return model
 
 
 # ---------------------------------------------------------------- writing
@@ -281,187 +212,12 @@ def saved_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return {renames.get(k, k): v for k, v in state.items() if k in renames or not any(k.startswith(d) for d in dropped)}
 
 
-def save(model: nn.Module, path: str | Path, *, config: Any = None, metrics: dict[str, Any] | None = None,
-         factory: str | None = None, kwargs: dict[str, Any] | None = None, program: bool = False,
-         example_inputs: torch.Tensor | None = None) -> Path:
-    """Save ``model`` as an artifact folder (weights + structure [+ config, metrics]).
-
-    The folder is written beside ``path`` and swapped in whole: an earlier folder at ``path`` is
-    replaced in one step (a kill leaves the old or the new one, never a mixture).
-
-    How the structure is known, one of:
-
-    * the model was built by :func:`slimforge.models.create_model` or loaded by :func:`load`
-      (any pruning since is recorded on it), or is a transformers model (saved as ``hf:``, its config);
-    * ``factory="pkg.module:build", kwargs={...}``: your code builds the model; the folder records
-      that call and the pruning slimforge did since, and :func:`load` replays them, which
-      imports your factory and so needs ``trust_code=True``. Checked now: the factory plus the
-      recorded edits must give the model's shapes;
-    * ``program=True, example_inputs=x`` ((batch, ...)): a torch.export program (``model.pt2``,
-      batch dimension dynamic where it can be, checked against the model on ``x``) that
-      :func:`load` runs with no code at all (a callable module, no training).
-    """
-    out = Path(path)
-    if program:
-        return _save_program(model, out, example_inputs, metrics)
-    if factory is not None:
-        attach_spec(model, _checked_factory_spec(model, factory, kwargs or {}))
-    spec = adopt_spec(model)
-    if spec is None:
-        raise ArtifactError(
-            f"Cannot save to {out}: slimforge does not know how to rebuild this {type(model).__name__}. Either "
-            "say which of your functions builds it: slimforge.save(model, out, factory='pkg.module:build', kwargs={...}) "
-            "(loaded with trust_code=True; pruning done by slimforge is replayed); or save a code-free program: "
-            "slimforge.save(model, out, program=True, example_inputs=x); or build it with slimforge.create_model "
-            "(a registered name, torchvision:, timm:, hf:)."
-        )
-    with staged_output(out) as folder:  # the whole folder is replaced in one step
-        atomic_write_bytes(folder / WEIGHTS_FILE, state_dict_bytes(saved_state_dict(model), {"format": "pt"}))
-        write_json(folder / STRUCTURE_FILE, spec.to_json())
-        if config is not None:
-            write_yaml(folder / CONFIG_FILE, config)
-        if metrics is not None:
-            write_json(folder / METRICS_FILE, metrics)
-    return out
-
-
-def _checked_factory_spec(model: nn.Module, factory: str, kwargs: dict[str, Any]) -> ModelSpec:
-    """The spec ``factory(**kwargs)`` + the model's recorded edits, after checking that it
-    rebuilds the model's shapes (built on the meta device: no memory, no random numbers)."""
-    from slimforge.models import _jsonable
-
-    if not isinstance(factory, str) or ":" not in factory:
-        raise ConfigError(f"save(factory=...) takes 'package.module:function' (or a source such as 'timm:resnet18'), not {factory!r}.")
-    if not isinstance(kwargs, dict):
-        raise ConfigError(f"save(kwargs=...) must be a dict of the factory's keywords, not {type(kwargs).__name__}.")
-    spec = ModelSpec(factory, _jsonable(dict(kwargs)), recorded_edits(model))
-    try:
-        spec = ModelSpec.from_json(json.loads(json.dumps(spec.to_json(), allow_nan=False)), "save(factory=...)")
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"save(kwargs=...) must hold JSON values (numbers, strings, lists, dicts): {exc}") from None
-    call = f"{factory}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
-    advice = ("The model was changed in a way slimforge did not record (another pruning tool, a layer replaced by hand), or "
-              "the keywords differ from those it was built with. Save a code-free program instead: "
-              "save(model, out, program=True, example_inputs=x).")
-    try:
-        with torch.device("meta"):
-            rebuilt = build_model(spec, trust_code=True)
-    except SlimforgeError as exc:
-        raise ArtifactError(f"{call} plus the {len(spec.edits)} structural edit(s) slimforge recorded cannot rebuild this model: "
-                            f"{exc} {advice}") from None
-    expected = {k: tuple(v.shape) for k, v in saved_state_dict(rebuilt).items()}
-    actual = {k: tuple(v.shape) for k, v in saved_state_dict(model).items()}
-    wrong = [f"{k}: model {actual[k]} vs rebuilt {expected[k]}" for k in actual if k in expected and actual[k] != expected[k]]
-    missing = [k for k in actual if k not in expected] + [k for k in expected if k not in actual]
-    if wrong or missing:
-        detail = "; ".join(wrong[:3]) or f"tensors in one but not the other: {', '.join(missing[:3])}"
-        raise ArtifactError(f"{call} plus the {len(spec.edits)} structural edit(s) slimforge recorded does not rebuild this model "
-                            f"({len(wrong) + len(missing)} tensors differ; {detail}). {advice}")
-    return spec
-
-
-def _save_program(model: nn.Module, out: Path, example: Any, metrics: dict[str, Any] | None) -> Path:
-    """``model`` as a checked torch.export program in ``out`` (``model.pt2`` + ``export.json``)."""
-    from slimforge.export import ExportConfig, export
-
-    if not isinstance(example, torch.Tensor):
-        raise ConfigError("save(program=True) needs example_inputs: a tensor (batch, ...) the model runs on, to trace the program.")
-    was_training = model.training
-    try:
-        with torch.no_grad():
-            output = model.eval()(example)
-        if not isinstance(output, torch.Tensor):
-            raise ConfigError(
-                f"save(program=True) saves a model that returns one tensor; {type(model).__name__} returns {type(output).__name__}. "
-                "Wrap it in a module whose forward returns the tensor you need (e.g. the .logits)."
-            )
-        export(model, example, out, ExportConfig(format="pt2"))
-    finally:
-        model.train(was_training)
-    if metrics is not None:
-        write_json(out / METRICS_FILE, metrics)
-    return out
-
-
 # ---------------------------------------------------------------- reading
 
 
 def read_spec(path: str | Path) -> ModelSpec:
     folder = Path(path)
     return ModelSpec.from_json(read_json(folder / STRUCTURE_FILE), str(folder / STRUCTURE_FILE))
-
-
-def load(path: str | Path, *, map_location: str | torch.device = "cpu", quantized: bool = True, trust_code: bool = False) -> nn.Module:
-    """Rebuild the model saved at ``path`` (a run folder) and load its weights. Never unpickles.
-
-    Nothing in the folder runs code: the model is built from a registered name or a library
-    source (``torchvision:``). A folder whose ``model.json`` names a ``package.module:function``
-    factory is refused unless ``trust_code=True`` (you trust where it came from; the factory is
-    then imported and called) or this process already trusted that factory.
-
-    The model takes the network's inputs (float tensors, normalised as in training) and raw data:
-    numpy arrays and integer tensors go through ``model.preprocess``, the preprocessing recorded
-    in ``model.json`` (pixels as stored, flat or shaped; see :mod:`slimforge.preprocess`).
-    ``model.preprocess(x)`` turns raw float tensors into the network's inputs; it is None when
-    the folder records no preprocessing.
-
-    A quantized artifact (``quantized.json``) loads as its runtime-bound model instead: a
-    callable on inputs (batch, ...) returning logits, not an ``nn.Module``; ``quantized=False``
-    loads the fp32 model stored beside it, where the backend keeps one.
-    """
-    folder = Path(path)
-    if not folder.is_dir():
-        raise ArtifactError(f"{folder} is not a run folder (expected a directory with {STRUCTURE_FILE} and {WEIGHTS_FILE}).")
-    if quantized and (folder / "quantized.json").is_file():  # an int8 artifact: returns its runtime-bound callable
-        from slimforge.quantize import load_quantized
-
-        return load_quantized(folder)
-    if not (folder / STRUCTURE_FILE).is_file() and (folder / "export.json").is_file():  # a program: no code, no spec
-        return load_export(folder)
-    if (folder / "quantized.json").is_file() and not (folder / STRUCTURE_FILE).is_file():
-        source = _quantized_from(folder)
-        raise ArtifactError(
-            f"{folder} holds an int8 model only: its fp32 model is not stored beside it"
-            + (f"; it was quantized from {source}, load that folder for fp32" if source else "")
-            + ". Load this folder with quantized=True for the int8 model."
-        )
-    spec = read_spec(folder)
-    # load_weights is strict: every parameter and buffer is overwritten
-    model = build_model(spec, init=False, trust_code=trust_code, source=str(folder / STRUCTURE_FILE))
-    load_weights(model, folder / WEIGHTS_FILE, map_location=map_location)
-    model.eval()
-    # raw inputs (numpy arrays, integer tensors) go through the recorded preprocessing; see slimforge.preprocess
-    return attach_preprocess(model, spec.preprocess_spec(str(folder / STRUCTURE_FILE)))
-
-
-def load_export(folder: Path) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The runnable model of an export folder (``export.json`` + its file): a torch.export program
-    as a module (``.pt2``, checked free of pickle first) or an ONNX Runtime session."""
-    from slimforge.export import LOADERS
-
-    info = read_json(folder / "export.json")
-    fmt, name = (info.get("format"), info.get("path")) if isinstance(info, dict) else (None, None)
-    if fmt not in LOADERS or not isinstance(name, str) or Path(name).name != name or name.startswith("."):
-        raise ArtifactError(f"{folder / 'export.json'}: 'format' must be one of {sorted(LOADERS)} and 'path' a file name in "
-                            f"the folder; got {fmt!r} and {name!r}. The file is corrupt.")
-    runner = LOADERS[fmt](folder / name)
-    if info.get("inputs") == "raw" and info.get("preprocess") is not None:  # slimforge export's default: the graph normalises
-        from slimforge.preprocess import PreprocessSpec, raw_input_runner
-
-        return raw_input_runner(runner, PreprocessSpec.from_json(info["preprocess"], str(folder / "export.json")))
-    return runner
-
-
-def _quantized_from(folder: Path) -> str | None:
-    """The fp32 folder an int8 artifact was made from, as its config.yaml records it (quantize, optimize)."""
-    from slimforge.config import read_yaml
-
-    try:
-        config = read_yaml(folder / CONFIG_FILE)
-    except SlimforgeError:
-        return None
-    source = config.get("source") or (config.get("optimize") or {}).get("source")
-    return str(source) if isinstance(source, str) else None
 
 
 ARTIFACT_KINDS = {"model": "a model run folder", "quantized": "a quantized (int8) artifact", "export": "an export"}
@@ -492,22 +248,6 @@ def check_output_folder(out: str | Path, writes: str, source: str | Path | None 
             f"{out} already holds {ARTIFACT_KINDS[kind]}; writing {ARTIFACT_KINDS[writes]} into it would mix the two "
             "and overwrite its metrics. Choose another output folder (--out) or delete that one first."
         )
-
-
-def load_module(path: str | Path, purpose: str, *, trust_code: bool = False) -> nn.Module:
-    """:func:`load` for uses that need a PyTorch module (``purpose``: "prune", "a teacher", ...);
-    an int8 artifact, a runtime-bound callable, is refused with an error naming the folder."""
-    if artifact_kind(path) == "quantized":
-        raise ConfigError(
-            f"{path} holds a quantized (int8) artifact, not a PyTorch model; {purpose} needs the fp32 run folder it was "
-            "made from (quantize last)."
-        )
-    if artifact_kind(path) == "export":
-        raise ConfigError(
-            f"{path} holds an exported program (export.json), which runs but cannot be changed or trained; {purpose} needs "
-            "the run folder it was made from (model.json + model.safetensors)."
-        )
-    return load(path, trust_code=trust_code)
 
 
 def read_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:

@@ -92,13 +92,22 @@ def _eager(model: nn.Module, example: Any, threads: int) -> Predictor:
     return copy.deepcopy(model).eval()
 
 
+def _channels_last_inputs(model: nn.Module) -> Predictor:
+    """``model`` called with 4-D tensor inputs converted to channels-last (others as they are)."""
+
+    def predict(x: Any) -> torch.Tensor:
+        if isinstance(x, torch.Tensor) and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return model(x)
+
+    return predict
+
+
 @register_reference_form("channels_last", "PyTorch eager with weights and 4-D inputs in channels-last format")
 def _channels_last(model: nn.Module, example: Any, threads: int) -> Predictor:
     if not (isinstance(example, torch.Tensor) and example.dim() == 4):
         shape = tuple(example.shape) if isinstance(example, torch.Tensor) else type(example).__name__
         raise FormUnavailable(f"channels-last applies to 4-D (batch, channels, H, W) inputs; this model takes {shape}")
-    from slimforge.measure import _channels_last_inputs
-
     return _channels_last_inputs(copy.deepcopy(model).eval().to(memory_format=torch.channels_last))
 
 
@@ -145,19 +154,6 @@ def _onnxruntime(model: nn.Module, example: Any, threads: int) -> Predictor:
     return session
 
 
-def choose_layout(model: nn.Module, example: torch.Tensor, threads: int = 1, repeats: int = 10) -> str:
-    """"channels_last" when it runs ``model`` faster than the default layout on ``example`` (a short
-    interleaved probe, medians), else "contiguous"; non-4-D inputs are always "contiguous"."""
-    if not (isinstance(example, torch.Tensor) and example.dim() == 4):
-        return "contiguous"
-    from slimforge.measure import measure_latency
-
-    forms, _ = build_reference_forms(model, example, ["eager", "channels_last"], threads)
-    lat = measure_latency(forms, example, threads=threads, warmup=3, repeats=repeats)
-    bs = int(example.shape[0])
-    return "channels_last" if lat["channels_last"][bs].p50_ms < lat["eager"][bs].p50_ms else "contiguous"
-
-
-__all__ = ["DEFAULT_REFERENCE", "FormUnavailable", "build_reference_forms", "choose_layout", "fastest_form",
+__all__ = ["DEFAULT_REFERENCE", "FormUnavailable", "build_reference_forms", "fastest_form",
            "list_reference_forms", "parse_reference", "register_reference_form"]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from slimforge import artifacts
+from slimforge import artifacts, loading
 from slimforge.config import Frozen, read_yaml
 from slimforge.data import DataSplits, load_dataset
 from slimforge.errors import ArtifactError, ConfigError, DataError
@@ -195,7 +195,7 @@ def evaluate_run(run: str | Path, data: DataConfig | None = None, split: str = "
     """Accuracy and loss of the model in run folder ``run`` on a split of its (or other) data."""
     if split not in SPLITS:
         raise ConfigError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
-    model = artifacts.load(run)
+    model = loading.load(run)
     splits = (data or run_data_config(run)).load(run=run)
     dataset = getattr(splits, split)
     _check_modality(run, splits)

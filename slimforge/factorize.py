@@ -24,8 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from slimforge.artifacts import adopt_spec, record_edit, register_edit
+from slimforge.artifacts import record_edit, register_edit
 from slimforge.errors import ArtifactError, ConfigError, SlimforgeError
+from slimforge.models import adopt_spec
 
 EDIT_KIND = "factorize"
 

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from slimforge.deploy_forms import _channels_last_inputs, build_reference_forms
 from slimforge.errors import ArtifactError, ConfigError
 from slimforge.train.evaluate import move_to
 
@@ -242,7 +243,7 @@ def load_variant(path: str | Path, name: str | None = None, threads: int = 1, ch
         q = load_quantized(path, threads=threads)
         return Variant(name, q, q.backend, str(path), info={"mode": q.mode, "fp32_layers": list(q.fp32_layers)})
     if (path / "model.json").is_file():
-        from slimforge.artifacts import load
+        from slimforge.loading import load
 
         model = load(path).eval()
         if channels_last:
@@ -250,17 +251,6 @@ def load_variant(path: str | Path, name: str | None = None, threads: int = 1, ch
             return Variant(name, _channels_last_inputs(model), "pytorch", str(path), module=model, info={"memory_format": "channels_last"})
         return Variant(name, model, "pytorch", str(path), module=model)
     raise ArtifactError(f"{path} is neither a run folder (model.json) nor a quantized artifact (quantized.json).")
-
-
-def _channels_last_inputs(model: nn.Module) -> Predictor:
-    """``model`` called with 4-D tensor inputs converted to channels-last (others as they are)."""
-
-    def predict(x: Any) -> torch.Tensor:
-        if isinstance(x, torch.Tensor) and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return model(x)
-
-    return predict
 
 
 def describe_variant(variant: Variant, example: torch.Tensor) -> dict[str, Any]:
@@ -409,3 +399,14 @@ def _check_batch_fits(example: Any, batch_size: int) -> None:
 
 def _first_rows(example: Any, n: int) -> Any:
     return {k: v[:n] for k, v in example.items()} if isinstance(example, dict) else example[:n]
+
+
+def choose_layout(model: nn.Module, example: torch.Tensor, threads: int = 1, repeats: int = 10) -> str:
+    """"channels_last" when it runs ``model`` faster than the default layout on ``example`` (a short
+    interleaved probe, medians), else "contiguous"; non-4-D inputs are always "contiguous"."""
+    if not (isinstance(example, torch.Tensor) and example.dim() == 4):
+        return "contiguous"
+    forms, _ = build_reference_forms(model, example, ["eager", "channels_last"], threads)
+    lat = measure_latency(forms, example, threads=threads, warmup=3, repeats=repeats)
+    bs = int(example.shape[0])
+    return "channels_last" if lat["channels_last"][bs].p50_ms < lat["eager"][bs].p50_ms else "contiguous"

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from slimforge import artifacts
+from slimforge import artifacts, loading
 from slimforge.errors import ArtifactError, DataError
 from slimforge.preprocess import PreprocessSpec
 
@@ -64,7 +64,7 @@ def load_predictor(run: str | Path) -> tuple[Any, PreprocessSpec | None, list[st
     kind = artifacts.artifact_kind(folder)
     if kind not in ("model", "quantized"):
         raise ArtifactError(f"{folder} is not a model folder (no model.json or quantized.json).")
-    model = artifacts.load(folder)
+    model = loading.load(folder)
     pre = getattr(model, "preprocess", None)
     return model, pre.spec if pre is not None else None, read_labels(folder)
 

@@ -122,7 +122,7 @@ def test_skipping_random_init_still_fills_buffers():
     """Non-persistent buffers (Hugging Face's token_type_ids) are never loaded: their fillers must run."""
     from torch import nn
 
-    from slimforge.artifacts import _without_random_init
+    from slimforge.models import _without_random_init
 
     param, buffer = nn.Parameter(torch.full((3,), 7.0)), torch.full((3,), 7.0)
     with _without_random_init():

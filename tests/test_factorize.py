@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import slimforge.factorize  # noqa: F401  (registers the "factorize" edit for load)
-from slimforge.artifacts import load, save
+from slimforge.loading import load, save
 from slimforge.errors import ConfigError
 from slimforge.factorize import FactorizeConfig, FactorizeError, factorize, low_rank
 from slimforge.models import create_model

@@ -147,7 +147,7 @@ def test_pruned_then_factorised_user_model_replays_both(pruned, tmp_path):
 
 
 def test_program_folder_is_refused_where_a_module_is_changed(pruned, tmp_path):
-    from slimforge.artifacts import load_module
+    from slimforge.loading import load_module
 
     model, x = pruned
     slimforge.save(model, tmp_path / "run", program=True, example_inputs=x)

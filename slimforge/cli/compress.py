@@ -115,10 +115,10 @@ def _print_sizes(before_run: Path, after_run: Path, example) -> None:
 
 def _size(run: Path, example) -> tuple[int, int]:
     """(parameters, MACs per example) of a run folder's model."""
-    from slimforge import artifacts
+    from slimforge import loading
     from slimforge.measure import count_macs, count_parameters
 
-    model = artifacts.load(run).eval()
+    model = loading.load(run).eval()
     return count_parameters(model), count_macs(model, example)
 
 

@@ -25,7 +25,8 @@ def measure_cmd(
 ) -> None:
     """Measure variants side by side (interleaved, fixed threads) on the first run's data."""
     from slimforge.experiment import run_data_config
-    from slimforge.deploy_forms import choose_layout, parse_reference
+    from slimforge.deploy_forms import parse_reference
+    from slimforge.measure import choose_layout
     from slimforge.measure import load_variant, measure_variants
     from slimforge.pipeline.stages import StageContext
     from slimforge.report import build_rows, reference_notes, write_report

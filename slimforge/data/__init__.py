@@ -29,7 +29,10 @@ from slimforge.errors import ConfigError, did_you_mean
 
 DatasetFactory = Callable[..., DataSplits]
 # Datasets of domain packages that register themselves when first used.
-BUILTIN_DATASETS = {name: "slimforge.recsys.data" for name in ("movielens", "ratings", "synthetic-ratings")}
+BUILTIN_DATASETS = {
+    **{name: "slimforge.recsys.data" for name in ("movielens", "ratings", "synthetic-ratings")},
+    **{name: "slimforge.text.data" for name in ("sst2", "sms-spam", "text-csv", "text-tsv", "text-lines", "jsonl", "hf-disk")},
+}
 DATASETS: Registry[DatasetFactory] = Registry("dataset", builtins=BUILTIN_DATASETS)
 register_dataset = DATASETS.register
 
@@ -133,7 +136,6 @@ def _absolute(key: str, value: Any) -> Any:
 
 from slimforge.data import vision  # noqa: E402,F401  (registers the image datasets)
 from slimforge.data.arrays import from_arrays, from_dataset  # noqa: E402  (registers arrays and table)
-from slimforge.text import data as _text_data  # noqa: E402,F401,I001  (registers the text datasets)
 
 __all__ = [
     "DATASETS",

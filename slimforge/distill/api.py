@@ -18,7 +18,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from slimforge import artifacts
+from slimforge import artifacts, loading
 from slimforge.config import Frozen
 from slimforge.data.core import DataSplits
 from slimforge.distill.cache import default_cache_dir
@@ -268,7 +268,7 @@ def run_from_config(cfg: DistillRunConfig, teachers: Sequence[str | Path], out: 
     seed_everything(cfg.train.seed)
     if cfg.prune_teacher_ratio:
         example = data.train.__getitems__([0, 1])[0] if hasattr(data.train, "__getitems__") else torch.stack([data.train[0][0], data.train[1][0]])
-        student = slim_copy(artifacts.load_module(teachers[0], "--prune-teacher"), cfg.prune_teacher_ratio, example)
+        student = slim_copy(loading.load_module(teachers[0], "--prune-teacher"), cfg.prune_teacher_ratio, example)
     else:
         from slimforge.models import create_model
 

@@ -25,7 +25,7 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 def prepare_teachers(teachers: TeacherLike | Sequence[TeacherLike], dtype: str | None = None) -> list[nn.Module]:
     """Load run folders, unwrap, freeze, switch to eval mode and cast to ``dtype`` (None keeps it)."""
-    from slimforge.artifacts import load_module
+    from slimforge.loading import load_module
 
     items = [teachers] if isinstance(teachers, (nn.Module, str, Path)) else list(teachers)
     if not items:

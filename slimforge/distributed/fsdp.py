@@ -4,8 +4,8 @@ Each rank holds 1/world of every parameter, gradient and optimizer state; a unit
 parameters are gathered only for its forward and backward. Checkpoints are distributed
 (``torch.distributed.checkpoint``): every rank writes its own shards into one folder, and a
 later job with any number of processes (or one process) reads them back re-sharded.
-:func:`convert_checkpoint` turns such a folder into the normal artifact (model.safetensors +
-model.json) in one process.
+:func:`slimforge.train.sharded.convert_checkpoint` turns such a folder into the normal artifact
+(model.safetensors + model.json) in one process.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import torch.distributed as dist
 from torch import nn
 
 from slimforge.errors import ArtifactError
-from slimforge.files import staged_output
 
 if TYPE_CHECKING:
     from slimforge.distributed.process import DistContext
@@ -119,33 +118,6 @@ def load_sharded(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer)
     state = {"model": model_state, "optimizer": optim_state}
     _safe_dcp.load(state, str(path))  # DCP's own reader unpickles; this one runs no code the folder names
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
-
-
-def convert_checkpoint(run: str | Path, out: str | Path | None = None) -> Path:
-    """Turn the distributed checkpoint in run folder ``run`` into model.safetensors + model.json
-    (in ``out``, default ``run``), in one process; ``slimforge.load(out)`` then rebuilds the model."""
-    from slimforge import artifacts
-    from slimforge.distributed import _safe_dcp
-    from slimforge.train.checkpoint import CHECKPOINT_FILE, load_state
-
-    run = Path(run)
-    saved = load_state(run / CHECKPOINT_FILE)
-    if not saved.get("spec"):
-        raise ArtifactError(f"{run / CHECKPOINT_FILE} records no model structure, so its shards cannot be rebuilt into a model.")
-    from slimforge.files import inside
-
-    shards = inside(run, saved.get("sharded") or SHARDED_DIR, f"{run / CHECKPOINT_FILE}'s 'sharded' entry")
-    if not (shards / ".metadata").is_file():
-        raise ArtifactError(f"{run} holds no distributed checkpoint ({shards} is missing); was it trained with train.strategy=fsdp?")
-    source = f"the model recorded in {run / CHECKPOINT_FILE}"
-    model = artifacts.build_model(artifacts.ModelSpec.from_json(saved["spec"], source), trust_code=False, source=source)
-    state = {"model": model.state_dict()}
-    _safe_dcp.load(state, str(shards))
-    model.load_state_dict(state["model"])
-    target = Path(out) if out is not None else run
-    with staged_output(target, copy_previous=True) as work:  # the run's other files stay; the folder changes in one step
-        artifacts.save(model, work)
-    return target
 
 
 SHARDED_DIR = "checkpoint.dcp"

@@ -181,10 +181,16 @@ def _no_progress_bars() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def hf_config_dict(config: Any) -> dict[str, Any]:
+    """A JSON-able Hugging Face config without the machine-specific source path."""
+    data = config.to_dict()
+    for key in ("_name_or_path", "transformers_version", "_commit_hash", "dtype", "torch_dtype"):  # weights are fp32
+        data.pop(key, None)
+    return data
+
+
 def recorded_config(model: nn.Module) -> dict[str, Any]:
     """The JSON config a saved spec records: no source path, the built class in ``architectures``."""
-    from slimforge.text.models import hf_config_dict
-
     data = hf_config_dict(model.config)
     data["architectures"] = [type(model).__name__]
     for key in ("_attn_implementation_autoset", "_attn_implementation_internal"):

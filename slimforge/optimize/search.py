@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from slimforge import artifacts
+from slimforge import artifacts, loading
 from slimforge.data.core import DataSplits
 from slimforge.errors import SlimforgeError
 from slimforge.files import final_folder, relocated, staged_output
@@ -103,9 +103,9 @@ class _Search:
 
     def _faster_layout(self) -> bool:
         """channels_last when it runs the baseline faster here (4-D inputs), measured, not assumed."""
-        from slimforge.deploy_forms import choose_layout
+        from slimforge.measure import choose_layout
 
-        model = artifacts.load(self.baseline_dir)
+        model = loading.load(self.baseline_dir)
         if not isinstance(model, nn.Module):
             return False
         layout = choose_layout(model.eval(), self.batch, threads=self.cfg.threads)
@@ -169,7 +169,7 @@ class _Search:
         name = f"{label}-int8-{backend}"
         t0 = time.monotonic()
         try:
-            model = artifacts.load(source).eval()
+            model = loading.load(source).eval()
             calibration = [(x, y) for x, y in _batches(self.data.train, limit=32 * 64, batch_size=64)]
             result = quantize(model, calibration, QuantizeConfig(backend=backend, calib_batches=32, threads=self.cfg.threads))
             folder = self.out / "candidates" / name
@@ -190,7 +190,7 @@ class _Search:
         by = self.cfg.prune_by
         name = f"prune-{by}{mac_target:.3g}" + ("" if epochs == self.base_epochs else f"-{epochs}ep")
         t0 = time.monotonic()
-        model = artifacts.load(self.baseline_dir).train()
+        model = loading.load(self.baseline_dir).train()
         try:
             if by == "latency":  # to a fraction of the latency measured here, at the search's batch size and threads
                 from slimforge.prune.latency import LatencySettings
@@ -223,7 +223,7 @@ class _Search:
         from slimforge.factorize import FactorizeConfig, factorize
 
         t0 = time.monotonic()
-        model = artifacts.load(self.baseline_dir).train()
+        model = loading.load(self.baseline_dir).train()
         factorize(model, FactorizeConfig(target_ratio=0.5))
         folder = self.out / "candidates" / "lowrank-0.5"
         recovery = self.cfg.recovery.model_copy(update={"quiet": True, "num_threads": self.cfg.train_threads, "epochs": self.base_epochs})

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import torch
 from pydantic import Field, field_validator, model_validator
 
-from slimforge import artifacts, files
+from slimforge import artifacts, files, loading
 from slimforge._registry import Registry
 from slimforge.data.core import DataSplits
 from slimforge.errors import ConfigError
@@ -134,7 +134,7 @@ def _fp32_model(folder: Path | None, stage: str) -> torch.nn.Module:
     """The PyTorch model of run folder ``folder`` (an int8 artifact is refused by name)."""
     if folder is None:
         raise ConfigError(f"The {stage} stage needs an input: a run folder or an earlier stage.")
-    return artifacts.load_module(folder, stage)
+    return loading.load_module(folder, stage)
 
 
 def _quiet(cfg: TrainConfig, ctx: StageContext) -> TrainConfig:
@@ -216,7 +216,7 @@ def _recover(ctx, model, teacher_dir, finetune, distill, out, cfg, callbacks=())
 
         test = evaluate(model, ctx.data.test)
         metrics = {"test_accuracy": test["accuracy"], "test_loss": test["loss"]}
-        artifacts.save(model, out, config=record, metrics=metrics)
+        loading.save(model, out, config=record, metrics=metrics)
         return metrics
     if distill is not None:
         from slimforge.distill.api import run as distill_run
@@ -355,7 +355,7 @@ def run_export(ctx: StageContext, cfg: ExportStage, input_dir: Path | None, out:
 
     config = ExportConfig(format=cfg.format, opset=cfg.opset, atol=cfg.atol, preprocess=cfg.preprocess)
     if input_dir is not None and artifacts.artifact_kind(input_dir) == "quantized":  # an int8 graph: its preprocessing goes in front
-        from slimforge.export import export_quantized
+        from slimforge.quantize.export_onnx import export_quantized
 
         result = export_quantized(input_dir, out, config)
         raw = result.exporter.endswith("in front")

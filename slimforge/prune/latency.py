@@ -525,8 +525,7 @@ def choose_by_latency(model: nn.Module, graph: DependencyGraph, scores: Sequence
     example: one input batch of the model (batch, ...); it is repeated to ``settings.batch_size`` rows.
     """
     from slimforge.measure import _batch_of
-    from slimforge.prune.structured import _merge
-    from slimforge.prune.plan import slice_tensors
+    from slimforge.prune.plan import kept_indices, slice_tensors
 
     settings.validate()
     if not isinstance(example, torch.Tensor):
@@ -540,7 +539,7 @@ def choose_by_latency(model: nn.Module, graph: DependencyGraph, scores: Sequence
 
     def measure(pruned: set[int]) -> tuple[float, float]:
         candidate = copy.deepcopy(original)
-        slice_tensors(candidate, _merge(graph, pruned))
+        slice_tensors(candidate, kept_indices(graph, pruned))
         base, after = model_timer(original, candidate, batch, settings, channels_last)
         return base, after / base
 
@@ -586,6 +585,6 @@ def next_goal(tried: Sequence[tuple[float, float]], target: float) -> float:
 def _layout(model: nn.Module, batch: torch.Tensor, settings: LatencySettings) -> bool:
     if settings.channels_last is not None:
         return bool(settings.channels_last) and batch.dim() == 4
-    from slimforge.deploy_forms import choose_layout
+    from slimforge.measure import choose_layout
 
     return choose_layout(model, batch, settings.threads) == "channels_last"

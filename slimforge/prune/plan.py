@@ -14,7 +14,7 @@ slice the tensors, then recompute the module attributes that depend on them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from slimforge.artifacts import register_edit
 from slimforge.errors import ArtifactError
 from slimforge.prune.attention import sync_attention
 from slimforge.prune.errors import PruningError
+
+if TYPE_CHECKING:
+    from slimforge.prune._graph import DependencyGraph
 
 PLAN_VERSION = 1
 
@@ -118,6 +121,14 @@ def _replay(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
     if not isinstance(edit, dict) or "tensors" not in edit:  # every recorded plan says which tensors shrank, even none
         raise ArtifactError("Pruning edit: no 'tensors' key (which tensors shrank, and how); model.json is corrupt.")
     return apply_plan(model, edit)
+
+
+def kept_indices(graph: DependencyGraph, pruned: set[int]) -> dict[str, dict[int, np.ndarray]]:
+    """The indices each tensor keeps, {tensor name: {dim: indices}}, once the units ``pruned`` of ``graph`` are removed."""
+    kept: dict[str, dict[int, np.ndarray]] = {}
+    for (name, d), idx in graph.kept_positions(pruned).items():
+        kept.setdefault(name, {})[d] = idx
+    return kept
 
 
 def slice_tensors(model: nn.Module, kept: dict[str, dict[int, list[int] | np.ndarray]]) -> None:

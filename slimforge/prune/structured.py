@@ -19,14 +19,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimforge.artifacts import adopt_spec, record_edit
+from slimforge.artifacts import record_edit
+from slimforge.models import adopt_spec
 from slimforge.prune._graph import DependencyGraph, Group
 from slimforge.prune._trace import build_dependency_graph, matches
 from slimforge.prune.attention import prepare_attention, settle_attention
 from slimforge.prune.errors import PruneConfigError, PruningError
 from slimforge.prune.importance import IMPORTANCES, NEEDS_GRADIENTS, ImportanceContext, score_units
 from slimforge.prune.latency import LatencySettings, choose_by_latency
-from slimforge.prune.plan import PLAN_VERSION, encode_runs, slice_tensors
+from slimforge.prune.plan import PLAN_VERSION, encode_runs, kept_indices, slice_tensors
 
 # Channel counts are rounded to a multiple of this by default: on the AVX2 CPUs we measured,
 # convolutions with channel counts that are multiples of 8 run at full SIMD width
@@ -170,7 +171,7 @@ def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config
     # 4. Slice and check.
     restore = _restore_point(model)
     try:
-        slice_tensors(model, _merge(graph, pruned))
+        slice_tensors(model, kept_indices(graph, pruned))
         if reference is not None:
             _check_outputs(model, args, kwargs, reference)
             if pruned:
@@ -251,13 +252,6 @@ def _restore_point(model: nn.Module) -> Callable[[], None]:
                 vars(config[0]).update(config[1])
 
     return restore
-
-
-def _merge(graph: DependencyGraph, pruned: set[int]) -> dict[str, dict[int, np.ndarray]]:
-    kept: dict[str, dict[int, np.ndarray]] = {}
-    for (name, d), idx in graph.kept_positions(pruned).items():
-        kept.setdefault(name, {})[d] = idx
-    return kept
 
 
 def importance_context(model: nn.Module, config: PruneConfig, calibration: Iterable[Any] | None,
@@ -381,7 +375,7 @@ def keep_count(n: int, ratio: float, width: int, round_to: int) -> int:
 
 
 def count_params_after(model: nn.Module, graph: DependencyGraph, pruned: set[int]) -> int:
-    kept = _merge(graph, pruned)
+    kept = kept_indices(graph, pruned)
     total = 0
     for name, p in _unique_named_params(model):
         dims = kept.get(name, {})
@@ -404,7 +398,7 @@ def make_plan(graph: DependencyGraph, pruned: set[int]) -> dict[str, Any]:
         kept = [i for i, u in enumerate(group.units) if u.root not in pruned]
         if len(kept) < len(group.units):
             groups.append({"anchor": group.anchor, "units": len(group.units), "kept": encode_runs(kept)})
-    tensors = {name: {str(d): encode_runs(idx) for d, idx in sorted(dims.items())} for name, dims in _merge(graph, pruned).items()}
+    tensors = {name: {str(d): encode_runs(idx) for d, idx in sorted(dims.items())} for name, dims in kept_indices(graph, pruned).items()}
     return {"kind": "prune", "version": PLAN_VERSION, "groups": groups, "tensors": tensors}
 
 

@@ -35,8 +35,7 @@ from slimforge.quantize.core import (
 from slimforge.quantize.evaluate import accuracy, accuracy_evaluator, agreement, agreement_evaluator, compare_accuracy
 
 # Register the built-in backends (import for side effects; their heavy imports are lazy).
-from slimforge.quantize import backend_onnxruntime, backend_torch  # noqa: E402,F401,I001
-from slimforge.text import quantize as _text_quantize  # noqa: E402,F401  (the torch-dynamic backend)
+from slimforge.quantize import backend_onnxruntime, backend_torch, dynamic  # noqa: E402,F401,I001
 from slimforge.quantize.fallback import FallbackConfig, FallbackResult, quantize_with_fallback  # noqa: E402
 from slimforge.quantize.qat import QATCallback, QATConfig, convert_qat, prepare_qat  # noqa: E402
 

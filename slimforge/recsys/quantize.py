@@ -31,6 +31,7 @@ from torch import nn
 
 from slimforge import artifacts
 from slimforge.errors import ArtifactError
+from slimforge.models import build_model
 from slimforge.quantize.core import QuantizationError, QuantizeConfig, register_backend
 
 RUNTIME_FILE = "quantized.safetensors"
@@ -223,7 +224,7 @@ class FbgemmEmbeddingBackend:
             torch.set_num_threads(threads)
         folder = Path(folder)
         # A file's model name runs no code unless trusted (slimforge.models.resolve_factory), as for fp32 folders.
-        source = artifacts.build_model(artifacts.read_spec(folder), init=False, trust_code=False,
+        source = build_model(artifacts.read_spec(folder), init=False, trust_code=False,
                                        source=str(folder / artifacts.STRUCTURE_FILE))
         path = folder / info.get("runtime_file", RUNTIME_FILE)
         tensors = artifacts.read_tensors(path)

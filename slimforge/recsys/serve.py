@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from slimforge import artifacts
+from slimforge import artifacts, loading
 from slimforge.errors import ArtifactError, DataError
 from slimforge.recsys.protocol import Catalogue, UserItems, pair_inputs
 
@@ -84,7 +84,7 @@ def recommend(run: str | Path, users: Sequence[int], k: int = 10, exclude_seen: 
     loaded model of ``run`` (default: loaded from the folder; an int8 artifact works too).
     """
     catalogue, known = load_catalogue(run)
-    model = model if model is not None else artifacts.load(run)
+    model = model if model is not None else loading.load(run)
     if hasattr(model, "eval"):
         model.eval()
     k = min(k, catalogue.num_items)
@@ -107,7 +107,7 @@ def recommend(run: str | Path, users: Sequence[int], k: int = 10, exclude_seen: 
 def score(run: str | Path, users: Sequence[int], items: Sequence[int], model: Any = None) -> torch.Tensor:
     """(n,) logits of the raw (user, item) pairs ``zip(users, items)``; unknown ids are refused."""
     catalogue, _ = load_catalogue(run)
-    model = model if model is not None else artifacts.load(run)
+    model = model if model is not None else loading.load(run)
     u, i = _user_index(catalogue, users), _item_index(catalogue, items)
     unknown = [f"user {raw}" for raw, x in zip(users, u.tolist()) if x < 0] + [f"item {raw}" for raw, x in zip(items, i.tolist()) if x < 0]
     if unknown:

@@ -8,7 +8,7 @@
 * models (``slimforge.create_model``): ``hf-text-classifier`` (default MiniLM-L6),
   ``text-bilstm``, ``text-cnn``, ``text-transformer`` (:mod:`slimforge.text.models`);
 * :func:`predict`: texts in, labels and probabilities out, from a run folder alone;
-* int8: the ``torch-dynamic`` backend of :mod:`slimforge.quantize` (:mod:`slimforge.text.quantize`).
+* int8: the ``torch-dynamic`` backend of :mod:`slimforge.quantize` (:mod:`slimforge.quantize.dynamic`).
 
 Nothing here imports ``transformers`` until a Hugging Face tokenizer or model is built.
 """
@@ -29,7 +29,7 @@ _EXPORTS = {
     "init_embeddings_from_teacher": "slimforge.text.models:init_embeddings_from_teacher",
     "predict": "slimforge.text.predict:predict",
     "Prediction": "slimforge.text.predict:Prediction",
-    "quantize_dynamic_int8": "slimforge.text.quantize:quantize_dynamic_int8",
+    "quantize_dynamic_int8": "slimforge.quantize.dynamic:quantize_dynamic_int8",
     "measure_latency": "slimforge.text.predict:measure_latency",
 }
 

@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from slimforge.artifacts import ModelSpec
 from slimforge.errors import SlimforgeError
 from slimforge.models import register_model
+from slimforge.models.hf import hf_config_dict
 
 DEFAULT_LABELS = 2
 
@@ -86,14 +87,6 @@ class HFTextClassifier(nn.Module):
         ids, mask = split_inputs(inputs, self.pad_id)
         check_length(ids, self.max_length, "hf-text-classifier")
         return self.hf(input_ids=ids, attention_mask=mask.long()).logits
-
-
-def hf_config_dict(config: Any) -> dict[str, Any]:
-    """A JSON-able Hugging Face config without the machine-specific source path."""
-    data = config.to_dict()
-    for key in ("_name_or_path", "transformers_version", "_commit_hash", "dtype", "torch_dtype"):  # weights are fp32
-        data.pop(key, None)
-    return data
 
 
 @register_model("hf-text-classifier", help="Hugging Face AutoModelForSequenceClassification (default: MiniLM-L6)")

@@ -17,6 +17,7 @@ import torch
 
 from slimforge import artifacts
 from slimforge.errors import ArtifactError, DataError
+from slimforge.loading import load
 from slimforge.text.tokenizers import load_tokenizer
 
 LABELS_FILE = "labels.json"
@@ -37,7 +38,7 @@ def load_classifier(run: str | Path) -> tuple[Any, Any, list[str] | None]:
     from slimforge.quantize import is_quantized_artifact, load_quantized
 
     folder = Path(run)
-    model = load_quantized(folder) if is_quantized_artifact(folder) else artifacts.load(folder)
+    model = load_quantized(folder) if is_quantized_artifact(folder) else load(folder)
     tokenizer = load_tokenizer(folder)
     check_tokenizer_fits(folder, model, tokenizer.vocab_size, tokenizer.pad_id)
     return model, tokenizer, read_labels(folder)

@@ -29,6 +29,8 @@ from slimforge.distributed.process import sparse_parameters
 from slimforge.distributed.wrap import wrap
 from slimforge.errors import ArtifactError, ConfigError, DataError, SlimforgeError
 from slimforge.files import final_folder, staged_output
+from slimforge.model_io import save_model
+from slimforge.models import build_model
 from slimforge.train.callbacks import Callback, MaxNorm, Objective, TrainState
 from slimforge.train.checkpoint import BEST_FILE, CHECKPOINT_FILE, HISTORY_FILE, rng_state, set_rng_state
 from slimforge.train.resume import (
@@ -499,10 +501,10 @@ def _save_artifact(model: nn.Module, out: Path, ctx: DistContext, config: Any, m
         if not ctx.is_main:
             return
         if spec is not None:  # without one, save() below says how to describe the model
-            model = artifacts.build_model(spec)
+            model = build_model(spec)
             model.load_state_dict(weights)
     if ctx.is_main:
-        artifacts.save(model, out, config=config, metrics=metrics)
+        save_model(model, out, config=config, metrics=metrics)
 
 
 def _strategy(ctx: DistContext, cfg: TrainConfig) -> str:

@@ -9,7 +9,8 @@ import torch
 from safetensors.torch import load_file
 
 import slimforge
-from slimforge.distributed.fsdp import SHARDED_DIR, convert_checkpoint
+from slimforge.distributed.fsdp import SHARDED_DIR
+from slimforge.train.sharded import convert_checkpoint
 from slimforge.train import TrainConfig, train
 from slimforge.train.checkpoint import load_state
 

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 import slimforge.prune as sp
-from slimforge.artifacts import ModelSpec, attach_spec, load, save
+from slimforge.artifacts import ModelSpec, attach_spec
+from slimforge.loading import load, save
 
 HERE = Path(__file__).parent
 

@@ -11,7 +11,8 @@ from torch import nn
 
 import slimforge
 import slimforge.prune as sp
-from slimforge.artifacts import ModelSpec, attach_spec, load, save
+from slimforge.artifacts import ModelSpec, attach_spec
+from slimforge.loading import load, save
 from slimforge.prune.attention import find_attention_form, list_attention_forms
 
 HERE = Path(__file__).parent

@@ -11,7 +11,8 @@ from torch import nn
 
 import slimforge
 import slimforge.prune as sp
-from slimforge.artifacts import ModelSpec, attach_spec, get_spec, load, save
+from slimforge.artifacts import ModelSpec, attach_spec, get_spec
+from slimforge.loading import load, save
 from slimforge.errors import SlimforgeError, UnknownNameError
 
 HERE = Path(__file__).parent

@@ -83,10 +83,10 @@ def test_smoothquant_brings_dynamic_int8_closer_to_fp32_and_survives_save_and_lo
         with torch.no_grad():
             torch.testing.assert_close(load_quantized(tmp_path / str(alpha))(x), result.quantized(x), atol=0.0, rtol=0.0)
         if backend == "torch-dynamic":  # its artifact's fp32 weights are the model's own, not the smoothed ones
-            from slimforge import artifacts
+            from slimforge import loading
 
             with torch.no_grad():
-                torch.testing.assert_close(artifacts.load(tmp_path / str(alpha), quantized=False)(x), model(x))
+                torch.testing.assert_close(loading.load(tmp_path / str(alpha), quantized=False)(x), model(x))
     assert errors[0.8] < 0.8 * errors[None]
 
 

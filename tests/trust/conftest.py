@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import slimforge
-from slimforge import artifacts, models
+from slimforge import loading, models
 from slimforge.models import create_model
 
 
@@ -52,7 +52,7 @@ def tiny_text_run(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     model = create_model("text-cnn", num_classes=2, vocab_size=len(tokens), pad_id=0, max_length=128)
     config = {"data": {"name": "text-csv", "options": {"tokenizer": "vocab"}}}
-    artifacts.save(model, folder, config=config, metrics={"data": {"input_shape": [128]}})
+    loading.save(model, folder, config=config, metrics={"data": {"input_shape": [128]}})
     save_text_assets(folder, VocabTokenizer(tokens, max_length=128), ["neg", "pos"])
     return folder
 
@@ -63,7 +63,7 @@ def tiny_image_run(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("image-run")
     torch.manual_seed(0)
     model = create_model("mlp", num_classes=10, in_channels=1, input_size=[8, 8])
-    artifacts.save(model, folder, config={"data": {"name": "digits"}}, metrics={"data": {"input_shape": [1, 8, 8]}})
+    loading.save(model, folder, config={"data": {"name": "digits"}}, metrics={"data": {"input_shape": [1, 8, 8]}})
     return folder
 
 

@@ -10,7 +10,8 @@ import os
 import pytest
 import torch
 
-from slimforge import artifacts
+from slimforge import artifacts, loading
+from slimforge.models import build_model
 from slimforge.errors import ArtifactError, ConfigError, DataError
 from slimforge.experiment import DataConfig, check_model_fits_data, evaluate_run
 from slimforge.factorize import FactorizeError
@@ -68,7 +69,7 @@ def test_runtime_file_outside_the_folder_is_never_opened(runtime_file, tmp_path,
     os.symlink(tmp_path / "evil.pt2", folder / "evil.pt2")
     write_json(folder / "quantized.json", {**INFO, "backend": "torch", "runtime_file": runtime_file})
     with pytest.raises(ArtifactError, match="'runtime_file'.*(leads out of|resolves to)"):
-        artifacts.load(folder)
+        loading.load(folder)
     assert not canary.exists()
 
 
@@ -228,7 +229,7 @@ def test_cli_reports_bad_input_in_one_line(tiny_text_run, tmp_path, capsys):
 
 def build(edit: dict) -> torch.nn.Module:
     spec = artifacts.ModelSpec.from_json({"name": "mlp", "kwargs": {"num_classes": 10, "in_channels": 1, "input_size": [8, 8]}, "edits": [edit]})
-    return artifacts.build_model(spec, init=False)
+    return build_model(spec, init=False)
 
 
 W = "net.1.weight"
