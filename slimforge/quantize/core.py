@@ -170,32 +170,13 @@ def prepare(model: nn.Module, calibration: Iterable[Batch], config: QuantizeConf
         token_inputs=getattr(backend, "accepts_token_ids", False),
     )
     tokens = isinstance(batches[0], torch.Tensor) and not batches[0].is_floating_point()
-    mode = choose_mode(model) if config.mode == "auto" else config.mode
-    if tokens and mode == "static":
-        if config.mode == "static":
-            raise QuantizationError(
-                f"Backend {config.backend!r} quantizes text models (token-id inputs) dynamically only; use mode='dynamic' or 'auto'."
-            )
-        mode = "dynamic"  # auto on a text CNN: activations scaled per batch, as for transformers
-    modes = getattr(backend, "modes", ("static", "dynamic"))
-    if config.mode == "auto" and mode not in modes:  # e.g. a dynamic-only backend on a CNN
-        mode = modes[0]
+    mode = _resolve_mode(model, backend, config, tokens)
     fp32 = list(config.fp32_layers)
     if config.fp32_first_last:
         fp32 += [layers[0], layers[-1]]
     smoothed: list[str] = []
     if config.smooth_alpha is not None:  # a smoothed copy; the fp32 layers stay as they are
-        if mode not in getattr(backend, "smoothing_modes", ()):
-            able = {name: list(BACKENDS.get(name).smoothing_modes) for name in list_backends() if hasattr(BACKENDS.get(name), "smoothing_modes")}
-            raise QuantizationError(
-                f"Backend {config.backend!r} does not support SmoothQuant (smooth_alpha) in {mode} mode; backends and modes that do: {able}."
-            )
-        bits = 7 if resolve_reduce_range(config) else 8  # both backends narrow the weights under reduce_range
-        scales = smoothing_scales(
-            model, batches, config.smooth_alpha, [n for n in layers if n not in fp32],
-            min_gain=config.smooth_min_gain, weight_bits=bits, per_channel=config.per_channel,
-        )
-        model, smoothed = apply_smoothing(model, scales), sorted(scales)
+        model, smoothed = _smoothed(model, backend, config, mode, batches, [n for n in layers if n not in fp32])
     prepared = backend.prepare(model, batches, mode, config)
     spec = get_spec(model)
     info = {
@@ -213,6 +194,35 @@ def prepare(model: nn.Module, calibration: Iterable[Batch], config: QuantizeConf
         "parameters": parameter_shares(model, layers),
     }
     return prepared, info
+
+
+def _resolve_mode(model: nn.Module, backend: Any, config: QuantizeConfig, tokens: bool) -> str:
+    """static or dynamic: the config's, or for "auto" the model's kind, within what the backend and the inputs allow."""
+    mode = choose_mode(model) if config.mode == "auto" else config.mode
+    if tokens and mode == "static":
+        if config.mode == "static":
+            raise QuantizationError(
+                f"Backend {config.backend!r} quantizes text models (token-id inputs) dynamically only; use mode='dynamic' or 'auto'."
+            )
+        mode = "dynamic"  # auto on a text CNN: activations scaled per batch, as for transformers
+    modes = getattr(backend, "modes", ("static", "dynamic"))
+    if config.mode == "auto" and mode not in modes:  # e.g. a dynamic-only backend on a CNN
+        mode = modes[0]
+    return mode
+
+
+def _smoothed(model: nn.Module, backend: Any, config: QuantizeConfig, mode: str, batches: list[Any],
+              layers: list[str]) -> tuple[nn.Module, list[str]]:
+    """A SmoothQuant copy of ``model`` (``config.smooth_alpha``) and the layers it smoothed."""
+    if mode not in getattr(backend, "smoothing_modes", ()):
+        able = {name: list(BACKENDS.get(name).smoothing_modes) for name in list_backends() if hasattr(BACKENDS.get(name), "smoothing_modes")}
+        raise QuantizationError(
+            f"Backend {config.backend!r} does not support SmoothQuant (smooth_alpha) in {mode} mode; backends and modes that do: {able}."
+        )
+    bits = 7 if resolve_reduce_range(config) else 8  # both backends narrow the weights under reduce_range
+    scales = smoothing_scales(model, batches, config.smooth_alpha, layers, min_gain=config.smooth_min_gain, weight_bits=bits,
+                              per_channel=config.per_channel)
+    return apply_smoothing(model, scales), sorted(scales)
 
 
 def parameter_shares(model: nn.Module, layers: Sequence[str]) -> dict[str, Any]:
