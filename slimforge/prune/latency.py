@@ -430,38 +430,16 @@ def select_by_latency(graph: DependencyGraph, scores: Sequence[np.ndarray], laye
     if full_ms <= 0:
         raise PruningError("target_latency: the model has no convolution or linear layer whose width pruning can change.")
     target_ms = target * full_ms
-    offers = []  # per group: (order of units, normalised scores, step, layers touched)
-    for group, s in zip(graph.groups, scores):
-        s = np.clip(np.asarray(s, dtype=np.float64), 0.0, None)
-        step = round_to // math.gcd(round_to, group.width) if round_to > 1 else 1
-        touched = sorted({li for si in group.slots for li in by_slot.get(si, [])})
-        # Scores relative to the group's mean (magnitudes differ between layers), times the layers
-        # a unit takes part in: a residual stream's channel counts once per convolution it feeds,
-        # as HALP sums a coupled channel's importance over its layers.
-        norm = (s / s.mean() if s.mean() > 0 else np.ones(len(s))) * len(touched)
-        offers.append((np.argsort(norm, kind="stable"), norm, step, touched))
+    offers = _offers(graph, scores, by_slot, round_to)
     removed = [0] * len(graph.groups)
     pruned: set[int] = set()
     predicted = full_ms
     while predicted > target_ms:
         best = None
-        for g, (order, norm, step, touched) in enumerate(offers):
-            n = len(order)
-            if not touched:
-                continue
-            # The next step, or as many steps as it takes to save time where the table is flat.
-            for size in range(step, n - removed[g] - step + 1, step):
-                take = order[removed[g]:removed[g] + size]
-                roots = [graph.groups[g].units[i].root for i in take]
-                after = _kept_after(kept, occurrences, graph.groups[g].slots, roots)
-                saved = sum(current[layers[li].name] - tables[layers[li].name].predict(*layers[li].widths(after)) for li in touched)
-                if saved > 1e-9:
-                    break
-            else:
-                continue
-            ratio = float(norm[take].sum()) / saved
-            if best is None or ratio < best[0]:
-                best = (ratio, g, roots, after, saved)
+        for g, offer in enumerate(offers):
+            found = _next_offer(graph, g, offer, removed[g], kept, occurrences, layers, tables, current)
+            if found is not None and (best is None or found[0] < best[0]):
+                best = found
         if best is None:
             break
         _, g, roots, after, saved = best
@@ -472,6 +450,38 @@ def select_by_latency(graph: DependencyGraph, scores: Sequence[np.ndarray], laye
             current[layers[li].name] = tables[layers[li].name].predict(*layers[li].widths(kept))
         predicted -= saved
     return pruned, predicted / full_ms
+
+
+def _offers(graph: DependencyGraph, scores: Sequence[np.ndarray], by_slot: dict[int, list[int]], round_to: int) -> list[tuple]:
+    """Per group: (order of units, least important first; normalised scores; step; tabled layers touched)."""
+    offers = []
+    for group, s in zip(graph.groups, scores):
+        s = np.clip(np.asarray(s, dtype=np.float64), 0.0, None)
+        step = round_to // math.gcd(round_to, group.width) if round_to > 1 else 1
+        touched = sorted({li for si in group.slots for li in by_slot.get(si, [])})
+        # Scores relative to the group's mean (magnitudes differ between layers), times the layers
+        # a unit takes part in: a residual stream's channel counts once per convolution it feeds,
+        # as HALP sums a coupled channel's importance over its layers.
+        norm = (s / s.mean() if s.mean() > 0 else np.ones(len(s))) * len(touched)
+        offers.append((np.argsort(norm, kind="stable"), norm, step, touched))
+    return offers
+
+
+def _next_offer(graph: DependencyGraph, g: int, offer: tuple, removed: int, kept: dict[int, int], occurrences: Sequence[Counter],
+                layers: Sequence[LayerSpec], tables: dict[str, LayerTable], current: dict[str, float]) -> tuple | None:
+    """Group ``g``'s next offer: (importance lost per ms saved, g, roots, widths after, ms saved), or None.
+    The next step of units, or as many steps as it takes to save time where the table is flat."""
+    order, norm, step, touched = offer
+    if not touched:
+        return None
+    for size in range(step, len(order) - removed - step + 1, step):
+        take = order[removed:removed + size]
+        roots = [graph.groups[g].units[i].root for i in take]
+        after = _kept_after(kept, occurrences, graph.groups[g].slots, roots)
+        saved = sum(current[layers[li].name] - tables[layers[li].name].predict(*layers[li].widths(after)) for li in touched)
+        if saved > 1e-9:
+            return float(norm[take].sum()) / saved, g, roots, after, saved
+    return None
 
 
 def _kept_after(kept: dict[int, int], occurrences: Sequence[Counter], slots: Sequence[int], roots: Sequence[int]) -> dict[int, int]:
