@@ -51,11 +51,6 @@ def train_cmd(
     With --nproc-per-node the same command runs in that many processes, started by torchrun;
     `torchrun ... -m slimforge train ...` works the same. --batch-size is per process.
     """
-    from slimforge.config import load_config, read_yaml
-    from slimforge.distributed import is_main, teardown
-    from slimforge.experiment import RunConfig, run_training
-    from slimforge.models import code_trusted, refuse_code_in
-
     flags = {
         "data.name": data, "data.root": data_root, "model.name": model, "train.epochs": epochs,
         "train.batch_size": batch_size, "train.lr": lr, "train.optimizer": optimizer, "train.patience": patience,
@@ -64,6 +59,27 @@ def train_cmd(
     }
     flag_overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
     refuse_existing_run(out, resume, overwrite)
+    cfg = _run_config(config, [*flag_overrides, *(overrides or [])], out, resume)
+    if nproc_per_node is not None:  # this process only launches; the workers run this command without launch flags
+        from slimforge.distributed.launch import LaunchConfig, launch
+        from slimforge.models import code_trusted
+
+        launch_cfg = LaunchConfig(nproc_per_node, nnodes, node_rank, rdzv_backend, rdzv_endpoint, rdzv_id, max_restarts, master_addr, master_port)
+        worker = ["train", *(["--config", str(config)] if config else []), *flag_overrides, *(overrides or []),
+                  "--out", str(out), *(["--resume"] if resume else []), *(["--overwrite"] if overwrite else []),
+                  *(["--trust-code"] if code_trusted() else [])]
+        launch(launch_cfg, worker, cfg.train.device)
+        return
+    _train_here(cfg, out, resume)
+
+
+def _run_config(config: Path | None, overrides: list[str], out: Path, resume: bool):
+    """The run's config: --resume's recorded settings, then the config file (checked: not a recipe, no code
+    named unless trusted), then the flags and overrides."""
+    from slimforge.config import load_config, read_yaml
+    from slimforge.experiment import RunConfig
+    from slimforge.models import refuse_code_in
+
     if config is not None and "stages" in read_yaml(config):
         from slimforge.errors import ConfigError
 
@@ -72,16 +88,14 @@ def train_cmd(
         refuse_code_in(read_yaml(config), str(config))
     # --resume continues with the run's own settings (recorded in its checkpoint); options given now apply on top.
     base = resume_base(out, RunConfig) if resume and config is None else None
-    cfg = load_config(RunConfig, config, [*flag_overrides, *(overrides or [])], base=base)
-    if nproc_per_node is not None:  # this process only launches; the workers run this command without launch flags
-        from slimforge.distributed.launch import LaunchConfig, launch
+    return load_config(RunConfig, config, overrides, base=base)
 
-        launch_cfg = LaunchConfig(nproc_per_node, nnodes, node_rank, rdzv_backend, rdzv_endpoint, rdzv_id, max_restarts, master_addr, master_port)
-        worker = ["train", *(["--config", str(config)] if config else []), *flag_overrides, *(overrides or []),
-                  "--out", str(out), *(["--resume"] if resume else []), *(["--overwrite"] if overwrite else []),
-                  *(["--trust-code"] if code_trusted() else [])]
-        launch(launch_cfg, worker, cfg.train.device)
-        return
+
+def _train_here(cfg, out: Path, resume: bool) -> None:
+    """Train in this process (one of torchrun's workers, or alone) and print the result on rank 0."""
+    from slimforge.distributed import is_main, teardown
+    from slimforge.experiment import run_training
+
     try:
         result = run_training(cfg, out, resume=resume)
         main = is_main()
