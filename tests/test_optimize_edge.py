@@ -87,3 +87,9 @@ def test_recovery_leaves_room_for_several_candidates():
     assert recovery_epochs(4, 3600, 128, seconds_per_epoch=60, time_budget_s=1200) == 5
     assert recovery_epochs(4, 3600, 128, seconds_per_epoch=600, time_budget_s=1200) == 4  # never below the base
     assert recovery_epochs(4, 3600, 128, seconds_per_epoch=1, time_budget_s=3600) == 18
+
+
+def test_a_speed_ratio_below_one_is_said_as_slower():
+    from slimforge.optimize.search import faster
+
+    assert faster(2.5) == "2.50x faster" and faster(1.0) == "1.00x faster" and faster(0.52) == "1.92x slower"

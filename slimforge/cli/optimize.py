@@ -59,9 +59,11 @@ def optimize_cmd(
     summary = optimize(run.resolve(), data_cfg.load(), cfg, out.resolve(), data_config=data_cfg)  # optimize.json records absolute paths
     best = summary["best"]
     if best:
-        vs_fp32 = (f", {best['speedup_vs_best_fp32']:.2f}x faster than its fastest fp32 form ({best['best_fp32_form']})"
+        from slimforge.optimize.search import faster
+
+        vs_fp32 = (f", {faster(best['speedup_vs_best_fp32'])} than the baseline's fastest fp32 form ({best['best_fp32_form']})"
                    if best.get("speedup_vs_best_fp32") else "")
-        print(f"best: {best['name']} ({best['recipe']}): {best['speedup']:.2f}x faster{vs_fp32}, test accuracy {best['test_accuracy']:.4f} "
+        print(f"best: {best['name']} ({best['recipe']}): {faster(best['speedup'])}{vs_fp32}, test accuracy {best['test_accuracy']:.4f} "
               f"(baseline {summary['baseline']['test_accuracy']:.4f}); saved in {out / 'best'}")
     else:
         print(f"no candidate within {max_accuracy_drop} points; every try is recorded in {out / 'optimize.json'}")

@@ -318,9 +318,9 @@ class _Search:
         b = self.best
         test_interval = interval_points(self.base_test, len(self.data.test))
         ref = getattr(self, "reference_speedups", {})
-        against = (f"{ref['speedup_vs_eager']:.2f}x faster than PyTorch eager and {ref['speedup_vs_best_fp32']:.2f}x faster than the "
+        against = (f"{faster(ref['speedup_vs_eager'])} than PyTorch eager and {faster(ref['speedup_vs_best_fp32'])} than the "
                    f"fastest fp32 deployment of the baseline ({ref['best_fp32_form']})" if ref.get("speedup_vs_best_fp32")
-                   else f"{b.speedup:.2f}x faster than the baseline (PyTorch eager)")
+                   else f"{faster(b.speedup)} than the baseline (PyTorch eager)")
         return (f"Best: {b.name}, {against} at batch {self.cfg.batch_size}, "
                 f"{self.cfg.threads} thread(s); accuracy {100 * (b.val_accuracy - self.base_val):+.2f} points on validation "
                 f"(+/-{self.val_interval:.2f}) and {100 * (b.test_accuracy - self.base_test):+.2f} on test (+/-{test_interval:.2f}); {spent}.")
@@ -336,6 +336,11 @@ def _batches(dataset, limit: int | None = None, batch_size: int = EVAL_BATCH_SIZ
     finally:
         if saved is not None:
             dataset.augment = saved
+
+
+def faster(speedup: float) -> str:
+    """"2.50x faster" or, below 1, "1.92x slower": never "0.52x faster"."""
+    return f"{speedup:.2f}x faster" if speedup >= 1 else f"{1 / speedup:.2f}x slower"
 
 
 # Two latencies measured on a shared machine differ by a few percent run to run: within this
