@@ -159,20 +159,15 @@ def quantize_cmd(
     from slimforge.files import read_json_quiet
     from slimforge.quantize.core import coverage_line
 
-    coverage = coverage_line(read_json_quiet(out / "quantized.json"))
+    info = read_json_quiet(out / "quantized.json")  # {} for an fbgemm table folder: no lines
+    coverage = coverage_line(info)
     if coverage:
         print(coverage)
-    if _quantized_mode(out) == "dynamic":
+    if info.get("mode") == "dynamic":
         from slimforge.train.evaluate import EVAL_BATCH_SIZE
 
         print(f"note: dynamic int8 scales each batch's activations by that batch's range, so a sample's prediction can depend on "
               f"the batch it is in; slimforge scores in batches of {EVAL_BATCH_SIZE} (eval agrees), single-sample serving can differ slightly.")
-
-
-def _quantized_mode(out: Path) -> str | None:
-    from slimforge.files import read_json_quiet
-
-    return read_json_quiet(out / "quantized.json").get("mode")  # {} for an fbgemm table folder: no note
 
 
 @contextlib.contextmanager

@@ -433,35 +433,40 @@ def _shift_mask(x: torch.Tensor, pad_h: int, pad_w: int, ws: list[int], shift: l
     return mask.masked_fill(mask != 0, float(-100.0)).masked_fill(mask == 0, float(0.0))
 
 
-def _torchvision_window_attention(module: nn.Module) -> bool:
-    """torchvision Swin (v1) ``ShiftedWindowAttention``; v2's cosine attention is not handled."""
-    return type(module) in (ShiftedWindowAttention, PrunableShiftedWindowAttention)
+def _stand_in(own: type, prunable: type, qkv: str, heads: str) -> tuple[Callable[[nn.Module], bool], Callable[[nn.Module], dict[str, int]]]:
+    """For a torchvision attention class ``own`` with a stand-in ``prunable`` (same parameters, head
+    count from its bias table): registers the swap, returns (matches, sync) for its AttentionForm.
+    ``qkv``: its fused projection; ``heads``: its head-count attribute."""
+
+    def matches(module: nn.Module) -> bool:
+        return type(module) in (own, prunable)
+
+    def pruned(module: nn.Module) -> bool:
+        layer = getattr(module, qkv)
+        return layer.out_features != 3 * layer.in_features
+
+    def use(module: nn.Module) -> None:
+        module.__class__ = prunable
+
+    def undo(module: nn.Module, cls: type) -> None:
+        module.__class__ = cls
+
+    def sync(module: nn.Module) -> dict[str, int]:
+        setattr(module, heads, module.relative_position_bias_table.shape[1])
+        if pruned(module):
+            use(module)
+        return {}
+
+    _SWAPS[own] = _Swap(matches, pruned, use, undo)
+    return matches, sync
 
 
-def _swin_pruned(module: nn.Module) -> bool:
-    return module.qkv.out_features != 3 * module.qkv.in_features
-
-
-def _swin_sync(module: nn.Module) -> dict[str, int]:
-    module.num_heads = module.relative_position_bias_table.shape[1]
-    if _swin_pruned(module):
-        module.__class__ = PrunableShiftedWindowAttention
-    return {}
-
-
-def _swin_use(module: nn.Module) -> None:
-    module.__class__ = PrunableShiftedWindowAttention
-
-
-def _swin_undo(module: nn.Module, cls: type) -> None:
-    module.__class__ = cls
-
-
-_SWAPS[ShiftedWindowAttention] = _Swap(_torchvision_window_attention, _swin_pruned, _swin_use, _swin_undo)
+# torchvision Swin (v1) ``ShiftedWindowAttention``; v2's cosine attention is not handled.
+_swin_matches, _swin_sync = _stand_in(ShiftedWindowAttention, PrunableShiftedWindowAttention, "qkv", "num_heads")
 
 register_attention_form(
     "torchvision-window-attention",
-    AttentionForm(_torchvision_window_attention, lambda m: m.qkv.out_features // (3 * m.num_heads), _swin_sync),
+    AttentionForm(_swin_matches, lambda m: m.qkv.out_features // (3 * m.num_heads), _swin_sync),
     "torchvision Swin ShiftedWindowAttention (v1): whole heads, relative position bias columns",
 )
 
@@ -480,29 +485,10 @@ class PrunableRelativePositionalAttention(RelativePositionalMultiHeadAttention):
         return self.merge(out.permute(0, 1, 3, 2, 4).reshape(B, G, P, -1))
 
 
-def _maxvit_attention(module: nn.Module) -> bool:
-    return type(module) in (RelativePositionalMultiHeadAttention, PrunableRelativePositionalAttention)
-
-
-def _maxvit_pruned(module: nn.Module) -> bool:
-    return module.to_qkv.out_features != 3 * module.to_qkv.in_features
-
-
-def _maxvit_sync(module: nn.Module) -> dict[str, int]:
-    module.n_heads = module.relative_position_bias_table.shape[1]
-    if _maxvit_pruned(module):
-        module.__class__ = PrunableRelativePositionalAttention
-    return {}
-
-
-def _maxvit_use(module: nn.Module) -> None:
-    module.__class__ = PrunableRelativePositionalAttention
-
-
-_SWAPS[RelativePositionalMultiHeadAttention] = _Swap(_maxvit_attention, _maxvit_pruned, _maxvit_use, _swin_undo)
+_maxvit_matches, _maxvit_sync = _stand_in(RelativePositionalMultiHeadAttention, PrunableRelativePositionalAttention, "to_qkv", "n_heads")
 
 register_attention_form(
     "torchvision-maxvit-attention",
-    AttentionForm(_maxvit_attention, lambda m: m.head_dim, _maxvit_sync),
+    AttentionForm(_maxvit_matches, lambda m: m.head_dim, _maxvit_sync),
     "torchvision MaxViT RelativePositionalMultiHeadAttention: whole heads, relative position bias columns",
 )
