@@ -30,7 +30,7 @@ _EXPORTS = {
     "load_quantized": "slimforge.quantize:load_quantized",
     "FactorizeConfig": "slimforge.factorize:FactorizeConfig",
     "ExportConfig": "slimforge.export:ExportConfig",
-    # Stage packages; `prune` and `distill` are callable: slimforge.prune(model, x, ratio=0.5).
+    # Stage packages, each callable as its stage: slimforge.prune(model, x, ratio=0.5), slimforge.quantize(model, batches).
     "prune": "slimforge.prune",
     "distill": "slimforge.distill",
     "quantize": "slimforge.quantize",

@@ -18,6 +18,8 @@ difference is reported in ``export.json`` and an export that differs by more tha
 
 from __future__ import annotations
 
+from slimforge._callable import make_callable
+
 import contextlib
 import io
 import logging
@@ -26,7 +28,7 @@ import os
 import platform
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -112,7 +114,7 @@ class ExportResult:
 Exporter = Callable[[nn.Module, torch.Tensor, Path, ExportConfig], tuple[Path, str]]
 Loader = Callable[[Path], Callable[[torch.Tensor], torch.Tensor]]
 EXPORTERS: Registry[Exporter] = Registry("exporter")
-LOADERS: dict[str, Loader] = {}
+LOADERS: Mapping[str, Loader] = EXPORTERS.view("loader")  # format -> what runs the file it wrote
 
 
 def register_exporter(name: str, loader: Loader, help: str = "") -> Callable[[Exporter], Exporter]:
@@ -120,9 +122,7 @@ def register_exporter(name: str, loader: Loader, help: str = "") -> Callable[[Ex
     with the ``loader(file) -> callable`` that runs what it wrote."""
 
     def add(fn: Exporter) -> Exporter:
-        EXPORTERS.register(name, help)(fn)
-        LOADERS[name] = loader
-        return fn
+        return EXPORTERS.register(name, help, loader=loader)(fn)
 
     return add
 
@@ -459,3 +459,5 @@ __all__ = [
     "save_pt2",
     "written_opset",
 ]
+
+make_callable(__name__, export)  # slimforge.export(...)

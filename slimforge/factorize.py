@@ -18,6 +18,8 @@ saves parameters. The ranks are recorded as a ``factorize`` edit in ``model.json
 
 from __future__ import annotations
 
+from slimforge._callable import make_callable
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -270,3 +272,5 @@ def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
 
 
 __all__ = ["FactorizeConfig", "FactorizeError", "FactorizeResult", "factorize", "low_rank", "replay_factorize"]
+
+make_callable(__name__, factorize)  # slimforge.factorize(...)

@@ -50,3 +50,28 @@ def test_recommendation_entries_load_on_first_use_from_the_shared_registries():
     from slimforge.quantize import list_backends
 
     assert {"fbgemm-int8", "fbgemm-int4", "fbgemm-int2"} <= set(list_backends())  # registered without importing FBGEMM
+
+
+def test_entries_carry_their_metadata_and_a_view_follows_later_registrations() -> None:
+    reg: Registry[int] = Registry("thing")
+    reg.register("plain")(1)
+    reg.register("rich", help="with facts", produces="model", cost=3)(2)
+    assert reg.meta("rich") == {"produces": "model", "cost": 3} and reg.meta("plain") == {}
+    reg.meta("rich")["cost"] = 99  # a copy: the registry keeps its own
+    assert reg.meta("rich")["cost"] == 3
+    produces = reg.view("produces")
+    assert dict(produces) == {"rich": "model"} and "plain" not in produces
+    reg.register("later", produces="report")(3)
+    assert dict(produces) == {"rich": "model", "later": "report"} and len(produces) == 2
+    with pytest.raises(KeyError):
+        produces["plain"]
+    with pytest.raises(UnknownNameError, match="Did you mean 'rich'"):
+        reg.meta("ric")
+
+
+def test_stage_kinds_and_exporters_keep_their_facts_in_the_registry() -> None:
+    from slimforge.export import EXPORTERS, LOADERS
+    from slimforge.pipeline.stages import PRODUCES, list_stages
+
+    assert set(PRODUCES) == set(list_stages()) and PRODUCES["quantize"] == "quantized"
+    assert set(LOADERS) == set(EXPORTERS.names()) and all(callable(LOADERS[name]) for name in LOADERS)

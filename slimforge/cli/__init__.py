@@ -78,7 +78,10 @@ FILESYSTEM_ERRORS = frozenset({errno.ENAMETOOLONG, errno.EACCES, errno.EPERM, er
 
 
 def main(argv: list[str] | None = None) -> int:
+    from slimforge.plugins import load_plugins
+
     try:
+        load_plugins()  # $SLIMFORGE_PLUGINS and installed entry points register their names first
         code = app(args=argv, prog_name="slimforge", standalone_mode=False)
     except KeyboardInterrupt:
         code = 130

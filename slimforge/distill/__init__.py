@@ -14,6 +14,7 @@ callable) runs a whole distillation through the trainer; see :func:`slimforge.di
 
 from __future__ import annotations
 
+from slimforge._callable import make_callable
 from slimforge.distill.api import DistillRunConfig, DistillSection, run, run_from_config, slim_copy
 from slimforge.distill.cache import TeacherCache
 from slimforge.distill.hints import HintSpec, list_module_paths
@@ -48,12 +49,4 @@ __all__ = [
     "register_loss",
 ]
 
-
-class _CallableModule(__import__("types").ModuleType):
-    """``slimforge.distill(...)`` calls :func:`run` (the package would otherwise hide it)."""
-
-    def __call__(self, *args, **kwargs):
-        return run(*args, **kwargs)
-
-
-__import__("sys").modules[__name__].__class__ = _CallableModule
+make_callable(__name__, run)  # slimforge.distill(student, teachers, data, config)

@@ -31,10 +31,11 @@ from slimforge.train import Callback, TrainConfig, TrainingDiverged, TrainResult
 class DistillSection(Frozen):
     """The ``distill`` section of a distillation run (see ``DistillConfig``). None = the loss's default."""
 
-    loss: str = Field("kd", description="kd, dkd or mse (slimforge.distill.list_losses())")
+    loss: str | dict[str, Any] = Field("kd", description="a loss name (slimforge.distill.list_losses()), or {name: ..., its settings}")
     temperature: float | None = Field(None, gt=0, description="softmax temperature (kd, dkd; default 4)")
     alpha: float | None = Field(None, ge=0, description="DKD only: weight of the target-class part (default 1)")
     beta: float | None = Field(None, ge=0, description="DKD only: weight of the non-target part (default 8)")
+    loss_params: dict[str, Any] = Field(default_factory=dict, description="the loss's own other keywords (a plug-in loss's hyper-parameters)")
     soft_weight: float | None = Field(None, ge=0, le=1, description="weight of the distillation loss; 1 - hard_weight (default: the loss's)")
     hard_weight: float | None = Field(None, ge=0, le=1, description="weight of cross-entropy on the labels; 1 - soft_weight")
     hints: list[str] = Field(default_factory=list, description="feature hints 'student.path:teacher.path'")
@@ -52,7 +53,7 @@ class DistillSection(Frozen):
         return DistillConfig(**{**self.model_dump(), "hints": tuple(self.hints)})
 
 
-RESOLVED_KEYS = ("temperature", "alpha", "beta", "soft_weight", "hard_weight")  # None in a section: the loss's default
+RESOLVED_KEYS = ("loss", "temperature", "alpha", "beta", "loss_params", "soft_weight", "hard_weight")  # None in a section: the loss's default
 
 
 # Distillation clips the gradient norm unless the train section says otherwise (grad_clip: null turns
@@ -166,7 +167,8 @@ def _run(student, teachers, data, config, train_config, out, record, resume, cal
 
 def describe_loss(config: DistillConfig) -> str:
     """e.g. ``kd (T=20) x 0.9 + labels x 0.1``: the loss as it will run, every default resolved."""
-    settings = ", ".join(f"{k}={getattr(config, k):g}" for k in ("temperature", "alpha", "beta") if getattr(config, k) is not None)
+    given = {k: getattr(config, k) for k in ("temperature", "alpha", "beta") if getattr(config, k) is not None}
+    settings = ", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in {**given, **config.loss_params}.items())
     return f"{config.loss}{f' ({settings})' if settings else ''} x {config.soft_weight:g} + labels x {config.hard_weight:g}"
 
 
@@ -174,6 +176,8 @@ def describe_run(teachers: TeacherLike | Sequence[TeacherLike], objective: Any, 
     """The static part of metrics.json's ``distill`` section: teachers, resolved loss settings, cache."""
     items = [teachers] if isinstance(teachers, (nn.Module, str, Path)) else list(teachers)
     loss = {k: getattr(config, k) for k in ("loss", "temperature", "alpha", "beta", "soft_weight", "hard_weight")}
+    if config.loss_params:
+        loss["loss_params"] = dict(config.loss_params)
     return {
         "teachers": [_describe_teacher(item, module) for item, module in zip(items, objective.teachers)],
         **loss,

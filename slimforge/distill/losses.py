@@ -3,9 +3,11 @@
 A loss compares student and teacher logits of the same shape, ``(rows, classes)``, and
 returns a scalar. The hard-label cross-entropy lives in the objective, which mixes the two as
 ``soft_weight * loss + hard_weight * CE`` with the weights summing to 1; each loss says what
-``soft_weight`` it defaults to (``soft_weight`` attribute). Its settings (``temperature``,
-``alpha``, ``beta``) are the keywords its constructor takes, their defaults the constructor's
-(:func:`loss_settings`). Each loss also says how an ensemble of teachers is merged for it
+``soft_weight`` it defaults to (``soft_weight`` attribute). Its settings are the keywords its
+constructor takes, their defaults the constructor's: ``temperature``, ``alpha`` and ``beta`` have
+fields of their own in the distill config (:func:`loss_settings`); any other keyword a loss takes
+(a new loss's own hyper-parameter) is given in ``distill.loss_params`` or inline,
+``loss: {name: my-loss, gamma: 2}`` (:func:`loss_params`). Each loss also says how an ensemble of teachers is merged for it
 (``ensemble``): ``"probabilities"`` averages the softened probabilities at the loss's temperature,
 ``"logits"`` averages the raw logits.
 """
@@ -13,7 +15,7 @@ returns a scalar. The hard-label cross-entropy lives in the objective, which mix
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import torch
@@ -71,6 +73,31 @@ def loss_settings(name: str, **given: float | None) -> dict[str, float | None]:
         else:
             settings[key] = None
     return settings
+
+
+def split_loss(loss: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``"dkd"`` -> ("dkd", {}); ``{"name": "dkd", "beta": 8}`` -> ("dkd", {"beta": 8})."""
+    if isinstance(loss, str):
+        return loss, {}
+    if isinstance(loss, Mapping) and isinstance(loss.get("name"), str):
+        return loss["name"], {k: v for k, v in loss.items() if k != "name"}
+    raise ConfigError(f"distill.loss must be a loss name or a mapping with a 'name' key and the loss's settings "
+                      f"(e.g. {{name: dkd, beta: 8}}), got {loss!r}.")
+
+
+def loss_params(name: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Loss ``name``'s own keywords beyond temperature/alpha/beta: each one the given value, else
+    the constructor's default. A keyword the loss does not take is a ConfigError naming the ones it does."""
+    params = {k: p for k, p in inspect.signature(LOSSES.get(name)).parameters.items()
+              if k not in LOSS_SETTINGS and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    unknown = sorted(set(given) - set(params))
+    if unknown:
+        raise ConfigError(f"distill.loss_params {', '.join(unknown)} do not apply to the {name!r} loss, which takes "
+                          f"{', '.join(params) or 'no parameter beyond temperature, alpha, beta'}.")
+    missing = [k for k, p in params.items() if k not in given and p.default is p.empty]
+    if missing:
+        raise ConfigError(f"The {name!r} loss needs distill.loss_params {', '.join(missing)} (it has no default).")
+    return {k: given[k] if k in given else p.default for k, p in params.items()}
 
 
 def default_soft_weight(name: str) -> float:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,8 @@ from torch.nn import functional as F
 
 from slimforge.distill.cache import CACHE_DTYPES, TeacherCache
 from slimforge.distill.hints import HINT_LOSSES, HintSpec, build_adapter, capture_outputs, hint_loss, resolve_module
-from slimforge.distill.losses import LOSSES, LogitLoss, build_loss, default_soft_weight, loss_settings
+from slimforge.distill.losses import LOSS_SETTINGS, LOSSES, LogitLoss, build_loss, default_soft_weight, loss_settings, split_loss
+from slimforge.distill.losses import loss_params as resolve_loss_params
 from slimforge.distill.teachers import TEACHER_DTYPES, TeacherLike, combine_teachers, prepare_teachers, run_teacher, unwrap
 from slimforge.errors import ConfigError, DataError, SlimforgeError
 from slimforge.train.callbacks import LossOutput
@@ -34,13 +35,16 @@ class DistillConfig:
     ``soft_weight + hard_weight = 1``: give one and the other is its complement; give neither and
     the loss's default applies (``losses.default_soft_weight``). ``temperature``, ``alpha`` and
     ``beta`` left at None take the loss's defaults; setting one the loss does not use is an error.
-    The resolved values replace the Nones, so a config reads as what ran.
+    Any other keyword the loss's constructor takes goes in ``loss_params`` (or inline:
+    ``loss={"name": "dkd", "beta": 8}``). The resolved values replace the Nones, so a config reads
+    as what ran.
     """
 
     loss: str = "kd"
     temperature: float | None = None  # kd, dkd: 4
     alpha: float | None = None  # dkd: weight of the target-class part (TCKD), 1
     beta: float | None = None  # dkd: weight of the non-target part (NCKD), 8
+    loss_params: Mapping[str, Any] = field(default_factory=dict)  # the loss's other keywords (a plug-in loss's own)
     soft_weight: float | None = None
     hard_weight: float | None = None
     hints: tuple[HintSpec, ...] = field(default_factory=tuple)
@@ -57,9 +61,7 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hints", tuple(HintSpec.parse(h) for h in self.hints))
-        LOSSES.get(self.loss)  # unknown names fail here, with a suggestion
-        for key, value in loss_settings(self.loss, temperature=self.temperature, alpha=self.alpha, beta=self.beta).items():
-            object.__setattr__(self, key, value)
+        self._resolve_loss()
         soft, hard = mix_weights(self.soft_weight, self.hard_weight, default_soft_weight(self.loss))
         if soft == 0 and not self.hints:
             raise ConfigError("distill.soft_weight is 0 (hard_weight 1) and there are no hints: that trains on the labels alone, with no teacher. "
@@ -77,6 +79,22 @@ class DistillConfig:
         for key, choices in (("hint_loss", HINT_LOSSES), ("cache_dtype", CACHE_DTYPES), ("teacher_dtype", (None, *TEACHER_DTYPES))):
             if getattr(self, key) not in choices:
                 raise ConfigError(f"distill.{key}={getattr(self, key)!r} is not one of {list(choices)}.")
+
+
+    def _resolve_loss(self) -> None:
+        """Name, temperature/alpha/beta and the other keywords of the loss, each default filled in."""
+        name, inline = split_loss(self.loss)
+        LOSSES.get(name)  # unknown names fail here, with a suggestion
+        given = {**inline, **self.loss_params}
+        for key in LOSS_SETTINGS:
+            if key in given and getattr(self, key) is not None and getattr(self, key) != given[key]:
+                raise ConfigError(f"distill.{key} is given twice, {getattr(self, key)} and {given[key]} (in distill.loss): give it once.")
+            if key in given:
+                object.__setattr__(self, key, given.pop(key))
+        object.__setattr__(self, "loss", name)
+        for key, value in loss_settings(name, temperature=self.temperature, alpha=self.alpha, beta=self.beta).items():
+            object.__setattr__(self, key, value)
+        object.__setattr__(self, "loss_params", resolve_loss_params(name, given))
 
 
 def mix_weights(soft: float | None, hard: float | None, default_soft: float) -> tuple[float, float]:
@@ -266,7 +284,7 @@ def build_distill_objective(
             teacher.to(device)
     if config.hints and len(prepared) > 1:
         raise ConfigError("distill.hints need a single teacher; an ensemble has no one set of features to match.")
-    loss = build_loss(config.loss, temperature=config.temperature, alpha=config.alpha, beta=config.beta)
+    loss = build_loss(config.loss, temperature=config.temperature, alpha=config.alpha, beta=config.beta, **config.loss_params)
     probe = example_input if example_input is not None else _first_inputs(train_inputs)
 
     # Probe: check class counts, and size the hint adapters from real feature shapes.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -84,7 +84,7 @@ class StageContext:
 
 Runner = Callable[[StageContext, Any, Path | None, Path], dict[str, Any]]
 RUNNERS: Registry[Runner] = Registry("stage runner")
-PRODUCES: dict[str, str] = {}  # kind -> "model" | "quantized" | "export" | "report"
+PRODUCES: Mapping[str, str] = STAGE_CONFIGS.view("produces")  # kind -> "model" | "quantized" | "export" | "report"
 
 
 RESUMABLE_KINDS = ("train", "distill")  # stages whose training resumes from the checkpoint it leaves
@@ -94,8 +94,7 @@ def register_stage(kind: str, config: type[StageConfig], produces: str, help: st
     """Register a stage kind: its config, what its folder holds, and its runner. The registered
     runner writes its whole folder in one step (see :func:`staged`), with the stage's
     ``trust_code`` applied to the folders it reads."""
-    STAGE_CONFIGS.register(kind, help)(config)
-    PRODUCES[kind] = produces
+    STAGE_CONFIGS.register(kind, help, produces=produces)(config)
 
     def add(runner: Runner) -> Runner:
         staged_runner = staged(runner, produces, resumable=kind in RESUMABLE_KINDS)

@@ -12,10 +12,8 @@
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
-
+from slimforge._callable import make_callable
+from slimforge.prune._capture import register_op_rule
 from slimforge.prune._graph import DependencyGraph
 from slimforge.prune._trace import build_dependency_graph
 from slimforge.prune.attention import list_attention_forms, register_attention_form
@@ -38,15 +36,7 @@ __all__ = [
     "prune",
     "register_attention_form",
     "register_importance",
+    "register_op_rule",
 ]
 
-
-class _CallableModule(types.ModuleType):
-    """``import slimforge.prune`` sets ``slimforge.prune`` to this package, which would hide the
-    ``slimforge.prune(...)`` function; calling the package calls :func:`prune`."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return prune(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, prune)  # slimforge.prune(model, x, ratio=0.5)

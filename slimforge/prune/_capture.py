@@ -199,6 +199,41 @@ def _rule(*names: str) -> Callable[[Rule], Rule]:
     return add
 
 
+def register_op_rule(op: str, rule: Rule | None = None, *, like: str | None = None, replace: bool = False) -> Any:
+    """Teach the pruning engine an op it has no rule for (a custom op, ``mylib::fused_act``).
+
+    ``like="relu"``: the op ties its inputs' and output's elements as that built-in op does
+    (elementwise, reduction, matmul ...). Otherwise ``rule(tr, node)`` returns the output's label,
+    one entry per output dimension: ``tr.lab(node.args[i])`` is input i's label (a list with, per
+    dimension, an array of element ids or None), ``tr.uf.tie(a, b)`` ties element i of ``a`` to
+    element i of ``b`` (they are pruned together), ``tr.pin_label(label)`` keeps every element of
+    ``label``. Without ``rule`` or ``like`` it is a decorator. ``op`` is the op's qualified name
+    (``namespace::name``); a name that already has a rule is refused unless ``replace``.
+    """
+    key = op.removeprefix("aten::")
+    if like is not None:
+        if rule is not None:
+            raise ValueError("register_op_rule takes a rule or like=, not both.")
+        if like.removeprefix("aten::") not in RULES:
+            from slimforge.errors import did_you_mean
+
+            raise ValueError(f"like={like!r}: slimforge.prune has no rule for that op.{did_you_mean(like, sorted(RULES))}")
+        rule = RULES[like.removeprefix("aten::")]
+
+    def add(fn: Rule) -> Rule:
+        if key in RULES and not replace and RULES[key] is not fn:
+            raise ValueError(f"op {op!r} already has a pruning rule; pass replace=True to change it.")
+        RULES[key] = fn
+        return fn
+
+    return add if rule is None else add(rule)
+
+
+def qualified_opname(target: Any) -> str:
+    """``demo::channel_gate`` for a custom op, ``aten::relu`` for a built-in one ("" for others)."""
+    return target._schema.name if isinstance(target, torch._ops.OpOverload) else ""
+
+
 def _arg(node: torch.fx.Node, i: int, name: str, default: Any = None) -> Any:
     if len(node.args) > i:
         return node.args[i]

@@ -14,7 +14,7 @@ from torch import nn
 
 from slimforge.prune import _rules_math, _rules_view  # noqa: F401  (registers the op rules)
 from slimforge.prune._capture import (
-    PIN, RULES, Label, _first_occurrence_order, _flat_nodes, _has_tracked_tensor, _none_like, _opname, _UnionFind, export_model, module_path,
+    PIN, RULES, Label, _first_occurrence_order, _flat_nodes, _has_tracked_tensor, _none_like, _opname, qualified_opname, _UnionFind, export_model, module_path,
 )
 from slimforge.prune._graph import DependencyGraph, Group, Slot, Unit
 from slimforge.prune.attention import find_attention_form
@@ -148,7 +148,9 @@ class _Tracer:
     def _call(self, node: torch.fx.Node) -> Any:
         target = node.target
         opname = _opname(target)
-        rule = RULES.get(opname)
+        qualified = qualified_opname(target)
+        # A custom op is looked up by its full name: mylib::add is not aten's add.
+        rule = RULES.get(qualified) if qualified and not qualified.startswith("aten::") else RULES.get(opname)
         if rule is None:
             if not _has_tracked_tensor(self, node):
                 return _none_like(node)
@@ -160,7 +162,9 @@ class _Tracer:
             raise UnsupportedOpError(
                 f"slimforge.prune has no rule for op {opname!r} (graph node {node.name!r}) in module "
                 f"{path or '<top level>'!r}: it cannot tell which channels of its inputs and outputs belong together. "
-                f"Skip that layer so its channels stay as they are: slimforge.prune(..., skip=[{(path or '*')!r}])."
+                f"Skip that layer so its channels stay as they are: slimforge.prune(..., skip=[{(path or '*')!r}]); or "
+                f"teach slimforge the op: slimforge.prune.register_op_rule({qualified or opname!r}, like='relu') "
+                f"for an elementwise op, or a rule of your own (docs/extending.md)."
             )
         try:
             return rule(self, node)

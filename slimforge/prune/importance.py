@@ -33,8 +33,13 @@ class ImportanceContext:
 
 Criterion = Callable[[ImportanceContext, Slot], torch.Tensor | None]
 IMPORTANCES: Registry[Criterion] = Registry("importance criterion")
-register_importance = IMPORTANCES.register
-NEEDS_GRADIENTS = {"taylor"}
+register_importance = IMPORTANCES.register  # meta: needs_gradients=True fills ctx.taylor from calibration batches
+
+
+def needs_gradients(name: str) -> bool:
+    """Does criterion ``name`` read ``ImportanceContext.taylor`` (weight x gradient), so that
+    pruning must run calibration batches backwards first?"""
+    return bool(IMPORTANCES.meta(name).get("needs_gradients", False))
 
 
 def list_importances() -> list[str]:
@@ -76,7 +81,7 @@ def bn_scale_importance(ctx: ImportanceContext, slot: Slot) -> torch.Tensor | No
     return ctx.tensors[slot.name].detach().abs().float()
 
 
-@register_importance("taylor", help="first-order Taylor |sum w*dL/dw| from calibration batches")
+@register_importance("taylor", help="first-order Taylor |sum w*dL/dw| from calibration batches", needs_gradients=True)
 def taylor_importance(ctx: ImportanceContext, slot: Slot) -> torch.Tensor | None:
     if ctx.taylor is None or slot.name not in ctx.taylor:
         return None

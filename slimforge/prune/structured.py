@@ -25,7 +25,7 @@ from slimforge.prune._graph import DependencyGraph, Group
 from slimforge.prune._trace import build_dependency_graph, matches
 from slimforge.prune.attention import prepare_attention, settle_attention
 from slimforge.prune.errors import PruneConfigError, PruningError
-from slimforge.prune.importance import IMPORTANCES, NEEDS_GRADIENTS, ImportanceContext, score_units
+from slimforge.prune.importance import IMPORTANCES, ImportanceContext, needs_gradients, score_units
 from slimforge.prune.latency import LatencySettings, choose_by_latency
 from slimforge.prune.plan import PLAN_VERSION, encode_runs, kept_indices, slice_tensors
 
@@ -260,7 +260,7 @@ def importance_context(model: nn.Module, config: PruneConfig, calibration: Itera
     norm_types = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
     norms = frozenset(f"{p}.weight" if p else "weight" for p, m in model.named_modules() if isinstance(m, norm_types))
     taylor = None
-    if config.importance in NEEDS_GRADIENTS:
+    if needs_gradients(config.importance):
         if calibration is None:
             raise PruneConfigError(
                 f"importance={config.importance!r} needs gradients: pass calibration=[(inputs, targets), ...] (a few batches)."

@@ -17,6 +17,8 @@ is within a tolerance; ``prepare_qat``/``convert_qat`` fine-tune with fake quant
 
 from __future__ import annotations
 
+from slimforge._callable import make_callable
+
 from slimforge.quantize.core import (
     BACKENDS,
     QuantizationError,
@@ -66,3 +68,5 @@ __all__ = [
     "register_backend",
     "save_quantized",
 ]
+
+make_callable(__name__, quantize)  # slimforge.quantize(...)

@@ -30,7 +30,7 @@ _EXPORTS = {
     "predict": "slimforge.text.predict:predict",
     "Prediction": "slimforge.text.predict:Prediction",
     "quantize_dynamic_int8": "slimforge.quantize.dynamic:quantize_dynamic_int8",
-    "measure_latency": "slimforge.text.predict:measure_latency",
+    "measure_latency": "slimforge.measure:measure_latency",  # the one harness, token-id batches included
 }
 
 
