@@ -109,6 +109,7 @@ def fit(model: nn.Module, data: dict, settings: dict, epochs: int, seed: int, so
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
     started = time.perf_counter()
     model.train()
+    loss = torch.zeros(())  # the last batch's loss, printed after each epoch
     for epoch in range(epochs):
         if VERBOSE and epoch:
             print(f"  epoch {epoch}: last loss {loss.item():.4f}, test errors {test_errors(model, data)}", flush=True)
