@@ -45,6 +45,9 @@ class Registry(Generic[T]):
         return add
 
     def get(self, name: str) -> T:
+        if not isinstance(name, str):  # a list or mapping read from a file is no name (and unhashable)
+            raise UnknownNameError(f"A {self.kind} name must be a string, got {type(name).__name__} {name!r}. "
+                                   f"Known {_plural(self.kind)}: {', '.join(self.names())}.")
         self._provide(name)
         try:
             return self._entries[name]

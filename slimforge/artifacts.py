@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from slimforge._registry import Registry
-from slimforge.errors import ArtifactError, ConfigError, UnknownNameError
+from slimforge.errors import ArtifactError, ConfigError
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -42,11 +42,10 @@ SPEC_ATTR = "slimforge_spec"
 PENDING_EDITS_ATTR = "slimforge_pending_edits"  # edits of a model whose factory is not known yet
 
 EditReplay = Callable[[nn.Module, dict[str, Any]], nn.Module]
-EDITS: Registry[EditReplay] = Registry("structural edit")
-
 # Built-in edit kinds and the module that registers each, imported on first use so that
 # `load` works without the caller importing the stage that made the edit.
 BUILTIN_EDITS = {"prune": "slimforge.prune.plan", "factorize": "slimforge.factorize"}
+EDITS: Registry[EditReplay] = Registry("structural edit", builtins=BUILTIN_EDITS)
 
 
 def register_edit(kind: str) -> Callable[[EditReplay], EditReplay]:
@@ -55,7 +54,7 @@ def register_edit(kind: str) -> Callable[[EditReplay], EditReplay]:
 
 
 def list_edits() -> list[str]:
-    return sorted(set(EDITS.names()) | set(BUILTIN_EDITS))
+    return EDITS.names()
 
 
 @dataclass
@@ -133,7 +132,7 @@ def recorded_edits(model: nn.Module) -> list[dict[str, Any]]:
 def record_edit(model: nn.Module, edit: dict[str, Any]) -> None:
     """Append a structural edit (must hold a registered ``kind``) to the model's spec; a model
     without a spec keeps it until one is given (:func:`attach_spec`, ``save(..., factory=...)``)."""
-    if edit.get("kind") not in EDITS and edit.get("kind") not in BUILTIN_EDITS:
+    if edit.get("kind") not in EDITS:
         raise ValueError(f"edit kind {edit.get('kind')!r} is not registered; known: {list_edits()}")
     spec = get_spec(model)
     if spec is not None:
@@ -152,12 +151,6 @@ def record_preprocess(model: nn.Module, preprocess: Any) -> None:
 
 def edit_replay(kind: str) -> EditReplay:
     """The replay function for edit ``kind``, importing its built-in provider when needed."""
-    if kind not in EDITS and kind in BUILTIN_EDITS:
-        import importlib
-
-        importlib.import_module(BUILTIN_EDITS[kind])
-    if kind not in EDITS:
-        raise UnknownNameError(f"Unknown structural edit {kind!r}. Known structural edits: {', '.join(list_edits())}.")
     return EDITS.get(kind)
 
 
