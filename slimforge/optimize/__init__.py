@@ -22,7 +22,8 @@ Files: ``budget.py`` (settings, the budget, recovery length), ``edge.py`` (where
 ``search.py`` (making and measuring candidates).
 """
 
-from slimforge.optimize.budget import BUDGET_TOLERANCE_POINTS, Candidate, OptimizeConfig, interval_points, within_budget
-from slimforge.optimize.search import optimize
+from slimforge.optimize.budget import BUDGET_TOLERANCE_POINTS, Budget, Candidate, OptimizeConfig, interval_points, within_budget
+from slimforge.optimize.objectives import list_objectives, optimize, register_objective
 
-__all__ = ["BUDGET_TOLERANCE_POINTS", "Candidate", "OptimizeConfig", "interval_points", "optimize", "within_budget"]
+__all__ = ["BUDGET_TOLERANCE_POINTS", "Budget", "Candidate", "OptimizeConfig", "interval_points", "list_objectives", "optimize",
+           "register_objective", "within_budget"]
