@@ -68,7 +68,10 @@ class Budget:
 
 @dataclass(frozen=True)
 class OptimizeConfig:
-    """max_accuracy_drop: points of validation accuracy the result may lose; batch_size and
+    """max_accuracy_drop: points of validation accuracy the result may lose (when ``budget`` is
+    None); objective: the registered search to run ("latency": the fastest model, "size": the
+    smallest weight file); metric: the validation metric the budget is on (size; None: the
+    data's headline metric); budget: a :class:`Budget`, relative or in points; batch_size and
     threads: how latency is measured; train_threads: threads of recovery training (None: all
     cores); time_budget_s: wall-clock limit of the whole search; mac_targets: fractions of the
     baseline's MACs to try first; recovery: the distillation fine-tuning after each structural
