@@ -124,3 +124,10 @@ def test_cli_train_then_optimize_by_size_writes_a_run_folder_eval_reads(fbgemm, 
     assert main(["eval", str(opt / "best")]) == 0
     assert f"ndcg@10 {summary['best']['test']:.4f}" in capsys.readouterr().out
     assert Path(summary["best"]["path"]).is_dir()
+
+
+def test_cli_names_the_known_metrics_for_a_bad_one(trained_neumf, tmp_path, capsys):
+    code = main(["optimize", str(trained_neumf), "--objective", "size", "--metric", "ndcg10", "--budget", "2%", "--out", str(tmp_path / "opt")])
+    printed = capsys.readouterr()
+    assert code != 0 and not (tmp_path / "opt").exists()
+    assert "unknown metric 'ndcg10': the validation split reports hr@10, ndcg@10. Did you mean 'ndcg@10'" in printed.out + printed.err
