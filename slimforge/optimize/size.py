@@ -80,12 +80,16 @@ def optimize_size(baseline_run: str | Path, data: Any, config: OptimizeConfig, o
                   data_config: Any = None) -> dict[str, Any]:
     """Search for the smallest model within ``config.effective_budget()`` of the baseline on
     ``config.metric`` (validation); see the module docstring."""
-    with staged_output(Path(out), publish_if=lambda work: (work / "optimize.json").is_file()) as work:
-        session = SizeSession(Path(baseline_run), data, config, work, log, data_config)
-        for name, generator in session.generators:
-            session.log(f"generator {name}: {generator.description}")
-            generator.propose(session)
-        session.write_summary()
+    threads = torch.get_num_threads()
+    try:
+        with staged_output(Path(out), publish_if=lambda work: (work / "optimize.json").is_file()) as work:
+            session = SizeSession(Path(baseline_run), data, config, work, log, data_config)
+            for name, generator in session.generators:
+                session.log(f"generator {name}: {generator.description}")
+                generator.propose(session)
+            session.write_summary()
+    finally:
+        torch.set_num_threads(threads)  # train_threads applied to this search only
     return session.summary()
 
 
@@ -105,6 +109,7 @@ class SizeSession:
         self.best: SizeCandidate | None = None
         if config.train_threads:
             torch.set_num_threads(config.train_threads)
+        self.threads = torch.get_num_threads()
         out.mkdir(parents=True, exist_ok=True)
         model = self.baseline_model()
         self.generators = _generators_for(model)
@@ -209,7 +214,7 @@ class SizeSession:
             "generators": [name for name, _ in self.generators],
             "elapsed_s": round(time.monotonic() - self.started, 1),
             "time_budget_s": self.cfg.time_budget_s,
-            "threads": torch.get_num_threads(),
+            "threads": self.threads,
             "machine": machine_description(),
             "headline": self.headline(),
             "table": self.table(),

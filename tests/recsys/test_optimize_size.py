@@ -111,16 +111,16 @@ def test_optimize_size_returns_the_smallest_recommender_within_the_budget(fbgemm
     assert json.loads((tmp_path / "opt" / "optimize.json").read_text())["metric"] == "hr@10"
 
 
-@pytest.mark.slow
 def test_cli_train_then_optimize_by_size_writes_a_run_folder_eval_reads(fbgemm, tmp_path, capsys):
-    """`slimforge train` then `slimforge optimize RUN --metric ndcg@10 --objective size --budget 2%` (default search; ~2 min)."""
+    """`slimforge train` then `slimforge optimize RUN --metric ndcg@10 --objective size --budget 2%` (the default search; ~10 s)."""
     run, opt = tmp_path / "neumf", tmp_path / "opt"
     assert main(["train", "--data", "synthetic-ratings", "--model", "neumf", "--epochs", "4", "--out", str(run), "--quiet", "train.num_threads=1"]) == 0
     assert main(["optimize", str(run), "--metric", "ndcg@10", "--objective", "size", "--budget", "2%", "--threads", "1", "--out", str(opt)]) == 0
     printed = capsys.readouterr().out
     summary = json.loads((opt / "optimize.json").read_text())
     assert "| candidate | weight file (KB) | size x | val ndcg@10" in printed and f"Best: {summary['best']['name']}" in printed
-    assert summary["best"]["size_x"] >= 4.0 and summary["budget"] == {"amount": 2.0, "relative": True, "split": "validation"}
+    # measured 7.63x (SVD 70% + int2); int2 tables alone are 6.59x
+    assert summary["best"]["size_x"] >= 6.0 and summary["budget"] == {"amount": 2.0, "relative": True, "split": "validation"}
     assert main(["eval", str(opt / "best")]) == 0
     assert f"ndcg@10 {summary['best']['test']:.4f}" in capsys.readouterr().out
     assert Path(summary["best"]["path"]).is_dir()
