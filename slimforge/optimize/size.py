@@ -152,8 +152,8 @@ class SizeSession:
         folder = self.out / "candidates" / name
         try:
             save(folder)
-            if hasattr(self.data, "save_assets") and not (folder / "catalogue.json").is_file():
-                self.data.save_assets(folder)  # what the folder needs to serve or predict alone
+            if hasattr(self.data, "save_assets"):
+                self.data.save_assets(folder)  # what the folder needs to serve or predict alone (a catalogue, a tokenizer)
             return self._record(name, folder, recipe, details or {}, time.monotonic() - t0)
         except Exception as exc:  # one candidate that cannot be made is a failed candidate, not a failed search
             self.fail(name, exc)
