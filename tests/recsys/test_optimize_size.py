@@ -131,3 +131,25 @@ def test_cli_names_the_known_metrics_for_a_bad_one(trained_neumf, tmp_path, caps
     printed = capsys.readouterr()
     assert code != 0 and not (tmp_path / "opt").exists()
     assert "unknown metric 'ndcg10': the validation split reports hr@10, ndcg@10. Did you mean 'ndcg@10'" in printed.out + printed.err
+
+
+def test_lower_svd_energies_are_tried_until_nothing_made_from_one_is_within_the_budget():
+    """svd90 over the budget in fp32 but within once quantized (as on MovieLens) goes on to svd80;
+    nothing from svd80 within stops there."""
+    from types import SimpleNamespace
+
+    within = {"svd90": False, "svd90-": True, "svd80": False, "svd80-": False}  # fp32 candidate, best of its quantized forms
+    generator = EmbeddingTables(EmbeddingTablesSearch(energies=(0.9, 0.8, 0.7, 0.6)))
+    tried = []
+
+    def svd(session, model, energy, epochs, ranks):
+        tried.append(energy)
+        name = f"svd{round(100 * energy)}"
+        return SimpleNamespace(name=name, recipe=name, within_budget=within[name])
+
+    generator.svd = svd
+    generator.quantize_all = lambda session, model, prefix, recipe, widths: within.get(prefix, True)
+    session = SimpleNamespace(baseline_model=lambda: None, load=lambda c: None, time_left=lambda: 1e9, log=lambda *_: None,
+                              cfg=OptimizeConfig(objective="size"))
+    generator.propose(session)
+    assert tried == [0.9, 0.8]
