@@ -12,9 +12,11 @@ import pytest
 
 from slimforge.data import BUILTIN_DATASETS, DATASETS
 from slimforge.models import BUILTIN_MODELS, MODELS
+from slimforge.optimize.size import BUILTIN_SIZE_GENERATORS, SIZE_GENERATORS
 from slimforge.quantize.core import BACKENDS, BUILTIN_BACKENDS
 
-TABLES = [("models", MODELS, BUILTIN_MODELS), ("datasets", DATASETS, BUILTIN_DATASETS), ("backends", BACKENDS, BUILTIN_BACKENDS)]
+TABLES = [("models", MODELS, BUILTIN_MODELS), ("datasets", DATASETS, BUILTIN_DATASETS), ("backends", BACKENDS, BUILTIN_BACKENDS),
+          ("size generators", SIZE_GENERATORS, BUILTIN_SIZE_GENERATORS)]
 
 
 def _module_of(entry: object) -> str:
@@ -34,8 +36,8 @@ def test_every_entry_of_a_domain_module_is_in_its_builtins_table(kind, registry,
 
 
 def test_lower_packages_import_no_domain():
-    """Importing the shared registries (models, data, quantize) loads neither text nor recsys."""
-    code = ("import sys, slimforge.models, slimforge.data, slimforge.quantize, slimforge.artifacts\n"
+    """Importing the shared registries (models, data, quantize, optimize) loads neither text nor recsys."""
+    code = ("import sys, slimforge.models, slimforge.data, slimforge.quantize, slimforge.artifacts, slimforge.optimize.size\n"
             "print(sorted(m for m in sys.modules if m.startswith(('slimforge.text', 'slimforge.recsys'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

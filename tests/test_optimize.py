@@ -58,8 +58,8 @@ def test_durations_and_bad_objective():
     assert parse_duration("90s") == 90 and parse_duration("45m") == 2700 and parse_duration("1.5h") == 5400 and parse_duration("30") == 30
     with pytest.raises(ConfigError, match="not a duration"):
         parse_duration("soon")
-    with pytest.raises(ConfigError, match="objective 'size'"):
-        OptimizeConfig(objective="size")
+    with pytest.raises(ConfigError, match="objective 'sise' is not supported. Did you mean 'size'"):
+        OptimizeConfig(objective="sise")
 
 
 @pytest.mark.parametrize(("baseline", "candidate", "budget", "expected"), [

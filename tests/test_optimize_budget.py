@@ -7,7 +7,7 @@ import math
 import pytest
 
 from slimforge.errors import ConfigError
-from slimforge.optimize.budget import OptimizeConfig, interval_points, recovery_epochs
+from slimforge.optimize.budget import Budget, OptimizeConfig, interval_points, recovery_epochs
 from slimforge.quantize import list_backends
 
 
@@ -15,6 +15,7 @@ from slimforge.quantize import list_backends
     {"max_accuracy_drop": 0.0}, {"max_accuracy_drop": 0.5}, {"batch_size": 1}, {"threads": 1}, {"repeats": 1},
     {"train_threads": 1}, {"train_threads": None}, {"time_budget_s": 0.5}, {"mac_targets": (0.001, 0.999)},
     {"backends": ("torch",)}, {"prune_by": "macs"}, {"prune_by": "latency"}, {"reference": ("eager",)}, {"reference": ()},
+    {"objective": "size"}, {"objective": "latency"},
 ])
 def test_every_setting_is_accepted_at_its_edge(edge):
     cfg = OptimizeConfig(**edge)
@@ -22,7 +23,7 @@ def test_every_setting_is_accepted_at_its_edge(edge):
 
 
 @pytest.mark.parametrize(("change", "named"), [
-    ({"objective": "size"}, "objective 'size'"),
+    ({"objective": "speed"}, "objective 'speed' is not supported.* Known objectives: latency, size"),
     ({"max_accuracy_drop": -0.1}, "max_accuracy_drop .* not -0.1"),
     ({"max_accuracy_drop": float("nan")}, "max_accuracy_drop .* not nan"),
     ({"batch_size": 0}, r"batch_size.*\(got 0, 1, None, 20\)"),
@@ -78,3 +79,40 @@ def test_recovery_takes_at_most_a_quarter_of_the_time_budget_only_when_both_are_
     assert recovery_epochs(1, 3600, 128, seconds_per_epoch=50, time_budget_s=1200) == 6  # exactly a quarter
     assert recovery_epochs(1, 3600, 128, seconds_per_epoch=70, time_budget_s=None) == 18
     assert recovery_epochs(1, 3600, 128, seconds_per_epoch=None, time_budget_s=1200) == 18
+
+
+@pytest.mark.parametrize(("baseline", "candidate", "budget", "expected"), [
+    (0.50, 0.49, Budget(2.0, relative=True), True),  # exactly 2% of 0.50: 2.0000000000000018 in floating point
+    (0.50, 0.4899, Budget(2.0, relative=True), False),
+    (0.4615, 0.4615 * 0.98, Budget(2.0, relative=True), True),
+    (0.50, 0.49, Budget(1.0), True),  # exactly 1 point
+    (0.50, 0.49, Budget(0.99), False),
+    (0.20, 0.21, Budget(0.0, relative=True), True),  # a gain is always within
+    (0.0, 0.0, Budget(2.0, relative=True), True),
+    (0.0, -0.1, Budget(2.0, relative=True), False),
+])
+def test_a_candidate_exactly_at_a_relative_or_points_budget_is_within_it(baseline, candidate, budget, expected):
+    assert budget.allows(baseline, candidate) is expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2%", Budget(2.0, relative=True)), (" 0.5 % ", Budget(0.5, relative=True)), ("0.5", Budget(0.5)), ("1pt", Budget(1.0)), ("0", Budget(0.0)),
+])
+def test_budget_text_says_relative_or_points(text, expected):
+    assert Budget.parse(text) == expected
+
+
+@pytest.mark.parametrize(("text", "named"), [("two%", "neither a relative loss"), ("-1%", "finite number >= 0, not -1.0"), ("nan", "not nan")])
+def test_a_budget_that_means_nothing_is_refused(text, named):
+    with pytest.raises(ConfigError, match=named):
+        Budget.parse(text)
+
+
+def test_the_latency_search_refuses_a_relative_budget_or_another_metric():
+    from slimforge.optimize.search import _accuracy_points
+
+    with pytest.raises(ConfigError, match="accuracy points .* not 2% relative; a relative budget needs --objective size"):
+        _accuracy_points(OptimizeConfig(budget=Budget(2.0, relative=True)))
+    with pytest.raises(ConfigError, match="not 'ndcg@10'"):
+        _accuracy_points(OptimizeConfig(metric="ndcg@10"))
+    assert _accuracy_points(OptimizeConfig(budget=Budget(0.5))).max_accuracy_drop == 0.5

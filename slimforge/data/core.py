@@ -80,7 +80,9 @@ class DataSplits:
         options = dict(self.source)
         section = {"name": options.pop("name")}
         for key in ("root", "val_fraction", "split_seed", "augment"):
-            if key in options:
+            if key in options and options[key] is None:  # unset (a recommender's leave-one-out has no val_fraction): DataConfig's default
+                options.pop(key)
+            elif key in options:
                 section[key] = options.pop(key)
         return {**section, "options": options}
 

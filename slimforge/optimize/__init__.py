@@ -1,6 +1,8 @@
-"""``slimforge optimize``: the fastest model within an accuracy budget, searched across stages.
+"""``slimforge optimize``: the fastest (``objective="latency"``, below) or the smallest
+(``objective="size"``, :mod:`slimforge.optimize.size`) model within a validation budget,
+searched across stages. Each objective is a registered search (:mod:`slimforge.optimize.objectives`).
 
-The search tries, cheapest first, and measures every candidate for real (interleaved with the
+The latency search tries, cheapest first, and measures every candidate for real (interleaved with the
 baseline, fixed threads, the objective's batch size):
 
 1. int8 of the baseline through each quantization backend;
@@ -19,10 +21,12 @@ never steers the search. After every candidate, ``optimize.json`` and ``best/`` 
 and the record of every try.
 
 Files: ``budget.py`` (settings, the budget, recovery length), ``edge.py`` (where to try next),
-``search.py`` (making and measuring candidates).
+``search.py`` (the latency search: making and measuring candidates), ``size.py`` (the size search
+and its candidate-generator registry), ``objectives.py`` (which search an objective runs).
 """
 
-from slimforge.optimize.budget import BUDGET_TOLERANCE_POINTS, Candidate, OptimizeConfig, interval_points, within_budget
-from slimforge.optimize.search import optimize
+from slimforge.optimize.budget import BUDGET_TOLERANCE_POINTS, Budget, Candidate, OptimizeConfig, interval_points, within_budget
+from slimforge.optimize.objectives import list_objectives, optimize, register_objective
 
-__all__ = ["BUDGET_TOLERANCE_POINTS", "Candidate", "OptimizeConfig", "interval_points", "optimize", "within_budget"]
+__all__ = ["BUDGET_TOLERANCE_POINTS", "Budget", "Candidate", "OptimizeConfig", "interval_points", "list_objectives", "optimize",
+           "register_objective", "within_budget"]

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from slimforge.errors import ConfigError
+from slimforge.errors import ConfigError, did_you_mean
+from slimforge.optimize.objectives import list_objectives
 from slimforge.train import TrainConfig
 
 # 100 * (0.9825 - 0.9725) = 1.0000000000000009 points: a drop of exactly the budget is within it.
@@ -23,8 +24,54 @@ MAX_AUTO_RECOVERY_EPOCHS = 30
 
 
 @dataclass(frozen=True)
+class Budget:
+    """How much of the chosen metric a candidate may lose against the baseline (on validation).
+
+    ``amount`` is in **points** (100 x the absolute loss of a metric that is a fraction: accuracy
+    0.90 -> 0.89 is 1 point) or, with ``relative``, in **percent of the baseline's own value**
+    (NDCG@10 0.4615 -> 0.4523 is a 2% relative loss, 0.92 points). A gain is always within; a
+    loss of exactly the budget is within it too."""
+
+    amount: float
+    relative: bool = False
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.amount) or self.amount < 0:
+            raise ConfigError(f"optimize: the budget must be a finite number >= 0, not {self.amount}.")
+
+    @classmethod
+    def parse(cls, text: str) -> Budget:
+        """'2%' -> 2% relative loss; '0.5' (or '0.5pt') -> 0.5 points."""
+        raw = text.strip().lower()
+        relative = raw.endswith("%")
+        number = raw.rstrip("%").removesuffix("points").removesuffix("pts").removesuffix("pt").strip()
+        try:
+            amount = float(number)
+        except ValueError:
+            raise ConfigError(f"--budget {text!r} is neither a relative loss like '2%' nor a number of points like '0.5'.") from None
+        return cls(amount, relative)
+
+    def loss(self, baseline: float, candidate: float) -> float:
+        """What ``candidate`` loses against ``baseline``, in the budget's unit (negative: a gain)."""
+        if not self.relative:
+            return 100 * (baseline - candidate)
+        if baseline <= 0:  # nothing to lose relative to: any drop below it is unbounded
+            return 0.0 if candidate >= baseline else float("inf")
+        return 100 * (baseline - candidate) / baseline
+
+    def allows(self, baseline: float, candidate: float) -> bool:
+        return self.loss(baseline, candidate) <= self.amount + BUDGET_TOLERANCE_POINTS
+
+    def describe(self) -> str:
+        return f"{self.amount:g}% relative" if self.relative else f"{self.amount:g} point(s)"
+
+
+@dataclass(frozen=True)
 class OptimizeConfig:
-    """max_accuracy_drop: points of validation accuracy the result may lose; batch_size and
+    """max_accuracy_drop: points of validation accuracy the result may lose (when ``budget`` is
+    None); objective: the registered search to run ("latency": the fastest model, "size": the
+    smallest weight file); metric: the validation metric the budget is on (size; None: the
+    data's headline metric); budget: a :class:`Budget`, relative or in points; batch_size and
     threads: how latency is measured; train_threads: threads of recovery training (None: all
     cores); time_budget_s: wall-clock limit of the whole search; mac_targets: fractions of the
     baseline's MACs to try first; recovery: the distillation fine-tuning after each structural
@@ -32,7 +79,9 @@ class OptimizeConfig:
     spend the remaining time at the edge of the budget (in-between targets, longer recovery)."""
 
     max_accuracy_drop: float = 1.0
-    objective: str = "latency"
+    objective: str = "latency"  # a registered search (slimforge.optimize.objectives): "latency" or "size"
+    metric: str | None = None  # what the budget is on (size objective); None: the data's headline metric
+    budget: Budget | None = None  # None: max_accuracy_drop points
     batch_size: int = 32
     threads: int = 1
     train_threads: int | None = None
@@ -52,8 +101,9 @@ class OptimizeConfig:
     repeats: int = 20
 
     def __post_init__(self) -> None:
-        if self.objective != "latency":
-            raise ConfigError(f"optimize: objective {self.objective!r} is not supported; use 'latency'.")
+        if self.objective not in list_objectives():
+            raise ConfigError(f"optimize: objective {self.objective!r} is not supported.{did_you_mean(self.objective, list_objectives())} "
+                              f"Known objectives: {', '.join(list_objectives())}.")
         if not math.isfinite(self.max_accuracy_drop) or self.max_accuracy_drop < 0:
             raise ConfigError(f"optimize: max_accuracy_drop is in points and must be a finite number >= 0, not {self.max_accuracy_drop}.")
         if self.batch_size < 1 or self.threads < 1 or self.repeats < 1 or (self.train_threads is not None and self.train_threads < 1):
@@ -75,6 +125,11 @@ class OptimizeConfig:
         unknown = [b for b in self.backends if b not in list_backends()]
         if unknown:  # found now, not after the pruning ladder has run
             raise ConfigError(f"optimize: unknown int8 backend(s) {unknown}; known: {', '.join(list_backends())}.")
+
+
+    def effective_budget(self) -> Budget:
+        """The budget the search checks: ``budget``, or ``max_accuracy_drop`` points."""
+        return self.budget if self.budget is not None else Budget(self.max_accuracy_drop)
 
 
 @dataclass

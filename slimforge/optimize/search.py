@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +14,14 @@ from torch import nn
 
 from slimforge import artifacts, loading
 from slimforge.data.core import DataSplits
-from slimforge.errors import SlimforgeError
+from slimforge.errors import ConfigError, SlimforgeError
 from slimforge.files import final_folder, relocated, staged_output
 from slimforge.measure import (
     Variant, count_macs, count_parameters, load_variant, machine_description, measure_accuracy, measure_latency, measure_variants,
 )
 from slimforge.optimize.budget import Candidate, OptimizeConfig, interval_points, recovery_epochs, within_budget
 from slimforge.optimize.edge import Try, next_try
+from slimforge.optimize.objectives import register_objective
 from slimforge.train import Callback, TrainState
 from slimforge.train.evaluate import EVAL_BATCH_SIZE
 
@@ -49,6 +50,7 @@ class Progress(Callback):
         self.log(f"  {self.name} epoch {state.epoch + 1}: {shown} ({time.monotonic() - self.started:.0f} s)")
 
 
+@register_objective("latency", help="the fastest model within an accuracy budget (classifiers)")
 def optimize(
     baseline_run: str | Path, data: DataSplits, config: OptimizeConfig, out: str | Path, log: Callable[[str], None] = print,
     data_config: Any = None,
@@ -58,6 +60,7 @@ def optimize(
     ``data_config`` (a DataConfig) is written into every candidate's config.yaml so each
     candidate folder is self-describing (``slimforge eval``/``quantize`` find its data).
     """
+    config = _accuracy_points(config)
     # The search builds its folder beside ``out`` and replaces ``out`` whole at the end; stopped
     # half-way (Ctrl-C, an error), what it found so far (optimize.json, best/) replaces it even so.
     with staged_output(Path(out), publish_if=lambda work: (work / "optimize.json").is_file()) as work:
@@ -353,6 +356,20 @@ def _better(cand: Candidate, best: Candidate) -> bool:
     if cand.speedup > best.speedup * SAME_SPEED:
         return True
     return cand.speedup * SAME_SPEED >= best.speedup and cand.val_accuracy > best.val_accuracy
+
+
+def _accuracy_points(config: OptimizeConfig) -> OptimizeConfig:
+    """The latency search checks accuracy points: a ``budget`` in points becomes ``max_accuracy_drop``;
+    a relative budget or another metric is refused (they belong to ``objective='size'``)."""
+    if config.metric not in (None, "accuracy"):
+        raise ConfigError(f"optimize: the latency search budgets validation accuracy, not {config.metric!r}; "
+                          "a budget on another metric needs --objective size.")
+    if config.budget is None:
+        return config
+    if config.budget.relative:
+        raise ConfigError(f"optimize: the latency search takes its budget in accuracy points (--budget 1.0 or --max-accuracy-drop 1.0), "
+                          f"not {config.budget.describe()}; a relative budget needs --objective size.")
+    return replace(config, max_accuracy_drop=config.budget.amount, budget=None)
 
 
 def _baseline_seconds_per_epoch(run: Path) -> float | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -184,13 +185,21 @@ class EmbeddingQuantizedModel(nn.Module):
         return RUNTIME_FILE
 
 
-def quantize_embeddings(model: nn.Module, bits: int, fp32_layers: frozenset[str] = frozenset(), backend: str = "") -> EmbeddingQuantizedModel:
-    """A copy of ``model`` with every ``nn.Embedding`` not in ``fp32_layers`` stored at ``bits`` (fp16 when too narrow to pack)."""
+def quantize_embeddings(model: nn.Module, bits: int, fp32_layers: frozenset[str] = frozenset(), backend: str = "",
+                        table_bits: Mapping[str, int] | None = None) -> EmbeddingQuantizedModel:
+    """A copy of ``model`` with every ``nn.Embedding`` not in ``fp32_layers`` stored at ``bits``, or at
+    ``table_bits[name]`` for the tables it names (a per-table mix; fp16 where a table is too narrow to pack)."""
+    table_bits = dict(table_bits or {})
     source = copy.deepcopy(model).eval()
     quantized = copy.deepcopy(source)
+    tables = {name for name, m in quantized.named_modules() if isinstance(m, nn.Embedding)}
+    unknown = sorted(set(table_bits) - tables)
+    if unknown or any(b not in BITS.values() for b in table_bits.values()):
+        raise QuantizationError(f"table_bits {table_bits} must name embedding tables of the model ({sorted(tables)}) "
+                                f"with widths in {sorted(set(BITS.values()))}; unknown: {unknown}.")
     for name, module in list(quantized.named_modules()):
         if isinstance(module, nn.Embedding) and name not in fp32_layers:
-            _replace(quantized, name, QuantizedEmbedding.from_float(module.weight, bits))
+            _replace(quantized, name, QuantizedEmbedding.from_float(module.weight, table_bits.get(name, bits)))
     return EmbeddingQuantizedModel(quantized, source, backend or f"fbgemm-int{bits}", tuple(sorted(fp32_layers))).eval()
 
 

@@ -1,0 +1,155 @@
+"""The ``embedding-tables`` size generator: per-table mixes round-trip, the mix keeps the budget,
+and ``slimforge optimize --objective size`` turns a trained recommender into a smaller run folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import slimforge
+from slimforge.cli import main
+from slimforge.experiment import DataConfig
+from slimforge.optimize import Budget, OptimizeConfig, optimize
+from slimforge.optimize.size import SIZE_GENERATORS, weight_file
+from slimforge.quantize import QuantizationError, QuantizeConfig, load_quantized, quantize, save_quantized
+from slimforge.recsys.compress import EmbeddingTables, EmbeddingTablesSearch
+from slimforge.train import TrainConfig, seed_everything, train
+
+
+@pytest.fixture(scope="module")
+def fbgemm():
+    return pytest.importorskip("fbgemm_gpu")
+
+
+@pytest.fixture(scope="module")
+def trained_neumf(small_synthetic, tmp_path_factory):
+    """NeuMF trained 4 epochs on the small generated set, as a run folder (~3 s)."""
+    seed_everything(0)
+    out = tmp_path_factory.mktemp("neumf") / "run"
+    model = slimforge.create_model("neumf", dim=16, mlp=[32, 16, 8], **small_synthetic.info.model_kwargs())
+    train(model, small_synthetic, TrainConfig(epochs=4, lr=0.01, quiet=True, num_threads=1), out=out)
+    return out
+
+
+def test_a_per_table_mix_round_trips_and_sits_between_the_widths(fbgemm, small_synthetic, trained_neumf, tmp_path):
+    from slimforge.recsys.quantize import quantize_embeddings
+
+    model = slimforge.load(trained_neumf).eval()
+    calibration = [small_synthetic.train.__getitems__(list(range(32)))]
+    sizes = {}
+    for label, table_bits in {"int4": {}, "mix": {"gmf_item": 2, "mlp_item": 2}, "int2": None}.items():
+        result = quantize(model, calibration, QuantizeConfig(backend="fbgemm-int2" if table_bits is None else "fbgemm-int4"))
+        if table_bits:
+            result.quantized = quantize_embeddings(model, 4, backend="fbgemm-int4", table_bits=table_bits)
+        folder = save_quantized(result, tmp_path / label)
+        sizes[label] = weight_file(folder).stat().st_size
+        if label == "mix":
+            loaded = load_quantized(folder)
+            assert loaded.tables() == {"gmf_user": "int4", "gmf_item": "int2", "mlp_user": "int4", "mlp_item": "int2"}
+            inputs = small_synthetic.val[0][0]  # one user's 50 candidates
+            assert torch.equal(loaded(inputs), result.quantized(inputs))
+    assert sizes["int2"] < sizes["mix"] < sizes["int4"]
+    with pytest.raises(QuantizationError, match=r"must name embedding tables of the model \(\['gmf_item'.*unknown: \['user_table'\]"):
+        quantize_embeddings(model, 4, table_bits={"user_table": 2})
+
+
+class ScoredByPrecision:
+    """A session stand-in: a model's validation score is 1 minus the loss of each of its int2 tables."""
+
+    def __init__(self, losses: dict[str, float], budget_points: float) -> None:
+        self.losses, self.budget = losses, Budget(budget_points)
+        self.added: list[tuple[str, dict]] = []
+        self.log = lambda *_: None
+
+    def time_left(self) -> float:
+        return 1e9
+
+    def score(self, model) -> float:
+        return 1.0 - sum(self.losses[name] for name, precision in model.tables().items() if precision == "int2")
+
+    def allows(self, val: float) -> bool:
+        return self.budget.allows(1.0, val)
+
+    def add(self, name, save, recipe, details=None, started=None):
+        self.added.append((name, details))
+
+
+def test_the_mix_takes_the_cheapest_tables_to_int2_while_within_the_budget(fbgemm, small_synthetic):
+    model = slimforge.create_model("neumf", dim=16, mlp=[32, 16, 8], **small_synthetic.info.model_kwargs())
+    losses = {"gmf_user": 0.001, "mlp_user": 0.002, "gmf_item": 0.03, "mlp_item": 0.04}
+    session = ScoredByPrecision(losses, budget_points=0.35)  # 0.001 + 0.002 fits; either item table does not
+    EmbeddingTables().mix(session, model, "", "")
+    [(name, details)] = session.added
+    assert name == "mix-int4-int2"
+    assert details["table_bits"] == {"gmf_user": 2, "gmf_item": 4, "mlp_user": 2, "mlp_item": 4}
+    assert details["table_loss_alone"] == pytest.approx(losses)
+    session = ScoredByPrecision(losses, budget_points=0.05)  # no table alone fits: no mix candidate
+    EmbeddingTables().mix(session, model, "", "")
+    assert session.added == []
+
+
+def test_optimize_size_returns_the_smallest_recommender_within_the_budget(fbgemm, small_synthetic, trained_neumf, tmp_path, monkeypatch):
+    generator = SIZE_GENERATORS.get("embedding-tables")
+    monkeypatch.setattr(generator, "settings", EmbeddingTablesSearch(widths=(4, 2), svd_widths=(4,), energies=(0.8,), finetune_epochs=1))
+    data_config = DataConfig(name="synthetic-ratings", options={"num_users": 80, "num_items": 160, "max_per_user": 20, "eval_negatives": 49})
+    cfg = OptimizeConfig(objective="size", metric="hr@10", budget=Budget(5.0, relative=True), train_threads=1)
+    summary = optimize(trained_neumf, small_synthetic, cfg, tmp_path / "opt", log=lambda *_: None, data_config=data_config)
+    names = [c["name"] for c in summary["candidates"]]
+    assert names[:2] == ["int4", "int2"] and "svd80" in names and "svd80-int4" in names
+    within = [c for c in summary["candidates"] if c["within_budget"]]
+    assert all(c["within_budget"] == Budget(5.0, True).allows(summary["baseline"]["val"], c["val"]) for c in summary["candidates"])
+    best = summary["best"]
+    assert best is not None and best["bytes"] == min(c["bytes"] for c in within)
+    assert best["size_x"] > 3.0  # measured: int4 tables alone 3.43x smaller on this model, int2 4.25x
+    # best/ is a folder slimforge.load and slimforge eval read: its own test score is the one recorded
+    folder = tmp_path / "opt" / "best"
+    assert slimforge.evaluate(slimforge.load(folder), small_synthetic.test)["hr@10"] == pytest.approx(best["test"])
+    assert "synthetic-ratings" in (folder / "config.yaml").read_text() and (folder / "catalogue.json").is_file()
+    assert json.loads((tmp_path / "opt" / "optimize.json").read_text())["metric"] == "hr@10"
+
+
+def test_cli_train_then_optimize_by_size_writes_a_run_folder_eval_reads(fbgemm, tmp_path, capsys):
+    """`slimforge train` then `slimforge optimize RUN --metric ndcg@10 --objective size --budget 2%` (the default search; ~10 s)."""
+    run, opt = tmp_path / "neumf", tmp_path / "opt"
+    assert main(["train", "--data", "synthetic-ratings", "--model", "neumf", "--epochs", "4", "--out", str(run), "--quiet", "train.num_threads=1"]) == 0
+    assert main(["optimize", str(run), "--metric", "ndcg@10", "--objective", "size", "--budget", "2%", "--threads", "1", "--out", str(opt)]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((opt / "optimize.json").read_text())
+    assert "| candidate | weight file (KB) | size x | val ndcg@10" in printed and f"Best: {summary['best']['name']}" in printed
+    # measured 7.63x (SVD 70% + int2); int2 tables alone are 6.59x
+    assert summary["best"]["size_x"] >= 6.0 and summary["budget"] == {"amount": 2.0, "relative": True, "split": "validation"}
+    assert main(["eval", str(opt / "best")]) == 0
+    assert f"ndcg@10 {summary['best']['test']:.4f}" in capsys.readouterr().out
+    assert Path(summary["best"]["path"]).is_dir()
+
+
+def test_cli_names_the_known_metrics_for_a_bad_one(trained_neumf, tmp_path, capsys):
+    code = main(["optimize", str(trained_neumf), "--objective", "size", "--metric", "ndcg10", "--budget", "2%", "--out", str(tmp_path / "opt")])
+    printed = capsys.readouterr()
+    assert code != 0 and not (tmp_path / "opt").exists()
+    assert "unknown metric 'ndcg10': the validation split reports hr@10, ndcg@10. Did you mean 'ndcg@10'" in printed.out + printed.err
+
+
+def test_lower_svd_energies_are_tried_until_nothing_made_from_one_is_within_the_budget():
+    """svd90 over the budget in fp32 but within once quantized (as on MovieLens) goes on to svd80;
+    nothing from svd80 within stops there."""
+    from types import SimpleNamespace
+
+    within = {"svd90": False, "svd90-": True, "svd80": False, "svd80-": False}  # fp32 candidate, best of its quantized forms
+    generator = EmbeddingTables(EmbeddingTablesSearch(energies=(0.9, 0.8, 0.7, 0.6)))
+    tried = []
+
+    def svd(session, model, energy, epochs, ranks):
+        tried.append(energy)
+        name = f"svd{round(100 * energy)}"
+        return SimpleNamespace(name=name, recipe=name, within_budget=within[name])
+
+    generator.svd = svd
+    generator.quantize_all = lambda session, model, prefix, recipe, widths: within.get(prefix, True)
+    session = SimpleNamespace(baseline_model=lambda: None, load=lambda c: None, time_left=lambda: 1e9, log=lambda *_: None,
+                              cfg=OptimizeConfig(objective="size"))
+    generator.propose(session)
+    assert tried == [0.9, 0.8]
