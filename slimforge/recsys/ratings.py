@@ -1,5 +1,7 @@
-"""Reading interaction logs: MovieLens ``ratings.csv``/``movies.csv``, ml-1m's ``::``-separated
-``ratings.dat``/``movies.dat``, or any CSV with user, item, rating and timestamp columns.
+"""Reading interaction logs: MovieLens ``ratings.csv``/``movies.csv`` (ml-latest, ml-20m/25m/32m),
+the ``::``-separated ``ratings.dat``/``movies.dat`` (ml-1m, ml-10m), ml-100k's tab-separated
+``u.data`` with ``u.item`` (genres as 19 flags), or any CSV with user, item, rating and timestamp
+columns.
 
 Ids are kept as the file has them (any integers; nothing assumes they are dense or start at 1);
 :mod:`slimforge.recsys.protocol` maps them to contiguous indices.
@@ -22,9 +24,12 @@ import numpy as np
 
 from slimforge.errors import DataError
 
-RATINGS_FILES = ("ratings.csv", "ratings.dat")
-ITEMS_FILES = ("movies.csv", "movies.dat")
+RATINGS_FILES = ("ratings.csv", "ratings.dat", "u.data")
+ITEMS_FILES = ("movies.csv", "movies.dat", "u.item")
 NO_GENRES = "(no genres listed)"  # MovieLens' marker for a movie without genres
+# ml-100k's genres, in the order of u.item's 19 flag columns (its u.genre lists the same).
+ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
+                 "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western")
 
 
 @dataclass(frozen=True)
@@ -68,12 +73,18 @@ def read_ratings(
     time_column: str = "timestamp",
     duplicates: str = "latest",
 ) -> Interactions:
-    """Read a ratings file: CSV with a header (column names as given), or ``::``-separated
-    ``user::item::rating::timestamp`` lines without one (MovieLens 1M's ``.dat``)."""
+    """Read a ratings file: CSV with a header (column names as given), ``::``-separated
+    ``user::item::rating::timestamp`` lines without one (MovieLens 1M's ``.dat``), or the same
+    fields tab-separated (ml-100k's ``u.data``, any ``.tsv`` without a header)."""
     if duplicates not in ("latest", "error"):
         raise DataError(f"duplicates must be 'latest' or 'error', not {duplicates!r}.")
     file = find_ratings_file(path)
-    rows = _dat_rows(file) if file.suffix == ".dat" else _csv_rows(file, (user_column, item_column, rating_column, time_column))
+    if file.suffix == ".dat":
+        rows = _dat_rows(file)
+    elif file.name == "u.data" or file.suffix == ".tsv":
+        rows = _dat_rows(file, separator="\t")
+    else:
+        rows = _csv_rows(file, (user_column, item_column, rating_column, time_column))
     users, items, ratings, stamps = [], [], [], []
     names = (user_column, item_column, rating_column, time_column)
     for line, fields in rows:
@@ -118,11 +129,24 @@ def read_genres(path: str | Path) -> dict[int, list[str]]:
     file = next((path / n for n in ITEMS_FILES if (path / n).is_file()), None) if path.is_dir() else path
     if file is None or not file.is_file():
         return {}
+    if file.name == "u.item":
+        return _ml100k_genres(file)
     rows = _dat_rows(file, width=3, encoding="latin-1") if file.suffix == ".dat" else _csv_rows(file, ("movieId", "title", "genres"))
     genres: dict[int, list[str]] = {}
     for line, fields in rows:
         names = [g for g in fields[2].split("|") if g and g != NO_GENRES]
         genres[_integer(fields[0], file, line, "movieId")] = names
+    return genres
+
+
+def _ml100k_genres(file: Path) -> dict[int, list[str]]:
+    """ml-100k's ``u.item``: ``id|title|release|video release|IMDb URL|`` then one 0/1 flag per genre."""
+    genres: dict[int, list[str]] = {}
+    for line, fields in _dat_rows(file, width=5 + len(ML100K_GENRES), encoding="latin-1", separator="|"):
+        flags = fields[-len(ML100K_GENRES):]
+        if any(f.strip() not in ("0", "1") for f in flags):
+            raise DataError(f"{file}, line {line}: the last {len(ML100K_GENRES)} fields must be 0/1 genre flags, got {flags}.")
+        genres[_integer(fields[0], file, line, "movie id")] = [g for g, f in zip(ML100K_GENRES, flags) if f.strip() == "1" and g != "unknown"]
     return genres
 
 
@@ -152,16 +176,16 @@ def _csv_rows(file: Path, columns: tuple[str, ...]):
             yield line, [row[k] for k in where]
 
 
-def _dat_rows(file: Path, width: int = 4, encoding: str = "utf-8"):
-    """(line number, fields) of a ``::``-separated file without a header."""
+def _dat_rows(file: Path, width: int = 4, encoding: str = "utf-8", separator: str = "::"):
+    """(line number, fields) of a ``separator``-separated file without a header."""
     with open(file, encoding=encoding, errors="replace") as f:
         for line, text in enumerate(f, start=1):
             text = text.rstrip("\r\n")
             if not text:
                 continue
-            fields = text.split("::")
+            fields = text.split(separator)
             if len(fields) < width:
-                raise DataError(f"{file}, line {line}: {len(fields)} '::'-separated fields where {width} are expected ({text[:60]!r}).")
+                raise DataError(f"{file}, line {line}: {len(fields)} {separator!r}-separated fields where {width} are expected ({text[:60]!r}).")
             yield line, fields
 
 

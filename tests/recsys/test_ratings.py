@@ -28,6 +28,23 @@ def test_ml1m_dat_layout_is_read(tmp_path):
     assert read_genres(tmp_path) == {1193: ["Drama"], 661: ["Animation", "Children's"]}
 
 
+def test_ml100k_layout_is_read(tmp_path):
+    """ml-100k: u.data is tab-separated without a header; u.item is |-separated, latin-1, genres as 19 flags."""
+    (tmp_path / "u.data").write_text("196\t242\t3\t881250949\n186\t302\t3\t891717742\n196\t302\t5\t881251000\n")
+    flags = {242: [0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 302: [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0],
+             267: [1] + [0] * 18}
+    titles = {242: "Kolya (1996)", 302: "L.A. Confidential (1997)", 267: "unknown"}
+    (tmp_path / "u.item").write_bytes("".join(f"{i}|{titles[i]}|24-Jan-1997||http://x|{'|'.join(map(str, f))}\n" for i, f in flags.items())
+                                      .encode("latin-1"))
+    data = read_ratings(tmp_path)
+    assert data.users.tolist() == [196, 186, 196] and data.items.tolist() == [242, 302, 302]
+    assert data.ratings.tolist() == [3.0, 3.0, 5.0] and data.timestamps.tolist() == [881250949, 891717742, 881251000]
+    assert read_genres(tmp_path) == {242: ["Comedy"], 302: ["Crime", "Film-Noir", "Mystery", "Thriller"], 267: []}
+    (tmp_path / "u.item").write_text("1|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|2\n")
+    with pytest.raises(DataError, match=r"u.item, line 1: the last 19 fields must be 0/1 genre flags"):
+        read_genres(tmp_path)
+
+
 def test_genres_of_movies_csv_with_quoted_titles_and_no_genres(tmp_path):
     (tmp_path / "movies.csv").write_text('movieId,title,genres\n1,"Toy Story, The (1995)",Animation|Comedy\n2,Empty (2000),(no genres listed)\n')
     assert read_genres(tmp_path) == {1: ["Animation", "Comedy"], 2: []}
@@ -76,7 +93,7 @@ def test_empty_and_missing_files_are_clear(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         read_ratings(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match=r"holds no ratings file \(looked for ratings.csv, ratings.dat\)"):
+    with pytest.raises(DataError, match=r"holds no ratings file \(looked for ratings.csv, ratings.dat, u.data\)"):
         read_ratings(tmp_path / "empty")
     (tmp_path / "short.dat").write_text("1::2::3\n")
     with pytest.raises(DataError, match="line 1: 3 '::'-separated fields where 4"):
