@@ -15,7 +15,11 @@ Reported per variant:
 * test HR@10 / NDCG@10 (100 sampled candidates) and Recall@20 / NDCG@20 (unseen catalogue);
 * latency: scoring 256 test users x their 100 candidates (25,600 pairs) in one call, ``--threads``
   threads, median of ``--reps`` calls; the variants are timed in turns (one call each per round,
-  order rotated) so load from other processes hits them alike.
+  order rotated) so load from other processes hits them alike. ``latency_ms`` is each model's
+  own ``forward``: every user's side computed once (the grouped path of
+  ``slimforge.recsys.models``), the packed tables read by torch kernels. Timed with them, not
+  evaluated again: ``fp32_pairwise_ms`` (fp32 scoring every pair from scratch, the path before
+  issue 21's work) and ``fbgemm_kernel_ms`` (the same quantized model with FBGEMM's lookup kernel).
 """
 
 from __future__ import annotations
@@ -74,8 +78,10 @@ def main() -> None:
         for label, variant in variants.items():
             metrics = data.test.evaluate(variant)
             rows[label].update({k: round(metrics[k], 4) for k in METRICS})
-        for label, seconds in interleaved_medians(variants, batch, args.reps).items():
-            rows[label]["latency_ms"] = round(seconds * 1e3, 3)
+        timed = {**variants, **timing_only_variants(variants)}
+        for label, seconds in interleaved_medians(timed, batch, args.reps).items():
+            key, _, extra = label.partition(":")
+            rows[key][f"{extra}_ms" if extra else "latency_ms"] = round(seconds * 1e3, 3)
         base = rows["fp32"]
         for label, row in rows.items():
             row["size_ratio"] = round(base["bytes"] / row["bytes"], 2)
@@ -98,6 +104,31 @@ def add_quantized(model: nn.Module, prefix: str, data, variants: dict, rows: dic
         variants[prefix + backend] = result.quantized
         rows[prefix + backend] = {"bytes": (folder / "quantized.safetensors").stat().st_size, "table_bytes": table_bytes(result.quantized),
                                   "tables": result.quantized.tables()}
+
+
+def timing_only_variants(variants: dict) -> dict:
+    """'fp32:fp32_pairwise' (every pair scored from scratch) and '<backend>:fbgemm_kernel'
+    (FBGEMM's lookup kernel in place of the torch kernels) for each model in ``variants``."""
+    from slimforge.recsys.quantize import EmbeddingQuantizedModel, with_fbgemm_lookups
+
+    extra = {}
+    for label, model in variants.items():
+        if isinstance(model, EmbeddingQuantizedModel):
+            extra[f"{label}:fbgemm_kernel"] = with_fbgemm_lookups(model)
+        else:
+            extra[f"{label}:fp32_pairwise"] = _Pairwise(model)
+    return extra
+
+
+class _Pairwise(nn.Module):
+    """A recommender scoring each pair on its own (its ``score``), skipping the grouped path."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: dict) -> torch.Tensor:
+        return self.model.score(inputs["user"], inputs["item"], inputs.get("item_genres"))
 
 
 def scoring_batch(data, users: int) -> dict[str, torch.Tensor]:
@@ -136,12 +167,13 @@ def interleaved_medians(variants: dict, batch: dict, reps: int) -> dict[str, flo
 
 
 def table(report: dict) -> str:
-    lines = ["| model | variant | weight file (KB) | size x | tables x | HR@10 | NDCG@10 | Recall@20 | NDCG@20 | NDCG@10 rel. | latency ms (x fp32) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | variant | weight file (KB) | size x | tables x | HR@10 | NDCG@10 | Recall@20 | NDCG@20 | NDCG@10 rel. | latency ms (x fp32) "
+             "| FBGEMM kernel / fp32 per-pair ms |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, rows in report["models"].items():
         for label, r in rows.items():
             lines.append(f"| {name} | {label} | {r['bytes'] / 1024:.0f} | {r['size_ratio']} | {r['table_ratio']} | {r['hr@10']} | {r['ndcg@10']} | "
-                         f"{r['recall@20']} | {r['ndcg@20']} | {r['ndcg@10_rel_change_%']:+.2f}% | {r['latency_ms']} ({r['latency_vs_fp32']}) |")
+                         f"{r['recall@20']} | {r['ndcg@20']} | {r['ndcg@10_rel_change_%']:+.2f}% | {r['latency_ms']} ({r['latency_vs_fp32']}) | "
+                         f"{r.get('fbgemm_kernel_ms', r.get('fp32_pairwise_ms', ''))} |")
     return "\n".join(lines)
 
 
