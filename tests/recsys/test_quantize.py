@@ -157,6 +157,15 @@ def test_without_fbgemm_the_backend_says_how_to_install_it(monkeypatch):
         quantize(model, [_pairs()], QuantizeConfig(backend="fbgemm-int4"))
 
 
+def test_a_quantized_folder_loads_and_scores_without_fbgemm(fbgemm, monkeypatch, tmp_path):
+    model = create_model("neumf", **SIZES).eval()
+    pairs = _pairs()
+    result = quantize(model, [pairs], QuantizeConfig(backend="fbgemm-int4"))
+    save_quantized(result, tmp_path)
+    monkeypatch.setitem(sys.modules, "fbgemm_gpu", None)  # as if absent: importing it raises ImportError
+    assert torch.equal(slimforge.load(tmp_path)(pairs), result.quantized(pairs))
+
+
 def test_a_tampered_artifact_is_a_clear_error(fbgemm, tmp_path):
     from safetensors.torch import load_file, save_file
 
