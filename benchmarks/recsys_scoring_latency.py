@@ -7,7 +7,7 @@ Untrained models (latency does not depend on the weights' values): ``--model`` w
 users and each ``--items`` catalogue size, its tables quantized by each ``fbgemm-int*`` backend.
 One call scores ``--batch-users`` random users x ``--candidates`` random items each (uniform over
 the catalogue, so a large table is read all over); ``--threads`` threads; median of ``--reps``
-calls, the variants timed in turns. ``fp32`` is the model's own forward (each user's side once);
+calls, the variants timed in turns, and the median of the calls that ran unpreempted. ``fp32`` is the model's own forward (each user's side once);
 ``fp32_pairwise`` scores every pair from scratch; ``<backend>`` reads the packed rows with torch
 kernels and ``<backend>:fbgemm_kernel`` with FBGEMM's lookup kernel.
 """
@@ -26,7 +26,7 @@ import slimforge
 from slimforge.quantize import QuantizeConfig, quantize
 from slimforge.recsys.protocol import pair_inputs
 
-from recsys_embedding_quant import interleaved_medians, table_bytes, timing_only_variants
+from recsys_embedding_quant import interleaved_medians, record_timings, table_bytes, timing_only_variants
 
 
 def main() -> None:
@@ -56,20 +56,20 @@ def measure_catalogue(args: argparse.Namespace, items: int) -> dict[str, dict]:
         variants[backend] = quantize(model, [batch], QuantizeConfig(backend=backend)).quantized
     timed = {**variants, **timing_only_variants(variants)}
     rows = {label: {"table_mb": round(table_bytes(m) / 2**20, 1)} for label, m in variants.items()}
-    for label, seconds in interleaved_medians(timed, batch, args.reps).items():
-        key, _, extra = label.partition(":")
-        rows[key][f"{extra}_ms" if extra else "latency_ms"] = round(seconds * 1e3, 3)
+    record_timings(rows, interleaved_medians(timed, batch, args.reps))
     for row in rows.values():
         row["latency_vs_fp32"] = round(row["latency_ms"] / rows["fp32"]["latency_ms"], 3)
+        row["quiet_latency_vs_fp32"] = round(row["latency_quiet_ms"] / rows["fp32"]["latency_quiet_ms"], 3)
     return rows
 
 
 def table(report: dict) -> str:
-    lines = ["| items | variant | tables MB | latency ms (x fp32) | FBGEMM kernel / fp32 per-pair ms |", "|---|---|---|---|---|"]
+    lines = ["| items | variant | tables MB | latency ms (x fp32) | unpreempted ms (x fp32) | FBGEMM kernel / fp32 per-pair ms |", "|---|---|---|---|---|---|"]
     for items, rows in report["catalogues"].items():
         for label, r in rows.items():
             other = r.get("fbgemm_kernel_ms", r.get("fp32_pairwise_ms", ""))
-            lines.append(f"| {items} | {label} | {r['table_mb']} | {r['latency_ms']} ({r['latency_vs_fp32']}) | {other} |")
+            lines.append(f"| {items} | {label} | {r['table_mb']} | {r['latency_ms']} ({r['latency_vs_fp32']}) | "
+                         f"{r['latency_quiet_ms']} ({r['quiet_latency_vs_fp32']}) | {other} |")
     return "\n".join(lines)
 
 

@@ -19,11 +19,25 @@ import torch
 from torch import nn
 
 
-def dequantize(qweight: torch.Tensor, scale_shift: torch.Tensor, bits: int, ids: torch.Tensor) -> torch.Tensor:
-    """Rows ``ids`` (n,) of a packed table, in fp32: (n, dim)."""
-    codes = unpack(gather_rows(qweight, ids), bits)
-    scale, shift = _scale_shift(scale_shift, ids)
-    return codes.mul_(scale.unsqueeze(1)).add_(shift.unsqueeze(1))
+def dequantize(fused: torch.Tensor, bits: int, ids: torch.Tensor) -> torch.Tensor:
+    """Rows ``ids`` (n,) of a fused table (rows, width + 4), in fp32: (n, dim)."""
+    packed, scale, shift = gather_fused(fused, ids)
+    return unpack(packed, bits).mul_(scale.unsqueeze(1)).add_(shift.unsqueeze(1))
+
+
+def gather_fused(fused: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows ``ids`` (n,) of a fused table: packed codes (n, width) uint8, scales (n,) and offsets (n,) fp32.
+
+    Codes and scales stay in one row in memory, as FBGEMM stores them, but are gathered into two
+    contiguous tensors: converting strided slices of gathered rows cost 0.5 ms for 25,600 int8
+    rows against 0.1 ms for this (1 thread)."""
+    width = fused.shape[1] - 4
+    word = torch.int32 if width % 4 == 0 else torch.int16
+    words = fused.view(word)
+    split = width // (4 if word == torch.int32 else 2)
+    codes = words[:, :split].index_select(0, ids).view(torch.uint8)
+    pairs = words[:, split:].index_select(0, ids).view(torch.float16).float().view(-1, 2)
+    return codes, pairs[:, 0], pairs[:, 1]
 
 
 def unpack(packed: torch.Tensor, bits: int) -> torch.Tensor:
@@ -62,21 +76,19 @@ def shifted_weights(weight: torch.Tensor, bits: int) -> torch.Tensor:
     return out.transpose(-1, -2).reshape(weight.shape)  # slot-major, as shifted_codes lays them out
 
 
-def quantized_grouped_dot(qweight: torch.Tensor, scale_shift: torch.Tensor, bits: int, ids: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+def quantized_grouped_dot(fused: torch.Tensor, bits: int, ids: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
     """sum_k row(ids[r, l])_k * vectors[r, k] for ids (R, L) and vectors (R, dim): (R, L)."""
     groups, size = ids.shape
-    flat = ids.reshape(-1)
-    codes = shifted_codes(gather_rows(qweight, flat), bits).view(groups, size, -1)
+    packed, scale, shift = gather_fused(fused, ids.reshape(-1))
+    codes = shifted_codes(packed, bits).view(groups, size, -1)
     dots = torch.bmm(shifted_weights(vectors, bits).unsqueeze(1), codes.transpose(1, 2)).view(groups, size)
-    scale, shift = _scale_shift(scale_shift, flat)
     return torch.addcmul(shift.view(groups, size) * vectors.sum(-1, keepdim=True), dots, scale.view(groups, size))
 
 
-def quantized_project(qweight: torch.Tensor, scale_shift: torch.Tensor, bits: int, ids: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def quantized_project(fused: torch.Tensor, bits: int, ids: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """row(ids) @ weight.T for ids (n,) and weight (out, dim): (n, out)."""
-    codes = shifted_codes(gather_rows(qweight, ids), bits)
-    scale, shift = _scale_shift(scale_shift, ids)
-    out = codes @ shifted_weights(weight, bits).T
+    packed, scale, shift = gather_fused(fused, ids)
+    out = shifted_codes(packed, bits) @ shifted_weights(weight, bits).T
     return out.mul_(scale.unsqueeze(1)).addr_(shift, weight.sum(1))  # in place: no (n, out) temporaries
 
 
@@ -113,12 +125,18 @@ def gather_rows(packed: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """``packed.index_select(0, ids)`` for (rows, width) uint8, copying rows as the widest integers
     that tile them (32-byte rows as eight int32: 0.06 ms against 0.09 ms for 25,600 rows)."""
     for dtype, size in ((torch.int64, 8), (torch.int32, 4), (torch.int16, 2)):
+        if packed.shape[1] == size:  # one integer a row: a 1-D gather (0.02 ms against 0.05 ms as (rows, 1))
+            return packed.view(dtype).view(-1).index_select(0, ids).view(torch.uint8).view(-1, size)
         if packed.shape[1] % size == 0:
             return packed.view(dtype).index_select(0, ids).view(torch.uint8)
     return packed.index_select(0, ids)
 
 
-def _scale_shift(scale_shift: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each row's fp16 scale and offset, stored as (rows, 4) bytes, as fp32 (n,) and (n,)."""
-    pairs = gather_rows(scale_shift, ids).view(torch.float16).float()
-    return pairs[:, 0], pairs[:, 1]
+def column(table: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """``table(ids).squeeze(-1)`` for a width-1 table (a per-item bias): ids (...) -> (...).
+    Without autograd an fp32 ``nn.Embedding``'s column is gathered as a 1-D tensor (0.02 ms
+    against 0.05 ms for 25,600 ids, 1 thread); with it, the module keeps its sparse gradients."""
+    weight = getattr(table, "weight", None)
+    if isinstance(table, nn.Embedding) and weight.shape[1] == 1 and not torch.is_grad_enabled():
+        return weight.view(-1).index_select(0, ids.reshape(-1)).view(ids.shape)
+    return table(ids).squeeze(-1)

@@ -29,7 +29,7 @@ from torch.nn import functional as F
 
 from slimforge.errors import SlimforgeError
 from slimforge.models import register_model
-from slimforge.recsys._rowwise import grouped_dot, project
+from slimforge.recsys._rowwise import column, grouped_dot, project
 
 INIT_STD = 0.01  # N(0, 0.01) embeddings as in NCF
 
@@ -94,7 +94,7 @@ class MatrixFactorization(RecsysModel):
 
     def score_grouped(self, users, items):
         dot = grouped_dot(self.item_embedding, items, self.user_embedding(users))
-        return dot + self.item_bias(items).squeeze(-1) + self.bias
+        return dot + column(self.item_bias, items) + self.bias
 
 
 class NeuMF(RecsysModel):

@@ -79,8 +79,9 @@ class QuantizedEmbedding(nn.Module):
         super().__init__()
         self.rows, self.dim, self.precision = rows, dim, precision
         self.bits = 16 if precision == "fp16" else int(precision.removeprefix("int"))
-        self.register_buffer("qweight", torch.zeros(rows, dim * self.bits // 8, dtype=torch.uint8))
-        self.register_buffer("scale_shift", None if precision == "fp16" else torch.zeros(rows, 4, dtype=torch.uint8))
+        self.width = dim * self.bits // 8  # bytes of packed values a row
+        # [values | fp16 scale | fp16 offset] a row, FBGEMM's fused layout (fp16 rows: values only)
+        self.register_buffer("fused", torch.zeros(rows, self.width + (0 if precision == "fp16" else 4), dtype=torch.uint8))
 
     @classmethod
     def from_float(cls, weight: torch.Tensor, bits: int) -> QuantizedEmbedding:
@@ -98,18 +99,18 @@ class QuantizedEmbedding(nn.Module):
 
     def packed(self) -> dict[str, torch.Tensor]:
         """The stored bytes: ``qweight`` (rows, packed width) uint8 and, for integer tables, ``scale_shift`` (rows, 4)."""
-        out = {"qweight": self.qweight.clone()}
-        if self.scale_shift is not None:
-            out["scale_shift"] = self.scale_shift.clone()
+        out = {"qweight": self.fused[:, :self.width].clone()}
+        if self.precision != "fp16":
+            out["scale_shift"] = self.fused[:, self.width:].clone()
         return out
 
     def load_packed(self, qweight: torch.Tensor, scale_shift: torch.Tensor | None) -> None:
-        shift = self.scale_shift
-        if qweight.shape != self.qweight.shape or (shift is not None and (scale_shift is None or scale_shift.shape != shift.shape)):
-            raise ArtifactError(f"A {self.precision} table of {self.rows} x {self.dim} needs packed rows {tuple(self.qweight.shape)} "
+        values, shift = self.fused[:, :self.width], (None if self.precision == "fp16" else self.fused[:, self.width:])
+        if qweight.shape != values.shape or (shift is not None and (scale_shift is None or scale_shift.shape != shift.shape)):
+            raise ArtifactError(f"A {self.precision} table of {self.rows} x {self.dim} needs packed rows {tuple(values.shape)} "
                                 f"and scales {None if shift is None else tuple(shift.shape)}; got {tuple(qweight.shape)} and "
                                 f"{None if scale_shift is None else tuple(scale_shift.shape)}.")
-        self.qweight.copy_(qweight)
+        values.copy_(qweight)
         if shift is not None:
             shift.copy_(scale_shift)
 
@@ -119,27 +120,29 @@ class QuantizedEmbedding(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         flat = ids.reshape(-1)
-        if self.scale_shift is None:
-            return self.qweight.view(torch.float16).index_select(0, flat).float().view(*ids.shape, self.dim)
+        if self.precision == "fp16":
+            return _rowwise.gather_rows(self.fused, flat).view(torch.float16).float().view(*ids.shape, self.dim)
+        if flat.numel() < 2 or flat[0] != flat[1]:  # not a run of one user's candidates (the grouped path's distinct users)
+            return self._rows(flat).view(*ids.shape, self.dim)
         runs, where = torch.unique_consecutive(flat, return_inverse=True)
         if 2 * len(runs) > len(flat):  # few repeats: dequantizing every id is cheaper than gathering afterwards
             return self._rows(flat).view(*ids.shape, self.dim)
         return self._rows(runs)[where].view(*ids.shape, self.dim)
 
     def _rows(self, ids: torch.Tensor) -> torch.Tensor:
-        return _rowwise.dequantize(self.qweight, self.scale_shift, self.bits, ids)
+        return _rowwise.dequantize(self.fused, self.bits, ids)
 
     def grouped_dot(self, ids: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
         """Rows ``ids`` (R, L) dotted with their group's vector (R, dim): (R, L), without dequantizing the rows."""
-        if self.scale_shift is None:
+        if self.precision == "fp16":
             return _rowwise.dense_grouped_dot(self(ids), vectors)
-        return _rowwise.quantized_grouped_dot(self.qweight, self.scale_shift, self.bits, ids, vectors)
+        return _rowwise.quantized_grouped_dot(self.fused, self.bits, ids, vectors)
 
     def project(self, ids: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """``self(ids) @ weight.T`` for ids (n,) and weight (out, dim), without dequantizing the rows: (n, out)."""
-        if self.scale_shift is None:
+        if self.precision == "fp16":
             return self(ids) @ weight.T
-        return _rowwise.quantized_project(self.qweight, self.scale_shift, self.bits, ids, weight)
+        return _rowwise.quantized_project(self.fused, self.bits, ids, weight)
 
     def extra_repr(self) -> str:
         return f"{self.rows}, {self.dim}, precision={self.precision}"
@@ -160,8 +163,8 @@ class FbgemmLookup(nn.Module):
         )
         self.op.fill_random_weights()  # allocates the rows, overwritten next
         weights, scale_shift = self.op.split_embedding_weights(split_scale_shifts=True)[0]
-        weights.copy_(table.qweight)
-        scale_shift.copy_(table.scale_shift)
+        weights.copy_(table.fused[:, :table.width])
+        scale_shift.copy_(table.fused[:, table.width:])
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         flat = ids.reshape(-1)
@@ -179,7 +182,7 @@ def with_fbgemm_lookups(model: nn.Module) -> nn.Module:
     """A copy of a quantized model whose integer tables are looked up by FBGEMM's kernel (:class:`FbgemmLookup`)."""
     model = copy.deepcopy(model)
     for name, module in list(model.named_modules()):
-        if isinstance(module, QuantizedEmbedding) and module.scale_shift is not None:
+        if isinstance(module, QuantizedEmbedding) and module.precision != "fp16":
             _replace(model, name, FbgemmLookup(module))
     return model
 
