@@ -90,7 +90,7 @@ def main() -> None:
             row["ndcg@10_rel_change_%"] = round(100 * (row["ndcg@10"] - base["ndcg@10"]) / base["ndcg@10"], 2)
             row["ndcg@20_rel_change_%"] = round(100 * (row["ndcg@20"] - base["ndcg@20"]) / base["ndcg@20"], 2)
             row["latency_vs_fp32"] = round(row["latency_ms"] / base["latency_ms"], 3)
-            row["quiet_latency_vs_fp32"] = round(row["latency_quiet_ms"] / base["latency_quiet_ms"], 3)
+            row["quiet_latency_vs_fp32"] = ratio(row["latency_quiet_ms"], base["latency_quiet_ms"])
         report["models"][name] = rows
         print(name, json.dumps(rows, indent=1), flush=True)
     if args.json:
@@ -177,6 +177,11 @@ def interleaved_medians(variants: dict, batch: dict, reps: int) -> dict[str, dic
         out[n] = {"ms": round(statistics.median(s for s, _ in calls) * 1e3, 3),
                   "quiet_ms": round(statistics.median(quiet) * 1e3, 3) if quiet else None, "quiet_calls": len(quiet)}
     return out
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    """a / b to 3 places; None when either is missing (no unpreempted call)."""
+    return None if a is None or b is None else round(a / b, 3)
 
 
 def record_timings(rows: dict, timings: dict) -> None:

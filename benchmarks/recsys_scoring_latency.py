@@ -26,7 +26,7 @@ import slimforge
 from slimforge.quantize import QuantizeConfig, quantize
 from slimforge.recsys.protocol import pair_inputs
 
-from recsys_embedding_quant import interleaved_medians, record_timings, table_bytes, timing_only_variants
+from recsys_embedding_quant import interleaved_medians, ratio, record_timings, table_bytes, timing_only_variants
 
 
 def main() -> None:
@@ -59,7 +59,7 @@ def measure_catalogue(args: argparse.Namespace, items: int) -> dict[str, dict]:
     record_timings(rows, interleaved_medians(timed, batch, args.reps))
     for row in rows.values():
         row["latency_vs_fp32"] = round(row["latency_ms"] / rows["fp32"]["latency_ms"], 3)
-        row["quiet_latency_vs_fp32"] = round(row["latency_quiet_ms"] / rows["fp32"]["latency_quiet_ms"], 3)
+        row["quiet_latency_vs_fp32"] = ratio(row["latency_quiet_ms"], rows["fp32"]["latency_quiet_ms"])
     return rows
 
 
