@@ -116,7 +116,8 @@ class QuantizedEmbedding(nn.Module):
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() for t in self.packed().values())
+        """Bytes held in memory, the same as the artifact stores: packed values plus 4 bytes a row of scale and offset."""
+        return self.fused.numel()
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         flat = ids.reshape(-1)
@@ -250,7 +251,7 @@ class _Prepared:
 
 
 class FbgemmEmbeddingBackend:
-    """Row-wise ``bits``-bit ``nn.Embedding`` tables looked up by FBGEMM; the rest of the model as it is."""
+    """Row-wise ``bits``-bit ``nn.Embedding`` tables in FBGEMM's format, read by torch kernels; the rest of the model as it is."""
 
     accepts_any_inputs = True  # the eager model runs: any input structure (a recommender's pair dicts)
     layer_types = (nn.Embedding,)
@@ -322,6 +323,6 @@ def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
 
 
 for _name, _bits in BITS.items():
-    register_backend(_name, help=f"row-wise int{_bits} embedding tables looked up by FBGEMM (recommenders); the rest stays fp32")(
+    register_backend(_name, help=f"row-wise int{_bits} embedding tables in FBGEMM's format (recommenders); the rest stays fp32")(
         FbgemmEmbeddingBackend(_name)
     )
