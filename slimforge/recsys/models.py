@@ -55,7 +55,7 @@ class RecsysModel(nn.Module):
         groups = _user_groups(users) if type(self).score_grouped is not RecsysModel.score_grouped else None
         if groups is None:
             return self.score(users, items, inputs.get("item_genres"))
-        return self.score_grouped(groups, items.view(len(groups), -1)).reshape(-1)
+        return self.score_grouped(groups, items.reshape(len(groups), -1)).reshape(-1)
 
     def score(self, users: torch.Tensor, items: torch.Tensor, item_genres: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
