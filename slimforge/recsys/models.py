@@ -107,7 +107,6 @@ class NeuMF(RecsysModel):
         mlp = list(mlp)
         if len(mlp) < 2 or mlp[0] % 2:
             raise SlimforgeError(f"NeuMF needs at least two MLP widths, the first even (it is [user, item] embeddings); got mlp={mlp}.")
-        self.gmf_dim = dim
         self.gmf_user = _embedding(num_users, dim, sparse)
         self.gmf_item = _embedding(num_items, dim, sparse)
         self.mlp_user = _embedding(num_users, mlp[0] // 2, sparse)
@@ -129,8 +128,10 @@ class NeuMF(RecsysModel):
         # predict(cat[p*q, tower]) = <p * w_gmf, q> + <w_tower, tower> + b, and the tower's first
         # layer splits into a user part (computed once per user) and an item part.
         groups, size = items.shape
-        w_gmf, w_tower = self.predict.weight[0, :self.gmf_dim], self.predict.weight[:, self.gmf_dim:]
-        gmf = grouped_dot(self.gmf_item, items, self.gmf_user(users) * w_gmf)
+        gmf_user = self.gmf_user(users)
+        width = gmf_user.shape[-1]  # from the rows, not the constructor: pruning may have narrowed them
+        w_gmf, w_tower = self.predict.weight[0, :width], self.predict.weight[:, width:]
+        gmf = grouped_dot(self.gmf_item, items, gmf_user * w_gmf)
         user_rows, first = self.mlp_user(users), self.tower[0]
         if isinstance(first, nn.Linear):
             width = user_rows.shape[-1]
@@ -206,8 +207,8 @@ def _bias(rows: int, sparse: bool = False) -> nn.Embedding:
 
 
 def _run_in_place(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """``layers(x)`` with each ReLU applied in place (inference; a fresh (n, width) tensor costs
-    page faults each call on the CPU: 25,600 x 32 floats are 3.2 MB)."""
+    """``layers(x)`` with each ReLU applied in place when no gradient is recorded: one (n, width)
+    temporary fewer (25,600 x 32 floats are 3.2 MB)."""
     for layer in layers:
         x = x.relu_() if isinstance(layer, nn.ReLU) and not torch.is_grad_enabled() else layer(x)
     return x

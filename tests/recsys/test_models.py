@@ -108,3 +108,21 @@ def test_a_users_candidates_score_as_pairs_do(name):
     model(grouped).sum().backward()  # trains through the grouped path too
     no_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert no_grad == [], no_grad
+
+
+def test_a_pruned_neumf_scores_a_users_candidates_as_pairs_do():
+    """Pruning narrows the GMF tables (32 -> 16 here): the grouped path splits the output layer by
+    the rows' width, not the constructor's ``dim``."""
+    from slimforge.prune.structured import prune
+
+    torch.manual_seed(0)
+    model = create_model("neumf", **SIZES).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    pairs = pair_inputs(torch.tensor([4, 9]).repeat_interleave(29), torch.randperm(29).repeat(2), torch.zeros(29, 1, dtype=torch.long))
+    result = prune(model, (pairs,), ratio=0.5)
+    pruned = getattr(result, "model", result)
+    assert pruned.gmf_user.embedding_dim < 32
+    with torch.no_grad():
+        torch.testing.assert_close(pruned(pairs), pruned.score(pairs["user"], pairs["item"], None), atol=1e-5, rtol=1e-5)
