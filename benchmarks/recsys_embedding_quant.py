@@ -15,7 +15,13 @@ Reported per variant:
 * test HR@10 / NDCG@10 (100 sampled candidates) and Recall@20 / NDCG@20 (unseen catalogue);
 * latency: scoring 256 test users x their 100 candidates (25,600 pairs) in one call, ``--threads``
   threads, median of ``--reps`` calls; the variants are timed in turns (one call each per round,
-  order rotated) so load from other processes hits them alike.
+  order rotated) so load from other processes hits them alike. ``latency_ms`` is each model's
+  own ``forward``: every user's side computed once (the grouped path of
+  ``slimforge.recsys.models``), the packed tables read by torch kernels. Timed with them, not
+  evaluated again: ``fp32_pairwise_ms`` (fp32 scoring every pair from scratch, the path before
+  issue 21's work) and ``fbgemm_kernel_ms`` (the same quantized model with FBGEMM's lookup kernel).
+  Each also as ``*_quiet_ms``: the median of the calls the process ran unpreempted (see
+  :func:`interleaved_medians`), the figure to trust on a shared machine.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import argparse
 import copy
 import json
 import platform
+import resource
 import statistics
 import tempfile
 import time
@@ -74,8 +81,8 @@ def main() -> None:
         for label, variant in variants.items():
             metrics = data.test.evaluate(variant)
             rows[label].update({k: round(metrics[k], 4) for k in METRICS})
-        for label, seconds in interleaved_medians(variants, batch, args.reps).items():
-            rows[label]["latency_ms"] = round(seconds * 1e3, 3)
+        timed = {**variants, **timing_only_variants(variants)}
+        record_timings(rows, interleaved_medians(timed, batch, args.reps))
         base = rows["fp32"]
         for label, row in rows.items():
             row["size_ratio"] = round(base["bytes"] / row["bytes"], 2)
@@ -83,6 +90,7 @@ def main() -> None:
             row["ndcg@10_rel_change_%"] = round(100 * (row["ndcg@10"] - base["ndcg@10"]) / base["ndcg@10"], 2)
             row["ndcg@20_rel_change_%"] = round(100 * (row["ndcg@20"] - base["ndcg@20"]) / base["ndcg@20"], 2)
             row["latency_vs_fp32"] = round(row["latency_ms"] / base["latency_ms"], 3)
+            row["quiet_latency_vs_fp32"] = ratio(row["latency_quiet_ms"], base["latency_quiet_ms"])
         report["models"][name] = rows
         print(name, json.dumps(rows, indent=1), flush=True)
     if args.json:
@@ -98,6 +106,31 @@ def add_quantized(model: nn.Module, prefix: str, data, variants: dict, rows: dic
         variants[prefix + backend] = result.quantized
         rows[prefix + backend] = {"bytes": (folder / "quantized.safetensors").stat().st_size, "table_bytes": table_bytes(result.quantized),
                                   "tables": result.quantized.tables()}
+
+
+def timing_only_variants(variants: dict) -> dict:
+    """'fp32:fp32_pairwise' (every pair scored from scratch) and '<backend>:fbgemm_kernel'
+    (FBGEMM's lookup kernel in place of the torch kernels) for each model in ``variants``."""
+    from slimforge.recsys.quantize import EmbeddingQuantizedModel, with_fbgemm_lookups
+
+    extra = {}
+    for label, model in variants.items():
+        if isinstance(model, EmbeddingQuantizedModel):
+            extra[f"{label}:fbgemm_kernel"] = with_fbgemm_lookups(model)
+        else:
+            extra[f"{label}:fp32_pairwise"] = _Pairwise(model)
+    return extra
+
+
+class _Pairwise(nn.Module):
+    """A recommender scoring each pair on its own (its ``score``), skipping the grouped path."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: dict) -> torch.Tensor:
+        return self.model.score(inputs["user"], inputs["item"], inputs.get("item_genres"))
 
 
 def scoring_batch(data, users: int) -> dict[str, torch.Tensor]:
@@ -121,27 +154,53 @@ def table_bytes(model: nn.Module) -> int:
 
 
 @torch.no_grad()
-def interleaved_medians(variants: dict, batch: dict, reps: int) -> dict[str, float]:
+def interleaved_medians(variants: dict, batch: dict, reps: int) -> dict[str, dict[str, float]]:
+    """Per variant: ``ms``, the median of all ``reps`` calls, and ``quiet_ms``, the median of the
+    calls during which this process was not preempted (``ru_nivcsw`` unchanged; on a loaded
+    machine a preempted call of 1 ms takes 5 ms, and longer calls are preempted more often),
+    with ``quiet_calls``, how many those were."""
     names = list(variants)
-    times: dict[str, list[float]] = {n: [] for n in names}
+    times: dict[str, list[tuple[float, bool]]] = {n: [] for n in names}
     for n in names:  # warm-up
         for _ in range(5):
             variants[n](batch)
     for r in range(reps):
         for n in names[r % len(names):] + names[: r % len(names)]:
+            switches = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
             start = time.perf_counter()
             variants[n](batch)
-            times[n].append(time.perf_counter() - start)
-    return {n: statistics.median(t) for n, t in times.items()}
+            seconds = time.perf_counter() - start
+            times[n].append((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw == switches))
+    out = {}
+    for n, calls in times.items():
+        quiet = [s for s, unpreempted in calls if unpreempted]
+        out[n] = {"ms": round(statistics.median(s for s, _ in calls) * 1e3, 3),
+                  "quiet_ms": round(statistics.median(quiet) * 1e3, 3) if quiet else None, "quiet_calls": len(quiet)}
+    return out
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    """a / b to 3 places; None when either is missing (no unpreempted call)."""
+    return None if a is None or b is None else round(a / b, 3)
+
+
+def record_timings(rows: dict, timings: dict) -> None:
+    """Put ``interleaved_medians``' results into ``rows``: 'label' as latency_ms, 'label:extra' as extra_ms."""
+    for label, t in timings.items():
+        key, _, extra = label.partition(":")
+        prefix = extra or "latency"
+        rows[key].update({f"{prefix}_ms": t["ms"], f"{prefix}_quiet_ms": t["quiet_ms"], f"{prefix}_quiet_calls": t["quiet_calls"]})
 
 
 def table(report: dict) -> str:
-    lines = ["| model | variant | weight file (KB) | size x | tables x | HR@10 | NDCG@10 | Recall@20 | NDCG@20 | NDCG@10 rel. | latency ms (x fp32) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | variant | weight file (KB) | size x | tables x | HR@10 | NDCG@10 | Recall@20 | NDCG@20 | NDCG@10 rel. | latency ms (x fp32) "
+             "| unpreempted ms (x fp32) | FBGEMM kernel / fp32 per-pair ms |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, rows in report["models"].items():
         for label, r in rows.items():
             lines.append(f"| {name} | {label} | {r['bytes'] / 1024:.0f} | {r['size_ratio']} | {r['table_ratio']} | {r['hr@10']} | {r['ndcg@10']} | "
-                         f"{r['recall@20']} | {r['ndcg@20']} | {r['ndcg@10_rel_change_%']:+.2f}% | {r['latency_ms']} ({r['latency_vs_fp32']}) |")
+                         f"{r['recall@20']} | {r['ndcg@20']} | {r['ndcg@10_rel_change_%']:+.2f}% | {r['latency_ms']} ({r['latency_vs_fp32']}) | "
+                         f"{r['latency_quiet_ms']} ({r['quiet_latency_vs_fp32']}) | "
+                         f"{r.get('fbgemm_kernel_ms', r.get('fp32_pairwise_ms', ''))} |")
     return "\n".join(lines)
 
 

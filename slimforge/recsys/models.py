@@ -25,9 +25,11 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from slimforge.errors import SlimforgeError
 from slimforge.models import register_model
+from slimforge.recsys._rowwise import column, grouped_dot, project
 
 INIT_STD = 0.01  # N(0, 0.01) embeddings as in NCF
 
@@ -46,12 +48,22 @@ class RecsysModel(nn.Module):
             got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
             raise SlimforgeError(f"{type(self).__name__} takes {{'user': ids, 'item': ids, 'item_genres': ids}} pairs, not {got}.")
         users, items = inputs["user"], inputs["item"]
-        if not _tracing():
-            _check_ids(users, self.num_users, "user", type(self).__name__)
-            _check_ids(items, self.num_items, "item", type(self).__name__)
-        return self.score(users, items, inputs.get("item_genres"))
+        if _tracing():
+            return self.score(users, items, inputs.get("item_genres"))
+        _check_ids(users, self.num_users, "user", type(self).__name__)
+        _check_ids(items, self.num_items, "item", type(self).__name__)
+        groups = _user_groups(users) if type(self).score_grouped is not RecsysModel.score_grouped else None
+        if groups is None:
+            return self.score(users, items, inputs.get("item_genres"))
+        return self.score_grouped(groups, items.reshape(len(groups), -1)).reshape(-1)
 
     def score(self, users: torch.Tensor, items: torch.Tensor, item_genres: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def score_grouped(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """The same scores for R users (R,) with L items each (R, L): (R, L). A model that has it
+        computes each user's side once; ``forward`` uses it when a batch is R runs of L equal users
+        (a user's candidates), as scoring and ranking evaluation send them."""
         raise NotImplementedError
 
 
@@ -80,6 +92,10 @@ class MatrixFactorization(RecsysModel):
         dot = (self.user_embedding(users) * self.item_embedding(items)).sum(-1)
         return dot + self.item_bias(items).squeeze(-1) + self.bias
 
+    def score_grouped(self, users, items):
+        dot = grouped_dot(self.item_embedding, items, self.user_embedding(users))
+        return dot + column(self.item_bias, items) + self.bias
+
 
 class NeuMF(RecsysModel):
     """GMF (``dim`` factors) and an MLP tower of widths ``mlp`` (its input [p'_u, q'_i] is
@@ -107,6 +123,24 @@ class NeuMF(RecsysModel):
         gmf = self.gmf_user(users) * self.gmf_item(items)
         tower = self.tower(torch.cat([self.mlp_user(users), self.mlp_item(items)], -1))
         return self.predict(torch.cat([gmf, tower], -1)).squeeze(-1)
+
+    def score_grouped(self, users, items):
+        # predict(cat[p*q, tower]) = <p * w_gmf, q> + <w_tower, tower> + b, and the tower's first
+        # layer splits into a user part (computed once per user) and an item part.
+        groups, size = items.shape
+        gmf_user = self.gmf_user(users)
+        width = gmf_user.shape[-1]  # from the rows, not the constructor: pruning may have narrowed them
+        w_gmf, w_tower = self.predict.weight[0, :width], self.predict.weight[:, width:]
+        gmf = grouped_dot(self.gmf_item, items, gmf_user * w_gmf)
+        user_rows, first = self.mlp_user(users), self.tower[0]
+        if isinstance(first, nn.Linear):
+            width = user_rows.shape[-1]
+            user_part = F.linear(user_rows, first.weight[:, :width], first.bias)
+            item_part = project(self.mlp_item, items.reshape(-1), first.weight[:, width:]).view(groups, size, -1)
+            tower = _run_in_place(self.tower[1:], item_part.add_(user_part.unsqueeze(1)))
+        else:  # a first layer that is not one Linear (factorised): the plain form
+            tower = self.tower(torch.cat([user_rows.unsqueeze(1).expand(-1, size, -1), self.mlp_item(items)], -1))
+        return gmf + F.linear(tower, w_tower).squeeze(-1) + self.predict.bias
 
 
 class TwoTower(RecsysModel):
@@ -170,6 +204,24 @@ def _bias(rows: int, sparse: bool = False) -> nn.Embedding:
     table = nn.Embedding(rows, 1, sparse=sparse)
     nn.init.zeros_(table.weight)
     return table
+
+
+def _run_in_place(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``layers(x)`` with each ReLU applied in place when no gradient is recorded: one (n, width)
+    temporary fewer (25,600 x 32 floats are 3.2 MB)."""
+    for layer in layers:
+        x = x.relu_() if isinstance(layer, nn.ReLU) and not torch.is_grad_enabled() else layer(x)
+    return x
+
+
+def _user_groups(users: torch.Tensor) -> torch.Tensor | None:
+    """The R distinct users (R,) when ``users`` (n,) is R runs of one length L >= 2, else None."""
+    if users.dim() != 1 or users.numel() < 2 or users[0] != users[1]:
+        return None
+    runs, counts = torch.unique_consecutive(users, return_counts=True)
+    if len(runs) * 2 > users.numel() or not bool((counts == counts[0]).all()):
+        return None
+    return runs
 
 
 def _tracing() -> bool:

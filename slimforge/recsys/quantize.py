@@ -1,13 +1,16 @@
-"""Row-wise quantized embedding tables with FBGEMM: the ``fbgemm-int8``, ``fbgemm-int4`` and
-``fbgemm-int2`` quantization backends.
+"""Row-wise quantized embedding tables: the ``fbgemm-int8``, ``fbgemm-int4`` and ``fbgemm-int2``
+quantization backends.
 
 In a recommender the embedding tables hold almost every byte. These backends store each
 ``nn.Embedding`` row as ``bits``-bit integers with its own fp16 scale and offset (FBGEMM's fused
 row-wise format, 4 bytes per row on top of the packed values: a 32-wide fp32 row of 128 bytes
-becomes 36 / 20 / 12 bytes) and look rows up with FBGEMM's inference kernels
-(``IntNBitTableBatchedEmbeddingBagsCodegen``, what TorchRec serves with), dequantizing to fp32
-on the fly. Tables too narrow to gain from it (per-item biases, width 1) are stored in fp16 and
-gathered by torch.
+becomes 36 / 20 / 12 bytes), quantized by FBGEMM's own quantizer. The rows stay packed in memory
+and are read by torch kernels (:mod:`slimforge.recsys._rowwise`): dequantized rows on lookup, or,
+on MF's and NeuMF's grouped scoring path, dot products and projections of the packed codes with
+the scales applied to the results. FBGEMM's CPU lookup kernel (``IntNBitTableBatchedEmbeddingBagsCodegen``,
+what TorchRec serves with) gives the same rows bit for bit but costs about 0.35 us a row here
+against 0.03 us; it is kept as :class:`FbgemmLookup`, the reference of the tests and benchmarks.
+Tables too narrow to gain from it (per-item biases, width 1) are stored in fp16.
 Everything else (MLP towers, ``nn.EmbeddingBag`` side features) stays fp32; ``fp32_layers``
 keeps named tables in fp32 too, so :func:`~slimforge.quantize.quantize_with_fallback` chooses
 per table under a metric budget.
@@ -15,7 +18,8 @@ per table under a metric budget.
 The artifact holds ``model.json`` (the fp32 architecture) and ``quantized.safetensors``: the
 packed rows and scales of each quantized table, and the fp32 tensors of the rest. No pickle.
 
-FBGEMM is an optional extra: ``pip install fbgemm-gpu-cpu==1.9.0`` (the build for torch 2.14,
+FBGEMM is an optional extra, needed to quantize (loading and scoring a quantized folder do not
+need it): ``pip install fbgemm-gpu-cpu==1.9.0`` (the build for torch 2.14,
 ``pip install 'slimforge[recsys]'``). Without it the backends say so when used.
 """
 
@@ -31,6 +35,7 @@ import torch
 from torch import nn
 
 from slimforge import artifacts
+from slimforge.recsys import _rowwise
 from slimforge.errors import ArtifactError
 from slimforge.models import build_model
 from slimforge.quantize.core import QuantizationError, QuantizeConfig, register_backend
@@ -62,27 +67,22 @@ def precision_for(dim: int, bits: int) -> str:
 
 class QuantizedEmbedding(nn.Module):
     """An ``nn.Embedding`` replacement: ids (any shape) -> (..., dim) fp32 rows from a row-wise
-    ``precision`` table: "int8", "int4" or "int2" rows dequantized by FBGEMM's lookup kernel, or
-    "fp16" rows (narrow tables) gathered and widened by torch.
+    ``precision`` table: "int8", "int4" or "int2" rows (FBGEMM's fused layout, kept packed in
+    memory) dequantized by torch on lookup, or "fp16" rows (narrow tables) gathered and widened.
 
-    A run of equal ids (one user scored against many candidates) is looked up once: FBGEMM's CPU
-    kernel costs about 0.35 us per row here against 0.02 us for an fp32 gather (measured on 25,600
-    lookups, 1 thread), so a user's 100 candidates cost one row instead of 100.
+    The recommenders' grouped scoring path calls :meth:`grouped_dot` and :meth:`project`, which
+    apply the scales to the result instead of the rows (:mod:`slimforge.recsys._rowwise`).
+    FBGEMM's own lookup kernel is kept as :class:`FbgemmLookup`, the reference these are tested
+    against: it costs about 0.35 us a row on the CPU measured, torch's gather about 0.03 us.
     """
 
     def __init__(self, rows: int, dim: int, precision: str) -> None:
         super().__init__()
         self.rows, self.dim, self.precision = rows, dim, precision
-        if precision == "fp16":
-            self.register_buffer("fp16_rows", torch.zeros(rows, dim, dtype=torch.float16))
-            self.table = None
-            return
-        fb = _fbgemm()
-        self.table = fb["op"](
-            embedding_specs=[("table", rows, dim, getattr(fb["SparseType"], precision.upper()), fb["Location"].HOST)],
-            pooling_mode=fb["Pooling"].NONE, device="cpu", output_dtype=fb["SparseType"].FP32,
-        )
-        self.table.fill_random_weights()  # allocates the rows; overwritten by from_float / load_packed
+        self.bits = 16 if precision == "fp16" else int(precision.removeprefix("int"))
+        self.width = dim * self.bits // 8  # bytes of packed values a row
+        # [values | fp16 scale | fp16 offset] a row, FBGEMM's fused layout (fp16 rows: values only)
+        self.register_buffer("fused", torch.zeros(rows, self.width + (0 if precision == "fp16" else 4), dtype=torch.uint8))
 
     @classmethod
     def from_float(cls, weight: torch.Tensor, bits: int) -> QuantizedEmbedding:
@@ -92,54 +92,101 @@ class QuantizedEmbedding(nn.Module):
         if table.precision == "fp16":
             table.load_packed(weight.half().view(torch.uint8).view(weight.shape[0], -1), None)
         else:
+            _fbgemm()
             fused = torch.ops.fbgemm.FloatToFusedNBitRowwiseQuantizedSBHalf(weight, bits)  # [values | fp16 scale | fp16 bias]
             width = weight.shape[1] * bits // 8
             table.load_packed(fused[:, :width], fused[:, width:])
         return table
 
-    def _views(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The stored bytes, writable: (rows, packed width) uint8 and (rows, 4) scale/offset (None for fp16)."""
-        if self.table is None:
-            return self.fp16_rows.view(torch.uint8), None
-        return self.table.split_embedding_weights(split_scale_shifts=True)[0]
-
     def packed(self) -> dict[str, torch.Tensor]:
         """The stored bytes: ``qweight`` (rows, packed width) uint8 and, for integer tables, ``scale_shift`` (rows, 4)."""
-        weights, scale_shift = self._views()
-        out = {"qweight": weights.clone()}
-        if scale_shift is not None:
-            out["scale_shift"] = scale_shift.clone()
+        out = {"qweight": self.fused[:, :self.width].clone()}
+        if self.precision != "fp16":
+            out["scale_shift"] = self.fused[:, self.width:].clone()
         return out
 
     def load_packed(self, qweight: torch.Tensor, scale_shift: torch.Tensor | None) -> None:
-        weights, shift = self._views()
-        if qweight.shape != weights.shape or (shift is not None and (scale_shift is None or scale_shift.shape != shift.shape)):
-            raise ArtifactError(f"A {self.precision} table of {self.rows} x {self.dim} needs packed rows {tuple(weights.shape)} "
+        values, shift = self.fused[:, :self.width], (None if self.precision == "fp16" else self.fused[:, self.width:])
+        if qweight.shape != values.shape or (shift is not None and (scale_shift is None or scale_shift.shape != shift.shape)):
+            raise ArtifactError(f"A {self.precision} table of {self.rows} x {self.dim} needs packed rows {tuple(values.shape)} "
                                 f"and scales {None if shift is None else tuple(shift.shape)}; got {tuple(qweight.shape)} and "
                                 f"{None if scale_shift is None else tuple(scale_shift.shape)}.")
-        weights.copy_(qweight)
+        values.copy_(qweight)
         if shift is not None:
             shift.copy_(scale_shift)
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() for t in self.packed().values())
+        """Bytes held in memory, the same as the artifact stores: packed values plus 4 bytes a row of scale and offset."""
+        return self.fused.numel()
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         flat = ids.reshape(-1)
-        if self.table is None:
-            return self.fp16_rows[flat].float().view(*ids.shape, self.dim)
+        if self.precision == "fp16":
+            return _rowwise.gather_rows(self.fused, flat).view(torch.float16).float().view(*ids.shape, self.dim)
+        if flat.numel() < 2 or flat[0] != flat[1]:  # not a run of one user's candidates (the grouped path's distinct users)
+            return self._rows(flat).view(*ids.shape, self.dim)
         runs, where = torch.unique_consecutive(flat, return_inverse=True)
-        if 2 * len(runs) > len(flat):  # few repeats: looking up every id is cheaper than gathering afterwards
+        if 2 * len(runs) > len(flat):  # few repeats: dequantizing every id is cheaper than gathering afterwards
+            return self._rows(flat).view(*ids.shape, self.dim)
+        return self._rows(runs)[where].view(*ids.shape, self.dim)
+
+    def _rows(self, ids: torch.Tensor) -> torch.Tensor:
+        return _rowwise.dequantize(self.fused, self.bits, ids)
+
+    def grouped_dot(self, ids: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+        """Rows ``ids`` (R, L) dotted with their group's vector (R, dim): (R, L), without dequantizing the rows."""
+        if self.precision == "fp16":
+            return _rowwise.dense_grouped_dot(self(ids), vectors)
+        return _rowwise.quantized_grouped_dot(self.fused, self.bits, ids, vectors)
+
+    def project(self, ids: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """``self(ids) @ weight.T`` for ids (n,) and weight (out, dim), without dequantizing the rows: (n, out)."""
+        if self.precision == "fp16":
+            return self(ids) @ weight.T
+        return _rowwise.quantized_project(self.fused, self.bits, ids, weight)
+
+    def extra_repr(self) -> str:
+        return f"{self.rows}, {self.dim}, precision={self.precision}"
+
+
+class FbgemmLookup(nn.Module):
+    """FBGEMM's CPU lookup kernel (``IntNBitTableBatchedEmbeddingBagsCodegen``) over a
+    :class:`QuantizedEmbedding`'s packed rows: the reference its torch kernels are tested against,
+    and the 'before' of the latency benchmark. A run of equal ids is looked up once."""
+
+    def __init__(self, table: QuantizedEmbedding) -> None:
+        super().__init__()
+        fb = _fbgemm()
+        self.dim = table.dim
+        self.op = fb["op"](
+            embedding_specs=[("table", table.rows, table.dim, getattr(fb["SparseType"], table.precision.upper()), fb["Location"].HOST)],
+            pooling_mode=fb["Pooling"].NONE, device="cpu", output_dtype=fb["SparseType"].FP32,
+        )
+        self.op.fill_random_weights()  # allocates the rows, overwritten next
+        weights, scale_shift = self.op.split_embedding_weights(split_scale_shifts=True)[0]
+        weights.copy_(table.fused[:, :table.width])
+        scale_shift.copy_(table.fused[:, table.width:])
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        flat = ids.reshape(-1)
+        runs, where = torch.unique_consecutive(flat, return_inverse=True)
+        if 2 * len(runs) > len(flat):
             return self._lookup(flat).view(*ids.shape, self.dim)
         return self._lookup(runs)[where].view(*ids.shape, self.dim)
 
     def _lookup(self, ids: torch.Tensor) -> torch.Tensor:
         offsets = torch.arange(ids.numel() + 1, dtype=torch.int32)  # one row per id
-        return self.table(ids.to(torch.int32), offsets)
+        return self.op(ids.to(torch.int32), offsets)
 
-    def extra_repr(self) -> str:
-        return f"{self.rows}, {self.dim}, precision={self.precision}"
+
+def with_fbgemm_lookups(model: nn.Module) -> nn.Module:
+    """A copy of a quantized model whose integer tables are looked up by FBGEMM's kernel (:class:`FbgemmLookup`)."""
+    model = copy.deepcopy(model)
+    for name, module in list(model.named_modules()):
+        if isinstance(module, QuantizedEmbedding) and module.precision != "fp16":
+            _replace(model, name, FbgemmLookup(module))
+    return model
 
 
 class EmbeddingQuantizedModel(nn.Module):
@@ -213,7 +260,7 @@ class _Prepared:
 
 
 class FbgemmEmbeddingBackend:
-    """Row-wise ``bits``-bit ``nn.Embedding`` tables looked up by FBGEMM; the rest of the model as it is."""
+    """Row-wise ``bits``-bit ``nn.Embedding`` tables in FBGEMM's format, read by torch kernels; the rest of the model as it is."""
 
     accepts_any_inputs = True  # the eager model runs: any input structure (a recommender's pair dicts)
     layer_types = (nn.Embedding,)
@@ -285,6 +332,6 @@ def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
 
 
 for _name, _bits in BITS.items():
-    register_backend(_name, help=f"row-wise int{_bits} embedding tables looked up by FBGEMM (recommenders); the rest stays fp32")(
+    register_backend(_name, help=f"row-wise int{_bits} embedding tables in FBGEMM's format (recommenders); the rest stays fp32")(
         FbgemmEmbeddingBackend(_name)
     )

@@ -9,6 +9,7 @@ import torch
 import slimforge
 from slimforge.errors import SlimforgeError
 from slimforge.models import create_model, list_models, resolve_factory
+from slimforge.recsys.models import _user_groups
 from slimforge.recsys.protocol import pair_inputs
 
 RECSYS_MODELS = [n for n in list_models() if resolve_factory(n).__module__.startswith("slimforge.recsys")]
@@ -84,3 +85,44 @@ def test_out_of_range_and_wrong_inputs_are_clear_errors():
 def test_two_tower_without_genres_needs_none():
     model = create_model("two-tower", num_users=3, num_items=4, num_genres=0)
     assert model({"user": torch.tensor([0, 2]), "item": torch.tensor([1, 3])}).shape == (2,)
+
+
+@pytest.mark.parametrize("name", RECSYS_MODELS)
+def test_a_users_candidates_score_as_pairs_do(name):
+    """The grouped path (each user's side once, for R runs of L equal users) equals scoring pair by pair;
+    any other batch takes the pairwise path."""
+    torch.manual_seed(0)
+    model = create_model(name, **SIZES).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    genres = torch.randint(0, 6, (29, 3), generator=torch.Generator().manual_seed(1))
+    grouped = pair_inputs(torch.tensor([4, 9, 4]).repeat_interleave(29), torch.randperm(29).repeat(3), genres)
+    uneven = pair_inputs(torch.tensor([4] * 20 + [9] * 9), torch.arange(29), genres)
+    with torch.no_grad():
+        for pairs in (grouped, uneven):
+            expected = model.score(pairs["user"], pairs["item"], pairs["item_genres"])
+            torch.testing.assert_close(model(pairs), expected, atol=1e-5, rtol=1e-5)
+    assert _user_groups(grouped["user"]).tolist() == [4, 9, 4] and _user_groups(uneven["user"]) is None
+    model.train()
+    model(grouped).sum().backward()  # trains through the grouped path too
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert no_grad == [], no_grad
+
+
+def test_a_pruned_neumf_scores_a_users_candidates_as_pairs_do():
+    """Pruning narrows the GMF tables (32 -> 16 here): the grouped path splits the output layer by
+    the rows' width, not the constructor's ``dim``."""
+    from slimforge.prune.structured import prune
+
+    torch.manual_seed(0)
+    model = create_model("neumf", **SIZES).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    pairs = pair_inputs(torch.tensor([4, 9]).repeat_interleave(29), torch.randperm(29).repeat(2), torch.zeros(29, 1, dtype=torch.long))
+    result = prune(model, (pairs,), ratio=0.5)
+    pruned = getattr(result, "model", result)
+    assert pruned.gmf_user.embedding_dim < 32
+    with torch.no_grad():
+        torch.testing.assert_close(pruned(pairs), pruned.score(pairs["user"], pairs["item"], None), atol=1e-5, rtol=1e-5)
