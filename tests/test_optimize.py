@@ -73,7 +73,20 @@ def test_durations_and_bad_objective():
 def test_a_candidate_exactly_at_the_budget_is_within_it(baseline, candidate, budget, expected):
     from slimforge.optimize import within_budget
 
-    assert within_budget(baseline, candidate, budget) is expected
+    assert within_budget(baseline, candidate, budget) is expected  # no noise margin: the drop alone
+    assert within_budget(baseline, candidate, budget, margin_points=0.0) is expected
+
+
+@pytest.mark.parametrize(("baseline", "candidate", "margin", "expected"), [
+    (0.9825, 0.9775, 0.5, True),  # 0.5 + 0.5: exactly the budget, 1.0000000000000009 in floating point
+    (0.9825, 0.9775, 0.51, False),
+    (0.90, 0.905, 1.5, True),  # a 0.5-point gain with a 1.5-point margin: exactly at the budget
+    (0.90, 0.90, 1.01, False),  # no drop, but a margin wider than the budget: not shown to be within
+])
+def test_the_noise_margin_is_added_to_the_drop(baseline, candidate, margin, expected):
+    from slimforge.optimize import within_budget
+
+    assert within_budget(baseline, candidate, 1.0, margin_points=margin) is expected
 
 
 @pytest.mark.parametrize("change", [{"max_accuracy_drop": float("nan")}, {"max_accuracy_drop": float("inf")}, {"batch_size": 0}, {"threads": 0}])
@@ -96,3 +109,25 @@ def test_latency_aware_pruning_in_the_search(baseline, tmp_path):
     assert pruned["macs"] < summary["baseline"]["macs"] and "prune(latency=0.5" in pruned["recipe"]
     edit = json.loads((tmp_path / "opt" / "candidates" / "prune-latency0.5" / "model.json").read_text())["edits"][-1]
     assert edit["latency"]["target"] == 0.5 and edit["latency"]["batch_size"] == 32
+
+
+def test_a_continued_recovery_is_a_candidate_of_its_own(baseline, tmp_path):
+    """Step 5's building block, for real: a pruned candidate recovered for one more epoch keeps its
+    size, says where it came from and how many epochs it has had, and its folder predicts alone."""
+    from slimforge.measure import load_variant
+    from slimforge.optimize.search import _Search
+
+    data = slimforge.load_dataset("digits", augment=False)
+    cfg = OptimizeConfig(backends=("onnxruntime",), time_budget_s=300, repeats=2, auto_recovery=False, reference=("eager",),
+                         recovery=TrainConfig(epochs=1, lr=0.02, batch_size=128, num_threads=1))
+    search = _Search(baseline, data, cfg, tmp_path / "opt", log=lambda *_: None)
+    pruned = search.try_prune(0.25, 1)
+    continued = search.try_continue(pruned.name, 1)
+    assert (continued.name, continued.source, continued.epochs) == ("prune-macs0.25+2ep", "prune-macs0.25", 2)
+    assert continued.macs == pruned.macs and "1 more epochs" in continued.recipe
+    assert continued.margin_points >= 0 and continued.val_gained is not None and continued.val_lost is not None
+    variant = load_variant(continued.path, continued.name, threads=1)
+    x, y = data.val.__getitems__(list(range(64)))[:2]
+    assert variant.predict(x).shape == (64, data.info.num_classes)
+    pool = {m.name: m for m in search.recovering()}
+    assert pool[continued.name].continued == 1 and pool[pruned.name].continued == 0

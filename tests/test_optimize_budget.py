@@ -7,7 +7,7 @@ import math
 import pytest
 
 from slimforge.errors import ConfigError
-from slimforge.optimize.budget import Budget, OptimizeConfig, interval_points, recovery_epochs
+from slimforge.optimize.budget import DEFAULT_MARGIN_Z, Budget, OptimizeConfig, PairedDrop, interval_points, paired_drop, recovery_epochs
 from slimforge.quantize import list_backends
 
 
@@ -116,3 +116,43 @@ def test_the_latency_search_refuses_a_relative_budget_or_another_metric():
     with pytest.raises(ConfigError, match="not 'ndcg@10'"):
         _accuracy_points(OptimizeConfig(metric="ndcg@10"))
     assert _accuracy_points(OptimizeConfig(budget=Budget(0.5))).max_accuracy_drop == 0.5
+
+
+def test_the_paired_standard_error_is_that_of_the_per_sample_differences():
+    # Per sample the difference candidate - baseline is +1 (gained), -1 (lost) or 0: the SE of its
+    # mean is the population standard deviation over sqrt(n), here computed the long way.
+    baseline = [True] * 380 + [False] * 20
+    candidate = [False] * 6 + [True] * 374 + [True] * 3 + [False] * 17  # 6 lost, 3 gained
+    paired = paired_drop(baseline, candidate)
+    assert (paired.n, paired.gained, paired.lost) == (400, 3, 6)
+    diffs = [int(c) - int(b) for b, c in zip(baseline, candidate)]
+    mean = sum(diffs) / 400
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 400)
+    assert paired.drop_points == pytest.approx(-100 * mean) == pytest.approx(0.75)
+    assert paired.se_points == pytest.approx(100 * sd / math.sqrt(400))
+    assert paired.se_points == pytest.approx(100 * math.sqrt(9 - 9 / 400) / 400)  # the formula in the docstring
+
+
+@pytest.mark.parametrize(("gained", "lost", "se"), [
+    (0, 0, 0.0),  # identical predictions: no noise at all
+    (2, 2, 100 * math.sqrt(4) / 400),  # as many gained as lost: no drop, but noise
+    (0, 400, 0.0),  # every sample flipped one way: the difference is certain
+    (0, 1, 100 * math.sqrt(1 - 1 / 400) / 400),
+])
+def test_paired_standard_error_edges(gained, lost, se):
+    assert PairedDrop(400, gained, lost).se_points == pytest.approx(se)
+
+
+def test_paired_drop_needs_the_same_samples():
+    with pytest.raises(ValueError, match="400 samples and the candidate on 399"):
+        paired_drop([True] * 400, [True] * 399)
+    with pytest.raises(ValueError, match="non-empty"):
+        paired_drop([], [])
+
+
+def test_the_margin_setting_is_refused_past_its_edge():
+    assert OptimizeConfig(margin_z=0.0).margin_z == 0.0  # the raw drop, as before the margin
+    assert OptimizeConfig().margin_z == DEFAULT_MARGIN_Z == 1.645
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match=f"margin_z .* not {bad}"):
+            OptimizeConfig(margin_z=bad)

@@ -24,7 +24,8 @@ def _optimize_like_report(tmp_path):
     forms = {"eager": {"32": {"p50_ms": 10.0}}, "channels_last": {"32": {"p50_ms": 8.0}}}
     measurement = {"threads": 1, "batch_sizes": [32], "variants": variants, "machine": {"cpu": "Test CPU", "isa": "AVX2", "cores": 2},
                    "reference": {"forms": forms, "unavailable": {"compile": "not asked"}, "best_fp32_form": {"32": "channels_last"}}}
-    extra = {n: {"val accuracy": "97.50%", "Δ val (pts)": "-0.50", "verdict": "rejected: validation drop 1.25 points > budget 1"} for n in names}
+    extra = {n: {"val accuracy": "97.50%", "Δ val (pts)": "-0.50", "val gained/lost": "12/17", "noise margin (pts)": "1.23",
+                 "verdict": "rejected: validation drop 1.25 + noise margin 1.23 = 2.48 points > budget 1"} for n in names}
     headline = "Best: baseline-int8-torch, 10.00x faster than PyTorch eager and 8.00x faster than the fastest fp32 deployment (channels_last)"
     return write_report(tmp_path / "report", measurement, title="slimforge optimize", headline=headline, highlight="baseline-int8-torch",
                         extra=extra, notes=["a note"], split="test")

@@ -19,9 +19,10 @@ from slimforge.files import final_folder, relocated, staged_output
 from slimforge.measure import (
     Variant, count_macs, count_parameters, load_variant, machine_description, measure_accuracy, measure_latency, measure_variants,
 )
-from slimforge.optimize.budget import Candidate, OptimizeConfig, interval_points, recovery_epochs, within_budget
+from slimforge.optimize.budget import Candidate, OptimizeConfig, interval_points, paired_drop, recovery_epochs, within_budget
 from slimforge.optimize.edge import Try, next_try
 from slimforge.optimize.objectives import register_objective
+from slimforge.optimize.leftover import Recovering, next_continuation
 from slimforge.train import Callback, TrainState
 from slimforge.train.evaluate import EVAL_BATCH_SIZE
 
@@ -87,7 +88,8 @@ class _Search:
         self.test = _batches(data.test)
         self.channels_last = config.channels_last if config.channels_last is not None else self._faster_layout()
         self.base_variant = load_variant(baseline, "baseline", threads=config.threads, channels_last=self.channels_last)
-        self.base_val = measure_accuracy(self.base_variant.predict, self.val, data.info.num_classes)["accuracy"]
+        self.base_val_correct = correct_per_sample(self.base_variant.predict, self.val)  # paired with each candidate's
+        self.base_val = sum(self.base_val_correct) / len(self.base_val_correct)
         self.base_test = measure_accuracy(self.base_variant.predict, self.test, data.info.num_classes)["accuracy"]
         self.base_macs = count_macs(self.base_variant.module, self.example[:1])
         self.val_interval = interval_points(self.base_val, len(data.val))
@@ -103,6 +105,9 @@ class _Search:
             self.log(f"note: the budget ({config.max_accuracy_drop} points) is within the validation split's noise: "
                      f"+/-{self.val_interval:.2f} points (95%) on {len(data.val)} samples, so a candidate's measured drop "
                      "can be off by that much; a larger validation split measures it better.")
+        if config.margin_z > 0:
+            self.log(f"a candidate is within budget when its validation drop plus {config.margin_z:g} standard errors of its paired "
+                     "difference with the baseline (from the samples where they disagree) is at most the budget")
 
     def _faster_layout(self) -> bool:
         """channels_last when it runs the baseline faster here (4-D inputs), measured, not assumed."""
@@ -148,6 +153,13 @@ class _Search:
             self.prune_and_quantize(*step)
         if self.cfg.factorize and _linear_share(self.base_variant.module) > 0.5 and self.time_left() > 0:
             self.try_factorize()  # 4. low-rank, for models whose weights sit in linear layers
+        while self.cfg.refine:  # 5. the time still left: longer recovery of the pruned models worth it
+            step = next_continuation(self.recovering(), best_speedup=self.best.speedup if self.best else 0.0,
+                                     budget=self.cfg.max_accuracy_drop, seconds_per_epoch=self.seconds_per_epoch,
+                                     time_left_s=self.time_left() - self.report_reserve_s())
+            if step is None:
+                break
+            self.quantize_within(self.try_continue(*step))
         self.write_report()
 
     def can_afford(self, epochs: int) -> bool:
@@ -156,13 +168,45 @@ class _Search:
             return self.time_left() > 60
         return self.time_left() > 1.2 * self.seconds_per_epoch * epochs + 30
 
+    def report_reserve_s(self) -> float:
+        """Seconds kept for the closing report, which measures every candidate again (about 1 s each)."""
+        return 20.0 + 1.0 * len(self.candidates)
+
     def prune_and_quantize(self, target: float, epochs: int) -> Candidate | None:
-        cand = self.try_prune(target, epochs)
+        return self.quantize_within(self.try_prune(target, epochs))
+
+    def quantize_within(self, cand: Candidate | None) -> Candidate | None:
+        """int8 of ``cand`` through each backend when it is within the budget (now, so the best so far includes it)."""
         if cand is not None and cand.within_budget:
-            for backend in self.cfg.backends:  # int8 now, so the best so far includes it
+            for backend in self.cfg.backends:
                 if self.time_left() > 0:
                     self.try_quantize(Path(cand.path), backend, cand.name)
         return cand
+
+    def recovering(self) -> list[Recovering]:
+        """The pruned models so far, as :func:`next_continuation` weighs them."""
+        by_name = {c.name: c for c in self.candidates}
+        speed = {"baseline": 1.0, **{c.name: c.speedup for c in self.candidates}}
+        int8 = [c for c in self.candidates if c.epochs is None and c.source in speed]
+        # A pruned model over the budget has no int8 form yet: its speed is estimated with the best int8 gain seen.
+        int8_gain = max([1.0, *(c.speedup / speed[c.source] for c in int8)])
+        pool = []
+        for c in (c for c in self.candidates if c.epochs is not None):  # the pruned ones and their continuations
+            forms = [q.speedup for q in int8 if q.source == c.name]
+            drop = 100 * (self.base_val - c.val_accuracy)
+            source = by_name.get(c.source or "")
+            stalled = source is not None and drop + c.margin_points >= 100 * (self.base_val - source.val_accuracy) + source.margin_points
+            pool.append(Recovering(c.name, c.name.split("+")[0], c.macs, max([c.speedup, *forms]) if forms else c.speedup * int8_gain, c.epochs,
+                                   drop - c.margin_points, drop + c.margin_points, self._continuations(c, by_name), stalled))
+        return pool
+
+    @staticmethod
+    def _continuations(c: Candidate, by_name: dict[str, Candidate]) -> int:
+        """How many continued recoveries led to ``c``."""
+        count = 0
+        while c.source in by_name and by_name[c.source].epochs is not None:
+            c, count = by_name[c.source], count + 1
+        return count
 
     # ---------------------------------------------------------------- candidates
 
@@ -178,7 +222,7 @@ class _Search:
             folder = self.out / "candidates" / name
             # Its data section, as the model candidates have: `slimforge eval` scores it on that data.
             save_quantized(result, folder, config={**self.record_extra, "optimize": {"int8": backend, "source": str(self.final_path(source))}} if self.record_extra else None)
-            return self.record(name, folder, f"{label} -> {backend} int8", time.monotonic() - t0)
+            return self.record(name, folder, f"{label} -> {backend} int8", time.monotonic() - t0, source=label)
         except Exception as exc:  # a backend that cannot handle this model is a failed candidate, not a failed search
             self.log(f"{name}: skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})")
             self.failures.append({"name": name, "error": f"{type(exc).__name__}: {str(exc)[:500]}"})
@@ -186,8 +230,6 @@ class _Search:
             return None
 
     def try_prune(self, mac_target: float, epochs: int) -> Candidate | None:
-        from slimforge.distill import DistillConfig
-        from slimforge.distill.api import run as distill_run
         from slimforge.prune import prune
 
         by = self.cfg.prune_by
@@ -208,17 +250,37 @@ class _Search:
             self.tries.append(Try(mac_target, epochs, within=False, possible=False))
             return None
         folder = self.out / "candidates" / name
-        recovery = self.cfg.recovery.model_copy(update={"quiet": True, "num_threads": self.cfg.train_threads, "epochs": epochs})
         self.log(f"{name}: pruned to {count_macs(model, self.example[:1]) / 1e6:.2f} M MACs, recovering by distillation ({epochs} epochs)")
+        self.recover(model, name, folder, epochs, {f"{by}_target": mac_target})
+        cand = self.record(name, folder, f"prune({by}={mac_target:.3g}, {self.cfg.importance}) + {self.cfg.distill_loss} distillation, "
+                           f"{epochs} epochs", time.monotonic() - t0, epochs=epochs)
+        self.tries.append(Try(mac_target, epochs, cand.within_budget))
+        return cand
+
+    def try_continue(self, source_name: str, epochs: int) -> Candidate:
+        """``epochs`` more distillation epochs for the pruned candidate ``source_name``, from its weights."""
+        source = next(c for c in self.candidates if c.name == source_name)
+        total = (source.epochs or 0) + epochs
+        name = f"{source_name.split('+')[0]}+{total}ep"
+        t0 = time.monotonic()
+        model = loading.load(source.path).train()
+        self.log(f"{name}: {source_name} recovering for {epochs} more epochs ({total} in all), with the time left")
+        folder = self.out / "candidates" / name
+        self.recover(model, name, folder, epochs, {"continued_from": str(self.final_path(Path(source.path)))})
+        return self.record(name, folder, f"{source_name} + {epochs} more epochs of {self.cfg.distill_loss} distillation ({total} in all)",
+                           time.monotonic() - t0, source=source_name, epochs=total)
+
+    def recover(self, model: nn.Module, name: str, folder: Path, epochs: int, record: dict[str, Any]) -> None:
+        """Distil the baseline into ``model`` for ``epochs`` (saved in ``folder``); times the epochs for the next plans."""
+        from slimforge.distill import DistillConfig
+        from slimforge.distill.api import run as distill_run
+
+        recovery = self.cfg.recovery.model_copy(update={"quiet": True, "num_threads": self.cfg.train_threads, "epochs": epochs})
         t_train = time.monotonic()
         distill_run(model, [self.baseline_dir], self.data, DistillConfig(loss=self.cfg.distill_loss, temperature=self.cfg.temperature),
                     recovery, folder, callbacks=[Deadline(self.deadline), Progress(name, self.log)], cache_dir=self.out / "teacher-cache",
-                    record={**self.record_extra, "optimize": {f"{by}_target": mac_target, "train": recovery.model_dump(mode="json")}})
+                    record={**self.record_extra, "optimize": {**record, "train": recovery.model_dump(mode="json")}})
         self.seconds_per_epoch = (time.monotonic() - t_train) / max(1, epochs)
-        cand = self.record(name, folder, f"prune({by}={mac_target:.3g}, {self.cfg.importance}) + {self.cfg.distill_loss} distillation, "
-                           f"{epochs} epochs", time.monotonic() - t0)
-        self.tries.append(Try(mac_target, epochs, cand.within_budget))
-        return cand
 
     def try_factorize(self) -> Candidate | None:
         from slimforge.distill import DistillConfig
@@ -236,23 +298,28 @@ class _Search:
                     record={**self.record_extra, "optimize": {"factorize_target_ratio": 0.5}})
         return self.record("lowrank-0.5", folder, "SVD to half the parameters + distillation", time.monotonic() - t0)
 
-    def record(self, name: str, folder: Path, recipe: str, seconds: float) -> Candidate:
+    def record(self, name: str, folder: Path, recipe: str, seconds: float, *, source: str | None = None, epochs: int | None = None) -> Candidate:
+        """Measure a finished candidate (validation paired with the baseline, test, latency), keep it if it is the best."""
         variant = load_variant(folder, name, threads=self.cfg.threads, channels_last=self.channels_last)
-        val = measure_accuracy(variant.predict, self.val, self.data.info.num_classes)["accuracy"]
+        val_correct = correct_per_sample(variant.predict, self.val)
+        paired = paired_drop(self.base_val_correct, val_correct)
+        val = sum(val_correct) / len(val_correct)
+        margin = self.cfg.margin_z * paired.se_points
         test = measure_accuracy(variant.predict, self.test, self.data.info.num_classes)["accuracy"]
         lat = measure_latency({"baseline": self.base_variant.predict, name: variant.predict}, self.batch, threads=self.cfg.threads, repeats=self.cfg.repeats)
         base_ms, ms = lat["baseline"][self.cfg.batch_size].p50_ms, lat[name][self.cfg.batch_size].p50_ms
         cand = Candidate(
             name, str(folder), recipe, val, test, ms, base_ms / ms,
-            within_budget=within_budget(self.base_val, val, self.cfg.max_accuracy_drop), seconds=round(seconds, 1),
+            within_budget=within_budget(self.base_val, val, self.cfg.max_accuracy_drop, margin), seconds=round(seconds, 1),
             macs=count_macs(variant.module, self.example[:1]) if variant.module is not None else None,
             params=count_parameters(variant.module) if variant.module is not None else None,
+            margin_points=round(margin, 4), val_gained=paired.gained, val_lost=paired.lost, source=source, epochs=epochs,
         )
         self.candidates.append(cand)
         if cand.within_budget and (self.best is None or _better(cand, self.best)):
             self.best = cand
             _replace_folder(folder, self.out / "best")
-        self.log(f"{name}: val {val:.4f} ({100 * (val - self.base_val):+.2f} pts), test {test:.4f}, {cand.speedup:.2f}x faster"
+        self.log(f"{name}: val {val:.4f} ({100 * (val - self.base_val):+.2f} pts, noise margin {margin:.2f}), test {test:.4f}, {cand.speedup:.2f}x faster"
                  f"{' [best so far]' if self.best is cand else ''}{'' if cand.within_budget else ' (over budget)'}; {time.monotonic() - self.started:.0f} s elapsed")
         artifacts.write_json(self.out / "optimize.json", self.summary())
         return cand
@@ -285,10 +352,11 @@ class _Search:
     def verdict(self, c: Candidate) -> str:
         """Why ``c`` was kept or not, in words (the budget is checked on validation)."""
         drop = 100 * (self.base_val - c.val_accuracy)
+        checked = f"validation drop {drop:.2f} + noise margin {c.margin_points:.2f} = {drop + c.margin_points:.2f} points"
         if not c.within_budget:
-            return f"rejected: validation drop {drop:.2f} points > budget {self.cfg.max_accuracy_drop:g}"
+            return f"rejected: {checked} > budget {self.cfg.max_accuracy_drop:g}"
         if c is self.best:
-            return f"best: fastest within budget (validation drop {drop:.2f} points)"
+            return f"best: fastest within budget ({checked})"
         return f"within budget, slower than {self.best.name}" if self.best else "within budget"
 
     def write_report(self) -> None:
@@ -302,12 +370,16 @@ class _Search:
         rows = {r["variant"]: r for r in build_rows(measurement)}
         self.reference_speedups = {k: rows[self.best.name].get(k) for k in REFERENCE_KEYS} if self.best and self.best.name in rows else {}
         extra = {c.name: {"val accuracy": f"{100 * c.val_accuracy:.2f}%", "Δ val (pts)": f"{100 * (c.val_accuracy - self.base_val):+.2f}",
+                          "val gained/lost": f"{c.val_gained}/{c.val_lost}", "noise margin (pts)": f"{c.margin_points:.2f}",
                           "verdict": self.verdict(c)} for c in self.candidates}
-        extra["baseline"] = {"val accuracy": f"{100 * self.base_val:.2f}%", "Δ val (pts)": "+0.00", "verdict": "baseline"}
+        extra["baseline"] = {"val accuracy": f"{100 * self.base_val:.2f}%", "Δ val (pts)": "+0.00", "val gained/lost": "0/0",
+                             "noise margin (pts)": "0.00", "verdict": "baseline"}
         notes = [f"{c.name}: {c.recipe}" for c in self.candidates]
         notes.append(f"Accuracy intervals (95%): validation +/-{self.val_interval:.2f} points on {len(self.data.val)} samples, "
                      f"test +/-{interval_points(self.base_test, len(self.data.test)):.2f} on {len(self.data.test)}. "
-                     "The budget is checked on validation; the test column is measured again here, in the same run as the latency.")
+                     f"The budget is checked on validation, on the drop plus a noise margin of {self.cfg.margin_z:g} standard errors of the "
+                     "paired difference (from the samples the candidate gains and loses against the baseline); "
+                     "the test column is measured again here, in the same run as the latency.")
         write_report(self.out / "report", measurement, title="slimforge optimize", notes=notes, headline=self.headline(),
                      highlight=self.best.name if self.best else None, split="test", extra=extra)
         artifacts.write_json(self.out / "optimize.json", self.summary())
@@ -326,7 +398,15 @@ class _Search:
                    else f"{faster(b.speedup)} than the baseline (PyTorch eager)")
         return (f"Best: {b.name}, {against} at batch {self.cfg.batch_size}, "
                 f"{self.cfg.threads} thread(s); accuracy {100 * (b.val_accuracy - self.base_val):+.2f} points on validation "
-                f"(+/-{self.val_interval:.2f}) and {100 * (b.test_accuracy - self.base_test):+.2f} on test (+/-{test_interval:.2f}); {spent}.")
+                f"(noise margin {b.margin_points:.2f}; +/-{self.val_interval:.2f}) and {100 * (b.test_accuracy - self.base_test):+.2f} on test (+/-{test_interval:.2f}); {spent}.")
+
+
+def correct_per_sample(predict, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> list[bool]:
+    """Whether ``predict`` gets each sample right (top-1), in the batches' order: the paired budget check's input."""
+    correct: list[bool] = []
+    for x, y in batches:
+        correct.extend((predict(x).float().cpu().argmax(1) == y).tolist())
+    return correct
 
 
 def _batches(dataset, limit: int | None = None, batch_size: int = EVAL_BATCH_SIZE) -> list[tuple[torch.Tensor, torch.Tensor]]:
