@@ -131,3 +131,20 @@ def test_a_continued_recovery_is_a_candidate_of_its_own(baseline, tmp_path):
     assert variant.predict(x).shape == (64, data.info.num_classes)
     pool = {m.name: m for m in search.recovering()}
     assert pool[continued.name].continued == 1 and pool[pruned.name].continued == 0
+
+
+def test_a_target_that_prunes_to_a_model_already_recovered_is_not_recovered_again(baseline, tmp_path):
+    """MNIST-5k: targets 0.42 and 0.354 both pruned to 5.87 M MACs, and the second recovery (217 s)
+    made a model the search already had. Here 0.25 and 0.2499 round to the same channel counts."""
+    from slimforge.optimize.search import _Search
+
+    data = slimforge.load_dataset("digits", augment=False)
+    cfg = OptimizeConfig(backends=("onnxruntime",), time_budget_s=300, repeats=2, auto_recovery=False, reference=("eager",),
+                         recovery=TrainConfig(epochs=1, lr=0.02, batch_size=128, num_threads=1))
+    lines: list[str] = []
+    search = _Search(baseline, data, cfg, tmp_path / "opt", log=lines.append)
+    first = search.try_prune(0.25, 1)
+    assert search.try_prune(0.2499, 1) is None
+    assert [c.name for c in search.candidates] == [first.name]
+    assert search.tries[-1].target == 0.2499 and search.tries[-1].within == first.within_budget
+    assert any("the same pruned model as prune-macs0.25" in line for line in lines)

@@ -94,6 +94,8 @@ class _Search:
         self.base_macs = count_macs(self.base_variant.module, self.example[:1])
         self.val_interval = interval_points(self.base_val, len(data.val))
         self.tries: list[Try] = []
+        # pruned architecture (parameter shapes) and recovery epochs -> the candidate made from it
+        self.pruned: dict[tuple[Any, ...], Candidate] = {}
         # Until a recovery has run, an epoch of the baseline's own training is the estimate (the pruned model is cheaper).
         self.seconds_per_epoch: float | None = _baseline_seconds_per_epoch(baseline)
         self.base_epochs = (recovery_epochs(config.recovery.epochs, len(data.train), config.recovery.batch_size,
@@ -249,12 +251,20 @@ class _Search:
             self.failures.append({"name": name, "error": str(exc)})
             self.tries.append(Try(mac_target, epochs, within=False, possible=False))
             return None
+        # Nearby targets often round to the same channel counts: that model was recovered already.
+        shapes = (tuple((k, tuple(v.shape)) for k, v in model.state_dict().items()), epochs)
+        if shapes in self.pruned:
+            same = self.pruned[shapes]
+            self.log(f"{name}: the same pruned model as {same.name} (every layer's width alike); not recovered again")
+            self.tries.append(Try(mac_target, epochs, same.within_budget))
+            return None
         folder = self.out / "candidates" / name
         self.log(f"{name}: pruned to {count_macs(model, self.example[:1]) / 1e6:.2f} M MACs, recovering by distillation ({epochs} epochs)")
         self.recover(model, name, folder, epochs, {f"{by}_target": mac_target})
         cand = self.record(name, folder, f"prune({by}={mac_target:.3g}, {self.cfg.importance}) + {self.cfg.distill_loss} distillation, "
                            f"{epochs} epochs", time.monotonic() - t0, epochs=epochs)
         self.tries.append(Try(mac_target, epochs, cand.within_budget))
+        self.pruned[shapes] = cand
         return cand
 
     def try_continue(self, source_name: str, epochs: int) -> Candidate:
