@@ -16,6 +16,7 @@ import sys
 import types
 from typing import Any
 
+from slimforge.prune import _timm_attention, _timm_hybrid_attention  # noqa: F401  (register timm's attention forms)
 from slimforge.prune._graph import DependencyGraph
 from slimforge.prune._trace import build_dependency_graph
 from slimforge.prune.attention import list_attention_forms, register_attention_form

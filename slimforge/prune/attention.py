@@ -42,6 +42,14 @@ class AttentionForm:
     head_dim: Callable[[nn.Module], int]
     sync: Callable[[nn.Module], dict[str, int]]
     sources: Callable[[nn.Module], list[tuple[str, int]]] | None = None
+    # Before slicing: store on the module a size its sliced weights no longer tell (timm's Twins
+    # and CaiT compute the head size as width // heads; once heads go, it must be kept).
+    remember: Callable[[nn.Module], None] | None = None
+    # A per-head part of an attention module (a relative position bias), not attention itself.
+    part: bool = False
+    # (parameter name inside the module, dimension) to keep whole: a single head's channels, which
+    # no head split ties together (a reshape to (..., 1, head_dim) drops the size-1 head axis).
+    whole: Callable[[nn.Module], list[tuple[str, int]]] | None = None
 
 
 ATTENTION_FORMS: Registry[AttentionForm] = Registry("attention form")
@@ -72,6 +80,14 @@ def head_axis(module: nn.Module, form: AttentionForm, sizes: list[int]) -> int |
         if math.prod(sizes[axis + 1:]) == hd and sizes[axis] > 1:
             return axis
     return None
+
+
+def remember_sizes(model: nn.Module) -> None:
+    """Before slicing (pruning, or replaying a plan): each form's sizes that slicing would hide."""
+    for module in model.modules():
+        form = find_attention_form(module)
+        if form is not None and form.remember is not None:
+            form.remember(module)
 
 
 def sync_attention(model: nn.Module) -> dict[str, set[int]]:
@@ -178,6 +194,10 @@ def _timm_attention(module: nn.Module) -> bool:
             and _linear(module, "proj") and _int(module, "num_heads") and _int(module, "head_dim") and _int(module, "attn_dim"))
 
 
+def _timm_single_head(module: nn.Module) -> list[tuple[str, int]]:
+    return [("qkv.weight", 0)] if module.num_heads == 1 else []
+
+
 def _timm_sync(module: nn.Module) -> dict[str, int]:
     module.num_heads = module.qkv.out_features // (3 * module.head_dim)
     module.attn_dim = module.num_heads * module.head_dim
@@ -186,7 +206,7 @@ def _timm_sync(module: nn.Module) -> dict[str, int]:
     return {}  # timm models have no config object to update
 
 
-register_attention_form("timm-attention", AttentionForm(_timm_attention, lambda m: m.head_dim, _timm_sync),
+register_attention_form("timm-attention", AttentionForm(_timm_attention, lambda m: m.head_dim, _timm_sync, whole=_timm_single_head),
                         "timm Attention (ViT, DeiT): fused qkv, num_heads, head_dim, attn_dim")
 
 
@@ -325,9 +345,10 @@ def prepare_attention(model: nn.Module) -> list[tuple[nn.Module, type]]:
     """Before capture: give every module of a class whose own forward reads its head size from
     its input (``nn.MultiheadAttention``, torchvision's ``ShiftedWindowAttention``) the forward
     that reads it from its weights (same outputs). Returns (module, old class) for :func:`settle_attention`."""
+    remember_sizes(model)
     changed = []
     for module in model.modules():
-        swap = _SWAPS.get(type(module))
+        swap = swap_for(type(module))
         if swap is not None and swap.matches(module):
             changed.append((module, type(module)))
             swap.use(module)
@@ -338,13 +359,13 @@ def settle_attention(changed: list[tuple[nn.Module, type]], failed: bool) -> Non
     """After pruning: modules whose shapes their own forward still handles (all of them, if
     pruning failed) get their own class back."""
     for module, cls in changed:
-        swap = _SWAPS[cls]
+        swap = swap_for(cls)
         if failed or not swap.pruned(module):
             swap.undo(module, cls)
 
 
 @dataclass(frozen=True)
-class _Swap:
+class Swap:
     """A class whose forward derives the head size from its input, and its stand-in."""
 
     matches: Callable[[nn.Module], bool]
@@ -353,9 +374,21 @@ class _Swap:
     undo: Callable[[nn.Module, type], None]
 
 
-_SWAPS: dict[type, _Swap] = {
-    nn.MultiheadAttention: _Swap(_packed_multihead_attention, _mha_pruned, _use_prunable_forward, _use_own_forward),
+_SWAPS: dict[type, Swap] = {
+    nn.MultiheadAttention: Swap(_packed_multihead_attention, _mha_pruned, _use_prunable_forward, _use_own_forward),
 }
+# By "module.ClassName", for classes of optional packages (timm) that are not imported here.
+_NAMED_SWAPS: dict[str, Swap] = {}
+
+
+def register_stand_in(qualified_name: str, swap: Swap) -> None:
+    """Give the class ``qualified_name`` ("timm.models.beit.Attention") a stand-in forward while pruning."""
+    _NAMED_SWAPS[qualified_name] = swap
+
+
+def swap_for(cls: type) -> Swap | None:
+    return _SWAPS.get(cls) or _NAMED_SWAPS.get(f"{cls.__module__}.{cls.__qualname__}")
+
 
 register_attention_form(
     "torch-multihead-attention",
@@ -457,7 +490,7 @@ def _stand_in(own: type, prunable: type, qkv: str, heads: str) -> tuple[Callable
             use(module)
         return {}
 
-    _SWAPS[own] = _Swap(matches, pruned, use, undo)
+    _SWAPS[own] = Swap(matches, pruned, use, undo)
     return matches, sync
 
 
