@@ -396,6 +396,23 @@ def _repeat(tr: Tracing, node: torch.fx.Node) -> Any:
     return out
 
 
+@_rule("repeat_interleave")
+def _repeat_interleave(tr: Tracing, node: torch.fx.Node) -> Any:
+    """x.repeat_interleave(r, dim): dimensions other than ``dim`` pass through (GCViT repeats its
+    global queries over the batch); a repeated prunable dimension stays whole."""
+    label = tr.lab(node.args[0])
+    dim = _arg(node, 2, "dim")
+    if label is None or dim is None:  # no dim: the input is flattened first
+        tr.pin_label(label)
+        return _none_like(node)
+    d = _norm_dim(dim, len(label))
+    out = list(label)
+    if out[d] is not None:
+        tr.uf.pin(out[d])
+        out[d] = None
+    return out
+
+
 @_rule("index", "_unsafe_index")
 def _index(tr: Tracing, node: torch.fx.Node) -> Any:
     label = tr.lab(node.args[0])

@@ -103,3 +103,75 @@ for _name in ("AttentionCl", "Attention2d"):
         TimmFamily("models.maxxvit", _name, head_dim=_maxxvit_head_dim, heads=_maxxvit_heads),
         f"timm MaxViT / CoAtNet {_name} (dim_head per head, relative position bias per head)",
     )
+
+# ----------------------------------------------------------------------------- ConViT
+
+
+def _gpsa_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm.models.convit.GPSA.forward: content attention and a learned positional attention per
+    head, mixed by a gate per head. x: (B, N, dim) -> (B, N, dim)."""
+    B, N, _ = x.shape
+    if self.rel_indices is None or self.rel_indices.shape[1] != N:
+        self.rel_indices = self.get_rel_indices(N)
+    qk = self.qk(x).reshape(B, N, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+    q, k = qk[0], qk[1]
+    pos_score = self.pos_proj(self.rel_indices.expand(B, -1, -1, -1)).permute(0, 3, 1, 2)
+    patch_score = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
+    gating = self.gating_param.view(1, -1, 1, 1)
+    attn = (1. - torch.sigmoid(gating)) * patch_score + torch.sigmoid(gating) * pos_score.softmax(dim=-1)
+    attn = self.attn_drop(attn / attn.sum(dim=-1).unsqueeze(-1))
+    v = self.v(x).reshape(B, N, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
+    return _merge_heads(self, attn @ v)
+
+
+register_timm_family("timm-convit-gpsa", TimmFamily("models.convit", "GPSA", query="qk", per_head=2, forward=_gpsa_forward),
+                     "timm ConViT GPSA (gated positional self-attention: pos_proj rows and a gate per head)")
+
+
+def _convit_mhsa_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm.models.convit.MHSA.forward. x: (B, N, dim) -> (B, N, dim)."""
+    q, k, v = _split_qkv(self, self.qkv(x))
+    attn = self.attn_drop(((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1))
+    return _merge_heads(self, attn @ v)
+
+
+register_timm_family("timm-convit-mhsa", TimmFamily("models.convit", "MHSA", forward=_convit_mhsa_forward),
+                     "timm ConViT MHSA")
+
+# ----------------------------------------------------------------------------- GCViT, EdgeNeXt
+
+
+def _gcvit_forward(self: nn.Module, x: torch.Tensor, q_global: torch.Tensor | None = None) -> torch.Tensor:
+    """timm.models.gcvit.WindowAttentionGlobal.forward: queries from the global context when given.
+    x: (B*windows, N, dim) -> same."""
+    B, N, _ = x.shape
+    if self.use_global and q_global is not None:
+        k, v = self.qkv(x).reshape(B, N, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        q = q_global.repeat_interleave(B // q_global.shape[0], dim=0)
+        q = q.reshape(B, N, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
+    else:
+        q, k, v = _split_qkv(self, self.qkv(x))
+    attn = (q * self.scale) @ k.transpose(-2, -1).contiguous()
+    attn = self.attn_drop(self.rel_pos(attn).softmax(dim=-1))
+    return _merge_heads(self, attn @ v)
+
+
+register_timm_family(
+    "timm-gcvit-attention",
+    TimmFamily("models.gcvit", "WindowAttentionGlobal", forward=_gcvit_forward,
+               heads=lambda m: m.rel_pos.relative_position_bias_table.shape[-1]),
+    "timm GCViT WindowAttentionGlobal (global queries, relative position bias per head)",
+)
+
+
+def _edgenext_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm.models.edgenext.CrossCovarianceAttn.forward (XCiT-style, a temperature per head). x: (B, N, dim) -> same."""
+    B, N, _ = x.shape
+    q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 4, 1).unbind(0)
+    attn = (F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)) * self.temperature
+    x = self.attn_drop(attn.softmax(dim=-1)) @ v
+    return self.proj_drop(self.proj(x.permute(0, 3, 1, 2).reshape(B, N, -1)))
+
+
+register_timm_family("timm-edgenext-attention", TimmFamily("models.edgenext", "CrossCovarianceAttn", forward=_edgenext_forward),
+                     "timm EdgeNeXt CrossCovarianceAttn (a temperature per head)")
