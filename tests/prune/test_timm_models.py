@@ -23,18 +23,20 @@ def test_poolformer_scale_follows_its_pruned_parameter():
     assert model(x).shape == (2, 5)
 
 
-def test_beit_attention_that_looks_like_swins_stays_whole_and_the_model_prunes():
-    """BEiT's attention has Swin's relative position bias table but reshapes its output to the
-    input's width: it matches no attention form, its heads stay, its MLPs shrink."""
+def test_attention_of_no_registered_form_stays_whole_and_the_model_prunes():
+    """EVA's attention (rotary embeddings, optional fused or separate q/k/v) matches no attention form:
+    its heads stay, its MLPs shrink. (BEiT's, which has Swin's bias table but reshapes its output to the
+    input's width, has a form of its own now: tests/prune/test_timm_attention.py.)"""
     timm = pytest.importorskip("timm")
     from slimforge.prune.attention import find_attention_form
 
     torch.manual_seed(0)
-    model = timm.create_model("beit_base_patch16_224", pretrained=False, img_size=32, depth=1, num_classes=5).eval()
+    model = timm.create_model("eva02_tiny_patch14_224", pretrained=False, img_size=28, depth=1, num_classes=5).eval()
     attn = model.blocks[0].attn
-    assert attn.relative_position_bias_table.dim() == 2 and find_attention_form(attn) is None
-    x = torch.randn(2, 3, 32, 32)
+    assert find_attention_form(attn) is None
+    heads, width = attn.num_heads, attn.qkv.out_features if attn.qkv is not None else attn.q_proj.out_features
+    x = torch.randn(2, 3, 28, 28)
     sp.prune(model, x, ratio=0.5)
-    assert attn.num_heads == 12 and attn.qkv.out_features == 3 * 768
-    assert model.blocks[0].mlp.fc1.out_features < 3072
+    assert attn.num_heads == heads
+    assert (attn.qkv.out_features if attn.qkv is not None else attn.q_proj.out_features) == width
     assert model(x).shape == (2, 5)
