@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from slimforge.prune._timm_attention import TimmFamily, _attend, _merge_heads, _split_qkv, register_timm_family
+from slimforge.prune._timm_attention import TimmFamily, _attend, _merge_heads, _split_qkv, is_timm, register_timm_family
+from slimforge.prune.attention import AttentionForm, register_attention_form
 
 # ----------------------------------------------------------------------------- XCiT
 
@@ -175,3 +176,39 @@ def _edgenext_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 register_timm_family("timm-edgenext-attention", TimmFamily("models.edgenext", "CrossCovarianceAttn", forward=_edgenext_forward),
                      "timm EdgeNeXt CrossCovarianceAttn (a temperature per head)")
+
+# ----------------------------------------------------------------------------- CoaT
+
+
+def _coat_forward(self: nn.Module, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """timm.models.coat.FactorAttnConvRelPosEnc.forward: factorized attention plus a convolutional
+    relative position encoding (``crpe``, shared by a stage's blocks). x: (B, N, dim) -> (B, N, dim)."""
+    q, k, v = _split_qkv(self, self.qkv(x))
+    factor_att = q @ (k.softmax(dim=2).transpose(-1, -2) @ v)
+    return _merge_heads(self, self.scale * factor_att + self.crpe(q, v, size=size))
+
+
+register_timm_family("timm-coat-attention", TimmFamily("models.coat", "FactorAttnConvRelPosEnc", forward=_coat_forward),
+                     "timm CoaT FactorAttnConvRelPosEnc (factorized attention, convolutional position encoding)")
+
+
+def _crpe_sync(m: nn.Module) -> dict[str, int]:
+    """CoaT's ConvRelPosEnc: one depthwise convolution per group of heads, its channel split kept in lists."""
+    m.channel_splits = [conv.weight.shape[0] for conv in m.conv_list]
+    m.head_splits = [c // m.head_dim for c in m.channel_splits]
+    return {}
+
+
+def _crpe_head_dim(m: nn.Module) -> int:
+    return m.head_dim if isinstance(getattr(m, "head_dim", None), int) else m.channel_splits[0] // m.head_splits[0]
+
+
+def _crpe_remember(m: nn.Module) -> None:
+    m.head_dim = _crpe_head_dim(m)
+
+
+register_attention_form(
+    "timm-coat-conv-position",
+    AttentionForm(lambda m: is_timm(m, "models.coat", "ConvRelPosEnc"), _crpe_head_dim, _crpe_sync, remember=_crpe_remember, part=True, adaptive_splits=True),
+    "timm CoaT ConvRelPosEnc (a part of CoaT's attention: head groups split unequally, one convolution each)",
+)

@@ -50,6 +50,9 @@ class AttentionForm:
     # (parameter name inside the module, dimension) to keep whole: a single head's channels, which
     # no head split ties together (a reshape to (..., 1, head_dim) drops the size-1 head axis).
     whole: Callable[[nn.Module], list[tuple[str, int]]] | None = None
+    # Its forward splits channels into unequal sizes that ``sync`` recomputes from the weights (CoaT's
+    # head groups with one convolution each): such a split passes each piece's channels on, unpinned.
+    adaptive_splits: bool = False
 
 
 ATTENTION_FORMS: Registry[AttentionForm] = Registry("attention form")

@@ -51,6 +51,9 @@ MODELS = {
     "coatnet": lambda: _named("coatnet_pico_rw_224", 64, img_size=64, depths=(1, 1, 1, 1)),
     "convit": lambda: _named("convit_tiny", 32, img_size=32, patch_size=8, depth=2, local_up_to_layer=1),
     "gcvit": lambda: _class("timm.models.gcvit.GlobalContextVit", 64, **_GCVIT),
+    # parallel blocks end in a Conv1d along the embedding (the aggregate head): a spatial dimension with channels
+    "coat": lambda: _class("timm.models.coat.CoaT", 32, embed_dims=(16, 32, 32, 32), serial_depths=(1, 1, 1, 1),
+                           parallel_depth=1, num_heads=8, mlp_ratios=(2, 2, 2, 2), img_size=32, patch_size=4),
     "edgenext": lambda: _class("timm.models.edgenext.EdgeNeXt", 64, depths=(1, 1, 1, 1), dims=(24, 48, 88, 168),
                                heads=(2, 2, 4, 4), global_block_counts=(0, 1, 1, 1)),
 }
@@ -63,6 +66,7 @@ FORMS = {
     "timm-efficientformer-attention": "efficientformer", "timm-tiny-vit-attention": "tiny-vit",
     "timm-maxxvit-attentioncl": "maxvit", "timm-maxxvit-attention2d": "coatnet", "timm-convit-gpsa": "convit",
     "timm-convit-mhsa": "convit", "timm-gcvit-attention": "gcvit", "timm-edgenext-attention": "edgenext",
+    "timm-coat-attention": "coat", "timm-coat-conv-position": "coat",
 }
 
 
@@ -84,6 +88,10 @@ def _per_head_sizes(m: nn.Module) -> list[int]:
         fc2 = getattr(getattr(rel, "mlp", None), "fc2", None)
         sizes.append(fc2.out_features if fc2 is not None else rel.relative_position_bias_table.shape[-1])
         sizes.append(rel.bias_shape[-1] if type(rel).__name__ != "RelPosBiasTf" else rel.bias_shape[0])
+    crpe = getattr(m, "crpe", None)
+    if crpe is not None:  # CoaT: one depthwise convolution per group of heads, shared by a stage's blocks
+        sizes.append(sum(crpe.head_splits))
+        assert crpe.channel_splits == [c.out_channels for c in crpe.conv_list] and min(crpe.head_splits) >= 1
     return sizes
 
 
@@ -95,8 +103,8 @@ def test_every_timm_form_has_a_model():
 @pytest.mark.parametrize("family", sorted(MODELS))
 def test_family_loses_whole_heads_and_round_trips(family, tmp_path):
     model, x = MODELS[family]()
+    assert {ATTENTION_FORMS.get(f) for f, fam in FORMS.items() if fam == family} <= {find_attention_form(m) for m in model.modules()}
     forms = {find_attention_form(m) for m in _attention(model).values()}
-    assert {ATTENTION_FORMS.get(f) for f, fam in FORMS.items() if fam == family} <= forms | {ATTENTION_FORMS.get("timm-relative-position")}
     heads = {p: m.num_heads for p, m in _attention(model).items()}
     shape = model(x).shape
 
