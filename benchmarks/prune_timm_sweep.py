@@ -51,6 +51,7 @@ MODELS: dict[str, tuple[dict, int]] = {
     "gcvit_xxtiny": ({}, 224),
     "edgenext_xx_small": ({}, 224),
     "coat_lite_tiny": ({}, 224),
+    "coat_tiny": ({}, 224),
     "coatnet_pico_rw_224": ({}, 224),
 }
 

@@ -6,7 +6,8 @@ Two kinds:
   ``-1`` or to a size derived from it (timm's MaxViT ``AttentionCl``/``Attention2d``,
   EfficientFormer, TinyViT): only their attributes are brought back in line after slicing;
 * families whose forward reshapes its output to the input's width ``C`` or computes the head
-  size as ``C // num_heads`` (BEiT, vit_relpos, CaiT, PVT-v2, Twins, XCiT, DaViT): while pruning
+  size as ``C // num_heads`` (BEiT, EVA, vit_relpos, CaiT, PVT-v2, Twins, XCiT, DaViT, ConViT, GCViT,
+  EdgeNeXt, CoaT): while pruning
   and in the pruned model, such a module runs a stand-in, a subclass with the same parameters,
   ``state_dict`` keys and outputs whose forward reads the head size from the module
   (``head_dim``, stored before slicing by the form's ``remember``). A module whose heads all
@@ -65,7 +66,8 @@ def _in_width(layer: nn.Module) -> int:
 class TimmFamily:
     """One timm attention class.
 
-    query: the layer whose outputs hold every head's queries (for a fused layer, also keys and values);
+    query: the layer whose outputs hold every head's queries (for a fused layer, also keys and values),
+    or alternatives ("qkv|q_proj": the first the module has);
     per_head: head sizes per head in that layer (3 for a fused q/k/v);
     forward: the stand-in's forward, or None when timm's own runs with fewer heads;
     head_dim: channels per head in the split the tracer sees (default: ``head_dim``, stored before slicing);
@@ -83,14 +85,22 @@ class TimmFamily:
 
     def matches(self, module: nn.Module) -> bool:
         return (is_timm(module, self.where, self.name) and _int(module, "num_heads")
-                and isinstance(getattr(module, self.query, None), (nn.Linear, nn.Conv2d)))
+                and self.layer(module) is not None)
+
+    def layer(self, module: nn.Module) -> nn.Module | None:
+        """The query layer: the first of ``query``'s names ("qkv|q_proj") that the module has."""
+        for name in self.query.split("|"):
+            layer = getattr(module, name, None)
+            if isinstance(layer, (nn.Linear, nn.Conv2d)):
+                return layer
+        return None
 
     def size(self, module: nn.Module) -> int:
         if self.head_dim is not None:
             return self.head_dim(module)
         if _int(module, "head_dim"):
             return module.head_dim
-        return _out_width(getattr(module, self.query)) // (self.per_head * module.num_heads)
+        return _out_width(self.layer(module)) // (self.per_head * module.num_heads)
 
     def remember(self, module: nn.Module) -> None:
         if self.forward is not None and not _int(module, "head_dim"):
@@ -100,12 +110,12 @@ class TimmFamily:
         """One head: its channels stay (the reshape to (..., 1, head_dim) ties none of them together)."""
         if module.num_heads != 1:
             return []
-        return [(f"{n}.weight", 0) for n in dict.fromkeys((self.query, "qkv", "q", "k", "v", "kv"))
+        return [(f"{n}.weight", 0) for n in dict.fromkeys((*self.query.split("|"), "qkv", "q", "k", "v", "kv", "q_proj", "k_proj", "v_proj"))
                 if isinstance(getattr(module, n, None), (nn.Linear, nn.Conv2d))]
 
     def pruned(self, module: nn.Module) -> bool:
         """timm's own forward cannot run it: the heads' width is no longer the input's."""
-        return _in_width(getattr(module, self.query)) != _in_width(module.proj)
+        return _in_width(self.layer(module)) != _in_width(module.proj)
 
     def use(self, module: nn.Module) -> None:
         cls = own_class(module)
@@ -117,7 +127,7 @@ class TimmFamily:
 
     def sync(self, module: nn.Module) -> dict[str, int]:
         module.num_heads = (self.heads(module) if self.heads is not None
-                            else _out_width(getattr(module, self.query)) // (self.per_head * self.size(module)))
+                            else _out_width(self.layer(module)) // (self.per_head * self.size(module)))
         if self.after is not None:
             self.after(module)
         if self.forward is not None and self.pruned(module):
@@ -310,3 +320,51 @@ def _twins_local_forward(self: nn.Module, x: torch.Tensor, size: tuple[int, int]
 register_timm_family("timm-twins-local-attention",
                      TimmFamily("models.twins", "LocallyGroupedAttn", forward=_twins_local_forward),
                      "timm Twins LocallyGroupedAttn (window attention)")
+
+
+# ----------------------------------------------------------------------------- EVA
+
+
+def _eva_forward(self: nn.Module, x: torch.Tensor, rope: torch.Tensor | None = None,
+                 attn_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
+    """timm.models.eva.EvaAttention.forward: fused or separate q/k/v, rotary embeddings, optional
+    norm over all heads and gate. x: (B, N, dim) -> (B, N, dim)."""
+    from timm.layers import apply_rot_embed_cat  # a stand-in exists only for a timm module
+
+    B, N, _ = x.shape
+    gate = self.gate(x).sigmoid() if self.gate is not None else None
+    if self.qkv is not None:
+        if self.q_bias is None:
+            qkv = self.qkv(x)
+        else:
+            qkv_bias = torch.cat((self.q_bias, self.k_bias, self.v_bias))
+            qkv = self.qkv(x) + qkv_bias if self.qkv_bias_separate else F.linear(x, weight=self.qkv.weight, bias=qkv_bias)
+        q, k, v = qkv.reshape(B, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+    else:
+        q, k, v = (p(x).reshape(B, N, self.num_heads, -1).transpose(1, 2) for p in (self.q_proj, self.k_proj, self.v_proj))
+    q, k = self.q_norm(q), self.k_norm(k)
+    if rope is not None:
+        npt, half = self.num_prefix_tokens, getattr(self, "rotate_half", False)
+        q = torch.cat([q[:, :, :npt, :], apply_rot_embed_cat(q[:, :, npt:, :], rope, half=half)], dim=2).type_as(v)
+        k = torch.cat([k[:, :, :npt, :], apply_rot_embed_cat(k[:, :, npt:, :], rope, half=half)], dim=2).type_as(v)
+    if self.fused_attn:
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=self.attn_drop.p if self.training else 0.,
+                                           is_causal=is_causal)
+    else:
+        from timm.layers import maybe_add_mask, resolve_self_attn_mask
+
+        attn = (q * self.scale) @ k.transpose(-2, -1)
+        attn = maybe_add_mask(attn, resolve_self_attn_mask(N, attn, attn_mask, is_causal=is_causal))
+        x = self.attn_drop(attn.softmax(dim=-1)) @ v
+    x = self.norm(x.transpose(1, 2).flatten(2))
+    if gate is not None:
+        x = x * gate
+    return self.proj_drop(self.proj(x))
+
+
+register_timm_family(
+    "timm-eva-attention",
+    TimmFamily("models.eva", "EvaAttention", query="qkv|q_proj", forward=_eva_forward,
+               heads=lambda m: (m.qkv.out_features // 3 if m.qkv is not None else m.q_proj.out_features) // m.head_dim),
+    "timm EVA / EVA-02 EvaAttention (fused or separate q/k/v, rotary embeddings, optional gate)",
+)

@@ -13,7 +13,9 @@ A form is a small record in a registry: ``matches(module)``, ``head_dim(module)`
 one with :func:`register_attention_form`. ``nn.MultiheadAttention`` and torchvision's Swin and
 MaxViT attention derive their head size from their input, so pruning gives them a stand-in
 forward (:class:`PrunableMultiheadAttention` ...: same parameters, same outputs) that reads it from
-the weights. Attention that matches no form (timm's EVA, BEiT ...) stays whole.
+the weights. timm's further families (BEiT, EVA, CaiT, PVT-v2, Twins, XCiT ...) have their forms in
+:mod:`slimforge.prune._timm_attention` and :mod:`slimforge.prune._timm_hybrid_attention`. Attention that
+matches no form (LeViT's downsampling attention ...) stays whole.
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ def _linear(module: nn.Module, name: str) -> bool:
 def _timm_class(module: nn.Module, where: str, *names: str) -> bool:
     """``module`` is one of timm's classes ``names`` defined in ``timm.<where>``: look-alikes (BEiT's
     attention has Swin's bias table, torchvision's Swin attention its attributes) reshape their output
-    to the input's width, so their heads cannot go."""
+    to the input's width, so they need forms (and stand-in forwards) of their own."""
     return type(module).__module__ == f"timm.{where}" and type(module).__name__ in names
 
 

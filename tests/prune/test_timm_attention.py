@@ -54,6 +54,9 @@ MODELS = {
     # parallel blocks end in a Conv1d along the embedding (the aggregate head): a spatial dimension with channels
     "coat": lambda: _class("timm.models.coat.CoaT", 32, embed_dims=(16, 32, 32, 32), serial_depths=(1, 1, 1, 1),
                            parallel_depth=1, num_heads=8, mlp_ratios=(2, 2, 2, 2), img_size=32, patch_size=4),
+    "eva": lambda: _named("eva02_tiny_patch14_224", 28, img_size=28, depth=1),
+    # separate q/k/v projections, a norm over all heads' channels (scale_attn_inner)
+    "eva-separate": lambda: _named("eva02_tiny_patch14_224", 28, img_size=28, depth=1, qkv_fused=False, scale_attn_inner=True),
     "edgenext": lambda: _class("timm.models.edgenext.EdgeNeXt", 64, depths=(1, 1, 1, 1), dims=(24, 48, 88, 168),
                                heads=(2, 2, 4, 4), global_block_counts=(0, 1, 1, 1)),
 }
@@ -66,7 +69,7 @@ FORMS = {
     "timm-efficientformer-attention": "efficientformer", "timm-tiny-vit-attention": "tiny-vit",
     "timm-maxxvit-attentioncl": "maxvit", "timm-maxxvit-attention2d": "coatnet", "timm-convit-gpsa": "convit",
     "timm-convit-mhsa": "convit", "timm-gcvit-attention": "gcvit", "timm-edgenext-attention": "edgenext",
-    "timm-coat-attention": "coat", "timm-coat-conv-position": "coat",
+    "timm-coat-attention": "coat", "timm-coat-conv-position": "coat", "timm-eva-attention": "eva",
 }
 
 
@@ -144,13 +147,13 @@ def test_stand_in_forward_equals_timms_own(family):
     torch.testing.assert_close(model(x), reference, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("family", ["beit", "cait", "pvt", "xcit"])
+@pytest.mark.parametrize("family", ["beit", "cait", "pvt", "xcit", "eva-separate"])
 def test_heads_only_pruning_runs_the_stand_in_with_the_width_kept(family, tmp_path):
     """Heads pruned, residual width kept: timm's own forward (reshape to the input's width) cannot
     run it, so the module keeps its stand-in, also after slimforge.load."""
     model, x = MODELS[family]()
     attns = _attention(model)
-    pattern = {f"{p}.{n}": 0.5 for p, m in attns.items() for n in ("qkv", "q") if isinstance(getattr(m, n, None), nn.Linear)}
+    pattern = {f"{p}.{n}": 0.5 for p, m in attns.items() for n in ("qkv", "q", "q_proj") if isinstance(getattr(m, n, None), nn.Linear)}
     sp.prune(model, x, ratio=pattern, round_to=1)
     pruned = [m for m in attns.values() if own_class(m) is not type(m)]
     assert pruned and all(m.proj.in_features < m.proj.out_features for m in pruned)
