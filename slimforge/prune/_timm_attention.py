@@ -25,6 +25,7 @@ timm is imported nowhere here: classes are recognised by module and name.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -117,13 +118,23 @@ class TimmFamily:
         """timm's own forward cannot run it: the heads' width is no longer the input's."""
         return _in_width(self.layer(module)) != _in_width(module.proj)
 
-    def use(self, module: nn.Module) -> None:
-        cls = own_class(module)
+    @property
+    def stand_in_name(self) -> str:
+        """Unique within this module (timm has several ``Attention`` classes): ``Prunable_beit_Attention``."""
+        return f"Prunable_{self.where.removeprefix('models.').replace('.', '_')}_{self.name}"
+
+    def stand_in(self, cls: type) -> type:
+        """The stand-in subclass of timm's ``cls``, made once; found by name in this module (so a
+        pruned model pickles like any other)."""
         if cls not in _STAND_INS:
-            stand_in = type(f"Prunable{cls.__name__}", (cls,), {"forward": self.forward, "__module__": __name__,
-                                                                "__doc__": f"timm's {cls.__name__}, head size from its weights."})
+            name = self.stand_in_name
+            stand_in = type(name, (cls,), {"forward": self.forward, "__module__": __name__, "__qualname__": name,
+                                           "__doc__": f"timm's {cls.__name__}, head size from the module."})
             _STAND_INS[cls], _OWN[stand_in] = stand_in, cls
-        module.__class__ = _STAND_INS[cls]
+        return _STAND_INS[cls]
+
+    def use(self, module: nn.Module) -> None:
+        module.__class__ = self.stand_in(own_class(module))
 
     def sync(self, module: nn.Module) -> dict[str, int]:
         module.num_heads = (self.heads(module) if self.heads is not None
@@ -140,8 +151,21 @@ def register_timm_family(name: str, family: TimmFamily, help: str) -> None:
     register_attention_form(name, AttentionForm(family.matches, family.size, family.sync, remember=family.remember,
                                                   whole=family.single_head), help)
     if family.forward is not None:
+        _FAMILIES[family.stand_in_name] = family
         register_stand_in(f"timm.{family.where}.{family.name}",
                           Swap(family.matches, family.pruned, family.use, lambda m, cls: setattr(m, "__class__", cls)))
+
+
+_FAMILIES: dict[str, TimmFamily] = {}  # stand-in class name -> its family
+
+
+def __getattr__(name: str) -> type:
+    """A stand-in class by name (how pickle finds a pruned model's class), made on first use."""
+    family = _FAMILIES.get(name)
+    if family is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    own = getattr(importlib.import_module(f"timm.{family.where}"), family.name)
+    return family.stand_in(own)
 
 
 def _attend(m: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

@@ -174,3 +174,16 @@ def test_single_head_keeps_its_channels():
     sp.prune(model, x, ratio=0.5)
     assert first.q.out_features == width and first.kv.out_features == 2 * width and first.head_dim == width
     assert model.stages[1].blocks[0].attn.num_heads == 1  # 2 heads -> 1
+
+
+def test_a_pruned_model_with_stand_ins_pickles():
+    """Stand-in classes are made at run time but found by name in their module, as pickle looks them up."""
+    import pickle
+
+    import slimforge.prune._timm_attention as standins
+
+    model, x = MODELS["pvt"]()
+    sp.prune(model, x, ratio=0.5)
+    classes = {type(m) for m in _attention(model).values() if own_class(m) is not type(m)}
+    assert classes and all(getattr(standins, c.__qualname__) is c for c in classes)
+    assert pickle.dumps(model)  # not unpickled: slimforge's own artifacts never need pickle
