@@ -1,7 +1,10 @@
-"""More timm attention forms (see :mod:`slimforge.prune._timm_attention`): XCiT and DaViT (stand-in
-forwards), EfficientFormer, TinyViT and timm's MaxViT (their own forwards read the head count)."""
+"""More timm attention forms (see :mod:`slimforge.prune._timm_attention`): XCiT, DaViT, ConViT, GCViT,
+EdgeNeXt, CoaT, FastViT, NesT and Swin v2 (stand-in forwards); EfficientFormer, TinyViT and timm's
+MaxViT / CoAtNet (their own forwards read the head count)."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -211,4 +214,61 @@ register_attention_form(
     "timm-coat-conv-position",
     AttentionForm(lambda m: is_timm(m, "models.coat", "ConvRelPosEnc"), _crpe_head_dim, _crpe_sync, remember=_crpe_remember, part=True, adaptive_splits=True),
     "timm CoaT ConvRelPosEnc (a part of CoaT's attention: head groups split unequally, one convolution each)",
+)
+
+# ----------------------------------------------------------------------------- FastViT, NesT, Swin v2
+
+
+def _fastvit_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm.models.fastvit.Attention.forward. x: (B, C, H, W) -> (B, C, H, W)."""
+    B, C, H, W = x.shape
+    x = x.flatten(2).transpose(-2, -1)
+    x = _merge_heads(self, _attend(self, *_split_qkv(self, self.qkv(x))))
+    return x.transpose(-2, -1).reshape(B, -1, H, W)
+
+
+register_timm_family("timm-fastvit-attention", TimmFamily("models.fastvit", "Attention", forward=_fastvit_forward),
+                     "timm FastViT Attention (on a (B, C, H, W) map)")
+
+
+def _nest_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm.models.nest.Attention.forward: attention inside each image block. x: (B, T, N, C) -> same."""
+    B, T, N, _ = x.shape
+    qkv = self.qkv(x).reshape(B, T, N, 3, self.num_heads, self.head_dim).permute(3, 0, 4, 1, 2, 5)
+    x = _attend(self, *qkv.unbind(0))
+    return self.proj_drop(self.proj(x.permute(0, 2, 3, 4, 1).reshape(B, T, N, -1)))
+
+
+register_timm_family("timm-nest-attention", TimmFamily("models.nest", "Attention", forward=_nest_forward),
+                     "timm NesT Attention (block-local)")
+
+
+def _swinv2_forward(self: nn.Module, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """timm.models.swin_transformer_v2.WindowAttention.forward: cosine attention with a learned scale per
+    head, a continuous position bias (an MLP with one output per head). x: (B*windows, N, dim) -> same."""
+    B_, N, _ = x.shape
+    if self.q_bias is None:
+        qkv = self.qkv(x)
+    else:
+        qkv_bias = torch.cat((self.q_bias, self.k_bias, self.v_bias))
+        qkv = self.qkv(x) + qkv_bias if self.qkv_bias_separate else F.linear(x, weight=self.qkv.weight, bias=qkv_bias)
+    q, k, v = qkv.reshape(B_, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+    attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
+    attn = attn * torch.clamp(self.logit_scale, max=math.log(1. / 0.01)).exp()
+    table = self.cpb_mlp(self.relative_coords_table).view(-1, self.num_heads)
+    area = self.window_size[0] * self.window_size[1]
+    bias = table[self.relative_position_index.view(-1)].view(area, area, -1).permute(2, 0, 1).contiguous()
+    attn = attn + 16 * torch.sigmoid(bias).unsqueeze(0)
+    if mask is not None:
+        num_win = mask.shape[0]
+        attn = attn.view(-1, num_win, self.num_heads, N, N) + mask.unsqueeze(1).unsqueeze(0)
+        attn = attn.view(-1, self.num_heads, N, N)
+    x = self.attn_drop(self.softmax(attn)) @ v
+    return self.proj_drop(self.proj(x.transpose(1, 2).reshape(B_, N, -1)))
+
+
+register_timm_family(
+    "timm-swinv2-attention",
+    TimmFamily("models.swin_transformer_v2", "WindowAttention", forward=_swinv2_forward, heads=lambda m: m.logit_scale.shape[0]),
+    "timm Swin v2 WindowAttention (cosine attention, logit_scale and continuous position bias per head)",
 )

@@ -57,6 +57,12 @@ MODELS = {
     "eva": lambda: _named("eva02_tiny_patch14_224", 28, img_size=28, depth=1),
     # separate q/k/v projections, a norm over all heads' channels (scale_attn_inner)
     "eva-separate": lambda: _named("eva02_tiny_patch14_224", 28, img_size=28, depth=1, qkv_fused=False, scale_attn_inner=True),
+    "swinv2": lambda: _class("timm.models.swin_transformer_v2.SwinTransformerV2", 64, img_size=64, window_size=4, embed_dim=32,
+                             depths=(1, 1, 2, 1), num_heads=(1, 2, 4, 8)),
+    "fastvit": lambda: _class("timm.models.fastvit.FastVit", 64, layers=(1, 1, 1, 1), embed_dims=(48, 96, 192, 384),
+                              token_mixers=("repmixer", "repmixer", "attention", "attention")),
+    "nest": lambda: _class("timm.models.nest.Nest", 32, img_size=32, patch_size=4, num_levels=3, embed_dims=(32, 64, 96),
+                           num_heads=(1, 2, 3), depths=(1, 1, 1)),
     "edgenext": lambda: _class("timm.models.edgenext.EdgeNeXt", 64, depths=(1, 1, 1, 1), dims=(24, 48, 88, 168),
                                heads=(2, 2, 4, 4), global_block_counts=(0, 1, 1, 1)),
 }
@@ -70,6 +76,7 @@ FORMS = {
     "timm-maxxvit-attentioncl": "maxvit", "timm-maxxvit-attention2d": "coatnet", "timm-convit-gpsa": "convit",
     "timm-convit-mhsa": "convit", "timm-gcvit-attention": "gcvit", "timm-edgenext-attention": "edgenext",
     "timm-coat-attention": "coat", "timm-coat-conv-position": "coat", "timm-eva-attention": "eva",
+    "timm-swinv2-attention": "swinv2", "timm-fastvit-attention": "fastvit", "timm-nest-attention": "nest",
 }
 
 
@@ -80,12 +87,15 @@ def _attention(model: nn.Module) -> dict[str, nn.Module]:
 def _per_head_sizes(m: nn.Module) -> list[int]:
     """Sizes of every per-head tensor of an attention module (and of its relative-position part)."""
     sizes = []
-    for name, dim in (("relative_position_bias_table", -1), ("temperature", 0), ("gating_param", 0), ("attention_biases", 0)):
+    for name, dim in (("relative_position_bias_table", -1), ("temperature", 0), ("gating_param", 0), ("attention_biases", 0),
+                      ("logit_scale", 0)):
         if isinstance(getattr(m, name, None), torch.Tensor):
             sizes.append(getattr(m, name).shape[dim])
     for name, attr in (("proj_l", "in_features"), ("proj_w", "out_features"), ("pos_proj", "out_features")):
         if isinstance(getattr(m, name, None), nn.Linear):
             sizes.append(getattr(getattr(m, name), attr))
+    if isinstance(getattr(m, "cpb_mlp", None), nn.Sequential):  # Swin v2's continuous position bias
+        sizes.append(m.cpb_mlp[-1].out_features)
     rel = getattr(m, "rel_pos", None)
     if rel is not None:
         fc2 = getattr(getattr(rel, "mlp", None), "fc2", None)
