@@ -53,6 +53,9 @@ MODELS: dict[str, tuple[dict, int]] = {
     "coat_lite_tiny": ({}, 224),
     "coat_tiny": ({}, 224),
     "coatnet_pico_rw_224": ({}, 224),
+    "swinv2_tiny_window8_256": ({}, 256),
+    "fastvit_sa12": ({}, 224),
+    "nest_tiny": ({}, 224),
 }
 
 

@@ -111,7 +111,8 @@ class TimmFamily:
         """One head: its channels stay (the reshape to (..., 1, head_dim) ties none of them together)."""
         if module.num_heads != 1:
             return []
-        return [(f"{n}.weight", 0) for n in dict.fromkeys((*self.query.split("|"), "qkv", "q", "k", "v", "kv", "q_proj", "k_proj", "v_proj"))
+        names = dict.fromkeys((*self.query.split("|"), "qkv", "q", "k", "v", "kv", "q_proj", "k_proj", "v_proj"))
+        return [(f"{n}.weight", 0) for n in names
                 if isinstance(getattr(module, n, None), (nn.Linear, nn.Conv2d))]
 
     def pruned(self, module: nn.Module) -> bool:
@@ -275,7 +276,8 @@ def _class_attn_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return _merge_heads(self, _attend(self, q, k, v))
 
 
-register_timm_family("timm-class-attention", TimmFamily("models.cait", "ClassAttn", query="q", per_head=1, forward=_class_attn_forward),
+register_timm_family("timm-class-attention",
+                     TimmFamily("models.cait", "ClassAttn", query="q", per_head=1, forward=_class_attn_forward),
                      "timm CaiT / XCiT ClassAttn (the class token attends to all tokens)")
 
 

@@ -212,7 +212,8 @@ def _crpe_remember(m: nn.Module) -> None:
 
 register_attention_form(
     "timm-coat-conv-position",
-    AttentionForm(lambda m: is_timm(m, "models.coat", "ConvRelPosEnc"), _crpe_head_dim, _crpe_sync, remember=_crpe_remember, part=True, adaptive_splits=True),
+    AttentionForm(lambda m: is_timm(m, "models.coat", "ConvRelPosEnc"), _crpe_head_dim, _crpe_sync, remember=_crpe_remember,
+                  part=True, adaptive_splits=True),
     "timm CoaT ConvRelPosEnc (a part of CoaT's attention: head groups split unequally, one convolution each)",
 )
 
