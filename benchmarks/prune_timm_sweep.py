@@ -56,6 +56,7 @@ MODELS: dict[str, tuple[dict, int]] = {
     "swinv2_tiny_window8_256": ({}, 256),
     "fastvit_sa12": ({}, 224),
     "nest_tiny": ({}, 224),
+    "vit_base_patch16_siglip_224": ({"img_size": 64, "depth": 2}, 64),  # attention-pool head; 2 of 12 blocks
 }
 
 

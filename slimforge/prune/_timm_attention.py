@@ -394,3 +394,28 @@ register_timm_family(
                heads=lambda m: (m.qkv.out_features // 3 if m.qkv is not None else m.q_proj.out_features) // m.head_dim),
     "timm EVA / EVA-02 EvaAttention (fused or separate q/k/v, rotary embeddings, optional gate)",
 )
+
+
+# ----------------------------------------------------------------------------- attention pooling (SigLIP's 'map' head)
+
+
+def _attention_pool_forward(self: nn.Module, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """timm.layers.attention_pool.AttentionPoolLatent.forward: learned latent queries attend to the
+    tokens. x: (B, N, dim) -> (B, out_features) (or (B, latent_len, out_features) unpooled)."""
+    B, N, _ = x.shape
+    if self.pos_embed is not None:
+        x = x + self.pos_embed.unsqueeze(0).to(x.dtype)
+    q = self.q(self.latent.expand(B, -1, -1)).reshape(B, self.latent_len, self.num_heads, self.head_dim).transpose(1, 2)
+    k, v = self.kv(x).reshape(B, N, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+    x = _merge_heads(self, _attend(self, self.q_norm(q), self.k_norm(k), v, attn_mask))
+    if self.mlp is not None:
+        x = x + self.mlp(self.norm(x))
+    if self.pool == "token":
+        return x[:, 0]
+    return x.mean(1) if self.pool == "avg" else x
+
+
+register_timm_family("timm-attention-pool",
+                     TimmFamily("layers.attention_pool", "AttentionPoolLatent", query="kv", per_head=2,
+                                forward=_attention_pool_forward),
+                     "timm AttentionPoolLatent (SigLIP's 'map' pooling head: latent queries, fused kv)")

@@ -63,6 +63,8 @@ MODELS = {
                               token_mixers=("repmixer", "repmixer", "attention", "attention")),
     "nest": lambda: _class("timm.models.nest.Nest", 32, img_size=32, patch_size=4, num_levels=3, embed_dims=(32, 64, 96),
                            num_heads=(1, 2, 3), depths=(1, 1, 1)),
+    # SigLIP's attention-pool head ('map'), after ViT blocks
+    "siglip": lambda: _named("vit_base_patch16_siglip_224", 32, img_size=32, patch_size=8, depth=1, embed_dim=64, num_heads=4),
     "edgenext": lambda: _class("timm.models.edgenext.EdgeNeXt", 64, depths=(1, 1, 1, 1), dims=(24, 48, 88, 168),
                                heads=(2, 2, 4, 4), global_block_counts=(0, 1, 1, 1)),
 }
@@ -77,6 +79,7 @@ FORMS = {
     "timm-convit-mhsa": "convit", "timm-gcvit-attention": "gcvit", "timm-edgenext-attention": "edgenext",
     "timm-coat-attention": "coat", "timm-coat-conv-position": "coat", "timm-eva-attention": "eva",
     "timm-swinv2-attention": "swinv2", "timm-fastvit-attention": "fastvit", "timm-nest-attention": "nest",
+    "timm-attention-pool": "siglip",
 }
 
 
@@ -157,7 +160,7 @@ def test_stand_in_forward_equals_timms_own(family):
     torch.testing.assert_close(model(x), reference, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("family", ["beit", "cait", "pvt", "xcit", "eva-separate"])
+@pytest.mark.parametrize("family", ["beit", "cait", "pvt", "xcit", "eva-separate", "siglip"])
 def test_heads_only_pruning_runs_the_stand_in_with_the_width_kept(family, tmp_path):
     """Heads pruned, residual width kept: timm's own forward (reshape to the input's width) cannot
     run it, so the module keeps its stand-in, also after slimforge.load."""
