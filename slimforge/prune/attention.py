@@ -193,6 +193,25 @@ register_attention_form("hf-gpt2", AttentionForm(_gpt2_attention, lambda m: m.he
                         "Hugging Face GPT-2 self-attention (Conv1D c_attn/c_proj)")
 
 
+def _hf_out_proj_attention(module: nn.Module) -> bool:
+    """CLIP / SigLIP-style: ``num_heads``, ``head_dim``, q/k/v/out_proj, heads reshaped with ``-1``; as many
+    key/value heads as query heads."""
+    if _int(module, "num_attention_heads") or not (_int(module, "num_heads") and _int(module, "head_dim")):
+        return False
+    if not all(_linear(module, n) for n in ("q_proj", "k_proj", "v_proj", "out_proj")):
+        return False
+    return module.q_proj.out_features == module.k_proj.out_features == module.v_proj.out_features
+
+
+def _hf_out_proj_sync(module: nn.Module) -> dict[str, int]:
+    module.num_heads = module.q_proj.out_features // module.head_dim
+    return {"num_attention_heads": module.num_heads}
+
+
+register_attention_form("hf-out-proj-attention", AttentionForm(_hf_out_proj_attention, lambda m: m.head_dim, _hf_out_proj_sync),
+                        "Hugging Face CLIP / SigLIP attention (num_heads, head_dim, q/k/v_proj, out_proj)")
+
+
 def _timm_attention(module: nn.Module) -> bool:
     """timm ``Attention`` (ViT, DeiT, MobileViT) and ``AttentionRope`` with a fused qkv: reshape to (B, N, 3, heads, head_dim)."""
     return (_timm_class(module, "layers.attention", "Attention", "AttentionRope") and _linear(module, "qkv")
