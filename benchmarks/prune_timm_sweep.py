@@ -35,9 +35,28 @@ MODELS: dict[str, tuple[dict, int]] = {
     "levit_128s": ({}, 224),
     "mobilevit_xxs": ({}, 256),
     "eva02_tiny_patch14_224": ({"img_size": 98}, 98),
-    "beit_base_patch16_224": ({"img_size": 64, "depth": 2}, 64),
+    "beit_base_patch16_224": ({"img_size": 64, "depth": 2}, 64),  # 2 of 12 blocks, to keep the run short
     "vit_little_patch16_reg1_gap_256.sbb_in12k": ({"img_size": 64}, 64),
     "maxvit_rmlp_pico_rw_256": ({}, 256),
+    # issue 20's families whose attention kept its heads until timm's further attention forms
+    "vit_relpos_small_patch16_224": ({}, 224),
+    "cait_xxs24_224": ({}, 224),
+    "pvt_v2_b0": ({}, 224),
+    "twins_svt_small": ({}, 224),
+    "xcit_nano_12_p16_224": ({}, 224),
+    "davit_tiny": ({}, 224),
+    "efficientformer_l1": ({}, 224),
+    "tiny_vit_5m_224": ({}, 224),
+    "convit_tiny": ({}, 224),
+    "gcvit_xxtiny": ({}, 224),
+    "edgenext_xx_small": ({}, 224),
+    "coat_lite_tiny": ({}, 224),
+    "coat_tiny": ({}, 224),
+    "coatnet_pico_rw_224": ({}, 224),
+    "swinv2_tiny_window8_256": ({}, 256),
+    "fastvit_sa12": ({}, 224),
+    "nest_tiny": ({}, 224),
+    "vit_base_patch16_siglip_224": ({"img_size": 64, "depth": 2}, 64),  # attention-pool head; 2 of 12 blocks
 }
 
 
@@ -45,7 +64,8 @@ def heads(model: torch.nn.Module) -> int:
     """Heads of every attention module of a registered form (``num_heads``, which pruning updates)."""
     from slimforge.prune.attention import find_attention_form
 
-    return sum(m.num_heads for m in model.modules() if find_attention_form(m) is not None and hasattr(m, "num_heads"))
+    return sum(m.num_heads for m in model.modules()
+               if (form := find_attention_form(m)) is not None and not form.part and hasattr(m, "num_heads"))
 
 
 def run(name: str, kwargs: dict, size: int, ratio: float) -> str:

@@ -83,9 +83,30 @@ def _conv(tr: Tracing, node: torch.fx.Node) -> Any:
     if lb is not None:
         tr.uf.tie(lb[0], vo)
     out_shape = _shape(node)
-    out = [lx[0], vo] + [None] * (len(out_shape) - 2)
+    out = [lx[0], vo] + _conv_spatial(tr, node, lx[2:], wshape[2:])
     kernel = math.prod(wshape[2:])
     tr.macs_terms.append([_count(v, s) for v, s in zip(out, out_shape)] + [_count(vl, cl), kernel])
+    return out
+
+
+def _conv_spatial(tr: Tracing, node: torch.fx.Node, labels: list[Any], kernel: list[int]) -> list[Any]:
+    """Labels of a convolution's spatial output dimensions. One that holds prunable channels (CoaT's
+    aggregate runs a Conv1d along the embedding) passes them on under a kernel of 1 with stride 1 and
+    no padding; under any other kernel its size shapes the output, so it stays whole."""
+    conv = _opname(node.target) in ("convolution", "_convolution")
+    stride, padding = _arg(node, 3, "stride", 1), _arg(node, 4, "padding", 0)
+    out = []
+    for i, v in enumerate(labels):
+        if v is None:
+            out.append(None)
+            continue
+        s = stride[i] if isinstance(stride, (list, tuple)) else stride
+        p = padding[i] if isinstance(padding, (list, tuple)) else padding
+        if kernel[i] == 1 and s == 1 and (p == 0 or p in ("same", "valid")) and not (conv and node.args[6]):
+            out.append(v)
+        else:
+            tr.uf.pin(v)
+            out.append(None)
     return out
 
 

@@ -323,8 +323,25 @@ def _split_op(tr: Tracing, node: torch.fx.Node) -> Any:
             tr.uf.tie(vec[:n], vec[k * n:(k + 1) * n])
         piece = _clean(tr, vec[:n], n)
         return tuple([*label[:d], piece, *label[d + 1:]] for _ in sizes)
+    if _adaptive_splits(tr, node):
+        starts = np.cumsum([0, *sizes])
+        for a in starts[:-1].tolist():  # no piece may empty (CoaT: a convolution without channels): its first unit stays
+            tr.uf.pin(vec[a:a + 1])
+        return tuple([*label[:d], _clean(tr, vec[a:b], b - a), *label[d + 1:]] for a, b in zip(starts[:-1], starts[1:]))
     tr.uf.pin(vec)
     return tuple([*label[:d], None, *label[d + 1:]] for _ in outs)
+
+
+def _adaptive_splits(tr: Tracing, node: torch.fx.Node) -> bool:
+    """The split runs inside a module whose attention form recomputes the split sizes after pruning."""
+    for path in reversed(module_paths(node)):
+        try:
+            form = find_attention_form(tr.model.get_submodule(path))
+        except AttributeError:
+            continue
+        if form is not None:
+            return form.adaptive_splits
+    return False
 
 
 @_rule("unbind")
@@ -393,6 +410,23 @@ def _repeat(tr: Tracing, node: torch.fx.Node) -> Any:
         if r != 1 and out[d] is not None:
             tr.uf.pin(out[d])
             out[d] = None
+    return out
+
+
+@_rule("repeat_interleave")
+def _repeat_interleave(tr: Tracing, node: torch.fx.Node) -> Any:
+    """x.repeat_interleave(r, dim): dimensions other than ``dim`` pass through (GCViT repeats its
+    global queries over the batch); a repeated prunable dimension stays whole."""
+    label = tr.lab(node.args[0])
+    dim = _arg(node, 2, "dim")
+    if label is None or dim is None:  # no dim: the input is flattened first
+        tr.pin_label(label)
+        return _none_like(node)
+    d = _norm_dim(dim, len(label))
+    out = list(label)
+    if out[d] is not None:
+        tr.uf.pin(out[d])
+        out[d] = None
     return out
 
 

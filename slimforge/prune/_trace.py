@@ -59,14 +59,16 @@ def _opaque_attention(module: nn.Module) -> bool:
     return bool(module._parameters) or any(isinstance(c, nn.Linear) for c in module.children())
 
 
-def _attention_sources(model: nn.Module) -> set[tuple[str, int]]:
-    """(state_dict key, dim) of parameters that produce attention heads without being a layer's weight."""
-    sources = set()
+def _attention_slots(model: nn.Module, field: str) -> set[tuple[str, int]]:
+    """(state_dict key, dim) that attention forms name in ``field``: ``sources``, parameters that produce
+    heads without being a layer's weight; ``whole``, dimensions to keep whole (a single head's channels)."""
+    slots = set()
     for path, module in model.named_modules():
         form = find_attention_form(module)
-        if form is not None and form.sources is not None:
-            sources.update((f"{path}.{name}" if path else name, dim) for name, dim in form.sources(module))
-    return sources
+        named = getattr(form, field, None) if form is not None else None
+        if named is not None:
+            slots.update((f"{path}.{name}" if path else name, dim) for name, dim in named(module))
+    return slots
 
 
 
@@ -88,7 +90,8 @@ class _Tracer:
         self.param_names = {**sig.inputs_to_parameters, **sig.inputs_to_buffers}
         self.placeholder_of: dict[str, torch.fx.Node] = {}
         self.pinned_modules = self._pinned_modules()
-        self.extra_sources = _attention_sources(model)
+        self.extra_sources = _attention_slots(model, "sources")
+        self.whole = _attention_slots(model, "whole")
 
     # ------------------------------------------------------------------ set-up
 
@@ -141,6 +144,8 @@ class _Tracer:
             label.append(vec)
             if (name, dim) in self.extra_sources:
                 self.sources.add(len(self.slots) - 1)
+            if (name, dim) in self.whole:
+                self.uf.pin(vec)
         if self._param_pinned(name):
             self.pin_label(label)
         return label

@@ -13,7 +13,9 @@ A form is a small record in a registry: ``matches(module)``, ``head_dim(module)`
 one with :func:`register_attention_form`. ``nn.MultiheadAttention`` and torchvision's Swin and
 MaxViT attention derive their head size from their input, so pruning gives them a stand-in
 forward (:class:`PrunableMultiheadAttention` ...: same parameters, same outputs) that reads it from
-the weights. Attention that matches no form (timm's EVA, BEiT ...) stays whole.
+the weights. timm's further families (BEiT, EVA, CaiT, PVT-v2, Twins, XCiT ...) have their forms in
+:mod:`slimforge.prune._timm_attention` and :mod:`slimforge.prune._timm_hybrid_attention`. Attention that
+matches no form (LeViT's downsampling attention ...) stays whole.
 """
 
 from __future__ import annotations
@@ -42,6 +44,17 @@ class AttentionForm:
     head_dim: Callable[[nn.Module], int]
     sync: Callable[[nn.Module], dict[str, int]]
     sources: Callable[[nn.Module], list[tuple[str, int]]] | None = None
+    # Before slicing: store on the module a size its sliced weights no longer tell (timm's Twins
+    # and CaiT compute the head size as width // heads; once heads go, it must be kept).
+    remember: Callable[[nn.Module], None] | None = None
+    # A per-head part of an attention module (a relative position bias), not attention itself.
+    part: bool = False
+    # (parameter name inside the module, dimension) to keep whole: a single head's channels, which
+    # no head split ties together (a reshape to (..., 1, head_dim) drops the size-1 head axis).
+    whole: Callable[[nn.Module], list[tuple[str, int]]] | None = None
+    # Its forward splits channels into unequal sizes that ``sync`` recomputes from the weights (CoaT's
+    # head groups with one convolution each): such a split passes each piece's channels on, unpinned.
+    adaptive_splits: bool = False
 
 
 ATTENTION_FORMS: Registry[AttentionForm] = Registry("attention form")
@@ -74,6 +87,14 @@ def head_axis(module: nn.Module, form: AttentionForm, sizes: list[int]) -> int |
     return None
 
 
+def remember_sizes(model: nn.Module) -> None:
+    """Before slicing (pruning, or replaying a plan): each form's sizes that slicing would hide."""
+    for module in model.modules():
+        form = find_attention_form(module)
+        if form is not None and form.remember is not None:
+            form.remember(module)
+
+
 def sync_attention(model: nn.Module) -> dict[str, set[int]]:
     """After slicing: each attention module's head count from its weights; per config key, the
     values seen over all layers (a key with one value is uniform and can go into the config)."""
@@ -99,7 +120,7 @@ def _linear(module: nn.Module, name: str) -> bool:
 def _timm_class(module: nn.Module, where: str, *names: str) -> bool:
     """``module`` is one of timm's classes ``names`` defined in ``timm.<where>``: look-alikes (BEiT's
     attention has Swin's bias table, torchvision's Swin attention its attributes) reshape their output
-    to the input's width, so their heads cannot go."""
+    to the input's width, so they need forms (and stand-in forwards) of their own."""
     return type(module).__module__ == f"timm.{where}" and type(module).__name__ in names
 
 
@@ -172,10 +193,33 @@ register_attention_form("hf-gpt2", AttentionForm(_gpt2_attention, lambda m: m.he
                         "Hugging Face GPT-2 self-attention (Conv1D c_attn/c_proj)")
 
 
+def _hf_out_proj_attention(module: nn.Module) -> bool:
+    """CLIP / SigLIP-style: ``num_heads``, ``head_dim``, q/k/v/out_proj, heads reshaped with ``-1``; as many
+    key/value heads as query heads."""
+    if _int(module, "num_attention_heads") or not (_int(module, "num_heads") and _int(module, "head_dim")):
+        return False
+    if not all(_linear(module, n) for n in ("q_proj", "k_proj", "v_proj", "out_proj")):
+        return False
+    return module.q_proj.out_features == module.k_proj.out_features == module.v_proj.out_features
+
+
+def _hf_out_proj_sync(module: nn.Module) -> dict[str, int]:
+    module.num_heads = module.q_proj.out_features // module.head_dim
+    return {"num_attention_heads": module.num_heads}
+
+
+register_attention_form("hf-out-proj-attention", AttentionForm(_hf_out_proj_attention, lambda m: m.head_dim, _hf_out_proj_sync),
+                        "Hugging Face CLIP / SigLIP attention (num_heads, head_dim, q/k/v_proj, out_proj)")
+
+
 def _timm_attention(module: nn.Module) -> bool:
     """timm ``Attention`` (ViT, DeiT, MobileViT) and ``AttentionRope`` with a fused qkv: reshape to (B, N, 3, heads, head_dim)."""
     return (_timm_class(module, "layers.attention", "Attention", "AttentionRope") and _linear(module, "qkv")
             and _linear(module, "proj") and _int(module, "num_heads") and _int(module, "head_dim") and _int(module, "attn_dim"))
+
+
+def _timm_single_head(module: nn.Module) -> list[tuple[str, int]]:
+    return [("qkv.weight", 0)] if module.num_heads == 1 else []
 
 
 def _timm_sync(module: nn.Module) -> dict[str, int]:
@@ -186,7 +230,7 @@ def _timm_sync(module: nn.Module) -> dict[str, int]:
     return {}  # timm models have no config object to update
 
 
-register_attention_form("timm-attention", AttentionForm(_timm_attention, lambda m: m.head_dim, _timm_sync),
+register_attention_form("timm-attention", AttentionForm(_timm_attention, lambda m: m.head_dim, _timm_sync, whole=_timm_single_head),
                         "timm Attention (ViT, DeiT): fused qkv, num_heads, head_dim, attn_dim")
 
 
@@ -325,9 +369,10 @@ def prepare_attention(model: nn.Module) -> list[tuple[nn.Module, type]]:
     """Before capture: give every module of a class whose own forward reads its head size from
     its input (``nn.MultiheadAttention``, torchvision's ``ShiftedWindowAttention``) the forward
     that reads it from its weights (same outputs). Returns (module, old class) for :func:`settle_attention`."""
+    remember_sizes(model)
     changed = []
     for module in model.modules():
-        swap = _SWAPS.get(type(module))
+        swap = swap_for(type(module))
         if swap is not None and swap.matches(module):
             changed.append((module, type(module)))
             swap.use(module)
@@ -338,13 +383,13 @@ def settle_attention(changed: list[tuple[nn.Module, type]], failed: bool) -> Non
     """After pruning: modules whose shapes their own forward still handles (all of them, if
     pruning failed) get their own class back."""
     for module, cls in changed:
-        swap = _SWAPS[cls]
+        swap = swap_for(cls)
         if failed or not swap.pruned(module):
             swap.undo(module, cls)
 
 
 @dataclass(frozen=True)
-class _Swap:
+class Swap:
     """A class whose forward derives the head size from its input, and its stand-in."""
 
     matches: Callable[[nn.Module], bool]
@@ -353,9 +398,21 @@ class _Swap:
     undo: Callable[[nn.Module, type], None]
 
 
-_SWAPS: dict[type, _Swap] = {
-    nn.MultiheadAttention: _Swap(_packed_multihead_attention, _mha_pruned, _use_prunable_forward, _use_own_forward),
+_SWAPS: dict[type, Swap] = {
+    nn.MultiheadAttention: Swap(_packed_multihead_attention, _mha_pruned, _use_prunable_forward, _use_own_forward),
 }
+# By "module.ClassName", for classes of optional packages (timm) that are not imported here.
+_NAMED_SWAPS: dict[str, Swap] = {}
+
+
+def register_stand_in(qualified_name: str, swap: Swap) -> None:
+    """Give the class ``qualified_name`` ("timm.models.beit.Attention") a stand-in forward while pruning."""
+    _NAMED_SWAPS[qualified_name] = swap
+
+
+def swap_for(cls: type) -> Swap | None:
+    return _SWAPS.get(cls) or _NAMED_SWAPS.get(f"{cls.__module__}.{cls.__qualname__}")
+
 
 register_attention_form(
     "torch-multihead-attention",
@@ -457,7 +514,7 @@ def _stand_in(own: type, prunable: type, qkv: str, heads: str) -> tuple[Callable
             use(module)
         return {}
 
-    _SWAPS[own] = _Swap(matches, pruned, use, undo)
+    _SWAPS[own] = Swap(matches, pruned, use, undo)
     return matches, sync
 
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from slimforge.artifacts import register_edit
 from slimforge.errors import ArtifactError
-from slimforge.prune.attention import sync_attention
+from slimforge.prune.attention import remember_sizes, sync_attention
 from slimforge.prune.errors import PruningError
 
 if TYPE_CHECKING:
@@ -133,6 +133,7 @@ def kept_indices(graph: DependencyGraph, pruned: set[int]) -> dict[str, dict[int
 
 def slice_tensors(model: nn.Module, kept: dict[str, dict[int, list[int] | np.ndarray]]) -> None:
     """Keep only ``kept[name][dim]`` indices of each named parameter/buffer; sync module attributes."""
+    remember_sizes(model)  # head sizes that the sliced weights no longer tell (timm's Twins, CaiT)
     owners: dict[str, list[tuple[nn.Module, str, bool]]] = {}
     by_id: dict[int, list[tuple[nn.Module, str, bool]]] = {}
     for mpath, module in model.named_modules(remove_duplicate=False):

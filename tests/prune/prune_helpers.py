@@ -115,6 +115,16 @@ def tiny_llama() -> nn.Module:
     return LlamaForCausalLM(config)
 
 
+def tiny_clip_classifier() -> nn.Module:
+    """CLIP's vision tower with a classification head (CLIPAttention: num_heads, head_dim, q/k/v/out_proj)."""
+    from transformers import CLIPConfig, CLIPForImageClassification
+
+    vision = dict(image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
+    text = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, eos_token_id=2)
+    torch.manual_seed(0)
+    return CLIPForImageClassification(CLIPConfig(vision_config=vision, text_config=text, num_labels=5))
+
+
 def tiny_torchvision_vit() -> nn.Module:
     """torchvision's ViT (nn.MultiheadAttention inside), small. x: (batch, 3, 32, 32) -> (batch, 5)."""
     from torchvision.models import VisionTransformer

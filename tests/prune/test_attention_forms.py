@@ -66,6 +66,7 @@ FORM_MODELS = {
     "hf-self-attention": _bert,
     "hf-grouped-query": lambda: _hf("tiny_llama"),
     "hf-gpt2": lambda: _hf("tiny_gpt2"),
+    "hf-out-proj-attention": lambda: _factory("tiny_clip_classifier", torch.randn(2, 3, 32, 32)),
     "timm-attention": _vit,
     # tests/prune/test_attention.py covers nn.MultiheadAttention in a user module
     "timm-window-attention": _swin,
@@ -97,6 +98,8 @@ def _query_width(m: nn.Module) -> int:
         return m.qkv.out_features // 3
     if hasattr(m, "in_proj_weight"):
         return m.in_proj_weight.shape[0] // 3
+    if hasattr(m, "out_proj") and hasattr(m, "q_proj"):  # CLIP
+        return m.q_proj.out_features
     if hasattr(m, "c_attn"):
         return m.c_attn.weight.shape[1] // 3
     return (getattr(m, "query", None) or m.q_proj).out_features
@@ -107,7 +110,10 @@ def _logits(out):
 
 
 def test_every_attention_form_has_a_contract_model():
-    assert sorted(FORM_MODELS) == list_attention_forms()
+    """Here, or for timm's further families, in test_timm_attention.py."""
+    from test_timm_attention import FORMS
+
+    assert sorted([*FORM_MODELS, *FORMS]) == list_attention_forms()
 
 
 @pytest.mark.parametrize("form", sorted(FORM_MODELS))

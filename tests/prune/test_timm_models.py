@@ -23,18 +23,20 @@ def test_poolformer_scale_follows_its_pruned_parameter():
     assert model(x).shape == (2, 5)
 
 
-def test_beit_attention_that_looks_like_swins_stays_whole_and_the_model_prunes():
-    """BEiT's attention has Swin's relative position bias table but reshapes its output to the
-    input's width: it matches no attention form, its heads stay, its MLPs shrink."""
+def test_attention_of_no_registered_form_stays_whole_and_the_model_prunes():
+    """LeViT's downsampling attention (queries from a subsampled grid) matches no attention form: its
+    heads and widths stay, the rest of the model (LeViT's own attention among it) shrinks."""
     timm = pytest.importorskip("timm")
     from slimforge.prune.attention import find_attention_form
 
     torch.manual_seed(0)
-    model = timm.create_model("beit_base_patch16_224", pretrained=False, img_size=32, depth=1, num_classes=5).eval()
-    attn = model.blocks[0].attn
-    assert attn.relative_position_bias_table.dim() == 2 and find_attention_form(attn) is None
-    x = torch.randn(2, 3, 32, 32)
+    model = timm.create_model("levit_128s", pretrained=False, img_size=64, num_classes=5).eval()
+    down = next(m for m in model.modules() if type(m).__name__ == "AttentionDownsample")
+    assert find_attention_form(down) is None
+    heads, widths = down.num_heads, [p.shape for p in down.parameters()]
+    x = torch.randn(2, 3, 64, 64)
+    n = sum(p.numel() for p in model.parameters())
     sp.prune(model, x, ratio=0.5)
-    assert attn.num_heads == 12 and attn.qkv.out_features == 3 * 768
-    assert model.blocks[0].mlp.fc1.out_features < 3072
+    assert down.num_heads == heads and [p.shape for p in down.parameters()] == widths
+    assert sum(p.numel() for p in model.parameters()) < 0.9 * n
     assert model(x).shape == (2, 5)

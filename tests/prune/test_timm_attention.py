@@ -1,0 +1,202 @@
+"""Whole-head pruning of timm's attention families beyond ViT/Swin/LeViT (slimforge/prune/_timm_attention.py,
+_timm_hybrid_attention.py): one tiny random-init model per registered form, heads removed with every
+per-head table, forward shape kept, slimforge.save/load identical; stand-in forwards equal timm's own."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import slimforge
+import slimforge.prune as sp
+from slimforge.artifacts import ModelSpec, attach_spec
+from slimforge.loading import load, save
+from slimforge.prune._timm_attention import own_class
+from slimforge.prune.attention import ATTENTION_FORMS, find_attention_form, swap_for
+
+timm = pytest.importorskip("timm")
+
+
+def _named(name: str, size: int, **kwargs):
+    torch.manual_seed(0)
+    return slimforge.create_model(f"timm:{name}", num_classes=5, **kwargs).eval(), torch.randn(2, 3, size, size)
+
+
+def _class(path: str, size: int, **kwargs):
+    """A timm model class built directly (not through create_model): saved with its own factory spec."""
+    module, _, cls = path.rpartition(".")
+    torch.manual_seed(0)
+    model = getattr(__import__(module, fromlist=[cls]), cls)(num_classes=5, **kwargs).eval()
+    return attach_spec(model, ModelSpec(f"{module}:{cls}", {"num_classes": 5, **kwargs})), torch.randn(2, 3, size, size)
+
+
+_TINY_VIT = dict(img_size=32, patch_size=8, depth=1, embed_dim=64, num_heads=4)
+_TWINS = dict(depths=(1, 2, 1, 1), embed_dims=(32, 64, 96, 128), num_heads=(1, 2, 3, 4), wss=(2, 2, 2, 2), img_size=64)
+_GCVIT = dict(depths=(1, 1, 1, 1), num_heads=(2, 4, 8, 16), embed_dim=32, img_size=64, window_ratio=(16, 16, 16, 32))
+MODELS = {
+    "beit": lambda: _named("beit_base_patch16_224", 32, **_TINY_VIT),
+    "relpos": lambda: _named("vit_relpos_small_patch16_224", 32, **_TINY_VIT),
+    "relpos-bias": lambda: _named("vit_relpos_medium_patch16_rpn_224", 32, **_TINY_VIT),
+    "cait": lambda: _named("cait_xxs24_224", 32, depth_token_only=1, **_TINY_VIT),
+    "pvt": lambda: _class("timm.models.pvt_v2.PyramidVisionTransformerV2", 64, depths=(1, 1, 1, 1), embed_dims=(32, 64, 96, 128)),
+    "twins": lambda: _class("timm.models.twins.Twins", 64, **_TWINS),
+    "xcit": lambda: _named("xcit_nano_12_p16_224", 32, img_size=32, depth=1, cls_attn_layers=1),
+    "davit": lambda: _class("timm.models.davit.DaVit", 64, depths=(1, 1, 1, 1), embed_dims=(16, 32, 48, 64), num_heads=(1, 2, 3, 4)),
+    "efficientformer": lambda: _class("timm.models.efficientformer.EfficientFormer", 224, depths=(1, 1, 1, 1),
+                                      embed_dims=(16, 32, 48, 64), num_vit=1),
+    "tiny-vit": lambda: _class("timm.models.tiny_vit.TinyVit", 64, depths=(1, 1, 1, 1), embed_dims=(32, 64, 96, 128),
+                               num_heads=(1, 2, 3, 4), window_sizes=(2, 2, 2, 2)),
+    "maxvit": lambda: _named("maxvit_rmlp_pico_rw_256", 64, img_size=64, depths=(1, 1, 1, 1)),
+    "coatnet": lambda: _named("coatnet_pico_rw_224", 64, img_size=64, depths=(1, 1, 1, 1)),
+    "convit": lambda: _named("convit_tiny", 32, img_size=32, patch_size=8, depth=2, local_up_to_layer=1),
+    "gcvit": lambda: _class("timm.models.gcvit.GlobalContextVit", 64, **_GCVIT),
+    # parallel blocks end in a Conv1d along the embedding (the aggregate head): a spatial dimension with channels
+    "coat": lambda: _class("timm.models.coat.CoaT", 32, embed_dims=(16, 32, 32, 32), serial_depths=(1, 1, 1, 1),
+                           parallel_depth=1, num_heads=8, mlp_ratios=(2, 2, 2, 2), img_size=32, patch_size=4),
+    "eva": lambda: _named("eva02_tiny_patch14_224", 28, img_size=28, depth=1),
+    # separate q/k/v projections, a norm over all heads' channels (scale_attn_inner)
+    "eva-separate": lambda: _named("eva02_tiny_patch14_224", 28, img_size=28, depth=1, qkv_fused=False, scale_attn_inner=True),
+    "swinv2": lambda: _class("timm.models.swin_transformer_v2.SwinTransformerV2", 64, img_size=64, window_size=4, embed_dim=32,
+                             depths=(1, 1, 2, 1), num_heads=(1, 2, 4, 8)),
+    "fastvit": lambda: _class("timm.models.fastvit.FastVit", 64, layers=(1, 1, 1, 1), embed_dims=(48, 96, 192, 384),
+                              token_mixers=("repmixer", "repmixer", "attention", "attention")),
+    "nest": lambda: _class("timm.models.nest.Nest", 32, img_size=32, patch_size=4, num_levels=3, embed_dims=(32, 64, 96),
+                           num_heads=(1, 2, 3), depths=(1, 1, 1)),
+    # SigLIP's attention-pool head ('map'), after ViT blocks
+    "siglip": lambda: _named("vit_base_patch16_siglip_224", 32, img_size=32, patch_size=8, depth=1, embed_dim=64, num_heads=4),
+    "edgenext": lambda: _class("timm.models.edgenext.EdgeNeXt", 64, depths=(1, 1, 1, 1), dims=(24, 48, 88, 168),
+                               heads=(2, 2, 4, 4), global_block_counts=(0, 1, 1, 1)),
+}
+# The model of each form (several forms share one).
+FORMS = {
+    "timm-beit-attention": "beit", "timm-relpos-attention": "relpos", "timm-relative-position": "relpos-bias",
+    "timm-talking-heads-attention": "cait", "timm-class-attention": "cait", "timm-pvt-attention": "pvt",
+    "timm-twins-global-attention": "twins", "timm-twins-local-attention": "twins", "timm-xcit-attention": "xcit",
+    "timm-davit-channel-attention": "davit", "timm-davit-window-attention": "davit",
+    "timm-efficientformer-attention": "efficientformer", "timm-tiny-vit-attention": "tiny-vit",
+    "timm-maxxvit-attentioncl": "maxvit", "timm-maxxvit-attention2d": "coatnet", "timm-convit-gpsa": "convit",
+    "timm-convit-mhsa": "convit", "timm-gcvit-attention": "gcvit", "timm-edgenext-attention": "edgenext",
+    "timm-coat-attention": "coat", "timm-coat-conv-position": "coat", "timm-eva-attention": "eva",
+    "timm-swinv2-attention": "swinv2", "timm-fastvit-attention": "fastvit", "timm-nest-attention": "nest",
+    "timm-attention-pool": "siglip",
+}
+
+
+def _attention(model: nn.Module) -> dict[str, nn.Module]:
+    return {p: m for p, m in model.named_modules() if (f := find_attention_form(m)) is not None and not f.part}
+
+
+def _per_head_sizes(m: nn.Module) -> list[int]:
+    """Sizes of every per-head tensor of an attention module (and of its relative-position part)."""
+    sizes = []
+    for name, dim in (("relative_position_bias_table", -1), ("temperature", 0), ("gating_param", 0), ("attention_biases", 0),
+                      ("logit_scale", 0)):
+        if isinstance(getattr(m, name, None), torch.Tensor):
+            sizes.append(getattr(m, name).shape[dim])
+    for name, attr in (("proj_l", "in_features"), ("proj_w", "out_features"), ("pos_proj", "out_features")):
+        if isinstance(getattr(m, name, None), nn.Linear):
+            sizes.append(getattr(getattr(m, name), attr))
+    if isinstance(getattr(m, "cpb_mlp", None), nn.Sequential):  # Swin v2's continuous position bias
+        sizes.append(m.cpb_mlp[-1].out_features)
+    rel = getattr(m, "rel_pos", None)
+    if rel is not None:
+        fc2 = getattr(getattr(rel, "mlp", None), "fc2", None)
+        sizes.append(fc2.out_features if fc2 is not None else rel.relative_position_bias_table.shape[-1])
+        sizes.append(rel.bias_shape[-1] if type(rel).__name__ != "RelPosBiasTf" else rel.bias_shape[0])
+    crpe = getattr(m, "crpe", None)
+    if crpe is not None:  # CoaT: one depthwise convolution per group of heads, shared by a stage's blocks
+        sizes.append(sum(crpe.head_splits))
+        assert crpe.channel_splits == [c.out_channels for c in crpe.conv_list] and min(crpe.head_splits) >= 1
+    return sizes
+
+
+def test_every_timm_form_has_a_model():
+    assert sorted(FORMS) == sorted(n for n in ATTENTION_FORMS.names() if n.startswith("timm-")
+                                   and n not in ("timm-attention", "timm-window-attention", "timm-levit-attention"))
+
+
+@pytest.mark.parametrize("family", sorted(MODELS))
+def test_family_loses_whole_heads_and_round_trips(family, tmp_path):
+    model, x = MODELS[family]()
+    assert {ATTENTION_FORMS.get(f) for f, fam in FORMS.items() if fam == family} <= {find_attention_form(m) for m in model.modules()}
+    forms = {find_attention_form(m) for m in _attention(model).values()}
+    heads = {p: m.num_heads for p, m in _attention(model).items()}
+    shape = model(x).shape
+
+    sp.prune(model, x, ratio=0.5)
+
+    attns = _attention(model)
+    for form in forms:  # every attention form of the model lost heads somewhere
+        assert any(m.num_heads < heads[p] for p, m in attns.items() if find_attention_form(m) is form), form
+    for path, m in attns.items():
+        assert m.num_heads <= heads[path]
+        assert all(s == m.num_heads for s in _per_head_sizes(m)), (path, m.num_heads, _per_head_sizes(m))
+    out = model(x)
+    assert out.shape == shape and torch.isfinite(out).all()
+    save(model, tmp_path / family)
+    reloaded = load(tmp_path / family, trust_code=True).eval()
+    assert [type(m) for m in _attention(reloaded).values()] == [type(m) for m in attns.values()]  # stand-ins swapped in again
+    assert torch.equal(reloaded(x), out)
+
+
+# timm's own forward reads the head count in efficientformer, tiny-vit, maxvit and coatnet: no stand-in.
+STAND_IN_FAMILIES = sorted(set(MODELS) - {"efficientformer", "tiny-vit", "maxvit", "coatnet"})
+
+
+@pytest.mark.parametrize("family", STAND_IN_FAMILIES)
+def test_stand_in_forward_equals_timms_own(family):
+    """The stand-ins compute what timm's forwards compute (before any pruning)."""
+    model, x = MODELS[family]()
+    reference = model(x)
+    swapped = 0
+    for m in model.modules():
+        swap = swap_for(type(m))
+        if swap is not None and swap.matches(m):
+            find_attention_form(m).remember(m)
+            swap.use(m)
+            swapped += 1
+    assert swapped
+    torch.testing.assert_close(model(x), reference, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["beit", "cait", "pvt", "xcit", "eva-separate", "siglip"])
+def test_heads_only_pruning_runs_the_stand_in_with_the_width_kept(family, tmp_path):
+    """Heads pruned, residual width kept: timm's own forward (reshape to the input's width) cannot
+    run it, so the module keeps its stand-in, also after slimforge.load."""
+    model, x = MODELS[family]()
+    attns = _attention(model)
+    pattern = {f"{p}.{n}": 0.5 for p, m in attns.items() for n in ("qkv", "q", "q_proj") if isinstance(getattr(m, n, None), nn.Linear)}
+    sp.prune(model, x, ratio=pattern, round_to=1)
+    pruned = [m for m in attns.values() if own_class(m) is not type(m)]
+    assert pruned and all(m.proj.in_features < m.proj.out_features for m in pruned)
+    out = model(x)
+    save(model, tmp_path / family)
+    reloaded = load(tmp_path / family, trust_code=True).eval()
+    assert sum(own_class(m) is not type(m) for m in _attention(reloaded).values()) == len(pruned)
+    assert torch.equal(reloaded(x), out)
+
+
+def test_single_head_keeps_its_channels():
+    """A one-head attention (PVT's first stage) reshapes to (..., 1, head_dim): no head split ties its
+    channels, so they stay whole instead of shrinking the head size."""
+    model, x = MODELS["pvt"]()
+    first = model.stages[0].blocks[0].attn
+    assert first.num_heads == 1
+    width = first.q.out_features
+    sp.prune(model, x, ratio=0.5)
+    assert first.q.out_features == width and first.kv.out_features == 2 * width and first.head_dim == width
+    assert model.stages[1].blocks[0].attn.num_heads == 1  # 2 heads -> 1
+
+
+def test_a_pruned_model_with_stand_ins_pickles():
+    """Stand-in classes are made at run time but found by name in their module, as pickle looks them up."""
+    import pickle
+
+    import slimforge.prune._timm_attention as standins
+
+    model, x = MODELS["pvt"]()
+    sp.prune(model, x, ratio=0.5)
+    classes = {type(m) for m in _attention(model).values() if own_class(m) is not type(m)}
+    assert classes and all(getattr(standins, c.__qualname__) is c for c in classes)
+    assert pickle.dumps(model)  # not unpickled: slimforge's own artifacts never need pickle
