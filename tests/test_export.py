@@ -133,3 +133,19 @@ def test_pt2_loads_in_a_fresh_process(resnet, exported):
     )
     got = torch.tensor(json.loads(out.stdout.strip().splitlines()[-1]))
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+
+
+def test_the_opset_asked_for_is_the_opset_written(tmp_path):
+    """Planted bug E1 (the opset asked for ignored: every file is written at the default 18)."""
+    import onnx
+
+    from slimforge.export import DEFAULT_OPSET, onnx_opsets
+
+    asked = DEFAULT_OPSET + 2
+    if asked not in onnx_opsets():
+        pytest.skip(f"the installed onnx defines opsets up to {onnx_opsets().stop - 1}")
+    torch.manual_seed(0)
+    model = create_model("mlp", hidden=[8], input_size=[4, 4], num_classes=3).eval()
+    result = export(model, torch.randn(2, 16), tmp_path / "out", ExportConfig(format="onnx", opset=asked))
+    assert result.opset == asked
+    assert {o.domain: o.version for o in onnx.load(str(result.path)).opset_import}[""] == asked
