@@ -7,7 +7,9 @@ import math
 import pytest
 
 from slimforge.errors import ConfigError
-from slimforge.optimize.budget import DEFAULT_MARGIN_Z, Budget, OptimizeConfig, PairedDrop, interval_points, paired_drop, recovery_epochs
+from slimforge.optimize.budget import (
+    DEFAULT_MARGIN_Z, Budget, OptimizeConfig, PairedDrop, interval_points, paired_drop, paired_standard_error, recovery_epochs,
+)
 from slimforge.quantize import list_backends
 
 
@@ -156,3 +158,11 @@ def test_the_margin_setting_is_refused_past_its_edge():
     for bad in (-0.1, float("nan"), float("inf")):
         with pytest.raises(ConfigError, match=f"margin_z .* not {bad}"):
             OptimizeConfig(margin_z=bad)
+
+
+def test_the_general_paired_standard_error_is_paired_drop_s_for_0_1_values():
+    baseline = [True] * 380 + [False] * 20
+    candidate = [False] * 6 + [True] * 374 + [True] * 3 + [False] * 17
+    assert 100 * paired_standard_error(baseline, candidate) == pytest.approx(paired_drop(baseline, candidate).se_points)
+    with pytest.raises(ValueError, match="same, non-empty split"):
+        paired_standard_error([0.5], [0.5, 0.4])

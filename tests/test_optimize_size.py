@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 import slimforge
 from slimforge.errors import ConfigError
@@ -49,8 +50,8 @@ class ByWidth:
 def stand_ins(monkeypatch, ratings):
     """The ByWidth generator alone, and scores from SCORES (every split alike)."""
     monkeypatch.setattr(size_search, "_generators_for", lambda model: [("by-width", ByWidth(ratings))])
-    monkeypatch.setattr(size_search, "_evaluate", lambda model, split: {"ndcg@10": SCORES[model.user_embedding.embedding_dim],
-                                                                        "hr@10": 0.9, "loss": 0.1, "count": len(split)})
+    monkeypatch.setattr(size_search, "_evaluate", lambda model, split, per_sample=False: {
+        "ndcg@10": SCORES[model.user_embedding.embedding_dim], "hr@10": 0.9, "loss": 0.1, "count": len(split)})
 
 
 def test_the_smallest_candidate_within_the_budget_is_chosen_and_exactly_at_it_counts(stand_ins, ratings, mf_baseline, tmp_path):
@@ -58,7 +59,7 @@ def test_the_smallest_candidate_within_the_budget_is_chosen_and_exactly_at_it_co
     summary = optimize(mf_baseline, ratings, cfg, tmp_path / "opt", log=lambda *_: None)
     verdicts = {c["name"]: (c["within_budget"], c["verdict"]) for c in summary["candidates"]}
     assert verdicts["dim16"][0] and verdicts["dim16"][1].startswith("best")  # 0.50 -> 0.49 is 2.000...02% in floating point
-    assert verdicts["dim8"] == (False, "rejected: validation loss 2.02 > budget 2% relative")
+    assert verdicts["dim8"] == (False, "rejected: validation loss 2.02 + noise margin 0.00 > budget 2% relative")
     assert verdicts["dim24"] == (True, "within budget, larger than dim16")
     best = summary["best"]
     assert best["name"] == "dim16" and best["bytes"] < min(c["bytes"] for c in summary["candidates"] if c["name"] == "dim24")
@@ -108,3 +109,29 @@ def test_every_size_generator_is_listed_and_loads():
     for name in SIZE_GENERATORS.names():
         generator = SIZE_GENERATORS.get(name)
         assert generator.description and callable(generator.accepts) and callable(generator.propose)
+
+
+def test_a_drop_within_the_budget_but_inside_its_noise_is_refused(monkeypatch, ratings, mf_baseline, tmp_path):
+    """Per-user values give the paired difference's noise: dim24 loses 1% on average but as +/-0.4 per user
+    (SE 0.4 / sqrt(n)), so 1% + 1.645 SE is over a 2% budget; dim16 loses exactly 2% for every user alike
+    (SE 0) and is within."""
+    n = 400
+    per_user = {32: [0.5] * n, 24: [0.895, 0.095] * (n // 2), 16: [0.49] * n, 8: [0.0] * n}
+    monkeypatch.setattr(size_search, "_generators_for", lambda model: [("by-width", ByWidth(ratings))])
+
+    def scores(model, split, per_sample=False):
+        values = per_user[model.user_embedding.embedding_dim]
+        out = {"ndcg@10": sum(values) / n, "hr@10": 0.9, "loss": 0.1, "count": n}
+        return {**out, "per_sample": {"ndcg@10": torch.tensor(values, dtype=torch.float64)}} if per_sample else out
+
+    monkeypatch.setattr(size_search, "_evaluate", scores)
+    summary = optimize(mf_baseline, ratings, OptimizeConfig(objective="size", budget=Budget(2.0, relative=True)), tmp_path / "opt",
+                       log=lambda *_: None)
+    by_name = {c["name"]: c for c in summary["candidates"]}
+    se = 0.4 / n ** 0.5
+    assert by_name["dim24"]["margin"] == pytest.approx(100 * 1.645 * se / 0.5, abs=1e-3) and not by_name["dim24"]["within_budget"]
+    assert by_name["dim16"]["margin"] == 0.0 and by_name["dim16"]["within_budget"] and summary["best"]["name"] == "dim16"
+    assert "noise margin" in (tmp_path / "opt" / "summary.md").read_text()
+    no_margin = optimize(mf_baseline, ratings, OptimizeConfig(objective="size", budget=Budget(2.0, relative=True), margin_z=0.0),
+                         tmp_path / "opt0", log=lambda *_: None)
+    assert {c["name"]: c["within_budget"] for c in no_margin["candidates"]}["dim24"]  # the raw drop alone is within

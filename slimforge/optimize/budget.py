@@ -198,6 +198,17 @@ def paired_drop(baseline_correct: Sequence[bool], candidate_correct: Sequence[bo
     return PairedDrop(len(baseline_correct), gained, lost)
 
 
+def paired_standard_error(baseline: Sequence[float], candidate: Sequence[float]) -> float:
+    """Standard error of the mean of ``candidate - baseline``, per-sample values of one metric on
+    the same samples (a ranking metric per user; for 0/1 correctness it is PairedDrop's, as a fraction)."""
+    if len(baseline) != len(candidate) or not len(baseline):
+        raise ValueError(f"paired_standard_error: the baseline has {len(baseline)} values and the candidate "
+                         f"{len(candidate)}; both need the same, non-empty split.")
+    diffs = [float(c) - float(b) for b, c in zip(baseline, candidate)]
+    mean = sum(diffs) / len(diffs)
+    return math.sqrt(sum((d - mean) ** 2 for d in diffs) / len(diffs)) / math.sqrt(len(diffs))
+
+
 def within_budget(baseline: float, candidate: float, max_drop_points: float, margin_points: float = 0.0) -> bool:
     """True when ``candidate`` loses at most ``max_drop_points`` accuracy points against
     ``baseline`` (both fractions) once ``margin_points`` (the noise margin) is added to the drop;

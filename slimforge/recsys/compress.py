@@ -110,8 +110,10 @@ class EmbeddingTables:
         chosen: list[str] = []
         for name in sorted(tables, key=lambda n: loss[n] / saved[n]):
             trial = chosen + [name]
-            if len(trial) < len(tables) and session.allows(session.score(quantize_embeddings(model, wide, table_bits=dict.fromkeys(trial, narrow)))):
-                chosen = trial
+            if len(trial) < len(tables):
+                trial_model = quantize_embeddings(model, wide, table_bits=dict.fromkeys(trial, narrow))
+                if session.allows(*session.score_paired(trial_model)):
+                    chosen = trial
         if not chosen:
             session.log(f"{prefix}mix: no table goes to int{narrow} within the budget")
             return None

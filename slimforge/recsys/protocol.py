@@ -273,16 +273,22 @@ class RankingSplit(Dataset):
         return h.hexdigest()[:16]
 
     @torch.no_grad()
-    def evaluate(self, model: Any, batch_size: int = 512, ctx: Any = None, device: Any = None, autocast_dtype: Any = None) -> dict[str, Any]:
+    def evaluate(self, model: Any, batch_size: int = 512, ctx: Any = None, device: Any = None, autocast_dtype: Any = None,
+                 per_user: bool = False) -> dict[str, Any]:
         """HR@10, NDCG@10 over the sampled candidates, Recall@20 / NDCG@20 over the catalogue
         (``full_catalogue``), and ``loss``: mean binary cross-entropy over the sampled candidates.
 
         ``batch_size`` users' candidates go through the model per forward, and the catalogue in
         forwards of as many pairs. With several processes each scores every world_size-th user
-        and the sums are all-reduced (every rank runs the same number of forwards)."""
+        and the sums are all-reduced (every rank runs the same number of forwards). ``per_user``
+        (one process): also ``per_sample``, each metric's value for every user in split order, from
+        which two models' paired difference and its noise follow."""
         from slimforge.distributed import DistContext
 
         ctx = ctx or DistContext()
+        if per_user and ctx.world_size > 1:
+            raise ValueError("evaluate(per_user=True) scores every user in one process; call it outside distributed training.")
+        each_user: dict[str, list[torch.Tensor]] = {f"hr@{SAMPLED_K}": [], f"ndcg@{SAMPLED_K}": [], f"recall@{FULL_K}": [], f"ndcg@{FULL_K}": []}
         module = isinstance(model, nn.Module)
         device = torch.device(device) if device is not None else (ctx.device if module else torch.device("cpu"))
         was_training = model.training if module else False
@@ -300,9 +306,12 @@ class RankingSplit(Dataset):
             labels[:, 0] = 1.0
             sums[0] += F.binary_cross_entropy_with_logits(scores.nan_to_num(0.0), labels, reduction="sum").double() / width
             rank = rank_of_target(scores, torch.zeros(len(chunk), dtype=torch.long))
-            sums[1] += hit_at(rank, SAMPLED_K).sum()
-            sums[2] += ndcg_at(rank, SAMPLED_K).sum()
+            hits, gains = hit_at(rank, SAMPLED_K), ndcg_at(rank, SAMPLED_K)
+            sums[1] += hits.sum()
+            sums[2] += gains.sum()
             sums[5] += len(chunk)
+            each_user[f"hr@{SAMPLED_K}"].append(hits.double())
+            each_user[f"ndcg@{SAMPLED_K}"].append(gains.double())
         if self.full_catalogue:
             users_per_forward = max(1, batch_size * width // self.num_items)
             for chunk in _chunks(rows, users_per_forward, per_rank):
@@ -310,12 +319,18 @@ class RankingSplit(Dataset):
                 items = torch.arange(self.num_items).repeat(len(chunk))
                 scores = self._score(model, users.repeat_interleave(self.num_items), items, device, autocast_dtype).view(len(chunk), -1)
                 rank = rank_of_target(scores, self.positives[chunk], exclude=self.known.mask(users))
-                sums[3] += hit_at(rank, FULL_K).sum()
-                sums[4] += ndcg_at(rank, FULL_K).sum()
+                hits, gains = hit_at(rank, FULL_K), ndcg_at(rank, FULL_K)
+                sums[3] += hits.sum()
+                sums[4] += gains.sum()
+                each_user[f"recall@{FULL_K}"].append(hits.double())
+                each_user[f"ndcg@{FULL_K}"].append(gains.double())
         sums = ctx.all_reduce_sum(sums.to(device)).cpu()  # gloo and NCCL reduce on the model's device
         if module:
             model.train(was_training)
-        return _ranking_metrics(sums, self.full_catalogue)
+        metrics = _ranking_metrics(sums, self.full_catalogue)
+        if per_user:
+            metrics["per_sample"] = {k: torch.cat(v) for k, v in each_user.items() if v}
+        return metrics
 
     def _score(self, model: Any, users: torch.Tensor, items: torch.Tensor, device: torch.device, autocast_dtype: Any) -> torch.Tensor:
         inputs = {k: v.to(device) for k, v in pair_inputs(users, items, self.item_genres).items()}

@@ -127,3 +127,24 @@ def test_a_log_where_nobody_can_be_evaluated_is_refused(tmp_path):
     data = read_ratings(write_ratings(tmp_path / "ratings.csv", [(1, 1, 3, 1), (1, 2, 3, 2), (2, 1, 3, 3)]))
     with pytest.raises(DataError, match="no user has 3 or more interactions"):
         build_recsys_splits("tiny", data, {}, eval_negatives=1)
+
+
+def test_per_user_values_average_to_the_metrics_and_pair_two_models(synthetic):
+    """evaluate(per_user=True): each metric per user in split order, whose mean is the metric; two models'
+    paired standard error then measures their difference's noise (0 for the same model)."""
+    from slimforge.optimize.budget import paired_standard_error
+
+    torch.manual_seed(0)
+    model = slimforge.create_model("mf", dim=8, **synthetic.info.model_kwargs())
+    other = slimforge.create_model("mf", dim=8, **synthetic.info.model_kwargs())
+    metrics = synthetic.val.evaluate(model, per_user=True)
+    per_user = metrics["per_sample"]
+    assert set(per_user) >= {"hr@10", "ndcg@10"} and all(len(v) == len(synthetic.val) for v in per_user.values())
+    for name, values in per_user.items():
+        assert values.mean().item() == pytest.approx(metrics[name], abs=1e-12)
+    assert "per_sample" not in synthetic.val.evaluate(model)
+    assert paired_standard_error(per_user["ndcg@10"].tolist(), per_user["ndcg@10"].tolist()) == 0.0
+    theirs = synthetic.val.evaluate(other, per_user=True)["per_sample"]["ndcg@10"]
+    diffs = theirs - per_user["ndcg@10"]
+    assert paired_standard_error(per_user["ndcg@10"].tolist(), theirs.tolist()) == pytest.approx(
+        diffs.std(unbiased=False).item() / len(diffs) ** 0.5)
