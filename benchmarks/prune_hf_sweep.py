@@ -31,6 +31,8 @@ VISION = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, interm
 SEQ2SEQ = dict(vocab_size=128, d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
                decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=64,
                pad_token_id=1, decoder_start_token_id=2)
+SEGFORMER = dict(hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1], num_attention_heads=[1, 2, 4, 8],
+                 decoder_hidden_size=64, num_labels=5, image_size=32)
 
 # name -> (config class, model class, config keywords, input kind)
 MODELS: dict[str, tuple[str, str, dict, str]] = {
@@ -77,9 +79,8 @@ MODELS: dict[str, tuple[str, str, dict, str]] = {
                                                               num_heads=[2, 4], window_size=4, num_labels=5), "pixels"),
     "convnext": ("ConvNextConfig", "ConvNextForImageClassification",
                  dict(hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1], num_labels=5), "pixels"),
-    "segformer": ("SegformerConfig", "SegformerForImageClassification",
-                  dict(hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1], num_attention_heads=[1, 2, 4, 8],
-                       decoder_hidden_size=64, num_labels=5, image_size=32), "pixels"),
+    "segformer": ("SegformerConfig", "SegformerForSemanticSegmentation", SEGFORMER, "pixels"),
+    "segformer-cls": ("SegformerConfig", "SegformerForImageClassification", SEGFORMER, "pixels"),
     "clip-vision": ("CLIPConfig", "CLIPForImageClassification",
                     dict(vision_config=dict(VISION), text_config=dict(TEXT), num_labels=5), "pixels"),
     "siglip": ("SiglipConfig", "SiglipForImageClassification",

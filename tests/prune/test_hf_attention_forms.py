@@ -1,0 +1,92 @@
+"""Hugging Face attention classes beyond BERT/Llama/GPT-2/CLIP (issue 20's sweep): DistilBERT,
+MPNet, DeBERTa-v2, T5, Phi and SegFormer (one-head first stage) lose heads at ratio 0.3, keep
+running, and reload identically through slimforge.save.
+Thresholds are the measured reductions (benchmarks/prune_hf_sweep.py) less about 5 points."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import slimforge
+from slimforge.prune.attention import find_attention_form
+
+transformers = pytest.importorskip("transformers")
+
+TEXT = dict(vocab_size=128, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+            max_position_embeddings=64)
+
+
+def _distilbert():
+    config = transformers.DistilBertConfig(vocab_size=128, dim=64, n_layers=2, n_heads=4, hidden_dim=128,
+                                           max_position_embeddings=64)
+    return transformers.DistilBertForSequenceClassification(config), {}
+
+
+def _mpnet():
+    return transformers.MPNetForSequenceClassification(transformers.MPNetConfig(**TEXT, pad_token_id=1)), {}
+
+
+def _t5(ids):
+    config = transformers.T5Config(vocab_size=128, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4,
+                                   decoder_start_token_id=0)
+    return transformers.T5ForConditionalGeneration(config), {"decoder_input_ids": ids[:, :6]}
+
+
+def _deberta():
+    return transformers.DebertaV2ForSequenceClassification(transformers.DebertaV2Config(**TEXT)), {}
+
+
+def _phi():
+    config = transformers.PhiConfig(**TEXT, num_key_value_heads=2, pad_token_id=0)
+    return transformers.PhiForCausalLM(config), {}
+
+
+def _segformer():
+    config = transformers.SegformerConfig(hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1], num_attention_heads=[1, 2, 4, 8],
+                                          decoder_hidden_size=64, num_labels=5, image_size=32)
+    return transformers.SegformerForSemanticSegmentation(config), {}
+
+
+BUILD = {"distilbert": _distilbert, "mpnet": _mpnet, "deberta-v2": _deberta, "phi": _phi, "segformer": _segformer}
+
+
+def _heads(model):
+    return sum(form.sync(m)["num_attention_heads"] for m in model.modules()
+               if (form := find_attention_form(m)) is not None and not form.part)
+
+
+@pytest.mark.parametrize("family,removed", [("distilbert", 0.37), ("mpnet", 0.37), ("deberta-v2", 0.37), ("t5", 0.16),
+                                            ("phi", 0.42), ("segformer", 0.44)])
+@torch.no_grad()
+def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
+    torch.manual_seed(0)
+    ids = torch.randint(3, 120, (2, 12))
+    model, extra = _t5(ids) if family == "t5" else BUILD[family]()
+    model.eval()
+    inputs = {"pixel_values": torch.randn(2, 3, 32, 32)} if family == "segformer" else {"input_ids": ids, **extra}
+    params, heads = sum(p.numel() for p in model.parameters()), _heads(model)
+    assert heads > 0  # the form matches this class
+    slimforge.prune(model, example_kwargs=inputs, ratio=0.3)
+    assert _heads(model) < heads
+    assert sum(p.numel() for p in model.parameters()) < (1 - removed) * params
+    slimforge.save(model, tmp_path)
+    kwargs = {"use_cache": False} if family in ("t5", "phi") else {}
+    assert torch.equal(slimforge.load(tmp_path).eval()(**inputs, **kwargs).logits, model(**inputs, **kwargs).logits)
+
+
+def test_elementwise_min_of_two_tensors_is_not_a_reduction():
+    """torch.min(a, b) (T5's relative position buckets) is elementwise: it used to fail as a reduction."""
+    class Clamp(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(8, 16)
+            self.out = torch.nn.Linear(16, 4)
+
+        def forward(self, x):
+            h = self.fc(x)
+            return self.out(torch.min(h, torch.full_like(h, 0.5)))
+
+    model = Clamp().eval()
+    slimforge.prune(model, torch.randn(2, 8), ratio=0.5)
+    assert model.fc.out_features == 8 and model.out.in_features == 8
