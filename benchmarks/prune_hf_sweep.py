@@ -75,6 +75,9 @@ MODELS: dict[str, tuple[str, str, dict, str]] = {
     "deit": ("DeiTConfig", "DeiTForImageClassification", VISION, "pixels"),
     "beit": ("BeitConfig", "BeitForImageClassification", dict(VISION, use_relative_position_bias=True), "pixels"),
     "dinov2": ("Dinov2Config", "Dinov2ForImageClassification", VISION, "pixels"),
+    # bare backbones: their output is the hidden state, whose width (the residual) stays
+    "bert-model": ("BertConfig", "BertModel", TEXT, "ids"),
+    "dinov2-model": ("Dinov2Config", "Dinov2Model", VISION, "pixels"),
     "swin": ("SwinConfig", "SwinForImageClassification", dict(image_size=32, patch_size=2, embed_dim=32, depths=[1, 1],
                                                               num_heads=[2, 4], window_size=4, num_labels=5), "pixels"),
     "convnext": ("ConvNextConfig", "ConvNextForImageClassification",
@@ -124,7 +127,7 @@ def heads(model: torch.nn.Module) -> tuple[int, int]:
 def output(model: torch.nn.Module, inputs: dict) -> torch.Tensor:
     with torch.no_grad():
         out = model(**inputs, **({"use_cache": False} if getattr(model.config, "use_cache", False) else {}))
-    return out.logits
+    return out.logits if "logits" in out else out.last_hidden_state
 
 
 def run(name: str, ratio: float) -> str:

@@ -90,3 +90,16 @@ def test_elementwise_min_of_two_tensors_is_not_a_reduction():
     model = Clamp().eval()
     slimforge.prune(model, torch.randn(2, 8), ratio=0.5)
     assert model.fc.out_features == 8 and model.out.in_features == 8
+
+
+def test_matmul_with_a_transposed_weight_is_a_linear_layer():
+    """x @ W.T + b (Falcon's FalconLinear) prunes W's rows as nn.Linear's: Falcon had 'nothing to prune'."""
+    class MatmulLinear(torch.nn.Linear):
+        def forward(self, x):
+            return x @ self.weight.T + self.bias
+
+    model = torch.nn.Sequential(MatmulLinear(8, 16), torch.nn.ReLU(), MatmulLinear(16, 4)).eval()
+    x = torch.randn(2, 8)
+    slimforge.prune(model, x, ratio=0.5)
+    assert model[0].weight.shape == (8, 8) and model[2].weight.shape == (4, 8)
+    assert model(x).shape == (2, 4)
