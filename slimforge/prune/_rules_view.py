@@ -250,7 +250,8 @@ def _select(tr: Tracing, node: torch.fx.Node) -> Any:
     if label is None:
         return _none_like(node)
     d = _norm_dim(node.args[1], len(label))
-    tr.uf.pin(label[d])
+    if node.users:  # an unused pick (BART's inputs_embeds[:, :, -1], "needed for the shape only") pins nothing
+        tr.uf.pin(label[d])
     return [v for i, v in enumerate(label) if i != d]
 
 

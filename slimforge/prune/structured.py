@@ -21,6 +21,7 @@ from torch import nn
 
 from slimforge.artifacts import record_edit
 from slimforge.models import adopt_spec
+from slimforge.prune._capture import prediction_fields
 from slimforge.prune._graph import DependencyGraph, Group
 from slimforge.prune._trace import build_dependency_graph, matches
 from slimforge.prune.attention import prepare_attention, settle_attention
@@ -438,7 +439,8 @@ def _shapes(out: Any) -> Any:
     if isinstance(out, torch.Tensor):
         return tuple(out.shape)
     if isinstance(out, Mapping):
-        return {k: _shapes(v) for k, v in out.items()}
+        fields = prediction_fields(type(out), list(out.keys()))  # logits of a transformers output (see _trace)
+        return {k: _shapes(v) for k, v in out.items() if fields is None or k in fields}
     if isinstance(out, (list, tuple)):
         return [_shapes(v) for v in out]
     return None

@@ -33,6 +33,13 @@ def _t5(ids):
     return transformers.T5ForConditionalGeneration(config), {"decoder_input_ids": ids[:, :6]}
 
 
+def _bart(ids):
+    config = transformers.BartConfig(vocab_size=128, d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                                     decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128,
+                                     max_position_embeddings=64)
+    return transformers.BartForConditionalGeneration(config), {"decoder_input_ids": ids[:, :6]}
+
+
 def _deberta():
     return transformers.DebertaV2ForSequenceClassification(transformers.DebertaV2Config(**TEXT)), {}
 
@@ -56,13 +63,15 @@ def _heads(model):
                if (form := find_attention_form(m)) is not None and not form.part)
 
 
-@pytest.mark.parametrize("family,removed", [("distilbert", 0.37), ("mpnet", 0.37), ("deberta-v2", 0.37), ("t5", 0.16),
-                                            ("phi", 0.42), ("segformer", 0.44)])
+# T5 and BART keep their residual width unless only the logits' shape is kept (not encoder_last_hidden_state):
+# 21.3% and 24.7% before (BART's residual was also pinned by an unused inputs_embeds[:, :, -1]).
+@pytest.mark.parametrize("family,removed", [("distilbert", 0.37), ("mpnet", 0.37), ("deberta-v2", 0.37), ("t5", 0.36),
+                                            ("bart", 0.38), ("phi", 0.42), ("segformer", 0.44)])
 @torch.no_grad()
 def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     torch.manual_seed(0)
     ids = torch.randint(3, 120, (2, 12))
-    model, extra = _t5(ids) if family == "t5" else BUILD[family]()
+    model, extra = {"t5": _t5, "bart": _bart}[family](ids) if family in ("t5", "bart") else BUILD[family]()
     model.eval()
     inputs = {"pixel_values": torch.randn(2, 3, 32, 32)} if family == "segformer" else {"input_ids": ids, **extra}
     params, heads = sum(p.numel() for p in model.parameters()), _heads(model)
@@ -70,8 +79,10 @@ def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     slimforge.prune(model, example_kwargs=inputs, ratio=0.3)
     assert _heads(model) < heads
     assert sum(p.numel() for p in model.parameters()) < (1 - removed) * params
+    if family in ("t5", "bart"):  # the encoder's output narrowed with the model; the logits did not
+        assert model(**inputs, use_cache=False).encoder_last_hidden_state.shape[-1] < 64
     slimforge.save(model, tmp_path)
-    kwargs = {"use_cache": False} if family in ("t5", "phi") else {}
+    kwargs = {"use_cache": False} if family in ("t5", "bart", "phi") else {}
     assert torch.equal(slimforge.load(tmp_path).eval()(**inputs, **kwargs).logits, model(**inputs, **kwargs).logits)
 
 
