@@ -49,13 +49,15 @@ def _phi():
     return transformers.PhiForCausalLM(config), {}
 
 
-def _segformer():
+def _segformer(head: str = "SemanticSegmentation"):
     config = transformers.SegformerConfig(hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1], num_attention_heads=[1, 2, 4, 8],
                                           decoder_hidden_size=64, num_labels=5, image_size=32)
-    return transformers.SegformerForSemanticSegmentation(config), {}
+    return getattr(transformers, f"SegformerFor{head}")(config), {}
 
 
-BUILD = {"distilbert": _distilbert, "mpnet": _mpnet, "deberta-v2": _deberta, "phi": _phi, "segformer": _segformer}
+# SegFormer's classifier reshapes with config.hidden_sizes[-1], which sync_config now follows.
+BUILD = {"distilbert": _distilbert, "mpnet": _mpnet, "deberta-v2": _deberta, "phi": _phi, "segformer": _segformer,
+         "segformer-cls": lambda: _segformer("ImageClassification")}
 
 
 def _heads(model):
@@ -66,14 +68,14 @@ def _heads(model):
 # T5 and BART keep their residual width unless only the logits' shape is kept (not encoder_last_hidden_state):
 # 21.3% and 24.7% before (BART's residual was also pinned by an unused inputs_embeds[:, :, -1]).
 @pytest.mark.parametrize("family,removed", [("distilbert", 0.37), ("mpnet", 0.37), ("deberta-v2", 0.37), ("t5", 0.36),
-                                            ("bart", 0.38), ("phi", 0.42), ("segformer", 0.44)])
+                                            ("bart", 0.38), ("phi", 0.42), ("segformer", 0.44), ("segformer-cls", 0.44)])
 @torch.no_grad()
 def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     torch.manual_seed(0)
     ids = torch.randint(3, 120, (2, 12))
     model, extra = {"t5": _t5, "bart": _bart}[family](ids) if family in ("t5", "bart") else BUILD[family]()
     model.eval()
-    inputs = {"pixel_values": torch.randn(2, 3, 32, 32)} if family == "segformer" else {"input_ids": ids, **extra}
+    inputs = {"pixel_values": torch.randn(2, 3, 32, 32)} if family.startswith("segformer") else {"input_ids": ids, **extra}
     params, heads = sum(p.numel() for p in model.parameters()), _heads(model)
     assert heads > 0  # the form matches this class
     slimforge.prune(model, example_kwargs=inputs, ratio=0.3)
