@@ -57,6 +57,7 @@ MODELS: dict[str, tuple[str, str, dict, str]] = {
     "llama": ("LlamaConfig", "LlamaForCausalLM", DECODER, "ids"),
     "mistral": ("MistralConfig", "MistralForCausalLM", DECODER, "ids"),
     "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", DECODER, "ids"),
+    "qwen2-mqa": ("Qwen2Config", "Qwen2ForCausalLM", dict(DECODER, num_key_value_heads=1), "ids"),  # multi-query
     "phi": ("PhiConfig", "PhiForCausalLM", DECODER, "ids"),
     "gemma": ("GemmaConfig", "GemmaForCausalLM", dict(DECODER, head_dim=16), "ids"),
     "falcon": ("FalconConfig", "FalconForCausalLM", dict(vocab_size=128, hidden_size=64, num_hidden_layers=2,

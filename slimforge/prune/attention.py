@@ -203,13 +203,22 @@ def _hf_grouped_query(module: nn.Module) -> bool:
 
 
 def _hf_grouped_query_sync(module: nn.Module) -> dict[str, int]:
-    # repeat_kv ties every query head to its key/value head, so whole groups go and
-    # num_key_value_groups (query heads per key/value head) stays as it is.
+    # repeat_kv ties every query head to its key/value head, so whole groups go and num_key_value_groups
+    # (query heads per key/value head) stays as it is; with one key/value head (multi-query), query heads go alone.
     hd = module.head_dim
-    return {"num_attention_heads": module.q_proj.out_features // hd, "num_key_value_heads": module.k_proj.out_features // hd}
+    heads, kv_heads = module.q_proj.out_features // hd, module.k_proj.out_features // hd
+    if _int(module, "num_key_value_groups"):
+        module.num_key_value_groups = heads // kv_heads
+    return {"num_attention_heads": heads, "num_key_value_heads": kv_heads}
 
 
-register_attention_form("hf-grouped-query", AttentionForm(_hf_grouped_query, lambda m: m.head_dim, _hf_grouped_query_sync),
+def _hf_single_key_value_head(module: nn.Module) -> list[tuple[str, int]]:
+    # Multi-query (Gemma-2B, Falcon-style): one key/value head, reshaped to (..., 1, head_dim), ties no channels.
+    return [("k_proj.weight", 0), ("v_proj.weight", 0)] if module.k_proj.out_features == module.head_dim else []
+
+
+register_attention_form("hf-grouped-query", AttentionForm(_hf_grouped_query, lambda m: m.head_dim, _hf_grouped_query_sync,
+                                                          whole=_hf_single_key_value_head),
                         "Hugging Face Llama/Qwen2/Mistral/Gemma/Phi (grouped-query): whole key/value groups")
 
 

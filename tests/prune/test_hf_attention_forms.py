@@ -88,6 +88,25 @@ def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     assert torch.equal(slimforge.load(tmp_path).eval()(**inputs, **kwargs).logits, model(**inputs, **kwargs).logits)
 
 
+@torch.no_grad()
+def test_multi_query_attention_keeps_its_one_key_value_head_and_prunes(tmp_path):
+    """One key/value head (Gemma-2B-style): its channels stay whole (pruning failed in a reshape before).
+    The query heads stay too for now (repeat_kv's expand of the one head pins them); MLPs and the residual go."""
+    torch.manual_seed(0)
+    config = transformers.Qwen2Config(vocab_size=128, hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
+                                      num_key_value_heads=1, intermediate_size=256)
+    model, ids = transformers.Qwen2ForCausalLM(config).eval(), torch.randint(3, 120, (2, 12))
+    params = sum(p.numel() for p in model.parameters())
+    slimforge.prune(model, ids, ratio=0.3)
+    attn = model.model.layers[0].self_attn
+    heads = attn.q_proj.out_features // attn.head_dim
+    assert attn.k_proj.out_features == attn.v_proj.out_features == attn.head_dim and attn.num_key_value_groups == heads
+    assert sum(p.numel() for p in model.parameters()) < 0.64 * params  # 41.5% removed when written
+    slimforge.save(model, tmp_path)
+    assert torch.equal(slimforge.load(tmp_path).eval()(ids, use_cache=False).logits, model(ids, use_cache=False).logits)
+    assert model.generate(ids[:1, :4], max_new_tokens=3, do_sample=False).shape == (1, 7)
+
+
 def test_elementwise_min_of_two_tensors_is_not_a_reduction():
     """torch.min(a, b) (T5's relative position buckets) is elementwise: it used to fail as a reduction."""
     class Clamp(torch.nn.Module):
