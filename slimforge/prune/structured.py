@@ -108,7 +108,8 @@ def prune(
     measured at ``latency``'s batch size and threads to keep; see :mod:`slimforge.prune.latency`;
     the result is recorded in the plan under ``latency``). importance: a name from list_importances();
     "taylor" needs calibration (an iterable of (inputs, targets)) and uses loss_fn (default
-    cross-entropy). Inputs and outputs keep their shape; each group keeps at least one unit.
+    cross-entropy). Inputs and outputs keep their shape (of a transformers output with logits: the
+    logits and loss; its hidden states narrow with the model); each group keeps at least one unit.
     With check=True (default) the pruned model is run once and captured again, and every op's
     output shape is compared with the dependency graph's prediction, so a layer that derives a
     size on its own raises PruningError instead of yielding a silently wrong model.
