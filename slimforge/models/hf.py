@@ -286,6 +286,19 @@ def sync_config(model: nn.Module) -> None:
         for key, values in (("hidden_size", sizes["hidden"]), ("num_attention_heads", sizes["heads"]), (inner, sizes["intermediate"])):
             if len(set(values)) == 1 and hasattr(config, key):
                 setattr(config, key, values[0])
+        _sync_stage_widths(hf)
+
+
+def _sync_stage_widths(hf: nn.Module) -> None:
+    """A config's per-stage widths (``hidden_sizes``) from each stage's closing norm, where the forward
+    reads them (SegFormer's classifier reshapes with ``config.hidden_sizes[-1]``)."""
+    widths = getattr(hf.config, "hidden_sizes", None)
+    stages = getattr(getattr(hf, "base_model", None), "stages", None)
+    if not isinstance(widths, list) or not isinstance(stages, nn.ModuleList) or len(stages) != len(widths):
+        return
+    norms = [getattr(stage, "layer_norm", None) for stage in stages]
+    if all(isinstance(n, nn.LayerNorm) for n in norms):
+        hf.config.hidden_sizes = [n.normalized_shape[0] for n in norms]
 
 
 # ---------------------------------------------------------------- save_pretrained

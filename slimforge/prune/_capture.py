@@ -111,6 +111,33 @@ def export_model(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.Ex
         model.train(was_training)
 
 
+PREDICTION_FIELDS = ("loss", "logits")
+
+
+def prediction_fields(out_type: type, keys: list[str]) -> list[str] | None:
+    """The fields of a transformers ``ModelOutput`` that are the model's prediction (``logits``, ``loss``),
+    whose shapes pruning keeps; the other fields (a seq2seq model's ``encoder_last_hidden_state``) are
+    states inside the model, free to narrow with it. None: not such an output, every field is kept."""
+    if not getattr(out_type, "__module__", "").startswith("transformers") or "logits" not in keys:
+        return None
+    return [k for k in keys if k in PREDICTION_FIELDS]
+
+
+def output_leaves_to_keep(ep: torch.export.ExportedProgram, count: int) -> set[int]:
+    """Indices of the exported program's ``count`` user outputs whose shapes pruning keeps."""
+    spec = ep.call_spec.out_spec
+    keys = list(spec.context) if spec is not None and isinstance(spec.context, list) else []
+    fields = prediction_fields(spec.type, keys) if spec is not None and spec.type is not None else None
+    if fields is None or spec.num_children != len(keys):
+        return set(range(count))
+    keep, start = set(), 0
+    for key, child in zip(keys, spec.children()):
+        if key in fields:
+            keep.update(range(start, start + child.num_leaves))
+        start += child.num_leaves
+    return keep if start == count else set(range(count))
+
+
 def _first_occurrence_order(roots: np.ndarray) -> list[int]:
     values, first = np.unique(roots, return_index=True)
     return values[np.argsort(first)].tolist()

@@ -140,6 +140,8 @@ def _matmul(tr: Tracing, node: torch.fx.Node) -> Any:
     tr.macs_terms.append([_count(v, s) for v, s in zip(out, out_shape)] + [_count(la[-1], sa[-1])])
     if len(sb) == 2:  # x @ W with W a parameter (Hugging Face's Conv1D): W's last dimension is an output
         tr.mark_source(b, 1)
+        if isinstance(b, torch.fx.Node) and _opname(b.target) in ("t", "numpy_T", "transpose", "permute"):
+            tr.mark_source(b.args[0], 0)  # x @ W.T (Falcon's FalconLinear): W's rows are outputs
     return out
 
 

@@ -69,6 +69,8 @@ def _binary(tr: Tracing, node: torch.fx.Node) -> Any:
 @_rule("mean", "sum", "amax", "amin", "var", "std", "linalg_vector_norm", "norm", "logsumexp", "var_mean", "prod",
        "max", "min", "argmax", "argmin", "all", "any")
 def _reduce(tr: Tracing, node: torch.fx.Node) -> Any:
+    if len(node.args) > 1 and isinstance(node.args[1], torch.fx.Node):  # torch.min(a, b): elementwise (T5's buckets)
+        return _binary(tr, node)
     x = node.args[0]
     label = tr.lab(x)
     shape = _shape(x)
@@ -248,7 +250,8 @@ def _select(tr: Tracing, node: torch.fx.Node) -> Any:
     if label is None:
         return _none_like(node)
     d = _norm_dim(node.args[1], len(label))
-    tr.uf.pin(label[d])
+    if node.users:  # an unused pick (BART's inputs_embeds[:, :, -1], "needed for the shape only") pins nothing
+        tr.uf.pin(label[d])
     return [v for i, v in enumerate(label) if i != d]
 
 

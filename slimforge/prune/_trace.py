@@ -14,7 +14,7 @@ from torch import nn
 
 from slimforge.prune import _rules_math, _rules_view  # noqa: F401  (registers the op rules)
 from slimforge.prune._capture import (
-    PIN, RULES, Label, _first_occurrence_order, _flat_nodes, _has_tracked_tensor, _none_like, _opname, qualified_opname, _UnionFind, export_model, module_path,
+    PIN, RULES, Label, _first_occurrence_order, _flat_nodes, _has_tracked_tensor, _none_like, _opname, qualified_opname, _UnionFind, export_model, module_path, output_leaves_to_keep,
 )
 from slimforge.prune._graph import DependencyGraph, Group, Slot, Unit
 from slimforge.prune.attention import find_attention_form
@@ -109,10 +109,10 @@ class _Tracer:
     # ------------------------------------------------------------------ run
 
     def run(self) -> None:
-        user_outputs = set()
-        for spec in self.ep.graph_signature.output_specs:
-            if spec.kind == torch.export.graph_signature.OutputKind.USER_OUTPUT:
-                user_outputs.add(getattr(spec.arg, "name", None))
+        names = [getattr(spec.arg, "name", None) for spec in self.ep.graph_signature.output_specs
+                 if spec.kind == torch.export.graph_signature.OutputKind.USER_OUTPUT]
+        # A transformers output keeps its prediction's shape (logits); its hidden states may narrow.
+        user_outputs = {names[i] for i in output_leaves_to_keep(self.ep, len(names))}
         for node in self.ep.graph.nodes:
             if node.op == "placeholder":
                 self.labels[node] = self._placeholder(node)

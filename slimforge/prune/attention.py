@@ -135,7 +135,7 @@ def _hf_conv1d(module: nn.Module, name: str) -> bool:
 
 def _hf_self_attention(module: nn.Module) -> bool:
     sized = _int(module, "attention_head_size") or _int(module, "head_dim")
-    return _int(module, "num_attention_heads") and sized and (_linear(module, "query") or _linear(module, "q_proj"))
+    return _int(module, "num_attention_heads") and sized and any(_linear(module, n) for n in ("query", "q_proj", "q", "query_proj"))
 
 
 def _hf_head_dim(module: nn.Module) -> int:
@@ -143,7 +143,7 @@ def _hf_head_dim(module: nn.Module) -> int:
 
 
 def _hf_sync(module: nn.Module) -> dict[str, int]:
-    query = getattr(module, "query", None) or module.q_proj
+    query = next(getattr(module, n) for n in ("query", "q_proj", "q", "query_proj") if _linear(module, n))
     module.num_attention_heads = query.out_features // _hf_head_dim(module)
     if hasattr(module, "all_head_size"):
         module.all_head_size = query.out_features
@@ -154,25 +154,72 @@ def _hf_sync(module: nn.Module) -> dict[str, int]:
     return sizes
 
 
-register_attention_form("hf-self-attention", AttentionForm(_hf_self_attention, _hf_head_dim, _hf_sync),
-                        "Hugging Face BERT/RoBERTa/ViT: num_attention_heads, attention_head_size, query/q_proj")
+def _hf_single_head(module: nn.Module) -> list[tuple[str, int]]:
+    # SegFormer's first stage: one head, reshaped to (..., 1, head_dim), which ties no channels into a head.
+    if module.num_attention_heads != 1:
+        return []
+    names = ("query", "key", "value", "q_proj", "k_proj", "v_proj", "q", "k", "v", "query_proj", "key_proj", "value_proj")
+    return [(f"{n}.weight", 0) for n in names if _linear(module, n)]
+
+
+register_attention_form("hf-self-attention", AttentionForm(_hf_self_attention, _hf_head_dim, _hf_sync, whole=_hf_single_head),
+                        "Hugging Face BERT/RoBERTa/ViT/MPNet/DeBERTa/SegFormer: num_attention_heads, attention_head_size, query/q_proj/q/query_proj")
+
+
+def _hf_named_heads(heads: str, head_dim: str, *linears: str) -> Callable[[nn.Module], bool]:
+    """A Hugging Face attention whose head count is ``heads`` and head size ``head_dim`` (both ints),
+    with the linear layers ``linears`` (query first), reshaped to (..., -1, head_dim) in its forward."""
+    def matches(module: nn.Module) -> bool:
+        return _int(module, heads) and _int(module, head_dim) and all(_linear(module, n) for n in linears)
+    return matches
+
+
+def _named_heads_sync(heads: str, head_dim: str, query: str, width: str | None) -> Callable[[nn.Module], dict[str, int]]:
+    def sync(module: nn.Module) -> dict[str, int]:
+        out = getattr(module, query).out_features
+        setattr(module, heads, out // getattr(module, head_dim))
+        if width is not None:
+            setattr(module, width, out)
+        return {"num_attention_heads": getattr(module, heads)}
+    return sync
+
+
+register_attention_form("hf-distilbert-attention", AttentionForm(
+    _hf_named_heads("n_heads", "attention_head_size", "q_lin", "k_lin", "v_lin", "out_lin"),
+    lambda m: m.attention_head_size, _named_heads_sync("n_heads", "attention_head_size", "q_lin", None)),
+    "Hugging Face DistilBERT (n_heads, attention_head_size, q_lin/k_lin/v_lin/out_lin)")
+register_attention_form("hf-t5-attention", AttentionForm(
+    _hf_named_heads("n_heads", "key_value_proj_dim", "q", "k", "v", "o"),
+    lambda m: m.key_value_proj_dim, _named_heads_sync("n_heads", "key_value_proj_dim", "q", "inner_dim")),
+    "Hugging Face T5 / mT5 (n_heads, key_value_proj_dim, q/k/v/o; relative_attention_bias columns per head)")
 
 
 def _hf_grouped_query(module: nn.Module) -> bool:
-    """Llama/Qwen2/Mistral-style: q/k/v/o projections, ``head_dim``, head counts only in the config."""
+    """Llama/Qwen2/Mistral-style: q/k/v/o projections, ``head_dim``, head counts only in the config
+    (Phi names its output projection ``dense``)."""
     return (not _int(module, "num_attention_heads") and _int(module, "head_dim")
-            and all(_linear(module, n) for n in ("q_proj", "k_proj", "v_proj", "o_proj")))
+            and all(_linear(module, n) for n in ("q_proj", "k_proj", "v_proj"))
+            and (_linear(module, "o_proj") or _linear(module, "dense")))
 
 
 def _hf_grouped_query_sync(module: nn.Module) -> dict[str, int]:
-    # repeat_kv ties every query head to its key/value head, so whole groups go and
-    # num_key_value_groups (query heads per key/value head) stays as it is.
+    # repeat_kv ties every query head to its key/value head, so whole groups go and num_key_value_groups
+    # (query heads per key/value head) stays as it is; with one key/value head (multi-query), query heads go alone.
     hd = module.head_dim
-    return {"num_attention_heads": module.q_proj.out_features // hd, "num_key_value_heads": module.k_proj.out_features // hd}
+    heads, kv_heads = module.q_proj.out_features // hd, module.k_proj.out_features // hd
+    if _int(module, "num_key_value_groups"):
+        module.num_key_value_groups = heads // kv_heads
+    return {"num_attention_heads": heads, "num_key_value_heads": kv_heads}
 
 
-register_attention_form("hf-grouped-query", AttentionForm(_hf_grouped_query, lambda m: m.head_dim, _hf_grouped_query_sync),
-                        "Hugging Face Llama/Qwen2/Mistral (grouped-query): whole key/value groups")
+def _hf_single_key_value_head(module: nn.Module) -> list[tuple[str, int]]:
+    # Multi-query (Gemma-2B, Falcon-style): one key/value head, reshaped to (..., 1, head_dim), ties no channels.
+    return [("k_proj.weight", 0), ("v_proj.weight", 0)] if module.k_proj.out_features == module.head_dim else []
+
+
+register_attention_form("hf-grouped-query", AttentionForm(_hf_grouped_query, lambda m: m.head_dim, _hf_grouped_query_sync,
+                                                          whole=_hf_single_key_value_head),
+                        "Hugging Face Llama/Qwen2/Mistral/Gemma/Phi (grouped-query): whole key/value groups")
 
 
 def _gpt2_attention(module: nn.Module) -> bool:

@@ -21,6 +21,7 @@ from torch import nn
 
 from slimforge.artifacts import record_edit
 from slimforge.models import adopt_spec
+from slimforge.prune._capture import prediction_fields
 from slimforge.prune._graph import DependencyGraph, Group
 from slimforge.prune._trace import build_dependency_graph, matches
 from slimforge.prune.attention import prepare_attention, settle_attention
@@ -107,7 +108,8 @@ def prune(
     measured at ``latency``'s batch size and threads to keep; see :mod:`slimforge.prune.latency`;
     the result is recorded in the plan under ``latency``). importance: a name from list_importances();
     "taylor" needs calibration (an iterable of (inputs, targets)) and uses loss_fn (default
-    cross-entropy). Inputs and outputs keep their shape; each group keeps at least one unit.
+    cross-entropy). Inputs and outputs keep their shape (of a transformers output with logits: the
+    logits and loss; its hidden states narrow with the model); each group keeps at least one unit.
     With check=True (default) the pruned model is run once and captured again, and every op's
     output shape is compared with the dependency graph's prediction, so a layer that derives a
     size on its own raises PruningError instead of yielding a silently wrong model.
@@ -438,7 +440,8 @@ def _shapes(out: Any) -> Any:
     if isinstance(out, torch.Tensor):
         return tuple(out.shape)
     if isinstance(out, Mapping):
-        return {k: _shapes(v) for k, v in out.items()}
+        fields = prediction_fields(type(out), list(out.keys()))  # logits of a transformers output (see _trace)
+        return {k: _shapes(v) for k, v in out.items() if fields is None or k in fields}
     if isinstance(out, (list, tuple)):
         return [_shapes(v) for v in out]
     return None

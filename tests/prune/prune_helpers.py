@@ -115,6 +115,25 @@ def tiny_llama() -> nn.Module:
     return LlamaForCausalLM(config)
 
 
+def tiny_distilbert() -> nn.Module:
+    """DistilBERT attention: n_heads, attention_head_size, q_lin/k_lin/v_lin/out_lin."""
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    config = DistilBertConfig(vocab_size=100, dim=64, n_layers=2, n_heads=4, hidden_dim=128, max_position_embeddings=32)
+    torch.manual_seed(0)
+    return DistilBertForSequenceClassification(config)
+
+
+def tiny_t5_tagger() -> nn.Module:
+    """T5's encoder with a token classifier (T5Attention: n_heads, key_value_proj_dim, q/k/v/o; one
+    relative position bias column per head, shared by every layer)."""
+    from transformers import T5Config, T5ForTokenClassification
+
+    config = T5Config(vocab_size=100, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, num_labels=5)
+    torch.manual_seed(0)
+    return T5ForTokenClassification(config)
+
+
 def tiny_clip_classifier() -> nn.Module:
     """CLIP's vision tower with a classification head (CLIPAttention: num_heads, head_dim, q/k/v/out_proj)."""
     from transformers import CLIPConfig, CLIPForImageClassification

@@ -67,6 +67,8 @@ FORM_MODELS = {
     "hf-grouped-query": lambda: _hf("tiny_llama"),
     "hf-gpt2": lambda: _hf("tiny_gpt2"),
     "hf-out-proj-attention": lambda: _factory("tiny_clip_classifier", torch.randn(2, 3, 32, 32)),
+    "hf-distilbert-attention": lambda: _hf("tiny_distilbert"),
+    "hf-t5-attention": lambda: _hf("tiny_t5_tagger"),
     "timm-attention": _vit,
     # tests/prune/test_attention.py covers nn.MultiheadAttention in a user module
     "timm-window-attention": _swin,
@@ -102,7 +104,7 @@ def _query_width(m: nn.Module) -> int:
         return m.q_proj.out_features
     if hasattr(m, "c_attn"):
         return m.c_attn.weight.shape[1] // 3
-    return (getattr(m, "query", None) or m.q_proj).out_features
+    return next(getattr(m, n) for n in ("query", "q_proj", "q_lin", "q") if hasattr(m, n)).out_features
 
 
 def _logits(out):

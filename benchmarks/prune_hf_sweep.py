@@ -1,0 +1,180 @@
+"""One generic call on many Hugging Face transformers architectures: does
+``slimforge.prune(model, x, ratio=0.3)`` prune, how many parameters go, are attention heads
+removed, and does the pruned model save and reload with identical outputs? Issue 20's sweep (slow).
+
+    OMP_NUM_THREADS=1 PYTHONPATH=. nice .venv/bin/python benchmarks/prune_hf_sweep.py [--models a,b] [--ratio 0.3]
+
+Each model is built from its config class (tiny, random init, no download: hidden 64, 2 layers,
+4 heads, vocabulary 128, as the architecture allows), not with ``slimforge.create_model``: ``prune``
+records the config as an ``hf:`` spec, so ``slimforge.save(model, out)`` + ``slimforge.load(out)``
+is the documented path for transformers models a user built. Heads are counted from the attention
+modules of a registered attention form (from their weights); "attention kept whole" counts
+``*Attention`` modules that match no form (their heads stay; their MLPs are still pruned).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import warnings
+
+import torch
+
+warnings.filterwarnings("ignore")
+
+TEXT = dict(vocab_size=128, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+            max_position_embeddings=64)
+DECODER = dict(TEXT, num_key_value_heads=2, pad_token_id=0)
+VISION = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, image_size=32,
+              patch_size=8, num_labels=5)
+SEQ2SEQ = dict(vocab_size=128, d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+               decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=64,
+               pad_token_id=1, decoder_start_token_id=2)
+SEGFORMER = dict(hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1], num_attention_heads=[1, 2, 4, 8],
+                 decoder_hidden_size=64, num_labels=5, image_size=32)
+
+# name -> (config class, model class, config keywords, input kind)
+MODELS: dict[str, tuple[str, str, dict, str]] = {
+    # encoders (sequence classification)
+    "bert": ("BertConfig", "BertForSequenceClassification", TEXT, "ids"),
+    "roberta": ("RobertaConfig", "RobertaForSequenceClassification", dict(TEXT, pad_token_id=1), "ids"),
+    "xlm-roberta": ("XLMRobertaConfig", "XLMRobertaForSequenceClassification", dict(TEXT, pad_token_id=1), "ids"),
+    "distilbert": ("DistilBertConfig", "DistilBertForSequenceClassification",
+                   dict(vocab_size=128, dim=64, n_layers=2, n_heads=4, hidden_dim=128, max_position_embeddings=64), "ids"),
+    "albert": ("AlbertConfig", "AlbertForSequenceClassification", dict(TEXT, embedding_size=32), "ids"),
+    "electra": ("ElectraConfig", "ElectraForSequenceClassification", dict(TEXT, embedding_size=64), "ids"),
+    "deberta-v2": ("DebertaV2Config", "DebertaV2ForSequenceClassification", TEXT, "ids"),
+    "mpnet": ("MPNetConfig", "MPNetForSequenceClassification", dict(TEXT, pad_token_id=1), "ids"),
+    # decoders (causal LM)
+    "gpt2": ("GPT2Config", "GPT2LMHeadModel", dict(n_embd=64, n_layer=2, n_head=4, vocab_size=128, n_positions=64), "ids"),
+    "gpt-neo": ("GPTNeoConfig", "GPTNeoForCausalLM",
+                dict(vocab_size=128, hidden_size=64, num_layers=2, num_heads=4, attention_types=[[["global", "local"], 1]],
+                     max_position_embeddings=64, window_size=16), "ids"),
+    "gptj": ("GPTJConfig", "GPTJForCausalLM", dict(vocab_size=128, n_embd=64, n_layer=2, n_head=4, rotary_dim=8,
+                                                   n_positions=64), "ids"),
+    "opt": ("OPTConfig", "OPTForCausalLM", dict(TEXT, ffn_dim=128, word_embed_proj_dim=64, pad_token_id=1), "ids"),
+    "llama": ("LlamaConfig", "LlamaForCausalLM", DECODER, "ids"),
+    "mistral": ("MistralConfig", "MistralForCausalLM", DECODER, "ids"),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", DECODER, "ids"),
+    "qwen2-mqa": ("Qwen2Config", "Qwen2ForCausalLM", dict(DECODER, num_key_value_heads=1), "ids"),  # multi-query
+    "phi": ("PhiConfig", "PhiForCausalLM", DECODER, "ids"),
+    "gemma": ("GemmaConfig", "GemmaForCausalLM", dict(DECODER, head_dim=16), "ids"),
+    "falcon": ("FalconConfig", "FalconForCausalLM", dict(vocab_size=128, hidden_size=64, num_hidden_layers=2,
+                                                        num_attention_heads=4, new_decoder_architecture=False,
+                                                        multi_query=False, pad_token_id=0), "ids"),
+    "llama-seqcls": ("LlamaConfig", "LlamaForSequenceClassification", dict(DECODER, num_labels=3), "ids"),
+    # encoder-decoders
+    "t5": ("T5Config", "T5ForConditionalGeneration", dict(vocab_size=128, d_model=64, d_kv=16, d_ff=128, num_layers=2,
+                                                          num_heads=4, decoder_start_token_id=0), "seq2seq"),
+    "bart": ("BartConfig", "BartForConditionalGeneration", SEQ2SEQ, "seq2seq"),
+    "marian": ("MarianConfig", "MarianMTModel", dict(SEQ2SEQ, decoder_vocab_size=128, pad_token_id=127), "seq2seq"),
+    "whisper": ("WhisperConfig", "WhisperForConditionalGeneration",
+                dict(SEQ2SEQ, num_mel_bins=16, max_source_positions=32, max_target_positions=64), "audio"),
+    # vision (image classification)
+    "vit": ("ViTConfig", "ViTForImageClassification", VISION, "pixels"),
+    "deit": ("DeiTConfig", "DeiTForImageClassification", VISION, "pixels"),
+    "beit": ("BeitConfig", "BeitForImageClassification", dict(VISION, use_relative_position_bias=True), "pixels"),
+    "dinov2": ("Dinov2Config", "Dinov2ForImageClassification", VISION, "pixels"),
+    # bare backbones: their output is the hidden state, whose width (the residual) stays
+    "bert-model": ("BertConfig", "BertModel", TEXT, "ids"),
+    "dinov2-model": ("Dinov2Config", "Dinov2Model", VISION, "pixels"),
+    "swin": ("SwinConfig", "SwinForImageClassification", dict(image_size=32, patch_size=2, embed_dim=32, depths=[1, 1],
+                                                              num_heads=[2, 4], window_size=4, num_labels=5), "pixels"),
+    "convnext": ("ConvNextConfig", "ConvNextForImageClassification",
+                 dict(hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1], num_labels=5), "pixels"),
+    "segformer": ("SegformerConfig", "SegformerForSemanticSegmentation", SEGFORMER, "pixels"),
+    "segformer-cls": ("SegformerConfig", "SegformerForImageClassification", SEGFORMER, "pixels"),
+    "clip-vision": ("CLIPConfig", "CLIPForImageClassification",
+                    dict(vision_config=dict(VISION), text_config=dict(TEXT), num_labels=5), "pixels"),
+    "siglip": ("SiglipConfig", "SiglipForImageClassification",
+               dict(vision_config=dict(VISION), text_config=dict(TEXT), num_labels=5), "pixels"),
+}
+
+
+def build(name: str) -> tuple[torch.nn.Module, dict]:
+    """The tiny model and its example keyword inputs (batch 2)."""
+    import transformers
+
+    config_cls, model_cls, kwargs, kind = MODELS[name]
+    config = getattr(transformers, config_cls)(**kwargs)
+    model = getattr(transformers, model_cls)(config).eval()
+    ids = torch.randint(3, 120, (2, 12))
+    inputs = {
+        "ids": lambda: {"input_ids": ids},
+        "seq2seq": lambda: {"input_ids": ids, "decoder_input_ids": ids[:, :6]},
+        "audio": lambda: {"input_features": torch.randn(2, 16, 64), "decoder_input_ids": ids[:, :6]},
+        "pixels": lambda: {"pixel_values": torch.randn(2, 3, 32, 32)},
+    }[kind]()
+    return model, inputs
+
+
+def heads(model: torch.nn.Module) -> tuple[int, int]:
+    """Heads of every attention module of a registered form (from its weights, as pruning syncs them),
+    and how many modules named ``*Attention`` with a linear layer of their own match no form (kept whole)."""
+    from slimforge.prune.attention import find_attention_form
+
+    total, whole = 0, 0
+    for module in model.modules():
+        form = find_attention_form(module)
+        if form is not None and not form.part:
+            total += form.sync(module).get("num_attention_heads", 0)
+        elif form is None and "Attention" in type(module).__name__ and any(
+                isinstance(c, torch.nn.Linear) or type(c).__name__ == "Conv1D" for c in module.children()):
+            whole += 1
+    return total, whole
+
+
+def output(model: torch.nn.Module, inputs: dict) -> torch.Tensor:
+    with torch.no_grad():
+        out = model(**inputs, **({"use_cache": False} if getattr(model.config, "use_cache", False) else {}))
+    return out.logits if "logits" in out else out.last_hidden_state
+
+
+def run(name: str, ratio: float) -> str:
+    import slimforge
+
+    torch.manual_seed(0)
+    model, inputs = build(name)
+    n0, (h0, whole) = sum(p.numel() for p in model.parameters()), heads(model)
+    start = time.perf_counter()
+    try:
+        slimforge.prune(model, example_kwargs=inputs, ratio=ratio)
+        output(model, inputs)
+    except Exception as exc:  # noqa: BLE001 - a sweep reports every failure and goes on
+        msg = str(exc).replace("|", "/").replace("\n", " ")[:140]
+        return f"| {name} | {type(model).__name__} | no | {n0 / 1e6:.3f} | - | {h0} | - | {whole} | - | {type(exc).__name__}: {msg} |"
+    seconds = time.perf_counter() - start
+    n1, (h1, _) = sum(p.numel() for p in model.parameters()), heads(model)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            slimforge.save(model, tmp)
+            diff = (output(slimforge.load(tmp).eval(), inputs) - output(model, inputs)).abs().max().item()
+        saved = f"max diff {diff:.1e}" if diff else "identical"
+    except Exception as exc:  # noqa: BLE001
+        saved = f"{type(exc).__name__}: {str(exc)[:100]}".replace("|", "/").replace("\n", " ")
+    return (f"| {name} | {type(model).__name__} | yes | {n0 / 1e6:.3f} | {1 - n1 / n0:.1%} | {h0} | {h1} | {whole} | "
+            f"{seconds:.1f} | {saved} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--ratio", type=float, default=0.3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    import transformers
+
+    print(f"ratio={args.ratio}, importance l2, round_to 8, random init, 1 thread, torch {torch.__version__}, "
+          f"transformers {transformers.__version__}")
+    print("| model | class | prunes | params (M) | params removed | heads before | heads after | attention kept whole | prune s | save/load |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name in args.models.split(","):
+        try:
+            print(run(name, args.ratio), flush=True)
+        except Exception as exc:  # noqa: BLE001 - the build itself failed
+            print(f"| {name} | - | build failed | - | - | - | - | - | - | {type(exc).__name__}: {str(exc)[:120]} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
