@@ -78,6 +78,13 @@ class PruneConfig:
             self.latency.validate()
 
 
+def _check_example_batch(model: nn.Module, args: tuple[Any, ...]) -> None:
+    first = args[0] if args else None
+    if isinstance(first, torch.Tensor) and first.dim() > 0 and first.shape[0] < 2 and model.training and any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        raise PruneConfigError("example_inputs needs a batch of at least 2: BatchNorm in training mode cannot run on one sample.")
+
+
 def prune(
     model: nn.Module,
     example_inputs: Any = (),
@@ -120,10 +127,7 @@ def prune(
     _check_skip_patterns(model, config.skip)
     args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
     kwargs = capture_kwargs(model, example_kwargs)
-    first = args[0] if args else None
-    if isinstance(first, torch.Tensor) and first.dim() > 0 and first.shape[0] < 2 and model.training and any(
-            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-        raise PruneConfigError("example_inputs needs a batch of at least 2: BatchNorm in training mode cannot run on one sample.")
+    _check_example_batch(model, args)
     adopt_spec(model)  # a transformers model built outside slimforge: described by its config, before it changes
     reference = _output_shapes(model, args, kwargs) if check else None
     ctx = importance_context(model, config, calibration, loss_fn)
