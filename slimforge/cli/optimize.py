@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from slimforge.cli import app, loads_folders
+from slimforge.optimize.budget import DEFAULT_MARGIN_Z
 
 
 def parse_duration(text: str) -> float:
@@ -30,6 +31,7 @@ def optimize_cmd(
     objective: Annotated[str, typer.Option(help="what to minimise: latency (the fastest model; classifiers) or size (the smallest weight file; recommenders)")] = "latency",
     metric: Annotated[Optional[str], typer.Option(help="the validation metric the budget is on, e.g. ndcg@10 or hr@10 (default: the data's headline metric: accuracy, or ndcg@10 for recommendations); --objective size")] = None,
     budget: Annotated[Optional[str], typer.Option(help="what the metric may lose on validation: '2%' is a RELATIVE loss (2% of the baseline's value), '0.5' is 0.5 POINTS (100 x the absolute change); default: --max-accuracy-drop points")] = None,
+    noise_margin: Annotated[float, typer.Option(min=0, help="standard errors of the paired validation difference (candidate vs baseline, the same samples) added to a candidate's loss before the budget check; 0 checks the raw loss")] = DEFAULT_MARGIN_Z,
     batch_size: Annotated[int, typer.Option(help="batch size latency is measured at")] = 32,
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for every stage: latency (default 1) and recovery training (default: all cores)")] = None,
     channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--contiguous", help="memory format PyTorch CNN candidates run in (default: whichever runs the baseline faster)")] = None,
@@ -52,7 +54,7 @@ def optimize_cmd(
     data_cfg = run_data_config(run)
     data_cfg = type(data_cfg).model_validate({**data_cfg.model_dump(), "augment": False, **({"root": data_root} if data_root else {})})  # validated: a relative root is stored absolute
     cfg = OptimizeConfig(max_accuracy_drop=max_accuracy_drop, objective=objective, metric=metric, budget=Budget.parse(budget) if budget else None,
-                         batch_size=batch_size, threads=threads or 1,
+                         margin_z=noise_margin, batch_size=batch_size, threads=threads or 1,
                          train_threads=threads, channels_last=channels_last, refine=refine, prune_by=prune_by, reference=parse_reference(reference),
                          backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
                          time_budget_s=parse_duration(time_budget), auto_recovery=recovery_epochs is None,

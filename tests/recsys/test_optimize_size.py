@@ -125,13 +125,15 @@ def test_cli_train_then_optimize_by_size_writes_a_run_folder_eval_reads(fbgemm, 
     assert "| candidate | weight file (KB) | size x | val ndcg@10" in printed and f"Best: {summary['best']['name']}" in printed
     # measured 7.63x (SVD 70% + int2); int2 tables alone are 6.59x
     assert summary["best"]["size_x"] >= 6.0 and summary["budget"] == {"amount": 2.0, "relative": True, "split": "validation"}
+    assert summary["config"]["margin_z"] == 1.645  # --noise-margin's default reaches the search
     assert main(["eval", str(opt / "best")]) == 0
     assert f"ndcg@10 {summary['best']['test']:.4f}" in capsys.readouterr().out
     assert Path(summary["best"]["path"]).is_dir()
 
 
 def test_cli_names_the_known_metrics_for_a_bad_one(trained_neumf, tmp_path, capsys):
-    code = main(["optimize", str(trained_neumf), "--objective", "size", "--metric", "ndcg10", "--budget", "2%", "--out", str(tmp_path / "opt")])
+    code = main(["optimize", str(trained_neumf), "--objective", "size", "--metric", "ndcg10", "--budget", "2%", "--noise-margin", "0",
+                 "--out", str(tmp_path / "opt")])
     printed = capsys.readouterr()
     assert code != 0 and not (tmp_path / "opt").exists()
     assert "unknown metric 'ndcg10': the validation split reports hr@10, ndcg@10. Did you mean 'ndcg@10'" in printed.out + printed.err
