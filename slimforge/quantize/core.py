@@ -240,19 +240,20 @@ def parameter_shares(model: nn.Module, layers: Sequence[str]) -> dict[str, Any]:
 
 
 def coverage_line(info: Mapping[str, Any]) -> str | None:
-    """One line: how much of the model int8 converted, and what stays float (and why)."""
+    """One line: how much of the model the backend converted, and what stays float (and why). Named
+    after the backend, not "int8": a backend may store int4, int2 or bf16."""
     shares = info.get("parameters")
     if not isinstance(shares, dict) or not shares.get("total"):
         return None
     total, fp32 = shares["total"], set(info.get("fp32_layers", []))
     int8 = {n: c for n, c in shares["by_layer"].items() if n not in fp32}
-    line = f"int8: {len(int8)} of {len(shares['by_layer'])} {info['backend']} layers, {100 * sum(int8.values()) / total:.1f}% of the parameters"
+    line = f"quantized ({info['backend']}): {len(int8)} of {len(shares['by_layer'])} layers, {100 * sum(int8.values()) / total:.1f}% of the parameters"
     kept = [f"{n} (kept fp32)" for n in sorted(fp32)]
     kept += [f"{kind} {100 * c / total:.1f}%" for kind, c in shares["float_by_type"].items() if c / total >= 0.001]
     if kept:
         line += "; float: " + ", ".join(kept)
     if sum(int8.values()) < 0.5 * total:
-        line += ". Most of the model stays float, so int8 cannot make it much faster."
+        line += ". Most of the model stays float, so quantizing cannot make it much faster."
     return line
 
 
