@@ -42,6 +42,10 @@ def load_plugins(names: list[str] | None = None) -> list[str]:
                               f"Give module names importable from here (the current folder or sys.path), comma-separated.") from None
         loaded.append(name)
     for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        entry.load()
+        try:
+            entry.load()
+        except Exception as exc:  # an installed package's plug-in that does not import: name it, in one line
+            raise ConfigError(f"The installed plug-in {entry.name!r} ({entry.value}, entry point group {ENTRY_POINT_GROUP!r}) "
+                              f"failed to load: {type(exc).__name__}: {exc}. Fix or uninstall the package that provides it.") from None
         loaded.append(f"{entry.name} ({entry.value})")
     return loaded

@@ -187,3 +187,17 @@ def test_the_command_line_loads_plug_ins_named_in_slimforge_plugins(tmp_path, cl
     bad = subprocess.run([python, "-m", "slimforge", "models"], env={**env, "SLIMFORGE_PLUGINS": "no_such_plugin"},
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "$SLIMFORGE_PLUGINS names 'no_such_plugin', which could not be imported" in bad.stderr
+
+
+def test_an_installed_plug_in_that_fails_to_load_is_named_in_one_error(monkeypatch) -> None:
+    from slimforge import plugins
+
+    class Broken:
+        name, value = "broken", "broken_pkg.register"
+
+        def load(self):
+            raise ImportError("No module named 'broken_pkg'")
+
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [Broken()] if group == plugins.ENTRY_POINT_GROUP else [])
+    with pytest.raises(ConfigError, match=r"installed plug-in 'broken' \(broken_pkg.register.*failed to load: ImportError"):
+        plugins.load_plugins([])

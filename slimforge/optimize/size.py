@@ -187,8 +187,10 @@ class SizeSession:
         model = loading.load(folder)
         (val, per_sample), test = self.score_paired(model), _evaluate(model, self.data.test)[self.metric]
         size = weight_file(folder).stat().st_size
-        margin = self.budget.loss(self.base_val, val - self.margin(per_sample)) - self.budget.loss(self.base_val, val)
-        cand = SizeCandidate(name, str(folder), recipe, size, round(self.base_bytes / size, 3), val, test, self.allows(val, per_sample),
+        noise = self.margin(per_sample)
+        within = self.budget.allows(self.base_val, val - noise)
+        margin = self.budget.loss(self.base_val, val - noise) - self.budget.loss(self.base_val, val)  # in the budget's unit
+        cand = SizeCandidate(name, str(folder), recipe, size, round(self.base_bytes / size, 3), val, test, within,
                              round(seconds, 1), details, round(margin, 4) if math.isfinite(margin) else margin)
         self.candidates.append(cand)
         if cand.within_budget and (self.best is None or _smaller(cand, self.best)):

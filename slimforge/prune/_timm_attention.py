@@ -189,6 +189,14 @@ def _merge_heads(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return drop(x) if drop is not None else x
 
 
+def _fused_qkv(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm's fused q/k/v projection with its separate q/v (and zero k) biases, as BEiT, EVA and Swin v2 apply them."""
+    if m.q_bias is None:
+        return m.qkv(x)
+    qkv_bias = torch.cat((m.q_bias, m.k_bias, m.v_bias))
+    return m.qkv(x) + qkv_bias if m.qkv_bias_separate else F.linear(x, weight=m.qkv.weight, bias=qkv_bias)
+
+
 def _split_qkv(m: nn.Module, qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(B, N, 3 * heads * head_dim) -> q, k, v: (B, heads, N, head_dim)."""
     B, N, _ = qkv.shape
@@ -200,11 +208,7 @@ def _split_qkv(m: nn.Module, qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
 
 def _beit_forward(self: nn.Module, x: torch.Tensor, shared_rel_pos_bias: torch.Tensor | None = None) -> torch.Tensor:
     """timm.models.beit.Attention.forward. x: (B, N, dim) -> (B, N, dim)."""
-    if self.q_bias is None:
-        qkv = self.qkv(x)
-    else:
-        qkv_bias = torch.cat((self.q_bias, self.k_bias, self.v_bias))
-        qkv = self.qkv(x) + qkv_bias if self.qkv_bias_separate else F.linear(x, weight=self.qkv.weight, bias=qkv_bias)
+    qkv = _fused_qkv(self, x)
     q, k, v = _split_qkv(self, qkv)
     bias = self._get_rel_pos_bias() if self.relative_position_bias_table is not None else None
     if shared_rel_pos_bias is not None:
@@ -360,11 +364,7 @@ def _eva_forward(self: nn.Module, x: torch.Tensor, rope: torch.Tensor | None = N
     B, N, _ = x.shape
     gate = self.gate(x).sigmoid() if self.gate is not None else None
     if self.qkv is not None:
-        if self.q_bias is None:
-            qkv = self.qkv(x)
-        else:
-            qkv_bias = torch.cat((self.q_bias, self.k_bias, self.v_bias))
-            qkv = self.qkv(x) + qkv_bias if self.qkv_bias_separate else F.linear(x, weight=self.qkv.weight, bias=qkv_bias)
+        qkv = _fused_qkv(self, x)
         q, k, v = qkv.reshape(B, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
     else:
         q, k, v = (p(x).reshape(B, N, self.num_heads, -1).transpose(1, 2) for p in (self.q_proj, self.k_proj, self.v_proj))

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from slimforge.prune._timm_attention import TimmFamily, _attend, _merge_heads, _split_qkv, is_timm, register_timm_family
+from slimforge.prune._timm_attention import TimmFamily, _attend, _fused_qkv, _merge_heads, _split_qkv, is_timm, register_timm_family
 from slimforge.prune.attention import AttentionForm, register_attention_form
 
 # ----------------------------------------------------------------------------- XCiT
@@ -248,11 +248,7 @@ def _swinv2_forward(self: nn.Module, x: torch.Tensor, mask: torch.Tensor | None 
     """timm.models.swin_transformer_v2.WindowAttention.forward: cosine attention with a learned scale per
     head, a continuous position bias (an MLP with one output per head). x: (B*windows, N, dim) -> same."""
     B_, N, _ = x.shape
-    if self.q_bias is None:
-        qkv = self.qkv(x)
-    else:
-        qkv_bias = torch.cat((self.q_bias, self.k_bias, self.v_bias))
-        qkv = self.qkv(x) + qkv_bias if self.qkv_bias_separate else F.linear(x, weight=self.qkv.weight, bias=qkv_bias)
+    qkv = _fused_qkv(self, x)
     q, k, v = qkv.reshape(B_, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
     attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
     attn = attn * torch.clamp(self.logit_scale, max=math.log(1. / 0.01)).exp()

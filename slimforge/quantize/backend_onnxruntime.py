@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from slimforge._logs import silenced
 from slimforge.artifacts import atomic_write_bytes
 from slimforge.export import DEFAULT_OPSET, OnnxSession, export_onnx_file
 from slimforge.preprocess import model_input
@@ -282,13 +283,6 @@ def _require_onnxruntime() -> None:
         raise QuantizationError("The onnxruntime backend needs onnxruntime: pip install 'slimforge[quant]'.") from None
 
 
-@contextlib.contextmanager
-def _quiet_onnxruntime():
+def _quiet_onnxruntime() -> contextlib.AbstractContextManager[None]:
     # onnxruntime.quantization logs a warning per pre-processing hint at the root logger.
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
+    return silenced("")

@@ -23,17 +23,15 @@ The defaults below cover that point and its neighbours.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from slimforge._logs import silenced
 from slimforge.optimize.size import SizeCandidate, SizeSession, register_size_generator
 
 
@@ -130,7 +128,7 @@ class EmbeddingTables:
 
         def save(folder: Path) -> None:
             calibration = [session.data.train.__getitems__(list(range(min(self.settings.calibration_pairs, len(session.data.train)))))]
-            with _quiet_quantize():  # "only Embedding layers are quantized" is what this generator asks for
+            with silenced("slimforge.quantize.core"):  # "only Embedding layers are quantized" is what this generator asks for
                 result = quantize(model, calibration, QuantizeConfig(backend=f"fbgemm-int{bits}"))
             if table_bits:  # the mix: recorded under the wide width's backend; each table's precision is in the weight file
                 result.quantized = quantize_embeddings(model, bits, backend=f"fbgemm-int{bits}", table_bits=table_bits)
@@ -169,17 +167,6 @@ class EmbeddingTables:
                   record=session.record_config(recipe=recipe, train=cfg.model_dump(mode="json"), energy=energy))
 
         return session.add(name, save, recipe, {"energy": energy, "ranks": result.ranks}, started=t0)
-
-
-@contextlib.contextmanager
-def _quiet_quantize() -> Iterator[None]:
-    logger = logging.getLogger("slimforge.quantize.core")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _tables(model: nn.Module) -> dict[str, nn.Embedding]:

@@ -310,8 +310,9 @@ class RankingSplit(Dataset):
             sums[1] += hits.sum()
             sums[2] += gains.sum()
             sums[5] += len(chunk)
-            each_user[f"hr@{SAMPLED_K}"].append(hits.double())
-            each_user[f"ndcg@{SAMPLED_K}"].append(gains.double())
+            if per_user:
+                each_user[f"hr@{SAMPLED_K}"].append(hits)
+                each_user[f"ndcg@{SAMPLED_K}"].append(gains)
         if self.full_catalogue:
             users_per_forward = max(1, batch_size * width // self.num_items)
             for chunk in _chunks(rows, users_per_forward, per_rank):
@@ -322,8 +323,9 @@ class RankingSplit(Dataset):
                 hits, gains = hit_at(rank, FULL_K), ndcg_at(rank, FULL_K)
                 sums[3] += hits.sum()
                 sums[4] += gains.sum()
-                each_user[f"recall@{FULL_K}"].append(hits.double())
-                each_user[f"ndcg@{FULL_K}"].append(gains.double())
+                if per_user:
+                    each_user[f"recall@{FULL_K}"].append(hits)
+                    each_user[f"ndcg@{FULL_K}"].append(gains)
         sums = ctx.all_reduce_sum(sums.to(device)).cpu()  # gloo and NCCL reduce on the model's device
         if module:
             model.train(was_training)
