@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from slimforge.prune._capture import (
-    HEAD_ATTRS, Label, Tracing, _arg, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, module_paths,
+    HEAD_ATTRS, PIN, Label, Tracing, _arg, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, module_paths,
 )
 from slimforge.prune.attention import find_attention_form, head_axis
 
@@ -154,7 +154,9 @@ def _reshape_label(tr: Tracing, node: torch.fx.Node, label: Label, in_shape: tup
             else:
                 bo.append(outs[j]); po *= out_shape[outs[j]]; j += 1  # noqa: E702
         vecs = [label[d] for d in bi]
-        tracked = [k for k, v in enumerate(vecs) if v is not None]
+        # A dimension already kept whole (every element pinned: MViTv2's head size, fixed by the pooling
+        # convolutions shared by all heads) merges like an untracked one: the other keeps its units.
+        tracked = [k for k, v in enumerate(vecs) if v is not None and not (len(bi) > 1 and _all_pinned(tr, v))]
         if not tracked:
             continue
         if len(bi) == 1 and len(bo) == 1:
@@ -179,6 +181,10 @@ def _reshape_label(tr: Tracing, node: torch.fx.Node, label: Label, in_shape: tup
             continue
         out[bo[axis]] = _split(tr, merged, osizes, axis)
     return out
+
+
+def _all_pinned(tr: Tracing, vec: np.ndarray) -> bool:
+    return bool((tr.uf.roots(vec) == PIN).all())
 
 
 def _split_axis(tr: Tracing, node: torch.fx.Node, merged: np.ndarray, osizes: list[int]) -> int:

@@ -73,7 +73,9 @@ class TimmFamily:
     forward: the stand-in's forward, or None when timm's own runs with fewer heads;
     head_dim: channels per head in the split the tracer sees (default: ``head_dim``, stored before slicing);
     heads: the head count from the sliced weights (default: query width // (per_head * head_dim));
-    after: further attributes to sync once ``num_heads`` is set (sizes derived from it, caches)."""
+    after: further attributes to sync once ``num_heads`` is set (sizes derived from it, caches);
+    keep: layers inside the module that every head shares along its head size (MViTv2's pooling
+    convolutions and norms): their weights stay whole."""
 
     where: str
     name: str
@@ -83,6 +85,7 @@ class TimmFamily:
     head_dim: Callable[[nn.Module], int] | None = None
     heads: Callable[[nn.Module], int] | None = None
     after: Callable[[nn.Module], None] | None = None
+    keep: tuple[str, ...] = ()
 
     def matches(self, module: nn.Module) -> bool:
         return (is_timm(module, self.where, self.name) and _int(module, "num_heads")
@@ -108,12 +111,14 @@ class TimmFamily:
             module.head_dim = self.size(module)
 
     def single_head(self, module: nn.Module) -> list[tuple[str, int]]:
-        """One head: its channels stay (the reshape to (..., 1, head_dim) ties none of them together)."""
+        """One head: its channels stay (the reshape to (..., 1, head_dim) ties none of them together);
+        and the weights of ``keep``'s layers, whatever the head count."""
+        shared = [(f"{n}.weight", 0) for n in self.keep if getattr(getattr(module, n, None), "weight", None) is not None]
         if module.num_heads != 1:
-            return []
+            return shared
         names = dict.fromkeys((*self.query.split("|"), "qkv", "q", "k", "v", "kv", "q_proj", "k_proj", "v_proj"))
-        return [(f"{n}.weight", 0) for n in names
-                if isinstance(getattr(module, n, None), (nn.Linear, nn.Conv2d))]
+        return shared + [(f"{n}.weight", 0) for n in names
+                         if isinstance(getattr(module, n, None), (nn.Linear, nn.Conv2d))]
 
     def pruned(self, module: nn.Module) -> bool:
         """timm's own forward cannot run it: the heads' width is no longer the input's."""

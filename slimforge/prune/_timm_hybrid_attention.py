@@ -269,3 +269,17 @@ register_timm_family(
     TimmFamily("models.swin_transformer_v2", "WindowAttention", forward=_swinv2_forward, heads=lambda m: m.logit_scale.shape[0]),
     "timm Swin v2 WindowAttention (cosine attention, logit_scale and continuous position bias per head)",
 )
+
+# ----------------------------------------------------------------------------- MViTv2
+
+
+def _mvit_after(m: nn.Module) -> None:
+    m.dim_out = m.num_heads * m.head_dim  # timm reshapes the heads' output to (B, N, dim_out) before proj
+
+
+register_timm_family(
+    "timm-mvitv2-attention",
+    TimmFamily("models.mvitv2", "MultiScaleAttention", after=_mvit_after,
+               keep=("pool_q", "pool_k", "pool_v", "norm_q", "norm_k", "norm_v")),
+    "timm MViTv2 MultiScaleAttention (pooled q/k/v per head, relative position along height and width)",
+)
