@@ -110,7 +110,8 @@ def _bind(node: torch.fx.Node) -> dict[str, Any]:
 
 @_rule("adaptive_avg_pool2d", "avg_pool2d", "max_pool2d", "max_pool2d_with_indices", "adaptive_max_pool2d",
        "adaptive_avg_pool1d", "avg_pool1d", "max_pool1d", "adaptive_avg_pool3d", "avg_pool3d", "max_pool3d",
-       "upsample_nearest2d", "upsample_bilinear2d", "_adaptive_avg_pool2d", "upsample_bicubic2d")
+       "upsample_nearest2d", "upsample_bilinear2d", "_adaptive_avg_pool2d", "upsample_bicubic2d", "_upsample_bicubic2d_aa",
+       "_upsample_bilinear2d_aa")
 def _pool(tr: Tracing, node: torch.fx.Node) -> Any:
     """Spatial ops: channels (dims 0..1) pass through, spatial dims are never prunable."""
     label = tr.lab(node.args[0]) or []

@@ -424,3 +424,10 @@ register_timm_family("timm-attention-pool",
                      TimmFamily("layers.attention_pool", "AttentionPoolLatent", query="kv", per_head=2,
                                 forward=_attention_pool_forward),
                      "timm AttentionPoolLatent (SigLIP's 'map' pooling head: latent queries, fused kv)")
+
+
+# ----------------------------------------------------------------------------- SAM's ViT
+
+
+register_timm_family("timm-sam-attention", TimmFamily("models.vision_transformer_sam", "Attention"),
+                     "timm SAM ViT Attention (on a (B, H, W, C) map; decomposed relative position or rotary embeddings)")

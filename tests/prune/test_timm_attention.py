@@ -67,6 +67,10 @@ MODELS = {
     "siglip": lambda: _named("vit_base_patch16_siglip_224", 32, img_size=32, patch_size=8, depth=1, embed_dim=64, num_heads=4),
     # pooled q/k/v: depthwise convolutions and norms along the head size, shared by all heads
     "mvitv2": lambda: _named("mvitv2_tiny", 64, img_size=64),
+    # on a (B, H, W, C) map, windowed and global blocks, decomposed relative position; its position
+    # embedding goes through an antialiased bicubic resample while exported (timm resamples it always then)
+    "sam": lambda: _named("samvit_base_patch16", 32, img_size=32, patch_size=8, depth=2, embed_dim=64, num_heads=4,
+                          window_size=2, global_attn_indexes=(1,), neck_chans=32),
     "edgenext": lambda: _class("timm.models.edgenext.EdgeNeXt", 64, depths=(1, 1, 1, 1), dims=(24, 48, 88, 168),
                                heads=(2, 2, 4, 4), global_block_counts=(0, 1, 1, 1)),
 }
@@ -82,6 +86,7 @@ FORMS = {
     "timm-coat-attention": "coat", "timm-coat-conv-position": "coat", "timm-eva-attention": "eva",
     "timm-swinv2-attention": "swinv2", "timm-fastvit-attention": "fastvit", "timm-nest-attention": "nest",
     "timm-attention-pool": "siglip", "timm-mvitv2-attention": "mvitv2",
+    "timm-sam-attention": "sam",
 }
 
 
@@ -142,8 +147,8 @@ def test_family_loses_whole_heads_and_round_trips(family, tmp_path):
     assert torch.equal(reloaded(x), out)
 
 
-# timm's own forward reads the head count in efficientformer, tiny-vit, maxvit, coatnet and mvitv2: no stand-in.
-STAND_IN_FAMILIES = sorted(set(MODELS) - {"efficientformer", "tiny-vit", "maxvit", "coatnet", "mvitv2"})
+# timm's own forward reads the head count in efficientformer, tiny-vit, maxvit, coatnet, mvitv2 and sam: no stand-in.
+STAND_IN_FAMILIES = sorted(set(MODELS) - {"efficientformer", "tiny-vit", "maxvit", "coatnet", "mvitv2", "sam"})
 
 
 @pytest.mark.parametrize("family", STAND_IN_FAMILIES)
