@@ -55,6 +55,14 @@ def _int(module: nn.Module, name: str) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _sub(module: nn.Module, name: str) -> nn.Module | None:
+    """The submodule ``name`` ("kv", "kv.linear") of ``module``, or None."""
+    try:
+        return module.get_submodule(name)
+    except AttributeError:
+        return None
+
+
 def _out_width(layer: nn.Module) -> int:
     return layer.weight.shape[0]  # nn.Linear and 1x1 nn.Conv2d alike
 
@@ -75,7 +83,8 @@ class TimmFamily:
     heads: the head count from the sliced weights (default: query width // (per_head * head_dim));
     after: further attributes to sync once ``num_heads`` is set (sizes derived from it, caches);
     keep: layers inside the module that every head shares along its head size (MViTv2's pooling
-    convolutions and norms): their weights stay whole."""
+    convolutions and norms): their weights stay whole;
+    other_head_dims: per-head sizes of other splits (see :class:`AttentionForm`)."""
 
     where: str
     name: str
@@ -86,15 +95,17 @@ class TimmFamily:
     heads: Callable[[nn.Module], int] | None = None
     after: Callable[[nn.Module], None] | None = None
     keep: tuple[str, ...] = ()
+    other_head_dims: Callable[[nn.Module], tuple[int, ...]] | None = None
 
     def matches(self, module: nn.Module) -> bool:
         return (is_timm(module, self.where, self.name) and _int(module, "num_heads")
                 and self.layer(module) is not None)
 
     def layer(self, module: nn.Module) -> nn.Module | None:
-        """The query layer: the first of ``query``'s names ("qkv|q_proj") that the module has."""
+        """The query layer: the first of ``query``'s names ("qkv|q_proj", dotted for a layer inside a
+        child: "kv.linear") that the module has."""
         for name in self.query.split("|"):
-            layer = getattr(module, name, None)
+            layer = _sub(module, name)
             if isinstance(layer, (nn.Linear, nn.Conv2d)):
                 return layer
         return None
@@ -117,8 +128,7 @@ class TimmFamily:
         if module.num_heads != 1:
             return shared
         names = dict.fromkeys((*self.query.split("|"), "qkv", "q", "k", "v", "kv", "q_proj", "k_proj", "v_proj"))
-        return shared + [(f"{n}.weight", 0) for n in names
-                         if isinstance(getattr(module, n, None), (nn.Linear, nn.Conv2d))]
+        return shared + [(f"{n}.weight", 0) for n in names if isinstance(_sub(module, n), (nn.Linear, nn.Conv2d))]
 
     def pruned(self, module: nn.Module) -> bool:
         """timm's own forward cannot run it: the heads' width is no longer the input's."""
@@ -155,7 +165,7 @@ class TimmFamily:
 def register_timm_family(name: str, family: TimmFamily, help: str) -> None:
     """An attention form for ``family`` and, when it has a stand-in forward, the swap used while pruning."""
     register_attention_form(name, AttentionForm(family.matches, family.size, family.sync, remember=family.remember,
-                                                  whole=family.single_head), help)
+                                                  whole=family.single_head, other_head_dims=family.other_head_dims), help)
     if family.forward is not None:
         _FAMILIES[family.stand_in_name] = family
         register_stand_in(f"timm.{family.where}.{family.name}",

@@ -283,3 +283,19 @@ register_timm_family(
                keep=("pool_q", "pool_k", "pool_v", "norm_q", "norm_k", "norm_v")),
     "timm MViTv2 MultiScaleAttention (pooled q/k/v per head, relative position along height and width)",
 )
+
+# ----------------------------------------------------------------------------- LeViT's downsampling attention
+
+
+def _levit_down_after(m: nn.Module) -> None:
+    m.key_attn_dim = m.key_dim * m.num_heads
+    m.val_attn_dim = m.val_dim * m.num_heads
+    m.attention_bias_cache = {}  # eval-mode cache of the biases, sized for the old head count
+
+
+register_timm_family(
+    "timm-levit-downsample-attention",
+    TimmFamily("models.levit", "AttentionDownsample", query="kv.linear", per_head=1, head_dim=lambda m: m.key_dim + m.val_dim,
+               heads=lambda m: m.attention_biases.shape[0], after=_levit_down_after, other_head_dims=lambda m: (m.key_dim,)),
+    "timm LeViT AttentionDownsample (queries from a subsampled grid: key_dim per head; keys and values key_dim + val_dim)",
+)

@@ -55,6 +55,9 @@ class AttentionForm:
     # Its forward splits channels into unequal sizes that ``sync`` recomputes from the weights (CoaT's
     # head groups with one convolution each): such a split passes each piece's channels on, unpinned.
     adaptive_splits: bool = False
+    # Further per-head sizes its forward splits into, besides head_dim (LeViT's downsampling attention:
+    # queries of key_dim channels per head, keys and values of key_dim + val_dim).
+    other_head_dims: Callable[[nn.Module], tuple[int, ...]] | None = None
 
 
 ATTENTION_FORMS: Registry[AttentionForm] = Registry("attention form")
@@ -80,9 +83,9 @@ def find_attention_form(module: nn.Module) -> AttentionForm | None:
 def head_axis(module: nn.Module, form: AttentionForm, sizes: list[int]) -> int | None:
     """Which factor of a split channel dimension (``sizes``, e.g. ``[3, heads, head_dim]``)
     counts heads: the one followed by exactly ``head_dim`` channels. None: not a head split."""
-    hd = form.head_dim(module)
+    hds = {form.head_dim(module), *(form.other_head_dims(module) if form.other_head_dims is not None else ())}
     for axis in range(len(sizes) - 1):
-        if math.prod(sizes[axis + 1:]) == hd and sizes[axis] > 1:
+        if math.prod(sizes[axis + 1:]) in hds and sizes[axis] > 1:
             return axis
     return None
 

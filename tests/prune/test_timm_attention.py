@@ -71,6 +71,9 @@ MODELS = {
     # embedding goes through an antialiased bicubic resample while exported (timm resamples it always then)
     "sam": lambda: _named("samvit_base_patch16", 32, img_size=32, patch_size=8, depth=2, embed_dim=64, num_heads=4,
                           window_size=2, global_attn_indexes=(1,), neck_chans=32),
+    # LeViT: its downsampling attention's queries (key_dim per head) come from a subsampled grid
+    "levit": lambda: _named("levit_128s", 64, img_size=64),
+    "levit-conv": lambda: _named("levit_conv_128s", 64, img_size=64),
     "edgenext": lambda: _class("timm.models.edgenext.EdgeNeXt", 64, depths=(1, 1, 1, 1), dims=(24, 48, 88, 168),
                                heads=(2, 2, 4, 4), global_block_counts=(0, 1, 1, 1)),
 }
@@ -86,7 +89,7 @@ FORMS = {
     "timm-coat-attention": "coat", "timm-coat-conv-position": "coat", "timm-eva-attention": "eva",
     "timm-swinv2-attention": "swinv2", "timm-fastvit-attention": "fastvit", "timm-nest-attention": "nest",
     "timm-attention-pool": "siglip", "timm-mvitv2-attention": "mvitv2",
-    "timm-sam-attention": "sam",
+    "timm-sam-attention": "sam", "timm-levit-downsample-attention": "levit",
 }
 
 
@@ -147,8 +150,8 @@ def test_family_loses_whole_heads_and_round_trips(family, tmp_path):
     assert torch.equal(reloaded(x), out)
 
 
-# timm's own forward reads the head count in efficientformer, tiny-vit, maxvit, coatnet, mvitv2 and sam: no stand-in.
-STAND_IN_FAMILIES = sorted(set(MODELS) - {"efficientformer", "tiny-vit", "maxvit", "coatnet", "mvitv2", "sam"})
+# timm's own forward reads the head count in efficientformer, tiny-vit, maxvit, coatnet, mvitv2, sam and levit: no stand-in.
+STAND_IN_FAMILIES = sorted(set(MODELS) - {"efficientformer", "tiny-vit", "maxvit", "coatnet", "mvitv2", "sam", "levit", "levit-conv"})
 
 
 @pytest.mark.parametrize("family", STAND_IN_FAMILIES)

@@ -24,19 +24,21 @@ def test_poolformer_scale_follows_its_pruned_parameter():
 
 
 def test_attention_of_no_registered_form_stays_whole_and_the_model_prunes():
-    """LeViT's downsampling attention (queries from a subsampled grid) matches no attention form: its
-    heads and widths stay, the rest of the model (LeViT's own attention among it) shrinks."""
+    """EfficientViT (MSRA)'s cascaded group attention (one projection module per head, each head's input
+    adding the previous head's output) matches no attention form: its heads and widths stay, the rest of
+    the model shrinks."""
     timm = pytest.importorskip("timm")
     from slimforge.prune.attention import find_attention_form
 
     torch.manual_seed(0)
-    model = timm.create_model("levit_128s", pretrained=False, img_size=64, num_classes=5).eval()
-    down = next(m for m in model.modules() if type(m).__name__ == "AttentionDownsample")
-    assert find_attention_form(down) is None
-    heads, widths = down.num_heads, [p.shape for p in down.parameters()]
+    model = timm.create_model("efficientvit_m0", pretrained=False, num_classes=5, img_size=64, embed_dim=(32, 64, 96),
+                              depth=(1, 1, 1), window_size=(4, 4, 4)).eval()
+    cascaded = [m for m in model.modules() if type(m).__name__ == "CascadedGroupAttention"]
+    assert cascaded and all(find_attention_form(m) is None for m in cascaded)
+    widths = [[p.shape for p in m.parameters()] for m in cascaded]
     x = torch.randn(2, 3, 64, 64)
     n = sum(p.numel() for p in model.parameters())
     sp.prune(model, x, ratio=0.5)
-    assert down.num_heads == heads and [p.shape for p in down.parameters()] == widths
+    assert [[p.shape for p in m.parameters()] for m in cascaded] == widths
     assert sum(p.numel() for p in model.parameters()) < 0.9 * n
     assert model(x).shape == (2, 5)
