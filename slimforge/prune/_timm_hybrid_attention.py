@@ -299,3 +299,20 @@ register_timm_family(
                heads=lambda m: m.attention_biases.shape[0], after=_levit_down_after, other_head_dims=lambda m: (m.key_dim,)),
     "timm LeViT AttentionDownsample (queries from a subsampled grid: key_dim per head; keys and values key_dim + val_dim)",
 )
+
+# ----------------------------------------------------------------------------- EfficientFormerV2
+
+
+def _efficientformer_v2_after(m: nn.Module) -> None:
+    m.dh = m.d * m.num_heads  # timm reshapes the heads' output to (B, dh, H, W)
+    m.attention_bias_cache = {}
+
+
+for _name in ("Attention2d", "Attention2dDownsample"):
+    register_timm_family(
+        f"timm-efficientformerv2-{_name.lower()}",
+        TimmFamily("models.efficientformer_v2", _name, query="k.conv", per_head=1, head_dim=lambda m: m.key_dim,
+                   heads=lambda m: m.attention_biases.shape[0], after=_efficientformer_v2_after, other_head_dims=lambda m: (m.d,)),
+        f"timm EfficientFormerV2 {_name} (key_dim query/key and d value channels per head, attention biases per head"
+        + (", talking heads)" if _name == "Attention2d" else ")"),
+    )

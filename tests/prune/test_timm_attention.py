@@ -74,6 +74,9 @@ MODELS = {
     # LeViT: its downsampling attention's queries (key_dim per head) come from a subsampled grid
     "levit": lambda: _named("levit_128s", 64, img_size=64),
     "levit-conv": lambda: _named("levit_conv_128s", 64, img_size=64),
+    # talking heads (1x1 convolutions across heads) and a downsampling attention with local-global queries
+    "efficientformerv2": lambda: _class("timm.models.efficientformer_v2.EfficientFormerV2", 64, img_size=64, depths=(1, 1, 2, 2),
+                                        embed_dims=(16, 32, 48, 64), num_vit=1, mlp_ratios=2),
     "edgenext": lambda: _class("timm.models.edgenext.EdgeNeXt", 64, depths=(1, 1, 1, 1), dims=(24, 48, 88, 168),
                                heads=(2, 2, 4, 4), global_block_counts=(0, 1, 1, 1)),
 }
@@ -90,6 +93,7 @@ FORMS = {
     "timm-swinv2-attention": "swinv2", "timm-fastvit-attention": "fastvit", "timm-nest-attention": "nest",
     "timm-attention-pool": "siglip", "timm-mvitv2-attention": "mvitv2",
     "timm-sam-attention": "sam", "timm-levit-downsample-attention": "levit",
+    "timm-efficientformerv2-attention2d": "efficientformerv2", "timm-efficientformerv2-attention2ddownsample": "efficientformerv2",
 }
 
 
@@ -104,8 +108,9 @@ def _per_head_sizes(m: nn.Module) -> list[int]:
                       ("logit_scale", 0)):
         if isinstance(getattr(m, name, None), torch.Tensor):
             sizes.append(getattr(m, name).shape[dim])
-    for name, attr in (("proj_l", "in_features"), ("proj_w", "out_features"), ("pos_proj", "out_features")):
-        if isinstance(getattr(m, name, None), nn.Linear):
+    for name, attr in (("proj_l", "in_features"), ("proj_w", "out_features"), ("pos_proj", "out_features"),
+                       ("talking_head1", "in_channels"), ("talking_head2", "out_channels")):
+        if isinstance(getattr(m, name, None), (nn.Linear, nn.Conv2d)):
             sizes.append(getattr(getattr(m, name), attr))
     if isinstance(getattr(m, "cpb_mlp", None), nn.Sequential):  # Swin v2's continuous position bias
         sizes.append(m.cpb_mlp[-1].out_features)
@@ -150,8 +155,9 @@ def test_family_loses_whole_heads_and_round_trips(family, tmp_path):
     assert torch.equal(reloaded(x), out)
 
 
-# timm's own forward reads the head count in efficientformer, tiny-vit, maxvit, coatnet, mvitv2, sam and levit: no stand-in.
-STAND_IN_FAMILIES = sorted(set(MODELS) - {"efficientformer", "tiny-vit", "maxvit", "coatnet", "mvitv2", "sam", "levit", "levit-conv"})
+# timm's own forward reads the head count in efficientformer(v2), tiny-vit, maxvit, coatnet, mvitv2, sam and levit: no stand-in.
+STAND_IN_FAMILIES = sorted(set(MODELS) - {"efficientformer", "tiny-vit", "maxvit", "coatnet", "mvitv2", "sam", "levit", "levit-conv",
+                                           "efficientformerv2"})
 
 
 @pytest.mark.parametrize("family", STAND_IN_FAMILIES)
