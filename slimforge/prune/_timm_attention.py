@@ -441,3 +441,22 @@ register_timm_family("timm-attention-pool",
 
 register_timm_family("timm-sam-attention", TimmFamily("models.vision_transformer_sam", "Attention"),
                      "timm SAM ViT Attention (on a (B, H, W, C) map; decomposed relative position or rotary embeddings)")
+
+
+# ----------------------------------------------------------------------------- CrossViT
+
+
+def _cross_attention_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm.models.crossvit.CrossAttention.forward: the class token (x[:, 0]) attends to all tokens
+    of the other branch. x: (B, N, dim) -> (B, 1, dim)."""
+    B, N, _ = x.shape
+    q = self.wq(x[:, 0:1, ...]).reshape(B, 1, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
+    k = self.wk(x).reshape(B, N, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
+    v = self.wv(x).reshape(B, N, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
+    attn = self.attn_drop(((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1))
+    return _merge_heads(self, attn @ v)
+
+
+register_timm_family("timm-crossvit-cross-attention",
+                     TimmFamily("models.crossvit", "CrossAttention", query="wq", per_head=1, forward=_cross_attention_forward),
+                     "timm CrossViT CrossAttention (one branch's class token attends to the other branch's tokens)")

@@ -77,6 +77,8 @@ MODELS = {
     # talking heads (1x1 convolutions across heads) and a downsampling attention with local-global queries
     "efficientformerv2": lambda: _class("timm.models.efficientformer_v2.EfficientFormerV2", 64, img_size=64, depths=(1, 1, 2, 2),
                                         embed_dims=(16, 32, 48, 64), num_vit=1, mlp_ratios=2),
+    # two branches; each one's class token attends to the other's tokens
+    "crossvit": lambda: _named("crossvit_tiny_240", 120, img_size=120, depth=((1, 1, 0),), embed_dim=(48, 96), num_heads=(2, 4)),
     "edgenext": lambda: _class("timm.models.edgenext.EdgeNeXt", 64, depths=(1, 1, 1, 1), dims=(24, 48, 88, 168),
                                heads=(2, 2, 4, 4), global_block_counts=(0, 1, 1, 1)),
 }
@@ -93,6 +95,7 @@ FORMS = {
     "timm-swinv2-attention": "swinv2", "timm-fastvit-attention": "fastvit", "timm-nest-attention": "nest",
     "timm-attention-pool": "siglip", "timm-mvitv2-attention": "mvitv2",
     "timm-sam-attention": "sam", "timm-levit-downsample-attention": "levit",
+    "timm-crossvit-cross-attention": "crossvit",
     "timm-efficientformerv2-attention2d": "efficientformerv2", "timm-efficientformerv2-attention2ddownsample": "efficientformerv2",
 }
 
