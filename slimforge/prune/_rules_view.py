@@ -126,6 +126,37 @@ def _pool(tr: Tracing, node: torch.fx.Node) -> Any:
     return out
 
 
+@_rule("im2col")
+def _im2col(tr: Tracing, node: torch.fx.Node) -> Any:
+    """F.unfold: (B, C, H, W) -> (B, C * k*k, L), each channel's k*k kernel positions side by side."""
+    label = tr.lab(node.args[0])
+    if label is None:
+        return _none_like(node)
+    for v in label[-2:]:
+        tr.uf.pin(v)
+    kk = _shape(node)[-2] // _shape(node.args[0])[-3]
+    channels = label[-3]
+    return [*label[:-3], None if channels is None else np.repeat(channels, kk), None]
+
+
+@_rule("col2im")
+def _col2im(tr: Tracing, node: torch.fx.Node) -> Any:
+    """F.fold: (B, C * k*k, L) -> (B, C, H, W), summing each channel's k*k kernel positions: they go together."""
+    label = tr.lab(node.args[0])
+    if label is None:
+        return _none_like(node)
+    tr.uf.pin(label[-1])
+    channels = _shape(node)[-3]
+    vec = label[-2]
+    if vec is not None:
+        grid = vec.reshape(channels, -1)
+        for row in grid:
+            for e in row[1:].tolist():
+                tr.uf.union(int(row[0]), e)
+        vec = np.ascontiguousarray(grid[:, 0])
+    return [*label[:-2], vec, None, None]
+
+
 @_rule("view", "reshape", "_unsafe_view", "view_copy", "flatten", "unflatten", "squeeze", "squeeze_", "unsqueeze",
        "unsqueeze_", "_reshape_alias", "reshape_as", "view_as")
 def _reshape(tr: Tracing, node: torch.fx.Node) -> Any:

@@ -316,3 +316,47 @@ for _name in ("Attention2d", "Attention2dDownsample"):
         f"timm EfficientFormerV2 {_name} (key_dim query/key and d value channels per head, attention biases per head"
         + (", talking heads)" if _name == "Attention2d" else ")"),
     )
+
+# ----------------------------------------------------------------------------- VOLO
+
+
+def _outlook_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm.models.volo.OutlookAttention.forward: each position's k x k neighbourhood of values, weighted
+    by attention predicted from the (pooled) position itself. x: (B, H, W, C) -> (B, H, W, C)."""
+    B, H, W, _ = x.shape
+    kk = self.kernel_size * self.kernel_size
+    h, w = math.ceil(H / self.stride), math.ceil(W / self.stride)
+    v = self.unfold(self.v(x).permute(0, 3, 1, 2))
+    v = v.reshape(B, self.num_heads, self.head_dim, kk, h * w).permute(0, 1, 4, 3, 2)  # B, heads, N, kk, head_dim
+    attn = self.attn(self.pool(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
+    attn = attn.reshape(B, h * w, self.num_heads, kk, kk).permute(0, 2, 1, 3, 4)  # B, heads, N, kk, kk
+    attn = self.attn_drop((attn * self.scale).softmax(dim=-1))
+    x = (attn @ v).permute(0, 1, 4, 3, 2).reshape(B, -1, h * w)
+    x = F.fold(x, output_size=(H, W), kernel_size=self.kernel_size, padding=self.padding, stride=self.stride)
+    return self.proj_drop(self.proj(x.permute(0, 2, 3, 1)))
+
+
+def _outlook_head_dims(m: nn.Module) -> tuple[int, ...]:
+    """Unfolded values: head_dim x kk per head; attention weights: kk x kk per head."""
+    kk = m.kernel_size * m.kernel_size
+    return m.head_dim * kk, kk * kk
+
+
+register_timm_family(
+    "timm-volo-outlook-attention",
+    TimmFamily("models.volo", "OutlookAttention", query="v", per_head=1, forward=_outlook_forward, other_head_dims=_outlook_head_dims),
+    "timm VOLO OutlookAttention (attention over each position's unfolded k x k neighbourhood, k^4 weights per head)",
+)
+
+
+def _volo_attention_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm.models.volo.Attention.forward. x: (B, H, W, C) -> (B, H, W, C)."""
+    B, H, W, _ = x.shape
+    x = _merge_heads(self, _attend(self, *_split_qkv(self, self.qkv(x.reshape(B, H * W, -1)))))
+    return x.reshape(B, H, W, -1)
+
+
+register_timm_family("timm-volo-attention", TimmFamily("models.volo", "Attention", forward=_volo_attention_forward),
+                     "timm VOLO Attention (on a (B, H, W, C) map)")
+register_timm_family("timm-volo-class-attention", TimmFamily("models.volo", "ClassAttention", query="q", per_head=1),
+                     "timm VOLO ClassAttention (the class token attends to all tokens; head_dim of its own)")

@@ -79,6 +79,9 @@ MODELS = {
                                         embed_dims=(16, 32, 48, 64), num_vit=1, mlp_ratios=2),
     # two branches; each one's class token attends to the other's tokens
     "crossvit": lambda: _named("crossvit_tiny_240", 120, img_size=120, depth=((1, 1, 0),), embed_dim=(48, 96), num_heads=(2, 4)),
+    # outlook attention over unfolded k x k neighbourhoods (F.unfold / F.fold), attention on a map, class attention
+    "volo": lambda: _class("timm.models.volo.VOLO", 64, img_size=64, layers=(1, 1, 1, 1), embed_dims=(32, 64, 64, 64),
+                           num_heads=(2, 4, 4, 4), stem_hidden_dim=16),
     "edgenext": lambda: _class("timm.models.edgenext.EdgeNeXt", 64, depths=(1, 1, 1, 1), dims=(24, 48, 88, 168),
                                heads=(2, 2, 4, 4), global_block_counts=(0, 1, 1, 1)),
 }
@@ -95,7 +98,8 @@ FORMS = {
     "timm-swinv2-attention": "swinv2", "timm-fastvit-attention": "fastvit", "timm-nest-attention": "nest",
     "timm-attention-pool": "siglip", "timm-mvitv2-attention": "mvitv2",
     "timm-sam-attention": "sam", "timm-levit-downsample-attention": "levit",
-    "timm-crossvit-cross-attention": "crossvit",
+    "timm-crossvit-cross-attention": "crossvit", "timm-volo-outlook-attention": "volo", "timm-volo-attention": "volo",
+    "timm-volo-class-attention": "volo",
     "timm-efficientformerv2-attention2d": "efficientformerv2", "timm-efficientformerv2-attention2ddownsample": "efficientformerv2",
 }
 
@@ -115,6 +119,8 @@ def _per_head_sizes(m: nn.Module) -> list[int]:
                        ("talking_head1", "in_channels"), ("talking_head2", "out_channels")):
         if isinstance(getattr(m, name, None), (nn.Linear, nn.Conv2d)):
             sizes.append(getattr(getattr(m, name), attr))
+    if isinstance(getattr(m, "unfold", None), nn.Unfold):  # VOLO's outlook attention: k^4 attention weights per head
+        sizes.append(m.attn.out_features // m.kernel_size ** 4)
     if isinstance(getattr(m, "cpb_mlp", None), nn.Sequential):  # Swin v2's continuous position bias
         sizes.append(m.cpb_mlp[-1].out_features)
     rel = getattr(m, "rel_pos", None)
