@@ -460,3 +460,22 @@ def _cross_attention_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
 register_timm_family("timm-crossvit-cross-attention",
                      TimmFamily("models.crossvit", "CrossAttention", query="wq", per_head=1, forward=_cross_attention_forward),
                      "timm CrossViT CrossAttention (one branch's class token attends to the other branch's tokens)")
+
+
+# ----------------------------------------------------------------------------- TNT
+
+
+register_timm_family("timm-tnt-attention", TimmFamily("models.tnt", "Attention", query="qk", per_head=2),
+                     "timm TNT Attention (inner and outer: fused q/k, separate v)")
+
+
+def _pixel_embed_sync(module: nn.Module) -> dict[str, int]:
+    module.in_dim = _out_width(module.proj)  # TNT reshapes its pixel embeddings to (B * patches, in_dim, -1)
+    return {}
+
+
+register_attention_form(
+    "timm-tnt-pixel-embed",
+    AttentionForm(lambda m: is_timm(m, "models.tnt", "PixelEmbed"), lambda m: m.in_dim, _pixel_embed_sync, part=True),
+    "timm TNT PixelEmbed (a part of TNT's attention model: the inner width it reshapes pixels to follows its projection)",
+)

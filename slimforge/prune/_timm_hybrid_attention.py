@@ -360,3 +360,22 @@ register_timm_family("timm-volo-attention", TimmFamily("models.volo", "Attention
                      "timm VOLO Attention (on a (B, H, W, C) map)")
 register_timm_family("timm-volo-class-attention", TimmFamily("models.volo", "ClassAttention", query="q", per_head=1),
                      "timm VOLO ClassAttention (the class token attends to all tokens; head_dim of its own)")
+
+# ----------------------------------------------------------------------------- Next-ViT
+
+
+def _next_vit_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm.models.nextvit.EfficientAttention.forward: keys and values from an average-pooled sequence
+    when ``sr_ratio`` > 1. x: (B, N, dim) -> (B, N, out_dim)."""
+    B, N, _ = x.shape
+    q = self.q(x).reshape(B, N, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
+    if self.sr is not None:
+        x = self.norm(self.sr(x.transpose(1, 2))).transpose(1, 2)
+    k = self.k(x).reshape(B, -1, self.num_heads, self.head_dim).transpose(1, 2)
+    v = self.v(x).reshape(B, -1, self.num_heads, self.head_dim).transpose(1, 2)
+    return _merge_heads(self, _attend(self, q, k, v))
+
+
+register_timm_family("timm-nextvit-attention",
+                     TimmFamily("models.nextvit", "EfficientAttention", query="q", per_head=1, forward=_next_vit_forward),
+                     "timm Next-ViT EfficientAttention (pooled keys and values)")

@@ -82,6 +82,14 @@ MODELS = {
     # outlook attention over unfolded k x k neighbourhoods (F.unfold / F.fold), attention on a map, class attention
     "volo": lambda: _class("timm.models.volo.VOLO", 64, img_size=64, layers=(1, 1, 1, 1), embed_dims=(32, 64, 64, 64),
                            num_heads=(2, 4, 4, 4), stem_hidden_dim=16),
+    # inner (pixel) and outer (patch) attention; the pixel embedding reshapes to the inner width
+    "tnt": lambda: _class("timm.models.tnt.TNT", 32, img_size=32, patch_size=8, embed_dim=64, inner_dim=16, depth=2,
+                          num_heads_inner=2, num_heads_outer=4, first_stride=2),
+    "tnt-legacy": lambda: _class("timm.models.tnt.TNT", 32, img_size=32, patch_size=8, embed_dim=64, inner_dim=16, depth=2,
+                                 num_heads_inner=2, num_heads_outer=4, first_stride=2, legacy=True),
+    # pooled keys and values
+    "nextvit": lambda: _class("timm.models.nextvit.NextViT", 64, in_chans=3, stem_chs=(16, 16, 16), depths=(1, 1, 5, 1),
+                              sr_ratios=(4, 2, 2, 1)),
     "edgenext": lambda: _class("timm.models.edgenext.EdgeNeXt", 64, depths=(1, 1, 1, 1), dims=(24, 48, 88, 168),
                                heads=(2, 2, 4, 4), global_block_counts=(0, 1, 1, 1)),
 }
@@ -99,7 +107,8 @@ FORMS = {
     "timm-attention-pool": "siglip", "timm-mvitv2-attention": "mvitv2",
     "timm-sam-attention": "sam", "timm-levit-downsample-attention": "levit",
     "timm-crossvit-cross-attention": "crossvit", "timm-volo-outlook-attention": "volo", "timm-volo-attention": "volo",
-    "timm-volo-class-attention": "volo",
+    "timm-volo-class-attention": "volo", "timm-tnt-attention": "tnt", "timm-tnt-pixel-embed": "tnt",
+    "timm-nextvit-attention": "nextvit",
     "timm-efficientformerv2-attention2d": "efficientformerv2", "timm-efficientformerv2-attention2ddownsample": "efficientformerv2",
 }
 
@@ -164,9 +173,9 @@ def test_family_loses_whole_heads_and_round_trips(family, tmp_path):
     assert torch.equal(reloaded(x), out)
 
 
-# timm's own forward reads the head count in efficientformer(v2), tiny-vit, maxvit, coatnet, mvitv2, sam and levit: no stand-in.
+# timm's own forward reads the head count in efficientformer(v2), tiny-vit, maxvit, coatnet, mvitv2, sam, levit and tnt: no stand-in.
 STAND_IN_FAMILIES = sorted(set(MODELS) - {"efficientformer", "tiny-vit", "maxvit", "coatnet", "mvitv2", "sam", "levit", "levit-conv",
-                                           "efficientformerv2"})
+                                           "efficientformerv2", "tnt", "tnt-legacy"})
 
 
 @pytest.mark.parametrize("family", STAND_IN_FAMILIES)
