@@ -379,3 +379,23 @@ def _next_vit_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
 register_timm_family("timm-nextvit-attention",
                      TimmFamily("models.nextvit", "EfficientAttention", query="q", per_head=1, forward=_next_vit_forward),
                      "timm Next-ViT EfficientAttention (pooled keys and values)")
+
+# ----------------------------------------------------------------------------- Hiera
+
+
+def _hiera_attention(m: nn.Module) -> bool:
+    return (is_timm(m, "models.hiera", "MaskUnitAttention") and isinstance(getattr(m, "heads", None), int)
+            and isinstance(getattr(m, "head_dim", None), int) and isinstance(getattr(m, "qkv", None), nn.Linear))
+
+
+def _hiera_sync(m: nn.Module) -> dict[str, int]:
+    m.heads = m.qkv.out_features // (3 * m.head_dim)
+    m.dim_out = m.heads * m.head_dim  # timm reshapes the heads' output to (B, N, dim_out) before proj
+    return {}
+
+
+register_attention_form(
+    "timm-hiera-attention",
+    AttentionForm(_hiera_attention, lambda m: m.head_dim, _hiera_sync, whole=lambda m: [("qkv.weight", 0)] if m.heads == 1 else []),
+    "timm Hiera MaskUnitAttention (heads, head_dim; mask-unit or global attention, pooled queries)",
+)

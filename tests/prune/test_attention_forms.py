@@ -96,7 +96,7 @@ def _query_width(m: nn.Module) -> int:
     if hasattr(m, "shift_size"):  # torchvision Swin
         return m.qkv.out_features // 3
     if hasattr(m, "attention_biases"):  # LeViT: head_dim counts a head's query, key and value channels
-        return m.qkv.linear.out_features
+        return (m.qkv if hasattr(m, "qkv") else m.kv).linear.out_features  # AttentionDownsample: keys and values
     if hasattr(m, "qkv"):
         return m.qkv.out_features // 3
     if hasattr(m, "in_proj_weight"):

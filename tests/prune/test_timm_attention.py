@@ -90,6 +90,8 @@ MODELS = {
     # pooled keys and values
     "nextvit": lambda: _class("timm.models.nextvit.NextViT", 64, in_chans=3, stem_chs=(16, 16, 16), depths=(1, 1, 5, 1),
                               sr_ratios=(4, 2, 2, 1)),
+    # mask-unit (windowed) and global attention, pooled queries; head count in `heads`
+    "hiera": lambda: _class("timm.models.hiera.Hiera", 64, img_size=(64, 64), embed_dim=32, num_heads=1, stages=(1, 1, 2, 1)),
     "edgenext": lambda: _class("timm.models.edgenext.EdgeNeXt", 64, depths=(1, 1, 1, 1), dims=(24, 48, 88, 168),
                                heads=(2, 2, 4, 4), global_block_counts=(0, 1, 1, 1)),
 }
@@ -108,13 +110,18 @@ FORMS = {
     "timm-sam-attention": "sam", "timm-levit-downsample-attention": "levit",
     "timm-crossvit-cross-attention": "crossvit", "timm-volo-outlook-attention": "volo", "timm-volo-attention": "volo",
     "timm-volo-class-attention": "volo", "timm-tnt-attention": "tnt", "timm-tnt-pixel-embed": "tnt",
-    "timm-nextvit-attention": "nextvit",
+    "timm-nextvit-attention": "nextvit", "timm-hiera-attention": "hiera",
     "timm-efficientformerv2-attention2d": "efficientformerv2", "timm-efficientformerv2-attention2ddownsample": "efficientformerv2",
 }
 
 
 def _attention(model: nn.Module) -> dict[str, nn.Module]:
     return {p: m for p, m in model.named_modules() if (f := find_attention_form(m)) is not None and not f.part}
+
+
+def _num_heads(m: nn.Module) -> int:
+    """The head count the module's forward reads (Hiera names it ``heads``)."""
+    return m.num_heads if isinstance(getattr(m, "num_heads", None), int) else m.heads
 
 
 def _per_head_sizes(m: nn.Module) -> list[int]:
@@ -154,17 +161,17 @@ def test_family_loses_whole_heads_and_round_trips(family, tmp_path):
     model, x = MODELS[family]()
     assert {ATTENTION_FORMS.get(f) for f, fam in FORMS.items() if fam == family} <= {find_attention_form(m) for m in model.modules()}
     forms = {find_attention_form(m) for m in _attention(model).values()}
-    heads = {p: m.num_heads for p, m in _attention(model).items()}
+    heads = {p: _num_heads(m) for p, m in _attention(model).items()}
     shape = model(x).shape
 
     sp.prune(model, x, ratio=0.5)
 
     attns = _attention(model)
     for form in forms:  # every attention form of the model lost heads somewhere
-        assert any(m.num_heads < heads[p] for p, m in attns.items() if find_attention_form(m) is form), form
+        assert any(_num_heads(m) < heads[p] for p, m in attns.items() if find_attention_form(m) is form), form
     for path, m in attns.items():
-        assert m.num_heads <= heads[path]
-        assert all(s == m.num_heads for s in _per_head_sizes(m)), (path, m.num_heads, _per_head_sizes(m))
+        assert _num_heads(m) <= heads[path]
+        assert all(s == _num_heads(m) for s in _per_head_sizes(m)), (path, _num_heads(m), _per_head_sizes(m))
     out = model(x)
     assert out.shape == shape and torch.isfinite(out).all()
     save(model, tmp_path / family)
@@ -173,9 +180,9 @@ def test_family_loses_whole_heads_and_round_trips(family, tmp_path):
     assert torch.equal(reloaded(x), out)
 
 
-# timm's own forward reads the head count in efficientformer(v2), tiny-vit, maxvit, coatnet, mvitv2, sam, levit and tnt: no stand-in.
+# timm's own forward reads the head count in efficientformer(v2), tiny-vit, maxvit, coatnet, mvitv2, sam, levit, tnt, hiera: no stand-in.
 STAND_IN_FAMILIES = sorted(set(MODELS) - {"efficientformer", "tiny-vit", "maxvit", "coatnet", "mvitv2", "sam", "levit", "levit-conv",
-                                           "efficientformerv2", "tnt", "tnt-legacy"})
+                                           "efficientformerv2", "tnt", "tnt-legacy", "hiera"})
 
 
 @pytest.mark.parametrize("family", STAND_IN_FAMILIES)
