@@ -84,7 +84,9 @@ class TimmFamily:
     after: further attributes to sync once ``num_heads`` is set (sizes derived from it, caches);
     keep: layers inside the module that every head shares along its head size (MViTv2's pooling
     convolutions and norms): their weights stay whole;
-    other_head_dims: per-head sizes of other splits (see :class:`AttentionForm`)."""
+    other_head_dims: per-head sizes of other splits (see :class:`AttentionForm`); adaptive_splits: its
+    forward's unequal splits follow the pruned weights (see :class:`AttentionForm`);
+    own_fits: timm's own forward still runs the module (default: the heads' width is the input's)."""
 
     where: str
     name: str
@@ -96,6 +98,8 @@ class TimmFamily:
     after: Callable[[nn.Module], None] | None = None
     keep: tuple[str, ...] = ()
     other_head_dims: Callable[[nn.Module], tuple[int, ...]] | None = None
+    adaptive_splits: bool = False
+    own_fits: Callable[[nn.Module], bool] | None = None
 
     def matches(self, module: nn.Module) -> bool:
         return (is_timm(module, self.where, self.name) and _int(module, "num_heads")
@@ -132,6 +136,8 @@ class TimmFamily:
 
     def pruned(self, module: nn.Module) -> bool:
         """timm's own forward cannot run it: the heads' width is no longer the input's."""
+        if self.own_fits is not None:
+            return not self.own_fits(module)
         return _in_width(self.layer(module)) != _in_width(module.proj)
 
     @property
@@ -165,7 +171,8 @@ class TimmFamily:
 def register_timm_family(name: str, family: TimmFamily, help: str) -> None:
     """An attention form for ``family`` and, when it has a stand-in forward, the swap used while pruning."""
     register_attention_form(name, AttentionForm(family.matches, family.size, family.sync, remember=family.remember,
-                                                  whole=family.single_head, other_head_dims=family.other_head_dims), help)
+                                                  whole=family.single_head, other_head_dims=family.other_head_dims,
+                                                  adaptive_splits=family.adaptive_splits), help)
     if family.forward is not None:
         _FAMILIES[family.stand_in_name] = family
         register_stand_in(f"timm.{family.where}.{family.name}",

@@ -399,3 +399,44 @@ register_attention_form(
     AttentionForm(_hiera_attention, lambda m: m.head_dim, _hiera_sync, whole=lambda m: [("qkv.weight", 0)] if m.heads == 1 else []),
     "timm Hiera MaskUnitAttention (heads, head_dim; mask-unit or global attention, pooled queries)",
 )
+
+# ----------------------------------------------------------------------------- EfficientViT (MSRA)
+
+
+def _head_sizes(m: nn.Module, head: int) -> list[int]:
+    """Query, key and value channels of one head of a CascadedGroupAttention, from its layers."""
+    key = m.dws[head].conv.weight.shape[0]
+    return [key, key, m.qkvs[head].conv.weight.shape[0] - 2 * key]
+
+
+def _cascaded_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm.models.efficientvit_msra.CascadedGroupAttention.forward with each head's query/key and value
+    sizes read from its own layers (pruning may leave heads of different sizes). x: (B, C, H, W) -> same."""
+    B, _, H, W = x.shape
+    feats_in = x.chunk(len(self.qkvs), dim=1)
+    feats_out = []
+    feat = feats_in[0]
+    attn_bias = self.get_attention_biases(x.device)
+    for head_idx, (qkv, dws) in enumerate(zip(self.qkvs, self.dws)):
+        if head_idx > 0:
+            feat = feat + feats_in[head_idx]
+        q, k, v = qkv(feat).view(B, -1, H, W).split(_head_sizes(self, head_idx), dim=1)
+        q = dws(q).flatten(2) * self.scale
+        k, v = k.flatten(2), v.flatten(2)
+        attn = (q.transpose(-2, -1) @ k + attn_bias[head_idx]).softmax(dim=-1)
+        feat = (v @ attn.transpose(-2, -1)).view(B, -1, H, W)
+        feats_out.append(feat)
+    return self.proj(torch.cat(feats_out, 1))
+
+
+def _cascaded_own_fits(m: nn.Module) -> bool:
+    return all(_head_sizes(m, i) == [m.key_dim, m.key_dim, m.val_dim] for i in range(len(m.qkvs)))
+
+
+register_timm_family(
+    "timm-efficientvit-cascaded-attention",
+    TimmFamily("models.efficientvit_msra", "CascadedGroupAttention", query="qkvs.0.conv", per_head=1, forward=_cascaded_forward,
+               head_dim=lambda m: m.key_dim, heads=lambda m: len(m.qkvs), adaptive_splits=True, own_fits=_cascaded_own_fits),
+    "timm EfficientViT (MSRA) CascadedGroupAttention: its heads are modules in a cascade and stay; each head's "
+    "query/key and value channels are pruned",
+)

@@ -114,9 +114,9 @@ def _logits(out):
 
 def test_every_attention_form_has_a_contract_model():
     """Here, or for timm's further families, in test_timm_attention.py."""
-    from test_timm_attention import FORMS
+    from test_timm_attention import ELSEWHERE, FORMS
 
-    assert sorted([*FORM_MODELS, *FORMS]) == list_attention_forms()
+    assert sorted([*FORM_MODELS, *FORMS, *ELSEWHERE]) == list_attention_forms()
 
 
 @pytest.mark.parametrize("form", sorted(FORM_MODELS))

@@ -24,25 +24,70 @@ def test_poolformer_scale_follows_its_pruned_parameter():
     assert model(x).shape == (2, 5)
 
 
+class _OwnAttention(nn.Module):
+    """Attention of a class no form knows, sizing its heads from its input (C // num_heads)."""
+
+    def __init__(self, dim: int = 32, num_heads: int = 4) -> None:
+        super().__init__()
+        self.num_heads, self.qkv, self.proj = num_heads, nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, C = x.shape
+        q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        return self.proj(torch.softmax(q @ k.transpose(-2, -1), dim=-1).matmul(v).transpose(1, 2).reshape(B, N, C))
+
+
 def test_attention_of_no_registered_form_stays_whole_and_the_model_prunes():
-    """EfficientViT (MSRA)'s cascaded group attention (one projection module per head, each head's input
-    adding the previous head's output) matches no attention form: its heads and widths stay, the rest of
-    the model shrinks."""
-    timm = pytest.importorskip("timm")
+    """An attention module of no registered form (an integer num_heads and linear layers) keeps its heads
+    and widths, and the residual width it reads; the MLP around it shrinks."""
     from slimforge.prune.attention import find_attention_form
 
     torch.manual_seed(0)
-    model = timm.create_model("efficientvit_m0", pretrained=False, num_classes=5, img_size=64, embed_dim=(32, 64, 96),
-                              depth=(1, 1, 1), window_size=(4, 4, 4)).eval()
-    cascaded = [m for m in model.modules() if type(m).__name__ == "CascadedGroupAttention"]
-    assert cascaded and all(find_attention_form(m) is None for m in cascaded)
-    widths = [[p.shape for p in m.parameters()] for m in cascaded]
+    model = nn.Sequential(nn.Linear(8, 32), _OwnAttention(), nn.Linear(32, 64), nn.GELU(), nn.Linear(64, 3)).eval()
+    attn = model[1]
+    assert find_attention_form(attn) is None
+    widths = [p.shape for p in attn.parameters()]
+    x = torch.randn(2, 5, 8)
+    sp.prune(model, x, ratio=0.5, round_to=1)
+    assert [p.shape for p in attn.parameters()] == widths and attn.num_heads == 4
+    assert model[2].out_features == 32
+    assert model(x).shape == (2, 5, 3)
+
+
+def test_efficientvit_msra_cascaded_attention_keeps_its_heads_and_loses_channels_per_head(tmp_path):
+    """EfficientViT (MSRA): the heads of its cascaded group attention are modules in a cascade (each head's
+    input adds the previous head's output), so they stay; each head's query/key and value channels go,
+    run by a stand-in forward that reads each head's sizes from its layers, also after slimforge.load."""
+    timm = pytest.importorskip("timm")
+    import slimforge
+    from slimforge.prune._timm_attention import own_class
+    from slimforge.prune.attention import find_attention_form, swap_for
+
+    torch.manual_seed(0)
+    model = slimforge.create_model("timm:efficientvit_m0", num_classes=5, img_size=64, embed_dim=(32, 64, 96),
+                                   depth=(1, 1, 1), window_size=(4, 4, 4)).eval()
     x = torch.randn(2, 3, 64, 64)
-    n = sum(p.numel() for p in model.parameters())
+    cascaded = [m for m in model.modules() if own_class(m).__name__ == "CascadedGroupAttention"]
+    assert cascaded and all(find_attention_form(m) is not None for m in cascaded)
+    reference = model(x)
+    swap = swap_for(type(cascaded[0]))
+    for m in cascaded:  # the stand-in computes what timm's forward computes
+        swap.use(m)
+    torch.testing.assert_close(model(x), reference, rtol=1e-5, atol=1e-5)
+    for m in cascaded:
+        swap.undo(m, own_class(m))
+    before = [[p.shape[0] for p in m.qkvs.parameters() if p.dim() > 1] for m in cascaded]
+
     sp.prune(model, x, ratio=0.5)
-    assert [[p.shape for p in m.parameters()] for m in cascaded] == widths
-    assert sum(p.numel() for p in model.parameters()) < 0.9 * n
-    assert model(x).shape == (2, 5)
+
+    after = [[p.shape[0] for p in m.qkvs.parameters() if p.dim() > 1] for m in cascaded]
+    assert [len(m.qkvs) for m in cascaded] == [m.num_heads for m in cascaded]  # heads stay
+    assert sum(map(sum, after)) < sum(map(sum, before))
+    assert any(type(m) is not own_class(m) for m in cascaded)
+    out = model(x)
+    assert out.shape == (2, 5)
+    slimforge.save(model, tmp_path / "m")
+    assert torch.equal(slimforge.load(tmp_path / "m").eval()(x), out)
 
 
 class _AutocastOff(torch.nn.Module):
