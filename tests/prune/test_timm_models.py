@@ -58,7 +58,7 @@ def test_efficientvit_msra_cascaded_attention_keeps_its_heads_and_loses_channels
     """EfficientViT (MSRA): the heads of its cascaded group attention are modules in a cascade (each head's
     input adds the previous head's output), so they stay; each head's query/key and value channels go,
     run by a stand-in forward that reads each head's sizes from its layers, also after slimforge.load."""
-    timm = pytest.importorskip("timm")
+    pytest.importorskip("timm")
     import slimforge
     from slimforge.prune._timm_attention import own_class
     from slimforge.prune.attention import find_attention_form, swap_for
