@@ -440,3 +440,31 @@ register_timm_family(
     "timm EfficientViT (MSRA) CascadedGroupAttention: its heads are modules in a cascade and stay; each head's "
     "query/key and value channels are pruned",
 )
+
+# ----------------------------------------------------------------------------- MetaFormer (CAFormer), Swin v2 CR
+
+register_timm_family("timm-metaformer-attention", TimmFamily("models.metaformer", "Attention", forward=_davit_window_forward),
+                     "timm MetaFormer Attention (CAFormer's attention stages)")
+
+
+def _swinv2_cr_forward(self: nn.Module, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """timm.models.swin_transformer_v2_cr.WindowMultiHeadAttention.forward: scaled cosine attention with a
+    logit scale per head and a position-bias MLP with one output per head. x: (B*windows, N, dim) -> same."""
+    Bw, L, _ = x.shape
+    q, k, v = _split_qkv(self, self.qkv(x))
+    attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
+    attn = attn * torch.clamp(self.logit_scale.reshape(1, self.num_heads, 1, 1), max=math.log(1. / 0.01)).exp()
+    attn = attn + self._relative_positional_encodings()
+    if mask is not None:
+        num_win = mask.shape[0]
+        attn = attn.view(Bw // num_win, num_win, self.num_heads, L, L) + mask.unsqueeze(1).unsqueeze(0)
+        attn = attn.view(-1, self.num_heads, L, L)
+    return _merge_heads(self, self.attn_drop(attn.softmax(dim=-1)) @ v)
+
+
+register_timm_family(
+    "timm-swinv2-cr-attention",
+    TimmFamily("models.swin_transformer_v2_cr", "WindowMultiHeadAttention", forward=_swinv2_cr_forward,
+               heads=lambda m: m.logit_scale.shape[0]),
+    "timm Swin v2 CR WindowMultiHeadAttention (scaled cosine attention, logit_scale and position-bias MLP output per head)",
+)

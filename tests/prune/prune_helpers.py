@@ -195,3 +195,13 @@ def tiny_torchvision_maxvit() -> nn.Module:
     torch.manual_seed(0)
     return MaxVit(input_size=(64, 64), stem_channels=16, partition_size=2, block_channels=[32, 64], block_layers=[1, 1],
                   head_dim=8, stochastic_depth_prob=0.0, num_classes=5)
+
+
+def tiny_caformer() -> nn.Module:
+    """timm's CAFormer (MetaFormer: separable-convolution stages, then attention stages), small.
+    x: (batch, 3, 64, 64) -> (batch, 5)."""
+    from timm.models.metaformer import Attention, LayerNorm2dNoBias, LayerNormNoBias, MetaFormer, SepConv
+
+    torch.manual_seed(0)
+    return MetaFormer(depths=(1, 1, 1, 1), dims=(16, 32, 64, 96), token_mixers=(SepConv, SepConv, Attention, Attention),
+                      norm_layers=(LayerNorm2dNoBias,) * 2 + (LayerNormNoBias,) * 2, num_classes=5)

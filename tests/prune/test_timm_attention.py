@@ -31,6 +31,13 @@ def _class(path: str, size: int, **kwargs):
     return attach_spec(model, ModelSpec(f"{module}:{cls}", {"num_classes": 5, **kwargs})), torch.randn(2, 3, size, size)
 
 
+def _helper(name: str, size: int):
+    """A model from prune_helpers (its constructor takes classes, which a spec cannot hold)."""
+    import prune_helpers
+
+    return attach_spec(getattr(prune_helpers, name)().eval(), ModelSpec(f"prune_helpers:{name}", {})), torch.randn(2, 3, size, size)
+
+
 _TINY_VIT = dict(img_size=32, patch_size=8, depth=1, embed_dim=64, num_heads=4)
 _TWINS = dict(depths=(1, 2, 1, 1), embed_dims=(32, 64, 96, 128), num_heads=(1, 2, 3, 4), wss=(2, 2, 2, 2), img_size=64)
 _GCVIT = dict(depths=(1, 1, 1, 1), num_heads=(2, 4, 8, 16), embed_dim=32, img_size=64, window_ratio=(16, 16, 16, 32))
@@ -92,6 +99,10 @@ MODELS = {
                               sr_ratios=(4, 2, 2, 1)),
     # mask-unit (windowed) and global attention, pooled queries; head count in `heads`
     "hiera": lambda: _class("timm.models.hiera.Hiera", 64, img_size=(64, 64), embed_dim=32, num_heads=1, stages=(1, 1, 2, 1)),
+    "caformer": lambda: _helper("tiny_caformer", 64),
+    # scaled cosine attention, logit scale and position-bias MLP output per head
+    "swinv2-cr": lambda: _named("swinv2_cr_tiny_ns_224", 64, img_size=64, window_size=4, embed_dim=32, depths=(2, 1, 1, 1),
+                                num_heads=(1, 2, 4, 8)),
     "edgenext": lambda: _class("timm.models.edgenext.EdgeNeXt", 64, depths=(1, 1, 1, 1), dims=(24, 48, 88, 168),
                                heads=(2, 2, 4, 4), global_block_counts=(0, 1, 1, 1)),
 }
@@ -110,7 +121,8 @@ FORMS = {
     "timm-sam-attention": "sam", "timm-levit-downsample-attention": "levit",
     "timm-crossvit-cross-attention": "crossvit", "timm-volo-outlook-attention": "volo", "timm-volo-attention": "volo",
     "timm-volo-class-attention": "volo", "timm-tnt-attention": "tnt", "timm-tnt-pixel-embed": "tnt",
-    "timm-nextvit-attention": "nextvit", "timm-hiera-attention": "hiera",
+    "timm-nextvit-attention": "nextvit", "timm-hiera-attention": "hiera", "timm-metaformer-attention": "caformer",
+    "timm-swinv2-cr-attention": "swinv2-cr",
     "timm-efficientformerv2-attention2d": "efficientformerv2", "timm-efficientformerv2-attention2ddownsample": "efficientformerv2",
 }
 
@@ -137,6 +149,8 @@ def _per_head_sizes(m: nn.Module) -> list[int]:
             sizes.append(getattr(getattr(m, name), attr))
     if isinstance(getattr(m, "unfold", None), nn.Unfold):  # VOLO's outlook attention: k^4 attention weights per head
         sizes.append(m.attn.out_features // m.kernel_size ** 4)
+    if hasattr(m, "meta_mlp"):  # Swin v2 CR's position-bias MLP
+        sizes.append(m.meta_mlp.fc2.out_features)
     if isinstance(getattr(m, "cpb_mlp", None), nn.Sequential):  # Swin v2's continuous position bias
         sizes.append(m.cpb_mlp[-1].out_features)
     rel = getattr(m, "rel_pos", None)
