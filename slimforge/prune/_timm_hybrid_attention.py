@@ -441,7 +441,7 @@ register_timm_family(
     "query/key and value channels are pruned",
 )
 
-# ----------------------------------------------------------------------------- MetaFormer (CAFormer), Swin v2 CR
+# ----------------------------------------------------------------------------- MetaFormer (CAFormer), Swin v2 CR, Visformer
 
 register_timm_family("timm-metaformer-attention", TimmFamily("models.metaformer", "Attention", forward=_davit_window_forward),
                      "timm MetaFormer Attention (CAFormer's attention stages)")
@@ -468,3 +468,5 @@ register_timm_family(
                heads=lambda m: m.logit_scale.shape[0]),
     "timm Swin v2 CR WindowMultiHeadAttention (scaled cosine attention, logit_scale and position-bias MLP output per head)",
 )
+register_timm_family("timm-visformer-attention", TimmFamily("models.visformer", "Attention"),
+                     "timm Visformer Attention (1x1 convolution q/k/v on a (B, C, H, W) map)")

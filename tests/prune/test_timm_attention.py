@@ -100,6 +100,7 @@ MODELS = {
     # mask-unit (windowed) and global attention, pooled queries; head count in `heads`
     "hiera": lambda: _class("timm.models.hiera.Hiera", 64, img_size=(64, 64), embed_dim=32, num_heads=1, stages=(1, 1, 2, 1)),
     "caformer": lambda: _helper("tiny_caformer", 64),
+    "visformer": lambda: _named("visformer_tiny", 64, img_size=64, depth=(1, 1, 1), embed_dim=48, num_heads=2),
     # scaled cosine attention, logit scale and position-bias MLP output per head
     "swinv2-cr": lambda: _named("swinv2_cr_tiny_ns_224", 64, img_size=64, window_size=4, embed_dim=32, depths=(2, 1, 1, 1),
                                 num_heads=(1, 2, 4, 8)),
@@ -122,7 +123,7 @@ FORMS = {
     "timm-crossvit-cross-attention": "crossvit", "timm-volo-outlook-attention": "volo", "timm-volo-attention": "volo",
     "timm-volo-class-attention": "volo", "timm-tnt-attention": "tnt", "timm-tnt-pixel-embed": "tnt",
     "timm-nextvit-attention": "nextvit", "timm-hiera-attention": "hiera", "timm-metaformer-attention": "caformer",
-    "timm-swinv2-cr-attention": "swinv2-cr",
+    "timm-swinv2-cr-attention": "swinv2-cr", "timm-visformer-attention": "visformer",
     "timm-efficientformerv2-attention2d": "efficientformerv2", "timm-efficientformerv2-attention2ddownsample": "efficientformerv2",
 }
 
@@ -198,9 +199,10 @@ def test_family_loses_whole_heads_and_round_trips(family, tmp_path):
     assert torch.equal(reloaded(x), out)
 
 
-# timm's own forward reads the head count in efficientformer(v2), tiny-vit, maxvit, coatnet, mvitv2, sam, levit, tnt, hiera: no stand-in.
+# timm's own forward reads the head count in efficientformer(v2), tiny-vit, maxvit, coatnet, mvitv2, sam, levit, tnt, hiera,
+# visformer: no stand-in.
 STAND_IN_FAMILIES = sorted(set(MODELS) - {"efficientformer", "tiny-vit", "maxvit", "coatnet", "mvitv2", "sam", "levit", "levit-conv",
-                                           "efficientformerv2", "tnt", "tnt-legacy", "hiera"})
+                                           "efficientformerv2", "tnt", "tnt-legacy", "hiera", "visformer"})
 
 
 @pytest.mark.parametrize("family", STAND_IN_FAMILIES)
