@@ -139,6 +139,18 @@ def _im2col(tr: Tracing, node: torch.fx.Node) -> Any:
     return [*label[:-3], None if channels is None else np.repeat(channels, kk), None]
 
 
+@_rule("unfold")
+def _sliding_windows(tr: Tracing, node: torch.fx.Node) -> Any:
+    """Tensor.unfold(dim, size, step) (HaloNet's halo windows): ``dim`` becomes the window count and a
+    new last dimension the positions in a window; both are spatial, the other dimensions pass through."""
+    label = tr.lab(node.args[0])
+    if label is None:
+        return _none_like(node)
+    d = _norm_dim(node.args[1], len(label))
+    tr.uf.pin(label[d])
+    return [None if i == d else v for i, v in enumerate(label)] + [None]
+
+
 @_rule("col2im")
 def _col2im(tr: Tracing, node: torch.fx.Node) -> Any:
     """F.fold: (B, C * k*k, L) -> (B, C, H, W), summing each channel's k*k kernel positions: they go together."""

@@ -470,3 +470,34 @@ register_timm_family(
 )
 register_timm_family("timm-visformer-attention", TimmFamily("models.visformer", "Attention"),
                      "timm Visformer Attention (1x1 convolution q/k/v on a (B, C, H, W) map)")
+
+# ----------------------------------------------------------------------------- lambda layer (LambdaResNet)
+
+
+def _lambda_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm.layers.lambda_layer.LambdaLayer.forward, with the output reshaped to its heads' width (timm's
+    reshapes it to the input's). Queries per head; keys and values shared by all heads. x: (B, C, H, W) -> same."""
+    B, _, H, W = x.shape
+    M = H * W
+    q, k, v = torch.split(self.qkv(x), [self.num_heads * self.dim_qk, self.dim_qk, self.dim_v], dim=1)
+    q = self.norm_q(q).reshape(B, self.num_heads, self.dim_qk, M).transpose(-1, -2)
+    v = self.norm_v(v).reshape(B, self.dim_v, M).transpose(-1, -2)
+    k = F.softmax(k.reshape(B, self.dim_qk, M), dim=-1)
+    content_out = q @ (k @ v).unsqueeze(1)
+    if self.pos_emb is None:
+        position_lam = self.conv_lambda(v.reshape(B, 1, H, W, self.dim_v))
+        position_lam = position_lam.reshape(B, 1, self.dim_qk, H * W, self.dim_v).transpose(2, 3)
+    else:
+        pos_emb = self.pos_emb[self.rel_pos_indices[0], self.rel_pos_indices[1]].expand(B, -1, -1, -1)
+        position_lam = (pos_emb.transpose(-1, -2) @ v.unsqueeze(1)).unsqueeze(1)
+    position_out = (q.unsqueeze(-2) @ position_lam).squeeze(-2)
+    return self.pool((content_out + position_out).transpose(-1, -2).reshape(B, -1, H, W))
+
+
+register_timm_family(
+    "timm-lambda-layer",
+    TimmFamily("layers.lambda_layer", "LambdaLayer", per_head=1, forward=_lambda_forward, head_dim=lambda m: m.dim_qk,
+               heads=lambda m: m.norm_q.weight.shape[0] // m.dim_qk, adaptive_splits=True, keep=("norm_v",),
+               own_fits=lambda m: m.qkv.weight.shape[1] == m.num_heads * m.dim_v),
+    "timm LambdaLayer (LambdaResNet: queries per head, keys and values shared by all heads, which stay whole)",
+)

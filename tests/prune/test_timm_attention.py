@@ -100,6 +100,8 @@ MODELS = {
     # mask-unit (windowed) and global attention, pooled queries; head count in `heads`
     "hiera": lambda: _class("timm.models.hiera.Hiera", 64, img_size=(64, 64), embed_dim=32, num_heads=1, stages=(1, 1, 2, 1)),
     "caformer": lambda: _helper("tiny_caformer", 64),
+    # queries per head, keys and values shared by the heads; timm reshapes the output to the input's width
+    "lambda": lambda: _named("lambda_resnet26t", 64),
     "visformer": lambda: _named("visformer_tiny", 64, img_size=64, depth=(1, 1, 1), embed_dim=48, num_heads=2),
     # scaled cosine attention, logit scale and position-bias MLP output per head
     "swinv2-cr": lambda: _named("swinv2_cr_tiny_ns_224", 64, img_size=64, window_size=4, embed_dim=32, depths=(2, 1, 1, 1),
@@ -124,6 +126,7 @@ FORMS = {
     "timm-volo-class-attention": "volo", "timm-tnt-attention": "tnt", "timm-tnt-pixel-embed": "tnt",
     "timm-nextvit-attention": "nextvit", "timm-hiera-attention": "hiera", "timm-metaformer-attention": "caformer",
     "timm-swinv2-cr-attention": "swinv2-cr", "timm-visformer-attention": "visformer",
+    "timm-lambda-layer": "lambda",
     "timm-efficientformerv2-attention2d": "efficientformerv2", "timm-efficientformerv2-attention2ddownsample": "efficientformerv2",
 }
 
