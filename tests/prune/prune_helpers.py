@@ -186,3 +186,11 @@ def tiny_torchvision_maxvit() -> nn.Module:
     torch.manual_seed(0)
     return MaxVit(input_size=(64, 64), stem_channels=16, partition_size=2, block_channels=[32, 64], block_layers=[1, 1],
                   head_dim=8, stochastic_depth_prob=0.0, num_classes=5)
+
+
+def tiny_caformer(num_classes: int = 5) -> nn.Module:
+    """timm's CAFormer (MetaFormer: two convolution stages, two attention stages), one block per stage."""
+    from timm.models.metaformer import Attention, LayerNorm2dNoBias, LayerNormNoBias, MetaFormer, SepConv
+
+    return MetaFormer(depths=(1, 1, 1, 1), dims=(16, 32, 64, 128), token_mixers=(SepConv, SepConv, Attention, Attention),
+                      norm_layers=(LayerNorm2dNoBias,) * 2 + (LayerNormNoBias,) * 2, num_classes=num_classes)

@@ -31,6 +31,14 @@ def _class(path: str, size: int, **kwargs):
     return attach_spec(model, ModelSpec(f"{module}:{cls}", {"num_classes": 5, **kwargs})), torch.randn(2, 3, size, size)
 
 
+def _helper(factory: str, size: int):
+    """A model from tests/prune/prune_helpers.py, saved with that factory as its spec."""
+    import prune_helpers
+
+    torch.manual_seed(0)
+    return attach_spec(getattr(prune_helpers, factory)().eval(), ModelSpec(f"prune_helpers:{factory}", {})), torch.randn(2, 3, size, size)
+
+
 _TINY_VIT = dict(img_size=32, patch_size=8, depth=1, embed_dim=64, num_heads=4)
 _TWINS = dict(depths=(1, 2, 1, 1), embed_dims=(32, 64, 96, 128), num_heads=(1, 2, 3, 4), wss=(2, 2, 2, 2), img_size=64)
 _GCVIT = dict(depths=(1, 1, 1, 1), num_heads=(2, 4, 8, 16), embed_dim=32, img_size=64, window_ratio=(16, 16, 16, 32))
@@ -67,6 +75,11 @@ MODELS = {
     "siglip": lambda: _named("vit_base_patch16_siglip_224", 32, img_size=32, patch_size=8, depth=1, embed_dim=64, num_heads=4),
     "edgenext": lambda: _class("timm.models.edgenext.EdgeNeXt", 64, depths=(1, 1, 1, 1), dims=(24, 48, 88, 168),
                                heads=(2, 2, 4, 4), global_block_counts=(0, 1, 1, 1)),
+    "caformer": lambda: _helper("tiny_caformer", 64),
+    "visformer": lambda: _class("timm.models.visformer.Visformer", 64, img_size=64, init_channels=16, embed_dim=96, depth=(1, 1, 1),
+                                num_heads=3),
+    # the second and third stages widen in their first block (dim -> dim_out) and pool the queries
+    "hiera": lambda: _class("timm.models.hiera.Hiera", 64, img_size=64, embed_dim=32, num_heads=1, stages=(1, 1, 2, 1)),
 }
 # The model of each form (several forms share one).
 FORMS = {
@@ -79,8 +92,13 @@ FORMS = {
     "timm-convit-mhsa": "convit", "timm-gcvit-attention": "gcvit", "timm-edgenext-attention": "edgenext",
     "timm-coat-attention": "coat", "timm-coat-conv-position": "coat", "timm-eva-attention": "eva",
     "timm-swinv2-attention": "swinv2", "timm-fastvit-attention": "fastvit", "timm-nest-attention": "nest",
-    "timm-attention-pool": "siglip",
+    "timm-attention-pool": "siglip", "timm-metaformer-attention": "caformer", "timm-visformer-attention": "visformer",
+    "timm-hiera-attention": "hiera",
 }
+
+
+def _heads(m: nn.Module) -> int:
+    return m.num_heads if isinstance(getattr(m, "num_heads", None), int) else m.heads  # Hiera: ``heads``
 
 
 def _attention(model: nn.Module) -> dict[str, nn.Module]:
@@ -121,17 +139,17 @@ def test_family_loses_whole_heads_and_round_trips(family, tmp_path):
     model, x = MODELS[family]()
     assert {ATTENTION_FORMS.get(f) for f, fam in FORMS.items() if fam == family} <= {find_attention_form(m) for m in model.modules()}
     forms = {find_attention_form(m) for m in _attention(model).values()}
-    heads = {p: m.num_heads for p, m in _attention(model).items()}
+    heads = {p: _heads(m) for p, m in _attention(model).items()}
     shape = model(x).shape
 
     sp.prune(model, x, ratio=0.5)
 
     attns = _attention(model)
     for form in forms:  # every attention form of the model lost heads somewhere
-        assert any(m.num_heads < heads[p] for p, m in attns.items() if find_attention_form(m) is form), form
+        assert any(_heads(m) < heads[p] for p, m in attns.items() if find_attention_form(m) is form), form
     for path, m in attns.items():
-        assert m.num_heads <= heads[path]
-        assert all(s == m.num_heads for s in _per_head_sizes(m)), (path, m.num_heads, _per_head_sizes(m))
+        assert _heads(m) <= heads[path]
+        assert all(s == _heads(m) for s in _per_head_sizes(m)), (path, _heads(m), _per_head_sizes(m))
     out = model(x)
     assert out.shape == shape and torch.isfinite(out).all()
     save(model, tmp_path / family)
@@ -140,8 +158,8 @@ def test_family_loses_whole_heads_and_round_trips(family, tmp_path):
     assert torch.equal(reloaded(x), out)
 
 
-# timm's own forward reads the head count in efficientformer, tiny-vit, maxvit and coatnet: no stand-in.
-STAND_IN_FAMILIES = sorted(set(MODELS) - {"efficientformer", "tiny-vit", "maxvit", "coatnet"})
+# timm's own forward reads the head count in efficientformer, tiny-vit, maxvit, coatnet and visformer: no stand-in.
+STAND_IN_FAMILIES = sorted(set(MODELS) - {"efficientformer", "tiny-vit", "maxvit", "coatnet", "visformer"})
 
 
 @pytest.mark.parametrize("family", STAND_IN_FAMILIES)
