@@ -306,3 +306,27 @@ def test_a_split_into_sizes_fixed_in_the_code_is_kept_whole_and_the_rest_pruned(
     sp.prune(shaped, x, ratio=0.5, round_to=1)
     assert shaped.stem.out_channels < 32  # a size computed from the tensor follows it: prunable
     assert shaped(x).shape == (2, 16, 8, 8)
+
+
+class _Fp32Island(nn.Module):
+    """A block run with autocast turned off (timm's EfficientViT keeps its attention in fp32 so)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(8, 32), nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.fc1(x))
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            h = h.float() * 2
+        return self.fc2(h)
+
+
+def test_a_block_with_autocast_turned_off_prunes_and_autocast_is_restored():
+    torch.manual_seed(0)
+    model, x = _Fp32Island(), torch.randn(4, 8)
+    real = torch.autocast
+    sp.prune(model, x, ratio=0.5, round_to=1)
+    assert model.fc1.out_features == 16 and model.fc2.in_features == 16
+    assert torch.autocast is real
+    assert model(x).shape == (4, 4)
