@@ -1,9 +1,10 @@
 """Attention forms for timm's hierarchical models whose attention sits in a convolutional or pooled
-stage: MetaFormer's ``Attention`` (CAFormer), Visformer's ``Attention`` (1x1 convolutions) and
-Hiera's ``MaskUnitAttention`` (:mod:`slimforge.prune._timm_attention` explains forms and stand-ins).
+stage: MetaFormer's ``Attention`` (CAFormer), Visformer's ``Attention`` (1x1 convolutions), Hiera's
+``MaskUnitAttention`` and SAM2's Hiera ``MultiScaleAttention`` (:mod:`slimforge.prune._timm_attention`
+explains forms and stand-ins).
 
-* Visformer reshapes to ``(B, 3, heads, head_dim, -1)`` and back with ``-1``: its own forward runs
-  with fewer heads once ``num_heads`` is set;
+* Visformer reshapes to ``(B, 3, heads, head_dim, -1)`` and back with ``-1``, SAM2 to
+  ``(B, N, 3, heads, -1)``: their own forwards run with fewer heads once ``num_heads`` is set;
 * MetaFormer reshapes its output to the input's width ``C``, Hiera to ``dim_out``: while pruning and
   in the pruned model they run a stand-in whose forward reads the width from the heads.
 
@@ -84,3 +85,8 @@ def _hiera_after(m: nn.Module) -> None:
 register_timm_family("timm-hiera-attention",
                      _HieraFamily("models.hiera", "MaskUnitAttention", forward=_hiera_forward, after=_hiera_after),
                      "timm Hiera MaskUnitAttention (mask-unit or global attention, query pooling): fused qkv")
+
+
+register_timm_family("timm-sam2-attention",
+                     TimmFamily("models.hieradet_sam2", "MultiScaleAttention", head_dim=lambda m: round(m.scale ** -2)),
+                     "timm SAM2 Hiera MultiScaleAttention: fused qkv reshaped with num_heads and -1 (head size from its scale)")

@@ -80,6 +80,8 @@ MODELS = {
                                 num_heads=3),
     # the second and third stages widen in their first block (dim -> dim_out) and pool the queries
     "hiera": lambda: _class("timm.models.hiera.Hiera", 64, img_size=64, embed_dim=32, num_heads=1, stages=(1, 1, 2, 1)),
+    "sam2": lambda: _class("timm.models.hieradet_sam2.HieraDet", 64, embed_dim=32, num_heads=1, stages=(1, 1, 2, 1),
+                           global_att_blocks=(3,), window_spec=(8, 4, 4, 2), global_pos_size=(7, 7)),
 }
 # The model of each form (several forms share one).
 FORMS = {
@@ -93,7 +95,7 @@ FORMS = {
     "timm-coat-attention": "coat", "timm-coat-conv-position": "coat", "timm-eva-attention": "eva",
     "timm-swinv2-attention": "swinv2", "timm-fastvit-attention": "fastvit", "timm-nest-attention": "nest",
     "timm-attention-pool": "siglip", "timm-metaformer-attention": "caformer", "timm-visformer-attention": "visformer",
-    "timm-hiera-attention": "hiera",
+    "timm-hiera-attention": "hiera", "timm-sam2-attention": "sam2",
 }
 
 
@@ -158,8 +160,8 @@ def test_family_loses_whole_heads_and_round_trips(family, tmp_path):
     assert torch.equal(reloaded(x), out)
 
 
-# timm's own forward reads the head count in efficientformer, tiny-vit, maxvit, coatnet and visformer: no stand-in.
-STAND_IN_FAMILIES = sorted(set(MODELS) - {"efficientformer", "tiny-vit", "maxvit", "coatnet", "visformer"})
+# timm's own forward reads the head count in efficientformer, tiny-vit, maxvit, coatnet, visformer and sam2: no stand-in.
+STAND_IN_FAMILIES = sorted(set(MODELS) - {"efficientformer", "tiny-vit", "maxvit", "coatnet", "visformer", "sam2"})
 
 
 @pytest.mark.parametrize("family", STAND_IN_FAMILIES)
