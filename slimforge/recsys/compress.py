@@ -102,14 +102,17 @@ class EmbeddingTables:
             within[bits] = _within(cand)
         wide, narrow = self.settings.mix
         mixed = None
-        if within.get(wide, wide not in widths) and not within.get(narrow, False):
-            mixed = self.mix(session, model, prefix, recipe)
+        if within.get(wide, wide not in widths) and not within.get(narrow, False) and len(_tables(model)) > 1:
+            order = self.narrow_order(session, model)
+            mixed = self.mix(session, model, prefix, recipe, order)
             if narrow in self.settings.qat_widths:
-                mixed = self.mix_qat(session, model, prefix, recipe) or mixed
+                mixed = self.mix_qat(session, model, prefix, recipe, order[0]) or mixed
         return any(within.values()) or _within(mixed)
 
-    def mix(self, session: SizeSession, model: nn.Module, prefix: str, recipe: str) -> SizeCandidate | None:
-        """Tables to the narrow width in order of validation loss per byte saved, while within the budget."""
+    def mix(self, session: SizeSession, model: nn.Module, prefix: str, recipe: str,
+            order: tuple[list[str], dict[str, float]] | None = None) -> SizeCandidate | None:
+        """Tables to the narrow width in order of validation loss per byte saved (``order``: :meth:`narrow_order`'s,
+        computed when not given), while within the budget."""
         from slimforge.recsys.quantize import quantize_embeddings
 
         wide, narrow = self.settings.mix
@@ -117,7 +120,7 @@ class EmbeddingTables:
         if len(tables) < 2 or session.time_left() < 0:
             return None
         t0 = time.monotonic()
-        order, loss = self.narrow_order(session, model)
+        order, loss = order or self.narrow_order(session, model)
         chosen: list[str] = []
         for name in order:
             trial = chosen + [name]
@@ -146,13 +149,12 @@ class EmbeddingTables:
         loss = {name: score_wide - session.score(quantize_embeddings(model, wide, table_bits={name: narrow})) for name in tables}
         return sorted(tables, key=lambda n: loss[n] / saved[n]), loss
 
-    def mix_qat(self, session: SizeSession, model: nn.Module, prefix: str, recipe: str) -> SizeCandidate | None:
-        """Quantization-aware fine-tuned mixes: the first k tables of :meth:`narrow_order` at the narrow
-        width, k from all but one down, until one is within the budget; None when none is."""
+    def mix_qat(self, session: SizeSession, model: nn.Module, prefix: str, recipe: str, order: list[str]) -> SizeCandidate | None:
+        """Quantization-aware fine-tuned mixes: the first k tables of ``order`` (:meth:`narrow_order`) at the
+        narrow width, k from all but one down, until one is within the budget; None when none is."""
         from slimforge.recsys.quantize import quantize_embeddings
 
         wide, narrow = self.settings.mix
-        order, _ = self.narrow_order(session, model)
         for count in range(len(order) - 1, 0, -1):
             table_bits = dict.fromkeys(order[:count], narrow)
             if session.time_left() < 0:

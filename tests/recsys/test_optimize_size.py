@@ -160,3 +160,25 @@ def test_lower_svd_energies_are_tried_until_nothing_made_from_one_is_within_the_
                               cfg=OptimizeConfig(objective="size"))
     generator.propose(session)
     assert tried == [0.9, 0.8]
+
+
+def test_quantization_aware_mixes_take_the_most_tables_first_and_stop_at_the_first_within(fbgemm, small_synthetic):
+    from types import SimpleNamespace
+
+    model = slimforge.create_model("neumf", dim=16, mlp=[32, 16, 8], **small_synthetic.info.model_kwargs())
+    order = ["mlp_item", "gmf_item", "mlp_user", "gmf_user"]
+    tried = []
+
+    def add_qat(session, model, name, recipe, bits, table_bits=None):
+        tried.append((name, sorted(table_bits)))
+        return SimpleNamespace(within_budget=len(table_bits) == 2)
+
+    generator = EmbeddingTables()
+    generator.add_qat = add_qat
+    session = SimpleNamespace(time_left=lambda: 1e9, best=None)
+    found = generator.mix_qat(session, model, "", "", order)
+    assert found.within_budget and tried == [("mix-int4-int2-qat3", ["gmf_item", "mlp_item", "mlp_user"]),
+                                             ("mix-int4-int2-qat2", ["gmf_item", "mlp_item"])]
+    tried.clear()
+    session.best = SimpleNamespace(bytes=1)  # nothing can be smaller than a 1-byte best: no fine-tune is spent
+    assert generator.mix_qat(session, model, "", "", order) is None and tried == []
