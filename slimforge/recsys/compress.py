@@ -159,7 +159,7 @@ class EmbeddingTables:
             table_bits = dict.fromkeys(order[:count], narrow)
             if session.time_left() < 0:
                 return None
-            if session.best is not None and quantize_embeddings(model, wide, table_bits=table_bits).nbytes >= session.best.bytes:
+            if session.best is not None and len(quantize_embeddings(model, wide, table_bits=table_bits).runtime_bytes()) >= session.best.bytes:
                 continue  # cannot be smaller than the best so far
             cand = self.add_qat(session, model, f"{prefix}mix-int{wide}-int{narrow}-qat{count}",
                                 f"{recipe}int{wide} tables, int{narrow} for {', '.join(order[:count])}", wide, table_bits)
