@@ -60,7 +60,7 @@ class EmbeddingTablesSearch:
     calibration_pairs: int = 64
     qat_widths: tuple[int, ...] = (4, 2)
     qat_epochs: int = 2
-    qat_lr: float = 2e-3
+    qat_lr: float = 1e-3
 
 
 class EmbeddingTables:
