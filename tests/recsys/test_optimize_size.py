@@ -152,10 +152,10 @@ def test_lower_svd_energies_are_tried_until_nothing_made_from_one_is_within_the_
     def svd(session, model, energy, epochs, ranks):
         tried.append(energy)
         name = f"svd{round(100 * energy)}"
-        return SimpleNamespace(name=name, recipe=name, within_budget=within[name])
+        return SimpleNamespace(name=name, recipe=name, within_budget=within[name], details={"ranks": {"table": 8}})
 
     generator.svd = svd
-    generator.quantize_all = lambda session, model, prefix, recipe, widths: within.get(prefix, True)
+    generator.quantize_all = lambda session, model, prefix, recipe, widths, qat_from=None: within.get(prefix, True)
     session = SimpleNamespace(baseline_model=lambda: None, load=lambda c: None, time_left=lambda: 1e9, log=lambda *_: None,
                               cfg=OptimizeConfig(objective="size"))
     generator.propose(session)
@@ -185,3 +185,17 @@ def test_quantization_aware_mixes_take_the_most_tables_first_and_stop_at_the_fir
     two = len(quantize_embeddings(model, 4, table_bits={"mlp_item": 2, "gmf_item": 2}).runtime_bytes())
     session.best = SimpleNamespace(bytes=two)  # as small as the 2-table mix: only the 3-table mix can be smaller
     assert generator.mix_qat(session, model, "", "", order) is None and tried == [("mix-int4-int2-qat3", ["gmf_item", "mlp_item", "mlp_user"])]
+
+
+def test_a_width_over_the_budget_is_fine_tuned_again_from_the_model_qat_starts_from():
+    """quantize_all: a width whose post-training form is over the budget gets a QAT candidate, made from
+    ``qat_from``'s model (an SVD model's factorised tables) with its recipe; one within the budget does not."""
+    from types import SimpleNamespace
+
+    fine_tuned, factorised = torch.nn.Identity(), torch.nn.Identity()  # no tables: no mix follows
+    qat = []
+    generator = EmbeddingTables(EmbeddingTablesSearch(qat_widths=(2,)))
+    generator.add_quantized = lambda session, model, name, recipe, details, bits, **kw: SimpleNamespace(within_budget=bits == 4)
+    generator.add_qat = lambda session, model, name, recipe, bits, table_bits=None: qat.append((model, name, recipe))
+    generator.quantize_all(SimpleNamespace(), fine_tuned, "svd90-", "SVD + fine-tune -> ", (4, 2), (lambda: factorised, "SVD, no fine-tune -> "))
+    assert qat == [(factorised, "svd90-int2-qat", "SVD, no fine-tune -> int2 tables")]
