@@ -134,7 +134,7 @@ def quantize_cmd(
     smooth_alpha: Annotated[Optional[float], typer.Option(help="SmoothQuant for Linear layers: 0..1, how much of the activation range moves to the weights (transformers: 0.8)")] = None,
     smooth_every_layer: Annotated[bool, typer.Option("--smooth-every-layer", help="SmoothQuant every Linear, not only those whose simulated int8 error drops 10%")] = False,
     finetune_epochs: Annotated[int, typer.Option(min=0, help="fbgemm-int8/int4/int2: epochs of quantization-aware fine-tuning of the embedding tables on the run's data first (0: post-training only)")] = 0,
-    finetune_lr: Annotated[float, typer.Option(help="peak learning rate of --finetune-epochs")] = 2e-3,
+    finetune_lr: Annotated[float, typer.Option(help="peak learning rate of --finetune-epochs")] = 1e-3,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for calibration, evaluation and the int8 runtime (default: all)")] = None,
     out: Annotated[Path, typer.Option(help="folder for the quantized artifact")] = Path("runs/quantized"),
 ) -> None:

@@ -297,7 +297,7 @@ class QuantizeStage(StageConfig):
     smooth_min_gain: float | None = Field(0.1, ge=0, lt=1, description="SmoothQuant only where the simulated int8 error drops this much (None: every Linear)")
     threads: int | None = Field(None, ge=1, description="CPU threads for calibration and the int8 runtime (None: the runtime's default)")
     finetune_epochs: int = Field(0, ge=0, description="fbgemm-int* backends: epochs of quantization-aware fine-tuning of the tables first (0: none)")
-    finetune_lr: float = Field(2e-3, gt=0, description="peak learning rate of that fine-tuning")
+    finetune_lr: float = Field(1e-3, gt=0, description="peak learning rate of that fine-tuning")
 
 
 @register_stage("quantize", QuantizeStage, "quantized", "int8 post-training quantization (onnxruntime or torch)")
