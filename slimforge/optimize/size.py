@@ -56,7 +56,7 @@ class SizeGenerator(Protocol):
     def propose(self, session: SizeSession) -> None: ...
 
 
-BUILTIN_SIZE_GENERATORS = {"embedding-tables": "slimforge.recsys.compress"}
+BUILTIN_SIZE_GENERATORS = {"embedding-tables": "slimforge.recsys.compress", "distilled-students": "slimforge.recsys.students"}
 SIZE_GENERATORS: Registry[SizeGenerator] = Registry("size candidate generator", builtins=BUILTIN_SIZE_GENERATORS)
 
 

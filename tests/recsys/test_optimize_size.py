@@ -16,6 +16,7 @@ from slimforge.optimize import Budget, OptimizeConfig, optimize
 from slimforge.optimize.size import SIZE_GENERATORS, weight_file
 from slimforge.quantize import QuantizationError, QuantizeConfig, load_quantized, quantize, save_quantized
 from slimforge.recsys.compress import EmbeddingTables, EmbeddingTablesSearch
+from slimforge.recsys.students import StudentSearch
 from slimforge.train import TrainConfig, seed_everything, train
 
 
@@ -97,6 +98,7 @@ def test_the_mix_takes_the_cheapest_tables_to_int2_while_within_the_budget(fbgem
 def test_optimize_size_returns_the_smallest_recommender_within_the_budget(fbgemm, small_synthetic, trained_neumf, tmp_path, monkeypatch):
     generator = SIZE_GENERATORS.get("embedding-tables")
     monkeypatch.setattr(generator, "settings", EmbeddingTablesSearch(widths=(4, 2), svd_widths=(4,), energies=(0.8,), finetune_epochs=1))
+    monkeypatch.setattr(SIZE_GENERATORS.get("distilled-students"), "settings", StudentSearch(students=()))  # tables only here
     data_config = DataConfig(name="synthetic-ratings", options={"num_users": 80, "num_items": 160, "max_per_user": 20, "eval_negatives": 49})
     cfg = OptimizeConfig(objective="size", metric="hr@10", budget=Budget(5.0, relative=True), train_threads=1)
     summary = optimize(trained_neumf, small_synthetic, cfg, tmp_path / "opt", log=lambda *_: None, data_config=data_config)
@@ -113,6 +115,23 @@ def test_optimize_size_returns_the_smallest_recommender_within_the_budget(fbgemm
     assert slimforge.evaluate(slimforge.load(folder), small_synthetic.test)["hr@10"] == pytest.approx(best["test"])
     assert "synthetic-ratings" in (folder / "config.yaml").read_text() and (folder / "catalogue.json").is_file()
     assert json.loads((tmp_path / "opt" / "optimize.json").read_text())["metric"] == "hr@10"
+
+
+def test_distilled_students_are_smaller_models_trained_from_the_baseline_then_quantized(fbgemm, small_synthetic, trained_neumf,
+                                                                                       tmp_path, monkeypatch):
+    monkeypatch.setattr(SIZE_GENERATORS.get("embedding-tables"), "propose", lambda session: None)  # the students only
+    monkeypatch.setattr(SIZE_GENERATORS.get("distilled-students"), "settings", StudentSearch(widths=(1.0, 4.0), epochs=2, quantize_widths=(4,)))
+    cfg = OptimizeConfig(objective="size", metric="hr@10", budget=Budget(50.0, relative=True), train_threads=1)
+    data_config = DataConfig(name="synthetic-ratings", options={"num_users": 80, "num_items": 160, "max_per_user": 20, "eval_negatives": 49})
+    summary = optimize(trained_neumf, small_synthetic, cfg, tmp_path / "opt", log=lambda *_: None, data_config=data_config)
+    made = {c["name"]: c for c in summary["candidates"]}
+    # the baseline's 16 factors: MF with 16, its int4 form (and the int4/int2 mix); MF with 64 would not be smaller: not tried
+    assert {"distill-mf16", "distill-mf16-int4"} <= set(made) and all(n.startswith("distill-mf16") for n in made)
+    assert made["distill-mf16"]["size_x"] > 1.5 and made["distill-mf16-int4"]["size_x"] > 3 * made["distill-mf16"]["size_x"]
+    student = Path(made["distill-mf16"]["path"])
+    metrics = json.loads((student / "metrics.json").read_text())
+    assert metrics["distill"]["teachers"][0]["path"] == str(trained_neumf.resolve()) and metrics["epochs_run"] == 2
+    assert slimforge.evaluate(slimforge.load(student), small_synthetic.test)["hr@10"] == pytest.approx(made["distill-mf16"]["test"])
 
 
 def test_cli_train_then_optimize_by_size_writes_a_run_folder_eval_reads(fbgemm, tmp_path, capsys):
