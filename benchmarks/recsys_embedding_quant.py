@@ -19,7 +19,9 @@ Reported per variant:
   own ``forward``: every user's side computed once (the grouped path of
   ``slimforge.recsys.models``), the packed tables read by torch kernels. Timed with them, not
   evaluated again: ``fp32_pairwise_ms`` (fp32 scoring every pair from scratch, the path before
-  issue 21's work) and ``fbgemm_kernel_ms`` (the same quantized model with FBGEMM's lookup kernel).
+  issue 21's work), ``fbgemm_kernel_ms`` (the same quantized model with FBGEMM's lookup kernel) and,
+  for the SVD variants, ``unfolded_ms`` (the factorised tables' rows ``A_i B`` computed before the
+  product, instead of ``B`` folded into the user side).
   Each also as ``*_quiet_ms``: the median of the calls the process ran unpreempted (see
   :func:`interleaved_medians`), the figure to trust on a shared machine.
 """
@@ -67,7 +69,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             fp32_dir = slimforge.save(model, Path(tmp) / "fp32")
             rows["fp32"] = {"bytes": (fp32_dir / "model.safetensors").stat().st_size, "table_bytes": table_bytes(model)}
-            add_quantized(model, "", data, variants, rows, Path(tmp))
+            add_quantized(model, "", data, variants, rows, Path(tmp), args.backends)
             if args.svd_energy is not None:
                 tables = tuple(n for n, m in model.named_modules() if isinstance(m, nn.Embedding) and m.embedding_dim > 1)
                 svd = factorize(copy.deepcopy(model), FactorizeConfig(energy=args.svd_energy, include_embeddings=True, layers=tables,
@@ -77,7 +79,7 @@ def main() -> None:
                 svd_dir = slimforge.save(svd_model, Path(tmp) / "svd")
                 variants["svd"] = svd_model
                 rows["svd"] = {"bytes": (svd_dir / "model.safetensors").stat().st_size, "table_bytes": table_bytes(svd_model), "ranks": svd.ranks}
-                add_quantized(svd_model, "svd+", data, variants, rows, Path(tmp))
+                add_quantized(svd_model, "svd+", data, variants, rows, Path(tmp), args.backends)
         for label, variant in variants.items():
             metrics = data.test.evaluate(variant)
             rows[label].update({k: round(metrics[k], 4) for k in METRICS})
@@ -98,9 +100,9 @@ def main() -> None:
     print(table(report))
 
 
-def add_quantized(model: nn.Module, prefix: str, data, variants: dict, rows: dict, tmp: Path) -> None:
-    """Quantize ``model`` by every backend; record each variant's artifact size and tables."""
-    for backend in BACKENDS:
+def add_quantized(model: nn.Module, prefix: str, data, variants: dict, rows: dict, tmp: Path, backends: tuple[str, ...] = BACKENDS) -> None:
+    """Quantize ``model`` by each of ``backends``; record each variant's artifact size and tables."""
+    for backend in backends:
         result = quantize(model, [data.train.__getitems__(list(range(64)))], QuantizeConfig(backend=backend))
         folder = save_quantized(result, tmp / f"{prefix}{backend}")
         variants[prefix + backend] = result.quantized
@@ -109,8 +111,9 @@ def add_quantized(model: nn.Module, prefix: str, data, variants: dict, rows: dic
 
 
 def timing_only_variants(variants: dict) -> dict:
-    """'fp32:fp32_pairwise' (every pair scored from scratch) and '<backend>:fbgemm_kernel'
-    (FBGEMM's lookup kernel in place of the torch kernels) for each model in ``variants``."""
+    """'fp32:fp32_pairwise' (every pair scored from scratch), '<backend>:fbgemm_kernel'
+    (FBGEMM's lookup kernel in place of the torch kernels) for each model in ``variants``, and
+    '<label>:unfolded' for each model with factorised tables (their rows computed, not folded)."""
     from slimforge.recsys.quantize import EmbeddingQuantizedModel, with_fbgemm_lookups
 
     extra = {}
@@ -119,7 +122,36 @@ def timing_only_variants(variants: dict) -> dict:
             extra[f"{label}:fbgemm_kernel"] = with_fbgemm_lookups(model)
         else:
             extra[f"{label}:fp32_pairwise"] = _Pairwise(model)
+        if _factorised_tables(model):
+            extra[f"{label}:unfolded"] = _unfolded(model)
     return extra
+
+
+def _factorised_tables(model: nn.Module) -> list[str]:
+    from slimforge.recsys._rowwise import factors
+
+    return [name for name, m in model.named_modules() if factors(m) is not None]
+
+
+class _Materialised(nn.Module):
+    """A factorised table behind a module the grouped path does not recognise: its rows ``A_i B``
+    are computed on lookup and enter the products at full width (the form before folding)."""
+
+    def __init__(self, table: nn.Module) -> None:
+        super().__init__()
+        self.table = table
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.table(ids)
+
+
+def _unfolded(model: nn.Module) -> nn.Module:
+    model = copy.deepcopy(model)
+    for name in _factorised_tables(model):
+        parent, _, child = name.rpartition(".")
+        owner = model.get_submodule(parent) if parent else model
+        setattr(owner, child, _Materialised(getattr(owner, child)))
+    return model
 
 
 class _Pairwise(nn.Module):
@@ -194,13 +226,13 @@ def record_timings(rows: dict, timings: dict) -> None:
 
 def table(report: dict) -> str:
     lines = ["| model | variant | weight file (KB) | size x | tables x | HR@10 | NDCG@10 | Recall@20 | NDCG@20 | NDCG@10 rel. | latency ms (x fp32) "
-             "| unpreempted ms (x fp32) | FBGEMM kernel / fp32 per-pair ms |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| unpreempted ms (x fp32) | FBGEMM kernel / fp32 per-pair ms | unfolded unpreempted ms |", "|---" * 14 + "|"]
     for name, rows in report["models"].items():
         for label, r in rows.items():
             lines.append(f"| {name} | {label} | {r['bytes'] / 1024:.0f} | {r['size_ratio']} | {r['table_ratio']} | {r['hr@10']} | {r['ndcg@10']} | "
                          f"{r['recall@20']} | {r['ndcg@20']} | {r['ndcg@10_rel_change_%']:+.2f}% | {r['latency_ms']} ({r['latency_vs_fp32']}) | "
                          f"{r['latency_quiet_ms']} ({r['quiet_latency_vs_fp32']}) | "
-                         f"{r.get('fbgemm_kernel_ms', r.get('fp32_pairwise_ms', ''))} |")
+                         f"{r.get('fbgemm_kernel_ms', r.get('fp32_pairwise_ms', ''))} | {r.get('unfolded_quiet_ms', '')} |")
     return "\n".join(lines)
 
 
@@ -213,6 +245,7 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--users", type=int, default=256)
     p.add_argument("--reps", type=int, default=100)
+    p.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     p.add_argument("--svd-energy", type=float, default=None, help="also factorise the tables by SVD, keeping this energy")
     p.add_argument("--svd-rank-multiple", type=int, default=8, help="ranks rounded up to this (8: factor rows pack at int8/int4/int2)")
     p.add_argument("--finetune-epochs", type=int, default=2)

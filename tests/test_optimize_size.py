@@ -50,7 +50,7 @@ class ByWidth:
 def stand_ins(monkeypatch, ratings):
     """The ByWidth generator alone, and scores from SCORES (every split alike)."""
     monkeypatch.setattr(size_search, "_generators_for", lambda model: [("by-width", ByWidth(ratings))])
-    monkeypatch.setattr(size_search, "_evaluate", lambda model, split, per_sample=False: {
+    monkeypatch.setattr(size_search, "_evaluate", lambda model, split, per_sample=False, expected=False: {
         "ndcg@10": SCORES[model.user_embedding.embedding_dim], "hr@10": 0.9, "loss": 0.1, "count": len(split)})
 
 
@@ -119,7 +119,7 @@ def test_a_drop_within_the_budget_but_inside_its_noise_is_refused(monkeypatch, r
     per_user = {32: [0.5] * n, 24: [0.895, 0.095] * (n // 2), 16: [0.49] * n, 8: [0.0] * n}
     monkeypatch.setattr(size_search, "_generators_for", lambda model: [("by-width", ByWidth(ratings))])
 
-    def scores(model, split, per_sample=False):
+    def scores(model, split, per_sample=False, expected=False):
         values = per_user[model.user_embedding.embedding_dim]
         out = {"ndcg@10": sum(values) / n, "hr@10": 0.9, "loss": 0.1, "count": n}
         return {**out, "per_sample": {"ndcg@10": torch.tensor(values, dtype=torch.float64)}} if per_sample else out
@@ -135,3 +135,27 @@ def test_a_drop_within_the_budget_but_inside_its_noise_is_refused(monkeypatch, r
     no_margin = optimize(mf_baseline, ratings, OptimizeConfig(objective="size", budget=Budget(2.0, relative=True), margin_z=0.0),
                          tmp_path / "opt0", log=lambda *_: None)
     assert {c["name"]: c["within_budget"] for c in no_margin["candidates"]}["dim24"]  # the raw drop alone is within
+
+
+def test_validation_is_scored_as_the_expectation_over_the_negative_draw_and_test_on_its_draw(monkeypatch, ratings, mf_baseline, tmp_path):
+    """The budget and the margin read validation's expected sampled metrics (the default); test keeps its fixed draw;
+    OptimizeConfig(sampled_expectation=False) (--fixed-draw) scores validation on its draw too."""
+    monkeypatch.setattr(size_search, "_generators_for", lambda model: [("by-width", ByWidth(ratings, widths=(16,)))])
+    real = size_search._evaluate
+    calls = []
+
+    def recording(model, split, per_sample=False, expected=False):
+        calls.append(("val" if split is ratings.val else "test", expected))
+        return real(model, split, per_sample, expected)
+
+    monkeypatch.setattr(size_search, "_evaluate", recording)
+    for sampled_expectation in (True, False):
+        calls.clear()
+        cfg = OptimizeConfig(objective="size", budget=Budget(50.0, relative=True), sampled_expectation=sampled_expectation)
+        summary = optimize(mf_baseline, ratings, cfg, tmp_path / f"opt{sampled_expectation}", log=lambda *_: None)
+        assert set(calls) == {("val", sampled_expectation), ("test", False)}
+        expected_val = ratings.val.evaluate(slimforge.load(mf_baseline), expected=True)["ndcg@10"]
+        fixed_val = ratings.val.evaluate(slimforge.load(mf_baseline))["ndcg@10"]
+        assert summary["baseline"]["val"] == pytest.approx(expected_val if sampled_expectation else fixed_val, abs=1e-12)
+        assert summary["budget"]["validation_sampled_metrics"] == ("expectation over the negative draw" if sampled_expectation else "one fixed draw")
+    assert expected_val != fixed_val

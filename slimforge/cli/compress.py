@@ -133,6 +133,8 @@ def quantize_cmd(
     max_drop: Annotated[Optional[float], typer.Option(help="accuracy points: return the most sensitive layers to fp32 until validation accuracy is within")] = None,
     smooth_alpha: Annotated[Optional[float], typer.Option(help="SmoothQuant for Linear layers: 0..1, how much of the activation range moves to the weights (transformers: 0.8)")] = None,
     smooth_every_layer: Annotated[bool, typer.Option("--smooth-every-layer", help="SmoothQuant every Linear, not only those whose simulated int8 error drops 10%")] = False,
+    finetune_epochs: Annotated[int, typer.Option(min=0, help="fbgemm-int8/int4/int2: epochs of quantization-aware fine-tuning of the embedding tables on the run's data first (0: post-training only)")] = 0,
+    finetune_lr: Annotated[float, typer.Option(help="peak learning rate of --finetune-epochs")] = 1e-3,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for calibration, evaluation and the int8 runtime (default: all)")] = None,
     out: Annotated[Path, typer.Option(help="folder for the quantized artifact")] = Path("runs/quantized"),
 ) -> None:
@@ -145,7 +147,7 @@ def quantize_cmd(
     every = {"smooth_min_gain": None} if smooth_every_layer else {}  # else the stage's default selection
     cfg = _config(QuantizeStage, {"max_accuracy_drop": "--max-drop"}, kind="quantize", name="quantize", backend=backend, mode=mode,
                   calib_batches=calib_batches, fp32_first_last=fp32_first_last, max_accuracy_drop=max_drop, smooth_alpha=smooth_alpha,
-                  threads=threads, **every)
+                  threads=threads, finetune_epochs=finetune_epochs, finetune_lr=finetune_lr, **every)
     with _threads(threads):
         stage = _stage(run)
         metrics = run_quantize(stage, cfg, run, out)

@@ -137,6 +137,7 @@ def _run(student, teachers, data, config, train_config, out, record, resume, cal
     cache_dir = cache_dir or config.cache_dir or default_cache_dir()
     objective = build_distill_objective(student, teachers, config, train_inputs=fixed_inputs, cache_dir=cache_dir)
     objective.label_smoothing = train_config.label_smoothing  # the hard-label term smooths as plain training does
+    objective.ranking_objective = _ranking_objective(data, train_config)
     if n_original is not None:
         from slimforge.text.augment import label_copies
 
@@ -163,6 +164,14 @@ def _run(student, teachers, data, config, train_config, out, record, resume, cal
             f"{exc} At temperature {config.temperature:g} the soft term acts like a squared error on the logits, whose "
             f"curvature does not fall as the student learns: lower train.lr, or distill.soft_weight ({config.soft_weight:g})."
         ) from None
+
+
+def _ranking_objective(data: DataSplits, train_config: TrainConfig) -> Any:
+    """A recommender's label term: the objective its data trains with (``train.loss``, bce or bpr); None for classifiers."""
+    from slimforge.train.objectives import objective_for
+
+    resolved = train_config.with_defaults(getattr(data, "train_defaults", {}) or {})
+    return objective_for(resolved) if resolved.loss != "cross_entropy" else None
 
 
 def describe_loss(config: DistillConfig) -> str:

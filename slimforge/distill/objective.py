@@ -137,6 +137,7 @@ class DistillObjective:
         self.loss, self.teachers, self.config, self.adapters = loss, teachers, config, adapters
         self.caches = caches
         self.label_smoothing = 0.0  # the run's train.label_smoothing, for the hard-label term (set by distill.run)
+        self.ranking_objective: Any = None  # a recommender's label term: the run's objective (bce, bpr), set by distill.run
         self.mode = "cached" if caches else "live"
         self.mode_reason = mode_reason
         self._cache_checked = False
@@ -152,16 +153,10 @@ class DistillObjective:
         with capture_outputs(student, [h.student for h in hints], "student") as student_features:
             student_logits = model(inputs)
         outputs, teacher_features = self._teacher_outputs(inputs, indices)
-        for output in outputs:
-            check_class_counts(student_logits.shape[-1], output.shape[-1])
-        teacher_logits = combine_teachers(torch.stack(outputs), self.loss.ensemble, self.loss.temperature)
-
-        # Sequence outputs (batch, seq, classes) become rows; padded positions drop out of every term.
-        rows_s, rows_t, rows_y = _rows(student_logits), _rows(teacher_logits), targets.reshape(-1)
-        keep = rows_y != IGNORE_INDEX
-        if not bool(keep.all()):
-            rows_s, rows_t, rows_y = rows_s[keep], rows_t[keep], rows_y[keep]
-        hard = F.cross_entropy(rows_s, rows_y, label_smoothing=self.label_smoothing) if self.config.hard_weight else rows_s.new_zeros(())
+        if student_logits.dim() == 1:  # a recommender: one score per (user, item) pair
+            rows_s, rows_t, rows_y, hard = self._candidate_rows(student_logits, outputs, inputs, targets, indices)
+        else:
+            rows_s, rows_t, rows_y, hard = self._class_rows(student_logits, outputs, targets)
         soft = self.loss(rows_s, rows_t, rows_y) if self.config.soft_weight else rows_s.new_zeros(())
         total = self.config.hard_weight * hard + self.scale * self.config.soft_weight * soft
         # Unweighted parts, as tensors: the trainer averages them per epoch (train_soft_loss, ...) without a sync per step.
@@ -176,6 +171,37 @@ class DistillObjective:
             total = total + self.scale * self.config.hint_weight * feature_loss
             parts["hint_loss"] = feature_loss.detach()
         return LossOutput(total, student_logits, parts)
+
+    def _class_rows(self, student_logits: torch.Tensor, outputs: list[torch.Tensor], targets: torch.Tensor) -> tuple:
+        """Classifier outputs: (rows, classes) of student and (merged) teacher logits, class targets, and
+        cross-entropy on them. Sequence outputs (batch, seq, classes) become rows; padded positions drop out."""
+        for output in outputs:
+            check_class_counts(student_logits.shape[-1], output.shape[-1])
+        teacher_logits = combine_teachers(torch.stack(outputs), self.loss.ensemble, self.loss.temperature)
+        rows_s, rows_t, rows_y = _rows(student_logits), _rows(teacher_logits), targets.reshape(-1)
+        keep = rows_y != IGNORE_INDEX
+        if not bool(keep.all()):
+            rows_s, rows_t, rows_y = rows_s[keep], rows_t[keep], rows_y[keep]
+        hard = F.cross_entropy(rows_s, rows_y, label_smoothing=self.label_smoothing) if self.config.hard_weight else rows_s.new_zeros(())
+        return rows_s, rows_t, rows_y, hard
+
+    def _candidate_rows(self, scores: torch.Tensor, outputs: list[torch.Tensor], inputs: Any, targets: torch.Tensor,
+                        indices: torch.Tensor) -> tuple:
+        """A recommender's batch (B positives, then each positive's k sampled negatives, scores (B * (1 + k),)):
+        each positive and its negatives form a row of 1 + k candidates whose "class" 0 is the positive, so
+        every logit loss distils the teacher's ranking of the sampled candidates (``kd``: the softmax over them
+        at temperature T). The hard term is the run's own training objective (``train.loss``: bce, bpr) on the scores."""
+        rows_s = candidate_rows(scores, len(indices))
+        rows_t = combine_teachers(torch.stack([candidate_rows(o.reshape(-1), len(indices)) for o in outputs]),
+                                  self.loss.ensemble, self.loss.temperature)
+        rows_y = torch.zeros(len(rows_s), dtype=torch.long, device=rows_s.device)
+        if not self.config.hard_weight:
+            return rows_s, rows_t, rows_y, rows_s.new_zeros(())
+        if self.ranking_objective is None:
+            raise ConfigError("Distilling a recommender needs its training objective (bce or bpr) for the label term: "
+                              "set objective.ranking_objective, as slimforge.distill does from the data's train.loss.")
+        hard = self.ranking_objective(lambda _inputs: scores, inputs, targets, indices).loss
+        return rows_s, rows_t, rows_y, hard
 
     def cached_targets(self) -> torch.Tensor:
         """The (merged, for an ensemble) teacher logits of every cached training sample: (N, classes)."""
@@ -390,6 +416,15 @@ def _first_inputs(train_inputs: Sequence[Any] | torch.Tensor | None) -> torch.Te
             return batch[0]
     items = [train_inputs[i] for i in range(min(2, len(train_inputs)))]
     return torch.stack([torch.as_tensor(x[0] if isinstance(x, (tuple, list)) else x) for x in items])
+
+
+def candidate_rows(scores: torch.Tensor, positives: int) -> torch.Tensor:
+    """(B * (1 + k),) scores laid out as B positives then each positive's k negatives -> (B, 1 + k),
+    the positive first in each row."""
+    if positives == 0 or len(scores) % positives or len(scores) == positives:
+        raise DataError(f"Distilling a recommender needs batches of positives followed by their sampled negatives; got "
+                        f"{len(scores)} scores for {positives} positives.")
+    return torch.cat([scores[:positives, None], scores[positives:].view(positives, -1)], dim=1)
 
 
 def _rows(logits: torch.Tensor) -> torch.Tensor:

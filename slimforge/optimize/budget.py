@@ -113,6 +113,7 @@ class OptimizeConfig:
     factorize: bool = True
     repeats: int = 20
     margin_z: float = DEFAULT_MARGIN_Z  # standard errors of the paired validation difference added to the drop (0: the raw drop)
+    sampled_expectation: bool = True  # size objective, ranking splits: sampled HR/NDCG on validation as their expectation over the negative draw
 
     def __post_init__(self) -> None:
         if self.objective not in list_objectives():

@@ -9,6 +9,9 @@ for the models it accepts, propose compressed models through a :class:`SizeSessi
    runtime file ``quantized.json`` names), against the baseline's ``model.safetensors``;
 3. scores it on the **validation** split with the chosen metric (the loaded folder, not the
    object in memory) and checks the budget there; the test split is scored for the report only.
+   A ranking split's sampled metrics (HR@10, NDCG@10 among 99 drawn negatives) are scored on
+   validation as their exact expectation over the draw (``sampled_expectation``, the default),
+   per user and paired with the baseline's for the noise margin; test keeps its one fixed draw.
 
 The smallest candidate within the budget is the best (ties: the higher validation score); it is
 copied to ``best/`` and ``optimize.json`` and ``summary.md`` are rewritten after every candidate.
@@ -53,7 +56,7 @@ class SizeGenerator(Protocol):
     def propose(self, session: SizeSession) -> None: ...
 
 
-BUILTIN_SIZE_GENERATORS = {"embedding-tables": "slimforge.recsys.compress"}
+BUILTIN_SIZE_GENERATORS = {"embedding-tables": "slimforge.recsys.compress", "distilled-students": "slimforge.recsys.students"}
 SIZE_GENERATORS: Registry[SizeGenerator] = Registry("size candidate generator", builtins=BUILTIN_SIZE_GENERATORS)
 
 
@@ -115,13 +118,15 @@ class SizeSession:
         out.mkdir(parents=True, exist_ok=True)
         model = self.baseline_model()
         self.generators = _generators_for(model)
-        scores = _evaluate(model, data.val, per_sample=True)
+        self.expected = config.sampled_expectation and _takes(data.val, "expected")
+        scores = _evaluate(model, data.val, per_sample=True, expected=self.expected)
         self.metric = _known_metric(config.metric or data.info.metric, scores)
         self.base_val, self.base_test = scores[self.metric], _evaluate(model, data.test)[self.metric]
         self.base_per_sample = (scores.get("per_sample") or {}).get(self.metric)  # None: no paired margin for this split
         self.base_bytes = weight_file(self.baseline_dir).stat().st_size
         self.log(f"baseline: {self.base_bytes / 1024:.0f} KB, validation {self.metric} {self.base_val:.4f}, test {self.base_test:.4f}; "
-                 f"budget {self.budget.describe()} of validation {self.metric}, {config.time_budget_s / 60:.0f} min")
+                 f"budget {self.budget.describe()} of validation {self.metric}, {config.time_budget_s / 60:.0f} min; "
+                 f"validation's sampled metrics: {self.sampled_metrics()}")
 
     # ---------------------------------------------------------------- what generators call
 
@@ -138,11 +143,11 @@ class SizeSession:
 
     def score(self, model: Any) -> float:
         """The metric on validation of a model in memory (for a generator's own choices; not recorded)."""
-        return _evaluate(model, self.data.val)[self.metric]
+        return _evaluate(model, self.data.val, expected=self.expected)[self.metric]
 
     def score_paired(self, model: Any) -> tuple[float, Any]:
         """The validation metric and its per-sample values (None where the split gives none): ``allows``' arguments."""
-        scores = _evaluate(model, self.data.val, per_sample=True)
+        scores = _evaluate(model, self.data.val, per_sample=True, expected=self.expected)
         return scores[self.metric], (scores.get("per_sample") or {}).get(self.metric)
 
     def margin(self, per_sample: Any) -> float:
@@ -202,6 +207,10 @@ class SizeSession:
         self.write_summary()
         return cand
 
+    def sampled_metrics(self) -> str:
+        """How validation's sampled ranking metrics are scored (test: always its one fixed draw)."""
+        return "expectation over the negative draw" if self.expected else "one fixed draw"
+
     def change(self, value: float, base: float) -> str:
         """A change in the budget's unit: '-1.23% rel.' or '-0.45 pts'."""
         unit = Budget(0.0, self.budget.relative)
@@ -224,7 +233,8 @@ class SizeSession:
         return {
             "objective": "size",
             "metric": self.metric,
-            "budget": {"amount": self.budget.amount, "relative": self.budget.relative, "split": "validation"},
+            "budget": {"amount": self.budget.amount, "relative": self.budget.relative, "split": "validation",
+                       "validation_sampled_metrics": self.sampled_metrics()},
             "baseline": {"path": str(self.baseline_dir), "bytes": self.base_bytes, "val": self.base_val, "test": self.base_test},
             "config": cfg,
             "best": asdict(self.best) if self.best else None,
@@ -253,7 +263,8 @@ class SizeSession:
     def write_summary(self) -> None:
         artifacts.write_json(self.out / "optimize.json", self.summary())
         notes = [f"{c.name}: {c.recipe}" for c in self.candidates]
-        text = (f"# slimforge optimize --objective size\n\n{self.headline()}\n\n{self.table()}\n\n"
+        text = (f"# slimforge optimize --objective size\n\n{self.headline()}\n\nValidation's sampled metrics: {self.sampled_metrics()}; "
+                f"test's: one fixed draw.\n\n{self.table()}\n\n"
                 + "".join(f"- {n}\n" for n in notes))
         atomic_write_bytes(self.out / "summary.md", text.encode())
 
@@ -287,15 +298,24 @@ def _generators_for(model: nn.Module) -> list[tuple[str, SizeGenerator]]:
     return accepted
 
 
-def _evaluate(model: Any, split: Any, per_sample: bool = False) -> dict[str, Any]:
+def _evaluate(model: Any, split: Any, per_sample: bool = False, expected: bool = False) -> dict[str, Any]:
     """The split's metrics; with ``per_sample``, also each sample's values where the split can give them
-    (ranking splits: per user), under ``per_sample``."""
+    (ranking splits: per user), under ``per_sample``; with ``expected``, a ranking split's sampled
+    metrics as their expectation over the negative draw."""
     from slimforge.train.evaluate import evaluate
 
+    options = {"per_user": per_sample and _takes(split, "per_user"), "expected": expected and _takes(split, "expected")}
     with torch.no_grad():
-        if per_sample and "per_user" in inspect.signature(getattr(split, "evaluate", lambda: None)).parameters:
-            return split.evaluate(model, per_user=True)
+        if any(options.values()):
+            return split.evaluate(model, **{k: v for k, v in options.items() if v})
         return evaluate(model, split)
+
+
+def _takes(split: Any, option: str) -> bool:
+    """Whether ``split.evaluate`` takes the keyword ``option`` (ranking splits: per_user, expected)."""
+    evaluate = getattr(split, "evaluate", None)
+    return evaluate is not None and option in inspect.signature(evaluate).parameters and (
+        option != "expected" or getattr(split, "sampled_from", None) is not None)
 
 
 def _known_metric(name: str, scores: dict[str, Any]) -> str:

@@ -296,6 +296,8 @@ class QuantizeStage(StageConfig):
     smooth_alpha: float | None = Field(None, ge=0, le=1, description="SmoothQuant migration strength for Linear layers (None: off)")
     smooth_min_gain: float | None = Field(0.1, ge=0, lt=1, description="SmoothQuant only where the simulated int8 error drops this much (None: every Linear)")
     threads: int | None = Field(None, ge=1, description="CPU threads for calibration and the int8 runtime (None: the runtime's default)")
+    finetune_epochs: int = Field(0, ge=0, description="fbgemm-int* backends: epochs of quantization-aware fine-tuning of the tables first (0: none)")
+    finetune_lr: float = Field(1e-3, gt=0, description="peak learning rate of that fine-tuning")
 
 
 @register_stage("quantize", QuantizeStage, "quantized", "int8 post-training quantization (onnxruntime or torch)")
@@ -303,6 +305,8 @@ def run_quantize(ctx: StageContext, cfg: QuantizeStage, input_dir: Path | None, 
     from slimforge.quantize import FallbackConfig, QuantizeConfig, accuracy, accuracy_evaluator, quantize, quantize_with_fallback, save_quantized
 
     model = _fp32_model(input_dir, "quantize").eval()
+    if cfg.finetune_epochs:
+        model = _quantization_aware_finetune(model, ctx, cfg)
     qcfg = QuantizeConfig(backend=cfg.backend, mode=cfg.mode, calib_batches=cfg.calib_batches, per_channel=cfg.per_channel,
                           fp32_first_last=cfg.fp32_first_last, compile=cfg.compile, smooth_alpha=cfg.smooth_alpha,
                           smooth_min_gain=cfg.smooth_min_gain, threads=cfg.threads or 0)
@@ -335,6 +339,19 @@ def run_quantize(ctx: StageContext, cfg: QuantizeStage, input_dir: Path | None, 
     save_quantized(quantized, out, metrics=metrics,
                    config={"data": ctx.data_config.model_dump(mode="json"), "stage": cfg.model_dump(mode="json"), "source": str(Path(input_dir).absolute()) if input_dir else None})
     return metrics
+
+
+def _quantization_aware_finetune(model: torch.nn.Module, ctx: StageContext, cfg: QuantizeStage) -> torch.nn.Module:
+    """``model`` fine-tuned on the run's data with its embedding tables fake-quantized at the backend's width
+    (:mod:`slimforge.recsys.qat`); quantizing it at that width gives the model the fine-tune scored."""
+    from slimforge.recsys.qat import quantization_aware_finetune
+    from slimforge.recsys.quantize import BITS
+
+    if cfg.backend not in BITS:
+        raise ConfigError(f"quantize: finetune_epochs (quantization-aware fine-tuning) is for the embedding backends {', '.join(BITS)}, "
+                          f"not {cfg.backend!r}.")
+    train_cfg = TrainConfig(epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, quiet=True, num_threads=cfg.threads)
+    return quantization_aware_finetune(model, ctx.data, BITS[cfg.backend], train_cfg)
 
 
 # ---------------------------------------------------------------- export

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from slimforge._callable import make_callable
-from slimforge.prune import _timm_attention, _timm_hybrid_attention, _torchvision_attention  # noqa: F401  (register timm and torchvision attention forms)
+from slimforge.prune import _timm_attention, _timm_hybrid_attention, _timm_stage_attention, _torchvision_attention  # noqa: F401  (register timm's and torchvision's attention forms)
 from slimforge.prune._capture import register_op_rule
 from slimforge.prune._graph import DependencyGraph
 from slimforge.prune._trace import build_dependency_graph

@@ -110,8 +110,9 @@ def _bind(node: torch.fx.Node) -> dict[str, Any]:
 
 @_rule("adaptive_avg_pool2d", "avg_pool2d", "max_pool2d", "max_pool2d_with_indices", "adaptive_max_pool2d",
        "adaptive_avg_pool1d", "avg_pool1d", "max_pool1d", "adaptive_avg_pool3d", "avg_pool3d", "max_pool3d",
-       "upsample_nearest2d", "upsample_bilinear2d", "_adaptive_avg_pool2d", "upsample_bicubic2d", "_upsample_bicubic2d_aa",
-       "_upsample_bilinear2d_aa")
+       "upsample_nearest2d", "upsample_bilinear2d", "_adaptive_avg_pool2d", "upsample_bicubic2d",
+       "_upsample_bicubic2d_aa", "_upsample_bilinear2d_aa", "_upsample_nearest_exact2d", "upsample_nearest1d",
+       "upsample_linear1d", "upsample_nearest3d", "upsample_trilinear3d")
 def _pool(tr: Tracing, node: torch.fx.Node) -> Any:
     """Spatial ops: channels (dims 0..1) pass through, spatial dims are never prunable."""
     label = tr.lab(node.args[0]) or []
@@ -457,6 +458,7 @@ def _pad(tr: Tracing, node: torch.fx.Node) -> Any:
 def _repeat(tr: Tracing, node: torch.fx.Node) -> Any:
     label = tr.lab(node.args[0]) or [None] * len(_shape(node.args[0]))
     reps = list(node.args[1])
+    reps = [1] * (len(label) - len(reps)) + reps  # tile with fewer reps than dimensions repeats the last ones (Hiera's window position embedding)
     lead = len(reps) - len(label)
     out = [None] * lead + list(label)
     for d, r in enumerate(reps):

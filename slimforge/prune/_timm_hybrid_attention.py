@@ -380,26 +380,6 @@ register_timm_family("timm-nextvit-attention",
                      TimmFamily("models.nextvit", "EfficientAttention", query="q", per_head=1, forward=_next_vit_forward),
                      "timm Next-ViT EfficientAttention (pooled keys and values)")
 
-# ----------------------------------------------------------------------------- Hiera
-
-
-def _hiera_attention(m: nn.Module) -> bool:
-    return (is_timm(m, "models.hiera", "MaskUnitAttention") and isinstance(getattr(m, "heads", None), int)
-            and isinstance(getattr(m, "head_dim", None), int) and isinstance(getattr(m, "qkv", None), nn.Linear))
-
-
-def _hiera_sync(m: nn.Module) -> dict[str, int]:
-    m.heads = m.qkv.out_features // (3 * m.head_dim)
-    m.dim_out = m.heads * m.head_dim  # timm reshapes the heads' output to (B, N, dim_out) before proj
-    return {}
-
-
-register_attention_form(
-    "timm-hiera-attention",
-    AttentionForm(_hiera_attention, lambda m: m.head_dim, _hiera_sync, whole=lambda m: [("qkv.weight", 0)] if m.heads == 1 else []),
-    "timm Hiera MaskUnitAttention (heads, head_dim; mask-unit or global attention, pooled queries)",
-)
-
 # ----------------------------------------------------------------------------- EfficientViT (MSRA)
 
 
@@ -441,10 +421,7 @@ register_timm_family(
     "query/key and value channels are pruned",
 )
 
-# ----------------------------------------------------------------------------- MetaFormer (CAFormer), Swin v2 CR, Visformer
-
-register_timm_family("timm-metaformer-attention", TimmFamily("models.metaformer", "Attention", forward=_davit_window_forward),
-                     "timm MetaFormer Attention (CAFormer's attention stages)")
+# ----------------------------------------------------------------------------- Swin v2 CR
 
 
 def _swinv2_cr_forward(self: nn.Module, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -468,8 +445,6 @@ register_timm_family(
                heads=lambda m: m.logit_scale.shape[0]),
     "timm Swin v2 CR WindowMultiHeadAttention (scaled cosine attention, logit_scale and position-bias MLP output per head)",
 )
-register_timm_family("timm-visformer-attention", TimmFamily("models.visformer", "Attention"),
-                     "timm Visformer Attention (1x1 convolution q/k/v on a (B, C, H, W) map)")
 
 # ----------------------------------------------------------------------------- lambda layer (LambdaResNet)
 

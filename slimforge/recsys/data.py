@@ -135,8 +135,8 @@ def build_recsys_splits(
     train = ImplicitTrainDataset(held.train_users, held.train_items, catalogue.num_users, catalogue.item_genres, num_negatives, split_seed)
     known_at_test = UserItems(torch.cat([held.train_users, held.eval_users]), torch.cat([held.train_items, held.val_items]),
                               catalogue.num_users, catalogue.num_items)
-    val = RankingSplit(held.eval_users, held.val_items, val_neg, train.known, catalogue.item_genres, val_full_catalogue)
-    test = RankingSplit(held.eval_users, held.test_items, test_neg, known_at_test, catalogue.item_genres, True)
+    val = RankingSplit(held.eval_users, held.val_items, val_neg, train.known, catalogue.item_genres, val_full_catalogue, sampled_from=every)
+    test = RankingSplit(held.eval_users, held.test_items, test_neg, known_at_test, catalogue.item_genres, True, sampled_from=every)
     info = RecsysDatasetInfo(name, 1, (), num_users=catalogue.num_users, num_items=catalogue.num_items, num_genres=len(catalogue.genre_names))
     record = {
         "protocol": "leave-one-out by timestamp",

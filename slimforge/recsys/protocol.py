@@ -34,7 +34,7 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from slimforge.errors import DataError
-from slimforge.recsys.metrics import hit_at, ndcg_at, rank_of_target
+from slimforge.recsys.metrics import expected_sampled_at, hit_at, ndcg_at, rank_of_target
 from slimforge.recsys.ratings import Interactions
 
 SAMPLED_K = 10
@@ -244,11 +244,14 @@ class RankingSplit(Dataset):
     sampled negatives; known: every interaction known when this split is scored (train, plus
     validation for the test split), excluded from the full-catalogue ranking.
     ``full_catalogue`` adds Recall@20 / NDCG@20 over all items (costs E x items scores).
+    sampled_from: the interactions the negatives were drawn around (every item a user has, the
+    held-out ones included: :func:`sample_eval_negatives`' ``known``); with it, ``evaluate(expected=True)``
+    gives the sampled metrics' expectation over the draw.
     """
 
     def __init__(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor, known: UserItems,
-                 item_genres: torch.Tensor, full_catalogue: bool = True) -> None:
-        self.users, self.positives, self.negatives = users, positives, negatives
+                 item_genres: torch.Tensor, full_catalogue: bool = True, sampled_from: UserItems | None = None) -> None:
+        self.users, self.positives, self.negatives, self.sampled_from = users, positives, negatives, sampled_from
         self.known, self.item_genres, self.full_catalogue = known, item_genres, full_catalogue
         self.num_items = len(item_genres)
 
@@ -274,7 +277,7 @@ class RankingSplit(Dataset):
 
     @torch.no_grad()
     def evaluate(self, model: Any, batch_size: int = 512, ctx: Any = None, device: Any = None, autocast_dtype: Any = None,
-                 per_user: bool = False) -> dict[str, Any]:
+                 per_user: bool = False, expected: bool = False) -> dict[str, Any]:
         """HR@10, NDCG@10 over the sampled candidates, Recall@20 / NDCG@20 over the catalogue
         (``full_catalogue``), and ``loss``: mean binary cross-entropy over the sampled candidates.
 
@@ -282,13 +285,17 @@ class RankingSplit(Dataset):
         forwards of as many pairs. With several processes each scores every world_size-th user
         and the sums are all-reduced (every rank runs the same number of forwards). ``per_user``
         (one process): also ``per_sample``, each metric's value for every user in split order, from
-        which two models' paired difference and its noise follow."""
+        which two models' paired difference and its noise follow. ``expected``: HR@10 and NDCG@10
+        are their expectation over the draw of the negatives (from the whole catalogue's scores,
+        :func:`~slimforge.recsys.metrics.expected_sampled_at`), not their value on this split's
+        one draw: the same quantity without the draw's noise (costs the catalogue pass)."""
         from slimforge.distributed import DistContext
 
         ctx = ctx or DistContext()
         if per_user and ctx.world_size > 1:
             raise ValueError("evaluate(per_user=True) scores every user in one process; call it outside distributed training.")
-        each_user: dict[str, list[torch.Tensor]] = {f"hr@{SAMPLED_K}": [], f"ndcg@{SAMPLED_K}": [], f"recall@{FULL_K}": [], f"ndcg@{FULL_K}": []}
+        if expected and self.sampled_from is None:
+            raise ValueError("evaluate(expected=True) needs the interactions the negatives were drawn around (RankingSplit(sampled_from=...)).")
         module = isinstance(model, nn.Module)
         device = torch.device(device) if device is not None else (ctx.device if module else torch.device("cpu"))
         was_training = model.training if module else False
@@ -297,42 +304,56 @@ class RankingSplit(Dataset):
         _check_catalogue(model, self.known.num_users, self.num_items)
         rows = torch.arange(ctx.rank, len(self), ctx.world_size)
         per_rank = -(-len(self) // ctx.world_size)
-        sums = torch.zeros(6, dtype=torch.float64)  # loss, hr, ndcg, recall, ndcg_full, count
-        width = 1 + self.negatives.shape[1]
-        for chunk in _chunks(rows, batch_size, per_rank):
-            cand = self.candidates(chunk)
-            scores = self._score(model, self.users[chunk].repeat_interleave(width), cand.reshape(-1), device, autocast_dtype).view(-1, width)
-            labels = torch.zeros_like(scores)
-            labels[:, 0] = 1.0
-            sums[0] += F.binary_cross_entropy_with_logits(scores.nan_to_num(0.0), labels, reduction="sum").double() / width
-            rank = rank_of_target(scores, torch.zeros(len(chunk), dtype=torch.long))
-            hits, gains = hit_at(rank, SAMPLED_K), ndcg_at(rank, SAMPLED_K)
-            sums[1] += hits.sum()
-            sums[2] += gains.sum()
-            sums[5] += len(chunk)
-            if per_user:
-                each_user[f"hr@{SAMPLED_K}"].append(hits)
-                each_user[f"ndcg@{SAMPLED_K}"].append(gains)
-        if self.full_catalogue:
-            users_per_forward = max(1, batch_size * width // self.num_items)
-            for chunk in _chunks(rows, users_per_forward, per_rank):
-                users = self.users[chunk]
-                items = torch.arange(self.num_items).repeat(len(chunk))
-                scores = self._score(model, users.repeat_interleave(self.num_items), items, device, autocast_dtype).view(len(chunk), -1)
-                rank = rank_of_target(scores, self.positives[chunk], exclude=self.known.mask(users))
-                hits, gains = hit_at(rank, FULL_K), ndcg_at(rank, FULL_K)
-                sums[3] += hits.sum()
-                sums[4] += gains.sum()
-                if per_user:
-                    each_user[f"recall@{FULL_K}"].append(hits)
-                    each_user[f"ndcg@{FULL_K}"].append(gains)
+        score = lambda users, items: self._score(model, users, items, device, autocast_dtype)  # noqa: E731
+        each_user: dict[str, list[torch.Tensor]] = {}
+        sums = self._sampled_sums(score, rows, batch_size, per_rank, {} if expected else each_user)
+        if self.full_catalogue or expected:
+            sums += self._catalogue_sums(score, rows, batch_size, per_rank, each_user, expected)
         sums = ctx.all_reduce_sum(sums.to(device)).cpu()  # gloo and NCCL reduce on the model's device
         if module:
             model.train(was_training)
+        if expected:
+            sums[1:3] = sums[6:8]
         metrics = _ranking_metrics(sums, self.full_catalogue)
         if per_user:
             metrics["per_sample"] = {k: torch.cat(v) for k, v in each_user.items() if v}
         return metrics
+
+    def _sampled_sums(self, score: Any, rows: torch.Tensor, batch_size: int, per_rank: int,
+                      each_user: dict[str, list[torch.Tensor]]) -> torch.Tensor:
+        """(8,) sums: loss, HR@10, NDCG@10 over this draw's candidates, and the user count (at 5)."""
+        sums = torch.zeros(8, dtype=torch.float64)  # loss, hr, ndcg, recall, ndcg_full, count, expected hr, expected ndcg
+        width = 1 + self.negatives.shape[1]
+        for chunk in _chunks(rows, batch_size, per_rank):
+            cand = self.candidates(chunk)
+            scores = score(self.users[chunk].repeat_interleave(width), cand.reshape(-1)).view(-1, width)
+            labels = torch.zeros_like(scores)
+            labels[:, 0] = 1.0
+            sums[0] += F.binary_cross_entropy_with_logits(scores.nan_to_num(0.0), labels, reduction="sum").double() / width
+            rank = rank_of_target(scores, torch.zeros(len(chunk), dtype=torch.long))
+            _accumulate(sums, each_user, {1: (f"hr@{SAMPLED_K}", hit_at(rank, SAMPLED_K)), 2: (f"ndcg@{SAMPLED_K}", ndcg_at(rank, SAMPLED_K))})
+            sums[5] += len(chunk)
+        return sums
+
+    def _catalogue_sums(self, score: Any, rows: torch.Tensor, batch_size: int, per_rank: int,
+                        each_user: dict[str, list[torch.Tensor]], expected: bool) -> torch.Tensor:
+        """(8,) sums over the whole catalogue's scores: Recall@20 and NDCG@20 (at 3, 4; ``full_catalogue``),
+        and the expected sampled HR@10 and NDCG@10 (at 6, 7; ``expected``, recorded per user under their own names)."""
+        sums = torch.zeros(8, dtype=torch.float64)
+        users_per_forward = max(1, batch_size * (1 + self.negatives.shape[1]) // self.num_items)
+        for chunk in _chunks(rows, users_per_forward, per_rank):
+            users = self.users[chunk]
+            items = torch.arange(self.num_items).repeat(len(chunk))
+            scores = score(users.repeat_interleave(self.num_items), items).view(len(chunk), -1)
+            if self.full_catalogue:
+                rank = rank_of_target(scores, self.positives[chunk], exclude=self.known.mask(users))
+                _accumulate(sums, each_user, {3: (f"recall@{FULL_K}", hit_at(rank, FULL_K)), 4: (f"ndcg@{FULL_K}", ndcg_at(rank, FULL_K))})
+            if expected:
+                pool = ~self.sampled_from.mask(users)
+                above = rank_of_target(scores, self.positives[chunk], exclude=~pool)
+                hits, gains = expected_sampled_at(above, pool.sum(1), self.negatives.shape[1], SAMPLED_K)
+                _accumulate(sums, each_user, {6: (f"hr@{SAMPLED_K}", hits), 7: (f"ndcg@{SAMPLED_K}", gains)})
+        return sums
 
     def _score(self, model: Any, users: torch.Tensor, items: torch.Tensor, device: torch.device, autocast_dtype: Any) -> torch.Tensor:
         inputs = {k: v.to(device) for k, v in pair_inputs(users, items, self.item_genres).items()}
@@ -349,6 +370,13 @@ def _ranking_metrics(sums: torch.Tensor, full: bool) -> dict[str, Any]:
     if full:
         out.update({f"recall@{FULL_K}": sums[3].item() / count, f"ndcg@{FULL_K}": sums[4].item() / count})
     return {**out, "count": count}
+
+
+def _accumulate(sums: torch.Tensor, each_user: dict[str, list[torch.Tensor]], values: dict[int, tuple[str, torch.Tensor]]) -> None:
+    """Add each (users,) tensor to ``sums`` at its index, and keep it per user under its name."""
+    for at, (name, per_user) in values.items():
+        sums[at] += per_user.sum()
+        each_user.setdefault(name, []).append(per_user)
 
 
 def _chunks(rows: torch.Tensor, size: int, per_rank: int) -> list[torch.Tensor]:

@@ -225,11 +225,14 @@ class EmbeddingQuantizedModel(nn.Module):
         if spec is None:
             raise ArtifactError("Cannot save the quantized model: its fp32 model has no recorded structure (build it with slimforge.create_model).")
         artifacts.write_json(Path(folder) / artifacts.STRUCTURE_FILE, spec.to_json())
+        artifacts.atomic_write_bytes(Path(folder) / RUNTIME_FILE, self.runtime_bytes())
+        return RUNTIME_FILE
+
+    def runtime_bytes(self) -> bytes:
+        """The weight file ``save`` writes (``quantized.safetensors``): packed tables, the fp32 rest, each table's precision."""
         tables = {name: {"rows": m.rows, "dim": m.dim, "precision": m.precision}
                   for name, m in self.model.named_modules() if isinstance(m, QuantizedEmbedding)}
-        data = artifacts.state_dict_bytes(_stored_tensors(self.model), {"tables": json.dumps(tables)})
-        artifacts.atomic_write_bytes(Path(folder) / RUNTIME_FILE, data)
-        return RUNTIME_FILE
+        return artifacts.state_dict_bytes(_stored_tensors(self.model), {"tables": json.dumps(tables)})
 
 
 def quantize_embeddings(model: nn.Module, bits: int, fp32_layers: frozenset[str] = frozenset(), backend: str = "",

@@ -167,6 +167,7 @@ class _Run:
         if not self.has_val and ctx.is_main and cfg.keep_best:
             _log(cfg, "no validation split: the saved model is the last epoch's (keep_best needs validation data)")
         self.book = {"epoch": 0, "best": None, "best_epoch": None, "since_best": 0, "history": []}
+        self.best_weights: dict[str, torch.Tensor] | None = None  # keep_best without a run folder: the best epoch's, in memory
         self.record = record if record is not None else _default_record(cfg, data)  # config.yaml; also in each checkpoint
 
     def rebuild(self, at_step: int | None = None) -> None:
@@ -239,6 +240,7 @@ class _Run:
         else:  # not comparable with the final model (or nothing to compare on): no best yet
             improved = False
             book.update(best=None, best_epoch=None, since_best=0)
+        self.remember_best(improved)
         book["history"].append(metrics)
         book["epoch"] = epoch + 1
         self.write_epoch(epoch, metrics, best=improved and cfg.keep_best)
@@ -253,6 +255,18 @@ class _Run:
         if self.state.rebuild_optimizer:  # a callback replaced the model (e.g. pruned it)
             self.rebuild(at_step=self.state.step)
             self.book.update(best=None, best_epoch=None, since_best=0)  # a smaller model starts a new race
+            self.best_weights = None
+
+    def remember_best(self, improved: bool) -> None:
+        """keep_best without ``out`` (no best.safetensors to reload): a copy of the best epoch's
+        weights, so the returned model and its test metrics are the best epoch's, as with a folder.
+        A sharded (FSDP) model keeps its last epoch here: its shards are not copied."""
+        if self.out is not None or not self.cfg.keep_best or _is_sharded(self.state.model):
+            return
+        if self.book["best"] is None:
+            self.best_weights = None
+        elif improved:
+            self.best_weights = {k: v.detach().clone() for k, v in self.state.model.state_dict().items()}
 
     def write_epoch(self, epoch: int, metrics: dict[str, Any], best: bool) -> None:
         """The checkpoint (every rank takes part: FSDP gathers or writes shards), the history line and TensorBoard."""
@@ -277,6 +291,8 @@ class _Run:
         best_saved = book.get("best_epoch") is not None and out is not None and (out / BEST_FILE).is_file()
         if cfg.keep_best and ctx.broadcast_object(best_saved) and not state.rebuild_optimizer:
             _load_best(state.model, out / BEST_FILE, ctx)
+        elif self.best_weights is not None and not state.rebuild_optimizer:
+            state.model.load_state_dict(self.best_weights)
         test = evaluate(state.model, self.data.test, cfg.eval_batch_size, ctx, autocast_dtype=self.amp_dtype)
         final = {**_final_metrics(book, test, ctx.threads, ctx, time.perf_counter() - self.started, cfg), **state.summary}
         if out is not None:

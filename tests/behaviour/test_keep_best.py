@@ -53,6 +53,19 @@ def test_keep_best_saves_and_returns_the_best_epochs_weights(digits, tmp_path, m
     assert result.metrics["best_val_accuracy"] == history[best_epoch - 1]["val_accuracy"]
 
 
+def test_keep_best_without_a_run_folder_returns_the_best_epochs_weights(digits):
+    """Without ``out`` there is no best.safetensors to reload: the trainer keeps the best epoch in
+    memory. Planted bug caught: the returned model and its test metrics are the (sabotaged) last
+    epoch's, as they were before (benchmarks/recsys_movielens.py reported last-epoch test metrics)."""
+    snapshots = SnapshotEpochs()
+    cfg = TrainConfig(epochs=3, batch_size=64, lr=0.05, quiet=True, num_threads=1)
+    result = train(make_mlp(digits), digits, cfg, callbacks=[snapshots])
+    best_epoch = result.metrics["best_epoch"]
+    assert best_epoch < 3
+    assert_same_weights(state_copy(result.model), snapshots.weights[best_epoch])
+    assert result.metrics["test_accuracy"] > 0.5  # the sabotaged last epoch scores about 0.1
+
+
 def test_without_keep_best_the_last_epoch_is_saved(digits, tmp_path):
     """The control for the test above: with keep_best=false the sabotaged last epoch is what is
     kept, so the sabotage works and the test above cannot pass by accident. (Planting "reload

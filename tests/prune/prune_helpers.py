@@ -197,11 +197,9 @@ def tiny_torchvision_maxvit() -> nn.Module:
                   head_dim=8, stochastic_depth_prob=0.0, num_classes=5)
 
 
-def tiny_caformer() -> nn.Module:
-    """timm's CAFormer (MetaFormer: separable-convolution stages, then attention stages), small.
-    x: (batch, 3, 64, 64) -> (batch, 5)."""
+def tiny_caformer(num_classes: int = 5) -> nn.Module:
+    """timm's CAFormer (MetaFormer: two convolution stages, two attention stages), one block per stage."""
     from timm.models.metaformer import Attention, LayerNorm2dNoBias, LayerNormNoBias, MetaFormer, SepConv
 
-    torch.manual_seed(0)
-    return MetaFormer(depths=(1, 1, 1, 1), dims=(16, 32, 64, 96), token_mixers=(SepConv, SepConv, Attention, Attention),
-                      norm_layers=(LayerNorm2dNoBias,) * 2 + (LayerNormNoBias,) * 2, num_classes=5)
+    return MetaFormer(depths=(1, 1, 1, 1), dims=(16, 32, 64, 128), token_mixers=(SepConv, SepConv, Attention, Attention),
+                      norm_layers=(LayerNorm2dNoBias,) * 2 + (LayerNormNoBias,) * 2, num_classes=num_classes)

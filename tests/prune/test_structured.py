@@ -306,3 +306,70 @@ def test_a_split_into_sizes_fixed_in_the_code_is_kept_whole_and_the_rest_pruned(
     sp.prune(shaped, x, ratio=0.5, round_to=1)
     assert shaped.stem.out_channels < 32  # a size computed from the tensor follows it: prunable
     assert shaped(x).shape == (2, 16, 8, 8)
+
+
+class _Fp32Island(nn.Module):
+    """A block run with autocast turned off (timm's EfficientViT keeps its attention in fp32 so)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(8, 32), nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.fc1(x))
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            h = h.float() * 2
+        return self.fc2(h)
+
+
+def test_a_block_with_autocast_turned_off_prunes_and_autocast_is_restored():
+    torch.manual_seed(0)
+    model, x = _Fp32Island(), torch.randn(4, 8)
+    real = torch.autocast
+    sp.prune(model, x, ratio=0.5, round_to=1)
+    assert model.fc1.out_features == 16 and model.fc2.in_features == 16
+    assert torch.autocast is real
+    assert model(x).shape == (4, 4)
+
+
+class _TiledPositions(nn.Module):
+    """A per-channel window embedding tiled over the map with fewer repeats than dimensions (Hiera's
+    ``pos_embed_win.tile((H, W))``: torch repeats the last dimensions)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, padding=1)
+        self.window = nn.Parameter(torch.randn(1, 16, 2, 2))
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x) + self.window.tile((4, 4))
+        return self.head(h.mean((2, 3)))
+
+
+def test_tile_with_fewer_repeats_than_dimensions_keeps_channels_prunable():
+    torch.manual_seed(0)
+    model, x = _TiledPositions(), torch.randn(2, 3, 8, 8)
+    sp.prune(model, x, ratio=0.5, round_to=1)
+    assert model.conv.out_channels == 8 and model.window.shape == (1, 8, 2, 2)
+    assert model(x).shape == (2, 4)
+
+
+class _Resized(nn.Module):
+    def __init__(self, mode: str, antialias: bool) -> None:
+        super().__init__()
+        self.mode, self.antialias = mode, antialias
+        self.conv, self.head = nn.Conv2d(3, 16, 3, padding=1), nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.interpolate(self.conv(x), size=(5, 5), mode=self.mode, antialias=self.antialias)
+        return self.head(h.mean((2, 3)))
+
+
+@pytest.mark.parametrize("mode,antialias", [("bicubic", True), ("bilinear", True), ("nearest-exact", False)])
+def test_resizing_passes_channels_through(mode, antialias):
+    """torch's antialiased and exact-nearest resizes (timm's position-embedding resizing) are spatial ops."""
+    torch.manual_seed(0)
+    model, x = _Resized(mode, antialias), torch.randn(2, 3, 8, 8)
+    sp.prune(model, x, ratio=0.5, round_to=1)
+    assert model.conv.out_channels == 8 and model(x).shape == (2, 4)

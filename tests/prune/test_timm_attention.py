@@ -31,11 +31,12 @@ def _class(path: str, size: int, **kwargs):
     return attach_spec(model, ModelSpec(f"{module}:{cls}", {"num_classes": 5, **kwargs})), torch.randn(2, 3, size, size)
 
 
-def _helper(name: str, size: int):
-    """A model from prune_helpers (its constructor takes classes, which a spec cannot hold)."""
+def _helper(factory: str, size: int):
+    """A model from tests/prune/prune_helpers.py, saved with that factory as its spec."""
     import prune_helpers
 
-    return attach_spec(getattr(prune_helpers, name)().eval(), ModelSpec(f"prune_helpers:{name}", {})), torch.randn(2, 3, size, size)
+    torch.manual_seed(0)
+    return attach_spec(getattr(prune_helpers, factory)().eval(), ModelSpec(f"prune_helpers:{factory}", {})), torch.randn(2, 3, size, size)
 
 
 _TINY_VIT = dict(img_size=32, patch_size=8, depth=1, embed_dim=64, num_heads=4)
@@ -97,17 +98,20 @@ MODELS = {
     # pooled keys and values
     "nextvit": lambda: _class("timm.models.nextvit.NextViT", 64, in_chans=3, stem_chs=(16, 16, 16), depths=(1, 1, 5, 1),
                               sr_ratios=(4, 2, 2, 1)),
-    # mask-unit (windowed) and global attention, pooled queries; head count in `heads`
-    "hiera": lambda: _class("timm.models.hiera.Hiera", 64, img_size=(64, 64), embed_dim=32, num_heads=1, stages=(1, 1, 2, 1)),
-    "caformer": lambda: _helper("tiny_caformer", 64),
     # queries per head, keys and values shared by the heads; timm reshapes the output to the input's width
     "lambda": lambda: _named("lambda_resnet26t", 64),
-    "visformer": lambda: _named("visformer_tiny", 64, img_size=64, depth=(1, 1, 1), embed_dim=48, num_heads=2),
     # scaled cosine attention, logit scale and position-bias MLP output per head
     "swinv2-cr": lambda: _named("swinv2_cr_tiny_ns_224", 64, img_size=64, window_size=4, embed_dim=32, depths=(2, 1, 1, 1),
                                 num_heads=(1, 2, 4, 8)),
     "edgenext": lambda: _class("timm.models.edgenext.EdgeNeXt", 64, depths=(1, 1, 1, 1), dims=(24, 48, 88, 168),
                                heads=(2, 2, 4, 4), global_block_counts=(0, 1, 1, 1)),
+    "caformer": lambda: _helper("tiny_caformer", 64),
+    "visformer": lambda: _class("timm.models.visformer.Visformer", 64, img_size=64, init_channels=16, embed_dim=96, depth=(1, 1, 1),
+                                num_heads=3),
+    # the second and third stages widen in their first block (dim -> dim_out) and pool the queries
+    "hiera": lambda: _class("timm.models.hiera.Hiera", 64, img_size=64, embed_dim=32, num_heads=1, stages=(1, 1, 2, 1)),
+    "sam2": lambda: _class("timm.models.hieradet_sam2.HieraDet", 64, embed_dim=32, num_heads=1, stages=(1, 1, 2, 1),
+                           global_att_blocks=(3,), window_spec=(8, 4, 4, 2), global_pos_size=(7, 7)),
 }
 # The model of each form (several forms share one).
 FORMS = {
@@ -120,24 +124,22 @@ FORMS = {
     "timm-convit-mhsa": "convit", "timm-gcvit-attention": "gcvit", "timm-edgenext-attention": "edgenext",
     "timm-coat-attention": "coat", "timm-coat-conv-position": "coat", "timm-eva-attention": "eva",
     "timm-swinv2-attention": "swinv2", "timm-fastvit-attention": "fastvit", "timm-nest-attention": "nest",
-    "timm-attention-pool": "siglip", "timm-mvitv2-attention": "mvitv2",
+    "timm-attention-pool": "siglip", "timm-metaformer-attention": "caformer", "timm-visformer-attention": "visformer",
+    "timm-hiera-attention": "hiera", "timm-sam2-attention": "sam2", "timm-mvitv2-attention": "mvitv2",
     "timm-sam-attention": "sam", "timm-levit-downsample-attention": "levit",
     "timm-crossvit-cross-attention": "crossvit", "timm-volo-outlook-attention": "volo", "timm-volo-attention": "volo",
     "timm-volo-class-attention": "volo", "timm-tnt-attention": "tnt", "timm-tnt-pixel-embed": "tnt",
-    "timm-nextvit-attention": "nextvit", "timm-hiera-attention": "hiera", "timm-metaformer-attention": "caformer",
-    "timm-swinv2-cr-attention": "swinv2-cr", "timm-visformer-attention": "visformer",
-    "timm-lambda-layer": "lambda",
+    "timm-nextvit-attention": "nextvit", "timm-swinv2-cr-attention": "swinv2-cr", "timm-lambda-layer": "lambda",
     "timm-efficientformerv2-attention2d": "efficientformerv2", "timm-efficientformerv2-attention2ddownsample": "efficientformerv2",
 }
 
 
+def _heads(m: nn.Module) -> int:
+    return m.num_heads if isinstance(getattr(m, "num_heads", None), int) else m.heads  # Hiera: ``heads``
+
+
 def _attention(model: nn.Module) -> dict[str, nn.Module]:
     return {p: m for p, m in model.named_modules() if (f := find_attention_form(m)) is not None and not f.part}
-
-
-def _num_heads(m: nn.Module) -> int:
-    """The head count the module's forward reads (Hiera names it ``heads``)."""
-    return m.num_heads if isinstance(getattr(m, "num_heads", None), int) else m.heads
 
 
 def _per_head_sizes(m: nn.Module) -> list[int]:
@@ -183,17 +185,17 @@ def test_family_loses_whole_heads_and_round_trips(family, tmp_path):
     model, x = MODELS[family]()
     assert {ATTENTION_FORMS.get(f) for f, fam in FORMS.items() if fam == family} <= {find_attention_form(m) for m in model.modules()}
     forms = {find_attention_form(m) for m in _attention(model).values()}
-    heads = {p: _num_heads(m) for p, m in _attention(model).items()}
+    heads = {p: _heads(m) for p, m in _attention(model).items()}
     shape = model(x).shape
 
     sp.prune(model, x, ratio=0.5)
 
     attns = _attention(model)
     for form in forms:  # every attention form of the model lost heads somewhere
-        assert any(_num_heads(m) < heads[p] for p, m in attns.items() if find_attention_form(m) is form), form
+        assert any(_heads(m) < heads[p] for p, m in attns.items() if find_attention_form(m) is form), form
     for path, m in attns.items():
-        assert _num_heads(m) <= heads[path]
-        assert all(s == _num_heads(m) for s in _per_head_sizes(m)), (path, _num_heads(m), _per_head_sizes(m))
+        assert _heads(m) <= heads[path]
+        assert all(s == _heads(m) for s in _per_head_sizes(m)), (path, _heads(m), _per_head_sizes(m))
     out = model(x)
     assert out.shape == shape and torch.isfinite(out).all()
     save(model, tmp_path / family)
@@ -202,10 +204,10 @@ def test_family_loses_whole_heads_and_round_trips(family, tmp_path):
     assert torch.equal(reloaded(x), out)
 
 
-# timm's own forward reads the head count in efficientformer(v2), tiny-vit, maxvit, coatnet, mvitv2, sam, levit, tnt, hiera,
-# visformer: no stand-in.
-STAND_IN_FAMILIES = sorted(set(MODELS) - {"efficientformer", "tiny-vit", "maxvit", "coatnet", "mvitv2", "sam", "levit", "levit-conv",
-                                           "efficientformerv2", "tnt", "tnt-legacy", "hiera", "visformer"})
+# timm's own forward reads the head count in efficientformer(v2), tiny-vit, maxvit, coatnet, visformer, sam2, mvitv2, sam,
+# levit and tnt: no stand-in.
+STAND_IN_FAMILIES = sorted(set(MODELS) - {"efficientformer", "tiny-vit", "maxvit", "coatnet", "visformer", "sam2", "mvitv2", "sam",
+                                           "levit", "levit-conv", "efficientformerv2", "tnt", "tnt-legacy"})
 
 
 @pytest.mark.parametrize("family", STAND_IN_FAMILIES)

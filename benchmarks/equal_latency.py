@@ -1,0 +1,217 @@
+"""Recovery at equal measured latency (issue 22): latency-aware pruning against MAC-targeted pruning
+and Torch-Pruning's group-norm pruner, each pruned to the same measured latency and fine-tuned alike.
+
+    PYTHONPATH=. OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/equal_latency.py \
+        --reference runs/reference/resnet20w2 --epochs 5 --seeds 0 1 2 --out /tmp/equal-latency
+
+1. The trained reference (a run folder) is pruned once per arm, in the layout
+   ``slimforge.measure.choose_layout`` picks, timed at ``--latency-batch`` on one thread:
+   - ``latency``: ``slimforge.prune(target_latency=--target)`` (L2 importance, round_to 8); its
+     measured fraction f of the reference's latency (interleaved medians) is the level the others match;
+   - ``macs``: ``slimforge.prune(target_macs=m)``, m bisected (6 steps) until its measured fraction is f;
+   - ``torch-pruning``: Torch-Pruning's ``GroupNormPruner`` with ``GroupMagnitudeImportance(p=2)``
+     (one shot, round_to 8, the classifier left whole), ``pruning_ratio`` bisected likewise.
+   Pruning structures do not depend on the seed: each arm is pruned once.
+2. Every arm is fine-tuned for each seed with the reference run's training section (optimizer, batch,
+   weight decay, augmentation), ``--epochs`` at peak ``--lr``, cosine, no warm-up, the best validation
+   epoch kept (what ``slimforge prune --finetune-epochs`` does): ``latency+kd`` by distillation from
+   the reference (slimforge's default KD, what ``slimforge prune --distill`` does), the others by plain
+   cross-entropy (``latency+ft`` isolates the pruning from the distillation).
+3. Test accuracy of every fine-tuned model; then every arm and the reference timed again together,
+   interleaved, ``--rounds`` rounds, medians.
+
+Writes ``equal_latency.json`` (everything) and ``equal_latency.md`` (the table) into ``--out``.
+``--device cuda`` fine-tunes on a GPU; latency is always measured on the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import platform
+import statistics
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+import slimforge
+from latency_prune import interleaved_medians, macs
+from slimforge.cli.compress import _finetune_config
+from slimforge.experiment import run_data_config
+from slimforge.measure import choose_layout
+from slimforge.prune import PruningError
+from slimforge.prune.latency import LatencySettings
+
+ARMS = ("latency+kd", "latency+ft", "macs+ft", "torch-pruning+ft")
+
+
+def main() -> None:
+    args = parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.manual_seed(0)
+    reference = slimforge.load(args.reference).eval()
+    data = run_data_config(args.reference).load()
+    example = data.train.__getitems__(list(range(args.latency_batch)))[0].float()
+    started = time.perf_counter()
+    pruned, layout = prune_arms(reference, example, args)
+    prune_seconds = time.perf_counter() - started
+    results = {name: finetune_seeds(name, model, data, args) for name, model in pruned.items()}
+    torch.set_num_threads(1)
+    timed = interleaved_medians({"reference": reference, **pruned}, example, args.rounds, layout == "channels_last")
+    record = summarise(reference, pruned, results, timed, example, data, args)
+    record.update(layout=layout, prune_seconds=round(prune_seconds, 1))
+    write(record, args.out)
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--reference", type=Path, required=True, help="run folder of the trained model")
+    p.add_argument("--target", type=float, default=0.3, help="fraction of the reference's measured latency to keep")
+    p.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs, every arm")
+    p.add_argument("--lr", type=float, default=0.01, help="fine-tuning peak learning rate (cosine, no warm-up)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    p.add_argument("--latency-batch", type=int, default=32)
+    p.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds (each bisection step and the final timing)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for fine-tuning (latency is always 1 thread)")
+    p.add_argument("--device", default="auto", help="fine-tuning device (auto, cpu, cuda)")
+    p.add_argument("--out", type=Path, default=Path("/tmp/equal-latency"))
+    return p.parse_args()
+
+
+# ---------------------------------------------------------------- 1. pruning to one measured latency
+
+
+def prune_arms(reference: torch.nn.Module, example: torch.Tensor, args: argparse.Namespace) -> tuple[dict[str, torch.nn.Module], str]:
+    """The pruned model of every arm asked for, all at the latency-aware model's measured fraction."""
+    torch.set_num_threads(1)
+    layout = choose_layout(reference, example, threads=1)
+    settings = LatencySettings(batch_size=len(example), threads=1, channels_last=layout == "channels_last")
+    latency_aware = slimforge.prune(copy.deepcopy(reference).train(), example[:2], target_latency=args.target, latency=settings).eval()
+    level = measured_fraction(reference, latency_aware, example, args.rounds, layout)
+    logging.info("latency-aware: %.3f of the reference's latency (target %.2f)", level, args.target)
+    arms = {"latency+kd": latency_aware, "latency+ft": latency_aware}
+    if "macs+ft" in args.arms:
+        arms["macs+ft"] = bisect_to_latency(lambda m: slimforge.prune(copy.deepcopy(reference).train(), example[:2], target_macs=m).eval(),
+                                            reference, example, level, (0.02, 1.0), args.rounds, layout)
+    if "torch-pruning+ft" in args.arms:
+        arms["torch-pruning+ft"] = bisect_to_latency(lambda r: torch_pruning_group_norm(reference, example[:2], r), reference, example,
+                                                     level, (0.0, 0.95), args.rounds, layout, knob_lowers_latency=True)
+    return {k: v for k, v in arms.items() if k in args.arms}, layout
+
+
+def measured_fraction(reference: torch.nn.Module, model: torch.nn.Module, example: torch.Tensor, rounds: int, layout: str) -> float:
+    lat = interleaved_medians({"reference": reference, "model": model}, example, rounds, layout == "channels_last")
+    return lat["model"] / lat["reference"]
+
+
+def bisect_to_latency(build: Callable[[float], torch.nn.Module], reference: torch.nn.Module, example: torch.Tensor, level: float,
+                      bounds: tuple[float, float], rounds: int, layout: str, knob_lowers_latency: bool = False, steps: int = 6) -> torch.nn.Module:
+    """``build(knob)`` with the knob bisected over ``bounds`` until its measured latency fraction is
+    closest to ``level``; the closest model seen is returned (the noise makes the curve not quite monotone)."""
+    lo, hi = bounds
+    best: tuple[float, torch.nn.Module] | None = None
+    failure = ""
+    for _ in range(steps):
+        knob = (lo + hi) / 2
+        try:
+            model = build(knob)
+        except PruningError as exc:  # the knob asks more than the model can give: step back
+            failure = f"knob {knob:.3f}: {exc}"
+            logging.info(failure)
+            lo, hi = (lo, knob) if knob_lowers_latency else (knob, hi)
+            continue
+        got = measured_fraction(reference, model, example, rounds, layout)
+        logging.info("knob %.3f: measured latency fraction %.3f (aiming at %.3f)", knob, got, level)
+        if best is None or abs(got - level) < best[0]:
+            best = (abs(got - level), model)
+        too_slow = got > level
+        if knob_lowers_latency:
+            lo, hi = (knob, hi) if too_slow else (lo, knob)
+        else:
+            lo, hi = (lo, knob) if too_slow else (knob, hi)
+    if best is None:
+        raise SystemExit(f"no knob in {bounds} gave a model; the last: {failure}")
+    return best[1]
+
+
+def torch_pruning_group_norm(reference: torch.nn.Module, example: torch.Tensor, ratio: float) -> torch.nn.Module:
+    """Torch-Pruning's group-norm pruner, one shot at ``ratio`` of every group's channels, classifier whole."""
+    import torch_pruning as tp
+
+    model = copy.deepcopy(reference).eval()
+    classifier = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1:]
+    pruner = tp.pruner.GroupNormPruner(model, example, importance=tp.importance.GroupMagnitudeImportance(p=2),
+                                       pruning_ratio=ratio, ignored_layers=classifier, round_to=8)
+    pruner.step()
+    return model
+
+
+# ---------------------------------------------------------------- 2. the same fine-tuning for every arm
+
+
+def finetune_seeds(arm: str, pruned: torch.nn.Module, data, args: argparse.Namespace) -> list[dict]:
+    return [finetune(arm, copy.deepcopy(pruned), data, args, seed) for seed in args.seeds]
+
+
+def finetune(arm: str, model: torch.nn.Module, data, args: argparse.Namespace, seed: int) -> dict:
+    from slimforge.distill.api import DistillSection
+    from slimforge.distill.api import run as distill_run
+    from slimforge.train import evaluate, seed_everything, train
+
+    cfg = _finetune_config(args.reference, args.epochs, args.lr, None, args.threads).model_copy(update={"seed": seed, "device": args.device, "quiet": True})
+    seed_everything(seed)
+    started = time.perf_counter()
+    if arm.endswith("+kd"):
+        result = distill_run(model.train(), [args.reference], data, DistillSection().to_config(), cfg)
+    else:
+        result = train(model.train(), data, cfg)
+    tuned = result.model.eval().cpu()
+    test = evaluate(tuned, data.test)
+    logging.info("%s seed %d: test accuracy %.4f (%.0f s)", arm, seed, test["accuracy"], time.perf_counter() - started)
+    return {"seed": seed, "test_accuracy": test["accuracy"], "seconds": round(time.perf_counter() - started, 1)}
+
+
+# ---------------------------------------------------------------- 3. the record
+
+
+def summarise(reference, pruned, results, timed, example, data, args) -> dict:
+    from slimforge.train import evaluate
+
+    base_macs, base_params = macs(reference, example), sum(p.numel() for p in reference.parameters())
+    arms = {}
+    for name, model in pruned.items():
+        accs = [r["test_accuracy"] for r in results[name]]
+        arms[name] = {"latency_fraction": timed[name] / timed["reference"], "ms": timed[name],
+                      "macs_fraction": macs(model, example) / base_macs,
+                      "params_fraction": sum(p.numel() for p in model.parameters()) / base_params,
+                      "test_mean": statistics.mean(accs), "test_sd": statistics.stdev(accs) if len(accs) > 1 else 0.0, "runs": results[name]}
+    return {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"), "reference": str(args.reference),
+            "reference_test": evaluate(reference, data.test)["accuracy"], "reference_ms": timed["reference"],
+            "target": args.target, "epochs": args.epochs, "lr": args.lr, "seeds": args.seeds, "device": args.device,
+            "latency_batch": args.latency_batch, "latency_threads": 1, "rounds": args.rounds,
+            "machine": platform.processor() or platform.machine(), "torch": torch.__version__, "arms": arms}
+
+
+def write(record: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "equal_latency.json").write_text(json.dumps(record, indent=1))
+    rows = [f"reference test accuracy {record['reference_test']:.4f}, {record['reference_ms']:.2f} ms per batch of "
+            f"{record['latency_batch']} (1 thread, {record['layout']}); fine-tuning {record['epochs']} epochs at lr {record['lr']}, seeds {record['seeds']}",
+            "", "| arm | latency (x reference) | MACs kept | params kept | test accuracy (mean ± sd) | vs reference (points) | per seed |",
+            "|---|---|---|---|---|---|---|"]
+    for name, a in record["arms"].items():
+        per_seed = ", ".join(f"{r['test_accuracy']:.4f}" for r in a["runs"])
+        rows.append(f"| {name} | {a['latency_fraction']:.3f} | {a['macs_fraction']:.3f} | {a['params_fraction']:.3f} | "
+                    f"{a['test_mean']:.4f} ± {a['test_sd']:.4f} | {100 * (a['test_mean'] - record['reference_test']):+.2f} | {per_seed} |")
+    (out / "equal_latency.md").write_text("\n".join(rows) + "\n")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
