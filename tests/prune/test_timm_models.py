@@ -91,8 +91,9 @@ def test_efficientvit_msra_cascaded_attention_keeps_its_heads_and_loses_channels
 
 
 class _AutocastOff(torch.nn.Module):
-    """A block whose middle runs under ``torch.autocast(enabled=False)`` (as timm's EfficientViT (MIT)
-    attention does) and ``torch.no_grad()``: torch.export wraps each region in a sub-graph."""
+    """A block with context managers inside forward: ``torch.autocast(enabled=False)`` (as timm's EfficientViT
+    (MIT) attention has; it runs as a plain block during capture), a bf16 autocast region and ``torch.no_grad()``
+    (torch.export wraps each of these two in a sub-graph, which prune copies into the main graph)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -104,7 +105,9 @@ class _AutocastOff(torch.nn.Module):
             h = self.fc2(h.float()).relu()
         with torch.no_grad():
             scale = h.detach().abs().mean()
-        return self.head(self.fc3(h).relu() * scale)
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+            h = self.fc3(h).relu()
+        return self.head(h.float() * scale)
 
 
 def test_autocast_and_no_grad_regions_are_traced_through():
