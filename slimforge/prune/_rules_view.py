@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from slimforge.prune._capture import (
-    HEAD_ATTRS, Label, Tracing, _arg, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, module_paths,
+    HEAD_ATTRS, PIN, Label, Tracing, _arg, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, module_paths,
 )
 from slimforge.prune.attention import find_attention_form, head_axis
 
@@ -155,7 +155,9 @@ def _reshape_label(tr: Tracing, node: torch.fx.Node, label: Label, in_shape: tup
                 bi.append(ins[i]); pi *= in_shape[ins[i]]; i += 1  # noqa: E702
             else:
                 bo.append(outs[j]); po *= out_shape[outs[j]]; j += 1  # noqa: E702
-        vecs = [label[d] for d in bi]
+        # A dimension already pinned whole carries nothing prunable (a single key/value head's channels
+        # beside the query heads in multi-query attention's output): merging it pins nothing more.
+        vecs = [None if v is not None and _all_pinned(tr, v) else v for v in (label[d] for d in bi)]
         tracked = [k for k, v in enumerate(vecs) if v is not None]
         if not tracked:
             continue
@@ -181,6 +183,10 @@ def _reshape_label(tr: Tracing, node: torch.fx.Node, label: Label, in_shape: tup
             continue
         out[bo[axis]] = _split(tr, merged, osizes, axis)
     return out
+
+
+def _all_pinned(tr: Tracing, vec: np.ndarray) -> bool:
+    return bool((tr.uf.roots(vec) == PIN).all())
 
 
 def _split_axis(tr: Tracing, node: torch.fx.Node, merged: np.ndarray, osizes: list[int]) -> int:
@@ -241,9 +247,35 @@ def _transpose(tr: Tracing, node: torch.fx.Node) -> Any:
 @_rule("expand", "expand_as", "expand_copy", "broadcast_to")
 def _expand(tr: Tracing, node: torch.fx.Node) -> Any:
     label = tr.lab(node.args[0]) or []
-    out_shape = _shape(node)
+    in_shape, out_shape = _shape(node.args[0]), _shape(node)
     lead = len(out_shape) - len(label)
-    return [None] * lead + [v if v is not None and len(v) == out_shape[lead + d] else None for d, v in enumerate(label)]
+    out = [None] * lead + [v if v is not None and len(v) == out_shape[lead + d] else None for d, v in enumerate(label)]
+    heads = _built_heads(tr, node)
+    for d, size in enumerate(in_shape):
+        if heads is not None and size == 1 and out_shape[lead + d] == heads > 1:
+            out[lead + d] = tr.uf.fresh(heads)  # repeat_kv of one key/value head: as many as the query heads
+            break
+    return out
+
+
+def _built_heads(tr: Tracing, node: torch.fx.Node) -> int | None:
+    """The head count the innermost attention module around ``node`` builds tensors with (the form's
+    ``built_heads``), or None: a tensor that size built there follows the pruned heads."""
+    module, form = _innermost_form(tr, node)
+    return form.built_heads(module) if form is not None and form.built_heads is not None else None
+
+
+def _innermost_form(tr: Tracing, node: torch.fx.Node) -> tuple[Any, Any]:
+    """(module, attention form) of the innermost module around ``node`` that has a form; (None, None) if none."""
+    for path in reversed(module_paths(node)):
+        try:
+            module = tr.model.get_submodule(path)
+        except AttributeError:
+            continue
+        form = find_attention_form(module)
+        if form is not None:
+            return module, form
+    return None, None
 
 
 @_rule("select", "select_copy")
@@ -339,14 +371,8 @@ def _split_op(tr: Tracing, node: torch.fx.Node) -> Any:
 
 def _adaptive_splits(tr: Tracing, node: torch.fx.Node) -> bool:
     """The split runs inside a module whose attention form recomputes the split sizes after pruning."""
-    for path in reversed(module_paths(node)):
-        try:
-            form = find_attention_form(tr.model.get_submodule(path))
-        except AttributeError:
-            continue
-        if form is not None:
-            return form.adaptive_splits
-    return False
+    _, form = _innermost_form(tr, node)
+    return form is not None and form.adaptive_splits
 
 
 @_rule("unbind")
@@ -462,7 +488,18 @@ def _pin_all(tr: Tracing, node: torch.fx.Node) -> Any:
     return _none_like(node)
 
 
-@_rule("arange", "zeros", "ones", "full", "empty", "scalar_tensor", "new_zeros", "new_ones", "new_full", "new_empty",
+@_rule("zeros", "ones", "full", "empty", "new_zeros", "new_ones", "new_full", "new_empty")
+def _created(tr: Tracing, node: torch.fx.Node) -> Any:
+    """A tensor of fixed shape, except that inside an attention module that builds tensors with its head
+    count (T5's zero position bias, (1, n_heads, q, k)), its first dimension of that size follows the heads."""
+    out = _none_like(node)
+    heads = _built_heads(tr, node)
+    if heads is not None and heads > 1 and isinstance(out, list) and heads in _shape(node):
+        out[list(_shape(node)).index(heads)] = tr.uf.fresh(heads)
+    return out
+
+
+@_rule("arange", "scalar_tensor",
        "rand", "randn", "randint", "linspace", "tensor", "eye", "empty_strided", "sym_size", "sym_numel", "sym_stride",
        "_assert_async", "_assert_scalar", "sym_constrain_range_for_size", "_local_scalar_dense", "item",
        "_assert", "_check", "_check_is_size", "size", "dim", "numel", "stride", "_assert_tensor_metadata")

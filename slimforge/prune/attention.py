@@ -55,6 +55,13 @@ class AttentionForm:
     # Its forward splits channels into unequal sizes that ``sync`` recomputes from the weights (CoaT's
     # head groups with one convolution each): such a split passes each piece's channels on, unpinned.
     adaptive_splits: bool = False
+    # The head count its forward builds tensors with, from an attribute ``sync`` keeps in line (T5's zero
+    # position bias ``zeros(1, n_heads, q, k)``; ``repeat_kv``'s expand of one key/value head to every query
+    # head): such a tensor's head dimension follows the pruned heads instead of pinning them. None: no such tensor.
+    built_heads: Callable[[nn.Module], int | None] | None = None
+    # Which factor of a split channel dimension counts heads, where :func:`head_axis`'s rule (the factor
+    # followed by exactly head_dim channels) does not tell it (Falcon's (heads, 3) per-head q/k/v).
+    split_axis: Callable[[nn.Module, list[int]], int | None] | None = None
 
 
 ATTENTION_FORMS: Registry[AttentionForm] = Registry("attention form")
@@ -80,6 +87,10 @@ def find_attention_form(module: nn.Module) -> AttentionForm | None:
 def head_axis(module: nn.Module, form: AttentionForm, sizes: list[int]) -> int | None:
     """Which factor of a split channel dimension (``sizes``, e.g. ``[3, heads, head_dim]``)
     counts heads: the one followed by exactly ``head_dim`` channels. None: not a head split."""
+    if form.split_axis is not None:
+        axis = form.split_axis(module, sizes)
+        if axis is not None:
+            return axis
     hd = form.head_dim(module)
     for axis in range(len(sizes) - 1):
         if math.prod(sizes[axis + 1:]) == hd and sizes[axis] > 1:
@@ -184,13 +195,18 @@ def _named_heads_sync(heads: str, head_dim: str, query: str, width: str | None) 
     return sync
 
 
+def _t5_built_heads(module: nn.Module) -> int:
+    return module.n_heads  # a layer without its own position bias adds zeros(1, n_heads, q, k)
+
+
 register_attention_form("hf-distilbert-attention", AttentionForm(
     _hf_named_heads("n_heads", "attention_head_size", "q_lin", "k_lin", "v_lin", "out_lin"),
     lambda m: m.attention_head_size, _named_heads_sync("n_heads", "attention_head_size", "q_lin", None)),
     "Hugging Face DistilBERT (n_heads, attention_head_size, q_lin/k_lin/v_lin/out_lin)")
 register_attention_form("hf-t5-attention", AttentionForm(
     _hf_named_heads("n_heads", "key_value_proj_dim", "q", "k", "v", "o"),
-    lambda m: m.key_value_proj_dim, _named_heads_sync("n_heads", "key_value_proj_dim", "q", "inner_dim")),
+    lambda m: m.key_value_proj_dim, _named_heads_sync("n_heads", "key_value_proj_dim", "q", "inner_dim"),
+    built_heads=_t5_built_heads),
     "Hugging Face T5 / mT5 (n_heads, key_value_proj_dim, q/k/v/o; relative_attention_bias columns per head)")
 
 
@@ -204,7 +220,8 @@ def _hf_grouped_query(module: nn.Module) -> bool:
 
 def _hf_grouped_query_sync(module: nn.Module) -> dict[str, int]:
     # repeat_kv ties every query head to its key/value head, so whole groups go and num_key_value_groups
-    # (query heads per key/value head) stays as it is; with one key/value head (multi-query), query heads go alone.
+    # (query heads per key/value head) stays as it is; with one key/value head (multi-query), query heads go
+    # alone and num_key_value_groups is the query head count (repeat_kv expands the key/value head to it).
     hd = module.head_dim
     heads, kv_heads = module.q_proj.out_features // hd, module.k_proj.out_features // hd
     if _int(module, "num_key_value_groups"):
@@ -217,9 +234,44 @@ def _hf_single_key_value_head(module: nn.Module) -> list[tuple[str, int]]:
     return [("k_proj.weight", 0), ("v_proj.weight", 0)] if module.k_proj.out_features == module.head_dim else []
 
 
+def _multi_query_heads(module: nn.Module) -> int | None:
+    """With one key/value head, repeat_kv expands it to num_key_value_groups = every query head: that expand
+    follows the query heads (any count of them works). With more, the expand stays tied to its key/value head."""
+    hd = module.head_dim
+    return module.q_proj.out_features // hd if module.k_proj.out_features == hd else None
+
+
 register_attention_form("hf-grouped-query", AttentionForm(_hf_grouped_query, lambda m: m.head_dim, _hf_grouped_query_sync,
-                                                          whole=_hf_single_key_value_head),
-                        "Hugging Face Llama/Qwen2/Mistral/Gemma/Phi (grouped-query): whole key/value groups")
+                                                          whole=_hf_single_key_value_head, built_heads=_multi_query_heads),
+                        "Hugging Face Llama/Qwen2/Mistral/Gemma/Phi (grouped-query): whole key/value groups; "
+                        "multi-query: query heads")
+
+
+def _falcon_attention(module: nn.Module) -> bool:
+    """Falcon's original layout (``new_decoder_architecture`` and ``multi_query`` off): a fused
+    ``query_key_value`` whose rows are (heads, 3, head_dim), each head's query, key and value together."""
+    return (_linear(module, "query_key_value") and _linear(module, "dense") and _int(module, "num_heads")
+            and _int(module, "head_dim") and getattr(module, "new_decoder_architecture", None) is False
+            and getattr(module, "multi_query", None) is False)
+
+
+def _falcon_split_axis(module: nn.Module, sizes: list[int]) -> int | None:
+    # unflatten(-2, (num_heads, 3)) of the (3 * heads, head_dim) view: the heads, not the 3 (q, k, v).
+    for axis in range(len(sizes) - 1):
+        if sizes[axis] == module.num_heads and sizes[axis + 1] == 3 and math.prod(sizes[axis + 2:]) in (1, module.head_dim):
+            return axis
+    return None
+
+
+def _falcon_sync(module: nn.Module) -> dict[str, int]:
+    module.num_heads = module.num_kv_heads = module.query_key_value.out_features // (3 * module.head_dim)
+    module.num_key_value_groups = 1
+    return {"num_attention_heads": module.num_heads, "num_kv_heads": module.num_heads}
+
+
+register_attention_form("hf-falcon-attention", AttentionForm(_falcon_attention, lambda m: m.head_dim, _falcon_sync,
+                                                             split_axis=_falcon_split_axis),
+                        "Hugging Face Falcon, original layout (fused query_key_value, (heads, 3, head_dim))")
 
 
 def _gpt2_attention(module: nn.Module) -> bool:

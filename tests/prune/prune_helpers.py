@@ -115,6 +115,16 @@ def tiny_llama() -> nn.Module:
     return LlamaForCausalLM(config)
 
 
+def tiny_falcon() -> nn.Module:
+    """Falcon's original layout: a fused query_key_value with rows (heads, 3, head_dim), FalconLinear (x @ W.T)."""
+    from transformers import FalconConfig, FalconForCausalLM
+
+    config = FalconConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                          new_decoder_architecture=False, multi_query=False, pad_token_id=0)
+    torch.manual_seed(0)
+    return FalconForCausalLM(config)
+
+
 def tiny_distilbert() -> nn.Module:
     """DistilBERT attention: n_heads, attention_head_size, q_lin/k_lin/v_lin/out_lin."""
     from transformers import DistilBertConfig, DistilBertForSequenceClassification

@@ -69,6 +69,7 @@ FORM_MODELS = {
     "hf-out-proj-attention": lambda: _factory("tiny_clip_classifier", torch.randn(2, 3, 32, 32)),
     "hf-distilbert-attention": lambda: _hf("tiny_distilbert"),
     "hf-t5-attention": lambda: _hf("tiny_t5_tagger"),
+    "hf-falcon-attention": lambda: _hf("tiny_falcon"),
     "timm-attention": _vit,
     # tests/prune/test_attention.py covers nn.MultiheadAttention in a user module
     "timm-window-attention": _swin,
@@ -102,6 +103,8 @@ def _query_width(m: nn.Module) -> int:
         return m.in_proj_weight.shape[0] // 3
     if hasattr(m, "out_proj") and hasattr(m, "q_proj"):  # CLIP
         return m.q_proj.out_features
+    if hasattr(m, "query_key_value"):  # Falcon: (heads, 3, head_dim) rows
+        return m.query_key_value.out_features // 3
     if hasattr(m, "c_attn"):
         return m.c_attn.weight.shape[1] // 3
     return next(getattr(m, n) for n in ("query", "q_proj", "q_lin", "q") if hasattr(m, n)).out_features
