@@ -37,7 +37,7 @@ def _unary(tr: Tracing, node: torch.fx.Node) -> Any:
 
 
 @_rule(
-    "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "where", "maximum", "minimum", "eq", "ne",
+    "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "multiply", "divide", "subtract", "true_divide", "where", "maximum", "minimum", "eq", "ne",
     "lt", "gt", "le", "ge", "pow", "masked_fill", "masked_fill_", "logical_and", "logical_or", "copy_", "type_as",
     "floor_divide", "remainder", "fmod", "lerp", "addcmul", "addcdiv", "atan2", "hypot", "bitwise_and", "bitwise_or",
 )
@@ -297,7 +297,12 @@ def _slice(tr: Tracing, node: torch.fx.Node) -> Any:
     shape = _shape(node.args[0])
     d = _norm_dim(_arg(node, 1, "dim", 0), len(label))
     out = list(label)
-    if _shape(node)[d] != shape[d]:  # a part of a prunable dimension: keep it whole
+    if _shape(node)[d] != shape[d] and label[d] is not None and _arg(node, 4, "step", 1) == 1 and _adaptive_splits(tr, node):
+        # Inside an attention form whose forward computes the slice bounds from its head counts (Phi-3's
+        # fused qkv_proj: query, key, value rows): the piece's channels pass on, unpinned.
+        start, _, _ = slice(_arg(node, 2, "start", None), _arg(node, 3, "end", None)).indices(shape[d])
+        out[d] = _clean(tr, label[d][start:start + _shape(node)[d]], _shape(node)[d])
+    elif _shape(node)[d] != shape[d]:  # a part of a prunable dimension: keep it whole
         tr.uf.pin(label[d])
         out[d] = None
     return out
@@ -506,3 +511,18 @@ def _created(tr: Tracing, node: torch.fx.Node) -> Any:
 def _no_coupling(tr: Tracing, node: torch.fx.Node) -> Any:
     """Creates tensors of fixed shape or reads sizes: nothing to tie."""
     return _none_like(node)
+
+
+@_rule("im2col")
+def _im2col(tr: Tracing, node: torch.fx.Node) -> Any:
+    """nn.Unfold (ConvBERT's span convolution): (B, C, H, W) -> (B, C * kh * kw, L), channel-major, so each
+    channel's element repeats over its kernel positions; spatial positions are never prunable."""
+    label = tr.lab(node.args[0])
+    shape = _shape(node.args[0])
+    kernel = int(np.prod(list(node.args[1])))
+    if label is None:
+        return _none_like(node)
+    channels = label[len(shape) - 3]
+    for v in label[len(shape) - 2:]:
+        tr.uf.pin(v)
+    return [*label[:len(shape) - 3], None if channels is None else np.repeat(channels, kernel), None]

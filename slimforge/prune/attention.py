@@ -146,7 +146,9 @@ def _hf_conv1d(module: nn.Module, name: str) -> bool:
 
 def _hf_self_attention(module: nn.Module) -> bool:
     sized = _int(module, "attention_head_size") or _int(module, "head_dim")
-    return _int(module, "num_attention_heads") and sized and any(_linear(module, n) for n in ("query", "q_proj", "q", "query_proj"))
+    # ConvBERT's span-based convolution heads (conv_kernel_layer) fold the heads into the batch: not this form.
+    return (_int(module, "num_attention_heads") and sized and any(_linear(module, n) for n in ("query", "q_proj", "q", "query_proj"))
+            and not hasattr(module, "conv_kernel_layer"))
 
 
 def _hf_head_dim(module: nn.Module) -> int:
@@ -224,8 +226,9 @@ def _hf_grouped_query_sync(module: nn.Module) -> dict[str, int]:
     # alone and num_key_value_groups is the query head count (repeat_kv expands the key/value head to it).
     hd = module.head_dim
     heads, kv_heads = module.q_proj.out_features // hd, module.k_proj.out_features // hd
-    if _int(module, "num_key_value_groups"):
-        module.num_key_value_groups = heads // kv_heads
+    for name, value in (("num_key_value_groups", heads // kv_heads), ("num_heads", heads), ("num_key_value_heads", kv_heads)):
+        if _int(module, name):  # StableLM's forward views with self.num_heads / self.num_key_value_heads
+            setattr(module, name, value)
     return {"num_attention_heads": heads, "num_key_value_heads": kv_heads}
 
 
@@ -245,6 +248,76 @@ register_attention_form("hf-grouped-query", AttentionForm(_hf_grouped_query, lam
                                                           whole=_hf_single_key_value_head, built_heads=_multi_query_heads),
                         "Hugging Face Llama/Qwen2/Mistral/Gemma/Phi (grouped-query): whole key/value groups; "
                         "multi-query: query heads")
+
+
+def _hf_fused_grouped_query(module: nn.Module) -> bool:
+    """Phi-3: one ``qkv_proj`` with rows (query heads, key/value heads, key/value heads), sliced at bounds its
+    forward computes from ``config.num_attention_heads`` and ``num_key_value_heads``; ``o_proj``."""
+    return (_linear(module, "qkv_proj") and _linear(module, "o_proj") and _int(module, "head_dim")
+            and _int(module, "num_key_value_heads") and _int(getattr(module, "config", None), "num_attention_heads"))
+
+
+def _hf_fused_grouped_query_sync(module: nn.Module) -> dict[str, int]:
+    hd = module.head_dim
+    heads = module.o_proj.in_features // hd
+    module.num_key_value_heads = (module.qkv_proj.out_features - heads * hd) // (2 * hd)
+    module.num_key_value_groups = heads // module.num_key_value_heads
+    return {"num_attention_heads": heads, "num_key_value_heads": module.num_key_value_heads}
+
+
+def _hf_fused_single_key_value_head(module: nn.Module) -> list[tuple[str, int]]:
+    # A single key/value head's rows cannot be kept whole apart from the query rows of the same weight.
+    return [("qkv_proj.weight", 0)] if module.qkv_proj.out_features == module.o_proj.in_features + 2 * module.head_dim else []
+
+
+register_attention_form("hf-fused-grouped-query", AttentionForm(
+    _hf_fused_grouped_query, lambda m: m.head_dim, _hf_fused_grouped_query_sync, whole=_hf_fused_single_key_value_head,
+    adaptive_splits=True), "Hugging Face Phi-3 (fused qkv_proj, grouped-query): whole key/value groups")
+
+
+def _gpt_neox_attention(module: nn.Module) -> bool:
+    """GPT-NeoX (Pythia): ``query_key_value`` viewed as (..., heads, 3 * head_size), chunked into q, k, v;
+    no head count attribute (the views use -1)."""
+    return (_linear(module, "query_key_value") and _linear(module, "dense") and _int(module, "head_size")
+            and not _int(module, "num_heads") and not _int(module, "num_attention_heads"))
+
+
+def _gpt_neox_sync(module: nn.Module) -> dict[str, int]:
+    return {"num_attention_heads": module.query_key_value.out_features // (3 * module.head_size)}
+
+
+# head_dim is a head's block of query_key_value rows: its query, key and value channels together.
+register_attention_form("hf-gpt-neox-attention", AttentionForm(_gpt_neox_attention, lambda m: 3 * m.head_size, _gpt_neox_sync),
+                        "Hugging Face GPT-NeoX / Pythia (query_key_value rows (heads, 3 * head_size))")
+
+
+def _cvt_attention(module: nn.Module) -> bool:
+    """CvT's self-attention: convolutional projections, then projection_query/key/value; head size
+    embed_dim // num_heads, computed in its forward (so embed_dim follows the heads)."""
+    return (all(_linear(module, f"projection_{n}") for n in ("query", "key", "value")) and _int(module, "num_heads")
+            and _int(module, "embed_dim"))
+
+
+def _cvt_sync(module: nn.Module) -> dict[str, int]:
+    if not _int(module, "head_dim"):  # before the first slice: the head size the sliced weights no longer tell
+        module.head_dim = module.embed_dim // module.num_heads
+    module.embed_dim = module.projection_query.out_features
+    module.num_heads = module.embed_dim // module.head_dim
+    return {"num_attention_heads": module.num_heads}  # CvT's config has per-stage num_heads, fitted by save_pretrained
+
+
+def _cvt_remember(module: nn.Module) -> None:
+    if not _int(module, "head_dim"):
+        module.head_dim = module.embed_dim // module.num_heads
+
+
+def _cvt_single_head(module: nn.Module) -> list[tuple[str, int]]:
+    return [(f"projection_{n}.weight", 0) for n in ("query", "key", "value")] if module.num_heads == 1 else []
+
+
+register_attention_form("hf-cvt-attention", AttentionForm(_cvt_attention, lambda m: getattr(m, "head_dim", None) or m.embed_dim // m.num_heads,
+                                                          _cvt_sync, remember=_cvt_remember, whole=_cvt_single_head),
+                        "Hugging Face CvT (convolutional projections, projection_query/key/value, head size embed_dim // num_heads)")
 
 
 def _falcon_attention(module: nn.Module) -> bool:
