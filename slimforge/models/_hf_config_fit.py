@@ -27,7 +27,9 @@ from torch import nn
 # A config value: the attribute path from the top config (sub-configs, list indices), e.g. ("vision_config", "hidden_size").
 Path = tuple[Any, ...]
 MAX_ROUNDS = 16
-MAX_PAIRS = 400  # two-change moves tried in one round, at most
+MAX_PAIRS = 120  # two-change moves tried in one round, at most
+# Meta-device builds per fit, at most: MobileViT's many per-layer sizes took 2 minutes of pair moves unbounded.
+MAX_BUILDS = 150
 
 
 @dataclass(frozen=True)
@@ -118,14 +120,15 @@ def fit_config(hf: nn.Module) -> tuple[list[tuple[Path, Any]], list[Difference]]
     if found is None:
         return [], [Difference("the config", "does not build", "")]
     changes: list[tuple[Path, Any]] = []
+    budget = [MAX_BUILDS]
     for _ in range(MAX_ROUNDS):
         if not _mattering(found):
             break
         candidates = _candidates(config, found)
-        best = _best_move(hf, config, [[c] for c in candidates], len(_mattering(found)))
+        best = _best_move(hf, config, [[c] for c in candidates], len(_mattering(found)), budget)
         if best is None:
             pairs = [[a, b] for i, a in enumerate(candidates) for b in candidates[i + 1:] if a[0] != b[0]]
-            best = _best_move(hf, config, pairs[:MAX_PAIRS], len(_mattering(found)))
+            best = _best_move(hf, config, pairs[:MAX_PAIRS], len(_mattering(found)), budget)
         if best is None:
             break
         move, found = best
@@ -139,11 +142,15 @@ def _mattering(found: list[Difference]) -> list[Difference]:
     return [d for d in found if d.matters]
 
 
-def _best_move(hf: nn.Module, config: Any, moves: list[list[tuple[Path, Any]]], current: int
+def _best_move(hf: nn.Module, config: Any, moves: list[list[tuple[Path, Any]]], current: int, budget: list[int]
                ) -> tuple[list[tuple[Path, Any]], list[Difference]] | None:
-    """The move (config changes made together) leaving the fewest differences, if fewer than ``current``."""
+    """The move (config changes made together) leaving the fewest differences, if fewer than ``current``;
+    each build tried takes one from ``budget[0]``, and none is tried once it is spent."""
     best = None
     for move in moves:
+        if budget[0] <= 0:
+            break
+        budget[0] -= 1
         trial = copy.deepcopy(config)
         try:
             for path, value in move:

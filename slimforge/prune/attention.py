@@ -250,6 +250,39 @@ register_attention_form("hf-grouped-query", AttentionForm(_hf_grouped_query, lam
                         "multi-query: query heads")
 
 
+def _falcon_grouped_attention(module: nn.Module) -> bool:
+    """Falcon's newer layout (``new_decoder_architecture``, Falcon-40B/180B): ``query_key_value`` rows
+    (key/value heads, query heads per key/value head + 2, head_dim): each group its queries, key and value."""
+    return (_linear(module, "query_key_value") and _linear(module, "dense") and _int(module, "num_heads")
+            and _int(module, "head_dim") and _int(module, "num_kv_heads") and _int(module, "num_key_value_groups")
+            and getattr(module, "new_decoder_architecture", None) is True)
+
+
+def _falcon_grouped_split_axis(module: nn.Module, sizes: list[int]) -> int | None:
+    # view(..., num_kv_heads, -1, head_dim) of the (groups * (queries + 2), head_dim) view: whole groups.
+    per_group = module.num_key_value_groups + 2
+    for axis in range(len(sizes) - 1):
+        if sizes[axis] == module.num_kv_heads and sizes[axis + 1] == per_group:
+            return axis
+    return None
+
+
+def _falcon_grouped_sync(module: nn.Module) -> dict[str, int]:
+    module.num_kv_heads = module.query_key_value.out_features // ((module.num_key_value_groups + 2) * module.head_dim)
+    module.num_heads = module.num_kv_heads * module.num_key_value_groups
+    return {"num_attention_heads": module.num_heads, "num_kv_heads": module.num_kv_heads}
+
+
+def _falcon_single_group(module: nn.Module) -> list[tuple[str, int]]:
+    # One key/value head: the view to (..., 1, queries + 2, head_dim) ties no group, so its rows stay.
+    return [("query_key_value.weight", 0)] if module.num_kv_heads == 1 else []
+
+
+register_attention_form("hf-falcon-grouped-attention", AttentionForm(
+    _falcon_grouped_attention, lambda m: m.head_dim, _falcon_grouped_sync, split_axis=_falcon_grouped_split_axis,
+    whole=_falcon_single_group), "Hugging Face Falcon, new_decoder_architecture (grouped query_key_value): whole key/value groups")
+
+
 def _hf_fused_grouped_query(module: nn.Module) -> bool:
     """Phi-3: one ``qkv_proj`` with rows (query heads, key/value heads, key/value heads), sliced at bounds its
     forward computes from ``config.num_attention_heads`` and ``num_key_value_heads``; ``o_proj``."""

@@ -125,6 +125,16 @@ def tiny_falcon() -> nn.Module:
     return FalconForCausalLM(config)
 
 
+def tiny_falcon_grouped() -> nn.Module:
+    """Falcon's new_decoder_architecture: query_key_value rows (kv heads, queries per kv head + 2, head_dim)."""
+    from transformers import FalconConfig, FalconForCausalLM
+
+    config = FalconConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_kv_heads=2,
+                          new_decoder_architecture=True, pad_token_id=0)
+    torch.manual_seed(0)
+    return FalconForCausalLM(config)
+
+
 def tiny_phi3() -> nn.Module:
     """Phi-3: one fused qkv_proj (query heads, then key/value heads), sliced at bounds computed from the config."""
     from transformers import Phi3Config, Phi3ForCausalLM

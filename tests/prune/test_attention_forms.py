@@ -70,6 +70,7 @@ FORM_MODELS = {
     "hf-distilbert-attention": lambda: _hf("tiny_distilbert"),
     "hf-t5-attention": lambda: _hf("tiny_t5_tagger"),
     "hf-falcon-attention": lambda: _hf("tiny_falcon"),
+    "hf-falcon-grouped-attention": lambda: _hf("tiny_falcon_grouped"),
     "hf-fused-grouped-query": lambda: _hf("tiny_phi3"),
     "hf-gpt-neox-attention": lambda: _hf("tiny_gpt_neox"),
     "hf-cvt-attention": lambda: _factory("tiny_cvt_classifier", torch.randn(2, 3, 32, 32)),
@@ -112,6 +113,8 @@ def _query_width(m: nn.Module) -> int:
         return m.o_proj.in_features
     if hasattr(m, "projection_query"):  # CvT
         return m.projection_query.out_features
+    if getattr(m, "new_decoder_architecture", False):  # Falcon's groups: queries + key + value per kv head
+        return m.query_key_value.out_features * m.num_key_value_groups // (m.num_key_value_groups + 2)
     if hasattr(m, "query_key_value"):  # Falcon: (heads, 3, head_dim) rows
         return m.query_key_value.out_features // 3
     if hasattr(m, "c_attn"):
