@@ -46,6 +46,8 @@ class Difference:
     matters: bool = True
 
     def __str__(self) -> str:
+        if self.actual == "":  # no comparison: the config itself
+            return f"{self.where} {self.built}"
         return f"{self.where}: model {self.actual} vs config {self.built}"
 
 

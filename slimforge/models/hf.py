@@ -272,7 +272,7 @@ def layer_sizes(hf: nn.Module) -> dict[str, list[int]]:
             sizes["hidden"].append(qkv[0].in_features)
             sizes["heads"].append(qkv[0].out_features // head_size)
             sizes["head_size"].append(head_size)
-        elif head_size and isinstance(getattr(fused, "weight", None), torch.Tensor):
+        elif head_size and type(fused).__name__ == "Conv1D" and isinstance(getattr(fused, "weight", None), torch.Tensor):
             sizes["hidden"].append(fused.weight.shape[0])
             sizes["heads"].append(fused.weight.shape[1] // 3 // head_size)
             sizes["head_size"].append(head_size)

@@ -3,6 +3,7 @@ index, pad ...): how each ties its inputs' elements to its output's."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -198,11 +199,7 @@ def _split_axis(tr: Tracing, node: torch.fx.Node, merged: np.ndarray, osizes: li
         g = np.moveaxis(grid, axis, 0).reshape(osizes[axis], -1)
         if (g == g[:, :1]).all():
             return axis
-    for path in reversed(module_paths(node)):
-        try:
-            module = tr.model.get_submodule(path)
-        except AttributeError:
-            continue
+    for module in _enclosing_modules(tr, node):
         form = find_attention_form(module)
         if form is not None:
             axis = head_axis(module, form, osizes)
@@ -267,15 +264,20 @@ def _built_heads(tr: Tracing, node: torch.fx.Node) -> int | None:
 
 def _innermost_form(tr: Tracing, node: torch.fx.Node) -> tuple[Any, Any]:
     """(module, attention form) of the innermost module around ``node`` that has a form; (None, None) if none."""
-    for path in reversed(module_paths(node)):
-        try:
-            module = tr.model.get_submodule(path)
-        except AttributeError:
-            continue
+    for module in _enclosing_modules(tr, node):
         form = find_attention_form(module)
         if form is not None:
             return module, form
     return None, None
+
+
+def _enclosing_modules(tr: Tracing, node: torch.fx.Node) -> Iterator[Any]:
+    """The modules whose forward ran ``node``, innermost first."""
+    for path in reversed(module_paths(node)):
+        try:
+            yield tr.model.get_submodule(path)
+        except AttributeError:
+            continue
 
 
 @_rule("select", "select_copy")
@@ -367,8 +369,10 @@ def _split_op(tr: Tracing, node: torch.fx.Node) -> Any:
         return tuple([*label[:d], piece, *label[d + 1:]] for _ in sizes)
     if _adaptive_splits(tr, node):
         starts = np.cumsum([0, *sizes])
-        for a in starts[:-1].tolist():  # no piece may empty (CoaT: a convolution without channels): its first unit stays
-            tr.uf.pin(vec[a:a + 1])
+        module, form = _innermost_form(tr, node)
+        for a, b in zip(starts[:-1].tolist(), starts[1:].tolist()):  # no piece may empty (CoaT: a convolution without
+            # channels): its first unit stays; a piece one head wide (GPT-BigCode's single key/value head) stays whole
+            tr.uf.pin(vec[a:b] if b - a == form.head_dim(module) else vec[a:a + 1])
         return tuple([*label[:d], _clean(tr, vec[a:b], b - a), *label[d + 1:]] for a, b in zip(starts[:-1], starts[1:]))
     tr.uf.pin(vec)
     return tuple([*label[:d], None, *label[d + 1:]] for _ in outs)

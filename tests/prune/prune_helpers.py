@@ -135,6 +135,16 @@ def tiny_falcon_grouped() -> nn.Module:
     return FalconForCausalLM(config)
 
 
+def tiny_gpt_bigcode() -> nn.Module:
+    """GPT-BigCode (StarCoder), multi-query: c_attn split into (query heads, one key head, one value head)."""
+    from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM
+
+    config = GPTBigCodeConfig(vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=64, multi_query=True,
+                              bos_token_id=0, eos_token_id=0)
+    torch.manual_seed(0)
+    return GPTBigCodeForCausalLM(config)
+
+
 def tiny_phi3() -> nn.Module:
     """Phi-3: one fused qkv_proj (query heads, then key/value heads), sliced at bounds computed from the config."""
     from transformers import Phi3Config, Phi3ForCausalLM

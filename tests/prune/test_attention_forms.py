@@ -72,6 +72,7 @@ FORM_MODELS = {
     "hf-falcon-attention": lambda: _hf("tiny_falcon"),
     "hf-falcon-grouped-attention": lambda: _hf("tiny_falcon_grouped"),
     "hf-fused-grouped-query": lambda: _hf("tiny_phi3"),
+    "hf-gpt-bigcode-attention": lambda: _hf("tiny_gpt_bigcode"),
     "hf-gpt-neox-attention": lambda: _hf("tiny_gpt_neox"),
     "hf-cvt-attention": lambda: _factory("tiny_cvt_classifier", torch.randn(2, 3, 32, 32)),
     "timm-attention": _vit,
@@ -117,6 +118,8 @@ def _query_width(m: nn.Module) -> int:
         return m.query_key_value.out_features * m.num_key_value_groups // (m.num_key_value_groups + 2)
     if hasattr(m, "query_key_value"):  # Falcon: (heads, 3, head_dim) rows
         return m.query_key_value.out_features // 3
+    if hasattr(m, "kv_dim"):  # GPT-BigCode: multi-query c_attn rows (query heads, one key head, one value head)
+        return m.c_attn.out_features - 2 * m.kv_dim if m.multi_query else m.c_attn.out_features // 3
     if hasattr(m, "c_attn"):
         return m.c_attn.weight.shape[1] // 3
     return next(getattr(m, n) for n in ("query", "q_proj", "q_lin", "q") if hasattr(m, n)).out_features

@@ -11,7 +11,7 @@ from torch import nn
 
 import slimforge
 import slimforge.prune as sp
-from slimforge.artifacts import ModelSpec, attach_spec, get_spec
+from slimforge.artifacts import get_spec
 from slimforge.loading import load, save
 from slimforge.errors import SlimforgeError, UnknownNameError
 
