@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from slimforge.errors import ArtifactError, SlimforgeError, UnknownNameError, did_you_mean
+from slimforge.models._hf_config_fit import apply_changes, fit_config
 
 CONFIG_FILE = "config.json"
 SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
@@ -255,6 +256,11 @@ def _head_size(module: nn.Module) -> int | None:
     return size if isinstance(size, int) and size > 0 else None
 
 
+def _falcon_fused(module: nn.Module) -> bool:
+    return (isinstance(getattr(module, "query_key_value", None), nn.Linear) and getattr(module, "multi_query", None) is False
+            and getattr(module, "new_decoder_architecture", None) is False)
+
+
 def layer_sizes(hf: nn.Module) -> dict[str, list[int]]:
     """Per-layer sizes read from the modules: ``hidden`` (attention input width), ``heads``,
     ``head_size`` and ``intermediate`` (FFN width), in layer order."""
@@ -266,9 +272,13 @@ def layer_sizes(hf: nn.Module) -> dict[str, list[int]]:
             sizes["hidden"].append(qkv[0].in_features)
             sizes["heads"].append(qkv[0].out_features // head_size)
             sizes["head_size"].append(head_size)
-        elif head_size and isinstance(getattr(fused, "weight", None), torch.Tensor):
+        elif head_size and type(fused).__name__ == "Conv1D" and isinstance(getattr(fused, "weight", None), torch.Tensor):
             sizes["hidden"].append(fused.weight.shape[0])
             sizes["heads"].append(fused.weight.shape[1] // 3 // head_size)
+            sizes["head_size"].append(head_size)
+        elif head_size and _falcon_fused(module):  # Falcon's query_key_value: (out, in), rows (heads, 3, head_dim)
+            sizes["hidden"].append(module.query_key_value.in_features)
+            sizes["heads"].append(module.query_key_value.out_features // 3 // head_size)
             sizes["head_size"].append(head_size)
         if isinstance(module, nn.Linear) and any(path.endswith(suffix) for suffix in FFN_LAYERS):
             sizes["intermediate"].append(module.out_features)
@@ -286,7 +296,16 @@ def sync_config(model: nn.Module) -> None:
         for key, values in (("hidden_size", sizes["hidden"]), ("num_attention_heads", sizes["heads"]), (inner, sizes["intermediate"])):
             if len(set(values)) == 1 and hasattr(config, key):
                 setattr(config, key, values[0])
+        _sync_base_heads(hf, sizes["heads"])
         _sync_stage_widths(hf)
+
+
+def _sync_base_heads(hf: nn.Module, heads: list[int]) -> None:
+    """A base model's own ``num_heads`` copy of the config's (Falcon's and BLOOM's, for ALiBi, which pins the
+    heads when it is on: a tensor built from it has no head it could follow) follows a uniform pruned head count."""
+    base = getattr(hf, "base_model", None)
+    if len(set(heads)) == 1 and isinstance(getattr(base, "num_heads", None), int):
+        base.num_heads = heads[0]
 
 
 def _sync_stage_widths(hf: nn.Module) -> None:
@@ -309,23 +328,28 @@ def save_pretrained(model: nn.Module, out: str | Path, *, pad: bool = False) -> 
     ``hf-text-classifier``) as a ``save_pretrained`` folder: ``config.json`` + ``model.safetensors``
     that ``AutoModel...from_pretrained(out)`` loads with plain transformers, giving the same outputs.
 
-    The config is first synced with the modules; a model its config cannot describe (per-layer
-    head counts or FFN widths, a head size other than hidden_size / heads) is refused with the
-    reason, unless ``pad=True``: removed heads and FFN neurons are put back as zeros (outputs
-    unchanged; transformers then runs the padded size). The folder replaces ``out`` in one step.
+    The config is first synced with the modules, then fitted: whatever the architecture calls its
+    sizes (``d_model``, ``encoder_ffn_dim``, Swin's per-stage ``num_heads`` ...), the values that make a
+    model built from the config match the pruned one, tensor shapes and module attributes (head
+    counts, head sizes, scales) alike (:mod:`slimforge.models._hf_config_fit`). A model no config
+    describes (per-layer head counts or FFN widths, a head size other than hidden_size / heads where
+    the config derives it) is refused with the reason, unless ``pad=True`` puts zero heads/neurons
+    back (same outputs, plain transformers runs the padded size). Before the folder replaces ``out``
+    (in one step), it is loaded back with ``from_pretrained`` and compared tensor by tensor, buffers
+    the config computes (not saved) included.
     """
     from slimforge.files import staged_output
 
-    found = hf_models(model)
+    found = _outermost(hf_models(model))
     if len(found) != 1:
         raise ArtifactError(f"save_pretrained needs a model holding one transformers model; {type(model).__name__} holds {len(found)}. "
                             "Save it in slimforge's format instead (slimforge.save).")
     hf = found[0]
     sync_config(hf)
-    problem = describe_mismatch(hf)
+    problem = fit_config_or_describe(hf)
     if problem and pad:
         hf = padded_copy(hf)
-        problem = describe_mismatch(hf)
+        problem = fit_config_or_describe(hf)
     if problem:
         raise ArtifactError(
             f"Cannot write {out} as a Hugging Face folder: {problem} A transformers config holds one size for every layer. "
@@ -335,39 +359,49 @@ def save_pretrained(model: nn.Module, out: str | Path, *, pad: bool = False) -> 
         )
     with staged_output(out) as folder, _no_progress_bars():
         hf.save_pretrained(str(folder))
+        _check_reloads(hf, folder, out)
     return Path(out)
 
 
-def describe_mismatch(hf: nn.Module) -> str:
-    """Why a model built from ``hf.config`` would differ from ``hf`` ("" when it would not)."""
+def _outermost(models: list[nn.Module]) -> list[nn.Module]:
+    """The models not inside another one (T5's encoder and decoder stacks carry configs of their own)."""
+    inner = {id(m) for outer in models for m in outer.modules() if m is not outer}
+    return [m for m in models if id(m) not in inner]
+
+
+def fit_config_or_describe(hf: nn.Module) -> str:
+    """Set ``hf.config`` to the values that describe ``hf`` and return ""; or, when no config can, why
+    (``hf.config`` then stays as it was)."""
+    changes, left = fit_config(hf)
+    if not left:
+        apply_changes(hf.config, changes)
+        return ""
     sizes = layer_sizes(hf)
     for key, what in (("heads", "attention head counts"), ("intermediate", "FFN widths (intermediate_size)"), ("hidden", "hidden sizes")):
         if len(set(sizes[key])) > 1:
-            return f"its layers have different {what}: {sizes[key]}."
+            return f"its layers have different {what}: {sizes[key]} ({'; '.join(str(d) for d in left[:2])})."
     config = hf.config
-    if sizes["heads"] and getattr(config, "head_dim", None) is None:  # the config derives the head size
-        heads, head_size, hidden = sizes["heads"][0], sizes["head_size"][0], config.hidden_size
+    hidden = getattr(config, "hidden_size", None)
+    if sizes["heads"] and getattr(config, "head_dim", None) is None and isinstance(hidden, int):  # the config derives the head size
+        heads, head_size = sizes["heads"][0], sizes["head_size"][0]
         if hidden != heads * head_size:
             return (f"{heads} heads of size {head_size} (heads pruned, hidden size {hidden} kept): the config derives the "
                     f"head size as hidden_size / num_attention_heads = {hidden / max(heads, 1):g}.")
-    wrong = _shape_differences(hf)
+    return f"a model built from its config differs ({'; '.join(str(d) for d in left[:3])})."
+
+
+def _check_reloads(hf: nn.Module, folder: Path, out: str | Path) -> None:
+    """``from_pretrained(folder)`` gives ``hf``'s tensors, buffers computed from the config (not saved:
+    Gemma's embedding scale) included; raises naming the first that differ."""
+    dtype = next(hf.parameters()).dtype
+    loaded = type(hf).from_pretrained(str(folder), local_files_only=True, use_safetensors=True, dtype=dtype)
+    mine = {**dict(hf.named_buffers()), **hf.state_dict()}
+    theirs = {**dict(loaded.named_buffers()), **loaded.state_dict()}
+    wrong = [k for k, v in mine.items() if k not in theirs or theirs[k].shape != v.shape or not torch.equal(theirs[k], v)]
     if wrong:
-        return f"a model built from its config has other shapes ({'; '.join(wrong[:3])})."
-    return ""
-
-
-def _shape_differences(hf: nn.Module) -> list[str]:
-    """Tensors whose shape differs between ``hf`` and ``type(hf)(hf.config)`` (built on the meta device)."""
-    try:
-        with torch.device("meta"):
-            fresh = type(hf)(copy.deepcopy(hf.config))
-    except Exception as exc:  # noqa: BLE001 - any failure to build from the config is the answer
-        return [f"the config does not build: {type(exc).__name__}: {str(exc)[:200]}"]
-    expected = {k: tuple(v.shape) for k, v in fresh.state_dict().items()}
-    actual = {k: tuple(v.shape) for k, v in hf.state_dict().items()}
-    wrong = [f"{k}: model {actual[k]} vs config {expected[k]}" for k in actual if k in expected and actual[k] != expected[k]]
-    wrong += [f"{k}: only in the model" for k in actual if k not in expected]
-    return wrong
+        raise ArtifactError(f"Cannot write {out} as a Hugging Face folder: loaded back with from_pretrained, "
+                            f"{', '.join(wrong[:3])} differ{'s' if len(wrong) == 1 else ''} from the pruned model's "
+                            "(a value the config computes from the pruned sizes). Keep slimforge's own format (slimforge.save).")
 
 
 @torch.no_grad()

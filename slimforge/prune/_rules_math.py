@@ -169,8 +169,9 @@ def _sdpa(tr: Tracing, node: torch.fx.Node) -> Any:
     mask = _arg(node, 3, "attn_mask")
     lq, lk, lv = (tr.lab(t) or [None] * len(_shape(t)) for t in (q, k, v))
     sq, sk, sv = _shape(q), _shape(k), _shape(v)
-    if _arg(node, 7, "enable_gqa", False) and len(sq) >= 3 and sk[-3] != sq[-3]:
-        # grouped-query: key/value head j serves query heads j*rep .. (j+1)*rep-1 (repeat_interleave)
+    if _arg(node, 7, "enable_gqa", False) and len(sq) >= 3 and sk[-3] not in (sq[-3], 1):
+        # grouped-query: key/value head j serves query heads j*rep .. (j+1)*rep-1 (repeat_interleave);
+        # a single key/value head (multi-query) broadcasts to any count of query heads
         rep = sq[-3] // sk[-3]
         lk, lv = ([*lab[:-3], None if lab[-3] is None else np.repeat(lab[-3], rep), *lab[-2:]] for lab in (lk, lv))
         sk, sv = ((*s[:-3], sq[-3], *s[-2:]) for s in (sk, sv))

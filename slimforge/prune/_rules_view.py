@@ -3,6 +3,7 @@ index, pad ...): how each ties its inputs' elements to its output's."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,7 @@ def _unary(tr: Tracing, node: torch.fx.Node) -> Any:
 
 
 @_rule(
-    "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "where", "maximum", "minimum", "eq", "ne",
+    "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "multiply", "divide", "subtract", "true_divide", "where", "maximum", "minimum", "eq", "ne",
     "lt", "gt", "le", "ge", "pow", "masked_fill", "masked_fill_", "logical_and", "logical_or", "copy_", "type_as",
     "floor_divide", "remainder", "fmod", "lerp", "addcmul", "addcdiv", "atan2", "hypot", "bitwise_and", "bitwise_or",
 )
@@ -127,19 +128,6 @@ def _pool(tr: Tracing, node: torch.fx.Node) -> Any:
     return out
 
 
-@_rule("im2col")
-def _im2col(tr: Tracing, node: torch.fx.Node) -> Any:
-    """F.unfold: (B, C, H, W) -> (B, C * k*k, L), each channel's k*k kernel positions side by side."""
-    label = tr.lab(node.args[0])
-    if label is None:
-        return _none_like(node)
-    for v in label[-2:]:
-        tr.uf.pin(v)
-    kk = _shape(node)[-2] // _shape(node.args[0])[-3]
-    channels = label[-3]
-    return [*label[:-3], None if channels is None else np.repeat(channels, kk), None]
-
-
 @_rule("unfold")
 def _sliding_windows(tr: Tracing, node: torch.fx.Node) -> Any:
     """Tensor.unfold(dim, size, step) (HaloNet's halo windows): ``dim`` becomes the window count and a
@@ -198,10 +186,10 @@ def _reshape_label(tr: Tracing, node: torch.fx.Node, label: Label, in_shape: tup
                 bi.append(ins[i]); pi *= in_shape[ins[i]]; i += 1  # noqa: E702
             else:
                 bo.append(outs[j]); po *= out_shape[outs[j]]; j += 1  # noqa: E702
-        vecs = [label[d] for d in bi]
-        # A dimension already kept whole (every element pinned: MViTv2's head size, fixed by the pooling
-        # convolutions shared by all heads) merges like an untracked one: the other keeps its units.
-        tracked = [k for k, v in enumerate(vecs) if v is not None and not (len(bi) > 1 and _all_pinned(tr, v))]
+        # A dimension already pinned whole carries nothing prunable (a single key/value head's channels
+        # beside the query heads in multi-query attention's output): merging it pins nothing more.
+        vecs = [None if v is not None and _all_pinned(tr, v) else v for v in (label[d] for d in bi)]
+        tracked = [k for k, v in enumerate(vecs) if v is not None]
         if not tracked:
             continue
         if len(bi) == 1 and len(bo) == 1:
@@ -241,11 +229,7 @@ def _split_axis(tr: Tracing, node: torch.fx.Node, merged: np.ndarray, osizes: li
         g = np.moveaxis(grid, axis, 0).reshape(osizes[axis], -1)
         if (g == g[:, :1]).all():
             return axis
-    for path in reversed(module_paths(node)):
-        try:
-            module = tr.model.get_submodule(path)
-        except AttributeError:
-            continue
+    for module in _enclosing_modules(tr, node):
         form = find_attention_form(module)
         if form is not None:
             axis = head_axis(module, form, osizes)
@@ -290,9 +274,40 @@ def _transpose(tr: Tracing, node: torch.fx.Node) -> Any:
 @_rule("expand", "expand_as", "expand_copy", "broadcast_to")
 def _expand(tr: Tracing, node: torch.fx.Node) -> Any:
     label = tr.lab(node.args[0]) or []
-    out_shape = _shape(node)
+    in_shape, out_shape = _shape(node.args[0]), _shape(node)
     lead = len(out_shape) - len(label)
-    return [None] * lead + [v if v is not None and len(v) == out_shape[lead + d] else None for d, v in enumerate(label)]
+    out = [None] * lead + [v if v is not None and len(v) == out_shape[lead + d] else None for d, v in enumerate(label)]
+    heads = _built_heads(tr, node)
+    for d, size in enumerate(in_shape):
+        if heads is not None and size == 1 and out_shape[lead + d] == heads > 1:
+            out[lead + d] = tr.uf.fresh(heads)  # repeat_kv of one key/value head: as many as the query heads
+            break
+    return out
+
+
+def _built_heads(tr: Tracing, node: torch.fx.Node) -> int | None:
+    """The head count the innermost attention module around ``node`` builds tensors with (the form's
+    ``built_heads``), or None: a tensor that size built there follows the pruned heads."""
+    module, form = _innermost_form(tr, node)
+    return form.built_heads(module) if form is not None and form.built_heads is not None else None
+
+
+def _innermost_form(tr: Tracing, node: torch.fx.Node) -> tuple[Any, Any]:
+    """(module, attention form) of the innermost module around ``node`` that has a form; (None, None) if none."""
+    for module in _enclosing_modules(tr, node):
+        form = find_attention_form(module)
+        if form is not None:
+            return module, form
+    return None, None
+
+
+def _enclosing_modules(tr: Tracing, node: torch.fx.Node) -> Iterator[Any]:
+    """The modules whose forward ran ``node``, innermost first."""
+    for path in reversed(module_paths(node)):
+        try:
+            yield tr.model.get_submodule(path)
+        except AttributeError:
+            continue
 
 
 @_rule("select", "select_copy")
@@ -314,7 +329,12 @@ def _slice(tr: Tracing, node: torch.fx.Node) -> Any:
     shape = _shape(node.args[0])
     d = _norm_dim(_arg(node, 1, "dim", 0), len(label))
     out = list(label)
-    if _shape(node)[d] != shape[d]:  # a part of a prunable dimension: keep it whole
+    if _shape(node)[d] != shape[d] and label[d] is not None and _arg(node, 4, "step", 1) == 1 and _adaptive_splits(tr, node):
+        # Inside an attention form whose forward computes the slice bounds from its head counts (Phi-3's
+        # fused qkv_proj: query, key, value rows): the piece's channels pass on, unpinned.
+        start, _, _ = slice(_arg(node, 2, "start", None), _arg(node, 3, "end", None)).indices(shape[d])
+        out[d] = _clean(tr, label[d][start:start + _shape(node)[d]], _shape(node)[d])
+    elif _shape(node)[d] != shape[d]:  # a part of a prunable dimension: keep it whole
         tr.uf.pin(label[d])
         out[d] = None
     return out
@@ -379,8 +399,10 @@ def _split_op(tr: Tracing, node: torch.fx.Node) -> Any:
         return tuple([*label[:d], piece, *label[d + 1:]] for _ in sizes)
     if _adaptive_splits(tr, node):
         starts = np.cumsum([0, *sizes])
-        for a in starts[:-1].tolist():  # no piece may empty (CoaT: a convolution without channels): its first unit stays
-            tr.uf.pin(vec[a:a + 1])
+        module, form = _innermost_form(tr, node)
+        for a, b in zip(starts[:-1].tolist(), starts[1:].tolist()):  # no piece may empty (CoaT: a convolution without
+            # channels): its first unit stays; a piece one head wide (GPT-BigCode's single key/value head) stays whole
+            tr.uf.pin(vec[a:b] if b - a == form.head_dim(module) else vec[a:a + 1])
         return tuple([*label[:d], _clean(tr, vec[a:b], b - a), *label[d + 1:]] for a, b in zip(starts[:-1], starts[1:]))
     tr.uf.pin(vec)
     return tuple([*label[:d], None, *label[d + 1:]] for _ in outs)
@@ -388,14 +410,8 @@ def _split_op(tr: Tracing, node: torch.fx.Node) -> Any:
 
 def _adaptive_splits(tr: Tracing, node: torch.fx.Node) -> bool:
     """The split runs inside a module whose attention form recomputes the split sizes after pruning."""
-    for path in reversed(module_paths(node)):
-        try:
-            form = find_attention_form(tr.model.get_submodule(path))
-        except AttributeError:
-            continue
-        if form is not None:
-            return form.adaptive_splits
-    return False
+    _, form = _innermost_form(tr, node)
+    return form is not None and form.adaptive_splits
 
 
 @_rule("unbind")
@@ -511,10 +527,36 @@ def _pin_all(tr: Tracing, node: torch.fx.Node) -> Any:
     return _none_like(node)
 
 
-@_rule("arange", "zeros", "ones", "full", "empty", "scalar_tensor", "new_zeros", "new_ones", "new_full", "new_empty",
+@_rule("zeros", "ones", "full", "empty", "new_zeros", "new_ones", "new_full", "new_empty")
+def _created(tr: Tracing, node: torch.fx.Node) -> Any:
+    """A tensor of fixed shape, except that inside an attention module that builds tensors with its head
+    count (T5's zero position bias, (1, n_heads, q, k)), its first dimension of that size follows the heads."""
+    out = _none_like(node)
+    heads = _built_heads(tr, node)
+    if heads is not None and heads > 1 and isinstance(out, list) and heads in _shape(node):
+        out[list(_shape(node)).index(heads)] = tr.uf.fresh(heads)
+    return out
+
+
+@_rule("arange", "scalar_tensor",
        "rand", "randn", "randint", "linspace", "tensor", "eye", "empty_strided", "sym_size", "sym_numel", "sym_stride",
        "_assert_async", "_assert_scalar", "sym_constrain_range_for_size", "_local_scalar_dense", "item",
        "_assert", "_check", "_check_is_size", "size", "dim", "numel", "stride", "_assert_tensor_metadata")
 def _no_coupling(tr: Tracing, node: torch.fx.Node) -> Any:
     """Creates tensors of fixed shape or reads sizes: nothing to tie."""
     return _none_like(node)
+
+
+@_rule("im2col")
+def _im2col(tr: Tracing, node: torch.fx.Node) -> Any:
+    """nn.Unfold (ConvBERT's span convolution): (B, C, H, W) -> (B, C * kh * kw, L), channel-major, so each
+    channel's element repeats over its kernel positions; spatial positions are never prunable."""
+    label = tr.lab(node.args[0])
+    shape = _shape(node.args[0])
+    kernel = int(np.prod(list(node.args[1])))
+    if label is None:
+        return _none_like(node)
+    channels = label[len(shape) - 3]
+    for v in label[len(shape) - 2:]:
+        tr.uf.pin(v)
+    return [*label[:len(shape) - 3], None if channels is None else np.repeat(channels, kernel), None]

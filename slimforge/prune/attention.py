@@ -58,6 +58,13 @@ class AttentionForm:
     # Further per-head sizes its forward splits into, besides head_dim (LeViT's downsampling attention:
     # queries of key_dim channels per head, keys and values of key_dim + val_dim).
     other_head_dims: Callable[[nn.Module], tuple[int, ...]] | None = None
+    # The head count its forward builds tensors with, from an attribute ``sync`` keeps in line (T5's zero
+    # position bias ``zeros(1, n_heads, q, k)``; ``repeat_kv``'s expand of one key/value head to every query
+    # head): such a tensor's head dimension follows the pruned heads instead of pinning them. None: no such tensor.
+    built_heads: Callable[[nn.Module], int | None] | None = None
+    # Which factor of a split channel dimension counts heads, where :func:`head_axis`'s rule (the factor
+    # followed by exactly head_dim channels) does not tell it (Falcon's (heads, 3) per-head q/k/v).
+    split_axis: Callable[[nn.Module, list[int]], int | None] | None = None
 
 
 ATTENTION_FORMS: Registry[AttentionForm] = Registry("attention form")
@@ -83,6 +90,10 @@ def find_attention_form(module: nn.Module) -> AttentionForm | None:
 def head_axis(module: nn.Module, form: AttentionForm, sizes: list[int]) -> int | None:
     """Which factor of a split channel dimension (``sizes``, e.g. ``[3, heads, head_dim]``)
     counts heads: the one followed by exactly ``head_dim`` channels. None: not a head split."""
+    if form.split_axis is not None:
+        axis = form.split_axis(module, sizes)
+        if axis is not None:
+            return axis
     hds = {form.head_dim(module), *(form.other_head_dims(module) if form.other_head_dims is not None else ())}
     for axis in range(len(sizes) - 1):
         if math.prod(sizes[axis + 1:]) in hds and sizes[axis] > 1:
@@ -138,7 +149,9 @@ def _hf_conv1d(module: nn.Module, name: str) -> bool:
 
 def _hf_self_attention(module: nn.Module) -> bool:
     sized = _int(module, "attention_head_size") or _int(module, "head_dim")
-    return _int(module, "num_attention_heads") and sized and any(_linear(module, n) for n in ("query", "q_proj", "q", "query_proj"))
+    # ConvBERT's span-based convolution heads (conv_kernel_layer) fold the heads into the batch: not this form.
+    return (_int(module, "num_attention_heads") and sized and any(_linear(module, n) for n in ("query", "q_proj", "q", "query_proj"))
+            and not hasattr(module, "conv_kernel_layer"))
 
 
 def _hf_head_dim(module: nn.Module) -> int:
@@ -187,13 +200,18 @@ def _named_heads_sync(heads: str, head_dim: str, query: str, width: str | None) 
     return sync
 
 
+def _t5_built_heads(module: nn.Module) -> int:
+    return module.n_heads  # a layer without its own position bias adds zeros(1, n_heads, q, k)
+
+
 register_attention_form("hf-distilbert-attention", AttentionForm(
     _hf_named_heads("n_heads", "attention_head_size", "q_lin", "k_lin", "v_lin", "out_lin"),
     lambda m: m.attention_head_size, _named_heads_sync("n_heads", "attention_head_size", "q_lin", None)),
     "Hugging Face DistilBERT (n_heads, attention_head_size, q_lin/k_lin/v_lin/out_lin)")
 register_attention_form("hf-t5-attention", AttentionForm(
     _hf_named_heads("n_heads", "key_value_proj_dim", "q", "k", "v", "o"),
-    lambda m: m.key_value_proj_dim, _named_heads_sync("n_heads", "key_value_proj_dim", "q", "inner_dim")),
+    lambda m: m.key_value_proj_dim, _named_heads_sync("n_heads", "key_value_proj_dim", "q", "inner_dim"),
+    built_heads=_t5_built_heads),
     "Hugging Face T5 / mT5 (n_heads, key_value_proj_dim, q/k/v/o; relative_attention_bias columns per head)")
 
 
@@ -207,11 +225,13 @@ def _hf_grouped_query(module: nn.Module) -> bool:
 
 def _hf_grouped_query_sync(module: nn.Module) -> dict[str, int]:
     # repeat_kv ties every query head to its key/value head, so whole groups go and num_key_value_groups
-    # (query heads per key/value head) stays as it is; with one key/value head (multi-query), query heads go alone.
+    # (query heads per key/value head) stays as it is; with one key/value head (multi-query), query heads go
+    # alone and num_key_value_groups is the query head count (repeat_kv expands the key/value head to it).
     hd = module.head_dim
     heads, kv_heads = module.q_proj.out_features // hd, module.k_proj.out_features // hd
-    if _int(module, "num_key_value_groups"):
-        module.num_key_value_groups = heads // kv_heads
+    for name, value in (("num_key_value_groups", heads // kv_heads), ("num_heads", heads), ("num_key_value_heads", kv_heads)):
+        if _int(module, name):  # StableLM's forward views with self.num_heads / self.num_key_value_heads
+            setattr(module, name, value)
     return {"num_attention_heads": heads, "num_key_value_heads": kv_heads}
 
 
@@ -220,9 +240,184 @@ def _hf_single_key_value_head(module: nn.Module) -> list[tuple[str, int]]:
     return [("k_proj.weight", 0), ("v_proj.weight", 0)] if module.k_proj.out_features == module.head_dim else []
 
 
+def _multi_query_heads(module: nn.Module) -> int | None:
+    """With one key/value head, repeat_kv expands it to num_key_value_groups = every query head: that expand
+    follows the query heads (any count of them works). With more, the expand stays tied to its key/value head."""
+    hd = module.head_dim
+    return module.q_proj.out_features // hd if module.k_proj.out_features == hd else None
+
+
 register_attention_form("hf-grouped-query", AttentionForm(_hf_grouped_query, lambda m: m.head_dim, _hf_grouped_query_sync,
-                                                          whole=_hf_single_key_value_head),
-                        "Hugging Face Llama/Qwen2/Mistral/Gemma/Phi (grouped-query): whole key/value groups")
+                                                          whole=_hf_single_key_value_head, built_heads=_multi_query_heads),
+                        "Hugging Face Llama/Qwen2/Mistral/Gemma/Phi (grouped-query): whole key/value groups; "
+                        "multi-query: query heads")
+
+
+def _falcon_grouped_attention(module: nn.Module) -> bool:
+    """Falcon's newer layout (``new_decoder_architecture``, Falcon-40B/180B): ``query_key_value`` rows
+    (key/value heads, query heads per key/value head + 2, head_dim): each group its queries, key and value."""
+    return (_linear(module, "query_key_value") and _linear(module, "dense") and _int(module, "num_heads")
+            and _int(module, "head_dim") and _int(module, "num_kv_heads") and _int(module, "num_key_value_groups")
+            and getattr(module, "new_decoder_architecture", None) is True)
+
+
+def _falcon_grouped_split_axis(module: nn.Module, sizes: list[int]) -> int | None:
+    # view(..., num_kv_heads, -1, head_dim) of the (groups * (queries + 2), head_dim) view: whole groups.
+    per_group = module.num_key_value_groups + 2
+    for axis in range(len(sizes) - 1):
+        if sizes[axis] == module.num_kv_heads and sizes[axis + 1] == per_group:
+            return axis
+    return None
+
+
+def _falcon_grouped_sync(module: nn.Module) -> dict[str, int]:
+    module.num_kv_heads = module.query_key_value.out_features // ((module.num_key_value_groups + 2) * module.head_dim)
+    module.num_heads = module.num_kv_heads * module.num_key_value_groups
+    return {"num_attention_heads": module.num_heads, "num_kv_heads": module.num_kv_heads}
+
+
+def _falcon_single_group(module: nn.Module) -> list[tuple[str, int]]:
+    # One key/value head: the view to (..., 1, queries + 2, head_dim) ties no group, so its rows stay.
+    return [("query_key_value.weight", 0)] if module.num_kv_heads == 1 else []
+
+
+register_attention_form("hf-falcon-grouped-attention", AttentionForm(
+    _falcon_grouped_attention, lambda m: m.head_dim, _falcon_grouped_sync, split_axis=_falcon_grouped_split_axis,
+    whole=_falcon_single_group), "Hugging Face Falcon, new_decoder_architecture (grouped query_key_value): whole key/value groups")
+
+
+def _gpt_bigcode_attention(module: nn.Module) -> bool:
+    """GPT-BigCode (StarCoder): one ``c_attn``; multi-query: split into (embed_dim, kv_dim, kv_dim), one
+    key/value head; otherwise viewed as (..., heads, 3 * head_dim). Self-attention only."""
+    return (_linear(module, "c_attn") and _linear(module, "c_proj") and _int(module, "num_heads") and _int(module, "head_dim")
+            and _int(module, "kv_dim") and isinstance(getattr(module, "multi_query", None), bool)
+            and not getattr(module, "is_cross_attention", False))
+
+
+def _gpt_bigcode_split_axis(module: nn.Module, sizes: list[int]) -> int | None:
+    # Without multi-query: view(..., num_heads, 3 * head_dim): each head's query, key and value together.
+    for axis in range(len(sizes) - 1):
+        if not module.multi_query and sizes[axis + 1] == 3 * module.head_dim and math.prod(sizes[axis + 2:]) == 1:
+            return axis
+    return None
+
+
+def _gpt_bigcode_sync(module: nn.Module) -> dict[str, int]:
+    hd, out = module.head_dim, module.c_attn.out_features
+    module.num_heads = (out - 2 * module.kv_dim) // hd if module.multi_query else out // (3 * hd)
+    if not module.multi_query:
+        module.kv_heads, module.kv_dim = module.num_heads, module.num_heads * hd
+    module.embed_dim = module.split_size = module.num_heads * hd  # the query piece of the split
+    module.num_key_value_groups = module.num_heads // (module.kv_dim // hd)
+    return {"num_attention_heads": module.num_heads}
+
+
+def _gpt_bigcode_built_heads(module: nn.Module) -> int | None:
+    # Multi-query: repeat_kv expands the one key/value head to every query head.
+    return (module.c_attn.out_features - 2 * module.kv_dim) // module.head_dim if module.multi_query else None
+
+
+register_attention_form("hf-gpt-bigcode-attention", AttentionForm(
+    _gpt_bigcode_attention, lambda m: m.head_dim, _gpt_bigcode_sync, split_axis=_gpt_bigcode_split_axis, adaptive_splits=True,
+    built_heads=_gpt_bigcode_built_heads),
+    "Hugging Face GPT-BigCode / StarCoder (fused c_attn; multi-query: query heads go, the key/value head stays)")
+
+
+def _hf_fused_grouped_query(module: nn.Module) -> bool:
+    """Phi-3: one ``qkv_proj`` with rows (query heads, key/value heads, key/value heads), sliced at bounds its
+    forward computes from ``config.num_attention_heads`` and ``num_key_value_heads``; ``o_proj``."""
+    return (_linear(module, "qkv_proj") and _linear(module, "o_proj") and _int(module, "head_dim")
+            and _int(module, "num_key_value_heads") and _int(getattr(module, "config", None), "num_attention_heads"))
+
+
+def _hf_fused_grouped_query_sync(module: nn.Module) -> dict[str, int]:
+    hd = module.head_dim
+    heads = module.o_proj.in_features // hd
+    module.num_key_value_heads = (module.qkv_proj.out_features - heads * hd) // (2 * hd)
+    module.num_key_value_groups = heads // module.num_key_value_heads
+    return {"num_attention_heads": heads, "num_key_value_heads": module.num_key_value_heads}
+
+
+def _hf_fused_single_key_value_head(module: nn.Module) -> list[tuple[str, int]]:
+    # A single key/value head's rows cannot be kept whole apart from the query rows of the same weight.
+    return [("qkv_proj.weight", 0)] if module.qkv_proj.out_features == module.o_proj.in_features + 2 * module.head_dim else []
+
+
+register_attention_form("hf-fused-grouped-query", AttentionForm(
+    _hf_fused_grouped_query, lambda m: m.head_dim, _hf_fused_grouped_query_sync, whole=_hf_fused_single_key_value_head,
+    adaptive_splits=True), "Hugging Face Phi-3 (fused qkv_proj, grouped-query): whole key/value groups")
+
+
+def _gpt_neox_attention(module: nn.Module) -> bool:
+    """GPT-NeoX (Pythia): ``query_key_value`` viewed as (..., heads, 3 * head_size), chunked into q, k, v;
+    no head count attribute (the views use -1)."""
+    return (_linear(module, "query_key_value") and _linear(module, "dense") and _int(module, "head_size")
+            and not _int(module, "num_heads") and not _int(module, "num_attention_heads"))
+
+
+def _gpt_neox_sync(module: nn.Module) -> dict[str, int]:
+    return {"num_attention_heads": module.query_key_value.out_features // (3 * module.head_size)}
+
+
+# head_dim is a head's block of query_key_value rows: its query, key and value channels together.
+register_attention_form("hf-gpt-neox-attention", AttentionForm(_gpt_neox_attention, lambda m: 3 * m.head_size, _gpt_neox_sync),
+                        "Hugging Face GPT-NeoX / Pythia (query_key_value rows (heads, 3 * head_size))")
+
+
+def _cvt_attention(module: nn.Module) -> bool:
+    """CvT's self-attention: convolutional projections, then projection_query/key/value; head size
+    embed_dim // num_heads, computed in its forward (so embed_dim follows the heads)."""
+    return (all(_linear(module, f"projection_{n}") for n in ("query", "key", "value")) and _int(module, "num_heads")
+            and _int(module, "embed_dim"))
+
+
+def _cvt_sync(module: nn.Module) -> dict[str, int]:
+    if not _int(module, "head_dim"):  # before the first slice: the head size the sliced weights no longer tell
+        module.head_dim = module.embed_dim // module.num_heads
+    module.embed_dim = module.projection_query.out_features
+    module.num_heads = module.embed_dim // module.head_dim
+    return {"num_attention_heads": module.num_heads}  # CvT's config has per-stage num_heads, fitted by save_pretrained
+
+
+def _cvt_remember(module: nn.Module) -> None:
+    if not _int(module, "head_dim"):
+        module.head_dim = module.embed_dim // module.num_heads
+
+
+def _cvt_single_head(module: nn.Module) -> list[tuple[str, int]]:
+    return [(f"projection_{n}.weight", 0) for n in ("query", "key", "value")] if module.num_heads == 1 else []
+
+
+register_attention_form("hf-cvt-attention", AttentionForm(_cvt_attention, lambda m: getattr(m, "head_dim", None) or m.embed_dim // m.num_heads,
+                                                          _cvt_sync, remember=_cvt_remember, whole=_cvt_single_head),
+                        "Hugging Face CvT (convolutional projections, projection_query/key/value, head size embed_dim // num_heads)")
+
+
+def _falcon_attention(module: nn.Module) -> bool:
+    """Falcon's original layout (``new_decoder_architecture`` and ``multi_query`` off): a fused
+    ``query_key_value`` whose rows are (heads, 3, head_dim), each head's query, key and value together."""
+    return (_linear(module, "query_key_value") and _linear(module, "dense") and _int(module, "num_heads")
+            and _int(module, "head_dim") and getattr(module, "new_decoder_architecture", None) is False
+            and getattr(module, "multi_query", None) is False)
+
+
+def _falcon_split_axis(module: nn.Module, sizes: list[int]) -> int | None:
+    # unflatten(-2, (num_heads, 3)) of the (3 * heads, head_dim) view: the heads, not the 3 (q, k, v).
+    for axis in range(len(sizes) - 1):
+        if sizes[axis] == module.num_heads and sizes[axis + 1] == 3 and math.prod(sizes[axis + 2:]) in (1, module.head_dim):
+            return axis
+    return None
+
+
+def _falcon_sync(module: nn.Module) -> dict[str, int]:
+    module.num_heads = module.num_kv_heads = module.query_key_value.out_features // (3 * module.head_dim)
+    module.num_key_value_groups = 1
+    return {"num_attention_heads": module.num_heads, "num_kv_heads": module.num_heads}
+
+
+register_attention_form("hf-falcon-attention", AttentionForm(_falcon_attention, lambda m: m.head_dim, _falcon_sync,
+                                                             split_axis=_falcon_split_axis),
+                        "Hugging Face Falcon, original layout (fused query_key_value, (heads, 3, head_dim))")
 
 
 def _gpt2_attention(module: nn.Module) -> bool:

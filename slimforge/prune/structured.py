@@ -151,13 +151,17 @@ def _prune_graph(model: nn.Module, args: tuple, kwargs: dict[str, Any], config: 
     graph = build_dependency_graph(model, args, kwargs, skip=config.skip)
     try:
         return _prune_checked(model, args, kwargs, config, ctx, reference, graph)
-    except PruningError:
+    except PruningError as exc:
         # A split into sizes fixed in the code (x.split(26, 1)) cannot follow its pruned input:
         # prune again with such splits kept whole, if there were any.
-        if not graph.fixed_splits:
-            raise
-        graph = build_dependency_graph(model, args, kwargs, skip=config.skip, pin_fixed_splits=True)
-        return _prune_checked(model, args, kwargs, config, ctx, reference, graph)
+        failure = exc
+        if graph.fixed_splits:
+            graph = build_dependency_graph(model, args, kwargs, skip=config.skip, pin_fixed_splits=True)
+            try:
+                return _prune_checked(model, args, kwargs, config, ctx, reference, graph)
+            except PruningError as again:
+                failure = again
+    return _prune_without_failing_module(model, args, kwargs, config, ctx, reference, failure)
 
 
 def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config: PruneConfig, ctx: ImportanceContext,
@@ -186,6 +190,46 @@ def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config
         restore()
         raise
     return plan
+
+
+MAX_FAILING_CLASSES = 3  # classes kept whole, one by one, before giving up
+
+
+def _prune_without_failing_module(model: nn.Module, args: tuple, kwargs: dict[str, Any], config: PruneConfig,
+                                  ctx: ImportanceContext, reference: Any, failure: PruningError) -> Any:
+    """The pruned model failed to run inside a module that computes a size from elsewhere (Hugging Face
+    PvT-v2's attention reshapes its output to its input's width): prune again with every module of that
+    class kept whole, and say so (up to MAX_FAILING_CLASSES classes); re-raise when no module is to blame."""
+    skip = list(config.skip)
+    for _ in range(MAX_FAILING_CLASSES):
+        module = _failing_module(model, failure)
+        if module is None:
+            break
+        same = [p for p, m in model.named_modules() if p and type(m) is type(module) and not matches(p, skip)]
+        if not same:
+            break
+        log.warning("slimforge.prune: the pruned model failed to run in %s (%s: %s); pruning again with its %d %s "
+                    "module(s) kept whole.", same[0], type(failure.__cause__).__name__, str(failure.__cause__)[:160],
+                    len(same), type(module).__name__)
+        skip += same
+        graph = build_dependency_graph(model, args, kwargs, skip=skip, pin_fixed_splits=True)
+        try:
+            return _prune_checked(model, args, kwargs, config, ctx, reference, graph)
+        except PruningError as again:
+            failure = again
+    raise failure
+
+
+def _failing_module(model: nn.Module, failure: BaseException) -> nn.Module | None:
+    """The innermost module of ``model`` whose code was running when the pruned model's forward raised."""
+    inside = {id(m) for p, m in model.named_modules() if p}
+    tb, found = getattr(failure.__cause__, "__traceback__", None), None
+    while tb is not None:
+        module = tb.tb_frame.f_locals.get("self")
+        if id(module) in inside and isinstance(module, nn.Module):
+            found = module
+        tb = tb.tb_next
+    return found
 
 
 def capture_kwargs(model: nn.Module, example_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -115,6 +115,65 @@ def tiny_llama() -> nn.Module:
     return LlamaForCausalLM(config)
 
 
+def tiny_falcon() -> nn.Module:
+    """Falcon's original layout: a fused query_key_value with rows (heads, 3, head_dim), FalconLinear (x @ W.T)."""
+    from transformers import FalconConfig, FalconForCausalLM
+
+    config = FalconConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                          new_decoder_architecture=False, multi_query=False, pad_token_id=0)
+    torch.manual_seed(0)
+    return FalconForCausalLM(config)
+
+
+def tiny_falcon_grouped() -> nn.Module:
+    """Falcon's new_decoder_architecture: query_key_value rows (kv heads, queries per kv head + 2, head_dim)."""
+    from transformers import FalconConfig, FalconForCausalLM
+
+    config = FalconConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_kv_heads=2,
+                          new_decoder_architecture=True, pad_token_id=0)
+    torch.manual_seed(0)
+    return FalconForCausalLM(config)
+
+
+def tiny_gpt_bigcode() -> nn.Module:
+    """GPT-BigCode (StarCoder), multi-query: c_attn split into (query heads, one key head, one value head)."""
+    from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM
+
+    config = GPTBigCodeConfig(vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=64, multi_query=True,
+                              bos_token_id=0, eos_token_id=0)
+    torch.manual_seed(0)
+    return GPTBigCodeForCausalLM(config)
+
+
+def tiny_phi3() -> nn.Module:
+    """Phi-3: one fused qkv_proj (query heads, then key/value heads), sliced at bounds computed from the config."""
+    from transformers import Phi3Config, Phi3ForCausalLM
+
+    config = Phi3Config(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                        intermediate_size=128, max_position_embeddings=64, pad_token_id=0, bos_token_id=0, eos_token_id=0)
+    torch.manual_seed(0)
+    return Phi3ForCausalLM(config)
+
+
+def tiny_gpt_neox() -> nn.Module:
+    """GPT-NeoX (Pythia): query_key_value rows (heads, 3 * head_size), no head count attribute."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    config = GPTNeoXConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                           max_position_embeddings=64, bos_token_id=0, eos_token_id=0)
+    torch.manual_seed(0)
+    return GPTNeoXForCausalLM(config)
+
+
+def tiny_cvt_classifier() -> nn.Module:
+    """CvT: convolutional projections, head size embed_dim // num_heads computed in the forward."""
+    from transformers import CvtConfig, CvtForImageClassification
+
+    config = CvtConfig(embed_dim=[16, 32, 64], num_heads=[2, 2, 4], depth=[1, 2, 3], num_labels=5)  # depth: drop_path_rates by stage
+    torch.manual_seed(0)
+    return CvtForImageClassification(config)
+
+
 def tiny_distilbert() -> nn.Module:
     """DistilBERT attention: n_heads, attention_head_size, q_lin/k_lin/v_lin/out_lin."""
     from transformers import DistilBertConfig, DistilBertForSequenceClassification

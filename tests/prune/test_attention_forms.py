@@ -69,6 +69,12 @@ FORM_MODELS = {
     "hf-out-proj-attention": lambda: _factory("tiny_clip_classifier", torch.randn(2, 3, 32, 32)),
     "hf-distilbert-attention": lambda: _hf("tiny_distilbert"),
     "hf-t5-attention": lambda: _hf("tiny_t5_tagger"),
+    "hf-falcon-attention": lambda: _hf("tiny_falcon"),
+    "hf-falcon-grouped-attention": lambda: _hf("tiny_falcon_grouped"),
+    "hf-fused-grouped-query": lambda: _hf("tiny_phi3"),
+    "hf-gpt-bigcode-attention": lambda: _hf("tiny_gpt_bigcode"),
+    "hf-gpt-neox-attention": lambda: _hf("tiny_gpt_neox"),
+    "hf-cvt-attention": lambda: _factory("tiny_cvt_classifier", torch.randn(2, 3, 32, 32)),
     "timm-attention": _vit,
     # tests/prune/test_attention.py covers nn.MultiheadAttention in a user module
     "timm-window-attention": _swin,
@@ -103,6 +109,18 @@ def _query_width(m: nn.Module) -> int:
         return m.in_proj_weight.shape[0] // 3
     if hasattr(m, "out_proj") and hasattr(m, "q_proj"):  # CLIP
         return m.q_proj.out_features
+    if hasattr(m, "query_key_value") and hasattr(m, "head_size"):  # GPT-NeoX: head_dim counts a head's q, k and v rows
+        return m.query_key_value.out_features
+    if hasattr(m, "qkv_proj"):  # Phi-3: query rows first, then key/value heads
+        return m.o_proj.in_features
+    if hasattr(m, "projection_query"):  # CvT
+        return m.projection_query.out_features
+    if getattr(m, "new_decoder_architecture", False):  # Falcon's groups: queries + key + value per kv head
+        return m.query_key_value.out_features * m.num_key_value_groups // (m.num_key_value_groups + 2)
+    if hasattr(m, "query_key_value"):  # Falcon: (heads, 3, head_dim) rows
+        return m.query_key_value.out_features // 3
+    if hasattr(m, "kv_dim"):  # GPT-BigCode: multi-query c_attn rows (query heads, one key head, one value head)
+        return m.c_attn.out_features - 2 * m.kv_dim if m.multi_query else m.c_attn.out_features // 3
     if hasattr(m, "c_attn"):
         return m.c_attn.weight.shape[1] // 3
     return next(getattr(m, n) for n in ("query", "q_proj", "q_lin", "q") if hasattr(m, n)).out_features
@@ -135,7 +153,7 @@ def test_form_loses_whole_heads_keeps_its_output_shape_and_round_trips(form, tmp
     for path in after_heads:  # the attribute the module's forward reads agrees with its weights
         m = model.get_submodule(path)
         count = next(getattr(m, a) for a in ("num_heads", "num_attention_heads", "n_heads") if isinstance(getattr(m, a, None), int)) \
-            if form != "hf-grouped-query" else model.config.num_attention_heads
+            if form not in ("hf-grouped-query", "hf-fused-grouped-query", "hf-gpt-neox-attention") else model.config.num_attention_heads
         assert count == after_heads[path]
     out = _logits(model(x, **kwargs))
     assert out.shape == shape and torch.isfinite(out).all()

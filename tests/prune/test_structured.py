@@ -11,7 +11,7 @@ from torch import nn
 
 import slimforge
 import slimforge.prune as sp
-from slimforge.artifacts import ModelSpec, attach_spec, get_spec
+from slimforge.artifacts import get_spec
 from slimforge.loading import load, save
 from slimforge.errors import SlimforgeError, UnknownNameError
 
@@ -373,3 +373,28 @@ def test_resizing_passes_channels_through(mode, antialias):
     model, x = _Resized(mode, antialias), torch.randn(2, 3, 8, 8)
     sp.prune(model, x, ratio=0.5, round_to=1)
     assert model.conv.out_channels == 8 and model(x).shape == (2, 4)
+
+
+class _ToInputWidth(nn.Module):
+    """PvT-v2's attention pattern: its output reshaped to its input's width, a size the capture records as a constant."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mix = nn.Linear(16, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        return self.mix(x).reshape(b, n, c)
+
+
+def test_a_module_that_fails_after_pruning_is_kept_whole_and_the_rest_pruned(caplog):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 16), _ToInputWidth(), nn.ReLU(), _ToInputWidth(),
+                          nn.Linear(16, 4)).eval()
+    x = torch.randn(2, 5, 8)
+    with caplog.at_level("WARNING", logger="slimforge.prune.structured"):
+        sp.prune(model, x, ratio={"0": 0.5, "2": 0.5, "3.*": 0.25}, round_to=1)  # raised "no longer runs" before
+    assert "failed to run in 3 " in caplog.text and "its 2 _ToInputWidth module(s) kept whole" in caplog.text
+    assert model[0].out_features == 16  # the rest is pruned as asked
+    assert model[2].out_features == 16 and model[3].mix.weight.shape == model[5].mix.weight.shape == (16, 16)
+    assert model(x).shape == (2, 5, 4)
