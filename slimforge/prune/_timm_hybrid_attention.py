@@ -416,7 +416,9 @@ def _cascaded_own_fits(m: nn.Module) -> bool:
 register_timm_family(
     "timm-efficientvit-cascaded-attention",
     TimmFamily("models.efficientvit_msra", "CascadedGroupAttention", query="qkvs.0.conv", per_head=1, forward=_cascaded_forward,
-               head_dim=lambda m: m.key_dim, heads=lambda m: len(m.qkvs), adaptive_splits=True, own_fits=_cascaded_own_fits),
+               # a head's whole q/k/v width: no piece of its split is that wide, so none is kept whole as "one head"
+               head_dim=lambda m: 2 * m.key_dim + m.val_dim, heads=lambda m: len(m.qkvs), adaptive_splits=True,
+               own_fits=_cascaded_own_fits),
     "timm EfficientViT (MSRA) CascadedGroupAttention: its heads are modules in a cascade and stay; each head's "
     "query/key and value channels are pruned",
 )
