@@ -1,10 +1,10 @@
 """Hugging Face attention forms with fused or config-sized projections (issue 20's held-out check):
 Phi-3's ``qkv_proj`` ([q; k; v] rows, grouped-query), StarCoder / GPTBigCode's ``c_attn`` (multi-query
-[q; k; v], or per-head (q, k, v) blocks), and Funnel's relative attention, whose forward reads its head
-count from the model config.
+[q; k; v], or per-head (q, k, v) blocks), CodeGen's ``qkv_proj`` (``mp_num`` groups), Funnel's relative
+attention, whose forward reads its head count from the model config, and Hugging Face LeViT's ``LevitAttention``.
 
-Their forwards slice (or split) the fused output at offsets they compute from head counts, so the forms
-set ``fused``: the tracer then passes each piece's channels on instead of keeping the fused
+Phi-3's and GPTBigCode's forwards slice (or split) the fused output at offsets they compute from head counts,
+so their forms set ``fused``: the tracer then passes each piece's channels on instead of keeping the fused
 projection whole (a piece one head wide, a single key/value head, stays whole). A forward that reads a
 head count from ``self.config`` gets a :class:`LayerConfig`: the shared config seen with this layer's
 own head counts, so layers pruned to different counts each keep running.
