@@ -1,9 +1,9 @@
 """One generic call on many timm models: does ``slimforge.prune(model, x, ratio=0.3)`` prune,
 how many parameters go, and are attention heads removed? Issue 20's sweep, as a script (slow).
 
-    OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/prune_timm_sweep.py [--models a,b] [--ratio 0.3]
+    OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/prune_timm_sweep.py [--models a,b] [--ratio 0.3] [--size 224]
 
-Each model is built with ``slimforge.create_model("timm:<name>")``
+Each model is built with ``slimforge.create_model("timm:<name>")`` (or the source it names: ``torchvision:swin_v2_t``)
 (random init; transformers at a small image size so the run stays short), pruned at ``--ratio``
 with the defaults, saved with ``slimforge.save`` and reloaded with ``slimforge.load``; the row
 says whether the reloaded model gives identical outputs.
@@ -57,15 +57,27 @@ MODELS: dict[str, tuple[dict, int]] = {
     "fastvit_sa12": ({}, 224),
     "nest_tiny": ({}, 224),
     "vit_base_patch16_siglip_224": ({"img_size": 64, "depth": 2}, 64),  # attention-pool head; 2 of 12 blocks
+    # the families that still kept their attention whole after the forms above
+    "mvitv2_tiny": ({}, 224),
+    "samvit_base_patch16": ({"img_size": 256, "depth": 4, "global_attn_indexes": (1, 3)}, 256),  # 4 of 12 blocks
+    "efficientvit_m0": ({}, 224),
+    "efficientformerv2_s0": ({}, 224),
+    "crossvit_tiny_240": ({}, 240),
+    "volo_d1_224": ({}, 224),
+    "nextvit_small": ({}, 224),
+    "tnt_s_patch16_224": ({}, 224),
+    # torchvision (any "source:name" slimforge.create_model takes)
+    "torchvision:swin_v2_t": ({}, 224),
 }
 
 
 def heads(model: torch.nn.Module) -> int:
-    """Heads of every attention module of a registered form (``num_heads``, which pruning updates)."""
+    """Heads of every attention module of a registered form (``num_heads``, or Hiera's ``heads``: what pruning updates)."""
     from slimforge.prune.attention import find_attention_form
 
-    return sum(m.num_heads for m in model.modules()
-               if (form := find_attention_form(m)) is not None and not form.part and hasattr(m, "num_heads"))
+    counts = (next((getattr(m, a) for a in ("num_heads", "heads") if isinstance(getattr(m, a, None), int)), 0)
+              for m in model.modules() if (form := find_attention_form(m)) is not None and not form.part)
+    return sum(counts)
 
 
 def run(name: str, kwargs: dict, size: int, ratio: float) -> str:
@@ -73,7 +85,7 @@ def run(name: str, kwargs: dict, size: int, ratio: float) -> str:
     import slimforge.prune as sp
 
     torch.manual_seed(0)
-    model = slimforge.create_model(f"timm:{name}", **kwargs).eval()
+    model = slimforge.create_model(name if ":" in name else f"timm:{name}", **kwargs).eval()
     x = torch.randn(2, 3, size, size)
     n0, h0 = sum(p.numel() for p in model.parameters()), heads(model)
     start = time.perf_counter()
@@ -94,13 +106,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--ratio", type=float, default=0.3)
+    parser.add_argument("--size", type=int, default=224, help="image size of a model not listed in MODELS")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"ratio={args.ratio}, importance l2, round_to 8, random init, 1 thread, torch {torch.__version__}")
     print("| model | input | prunes | params (M) | params removed | heads before | heads after | prune s | save/load | error |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.models.split(","):
-        kwargs, size = MODELS.get(name, ({}, 224))
+        kwargs, size = MODELS.get(name, ({}, args.size))
         print(run(name, kwargs, size, args.ratio), flush=True)
 
 

@@ -102,7 +102,7 @@ def export_model(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.Ex
     model.train()
     try:
         with _disabled_autocast_inert():
-            return torch.export.export(model, args, kwargs, strict=False)
+            return _inline_wrapped_regions(torch.export.export(model, args, kwargs, strict=False))
     except Exception as exc:
         raise PruningError(
             f"torch.export could not capture {type(model).__name__} ({type(exc).__name__}: {str(exc)[:300]}). "
@@ -111,6 +111,39 @@ def export_model(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.Ex
         ) from exc
     finally:
         model.train(was_training)
+
+
+# Higher-order ops torch.export makes of a context manager inside forward (``torch.no_grad()``, an autocast
+# region that really switches autocast; one that turns it off while none is on runs plain, see _InertAutocast),
+# by the index of their sub-graph argument.
+_WRAPPERS = {"wrap_with_autocast": 4, "wrap_with_set_grad_enabled": 1}
+
+
+def _inline_wrapped_regions(ep: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
+    """Copy the sub-graph of each autocast / grad-mode region into the main graph (in place): such a
+    region only changes dtypes and gradient tracking, not which channels belong together, and the
+    tracer reads one flat graph. (A region nested in another is not unpacked: capture fails, as before.)"""
+    graph, owner = ep.graph, ep.graph_module
+    for node in list(graph.nodes):
+        where = _WRAPPERS.get(getattr(node.target, "__name__", "")) if node.op == "call_function" else None
+        if where is None:
+            continue
+        sub = getattr(owner, node.args[where].target).graph
+        env = dict(zip([n for n in sub.nodes if n.op == "placeholder"], node.args[where + 1:]))
+        with graph.inserting_before(node):
+            for inner in sub.nodes:
+                if inner.op == "call_function":
+                    env[inner] = graph.node_copy(inner, env.__getitem__)
+                elif inner.op == "output":
+                    results = [env[r] for r in inner.args[0]]
+        for user in list(node.users):  # getitem(region, i) -> the region's i-th result
+            user.replace_all_uses_with(results[user.args[1]])
+            graph.erase_node(user)
+        getter = node.args[where]
+        graph.erase_node(node)
+        if not getter.users:
+            graph.erase_node(getter)
+    return ep
 
 
 PREDICTION_FIELDS = ("loss", "logits")

@@ -144,6 +144,36 @@ def _untouched_dims(node: torch.fx.Node, ndim: int, spatial: int) -> set[int]:
     return {d for d, k in zip(range(ndim - spatial, ndim), kernel) if k == 1 and in_shape[d] == out_shape[d]}
 
 
+@_rule("unfold")
+def _sliding_windows(tr: Tracing, node: torch.fx.Node) -> Any:
+    """Tensor.unfold(dim, size, step) (HaloNet's halo windows): ``dim`` becomes the window count and a
+    new last dimension the positions in a window; both are spatial, the other dimensions pass through."""
+    label = tr.lab(node.args[0])
+    if label is None:
+        return _none_like(node)
+    d = _norm_dim(node.args[1], len(label))
+    tr.uf.pin(label[d])
+    return [None if i == d else v for i, v in enumerate(label)] + [None]
+
+
+@_rule("col2im")
+def _col2im(tr: Tracing, node: torch.fx.Node) -> Any:
+    """F.fold: (B, C * k*k, L) -> (B, C, H, W), summing each channel's k*k kernel positions: they go together."""
+    label = tr.lab(node.args[0])
+    if label is None:
+        return _none_like(node)
+    tr.uf.pin(label[-1])
+    channels = _shape(node)[-3]
+    vec = label[-2]
+    if vec is not None:
+        grid = vec.reshape(channels, -1)
+        for row in grid:
+            for e in row[1:].tolist():
+                tr.uf.union(int(row[0]), e)
+        vec = np.ascontiguousarray(grid[:, 0])
+    return [*label[:-2], vec, None, None]
+
+
 @_rule("view", "reshape", "_unsafe_view", "view_copy", "flatten", "unflatten", "squeeze", "squeeze_", "unsqueeze",
        "unsqueeze_", "_reshape_alias", "reshape_as", "view_as")
 def _reshape(tr: Tracing, node: torch.fx.Node) -> Any:

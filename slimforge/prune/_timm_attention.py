@@ -55,6 +55,14 @@ def _int(module: nn.Module, name: str) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _sub(module: nn.Module, name: str) -> nn.Module | None:
+    """The submodule ``name`` ("kv", "kv.linear") of ``module``, or None."""
+    try:
+        return module.get_submodule(name)
+    except AttributeError:
+        return None
+
+
 def _out_width(layer: nn.Module) -> int:
     return layer.weight.shape[0]  # nn.Linear and 1x1 nn.Conv2d alike
 
@@ -73,7 +81,12 @@ class TimmFamily:
     forward: the stand-in's forward, or None when timm's own runs with fewer heads;
     head_dim: channels per head in the split the tracer sees (default: ``head_dim``, stored before slicing);
     heads: the head count from the sliced weights (default: query width // (per_head * head_dim));
-    after: further attributes to sync once ``num_heads`` is set (sizes derived from it, caches)."""
+    after: further attributes to sync once ``num_heads`` is set (sizes derived from it, caches);
+    keep: layers inside the module that every head shares along its head size (MViTv2's pooling
+    convolutions and norms): their weights stay whole;
+    other_head_dims: per-head sizes of other splits (see :class:`AttentionForm`); adaptive_splits: its
+    forward's unequal splits follow the pruned weights (see :class:`AttentionForm`);
+    own_fits: timm's own forward still runs the module (default: the heads' width is the input's)."""
 
     where: str
     name: str
@@ -83,15 +96,20 @@ class TimmFamily:
     head_dim: Callable[[nn.Module], int] | None = None
     heads: Callable[[nn.Module], int] | None = None
     after: Callable[[nn.Module], None] | None = None
+    keep: tuple[str, ...] = ()
+    other_head_dims: Callable[[nn.Module], tuple[int, ...]] | None = None
+    adaptive_splits: bool = False
+    own_fits: Callable[[nn.Module], bool] | None = None
 
     def matches(self, module: nn.Module) -> bool:
         return (is_timm(module, self.where, self.name) and _int(module, "num_heads")
                 and self.layer(module) is not None)
 
     def layer(self, module: nn.Module) -> nn.Module | None:
-        """The query layer: the first of ``query``'s names ("qkv|q_proj") that the module has."""
+        """The query layer: the first of ``query``'s names ("qkv|q_proj", dotted for a layer inside a
+        child: "kv.linear") that the module has."""
         for name in self.query.split("|"):
-            layer = getattr(module, name, None)
+            layer = _sub(module, name)
             if isinstance(layer, (nn.Linear, nn.Conv2d)):
                 return layer
         return None
@@ -108,15 +126,18 @@ class TimmFamily:
             module.head_dim = self.size(module)
 
     def single_head(self, module: nn.Module) -> list[tuple[str, int]]:
-        """One head: its channels stay (the reshape to (..., 1, head_dim) ties none of them together)."""
+        """One head: its channels stay (the reshape to (..., 1, head_dim) ties none of them together);
+        and the weights of ``keep``'s layers, whatever the head count."""
+        shared = [(f"{n}.weight", 0) for n in self.keep if getattr(getattr(module, n, None), "weight", None) is not None]
         if module.num_heads != 1:
-            return []
+            return shared
         names = dict.fromkeys((*self.query.split("|"), "qkv", "q", "k", "v", "kv", "q_proj", "k_proj", "v_proj"))
-        return [(f"{n}.weight", 0) for n in names
-                if isinstance(getattr(module, n, None), (nn.Linear, nn.Conv2d))]
+        return shared + [(f"{n}.weight", 0) for n in names if isinstance(_sub(module, n), (nn.Linear, nn.Conv2d))]
 
     def pruned(self, module: nn.Module) -> bool:
         """timm's own forward cannot run it: the heads' width is no longer the input's."""
+        if self.own_fits is not None:
+            return not self.own_fits(module)
         return _in_width(self.layer(module)) != _in_width(module.proj)
 
     @property
@@ -150,7 +171,8 @@ class TimmFamily:
 def register_timm_family(name: str, family: TimmFamily, help: str) -> None:
     """An attention form for ``family`` and, when it has a stand-in forward, the swap used while pruning."""
     register_attention_form(name, AttentionForm(family.matches, family.size, family.sync, remember=family.remember,
-                                                  whole=family.single_head), help)
+                                                  whole=family.single_head, other_head_dims=family.other_head_dims,
+                                                  adaptive_splits=family.adaptive_splits), help)
     if family.forward is not None:
         _FAMILIES[family.stand_in_name] = family
         register_stand_in(f"timm.{family.where}.{family.name}",
@@ -419,3 +441,48 @@ register_timm_family("timm-attention-pool",
                      TimmFamily("layers.attention_pool", "AttentionPoolLatent", query="kv", per_head=2,
                                 forward=_attention_pool_forward),
                      "timm AttentionPoolLatent (SigLIP's 'map' pooling head: latent queries, fused kv)")
+
+
+# ----------------------------------------------------------------------------- SAM's ViT
+
+
+register_timm_family("timm-sam-attention", TimmFamily("models.vision_transformer_sam", "Attention"),
+                     "timm SAM ViT Attention (on a (B, H, W, C) map; decomposed relative position or rotary embeddings)")
+
+
+# ----------------------------------------------------------------------------- CrossViT
+
+
+def _cross_attention_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm.models.crossvit.CrossAttention.forward: the class token (x[:, 0]) attends to all tokens
+    of the other branch. x: (B, N, dim) -> (B, 1, dim)."""
+    B, N, _ = x.shape
+    q = self.wq(x[:, 0:1, ...]).reshape(B, 1, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
+    k = self.wk(x).reshape(B, N, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
+    v = self.wv(x).reshape(B, N, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
+    attn = self.attn_drop(((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1))
+    return _merge_heads(self, attn @ v)
+
+
+register_timm_family("timm-crossvit-cross-attention",
+                     TimmFamily("models.crossvit", "CrossAttention", query="wq", per_head=1, forward=_cross_attention_forward),
+                     "timm CrossViT CrossAttention (one branch's class token attends to the other branch's tokens)")
+
+
+# ----------------------------------------------------------------------------- TNT
+
+
+register_timm_family("timm-tnt-attention", TimmFamily("models.tnt", "Attention", query="qk", per_head=2),
+                     "timm TNT Attention (inner and outer: fused q/k, separate v)")
+
+
+def _pixel_embed_sync(module: nn.Module) -> dict[str, int]:
+    module.in_dim = _out_width(module.proj)  # TNT reshapes its pixel embeddings to (B * patches, in_dim, -1)
+    return {}
+
+
+register_attention_form(
+    "timm-tnt-pixel-embed",
+    AttentionForm(lambda m: is_timm(m, "models.tnt", "PixelEmbed"), lambda m: m.in_dim, _pixel_embed_sync, part=True),
+    "timm TNT PixelEmbed (a part of TNT's attention model: the inner width it reshapes pixels to follows its projection)",
+)

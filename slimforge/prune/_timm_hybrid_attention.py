@@ -269,3 +269,212 @@ register_timm_family(
     TimmFamily("models.swin_transformer_v2", "WindowAttention", forward=_swinv2_forward, heads=lambda m: m.logit_scale.shape[0]),
     "timm Swin v2 WindowAttention (cosine attention, logit_scale and continuous position bias per head)",
 )
+
+# ----------------------------------------------------------------------------- MViTv2
+
+
+def _mvit_after(m: nn.Module) -> None:
+    m.dim_out = m.num_heads * m.head_dim  # timm reshapes the heads' output to (B, N, dim_out) before proj
+
+
+register_timm_family(
+    "timm-mvitv2-attention",
+    TimmFamily("models.mvitv2", "MultiScaleAttention", after=_mvit_after,
+               keep=("pool_q", "pool_k", "pool_v", "norm_q", "norm_k", "norm_v")),
+    "timm MViTv2 MultiScaleAttention (pooled q/k/v per head, relative position along height and width)",
+)
+
+# ----------------------------------------------------------------------------- LeViT's downsampling attention
+
+
+def _levit_down_after(m: nn.Module) -> None:
+    m.key_attn_dim = m.key_dim * m.num_heads
+    m.val_attn_dim = m.val_dim * m.num_heads
+    m.attention_bias_cache = {}  # eval-mode cache of the biases, sized for the old head count
+
+
+register_timm_family(
+    "timm-levit-downsample-attention",
+    TimmFamily("models.levit", "AttentionDownsample", query="kv.linear", per_head=1, head_dim=lambda m: m.key_dim + m.val_dim,
+               heads=lambda m: m.attention_biases.shape[0], after=_levit_down_after, other_head_dims=lambda m: (m.key_dim,)),
+    "timm LeViT AttentionDownsample (queries from a subsampled grid: key_dim per head; keys and values key_dim + val_dim)",
+)
+
+# ----------------------------------------------------------------------------- EfficientFormerV2
+
+
+def _efficientformer_v2_after(m: nn.Module) -> None:
+    m.dh = m.d * m.num_heads  # timm reshapes the heads' output to (B, dh, H, W)
+    m.attention_bias_cache = {}
+
+
+for _name in ("Attention2d", "Attention2dDownsample"):
+    register_timm_family(
+        f"timm-efficientformerv2-{_name.lower()}",
+        TimmFamily("models.efficientformer_v2", _name, query="k.conv", per_head=1, head_dim=lambda m: m.key_dim,
+                   heads=lambda m: m.attention_biases.shape[0], after=_efficientformer_v2_after, other_head_dims=lambda m: (m.d,)),
+        f"timm EfficientFormerV2 {_name} (key_dim query/key and d value channels per head, attention biases per head"
+        + (", talking heads)" if _name == "Attention2d" else ")"),
+    )
+
+# ----------------------------------------------------------------------------- VOLO
+
+
+def _outlook_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm.models.volo.OutlookAttention.forward: each position's k x k neighbourhood of values, weighted
+    by attention predicted from the (pooled) position itself. x: (B, H, W, C) -> (B, H, W, C)."""
+    B, H, W, _ = x.shape
+    kk = self.kernel_size * self.kernel_size
+    h, w = math.ceil(H / self.stride), math.ceil(W / self.stride)
+    v = self.unfold(self.v(x).permute(0, 3, 1, 2))
+    v = v.reshape(B, self.num_heads, self.head_dim, kk, h * w).permute(0, 1, 4, 3, 2)  # B, heads, N, kk, head_dim
+    attn = self.attn(self.pool(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
+    attn = attn.reshape(B, h * w, self.num_heads, kk, kk).permute(0, 2, 1, 3, 4)  # B, heads, N, kk, kk
+    attn = self.attn_drop((attn * self.scale).softmax(dim=-1))
+    x = (attn @ v).permute(0, 1, 4, 3, 2).reshape(B, -1, h * w)
+    x = F.fold(x, output_size=(H, W), kernel_size=self.kernel_size, padding=self.padding, stride=self.stride)
+    return self.proj_drop(self.proj(x.permute(0, 2, 3, 1)))
+
+
+def _outlook_head_dims(m: nn.Module) -> tuple[int, ...]:
+    """Unfolded values: head_dim x kk per head; attention weights: kk x kk per head."""
+    kk = m.kernel_size * m.kernel_size
+    return m.head_dim * kk, kk * kk
+
+
+register_timm_family(
+    "timm-volo-outlook-attention",
+    TimmFamily("models.volo", "OutlookAttention", query="v", per_head=1, forward=_outlook_forward, other_head_dims=_outlook_head_dims),
+    "timm VOLO OutlookAttention (attention over each position's unfolded k x k neighbourhood, k^4 weights per head)",
+)
+
+
+def _volo_attention_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm.models.volo.Attention.forward. x: (B, H, W, C) -> (B, H, W, C)."""
+    B, H, W, _ = x.shape
+    x = _merge_heads(self, _attend(self, *_split_qkv(self, self.qkv(x.reshape(B, H * W, -1)))))
+    return x.reshape(B, H, W, -1)
+
+
+register_timm_family("timm-volo-attention", TimmFamily("models.volo", "Attention", forward=_volo_attention_forward),
+                     "timm VOLO Attention (on a (B, H, W, C) map)")
+register_timm_family("timm-volo-class-attention", TimmFamily("models.volo", "ClassAttention", query="q", per_head=1),
+                     "timm VOLO ClassAttention (the class token attends to all tokens; head_dim of its own)")
+
+# ----------------------------------------------------------------------------- Next-ViT
+
+
+def _next_vit_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm.models.nextvit.EfficientAttention.forward: keys and values from an average-pooled sequence
+    when ``sr_ratio`` > 1. x: (B, N, dim) -> (B, N, out_dim)."""
+    B, N, _ = x.shape
+    q = self.q(x).reshape(B, N, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
+    if self.sr is not None:
+        x = self.norm(self.sr(x.transpose(1, 2))).transpose(1, 2)
+    k = self.k(x).reshape(B, -1, self.num_heads, self.head_dim).transpose(1, 2)
+    v = self.v(x).reshape(B, -1, self.num_heads, self.head_dim).transpose(1, 2)
+    return _merge_heads(self, _attend(self, q, k, v))
+
+
+register_timm_family("timm-nextvit-attention",
+                     TimmFamily("models.nextvit", "EfficientAttention", query="q", per_head=1, forward=_next_vit_forward),
+                     "timm Next-ViT EfficientAttention (pooled keys and values)")
+
+# ----------------------------------------------------------------------------- EfficientViT (MSRA)
+
+
+def _head_sizes(m: nn.Module, head: int) -> list[int]:
+    """Query, key and value channels of one head of a CascadedGroupAttention, from its layers."""
+    key = m.dws[head].conv.weight.shape[0]
+    return [key, key, m.qkvs[head].conv.weight.shape[0] - 2 * key]
+
+
+def _cascaded_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm.models.efficientvit_msra.CascadedGroupAttention.forward with each head's query/key and value
+    sizes read from its own layers (pruning may leave heads of different sizes). x: (B, C, H, W) -> same."""
+    B, _, H, W = x.shape
+    feats_in = x.chunk(len(self.qkvs), dim=1)
+    feats_out = []
+    feat = feats_in[0]
+    attn_bias = self.get_attention_biases(x.device)
+    for head_idx, (qkv, dws) in enumerate(zip(self.qkvs, self.dws)):
+        if head_idx > 0:
+            feat = feat + feats_in[head_idx]
+        q, k, v = qkv(feat).view(B, -1, H, W).split(_head_sizes(self, head_idx), dim=1)
+        q = dws(q).flatten(2) * self.scale
+        k, v = k.flatten(2), v.flatten(2)
+        attn = (q.transpose(-2, -1) @ k + attn_bias[head_idx]).softmax(dim=-1)
+        feat = (v @ attn.transpose(-2, -1)).view(B, -1, H, W)
+        feats_out.append(feat)
+    return self.proj(torch.cat(feats_out, 1))
+
+
+def _cascaded_own_fits(m: nn.Module) -> bool:
+    return all(_head_sizes(m, i) == [m.key_dim, m.key_dim, m.val_dim] for i in range(len(m.qkvs)))
+
+
+register_timm_family(
+    "timm-efficientvit-cascaded-attention",
+    TimmFamily("models.efficientvit_msra", "CascadedGroupAttention", query="qkvs.0.conv", per_head=1, forward=_cascaded_forward,
+               # a head's whole q/k/v width: no piece of its split is that wide, so none is kept whole as "one head"
+               head_dim=lambda m: 2 * m.key_dim + m.val_dim, heads=lambda m: len(m.qkvs), adaptive_splits=True,
+               own_fits=_cascaded_own_fits),
+    "timm EfficientViT (MSRA) CascadedGroupAttention: its heads are modules in a cascade and stay; each head's "
+    "query/key and value channels are pruned",
+)
+
+# ----------------------------------------------------------------------------- Swin v2 CR
+
+
+def _swinv2_cr_forward(self: nn.Module, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """timm.models.swin_transformer_v2_cr.WindowMultiHeadAttention.forward: scaled cosine attention with a
+    logit scale per head and a position-bias MLP with one output per head. x: (B*windows, N, dim) -> same."""
+    Bw, L, _ = x.shape
+    q, k, v = _split_qkv(self, self.qkv(x))
+    attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
+    attn = attn * torch.clamp(self.logit_scale.reshape(1, self.num_heads, 1, 1), max=math.log(1. / 0.01)).exp()
+    attn = attn + self._relative_positional_encodings()
+    if mask is not None:
+        num_win = mask.shape[0]
+        attn = attn.view(Bw // num_win, num_win, self.num_heads, L, L) + mask.unsqueeze(1).unsqueeze(0)
+        attn = attn.view(-1, self.num_heads, L, L)
+    return _merge_heads(self, self.attn_drop(attn.softmax(dim=-1)) @ v)
+
+
+register_timm_family(
+    "timm-swinv2-cr-attention",
+    TimmFamily("models.swin_transformer_v2_cr", "WindowMultiHeadAttention", forward=_swinv2_cr_forward,
+               heads=lambda m: m.logit_scale.shape[0]),
+    "timm Swin v2 CR WindowMultiHeadAttention (scaled cosine attention, logit_scale and position-bias MLP output per head)",
+)
+
+# ----------------------------------------------------------------------------- lambda layer (LambdaResNet)
+
+
+def _lambda_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm.layers.lambda_layer.LambdaLayer.forward, with the output reshaped to its heads' width (timm's
+    reshapes it to the input's). Queries per head; keys and values shared by all heads. x: (B, C, H, W) -> same."""
+    B, _, H, W = x.shape
+    M = H * W
+    q, k, v = torch.split(self.qkv(x), [self.num_heads * self.dim_qk, self.dim_qk, self.dim_v], dim=1)
+    q = self.norm_q(q).reshape(B, self.num_heads, self.dim_qk, M).transpose(-1, -2)
+    v = self.norm_v(v).reshape(B, self.dim_v, M).transpose(-1, -2)
+    k = F.softmax(k.reshape(B, self.dim_qk, M), dim=-1)
+    content_out = q @ (k @ v).unsqueeze(1)
+    if self.pos_emb is None:
+        position_lam = self.conv_lambda(v.reshape(B, 1, H, W, self.dim_v))
+        position_lam = position_lam.reshape(B, 1, self.dim_qk, H * W, self.dim_v).transpose(2, 3)
+    else:
+        pos_emb = self.pos_emb[self.rel_pos_indices[0], self.rel_pos_indices[1]].expand(B, -1, -1, -1)
+        position_lam = (pos_emb.transpose(-1, -2) @ v.unsqueeze(1)).unsqueeze(1)
+    position_out = (q.unsqueeze(-2) @ position_lam).squeeze(-2)
+    return self.pool((content_out + position_out).transpose(-1, -2).reshape(B, -1, H, W))
+
+
+register_timm_family(
+    "timm-lambda-layer",
+    TimmFamily("layers.lambda_layer", "LambdaLayer", per_head=1, forward=_lambda_forward, head_dim=lambda m: m.dim_qk,
+               heads=lambda m: m.norm_q.weight.shape[0] // m.dim_qk, adaptive_splits=True, keep=("norm_v",),
+               own_fits=lambda m: m.qkv.weight.shape[1] == m.num_heads * m.dim_v),
+    "timm LambdaLayer (LambdaResNet: queries per head, keys and values shared by all heads, which stay whole)",
+)

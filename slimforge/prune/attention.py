@@ -55,6 +55,9 @@ class AttentionForm:
     # Its forward splits channels into unequal sizes that ``sync`` recomputes from the weights (CoaT's
     # head groups with one convolution each): such a split passes each piece's channels on, unpinned.
     adaptive_splits: bool = False
+    # Further per-head sizes its forward splits into, besides head_dim (LeViT's downsampling attention:
+    # queries of key_dim channels per head, keys and values of key_dim + val_dim).
+    other_head_dims: Callable[[nn.Module], tuple[int, ...]] | None = None
     # The head count its forward builds tensors with, from an attribute ``sync`` keeps in line (T5's zero
     # position bias ``zeros(1, n_heads, q, k)``; ``repeat_kv``'s expand of one key/value head to every query
     # head): such a tensor's head dimension follows the pruned heads instead of pinning them. None: no such tensor.
@@ -95,9 +98,9 @@ def head_axis(module: nn.Module, form: AttentionForm, sizes: list[int]) -> int |
         axis = form.split_axis(module, sizes)
         if axis is not None:
             return axis
-    hd = form.head_dim(module)
+    hds = {form.head_dim(module), *(form.other_head_dims(module) if form.other_head_dims is not None else ())}
     for axis in range(len(sizes) - 1):
-        if math.prod(sizes[axis + 1:]) == hd and sizes[axis] > 1:
+        if math.prod(sizes[axis + 1:]) in hds and sizes[axis] > 1:
             return axis
     return None
 
@@ -645,9 +648,7 @@ class PrunableShiftedWindowAttention(ShiftedWindowAttention):
         windows = (pad_h // ws[0]) * (pad_w // ws[1])
         x = x.view(B, pad_h // ws[0], ws[0], pad_w // ws[1], ws[1], C)
         x = x.permute(0, 1, 3, 2, 4, 5).reshape(B * windows, ws[0] * ws[1], C)
-        head_dim = self.qkv.out_features // (3 * self.num_heads)
-        q, k, v = self.qkv(x).reshape(x.size(0), x.size(1), 3, self.num_heads, head_dim).permute(2, 0, 3, 1, 4)
-        attn = (q * head_dim ** -0.5).matmul(k.transpose(-2, -1)) + self.get_relative_position_bias()
+        attn, v = self._scores(x)
         if sum(shift) > 0:
             attn = attn.view(x.size(0) // windows, windows, self.num_heads, x.size(1), x.size(1))
             attn = attn + _shift_mask(x, pad_h, pad_w, ws, shift, windows).unsqueeze(1).unsqueeze(0)
@@ -659,6 +660,12 @@ class PrunableShiftedWindowAttention(ShiftedWindowAttention):
         if sum(shift) > 0:
             x = torch.roll(x, shifts=(shift[0], shift[1]), dims=(1, 2))
         return x[:, :H, :W, :].contiguous()
+
+    def _scores(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windows (B*windows, N, C) -> attention scores (B*windows, heads, N, N) with the position bias, and the values."""
+        head_dim = self.qkv.out_features // (3 * self.num_heads)
+        q, k, v = self.qkv(x).reshape(x.size(0), x.size(1), 3, self.num_heads, head_dim).permute(2, 0, 3, 1, 4)
+        return (q * head_dim ** -0.5).matmul(k.transpose(-2, -1)) + self.get_relative_position_bias(), v
 
 
 def _shift_mask(x: torch.Tensor, pad_h: int, pad_w: int, ws: list[int], shift: list[int], windows: int) -> torch.Tensor:
@@ -674,10 +681,15 @@ def _shift_mask(x: torch.Tensor, pad_h: int, pad_w: int, ws: list[int], shift: l
     return mask.masked_fill(mask != 0, float(-100.0)).masked_fill(mask == 0, float(0.0))
 
 
-def _stand_in(own: type, prunable: type, qkv: str, heads: str) -> tuple[Callable[[nn.Module], bool], Callable[[nn.Module], dict[str, int]]]:
+def _bias_table_heads(module: nn.Module) -> int:
+    return module.relative_position_bias_table.shape[1]
+
+
+def _stand_in(own: type, prunable: type, qkv: str, heads: str,
+              count: Callable[[nn.Module], int] = _bias_table_heads) -> tuple[Callable[[nn.Module], bool], Callable[[nn.Module], dict[str, int]]]:
     """For a torchvision attention class ``own`` with a stand-in ``prunable`` (same parameters, head
-    count from its bias table): registers the swap, returns (matches, sync) for its AttentionForm.
-    ``qkv``: its fused projection; ``heads``: its head-count attribute."""
+    count from a per-head tensor, ``count``: its bias table by default): registers the swap, returns
+    (matches, sync) for its AttentionForm. ``qkv``: its fused projection; ``heads``: its head-count attribute."""
 
     def matches(module: nn.Module) -> bool:
         return type(module) in (own, prunable)
@@ -693,7 +705,7 @@ def _stand_in(own: type, prunable: type, qkv: str, heads: str) -> tuple[Callable
         module.__class__ = cls
 
     def sync(module: nn.Module) -> dict[str, int]:
-        setattr(module, heads, module.relative_position_bias_table.shape[1])
+        setattr(module, heads, count(module))
         if pruned(module):
             use(module)
         return {}

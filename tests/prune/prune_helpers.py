@@ -238,6 +238,15 @@ def tiny_torchvision_swin() -> nn.Module:
     return SwinTransformer(patch_size=[4, 4], embed_dim=32, depths=[2, 2], num_heads=[2, 4], window_size=[4, 4], num_classes=5)
 
 
+def tiny_torchvision_swin_v2() -> nn.Module:
+    """torchvision's Swin v2 (cosine attention, continuous position bias), small. x: (batch, 3, 64, 64) -> (batch, 5)."""
+    from torchvision.models.swin_transformer import PatchMergingV2, SwinTransformer, SwinTransformerBlockV2
+
+    torch.manual_seed(0)
+    return SwinTransformer(patch_size=[4, 4], embed_dim=32, depths=[2, 2], num_heads=[2, 4], window_size=[4, 4], num_classes=5,
+                           block=SwinTransformerBlockV2, downsample_layer=PatchMergingV2)
+
+
 def tiny_torchvision_maxvit() -> nn.Module:
     """torchvision's MaxViT, small: two stages of one block. x: (batch, 3, 64, 64) -> (batch, 5)."""
     from torchvision.models.maxvit import MaxVit

@@ -82,6 +82,7 @@ FORM_MODELS = {
     "torch-multihead-attention": lambda: _factory("tiny_torchvision_vit", torch.randn(2, 3, 32, 32)),
     "torchvision-window-attention": lambda: _factory("tiny_torchvision_swin", torch.randn(2, 3, 64, 64)),
     "torchvision-maxvit-attention": lambda: _factory("tiny_torchvision_maxvit", torch.randn(2, 3, 64, 64)),
+    "torchvision-window-attention-v2": lambda: _factory("tiny_torchvision_swin_v2", torch.randn(2, 3, 64, 64)),
 }
 
 
@@ -101,7 +102,7 @@ def _query_width(m: nn.Module) -> int:
     if hasattr(m, "shift_size"):  # torchvision Swin
         return m.qkv.out_features // 3
     if hasattr(m, "attention_biases"):  # LeViT: head_dim counts a head's query, key and value channels
-        return m.qkv.linear.out_features
+        return (m.qkv if hasattr(m, "qkv") else m.kv).linear.out_features  # AttentionDownsample: keys and values
     if hasattr(m, "qkv"):
         return m.qkv.out_features // 3
     if hasattr(m, "in_proj_weight"):
@@ -133,9 +134,9 @@ def test_every_attention_form_has_a_contract_model():
     """Here, or for timm's further families, in test_timm_attention.py, or for Hugging Face CodeGen, Funnel and LeViT,
     in test_hf_fused_attention.py."""
     from test_hf_fused_attention import FORMS as HF_FUSED
-    from test_timm_attention import FORMS
+    from test_timm_attention import ELSEWHERE, FORMS
 
-    assert sorted([*FORM_MODELS, *FORMS, *HF_FUSED]) == list_attention_forms()
+    assert sorted([*FORM_MODELS, *FORMS, *ELSEWHERE, *HF_FUSED]) == list_attention_forms()
 
 
 @pytest.mark.parametrize("form", sorted(FORM_MODELS))
@@ -242,26 +243,33 @@ def test_grouped_query_through_sdpa_enable_gqa(monkeypatch):
     assert model(ids).logits.shape == before
 
 
-def test_torchvision_swin_with_fewer_heads_than_its_width_runs_its_stand_in_and_round_trips(tmp_path):
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_torchvision_swin_with_fewer_heads_than_its_width_runs_its_stand_in_and_round_trips(version, tmp_path):
     """Heads pruned, residual width kept: torchvision's own forward (head size = width // heads)
-    cannot run it, so the module becomes PrunableShiftedWindowAttention, also after slimforge.load."""
+    cannot run it, so the module becomes its stand-in (PrunableShiftedWindowAttention, or ...V2 for
+    v2's cosine attention), also after slimforge.load."""
+    from slimforge.prune._torchvision_attention import PrunableShiftedWindowAttentionV2
     from slimforge.prune.attention import PrunableShiftedWindowAttention
 
-    model, x, _ = _factory("tiny_torchvision_swin", torch.randn(2, 3, 64, 64))
+    factory, own, stand_in = {"v1": ("tiny_torchvision_swin", "ShiftedWindowAttention", PrunableShiftedWindowAttention),
+                              "v2": ("tiny_torchvision_swin_v2", "ShiftedWindowAttentionV2", PrunableShiftedWindowAttentionV2)}[version]
+    model, x, _ = _factory(factory, torch.randn(2, 3, 64, 64))
     reference = model(x)
     for m in model.modules():  # the stand-in computes what torchvision's forward computes
-        if type(m).__name__ == "ShiftedWindowAttention":
-            m.__class__ = PrunableShiftedWindowAttention
+        if type(m).__name__ == own:
+            m.__class__ = stand_in
     torch.testing.assert_close(model(x), reference, rtol=1e-6, atol=1e-6)
 
     sp.prune(model, x, ratio={"features.*.attn*": 0.5}, round_to=1)
-    attns = [m for m in model.modules() if isinstance(m, PrunableShiftedWindowAttention)]
-    assert [a.num_heads for a in attns] == [1, 1, 2, 2]
-    assert all(a.qkv.in_features == a.proj.out_features for a in attns)  # residual width kept
+    attns = [m for m in model.modules() if hasattr(m, "shift_size")]
+    assert all(type(a) is stand_in for a in attns) and [a.num_heads for a in attns] == [1, 1, 2, 2]
+    assert all(a.qkv.in_features == a.proj.out_features == 2 * a.proj.in_features for a in attns)  # residual width kept
+    if version == "v2":  # per-head scale and position-bias outputs follow the heads
+        assert [a.logit_scale.shape[0] for a in attns] == [a.cpb_mlp[-1].out_features for a in attns] == [1, 1, 2, 2]
     out = model(x)
     save(model, tmp_path / "swin")
     reloaded = load(tmp_path / "swin", trust_code=True).eval()
-    assert all(type(m) is PrunableShiftedWindowAttention for m in reloaded.modules() if hasattr(m, "shift_size"))
+    assert all(type(m) is stand_in for m in reloaded.modules() if hasattr(m, "shift_size"))
     assert torch.equal(reloaded(x), out)
 
 

@@ -73,6 +73,36 @@ MODELS = {
                            num_heads=(1, 2, 3), depths=(1, 1, 1)),
     # SigLIP's attention-pool head ('map'), after ViT blocks
     "siglip": lambda: _named("vit_base_patch16_siglip_224", 32, img_size=32, patch_size=8, depth=1, embed_dim=64, num_heads=4),
+    # pooled q/k/v: depthwise convolutions and norms along the head size, shared by all heads
+    "mvitv2": lambda: _named("mvitv2_tiny", 64, img_size=64),
+    # on a (B, H, W, C) map, windowed and global blocks, decomposed relative position; its position
+    # embedding goes through an antialiased bicubic resample while exported (timm resamples it always then)
+    "sam": lambda: _named("samvit_base_patch16", 32, img_size=32, patch_size=8, depth=2, embed_dim=64, num_heads=4,
+                          window_size=2, global_attn_indexes=(1,), neck_chans=32),
+    # LeViT: its downsampling attention's queries (key_dim per head) come from a subsampled grid
+    "levit": lambda: _named("levit_128s", 64, img_size=64),
+    "levit-conv": lambda: _named("levit_conv_128s", 64, img_size=64),
+    # talking heads (1x1 convolutions across heads) and a downsampling attention with local-global queries
+    "efficientformerv2": lambda: _class("timm.models.efficientformer_v2.EfficientFormerV2", 64, img_size=64, depths=(1, 1, 2, 2),
+                                        embed_dims=(16, 32, 48, 64), num_vit=1, mlp_ratios=2),
+    # two branches; each one's class token attends to the other's tokens
+    "crossvit": lambda: _named("crossvit_tiny_240", 120, img_size=120, depth=((1, 1, 0),), embed_dim=(48, 96), num_heads=(2, 4)),
+    # outlook attention over unfolded k x k neighbourhoods (F.unfold / F.fold), attention on a map, class attention
+    "volo": lambda: _class("timm.models.volo.VOLO", 64, img_size=64, layers=(1, 1, 1, 1), embed_dims=(32, 64, 64, 64),
+                           num_heads=(2, 4, 4, 4), stem_hidden_dim=16),
+    # inner (pixel) and outer (patch) attention; the pixel embedding reshapes to the inner width
+    "tnt": lambda: _class("timm.models.tnt.TNT", 32, img_size=32, patch_size=8, embed_dim=64, inner_dim=16, depth=2,
+                          num_heads_inner=2, num_heads_outer=4, first_stride=2),
+    "tnt-legacy": lambda: _class("timm.models.tnt.TNT", 32, img_size=32, patch_size=8, embed_dim=64, inner_dim=16, depth=2,
+                                 num_heads_inner=2, num_heads_outer=4, first_stride=2, legacy=True),
+    # pooled keys and values
+    "nextvit": lambda: _class("timm.models.nextvit.NextViT", 64, in_chans=3, stem_chs=(16, 16, 16), depths=(1, 1, 5, 1),
+                              sr_ratios=(4, 2, 2, 1)),
+    # queries per head, keys and values shared by the heads; timm reshapes the output to the input's width
+    "lambda": lambda: _named("lambda_resnet26t", 64),
+    # scaled cosine attention, logit scale and position-bias MLP output per head
+    "swinv2-cr": lambda: _named("swinv2_cr_tiny_ns_224", 64, img_size=64, window_size=4, embed_dim=32, depths=(2, 1, 1, 1),
+                                num_heads=(1, 2, 4, 8)),
     "edgenext": lambda: _class("timm.models.edgenext.EdgeNeXt", 64, depths=(1, 1, 1, 1), dims=(24, 48, 88, 168),
                                heads=(2, 2, 4, 4), global_block_counts=(0, 1, 1, 1)),
     "caformer": lambda: _helper("tiny_caformer", 64),
@@ -95,7 +125,12 @@ FORMS = {
     "timm-coat-attention": "coat", "timm-coat-conv-position": "coat", "timm-eva-attention": "eva",
     "timm-swinv2-attention": "swinv2", "timm-fastvit-attention": "fastvit", "timm-nest-attention": "nest",
     "timm-attention-pool": "siglip", "timm-metaformer-attention": "caformer", "timm-visformer-attention": "visformer",
-    "timm-hiera-attention": "hiera", "timm-sam2-attention": "sam2",
+    "timm-hiera-attention": "hiera", "timm-sam2-attention": "sam2", "timm-mvitv2-attention": "mvitv2",
+    "timm-sam-attention": "sam", "timm-levit-downsample-attention": "levit",
+    "timm-crossvit-cross-attention": "crossvit", "timm-volo-outlook-attention": "volo", "timm-volo-attention": "volo",
+    "timm-volo-class-attention": "volo", "timm-tnt-attention": "tnt", "timm-tnt-pixel-embed": "tnt",
+    "timm-nextvit-attention": "nextvit", "timm-swinv2-cr-attention": "swinv2-cr", "timm-lambda-layer": "lambda",
+    "timm-efficientformerv2-attention2d": "efficientformerv2", "timm-efficientformerv2-attention2ddownsample": "efficientformerv2",
 }
 
 
@@ -114,9 +149,14 @@ def _per_head_sizes(m: nn.Module) -> list[int]:
                       ("logit_scale", 0)):
         if isinstance(getattr(m, name, None), torch.Tensor):
             sizes.append(getattr(m, name).shape[dim])
-    for name, attr in (("proj_l", "in_features"), ("proj_w", "out_features"), ("pos_proj", "out_features")):
-        if isinstance(getattr(m, name, None), nn.Linear):
+    for name, attr in (("proj_l", "in_features"), ("proj_w", "out_features"), ("pos_proj", "out_features"),
+                       ("talking_head1", "in_channels"), ("talking_head2", "out_channels")):
+        if isinstance(getattr(m, name, None), (nn.Linear, nn.Conv2d)):
             sizes.append(getattr(getattr(m, name), attr))
+    if isinstance(getattr(m, "unfold", None), nn.Unfold):  # VOLO's outlook attention: k^4 attention weights per head
+        sizes.append(m.attn.out_features // m.kernel_size ** 4)
+    if hasattr(m, "meta_mlp"):  # Swin v2 CR's position-bias MLP
+        sizes.append(m.meta_mlp.fc2.out_features)
     if isinstance(getattr(m, "cpb_mlp", None), nn.Sequential):  # Swin v2's continuous position bias
         sizes.append(m.cpb_mlp[-1].out_features)
     rel = getattr(m, "rel_pos", None)
@@ -131,9 +171,13 @@ def _per_head_sizes(m: nn.Module) -> list[int]:
     return sizes
 
 
+# Forms whose heads stay, tested in test_timm_models.py.
+ELSEWHERE = ["timm-efficientvit-cascaded-attention"]
+
+
 def test_every_timm_form_has_a_model():
-    assert sorted(FORMS) == sorted(n for n in ATTENTION_FORMS.names() if n.startswith("timm-")
-                                   and n not in ("timm-attention", "timm-window-attention", "timm-levit-attention"))
+    assert sorted([*FORMS, *ELSEWHERE]) == sorted(n for n in ATTENTION_FORMS.names() if n.startswith("timm-")
+                                                  and n not in ("timm-attention", "timm-window-attention", "timm-levit-attention"))
 
 
 @pytest.mark.parametrize("family", sorted(MODELS))
@@ -160,8 +204,10 @@ def test_family_loses_whole_heads_and_round_trips(family, tmp_path):
     assert torch.equal(reloaded(x), out)
 
 
-# timm's own forward reads the head count in efficientformer, tiny-vit, maxvit, coatnet, visformer and sam2: no stand-in.
-STAND_IN_FAMILIES = sorted(set(MODELS) - {"efficientformer", "tiny-vit", "maxvit", "coatnet", "visformer", "sam2"})
+# timm's own forward reads the head count in efficientformer(v2), tiny-vit, maxvit, coatnet, visformer, sam2, mvitv2, sam,
+# levit and tnt: no stand-in.
+STAND_IN_FAMILIES = sorted(set(MODELS) - {"efficientformer", "tiny-vit", "maxvit", "coatnet", "visformer", "sam2", "mvitv2", "sam",
+                                           "levit", "levit-conv", "efficientformerv2", "tnt", "tnt-legacy"})
 
 
 @pytest.mark.parametrize("family", STAND_IN_FAMILIES)
