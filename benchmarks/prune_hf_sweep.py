@@ -46,6 +46,8 @@ MODELS: dict[str, tuple[str, str, dict, str]] = {
     "electra": ("ElectraConfig", "ElectraForSequenceClassification", dict(TEXT, embedding_size=64), "ids"),
     "deberta-v2": ("DebertaV2Config", "DebertaV2ForSequenceClassification", TEXT, "ids"),
     "mpnet": ("MPNetConfig", "MPNetForSequenceClassification", dict(TEXT, pad_token_id=1), "ids"),
+    "funnel": ("FunnelConfig", "FunnelForSequenceClassification", dict(vocab_size=128, block_sizes=[1, 1], d_model=64, n_head=4,
+                                                                      d_head=16, d_inner=128), "ids"),
     # decoders (causal LM)
     "gpt2": ("GPT2Config", "GPT2LMHeadModel", dict(n_embd=64, n_layer=2, n_head=4, vocab_size=128, n_positions=64), "ids"),
     "gpt-neo": ("GPTNeoConfig", "GPTNeoForCausalLM",
@@ -85,6 +87,10 @@ MODELS: dict[str, tuple[str, str, dict, str]] = {
                  dict(hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1], num_labels=5), "pixels"),
     "segformer": ("SegformerConfig", "SegformerForSemanticSegmentation", SEGFORMER, "pixels"),
     "segformer-cls": ("SegformerConfig", "SegformerForImageClassification", SEGFORMER, "pixels"),
+    "pvt": ("PvtConfig", "PvtForImageClassification", dict(image_size=32, hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1],
+                                                           num_attention_heads=[1, 2, 4, 8], num_labels=5), "pixels"),
+    "levit": ("LevitConfig", "LevitForImageClassification", dict(image_size=32, hidden_sizes=[32, 64, 96], num_attention_heads=[2, 4, 6],
+                                                                 depths=[1, 1, 1], key_dim=[8, 8, 8], num_labels=5), "pixels"),
     "clip-vision": ("CLIPConfig", "CLIPForImageClassification",
                     dict(vision_config=dict(VISION), text_config=dict(TEXT), num_labels=5), "pixels"),
     "siglip": ("SiglipConfig", "SiglipForImageClassification",
@@ -100,9 +106,14 @@ HELD_OUT: dict[str, tuple[str, str, dict, str]] = {
     "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", dict(DECODER, head_dim=16), "ids"),
     "gemma2": ("Gemma2Config", "Gemma2ForCausalLM", dict(DECODER, head_dim=16), "ids"),
     "phi3": ("Phi3Config", "Phi3ForCausalLM", DECODER, "ids"),
+    "phi3-mqa": ("Phi3Config", "Phi3ForCausalLM", dict(DECODER, num_key_value_heads=1), "ids"),  # one key/value head
     "gpt-neox": ("GPTNeoXConfig", "GPTNeoXForCausalLM", TEXT, "ids"),
     "codegen": ("CodeGenConfig", "CodeGenForCausalLM", dict(vocab_size=128, n_embd=64, n_layer=2, n_head=4, rotary_dim=8,
                                                            n_positions=64, n_ctx=64), "ids"),
+    # qkv_proj in mp_num=4 groups and a head goes from every group at once: with 4 heads (one per group, above) none
+    # can go; with 8 (two per group) half of them can
+    "codegen-8heads": ("CodeGenConfig", "CodeGenForCausalLM", dict(vocab_size=128, n_embd=64, n_layer=2, n_head=8, rotary_dim=4,
+                                                                  n_positions=64, n_ctx=64), "ids"),
     "bloom": ("BloomConfig", "BloomForCausalLM", dict(vocab_size=128, hidden_size=64, n_layer=2, n_head=4), "ids"),
     "gpt-bigcode": ("GPTBigCodeConfig", "GPTBigCodeForCausalLM", dict(vocab_size=128, n_embd=64, n_layer=2, n_head=4,
                                                                      n_positions=64, multi_query=True), "ids"),

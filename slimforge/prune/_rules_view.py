@@ -119,13 +119,29 @@ def _pool(tr: Tracing, node: torch.fx.Node) -> Any:
     label = tr.lab(node.args[0]) or []
     ndim = len(_shape(node.args[0]))
     spatial = {"1d": 1, "2d": 2, "3d": 3}[_opname(node.target)[-2:]] if _opname(node.target)[-2:] in ("1d", "2d", "3d") else 2
-    for v in label[ndim - spatial:]:
-        tr.uf.pin(v)
-    out = list(label[: ndim - spatial]) + [None] * spatial
+    kept = _untouched_dims(node, ndim, spatial)
+    for d, v in enumerate(label[ndim - spatial:], ndim - spatial):
+        if d not in kept:
+            tr.uf.pin(v)
+    out = list(label[: ndim - spatial]) + [label[d] if d in kept and d < len(label) else None for d in range(ndim - spatial, ndim)]
     val = node.meta.get("val")
     if isinstance(val, (tuple, list)):
         return tuple(list(out) for _ in val)
     return out
+
+
+def _untouched_dims(node: torch.fx.Node, ndim: int, spatial: int) -> set[int]:
+    """Spatial dims a window pooling leaves as they are: a window 1 wide that keeps the size (Funnel pools
+    (B, 1, T, width) with a (2, 1) window: the width, its residual, passes through)."""
+    if _opname(node.target) not in ("avg_pool1d", "avg_pool2d", "avg_pool3d", "max_pool1d", "max_pool2d", "max_pool3d",
+                                    "max_pool2d_with_indices"):
+        return set()
+    kernel = _arg(node, 1, "kernel_size")
+    kernel = [kernel] * spatial if isinstance(kernel, int) else list(kernel or [])
+    if len(kernel) == 1:
+        kernel = kernel * spatial
+    in_shape, out_shape = _shape(node.args[0]), _shape(node)
+    return {d for d, k in zip(range(ndim - spatial, ndim), kernel) if k == 1 and in_shape[d] == out_shape[d]}
 
 
 @_rule("unfold")
@@ -329,14 +345,16 @@ def _slice(tr: Tracing, node: torch.fx.Node) -> Any:
     shape = _shape(node.args[0])
     d = _norm_dim(_arg(node, 1, "dim", 0), len(label))
     out = list(label)
-    if _shape(node)[d] != shape[d] and label[d] is not None and _arg(node, 4, "step", 1) == 1 and _adaptive_splits(tr, node):
-        # Inside an attention form whose forward computes the slice bounds from its head counts (Phi-3's
-        # fused qkv_proj: query, key, value rows): the piece's channels pass on, unpinned.
+    if _shape(node)[d] == shape[d]:
+        return out
+    _, form = _innermost_form(tr, node)
+    if label[d] is not None and _arg(node, 4, "step", 1) == 1 and form is not None and form.fused:
+        # Phi-3's q, k, v rows of its fused qkv_proj, at bounds its forward computes from the synced head counts
         start, _, _ = slice(_arg(node, 2, "start", None), _arg(node, 3, "end", None)).indices(shape[d])
-        out[d] = _clean(tr, label[d][start:start + _shape(node)[d]], _shape(node)[d])
-    elif _shape(node)[d] != shape[d]:  # a part of a prunable dimension: keep it whole
-        tr.uf.pin(label[d])
-        out[d] = None
+        out[d] = _adaptive_piece(tr, node, label[d], start, start + _shape(node)[d]) if _shape(node)[d] else None
+        return out
+    tr.uf.pin(label[d])  # a part of a prunable dimension: keep it whole
+    out[d] = None
     return out
 
 
@@ -398,20 +416,28 @@ def _split_op(tr: Tracing, node: torch.fx.Node) -> Any:
         piece = _clean(tr, vec[:n], n)
         return tuple([*label[:d], piece, *label[d + 1:]] for _ in sizes)
     if _adaptive_splits(tr, node):
-        starts = np.cumsum([0, *sizes])
-        module, form = _innermost_form(tr, node)
-        for a, b in zip(starts[:-1].tolist(), starts[1:].tolist()):  # no piece may empty (CoaT: a convolution without
-            # channels): its first unit stays; a piece one head wide (GPT-BigCode's single key/value head) stays whole
-            tr.uf.pin(vec[a:b] if b - a == form.head_dim(module) else vec[a:a + 1])
-        return tuple([*label[:d], _clean(tr, vec[a:b], b - a), *label[d + 1:]] for a, b in zip(starts[:-1], starts[1:]))
+        starts = np.cumsum([0, *sizes]).tolist()
+        return tuple([*label[:d], _adaptive_piece(tr, node, vec, a, b), *label[d + 1:]] for a, b in zip(starts[:-1], starts[1:]))
     tr.uf.pin(vec)
     return tuple([*label[:d], None, *label[d + 1:]] for _ in outs)
 
 
 def _adaptive_splits(tr: Tracing, node: torch.fx.Node) -> bool:
-    """The split runs inside a module whose attention form recomputes the split sizes after pruning."""
+    """The split runs inside a module whose attention form recomputes the split sizes after pruning (CoaT's head
+    groups; a fused projection's q, k and v)."""
     _, form = _innermost_form(tr, node)
-    return form is not None and form.adaptive_splits
+    return form is not None and (form.adaptive_splits or form.fused)
+
+
+def _adaptive_piece(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Elements ``a:b`` of an adaptive split. Unequal head groups (CoaT, a convolution each) may not empty, so
+    each piece's first unit stays; a fused projection's piece one head wide (a single key/value head) stays whole."""
+    module, form = _innermost_form(tr, node)
+    if not form.fused:
+        tr.uf.pin(vec[a:a + 1])
+    elif b - a == form.head_dim(module):
+        tr.uf.pin(vec[a:b])
+    return _clean(tr, vec[a:b], b - a)
 
 
 @_rule("unbind")

@@ -65,6 +65,10 @@ class AttentionForm:
     # Which factor of a split channel dimension counts heads, where :func:`head_axis`'s rule (the factor
     # followed by exactly head_dim channels) does not tell it (Falcon's (heads, 3) per-head q/k/v).
     split_axis: Callable[[nn.Module, list[int]], int | None] | None = None
+    # Its forward slices (or splits) a fused projection's output into q, k and v at offsets it recomputes from
+    # the synced head counts (Phi-3's qkv_proj): each piece passes its channels on; every head spans all pieces,
+    # so none can empty (a piece one head wide, a single key/value head, stays whole).
+    fused: bool = False
 
 
 ATTENTION_FORMS: Registry[AttentionForm] = Registry("attention form")
@@ -284,68 +288,6 @@ def _falcon_single_group(module: nn.Module) -> list[tuple[str, int]]:
 register_attention_form("hf-falcon-grouped-attention", AttentionForm(
     _falcon_grouped_attention, lambda m: m.head_dim, _falcon_grouped_sync, split_axis=_falcon_grouped_split_axis,
     whole=_falcon_single_group), "Hugging Face Falcon, new_decoder_architecture (grouped query_key_value): whole key/value groups")
-
-
-def _gpt_bigcode_attention(module: nn.Module) -> bool:
-    """GPT-BigCode (StarCoder): one ``c_attn``; multi-query: split into (embed_dim, kv_dim, kv_dim), one
-    key/value head; otherwise viewed as (..., heads, 3 * head_dim). Self-attention only."""
-    return (_linear(module, "c_attn") and _linear(module, "c_proj") and _int(module, "num_heads") and _int(module, "head_dim")
-            and _int(module, "kv_dim") and isinstance(getattr(module, "multi_query", None), bool)
-            and not getattr(module, "is_cross_attention", False))
-
-
-def _gpt_bigcode_split_axis(module: nn.Module, sizes: list[int]) -> int | None:
-    # Without multi-query: view(..., num_heads, 3 * head_dim): each head's query, key and value together.
-    for axis in range(len(sizes) - 1):
-        if not module.multi_query and sizes[axis + 1] == 3 * module.head_dim and math.prod(sizes[axis + 2:]) == 1:
-            return axis
-    return None
-
-
-def _gpt_bigcode_sync(module: nn.Module) -> dict[str, int]:
-    hd, out = module.head_dim, module.c_attn.out_features
-    module.num_heads = (out - 2 * module.kv_dim) // hd if module.multi_query else out // (3 * hd)
-    if not module.multi_query:
-        module.kv_heads, module.kv_dim = module.num_heads, module.num_heads * hd
-    module.embed_dim = module.split_size = module.num_heads * hd  # the query piece of the split
-    module.num_key_value_groups = module.num_heads // (module.kv_dim // hd)
-    return {"num_attention_heads": module.num_heads}
-
-
-def _gpt_bigcode_built_heads(module: nn.Module) -> int | None:
-    # Multi-query: repeat_kv expands the one key/value head to every query head.
-    return (module.c_attn.out_features - 2 * module.kv_dim) // module.head_dim if module.multi_query else None
-
-
-register_attention_form("hf-gpt-bigcode-attention", AttentionForm(
-    _gpt_bigcode_attention, lambda m: m.head_dim, _gpt_bigcode_sync, split_axis=_gpt_bigcode_split_axis, adaptive_splits=True,
-    built_heads=_gpt_bigcode_built_heads),
-    "Hugging Face GPT-BigCode / StarCoder (fused c_attn; multi-query: query heads go, the key/value head stays)")
-
-
-def _hf_fused_grouped_query(module: nn.Module) -> bool:
-    """Phi-3: one ``qkv_proj`` with rows (query heads, key/value heads, key/value heads), sliced at bounds its
-    forward computes from ``config.num_attention_heads`` and ``num_key_value_heads``; ``o_proj``."""
-    return (_linear(module, "qkv_proj") and _linear(module, "o_proj") and _int(module, "head_dim")
-            and _int(module, "num_key_value_heads") and _int(getattr(module, "config", None), "num_attention_heads"))
-
-
-def _hf_fused_grouped_query_sync(module: nn.Module) -> dict[str, int]:
-    hd = module.head_dim
-    heads = module.o_proj.in_features // hd
-    module.num_key_value_heads = (module.qkv_proj.out_features - heads * hd) // (2 * hd)
-    module.num_key_value_groups = heads // module.num_key_value_heads
-    return {"num_attention_heads": heads, "num_key_value_heads": module.num_key_value_heads}
-
-
-def _hf_fused_single_key_value_head(module: nn.Module) -> list[tuple[str, int]]:
-    # A single key/value head's rows cannot be kept whole apart from the query rows of the same weight.
-    return [("qkv_proj.weight", 0)] if module.qkv_proj.out_features == module.o_proj.in_features + 2 * module.head_dim else []
-
-
-register_attention_form("hf-fused-grouped-query", AttentionForm(
-    _hf_fused_grouped_query, lambda m: m.head_dim, _hf_fused_grouped_query_sync, whole=_hf_fused_single_key_value_head,
-    adaptive_splits=True), "Hugging Face Phi-3 (fused qkv_proj, grouped-query): whole key/value groups")
 
 
 def _gpt_neox_attention(module: nn.Module) -> bool:

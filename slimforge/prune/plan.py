@@ -215,6 +215,8 @@ def _sync_attention_and_config(model: nn.Module) -> None:
             sizes.setdefault("intermediate_size", set()).add(module.out_features)
         if path.endswith("embeddings.word_embeddings") and isinstance(module, nn.Embedding):
             sizes.setdefault("hidden_size", set()).add(module.embedding_dim)
+        if isinstance(getattr(module, "num_channels", None), int) and isinstance(getattr(module, "projection", None), nn.Conv2d):
+            module.num_channels = module.projection.in_channels  # PVT's patch embeddings check their input's width with it
     config = getattr(model, "config", None)
     if config is None or not hasattr(config, "to_dict"):
         return

@@ -131,10 +131,12 @@ def _logits(out):
 
 
 def test_every_attention_form_has_a_contract_model():
-    """Here, or for timm's further families, in test_timm_attention.py."""
+    """Here, or for timm's further families, in test_timm_attention.py, or for Hugging Face CodeGen, Funnel and LeViT,
+    in test_hf_fused_attention.py."""
+    from test_hf_fused_attention import FORMS as HF_FUSED
     from test_timm_attention import ELSEWHERE, FORMS
 
-    assert sorted([*FORM_MODELS, *FORMS, *ELSEWHERE]) == list_attention_forms()
+    assert sorted([*FORM_MODELS, *FORMS, *ELSEWHERE, *HF_FUSED]) == list_attention_forms()
 
 
 @pytest.mark.parametrize("form", sorted(FORM_MODELS))
