@@ -79,7 +79,11 @@ class DistilledStudents:
         s = self.settings
         name, t0 = f"distill-{student}{dim}", time.monotonic()
         seed_everything(0)
-        model = create_model(student, **{**session.data.info.model_kwargs(), "dim": dim})
+        try:
+            model = create_model(student, **{**session.data.info.model_kwargs(), "dim": dim})
+        except Exception as exc:  # a student that cannot be built at this width is a failed candidate, not a failed search
+            session.fail(name, exc)
+            return None
         if _fp32_bytes(model) >= weight_file(session.baseline_dir).stat().st_size:
             session.log(f"{name}: not smaller than the baseline in fp32; skipped")
             return None

@@ -134,6 +134,15 @@ def test_distilled_students_are_smaller_models_trained_from_the_baseline_then_qu
     assert slimforge.evaluate(slimforge.load(student), small_synthetic.test)["hr@10"] == pytest.approx(made["distill-mf16"]["test"])
 
 
+def test_a_student_that_cannot_be_built_is_a_failed_candidate_not_a_failed_search(small_synthetic, trained_neumf, tmp_path, monkeypatch):
+    monkeypatch.setattr(SIZE_GENERATORS.get("embedding-tables"), "propose", lambda session: None)
+    monkeypatch.setattr(SIZE_GENERATORS.get("distilled-students"), "settings", StudentSearch(students=("no-such-model",), widths=(0.5,)))
+    cfg = OptimizeConfig(objective="size", metric="hr@10", budget=Budget(5.0, relative=True), train_threads=1)
+    summary = optimize(trained_neumf, small_synthetic, cfg, tmp_path / "opt", log=lambda *_: None)
+    assert summary["candidates"] == [] and summary["best"] is None
+    assert [f["name"] for f in summary["failed"]] == ["distill-no-such-model8"] and "no-such-model" in summary["failed"][0]["error"]
+
+
 def test_cli_train_then_optimize_by_size_writes_a_run_folder_eval_reads(fbgemm, tmp_path, capsys):
     """`slimforge train` then `slimforge optimize RUN --metric ndcg@10 --objective size --budget 2%` (the default search; ~10 s)."""
     run, opt = tmp_path / "neumf", tmp_path / "opt"
