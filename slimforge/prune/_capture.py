@@ -5,9 +5,8 @@ coupling is found."""
 
 from __future__ import annotations
 
-import contextlib
 import operator
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -101,8 +100,7 @@ def export_model(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.Ex
     was_training = model.training
     model.train()
     try:
-        with _disabled_autocast_inert():
-            return _inline_wrapped_regions(torch.export.export(model, args, kwargs, strict=False))
+        return _inline_wrapped_regions(torch.export.export(model, args, kwargs, strict=False))
     except Exception as exc:
         raise PruningError(
             f"torch.export could not capture {type(model).__name__} ({type(exc).__name__}: {str(exc)[:300]}). "
@@ -114,8 +112,7 @@ def export_model(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.Ex
 
 
 # Higher-order ops torch.export makes of a context manager inside forward (``torch.no_grad()``, an autocast
-# region that really switches autocast; one that turns it off while none is on runs plain, see _InertAutocast),
-# by the index of their sub-graph argument.
+# region, also one that turns autocast off as timm's EfficientViT (MIT) does), by the index of their sub-graph argument.
 _WRAPPERS = {"wrap_with_autocast": 4, "wrap_with_set_grad_enabled": 1}
 
 
@@ -156,35 +153,6 @@ def prediction_fields(out_type: type, keys: list[str]) -> list[str] | None:
     if not getattr(out_type, "__module__", "").startswith("transformers") or "logits" not in keys:
         return None
     return [k for k in keys if k in PREDICTION_FIELDS]
-
-
-class _InertAutocast:
-    """``torch.autocast`` as seen by the model during capture: a block that turns autocast off while
-    none is on changes nothing, so it runs as a plain block. torch.export would otherwise wrap it in a
-    higher-order op with a sub-graph (``wrap_with_autocast``) that the tracer does not read; timm's
-    EfficientViT (MIT) keeps its attention in fp32 that way."""
-
-    def __init__(self, real: type) -> None:
-        self.real = real
-
-    def __call__(self, device_type: str, *args: Any, **kwargs: Any) -> Any:
-        enabled = kwargs.get("enabled", args[1] if len(args) > 1 else True)
-        if not enabled and not torch.is_autocast_enabled(device_type):
-            return contextlib.nullcontext()
-        return self.real(device_type, *args, **kwargs)
-
-
-@contextlib.contextmanager
-def _disabled_autocast_inert() -> Iterator[None]:
-    real = torch.autocast
-    if isinstance(real, _InertAutocast):  # a capture inside a capture
-        yield
-        return
-    torch.autocast = _InertAutocast(real)
-    try:
-        yield
-    finally:
-        torch.autocast = real
 
 
 def output_leaves_to_keep(ep: torch.export.ExportedProgram, count: int) -> set[int]:
