@@ -129,6 +129,12 @@ def run_data_config(run: str | Path) -> DataConfig:
     return DataConfig.model_validate(section)
 
 
+def run_train_section(run: str | Path) -> dict[str, Any]:
+    """The ``train`` section a run folder records in its config.yaml ({} when it records none)."""
+    path = Path(run) / artifacts.CONFIG_FILE
+    return dict((read_yaml(path).get("train") or {}) if path.is_file() else {})
+
+
 def _data_from_metrics(run: Path, config: Path) -> dict[str, Any]:
     """The data section rebuilt from what training recorded in metrics.json (name, split), when
     config.yaml lost it; {} when metrics.json says nothing usable."""

@@ -41,12 +41,10 @@ def _config(cls, flags: dict[str, str] | None = None, **values):
 def _finetune_config(run: Path, epochs: int, lr: float, batch_size: int | None, threads: int | None = None):
     """Fine-tuning settings: the run's own training section (optimizer, batch, regularisation),
     shortened to ``epochs`` at a lower peak ``lr``, without warm-up, on whatever device is here."""
-    from slimforge.artifacts import CONFIG_FILE
-    from slimforge.config import read_yaml
+    from slimforge.experiment import run_train_section
     from slimforge.train import TrainConfig
 
-    path = run / CONFIG_FILE
-    section = dict((read_yaml(path).get("train") or {}) if path.is_file() else {})
+    section = run_train_section(run)
     section.update(epochs=epochs, lr=lr, warmup_epochs=0.0, device="auto", num_threads=threads, quiet=False, patience=None)
     if batch_size is not None:
         section["batch_size"] = batch_size

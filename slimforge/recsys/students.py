@@ -106,12 +106,9 @@ def _fp32_bytes(model: nn.Module) -> int:
 
 def _baseline_epochs(folder: Path) -> int:
     """How many epochs the baseline trained (its config.yaml), 10 when it does not say."""
-    from slimforge.artifacts import CONFIG_FILE
-    from slimforge.config import read_yaml
+    from slimforge.experiment import run_train_section
 
-    path = folder / CONFIG_FILE
-    train = (read_yaml(path).get("train") or {}) if path.is_file() else {}
-    return int(train.get("epochs") or 10)
+    return int(run_train_section(folder).get("epochs") or 10)
 
 
 register_size_generator("distilled-students", help=DistilledStudents.description)(DistilledStudents())
