@@ -78,7 +78,7 @@ class _UnionFind:
 
 class Tracing(Protocol):
     """What an op rule sees of the tracer (``_trace._Tracer``): the labels so far, the union-find,
-    the MAC terms, and three ways to change them."""
+    the MAC terms, and the ways to change them."""
 
     model: nn.Module
     uf: _UnionFind
@@ -92,6 +92,8 @@ class Tracing(Protocol):
     def mark_source(self, weight: Any, dim: int) -> None: ...
 
     def pin_label(self, label: Any) -> None: ...
+
+    def attribute_slot(self, node: torch.fx.Node, attr: str, index: int, vec: Any, value: list[int]) -> bool: ...
 
 
 

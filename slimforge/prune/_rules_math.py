@@ -242,7 +242,9 @@ def _layer_norm(tr: Tracing, node: torch.fx.Node) -> Any:
     params = [tr.lab(p) for p in node.args[2:4] if isinstance(p, torch.fx.Node)]
     for j in range(k):
         d = len(lx) - k + j
-        if not params:  # no affine weight to slice: the normalised size is fixed
+        # No affine weight to slice: the module's normalized_shape attribute is resized instead
+        # (OLMo's LayerNorm, nn.LayerNorm(elementwise_affine=False)); where none holds it, the size stays.
+        if not params and not tr.attribute_slot(node, "normalized_shape", j, lx[d], list(normalized)):
             tr.uf.pin(lx[d])
         for lp in params:
             tr.uf.tie(lx[d], lp[j])

@@ -18,6 +18,7 @@ from slimforge.prune._capture import (
 )
 from slimforge.prune._graph import DependencyGraph, Group, Slot, Unit
 from slimforge.prune.attention import find_attention_form
+from slimforge.prune.plan import shape_attribute
 from slimforge.prune.errors import PruningError, UnsupportedOpError
 
 
@@ -195,6 +196,28 @@ class _Tracer:
         name = self.param_names.get(getattr(weight, "name", ""), None)
         if name is not None and (name, dim) in self.slot_of:
             self.sources.add(self.slot_of[(name, dim)])
+
+    def attribute_slot(self, node: torch.fx.Node, attr: str, index: int, vec: Any, value: list[int]) -> bool:
+        """Make entry ``index`` of the calling module's ``attr`` (a shape the module keeps in an
+        attribute, not in a tensor: a LayerNorm's ``normalized_shape`` without weights) a prunable
+        dimension tied to ``vec``. False when the module holds no such attribute equal to ``value``
+        (the graph's constant), or it must stay as it is: then the caller pins ``vec``."""
+        if vec is None:
+            return True
+        path = module_path(node)
+        try:
+            module = self.model.get_submodule(path)
+        except AttributeError:
+            return False
+        if shape_attribute(module, attr) != [int(v) for v in value] or self._param_pinned(f"{path}.{attr}"):
+            return False
+        key = (f"{path}.{attr}" if path else attr, index)
+        if key in self.slot_of:
+            self.uf.tie(self.slots[self.slot_of[key]].elements, vec)
+        else:
+            self.slot_of[key] = len(self.slots)
+            self.slots.append(Slot(key[0], index, vec))
+        return True
 
     def pin_label(self, label: Any) -> None:
         if isinstance(label, list):

@@ -146,6 +146,8 @@ def slice_tensors(model: nn.Module, kept: dict[str, dict[int, list[int] | np.nda
     snapshots: dict[int, tuple[nn.Module, dict[str, Any]]] = {}
     with torch.no_grad():
         for name, dims in kept.items():
+            if name not in owners and _resize_shape_attribute(model, name, dims):
+                continue
             if name not in owners:
                 raise PruningError(
                     f"The pruning plan slices tensor {name!r}, which this model does not have: the plan was made "
@@ -168,6 +170,40 @@ def slice_tensors(model: nn.Module, kept: dict[str, dict[int, list[int] | np.nda
     for module, snap in snapshots.values():
         _sync_attributes(module, snap)
     _sync_attention_and_config(model)
+
+
+SHAPE_ATTRIBUTES = ("normalized_shape",)  # shapes a module keeps in an attribute where it has no tensor to slice
+
+
+def shape_attribute(module: nn.Module, attr: str) -> list[int] | None:
+    """``module.attr`` as a list of sizes when it is one of :data:`SHAPE_ATTRIBUTES` and holds
+    an int or a sequence of ints (``(hidden,)``, ``torch.Size``), else None."""
+    value = getattr(module, attr, None) if attr in SHAPE_ATTRIBUTES else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value]
+    if isinstance(value, (tuple, list)) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return list(value)
+    return None
+
+
+def _resize_shape_attribute(model: nn.Module, name: str, dims: dict[int, Any]) -> bool:
+    """Plan entry ``name`` = "module.normalized_shape": set each kept dimension's size in that
+    attribute (a weightless LayerNorm keeps its width only there). False when ``name`` is no such attribute."""
+    path, _, attr = name.rpartition(".")
+    try:
+        module = model.get_submodule(path)
+    except AttributeError:
+        return False
+    sizes = shape_attribute(module, attr)
+    if sizes is None:
+        return False
+    for d, idx in dims.items():
+        if d >= len(sizes) or (len(idx) and max(idx) >= sizes[d]):
+            raise PruningError(f"The pruning plan keeps indices outside {name!r} = {tuple(sizes)}: the plan was made for a different architecture.")
+        sizes[d] = len(idx)
+    old = getattr(module, attr)
+    setattr(module, attr, sizes[0] if isinstance(old, int) else type(old)(sizes) if isinstance(old, (tuple, list)) else tuple(sizes))
+    return True
 
 
 def _snapshot(module: nn.Module) -> dict[str, Any]:

@@ -78,6 +78,26 @@ class Odd(nn.Module):
         return torch.special.erfinv(x.tanh() * 0.5)
 
 
+class WeightlessNorms(nn.Module):
+    """Norms without weights keep their width only in normalized_shape (OLMo's LayerNorm, DiT
+    blocks); the residual width passes through one. x: (batch, 8) -> (batch, 4)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(8, 32), nn.Linear(32, 32), nn.Linear(32, 4)
+        self.ln = nn.LayerNorm(32, elementwise_affine=False)
+        self.rms = nn.RMSNorm([32], elementwise_affine=False)
+
+    def forward(self, x):
+        h = self.a(x)
+        h = h + self.b(self.ln(h))
+        return self.c(self.rms(h))
+
+
+def weightless_norms() -> nn.Module:
+    return WeightlessNorms()
+
+
 def plain_net() -> nn.Module:
     return PlainNet()
 

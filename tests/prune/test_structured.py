@@ -232,6 +232,27 @@ def test_pruned_model_trains():
     assert all(p.grad is not None and p.grad.shape == p.shape for p in model.parameters())
 
 
+def test_a_norm_without_weights_is_resized_and_its_plan_replays(tmp_path):
+    torch.manual_seed(0)
+    model, x = slimforge.create_model("prune_helpers:weightless_norms").eval(), torch.randn(5, 8)
+    sp.prune(model, x, ratio=0.5, round_to=1)
+    assert model.a.out_features == 16 and model.ln.normalized_shape == (16,) and model.rms.normalized_shape == (16,)
+    expected = model(x)
+    plan = get_spec(model).edits[-1]
+    assert plan["tensors"]["ln.normalized_shape"] == {"0": plan["tensors"]["a.weight"]["0"]}
+    fresh = sp.apply_plan(slimforge.create_model("prune_helpers:weightless_norms").eval(), plan)
+    fresh.load_state_dict(model.state_dict())
+    assert torch.equal(fresh(x), expected)
+    save(model, tmp_path / "run")
+    assert torch.equal(load(tmp_path / "run")(x), expected)
+
+
+def test_a_plan_that_keeps_indices_outside_a_normalized_shape_is_refused():
+    plan = {"kind": "prune", "version": 1, "tensors": {"ln.normalized_shape": {"0": [[0, 40]]}}}
+    with pytest.raises(SlimforgeError, match="ln.normalized_shape"):
+        sp.apply_plan(slimforge.create_model("prune_helpers:weightless_norms"), plan)
+
+
 def test_per_channel_prelu_slopes_follow_their_channels():
     class PReLUNet(nn.Module):
         def __init__(self):
