@@ -6,6 +6,7 @@ coupling is found."""
 from __future__ import annotations
 
 import operator
+import warnings
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -102,7 +103,10 @@ def export_model(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.Ex
     was_training = model.training
     model.train()
     try:
-        return _inline_wrapped_regions(torch.export.export(model, args, kwargs, strict=False))
+        with warnings.catch_warnings():
+            # nn.LSTM/GRU/RNN refresh their list of weights in forward; export warns about that list (not a buffer).
+            warnings.filterwarnings("ignore", message=r"The tensor attributes .*_flat_weights.* were assigned during export")
+            return _inline_wrapped_regions(torch.export.export(model, args, kwargs, strict=False))
     except Exception as exc:
         raise PruningError(
             f"torch.export could not capture {type(model).__name__} ({type(exc).__name__}: {str(exc)[:300]}). "

@@ -82,8 +82,8 @@ class TimmFamily:
     head_dim: channels per head in the split the tracer sees (default: ``head_dim``, stored before slicing);
     heads: the head count from the sliced weights (default: query width // (per_head * head_dim));
     after: further attributes to sync once ``num_heads`` is set (sizes derived from it, caches);
-    keep: layers inside the module that every head shares along its head size (MViTv2's pooling
-    convolutions and norms): their weights stay whole;
+    keep: layers inside the module (dotted names for nested ones) that every head shares along its head
+    size (MViTv2's pooling convolutions and norms, a multi-query module's one key/value head): their weights stay whole;
     other_head_dims: per-head sizes of other splits (see :class:`AttentionForm`); adaptive_splits: its
     forward's unequal splits follow the pruned weights (see :class:`AttentionForm`);
     own_fits: timm's own forward still runs the module (default: the heads' width is the input's)."""
@@ -128,7 +128,7 @@ class TimmFamily:
     def single_head(self, module: nn.Module) -> list[tuple[str, int]]:
         """One head: its channels stay (the reshape to (..., 1, head_dim) ties none of them together);
         and the weights of ``keep``'s layers, whatever the head count."""
-        shared = [(f"{n}.weight", 0) for n in self.keep if getattr(getattr(module, n, None), "weight", None) is not None]
+        shared = [(f"{n}.weight", 0) for n in self.keep if getattr(_sub(module, n), "weight", None) is not None]
         if module.num_heads != 1:
             return shared
         names = dict.fromkeys((*self.query.split("|"), "qkv", "q", "k", "v", "kv", "q_proj", "k_proj", "v_proj"))

@@ -1,6 +1,6 @@
 """Attention forms for timm's hierarchical models whose attention sits in a convolutional or pooled
 stage: MetaFormer's ``Attention`` (CAFormer), Visformer's ``Attention`` (1x1 convolutions), Hiera's
-``MaskUnitAttention`` and SAM2's Hiera ``MultiScaleAttention`` (:mod:`slimforge.prune._timm_attention`
+``MaskUnitAttention``, SAM2's Hiera ``MultiScaleAttention`` and MobileNetV4's ``MultiQueryAttention2d`` (:mod:`slimforge.prune._timm_attention`
 explains forms and stand-ins).
 
 * Visformer reshapes to ``(B, 3, heads, head_dim, -1)`` and back with ``-1``, SAM2 to
@@ -90,3 +90,14 @@ register_timm_family("timm-hiera-attention",
 register_timm_family("timm-sam2-attention",
                      TimmFamily("models.hieradet_sam2", "MultiScaleAttention", head_dim=lambda m: round(m.scale ** -2)),
                      "timm SAM2 Hiera MultiScaleAttention: fused qkv reshaped with num_heads and -1 (head size from its scale)")
+
+
+# MobileNetV4's hybrid blocks: query heads from 1x1 convolutions, one key and one value head shared by all (multi-query);
+# its own forward reshapes with num_heads and key_dim, and its output with the value width times num_heads.
+register_timm_family(
+    "timm-multi-query-attention-2d",
+    TimmFamily("layers.attention2d", "MultiQueryAttention2d", query="query.proj", per_head=1, head_dim=lambda m: m.key_dim,
+               heads=lambda m: m.query.proj.weight.shape[0] // m.key_dim, other_head_dims=lambda m: (m.value_dim,),
+               keep=("key.proj", "value.proj")),
+    "timm MultiQueryAttention2d (MobileNetV4 hybrid: query heads go, the one key/value head stays whole)",
+)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimforge.prune import _rules_math, _rules_view  # noqa: F401  (registers the op rules)
+from slimforge.prune import _rules_math, _rules_rnn, _rules_view  # noqa: F401  (registers the op rules)
 from slimforge.prune._capture import (
     PIN, RULES, Label, _first_occurrence_order, _flat_nodes, _has_tracked_tensor, _none_like, _opname, qualified_opname, _UnionFind, export_model, module_path, output_leaves_to_keep,
 )

@@ -234,6 +234,9 @@ def _sync_attributes(module: nn.Module, snap: dict[str, Any]) -> None:
         module.num_channels = module.weight.shape[0]
     elif isinstance(module, nn.Embedding):
         module.num_embeddings, module.embedding_dim = module.weight.shape
+    elif isinstance(module, nn.RNNBase):
+        module.hidden_size, module.input_size = module.weight_hh_l0.shape[1], module.weight_ih_l0.shape[1]
+        module._init_flat_weights()  # the list the recurrent op reads still holds the unsliced tensors
     elif type(module).__name__ == "VisionTransformer" and isinstance(getattr(module, "conv_proj", None), nn.Conv2d):
         module.hidden_dim = module.conv_proj.weight.shape[0]  # torchvision's ViT reshapes its patches to hidden_dim
     elif type(module).__name__ == "Scale" and isinstance(getattr(module, "shape", None), tuple) and module.shape:

@@ -94,6 +94,26 @@ class WeightlessNorms(nn.Module):
         return self.c(self.rms(h))
 
 
+class RecurrentNet(nn.Module):
+    """Linear -> recurrent stack -> last step -> linear. x: (batch, 5, 6) -> (batch, 3)."""
+
+    def __init__(self, cell: str = "lstm", num_layers: int = 1, bidirectional: bool = False, proj_size: int = 0):
+        super().__init__()
+        kinds = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+        extra = {"proj_size": proj_size} if proj_size else {}
+        self.a = nn.Linear(6, 16)
+        self.rnn = kinds[cell](16, 24, num_layers=num_layers, batch_first=True, bidirectional=bidirectional, **extra)
+        self.b = nn.Linear((proj_size or 24) * (2 if bidirectional else 1), 3)
+
+    def forward(self, x):
+        y, _ = self.rnn(torch.relu(self.a(x)))
+        return self.b(y[:, -1])
+
+
+def recurrent_net(cell: str = "lstm", num_layers: int = 1, bidirectional: bool = False, proj_size: int = 0) -> nn.Module:
+    return RecurrentNet(cell, num_layers, bidirectional, proj_size)
+
+
 def weightless_norms() -> nn.Module:
     return WeightlessNorms()
 
