@@ -101,3 +101,25 @@ register_timm_family(
                keep=("key.proj", "value.proj")),
     "timm MultiQueryAttention2d (MobileNetV4 hybrid: query heads go, the one key/value head stays whole)",
 )
+
+
+# BoTNet's and HaloNet's self-attention: 1x1-convolution projections, heads folded into the batch, no output
+# projection (the values' width is the module's output); their own forwards read num_heads, dim_out_qk, dim_out_v.
+def _bottleneck_after(m: nn.Module) -> None:
+    m.dim_out_qk, m.dim_out_v = m.num_heads * m.dim_head_qk, m.num_heads * m.dim_head_v
+
+
+register_timm_family(
+    "timm-bottleneck-attention",
+    TimmFamily("layers.bottleneck_attn", "BottleneckAttn", per_head=1, head_dim=lambda m: m.dim_head_qk,
+               heads=lambda m: m.qkv.weight.shape[0] // (2 * m.dim_head_qk + m.dim_head_v), after=_bottleneck_after,
+               other_head_dims=lambda m: (m.dim_head_v,), adaptive_splits=True),
+    "timm BottleneckAttn (BoTNet: q, k and v stacked in one 1x1 convolution, relative position logits per head size)",
+)
+register_timm_family(
+    "timm-halo-attention",
+    TimmFamily("layers.halo_attn", "HaloAttn", query="q", per_head=1, head_dim=lambda m: m.dim_head_qk,
+               heads=lambda m: m.q.weight.shape[0] // m.dim_head_qk, after=_bottleneck_after,
+               other_head_dims=lambda m: (m.dim_head_v, m.dim_head_qk + m.dim_head_v), adaptive_splits=True),
+    "timm HaloAttn (HaloNet: blocked local attention over halo windows, k and v per head in one 1x1 convolution)",
+)

@@ -302,3 +302,29 @@ def tiny_caformer(num_classes: int = 5) -> nn.Module:
 
     return MetaFormer(depths=(1, 1, 1, 1), dims=(16, 32, 64, 128), token_mixers=(SepConv, SepConv, Attention, Attention),
                       norm_layers=(LayerNorm2dNoBias,) * 2 + (LayerNormNoBias,) * 2, num_classes=num_classes)
+
+
+class _SelfAttentionNet(nn.Module):
+    """conv -> timm self-attention layer (no output projection) -> norm, ReLU -> pool -> linear. x: (B, 3, 16, 16)."""
+
+    def __init__(self, attention: nn.Module, num_classes: int):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU())
+        self.self_attn, self.norm, self.fc = attention, nn.BatchNorm2d(32), nn.Linear(32, num_classes)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.norm(self.self_attn(self.stem(x)))).mean((2, 3)))
+
+
+def tiny_botnet(num_classes: int = 5) -> nn.Module:
+    """timm's BottleneckAttn (BoTNet): heads folded into the batch, relative position logits."""
+    from timm.layers.bottleneck_attn import BottleneckAttn
+
+    return _SelfAttentionNet(BottleneckAttn(32, feat_size=(16, 16), num_heads=4), num_classes)
+
+
+def tiny_halonet(num_classes: int = 5) -> nn.Module:
+    """timm's HaloAttn (HaloNet): blocked local attention over windows with a halo."""
+    from timm.layers.halo_attn import HaloAttn
+
+    return _SelfAttentionNet(HaloAttn(32, feat_size=(16, 16), num_heads=4, block_size=4, halo_size=1), num_classes)

@@ -110,6 +110,11 @@ MODELS = {
                                 num_heads=3),
     # the second and third stages widen in their first block (dim -> dim_out) and pool the queries
     "hiera": lambda: _class("timm.models.hiera.Hiera", 64, img_size=64, embed_dim=32, num_heads=1, stages=(1, 1, 2, 1)),
+    # multi-query: query heads from a 1x1 convolution, one key and one value head (kept whole) shared by all
+    "mobilenetv4-hybrid": lambda: _named("mobilenetv4_hybrid_medium", 64),
+    # heads folded into the batch, no output projection: the values' width is the module's output
+    "botnet": lambda: _helper("tiny_botnet", 16),
+    "halonet": lambda: _helper("tiny_halonet", 16),
     "sam2": lambda: _class("timm.models.hieradet_sam2.HieraDet", 64, embed_dim=32, num_heads=1, stages=(1, 1, 2, 1),
                            global_att_blocks=(3,), window_spec=(8, 4, 4, 2), global_pos_size=(7, 7)),
 }
@@ -130,6 +135,7 @@ FORMS = {
     "timm-crossvit-cross-attention": "crossvit", "timm-volo-outlook-attention": "volo", "timm-volo-attention": "volo",
     "timm-volo-class-attention": "volo", "timm-tnt-attention": "tnt", "timm-tnt-pixel-embed": "tnt",
     "timm-nextvit-attention": "nextvit", "timm-swinv2-cr-attention": "swinv2-cr", "timm-lambda-layer": "lambda",
+    "timm-multi-query-attention-2d": "mobilenetv4-hybrid", "timm-bottleneck-attention": "botnet", "timm-halo-attention": "halonet",
     "timm-efficientformerv2-attention2d": "efficientformerv2", "timm-efficientformerv2-attention2ddownsample": "efficientformerv2",
 }
 
@@ -205,9 +211,9 @@ def test_family_loses_whole_heads_and_round_trips(family, tmp_path):
 
 
 # timm's own forward reads the head count in efficientformer(v2), tiny-vit, maxvit, coatnet, visformer, sam2, mvitv2, sam,
-# levit and tnt: no stand-in.
+# levit, tnt, MobileNetV4's multi-query attention, BoTNet and HaloNet: no stand-in.
 STAND_IN_FAMILIES = sorted(set(MODELS) - {"efficientformer", "tiny-vit", "maxvit", "coatnet", "visformer", "sam2", "mvitv2", "sam",
-                                           "levit", "levit-conv", "efficientformerv2", "tnt", "tnt-legacy"})
+                                           "levit", "levit-conv", "efficientformerv2", "tnt", "tnt-legacy", "mobilenetv4-hybrid", "botnet", "halonet"})
 
 
 @pytest.mark.parametrize("family", STAND_IN_FAMILIES)

@@ -133,17 +133,20 @@ def test_efficientvit_mit_prunes():
     assert model(x).shape == (2, 5)
 
 
-def test_halonet_halo_windows_are_traced_and_its_attention_stays_whole():
+def test_halonet_halo_windows_are_traced_and_its_heads_go():
     """HaloNet cuts halo windows with Tensor.unfold (a rule of its own: windows and positions are spatial);
-    its HaloAttn has no form, so its heads (the query and key/value outputs) stay; the rest shrinks."""
+    its HaloAttn (form timm-halo-attention) loses whole heads: query and key/value channels per head together."""
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)
     model = timm.create_model("halonet26t", pretrained=False, num_classes=5).eval()
     halo = [m for m in model.modules() if type(m).__name__ == "HaloAttn"]
-    widths = [(m.num_heads, m.q.out_channels, m.kv.out_channels) for m in halo]
+    heads = [m.num_heads for m in halo]
     x = torch.randn(1, 3, 256, 256)  # its last stage needs 8 x 8, the halo block size
     n = sum(p.numel() for p in model.parameters())
     sp.prune(model, x, ratio=0.5)
-    assert halo and [(m.num_heads, m.q.out_channels, m.kv.out_channels) for m in halo] == widths
+    assert halo and all(m.num_heads < h for m, h in zip(halo, heads))
+    for m in halo:
+        assert m.q.out_channels == m.num_heads * m.dim_head_qk == m.dim_out_qk
+        assert m.kv.out_channels == m.num_heads * (m.dim_head_qk + m.dim_head_v) and m.dim_out_v == m.num_heads * m.dim_head_v
     assert sum(p.numel() for p in model.parameters()) < 0.7 * n
     assert model(x).shape == (1, 5)
