@@ -1,5 +1,5 @@
 """Pruned encoders, decoders and encoder-decoders (BERT, ViT, GPT-2, Llama with grouped-query and
-multi-query attention, Falcon, OLMo, BART, Whisper, T5) save as ``save_pretrained`` folders that plain
+multi-query attention, Falcon, OLMo, Mixtral, BART, Whisper, T5) save as ``save_pretrained`` folders that plain
 ``transformers.AutoModelFor...from_pretrained`` loads with the same outputs, whatever the config calls
 its sizes; where no config describes the pruned model, slimforge says why and keeps its own format."""
 
@@ -33,6 +33,10 @@ FAMILIES = {
     # OLMo's LayerNorm has no weights: its normalized_shape follows the residual width.
     "olmo": ("OlmoConfig", "OlmoForCausalLM", dict(TEXT, pad_token_id=0, eos_token_id=1, bos_token_id=None),
              "AutoModelForCausalLM", {"input_ids": IDS}),
+    # mixture of experts: all experts' weights in one (experts, out, in) tensor each, grouped matmuls; a neuron goes
+    # from every expert at once, the router follows the residual width
+    "mixtral": ("MixtralConfig", "MixtralForCausalLM", dict(TEXT, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2),
+                "AutoModelForCausalLM", {"input_ids": IDS}),
     "qwen2-mqa": ("Qwen2Config", "Qwen2ForCausalLM", dict(TEXT, num_key_value_heads=1), "AutoModelForCausalLM", {"input_ids": IDS}),
     "falcon": ("FalconConfig", "FalconForCausalLM", dict(vocab_size=128, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                                                         new_decoder_architecture=False, multi_query=False),

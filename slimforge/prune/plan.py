@@ -234,6 +234,10 @@ def _sync_attributes(module: nn.Module, snap: dict[str, Any]) -> None:
         module.num_channels = module.weight.shape[0]
     elif isinstance(module, nn.Embedding):
         module.num_embeddings, module.embedding_dim = module.weight.shape
+    elif _is_experts(module):  # transformers' mixture-of-experts layers reshape with these
+        module.hidden_dim, module.intermediate_dim = module.down_proj.shape[1], module.down_proj.shape[2]
+    elif _is_router(module):
+        module.hidden_dim = module.weight.shape[1]
     elif isinstance(module, nn.RNNBase):
         module.hidden_size, module.input_size = module.weight_hh_l0.shape[1], module.weight_ih_l0.shape[1]
         module._init_flat_weights()  # the list the recurrent op reads still holds the unsliced tensors
@@ -243,6 +247,20 @@ def _sync_attributes(module: nn.Module, snap: dict[str, Any]) -> None:
         module.shape = (module.scale.shape[0], *module.shape[1:])  # timm MetaFormer/PoolFormer: scale.view(shape)
     elif type(module).__name__ == "Conv1D" and isinstance(getattr(module, "nf", None), int):
         module.nf = module.weight.shape[1]  # Hugging Face's Conv1D (GPT-2): weight (in, out), out width in nf
+
+
+def _is_experts(module: nn.Module) -> bool:
+    """A transformers experts module: (experts, hidden, intermediate) ``down_proj`` and the sizes as ints."""
+    down = getattr(module, "down_proj", None)
+    return (isinstance(down, torch.Tensor) and down.dim() == 3 and isinstance(getattr(module, "hidden_dim", None), int)
+            and isinstance(getattr(module, "intermediate_dim", None), int))
+
+
+def _is_router(module: nn.Module) -> bool:
+    """A transformers top-k router: a (experts, hidden) ``weight`` beside ``num_experts`` and ``hidden_dim``."""
+    weight = getattr(module, "weight", None)
+    return (isinstance(weight, torch.Tensor) and weight.dim() == 2 and isinstance(getattr(module, "hidden_dim", None), int)
+            and getattr(module, "num_experts", None) == weight.shape[0])
 
 
 def _sync_attention_and_config(model: nn.Module) -> None:
