@@ -74,7 +74,9 @@ def test_prune_cli_with_a_latency_target_records_and_prints_the_measured_latency
     assert main([*args, "--out", str(out)]) == 0
     assert "of the original" in capsys.readouterr().out
     edit = json.loads((out / "model.json").read_text())["edits"][-1]
-    assert edit["latency"]["target"] == 0.6 and edit["latency"]["batch_size"] == 8 and 0 < edit["latency"]["measured"] < 1
+    # what was measured is recorded; whether a model this tiny got faster on a shared box is timing, not this test's
+    # business (a fresh-clone CI run beside another job measured 1.006)
+    assert edit["latency"]["target"] == 0.6 and edit["latency"]["batch_size"] == 8 and 0 < edit["latency"]["measured"] < 5
     assert len(list((tmp_path / "cache" / "latency").glob("*.json"))) == 1
     assert slimforge.load(out)(torch.randn(2, 1, 8, 8)).shape == (2, 10)
 
