@@ -52,24 +52,9 @@ def _grouped_mm(tr: Tracing, node: torch.fx.Node) -> Any:
         return [None] * len(_shape(node))
     tr.uf.pin(lw[0])
     tr.uf.tie(lx[-1], lw[1])
-    _mark_source_through_views(tr, weight, 2)
+    tr.mark_source(weight, 2)  # through the transpose of a weight stored (experts, out, in)
     tr.macs_terms.append([_shape(x)[0], _count(lw[1], _shape(weight)[1]), _count(lw[2], _shape(weight)[2])])
     return [lx[0], lw[2]]
-
-
-def _mark_source_through_views(tr: Tracing, node: Any, dim: int) -> None:
-    """Mark ``dim`` of the parameter that ``node`` is, after transposes (experts' weights stored
-    (experts, out, in) and transposed for the grouped matmul): the parameter's matching dimension."""
-    while isinstance(node, torch.fx.Node) and node.op == "call_function" and _opname(node.target) in ("transpose", "t", "permute"):
-        if _opname(node.target) == "permute":
-            dim = list(node.args[1])[dim] % len(_shape(node))
-        elif _opname(node.target) == "transpose":
-            a, b = (d % len(_shape(node)) for d in node.args[1:3])
-            dim = b if dim == a else a if dim == b else dim
-        else:
-            dim = 1 - dim
-        node = node.args[0]
-    tr.mark_source(node, dim)
 
 
 def _count(vec: Vec, size: int) -> Any:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from slimforge.prune._capture import Label, Tracing, _opname, _rule, _shape
+from slimforge.prune._capture import Label, Tracing, _none_like, _opname, _rule, _shape
 
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 # Ops that build a fresh state from sizes (the module's own zeros): nothing of the caller's to keep.
@@ -80,8 +80,7 @@ def _whole(tr: Tracing, node: torch.fx.Node, lx: Label, labels: list[Label | Non
         tr.pin_label(lab)
     for state in states:
         tr.pin_label(tr.lab(state))
-    val = node.meta.get("val")
-    return tuple([None] * t.dim() for t in val)
+    return _none_like(node)
 
 
 def _add_macs(tr: Tracing, node: torch.fx.Node, weights: list[Any], labels: list[Label], layer_input: Any, hidden: np.ndarray) -> None:

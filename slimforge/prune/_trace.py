@@ -73,6 +73,21 @@ def _attention_slots(model: nn.Module, field: str) -> set[tuple[str, int]]:
 
 
 
+def _through_transposes(node: Any, dim: int) -> tuple[Any, int]:
+    """The node a chain of transposes / permutes starts from, and which of its dimensions ``dim`` is."""
+    while isinstance(node, torch.fx.Node) and node.op == "call_function" and _opname(node.target) in ("transpose", "t", "permute"):
+        ndim = node.meta["val"].dim()
+        if _opname(node.target) == "permute":
+            dim = list(node.args[1])[dim] % ndim
+        elif _opname(node.target) == "transpose":
+            a, b = (d % ndim for d in node.args[1:3])
+            dim = b if dim == a else a if dim == b else dim
+        else:
+            dim = 1 - dim
+        node = node.args[0]
+    return node, dim
+
+
 class _Tracer:
     def __init__(self, model: nn.Module, ep: torch.export.ExportedProgram, skip: Sequence[str], pin_fixed_splits: bool = False) -> None:
         self.model = model
@@ -193,6 +208,9 @@ class _Tracer:
         return None
 
     def mark_source(self, weight: Any, dim: int) -> None:
+        """Dimension ``dim`` of ``weight`` produces units: of the parameter itself, or of the one it
+        transposes (experts' weights stored (experts, out, in) and transposed for a grouped matmul)."""
+        weight, dim = _through_transposes(weight, dim)
         name = self.param_names.get(getattr(weight, "name", ""), None)
         if name is not None and (name, dim) in self.slot_of:
             self.sources.add(self.slot_of[(name, dim)])

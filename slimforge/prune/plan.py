@@ -202,7 +202,7 @@ def _resize_shape_attribute(model: nn.Module, name: str, dims: dict[int, Any]) -
             raise PruningError(f"The pruning plan keeps indices outside {name!r} = {tuple(sizes)}: the plan was made for a different architecture.")
         sizes[d] = len(idx)
     old = getattr(module, attr)
-    setattr(module, attr, sizes[0] if isinstance(old, int) else type(old)(sizes) if isinstance(old, (tuple, list)) else tuple(sizes))
+    setattr(module, attr, sizes[0] if isinstance(old, int) else type(old)(sizes))  # an int, or the sequence type it was
     return True
 
 
