@@ -60,7 +60,11 @@ def main() -> None:
     started = time.perf_counter()
     pruned, layout = prune_arms(reference, example, args)
     prune_seconds = time.perf_counter() - started
-    results = {name: finetune_seeds(name, model, data, args) for name, model in pruned.items()}
+    results: dict[str, list[dict]] = {name: [] for name in pruned}
+    for seed in args.seeds:  # seed outermost: every finished seed is a complete comparison of the arms
+        for name, model in pruned.items():
+            results[name].append(finetune(name, copy.deepcopy(model), data, args, seed))
+            write_partial(results, args.out)
     torch.set_num_threads(1)
     timed = interleaved_medians({"reference": reference, **pruned}, example, args.rounds, layout == "channels_last")
     record = summarise(reference, pruned, results, timed, example, data, args)
@@ -155,10 +159,6 @@ def torch_pruning_group_norm(reference: torch.nn.Module, example: torch.Tensor, 
 # ---------------------------------------------------------------- 2. the same fine-tuning for every arm
 
 
-def finetune_seeds(arm: str, pruned: torch.nn.Module, data, args: argparse.Namespace) -> list[dict]:
-    return [finetune(arm, copy.deepcopy(pruned), data, args, seed) for seed in args.seeds]
-
-
 def finetune(arm: str, model: torch.nn.Module, data, args: argparse.Namespace, seed: int) -> dict:
     from slimforge.distill.api import DistillSection
     from slimforge.distill.api import run as distill_run
@@ -196,6 +196,12 @@ def summarise(reference, pruned, results, timed, example, data, args) -> dict:
             "target": args.target, "epochs": args.epochs, "lr": args.lr, "seeds": args.seeds, "device": args.device,
             "latency_batch": args.latency_batch, "latency_threads": 1, "rounds": args.rounds,
             "machine": platform.processor() or platform.machine(), "torch": torch.__version__, "arms": arms}
+
+
+def write_partial(results: dict[str, list[dict]], out: Path) -> None:
+    """The fine-tuning results so far, so a stopped run keeps what it measured."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "equal_latency.partial.json").write_text(json.dumps(results, indent=1))
 
 
 def write(record: dict, out: Path) -> None:
