@@ -5,6 +5,7 @@ coupling is found."""
 
 from __future__ import annotations
 
+import logging
 import operator
 import warnings
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from torch import nn
 
 from slimforge.prune.errors import PruningError
 
+
+log = logging.getLogger(__name__)
 
 PIN = 0
 Vec = np.ndarray | None  # elements of one dimension (int64), or None: not prunable
@@ -99,22 +102,44 @@ class Tracing(Protocol):
 
 
 def export_model(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.ExportedProgram:
-    """Export in training mode (so auxiliary heads used only in training are seen), then restore."""
+    """Export in training mode (so auxiliary heads used only in training are seen), then restore. A model
+    whose training forward cannot be captured (LayerDrop's random skip of whole layers in M2M100 or LED
+    branches on a random number) is captured in eval mode instead."""
     was_training = model.training
-    model.train()
     try:
-        with warnings.catch_warnings():
-            # nn.LSTM/GRU/RNN refresh their list of weights in forward; export warns about that list (not a buffer).
-            warnings.filterwarnings("ignore", message=r"The tensor attributes .*_flat_weights.* were assigned during export")
-            return _inline_wrapped_regions(torch.export.export(model, args, kwargs, strict=False))
-    except Exception as exc:
-        raise PruningError(
-            f"torch.export could not capture {type(model).__name__} ({type(exc).__name__}: {str(exc)[:300]}). "
-            "slimforge.prune needs an exportable model: make data-dependent control flow static, or prune the "
-            "exportable sub-module on its own."
-        ) from exc
+        try:
+            return _export(model.train(), args, kwargs)
+        except Exception as exc:
+            if not _data_dependent(exc):
+                raise _capture_error(model, exc) from exc
+            try:
+                ep = _export(model.eval(), args, kwargs)
+            except Exception:
+                raise _capture_error(model, exc) from exc
+            log.info("slimforge.prune: captured %s in eval mode: its training-mode forward branches on data (%s).",
+                     type(model).__name__, str(exc).splitlines()[0][:120])
+            return ep
     finally:
         model.train(was_training)
+
+
+def _export(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.ExportedProgram:
+    with warnings.catch_warnings():
+        # nn.LSTM/GRU/RNN refresh their list of weights in forward; export warns about that list (not a buffer).
+        warnings.filterwarnings("ignore", message=r"The tensor attributes .*_flat_weights.* were assigned during export")
+        return _inline_wrapped_regions(torch.export.export(model, args, kwargs, strict=False))
+
+
+def _data_dependent(exc: BaseException) -> bool:
+    return "data-dependent" in str(exc) or "DataDependent" in type(exc).__name__
+
+
+def _capture_error(model: nn.Module, exc: BaseException) -> PruningError:
+    return PruningError(
+        f"torch.export could not capture {type(model).__name__} ({type(exc).__name__}: {str(exc)[:300]}). "
+        "slimforge.prune needs an exportable model: make data-dependent control flow static, or prune the "
+        "exportable sub-module on its own."
+    )
 
 
 # Higher-order ops torch.export makes of a context manager inside forward (``torch.no_grad()``, an autocast

@@ -294,10 +294,17 @@ def _expand(tr: Tracing, node: torch.fx.Node) -> Any:
     lead = len(out_shape) - len(label)
     out = [None] * lead + [v if v is not None and len(v) == out_shape[lead + d] else None for d, v in enumerate(label)]
     heads = _built_heads(tr, node)
-    for d, size in enumerate(in_shape):
-        if heads is not None and size == 1 and out_shape[lead + d] == heads > 1:
+    if heads is None or heads < 2:
+        return out
+    ones = [d for d, size in enumerate(in_shape) if size == 1]
+    for d in ones:
+        if out_shape[lead + d] == heads:
             out[lead + d] = tr.uf.fresh(heads)  # repeat_kv of one key/value head: as many as the query heads
-            break
+            return out
+    for d in ones:  # (batch * heads), batch-major: DeBERTa-v2's relative positions expanded for its merged scores
+        if out_shape[lead + d] % heads == 0:
+            out[lead + d] = np.tile(tr.uf.fresh(heads), out_shape[lead + d] // heads)
+            return out
     return out
 
 
@@ -504,9 +511,8 @@ def _repeat(tr: Tracing, node: torch.fx.Node) -> Any:
     lead = len(reps) - len(label)
     out = [None] * lead + list(label)
     for d, r in enumerate(reps):
-        if r != 1 and out[d] is not None:
-            tr.uf.pin(out[d])
-            out[d] = None
+        if r != 1 and out[d] is not None:  # r copies one after another: each keeps the same elements
+            out[d] = np.tile(out[d], r)  # (DeBERTa-v2 tiles its relative position heads over the batch)
     return out
 
 
@@ -546,7 +552,48 @@ def _index(tr: Tracing, node: torch.fx.Node) -> Any:
     return [None] * len(out_shape)
 
 
-@_rule("gather", "scatter", "scatter_add", "index_select", "take_along_dim", "topk", "sort", "argsort", "nonzero")
+@_rule("index_select")
+def _index_select(tr: Tracing, node: torch.fx.Node) -> Any:
+    """index_select(x, dim, index): positions along ``dim`` are picked (pinned); every other dimension passes
+    through (XLNet's relative shift selects key positions of a (batch, heads, query, key) score)."""
+    label = tr.lab(node.args[0])
+    tr.pin_label(tr.lab(node.args[2]))
+    if label is None:
+        return _none_like(node)
+    d = _norm_dim(node.args[1], len(label))
+    tr.uf.pin(label[d])
+    return [None if i == d else v for i, v in enumerate(label)]
+
+
+@_rule("gather")
+def _gather(tr: Tracing, node: torch.fx.Node) -> Any:
+    """gather(x, dim, index): positions along ``dim`` come from the index (pinned). Every other dimension
+    the index spans whole passes through from ``x`` where the index's own is tracked too (DeBERTa's relative
+    positions expanded to the heads, which an attention form's ``built_heads`` labels); an index of a size
+    fixed in the capture pins that dimension."""
+    label, index = tr.lab(node.args[0]), tr.lab(node.args[2])
+    shape, ishape = _shape(node.args[0]), _shape(node.args[2])
+    if label is None:
+        tr.pin_label(index)
+        return _none_like(node)
+    d = _norm_dim(node.args[1], len(label))
+    index = index or [None] * len(ishape)
+    out: list[Any] = []
+    for e, (vec, ivec) in enumerate(zip(label, index)):
+        if e == d or ishape[e] != shape[e]:
+            tr.uf.pin(vec)
+            tr.uf.pin(ivec)
+            out.append(None)
+        elif ivec is None:  # an index of fixed size there (or one sized from x, which a capture cannot tell apart)
+            tr.uf.pin(vec)
+            out.append(None)
+        else:
+            tr.uf.tie(vec, ivec)
+            out.append(vec if vec is not None else ivec)
+    return out
+
+
+@_rule("scatter", "scatter_add", "take_along_dim", "topk", "sort", "argsort", "nonzero")
 def _pin_all(tr: Tracing, node: torch.fx.Node) -> Any:
     for a in _flat_nodes((node.args, node.kwargs)):
         tr.pin_label(tr.labels.get(a))

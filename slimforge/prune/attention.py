@@ -182,7 +182,13 @@ def _hf_single_head(module: nn.Module) -> list[tuple[str, int]]:
     return [(f"{n}.weight", 0) for n in names if _linear(module, n)]
 
 
-register_attention_form("hf-self-attention", AttentionForm(_hf_self_attention, _hf_head_dim, _hf_sync, whole=_hf_single_head),
+def _hf_built_heads(module: nn.Module) -> int | None:
+    # DeBERTa-v2's relative attention expands its position index to (batch * heads) with its head count.
+    return module.num_attention_heads if _int(module, "pos_ebd_size") else None
+
+
+register_attention_form("hf-self-attention", AttentionForm(_hf_self_attention, _hf_head_dim, _hf_sync, whole=_hf_single_head,
+                                                           built_heads=_hf_built_heads),
                         "Hugging Face BERT/RoBERTa/ViT/MPNet/DeBERTa/SegFormer: num_attention_heads, attention_head_size, query/q_proj/q/query_proj")
 
 
@@ -391,7 +397,10 @@ def _hf_out_proj_attention(module: nn.Module) -> bool:
 
 
 def _hf_out_proj_sync(module: nn.Module) -> dict[str, int]:
+    inner = module.num_heads * module.head_dim
     module.num_heads = module.q_proj.out_features // module.head_dim
+    if getattr(module, "embed_dim", None) == inner:  # XGLM's forward reshapes its heads' output to embed_dim: it follows them
+        module.embed_dim = module.q_proj.out_features
     return {"num_attention_heads": module.num_heads}
 
 

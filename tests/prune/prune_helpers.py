@@ -165,6 +165,44 @@ def tiny_falcon() -> nn.Module:
     return FalconForCausalLM(config)
 
 
+def tiny_persimmon() -> nn.Module:
+    """Persimmon: Falcon's (heads, 3, head_dim) fused rows without Falcon's flags, partial rotary, q/k LayerNorm."""
+    from transformers import PersimmonConfig, PersimmonForCausalLM
+
+    config = PersimmonConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                             pad_token_id=0)
+    torch.manual_seed(0)
+    return PersimmonForCausalLM(config)
+
+
+def tiny_xlnet() -> nn.Module:
+    """XLNet: (d_model, n_head, d_head) projection parameters through einsum, relative attention."""
+    from transformers import XLNetConfig, XLNetForSequenceClassification
+
+    torch.manual_seed(0)
+    return XLNetForSequenceClassification(XLNetConfig(vocab_size=100, d_model=64, n_layer=2, n_head=4, d_inner=128))
+
+
+def tiny_deberta_v1() -> nn.Module:
+    """DeBERTa (v1) with relative attention: a fused in_proj as (heads, 3 * head_size), q_bias / v_bias."""
+    from transformers import DebertaConfig, DebertaForSequenceClassification
+
+    config = DebertaConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                           max_position_embeddings=64, relative_attention=True, pos_att_type=["p2c", "c2p"], max_relative_positions=16)
+    torch.manual_seed(0)
+    return DebertaForSequenceClassification(config)
+
+
+def tiny_squeezebert() -> nn.Module:
+    """SqueezeBERT with ungrouped 1x1 Conv1d query/key/value (grouped ones keep their heads)."""
+    from transformers import SqueezeBertConfig, SqueezeBertForSequenceClassification
+
+    config = SqueezeBertConfig(vocab_size=100, hidden_size=64, embedding_size=64, num_hidden_layers=2, num_attention_heads=4,
+                               intermediate_size=128, max_position_embeddings=64, q_groups=1, k_groups=1, v_groups=1)
+    torch.manual_seed(0)
+    return SqueezeBertForSequenceClassification(config)
+
+
 def tiny_falcon_grouped() -> nn.Module:
     """Falcon's new_decoder_architecture: query_key_value rows (kv heads, queries per kv head + 2, head_dim)."""
     from transformers import FalconConfig, FalconForCausalLM

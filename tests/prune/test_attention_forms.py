@@ -71,6 +71,10 @@ FORM_MODELS = {
     "hf-t5-attention": lambda: _hf("tiny_t5_tagger"),
     "hf-falcon-attention": lambda: _hf("tiny_falcon"),
     "hf-falcon-grouped-attention": lambda: _hf("tiny_falcon_grouped"),
+    "hf-persimmon-attention": lambda: _hf("tiny_persimmon"),
+    "hf-xlnet-relative-attention": lambda: _hf("tiny_xlnet"),
+    "hf-deberta-v1-attention": lambda: _hf("tiny_deberta_v1"),
+    "hf-squeezebert-attention": lambda: _hf("tiny_squeezebert"),
     "hf-fused-grouped-query": lambda: _hf("tiny_phi3"),
     "hf-gpt-bigcode-attention": lambda: _hf("tiny_gpt_bigcode"),
     "hf-gpt-neox-attention": lambda: _hf("tiny_gpt_neox"),
@@ -113,6 +117,12 @@ def _query_width(m: nn.Module) -> int:
         return m.query_key_value.out_features
     if hasattr(m, "qkv_proj"):  # Phi-3: query rows first, then key/value heads
         return m.o_proj.in_features
+    if hasattr(m, "r_w_bias"):  # XLNet: (d_model, n_head, d_head) parameters
+        return m.q.shape[1] * m.q.shape[2]
+    if hasattr(m, "in_proj") and hasattr(m, "q_bias"):  # DeBERTa v1
+        return m.q_bias.shape[0]
+    if isinstance(getattr(m, "query", None), nn.Conv1d):  # SqueezeBERT
+        return m.query.out_channels
     if hasattr(m, "projection_query"):  # CvT
         return m.projection_query.out_features
     if getattr(m, "new_decoder_architecture", False):  # Falcon's groups: queries + key + value per kv head
@@ -154,7 +164,7 @@ def test_form_loses_whole_heads_keeps_its_output_shape_and_round_trips(form, tmp
     assert sum(p.numel() for path in after_heads for p in model.get_submodule(path).parameters()) < attn_params
     for path in after_heads:  # the attribute the module's forward reads agrees with its weights
         m = model.get_submodule(path)
-        count = next(getattr(m, a) for a in ("num_heads", "num_attention_heads", "n_heads") if isinstance(getattr(m, a, None), int)) \
+        count = next(getattr(m, a) for a in ("num_heads", "num_attention_heads", "n_heads", "n_head") if isinstance(getattr(m, a, None), int)) \
             if form not in ("hf-grouped-query", "hf-fused-grouped-query", "hf-gpt-neox-attention") else model.config.num_attention_heads
         assert count == after_heads[path]
     out = _logits(model(x, **kwargs))

@@ -40,6 +40,13 @@ def _bart(ids):
     return transformers.BartForConditionalGeneration(config), {"decoder_input_ids": ids[:, :6]}
 
 
+def _m2m100(ids):  # LayerDrop (0.05) branches on a random number in training mode: captured in eval mode
+    config = transformers.M2M100Config(vocab_size=128, d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                                       decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=64)
+    assert config.encoder_layerdrop > 0
+    return transformers.M2M100ForConditionalGeneration(config), {"decoder_input_ids": ids[:, :6]}
+
+
 def _deberta():
     return transformers.DebertaV2ForSequenceClassification(transformers.DebertaV2Config(**TEXT)), {}
 
@@ -55,8 +62,37 @@ def _segformer(head: str = "SemanticSegmentation"):
     return getattr(transformers, f"SegformerFor{head}")(config), {}
 
 
+def _xglm():  # its attention reshapes the heads' output to embed_dim, which follows the heads
+    config = transformers.XGLMConfig(vocab_size=128, d_model=64, num_layers=2, attention_heads=4, ffn_dim=128, max_position_embeddings=64)
+    return transformers.XGLMForCausalLM(config), {}
+
+
+def _persimmon():  # Falcon's (heads, 3, head_dim) fused projection without Falcon's flags
+    return transformers.PersimmonForCausalLM(transformers.PersimmonConfig(**TEXT, pad_token_id=0)), {}
+
+
+def _xlnet():  # (d_model, n_head, d_head) projections through einsum; the relative shift index_selects key positions
+    config = transformers.XLNetConfig(vocab_size=128, d_model=64, n_layer=2, n_head=4, d_inner=128)
+    return transformers.XLNetForSequenceClassification(config), {}
+
+
+def _deberta_v1(**extra):  # a fused in_proj viewed as (heads, 3 * head_size)
+    config = transformers.DebertaConfig(**TEXT, **extra)
+    return transformers.DebertaForSequenceClassification(config), {}
+
+
+RELATIVE = dict(relative_attention=True, pos_att_type=["p2c", "c2p"])
+
+
+def _deberta_v2_relative():  # DeBERTa-v3's layout: shared keys, position buckets, scores over (batch * heads)
+    config = transformers.DebertaV2Config(**TEXT, **RELATIVE, max_relative_positions=-1, position_buckets=16, norm_rel_ebd="layer_norm",
+                                          share_att_key=True, position_biased_input=False)
+    return transformers.DebertaV2ForSequenceClassification(config), {}
+
+
 # SegFormer's classifier reshapes with config.hidden_sizes[-1], which sync_config now follows.
-BUILD = {"distilbert": _distilbert, "mpnet": _mpnet, "deberta-v2": _deberta, "phi": _phi, "segformer": _segformer,
+BUILD = {"xlnet": _xlnet, "deberta-v1": _deberta_v1, "deberta-v1-relative": lambda: _deberta_v1(**RELATIVE, max_relative_positions=16),
+         "deberta-v2-relative": _deberta_v2_relative, "xglm": _xglm, "persimmon": _persimmon, "distilbert": _distilbert, "mpnet": _mpnet, "deberta-v2": _deberta, "phi": _phi, "segformer": _segformer,
          "segformer-cls": lambda: _segformer("ImageClassification")}
 
 
@@ -68,25 +104,28 @@ def _heads(model):
 # T5 and BART keep their residual width unless only the logits' shape is kept (not encoder_last_hidden_state):
 # 21.3% and 24.7% before (BART's residual was also pinned by an unused inputs_embeds[:, :, -1]).
 @pytest.mark.parametrize("family,removed", [("distilbert", 0.37), ("mpnet", 0.37), ("deberta-v2", 0.37), ("t5", 0.36),
-                                            ("bart", 0.38), ("phi", 0.42), ("segformer", 0.44), ("segformer-cls", 0.44)])
+                                            ("bart", 0.38), ("phi", 0.42), ("segformer", 0.44), ("segformer-cls", 0.44),
+                                            ("xglm", 0.20), ("persimmon", 0.36), ("xlnet", 0.36), ("deberta-v1", 0.37),
+                                            ("deberta-v1-relative", 0.33), ("deberta-v2-relative", 0.37), ("m2m100", 0.38)])
 @torch.no_grad()
 def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     torch.manual_seed(0)
     ids = torch.randint(3, 120, (2, 12))
-    model, extra = {"t5": _t5, "bart": _bart}[family](ids) if family in ("t5", "bart") else BUILD[family]()
+    seq2seq = {"t5": _t5, "bart": _bart, "m2m100": _m2m100}
+    model, extra = seq2seq[family](ids) if family in seq2seq else BUILD[family]()
     model.eval()
     inputs = {"pixel_values": torch.randn(2, 3, 32, 32)} if family.startswith("segformer") else {"input_ids": ids, **extra}
     params, heads = sum(p.numel() for p in model.parameters()), _heads(model)
     assert heads > 0  # the form matches this class
-    slimforge.prune(model, example_kwargs=inputs, ratio=0.3)
+    slimforge.prune(model, example_kwargs={**inputs, **({"use_cache": False} if family == "xlnet" else {})}, ratio=0.3)
     assert _heads(model) < heads
     assert sum(p.numel() for p in model.parameters()) < (1 - removed) * params
-    if family in ("t5", "bart"):  # the encoder's output narrowed with the model; the logits did not
+    if family in ("t5", "bart", "m2m100"):  # the encoder's output narrowed with the model; the logits did not
         assert model(**inputs, use_cache=False).encoder_last_hidden_state.shape[-1] < 64
     if family == "t5":  # cross-attention too (its zero position bias, built with n_heads, had pinned its heads)
         assert all(block.layer[1].EncDecAttention.n_heads == 3 for block in model.decoder.block)
     slimforge.save(model, tmp_path)
-    kwargs = {"use_cache": False} if family in ("t5", "bart", "phi") else {}
+    kwargs = {"use_cache": False} if family in ("t5", "bart", "m2m100", "phi", "xglm", "persimmon", "xlnet") else {}
     assert torch.equal(slimforge.load(tmp_path).eval()(**inputs, **kwargs).logits, model(**inputs, **kwargs).logits)
 
 
@@ -140,3 +179,35 @@ def test_matmul_with_a_transposed_weight_is_a_linear_layer():
     slimforge.prune(model, x, ratio=0.5)
     assert model[0].weight.shape == (8, 8) and model[2].weight.shape == (4, 8)
     assert model(x).shape == (2, 4)
+
+
+@torch.no_grad()
+def test_deberta_v2_relative_attention_runs_at_another_batch_size_after_pruning(tmp_path):
+    """Its relative positions are tiled over the batch captured (2): the pruned model follows any batch."""
+    torch.manual_seed(0)
+    model = _deberta_v2_relative()[0].eval()
+    slimforge.prune(model, example_kwargs={"input_ids": torch.randint(3, 120, (2, 12))}, ratio=0.3)
+    ids = torch.randint(3, 120, (3, 9))
+    slimforge.save(model, tmp_path)
+    assert torch.equal(slimforge.load(tmp_path).eval()(input_ids=ids).logits, model(input_ids=ids).logits)
+
+
+@pytest.mark.parametrize("groups", [4, 1])
+@torch.no_grad()
+def test_squeezebert_attention_prunes_through_its_convolutions(tmp_path, groups):
+    """1x1 Conv1d query/key/value: with one group whole heads go; grouped (the default, a group per head)
+    keeps its groups, so every head loses channels instead."""
+    torch.manual_seed(0)
+    config = transformers.SqueezeBertConfig(**TEXT, embedding_size=64, q_groups=groups, k_groups=groups, v_groups=groups)
+    model = transformers.SqueezeBertForSequenceClassification(config).eval()
+    ids = torch.randint(3, 120, (2, 12))
+    params = sum(p.numel() for p in model.parameters())
+    slimforge.prune(model, example_kwargs={"input_ids": ids}, ratio=0.3)
+    attention = model.transformer.encoder.layers[0].attention
+    if groups == 1:
+        assert attention.num_attention_heads < 4 and attention.attention_head_size == 16
+    else:
+        assert attention.num_attention_heads == 4 and attention.attention_head_size < 16
+    assert sum(p.numel() for p in model.parameters()) < 0.67 * params
+    slimforge.save(model, tmp_path)
+    assert torch.equal(slimforge.load(tmp_path).eval()(input_ids=ids).logits, model(input_ids=ids).logits)

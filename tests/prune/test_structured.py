@@ -419,3 +419,42 @@ def test_a_module_that_fails_after_pruning_is_kept_whole_and_the_rest_pruned(cap
     assert model[0].out_features == 16  # the rest is pruned as asked
     assert model[2].out_features == 16 and model[3].mix.weight.shape == model[5].mix.weight.shape == (16, 16)
     assert model(x).shape == (2, 5, 4)
+
+
+class _RepeatedChannels(nn.Module):
+    """Channels repeated along their own dimension and added to a layer twice as wide."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.head = nn.Conv2d(3, 8, 1), nn.Conv2d(3, 16, 1), nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head((self.a(x).repeat(1, 2, 1, 1) + self.b(x)).mean((2, 3)))
+
+
+def test_a_repeated_dimension_stays_prunable_and_each_copy_loses_the_same_channels():
+    torch.manual_seed(0)
+    model, x = _RepeatedChannels(), torch.randn(2, 3, 8, 8)
+    sp.prune(model, x, ratio=0.5, round_to=1)
+    kept = model.a.out_channels
+    assert kept == 4 and model.b.out_channels == 2 * kept and model.head.in_features == 2 * kept
+    assert model(x).shape == (2, 4)
+
+
+class _SelectedPositions(nn.Module):
+    """index_select over positions leaves the channels prunable."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.head = nn.Conv1d(3, 16, 1), nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.index_select(self.conv(x), 2, torch.arange(0, x.shape[2], 2)).mean(2))
+
+
+def test_index_select_pins_only_the_dimension_it_indexes():
+    torch.manual_seed(0)
+    model, x = _SelectedPositions(), torch.randn(2, 3, 10)
+    sp.prune(model, x, ratio=0.5, round_to=1)
+    assert model.conv.out_channels == 8 and model.head.in_features == 8
+    assert model(x).shape == (2, 4)
