@@ -1,0 +1,122 @@
+"""Issue 22, a cheap proxy for the equal-latency benchmark: the reference pruned to about 0.3 of its latency by
+several channel allocations, each fine-tuned ``--epochs`` (1) like benchmarks/equal_latency.py's arms, test accuracy.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/latency_allocation_proxy.py --variants macs,lat_pen0,lat_pen1,lat_pen2,taylor,taylor_pen1
+
+Variants (the allocation experiments of 2026-12-05; none is slimforge's default except ``macs`` and ``lat_pen0``):
+- ``macs``: slimforge.prune(target_macs=0.204), the MAC target equal_latency.py bisected to the latency-aware
+  model's measured latency (uniform: every group loses the same share);
+- ``lat_penK``: slimforge.prune(target_latency=0.3) with the greedy's cost per millisecond multiplied by
+  (group width / width left) ** K (K = 0 is the shipped greedy; K > 0 makes thinning a group costlier);
+- ``taylor``, ``taylor_penK``: the same greedy on raw first-order Taylor scores (one calibration batch of 2,048
+  training images), not normalised by each group's mean, so scores compare across layers as HALP's do.
+"""
+import argparse, copy, json, logging, sys, time
+sys.path.insert(0, "benchmarks")
+import numpy as np, torch
+import slimforge
+import slimforge.prune.latency as L
+from equal_latency import finetune, measured_fraction
+from slimforge.experiment import run_data_config
+from slimforge.measure import choose_layout
+from slimforge.prune.latency import LatencySettings
+
+p = argparse.ArgumentParser()
+p.add_argument("--variants", default="macs,lat_l2,lat_pen")
+p.add_argument("--epochs", type=int, default=1)
+p.add_argument("--out", default="/tmp/latency_allocation_proxy.jsonl")
+a = p.parse_args()
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+ref = "benchmarks/reference/fashion-mnist-resnet20w2"
+torch.manual_seed(0)
+reference = slimforge.load(ref).eval()
+data = run_data_config(ref).load()
+example = data.train.__getitems__(list(range(32)))[0].float()
+torch.set_num_threads(1)
+layout = choose_layout(reference, example, threads=1)
+settings = LatencySettings(batch_size=32, threads=1, channels_last=layout == "channels_last")
+orig_offers = L._offers
+THINNING = {"k": 0.0}
+
+
+def thinning_next_offer(graph, g, offer, removed, kept, occurrences, layers, tables, current):
+    """latency._next_offer with the cost scaled by (width / width left) ** THINNING."""
+    order, norm, step, touched = offer
+    if not touched:
+        return None
+    for size in range(step, len(order) - removed - step + 1, step):
+        take = order[removed:removed + size]
+        roots = [graph.groups[g].units[i].root for i in take]
+        after = L._kept_after(kept, occurrences, graph.groups[g].slots, roots)
+        saved = sum(current[layers[li].name] - tables[layers[li].name].predict(*layers[li].widths(after)) for li in touched)
+        if saved > 1e-9:
+            thinning = (len(order) / (len(order) - removed - size)) ** THINNING["k"]
+            return float(norm[take].sum()) * thinning / saved, g, roots, after, saved
+    return None
+
+
+L._next_offer = thinning_next_offer
+
+import slimforge.prune.importance as I
+orig_group_scores = I._group_scores
+
+def raw_group_scores(graph, group, slot_scores, reduction):
+    unit_index = {u.root: i for i, u in enumerate(group.units)}
+    total, seen = np.zeros(len(group.units)), False
+    for si in group.slots:
+        s = slot_scores(si)
+        if s is None:
+            continue
+        roots = graph.roots[si]
+        values, inverse = np.unique(roots, return_inverse=True)
+        sums = np.bincount(inverse.reshape(-1), weights=s, minlength=len(values))
+        for root, t in zip(values.tolist(), sums.tolist()):
+            i = unit_index.get(root)
+            if i is not None:
+                total[i] += t
+                seen = True
+    return total if seen else None
+
+def raw_offers(graph, scores, by_slot, round_to):
+    import math
+    offers = []
+    for group, s in zip(graph.groups, scores):
+        s = np.clip(np.asarray(s, dtype=np.float64), 0.0, None)
+        step = round_to // math.gcd(round_to, group.width) if round_to > 1 else 1
+        touched = sorted({li for si in group.slots for li in by_slot.get(si, [])})
+        offers.append((np.argsort(s, kind="stable"), s, step, touched))
+    return offers
+
+def calibration():
+    xs, ys = data.train.__getitems__(list(range(2048)))[:2]
+    return [(xs.float(), ys)]
+
+def build(v):
+    if v.startswith("taylor"):
+        I._group_scores, L._offers = raw_group_scores, raw_offers
+        THINNING["k"] = float(v.split("pen")[1]) if "pen" in v else 0.0
+        try:
+            m = copy.deepcopy(reference).train()
+            return slimforge.prune(m, example[:2], target_latency=0.3, latency=settings, importance="taylor", calibration=calibration()).eval()
+        finally:
+            I._group_scores, L._offers = orig_group_scores, orig_offers
+    m = copy.deepcopy(reference).train()
+    if v == "macs":
+        return slimforge.prune(m, example[:2], target_macs=0.204).eval()
+    if v.startswith("lat"):
+        THINNING["k"] = float(v.split("pen")[1]) if "pen" in v else 0.0
+        return slimforge.prune(m, example[:2], target_latency=0.3, latency=settings).eval()
+    raise SystemExit(v)
+
+ns = argparse.Namespace(reference=ref, epochs=a.epochs, lr=0.01, threads=2, device="cpu")
+for v in a.variants.split(","):
+    t0 = time.time()
+    model = build(v)
+    torch.set_num_threads(1)
+    frac = measured_fraction(reference, model, example, 15, layout)
+    r = finetune(v, copy.deepcopy(model), data, ns, 0)
+    widths = [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    rec = {"variant": v, "latency_fraction": round(frac, 3), "params": sum(p.numel() for p in model.parameters()), **r,
+           "wall": round(time.time() - t0), "conv_widths": widths}
+    print(json.dumps(rec), flush=True)
+    open(a.out, "a").write(json.dumps(rec) + "\n")
