@@ -58,7 +58,7 @@ def main() -> None:
     data = run_data_config(args.reference).load()
     example = data.train.__getitems__(list(range(args.latency_batch)))[0].float()
     started = time.perf_counter()
-    pruned, layout = prune_arms(reference, example, args)
+    pruned, layout = prune_arms(reference, example, data, args)
     prune_seconds = time.perf_counter() - started
     results: dict[str, list[dict]] = {name: [] for name in pruned}
     for seed in args.seeds:  # seed outermost: every finished seed is a complete comparison of the arms
@@ -83,6 +83,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--latency-batch", type=int, default=32)
     p.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds (each bisection step and the final timing)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for fine-tuning (latency is always 1 thread)")
+    p.add_argument("--allocation", default="importance", choices=["importance", "sensitivity"],
+                   help="latency-aware pruning's allocation (sensitivity: each group's loss on --calibration training images)")
+    p.add_argument("--calibration", type=int, default=1024, help="training images the sensitivity allocation measures loss on")
     p.add_argument("--device", default="auto", help="fine-tuning device (auto, cpu, cuda)")
     p.add_argument("--out", type=Path, default=Path("/tmp/equal-latency"))
     return p.parse_args()
@@ -91,12 +94,17 @@ def parse_args() -> argparse.Namespace:
 # ---------------------------------------------------------------- 1. pruning to one measured latency
 
 
-def prune_arms(reference: torch.nn.Module, example: torch.Tensor, args: argparse.Namespace) -> tuple[dict[str, torch.nn.Module], str]:
+def prune_arms(reference: torch.nn.Module, example: torch.Tensor, data, args: argparse.Namespace) -> tuple[dict[str, torch.nn.Module], str]:
     """The pruned model of every arm asked for, all at the latency-aware model's measured fraction."""
     torch.set_num_threads(1)
     layout = choose_layout(reference, example, threads=1)
-    settings = LatencySettings(batch_size=len(example), threads=1, channels_last=layout == "channels_last")
-    latency_aware = slimforge.prune(copy.deepcopy(reference).train(), example[:2], target_latency=args.target, latency=settings).eval()
+    settings = LatencySettings(batch_size=len(example), threads=1, channels_last=layout == "channels_last", allocation=args.allocation)
+    calibration = None
+    if args.allocation == "sensitivity":
+        images, labels = data.train.__getitems__(list(range(args.calibration)))[:2]
+        calibration = [(images[i:i + 256].float(), labels[i:i + 256]) for i in range(0, args.calibration, 256)]
+    latency_aware = slimforge.prune(copy.deepcopy(reference).train(), example[:2], target_latency=args.target, latency=settings,
+                                    calibration=calibration).eval()
     level = measured_fraction(reference, latency_aware, example, args.rounds, layout)
     logging.info("latency-aware: %.3f of the reference's latency (target %.2f)", level, args.target)
     arms = {"latency+kd": latency_aware, "latency+ft": latency_aware}
@@ -193,7 +201,7 @@ def summarise(reference, pruned, results, timed, example, data, args) -> dict:
                       "test_mean": statistics.mean(accs), "test_sd": statistics.stdev(accs) if len(accs) > 1 else 0.0, "runs": results[name]}
     return {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"), "reference": str(args.reference),
             "reference_test": evaluate(reference, data.test)["accuracy"], "reference_ms": timed["reference"],
-            "target": args.target, "epochs": args.epochs, "lr": args.lr, "seeds": args.seeds, "device": args.device,
+            "target": args.target, "allocation": args.allocation, "epochs": args.epochs, "lr": args.lr, "seeds": args.seeds, "device": args.device,
             "latency_batch": args.latency_batch, "latency_threads": 1, "rounds": args.rounds,
             "machine": platform.processor() or platform.machine(), "torch": torch.__version__, "arms": arms}
 

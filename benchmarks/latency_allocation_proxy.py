@@ -8,10 +8,12 @@ Variants (the allocation experiments of 2026-12-05; none is slimforge's default 
   model's measured latency (uniform: every group loses the same share);
 - ``lat_penK``: slimforge.prune(target_latency=0.3) with the greedy's cost per millisecond multiplied by
   (group width / width left) ** K (K = 0 is the shipped greedy; K > 0 makes thinning a group costlier);
+- ``sens``: slimforge.prune(target_latency=0.3) with ``LatencySettings(allocation="sensitivity")``: each group's loss
+  measured on 1,024 training images after pruning it alone (slimforge.prune.sensitivity);
 - ``taylor``, ``taylor_penK``: the same greedy on raw first-order Taylor scores (one calibration batch of 2,048
   training images), not normalised by each group's mean, so scores compare across layers as HALP's do.
 """
-import argparse, copy, json, logging, sys, time
+import argparse, copy, dataclasses, json, logging, sys, time
 sys.path.insert(0, "benchmarks")
 import numpy as np, torch
 import slimforge
@@ -103,6 +105,12 @@ def build(v):
     m = copy.deepcopy(reference).train()
     if v == "macs":
         return slimforge.prune(m, example[:2], target_macs=0.204).eval()
+    if v == "sens":  # the shipped greedy on each group's measured loss curve (allocation="sensitivity")
+        THINNING["k"] = 0.0
+        images, labels = data.train.__getitems__(list(range(1024)))[:2]
+        batches = [(images[i:i + 256].float(), labels[i:i + 256]) for i in range(0, 1024, 256)]
+        sens = dataclasses.replace(settings, allocation="sensitivity")
+        return slimforge.prune(m, example[:2], target_latency=0.3, latency=sens, calibration=batches).eval()
     if v.startswith("lat"):
         THINNING["k"] = float(v.split("pen")[1]) if "pen" in v else 0.0
         return slimforge.prune(m, example[:2], target_latency=0.3, latency=settings).eval()

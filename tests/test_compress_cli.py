@@ -67,16 +67,19 @@ def test_prune_cli_removes_channels_fine_tunes_and_reloads(run, tmp_path, capsys
     assert json.loads((out / "metrics.json").read_text())["test_accuracy"] > 0.5
 
 
-def test_prune_cli_with_a_latency_target_records_and_prints_the_measured_latency(run, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("allocation", ["importance", "sensitivity"])
+def test_prune_cli_with_a_latency_target_records_and_prints_the_measured_latency(run, tmp_path, capsys, monkeypatch, allocation):
     monkeypatch.setenv("SLIMFORGE_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "fast"
-    args = ["prune", str(run), "--target-latency", "0.6", "--latency-batch-size", "8", "--round-to", "2", "--finetune-epochs", "0"]
+    args = ["prune", str(run), "--target-latency", "0.6", "--latency-batch-size", "8", "--round-to", "2", "--finetune-epochs", "0",
+            "--latency-allocation", allocation]
     assert main([*args, "--out", str(out)]) == 0
     assert "of the original" in capsys.readouterr().out
     edit = json.loads((out / "model.json").read_text())["edits"][-1]
     # what was measured is recorded; whether a model this tiny got faster on a shared box is timing, not this test's
     # business (a fresh-clone CI run beside another job measured 1.006)
     assert edit["latency"]["target"] == 0.6 and edit["latency"]["batch_size"] == 8 and 0 < edit["latency"]["measured"] < 5
+    assert edit["latency"]["allocation"] == allocation
     assert len(list((tmp_path / "cache" / "latency").glob("*.json"))) == 1
     assert slimforge.load(out)(torch.randn(2, 1, 8, 8)).shape == (2, 10)
 

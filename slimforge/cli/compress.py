@@ -61,6 +61,7 @@ def prune_cmd(
     target_latency: Annotated[Optional[float], typer.Option(help="fraction of the measured latency to keep: channels removed by importance per ms saved (instead of --ratio)")] = None,
     latency_batch_size: Annotated[int, typer.Option(min=1, help="batch size the latency of --target-latency is measured at")] = 32,
     latency_threads: Annotated[int, typer.Option(min=1, help="CPU threads the latency of --target-latency is measured with")] = 1,
+    latency_allocation: Annotated[str, typer.Option(help="what --target-latency weighs a millisecond against: importance (each group's scores) or sensitivity (each group's loss, measured on training batches)")] = "importance",
     importance: Annotated[str, typer.Option(help="l1, l2, bn_scale, taylor or random")] = "l2",
     skip: Annotated[Optional[list[str]], typer.Option(help="module name pattern to leave alone; repeat for more")] = None,
     round_to: Annotated[int, typer.Option(help="keep channel counts a multiple of this")] = 8,
@@ -80,7 +81,7 @@ def prune_cmd(
     if distill and finetune_epochs < 1:
         raise ConfigError("--distill recovers accuracy by distillation during fine-tuning: it needs --finetune-epochs >= 1.")
     finetune = _finetune_config(run, finetune_epochs, lr, batch_size, threads) if finetune_epochs > 0 else None
-    latency = {"batch_size": latency_batch_size, "threads": latency_threads}
+    latency = {"batch_size": latency_batch_size, "threads": latency_threads, "allocation": latency_allocation}
     cfg = _config(PruneStage, None, kind="prune", name="prune", ratio=ratio, target_macs=target_macs, target_params=target_params,
                      target_latency=target_latency, latency=latency,
                      importance=importance, skip=skip or [], round_to=round_to, steps=steps, finetune=finetune,

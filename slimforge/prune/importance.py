@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,12 +24,15 @@ from slimforge.prune.errors import PruneConfigError
 @dataclass(frozen=True)
 class ImportanceContext:
     """tensors: parameters and buffers by state_dict key; taylor: accumulated weight*grad by key
-    (only for criteria that need gradients); norm_weights: keys of BatchNorm/LayerNorm/GroupNorm scales."""
+    (only for criteria that need gradients); norm_weights: keys of BatchNorm/LayerNorm/GroupNorm scales;
+    calibration / loss_fn: the batches (inputs, targets) and loss pruning was given, if any."""
 
     tensors: dict[str, torch.Tensor]
     norm_weights: frozenset[str]
     generator: torch.Generator
     taylor: dict[str, torch.Tensor] | None = None
+    calibration: list[Any] | None = None
+    loss_fn: Callable[[Any, Any], torch.Tensor] | None = None
 
 
 Criterion = Callable[[ImportanceContext, Slot], torch.Tensor | None]

@@ -37,7 +37,7 @@ import platform
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,7 @@ class LatencySettings:
     tolerance: float = 0.1
     max_rounds: int = 4
     cache_dir: str | None = None
+    allocation: str = "importance"  # what a millisecond is weighed against: "importance" (scores) or "sensitivity"
 
     def validate(self) -> None:
         for key, low in (("batch_size", 1), ("threads", 1), ("grid", 2), ("repeats", 1), ("max_rounds", 1)):
@@ -84,6 +85,13 @@ class LatencySettings:
                 raise PruneConfigError(f"latency.{key} must be an integer >= {low}; got {value!r}.")
         if not 0.0 < self.tolerance < 1.0:
             raise PruneConfigError(f"latency.tolerance is a relative error in (0, 1); got {self.tolerance}.")
+        if self.allocation not in ALLOCATIONS:
+            raise PruneConfigError(f"latency.allocation is one of {', '.join(ALLOCATIONS)}; got {self.allocation!r}.")
+
+
+# "importance": each group's scores over their mean (cheap, cannot compare layers); "sensitivity": each group's
+# measured loss curve on calibration batches (slimforge.prune.sensitivity).
+ALLOCATIONS = ("importance", "sensitivity")
 
 
 # ---------------------------------------------------------------- the layers a latency table covers
@@ -405,7 +413,7 @@ def read_tables(path: Path, layers: Sequence[LayerSpec], settings: LatencySettin
 
 
 def select_by_latency(graph: DependencyGraph, scores: Sequence[np.ndarray], layers: Sequence[LayerSpec], tables: dict[str, LayerTable],
-                      target: float, round_to: int) -> tuple[set[int], float]:
+                      target: float, round_to: int, costs: Sequence[np.ndarray] | None = None) -> tuple[set[int], float]:
     """Roots of the units to remove, and the predicted fraction of the latency left.
 
     Greedy on importance per millisecond: at each step every group offers its next ``round_to``
@@ -415,22 +423,20 @@ def select_by_latency(graph: DependencyGraph, scores: Sequence[np.ndarray], laye
     model. The rest of the model (normalisation, activations, pooling) is assumed to shrink in the
     same proportion: at the sizes measured its cost scales with the channels too, and
     :func:`choose_by_latency` corrects what this misses by measuring. Each group keeps at least one
-    step of units; groups whose layers are not in the table are left alone.
+    step of units; groups whose layers are not in the table are left alone. ``costs``: per group, per unit, what
+    removing it costs in place of its normalised score (measured loss steps, :mod:`slimforge.prune.sensitivity`);
+    units still go in ``scores`` order.
     """
     kept = {si: len(r) for si, r in enumerate(graph.roots)}
     occurrences = [Counter(r.tolist()) for r in graph.roots]
-    by_slot: dict[int, list[int]] = {}
-    for li, spec in enumerate(layers):
-        for si in (spec.out_slot, spec.in_slot):
-            if si is not None:
-                by_slot.setdefault(si, []).append(li)
+    by_slot = _layers_by_slot(layers)
     tables = {name: monotone(t) for name, t in tables.items()}
     current = {spec.name: tables[spec.name].predict(*spec.widths(kept)) for spec in layers}
     full_ms = sum(current.values())
     if full_ms <= 0:
         raise PruningError("target_latency: the model has no convolution or linear layer whose width pruning can change.")
     target_ms = target * full_ms
-    offers = _offers(graph, scores, by_slot, round_to)
+    offers = _offers(graph, scores, by_slot, round_to, costs)
     removed = [0] * len(graph.groups)
     pruned: set[int] = set()
     predicted = full_ms
@@ -452,18 +458,35 @@ def select_by_latency(graph: DependencyGraph, scores: Sequence[np.ndarray], laye
     return pruned, predicted / full_ms
 
 
-def _offers(graph: DependencyGraph, scores: Sequence[np.ndarray], by_slot: dict[int, list[int]], round_to: int) -> list[tuple]:
-    """Per group: (order of units, least important first; normalised scores; step; tabled layers touched)."""
+def _layers_by_slot(layers: Sequence[LayerSpec]) -> dict[int, list[int]]:
+    """Dependency-graph slot -> the tabled layers whose weight has it as output or input dimension."""
+    by_slot: dict[int, list[int]] = {}
+    for li, spec in enumerate(layers):
+        for si in (spec.out_slot, spec.in_slot):
+            if si is not None:
+                by_slot.setdefault(si, []).append(li)
+    return by_slot
+
+
+def tabled_groups(graph: DependencyGraph, layers: Sequence[LayerSpec]) -> list[int]:
+    """The groups whose units change the width of a tabled layer: the only ones the greedy offers."""
+    by_slot = _layers_by_slot(layers)
+    return [g for g, group in enumerate(graph.groups) if any(si in by_slot for si in group.slots)]
+
+
+def _offers(graph: DependencyGraph, scores: Sequence[np.ndarray], by_slot: dict[int, list[int]], round_to: int,
+            costs: Sequence[np.ndarray] | None = None) -> list[tuple]:
+    """Per group: (order of units, least important first; each unit's cost; step; tabled layers touched)."""
     offers = []
-    for group, s in zip(graph.groups, scores):
+    for g, (group, s) in enumerate(zip(graph.groups, scores)):
         s = np.clip(np.asarray(s, dtype=np.float64), 0.0, None)
         step = round_to // math.gcd(round_to, group.width) if round_to > 1 else 1
         touched = sorted({li for si in group.slots for li in by_slot.get(si, [])})
         # Scores relative to the group's mean (magnitudes differ between layers), times the layers
         # a unit takes part in: a residual stream's channel counts once per convolution it feeds,
-        # as HALP sums a coupled channel's importance over its layers.
+        # as HALP sums a coupled channel's importance over its layers. Measured costs need neither.
         norm = (s / s.mean() if s.mean() > 0 else np.ones(len(s))) * len(touched)
-        offers.append((np.argsort(norm, kind="stable"), norm, step, touched))
+        offers.append((np.argsort(s, kind="stable"), norm if costs is None else np.asarray(costs[g], dtype=np.float64), step, touched))
     return offers
 
 
@@ -507,6 +530,7 @@ class LatencyResult:
     channels_last: bool
     rounds: int
     cache: str
+    allocation: str = "importance"  # LatencySettings.allocation: what the milliseconds were weighed against
 
 
 ModelTimer = Callable[[nn.Module, nn.Module, torch.Tensor, LatencySettings, bool], tuple[float, float]]
@@ -529,10 +553,12 @@ def time_models(original: nn.Module, pruned: nn.Module, example: torch.Tensor, s
 
 def choose_by_latency(model: nn.Module, graph: DependencyGraph, scores: Sequence[np.ndarray], target: float, round_to: int,
                       example: Any, settings: LatencySettings, *, timer: Timer = time_layer,
-                      model_timer: ModelTimer = time_models) -> tuple[set[int], LatencyResult]:
+                      model_timer: ModelTimer = time_models, calibration: Iterable[Any] | None = None,
+                      loss_fn: Callable[[Any, Any], torch.Tensor] | None = None) -> tuple[set[int], LatencyResult]:
     """Roots to remove so that the pruned model runs in ``target`` x the original's measured latency.
 
     example: one input batch of the model (batch, ...); it is repeated to ``settings.batch_size`` rows.
+    calibration / loss_fn: batches (inputs, targets) the ``sensitivity`` allocation measures loss on.
     """
     from slimforge.measure import _batch_of
     from slimforge.prune.plan import kept_indices, slice_tensors
@@ -546,6 +572,11 @@ def choose_by_latency(model: nn.Module, graph: DependencyGraph, scores: Sequence
     layers = find_layers(original, graph, batch, settings.grid, round_to)
     path = cache_path(layers, settings, channels_last)
     tables = load_or_measure_tables(layers, settings, channels_last, timer)
+    costs = None
+    if settings.allocation == "sensitivity":
+        from slimforge.prune.sensitivity import sensitivity_costs
+
+        costs = sensitivity_costs(original, graph, scores, calibration, loss_fn, tabled_groups(graph, layers), round_to)
 
     def measure(pruned: set[int]) -> tuple[float, float]:
         candidate = copy.deepcopy(original)
@@ -555,11 +586,12 @@ def choose_by_latency(model: nn.Module, graph: DependencyGraph, scores: Sequence
 
     goal, best, tried = target, None, []
     for round_ in range(1, settings.max_rounds + 1):
-        pruned, predicted = select_by_latency(graph, scores, layers, tables, goal, round_to)
+        pruned, predicted = select_by_latency(graph, scores, layers, tables, goal, round_to, costs)
         base_ms, measured = measure(pruned)
         log.info("latency-aware pruning round %d: aimed at %.3f, predicted %.3f, measured %.3f of %.2f ms",
                  round_, goal, predicted, measured, base_ms)
-        result = LatencyResult(target, measured, predicted, base_ms, settings.batch_size, settings.threads, channels_last, round_, str(path))
+        result = LatencyResult(target, measured, predicted, base_ms, settings.batch_size, settings.threads, channels_last, round_, str(path),
+                               settings.allocation)
         if best is None or abs(measured - target) < abs(best[1].measured - target):
             best = (pruned, result)
         if abs(measured - target) <= settings.tolerance * target:

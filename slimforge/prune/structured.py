@@ -171,7 +171,8 @@ def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config
     scores = score_units(graph, ctx, config.importance, config.reduction)
     # 3. Choose what to keep: fixed ratios, the global ratio that meets a target, or (latency) greedy on importance per ms.
     if config.target_latency is not None:
-        pruned, achieved = choose_by_latency(model, graph, scores, config.target_latency, config.round_to, args[0], config.latency)
+        pruned, achieved = choose_by_latency(model, graph, scores, config.target_latency, config.round_to, args[0], config.latency,
+                                             calibration=ctx.calibration, loss_fn=ctx.loss_fn)
         plan = {**make_plan(graph, pruned), "latency": asdict(achieved)}
     else:
         pruned = choose_pruned_units(model, graph, scores, config)
@@ -310,13 +311,14 @@ def importance_context(model: nn.Module, config: PruneConfig, calibration: Itera
     norm_types = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
     norms = frozenset(f"{p}.weight" if p else "weight" for p, m in model.named_modules() if isinstance(m, norm_types))
     taylor = None
+    batches = list(calibration) if calibration is not None else None  # read twice: Taylor scores, latency sensitivity
     if needs_gradients(config.importance):
-        if calibration is None:
+        if batches is None:
             raise PruneConfigError(
                 f"importance={config.importance!r} needs gradients: pass calibration=[(inputs, targets), ...] (a few batches)."
             )
-        taylor = _taylor_products(model, calibration, loss_fn)
-    return ImportanceContext(tensors, norms, torch.Generator().manual_seed(config.seed), taylor)
+        taylor = _taylor_products(model, batches, loss_fn)
+    return ImportanceContext(tensors, norms, torch.Generator().manual_seed(config.seed), taylor, batches, loss_fn)
 
 
 def _taylor_products(model: nn.Module, calibration: Iterable[Any], loss_fn: Callable | None) -> dict[str, torch.Tensor]:

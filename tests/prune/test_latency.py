@@ -216,3 +216,50 @@ def test_batch_norms_are_in_the_table_at_the_widths_of_their_channels():
     assert bn.kind == "batchnorm" and bn.cin_grid == (16,) and bn.cout_grid == (4, 8, 12, 16) and bn.widths({bn.out_slot: 8}) == (16, 8)
     table = measure_tables([bn], LatencySettings(batch_size=2, repeats=1))["1"]
     assert all(v > 0 for v in table.ms[0])
+
+
+def test_sensitivity_costs_follow_each_groups_measured_loss_curve():
+    """A group whose channels the classifier reads through a large weight hurts more when pruned: its curve is
+    steeper, and every unit costs at least a small floor; units keep the scores' order."""
+    from slimforge.prune.sensitivity import sensitivity_costs
+
+    model = two_convs()
+    x = torch.randn(64, 3, 8, 8)
+    y = model(x).argmax(1)  # the model's own predictions: any removal raises the loss
+    graph = build_dependency_graph(model, (x[:2],))
+    scores = [np.arange(1, len(g.units) + 1, dtype=float) for g in graph.groups]
+    groups = list(range(len(graph.groups)))
+    costs = sensitivity_costs(model, graph, scores, [(x, y)], None, groups, round_to=4)
+    for g, c in zip(graph.groups, costs):
+        assert c.shape == (len(g.units),) and (c > 0).all()
+    with pytest.raises(Exception, match="calibration"):
+        sensitivity_costs(model, graph, scores, None, None, groups, round_to=4)
+
+
+def test_sensitivity_allocation_spares_the_group_whose_loss_rises_fastest(tmp_path):
+    """Conv 0's channels save 1 ms each, conv 2's 0.016 ms: on flat scores the greedy strips conv 0. When the
+    classifier reads nothing from conv 2's first eight channels (the first the scores' order offers), the
+    measured loss says they are free, and the sensitivity allocation takes them instead."""
+    model = two_convs()
+    x = torch.randn(64, 3, 8, 8)
+    graph = build_dependency_graph(model, (x[:2],))
+    groups = {g.module: i for i, g in enumerate(graph.groups)}
+    with torch.no_grad():
+        model[6].weight[:, :8] = 0.0
+    y = model(x).argmax(1)
+    scores = [np.ones(len(g.units)) for g in graph.groups]
+
+    def model_timer(original, candidate, batch, settings, channels_last):
+        return 10.0, 10.0 * sum(p.numel() for p in candidate.parameters()) / sum(p.numel() for p in original.parameters())
+
+    def removed(allocation):
+        settings = LatencySettings(batch_size=2, channels_last=False, max_rounds=1, cache_dir=str(tmp_path), allocation=allocation)
+        pruned, _ = choose_by_latency(model, graph, scores, 0.995, 4, x[:2], settings, timer=fake_timer, model_timer=model_timer,
+                                      calibration=[(x, y)])
+        return {m: sum(u.root in pruned for u in graph.groups[g].units) for m, g in groups.items()}
+
+    assert removed("importance")["0"] > 0  # conv 0's expensive channels go first on flat scores
+    by_loss = removed("sensitivity")
+    assert by_loss["0"] == 0 and by_loss["2"] > 0
+    with pytest.raises(Exception, match="allocation"):
+        LatencySettings(allocation="magic").validate()
