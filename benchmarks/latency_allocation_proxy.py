@@ -17,6 +17,7 @@ import argparse, copy, dataclasses, json, logging, sys, time
 sys.path.insert(0, "benchmarks")
 import numpy as np, torch
 import slimforge
+import slimforge.prune.importance as I
 import slimforge.prune.latency as L
 from equal_latency import finetune, measured_fraction
 from slimforge.experiment import run_data_config
@@ -24,7 +25,7 @@ from slimforge.measure import choose_layout
 from slimforge.prune.latency import LatencySettings
 
 p = argparse.ArgumentParser()
-p.add_argument("--variants", default="macs,lat_l2,lat_pen")
+p.add_argument("--variants", default="macs,lat_pen0,lat_pen1,sens")
 p.add_argument("--epochs", type=int, default=1)
 p.add_argument("--out", default="/tmp/latency_allocation_proxy.jsonl")
 a = p.parse_args()
@@ -37,61 +38,37 @@ example = data.train.__getitems__(list(range(32)))[0].float()
 torch.set_num_threads(1)
 layout = choose_layout(reference, example, threads=1)
 settings = LatencySettings(batch_size=32, threads=1, channels_last=layout == "channels_last")
-orig_offers = L._offers
+orig_offers, orig_next_offer, orig_group_scores = L._offers, L._next_offer, I._group_scores
 THINNING = {"k": 0.0}
 
 
-def thinning_next_offer(graph, g, offer, removed, kept, occurrences, layers, tables, current):
+def thinning_next_offer(graph, g, offer, removed, *rest):
     """latency._next_offer with the cost scaled by (width / width left) ** THINNING."""
-    order, norm, step, touched = offer
-    if not touched:
-        return None
-    for size in range(step, len(order) - removed - step + 1, step):
-        take = order[removed:removed + size]
-        roots = [graph.groups[g].units[i].root for i in take]
-        after = L._kept_after(kept, occurrences, graph.groups[g].slots, roots)
-        saved = sum(current[layers[li].name] - tables[layers[li].name].predict(*layers[li].widths(after)) for li in touched)
-        if saved > 1e-9:
-            thinning = (len(order) / (len(order) - removed - size)) ** THINNING["k"]
-            return float(norm[take].sum()) * thinning / saved, g, roots, after, saved
-    return None
+    found = orig_next_offer(graph, g, offer, removed, *rest)
+    if found is None or not THINNING["k"]:
+        return found
+    cost, group, roots, after, saved = found
+    width = len(offer[0])
+    return cost * (width / (width - removed - len(roots))) ** THINNING["k"], group, roots, after, saved
 
 
 L._next_offer = thinning_next_offer
 
-import slimforge.prune.importance as I
-orig_group_scores = I._group_scores
 
 def raw_group_scores(graph, group, slot_scores, reduction):
-    unit_index = {u.root: i for i, u in enumerate(group.units)}
-    total, seen = np.zeros(len(group.units)), False
-    for si in group.slots:
-        s = slot_scores(si)
-        if s is None:
-            continue
-        roots = graph.roots[si]
-        values, inverse = np.unique(roots, return_inverse=True)
-        sums = np.bincount(inverse.reshape(-1), weights=s, minlength=len(values))
-        for root, t in zip(values.tolist(), sums.tolist()):
-            i = unit_index.get(root)
-            if i is not None:
-                total[i] += t
-                seen = True
-    return total if seen else None
+    """Each unit's scores summed over its slots, not divided by each slot's mean: comparable across layers."""
+    return orig_group_scores(graph, group, slot_scores, "sum", normalize=False)
 
-def raw_offers(graph, scores, by_slot, round_to):
-    import math
-    offers = []
-    for group, s in zip(graph.groups, scores):
-        s = np.clip(np.asarray(s, dtype=np.float64), 0.0, None)
-        step = round_to // math.gcd(round_to, group.width) if round_to > 1 else 1
-        touched = sorted({li for si in group.slots for li in by_slot.get(si, [])})
-        offers.append((np.argsort(s, kind="stable"), s, step, touched))
-    return offers
+
+def raw_offers(graph, scores, by_slot, round_to, costs=None):
+    """The greedy's offers with the raw scores themselves as the costs."""
+    return orig_offers(graph, scores, by_slot, round_to, costs=[np.clip(np.asarray(c, dtype=np.float64), 0.0, None) for c in scores])
+
 
 def calibration():
     xs, ys = data.train.__getitems__(list(range(2048)))[:2]
     return [(xs.float(), ys)]
+
 
 def build(v):
     if v.startswith("taylor"):

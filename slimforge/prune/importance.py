@@ -128,9 +128,9 @@ def score_units(graph: DependencyGraph, ctx: ImportanceContext, criterion: str, 
     return out
 
 
-def _group_scores(graph: DependencyGraph, group, slot_scores, reduction: str) -> np.ndarray | None:
+def _group_scores(graph: DependencyGraph, group, slot_scores, reduction: str, normalize: bool = True) -> np.ndarray | None:
     """Per unit: its positions' scores summed within each slot, divided by the slot's mean unit
-    score, then reduced over the slots the unit appears in."""
+    score (unless ``normalize`` is off), then reduced over the slots the unit appears in."""
     unit_index = {u.root: i for i, u in enumerate(group.units)}
     rows = []
     for si in group.slots:
@@ -148,7 +148,7 @@ def _group_scores(graph: DependencyGraph, group, slot_scores, reduction: str) ->
         present = row[~np.isnan(row)]
         if present.size == 0:
             continue
-        scale = present.mean() if present.mean() > 0 else 1.0
+        scale = present.mean() if normalize and present.mean() > 0 else 1.0
         rows.append(row / scale)
     if not rows:
         return None

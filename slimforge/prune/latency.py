@@ -474,13 +474,19 @@ def tabled_groups(graph: DependencyGraph, layers: Sequence[LayerSpec]) -> list[i
     return [g for g, group in enumerate(graph.groups) if any(si in by_slot for si in group.slots)]
 
 
+def unit_step(width: int, round_to: int) -> int:
+    """Units a group gives up at a time so that its channel count stays a multiple of ``round_to``
+    (``width``: channels per unit)."""
+    return round_to // math.gcd(round_to, width) if round_to > 1 else 1
+
+
 def _offers(graph: DependencyGraph, scores: Sequence[np.ndarray], by_slot: dict[int, list[int]], round_to: int,
             costs: Sequence[np.ndarray] | None = None) -> list[tuple]:
     """Per group: (order of units, least important first; each unit's cost; step; tabled layers touched)."""
     offers = []
     for g, (group, s) in enumerate(zip(graph.groups, scores)):
         s = np.clip(np.asarray(s, dtype=np.float64), 0.0, None)
-        step = round_to // math.gcd(round_to, group.width) if round_to > 1 else 1
+        step = unit_step(group.width, round_to)
         touched = sorted({li for si in group.slots for li in by_slot.get(si, [])})
         # Scores relative to the group's mean (magnitudes differ between layers), times the layers
         # a unit takes part in: a residual stream's channel counts once per convolution it feeds,

@@ -22,6 +22,7 @@ from torch import nn
 
 from slimforge.prune._graph import DependencyGraph
 from slimforge.prune.errors import PruneConfigError
+from slimforge.prune.latency import unit_step
 
 LEVELS = (0.25, 0.5, 0.75, 0.875)  # fractions of a group's units removed, where its loss is measured
 
@@ -46,7 +47,7 @@ def sensitivity_costs(model: nn.Module, graph: DependencyGraph, scores: Sequence
         group = graph.groups[g]
         order = np.argsort(np.clip(np.asarray(scores[g], dtype=np.float64), 0.0, None), kind="stable")  # the greedy's order
         n = len(order)
-        step = max(1, round_to // np.gcd(round_to, group.width)) if round_to > 1 else 1
+        step = unit_step(group.width, round_to)  # as the greedy offers them
         points = [(0, 0.0)]
         for k in sorted({min(n - step, max(step, int(round(f * n / step)) * step)) for f in LEVELS}):
             if k <= points[-1][0]:
