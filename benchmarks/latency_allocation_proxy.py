@@ -10,6 +10,8 @@ Variants (the allocation experiments of 2026-12-05; none is slimforge's default 
   (group width / width left) ** K (K = 0 is the shipped greedy; K > 0 makes thinning a group costlier);
 - ``sens``: slimforge.prune(target_latency=0.3) with ``LatencySettings(allocation="sensitivity")``: each group's loss
   measured on 1,024 training images after pruning it alone (slimforge.prune.sensitivity);
+- ``uniform``: slimforge.prune(target_latency=0.3) with ``LatencySettings(allocation="uniform")``: every group
+  loses the same share, the share read off the latency table, spare budget spent a step per group;
 - ``taylor``, ``taylor_penK``: the same greedy on raw first-order Taylor scores (one calibration batch of 2,048
   training images), not normalised by each group's mean, so scores compare across layers as HALP's do.
 """
@@ -88,6 +90,8 @@ def build(v):
         batches = [(images[i:i + 256].float(), labels[i:i + 256]) for i in range(0, 1024, 256)]
         sens = dataclasses.replace(settings, allocation="sensitivity")
         return slimforge.prune(m, example[:2], target_latency=0.3, latency=sens, calibration=batches).eval()
+    if v == "uniform":  # allocation="uniform": one share for every group, chosen from the latency table
+        return slimforge.prune(m, example[:2], target_latency=0.3, latency=dataclasses.replace(settings, allocation="uniform")).eval()
     if v.startswith("lat"):
         THINNING["k"] = float(v.split("pen")[1]) if "pen" in v else 0.0
         return slimforge.prune(m, example[:2], target_latency=0.3, latency=settings).eval()

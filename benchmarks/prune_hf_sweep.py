@@ -172,7 +172,10 @@ def heads(model: torch.nn.Module) -> tuple[int, int]:
 
 
 def output(model: torch.nn.Module, inputs: dict) -> torch.Tensor:
-    with torch.no_grad():
+    """The model's logits (or last hidden state); random draws seeded, so that a forward that samples (ViTMAE
+    shuffles its patches on every call) draws the same numbers for the models compared."""
+    with torch.no_grad(), torch.random.fork_rng():
+        torch.manual_seed(0)
         out = model(**inputs, **({"use_cache": False} if getattr(model.config, "use_cache", False) else {}))
     return out.logits if "logits" in out else out.last_hidden_state
 

@@ -67,7 +67,7 @@ def test_prune_cli_removes_channels_fine_tunes_and_reloads(run, tmp_path, capsys
     assert json.loads((out / "metrics.json").read_text())["test_accuracy"] > 0.5
 
 
-@pytest.mark.parametrize("allocation", ["importance", "sensitivity"])
+@pytest.mark.parametrize("allocation", ["importance", "sensitivity", "uniform"])
 def test_prune_cli_with_a_latency_target_records_and_prints_the_measured_latency(run, tmp_path, capsys, monkeypatch, allocation):
     monkeypatch.setenv("SLIMFORGE_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "fast"

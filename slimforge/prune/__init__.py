@@ -16,6 +16,7 @@ from slimforge._callable import make_callable
 from slimforge.prune import _timm_attention, _timm_hybrid_attention, _timm_stage_attention, _torchvision_attention  # noqa: F401  (register timm's and torchvision's attention forms)
 from slimforge.prune import _hf_fused_attention  # noqa: F401  (register Phi-3's, GPTBigCode's, CodeGen's, Funnel's and LeViT's forms)
 from slimforge.prune import _hf_layout_attention  # noqa: F401  (register Persimmon's, XLNet's, DeBERTa v1's and SqueezeBERT's forms)
+from slimforge.prune import _hf_classic_attention  # noqa: F401  (register XLM's, CTRL's, OpenAI GPT's and ModernBERT's forms)
 from slimforge.prune._capture import register_op_rule
 from slimforge.prune._graph import DependencyGraph
 from slimforge.prune._trace import build_dependency_graph

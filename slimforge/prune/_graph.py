@@ -72,7 +72,7 @@ class DependencyGraph:
     macs_terms: list[list[Any]]  # per MAC-bearing op: factors (int or element vector)
     uf: _UnionFind
     _term_roots: list[list[Any]] | None = None
-    fixed_splits: int = 0  # equal splits into sizes the capture records as constants (see _split_op)
+    fixed_splits: int = 0  # guesses that a size the capture records as a constant follows its tensor: equal splits (_split_op), repeated gather indices (_gather)
     records: list[tuple[torch.fx.Node, Any]] = field(default_factory=list)  # every op's output labels
 
     def verify(self, pruned_roots: set[int], model: nn.Module, example_inputs: tuple, example_kwargs: dict | None = None) -> None:

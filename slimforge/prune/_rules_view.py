@@ -24,6 +24,7 @@ from slimforge.prune.attention import find_attention_form, head_axis
     "bernoulli", "bernoulli_", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like",
     "reciprocal", "square", "sign", "logical_not", "bitwise_not", "native_dropout",
     "selu", "celu", "softplus", "log_sigmoid", "glu_placeholder", "fill_", "zero_", "dropout2d", "cos", "sin",
+    "real", "imag", "conj", "conj_physical", "resolve_conj", "angle",
 )
 def _unary(tr: Tracing, node: torch.fx.Node) -> Any:
     label = tr.lab(node.args[0])
@@ -490,6 +491,31 @@ def _flip(tr: Tracing, node: torch.fx.Node) -> Any:
     return _pin_dims(tr, node, list(node.args[1]))
 
 
+_FFT_DEFAULT_DIMS = {1: [-1], 2: [-2, -1]}  # fft / rfft ... act on the last dimension, fft2 / rfft2 ... on the last two
+
+
+@_rule("fft_fft", "fft_ifft", "fft_rfft", "fft_irfft", "fft_hfft", "fft_ihfft",
+       "fft_fft2", "fft_ifft2", "fft_rfft2", "fft_irfft2", "fft_fftn", "fft_ifftn", "fft_rfftn", "fft_irfftn",
+       "_fft_r2c", "_fft_c2r", "_fft_c2c")
+def _fft(tr: Tracing, node: torch.fx.Node) -> Any:
+    """A Fourier transform mixes every position of the dimensions it runs along (FNet's ``fftn`` over sequence
+    and hidden): those are pinned; the others pass through. ``fft_*n`` without ``dim`` runs along the last
+    ``len(s)`` dimensions, or all of them."""
+    op = _opname(node.target)
+    ndim = len(_shape(node.args[0]))
+    if op.startswith("_fft_"):
+        dims = list(node.args[1])
+    else:
+        dim = _arg(node, 2, "dim")
+        if dim is None:
+            size = _arg(node, 1, "s")
+            dims = _FFT_DEFAULT_DIMS.get(2 if op.endswith("2") else 1) if not op.endswith("n") else (
+                list(range(ndim - len(size), ndim)) if size is not None else list(range(ndim)))
+        else:
+            dims = [dim] if isinstance(dim, int) else list(dim)
+    return _pin_dims(tr, node, dims)
+
+
 @_rule("cumsum", "cumprod")
 def _cum(tr: Tracing, node: torch.fx.Node) -> Any:
     return _pin_dims(tr, node, [node.args[1]])
@@ -584,6 +610,17 @@ def _gather(tr: Tracing, node: torch.fx.Node) -> Any:
             tr.uf.pin(vec)
             tr.uf.pin(ivec)
             out.append(None)
+        elif ivec is None and vec is not None and (chain := _constant_along(node.args[2], e)) and not tr.pin_fixed_splits:
+            # An index that repeats one value along e (ViTMAE's ``ids.unsqueeze(-1).repeat(1, 1, dim)``): gathered
+            # element e comes from x's element e whatever the index says, so e follows x as long as the index's size
+            # does. The capture records that size as a constant, fixed in the code or read from x; guess the latter,
+            # and if the pruned model then fails to run, pruning is redone with such dimensions kept whole.
+            tr.fixed_splits += 1
+            for n in chain:  # the index's size along e follows x's too: the pruned model is checked against that
+                lbl = tr.labels.get(n)
+                if isinstance(lbl, list) and lbl[e] is None:
+                    lbl[e] = vec
+            out.append(vec)
         elif ivec is None:  # an index of fixed size there (or one sized from x, which a capture cannot tell apart)
             tr.uf.pin(vec)
             out.append(None)
@@ -591,6 +628,21 @@ def _gather(tr: Tracing, node: torch.fx.Node) -> Any:
             tr.uf.tie(vec, ivec)
             out.append(vec if vec is not None else ivec)
     return out
+
+
+def _constant_along(index: Any, e: int) -> list[torch.fx.Node]:
+    """If ``index`` is an ``expand`` or ``repeat`` of a tensor whose size along dimension ``e`` (counted from the
+    right, as both align) was 1, so that every position along ``e`` holds the same value: the nodes from that op to
+    ``index`` (conversions in between, ``.to(device)`` or a copy, are looked through); else an empty list."""
+    chain = []
+    while isinstance(index, torch.fx.Node) and _opname(index.target) in ("to", "_to_copy", "clone", "contiguous", "detach"):
+        chain.append(index)
+        index = index.args[0]
+    if not isinstance(index, torch.fx.Node) or _opname(index.target) not in ("expand", "expand_copy", "repeat"):
+        return []
+    src, out = _shape(index.args[0]), _shape(index)
+    k = len(out) - e  # position from the right
+    return [index, *chain] if k <= len(src) and src[len(src) - k] == 1 and out[e] > 1 else []
 
 
 @_rule("scatter", "scatter_add", "take_along_dim", "topk", "sort", "argsort", "nonzero")

@@ -76,7 +76,7 @@ class LatencySettings:
     tolerance: float = 0.1
     max_rounds: int = 4
     cache_dir: str | None = None
-    allocation: str = "importance"  # what a millisecond is weighed against: "importance" (scores) or "sensitivity"
+    allocation: str = "importance"  # how milliseconds are spread over groups: "importance", "sensitivity" or "uniform"
 
     def validate(self) -> None:
         for key, low in (("batch_size", 1), ("threads", 1), ("grid", 2), ("repeats", 1), ("max_rounds", 1)):
@@ -90,8 +90,9 @@ class LatencySettings:
 
 
 # "importance": each group's scores over their mean (cheap, cannot compare layers); "sensitivity": each group's
-# measured loss curve on calibration batches (slimforge.prune.sensitivity).
-ALLOCATIONS = ("importance", "sensitivity")
+# measured loss curve on calibration batches (slimforge.prune.sensitivity); "uniform": every group loses the same
+# share of its units, the share chosen from the latency table (select_uniform).
+ALLOCATIONS = ("importance", "sensitivity", "uniform")
 
 
 # ---------------------------------------------------------------- the layers a latency table covers
@@ -458,6 +459,67 @@ def select_by_latency(graph: DependencyGraph, scores: Sequence[np.ndarray], laye
     return pruned, predicted / full_ms
 
 
+def select_uniform(graph: DependencyGraph, scores: Sequence[np.ndarray], layers: Sequence[LayerSpec], tables: dict[str, LayerTable],
+                   target: float, round_to: int) -> tuple[set[int], float]:
+    """Like :func:`select_by_latency`, but every tabled group loses the same share of its units (least
+    important first, whole ``round_to`` steps): the smallest share whose predicted latency is at most
+    ``target`` (bisected on the table). The budget that rounding leaves is then spent one step per group,
+    the groups whose step costs the fewest milliseconds first, so a width that sits just below a step of the
+    latency curve is taken back where that is free. Which layers lose how much is the uniform rule's, which
+    measured better than the greedy's scores on the issue-22 reference (BENCHMARKS.md); the latency table
+    decides only how far to go.
+    """
+    by_slot = _layers_by_slot(layers)
+    tables = {name: monotone(t) for name, t in tables.items()}
+    offers = _offers(graph, scores, by_slot, round_to)
+    occurrences = [Counter(r.tolist()) for r in graph.roots]
+    full = {si: len(r) for si, r in enumerate(graph.roots)}
+    groups = [g for g, offer in enumerate(offers) if offer[3]]
+
+    def plan(removed: dict[int, int]) -> tuple[set[int], float]:
+        kept, pruned = dict(full), set()
+        for g, count in removed.items():
+            roots = [graph.groups[g].units[i].root for i in offers[g][0][:count]]
+            kept = _kept_after(kept, occurrences, graph.groups[g].slots, roots)
+            pruned.update(roots)
+        return pruned, sum(tables[spec.name].predict(*spec.widths(kept)) for spec in layers)
+
+    def counts(share: float) -> dict[int, int]:
+        out = {}
+        for g in groups:
+            n, step = len(offers[g][0]), offers[g][2]
+            out[g] = max(0, min(n - step, int(round(share * n / step)) * step))
+        return out
+
+    full_ms = plan({})[1]
+    if full_ms <= 0:
+        raise PruningError("target_latency: the model has no convolution or linear layer whose width pruning can change.")
+    target_ms = target * full_ms
+    low, high = 0.0, 1.0  # shares removed: low too little (or nothing), high enough or the most there is
+    if plan(counts(low))[1] > target_ms:
+        for _ in range(40):
+            mid = (low + high) / 2
+            if plan(counts(mid))[1] <= target_ms:
+                high = mid
+            else:
+                low = mid
+    else:
+        high = low
+    removed = counts(high)
+    pruned, predicted = plan(removed)
+    grow = []
+    for g in groups:
+        if removed[g]:
+            back = {**removed, g: removed[g] - offers[g][2]}
+            grow.append((plan(back)[1] - predicted, g))
+    for _, g in sorted(grow):
+        back = {**removed, g: removed[g] - offers[g][2]}
+        more = plan(back)
+        if more[1] <= target_ms:
+            removed, (pruned, predicted) = back, more
+    return pruned, predicted / full_ms
+
+
 def _layers_by_slot(layers: Sequence[LayerSpec]) -> dict[int, list[int]]:
     """Dependency-graph slot -> the tabled layers whose weight has it as output or input dimension."""
     by_slot: dict[int, list[int]] = {}
@@ -592,7 +654,10 @@ def choose_by_latency(model: nn.Module, graph: DependencyGraph, scores: Sequence
 
     goal, best, tried = target, None, []
     for round_ in range(1, settings.max_rounds + 1):
-        pruned, predicted = select_by_latency(graph, scores, layers, tables, goal, round_to, costs)
+        if settings.allocation == "uniform":
+            pruned, predicted = select_uniform(graph, scores, layers, tables, goal, round_to)
+        else:
+            pruned, predicted = select_by_latency(graph, scores, layers, tables, goal, round_to, costs)
         base_ms, measured = measure(pruned)
         log.info("latency-aware pruning round %d: aimed at %.3f, predicted %.3f, measured %.3f of %.2f ms",
                  round_, goal, predicted, measured, base_ms)

@@ -152,8 +152,8 @@ def _prune_graph(model: nn.Module, args: tuple, kwargs: dict[str, Any], config: 
     try:
         return _prune_checked(model, args, kwargs, config, ctx, reference, graph)
     except PruningError as exc:
-        # A split into sizes fixed in the code (x.split(26, 1)) cannot follow its pruned input:
-        # prune again with such splits kept whole, if there were any.
+        # A split into sizes fixed in the code (x.split(26, 1)), or a gather index of a fixed size, cannot
+        # follow its pruned input: prune again with such dimensions kept whole, if any was guessed to follow.
         failure = exc
         if graph.fixed_splits:
             graph = build_dependency_graph(model, args, kwargs, skip=config.skip, pin_fixed_splits=True)

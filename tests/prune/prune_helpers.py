@@ -193,6 +193,40 @@ def tiny_deberta_v1() -> nn.Module:
     return DebertaForSequenceClassification(config)
 
 
+def tiny_xlm() -> nn.Module:
+    """XLM: q_lin / k_lin / v_lin / out_lin, n_heads; its mask expanded over the heads with expand_as."""
+    from transformers import XLMConfig, XLMForSequenceClassification
+
+    torch.manual_seed(0)
+    return XLMForSequenceClassification(XLMConfig(vocab_size=100, emb_dim=64, n_layers=2, n_heads=4, max_position_embeddings=64))
+
+
+def tiny_ctrl() -> nn.Module:
+    """CTRL: Wq / Wk / Wv / dense, num_heads."""
+    from transformers import CTRLConfig, CTRLForSequenceClassification
+
+    torch.manual_seed(0)
+    return CTRLForSequenceClassification(CTRLConfig(vocab_size=100, n_embd=64, n_layer=2, n_head=4, dff=128, n_positions=64, pad_token_id=0))
+
+
+def tiny_openai_gpt() -> nn.Module:
+    """OpenAI GPT: a fused Conv1D c_attn split by split_size, head size width // n_head."""
+    from transformers import OpenAIGPTConfig, OpenAIGPTLMHeadModel
+
+    torch.manual_seed(0)
+    return OpenAIGPTLMHeadModel(OpenAIGPTConfig(vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=64))
+
+
+def tiny_modernbert() -> nn.Module:
+    """ModernBERT: a fused Wqkv viewed as (3, heads, head_dim), unbound; Wo."""
+    from transformers import ModernBertConfig, ModernBertForSequenceClassification
+
+    config = ModernBertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                              max_position_embeddings=64, pad_token_id=0)
+    torch.manual_seed(0)
+    return ModernBertForSequenceClassification(config)
+
+
 def tiny_squeezebert() -> nn.Module:
     """SqueezeBERT with ungrouped 1x1 Conv1d query/key/value (grouped ones keep their heads)."""
     from transformers import SqueezeBertConfig, SqueezeBertForSequenceClassification

@@ -75,6 +75,10 @@ FORM_MODELS = {
     "hf-xlnet-relative-attention": lambda: _hf("tiny_xlnet"),
     "hf-deberta-v1-attention": lambda: _hf("tiny_deberta_v1"),
     "hf-squeezebert-attention": lambda: _hf("tiny_squeezebert"),
+    "hf-xlm-attention": lambda: _hf("tiny_xlm"),
+    "hf-ctrl-attention": lambda: _hf("tiny_ctrl"),
+    "hf-openai-gpt-attention": lambda: _hf("tiny_openai_gpt"),
+    "hf-modernbert-attention": lambda: _hf("tiny_modernbert"),
     "hf-fused-grouped-query": lambda: _hf("tiny_phi3"),
     "hf-gpt-bigcode-attention": lambda: _hf("tiny_gpt_bigcode"),
     "hf-gpt-neox-attention": lambda: _hf("tiny_gpt_neox"),
@@ -133,7 +137,9 @@ def _query_width(m: nn.Module) -> int:
         return m.c_attn.out_features - 2 * m.kv_dim if m.multi_query else m.c_attn.out_features // 3
     if hasattr(m, "c_attn"):
         return m.c_attn.weight.shape[1] // 3
-    return next(getattr(m, n) for n in ("query", "q_proj", "q_lin", "q") if hasattr(m, n)).out_features
+    if hasattr(m, "Wqkv"):  # ModernBERT
+        return m.Wqkv.out_features // 3
+    return next(getattr(m, n) for n in ("query", "q_proj", "q_lin", "q", "Wq") if hasattr(m, n)).out_features
 
 
 def _logits(out):
@@ -165,7 +171,8 @@ def test_form_loses_whole_heads_keeps_its_output_shape_and_round_trips(form, tmp
     for path in after_heads:  # the attribute the module's forward reads agrees with its weights
         m = model.get_submodule(path)
         count = next(getattr(m, a) for a in ("num_heads", "num_attention_heads", "n_heads", "n_head") if isinstance(getattr(m, a, None), int)) \
-            if form not in ("hf-grouped-query", "hf-fused-grouped-query", "hf-gpt-neox-attention") else model.config.num_attention_heads
+            if form not in ("hf-grouped-query", "hf-fused-grouped-query", "hf-gpt-neox-attention", "hf-modernbert-attention") \
+            else model.config.num_attention_heads
         assert count == after_heads[path]
     out = _logits(model(x, **kwargs))
     assert out.shape == shape and torch.isfinite(out).all()

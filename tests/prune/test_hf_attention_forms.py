@@ -90,8 +90,27 @@ def _deberta_v2_relative():  # DeBERTa-v3's layout: shared keys, position bucket
     return transformers.DebertaV2ForSequenceClassification(config), {}
 
 
+def _xlm():  # q_lin / k_lin / v_lin / out_lin; its mask is expand_as(scores), over the heads
+    config = transformers.XLMConfig(vocab_size=128, emb_dim=64, n_layers=2, n_heads=4, max_position_embeddings=64)
+    return transformers.XLMForSequenceClassification(config), {}
+
+
+def _ctrl():  # Wq / Wk / Wv / dense
+    config = transformers.CTRLConfig(vocab_size=128, n_embd=64, n_layer=2, n_head=4, dff=128, n_positions=64)
+    return transformers.CTRLLMHeadModel(config), {}
+
+
+def _openai_gpt():  # a fused Conv1D split by split_size, head size width // n_head (remembered before slicing)
+    config = transformers.OpenAIGPTConfig(vocab_size=128, n_embd=64, n_layer=2, n_head=4, n_positions=64)
+    return transformers.OpenAIGPTLMHeadModel(config), {}
+
+
+def _modernbert():  # a fused Wqkv viewed as (3, heads, head_dim)
+    return transformers.ModernBertForSequenceClassification(transformers.ModernBertConfig(**TEXT, pad_token_id=0)), {}
+
+
 # SegFormer's classifier reshapes with config.hidden_sizes[-1], which sync_config now follows.
-BUILD = {"xlnet": _xlnet, "deberta-v1": _deberta_v1, "deberta-v1-relative": lambda: _deberta_v1(**RELATIVE, max_relative_positions=16),
+BUILD = {"xlm": _xlm, "ctrl": _ctrl, "openai-gpt": _openai_gpt, "modernbert": _modernbert,"xlnet": _xlnet, "deberta-v1": _deberta_v1, "deberta-v1-relative": lambda: _deberta_v1(**RELATIVE, max_relative_positions=16),
          "deberta-v2-relative": _deberta_v2_relative, "xglm": _xglm, "persimmon": _persimmon, "distilbert": _distilbert, "mpnet": _mpnet, "deberta-v2": _deberta, "phi": _phi, "segformer": _segformer,
          "segformer-cls": lambda: _segformer("ImageClassification")}
 
@@ -106,7 +125,8 @@ def _heads(model):
 @pytest.mark.parametrize("family,removed", [("distilbert", 0.37), ("mpnet", 0.37), ("deberta-v2", 0.37), ("t5", 0.36),
                                             ("bart", 0.38), ("phi", 0.42), ("segformer", 0.44), ("segformer-cls", 0.44),
                                             ("xglm", 0.20), ("persimmon", 0.36), ("xlnet", 0.36), ("deberta-v1", 0.37),
-                                            ("deberta-v1-relative", 0.33), ("deberta-v2-relative", 0.37), ("m2m100", 0.38)])
+                                            ("deberta-v1-relative", 0.33), ("deberta-v2-relative", 0.37), ("m2m100", 0.38),
+                                            ("xlm", 0.39), ("ctrl", 0.38), ("openai-gpt", 0.39), ("modernbert", 0.39)])
 @torch.no_grad()
 def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     torch.manual_seed(0)
@@ -125,7 +145,7 @@ def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     if family == "t5":  # cross-attention too (its zero position bias, built with n_heads, had pinned its heads)
         assert all(block.layer[1].EncDecAttention.n_heads == 3 for block in model.decoder.block)
     slimforge.save(model, tmp_path)
-    kwargs = {"use_cache": False} if family in ("t5", "bart", "m2m100", "phi", "xglm", "persimmon", "xlnet") else {}
+    kwargs = {"use_cache": False} if family in ("t5", "bart", "m2m100", "phi", "xglm", "persimmon", "xlnet", "ctrl") else {}
     assert torch.equal(slimforge.load(tmp_path).eval()(**inputs, **kwargs).logits, model(**inputs, **kwargs).logits)
 
 
@@ -211,3 +231,38 @@ def test_squeezebert_attention_prunes_through_its_convolutions(tmp_path, groups)
     assert sum(p.numel() for p in model.parameters()) < 0.67 * params
     slimforge.save(model, tmp_path)
     assert torch.equal(slimforge.load(tmp_path).eval()(input_ids=ids).logits, model(input_ids=ids).logits)
+
+
+@torch.no_grad()
+def test_vitmae_shuffles_patches_with_a_repeated_index_and_still_loses_its_residual_width(tmp_path):
+    """ViTMAE gathers its kept patches (and restores their order) with ``ids.unsqueeze(-1).repeat(1, 1, dim)``:
+    the index pinned both residual widths before (30.2% removed at its default decoder, 50.9% now)."""
+    config = transformers.ViTMAEConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, image_size=32,
+                                       patch_size=8, decoder_hidden_size=64, decoder_num_hidden_layers=2, decoder_num_attention_heads=4,
+                                       decoder_intermediate_size=128)
+    torch.manual_seed(0)
+    model, pixels = transformers.ViTMAEForPreTraining(config).eval(), torch.randn(2, 3, 32, 32)
+    params = sum(p.numel() for p in model.parameters())
+    slimforge.prune(model, example_kwargs={"pixel_values": pixels}, ratio=0.3)
+    assert model.vit.embeddings.patch_embeddings.projection.out_channels < 64 and model.decoder.decoder_embed.out_features < 64
+    assert sum(p.numel() for p in model.parameters()) < 0.62 * params  # 42.2% removed when written
+    slimforge.save(model, tmp_path)
+
+    def logits(m):  # its forward draws a random patch order: the same draw for both
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            return m(pixel_values=pixels).logits
+
+    assert torch.equal(logits(slimforge.load(tmp_path).eval()), logits(model))
+
+
+def test_a_fourier_transform_pins_the_dimensions_it_mixes():
+    """FNet mixes tokens with fftn over (sequence, hidden): no rule for fft_fftn raised before; now the hidden
+    width it transforms stays and the feed-forward layers prune."""
+    config = transformers.FNetConfig(vocab_size=128, hidden_size=64, num_hidden_layers=2, intermediate_size=128, max_position_embeddings=64)
+    torch.manual_seed(0)
+    model, ids = transformers.FNetForSequenceClassification(config).eval(), torch.randint(3, 120, (2, 12))
+    slimforge.prune(model, ids, ratio=0.3)
+    layer = model.fnet.encoder.layer[0]
+    assert layer.intermediate.dense.out_features < 128 and layer.output.dense.out_features == 64
+    assert model(ids).logits.shape == (2, 2)

@@ -14,7 +14,7 @@ from torch import nn
 
 from slimforge.prune import PruningError, build_dependency_graph, prune
 from slimforge.prune.latency import (LatencySettings, cache_path, choose_by_latency, find_layers, load_or_measure_tables,
-                                     measure_tables, next_goal, read_tables, select_by_latency, width_grid)
+                                     measure_tables, next_goal, read_tables, select_by_latency, select_uniform, width_grid)
 
 # Per-layer cost in ms of the two-conv model below, at (cin, cout): the first conv's channels are
 # expensive (1 ms each), the second's cheap; the classifier costs nothing.
@@ -263,3 +263,28 @@ def test_sensitivity_allocation_spares_the_group_whose_loss_rises_fastest(tmp_pa
     assert by_loss["0"] == 0 and by_loss["2"] > 0
     with pytest.raises(Exception, match="allocation"):
         LatencySettings(allocation="magic").validate()
+
+
+def test_uniform_allocation_takes_one_share_from_every_group_then_spends_what_rounding_left():
+    """Conv 0's channels cost 1 ms each, conv 2's almost nothing. At 0.6 of 16.256 ms the greedy would strip
+    conv 0; the uniform allocation takes the same share from both (8 of 16 at steps of 4: 8.064 ms), then gives
+    back a step where the budget still allows it, the cheapest first: conv 2's (8.096 ms), not conv 0's (12.1 ms).
+    The units removed are each group's least important."""
+    model = two_convs()
+    graph, layers, tables, groups = setup(model)
+    scores = [np.arange(len(g.units), 0, -1, dtype=float) for g in graph.groups]  # the last units are the weakest
+    pruned, predicted = select_uniform(graph, scores, layers, tables, 0.6, round_to=4)
+    removed = {m: sorted(i for i, u in enumerate(graph.groups[g].units) if u.root in pruned) for m, g in groups.items()}
+    assert removed["0"] == list(range(8, 16)) and removed["2"] == list(range(12, 16))
+    assert predicted == pytest.approx(8.096 / 16.256, rel=1e-3) and predicted <= 0.6
+    greedy, _ = select_by_latency(graph, [np.ones(len(g.units)) for g in graph.groups], layers, tables, 0.6, round_to=4)
+    assert sum(u.root in greedy for u in graph.groups[groups["2"]].units) == 0  # the greedy takes only conv 0's
+
+
+def test_uniform_allocation_keeps_everything_when_the_target_is_already_met_and_a_step_at_most():
+    model = two_convs()
+    graph, layers, tables, _ = setup(model)
+    scores = [np.ones(len(g.units)) for g in graph.groups]
+    assert select_uniform(graph, scores, layers, tables, 1.0, round_to=4) == (set(), 1.0)
+    pruned, predicted = select_uniform(graph, scores, layers, tables, 0.01, round_to=4)  # unreachable: each group keeps a step
+    assert len(pruned) == 24 and predicted > 0.01

@@ -329,6 +329,44 @@ def test_a_split_into_sizes_fixed_in_the_code_is_kept_whole_and_the_rest_pruned(
     assert shaped(x).shape == (2, 16, 8, 8)
 
 
+class _ShuffledTokens(nn.Module):
+    """ViTMAE's patch shuffle: tokens reordered by ``gather`` with an index repeated along the features, its size
+    read from the tensor (as ViTMAE's ``dim``) or fixed in the code."""
+
+    def __init__(self, size_from_tensor: bool) -> None:
+        super().__init__()
+        self.size_from_tensor = size_from_tensor
+        self.embed, self.up, self.down, self.head = nn.Linear(6, 32), nn.Linear(32, 64), nn.Linear(64, 32), nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x)
+        order = torch.argsort(x[..., 0], dim=1)  # data-dependent, as ViTMAE's noise
+        index = order.unsqueeze(-1).repeat(1, 1, h.shape[-1] if self.size_from_tensor else 32).to(x.device)
+        h = torch.gather(h, 1, index)
+        return self.head(h + self.down(torch.relu(self.up(h))))
+
+
+def test_a_gather_index_repeated_along_the_features_follows_them_when_its_size_does():
+    x = torch.randn(2, 5, 6)
+    model = _ShuffledTokens(size_from_tensor=True).eval()
+    with torch.no_grad():  # residual channels 16..31 carry nothing: L2 pruning takes them, outputs unchanged
+        for layer in (model.embed, model.down):
+            layer.weight[16:] = 0.0
+            layer.bias[16:] = 0.0
+        model.up.weight[:, 16:] = 0.0
+        model.up.weight[32:], model.up.bias[32:], model.down.weight[:, 32:] = 0.0, 0.0, 0.0  # so do hidden 32..63
+    before = model(x)
+    sp.prune(model, x, ratio=0.5, round_to=8)  # the residual was kept whole before (the index pinned it)
+    assert model.embed.out_features == 16 and model.head.in_features == 16
+    torch.testing.assert_close(model(x), before)
+
+    fixed = _ShuffledTokens(size_from_tensor=False).eval()
+    reference = fixed(x)
+    sp.prune(fixed, x, ratio=0.5, round_to=8)  # repeat(..., 32) cannot follow: pruned again with it whole
+    assert fixed.embed.out_features == 32 and fixed.up.in_features == 32 and fixed.up.out_features == 32
+    assert fixed(x).shape == reference.shape
+
+
 class _Fp32Island(nn.Module):
     """A block run with autocast turned off (timm's EfficientViT keeps its attention in fp32 so)."""
 

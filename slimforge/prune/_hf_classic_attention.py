@@ -1,0 +1,82 @@
+"""Hugging Face attention forms of older or one-off layouts (issue 20's fifth held-out pass): XLM's and CTRL's
+separate query/key/value projections under their own names, OpenAI GPT's fused ``Conv1D`` whose head size its
+forward derives as width // n_head, and ModernBERT's fused ``Wqkv`` viewed as (3, heads, head_dim).
+
+Each form only recomputes the head count from the sliced weights; the head size never changes.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from slimforge.prune.attention import AttentionForm, _hf_conv1d, _int, _linear, register_attention_form
+
+
+def _xlm_attention(module: nn.Module) -> bool:
+    """XLM / FlauBERT: ``q_lin``, ``k_lin``, ``v_lin``, ``out_lin``, heads viewed as (n_heads, head_dim)."""
+    return all(_linear(module, n) for n in ("q_lin", "k_lin", "v_lin", "out_lin")) and _int(module, "n_heads") and _int(module, "head_dim")
+
+
+def _xlm_sync(module: nn.Module) -> dict[str, int]:
+    module.n_heads = module.q_lin.out_features // module.head_dim
+    return {"num_attention_heads": module.n_heads}
+
+
+register_attention_form("hf-xlm-attention", AttentionForm(_xlm_attention, lambda m: m.head_dim, _xlm_sync,
+                                                          built_heads=lambda m: m.n_heads),  # its mask is expand_as(scores)
+                        "Hugging Face XLM / FlauBERT (q_lin, k_lin, v_lin, out_lin)")
+
+
+def _ctrl_attention(module: nn.Module) -> bool:
+    """CTRL: ``Wq``, ``Wk``, ``Wv``, ``dense``, heads viewed as (-1, head_dim)."""
+    return (all(_linear(module, n) for n in ("Wq", "Wk", "Wv", "dense")) and _int(module, "num_heads")
+            and _int(module, "head_dim"))
+
+
+def _ctrl_sync(module: nn.Module) -> dict[str, int]:
+    module.num_heads = module.Wq.out_features // module.head_dim
+    return {"num_attention_heads": module.num_heads}
+
+
+register_attention_form("hf-ctrl-attention", AttentionForm(_ctrl_attention, lambda m: m.head_dim, _ctrl_sync),
+                        "Hugging Face CTRL (Wq, Wk, Wv, dense)")
+
+
+def _openai_gpt_attention(module: nn.Module) -> bool:
+    """OpenAI GPT: a fused ``Conv1D`` ``c_attn`` split into q, k, v of ``split_size`` each, heads viewed as
+    (n_head, width // n_head): the head size is derived from the width, so it is remembered before slicing."""
+    return (_hf_conv1d(module, "c_attn") and _hf_conv1d(module, "c_proj") and _int(module, "n_head")
+            and _int(module, "split_size") and not _int(module, "num_heads"))
+
+
+def _openai_gpt_head_dim(module: nn.Module) -> int:
+    return getattr(module, "head_dim", None) or module.split_size // module.n_head
+
+
+def _openai_gpt_remember(module: nn.Module) -> None:
+    module.head_dim = _openai_gpt_head_dim(module)
+
+
+def _openai_gpt_sync(module: nn.Module) -> dict[str, int]:
+    width = module.c_attn.weight.shape[1] // 3  # Conv1D's weight is (in, out)
+    module.n_head = width // _openai_gpt_head_dim(module)
+    module.split_size = width
+    return {"num_attention_heads": module.n_head}
+
+
+register_attention_form("hf-openai-gpt-attention", AttentionForm(_openai_gpt_attention, _openai_gpt_head_dim, _openai_gpt_sync,
+                                                                 remember=_openai_gpt_remember),
+                        "Hugging Face OpenAI GPT (Conv1D c_attn split by split_size, head size width // n_head)")
+
+
+def _modernbert_attention(module: nn.Module) -> bool:
+    """ModernBERT: a fused ``Wqkv`` viewed as (3, -1, head_dim) and unbound into q, k, v; output ``Wo``."""
+    return _linear(module, "Wqkv") and _linear(module, "Wo") and _int(module, "head_dim")
+
+
+def _modernbert_sync(module: nn.Module) -> dict[str, int]:
+    return {"num_attention_heads": module.Wqkv.out_features // (3 * module.head_dim)}  # its forward reads nothing else
+
+
+register_attention_form("hf-modernbert-attention", AttentionForm(_modernbert_attention, lambda m: m.head_dim, _modernbert_sync),
+                        "Hugging Face ModernBERT (fused Wqkv as (3, heads, head_dim), Wo)")
