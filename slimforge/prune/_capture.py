@@ -5,6 +5,7 @@ coupling is found."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import operator
 import warnings
@@ -104,23 +105,56 @@ class Tracing(Protocol):
 def export_model(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.ExportedProgram:
     """Export in training mode (so auxiliary heads used only in training are seen), then restore. A model
     whose training forward cannot be captured (LayerDrop's random skip of whole layers in M2M100 or LED
-    branches on a random number) is captured in eval mode instead."""
+    branches on a random number) is captured in eval mode instead. A transformers model given ``input_ids``
+    without ``attention_mask`` whose capture fails is captured again with a mask of ones, which it treats as
+    no mask (LongT5's local attention builds its blocks from the mask, and under torch.export it does not make
+    one itself)."""
     was_training = model.training
     try:
         try:
-            return _export(model.train(), args, kwargs)
-        except Exception as exc:
-            if not _data_dependent(exc):
-                raise _capture_error(model, exc) from exc
+            return _export_in_some_mode(model, args, kwargs)
+        except PruningError:
+            masked = _with_a_mask_of_ones(model, kwargs)
+            if masked is None:
+                raise
             try:
-                ep = _export(model.eval(), args, kwargs)
-            except Exception:
-                raise _capture_error(model, exc) from exc
-            log.info("slimforge.prune: captured %s in eval mode: its training-mode forward branches on data (%s).",
-                     type(model).__name__, str(exc).splitlines()[0][:120])
-            return ep
+                ep = _export_in_some_mode(model, args, masked)
+            except PruningError:
+                pass
+            else:
+                log.info("slimforge.prune: captured %s with attention_mask of ones (it failed without one).", type(model).__name__)
+                return ep
+            raise
     finally:
         model.train(was_training)
+
+
+def _export_in_some_mode(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.ExportedProgram:
+    try:
+        return _export(model.train(), args, kwargs)
+    except Exception as exc:
+        if not _data_dependent(exc):
+            raise _capture_error(model, exc) from exc
+        try:
+            ep = _export(model.eval(), args, kwargs)
+        except Exception:
+            raise _capture_error(model, exc) from exc
+        log.info("slimforge.prune: captured %s in eval mode: its training-mode forward branches on data (%s).",
+                 type(model).__name__, str(exc).splitlines()[0][:120])
+        return ep
+
+
+def _with_a_mask_of_ones(model: nn.Module, kwargs: dict) -> dict | None:
+    """``kwargs`` plus ``attention_mask`` of ones where a transformers model's forward takes one and was not given
+    one; None otherwise."""
+    ids = kwargs.get("input_ids")
+    if not isinstance(ids, torch.Tensor) or kwargs.get("attention_mask") is not None or not type(model).__module__.startswith("transformers."):
+        return None
+    try:
+        takes = "attention_mask" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return None
+    return {**kwargs, "attention_mask": torch.ones_like(ids)} if takes else None
 
 
 def _export(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.ExportedProgram:

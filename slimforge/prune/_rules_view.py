@@ -355,10 +355,20 @@ def _slice(tr: Tracing, node: torch.fx.Node) -> Any:
     out = list(label)
     if _shape(node)[d] == shape[d]:
         return out
+    step = _arg(node, 4, "step", 1)
+    start, end, _ = slice(_arg(node, 2, "start", None), _arg(node, 3, "end", None)).indices(shape[d])
+    if label[d] is not None and step > 1 and shape[d] % step == 0 and start < step and end >= shape[d] - step + start + 1:
+        # Every step-th position from one of the first ``step``: an interleaved piece (GPT-OSS's gate and up
+        # columns, gate_up[..., ::2] and [..., 1::2]). Each block of ``step`` consecutive positions goes or stays
+        # whole, so the pruned tensor interleaves the same way and the same slice still picks the same piece.
+        vec = label[d]
+        for j in range(1, step):
+            tr.uf.tie(vec[0::step], vec[j::step])
+        out[d] = _clean(tr, vec[start::step], shape[d] // step)
+        return out
     _, form = _innermost_form(tr, node)
-    if label[d] is not None and _arg(node, 4, "step", 1) == 1 and form is not None and form.fused:
+    if label[d] is not None and step == 1 and form is not None and form.fused:
         # Phi-3's q, k, v rows of its fused qkv_proj, at bounds its forward computes from the synced head counts
-        start, _, _ = slice(_arg(node, 2, "start", None), _arg(node, 3, "end", None)).indices(shape[d])
         out[d] = _adaptive_piece(tr, node, label[d], start, start + _shape(node)[d]) if _shape(node)[d] else None
         return out
     tr.uf.pin(label[d])  # a part of a prunable dimension: keep it whole

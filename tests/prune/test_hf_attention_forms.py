@@ -109,8 +109,20 @@ def _modernbert():  # a fused Wqkv viewed as (3, heads, head_dim)
     return transformers.ModernBertForSequenceClassification(transformers.ModernBertConfig(**TEXT, pad_token_id=0)), {}
 
 
+def _longt5(ids):  # local attention: under torch.export it needs an attention_mask, which capture now supplies (ones)
+    config = transformers.LongT5Config(vocab_size=128, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, decoder_start_token_id=0,
+                                       encoder_attention_type="local", local_radius=4)
+    return transformers.LongT5ForConditionalGeneration(config), {"decoder_input_ids": ids[:, :6]}
+
+
+def _gpt_oss():  # experts' gate and up columns interleaved: gate_up[..., ::2], gate_up[..., 1::2]
+    config = transformers.GptOssConfig(**TEXT, num_key_value_heads=2, pad_token_id=0, num_local_experts=4, num_experts_per_tok=2,
+                                       head_dim=16, layer_types=["full_attention"] * 2)
+    return transformers.GptOssForCausalLM(config), {}
+
+
 # SegFormer's classifier reshapes with config.hidden_sizes[-1], which sync_config now follows.
-BUILD = {"xlm": _xlm, "ctrl": _ctrl, "openai-gpt": _openai_gpt, "modernbert": _modernbert,"xlnet": _xlnet, "deberta-v1": _deberta_v1, "deberta-v1-relative": lambda: _deberta_v1(**RELATIVE, max_relative_positions=16),
+BUILD = {"gpt-oss": _gpt_oss, "xlm": _xlm, "ctrl": _ctrl, "openai-gpt": _openai_gpt, "modernbert": _modernbert,"xlnet": _xlnet, "deberta-v1": _deberta_v1, "deberta-v1-relative": lambda: _deberta_v1(**RELATIVE, max_relative_positions=16),
          "deberta-v2-relative": _deberta_v2_relative, "xglm": _xglm, "persimmon": _persimmon, "distilbert": _distilbert, "mpnet": _mpnet, "deberta-v2": _deberta, "phi": _phi, "segformer": _segformer,
          "segformer-cls": lambda: _segformer("ImageClassification")}
 
@@ -126,12 +138,13 @@ def _heads(model):
                                             ("bart", 0.38), ("phi", 0.42), ("segformer", 0.44), ("segformer-cls", 0.44),
                                             ("xglm", 0.20), ("persimmon", 0.36), ("xlnet", 0.36), ("deberta-v1", 0.37),
                                             ("deberta-v1-relative", 0.33), ("deberta-v2-relative", 0.37), ("m2m100", 0.38),
-                                            ("xlm", 0.39), ("ctrl", 0.38), ("openai-gpt", 0.39), ("modernbert", 0.39)])
+                                            ("xlm", 0.39), ("ctrl", 0.38), ("openai-gpt", 0.39), ("modernbert", 0.39),
+                                            ("longt5", 0.39), ("gpt-oss", 0.43)])
 @torch.no_grad()
 def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     torch.manual_seed(0)
     ids = torch.randint(3, 120, (2, 12))
-    seq2seq = {"t5": _t5, "bart": _bart, "m2m100": _m2m100}
+    seq2seq = {"t5": _t5, "bart": _bart, "m2m100": _m2m100, "longt5": _longt5}
     model, extra = seq2seq[family](ids) if family in seq2seq else BUILD[family]()
     model.eval()
     inputs = {"pixel_values": torch.randn(2, 3, 32, 32)} if family.startswith("segformer") else {"input_ids": ids, **extra}
@@ -140,12 +153,12 @@ def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     slimforge.prune(model, example_kwargs={**inputs, **({"use_cache": False} if family == "xlnet" else {})}, ratio=0.3)
     assert _heads(model) < heads
     assert sum(p.numel() for p in model.parameters()) < (1 - removed) * params
-    if family in ("t5", "bart", "m2m100"):  # the encoder's output narrowed with the model; the logits did not
+    if family in ("t5", "bart", "m2m100", "longt5"):  # the encoder's output narrowed with the model; the logits did not
         assert model(**inputs, use_cache=False).encoder_last_hidden_state.shape[-1] < 64
     if family == "t5":  # cross-attention too (its zero position bias, built with n_heads, had pinned its heads)
         assert all(block.layer[1].EncDecAttention.n_heads == 3 for block in model.decoder.block)
     slimforge.save(model, tmp_path)
-    kwargs = {"use_cache": False} if family in ("t5", "bart", "m2m100", "phi", "xglm", "persimmon", "xlnet", "ctrl") else {}
+    kwargs = {"use_cache": False} if family in ("t5", "bart", "m2m100", "longt5", "phi", "xglm", "persimmon", "xlnet", "ctrl", "gpt-oss") else {}
     assert torch.equal(slimforge.load(tmp_path).eval()(**inputs, **kwargs).logits, model(**inputs, **kwargs).logits)
 
 

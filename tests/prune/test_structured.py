@@ -367,6 +367,33 @@ def test_a_gather_index_repeated_along_the_features_follows_them_when_its_size_d
     assert fixed(x).shape == reference.shape
 
 
+class _InterleavedGLU(nn.Module):
+    """GPT-OSS's experts: one projection whose columns interleave gate and up, split with [..., ::2] / [..., 1::2]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate_up, self.down = nn.Linear(8, 32), nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.gate_up(x)
+        gate, up = h[..., ::2], h[..., 1::2]
+        return self.down(torch.sigmoid(gate) * (up + 1))
+
+
+def test_interleaved_slices_remove_a_gate_column_with_its_up_column():
+    """A slice with a step pinned its dimension before; now each (gate, up) pair goes or stays together, so the
+    pruned projection interleaves the same way. Units 8..15 carry nothing: they go, the outputs stay."""
+    model = _InterleavedGLU().eval()
+    with torch.no_grad():
+        model.gate_up.weight[16:], model.gate_up.bias[16:] = 0.0, 0.0
+        model.down.weight[:, 8:] = 0.0
+    x = torch.randn(3, 8)
+    before = model(x)
+    sp.prune(model, x, ratio=0.5, round_to=1)
+    assert model.gate_up.out_features == 16 and model.down.in_features == 8
+    torch.testing.assert_close(model(x), before)
+
+
 class _Fp32Island(nn.Module):
     """A block run with autocast turned off (timm's EfficientViT keeps its attention in fp32 so)."""
 
