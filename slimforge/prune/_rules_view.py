@@ -592,11 +592,15 @@ def _index(tr: Tracing, node: torch.fx.Node) -> Any:
 def _index_select(tr: Tracing, node: torch.fx.Node) -> Any:
     """index_select(x, dim, index): positions along ``dim`` are picked (pinned); every other dimension passes
     through (XLNet's relative shift selects key positions of a (batch, heads, query, key) score)."""
-    label = tr.lab(node.args[0])
-    tr.pin_label(tr.lab(node.args[2]))
+    label, index = tr.lab(node.args[0]), tr.lab(node.args[2])
+    d = _norm_dim(node.args[1], len(_shape(node.args[0])))
+    if index is not None and index[0] is not None and (label is None or label[d] is None):
+        # Rows of a tensor no pruning touches, picked by a tracked index (the heads of a model-wide ALiBi bias,
+        # picked by an attention's own head indices): output row j goes with index j.
+        return [index[0] if i == d else v for i, v in enumerate(label or [None] * len(_shape(node.args[0])))]
+    tr.pin_label(index)
     if label is None:
         return _none_like(node)
-    d = _norm_dim(node.args[1], len(label))
     tr.uf.pin(label[d])
     return [None if i == d else v for i, v in enumerate(label)]
 

@@ -565,8 +565,9 @@ def prepare_attention(model: nn.Module) -> list[tuple[nn.Module, type]]:
     """Before capture: give every module of a class whose own forward reads its head size from
     its input (``nn.MultiheadAttention``, torchvision's ``ShiftedWindowAttention``) the forward
     that reads it from its weights (same outputs). Returns (module, old class) for :func:`settle_attention`."""
+    own = {id(m): type(m) for m in model.modules()}
     remember_sizes(model)
-    changed = []
+    changed = [(m, own[id(m)]) for m in model.modules() if type(m) is not own[id(m)]]  # stand-ins a form's remember made (MPT's)
     for module in model.modules():
         swap = swap_for(type(module))
         if swap is not None and swap.matches(module):

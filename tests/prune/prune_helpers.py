@@ -227,6 +227,23 @@ def tiny_modernbert() -> nn.Module:
     return ModernBertForSequenceClassification(config)
 
 
+def tiny_mpt() -> nn.Module:
+    """MPT: a fused Wqkv chunked into q, k, v; the model-wide ALiBi bias picked per layer by a stand-in forward."""
+    from transformers import MptConfig, MptForCausalLM
+
+    torch.manual_seed(0)
+    return MptForCausalLM(MptConfig(vocab_size=100, d_model=64, n_heads=4, n_layers=2, max_seq_len=64))
+
+
+def tiny_bloom() -> nn.Module:
+    """BLOOM: query_key_value as (heads, 3, head_dim), heads merged with the batch; the model-wide ALiBi bias
+    picked per layer by a stand-in forward."""
+    from transformers import BloomConfig, BloomForCausalLM
+
+    torch.manual_seed(0)
+    return BloomForCausalLM(BloomConfig(vocab_size=100, hidden_size=64, n_layer=2, n_head=4))
+
+
 def tiny_squeezebert() -> nn.Module:
     """SqueezeBERT with ungrouped 1x1 Conv1d query/key/value (grouped ones keep their heads)."""
     from transformers import SqueezeBertConfig, SqueezeBertForSequenceClassification

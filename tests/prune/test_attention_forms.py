@@ -79,6 +79,8 @@ FORM_MODELS = {
     "hf-ctrl-attention": lambda: _hf("tiny_ctrl"),
     "hf-openai-gpt-attention": lambda: _hf("tiny_openai_gpt"),
     "hf-modernbert-attention": lambda: _hf("tiny_modernbert"),
+    "hf-mpt-attention": lambda: _hf("tiny_mpt"),
+    "hf-bloom-attention": lambda: _hf("tiny_bloom"),
     "hf-fused-grouped-query": lambda: _hf("tiny_phi3"),
     "hf-gpt-bigcode-attention": lambda: _hf("tiny_gpt_bigcode"),
     "hf-gpt-neox-attention": lambda: _hf("tiny_gpt_neox"),

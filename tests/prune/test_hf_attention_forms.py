@@ -279,3 +279,39 @@ def test_a_fourier_transform_pins_the_dimensions_it_mixes():
     layer = model.fnet.encoder.layer[0]
     assert layer.intermediate.dense.out_features < 128 and layer.output.dense.out_features == 64
     assert model(ids).logits.shape == (2, 2)
+
+
+def _alibi_model(family):
+    """(model, its first attention, that attention's rows of head h (all of q, k and v), the group's module name)."""
+    torch.manual_seed(0)
+    if family == "mpt":
+        model = transformers.MptForCausalLM(transformers.MptConfig(vocab_size=128, d_model=64, n_heads=4, n_layers=2, max_seq_len=64))
+        attn = model.transformer.blocks[0].attn
+        return model.eval(), attn, attn.Wqkv, attn.out_proj, lambda h: [r for p in range(3) for r in range(p * 64 + 16 * h, p * 64 + 16 * h + 16)]
+    model = transformers.BloomForCausalLM(transformers.BloomConfig(vocab_size=128, hidden_size=64, n_layer=2, n_head=4))
+    attn = model.transformer.h[0].self_attention
+    return model.eval(), attn, attn.query_key_value, attn.dense, lambda h: list(range(48 * h, 48 * h + 48))  # (heads, 3, head_dim) rows
+
+
+@pytest.mark.parametrize("family", ["mpt", "bloom"])
+@torch.no_grad()
+def test_alibi_attention_keeps_each_head_s_own_slope_when_a_head_goes(tmp_path, family):
+    """MPT and BLOOM build one ALiBi bias for all layers from the config's head count (their heads were kept whole:
+    19.2% / 19.0% removed). A stand-in forward picks the kept heads' rows of it: with head 1 of layer 0 dead (all its
+    rows zero), pruning it leaves the outputs unchanged only if heads 0, 2 and 3 keep their own slopes; the pruned
+    folder reloads the same; a plain-transformers folder is refused."""
+    model, attn, qkv, out, rows = _alibi_model(family)
+    ids = torch.randint(3, 120, (2, 12))
+    qkv.weight[rows(1)] = 0.0
+    if qkv.bias is not None:
+        qkv.bias[rows(1)] = 0.0
+    out.weight[:, 16:32] = 0.0
+    before = model(ids, use_cache=False).logits
+    name = next(n for n, m in model.named_modules() if m is qkv)
+    slimforge.prune(model, ids, ratio={name: 0.25}, importance="l1", round_to=1)
+    assert attn.alibi_heads.tolist() == [0, 2, 3] and qkv.out_features == 3 * 48
+    torch.testing.assert_close(model(ids, use_cache=False).logits, before, rtol=1e-5, atol=1e-5)
+    slimforge.save(model, tmp_path)
+    assert torch.equal(slimforge.load(tmp_path).eval()(ids, use_cache=False).logits, model(ids, use_cache=False).logits)
+    with pytest.raises(Exception, match="Hugging Face folder"):
+        slimforge.save_pretrained(model, tmp_path / "hf")

@@ -1,0 +1,111 @@
+"""Hugging Face attention with ALiBi (MPT, BLOOM): the model builds one bias for all layers from the config's head
+count and hands it to every layer, so a layer that loses heads must pick its kept heads' rows of that bias.
+
+Before slicing (while pruning, or replaying a plan on load), such an attention module gets a stand-in forward
+(same parameters, same outputs) that selects its heads' rows of the bias (``index_select`` by ``alibi_heads``)
+before the module's own forward; ``alibi_heads`` is a non-persistent buffer of head indices (``arange(heads)``),
+a head source for the tracer, so pruning slices it with the heads and it keeps the original index of every head
+left. When no head went, pruning gives the module its own class back (a replayed plan leaves the stand-in, whose
+selection is then the identity). The buffer is not saved: loading replays the pruning plan, which makes and
+slices it again. A folder for plain transformers (``save_pretrained``) is refused: its model would build the
+bias with other slopes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from slimforge.prune.attention import AttentionForm, Swap, _falcon_split_axis, _int, _linear, register_attention_form, register_stand_in
+
+ALIBI_HEADS = "alibi_heads"
+
+
+def _mpt_attention(module: nn.Module) -> bool:
+    """MPT: a fused ``Wqkv`` chunked into q, k, v, heads as (n_heads, head_dim), ``out_proj``, an ALiBi bias."""
+    return (type(module).__name__ in ("MptAttention", "PrunableMptAttention") and _linear(module, "Wqkv") and _linear(module, "out_proj")
+            and _int(module, "n_heads") and _int(module, "head_dim"))
+
+
+def _mpt_sync(module: nn.Module) -> dict[str, int]:
+    module.n_heads = module.Wqkv.out_features // (3 * module.head_dim)
+    return {"num_attention_heads": module.n_heads}
+
+
+def _ensure_stand_in(module: nn.Module) -> None:
+    """Before slicing (pruning, or a plan replayed on load): the stand-in and its head indices, for the plan to slice."""
+    if not isinstance(getattr(module, ALIBI_HEADS, None), torch.Tensor):
+        _use_stand_in(module)
+
+
+def _alibi_source(module: nn.Module) -> list[tuple[str, int]]:
+    return [(ALIBI_HEADS, 0)] if isinstance(getattr(module, ALIBI_HEADS, None), torch.Tensor) else []
+
+
+register_attention_form("hf-mpt-attention", AttentionForm(_mpt_attention, lambda m: m.head_dim, _mpt_sync, sources=_alibi_source,
+                                                          remember=_ensure_stand_in),
+                        "Hugging Face MPT (fused Wqkv, out_proj; the model's ALiBi bias is picked per layer by a stand-in forward)")
+
+
+def _mpt_forward(self: nn.Module, hidden_states: torch.Tensor, position_bias: torch.Tensor | None, *args, **kwargs):
+    """MPT's bias is (heads, 1, positions)."""
+    if position_bias is not None:
+        position_bias = position_bias.index_select(0, getattr(self, ALIBI_HEADS))
+    return super(type(self), self).forward(hidden_states, position_bias, *args, **kwargs)
+
+
+def _bloom_forward(self: nn.Module, hidden_states: torch.Tensor, residual: torch.Tensor, alibi: torch.Tensor, *args, **kwargs):
+    """BLOOM's bias is (batch * heads, 1, positions), built for the model's head count."""
+    full = self._slimforge_alibi_heads
+    picked = alibi.view(-1, full, *alibi.shape[1:]).index_select(1, getattr(self, ALIBI_HEADS))
+    return super(type(self), self).forward(hidden_states, residual, picked.flatten(0, 1), *args, **kwargs)
+
+
+_FORWARDS = {"MptAttention": (_mpt_forward, "n_heads", "Wqkv"), "BloomAttention": (_bloom_forward, "num_heads", "query_key_value")}
+_STAND_INS: dict[type, type] = {}
+
+
+def _use_stand_in(module: nn.Module) -> None:
+    own = type(module)
+    forward, heads, weight = _FORWARDS[own.__name__]
+    if own not in _STAND_INS:
+        _STAND_INS[own] = type(f"Prunable{own.__name__}", (own,), {"forward": forward, "__module__": __name__})
+    count = getattr(module, heads)
+    module.register_buffer(ALIBI_HEADS, torch.arange(count, device=getattr(module, weight).weight.device), persistent=False)
+    module._slimforge_alibi_heads = count  # the count the model's bias is built with
+    module.__class__ = _STAND_INS[own]
+
+
+def _use_own_forward(module: nn.Module, cls: type) -> None:
+    module.__class__ = cls
+    if ALIBI_HEADS in module._buffers:
+        del module._buffers[ALIBI_HEADS]
+
+
+def _heads_pruned(module: nn.Module) -> bool:
+    heads = getattr(module, ALIBI_HEADS, None)
+    return isinstance(heads, torch.Tensor) and len(heads) < module._slimforge_alibi_heads
+
+
+register_stand_in("transformers.models.mpt.modeling_mpt.MptAttention",
+                  Swap(_mpt_attention, _heads_pruned, _use_stand_in, _use_own_forward))
+
+
+def _bloom_attention(module: nn.Module) -> bool:
+    """BLOOM: a fused ``query_key_value`` viewed as (heads, 3, head_dim) (Falcon's original layout), heads merged
+    with the batch for ``baddbmm`` with the model's ALiBi bias."""
+    return (type(module).__name__ in ("BloomAttention", "PrunableBloomAttention") and _linear(module, "query_key_value")
+            and _linear(module, "dense") and _int(module, "num_heads") and _int(module, "head_dim"))
+
+
+def _bloom_sync(module: nn.Module) -> dict[str, int]:
+    module.num_heads = module.query_key_value.out_features // (3 * module.head_dim)
+    module.split_size = module.num_heads * module.head_dim  # hidden_size stays: the residual width (pretraining_tp reads it)
+    return {"num_attention_heads": module.num_heads}
+
+
+register_attention_form("hf-bloom-attention", AttentionForm(_bloom_attention, lambda m: m.head_dim, _bloom_sync, sources=_alibi_source,
+                                                            remember=_ensure_stand_in, split_axis=_falcon_split_axis),
+                        "Hugging Face BLOOM (fused query_key_value as (heads, 3, head_dim); the model's ALiBi bias picked per layer)")
+register_stand_in("transformers.models.bloom.modeling_bloom.BloomAttention",
+                  Swap(_bloom_attention, _heads_pruned, _use_stand_in, _use_own_forward))
