@@ -83,7 +83,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--latency-batch", type=int, default=32)
     p.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds (each bisection step and the final timing)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for fine-tuning (latency is always 1 thread)")
-    p.add_argument("--allocation", default="importance", choices=["importance", "sensitivity", "uniform"],
+    p.add_argument("--allocation", default="uniform", choices=["uniform", "importance", "sensitivity"],
                    help="latency-aware pruning's allocation (sensitivity: each group's loss on --calibration training images)")
     p.add_argument("--calibration", type=int, default=1024, help="training images the sensitivity allocation measures loss on")
     p.add_argument("--device", default="auto", help="fine-tuning device (auto, cpu, cuda)")

@@ -61,7 +61,7 @@ def prune_cmd(
     target_latency: Annotated[Optional[float], typer.Option(help="fraction of the measured latency to keep: channels removed by importance per ms saved (instead of --ratio)")] = None,
     latency_batch_size: Annotated[int, typer.Option(min=1, help="batch size the latency of --target-latency is measured at")] = 32,
     latency_threads: Annotated[int, typer.Option(min=1, help="CPU threads the latency of --target-latency is measured with")] = 1,
-    latency_allocation: Annotated[str, typer.Option(help="how --target-latency spreads the cut over layers: importance (each group's scores per millisecond), sensitivity (each group's loss, measured on training batches, per millisecond) or uniform (the same share of every group, the share read off the latency table)")] = "importance",
+    latency_allocation: Annotated[str, typer.Option(help="how --target-latency spreads the cut over layers: uniform (the same share of every group, read off the latency table; the default), importance (HALP's greedy: each group's scores per millisecond) or sensitivity (the greedy on each group's loss, measured on training batches)")] = "uniform",
     importance: Annotated[str, typer.Option(help="l1, l2, bn_scale, taylor or random")] = "l2",
     skip: Annotated[Optional[list[str]], typer.Option(help="module name pattern to leave alone; repeat for more")] = None,
     round_to: Annotated[int, typer.Option(help="keep channel counts a multiple of this")] = 8,

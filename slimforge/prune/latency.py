@@ -9,12 +9,16 @@ with 48). Here the cost of a channel is measured instead:
    deployment, on a grid of widths that are multiples of ``round_to`` (the widths pruning can
    leave). The table is cached as JSON under ``$SLIMFORGE_CACHE/latency/``, one file per machine,
    model and batch size, validated on read and rebuilt (with a warning) when it is not valid.
-2. **Greedy selection.** Starting from the whole model, repeatedly remove from the group whose
-   next ``round_to`` channels cost the least importance per millisecond saved (the latency saved
-   is read from the table by bilinear interpolation), until the predicted latency reaches the
-   target. A unit's importance is its score divided by its group's mean score (weight scales
-   differ between layers) times the number of layers its group touches (a residual channel
-   counts once per convolution it feeds, as HALP sums importance over coupled layers).
+2. **Selection** (``LatencySettings.allocation``). ``"uniform"`` (the default): every group loses the
+   same share of its units, least important first in whole ``round_to`` steps, the share bisected on the
+   table until the predicted latency reaches the target; what rounding leaves of the budget goes back a
+   step per group, cheapest first. ``"importance"`` (HALP's greedy): repeatedly remove from the group
+   whose next ``round_to`` channels cost the least importance per millisecond saved (the latency saved is
+   read from the table by bilinear interpolation), a unit's importance being its score over its group's
+   mean times the number of layers its group touches (HALP sums a coupled channel's importance over its
+   layers). ``"sensitivity"``: the same greedy on each group's measured loss curve. Measured on the
+   issue-22 reference at 0.3 of its latency, the greedy ones cut the expensive 28x28 stage to a quarter and
+   lost 0.8-1.7 points after the same fine-tuning to the uniform share, which matched MAC-targeted pruning.
 3. **Verification.** The pruned model is built and timed against the original (interleaved,
    medians). When the measured fraction is off the target by more than ``tolerance`` (the table
    leaves out BatchNorm, activations and memory traffic), a new aim is read off a straight line
@@ -76,7 +80,7 @@ class LatencySettings:
     tolerance: float = 0.1
     max_rounds: int = 4
     cache_dir: str | None = None
-    allocation: str = "importance"  # how milliseconds are spread over groups: "importance", "sensitivity" or "uniform"
+    allocation: str = "uniform"  # how the cut is spread over groups: "uniform", "importance" or "sensitivity"
 
     def validate(self) -> None:
         for key, low in (("batch_size", 1), ("threads", 1), ("grid", 2), ("repeats", 1), ("max_rounds", 1)):
@@ -89,10 +93,12 @@ class LatencySettings:
             raise PruneConfigError(f"latency.allocation is one of {', '.join(ALLOCATIONS)}; got {self.allocation!r}.")
 
 
-# "importance": each group's scores over their mean (cheap, cannot compare layers); "sensitivity": each group's
-# measured loss curve on calibration batches (slimforge.prune.sensitivity); "uniform": every group loses the same
-# share of its units, the share chosen from the latency table (select_uniform).
-ALLOCATIONS = ("importance", "sensitivity", "uniform")
+# "uniform" (default): every group loses the same share of its units, the share chosen from the latency table
+# (select_uniform); "importance": HALP's greedy on each group's scores over their mean per millisecond (cannot
+# compare layers); "sensitivity": the greedy on each group's measured loss curve (slimforge.prune.sensitivity).
+# On the issue-22 reference the uniform allocation matched MAC-targeted pruning at equal latency and the two
+# greedy ones lost 0.8-1.7 points to it (BENCHMARKS.md, "Recovery at equal measured latency").
+ALLOCATIONS = ("uniform", "importance", "sensitivity")
 
 
 # ---------------------------------------------------------------- the layers a latency table covers
@@ -598,7 +604,7 @@ class LatencyResult:
     channels_last: bool
     rounds: int
     cache: str
-    allocation: str = "importance"  # LatencySettings.allocation: what the milliseconds were weighed against
+    allocation: str = "uniform"  # LatencySettings.allocation: how the cut was spread over groups
 
 
 ModelTimer = Callable[[nn.Module, nn.Module, torch.Tensor, LatencySettings, bool], tuple[float, float]]
