@@ -20,6 +20,8 @@ dimension form a *group* (one ratio, one ranking).
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,3 +148,9 @@ class DependencyGraph:
                 n *= int(np.count_nonzero(~np.isin(f, pruned))) if isinstance(f, np.ndarray) else f
             total += n
         return total
+
+
+def unit_step(width: int, round_to: int) -> int:
+    """Units a group gives up at a time so that its channel count stays a multiple of ``round_to``
+    (``width``: channels per unit)."""
+    return round_to // math.gcd(round_to, width) if round_to > 1 else 1

@@ -52,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
 from slimforge.prune._capture import PIN
-from slimforge.prune._graph import DependencyGraph
+from slimforge.prune._graph import DependencyGraph, unit_step
 from slimforge.prune.errors import PruneConfigError, PruningError
 
 log = logging.getLogger(__name__)
@@ -540,12 +540,6 @@ def tabled_groups(graph: DependencyGraph, layers: Sequence[LayerSpec]) -> list[i
     """The groups whose units change the width of a tabled layer: the only ones the greedy offers."""
     by_slot = _layers_by_slot(layers)
     return [g for g, group in enumerate(graph.groups) if any(si in by_slot for si in group.slots)]
-
-
-def unit_step(width: int, round_to: int) -> int:
-    """Units a group gives up at a time so that its channel count stays a multiple of ``round_to``
-    (``width``: channels per unit)."""
-    return round_to // math.gcd(round_to, width) if round_to > 1 else 1
 
 
 def _offers(graph: DependencyGraph, scores: Sequence[np.ndarray], by_slot: dict[int, list[int]], round_to: int,

@@ -20,9 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimforge.prune._graph import DependencyGraph
+from slimforge.prune._graph import DependencyGraph, unit_step
 from slimforge.prune.errors import PruneConfigError
-from slimforge.prune.latency import unit_step
 
 LEVELS = (0.25, 0.5, 0.75, 0.875)  # fractions of a group's units removed, where its loss is measured
 
