@@ -591,7 +591,8 @@ def _index(tr: Tracing, node: torch.fx.Node) -> Any:
 @_rule("index_select")
 def _index_select(tr: Tracing, node: torch.fx.Node) -> Any:
     """index_select(x, dim, index): positions along ``dim`` are picked (pinned); every other dimension passes
-    through (XLNet's relative shift selects key positions of a (batch, heads, query, key) score)."""
+    through (XLNet's relative shift selects key positions of a (batch, heads, query, key) score). Where ``x``'s
+    ``dim`` is untracked and the index is tracked (an ALiBi stand-in's own head indices), ``dim`` follows the index."""
     label, index = tr.lab(node.args[0]), tr.lab(node.args[2])
     d = _norm_dim(node.args[1], len(_shape(node.args[0])))
     if index is not None and index[0] is not None and (label is None or label[d] is None):
