@@ -58,7 +58,7 @@ def prune_cmd(
     ratio: Annotated[Optional[float], typer.Option(help="fraction of channels/neurons/heads removed in every group")] = None,
     target_macs: Annotated[Optional[float], typer.Option(help="fraction of the MACs to keep (instead of --ratio)")] = None,
     target_params: Annotated[Optional[float], typer.Option(help="fraction of the parameters to keep (instead of --ratio)")] = None,
-    target_latency: Annotated[Optional[float], typer.Option(help="fraction of the measured latency to keep: channels removed by importance per ms saved (instead of --ratio)")] = None,
+    target_latency: Annotated[Optional[float], typer.Option(help="fraction of the measured latency to keep, spread over layers as --latency-allocation says (instead of --ratio)")] = None,
     latency_batch_size: Annotated[int, typer.Option(min=1, help="batch size the latency of --target-latency is measured at")] = 32,
     latency_threads: Annotated[int, typer.Option(min=1, help="CPU threads the latency of --target-latency is measured with")] = 1,
     latency_allocation: Annotated[str, typer.Option(help="how --target-latency spreads the cut over layers: uniform (the same share of every group, read off the latency table; the default), importance (HALP's greedy: each group's scores per millisecond) or sensitivity (the greedy on each group's loss, measured on training batches)")] = "uniform",

@@ -113,18 +113,16 @@ def export_model(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.Ex
     try:
         try:
             return _export_in_some_mode(model, args, kwargs)
-        except PruningError:
+        except PruningError as first:
             masked = _with_a_mask_of_ones(model, kwargs)
             if masked is None:
                 raise
             try:
                 ep = _export_in_some_mode(model, args, masked)
             except PruningError:
-                pass
-            else:
-                log.info("slimforge.prune: captured %s with attention_mask of ones (it failed without one).", type(model).__name__)
-                return ep
-            raise
+                raise first from None
+            log.info("slimforge.prune: captured %s with attention_mask of ones (it failed without one).", type(model).__name__)
+            return ep
     finally:
         model.train(was_training)
 

@@ -169,7 +169,7 @@ def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config
     """Steps 2-4 of :func:`prune`; returns the plan. On any failure the model is put back exactly as it was."""
     # 2. Rank the units of every group.
     scores = score_units(graph, ctx, config.importance, config.reduction)
-    # 3. Choose what to keep: fixed ratios, the global ratio that meets a target, or (latency) greedy on importance per ms.
+    # 3. Choose what to keep: fixed ratios, the global ratio that meets a target, or the cut that meets a measured latency.
     if config.target_latency is not None:
         pruned, achieved = choose_by_latency(model, graph, scores, config.target_latency, config.round_to, args[0], config.latency,
                                              calibration=ctx.calibration, loss_fn=ctx.loss_fn)
