@@ -135,11 +135,42 @@ def _export_in_some_mode(model: nn.Module, args: tuple, kwargs: dict) -> torch.e
             raise _capture_error(model, exc) from exc
         try:
             ep = _export(model.eval(), args, kwargs)
-        except Exception:
-            raise _capture_error(model, exc) from exc
+        except Exception as again:
+            if not _data_dependent(again):
+                raise _capture_error(model, exc) from exc
+            return _export_specialised(model, args, kwargs, again)
         log.info("slimforge.prune: captured %s in eval mode: its training-mode forward branches on data (%s).",
                  type(model).__name__, str(exc).splitlines()[0][:120])
         return ep
+
+
+def _export_specialised(model: nn.Module, args: tuple, kwargs: dict, exc: BaseException) -> torch.export.ExportedProgram:
+    """Capture of a forward that branches on its data in eval mode too (Longformer's and LED's ``if
+    is_global_attn``, a ``.item()`` of the mask): ``torch.export.draft_export`` runs the real example
+    beside the trace and takes the branch it takes. The graph then holds that one path; which channels
+    belong together is the same on the others where they use the same layers, and the pruned model is
+    checked eagerly afterwards as always."""
+    try:
+        with warnings.catch_warnings(), _quiet_draft_report():
+            warnings.simplefilter("ignore")
+            ep = _inline_wrapped_regions(torch.export.draft_export(model.eval(), args, kwargs))
+    except Exception:
+        raise _capture_error(model, exc) from exc
+    log.info("slimforge.prune: captured %s along the branches its example takes: its forward branches on data (%s).",
+             type(model).__name__, str(exc).splitlines()[0][:120])
+    return ep
+
+
+class _quiet_draft_report:
+    """draft_export logs a page-wide report of the data-dependent places it specialised; the info line above says it."""
+
+    def __enter__(self) -> None:
+        self.logger = logging.getLogger("torch.export._draft_export")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.setLevel(self.level)
 
 
 def _with_a_mask_of_ones(model: nn.Module, kwargs: dict) -> dict | None:

@@ -523,3 +523,33 @@ def test_index_select_pins_only_the_dimension_it_indexes():
     sp.prune(model, x, ratio=0.5, round_to=1)
     assert model.conv.out_channels == 8 and model.head.in_features == 8
     assert model(x).shape == (2, 4)
+
+
+class _BranchesOnData(nn.Module):
+    """Branches on its input's values in eval mode too, as Longformer/LED do on ``is_global_attn``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.down = nn.Linear(6, 32), nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.up(x))
+        if (x[:, 0] > 100).any():  # never true for the example: the other path is not taken
+            h = h * 2
+        return self.down(h)
+
+
+def test_a_forward_that_branches_on_its_data_is_captured_along_the_branch_the_example_takes():
+    x = torch.randn(4, 6)
+    model = _BranchesOnData().eval()
+    with pytest.raises(Exception, match="data-dependent"):
+        torch.export.export(model, (x,), strict=False)
+    with torch.no_grad():  # hidden units 16..31 carry nothing: L2 pruning takes them, outputs unchanged
+        model.up.weight[16:], model.up.bias[16:], model.down.weight[:, 16:] = 0.0, 0.0, 0.0
+    before = model(x)
+    sp.prune(model, x, ratio=0.5, round_to=8)
+    assert model.up.out_features == 16 and model.down.in_features == 16
+    torch.testing.assert_close(model(x), before)
+    big = x.clone()
+    big[:, 0] = 200.0  # the other branch still runs on the pruned model
+    assert model(big).shape == (4, 3)
