@@ -6,7 +6,8 @@
 Protocol (slimforge.recsys): leave-one-out by timestamp, 99 sampled negatives per held-out item
 from seed 0 (the same test set for every run), training negatives (4 per interaction) redrawn each
 epoch from the run's seed. Every method trains for the same budget (``--epochs`` passes over the
-training interactions, batch 256, Adam at the data's default lr 5e-3, 4 negatives) and keeps
+training interactions, batch 256, Adam at the data's default lr 5e-3; 4 negatives per interaction, or for
+slimforge's mf and popularity a softmax against a shared sample of the catalogue) and keeps
 its best epoch by validation NDCG@10; all are scored on the same test split by
 ``RankingSplit.evaluate`` (HR@10/NDCG@10 over 100 candidates, Recall@20/NDCG@20 over the unseen
 catalogue).
@@ -58,7 +59,8 @@ def main() -> None:
 
 
 def slimforge_model(data, name: str, seed: int, args) -> dict:
-    """``slimforge train`` with the data's defaults (BCE, Adam lr 5e-3 with a cosine schedule, batch 256)."""
+    """``slimforge train`` with the data's defaults (the ``ranking`` objective: a sampled softmax over the catalogue for
+    mf and popularity, BCE for neumf and two-tower; Adam lr 5e-3 with a cosine schedule, batch 256)."""
     seed_everything(seed)
     model = slimforge.create_model(name, **data.info.model_kwargs())
     result = train(model, data, TrainConfig(epochs=args.epochs, seed=seed, num_threads=args.threads, quiet=True))

@@ -47,11 +47,13 @@ from slimforge.recsys.ratings import Interactions, find_ratings_file, read_genre
 MOVIELENS_SUBFOLDER = "movielens-small"
 CHECKOUT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"  # beside a development checkout, as for text
 
-# What a ranking model trains with unless its config says otherwise (TrainConfig fields): binary
-# cross-entropy over positives and sampled negatives, Adam, and the validation NDCG@10 picks the
-# epoch kept. Measured on movielens-small with benchmarks/recsys_movielens.py (BENCHMARKS.md).
+# What a ranking model trains with unless its config says otherwise (TrainConfig fields): the
+# `ranking` objective (a sampled softmax over the catalogue for models that score it at once, mf and
+# popularity; binary cross-entropy over positives and sampled negatives for pair scorers, neumf and
+# two-tower), Adam, and the validation NDCG@10 picks the epoch kept. Measured on movielens-small with
+# benchmarks/recsys_movielens.py (BENCHMARKS.md).
 TRAIN_DEFAULTS = {
-    "loss": "bce",
+    "loss": "ranking",
     "monitor": "val_ndcg@10",
     "optimizer": "adamw",
     "lr": 5e-3,

@@ -7,9 +7,10 @@ supplies ``num_users``, ``num_items`` and ``num_genres``; the rest are architect
 ``sparse=True`` gives the embedding tables sparse gradients (only the rows a batch touched are
 sent between processes and updated; train with ``optimizer=sgd`` and ``weight_decay=0``).
 
-* ``popularity``: one learned bias per item, the same for every user. Trained with BCE against
-  uniform negatives it learns each item's log-odds of being interacted with: the popularity
-  ranking, fitted by the same trainer (the floor every personalised model must beat).
+* ``popularity``: one learned bias per item, the same for every user. Trained with the softmax it
+  learns each item's log share of the interactions (with BCE against uniform negatives, its log-odds
+  of being interacted with): the popularity ranking, fitted by the same trainer (the floor every
+  personalised model must beat).
 * ``mf``: matrix factorisation, <p_u, q_i> + b_i + b (Koren et al. 2009).
 * ``neumf``: NeuMF (He et al. 2017): a GMF branch (p_u * q_i) and an MLP tower over [p'_u, q'_i],
   concatenated into one logit.
@@ -44,6 +45,12 @@ class RecsysModel(nn.Module):
         self.num_users, self.num_items = num_users, num_items
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        if isinstance(inputs, dict) and "catalogue" in inputs and "user" in inputs:
+            _check_ids(inputs["user"], self.num_users, "user", type(self).__name__)
+            items = inputs["catalogue"]
+            if items is not True:
+                _check_ids(items, self.num_items, "item", type(self).__name__)
+            return self.score_catalogue(inputs["user"], None if items is True else items)
         if not isinstance(inputs, dict) or "user" not in inputs or "item" not in inputs:
             got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
             raise SlimforgeError(f"{type(self).__name__} takes {{'user': ids, 'item': ids, 'item_genres': ids}} pairs, not {got}.")
@@ -59,6 +66,13 @@ class RecsysModel(nn.Module):
 
     def score(self, users: torch.Tensor, items: torch.Tensor, item_genres: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
+
+    def score_catalogue(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
+        """Each of B users (B,) against the same M items (M,), every item when None: (B, M);
+        ``forward({"user": users, "catalogue": items or True})``. Models whose score is a dot product
+        have it (the ``softmax`` objective trains them against a shared sample of the catalogue); the
+        others score pairs only."""
+        raise NotImplementedError(f"{type(self).__name__} scores (user, item) pairs only, not a user against the whole catalogue.")
 
     def score_grouped(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """The same scores for R users (R,) with L items each (R, L): (R, L). A model that has it
@@ -76,6 +90,9 @@ class Popularity(RecsysModel):
 
     def score(self, users, items, item_genres):
         return self.item_bias(items).squeeze(-1)
+
+    def score_catalogue(self, users, items=None):
+        return _rows(self.item_bias, items, self.num_items).T.expand(len(users), -1)
 
 
 class MatrixFactorization(RecsysModel):
@@ -95,6 +112,10 @@ class MatrixFactorization(RecsysModel):
     def score_grouped(self, users, items):
         dot = grouped_dot(self.item_embedding, items, self.user_embedding(users))
         return dot + column(self.item_bias, items) + self.bias
+
+    def score_catalogue(self, users, items=None):
+        bias = _rows(self.item_bias, items, self.num_items).T + self.bias
+        return torch.addmm(bias, self.user_embedding(users), _rows(self.item_embedding, items, self.num_items).T)
 
 
 class NeuMF(RecsysModel):
@@ -204,6 +225,20 @@ def _bias(rows: int, sparse: bool = False) -> nn.Embedding:
     table = nn.Embedding(rows, 1, sparse=sparse)
     nn.init.zeros_(table.weight)
     return table
+
+
+def _rows(table: nn.Module, items: torch.Tensor | None, every: int) -> torch.Tensor:
+    """The rows ``items`` of an embedding table (its first ``every`` rows when None), through its forward
+    (a plain, factorised, quantized or fake-quantized table alike)."""
+    return table(torch.arange(every, device=_device_of(table)) if items is None else items)
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    for tensor in module.parameters():
+        return tensor.device
+    for tensor in module.buffers():
+        return tensor.device
+    return torch.device("cpu")
 
 
 def _run_in_place(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ from slimforge._registry import Registry
 from slimforge.train.callbacks import LossOutput, Objective
 from slimforge.train.config import TrainConfig
 
-OBJECTIVES: Registry[Callable[[TrainConfig], Objective]] = Registry("objective", builtins={"bpr": "slimforge.recsys.objectives"})
+OBJECTIVES: Registry[Callable[[TrainConfig], Objective]] = Registry("objective", builtins={name: "slimforge.recsys.objectives" for name in ("bpr", "softmax", "ranking")})
 register_objective = OBJECTIVES.register
 
 

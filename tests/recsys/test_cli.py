@@ -16,7 +16,7 @@ def test_train_then_eval_a_recommender(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "test ndcg@10" in printed and "best val ndcg@10" in printed
     config = yaml.safe_load((out / "config.yaml").read_text())
-    assert config["train"]["loss"] == "bce" and config["train"]["monitor"] == "val_ndcg@10"  # the data's defaults, recorded
+    assert config["train"]["loss"] == "ranking" and config["train"]["monitor"] == "val_ndcg@10"  # the data's defaults, recorded
     assert config["data"]["name"] == "synthetic-ratings" and config["model"]["name"] == "neumf"
     assert {"model.safetensors", "model.json", "catalogue.safetensors", "catalogue.json"} <= {p.name for p in out.iterdir()}
     metrics = json.loads((out / "metrics.json").read_text())

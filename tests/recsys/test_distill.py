@@ -45,7 +45,7 @@ def test_a_distilled_student_ranks_the_candidates_like_its_teacher(synthetic, te
     assert _disagreement(distilled, teacher, synthetic) < 0.7 * _disagreement(alone, teacher, synthetic)
 
 
-@pytest.mark.parametrize("loss", ["bce", "bpr"])
+@pytest.mark.parametrize("loss", ["bce", "bpr", "softmax"])
 def test_the_label_term_is_the_runs_own_objective_and_the_record_has_both_parts(synthetic, teacher, loss, tmp_path):
     result = distill(_mf(synthetic, 8), [teacher], synthetic, DistillConfig(temperature=2.0, soft_weight=0.5),
                      TrainConfig(**{**FAST, "epochs": 2, "loss": loss}), tmp_path / loss)

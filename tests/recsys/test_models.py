@@ -126,3 +126,24 @@ def test_a_pruned_neumf_scores_a_users_candidates_as_pairs_do():
     assert pruned.gmf_user.embedding_dim < 32
     with torch.no_grad():
         torch.testing.assert_close(pruned(pairs), pruned.score(pairs["user"], pairs["item"], None), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["mf", "popularity"])
+def test_a_users_scores_over_the_catalogue_are_its_pair_scores(name):
+    torch.manual_seed(0)
+    model = create_model(name, **SIZES).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    users = torch.tensor([4, 9, 0])
+    catalogue = model({"user": users, "catalogue": True})
+    assert catalogue.shape == (3, 29)
+    pairs = pair_inputs(users.repeat_interleave(29), torch.arange(29).repeat(3), torch.zeros(29, 1, dtype=torch.long))
+    torch.testing.assert_close(catalogue.reshape(-1), model.score(pairs["user"], pairs["item"], None), atol=1e-5, rtol=1e-5)
+    with pytest.raises(SlimforgeError, match="user index 13 is outside"):
+        model({"user": torch.tensor([13]), "catalogue": True})
+
+
+def test_a_pair_scoring_model_says_it_cannot_score_the_catalogue():
+    with pytest.raises(NotImplementedError, match="scores .user, item. pairs only"):
+        create_model("neumf", **SIZES)({"user": torch.tensor([1]), "catalogue": True})
