@@ -261,7 +261,8 @@ def describe_variant(variant: Variant, example: torch.Tensor) -> dict[str, Any]:
         out["macs"] = count_macs(variant.module, _first_rows(example, 1))
     if variant.path:
         # The deployable file only: model weights, or the quantized runtime file.
-        out["size_bytes"] = folder_size(variant.path, "model.safetensors") or folder_size(variant.path, "*.onnx") or folder_size(variant.path, "*.pt2")
+        out["size_bytes"] = (folder_size(variant.path, "model.safetensors") or folder_size(variant.path, "*.onnx")
+                             or folder_size(variant.path, "*.pt2") or folder_size(variant.path, "quantized.safetensors"))
     return out
 
 
@@ -276,8 +277,14 @@ def measure_variants(
     repeats: int = 30,
     warmup: int = 5,
     reference: Sequence[str] = (),
+    quality: Callable[[Variant], dict[str, float]] | None = None,
+    metric: str = "accuracy",
 ) -> dict[str, Any]:
     """Accuracy (when ``eval_batches``), interleaved latency at each batch size, size and cost.
+
+    quality: instead of classification accuracy, each variant's figures from this function (a
+    recommender's ``hr@10``, ``ndcg@10``, ... from ``RankingSplit.evaluate``); ``metric`` names the
+    one the report compares (``measurement["metric"]``).
 
     reference: fp32 forms of the first variant's module to time alongside, interleaved with the
     variants (names from :func:`slimforge.deploy_forms.list_reference_forms`, e.g. ("eager",
@@ -300,12 +307,14 @@ def measure_variants(
     rows = []
     for v in variants:
         row = describe_variant(v, example)
-        if eval_batches is not None and num_classes is not None:
+        if quality is not None:
+            row.update(quality(v))
+        elif eval_batches is not None and num_classes is not None:
             row.update(measure_accuracy(v.predict, eval_batches, num_classes))
         row["latency"] = {str(bs): asdict(lat) for bs, lat in latency[v.name].items()}
         rows.append(row)
     out = {"threads": threads, "batch_sizes": list(batch_sizes), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-           "machine": machine_description(), "variants": rows}
+           "machine": machine_description(), "metric": metric, "variants": rows}
     if reference:
         out["reference"] = _reference_summary(forms, unavailable, latency, batch_sizes)
     return out

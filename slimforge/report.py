@@ -24,22 +24,30 @@ from slimforge.files import staged_output
 
 
 def build_rows(measurement: Mapping[str, Any], baseline: str | None = None, batch_size: int | None = None) -> list[dict[str, Any]]:
-    """Table rows with deltas against ``baseline`` (default: the first variant)."""
+    """Table rows with deltas against ``baseline`` (default: the first variant).
+
+    ``quality`` is each variant's value of the measurement's ``metric`` (``accuracy`` unless it names
+    another, a recommender's ``ndcg@10``); ``delta_points`` its change against the baseline, in points
+    for accuracy and in percent of the baseline's value for any other metric. Rows of an accuracy
+    measurement also keep it under ``accuracy``."""
     variants = list(measurement["variants"])
     if not variants:
         return []
+    metric = measurement.get("metric", "accuracy")
     bs = str(batch_size or measurement["batch_sizes"][-1])
     base = next((v for v in variants if v["name"] == baseline), variants[0])
     base_ms = base["latency"][bs]["p50_ms"]
     rows = []
     for v in variants:
         ms = v["latency"][bs]["p50_ms"]
-        acc = v.get("accuracy")
+        acc, ref = v.get(metric), base.get(metric)
         rows.append({
             "variant": v["name"],
             "kind": v.get("kind", ""),
-            "accuracy": acc,
-            "delta_points": None if acc is None or base.get("accuracy") is None else 100.0 * (acc - base["accuracy"]),
+            "metric": metric,
+            "quality": acc,
+            **({"accuracy": acc} if metric == "accuracy" else {}),
+            "delta_points": None if acc is None or ref is None else _change(metric, acc, ref),
             "latency_ms": ms,
             "p90_ms": v["latency"][bs]["p90_ms"],
             "throughput": v["latency"][bs]["throughput"],
@@ -51,6 +59,12 @@ def build_rows(measurement: Mapping[str, Any], baseline: str | None = None, batc
             **_reference_speedups(measurement.get("reference"), bs, ms),
         })
     return rows
+
+
+def _change(metric: str, value: float, baseline: float) -> float | None:
+    if metric == "accuracy":
+        return 100.0 * (value - baseline)
+    return 100.0 * (value / baseline - 1.0) if baseline else None
 
 
 def _reference_speedups(reference: Mapping[str, Any] | None, bs: str, ms: float) -> dict[str, Any]:
@@ -126,12 +140,13 @@ def write_report(
     sizes = list(measurement.get("batch_sizes") or [])
     table = [r for bs in sizes for r in build_rows(measurement, baseline, bs)] if len(sizes) > 1 else rows  # every batch size asked
     notes = [*notes, *reference_notes(measurement)]
-    page = _Page(title, split, headline, highlight, dict(extra or {}))
-    figures = {"Accuracy against latency": _pareto_png(rows)}
+    metric = measurement.get("metric", "accuracy")
+    page = _Page(title, split, headline, highlight, dict(extra or {}), metric)
+    figures = {f"{metric[0].upper()}{metric[1:]} against latency": _pareto_png(rows)}
     if widths:
         figures["Layer widths before and after pruning"] = _widths_png(widths)
     if histories:
-        figures["Training curves"] = _curves_png(histories)
+        figures["Training curves"] = _curves_png(histories, metric)
     figures = {k: v for k, v in figures.items() if v is not None}
     machine = measurement.get("machine") or {}
     context = (f"threads {measurement.get('threads')}, batch size {', '.join(map(str, sizes)) or '-'}, torch {measurement.get('torch', '')}"
@@ -149,7 +164,7 @@ def write_report(
 COLUMNS = [
     ("variant", "variant", str),
     ("batch_size", "batch", str),
-    ("accuracy", "accuracy", lambda v: f"{100 * v:.2f}%"),
+    ("quality", "accuracy", lambda v: f"{100 * v:.2f}%"),
     ("delta_points", "Δ accuracy (pts)", lambda v: f"{v:+.2f}"),
     ("latency_ms", "latency p50 (ms)", lambda v: f"{v:.3f}"),
     ("p90_ms", "p90 (ms)", lambda v: f"{v:.3f}"),
@@ -167,11 +182,22 @@ COLUMNS = [
 REFERENCE_KEYS = ("speedup_vs_eager", "speedup_vs_best_fp32", "best_fp32_form")
 
 
+# A metric other than accuracy (a recommender's NDCG@10) is shown as it is, its change in percent of the baseline's.
+_OTHER_METRIC = {"quality": lambda v: f"{v:.4f}", "delta_points": lambda v: f"{v:+.2f}%"}
+
+
+def _metric(rows: Sequence[Mapping[str, Any]]) -> str:
+    return rows[0].get("metric", "accuracy") if rows else "accuracy"
+
+
 def _columns(rows: Sequence[Mapping[str, Any]]) -> list[tuple]:
     """COLUMNS, less the reference-deployment ones when nothing was measured against reference forms."""
     has_reference = any(r.get("best_fp32_form") is not None for r in rows)
     several_batches = len({r.get("batch_size") for r in rows}) > 1
-    return [c for c in COLUMNS if (has_reference or c[0] not in REFERENCE_KEYS) and (several_batches or c[0] != "batch_size")]
+    columns = [c for c in COLUMNS if (has_reference or c[0] not in REFERENCE_KEYS) and (several_batches or c[0] != "batch_size")]
+    if _metric(rows) != "accuracy":
+        columns = [(key, header, _OTHER_METRIC.get(key, fmt)) for key, header, fmt in columns]
+    return columns
 
 
 def _cells(row: Mapping[str, Any], columns: Sequence[tuple]) -> list[str]:
@@ -187,9 +213,13 @@ class _Page:
     headline: str | None = None
     highlight: str | None = None
     extra: dict[str, Mapping[str, str]] = field(default_factory=dict)
+    metric: str = "accuracy"
 
     def headers(self, columns: Sequence[tuple]) -> list[str]:
-        named = {"accuracy": f"{self.split} accuracy", "delta_points": f"Δ {self.split} (pts)"}
+        if self.metric == "accuracy":
+            named = {"quality": f"{self.split} accuracy", "delta_points": f"Δ {self.split} (pts)"}
+        else:
+            named = {"quality": f"{self.split} {self.metric}", "delta_points": f"Δ {self.split} {self.metric} (%)"}
         return _after_accuracy(columns, [named.get(key, header) for key, header, _ in columns], self.extra_headers())
 
     def extra_headers(self) -> list[str]:
@@ -275,10 +305,12 @@ def _png(fig) -> bytes:
 
 
 def _pareto_png(rows: Sequence[Mapping[str, Any]]) -> bytes | None:
-    pts = [(r["latency_ms"], 100 * r["accuracy"]) for r in rows if r.get("accuracy") is not None]
+    metric = _metric(rows)
+    scale = 100 if metric == "accuracy" else 1
+    pts = [(r["latency_ms"], scale * r["quality"]) for r in rows if r.get("quality") is not None]
     if not pts:
         return None
-    named = [r for r in rows if r.get("accuracy") is not None]
+    named = [r for r in rows if r.get("quality") is not None]
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.scatter([p[0] for p in pts], [p[1] for p in pts], color="tab:blue")
@@ -290,7 +322,7 @@ def _pareto_png(rows: Sequence[Mapping[str, Any]]) -> bytes | None:
     ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], color="tab:red", marker="o", label="Pareto front")
     ax.set_xscale("log")
     ax.set_xlabel(f"latency p50 (ms, batch {rows[0]['batch_size']})")
-    ax.set_ylabel("accuracy (%)")
+    ax.set_ylabel("accuracy (%)" if metric == "accuracy" else metric)
     ax.legend()
     ax.grid(alpha=0.3)
     return _png(fig)
@@ -308,16 +340,17 @@ def _widths_png(widths: Mapping[str, Mapping[str, int]]) -> bytes:
     return _png(fig)
 
 
-def _curves_png(histories: Mapping[str, Sequence[Mapping[str, Any]]]) -> bytes:
+def _curves_png(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: str = "accuracy") -> bytes:
+    key, scale = f"val_{metric}", 100 if metric == "accuracy" else 1
     plt = _figure()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
     for label, h in histories.items():
         epochs = [m["epoch"] for m in h]
         ax1.plot(epochs, [m["train_loss"] for m in h], label=f"{label} train")
         ax1.plot(epochs, [m["val_loss"] if m.get("val_loss") is not None else float("nan") for m in h], linestyle="--", label=f"{label} val")
-        ax2.plot(epochs, [100 * m["val_accuracy"] if m.get("val_accuracy") is not None else float("nan") for m in h], label=label)
+        ax2.plot(epochs, [scale * m[key] if m.get(key) is not None else float("nan") for m in h], label=label)
     ax1.set_xlabel("epoch"), ax1.set_ylabel("loss"), ax1.legend(fontsize=7)
-    ax2.set_xlabel("epoch"), ax2.set_ylabel("validation accuracy (%)"), ax2.legend(fontsize=7)
+    ax2.set_xlabel("epoch"), ax2.set_ylabel("validation accuracy (%)" if metric == "accuracy" else f"validation {metric}"), ax2.legend(fontsize=7)
     return _png(fig)
 
 

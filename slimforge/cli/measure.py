@@ -27,10 +27,9 @@ def measure_cmd(
     from slimforge.experiment import run_data_config
     from slimforge.deploy_forms import parse_reference
     from slimforge.measure import choose_layout
-    from slimforge.measure import load_variant, measure_variants
+    from slimforge.measure import load_variant
     from slimforge.pipeline.stages import StageContext
     from slimforge.report import build_rows, reference_notes, write_report
-    from slimforge.train.evaluate import EVAL_BATCH_SIZE
 
     from slimforge.errors import ConfigError
 
@@ -43,9 +42,6 @@ def measure_cmd(
     if not sizes or min(sizes) < 1:
         raise ConfigError(f"--batch-sizes {batch_sizes!r}: every batch size must be at least 1.")
     ctx = StageContext(run_data_config(runs[0]).model_copy(update={"augment": False}))
-    dataset = getattr(ctx.data, split)
-    step = EVAL_BATCH_SIZE
-    batches = [tuple(dataset.__getitems__(list(range(i, min(i + step, len(dataset)))))[:2]) for i in range(0, len(dataset), step)]
     forms = parse_reference(reference)
     variants = [load_variant(r, r.name, threads=threads) for r in runs]
     if channels_last is None:  # auto: the faster layout for the first run's model, at the largest batch size
@@ -54,12 +50,11 @@ def measure_cmd(
     if channels_last:
         variants = [load_variant(r, r.name, threads=threads, channels_last=True) for r in runs]
     print(f"PyTorch variants run {'channels-last' if channels_last else 'contiguous'}")
-    measurement = measure_variants(variants, ctx.example(), sizes, eval_batches=batches, num_classes=ctx.data.info.num_classes,
-                                   threads=threads, repeats=repeats, reference=forms)
+    measurement, extra = ctx.measure(variants, sizes, split=split, threads=threads, repeats=repeats, reference=forms)
     for row in [r for bs in sizes for r in build_rows(measurement, batch_size=bs)]:  # every batch size asked
         versus = (f"  vs eager {row['speedup_vs_eager']:.2f}x" if "speedup_vs_eager" in row else "") + (
             f"  vs best fp32 ({row['best_fp32_form']}) {row['speedup_vs_best_fp32']:.2f}x" if "best_fp32_form" in row else "")
-        print(f"{row['variant']:32s} {split} acc {100 * row['accuracy']:.2f}%  Δ {row['delta_points']:+.2f} pts  "
+        print(f"{row['variant']:32s} {split} {_quality(row)}  "
               f"p50 {row['latency_ms']:.2f} ms (batch {row['batch_size']}, {threads} thread(s))  speed-up {row['speedup']:.2f}x{versus}")
     for line in reference_notes(measurement):
         print(line)
@@ -67,8 +62,14 @@ def measure_cmd(
         from slimforge.files import check_not_input
 
         check_not_input(out, runs)
-        paths = write_report(out, measurement, title="slimforge measure")
+        paths = write_report(out, measurement, title="slimforge measure", split=split, extra=extra)
         print(f"HTML report: {paths['html'].resolve()}")
+
+
+def _quality(row: dict) -> str:
+    if row["metric"] == "accuracy":
+        return f"acc {100 * row['quality']:.2f}%  Δ {row['delta_points']:+.2f} pts"
+    return f"{row['metric']} {row['quality']:.4f}  Δ {row['delta_points']:+.2f}%"
 
 
 def _batch(example, batch_size: int):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -51,7 +51,30 @@ class StageContext:
         return self.stage_dirs.get(ref, Path(ref))
 
     def example(self, n: int = 2) -> torch.Tensor:
+        if self.ranking:  # a recommender is timed as it serves: users' candidates (100 pairs each on the NCF protocol)
+            return _concat_pairs([self.data.test[i][0] for i in range(min(n, len(self.data.test)))])
         return self.data.train.__getitems__(list(range(n)))[0]
+
+    @property
+    def ranking(self) -> bool:
+        return getattr(self.data.info, "task", "") == "ranking"
+
+    def measure(self, variants: list[Any], batch_sizes: Sequence[int], *, split: str = "test", threads: int = 1, repeats: int = 30,
+                reference: Sequence[str] = ()) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+        """``measure_variants`` on this data's ``split``, and the report's extra columns. A classifier: accuracy. A
+        recommender: its ranking figures (the data's metric compared, the others as extra columns), timed on users'
+        candidates (batch sizes count the pairs scored: 25,600 is 256 users x 100 candidates)."""
+        from slimforge.measure import measure_variants
+
+        dataset = getattr(self.data, split)
+        common = dict(threads=threads, repeats=repeats, reference=reference)
+        if not self.ranking:
+            measurement = measure_variants(variants, self.example(), batch_sizes, eval_batches=self._batches(dataset, EVAL_BATCH_SIZE),
+                                           num_classes=self.data.info.num_classes, **common)
+            return measurement, {}
+        measurement = measure_variants(variants, self.example(), batch_sizes, quality=lambda v: _ranking_figures(dataset, v),
+                                       metric=self.data.info.metric, **common)
+        return measurement, _ranking_columns(measurement, split)
 
     def calibration(self, batches: int, batch_size: int = 64) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The first ``batches`` batches of the (un-augmented) training split, in a fixed order."""
@@ -80,6 +103,10 @@ class StageContext:
     def _batches(ds, batch_size: int, limit: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
         n = len(ds) if limit is None else min(limit, len(ds))
         return [tuple(ds.__getitems__(list(range(i, min(i + batch_size, n))))[:2]) for i in range(0, n, batch_size)]
+
+
+def _concat_pairs(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
 
 
 Runner = Callable[[StageContext, Any, Path | None, Path], dict[str, Any]]
@@ -410,7 +437,7 @@ class ReportStage(StageConfig):
 
 @register_stage("report", ReportStage, "report", "measure every variant and write report.md / report.html")
 def run_report(ctx: StageContext, cfg: ReportStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
-    from slimforge.measure import load_variant, measure_variants
+    from slimforge.measure import load_variant
     from slimforge.report import layer_widths, read_history, write_report
 
     names = cfg.variants or [n for n, d in ctx.stage_dirs.items() if PRODUCES.get(_kind_of(d)) in ("model", "quantized")]
@@ -418,16 +445,30 @@ def run_report(ctx: StageContext, cfg: ReportStage, input_dir: Path | None, out:
         raise ConfigError(f"stage {cfg.name!r}: a report needs models to measure: put it after a train (or other model) stage, "
                           "or list run folders under 'variants'.")
     variants = [load_variant(ctx.resolve(n), n, threads=cfg.threads, channels_last=cfg.channels_last) for n in names]
-    measurement = measure_variants(variants, ctx.example(), cfg.batch_sizes, eval_batches=ctx.test_batches(),
-                                   num_classes=ctx.data.info.num_classes, threads=cfg.threads, repeats=cfg.repeats, reference=cfg.reference)
+    measurement, extra = ctx.measure(variants, cfg.batch_sizes, threads=cfg.threads, repeats=cfg.repeats, reference=cfg.reference)
     histories = {n: h for n in names if (h := read_history(ctx.resolve(n)))}
     widths = {v.name: layer_widths(v.module) for v in variants if v.module is not None}
     if len({tuple(w.values()) for w in widths.values()}) <= 1:
         widths = {}  # nothing was pruned: the plot would say nothing
     paths = write_report(out, measurement, title=cfg.title or f"slimforge report: {ctx.data.info.name}", histories=histories, widths=widths,
-                         notes=[f"{v.name}: {v.path}" for v in variants])
+                         notes=[f"{v.name}: {v.path}" for v in variants], extra=extra)
     rows = {v["name"]: v for v in measurement["variants"]}
     return {"html": str(paths["html"]), "markdown": str(paths["markdown"]), "variants": list(rows)}
+
+
+RANKING_FIGURES = ("hr@10", "ndcg@10", "recall@20", "ndcg@20")
+
+
+def _ranking_figures(test: Any, variant: Any) -> dict[str, float]:
+    figures = test.evaluate(variant.module if variant.module is not None else variant.predict)
+    return {k: figures[k] for k in RANKING_FIGURES if k in figures}
+
+
+def _ranking_columns(measurement: dict[str, Any], split: str) -> dict[str, dict[str, str]]:
+    """The ranking figures beside the compared one, as extra report columns."""
+    metric = measurement.get("metric")
+    return {v["name"]: {f"{split} {k}": f"{v[k]:.4f}" for k in RANKING_FIGURES if k != metric and v.get(k) is not None}
+            for v in measurement["variants"]}
 
 
 def _kind_of(folder: Path) -> str:

@@ -27,6 +27,13 @@ def test_train_then_eval_a_recommender(tmp_path, capsys):
     assert f"hr@10 {metrics['test_hr@10']:.4f}, ndcg@10 {metrics['test_ndcg@10']:.4f}" in line
     assert f"ndcg@20 {metrics['test_ndcg@20']:.4f}" in line and "(300 samples)" in line
 
+    report = tmp_path / "measured"
+    assert main(["measure", str(out), "--batch-sizes", "200", "--repeats", "3", "--reference", "none", "--out", str(report)]) == 0
+    line = capsys.readouterr().out
+    assert f"neumf{' ' * 27} test ndcg@10 {metrics['test_ndcg@10']:.4f}  Δ +0.00%" in line  # ranking figures, not accuracy
+    table = (report / "report.md").read_text()
+    assert f"| neumf | {metrics['test_ndcg@10']:.4f} | +0.00% | {metrics['test_hr@10']:.4f} | {metrics['test_recall@20']:.4f} |" in table
+
 
 def test_a_recommender_on_image_data_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "--data", "digits", "--model", "mf", "--epochs", "1", "--out", str(tmp_path / "x"), "--quiet"]) == 2
