@@ -29,7 +29,7 @@ S.MODELS.update({
     "olmoe": ("OlmoeConfig", "OlmoeForCausalLM", dict(D, num_experts=4, num_experts_per_tok=2), "ids"),
     "qwen3-moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM", dict(D, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=64, head_dim=16), "ids"),
     "gpt-oss": ("GptOssConfig", "GptOssForCausalLM", dict(D, num_local_experts=4, num_experts_per_tok=2, head_dim=16, layer_types=["full_attention"] * 2), "ids"),
-    "deepseek-v3": ("DeepseekV3Config", "DeepseekV3ForCausalLM", dict(D, n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=64, q_lora_rank=32, kv_lora_rank=16, qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=16, first_k_dense_replace=1, n_group=1, topk_group=1), "ids"),
+    "deepseek-v3": ("DeepseekV3Config", "DeepseekV3ForCausalLM", dict(D, num_key_value_heads=4, n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=64, q_lora_rank=32, kv_lora_rank=16, qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=16, first_k_dense_replace=1, n_group=1, topk_group=1), "ids"),
     "mpt": ("MptConfig", "MptForCausalLM", dict(vocab_size=128, d_model=64, n_heads=4, n_layers=2, max_seq_len=64), "ids"),
     "openai-gpt": ("OpenAIGPTConfig", "OpenAIGPTLMHeadModel", dict(vocab_size=128, n_embd=64, n_layer=2, n_head=4, n_positions=64), "ids"),
     "ctrl": ("CTRLConfig", "CTRLLMHeadModel", dict(vocab_size=128, n_embd=64, n_layer=2, n_head=4, dff=128, n_positions=64), "ids"),

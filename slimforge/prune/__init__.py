@@ -17,6 +17,7 @@ from slimforge.prune import _timm_attention, _timm_hybrid_attention, _timm_stage
 from slimforge.prune import _hf_fused_attention  # noqa: F401  (register Phi-3's, GPTBigCode's, CodeGen's, Funnel's and LeViT's forms)
 from slimforge.prune import _hf_layout_attention  # noqa: F401  (register Persimmon's, XLNet's, DeBERTa v1's and SqueezeBERT's forms)
 from slimforge.prune import _hf_classic_attention  # noqa: F401  (register XLM's, CTRL's, OpenAI GPT's and ModernBERT's forms)
+from slimforge.prune import _hf_latent_attention  # noqa: F401  (register the multi-head latent attention form)
 from slimforge.prune import _hf_alibi_attention  # noqa: F401  (register MPT's form and its ALiBi stand-in)
 from slimforge.prune._capture import register_op_rule
 from slimforge.prune._graph import DependencyGraph

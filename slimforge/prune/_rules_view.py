@@ -25,6 +25,13 @@ from slimforge.prune.attention import find_attention_form, head_axis
     "reciprocal", "square", "sign", "logical_not", "bitwise_not", "native_dropout",
     "selu", "celu", "softplus", "log_sigmoid", "glu_placeholder", "fill_", "zero_", "dropout2d", "cos", "sin",
     "real", "imag", "conj", "conj_physical", "resolve_conj", "angle",
+    # the rest of the elementwise functions of one tensor (YOSO's acos), and in-place random fills (a router's exponential_)
+    "acos", "asin", "atan", "tan", "cosh", "sinh", "acosh", "asinh", "atanh", "expm1", "log1p", "log2", "log10", "exp2",
+    "floor", "ceil", "round", "trunc", "frac", "sgn", "isnan", "isinf", "isfinite", "nan_to_num", "nan_to_num_", "logit",
+    "erfc", "erfinv", "digamma", "lgamma", "threshold", "hardshrink", "softshrink", "tanhshrink", "positive", "signbit",
+    "i0", "sinc", "deg2rad", "rad2deg", "sin_", "cos_", "exp_", "log_", "sqrt_", "abs_", "neg_", "reciprocal_", "rsqrt_",
+    "exp2_", "floor_", "ceil_", "round_", "trunc_", "sign_", "sgn_", "logical_not_", "erf_", "clamp_max_", "clamp_min_",
+    "log1p_", "expm1_", "bitwise_not_", "exponential_", "uniform_", "normal_", "random_", "geometric_", "cauchy_", "log_normal_",
 )
 def _unary(tr: Tracing, node: torch.fx.Node) -> Any:
     label = tr.lab(node.args[0])
@@ -41,7 +48,7 @@ def _unary(tr: Tracing, node: torch.fx.Node) -> Any:
 @_rule(
     "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "multiply", "divide", "subtract", "true_divide", "where", "maximum", "minimum", "eq", "ne",
     "lt", "gt", "le", "ge", "pow", "masked_fill", "masked_fill_", "logical_and", "logical_or", "copy_", "type_as",
-    "floor_divide", "remainder", "fmod", "lerp", "addcmul", "addcdiv", "atan2", "hypot", "bitwise_and", "bitwise_or",
+    "floor_divide", "remainder", "fmod", "lerp", "addcmul", "addcdiv", "atan2", "hypot", "bitwise_and", "bitwise_or", "pow_",
 )
 def _binary(tr: Tracing, node: torch.fx.Node) -> Any:
     """Broadcasting elementwise op: aligned dimensions are tied index by index."""

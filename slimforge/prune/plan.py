@@ -169,7 +169,16 @@ def slice_tensors(model: nn.Module, kept: dict[str, dict[int, list[int] | np.nda
                 (m._parameters if p else m._buffers)[a] = new
     for module, snap in snapshots.values():
         _sync_attributes(module, snap)
+    _sync_blocks(model)
     _sync_attention_and_config(model)
+
+
+def _sync_blocks(model: nn.Module) -> None:
+    """Sizes a module keeps for its children's tensors, having none of its own to slice."""
+    for module in model.modules():
+        experts = getattr(module, "experts", None)
+        if isinstance(getattr(module, "input_size", None), int) and isinstance(experts, nn.Module) and _is_experts(experts):
+            module.input_size = experts.down_proj.shape[1]  # GraniteMoE's block: output.view(bsz, length, input_size)
 
 
 SHAPE_ATTRIBUTES = ("normalized_shape",)  # shapes a module keeps in an attribute where it has no tensor to slice

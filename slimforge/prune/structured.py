@@ -247,10 +247,16 @@ def capture_kwargs(model: nn.Module, example_kwargs: Mapping[str, Any] | None) -
 
 
 def _accepts(model: nn.Module, name: str) -> bool:
+    """``model.forward`` takes ``name``: as a parameter, or, for a transformers model, through ``**kwargs``
+    (GraniteMoE's causal LM hands ``use_cache`` on to its decoder that way)."""
     try:
-        return name in inspect.signature(model.forward).parameters
+        parameters = inspect.signature(model.forward).parameters
     except (TypeError, ValueError):
         return False
+    if name in parameters:
+        return True
+    passes_on = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    return passes_on and type(model).__module__.startswith("transformers.")
 
 
 def _explain_nothing_pruned(graph: DependencyGraph, config: PruneConfig) -> None:

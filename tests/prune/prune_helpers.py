@@ -235,6 +235,17 @@ def tiny_mpt() -> nn.Module:
     return MptForCausalLM(MptConfig(vocab_size=100, d_model=64, n_heads=4, n_layers=2, max_seq_len=64))
 
 
+def tiny_minicpm3() -> nn.Module:
+    """MiniCPM3: multi-head latent attention (q_a/q_b_proj, kv_a_proj_with_mqa, kv_b_proj, o_proj, a shared rotary key)."""
+    from transformers import MiniCPM3Config, MiniCPM3ForCausalLM
+
+    torch.manual_seed(0)
+    return MiniCPM3ForCausalLM(MiniCPM3Config(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                              num_key_value_heads=4, intermediate_size=128, max_position_embeddings=64,
+                                              pad_token_id=0, q_lora_rank=32, kv_lora_rank=16, qk_nope_head_dim=8,
+                                              qk_rope_head_dim=8, v_head_dim=16))
+
+
 def tiny_bloom() -> nn.Module:
     """BLOOM: query_key_value as (heads, 3, head_dim), heads merged with the batch; the model-wide ALiBi bias
     picked per layer by a stand-in forward."""

@@ -80,6 +80,7 @@ FORM_MODELS = {
     "hf-openai-gpt-attention": lambda: _hf("tiny_openai_gpt"),
     "hf-modernbert-attention": lambda: _hf("tiny_modernbert"),
     "hf-mpt-attention": lambda: _hf("tiny_mpt"),
+    "hf-latent-attention": lambda: _hf("tiny_minicpm3"),
     "hf-bloom-attention": lambda: _hf("tiny_bloom"),
     "hf-fused-grouped-query": lambda: _hf("tiny_phi3"),
     "hf-gpt-bigcode-attention": lambda: _hf("tiny_gpt_bigcode"),
@@ -141,6 +142,8 @@ def _query_width(m: nn.Module) -> int:
         return m.c_attn.weight.shape[1] // 3
     if hasattr(m, "Wqkv"):  # ModernBERT
         return m.Wqkv.out_features // 3
+    if getattr(m, "q_b_proj", None) is not None:  # multi-head latent attention: queries from the latent (q_proj is None)
+        return m.q_b_proj.out_features
     return next(getattr(m, n) for n in ("query", "q_proj", "q_lin", "q", "Wq") if hasattr(m, n)).out_features
 
 

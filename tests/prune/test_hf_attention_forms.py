@@ -121,8 +121,19 @@ def _gpt_oss():  # experts' gate and up columns interleaved: gate_up[..., ::2], 
     return transformers.GptOssForCausalLM(config), {}
 
 
+def _minicpm3():  # multi-head latent attention: q_b_proj / kv_b_proj heads, a rotary key shared by every head
+    config = transformers.MiniCPM3Config(**TEXT, num_key_value_heads=4, pad_token_id=0, q_lora_rank=32, kv_lora_rank=16,
+                                         qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=16)
+    return transformers.MiniCPM3ForCausalLM(config), {}
+
+
+def _granite_moe():  # its causal LM takes use_cache through **kwargs; its MoE block views its output to input_size
+    config = transformers.GraniteMoeConfig(**TEXT, num_key_value_heads=2, pad_token_id=0, num_local_experts=4, num_experts_per_tok=2)
+    return transformers.GraniteMoeForCausalLM(config), {}
+
+
 # SegFormer's classifier reshapes with config.hidden_sizes[-1], which sync_config now follows.
-BUILD = {"gpt-oss": _gpt_oss, "xlm": _xlm, "ctrl": _ctrl, "openai-gpt": _openai_gpt, "modernbert": _modernbert,"xlnet": _xlnet, "deberta-v1": _deberta_v1, "deberta-v1-relative": lambda: _deberta_v1(**RELATIVE, max_relative_positions=16),
+BUILD = {"minicpm3": _minicpm3, "granite-moe": _granite_moe, "gpt-oss": _gpt_oss, "xlm": _xlm, "ctrl": _ctrl, "openai-gpt": _openai_gpt, "modernbert": _modernbert,"xlnet": _xlnet, "deberta-v1": _deberta_v1, "deberta-v1-relative": lambda: _deberta_v1(**RELATIVE, max_relative_positions=16),
          "deberta-v2-relative": _deberta_v2_relative, "xglm": _xglm, "persimmon": _persimmon, "distilbert": _distilbert, "mpnet": _mpnet, "deberta-v2": _deberta, "phi": _phi, "segformer": _segformer,
          "segformer-cls": lambda: _segformer("ImageClassification")}
 
@@ -139,7 +150,7 @@ def _heads(model):
                                             ("xglm", 0.20), ("persimmon", 0.36), ("xlnet", 0.36), ("deberta-v1", 0.37),
                                             ("deberta-v1-relative", 0.33), ("deberta-v2-relative", 0.37), ("m2m100", 0.38),
                                             ("xlm", 0.39), ("ctrl", 0.38), ("openai-gpt", 0.39), ("modernbert", 0.39),
-                                            ("longt5", 0.39), ("gpt-oss", 0.43)])
+                                            ("longt5", 0.39), ("gpt-oss", 0.43), ("minicpm3", 0.38), ("granite-moe", 0.43)])
 @torch.no_grad()
 def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     torch.manual_seed(0)
@@ -158,7 +169,8 @@ def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     if family == "t5":  # cross-attention too (its zero position bias, built with n_heads, had pinned its heads)
         assert all(block.layer[1].EncDecAttention.n_heads == 3 for block in model.decoder.block)
     slimforge.save(model, tmp_path)
-    kwargs = {"use_cache": False} if family in ("t5", "bart", "m2m100", "longt5", "phi", "xglm", "persimmon", "xlnet", "ctrl", "gpt-oss") else {}
+    kwargs = {"use_cache": False} if family in ("t5", "bart", "m2m100", "longt5", "phi", "xglm", "persimmon", "xlnet", "ctrl", "gpt-oss",
+                                                "minicpm3", "granite-moe") else {}
     assert torch.equal(slimforge.load(tmp_path).eval()(**inputs, **kwargs).logits, model(**inputs, **kwargs).logits)
 
 

@@ -553,3 +553,24 @@ def test_a_forward_that_branches_on_its_data_is_captured_along_the_branch_the_ex
     big = x.clone()
     big[:, 0] = 200.0  # the other branch still runs on the pruned model
     assert model(big).shape == (4, 3)
+
+
+class _ElementwiseMath(nn.Module):
+    """YOSO's acos of normalised scores, a router's in-place random draw (PhiMoE's exponential_ in training)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.down = nn.Linear(6, 32), nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.up(x))
+        noise = torch.empty_like(h).exponential_() if self.training else torch.ones_like(h)
+        return self.down(torch.acos(h * 0.9) * noise + torch.log1p(h.abs()))
+
+
+def test_elementwise_functions_and_random_fills_follow_their_input():
+    x = torch.randn(4, 6)
+    model = _ElementwiseMath()
+    sp.prune(model, x, ratio=0.5, round_to=8)  # both failed before: no rule for acos / exponential_
+    assert model.up.out_features == 16 and model.down.in_features == 16
+    assert model.eval()(x).shape == (4, 3)
