@@ -167,7 +167,7 @@ def _run(student, teachers, data, config, train_config, out, record, resume, cal
 
 
 def _ranking_objective(data: DataSplits, train_config: TrainConfig) -> Any:
-    """A recommender's label term: the objective its data trains with (``train.loss``, bce or bpr); None for classifiers."""
+    """A recommender's label term: the objective its data trains with (``train.loss``: ranking, softmax, bce, bpr); None for classifiers."""
     from slimforge.train.objectives import objective_for
 
     resolved = train_config.with_defaults(getattr(data, "train_defaults", {}) or {})

@@ -154,7 +154,7 @@ class DistillObjective:
             student_logits = model(inputs)
         outputs, teacher_features = self._teacher_outputs(inputs, indices)
         if student_logits.dim() == 1:  # a recommender: one score per (user, item) pair
-            rows_s, rows_t, rows_y, hard = self._candidate_rows(student_logits, outputs, inputs, targets, indices)
+            rows_s, rows_t, rows_y, hard = self._candidate_rows(student_logits, outputs, inputs, targets, indices, student)
         else:
             rows_s, rows_t, rows_y, hard = self._class_rows(student_logits, outputs, targets)
         soft = self.loss(rows_s, rows_t, rows_y) if self.config.soft_weight else rows_s.new_zeros(())
@@ -186,11 +186,13 @@ class DistillObjective:
         return rows_s, rows_t, rows_y, hard
 
     def _candidate_rows(self, scores: torch.Tensor, outputs: list[torch.Tensor], inputs: Any, targets: torch.Tensor,
-                        indices: torch.Tensor) -> tuple:
+                        indices: torch.Tensor, student: nn.Module) -> tuple:
         """A recommender's batch (B positives, then each positive's k sampled negatives, scores (B * (1 + k),)):
         each positive and its negatives form a row of 1 + k candidates whose "class" 0 is the positive, so
         every logit loss distils the teacher's ranking of the sampled candidates (``kd``: the softmax over them
-        at temperature T). The hard term is the run's own training objective (``train.loss``: bce, bpr) on the scores."""
+        at temperature T). The hard term is the run's own training objective (``train.loss``: ranking, softmax, bce,
+        bpr): on these scores, or, for a softmax over the catalogue, on the student's scores of its sample of the
+        catalogue (the unwrapped student: one more forward, whose gradients DDP reduces with the rest)."""
         rows_s = candidate_rows(scores, len(indices))
         rows_t = combine_teachers(torch.stack([candidate_rows(o.reshape(-1), len(indices)) for o in outputs]),
                                   self.loss.ensemble, self.loss.temperature)
@@ -200,7 +202,9 @@ class DistillObjective:
         if self.ranking_objective is None:
             raise ConfigError("Distilling a recommender needs its training objective (bce or bpr) for the label term: "
                               "set objective.ranking_objective, as slimforge.distill does from the data's train.loss.")
-        hard = self.ranking_objective(lambda _inputs: scores, inputs, targets, indices).loss
+        uses_catalogue = getattr(self.ranking_objective, "uses_catalogue", None)
+        scorer = student if uses_catalogue is not None and uses_catalogue(student) else (lambda _inputs: scores)
+        hard = self.ranking_objective(scorer, inputs, targets, indices).loss
         return rows_s, rows_t, rows_y, hard
 
     def cached_targets(self) -> torch.Tensor:

@@ -59,6 +59,10 @@ class SoftmaxObjective:
     def __init__(self, shared: int = SHARED_NEGATIVES) -> None:
         self.shared = shared
 
+    def uses_catalogue(self, model: nn.Module) -> bool:
+        """It scores ``model`` against a sample of the catalogue, not only the batch's pairs (distillation's label term asks)."""
+        return _catalogue_size(model) is not None
+
     def __call__(self, model: nn.Module, inputs: dict[str, torch.Tensor], targets: torch.Tensor, indices: torch.Tensor) -> LossOutput:
         positives = len(indices)
         users, items = inputs["user"], inputs["item"]
@@ -116,6 +120,9 @@ class AutoRankingObjective:
 
     def __init__(self) -> None:
         self.softmax, self.bce = SoftmaxObjective(), BinaryCrossEntropyObjective()
+
+    def uses_catalogue(self, model: nn.Module) -> bool:
+        return self.softmax.uses_catalogue(model)
 
     def __call__(self, model: nn.Module, inputs: dict[str, torch.Tensor], targets: torch.Tensor, indices: torch.Tensor) -> LossOutput:
         chosen = self.softmax if _catalogue_size(model) is not None else self.bce

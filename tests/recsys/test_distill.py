@@ -59,3 +59,19 @@ def test_candidate_rows_put_each_positive_before_its_negatives():
     assert candidate_rows(scores, 2).tolist() == [[1.0, 10.0, 11.0], [2.0, 20.0, 21.0]]
     with pytest.raises(DataError, match="positives followed by their sampled negatives"):
         candidate_rows(scores, 4)
+
+
+def test_the_label_term_of_an_mf_student_is_the_softmax_over_the_catalogue(synthetic, teacher):
+    """With the data's default objective (ranking), MF's label term is its softmax against the catalogue, as when it
+    trains alone (not BCE on the batch's pairs): the hard loss is the catalogue cross-entropy of the student's scores."""
+    from slimforge.distill import build_distill_objective
+    from slimforge.recsys.objectives import AutoRankingObjective
+
+    student = _mf(synthetic, 8)
+    objective = build_distill_objective(student, teacher, DistillConfig(temperature=1.0, soft_weight=0.5))
+    objective.ranking_objective = AutoRankingObjective()
+    synthetic.train.set_epoch(0)
+    inputs, targets, idx = synthetic.train.__getitems__(list(range(16)))
+    parts = objective(student, inputs, targets, idx).parts
+    every = student.score_catalogue(inputs["user"][:16])  # the synthetic catalogue is under the sample size: exact
+    torch.testing.assert_close(torch.as_tensor(parts["hard_loss"]), F.cross_entropy(every, inputs["item"][:16]))
