@@ -241,8 +241,8 @@ def _recover(ctx, model, teacher_dir, finetune, distill, out, cfg, callbacks=())
     if finetune is None:
         from slimforge.train import evaluate
 
-        test = evaluate(model, ctx.data.test)
-        metrics = {"test_accuracy": test["accuracy"], "test_loss": test["loss"]}
+        test = evaluate(model, ctx.data.test)  # a classifier's accuracy and loss; a recommender's ranking figures and loss
+        metrics = {f"test_{k}": v for k, v in test.items() if k != "count" and v is not None}
         loading.save(model, out, config=record, metrics=metrics)
         return metrics
     if distill is not None:

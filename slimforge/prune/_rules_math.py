@@ -23,6 +23,25 @@ def _embedding(tr: Tracing, node: torch.fx.Node) -> Any:
     return [None] * len(_shape(indices)) + [lw[1]]
 
 
+@_rule("embedding_bag", "_embedding_bag", "_embedding_bag_forward_only")
+def _embedding_bag(tr: Tracing, node: torch.fx.Node) -> Any:
+    """``nn.EmbeddingBag`` (a recommender's multi-hot features): each bag's rows pooled, output (bags, dim) whose
+    columns are the table's; rows, indices, offsets and per-sample weights stay. The op also returns its
+    bookkeeping (offset2bag, bag sizes, max indices), which has no channels."""
+    weight, indices = node.args[0], node.args[1]
+    lw = tr.lab(weight) or [None, None]
+    tr.uf.pin(lw[0])
+    for other in (indices, *node.args[2:]):
+        if isinstance(other, torch.fx.Node):
+            tr.pin_label(tr.lab(other))
+    tr.mark_source(weight, 1)
+    out = [None, lw[1]]
+    val = node.meta.get("val")
+    if isinstance(val, (tuple, list)):
+        return (out, *[[None] * v.dim() if isinstance(v, torch.Tensor) else None for v in val[1:]])
+    return out
+
+
 @_rule("linear")
 def _linear(tr: Tracing, node: torch.fx.Node) -> Any:
     x, weight, bias = node.args[0], node.args[1], _arg(node, 2, "bias")

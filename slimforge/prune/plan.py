@@ -241,7 +241,7 @@ def _sync_attributes(module: nn.Module, snap: dict[str, Any]) -> None:
         module.normalized_shape = tuple(module.weight.shape)
     elif isinstance(module, nn.GroupNorm) and module.weight is not None:
         module.num_channels = module.weight.shape[0]
-    elif isinstance(module, nn.Embedding):
+    elif isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
         module.num_embeddings, module.embedding_dim = module.weight.shape
     elif _is_experts(module):  # transformers' mixture-of-experts layers reshape with these
         module.hidden_dim, module.intermediate_dim = module.down_proj.shape[1], module.down_proj.shape[2]
