@@ -382,7 +382,7 @@ def fit_config_or_describe(hf: nn.Module) -> str:
             return f"its layers have different {what}: {sizes[key]} ({'; '.join(str(d) for d in left[:2])})."
     config = hf.config
     hidden = getattr(config, "hidden_size", None)
-    if sizes["heads"] and getattr(config, "head_dim", None) is None and isinstance(hidden, int):  # the config derives the head size
+    if sizes["heads"] and isinstance(hidden, int):  # the config's class derives the head size (pruning set head_dim; it reads none)
         heads, head_size = sizes["heads"][0], sizes["head_size"][0]
         if hidden != heads * head_size:
             return (f"{heads} heads of size {head_size} (heads pruned, hidden size {hidden} kept): the config derives the "

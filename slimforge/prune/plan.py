@@ -22,7 +22,7 @@ from torch import nn
 
 from slimforge.artifacts import register_edit
 from slimforge.errors import ArtifactError
-from slimforge.prune.attention import remember_sizes, sync_attention
+from slimforge.prune.attention import find_attention_form, remember_sizes, sync_attention
 from slimforge.prune.errors import PruningError
 
 if TYPE_CHECKING:
@@ -173,12 +173,29 @@ def slice_tensors(model: nn.Module, kept: dict[str, dict[int, list[int] | np.nda
     _sync_attention_and_config(model)
 
 
+def _keep_head_size(model: nn.Module, config: Any) -> None:
+    """Once heads go, hidden_size / num_attention_heads is no longer the head size; a config that would derive it
+    so gets it explicitly (``head_dim``), as transformers reads it where present: PhiMoE's rotary embedding recomputes
+    its width from the config in every forward, and the pruned model failed on a 24-wide rotation of 16-wide heads."""
+    hidden, heads = getattr(config, "hidden_size", None), getattr(config, "num_attention_heads", None)
+    if not (isinstance(hidden, int) and isinstance(heads, int) and heads > 0) or getattr(config, "head_dim", None) is not None:
+        return
+    sizes = {form.head_dim(m) for m in model.modules() if (form := find_attention_form(m)) is not None and not form.part}
+    if len(sizes) == 1 and (size := sizes.pop()) * heads != hidden:
+        config.head_dim = size
+
+
 def _sync_blocks(model: nn.Module) -> None:
     """Sizes a module keeps for its children's tensors, having none of its own to slice."""
     for module in model.modules():
         experts = getattr(module, "experts", None)
-        if isinstance(getattr(module, "input_size", None), int) and isinstance(experts, nn.Module) and _is_experts(experts):
-            module.input_size = experts.down_proj.shape[1]  # GraniteMoE's block: output.view(bsz, length, input_size)
+        if not (isinstance(experts, nn.Module) and _is_experts(experts)) or module is experts:
+            continue
+        # A mixture-of-experts block views tokens to its width: GraniteMoE's output.view(bsz, length, input_size),
+        # ERNIE-4.5-MoE's hidden_states.view(-1, hidden_dim).
+        for attr in ("input_size", "hidden_dim"):
+            if isinstance(getattr(module, attr, None), int):
+                setattr(module, attr, experts.down_proj.shape[1])
 
 
 SHAPE_ATTRIBUTES = ("normalized_shape",)  # shapes a module keeps in an attribute where it has no tensor to slice
@@ -289,6 +306,7 @@ def _sync_attention_and_config(model: nn.Module) -> None:
     for key, values in sizes.items():
         if len(values) == 1 and hasattr(config, key):
             setattr(config, key, values.pop())
+    _keep_head_size(model, config)
     from slimforge.models.hf import sync_config
 
     sync_config(model)  # every transformers config inside, from its layers' shapes (ViT, GPT-2's n_inner ...)

@@ -132,8 +132,19 @@ def _granite_moe():  # its causal LM takes use_cache through **kwargs; its MoE b
     return transformers.GraniteMoeForCausalLM(config), {}
 
 
+def _ernie_moe():  # its sparse MoE block views tokens to hidden_dim, which follows the sliced experts
+    config = transformers.Ernie4_5_MoeConfig(**TEXT, num_key_value_heads=2, pad_token_id=0, moe_num_experts=4, moe_k=2,
+                                             moe_intermediate_size=64, head_dim=16)
+    return transformers.Ernie4_5_MoeForCausalLM(config), {}
+
+
+def _phimoe():  # its rotary embedding recomputes its width from the config (hidden_size / heads) in every forward
+    config = transformers.PhimoeConfig(**TEXT, num_key_value_heads=2, pad_token_id=0, num_local_experts=4, num_experts_per_tok=2)
+    return transformers.PhimoeForCausalLM(config), {}
+
+
 # SegFormer's classifier reshapes with config.hidden_sizes[-1], which sync_config now follows.
-BUILD = {"minicpm3": _minicpm3, "granite-moe": _granite_moe, "gpt-oss": _gpt_oss, "xlm": _xlm, "ctrl": _ctrl, "openai-gpt": _openai_gpt, "modernbert": _modernbert,"xlnet": _xlnet, "deberta-v1": _deberta_v1, "deberta-v1-relative": lambda: _deberta_v1(**RELATIVE, max_relative_positions=16),
+BUILD = {"minicpm3": _minicpm3, "granite-moe": _granite_moe, "ernie-moe": _ernie_moe, "phimoe": _phimoe, "gpt-oss": _gpt_oss, "xlm": _xlm, "ctrl": _ctrl, "openai-gpt": _openai_gpt, "modernbert": _modernbert,"xlnet": _xlnet, "deberta-v1": _deberta_v1, "deberta-v1-relative": lambda: _deberta_v1(**RELATIVE, max_relative_positions=16),
          "deberta-v2-relative": _deberta_v2_relative, "xglm": _xglm, "persimmon": _persimmon, "distilbert": _distilbert, "mpnet": _mpnet, "deberta-v2": _deberta, "phi": _phi, "segformer": _segformer,
          "segformer-cls": lambda: _segformer("ImageClassification")}
 
@@ -150,7 +161,8 @@ def _heads(model):
                                             ("xglm", 0.20), ("persimmon", 0.36), ("xlnet", 0.36), ("deberta-v1", 0.37),
                                             ("deberta-v1-relative", 0.33), ("deberta-v2-relative", 0.37), ("m2m100", 0.38),
                                             ("xlm", 0.39), ("ctrl", 0.38), ("openai-gpt", 0.39), ("modernbert", 0.39),
-                                            ("longt5", 0.39), ("gpt-oss", 0.43), ("minicpm3", 0.38), ("granite-moe", 0.43)])
+                                            ("longt5", 0.39), ("gpt-oss", 0.43), ("minicpm3", 0.38), ("granite-moe", 0.43),
+                                            ("ernie-moe", 0.44), ("phimoe", 0.43)])
 @torch.no_grad()
 def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     torch.manual_seed(0)
@@ -170,7 +182,7 @@ def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
         assert all(block.layer[1].EncDecAttention.n_heads == 3 for block in model.decoder.block)
     slimforge.save(model, tmp_path)
     kwargs = {"use_cache": False} if family in ("t5", "bart", "m2m100", "longt5", "phi", "xglm", "persimmon", "xlnet", "ctrl", "gpt-oss",
-                                                "minicpm3", "granite-moe") else {}
+                                                "minicpm3", "granite-moe", "ernie-moe", "phimoe") else {}
     assert torch.equal(slimforge.load(tmp_path).eval()(**inputs, **kwargs).logits, model(**inputs, **kwargs).logits)
 
 
