@@ -180,9 +180,18 @@ def _keep_head_size(model: nn.Module, config: Any) -> None:
     hidden, heads = getattr(config, "hidden_size", None), getattr(config, "num_attention_heads", None)
     if not (isinstance(hidden, int) and isinstance(heads, int) and heads > 0) or getattr(config, "head_dim", None) is not None:
         return
-    sizes = {form.head_dim(m) for m in model.modules() if (form := find_attention_form(m)) is not None and not form.part}
+    sizes = {_head_size(m, form) for m in model.modules() if (form := find_attention_form(m)) is not None and not form.part}
     if len(sizes) == 1 and (size := sizes.pop()) * heads != hidden:
         config.head_dim = size
+
+
+def _head_size(module: nn.Module, form: Any) -> int:
+    """The attention head size (a form's ``head_dim`` counts a head's channels in its projection: GPT-NeoX's 3 x)."""
+    for attr in ("head_dim", "head_size", "attention_head_size"):
+        value = getattr(module, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return form.head_dim(module)
 
 
 def _sync_blocks(model: nn.Module) -> None:

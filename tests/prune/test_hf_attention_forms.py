@@ -339,3 +339,18 @@ def test_alibi_attention_keeps_each_head_s_own_slope_when_a_head_goes(tmp_path, 
     assert torch.equal(slimforge.load(tmp_path).eval()(ids, use_cache=False).logits, model(ids, use_cache=False).logits)
     with pytest.raises(Exception, match="Hugging Face folder"):
         slimforge.save_pretrained(model, tmp_path / "hf")
+
+
+@torch.no_grad()
+def test_a_config_that_derives_the_head_size_gets_it_once_heads_go():
+    """PhiMoE's rotary embedding reads hidden_size / num_attention_heads from the config in every forward; GPT-NeoX's
+    attention form counts 3 x head_size channels per head, which is not the head size the config must get."""
+    torch.manual_seed(0)
+    model, _ = _phimoe()
+    ids = torch.randint(3, 120, (2, 12))
+    slimforge.prune(model.eval(), example_kwargs={"input_ids": ids}, ratio=0.3)
+    config = model.config
+    assert config.num_attention_heads * config.head_dim != config.hidden_size and config.head_dim == 16
+    neox = transformers.GPTNeoXForCausalLM(transformers.GPTNeoXConfig(**TEXT)).eval()
+    slimforge.prune(neox, example_kwargs={"input_ids": ids}, ratio=0.3)
+    assert getattr(neox.config, "head_dim", None) in (None, 16)
