@@ -192,7 +192,7 @@ class EmbeddingTables:
         if session.time_left() < 0:
             return None
         t0 = time.monotonic()
-        cfg = TrainConfig(epochs=s.qat_epochs, lr=s.qat_lr, quiet=True, num_threads=session.cfg.train_threads)
+        cfg = TrainConfig(epochs=s.qat_epochs, lr=s.qat_lr, quiet=True, num_threads=session.cfg.train_threads, keep_best=False)
         session.log(f"{name}: quantization-aware fine-tuning, {s.qat_epochs} epochs at lr {s.qat_lr:g}")
         scratch = session.out / "qat-finetune" / name
         try:
@@ -250,7 +250,7 @@ class EmbeddingTables:
             return None
         tried.append(result.ranks)
         recipe = f"SVD of the tables at {energy:.0%} energy (ranks {ranks}) + {epochs} epochs fine-tune at lr {s.finetune_lr:g}"
-        cfg = TrainConfig(epochs=epochs, lr=s.finetune_lr, quiet=True, num_threads=session.cfg.train_threads)
+        cfg = TrainConfig(epochs=epochs, lr=s.finetune_lr, quiet=True, num_threads=session.cfg.train_threads, keep_best=False)
         session.log(f"{name}: ranks {ranks}; fine-tuning {epochs} epochs")
 
         def save(folder: Path) -> None:
