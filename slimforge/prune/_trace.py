@@ -99,6 +99,7 @@ class _Tracer:
         self.labels: dict[torch.fx.Node, Any] = {}
         self.slots: list[Slot] = []
         self.slot_of: dict[tuple[str, int], int] = {}
+        self.slot_starting_at: dict[int, int] = {}  # first element of a parameter dimension -> its slot
         self.sources: set[int] = set()  # slot indices that are output dimensions
         self.macs_terms: list[list[Any]] = []
         self.records: list[tuple[torch.fx.Node, Any]] = []
@@ -156,6 +157,7 @@ class _Tracer:
                 continue
             vec = self.uf.fresh(int(size))
             self.slot_of[(name, dim)] = len(self.slots)
+            self.slot_starting_at[int(vec[0])] = len(self.slots)
             self.slots.append(Slot(name, dim, vec))
             label.append(vec)
             if (name, dim) in self.extra_sources:
@@ -210,10 +212,19 @@ class _Tracer:
     def mark_source(self, weight: Any, dim: int) -> None:
         """Dimension ``dim`` of ``weight`` produces units: of the parameter itself, or of the one it
         transposes (experts' weights stored (experts, out, in) and transposed for a grouped matmul)."""
+        label, label_dim = self.lab(weight), dim
         weight, dim = _through_transposes(weight, dim)
         name = self.param_names.get(getattr(weight, "name", ""), None)
         if name is not None and (name, dim) in self.slot_of:
             self.sources.add(self.slot_of[(name, dim)])
+            return
+        # A weight computed from a parameter (timm's ScaledStdConv2d standardises its weight in forward; a scaled or
+        # re-parametrised weight alike): its dimension still carries the parameter's own elements where every op on
+        # the way kept them, so the parameter's slot is the source.
+        vec = label[label_dim] if label is not None and label_dim < len(label) else None
+        slot = self.slot_starting_at.get(int(vec[0])) if vec is not None and len(vec) else None
+        if slot is not None and np.array_equal(self.slots[slot].elements, vec):
+            self.sources.add(slot)
 
     def attribute_slot(self, node: torch.fx.Node, attr: str, index: int, vec: Any, value: list[int]) -> bool:
         """Make entry ``index`` of the calling module's ``attr`` (a shape the module keeps in an

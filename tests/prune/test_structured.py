@@ -574,3 +574,20 @@ def test_elementwise_functions_and_random_fills_follow_their_input():
     sp.prune(model, x, ratio=0.5, round_to=8)  # both failed before: no rule for acos / exponential_
     assert model.up.out_features == 16 and model.down.in_features == 16
     assert model.eval()(x).shape == (4, 3)
+
+
+class _StandardisedConv(nn.Conv2d):
+    """timm's ScaledStdConv2d in short: the weight is standardised over its fan-in in every forward."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None, training=True, momentum=0.0, eps=1e-6)
+        return F.conv2d(x, w.reshape_as(self.weight), self.bias, padding=1)
+
+
+def test_a_weight_computed_from_its_parameter_still_produces_prunable_channels():
+    model = nn.Sequential(_StandardisedConv(3, 16, 3), nn.ReLU(), _StandardisedConv(16, 16, 3), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(16, 4)).eval()
+    x = torch.randn(2, 3, 16, 16)
+    sp.prune(model, x, ratio=0.5, round_to=8)  # "Nothing to prune" before: a computed weight was no source of channels
+    assert model[2].out_channels == 8 and model[5].in_features == 8
+    assert model(x).shape == (2, 4)
