@@ -38,7 +38,8 @@ def runs(synthetic, tmp_path_factory):
 
 def test_mf_learns_the_planted_structure_well_beyond_popularity(runs):
     pop, mf, bpr = (runs[k].metrics for k in ("popularity", "mf", "mf-bpr"))
-    # Measured: popularity NDCG@10 0.145, MF 0.30 (BCE) and 0.33 (BPR); full-catalogue NDCG@20 0.061 vs 0.18.
+    # Measured (the default objective: the softmax for both): popularity NDCG@10 0.132, MF 0.332 (BPR 0.330, BCE 0.301);
+    # full-catalogue NDCG@20 0.057 vs 0.223.
     assert mf["test_ndcg@10"] > 1.6 * pop["test_ndcg@10"] and bpr["test_ndcg@10"] > 1.6 * pop["test_ndcg@10"]
     assert mf["test_ndcg@20"] > 2 * pop["test_ndcg@20"]
     assert mf["best_val_ndcg@10"] is not None and "test_accuracy" not in mf
