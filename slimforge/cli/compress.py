@@ -98,7 +98,9 @@ def test_figures(metrics: dict) -> str:
     """``test accuracy 0.9123`` for a classifier, ``test hr@10 0.71, ndcg@10 0.47 ...`` for a recommender."""
     if metrics.get("test_accuracy") is not None:
         return f"test accuracy {metrics['test_accuracy']:.4f}"
-    ranked = [k for k in ("hr@10", "ndcg@10", "recall@20", "ndcg@20") if metrics.get(f"test_{k}") is not None]
+    from slimforge.pipeline.stages import RANKING_FIGURES
+
+    ranked = [k for k in RANKING_FIGURES if metrics.get(f"test_{k}") is not None]
     return "test " + ", ".join(f"{k} {metrics[f'test_{k}']:.4f}" for k in ranked) if ranked else "(no test figures)"
 
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from slimforge.artifacts import register_edit
 from slimforge.errors import ArtifactError
-from slimforge.prune.attention import find_attention_form, remember_sizes, sync_attention
+from slimforge.prune.attention import _int, find_attention_form, remember_sizes, sync_attention
 from slimforge.prune.errors import PruningError
 
 if TYPE_CHECKING:
@@ -187,11 +187,8 @@ def _keep_head_size(model: nn.Module, config: Any) -> None:
 
 def _head_size(module: nn.Module, form: Any) -> int:
     """The attention head size (a form's ``head_dim`` counts a head's channels in its projection: GPT-NeoX's 3 x)."""
-    for attr in ("head_dim", "head_size", "attention_head_size"):
-        value = getattr(module, attr, None)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return form.head_dim(module)
+    attr = next((a for a in ("head_dim", "head_size", "attention_head_size") if _int(module, a)), None)
+    return getattr(module, attr) if attr is not None else form.head_dim(module)
 
 
 def _sync_blocks(model: nn.Module) -> None:

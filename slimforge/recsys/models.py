@@ -92,7 +92,7 @@ class Popularity(RecsysModel):
         return self.item_bias(items).squeeze(-1)
 
     def score_catalogue(self, users, items=None):
-        return _rows(self.item_bias, items, self.num_items).T.expand(len(users), -1)
+        return _rows(self.item_bias, items, self.num_items, users.device).T.expand(len(users), -1)
 
 
 class MatrixFactorization(RecsysModel):
@@ -114,8 +114,8 @@ class MatrixFactorization(RecsysModel):
         return dot + column(self.item_bias, items) + self.bias
 
     def score_catalogue(self, users, items=None):
-        bias = _rows(self.item_bias, items, self.num_items).T + self.bias
-        return torch.addmm(bias, self.user_embedding(users), _rows(self.item_embedding, items, self.num_items).T)
+        bias = _rows(self.item_bias, items, self.num_items, users.device).T + self.bias
+        return torch.addmm(bias, self.user_embedding(users), _rows(self.item_embedding, items, self.num_items, users.device).T)
 
 
 class NeuMF(RecsysModel):
@@ -227,18 +227,10 @@ def _bias(rows: int, sparse: bool = False) -> nn.Embedding:
     return table
 
 
-def _rows(table: nn.Module, items: torch.Tensor | None, every: int) -> torch.Tensor:
+def _rows(table: nn.Module, items: torch.Tensor | None, every: int, device: torch.device) -> torch.Tensor:
     """The rows ``items`` of an embedding table (its first ``every`` rows when None), through its forward
     (a plain, factorised, quantized or fake-quantized table alike)."""
-    return table(torch.arange(every, device=_device_of(table)) if items is None else items)
-
-
-def _device_of(module: nn.Module) -> torch.device:
-    for tensor in module.parameters():
-        return tensor.device
-    for tensor in module.buffers():
-        return tensor.device
-    return torch.device("cpu")
+    return table(torch.arange(every, device=device) if items is None else items)
 
 
 def _run_in_place(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
