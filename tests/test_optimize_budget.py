@@ -8,7 +8,7 @@ import pytest
 
 from slimforge.errors import ConfigError
 from slimforge.optimize.budget import (
-    DEFAULT_MARGIN_Z, Budget, OptimizeConfig, PairedDrop, interval_points, paired_drop, paired_standard_error, recovery_epochs,
+    DEFAULT_MARGIN_Z, Budget, JointMargin, OptimizeConfig, PairedDrop, interval_points, paired_drop, paired_standard_error, recovery_epochs,
 )
 from slimforge.quantize import list_backends
 
@@ -166,3 +166,42 @@ def test_the_general_paired_standard_error_is_paired_drop_s_for_0_1_values():
     assert 100 * paired_standard_error(baseline, candidate) == pytest.approx(paired_drop(baseline, candidate).se_points)
     with pytest.raises(ValueError, match="same, non-empty split"):
         paired_standard_error([0.5], [0.5, 0.4])
+
+
+def _noisy(base, rng, scale=0.1):
+    return (base + rng.normal(0, scale, base.size)).tolist()
+
+
+def test_the_joint_margin_is_z_for_one_candidate_and_bonferroni_for_independent_ones():
+    from statistics import NormalDist
+
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    base = rng.random(600)
+    joint = JointMargin(DEFAULT_MARGIN_Z, base.tolist())
+    assert joint.add(_noisy(base, rng)) == DEFAULT_MARGIN_Z  # never below z; one candidate's own quantile is z
+    values = [joint.add(_noisy(base, rng)) for _ in range(19)]
+    assert values == sorted(values)  # a new candidate never lowers it
+    bonferroni = NormalDist().inv_cdf(1 - 0.05 / 20)  # 20 independent differences: max-T is Bonferroni (a hair under)
+    assert bonferroni - 0.08 < values[-1] <= bonferroni + 0.03
+
+
+def test_candidates_that_differ_from_the_baseline_alike_cost_the_joint_margin_nothing():
+    import numpy as np
+
+    rng = np.random.default_rng(4)
+    base = rng.random(600)
+    shared = np.asarray(_noisy(base, rng))
+    joint = JointMargin(DEFAULT_MARGIN_Z, base.tolist())
+    first = joint.add(shared.tolist())
+    for k in range(10):  # int8 / int4 of one model: the same per-sample differences up to a little rounding
+        assert joint.add((shared + rng.normal(0, 1e-4, base.size)).tolist()) < first + 0.02
+    assert joint.with_extra(base.tolist()) == joint.value  # identical to the baseline: no noise to cover
+    assert joint.with_extra((base + 0.01).tolist()) == joint.value  # a constant shift: no spread, no noise either
+    assert JointMargin(0.0, base.tolist()).add(shared.tolist()) == 0.0  # margin off
+
+
+def test_the_joint_margin_needs_the_baseline_s_samples():
+    with pytest.raises(ValueError, match="the baseline has 3 values and the candidate 2"):
+        JointMargin(DEFAULT_MARGIN_Z, [0.1, 0.2, 0.3]).add([0.1, 0.2])

@@ -32,6 +32,7 @@ def optimize_cmd(
     metric: Annotated[Optional[str], typer.Option(help="the validation metric the budget is on, e.g. ndcg@10 or hr@10 (default: the data's headline metric: accuracy, or ndcg@10 for recommendations); --objective size")] = None,
     budget: Annotated[Optional[str], typer.Option(help="what the metric may lose on validation: '2%' is a RELATIVE loss (2% of the baseline's value), '0.5' is 0.5 POINTS (100 x the absolute change); default: --max-accuracy-drop points")] = None,
     noise_margin: Annotated[float, typer.Option(min=0, help="standard errors of the paired validation difference (candidate vs baseline, the same samples) added to a candidate's loss before the budget check; 0 checks the raw loss")] = DEFAULT_MARGIN_Z,
+    joint_margin: Annotated[bool, typer.Option("--joint-margin/--per-candidate-margin", help="--objective size: the noise margin's confidence (95% at the default 1.645) holds for every candidate the search tried at once (it keeps the luckiest within the budget), or for each candidate alone")] = True,
     sampled_expectation: Annotated[bool, typer.Option("--sampled-expectation/--fixed-draw", help="--objective size, recommenders: validation's sampled HR@10/NDCG@10 as their exact expectation over the 99 negatives' draw (less noise), or on the split's one fixed draw; test always uses its fixed draw")] = True,
     batch_size: Annotated[int, typer.Option(help="batch size latency is measured at")] = 32,
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for every stage: latency (default 1) and recovery training (default: all cores)")] = None,
@@ -55,7 +56,7 @@ def optimize_cmd(
     data_cfg = run_data_config(run)
     data_cfg = type(data_cfg).model_validate({**data_cfg.model_dump(), "augment": False, **({"root": data_root} if data_root else {})})  # validated: a relative root is stored absolute
     cfg = OptimizeConfig(max_accuracy_drop=max_accuracy_drop, objective=objective, metric=metric, budget=Budget.parse(budget) if budget else None,
-                         margin_z=noise_margin, sampled_expectation=sampled_expectation, batch_size=batch_size, threads=threads or 1,
+                         margin_z=noise_margin, joint_margin=joint_margin, sampled_expectation=sampled_expectation, batch_size=batch_size, threads=threads or 1,
                          train_threads=threads, channels_last=channels_last, refine=refine, prune_by=prune_by, reference=parse_reference(reference),
                          backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
                          time_budget_s=parse_duration(time_budget), auto_recovery=recovery_epochs is None,

@@ -12,6 +12,10 @@ for the models it accepts, propose compressed models through a :class:`SizeSessi
    A ranking split's sampled metrics (HR@10, NDCG@10 among 99 drawn negatives) are scored on
    validation as their exact expectation over the draw (``sampled_expectation``, the default),
    per user and paired with the baseline's for the noise margin; test keeps its one fixed draw.
+4. sizes the noise margin for the search, not for one candidate (:class:`JointMargin`, the default
+   ``joint_margin``): the search keeps the smallest candidate validation admits, the one whose
+   validation luck was best among all it tried, so the margin's confidence must hold for all of them
+   at once. Each new candidate can widen every candidate's margin; verdicts and ``best/`` follow.
 
 The smallest candidate within the budget is the best (ties: the higher validation score); it is
 copied to ``best/`` and ``optimize.json`` and ``summary.md`` are rewritten after every candidate.
@@ -29,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any, Protocol
 
 import torch
@@ -39,7 +44,7 @@ from slimforge._registry import Registry
 from slimforge.errors import ConfigError, did_you_mean
 from slimforge.files import atomic_write_bytes, final_folder, relocated, staged_output
 from slimforge.measure import machine_description
-from slimforge.optimize.budget import Budget, OptimizeConfig, paired_standard_error
+from slimforge.optimize.budget import Budget, JointMargin, OptimizeConfig, paired_standard_error
 from slimforge.optimize.objectives import register_objective
 
 # Figures an evaluation returns that are not a score where higher is better.
@@ -77,7 +82,8 @@ class SizeCandidate:
     within_budget: bool
     seconds: float
     details: dict[str, Any] = field(default_factory=dict)
-    margin: float = 0.0  # margin_z standard errors of the paired validation difference, in the budget's unit
+    margin: float = 0.0  # the noise margin (critical value x the paired validation difference's standard error), in the budget's unit
+    se: float = 0.0  # standard error of the paired validation difference with the baseline, in the metric's units
 
 
 @register_objective("size", help="the smallest weight file within a budget on a chosen metric (recommenders)")
@@ -123,6 +129,8 @@ class SizeSession:
         self.metric = _known_metric(config.metric or data.info.metric, scores)
         self.base_val, self.base_test = scores[self.metric], _evaluate(model, data.test)[self.metric]
         self.base_per_sample = (scores.get("per_sample") or {}).get(self.metric)  # None: no paired margin for this split
+        self.joint = (JointMargin(config.margin_z, self.base_per_sample.tolist())
+                      if config.joint_margin and self.base_per_sample is not None else None)
         self.base_bytes = weight_file(self.baseline_dir).stat().st_size
         self.log(f"baseline: {self.base_bytes / 1024:.0f} KB, validation {self.metric} {self.base_val:.4f}, test {self.base_test:.4f}; "
                  f"budget {self.budget.describe()} of validation {self.metric}, {config.time_budget_s / 60:.0f} min; "
@@ -150,17 +158,24 @@ class SizeSession:
         scores = _evaluate(model, self.data.val, per_sample=True, expected=self.expected)
         return scores[self.metric], (scores.get("per_sample") or {}).get(self.metric)
 
-    def margin(self, per_sample: Any) -> float:
-        """``margin_z`` standard errors of the paired difference with the baseline, in the metric's units
-        (0 when the split gives no per-sample values). 610 validation users move NDCG@10 by about as much
-        as a 2% budget: NeuMF's choice at -1.67% on validation lost 2.55% on test without it."""
+    def standard_error(self, per_sample: Any) -> float:
+        """Standard error of the paired difference with the baseline, in the metric's units (0 when the
+        split gives no per-sample values). 610 validation users move NDCG@10 by about as much as a 2%
+        budget: NeuMF's choice at -1.67% on validation lost 2.55% on test with no margin."""
         if per_sample is None or self.base_per_sample is None:
             return 0.0
-        return self.cfg.margin_z * paired_standard_error(self.base_per_sample.tolist(), per_sample.tolist())
+        return paired_standard_error(self.base_per_sample.tolist(), per_sample.tolist())
+
+    def critical_z(self, extra: Any = None) -> float:
+        """Standard errors in the noise margin: ``margin_z``, or with ``joint_margin`` the critical value
+        over every candidate so far (and ``extra``'s per-sample values, a model a generator is weighing)."""
+        if self.joint is None:
+            return self.cfg.margin_z
+        return self.joint.with_extra(extra.tolist()) if extra is not None else self.joint.value
 
     def allows(self, val: float, per_sample: Any = None) -> bool:
         """A validation score within the budget once the noise margin of its paired difference is taken off."""
-        return self.budget.allows(self.base_val, val - self.margin(per_sample))
+        return self.budget.allows(self.base_val, val - self.critical_z(per_sample) * self.standard_error(per_sample))
 
     def record_config(self, **extra: Any) -> dict[str, Any]:
         """What a candidate's config.yaml holds: the data section (``slimforge eval`` reads it) and ``extra``."""
@@ -192,20 +207,46 @@ class SizeSession:
         model = loading.load(folder)
         (val, per_sample), test = self.score_paired(model), _evaluate(model, self.data.test)[self.metric]
         size = weight_file(folder).stat().st_size
-        noise = self.margin(per_sample)
-        within = self.budget.allows(self.base_val, val - noise)
-        margin = self.budget.loss(self.base_val, val - noise) - self.budget.loss(self.base_val, val)  # in the budget's unit
-        cand = SizeCandidate(name, str(folder), recipe, size, round(self.base_bytes / size, 3), val, test, within,
-                             round(seconds, 1), details, round(margin, 4) if math.isfinite(margin) else margin)
+        cand = SizeCandidate(name, str(folder), recipe, size, round(self.base_bytes / size, 3), val, test, False,
+                             round(seconds, 1), details, se=self.standard_error(per_sample))
+        if self.joint is not None and per_sample is not None:
+            self.joint.add(per_sample.tolist())
         self.candidates.append(cand)
-        if cand.within_budget and (self.best is None or _smaller(cand, self.best)):
-            self.best = cand
-            _replace_folder(folder, self.out / "best")
+        before = self.best
+        self._judge()
+        if self.best is not None and self.best is not before:
+            _replace_folder(Path(self.best.path), self.out / "best")
+        elif self.best is None and before is not None:
+            shutil.rmtree(self.out / "best", ignore_errors=True)
+        if before is not None and not before.within_budget:
+            self.log(f"{before.name} is no longer within the budget with the margin over {len(self.candidates)} candidates "
+                     f"({self.critical_z():.2f} standard errors)")
         self.log(f"{name}: {size / 1024:.0f} KB ({cand.size_x:.2f}x smaller), validation {self.metric} {val:.4f} "
-                 f"({self.change(val, self.base_val)}), test {test:.4f}{' [best so far]' if self.best is cand else ''}"
-                 f"{'' if cand.within_budget else ' (over budget)'}; {time.monotonic() - self.started:.0f} s elapsed")
+                 f"({self.change(val, self.base_val)}, noise margin {cand.margin:.2f}), test {test:.4f}"
+                 f"{' [best so far]' if self.best is cand else ''}{'' if cand.within_budget else ' (over budget)'}; "
+                 f"{time.monotonic() - self.started:.0f} s elapsed")
         self.write_summary()
         return cand
+
+    def _judge(self) -> None:
+        """Every candidate's margin and verdict under the current critical value; the best: the smallest within."""
+        z = self.critical_z()
+        for c in self.candidates:
+            noise = z * c.se
+            margin = self.budget.loss(self.base_val, c.val - noise) - self.budget.loss(self.base_val, c.val)  # in the budget's unit
+            c.margin = round(margin, 4) if math.isfinite(margin) else margin
+            c.within_budget = self.budget.allows(self.base_val, c.val - noise)
+        within = [c for c in self.candidates if c.within_budget]
+        self.best = min(within, key=lambda c: (c.bytes, -c.val)) if within else None
+
+    def margin_rule(self) -> str:
+        """How the noise margin is sized, e.g. '2.61 standard errors: 95% for all 31 candidates at once'."""
+        if self.base_per_sample is None or self.cfg.margin_z == 0:
+            return "none"
+        confidence = f"{NormalDist().cdf(self.cfg.margin_z):.0%}"
+        if self.joint is None:
+            return f"{self.cfg.margin_z:g} standard errors: {confidence} for each candidate alone"
+        return f"{self.critical_z():.2f} standard errors: {confidence} for all {len(self.candidates)} candidates at once"
 
     def sampled_metrics(self) -> str:
         """How validation's sampled ranking metrics are scored (test: always its one fixed draw)."""
@@ -234,7 +275,8 @@ class SizeSession:
             "objective": "size",
             "metric": self.metric,
             "budget": {"amount": self.budget.amount, "relative": self.budget.relative, "split": "validation",
-                       "validation_sampled_metrics": self.sampled_metrics()},
+                       "validation_sampled_metrics": self.sampled_metrics(), "noise_margin": self.margin_rule(),
+                       "critical_z": self.critical_z() if self.base_per_sample is not None else 0.0},
             "baseline": {"path": str(self.baseline_dir), "bytes": self.base_bytes, "val": self.base_val, "test": self.base_test},
             "config": cfg,
             "best": asdict(self.best) if self.best else None,
@@ -264,7 +306,7 @@ class SizeSession:
         artifacts.write_json(self.out / "optimize.json", self.summary())
         notes = [f"{c.name}: {c.recipe}" for c in self.candidates]
         text = (f"# slimforge optimize --objective size\n\n{self.headline()}\n\nValidation's sampled metrics: {self.sampled_metrics()}; "
-                f"test's: one fixed draw.\n\n{self.table()}\n\n"
+                f"test's: one fixed draw. Noise margin: {self.margin_rule()}.\n\n{self.table()}\n\n"
                 + "".join(f"- {n}\n" for n in notes))
         atomic_write_bytes(self.out / "summary.md", text.encode())
 
@@ -326,11 +368,6 @@ def _known_metric(name: str, scores: dict[str, Any]) -> str:
                           "(A recommender's validation ranks the whole catalogue, recall@20 / ndcg@20, only with the data option "
                           "val_full_catalogue=true.)")
     return name
-
-
-def _smaller(cand: SizeCandidate, best: SizeCandidate) -> bool:
-    """``cand`` beats ``best``: a smaller weight file, or the same size with a higher validation score."""
-    return cand.bytes < best.bytes or (cand.bytes == best.bytes and cand.val > best.val)
 
 
 def _replace_folder(src: Path, dst: Path) -> None:
