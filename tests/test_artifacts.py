@@ -172,7 +172,7 @@ def test_qat_trained_model_saves_as_its_plain_architecture(tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [({"format": "1"}, "'format' must be an integer"), ({"kwargs": "x"}, "'kwargs' must be an object"),
-                                             ({"name": 5}, "'name' must be a string"), ({"edits": [{"kind": "bogus"}]}, "Known structural edits: factorize, prune")])
+                                             ({"name": 5}, "'name' must be a string"), ({"edits": [{"kind": "bogus"}]}, "Known structural edits: factorize, mixed_dim, prune")])
 def test_model_json_with_wrong_field_types_is_a_clear_error(saved, change, message):
     import json
 

@@ -77,7 +77,7 @@ def test_every_command_shows_flags_as_flags(capsys, monkeypatch):
 
     monkeypatch.setenv("COLUMNS", "200")
     names = [c.name for c in app.registered_commands]
-    loaders = {"train", "eval", "prune", "quantize", "factorize", "export", "distill", "measure", "predict", "optimize", "run"}
+    loaders = {"train", "eval", "prune", "quantize", "factorize", "mixed-dim", "export", "distill", "measure", "predict", "optimize", "run"}
     assert loaders <= set(names)
     for name in names:
         assert main([name, "--help"]) == 0

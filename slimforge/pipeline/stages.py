@@ -307,6 +307,31 @@ def run_factorize(ctx: StageContext, cfg: FactorizeStage, input_dir: Path | None
     return _recover(ctx, model, input_dir, cfg.finetune, cfg.distill, out, cfg)
 
 
+# ---------------------------------------------------------------- mixed_dim
+
+
+class MixedDimStage(StageConfig):
+    kind: Literal["mixed_dim"] = "mixed_dim"
+    shares: list[float] = Field([0.2, 0.8], min_length=1, description="fractions of the items per block, most interacted first; sum 1")
+    widths: list[float] = Field([1.0, 0.25], min_length=1, description="each block's width, a fraction of the table's")
+    layers: list[str] | None = Field(None, description="tables to convert (None: every table with one row per item)")
+    finetune: TrainConfig | None = None
+    distill: DistillSection | None = None
+
+
+@register_stage("mixed_dim", MixedDimStage, "model", "recommenders: item tables in blocks by popularity at mixed widths, then optional fine-tuning")
+def run_mixed_dim(ctx: StageContext, cfg: MixedDimStage, input_dir: Path | None, out: Path) -> dict[str, Any]:
+    from slimforge.recsys.mixed_dim import mixed_dimensions
+
+    popularity = getattr(getattr(ctx.data, "catalogue", None), "popularity", None)
+    if popularity is None:
+        raise ConfigError(f"The mixed_dim stage needs recommendation data (its items' training popularity); "
+                          f"{ctx.data_config.name!r} has none.")
+    model = _fp32_model(input_dir, "mixed_dim").train()
+    mixed_dimensions(model, popularity, cfg.shares, cfg.widths, cfg.layers)
+    return _recover(ctx, model, input_dir, cfg.finetune, cfg.distill, out, cfg)
+
+
 # ---------------------------------------------------------------- quantize
 
 

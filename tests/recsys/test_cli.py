@@ -77,3 +77,27 @@ def test_quantize_with_quantization_aware_finetuning_from_the_command_line(tmp_p
     capsys.readouterr()
     assert main(["quantize", str(run), "--backend", "onnxruntime", "--finetune-epochs", "1", "--out", str(tmp_path / "x")]) != 0
     assert "is for the embedding backends fbgemm-int8, fbgemm-int4, fbgemm-int2, not 'onnxruntime'" in capsys.readouterr().err
+
+
+def test_mixed_dimension_tables_from_the_command_line_then_int4(tmp_path, capsys):
+    """`slimforge mixed-dim RUN`: the item table in popularity blocks, a folder eval and quantize read; bad blocks refused."""
+    import pytest
+
+    pytest.importorskip("fbgemm_gpu")
+    run, md, q = tmp_path / "mf", tmp_path / "mf-md", tmp_path / "mf-md-int4"
+    assert main(["train", "--data", "synthetic-ratings", "--model", "mf", "--epochs", "4", "--lr", "0.01", "--threads", "1",
+                 "--out", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["mixed-dim", str(run), "--shares", "0.25,0.75", "--widths", "1,0.25", "--out", str(md)]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((md / "metrics.json").read_text())
+    assert f"test hr@10 {metrics['test_hr@10']:.4f}, ndcg@10 {metrics['test_ndcg@10']:.4f}" in printed and "x smaller" in printed
+    edit = json.loads((md / "model.json").read_text())["edits"][0]
+    assert edit["kind"] == "mixed_dim" and [w for _, w in edit["layers"]["item_embedding"]["blocks"]] == [32, 8]
+    assert (md / "catalogue.json").is_file()  # the folder serves alone
+    assert main(["eval", str(md)]) == 0 and f"ndcg@10 {metrics['test_ndcg@10']:.4f}" in capsys.readouterr().out
+    assert main(["quantize", str(md), "--backend", "fbgemm-int4", "--out", str(q)]) == 0
+    assert json.loads((q / "metrics.json").read_text())["test_ndcg@10"] > 0
+    capsys.readouterr()
+    assert main(["mixed-dim", str(run), "--shares", "0.5,0.4", "--out", str(tmp_path / "bad")]) != 0
+    assert "shares [0.5, 0.4] must be positive fractions summing to 1" in capsys.readouterr().err and not (tmp_path / "bad").exists()
