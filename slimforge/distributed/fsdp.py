@@ -42,9 +42,16 @@ def shard(model: nn.Module, ctx: DistContext) -> nn.Module:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
+    from slimforge.distributed.process import scalar_parameters
+
     if is_sharded(model):
         return model
     mesh = init_device_mesh(ctx.device.type, (ctx.world_size,))
+    scalars = {p for _, p in scalar_parameters(model)}  # not shardable: whole on every rank, gradients averaged by the step
+    options = {"mesh": mesh, **({"ignored_params": scalars} if scalars else {})}
+    with torch.no_grad():
+        for p in scalars:  # every rank starts from rank 0's, as for the shards
+            dist.broadcast(p, 0)
     total = sum(p.numel() for p in model.parameters())
     threshold = max(1, total // UNITS)
     uncovered: dict[nn.Module, int] = {}
@@ -52,10 +59,10 @@ def shard(model: nn.Module, ctx: DistContext) -> nn.Module:
         own = sum(p.numel() for p in module.parameters(recurse=False))
         size = own + sum(uncovered[c] for c in module.children())
         if module is not model and size >= threshold:
-            fully_shard(module, mesh=mesh)
+            fully_shard(module, **options)
             size = 0
         uncovered[module] = size
-    fully_shard(model, mesh=mesh)
+    fully_shard(model, **options)
     return model
 
 

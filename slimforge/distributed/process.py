@@ -67,9 +67,9 @@ class DistContext:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def all_reduce_sparse_gradients(self, params: list[tuple[str, nn.Parameter]]) -> None:
-        """Average the sparse gradients of ``params`` (see :func:`sparse_parameters`) over the
-        processes, one table after the other, after ``backward()``.
+    def all_reduce_gradients(self, params: list[tuple[str, nn.Parameter]]) -> None:
+        """Average the gradients of ``params`` that the wrapper leaves alone (:func:`outside_parameters`:
+        sparse tables under DDP, scalars under FSDP2) over the processes, one after the other, after ``backward()``.
 
         torch 2.14's DDP returned wrong gradients on gloo for a model with more than one table
         with sparse gradients (measured: a dot-product model with three sparse ``nn.Embedding``
@@ -80,7 +80,7 @@ class DistContext:
             return
         for _, p in params:
             if p.grad is not None:
-                grad = p.grad.coalesce()
+                grad = p.grad.coalesce() if p.grad.is_sparse else p.grad
                 dist.all_reduce(grad)
                 p.grad = grad / self.world_size
 
@@ -89,6 +89,18 @@ def sparse_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """(name, weight) of the ``nn.Embedding``/``nn.EmbeddingBag`` tables built with ``sparse=True``."""
     return [(f"{name}.weight" if name else "weight", m.weight) for name, m in model.named_modules()
             if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.sparse]
+
+
+def scalar_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """(name, parameter) of the 0-dimensional parameters (a global bias, a learned temperature): FSDP2
+    shards along the first dimension and refuses them, so they stay whole on every rank."""
+    return [(name, p) for name, p in model.named_parameters() if p.dim() == 0]
+
+
+def outside_parameters(model: nn.Module, strategy: str) -> list[tuple[str, nn.Parameter]]:
+    """The parameters ``slimforge.distributed.wrap`` leaves out of DDP or FSDP2, whose gradients the
+    training step averages itself (:meth:`DistContext.all_reduce_gradients`)."""
+    return sparse_parameters(model) if strategy == "ddp" else scalar_parameters(model)
 
 
 def torchrun_env() -> dict[str, int] | None:

@@ -20,7 +20,7 @@ def wrap(model: nn.Module, ctx: DistContext, strategy: str = "ddp") -> nn.Module
     from torch.nn.parallel import DistributedDataParallel
 
     sparse = sparse_parameters(model)
-    if sparse:  # left to ctx.all_reduce_sparse_gradients: DDP mixes up several sparse tables' all-reduces
+    if sparse:  # left to ctx.all_reduce_gradients: DDP mixes up several sparse tables' all-reduces
         DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, [name for name, _ in sparse])
         with torch.no_grad():
             for _, p in sparse:  # what DDP does for the parameters it owns: every rank starts from rank 0's

@@ -25,7 +25,7 @@ from torch.utils.data import DistributedSampler
 from slimforge import artifacts
 from slimforge.data.core import DataSplits
 from slimforge.distributed import DistContext, fsdp, restart_count, setup
-from slimforge.distributed.process import sparse_parameters
+from slimforge.distributed.process import outside_parameters
 from slimforge.distributed.wrap import wrap
 from slimforge.errors import ArtifactError, ConfigError, DataError, SlimforgeError
 from slimforge.files import final_folder, staged_output
@@ -328,7 +328,7 @@ def _train_epoch(wrapped, loader, objective, optimizer, scheduler, scaler, amp_d
     started = time.perf_counter()
     lr = optimizer.param_groups[0]["lr"]  # the epoch's last step's: a warm-up epoch shows where it got to, not where it began
     sync_extra = getattr(objective, "sync_gradients", None) if ctx.is_distributed else None
-    sparse = sparse_parameters(state.model) if ctx.is_distributed and cfg.strategy == "ddp" else []  # averaged outside DDP
+    outside = outside_parameters(state.model, cfg.strategy) if ctx.is_distributed else []  # averaged outside DDP / FSDP2
     for inputs, targets, indices in loader:
         inputs, targets = move_to(inputs, device), targets.to(device, non_blocking=True)
         with _autocast(device, amp_dtype):
@@ -337,8 +337,8 @@ def _train_epoch(wrapped, loader, objective, optimizer, scheduler, scaler, amp_d
         scaler.scale(out.loss).backward()
         if sync_extra is not None:  # e.g. distillation adapters, outside the DDP wrapper
             sync_extra()
-        if sparse:
-            ctx.all_reduce_sparse_gradients(sparse)
+        if outside:
+            ctx.all_reduce_gradients(outside)
         if cfg.grad_clip:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip)
