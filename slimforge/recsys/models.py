@@ -98,10 +98,10 @@ class Popularity(RecsysModel):
 class MatrixFactorization(RecsysModel):
     """<p_u, q_i> + b_i + b; ``dim`` factors."""
 
-    def __init__(self, num_users: int, num_items: int, dim: int = 32, sparse: bool = False) -> None:
+    def __init__(self, num_users: int, num_items: int, dim: int = 32, sparse: bool = False, qr_buckets: int = 0) -> None:
         super().__init__(num_users, num_items)
         self.user_embedding = _embedding(num_users, dim, sparse)
-        self.item_embedding = _embedding(num_items, dim, sparse)
+        self.item_embedding = _item_table(num_items, dim, sparse, qr_buckets)
         self.item_bias = _bias(num_items, sparse)
         self.bias = nn.Parameter(torch.zeros(()))
 
@@ -123,15 +123,15 @@ class NeuMF(RecsysModel):
     ``mlp[0]`` wide, so each of those embeddings is ``mlp[0] // 2``), joined by one linear layer."""
 
     def __init__(self, num_users: int, num_items: int, dim: int = 32, mlp: Sequence[int] = (64, 32, 16), dropout: float = 0.0,
-                 sparse: bool = False) -> None:
+                 sparse: bool = False, qr_buckets: int = 0) -> None:
         super().__init__(num_users, num_items)
         mlp = list(mlp)
         if len(mlp) < 2 or mlp[0] % 2:
             raise SlimforgeError(f"NeuMF needs at least two MLP widths, the first even (it is [user, item] embeddings); got mlp={mlp}.")
         self.gmf_user = _embedding(num_users, dim, sparse)
-        self.gmf_item = _embedding(num_items, dim, sparse)
+        self.gmf_item = _item_table(num_items, dim, sparse, qr_buckets)
         self.mlp_user = _embedding(num_users, mlp[0] // 2, sparse)
-        self.mlp_item = _embedding(num_items, mlp[0] // 2, sparse)
+        self.mlp_item = _item_table(num_items, mlp[0] // 2, sparse, qr_buckets)
         layers: list[nn.Module] = []
         for width_in, width_out in zip(mlp[:-1], mlp[1:]):
             layers += [nn.Linear(width_in, width_out), nn.ReLU()]
@@ -197,14 +197,16 @@ def popularity(num_users: int, num_items: int, num_genres: int = 0, sparse: bool
 
 
 @register_model("mf", help="matrix factorisation: dot product of user and item embeddings, plus item bias")
-def mf(num_users: int, num_items: int, num_genres: int = 0, dim: int = 32, sparse: bool = False) -> MatrixFactorization:
-    return MatrixFactorization(num_users, num_items, dim, sparse)
+def mf(num_users: int, num_items: int, num_genres: int = 0, dim: int = 32, sparse: bool = False, qr_buckets: int = 0) -> MatrixFactorization:
+    """``qr_buckets`` > 0: the item table is compositional, quotient x remainder rows (:mod:`slimforge.recsys.compositional`)."""
+    return MatrixFactorization(num_users, num_items, dim, sparse, qr_buckets)
 
 
 @register_model("neumf", help="NeuMF: GMF + MLP tower over user/item embeddings (He et al. 2017)")
 def neumf(num_users: int, num_items: int, num_genres: int = 0, dim: int = 32, mlp: Sequence[int] = (64, 32, 16), dropout: float = 0.0,
-          sparse: bool = False) -> NeuMF:
-    return NeuMF(num_users, num_items, dim, mlp, dropout, sparse)
+          sparse: bool = False, qr_buckets: int = 0) -> NeuMF:
+    """``qr_buckets`` > 0: both item tables are compositional, quotient x remainder rows."""
+    return NeuMF(num_users, num_items, dim, mlp, dropout, sparse, qr_buckets)
 
 
 @register_model("two-tower", help="two-tower recommender; item tower takes genres through an EmbeddingBag")
@@ -219,6 +221,15 @@ def _embedding(rows: int, dim: int, sparse: bool = False) -> nn.Embedding:
     table = nn.Embedding(rows, dim, sparse=sparse)
     nn.init.normal_(table.weight, std=INIT_STD)
     return table
+
+
+def _item_table(rows: int, dim: int, sparse: bool, qr_buckets: int) -> nn.Module:
+    """An item table: a plain one, or with ``qr_buckets`` > 0 a quotient-remainder one of about ``rows / qr_buckets + qr_buckets`` rows."""
+    if not qr_buckets:
+        return _embedding(rows, dim, sparse)
+    from slimforge.recsys.compositional import QuotientRemainderEmbedding
+
+    return QuotientRemainderEmbedding(rows, dim, qr_buckets, sparse, INIT_STD)
 
 
 def _bias(rows: int, sparse: bool = False) -> nn.Embedding:
