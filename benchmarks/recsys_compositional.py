@@ -27,7 +27,7 @@ from slimforge.optimize.size import weight_file
 from slimforge.quantize import QuantizeConfig, quantize, save_quantized
 from slimforge.train import TrainConfig, seed_everything, train
 
-METRICS = ("hr@10", "ndcg@10", "recall@20", "ndcg@20")
+from recsys_mixed_dim import METRICS, table  # noqa: E402  (run from benchmarks/ or with it on sys.path)
 
 
 def main() -> None:
@@ -61,14 +61,6 @@ def main() -> None:
         report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.processor() or platform.machine(),
                   "torch": torch.__version__, "threads": args.threads, "args": vars(args), "rows": rows}
         Path(args.json).write_text(json.dumps(report, indent=1))
-
-
-def table(rows: dict) -> str:
-    lines = ["| variant | weight file (KB) | size x | HR@10 | NDCG@10 | NDCG@10 rel. | Recall@20 | NDCG@20 |", "|---|---|---|---|---|---|---|---|"]
-    for name, r in rows.items():
-        lines.append(f"| {name} | {r['bytes'] / 1024:.0f} | {r['size_x']:.2f} | {r['hr@10']:.4f} | {r['ndcg@10']:.4f} | "
-                     f"{r['ndcg@10_rel']:+.2f}% | {r['recall@20']:.4f} | {r['ndcg@20']:.4f} |")
-    return "\n".join(lines)
 
 
 def _parse() -> argparse.Namespace:
