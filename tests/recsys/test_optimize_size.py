@@ -268,6 +268,9 @@ def test_a_candidate_the_joint_margin_no_longer_admits_hands_best_to_the_next_sm
     session._judge()
     assert session.critical_z() > 2.2 and not small.within_budget and session.best is large
     assert small.margin == pytest.approx(100 * session.critical_z() * 0.004 / session.base_val, abs=1e-3)
+    session.joint, session.cfg = None, OptimizeConfig(objective="size", joint_margin=False)  # --per-candidate-margin
+    session._judge()
+    assert session.critical_z() == 1.645 and session.best is small and "for each candidate alone" in session.margin_rule()
 
 
 def _noisy(base, rng, scale=0.1):
