@@ -89,3 +89,22 @@ def _squeezebert_sync(module: nn.Module) -> dict[str, int]:
 
 register_attention_form("hf-squeezebert-attention", AttentionForm(_squeezebert_attention, lambda m: m.attention_head_size, _squeezebert_sync),
                         "Hugging Face SqueezeBERT (1x1 Conv1d query/key/value, heads over channels)")
+
+
+def _neox_japanese_attention(module: nn.Module) -> bool:
+    """GPT-NeoX-Japanese: a fused ``query_key_value`` viewed as (heads, 3 * head_size) with the head count from
+    the module's own ``num_attention_heads`` (GPT-NeoX itself infers it, -1), partial rotary, a separate ``dense_bias``."""
+    return (_linear(module, "query_key_value") and _linear(module, "dense") and _int(module, "num_attention_heads")
+            and _int(module, "head_size") and _int(module, "rotary_ndims")
+            and module.query_key_value.out_features % (3 * module.head_size) == 0)  # once pruned too, before its sync
+
+
+def _neox_japanese_sync(module: nn.Module) -> dict[str, int]:
+    module.num_attention_heads = module.query_key_value.out_features // (3 * module.head_size)
+    return {"num_attention_heads": module.num_attention_heads}
+
+
+register_attention_form("hf-neox-japanese-attention", AttentionForm(
+    _neox_japanese_attention, lambda m: 3 * m.head_size, _neox_japanese_sync,  # a head's block of q, k and v rows, as GPT-NeoX's
+    built_heads=lambda m: m.num_attention_heads, built_batch_heads=True),  # its scores start as zeros(batch * heads, q, k)
+    "Hugging Face GPT-NeoX-Japanese (fused query_key_value as (heads, 3 * head_size), its own head count)")

@@ -680,8 +680,13 @@ def _created(tr: Tracing, node: torch.fx.Node) -> Any:
     count (T5's zero position bias, (1, n_heads, q, k)), its first dimension of that size follows the heads."""
     out = _none_like(node)
     heads = _built_heads(tr, node)
-    if heads is not None and heads > 1 and isinstance(out, list) and heads in _shape(node):
-        out[list(_shape(node)).index(heads)] = tr.uf.fresh(heads)
+    if heads is None or heads < 2 or not isinstance(out, list):
+        return out
+    shape = list(_shape(node))
+    if heads in shape:
+        out[shape.index(heads)] = tr.uf.fresh(heads)
+    elif shape and shape[0] % heads == 0 and _innermost_form(tr, node)[1].built_batch_heads:
+        out[0] = np.tile(tr.uf.fresh(heads), shape[0] // heads)  # (batch * heads, ...), batch-major
     return out
 
 

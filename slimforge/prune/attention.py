@@ -62,6 +62,9 @@ class AttentionForm:
     # position bias ``zeros(1, n_heads, q, k)``; ``repeat_kv``'s expand of one key/value head to every query
     # head): such a tensor's head dimension follows the pruned heads instead of pinning them. None: no such tensor.
     built_heads: Callable[[nn.Module], int | None] | None = None
+    # With ``built_heads``: it also builds tensors whose first dimension is (batch * heads), batch-major
+    # (GPT-NeoX-Japanese's zero scores for ``baddbmm``), whose size then is a multiple of the head count.
+    built_batch_heads: bool = False
     # Which factor of a split channel dimension counts heads, where :func:`head_axis`'s rule (the factor
     # followed by exactly head_dim channels) does not tell it (Falcon's (heads, 3) per-head q/k/v).
     split_axis: Callable[[nn.Module, list[int]], int | None] | None = None

@@ -175,6 +175,16 @@ def tiny_persimmon() -> nn.Module:
     return PersimmonForCausalLM(config)
 
 
+def tiny_gpt_neox_japanese() -> nn.Module:
+    """GPT-NeoX-Japanese: GPT-NeoX's (heads, 3 * head_size) rows with its own head count and zeros(batch * heads, q, k) scores."""
+    from transformers import GPTNeoXJapaneseConfig, GPTNeoXJapaneseForCausalLM
+
+    config = GPTNeoXJapaneseConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                   intermediate_multiple_size=2, max_position_embeddings=64)
+    torch.manual_seed(0)
+    return GPTNeoXJapaneseForCausalLM(config)
+
+
 def tiny_xlnet() -> nn.Module:
     """XLNet: (d_model, n_head, d_head) projection parameters through einsum, relative attention."""
     from transformers import XLNetConfig, XLNetForSequenceClassification

@@ -85,6 +85,7 @@ FORM_MODELS = {
     "hf-fused-grouped-query": lambda: _hf("tiny_phi3"),
     "hf-gpt-bigcode-attention": lambda: _hf("tiny_gpt_bigcode"),
     "hf-gpt-neox-attention": lambda: _hf("tiny_gpt_neox"),
+    "hf-neox-japanese-attention": lambda: _hf("tiny_gpt_neox_japanese"),
     "hf-cvt-attention": lambda: _factory("tiny_cvt_classifier", torch.randn(2, 3, 32, 32)),
     "timm-attention": _vit,
     # tests/prune/test_attention.py covers nn.MultiheadAttention in a user module

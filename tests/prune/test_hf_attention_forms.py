@@ -143,8 +143,14 @@ def _phimoe():  # its rotary embedding recomputes its width from the config (hid
     return transformers.PhimoeForCausalLM(config), {}
 
 
+def _neox_japanese():  # (heads, 3 * head_size) fused rows, its own head count, zeros(batch * heads, q, k) scores
+    config = transformers.GPTNeoXJapaneseConfig(vocab_size=128, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                                intermediate_multiple_size=2, max_position_embeddings=64)
+    return transformers.GPTNeoXJapaneseForCausalLM(config), {}
+
+
 # SegFormer's classifier reshapes with config.hidden_sizes[-1], which sync_config now follows.
-BUILD = {"minicpm3": _minicpm3, "granite-moe": _granite_moe, "ernie-moe": _ernie_moe, "phimoe": _phimoe, "gpt-oss": _gpt_oss, "xlm": _xlm, "ctrl": _ctrl, "openai-gpt": _openai_gpt, "modernbert": _modernbert,"xlnet": _xlnet, "deberta-v1": _deberta_v1, "deberta-v1-relative": lambda: _deberta_v1(**RELATIVE, max_relative_positions=16),
+BUILD = {"gpt-neox-japanese": _neox_japanese, "minicpm3": _minicpm3, "granite-moe": _granite_moe, "ernie-moe": _ernie_moe, "phimoe": _phimoe, "gpt-oss": _gpt_oss, "xlm": _xlm, "ctrl": _ctrl, "openai-gpt": _openai_gpt, "modernbert": _modernbert,"xlnet": _xlnet, "deberta-v1": _deberta_v1, "deberta-v1-relative": lambda: _deberta_v1(**RELATIVE, max_relative_positions=16),
          "deberta-v2-relative": _deberta_v2_relative, "xglm": _xglm, "persimmon": _persimmon, "distilbert": _distilbert, "mpnet": _mpnet, "deberta-v2": _deberta, "phi": _phi, "segformer": _segformer,
          "segformer-cls": lambda: _segformer("ImageClassification")}
 
@@ -162,7 +168,7 @@ def _heads(model):
                                             ("deberta-v1-relative", 0.33), ("deberta-v2-relative", 0.37), ("m2m100", 0.38),
                                             ("xlm", 0.39), ("ctrl", 0.38), ("openai-gpt", 0.39), ("modernbert", 0.39),
                                             ("longt5", 0.39), ("gpt-oss", 0.43), ("minicpm3", 0.38), ("granite-moe", 0.43),
-                                            ("ernie-moe", 0.44), ("phimoe", 0.43)])
+                                            ("ernie-moe", 0.44), ("phimoe", 0.43), ("gpt-neox-japanese", 0.40)])
 @torch.no_grad()
 def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     torch.manual_seed(0)
@@ -182,7 +188,7 @@ def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
         assert all(block.layer[1].EncDecAttention.n_heads == 3 for block in model.decoder.block)
     slimforge.save(model, tmp_path)
     kwargs = {"use_cache": False} if family in ("t5", "bart", "m2m100", "longt5", "phi", "xglm", "persimmon", "xlnet", "ctrl", "gpt-oss",
-                                                "minicpm3", "granite-moe", "ernie-moe", "phimoe") else {}
+                                                "minicpm3", "granite-moe", "ernie-moe", "phimoe", "gpt-neox-japanese") else {}
     assert torch.equal(slimforge.load(tmp_path).eval()(**inputs, **kwargs).logits, model(**inputs, **kwargs).logits)
 
 
