@@ -667,7 +667,49 @@ def _constant_along(index: Any, e: int) -> list[torch.fx.Node]:
     return [index, *chain] if k <= len(src) and src[len(src) - k] == 1 and out[e] > 1 else []
 
 
-@_rule("scatter", "scatter_add", "take_along_dim", "topk", "sort", "argsort", "nonzero")
+@_rule("topk", "sort", "argsort")
+def _along_one_dim(tr: Tracing, node: torch.fx.Node) -> Any:
+    """Selects or orders along one dimension (Doge's dynamic mask keeps each head's top keys): that dimension's
+    entries move with the data, so it stays whole; every other dimension passes through (the heads, the channels)."""
+    label = tr.lab(node.args[0])
+    if label is None:
+        return _none_like(node)
+    d = _norm_dim(_bind(node).get("dim", -1), len(label))
+    tr.pin_label([label[d]])
+    out = [None if i == d else v for i, v in enumerate(label)]
+    val = node.meta.get("val")
+    return tuple(list(out) for _ in val) if isinstance(val, (tuple, list)) else out
+
+
+@_rule("scatter", "scatter_add")
+def _scatter(tr: Tracing, node: torch.fx.Node) -> Any:
+    """``self.scatter(dim, index, src)``: along ``dim`` entries land where the index says, so that dimension stays
+    whole; along every other one, index and src of the output's size are element for element with it (tied),
+    smaller ones write a corner of it (pinned)."""
+    bound = _bind(node)
+    x, index, src = bound.get("self"), bound.get("index"), bound.get("src")
+    shape = _shape(node)
+    d = _norm_dim(bound.get("dim"), len(shape))
+    out = list(tr.lab(x) or [None] * len(shape))
+    tr.pin_label([out[d]])
+    out[d] = None
+    for other in (index, src):
+        label = tr.lab(other) if isinstance(other, torch.fx.Node) else None
+        if label is None:
+            continue
+        tr.pin_label([label[d]])
+        for i, size in enumerate(_shape(other)):
+            if i == d:
+                continue
+            if size == shape[i] and out[i] is not None and label[i] is not None:
+                tr.uf.tie(out[i], label[i])
+            else:
+                tr.pin_label([label[i], out[i]])
+                out[i] = None
+    return out
+
+
+@_rule("take_along_dim", "nonzero")
 def _pin_all(tr: Tracing, node: torch.fx.Node) -> Any:
     for a in _flat_nodes((node.args, node.kwargs)):
         tr.pin_label(tr.labels.get(a))

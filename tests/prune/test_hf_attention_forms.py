@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 import slimforge
 from slimforge.prune.attention import find_attention_form
@@ -149,8 +150,13 @@ def _neox_japanese():  # (heads, 3 * head_size) fused rows, its own head count, 
     return transformers.GPTNeoXJapaneseForCausalLM(config), {}
 
 
+def _doge():  # its dynamic mask keeps each key/value head's top keys (topk, then scatter over the keys)
+    config = transformers.DogeConfig(**TEXT, num_key_value_heads=2, pad_token_id=0, keep_window_size=8)
+    return transformers.DogeForCausalLM(config), {}
+
+
 # SegFormer's classifier reshapes with config.hidden_sizes[-1], which sync_config now follows.
-BUILD = {"gpt-neox-japanese": _neox_japanese, "minicpm3": _minicpm3, "granite-moe": _granite_moe, "ernie-moe": _ernie_moe, "phimoe": _phimoe, "gpt-oss": _gpt_oss, "xlm": _xlm, "ctrl": _ctrl, "openai-gpt": _openai_gpt, "modernbert": _modernbert,"xlnet": _xlnet, "deberta-v1": _deberta_v1, "deberta-v1-relative": lambda: _deberta_v1(**RELATIVE, max_relative_positions=16),
+BUILD = {"doge": _doge, "gpt-neox-japanese": _neox_japanese, "minicpm3": _minicpm3, "granite-moe": _granite_moe, "ernie-moe": _ernie_moe, "phimoe": _phimoe, "gpt-oss": _gpt_oss, "xlm": _xlm, "ctrl": _ctrl, "openai-gpt": _openai_gpt, "modernbert": _modernbert,"xlnet": _xlnet, "deberta-v1": _deberta_v1, "deberta-v1-relative": lambda: _deberta_v1(**RELATIVE, max_relative_positions=16),
          "deberta-v2-relative": _deberta_v2_relative, "xglm": _xglm, "persimmon": _persimmon, "distilbert": _distilbert, "mpnet": _mpnet, "deberta-v2": _deberta, "phi": _phi, "segformer": _segformer,
          "segformer-cls": lambda: _segformer("ImageClassification")}
 
@@ -168,7 +174,7 @@ def _heads(model):
                                             ("deberta-v1-relative", 0.33), ("deberta-v2-relative", 0.37), ("m2m100", 0.38),
                                             ("xlm", 0.39), ("ctrl", 0.38), ("openai-gpt", 0.39), ("modernbert", 0.39),
                                             ("longt5", 0.39), ("gpt-oss", 0.43), ("minicpm3", 0.38), ("granite-moe", 0.43),
-                                            ("ernie-moe", 0.44), ("phimoe", 0.43), ("gpt-neox-japanese", 0.40)])
+                                            ("ernie-moe", 0.44), ("phimoe", 0.43), ("gpt-neox-japanese", 0.40), ("doge", 0.44)])
 @torch.no_grad()
 def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     torch.manual_seed(0)
@@ -188,7 +194,7 @@ def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
         assert all(block.layer[1].EncDecAttention.n_heads == 3 for block in model.decoder.block)
     slimforge.save(model, tmp_path)
     kwargs = {"use_cache": False} if family in ("t5", "bart", "m2m100", "longt5", "phi", "xglm", "persimmon", "xlnet", "ctrl", "gpt-oss",
-                                                "minicpm3", "granite-moe", "ernie-moe", "phimoe", "gpt-neox-japanese") else {}
+                                                "minicpm3", "granite-moe", "ernie-moe", "phimoe", "gpt-neox-japanese", "doge") else {}
     assert torch.equal(slimforge.load(tmp_path).eval()(**inputs, **kwargs).logits, model(**inputs, **kwargs).logits)
 
 
@@ -309,6 +315,28 @@ def test_a_fourier_transform_pins_the_dimensions_it_mixes():
     layer = model.fnet.encoder.layer[0]
     assert layer.intermediate.dense.out_features < 128 and layer.output.dense.out_features == 64
     assert model(ids).logits.shape == (2, 2)
+
+
+class _TopPositions(nn.Module):
+    """Keeps each channel's 3 strongest positions: topk over the positions, then a 0/1 mask scattered over them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj, self.out = nn.Linear(16, 32), nn.Linear(32, 4)
+
+    def forward(self, x):  # (B, T, 16)
+        h = self.proj(x)
+        mask = torch.zeros_like(h).scatter(1, h.topk(3, dim=1).indices, 1.0)
+        return self.out((h * mask).sum(1))
+
+
+def test_top_k_and_scatter_over_positions_leave_the_channels_prunable():
+    """topk / scatter along one dimension pinned every dimension of their inputs before (Doge's heads stayed whole);
+    the selected dimension stays, the channels prune, and the pruned model runs."""
+    torch.manual_seed(0)
+    model, x = _TopPositions().eval(), torch.randn(2, 10, 16)
+    slimforge.prune(model, x, ratio=0.5, round_to=1)
+    assert model.proj.out_features == 16 and model.out.in_features == 16 and model(x).shape == (2, 4)
 
 
 def _alibi_model(family):
