@@ -573,6 +573,9 @@ def _repeat_interleave(tr: Tracing, node: torch.fx.Node) -> Any:
     if out[d] is not None:
         tr.uf.pin(out[d])
         out[d] = None
+    heads = _built_heads(tr, node)
+    if heads is not None and heads > 1 and _shape(node.args[0])[d] == 1 and _shape(node)[d] == heads:
+        out[d] = tr.uf.fresh(heads)  # a mask repeated once per head (YOSO's), like expand: it follows the pruned heads
     return out
 
 

@@ -186,8 +186,10 @@ def _hf_single_head(module: nn.Module) -> list[tuple[str, int]]:
 
 
 def _hf_built_heads(module: nn.Module) -> int | None:
-    # DeBERTa-v2's relative attention expands its position index to (batch * heads) with its head count.
-    return module.num_attention_heads if _int(module, "pos_ebd_size") else None
+    # DeBERTa-v2's relative attention expands its position index to (batch * heads) with its head count;
+    # YOSO repeats its attention mask once per head (repeat_interleave) for its (batch * heads) scores.
+    built = _int(module, "pos_ebd_size") or isinstance(getattr(module, "lsh_config", None), dict)
+    return module.num_attention_heads if built else None
 
 
 register_attention_form("hf-self-attention", AttentionForm(_hf_self_attention, _hf_head_dim, _hf_sync, whole=_hf_single_head,

@@ -155,8 +155,12 @@ def _doge():  # its dynamic mask keeps each key/value head's top keys (topk, the
     return transformers.DogeForCausalLM(config), {}
 
 
+def _yoso():  # its attention mask is repeat_interleave'd once per head for its (batch * heads) scores
+    return transformers.YosoForSequenceClassification(transformers.YosoConfig(**TEXT)), {}
+
+
 # SegFormer's classifier reshapes with config.hidden_sizes[-1], which sync_config now follows.
-BUILD = {"doge": _doge, "gpt-neox-japanese": _neox_japanese, "minicpm3": _minicpm3, "granite-moe": _granite_moe, "ernie-moe": _ernie_moe, "phimoe": _phimoe, "gpt-oss": _gpt_oss, "xlm": _xlm, "ctrl": _ctrl, "openai-gpt": _openai_gpt, "modernbert": _modernbert,"xlnet": _xlnet, "deberta-v1": _deberta_v1, "deberta-v1-relative": lambda: _deberta_v1(**RELATIVE, max_relative_positions=16),
+BUILD = {"yoso": _yoso, "doge": _doge, "gpt-neox-japanese": _neox_japanese, "minicpm3": _minicpm3, "granite-moe": _granite_moe, "ernie-moe": _ernie_moe, "phimoe": _phimoe, "gpt-oss": _gpt_oss, "xlm": _xlm, "ctrl": _ctrl, "openai-gpt": _openai_gpt, "modernbert": _modernbert,"xlnet": _xlnet, "deberta-v1": _deberta_v1, "deberta-v1-relative": lambda: _deberta_v1(**RELATIVE, max_relative_positions=16),
          "deberta-v2-relative": _deberta_v2_relative, "xglm": _xglm, "persimmon": _persimmon, "distilbert": _distilbert, "mpnet": _mpnet, "deberta-v2": _deberta, "phi": _phi, "segformer": _segformer,
          "segformer-cls": lambda: _segformer("ImageClassification")}
 
@@ -174,7 +178,7 @@ def _heads(model):
                                             ("deberta-v1-relative", 0.33), ("deberta-v2-relative", 0.37), ("m2m100", 0.38),
                                             ("xlm", 0.39), ("ctrl", 0.38), ("openai-gpt", 0.39), ("modernbert", 0.39),
                                             ("longt5", 0.39), ("gpt-oss", 0.43), ("minicpm3", 0.38), ("granite-moe", 0.43),
-                                            ("ernie-moe", 0.44), ("phimoe", 0.43), ("gpt-neox-japanese", 0.40), ("doge", 0.44)])
+                                            ("ernie-moe", 0.44), ("phimoe", 0.43), ("gpt-neox-japanese", 0.40), ("doge", 0.44), ("yoso", 0.40)])
 @torch.no_grad()
 def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     torch.manual_seed(0)
