@@ -27,7 +27,7 @@ from slimforge.optimize.size import weight_file
 from slimforge.quantize import QuantizeConfig, quantize, save_quantized
 from slimforge.train import TrainConfig, seed_everything, train
 
-from recsys_mixed_dim import METRICS, table  # noqa: E402  (run from benchmarks/ or with it on sys.path)
+from recsys_mixed_dim import METRICS, movielens_parser, table  # noqa: E402  (run from benchmarks/ or with it on sys.path)
 
 
 def main() -> None:
@@ -64,11 +64,7 @@ def main() -> None:
 
 
 def _parse() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--root", help="MovieLens folder (default: $SLIMFORGE_DATA)")
-    p.add_argument("--dim", type=int, default=32)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
+    p = movielens_parser(__doc__.splitlines()[0])
     p.add_argument("--buckets", type=int, nargs="*", default=[100, 1000, 3000])
     p.add_argument("--small-dims", type=int, nargs="*", default=[8])
     p.add_argument("--threads", type=int, default=1)

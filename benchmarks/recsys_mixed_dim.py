@@ -62,8 +62,8 @@ def main() -> None:
         folder = tmp / name
         slimforge.save(model, folder)
         data.save_assets(folder)
-        int4 = quantize(model, calibration, QuantizeConfig(backend="fbgemm-int4")).quantized
-        packed = save_quantized(quantize(model, calibration, QuantizeConfig(backend="fbgemm-int4")), tmp / f"{name}-int4")
+        result = quantize(model, calibration, QuantizeConfig(backend="fbgemm-int4"))
+        int4, packed = result.quantized, save_quantized(result, tmp / f"{name}-int4")
         data.save_assets(packed)
         for label, m, size in ((name, model, weight_file(folder).stat().st_size), (f"{name} int4", int4, weight_file(packed).stat().st_size)):
             with torch.no_grad():
@@ -116,12 +116,18 @@ def table(rows: dict) -> str:
     return "\n".join(lines)
 
 
-def _parse() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def movielens_parser(description: str) -> argparse.ArgumentParser:
+    """The options every MovieLens MF benchmark here takes: data folder, factors, epochs, seed."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--root", help="MovieLens folder (default: $SLIMFORGE_DATA)")
     p.add_argument("--dim", type=int, default=32)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _parse() -> argparse.Namespace:
+    p = movielens_parser(__doc__.splitlines()[0])
     p.add_argument("--finetune-epochs", type=int, default=2)
     p.add_argument("--finetune-lr", type=float, default=1e-3)
     p.add_argument("--small-dims", type=int, nargs="*", default=[8, 16])

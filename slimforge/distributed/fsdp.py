@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
+from slimforge.distributed.process import DistContext, scalar_parameters
 from slimforge.errors import ArtifactError
-
-if TYPE_CHECKING:
-    from slimforge.distributed.process import DistContext
 
 UNITS = 8  # about this many FSDP units per model: fewer, larger all-gathers; more, less peak memory
 
@@ -41,8 +38,6 @@ def shard(model: nn.Module, ctx: DistContext) -> nn.Module:
     """
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
-
-    from slimforge.distributed.process import scalar_parameters
 
     if is_sharded(model):
         return model

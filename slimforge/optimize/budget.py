@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
+import numpy as np
+
 from slimforge.errors import ConfigError, did_you_mean
 from slimforge.optimize.objectives import list_objectives
 from slimforge.train import TrainConfig
@@ -228,8 +230,6 @@ class JointMargin:
     DRAWS = 20_000
 
     def __init__(self, z: float, baseline: Sequence[float], seed: int = 0) -> None:
-        import numpy as np
-
         self.z, self.seed = z, seed
         self.confidence = NormalDist().cdf(z)
         self.baseline = np.asarray(baseline, dtype=np.float64)
@@ -244,8 +244,6 @@ class JointMargin:
 
     def with_extra(self, candidate: Sequence[float], keep: bool = False) -> float:
         """The critical value were ``candidate`` one more of the candidates (kept only with ``keep``)."""
-        import numpy as np
-
         if self.z <= 0:
             return 0.0
         values = np.asarray(candidate, dtype=np.float64)
@@ -262,13 +260,11 @@ class JointMargin:
             self.draws = draws
         if not draws.shape[1]:
             return self.value
-        return max(self.value, self.z, float(np.quantile(draws.max(axis=1), self.confidence)))
+        return max(self.value, float(np.quantile(draws.max(axis=1), self.confidence)))  # value starts at z
 
     def _column(self, unit, position: int):
         """Draws of this candidate's Z: correlated with the earlier ones as the paired differences are,
         from a standard normal stream of its own (seeded by position), by regression on the earlier ones."""
-        import numpy as np
-
         if unit is None:
             return None  # no spread in the difference (the candidate scores every sample as the baseline does, or shifted): no noise
         own = np.random.default_rng([self.seed, position]).standard_normal(self.DRAWS)

@@ -82,8 +82,8 @@ class MixedDimEmbedding(nn.Module):
             if out is None:
                 out = rows.new_zeros(flat.numel(), self.embedding_dim)
             out = out.index_copy(0, where, rows)  # out of place: gradients reach every block's rows
-        if out is None:
-            out = self.projections[0](self.tables[0].weight[:0]).new_zeros(flat.numel(), self.embedding_dim)
+        if out is None:  # no ids
+            return torch.zeros(*ids.shape, self.embedding_dim, device=self.position.device)
         return out.view(*ids.shape, self.embedding_dim)
 
     def grouped_dot(self, ids: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
@@ -176,7 +176,7 @@ def mixed_dimensions(model: nn.Module, popularity: torch.Tensor, shares: Sequenc
     for name in names:
         table = modules[name]
         mixed = mixed_dim_table(table, popularity, shares, [max(1, round(w * table.embedding_dim)) for w in widths])
-        _set_module(model, name, mixed)
+        model.set_submodule(name, mixed)
         done[name] = mixed.blocks
     record_edit(model, {"kind": EDIT_KIND, "layers": {n: {"blocks": [list(b) for b in blocks]} for n, blocks in done.items()}})
     return done
@@ -204,7 +204,7 @@ def replay_mixed_dim(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
         except ConfigError as exc:
             raise ArtifactError(f"model.json's mixed_dim edit of {name!r} does not fit its {table.num_embeddings} x "
                                 f"{table.embedding_dim} table: {exc}") from None
-        _set_module(model, name, mixed)
+        model.set_submodule(name, mixed)
     return model
 
 
@@ -217,7 +217,3 @@ def _block_sizes(rows: int, shares: Sequence[float]) -> list[int]:
         start = end
     return sizes
 
-
-def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent_name) if parent_name else model, child, module)

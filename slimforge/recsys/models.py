@@ -31,6 +31,7 @@ from torch.nn import functional as F
 from slimforge.errors import SlimforgeError
 from slimforge.models import register_model
 from slimforge.recsys._rowwise import column, grouped_dot, project
+from slimforge.recsys.compositional import QuotientRemainderEmbedding
 
 INIT_STD = 0.01  # N(0, 0.01) embeddings as in NCF
 
@@ -227,8 +228,6 @@ def _item_table(rows: int, dim: int, sparse: bool, qr_buckets: int) -> nn.Module
     """An item table: a plain one, or with ``qr_buckets`` > 0 a quotient-remainder one of about ``rows / qr_buckets + qr_buckets`` rows."""
     if not qr_buckets:
         return _embedding(rows, dim, sparse)
-    from slimforge.recsys.compositional import QuotientRemainderEmbedding
-
     return QuotientRemainderEmbedding(rows, dim, qr_buckets, sparse, INIT_STD)
 
 

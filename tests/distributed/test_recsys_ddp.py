@@ -13,17 +13,23 @@ from .conftest import WORKER, run_ok, torchrun
 from .worker import recsys_fsdp, recsys_sparse, recsys_sparse_setup
 
 
+def _same_weights(tmp_path):
+    """The one- and two-process runs' weights, asserted equal to 1e-5 relative (the global bias, near 0, to 1e-7)."""
+    one, two = load_file(str(tmp_path / "one" / "model.safetensors")), load_file(str(tmp_path / "two" / "model.safetensors"))
+    assert one.keys() == two.keys()
+    for key in one:
+        scale = max(one[key].abs().max().item(), 0.1 if key == "bias" else 0.0)
+        torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=1e-6 * scale)
+    return one, two
+
+
 def test_sparse_embedding_gradients_on_two_processes_match_one(tmp_path, jobs):
     run_ok(jobs(torchrun(2, str(WORKER), "recsys_sparse", str(tmp_path / "two"))))
     recsys_sparse(tmp_path / "one")
 
-    one, two = load_file(str(tmp_path / "one" / "model.safetensors")), load_file(str(tmp_path / "two" / "model.safetensors"))
-    assert one.keys() == two.keys()
-    for key in one:
-        # MF trains with the softmax by default, which no constant shift changes: the global bias's gradient is zero
-        # but for rounding, so its value (1e-8 to 1e-7) is compared in absolute terms.
-        scale = max(one[key].abs().max().item(), 0.1 if key == "bias" else 0.0)
-        torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=1e-6 * scale)
+    # MF trains with the softmax by default, which no constant shift changes: the global bias's gradient is zero
+    # but for rounding, so its value (1e-8 to 1e-7) is compared in absolute terms.
+    one, two = _same_weights(tmp_path)
     # Training moved the tables well beyond rounding: the test compares trained weights, not two copies of the init.
     start = recsys_sparse_setup()[1].state_dict()
     for key in ("user_embedding.weight", "item_embedding.weight", "item_bias.weight"):
@@ -41,11 +47,7 @@ def test_tables_sharded_by_fsdp2_on_two_processes_match_one(tmp_path, jobs):
     run_ok(jobs(torchrun(2, str(WORKER), "recsys_fsdp", str(tmp_path / "two"))))
     recsys_fsdp(tmp_path / "one")
 
-    one, two = load_file(str(tmp_path / "one" / "model.safetensors")), load_file(str(tmp_path / "two" / "model.safetensors"))
-    assert one.keys() == two.keys()
-    for key in one:
-        scale = max(one[key].abs().max().item(), 0.1 if key == "bias" else 0.0)
-        torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=1e-6 * scale)
+    one, two = _same_weights(tmp_path)
     start = recsys_sparse_setup()[1].state_dict()  # the same seed and model as recsys_fsdp's
     for key in ("item_embedding.weight", "user_embedding.weight", "bias"):  # trained well beyond rounding, the scalar too
         moved, apart = (one[key] - start[key]).abs().max(), (two[key] - one[key]).abs().max()
