@@ -151,6 +151,7 @@ def build(name: str) -> tuple[torch.nn.Module, dict]:
         "seq2seq": lambda: {"input_ids": ids, "decoder_input_ids": ids[:, :6]},
         "audio": lambda: {"input_features": torch.randn(2, 16, 64), "decoder_input_ids": ids[:, :6]},
         "pixels": lambda: {"pixel_values": torch.randn(2, 3, 32, 32)},
+        "pixels64": lambda: {"pixel_values": torch.randn(2, 3, 64, 64)},
     }[kind]()
     return model, inputs
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -131,7 +132,7 @@ def _config_object(config: dict[str, Any], source: str) -> Any:
     from transformers import AutoConfig
 
     model_type = check_config(config, source)
-    fields = {k: v for k, v in config.items() if k != "model_type"}
+    fields = {k: _untag_nonfinite(v) for k, v in config.items() if k != "model_type"}
     try:
         return AutoConfig.for_model(model_type, **fields)
     except (TypeError, ValueError, KeyError) as exc:
@@ -183,11 +184,35 @@ def _no_progress_bars() -> Iterator[None]:
 
 
 def hf_config_dict(config: Any) -> dict[str, Any]:
-    """A JSON-able Hugging Face config without the machine-specific source path."""
+    """A JSON-able Hugging Face config without the machine-specific source path; infinite and NaN floats (Mamba-2's
+    ``time_step_limit`` of (0, inf)) as :data:`NONFINITE` tags, which strict JSON can hold."""
     data = config.to_dict()
     for key in ("_name_or_path", "transformers_version", "_commit_hash", "dtype", "torch_dtype"):  # weights are fp32
         data.pop(key, None)
-    return data
+    return _tag_nonfinite(data)
+
+
+NONFINITE = "__float__"  # {"__float__": "inf"}: a float JSON has no literal for ("inf", "-inf" or "nan")
+
+
+def _tag_nonfinite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return {NONFINITE: str(value)}
+    if isinstance(value, dict):
+        return {k: _tag_nonfinite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_tag_nonfinite(v) for v in value]
+    return value
+
+
+def _untag_nonfinite(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {NONFINITE} and value[NONFINITE] in ("inf", "-inf", "nan"):
+            return float(value[NONFINITE])
+        return {k: _untag_nonfinite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_untag_nonfinite(v) for v in value]
+    return value
 
 
 def recorded_config(model: nn.Module) -> dict[str, Any]:
@@ -270,7 +295,8 @@ def layer_sizes(hf: nn.Module) -> dict[str, list[int]]:
         fused = getattr(module, "c_attn", None)  # GPT-2: Conv1D, weight (in, 3 * heads * head_dim)
         if head_size and qkv is not None:
             sizes["hidden"].append(qkv[0].in_features)
-            sizes["heads"].append(qkv[0].out_features // head_size)
+            out = getattr(module, "o_proj", None)  # a gated query (Qwen3-Next: each head's query and gate) is 2x as wide
+            sizes["heads"].append((out.in_features if isinstance(out, nn.Linear) else qkv[0].out_features) // head_size)
             sizes["head_size"].append(head_size)
         elif head_size and type(fused).__name__ == "Conv1D" and isinstance(getattr(fused, "weight", None), torch.Tensor):
             sizes["hidden"].append(fused.weight.shape[0])

@@ -5,11 +5,12 @@ coupling is found."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import operator
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import numpy as np
@@ -190,7 +191,55 @@ def _export(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.Exporte
     with warnings.catch_warnings():
         # nn.LSTM/GRU/RNN refresh their list of weights in forward; export warns about that list (not a buffer).
         warnings.filterwarnings("ignore", message=r"The tensor attributes .*_flat_weights.* were assigned during export")
-        return _inline_wrapped_regions(torch.export.export(model, args, kwargs, strict=False))
+        with _unchanging_module_to(), _capture_forwards(model):
+            return _inline_wrapped_regions(torch.export.export(model, args, kwargs, strict=False))
+
+
+_CAPTURE_FORWARDS: dict[str, Callable[..., Any]] = {}
+
+
+def register_capture_forward(qualified_name: str, forward: Callable[..., Any]) -> None:
+    """While a model is captured, modules of class ``qualified_name`` run ``forward(module, ...)`` instead of their
+    own: an equivalent torch.export can capture (a loop over the experts the data picked, run densely)."""
+    _CAPTURE_FORWARDS[qualified_name] = forward
+
+
+@contextlib.contextmanager
+def _capture_forwards(model: nn.Module) -> Iterator[None]:
+    patched = []
+    for module in model.modules():
+        forward = _CAPTURE_FORWARDS.get(f"{type(module).__module__}.{type(module).__qualname__}")
+        if forward is not None and "forward" not in vars(module):
+            module.forward = forward.__get__(module)  # type: ignore[method-assign]
+            patched.append(module)
+    try:
+        yield
+    finally:
+        for module in patched:
+            del module.forward
+
+
+@contextlib.contextmanager
+def _unchanging_module_to() -> Iterator[None]:
+    """During capture, ``module.to(dtype or device)`` that would change none of its tensors returns the module
+    untouched. Switch Transformers' router calls ``self.classifier = self.classifier.to(self.dtype)`` in every
+    forward; eagerly that is a no-op, but under torch.export ``to`` tries to swap the (fake) parameters and fails.
+    A ``to`` that really converts is left to torch."""
+    original = nn.Module.to
+
+    def to(self: nn.Module, *args: Any, **kwargs: Any) -> nn.Module:
+        device, dtype, _, memory_format = torch._C._nn._parse_to(*args, **kwargs)
+        tensors = [t for t in (*self.parameters(), *self.buffers()) if t.is_floating_point() or t.is_complex()]
+        if memory_format is None and all((dtype is None or t.dtype == dtype) and (device is None or t.device == device)
+                                         for t in tensors):
+            return self
+        return original(self, *args, **kwargs)
+
+    nn.Module.to = to  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        nn.Module.to = original  # type: ignore[method-assign]
 
 
 def _data_dependent(exc: BaseException) -> bool:
@@ -333,8 +382,17 @@ def _opname(target: Any) -> str:
 def _shape(node: Any) -> tuple[int, ...]:
     val = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
     if isinstance(val, torch.Tensor):
-        return tuple(int(s) for s in val.shape)
+        return tuple(_size(s) for s in val.shape)
     return ()
+
+
+def _size(s: Any) -> int:
+    """A dimension's size; -1 for one that depends on the data (a count of tokens routed to an expert, captured as an
+    unbacked symbol with no example value): no channel of it can be pruned, so its exact value is never needed."""
+    try:
+        return int(s)
+    except torch.fx.experimental.symbolic_shapes.GuardOnDataDependentSymNode:
+        return -1
 
 
 # ----------------------------------------------------------------------------- rules

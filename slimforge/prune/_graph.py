@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimforge.prune._capture import _UnionFind, _opname, _shapes_differ, export_model, module_path
+from slimforge.prune._capture import _size, _UnionFind, _opname, _shapes_differ, export_model, module_path
 from slimforge.prune.errors import PruningError
 
 
@@ -76,6 +76,7 @@ class DependencyGraph:
     _term_roots: list[list[Any]] | None = None
     fixed_splits: int = 0  # guesses that a size the capture records as a constant follows its tensor: equal splits (_split_op), repeated gather indices (_gather)
     records: list[tuple[torch.fx.Node, Any]] = field(default_factory=list)  # every op's output labels
+    unreached: list[str] = field(default_factory=list)  # modules with parameters the example inputs never read
 
     def verify(self, pruned_roots: set[int], model: nn.Module, example_inputs: tuple, example_kwargs: dict | None = None) -> None:
         """Capture the pruned model again and check every op's output shape is the one the
@@ -97,7 +98,7 @@ class DependencyGraph:
                 dims = []
                 for vec, size in zip(label, val.shape):
                     if vec is None:
-                        dims.append(int(size))
+                        dims.append(_size(size))
                     else:
                         key = id(vec)
                         if key not in kept_count:
@@ -110,7 +111,7 @@ class DependencyGraph:
 
         def actual(val: Any) -> Any:
             if isinstance(val, torch.Tensor):
-                return tuple(int(s) for s in val.shape)
+                return tuple(_size(s) for s in val.shape)
             if isinstance(val, (tuple, list)):
                 return tuple(actual(v) for v in val)
             return None

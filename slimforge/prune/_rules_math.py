@@ -180,6 +180,8 @@ def _matmul(tr: Tracing, node: torch.fx.Node) -> Any:
         tr.mark_source(b, 1)
         if isinstance(b, torch.fx.Node) and _opname(b.target) in ("t", "numpy_T", "transpose", "permute"):
             tr.mark_source(b.args[0], 0)  # x @ W.T (Falcon's FalconLinear): W's rows are outputs
+    elif len(sb) == 3:  # experts' (experts, in, out) weights in one bmm (Llama 4): W's last dimension is an output
+        tr.mark_source(b, 2)
     return out
 
 

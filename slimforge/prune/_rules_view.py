@@ -3,6 +3,7 @@ index, pad ...): how each ties its inputs' elements to its output's."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,6 +50,7 @@ def _unary(tr: Tracing, node: torch.fx.Node) -> Any:
     "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "multiply", "divide", "subtract", "true_divide", "where", "maximum", "minimum", "eq", "ne",
     "lt", "gt", "le", "ge", "pow", "masked_fill", "masked_fill_", "logical_and", "logical_or", "copy_", "type_as",
     "floor_divide", "remainder", "fmod", "lerp", "addcmul", "addcdiv", "atan2", "hypot", "bitwise_and", "bitwise_or", "pow_",
+    "polar", "complex",  # complex numbers from magnitude and angle (Llama 4's and DeepSeek-V2's rotary frequencies)
 )
 def _binary(tr: Tracing, node: torch.fx.Node) -> Any:
     """Broadcasting elementwise op: aligned dimensions are tied index by index."""
@@ -91,6 +93,8 @@ def _reduce(tr: Tracing, node: torch.fx.Node) -> Any:
     if dims is None or (isinstance(dims, (list, tuple)) and len(dims) == 0):
         dims = list(range(len(shape)))
     dims = [_norm_dim(d, len(shape)) for d in ([dims] if isinstance(dims, int) else dims)]
+    if _returns_positions(node):  # a position along the dimension (a router's chosen expert): that dimension stays whole
+        tr.pin_label([label[d] for d in dims])
     if keepdim:
         out = [None if d in dims else v for d, v in enumerate(label)]
     else:
@@ -99,6 +103,16 @@ def _reduce(tr: Tracing, node: torch.fx.Node) -> Any:
     if isinstance(val, (tuple, list)):  # (values, indices) or (var, mean)
         return tuple(list(out) for _ in val)
     return out
+
+
+def _returns_positions(node: torch.fx.Node) -> bool:
+    """argmax / argmin, or max / min along a dimension whose indices are used: what they return are positions
+    along the reduced dimension, which pruning would renumber (Switch Transformers routes each token to the argmax
+    of its router's logits, then one-hot encodes it with the configured number of experts)."""
+    name = _opname(node.target)
+    if name in ("argmax", "argmin"):
+        return True
+    return name in ("max", "min") and any(u.target is operator.getitem and u.args[1] == 1 for u in node.users)
 
 
 def _bind(node: torch.fx.Node) -> dict[str, Any]:
@@ -392,13 +406,18 @@ def _cat(tr: Tracing, node: torch.fx.Node) -> Any:
     parts = []
     for t in tensors:
         label = tr.lab(t) or [None] * len(out_shape)
-        parts.append(label[d] if label[d] is not None else np.zeros(_shape(t)[d], dtype=np.int64))
+        parts.append(label[d] if label[d] is not None else np.zeros(max(_shape(t)[d], 0), dtype=np.int64))
         for od in range(len(out_shape)):
             if od != d:
                 if out[od] is None and t is tensors[0]:
                     out[od] = label[od]
                 else:
                     tr.uf.tie(out[od], label[od])
+    if any(_shape(t)[d] < 0 for t in tensors) or out_shape[d] < 0:  # tokens routed by the data: never channels
+        for t in tensors:
+            tr.uf.pin((tr.lab(t) or [None] * len(out_shape))[d])
+        out[d] = None
+        return out
     out[d] = _clean(tr, np.concatenate(parts), out_shape[d]) if any(p.any() for p in parts) else None
     return out
 
@@ -670,6 +689,19 @@ def _constant_along(index: Any, e: int) -> list[torch.fx.Node]:
     return [index, *chain] if k <= len(src) and src[len(src) - k] == 1 and out[e] > 1 else []
 
 
+@_rule("view_as_complex", "view_as_real")
+def _complex_view(tr: Tracing, node: torch.fx.Node) -> Any:
+    """``view_as_complex`` reads the last dimension (of size 2) as the real and imaginary parts of one number; a
+    rotary embedding pairs a head's channels so. ``view_as_real`` gives that dimension back. The rest pass through."""
+    label = tr.lab(node.args[0])
+    if label is None:
+        return _none_like(node)
+    if _opname(node.target) == "view_as_complex":
+        tr.uf.pin(label[-1])
+        return list(label[:-1])
+    return [*label, None]
+
+
 @_rule("topk", "sort", "argsort")
 def _along_one_dim(tr: Tracing, node: torch.fx.Node) -> Any:
     """Selects or orders along one dimension (Doge's dynamic mask keeps each head's top keys): that dimension's
@@ -709,6 +741,66 @@ def _scatter(tr: Tracing, node: torch.fx.Node) -> Any:
             else:
                 tr.pin_label([label[i], out[i]])
                 out[i] = None
+    return out
+
+
+@_rule("index_add", "index_copy", "index_reduce", "index_fill")
+def _index_add(tr: Tracing, node: torch.fx.Node) -> Any:
+    """``self.index_add(dim, index, source)`` (a mixture of experts adds each expert's rows back to the tokens they
+    came from; ``index_copy``, ``index_reduce`` and ``index_fill`` alike): along ``dim`` rows land where the index
+    says, so that dimension stays whole; along every other one, source is element for element with the output."""
+    bound = _bind(node)
+    x, source = bound.get("self"), bound.get("source")
+    shape = _shape(node)
+    d = _norm_dim(bound.get("dim"), len(shape))
+    out = list(tr.lab(x) or [None] * len(shape))
+    tr.pin_label([out[d]])
+    out[d] = None
+    tr.pin_label(tr.lab(bound.get("index")) if isinstance(bound.get("index"), torch.fx.Node) else None)
+    label = tr.lab(source) if isinstance(source, torch.fx.Node) else None
+    if label is not None:
+        src_shape = _shape(source)
+        for i, vec in enumerate(label):
+            if i == d or i >= len(shape) or src_shape[i] != shape[i]:
+                tr.pin_label([vec, out[i] if i != d and i < len(shape) else None])
+                if i != d and i < len(shape):
+                    out[i] = None
+            elif out[i] is None:
+                out[i] = vec
+            else:
+                tr.uf.tie(out[i], vec)
+    return out
+
+
+@_rule("index_put", "index_put_", "_index_put_impl_", "_unsafe_index_put")
+def _index_put(tr: Tracing, node: torch.fx.Node) -> Any:
+    """``x[indices] = values`` (X-MOD writes each language's adapter output back to its tokens with a mask): the
+    dimensions the indices select stay whole; the ones after them are element for element with ``values``'s last ones."""
+    bound = _bind(node)
+    x, indices, values = bound.get("self"), bound.get("indices") or [], bound.get("values")
+    shape = _shape(x)
+    out = list(tr.lab(x) or [None] * len(shape))
+    consumed, plain = 0, True
+    for idx in indices:
+        if idx is None:  # a full slice before or between indices: where values' dimensions land is not tracked
+            plain, consumed = False, consumed + 1
+            continue
+        val = idx.meta.get("val") if isinstance(idx, torch.fx.Node) else None
+        n = val.dim() if isinstance(val, torch.Tensor) and val.dtype == torch.bool else 1
+        tr.pin_label([out[d] for d in range(consumed, min(consumed + n, len(shape)))])
+        for d in range(consumed, min(consumed + n, len(shape))):
+            out[d] = None
+        tr.pin_label(tr.lab(idx))
+        consumed += n
+    label = tr.lab(values) if isinstance(values, torch.fx.Node) else None
+    if label is not None:
+        vshape = _shape(values)
+        for j, vec in enumerate(label):
+            d = len(shape) - len(vshape) + j  # values broadcast against x[indices], right-aligned
+            if plain and d >= consumed and vshape[j] == shape[d] and out[d] is not None and vec is not None:
+                tr.uf.tie(out[d], vec)
+            else:
+                tr.pin_label([vec])
     return out
 
 

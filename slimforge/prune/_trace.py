@@ -39,7 +39,19 @@ def build_dependency_graph(
     ep = export_model(model, example_inputs, example_kwargs or {})
     tracer = _Tracer(model, ep, skip, pin_fixed_splits)
     tracer.run()
-    return tracer.finish()
+    graph = tracer.finish()
+    graph.unreached = unreached_modules(model, ep)
+    return graph
+
+
+def unreached_modules(model: nn.Module, ep: torch.export.ExportedProgram) -> list[str]:
+    """Modules owning a parameter the captured forward never reads (LUKE's entity-aware attention when the example
+    has no ``entity_ids``): pruning cannot see how they connect, so it leaves them as they are."""
+    named = dict(model.named_parameters(remove_duplicate=False))
+    used = {n.name for n in ep.graph.nodes if n.op == "placeholder" and n.users}
+    read = {id(named[fqn]) for ph, fqn in ep.graph_signature.inputs_to_parameters.items() if ph in used and fqn in named}
+    paths = [n.rpartition(".")[0] for n, p in model.named_parameters() if id(p) not in read]
+    return list(dict.fromkeys(paths))
 
 
 def matches(path: str, patterns: Sequence[str]) -> bool:
@@ -55,6 +67,8 @@ def _opaque_attention(module: nn.Module) -> bool:
     if isinstance(module, nn.MultiheadAttention):
         return True
     if not any(isinstance(getattr(module, a, None), int) for a in ("num_heads", "n_heads")):
+        return False
+    if isinstance(getattr(module, "A_log", None), nn.Parameter):  # a state-space mixer (Mamba-2's heads): not attention
         return False
     # The attention itself (it holds the projections), not a block that merely passes num_heads on.
     return bool(module._parameters) or any(isinstance(c, nn.Linear) for c in module.children())

@@ -135,7 +135,17 @@ def _int(module: nn.Module, name: str) -> bool:
 
 
 def _linear(module: nn.Module, name: str) -> bool:
-    return isinstance(getattr(module, name, None), nn.Linear)
+    return is_linear_like(getattr(module, name, None))
+
+
+def is_linear_like(layer: Any) -> bool:
+    """An ``nn.Linear``, or a layer stored as one that is not its subclass: I-BERT's ``QuantLinear`` (a (out, in)
+    weight, ``in_features`` / ``out_features``, ``F.linear`` in its float mode)."""
+    if isinstance(layer, nn.Linear):
+        return True
+    weight = getattr(layer, "weight", None)
+    return (type(layer).__name__ == "QuantLinear" and isinstance(weight, nn.Parameter) and weight.dim() == 2
+            and isinstance(getattr(layer, "out_features", None), int) and isinstance(getattr(layer, "in_features", None), int))
 
 
 def _timm_class(module: nn.Module, where: str, *names: str) -> bool:
@@ -232,18 +242,28 @@ register_attention_form("hf-t5-attention", AttentionForm(
 
 def _hf_grouped_query(module: nn.Module) -> bool:
     """Llama/Qwen2/Mistral-style: q/k/v/o projections, ``head_dim``, head counts only in the config
-    (Phi names its output projection ``dense``)."""
+    (Phi names its output projection ``dense``, LFM2 ``out_proj``, ModernBERT's decoder ``Wo``)."""
     return (not _int(module, "num_attention_heads") and _int(module, "head_dim")
             and all(_linear(module, n) for n in ("q_proj", "k_proj", "v_proj"))
-            and (_linear(module, "o_proj") or _linear(module, "dense")))
+            and _grouped_output(module) is not None and not _hf_out_proj_attention(module))  # CLIP's has a form of its own
+
+
+GROUPED_OUTPUTS = ("o_proj", "dense", "out_proj", "Wo")  # Llama, Phi, LFM2, ModernBERT's decoder
+
+
+def _grouped_output(module: nn.Module) -> nn.Module | None:
+    return next((getattr(module, n) for n in GROUPED_OUTPUTS if _linear(module, n)), None)
 
 
 def _hf_grouped_query_sync(module: nn.Module) -> dict[str, int]:
     # repeat_kv ties every query head to its key/value head, so whole groups go and num_key_value_groups
     # (query heads per key/value head) stays as it is; with one key/value head (multi-query), query heads go
     # alone and num_key_value_groups is the query head count (repeat_kv expands the key/value head to it).
+    # The query heads are counted at the output projection's input: a gated query (Qwen3-Next's q_proj holds each
+    # head's query and its output gate, 2 * head_dim rows) has twice as many rows as heads * head_dim.
     hd = module.head_dim
-    heads, kv_heads = module.q_proj.out_features // hd, module.k_proj.out_features // hd
+    out = _grouped_output(module)
+    heads, kv_heads = out.in_features // hd, module.k_proj.out_features // hd
     for name, value in (("num_key_value_groups", heads // kv_heads), ("num_heads", heads), ("num_key_value_heads", kv_heads)):
         if _int(module, name):  # StableLM's forward views with self.num_heads / self.num_key_value_heads
             setattr(module, name, value)
@@ -262,8 +282,15 @@ def _multi_query_heads(module: nn.Module) -> int | None:
     return module.q_proj.out_features // hd if module.k_proj.out_features == hd else None
 
 
+def _gated_query_head_dims(module: nn.Module) -> tuple[int, ...]:
+    """Qwen3-Next's gated query: q_proj rows are (heads, 2 * head_dim), each head's query then its output gate."""
+    out = _grouped_output(module)
+    return (2 * module.head_dim,) if module.q_proj.out_features == 2 * out.in_features else ()
+
+
 register_attention_form("hf-grouped-query", AttentionForm(_hf_grouped_query, lambda m: m.head_dim, _hf_grouped_query_sync,
-                                                          whole=_hf_single_key_value_head, built_heads=_multi_query_heads),
+                                                          whole=_hf_single_key_value_head, built_heads=_multi_query_heads,
+                                                          other_head_dims=_gated_query_head_dims),
                         "Hugging Face Llama/Qwen2/Mistral/Gemma/Phi (grouped-query): whole key/value groups; "
                         "multi-query: query heads")
 

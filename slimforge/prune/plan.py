@@ -22,7 +22,7 @@ from torch import nn
 
 from slimforge.artifacts import register_edit
 from slimforge.errors import ArtifactError
-from slimforge.prune.attention import _int, find_attention_form, remember_sizes, sync_attention
+from slimforge.prune.attention import _int, find_attention_form, is_linear_like, remember_sizes, sync_attention
 from slimforge.prune.errors import PruningError
 
 if TYPE_CHECKING:
@@ -201,7 +201,7 @@ def _sync_blocks(model: nn.Module) -> None:
         # ERNIE-4.5-MoE's hidden_states.view(-1, hidden_dim).
         for attr in ("input_size", "hidden_dim"):
             if isinstance(getattr(module, attr, None), int):
-                setattr(module, attr, experts.down_proj.shape[1])
+                setattr(module, attr, _experts_widths(experts)[0])
 
 
 SHAPE_ATTRIBUTES = ("normalized_shape",)  # shapes a module keeps in an attribute where it has no tensor to slice
@@ -254,7 +254,7 @@ def _sync_attributes(module: nn.Module, snap: dict[str, Any]) -> None:
         else:
             module.in_channels = module.weight.shape[1] * module.groups
         module.out_channels = out
-    elif isinstance(module, nn.Linear):
+    elif is_linear_like(module):
         module.out_features, module.in_features = module.weight.shape
     elif isinstance(module, nn.modules.batchnorm._NormBase):
         ref = module.running_mean if module.running_mean is not None else module.weight
@@ -267,7 +267,11 @@ def _sync_attributes(module: nn.Module, snap: dict[str, Any]) -> None:
     elif isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
         module.num_embeddings, module.embedding_dim = module.weight.shape
     elif _is_experts(module):  # transformers' mixture-of-experts layers reshape with these
-        module.hidden_dim, module.intermediate_dim = module.down_proj.shape[1], module.down_proj.shape[2]
+        hidden, inner = _experts_widths(module)
+        if _llama4_experts(module):
+            module.hidden_size, module.expert_dim, module.intermediate_size = hidden, inner, inner
+        else:
+            module.hidden_dim, module.intermediate_dim = hidden, inner
     elif _is_router(module):
         module.hidden_dim = module.weight.shape[1]
     elif isinstance(module, nn.RNNBase):
@@ -282,10 +286,23 @@ def _sync_attributes(module: nn.Module, snap: dict[str, Any]) -> None:
 
 
 def _is_experts(module: nn.Module) -> bool:
-    """A transformers experts module: (experts, hidden, intermediate) ``down_proj`` and the sizes as ints."""
+    """A transformers experts module: (experts, hidden, intermediate) ``down_proj`` and the sizes as ints, or Llama 4's
+    transposed layout (:func:`_llama4_experts`)."""
     down = getattr(module, "down_proj", None)
-    return (isinstance(down, torch.Tensor) and down.dim() == 3 and isinstance(getattr(module, "hidden_dim", None), int)
-            and isinstance(getattr(module, "intermediate_dim", None), int))
+    return isinstance(down, torch.Tensor) and down.dim() == 3 and (
+        _llama4_experts(module)
+        or (isinstance(getattr(module, "hidden_dim", None), int) and isinstance(getattr(module, "intermediate_dim", None), int)))
+
+
+def _llama4_experts(module: nn.Module) -> bool:
+    """Llama 4's experts: ``down_proj`` (experts, expert_dim, hidden), sizes in ``hidden_size`` and ``expert_dim``."""
+    return all(isinstance(getattr(module, a, None), int) for a in ("hidden_size", "expert_dim")) and not hasattr(module, "hidden_dim")
+
+
+def _experts_widths(module: nn.Module) -> tuple[int, int]:
+    """(hidden, intermediate) of an experts module's ``down_proj``."""
+    down = module.down_proj
+    return (int(down.shape[2]), int(down.shape[1])) if _llama4_experts(module) else (int(down.shape[1]), int(down.shape[2]))
 
 
 def _is_router(module: nn.Module) -> bool:

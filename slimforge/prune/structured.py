@@ -149,6 +149,8 @@ def _prune_graph(model: nn.Module, args: tuple, kwargs: dict[str, Any], config: 
                  reference: Any) -> Any:
     """Steps 1-4 of :func:`prune`; returns the plan."""
     graph = build_dependency_graph(model, args, kwargs, skip=config.skip)
+    if graph.unreached:
+        _warn_unreached(model, graph.unreached)
     try:
         return _prune_checked(model, args, kwargs, config, ctx, reference, graph)
     except PruningError as exc:
@@ -191,6 +193,14 @@ def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config
         restore()
         raise
     return plan
+
+
+def _warn_unreached(model: nn.Module, paths: list[str]) -> None:
+    shown = ", ".join(p or "(the model itself)" for p in paths[:6]) + (f" and {len(paths) - 6} more" if len(paths) > 6 else "")
+    log.warning("slimforge.prune: the example inputs never reach the parameters of %d module(s) of %s (%s), so pruning "
+                "cannot see how they connect and leaves them as they are. If the model uses them with other inputs "
+                "(LUKE's entity inputs, an optional branch), they may no longer fit the pruned layers: give example "
+                "inputs that reach them.", len(paths), type(model).__name__, shown)
 
 
 MAX_FAILING_CLASSES = 3  # classes kept whole, one by one, before giving up

@@ -34,6 +34,13 @@ def _t5(ids):
     return transformers.T5ForConditionalGeneration(config), {"decoder_input_ids": ids[:, :6]}
 
 
+def _switch(ids):  # its experts: a ModuleDict run in a loop over the experts the data picked (captured densely)
+    config = transformers.SwitchTransformersConfig(vocab_size=128, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4,
+                                                   decoder_start_token_id=0, num_experts=4, num_sparse_encoder_layers=1,
+                                                   num_sparse_decoder_layers=1)
+    return transformers.SwitchTransformersForConditionalGeneration(config), {"decoder_input_ids": ids[:, :6]}
+
+
 def _bart(ids):
     config = transformers.BartConfig(vocab_size=128, d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
                                      decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128,
@@ -159,8 +166,45 @@ def _yoso():  # its attention mask is repeat_interleave'd once per head for its 
     return transformers.YosoForSequenceClassification(transformers.YosoConfig(**TEXT)), {}
 
 
+def _ibert():  # its query/key/value are QuantLinear layers (F.linear in float mode), not nn.Linear
+    return transformers.IBertForSequenceClassification(transformers.IBertConfig(**TEXT, pad_token_id=1)), {}
+
+
+def _llama4():  # complex rotary (polar, view_as_complex); experts as one bmm over (experts, in, out) weights
+    config = transformers.Llama4TextConfig(**TEXT, num_key_value_heads=2, pad_token_id=0, num_local_experts=4,
+                                           intermediate_size_mlp=128, head_dim=16)
+    return transformers.Llama4ForCausalLM(config), {}
+
+
+def _xmod():  # each language's adapter output is written back to its tokens: hidden[mask] = adapter(...)
+    config = transformers.XmodConfig(**TEXT, pad_token_id=1, languages=["en_XX"], default_language="en_XX")
+    return transformers.XmodForSequenceClassification(config), {}
+
+
+def _bamba():  # Mamba-2 mixers (num_heads, A_log) beside attention: not attention, their residual width prunes
+    config = transformers.BambaConfig(**TEXT, num_key_value_heads=2, pad_token_id=0, attn_layer_indices=[1],
+                                      mamba_d_state=16, mamba_n_heads=8, mamba_d_head=16)
+    return transformers.BambaForCausalLM(config), {}
+
+
+def _qwen3_next():  # a gated query: q_proj rows are (heads, 2 * head_dim), each head's query then its output gate
+    config = transformers.Qwen3NextConfig(**dict(TEXT, num_attention_heads=8), num_key_value_heads=4, pad_token_id=0,
+                                          num_experts=4, num_experts_per_tok=2, moe_intermediate_size=64, head_dim=16,
+                                          layer_types=["full_attention"] * 2, shared_expert_intermediate_size=64)
+    return transformers.Qwen3NextForCausalLM(config), {}
+
+
+def _lfm2():  # grouped-query attention whose output projection is out_proj, beside short convolutions
+    config = transformers.Lfm2Config(**TEXT, num_key_value_heads=2, pad_token_id=0, layer_types=["conv", "full_attention"])
+    return transformers.Lfm2ForCausalLM(config), {}
+
+
+def _modernbert_decoder():  # q_proj / k_proj / v_proj and Wo
+    return transformers.ModernBertDecoderForCausalLM(transformers.ModernBertDecoderConfig(**TEXT, pad_token_id=0)), {}
+
+
 # SegFormer's classifier reshapes with config.hidden_sizes[-1], which sync_config now follows.
-BUILD = {"yoso": _yoso, "doge": _doge, "gpt-neox-japanese": _neox_japanese, "minicpm3": _minicpm3, "granite-moe": _granite_moe, "ernie-moe": _ernie_moe, "phimoe": _phimoe, "gpt-oss": _gpt_oss, "xlm": _xlm, "ctrl": _ctrl, "openai-gpt": _openai_gpt, "modernbert": _modernbert,"xlnet": _xlnet, "deberta-v1": _deberta_v1, "deberta-v1-relative": lambda: _deberta_v1(**RELATIVE, max_relative_positions=16),
+BUILD = {"lfm2": _lfm2, "modernbert-decoder": _modernbert_decoder, "llama4": _llama4, "xmod": _xmod, "bamba": _bamba, "qwen3-next": _qwen3_next, "ibert": _ibert, "yoso": _yoso, "doge": _doge, "gpt-neox-japanese": _neox_japanese, "minicpm3": _minicpm3, "granite-moe": _granite_moe, "ernie-moe": _ernie_moe, "phimoe": _phimoe, "gpt-oss": _gpt_oss, "xlm": _xlm, "ctrl": _ctrl, "openai-gpt": _openai_gpt, "modernbert": _modernbert,"xlnet": _xlnet, "deberta-v1": _deberta_v1, "deberta-v1-relative": lambda: _deberta_v1(**RELATIVE, max_relative_positions=16),
          "deberta-v2-relative": _deberta_v2_relative, "xglm": _xglm, "persimmon": _persimmon, "distilbert": _distilbert, "mpnet": _mpnet, "deberta-v2": _deberta, "phi": _phi, "segformer": _segformer,
          "segformer-cls": lambda: _segformer("ImageClassification")}
 
@@ -178,12 +222,14 @@ def _heads(model):
                                             ("deberta-v1-relative", 0.33), ("deberta-v2-relative", 0.37), ("m2m100", 0.38),
                                             ("xlm", 0.39), ("ctrl", 0.38), ("openai-gpt", 0.39), ("modernbert", 0.39),
                                             ("longt5", 0.39), ("gpt-oss", 0.43), ("minicpm3", 0.38), ("granite-moe", 0.43),
-                                            ("ernie-moe", 0.44), ("phimoe", 0.43), ("gpt-neox-japanese", 0.40), ("doge", 0.44), ("yoso", 0.40)])
+                                            ("ernie-moe", 0.44), ("phimoe", 0.43), ("gpt-neox-japanese", 0.40), ("doge", 0.44), ("yoso", 0.40),
+                                            ("switch", 0.40), ("ibert", 0.37), ("llama4", 0.43), ("xmod", 0.37),
+                                            ("bamba", 0.35), ("qwen3-next", 0.39), ("lfm2", 0.42), ("modernbert-decoder", 0.39)])
 @torch.no_grad()
 def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     torch.manual_seed(0)
     ids = torch.randint(3, 120, (2, 12))
-    seq2seq = {"t5": _t5, "bart": _bart, "m2m100": _m2m100, "longt5": _longt5}
+    seq2seq = {"t5": _t5, "bart": _bart, "m2m100": _m2m100, "longt5": _longt5, "switch": _switch}
     model, extra = seq2seq[family](ids) if family in seq2seq else BUILD[family]()
     model.eval()
     inputs = {"pixel_values": torch.randn(2, 3, 32, 32)} if family.startswith("segformer") else {"input_ids": ids, **extra}
@@ -192,13 +238,19 @@ def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     slimforge.prune(model, example_kwargs={**inputs, **({"use_cache": False} if family == "xlnet" else {})}, ratio=0.3)
     assert _heads(model) < heads
     assert sum(p.numel() for p in model.parameters()) < (1 - removed) * params
-    if family in ("t5", "bart", "m2m100", "longt5"):  # the encoder's output narrowed with the model; the logits did not
+    if family == "ibert":  # QuantLinear keeps its sizes in step with its weight, as nn.Linear does
+        query = model.ibert.encoder.layer[0].attention.self.query
+        assert (query.out_features, query.in_features) == tuple(query.weight.shape) and query.out_features < 64
+    if family == "switch":  # each router still scores every expert: its argmax is an expert's number
+        assert all(m.classifier.out_features == 4 for m in model.modules() if type(m).__name__ == "SwitchTransformersTop1Router")
+    if family in ("t5", "bart", "m2m100", "longt5", "switch"):  # the encoder's output narrowed with the model; the logits did not
         assert model(**inputs, use_cache=False).encoder_last_hidden_state.shape[-1] < 64
     if family == "t5":  # cross-attention too (its zero position bias, built with n_heads, had pinned its heads)
         assert all(block.layer[1].EncDecAttention.n_heads == 3 for block in model.decoder.block)
     slimforge.save(model, tmp_path)
-    kwargs = {"use_cache": False} if family in ("t5", "bart", "m2m100", "longt5", "phi", "xglm", "persimmon", "xlnet", "ctrl", "gpt-oss",
-                                                "minicpm3", "granite-moe", "ernie-moe", "phimoe", "gpt-neox-japanese", "doge") else {}
+    kwargs = {"use_cache": False} if family in ("t5", "bart", "m2m100", "longt5", "switch", "phi", "xglm", "persimmon", "xlnet", "ctrl", "gpt-oss",
+                                                "minicpm3", "granite-moe", "ernie-moe", "phimoe", "gpt-neox-japanese", "doge",
+                                                "llama4", "bamba", "qwen3-next", "lfm2", "modernbert-decoder") else {}
     assert torch.equal(slimforge.load(tmp_path).eval()(**inputs, **kwargs).logits, model(**inputs, **kwargs).logits)
 
 
@@ -392,3 +444,42 @@ def test_a_config_that_derives_the_head_size_gets_it_once_heads_go():
     neox = transformers.GPTNeoXForCausalLM(transformers.GPTNeoXConfig(**TEXT)).eval()
     slimforge.prune(neox, example_kwargs={"input_ids": ids}, ratio=0.3)
     assert getattr(neox.config, "head_dim", None) in (None, 16)
+
+
+class _Routed(nn.Module):
+    """Routes each token to the argmax of a gate over 4 experts, one-hot encoded with the number of experts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj, self.gate, self.out = nn.Linear(8, 16), nn.Linear(16, 4), nn.Linear(16, 4)
+
+    def forward(self, x):
+        h = torch.relu(self.proj(x))
+        choice = nn.functional.one_hot(self.gate(h).argmax(-1), num_classes=4).float()
+        return self.out(h) * choice + torch.max(self.gate(h), dim=-1).values[:, None]
+
+
+def test_argmax_and_max_indices_keep_the_dimension_they_number():
+    """argmax over a gate's outputs is an expert's number: pruning those outputs renumbered them (Switch Transformers'
+    routers went from 4 experts to 3, still one-hot encoded over 4). The gate keeps its width; max's values alone
+    (no indices used) are a plain reduction."""
+    torch.manual_seed(0)
+    model, x = _Routed().eval(), torch.randn(5, 8)
+    slimforge.prune(model, x, ratio=0.5, round_to=1)
+    assert model.gate.out_features == 4 and model.proj.out_features < 16 and model(x).shape == (5, 4)
+
+
+def test_a_size_the_data_decides_and_index_add_capture():
+    """JetMoE splits tokens among experts by counts computed from the router (sizes torch.export leaves symbolic, with
+    no example value) and adds each expert's rows back with index_add: it failed in the linear rule before; now the
+    tokens' dimension stays whole and the experts' channels prune."""
+    torch.manual_seed(0)
+    config = transformers.JetMoeConfig(vocab_size=128, hidden_size=64, num_hidden_layers=2, num_key_value_heads=2,
+                                       kv_channels=16, intermediate_size=128, num_local_experts=4, num_experts_per_tok=2,
+                                       max_position_embeddings=64)
+    model, ids = transformers.JetMoeForCausalLM(config).eval(), torch.randint(3, 120, (2, 12))
+    params = sum(p.numel() for p in model.parameters())
+    slimforge.prune(model, example_kwargs={"input_ids": ids}, ratio=0.3)
+    assert sum(p.numel() for p in model.parameters()) < 0.85 * params
+    with torch.no_grad():
+        assert model(input_ids=ids, use_cache=False).logits.shape == (2, 12, 128)

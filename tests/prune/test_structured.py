@@ -591,3 +591,32 @@ def test_a_weight_computed_from_its_parameter_still_produces_prunable_channels()
     sp.prune(model, x, ratio=0.5, round_to=8)  # "Nothing to prune" before: a computed weight was no source of channels
     assert model[2].out_channels == 8 and model[5].in_features == 8
     assert model(x).shape == (2, 4)
+
+
+class _OptionalBranch(nn.Module):
+    """An extra input (LUKE's entity ids) runs a branch of its own into the same width."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body, self.extra, self.head = nn.Linear(8, 32), nn.Linear(6, 32), nn.Linear(32, 3)
+
+    def forward(self, x, extra=None):
+        h = torch.relu(self.body(x))
+        return self.head(h if extra is None else h + self.extra(extra))
+
+
+def test_parameters_the_example_never_reaches_are_named_in_a_warning(caplog):
+    """Pruned on inputs that skip a branch, the branch's layer keeps its width and no longer fits: say so, and what
+    to do; an example that reaches it prunes it with the rest."""
+    torch.manual_seed(0)
+    model, x, extra = _OptionalBranch().eval(), torch.randn(4, 8), torch.randn(4, 6)
+    with caplog.at_level("WARNING", logger="slimforge.prune.structured"):
+        sp.prune(model, x, ratio=0.5, round_to=1)
+    assert "never reach the parameters of 1 module(s) of _OptionalBranch (extra)" in caplog.text
+    assert model.body.out_features == 16 and model.extra.out_features == 32
+    caplog.clear()
+    model = _OptionalBranch().eval()
+    with caplog.at_level("WARNING", logger="slimforge.prune.structured"):
+        sp.prune(model, x, example_kwargs={"extra": extra}, ratio=0.5, round_to=1)
+    assert "never reach" not in caplog.text
+    assert model.extra.out_features == 16 and model(x, extra).shape == (4, 3)
