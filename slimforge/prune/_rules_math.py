@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from slimforge.prune._capture import Label, Tracing, Vec, _arg, _opname, _rule, _shape, module_path
-from slimforge.prune.errors import UnsupportedOpError
+from slimforge.prune._capture import Label, Tracing, Vec, _arg, _opname, _rule, _shape
 
 
 @_rule("embedding")
@@ -86,10 +85,7 @@ def _conv(tr: Tracing, node: torch.fx.Node) -> Any:
     x, weight, bias = node.args[0], node.args[1], _arg(node, 2, "bias")
     if name in ("convolution", "_convolution"):
         if node.args[6]:
-            raise UnsupportedOpError(
-                f"slimforge.prune has no rule for transposed convolutions (module {module_path(node)!r}). "
-                f"Skip that layer: slimforge.prune(..., skip=[{module_path(node)!r}])."
-            )
+            return _transposed_conv(tr, node, x, weight, bias, node.args[8])
         groups = node.args[8]
     else:
         groups = _arg(node, 6, "groups", 1)
@@ -183,6 +179,34 @@ def _matmul(tr: Tracing, node: torch.fx.Node) -> Any:
     elif len(sb) == 3:  # experts' (experts, in, out) weights in one bmm (Llama 4): W's last dimension is an output
         tr.mark_source(b, 2)
     return out
+
+
+@_rule("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
+def _conv_transpose(tr: Tracing, node: torch.fx.Node) -> Any:
+    return _transposed_conv(tr, node, node.args[0], node.args[1], _arg(node, 2, "bias"), _arg(node, 6, "groups", 1))
+
+
+def _transposed_conv(tr: Tracing, node: torch.fx.Node, x: Any, weight: Any, bias: Any, groups: int) -> Any:
+    """A transposed convolution (LowFormer's upsampling): its weight is (in, out / groups, kernel...), so input
+    channels are the weight's rows and its columns are outputs (ungrouped). A grouped one stays whole; the spatial
+    sizes it produces are never prunable."""
+    lx = tr.lab(x) or [None] * len(_shape(x))
+    lw = tr.lab(weight) or [None] * len(_shape(weight))
+    wshape, out_shape = _shape(weight), _shape(node)
+    for v in lw[2:] + lx[2:]:
+        tr.uf.pin(v)
+    lb = tr.lab(bias)
+    if groups != 1:
+        tr.pin_label([lx[1], lw[0], lw[1], lb[0] if lb is not None else None])
+        vo = None
+    else:
+        tr.mark_source(weight, 1)
+        tr.uf.tie(lx[1], lw[0])
+        vo = lw[1]
+        if lb is not None:
+            tr.uf.tie(lb[0], vo)
+    tr.macs_terms.append([_count(v, s) for v, s in zip(lx, _shape(x))] + [_count(vo, wshape[1]), math.prod(wshape[2:])])
+    return [lx[0], vo] + [None] * (len(out_shape) - 2)
 
 
 def _broadcast_tie(tr: Tracing, parts: list[tuple[list, tuple]], out_shape: tuple) -> Label:

@@ -418,6 +418,19 @@ register_timm_family(
 )
 
 
+def _gemma4_after(m: nn.Module) -> None:
+    m.num_kv_heads = m.k_proj.linear.out_features // m.head_dim
+    m.num_kv_groups = m.num_heads // m.num_kv_heads
+
+
+register_timm_family(
+    "timm-gemma4-attention",
+    TimmFamily("models.gemma4_vit", "Gemma4Attention", query="q_proj.linear", per_head=1, after=_gemma4_after,
+               keep=("q_norm", "k_norm")),
+    "timm Gemma 4 ViT Gemma4Attention (q/k/v/o_proj wrapping nn.Linear, grouped key/value heads, per-head norms)",
+)
+
+
 # ----------------------------------------------------------------------------- attention pooling (SigLIP's 'map' head)
 
 

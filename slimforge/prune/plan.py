@@ -246,7 +246,9 @@ def _snapshot(module: nn.Module) -> dict[str, Any]:
 
 def _sync_attributes(module: nn.Module, snap: dict[str, Any]) -> None:
     """Attributes that mirror tensor shapes (out_channels, num_features, normalized_shape ...)."""
-    if isinstance(module, nn.modules.conv._ConvNd):
+    if isinstance(module, nn.modules.conv._ConvNd) and module.transposed:  # weight (in, out / groups, kernel...)
+        module.in_channels, module.out_channels = module.weight.shape[0], module.weight.shape[1] * module.groups
+    elif isinstance(module, nn.modules.conv._ConvNd):
         out = module.weight.shape[0]
         if snap["local_in"] == 1 and snap["groups"] > 1:  # depthwise: one group per input channel
             module.groups = out // (snap["out"] // snap["groups"])
@@ -261,6 +263,8 @@ def _sync_attributes(module: nn.Module, snap: dict[str, Any]) -> None:
         if ref is not None:
             module.num_features = ref.shape[0]
     elif isinstance(module, nn.LayerNorm) and module.weight is not None:
+        module.normalized_shape = tuple(module.weight.shape)
+    elif _norm_with_shape(module):  # timm's RmsNorm (Gemma 4's ViT) passes normalized_shape to rms_norm with its weight
         module.normalized_shape = tuple(module.weight.shape)
     elif isinstance(module, nn.GroupNorm) and module.weight is not None:
         module.num_channels = module.weight.shape[0]
@@ -283,6 +287,13 @@ def _sync_attributes(module: nn.Module, snap: dict[str, Any]) -> None:
         module.shape = (module.scale.shape[0], *module.shape[1:])  # timm MetaFormer/PoolFormer: scale.view(shape)
     elif type(module).__name__ == "Conv1D" and isinstance(getattr(module, "nf", None), int):
         module.nf = module.weight.shape[1]  # Hugging Face's Conv1D (GPT-2): weight (in, out), out width in nf
+
+
+def _norm_with_shape(module: nn.Module) -> bool:
+    """A norm that is no ``nn.LayerNorm`` but keeps ``normalized_shape`` beside a weight of that shape."""
+    shape, weight = getattr(module, "normalized_shape", None), getattr(module, "weight", None)
+    return (isinstance(shape, (tuple, list)) and isinstance(weight, torch.Tensor) and weight.dim() == len(shape)
+            and all(isinstance(v, int) for v in shape))
 
 
 def _is_experts(module: nn.Module) -> bool:

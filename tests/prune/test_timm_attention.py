@@ -65,6 +65,7 @@ MODELS = {
     "eva": lambda: _named("eva02_tiny_patch14_224", 28, img_size=28, depth=1),
     # separate q/k/v projections, a norm over all heads' channels (scale_attn_inner)
     "eva-separate": lambda: _named("eva02_tiny_patch14_224", 28, img_size=28, depth=1, qkv_fused=False, scale_attn_inner=True),
+    "gemma4": lambda: _named("gemma4_vit_167m", 32, img_size=32, depth=1),
     "swinv2": lambda: _class("timm.models.swin_transformer_v2.SwinTransformerV2", 64, img_size=64, window_size=4, embed_dim=32,
                              depths=(1, 1, 2, 1), num_heads=(1, 2, 4, 8)),
     "fastvit": lambda: _class("timm.models.fastvit.FastVit", 64, layers=(1, 1, 1, 1), embed_dims=(48, 96, 192, 384),
@@ -136,7 +137,7 @@ FORMS = {
     "timm-volo-class-attention": "volo", "timm-tnt-attention": "tnt", "timm-tnt-pixel-embed": "tnt",
     "timm-nextvit-attention": "nextvit", "timm-swinv2-cr-attention": "swinv2-cr", "timm-lambda-layer": "lambda",
     "timm-multi-query-attention-2d": "mobilenetv4-hybrid", "timm-bottleneck-attention": "botnet", "timm-halo-attention": "halonet",
-    "timm-efficientformerv2-attention2d": "efficientformerv2", "timm-efficientformerv2-attention2ddownsample": "efficientformerv2",
+    "timm-gemma4-attention": "gemma4", "timm-efficientformerv2-attention2d": "efficientformerv2", "timm-efficientformerv2-attention2ddownsample": "efficientformerv2",
 }
 
 
@@ -211,9 +212,10 @@ def test_family_loses_whole_heads_and_round_trips(family, tmp_path):
 
 
 # timm's own forward reads the head count in efficientformer(v2), tiny-vit, maxvit, coatnet, visformer, sam2, mvitv2, sam,
-# levit, tnt, MobileNetV4's multi-query attention, BoTNet and HaloNet: no stand-in.
+# levit, tnt, MobileNetV4's multi-query attention, BoTNet, HaloNet and Gemma 4's ViT: no stand-in.
 STAND_IN_FAMILIES = sorted(set(MODELS) - {"efficientformer", "tiny-vit", "maxvit", "coatnet", "visformer", "sam2", "mvitv2", "sam",
-                                           "levit", "levit-conv", "efficientformerv2", "tnt", "tnt-legacy", "mobilenetv4-hybrid", "botnet", "halonet"})
+                                           "levit", "levit-conv", "efficientformerv2", "tnt", "tnt-legacy", "mobilenetv4-hybrid", "botnet", "halonet",
+                                           "gemma4"})
 
 
 @pytest.mark.parametrize("family", STAND_IN_FAMILIES)
