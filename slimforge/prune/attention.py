@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -202,8 +203,14 @@ def _hf_built_heads(module: nn.Module) -> int | None:
     return module.num_attention_heads if built else None
 
 
+def _hf_layout_head_dims(module: nn.Module) -> tuple[int, ...]:
+    # LiLT's layout stream: the same heads, attention_head_size // channel_shrink_ratio channels each.
+    r = getattr(module, "channel_shrink_ratio", None)
+    return (_hf_head_dim(module) // r,) if isinstance(r, int) and r > 1 else ()
+
+
 register_attention_form("hf-self-attention", AttentionForm(_hf_self_attention, _hf_head_dim, _hf_sync, whole=_hf_single_head,
-                                                           built_heads=_hf_built_heads),
+                                                           built_heads=_hf_built_heads, other_head_dims=_hf_layout_head_dims),
                         "Hugging Face BERT/RoBERTa/ViT/MPNet/DeBERTa/SegFormer: num_attention_heads, attention_head_size, query/q_proj/q/query_proj")
 
 

@@ -241,6 +241,12 @@ def _resize_shape_attribute(model: nn.Module, name: str, dims: dict[int, Any]) -
 def _snapshot(module: nn.Module) -> dict[str, Any]:
     if isinstance(module, nn.modules.conv._ConvNd):
         return {"groups": module.groups, "out": module.out_channels, "local_in": module.weight.shape[1]}
+    channels = getattr(module, "channels", None)
+    if isinstance(channels, int) and not isinstance(channels, bool):
+        # A fixed depthwise filter applied with groups=self.channels (timm's BlurPool2d in TResNet): its count follows the filter.
+        filters = [n for n, t in (*module.named_parameters(recurse=False), *module.named_buffers(recurse=False))
+                   if t.dim() == 4 and t.shape[0] == channels and t.shape[1] == 1]
+        return {"channels_filter": filters[0]} if filters else {}
     return {}
 
 
@@ -264,6 +270,8 @@ def _sync_attributes(module: nn.Module, snap: dict[str, Any]) -> None:
             module.num_features = ref.shape[0]
     elif isinstance(module, nn.LayerNorm) and module.weight is not None:
         module.normalized_shape = tuple(module.weight.shape)
+    elif "channels_filter" in snap:
+        module.channels = getattr(module, snap["channels_filter"]).shape[0]
     elif _norm_with_shape(module):  # timm's RmsNorm (Gemma 4's ViT) passes normalized_shape to rms_norm with its weight
         module.normalized_shape = tuple(module.weight.shape)
     elif isinstance(module, nn.GroupNorm) and module.weight is not None:

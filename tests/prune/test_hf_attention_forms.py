@@ -203,8 +203,13 @@ def _modernbert_decoder():  # q_proj / k_proj / v_proj and Wo
     return transformers.ModernBertDecoderForCausalLM(transformers.ModernBertDecoderConfig(**TEXT, pad_token_id=0)), {}
 
 
+def _lilt():  # a layout stream beside the text one: the same heads, attention_head_size // channel_shrink_ratio wide
+    config = transformers.LiltConfig(**dict(TEXT, hidden_size=48), pad_token_id=1, channel_shrink_ratio=4)  # six box embeddings
+    return transformers.LiltForSequenceClassification(config), {}
+
+
 # SegFormer's classifier reshapes with config.hidden_sizes[-1], which sync_config now follows.
-BUILD = {"lfm2": _lfm2, "modernbert-decoder": _modernbert_decoder, "llama4": _llama4, "xmod": _xmod, "bamba": _bamba, "qwen3-next": _qwen3_next, "ibert": _ibert, "yoso": _yoso, "doge": _doge, "gpt-neox-japanese": _neox_japanese, "minicpm3": _minicpm3, "granite-moe": _granite_moe, "ernie-moe": _ernie_moe, "phimoe": _phimoe, "gpt-oss": _gpt_oss, "xlm": _xlm, "ctrl": _ctrl, "openai-gpt": _openai_gpt, "modernbert": _modernbert,"xlnet": _xlnet, "deberta-v1": _deberta_v1, "deberta-v1-relative": lambda: _deberta_v1(**RELATIVE, max_relative_positions=16),
+BUILD = {"lilt": _lilt, "lfm2": _lfm2, "modernbert-decoder": _modernbert_decoder, "llama4": _llama4, "xmod": _xmod, "bamba": _bamba, "qwen3-next": _qwen3_next, "ibert": _ibert, "yoso": _yoso, "doge": _doge, "gpt-neox-japanese": _neox_japanese, "minicpm3": _minicpm3, "granite-moe": _granite_moe, "ernie-moe": _ernie_moe, "phimoe": _phimoe, "gpt-oss": _gpt_oss, "xlm": _xlm, "ctrl": _ctrl, "openai-gpt": _openai_gpt, "modernbert": _modernbert,"xlnet": _xlnet, "deberta-v1": _deberta_v1, "deberta-v1-relative": lambda: _deberta_v1(**RELATIVE, max_relative_positions=16),
          "deberta-v2-relative": _deberta_v2_relative, "xglm": _xglm, "persimmon": _persimmon, "distilbert": _distilbert, "mpnet": _mpnet, "deberta-v2": _deberta, "phi": _phi, "segformer": _segformer,
          "segformer-cls": lambda: _segformer("ImageClassification")}
 
@@ -224,7 +229,8 @@ def _heads(model):
                                             ("longt5", 0.39), ("gpt-oss", 0.43), ("minicpm3", 0.38), ("granite-moe", 0.43),
                                             ("ernie-moe", 0.44), ("phimoe", 0.43), ("gpt-neox-japanese", 0.40), ("doge", 0.44), ("yoso", 0.40),
                                             ("switch", 0.40), ("ibert", 0.37), ("llama4", 0.43), ("xmod", 0.37),
-                                            ("bamba", 0.35), ("qwen3-next", 0.39), ("lfm2", 0.42), ("modernbert-decoder", 0.39)])
+                                            ("bamba", 0.35), ("qwen3-next", 0.39), ("lfm2", 0.42), ("modernbert-decoder", 0.39),
+                                            ("lilt", 0.41)])
 @torch.no_grad()
 def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     torch.manual_seed(0)
