@@ -25,6 +25,7 @@ from slimforge.prune._graph import DependencyGraph
 from slimforge.prune._trace import build_dependency_graph
 from slimforge.prune.attention import list_attention_forms, register_attention_form
 from slimforge.prune.errors import PruneConfigError, PruningError, UnsupportedOpError
+from slimforge.prune.explain import KeptReason, explain_kept
 from slimforge.prune.importance import list_importances, register_importance
 from slimforge.prune.plan import apply_plan
 from slimforge.prune.structured import DEFAULT_ROUND_TO, PruneConfig, prune
@@ -32,12 +33,14 @@ from slimforge.prune.structured import DEFAULT_ROUND_TO, PruneConfig, prune
 __all__ = [
     "DEFAULT_ROUND_TO",
     "DependencyGraph",
+    "KeptReason",
     "PruneConfig",
     "PruneConfigError",
     "PruningError",
     "UnsupportedOpError",
     "apply_plan",
     "build_dependency_graph",
+    "explain_kept",
     "list_attention_forms",
     "list_importances",
     "prune",

@@ -32,6 +32,7 @@ class _UnionFind:
 
     def __init__(self) -> None:
         self.parent: list[int] = [PIN]
+        self.on_pin: Callable[[int], None] | None = None  # called with a root as it joins PIN (slimforge.prune.explain)
 
     def fresh(self, n: int) -> np.ndarray:
         start = len(self.parent)
@@ -54,6 +55,8 @@ class _UnionFind:
     def union(self, a: int, b: int) -> None:
         ra, rb = self.find(a), self.find(b)
         if ra != rb:  # the smaller id becomes the root, so PIN stays a root
+            if self.on_pin is not None and PIN in (ra, rb):
+                self.on_pin(max(ra, rb))
             if ra < rb:
                 self.parent[rb] = ra
             else:

@@ -117,6 +117,7 @@ class _Tracer:
         self.sources: set[int] = set()  # slot indices that are output dimensions
         self.macs_terms: list[list[Any]] = []
         self.records: list[tuple[torch.fx.Node, Any]] = []
+        self.current: torch.fx.Node | None = None  # the node being traced (for slimforge.prune.explain)
         sig = ep.graph_signature
         self.param_names = {**sig.inputs_to_parameters, **sig.inputs_to_buffers}
         self.placeholder_of: dict[str, torch.fx.Node] = {}
@@ -145,6 +146,7 @@ class _Tracer:
         # A transformers output keeps its prediction's shape (logits); its hidden states may narrow.
         user_outputs = {names[i] for i in output_leaves_to_keep(self.ep, len(names))}
         for node in self.ep.graph.nodes:
+            self.current = node
             if node.op == "placeholder":
                 self.labels[node] = self._placeholder(node)
             elif node.op == "call_function":

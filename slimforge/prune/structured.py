@@ -278,7 +278,8 @@ def _explain_nothing_pruned(graph: DependencyGraph, config: PruneConfig) -> None
     if not prunable:
         why = f"the skip patterns {list(config.skip)} leave no" if config.skip else "the model has no"
         raise PruningError(f"Nothing to prune: {why} group of channels, neurons or heads that can shrink "
-                           "(inputs, outputs and attention sizes stay fixed).")
+                           "(inputs, outputs and attention sizes stay fixed). slimforge.prune.explain_kept(model, "
+                           "example, parameter=..., dim=...) names the op that keeps a layer's dimension whole.")
     raise PruningError(
         f"ratio {config.ratio} removes nothing: rounding each of the {len(prunable)} prunable groups' kept count "
         f"(to whole units, multiples of round_to={config.round_to} channels) keeps every unit. Raise the ratio or lower round_to."

@@ -1,0 +1,109 @@
+"""Why a dimension stays whole: :func:`explain_kept` names the op that tied a parameter's dimension to something
+pruning must not change (a model output, a size fixed in the code, an attention of no known form, a skipped layer).
+
+Pruning a model and finding a layer untouched (a low reduction, "nothing to prune") leaves a user guessing which of
+thousands of ops was responsible. The tracer already knows: every op rule ties elements together, and a dimension
+stays whole when one of its elements is tied to the pinned class. Here the model is captured once and traced twice:
+first to find which elements of the dimension end pinned, then watching the first of them to catch the op that
+pinned it.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from slimforge.errors import did_you_mean
+from slimforge.prune._capture import PIN, _opname, export_model, module_path
+from slimforge.prune._trace import _opaque_attention, _Tracer, matches
+from slimforge.prune.errors import PruneConfigError
+
+
+@dataclass(frozen=True)
+class KeptReason:
+    """``kept`` of the ``size`` entries of ``parameter``'s dimension ``dim`` stay; ``why``: what tied the first of
+    them, at ``module`` (``source``: the line of the model's code, when the capture recorded it)."""
+
+    parameter: str
+    dim: int
+    size: int
+    kept: int
+    why: str
+    module: str
+    source: str
+
+    def __str__(self) -> str:
+        where = f" in {self.module!r}" if self.module else ""
+        line = f"\n    {self.source}" if self.source else ""
+        return f"{self.kept} of {self.size} entries of {self.parameter} dimension {self.dim} stay whole: {self.why}{where}.{line}"
+
+
+def explain_kept(model: nn.Module, example_inputs: Any = (), example_kwargs: Mapping[str, Any] | None = None, *,
+                 parameter: str, dim: int = 0, skip: Sequence[str] = ()) -> KeptReason | None:
+    """Why dimension ``dim`` of ``parameter`` (a ``named_parameters`` name) cannot shrink, for the same capture
+    :func:`slimforge.prune` makes of ``model`` on these example inputs; None when every entry of it can go."""
+    from slimforge.prune.structured import capture_kwargs
+
+    args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    names = dict(model.named_parameters())
+    if parameter not in names:
+        raise PruneConfigError(f"{type(model).__name__} has no parameter {parameter!r}.{did_you_mean(parameter, list(names))}")
+    shape = tuple(names[parameter].shape)
+    if not -len(shape) <= dim < len(shape):
+        raise PruneConfigError(f"{parameter} has {len(shape)} dimensions {shape}; dimension {dim} does not exist.")
+    dim %= len(shape)
+    if shape[dim] <= 1:
+        return KeptReason(parameter, dim, shape[dim], shape[dim], "a dimension of size 1 is never pruned", "", "")
+    ep = export_model(model, args, capture_kwargs(model, example_kwargs))
+    tracer = _trace(model, ep, skip)
+    slot = tracer.slot_of.get((parameter, dim))
+    if slot is None:  # a tied weight captured under its other name
+        return None
+    elements = tracer.slots[slot].elements
+    pinned = [int(e) for e in elements if tracer.uf.find(int(e)) == PIN]
+    if not pinned:
+        return None
+    watched, seen = pinned[0], []
+    tracer = _Tracer(model, ep, skip)
+
+    def on_pin(root: int) -> None:
+        if not seen and tracer.uf.find(watched) == root:
+            seen.append(tracer.current)
+
+    tracer.uf.on_pin = on_pin
+    tracer.run()
+    node = seen[0] if seen else None
+    why, module, source = _describe(model, tracer, node)
+    return KeptReason(parameter, dim, len(elements), len(pinned), why, module, source)
+
+
+def _trace(model: nn.Module, ep: torch.export.ExportedProgram, skip: Sequence[str]) -> _Tracer:
+    tracer = _Tracer(model, ep, skip)
+    tracer.run()
+    return tracer
+
+
+def _describe(model: nn.Module, tracer: _Tracer, node: torch.fx.Node | None) -> tuple[str, str, str]:
+    if node is None:
+        return "kept by the pruning engine after tracing", "", ""
+    if node.op == "output":
+        return "it reaches the model's output, whose shape pruning keeps", "", ""
+    if node.op == "placeholder":
+        name = tracer.param_names.get(node.name, node.name)
+        owner = name.rpartition(".")[0]
+        for path in tracer.pinned_modules:
+            if owner == path or owner.startswith(path + ".") or path == "":
+                if tracer.skip and path and matches(path, tracer.skip):
+                    return "its module is skipped (skip=...)", path, ""
+                module = model.get_submodule(path) if path else model
+                if _opaque_attention(module):
+                    return (f"{type(module).__name__} looks like attention (an integer head count and linear layers) but "
+                            "matches no registered attention form, so it is kept whole "
+                            "(slimforge.prune.list_attention_forms(), register_attention_form)"), path, ""
+        return "its attention form keeps this part whole (a single head, or a part every head shares)", owner, ""
+    trace = (node.meta.get("stack_trace") or "").strip().splitlines()
+    source = trace[-1].strip() if trace else ""
+    return f"op {_opname(node.target)!r} ties it to a size that cannot change", module_path(node), source
