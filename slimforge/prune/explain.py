@@ -45,9 +45,10 @@ def explain_kept(model: nn.Module, example_inputs: Any = (), example_kwargs: Map
                  parameter: str, dim: int = 0, skip: Sequence[str] = ()) -> KeptReason | None:
     """Why dimension ``dim`` of ``parameter`` (a ``named_parameters`` name) cannot shrink, for the same capture
     :func:`slimforge.prune` makes of ``model`` on these example inputs; None when every entry of it can go."""
-    from slimforge.prune.structured import capture_kwargs
+    from slimforge.prune.structured import _check_example_batch, capture_kwargs
 
     args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    _check_example_batch(model, args)
     names = dict(model.named_parameters())
     if parameter not in names:
         raise PruneConfigError(f"{type(model).__name__} has no parameter {parameter!r}.{did_you_mean(parameter, list(names))}")
@@ -106,4 +107,5 @@ def _describe(model: nn.Module, tracer: _Tracer, node: torch.fx.Node | None) -> 
         return "its attention form keeps this part whole (a single head, or a part every head shares)", owner, ""
     trace = (node.meta.get("stack_trace") or "").strip().splitlines()
     source = trace[-1].strip() if trace else ""
-    return f"op {_opname(node.target)!r} ties it to a size that cannot change", module_path(node), source
+    return (f"op {_opname(node.target)!r} ties it to a dimension that cannot change (a model input, a constant, or a "
+            "size fixed in the code)"), module_path(node), source
