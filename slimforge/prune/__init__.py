@@ -20,7 +20,7 @@ from slimforge.prune import _hf_classic_attention  # noqa: F401  (register XLM's
 from slimforge.prune import _hf_latent_attention  # noqa: F401  (register the multi-head latent attention form)
 from slimforge.prune import _hf_alibi_attention  # noqa: F401  (register MPT's form and its ALiBi stand-in)
 from slimforge.prune import _hf_moe_capture  # noqa: F401  (register the dense capture forward of Switch Transformers' and NLLB-MoE's experts)
-from slimforge.prune._capture import register_op_rule
+from slimforge.prune._capture import register_capture_forward, register_op_rule
 from slimforge.prune._graph import DependencyGraph
 from slimforge.prune._trace import build_dependency_graph
 from slimforge.prune.attention import list_attention_forms, register_attention_form
@@ -45,6 +45,7 @@ __all__ = [
     "list_importances",
     "prune",
     "register_attention_form",
+    "register_capture_forward",
     "register_importance",
     "register_op_rule",
 ]
