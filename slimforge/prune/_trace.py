@@ -48,10 +48,15 @@ def unreached_modules(model: nn.Module, ep: torch.export.ExportedProgram) -> lis
     """Modules owning a parameter the captured forward never reads (LUKE's entity-aware attention when the example
     has no ``entity_ids``): pruning cannot see how they connect, so it leaves them as they are."""
     named = dict(model.named_parameters(remove_duplicate=False))
-    used = {n.name for n in ep.graph.nodes if n.op == "placeholder" and n.users}
-    read = {id(named[fqn]) for ph, fqn in ep.graph_signature.inputs_to_parameters.items() if ph in used and fqn in named}
+    read = {id(named[fqn]) for fqn in read_parameters(ep) if fqn in named}
     paths = [n.rpartition(".")[0] for n, p in model.named_parameters() if id(p) not in read]
     return list(dict.fromkeys(paths))
+
+
+def read_parameters(ep: torch.export.ExportedProgram) -> set[str]:
+    """Names of the parameters the captured forward reads (torch.export lifts every parameter, read or not)."""
+    used = {n.name for n in ep.graph.nodes if n.op == "placeholder" and n.users}
+    return {fqn for ph, fqn in ep.graph_signature.inputs_to_parameters.items() if ph in used}
 
 
 def matches(path: str, patterns: Sequence[str]) -> bool:

@@ -18,8 +18,9 @@ from torch import nn
 
 from slimforge.errors import did_you_mean
 from slimforge.prune._capture import PIN, _opname, export_model, module_path
-from slimforge.prune._trace import _opaque_attention, _Tracer, matches
+from slimforge.prune._trace import _opaque_attention, _Tracer, matches, read_parameters
 from slimforge.prune.errors import PruneConfigError
+from slimforge.prune.structured import _check_example_batch, capture_kwargs
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,12 @@ class KeptReason:
 
 def explain_kept(model: nn.Module, example_inputs: Any = (), example_kwargs: Mapping[str, Any] | None = None, *,
                  parameter: str, dim: int = 0, skip: Sequence[str] = ()) -> KeptReason | None:
-    """Why dimension ``dim`` of ``parameter`` (a ``named_parameters`` name) cannot shrink, for the same capture
-    :func:`slimforge.prune` makes of ``model`` on these example inputs; None when every entry of it can go."""
-    from slimforge.prune.structured import _check_example_batch, capture_kwargs
-
+    """Why dimension ``dim`` of ``parameter`` (a ``named_parameters`` name, tied names included) cannot shrink, for the
+    same capture :func:`slimforge.prune` makes of ``model`` on these example inputs; None when every entry of it
+    belongs to a group pruning can shrink."""
     args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
     _check_example_batch(model, args)
-    names = dict(model.named_parameters())
+    names = dict(model.named_parameters(remove_duplicate=False))
     if parameter not in names:
         raise PruneConfigError(f"{type(model).__name__} has no parameter {parameter!r}.{did_you_mean(parameter, list(names))}")
     shape = tuple(names[parameter].shape)
@@ -59,14 +59,26 @@ def explain_kept(model: nn.Module, example_inputs: Any = (), example_kwargs: Map
     if shape[dim] <= 1:
         return KeptReason(parameter, dim, shape[dim], shape[dim], "a dimension of size 1 is never pruned", "", "")
     ep = export_model(model, args, capture_kwargs(model, example_kwargs))
-    tracer = _trace(model, ep, skip)
-    slot = tracer.slot_of.get((parameter, dim))
-    if slot is None:  # a tied weight captured under its other name
-        return None
-    elements = tracer.slots[slot].elements
-    pinned = [int(e) for e in elements if tracer.uf.find(int(e)) == PIN]
+    tracer = _Tracer(model, ep, skip)
+    tracer.run()
+    graph = tracer.finish()
+    read = read_parameters(ep)
+    aliases = sorted(((fqn not in read, fqn) for fqn in ep.graph_signature.inputs_to_parameters.values()
+                      if names.get(fqn) is names[parameter]))  # a tied weight: the name the forward reads, first
+    unread, captured = aliases[0]
+    slot = tracer.slot_of[(captured, dim)]
+    roots = graph.roots[slot]
+    if unread:
+        return KeptReason(parameter, dim, len(roots), len(roots), "the example inputs never reach it, so pruning cannot "
+                          "place it (give example inputs that do)", parameter.rpartition(".")[0], "")
+    pinned = [int(e) for e, r in zip(tracer.slots[slot].elements.tolist(), roots.tolist()) if r == PIN]
     if not pinned:
-        return None
+        shrinkable = {u.root for g in graph.groups if len(g.units) > 1 for u in g.units}
+        kept = int(sum(r not in shrinkable for r in roots.tolist()))
+        if not kept:
+            return None
+        return KeptReason(parameter, dim, len(roots), kept, "it belongs to no group with more than one unit to choose "
+                          "from (no layer makes it an output, or a single head)", parameter.rpartition(".")[0], "")
     watched, seen = pinned[0], []
     tracer = _Tracer(model, ep, skip)
 
@@ -76,15 +88,8 @@ def explain_kept(model: nn.Module, example_inputs: Any = (), example_kwargs: Map
 
     tracer.uf.on_pin = on_pin
     tracer.run()
-    node = seen[0] if seen else None
-    why, module, source = _describe(model, tracer, node)
-    return KeptReason(parameter, dim, len(elements), len(pinned), why, module, source)
-
-
-def _trace(model: nn.Module, ep: torch.export.ExportedProgram, skip: Sequence[str]) -> _Tracer:
-    tracer = _Tracer(model, ep, skip)
-    tracer.run()
-    return tracer
+    why, module, source = _describe(model, tracer, seen[0] if seen else None)
+    return KeptReason(parameter, dim, len(roots), len(pinned), why, module, source)
 
 
 def _describe(model: nn.Module, tracer: _Tracer, node: torch.fx.Node | None) -> tuple[str, str, str]:

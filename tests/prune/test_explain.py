@@ -58,3 +58,25 @@ def test_attention_of_no_known_form_is_named():
     model = nn.Sequential(nn.Linear(8, 8), Attention(), nn.Linear(8, 2)).eval()
     reason = sp.explain_kept(model, torch.randn(2, 5, 8), parameter="1.qkv.weight", dim=0)
     assert "matches no registered attention form" in reason.why and reason.module == "1"
+
+
+class _Tied(nn.Module):
+    """An output layer sharing the embedding's weight, and a layer the example never reaches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.body, self.unused = nn.Embedding(10, 16), nn.Linear(16, 16), nn.Linear(16, 16)
+        self.out = nn.Linear(16, 10, bias=False)
+        self.out.weight = self.embed.weight
+
+    def forward(self, ids):
+        return self.out(torch.relu(self.body(self.embed(ids))))
+
+
+def test_a_tied_weight_under_either_name_and_a_layer_the_example_never_reaches():
+    model, ids = _Tied().eval(), torch.randint(0, 10, (2, 5))
+    reasons = [sp.explain_kept(model, ids, parameter=name, dim=0) for name in ("embed.weight", "out.weight")]
+    assert reasons[0].why == reasons[1].why and "'embedding'" in reasons[0].why  # one weight, asked under either name
+    assert sp.explain_kept(model, ids, parameter="body.weight", dim=0) is None
+    reason = sp.explain_kept(model, ids, parameter="unused.weight", dim=0)
+    assert reason is not None and "never reach" in reason.why and reason.module == "unused"
