@@ -88,10 +88,9 @@ BUGS = (
     Bug("P2", "pruning", "a Linear's bias not sliced with its output neurons", "slimforge/prune/_rules_math.py",
         (("    if lb is not None:\n        tr.uf.tie(lb[0], lw[0])\n", ""),), PRUNE_TESTS),
     Bug("P3", "pruning", "round_to ignored for single-branch groups", "slimforge/prune/structured.py",
-        (("dropped = order[: n - keep_count(n, r, group.width, round_to)].tolist()",
-          "dropped = order[: n - keep_count(n, r, group.width, 1)].tolist()"),), PRUNE_TESTS),
+        (("step = 1 if branched else round_to", "step = 1"),), PRUNE_TESTS),
     Bug("P4", "pruning", "importance ranking reversed: the most important channels are removed", "slimforge/prune/structured.py",
-        (('order = np.argsort(s, kind="stable")  # ascending', 'order = np.argsort(-s, kind="stable")  # ascending'),), PRUNE_TESTS),
+        (('ranked = pool[np.argsort(s[pool], kind="stable")]', 'ranked = pool[np.argsort(-s[pool], kind="stable")]'),), PRUNE_TESTS),
     Bug("P5", "pruning", "kept count truncated instead of rounded (prunes more than the ratio asks)", "slimforge/prune/structured.py",
         (("keep = max(step, int(round(want / step)) * step)", "keep = max(step, int(want / step) * step)"),), PRUNE_TESTS),
     # ------------------------------------------------------------------ distillation

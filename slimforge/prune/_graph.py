@@ -62,6 +62,11 @@ class Group:
     # Per unit, the output slot that produces it: a concat's inputs (DenseNet, Inception branches)
     # are one group but several layers, each of which should keep a rounded channel count.
     branches: list[int] = field(default_factory=list)
+    # Per unit, the class of units that appear in exactly the same slots. A group can couple units of
+    # very different reach (a residual stream's channels, read by a hundred layers, tied to one
+    # attention's inner channels, read by a few): their mean slot-normalised scores are not comparable,
+    # so a ratio is applied per class (``structured._prune_at``).
+    classes: list[int] = field(default_factory=list)
 
 
 @dataclass

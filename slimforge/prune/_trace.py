@@ -310,6 +310,10 @@ class _Tracer:
         for si, present in enumerate(slot_units):
             if present:
                 group_slots.setdefault(gu.find(ids[present[0]]), []).append(si)
+        reach: dict[int, list[int]] = {}
+        for si, present in enumerate(slot_units):
+            for root in present:
+                reach.setdefault(root, []).append(si)
         producer: dict[int, int] = {}
         for si in sorted(self.sources):
             for root in slot_units[si]:
@@ -320,6 +324,8 @@ class _Tracer:
             anchor = next((si for si in slot_list if si in self.sources and members[0] in slot_units[si]), slot_list[0])
             slot = self.slots[anchor]
             width = max(1, int(np.count_nonzero(roots[anchor] == members[0])))
+            signature: dict[tuple[int, ...], int] = {}
+            classes = [signature.setdefault(tuple(reach[r]), len(signature)) for r in members]
             groups.append(Group(f"{slot.name}:{slot.dim}", slot.name.rpartition(".")[0], [Unit(r) for r in members],
-                                width, slot_list, [producer.get(r, -1) for r in members]))
+                                width, slot_list, [producer.get(r, -1) for r in members], classes))
         return DependencyGraph(self.slots, groups, roots, self.macs_terms, uf, records=self.records, fixed_splits=self.fixed_splits)

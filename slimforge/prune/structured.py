@@ -407,29 +407,61 @@ def _prune_at(graph: DependencyGraph, scores: list[np.ndarray], ratio_of: Callab
         n = len(group.units)
         if r <= 0 or n <= 1:
             continue
-        order = np.argsort(s, kind="stable")  # ascending: least important first
-        if round_to > 1 and len(set(group.branches)) > 1:
-            dropped = _per_branch(group, s, order[: n - keep_count(n, r, group.width, 1)], round_to)
-        else:
-            dropped = order[: n - keep_count(n, r, group.width, round_to)].tolist()
+        branched = round_to > 1 and len(set(group.branches)) > 1  # each producing layer rounds its own count
+        step = 1 if branched else round_to
+        dropped = []
+        for pool in _reach_pools(group):
+            ranked = pool[np.argsort(s[pool], kind="stable")]  # ascending: least important first
+            dropped.extend(ranked[: len(pool) - keep_count(len(pool), r, group.width, step)].tolist())
+        if branched:
+            dropped = _per_branch(group, s, np.asarray(dropped, dtype=int), round_to)
         pruned.update(group.units[i].root for i in dropped)
     return pruned
 
 
+MIN_POOL = 8  # units: a class of fewer joins the others' common pool
+
+
+def _reach_pools(group: Group) -> list[np.ndarray]:
+    """The group's units split by reach (``Group.classes``: the slots each appears in), for a ratio
+    applied to each part. A unit's score is a mean over the slots it appears in, so units read by
+    many layers (a residual stream's channels) all score near the mean while units read by few
+    (an attention's inner channels tied to it) spread wide: ranked together, the first are never
+    dropped. Classes under ``MIN_POOL`` units are ranked together in one pool."""
+    if len(set(group.classes)) <= 1:
+        return [np.arange(len(group.units))]
+    classes = np.asarray(group.classes)
+    pools, rest = [], []
+    for c in np.unique(classes).tolist():
+        members = np.flatnonzero(classes == c)
+        (pools if len(members) >= MIN_POOL else rest).append(members)
+    if rest:
+        pools.append(np.concatenate(rest))
+    return pools
+
+
 def _per_branch(group: Group, scores: np.ndarray, dropped: np.ndarray, round_to: int) -> list[int]:
-    """Units to drop when a group spans several producing layers (a concat's inputs): the
-    group-wide choice ``dropped``, then each layer's kept count rounded to ``round_to`` channels
-    (keeping its best-scored units), so no layer is left with an odd width or with none."""
+    """Units to drop when a group spans several producing layers (a concat's inputs): the choice
+    ``dropped``, then each layer's kept count rounded to ``round_to`` channels (keeping its best-scored
+    units), so no layer is left with an odd width or with none. Counts are rounded down, then the
+    steps the group's total still asks for go to the layers that had the largest remainders, so the
+    group lands near its ratio (rounding each layer to the nearest step cut every 16-channel DenseNet
+    layer to 8 at ratio 0.3)."""
     branches = np.asarray(group.branches)
     is_dropped = np.zeros(len(branches), dtype=bool)
     is_dropped[dropped] = True
+    step = round_to // math.gcd(round_to, group.width)
+    layers = [np.flatnonzero(branches == b) for b in np.unique(branches).tolist()]
+    kept = [int((~is_dropped[m]).sum()) for m in layers]
+    keep = [max(1, min(len(m), k)) if len(m) <= step else min(len(m), max(step, k // step * step)) for m, k in zip(layers, kept)]
+    can_grow = [i for i, m in enumerate(layers) if len(m) > step and keep[i] + step <= len(m)]
+    can_grow.sort(key=lambda i: keep[i] - kept[i])  # the largest remainder first (stable: layer order on ties)
+    for i in can_grow[: max(0, round((sum(kept) - sum(keep)) / step))]:
+        keep[i] += step
     out: list[int] = []
-    for b in np.unique(branches).tolist():
-        members = np.flatnonzero(branches == b)
-        n, kept = len(members), int((~is_dropped[members]).sum())
-        keep = keep_count(n, 1.0 - kept / n, group.width, round_to)
+    for members, k in zip(layers, keep):
         ranked = members[np.argsort(scores[members], kind="stable")]  # ascending within the layer
-        out.extend(ranked[: n - keep].tolist())
+        out.extend(ranked[: len(members) - k].tolist())
     return out
 
 

@@ -141,6 +141,58 @@ def test_each_layer_feeding_a_concat_keeps_a_rounded_width(ratio):
     assert model(torch.randn(2, 3, 8, 8)).shape == (2, 16, 8, 8)
 
 
+class _FourBranches(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(nn.Conv2d(3, 16, 3, padding=1) for _ in range(4))
+        self.head = nn.Conv2d(64, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.relu(torch.cat([b(x) for b in self.branches], 1)))
+
+
+def test_a_concat_group_lands_near_its_ratio_in_round_steps():
+    """Four 16-channel layers at ratio 0.3 want 11.2 channels each: rounded one by one to the nearest 8 they
+    all kept 8 (half the group); rounded down, with the steps the total still asks for going to the
+    largest remainders, the group keeps 48 of 64 (the nearest multiple of 8 to 44.8)."""
+    torch.manual_seed(0)
+    model = _FourBranches().eval()
+    sp.prune(model, torch.randn(2, 3, 8, 8), ratio=0.3, round_to=8)
+    widths = sorted(b.out_channels for b in model.branches)
+    assert widths == [8, 8, 16, 16] and model.head.in_channels == 48
+
+
+class _WideReach(nn.Module):
+    """A residual stream read by every block, tied to each block's inner channels by a convolution that
+    reads both (EfficientViT (MSRA)'s cascaded heads): one group, units of very different reach."""
+
+    def __init__(self, blocks: int = 6) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.inner = nn.ModuleList(nn.Conv2d(16, 16, 1) for _ in range(blocks))
+        self.mix = nn.ModuleList(nn.Conv2d(32, 16, 1) for _ in range(blocks))
+        self.head = nn.Conv2d(16, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for inner, mix in zip(self.inner, self.mix):
+            x = x + mix(torch.cat([x, F.relu(inner(x))], 1))
+        return self.head(x)
+
+
+def test_units_of_different_reach_each_lose_the_ratio():
+    """Ranked together, the residual's channels (a mean over ~20 slots each) all score near 1 and the
+    inner channels (3 slots) take the cut: the residual kept 14 of its 16 channels at ratio 0.3."""
+    torch.manual_seed(0)
+    model = _WideReach().eval()
+    graph = sp.build_dependency_graph(model, (torch.randn(2, 3, 8, 8),))
+    assert len({len(g.units) for g in graph.groups}) == 1 and len(graph.groups) == 1  # one group of 16 * 7 units
+    sp.prune(model, torch.randn(2, 3, 8, 8), ratio=0.3, round_to=1)
+    assert model.stem.out_channels == 11
+    assert all(conv.out_channels == 11 for conv in model.inner)
+    assert model(torch.randn(2, 3, 8, 8)).shape == (2, 4, 8, 8)
+
+
 def test_target_params_is_met():
     model = slimforge.create_model("resnet20", num_classes=10).eval()
     n = _params(model)
