@@ -124,7 +124,7 @@ BUGS = (
     Bug("RP2", "report", "p90 column shows the p50 latency (copy-paste)", "slimforge/report.py",
         (('"p90_ms": v["latency"][bs]["p90_ms"],', '"p90_ms": v["latency"][bs]["p50_ms"],'),), REPORT_TESTS),
     Bug("RP3", "report", "accuracy delta sign flipped (baseline - variant)", "slimforge/report.py",
-        (('100.0 * (acc - base["accuracy"])', '100.0 * (base["accuracy"] - acc)'),), REPORT_TESTS),
+        (('return 100.0 * (value - baseline)', 'return 100.0 * (baseline - value)'),), REPORT_TESTS),
 )
 
 
