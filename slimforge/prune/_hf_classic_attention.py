@@ -1,6 +1,7 @@
 """Hugging Face attention forms of older or one-off layouts (issue 20's fifth held-out pass): XLM's and CTRL's
 separate query/key/value projections under their own names, OpenAI GPT's fused ``Conv1D`` whose head size its
-forward derives as width // n_head, and ModernBERT's fused ``Wqkv`` viewed as (3, heads, head_dim).
+forward derives as width // n_head, ModernBERT's fused ``Wqkv`` viewed as (3, heads, head_dim), and Hiera's
+fused ``qkv`` merged back to a width it keeps in ``hidden_size_output`` (seventh pass).
 
 Each form only recomputes the head count from the sliced weights; the head size never changes.
 """
@@ -80,3 +81,21 @@ def _modernbert_sync(module: nn.Module) -> dict[str, int]:
 
 register_attention_form("hf-modernbert-attention", AttentionForm(_modernbert_attention, lambda m: m.head_dim, _modernbert_sync),
                         "Hugging Face ModernBERT (fused Wqkv as (3, heads, head_dim), Wo)")
+
+
+def _hiera_attention(module: nn.Module) -> bool:
+    """transformers' Hiera: a fused ``qkv`` viewed as (..., 3, num_heads, head_dim), query pooling by a max over
+    ``query_stride``, the heads merged back with a reshape to ``hidden_size_output``, output ``proj``."""
+    return (_linear(module, "qkv") and _linear(module, "proj") and _int(module, "num_heads") and _int(module, "head_dim")
+            and _int(module, "hidden_size_output") and _int(module, "query_stride"))
+
+
+def _hiera_sync(module: nn.Module) -> dict[str, int]:
+    module.num_heads = module.qkv.out_features // (3 * module.head_dim)
+    module.hidden_size_output = module.num_heads * module.head_dim  # the merge's width; proj keeps the block's
+    return {"num_attention_heads": module.num_heads}  # HieraConfig has none (num_heads, per stage): nothing is set
+
+
+register_attention_form("hf-hiera-attention", AttentionForm(_hiera_attention, lambda m: m.head_dim, _hiera_sync,
+                                                            whole=lambda m: [("qkv.weight", 0)] if m.num_heads == 1 else []),
+                        "Hugging Face Hiera (fused qkv as (3, heads, head_dim), query max-pooling, merged to hidden_size_output)")

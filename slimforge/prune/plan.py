@@ -194,6 +194,8 @@ def _head_size(module: nn.Module, form: Any) -> int:
 def _sync_blocks(model: nn.Module) -> None:
     """Sizes a module keeps for its children's tensors, having none of its own to slice."""
     for module in model.modules():
+        if type(module).__name__ == "HieraLayer" and _hiera_layer_sizes(module):
+            continue
         experts = getattr(module, "experts", None)
         if not (isinstance(experts, nn.Module) and _is_experts(experts)) or module is experts:
             continue
@@ -202,6 +204,20 @@ def _sync_blocks(model: nn.Module) -> None:
         for attr in ("input_size", "hidden_dim"):
             if isinstance(getattr(module, attr, None), int):
                 setattr(module, attr, _experts_widths(experts)[0])
+
+
+def _hiera_layer_sizes(module: nn.Module) -> bool:
+    """transformers' HieraLayer views its pooled residual to ``hidden_size_output`` and projects it when
+    ``hidden_size != hidden_size_output``: both follow its norms. A pruning that made them equal would skip
+    the projection, so it is refused."""
+    before, after = getattr(module, "layernorm_before", None), getattr(module, "layernorm_after", None)
+    if not (isinstance(before, nn.LayerNorm) and isinstance(after, nn.LayerNorm) and isinstance(getattr(module, "hidden_size", None), int)):
+        return False
+    was_projected = module.hidden_size != module.hidden_size_output
+    module.hidden_size, module.hidden_size_output = before.normalized_shape[0], after.normalized_shape[0]
+    if was_projected and module.hidden_size == module.hidden_size_output:
+        raise PruningError(f"A HieraLayer's input and output widths both became {module.hidden_size}: its forward would skip its projection.")
+    return True
 
 
 SHAPE_ATTRIBUTES = ("normalized_shape",)  # shapes a module keeps in an attribute where it has no tensor to slice

@@ -324,6 +324,15 @@ def tiny_cvt_classifier() -> nn.Module:
     return CvtForImageClassification(config)
 
 
+def tiny_hiera_classifier() -> nn.Module:
+    """transformers' Hiera: a fused qkv, query max-pooling, heads merged back to hidden_size_output."""
+    from transformers import HieraConfig, HieraForImageClassification
+
+    config = HieraConfig(num_labels=5, image_size=[64, 64], embed_dim=32, depths=[1, 1, 1, 1], num_heads=[2, 2, 4, 8])
+    torch.manual_seed(0)
+    return HieraForImageClassification(config)
+
+
 def tiny_distilbert() -> nn.Module:
     """DistilBERT attention: n_heads, attention_head_size, q_lin/k_lin/v_lin/out_lin."""
     from transformers import DistilBertConfig, DistilBertForSequenceClassification

@@ -87,6 +87,7 @@ FORM_MODELS = {
     "hf-gpt-neox-attention": lambda: _hf("tiny_gpt_neox"),
     "hf-neox-japanese-attention": lambda: _hf("tiny_gpt_neox_japanese"),
     "hf-cvt-attention": lambda: _factory("tiny_cvt_classifier", torch.randn(2, 3, 32, 32)),
+    "hf-hiera-attention": lambda: _factory("tiny_hiera_classifier", torch.randn(2, 3, 64, 64)),
     "timm-attention": _vit,
     # tests/prune/test_attention.py covers nn.MultiheadAttention in a user module
     "timm-window-attention": _swin,

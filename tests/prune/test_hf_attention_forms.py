@@ -11,6 +11,7 @@ from torch import nn
 
 import slimforge
 from slimforge.prune.attention import find_attention_form
+from slimforge.prune.errors import PruningError
 
 transformers = pytest.importorskip("transformers")
 
@@ -208,8 +209,13 @@ def _lilt():  # a layout stream beside the text one: the same heads, attention_h
     return transformers.LiltForSequenceClassification(config), {}
 
 
+def _hiera():  # a fused qkv merged back to hidden_size_output; its layers view the pooled residual to their width
+    config = transformers.HieraConfig(num_labels=5, image_size=[64, 64], embed_dim=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8])
+    return transformers.HieraForImageClassification(config), {}
+
+
 # SegFormer's classifier reshapes with config.hidden_sizes[-1], which sync_config now follows.
-BUILD = {"lilt": _lilt, "lfm2": _lfm2, "modernbert-decoder": _modernbert_decoder, "llama4": _llama4, "xmod": _xmod, "bamba": _bamba, "qwen3-next": _qwen3_next, "ibert": _ibert, "yoso": _yoso, "doge": _doge, "gpt-neox-japanese": _neox_japanese, "minicpm3": _minicpm3, "granite-moe": _granite_moe, "ernie-moe": _ernie_moe, "phimoe": _phimoe, "gpt-oss": _gpt_oss, "xlm": _xlm, "ctrl": _ctrl, "openai-gpt": _openai_gpt, "modernbert": _modernbert,"xlnet": _xlnet, "deberta-v1": _deberta_v1, "deberta-v1-relative": lambda: _deberta_v1(**RELATIVE, max_relative_positions=16),
+BUILD = {"hiera": _hiera, "lilt": _lilt, "lfm2": _lfm2, "modernbert-decoder": _modernbert_decoder, "llama4": _llama4, "xmod": _xmod, "bamba": _bamba, "qwen3-next": _qwen3_next, "ibert": _ibert, "yoso": _yoso, "doge": _doge, "gpt-neox-japanese": _neox_japanese, "minicpm3": _minicpm3, "granite-moe": _granite_moe, "ernie-moe": _ernie_moe, "phimoe": _phimoe, "gpt-oss": _gpt_oss, "xlm": _xlm, "ctrl": _ctrl, "openai-gpt": _openai_gpt, "modernbert": _modernbert,"xlnet": _xlnet, "deberta-v1": _deberta_v1, "deberta-v1-relative": lambda: _deberta_v1(**RELATIVE, max_relative_positions=16),
          "deberta-v2-relative": _deberta_v2_relative, "xglm": _xglm, "persimmon": _persimmon, "distilbert": _distilbert, "mpnet": _mpnet, "deberta-v2": _deberta, "phi": _phi, "segformer": _segformer,
          "segformer-cls": lambda: _segformer("ImageClassification")}
 
@@ -230,7 +236,7 @@ def _heads(model):
                                             ("ernie-moe", 0.44), ("phimoe", 0.43), ("gpt-neox-japanese", 0.40), ("doge", 0.44), ("yoso", 0.40),
                                             ("switch", 0.40), ("ibert", 0.37), ("llama4", 0.43), ("xmod", 0.37),
                                             ("bamba", 0.35), ("qwen3-next", 0.39), ("lfm2", 0.42), ("modernbert-decoder", 0.39),
-                                            ("lilt", 0.41)])
+                                            ("lilt", 0.41), ("hiera", 0.45)])
 @torch.no_grad()
 def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     torch.manual_seed(0)
@@ -238,7 +244,8 @@ def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     seq2seq = {"t5": _t5, "bart": _bart, "m2m100": _m2m100, "longt5": _longt5, "switch": _switch}
     model, extra = seq2seq[family](ids) if family in seq2seq else BUILD[family]()
     model.eval()
-    inputs = {"pixel_values": torch.randn(2, 3, 32, 32)} if family.startswith("segformer") else {"input_ids": ids, **extra}
+    pixels = {"segformer": 32, "segformer-cls": 32, "hiera": 64}.get(family)
+    inputs = {"pixel_values": torch.randn(2, 3, pixels, pixels)} if pixels else {"input_ids": ids, **extra}
     params, heads = sum(p.numel() for p in model.parameters()), _heads(model)
     assert heads > 0  # the form matches this class
     slimforge.prune(model, example_kwargs={**inputs, **({"use_cache": False} if family == "xlnet" else {})}, ratio=0.3)
@@ -489,3 +496,15 @@ def test_a_size_the_data_decides_and_index_add_capture():
     assert sum(p.numel() for p in model.parameters()) < 0.85 * params
     with torch.no_grad():
         assert model(input_ids=ids, use_cache=False).logits.shape == (2, 12, 128)
+
+
+def test_a_hiera_layer_whose_widths_pruning_made_equal_is_refused():
+    """Its forward projects the residual only while hidden_size != hidden_size_output: equal widths would skip it."""
+    from slimforge.prune.plan import _sync_blocks
+
+    model, _ = _hiera()
+    layer = model.hiera.encoder.stages[1].layers[0]
+    assert (layer.hidden_size, layer.hidden_size_output) == (32, 64)
+    layer.layernorm_after = torch.nn.LayerNorm(32)  # as if pruning had cut the stage's width to its input's
+    with pytest.raises(PruningError, match="skip its projection"):
+        _sync_blocks(model)
