@@ -19,6 +19,7 @@ from slimforge.prune import _hf_layout_attention  # noqa: F401  (register Persim
 from slimforge.prune import _hf_classic_attention  # noqa: F401  (register XLM's, CTRL's, OpenAI GPT's and ModernBERT's forms)
 from slimforge.prune import _hf_latent_attention  # noqa: F401  (register the multi-head latent attention form)
 from slimforge.prune import _hf_alibi_attention  # noqa: F401  (register MPT's form and its ALiBi stand-in)
+from slimforge.prune import _hf_global_local_attention  # noqa: F401  (register PEGASUS-X's encoder form and its stand-in)
 from slimforge.prune import _hf_moe_capture  # noqa: F401  (register the dense capture forward of Switch Transformers' and NLLB-MoE's experts)
 from slimforge.prune._capture import register_capture_forward, register_op_rule
 from slimforge.prune._graph import DependencyGraph

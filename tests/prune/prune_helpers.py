@@ -333,6 +333,17 @@ def tiny_hiera_classifier() -> nn.Module:
     return HieraForImageClassification(config)
 
 
+def tiny_pegasus_x() -> nn.Module:
+    """PEGASUS-X: global-local attention in the encoder, its heads merged to the input's width by its own forward."""
+    from transformers import PegasusXConfig, PegasusXForConditionalGeneration
+
+    config = PegasusXConfig(vocab_size=100, d_model=64, encoder_layers=2, decoder_layers=1, encoder_attention_heads=4,
+                            decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=64,
+                            block_size=4, num_global_tokens=4, decoder_start_token_id=0)
+    torch.manual_seed(0)
+    return PegasusXForConditionalGeneration(config)
+
+
 def tiny_distilbert() -> nn.Module:
     """DistilBERT attention: n_heads, attention_head_size, q_lin/k_lin/v_lin/out_lin."""
     from transformers import DistilBertConfig, DistilBertForSequenceClassification

@@ -47,6 +47,11 @@ def _hf(factory: str):
     return model, ids, {"attention_mask": torch.ones(2, 8, dtype=torch.long)}
 
 
+def _seq2seq(factory: str):
+    model, ids, kwargs = _hf(factory)
+    return model, ids, {**kwargs, "decoder_input_ids": ids[:, :4], "use_cache": False}
+
+
 def _factory(name: str, x: torch.Tensor):
     import prune_helpers
 
@@ -88,6 +93,7 @@ FORM_MODELS = {
     "hf-neox-japanese-attention": lambda: _hf("tiny_gpt_neox_japanese"),
     "hf-cvt-attention": lambda: _factory("tiny_cvt_classifier", torch.randn(2, 3, 32, 32)),
     "hf-hiera-attention": lambda: _factory("tiny_hiera_classifier", torch.randn(2, 3, 64, 64)),
+    "hf-global-local-attention": lambda: _seq2seq("tiny_pegasus_x"),
     "timm-attention": _vit,
     # tests/prune/test_attention.py covers nn.MultiheadAttention in a user module
     "timm-window-attention": _swin,
