@@ -71,7 +71,7 @@ def _sync(module: nn.Module) -> dict[str, int]:
     module.num_heads = module.q_proj.out_features // module.head_dim
     if _pruned(module):
         _use(module)
-    return {"encoder_attention_heads": module.num_heads}
+    return {"num_attention_heads": module.num_heads}  # PEGASUS-X maps it to encoder_attention_heads: written when all layers agree
 
 
 register_attention_form("hf-global-local-attention", AttentionForm(_matches, lambda m: m.head_dim, _sync),

@@ -307,11 +307,10 @@ class _Tracer:
         for root in order:
             by_group.setdefault(gu.find(ids[root]), []).append(root)
         group_slots: dict[int, list[int]] = {}
+        reach: dict[int, list[int]] = {}  # per unit: the slots it appears in
         for si, present in enumerate(slot_units):
             if present:
                 group_slots.setdefault(gu.find(ids[present[0]]), []).append(si)
-        reach: dict[int, list[int]] = {}
-        for si, present in enumerate(slot_units):
             for root in present:
                 reach.setdefault(root, []).append(si)
         producer: dict[int, int] = {}

@@ -22,7 +22,7 @@ from torch import nn
 from slimforge.artifacts import record_edit
 from slimforge.models import adopt_spec
 from slimforge.prune._capture import prediction_fields
-from slimforge.prune._graph import DependencyGraph, Group
+from slimforge.prune._graph import DependencyGraph, Group, unit_step
 from slimforge.prune._trace import build_dependency_graph, matches
 from slimforge.prune.attention import prepare_attention, settle_attention
 from slimforge.prune.errors import PruneConfigError, PruningError
@@ -450,7 +450,7 @@ def _per_branch(group: Group, scores: np.ndarray, dropped: np.ndarray, round_to:
     branches = np.asarray(group.branches)
     is_dropped = np.zeros(len(branches), dtype=bool)
     is_dropped[dropped] = True
-    step = round_to // math.gcd(round_to, group.width)
+    step = unit_step(group.width, round_to)
     layers = [np.flatnonzero(branches == b) for b in np.unique(branches).tolist()]
     kept = [int((~is_dropped[m]).sum()) for m in layers]
     keep = [max(1, min(len(m), k)) if len(m) <= step else min(len(m), max(step, k // step * step)) for m, k in zip(layers, kept)]
@@ -467,7 +467,7 @@ def _per_branch(group: Group, scores: np.ndarray, dropped: np.ndarray, round_to:
 
 def keep_count(n: int, ratio: float, width: int, round_to: int) -> int:
     """Units kept: n*(1-ratio), rounded so kept channels (units*width) are a multiple of round_to, >= 1."""
-    step = round_to // math.gcd(round_to, width) if round_to > 1 else 1
+    step = unit_step(width, round_to)
     want = n * (1.0 - ratio)
     if n <= step:
         return max(1, min(n, round(want)))
