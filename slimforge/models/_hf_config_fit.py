@@ -51,6 +51,19 @@ class Difference:
         return f"{self.where}: model {self.actual} vs config {self.built}"
 
 
+PER_LAYER = object()
+
+
+def config_value(config: Any, name: str, per_layer: Any = None) -> Any:
+    """``config.name``, None where it has none, ``per_layer`` where the config sets it per layer: transformers'
+    heterogeneous configs (Gemma 4's head_dim, 256 in sliding-window layers and 512 in global ones) refuse to give
+    one value for the model (``AmbiguousGlobalPerLayerAttributeError``, a RuntimeError)."""
+    try:
+        return getattr(config, name, None)
+    except RuntimeError:
+        return per_layer
+
+
 def numeric_attributes(module: nn.Module) -> dict[str, int | float]:
     return {k: v for k, v in vars(module).items()
             if not k.startswith("_") and isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -177,8 +190,31 @@ def _candidates(config: Any, found: list[Difference]) -> list[tuple[Path, Any]]:
     unset = [key for key, value in vars(config).items() if value is None and not key.startswith("_")]
     out += [((key,), new) for old, new in sorted(pairs) for key in unset if any(d.name is None and d.actual == new for d in found)]
     named = {(d.name, d.actual) for d in found if d.name and _int(d.actual)}
-    out += [((name,), new) for name, new in sorted(named) if not _int(getattr(config, name, None))]
+    out += [((name,), new) for name, new in sorted(named) if not _int(config_value(config, name, 0))]
+    out += _factor_candidates(config, pairs, leaves)
     return list(dict.fromkeys(out))
+
+
+MAX_FACTOR = 16
+
+
+def _factor_candidates(config: Any, pairs: set[tuple[int, int]], leaves: list[tuple[Path, int]]) -> list[tuple[Path, Any]]:
+    """A width the config derives as a factor times another of its sizes (Mamba's ``intermediate_size = int(expand *
+    hidden_size)``): once heads and the residual are pruned apart, the factor is what must change, to a value that
+    is not an integer where the new width is no multiple of the size (``expand`` = 96 / 40 = 2.4)."""
+    sizes = {value for _, value in leaves if value > MAX_FACTOR}
+    out = []
+    for key, factor in vars(config).items():
+        if key.startswith("_") or isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor <= MAX_FACTOR:
+            continue
+        for built, actual in sorted(pairs):
+            for base in sorted(sizes):
+                if int(factor * base) != built or built == base:
+                    continue
+                new = actual // base if actual % base == 0 else round(actual / base, 6)
+                if int(new * base) == actual and new != factor:
+                    out.append(((key,), new))
+    return out
 
 
 def _int(value: Any) -> bool:

@@ -20,6 +20,8 @@ from slimforge.prune import _hf_classic_attention  # noqa: F401  (register XLM's
 from slimforge.prune import _hf_latent_attention  # noqa: F401  (register the multi-head latent attention form)
 from slimforge.prune import _hf_alibi_attention  # noqa: F401  (register MPT's form and its ALiBi stand-in)
 from slimforge.prune import _hf_global_local_attention  # noqa: F401  (register PEGASUS-X's encoder form and its stand-in)
+from slimforge.prune import _hf_mamba_mixer  # noqa: F401  (register the Mamba and Mamba-2 mixer forms)
+from slimforge.prune import _hf_delta_attention  # noqa: F401  (register the Kimi Delta Attention forms)
 from slimforge.prune import _hf_moe_capture  # noqa: F401  (register the dense capture forward of Switch Transformers' and NLLB-MoE's experts)
 from slimforge.prune._capture import register_capture_forward, register_op_rule
 from slimforge.prune._graph import DependencyGraph

@@ -135,15 +135,15 @@ def _export_in_some_mode(model: nn.Module, args: tuple, kwargs: dict) -> torch.e
     try:
         return _export(model.train(), args, kwargs)
     except Exception as exc:
-        if not _data_dependent(exc):
-            raise _capture_error(model, exc) from exc
         try:
             ep = _export(model.eval(), args, kwargs)
         except Exception as again:
-            if not _data_dependent(again):
+            if not (_data_dependent(exc) and _data_dependent(again)):
                 raise _capture_error(model, exc) from exc
             return _export_specialised(model, args, kwargs, again)
-        log.info("slimforge.prune: captured %s in eval mode: its training-mode forward branches on data (%s).",
+        # Its training-mode forward branches on data, or does what torch.export cannot capture (Gemma 3n's AltUp
+        # clamps its weights in place while training).
+        log.info("slimforge.prune: captured %s in eval mode: its training-mode forward cannot be captured (%s).",
                  type(model).__name__, str(exc).splitlines()[0][:120])
         return ep
 

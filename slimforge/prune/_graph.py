@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimforge.prune._capture import _size, _UnionFind, _opname, _shapes_differ, export_model, module_path
+from slimforge.prune._capture import _size, _UnionFind, _opname, _shapes_differ, export_model, module_path, module_paths
 from slimforge.prune.errors import PruningError
 
 
@@ -122,15 +122,19 @@ class DependencyGraph:
             return None
 
         for new, (old, label) in zip(ops, records):
+            if new.op == "call_function" and not new.users:
+                continue  # a tensor nothing reads (Mamba-2's recurrent state when no cache is passed): its size cannot matter
             want = expected(label, old.meta.get("val"))
             got = actual(new.meta.get("val"))
             if want is not None and got is not None and _shapes_differ(want, got):
                 path = module_path(new)
-                raise PruningError(
+                error = PruningError(
                     f"After pruning, op {_opname(new.target)!r} in module {path or '<top level>'!r} produces shape "
                     f"{got} where the dependency graph expects {want}: that module computes a size slimforge did not "
                     f"update, and the model would be silently wrong. Skip it: slimforge.prune(..., skip=[{(path or '*')!r}])."
                 )
+                error.module_paths = module_paths(new)  # the modules around the op, outermost first
+                raise error
 
     def kept_positions(self, pruned_roots: set[int]) -> dict[tuple[str, int], np.ndarray]:
         """For every slot that loses positions: the kept indices."""

@@ -361,9 +361,18 @@ def _select(tr: Tracing, node: torch.fx.Node) -> Any:
     if label is None:
         return _none_like(node)
     d = _norm_dim(node.args[1], len(label))
-    if node.users:  # an unused pick (BART's inputs_embeds[:, :, -1], "needed for the shape only") pins nothing
+    # An unused pick (BART's inputs_embeds[:, :, -1], "needed for the shape only") pins nothing, nor does a pick from
+    # a constant fill, the same value at every index (GIT's token types: zeros_like(embeddings, dtype=int)[..., 0]).
+    if node.users and not _a_fill(node.args[0]):
         tr.uf.pin(label[d])
     return [v for i, v in enumerate(label) if i != d]
+
+
+_FILLS = ("zeros_like", "ones_like", "full_like")
+
+
+def _a_fill(x: Any) -> bool:
+    return isinstance(x, torch.fx.Node) and x.op == "call_function" and _opname(x.target) in _FILLS
 
 
 @_rule("slice", "slice_copy")
@@ -589,6 +598,12 @@ def _repeat_interleave(tr: Tracing, node: torch.fx.Node) -> Any:
         return _none_like(node)
     d = _norm_dim(dim, len(label))
     out = list(label)
+    repeats = _arg(node, 1, "repeats")
+    if out[d] is not None and isinstance(repeats, int) and _innermost_form(tr, node)[1] is not None:
+        # Inside an attention form, a group's vector repeated once per head of the group (Mamba-2's B and C over
+        # its heads, grouped-query keys): each output follows the input it copies, so a group goes with its heads.
+        out[d] = np.repeat(out[d], repeats)
+        return out
     if out[d] is not None:
         tr.uf.pin(out[d])
         out[d] = None

@@ -14,7 +14,7 @@ from torch import nn
 
 from slimforge.prune import _rules_math, _rules_rnn, _rules_view  # noqa: F401  (registers the op rules)
 from slimforge.prune._capture import (
-    PIN, RULES, Label, _first_occurrence_order, _flat_nodes, _has_tracked_tensor, _none_like, _opname, qualified_opname, _UnionFind, export_model, module_path, output_leaves_to_keep,
+    PIN, RULES, Label, _first_occurrence_order, _flat_nodes, _has_tracked_tensor, _none_like, _opname, qualified_opname, _UnionFind, export_model, module_path, module_paths, output_leaves_to_keep,
 )
 from slimforge.prune._graph import DependencyGraph, Group, Slot, Unit
 from slimforge.prune.attention import find_attention_form
@@ -92,6 +92,17 @@ def _attention_slots(model: nn.Module, field: str) -> set[tuple[str, int]]:
 
 
 
+_NORMS = ("layer_norm", "rms_norm")
+_CASTS = ("to", "_to_copy", "contiguous", "clone", "dropout", "alias", "detach", "type_as")
+
+
+def _through_casts(node: Any) -> Any:
+    """The node a chain of casts and copies (``x.to(dtype)``, ``contiguous``, dropout) starts from."""
+    while isinstance(node, torch.fx.Node) and node.op == "call_function" and _opname(node.target) in _CASTS and node.args:
+        node = node.args[0]
+    return node
+
+
 def _through_transposes(node: Any, dim: int) -> tuple[Any, int]:
     """The node a chain of transposes / permutes starts from, and which of its dimensions ``dim`` is."""
     while isinstance(node, torch.fx.Node) and node.op == "call_function" and _opname(node.target) in ("transpose", "t", "permute"):
@@ -127,6 +138,8 @@ class _Tracer:
         self.param_names = {**sig.inputs_to_parameters, **sig.inputs_to_buffers}
         self.placeholder_of: dict[str, torch.fx.Node] = {}
         self.pinned_modules = self._pinned_modules()
+        self.opaque = {p for p in self.pinned_modules if not (self.skip and p and matches(p, self.skip))}
+        self.opaque_open = self._opaque_open_dims()
         self.extra_sources = _attention_slots(model, "sources")
         self.whole = _attention_slots(model, "whole")
 
@@ -140,8 +153,44 @@ class _Tracer:
         return paths
 
     def _param_pinned(self, name: str) -> bool:
+        """A parameter of a skipped module or of an attention of no known form (whose dimensions stay, less those
+        :meth:`_opaque_open_dims` leaves open)."""
         owner = name.rpartition(".")[0]
         return any(owner == p or owner.startswith(p + ".") or p == "" for p in self.pinned_modules)
+
+    def _opaque_open_dims(self) -> dict[str, set[int]]:
+        """Per parameter of an attention of no known form, the dimensions that may still shrink: a linear layer's
+        input columns (what enters the module: the residual width), and its rows where its output leaves the module
+        (the output projection). Every other dimension stays, and with them the heads' sizes its forward derives. A
+        forward that derives a size from its input fails once that input narrows, and the module is then kept
+        whole entirely (``structured._prune_without_failing_module``)."""
+        if not self.opaque:
+            return {}
+        open_dims: dict[str, set[int]] = {}
+        for node in self.ep.graph.nodes:
+            op = _opname(node.target) if node.op == "call_function" else None
+            owner = next((p for p in module_paths(node) if p in self.opaque), None) if op in ("linear", *_NORMS) else None
+            if owner is None or len(node.args) < 2:
+                continue
+            if op in _NORMS:  # a norm of what enters the module (Perceiver's layernorm1 of its input): its width follows
+                source = _through_casts(node.args[0])
+                if isinstance(source, torch.fx.Node) and owner not in module_paths(source):
+                    for arg in node.args[2:4]:
+                        name = self.param_names.get(getattr(arg, "name", None))
+                        if name is not None:
+                            open_dims.setdefault(name, set()).add(0)
+                continue
+            name = self.param_names.get(getattr(node.args[1], "name", None))
+            if name is None:
+                continue
+            dims = open_dims.setdefault(name, set())
+            dims.add(1)
+            if any(user.op == "output" or owner not in module_paths(user) for user in node.users):
+                dims.add(0)
+                bias = self.param_names.get(getattr(node.args[2], "name", None)) if len(node.args) > 2 else None
+                if bias is not None:
+                    open_dims.setdefault(bias, set()).add(0)
+        return open_dims
 
     # ------------------------------------------------------------------ run
 
@@ -186,7 +235,8 @@ class _Tracer:
             if (name, dim) in self.whole:
                 self.uf.pin(vec)
         if self._param_pinned(name):
-            self.pin_label(label)
+            open_dims = self.opaque_open.get(name, set())
+            self.pin_label([None if d in open_dims else v for d, v in enumerate(label)])
         return label
 
     def _call(self, node: torch.fx.Node) -> Any:

@@ -83,7 +83,8 @@ def explain_kept(model: nn.Module, example_inputs: Any = (), example_kwargs: Map
     tracer = _Tracer(model, ep, skip)
 
     def on_pin(root: int) -> None:
-        if not seen and tracer.uf.find(watched) == root:
+        # The watched element exists once its parameter's slot is made, which may come after other pins.
+        if not seen and watched < len(tracer.uf.parent) and tracer.uf.find(watched) == root:
             seen.append(tracer.current)
 
     tracer.uf.on_pin = on_pin

@@ -22,6 +22,7 @@ from torch import nn
 
 from slimforge.artifacts import register_edit
 from slimforge.errors import ArtifactError
+from slimforge.models._hf_config_fit import PER_LAYER, config_value
 from slimforge.prune.attention import _int, find_attention_form, is_linear_like, remember_sizes, sync_attention
 from slimforge.prune.errors import PruningError
 
@@ -177,9 +178,9 @@ def _keep_head_size(model: nn.Module, config: Any) -> None:
     """Once heads go, hidden_size / num_attention_heads is no longer the head size; a config that would derive it
     so gets it explicitly (``head_dim``), as transformers reads it where present: PhiMoE's rotary embedding recomputes
     its width from the config in every forward, and the pruned model failed on a 24-wide rotation of 16-wide heads."""
-    hidden, heads = getattr(config, "hidden_size", None), getattr(config, "num_attention_heads", None)
-    if not (isinstance(hidden, int) and isinstance(heads, int) and heads > 0) or getattr(config, "head_dim", None) is not None:
-        return
+    hidden, heads = config_value(config, "hidden_size"), config_value(config, "num_attention_heads")
+    if not (isinstance(hidden, int) and isinstance(heads, int) and heads > 0) or config_value(config, "head_dim", PER_LAYER) is not None:
+        return  # a head_dim the config sets, for the model or per layer (Gemma 4's global layers), is read, not derived
     sizes = {_head_size(m, form) for m in model.modules() if (form := find_attention_form(m)) is not None and not form.part}
     if len(sizes) == 1 and (size := sizes.pop()) * heads != hidden:
         config.head_dim = size
@@ -195,6 +196,12 @@ def _sync_blocks(model: nn.Module) -> None:
     """Sizes a module keeps for its children's tensors, having none of its own to slice."""
     for module in model.modules():
         if type(module).__name__ == "HieraLayer" and _hiera_layer_sizes(module):
+            continue
+        norm = getattr(module, "per_layer_projection_norm", None)
+        if isinstance(getattr(module, "hidden_size_per_layer_input", None), int) and isinstance(getattr(norm, "weight", None), torch.Tensor):
+            # Gemma 3n / 4 reshape their per-layer embeddings to (..., layers, hidden_size_per_layer_input): it follows
+            # the norm over that width (the decoder layers read their copy only as a flag).
+            module.hidden_size_per_layer_input = norm.weight.shape[0]
             continue
         experts = getattr(module, "experts", None)
         if not (isinstance(experts, nn.Module) and _is_experts(experts)) or module is experts:

@@ -23,7 +23,7 @@ from slimforge.artifacts import record_edit
 from slimforge.models import adopt_spec
 from slimforge.prune._capture import prediction_fields
 from slimforge.prune._graph import DependencyGraph, Group, unit_step
-from slimforge.prune._trace import build_dependency_graph, matches
+from slimforge.prune._trace import _opaque_attention, build_dependency_graph, matches
 from slimforge.prune.attention import prepare_attention, settle_attention
 from slimforge.prune.errors import PruneConfigError, PruningError
 from slimforge.prune.importance import IMPORTANCES, ImportanceContext, needs_gradients, score_units
@@ -219,9 +219,9 @@ def _prune_without_failing_module(model: nn.Module, args: tuple, kwargs: dict[st
         same = [p for p, m in model.named_modules() if p and type(m) is type(module) and not matches(p, skip)]
         if not same:
             break
+        why = failure.__cause__ if failure.__cause__ is not None else failure
         log.warning("slimforge.prune: the pruned model failed to run in %s (%s: %s); pruning again with its %d %s "
-                    "module(s) kept whole.", same[0], type(failure.__cause__).__name__, str(failure.__cause__)[:160],
-                    len(same), type(module).__name__)
+                    "module(s) kept whole.", same[0], type(why).__name__, str(why)[:160], len(same), type(module).__name__)
         skip += same
         graph = build_dependency_graph(model, args, kwargs, skip=skip, pin_fixed_splits=True)
         try:
@@ -232,7 +232,9 @@ def _prune_without_failing_module(model: nn.Module, args: tuple, kwargs: dict[st
 
 
 def _failing_module(model: nn.Module, failure: BaseException) -> nn.Module | None:
-    """The innermost module of ``model`` whose code was running when the pruned model's forward raised."""
+    """The innermost module of ``model`` whose code was running when the pruned model's forward raised; for a
+    pruned model that ran but computed a shape the graph did not expect, the innermost attention of no known form
+    around that op (its forward derived a size from its narrowed input)."""
     inside = {id(m) for p, m in model.named_modules() if p}
     tb, found = getattr(failure.__cause__, "__traceback__", None), None
     while tb is not None:
@@ -240,6 +242,14 @@ def _failing_module(model: nn.Module, failure: BaseException) -> nn.Module | Non
         if id(module) in inside and isinstance(module, nn.Module):
             found = module
         tb = tb.tb_next
+    if found is None:
+        for path in reversed(getattr(failure, "module_paths", [])):
+            try:
+                module = model.get_submodule(path) if path else None
+            except AttributeError:
+                continue
+            if module is not None and _opaque_attention(module):
+                return module
     return found
 
 

@@ -458,3 +458,47 @@ def tiny_halonet(num_classes: int = 5) -> nn.Module:
     from timm.layers.halo_attn import HaloAttn
 
     return _SelfAttentionNet(HaloAttn(32, feat_size=(16, 16), num_heads=4, block_size=4, halo_size=1), num_classes)
+
+
+def tiny_bamba() -> nn.Module:
+    """Bamba: a Mamba-2 mixer (8 state-space heads of 16, one group of B and C) and an attention layer."""
+    from transformers import BambaConfig, BambaForCausalLM
+
+    config = BambaConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         intermediate_size=128, attn_layer_indices=[1], mamba_n_heads=8, mamba_d_head=16, mamba_d_state=16,
+                         pad_token_id=0, bos_token_id=0, eos_token_id=0)
+    torch.manual_seed(0)
+    return BambaForCausalLM(config)
+
+
+def tiny_mamba2_grouped() -> nn.Module:
+    """Mamba-2 with four groups of B and C, each shared by 2 of its 8 heads."""
+    from transformers import Mamba2Config, Mamba2ForCausalLM
+
+    config = Mamba2Config(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_heads=8, head_dim=16, state_size=16,
+                          n_groups=4, pad_token_id=0, bos_token_id=0, eos_token_id=0)
+    torch.manual_seed(0)
+    return Mamba2ForCausalLM(config)
+
+
+def tiny_mamba() -> nn.Module:
+    """Mamba (v1): a selective scan over 128 inner channels, each with its own 16-wide state."""
+    from transformers import MambaConfig, MambaForCausalLM
+
+    config = MambaConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, state_size=16, pad_token_id=0,
+                         bos_token_id=0, eos_token_id=0)
+    torch.manual_seed(0)
+    return MambaForCausalLM(config)
+
+
+def tiny_kimi_linear() -> nn.Module:
+    """Kimi Linear: a Kimi Delta Attention layer (4 linear heads of 16, per-head forget gate) and a latent-attention layer."""
+    from transformers import KimiLinearConfig, KimiLinearForCausalLM
+
+    config = KimiLinearConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+                              intermediate_size=128, max_position_embeddings=64, num_experts=4, num_experts_per_tok=2,
+                              moe_intermediate_size=64, linear_num_heads=4, linear_head_dim=16, q_lora_rank=32, kv_lora_rank=16,
+                              qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=16, layer_types=["linear_attention", "full_attention"],
+                              pad_token_id=0, bos_token_id=0, eos_token_id=0)
+    torch.manual_seed(0)
+    return KimiLinearForCausalLM(config)

@@ -94,6 +94,10 @@ FORM_MODELS = {
     "hf-cvt-attention": lambda: _factory("tiny_cvt_classifier", torch.randn(2, 3, 32, 32)),
     "hf-hiera-attention": lambda: _factory("tiny_hiera_classifier", torch.randn(2, 3, 64, 64)),
     "hf-global-local-attention": lambda: _seq2seq("tiny_pegasus_x"),
+    "hf-mamba2-mixer": lambda: _hf("tiny_mamba2_grouped"),
+    "hf-mamba-mixer": lambda: _hf("tiny_mamba"),
+    "hf-delta-attention": lambda: _hf("tiny_kimi_linear"),
+    "hf-delta-forget-gate": lambda: _hf("tiny_kimi_linear"),
     "timm-attention": _vit,
     # tests/prune/test_attention.py covers nn.MultiheadAttention in a user module
     "timm-window-attention": _swin,
@@ -116,6 +120,10 @@ def _heads(model: nn.Module) -> dict[str, int]:
 
 
 def _query_width(m: nn.Module) -> int:
+    if hasattr(m, "dt_bias") and hasattr(m, "qkv_dim"):  # Kimi Delta Attention's forget gate: a bias per head channel
+        return m.dt_bias.numel()
+    if hasattr(m, "A_log"):  # a state-space mixer: its heads' (Mamba v1: its channels') width
+        return m.out_proj.in_features
     if hasattr(m, "to_qkv"):  # torchvision MaxViT
         return m.to_qkv.out_features // 3
     if hasattr(m, "shift_size"):  # torchvision Swin
@@ -183,7 +191,8 @@ def test_form_loses_whole_heads_keeps_its_output_shape_and_round_trips(form, tmp
     assert sum(p.numel() for path in after_heads for p in model.get_submodule(path).parameters()) < attn_params
     for path in after_heads:  # the attribute the module's forward reads agrees with its weights
         m = model.get_submodule(path)
-        count = next(getattr(m, a) for a in ("num_heads", "num_attention_heads", "n_heads", "n_head") if isinstance(getattr(m, a, None), int)) \
+        count = m.intermediate_size if form == "hf-mamba-mixer" else \
+            next(getattr(m, a) for a in ("num_heads", "num_attention_heads", "n_heads", "n_head") if isinstance(getattr(m, a, None), int)) \
             if form not in ("hf-grouped-query", "hf-fused-grouped-query", "hf-gpt-neox-attention", "hf-modernbert-attention") \
             else model.config.num_attention_heads
         assert count == after_heads[path]

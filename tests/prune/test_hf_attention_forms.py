@@ -182,7 +182,7 @@ def _xmod():  # each language's adapter output is written back to its tokens: hi
     return transformers.XmodForSequenceClassification(config), {}
 
 
-def _bamba():  # Mamba-2 mixers (num_heads, A_log) beside attention: not attention, their residual width prunes
+def _bamba():  # Mamba-2 mixers beside attention: their state-space heads go too (tests/prune/test_state_space_mixers.py)
     config = transformers.BambaConfig(**TEXT, num_key_value_heads=2, pad_token_id=0, attn_layer_indices=[1],
                                       mamba_d_state=16, mamba_n_heads=8, mamba_d_head=16)
     return transformers.BambaForCausalLM(config), {}
@@ -221,7 +221,7 @@ BUILD = {"hiera": _hiera, "lilt": _lilt, "lfm2": _lfm2, "modernbert-decoder": _m
 
 
 def _heads(model):
-    return sum(form.sync(m)["num_attention_heads"] for m in model.modules()
+    return sum(form.sync(m).get("num_attention_heads", 0) for m in model.modules()
                if (form := find_attention_form(m)) is not None and not form.part)
 
 
@@ -235,7 +235,7 @@ def _heads(model):
                                             ("longt5", 0.39), ("gpt-oss", 0.43), ("minicpm3", 0.38), ("granite-moe", 0.43),
                                             ("ernie-moe", 0.44), ("phimoe", 0.43), ("gpt-neox-japanese", 0.40), ("doge", 0.44), ("yoso", 0.40),
                                             ("switch", 0.40), ("ibert", 0.37), ("llama4", 0.43), ("xmod", 0.37),
-                                            ("bamba", 0.35), ("qwen3-next", 0.39), ("lfm2", 0.42), ("modernbert-decoder", 0.39),
+                                            ("bamba", 0.43), ("qwen3-next", 0.39), ("lfm2", 0.42), ("modernbert-decoder", 0.39),
                                             ("lilt", 0.41), ("hiera", 0.45)])
 @torch.no_grad()
 def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
@@ -508,3 +508,37 @@ def test_a_hiera_layer_whose_widths_pruning_made_equal_is_refused():
     layer.layernorm_after = torch.nn.LayerNorm(32)  # as if pruning had cut the stage's width to its input's
     with pytest.raises(PruningError, match="skip its projection"):
         _sync_blocks(model)
+
+
+@torch.no_grad()
+def test_gemma4_per_layer_head_dim_and_per_layer_inputs_prune(tmp_path):
+    """Gemma 4's config sets head_dim per layer (its global layer's heads are 512 wide), and reading one value for
+    the model raises; its per-layer embeddings are reshaped to hidden_size_per_layer_input, which follows their
+    pruned width (before: the config read failed pruning, then that reshape rolled the whole model back)."""
+    torch.manual_seed(0)
+    config = transformers.Gemma4TextConfig(**TEXT, num_key_value_heads=2, head_dim=16, pad_token_id=0,
+                                           vocab_size_per_layer_input=128, hidden_size_per_layer_input=16)
+    model = transformers.Gemma4ForCausalLM(config).eval()
+    ids = torch.randint(3, 120, (2, 12))
+    params = sum(p.numel() for p in model.parameters())
+    slimforge.prune(model, example_kwargs={"input_ids": ids}, ratio=0.3)
+    inner = model.model
+    assert inner.hidden_size_per_layer_input == inner.per_layer_projection_norm.weight.shape[0] < 16
+    assert sum(p.numel() for p in model.parameters()) < 0.6 * params
+    slimforge.save(model, tmp_path)
+    logits = model(input_ids=ids, use_cache=False).logits
+    assert torch.equal(slimforge.load(tmp_path).eval()(input_ids=ids, use_cache=False).logits, logits)
+
+
+def test_a_training_forward_torch_export_cannot_capture_is_captured_in_eval_mode(caplog):
+    """Gemma 3n's AltUp clamps its weights in place while training, which torch.export refuses ("a fake tensor in
+    the exported program constant's list"): it is captured in eval mode, as a forward that branches on data is."""
+    torch.manual_seed(0)
+    config = transformers.Gemma3nTextConfig(**TEXT, num_key_value_heads=2, head_dim=16, pad_token_id=0, num_kv_shared_layers=0,
+                                            vocab_size_per_layer_input=128, hidden_size_per_layer_input=16)
+    model = transformers.Gemma3nForCausalLM(config).eval()
+    params = sum(p.numel() for p in model.parameters())
+    with caplog.at_level("INFO", logger="slimforge.prune._capture"):
+        slimforge.prune(model, example_kwargs={"input_ids": torch.randint(3, 120, (2, 12))}, ratio=0.3)
+    assert "in eval mode" in caplog.text
+    assert sum(p.numel() for p in model.parameters()) < 0.6 * params

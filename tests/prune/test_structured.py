@@ -577,6 +577,27 @@ def test_index_select_pins_only_the_dimension_it_indexes():
     assert model(x).shape == (2, 4)
 
 
+class _TokenTypesFromAFill(nn.Module):
+    """GIT's token types: ``zeros_like(embeddings, dtype=int)[..., 0]``, a pick from a tensor that holds the same
+    value at every channel, so which channels remain does not change it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.words, self.types, self.head = nn.Embedding(50, 16), nn.Embedding(2, 16), nn.Linear(16, 4)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.words(ids)
+        return self.head(x + self.types(torch.zeros_like(x, dtype=torch.int)[..., 0]))
+
+
+def test_a_pick_from_a_constant_fill_leaves_the_channels_prunable():
+    torch.manual_seed(0)
+    model, ids = _TokenTypesFromAFill(), torch.randint(0, 50, (2, 6))
+    sp.prune(model, ids, ratio=0.5, round_to=1)
+    assert model.words.embedding_dim == model.types.embedding_dim == model.head.in_features == 8
+    assert model(ids).shape == (2, 6, 4)
+
+
 class _BranchesOnData(nn.Module):
     """Branches on its input's values in eval mode too, as Longformer/LED do on ``is_global_attn``."""
 
@@ -717,3 +738,54 @@ def test_a_fixed_depthwise_filter_applied_with_its_channels_attribute_follows_th
     sp.prune(model, x, ratio=0.5, round_to=1)
     assert model[0].out_channels == 8 and model[2].channels == 8 and model[2].filt.shape[0] == 8
     assert model(x).shape == (2, 4, 8, 8)
+
+
+class _UnknownAttention(nn.Module):
+    """An integer head count and linear layers, no registered form: its heads stay, what enters and leaves it narrows."""
+
+    def __init__(self, width: int = 16, from_input: bool = False) -> None:
+        super().__init__()
+        self.num_heads, self.from_input = 2, from_input
+        self.qkv, self.proj = nn.Linear(width, 3 * 16), nn.Linear(16, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        q, k, v = (t.reshape(b, n, self.num_heads, -1).transpose(1, 2) for t in self.qkv(x).chunk(3, dim=-1))
+        out = (torch.softmax(q @ k.transpose(-1, -2), -1) @ v).transpose(1, 2).reshape(b, n, -1)
+        if self.from_input:  # a head size derived from the input's width (timm's C // num_heads): cannot narrow
+            out = out.reshape(b, n, self.num_heads, c // self.num_heads).reshape(b, n, c)
+        return self.proj(out)
+
+
+class _ResidualAttention(nn.Module):
+    def __init__(self, from_input: bool = False) -> None:
+        super().__init__()
+        self.embed, self.attn, self.head = nn.Linear(8, 16), _UnknownAttention(from_input=from_input), nn.Linear(16, 4)
+        self.mlp = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x)
+        h = h + self.attn(h)
+        return self.head(h + self.mlp(h))
+
+
+def test_attention_of_no_known_form_keeps_its_heads_but_not_the_residual_width():
+    """Its linear layers' input columns and its output projection's rows follow the residual stream (before, the whole
+    module stayed, and with it the residual width: DeepSeek-V3.2's indexer held its model at 22.6% instead of 42.1%)."""
+    torch.manual_seed(0)
+    model, x = _ResidualAttention().eval(), torch.randn(2, 5, 8)
+    sp.prune(model, x, ratio=0.5, round_to=1)
+    attn = model.attn
+    assert model.embed.out_features == attn.qkv.in_features == attn.proj.out_features == 8
+    assert attn.qkv.out_features == 48 and attn.proj.in_features == 16  # the heads, whole
+    assert model(x).shape == (2, 5, 4)
+
+
+def test_attention_of_no_known_form_that_reads_its_input_width_is_kept_whole(caplog):
+    torch.manual_seed(0)
+    model, x = _ResidualAttention(from_input=True).eval(), torch.randn(2, 5, 8)
+    with caplog.at_level("WARNING", logger="slimforge.prune.structured"):
+        sp.prune(model, x, ratio=0.5, round_to=1)
+    assert "_UnknownAttention module(s) kept whole" in caplog.text
+    assert model.attn.qkv.in_features == model.embed.out_features == 16 and model.mlp[0].out_features == 16
+    assert model(x).shape == (2, 5, 4)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 import slimforge
 from slimforge.pipeline import load_recipe, run_recipe
 from slimforge.text.predict import predict
@@ -21,6 +23,7 @@ SMALL = [
 ]
 
 
+@pytest.mark.slow  # about 100 s: the whole recipe, five stages, on real data
 @needs_shared
 def test_the_sst2_recipe_runs_on_sms_spam_and_every_folder_predicts_alone(tmp_path):
     markers = run_recipe(load_recipe(RECIPE, SMALL), tmp_path, quiet=True, log=lambda *_: None)
