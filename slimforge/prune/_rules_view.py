@@ -209,6 +209,9 @@ def _reshape(tr: Tracing, node: torch.fx.Node) -> Any:
 
 def _reshape_label(tr: Tracing, node: torch.fx.Node, label: Label, in_shape: tuple, out_shape: tuple) -> Label:
     out: Label = [None] * len(out_shape)
+    if any(s < 0 for s in (*in_shape, *out_shape)):  # a size the data decides (-1: Reformer's .item() of its positions)
+        tr.pin_label(label)
+        return out
     ins = [d for d, s in enumerate(in_shape) if s != 1]
     outs = [d for d, s in enumerate(out_shape) if s != 1]
     for d, s in enumerate(in_shape):
@@ -385,8 +388,12 @@ def _slice(tr: Tracing, node: torch.fx.Node) -> Any:
     out = list(label)
     if _shape(node)[d] == shape[d]:
         return out
-    step = _arg(node, 4, "step", 1)
-    start, end, _ = slice(_arg(node, 2, "start", None), _arg(node, 3, "end", None)).indices(shape[d])
+    step, bounds = _arg(node, 4, "step", 1), (_arg(node, 2, "start", None), _arg(node, 3, "end", None))
+    if not all(b is None or isinstance(b, int) for b in (step, *bounds)):  # bounds the data decides (Reformer's .item())
+        tr.uf.pin(label[d])
+        out[d] = None
+        return out
+    start, end, _ = slice(*bounds).indices(shape[d])
     if label[d] is not None and step > 1 and shape[d] % step == 0 and start < step and end >= shape[d] - step + start + 1:
         # Every step-th position from one of the first ``step``: an interleaved piece (GPT-OSS's gate and up
         # columns, gate_up[..., ::2] and [..., 1::2]). Each block of ``step`` consecutive positions goes or stays

@@ -270,6 +270,12 @@ def _snapshot(module: nn.Module) -> dict[str, Any]:
         filters = [n for n, t in (*module.named_parameters(recurse=False), *module.named_buffers(recurse=False))
                    if t.dim() == 4 and t.shape[0] == channels and t.shape[1] == 1]
         return {"channels_filter": filters[0]} if filters else {}
+    weight = module._parameters.get("weight")
+    if weight is not None and weight.dim() == 1 and all(p.dim() <= 1 for p in module.parameters(recurse=False)):
+        # A norm or scale of its own kind keeping its width in an attribute its forward checks (CPM-Ant's
+        # CpmAntLayerNorm asserts hidden_states.size(-1) == self.dim_norm): such attributes follow the weight.
+        names = [k for k, v in vars(module).items() if not k.startswith("_") and type(v) is int and v == weight.shape[0]]
+        return {"width_attributes": names} if names else {}
     return {}
 
 
@@ -318,6 +324,9 @@ def _sync_attributes(module: nn.Module, snap: dict[str, Any]) -> None:
         module.shape = (module.scale.shape[0], *module.shape[1:])  # timm MetaFormer/PoolFormer: scale.view(shape)
     elif type(module).__name__ == "Conv1D" and isinstance(getattr(module, "nf", None), int):
         module.nf = module.weight.shape[1]  # Hugging Face's Conv1D (GPT-2): weight (in, out), out width in nf
+    elif "width_attributes" in snap:
+        for name in snap["width_attributes"]:
+            setattr(module, name, module.weight.shape[0])
 
 
 def _norm_with_shape(module: nn.Module) -> bool:

@@ -789,3 +789,46 @@ def test_attention_of_no_known_form_that_reads_its_input_width_is_kept_whole(cap
     assert "_UnknownAttention module(s) kept whole" in caplog.text
     assert model.attn.qkv.in_features == model.embed.out_features == 16 and model.mlp[0].out_features == 16
     assert model(x).shape == (2, 5, 4)
+
+
+class _PositionsFromData(nn.Module):
+    """Position rows picked at an offset the data decides (``start.item()``, as Reformer's axial positions are)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.positions, self.head = nn.Embedding(10, 16), nn.Parameter(torch.randn(32, 16)), nn.Linear(16, 4)
+
+    def forward(self, ids: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        s = start.item()
+        torch._check(s >= 0)
+        torch._check(s + ids.shape[1] <= 32)
+        return self.head(self.embed(ids) + self.positions[s:s + ids.shape[1]])
+
+
+def test_a_slice_at_bounds_the_data_decides_keeps_its_rows_and_prunes_the_channels():
+    """The slice rule failed on symbolic bounds (TypeError); such a slice now keeps the sliced dimension whole."""
+    torch.manual_seed(0)
+    model, ids, start = _PositionsFromData().eval(), torch.randint(0, 10, (2, 6)), torch.tensor(3)
+    sp.prune(model, (ids, start), ratio=0.5, round_to=1)
+    assert model.embed.embedding_dim == model.head.in_features == 8 and model.positions.shape == (32, 8)
+    assert model(ids, start).shape == (2, 6, 4)
+
+
+class _CheckedNorm(nn.Module):
+    """A norm of its own kind that keeps its width in an attribute and checks its input against it (CPM-Ant's)."""
+
+    def __init__(self, dim_norm: int) -> None:
+        super().__init__()
+        self.dim_norm, self.weight = dim_norm, nn.Parameter(torch.ones(dim_norm))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.size(-1) == self.dim_norm
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * self.weight
+
+
+def test_a_norm_keeping_its_width_in_an_attribute_follows_its_weight():
+    torch.manual_seed(0)
+    model, x = nn.Sequential(nn.Linear(8, 16), _CheckedNorm(16), nn.Linear(16, 4)).eval(), torch.randn(2, 8)
+    sp.prune(model, x, ratio=0.5, round_to=1)  # the assert failed and the norm was kept whole before
+    assert model[1].dim_norm == model[1].weight.shape[0] == model[0].out_features == 8
+    assert model(x).shape == (2, 4)

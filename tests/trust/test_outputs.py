@@ -166,7 +166,9 @@ def test_a_dead_holders_lock_is_taken_over(tmp_path, cli_env):
 
 def test_two_training_runs_into_one_out_cannot_mix(tmp_path, cli_env, python):
     out = tmp_path / "run"
-    args = [python, "-m", "slimforge", "train", "--data", "digits", "--model", "mlp", "--epochs", "40", "--quiet", "--out", str(out)]
+    args = [python, "-m", "slimforge", "train", "--data", "digits", "--model", "mlp", "--epochs", "5000", "--quiet", "--out", str(out)]
+    # Thousands of epochs, so the first run still holds the folder while the second starts on a loaded machine (40
+    # epochs took about a second: with both cores busy, the first had finished before the second's imports did).
     first = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=cli_env)
     deadline = time.monotonic() + 60
     while not out.with_name(".run.lock").exists() and time.monotonic() < deadline:
