@@ -92,6 +92,17 @@ def _attention_slots(model: nn.Module, field: str) -> set[tuple[str, int]]:
 
 
 
+def _kept_outputs(node: torch.fx.Node, specs: list, kept: set[int]) -> list[torch.fx.Node]:
+    """The output node's arguments at the positions ``kept``. Matched by position: a spec's name can differ from its
+    node's (Reformer's captured graph returns ``linear_13`` where its signature says ``getitem_8``), and a logits
+    output matched by name alone was then left free to narrow."""
+    outs = node.args[0] if isinstance(node.args[0], (tuple, list)) else (node.args[0],)
+    if len(outs) == len(specs):
+        return [out for i, out in enumerate(outs) if i in kept and isinstance(out, torch.fx.Node)]
+    names = {getattr(specs[i].arg, "name", None) for i in kept}
+    return [out for out in _flat_nodes(node.args[0]) if out.name in names]
+
+
 _NORMS = ("layer_norm", "rms_norm")
 _CASTS = ("to", "_to_copy", "contiguous", "clone", "dropout", "alias", "detach", "type_as")
 
@@ -195,10 +206,10 @@ class _Tracer:
     # ------------------------------------------------------------------ run
 
     def run(self) -> None:
-        names = [getattr(spec.arg, "name", None) for spec in self.ep.graph_signature.output_specs
-                 if spec.kind == torch.export.graph_signature.OutputKind.USER_OUTPUT]
+        specs = self.ep.graph_signature.output_specs
+        user = [i for i, spec in enumerate(specs) if spec.kind == torch.export.graph_signature.OutputKind.USER_OUTPUT]
         # A transformers output keeps its prediction's shape (logits); its hidden states may narrow.
-        user_outputs = {names[i] for i in output_leaves_to_keep(self.ep, len(names))}
+        kept = {user[i] for i in output_leaves_to_keep(self.ep, len(user))}
         for node in self.ep.graph.nodes:
             self.current = node
             if node.op == "placeholder":
@@ -207,9 +218,8 @@ class _Tracer:
                 self.labels[node] = self._call(node)
                 self.records.append((node, self.labels[node]))
             elif node.op == "output":
-                for out in _flat_nodes(node.args[0]):
-                    if out.name in user_outputs:
-                        self.pin_label(self.labels.get(out))
+                for out in _kept_outputs(node, specs, kept):
+                    self.pin_label(self.labels.get(out))
             else:
                 raise UnsupportedOpError(f"unexpected graph node {node.op} {node.target}")
 

@@ -832,3 +832,18 @@ def test_a_norm_keeping_its_width_in_an_attribute_follows_its_weight():
     sp.prune(model, x, ratio=0.5, round_to=1)  # the assert failed and the norm was kept whole before
     assert model[1].dim_norm == model[1].weight.shape[0] == model[0].out_features == 8
     assert model(x).shape == (2, 4)
+
+
+def test_the_output_is_kept_by_position_even_when_its_node_name_differs_from_the_signature():
+    """Reformer's captured graph returned ``linear_13`` where its signature named ``getitem_8``: matched by name, the
+    logits were left free to narrow (the output check then refused the pruned model as a slimforge bug)."""
+    from slimforge.prune._capture import PIN, export_model
+    from slimforge.prune._trace import _Tracer
+
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4)).eval()
+    ep = export_model(model, (torch.randn(2, 8),), {})
+    [n for n in ep.graph.nodes if n.op == "call_function"][-1].name = "renamed_output"
+    tracer = _Tracer(model, ep, [])
+    tracer.run()
+    graph = tracer.finish()
+    assert (graph.roots[tracer.slot_of[("2.weight", 0)]] == PIN).all()
