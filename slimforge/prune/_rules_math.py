@@ -117,26 +117,28 @@ def _conv(tr: Tracing, node: torch.fx.Node) -> Any:
     if lb is not None:
         tr.uf.tie(lb[0], vo)
     out_shape = _shape(node)
-    out = [lx[0], vo] + _conv_spatial(tr, node, lx[2:], wshape[2:])
+    out = [lx[0], vo] + _conv_spatial(tr, node, lx[2:])
     kernel = math.prod(wshape[2:])
     tr.macs_terms.append([_count(v, s) for v, s in zip(out, out_shape)] + [_count(vl, cl), kernel])
     return out
 
 
-def _conv_spatial(tr: Tracing, node: torch.fx.Node, labels: list[Any], kernel: list[int]) -> list[Any]:
-    """Labels of a convolution's spatial output dimensions. One that holds prunable channels (CoaT's
-    aggregate runs a Conv1d along the embedding) passes them on under a kernel of 1 with stride 1 and
-    no padding; under any other kernel its size shapes the output, so it stays whole."""
+def _conv_spatial(tr: Tracing, node: torch.fx.Node, labels: list[Any]) -> list[Any]:
+    """Labels of a convolution's spatial output dimensions. One that holds prunable channels passes them on
+    where output position i is centred on input position i: stride 1 and an output as long as the input (CoaT's
+    aggregate runs a Conv1d of kernel 1 along the embedding; ECA's channel attention a Conv1d of kernel 3-7 with
+    "same" padding along the channels, each channel mixed with its neighbours, which after pruning are the kept
+    ones around it). Under any other stride or padding its size shapes the output, so it stays whole."""
     conv = _opname(node.target) in ("convolution", "_convolution")
-    stride, padding = _arg(node, 3, "stride", 1), _arg(node, 4, "padding", 0)
+    stride = _arg(node, 3, "stride", 1)
+    in_sizes, out_sizes = _shape(node.args[0])[2:], _shape(node)[2:]
     out = []
     for i, v in enumerate(labels):
         if v is None:
             out.append(None)
             continue
         s = stride[i] if isinstance(stride, (list, tuple)) else stride
-        p = padding[i] if isinstance(padding, (list, tuple)) else padding
-        if kernel[i] == 1 and s == 1 and (p == 0 or p in ("same", "valid")) and not (conv and node.args[6]):
+        if s == 1 and in_sizes[i] == out_sizes[i] and not (conv and node.args[6]):
             out.append(v)
         else:
             tr.uf.pin(v)

@@ -11,8 +11,9 @@ import numpy as np
 import torch
 
 from slimforge.prune._capture import (
-    HEAD_ATTRS, PIN, Label, Tracing, _arg, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, module_paths,
+    HEAD_ATTRS, PIN, Label, Tracing, _arg, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, module_path, module_paths,
 )
+from slimforge.prune._split_blocks import is_split_block
 from slimforge.prune.attention import find_attention_form, head_axis
 
 
@@ -466,7 +467,7 @@ def _split_op(tr: Tracing, node: torch.fx.Node) -> Any:
     op = _opname(node.target)
     adapts = op in ("chunk", "unsafe_chunk") or (op == "tensor_split" and isinstance(_arg(node, 1, "sections"), int))
     equal = len(set(sizes)) == 1
-    if equal and not adapts:
+    if equal and not adapts and not _width_attribute_split(tr, node, vec, sizes):
         tr.fixed_splits += 1
         equal = not tr.pin_fixed_splits
     if equal:  # equal chunks: the same local index goes in every chunk
@@ -482,18 +483,51 @@ def _split_op(tr: Tracing, node: torch.fx.Node) -> Any:
     return tuple([*label[:d], None, *label[d + 1:]] for _ in outs)
 
 
+def _width_attribute_split(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, sizes: list[int]) -> bool:
+    """An equal split in a module that keeps the split dimension's whole width, or one piece's, in an int attribute of
+    its own, which its forward reads to size the pieces (timm's CSP stages: ``x.split(self.expand_chs // 2)``;
+    Res2Net: ``torch.split(x, self.width)``): each such attribute becomes a prunable size tied to the width it names,
+    so the split follows pruning. False: the module keeps no such attribute. A piece's size is taken only from 8 up
+    and not from a geometry attribute: small ints (a stride of 2) match piece sizes by chance."""
+    try:
+        module = tr.model.get_submodule(module_path(node))
+    except AttributeError:
+        return False
+    width, piece = sum(sizes), sizes[0]
+    found = False
+    for attr, value in vars(module).items():
+        if attr.startswith("_") or type(value) is not int:
+            continue
+        if value == width and width > 1:
+            found |= tr.attribute_slot(node, attr, 0, vec, [value])
+        elif value == piece and piece >= 8 and not any(g in attr for g in _GEOMETRY):
+            found |= tr.attribute_slot(node, attr, 0, vec[:piece], [value])
+    return found
+
+
+_GEOMETRY = ("stride", "kernel", "dilation", "pad", "groups", "window", "patch", "size")
+
+
 def _adaptive_splits(tr: Tracing, node: torch.fx.Node) -> bool:
     """The split runs inside a module whose attention form recomputes the split sizes after pruning (CoaT's head
-    groups; a fused projection's q, k and v)."""
+    groups; a fused projection's q, k and v), or directly in a split block (MixNet's mixed convolution), whose
+    sizes :func:`sync_split_block` recomputes."""
+    if _in_split_block(tr, node):
+        return True
     _, form = _innermost_form(tr, node)
     return form is not None and (form.adaptive_splits or form.fused)
 
 
+def _in_split_block(tr: Tracing, node: torch.fx.Node) -> bool:
+    return is_split_block(next(_enclosing_modules(tr, node), None) or torch.nn.Module())
+
+
 def _adaptive_piece(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, a: int, b: int) -> np.ndarray:
-    """Elements ``a:b`` of an adaptive split. Unequal head groups (CoaT, a convolution each) may not empty, so
-    each piece's first unit stays; a fused projection's piece one head wide (a single key/value head) stays whole."""
-    module, form = _innermost_form(tr, node)
-    if not form.fused:
+    """Elements ``a:b`` of an adaptive split. Unequal head groups (CoaT, a convolution each) and a split block's
+    pieces may not empty, so each piece's first unit stays; a fused projection's piece one head wide (a single
+    key/value head) stays whole."""
+    module, form = (None, None) if _in_split_block(tr, node) else _innermost_form(tr, node)
+    if form is None or not form.fused:
         tr.uf.pin(vec[a:a + 1])
     elif b - a == form.head_dim(module):
         tr.uf.pin(vec[a:b])

@@ -91,7 +91,6 @@ def _attention_slots(model: nn.Module, field: str) -> set[tuple[str, int]]:
     return slots
 
 
-
 def _kept_outputs(node: torch.fx.Node, specs: list, kept: set[int]) -> list[torch.fx.Node]:
     """The output node's arguments at the positions ``kept``. Matched by position: a spec's name can differ from its
     node's (Reformer's captured graph returns ``linear_13`` where its signature says ``getitem_8``), and a logits
@@ -129,6 +128,15 @@ def _through_transposes(node: Any, dim: int) -> tuple[Any, int]:
     return node, dim
 
 
+def _kernel_slots(model: nn.Module) -> set[tuple[str, int]]:
+    """(weight name, dimension) of every convolution's spatial kernel dimensions, which never shrink: whole from the
+    start, so a weight computed from its parameter before the convolution (timm's ScaledStdConv2d standardises
+    ``weight.reshape(1, out, -1)``, merging the input channels with the kernel) keeps its input channels prunable."""
+    return {(f"{path}.weight" if path else "weight", d)
+            for path, module in model.named_modules(remove_duplicate=False) if isinstance(module, nn.modules.conv._ConvNd)
+            for d in range(2, module.weight.dim())}
+
+
 class _Tracer:
     def __init__(self, model: nn.Module, ep: torch.export.ExportedProgram, skip: Sequence[str], pin_fixed_splits: bool = False) -> None:
         self.model = model
@@ -152,7 +160,7 @@ class _Tracer:
         self.opaque = {p for p in self.pinned_modules if not (self.skip and p and matches(p, self.skip))}
         self.opaque_open = self._opaque_open_dims()
         self.extra_sources = _attention_slots(model, "sources")
-        self.whole = _attention_slots(model, "whole")
+        self.whole = _attention_slots(model, "whole") | _kernel_slots(model)
 
     # ------------------------------------------------------------------ set-up
 

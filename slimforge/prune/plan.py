@@ -23,6 +23,7 @@ from torch import nn
 from slimforge.artifacts import register_edit
 from slimforge.errors import ArtifactError
 from slimforge.models._hf_config_fit import PER_LAYER, config_value
+from slimforge.prune._split_blocks import sync_split_block
 from slimforge.prune.attention import _int, find_attention_form, is_linear_like, remember_sizes, sync_attention
 from slimforge.prune.errors import PruningError
 
@@ -195,6 +196,8 @@ def _head_size(module: nn.Module, form: Any) -> int:
 def _sync_blocks(model: nn.Module) -> None:
     """Sizes a module keeps for its children's tensors, having none of its own to slice."""
     for module in model.modules():
+        if sync_split_block(module):
+            continue
         if type(module).__name__ == "HieraLayer" and _hiera_layer_sizes(module):
             continue
         norm = getattr(module, "per_layer_projection_norm", None)
@@ -231,11 +234,14 @@ SHAPE_ATTRIBUTES = ("normalized_shape",)  # shapes a module keeps in an attribut
 
 
 def shape_attribute(module: nn.Module, attr: str) -> list[int] | None:
-    """``module.attr`` as a list of sizes when it is one of :data:`SHAPE_ATTRIBUTES` and holds
-    an int or a sequence of ints (``(hidden,)``, ``torch.Size``), else None."""
-    value = getattr(module, attr, None) if attr in SHAPE_ATTRIBUTES else None
-    if isinstance(value, int) and not isinstance(value, bool):
+    """``module.attr`` as a list of sizes when it is one of :data:`SHAPE_ATTRIBUTES` and holds an int or a sequence
+    of ints (``(hidden,)``, ``torch.Size``), or when it is any other public int attribute (a width the module's
+    forward reads: timm's CSP stages split by ``expand_chs // 2``); else None."""
+    value = getattr(module, attr, None)
+    if type(value) is int and not attr.startswith("_"):
         return [value]
+    if attr not in SHAPE_ATTRIBUTES:
+        return None
     if isinstance(value, (tuple, list)) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         return list(value)
     return None

@@ -502,3 +502,99 @@ def tiny_kimi_linear() -> nn.Module:
                               pad_token_id=0, bos_token_id=0, eos_token_id=0)
     torch.manual_seed(0)
     return KimiLinearForCausalLM(config)
+
+
+# ----------------------------------------------------------------------------- channel blocks of timm's CNN families
+
+
+class _Eca(nn.Module):
+    """ECA channel attention: the pooled channels as a sequence, mixed with their neighbours by a Conv1d of kernel 3."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(1, 1, 3, padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x.mean((2, 3)).view(x.shape[0], 1, -1)).sigmoid()
+        return x * y.view(x.shape[0], -1, 1, 1)
+
+
+class _MixedConv(nn.ModuleDict):
+    """MixNet's mixed convolution (timm's MixedConv2d): channels split by ``self.splits``, one kernel size per piece."""
+
+    def __init__(self, channels: int, kernels: tuple[int, ...]) -> None:
+        super().__init__()
+        self.splits = [channels // len(kernels)] * len(kernels)
+        self.in_channels = self.out_channels = channels
+        for i, (k, c) in enumerate(zip(kernels, self.splits)):
+            self.add_module(str(i), nn.Conv2d(c, c, k, padding=k // 2, groups=c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([conv(p) for conv, p in zip(self.values(), torch.split(x, self.splits, 1))], 1)
+
+
+class _CrossStage(nn.Module):
+    """A CSP stage: the expanded channels split in halves by a width the stage keeps (``x.split(self.expand_chs // 2)``)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.expand_chs = 2 * channels
+        self.conv_exp = nn.Conv2d(channels, self.expand_chs, 1)
+        self.block = nn.Conv2d(channels, channels, 3, padding=1)
+        self.transition = nn.Conv2d(self.expand_chs, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xs, xb = self.conv_exp(x).split(self.expand_chs // 2, dim=1)
+        return self.transition(torch.cat([xs, self.block(xb.relu())], 1))
+
+
+class _Res2Split(nn.Module):
+    """Res2Net's split: pieces of ``self.width`` channels, each through its own convolution, the last passed on."""
+
+    def __init__(self, width: int, scale: int) -> None:
+        super().__init__()
+        self.width = width
+        self.stem = nn.Conv2d(16, width * scale, 1)
+        self.convs = nn.ModuleList(nn.Conv2d(width, width, 3, padding=1) for _ in range(scale - 1))
+        self.out = nn.Conv2d(width * scale, 16, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = torch.split(self.stem(x), self.width, 1)
+        return self.out(torch.cat([conv(p) for conv, p in zip(self.convs, parts)] + [parts[-1]], 1))
+
+
+class _StdConv(nn.Conv2d):
+    """timm's ScaledStdConv2d: the weight standardised per output channel in forward, as (1, out, in * kh * kw)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None, training=True, momentum=0.0, eps=1e-6)
+        return F.conv2d(x, w.reshape_as(self.weight), self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class ChannelBlocksNet(nn.Module):
+    """The channel blocks that kept timm CNNs' channels whole until session 21 (ECA-ResNet, MixNet, CSPNet, Res2Net,
+    NFNet), one each. x: (batch, 3, 8, 8) -> (batch, 5)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.eca = _Eca()
+        self.expand = nn.Conv2d(16, 48, 1)
+        self.mixed = _MixedConv(48, (3, 5, 7))
+        self.project = nn.Conv2d(48, 16, 1)
+        self.csp = _CrossStage(16)
+        self.res2 = _Res2Split(8, 4)
+        self.std = _StdConv(16, 32, 3, padding=1, groups=2)
+        self.std2 = _StdConv(32, 16, 3, padding=1)
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.eca(self.stem(x).relu())
+        x = x + self.project(self.mixed(self.expand(x).relu()).relu())
+        x = self.res2(self.csp(x).relu()).relu()
+        x = self.std2(self.std(x).relu())
+        return self.fc(x.mean((2, 3)))
+
+
+def channel_blocks_net() -> nn.Module:
+    return ChannelBlocksNet()

@@ -355,14 +355,14 @@ class _SplitNet(nn.Module):
 
     def __init__(self, size_from_tensor: bool) -> None:
         super().__init__()
-        self.size_from_tensor, self.width = size_from_tensor, 8
+        self.size_from_tensor = size_from_tensor
         self.stem = nn.Conv2d(3, 32, 1)
         self.branches = nn.ModuleList(nn.Conv2d(8, 8, 3, padding=1) for _ in range(3))
         self.head = nn.Conv2d(32, 16, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.stem(x)
-        parts = torch.split(y, y.shape[1] // 4 if self.size_from_tensor else self.width, 1)
+        parts = torch.split(y, y.shape[1] // 4 if self.size_from_tensor else 8, 1)  # (a width the module keeps follows)
         return self.head(torch.cat([conv(p) for conv, p in zip(self.branches, parts)] + [parts[3]], 1))
 
 
@@ -370,7 +370,7 @@ def test_a_split_into_sizes_fixed_in_the_code_is_kept_whole_and_the_rest_pruned(
     model = _SplitNet(size_from_tensor=False).eval()
     x = torch.randn(2, 3, 8, 8)
     sp.prune(model, x, ratio=0.5, round_to=1)  # it raised "The pruned model no longer runs" before
-    assert model.stem.out_channels == 32  # torch.split(y, self.width) cannot follow a pruned stem
+    assert model.stem.out_channels == 32  # torch.split(y, 8) cannot follow a pruned stem
     assert all(conv.out_channels < 8 for conv in model.branches)
     assert model.head.in_channels == sum(conv.out_channels for conv in model.branches) + 8
     assert model(x).shape == (2, 16, 8, 8)

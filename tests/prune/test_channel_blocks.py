@@ -1,0 +1,71 @@
+"""Channel blocks of timm's CNN families that kept channels whole until session 21: ECA's convolution along the
+channels, MixNet's mixed convolution, CSP stages and Res2Net splitting by a width they keep, NFNet's standardised
+weights. Each must prune, run, and replay from its saved folder exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import slimforge
+import slimforge.prune as sp
+from slimforge.artifacts import get_spec
+from slimforge.loading import load, save
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(autouse=True)
+def helpers_on_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+
+
+@pytest.fixture
+def pruned():
+    torch.manual_seed(0)
+    model = slimforge.create_model("prune_helpers:channel_blocks_net").eval()
+    x = torch.randn(2, 3, 8, 8)
+    sp.prune(model, x, ratio=0.5, round_to=1)
+    return model, x
+
+
+def test_a_convolution_along_the_channels_lets_them_shrink(pruned):
+    model, x = pruned
+    assert model.stem.out_channels < 16  # ECA's Conv1d over the pooled channels pinned them all before
+    assert model.eca.conv.weight.shape == (1, 1, 3)  # its kernel mixes neighbours: the kept ones around each channel
+    assert model(x).shape == (2, 5)
+
+
+def test_a_mixed_convolution_prunes_each_piece_and_its_splits_follow(pruned):
+    model, _ = pruned
+    pieces = [conv.in_channels for conv in model.mixed.values()]
+    assert model.expand.out_channels < 48 and model.mixed.splits == pieces and sum(pieces) == model.expand.out_channels
+    assert all(p >= 1 for p in pieces)
+    assert model.mixed.in_channels == model.mixed.out_channels == sum(pieces)
+
+
+def test_a_split_by_a_width_the_module_keeps_follows_the_pruned_width(pruned):
+    model, _ = pruned
+    assert model.csp.conv_exp.out_channels < 32 and model.csp.expand_chs == model.csp.conv_exp.out_channels
+    assert model.csp.block.in_channels == model.csp.expand_chs // 2
+    assert model.res2.stem.out_channels < 32 and model.res2.width * 4 == model.res2.stem.out_channels
+    assert all(conv.in_channels == model.res2.width for conv in model.res2.convs)
+
+
+def test_standardised_weights_leave_their_input_channels_prunable(pruned):
+    model, _ = pruned
+    assert model.std.out_channels < 32  # std2's weight.reshape(1, out, -1) merged its inputs with its 3x3 kernel
+    assert model.std.weight.shape[2:] == (3, 3)
+
+
+def test_the_pruned_channel_blocks_replay_from_their_folder(pruned, tmp_path):
+    model, x = pruned
+    expected = model(x)
+    plan = get_spec(model).edits[-1]
+    assert plan["tensors"]["csp.expand_chs"] == {"0": plan["tensors"]["csp.conv_exp.weight"]["0"]}
+    save(model, tmp_path / "run")
+    loaded = load(tmp_path / "run")
+    assert loaded.csp.expand_chs == model.csp.expand_chs and loaded.mixed.splits == model.mixed.splits
+    assert torch.equal(loaded(x), expected)
