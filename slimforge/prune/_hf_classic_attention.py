@@ -1,7 +1,9 @@
 """Hugging Face attention forms of older or one-off layouts (issue 20's fifth held-out pass): XLM's and CTRL's
 separate query/key/value projections under their own names, OpenAI GPT's fused ``Conv1D`` whose head size its
 forward derives as width // n_head, ModernBERT's fused ``Wqkv`` viewed as (3, heads, head_dim), and Hiera's
-fused ``qkv`` merged back to a width it keeps in ``hidden_size_output`` (seventh pass).
+fused ``qkv`` merged back to a width it keeps in ``hidden_size_output`` (seventh pass), and Perceiver's query, key and
+value whose per-head sizes differ (``qk_channels_per_head``, ``v_channels_per_head``; eighth pass), and CPM-Ant's
+projections with a position bias shared by all layers.
 
 Each form only recomputes the head count from the sliced weights; the head size never changes.
 """
@@ -99,3 +101,56 @@ def _hiera_sync(module: nn.Module) -> dict[str, int]:
 register_attention_form("hf-hiera-attention", AttentionForm(_hiera_attention, lambda m: m.head_dim, _hiera_sync,
                                                             whole=lambda m: [("qkv.weight", 0)] if m.num_heads == 1 else []),
                         "Hugging Face Hiera (fused qkv as (3, heads, head_dim), query max-pooling, merged to hidden_size_output)")
+
+
+def _perceiver_attention(module: nn.Module) -> bool:
+    """Perceiver / Perceiver IO (``PerceiverSelfAttention``, cross- or self-attention): ``query``, ``key``, ``value``
+    with ``qk_channels`` and ``v_channels`` split over ``num_heads``, the two per-head sizes kept as
+    ``qk_channels_per_head`` and ``v_channels_per_head`` (they may differ); the output projection is its sibling's."""
+    return (all(_linear(module, n) for n in ("query", "key", "value"))
+            and all(_int(module, a) for a in ("num_heads", "qk_channels", "v_channels", "qk_channels_per_head", "v_channels_per_head")))
+
+
+def _perceiver_sync(module: nn.Module) -> dict[str, int]:
+    module.qk_channels, module.v_channels = module.query.out_features, module.value.out_features
+    module.num_heads = module.qk_channels // module.qk_channels_per_head
+    # PerceiverConfig has no num_attention_heads (nothing is set): one count for its self-attention layers, another for
+    # the cross-attention, none for the decoders', so a pruned Perceiver keeps slimforge's format.
+    return {"num_attention_heads": module.num_heads}
+
+
+register_attention_form("hf-perceiver-attention", AttentionForm(
+    _perceiver_attention, lambda m: m.qk_channels_per_head, _perceiver_sync,
+    other_head_dims=lambda m: (m.v_channels_per_head,),
+    whole=lambda m: [(f"{n}.weight", 0) for n in ("query", "key", "value")] if m.num_heads == 1 else []),
+    "Hugging Face Perceiver (query / key / value of qk_channels and v_channels over num_heads)")
+
+
+def _cpmant_attention(module: nn.Module) -> bool:
+    """CPM-Ant: ``project_q``, ``project_k``, ``project_v`` viewed as (num_heads, dim_head), output ``attention_out``; its
+    scores add a position bias of every head that one embedding computes for all layers, so all layers lose the same heads."""
+    return (all(_linear(module, n) for n in ("project_q", "project_k", "project_v", "attention_out"))
+            and _int(module, "num_heads") and _int(module, "dim_head"))
+
+
+def _cpmant_sync(module: nn.Module) -> dict[str, int]:
+    module.num_heads = module.project_q.out_features // module.dim_head
+    return {"num_attention_heads": module.num_heads}
+
+
+def _cpmant_position_bias(module: nn.Module) -> bool:
+    """CPM-Ant's segment position embedding: a (buckets, num_heads) ``relative_attention_bias``."""
+    bias = getattr(module, "relative_attention_bias", None)
+    return (isinstance(bias, nn.Parameter) and bias.dim() == 2 and _int(module, "num_heads") and _int(module, "num_buckets")
+            and _int(module, "num_segments"))
+
+
+def _cpmant_position_bias_sync(module: nn.Module) -> dict[str, int]:
+    module.num_heads = module.relative_attention_bias.shape[1]
+    return {}
+
+
+register_attention_form("hf-cpmant-attention", AttentionForm(_cpmant_attention, lambda m: m.dim_head, _cpmant_sync),
+                        "Hugging Face CPM-Ant (project_q, project_k, project_v, attention_out; a position bias shared by all layers)")
+register_attention_form("hf-cpmant-position-bias", AttentionForm(_cpmant_position_bias, lambda m: 1, _cpmant_position_bias_sync, part=True),
+                        "the per-head position bias CPM-Ant computes once for all its layers")

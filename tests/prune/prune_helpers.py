@@ -598,3 +598,35 @@ class ChannelBlocksNet(nn.Module):
 
 def channel_blocks_net() -> nn.Module:
     return ChannelBlocksNet()
+
+
+class _PerceiverEncoder(nn.Module):
+    """Perceiver's encoder over token ids (a cross-attention of 2 heads into 16 latents, two self-attentions of 4
+    heads, value heads wider than query/key heads): the latents out. Its classification decoder's one head cannot go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from transformers import PerceiverConfig, PerceiverModel
+        from transformers.models.perceiver.modeling_perceiver import PerceiverTextPreprocessor
+
+        config = PerceiverConfig(vocab_size=100, d_model=32, d_latents=48, num_latents=16, num_blocks=1, num_self_attends_per_block=2,
+                                 num_self_attention_heads=4, num_cross_attention_heads=2, qk_channels=32, v_channels=48,
+                                 max_position_embeddings=16)
+        self.perceiver = PerceiverModel(config, input_preprocessor=PerceiverTextPreprocessor(config))
+
+    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.perceiver(inputs=ids, attention_mask=attention_mask).last_hidden_state
+
+
+def tiny_perceiver() -> nn.Module:
+    torch.manual_seed(0)
+    return _PerceiverEncoder()
+
+
+def tiny_cpmant() -> nn.Module:
+    """CPM-Ant: 4 heads of 16 whose scores add one position bias, computed once for both layers."""
+    from transformers import CpmAntConfig, CpmAntForCausalLM
+
+    config = CpmAntConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, dim_head=16, dim_ff=128)
+    torch.manual_seed(0)
+    return CpmAntForCausalLM(config)

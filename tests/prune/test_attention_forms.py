@@ -98,6 +98,9 @@ FORM_MODELS = {
     "hf-mamba-mixer": lambda: _hf("tiny_mamba"),
     "hf-delta-attention": lambda: _hf("tiny_kimi_linear"),
     "hf-delta-forget-gate": lambda: _hf("tiny_kimi_linear"),
+    "hf-perceiver-attention": lambda: _hf("tiny_perceiver"),
+    "hf-cpmant-attention": lambda: _hf("tiny_cpmant"),
+    "hf-cpmant-position-bias": lambda: _hf("tiny_cpmant"),
     "timm-attention": _vit,
     # tests/prune/test_attention.py covers nn.MultiheadAttention in a user module
     "timm-window-attention": _swin,
@@ -120,6 +123,8 @@ def _heads(model: nn.Module) -> dict[str, int]:
 
 
 def _query_width(m: nn.Module) -> int:
+    if hasattr(m, "relative_attention_bias") and hasattr(m, "num_segments"):  # CPM-Ant's position bias: a column per head
+        return m.relative_attention_bias.shape[1]
     if hasattr(m, "dt_bias") and hasattr(m, "qkv_dim"):  # Kimi Delta Attention's forget gate: a bias per head channel
         return m.dt_bias.numel()
     if hasattr(m, "A_log"):  # a state-space mixer: its heads' (Mamba v1: its channels') width
@@ -160,7 +165,7 @@ def _query_width(m: nn.Module) -> int:
         return m.Wqkv.out_features // 3
     if getattr(m, "q_b_proj", None) is not None:  # multi-head latent attention: queries from the latent (q_proj is None)
         return m.q_b_proj.out_features
-    return next(getattr(m, n) for n in ("query", "q_proj", "q_lin", "q", "Wq") if hasattr(m, n)).out_features
+    return next(getattr(m, n) for n in ("query", "q_proj", "q_lin", "q", "Wq", "project_q") if hasattr(m, n)).out_features
 
 
 def _logits(out):
