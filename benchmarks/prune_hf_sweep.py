@@ -152,6 +152,9 @@ def build(name: str) -> tuple[torch.nn.Module, dict]:
         "audio": lambda: {"input_features": torch.randn(2, 16, 64), "decoder_input_ids": ids[:, :6]},
         "pixels": lambda: {"pixel_values": torch.randn(2, 3, 32, 32)},
         "pixels64": lambda: {"pixel_values": torch.randn(2, 3, 64, 64)},
+        "wave": lambda: {"input_values": torch.randn(2, 1600)},  # 0.1 s at 16 kHz (speech encoders)
+        "mel": lambda: {"input_values": torch.randn(2, 64, 16)},  # 64 frames x 16 mel bins (AST)
+        "frames": lambda: {"input_features": torch.randn(2, 40, 160)},  # 40 stacked filter-bank frames (Wav2Vec2-BERT)
     }[kind]()
     return model, inputs
 

@@ -228,28 +228,31 @@ def _int_leaves(config: Any, prefix: Path):
             continue
         if _int(value):
             yield (*prefix, key), value
-        elif isinstance(value, list) and value and all(_int(v) for v in value):
+        elif isinstance(value, (list, tuple)) and value and all(_int(v) for v in value):  # wav2vec 2.0's conv_dim: a tuple
             yield from (((*prefix, key, i), v) for i, v in enumerate(value))
         elif hasattr(value, "to_dict") and hasattr(value, "model_type"):  # a sub-config (CLIP's vision_config)
             yield from _int_leaves(value, (*prefix, key))
 
 
 def set_value(config: Any, path: Path, value: Any) -> None:
-    target = config
-    for key in path[:-1]:
-        target = target[key] if isinstance(key, int) else getattr(target, key)
-    last = path[-1]
-    if isinstance(last, int):
-        target[last] = value
+    if isinstance(path[-1], int):  # an element of a list or tuple attribute: a new sequence of the same type
+        parent = _walk(config, path[:-2])
+        seq = list(getattr(parent, path[-2]))
+        seq[path[-1]] = value
+        setattr(parent, path[-2], type(getattr(parent, path[-2]))(seq))
     else:
-        setattr(target, last, value)
+        setattr(_walk(config, path[:-1]), path[-1], value)
+
+
+def _walk(config: Any, path: Path) -> Any:
+    target = config
+    for key in path:
+        target = target[key] if isinstance(key, int) else getattr(target, key)
+    return target
 
 
 def apply_changes(config: Any, changes: list[tuple[Path, Any]]) -> None:
+    """Apply ``changes`` (a sequence changed element by element is replaced, so one shared with another config does
+    not change under it)."""
     for path, value in changes:
-        if isinstance(path[-1], int):  # a list shared with another config must not change under it
-            parent = config
-            for key in path[:-2]:
-                parent = parent[key] if isinstance(key, int) else getattr(parent, key)
-            setattr(parent, path[-2], list(getattr(parent, path[-2])))
         set_value(config, path, value)

@@ -3,7 +3,7 @@ separate query/key/value projections under their own names, OpenAI GPT's fused `
 forward derives as width // n_head, ModernBERT's fused ``Wqkv`` viewed as (3, heads, head_dim), and Hiera's
 fused ``qkv`` merged back to a width it keeps in ``hidden_size_output`` (seventh pass), and Perceiver's query, key and
 value whose per-head sizes differ (``qk_channels_per_head``, ``v_channels_per_head``; eighth pass), and CPM-Ant's
-projections with a position bias shared by all layers.
+projections with a position bias shared by all layers; and the speech Conformers' (ninth pass).
 
 Each form only recomputes the head count from the sliced weights; the head size never changes.
 """
@@ -154,3 +154,21 @@ register_attention_form("hf-cpmant-attention", AttentionForm(_cpmant_attention, 
                         "Hugging Face CPM-Ant (project_q, project_k, project_v, attention_out; a position bias shared by all layers)")
 register_attention_form("hf-cpmant-position-bias", AttentionForm(_cpmant_position_bias, lambda m: 1, _cpmant_position_bias_sync, part=True),
                         "the per-head position bias CPM-Ant computes once for all its layers")
+
+
+def _conformer_attention(module: nn.Module) -> bool:
+    """wav2vec 2.0 Conformer / Wav2Vec2-BERT: ``linear_q``, ``linear_k``, ``linear_v`` viewed as (-1, head_size), output
+    ``linear_out``; relative positions add per-head biases (``pos_bias_u`` / ``pos_bias_v``, heads x head_size) and project
+    the positions with ``linear_pos``, whose rows are heads too. (Their rotary variant views the block's input as heads:
+    the residual then stays, as the capture finds.)"""
+    return (all(_linear(module, n) for n in ("linear_q", "linear_k", "linear_v", "linear_out")) and _int(module, "num_heads")
+            and _int(module, "head_size"))
+
+
+def _conformer_sync(module: nn.Module) -> dict[str, int]:
+    module.num_heads = module.linear_q.out_features // module.head_size
+    return {"num_attention_heads": module.num_heads}
+
+
+register_attention_form("hf-conformer-attention", AttentionForm(_conformer_attention, lambda m: m.head_size, _conformer_sync),
+                        "Hugging Face wav2vec 2.0 Conformer / Wav2Vec2-BERT (linear_q, linear_k, linear_v, linear_out; relative positions)")

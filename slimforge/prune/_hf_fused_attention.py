@@ -54,9 +54,11 @@ def _layer_config(module: nn.Module, **sizes: int) -> None:
 
 def _phi3_attention(module: nn.Module) -> bool:
     """Phi-3: one ``qkv_proj`` with [q; k; v] rows, sliced at ``config.num_attention_heads * head_dim``
-    and ``num_key_value_heads * head_dim``; ``o_proj`` takes the query heads."""
+    and ``num_key_value_heads * head_dim``; ``o_proj`` takes the query heads. Ergo keeps no key/value head count
+    of its own: it splits the (heads, head_dim) view into (config.num_attention_heads, kv, kv) heads."""
+    kv_heads = _int(module, "num_key_value_heads") or _int(getattr(module, "config", None), "num_key_value_heads")
     return (_linear(module, "qkv_proj") and _linear(module, "o_proj") and _int(module, "head_dim")
-            and _int(module, "num_key_value_heads") and hasattr(module, "config") and not _linear(module, "q_proj"))
+            and kv_heads and hasattr(module, "config") and not _linear(module, "q_proj"))
 
 
 def _phi3_sync(module: nn.Module) -> dict[str, int]:

@@ -1,6 +1,7 @@
 """Capture-time forwards for Hugging Face mixtures of experts that loop over the experts the data picked.
 
-Switch Transformers and NLLB-MoE keep their experts as an ``nn.ModuleDict`` and run ``for e in mask.nonzero()``,
+Switch Transformers and NLLB-MoE keep their experts as an ``nn.ModuleDict`` and run ``for e in mask.nonzero()``
+(OpenAI Privacy Filter: (experts, in, out) weights, the same loop),
 a loop over data that torch.export cannot capture. While slimforge captures a model (to find which channels belong
 together, and again to verify the pruned one), such a module runs every expert on every token, each weighted by its
 routing weight (zero where the token was not routed to it): the same sum, computed densely, so each expert's input
@@ -41,3 +42,21 @@ def _nllb_moe_experts(self: nn.ModuleDict, hidden_states: torch.Tensor, router_m
 register_capture_forward("transformers.models.switch_transformers.modeling_switch_transformers.SwitchTransformersExperts",
                          _switch_experts)
 register_capture_forward("transformers.models.nllb_moe.modeling_nllb_moe.NllbMoeExperts", _nllb_moe_experts)
+
+
+def _privacy_filter_experts(self: nn.Module, hidden_states: torch.Tensor, router_indices: torch.Tensor | None = None,
+                            routing_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """OpenAI Privacy Filter's experts: (experts, in, out) weights with biases, looped over the experts the data hit
+    (``nonzero``); every expert runs on every token here, weighted by its routing weight (zero where not routed)."""
+    mask = nn.functional.one_hot(router_indices, num_classes=self.num_experts).to(torch.float32)  # (tokens, k, experts)
+    weights = (mask * routing_weights.float()[..., None]).sum(1)  # (tokens, experts)
+    states = hidden_states.float()
+    out = torch.zeros_like(states)
+    for e in range(self.num_experts):
+        gated = self._apply_gate(states @ self.gate_up_proj[e].float() + self.gate_up_proj_bias[e].float()).float()
+        out = out + (gated @ self.down_proj[e].float() + self.down_proj_bias[e].float()) * weights[:, e, None]
+    return out.to(hidden_states.dtype)
+
+
+register_capture_forward("transformers.models.openai_privacy_filter.modeling_openai_privacy_filter.OpenAIPrivacyFilterExperts",
+                         _privacy_filter_experts)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from slimforge.prune._capture import Label, Tracing, Vec, _arg, _opname, _rule, _shape
+from slimforge.prune._capture import Label, Tracing, Vec, _arg, _norm_dim, _opname, _rule, _shape
 
 
 @_rule("embedding")
@@ -144,6 +144,22 @@ def _conv_spatial(tr: Tracing, node: torch.fx.Node, labels: list[Any]) -> list[A
             tr.uf.pin(v)
             out.append(None)
     return out
+
+
+@_rule("_weight_norm", "_weight_norm_interface")
+def _weight_norm(tr: Tracing, node: torch.fx.Node) -> Any:
+    """Weight normalisation ``g * v / ||v||``, the norm over every dimension but ``dim`` (wav2vec 2.0's positional
+    convolution, dim 2: one norm per kernel tap over all channels): the weight keeps ``v``'s labels and ``g`` follows
+    ``v`` along ``dim``. Removing channels changes the norm; :func:`slimforge.prune.plan.apply_plan` rescales ``g`` so
+    the kept entries of the weight stay as they were."""
+    v, g = node.args[0], node.args[1]
+    lv = tr.lab(v) or [None] * len(_shape(v))
+    lg = tr.lab(g)
+    d = _norm_dim(_arg(node, 2, "dim", 0), len(lv))
+    if lg is not None:
+        tr.uf.tie(lv[d], lg[d])
+    out = list(lv)
+    return (out, [None] * len(_shape(v))) if _opname(node.target) == "_weight_norm_interface" else out
 
 
 @_rule("matmul", "bmm", "mm", "baddbmm", "addmm")
@@ -309,9 +325,13 @@ def _layer_norm(tr: Tracing, node: torch.fx.Node) -> Any:
     for j in range(k):
         d = len(lx) - k + j
         # No affine weight to slice: the module's normalized_shape attribute is resized instead
-        # (OLMo's LayerNorm, nn.LayerNorm(elementwise_affine=False)); where none holds it, the size stays.
-        if not params and not tr.attribute_slot(node, "normalized_shape", j, lx[d], list(normalized)):
-            tr.uf.pin(lx[d])
+        # (OLMo's LayerNorm, nn.LayerNorm(elementwise_affine=False)). Where none holds it, the size is a constant
+        # of the capture that the code may read off the tensor (Ergo's per-expert norm: rms_norm(x, (x.shape[-1],))):
+        # guessed to follow it, as an equal split's size is, and kept whole if the pruned model then fails to run.
+        if not params and not tr.attribute_slot(node, "normalized_shape", j, lx[d], list(normalized)) and lx[d] is not None:
+            tr.fixed_splits += 1
+            if tr.pin_fixed_splits:
+                tr.uf.pin(lx[d])
         for lp in params:
             tr.uf.tie(lx[d], lp[j])
     val = node.meta.get("val")

@@ -483,6 +483,22 @@ def _split_op(tr: Tracing, node: torch.fx.Node) -> Any:
     return tuple([*label[:d], None, *label[d + 1:]] for _ in outs)
 
 
+@_rule("glu")
+def _glu(tr: Tracing, node: torch.fx.Node) -> Any:
+    """GLU halves a dimension (value, gate): channel i of the output is value i gated by gate i, so the two halves
+    lose the same local channels (a Conformer's pointwise convolution before its depthwise one)."""
+    label = tr.lab(node.args[0])
+    if label is None:
+        return _none_like(node)
+    d = _norm_dim(_arg(node, 1, "dim", -1), len(label))
+    vec = label[d]
+    if vec is None:
+        return list(label)
+    n = len(vec) // 2
+    tr.uf.tie(vec[:n], vec[n:])
+    return [*label[:d], _clean(tr, vec[:n], n), *label[d + 1:]]
+
+
 def _width_attribute_split(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, sizes: list[int]) -> bool:
     """An equal split in a module that keeps the split dimension's whole width, or one piece's, in an int attribute of
     its own, which its forward reads to size the pieces (timm's CSP stages: ``x.split(self.expand_chs // 2)``;

@@ -128,6 +128,14 @@ def _through_transposes(node: Any, dim: int) -> tuple[Any, int]:
     return node, dim
 
 
+# A parameter only the training forward reads -> the parameters (relative to its module; the first present is taken)
+# whose dimension carries the same channels, and that dimension. wav2vec 2.0 and its family (HuBERT, WavLM, UniSpeech,
+# SEW, data2vec-audio) replace masked frames of the feature projection's output with ``masked_spec_embed``; their layer
+# drop makes the training forward uncapturable, so the capture runs in eval mode, where the embedding is never read,
+# and it kept the old width (a fine-tuning forward then failed on it).
+TRAINING_ONLY = {"masked_spec_embed": (("feature_projection.projection.weight", 0), ("feature_projection.weight", 0))}
+
+
 def _kernel_slots(model: nn.Module) -> set[tuple[str, int]]:
     """(weight name, dimension) of every convolution's spatial kernel dimensions, which never shrink: whole from the
     start, so a weight computed from its parameter before the convolution (timm's ScaledStdConv2d standardises
@@ -161,6 +169,7 @@ class _Tracer:
         self.opaque_open = self._opaque_open_dims()
         self.extra_sources = _attention_slots(model, "sources")
         self.whole = _attention_slots(model, "whole") | _kernel_slots(model)
+        self.read = read_parameters(ep)
 
     # ------------------------------------------------------------------ set-up
 
@@ -230,6 +239,22 @@ class _Tracer:
                     self.pin_label(self.labels.get(out))
             else:
                 raise UnsupportedOpError(f"unexpected graph node {node.op} {node.target}")
+        self._tie_training_only()
+
+    def _tie_training_only(self) -> None:
+        """Parameters only a training forward reads, which an eval-mode capture never reaches, follow the parameter
+        dimension that carries their channels (see :data:`TRAINING_ONLY`)."""
+        for name, dim in list(self.slot_of):
+            owner, _, attr = name.rpartition(".")
+            if attr not in TRAINING_ONLY or dim != 0 or name in self.read:
+                continue
+            for relative, other_dim in TRAINING_ONLY[attr]:
+                other = (f"{owner}.{relative}" if owner else relative, other_dim)
+                if other in self.slot_of:
+                    a, b = self.slots[self.slot_of[(name, dim)]].elements, self.slots[self.slot_of[other]].elements
+                    if len(a) == len(b):
+                        self.uf.tie(a, b)
+                    break
 
     def _placeholder(self, node: torch.fx.Node) -> Any:
         name = self.param_names.get(node.name)

@@ -249,9 +249,10 @@ register_attention_form("hf-t5-attention", AttentionForm(
 
 def _hf_grouped_query(module: nn.Module) -> bool:
     """Llama/Qwen2/Mistral-style: q/k/v/o projections, ``head_dim``, head counts only in the config
-    (Phi names its output projection ``dense``, LFM2 ``out_proj``, ModernBERT's decoder ``Wo``)."""
+    (Phi names its output projection ``dense``, LFM2 ``out_proj``, ModernBERT's decoder ``Wo``; MiniCPM5-MoE its gated
+    query ``q_gate_proj``)."""
     return (not _int(module, "num_attention_heads") and _int(module, "head_dim")
-            and all(_linear(module, n) for n in ("q_proj", "k_proj", "v_proj"))
+            and (_linear(module, "q_proj") or _linear(module, "q_gate_proj")) and _linear(module, "k_proj") and _linear(module, "v_proj")
             and _grouped_output(module) is not None and not _hf_out_proj_attention(module))  # CLIP's has a form of its own
 
 
@@ -270,7 +271,7 @@ def _hf_grouped_query_sync(module: nn.Module) -> dict[str, int]:
     # head's query and its output gate, 2 * head_dim rows) has twice as many rows as heads * head_dim.
     hd = module.head_dim
     out = _grouped_output(module)
-    heads, kv_heads = out.in_features // hd, module.k_proj.out_features // hd
+    heads, kv_heads = out.in_features // _value_head_dim(module), module.k_proj.out_features // hd
     for name, value in (("num_key_value_groups", heads // kv_heads), ("num_heads", heads), ("num_key_value_heads", kv_heads)):
         if _int(module, name):  # StableLM's forward views with self.num_heads / self.num_key_value_heads
             setattr(module, name, value)
@@ -286,18 +287,31 @@ def _multi_query_heads(module: nn.Module) -> int | None:
     """With one key/value head, repeat_kv expands it to num_key_value_groups = every query head: that expand
     follows the query heads (any count of them works). With more, the expand stays tied to its key/value head."""
     hd = module.head_dim
-    return module.q_proj.out_features // hd if module.k_proj.out_features == hd else None
+    return _grouped_query_rows(module) // hd if module.k_proj.out_features == hd else None
 
 
-def _gated_query_head_dims(module: nn.Module) -> tuple[int, ...]:
-    """Qwen3-Next's gated query: q_proj rows are (heads, 2 * head_dim), each head's query then its output gate."""
+def _grouped_query_rows(module: nn.Module) -> int:
+    """Rows of the query projection: ``q_proj``, or MiniCPM5-MoE's ``q_gate_proj`` (each head's query and its gate)."""
+    return (module.q_proj if _linear(module, "q_proj") else module.q_gate_proj).out_features
+
+
+def _value_head_dim(module: nn.Module) -> int:
+    """A value head's size: ``head_dim``, or ``v_head_dim`` where values are wider than queries and keys (MiMo-V2)."""
+    return module.v_head_dim if _int(module, "v_head_dim") else module.head_dim
+
+
+def _grouped_query_head_dims(module: nn.Module) -> tuple[int, ...]:
+    """Per-head sizes besides ``head_dim``: Qwen3-Next's gated query (q_proj rows are (heads, 2 * head_dim), each
+    head's query then its output gate); MiMo-V2's value heads of ``v_head_dim``."""
     out = _grouped_output(module)
-    return (2 * module.head_dim,) if module.q_proj.out_features == 2 * out.in_features else ()
+    gated = (2 * module.head_dim,) if _grouped_query_rows(module) == 2 * out.in_features else ()
+    values = (module.v_head_dim,) if _value_head_dim(module) != module.head_dim else ()
+    return gated + values
 
 
 register_attention_form("hf-grouped-query", AttentionForm(_hf_grouped_query, lambda m: m.head_dim, _hf_grouped_query_sync,
                                                           whole=_hf_single_key_value_head, built_heads=_multi_query_heads,
-                                                          other_head_dims=_gated_query_head_dims),
+                                                          other_head_dims=_grouped_query_head_dims),
                         "Hugging Face Llama/Qwen2/Mistral/Gemma/Phi (grouped-query): whole key/value groups; "
                         "multi-query: query heads")
 

@@ -146,6 +146,7 @@ def slice_tensors(model: nn.Module, kept: dict[str, dict[int, list[int] | np.nda
             owners[f"{mpath}.{attr}" if mpath else attr] = [entry]
             by_id.setdefault(id(t), []).append(entry)
     snapshots: dict[int, tuple[nn.Module, dict[str, Any]]] = {}
+    weight_norms = _weight_norms_before(model, kept)
     with torch.no_grad():
         for name, dims in kept.items():
             if name not in owners and _resize_shape_attribute(model, name, dims):
@@ -171,8 +172,36 @@ def slice_tensors(model: nn.Module, kept: dict[str, dict[int, list[int] | np.nda
                 (m._parameters if p else m._buffers)[a] = new
     for module, snap in snapshots.values():
         _sync_attributes(module, snap)
+    _keep_weight_norms(weight_norms)
     _sync_blocks(model)
     _sync_attention_and_config(model)
+
+
+def _weight_norms_before(model: nn.Module, kept: dict[str, dict[int, Any]]) -> list[tuple[nn.Module, int, torch.Tensor]]:
+    """Each weight-normalised weight (``g * v / ||v||``) whose ``v`` the plan slices: (its parametrization list, its
+    ``dim``, the norm of ``v`` before slicing, kept along ``dim`` as the plan keeps ``g``)."""
+    found = []
+    for path, module in model.named_modules():
+        norm = next((p for p in module if type(p).__name__ == "_WeightNorm"), None) if type(module).__name__ == "ParametrizationList" else None
+        v_name = f"{path}.original1"
+        if norm is None or v_name not in kept or not isinstance(getattr(module, "original1", None), torch.Tensor):
+            continue
+        v, dim = module.original1.detach(), norm.dim
+        before = torch.norm_except_dim(v, 2, dim)
+        idx = kept[v_name].get(dim % v.dim()) if dim != -1 else None
+        if idx is not None:
+            before = before.index_select(dim, torch.as_tensor(np.asarray(idx, dtype=np.int64), device=v.device))
+        found.append((module, dim, before))
+    return found
+
+
+def _keep_weight_norms(weight_norms: list[tuple[nn.Module, int, torch.Tensor]]) -> None:
+    """After slicing: rescale each weight norm's ``g`` by the norm ``v`` lost, so the kept entries of the weight are the
+    entries they were (the norm runs over the removed channels too: wav2vec 2.0's positional convolution)."""
+    with torch.no_grad():
+        for module, dim, before in weight_norms:
+            after = torch.norm_except_dim(module.original1, 2, dim)
+            module.original0.mul_((after / before.clamp_min(torch.finfo(before.dtype).tiny)).to(module.original0.dtype))
 
 
 def _keep_head_size(model: nn.Module, config: Any) -> None:
@@ -363,10 +392,11 @@ def _experts_widths(module: nn.Module) -> tuple[int, int]:
 
 
 def _is_router(module: nn.Module) -> bool:
-    """A transformers top-k router: a (experts, hidden) ``weight`` beside ``num_experts`` and ``hidden_dim``."""
+    """A transformers top-k router: a (experts, hidden) ``weight`` beside ``num_experts`` (Inkling's: routed and shared,
+    ``n_total_experts``) and ``hidden_dim``, which its forward reshapes to."""
     weight = getattr(module, "weight", None)
     return (isinstance(weight, torch.Tensor) and weight.dim() == 2 and isinstance(getattr(module, "hidden_dim", None), int)
-            and getattr(module, "num_experts", None) == weight.shape[0])
+            and weight.shape[0] in (getattr(module, "num_experts", None), getattr(module, "n_total_experts", None)))
 
 
 def _sync_attention_and_config(model: nn.Module) -> None:

@@ -630,3 +630,126 @@ def tiny_cpmant() -> nn.Module:
     config = CpmAntConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, dim_head=16, dim_ff=128)
     torch.manual_seed(0)
     return CpmAntForCausalLM(config)
+
+
+class ConformerConvNet(nn.Module):
+    """A Conformer convolution module: pointwise to 2x, GLU over the channels, depthwise, pointwise back.
+    x: (batch, 16, time) -> (batch, 5)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pointwise1 = nn.Conv1d(16, 64, 1)
+        self.depthwise = nn.Conv1d(32, 32, 5, padding=2, groups=32)
+        self.pointwise2 = nn.Conv1d(32, 16, 1)
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.pointwise2(self.depthwise(F.glu(self.pointwise1(x), dim=1)).relu())
+        return self.fc((x + h).mean(-1))
+
+
+def conformer_conv_net() -> nn.Module:
+    return ConformerConvNet()
+
+
+class WeightNormNet(nn.Module):
+    """wav2vec 2.0's positional convolution: a grouped Conv1d along time whose weight is normalised per kernel tap
+    (weight_norm, dim 2) over all its channels, added to the residual; and a weight-normalised Linear (dim 0).
+    x: (batch, time, 8) -> (batch, time, 3)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        weight_norm = nn.utils.parametrizations.weight_norm
+        self.a = nn.Linear(8, 32)
+        self.pos = weight_norm(nn.Conv1d(32, 32, 5, padding=2, groups=4), name="weight", dim=2)
+        self.wn0 = weight_norm(nn.Linear(32, 16), dim=0)
+        self.b = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        h = h + self.pos(h.transpose(1, 2)).transpose(1, 2)
+        return self.b(torch.relu(self.wn0(h)))
+
+
+def weight_norm_net() -> nn.Module:
+    return WeightNormNet()
+
+
+class PerExpertNormNet(nn.Module):
+    """Ergo's per-expert norm, ``rms_norm(x, (x.shape[-1],))`` with the scale applied after: a weightless norm whose
+    size the code reads off the tensor (``fixed``: a size written in the code instead). x: (batch, 8) -> (batch, 3)."""
+
+    def __init__(self, fixed: bool = False) -> None:
+        super().__init__()
+        self.fixed = fixed
+        self.a, self.b = nn.Linear(8, 32), nn.Linear(32, 3)
+        self.scale = nn.Parameter(torch.ones(32))
+        self.up, self.down = nn.Linear(8, 16), nn.Linear(16, 8)  # prunable whatever the norm does
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x + self.down(self.up(x).relu()))
+        return self.b(F.rms_norm(h, (32,) if self.fixed else (h.shape[-1],)) * self.scale)
+
+
+def per_expert_norm_net(fixed: bool = False) -> nn.Module:
+    return PerExpertNormNet(fixed)
+
+
+def tiny_wav2vec2() -> nn.Module:
+    """wav2vec 2.0 for audio classification: 3 feature convolutions, a 4-group weight-normalised positional convolution,
+    2 layers of 4 heads of 16; masking on in training (``masked_spec_embed`` replaces masked frames)."""
+    from transformers import Wav2Vec2Config, Wav2Vec2ForSequenceClassification
+
+    config = Wav2Vec2Config(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, conv_dim=(32, 32, 32),
+                            conv_stride=(5, 2, 2), conv_kernel=(10, 3, 3), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
+                            num_labels=5, classifier_proj_size=32, mask_time_prob=0.5, mask_time_length=2, layerdrop=0.0)
+    torch.manual_seed(0)
+    return Wav2Vec2ForSequenceClassification(config)
+
+
+def tiny_wav2vec2_bert() -> nn.Module:
+    """Wav2Vec2-BERT: Conformer layers (relative-key attention of 4 heads of 16, a GLU convolution module)."""
+    from transformers import Wav2Vec2BertConfig, Wav2Vec2BertForSequenceClassification
+
+    config = Wav2Vec2BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, output_hidden_size=64,
+                                conv_depthwise_kernel_size=7, left_max_position_embeddings=16, right_max_position_embeddings=4,
+                                num_labels=5, classifier_proj_size=32)
+    torch.manual_seed(0)
+    return Wav2Vec2BertForSequenceClassification(config)
+
+
+_MOE = dict(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
+            max_position_embeddings=64, pad_token_id=0, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=64, head_dim=16)
+
+
+def _causal_lm(config_cls: str, model_cls: str, **kwargs) -> nn.Module:
+    import transformers
+
+    torch.manual_seed(0)
+    return getattr(transformers, model_cls)(getattr(transformers, config_cls)(**{**_MOE, **kwargs}))
+
+
+def tiny_mimo_v2() -> nn.Module:
+    """MiMo-V2-Flash: value heads of v_head_dim 32, wider than its query/key heads of 16."""
+    return _causal_lm("MiMoV2FlashConfig", "MiMoV2FlashForCausalLM", n_routed_experts=4, v_head_dim=32)
+
+
+def tiny_minicpm5_moe() -> nn.Module:
+    """MiniCPM5-MoE: a gated query projection ``q_gate_proj`` (each head's query and its gate)."""
+    return _causal_lm("MiniCPM5MoeConfig", "MiniCPM5MoeForCausalLM", n_routed_experts=4)
+
+
+def tiny_ergo() -> nn.Module:
+    """Ergo: a fused qkv_proj split by the config's head counts, experts with a per-expert weightless RMS norm."""
+    return _causal_lm("ErgoConfig", "ErgoForCausalLM", first_dense_intermediate_size=128, shared_intermediate_size=64)
+
+
+def tiny_inkling() -> nn.Module:
+    """Inkling: a router over routed and shared experts (``n_total_experts`` rows) reshaping to its ``hidden_dim``."""
+    return _causal_lm("InklingTextConfig", "InklingForCausalLM", n_routed_experts=4, swa_num_attention_heads=4,
+                      swa_num_key_value_heads=2, swa_head_dim=16)
+
+
+def tiny_privacy_filter() -> nn.Module:
+    """OpenAI Privacy Filter: a token classifier whose experts loop over the experts the data hit (``nonzero``)."""
+    return _causal_lm("OpenAIPrivacyFilterConfig", "OpenAIPrivacyFilterForTokenClassification", num_labels=5)

@@ -47,6 +47,14 @@ def _hf(factory: str):
     return model, ids, {"attention_mask": torch.ones(2, 8, dtype=torch.long)}
 
 
+def _speech(factory: str):
+    pytest.importorskip("transformers")
+    import prune_helpers
+
+    model = attach_spec(getattr(prune_helpers, factory)().eval(), ModelSpec(f"prune_helpers:{factory}", {}))
+    return model, torch.randn(2, 40, 160, generator=torch.Generator().manual_seed(0)), {}
+
+
 def _seq2seq(factory: str):
     model, ids, kwargs = _hf(factory)
     return model, ids, {**kwargs, "decoder_input_ids": ids[:, :4], "use_cache": False}
@@ -101,6 +109,7 @@ FORM_MODELS = {
     "hf-perceiver-attention": lambda: _hf("tiny_perceiver"),
     "hf-cpmant-attention": lambda: _hf("tiny_cpmant"),
     "hf-cpmant-position-bias": lambda: _hf("tiny_cpmant"),
+    "hf-conformer-attention": lambda: _speech("tiny_wav2vec2_bert"),
     "timm-attention": _vit,
     # tests/prune/test_attention.py covers nn.MultiheadAttention in a user module
     "timm-window-attention": _swin,
@@ -165,7 +174,7 @@ def _query_width(m: nn.Module) -> int:
         return m.Wqkv.out_features // 3
     if getattr(m, "q_b_proj", None) is not None:  # multi-head latent attention: queries from the latent (q_proj is None)
         return m.q_b_proj.out_features
-    return next(getattr(m, n) for n in ("query", "q_proj", "q_lin", "q", "Wq", "project_q") if hasattr(m, n)).out_features
+    return next(getattr(m, n) for n in ("query", "q_proj", "q_lin", "q", "Wq", "project_q", "linear_q") if hasattr(m, n)).out_features
 
 
 def _logits(out):

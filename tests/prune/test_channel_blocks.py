@@ -69,3 +69,45 @@ def test_the_pruned_channel_blocks_replay_from_their_folder(pruned, tmp_path):
     loaded = load(tmp_path / "run")
     assert loaded.csp.expand_chs == model.csp.expand_chs and loaded.mixed.splits == model.mixed.splits
     assert torch.equal(loaded(x), expected)
+
+
+def _kept_rows(new: torch.Tensor, old: torch.Tensor) -> list[int]:
+    return [next(i for i in range(old.shape[0]) if torch.equal(old[i], row)) for row in new]
+
+
+def test_glu_halves_lose_the_same_channels_and_replay(tmp_path):
+    torch.manual_seed(0)
+    model, x = slimforge.create_model("prune_helpers:conformer_conv_net").eval(), torch.randn(2, 16, 12)
+    sp.prune(model, x, ratio=0.5, round_to=1)  # no rule for glu before: UnsupportedOpError
+    assert model.depthwise.in_channels < 32 and model.pointwise1.out_channels == 2 * model.depthwise.in_channels
+    expected = model(x)
+    save(model, tmp_path / "run")
+    assert torch.equal(load(tmp_path / "run")(x), expected)
+
+
+def test_weight_norm_keeps_the_kept_weights_as_they_were(tmp_path):
+    torch.manual_seed(0)
+    model = slimforge.create_model("prune_helpers:weight_norm_net").eval()
+    original = {n: p.detach().clone() for n, p in (("a", model.a.weight), ("pos", model.pos.weight), ("wn0", model.wn0.weight))}
+    x = torch.randn(2, 10, 8)
+    sp.prune(model, x, ratio=0.5, round_to=1)  # no rule for _weight_norm before: UnsupportedOpError
+    kept = _kept_rows(model.a.weight, original["a"])
+    assert len(kept) < 32 and model.pos.in_channels == len(kept) and model.pos.groups == 4
+    local = [k % 8 for k in kept[:len(kept) // 4]]  # the grouped convolution keeps the same local channels in each group
+    # The norm runs over every channel of a kernel tap: g was rescaled, so the kept entries are unchanged.
+    torch.testing.assert_close(model.pos.weight, original["pos"][kept][:, local], rtol=0, atol=1e-6)
+    rows = original["wn0"][:, kept]
+    assert all(any(torch.allclose(r, row, atol=1e-6) for r in rows) for row in model.wn0.weight.detach())
+    expected = model(x)
+    save(model, tmp_path / "run")
+    assert torch.equal(load(tmp_path / "run")(x), expected)
+
+
+def test_a_weightless_norm_sized_from_its_tensor_follows_it_and_a_fixed_one_stays():
+    torch.manual_seed(0)
+    read_off = slimforge.create_model("prune_helpers:per_expert_norm_net").eval()
+    sp.prune(read_off, torch.randn(4, 8), ratio=0.5, round_to=1)
+    assert read_off.a.out_features < 32 and read_off.scale.shape[0] == read_off.a.out_features
+    fixed = slimforge.create_model("prune_helpers:per_expert_norm_net", fixed=True).eval()
+    sp.prune(fixed, torch.randn(4, 8), ratio=0.5, round_to=1)  # the guess fails to run: pruned again with it kept
+    assert fixed.a.out_features == 32 and fixed.up.out_features < 16 and fixed(torch.randn(4, 8)).shape == (4, 3)

@@ -1,0 +1,101 @@
+"""Issue 20's ninth held-out pass: wav2vec 2.0's family of speech encoders (weight-normalised positional convolution,
+a mask embedding only training reads, Conformer attention and GLU convolution modules) and recent decoders whose
+attention or experts differ from Llama's (MiMo-V2's wider value heads, MiniCPM5's gated query, Ergo's fused
+projection and per-expert norm, Inkling's router over routed and shared experts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import slimforge
+import slimforge.prune as sp
+
+HERE = Path(__file__).parent
+pytest.importorskip("transformers")
+
+
+@pytest.fixture(autouse=True)
+def helpers_on_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+
+
+def _helper(name: str):
+    import prune_helpers
+
+    return getattr(prune_helpers, name)().eval()
+
+
+def test_wav2vec2_prunes_trains_with_masking_and_loads_in_plain_transformers(tmp_path):
+    from transformers import AutoModelForAudioClassification
+
+    model = _helper("tiny_wav2vec2")
+    wave = torch.randn(2, 1600, generator=torch.Generator().manual_seed(0))
+    heads = sum(m.num_heads for m in model.modules() if hasattr(m, "k_proj") and hasattr(m, "num_heads"))
+    sp.prune(model, example_kwargs={"input_values": wave}, ratio=0.3)  # _weight_norm had no rule: it failed before
+    hidden = model.wav2vec2.feature_projection.projection.out_features
+    assert hidden < 64 and sum(m.num_heads for m in model.modules() if hasattr(m, "k_proj") and hasattr(m, "num_heads")) < heads
+    assert model.wav2vec2.masked_spec_embed.shape == (hidden,)  # read only in training: it kept 64 and training failed
+    model.train()
+    model(input_values=wave, labels=torch.tensor([0, 1])).loss.backward()  # masks frames with masked_spec_embed
+    model.eval()
+    with torch.no_grad():
+        logits = model(input_values=wave).logits
+        slimforge.save_pretrained(model, tmp_path / "hf")
+        plain = AutoModelForAudioClassification.from_pretrained(tmp_path / "hf").eval()  # conv_dim, a tuple, now fits
+        assert torch.equal(plain(input_values=wave).logits, logits)
+
+
+def test_conformer_attention_and_glu_modules_lose_heads_and_channels(tmp_path):
+    model = _helper("tiny_wav2vec2_bert")
+    features = torch.randn(2, 40, 160, generator=torch.Generator().manual_seed(0))
+    sp.prune(model, example_kwargs={"input_features": features}, ratio=0.3)  # glu had no rule: it failed before
+    layer = model.wav2vec2_bert.encoder.layers[0]
+    assert layer.self_attn.num_heads < 4 and layer.self_attn.linear_q.out_features == layer.self_attn.num_heads * layer.self_attn.head_size
+    conv = layer.conv_module
+    assert conv.pointwise_conv1.out_channels == 2 * conv.depthwise_conv.in_channels
+    with torch.no_grad():
+        logits = model(input_features=features).logits
+        slimforge.save(model, tmp_path / "run")
+        assert torch.equal(slimforge.load(tmp_path / "run").eval()(input_features=features).logits, logits)
+
+
+@pytest.mark.parametrize("factory", ["tiny_mimo_v2", "tiny_minicpm5_moe", "tiny_ergo", "tiny_inkling"])
+def test_recent_decoders_lose_heads_and_reload_identically(factory, tmp_path):
+    from slimforge.prune.attention import find_attention_form
+
+    model = _helper(factory)
+    ids = torch.randint(3, 100, (2, 12), generator=torch.Generator().manual_seed(0))
+    attention = [m for m in model.modules() if type(m).__name__.endswith("Attention")]
+    assert attention and all(find_attention_form(m) is not None for m in attention)  # no form before: heads stayed
+    widths = {id(m): m.o_proj.in_features for m in attention}
+    params = sum(p.numel() for p in model.parameters())
+    sp.prune(model, example_kwargs={"input_ids": ids}, ratio=0.3)
+    assert all(m.o_proj.in_features < widths[id(m)] for m in attention)
+    assert sum(p.numel() for p in model.parameters()) < 0.65 * params  # the residual width went too
+    with torch.no_grad():
+        logits = model(ids, use_cache=False).logits
+        slimforge.save(model, tmp_path / "run")
+        assert torch.equal(slimforge.load(tmp_path / "run").eval()(ids, use_cache=False).logits, logits)
+        model.generate(ids, max_new_tokens=3, do_sample=False)
+
+
+def test_experts_looped_over_the_data_are_captured_densely_and_prune(tmp_path):
+    from slimforge.prune._hf_moe_capture import _privacy_filter_experts
+
+    model = _helper("tiny_privacy_filter")
+    experts = next(m for m in model.modules() if type(m).__name__ == "OpenAIPrivacyFilterExperts")
+    h = torch.randn(10, 64, generator=torch.Generator().manual_seed(1))
+    idx, w = torch.randint(0, experts.num_experts, (10, 2)), torch.rand(10, 2)
+    torch.testing.assert_close(_privacy_filter_experts(experts, h, idx, w), experts(h, idx, w), rtol=1e-5, atol=1e-5)
+
+    ids = torch.randint(3, 100, (2, 12), generator=torch.Generator().manual_seed(0))
+    width = experts.gate_up_proj.shape[1]
+    sp.prune(model, example_kwargs={"input_ids": ids}, ratio=0.3)  # torch.export could not capture the loop before
+    assert experts.gate_up_proj.shape[1] < width
+    with torch.no_grad():
+        logits = model(ids).logits
+        slimforge.save(model, tmp_path / "run")
+        assert torch.equal(slimforge.load(tmp_path / "run").eval()(ids).logits, logits)
