@@ -476,6 +476,8 @@ def _split_op(tr: Tracing, node: torch.fx.Node) -> Any:
             tr.uf.tie(vec[:n], vec[k * n:(k + 1) * n])
         piece = _clean(tr, vec[:n], n)
         return tuple([*label[:d], piece, *label[d + 1:]] for _ in sizes)
+    if not equal and (pieces := _attribute_sized_split(tr, node, vec, sizes)) is not None:
+        return tuple([*label[:d], piece, *label[d + 1:]] for piece in pieces)
     if _adaptive_splits(tr, node):
         starts = np.cumsum([0, *sizes]).tolist()
         return tuple([*label[:d], _adaptive_piece(tr, node, vec, a, b), *label[d + 1:]] for a, b in zip(starts[:-1], starts[1:]))
@@ -522,6 +524,35 @@ def _width_attribute_split(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, si
 
 
 _GEOMETRY = ("stride", "kernel", "dilation", "pad", "groups", "window", "patch", "size")
+
+
+def _attribute_sized_split(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, sizes: list[int]) -> list[np.ndarray] | None:
+    """An unequal split whose sizes the module keeps in its own int attributes: one sequence of all of them (Inception-
+    NeXt's ``split_indexes``, MambaOut's ``split_indices``) or one attribute per piece (FasterNet's ``dim_conv3`` and
+    ``dim_untouched``). Each piece then shrinks on its own (keeping at least one channel) and its size entry follows it.
+    None: the module keeps no such attributes (the sizes are fixed in the code, and the dimension stays whole)."""
+    try:
+        module = tr.model.get_submodule(module_path(node))
+    except AttributeError:
+        return None
+    starts = np.cumsum([0, *sizes]).tolist()
+    pieces = [vec[a:b] for a, b in zip(starts[:-1], starts[1:])]
+    named = [(a, v) for a, v in vars(module).items() if not a.startswith("_") and not any(g in a for g in _GEOMETRY)]
+    sequence = next((a for a, v in named if isinstance(v, (list, tuple)) and list(v) == sizes
+                     and all(type(s) is int for s in v)), None)
+    if sequence is not None:
+        slots = [(sequence, j) for j in range(len(sizes))]
+    else:
+        per_piece = [next((a for a, v in named if type(v) is int and v == s and s >= 8), None) for s in sizes]
+        if None in per_piece or len(set(per_piece)) != len(per_piece):
+            return None
+        slots = [(a, 0) for a in per_piece]
+    value = lambda a: list(getattr(module, a)) if isinstance(getattr(module, a), (list, tuple)) else [getattr(module, a)]
+    if not all(tr.attribute_slot(node, a, j, piece, value(a)) for (a, j), piece in zip(slots, pieces)):
+        return None
+    for piece in pieces:
+        tr.uf.pin(piece[:1])  # a piece feeds a layer of its own: it may not empty
+    return [_clean(tr, piece, len(piece)) for piece in pieces]
 
 
 def _adaptive_splits(tr: Tracing, node: torch.fx.Node) -> bool:

@@ -264,13 +264,13 @@ SHAPE_ATTRIBUTES = ("normalized_shape",)  # shapes a module keeps in an attribut
 
 def shape_attribute(module: nn.Module, attr: str) -> list[int] | None:
     """``module.attr`` as a list of sizes when it is one of :data:`SHAPE_ATTRIBUTES` and holds an int or a sequence
-    of ints (``(hidden,)``, ``torch.Size``), or when it is any other public int attribute (a width the module's
-    forward reads: timm's CSP stages split by ``expand_chs // 2``); else None."""
+    of ints (``(hidden,)``, ``torch.Size``), or when it is any other public int or sequence of ints (sizes the module's
+    forward reads: timm's CSP stages split by ``expand_chs // 2``, Inception-NeXt by ``split_indexes``); else None."""
     value = getattr(module, attr, None)
     if type(value) is int and not attr.startswith("_"):
         return [value]
-    if attr not in SHAPE_ATTRIBUTES:
-        return None
+    if attr not in SHAPE_ATTRIBUTES and not (isinstance(value, (tuple, list)) and not attr.startswith("_")):
+        return None  # (a public sequence of ints: the piece sizes a split reads, Inception-NeXt's split_indexes)
     if isinstance(value, (tuple, list)) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         return list(value)
     return None

@@ -753,3 +753,30 @@ def tiny_inkling() -> nn.Module:
 def tiny_privacy_filter() -> nn.Module:
     """OpenAI Privacy Filter: a token classifier whose experts loop over the experts the data hit (``nonzero``)."""
     return _causal_lm("OpenAIPrivacyFilterConfig", "OpenAIPrivacyFilterForTokenClassification", num_labels=5)
+
+
+class AttributeSplitNet(nn.Module):
+    """Unequal splits sized by the module's own attributes: FasterNet's partial convolution (``dim_conv3`` and
+    ``dim_untouched``, one attribute a piece) and Inception-NeXt's token mixer (``split_indexes``, one tuple).
+    x: (batch, 3, 8, 8) -> (batch, 5)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 48, 1)
+        self.dim_conv3, self.dim_untouched = 16, 32
+        self.partial = nn.Conv2d(16, 16, 3, padding=1)
+        self.split_indexes = (24, 8, 8, 8)
+        self.hw, self.w, self.h = (nn.Conv2d(8, 8, k, padding=tuple(p // 2 for p in k), groups=8) for k in ((3, 3), (1, 5), (5, 1)))
+        self.fc = nn.Linear(48, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        x1, x2 = torch.split(x, [self.dim_conv3, self.dim_untouched], dim=1)
+        x = torch.cat((self.partial(x1), x2), 1).relu()
+        x_id, x_hw, x_w, x_h = torch.split(x, self.split_indexes, dim=1)
+        x = torch.cat((x_id, self.hw(x_hw), self.w(x_w), self.h(x_h)), 1)
+        return self.fc(x.mean((2, 3)))
+
+
+def attribute_split_net() -> nn.Module:
+    return AttributeSplitNet()

@@ -111,3 +111,20 @@ def test_a_weightless_norm_sized_from_its_tensor_follows_it_and_a_fixed_one_stay
     fixed = slimforge.create_model("prune_helpers:per_expert_norm_net", fixed=True).eval()
     sp.prune(fixed, torch.randn(4, 8), ratio=0.5, round_to=1)  # the guess fails to run: pruned again with it kept
     assert fixed.a.out_features == 32 and fixed.up.out_features < 16 and fixed(torch.randn(4, 8)).shape == (4, 3)
+
+
+def test_unequal_splits_sized_by_the_modules_attributes_prune_each_piece_and_replay(tmp_path):
+    torch.manual_seed(0)
+    model, x = slimforge.create_model("prune_helpers:attribute_split_net").eval(), torch.randn(2, 3, 8, 8)
+    sp.prune(model, x, ratio=0.5, round_to=1)  # the stem stayed whole before: split sizes fixed by the capture
+    assert model.stem.out_channels < 48
+    assert model.dim_conv3 == model.partial.in_channels and model.dim_conv3 + model.dim_untouched == model.stem.out_channels
+    pieces = (model.split_indexes[0], model.hw.in_channels, model.w.in_channels, model.h.in_channels)
+    assert model.split_indexes == pieces and isinstance(model.split_indexes, tuple) and min(pieces) >= 1
+    assert sum(pieces) == model.stem.out_channels
+    expected = model(x)
+    plan = get_spec(model).edits[-1]["tensors"]
+    assert set(plan["split_indexes"]) == {"0", "1", "2", "3"} and "dim_untouched" in plan
+    save(model, tmp_path / "run")
+    loaded = load(tmp_path / "run")
+    assert loaded.split_indexes == model.split_indexes and torch.equal(loaded(x), expected)
