@@ -409,9 +409,33 @@ def _slice(tr: Tracing, node: torch.fx.Node) -> Any:
         # Phi-3's q, k, v rows of its fused qkv_proj, at bounds its forward computes from the synced head counts
         out[d] = _adaptive_piece(tr, node, label[d], start, start + _shape(node)[d]) if _shape(node)[d] else None
         return out
+    if label[d] is not None and step == 1 and (piece := _attribute_boundary(tr, node, label[d], start, end, shape[d])) is not None:
+        out[d] = piece
+        return out
     tr.uf.pin(label[d])  # a part of a prunable dimension: keep it whole
     out[d] = None
     return out
+
+
+def _attribute_boundary(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, start: int, end: int, size: int) -> np.ndarray | None:
+    """A slice cut at an index the module keeps in an int attribute of its own (DPN's ``x[:, :self.num_1x1_c]`` and
+    ``x[:, self.num_1x1_c:]``, ReXNet's ``x[:, 0:self.in_channels]``): the part before the cut and the part after
+    each shrink on their own (keeping a channel each), and the attribute follows the first part's width. Returns the
+    slice's label, or None where the cut matches no attribute (it then stays whole). Cuts below 8 and geometry
+    attributes are not taken, as for splits."""
+    cut = end if start == 0 and end < size else start if start > 0 and end == size else None
+    if cut is None or cut < 8:
+        return None
+    module = _sizing_module(tr, node)
+    if module is None:
+        return None
+    names = [a for a, v in vars(module).items() if not a.startswith("_") and type(v) is int and v == cut
+             and not any(g in a for g in _GEOMETRY)]
+    if not any([tr.attribute_slot(node, a, 0, vec[:cut], [cut]) for a in names]):
+        return None
+    tr.uf.pin(vec[:1])
+    tr.uf.pin(vec[cut:cut + 1])  # neither part may empty
+    return _clean(tr, vec[start:end], end - start)
 
 
 @_rule("cat", "concat", "concatenate")
@@ -476,11 +500,11 @@ def _split_op(tr: Tracing, node: torch.fx.Node) -> Any:
             tr.uf.tie(vec[:n], vec[k * n:(k + 1) * n])
         piece = _clean(tr, vec[:n], n)
         return tuple([*label[:d], piece, *label[d + 1:]] for _ in sizes)
-    if not equal and (pieces := _attribute_sized_split(tr, node, vec, sizes)) is not None:
-        return tuple([*label[:d], piece, *label[d + 1:]] for piece in pieces)
     if _adaptive_splits(tr, node):
         starts = np.cumsum([0, *sizes]).tolist()
         return tuple([*label[:d], _adaptive_piece(tr, node, vec, a, b), *label[d + 1:]] for a, b in zip(starts[:-1], starts[1:]))
+    if not equal and (pieces := _attribute_sized_split(tr, node, vec, sizes)) is not None:
+        return tuple([*label[:d], piece, *label[d + 1:]] for piece in pieces)
     tr.uf.pin(vec)
     return tuple([*label[:d], None, *label[d + 1:]] for _ in outs)
 
@@ -501,15 +525,27 @@ def _glu(tr: Tracing, node: torch.fx.Node) -> Any:
     return [*label[:d], _clean(tr, vec[:n], n), *label[d + 1:]]
 
 
+def _sizing_module(tr: Tracing, node: torch.fx.Node) -> torch.nn.Module | None:
+    """The module whose forward ran ``node``, if its own int attributes may size what ``node`` splits or slices: not
+    an attention module (a registered form, or any head count), whose per-head sizes (DeepSeek's latent attention
+    splits each head into ``qk_nope_head_dim`` and ``qk_rope_head_dim``) its form governs."""
+    try:
+        module = tr.model.get_submodule(module_path(node))
+    except AttributeError:
+        return None
+    if find_attention_form(module) is not None or any(isinstance(getattr(module, a, None), int) for a in HEAD_ATTRS):
+        return None
+    return module
+
+
 def _width_attribute_split(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, sizes: list[int]) -> bool:
     """An equal split in a module that keeps the split dimension's whole width, or one piece's, in an int attribute of
     its own, which its forward reads to size the pieces (timm's CSP stages: ``x.split(self.expand_chs // 2)``;
     Res2Net: ``torch.split(x, self.width)``): each such attribute becomes a prunable size tied to the width it names,
     so the split follows pruning. False: the module keeps no such attribute. A piece's size is taken only from 8 up
     and not from a geometry attribute: small ints (a stride of 2) match piece sizes by chance."""
-    try:
-        module = tr.model.get_submodule(module_path(node))
-    except AttributeError:
+    module = _sizing_module(tr, node)
+    if module is None:
         return False
     width, piece = sum(sizes), sizes[0]
     found = False
@@ -531,9 +567,8 @@ def _attribute_sized_split(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, si
     NeXt's ``split_indexes``, MambaOut's ``split_indices``) or one attribute per piece (FasterNet's ``dim_conv3`` and
     ``dim_untouched``). Each piece then shrinks on its own (keeping at least one channel) and its size entry follows it.
     None: the module keeps no such attributes (the sizes are fixed in the code, and the dimension stays whole)."""
-    try:
-        module = tr.model.get_submodule(module_path(node))
-    except AttributeError:
+    module = _sizing_module(tr, node)
+    if module is None:
         return None
     starts = np.cumsum([0, *sizes]).tolist()
     pieces = [vec[a:b] for a, b in zip(starts[:-1], starts[1:])]

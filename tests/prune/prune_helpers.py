@@ -780,3 +780,34 @@ class AttributeSplitNet(nn.Module):
 
 def attribute_split_net() -> nn.Module:
     return AttributeSplitNet()
+
+
+class AttributeSliceNet(nn.Module):
+    """Slices cut at an index the module keeps: ReXNet's partial residual (``x[:, 0:self.in_channels] + shortcut``)
+    and DPN's two paths (``x[:, :self.num_1x1_c]``, ``x[:, self.num_1x1_c:]``). x: (batch, 3, 8, 8) -> (batch, 5)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_channels, self.num_1x1_c = 16, 24
+        self.stem = nn.Conv2d(3, 16, 1)
+        self.expand = nn.Conv2d(16, 40, 3, padding=1)
+        self.residual, self.dense = nn.Conv2d(24, 24, 1), nn.Conv2d(16, 16, 3, padding=1)
+        self.fc = nn.Linear(40, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = self.stem(x)
+        x = self.expand(shortcut.relu())
+        x = torch.cat([x[:, 0:self.in_channels] + shortcut, x[:, self.in_channels:]], dim=1)
+        x = torch.cat([self.residual(x[:, :self.num_1x1_c]), self.dense(x[:, self.num_1x1_c:])], dim=1)
+        return self.fc(x.mean((2, 3)))
+
+
+def attribute_slice_net() -> nn.Module:
+    return AttributeSliceNet()
+
+
+def tiny_deepseek_v2() -> nn.Module:
+    """DeepSeek-V2: latent attention (queries of qk_nope 8 + qk_rope 8 per head, values of 16) and routed experts."""
+    return _causal_lm("DeepseekV2Config", "DeepseekV2ForCausalLM", n_routed_experts=4, first_k_dense_replace=1, n_group=1,
+                      topk_group=1, num_key_value_heads=4, q_lora_rank=32, kv_lora_rank=16, qk_nope_head_dim=8,
+                      qk_rope_head_dim=8, v_head_dim=16)

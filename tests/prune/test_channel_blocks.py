@@ -128,3 +128,15 @@ def test_unequal_splits_sized_by_the_modules_attributes_prune_each_piece_and_rep
     save(model, tmp_path / "run")
     loaded = load(tmp_path / "run")
     assert loaded.split_indexes == model.split_indexes and torch.equal(loaded(x), expected)
+
+
+def test_slices_cut_at_an_attribute_prune_both_parts_and_replay(tmp_path):
+    torch.manual_seed(0)
+    model, x = slimforge.create_model("prune_helpers:attribute_slice_net").eval(), torch.randn(2, 3, 8, 8)
+    sp.prune(model, x, ratio=0.5, round_to=1)  # the expansion stayed whole before: its slices pinned it
+    assert model.expand.out_channels < 40 and model.stem.out_channels == model.in_channels < 16
+    assert model.residual.in_channels == model.num_1x1_c and model.dense.in_channels == model.expand.out_channels - model.num_1x1_c
+    expected = model(x)
+    save(model, tmp_path / "run")
+    loaded = load(tmp_path / "run")
+    assert (loaded.in_channels, loaded.num_1x1_c) == (model.in_channels, model.num_1x1_c) and torch.equal(loaded(x), expected)

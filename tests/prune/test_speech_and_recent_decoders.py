@@ -99,3 +99,20 @@ def test_experts_looped_over_the_data_are_captured_densely_and_prune(tmp_path):
         logits = model(ids).logits
         slimforge.save(model, tmp_path / "run")
         assert torch.equal(slimforge.load(tmp_path / "run").eval()(ids).logits, logits)
+
+
+@pytest.mark.parametrize("factory", ["tiny_minicpm3", "tiny_deepseek_v2"])
+def test_per_head_sizes_of_latent_attention_are_not_taken_for_prunable_splits(factory):
+    """Latent attention splits each head into ``qk_nope_head_dim`` + ``qk_rope_head_dim`` (and keys / values into
+    ``qk_nope_head_dim`` + ``v_head_dim``), sizes it keeps as attributes: only its form decides what goes (whole heads).
+    Splits sized by a module's attributes are read as prunable pieces elsewhere (CSP, FasterNet); taken here, they
+    narrowed the heads from inside and DeepSeek-V2 kept all its heads."""
+    model = _helper(factory)
+    ids = torch.randint(3, 100, (2, 12), generator=torch.Generator().manual_seed(0))
+    attention = [m for m in model.modules() if hasattr(m, "qk_nope_head_dim")]
+    sizes = {id(m): (m.qk_nope_head_dim, m.qk_rope_head_dim, m.v_head_dim) for m in attention}
+    sp.prune(model, example_kwargs={"input_ids": ids}, ratio=0.5)
+    for m in attention:
+        assert (m.qk_nope_head_dim, m.qk_rope_head_dim, m.v_head_dim) == sizes[id(m)]
+        heads = m.o_proj.in_features // m.v_head_dim
+        assert heads < 4 and m.o_proj.in_features == heads * m.v_head_dim
