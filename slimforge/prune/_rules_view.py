@@ -565,7 +565,9 @@ _GEOMETRY = ("stride", "kernel", "dilation", "pad", "groups", "window", "patch",
 def _attribute_sized_split(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, sizes: list[int]) -> list[np.ndarray] | None:
     """An unequal split whose sizes the module keeps in its own int attributes: one sequence of all of them (Inception-
     NeXt's ``split_indexes``, MambaOut's ``split_indices``) or one attribute per piece (FasterNet's ``dim_conv3`` and
-    ``dim_untouched``). Each piece then shrinks on its own (keeping at least one channel) and its size entry follows it.
+    ``dim_untouched``; SHViT's ``[qk_dim, qk_dim, pdim]``, whose two pieces of one size lose the same channels), the
+    last piece possibly the rest of a width it keeps (SHViT's ``[pdim, dim - pdim]``). Each piece then shrinks on its
+    own (keeping at least one channel) and its size entry follows it.
     None: the module keeps no such attributes (the sizes are fixed in the code, and the dimension stays whole)."""
     module = _sizing_module(tr, node)
     if module is None:
@@ -575,15 +577,25 @@ def _attribute_sized_split(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, si
     named = [(a, v) for a, v in vars(module).items() if not a.startswith("_") and not any(g in a for g in _GEOMETRY)]
     sequence = next((a for a, v in named if isinstance(v, (list, tuple)) and list(v) == sizes
                      and all(type(s) is int for s in v)), None)
+    whole: str | None = None
     if sequence is not None:
         slots = [(sequence, j) for j in range(len(sizes))]
     else:
         per_piece = [next((a for a, v in named if type(v) is int and v == s and s >= 8), None) for s in sizes]
-        if None in per_piece or len(set(per_piece)) != len(per_piece):
+        if per_piece.count(None) == 1:  # the last piece as the rest of a width the module keeps (SHViT: dim - pdim)
+            whole = next((a for a, v in named if type(v) is int and v == sum(sizes)), None)
+        if (per_piece.count(None) > (whole is not None)
+                or any(per_piece.count(a) > 1 and len({s for s, b in zip(sizes, per_piece) if b == a}) > 1 for a in per_piece if a)):
             return None
         slots = [(a, 0) for a in per_piece]
+        for a in {a for a in per_piece if a and per_piece.count(a) > 1}:  # one size for several pieces (SHViT's q and k)
+            same = [piece for piece, b in zip(pieces, per_piece) if b == a]
+            for other in same[1:]:
+                tr.uf.tie(same[0], other)
     value = lambda a: list(getattr(module, a)) if isinstance(getattr(module, a), (list, tuple)) else [getattr(module, a)]
-    if not all(tr.attribute_slot(node, a, j, piece, value(a)) for (a, j), piece in zip(slots, pieces)):
+    if not all(a is None or tr.attribute_slot(node, a, j, piece, value(a)) for (a, j), piece in zip(slots, pieces)):
+        return None
+    if whole is not None and not tr.attribute_slot(node, whole, 0, vec, [sum(sizes)]):
         return None
     for piece in pieces:
         tr.uf.pin(piece[:1])  # a piece feeds a layer of its own: it may not empty

@@ -811,3 +811,30 @@ def tiny_deepseek_v2() -> nn.Module:
     return _causal_lm("DeepseekV2Config", "DeepseekV2ForCausalLM", n_routed_experts=4, first_k_dense_replace=1, n_group=1,
                       topk_group=1, num_key_value_heads=4, q_lora_rank=32, kv_lora_rank=16, qk_nope_head_dim=8,
                       qk_rope_head_dim=8, v_head_dim=16)
+
+
+class PartialSingleHeadNet(nn.Module):
+    """SHViT's single-head attention on part of the channels: ``split(x, [self.pdim, self.dim - self.pdim])`` and
+    ``split(qkv, [self.qk_dim, self.qk_dim, self.pdim])``. x: (batch, 3, 4, 4) -> (batch, 5)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dim, self.pdim, self.qk_dim = 48, 16, 8
+        self.stem = nn.Conv2d(3, 48, 1)
+        self.qkv = nn.Conv2d(16, 2 * 8 + 16, 1)
+        self.proj = nn.Conv2d(48, 48, 1)
+        self.fc = nn.Linear(48, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        b, _, h, w = x.shape
+        x1, x2 = torch.split(x, [self.pdim, self.dim - self.pdim], dim=1)
+        q, k, v = torch.split(self.qkv(x1), [self.qk_dim, self.qk_dim, self.pdim], dim=1)
+        q, k, v = q.flatten(2), k.flatten(2), v.flatten(2)
+        attn = ((q.transpose(-2, -1) @ k) * self.qk_dim ** -0.5).softmax(dim=-1)
+        x1 = (v @ attn.transpose(-2, -1)).reshape(b, self.pdim, h, w)
+        return self.fc(self.proj(torch.cat([x1, x2], dim=1)).mean((2, 3)))
+
+
+def partial_single_head_net() -> nn.Module:
+    return PartialSingleHeadNet()

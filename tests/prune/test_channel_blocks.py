@@ -140,3 +140,15 @@ def test_slices_cut_at_an_attribute_prune_both_parts_and_replay(tmp_path):
     save(model, tmp_path / "run")
     loaded = load(tmp_path / "run")
     assert (loaded.in_channels, loaded.num_1x1_c) == (model.in_channels, model.num_1x1_c) and torch.equal(loaded(x), expected)
+
+
+def test_a_split_into_an_attribute_and_the_rest_of_a_kept_width_prunes_both(tmp_path):
+    torch.manual_seed(0)
+    model, x = slimforge.create_model("prune_helpers:partial_single_head_net").eval(), torch.randn(2, 3, 4, 4)
+    sp.prune(model, x, ratio=0.5, round_to=1)  # the stem stayed whole before: dim - pdim matches no attribute
+    assert model.stem.out_channels == model.dim < 48 and model.pdim < 16 and model.qk_dim <= 8  # q and k lose the same channels
+    assert model.qkv.in_channels == model.pdim and model.qkv.out_channels == 2 * model.qk_dim + model.pdim
+    expected = model(x)
+    save(model, tmp_path / "run")
+    loaded = load(tmp_path / "run")
+    assert (loaded.dim, loaded.pdim) == (model.dim, model.pdim) and torch.equal(loaded(x), expected)
