@@ -429,9 +429,7 @@ def _attribute_boundary(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, start
     module = _sizing_module(tr, node)
     if module is None:
         return None
-    names = [a for a, v in vars(module).items() if not a.startswith("_") and type(v) is int and v == cut
-             and not any(g in a for g in _GEOMETRY)]
-    if not any([tr.attribute_slot(node, a, 0, vec[:cut], [cut]) for a in names]):
+    if not any([tr.attribute_slot(node, a, 0, vec[:cut], [cut]) for a in _piece_size_attributes(module, cut)]):
         return None
     tr.uf.pin(vec[:1])
     tr.uf.pin(vec[cut:cut + 1])  # neither part may empty
@@ -548,18 +546,22 @@ def _width_attribute_split(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, si
     if module is None:
         return False
     width, piece = sum(sizes), sizes[0]
-    found = False
-    for attr, value in vars(module).items():
-        if attr.startswith("_") or type(value) is not int:
-            continue
-        if value == width and width > 1:
-            found |= tr.attribute_slot(node, attr, 0, vec, [value])
-        elif value == piece and piece >= 8 and not any(g in attr for g in _GEOMETRY):
-            found |= tr.attribute_slot(node, attr, 0, vec[:piece], [value])
-    return found
+    wholes = [a for a, v in vars(module).items() if not a.startswith("_") and type(v) is int and v == width] if width > 1 else []
+    pieces = [a for a in _piece_size_attributes(module, piece) if a not in wholes]
+    return any([tr.attribute_slot(node, a, 0, vec, [width]) for a in wholes]
+               + [tr.attribute_slot(node, a, 0, vec[:piece], [piece]) for a in pieces])
 
 
 _GEOMETRY = ("stride", "kernel", "dilation", "pad", "groups", "window", "patch", "size")
+
+
+def _piece_size_attributes(module: torch.nn.Module, size: int) -> list[str]:
+    """``module``'s public int attributes equal to ``size``, a piece of a dimension: only from 8 up and not geometry
+    names, since small ints (a stride of 2) match piece sizes by chance."""
+    if size < 8:
+        return []
+    return [a for a, v in vars(module).items()
+            if not a.startswith("_") and type(v) is int and v == size and not any(g in a for g in _GEOMETRY)]
 
 
 def _attribute_sized_split(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, sizes: list[int]) -> list[np.ndarray] | None:
@@ -581,7 +583,7 @@ def _attribute_sized_split(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, si
     if sequence is not None:
         slots = [(sequence, j) for j in range(len(sizes))]
     else:
-        per_piece = [next((a for a, v in named if type(v) is int and v == s and s >= 8), None) for s in sizes]
+        per_piece = [next(iter(_piece_size_attributes(module, s)), None) for s in sizes]
         if per_piece.count(None) == 1:  # the last piece as the rest of a width the module keeps (SHViT: dim - pdim)
             whole = next((a for a, v in named if type(v) is int and v == sum(sizes)), None)
         if (per_piece.count(None) > (whole is not None)

@@ -259,19 +259,16 @@ def _hiera_layer_sizes(module: nn.Module) -> bool:
     return True
 
 
-SHAPE_ATTRIBUTES = ("normalized_shape",)  # shapes a module keeps in an attribute where it has no tensor to slice
-
-
 def shape_attribute(module: nn.Module, attr: str) -> list[int] | None:
-    """``module.attr`` as a list of sizes when it is one of :data:`SHAPE_ATTRIBUTES` and holds an int or a sequence
-    of ints (``(hidden,)``, ``torch.Size``), or when it is any other public int or sequence of ints (sizes the module's
-    forward reads: timm's CSP stages split by ``expand_chs // 2``, Inception-NeXt by ``split_indexes``); else None."""
+    """``module.attr`` as a list of sizes when it is a public int or a non-empty sequence of ints: a size the module
+    keeps outside its tensors and its forward reads (a weightless LayerNorm's ``normalized_shape``, timm's CSP stages'
+    ``expand_chs``, Inception-NeXt's ``split_indexes``); else None."""
+    if attr.startswith("_"):
+        return None
     value = getattr(module, attr, None)
-    if type(value) is int and not attr.startswith("_"):
+    if type(value) is int:
         return [value]
-    if attr not in SHAPE_ATTRIBUTES and not (isinstance(value, (tuple, list)) and not attr.startswith("_")):
-        return None  # (a public sequence of ints: the piece sizes a split reads, Inception-NeXt's split_indexes)
-    if isinstance(value, (tuple, list)) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+    if isinstance(value, (tuple, list)) and value and all(type(v) is int for v in value):
         return list(value)
     return None
 
