@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from slimforge.prune._hf_varlen_capture import packed_segments_as_flash
 from slimforge.prune.errors import PruningError
 
 
@@ -118,15 +119,17 @@ def export_model(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.Ex
         try:
             return _export_in_some_mode(model, args, kwargs)
         except PruningError as first:
-            masked = _with_a_mask_of_ones(model, kwargs)
-            if masked is None:
-                raise
-            try:
-                ep = _export_in_some_mode(model, args, masked)
-            except PruningError:
-                raise first from None
-            log.info("slimforge.prune: captured %s with attention_mask of ones (it failed without one).", type(model).__name__)
-            return ep
+            for fallback, what in ((_with_a_mask_of_ones, "attention_mask of ones"), (_with_its_own_positions, "the position ids it computes")):
+                retried = fallback(model, args, kwargs)
+                if retried is None:
+                    continue
+                try:
+                    ep = _export_in_some_mode(model, args, retried)
+                except PruningError:
+                    continue
+                log.info("slimforge.prune: captured %s with %s (it failed without).", type(model).__name__, what)
+                return ep
+            raise first from None
     finally:
         model.train(was_training)
 
@@ -177,7 +180,54 @@ class _quiet_draft_report:
         self.logger.setLevel(self.level)
 
 
-def _with_a_mask_of_ones(model: nn.Module, kwargs: dict) -> dict | None:
+def _with_its_own_positions(model: nn.Module, args: tuple, kwargs: dict) -> dict | None:
+    """``kwargs`` plus the ``position_ids`` a transformers model computes for itself, where its forward takes them, none
+    were given and computing them is what cannot be captured (Qwen2-VL's 3-D M-RoPE positions loop over the image and
+    text tokens): recorded from an eager run, as the first ``position_ids`` one of its modules receives, and used only
+    if the model gives the same outputs with them. None otherwise."""
+    if kwargs.get("position_ids") is not None or not type(model).__module__.startswith("transformers.") or "position_ids" not in _parameters(model.forward):
+        return None
+    seen: list[torch.Tensor] = []
+
+    def record(module: nn.Module, _args: tuple, module_kwargs: dict) -> None:
+        if not seen and isinstance(module_kwargs.get("position_ids"), torch.Tensor):
+            seen.append(module_kwargs["position_ids"])
+
+    hooks = [m.register_forward_pre_hook(record, with_kwargs=True) for m in model.modules() if m is not model]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            before = model(*args, **kwargs)
+            if not seen:
+                return None
+            retried = {**kwargs, "position_ids": seen[0]}
+            after = model(*args, **retried)
+    except Exception:  # noqa: BLE001 - no positions to offer, the first capture error stands
+        return None
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    same = _first_tensor(before) is not None and torch.equal(_first_tensor(before), _first_tensor(after))
+    return retried if same else None
+
+
+def _first_tensor(out: Any) -> torch.Tensor | None:
+    if isinstance(out, torch.Tensor):
+        return out
+    values = out.values() if isinstance(out, dict) else out if isinstance(out, (list, tuple)) else []
+    return next((t for t in (_first_tensor(v) for v in values) if t is not None), None)
+
+
+def _parameters(function: Any) -> set[str]:
+    try:
+        return set(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def _with_a_mask_of_ones(model: nn.Module, args: tuple, kwargs: dict) -> dict | None:
     """``kwargs`` plus ``attention_mask`` of ones where a transformers model's forward takes one and was not given
     one; None otherwise."""
     ids = kwargs.get("input_ids")
@@ -194,7 +244,7 @@ def _export(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.Exporte
     with warnings.catch_warnings():
         # nn.LSTM/GRU/RNN refresh their list of weights in forward; export warns about that list (not a buffer).
         warnings.filterwarnings("ignore", message=r"The tensor attributes .*_flat_weights.* were assigned during export")
-        with _unchanging_module_to(), _capture_forwards(model):
+        with _unchanging_module_to(), _capture_forwards(model), packed_segments_as_flash(model):
             return _inline_wrapped_regions(torch.export.export(model, args, kwargs, strict=False))
 
 
@@ -290,15 +340,23 @@ def _inline_wrapped_regions(ep: torch.export.ExportedProgram) -> torch.export.Ex
 
 
 PREDICTION_FIELDS = ("loss", "logits")
+PREDICTION_PREFIXES = ("pred_", "predicted_")  # a detector's boxes, a depth or pose model's maps beside its logits
 
 
 def prediction_fields(out_type: type, keys: list[str]) -> list[str] | None:
-    """The fields of a transformers ``ModelOutput`` that are the model's prediction (``logits``, ``loss``),
-    whose shapes pruning keeps; the other fields (a seq2seq model's ``encoder_last_hidden_state``) are
-    states inside the model, free to narrow with it. None: not such an output, every field is kept."""
-    if not getattr(out_type, "__module__", "").startswith("transformers") or "logits" not in keys:
+    """The fields of a transformers ``ModelOutput`` that are the model's prediction, whose shapes pruning keeps:
+    ``logits`` and ``loss``, and beside them a detector's ``pred_boxes`` (YOLOS, DETR: 4 coordinates a box); an
+    image-text model's ``logits_per_image`` / ``logits_per_text`` and the ``*_embeds`` they compare (CLIP-like dual
+    encoders, whose embeddings users index). The other fields (a seq2seq model's ``encoder_last_hidden_state``, a
+    tower's ``vision_model_output``) are states inside the model, free to narrow with it. None: not such an output,
+    every field is kept."""
+    if not getattr(out_type, "__module__", "").startswith("transformers"):
         return None
-    return [k for k in keys if k in PREDICTION_FIELDS]
+    if "logits" in keys:
+        return [k for k in keys if k in PREDICTION_FIELDS or k.startswith(PREDICTION_PREFIXES)]
+    if any(k.startswith("logits_per_") for k in keys):
+        return [k for k in keys if k == "loss" or k.startswith("logits") or k.endswith("_embeds")]
+    return None
 
 
 def output_leaves_to_keep(ep: torch.export.ExportedProgram, count: int) -> set[int]:

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
-from slimforge.prune.attention import AttentionForm, _int, _linear, register_attention_form
+from slimforge.prune._capture import _parameters
+from slimforge.prune.attention import AttentionForm, Swap, _int, _linear, register_attention_form, register_stand_in
 
 
 class LayerConfig:
@@ -224,3 +226,127 @@ def _funnel_structure_sync(module: nn.Module) -> dict[str, int]:
 
 register_attention_form("hf-funnel-attention-structure", AttentionForm(_funnel_structure, lambda m: 1, _funnel_structure_sync, part=True),
                         "Hugging Face Funnel's attention structure (a part: its position embeddings keep the unpruned d_model)")
+
+
+# ----------------------------------------------------------------------------- head size read from the input width
+#
+# TimeSformer's and the BLIP family's vision attention view their fused ``qkv`` as (3, heads, width // heads) with the
+# width read from their input: once the residual stream and the heads shrink apart, that size is wrong. Before slicing
+# (pruning, or a plan replayed on load) the module remembers its head size; once pruned it gets a stand-in forward (same
+# parameters, same outputs) that reads the head size from the module. Its own class comes back when nothing went.
+
+def _input_width_attention(*names: str):
+    def matches(module: nn.Module) -> bool:
+        return (type(module).__name__ in names + tuple(f"Prunable{n}" for n in names) and _linear(module, "qkv")
+                and _int(module, "num_heads"))
+    return matches
+
+
+def _remembered_head_dim(module: nn.Module) -> int:
+    return getattr(module, "_slimforge_head_dim", None) or module.qkv.in_features // module.num_heads
+
+
+def _remember_head_dim(module: nn.Module) -> None:
+    if not _int(module, "_slimforge_head_dim"):
+        module._slimforge_head_dim = module.qkv.in_features // module.num_heads
+
+
+def _input_width_pruned(module: nn.Module) -> bool:
+    return module.qkv.in_features != module.num_heads * _remembered_head_dim(module)
+
+
+def _input_width_sync(module: nn.Module) -> dict[str, int]:
+    module.num_heads = module.qkv.out_features // (3 * _remembered_head_dim(module))
+    if _int(module, "head_dim"):
+        module.head_dim = _remembered_head_dim(module)
+    if _int(module, "embed_dim") and hasattr(module, "projection"):  # BLIP merges its heads to embed_dim
+        module.embed_dim = module.num_heads * _remembered_head_dim(module)
+    if _input_width_pruned(module):
+        _use_input_width_stand_in(module)
+    return {"num_attention_heads": module.num_heads}
+
+
+def _split_heads(self: nn.Module, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    batch, tokens, _ = hidden_states.shape
+    qkv = self.qkv(hidden_states).reshape(batch, tokens, 3, self.num_heads, _remembered_head_dim(self)).permute(2, 0, 3, 1, 4)
+    return qkv[0], qkv[1], qkv[2]
+
+
+def _timesformer_forward(self: nn.Module, hidden_states: torch.Tensor, output_attentions: bool = False):
+    """TimeSformer's forward, the head size from the module."""
+    query, key, value = _split_heads(self, hidden_states)
+    probs = self.attn_drop(((query @ key.transpose(-2, -1)) * self.scale).softmax(dim=-1))
+    context = (probs @ value).transpose(1, 2).flatten(2)
+    return (context, probs) if output_attentions else (context,)
+
+
+def _blip_forward(self: nn.Module, hidden_states: torch.Tensor, **kwargs: Any):
+    """BLIP's, BLIP-2's and InstructBLIP's vision attention (eager), the head size from the module."""
+    query, key, value = _split_heads(self, hidden_states)
+    probs = ((query @ key.transpose(-1, -2)) * self.scale).softmax(dim=-1)
+    drop = self.dropout if isinstance(getattr(self, "dropout", None), nn.Module) else None
+    if drop is not None:
+        probs = drop(probs)
+    elif self.training and getattr(self, "attention_dropout", 0.0):
+        probs = nn.functional.dropout(probs, p=self.attention_dropout)
+    return self.projection((probs @ value).transpose(1, 2).flatten(2)), probs
+
+
+_INPUT_WIDTH_FORWARDS = {"TimesformerSelfAttention": _timesformer_forward, "BlipAttention": _blip_forward,
+                         "Blip2Attention": _blip_forward, "InstructBlipAttention": _blip_forward,
+                         "InstructBlipVideoAttention": _blip_forward}
+_INPUT_WIDTH_STAND_INS: dict[type, type] = {}
+
+
+def _use_input_width_stand_in(module: nn.Module) -> None:
+    _remember_head_dim(module)
+    own = type(module)
+    if own in _INPUT_WIDTH_STAND_INS.values():
+        return
+    if own not in _INPUT_WIDTH_STAND_INS:
+        _INPUT_WIDTH_STAND_INS[own] = type(f"Prunable{own.__name__}", (own,),
+                                           {"forward": _INPUT_WIDTH_FORWARDS[own.__name__], "__module__": __name__})
+    module.__class__ = _INPUT_WIDTH_STAND_INS[own]
+
+
+def _use_own_class(module: nn.Module, cls: type) -> None:
+    module.__class__ = cls
+
+
+register_attention_form("hf-timesformer-attention", AttentionForm(
+    _input_width_attention("TimesformerSelfAttention"), _remembered_head_dim, _input_width_sync, remember=_remember_head_dim),
+    "Hugging Face TimeSformer (fused qkv viewed as (3, heads, width // heads), no output projection inside)")
+register_attention_form("hf-blip-vision-attention", AttentionForm(
+    _input_width_attention("BlipAttention", "Blip2Attention", "InstructBlipAttention", "InstructBlipVideoAttention"),
+    _remembered_head_dim, _input_width_sync, remember=_remember_head_dim),
+    "Hugging Face BLIP / BLIP-2 / InstructBLIP vision attention (fused qkv viewed as (3, heads, width // heads), projection)")
+for _module, _names in (("timesformer.modeling_timesformer", ("TimesformerSelfAttention",)), ("blip.modeling_blip", ("BlipAttention",)),
+                        ("blip_2.modeling_blip_2", ("Blip2Attention",)), ("instructblip.modeling_instructblip", ("InstructBlipAttention",)),
+                        ("instructblipvideo.modeling_instructblipvideo", ("InstructBlipVideoAttention",))):
+    for _name in _names:
+        register_stand_in(f"transformers.models.{_module}.{_name}",
+                          Swap(_input_width_attention(_name), _input_width_pruned, _use_input_width_stand_in, _use_own_class))
+
+
+# ----------------------------------------------------------------------------- fused qkv of a vision tower
+
+_FUSED_OUTPUTS = ("proj", "projection", "o_proj", "out_proj")
+
+
+def _fused_qkv_attention(module: nn.Module) -> bool:
+    """A vision tower's attention over packed patches (Qwen2-VL's and its ~35 successors': a forward taking
+    ``cu_seqlens``) with one ``qkv`` layer of [q; k; v] rows viewed as (tokens, 3, heads, -1), ``num_heads`` heads of
+    ``head_dim`` and an output projection."""
+    return (_linear(module, "qkv") and _int(module, "num_heads") and _int(module, "head_dim")
+            and any(_linear(module, n) for n in _FUSED_OUTPUTS) and module.qkv.out_features % (3 * module.head_dim) == 0
+            and "cu_seqlens" in _parameters(type(module).forward))
+
+
+def _fused_qkv_sync(module: nn.Module) -> dict[str, int]:
+    module.num_heads = module.qkv.out_features // (3 * module.head_dim)
+    return {"num_attention_heads": module.num_heads}
+
+
+register_attention_form("hf-fused-qkv-attention", AttentionForm(_fused_qkv_attention, lambda m: m.head_dim, _fused_qkv_sync),
+                        "Hugging Face vision towers over packed patches (cu_seqlens) with one qkv layer ([q; k; v] rows "
+                        "viewed as (3, heads, head_dim)) and an output projection: Qwen2-VL's family")

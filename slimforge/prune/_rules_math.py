@@ -227,6 +227,18 @@ def _transposed_conv(tr: Tracing, node: torch.fx.Node, x: Any, weight: Any, bias
     return [lx[0], vo] + [None] * (len(out_shape) - 2)
 
 
+def _broadcast_sizes(*shapes: tuple) -> tuple:
+    """``torch.broadcast_shapes`` where a size the capture could not fix is -1 (Idefics3 batches only the images
+    that hold pixels, a count the data decides): such a size broadcasts as any other above 1."""
+    rank = max((len(s) for s in shapes), default=0)
+    out = []
+    for d in range(rank):
+        sizes = {s[len(s) - rank + d] for s in shapes if len(s) - rank + d >= 0} - {1}
+        known = sizes - {-1}
+        out.append(max(known) if known else (-1 if sizes else 1))
+    return tuple(out)
+
+
 def _broadcast_tie(tr: Tracing, parts: list[tuple[list, tuple]], out_shape: tuple) -> Label:
     out: Label = [None] * len(out_shape)
     seen = [False] * len(out_shape)
@@ -259,7 +271,7 @@ def _sdpa(tr: Tracing, node: torch.fx.Node) -> Any:
         sk, sv = ((*s[:-3], sq[-3], *s[-2:]) for s in (sk, sv))
     tr.uf.tie(lq[-1], lk[-1])
     tr.uf.tie(lk[-2], lv[-2])
-    batch_shape = tuple(torch.broadcast_shapes(sq[:-2], sk[:-2], sv[:-2]))
+    batch_shape = _broadcast_sizes(sq[:-2], sk[:-2], sv[:-2])
     batch = _broadcast_tie(tr, [(lq[:-2], sq[:-2]), (lk[:-2], sk[:-2]), (lv[:-2], sv[:-2])], batch_shape)
     if isinstance(mask, torch.fx.Node):
         lm = tr.lab(mask) or [None] * len(_shape(mask))

@@ -3,6 +3,7 @@ index, pad ...): how each ties its inputs' elements to its output's."""
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Iterator
 from typing import Any
@@ -59,6 +60,7 @@ def _binary(tr: Tracing, node: torch.fx.Node) -> Any:
     nd = len(out_shape)
     out: Label = [None] * nd
     seen = [False] * nd
+    expanded = []
     for a in _flat_nodes((node.args, node.kwargs)):
         label = tr.lab(a)
         shape = _shape(a)
@@ -69,16 +71,31 @@ def _binary(tr: Tracing, node: torch.fx.Node) -> Any:
             od = d + offset
             if od < 0 or size == 1 or out_shape[od] != size:
                 continue
+            if label[d] is None and not tr.pin_fixed_splits and (chain := _constant_along(a, d)):
+                expanded.append((chain, d, od))  # broadcast by hand: like a size of 1 (below)
+                continue
             if not seen[od]:
                 out[od], seen[od] = label[d], True
             else:
                 tr.uf.tie(out[od], label[d])
                 if out[od] is None or label[d] is None:
                     out[od] = None
+    for chain, d, od in expanded:
+        # An operand expanded from size 1 along a tracked dimension (F.normalize divides by the norm
+        # ``.expand_as(x)``): it holds one value along it, so it broadcasts as a size of 1 would. The capture records
+        # the expanded size as a constant; guess it is read from x, as expand_as does (the pruned model is checked,
+        # and if it fails, pruning is redone with such dimensions kept whole).
+        if out[od] is None:
+            continue
+        tr.fixed_splits += 1
+        for n in chain:
+            lbl = tr.labels.get(n)
+            if isinstance(lbl, list) and d < len(lbl) and lbl[d] is None:
+                lbl[d] = out[od]
     return out
 
 
-@_rule("mean", "sum", "amax", "amin", "var", "std", "linalg_vector_norm", "norm", "logsumexp", "var_mean", "prod",
+@_rule("mean", "sum", "amax", "amin", "var", "std", "linalg_vector_norm", "linalg_norm", "norm", "logsumexp", "var_mean", "prod",
        "max", "min", "argmax", "argmin", "all", "any")
 def _reduce(tr: Tracing, node: torch.fx.Node) -> Any:
     if len(node.args) > 1 and isinstance(node.args[1], torch.fx.Node):  # torch.min(a, b): elementwise (T5's buckets)
@@ -205,14 +222,46 @@ def _reshape(tr: Tracing, node: torch.fx.Node) -> Any:
     in_shape, out_shape = _shape(x), _shape(node)
     if label is None:
         return [None] * len(out_shape)
-    return _reshape_label(tr, node, label, in_shape, out_shape)
+    out = _reshape_label(tr, node, label, in_shape, out_shape)
+    _width_attribute_view(tr, node, out, out_shape)
+    return out
+
+
+def _width_attribute_view(tr: Tracing, node: torch.fx.Node, out: Label, out_shape: tuple) -> None:
+    """A reshape to a width the module keeps in an int attribute of its own (Swin2SR's patch un-embedding,
+    ``x.view(b, self.embed_dim, h, w)``, a module without weights): the capture records the size as a constant, so
+    the attribute becomes a prunable size tied to that dimension and follows it. Taken only for names of a width
+    (``embed_dim``, ``num_channels``, ``hidden_size`` ...), from 8 up: if the forward reads the size from its input
+    instead, the attribute still ends up naming the width the module now has (Qwen2-VL's patch merger views its
+    input to ``self.hidden_size``, four patches' width). An attribute that cannot follow (the
+    module is kept whole) keeps the dimension whole."""
+    if not any(v is not None for v in out):
+        return
+    module = _sizing_module(tr, node)
+    if module is None or any(_attention_like(m) for m in _enclosing_modules(tr, node)):
+        return  # inside attention, per-head sizes are its form's (BotNet's relative positions keep dim_head)
+    for d, vec in enumerate(out):
+        size = out_shape[d]
+        if vec is None or size < 8 or _all_pinned(tr, vec):
+            continue
+        names = [a for a, v in vars(module).items() if not a.startswith("_") and type(v) is int and v == size
+                 and any(w in a.lower() for w in _WIDTH_NAMES) and "head" not in a
+                 and not any(g in a for g in _GEOMETRY if g != "size")]
+        if names and not all([tr.attribute_slot(node, a, 0, vec, [size]) for a in names]):
+            tr.uf.pin(vec)
+
+
+_WIDTH_NAMES = ("dim", "channel", "feature", "hidden", "chs")  # not "width": an image's, as often as a layer's
+
+
+def _attention_like(module: torch.nn.Module) -> bool:
+    return find_attention_form(module) is not None or any(isinstance(getattr(module, a, None), int) for a in HEAD_ATTRS)
 
 
 def _reshape_label(tr: Tracing, node: torch.fx.Node, label: Label, in_shape: tuple, out_shape: tuple) -> Label:
     out: Label = [None] * len(out_shape)
     if any(s < 0 for s in (*in_shape, *out_shape)):  # a size the data decides (-1: Reformer's .item() of its positions)
-        tr.pin_label(label)
-        return out
+        return _reshape_unknown_sizes(tr, node, label, in_shape, out_shape)
     ins = [d for d, s in enumerate(in_shape) if s != 1]
     outs = [d for d, s in enumerate(out_shape) if s != 1]
     for d, s in enumerate(in_shape):
@@ -256,6 +305,41 @@ def _reshape_label(tr: Tracing, node: torch.fx.Node, label: Label, in_shape: tup
             continue
         out[bo[axis]] = _split(tr, merged, osizes, axis)
     return out
+
+
+def _reshape_unknown_sizes(tr: Tracing, node: torch.fx.Node, label: Label, in_shape: tuple, out_shape: tuple) -> Label:
+    """A reshape with sizes the data decides: leading and trailing dimensions of the same size (the same symbol where
+    unknown) are element for element, and what lies between is reshaped as usual if its sizes are known, else kept
+    whole. Idefics3 flattens its images' features, (images, tokens, width) -> (images * tokens, width), and its pixel
+    shuffle folds positions into the width of each image, the image count from the data."""
+    raw_in, raw_out = _raw_shape(node.args[0]), _raw_shape(node)
+
+    def same(i: int, j: int) -> bool:
+        if in_shape[i] >= 0 or out_shape[j] >= 0:
+            return in_shape[i] == out_shape[j]
+        return len(raw_in) == len(in_shape) and len(raw_out) == len(out_shape) and str(raw_in[i]) == str(raw_out[j])
+
+    n_in, n_out = len(in_shape), len(out_shape)
+    head = tail = 0
+    while head < min(n_in, n_out) and same(head, head):
+        head += 1
+    while tail < min(n_in, n_out) - head and same(n_in - 1 - tail, n_out - 1 - tail):
+        tail += 1
+    out: Label = [None] * n_out
+    out[:head] = label[:head]
+    if tail:
+        out[n_out - tail:] = label[n_in - tail:]
+    mid_in, mid_out = in_shape[head:n_in - tail], out_shape[head:n_out - tail]
+    if all(s >= 0 for s in (*mid_in, *mid_out)) and math.prod(mid_in) == math.prod(mid_out):
+        out[head:n_out - tail] = _reshape_label(tr, node, label[head:n_in - tail], mid_in, mid_out)
+    else:
+        tr.pin_label(label[head:n_in - tail])
+    return out
+
+
+def _raw_shape(node: Any) -> tuple:
+    val = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
+    return tuple(val.shape) if isinstance(val, torch.Tensor) else ()
 
 
 def _all_pinned(tr: Tracing, vec: np.ndarray) -> bool:
@@ -759,14 +843,30 @@ def _index(tr: Tracing, node: torch.fx.Node) -> Any:
         tr.pin_label(tr.lab(idx))
     if label is None:
         return [None] * len(out_shape)
-    used = [i for i, idx in enumerate(indices) if idx is not None]
-    if len(used) == 1:
-        p = used[0]
-        tr.uf.pin(label[p])
-        idx_ndim = len(_shape(indices[p]))
-        return list(label[:p]) + [None] * idx_ndim + list(label[p + 1:])
-    tr.pin_label(label)
-    return [None] * len(out_shape)
+    # Indexed dimensions (a boolean mask covers as many as it has) are replaced by the indices' broadcast shape, in
+    # place when the indexed dimensions are adjacent, else in front; the other dimensions pass through (ViLT picks
+    # patches by two index tensors, x[rows, cols], and keeps the channels).
+    passing, indexed, pos = [], [], 0
+    for idx in indices:
+        if idx is None:
+            passing.append(pos)
+            pos += 1
+            continue
+        val = idx.meta.get("val") if isinstance(idx, torch.fx.Node) else None
+        n = val.dim() if isinstance(val, torch.Tensor) and val.dtype == torch.bool else 1
+        indexed.extend(range(pos, pos + n))
+        pos += n
+    passing.extend(range(pos, len(label)))
+    tr.pin_label([label[d] for d in indexed if d < len(label)])
+    broadcast = len(out_shape) - len(passing)
+    if not indexed or broadcast < 0 or pos > len(label):
+        tr.pin_label(label)
+        return [None] * len(out_shape)
+    if indexed == list(range(indexed[0], indexed[-1] + 1)):  # adjacent: the indices' dimensions take their place
+        before = [d for d in passing if d < indexed[0]]
+        after = [d for d in passing if d > indexed[-1]]
+        return [label[d] for d in before] + [None] * broadcast + [label[d] for d in after]
+    return [None] * broadcast + [label[d] for d in passing]
 
 
 @_rule("index_select")
@@ -834,7 +934,7 @@ def _constant_along(index: Any, e: int) -> list[torch.fx.Node]:
     while isinstance(index, torch.fx.Node) and _opname(index.target) in ("to", "_to_copy", "clone", "contiguous", "detach"):
         chain.append(index)
         index = index.args[0]
-    if not isinstance(index, torch.fx.Node) or _opname(index.target) not in ("expand", "expand_copy", "repeat"):
+    if not isinstance(index, torch.fx.Node) or _opname(index.target) not in ("expand", "expand_as", "expand_copy", "repeat"):
         return []
     src, out = _shape(index.args[0]), _shape(index)
     k = len(out) - e  # position from the right
@@ -953,6 +1053,64 @@ def _index_put(tr: Tracing, node: torch.fx.Node) -> Any:
                 tr.uf.tie(out[d], vec)
             else:
                 tr.pin_label([vec])
+    return out
+
+
+@_rule("pixel_shuffle", "pixel_unshuffle")
+def _pixel_shuffle(tr: Tracing, node: torch.fx.Node) -> Any:
+    """``pixel_shuffle(x, r)``: output channel c is made of input channels c r^2 .. (c + 1) r^2 - 1 spread over an
+    r x r block of pixels, so those r^2 go together (a super-resolution model's upsampler, Swin2SR's); ``pixel_unshuffle``
+    the other way round. The spatial dimensions change size and stay whole."""
+    label = tr.lab(node.args[0])
+    out = _none_like(node)
+    if label is None or not isinstance(out, list) or len(label) < 3:
+        return out
+    r = int(_arg(node, 1, "upscale_factor" if _opname(node.target) == "pixel_shuffle" else "downscale_factor"))
+    tr.pin_label(label[-2:])
+    vec = label[-3]
+    if vec is not None:
+        out[-3] = _split(tr, vec, [len(vec) // (r * r), r * r], 0) if _opname(node.target) == "pixel_shuffle" \
+            else np.repeat(vec, r * r)
+    out[:-3] = label[:-3]
+    return out
+
+
+@_rule("masked_scatter", "masked_scatter_")
+def _masked_scatter(tr: Tracing, node: torch.fx.Node) -> Any:
+    """``x.masked_scatter(mask, source)`` (a vision-language model writes its image features over the image tokens'
+    embeddings): the output is element for element with ``x``. Where the mask repeats one value along the last
+    dimension (``mask.unsqueeze(-1).expand_as(x)``), every masked row takes a whole row of ``source`` in order, so
+    ``source``'s last dimension is element for element with ``x``'s; else the rows land wherever the mask says and
+    that dimension stays whole. The source's other dimensions (its rows) are pinned."""
+    bound = _bind(node)
+    x, mask, source = bound.get("self"), bound.get("mask"), bound.get("source")
+    shape = _shape(node)
+    out = list(tr.lab(x) or [None] * len(shape))
+    src = tr.lab(source) if isinstance(source, torch.fx.Node) else None
+    sshape = _shape(source) if isinstance(source, torch.fx.Node) else ()
+    last = len(shape) - 1
+    whole_rows = last >= 0 and sshape and sshape[-1] == shape[-1] and shape[-1] > 1
+    mlabel = tr.lab(mask) if isinstance(mask, torch.fx.Node) else None
+    mshape = _shape(mask) if isinstance(mask, torch.fx.Node) else ()
+    chain = _constant_along(mask, len(mshape) - 1) if whole_rows and len(mshape) == len(shape) else []
+    if whole_rows and (mlabel is None or mlabel[-1] is None) and mshape and mshape[-1] == 1:
+        chain = [mask]  # broadcast from size 1: one value along the last dimension
+    elif whole_rows and mlabel is not None and mlabel[-1] is not None:
+        chain = [mask]  # a mask tracked along it: it follows x there
+        tr.uf.tie(out[-1], mlabel[-1])
+    if whole_rows and chain and out[-1] is not None:
+        for n in chain:  # a mask expanded to x's size (read from x, as expand_as does; checked on the pruned model)
+            lbl = tr.labels.get(n)
+            if isinstance(lbl, list) and lbl and lbl[-1] is None and _shape(n)[-1] == shape[-1]:
+                lbl[-1] = out[-1]
+        if src is not None and src[-1] is not None:
+            tr.uf.tie(out[-1], src[-1])
+            tr.pin_label(src[:-1])
+            return out
+    tr.pin_label([out[-1]] if out else None)
+    if out:
+        out[-1] = None
+    tr.pin_label(src)
     return out
 
 

@@ -18,7 +18,7 @@ from slimforge.prune._capture import (
 )
 from slimforge.prune._graph import DependencyGraph, Group, Slot, Unit
 from slimforge.prune.attention import find_attention_form
-from slimforge.prune.plan import shape_attribute
+from slimforge.prune.plan import is_tensor_attribute, shape_attribute
 from slimforge.prune.errors import PruningError, UnsupportedOpError
 
 
@@ -162,7 +162,7 @@ class _Tracer:
         self.records: list[tuple[torch.fx.Node, Any]] = []
         self.current: torch.fx.Node | None = None  # the node being traced (for slimforge.prune.explain)
         sig = ep.graph_signature
-        self.param_names = {**sig.inputs_to_parameters, **sig.inputs_to_buffers}
+        self.param_names = {**sig.inputs_to_parameters, **sig.inputs_to_buffers, **_attribute_tables(model, sig)}
         self.placeholder_of: dict[str, torch.fx.Node] = {}
         self.pinned_modules = self._pinned_modules()
         self.opaque = {p for p in self.pinned_modules if not (self.skip and p and matches(p, self.skip))}
@@ -421,3 +421,14 @@ class _Tracer:
             groups.append(Group(f"{slot.name}:{slot.dim}", slot.name.rpartition(".")[0], [Unit(r) for r in members],
                                 width, slot_list, [producer.get(r, -1) for r in members], classes))
         return DependencyGraph(self.slots, groups, roots, self.macs_terms, uf, records=self.records, fixed_splits=self.fixed_splits)
+
+
+def _attribute_tables(model: nn.Module, sig: Any) -> dict[str, str]:
+    """The captured constants that are floating-point tensors a module holds as a plain attribute, neither parameter
+    nor buffer (VideoMAE's sinusoidal position table, ``self.position_embeddings = table(...)``): placeholder -> name.
+    They are sliced with the channels they meet, as a buffer would be, and the slicing is replayed on load."""
+    out = {}
+    for placeholder, name in getattr(sig, "inputs_to_lifted_tensor_constants", {}).items():
+        if is_tensor_attribute(model, name):
+            out[placeholder] = name
+    return out

@@ -245,6 +245,11 @@ register_attention_form("hf-t5-attention", AttentionForm(
     lambda m: m.key_value_proj_dim, _named_heads_sync("n_heads", "key_value_proj_dim", "q", "inner_dim"),
     built_heads=_t5_built_heads),
     "Hugging Face T5 / mT5 (n_heads, key_value_proj_dim, q/k/v/o; relative_attention_bias columns per head)")
+register_attention_form("hf-pix2struct-attention", AttentionForm(
+    _hf_named_heads("n_heads", "key_value_proj_dim", "query", "key", "value", "output"),
+    lambda m: m.key_value_proj_dim, _named_heads_sync("n_heads", "key_value_proj_dim", "query", "inner_dim"),
+    built_heads=_t5_built_heads),
+    "Hugging Face Pix2Struct (T5's attention with query/key/value/output layers, vision and text)")
 
 
 def _hf_grouped_query(module: nn.Module) -> bool:

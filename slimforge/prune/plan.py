@@ -149,7 +149,7 @@ def slice_tensors(model: nn.Module, kept: dict[str, dict[int, list[int] | np.nda
     weight_norms = _weight_norms_before(model, kept)
     with torch.no_grad():
         for name, dims in kept.items():
-            if name not in owners and _resize_shape_attribute(model, name, dims):
+            if name not in owners and (_resize_shape_attribute(model, name, dims) or _slice_tensor_attribute(model, name, dims)):
                 continue
             if name not in owners:
                 raise PruningError(
@@ -290,6 +290,33 @@ def _resize_shape_attribute(model: nn.Module, name: str, dims: dict[int, Any]) -
         sizes[d] = len(idx)
     old = getattr(module, attr)
     setattr(module, attr, sizes[0] if isinstance(old, int) else type(old)(sizes))  # an int, or the sequence type it was
+    return True
+
+
+def is_tensor_attribute(model: nn.Module, name: str) -> bool:
+    """``name`` is a floating-point tensor a module holds as a plain attribute, neither parameter nor buffer."""
+    path, _, attr = name.rpartition(".")
+    try:
+        module = model.get_submodule(path)
+    except AttributeError:
+        return False
+    value = vars(module).get(attr)
+    return isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter) and value.is_floating_point()
+
+
+def _slice_tensor_attribute(model: nn.Module, name: str, dims: dict[int, Any]) -> bool:
+    """Plan entry ``name`` = a module's plain tensor attribute (a sinusoidal position table): keep the indices the
+    plan says along each dimension. False when ``name`` is no such attribute."""
+    if not is_tensor_attribute(model, name):
+        return False
+    path, _, attr = name.rpartition(".")
+    module = model.get_submodule(path)
+    new = getattr(module, attr)
+    for d, idx in sorted(dims.items()):
+        if d >= new.dim() or (len(idx) and max(idx) >= new.shape[d]):
+            raise PruningError(f"The pruning plan keeps indices outside {name!r} (shape {tuple(new.shape)}): the plan was made for a different architecture.")
+        new = new.index_select(d, torch.as_tensor(np.asarray(idx, dtype=np.int64), device=new.device))
+    setattr(module, attr, new.contiguous())
     return True
 
 

@@ -258,12 +258,23 @@ def capture_kwargs(model: nn.Module, example_kwargs: Mapping[str, Any] | None) -
     whose config has a key/value cache (torch.export cannot return a cache object such as
     transformers' ``DynamicCache``). Pruning changes no cache code: generation still uses it."""
     kwargs = dict(example_kwargs or {})
-    config = getattr(model, "config", None)
-    if getattr(config, "use_cache", None) and "use_cache" not in kwargs and _accepts(model, "use_cache"):
+    if _uses_cache(getattr(model, "config", None)) and "use_cache" not in kwargs and _accepts(model, "use_cache"):
         log.warning("slimforge.prune: capturing %s with use_cache=False (its key/value cache cannot be captured); "
                     "the pruned model generates with the cache as before.", type(model).__name__)
         kwargs["use_cache"] = False
     return kwargs
+
+
+def _uses_cache(config: Any) -> bool:
+    """The config, or its text model's (a vision-language model keeps ``use_cache`` in its ``text_config``), turns
+    the key/value cache on."""
+    if getattr(config, "use_cache", None):
+        return True
+    text_config = getattr(config, "get_text_config", None)
+    try:
+        return bool(callable(text_config) and getattr(text_config(), "use_cache", None))
+    except Exception:  # noqa: BLE001 - a config without a text part answers in its own way
+        return False
 
 
 def _accepts(model: nn.Module, name: str) -> bool:

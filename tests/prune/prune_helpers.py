@@ -838,3 +838,127 @@ class PartialSingleHeadNet(nn.Module):
 
 def partial_single_head_net() -> nn.Module:
     return PartialSingleHeadNet()
+
+
+_VIS = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, image_size=32, patch_size=8)
+_LLAMA = dict(vocab_size=128, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
+              max_position_embeddings=64, pad_token_id=0, model_type="llama")
+IMAGE_TOKEN = 99
+
+
+def tiny_llava() -> nn.Module:
+    """LLaVA: a CLIP vision tower (16 patches), a projector and a Llama decoder whose image tokens take the patches."""
+    from transformers import LlavaConfig, LlavaForConditionalGeneration
+
+    config = LlavaConfig(vision_config=dict(_VIS, model_type="clip_vision_model"), text_config=_LLAMA, image_token_index=IMAGE_TOKEN,
+                         projector_hidden_act="gelu")
+    torch.manual_seed(0)
+    return LlavaForConditionalGeneration(config)
+
+
+def tiny_idefics3() -> nn.Module:
+    """Idefics3: images batched by a count the data decides (only those holding pixels), pixel-shuffled 2 x 2 into 4 tokens."""
+    from transformers import Idefics3Config, Idefics3ForConditionalGeneration
+
+    config = Idefics3Config(vision_config=dict(_VIS, model_type="idefics3_vision"), text_config=_LLAMA, image_token_id=IMAGE_TOKEN, scale_factor=2)
+    torch.manual_seed(0)
+    return Idefics3ForConditionalGeneration(config)
+
+
+def image_text_inputs(tokens: int, frames: int = 0) -> dict:
+    """``tokens`` image placeholders then 12 text tokens; one 32 px image per example (an image-count axis if ``frames``)."""
+    g = torch.Generator().manual_seed(0)
+    ids = torch.cat([torch.full((2, tokens), IMAGE_TOKEN), torch.randint(3, 90, (2, 12), generator=g)], 1)
+    pixels = torch.randn(2, *([frames] if frames else []), 3, 32, 32, generator=g)
+    return {"input_ids": ids, "pixel_values": pixels}
+
+
+def tiny_hf(config_cls: str, model_cls: str, **kwargs) -> nn.Module:
+    import transformers
+
+    torch.manual_seed(0)
+    return getattr(transformers, model_cls)(getattr(transformers, config_cls)(**kwargs))
+
+
+class ShuffleUpsampler(nn.Module):
+    """A super-resolution tail: conv to 4 x 8 channels, ``pixel_shuffle(2)`` to 8, and a weightless module that
+    views its input to ``self.embed_dim`` channels (Swin2SR's patch un-embedding)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Conv2d(3, 16, 3, padding=1)
+        self.up = nn.Conv2d(16, 32, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(2)
+        self.unembed = Unembed(8)
+        self.tail = nn.Conv2d(8, 3, 3, padding=1)
+
+    def forward(self, x):
+        y = self.shuffle(self.up(torch.relu(self.head(x))))
+        b, c, h, w = y.shape
+        return self.tail(self.unembed(y.flatten(2).transpose(1, 2), (h, w)))
+
+
+class Unembed(nn.Module):
+    def __init__(self, embed_dim: int) -> None:
+        super().__init__()
+        self.embed_dim = embed_dim
+
+    def forward(self, x, size):
+        return x.transpose(1, 2).view(x.shape[0], self.embed_dim, size[0], size[1])
+
+
+class PatchPicker(nn.Module):
+    """Picks tokens of (batch, tokens, channels) by two index tensors, ``x[rows, cols]`` (ViLT's patch selection)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(8, 32)
+        self.mlp = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 32))
+        self.head = nn.Linear(32, 5)
+
+    def forward(self, x):
+        h = self.embed(x)
+        rows = torch.arange(h.shape[0]).repeat_interleave(3)
+        cols = torch.tensor([0, 2, 4] * h.shape[0])
+        picked = h[rows, cols].view(h.shape[0], 3, -1)
+        return self.head(self.mlp(picked).mean(1))
+
+
+def tiny_timesformer() -> nn.Module:
+    return tiny_hf("TimesformerConfig", "TimesformerForVideoClassification", **_VIS, num_frames=4, num_labels=5)
+
+
+def tiny_blip() -> nn.Module:
+    text = dict(vocab_size=128, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                max_position_embeddings=64, model_type="blip_text_model", bos_token_id=1, sep_token_id=2, pad_token_id=0)
+    return tiny_hf("BlipConfig", "BlipForConditionalGeneration", vision_config=_VIS, text_config=text, projection_dim=64)
+
+
+def tiny_pix2struct() -> nn.Module:
+    return tiny_hf("Pix2StructConfig", "Pix2StructForConditionalGeneration",
+                   vision_config=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, d_ff=128, d_kv=16,
+                                      patch_embed_hidden_size=48, seq_len=16),
+                   text_config=dict(vocab_size=128, hidden_size=64, num_layers=2, num_heads=4, d_ff=128, d_kv=16))
+
+
+def pix2struct_patches() -> torch.Tensor:
+    """16 flattened 4 x 4 x 3 patches, each led by its row and column (1-based)."""
+    rows_cols = torch.arange(16).view(1, 16, 1).expand(2, 16, 2) // 4 + 1
+    return torch.cat([rows_cols, torch.randn(2, 16, 48, generator=torch.Generator().manual_seed(0))], 2).float()
+
+
+class Qwen2VisionTower(nn.Module):
+    """Qwen2-VL's vision tower alone: two 32 px images of 4 x 4 patches (2 frames each) packed into one sequence."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from transformers import Qwen2VLVisionConfig
+        from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VisionTransformerPretrainedModel
+
+        torch.manual_seed(0)
+        self.visual = Qwen2VisionTransformerPretrainedModel(Qwen2VLVisionConfig(
+            embed_dim=64, hidden_size=64, depth=2, num_heads=4, patch_size=8, spatial_merge_size=2, temporal_patch_size=2, in_chans=3))
+        self.register_buffer("grid", torch.tensor([[1, 4, 4], [1, 4, 4]]), persistent=False)
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        return self.visual(patches, grid_thw=self.grid).pooler_output

@@ -66,6 +66,20 @@ def _factory(name: str, x: torch.Tensor):
     return attach_spec(getattr(prune_helpers, name)().eval(), ModelSpec(f"prune_helpers:{name}", {})), x, {}
 
 
+def _pix2struct():
+    pytest.importorskip("transformers")
+    from prune_helpers import pix2struct_patches
+
+    model, patches, _ = _factory("tiny_pix2struct", pix2struct_patches())
+    return model, patches, {"attention_mask": torch.ones(2, 16), "decoder_input_ids": torch.randint(3, 100, (2, 6))}
+
+
+def _blip():
+    pytest.importorskip("transformers")
+    model, pixels, _ = _factory("tiny_blip", torch.randn(2, 3, 32, 32))
+    return model, pixels, {"input_ids": torch.randint(3, 100, (2, 8), generator=torch.Generator().manual_seed(0))}
+
+
 def _bert():
     pytest.importorskip("transformers")
     from prune_helpers import tiny_bert
@@ -110,6 +124,10 @@ FORM_MODELS = {
     "hf-cpmant-attention": lambda: _hf("tiny_cpmant"),
     "hf-cpmant-position-bias": lambda: _hf("tiny_cpmant"),
     "hf-conformer-attention": lambda: _speech("tiny_wav2vec2_bert"),
+    "hf-pix2struct-attention": lambda: _pix2struct(),
+    "hf-timesformer-attention": lambda: _factory("tiny_timesformer", torch.randn(2, 4, 3, 32, 32)),
+    "hf-blip-vision-attention": lambda: _blip(),
+    "hf-fused-qkv-attention": lambda: _factory("Qwen2VisionTower", torch.randn(32, 384)),
     "timm-attention": _vit,
     # tests/prune/test_attention.py covers nn.MultiheadAttention in a user module
     "timm-window-attention": _swin,
