@@ -74,7 +74,7 @@ def differences(hf: nn.Module, config: Any) -> list[Difference] | None:
     or extra tensors, and module attributes (see ``Difference.matters``). None: the config does not build."""
     try:
         with torch.device("meta"):
-            fresh = type(hf)(copy.deepcopy(config))
+            fresh = type(hf)(_as_saved(config))
     except Exception:  # noqa: BLE001 - any failure to build from the config is the answer
         return None
     out = _shape_differences(fresh, hf)
@@ -89,6 +89,16 @@ def differences(hf: nn.Module, config: Any) -> list[Difference] | None:
                 out.append(Difference(f"{path or type(hf).__name__}.{name}", built[name], value, name,
                                       read_by_methods(type(module), name)))
     return out
+
+
+def _as_saved(config: Any) -> Any:
+    """``config`` as ``from_pretrained`` will read it back from ``config.json``: a composite config's ``__init__`` may
+    overwrite a sub-config's value with its own (PaliGemma sets ``vision_config.projection_dim`` from its
+    ``projection_dim``). A copy where the round trip itself fails."""
+    try:
+        return type(config).from_dict(config.to_dict())
+    except Exception:  # noqa: BLE001 - a config class that cannot read its own dict: as it is
+        return copy.deepcopy(config)
 
 
 @functools.lru_cache(maxsize=None)

@@ -122,10 +122,20 @@ def model_class(config: Any, source: str) -> type[nn.Module]:
     if not names:
         names = [modeling_auto.MODEL_MAPPING_NAMES.get(config.model_type, "")]
     name = names[0]
+    if name not in known and _own_config_class(transformers, name, config.model_type):
+        return getattr(transformers, name)  # MusicgenForCausalLM of a musicgen_decoder config: in no auto mapping
     if name not in known or not hasattr(transformers, name):
         raise UnknownNameError(f"{source}: architecture {name!r} is not a transformers class for model type "
                                f"{config.model_type!r}.{did_you_mean(str(name), sorted(known))}")
     return getattr(transformers, name)
+
+
+def _own_config_class(transformers: Any, name: str, model_type: str) -> bool:
+    """``transformers.<name>`` is a model class whose config class is of ``model_type`` (a sub-model's class that the
+    auto mappings list under its parent's type only: Musicgen's decoder)."""
+    cls = getattr(transformers, name, None) if isinstance(name, str) and name.isidentifier() else None
+    return (isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel)
+            and getattr(getattr(cls, "config_class", None), "model_type", None) == model_type)
 
 
 def _config_object(config: dict[str, Any], source: str) -> Any:
@@ -322,6 +332,10 @@ def sync_config(model: nn.Module) -> None:
         for key, values in (("hidden_size", sizes["hidden"]), ("num_attention_heads", sizes["heads"]), (inner, sizes["intermediate"])):
             if len(set(values)) == 1 and hasattr(config, key):
                 setattr(config, key, values[0])
+        kv_heads = {m.k_proj.out_features // m.head_dim for m in hf.modules() if getattr(m, "config", None) is config
+                    and isinstance(getattr(m, "k_proj", None), nn.Linear) and type(getattr(m, "head_dim", None)) is int}
+        if len(kv_heads) == 1 and type(getattr(config, "num_key_value_heads", None)) is int:
+            config.num_key_value_heads = kv_heads.pop()  # a text model inside a vision-language one: its own config
         _sync_base_heads(hf, sizes["heads"])
         _sync_stage_widths(hf)
 
@@ -421,13 +435,20 @@ def _check_reloads(hf: nn.Module, folder: Path, out: str | Path) -> None:
     Gemma's embedding scale) included; raises naming the first that differ."""
     dtype = next(hf.parameters()).dtype
     loaded = type(hf).from_pretrained(str(folder), local_files_only=True, use_safetensors=True, dtype=dtype)
-    mine = {**dict(hf.named_buffers()), **hf.state_dict()}
-    theirs = {**dict(loaded.named_buffers()), **loaded.state_dict()}
+    mine = {**_tensor_attributes(hf), **dict(hf.named_buffers()), **hf.state_dict()}
+    theirs = {**_tensor_attributes(loaded), **dict(loaded.named_buffers()), **loaded.state_dict()}
     wrong = [k for k, v in mine.items() if k not in theirs or theirs[k].shape != v.shape or not torch.equal(theirs[k], v)]
     if wrong:
         raise ArtifactError(f"Cannot write {out} as a Hugging Face folder: loaded back with from_pretrained, "
                             f"{', '.join(wrong[:3])} differ{'s' if len(wrong) == 1 else ''} from the pruned model's "
                             "(a value the config computes from the pruned sizes). Keep slimforge's own format (slimforge.save).")
+
+
+def _tensor_attributes(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Tensors modules hold as plain attributes (VideoMAE's sinusoidal position table): pruning slices them, and a
+    model built from the pruned config computes them again at the new width, which may give other values."""
+    return {f"{path}.{k}" if path else k: v for path, module in model.named_modules() for k, v in vars(module).items()
+            if isinstance(v, torch.Tensor) and not isinstance(v, nn.Parameter) and not k.startswith("_")}
 
 
 @torch.no_grad()
