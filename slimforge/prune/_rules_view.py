@@ -71,8 +71,9 @@ def _binary(tr: Tracing, node: torch.fx.Node) -> Any:
             od = d + offset
             if od < 0 or size == 1 or out_shape[od] != size:
                 continue
-            if label[d] is None and not tr.pin_fixed_splits and (chain := _constant_along(a, d)):
-                expanded.append((chain, d, od))  # broadcast by hand: like a size of 1 (below)
+            if (label[d] is None and not tr.pin_fixed_splits and (chain := _constant_along(a, d))
+                    and _opname(chain[0].target) == "expand_as"):
+                expanded.append((chain, d, od))  # broadcast by hand to another tensor's size: like a size of 1 (below)
                 continue
             if not seen[od]:
                 out[od], seen[od] = label[d], True
@@ -81,10 +82,10 @@ def _binary(tr: Tracing, node: torch.fx.Node) -> Any:
                 if out[od] is None or label[d] is None:
                     out[od] = None
     for chain, d, od in expanded:
-        # An operand expanded from size 1 along a tracked dimension (F.normalize divides by the norm
-        # ``.expand_as(x)``): it holds one value along it, so it broadcasts as a size of 1 would. The capture records
-        # the expanded size as a constant; guess it is read from x, as expand_as does (the pruned model is checked,
-        # and if it fails, pruning is redone with such dimensions kept whole).
+        # An operand expanded from size 1 to another tensor's size along a tracked dimension (F.normalize divides by
+        # the norm ``.expand_as(x)``): it holds one value along it, so it broadcasts as a size of 1 would, and its size
+        # follows x's. Not an ``expand`` to sizes the code states: HY-V4 copies its hidden states into a fixed number
+        # of streams, whose count must not follow a weight's rows.
         if out[od] is None:
             continue
         tr.fixed_splits += 1
