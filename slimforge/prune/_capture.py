@@ -110,16 +110,17 @@ class Tracing(Protocol):
 def export_model(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.ExportedProgram:
     """Export in training mode (so auxiliary heads used only in training are seen), then restore. A model
     whose training forward cannot be captured (LayerDrop's random skip of whole layers in M2M100 or LED
-    branches on a random number) is captured in eval mode instead. A transformers model given ``input_ids``
-    without ``attention_mask`` whose capture fails is captured again with a mask of ones, which it treats as
-    no mask (LongT5's local attention builds its blocks from the mask, and under torch.export it does not make
-    one itself)."""
+    branches on a random number) is captured in eval mode instead. A transformers model whose capture fails is
+    captured again with the position ids it computes for itself (Qwen2-VL's 3-D positions, a data-dependent loop;
+    :func:`_with_its_own_positions`), or, given ``input_ids`` without ``attention_mask``, with a mask of ones, which
+    it treats as no mask (LongT5's local attention builds its blocks from the mask, and under torch.export it does
+    not make one itself)."""
     was_training = model.training
     try:
         try:
             return _export_in_some_mode(model, args, kwargs)
         except PruningError as first:
-            for fallback, what in ((_with_a_mask_of_ones, "attention_mask of ones"), (_with_its_own_positions, "the position ids it computes")):
+            for fallback, what in ((_with_its_own_positions, "the position ids it computes"), (_with_a_mask_of_ones, "attention_mask of ones")):
                 retried = fallback(model, args, kwargs)
                 if retried is None:
                     continue
