@@ -75,6 +75,8 @@ def _opaque_attention(module: nn.Module) -> bool:
         return False
     if isinstance(getattr(module, "A_log", None), nn.Parameter):  # a state-space mixer (Mamba-2's heads): not attention
         return False
+    if any((form := find_attention_form(c)) is not None and not form.part for c in module.children()):
+        return False  # a block around an attention of a known form (SigLIP 2's pooling head keeps num_heads and a probe)
     # The attention itself (it holds the projections), not a block that merely passes num_heads on.
     return bool(module._parameters) or any(isinstance(c, nn.Linear) for c in module.children())
 

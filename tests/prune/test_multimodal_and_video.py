@@ -216,3 +216,19 @@ def test_qwen2_vl_vision_tower_over_packed_patches_and_its_own_positions_are_cap
     assert block.attn.num_heads < 4 and block.norm1.weight.shape[0] < 64
     with torch.no_grad():
         assert model(**inputs, use_cache=False).logits.shape == (2, 17, 128)
+
+
+def test_a_block_around_an_attention_of_a_known_form_is_not_taken_for_attention_itself():
+    """SigLIP 2's pooling head keeps ``num_heads`` and a ``probe`` parameter beside its nn.MultiheadAttention: it was
+    taken for an attention of no form and kept whole, and with it the vision tower's residual."""
+    vision = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, num_patches=16, patch_size=8)
+    text = dict(vocab_size=128, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, max_position_embeddings=64)
+    model = _h("tiny_hf", "Siglip2Config", "Siglip2Model", text_config=text, vision_config=vision).eval()
+    g = torch.Generator().manual_seed(0)
+    inputs = {"input_ids": torch.randint(3, 120, (2, 12), generator=g), "pixel_values": torch.randn(2, 16, 192, generator=g),
+              "pixel_attention_mask": torch.ones(2, 16, dtype=torch.long), "spatial_shapes": torch.tensor([[4, 4], [4, 4]])}
+    sp.prune(model, example_kwargs=inputs, ratio=0.3)
+    head = model.vision_model.head
+    assert model.vision_model.embeddings.patch_embedding.out_features < 64 and head.attention.num_heads < 4
+    with torch.no_grad():
+        assert model(**inputs).image_embeds.shape == (2, 64)  # the embeddings users index keep their width
