@@ -6,7 +6,6 @@ coupling is found."""
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import operator
 import warnings
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimforge.prune._hf_varlen_capture import packed_segments_as_flash
+from slimforge.prune._hf_varlen_capture import forward_parameters, packed_segments_as_flash
 from slimforge.prune.errors import PruningError
 
 
@@ -186,7 +185,7 @@ def _with_its_own_positions(model: nn.Module, args: tuple, kwargs: dict) -> dict
     were given and computing them is what cannot be captured (Qwen2-VL's 3-D M-RoPE positions loop over the image and
     text tokens): recorded from an eager run, as the first ``position_ids`` one of its modules receives, and used only
     if the model gives the same outputs with them. None otherwise."""
-    if kwargs.get("position_ids") is not None or not type(model).__module__.startswith("transformers.") or "position_ids" not in _parameters(model.forward):
+    if kwargs.get("position_ids") is not None or not type(model).__module__.startswith("transformers.") or "position_ids" not in forward_parameters(type(model)):
         return None
     seen: list[torch.Tensor] = []
 
@@ -221,23 +220,13 @@ def _first_tensor(out: Any) -> torch.Tensor | None:
     return next((t for t in (_first_tensor(v) for v in values) if t is not None), None)
 
 
-def _parameters(function: Any) -> set[str]:
-    try:
-        return set(inspect.signature(function).parameters)
-    except (TypeError, ValueError):
-        return set()
-
-
 def _with_a_mask_of_ones(model: nn.Module, args: tuple, kwargs: dict) -> dict | None:
     """``kwargs`` plus ``attention_mask`` of ones where a transformers model's forward takes one and was not given
     one; None otherwise."""
     ids = kwargs.get("input_ids")
     if not isinstance(ids, torch.Tensor) or kwargs.get("attention_mask") is not None or not type(model).__module__.startswith("transformers."):
         return None
-    try:
-        takes = "attention_mask" in inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return None
+    takes = "attention_mask" in forward_parameters(type(model))
     return {**kwargs, "attention_mask": torch.ones_like(ids)} if takes else None
 
 

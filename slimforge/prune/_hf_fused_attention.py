@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from slimforge.prune._capture import _parameters
+from slimforge.prune._hf_varlen_capture import takes_cu_seqlens
 from slimforge.prune.attention import AttentionForm, Swap, _int, _linear, register_attention_form, register_stand_in
 
 
@@ -292,9 +292,12 @@ def _blip_forward(self: nn.Module, hidden_states: torch.Tensor, **kwargs: Any):
     return self.projection((probs @ value).transpose(1, 2).flatten(2)), probs
 
 
-_INPUT_WIDTH_FORWARDS = {"TimesformerSelfAttention": _timesformer_forward, "BlipAttention": _blip_forward,
-                         "Blip2Attention": _blip_forward, "InstructBlipAttention": _blip_forward,
-                         "InstructBlipVideoAttention": _blip_forward}
+# class -> (its transformers module, the stand-in's forward)
+_INPUT_WIDTH_CLASSES = {"TimesformerSelfAttention": ("timesformer.modeling_timesformer", _timesformer_forward),
+                        "BlipAttention": ("blip.modeling_blip", _blip_forward),
+                        "Blip2Attention": ("blip_2.modeling_blip_2", _blip_forward),
+                        "InstructBlipAttention": ("instructblip.modeling_instructblip", _blip_forward),
+                        "InstructBlipVideoAttention": ("instructblipvideo.modeling_instructblipvideo", _blip_forward)}
 _INPUT_WIDTH_STAND_INS: dict[type, type] = {}
 
 
@@ -305,7 +308,7 @@ def _use_input_width_stand_in(module: nn.Module) -> None:
         return
     if own not in _INPUT_WIDTH_STAND_INS:
         _INPUT_WIDTH_STAND_INS[own] = type(f"Prunable{own.__name__}", (own,),
-                                           {"forward": _INPUT_WIDTH_FORWARDS[own.__name__], "__module__": __name__})
+                                           {"forward": _INPUT_WIDTH_CLASSES[own.__name__][1], "__module__": __name__})
     module.__class__ = _INPUT_WIDTH_STAND_INS[own]
 
 
@@ -317,15 +320,12 @@ register_attention_form("hf-timesformer-attention", AttentionForm(
     _input_width_attention("TimesformerSelfAttention"), _remembered_head_dim, _input_width_sync, remember=_remember_head_dim),
     "Hugging Face TimeSformer (fused qkv viewed as (3, heads, width // heads), no output projection inside)")
 register_attention_form("hf-blip-vision-attention", AttentionForm(
-    _input_width_attention("BlipAttention", "Blip2Attention", "InstructBlipAttention", "InstructBlipVideoAttention"),
+    _input_width_attention(*(n for n in _INPUT_WIDTH_CLASSES if n.startswith(("Blip", "InstructBlip")))),
     _remembered_head_dim, _input_width_sync, remember=_remember_head_dim),
     "Hugging Face BLIP / BLIP-2 / InstructBLIP vision attention (fused qkv viewed as (3, heads, width // heads), projection)")
-for _module, _names in (("timesformer.modeling_timesformer", ("TimesformerSelfAttention",)), ("blip.modeling_blip", ("BlipAttention",)),
-                        ("blip_2.modeling_blip_2", ("Blip2Attention",)), ("instructblip.modeling_instructblip", ("InstructBlipAttention",)),
-                        ("instructblipvideo.modeling_instructblipvideo", ("InstructBlipVideoAttention",))):
-    for _name in _names:
-        register_stand_in(f"transformers.models.{_module}.{_name}",
-                          Swap(_input_width_attention(_name), _input_width_pruned, _use_input_width_stand_in, _use_own_class))
+for _name, (_module, _) in _INPUT_WIDTH_CLASSES.items():
+    register_stand_in(f"transformers.models.{_module}.{_name}",
+                      Swap(_input_width_attention(_name), _input_width_pruned, _use_input_width_stand_in, _use_own_class))
 
 
 # ----------------------------------------------------------------------------- fused qkv of a vision tower
@@ -339,7 +339,7 @@ def _fused_qkv_attention(module: nn.Module) -> bool:
     ``head_dim`` and an output projection."""
     return (_linear(module, "qkv") and _int(module, "num_heads") and _int(module, "head_dim")
             and any(_linear(module, n) for n in _FUSED_OUTPUTS) and module.qkv.out_features % (3 * module.head_dim) == 0
-            and "cu_seqlens" in _parameters(type(module).forward))
+            and takes_cu_seqlens(module))
 
 
 def _fused_qkv_sync(module: nn.Module) -> dict[str, int]:

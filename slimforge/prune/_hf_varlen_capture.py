@@ -14,6 +14,7 @@ implementation afterwards and is checked eagerly as always.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import sys
 from collections.abc import Iterator
@@ -46,11 +47,18 @@ def _segment_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor
     return out.transpose(1, 2).contiguous(), None
 
 
-def _takes_cu_seqlens(module: nn.Module) -> bool:
+def takes_cu_seqlens(module: nn.Module) -> bool:
+    """The module's forward takes ``cu_seqlens``: attention over packed segments."""
+    return "cu_seqlens" in forward_parameters(type(module))
+
+
+@functools.lru_cache(maxsize=None)
+def forward_parameters(cls: type) -> frozenset[str]:
+    """The parameter names of ``cls.forward`` (looked up once per class: every capture asks of every module)."""
     try:
-        return "cu_seqlens" in inspect.signature(type(module).forward).parameters
+        return frozenset(inspect.signature(cls.forward).parameters)
     except (TypeError, ValueError):
-        return False
+        return frozenset()
 
 
 @contextlib.contextmanager
@@ -62,7 +70,7 @@ def packed_segments_as_flash(model: nn.Module) -> Iterator[None]:
     if transformers is not None:
         for module in model.modules():
             config = getattr(module, "config", None)
-            if (_takes_cu_seqlens(module) and config is not None and hasattr(config, "_attn_implementation")
+            if (takes_cu_seqlens(module) and config is not None and hasattr(config, "_attn_implementation")
                     and id(config) not in configs and "flash" not in str(config._attn_implementation)):
                 configs[id(config)] = (config, config._attn_implementation)
     if not configs:

@@ -89,11 +89,17 @@ def _binary(tr: Tracing, node: torch.fx.Node) -> Any:
         if out[od] is None:
             continue
         tr.fixed_splits += 1
-        for n in chain:
-            lbl = tr.labels.get(n)
-            if isinstance(lbl, list) and d < len(lbl) and lbl[d] is None:
-                lbl[d] = out[od]
+        _chain_follows(tr, chain, d, out[od])
     return out
+
+
+def _chain_follows(tr: Tracing, chain: list[torch.fx.Node], d: int, vec: np.ndarray) -> None:
+    """The nodes of an expand (and the conversions after it, :func:`_constant_along`) take ``vec`` along dimension
+    ``d`` where they had none: their size there follows it, which the pruned-graph check then expects."""
+    for n in chain:
+        lbl = tr.labels.get(n)
+        if isinstance(lbl, list) and -len(lbl) <= d < len(lbl) and lbl[d] is None and _shape(n)[d] == len(vec):
+            lbl[d] = vec
 
 
 @_rule("mean", "sum", "amax", "amin", "var", "std", "linalg_vector_norm", "linalg_norm", "norm", "logsumexp", "var_mean", "prod",
@@ -616,9 +622,7 @@ def _sizing_module(tr: Tracing, node: torch.fx.Node) -> torch.nn.Module | None:
         module = tr.model.get_submodule(module_path(node))
     except AttributeError:
         return None
-    if find_attention_form(module) is not None or any(isinstance(getattr(module, a, None), int) for a in HEAD_ATTRS):
-        return None
-    return module
+    return None if _attention_like(module) else module
 
 
 def _width_attribute_split(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, sizes: list[int]) -> bool:
@@ -913,10 +917,7 @@ def _gather(tr: Tracing, node: torch.fx.Node) -> Any:
             # does. The capture records that size as a constant, fixed in the code or read from x; guess the latter,
             # and if the pruned model then fails to run, pruning is redone with such dimensions kept whole.
             tr.fixed_splits += 1
-            for n in chain:  # the index's size along e follows x's too: the pruned model is checked against that
-                lbl = tr.labels.get(n)
-                if isinstance(lbl, list) and lbl[e] is None:
-                    lbl[e] = vec
+            _chain_follows(tr, chain, e, vec)  # the index's size along e follows x's too
             out.append(vec)
         elif ivec is None:  # an index of fixed size there (or one sized from x, which a capture cannot tell apart)
             tr.uf.pin(vec)
@@ -1089,8 +1090,7 @@ def _masked_scatter(tr: Tracing, node: torch.fx.Node) -> Any:
     out = list(tr.lab(x) or [None] * len(shape))
     src = tr.lab(source) if isinstance(source, torch.fx.Node) else None
     sshape = _shape(source) if isinstance(source, torch.fx.Node) else ()
-    last = len(shape) - 1
-    whole_rows = last >= 0 and sshape and sshape[-1] == shape[-1] and shape[-1] > 1
+    whole_rows = bool(shape) and bool(sshape) and sshape[-1] == shape[-1] and shape[-1] > 1
     mlabel = tr.lab(mask) if isinstance(mask, torch.fx.Node) else None
     mshape = _shape(mask) if isinstance(mask, torch.fx.Node) else ()
     chain = _constant_along(mask, len(mshape) - 1) if whole_rows and len(mshape) == len(shape) else []
@@ -1100,10 +1100,7 @@ def _masked_scatter(tr: Tracing, node: torch.fx.Node) -> Any:
         chain = [mask]  # a mask tracked along it: it follows x there
         tr.uf.tie(out[-1], mlabel[-1])
     if whole_rows and chain and out[-1] is not None:
-        for n in chain:  # a mask expanded to x's size (read from x, as expand_as does; checked on the pruned model)
-            lbl = tr.labels.get(n)
-            if isinstance(lbl, list) and lbl and lbl[-1] is None and _shape(n)[-1] == shape[-1]:
-                lbl[-1] = out[-1]
+        _chain_follows(tr, chain, -1, out[-1])  # a mask expanded to x's size (read from x, as expand_as does)
         if src is not None and src[-1] is not None:
             tr.uf.tie(out[-1], src[-1])
             tr.pin_label(src[:-1])

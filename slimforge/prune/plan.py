@@ -158,14 +158,7 @@ def slice_tensors(model: nn.Module, kept: dict[str, dict[int, list[int] | np.nda
                 )
             module, attr, is_param = owners[name][0]
             old = getattr(module, attr)
-            new = old
-            for d, idx in sorted(dims.items()):
-                if d >= new.dim() or (len(idx) and max(idx) >= new.shape[d]):
-                    raise PruningError(
-                        f"The pruning plan keeps indices up to {max(idx)} of dimension {d} of {name!r}, whose shape is "
-                        f"{tuple(old.shape)}: the plan was made for a different architecture."
-                    )
-                new = new.index_select(d, torch.as_tensor(np.asarray(idx, dtype=np.int64), device=new.device))
+            new = _kept_along(name, old, dims)
             new = nn.Parameter(new.contiguous(), requires_grad=old.requires_grad) if is_param else new.contiguous()
             for m, a, p in by_id.get(id(old), [(module, attr, is_param)]):
                 snapshots.setdefault(id(m), (m, _snapshot(m)))
@@ -311,13 +304,21 @@ def _slice_tensor_attribute(model: nn.Module, name: str, dims: dict[int, Any]) -
         return False
     path, _, attr = name.rpartition(".")
     module = model.get_submodule(path)
-    new = getattr(module, attr)
+    setattr(module, attr, _kept_along(name, getattr(module, attr), dims).contiguous())
+    return True
+
+
+def _kept_along(name: str, tensor: torch.Tensor, dims: dict[int, Any]) -> torch.Tensor:
+    """``tensor`` with only ``dims[d]``'s indices along each dimension d; a plan reaching outside it is a PruningError."""
+    new = tensor
     for d, idx in sorted(dims.items()):
         if d >= new.dim() or (len(idx) and max(idx) >= new.shape[d]):
-            raise PruningError(f"The pruning plan keeps indices outside {name!r} (shape {tuple(new.shape)}): the plan was made for a different architecture.")
+            raise PruningError(
+                f"The pruning plan keeps indices up to {max(idx) if len(idx) else 0} of dimension {d} of {name!r}, whose "
+                f"shape is {tuple(tensor.shape)}: the plan was made for a different architecture."
+            )
         new = new.index_select(d, torch.as_tensor(np.asarray(idx, dtype=np.int64), device=new.device))
-    setattr(module, attr, new.contiguous())
-    return True
+    return new
 
 
 def _snapshot(module: nn.Module) -> dict[str, Any]:
