@@ -6,8 +6,11 @@ coupling is found."""
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import operator
+import re
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
@@ -102,7 +105,9 @@ class Tracing(Protocol):
 
     def pin_label(self, label: Any) -> None: ...
 
-    def attribute_slot(self, node: torch.fx.Node, attr: str, index: int, vec: Any, value: list[int]) -> bool: ...
+    def attribute_slot(self, node: torch.fx.Node, attr: str, index: int, vec: Any, value: list[int], path: str | None = None) -> bool: ...
+
+    def attention_mode(self, module: nn.Module) -> str: ...
 
 
 
@@ -116,22 +121,27 @@ def export_model(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.Ex
     not make one itself)."""
     was_training = model.training
     try:
-        try:
-            return _export_in_some_mode(model, args, kwargs)
-        except PruningError as first:
-            for fallback, what in ((_with_its_own_positions, "the position ids it computes"), (_with_a_mask_of_ones, "attention_mask of ones")):
-                retried = fallback(model, args, kwargs)
-                if retried is None:
-                    continue
-                try:
-                    ep = _export_in_some_mode(model, args, retried)
-                except PruningError:
-                    continue
-                log.info("slimforge.prune: captured %s with %s (it failed without).", type(model).__name__, what)
-                return ep
-            raise first from None
+        with _quiet_draft_report():
+            return _export_with_fallbacks(model, args, kwargs)
     finally:
         model.train(was_training)
+
+
+def _export_with_fallbacks(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.ExportedProgram:
+    try:
+        return _export_in_some_mode(model, args, kwargs)
+    except PruningError as first:
+        for fallback, what in ((_with_its_own_positions, "the position ids it computes"), (_with_a_mask_of_ones, "attention_mask of ones")):
+            retried = fallback(model, args, kwargs)
+            if retried is None:
+                continue
+            try:
+                ep = _export_in_some_mode(model, args, retried)
+            except PruningError:
+                continue
+            log.info("slimforge.prune: captured %s with %s (it failed without).", type(model).__name__, what)
+            return ep
+        raise first from None
 
 
 def _export_in_some_mode(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.ExportedProgram:
@@ -169,15 +179,20 @@ def _export_specialised(model: nn.Module, args: tuple, kwargs: dict, exc: BaseEx
 
 
 class _quiet_draft_report:
-    """draft_export logs a page-wide report of the data-dependent places it specialised; the info line above says it."""
+    """draft_export logs a page-wide report of the data-dependent places it specialised, and the shape solver a
+    whole graph where it finds no user code for a symbol (``nn.Transformer``'s causal-mask check); the info line
+    above says what matters."""
+
+    NAMES = ("torch.export._draft_export", "torch.fx.experimental.symbolic_shapes")
 
     def __enter__(self) -> None:
-        self.logger = logging.getLogger("torch.export._draft_export")
-        self.level = self.logger.level
-        self.logger.setLevel(logging.ERROR)
+        self.levels = [(logger, logger.level) for logger in map(logging.getLogger, self.NAMES)]
+        for logger, _ in self.levels:
+            logger.setLevel(logging.ERROR)
 
     def __exit__(self, *exc: object) -> None:
-        self.logger.setLevel(self.level)
+        for logger, level in self.levels:
+            logger.setLevel(level)
 
 
 def _with_its_own_positions(model: nn.Module, args: tuple, kwargs: dict) -> dict | None:
@@ -234,8 +249,24 @@ def _export(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.Exporte
     with warnings.catch_warnings():
         # nn.LSTM/GRU/RNN refresh their list of weights in forward; export warns about that list (not a buffer).
         warnings.filterwarnings("ignore", message=r"The tensor attributes .*_flat_weights.* were assigned during export")
-        with _unchanging_module_to(), _capture_forwards(model), packed_segments_as_flash(model):
+        with _unchanging_module_to(), _capture_forwards(model), packed_segments_as_flash(model), _no_partial_graph_print():
             return _inline_wrapped_regions(torch.export.export(model, args, kwargs, strict=False))
+
+
+@contextlib.contextmanager
+def _no_partial_graph_print() -> Iterator[None]:
+    """torch.export prints the whole graph it traced so far to stderr when a capture fails on a data-dependent branch
+    (``nn.Transformer``'s causal-mask check), before raising; slimforge then captures another way and says so in one
+    line. Everything else written to stderr meanwhile is passed on."""
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(buffer):
+            yield
+    except Exception as exc:
+        graph = getattr(exc, "partial_fx_graph", None)
+        sys.stderr.write(buffer.getvalue().replace(f"{graph}\n", "") if graph is not None else buffer.getvalue())
+        raise
+    sys.stderr.write(buffer.getvalue())
 
 
 _CAPTURE_FORWARDS: dict[str, Callable[..., Any]] = {}
@@ -515,4 +546,14 @@ def _clean(tr: Tracing, vec: Vec, size: int) -> Vec:
 
 
 HEAD_ATTRS = ("num_heads", "n_heads", "num_attention_heads", "num_key_value_heads", "heads")
+
+# An int attribute that counts heads, as attention is written by hand: n_head (nanoGPT), heads (vit-pytorch),
+# num_heads (timm), n_local_heads / n_local_kv_heads (Meta's Llama), nhead (PyTorch), h (the Annotated Transformer) ...
+_HEAD_COUNT = re.compile(r"(?:n|num|number|nb)?_?(?:local_|attn_|attention_|kv_|key_value_|q_|query_)*(?:heads?|h)")
+
+
+def head_counts(module: nn.Module) -> dict[str, int]:
+    """The module's own int attributes that count heads (by name), with their values."""
+    return {name: value for name, value in vars(module).items()
+            if type(value) is int and value >= 1 and _HEAD_COUNT.fullmatch(name)}
 

@@ -12,7 +12,10 @@ import numpy as np
 import torch
 
 from slimforge.prune._capture import (
-    HEAD_ATTRS, PIN, Label, Tracing, _arg, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, module_path, module_paths,
+    HEAD_ATTRS, PIN, Label, Tracing, _arg, head_counts, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, module_path,
+)
+from slimforge.prune._hand_written_attention import (
+    counted_head_axis, enclosing_paths, expanded_to_counted_heads, heads_follow, library_class, merged_width_follows,
 )
 from slimforge.prune._split_blocks import is_split_block
 from slimforge.prune.attention import find_attention_form, head_axis
@@ -305,12 +308,16 @@ def _reshape_label(tr: Tracing, node: torch.fx.Node, label: Label, in_shape: tup
         osizes = [out_shape[d] for d in bo]
         if len(bo) == 1:
             out[bo[0]] = np.ascontiguousarray(merged)
+            if bo[0] == len(out_shape) - 1:  # heads merged back into the last dimension: a width
+                merged_width_follows(tr, node, out[bo[0]], osizes[0])
             continue
-        axis = _split_axis(tr, node, merged, osizes)
+        axis, counted_by = _split_axis(tr, node, merged, osizes)
         if axis < 0:
             tr.uf.pin(merged)
             continue
         out[bo[axis]] = _split(tr, merged, osizes, axis)
+        if counted_by is not None:
+            heads_follow(tr, node, counted_by, out[bo[axis]], math.prod(osizes[axis + 1:]))
     return out
 
 
@@ -353,23 +360,32 @@ def _all_pinned(tr: Tracing, vec: np.ndarray) -> bool:
     return bool((tr.uf.roots(vec) == PIN).all())
 
 
-def _split_axis(tr: Tracing, node: torch.fx.Node, merged: np.ndarray, osizes: list[int]) -> int:
+def _split_axis(tr: Tracing, node: torch.fx.Node, merged: np.ndarray, osizes: list[int]) -> tuple[int, tuple | None]:
     """Which factor of a split dimension stays prunable: one the elements already follow, else
-    the head axis of a registered attention form, else the largest factor (so a
-    channel shuffle loses the same channel of every group)."""
+    the head axis of a registered attention form, else that of an attention of no registered form whose
+    head count an attribute holds (then also (path, module, head counts) of that module, whose counts follow),
+    else the largest factor (so a channel shuffle loses the same channel of every group). -1: none."""
     grid = tr.uf.roots(merged).reshape(osizes)
     for axis in range(len(osizes)):
         g = np.moveaxis(grid, axis, 0).reshape(osizes[axis], -1)
         if (g == g[:, :1]).all():
-            return axis
-    for module in _enclosing_modules(tr, node):
+            return axis, None
+    for path, module in enclosing_paths(tr, node):
         form = find_attention_form(module)
         if form is not None:
             axis = head_axis(module, form, osizes)
-            return -1 if axis is None else axis
-        if any(isinstance(getattr(module, a, None), int) for a in HEAD_ATTRS):
-            return -1  # attention of unknown layout: which factor it derives from its input is unknown
-    return int(np.argmax(osizes))
+            if axis is None:
+                return -1, None
+            # A class of the user's that a form matches by its attributes (q_proj ... o_proj, head_dim): the form's
+            # sync keeps the library's names in line, and the head counts the user's own forward reads follow too.
+            counts = {} if library_class(module) else head_counts(module)
+            return axis, ((path, module, counts) if counts else None)
+        counts = head_counts(module)
+        if counts or any(isinstance(getattr(module, a, None), int) for a in HEAD_ATTRS):
+            axis = counted_head_axis(osizes, counts) if tr.attention_mode(module) != "opaque" else None
+            # attention of unknown layout: which factor it derives from its input is unknown
+            return (-1, None) if axis is None else (axis, (path, module, counts))
+    return int(np.argmax(osizes)), None
 
 
 def _split(tr: Tracing, merged: np.ndarray, osizes: list[int], axis: int) -> np.ndarray:
@@ -411,7 +427,9 @@ def _expand(tr: Tracing, node: torch.fx.Node) -> Any:
     lead = len(out_shape) - len(label)
     out = [None] * lead + [v if v is not None and len(v) == out_shape[lead + d] else None for d, v in enumerate(label)]
     heads = _built_heads(tr, node)
-    if heads is None or heads < 2:
+    if heads is None:
+        return expanded_to_counted_heads(tr, node, label, in_shape, out_shape, out)
+    if heads < 2:
         return out
     ones = [d for d, size in enumerate(in_shape) if size == 1]
     for d in ones:
@@ -443,11 +461,8 @@ def _innermost_form(tr: Tracing, node: torch.fx.Node) -> tuple[Any, Any]:
 
 def _enclosing_modules(tr: Tracing, node: torch.fx.Node) -> Iterator[Any]:
     """The modules whose forward ran ``node``, innermost first."""
-    for path in reversed(module_paths(node)):
-        try:
-            yield tr.model.get_submodule(path)
-        except AttributeError:
-            continue
+    for _, module in enclosing_paths(tr, node):
+        yield module
 
 
 @_rule("select", "select_copy")

@@ -5,7 +5,7 @@ elements together in the union-find."""
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ from torch import nn
 
 from slimforge.prune import _rules_math, _rules_rnn, _rules_view  # noqa: F401  (registers the op rules)
 from slimforge.prune._capture import (
-    PIN, RULES, Label, _first_occurrence_order, _flat_nodes, _has_tracked_tensor, _none_like, _opname, qualified_opname, _UnionFind, export_model, module_path, module_paths, output_leaves_to_keep,
+    PIN, RULES, Label, _first_occurrence_order, head_counts, _flat_nodes, _has_tracked_tensor, _none_like, _opname, qualified_opname, _UnionFind, export_model, module_path, module_paths, output_leaves_to_keep,
 )
 from slimforge.prune._graph import DependencyGraph, Group, Slot, Unit
 from slimforge.prune.attention import find_attention_form
@@ -29,16 +29,30 @@ def build_dependency_graph(
     *,
     skip: Sequence[str] = (),
     pin_fixed_splits: bool = False,
+    attention_modes: Mapping[type, str] | None = None,
 ) -> DependencyGraph:
     """Capture ``model`` and group its coupled channel dimensions (see the module docstring).
 
     ``pin_fixed_splits``: keep whole every dimension split into sizes the code fixes
     (``x.split(26, 1)``), which pruning cannot change; by default its equal pieces are pruned
     alike, right when the size is computed from the tensor (``x.split(x.shape[1] // 2, 1)``).
+    ``attention_modes``: per class of attention of no registered form, how it is pruned (:data:`ATTENTION_MODES`;
+    "heads" where not given).
     """
     ep = export_model(model, example_inputs, example_kwargs or {})
-    tracer = _Tracer(model, ep, skip, pin_fixed_splits)
-    tracer.run()
+    modes = dict(attention_modes or {})
+    while True:
+        tracer = _Tracer(model, ep, skip, pin_fixed_splits, modes)
+        try:
+            tracer.run()
+            break
+        except UnsupportedOpError:
+            # An op without a rule inside an attention of no registered form (Longformer's as_strided
+            # chunks): that attention keeps its heads, and the rest is traced again.
+            around = _unknown_attention_around(model, tracer.current, modes)
+            if around is None:
+                raise
+            modes[around] = ATTENTION_MODES[-1]
     graph = tracer.finish()
     graph.unreached = unreached_modules(model, ep)
     return graph
@@ -64,21 +78,52 @@ def matches(path: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(path, p) or fnmatch.fnmatchcase(path, p + ".*") for p in patterns)
 
 
-def _opaque_attention(module: nn.Module) -> bool:
-    """Attention whose forward derives head sizes from its input: its dimensions stay as they are.
-    Forms registered in :mod:`slimforge.prune.attention` lose whole heads instead."""
-    if find_attention_form(module) is not None:
-        return False
-    if isinstance(module, nn.MultiheadAttention):
-        return True
-    if not any(isinstance(getattr(module, a, None), int) for a in ("num_heads", "n_heads")):
+# How an attention of no registered form is pruned (see ``unknown_attention``), tried in this order: "heads" (the
+# head counts it keeps in attributes follow whole heads, found where its forward splits channels into heads),
+# "coupled" (the same, its input's width tied to its heads, head_dim channels to a head: a forward that reshapes
+# to ``C // num_heads`` of its input's width C, or back to C), "opaque" (its heads stay; see ``_opaque_open_dims``).
+ATTENTION_MODES = ("heads", "coupled", "opaque")
+
+
+def unknown_attention(module: nn.Module) -> bool:
+    """Attention of no registered form, as written by hand: it keeps a head count in an attribute
+    (:func:`head_counts`) and holds projections (parameters, linear layers or convolutions of its own)."""
+    if find_attention_form(module) is not None or not head_counts(module):
         return False
     if isinstance(getattr(module, "A_log", None), nn.Parameter):  # a state-space mixer (Mamba-2's heads): not attention
         return False
     if any((form := find_attention_form(c)) is not None and not form.part for c in module.children()):
         return False  # a block around an attention of a known form (SigLIP 2's pooling head keeps num_heads and a probe)
     # The attention itself (it holds the projections), not a block that merely passes num_heads on.
-    return bool(module._parameters) or any(isinstance(c, nn.Linear) for c in module.children())
+    return bool(module._parameters) or any(isinstance(c, (nn.Linear, nn.modules.conv._ConvNd)) for c in module.children())
+
+
+def _unknown_attention_around(model: nn.Module, node: torch.fx.Node | None, modes: Mapping[type, str]) -> type | None:
+    """The class of the innermost attention of no registered form whose forward ran ``node`` and whose heads
+    may still go (its mode is not "opaque"), or None."""
+    for path in reversed(module_paths(node) if node is not None else []):
+        try:
+            module = model.get_submodule(path)
+        except AttributeError:
+            continue
+        if unknown_attention(module):
+            return type(module) if modes.get(type(module), ATTENTION_MODES[0]) != ATTENTION_MODES[-1] else None
+    return None
+
+
+def _opaque_attention(module: nn.Module, modes: Mapping[type, str] | None = None) -> bool:
+    """Attention whose dimensions stay as they are: ``nn.MultiheadAttention`` before its stand-in, and an
+    attention of no registered form whose heads could not follow (``modes`` says "opaque" for its class)."""
+    if find_attention_form(module) is not None:
+        return False
+    if isinstance(module, nn.MultiheadAttention):
+        return True
+    if not unknown_attention(module) or (modes or {}).get(type(module), ATTENTION_MODES[0]) != ATTENTION_MODES[-1]:
+        return False
+    # Its parameters stay where it keeps num_heads / n_heads (else only the splits into heads stay whole: ConvBERT's
+    # num_attention_heads, whose span convolutions keep their own widths) and holds its projections.
+    return (any(isinstance(getattr(module, a, None), int) for a in ("num_heads", "n_heads"))
+            and (bool(module._parameters) or any(isinstance(c, nn.Linear) for c in module.children())))
 
 
 def _attention_slots(model: nn.Module, field: str) -> set[tuple[str, int]]:
@@ -148,8 +193,10 @@ def _kernel_slots(model: nn.Module) -> set[tuple[str, int]]:
 
 
 class _Tracer:
-    def __init__(self, model: nn.Module, ep: torch.export.ExportedProgram, skip: Sequence[str], pin_fixed_splits: bool = False) -> None:
+    def __init__(self, model: nn.Module, ep: torch.export.ExportedProgram, skip: Sequence[str], pin_fixed_splits: bool = False,
+                 attention_modes: Mapping[type, str] | None = None) -> None:
         self.model = model
+        self.attention_modes = dict(attention_modes or {})
         self.ep = ep
         self.skip = list(skip)
         self.pin_fixed_splits = pin_fixed_splits
@@ -178,7 +225,7 @@ class _Tracer:
     def _pinned_modules(self) -> list[str]:
         paths = []
         for path, module in self.model.named_modules():
-            if _opaque_attention(module) or (self.skip and path and matches(path, self.skip)):
+            if _opaque_attention(module, self.attention_modes) or (self.skip and path and matches(path, self.skip)):
                 paths.append(path)
         return paths
 
@@ -342,14 +389,18 @@ class _Tracer:
         if slot is not None and np.array_equal(self.slots[slot].elements, vec):
             self.sources.add(slot)
 
-    def attribute_slot(self, node: torch.fx.Node, attr: str, index: int, vec: Any, value: list[int]) -> bool:
+    def attention_mode(self, module: nn.Module) -> str:
+        return self.attention_modes.get(type(module), ATTENTION_MODES[0])
+
+    def attribute_slot(self, node: torch.fx.Node, attr: str, index: int, vec: Any, value: list[int], path: str | None = None) -> bool:
         """Make entry ``index`` of the calling module's ``attr`` (a shape the module keeps in an
         attribute, not in a tensor: a LayerNorm's ``normalized_shape`` without weights) a prunable
         dimension tied to ``vec``. False when the module holds no such attribute equal to ``value``
-        (the graph's constant), or it must stay as it is: then the caller pins ``vec``."""
+        (the graph's constant), or it must stay as it is: then the caller pins ``vec``. ``path``: another
+        module's attribute than the calling one's (an enclosing attention's head count)."""
         if vec is None:
             return True
-        path = module_path(node)
+        path = module_path(node) if path is None else path
         try:
             module = self.model.get_submodule(path)
         except AttributeError:

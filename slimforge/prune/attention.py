@@ -15,7 +15,9 @@ MaxViT attention derive their head size from their input, so pruning gives them 
 forward (:class:`PrunableMultiheadAttention` ...: same parameters, same outputs) that reads it from
 the weights. timm's further families (BEiT, EVA, CaiT, PVT-v2, Twins, XCiT ...) have their forms in
 :mod:`slimforge.prune._timm_attention` and :mod:`slimforge.prune._timm_hybrid_attention`. Attention that
-matches no form (LeViT's downsampling attention ...) stays whole.
+matches no form but keeps its head count in an attribute (attention written by hand: ``n_head``, ``heads``,
+``num_heads`` ...) loses heads through that attribute (``_rules_view._split_axis``, ``_trace.ATTENTION_MODES``);
+one whose heads cannot follow (LeViT's downsampling attention ...) keeps them.
 """
 
 from __future__ import annotations
@@ -612,11 +614,14 @@ def _use_own_forward(module: nn.Module, cls: type) -> None:
 
 
 def _no_nested_tensors(model: nn.Module) -> None:
-    """``nn.TransformerEncoder`` would hand its layers nested tensors, which only the fused kernel reads."""
+    """``nn.TransformerEncoder`` would hand its layers nested tensors, which only the fused kernel reads;
+    ``nn.Transformer`` checks its inputs' width against ``d_model``, which follows its encoder's final norm."""
     for module in model.modules():
         if isinstance(module, nn.TransformerEncoder) and any(
                 _packed_multihead_attention(m) and _mha_pruned(m) for m in module.modules()):
             module.use_nested_tensor = False
+        if isinstance(module, nn.Transformer) and isinstance(getattr(module.encoder, "norm", None), nn.LayerNorm):
+            module.d_model = int(module.encoder.norm.normalized_shape[0])
 
 
 def prepare_attention(model: nn.Module) -> list[tuple[nn.Module, type]]:

@@ -106,7 +106,7 @@ def _describe(model: nn.Module, tracer: _Tracer, node: torch.fx.Node | None) -> 
                 if tracer.skip and path and matches(path, tracer.skip):
                     return "its module is skipped (skip=...)", path, ""
                 module = model.get_submodule(path) if path else model
-                if _opaque_attention(module):
+                if _opaque_attention(module, tracer.attention_modes):
                     return (f"{type(module).__name__} looks like attention (an integer head count and linear layers) but "
                             "matches no registered attention form, so it is kept whole "
                             "(slimforge.prune.list_attention_forms(), register_attention_form)"), path, ""

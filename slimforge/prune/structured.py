@@ -23,7 +23,7 @@ from slimforge.artifacts import record_edit
 from slimforge.models import adopt_spec
 from slimforge.prune._capture import prediction_fields
 from slimforge.prune._graph import DependencyGraph, Group, unit_step
-from slimforge.prune._trace import _opaque_attention, build_dependency_graph, matches
+from slimforge.prune._trace import ATTENTION_MODES, build_dependency_graph, matches, unknown_attention
 from slimforge.prune.attention import prepare_attention, settle_attention
 from slimforge.prune.errors import PruneConfigError, PruningError
 from slimforge.prune.importance import IMPORTANCES, ImportanceContext, needs_gradients, score_units
@@ -152,18 +152,23 @@ def _prune_graph(model: nn.Module, args: tuple, kwargs: dict[str, Any], config: 
     if graph.unreached:
         _warn_unreached(model, graph.unreached)
     try:
+        return _prune_with_fixed_splits_kept(model, args, kwargs, config, ctx, reference, graph, config.skip, {})
+    except PruningError as failure:
+        return _prune_without_failing_module(model, args, kwargs, config, ctx, reference, failure)
+
+
+def _prune_with_fixed_splits_kept(model: nn.Module, args: tuple, kwargs: dict[str, Any], config: PruneConfig,
+                                  ctx: ImportanceContext, reference: Any, graph: DependencyGraph, skip: Sequence[str],
+                                  modes: dict[type, str]) -> Any:
+    """:func:`_prune_checked` on ``graph``; if that fails, once more with the dimensions kept whole that are split into
+    sizes fixed in the code (x.split(26, 1)) or gathered by an index of a fixed size, if any was guessed to follow."""
+    try:
         return _prune_checked(model, args, kwargs, config, ctx, reference, graph)
-    except PruningError as exc:
-        # A split into sizes fixed in the code (x.split(26, 1)), or a gather index of a fixed size, cannot
-        # follow its pruned input: prune again with such dimensions kept whole, if any was guessed to follow.
-        failure = exc
-        if graph.fixed_splits:
-            graph = build_dependency_graph(model, args, kwargs, skip=config.skip, pin_fixed_splits=True)
-            try:
-                return _prune_checked(model, args, kwargs, config, ctx, reference, graph)
-            except PruningError as again:
-                failure = again
-    return _prune_without_failing_module(model, args, kwargs, config, ctx, reference, failure)
+    except PruningError:
+        if not graph.fixed_splits:
+            raise
+    graph = build_dependency_graph(model, args, kwargs, skip=skip, pin_fixed_splits=True, attention_modes=modes)
+    return _prune_checked(model, args, kwargs, config, ctx, reference, graph)
 
 
 def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config: PruneConfig, ctx: ImportanceContext,
@@ -210,20 +215,39 @@ def _prune_without_failing_module(model: nn.Module, args: tuple, kwargs: dict[st
                                   ctx: ImportanceContext, reference: Any, failure: PruningError) -> Any:
     """The pruned model failed to run inside a module that computes a size from elsewhere (Hugging Face
     PvT-v2's attention reshapes its output to its input's width): prune again with every module of that
-    class kept whole, and say so (up to MAX_FAILING_CLASSES classes); re-raise when no module is to blame."""
+    class kept whole, and say so (up to MAX_FAILING_CLASSES classes); re-raise when no module is to blame.
+    An attention of no registered form first goes through the rest of ``ATTENTION_MODES`` (its heads tied to
+    its input's width, then its heads kept) before it is kept whole."""
     skip = list(config.skip)
-    for _ in range(MAX_FAILING_CLASSES):
+    modes: dict[type, str] = {}
+    kept_whole = 0
+    while kept_whole < MAX_FAILING_CLASSES:
         module = _failing_module(model, failure)
         if module is None:
             break
-        same = [p for p, m in model.named_modules() if p and type(m) is type(module) and not matches(p, skip)]
-        if not same:
-            break
         why = failure.__cause__ if failure.__cause__ is not None else failure
-        log.warning("slimforge.prune: the pruned model failed to run in %s (%s: %s); pruning again with its %d %s "
-                    "module(s) kept whole.", same[0], type(why).__name__, str(why)[:160], len(same), type(module).__name__)
-        skip += same
-        graph = build_dependency_graph(model, args, kwargs, skip=skip, pin_fixed_splits=True)
+        mode = modes.get(type(module), ATTENTION_MODES[0])
+        if unknown_attention(module) and mode != ATTENTION_MODES[-1]:
+            modes[type(module)] = ATTENTION_MODES[ATTENTION_MODES.index(mode) + 1]
+            log.info("slimforge.prune: the pruned model failed to run in %s (%s: %s); pruning again with its heads %s.",
+                     type(module).__name__, type(why).__name__, str(why)[:160],
+                     "tied to its input's width" if modes[type(module)] == "coupled" else "kept")
+            if not kept_whole:  # as the first try: sizes fixed in the code kept whole only if that fails
+                graph = build_dependency_graph(model, args, kwargs, skip=skip, attention_modes=modes)
+                try:
+                    return _prune_with_fixed_splits_kept(model, args, kwargs, config, ctx, reference, graph, skip, modes)
+                except PruningError as again:
+                    failure = again
+                continue
+        else:
+            same = [p for p, m in model.named_modules() if p and type(m) is type(module) and not matches(p, skip)]
+            if not same:
+                break
+            log.warning("slimforge.prune: the pruned model failed to run in %s (%s: %s); pruning again with its %d %s "
+                        "module(s) kept whole.", same[0], type(why).__name__, str(why)[:160], len(same), type(module).__name__)
+            skip += same
+            kept_whole += 1
+        graph = build_dependency_graph(model, args, kwargs, skip=skip, pin_fixed_splits=True, attention_modes=modes)
         try:
             return _prune_checked(model, args, kwargs, config, ctx, reference, graph)
         except PruningError as again:
@@ -248,7 +272,7 @@ def _failing_module(model: nn.Module, failure: BaseException) -> nn.Module | Non
                 module = model.get_submodule(path) if path else None
             except AttributeError:
                 continue
-            if module is not None and _opaque_attention(module):
+            if module is not None and unknown_attention(module):
                 return module
     return found
 

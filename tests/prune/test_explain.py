@@ -45,7 +45,7 @@ def test_outputs_skipped_layers_and_bad_names():
         sp.explain_kept(model, x, parameter="0.weight", dim=2)
 
 
-def test_attention_of_no_known_form_is_named():
+def test_attention_of_no_known_form_is_named_when_its_heads_stay():
     class Attention(nn.Module):  # an integer head count and linear layers, no registered form
         def __init__(self) -> None:
             super().__init__()
@@ -56,8 +56,14 @@ def test_attention_of_no_known_form_is_named():
             return self.proj(torch.softmax(q @ k.transpose(-1, -2), -1) @ v)
 
     model = nn.Sequential(nn.Linear(8, 8), Attention(), nn.Linear(8, 2)).eval()
-    reason = sp.explain_kept(model, torch.randn(2, 5, 8), parameter="1.qkv.weight", dim=0)
-    assert "matches no registered attention form" in reason.why and reason.module == "1"
+    x = torch.randn(2, 5, 8)
+    assert sp.explain_kept(model, x, parameter="1.qkv.weight", dim=0) is None  # one head in fact: its channels go
+    from slimforge.prune import explain  # where a retry keeps its heads (its mode "opaque"), the reason names it
+
+    tracer = explain._Tracer(model, explain.export_model(model, (x,), {}), (), attention_modes={type(model[1]): "opaque"})
+    node = next(n for n in tracer.ep.graph.nodes if tracer.param_names.get(n.name) == "1.qkv.weight")
+    why, module, _ = explain._describe(model, tracer, node)
+    assert "matches no registered attention form" in why and module == "1"
 
 
 class _Tied(nn.Module):

@@ -743,14 +743,16 @@ def test_a_fixed_depthwise_filter_applied_with_its_channels_attribute_follows_th
 class _UnknownAttention(nn.Module):
     """An integer head count and linear layers, no registered form: its heads stay, what enters and leaves it narrows."""
 
-    def __init__(self, width: int = 16, from_input: bool = False) -> None:
+    def __init__(self, width: int = 16, from_input: bool = False, heads_elsewhere: bool = False) -> None:
         super().__init__()
         self.num_heads, self.from_input = 2, from_input
         self.qkv, self.proj = nn.Linear(width, 3 * 16), nn.Linear(16, width)
+        self.layout = {"heads": 2} if heads_elsewhere else None  # a head count no attribute of its own holds
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
-        q, k, v = (t.reshape(b, n, self.num_heads, -1).transpose(1, 2) for t in self.qkv(x).chunk(3, dim=-1))
+        heads = self.layout["heads"] if self.layout else self.num_heads
+        q, k, v = (t.reshape(b, n, heads, -1).transpose(1, 2) for t in self.qkv(x).chunk(3, dim=-1))
         out = (torch.softmax(q @ k.transpose(-1, -2), -1) @ v).transpose(1, 2).reshape(b, n, -1)
         if self.from_input:  # a head size derived from the input's width (timm's C // num_heads): cannot narrow
             out = out.reshape(b, n, self.num_heads, c // self.num_heads).reshape(b, n, c)
@@ -758,9 +760,10 @@ class _UnknownAttention(nn.Module):
 
 
 class _ResidualAttention(nn.Module):
-    def __init__(self, from_input: bool = False) -> None:
+    def __init__(self, from_input: bool = False, heads_elsewhere: bool = False) -> None:
         super().__init__()
-        self.embed, self.attn, self.head = nn.Linear(8, 16), _UnknownAttention(from_input=from_input), nn.Linear(16, 4)
+        self.embed, self.head = nn.Linear(8, 16), nn.Linear(16, 4)
+        self.attn = _UnknownAttention(from_input=from_input, heads_elsewhere=heads_elsewhere)
         self.mlp = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 16))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -769,26 +772,43 @@ class _ResidualAttention(nn.Module):
         return self.head(h + self.mlp(h))
 
 
-def test_attention_of_no_known_form_keeps_its_heads_but_not_the_residual_width():
-    """Its linear layers' input columns and its output projection's rows follow the residual stream (before, the whole
-    module stayed, and with it the residual width: DeepSeek-V3.2's indexer held its model at 22.6% instead of 42.1%)."""
+def test_attention_of_no_known_form_loses_heads_through_its_head_count():
+    """Its head count (``num_heads``) follows the heads its reshape makes, and the residual narrows too."""
     torch.manual_seed(0)
     model, x = _ResidualAttention().eval(), torch.randn(2, 5, 8)
     sp.prune(model, x, ratio=0.5, round_to=1)
+    attn = model.attn
+    assert model.embed.out_features == attn.qkv.in_features == attn.proj.out_features == 8
+    assert attn.num_heads == 1 and attn.qkv.out_features == 24 and attn.proj.in_features == 8
+    assert model(x).shape == (2, 5, 4)
+
+
+def test_attention_whose_heads_cannot_follow_keeps_its_heads_but_not_the_residual_width(caplog):
+    """Where its heads cannot follow (here its forward reads the head count from elsewhere than the attribute), its
+    linear layers' input columns and its output projection's rows still follow the residual stream (before, the whole
+    module stayed, and with it the residual width: DeepSeek-V3.2's indexer held its model at 22.6% instead of 42.1%)."""
+    torch.manual_seed(0)
+    model, x = _ResidualAttention(heads_elsewhere=True).eval(), torch.randn(2, 5, 8)
+    with caplog.at_level("INFO", logger="slimforge.prune.structured"):
+        sp.prune(model, x, ratio=0.5, round_to=1)
+    assert "pruning again with its heads kept" in caplog.text
     attn = model.attn
     assert model.embed.out_features == attn.qkv.in_features == attn.proj.out_features == 8
     assert attn.qkv.out_features == 48 and attn.proj.in_features == 16  # the heads, whole
     assert model(x).shape == (2, 5, 4)
 
 
-def test_attention_of_no_known_form_that_reads_its_input_width_is_kept_whole(caplog):
+@pytest.mark.parametrize("ratio", [0.25, 0.5, 0.7])
+def test_attention_of_no_known_form_that_reads_its_input_width_keeps_width_and_heads_in_line(ratio):
+    """Its forward reshapes its output to (heads, width // heads) of its input's width: whatever is pruned, the width
+    entering it stays heads x head size (heads tied to the width where the first try does not fit)."""
     torch.manual_seed(0)
     model, x = _ResidualAttention(from_input=True).eval(), torch.randn(2, 5, 8)
-    with caplog.at_level("WARNING", logger="slimforge.prune.structured"):
-        sp.prune(model, x, ratio=0.5, round_to=1)
-    assert "_UnknownAttention module(s) kept whole" in caplog.text
-    assert model.attn.qkv.in_features == model.embed.out_features == 16 and model.mlp[0].out_features == 16
-    assert model(x).shape == (2, 5, 4)
+    before = sum(p.numel() for p in model.parameters())
+    sp.prune(model, x, ratio=ratio, round_to=1)
+    attn = model.attn
+    assert attn.qkv.in_features == model.embed.out_features == 8 * attn.num_heads == attn.proj.in_features
+    assert sum(p.numel() for p in model.parameters()) < before and model(x).shape == (2, 5, 4)
 
 
 class _PositionsFromData(nn.Module):

@@ -37,20 +37,19 @@ class _OwnAttention(nn.Module):
         return self.proj(torch.softmax(q @ k.transpose(-2, -1), dim=-1).matmul(v).transpose(1, 2).reshape(B, N, C))
 
 
-def test_attention_of_no_registered_form_stays_whole_and_the_model_prunes():
-    """An attention module of no registered form (an integer num_heads and linear layers) keeps its heads
-    and widths, and the residual width it reads; the MLP around it shrinks."""
+def test_attention_of_no_registered_form_sizing_heads_from_its_input_loses_heads_with_that_width():
+    """An attention module of no registered form (an integer num_heads and linear layers) that sizes its heads from
+    its input (C // num_heads) loses whole heads together with the residual width it reads, head size kept."""
     from slimforge.prune.attention import find_attention_form
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 32), _OwnAttention(), nn.Linear(32, 64), nn.GELU(), nn.Linear(64, 3)).eval()
     attn = model[1]
     assert find_attention_form(attn) is None
-    widths = [p.shape for p in attn.parameters()]
     x = torch.randn(2, 5, 8)
     sp.prune(model, x, ratio=0.5, round_to=1)
-    assert [p.shape for p in attn.parameters()] == widths and attn.num_heads == 4
-    assert model[2].out_features == 32
+    assert attn.num_heads < 4 and attn.qkv.in_features == attn.proj.in_features == 8 * attn.num_heads == model[0].out_features
+    assert attn.qkv.out_features == 3 * 8 * attn.num_heads and model[2].out_features == 32
     assert model(x).shape == (2, 5, 3)
 
 

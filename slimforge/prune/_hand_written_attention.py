@@ -1,0 +1,121 @@
+"""Attention written by hand (a user's own module, no registered form): which factor of a split counts its heads,
+and the int attributes (head counts, a merged width) that follow the heads kept. Used by the view rules
+(:mod:`slimforge.prune._rules_view`); the modes a class goes through are :data:`slimforge.prune._trace.ATTENTION_MODES`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from slimforge.prune._capture import Label, Tracing, _opname, head_counts, module_paths
+from slimforge.prune.attention import find_attention_form
+
+
+def enclosing_paths(tr: Tracing, node: torch.fx.Node) -> Iterator[tuple[str, Any]]:
+    """(path, module) of the modules whose forward ran ``node``, innermost first."""
+    for path in reversed(module_paths(node)):
+        try:
+            yield path, tr.model.get_submodule(path)
+        except AttributeError:
+            continue
+
+
+def library_class(module: torch.nn.Module) -> bool:
+    return type(module).__module__.partition(".")[0] in ("transformers", "timm", "torchvision", "torch", "slimforge")
+
+
+def counted_head_axis(osizes: list[int], counts: dict[str, int]) -> int | None:
+    """The factor that counts heads in an attention written by hand: the last one, before at least one more
+    (the head size), whose size an attribute counting heads holds (``(3, heads, head_dim)`` with 3 heads too)."""
+    found = [a for a in range(len(osizes) - 1)
+             if osizes[a] > 1 and osizes[a] in counts.values() and math.prod(osizes[a + 1:]) > 1]
+    return found[-1] if found else None
+
+
+def heads_follow(tr: Tracing, node: torch.fx.Node, counted_by: tuple, heads: np.ndarray, head_size: int) -> None:
+    """The attributes that count these heads follow them (pinned where they cannot). In "coupled" mode the width
+    of what the projection before the split reads is tied to the heads, ``head_size`` channels to a head, so
+    the forward's ``x.shape[-1] // self.num_heads`` still gives the head size."""
+    path, module, counts = counted_by
+    size = len(heads)
+    names = [name for name, value in counts.items() if value == size]
+    if not all([tr.attribute_slot(node, name, 0, heads, [size], path=path) for name in names]):
+        tr.uf.pin(heads)
+        return
+    if tr.attention_mode(module) != "coupled":
+        return
+    width = _projection_input_width(tr, node.args[0])
+    if width is not None and len(width) == size * head_size:
+        for i, element in enumerate(width.tolist()):
+            tr.uf.union(int(heads[i // head_size]), element)
+
+
+_PASS_THROUGH = {"getitem", "split", "split_with_sizes", "chunk", "unbind", "view", "reshape", "_unsafe_view", "transpose",
+                 "permute", "contiguous", "clone", "mul", "div", "_to_copy", "to", "type_as", "unflatten", "flatten"}
+
+
+def _projection_input_width(tr: Tracing, arg: Any) -> np.ndarray | None:
+    """The label of the channel dimension entering the linear layer or convolution whose output ``arg`` is
+    (through views, splits and scalings), or None."""
+    for _ in range(16):
+        if not isinstance(arg, torch.fx.Node) or arg.op != "call_function":
+            return None
+        op = _opname(arg.target)
+        if op in ("linear", "conv1d", "conv2d", "convolution"):
+            label = tr.lab(arg.args[0])
+            if not label:
+                return None
+            return label[-1] if op == "linear" else label[1] if len(label) > 1 else None
+        if op not in _PASS_THROUGH:
+            return None
+        arg = arg.args[0]
+    return None
+
+
+def merged_width_follows(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, size: int) -> None:
+    """Heads merged back to one width that an attention written by hand keeps in an attribute of its own
+    (``view(b, t, self.inner_dim)``, ``self.all_head_size``): the attribute follows the heads kept."""
+    for path, module in enclosing_paths(tr, node):
+        if find_attention_form(module) is not None:
+            return
+        counts = head_counts(module)
+        if not counts:
+            continue
+        if tr.attention_mode(module) == "opaque":
+            return
+        names = [a for a, v in vars(module).items()
+                 if type(v) is int and v == size and a not in counts and "head" not in a and not a.startswith("_")]
+        if names and not all([tr.attribute_slot(node, a, 0, vec, [size], path=path) for a in names]):
+            tr.uf.pin(vec)
+        return
+
+
+def expanded_to_counted_heads(tr: Tracing, node: torch.fx.Node, label: Label, in_shape: tuple, out_shape: tuple,
+                               out: Label) -> Label:
+    """Multi-query attention written by hand: one key/value head expanded to ``self.n_heads`` query heads
+    (``k.unsqueeze(1).expand(-1, self.n_heads, -1, -1)``). The expanded dimension follows the attribute, and with it
+    the query heads. Not where the input already has a prunable dimension before its last (``repeat_kv``'s expand of
+    every key/value head by ``n_rep``, whose size may equal a head count too)."""
+    lead = len(out_shape) - len(label)
+    if any(v is not None for v in label[:-1]):
+        return out
+    for path, module in enclosing_paths(tr, node):
+        if find_attention_form(module) is not None:
+            return out
+        counts = head_counts(module)
+        if not counts or tr.attention_mode(module) == "opaque":
+            continue
+        for d, size in enumerate(in_shape):
+            wide = out_shape[lead + d]
+            names = [name for name, value in counts.items() if value == wide]
+            if size == 1 and wide > 1 and names:
+                vec = tr.uf.fresh(wide)
+                if all([tr.attribute_slot(node, name, 0, vec, [wide], path=path) for name in names]):
+                    out[lead + d] = vec
+                return out
+        return out
+    return out
