@@ -548,8 +548,10 @@ def _clean(tr: Tracing, vec: Vec, size: int) -> Vec:
 HEAD_ATTRS = ("num_heads", "n_heads", "num_attention_heads", "num_key_value_heads", "heads")
 
 # An int attribute that counts heads, as attention is written by hand: n_head (nanoGPT), heads (vit-pytorch),
-# num_heads (timm), n_local_heads / n_local_kv_heads (Meta's Llama), nhead (PyTorch), h (the Annotated Transformer) ...
-_HEAD_COUNT = re.compile(r"(?:n|num|number|nb)?_?(?:local_|attn_|attention_|kv_|key_value_|q_|query_)*(?:heads?|h)")
+# num_heads (timm), n_local_heads / n_local_kv_heads (Meta's Llama), nhead (PyTorch), h (the Annotated Transformer),
+# head_num (DeepCTR's AutoInt) ...
+_HEAD_COUNT = re.compile(r"(?:n|num|number|nb)?_?(?:of_)?(?:local_|attn_|attention_|kv_|key_value_|q_|query_)*(?:heads?|h)"
+                         r"(?:_num|_count|_number)?")
 
 
 def head_counts(module: nn.Module) -> dict[str, int]:

@@ -119,3 +119,33 @@ def expanded_to_counted_heads(tr: Tracing, node: torch.fx.Node, label: Label, in
                 return out
         return out
     return out
+
+
+def split_into_heads(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, sizes: list[int]) -> bool:
+    """Equal pieces, as many as an attention written by hand counts heads (``torch.split(q, self.d_head, dim=2)``
+    before the pieces are stacked or concatenated along the batch: AutoInt, the Set Transformer): each piece is one
+    head, its channels one unit, and the head counts follow; an int attribute holding the whole width
+    (``self.dim_V``, which the piece size is computed from) follows the channels kept. False: not such a split."""
+    n = sizes[0]
+    if n < 2 or len(sizes) < 2 or len(set(sizes)) != 1:
+        return False
+    for path, module in enclosing_paths(tr, node):
+        if find_attention_form(module) is not None:
+            return False
+        counts = head_counts(module)
+        if not counts:
+            continue
+        if tr.attention_mode(module) == "opaque" or len(sizes) not in counts.values():
+            return False
+        for k in range(len(sizes)):
+            for element in vec[k * n + 1:(k + 1) * n].tolist():
+                tr.uf.union(int(vec[k * n]), element)
+        heads = np.ascontiguousarray(vec[::n])
+        heads_follow(tr, node, (path, module, counts), heads, n)
+        width = len(vec)
+        names = [a for a, v in vars(module).items()
+                 if type(v) is int and v == width and a not in counts and "head" not in a and not a.startswith("_")]
+        if names and not all([tr.attribute_slot(node, a, 0, vec, [width], path=path) for a in names]):
+            tr.uf.pin(vec)
+        return True
+    return False

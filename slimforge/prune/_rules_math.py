@@ -376,6 +376,33 @@ def _group_norm(tr: Tracing, node: torch.fx.Node) -> Any:
     return list(lx)
 
 
+@_rule("tensordot")
+def _tensordot(tr: Tracing, node: torch.fx.Node) -> Any:
+    """``tensordot(a, b, dims_a, dims_b)``: the paired dimensions are contracted (tied); the output is a's other
+    dimensions, then b's (AutoInt's ``tensordot(inputs, W, dims=([-1], [0]))``)."""
+    a, b = node.args[0], node.args[1]
+    sa, sb = _shape(a), _shape(b)
+    la, lb = tr.lab(a) or [None] * len(sa), tr.lab(b) or [None] * len(sb)
+    da = [_norm_dim(d, len(sa)) for d in _arg(node, 2, "dims_self", [])]
+    db = [_norm_dim(d, len(sb)) for d in _arg(node, 3, "dims_other", [])]
+    for i, j in zip(da, db):
+        tr.uf.tie(la[i], lb[j])
+    free_a, free_b = [d for d in range(len(sa)) if d not in da], [d for d in range(len(sb)) if d not in db]
+    for d in free_b:  # a weight's dimensions that are not contracted are outputs (units), as a linear layer's rows
+        tr.mark_source(b, d)
+    tr.macs_terms.append([_count(la[d], sa[d]) for d in free_a] + [_count(lb[d], sb[d]) for d in free_b]
+                         + [_count(la[d], sa[d]) for d in da])
+    return [la[d] for d in free_a] + [lb[d] for d in free_b]
+
+
+@_rule("outer", "ger")
+def _outer(tr: Tracing, node: torch.fx.Node) -> Any:
+    """The outer product of two vectors: each output dimension is one input's (a rotary table's positions x
+    frequencies)."""
+    la, lb = (tr.lab(t) or [None] for t in node.args[:2])
+    return [la[0], lb[0]]
+
+
 @_rule("einsum")
 def _einsum(tr: Tracing, node: torch.fx.Node) -> Any:
     """Each subscript letter is one dimension: all operands' vectors for a letter are tied."""

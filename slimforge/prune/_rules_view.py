@@ -16,6 +16,7 @@ from slimforge.prune._capture import (
 )
 from slimforge.prune._hand_written_attention import (
     counted_head_axis, enclosing_paths, expanded_to_counted_heads, heads_follow, library_class, merged_width_follows,
+    split_into_heads,
 )
 from slimforge.prune._split_blocks import is_split_block
 from slimforge.prune.attention import find_attention_form, head_axis
@@ -485,6 +486,14 @@ def _a_fill(x: Any) -> bool:
     return isinstance(x, torch.fx.Node) and x.op == "call_function" and _opname(x.target) in _FILLS
 
 
+_NEW_FILLS = ("zeros", "ones", "full", "empty", "new_zeros", "new_ones", "new_full", "new_empty", *_FILLS)
+
+
+def _a_new_fill(x: Any) -> bool:
+    """A tensor of one value made in the forward, whose size the code gives (not data)."""
+    return isinstance(x, torch.fx.Node) and x.op == "call_function" and _opname(x.target) in _NEW_FILLS
+
+
 @_rule("slice", "slice_copy")
 def _slice(tr: Tracing, node: torch.fx.Node) -> Any:
     label = tr.lab(node.args[0])
@@ -548,16 +557,37 @@ def _cat(tr: Tracing, node: torch.fx.Node) -> Any:
     out_shape = _shape(node)
     d = _norm_dim(_arg(node, 1, "dim", 0), len(out_shape))
     out: Label = [None] * len(out_shape)
+    labels = [tr.lab(t) or [None] * len(out_shape) for t in tensors]
+    moved = _identity_dim(tr, labels, skip=d) if all(label[d] is None for label in labels) else None
+    if moved is not None:  # whole heads concatenated along another dimension (the Set Transformer's batch)
+        parts = [np.full(_shape(t)[d], int(tr.uf.roots(label[moved])[0]), dtype=np.int64) for t, label in zip(tensors, labels)]
+        for od in range(len(out_shape)):
+            if od not in (d, moved):
+                out[od] = labels[0][od]
+                for label in labels[1:]:
+                    tr.uf.tie(out[od], label[od])
+        out[d] = np.concatenate(parts)
+        return out
     parts = []
     for t in tensors:
         label = tr.lab(t) or [None] * len(out_shape)
         parts.append(label[d] if label[d] is not None else np.zeros(max(_shape(t)[d], 0), dtype=np.int64))
+    # A new fill (``torch.zeros(1, self.bias.shape[1])`` before FT-Transformer's bias rows) is guessed to take the
+    # size of what it is concatenated with: counted, so the pruning is redone with it kept whole if that is wrong.
+    fills = [t for t in tensors if _a_new_fill(t) and not tr.pin_fixed_splits]
+    ordered = [t for t in tensors if t not in fills] + fills
+    for t in ordered:
+        label = tr.lab(t) or [None] * len(out_shape)
         for od in range(len(out_shape)):
-            if od != d:
-                if out[od] is None and t is tensors[0]:
-                    out[od] = label[od]
-                else:
-                    tr.uf.tie(out[od], label[od])
+            if od == d:
+                continue
+            if t in fills and label[od] is None and out[od] is not None:
+                label[od] = out[od]  # the fill's own shape follows (its label is the traced one: the check sees it)
+                tr.fixed_splits += 1
+            elif out[od] is None and t is ordered[0]:
+                out[od] = label[od]
+            else:
+                tr.uf.tie(out[od], label[od])
     if any(_shape(t)[d] < 0 for t in tensors) or out_shape[d] < 0:  # tokens routed by the data: never channels
         for t in tensors:
             tr.uf.pin((tr.lab(t) or [None] * len(out_shape))[d])
@@ -572,11 +602,35 @@ def _stack(tr: Tracing, node: torch.fx.Node) -> Any:
     tensors = node.args[0]
     out_shape = _shape(node)
     d = _norm_dim(_arg(node, 1, "dim", 0), len(out_shape))
-    first = tr.lab(tensors[0]) or [None] * (len(out_shape) - 1)
-    for t in tensors[1:]:
-        for a, b in zip(first, tr.lab(t) or [None] * len(first)):
+    labels = [tr.lab(t) or [None] * (len(out_shape) - 1) for t in tensors]
+    moved = _identity_dim(tr, labels)
+    stacked = None
+    if moved is not None:  # each a whole head: the heads go to the new dimension
+        stacked = np.array([int(tr.uf.roots(label[moved])[0]) for label in labels], dtype=np.int64)
+        labels = [[None if e == moved else v for e, v in enumerate(label)] for label in labels]
+    first = labels[0]
+    for label in labels[1:]:
+        for a, b in zip(first, label):
             tr.uf.tie(a, b)
-    return list(first[:d]) + [None] + list(first[d:])
+    return list(first[:d]) + [stacked] + list(first[d:])
+
+
+def _identity_dim(tr: Tracing, labels: list[Label], skip: int = -1) -> int | None:
+    """A dimension along which each of ``labels`` is one unit, a different one for each (pieces that are whole
+    heads, :func:`split_into_heads`): stacking or concatenating them along another dimension moves that identity
+    there, instead of tying the pieces' dimensions to each other. None where there is none."""
+    if len(labels) < 2:
+        return None
+    for e in range(len(labels[0])):
+        if e == skip:
+            continue
+        vecs = [label[e] if e < len(label) else None for label in labels]
+        if any(v is None or len(v) == 0 for v in vecs):
+            continue
+        roots = [tr.uf.roots(v) for v in vecs]
+        if all((r == r[0]).all() and r[0] != PIN for r in roots) and len({int(r[0]) for r in roots}) == len(roots):
+            return e
+    return None
 
 
 @_rule("split", "split_with_sizes", "chunk", "unsafe_split", "unsafe_chunk", "tensor_split", "unsafe_split_with_sizes")
@@ -595,6 +649,14 @@ def _split_op(tr: Tracing, node: torch.fx.Node) -> Any:
     op = _opname(node.target)
     adapts = op in ("chunk", "unsafe_chunk") or (op == "tensor_split" and isinstance(_arg(node, 1, "sections"), int))
     equal = len(set(sizes)) == 1
+    if equal and split_into_heads(tr, node, vec, sizes):  # each piece one head, moved to another dimension later
+        n = sizes[0]
+        return tuple([*label[:d], vec[k * n:(k + 1) * n], *label[d + 1:]] for k in range(len(sizes)))
+    if equal and sizes[0] == 1 and not adapts and not tr.pin_fixed_splits:
+        # pieces of one (AutoInt's torch.split(result, 1) of its heads before concatenating them): each keeps its own
+        # unit; a guess, as a split's size fixed in the code is
+        tr.fixed_splits += 1
+        return tuple([*label[:d], vec[k:k + 1], *label[d + 1:]] for k in range(len(sizes)))
     if equal and not adapts and not _width_attribute_split(tr, node, vec, sizes):
         tr.fixed_splits += 1
         equal = not tr.pin_fixed_splits

@@ -139,6 +139,42 @@ class InnerWidthAttention(nn.Module):
         return self.out(a.permute(0, 2, 1, 3).contiguous().view(b, t, self.inner_dim))
 
 
+class PiecesAttention(nn.Module):
+    """Heads split off as pieces and concatenated along the batch (the Set Transformer's layout), the piece size
+    computed from a width attribute; rotary positions from ``torch.outer``."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.dim_v, self.num_heads = dim, num_heads
+        self.fc_q, self.fc_k, self.fc_v, self.fc_o = (nn.Linear(dim, dim) for _ in range(4))
+        self.register_buffer("inv_freq", 1.0 / 100 ** (torch.arange(0, 4, 2).float() / 4), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        split = self.dim_v // self.num_heads
+        q, k, v = (torch.cat(p(x).split(split, 2), 0) for p in (self.fc_q, self.fc_k, self.fc_v))
+        angles = torch.outer(torch.arange(x.shape[1], dtype=torch.float32), self.inv_freq)  # (tokens, 2)
+        q = q * (1 + 0.1 * angles.cos().sum(-1, keepdim=True))
+        a = torch.softmax(q.bmm(k.transpose(1, 2)) / math.sqrt(split), 2)
+        return self.fc_o(torch.cat(a.bmm(v).split(x.size(0), 0), 2))
+
+
+class StackedHeadsAttention(nn.Module):
+    """Weights as parameters read by ``tensordot``, heads stacked from split pieces and concatenated back from
+    pieces of one (DeepCTR's AutoInt), the head count in ``head_num``."""
+
+    def __init__(self, dim: int, head_num: int) -> None:
+        super().__init__()
+        self.head_num, self.size = head_num, dim // head_num
+        self.W_Query, self.W_key, self.W_Value = (nn.Parameter(torch.randn(dim, dim) * 0.2) for _ in range(3))
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = (torch.stack(torch.split(torch.tensordot(x, w, dims=([-1], [0])), self.size, dim=2))
+                   for w in (self.W_Query, self.W_key, self.W_Value))
+        r = torch.matmul(F.softmax(torch.einsum("bnik,bnjk->bnij", q, k), dim=-1), v)
+        return self.proj(torch.cat(torch.split(r, 1), dim=-1).squeeze(0))
+
+
 class ConvAttention(nn.Module):
     """Heads over a feature map from 1x1 convolutions (BoTNet-like, by hand)."""
 
@@ -165,7 +201,8 @@ class TokenNet(nn.Module):
         make = {"input_width": lambda: InputWidthAttention(dim, heads), "wide": lambda: WideHeadsAttention(dim, heads, 16),
                 "grouped": lambda: GroupedQueryAttention(dim, heads, heads // 2),
                 "multi_query": lambda: MultiQueryAttention(dim, heads), "sdpa_grouped": lambda: SdpaGroupedAttention(dim, heads, heads // 2),
-                "annotated": lambda: AnnotatedAttention(dim, heads), "inner_width": lambda: InnerWidthAttention(dim, heads)}[attention]
+                "annotated": lambda: AnnotatedAttention(dim, heads), "inner_width": lambda: InnerWidthAttention(dim, heads),
+                "pieces": lambda: PiecesAttention(dim, heads), "stacked": lambda: StackedHeadsAttention(dim, heads)}[attention]
         norm = (lambda: nn.LayerNorm(dim)) if norms else nn.Identity
         self.blocks = nn.ModuleList(nn.ModuleDict({"norm1": norm(), "attn": make(), "norm2": norm(),
                                                    "mlp": nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))})
@@ -218,3 +255,23 @@ class TranslationModel(nn.Module):
 
 def translation_model() -> nn.Module:
     return TranslationModel()
+
+
+class TokenizedRows(nn.Module):
+    """FT-Transformer's tokenizer: a bias row of zeros made in the forward, sized from the bias, concatenated with it."""
+
+    def __init__(self, n: int = 5, width: int = 32) -> None:
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.randn(n + 1, width)), nn.Parameter(torch.randn(n, width))
+        self.mlp = nn.Sequential(nn.Linear(width, 64), nn.ReLU(), nn.Linear(64, width))
+        self.head = nn.Linear(width, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (batch, n) numbers
+        x = torch.cat([torch.ones(len(x), 1), x], dim=1)
+        tokens = self.weight[None] * x[:, :, None]
+        tokens = tokens + torch.cat([torch.zeros(1, self.bias.shape[1]), self.bias])[None]
+        return self.head((tokens + self.mlp(tokens)).mean(1))
+
+
+def tokenized_rows() -> nn.Module:
+    return TokenizedRows()

@@ -20,18 +20,19 @@ X = torch.randn(2, 3, 16, 16)
 
 
 ATTENTIONS = (M.InputWidthAttention, M.WideHeadsAttention, M.GroupedQueryAttention, M.ConvAttention, M.MultiQueryAttention,
-              M.SdpaGroupedAttention, M.AnnotatedAttention, M.InnerWidthAttention)
+              M.SdpaGroupedAttention, M.AnnotatedAttention, M.InnerWidthAttention, M.PiecesAttention, M.StackedHeadsAttention)
 
 
 def _count(attn: nn.Module) -> int:
-    return next(getattr(attn, a) for a in ("num_heads", "heads", "n_heads", "h") if hasattr(attn, a))
+    return next(getattr(attn, a) for a in ("num_heads", "heads", "n_heads", "h", "head_num") if hasattr(attn, a))
 
 
 def _heads(model: nn.Module) -> list[int]:
     return [_count(m) for m in model.modules() if isinstance(m, ATTENTIONS)]
 
 
-@pytest.mark.parametrize("attention", ["input_width", "wide", "grouped", "multi_query", "sdpa_grouped", "annotated", "inner_width"])
+@pytest.mark.parametrize("attention", ["input_width", "wide", "grouped", "multi_query", "sdpa_grouped", "annotated", "inner_width",
+                                       "pieces", "stacked"])
 def test_hand_written_attention_loses_heads_and_reloads(tmp_path, attention):
     model = attach_spec(M.token_net(attention).eval(), ModelSpec("own_attention_models:token_net", {"attention": attention}))
     before = _heads(model)
@@ -74,6 +75,12 @@ def _zero_head(attn: nn.Module, head: int) -> None:
             attn.wv.weight[head * d:(head + 1) * d] = 0
             attn.wq.weight[head * rep * d:(head + 1) * rep * d] = 0
             attn.wo.weight[:, head * rep * d:(head + 1) * rep * d] = 0
+        elif isinstance(attn, M.PiecesAttention):
+            d = attn.dim_v // attn.num_heads
+            for p in (attn.fc_q, attn.fc_k, attn.fc_v):
+                p.weight[head * d:(head + 1) * d] = 0
+                p.bias[head * d:(head + 1) * d] = 0
+            attn.fc_o.weight[:, head * d:(head + 1) * d] = 0
         elif isinstance(attn, M.MultiQueryAttention):  # a query head; the one key/value head stays
             d = attn.head_dim
             attn.q.weight[head * d:(head + 1) * d] = 0
@@ -86,7 +93,7 @@ def _zero_head(attn: nn.Module, head: int) -> None:
 
 
 @pytest.mark.parametrize("factory, attention, head, ratio", [
-    (M.token_net, "wide", 2, 0.25), (M.token_net, "grouped", 1, 0.5), (M.token_net, "multi_query", 3, 0.25),
+    (M.token_net, "wide", 2, 0.25), (M.token_net, "grouped", 1, 0.5), (M.token_net, "multi_query", 3, 0.25), (M.token_net, "pieces", 0, 0.25),
     (M.conv_attention_net, None, 1, 0.25)])
 def test_pruning_a_zeroed_head_leaves_the_outputs_unchanged(factory, attention, head, ratio):
     model = (factory(attention) if attention else factory()).eval()
@@ -138,3 +145,11 @@ def test_nn_transformer_prunes_its_width_and_heads_quietly(tmp_path, capfd):
     save(model, tmp_path / "m")
     with torch.no_grad():
         assert torch.equal(load(tmp_path / "m", trust_code=True).eval()(src, tgt), model(src, tgt))
+
+
+def test_a_fill_concatenated_with_a_parameter_follows_its_width():
+    """``torch.zeros(1, self.bias.shape[1])`` beside the bias: the fill is sized from the bias in the code, and the
+    width it is concatenated into narrows (it was kept whole: FT-Transformer at 22.9% instead of 41.8%)."""
+    model, x = M.tokenized_rows().eval(), torch.randn(2, 5)
+    prune(model, x, ratio=0.5, round_to=1)
+    assert model.bias.shape[1] == model.weight.shape[1] == 16 and model(x).shape == (2, 2)
