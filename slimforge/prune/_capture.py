@@ -547,6 +547,14 @@ def _clean(tr: Tracing, vec: Vec, size: int) -> Vec:
 
 HEAD_ATTRS = ("num_heads", "n_heads", "num_attention_heads", "num_key_value_heads", "heads")
 
+_NEW_FILLS = ("zeros", "ones", "full", "empty", "new_zeros", "new_ones", "new_full", "new_empty", "zeros_like", "ones_like",
+              "full_like", "empty_like")
+
+
+def a_new_fill(x: Any) -> bool:
+    """A tensor of one value made in the forward, whose size the code gives (not data)."""
+    return isinstance(x, torch.fx.Node) and x.op == "call_function" and _opname(x.target) in _NEW_FILLS
+
 # An int attribute that counts heads, as attention is written by hand: n_head (nanoGPT), heads (vit-pytorch),
 # num_heads (timm), n_local_heads / n_local_kv_heads (Meta's Llama), nhead (PyTorch), h (the Annotated Transformer),
 # head_num (DeepCTR's AutoInt) ...

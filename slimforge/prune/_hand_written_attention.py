@@ -30,10 +30,16 @@ def library_class(module: torch.nn.Module) -> bool:
 
 def counted_head_axis(osizes: list[int], counts: dict[str, int]) -> int | None:
     """The factor that counts heads in an attention written by hand: the last one, before at least one more
-    (the head size), whose size an attribute counting heads holds (``(3, heads, head_dim)`` with 3 heads too)."""
-    found = [a for a in range(len(osizes) - 1)
-             if osizes[a] > 1 and osizes[a] in counts.values() and math.prod(osizes[a + 1:]) > 1]
-    return found[-1] if found else None
+    (the head size), whose size an attribute counting heads holds (``(3, heads, head_dim)`` with 3 heads too), or,
+    failing that, a multiple of it (heads merged with the batch, ``view(len, batch * num_heads, head_dim)`` in
+    ``F.multi_head_attention_forward``: :func:`heads_follow` checks the heads repeat batch by batch)."""
+    for exact in (True, False):
+        found = [a for a in range(len(osizes) - 1)
+                 if osizes[a] > 1 and math.prod(osizes[a + 1:]) > 1
+                 and any(osizes[a] == c if exact else c > 1 and osizes[a] % c == 0 for c in counts.values())]
+        if found:
+            return found[-1]
+    return None
 
 
 def heads_follow(tr: Tracing, node: torch.fx.Node, counted_by: tuple, heads: np.ndarray, head_size: int) -> None:
@@ -42,6 +48,13 @@ def heads_follow(tr: Tracing, node: torch.fx.Node, counted_by: tuple, heads: np.
     the forward's ``x.shape[-1] // self.num_heads`` still gives the head size."""
     path, module, counts = counted_by
     size = len(heads)
+    if size not in counts.values():  # heads merged with the batch: the same heads, batch after batch
+        size = next((c for c in sorted(counts.values(), reverse=True) if c > 1 and len(heads) % c == 0
+                     and (tr.uf.roots(heads) == np.tile(tr.uf.roots(heads[:c]), len(heads) // c)).all()), 0)
+        if not size:
+            tr.uf.pin(heads)
+            return
+        heads = np.ascontiguousarray(heads[:size])
     names = [name for name, value in counts.items() if value == size]
     if not all([tr.attribute_slot(node, name, 0, heads, [size], path=path) for name in names]):
         tr.uf.pin(heads)

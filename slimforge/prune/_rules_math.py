@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from slimforge.prune._capture import Label, Tracing, Vec, _arg, _norm_dim, _opname, _rule, _shape
+from slimforge.prune._capture import PIN, Label, Tracing, Vec, _arg, _norm_dim, _opname, _rule, _shape, a_new_fill
 
 
 @_rule("embedding")
@@ -186,8 +186,16 @@ def _matmul(tr: Tracing, node: torch.fx.Node) -> Any:
         if lc is not None:
             sc = _shape(c)
             off = len(out) - len(sc)
+            fill = a_new_fill(c) and not tr.pin_fixed_splits
             for d, v in enumerate(lc):
-                if sc[d] != 1:
+                if sc[d] == 1:
+                    continue
+                if fill and v is None and out[d + off] is not None:
+                    # a fill sized in the code from the operands (Stable Diffusion's baddbmm onto torch.empty(q.shape[0],
+                    # ...)): guessed to follow them; its own label follows too, so the check sees it
+                    lc[d] = out[d + off]
+                    tr.fixed_splits += 1
+                else:
                     tr.uf.tie(out[d + off], v)
     tr.macs_terms.append([_count(v, s) for v, s in zip(out, out_shape)] + [_count(la[-1], sa[-1])])
     if len(sb) == 2:  # x @ W with W a parameter (Hugging Face's Conv1D): W's last dimension is an output
@@ -364,8 +372,9 @@ def _group_norm(tr: Tracing, node: torch.fx.Node) -> Any:
     n = _shape(x)[1]
     if c is not None:
         grid = c.reshape(groups, n // groups)
-        for row in grid[1:]:
-            tr.uf.tie(row, grid[0])
+        if not _whole_groups(tr, node, grid):
+            for row in grid[1:]:
+                tr.uf.tie(row, grid[0])
     for p in params:
         lp = tr.lab(p)
         if lp is not None:
@@ -374,6 +383,16 @@ def _group_norm(tr: Tracing, node: torch.fx.Node) -> Any:
     if isinstance(val, (tuple, list)):
         return tuple([list(lx)] + [_none_like_tensor(t) for t in val[1:]])
     return list(lx)
+
+
+def _whole_groups(tr: Tracing, node: torch.fx.Node, grid: np.ndarray) -> bool:
+    """A group norm whose groups are whole units (RetNet's ``GroupNorm(heads, width)`` over its heads, each group one
+    head): groups go whole and the norm's ``num_groups`` follows, instead of every group keeping the same positions."""
+    roots = tr.uf.roots(grid.reshape(-1)).reshape(grid.shape)
+    groups = len(grid)
+    if groups < 2 or not (roots == roots[:, :1]).all() or (roots[:, 0] == PIN).any() or len(set(roots[:, 0].tolist())) != groups:
+        return False
+    return tr.attribute_slot(node, "num_groups", 0, np.ascontiguousarray(grid[:, 0]), [groups])
 
 
 @_rule("tensordot")

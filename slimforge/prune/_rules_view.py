@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from slimforge.prune._capture import (
-    HEAD_ATTRS, PIN, Label, Tracing, _arg, head_counts, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, module_path,
+    HEAD_ATTRS, PIN, Label, Tracing, _arg, a_new_fill, head_counts, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, module_path,
 )
 from slimforge.prune._hand_written_attention import (
     counted_head_axis, enclosing_paths, expanded_to_counted_heads, heads_follow, library_class, merged_width_follows,
@@ -486,12 +486,6 @@ def _a_fill(x: Any) -> bool:
     return isinstance(x, torch.fx.Node) and x.op == "call_function" and _opname(x.target) in _FILLS
 
 
-_NEW_FILLS = ("zeros", "ones", "full", "empty", "new_zeros", "new_ones", "new_full", "new_empty", *_FILLS)
-
-
-def _a_new_fill(x: Any) -> bool:
-    """A tensor of one value made in the forward, whose size the code gives (not data)."""
-    return isinstance(x, torch.fx.Node) and x.op == "call_function" and _opname(x.target) in _NEW_FILLS
 
 
 @_rule("slice", "slice_copy")
@@ -574,7 +568,7 @@ def _cat(tr: Tracing, node: torch.fx.Node) -> Any:
         parts.append(label[d] if label[d] is not None else np.zeros(max(_shape(t)[d], 0), dtype=np.int64))
     # A new fill (``torch.zeros(1, self.bias.shape[1])`` before FT-Transformer's bias rows) is guessed to take the
     # size of what it is concatenated with: counted, so the pruning is redone with it kept whole if that is wrong.
-    fills = [t for t in tensors if _a_new_fill(t) and not tr.pin_fixed_splits]
+    fills = [t for t in tensors if a_new_fill(t) and not tr.pin_fixed_splits]
     ordered = [t for t in tensors if t not in fills] + fills
     for t in ordered:
         label = tr.lab(t) or [None] * len(out_shape)

@@ -175,6 +175,25 @@ class StackedHeadsAttention(nn.Module):
         return self.proj(torch.cat(torch.split(r, 1), dim=-1).squeeze(0))
 
 
+class RetentionLike(nn.Module):
+    """Heads normalised by ``GroupNorm(heads, width)`` (RetNet's multi-scale retention), heads into the batch for a
+    ``baddbmm`` onto ``torch.empty`` (old diffusers' cross-attention)."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads, self.head_size = heads, dim // heads
+        self.q, self.k, self.v, self.o = (nn.Linear(dim, dim, bias=False) for _ in range(4))
+        self.group_norm = nn.GroupNorm(heads, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        q, k, v = (p(x).reshape(b, n, self.heads, self.head_size).permute(0, 2, 1, 3).reshape(b * self.heads, n, self.head_size)
+                   for p in (self.q, self.k, self.v))
+        a = torch.baddbmm(torch.empty(q.shape[0], n, n), q, k.transpose(1, 2), beta=0, alpha=self.head_size ** -0.5).softmax(-1)
+        y = torch.bmm(a, v).reshape(b, self.heads, n, self.head_size).permute(0, 2, 1, 3).reshape(b * n, -1)
+        return self.o(self.group_norm(y).reshape(b, n, -1))
+
+
 class ConvAttention(nn.Module):
     """Heads over a feature map from 1x1 convolutions (BoTNet-like, by hand)."""
 
@@ -202,7 +221,8 @@ class TokenNet(nn.Module):
                 "grouped": lambda: GroupedQueryAttention(dim, heads, heads // 2),
                 "multi_query": lambda: MultiQueryAttention(dim, heads), "sdpa_grouped": lambda: SdpaGroupedAttention(dim, heads, heads // 2),
                 "annotated": lambda: AnnotatedAttention(dim, heads), "inner_width": lambda: InnerWidthAttention(dim, heads),
-                "pieces": lambda: PiecesAttention(dim, heads), "stacked": lambda: StackedHeadsAttention(dim, heads)}[attention]
+                "pieces": lambda: PiecesAttention(dim, heads), "stacked": lambda: StackedHeadsAttention(dim, heads),
+                "retention": lambda: RetentionLike(dim, heads)}[attention]
         norm = (lambda: nn.LayerNorm(dim)) if norms else nn.Identity
         self.blocks = nn.ModuleList(nn.ModuleDict({"norm1": norm(), "attn": make(), "norm2": norm(),
                                                    "mlp": nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))})
@@ -275,3 +295,30 @@ class TokenizedRows(nn.Module):
 
 def tokenized_rows() -> nn.Module:
     return TokenizedRows()
+
+
+class FunctionalPool(nn.Module):
+    """CLIP's attention pooling: ``F.multi_head_attention_forward`` with separate projections, whose head size is the
+    input's width over ``num_heads`` and whose heads it merges with the batch."""
+
+    def __init__(self, dim: int = 32, num_heads: int = 4) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, dim, 4, 4)
+        self.q_proj, self.k_proj, self.v_proj, self.c_proj = (nn.Linear(dim, dim) for _ in range(4))
+        self.num_heads = num_heads
+        self.head = nn.Linear(dim, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x).flatten(2).permute(2, 0, 1)
+        x = torch.cat([x.mean(dim=0, keepdim=True), x], dim=0)
+        x, _ = F.multi_head_attention_forward(
+            query=x[:1], key=x, value=x, embed_dim_to_check=x.shape[-1], num_heads=self.num_heads,
+            q_proj_weight=self.q_proj.weight, k_proj_weight=self.k_proj.weight, v_proj_weight=self.v_proj.weight,
+            in_proj_weight=None, in_proj_bias=torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias]),
+            bias_k=None, bias_v=None, add_zero_attn=False, dropout_p=0.0, out_proj_weight=self.c_proj.weight,
+            out_proj_bias=self.c_proj.bias, use_separate_proj_weight=True, training=self.training, need_weights=False)
+        return self.head(x.squeeze(0))
+
+
+def functional_pool() -> nn.Module:
+    return FunctionalPool()

@@ -20,7 +20,8 @@ X = torch.randn(2, 3, 16, 16)
 
 
 ATTENTIONS = (M.InputWidthAttention, M.WideHeadsAttention, M.GroupedQueryAttention, M.ConvAttention, M.MultiQueryAttention,
-              M.SdpaGroupedAttention, M.AnnotatedAttention, M.InnerWidthAttention, M.PiecesAttention, M.StackedHeadsAttention)
+              M.SdpaGroupedAttention, M.AnnotatedAttention, M.InnerWidthAttention, M.PiecesAttention, M.StackedHeadsAttention,
+              M.RetentionLike)
 
 
 def _count(attn: nn.Module) -> int:
@@ -32,7 +33,7 @@ def _heads(model: nn.Module) -> list[int]:
 
 
 @pytest.mark.parametrize("attention", ["input_width", "wide", "grouped", "multi_query", "sdpa_grouped", "annotated", "inner_width",
-                                       "pieces", "stacked"])
+                                       "pieces", "stacked", "retention"])
 def test_hand_written_attention_loses_heads_and_reloads(tmp_path, attention):
     model = attach_spec(M.token_net(attention).eval(), ModelSpec("own_attention_models:token_net", {"attention": attention}))
     before = _heads(model)
@@ -81,6 +82,13 @@ def _zero_head(attn: nn.Module, head: int) -> None:
                 p.weight[head * d:(head + 1) * d] = 0
                 p.bias[head * d:(head + 1) * d] = 0
             attn.fc_o.weight[:, head * d:(head + 1) * d] = 0
+        elif isinstance(attn, M.RetentionLike):  # its value channels feed the group norm: zero its norm's group too
+            d = attn.head_size
+            for p in (attn.q, attn.k, attn.v):
+                p.weight[head * d:(head + 1) * d] = 0
+            attn.group_norm.weight[head * d:(head + 1) * d] = 0
+            attn.group_norm.bias[head * d:(head + 1) * d] = 0
+            attn.o.weight[:, head * d:(head + 1) * d] = 0
         elif isinstance(attn, M.MultiQueryAttention):  # a query head; the one key/value head stays
             d = attn.head_dim
             attn.q.weight[head * d:(head + 1) * d] = 0
@@ -94,6 +102,7 @@ def _zero_head(attn: nn.Module, head: int) -> None:
 
 @pytest.mark.parametrize("factory, attention, head, ratio", [
     (M.token_net, "wide", 2, 0.25), (M.token_net, "grouped", 1, 0.5), (M.token_net, "multi_query", 3, 0.25), (M.token_net, "pieces", 0, 0.25),
+    (M.token_net, "retention", 1, 0.25),
     (M.conv_attention_net, None, 1, 0.25)])
 def test_pruning_a_zeroed_head_leaves_the_outputs_unchanged(factory, attention, head, ratio):
     model = (factory(attention) if attention else factory()).eval()
@@ -153,3 +162,15 @@ def test_a_fill_concatenated_with_a_parameter_follows_its_width():
     model, x = M.tokenized_rows().eval(), torch.randn(2, 5)
     prune(model, x, ratio=0.5, round_to=1)
     assert model.bias.shape[1] == model.weight.shape[1] == 16 and model(x).shape == (2, 2)
+
+
+@pytest.mark.parametrize("ratio", [0.25, 0.5])
+def test_heads_merged_with_the_batch_in_functional_attention_follow_num_heads(tmp_path, ratio):
+    """``F.multi_head_attention_forward`` views its queries to (len, batch * num_heads, head_dim): the heads repeat
+    batch by batch, ``num_heads`` follows them, and the width stays heads x head size (8)."""
+    model = attach_spec(M.functional_pool().eval(), ModelSpec("own_attention_models:functional_pool", {}))
+    prune(model, X, ratio=ratio, round_to=1)
+    assert model.num_heads < 4 and model.q_proj.out_features == model.stem.out_channels == 8 * model.num_heads
+    save(model, tmp_path / "m")
+    with torch.no_grad():
+        assert torch.equal(load(tmp_path / "m", trust_code=True).eval()(X), model(X))
