@@ -555,6 +555,7 @@ def a_new_fill(x: Any) -> bool:
     """A tensor of one value made in the forward, whose size the code gives (not data)."""
     return isinstance(x, torch.fx.Node) and x.op == "call_function" and _opname(x.target) in _NEW_FILLS
 
+
 # An int attribute that counts heads, as attention is written by hand: n_head (nanoGPT), heads (vit-pytorch),
 # num_heads (timm), n_local_heads / n_local_kv_heads (Meta's Llama), nhead (PyTorch), h (the Annotated Transformer),
 # head_num (DeepCTR's AutoInt) ...

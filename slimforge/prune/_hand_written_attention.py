@@ -24,6 +24,32 @@ def enclosing_paths(tr: Tracing, node: torch.fx.Node) -> Iterator[tuple[str, Any
             continue
 
 
+def counting_modules(tr: Tracing, node: torch.fx.Node) -> Iterator[tuple[str, Any, dict[str, int]]]:
+    """(path, module, head counts) of the modules around ``node`` that count heads in attributes, innermost first,
+    up to the first attention of a registered form (whose own rules apply)."""
+    for path, module in enclosing_paths(tr, node):
+        if find_attention_form(module) is not None:
+            return
+        counts = head_counts(module)
+        if counts:
+            yield path, module, counts
+
+
+def _follow_or_pin(tr: Tracing, node: torch.fx.Node, path: str, names: list[str], vec: np.ndarray, size: int) -> bool:
+    """Each attribute ``names`` of the module at ``path`` (all holding ``size``) follows ``vec``; where one cannot,
+    ``vec`` is pinned. True when they all follow."""
+    if all([tr.attribute_slot(node, name, 0, vec, [size], path=path) for name in names]):
+        return True
+    tr.uf.pin(vec)
+    return False
+
+
+def _widths(module: torch.nn.Module, counts: dict[str, int], size: int) -> list[str]:
+    """The module's public int attributes holding ``size`` that are neither head counts nor per-head sizes."""
+    return [a for a, v in vars(module).items()
+            if type(v) is int and v == size and a not in counts and "head" not in a and not a.startswith("_")]
+
+
 def library_class(module: torch.nn.Module) -> bool:
     return type(module).__module__.partition(".")[0] in ("transformers", "timm", "torchvision", "torch", "slimforge")
 
@@ -55,9 +81,7 @@ def heads_follow(tr: Tracing, node: torch.fx.Node, counted_by: tuple, heads: np.
             tr.uf.pin(heads)
             return
         heads = np.ascontiguousarray(heads[:size])
-    names = [name for name, value in counts.items() if value == size]
-    if not all([tr.attribute_slot(node, name, 0, heads, [size], path=path) for name in names]):
-        tr.uf.pin(heads)
+    if not _follow_or_pin(tr, node, path, [name for name, value in counts.items() if value == size], heads, size):
         return
     if tr.attention_mode(module) != "coupled":
         return
@@ -92,19 +116,9 @@ def _projection_input_width(tr: Tracing, arg: Any) -> np.ndarray | None:
 def merged_width_follows(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, size: int) -> None:
     """Heads merged back to one width that an attention written by hand keeps in an attribute of its own
     (``view(b, t, self.inner_dim)``, ``self.all_head_size``): the attribute follows the heads kept."""
-    for path, module in enclosing_paths(tr, node):
-        if find_attention_form(module) is not None:
-            return
-        counts = head_counts(module)
-        if not counts:
-            continue
-        if tr.attention_mode(module) == "opaque":
-            return
-        names = [a for a, v in vars(module).items()
-                 if type(v) is int and v == size and a not in counts and "head" not in a and not a.startswith("_")]
-        if names and not all([tr.attribute_slot(node, a, 0, vec, [size], path=path) for a in names]):
-            tr.uf.pin(vec)
-        return
+    path, module, counts = next(counting_modules(tr, node), (None, None, None))
+    if module is not None and tr.attention_mode(module) != "opaque" and (names := _widths(module, counts, size)):
+        _follow_or_pin(tr, node, path, names, vec, size)
 
 
 def expanded_to_counted_heads(tr: Tracing, node: torch.fx.Node, label: Label, in_shape: tuple, out_shape: tuple,
@@ -116,21 +130,18 @@ def expanded_to_counted_heads(tr: Tracing, node: torch.fx.Node, label: Label, in
     lead = len(out_shape) - len(label)
     if any(v is not None for v in label[:-1]):
         return out
-    for path, module in enclosing_paths(tr, node):
-        if find_attention_form(module) is not None:
-            return out
-        counts = head_counts(module)
-        if not counts or tr.attention_mode(module) == "opaque":
-            continue
-        for d, size in enumerate(in_shape):
-            wide = out_shape[lead + d]
-            names = [name for name, value in counts.items() if value == wide]
-            if size == 1 and wide > 1 and names:
-                vec = tr.uf.fresh(wide)
-                if all([tr.attribute_slot(node, name, 0, vec, [wide], path=path) for name in names]):
-                    out[lead + d] = vec
-                return out
+    path, module, counts = next(((p, m, c) for p, m, c in counting_modules(tr, node) if tr.attention_mode(m) != "opaque"),
+                                (None, None, None))
+    if module is None:
         return out
+    for d, size in enumerate(in_shape):
+        wide = out_shape[lead + d]
+        names = [name for name, value in counts.items() if value == wide]
+        if size == 1 and wide > 1 and names:
+            vec = tr.uf.fresh(wide)
+            if all([tr.attribute_slot(node, name, 0, vec, [wide], path=path) for name in names]):
+                out[lead + d] = vec
+            break
     return out
 
 
@@ -142,23 +153,13 @@ def split_into_heads(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, sizes: l
     n = sizes[0]
     if n < 2 or len(sizes) < 2 or len(set(sizes)) != 1:
         return False
-    for path, module in enclosing_paths(tr, node):
-        if find_attention_form(module) is not None:
-            return False
-        counts = head_counts(module)
-        if not counts:
-            continue
-        if tr.attention_mode(module) == "opaque" or len(sizes) not in counts.values():
-            return False
-        for k in range(len(sizes)):
-            for element in vec[k * n + 1:(k + 1) * n].tolist():
-                tr.uf.union(int(vec[k * n]), element)
-        heads = np.ascontiguousarray(vec[::n])
-        heads_follow(tr, node, (path, module, counts), heads, n)
-        width = len(vec)
-        names = [a for a, v in vars(module).items()
-                 if type(v) is int and v == width and a not in counts and "head" not in a and not a.startswith("_")]
-        if names and not all([tr.attribute_slot(node, a, 0, vec, [width], path=path) for a in names]):
-            tr.uf.pin(vec)
-        return True
-    return False
+    path, module, counts = next(counting_modules(tr, node), (None, None, None))
+    if module is None or tr.attention_mode(module) == "opaque" or len(sizes) not in counts.values():
+        return False
+    for k in range(len(sizes)):
+        for element in vec[k * n + 1:(k + 1) * n].tolist():
+            tr.uf.union(int(vec[k * n]), element)
+    heads_follow(tr, node, (path, module, counts), np.ascontiguousarray(vec[::n]), n)
+    if names := _widths(module, counts, len(vec)):
+        _follow_or_pin(tr, node, path, names, vec, len(vec))
+    return True

@@ -562,29 +562,27 @@ def _cat(tr: Tracing, node: torch.fx.Node) -> Any:
                     tr.uf.tie(out[od], label[od])
         out[d] = np.concatenate(parts)
         return out
-    parts = []
-    for t in tensors:
-        label = tr.lab(t) or [None] * len(out_shape)
-        parts.append(label[d] if label[d] is not None else np.zeros(max(_shape(t)[d], 0), dtype=np.int64))
+    parts = [label[d] if label[d] is not None else np.zeros(max(_shape(t)[d], 0), dtype=np.int64)
+             for t, label in zip(tensors, labels)]
     # A new fill (``torch.zeros(1, self.bias.shape[1])`` before FT-Transformer's bias rows) is guessed to take the
     # size of what it is concatenated with: counted, so the pruning is redone with it kept whole if that is wrong.
-    fills = [t for t in tensors if a_new_fill(t) and not tr.pin_fixed_splits]
-    ordered = [t for t in tensors if t not in fills] + fills
-    for t in ordered:
-        label = tr.lab(t) or [None] * len(out_shape)
+    is_fill = [a_new_fill(t) and not tr.pin_fixed_splits for t in tensors]
+    ordered = sorted(range(len(tensors)), key=lambda i: is_fill[i])  # fills last
+    for rank, i in enumerate(ordered):
+        label = labels[i]
         for od in range(len(out_shape)):
             if od == d:
                 continue
-            if t in fills and label[od] is None and out[od] is not None:
+            if is_fill[i] and label[od] is None and out[od] is not None:
                 label[od] = out[od]  # the fill's own shape follows (its label is the traced one: the check sees it)
                 tr.fixed_splits += 1
-            elif out[od] is None and t is ordered[0]:
+            elif out[od] is None and rank == 0:
                 out[od] = label[od]
             else:
                 tr.uf.tie(out[od], label[od])
     if any(_shape(t)[d] < 0 for t in tensors) or out_shape[d] < 0:  # tokens routed by the data: never channels
-        for t in tensors:
-            tr.uf.pin((tr.lab(t) or [None] * len(out_shape))[d])
+        for label in labels:
+            tr.uf.pin(label[d])
         out[d] = None
         return out
     out[d] = _clean(tr, np.concatenate(parts), out_shape[d]) if any(p.any() for p in parts) else None
