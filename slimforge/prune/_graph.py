@@ -174,6 +174,12 @@ def _pieces(label: Any) -> bool:
 
 
 def unit_step(width: int, round_to: int) -> int:
-    """Units a group gives up at a time so that its channel count stays a multiple of ``round_to``
-    (``width``: channels per unit)."""
-    return round_to // math.gcd(round_to, width) if round_to > 1 else 1
+    """Units a group gives up at a time (``width``: channels per unit): as many as keep its channel
+    count a multiple of ``round_to`` when a unit is narrower than ``round_to`` (channels: 8 at a time);
+    one when a unit is at least ``round_to`` wide. A unit that wide (an attention head) already fills
+    the vector lanes the multiple is for, and taking units in pairs would double the steps of a layer
+    with few of them: heads of 12 channels at ``round_to=8`` left a 4-head layer at ratio 0.3 with 2
+    heads (half its width), where one step is 1 head (3 kept)."""
+    if round_to <= 1 or width >= round_to:
+        return 1
+    return round_to // math.gcd(round_to, width)

@@ -43,7 +43,8 @@ class PruneConfig:
     target_params / target_macs: fraction of parameters / MACs to keep (a global ratio is searched);
     target_latency: fraction of the measured latency to keep, channels chosen by importance per
     millisecond saved (:mod:`slimforge.prune.latency`; ``latency`` says how latency is measured);
-    skip: module name patterns whose channels stay; round_to: kept channel counts are multiples of this."""
+    skip: module name patterns whose channels stay; round_to: kept channel counts are multiples of this
+    (units at least this wide, attention heads, go one at a time: :func:`~slimforge.prune._graph.unit_step`)."""
 
     ratio: float | Mapping[str, float] | None = None
     importance: str = "l2"

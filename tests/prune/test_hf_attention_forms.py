@@ -225,6 +225,7 @@ def _heads(model):
                if (form := find_attention_form(m)) is not None and not form.part)
 
 
+# LiLT's 4 heads of 12 lose one (3 kept, 40.3% of the parameters), not two, since heads go one at a time (41.5% before).
 # T5 and BART keep their residual width unless only the logits' shape is kept (not encoder_last_hidden_state):
 # 21.3% and 24.7% before (BART's residual was also pinned by an unused inputs_embeds[:, :, -1]).
 @pytest.mark.parametrize("family,removed", [("distilbert", 0.37), ("mpnet", 0.37), ("deberta-v2", 0.37), ("t5", 0.36),
@@ -236,7 +237,7 @@ def _heads(model):
                                             ("ernie-moe", 0.44), ("phimoe", 0.43), ("gpt-neox-japanese", 0.40), ("doge", 0.44), ("yoso", 0.40),
                                             ("switch", 0.40), ("ibert", 0.37), ("llama4", 0.43), ("xmod", 0.37),
                                             ("bamba", 0.43), ("qwen3-next", 0.39), ("lfm2", 0.42), ("modernbert-decoder", 0.39),
-                                            ("lilt", 0.41), ("hiera", 0.45)])
+                                            ("lilt", 0.40), ("hiera", 0.45)])
 @torch.no_grad()
 def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     torch.manual_seed(0)
