@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from slimforge.prune._capture import Label, Tracing, _opname, head_counts, module_paths
+from slimforge.prune._capture import PIN, Label, Tracing, _opname, head_counts, module_path, module_paths
 from slimforge.prune.attention import find_attention_form
 
 
@@ -24,12 +24,16 @@ def enclosing_paths(tr: Tracing, node: torch.fx.Node) -> Iterator[tuple[str, Any
             continue
 
 
-def counting_modules(tr: Tracing, node: torch.fx.Node) -> Iterator[tuple[str, Any, dict[str, int]]]:
+def counting_modules(tr: Tracing, node: torch.fx.Node, root: bool = False) -> Iterator[tuple[str, Any, dict[str, int]]]:
     """(path, module, head counts) of the modules around ``node`` that count heads in attributes, innermost first,
-    up to the first attention of a registered form (whose own rules apply)."""
+    up to the first attention of a registered form (whose own rules apply). The model itself only with ``root``: a
+    head count there is its configuration (TimeSformer's ``self.heads``), which its feed-forward layers' chunks do not
+    split by, though the per-head masks and biases it builds are repeated by it."""
     for path, module in enclosing_paths(tr, node):
         if find_attention_form(module) is not None:
             return
+        if not path and not root:
+            continue
         counts = head_counts(module)
         if counts:
             yield path, module, counts
@@ -89,10 +93,12 @@ def heads_follow(tr: Tracing, node: torch.fx.Node, counted_by: tuple, heads: np.
     if width is not None and len(width) == size * head_size:
         for i, element in enumerate(width.tolist()):
             tr.uf.union(int(heads[i // head_size]), element)
+        if names := _widths(module, counts, len(width)):  # ``self.embed_dim``, checked against the input's width
+            _follow_or_pin(tr, node, path, names, width, len(width))
 
 
-_PASS_THROUGH = {"getitem", "split", "split_with_sizes", "chunk", "unbind", "view", "reshape", "_unsafe_view", "transpose",
-                 "permute", "contiguous", "clone", "mul", "div", "_to_copy", "to", "type_as", "unflatten", "flatten"}
+_PASS_THROUGH = {"getitem", "select", "squeeze", "unsqueeze", "split", "split_with_sizes", "chunk", "unbind", "view", "reshape", "_unsafe_view", "transpose",
+                 "permute", "contiguous", "clone", "mul", "div", "mul_", "div_", "_to_copy", "to", "type_as", "unflatten", "flatten"}
 
 
 def _projection_input_width(tr: Tracing, arg: Any) -> np.ndarray | None:
@@ -121,6 +127,30 @@ def merged_width_follows(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, size
         _follow_or_pin(tr, node, path, names, vec, size)
 
 
+def heads_view_follows(tr: Tracing, node: torch.fx.Node, out: Label, out_shape: tuple) -> None:
+    """A view in an attention written by hand that keeps a dimension of heads as it is, with a size its head count
+    gives (the Nyströmformer's ``Q.reshape(-1, self.num_head, landmarks, ...)`` of heads split in the module around
+    it): the count follows those heads, as it does where they are split off."""
+    path, module, counts = next(counting_modules(tr, node), (None, None, None))
+    if module is None or library_class(module) or tr.attention_mode(module) == "opaque" or module_path(node) != path:
+        return
+    for d, vec in enumerate(out):
+        names = [name for name, value in counts.items() if value == out_shape[d]]
+        if vec is not None and names and out_shape[d] > 1 and not (tr.uf.roots(vec) == PIN).all():
+            _follow_or_pin(tr, node, path, names, vec, out_shape[d])
+
+
+def merged_heads_follow(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, size: int) -> None:
+    """Heads counted in another unit merged into one dimension that an attention written by hand counts: Falcon's
+    key/value groups, each (queries per group) query heads, flattened to ``self.num_heads`` query heads. The count
+    follows the heads kept (a group that goes takes its query heads with it)."""
+    path, module, counts = next(counting_modules(tr, node), (None, None, None))
+    if module is None or library_class(module) or tr.attention_mode(module) == "opaque":
+        return
+    if names := [name for name, value in counts.items() if value == size]:
+        _follow_or_pin(tr, node, path, names, vec, size)
+
+
 def expanded_to_counted_heads(tr: Tracing, node: torch.fx.Node, label: Label, in_shape: tuple, out_shape: tuple,
                                out: Label) -> Label:
     """Multi-query attention written by hand: one key/value head expanded to ``self.n_heads`` query heads
@@ -130,14 +160,15 @@ def expanded_to_counted_heads(tr: Tracing, node: torch.fx.Node, label: Label, in
     lead = len(out_shape) - len(label)
     if any(v is not None for v in label[:-1]):
         return out
-    path, module, counts = next(((p, m, c) for p, m, c in counting_modules(tr, node) if tr.attention_mode(m) != "opaque"),
+    path, module, counts = next(((p, m, c) for p, m, c in counting_modules(tr, node, root=True) if tr.attention_mode(m) != "opaque"),
                                 (None, None, None))
     if module is None:
         return out
     for d, size in enumerate(in_shape):
         wide = out_shape[lead + d]
         names = [name for name, value in counts.items() if value == wide]
-        if size == 1 and wide > 1 and names:
+        if size == 1 and wide > 1 and names and lead + d > 0:  # not the first: a batch (TimeSformer's class token
+            # repeated over a batch of 2, as many as its heads)
             vec = tr.uf.fresh(wide)
             if all([tr.attribute_slot(node, name, 0, vec, [wide], path=path) for name in names]):
                 out[lead + d] = vec
@@ -151,10 +182,12 @@ def split_into_heads(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, sizes: l
     head, its channels one unit, and the head counts follow; an int attribute holding the whole width
     (``self.dim_V``, which the piece size is computed from) follows the channels kept. False: not such a split."""
     n = sizes[0]
-    if n < 2 or len(sizes) < 2 or len(set(sizes)) != 1:
+    if n < 2 or len(sizes) < 2 or len(set(sizes)) != 1 or _pieces_feed_layers(node):
         return False
     path, module, counts = next(counting_modules(tr, node), (None, None, None))
     if module is None or tr.attention_mode(module) == "opaque" or len(sizes) not in counts.values():
+        return False
+    if module_path(node) != path:  # split in the attention's own forward, not in a layer inside it (a GEGLU's chunk(2))
         return False
     for k in range(len(sizes)):
         for element in vec[k * n + 1:(k + 1) * n].tolist():
@@ -163,3 +196,29 @@ def split_into_heads(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, sizes: l
     if names := _widths(module, counts, len(vec)):
         _follow_or_pin(tr, node, path, names, vec, len(vec))
     return True
+
+
+_LAYERS = ("linear", "conv1d", "conv2d", "conv3d", "convolution")
+_ON_THE_WAY = {"getitem", "add", "add_", "mul", "mul_", "view", "reshape", "_unsafe_view", "contiguous", "clone", "to",
+               "_to_copy", "flatten", "transpose", "permute"}
+
+
+def _pieces_feed_layers(node: torch.fx.Node, depth: int = 6) -> bool:
+    """A piece of the split enters a layer of its own (EfficientViT's cascaded group attention: one convolution per
+    head over its chunk of the input): the pieces are inputs of per-head layers, not heads to stack or concatenate,
+    and a head's piece may not go (its layer would be left with no inputs)."""
+    frontier, seen = [node], set()
+    for _ in range(depth):
+        nxt = []
+        for n in frontier:
+            for user in n.users:
+                if user in seen or user.op != "call_function":
+                    continue
+                seen.add(user)
+                op = _opname(user.target)
+                if op in _LAYERS and user.args and user.args[0] is n:
+                    return True
+                if op in _ON_THE_WAY:
+                    nxt.append(user)
+        frontier = nxt
+    return False

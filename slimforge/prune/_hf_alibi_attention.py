@@ -21,9 +21,17 @@ from slimforge.prune.attention import AttentionForm, Swap, _falcon_split_axis, _
 ALIBI_HEADS = "alibi_heads"
 
 
+def _transformers_class(module: nn.Module, name: str) -> bool:
+    """transformers' own class ``name`` (or this module's stand-in for it): a user's class of the same name (BLOOM's
+    attention copied into a project) has its own forward, which the stand-in's would not fit."""
+    cls = type(module)
+    return (cls.__name__ == name and cls.__module__.startswith("transformers.")) or (
+        cls.__name__ == f"Prunable{name}" and cls.__module__ == __name__)
+
+
 def _mpt_attention(module: nn.Module) -> bool:
     """MPT: a fused ``Wqkv`` chunked into q, k, v, heads as (n_heads, head_dim), ``out_proj``, an ALiBi bias."""
-    return (type(module).__name__ in ("MptAttention", "PrunableMptAttention") and _linear(module, "Wqkv") and _linear(module, "out_proj")
+    return (_transformers_class(module, "MptAttention") and _linear(module, "Wqkv") and _linear(module, "out_proj")
             and _int(module, "n_heads") and _int(module, "head_dim"))
 
 
@@ -94,7 +102,7 @@ register_stand_in("transformers.models.mpt.modeling_mpt.MptAttention",
 def _bloom_attention(module: nn.Module) -> bool:
     """BLOOM: a fused ``query_key_value`` viewed as (heads, 3, head_dim) (Falcon's original layout), heads merged
     with the batch for ``baddbmm`` with the model's ALiBi bias."""
-    return (type(module).__name__ in ("BloomAttention", "PrunableBloomAttention") and _linear(module, "query_key_value")
+    return (_transformers_class(module, "BloomAttention") and _linear(module, "query_key_value")
             and _linear(module, "dense") and _int(module, "num_heads") and _int(module, "head_dim"))
 
 

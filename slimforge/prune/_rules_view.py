@@ -15,8 +15,8 @@ from slimforge.prune._capture import (
     HEAD_ATTRS, PIN, Label, Tracing, _arg, a_new_fill, head_counts, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, module_path,
 )
 from slimforge.prune._hand_written_attention import (
-    counted_head_axis, enclosing_paths, expanded_to_counted_heads, heads_follow, library_class, merged_width_follows,
-    split_into_heads,
+    counted_head_axis, counting_modules, enclosing_paths, expanded_to_counted_heads, heads_follow, library_class,
+    heads_view_follows, merged_heads_follow, merged_width_follows, split_into_heads,
 )
 from slimforge.prune._split_blocks import is_split_block
 from slimforge.prune.attention import find_attention_form, head_axis
@@ -32,6 +32,7 @@ from slimforge.prune.attention import find_attention_form, head_axis
     "reciprocal", "square", "sign", "logical_not", "bitwise_not", "native_dropout",
     "selu", "celu", "softplus", "log_sigmoid", "glu_placeholder", "fill_", "zero_", "dropout2d", "cos", "sin",
     "real", "imag", "conj", "conj_physical", "resolve_conj", "angle",
+    "type_as",  # only the other tensor's dtype: its shape may differ (gemma_pytorch's rotary, x_out.type_as(x))
     # the rest of the elementwise functions of one tensor (YOSO's acos), and in-place random fills (a router's exponential_)
     "acos", "asin", "atan", "tan", "cosh", "sinh", "acosh", "asinh", "atanh", "expm1", "log1p", "log2", "log10", "exp2",
     "floor", "ceil", "round", "trunc", "frac", "sgn", "isnan", "isinf", "isfinite", "nan_to_num", "nan_to_num_", "logit",
@@ -54,12 +55,14 @@ def _unary(tr: Tracing, node: torch.fx.Node) -> Any:
 
 @_rule(
     "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "multiply", "divide", "subtract", "true_divide", "where", "maximum", "minimum", "eq", "ne",
-    "lt", "gt", "le", "ge", "pow", "masked_fill", "masked_fill_", "logical_and", "logical_or", "copy_", "type_as",
+    "lt", "gt", "le", "ge", "pow", "masked_fill", "masked_fill_", "logical_and", "logical_or", "copy_",
     "floor_divide", "remainder", "fmod", "lerp", "addcmul", "addcdiv", "atan2", "hypot", "bitwise_and", "bitwise_or", "pow_",
     "polar", "complex",  # complex numbers from magnitude and angle (Llama 4's and DeepSeek-V2's rotary frequencies)
 )
 def _binary(tr: Tracing, node: torch.fx.Node) -> Any:
     """Broadcasting elementwise op: aligned dimensions are tied index by index."""
+    if _opname(node.target) == "copy_" and not tr.pin_fixed_splits:
+        _copied_into_a_fill(tr, node)
     out_shape = _shape(node)
     nd = len(out_shape)
     out: Label = [None] * nd
@@ -95,6 +98,51 @@ def _binary(tr: Tracing, node: torch.fx.Node) -> Any:
         tr.fixed_splits += 1
         _chain_follows(tr, chain, d, out[od])
     return out
+
+
+def _fill_size_follows(tr: Tracing, fill: torch.fx.Node, d: int, vec: np.ndarray) -> None:
+    """A new fill's dimension ``d`` takes ``vec``: its size follows the width it is combined with. Where the module
+    that makes it keeps that size in a width attribute of its own (SAINT's ``torch.empty(n1, n2, self.dim)``), the
+    attribute follows; else the size is a guess (the code may give it as a constant), counted so that pruning is
+    redone with the fill kept whole if the pruned model disagrees."""
+    size = _shape(fill)[d]
+    module = _sizing_module(tr, fill, hand_written=True)
+    names = [a for a, v in vars(module).items() if not a.startswith("_") and type(v) is int and v == size and size >= 8
+             and any(w in a.lower() for w in _WIDTH_NAMES) and "head" not in a] if module is not None else []
+    if not (names and all([tr.attribute_slot(fill, a, 0, vec, [size]) for a in names])):
+        tr.fixed_splits += 1
+
+
+_VIEWS_OF_A_FILL = ("select", "slice", "alias")
+
+
+def _copied_into_a_fill(tr: Tracing, node: torch.fx.Node) -> None:
+    """``fill[:, i, :] = layer(x)`` (``copy_`` into a select or slice of ``torch.empty(...)``: SAINT writes each
+    column's embedding into a fill): the fill's dimensions that the copy fills element for element take the copied
+    tensor's labels, so later copies into it and what it is concatenated with line up instead of pinning them."""
+    dst, src = node.args[0], node.args[1]
+    src_label = tr.lab(src)
+    if not isinstance(dst, torch.fx.Node) or not src_label or _shape(src) != _shape(dst):
+        return
+    chain, dims, cur = [], list(range(len(_shape(dst)))), dst  # dims: where each of dst's dimensions is in cur
+    while isinstance(cur, torch.fx.Node) and _opname(cur.target) in _VIEWS_OF_A_FILL:
+        chain.append((cur, list(dims)))
+        if _opname(cur.target) == "select":
+            k = _norm_dim(cur.args[1], len(_shape(cur.args[0])))
+            dims = [j if j < k else j + 1 for j in dims]
+        cur = cur.args[0]
+    if not chain or not a_new_fill(cur):
+        return
+    for j, vec in enumerate(src_label):
+        fill_label = tr.lab(cur)
+        if vec is None or fill_label is None or fill_label[dims[j]] is not None:
+            continue
+        fill_label[dims[j]] = vec
+        for view, where in chain:
+            view_label = tr.lab(view)
+            if view_label is not None and view_label[where[j]] is None:
+                view_label[where[j]] = vec
+        _fill_size_follows(tr, cur, dims[j], vec)
 
 
 def _chain_follows(tr: Tracing, chain: list[torch.fx.Node], d: int, vec: np.ndarray) -> None:
@@ -235,6 +283,7 @@ def _reshape(tr: Tracing, node: torch.fx.Node) -> Any:
         return [None] * len(out_shape)
     out = _reshape_label(tr, node, label, in_shape, out_shape)
     _width_attribute_view(tr, node, out, out_shape)
+    heads_view_follows(tr, node, out, out_shape)
     return out
 
 
@@ -311,6 +360,8 @@ def _reshape_label(tr: Tracing, node: torch.fx.Node, label: Label, in_shape: tup
             out[bo[0]] = np.ascontiguousarray(merged)
             if bo[0] == len(out_shape) - 1:  # heads merged back into the last dimension: a width
                 merged_width_follows(tr, node, out[bo[0]], osizes[0])
+            elif len(bi) > 1:  # groups of heads merged into one dimension of heads
+                merged_heads_follow(tr, node, out[bo[0]], osizes[0])
             continue
         axis, counted_by = _split_axis(tr, node, merged, osizes)
         if axis < 0:
@@ -383,10 +434,22 @@ def _split_axis(tr: Tracing, node: torch.fx.Node, merged: np.ndarray, osizes: li
             return axis, ((path, module, counts) if counts else None)
         counts = head_counts(module)
         if counts or any(isinstance(getattr(module, a, None), int) for a in HEAD_ATTRS):
-            axis = counted_head_axis(osizes, counts) if tr.attention_mode(module) != "opaque" else None
-            # attention of unknown layout: which factor it derives from its input is unknown
-            return (-1, None) if axis is None else (axis, (path, module, counts))
+            if tr.attention_mode(module) == "opaque":
+                return -1, None
+            axis = counted_head_axis(osizes, counts)
+            if axis is not None:
+                return axis, (path, module, counts)
+            if _projection_pieces(osizes, counts):  # q, k and v out of one projection; the heads come later
+                return len(osizes) - 1, None
+            return -1, None  # attention of unknown layout: which factor it derives from its input is unknown
     return int(np.argmax(osizes)), None
+
+
+def _projection_pieces(osizes: list[int], counts: dict[str, int]) -> bool:
+    """``(2 or 3, width)``: keys and values, or queries, keys and values, out of one projection, each ``width``
+    channels that a counted number of heads share (``F.multi_head_attention_forward``'s packed ``in_proj``:
+    ``unflatten(-1, (3, E))``). Channel ``j`` of each piece are one element; the heads are split off later."""
+    return len(osizes) == 2 and osizes[0] in (2, 3) and any(c > 1 and osizes[1] % c == 0 for c in counts.values())
 
 
 def _split(tr: Tracing, merged: np.ndarray, osizes: list[int], axis: int) -> np.ndarray:
@@ -575,7 +638,7 @@ def _cat(tr: Tracing, node: torch.fx.Node) -> Any:
                 continue
             if is_fill[i] and label[od] is None and out[od] is not None:
                 label[od] = out[od]  # the fill's own shape follows (its label is the traced one: the check sees it)
-                tr.fixed_splits += 1
+                _fill_size_follows(tr, tensors[i], od, out[od])
             elif out[od] is None and rank == 0:
                 out[od] = label[od]
             else:
@@ -683,15 +746,21 @@ def _glu(tr: Tracing, node: torch.fx.Node) -> Any:
     return [*label[:d], _clean(tr, vec[:n], n), *label[d + 1:]]
 
 
-def _sizing_module(tr: Tracing, node: torch.fx.Node) -> torch.nn.Module | None:
+def _sizing_module(tr: Tracing, node: torch.fx.Node, hand_written: bool = False) -> torch.nn.Module | None:
     """The module whose forward ran ``node``, if its own int attributes may size what ``node`` splits or slices: not
     an attention module (a registered form, or any head count), whose per-head sizes (DeepSeek's latent attention
-    splits each head into ``qk_nope_head_dim`` and ``qk_rope_head_dim``) its form governs."""
+    splits each head into ``qk_nope_head_dim`` and ``qk_rope_head_dim``) its form governs. ``hand_written``: an
+    attention written by hand whose heads may go (no registered form, a head count, not "opaque") may size them too."""
     try:
         module = tr.model.get_submodule(module_path(node))
     except AttributeError:
         return None
-    return None if _attention_like(module) else module
+    if not _attention_like(module):
+        return module
+    if (hand_written and find_attention_form(module) is None and head_counts(module) and not library_class(module)
+            and tr.attention_mode(module) != "opaque"):
+        return module
+    return None
 
 
 def _width_attribute_split(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, sizes: list[int]) -> bool:
@@ -713,13 +782,17 @@ def _width_attribute_split(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, si
 _GEOMETRY = ("stride", "kernel", "dilation", "pad", "groups", "window", "patch", "size")
 
 
-def _piece_size_attributes(module: torch.nn.Module, size: int) -> list[str]:
+def _piece_size_attributes(module: torch.nn.Module, size: int, geometry: tuple[str, ...] = _GEOMETRY) -> list[str]:
     """``module``'s public int attributes equal to ``size``, a piece of a dimension: only from 8 up and not geometry
     names, since small ints (a stride of 2) match piece sizes by chance."""
     if size < 8:
         return []
     return [a for a, v in vars(module).items()
-            if not a.startswith("_") and type(v) is int and v == size and not any(g in a for g in _GEOMETRY)]
+            if not a.startswith("_") and type(v) is int and v == size and not any(g in a for g in geometry)]
+
+
+# In an attention written by hand "size" names widths (Gemma's q_size and kv_size), not an image's geometry.
+_ATTENTION_GEOMETRY = tuple(g for g in _GEOMETRY if g != "size")
 
 
 def _attribute_sized_split(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, sizes: list[int]) -> list[np.ndarray] | None:
@@ -729,19 +802,20 @@ def _attribute_sized_split(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, si
     last piece possibly the rest of a width it keeps (SHViT's ``[pdim, dim - pdim]``). Each piece then shrinks on its
     own (keeping at least one channel) and its size entry follows it.
     None: the module keeps no such attributes (the sizes are fixed in the code, and the dimension stays whole)."""
-    module = _sizing_module(tr, node)
+    module = _sizing_module(tr, node, hand_written=True)  # Gemma's qkv.split([self.q_size, self.kv_size, self.kv_size])
     if module is None:
         return None
+    geometry = _ATTENTION_GEOMETRY if _attention_like(module) else _GEOMETRY
     starts = np.cumsum([0, *sizes]).tolist()
     pieces = [vec[a:b] for a, b in zip(starts[:-1], starts[1:])]
-    named = [(a, v) for a, v in vars(module).items() if not a.startswith("_") and not any(g in a for g in _GEOMETRY)]
+    named = [(a, v) for a, v in vars(module).items() if not a.startswith("_") and not any(g in a for g in geometry)]
     sequence = next((a for a, v in named if isinstance(v, (list, tuple)) and list(v) == sizes
                      and all(type(s) is int for s in v)), None)
     whole: str | None = None
     if sequence is not None:
         slots = [(sequence, j) for j in range(len(sizes))]
     else:
-        per_piece = [next(iter(_piece_size_attributes(module, s)), None) for s in sizes]
+        per_piece = [next(iter(_piece_size_attributes(module, s, geometry)), None) for s in sizes]
         if per_piece.count(None) == 1:  # the last piece as the rest of a width the module keeps (SHViT: dim - pdim)
             whole = next((a for a, v in named if type(v) is int and v == sum(sizes)), None)
         if (per_piece.count(None) > (whole is not None)
@@ -757,8 +831,9 @@ def _attribute_sized_split(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, si
         return None
     if whole is not None and not tr.attribute_slot(node, whole, 0, vec, [sum(sizes)]):
         return None
-    for piece in pieces:
-        tr.uf.pin(piece[:1])  # a piece feeds a layer of its own: it may not empty
+    if not _attention_like(module):  # in attention the pieces' heads are units that span them all: none empties
+        for piece in pieces:
+            tr.uf.pin(piece[:1])  # a piece feeds a layer of its own: it may not empty
     return [_clean(tr, piece, len(piece)) for piece in pieces]
 
 
@@ -879,6 +954,9 @@ def _repeat(tr: Tracing, node: torch.fx.Node) -> Any:
     for d, r in enumerate(reps):
         if r != 1 and out[d] is not None:  # r copies one after another: each keeps the same elements
             out[d] = np.tile(out[d], r)  # (DeBERTa-v2 tiles its relative position heads over the batch)
+    if _built_heads(tr, node) is None:  # a bias repeated once per head a module counts (Graphormer's
+        in_shape = (1,) * lead + _shape(node.args[0])  # attn_bias.unsqueeze(1).repeat(1, self.num_heads, 1, 1))
+        out = expanded_to_counted_heads(tr, node, [None] * lead + list(label), in_shape, _shape(node), out)
     return out
 
 
@@ -894,9 +972,10 @@ def _repeat_interleave(tr: Tracing, node: torch.fx.Node) -> Any:
     d = _norm_dim(dim, len(label))
     out = list(label)
     repeats = _arg(node, 1, "repeats")
-    if out[d] is not None and isinstance(repeats, int) and _innermost_form(tr, node)[1] is not None:
+    if out[d] is not None and isinstance(repeats, int) and (_innermost_form(tr, node)[1] is not None or _in_hand_written_attention(tr, node)):
         # Inside an attention form, a group's vector repeated once per head of the group (Mamba-2's B and C over
         # its heads, grouped-query keys): each output follows the input it copies, so a group goes with its heads.
+        # The same in an attention written by hand whose heads may go (gemma_pytorch's repeat_interleave of keys).
         out[d] = np.repeat(out[d], repeats)
         return out
     if out[d] is not None:
@@ -906,6 +985,11 @@ def _repeat_interleave(tr: Tracing, node: torch.fx.Node) -> Any:
     if heads is not None and heads > 1 and _shape(node.args[0])[d] == 1 and _shape(node)[d] == heads:
         out[d] = tr.uf.fresh(heads)  # a mask repeated once per head (YOSO's), like expand: it follows the pruned heads
     return out
+
+
+def _in_hand_written_attention(tr: Tracing, node: torch.fx.Node) -> bool:
+    """``node`` runs inside an attention written by hand that counts its heads and whose heads may go."""
+    return any(tr.attention_mode(module) != "opaque" and not library_class(module) for _, module, _ in counting_modules(tr, node))
 
 
 @_rule("index", "_unsafe_index")
@@ -1002,7 +1086,8 @@ def _constant_along(index: Any, e: int) -> list[torch.fx.Node]:
     right, as both align) was 1, so that every position along ``e`` holds the same value: the nodes from that op to
     ``index`` (conversions in between, ``.to(device)`` or a copy, are looked through); else an empty list."""
     chain = []
-    while isinstance(index, torch.fx.Node) and _opname(index.target) in ("to", "_to_copy", "clone", "contiguous", "detach"):
+    while isinstance(index, torch.fx.Node) and _opname(index.target) in ("to", "_to_copy", "clone", "contiguous", "detach",
+                                                                          "bitwise_not", "logical_not"):
         chain.append(index)
         index = index.args[0]
     if not isinstance(index, torch.fx.Node) or _opname(index.target) not in ("expand", "expand_as", "expand_copy", "repeat"):
@@ -1109,11 +1194,23 @@ def _index_put(tr: Tracing, node: torch.fx.Node) -> Any:
             plain, consumed = False, consumed + 1
             continue
         val = idx.meta.get("val") if isinstance(idx, torch.fx.Node) else None
-        n = val.dim() if isinstance(val, torch.Tensor) and val.dtype == torch.bool else 1
-        tr.pin_label([out[d] for d in range(consumed, min(consumed + n, len(shape)))])
+        mask = isinstance(val, torch.Tensor) and val.dtype == torch.bool
+        n = val.dim() if mask else 1
+        followed = []
         for d in range(consumed, min(consumed + n, len(shape))):
+            chain = _constant_along(idx, d - consumed) if mask and _a_scalar(values) and not tr.pin_fixed_splits else []
+            if chain and out[d] is not None:
+                # a mask that holds one value along d, filled with one value (wav2vec 2.0 zeroes padded frames:
+                # hidden[~mask.unsqueeze(-1).repeat(1, 1, hidden.shape[2])] = 0): d is element for element, and the
+                # mask's size there follows (a guess, as a size fixed in the code is: redone whole if the check fails)
+                tr.fixed_splits += 1
+                _chain_follows(tr, chain, d - consumed, out[d])
+                followed.append(d - consumed)
+                continue
+            tr.uf.pin(out[d])
             out[d] = None
-        tr.pin_label(tr.lab(idx))
+        index_label = tr.lab(idx)
+        tr.pin_label([v for j, v in enumerate(index_label) if j not in followed] if index_label else index_label)
         consumed += n
     label = tr.lab(values) if isinstance(values, torch.fx.Node) else None
     if label is not None:
@@ -1125,6 +1222,11 @@ def _index_put(tr: Tracing, node: torch.fx.Node) -> Any:
             else:
                 tr.pin_label([vec])
     return out
+
+
+def _a_scalar(values: Any) -> bool:
+    """One value, written wherever a mask says (``x[mask] = 0``)."""
+    return not isinstance(values, torch.fx.Node) or math.prod(_shape(values)) == 1
 
 
 @_rule("pixel_shuffle", "pixel_unshuffle")

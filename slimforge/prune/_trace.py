@@ -17,6 +17,7 @@ from slimforge.prune._capture import (
     PIN, RULES, Label, _first_occurrence_order, head_counts, _flat_nodes, _has_tracked_tensor, _none_like, _opname, qualified_opname, _UnionFind, export_model, module_path, module_paths, output_leaves_to_keep,
 )
 from slimforge.prune._graph import DependencyGraph, Group, Slot, Unit
+from slimforge.prune._hand_written_attention import library_class
 from slimforge.prune.attention import find_attention_form
 from slimforge.prune.plan import is_tensor_attribute, shape_attribute
 from slimforge.prune.errors import PruningError, UnsupportedOpError
@@ -96,6 +97,13 @@ def unknown_attention(module: nn.Module) -> bool:
         return False  # a block around an attention of a known form (SigLIP 2's pooling head keeps num_heads and a probe)
     # The attention itself (it holds the projections), not a block that merely passes num_heads on.
     return bool(module._parameters) or any(isinstance(c, (nn.Linear, nn.modules.conv._ConvNd)) for c in module.children())
+
+
+def users_form_attention(module: nn.Module) -> bool:
+    """A user's own attention class that a registered form matches by its attributes (fairseq's and ESM's
+    ``q_proj`` ... ``out_proj``, ``num_heads``, ``head_dim``): the form prunes its heads, and when its forward then
+    fails (it checks its input's width against ``self.embed_dim``) it may go on to the "coupled" mode."""
+    return find_attention_form(module) is not None and bool(head_counts(module)) and not library_class(module)
 
 
 def _unknown_attention_around(model: nn.Module, node: torch.fx.Node | None, modes: Mapping[type, str]) -> type | None:

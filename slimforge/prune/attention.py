@@ -458,13 +458,22 @@ def _hf_out_proj_attention(module: nn.Module) -> bool:
 
 def _hf_out_proj_sync(module: nn.Module) -> dict[str, int]:
     inner = module.num_heads * module.head_dim
+    merged = getattr(module, "_slimforge_embed_dim_merged", getattr(module, "embed_dim", None) == inner)
     module.num_heads = module.q_proj.out_features // module.head_dim
-    if getattr(module, "embed_dim", None) == inner:  # XGLM's forward reshapes its heads' output to embed_dim: it follows them
+    if merged:  # XGLM's forward reshapes its heads' output to embed_dim: it follows them
         module.embed_dim = module.q_proj.out_features
     return {"num_attention_heads": module.num_heads}
 
 
-register_attention_form("hf-out-proj-attention", AttentionForm(_hf_out_proj_attention, lambda m: m.head_dim, _hf_out_proj_sync),
+def _hf_out_proj_remember(module: nn.Module) -> None:
+    """Whether ``embed_dim`` is the heads' merged width, told before slicing: a user's class whose ``num_heads``
+    follows the heads in the plan (wav2vec 2.0's attention copied into a project) has the new count by sync time."""
+    if not hasattr(module, "_slimforge_embed_dim_merged"):
+        module._slimforge_embed_dim_merged = getattr(module, "embed_dim", None) == module.num_heads * module.head_dim
+
+
+register_attention_form("hf-out-proj-attention", AttentionForm(_hf_out_proj_attention, lambda m: m.head_dim, _hf_out_proj_sync,
+                                                               remember=_hf_out_proj_remember),
                         "Hugging Face CLIP / SigLIP attention (num_heads, head_dim, q/k/v_proj, out_proj)")
 
 

@@ -23,7 +23,7 @@ from slimforge.artifacts import record_edit
 from slimforge.models import adopt_spec
 from slimforge.prune._capture import prediction_fields
 from slimforge.prune._graph import DependencyGraph, Group, unit_step
-from slimforge.prune._trace import ATTENTION_MODES, build_dependency_graph, matches, unknown_attention
+from slimforge.prune._trace import ATTENTION_MODES, build_dependency_graph, matches, unknown_attention, users_form_attention
 from slimforge.prune.attention import prepare_attention, settle_attention
 from slimforge.prune.errors import PruneConfigError, PruningError
 from slimforge.prune.importance import IMPORTANCES, ImportanceContext, needs_gradients, score_units
@@ -218,7 +218,8 @@ def _prune_without_failing_module(model: nn.Module, args: tuple, kwargs: dict[st
     PvT-v2's attention reshapes its output to its input's width): prune again with every module of that
     class kept whole, and say so (up to MAX_FAILING_CLASSES classes); re-raise when no module is to blame.
     An attention of no registered form first goes through the rest of ``ATTENTION_MODES`` (its heads tied to
-    its input's width, then its heads kept) before it is kept whole."""
+    its input's width, then its heads kept) before it is kept whole; a user's class of a registered form tries
+    its heads tied to its input's width."""
     skip = list(config.skip)
     modes: dict[type, str] = {}
     kept_whole = 0
@@ -228,7 +229,7 @@ def _prune_without_failing_module(model: nn.Module, args: tuple, kwargs: dict[st
             break
         why = failure.__cause__ if failure.__cause__ is not None else failure
         mode = modes.get(type(module), ATTENTION_MODES[0])
-        if unknown_attention(module) and mode != ATTENTION_MODES[-1]:
+        if (unknown_attention(module) and mode != ATTENTION_MODES[-1]) or (users_form_attention(module) and mode == ATTENTION_MODES[0]):
             modes[type(module)] = ATTENTION_MODES[ATTENTION_MODES.index(mode) + 1]
             log.info("slimforge.prune: the pruned model failed to run in %s (%s: %s); pruning again with its heads %s.",
                      type(module).__name__, type(why).__name__, str(why)[:160],

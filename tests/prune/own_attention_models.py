@@ -194,6 +194,93 @@ class RetentionLike(nn.Module):
         return self.o(self.group_norm(y).reshape(b, n, -1))
 
 
+class FunctionalAttention(nn.Module):
+    """``F.multi_head_attention_forward`` with a packed ``in_proj`` and the module's own ``embed_dim`` (which the
+    function checks against its input's width and divides by ``num_heads`` for the head size)."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.embed_dim, self.num_heads = dim, num_heads
+        self.in_proj_weight = nn.Parameter(torch.randn(3 * dim, dim) * dim ** -0.5)
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
+        self.out_proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.transpose(0, 1)
+        out, _ = F.multi_head_attention_forward(x, x, x, self.embed_dim, self.num_heads, self.in_proj_weight, self.in_proj_bias,
+                                                None, None, False, 0.0, self.out_proj.weight, self.out_proj.bias,
+                                                training=self.training, need_weights=False)
+        return out.transpose(0, 1)
+
+
+class PackedGroupedAttention(nn.Module):
+    """gemma_pytorch's layout: one packed projection split by sizes it keeps (``q_size``, ``kv_size``), key/value
+    heads repeated by ``repeat_interleave``, and a ``type_as`` whose other tensor has another shape."""
+
+    def __init__(self, dim: int, num_heads: int, num_kv_heads: int) -> None:
+        super().__init__()
+        self.num_heads, self.num_kv_heads, self.head_dim = num_heads, num_kv_heads, dim // num_heads
+        self.num_queries_per_kv = num_heads // num_kv_heads
+        self.q_size, self.kv_size = num_heads * self.head_dim, num_kv_heads * self.head_dim
+        self.qkv_proj = nn.Linear(dim, self.q_size + 2 * self.kv_size, bias=False)
+        self.o_proj = nn.Linear(self.q_size, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        q, k, v = self.qkv_proj(x).split([self.q_size, self.kv_size, self.kv_size], dim=-1)
+        q = q.view(b, n, self.num_heads, self.head_dim).float().type_as(x)
+        k = torch.repeat_interleave(k.view(b, n, self.num_kv_heads, self.head_dim), self.num_queries_per_kv, dim=2)
+        v = torch.repeat_interleave(v.view(b, n, self.num_kv_heads, self.head_dim), self.num_queries_per_kv, dim=2)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        out = torch.matmul((torch.matmul(q, k.transpose(2, 3)) * self.head_dim ** -0.5).softmax(-1), v)
+        return self.o_proj(out.transpose(1, 2).contiguous().view(b, n, -1))
+
+
+class FairseqAttention(nn.Module):
+    """fairseq's (and ESM's) ``MultiheadAttention``: q/k/v/out_proj, ``num_heads`` and ``head_dim`` as a registered
+    form has them, but its forward asserts its input's width equals ``self.embed_dim``, time first."""
+
+    def __init__(self, embed_dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+        self.scaling = self.head_dim ** -0.5
+        self.k_proj, self.v_proj, self.q_proj, self.out_proj = (nn.Linear(embed_dim, embed_dim) for _ in range(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        query = x.transpose(0, 1)
+        tgt_len, bsz, embed_dim = query.size()
+        assert embed_dim == self.embed_dim
+        q = self.q_proj(query)
+        q *= self.scaling
+        q = q.contiguous().view(tgt_len, bsz * self.num_heads, self.head_dim).transpose(0, 1)
+        k = self.k_proj(query).contiguous().view(-1, bsz * self.num_heads, self.head_dim).transpose(0, 1)
+        v = self.v_proj(query).contiguous().view(-1, bsz * self.num_heads, self.head_dim).transpose(0, 1)
+        attn = torch.bmm(torch.bmm(q, k.transpose(1, 2)).softmax(-1), v)
+        return self.out_proj(attn.transpose(0, 1).contiguous().view(tgt_len, bsz, embed_dim)).transpose(0, 1)
+
+
+class CascadedAttention(nn.Module):
+    """EfficientViT's cascaded group attention, on tokens: the input chunked into ``num_heads`` pieces, each fed to
+    a projection of its own (the previous head's output added), so its heads are layers, not channels."""
+
+    def __init__(self, dim: int, num_heads: int, key_dim: int = 8) -> None:
+        super().__init__()
+        self.num_heads, self.key_dim = num_heads, key_dim
+        self.qkvs = nn.ModuleList(nn.Linear(dim // num_heads, 2 * key_dim + dim // num_heads) for _ in range(num_heads))
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats_in, feats_out = x.chunk(len(self.qkvs), dim=-1), []
+        feat = feats_in[0]
+        for i, qkv in enumerate(self.qkvs):
+            if i > 0:
+                feat = feat + feats_in[i]
+            q, k, v = qkv(feat).split([self.key_dim, self.key_dim, feat.shape[-1]], dim=-1)
+            feat = (q @ k.transpose(-2, -1) * self.key_dim ** -0.5).softmax(-1) @ v
+            feats_out.append(feat)
+        return self.proj(torch.cat(feats_out, -1))
+
+
 class ConvAttention(nn.Module):
     """Heads over a feature map from 1x1 convolutions (BoTNet-like, by hand)."""
 
@@ -222,7 +309,11 @@ class TokenNet(nn.Module):
                 "multi_query": lambda: MultiQueryAttention(dim, heads), "sdpa_grouped": lambda: SdpaGroupedAttention(dim, heads, heads // 2),
                 "annotated": lambda: AnnotatedAttention(dim, heads), "inner_width": lambda: InnerWidthAttention(dim, heads),
                 "pieces": lambda: PiecesAttention(dim, heads), "stacked": lambda: StackedHeadsAttention(dim, heads),
-                "retention": lambda: RetentionLike(dim, heads)}[attention]
+                "retention": lambda: RetentionLike(dim, heads), "functional": lambda: FunctionalAttention(dim, heads),
+                "packed_grouped": lambda: PackedGroupedAttention(dim, heads, heads // 2), "fairseq": lambda: FairseqAttention(dim, heads),
+                "cascaded": lambda: CascadedAttention(dim, heads),
+                "grouped_fused": lambda: GroupedFusedAttention(dim, 2 * heads, heads // 2), "two_module": lambda: TwoModuleAttention(dim, heads),
+                "speech": lambda: SpeechAttention(dim, heads), "bloom_named": lambda: BloomAttention(dim, heads)}[attention]
         norm = (lambda: nn.LayerNorm(dim)) if norms else nn.Identity
         self.blocks = nn.ModuleList(nn.ModuleDict({"norm1": norm(), "attn": make(), "norm2": norm(),
                                                    "mlp": nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))})
@@ -322,3 +413,131 @@ class FunctionalPool(nn.Module):
 
 def functional_pool() -> nn.Module:
     return FunctionalPool()
+
+
+class GroupedFusedAttention(nn.Module):
+    """Falcon's new decoder layout by hand: one projection whose rows are (key/value groups, queries per group + 2,
+    head_dim), the queries of a group flattened into ``self.num_heads`` heads, the group's key and value broadcast.
+    (Queries per group + 2 must not equal a head count, as in Falcon's own sizes: the view's factor of that size would
+    be taken for the heads.)"""
+
+    def __init__(self, dim: int, num_heads: int, num_kv_heads: int) -> None:
+        super().__init__()
+        self.num_heads, self.num_kv_heads, self.head_dim = num_heads, num_kv_heads, dim // num_heads
+        self.query_key_value = nn.Linear(dim, (num_heads + 2 * num_kv_heads) * self.head_dim, bias=False)
+        self.dense = nn.Linear(num_heads * self.head_dim, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, _ = x.shape
+        qkv = self.query_key_value(x).view(b, s, -1, self.num_heads // self.num_kv_heads + 2, self.head_dim)
+        q, k, v = qkv[:, :, :, :-2], torch.broadcast_to(qkv[:, :, :, [-2]], qkv[:, :, :, :-2].shape), \
+            torch.broadcast_to(qkv[:, :, :, [-1]], qkv[:, :, :, :-2].shape)
+        q, k, v = (t.flatten(2, 3).transpose(1, 2) for t in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.dense(out.transpose(1, 2).reshape(b, s, self.num_heads * self.head_dim))
+
+
+class SpeechAttention(nn.Module):
+    """wav2vec 2.0's attention copied into a project: q/k/v/out_proj, ``num_heads`` and ``head_dim`` as a registered
+    form has them, and its output reshaped to ``self.embed_dim``, the heads' merged width."""
+
+    def __init__(self, embed_dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+        self.k_proj, self.v_proj, self.q_proj, self.out_proj = (nn.Linear(embed_dim, embed_dim) for _ in range(4))
+
+    def _shape(self, tensor: torch.Tensor, seq_len: int, bsz: int) -> torch.Tensor:
+        return tensor.view(bsz, seq_len, self.num_heads, self.head_dim).transpose(1, 2).contiguous()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bsz, tgt_len, _ = x.size()
+        proj_shape = (bsz * self.num_heads, -1, self.head_dim)
+        q = self._shape(self.q_proj(x) * self.head_dim ** -0.5, tgt_len, bsz).view(*proj_shape)
+        k = self._shape(self.k_proj(x), -1, bsz).reshape(*proj_shape)
+        v = self._shape(self.v_proj(x), -1, bsz).reshape(*proj_shape)
+        out = torch.bmm(torch.bmm(q, k.transpose(1, 2)).softmax(-1), v)
+        out = out.view(bsz, self.num_heads, tgt_len, self.head_dim).transpose(1, 2)
+        return self.out_proj(out.reshape(bsz, tgt_len, self.embed_dim))
+
+
+class BloomAttention(nn.Module):
+    """A user's class named as transformers' BLOOM attention (its fused (heads, 3, head_dim) rows), with a forward of
+    its own: not transformers' class, so not given that class's stand-in forward."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.query_key_value = nn.Linear(dim, 3 * dim)
+        self.dense = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, _ = x.shape
+        q, k, v = self.query_key_value(x).view(b, s, self.num_heads, 3, self.head_dim).unbind(3)
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        return self.dense(out.transpose(1, 2).reshape(b, s, -1))
+
+
+class _Landmarks(nn.Module):
+    """The inner kernel of a two-module attention (the Nyströmformer's): heads split in the module around it, its own
+    ``self.num_head`` in a reshape that keeps them."""
+
+    def __init__(self, num_head: int, head_dim: int) -> None:
+        super().__init__()
+        self.num_head, self.head_dim = num_head, head_dim
+        self.conv = nn.Conv2d(num_head, num_head, (3, 1), padding=(1, 0), bias=False, groups=num_head)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        k_landmarks = k.reshape(-1, self.num_head, 4, k.shape[2] // 4, self.head_dim).mean(dim=-2)
+        attn = torch.matmul(q, k_landmarks.transpose(-1, -2)).softmax(-1)
+        return torch.matmul(attn, k_landmarks) + self.conv(v)
+
+
+class TwoModuleAttention(nn.Module):
+    def __init__(self, dim: int, num_head: int) -> None:
+        super().__init__()
+        self.num_head, self.head_dim = num_head, dim // num_head
+        self.W_q, self.W_k, self.W_v = (nn.Linear(dim, dim) for _ in range(3))
+        self.attn = _Landmarks(num_head, self.head_dim)
+        self.ff = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        q, k, v = (w(x).reshape(b, n, self.num_head, self.head_dim).transpose(1, 2) for w in (self.W_q, self.W_k, self.W_v))
+        return self.ff(self.attn(q, k, v).transpose(1, 2).reshape(b, n, -1))
+
+
+class ColumnTable(nn.Module):
+    """SAINT's embedding of continuous columns: ``torch.empty(b, n, self.dim)`` filled column by column by a small
+    MLP each, concatenated with the categorical embeddings; a model-level ``self.heads`` (its configuration) and a
+    GEGLU feed-forward whose ``chunk(2)`` is not a split into heads; padded rows zeroed by a mask repeated to the width."""
+
+    def __init__(self, dim: int = 32, heads: int = 2, columns: int = 3) -> None:
+        super().__init__()
+        self.dim, self.heads, self.columns = dim, heads, columns
+        self.embeds = nn.Embedding(10, dim)
+        self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(1, 16), nn.ReLU(), nn.Linear(16, dim)) for _ in range(columns))
+        self.attn = InputWidthAttention(dim, heads)
+        self.ff = nn.Sequential(nn.Linear(dim, 4 * dim), _GEGLU(), nn.Linear(2 * dim, dim))
+        self.out = nn.Linear(dim, 2)
+
+    def forward(self, categ: torch.Tensor, cont: torch.Tensor) -> torch.Tensor:
+        x_cont = torch.empty(cont.shape[0], self.columns, self.dim)
+        for i in range(self.columns):
+            x_cont[:, i, :] = self.mlps[i](cont[:, i:i + 1])
+        x = torch.cat((self.embeds(categ), x_cont), dim=1)
+        keep = torch.ones(x.shape[0], x.shape[1], dtype=torch.bool)
+        x[~keep.unsqueeze(-1).repeat(1, 1, x.shape[2])] = 0
+        x = x + self.attn(x)
+        x = x + self.ff(x)
+        return self.out(x.mean(1))
+
+
+class _GEGLU(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, gates = x.chunk(2, dim=-1)
+        return x * F.gelu(gates)
+
+
+def column_table() -> nn.Module:
+    torch.manual_seed(0)
+    return ColumnTable()

@@ -21,11 +21,12 @@ X = torch.randn(2, 3, 16, 16)
 
 ATTENTIONS = (M.InputWidthAttention, M.WideHeadsAttention, M.GroupedQueryAttention, M.ConvAttention, M.MultiQueryAttention,
               M.SdpaGroupedAttention, M.AnnotatedAttention, M.InnerWidthAttention, M.PiecesAttention, M.StackedHeadsAttention,
-              M.RetentionLike)
+              M.RetentionLike, M.FunctionalAttention, M.PackedGroupedAttention, M.FairseqAttention, M.GroupedFusedAttention,
+              M.TwoModuleAttention, M.SpeechAttention, M.BloomAttention)
 
 
 def _count(attn: nn.Module) -> int:
-    return next(getattr(attn, a) for a in ("num_heads", "heads", "n_heads", "h", "head_num") if hasattr(attn, a))
+    return next(getattr(attn, a) for a in ("num_heads", "heads", "n_heads", "h", "head_num", "num_head") if hasattr(attn, a))
 
 
 def _heads(model: nn.Module) -> list[int]:
@@ -33,16 +34,19 @@ def _heads(model: nn.Module) -> list[int]:
 
 
 @pytest.mark.parametrize("attention", ["input_width", "wide", "grouped", "multi_query", "sdpa_grouped", "annotated", "inner_width",
-                                       "pieces", "stacked", "retention"])
+                                       "pieces", "stacked", "retention", "functional", "packed_grouped", "fairseq",
+                                       "grouped_fused", "two_module", "speech", "bloom_named"])
 def test_hand_written_attention_loses_heads_and_reloads(tmp_path, attention):
     model = attach_spec(M.token_net(attention).eval(), ModelSpec("own_attention_models:token_net", {"attention": attention}))
-    before = _heads(model)
+    def per_group() -> list[float]:  # query heads per key/value head
+        return [_count(m) / kv for m in model.modules()
+                if isinstance(m, ATTENTIONS) and (kv := getattr(m, "n_kv_heads", getattr(m, "num_kv_heads", None)))]
+
+    before, groups = _heads(model), per_group()
     prune(model, X, ratio=0.3)
     after = _heads(model)
     assert all(a < b for a, b in zip(after, before)), (before, after)
-    for m in model.modules():  # whole key/value groups go: query heads stay twice the key/value heads
-        kv = getattr(m, "n_kv_heads", getattr(m, "num_kv_heads", None)) if isinstance(m, ATTENTIONS) else None
-        assert kv is None or _count(m) == 2 * kv
+    assert per_group() == groups  # whole key/value groups go, with their query heads
     save(model, tmp_path / "m")
     with torch.no_grad():
         assert torch.equal(load(tmp_path / "m", trust_code=True).eval()(X), model(X))
@@ -117,24 +121,34 @@ def test_pruning_a_zeroed_head_leaves_the_outputs_unchanged(factory, attention, 
         torch.testing.assert_close(model(X), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_heads_tied_to_the_width_go_with_their_residual_channels_and_leave_the_outputs_unchanged():
+def _zero_residual_unit(attn: nn.Module, lo: int, hi: int) -> None:
+    """The attention's share of a zeroed residual unit: its head ``lo:hi``'s q/k/v rows, input columns and output."""
+    qkv_w, qkv_b, proj = ((attn.qkv.weight, attn.qkv.bias, attn.proj) if isinstance(attn, M.InputWidthAttention)
+                          else (attn.in_proj_weight, attn.in_proj_bias, attn.out_proj))
+    width = qkv_w.shape[1]
+    for part in range(3):
+        qkv_w[part * width + lo:part * width + hi] = 0
+        qkv_b[part * width + lo:part * width + hi] = 0
+    qkv_w[:, lo:hi] = 0
+    proj.weight[lo:hi] = 0
+    proj.weight[:, lo:hi] = 0
+    proj.bias[lo:hi] = 0
+
+
+@pytest.mark.parametrize("attention", ["input_width", "functional"])
+def test_heads_tied_to_the_width_go_with_their_residual_channels_and_leave_the_outputs_unchanged(attention):
     """No norms: a residual channel whose every weight is zero carries zero, so removing head 1 of every block
-    together with residual channels 8-15 (the unit the input-width attention ties them into) changes nothing."""
-    model = M.token_net("input_width", norms=False).eval()
+    together with residual channels 8-15 (the unit the attention ties them into: ``C // num_heads``, or
+    ``F.multi_head_attention_forward``'s check of ``self.embed_dim`` against its input) changes nothing."""
+    model = M.token_net(attention, norms=False).eval()
     lo, hi = 8, 16  # head 1 of 4, head size 8
     with torch.no_grad():
         model.embed.weight[lo:hi] = 0
         model.embed.bias[lo:hi] = 0
         model.head.weight[:, lo:hi] = 0
         for blk in model.blocks:
-            attn, fc1, fc2 = blk["attn"], blk["mlp"][0], blk["mlp"][2]
-            for part in range(3):
-                attn.qkv.weight[part * 32 + lo:part * 32 + hi] = 0
-                attn.qkv.bias[part * 32 + lo:part * 32 + hi] = 0
-            attn.qkv.weight[:, lo:hi] = 0
-            attn.proj.weight[lo:hi] = 0
-            attn.proj.weight[:, lo:hi] = 0
-            attn.proj.bias[lo:hi] = 0
+            fc1, fc2 = blk["mlp"][0], blk["mlp"][2]
+            _zero_residual_unit(blk["attn"], lo, hi)
             fc1.weight[:, lo:hi] = 0
             fc2.weight[lo:hi] = 0
             fc2.bias[lo:hi] = 0
@@ -174,3 +188,52 @@ def test_heads_merged_with_the_batch_in_functional_attention_follow_num_heads(tm
     save(model, tmp_path / "m")
     with torch.no_grad():
         assert torch.equal(load(tmp_path / "m", trust_code=True).eval()(X), model(X))
+
+
+class _TwelveChannelHeads(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(3, 32, 4, 4)
+        self.attn = M.WideHeadsAttention(32, 4, 12)
+        self.head = nn.Linear(32, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x).flatten(2).transpose(1, 2)
+        return self.head((x + self.attn(x)).mean(1))
+
+
+def test_heads_wider_than_round_to_go_one_at_a_time():
+    """4 heads of 12 channels at ratio 0.3 and round_to=8: one head goes (3 kept, 36 channels), not two (the
+    multiple of 8 that pairs of heads would keep, half the layer)."""
+    model = _TwelveChannelHeads().eval()
+    prune(model, X, ratio=0.3)
+    assert model.attn.heads == 3 and model.attn.to_out.in_features == 36
+    model(X)
+
+
+def test_chunks_that_feed_layers_of_their_own_are_not_heads():
+    """EfficientViT's cascaded attention chunks its input into num_heads pieces, each the input of its own projection:
+    a piece is not a head that can go (its projection would be left with no inputs); the chunks lose the same
+    channels each, and the model still runs."""
+    model = M.token_net("cascaded", dim=32).eval()
+    prune(model, X, ratio=0.3)
+    for m in model.modules():
+        if isinstance(m, M.CascadedAttention):
+            assert m.num_heads == len(m.qkvs) == 4
+            assert len({q.in_features for q in m.qkvs}) == 1 and m.qkvs[0].in_features < 8
+    model(X)
+
+
+def test_a_model_level_head_count_is_configuration_and_fills_follow_the_width(tmp_path):
+    """SAINT-style: the model keeps ``self.heads`` (2, as many as its GEGLU's chunks) and ``self.dim``; it fills
+    ``torch.empty(b, n, self.dim)`` column by column and zeroes masked rows by a mask repeated to the width. The
+    GEGLU's chunks are not heads, the fill and ``dim`` follow the width, and the mask does not pin it."""
+    model = attach_spec(M.column_table().eval(), ModelSpec("own_attention_models:column_table", {}))
+    args = (torch.randint(0, 10, (4, 2)), torch.randn(4, 3))
+    prune(model, args, ratio=0.3)
+    assert model.dim == model.embeds.embedding_dim < 32
+    assert model.attn.num_heads == 1 and model.heads == 2  # heads tied to the width; the model's own count stays
+    assert model.ff[0].out_features % 2 == 0 and model.ff[0].out_features < 128  # the GEGLU's halves shrink alike
+    save(model, tmp_path / "m")
+    with torch.no_grad():
+        assert torch.equal(load(tmp_path / "m", trust_code=True).eval()(*args), model(*args))
