@@ -51,7 +51,8 @@ def save_model(model: nn.Module, path: str | Path, *, config: Any = None, metric
 
 def _checked_factory_spec(model: nn.Module, factory: str, kwargs: dict[str, Any]) -> ModelSpec:
     """The spec ``factory(**kwargs)`` + the model's recorded edits, after checking that it
-    rebuilds the model's shapes (built on the meta device: no memory, no random numbers)."""
+    rebuilds the model's shapes (built on the meta device: no memory, no random numbers; for real where the
+    factory cannot build there)."""
     if not isinstance(factory, str) or ":" not in factory:
         raise ConfigError(f"save(factory=...) takes 'package.module:function' (or a source such as 'timm:resnet18'), not {factory!r}.")
     if not isinstance(kwargs, dict):
@@ -66,7 +67,10 @@ def _checked_factory_spec(model: nn.Module, factory: str, kwargs: dict[str, Any]
               "the keywords differ from those it was built with. Save a code-free program instead: "
               "save(model, out, program=True, example_inputs=x).")
     try:
-        with torch.device("meta"):
+        try:
+            with torch.device("meta"):
+                rebuilt = build_model(spec, trust_code=True)
+        except SlimforgeError:  # a factory that needs data while it builds (a QR of random features): build it for real
             rebuilt = build_model(spec, trust_code=True)
     except SlimforgeError as exc:
         raise ArtifactError(f"{call} plus the {len(spec.edits)} structural edit(s) slimforge recorded cannot rebuild this model: "

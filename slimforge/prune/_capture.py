@@ -121,10 +121,45 @@ def export_model(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.Ex
     not make one itself)."""
     was_training = model.training
     try:
-        with _quiet_draft_report():
+        with _quiet_draft_report(), _forward_calls_recorded(model):
             return _export_with_fallbacks(model, args, kwargs)
     finally:
         model.train(was_training)
+
+
+# Where Module.__call__ calls forward: _call_impl, or the function nested in it that runs the hooks.
+_CALL_IMPL = {nn.Module._call_impl.__code__,
+              *(c for c in nn.Module._call_impl.__code__.co_consts if isinstance(c, type(nn.Module._call_impl.__code__)))}
+
+
+@contextlib.contextmanager
+def _forward_calls_recorded(model: nn.Module) -> Iterator[None]:
+    """While capturing: a submodule's ``forward`` called directly (mistral-src's ``self.attention.forward(...)``,
+    BERT4Rec's ``lambda _x: self.attention.forward(_x, ...)``) goes through ``__call__``, so the capture records the
+    module whose code runs (torch.export records only modules called). Called from ``__call__``, or from the module's
+    own code (a subclass's ``super().forward(...)``), it is the class's ``forward`` as always. Patched on the classes
+    (not torch's own), not the instances: torch.export names modules differently when an instance has a forward."""
+    patched = []
+    for cls in {type(m) for m in model.modules()}:
+        own = cls.__dict__.get("forward")
+        if own is None or cls.__module__.startswith("torch.") or getattr(own, "_slimforge_routed", False):
+            continue
+
+        def forward(self: nn.Module, *args: Any, _own: Any = own, **kwargs: Any) -> Any:
+            caller = sys._getframe(1)
+            if caller.f_code in _CALL_IMPL or caller.f_locals.get("self") is self:
+                return _own(self, *args, **kwargs)
+            return self(*args, **kwargs)
+
+        forward._slimforge_routed = True  # type: ignore[attr-defined]
+        forward.__wrapped__ = own  # type: ignore[attr-defined]  (inspect.signature reads the real one)
+        setattr(cls, "forward", forward)
+        patched.append((cls, own))
+    try:
+        yield
+    finally:
+        for cls, own in patched:
+            setattr(cls, "forward", own)
 
 
 def _export_with_fallbacks(model: nn.Module, args: tuple, kwargs: dict) -> torch.export.ExportedProgram:

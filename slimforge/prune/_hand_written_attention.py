@@ -131,10 +131,12 @@ def heads_view_follows(tr: Tracing, node: torch.fx.Node, out: Label, out_shape: 
     """A view in an attention written by hand that keeps a dimension of heads as it is, with a size its head count
     gives (the Nyströmformer's ``Q.reshape(-1, self.num_head, landmarks, ...)`` of heads split in the module around
     it): the count follows those heads, as it does where they are split off."""
+    if _opname(node.target) not in ("view", "reshape", "_unsafe_view"):  # not an unsqueeze: no size given there
+        return
     path, module, counts = next(counting_modules(tr, node), (None, None, None))
     if module is None or library_class(module) or tr.attention_mode(module) == "opaque" or module_path(node) != path:
         return
-    for d, vec in enumerate(out):
+    for d, vec in enumerate(out[:-1]):  # the last is a head's channels (of a size that may equal the count)
         names = [name for name, value in counts.items() if value == out_shape[d]]
         if vec is not None and names and out_shape[d] > 1 and not (tr.uf.roots(vec) == PIN).all():
             _follow_or_pin(tr, node, path, names, vec, out_shape[d])

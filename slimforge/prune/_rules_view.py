@@ -67,7 +67,7 @@ def _binary(tr: Tracing, node: torch.fx.Node) -> Any:
     nd = len(out_shape)
     out: Label = [None] * nd
     seen = [False] * nd
-    expanded = []
+    expanded, fills = [], []
     for a in _flat_nodes((node.args, node.kwargs)):
         label = tr.lab(a)
         shape = _shape(a)
@@ -82,12 +82,22 @@ def _binary(tr: Tracing, node: torch.fx.Node) -> Any:
                     and _opname(chain[0].target) == "expand_as"):
                 expanded.append((chain, d, od))  # broadcast by hand to another tensor's size: like a size of 1 (below)
                 continue
+            if label[d] is None and not tr.pin_fixed_splits and a_new_fill(a):
+                fills.append((a, d, od))  # a fill made to the size of what it is added to (below)
+                continue
             if not seen[od]:
                 out[od], seen[od] = label[d], True
             else:
                 tr.uf.tie(out[od], label[d])
                 if out[od] is None or label[d] is None:
                     out[od] = None
+    for fill, d, od in fills:
+        # OpenAI CLIP's class token: class_embedding + torch.zeros(b, 1, x.shape[-1]): the fill's size there follows
+        # the width (its label is the traced one, so the check sees it), a guess where no width attribute holds it
+        fill_label = tr.lab(fill)
+        if out[od] is not None and isinstance(fill_label, list):
+            fill_label[d] = out[od]
+            _fill_size_follows(tr, fill, d, out[od])
     for chain, d, od in expanded:
         # An operand expanded from size 1 to another tensor's size along a tracked dimension (F.normalize divides by
         # the norm ``.expand_as(x)``): it holds one value along it, so it broadcasts as a size of 1 would, and its size

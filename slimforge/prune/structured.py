@@ -25,7 +25,7 @@ from slimforge.prune._capture import prediction_fields
 from slimforge.prune._graph import DependencyGraph, Group, unit_step
 from slimforge.prune._trace import ATTENTION_MODES, build_dependency_graph, matches, unknown_attention, users_form_attention
 from slimforge.prune.attention import prepare_attention, settle_attention
-from slimforge.prune.errors import PruneConfigError, PruningError
+from slimforge.prune.errors import NothingToPruneError, PruneConfigError, PruningError
 from slimforge.prune.importance import IMPORTANCES, ImportanceContext, needs_gradients, score_units
 from slimforge.prune.latency import LatencySettings, choose_by_latency
 from slimforge.prune.plan import PLAN_VERSION, encode_runs, kept_indices, slice_tensors
@@ -223,8 +223,9 @@ def _prune_without_failing_module(model: nn.Module, args: tuple, kwargs: dict[st
     skip = list(config.skip)
     modes: dict[type, str] = {}
     kept_whole = 0
+    first = failure
     while kept_whole < MAX_FAILING_CLASSES:
-        module = _failing_module(model, failure)
+        module = _failing_module(model, failure, kept=skip)
         if module is None:
             break
         why = failure.__cause__ if failure.__cause__ is not None else failure
@@ -254,14 +255,18 @@ def _prune_without_failing_module(model: nn.Module, args: tuple, kwargs: dict[st
             return _prune_checked(model, args, kwargs, config, ctx, reference, graph)
         except PruningError as again:
             failure = again
-    raise failure
+    # where keeping the failing modules whole left nothing to prune, the first failure says what went wrong
+    raise first if isinstance(failure, NothingToPruneError) else failure
 
 
-def _failing_module(model: nn.Module, failure: BaseException) -> nn.Module | None:
-    """The innermost module of ``model`` whose code was running when the pruned model's forward raised; for a
+def _failing_module(model: nn.Module, failure: BaseException, kept: Sequence[str] = ()) -> nn.Module | None:
+    """The innermost module of ``model`` whose code was running when the pruned model's forward raised, that is not
+    kept whole already (``kept``: skipped module paths; a module that fails with its own sizes kept was handed
+    sizes by the one that called it: BERT4Rec's scaled dot product, called by its multi-head attention); for a
     pruned model that ran but computed a shape the graph did not expect, the innermost attention of no known form
-    around that op (its forward derived a size from its narrowed input)."""
-    inside = {id(m) for p, m in model.named_modules() if p}
+    around that op (its forward derived a size from its narrowed input), else the innermost module with layers of
+    its own around it."""
+    inside = {id(m) for p, m in model.named_modules() if p and not matches(p, kept)}
     tb, found = getattr(failure.__cause__, "__traceback__", None), None
     while tb is not None:
         module = tb.tb_frame.f_locals.get("self")
@@ -269,14 +274,22 @@ def _failing_module(model: nn.Module, failure: BaseException) -> nn.Module | Non
             found = module
         tb = tb.tb_next
     if found is None:
+        modules = []
         for path in reversed(getattr(failure, "module_paths", [])):
             try:
                 module = model.get_submodule(path) if path else None
             except AttributeError:
                 continue
-            if module is not None and unknown_attention(module):
-                return module
+            if module is not None and id(module) in inside:
+                modules.append(module)
+        # the innermost attention of no known form; else the innermost module holding layers of its own, whose
+        # forward computed the size (what the error would tell the user to skip)
+        return next((m for m in modules if unknown_attention(m)), None) or next((m for m in modules if _holds_layers(m)), None)
     return found
+
+
+def _holds_layers(module: nn.Module) -> bool:
+    return bool(module._parameters) or any(isinstance(c, (nn.Linear, nn.modules.conv._ConvNd)) for c in module.children())
 
 
 def capture_kwargs(model: nn.Module, example_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -324,10 +337,10 @@ def _explain_nothing_pruned(graph: DependencyGraph, config: PruneConfig) -> None
     prunable = [g for g in graph.groups if len(g.units) > 1]
     if not prunable:
         why = f"the skip patterns {list(config.skip)} leave no" if config.skip else "the model has no"
-        raise PruningError(f"Nothing to prune: {why} group of channels, neurons or heads that can shrink "
+        raise NothingToPruneError(f"Nothing to prune: {why} group of channels, neurons or heads that can shrink "
                            "(inputs, outputs and attention sizes stay fixed). slimforge.prune.explain_kept(model, "
                            "example, parameter=..., dim=...) names the op that keeps a layer's dimension whole.")
-    raise PruningError(
+    raise NothingToPruneError(
         f"ratio {config.ratio} removes nothing: rounding each of the {len(prunable)} prunable groups' kept count "
         f"(to whole units, multiples of round_to={config.round_to} channels) keeps every unit. Raise the ratio or lower round_to."
     )
@@ -556,16 +569,32 @@ def _output_shapes(model: nn.Module, args: tuple, kwargs: dict[str, Any]) -> Any
     has no meta kernel."""
     was_training = model.training
     model.eval()
+    attributes = _tensor_attributes(model)
     try:
         with torch.no_grad():
             try:
                 meta = {k: torch.empty_like(v, device="meta") for k, v in _tensors(model).items()}
                 out = torch.func.functional_call(model, meta, _to_meta(args), _to_meta(kwargs), strict=False)
             except Exception:  # noqa: BLE001 - no meta kernel somewhere: run it for real
+                _restore_attributes(attributes)
                 out = model(*args, **kwargs)
     finally:
         model.train(was_training)
+        _restore_attributes(attributes)
     return _shapes(out)
+
+
+def _tensor_attributes(model: nn.Module) -> list[tuple[nn.Module, str, torch.Tensor]]:
+    """Plain tensor attributes (neither parameters nor buffers) of every module: a forward may move one to its
+    input's device (OpenAI CLIP's ``self.attn_mask = self.attn_mask.to(device=x.device)``), which the meta-device
+    run would leave on the meta device."""
+    return [(m, k, v) for m in model.modules() for k, v in vars(m).items() if isinstance(v, torch.Tensor)]
+
+
+def _restore_attributes(attributes: list[tuple[nn.Module, str, torch.Tensor]]) -> None:
+    for module, name, value in attributes:
+        if module.__dict__.get(name) is not value:
+            module.__dict__[name] = value
 
 
 def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:

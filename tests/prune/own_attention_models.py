@@ -541,3 +541,133 @@ class _GEGLU(nn.Module):
 def column_table() -> nn.Module:
     torch.manual_seed(0)
     return ColumnTable()
+
+
+class _ScaledDotProduct(nn.Module):
+    """BERT4Rec's attention kernel: a module of its own, without weights, handed the heads."""
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(torch.matmul(q, k.transpose(-2, -1)).softmax(-1), v)
+
+
+class DirectForwardAttention(nn.Module):
+    """mistral-src / BERT4Rec style: heads viewed with ``self.d_k`` (the first size -1), a kernel module, and the
+    block calling ``self.attention.forward(...)`` directly rather than ``self.attention(...)``."""
+
+    def __init__(self, dim: int, h: int) -> None:
+        super().__init__()
+        self.h, self.d_k = h, dim // h
+        self.linear_layers = nn.ModuleList(nn.Linear(dim, dim) for _ in range(3))
+        self.output_linear = nn.Linear(dim, dim)
+        self.attention = _ScaledDotProduct()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.size(0)
+        q, k, v = (lin(x).view(b, -1, self.h, self.d_k).transpose(1, 2) for lin in self.linear_layers)
+        out = self.attention.forward(q, k, v)
+        return self.output_linear(out.transpose(1, 2).contiguous().view(b, -1, self.h * self.d_k))
+
+
+class DirectForwardNet(nn.Module):
+    def __init__(self, dim: int = 32, h: int = 4) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(3, dim, 4, 4)
+        self.attn = DirectForwardAttention(dim, h)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.head = nn.Linear(dim, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x).flatten(2).transpose(1, 2)
+        x = x + self.attn.forward(x)
+        x = x + self.mlp(x)
+        return self.head(x.mean(1))
+
+
+def direct_forward_net() -> nn.Module:
+    torch.manual_seed(0)
+    return DirectForwardNet()
+
+
+class MovedMaskBlock(nn.Module):
+    """OpenAI CLIP's ResidualAttentionBlock: a causal mask kept as a plain attribute that its forward moves to the
+    input's device and dtype (``self.attn_mask = self.attn_mask.to(...)``)."""
+
+    def __init__(self, dim: int = 32, heads: int = 4, length: int = 16) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, heads)
+        self.attn_mask = torch.full((length, length), float("-inf")).triu_(1)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.embed = nn.Conv2d(3, dim, 4, 4)
+        self.head = nn.Linear(dim, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x).flatten(2).permute(2, 0, 1)  # LND
+        self.attn_mask = self.attn_mask.to(dtype=x.dtype, device=x.device)
+        x = x + self.attn(x, x, x, need_weights=False, attn_mask=self.attn_mask)[0]
+        x = x + self.mlp(x)
+        return self.head(x.mean(0))
+
+
+class RandomFeatures(nn.Module):
+    """Performer-style: a factory that needs data while it builds (``.item()`` of a QR of random features), so it
+    cannot be built on the meta device."""
+
+    def __init__(self, dim: int = 32) -> None:
+        super().__init__()
+        q, _ = torch.linalg.qr(torch.randn(8, 8))
+        self.register_buffer("projection", q * float(q.abs().sum().item() > 0))
+        self.embed = nn.Conv2d(3, dim, 4, 4)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.head = nn.Linear(dim, 5)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        x = self.embed(img).flatten(2).transpose(1, 2)
+        x = x + self.mlp(x)
+        return self.head(x.mean(1)) + (img.flatten(1)[:, :8] @ self.projection).sum(-1, keepdim=True)
+
+
+def random_features() -> nn.Module:
+    torch.manual_seed(0)
+    return RandomFeatures()
+
+
+class UnnamedCountAttention(nn.Module):
+    """Heads counted under a name no rule reads (``self.parts``), viewed with a leading -1 (so a narrower width
+    changes the token count, not an error), handed to a kernel module."""
+
+    def __init__(self, dim: int = 32, parts: int = 4) -> None:
+        super().__init__()
+        self.parts, self.width = parts, dim // parts
+        self.qkv = nn.ModuleList(nn.Linear(dim, dim) for _ in range(3))
+        self.kernel = _ScaledDotProduct()
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.size(0)
+        q, k, v = (lin(x).view(b, -1, self.parts, self.width).transpose(1, 2) for lin in self.qkv)
+        return self.out(self.kernel(q, k, v).transpose(1, 2).reshape(b, x.size(1), -1))
+
+
+class UnnamedCountNet(DirectForwardNet):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = UnnamedCountAttention()
+
+
+class ClassTokenByFill(nn.Module):
+    """OpenAI CLIP's vision tower: its class token made as ``class_embedding + torch.zeros(b, 1, x.shape[-1])``."""
+
+    def __init__(self, dim: int = 32) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, dim, 4, 4, bias=False)
+        self.class_embedding = nn.Parameter(torch.randn(dim))
+        self.ln_pre = nn.LayerNorm(dim)
+        self.attn = InputWidthAttention(dim, 4)
+        self.head = nn.Linear(dim, 5)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        x = self.conv1(img).flatten(2).permute(0, 2, 1)
+        x = torch.cat([self.class_embedding + torch.zeros(x.shape[0], 1, x.shape[-1]), x], dim=1)
+        x = self.ln_pre(x)
+        x = x + self.attn(x)
+        return self.head(x[:, 0])

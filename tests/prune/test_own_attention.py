@@ -237,3 +237,65 @@ def test_a_model_level_head_count_is_configuration_and_fills_follow_the_width(tm
     save(model, tmp_path / "m")
     with torch.no_grad():
         assert torch.equal(load(tmp_path / "m", trust_code=True).eval()(*args), model(*args))
+
+
+def test_a_head_size_equal_to_the_head_count_is_not_taken_for_heads():
+    """Multi-query attention with 8 heads of 8 channels: the key's channels, unsqueezed beside the heads, are not
+    heads because their size is the head count (they were tied to the heads, which SDPA then kept whole)."""
+    model = M.TokenNet("multi_query", dim=64, heads=8).eval()
+    prune(model, X, ratio=0.3)
+    assert all(m.n_heads < 8 for m in model.modules() if isinstance(m, M.MultiQueryAttention))
+    model(X)
+
+
+def test_a_forward_called_directly_is_captured_as_its_module(tmp_path):
+    """``self.attn.forward(x)`` (mistral-src, BERT4Rec) instead of ``self.attn(x)``: torch.export records only modules
+    called, so the heads viewed with ``self.d_k`` and an ``-1`` were taken for channels and the pruned model failed;
+    the capture now routes a direct ``forward`` through the module, whose heads then go."""
+    model = attach_spec(M.direct_forward_net().eval(), ModelSpec("own_attention_models:direct_forward_net", {}))
+    prune(model, X, ratio=0.3)
+    assert model.attn.h < 4 and model.attn.d_k == 8
+    assert "forward" not in vars(model.attn)  # the routing is gone after the capture
+    save(model, tmp_path / "m")
+    with torch.no_grad():
+        assert torch.equal(load(tmp_path / "m", trust_code=True).eval()(X), model(X))
+
+
+def test_a_tensor_attribute_the_forward_moves_stays_on_its_device():
+    """OpenAI CLIP moves ``self.attn_mask`` to its input's device in the forward; the pruning's shape check on the
+    meta device left it there ("Cannot copy out of meta tensor" on the next call)."""
+    model = M.MovedMaskBlock().eval()
+    prune(model, X, ratio=0.3)
+    assert model.attn_mask.device.type == "cpu"
+    model(X)
+
+
+def test_a_model_its_factory_cannot_build_on_the_meta_device_saves(tmp_path):
+    """The save check rebuilds the model from its factory on the meta device; a factory that needs data while it
+    builds (Performer's random features) is rebuilt for real instead of refusing the save."""
+    model = attach_spec(M.random_features().eval(), ModelSpec("own_attention_models:random_features", {}))
+    prune(model, X, ratio=0.3)
+    save(model, tmp_path / "m", factory="own_attention_models:random_features", kwargs={})
+    with torch.no_grad():
+        assert torch.equal(load(tmp_path / "m", trust_code=True).eval()(X), model(X))
+
+
+def test_a_module_that_computes_a_size_pruning_missed_is_kept_whole(caplog):
+    """Heads counted under a name no rule reads, viewed with a leading -1: the pruned model runs but a view in that
+    module gives another shape than the graph expects; the module is kept whole, as the error would advise, instead
+    of pruning giving up."""
+    model = M.UnnamedCountNet().eval()
+    with caplog.at_level(logging.WARNING, logger="slimforge.prune.structured"):
+        prune(model, X, ratio=0.3)
+    assert "UnnamedCountAttention module(s) kept whole" in caplog.text
+    assert model.mlp[0].out_features < 64
+    model(X)
+
+
+def test_a_fill_added_to_a_parameter_follows_its_width():
+    """CLIP's class token, ``class_embedding + torch.zeros(b, 1, x.shape[-1])``: the fill takes the width it is added
+    to (it pinned the vision tower's residual: 31% of the parameters at ratio 0.3 in the seventh held-out set)."""
+    model = M.ClassTokenByFill().eval()
+    prune(model, X, ratio=0.3)
+    assert model.class_embedding.shape[0] == model.conv1.out_channels < 32
+    model(X)
