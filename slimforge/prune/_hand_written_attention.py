@@ -97,8 +97,9 @@ def heads_follow(tr: Tracing, node: torch.fx.Node, counted_by: tuple, heads: np.
             _follow_or_pin(tr, node, path, names, width, len(width))
 
 
-_PASS_THROUGH = {"getitem", "select", "squeeze", "unsqueeze", "split", "split_with_sizes", "chunk", "unbind", "view", "reshape", "_unsafe_view", "transpose",
-                 "permute", "contiguous", "clone", "mul", "div", "mul_", "div_", "_to_copy", "to", "type_as", "unflatten", "flatten"}
+_PASS_THROUGH = {"getitem", "select", "squeeze", "unsqueeze", "split", "split_with_sizes", "chunk", "unbind", "view",
+                 "reshape", "_unsafe_view", "transpose", "permute", "contiguous", "clone", "mul", "div", "mul_", "div_",
+                 "_to_copy", "to", "type_as", "unflatten", "flatten"}
 
 
 def _projection_input_width(tr: Tracing, arg: Any) -> np.ndarray | None:
@@ -162,8 +163,8 @@ def expanded_to_counted_heads(tr: Tracing, node: torch.fx.Node, label: Label, in
     lead = len(out_shape) - len(label)
     if any(v is not None for v in label[:-1]):
         return out
-    path, module, counts = next(((p, m, c) for p, m, c in counting_modules(tr, node, root=True) if tr.attention_mode(m) != "opaque"),
-                                (None, None, None))
+    path, module, counts = next(((p, m, c) for p, m, c in counting_modules(tr, node, root=True)
+                                 if tr.attention_mode(m) != "opaque"), (None, None, None))
     if module is None:
         return out
     for d, size in enumerate(in_shape):

@@ -982,7 +982,8 @@ def _repeat_interleave(tr: Tracing, node: torch.fx.Node) -> Any:
     d = _norm_dim(dim, len(label))
     out = list(label)
     repeats = _arg(node, 1, "repeats")
-    if out[d] is not None and isinstance(repeats, int) and (_innermost_form(tr, node)[1] is not None or _in_hand_written_attention(tr, node)):
+    in_attention = _innermost_form(tr, node)[1] is not None or _in_hand_written_attention(tr, node)
+    if out[d] is not None and isinstance(repeats, int) and in_attention:
         # Inside an attention form, a group's vector repeated once per head of the group (Mamba-2's B and C over
         # its heads, grouped-query keys): each output follows the input it copies, so a group goes with its heads.
         # The same in an attention written by hand whose heads may go (gemma_pytorch's repeat_interleave of keys).
@@ -999,7 +1000,8 @@ def _repeat_interleave(tr: Tracing, node: torch.fx.Node) -> Any:
 
 def _in_hand_written_attention(tr: Tracing, node: torch.fx.Node) -> bool:
     """``node`` runs inside an attention written by hand that counts its heads and whose heads may go."""
-    return any(tr.attention_mode(module) != "opaque" and not library_class(module) for _, module, _ in counting_modules(tr, node))
+    return any(tr.attention_mode(module) != "opaque" and not library_class(module)
+               for _, module, _ in counting_modules(tr, node))
 
 
 @_rule("index", "_unsafe_index")

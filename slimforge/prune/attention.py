@@ -472,8 +472,8 @@ def _hf_out_proj_remember(module: nn.Module) -> None:
         module._slimforge_embed_dim_merged = getattr(module, "embed_dim", None) == module.num_heads * module.head_dim
 
 
-register_attention_form("hf-out-proj-attention", AttentionForm(_hf_out_proj_attention, lambda m: m.head_dim, _hf_out_proj_sync,
-                                                               remember=_hf_out_proj_remember),
+register_attention_form("hf-out-proj-attention",
+                        AttentionForm(_hf_out_proj_attention, lambda m: m.head_dim, _hf_out_proj_sync, remember=_hf_out_proj_remember),
                         "Hugging Face CLIP / SigLIP attention (num_heads, head_dim, q/k/v_proj, out_proj)")
 
 

@@ -230,7 +230,9 @@ def _prune_without_failing_module(model: nn.Module, args: tuple, kwargs: dict[st
             break
         why = failure.__cause__ if failure.__cause__ is not None else failure
         mode = modes.get(type(module), ATTENTION_MODES[0])
-        if (unknown_attention(module) and mode != ATTENTION_MODES[-1]) or (users_form_attention(module) and mode == ATTENTION_MODES[0]):
+        escalates = (unknown_attention(module) and mode != ATTENTION_MODES[-1]) or (
+            users_form_attention(module) and mode == ATTENTION_MODES[0])
+        if escalates:
             modes[type(module)] = ATTENTION_MODES[ATTENTION_MODES.index(mode) + 1]
             log.info("slimforge.prune: the pruned model failed to run in %s (%s: %s); pruning again with its heads %s.",
                      type(module).__name__, type(why).__name__, str(why)[:160],
@@ -284,7 +286,8 @@ def _failing_module(model: nn.Module, failure: BaseException, kept: Sequence[str
                 modules.append(module)
         # the innermost attention of no known form; else the innermost module holding layers of its own, whose
         # forward computed the size (what the error would tell the user to skip)
-        return next((m for m in modules if unknown_attention(m)), None) or next((m for m in modules if _holds_layers(m)), None)
+        return (next((m for m in modules if unknown_attention(m)), None)
+                or next((m for m in modules if _holds_layers(m)), None))
     return found
 
 
