@@ -96,6 +96,11 @@ def unknown_attention(module: nn.Module) -> bool:
     if any((form := find_attention_form(c)) is not None and not form.part for c in module.children()):
         return False  # a block around an attention of a known form (SigLIP 2's pooling head keeps num_heads and a probe)
     # The attention itself (it holds the projections), not a block that merely passes num_heads on.
+    return holds_layers(module)
+
+
+def holds_layers(module: nn.Module) -> bool:
+    """The module has parameters, linear layers or convolutions of its own (not only through deeper blocks)."""
     return bool(module._parameters) or any(isinstance(c, (nn.Linear, nn.modules.conv._ConvNd)) for c in module.children())
 
 

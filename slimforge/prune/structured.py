@@ -23,7 +23,9 @@ from slimforge.artifacts import record_edit
 from slimforge.models import adopt_spec
 from slimforge.prune._capture import prediction_fields
 from slimforge.prune._graph import DependencyGraph, Group, unit_step
-from slimforge.prune._trace import ATTENTION_MODES, build_dependency_graph, matches, unknown_attention, users_form_attention
+from slimforge.prune._trace import (
+    ATTENTION_MODES, build_dependency_graph, holds_layers, matches, unknown_attention, users_form_attention,
+)
 from slimforge.prune.attention import prepare_attention, settle_attention
 from slimforge.prune.errors import NothingToPruneError, PruneConfigError, PruningError
 from slimforge.prune.importance import IMPORTANCES, ImportanceContext, needs_gradients, score_units
@@ -287,12 +289,8 @@ def _failing_module(model: nn.Module, failure: BaseException, kept: Sequence[str
         # the innermost attention of no known form; else the innermost module holding layers of its own, whose
         # forward computed the size (what the error would tell the user to skip)
         return (next((m for m in modules if unknown_attention(m)), None)
-                or next((m for m in modules if _holds_layers(m)), None))
+                or next((m for m in modules if holds_layers(m)), None))
     return found
-
-
-def _holds_layers(module: nn.Module) -> bool:
-    return bool(module._parameters) or any(isinstance(c, (nn.Linear, nn.modules.conv._ConvNd)) for c in module.children())
 
 
 def capture_kwargs(model: nn.Module, example_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
