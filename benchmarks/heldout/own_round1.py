@@ -19,7 +19,8 @@ import torch
 warnings.filterwarnings("ignore")
 import importlib  # noqa: E402
 
-HEAD_ATTRIBUTES = ("num_heads", "n_head", "n_heads", "heads", "n_local_heads", "h", "num_attention_heads", "head_num", "num_head")
+HEAD_ATTRIBUTES = ("num_heads", "n_head", "n_heads", "heads", "n_local_heads", "h", "num_attention_heads", "head_num", "num_head",
+                   "no_heads", "num_attention_heads_per_partition")
 
 
 def heads(model: torch.nn.Module) -> int:

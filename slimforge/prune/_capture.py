@@ -593,9 +593,10 @@ def a_new_fill(x: Any) -> bool:
 
 # An int attribute that counts heads, as attention is written by hand: n_head (nanoGPT), heads (vit-pytorch),
 # num_heads (timm), n_local_heads / n_local_kv_heads (Meta's Llama), nhead (PyTorch), h (the Annotated Transformer),
-# head_num (DeepCTR's AutoInt) ...
-_HEAD_COUNT = re.compile(r"(?:n|num|number|nb)?_?(?:of_)?(?:local_|attn_|attention_|kv_|key_value_|q_|query_)*(?:heads?|h)"
-                         r"(?:_num|_count|_number)?")
+# head_num (DeepCTR's AutoInt), no_heads (OpenFold), num_heads_kv (flash-attn), num_attention_heads_per_partition
+# (Megatron's heads on one tensor-parallel rank) ...
+_HEAD_COUNT = re.compile(r"(?:n|no|num|number|nb)?_?(?:of_)?(?:local_|attn_|attention_|kv_|key_value_|q_|query_)*"
+                         r"(?:heads?|h)(?:_kv|_q)?(?:_num|_count|_number)?(?:_per_partition|_per_rank|_per_shard)?")
 
 
 def head_counts(module: nn.Module) -> dict[str, int]:

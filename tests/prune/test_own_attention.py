@@ -299,3 +299,33 @@ def test_a_fill_added_to_a_parameter_follows_its_width():
     prune(model, X, ratio=0.3)
     assert model.class_embedding.shape[0] == model.conv1.out_channels < 32
     model(X)
+
+
+@pytest.mark.parametrize("name", ["no_heads", "num_attention_heads_per_partition", "num_heads_kv", "n_local_heads", "nhead"])
+def test_head_counts_are_read_under_the_names_public_code_gives_them(name):
+    """OpenFold's ``no_heads``, Megatron's heads on one tensor-parallel rank, flash-attn's ``num_heads_kv``: a count
+    the rule does not read keeps its heads (the dimension per head shrinks instead)."""
+    class Attention(nn.Module):
+        def __init__(self, dim: int = 32, heads: int = 4) -> None:
+            super().__init__()
+            setattr(self, name, heads)
+            self.qkv, self.out = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            heads = getattr(self, name)
+            q, k, v = (t.reshape(*t.shape[:-1], heads, -1).transpose(1, 2) for t in self.qkv(x).chunk(3, dim=-1))
+            y = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+            return self.out(y.transpose(1, 2).reshape(*x.shape[:-1], -1))
+
+    model = nn.Sequential(nn.Linear(8, 32), Attention(), nn.Linear(32, 2)).eval()
+    prune(model, torch.randn(2, 5, 8), ratio=0.3)
+    assert getattr(model[1], name) == 3 and model[1].qkv.out_features == 72
+
+
+@pytest.mark.parametrize("name", ["head_dim", "hidden", "no", "n_layers", "num_query_groups", "heads_dim"])
+def test_names_that_do_not_count_heads_are_not_read_as_head_counts(name):
+    from slimforge.prune._capture import head_counts
+
+    module = nn.Linear(2, 2)
+    setattr(module, name, 4)
+    assert head_counts(module) == {}
