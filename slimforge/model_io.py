@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from slimforge.artifacts import (
-    CONFIG_FILE, METRICS_FILE, STRUCTURE_FILE, WEIGHTS_FILE, ModelSpec, attach_spec, load_weights, read_spec,
+    CONFIG_FILE, METRICS_FILE, PENDING_EDITS_ATTR, STRUCTURE_FILE, WEIGHTS_FILE, ModelSpec, attach_spec, load_weights, read_spec,
     recorded_edits, saved_state_dict, state_dict_bytes,
 )
 from slimforge.errors import ArtifactError, ConfigError, SlimforgeError
@@ -33,7 +33,7 @@ def save_model(model: nn.Module, path: str | Path, *, config: Any = None, metric
     spec = adopt_spec(model)
     if spec is None:
         raise ArtifactError(
-            f"Cannot save to {out}: slimforge does not know how to rebuild this {type(model).__name__}. Either "
+            f"Cannot save to {out}: slimforge does not know how to rebuild this {type(model).__name__}{_why_not_recognised(model)}. Either "
             "say which of your functions builds it: slimforge.save(model, out, factory='pkg.module:build', kwargs={...}) "
             "(loaded with trust_code=True; pruning done by slimforge is replayed); or save a code-free program: "
             "slimforge.save(model, out, program=True, example_inputs=x); or build it with slimforge.create_model "
@@ -47,6 +47,16 @@ def save_model(model: nn.Module, path: str | Path, *, config: Any = None, metric
         if metrics is not None:
             write_json(folder / METRICS_FILE, metrics)
     return out
+
+
+def _why_not_recognised(model: nn.Module) -> str:
+    """For a timm/torchvision model no rebuild by name matches: the closest guess and where it differs."""
+    from slimforge.models.recognised import recognise
+
+    if model.__dict__.get(PENDING_EDITS_ATTR):  # changed since it was built: no rebuild by name can match
+        return ""
+    why = recognise(model)[1]
+    return f" ({why})" if why else ""
 
 
 def _checked_factory_spec(model: nn.Module, factory: str, kwargs: dict[str, Any]) -> ModelSpec:

@@ -245,13 +245,18 @@ def build_model(spec: ModelSpec, *, init: bool = True, trust_code: bool = True, 
 
 def adopt_spec(model: nn.Module) -> ModelSpec | None:
     """The model's spec; for a model slimforge did not build but whose library describes it fully
-    (a transformers model: its config, as ``hf:``), that description is attached first. Call it
+    (a transformers model: its config, as ``hf:``; a timm or torchvision model that a rebuild by name
+    matches exactly, as ``timm:`` / ``torchvision:``), that description is attached first. Call it
     before a structural edit: afterwards the model no longer matches its own description."""
     spec = get_spec(model)
     if spec is None and not model.__dict__.get(PENDING_EDITS_ATTR):
         from slimforge.models.hf import spec_of  # transformers models describe themselves
 
         spec = spec_of(model)
+        if spec is None:  # timm.create_model(...), torchvision.models.resnet18(...): a rebuild that matches exactly
+            from slimforge.models.recognised import spec_of as library_spec_of
+
+            spec = library_spec_of(model)
         if spec is not None:
             attach_spec(model, spec)
     return spec
