@@ -1,9 +1,11 @@
 """One generic call on many timm models: does ``slimforge.prune(model, x, ratio=0.3)`` prune,
 how many parameters go, and are attention heads removed? Issue 20's sweep, as a script (slow).
 
-    OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/prune_timm_sweep.py [--models a,b] [--ratio 0.3] [--size 224]
+    OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/prune_timm_sweep.py [--models a,b] [--ratio 0.3] [--size 224] [--library-call]
 
-Each model is built with ``slimforge.create_model("timm:<name>")`` (or the source it names: ``torchvision:swin_v2_t``)
+Each model is built with ``slimforge.create_model("timm:<name>")`` (or the source it names: ``torchvision:swin_v2_t``);
+with ``--library-call`` by the library's own call instead (``timm.create_model(name, pretrained=False, ...)``,
+``torchvision.models.get_model(name, weights=None, ...)``), saved with no factory and loaded with no trust
 (random init; transformers at a small image size so the run stays short), pruned at ``--ratio``
 with the defaults, saved with ``slimforge.save`` and reloaded with ``slimforge.load``; the row
 says whether the reloaded model gives identical outputs.
@@ -80,12 +82,27 @@ def heads(model: torch.nn.Module) -> int:
     return sum(counts)
 
 
-def run(name: str, kwargs: dict, size: int, ratio: float) -> str:
+def library_call(name: str, kwargs: dict) -> torch.nn.Module:
+    """The model as a user builds it without slimforge."""
+    kwargs = dict(kwargs)
+    if name.startswith("torchvision:"):
+        import torchvision
+
+        return torchvision.models.get_model(name.split(":", 1)[1], weights=None, num_classes=kwargs.pop("num_classes", 1000), **kwargs)
+    import timm
+
+    return timm.create_model(name.removeprefix("timm:"), pretrained=False, **kwargs)
+
+
+def run(name: str, kwargs: dict, size: int, ratio: float, by_library: bool = False) -> str:
     import slimforge
     import slimforge.prune as sp
 
     torch.manual_seed(0)
-    model = slimforge.create_model(name if ":" in name else f"timm:{name}", **kwargs).eval()
+    if by_library:
+        model = library_call(name, kwargs).eval()
+    else:
+        model = slimforge.create_model(name if ":" in name else f"timm:{name}", **kwargs).eval()
     x = torch.randn(2, 3, size, size)
     n0, h0 = sum(p.numel() for p in model.parameters()), heads(model)
     start = time.perf_counter()
@@ -95,9 +112,13 @@ def run(name: str, kwargs: dict, size: int, ratio: float) -> str:
         return f"| {name} | {size} | no | {n0 / 1e6:.2f} | - | {h0} | - | {time.perf_counter() - start:.1f} | - | {type(exc).__name__}: {str(exc)[:120]} |"
     seconds = time.perf_counter() - start
     n1, h1 = sum(p.numel() for p in model.parameters()), heads(model)
-    with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
-        slimforge.save(model, tmp)
-        same = torch.equal(slimforge.load(tmp).eval()(x), model(x))
+    try:
+        with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
+            slimforge.save(model, tmp)
+            same = torch.equal(slimforge.load(tmp).eval()(x), model(x))
+    except Exception as exc:  # noqa: BLE001
+        return (f"| {name} | {size} | yes | {n0 / 1e6:.2f} | {1 - n1 / n0:.1%} | {h0} | {h1} | {seconds:.1f} | "
+                f"{type(exc).__name__}: {str(exc)[:160]} | |")
     return (f"| {name} | {size} | yes | {n0 / 1e6:.2f} | {1 - n1 / n0:.1%} | {h0} | {h1} | {seconds:.1f} | "
             f"{'identical' if same else 'DIFFERENT'} | |")
 
@@ -107,6 +128,7 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--ratio", type=float, default=0.3)
     parser.add_argument("--size", type=int, default=224, help="image size of a model not listed in MODELS")
+    parser.add_argument("--library-call", action="store_true", help="build with timm.create_model / torchvision, not slimforge")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"ratio={args.ratio}, importance l2, round_to 8, random init, 1 thread, torch {torch.__version__}")
@@ -114,7 +136,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.models.split(","):
         kwargs, size = MODELS.get(name, ({}, args.size))
-        print(run(name, kwargs, size, args.ratio), flush=True)
+        print(run(name, kwargs, size, args.ratio, args.library_call), flush=True)
 
 
 if __name__ == "__main__":
