@@ -295,12 +295,14 @@ def _check_kwargs(name: str, kwargs: dict[str, Any], source: str) -> None:
 
 
 def _check_data_kwargs(name: str, kwargs: dict[str, Any], source: str) -> None:
-    """``num_classes``, ``in_channels`` and ``input_size`` are positive integers, whoever passes them."""
+    """``num_classes``, ``in_channels`` and ``input_size`` are positive integers, whoever passes them (a timm model
+    takes ``num_classes=0``: no classifier, the pooled features)."""
     where = f"{source + ': ' if source else ''}model {name!r} keyword"
     error = ArtifactError if source else ConfigError
     for key in ("num_classes", "in_channels"):
-        if key in kwargs and (not isinstance(kwargs[key], int) or isinstance(kwargs[key], bool) or kwargs[key] < 1):
-            raise error(f"{where} {key!r} must be a positive integer, not {kwargs[key]!r}.")
+        least = 0 if key == "num_classes" and name.startswith("timm:") else 1
+        if key in kwargs and (not isinstance(kwargs[key], int) or isinstance(kwargs[key], bool) or kwargs[key] < least):
+            raise error(f"{where} {key!r} must be a {'non-negative' if least == 0 else 'positive'} integer, not {kwargs[key]!r}.")
     size = kwargs.get("input_size")
     sizes = list(size) if isinstance(size, (list, tuple)) else [size] if size is not None else []
     if any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in sizes):

@@ -77,7 +77,8 @@ def _timm_candidates(model: nn.Module) -> list[ModelSpec]:
     channels = channels if type(channels) is int else _first_conv_inputs(model)
     if channels not in (None, 3):
         kwargs["in_channels"] = channels
-    img_size = getattr(getattr(model, "patch_embed", None), "img_size", None)
+    inner = getattr(model, "encoder", None)  # DeepSeek / Gemma 4 / Qwen 3 ViTs keep their blocks one level down
+    img_size = getattr(getattr(model, "patch_embed", getattr(inner, "patch_embed", None)), "img_size", None)
     if isinstance(img_size, (tuple, list)) and len(img_size) == 2 and all(type(v) is int for v in img_size):
         kwargs["img_size"] = img_size[0] if img_size[0] == img_size[1] else list(img_size)
     extras: dict[str, Any] = {}
@@ -91,7 +92,7 @@ def _timm_candidates(model: nn.Module) -> list[ModelSpec]:
     # the rates as the user typed them (0.1; timm's float32 linspace turns it into 0.10000000149...), then as stored
     typed = {k: float(f"{v:.6g}") for k, v in extras.items()}
     candidates = [{**kwargs, **typed}, {**kwargs, **extras}, kwargs]
-    blocks = getattr(model, "blocks", None)
+    blocks = getattr(model, "blocks", getattr(inner, "blocks", None))
     if isinstance(blocks, (nn.Sequential, nn.ModuleList)):  # a ViT of another depth (vit_small(depth=6))
         candidates.append({**kwargs, **typed, "depth": len(blocks)})
     unique = [c for i, c in enumerate(candidates) if c not in candidates[:i]]
