@@ -31,6 +31,7 @@ def build_dependency_graph(
     skip: Sequence[str] = (),
     pin_fixed_splits: bool = False,
     attention_modes: Mapping[type, str] | None = None,
+    keep_outputs: bool = True,
 ) -> DependencyGraph:
     """Capture ``model`` and group its coupled channel dimensions (see the module docstring).
 
@@ -39,11 +40,12 @@ def build_dependency_graph(
     alike, right when the size is computed from the tensor (``x.split(x.shape[1] // 2, 1)``).
     ``attention_modes``: per class of attention of no registered form, how it is pruned (:data:`ATTENTION_MODES`;
     "heads" where not given).
+    ``keep_outputs=False``: the model's outputs may narrow with it (a bare backbone); by default their widths stay.
     """
     ep = export_model(model, example_inputs, example_kwargs or {})
     modes = dict(attention_modes or {})
     while True:
-        tracer = _Tracer(model, ep, skip, pin_fixed_splits, modes)
+        tracer = _Tracer(model, ep, skip, pin_fixed_splits, modes, keep_outputs)
         try:
             tracer.run()
             break
@@ -207,8 +209,9 @@ def _kernel_slots(model: nn.Module) -> set[tuple[str, int]]:
 
 class _Tracer:
     def __init__(self, model: nn.Module, ep: torch.export.ExportedProgram, skip: Sequence[str], pin_fixed_splits: bool = False,
-                 attention_modes: Mapping[type, str] | None = None) -> None:
+                 attention_modes: Mapping[type, str] | None = None, keep_outputs: bool = True) -> None:
         self.model = model
+        self.keep_outputs = keep_outputs
         self.attention_modes = dict(attention_modes or {})
         self.ep = ep
         self.skip = list(skip)
@@ -288,7 +291,7 @@ class _Tracer:
         specs = self.ep.graph_signature.output_specs
         user = [i for i, spec in enumerate(specs) if spec.kind == torch.export.graph_signature.OutputKind.USER_OUTPUT]
         # A transformers output keeps its prediction's shape (logits); its hidden states may narrow.
-        kept = {user[i] for i in output_leaves_to_keep(self.ep, len(user))}
+        kept = {user[i] for i in output_leaves_to_keep(self.ep, len(user))} if self.keep_outputs else set()
         for node in self.ep.graph.nodes:
             self.current = node
             if node.op == "placeholder":

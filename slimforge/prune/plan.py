@@ -136,7 +136,9 @@ def kept_indices(graph: DependencyGraph, pruned: set[int]) -> dict[str, dict[int
 def slice_tensors(model: nn.Module, kept: dict[str, dict[int, list[int] | np.ndarray]]) -> None:
     """Keep only ``kept[name][dim]`` indices of each named parameter/buffer; sync module attributes."""
     remember_sizes(model)  # head sizes that the sliced weights no longer tell (timm's Twins, CaiT)
+    feature_widths = _feature_width_attributes(model)
     owners: dict[str, list[tuple[nn.Module, str, bool]]] = {}
+    shapes_before: dict[str, tuple[int, ...]] = {}
     by_id: dict[int, list[tuple[nn.Module, str, bool]]] = {}
     for mpath, module in model.named_modules(remove_duplicate=False):
         for attr, t in list(module._parameters.items()) + list(module._buffers.items()):
@@ -144,6 +146,7 @@ def slice_tensors(model: nn.Module, kept: dict[str, dict[int, list[int] | np.nda
                 continue
             entry = (module, attr, attr in module._parameters)
             owners[f"{mpath}.{attr}" if mpath else attr] = [entry]
+            shapes_before[f"{mpath}.{attr}" if mpath else attr] = tuple(t.shape)
             by_id.setdefault(id(t), []).append(entry)
     snapshots: dict[int, tuple[nn.Module, dict[str, Any]]] = {}
     weight_norms = _weight_norms_before(model, kept)
@@ -168,6 +171,55 @@ def slice_tensors(model: nn.Module, kept: dict[str, dict[int, list[int] | np.nda
     _keep_weight_norms(weight_norms)
     _sync_blocks(model)
     _sync_attention_and_config(model)
+    _sync_feature_widths(feature_widths, _last_sizes(owners, shapes_before) if feature_widths else {})
+
+
+# The width of the features a timm model's classifier reads, as attributes of the model and of its head modules
+# (reset_classifier builds the new head with them, ConvNeXt's head asserts its in_features; no forward reads them, so
+# only a later reset_classifier would fail on a stale value).
+_FEATURE_WIDTH_NAMES = ("num_features", "head_hidden_size", "embed_dim", "in_features")
+
+
+def _feature_width_attributes(model: nn.Module) -> list[tuple[nn.Module, str, int, nn.Linear | None]]:
+    """Before slicing: the feature-width attributes of each timm model (one with ``get_classifier``) and of the
+    modules on the path to its classifier, with their values and the classifier's Linear where they equal its input
+    width."""
+    found = []
+    for module in model.modules():
+        if not type(module).__module__.startswith("timm.") or not callable(getattr(module, "get_classifier", None)):
+            continue
+        try:
+            head = module.get_classifier()
+        except Exception:  # noqa: BLE001 - a model whose classifier accessor needs more than itself
+            head = None
+        head = head[0] if isinstance(head, tuple) and head else head  # (head, distillation head)
+        path = next((p for p, m in module.named_modules() if m is head), None) if isinstance(head, nn.Module) else None
+        parts = path.split(".") if path else []
+        holders = [module] + [module.get_submodule(".".join(parts[:i])) for i in range(1, len(parts) + 1)]
+        linear = next((m for m in head.modules() if isinstance(m, nn.Linear)), None) if isinstance(head, nn.Module) else None
+        found += [(holder, name, getattr(holder, name), linear if linear is not None and getattr(holder, name) == linear.in_features else None)
+                  for holder in holders for name in _FEATURE_WIDTH_NAMES
+                  if type(getattr(holder, name, None)) is int and not isinstance(holder, nn.Linear)]
+    return found
+
+
+def _last_sizes(owners: dict[str, list[tuple[nn.Module, str, bool]]], before: dict[str, tuple[int, ...]]) -> dict[int, int]:
+    """Each old dimension size -> the size now of the last tensor dimension (in module order) that had it: the
+    features a model ends with are the last of their width (its final norm, the head convolution's input)."""
+    sizes: dict[int, int] = {}
+    for name, shape in before.items():
+        module, attr, _ = owners[name][0]
+        for old, new in zip(shape, getattr(module, attr).shape):
+            sizes[old] = new
+    return sizes
+
+
+def _sync_feature_widths(found: list[tuple[nn.Module, str, int, nn.Linear | None]], sizes: dict[int, int]) -> None:
+    """A feature width that the classifier reads follows the classifier's input; another (no classifier:
+    ``num_classes=0``; MobileNetV3's ``num_features`` before its head convolution) follows the last tensor dimension
+    of its old size."""
+    for holder, name, old, linear in found:
+        setattr(holder, name, linear.in_features if linear is not None else sizes.get(old, old))
 
 
 def _weight_norms_before(model: nn.Module, kept: dict[str, dict[int, Any]]) -> list[tuple[nn.Module, int, torch.Tensor]]:

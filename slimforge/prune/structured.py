@@ -46,7 +46,8 @@ class PruneConfig:
     target_latency: fraction of the measured latency to keep, channels chosen by importance per
     millisecond saved (:mod:`slimforge.prune.latency`; ``latency`` says how latency is measured);
     skip: module name patterns whose channels stay; round_to: kept channel counts are multiples of this
-    (units at least this wide, attention heads, go one at a time: :func:`~slimforge.prune._graph.unit_step`)."""
+    (units at least this wide, attention heads, go one at a time: :func:`~slimforge.prune._graph.unit_step`);
+    keep_outputs: False lets the model's outputs narrow with it (a bare backbone's features)."""
 
     ratio: float | Mapping[str, float] | None = None
     importance: str = "l2"
@@ -60,6 +61,7 @@ class PruneConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     target_latency: float | None = None
     latency: LatencySettings = field(default_factory=LatencySettings)
+    keep_outputs: bool = True
 
     def validate(self) -> None:
         given = [k for k in ("ratio", "target_params", "target_macs", "target_latency") if getattr(self, k) is not None]
@@ -106,6 +108,7 @@ def prune(
     check: bool = True,
     target_latency: float | None = None,
     latency: LatencySettings | None = None,
+    keep_outputs: bool = True,
 ) -> nn.Module:
     """Remove the least important channels/neurons/heads of ``model`` in place and return it.
 
@@ -120,12 +123,15 @@ def prune(
     "taylor" needs calibration (an iterable of (inputs, targets)) and uses loss_fn (default
     cross-entropy). Inputs and outputs keep their shape (of a transformers output with logits: the
     logits and loss; its hidden states narrow with the model); each group keeps at least one unit.
+    keep_outputs=False lets the outputs narrow too: a bare backbone (``BertModel``, a timm model with
+    ``num_classes=0``) whose hidden state would otherwise keep the residual width whole, when the head
+    you add later takes the narrower width (``model.config.hidden_size`` follows).
     With check=True (default) the pruned model is run once and captured again, and every op's
     output shape is compared with the dependency graph's prediction, so a layer that derives a
     size on its own raises PruningError instead of yielding a silently wrong model.
     """
     config = PruneConfig(ratio, importance, reduction, target_params, target_macs, tuple(skip), round_to, seed, check,
-                         target_latency=target_latency, latency=latency or LatencySettings())
+                         target_latency=target_latency, latency=latency or LatencySettings(), keep_outputs=keep_outputs)
     config.validate()
     _check_skip_patterns(model, config.skip)
     args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
@@ -151,7 +157,7 @@ def prune(
 def _prune_graph(model: nn.Module, args: tuple, kwargs: dict[str, Any], config: PruneConfig, ctx: ImportanceContext,
                  reference: Any) -> Any:
     """Steps 1-4 of :func:`prune`; returns the plan."""
-    graph = build_dependency_graph(model, args, kwargs, skip=config.skip)
+    graph = build_dependency_graph(model, args, kwargs, skip=config.skip, keep_outputs=config.keep_outputs)
     if graph.unreached:
         _warn_unreached(model, graph.unreached)
     try:
@@ -170,7 +176,8 @@ def _prune_with_fixed_splits_kept(model: nn.Module, args: tuple, kwargs: dict[st
     except PruningError:
         if not graph.fixed_splits:
             raise
-    graph = build_dependency_graph(model, args, kwargs, skip=skip, pin_fixed_splits=True, attention_modes=modes)
+    graph = build_dependency_graph(model, args, kwargs, skip=skip, pin_fixed_splits=True, attention_modes=modes,
+                                   keep_outputs=config.keep_outputs)
     return _prune_checked(model, args, kwargs, config, ctx, reference, graph)
 
 
@@ -194,7 +201,7 @@ def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config
     try:
         slice_tensors(model, kept_indices(graph, pruned))
         if reference is not None:
-            _check_outputs(model, args, kwargs, reference)
+            _check_outputs(model, args, kwargs, reference, widths=config.keep_outputs)
             if pruned:
                 graph.verify(pruned, model, args, kwargs)
     except BaseException:
@@ -240,7 +247,8 @@ def _prune_without_failing_module(model: nn.Module, args: tuple, kwargs: dict[st
                      type(module).__name__, type(why).__name__, str(why)[:160],
                      "tied to its input's width" if modes[type(module)] == "coupled" else "kept")
             if not kept_whole:  # as the first try: sizes fixed in the code kept whole only if that fails
-                graph = build_dependency_graph(model, args, kwargs, skip=skip, attention_modes=modes)
+                graph = build_dependency_graph(model, args, kwargs, skip=skip, attention_modes=modes,
+                                               keep_outputs=config.keep_outputs)
                 try:
                     return _prune_with_fixed_splits_kept(model, args, kwargs, config, ctx, reference, graph, skip, modes)
                 except PruningError as again:
@@ -254,7 +262,8 @@ def _prune_without_failing_module(model: nn.Module, args: tuple, kwargs: dict[st
                         "module(s) kept whole.", same[0], type(why).__name__, str(why)[:160], len(same), type(module).__name__)
             skip += same
             kept_whole += 1
-        graph = build_dependency_graph(model, args, kwargs, skip=skip, pin_fixed_splits=True, attention_modes=modes)
+        graph = build_dependency_graph(model, args, kwargs, skip=skip, pin_fixed_splits=True, attention_modes=modes,
+                                   keep_outputs=config.keep_outputs)
         try:
             return _prune_checked(model, args, kwargs, config, ctx, reference, graph)
         except PruningError as again:
@@ -623,7 +632,18 @@ def _shapes(out: Any) -> Any:
     return None
 
 
-def _check_outputs(model: nn.Module, args: tuple, kwargs: dict[str, Any], reference: Any) -> None:
+def _ranks(shapes: Any) -> Any:
+    """Output shapes with every size forgotten: what stays when outputs may narrow."""
+    if isinstance(shapes, tuple):
+        return len(shapes)
+    if isinstance(shapes, Mapping):
+        return {k: _ranks(v) for k, v in shapes.items()}
+    if isinstance(shapes, list):
+        return [_ranks(v) for v in shapes]
+    return shapes
+
+
+def _check_outputs(model: nn.Module, args: tuple, kwargs: dict[str, Any], reference: Any, widths: bool = True) -> None:
     try:
         got = _output_shapes(model, args, kwargs)
     except Exception as exc:
@@ -631,7 +651,7 @@ def _check_outputs(model: nn.Module, args: tuple, kwargs: dict[str, Any], refere
             f"The pruned model no longer runs ({type(exc).__name__}: {str(exc)[:300]}). Some layer computes sizes "
             "that slimforge did not update; find it in the traceback and pass skip=['<its module path>']."
         ) from exc
-    if got != reference:
+    if (got != reference) if widths else (_ranks(got) != _ranks(reference)):
         raise PruningError(
             f"Pruning changed the output shape from {reference} to {got}; this is a slimforge bug. "
             "Skip the layers near the output with skip=[...] to work around it."
