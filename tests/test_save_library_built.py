@@ -50,11 +50,12 @@ def test_a_timm_vit_built_by_timm_is_pruned_saved_and_loaded(tmp_path):
 
 def test_timm_settings_that_change_no_shape_are_recorded(tmp_path):
     """drop_path_rate and in_chans change training or the first layer only: both must come back."""
-    model = timm.create_model("convnext_atto", num_classes=7, in_chans=1, drop_path_rate=0.1)
+    model = timm.create_model("convnext_atto", num_classes=7, in_chans=1, drop_path_rate=0.1, drop_rate=0.2)
     spec, why = recognise(model)
     assert why is None
     assert spec.name == "timm:convnext_atto"
-    assert spec.kwargs["drop_path_rate"] == 0.1 and spec.kwargs["in_channels"] == 1 and spec.kwargs["num_classes"] == 7
+    assert spec.kwargs["drop_path_rate"] == 0.1 and spec.kwargs["drop_rate"] == 0.2
+    assert spec.kwargs["in_channels"] == 1 and spec.kwargs["num_classes"] == 7
     saved = _round_trip(model, torch.randn(2, 1, 32, 32), tmp_path / "run")
     assert _structure(slimforge.load(tmp_path / "run")) == fingerprint(model)
     assert saved["kwargs"]["pretrained"] is False
@@ -105,3 +106,9 @@ def test_a_subclass_in_user_code_is_not_taken_for_the_library_model(tmp_path):
     assert recognise(model) == (None, None)
     with pytest.raises(ArtifactError, match="does not know how to rebuild this MyNet"):
         slimforge.save(model, tmp_path / "run")
+
+
+def test_a_vit_with_dropout_is_recognised_from_its_head_dropout():
+    """timm's ViT keeps no drop_rate attribute: its head dropout's p tells it."""
+    spec, why = recognise(timm.create_model("deit_tiny_patch16_224", num_classes=10, img_size=32, drop_rate=0.1, drop_path_rate=0.1))
+    assert why is None and spec.kwargs["drop_rate"] == 0.1 and spec.kwargs["drop_path_rate"] == 0.1

@@ -82,7 +82,7 @@ def _timm_candidates(model: nn.Module) -> list[ModelSpec]:
     if isinstance(img_size, (tuple, list)) and len(img_size) == 2 and all(type(v) is int for v in img_size):
         kwargs["img_size"] = img_size[0] if img_size[0] == img_size[1] else list(img_size)
     extras: dict[str, Any] = {}
-    drop_rate = getattr(model, "drop_rate", None)
+    drop_rate = getattr(model, "drop_rate", getattr(getattr(model, "head_drop", None), "p", None))  # ViTs: the head's dropout
     if isinstance(drop_rate, float) and drop_rate > 0:
         extras["drop_rate"] = drop_rate
     drop_path = max((m.drop_prob for m in model.modules() if type(m).__name__ == "DropPath" and isinstance(getattr(m, "drop_prob", None), float)),
