@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -303,6 +303,16 @@ def load_weights(model: nn.Module, path: Path, map_location: str | torch.device 
     tensors = OrderedDict(tensors)
     tensors._metadata = getattr(expected, "_metadata", None)  # per-module versions (e.g. MNASNet checks them)
     model.load_state_dict(tensors, strict=True)
+    _keep_saved_dtypes(model, tensors)
+
+
+def _keep_saved_dtypes(model: nn.Module, tensors: Mapping[str, torch.Tensor]) -> None:
+    """A model saved in bfloat16 / float16 comes back in it (load_state_dict casts into the fp32 build): each
+    floating-point parameter and buffer takes its saved dtype, in place, so tied weights stay tied."""
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        saved = tensors.get(name)
+        if saved is not None and saved.dtype != tensor.dtype and saved.is_floating_point() and tensor.is_floating_point():
+            tensor.data = tensor.data.to(saved.dtype)
 
 
 def is_pickle_file(path: Path) -> bool:

@@ -192,3 +192,17 @@ def test_loading_an_int8_only_folder_as_fp32_points_at_its_source(tmp_path):
     assert main(["quantize", str(run), "--out", str(q), "--threads", "1"]) == 0
     with pytest.raises(ArtifactError, match=f"int8 model only.*quantized from {run}"):
         slimforge.load(q, quantized=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_half_precision_model_loads_in_its_own_dtype(tmp_path, dtype):
+    """The folder rebuilds in fp32 and loads the saved tensors into it: each takes its saved dtype back (a
+    bfloat16 model's reload would otherwise refuse its own bfloat16 inputs)."""
+    torch.manual_seed(0)
+    model = create_model("cnn", num_classes=3, in_channels=1, input_size=[8, 8]).eval().to(dtype)
+    slimforge.save(model, tmp_path / "run")
+    loaded = slimforge.load(tmp_path / "run")
+    assert {p.dtype for p in loaded.parameters()} == {dtype}
+    x = torch.randn(2, 1, 8, 8, dtype=dtype)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
