@@ -112,3 +112,21 @@ def test_a_vit_with_dropout_is_recognised_from_its_head_dropout():
     """timm's ViT keeps no drop_rate attribute: its head dropout's p tells it."""
     spec, why = recognise(timm.create_model("deit_tiny_patch16_224", num_classes=10, img_size=32, drop_rate=0.1, drop_path_rate=0.1))
     assert why is None and spec.kwargs["drop_rate"] == 0.1 and spec.kwargs["drop_path_rate"] == 0.1
+
+
+@pytest.mark.parametrize("build, name", [
+    (lambda: _with(torchvision.models.resnet18(), "fc", nn.Linear(512, 10)), "torchvision:resnet18"),
+    (lambda: _with(torchvision.models.vit_b_16(image_size=32), "heads.head", nn.Linear(768, 10)), "torchvision:vit_b_16"),
+    (lambda: _with(timm.create_model("resnet18"), "fc", nn.Linear(512, 10)), "timm:resnet18"),
+])
+def test_a_head_replaced_for_fine_tuning_is_still_recognised(build, name):
+    """The fine-tuning idiom (pretrained model, new head of the same kind) is the library model with num_classes=10,
+    although its num_classes attribute still says 1000."""
+    spec, why = recognise(build())
+    assert why is None and spec.name == name and spec.kwargs["num_classes"] == 10
+
+
+def _with(model: nn.Module, path: str, module: nn.Module) -> nn.Module:
+    parent, _, attr = path.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, attr, module)
+    return model

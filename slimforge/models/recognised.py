@@ -23,6 +23,11 @@ _SCALARS = (int, float, str, bool, type(None))
 MAX_REAL_BUILD_PARAMETERS = 300_000_000
 
 
+# Settings no forward reads whose value the shapes already tell: a head replaced by hand (torchvision's
+# model.heads.head = nn.Linear(768, 10)) leaves num_classes at the old count.
+_NOT_COMPARED = ("training", "num_classes")
+
+
 def _plain(value: Any) -> bool:
     if isinstance(value, _SCALARS):
         return True
@@ -34,7 +39,7 @@ def fingerprint(model: nn.Module) -> dict[str, Any]:
     per parameter and buffer its shape (values are the weights', loaded afterwards)."""
     out: dict[str, Any] = {}
     for name, module in model.named_modules():
-        settings = {k: v for k, v in vars(module).items() if not k.startswith("_") and k != "training" and _plain(v)}
+        settings = {k: v for k, v in vars(module).items() if not k.startswith("_") and k not in _NOT_COMPARED and _plain(v)}
         out[f"module {name or '(root)'}"] = (f"{type(module).__module__}.{type(module).__qualname__}", sorted(settings.items()))
     for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
         out[f"tensor {name}"] = tuple(tensor.shape)
@@ -69,10 +74,15 @@ def _last_linear_outputs(model: nn.Module) -> int | None:
 def _timm_candidates(model: nn.Module) -> list[ModelSpec]:
     cfg = getattr(model, "pretrained_cfg", None)
     arch = cfg.get("architecture") if isinstance(cfg, dict) else None
-    num_classes = getattr(model, "num_classes", None)
-    if not isinstance(arch, str) or type(num_classes) is not int:
+    attribute = getattr(model, "num_classes", None)
+    if not isinstance(arch, str) or type(attribute) is not int:
         return []
-    kwargs: dict[str, Any] = {"num_classes": num_classes}
+    try:  # a classifier replaced by hand leaves num_classes at the old count: its outputs first
+        head = model.get_classifier()
+    except Exception:  # noqa: BLE001 - a model without the accessor, or one that needs more than itself
+        head = None
+    counts = list(dict.fromkeys([*([head.out_features] if isinstance(head, nn.Linear) else []), attribute]))
+    kwargs: dict[str, Any] = {}
     channels = getattr(model, "in_chans", None)  # most timm models keep it; the first convolution's inputs otherwise
     channels = channels if type(channels) is int else _first_conv_inputs(model)
     if channels not in (None, 3):
@@ -91,10 +101,13 @@ def _timm_candidates(model: nn.Module) -> list[ModelSpec]:
         extras["drop_path_rate"] = drop_path
     # the rates as the user typed them (0.1; timm's float32 linspace turns it into 0.10000000149...), then as stored
     typed = {k: float(f"{v:.6g}") for k, v in extras.items()}
-    candidates = [{**kwargs, **typed}, {**kwargs, **extras}, kwargs]
-    blocks = getattr(model, "blocks", getattr(inner, "blocks", None))
-    if isinstance(blocks, (nn.Sequential, nn.ModuleList)):  # a ViT of another depth (vit_small(depth=6))
-        candidates.append({**kwargs, **typed, "depth": len(blocks)})
+    candidates = []
+    for count in counts:
+        common = {"num_classes": count, **kwargs}
+        candidates += [{**common, **typed}, {**common, **extras}, common]
+        blocks = getattr(model, "blocks", getattr(inner, "blocks", None))
+        if isinstance(blocks, (nn.Sequential, nn.ModuleList)):  # a ViT of another depth (vit_small(depth=6))
+            candidates.append({**common, **typed, "depth": len(blocks)})
     unique = [c for i, c in enumerate(candidates) if c not in candidates[:i]]
     return [ModelSpec(f"timm:{arch}", c) for c in unique]
 
@@ -103,12 +116,13 @@ def _torchvision_candidates(model: nn.Module) -> list[ModelSpec]:
     import torchvision
 
     module_name = type(model).__module__
-    num_classes = getattr(model, "num_classes", None)
-    if type(num_classes) is not int:
-        num_classes = _last_linear_outputs(model)
-    if num_classes is None:
+    # the classifier's outputs first: a head replaced by hand (model.heads.head = nn.Linear(768, 10)) leaves the
+    # attribute at the old count; SqueezeNet's classifier is a convolution, and only the attribute tells
+    attribute = getattr(model, "num_classes", None)
+    counts = [c for c in (_last_linear_outputs(model), attribute if type(attribute) is int else None) if c is not None]
+    if not counts:
         return []
-    kwargs: dict[str, Any] = {"num_classes": num_classes}
+    kwargs: dict[str, Any] = {}
     channels = _first_conv_inputs(model)
     if channels not in (None, 3):
         kwargs["in_channels"] = channels
@@ -117,7 +131,7 @@ def _torchvision_candidates(model: nn.Module) -> list[ModelSpec]:
         kwargs["image_size"] = image_size
     names = [n for n in torchvision.models.list_models(module=torchvision.models)
              if getattr(torchvision.models.get_model_builder(n), "__module__", None) == module_name]
-    return [ModelSpec(f"torchvision:{n}", dict(kwargs)) for n in names]
+    return [ModelSpec(f"torchvision:{n}", {"num_classes": c, **kwargs}) for c in dict.fromkeys(counts) for n in names]
 
 
 def _candidates(model: nn.Module) -> list[ModelSpec]:
