@@ -180,7 +180,7 @@ def slice_tensors(model: nn.Module, kept: dict[str, dict[int, list[int] | np.nda
 _FEATURE_WIDTH_NAMES = ("num_features", "head_hidden_size", "embed_dim", "in_features")
 
 
-def _feature_width_attributes(model: nn.Module) -> list[tuple[nn.Module, str, int, nn.Linear | None]]:
+def _feature_width_attributes(model: nn.Module) -> list[tuple[nn.Module, str, Any, Any]]:
     """Before slicing: the feature-width attributes of each timm model (one with ``get_classifier``) and of the
     modules on the path to its classifier, with their values and the classifier's Linear where they equal its input
     width."""
@@ -197,9 +197,17 @@ def _feature_width_attributes(model: nn.Module) -> list[tuple[nn.Module, str, in
         parts = path.split(".") if path else []
         holders = [module] + [module.get_submodule(".".join(parts[:i])) for i in range(1, len(parts) + 1)]
         linear = next((m for m in head.modules() if isinstance(m, nn.Linear)), None) if isinstance(head, nn.Module) else None
-        found += [(holder, name, getattr(holder, name), linear if linear is not None and getattr(holder, name) == linear.in_features else None)
-                  for holder in holders for name in _FEATURE_WIDTH_NAMES
-                  if type(getattr(holder, name, None)) is int and not isinstance(holder, nn.Linear)]
+        branches = list(head) if isinstance(head, nn.ModuleList) and all(isinstance(m, nn.Linear) for m in head) else []
+        for holder in holders:
+            for name in _FEATURE_WIDTH_NAMES:
+                value = getattr(holder, name, None)
+                if isinstance(holder, nn.Linear):
+                    continue
+                if type(value) is int:
+                    found.append((holder, name, value, linear if linear is not None and value == linear.in_features else None))
+                elif (isinstance(value, (tuple, list)) and branches and len(value) == len(branches)
+                      and list(value) == [m.in_features for m in branches]):  # CrossViT: one width and one head per branch
+                    found.append((holder, name, value, branches))
     return found
 
 
@@ -214,12 +222,15 @@ def _last_sizes(owners: dict[str, list[tuple[nn.Module, str, bool]]], before: di
     return sizes
 
 
-def _sync_feature_widths(found: list[tuple[nn.Module, str, int, nn.Linear | None]], sizes: dict[int, int]) -> None:
-    """A feature width that the classifier reads follows the classifier's input; another (no classifier:
-    ``num_classes=0``; MobileNetV3's ``num_features`` before its head convolution) follows the last tensor dimension
-    of its old size."""
+def _sync_feature_widths(found: list[tuple[nn.Module, str, Any, Any]], sizes: dict[int, int]) -> None:
+    """A feature width that the classifier reads follows the classifier's input (per branch, for one head per
+    branch); another (no classifier: ``num_classes=0``; MobileNetV3's ``num_features`` before its head convolution)
+    follows the last tensor dimension of its old size."""
     for holder, name, old, linear in found:
-        setattr(holder, name, linear.in_features if linear is not None else sizes.get(old, old))
+        if isinstance(linear, list):
+            setattr(holder, name, type(old)(m.in_features for m in linear))
+        else:
+            setattr(holder, name, linear.in_features if linear is not None else sizes.get(old, old))
 
 
 def _weight_norms_before(model: nn.Module, kept: dict[str, dict[int, Any]]) -> list[tuple[nn.Module, int, torch.Tensor]]:
