@@ -197,6 +197,7 @@ def test_blip_vision_attention_loses_heads_though_its_head_size_came_from_its_in
     _same_after_reload(model, inputs, tmp_path)
 
 
+@pytest.mark.slow  # about 19 s; the default run is near its 15 minutes
 def test_qwen2_vl_vision_tower_over_packed_patches_and_its_own_positions_are_captured():
     model = _h("tiny_hf", "Qwen2VLConfig", "Qwen2VLForConditionalGeneration",
                vision_config=dict(embed_dim=64, hidden_size=64, depth=2, num_heads=4, patch_size=8, spatial_merge_size=2,

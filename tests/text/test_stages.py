@@ -238,6 +238,7 @@ def test_onnxruntime_fuses_a_text_transformer_and_keeps_its_outputs(tiny_bert_di
     assert fuse_transformer(plain, tmp_path / "refused.onnx", ids, atol=-1.0) == plain  # outputs differ: the plain graph
 
 
+@pytest.mark.slow  # about 12 s; tests/quantize/test_backends.py keeps named layers in fp32 by default
 def test_onnxruntime_keeps_any_linear_of_a_text_transformer_in_fp32(tiny_bert_dir, corpus_csv):
     """The exporter folds each Linear's transposed weight into an unnamed constant; the layer is found by its module scope."""
     import onnx
