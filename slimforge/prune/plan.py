@@ -205,9 +205,10 @@ def _feature_width_attributes(model: nn.Module) -> list[tuple[nn.Module, str, An
                     continue
                 if type(value) is int:
                     found.append((holder, name, value, linear if linear is not None and value == linear.in_features else None))
-                elif (isinstance(value, (tuple, list)) and branches and len(value) == len(branches)
-                      and list(value) == [m.in_features for m in branches]):  # CrossViT: one width and one head per branch
-                    found.append((holder, name, value, branches))
+                elif (isinstance(value, (tuple, list)) and branches and value
+                      and all(type(v) is int and v in {m.in_features for m in branches} for v in value)):
+                    # one width and one head per branch (CrossViT) or per stage (EfficientViM): mapped head by head
+                    found.append((holder, name, value, [(m, m.in_features) for m in branches]))
     return found
 
 
@@ -228,7 +229,8 @@ def _sync_feature_widths(found: list[tuple[nn.Module, str, Any, Any]], sizes: di
     follows the last tensor dimension of its old size."""
     for holder, name, old, linear in found:
         if isinstance(linear, list):
-            setattr(holder, name, type(old)(m.in_features for m in linear))
+            now = {before: m.in_features for m, before in linear}
+            setattr(holder, name, type(old)(now[v] for v in old))
         else:
             setattr(holder, name, linear.in_features if linear is not None else sizes.get(old, old))
 
