@@ -5,7 +5,7 @@ save and load like models built by :func:`slimforge.create_model`, with no code 
 A model is recognised only when a rebuild from the guessed name and keywords matches it exactly:
 the same module tree (types and every plain setting: sizes, eps, dropout and drop-path rates,
 pooling) and the same parameter and buffer shapes. Anything else (a layer replaced by hand, a
-keyword the guess does not cover) is not recognised, and :func:`near_miss` says what differed.
+keyword the guess does not cover) is not recognised, and :func:`recognise` says what differed.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from slimforge.artifacts import ModelSpec
+from slimforge.artifacts import ModelSpec, get_spec
 
 _SCALARS = (int, float, str, bool, type(None))
 # Builds on the meta device are free; a real build (for a constructor that reads tensor values) only under this size.
@@ -164,8 +164,6 @@ def recognise(model: nn.Module) -> tuple[ModelSpec | None, str | None]:
     """``(spec, None)`` for a timm/torchvision model that ``spec`` rebuilds exactly; ``(None, why)`` for
     one that looks like a library model but differs from every guess (the closest guess named);
     ``(None, None)`` otherwise."""
-    from slimforge.artifacts import get_spec
-
     closest: tuple[int, str] | None = None
     for guess in _candidates(model):
         rebuilt = _rebuild(model, guess)
