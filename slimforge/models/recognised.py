@@ -101,13 +101,12 @@ def _timm_candidates(model: nn.Module) -> list[ModelSpec]:
         extras["drop_path_rate"] = drop_path
     # the rates as the user typed them (0.1; timm's float32 linspace turns it into 0.10000000149...), then as stored
     typed = {k: float(f"{v:.6g}") for k, v in extras.items()}
+    blocks = getattr(model, "blocks", getattr(inner, "blocks", None))
+    depth = {"depth": len(blocks)} if isinstance(blocks, (nn.Sequential, nn.ModuleList)) else None  # vit_small(depth=6)
     candidates = []
     for count in counts:
         common = {"num_classes": count, **kwargs}
-        candidates += [{**common, **typed}, {**common, **extras}, common]
-        blocks = getattr(model, "blocks", getattr(inner, "blocks", None))
-        if isinstance(blocks, (nn.Sequential, nn.ModuleList)):  # a ViT of another depth (vit_small(depth=6))
-            candidates.append({**common, **typed, "depth": len(blocks)})
+        candidates += [{**common, **typed}, {**common, **extras}, common, *([{**common, **typed, **depth}] if depth else [])]
     unique = [c for i, c in enumerate(candidates) if c not in candidates[:i]]
     return [ModelSpec(f"timm:{arch}", c) for c in unique]
 
@@ -146,16 +145,18 @@ def _candidates(model: nn.Module) -> list[ModelSpec]:
 def _rebuild(model: nn.Module, spec: ModelSpec) -> nn.Module | None:
     from slimforge.models import _without_random_init, build_model_from
 
+    # trust_code=True only skips the checks meant for names read from files (one of them a second meta build): the
+    # name here is a timm: / torchvision: source this module wrote, never a package.module:function
     try:
         with torch.device("meta"):
-            return build_model_from(spec.name, spec.kwargs)
+            return build_model_from(spec.name, spec.kwargs, trust_code=True)
     except Exception:  # noqa: BLE001 - a constructor that reads tensor values (.item(), numpy) cannot build on meta
         pass
     if sum(p.numel() for p in model.parameters()) > MAX_REAL_BUILD_PARAMETERS:
         return None
     try:
         with _without_random_init():
-            return build_model_from(spec.name, spec.kwargs)
+            return build_model_from(spec.name, spec.kwargs, trust_code=True)
     except Exception:  # noqa: BLE001 - a guess the library refuses is no match
         return None
 

@@ -198,11 +198,9 @@ def _feature_width_attributes(model: nn.Module) -> list[tuple[nn.Module, str, An
         holders = [module] + [module.get_submodule(".".join(parts[:i])) for i in range(1, len(parts) + 1)]
         linear = next((m for m in head.modules() if isinstance(m, nn.Linear)), None) if isinstance(head, nn.Module) else None
         branches = list(head) if isinstance(head, nn.ModuleList) and all(isinstance(m, nn.Linear) for m in head) else []
-        for holder in holders:
+        for holder in (h for h in holders if not isinstance(h, nn.Linear)):  # a Linear's in_features is its weight's
             for name in _FEATURE_WIDTH_NAMES:
                 value = getattr(holder, name, None)
-                if isinstance(holder, nn.Linear):
-                    continue
                 if type(value) is int:
                     found.append((holder, name, value, linear if linear is not None and value == linear.in_features else None))
                 elif (isinstance(value, (tuple, list)) and branches and value
@@ -229,7 +227,7 @@ def _sync_feature_widths(found: list[tuple[nn.Module, str, Any, Any]], sizes: di
     follows the last tensor dimension of its old size."""
     for holder, name, old, linear in found:
         if isinstance(linear, list):
-            now = {before: m.in_features for m, before in linear}
+            now = {width: m.in_features for m, width in linear}
             setattr(holder, name, type(old)(now[v] for v in old))
         else:
             setattr(holder, name, linear.in_features if linear is not None else sizes.get(old, old))

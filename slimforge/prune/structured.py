@@ -263,7 +263,7 @@ def _prune_without_failing_module(model: nn.Module, args: tuple, kwargs: dict[st
             skip += same
             kept_whole += 1
         graph = build_dependency_graph(model, args, kwargs, skip=skip, pin_fixed_splits=True, attention_modes=modes,
-                                   keep_outputs=config.keep_outputs)
+                                       keep_outputs=config.keep_outputs)
         try:
             return _prune_checked(model, args, kwargs, config, ctx, reference, graph)
         except PruningError as again:
