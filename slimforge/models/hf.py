@@ -350,9 +350,13 @@ def _sync_base_heads(hf: nn.Module, heads: list[int]) -> None:
 
 def _sync_stage_widths(hf: nn.Module) -> None:
     """A config's per-stage widths (``hidden_sizes``) from each stage's closing norm, where the forward
-    reads them (SegFormer's classifier reshapes with ``config.hidden_sizes[-1]``)."""
+    reads them (SegFormer's and PvT-v2's classifiers reshape with ``config.hidden_sizes[-1]``); the stages are the
+    base model's ``stages`` (SegFormer) or its encoder's ``layers`` (PvT-v2)."""
     widths = getattr(hf.config, "hidden_sizes", None)
-    stages = getattr(getattr(hf, "base_model", None), "stages", None)
+    base = getattr(hf, "base_model", None)
+    stages = getattr(base, "stages", None)
+    if stages is None:
+        stages = getattr(getattr(base, "encoder", None), "layers", None)
     if not isinstance(widths, list) or not isinstance(stages, nn.ModuleList) or len(stages) != len(widths):
         return
     norms = [getattr(stage, "layer_norm", None) for stage in stages]

@@ -158,11 +158,10 @@ def expanded_to_counted_heads(tr: Tracing, node: torch.fx.Node, label: Label, in
                                out: Label) -> Label:
     """Multi-query attention written by hand: one key/value head expanded to ``self.n_heads`` query heads
     (``k.unsqueeze(1).expand(-1, self.n_heads, -1, -1)``). The expanded dimension follows the attribute, and with it
-    the query heads. Not where the input already has a prunable dimension before its last (``repeat_kv``'s expand of
-    every key/value head by ``n_rep``, whose size may equal a head count too)."""
+    the query heads. Not where the input already has a prunable dimension before the expanded one (``repeat_kv``'s
+    expand of every key/value head by ``n_rep``, whose size may equal a head count too); one after it is no head
+    (Linformer's keys projected to ``k`` positions by a parameter, ``(b, 1, k, d_h)``)."""
     lead = len(out_shape) - len(label)
-    if any(v is not None for v in label[:-1]):
-        return out
     path, module, counts = next(((p, m, c) for p, m, c in counting_modules(tr, node, root=True)
                                  if tr.attention_mode(m) != "opaque"), (None, None, None))
     if module is None:
@@ -170,6 +169,8 @@ def expanded_to_counted_heads(tr: Tracing, node: torch.fx.Node, label: Label, in
     for d, size in enumerate(in_shape):
         wide = out_shape[lead + d]
         names = [name for name, value in counts.items() if value == wide]
+        if any(v is not None for v in label[:d]):
+            return out
         if size == 1 and wide > 1 and names and lead + d > 0:  # not the first: a batch (TimeSformer's class token
             # repeated over a batch of 2, as many as its heads)
             vec = tr.uf.fresh(wide)

@@ -15,6 +15,7 @@ from slimforge.prune._capture import (
     HEAD_ATTRS, PIN, Label, Tracing, _arg, a_new_fill, head_counts, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, module_path,
 )
 from slimforge.prune._hand_written_attention import (
+    _projection_input_width,
     counted_head_axis, counting_modules, enclosing_paths, expanded_to_counted_heads, heads_follow, library_class,
     heads_view_follows, merged_heads_follow, merged_width_follows, split_into_heads,
 )
@@ -337,6 +338,7 @@ def _reshape_label(tr: Tracing, node: torch.fx.Node, label: Label, in_shape: tup
     for d, s in enumerate(in_shape):
         if s == 1:
             tr.uf.pin(label[d])
+    one_head = _one_head_split(tr, node, in_shape, out_shape)
     i = j = 0
     while i < len(ins) or j < len(outs):
         bi, bo = [ins[i]], [outs[j]]
@@ -354,7 +356,12 @@ def _reshape_label(tr: Tracing, node: torch.fx.Node, label: Label, in_shape: tup
         if not tracked:
             continue
         if len(bi) == 1 and len(bo) == 1:
-            out[bo[0]] = vecs[0]
+            if one_head and bo[0] == len(out_shape) - 1:
+                tr.uf.pin(vecs[0])
+                if _coupled(tr, node) and (width := _projection_input_width(tr, node.args[0])) is not None:
+                    tr.uf.pin(width)  # its input's width is tied to the head, kept whole
+            elif bo[0] == len(out_shape) - 1 or not one_head or _attention_size_follows(tr, node, vecs[0], out_shape[bo[0]]):
+                out[bo[0]] = vecs[0]
             continue
         if len(tracked) > 1:  # two prunable dimensions merged: keep both whole
             for k in tracked:
@@ -381,6 +388,48 @@ def _reshape_label(tr: Tracing, node: torch.fx.Node, label: Label, in_shape: tup
         if counted_by is not None:
             heads_follow(tr, node, counted_by, out[bo[axis]], math.prod(osizes[axis + 1:]))
     return out
+
+
+def _one_head_split(tr: Tracing, node: torch.fx.Node, in_shape: tuple, out_shape: tuple) -> bool:
+    """``(b, n, W) -> (b, n, 1, W)`` inside an attention: ``W`` channels split into one head of ``W`` (PvT-v2's first
+    stage, ``view(b, n, self.num_attention_heads, self.attention_head_size)`` with one head; a single key/value head
+    viewed to ``self.dim_head``). The size-1 head axis leaves the channels looking free, but the head's size is fixed
+    in the code: they stay whole, as any head's channels do. A view only: an unsqueeze there is ``repeat_kv``'s
+    ``x[:, :, :, None, :]`` before its expand, not a head."""
+    return (_opname(node.target) in _VIEWS and len(in_shape) >= 3 and len(out_shape) == len(in_shape) + 1
+            and in_shape[-1] == out_shape[-1] and out_shape[-2] == 1 and in_shape[-2] != 1
+            and next((not _state_space(m) for m in _enclosing_modules(tr, node) if _attention_like(m)), False))
+
+
+_VIEWS = ("view", "reshape", "_unsafe_view", "view_copy")  # not unsqueeze: repeat_kv's x[:, :, :, None, :] adds no head
+
+
+def _state_space(module: torch.nn.Module) -> bool:
+    """A state-space mixer (Mamba-2: heads, and ``B``/``C`` viewed to ``(b, l, n_groups, d_state)`` with one group,
+    which is no head)."""
+    return isinstance(getattr(module, "A_log", None), torch.nn.Parameter)
+
+
+def _attention_size_follows(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, size: int) -> bool:
+    """A prunable dimension before the channels (positions a parameter projects to: Linformer's keys,
+    ``einsum('bnd,nk->bkd')`` with ``proj_k``) viewed whole, in a view that makes one head of the channels
+    (``reshape(b, k, -1, d_h)``), in the forward of an attention written by hand: the
+    module's int attributes holding its size (``self.k``, which the view reads; not a per-head size such as
+    ``self.dim_head``, which may hold the same number) follow it, pinned where they cannot. False where it is pinned."""
+    path, module, counts = next(counting_modules(tr, node), (None, None, None))
+    if module is None or module_path(node) != path or tr.attention_mode(module) == "opaque":
+        return True
+    names = [a for a, v in vars(module).items()
+             if type(v) is int and v == size and a not in counts and "head" not in a and not a.startswith("_")]
+    if not names or all([tr.attribute_slot(node, a, 0, vec, [size], path=path) for a in names]):
+        return True
+    tr.uf.pin(vec)
+    return False
+
+
+def _coupled(tr: Tracing, node: torch.fx.Node) -> bool:
+    attention = next((m for m in _enclosing_modules(tr, node) if _attention_like(m)), None)
+    return attention is not None and tr.attention_mode(attention) == "coupled"
 
 
 def _reshape_unknown_sizes(tr: Tracing, node: torch.fx.Node, label: Label, in_shape: tuple, out_shape: tuple) -> Label:
@@ -440,7 +489,9 @@ def _split_axis(tr: Tracing, node: torch.fx.Node, merged: np.ndarray, osizes: li
                 return -1, None
             # A class of the user's that a form matches by its attributes (q_proj ... o_proj, head_dim): the form's
             # sync keeps the library's names in line, and the head counts the user's own forward reads follow too.
-            counts = {} if library_class(module) else head_counts(module)
+            # A library class whose forward failed with its heads pruned alone ("coupled" mode: PvT-v2 reshapes its
+            # heads back to its input's width) counts them too, so that its input's width follows them.
+            counts = head_counts(module) if not library_class(module) or tr.attention_mode(module) == "coupled" else {}
             return axis, ((path, module, counts) if counts else None)
         counts = head_counts(module)
         if counts or any(isinstance(getattr(module, a, None), int) for a in HEAD_ATTRS):

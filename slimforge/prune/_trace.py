@@ -106,11 +106,12 @@ def holds_layers(module: nn.Module) -> bool:
     return bool(module._parameters) or any(isinstance(c, (nn.Linear, nn.modules.conv._ConvNd)) for c in module.children())
 
 
-def users_form_attention(module: nn.Module) -> bool:
-    """A user's own attention class that a registered form matches by its attributes (fairseq's and ESM's
-    ``q_proj`` ... ``out_proj``, ``num_heads``, ``head_dim``): the form prunes its heads, and when its forward then
-    fails (it checks its input's width against ``self.embed_dim``) it may go on to the "coupled" mode."""
-    return find_attention_form(module) is not None and bool(head_counts(module)) and not library_class(module)
+def form_attention(module: nn.Module) -> bool:
+    """An attention class that a registered form matches and that counts its heads in an attribute (a user's own
+    fairseq or ESM ``q_proj`` ... ``out_proj`` with ``num_heads`` and ``head_dim``; Hugging Face PvT-v2): the form
+    prunes its heads, and when its forward then fails (it checks its input's width against ``self.embed_dim``,
+    or reshapes its heads back to its input's width) it may go on to the "coupled" mode."""
+    return find_attention_form(module) is not None and bool(head_counts(module))
 
 
 def _unknown_attention_around(model: nn.Module, node: torch.fx.Node | None, modes: Mapping[type, str]) -> type | None:
@@ -150,6 +151,18 @@ def _attention_slots(model: nn.Module, field: str) -> set[tuple[str, int]]:
         named = getattr(form, field, None) if form is not None else None
         if named is not None:
             slots.update((f"{path}.{name}" if path else name, dim) for name, dim in named(module))
+    return slots
+
+
+def _coupled_whole_inputs(model: nn.Module, modes: Mapping[type, str]) -> set[tuple[str, int]]:
+    """In "coupled" mode an attention's input width is tied to its heads; a single head kept whole (the form's
+    ``whole``) then keeps the width its projections read whole too (PvT-v2's first stage reshapes its one head
+    back to its input's width)."""
+    slots = set()
+    for path, module in model.named_modules():
+        form = find_attention_form(module) if modes.get(type(module)) == "coupled" else None
+        if form is not None and form.whole is not None:
+            slots.update((f"{path}.{name}" if path else name, 1) for name, dim in form.whole(module) if dim == 0)
     return slots
 
 
@@ -233,7 +246,7 @@ class _Tracer:
         self.opaque = {p for p in self.pinned_modules if not (self.skip and p and matches(p, self.skip))}
         self.opaque_open = self._opaque_open_dims()
         self.extra_sources = _attention_slots(model, "sources")
-        self.whole = _attention_slots(model, "whole") | _kernel_slots(model)
+        self.whole = _attention_slots(model, "whole") | _kernel_slots(model) | _coupled_whole_inputs(model, self.attention_modes)
         self.read = read_parameters(ep)
 
     # ------------------------------------------------------------------ set-up

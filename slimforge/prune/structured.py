@@ -24,7 +24,7 @@ from slimforge.models import adopt_spec
 from slimforge.prune._capture import prediction_fields
 from slimforge.prune._graph import DependencyGraph, Group, unit_step
 from slimforge.prune._trace import (
-    ATTENTION_MODES, build_dependency_graph, holds_layers, matches, unknown_attention, users_form_attention,
+    ATTENTION_MODES, build_dependency_graph, form_attention, holds_layers, matches, unknown_attention,
 )
 from slimforge.prune.attention import prepare_attention, settle_attention
 from slimforge.prune.errors import NothingToPruneError, PruneConfigError, PruningError
@@ -227,21 +227,27 @@ def _prune_without_failing_module(model: nn.Module, args: tuple, kwargs: dict[st
     PvT-v2's attention reshapes its output to its input's width): prune again with every module of that
     class kept whole, and say so (up to MAX_FAILING_CLASSES classes); re-raise when no module is to blame.
     An attention of no registered form first goes through the rest of ``ATTENTION_MODES`` (its heads tied to
-    its input's width, then its heads kept) before it is kept whole; a user's class of a registered form tries
-    its heads tied to its input's width."""
+    its input's width, then its heads kept) before it is kept whole; a class of a registered form that counts its
+    heads in an attribute tries its heads tied to its input's width (and is kept whole if that moves the failure out
+    of every module)."""
     skip = list(config.skip)
     modes: dict[type, str] = {}
     kept_whole = 0
     first = failure
+    escalated: nn.Module | None = None
     while kept_whole < MAX_FAILING_CLASSES:
         module = _failing_module(model, failure, kept=skip)
-        if module is None:
-            break
+        blamed = module is not None
+        if not blamed:  # a new mode moved the failure out of any module (a classifier's config-sized reshape):
+            module, escalated = escalated, None  # the class last tried in it is kept whole instead
+            if module is None:
+                break
         why = failure.__cause__ if failure.__cause__ is not None else failure
         mode = modes.get(type(module), ATTENTION_MODES[0])
-        escalates = (unknown_attention(module) and mode != ATTENTION_MODES[-1]) or (
-            users_form_attention(module) and mode == ATTENTION_MODES[0])
+        escalates = blamed and ((unknown_attention(module) and mode != ATTENTION_MODES[-1]) or (
+            form_attention(module) and mode == ATTENTION_MODES[0]))
         if escalates:
+            escalated = module
             modes[type(module)] = ATTENTION_MODES[ATTENTION_MODES.index(mode) + 1]
             log.info("slimforge.prune: the pruned model failed to run in %s (%s: %s); pruning again with its heads %s.",
                      type(module).__name__, type(why).__name__, str(why)[:160],

@@ -313,7 +313,8 @@ class TokenNet(nn.Module):
                 "packed_grouped": lambda: PackedGroupedAttention(dim, heads, heads // 2), "fairseq": lambda: FairseqAttention(dim, heads),
                 "cascaded": lambda: CascadedAttention(dim, heads),
                 "grouped_fused": lambda: GroupedFusedAttention(dim, 2 * heads, heads // 2), "two_module": lambda: TwoModuleAttention(dim, heads),
-                "speech": lambda: SpeechAttention(dim, heads), "bloom_named": lambda: BloomAttention(dim, heads)}[attention]
+                "speech": lambda: SpeechAttention(dim, heads), "bloom_named": lambda: BloomAttention(dim, heads),
+                "projected_keys": lambda: ProjectedKeysAttention(dim, heads)}[attention]
         norm = (lambda: nn.LayerNorm(dim)) if norms else nn.Identity
         self.blocks = nn.ModuleList(nn.ModuleDict({"norm1": norm(), "attn": make(), "norm2": norm(),
                                                    "mlp": nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))})
@@ -475,6 +476,33 @@ class BloomAttention(nn.Module):
         q, k, v = self.query_key_value(x).view(b, s, self.num_heads, 3, self.head_dim).unbind(3)
         out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return self.dense(out.transpose(1, 2).reshape(b, s, -1))
+
+
+class ProjectedKeysAttention(nn.Module):
+    """Linformer's: one key/value head of ``dim_head`` channels, its keys and values projected along the sequence to
+    ``self.k`` positions by parameters, viewed by attributes (``reshape(b, k, -1, d_h)``) and expanded to the query
+    heads. The single head's channels are a head's, fixed in size; ``self.k`` follows the positions kept."""
+
+    def __init__(self, dim: int, heads: int, seq_len: int = 16, k: int = 8) -> None:
+        super().__init__()
+        self.heads, self.dim_head, self.k = heads, dim // heads, k
+        self.to_q = nn.Linear(dim, dim, bias=False)
+        self.to_k = nn.Linear(dim, self.dim_head, bias=False)
+        self.to_v = nn.Linear(dim, self.dim_head, bias=False)
+        self.proj_k = nn.Parameter(torch.randn(seq_len, k) / seq_len ** 0.5)
+        self.proj_v = nn.Parameter(torch.randn(seq_len, k) / seq_len ** 0.5)
+        self.to_out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        d_h, h, k = self.dim_head, self.heads, self.k
+        keys = torch.einsum("bnd,nk->bkd", self.to_k(x), self.proj_k)
+        values = torch.einsum("bnd,nk->bkd", self.to_v(x), self.proj_v)
+        q = self.to_q(x).reshape(b, n, h, -1).transpose(1, 2)
+        keys, values = (t.reshape(b, k, -1, d_h).transpose(1, 2).expand(-1, h, -1, -1) for t in (keys, values))
+        attn = (torch.einsum("bhnd,bhkd->bhnk", q, keys) * d_h ** -0.5).softmax(dim=-1)
+        out = torch.einsum("bhnk,bhkd->bhnd", attn, values)
+        return self.to_out(out.transpose(1, 2).reshape(b, n, -1))
 
 
 class _Landmarks(nn.Module):
