@@ -3,11 +3,15 @@
     OMP_NUM_THREADS=1 PYTHONPATH=.:benchmarks .venv/bin/python benchmarks/heldout/hf_round6.py [--models esm,ibert]
 """
 import warnings
+import torch
 warnings.filterwarnings("ignore")
 import prune_hf_sweep as S
 T, D, V, Q = S.TEXT, S.DECODER, S.VISION, S.SEQ2SEQ
 T5 = dict(vocab_size=128, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, decoder_start_token_id=0)
 MOE = dict(D, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=64, head_dim=16)
+# SigLIP 2 takes its image as patches of 3 x 8 x 8 values (4 x 4 of them) with their mask and grid, not as pixels
+SIGLIP2_PATCHES = lambda c, ids: {"pixel_values": torch.randn(2, 16, 192), "pixel_attention_mask": torch.ones(2, 16, dtype=torch.long),
+                                  "spatial_shapes": torch.tensor([[4, 4], [4, 4]])}
 S.MODELS.clear(); S.HELD_OUT.clear()
 S.MODELS.update({
     # encoders
@@ -52,7 +56,7 @@ S.MODELS.update({
     "dinov3-vit": ("DINOv3ViTConfig", "DINOv3ViTModel", dict(V, num_register_tokens=2), "pixels"),
     "hgnet-v2": ("HGNetV2Config", "HGNetV2ForImageClassification", dict(num_labels=5), "pixels"),
     "mobilenet-v1": ("MobileNetV1Config", "MobileNetV1ForImageClassification", dict(image_size=32, depth_multiplier=0.25, num_labels=5), "pixels"),
-    "siglip2-vision": ("Siglip2Config", "Siglip2ForImageClassification", dict(vision_config=dict(V, num_patches=16), text_config=dict(T), num_labels=5), "pixels"),
+    "siglip2-vision": ("Siglip2Config", "Siglip2ForImageClassification", dict(vision_config=dict(V, num_patches=16), text_config=dict(T), num_labels=5), SIGLIP2_PATCHES),
     "aimv2-vision": ("Aimv2VisionConfig", "Aimv2VisionModel", dict(V, num_channels=3), "pixels"),
 })
 S.main()

@@ -129,6 +129,8 @@ class DependencyGraph:
                 continue  # a tensor nothing reads (Mamba-2's recurrent state when no cache is passed): its size cannot matter
             want = expected(label, old.meta.get("val"))
             got = actual(new.meta.get("val"))
+            if isinstance(want, tuple) and 0 in want and isinstance(got, tuple) and 0 in got and len(want) == len(got):
+                continue  # an empty tensor (Inkling 2's block states start as new_zeros(b, l, 0, width)) holds no channels
             if isinstance(want, tuple) and isinstance(got, tuple) and len(want) != len(got) and _pieces(label):
                 continue
             if want is not None and got is not None and _shapes_differ(want, got):

@@ -1146,7 +1146,7 @@ def _gather(tr: Tracing, node: torch.fx.Node) -> Any:
 
 def _constant_along(index: Any, e: int) -> list[torch.fx.Node]:
     """If ``index`` is an ``expand`` or ``repeat`` of a tensor whose size along dimension ``e`` (counted from the
-    right, as both align) was 1, so that every position along ``e`` holds the same value: the nodes from that op to
+    right, as both align) was 1 or that lacked it, so that every position along ``e`` holds the same value: the nodes from that op to
     ``index`` (conversions in between, ``.to(device)`` or a copy, are looked through); else an empty list."""
     chain = []
     while isinstance(index, torch.fx.Node) and _opname(index.target) in ("to", "_to_copy", "clone", "contiguous", "detach",
@@ -1157,7 +1157,8 @@ def _constant_along(index: Any, e: int) -> list[torch.fx.Node]:
         return []
     src, out = _shape(index.args[0]), _shape(index)
     k = len(out) - e  # position from the right
-    return [index, *chain] if k <= len(src) and src[len(src) - k] == 1 and out[e] > 1 else []
+    # a dimension the expand adds in front (Inkling 2's (q, k) distances expanded to (batch, heads, q, k)) is constant too
+    return [index, *chain] if (k > len(src) or src[len(src) - k] == 1) and out[e] > 1 else []
 
 
 @_rule("view_as_complex", "view_as_real")

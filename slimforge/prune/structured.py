@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -342,7 +343,17 @@ def _accepts(model: nn.Module, name: str) -> bool:
     if name in parameters:
         return True
     passes_on = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    return passes_on and type(model).__module__.startswith("transformers.")
+    return passes_on and type(model).__module__.startswith("transformers.") and not _sets_itself(model, name)
+
+
+def _sets_itself(model: nn.Module, name: str) -> bool:
+    """The forward passes ``name=`` to its inner model itself beside ``**kwargs`` (T5Gemma 2's classifier calls its
+    encoder-decoder with ``use_cache=False, **kwargs``): given again, the call fails."""
+    try:
+        source = inspect.getsource(type(model).forward)
+    except (OSError, TypeError):
+        return False
+    return re.search(rf"\b{name}\s*=", source) is not None
 
 
 def _explain_nothing_pruned(graph: DependencyGraph, config: PruneConfig) -> None:

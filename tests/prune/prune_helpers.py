@@ -750,6 +750,27 @@ def tiny_inkling() -> nn.Module:
                       swa_num_key_value_heads=2, swa_head_dim=16)
 
 
+def tiny_inkling2() -> nn.Module:
+    """Inkling 2: attention of no registered form, with a sink logit per head, a relative position bias per head
+    gathered by (q, k) distances expanded to (batch, heads, q, k), and block states that start empty
+    (``new_zeros(b, l, 0, width)``)."""
+    return _causal_lm("Inkling2TextConfig", "Inkling2ForCausalLM", head_dim=16, swa_num_attention_heads=4,
+                      swa_num_key_value_heads=2, swa_head_dim=16, unpadded_vocab_size=120, n_routed_experts=4,
+                      sliding_window_size=8, rel_extent=16)
+
+
+def tiny_t5gemma2_classifier() -> nn.Module:
+    """T5Gemma 2's classifier, which calls its encoder-decoder with ``use_cache=False, **kwargs`` itself."""
+    import transformers
+
+    torch.manual_seed(0)
+    text = dict(vocab_size=128, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                intermediate_size=128, head_dim=16, max_position_embeddings=64, pad_token_id=0)
+    vision = dict(hidden_size=64, num_hidden_layers=1, num_attention_heads=4, intermediate_size=128, image_size=32, patch_size=8)
+    config = transformers.T5Gemma2Config(encoder=dict(text_config=text, vision_config=vision), decoder=text, num_labels=5)
+    return transformers.T5Gemma2ForSequenceClassification(config)
+
+
 def tiny_privacy_filter() -> nn.Module:
     """OpenAI Privacy Filter: a token classifier whose experts loop over the experts the data hit (``nonzero``)."""
     return _causal_lm("OpenAIPrivacyFilterConfig", "OpenAIPrivacyFilterForTokenClassification", num_labels=5)

@@ -1,7 +1,8 @@
 """Issue 20's ninth held-out pass: wav2vec 2.0's family of speech encoders (weight-normalised positional convolution,
 a mask embedding only training reads, Conformer attention and GLU convolution modules) and recent decoders whose
 attention or experts differ from Llama's (MiMo-V2's wider value heads, MiniCPM5's gated query, Ergo's fused
-projection and per-expert norm, Inkling's router over routed and shared experts)."""
+projection and per-expert norm, Inkling's router over routed and shared experts); from the eleventh, Inkling 2's
+attention of no registered form and T5Gemma 2's classifier."""
 
 from __future__ import annotations
 
@@ -80,6 +81,33 @@ def test_recent_decoders_lose_heads_and_reload_identically(factory, tmp_path):
         slimforge.save(model, tmp_path / "run")
         assert torch.equal(slimforge.load(tmp_path / "run").eval()(ids, use_cache=False).logits, logits)
         model.generate(ids, max_new_tokens=3, do_sample=False)
+
+
+def test_inkling2_attention_with_sinks_and_gathered_position_bias_loses_heads(tmp_path):
+    """Its relative position bias gathers per-head logits with (q, k) distances expanded to (batch, heads, q, k): the
+    heads the expand adds follow the logits (they had pinned every head); its block states start as an empty
+    new_zeros of the residual width, which the pruned-graph check had taken for a fixed size."""
+    model = _helper("tiny_inkling2")
+    ids = torch.randint(3, 100, (2, 12), generator=torch.Generator().manual_seed(0))
+    attention = [m for m in model.modules() if type(m).__name__.endswith("SlidingAttention")]
+    sp.prune(model, example_kwargs={"input_ids": ids}, ratio=0.3)
+    assert attention and all(m.num_heads < 4 and m.sink_proj.out_features == m.num_heads for m in attention)
+    assert all(m.relative_position_bias.num_heads == m.num_heads for m in attention)
+    with torch.no_grad():
+        logits = model(ids, use_cache=False).logits
+        slimforge.save(model, tmp_path / "run")
+        assert torch.equal(slimforge.load(tmp_path / "run").eval()(ids, use_cache=False).logits, logits)
+
+
+def test_a_classifier_that_sets_use_cache_itself_is_captured_without_it(tmp_path):
+    model = _helper("tiny_t5gemma2_classifier")
+    ids = torch.randint(3, 100, (2, 12), generator=torch.Generator().manual_seed(0))
+    params = sum(p.numel() for p in model.parameters())
+    sp.prune(model, example_kwargs={"input_ids": ids}, ratio=0.3)  # use_cache given twice failed the capture
+    assert sum(p.numel() for p in model.parameters()) < 0.8 * params
+    with torch.no_grad():
+        slimforge.save(model, tmp_path / "run")
+        assert torch.equal(slimforge.load(tmp_path / "run").eval()(input_ids=ids).logits, model(input_ids=ids).logits)
 
 
 def test_experts_looped_over_the_data_are_captured_densely_and_prune(tmp_path):
