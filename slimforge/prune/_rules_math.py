@@ -207,6 +207,20 @@ def _matmul(tr: Tracing, node: torch.fx.Node) -> Any:
     return out
 
 
+@_rule("cdist", "_cdist_forward", "_euclidean_dist")
+def _cdist(tr: Tracing, node: torch.fx.Node) -> Any:
+    """Distances between the rows of two tensors, (..., P, M) and (..., R, M) -> (..., P, R) (a vector quantizer's
+    distance to each codebook entry, Mimi's): the features M of both are summed over together, so they go together;
+    P and R are the two operands' rows."""
+    a, b = node.args[0], node.args[1]
+    sa, sb = _shape(a), _shape(b)
+    la, lb = tr.lab(a) or [None] * len(sa), tr.lab(b) or [None] * len(sb)
+    tr.uf.tie(la[-1], lb[-1])
+    out_shape = _shape(node)
+    batch = _broadcast_tie(tr, [(la[:-2], sa[:-2]), (lb[:-2], sb[:-2])], out_shape[:-2])
+    return batch + [la[-2], lb[-2]]
+
+
 @_rule("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
 def _conv_transpose(tr: Tracing, node: torch.fx.Node) -> Any:
     return _transposed_conv(tr, node, node.args[0], node.args[1], _arg(node, 2, "bias"), _arg(node, 6, "groups", 1))

@@ -180,6 +180,9 @@ def _hf_head_dim(module: nn.Module) -> int:
 
 def _hf_sync(module: nn.Module) -> dict[str, int]:
     query = next(getattr(module, n) for n in ("query", "q_proj", "q", "query_proj") if _linear(module, n))
+    width = module.num_attention_heads * _hf_head_dim(module)  # every head's channels, before the sync
+    if module.num_attention_heads > 1 and _int(module, "head_size") and module.head_size == width:
+        module.head_size = query.out_features  # LXMERT's name for every head's channels (views its output to it)
     module.num_attention_heads = query.out_features // _hf_head_dim(module)
     if hasattr(module, "all_head_size"):
         module.all_head_size = query.out_features

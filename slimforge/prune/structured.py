@@ -139,6 +139,7 @@ def prune(
     kwargs = capture_kwargs(model, example_kwargs)
     _check_example_batch(model, args)
     adopt_spec(model)  # a transformers model built outside slimforge: described by its config, before it changes
+    _clear_property_caches(model)
     reference = _output_shapes(model, args, kwargs) if check else None
     ctx = importance_context(model, config, calibration, loss_fn)
     # 1. Capture the model and find the coupled groups (nn.MultiheadAttention gets a forward
@@ -611,14 +612,28 @@ def _output_shapes(model: nn.Module, args: tuple, kwargs: dict[str, Any]) -> Any
     return _shapes(out)
 
 
-def _tensor_attributes(model: nn.Module) -> list[tuple[nn.Module, str, torch.Tensor]]:
-    """Plain tensor attributes (neither parameters nor buffers) of every module: a forward may move one to its
-    input's device (OpenAI CLIP's ``self.attn_mask = self.attn_mask.to(device=x.device)``), which the meta-device
-    run would leave on the meta device."""
-    return [(m, k, v) for m in model.modules() for k, v in vars(m).items() if isinstance(v, torch.Tensor)]
+def _clear_property_caches(model: nn.Module) -> None:
+    """A tensor that a property caches in a private attribute of its name (Mimi's and EnCodec's codebooks: ``embed``
+    computes ``_embed`` from the ``embed_sum`` buffer once) is dropped: the capture then sees it computed from the
+    buffer, which pruning slices with the channels it meets, and the pruned model computes it again at its new width
+    (a cached copy would be read instead, the buffer left whole, and a reloaded model, which starts without the
+    cache, would not fit)."""
+    for module in model.modules():
+        for name, value in list(vars(module).items()):
+            if (isinstance(value, torch.Tensor) and name.startswith("_") and not name.startswith("__")
+                    and isinstance(getattr(type(module), name[1:], None), property)):
+                module.__dict__[name] = None
 
 
-def _restore_attributes(attributes: list[tuple[nn.Module, str, torch.Tensor]]) -> None:
+def _tensor_attributes(model: nn.Module) -> list[tuple[nn.Module, str, torch.Tensor | None]]:
+    """Plain tensor attributes (neither parameters nor buffers) of every module, and those still None: a forward may
+    move one to its input's device (OpenAI CLIP's ``self.attn_mask = self.attn_mask.to(device=x.device)``) or fill a
+    cache (Mimi's codebook ``_embed``), which the meta-device run would leave on the meta device."""
+    return [(m, k, v) for m in model.modules() for k, v in vars(m).items()
+            if isinstance(v, torch.Tensor) or (v is None and not k.startswith("__"))]
+
+
+def _restore_attributes(attributes: list[tuple[nn.Module, str, torch.Tensor | None]]) -> None:
     for module, name, value in attributes:
         if module.__dict__.get(name) is not value:
             module.__dict__[name] = value

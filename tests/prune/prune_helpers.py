@@ -983,3 +983,52 @@ class Qwen2VisionTower(nn.Module):
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         return self.visual(patches, grid_thw=self.grid).pooler_output
+
+
+class CachedCodebook(nn.Module):
+    """Mimi's and EnCodec's vector quantizer: the nearest entry by ``torch.cdist``, the codebook a plain attribute
+    ``_embed`` computed from buffers on the first forward (None in a freshly built model)."""
+
+    def __init__(self, size: int = 16, dim: int = 8) -> None:
+        super().__init__()
+        self.embed_sum = nn.Buffer(torch.randn(size, dim))
+        self.cluster_usage = nn.Buffer(torch.rand(size) + 0.5)
+        self._embed = None
+
+    @property
+    def embed(self) -> torch.Tensor:
+        if self._embed is None:
+            self._embed = self.embed_sum / self.cluster_usage.clamp(min=1e-5)[:, None]
+        return self._embed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        index = torch.cdist(flat[None], self.embed[None])[0].argmin(dim=-1)
+        return F.embedding(index, self.embed).view_as(x)
+
+
+class CodebookNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.encode = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 8))
+        self.codebook = CachedCodebook()
+        self.decode = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.codebook(self.encode(x)))
+
+
+def codebook_net() -> nn.Module:
+    return CodebookNet()
+
+
+def tiny_lxmert() -> nn.Module:
+    """LXMERT: language, vision and cross-modality layers, an attention that views its output to ``self.head_size``
+    (every head's channels)."""
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.LxmertConfig(vocab_size=128, hidden_size=64, num_attention_heads=4, intermediate_size=128,
+                                       l_layers=2, x_layers=1, r_layers=1, visual_feat_dim=32, max_position_embeddings=64)
+    return transformers.LxmertModel(config)
