@@ -394,11 +394,16 @@ def _one_head_split(tr: Tracing, node: torch.fx.Node, in_shape: tuple, out_shape
     """``(b, n, W) -> (b, n, 1, W)`` inside an attention: ``W`` channels split into one head of ``W`` (PvT-v2's first
     stage, ``view(b, n, self.num_attention_heads, self.attention_head_size)`` with one head; a single key/value head
     viewed to ``self.dim_head``). The size-1 head axis leaves the channels looking free, but the head's size is fixed
-    in the code: they stay whole, as any head's channels do. A view only: an unsqueeze there is ``repeat_kv``'s
-    ``x[:, :, :, None, :]`` before its expand, not a head."""
-    return (_opname(node.target) in _VIEWS and len(in_shape) >= 3 and len(out_shape) == len(in_shape) + 1
-            and in_shape[-1] == out_shape[-1] and out_shape[-2] == 1 and in_shape[-2] != 1
-            and next((not _state_space(m) for m in _enclosing_modules(tr, node) if _attention_like(m)), False))
+    in the code (an int attribute of the module holds it): they stay whole, as any head's channels do. A view only:
+    an unsqueeze there is ``repeat_kv``'s ``x[:, :, :, None, :]`` before its expand, not a head."""
+    if not (_opname(node.target) in _VIEWS and len(in_shape) >= 3 and len(out_shape) == len(in_shape) + 1
+            and in_shape[-1] == out_shape[-1] and out_shape[-2] == 1 and in_shape[-2] != 1):
+        return False
+    attention = next((m for m in _enclosing_modules(tr, node) if _attention_like(m)), None)
+    # the head's size is fixed in the code where the module keeps it (self.dim_head); a size the view derives
+    # (rearrange's 'b n (h d)' with h=1, a Perceiver's single cross-attention head) may shrink
+    return (attention is not None and not _state_space(attention)
+            and any(type(v) is int and v == in_shape[-1] for k, v in vars(attention).items() if not k.startswith("_")))
 
 
 _VIEWS = ("view", "reshape", "_unsafe_view", "view_copy")  # not unsqueeze: repeat_kv's x[:, :, :, None, :] adds no head

@@ -314,7 +314,7 @@ class TokenNet(nn.Module):
                 "cascaded": lambda: CascadedAttention(dim, heads),
                 "grouped_fused": lambda: GroupedFusedAttention(dim, 2 * heads, heads // 2), "two_module": lambda: TwoModuleAttention(dim, heads),
                 "speech": lambda: SpeechAttention(dim, heads), "bloom_named": lambda: BloomAttention(dim, heads),
-                "projected_keys": lambda: ProjectedKeysAttention(dim, heads)}[attention]
+                "projected_keys": lambda: ProjectedKeysAttention(dim, heads), "one_derived_head": lambda: OneDerivedHead(dim)}[attention]
         norm = (lambda: nn.LayerNorm(dim)) if norms else nn.Identity
         self.blocks = nn.ModuleList(nn.ModuleDict({"norm1": norm(), "attn": make(), "norm2": norm(),
                                                    "mlp": nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))})
@@ -503,6 +503,22 @@ class ProjectedKeysAttention(nn.Module):
         attn = (torch.einsum("bhnd,bhkd->bhnk", q, keys) * d_h ** -0.5).softmax(dim=-1)
         out = torch.einsum("bhnk,bhkd->bhnd", attn, values)
         return self.to_out(out.transpose(1, 2).reshape(b, n, -1))
+
+
+class OneDerivedHead(nn.Module):
+    """A Perceiver's single cross-attention head, its size derived by the view (``view(b, n, self.heads, -1)``, no
+    attribute holds it): the head's channels may shrink."""
+
+    def __init__(self, dim: int, heads: int = 1) -> None:
+        super().__init__()
+        self.heads = 1
+        self.to_q, self.to_k, self.to_v = (nn.Linear(dim, dim, bias=False) for _ in range(3))
+        self.to_out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        q, k, v = (p(x).view(b, n, self.heads, -1).transpose(1, 2) for p in (self.to_q, self.to_k, self.to_v))
+        return self.to_out(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, -1))
 
 
 class _Landmarks(nn.Module):

@@ -52,6 +52,18 @@ def test_hand_written_attention_loses_heads_and_reloads(tmp_path, attention):
         assert torch.equal(load(tmp_path / "m", trust_code=True).eval()(X), model(X))
 
 
+def test_one_head_of_a_size_the_view_derives_loses_channels_and_one_of_a_kept_size_keeps_them(tmp_path):
+    derived = attach_spec(M.token_net("one_derived_head").eval(), ModelSpec("own_attention_models:token_net", {"attention": "one_derived_head"}))
+    prune(derived, X, ratio=0.3)
+    assert all(b["attn"].to_q.out_features < 32 for b in derived.blocks)
+    save(derived, tmp_path / "m")
+    with torch.no_grad():
+        assert torch.equal(load(tmp_path / "m", trust_code=True).eval()(X), derived(X))
+    kept = M.token_net("projected_keys").eval()  # one key/value head viewed to self.dim_head
+    prune(kept, X, ratio=0.3)
+    assert all(b["attn"].to_k.out_features == b["attn"].dim_head == 8 for b in kept.blocks)
+
+
 def test_a_head_size_read_off_the_input_width_ties_heads_to_that_width(caplog):
     """Width 48, 4 heads of 12: at ratio 0.3 the residual alone would keep 32 or 40 channels, which 3 heads of 12
     do not fill, so the heads-only attempt fails its check and the heads are tied to the width."""
