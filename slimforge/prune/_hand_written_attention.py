@@ -89,7 +89,7 @@ def heads_follow(tr: Tracing, node: torch.fx.Node, counted_by: tuple, heads: np.
         return
     if tr.attention_mode(module) != "coupled":
         return
-    width = _projection_input_width(tr, node.args[0])
+    width = projection_input_width(tr, node.args[0])
     if width is not None and len(width) == size * head_size:
         for i, element in enumerate(width.tolist()):
             tr.uf.union(int(heads[i // head_size]), element)
@@ -102,7 +102,7 @@ _PASS_THROUGH = {"getitem", "select", "squeeze", "unsqueeze", "split", "split_wi
                  "_to_copy", "to", "type_as", "unflatten", "flatten"}
 
 
-def _projection_input_width(tr: Tracing, arg: Any) -> np.ndarray | None:
+def projection_input_width(tr: Tracing, arg: Any) -> np.ndarray | None:
     """The label of the channel dimension entering the linear layer or convolution whose output ``arg`` is
     (through views, splits and scalings), or None."""
     for _ in range(16):

@@ -15,9 +15,8 @@ from slimforge.prune._capture import (
     HEAD_ATTRS, PIN, Label, Tracing, _arg, a_new_fill, head_counts, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, module_path,
 )
 from slimforge.prune._hand_written_attention import (
-    _projection_input_width,
-    counted_head_axis, counting_modules, enclosing_paths, expanded_to_counted_heads, heads_follow, library_class,
-    heads_view_follows, merged_heads_follow, merged_width_follows, split_into_heads,
+    counted_head_axis, counting_modules, enclosing_paths, expanded_to_counted_heads, heads_follow, heads_view_follows,
+    library_class, merged_heads_follow, merged_width_follows, projection_input_width, split_into_heads,
 )
 from slimforge.prune._split_blocks import is_split_block
 from slimforge.prune.attention import find_attention_form, head_axis
@@ -358,7 +357,7 @@ def _reshape_label(tr: Tracing, node: torch.fx.Node, label: Label, in_shape: tup
         if len(bi) == 1 and len(bo) == 1:
             if one_head and bo[0] == len(out_shape) - 1:
                 tr.uf.pin(vecs[0])
-                if _coupled(tr, node) and (width := _projection_input_width(tr, node.args[0])) is not None:
+                if _coupled(tr, node) and (width := projection_input_width(tr, node.args[0])) is not None:
                     tr.uf.pin(width)  # its input's width is tied to the head, kept whole
             elif bo[0] == len(out_shape) - 1 or not one_head or _attention_size_follows(tr, node, vecs[0], out_shape[bo[0]]):
                 out[bo[0]] = vecs[0]

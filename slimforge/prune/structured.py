@@ -225,9 +225,8 @@ MAX_FAILING_CLASSES = 3  # classes kept whole, one by one, before giving up
 
 def _prune_without_failing_module(model: nn.Module, args: tuple, kwargs: dict[str, Any], config: PruneConfig,
                                   ctx: ImportanceContext, reference: Any, failure: PruningError) -> Any:
-    """The pruned model failed to run inside a module that computes a size from elsewhere (Hugging Face
-    PvT-v2's attention reshapes its output to its input's width): prune again with every module of that
-    class kept whole, and say so (up to MAX_FAILING_CLASSES classes); re-raise when no module is to blame.
+    """The pruned model failed to run inside a module that computes a size from elsewhere (a view to a width it
+    keeps in a constant of its own): prune again with every module of that class kept whole, and say so (up to MAX_FAILING_CLASSES classes); re-raise when no module is to blame.
     An attention of no registered form first goes through the rest of ``ATTENTION_MODES`` (its heads tied to
     its input's width, then its heads kept) before it is kept whole; a class of a registered form that counts its
     heads in an attribute tries its heads tied to its input's width (and is kept whole if that moves the failure out
