@@ -599,6 +599,12 @@ _HEAD_COUNT = re.compile(r"(?:n|no|num|number|nb)?_?(?:of_)?(?:local_|attn_|atte
                          r"(?:heads?|h)(?:_kv|_q)?(?:_num|_count|_number)?(?:_per_partition|_per_rank|_per_shard)?")
 
 
+def state_space_mixer(module: nn.Module) -> bool:
+    """A state-space mixer (Mamba-2's): it counts heads, but is no attention (its ``B``/``C`` viewed to
+    ``(b, l, n_groups, d_state)`` with one group are no head)."""
+    return isinstance(getattr(module, "A_log", None), nn.Parameter)
+
+
 def head_counts(module: nn.Module) -> dict[str, int]:
     """The module's own int attributes that count heads (by name), with their values."""
     return {name: value for name, value in vars(module).items()

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from slimforge.prune._capture import (
-    HEAD_ATTRS, PIN, Label, Tracing, _arg, a_new_fill, head_counts, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, module_path,
+    HEAD_ATTRS, PIN, Label, Tracing, _arg, a_new_fill, head_counts, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, module_path, state_space_mixer,
 )
 from slimforge.prune._hand_written_attention import (
     counted_head_axis, counting_modules, enclosing_paths, expanded_to_counted_heads, heads_follow, heads_view_follows,
@@ -398,20 +398,18 @@ def _one_head_split(tr: Tracing, node: torch.fx.Node, in_shape: tuple, out_shape
     if not (_opname(node.target) in _VIEWS and len(in_shape) >= 3 and len(out_shape) == len(in_shape) + 1
             and in_shape[-1] == out_shape[-1] and out_shape[-2] == 1 and in_shape[-2] != 1):
         return False
-    attention = next((m for m in _enclosing_modules(tr, node) if _attention_like(m)), None)
+    attention = _innermost_attention(tr, node)
     # the head's size is fixed in the code where the module keeps it (self.dim_head); a size the view derives
     # (rearrange's 'b n (h d)' with h=1, a Perceiver's single cross-attention head) may shrink
-    return (attention is not None and not _state_space(attention)
+    return (attention is not None and not state_space_mixer(attention)
             and any(type(v) is int and v == in_shape[-1] for k, v in vars(attention).items() if not k.startswith("_")))
 
 
 _VIEWS = ("view", "reshape", "_unsafe_view", "view_copy")  # not unsqueeze: repeat_kv's x[:, :, :, None, :] adds no head
 
 
-def _state_space(module: torch.nn.Module) -> bool:
-    """A state-space mixer (Mamba-2: heads, and ``B``/``C`` viewed to ``(b, l, n_groups, d_state)`` with one group,
-    which is no head)."""
-    return isinstance(getattr(module, "A_log", None), torch.nn.Parameter)
+def _innermost_attention(tr: Tracing, node: torch.fx.Node) -> torch.nn.Module | None:
+    return next((m for m in _enclosing_modules(tr, node) if _attention_like(m)), None)
 
 
 def _attention_size_follows(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, size: int) -> bool:
@@ -432,7 +430,7 @@ def _attention_size_follows(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, s
 
 
 def _coupled(tr: Tracing, node: torch.fx.Node) -> bool:
-    attention = next((m for m in _enclosing_modules(tr, node) if _attention_like(m)), None)
+    attention = _innermost_attention(tr, node)
     return attention is not None and tr.attention_mode(attention) == "coupled"
 
 

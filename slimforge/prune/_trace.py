@@ -14,10 +14,9 @@ from torch import nn
 
 from slimforge.prune import _rules_math, _rules_rnn, _rules_view  # noqa: F401  (registers the op rules)
 from slimforge.prune._capture import (
-    PIN, RULES, Label, _first_occurrence_order, head_counts, _flat_nodes, _has_tracked_tensor, _none_like, _opname, qualified_opname, _UnionFind, export_model, module_path, module_paths, output_leaves_to_keep,
+    PIN, RULES, Label, _first_occurrence_order, head_counts, _flat_nodes, _has_tracked_tensor, _none_like, _opname, qualified_opname, _UnionFind, export_model, module_path, module_paths, output_leaves_to_keep, state_space_mixer,
 )
 from slimforge.prune._graph import DependencyGraph, Group, Slot, Unit
-from slimforge.prune._hand_written_attention import library_class
 from slimforge.prune.attention import find_attention_form
 from slimforge.prune.plan import is_tensor_attribute, shape_attribute
 from slimforge.prune.errors import PruningError, UnsupportedOpError
@@ -93,7 +92,7 @@ def unknown_attention(module: nn.Module) -> bool:
     (:func:`head_counts`) and holds projections (parameters, linear layers or convolutions of its own)."""
     if find_attention_form(module) is not None or not head_counts(module):
         return False
-    if isinstance(getattr(module, "A_log", None), nn.Parameter):  # a state-space mixer (Mamba-2's heads): not attention
+    if state_space_mixer(module):
         return False
     if any((form := find_attention_form(c)) is not None and not form.part for c in module.children()):
         return False  # a block around an attention of a known form (SigLIP 2's pooling head keeps num_heads and a probe)
