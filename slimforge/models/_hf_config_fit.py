@@ -64,6 +64,15 @@ def config_value(config: Any, name: str, per_layer: Any = None) -> Any:
         return per_layer
 
 
+def has_global(config: Any, name: str) -> bool:
+    """``config`` has ``name`` for the whole model: not a per-layer attribute of a heterogeneous config (see
+    :func:`config_value`), which a caller setting one value for every layer must leave as it is."""
+    try:
+        return hasattr(config, name)
+    except RuntimeError:
+        return False
+
+
 def numeric_attributes(module: nn.Module) -> dict[str, int | float]:
     return {k: v for k, v in vars(module).items()
             if not k.startswith("_") and isinstance(v, (int, float)) and not isinstance(v, bool)}

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from slimforge.errors import ArtifactError, SlimforgeError, UnknownNameError, did_you_mean
-from slimforge.models._hf_config_fit import apply_changes, fit_config
+from slimforge.models._hf_config_fit import apply_changes, config_value, fit_config, has_global
 
 CONFIG_FILE = "config.json"
 SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
@@ -99,7 +99,7 @@ def check_config(config: dict[str, Any], source: str) -> str:
     model_type = config.get("model_type")
     from transformers import CONFIG_MAPPING
 
-    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
+    if not isinstance(model_type, str) or (model_type not in CONFIG_MAPPING and _sub_model_config_class(config) is None):
         known = sorted(CONFIG_MAPPING.keys())
         raise UnknownNameError(f"{source}: 'model_type' {model_type!r} is not a transformers model type."
                                f"{did_you_mean(str(model_type), known) if isinstance(model_type, str) else ''}")
@@ -138,12 +138,27 @@ def _own_config_class(transformers: Any, name: str, model_type: str) -> bool:
             and getattr(getattr(cls, "config_class", None), "model_type", None) == model_type)
 
 
+def _sub_model_config_class(config: dict[str, Any]) -> type | None:
+    """The config class of a sub-model whose model type no auto mapping lists (Bark's ``semantic``, ``coarse_acoustics``
+    and ``fine_acoustics`` models): that of the transformers model class its ``architectures`` names, if that class's
+    config is of this type. None otherwise."""
+    import transformers
+
+    names = config.get("architectures")
+    name = names[0] if isinstance(names, list) and names else None
+    if _own_config_class(transformers, name, config.get("model_type")):
+        return getattr(transformers, name).config_class
+    return None
+
+
 def _config_object(config: dict[str, Any], source: str) -> Any:
-    from transformers import AutoConfig
+    from transformers import CONFIG_MAPPING, AutoConfig
 
     model_type = check_config(config, source)
     fields = {k: _untag_nonfinite(v) for k, v in config.items() if k != "model_type"}
     try:
+        if model_type not in CONFIG_MAPPING:
+            return _sub_model_config_class(config)(**fields)
         return AutoConfig.for_model(model_type, **fields)
     except (TypeError, ValueError, KeyError) as exc:
         raise ArtifactError(f"{source}: not a valid {model_type} config: {exc}") from None
@@ -330,11 +345,11 @@ def sync_config(model: nn.Module) -> None:
         config, sizes = hf.config, layer_sizes(hf)
         inner = "n_inner" if hasattr(config, "n_inner") else "intermediate_size"
         for key, values in (("hidden_size", sizes["hidden"]), ("num_attention_heads", sizes["heads"]), (inner, sizes["intermediate"])):
-            if len(set(values)) == 1 and hasattr(config, key):
+            if len(set(values)) == 1 and has_global(config, key):
                 setattr(config, key, values[0])
         kv_heads = {m.k_proj.out_features // m.head_dim for m in hf.modules() if getattr(m, "config", None) is config
                     and isinstance(getattr(m, "k_proj", None), nn.Linear) and type(getattr(m, "head_dim", None)) is int}
-        if len(kv_heads) == 1 and type(getattr(config, "num_key_value_heads", None)) is int:
+        if len(kv_heads) == 1 and type(config_value(config, "num_key_value_heads")) is int:
             config.num_key_value_heads = kv_heads.pop()  # a text model inside a vision-language one: its own config
         _sync_base_heads(hf, sizes["heads"])
         _sync_stage_widths(hf)

@@ -133,7 +133,10 @@ def sync_attention(model: nn.Module) -> dict[str, set[int]]:
 
 
 def _int(module: nn.Module, name: str) -> bool:
-    value = getattr(module, name, None)
+    try:
+        value = getattr(module, name, None)
+    except RuntimeError:  # a heterogeneous transformers config refuses a per-layer attribute globally
+        return False
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from slimforge.artifacts import register_edit
 from slimforge.errors import ArtifactError
-from slimforge.models._hf_config_fit import PER_LAYER, config_value
+from slimforge.models._hf_config_fit import PER_LAYER, config_value, has_global
 from slimforge.prune._split_blocks import sync_split_block
 from slimforge.prune.attention import _int, find_attention_form, is_linear_like, remember_sizes, sync_attention
 from slimforge.prune.errors import PruningError
@@ -502,7 +502,7 @@ def _sync_attention_and_config(model: nn.Module) -> None:
     if config is None or not hasattr(config, "to_dict"):
         return
     for key, values in sizes.items():
-        if len(values) == 1 and hasattr(config, key):
+        if len(values) == 1 and has_global(config, key):  # not a per-layer key of a heterogeneous config
             setattr(config, key, values.pop())
     _keep_head_size(model, config)
     from slimforge.models.hf import sync_config

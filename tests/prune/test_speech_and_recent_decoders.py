@@ -2,7 +2,8 @@
 a mask embedding only training reads, Conformer attention and GLU convolution modules) and recent decoders whose
 attention or experts differ from Llama's (MiMo-V2's wider value heads, MiniCPM5's gated query, Ergo's fused
 projection and per-expert norm, Inkling's router over routed and shared experts); from the eleventh, Inkling 2's
-attention of no registered form and T5Gemma 2's classifier."""
+attention of no registered form and T5Gemma 2's classifier; from the fifteenth, EmbeddingGemma 2's heterogeneous config
+(its full-attention layers have their own key/value heads, which the config refuses to give for the whole model)."""
 
 from __future__ import annotations
 
@@ -144,3 +145,22 @@ def test_per_head_sizes_of_latent_attention_are_not_taken_for_prunable_splits(fa
         assert (m.qk_nope_head_dim, m.qk_rope_head_dim, m.v_head_dim) == sizes[id(m)]
         heads = m.o_proj.in_features // m.v_head_dim
         assert heads < 4 and m.o_proj.in_features == heads * m.v_head_dim
+
+
+def test_a_heterogeneous_config_that_refuses_per_layer_attributes_globally_prunes_and_reloads(tmp_path):
+    from transformers import EmbeddingGemma2TextConfig, EmbeddingGemma2TextModel
+
+    torch.manual_seed(0)
+    config = EmbeddingGemma2TextConfig(vocab_size=128, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                                       max_position_embeddings=64, num_key_value_heads=2, pad_token_id=0, head_dim=16,
+                                       hidden_size_per_layer_input=16, embedding_dim=48, sliding_window=16)
+    model = EmbeddingGemma2TextModel(config).eval()
+    ids = {"input_ids": torch.randint(1, 128, (2, 12), generator=torch.Generator().manual_seed(0))}
+    heads = [layer.self_attn.q_proj.out_features for layer in model.layers]
+    sp.prune(model, example_kwargs=ids, ratio=0.3)  # reading config.num_key_value_heads raised: it failed
+    assert all(layer.self_attn.q_proj.out_features <= h for layer, h in zip(model.layers, heads))
+    assert sum(layer.self_attn.q_proj.out_features for layer in model.layers) < sum(heads)
+    slimforge.save(model, tmp_path / "run")
+    loaded = slimforge.load(tmp_path / "run").eval()
+    with torch.no_grad():
+        assert torch.equal(loaded(**ids).last_hidden_state, model(**ids).last_hidden_state)
