@@ -74,12 +74,16 @@ MODELS: dict[str, tuple[dict, int]] = {
 
 
 def heads(model: torch.nn.Module) -> int:
-    """Heads of every attention module of a registered form (``num_heads``, or Hiera's ``heads``: what pruning updates)."""
+    """Heads of every attention module of a registered form (``num_heads``, or Hiera's ``heads``: what pruning updates;
+    EfficientViT's LiteMLA keeps no count: its fused q/k/v width over a head's, 3 x ``dim``)."""
     from slimforge.prune.attention import find_attention_form
 
-    counts = (next((getattr(m, a) for a in ("num_heads", "heads") if isinstance(getattr(m, a, None), int)), 0)
-              for m in model.modules() if (form := find_attention_form(m)) is not None and not form.part)
-    return sum(counts)
+    def count(m: torch.nn.Module) -> int:
+        if hasattr(m, "aggreg") and isinstance(getattr(m, "dim", None), int):
+            return m.qkv.conv.out_channels // (3 * m.dim)
+        return next((getattr(m, a) for a in ("num_heads", "heads") if isinstance(getattr(m, a, None), int)), 0)
+
+    return sum(count(m) for m in model.modules() if (form := find_attention_form(m)) is not None and not form.part)
 
 
 def library_call(name: str, kwargs: dict) -> torch.nn.Module:

@@ -92,8 +92,8 @@ class DependencyGraph:
         # pieces that are whole heads (the Set Transformer's, AutoInt's) has fewer pieces once heads go: the getitems
         # that pick them are left out, and the split itself is compared only where the count of pieces is the same
         # (what the pieces make, a cat or a stack, is compared as every op is).
-        ops = [n for n in ep.graph.nodes if n.op == "call_function" and _opname(n.target) not in _UNCOMPARED]
-        records = [(n, label) for n, label in self.records if _opname(n.target) not in _UNCOMPARED]
+        ops = [n for n in ep.graph.nodes if n.op == "call_function" and _compared(n)]
+        records = [(n, label) for n, label in self.records if _compared(n)]
         if [_opname(n.target) for n in ops] != [_opname(n.target) for n, _ in records]:
             raise PruningError(
                 "The pruned model's captured graph has different ops from the original's, so slimforge cannot "
@@ -103,6 +103,8 @@ class DependencyGraph:
 
         def expected(label: Any, val: Any) -> Any:
             if isinstance(val, torch.Tensor) and isinstance(label, list):
+                if len(label) != val.dim():  # the capture's own record disagrees with the op (an unbind of sizes the
+                    return None  # data decides: Qwen2.5-VL's window lengths): nothing to compare against
                 dims = []
                 for vec, size in zip(label, val.shape):
                     if vec is None:
@@ -168,6 +170,16 @@ class DependencyGraph:
 
 
 _UNCOMPARED = ("contiguous", "getitem")
+_SCALAR_CHECKS = ("_assert_scalar", "sym_constrain_range", "sym_constrain_range_for_size")
+
+
+def _compared(node: torch.fx.Node) -> bool:
+    """An op whose output the check compares: not one left out above, and no arithmetic on sizes or check of one (a
+    size the data decides, Qwen2.5-VL's windows from its patch grid, is checked against the widths it is computed from,
+    ``mod``, ``eq``, ``_assert_scalar``, and a narrower width needs different checks): tensors are what must match."""
+    if _opname(node.target) in _UNCOMPARED or _opname(node.target) in _SCALAR_CHECKS:
+        return False
+    return not isinstance(node.meta.get("val"), (torch.SymInt, torch.SymBool, torch.SymFloat, int, float, bool))
 
 
 def _pieces(label: Any) -> bool:

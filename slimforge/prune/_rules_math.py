@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from slimforge.prune._capture import PIN, Label, Tracing, Vec, _arg, _norm_dim, _opname, _rule, _shape, a_new_fill
+from slimforge.prune._capture import PIN, Label, Tracing, Vec, _arg, _norm_dim, _opname, _rule, _shape, a_new_fill, module_paths
+from slimforge.prune.attention import find_attention_form
 
 
 @_rule("embedding")
@@ -102,6 +103,12 @@ def _conv(tr: Tracing, node: torch.fx.Node) -> Any:
     elif cl == 1:  # depthwise: each input channel feeds its own block of outputs
         per = co // groups
         tr.uf.tie(vo, None if vin is None else np.repeat(vin, per))
+    elif vin is not None and vo is not None and _groups_are_head_pieces(tr, node, cl):
+        # each group a head's query, key or value: groups go whole, the form's sync recounts them
+        for row_in, row_out in zip(vin.reshape(groups, cl), vo.reshape(groups, co // groups)):
+            tr.uf.tie(np.full(cl, int(row_in[0])), row_in)
+            tr.uf.tie(np.full(len(row_out), int(row_in[0])), row_out)
+        tr.uf.pin(vl)
     else:  # grouped: every group keeps the same local channels, so groups stay equal
         if vin is None:
             tr.uf.pin(vl)
@@ -121,6 +128,21 @@ def _conv(tr: Tracing, node: torch.fx.Node) -> Any:
     kernel = math.prod(wshape[2:])
     tr.macs_terms.append([_count(v, s) for v, s in zip(out, out_shape)] + [_count(vl, cl), kernel])
     return out
+
+
+def _groups_are_head_pieces(tr: Tracing, node: torch.fx.Node, width: int) -> bool:
+    """A grouped convolution inside an attention of a registered form whose head size is a whole number of its groups
+    (EfficientViT's LiteMLA aggregates ``3 * heads`` groups of ``dim`` channels, a head being ``3 * dim``): heads go
+    whole, so its groups do; keeping the same channels of every group would tie every head together."""
+    for path in reversed(module_paths(node)):
+        try:
+            module = tr.model.get_submodule(path)
+        except AttributeError:
+            continue
+        form = find_attention_form(module)
+        if form is not None:
+            return form.head_dim(module) % width == 0
+    return False
 
 
 def _conv_spatial(tr: Tracing, node: torch.fx.Node, labels: list[Any]) -> list[Any]:

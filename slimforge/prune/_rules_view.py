@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from slimforge.prune._capture import (
-    HEAD_ATTRS, PIN, Label, Tracing, _arg, a_new_fill, head_counts, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, module_path, state_space_mixer,
+    HEAD_ATTRS, PIN, Label, Tracing, _arg, a_new_fill, head_counts, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, _size, module_path, state_space_mixer,
 )
 from slimforge.prune._hand_written_attention import (
     counted_head_axis, counting_modules, enclosing_paths, expanded_to_counted_heads, heads_follow, heads_view_follows,
@@ -63,12 +63,38 @@ def _binary(tr: Tracing, node: torch.fx.Node) -> Any:
     """Broadcasting elementwise op: aligned dimensions are tied index by index."""
     if _opname(node.target) == "copy_" and not tr.pin_fixed_splits:
         _copied_into_a_fill(tr, node)
-    out_shape = _shape(node)
+    return _broadcast(tr, _flat_nodes((node.args, node.kwargs)), _shape(node))
+
+
+@_rule("broadcast_tensors")
+def _broadcast_tensors(tr: Tracing, node: torch.fx.Node) -> Any:
+    """``torch.broadcast_tensors`` (DAC's quantizer, before its distances to the codebook): every output has the
+    common shape, its dimensions tied as a broadcasting op ties them."""
+    vals = node.meta.get("val")
+    out = _broadcast(tr, _flat_nodes(node.args[0]), _shape_of(vals[0]))
+    return tuple(list(out) for _ in vals)
+
+
+@_rule("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
+def _pointwise_loss(tr: Tracing, node: torch.fx.Node) -> Any:
+    """A loss between two tensors element by element (DAC's quantizer computes its commitment loss, ``F.mse_loss``,
+    in its forward): the two are tied as a broadcasting op ties them; a reduced loss (``reduction`` mean or sum, the
+    default) is a scalar, and with none it keeps their shape."""
+    out = _broadcast(tr, _flat_nodes(node.args[:2]), _shape(node.args[0]))
+    return out if _arg(node, 2, "reduction", 1) == 0 else []
+
+
+def _shape_of(val: torch.Tensor) -> tuple[int, ...]:
+    return tuple(_size(s) for s in val.shape)
+
+
+def _broadcast(tr: Tracing, operands: list[torch.fx.Node], out_shape: tuple[int, ...]) -> Label:
+    """The label of what broadcasting ``operands`` to ``out_shape`` gives, aligned dimensions tied index by index."""
     nd = len(out_shape)
     out: Label = [None] * nd
     seen = [False] * nd
     expanded, fills = [], []
-    for a in _flat_nodes((node.args, node.kwargs)):
+    for a in operands:
         label = tr.lab(a)
         shape = _shape(a)
         if label is None or not shape and not label:
@@ -239,6 +265,18 @@ def _pool(tr: Tracing, node: torch.fx.Node) -> Any:
     return out
 
 
+@_rule("grid_sampler", "grid_sampler_2d", "grid_sampler_3d")
+def _grid_sample(tr: Tracing, node: torch.fx.Node) -> Any:
+    """``F.grid_sample(x, grid)`` (GLM-4V's position embeddings resampled to each image's patch grid): every channel
+    is read at the grid's points, so channels (dim 1) pass through; the input's positions and the grid, coordinates,
+    are never prunable, and the output's positions are the grid's."""
+    label = tr.lab(node.args[0]) or []
+    tr.pin_label(tr.lab(node.args[1]))
+    for v in label[2:]:
+        tr.uf.pin(v)
+    return list(label[:2]) + [None] * (len(_shape(node)) - len(label[:2]))
+
+
 def _untouched_dims(node: torch.fx.Node, ndim: int, spatial: int) -> set[int]:
     """Spatial dims a window pooling leaves as they are: a window 1 wide that keeps the size (Funnel pools
     (B, 1, T, width) with a (2, 1) window: the width, its residual, passes through)."""
@@ -386,6 +424,9 @@ def _reshape_label(tr: Tracing, node: torch.fx.Node, label: Label, in_shape: tup
         out[bo[axis]] = _split(tr, merged, osizes, axis)
         if counted_by is not None:
             heads_follow(tr, node, counted_by, out[bo[axis]], math.prod(osizes[axis + 1:]))
+        elif (names := _group_count_attributes(tr, node, osizes[axis])) and not all(
+                [tr.attribute_slot(node, a, 0, out[bo[axis]], [osizes[axis]]) for a in names]):
+            tr.uf.pin(out[bo[axis]])
     return out
 
 
@@ -505,7 +546,21 @@ def _split_axis(tr: Tracing, node: torch.fx.Node, merged: np.ndarray, osizes: li
             if _projection_pieces(osizes, counts):  # q, k and v out of one projection; the heads come later
                 return len(osizes) - 1, None
             return -1, None  # attention of unknown layout: which factor it derives from its input is unknown
-    return int(np.argmax(osizes)), None
+    grouped = [a for a, size in enumerate(osizes) if _group_count_attributes(tr, node, size)]
+    return (grouped[0] if len(grouped) == 1 else int(np.argmax(osizes))), None
+
+
+def _group_count_attributes(tr: Tracing, node: torch.fx.Node, size: int) -> list[str]:
+    """The int attributes named for a group count (``groups``, ``num_groups``) of the module, not an attention, whose
+    forward splits its channels into ``size`` groups (timm's EvoNorm: ``x.reshape(B, self.groups, C // groups, H, W)``
+    for statistics per group). The groups are the factor that shrinks: whole groups go and the count follows, so each
+    group kept normalises the same channels as before and ``C % groups`` still holds. (The channels of a group cannot
+    shrink there: the statistic reduced over them is expanded back to them, a size no label carries; and the largest
+    factor, the choice without such a count, shrank against a count fixed in the module.) Only counts from 2 up."""
+    module = _sizing_module(tr, node)
+    if module is None or size < 2:
+        return []
+    return [a for a, v in vars(module).items() if not a.startswith("_") and type(v) is int and v == size and "group" in a.lower()]
 
 
 def _projection_pieces(osizes: list[int], counts: dict[str, int]) -> bool:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from slimforge.prune._timm_attention import TimmFamily, _attend, _fused_qkv, _merge_heads, _split_qkv, is_timm, register_timm_family
+from slimforge.prune._timm_attention import TimmFamily, _attend, _fused_qkv, _int, _merge_heads, _split_qkv, is_timm, register_timm_family
 from slimforge.prune.attention import AttentionForm, register_attention_form
 
 # ----------------------------------------------------------------------------- XCiT
@@ -422,6 +422,30 @@ register_timm_family(
     "timm EfficientViT (MSRA) CascadedGroupAttention: its heads are modules in a cascade and stay; each head's "
     "query/key and value channels are pruned",
 )
+
+# ----------------------------------------------------------------------------- EfficientViT (MIT)
+
+
+def _lite_mla(m: nn.Module) -> bool:
+    """timm.models.efficientvit_mit.LiteMLA: a fused ``qkv`` convolution, multi-scale aggregations (a depthwise
+    convolution, then a 1x1 convolution in ``3 * heads`` groups of ``dim`` channels) and a linear attention over
+    ``reshape(B, -1, 3 * dim, H * W)``: the heads are read off the width (-1), each ``3 * dim`` channels."""
+    return (is_timm(m, "models.efficientvit_mit", "LiteMLA") and _int(m, "dim")
+            and isinstance(getattr(getattr(m, "qkv", None), "conv", None), nn.Conv2d) and isinstance(getattr(m, "aggreg", None), nn.ModuleList))
+
+
+def _lite_mla_sync(m: nn.Module) -> dict[str, int]:
+    """Timm's own forward runs with fewer heads; each aggregation's grouped convolution keeps one group per query, key
+    or value of a head, so its ``groups`` follows the heads left (the tracer took whole groups, see ``_conv``)."""
+    for branch in m.aggreg:
+        grouped = branch[1]  # weight (groups * dim, dim, 1, 1)
+        grouped.out_channels, grouped.groups = grouped.weight.shape[0], grouped.weight.shape[0] // m.dim
+        grouped.in_channels = grouped.weight.shape[1] * grouped.groups
+    return {}
+
+
+register_attention_form("timm-lite-mla", AttentionForm(_lite_mla, lambda m: 3 * m.dim, _lite_mla_sync),
+                        "timm EfficientViT (MIT) LiteMLA: multi-scale linear attention, heads of 3 x dim channels")
 
 # ----------------------------------------------------------------------------- Swin v2 CR
 

@@ -1032,3 +1032,45 @@ def tiny_lxmert() -> nn.Module:
     config = transformers.LxmertConfig(vocab_size=128, hidden_size=64, num_attention_heads=4, intermediate_size=128,
                                        l_layers=2, x_layers=1, r_layers=1, visual_feat_dim=32, max_position_embeddings=64)
     return transformers.LxmertModel(config)
+
+
+def evo_norm_net() -> nn.Module:
+    """conv -> timm's EvoNorm2dS0 (statistics over ``self.groups`` groups of channels, ``x.reshape(B, groups, C //
+    groups, H, W)``, asserting ``C % groups == 0``) -> conv -> pool -> linear. x: (B, 3, 8, 8)."""
+    from timm.layers import EvoNorm2dS0
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), EvoNorm2dS0(32, groups=8), nn.Conv2d(32, 16, 3, padding=1),
+                        EvoNorm2dS0(16, groups=4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 3))
+    for norm in (net[1], net[3]):
+        with torch.no_grad():  # not the identity it starts as, so that the kept channels' values are a real check
+            norm.weight.uniform_(0.5, 1.5), norm.v.uniform_(0.5, 1.5), norm.bias.uniform_(-0.5, 0.5)
+    return net
+
+
+class GridSampledPositions(nn.Module):
+    """Patches to tokens plus a position table resampled with ``F.grid_sample`` at each token's place (GLM-4V's vision
+    embeddings), then an MLP and a classifier. x: (B, 16, 12) patches of a 4 x 4 grid."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.patch = nn.Linear(12, 32)
+        self.positions = nn.Parameter(torch.randn(9, 32))  # a 3 x 3 table
+        self.mlp = nn.Sequential(nn.Linear(32, 64), nn.GELU(), nn.Linear(64, 32))
+        self.head = nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        table = self.positions.T.reshape(1, -1, 3, 3).expand(b, -1, -1, -1)
+        side = torch.linspace(-1, 1, 4)
+        grid = torch.stack(torch.meshgrid(side, side, indexing="ij"), -1).reshape(1, n, 1, 2).expand(b, -1, -1, -1)
+        positions = F.grid_sample(table, grid, align_corners=False).squeeze(-1).transpose(1, 2)  # (b, n, width)
+        h = self.patch(x) + positions
+        h = h + self.mlp(h)
+        return self.head(h.mean(1))
+
+
+def grid_sampled_positions_net() -> nn.Module:
+    return GridSampledPositions()
+

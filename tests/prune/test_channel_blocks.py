@@ -152,3 +152,38 @@ def test_a_split_into_an_attribute_and_the_rest_of_a_kept_width_prunes_both(tmp_
     save(model, tmp_path / "run")
     loaded = load(tmp_path / "run")
     assert (loaded.dim, loaded.pdim) == (model.dim, model.pdim) and torch.equal(loaded(x), expected)
+
+
+def test_a_norm_over_groups_of_channels_loses_whole_groups_and_its_count_follows(tmp_path):
+    """timm's EvoNorm2dS0 reshapes its channels to ``(B, self.groups, C // groups, H, W)`` and asserts ``C % groups ==
+    0``: the largest factor shrank against a count fixed in the module (ese_vovnet39b_evos did not prune at all)."""
+    torch.manual_seed(0)
+    model, x = slimforge.create_model("prune_helpers:evo_norm_net").eval(), torch.randn(2, 3, 8, 8)
+    before = model[:2](x).detach()
+    weights = model[0].weight.detach().clone()
+    sp.prune(model, x, ratio=0.5, round_to=1)
+    conv, norm = model[0], model[1]
+    assert conv.out_channels < 32 and conv.out_channels % 4 == 0 and norm.groups == conv.out_channels // 4
+    kept = [i for i in range(32) if any(torch.equal(weights[i], w) for w in conv.weight.detach())]
+    assert len(kept) == conv.out_channels  # whole groups of 4 went:
+    assert all(kept[j] % 4 == 0 and kept[j:j + 4] == list(range(kept[j], kept[j] + 4)) for j in range(0, len(kept), 4))
+    # each group kept normalises the same channels as before: their values are unchanged
+    assert torch.allclose(model[:2](x), before[:, kept], atol=1e-5)
+    expected = model(x)
+    save(model, tmp_path / "run")
+    loaded = load(tmp_path / "run")
+    assert loaded[1].groups == norm.groups and torch.equal(loaded(x), expected)
+
+
+
+def test_a_norm_over_few_large_groups_loses_whole_groups_too():
+    """Two groups of 8: the statistic over a group's channels is expanded back to them, so only whole groups can go."""
+    from timm.layers import EvoNorm2dS0
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), EvoNorm2dS0(16, groups=2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(16, 3)).eval()
+    x = torch.randn(2, 3, 8, 8)
+    sp.prune(model, x, ratio=0.5, round_to=1)
+    assert model[1].groups == 1 and model[0].out_channels == 8 and model(x).shape == (2, 3)

@@ -219,6 +219,40 @@ def test_qwen2_vl_vision_tower_over_packed_patches_and_its_own_positions_are_cap
         assert model(**inputs, use_cache=False).logits.shape == (2, 17, 128)
 
 
+def _packed_patches(config) -> dict:
+    grid = torch.tensor([[1, 4, 4], [1, 4, 4]])
+    width = config.in_channels * config.temporal_patch_size * config.patch_size ** 2
+    return {"hidden_states": torch.randn(32, width, generator=torch.Generator().manual_seed(0)), "grid_thw": grid}
+
+
+_VL_TOWER = dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=4, patch_size=8, spatial_merge_size=2,
+                 temporal_patch_size=2, out_hidden_size=48)
+
+
+def test_glm4v_vision_tower_resamples_its_positions_with_grid_sample_and_loses_heads():
+    """Issue 20's fourteenth held-out pass: GLM-4V's vision embeddings resample the position table at each patch's
+    place with ``F.grid_sample``, which had no rule (the tower did not prune)."""
+    model = _h("tiny_hf", "Glm4vVisionConfig", "Glm4vVisionModel", **_VL_TOWER, image_size=32).eval()
+    inputs = _packed_patches(model.config)
+    with torch.no_grad():
+        width = model(**inputs).pooler_output.shape[-1]
+    sp.prune(model, example_kwargs=inputs, ratio=0.3)
+    assert model.blocks[0].attn.num_heads < 4 and model.blocks[0].mlp.gate_proj.out_features < 128
+    with torch.no_grad():
+        assert model(**inputs).pooler_output.shape[-1] == width  # what the language model reads keeps its width
+
+
+def test_qwen2_5_vl_vision_windows_of_data_decided_lengths_are_verified_after_pruning():
+    """Qwen2.5-VL's vision tower attends within windows whose lengths ``cu_seqlens.tolist()`` gives: the pruned model's
+    capture checks those sizes against the narrower widths with other scalar asserts, and one capture knew an unbind's
+    example sizes where the other kept expressions; both were taken for a changed graph."""
+    model = _h("tiny_hf", "Qwen2_5_VLVisionConfig", "Qwen2_5_VisionTransformerPretrainedModel", **_VL_TOWER, window_size=32,
+               fullatt_block_indexes=[1]).eval()
+    inputs = _packed_patches(model.config)
+    sp.prune(model, example_kwargs=inputs, ratio=0.3)
+    assert model.blocks[0].attn.num_heads < 4 and model.blocks[1].mlp.gate_proj.out_features < 128
+
+
 def test_a_block_around_an_attention_of_a_known_form_is_not_taken_for_attention_itself():
     """SigLIP 2's pooling head keeps ``num_heads`` and a ``probe`` parameter beside its nn.MultiheadAttention: it was
     taken for an attention of no form and kept whole, and with it the vision tower's residual."""

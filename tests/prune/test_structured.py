@@ -513,6 +513,18 @@ def test_resizing_passes_channels_through(mode, antialias):
     assert model.conv.out_channels == 8 and model(x).shape == (2, 4)
 
 
+def test_grid_sampling_passes_channels_through_and_the_sampled_table_is_sliced(tmp_path, monkeypatch):
+    """``F.grid_sample`` (GLM-4V's position table resampled to each image's grid) had no rule."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    torch.manual_seed(0)
+    model, x = slimforge.create_model("prune_helpers:grid_sampled_positions_net").eval(), torch.randn(2, 16, 12)
+    sp.prune(model, x, ratio=0.5, round_to=1)
+    assert model.patch.out_features == model.positions.shape[1] < 32 and model.mlp[0].out_features < 64
+    expected = model(x)
+    save(model, tmp_path / "run")
+    assert torch.equal(load(tmp_path / "run")(x), expected)
+
+
 class _ToInputWidth(nn.Module):
     """PvT-v2's attention pattern: its output reshaped to its input's width, a size the capture records as a constant."""
 

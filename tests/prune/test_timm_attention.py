@@ -118,6 +118,9 @@ MODELS = {
     "halonet": lambda: _helper("tiny_halonet", 16),
     "sam2": lambda: _class("timm.models.hieradet_sam2.HieraDet", 64, embed_dim=32, num_heads=1, stages=(1, 1, 2, 1),
                            global_att_blocks=(3,), window_spec=(8, 4, 4, 2), global_pos_size=(7, 7)),
+    # multi-scale linear attention: no head count, 3 x dim channels a head, aggregated by a convolution in 3 x heads groups
+    "efficientvit-mit": lambda: _class("timm.models.efficientvit_mit.EfficientVit", 64, widths=(8, 16, 32, 64, 128), depths=(1, 1, 1, 1, 1),
+                                       head_dim=8, head_widths=(64, 80)),
 }
 # The model of each form (several forms share one).
 FORMS = {
@@ -137,11 +140,13 @@ FORMS = {
     "timm-volo-class-attention": "volo", "timm-tnt-attention": "tnt", "timm-tnt-pixel-embed": "tnt",
     "timm-nextvit-attention": "nextvit", "timm-swinv2-cr-attention": "swinv2-cr", "timm-lambda-layer": "lambda",
     "timm-multi-query-attention-2d": "mobilenetv4-hybrid", "timm-bottleneck-attention": "botnet", "timm-halo-attention": "halonet",
-    "timm-gemma4-attention": "gemma4", "timm-efficientformerv2-attention2d": "efficientformerv2", "timm-efficientformerv2-attention2ddownsample": "efficientformerv2",
+    "timm-gemma4-attention": "gemma4", "timm-lite-mla": "efficientvit-mit", "timm-efficientformerv2-attention2d": "efficientformerv2", "timm-efficientformerv2-attention2ddownsample": "efficientformerv2",
 }
 
 
 def _heads(m: nn.Module) -> int:
+    if hasattr(m, "aggreg"):  # EfficientViT's LiteMLA counts no heads: its q/k/v width over a head's
+        return m.qkv.conv.out_channels // (3 * m.dim)
     return m.num_heads if isinstance(getattr(m, "num_heads", None), int) else m.heads  # Hiera: ``heads``
 
 
@@ -162,6 +167,8 @@ def _per_head_sizes(m: nn.Module) -> list[int]:
             sizes.append(getattr(getattr(m, name), attr))
     if isinstance(getattr(m, "unfold", None), nn.Unfold):  # VOLO's outlook attention: k^4 attention weights per head
         sizes.append(m.attn.out_features // m.kernel_size ** 4)
+    for branch in getattr(m, "aggreg", ()):  # LiteMLA's aggregation: a group per head's query, key and value
+        sizes.append(branch[1].groups // 3)
     if hasattr(m, "meta_mlp"):  # Swin v2 CR's position-bias MLP
         sizes.append(m.meta_mlp.fc2.out_features)
     if isinstance(getattr(m, "cpb_mlp", None), nn.Sequential):  # Swin v2's continuous position bias
@@ -212,10 +219,10 @@ def test_family_loses_whole_heads_and_round_trips(family, tmp_path):
 
 
 # timm's own forward reads the head count in efficientformer(v2), tiny-vit, maxvit, coatnet, visformer, sam2, mvitv2, sam,
-# levit, tnt, MobileNetV4's multi-query attention, BoTNet, HaloNet and Gemma 4's ViT: no stand-in.
+# levit, tnt, MobileNetV4's multi-query attention, BoTNet, HaloNet, Gemma 4's ViT and EfficientViT's LiteMLA: no stand-in.
 STAND_IN_FAMILIES = sorted(set(MODELS) - {"efficientformer", "tiny-vit", "maxvit", "coatnet", "visformer", "sam2", "mvitv2", "sam",
                                            "levit", "levit-conv", "efficientformerv2", "tnt", "tnt-legacy", "mobilenetv4-hybrid", "botnet", "halonet",
-                                           "gemma4"})
+                                           "gemma4", "efficientvit-mit"})
 
 
 @pytest.mark.parametrize("family", STAND_IN_FAMILIES)
