@@ -131,9 +131,10 @@ def _conv(tr: Tracing, node: torch.fx.Node) -> Any:
 
 
 def _groups_are_head_pieces(tr: Tracing, node: torch.fx.Node, width: int) -> bool:
-    """A grouped convolution inside an attention of a registered form whose head size is a whole number of its groups
-    (EfficientViT's LiteMLA aggregates ``3 * heads`` groups of ``dim`` channels, a head being ``3 * dim``): heads go
-    whole, so its groups do; keeping the same channels of every group would tie every head together."""
+    """A grouped convolution inside an attention of a registered form whose grouped convolutions take one group per
+    piece of a head (``grouped_heads``: EfficientViT's LiteMLA aggregates ``3 * heads`` groups of ``dim`` channels, a
+    head being ``3 * dim``): heads go whole, so its groups do; keeping the same channels of every group would tie
+    every head together. (SqueezeBERT's grouped projections read the residual stream: not such a form.)"""
     for path in reversed(module_paths(node)):
         try:
             module = tr.model.get_submodule(path)
@@ -141,7 +142,7 @@ def _groups_are_head_pieces(tr: Tracing, node: torch.fx.Node, width: int) -> boo
             continue
         form = find_attention_form(module)
         if form is not None:
-            return form.head_dim(module) % width == 0
+            return form.grouped_heads and form.head_dim(module) % width == 0
     return False
 
 

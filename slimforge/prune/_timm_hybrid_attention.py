@@ -444,7 +444,7 @@ def _lite_mla_sync(m: nn.Module) -> dict[str, int]:
     return {}
 
 
-register_attention_form("timm-lite-mla", AttentionForm(_lite_mla, lambda m: 3 * m.dim, _lite_mla_sync),
+register_attention_form("timm-lite-mla", AttentionForm(_lite_mla, lambda m: 3 * m.dim, _lite_mla_sync, grouped_heads=True),
                         "timm EfficientViT (MIT) LiteMLA: multi-scale linear attention, heads of 3 x dim channels")
 
 # ----------------------------------------------------------------------------- Swin v2 CR

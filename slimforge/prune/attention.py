@@ -75,6 +75,9 @@ class AttentionForm:
     # the synced head counts (Phi-3's qkv_proj): each piece passes its channels on; every head spans all pieces,
     # so none can empty (a piece one head wide, a single key/value head, stays whole).
     fused: bool = False
+    # Its grouped convolutions take one group per piece of a head (EfficientViT's LiteMLA aggregates q, k and v in
+    # 3 x heads groups): they lose whole groups, where a grouped convolution elsewhere keeps its group count.
+    grouped_heads: bool = False
 
 
 ATTENTION_FORMS: Registry[AttentionForm] = Registry("attention form")
