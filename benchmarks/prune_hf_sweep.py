@@ -183,8 +183,9 @@ def output(model: torch.nn.Module, inputs: dict) -> torch.Tensor:
     with torch.no_grad(), torch.random.fork_rng():
         torch.manual_seed(0)
         out = model(**inputs, **({"use_cache": False} if getattr(model.config, "use_cache", False) else {}))
-    if "logits" in out and out.logits.isfinite().all():
-        return out.logits
+    logits = out.logits[0] if "logits" in out and isinstance(out.logits, tuple) else out.get("logits")  # MGP-STR: one per head
+    if logits is not None and logits.isfinite().all():
+        return logits
     if "last_hidden_state" in out:
         return out.last_hidden_state
     # depth maps, image-text similarities; a random-init ALIGN's image embeddings vanish (1e-27), so its normalised
