@@ -242,6 +242,7 @@ def test_glm4v_vision_tower_resamples_its_positions_with_grid_sample_and_loses_h
         assert model(**inputs).pooler_output.shape[-1] == width  # what the language model reads keeps its width
 
 
+@pytest.mark.slow  # about 22 s, the slowest of the default run when it was in it (14:24 in all, near its 15 minutes)
 def test_qwen2_5_vl_vision_windows_of_data_decided_lengths_are_verified_after_pruning():
     """Qwen2.5-VL's vision tower attends within windows whose lengths ``cu_seqlens.tolist()`` gives: the pruned model's
     capture checks those sizes against the narrower widths with other scalar asserts, and one capture knew an unbind's
