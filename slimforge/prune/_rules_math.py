@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from slimforge.prune._capture import PIN, Label, Tracing, Vec, _arg, _norm_dim, _opname, _rule, _shape, a_new_fill, module_paths
+from slimforge.prune._capture import PIN, Label, Tracing, Vec, _arg, _norm_dim, _opname, _rule, _shape, _size, a_new_fill, module_paths
 from slimforge.prune.attention import find_attention_form
 
 
@@ -300,6 +300,29 @@ def _broadcast_tie(tr: Tracing, parts: list[tuple[list, tuple]], out_shape: tupl
                 if label[d] is None:
                     out[od] = None
     return out
+
+
+@_rule("broadcast_tensors")
+def _broadcast_tensors(tr: Tracing, node: torch.fx.Node) -> Any:
+    """``torch.broadcast_tensors`` (DAC's quantizer, before its distances to the codebook): every output has the
+    common shape, its dimensions tied as a broadcasting op ties them."""
+    vals = node.meta.get("val")
+    out = _broadcast_tie(tr, _labelled(tr, node.args[0]), tuple(_size(s) for s in vals[0].shape))
+    return tuple(list(out) for _ in vals)
+
+
+@_rule("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
+def _pointwise_loss(tr: Tracing, node: torch.fx.Node) -> Any:
+    """A loss between two tensors element by element (DAC's quantizer computes its commitment loss, ``F.mse_loss``,
+    in its forward): the two are tied as a broadcasting op ties them; a reduced loss (``reduction`` mean or sum, the
+    default) is a scalar, and with none it keeps their shape."""
+    out = _broadcast_tie(tr, _labelled(tr, node.args[:2]), _shape(node.args[0]))
+    return out if _arg(node, 2, "reduction", 1) == 0 else []
+
+
+def _labelled(tr: Tracing, operands: Any) -> list[tuple[list, tuple]]:
+    """(label, shape) of each operand, an unlabelled one all None."""
+    return [(tr.lab(a) or [None] * len(_shape(a)), _shape(a)) for a in operands]
 
 
 @_rule("scaled_dot_product_attention", "_scaled_dot_product_attention_math", "_scaled_dot_product_flash_attention_for_cpu")

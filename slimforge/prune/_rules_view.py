@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from slimforge.prune._capture import (
-    HEAD_ATTRS, PIN, Label, Tracing, _arg, a_new_fill, head_counts, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, _size, module_path, state_space_mixer,
+    HEAD_ATTRS, PIN, Label, Tracing, _arg, a_new_fill, head_counts, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, module_path, state_space_mixer,
 )
 from slimforge.prune._hand_written_attention import (
     counted_head_axis, counting_modules, enclosing_paths, expanded_to_counted_heads, heads_follow, heads_view_follows,
@@ -63,38 +63,12 @@ def _binary(tr: Tracing, node: torch.fx.Node) -> Any:
     """Broadcasting elementwise op: aligned dimensions are tied index by index."""
     if _opname(node.target) == "copy_" and not tr.pin_fixed_splits:
         _copied_into_a_fill(tr, node)
-    return _broadcast(tr, _flat_nodes((node.args, node.kwargs)), _shape(node))
-
-
-@_rule("broadcast_tensors")
-def _broadcast_tensors(tr: Tracing, node: torch.fx.Node) -> Any:
-    """``torch.broadcast_tensors`` (DAC's quantizer, before its distances to the codebook): every output has the
-    common shape, its dimensions tied as a broadcasting op ties them."""
-    vals = node.meta.get("val")
-    out = _broadcast(tr, _flat_nodes(node.args[0]), _shape_of(vals[0]))
-    return tuple(list(out) for _ in vals)
-
-
-@_rule("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
-def _pointwise_loss(tr: Tracing, node: torch.fx.Node) -> Any:
-    """A loss between two tensors element by element (DAC's quantizer computes its commitment loss, ``F.mse_loss``,
-    in its forward): the two are tied as a broadcasting op ties them; a reduced loss (``reduction`` mean or sum, the
-    default) is a scalar, and with none it keeps their shape."""
-    out = _broadcast(tr, _flat_nodes(node.args[:2]), _shape(node.args[0]))
-    return out if _arg(node, 2, "reduction", 1) == 0 else []
-
-
-def _shape_of(val: torch.Tensor) -> tuple[int, ...]:
-    return tuple(_size(s) for s in val.shape)
-
-
-def _broadcast(tr: Tracing, operands: list[torch.fx.Node], out_shape: tuple[int, ...]) -> Label:
-    """The label of what broadcasting ``operands`` to ``out_shape`` gives, aligned dimensions tied index by index."""
+    out_shape = _shape(node)
     nd = len(out_shape)
     out: Label = [None] * nd
     seen = [False] * nd
     expanded, fills = [], []
-    for a in operands:
+    for a in _flat_nodes((node.args, node.kwargs)):
         label = tr.lab(a)
         shape = _shape(a)
         if label is None or not shape and not label:
