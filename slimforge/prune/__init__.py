@@ -19,6 +19,8 @@ from slimforge.prune import _hf_layout_attention  # noqa: F401  (register Persim
 from slimforge.prune import _hf_classic_attention  # noqa: F401  (register XLM's, CTRL's, OpenAI GPT's and ModernBERT's forms)
 from slimforge.prune import _hf_latent_attention  # noqa: F401  (register the multi-head latent attention form)
 from slimforge.prune import _hf_alibi_attention  # noqa: F401  (register MPT's form and its ALiBi stand-in)
+from slimforge.prune import _hf_gated_bias_attention  # noqa: F401  (register WavLM's form and its stand-in)
+from slimforge.prune import _hf_input_width_attention  # noqa: F401  (register the stand-in of attention that merges to its input's width)
 from slimforge.prune import _hf_global_local_attention  # noqa: F401  (register PEGASUS-X's encoder form and its stand-in)
 from slimforge.prune import _hf_mamba_mixer  # noqa: F401  (register the Mamba and Mamba-2 mixer forms)
 from slimforge.prune import _hf_delta_attention  # noqa: F401  (register the Kimi Delta Attention forms)

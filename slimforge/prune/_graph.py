@@ -100,6 +100,10 @@ class DependencyGraph:
                 "verify it; this happens when a forward() branches on tensor sizes. Skip the layers involved."
             )
         kept_count: dict[int, int] = {}
+        # A count the data decides (nonzero's: SuperPoint's keypoints over a threshold), which a capture along the
+        # example's branches records as a plain number: once the weights change, so does the count, and every size
+        # made from it downstream. Original count -> the pruned model's: a size that differs by exactly that is excused.
+        counted: dict[int, int] = {}
 
         def expected(label: Any, val: Any) -> Any:
             if isinstance(val, torch.Tensor) and isinstance(label, list):
@@ -129,13 +133,15 @@ class DependencyGraph:
         for new, (old, label) in zip(ops, records):
             if new.op == "call_function" and not new.users:
                 continue  # a tensor nothing reads (Mamba-2's recurrent state when no cache is passed): its size cannot matter
+            if _data_sized(new) and isinstance(old.meta.get("val"), torch.Tensor) and isinstance(new.meta.get("val"), torch.Tensor):
+                counted[_size(old.meta["val"].shape[0])] = _size(new.meta["val"].shape[0])
             want = expected(label, old.meta.get("val"))
             got = actual(new.meta.get("val"))
             if isinstance(want, tuple) and 0 in want and isinstance(got, tuple) and 0 in got and len(want) == len(got):
                 continue  # an empty tensor (Inkling 2's block states start as new_zeros(b, l, 0, width)) holds no channels
             if isinstance(want, tuple) and isinstance(got, tuple) and len(want) != len(got) and _pieces(label):
                 continue
-            if want is not None and got is not None and _shapes_differ(want, got):
+            if want is not None and got is not None and _shapes_differ(_excused(want, got, counted), got):
                 path = module_path(new)
                 error = PruningError(
                     f"After pruning, op {_opname(new.target)!r} in module {path or '<top level>'!r} produces shape "
@@ -170,6 +176,24 @@ class DependencyGraph:
 
 
 _UNCOMPARED = ("contiguous", "getitem")
+_DATA_SIZED = ("nonzero", "argwhere", "masked_select", "_unique2", "unique_dim", "unique_consecutive")  # rows: a count of the data
+
+
+def _excused(want: Any, got: Any, counted: dict[int, int]) -> Any:
+    """``want`` with each size that a data-decided count explains (``counted``: the original count -> the pruned
+    model's) replaced by the one ``got`` has."""
+    if not counted or not isinstance(want, tuple) or not isinstance(got, tuple) or len(want) != len(got):
+        return want
+    return tuple(_excused(w, g, counted) if isinstance(w, tuple) else (g if isinstance(w, int) and counted.get(w) == g else w)
+                 for w, g in zip(want, got))
+
+
+def _data_sized(node: torch.fx.Node) -> bool:
+    """An op whose first dimension counts what the data selects: nonzero and its kind, or indexing by a boolean mask."""
+    if _opname(node.target) in _DATA_SIZED:
+        return True
+    return _opname(node.target) == "index" and len(node.args) > 1 and isinstance(node.args[1], (list, tuple)) and any(
+        isinstance(i, torch.fx.Node) and getattr(i.meta.get("val"), "dtype", None) == torch.bool for i in node.args[1])
 _SCALAR_CHECKS = ("_assert_scalar", "sym_constrain_range", "sym_constrain_range_for_size")
 
 

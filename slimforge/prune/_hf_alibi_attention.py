@@ -16,17 +16,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from slimforge.prune._head_index_stand_in import HeadIndexStandIn, transformers_class
 from slimforge.prune.attention import AttentionForm, Swap, _falcon_split_axis, _int, _linear, register_attention_form, register_stand_in
 
 ALIBI_HEADS = "alibi_heads"
+STAND_IN = HeadIndexStandIn(ALIBI_HEADS, __name__)
 
 
 def _transformers_class(module: nn.Module, name: str) -> bool:
-    """transformers' own class ``name`` (or this module's stand-in for it): a user's class of the same name (BLOOM's
-    attention copied into a project) has its own forward, which the stand-in's would not fit."""
-    cls = type(module)
-    return (cls.__name__ == name and cls.__module__.startswith("transformers.")) or (
-        cls.__name__ == f"Prunable{name}" and cls.__module__ == __name__)
+    return transformers_class(module, name, __name__)
 
 
 def _mpt_attention(module: nn.Module) -> bool:
@@ -42,15 +40,11 @@ def _mpt_sync(module: nn.Module) -> dict[str, int]:
 
 def _ensure_stand_in(module: nn.Module) -> None:
     """Before slicing (pruning, or a plan replayed on load): the stand-in and its head indices, for the plan to slice."""
-    if not isinstance(getattr(module, ALIBI_HEADS, None), torch.Tensor):
+    if not STAND_IN.installed(module):
         _use_stand_in(module)
 
 
-def _alibi_source(module: nn.Module) -> list[tuple[str, int]]:
-    return [(ALIBI_HEADS, 0)] if isinstance(getattr(module, ALIBI_HEADS, None), torch.Tensor) else []
-
-
-register_attention_form("hf-mpt-attention", AttentionForm(_mpt_attention, lambda m: m.head_dim, _mpt_sync, sources=_alibi_source,
+register_attention_form("hf-mpt-attention", AttentionForm(_mpt_attention, lambda m: m.head_dim, _mpt_sync, sources=STAND_IN.source,
                                                           remember=_ensure_stand_in),
                         "Hugging Face MPT (fused Wqkv, out_proj; the model's ALiBi bias is picked per layer by a stand-in forward)")
 
@@ -64,39 +58,21 @@ def _mpt_forward(self: nn.Module, hidden_states: torch.Tensor, position_bias: to
 
 def _bloom_forward(self: nn.Module, hidden_states: torch.Tensor, residual: torch.Tensor, alibi: torch.Tensor, *args, **kwargs):
     """BLOOM's bias is (batch * heads, 1, positions), built for the model's head count."""
-    full = self._slimforge_alibi_heads
+    full = self._slimforge_full_heads
     picked = alibi.view(-1, full, *alibi.shape[1:]).index_select(1, getattr(self, ALIBI_HEADS))
     return super(type(self), self).forward(hidden_states, residual, picked.flatten(0, 1), *args, **kwargs)
 
 
 _FORWARDS = {"MptAttention": (_mpt_forward, "n_heads", "Wqkv"), "BloomAttention": (_bloom_forward, "num_heads", "query_key_value")}
-_STAND_INS: dict[type, type] = {}
 
 
 def _use_stand_in(module: nn.Module) -> None:
-    own = type(module)
-    forward, heads, weight = _FORWARDS[own.__name__]
-    if own not in _STAND_INS:
-        _STAND_INS[own] = type(f"Prunable{own.__name__}", (own,), {"forward": forward, "__module__": __name__})
-    count = getattr(module, heads)
-    module.register_buffer(ALIBI_HEADS, torch.arange(count, device=getattr(module, weight).weight.device), persistent=False)
-    module._slimforge_alibi_heads = count  # the count the model's bias is built with
-    module.__class__ = _STAND_INS[own]
-
-
-def _use_own_forward(module: nn.Module, cls: type) -> None:
-    module.__class__ = cls
-    if ALIBI_HEADS in module._buffers:
-        del module._buffers[ALIBI_HEADS]
-
-
-def _heads_pruned(module: nn.Module) -> bool:
-    heads = getattr(module, ALIBI_HEADS, None)
-    return isinstance(heads, torch.Tensor) and len(heads) < module._slimforge_alibi_heads
+    forward, heads, weight = _FORWARDS[type(module).__name__]
+    STAND_IN.install(module, forward, getattr(module, heads), getattr(module, weight).weight.device)
 
 
 register_stand_in("transformers.models.mpt.modeling_mpt.MptAttention",
-                  Swap(_mpt_attention, _heads_pruned, _use_stand_in, _use_own_forward))
+                  Swap(_mpt_attention, STAND_IN.heads_pruned, _use_stand_in, STAND_IN.uninstall))
 
 
 def _bloom_attention(module: nn.Module) -> bool:
@@ -112,8 +88,8 @@ def _bloom_sync(module: nn.Module) -> dict[str, int]:
     return {"num_attention_heads": module.num_heads}
 
 
-register_attention_form("hf-bloom-attention", AttentionForm(_bloom_attention, lambda m: m.head_dim, _bloom_sync, sources=_alibi_source,
+register_attention_form("hf-bloom-attention", AttentionForm(_bloom_attention, lambda m: m.head_dim, _bloom_sync, sources=STAND_IN.source,
                                                             remember=_ensure_stand_in, split_axis=_falcon_split_axis),
                         "Hugging Face BLOOM (fused query_key_value as (heads, 3, head_dim); the model's ALiBi bias picked per layer)")
 register_stand_in("transformers.models.bloom.modeling_bloom.BloomAttention",
-                  Swap(_bloom_attention, _heads_pruned, _use_stand_in, _use_own_forward))
+                  Swap(_bloom_attention, STAND_IN.heads_pruned, _use_stand_in, STAND_IN.uninstall))

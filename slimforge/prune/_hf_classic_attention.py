@@ -172,3 +172,44 @@ def _conformer_sync(module: nn.Module) -> dict[str, int]:
 
 register_attention_form("hf-conformer-attention", AttentionForm(_conformer_attention, lambda m: m.head_size, _conformer_sync),
                         "Hugging Face wav2vec 2.0 Conformer / Wav2Vec2-BERT (linear_q, linear_k, linear_v, linear_out; relative positions)")
+
+
+def _external_projection_attention(module: nn.Module) -> bool:
+    """DAB-DETR: queries, keys and values projected outside the module (the decoder layer adds content and position
+    projections, or concatenates them per head), viewed here as (attention_heads, attention_head_dim) for queries and
+    keys and (attention_heads, values_head_dim) for values, merged to ``output_dim`` for ``output_proj``."""
+    return (_linear(module, "output_proj") and all(_int(module, n) for n in ("attention_heads", "attention_head_dim", "values_head_dim", "output_dim"))
+            and not any(_linear(module, n) for n in ("q_proj", "k_proj", "v_proj")))
+
+
+def _external_projection_sync(module: nn.Module) -> dict[str, int]:
+    module.attention_heads = module.output_proj.in_features // module.values_head_dim
+    module.output_dim = module.attention_heads * module.values_head_dim
+    if _int(module, "embed_dim"):
+        module.embed_dim = module.attention_heads * module.attention_head_dim
+    return {"num_attention_heads": module.attention_heads}
+
+
+register_attention_form("hf-external-projection-attention", AttentionForm(
+    _external_projection_attention, lambda m: m.values_head_dim, _external_projection_sync,
+    other_head_dims=lambda m: (m.attention_head_dim,)),
+    "Hugging Face DAB-DETR (queries, keys and values projected by the decoder layer; attention_heads, output_proj)")
+
+
+def _external_projection_layer(module: nn.Module) -> bool:
+    """DAB-DETR's cross-attention layer: views its query and key projections as (decoder_attention_heads, width //
+    heads) to concatenate each head's content and sine position channels, before its ``cross_attn`` above."""
+    inner = getattr(module, "cross_attn", None)
+    return (inner is not None and _external_projection_attention(inner) and _int(module, "decoder_attention_heads")
+            and _linear(module, "cross_attn_query_content_proj"))
+
+
+def _external_projection_layer_sync(module: nn.Module) -> dict[str, int]:
+    module.decoder_attention_heads = module.cross_attn_query_content_proj.out_features // module.cross_attn.values_head_dim
+    return {}
+
+
+register_attention_form("hf-external-projection-layer", AttentionForm(
+    _external_projection_layer, lambda m: m.cross_attn.values_head_dim, _external_projection_layer_sync, part=True),
+    "Hugging Face DAB-DETR's cross-attention layer (its per-head concatenation of content and position channels)")
+

@@ -46,6 +46,10 @@ def _embedding_bag(tr: Tracing, node: torch.fx.Node) -> Any:
 def _linear(tr: Tracing, node: torch.fx.Node) -> Any:
     x, weight, bias = node.args[0], node.args[1], _arg(node, 2, "bias")
     lx = tr.lab(x) or [None] * len(_shape(x))
+    if len(_shape(weight)) == 1:  # a weight vector (D-FINE's integral over its bins): a dot product, no output dimension
+        tr.uf.tie(lx[-1], (tr.lab(weight) or [None])[0])
+        tr.macs_terms.append([_count(v, s) for v, s in zip(lx, _shape(x))])
+        return list(lx[:-1])
     lw = tr.lab(weight) or [None, None]
     tr.uf.tie(lx[-1], lw[1])
     lb = tr.lab(bias)

@@ -58,6 +58,8 @@ def _unary(tr: Tracing, node: torch.fx.Node) -> Any:
     "lt", "gt", "le", "ge", "pow", "masked_fill", "masked_fill_", "logical_and", "logical_or", "copy_",
     "floor_divide", "remainder", "fmod", "lerp", "addcmul", "addcdiv", "atan2", "hypot", "bitwise_and", "bitwise_or", "pow_",
     "polar", "complex",  # complex numbers from magnitude and angle (Llama 4's and DeepSeek-V2's rotary frequencies)
+    "copysign", "copysign_", "fmax", "fmin", "xlogy", "nextafter", "ldexp", "float_power", "logaddexp", "logaddexp2",
+    "bitwise_xor", "logical_xor", "heaviside", "gcd", "lcm",  # the rest of the elementwise functions of two (Kolibri's copysign)
 )
 def _binary(tr: Tracing, node: torch.fx.Node) -> Any:
     """Broadcasting elementwise op: aligned dimensions are tied index by index."""
@@ -521,7 +523,13 @@ def _split_axis(tr: Tracing, node: torch.fx.Node, merged: np.ndarray, osizes: li
                 return len(osizes) - 1, None
             return -1, None  # attention of unknown layout: which factor it derives from its input is unknown
     grouped = [a for a, size in enumerate(osizes) if _group_count_attributes(tr, node, size)]
-    return (grouped[0] if len(grouped) == 1 else int(np.argmax(osizes))), None
+    if len(grouped) == 1:
+        return grouped[0], None
+    # The largest factor is a guess that its size follows the tensor: a channel shuffle's C // groups does, a size
+    # read from the config does not (TimesFM's quantile head, view(b, n, config.output_quantile_len, quantiles)).
+    # Counted with the sizes fixed in the code, it is kept whole if the pruned model fails.
+    tr.fixed_splits += 1
+    return (-1 if tr.pin_fixed_splits else int(np.argmax(osizes))), None
 
 
 def _group_count_attributes(tr: Tracing, node: torch.fx.Node, size: int) -> list[str]:

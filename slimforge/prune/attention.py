@@ -471,14 +471,19 @@ def _hf_out_proj_sync(module: nn.Module) -> dict[str, int]:
     module.num_heads = module.q_proj.out_features // module.head_dim
     if merged:  # XGLM's forward reshapes its heads' output to embed_dim: it follows them
         module.embed_dim = module.q_proj.out_features
+    if module.num_heads < getattr(module, "_slimforge_heads_before", module.num_heads) and (swap := swap_for(type(module))):
+        swap.use(module)  # a forward that merges to its input's width gets its stand-in (a plan replayed on load too)
     return {"num_attention_heads": module.num_heads}
 
 
 def _hf_out_proj_remember(module: nn.Module) -> None:
-    """Whether ``embed_dim`` is the heads' merged width, told before slicing: a user's class whose ``num_heads``
-    follows the heads in the plan (wav2vec 2.0's attention copied into a project) has the new count by sync time."""
+    """Whether ``embed_dim`` is the heads' merged width, and the head count, told before slicing: a user's class whose
+    ``num_heads`` follows the heads in the plan (wav2vec 2.0's attention copied into a project) has the new count by
+    sync time."""
     if not hasattr(module, "_slimforge_embed_dim_merged"):
         module._slimforge_embed_dim_merged = getattr(module, "embed_dim", None) == module.num_heads * module.head_dim
+    if not hasattr(module, "_slimforge_heads_before"):
+        module._slimforge_heads_before = module.num_heads
 
 
 register_attention_form("hf-out-proj-attention",
@@ -688,8 +693,19 @@ def register_stand_in(qualified_name: str, swap: Swap) -> None:
     _NAMED_SWAPS[qualified_name] = swap
 
 
+# Stand-ins for every class a test accepts (transformers' attention classes whose forward merges the heads' output
+# to the input's width, found by their source): (test, swap), tried in order after the named ones.
+_CLASS_TEST_SWAPS: list[tuple[Callable[[type], bool], Swap]] = []
+
+
+def register_stand_in_for(test: Callable[[type], bool], swap: Swap) -> None:
+    """Give every class for which ``test(cls)`` holds a stand-in forward while pruning."""
+    _CLASS_TEST_SWAPS.append((test, swap))
+
+
 def swap_for(cls: type) -> Swap | None:
-    return _SWAPS.get(cls) or _NAMED_SWAPS.get(f"{cls.__module__}.{cls.__qualname__}")
+    found = _SWAPS.get(cls) or _NAMED_SWAPS.get(f"{cls.__module__}.{cls.__qualname__}")
+    return found or next((swap for test, swap in _CLASS_TEST_SWAPS if test(cls)), None)
 
 
 register_attention_form(

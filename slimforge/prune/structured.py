@@ -674,13 +674,27 @@ def _ranks(shapes: Any) -> Any:
     return shapes
 
 
+def _innermost_module_path(model: nn.Module, exc: BaseException) -> str | None:
+    """The path of the innermost submodule of ``model`` whose code was running when ``exc`` was raised, or None."""
+    paths = {id(m): p for p, m in model.named_modules() if p}
+    tb, found = exc.__traceback__, None
+    while tb is not None:
+        module = tb.tb_frame.f_locals.get("self")
+        if isinstance(module, nn.Module) and id(module) in paths:
+            found = paths[id(module)]
+        tb = tb.tb_next
+    return found
+
+
 def _check_outputs(model: nn.Module, args: tuple, kwargs: dict[str, Any], reference: Any, widths: bool = True) -> None:
     try:
         got = _output_shapes(model, args, kwargs)
     except Exception as exc:
+        path = _innermost_module_path(model, exc)
+        where, advice = (f" in {path}", f"pass skip=[{path!r}]") if path else ("", "find it in the traceback and pass skip=['<its module path>']")
         raise PruningError(
-            f"The pruned model no longer runs ({type(exc).__name__}: {str(exc)[:300]}). Some layer computes sizes "
-            "that slimforge did not update; find it in the traceback and pass skip=['<its module path>']."
+            f"The pruned model no longer runs{where} ({type(exc).__name__}: {str(exc)[:300]}). Some layer computes sizes "
+            f"that slimforge did not update; {advice}."
         ) from exc
     if (got != reference) if widths else (_ranks(got) != _ranks(reference)):
         raise PruningError(

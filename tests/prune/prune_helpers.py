@@ -1074,3 +1074,44 @@ class GridSampledPositions(nn.Module):
 def grid_sampled_positions_net() -> nn.Module:
     return GridSampledPositions()
 
+
+
+class BinIntegral(nn.Module):
+    """A box regressor over discrete bins (D-FINE's integral): per coordinate a softmax over ``BINS`` logits, then
+    ``F.linear`` with a weight *vector* (the bins' values), a dot product with no output dimension. x: (B, N, 12)."""
+
+    BINS = 8
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.mlp = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 4 * self.BINS))
+        self.register_buffer("bin_values", torch.linspace(-1.0, 1.0, self.BINS))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        probs = F.softmax(self.mlp(x).reshape(-1, self.BINS), dim=1)
+        return F.linear(probs, self.bin_values).reshape(b, n, 4)
+
+
+def bin_integral_net() -> nn.Module:
+    return BinIntegral()
+
+
+
+class SignedGate(nn.Module):
+    """A gate that takes the magnitude of one branch and the sign of another (Kolibri's indexer, ``torch.copysign``),
+    then a classifier. x: (B, 12)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.magnitude, self.sign = nn.Linear(12, 32), nn.Linear(12, 32)
+        self.head = nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.copysign(self.magnitude(x), self.sign(x)))
+
+
+def signed_gate_net() -> nn.Module:
+    return SignedGate()

@@ -141,10 +141,24 @@ class SneakyAttention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(b, n, -1))
 
 
-class SneakyNet(nn.Module):
+class SneakierAttention(SneakyAttention):
+    """Flattens its tokens to a width it keeps under a name slimforge does not know (``w``): no split to keep whole."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.attn = SneakyAttention()
+        self.w = 32
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        q, k, v = (lin(x) for lin in self.qkv)
+        y = torch.softmax(q @ k.transpose(-1, -2), -1) @ v
+        return self.out(y.reshape(b * n, self.w)).reshape(b, n, -1)
+
+
+class SneakyNet(nn.Module):
+    def __init__(self, attention: type = SneakyAttention) -> None:
+        super().__init__()
+        self.attn = attention()
         self.head = nn.Linear(32, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -153,16 +167,28 @@ class SneakyNet(nn.Module):
 
 def test_a_size_the_graph_did_not_predict_is_an_error_not_a_silent_model():
     torch.manual_seed(0)
-    model = SneakyNet().eval()
+    model = SneakyNet(SneakierAttention).eval()
     x = torch.randn(2, 5, 32)
     with pytest.raises(sp.PruningError, match=r"skip=\['attn'\]"):
         sp.prune(model, x, ratio=0.5, round_to=1)
-    model = SneakyNet().eval()
+    model = SneakyNet(SneakierAttention).eval()
     before = model(x)
     # Following the advice leaves nothing else to shrink in this model: one clear error, model untouched.
     with pytest.raises(sp.PruningError, match=r"Nothing to prune: the skip patterns \['attn'\]"):
         sp.prune(model, x, ratio=0.5, round_to=1, skip=["attn"])
     assert torch.equal(model(x), before)
+
+
+def test_a_split_whose_size_the_code_fixes_is_kept_whole_when_guessed_wrong():
+    """Its heads are split with ``view(b, n, -1, self.hd)``: the larger factor, the head size, was guessed to follow
+    the tensor (as a channel shuffle's does), and the pruned model failed; the split is then kept whole and the rest
+    pruned (before, the whole pruning failed)."""
+    torch.manual_seed(0)
+    model = SneakyNet().eval()
+    x = torch.randn(2, 5, 32)
+    sp.prune(model, x, ratio=0.5, round_to=1)
+    assert all(lin.out_features == 32 for lin in model.attn.qkv) and model.attn.out.out_features < 32
+    assert model(x).shape == (2, 3)
 
 
 def test_transformer_encoder_heads_go_and_pytorchs_fused_inference_path_is_not_taken(tmp_path):

@@ -3,7 +3,8 @@ a mask embedding only training reads, Conformer attention and GLU convolution mo
 attention or experts differ from Llama's (MiMo-V2's wider value heads, MiniCPM5's gated query, Ergo's fused
 projection and per-expert norm, Inkling's router over routed and shared experts); from the eleventh, Inkling 2's
 attention of no registered form and T5Gemma 2's classifier; from the fifteenth, EmbeddingGemma 2's heterogeneous config
-(its full-attention layers have their own key/value heads, which the config refuses to give for the whole model)."""
+(its full-attention layers have their own key/value heads, which the config refuses to give for the whole model); from
+the sixteenth, WavLM's relative position bias gated per head from the block's input."""
 
 from __future__ import annotations
 
@@ -164,3 +165,53 @@ def test_a_heterogeneous_config_that_refuses_per_layer_attributes_globally_prune
     loaded = slimforge.load(tmp_path / "run").eval()
     with torch.no_grad():
         assert torch.equal(loaded(**ids).last_hidden_state, model(**ids).last_hidden_state)
+
+
+def _tiny_wavlm():
+    from transformers import WavLMConfig, WavLMForSequenceClassification
+
+    config = WavLMConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, conv_dim=(32, 32),
+                         conv_stride=(5, 4), conv_kernel=(10, 4), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
+                         num_buckets=32, max_bucket_distance=64, num_labels=2)
+    torch.manual_seed(0)
+    return WavLMForSequenceClassification(config).eval()
+
+
+@torch.no_grad()
+def test_wavlm_loses_heads_and_residual_width_through_its_gated_position_bias(tmp_path):
+    """WavLM gates a relative position bias, built by its first layer for every head, with each head's slice of the
+    block's input, and runs ``F.multi_head_attention_forward``: its heads and its residual width stayed (14.9% of the
+    parameters went at ratio 0.3). The stand-in forward picks each layer's heads of the bias and of the input."""
+    model = _tiny_wavlm()
+    wave = {"input_values": torch.randn(2, 1600, generator=torch.Generator().manual_seed(0))}
+    before = sum(p.numel() for p in model.parameters())
+    sp.prune(model, example_kwargs=wave, ratio=0.3)
+    attention = [m for m in model.modules() if hasattr(m, "gru_rel_pos_linear")]
+    assert all(m.num_heads < 4 and m.gru_rel_pos_const.shape[1] == m.num_heads for m in attention)
+    assert attention[0].rel_attn_embed.weight.shape[1] == 4  # the shared bias keeps every head's row for the later layers
+    assert sum(p.numel() for p in model.parameters()) < 0.65 * before
+    masked = dict(wave, attention_mask=torch.ones(2, 1600, dtype=torch.long))
+    masked["attention_mask"][1, 1200:] = 0
+    expected, expected_masked = model(**wave).logits, model(**masked).logits
+    slimforge.save(model, tmp_path / "run")
+    loaded = slimforge.load(tmp_path / "run").eval()
+    assert torch.equal(loaded(**wave).logits, expected) and torch.equal(loaded(**masked).logits, expected_masked)
+    with pytest.raises(Exception, match="Hugging Face folder"):  # plain transformers would gate other slices
+        slimforge.save_pretrained(model, tmp_path / "hf")
+
+
+@torch.no_grad()
+def test_wavlm_heads_that_contribute_nothing_go_without_changing_its_outputs():
+    """Each kept head reads its own row of the shared bias and its own slice of the input for its gate: a head whose
+    projections are zero removed from every layer leaves the outputs as they were (a mix-up of indices would not)."""
+    model = _tiny_wavlm()
+    for m in model.modules():
+        if hasattr(m, "gru_rel_pos_linear"):
+            for proj in (m.q_proj, m.k_proj, m.v_proj):
+                proj.weight[16:32] = 0
+                proj.bias[16:32] = 0
+    wave = {"input_values": torch.randn(2, 1600, generator=torch.Generator().manual_seed(0))}
+    expected = model(**wave).logits
+    sp.prune(model, example_kwargs=wave, ratio={"wavlm.encoder.layers.*.attention.*": 0.25}, round_to=1)
+    assert [m.num_heads for m in model.modules() if hasattr(m, "gru_rel_pos_linear")] == [3, 3]
+    assert torch.allclose(model(**wave).logits, expected, atol=1e-5)

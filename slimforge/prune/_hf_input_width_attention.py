@@ -1,0 +1,81 @@
+"""Hugging Face attention of the older BART layout whose forward merges the heads' output back to the *input's* width:
+``bsz, tgt_len, embed_dim = hidden_states.size()`` ... ``attn_output.reshape(bsz, tgt_len, embed_dim)`` (Table
+Transformer, GroupViT, TrOCR, LED's decoder, OneFormer, Mask2Former). That equals the heads' width only while no head
+is pruned, so the heads were tied to the residual width: where that width cannot shrink (a bare encoder's output, a
+sine position embedding added to it), they stayed.
+
+Such a class (found by its forward's source, which must hold exactly one such merge and no ``super()``) gets a stand-in
+forward: its own source with that one merge written ``reshape(bsz, tgt_len, -1)``, compiled in its module's namespace
+(transformers' installed code, never a file of a run folder). The outputs are the same; the heads then go on their
+own. It is installed before the capture (the ``hf-out-proj-attention`` form's ``remember``, which a replayed plan runs
+too), and pruning gives the module its own class back where no head went.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import sys
+import textwrap
+from typing import Callable
+
+from torch import nn
+
+from slimforge.prune.attention import Swap, register_stand_in_for
+
+_MERGE = re.compile(r"\.reshape\((bsz|batch_size), (tgt_len|target_len), embed_dim\)")
+_WIDTH = re.compile(r"\b(bsz|batch_size), (tgt_len|target_len), embed_dim = hidden_states\.size\(\)")
+_STAND_INS: dict[type, type | None] = {}
+
+
+def _library_class(cls: type) -> bool:
+    return cls.__module__.startswith("transformers.") and "forward" in vars(cls)
+
+
+def _stand_in_forward(cls: type) -> Callable | None:
+    """``cls.forward`` with its merge to the input's width written to the heads' width; None where its source has no
+    such merge (or more than one, or calls ``super()``, which a function compiled outside its class cannot)."""
+    try:
+        source = textwrap.dedent(inspect.getsource(vars(cls)["forward"]))
+    except (OSError, TypeError):
+        return None
+    if len(_MERGE.findall(source)) != 1 or not _WIDTH.search(source) or "super()" in source:
+        return None
+    namespace = dict(vars(sys.modules[cls.__module__]))
+    code = compile(_MERGE.sub(r".reshape(\1, \2, -1)", source), f"<slimforge: {cls.__qualname__}.forward, merged to its heads' width>", "exec")
+    exec(code, namespace)  # noqa: S102 - transformers' own source, edited at one fixed place
+    return namespace["forward"]
+
+
+def stand_in_class(cls: type) -> type | None:
+    """The stand-in class for ``cls`` (a transformers attention class), or None where its forward needs none."""
+    own = _own_class(cls)
+    if own not in _STAND_INS:
+        forward = _stand_in_forward(own) if _library_class(own) else None
+        _STAND_INS[own] = None if forward is None else type(f"Prunable{own.__name__}", (own,), {"forward": forward, "__module__": __name__})
+    return _STAND_INS[own]
+
+
+def _own_class(cls: type) -> type:
+    return cls.__mro__[1] if cls.__module__ == __name__ else cls
+
+
+def use_stand_in(module: nn.Module) -> None:
+    """Give ``module`` the stand-in forward if its class merges to its input's width (before capture or a replay)."""
+    stand_in = stand_in_class(type(module))
+    if stand_in is not None and type(module) is not stand_in:
+        if not hasattr(module, "_slimforge_heads_before"):  # set before slicing (the form's remember) when replayed
+            module._slimforge_heads_before = module.num_heads
+        module.__class__ = stand_in
+
+
+def _heads_pruned(module: nn.Module) -> bool:
+    return module.num_heads < getattr(module, "_slimforge_heads_before", module.num_heads)
+
+
+def _use_own_forward(module: nn.Module, cls: type) -> None:
+    module.__class__ = cls
+
+
+register_stand_in_for(lambda cls: _library_class(cls) and stand_in_class(cls) is not None,
+                      Swap(lambda m: True, _heads_pruned, use_stand_in, _use_own_forward))
