@@ -8,8 +8,10 @@ Each model is built from its config class (tiny, random init, no download: hidde
 4 heads, vocabulary 128, as the architecture allows), not with ``slimforge.create_model``: ``prune``
 records the config as an ``hf:`` spec, so ``slimforge.save(model, out)`` + ``slimforge.load(out)``
 is the documented path for transformers models a user built. Heads are counted from the attention
-modules of a registered attention form (from their weights); "attention kept whole" counts
-``*Attention`` modules that match no form (their heads stay; their MLPs are still pruned).
+modules of a registered attention form (from their weights) and from attention written by hand (its head count
+attribute, which pruning keeps in line; before 2026-12-06 these were left out of the count and counted as kept
+whole); "attention kept whole" counts ``*Attention`` modules that are neither (their heads stay; their MLPs are
+still pruned).
 """
 
 from __future__ import annotations
@@ -162,8 +164,11 @@ def build(name: str) -> tuple[torch.nn.Module, dict]:
 
 
 def heads(model: torch.nn.Module) -> tuple[int, int]:
-    """Heads of every attention module of a registered form (from its weights, as pruning syncs them),
-    and how many modules named ``*Attention`` with a linear layer of their own match no form (kept whole)."""
+    """Heads of every attention module of a registered form (from its weights, as pruning syncs them) and of every
+    attention written by hand (its own head count attribute, which pruning keeps in line: ViTDet's, SAM's), and how
+    many modules named ``*Attention`` with a linear layer of their own are neither (kept whole)."""
+    from slimforge.prune._capture import head_counts
+    from slimforge.prune._trace import unknown_attention
     from slimforge.prune.attention import find_attention_form
 
     total, whole = 0, 0
@@ -171,6 +176,8 @@ def heads(model: torch.nn.Module) -> tuple[int, int]:
         form = find_attention_form(module)
         if form is not None and not form.part:
             total += form.sync(module).get("num_attention_heads", 0)
+        elif form is None and unknown_attention(module):
+            total += max(head_counts(module).values())  # query heads: at least as many as key/value heads
         elif form is None and "Attention" in type(module).__name__ and any(
                 isinstance(c, torch.nn.Linear) or type(c).__name__ == "Conv1D" for c in module.children()):
             whole += 1

@@ -75,7 +75,8 @@ MODELS: dict[str, tuple[dict, int]] = {
 
 def heads(model: torch.nn.Module) -> int:
     """Heads of every attention module of a registered form (``num_heads``, or Hiera's ``heads``: what pruning updates;
-    EfficientViT's LiteMLA keeps no count: its fused q/k/v width over a head's, 3 x ``dim``)."""
+    EfficientViT's LiteMLA keeps no count: its fused q/k/v width over a head's, 3 x ``dim``), and of attention written
+    by hand (its head count attribute, which pruning keeps in line; not counted before 2026-12-06)."""
     from slimforge.prune.attention import find_attention_form
 
     def count(m: torch.nn.Module) -> int:
@@ -83,7 +84,11 @@ def heads(model: torch.nn.Module) -> int:
             return m.qkv.conv.out_channels // (3 * m.dim)
         return next((getattr(m, a) for a in ("num_heads", "heads") if isinstance(getattr(m, a, None), int)), 0)
 
-    return sum(count(m) for m in model.modules() if (form := find_attention_form(m)) is not None and not form.part)
+    from slimforge.prune._capture import head_counts
+    from slimforge.prune._trace import unknown_attention
+
+    return (sum(count(m) for m in model.modules() if (form := find_attention_form(m)) is not None and not form.part)
+            + sum(max(head_counts(m).values()) for m in model.modules() if unknown_attention(m)))  # written by hand
 
 
 def library_call(name: str, kwargs: dict) -> torch.nn.Module:
