@@ -286,27 +286,22 @@ def _failing_module(model: nn.Module, failure: BaseException, kept: Sequence[str
     pruned model that ran but computed a shape the graph did not expect, the innermost attention of no known form
     around that op (its forward derived a size from its narrowed input), else the innermost module with layers of
     its own around it."""
+    found = _innermost_module(model, failure.__cause__, kept)
+    if found is not None:
+        return found[1]
     inside = {id(m) for p, m in model.named_modules() if p and not matches(p, kept)}
-    tb, found = getattr(failure.__cause__, "__traceback__", None), None
-    while tb is not None:
-        module = tb.tb_frame.f_locals.get("self")
-        if id(module) in inside and isinstance(module, nn.Module):
-            found = module
-        tb = tb.tb_next
-    if found is None:
-        modules = []
-        for path in reversed(getattr(failure, "module_paths", [])):
-            try:
-                module = model.get_submodule(path) if path else None
-            except AttributeError:
-                continue
-            if module is not None and id(module) in inside:
-                modules.append(module)
-        # the innermost attention of no known form; else the innermost module holding layers of its own, whose
-        # forward computed the size (what the error would tell the user to skip)
-        return (next((m for m in modules if unknown_attention(m)), None)
-                or next((m for m in modules if holds_layers(m)), None))
-    return found
+    modules = []
+    for path in reversed(getattr(failure, "module_paths", [])):
+        try:
+            module = model.get_submodule(path) if path else None
+        except AttributeError:
+            continue
+        if module is not None and id(module) in inside:
+            modules.append(module)
+    # the innermost attention of no known form; else the innermost module holding layers of its own, whose
+    # forward computed the size (what the error would tell the user to skip)
+    return (next((m for m in modules if unknown_attention(m)), None)
+            or next((m for m in modules if holds_layers(m)), None))
 
 
 def capture_kwargs(model: nn.Module, example_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -674,14 +669,15 @@ def _ranks(shapes: Any) -> Any:
     return shapes
 
 
-def _innermost_module_path(model: nn.Module, exc: BaseException) -> str | None:
-    """The path of the innermost submodule of ``model`` whose code was running when ``exc`` was raised, or None."""
-    paths = {id(m): p for p, m in model.named_modules() if p}
-    tb, found = exc.__traceback__, None
+def _innermost_module(model: nn.Module, exc: BaseException | None, kept: Sequence[str] = ()) -> tuple[str, nn.Module] | None:
+    """(path, module) of the innermost submodule of ``model`` (not under the ``kept`` patterns) whose code was running
+    when ``exc`` was raised, or None."""
+    inside = {id(m): (p, m) for p, m in model.named_modules() if p and not matches(p, kept)}
+    tb, found = getattr(exc, "__traceback__", None), None
     while tb is not None:
         module = tb.tb_frame.f_locals.get("self")
-        if isinstance(module, nn.Module) and id(module) in paths:
-            found = paths[id(module)]
+        if isinstance(module, nn.Module) and id(module) in inside:
+            found = inside[id(module)]
         tb = tb.tb_next
     return found
 
@@ -690,7 +686,7 @@ def _check_outputs(model: nn.Module, args: tuple, kwargs: dict[str, Any], refere
     try:
         got = _output_shapes(model, args, kwargs)
     except Exception as exc:
-        path = _innermost_module_path(model, exc)
+        path = (_innermost_module(model, exc) or (None,))[0]
         where, advice = (f" in {path}", f"pass skip=[{path!r}]") if path else ("", "find it in the traceback and pass skip=['<its module path>']")
         raise PruningError(
             f"The pruned model no longer runs{where} ({type(exc).__name__}: {str(exc)[:300]}). Some layer computes sizes "
