@@ -8,7 +8,8 @@ the same outputs, written out (query, key and value projections, the gate, softm
 its heads' rows of the shared bias and its heads' slices of the input for the gate through ``gate_heads``, a
 non-persistent buffer of head indices (``arange(heads)``, a head source that pruning slices with the heads, so that
 every head left keeps its original index). The first layer's bias table (``rel_attn_embed``) keeps every head's
-column: later layers read their own heads' rows. The residual width stays (the gate reads it in head-sized slices).
+column: later layers read their own heads' rows. The residual width can narrow too, at the same offsets in every
+head's slice of it, and the gate's input with it.
 When no head went, pruning gives the module its own class back. ``save_pretrained`` is refused for a model with
 heads pruned this way: plain transformers would gate the wrong slices.
 """

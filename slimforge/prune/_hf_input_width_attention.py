@@ -7,8 +7,9 @@ sine position embedding added to it), they stayed.
 Such a class (found by its forward's source, which must hold exactly one such merge and no ``super()``) gets a stand-in
 forward: its own source with that one merge written ``reshape(bsz, tgt_len, -1)``, compiled in its module's namespace
 (transformers' installed code, never a file of a run folder). The outputs are the same; the heads then go on their
-own. It is installed before the capture (the ``hf-out-proj-attention`` form's ``remember``, which a replayed plan runs
-too), and pruning gives the module its own class back where no head went.
+own. It is installed before the capture (as every stand-in is, :func:`slimforge.prune.attention.prepare_attention`), and
+by the ``hf-out-proj-attention`` form's sync once heads went (so a plan replayed on load installs it too); pruning
+gives the module its own class back where no head went.
 """
 
 from __future__ import annotations
