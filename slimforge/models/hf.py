@@ -404,6 +404,13 @@ def save_pretrained(model: nn.Module, out: str | Path, *, pad: bool = False) -> 
         raise ArtifactError(f"save_pretrained needs a model holding one transformers model; {type(model).__name__} holds {len(found)}. "
                             "Save it in slimforge's format instead (slimforge.save).")
     hf = found[0]
+    if hasattr(hf, "slimforge_outputs"):  # slimforge.prune._output_projection.ATTRIBUTE (models import nothing from prune)
+        raise ArtifactError(
+            f"Cannot write {out} as a Hugging Face folder: pruning narrowed {type(hf).__name__}'s residual and puts its "
+            "outputs back to their width through slimforge's output projection (model.slimforge_outputs), a layer "
+            "transformers does not know. Keep slimforge's own format (slimforge.save), or prune with "
+            "keep_outputs=False (the outputs narrow and config.hidden_size follows; such a folder loads in plain transformers)."
+        )
     sync_config(hf)
     problem = fit_config_or_describe(hf)
     if problem and pad:

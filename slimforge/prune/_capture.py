@@ -415,6 +415,33 @@ def prediction_fields(out_type: type, keys: list[str]) -> list[str] | None:
     return None
 
 
+def bare_backbone(model: torch.nn.Module, ep: torch.export.ExportedProgram) -> bool:
+    """A model without a task head, whose output is its features: a transformers output with a ``last_hidden_state``
+    and no prediction (``BertModel``, ``Dinov2Model``, ``AutoModel``'s), or a timm model built with ``num_classes=0``
+    returning one tensor. A user's own module is not guessed at: its outputs keep their widths."""
+    spec = ep.call_spec.out_spec
+    if spec is None:
+        return False
+    if spec.type is not None and getattr(spec.type, "__module__", "").startswith("transformers"):
+        keys = list(spec.context) if isinstance(spec.context, list) else []
+        return "last_hidden_state" in keys and prediction_fields(spec.type, keys) is None
+    return spec.is_leaf() and getattr(model, "num_classes", None) == 0 and hasattr(model, "pretrained_cfg")
+
+
+def output_leaf_fields(ep: torch.export.ExportedProgram, count: int) -> list[tuple[str | None, bool]]:
+    """Per user output of the exported program: (the field of the model's output it belongs to, whether that field
+    holds several tensors, a transformers ``hidden_states`` tuple). (None, False) for every output of a model that
+    returns tensors without fields."""
+    spec = ep.call_spec.out_spec
+    keys = list(spec.context) if spec is not None and isinstance(spec.context, list) else []
+    if not keys or spec.num_children != len(keys) or not all(isinstance(k, str) for k in keys):
+        return [(None, False)] * count
+    fields: list[tuple[str | None, bool]] = []
+    for key, child in zip(keys, spec.children()):
+        fields.extend([(key, child.num_leaves > 1 or not child.is_leaf())] * child.num_leaves)
+    return fields if len(fields) == count else [(None, False)] * count
+
+
 def output_leaves_to_keep(ep: torch.export.ExportedProgram, count: int) -> set[int]:
     """Indices of the exported program's ``count`` user outputs whose shapes pruning keeps."""
     spec = ep.call_spec.out_spec

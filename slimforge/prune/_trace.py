@@ -14,7 +14,7 @@ from torch import nn
 
 from slimforge.prune import _rules_math, _rules_rnn, _rules_view  # noqa: F401  (registers the op rules)
 from slimforge.prune._capture import (
-    PIN, RULES, Label, _first_occurrence_order, head_counts, _flat_nodes, _has_tracked_tensor, _none_like, _opname, qualified_opname, _UnionFind, export_model, module_path, module_paths, output_leaves_to_keep, state_space_mixer,
+    PIN, RULES, Label, _first_occurrence_order, head_counts, _flat_nodes, _has_tracked_tensor, _none_like, _opname, qualified_opname, _UnionFind, export_model, module_path, module_paths, bare_backbone, output_leaf_fields, output_leaves_to_keep, state_space_mixer,
 )
 from slimforge.prune._graph import DependencyGraph, Group, Slot, Unit
 from slimforge.prune.attention import find_attention_form
@@ -30,7 +30,7 @@ def build_dependency_graph(
     skip: Sequence[str] = (),
     pin_fixed_splits: bool = False,
     attention_modes: Mapping[type, str] | None = None,
-    keep_outputs: bool = True,
+    keep_outputs: bool | str = "auto",
 ) -> DependencyGraph:
     """Capture ``model`` and group its coupled channel dimensions (see the module docstring).
 
@@ -39,7 +39,11 @@ def build_dependency_graph(
     alike, right when the size is computed from the tensor (``x.split(x.shape[1] // 2, 1)``).
     ``attention_modes``: per class of attention of no registered form, how it is pruned (:data:`ATTENTION_MODES`;
     "heads" where not given).
-    ``keep_outputs=False``: the model's outputs may narrow with it (a bare backbone); by default their widths stay.
+    ``keep_outputs=False``: the model's outputs may narrow with it (a bare backbone); by default their widths stay;
+    ``"project"``: an output whose width reaches enough parameters that narrowing it saves more than a projection
+    back costs (a residual stream) narrows and is recorded in ``graph.projected_outputs``
+    (:mod:`slimforge.prune._output_projection` puts it back to its width); others keep their widths; ``"auto"`` (default): ``"project"`` for a bare
+    backbone (:func:`~slimforge.prune._capture.bare_backbone`), else True.
     """
     ep = export_model(model, example_inputs, example_kwargs or {})
     modes = dict(attention_modes or {})
@@ -165,15 +169,15 @@ def _coupled_whole_inputs(model: nn.Module, modes: Mapping[type, str]) -> set[tu
     return slots
 
 
-def _kept_outputs(node: torch.fx.Node, specs: list, kept: set[int]) -> list[torch.fx.Node]:
-    """The output node's arguments at the positions ``kept``. Matched by position: a spec's name can differ from its
-    node's (Reformer's captured graph returns ``linear_13`` where its signature says ``getitem_8``), and a logits
-    output matched by name alone was then left free to narrow."""
+def _kept_outputs(node: torch.fx.Node, specs: list, kept: set[int]) -> list[tuple[int, torch.fx.Node]]:
+    """(position among the output specs, node) of the output node's arguments at the positions ``kept``. Matched by
+    position: a spec's name can differ from its node's (Reformer's captured graph returns ``linear_13`` where its
+    signature says ``getitem_8``), and a logits output matched by name alone was then left free to narrow."""
     outs = node.args[0] if isinstance(node.args[0], (tuple, list)) else (node.args[0],)
     if len(outs) == len(specs):
-        return [out for i, out in enumerate(outs) if i in kept and isinstance(out, torch.fx.Node)]
-    names = {getattr(specs[i].arg, "name", None) for i in kept}
-    return [out for out in _flat_nodes(node.args[0]) if out.name in names]
+        return [(i, out) for i, out in enumerate(outs) if i in kept and isinstance(out, torch.fx.Node)]
+    position = {getattr(specs[i].arg, "name", None): i for i in kept}
+    return [(position[out.name], out) for out in _flat_nodes(node.args[0]) if out.name in position]
 
 
 _NORMS = ("layer_norm", "rms_norm")
@@ -219,11 +223,16 @@ def _kernel_slots(model: nn.Module) -> set[tuple[str, int]]:
             for d in range(2, module.weight.dim())}
 
 
+# The ratio at which keep_outputs="project" weighs a projection's cost against what narrowing an output saves.
+PROJECTION_BREAK_EVEN_RATIO = 0.3
+
+
 class _Tracer:
     def __init__(self, model: nn.Module, ep: torch.export.ExportedProgram, skip: Sequence[str], pin_fixed_splits: bool = False,
-                 attention_modes: Mapping[type, str] | None = None, keep_outputs: bool = True) -> None:
+                 attention_modes: Mapping[type, str] | None = None, keep_outputs: bool | str = "auto") -> None:
         self.model = model
         self.keep_outputs = keep_outputs
+        self.projected: list[tuple[int, str | None, Any]] = []  # keep_outputs="project": (leaf, field, label)
         self.attention_modes = dict(attention_modes or {})
         self.ep = ep
         self.skip = list(skip)
@@ -312,11 +321,48 @@ class _Tracer:
                 self.labels[node] = self._call(node)
                 self.records.append((node, self.labels[node]))
             elif node.op == "output":
-                for out in _kept_outputs(node, specs, kept):
-                    self.pin_label(self.labels.get(out))
+                self._settle_outputs(node, specs, user, kept)
             else:
                 raise UnsupportedOpError(f"unexpected graph node {node.op} {node.target}")
         self._tie_training_only()
+
+    def _settle_outputs(self, node: torch.fx.Node, specs: list, user: list[int], kept: set[int]) -> None:
+        """Pin the outputs whose widths stay; with keep_outputs="project" ("auto" for a bare backbone), record instead
+        those worth projecting back to their width (a residual stream), and let a transformers output's per-layer
+        states (``hidden_states``, a tuple) narrow as they do beside logits."""
+        mode = self.keep_outputs
+        if mode == "auto":
+            mode = "project" if bare_backbone(self.model, self.ep) else True
+        fields = output_leaf_fields(self.ep, len(user)) if mode == "project" else None
+        for i, out in _kept_outputs(node, specs, kept):
+            label = self.labels.get(out)
+            if fields is not None and i in user:
+                leaf = user.index(i)
+                field, nested = fields[leaf]
+                if nested:
+                    continue
+                if self._worth_projecting(label):
+                    self.projected.append((leaf, field, label))
+                    continue
+            self.pin_label(label)
+
+    def _worth_projecting(self, label: Any) -> bool:
+        """Does narrowing this output's width save more parameters than a projection back to it costs? A projection
+        of width w costs (1 - r) w^2 at ratio r; narrowing saves about r of every parameter tensor one of whose
+        dimensions shares a prunable class with the output. At r = 0.3: worth it where those tensors hold more than
+        about 2.3 w^2 (a residual stream: every layer's weights), not for a single layer's outputs (BERT's pooler,
+        EfficientNet's head convolution, whose 1280 outputs read 320 channels)."""
+        if not isinstance(label, list):
+            return False
+        vectors = [v for v in label if isinstance(v, np.ndarray)]
+        wanted = {r for v in vectors for r in self.uf.roots(v).tolist() if r != PIN}
+        if not wanted:
+            return False
+        width = max(len(v) for v in vectors if wanted.intersection(self.uf.roots(v).tolist()))
+        sizes = {name: p.numel() for name, p in self.model.named_parameters(remove_duplicate=False)}
+        touched = {s.name for s in self.slots if s.name in sizes and wanted.intersection(self.uf.roots(s.elements).tolist())}
+        ratio = PROJECTION_BREAK_EVEN_RATIO
+        return ratio * sum(sizes[name] for name in touched) > (1 - ratio) * width * width
 
     def _tie_training_only(self) -> None:
         """Parameters only a training forward reads, which an eval-mode capture never reaches, follow the parameter
@@ -501,7 +547,8 @@ class _Tracer:
             classes = [signature.setdefault(tuple(reach[r]), len(signature)) for r in members]
             groups.append(Group(f"{slot.name}:{slot.dim}", slot.name.rpartition(".")[0], [Unit(r) for r in members],
                                 width, slot_list, [producer.get(r, -1) for r in members], classes))
-        return DependencyGraph(self.slots, groups, roots, self.macs_terms, uf, records=self.records, fixed_splits=self.fixed_splits)
+        return DependencyGraph(self.slots, groups, roots, self.macs_terms, uf, records=self.records, fixed_splits=self.fixed_splits,
+                               projected_outputs=self.projected)
 
 
 def _attribute_tables(model: nn.Module, sig: Any) -> dict[str, str]:

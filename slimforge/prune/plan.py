@@ -23,6 +23,7 @@ from torch import nn
 from slimforge.artifacts import register_edit
 from slimforge.errors import ArtifactError
 from slimforge.models._hf_config_fit import PER_LAYER, config_value, has_global
+from slimforge.prune import _output_projection as output_projection
 from slimforge.prune._split_blocks import sync_split_block
 from slimforge.prune.attention import _int, find_attention_form, is_linear_like, remember_sizes, sync_attention
 from slimforge.prune.errors import PruningError
@@ -122,7 +123,10 @@ def _replay(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
     """Artifact replay: re-apply a recorded plan to a freshly built model (weights load after)."""
     if not isinstance(edit, dict) or "tensors" not in edit:  # every recorded plan says which tensors shrank, even none
         raise ArtifactError("Pruning edit: no 'tensors' key (which tensors shrank, and how); model.json is corrupt.")
-    return apply_plan(model, edit)
+    apply_plan(model, edit)
+    if "outputs" in edit:  # keep_outputs="project": the layers that put narrowed outputs back to their widths
+        output_projection.install(model, output_projection.checked_entries(edit["outputs"]))
+    return model
 
 
 def kept_indices(graph: DependencyGraph, pruned: set[int]) -> dict[str, dict[int, np.ndarray]]:

@@ -13,7 +13,7 @@ import logging
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -22,6 +22,7 @@ from torch import nn
 
 from slimforge.artifacts import record_edit
 from slimforge.models import adopt_spec
+from slimforge.prune import _output_projection as output_projection
 from slimforge.prune._capture import prediction_fields
 from slimforge.prune._graph import DependencyGraph, Group, unit_step
 from slimforge.prune._trace import (
@@ -48,7 +49,8 @@ class PruneConfig:
     millisecond saved (:mod:`slimforge.prune.latency`; ``latency`` says how latency is measured);
     skip: module name patterns whose channels stay; round_to: kept channel counts are multiples of this
     (units at least this wide, attention heads, go one at a time: :func:`~slimforge.prune._graph.unit_step`);
-    keep_outputs: False lets the model's outputs narrow with it (a bare backbone's features)."""
+    keep_outputs: "auto" (a bare backbone's features narrow and are projected back to their width, other outputs keep
+    theirs), True, False (outputs narrow with the model) or "project" (see :func:`prune`)."""
 
     ratio: float | Mapping[str, float] | None = None
     importance: str = "l2"
@@ -62,9 +64,11 @@ class PruneConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     target_latency: float | None = None
     latency: LatencySettings = field(default_factory=LatencySettings)
-    keep_outputs: bool = True
+    keep_outputs: bool | str = "auto"
 
     def validate(self) -> None:
+        if not isinstance(self.keep_outputs, bool) and self.keep_outputs not in ("auto", "project"):
+            raise PruneConfigError(f"keep_outputs is True, False, 'project' or 'auto'; got {self.keep_outputs!r}.")
         given = [k for k in ("ratio", "target_params", "target_macs", "target_latency") if getattr(self, k) is not None]
         if len(given) != 1:
             raise PruneConfigError(f"Give exactly one of ratio, target_params, target_macs, target_latency (got {given or 'none'}).")
@@ -109,7 +113,7 @@ def prune(
     check: bool = True,
     target_latency: float | None = None,
     latency: LatencySettings | None = None,
-    keep_outputs: bool = True,
+    keep_outputs: bool | str = "auto",
 ) -> nn.Module:
     """Remove the least important channels/neurons/heads of ``model`` in place and return it.
 
@@ -124,9 +128,13 @@ def prune(
     "taylor" needs calibration (an iterable of (inputs, targets)) and uses loss_fn (default
     cross-entropy). Inputs and outputs keep their shape (of a transformers output with logits: the
     logits and loss; its hidden states narrow with the model); each group keeps at least one unit.
-    keep_outputs=False lets the outputs narrow too: a bare backbone (``BertModel``, a timm model with
-    ``num_classes=0``) whose hidden state would otherwise keep the residual width whole, when the head
-    you add later takes the narrower width (``model.config.hidden_size`` follows).
+    keep_outputs: how the outputs keep their shape. A bare backbone (``BertModel``, ``AutoModel``'s, a timm
+    model with ``num_classes=0``) returns features as wide as the residual every layer adds into: by default
+    ("auto"; "project" for any model) the residual narrows like any group and those outputs go through a
+    linear layer back to their width (``model.slimforge_outputs``: the kept features in their places, each
+    removed one at its mean on the example; trained with the rest). True keeps such widths whole (only heads
+    and MLP neurons go); False lets them narrow, for a head you add later that takes the narrower width
+    (``model.config.hidden_size`` follows). Other models' outputs keep their widths under "auto".
     With check=True (default) the pruned model is run once and captured again, and every op's
     output shape is compared with the dependency graph's prediction, so a layer that derives a
     size on its own raises PruningError instead of yielding a silently wrong model.
@@ -158,14 +166,32 @@ def prune(
 
 def _prune_graph(model: nn.Module, args: tuple, kwargs: dict[str, Any], config: PruneConfig, ctx: ImportanceContext,
                  reference: Any) -> Any:
-    """Steps 1-4 of :func:`prune`; returns the plan."""
+    """Steps 1-4 of :func:`prune`; returns the plan. A bare backbone whose projected outputs fail (a width its code
+    takes from the config after the last layer: GLM-4V's vision tower views its merger's input to
+    ``config.out_hidden_size``) is pruned again with its outputs' widths kept, as ``keep_outputs=True`` would."""
+    try:
+        return _prune_graph_once(model, args, kwargs, config, ctx, reference)
+    except PruningError as failure:
+        if config.keep_outputs != "auto" or not getattr(failure, "projected", False):
+            raise
+        log.warning("slimforge.prune: %s did not prune with its outputs narrowed and projected back (%s); pruning "
+                    "again with their widths kept whole.", type(model).__name__, str(failure)[:200])
+    return _prune_graph_once(model, args, kwargs, replace(config, keep_outputs=True), ctx, reference)
+
+
+def _prune_graph_once(model: nn.Module, args: tuple, kwargs: dict[str, Any], config: PruneConfig, ctx: ImportanceContext,
+                      reference: Any) -> Any:
     graph = build_dependency_graph(model, args, kwargs, skip=config.skip, keep_outputs=config.keep_outputs)
     if graph.unreached:
         _warn_unreached(model, graph.unreached)
     try:
-        return _prune_with_fixed_splits_kept(model, args, kwargs, config, ctx, reference, graph, config.skip, {})
+        try:
+            return _prune_with_fixed_splits_kept(model, args, kwargs, config, ctx, reference, graph, config.skip, {})
+        except PruningError as failure:
+            return _prune_without_failing_module(model, args, kwargs, config, ctx, reference, failure)
     except PruningError as failure:
-        return _prune_without_failing_module(model, args, kwargs, config, ctx, reference, failure)
+        failure.projected = bool(graph.projected_outputs)  # the outputs were free to narrow: worth a try without
+        raise
 
 
 def _prune_with_fixed_splits_kept(model: nn.Module, args: tuple, kwargs: dict[str, Any], config: PruneConfig,
@@ -198,18 +224,50 @@ def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config
         if not pruned:
             _explain_nothing_pruned(graph, config)
         plan = make_plan(graph, pruned)
-    # 4. Slice and check.
+    # 4. Slice and check; put projected outputs back to their widths (keep_outputs="project").
+    means = _output_means(model, args, kwargs) if graph.projected_outputs else {}
     restore = _restore_point(model)
+    projections: list[dict[str, Any]] = []
     try:
         slice_tensors(model, kept_indices(graph, pruned))
         if reference is not None:
-            _check_outputs(model, args, kwargs, reference, widths=config.keep_outputs)
+            _check_outputs(model, args, kwargs, reference, widths=config.keep_outputs is True)  # projections come next
             if pruned:
                 graph.verify(pruned, model, args, kwargs)
+        projections = output_projection.entries_for(graph, pruned, taken=list(getattr(model, output_projection.ATTRIBUTE, {})))
+        output_projection.install(model, projections)
+        output_projection.initialise(model, projections, means)
+        if reference is not None and config.keep_outputs not in (True, False):
+            _check_outputs(model, args, kwargs, reference, widths=True)
     except BaseException:
+        output_projection.remove(model, [p["key"] for p in projections])
         restore()
         raise
+    if projections:
+        plan["outputs"] = [{**p, "targets": [list(t) for t in p["targets"]], "kept": encode_runs(p["kept"])} for p in projections]
+        _log_projections(model, projections)
     return plan
+
+
+def _output_means(model: nn.Module, args: tuple, kwargs: dict[str, Any]) -> dict[int, list[torch.Tensor]]:
+    """Per output tensor (pytree position), the unpruned model's mean along each dimension, for the constants a
+    projection puts where features were removed; {leaf: [mean along dim 0, dim 1, ...]}."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return output_projection.output_means(model(*args, **kwargs))
+    finally:
+        model.train(was_training)
+
+
+def _log_projections(model: nn.Module, projections: list[dict[str, Any]]) -> None:
+    shown = ", ".join(f"{' and '.join(f or f'output {leaf}' for f, leaf, _ in p['targets'])} {len(p['kept'])} -> {p['width']}"
+                      for p in projections)
+    log.warning("slimforge.prune: %s returns features whose width its layers share; they narrowed with the model and "
+                "a linear layer puts them back to their width (%s; model.%s, trained with the rest). "
+                "keep_outputs=True keeps those widths whole instead; keep_outputs=False lets the outputs narrow.",
+                type(model).__name__, shown, output_projection.ATTRIBUTE)
 
 
 def _warn_unreached(model: nn.Module, paths: list[str]) -> None:

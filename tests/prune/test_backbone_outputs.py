@@ -1,5 +1,7 @@
-"""A bare backbone's outputs keep their width unless the user lets them narrow (``keep_outputs=False``), and a pruned
-timm model's own record of its feature width follows its layers, so ``reset_classifier`` builds a head that fits."""
+"""A bare backbone's outputs keep their width: by default its residual narrows and a linear layer puts the features
+back to their width (``keep_outputs="auto"``/``"project"``); ``keep_outputs=True`` keeps the residual whole and
+``False`` lets the outputs narrow. A pruned timm model's own record of its feature width follows its layers, so
+``reset_classifier`` builds a head that fits."""
 from __future__ import annotations
 
 import copy
@@ -24,17 +26,18 @@ def _bert() -> torch.nn.Module:
     return transformers.BertModel(config).eval()
 
 
-def test_a_bare_backbone_keeps_its_output_width_by_default():
+def test_a_bare_backbone_keeps_its_output_width_whole_when_asked():
     model, ids = _bert(), torch.randint(0, 200, (2, 12))
-    prune(model, ids, ratio=0.3)
-    assert model(ids).last_hidden_state.shape[-1] == 64
+    prune(model, ids, ratio=0.3, keep_outputs=True)
+    assert model(ids).last_hidden_state.shape[-1] == 64 and model.config.hidden_size == 64
+    assert not hasattr(model, "slimforge_outputs")
 
 
 def test_a_bare_backbone_lets_its_outputs_narrow_when_asked(tmp_path):
     torch.manual_seed(0)
     kept, free, ids = _bert(), _bert(), torch.randint(0, 200, (2, 12))
     n0 = _parameters(kept)
-    prune(kept, ids, ratio=0.3)
+    prune(kept, ids, ratio=0.3, keep_outputs=True)
     prune(free, ids, ratio=0.3, keep_outputs=False)
     out = free(ids)
     width = out.last_hidden_state.shape[-1]

@@ -1,0 +1,144 @@
+"""``keep_outputs="project"`` (the default for a bare backbone): the residual narrows like any group and the features
+the model returns go back to their width through a linear layer that maps the kept features to their places and
+fills the removed ones with the unpruned model's mean, so whatever reads them still fits."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import slimforge
+from slimforge.errors import ArtifactError
+from slimforge.prune import prune
+
+transformers = pytest.importorskip("transformers")
+timm = pytest.importorskip("timm")
+
+
+def _parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _bert(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    config = transformers.BertConfig(vocab_size=200, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=128, max_position_embeddings=32)
+    return transformers.BertModel(config).eval()
+
+
+IDS = torch.randint(0, 200, (2, 12), generator=torch.Generator().manual_seed(1))
+
+
+def test_a_bare_backbone_narrows_inside_and_returns_features_as_wide_as_before():
+    whole, projected, narrow, kept = _bert(), _bert(), _bert(), _bert()
+    with torch.no_grad():
+        before = whole(IDS).last_hidden_state
+    n0 = _parameters(whole)
+    prune(projected, IDS, ratio=0.3)  # "auto": a transformers output with last_hidden_state and no logits
+    prune(narrow, IDS, ratio=0.3, keep_outputs=False)
+    prune(kept, IDS, ratio=0.3, keep_outputs=True)
+    with torch.no_grad():
+        out, small = projected(IDS), narrow(IDS)
+    assert out.last_hidden_state.shape == before.shape and out.pooler_output.shape == (2, 64)
+    assert projected.config.hidden_size == small.last_hidden_state.shape[-1] < 64  # the residual narrowed
+    # the kept features sit in their old places, as the narrowed model computes them ...
+    layer = projected.slimforge_outputs["last_hidden_state"]
+    places = layer.weight.argmax(dim=0)
+    assert torch.allclose(out.last_hidden_state[..., places], small.last_hidden_state, atol=1e-6)
+    # ... and every removed one reads the unpruned model's mean there
+    removed = sorted(set(range(64)) - set(places.tolist()))
+    assert torch.allclose(out.last_hidden_state[..., removed], before.mean(dim=(0, 1))[removed].expand(2, 12, -1), atol=1e-6)
+    # BERT's pooler output reaches only the pooler's own dense: kept whole rather than projected
+    assert list(projected.slimforge_outputs) == ["last_hidden_state"] and projected.pooler.dense.out_features == 64
+    reduction = {name: 1 - _parameters(m) / n0 for name, m in (("projected", projected), ("narrow", narrow), ("kept", kept))}
+    assert reduction["projected"] > reduction["kept"] + 0.12 and reduction["projected"] > reduction["narrow"] - 0.06
+
+
+def test_a_projected_backbone_reloads_prunes_again_and_runs_without_return_dict(tmp_path):
+    model = _bert()
+    prune(model, IDS, ratio=0.3)
+    slimforge.save(model, tmp_path / "once")
+    prune(model, IDS, ratio=0.3)  # the projection's input narrows with the residual; its output stays 64
+    assert model.slimforge_outputs["last_hidden_state"].weight.shape[1] == model.config.hidden_size
+    slimforge.save(model, tmp_path / "twice")
+    with torch.no_grad():
+        out = model(IDS)
+        for folder in ("once", "twice"):
+            again = slimforge.load(tmp_path / folder).eval()
+            assert again(IDS).last_hidden_state.shape[-1] == 64
+        assert torch.equal(again(IDS).last_hidden_state, out.last_hidden_state)
+        assert model(IDS, return_dict=False)[0].shape[-1] == 64  # a tuple output: by position
+        exported = torch.export.export(model, (IDS,)).module()(IDS)
+    assert torch.allclose(exported["last_hidden_state"], out.last_hidden_state, atol=1e-5)
+
+
+def test_a_projected_backbone_is_refused_as_a_plain_transformers_folder(tmp_path):
+    model = _bert()
+    prune(model, IDS, ratio=0.3)
+    with pytest.raises(ArtifactError, match="keep_outputs=False"):
+        slimforge.save_pretrained(model, tmp_path / "hf")
+    assert not (tmp_path / "hf").exists()
+
+
+def test_a_corrupt_projection_record_is_refused_by_name(tmp_path):
+    model = _bert()
+    prune(model, IDS, ratio=0.3)
+    slimforge.save(model, tmp_path / "run")
+    path = tmp_path / "run" / "model.json"
+    record = json.loads(path.read_text())
+    edit = next(e for e in record["edits"] if e.get("kind") == "prune")
+    edit["outputs"][0]["kept"] = [[0, 999]]
+    path.write_text(json.dumps(record))
+    with pytest.raises(ArtifactError, match="outputs"):
+        slimforge.load(tmp_path / "run")
+
+
+def test_a_timm_feature_extractor_projects_its_pooled_features_until_it_gets_a_classifier(tmp_path):
+    torch.manual_seed(0)
+    model = timm.create_model("vit_tiny_patch16_224", num_classes=0, img_size=32, depth=2).eval()
+    kept = timm.create_model("vit_tiny_patch16_224", num_classes=0, img_size=32, depth=2).eval()
+    kept.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    n0 = _parameters(model)
+    prune(model, x, ratio=0.3)
+    prune(kept, x, ratio=0.3, keep_outputs=True)
+    assert model(x).shape == (2, 192) and model.num_features < 192
+    assert 1 - _parameters(model) / n0 > 1 - _parameters(kept) / n0 + 0.12
+    slimforge.save(model, tmp_path / "run")
+    with torch.no_grad():
+        assert torch.equal(slimforge.load(tmp_path / "run")(x), model(x))
+    model.reset_classifier(model.num_features)  # a head as wide as the narrowed features: its scores pass unprojected
+    assert model(x).shape == (2, model.num_features)
+
+
+def test_a_users_own_module_keeps_its_outputs_unless_told_to_project():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 16))
+    x = torch.randn(4, 8)
+    prune(net, x, ratio=0.5)
+    assert net[2].out_features == 16 and not hasattr(net, "slimforge_outputs")
+    prune(net, x, ratio=0.5, keep_outputs="project")  # the output reaches one layer's parameters: still kept whole
+    assert net[2].out_features == 16 and not hasattr(net, "slimforge_outputs")
+
+
+def test_keep_outputs_takes_only_its_four_values():
+    with pytest.raises(slimforge.prune.PruneConfigError, match="keep_outputs"):
+        prune(_bert(), IDS, ratio=0.3, keep_outputs="narrow")
+
+
+def test_a_bare_cnn_projects_its_feature_map_channels_and_its_pooled_features_through_one_layer(tmp_path):
+    """Hugging Face's ResNetModel returns the last stage's map (B, C, H, W) and its average (B, C, 1, 1): the channels
+    are dimension 1 of both, the same units, so one projection serves the two."""
+    torch.manual_seed(0)
+    config = transformers.ResNetConfig(embedding_size=16, hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1], layer_type="basic")
+    model, x = transformers.ResNetModel(config).eval(), torch.randn(2, 3, 64, 64)
+    prune(model, x, ratio=0.3)
+    (layer,) = model.slimforge_outputs.values()
+    assert sorted(layer.targets) == [("last_hidden_state", 0, 1), ("pooler_output", 1, 1)] and layer.kept < 128
+    with torch.no_grad():
+        out = model(x)
+        assert out.last_hidden_state.shape == (2, 128, 2, 2) and out.pooler_output.shape == (2, 128, 1, 1)
+        assert torch.allclose(out.pooler_output, out.last_hidden_state.mean(dim=(2, 3), keepdim=True), atol=1e-5)
+        slimforge.save(model, tmp_path / "run")
+        assert torch.equal(slimforge.load(tmp_path / "run")(x).last_hidden_state, out.last_hidden_state)
