@@ -331,7 +331,8 @@ class _Tracer:
         those worth projecting back to their width (a residual stream), and let a transformers output's per-layer
         states (``hidden_states``, a tuple) narrow as they do beside logits."""
         mode = self.keep_outputs
-        if mode == "auto":
+        auto = mode == "auto"
+        if auto:
             mode = "project" if bare_backbone(self.model, self.ep) else True
         fields = output_leaf_fields(self.ep, len(user)) if mode == "project" else None
         for i, out in _kept_outputs(node, specs, kept):
@@ -341,8 +342,9 @@ class _Tracer:
                 field, nested = fields[leaf]
                 if nested:
                     continue
-                if self._worth_projecting(label):
-                    self.projected.append((leaf, field, label))
+                features = not auto or field is None or field == "pooler_output" or field.endswith("last_hidden_state")
+                if features and self._worth_projecting(label):  # "auto" leaves a bare output's other fields whole
+                    self.projected.append((leaf, field, label))  # (Decision Transformer's action_preds: predictions)
                     continue
             self.pin_label(label)
 

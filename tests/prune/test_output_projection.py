@@ -142,3 +142,22 @@ def test_a_bare_cnn_projects_its_feature_map_channels_and_its_pooled_features_th
         assert torch.allclose(out.pooler_output, out.last_hidden_state.mean(dim=(2, 3), keepdim=True), atol=1e-5)
         slimforge.save(model, tmp_path / "run")
         assert torch.equal(slimforge.load(tmp_path / "run")(x).last_hidden_state, out.last_hidden_state)
+
+
+def test_auto_projects_only_a_bare_outputs_features_and_keeps_its_predictions_whole():
+    """Decision Transformer's output has a last_hidden_state and no logits, but its state/action/return predictions
+    are predictions: "auto" projects the features only; the predictions' heads keep every output unit."""
+    torch.manual_seed(0)
+    config = transformers.DecisionTransformerConfig(state_dim=8, act_dim=3, hidden_size=64, n_layer=2, n_head=4,
+                                                    max_ep_len=64, n_positions=64)
+    model = transformers.DecisionTransformerModel(config).eval()
+    inputs = dict(states=torch.randn(2, 12, 8), actions=torch.randn(2, 12, 3), rewards=torch.randn(2, 12, 1),
+                  returns_to_go=torch.randn(2, 12, 1), timesteps=torch.randint(0, 64, (2, 12)),
+                  attention_mask=torch.ones(2, 12, dtype=torch.long))
+    prune(model, example_kwargs=inputs, ratio=0.3)
+    (layer,) = model.slimforge_outputs.values()
+    assert [t[0] for t in layer.targets] == ["last_hidden_state"] and layer.kept < 64
+    assert (model.predict_action[0].out_features, model.predict_state.out_features) == (3, 8)
+    with torch.no_grad():
+        out = model(**inputs)
+    assert out.action_preds.shape == (2, 12, 3) and out.last_hidden_state.shape[-1] == 64
