@@ -415,16 +415,23 @@ def prediction_fields(out_type: type, keys: list[str]) -> list[str] | None:
     return None
 
 
+# Words in a field name of a transformers output that make it a prediction, not a backbone's features: TimesFM's
+# mean_predictions, Decision Transformer's action_preds, SAM's iou_scores and pred_masks, a detector's boxes.
+_PREDICTION_WORDS = ("pred", "score", "box", "mask")
+
+
 def bare_backbone(model: torch.nn.Module, ep: torch.export.ExportedProgram) -> bool:
     """A model without a task head, whose output is its features: a transformers output with a ``last_hidden_state``
-    and no prediction (``BertModel``, ``Dinov2Model``, ``AutoModel``'s), or a timm model built with ``num_classes=0``
-    returning one tensor. A user's own module is not guessed at: its outputs keep their widths."""
+    and no prediction (``BertModel``, ``Dinov2Model``, ``AutoModel``'s; no logits, no field named as a prediction,
+    :data:`_PREDICTION_WORDS`; an MoE's ``router_logits`` are no prediction), or a timm model built with
+    ``num_classes=0`` returning one tensor. A user's own module is not guessed at: its outputs keep their widths."""
     spec = ep.call_spec.out_spec
     if spec is None:
         return False
     if spec.type is not None and getattr(spec.type, "__module__", "").startswith("transformers"):
         keys = list(spec.context) if isinstance(spec.context, list) else []
-        return "last_hidden_state" in keys and prediction_fields(spec.type, keys) is None
+        predicts = [k for k in keys if any(w in k for w in _PREDICTION_WORDS) or ("logits" in k and "router" not in k)]
+        return "last_hidden_state" in keys and prediction_fields(spec.type, keys) is None and not predicts
     return spec.is_leaf() and getattr(model, "num_classes", None) == 0 and hasattr(model, "pretrained_cfg")
 
 

@@ -122,7 +122,8 @@ def remove(model: nn.Module, keys: Sequence[str]) -> None:
     if projections is None:
         return
     for key in keys:
-        projections.pop(key, None)
+        if key in projections:
+            del projections[key]
     if not len(projections):
         delattr(model, ATTRIBUTE)
         for handle, hook in list(model._forward_hooks.items()):

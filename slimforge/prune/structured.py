@@ -238,7 +238,7 @@ def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config
         output_projection.install(model, projections)
         output_projection.initialise(model, projections, means)
         if reference is not None and config.keep_outputs not in (True, False):
-            _check_outputs(model, args, kwargs, reference, widths=True)
+            _check_outputs(model, args, kwargs, reference, widths="features" if projections else True)
     except BaseException:
         output_projection.remove(model, [p["key"] for p in projections])
         restore()
@@ -716,6 +716,14 @@ def _shapes(out: Any) -> Any:
     return None
 
 
+def _tensor_fields(shapes: Any) -> Any:
+    """Output shapes with the sizes of a mapping's multi-tensor fields forgotten (a bare backbone's per-layer
+    ``hidden_states``, Qwen3-VL's ``deepstack_features``: free to narrow while its features are projected back)."""
+    if isinstance(shapes, Mapping):
+        return {k: v if isinstance(v, tuple) else _ranks(v) for k, v in shapes.items()}
+    return shapes
+
+
 def _ranks(shapes: Any) -> Any:
     """Output shapes with every size forgotten: what stays when outputs may narrow."""
     if isinstance(shapes, tuple):
@@ -740,7 +748,9 @@ def _innermost_module(model: nn.Module, exc: BaseException | None, kept: Sequenc
     return found
 
 
-def _check_outputs(model: nn.Module, args: tuple, kwargs: dict[str, Any], reference: Any, widths: bool = True) -> None:
+def _check_outputs(model: nn.Module, args: tuple, kwargs: dict[str, Any], reference: Any, widths: bool | str = True) -> None:
+    """The pruned model runs and its outputs have the reference's shapes (widths=True), ranks (False), or shapes
+    where a field holds one tensor ("features": a projected bare backbone's per-layer states may narrow)."""
     try:
         got = _output_shapes(model, args, kwargs)
     except Exception as exc:
@@ -750,7 +760,8 @@ def _check_outputs(model: nn.Module, args: tuple, kwargs: dict[str, Any], refere
             f"The pruned model no longer runs{where} ({type(exc).__name__}: {str(exc)[:300]}). Some layer computes sizes "
             f"that slimforge did not update; {advice}."
         ) from exc
-    if (got != reference) if widths else (_ranks(got) != _ranks(reference)):
+    compare = {True: lambda shapes: shapes, False: _ranks, "features": _tensor_fields}[widths]
+    if compare(got) != compare(reference):
         raise PruningError(
             f"Pruning changed the output shape from {reference} to {got}; this is a slimforge bug. "
             "Skip the layers near the output with skip=[...] to work around it."

@@ -144,20 +144,57 @@ def test_a_bare_cnn_projects_its_feature_map_channels_and_its_pooled_features_th
         assert torch.equal(slimforge.load(tmp_path / "run")(x).last_hidden_state, out.last_hidden_state)
 
 
-def test_auto_projects_only_a_bare_outputs_features_and_keeps_its_predictions_whole():
+def test_a_model_that_returns_predictions_beside_its_last_hidden_state_is_no_bare_backbone():
     """Decision Transformer's output has a last_hidden_state and no logits, but its state/action/return predictions
-    are predictions: "auto" projects the features only; the predictions' heads keep every output unit."""
+    are predictions: "auto" leaves it as it was (every output's width kept); "project", asked for, projects only
+    what is worth it and never narrows the predictions' three action units."""
     torch.manual_seed(0)
     config = transformers.DecisionTransformerConfig(state_dim=8, act_dim=3, hidden_size=64, n_layer=2, n_head=4,
                                                     max_ep_len=64, n_positions=64)
-    model = transformers.DecisionTransformerModel(config).eval()
     inputs = dict(states=torch.randn(2, 12, 8), actions=torch.randn(2, 12, 3), rewards=torch.randn(2, 12, 1),
                   returns_to_go=torch.randn(2, 12, 1), timesteps=torch.randint(0, 64, (2, 12)),
                   attention_mask=torch.ones(2, 12, dtype=torch.long))
+    model = transformers.DecisionTransformerModel(config).eval()
     prune(model, example_kwargs=inputs, ratio=0.3)
-    (layer,) = model.slimforge_outputs.values()
-    assert [t[0] for t in layer.targets] == ["last_hidden_state"] and layer.kept < 64
+    assert not hasattr(model, "slimforge_outputs") and model.config.hidden_size == 64
     assert (model.predict_action[0].out_features, model.predict_state.out_features) == (3, 8)
     with torch.no_grad():
         out = model(**inputs)
     assert out.action_preds.shape == (2, 12, 3) and out.last_hidden_state.shape[-1] == 64
+
+
+def test_a_failing_projection_is_taken_out_before_the_model_is_pruned_again_with_widths_kept(monkeypatch):
+    """If the pruned model fails once its outputs are projected, the projection goes with the failed try and "auto"
+    prunes again with the widths kept."""
+    import slimforge.prune.structured as structured
+
+    original, calls = structured._check_outputs, []
+
+    def fail_once_projected(model, *args, **kwargs):
+        calls.append(hasattr(model, "slimforge_outputs"))
+        if hasattr(model, "slimforge_outputs") and calls.count(True) == 1:
+            raise slimforge.prune.PruningError("a size the code takes from the config")
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(structured, "_check_outputs", fail_once_projected)
+    model = _bert()
+    prune(model, IDS, ratio=0.3)
+    assert True in calls and not hasattr(model, "slimforge_outputs") and model.config.hidden_size == 64
+    assert project_hooks(model) == 0 and model(IDS).last_hidden_state.shape[-1] == 64
+
+
+def project_hooks(model: torch.nn.Module) -> int:
+    from slimforge.prune._output_projection import project_outputs
+
+    return sum(hook is project_outputs for hook in model._forward_hooks.values())
+
+
+def test_per_layer_states_narrow_while_the_features_are_projected():
+    """Asked for its per-layer hidden_states, a bare BERT still projects last_hidden_state; the tuple of states
+    narrows with the residual, as it does beside a classifier's logits (Qwen3-VL's deepstack_features alike)."""
+    model = _bert()
+    prune(model, example_kwargs=dict(input_ids=IDS, output_hidden_states=True), ratio=0.3)
+    assert "last_hidden_state" in model.slimforge_outputs
+    with torch.no_grad():
+        out = model(IDS, output_hidden_states=True)
+    assert out.last_hidden_state.shape[-1] == 64 and out.hidden_states[-1].shape[-1] == model.config.hidden_size < 64
