@@ -416,8 +416,8 @@ def prediction_fields(out_type: type, keys: list[str]) -> list[str] | None:
 
 
 # Words in a field name of a transformers output that make it a prediction, not a backbone's features: TimesFM's
-# mean_predictions, Decision Transformer's action_preds, SAM's iou_scores and pred_masks, a detector's boxes.
-_PREDICTION_WORDS = ("pred", "score", "box", "mask")
+# mean_predictions, Decision Transformer's action_preds, SAM's iou_scores and pred_masks, a detector's pred_boxes.
+_PREDICTION_WORDS = ("pred", "score")
 
 
 def bare_backbone(model: torch.nn.Module, ep: torch.export.ExportedProgram) -> bool:

@@ -331,8 +331,7 @@ class _Tracer:
         those worth projecting back to their width (a residual stream), and let a transformers output's per-layer
         states (``hidden_states``, a tuple) narrow as they do beside logits."""
         mode = self.keep_outputs
-        auto = mode == "auto"
-        if auto:
+        if mode == "auto":
             mode = "project" if bare_backbone(self.model, self.ep) else True
         fields = output_leaf_fields(self.ep, len(user)) if mode == "project" else None
         for i, out in _kept_outputs(node, specs, kept):
@@ -342,9 +341,8 @@ class _Tracer:
                 field, nested = fields[leaf]
                 if nested:
                     continue
-                features = not auto or field is None or field == "pooler_output" or field.endswith("last_hidden_state")
-                if features and self._worth_projecting(label):  # "auto" leaves a bare output's other fields whole
-                    self.projected.append((leaf, field, label))  # (Decision Transformer's action_preds: predictions)
+                if self._worth_projecting(label):
+                    self.projected.append((leaf, field, label))
                     continue
             self.pin_label(label)
 
