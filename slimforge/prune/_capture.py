@@ -421,9 +421,9 @@ _PREDICTION_WORDS = ("pred", "score")
 
 
 def bare_backbone(model: torch.nn.Module, ep: torch.export.ExportedProgram) -> bool:
-    """A model without a task head, whose output is its features: a transformers output with a ``last_hidden_state``
-    and no prediction (``BertModel``, ``Dinov2Model``, ``AutoModel``'s; no logits, no field named as a prediction,
-    :data:`_PREDICTION_WORDS`; an MoE's ``router_logits`` are no prediction), or a timm model built with
+    """A model without a task head, whose output is its features: a transformers output without a prediction
+    (``BertModel``, ``Dinov2Model``, ``AutoModel``'s, DPR's encoders, LXMERT: no loss, no logits, no field named as a
+    prediction, :data:`_PREDICTION_WORDS`; an MoE's ``router_logits`` are no prediction), or a timm model built with
     ``num_classes=0`` returning one tensor. A user's own module is not guessed at: its outputs keep their widths."""
     spec = ep.call_spec.out_spec
     if spec is None:
@@ -431,7 +431,7 @@ def bare_backbone(model: torch.nn.Module, ep: torch.export.ExportedProgram) -> b
     if spec.type is not None and getattr(spec.type, "__module__", "").startswith("transformers"):
         keys = list(spec.context) if isinstance(spec.context, list) else []
         predicts = [k for k in keys if any(w in k for w in _PREDICTION_WORDS) or ("logits" in k and "router" not in k)]
-        return "last_hidden_state" in keys and prediction_fields(spec.type, keys) is None and not predicts
+        return bool(keys) and "loss" not in keys and prediction_fields(spec.type, keys) is None and not predicts
     return spec.is_leaf() and getattr(model, "num_classes", None) == 0 and hasattr(model, "pretrained_cfg")
 
 

@@ -198,3 +198,16 @@ def test_per_layer_states_narrow_while_the_features_are_projected():
     with torch.no_grad():
         out = model(IDS, output_hidden_states=True)
     assert out.last_hidden_state.shape[-1] == 64 and out.hidden_states[-1].shape[-1] == model.config.hidden_size < 64
+
+
+def test_an_encoder_that_returns_only_its_pooled_embedding_is_a_bare_backbone_too():
+    """DPR's question encoder returns pooler_output alone (no last_hidden_state): the embedding users index keeps its
+    width through the projection while the encoder narrows."""
+    torch.manual_seed(0)
+    config = transformers.DPRConfig(vocab_size=200, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                    intermediate_size=128, max_position_embeddings=32)
+    model = transformers.DPRQuestionEncoder(config).eval()
+    prune(model, IDS, ratio=0.3)
+    assert list(model.slimforge_outputs) == ["pooler_output"]
+    with torch.no_grad():
+        assert model(IDS).pooler_output.shape == (2, 64)

@@ -1,0 +1,89 @@
+"""Parameters removed at ratio 0.3 from bare backbones (no task head) under each ``keep_outputs``, against the same
+model with a head: issue 20's "reduction of attention models within 10 points of the CNNs'".
+
+True keeps the features' width (and with it the residual), "auto" narrows the residual and projects the features
+back to their width (the default for a bare backbone), False lets them narrow. Random init: parameter counts do not
+depend on the weights.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/prune_bare_backbones.py [--set full|timm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import torch
+
+import slimforge
+
+MODES = (True, "auto", False)
+
+
+def count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def row(name: str, build, args: tuple, kwargs: dict | None, mode) -> str:
+    torch.manual_seed(0)
+    model = build().eval()
+    n0, start = count(model), time.perf_counter()
+    slimforge.prune(model, *args, example_kwargs=kwargs, ratio=0.3, keep_outputs=mode)
+    seconds = time.perf_counter() - start
+    extra = count(model.slimforge_outputs) if hasattr(model, "slimforge_outputs") else 0
+    with torch.no_grad():
+        out = model(*args, **(kwargs or {}))
+    tensor = out if isinstance(out, torch.Tensor) else out[0]
+    return (f"| {name} | {n0 / 1e6:.1f} | {mode} | {1 - count(model) / n0:.1%} | {extra / n0:.2%} | "
+            f"{tuple(tensor.shape)} | {seconds:.0f} |")
+
+
+def full_size() -> list[tuple]:
+    import transformers
+    import timm
+
+    ids = torch.randint(0, 30000, (2, 16))
+    pixels = torch.randn(2, 3, 224, 224)
+    dinov2 = dict(hidden_size=384, num_attention_heads=6, image_size=224)
+    return [
+        ("BertModel (bert-base config)", lambda: transformers.BertModel(transformers.BertConfig()), (), dict(input_ids=ids)),
+        ("Dinov2Model (dinov2-small config)", lambda: transformers.Dinov2Model(transformers.Dinov2Config(**dinov2)), (),
+         dict(pixel_values=pixels)),
+        ("timm vit_base_patch16_224, num_classes=0", lambda: timm.create_model("vit_base_patch16_224", num_classes=0),
+         (pixels,), None),
+    ]
+
+
+TIMM = ("resnet18", "resnet50", "convnext_tiny", "efficientnet_b0", "mobilenetv3_large_100", "deit_tiny_patch16_224",
+        "vit_small_patch16_224", "swin_tiny_patch4_window7_224")
+
+
+def timm_models() -> list[tuple]:
+    import timm
+
+    pixels = torch.randn(2, 3, 224, 224)
+    out = []
+    for name in TIMM:
+        out.append((f"{name} (1000 classes)", lambda n=name: timm.create_model(n, num_classes=1000), (pixels,), None, ("auto",)))
+        out.append((f"{name}, num_classes=0", lambda n=name: timm.create_model(n, num_classes=0), (pixels,), None, (True, "auto")))
+    return out
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", choices=("full", "timm"), default="full")
+    parser.add_argument("--threads", type=int, default=1)
+    opts = parser.parse_args()
+    torch.set_num_threads(opts.threads)
+    print("| model | params (M) | keep_outputs | params removed | of which back in the projection | output | prune s |")
+    print("|---|---|---|---|---|---|---|")
+    cases = [(*c, MODES) for c in full_size()] if opts.set == "full" else timm_models()
+    for name, build, args, kwargs, modes in cases:
+        for mode in modes:
+            print(row(name, build, args, kwargs, mode), flush=True)
+
+
+if __name__ == "__main__":
+    main()
