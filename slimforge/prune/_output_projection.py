@@ -10,8 +10,9 @@ Projected, the residual narrows like any other group and each such output goes t
 width: ``OutputProjection`` maps the kept features to their old places (a 0/1 weight) and fills each removed place
 with a constant, the unpruned model's mean there on the example inputs. So right after pruning the output is the
 narrowed model's features in their old slots; the layer trains with the rest (fine-tuning or distillation can
-learn to fill the removed places from the kept ones). It costs ``kept x width`` parameters per output, 1-3% of a
-small tower, and runs as the last op of the forward (a hook on the model, which ``torch.export`` and ONNX capture).
+learn to fill the removed places from the kept ones). It costs ``kept x width`` parameters per output (0.4-1.7% of
+the parameters at full size, 3-4% of a 64-wide two-layer tower; BENCHMARKS.md) and runs as the last op of the
+forward (a hook on the model, which ``torch.export`` and ONNX capture).
 
 An output whose narrowing would save less than its projection costs (BERT's ``pooler_output``, which reaches only
 the pooler's own dense; EfficientNet's 1280 head channels, made from 320) keeps its width instead. The layers live
@@ -39,9 +40,10 @@ class OutputProjection(nn.Module):
     """``width`` features from ``kept`` narrowed ones: ``y = x @ weight.T + bias`` along a dimension of each target.
 
     targets: the outputs it applies to, each (field, leaf, dim): the output's field (a transformers ``ModelOutput`` or
-    dict key; None for a model that returns tensors) and its position among the output's tensors (pytree order) as
-    captured, used where there is no field; dim, the dimension of that output it maps. Outputs cut from the same features (a ViT's ``last_hidden_state`` and its
-    ``pooler_output``, the first token of it after the same norm) share one projection."""
+    dict key; None for a model that returns tensors), its position among the output's tensors (pytree order) as
+    captured, used where there is no field, and the dimension of that output it maps. Outputs cut from the same
+    features (a ViT's ``last_hidden_state`` and its ``pooler_output``, the first token of it after the same norm)
+    share one projection."""
 
     def __init__(self, kept: int, width: int, targets: Sequence[tuple[str | None, int, int]]) -> None:
         super().__init__()
@@ -98,8 +100,8 @@ def _has_classifier_now(module: nn.Module) -> bool:
 
 def install(model: nn.Module, entries: Sequence[Mapping[str, Any]]) -> None:
     """Add the projections ``entries`` describe (``{"key", "targets": [[field, leaf, dim], ...], "width", "kept"}``,
-    kept as indices) to ``model``, with the forward hook that applies them once. Weights are the 0/1 map of the kept features
-    to their places and zero bias (:func:`initialise` sets the bias; a saved folder's weights load over both)."""
+    kept as indices) to ``model``, with the forward hook that applies them once. Weights are the 0/1 map of the kept
+    features to their places and zero bias (:func:`initialise` sets the bias; a saved folder's weights load over both)."""
     if not entries:
         return
     projections = getattr(model, ATTRIBUTE, None)

@@ -42,8 +42,8 @@ def build_dependency_graph(
     ``keep_outputs=False``: the model's outputs may narrow with it (a bare backbone); by default their widths stay;
     ``"project"``: an output whose width reaches enough parameters that narrowing it saves more than a projection
     back costs (a residual stream) narrows and is recorded in ``graph.projected_outputs``
-    (:mod:`slimforge.prune._output_projection` puts it back to its width); others keep their widths; ``"auto"`` (default): ``"project"`` for a bare
-    backbone (:func:`~slimforge.prune._capture.bare_backbone`), else True.
+    (:mod:`slimforge.prune._output_projection` puts it back to its width); others keep their widths; ``"auto"``
+    (default): ``"project"`` for a bare backbone (:func:`~slimforge.prune._capture.bare_backbone`), else True.
     """
     ep = export_model(model, example_inputs, example_kwargs or {})
     modes = dict(attention_modes or {})
