@@ -435,6 +435,12 @@ def bare_backbone(model: torch.nn.Module, ep: torch.export.ExportedProgram) -> b
     return spec.is_leaf() and getattr(model, "num_classes", None) == 0 and hasattr(model, "pretrained_cfg")
 
 
+def per_layer_states(field: str | None) -> bool:
+    """A transformers output field of per-layer states (``hidden_states``, ``attentions``, ``encoder_hidden_states``),
+    which narrow with the model beside its prediction or its projected features."""
+    return field is not None and field.endswith(("hidden_states", "attentions"))
+
+
 def output_leaf_fields(ep: torch.export.ExportedProgram, count: int) -> list[tuple[str | None, bool]]:
     """Per user output of the exported program: (the field of the model's output it belongs to, whether that field
     holds several tensors, a transformers ``hidden_states`` tuple). (None, False) for every output of a model that

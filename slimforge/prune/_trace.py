@@ -14,7 +14,7 @@ from torch import nn
 
 from slimforge.prune import _rules_math, _rules_rnn, _rules_view  # noqa: F401  (registers the op rules)
 from slimforge.prune._capture import (
-    PIN, RULES, Label, _first_occurrence_order, head_counts, _flat_nodes, _has_tracked_tensor, _none_like, _opname, qualified_opname, _UnionFind, export_model, module_path, module_paths, bare_backbone, output_leaf_fields, output_leaves_to_keep, state_space_mixer,
+    PIN, RULES, Label, _first_occurrence_order, head_counts, _flat_nodes, _has_tracked_tensor, _none_like, _opname, qualified_opname, _UnionFind, export_model, module_path, module_paths, bare_backbone, output_leaf_fields, output_leaves_to_keep, per_layer_states, state_space_mixer,
 )
 from slimforge.prune._graph import DependencyGraph, Group, Slot, Unit
 from slimforge.prune.attention import find_attention_form
@@ -329,7 +329,8 @@ class _Tracer:
     def _settle_outputs(self, node: torch.fx.Node, specs: list, user: list[int], kept: set[int]) -> None:
         """Pin the outputs whose widths stay; with keep_outputs="project" ("auto" for a bare backbone), record instead
         those worth projecting back to their width (a residual stream), and let a transformers output's per-layer
-        states (``hidden_states``, a tuple) narrow as they do beside logits."""
+        states (``hidden_states``, a tuple) narrow as they do beside logits; other fields of several tensors (a
+        backbone's ``feature_maps``) keep their widths."""
         mode = self.keep_outputs
         if mode == "auto":
             mode = "project" if bare_backbone(self.model, self.ep) else True
@@ -339,7 +340,10 @@ class _Tracer:
             if fields is not None and i in user:
                 leaf = user.index(i)
                 field, nested = fields[leaf]
-                if nested:
+                if nested and per_layer_states(field):  # hidden_states, attentions: narrow as beside logits
+                    continue
+                if nested:  # a backbone's feature_maps, Qwen3-VL's deepstack_features: their widths stay
+                    self.pin_label(label)
                     continue
                 if self._worth_projecting(label):
                     self.projected.append((leaf, field, label))

@@ -23,7 +23,7 @@ from torch import nn
 from slimforge.artifacts import record_edit
 from slimforge.models import adopt_spec
 from slimforge.prune import _output_projection as output_projection
-from slimforge.prune._capture import prediction_fields
+from slimforge.prune._capture import per_layer_states, prediction_fields
 from slimforge.prune._graph import DependencyGraph, Group, unit_step
 from slimforge.prune._trace import (
     ATTENTION_MODES, build_dependency_graph, form_attention, holds_layers, matches, unknown_attention,
@@ -238,7 +238,7 @@ def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config
         output_projection.install(model, projections)
         output_projection.initialise(model, projections, means)
         if reference is not None and config.keep_outputs not in (True, False):
-            _check_outputs(model, args, kwargs, reference, widths="features" if projections else True)
+            _check_outputs(model, args, kwargs, reference, widths="features")
     except BaseException:
         output_projection.remove(model, [p["key"] for p in projections])
         restore()
@@ -717,10 +717,10 @@ def _shapes(out: Any) -> Any:
 
 
 def _tensor_fields(shapes: Any) -> Any:
-    """Output shapes with the sizes of a mapping's multi-tensor fields forgotten (a bare backbone's per-layer
-    ``hidden_states``, Qwen3-VL's ``deepstack_features``: free to narrow while its features are projected back)."""
+    """Output shapes with the sizes of a mapping's per-layer states forgotten (a bare backbone's ``hidden_states``:
+    free to narrow while its features are projected back; :func:`~slimforge.prune._capture.per_layer_states`)."""
     if isinstance(shapes, Mapping):
-        return {k: v if isinstance(v, tuple) else _ranks(v) for k, v in shapes.items()}
+        return {k: _ranks(v) if per_layer_states(k) else v for k, v in shapes.items()}
     return shapes
 
 

@@ -211,3 +211,17 @@ def test_an_encoder_that_returns_only_its_pooled_embedding_is_a_bare_backbone_to
     assert list(model.slimforge_outputs) == ["pooler_output"]
     with torch.no_grad():
         assert model(IDS).pooler_output.shape == (2, 64)
+
+
+def test_a_backbones_feature_maps_keep_their_widths():
+    """transformers' *Backbone classes return feature_maps, a tuple of what a detection neck reads: unlike the
+    per-layer hidden_states they keep their widths (the pruned model failed its output check before)."""
+    torch.manual_seed(0)
+    model = transformers.ResNetBackbone(transformers.ResNetConfig(
+        embedding_size=16, hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1], layer_type="basic", out_features=["stage3", "stage4"])).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        before = [t.shape for t in model(x).feature_maps]
+    prune(model, x, ratio=0.3)
+    with torch.no_grad():
+        assert [t.shape for t in model(x).feature_maps] == before
