@@ -344,7 +344,8 @@ def sync_config(model: nn.Module) -> None:
     for hf in hf_models(model):
         config, sizes = hf.config, layer_sizes(hf)
         inner = "n_inner" if hasattr(config, "n_inner") else "intermediate_size"
-        for key, values in (("hidden_size", sizes["hidden"]), ("num_attention_heads", sizes["heads"]), (inner, sizes["intermediate"])):
+        hidden = sizes["hidden"] or _embedding_width(hf)
+        for key, values in (("hidden_size", hidden), ("num_attention_heads", sizes["heads"]), (inner, sizes["intermediate"])):
             if len(set(values)) == 1 and has_global(config, key):
                 setattr(config, key, values[0])
         kv_heads = {m.k_proj.out_features // m.head_dim for m in hf.modules() if getattr(m, "config", None) is config
@@ -353,6 +354,19 @@ def sync_config(model: nn.Module) -> None:
             config.num_key_value_heads = kv_heads.pop()  # a text model inside a vision-language one: its own config
         _sync_base_heads(hf, sizes["heads"])
         _sync_stage_widths(hf)
+
+
+def _embedding_width(hf: nn.Module) -> list[int]:
+    """A model without attention (RWKV, Mamba): its hidden size as its token embedding's width, where the config has no
+    separate embedding size (ALBERT's ``embedding_size``). RWKV builds its recurrent state at ``config.hidden_size``, so
+    left at the unpruned width the pruned model ran without its cache but not with it."""
+    if has_global(hf.config, "embedding_size"):
+        return []
+    try:
+        embedding = hf.get_input_embeddings()
+    except (AttributeError, NotImplementedError):
+        return []
+    return [embedding.embedding_dim] if isinstance(embedding, nn.Embedding) else []
 
 
 def _sync_base_heads(hf: nn.Module, heads: list[int]) -> None:

@@ -225,3 +225,19 @@ def test_a_backbones_feature_maps_keep_their_widths():
     prune(model, x, ratio=0.3)
     with torch.no_grad():
         assert [t.shape for t in model(x).feature_maps] == before
+
+
+def test_a_pruned_rwkv_runs_with_its_recurrent_state():
+    """RWKV has no attention to read its hidden size from: config.hidden_size stayed at the unpruned width and the
+    state RWKV builds from it (use_cache=True, the default) no longer fit the narrowed residual. It follows the token
+    embedding's width now, for the language model and for its bare base model."""
+    for cls in (transformers.RwkvForCausalLM, transformers.RwkvModel):
+        torch.manual_seed(0)
+        config = transformers.RwkvConfig(vocab_size=128, hidden_size=64, num_hidden_layers=2, attention_hidden_size=64,
+                                         intermediate_size=128, context_length=64)
+        model = cls(config).eval()
+        prune(model, IDS % 128, ratio=0.3)
+        assert model.config.hidden_size == model.get_input_embeddings().embedding_dim < 64
+        with torch.no_grad():
+            out = model(IDS % 128, use_cache=True)
+        assert out.state is not None
