@@ -172,8 +172,9 @@ def key_for(field: str | None, leaf: int, taken: Sequence[str]) -> str:
     return key
 
 
-def checked_entries(entries: Any) -> list[dict[str, Any]]:
-    """A plan's ``outputs`` after checking every field's type, so replay never builds from a malformed record."""
+def checked_entries(entries: Any, largest: int) -> list[dict[str, Any]]:
+    """A plan's ``outputs`` after checking every field's type, so replay never builds from a malformed record;
+    ``largest``: the largest dimension of the unpruned model's parameters, which no projected width exceeds."""
     if not isinstance(entries, list):
         raise ArtifactError(f"Pruning edit: 'outputs' must be a list of projected outputs, not {type(entries).__name__}; model.json is corrupt.")
     out = []
@@ -182,11 +183,12 @@ def checked_entries(entries: Any) -> list[dict[str, Any]]:
         if not isinstance(entry, dict):
             raise ArtifactError(f"{where} must be an object; model.json is corrupt.")
         width = entry.get("width")
-        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            raise ArtifactError(f"{where}: 'width' must be a positive integer, not {width!r}; model.json is corrupt.")
+        if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= largest:
+            raise ArtifactError(f"{where}: 'width' must be a positive integer no larger than the model's widest "
+                                f"dimension ({largest}), not {width!r}; model.json is corrupt.")
         key, targets = entry.get("key"), entry.get("targets")
-        if not isinstance(key, str) or not key or "." in key:
-            raise ArtifactError(f"{where}: 'key' must be a name without dots, not {key!r}; model.json is corrupt.")
+        if not isinstance(key, str) or not key.isidentifier() or hasattr(nn.ModuleDict(), key):
+            raise ArtifactError(f"{where}: 'key' must be a plain name, not {key!r}; model.json is corrupt.")
         if not isinstance(targets, list) or not targets or not all(
                 isinstance(t, list) and len(t) == 3 and (t[0] is None or isinstance(t[0], str))
                 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in t[1:]) for t in targets):

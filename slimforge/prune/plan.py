@@ -123,9 +123,10 @@ def _replay(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
     """Artifact replay: re-apply a recorded plan to a freshly built model (weights load after)."""
     if not isinstance(edit, dict) or "tensors" not in edit:  # every recorded plan says which tensors shrank, even none
         raise ArtifactError("Pruning edit: no 'tensors' key (which tensors shrank, and how); model.json is corrupt.")
+    largest = max((max(p.shape, default=1) for p in model.parameters()), default=1)  # before slicing: the widths projected back
     apply_plan(model, edit)
     if "outputs" in edit:  # keep_outputs="project": the layers that put narrowed outputs back to their widths
-        output_projection.install(model, output_projection.checked_entries(edit["outputs"]))
+        output_projection.install(model, output_projection.checked_entries(edit["outputs"], largest))
     return model
 
 

@@ -87,11 +87,13 @@ def test_a_corrupt_projection_record_is_refused_by_name(tmp_path):
     slimforge.save(model, tmp_path / "run")
     path = tmp_path / "run" / "model.json"
     record = json.loads(path.read_text())
-    edit = next(e for e in record["edits"] if e.get("kind") == "prune")
-    edit["outputs"][0]["kept"] = [[0, 999]]
-    path.write_text(json.dumps(record))
-    with pytest.raises(ArtifactError, match="outputs"):
-        slimforge.load(tmp_path / "run")
+    good = json.dumps(record)
+    for field, value in (("kept", [[0, 999]]), ("key", "training"), ("width", 10**12)):
+        record = json.loads(good)
+        next(e for e in record["edits"] if e.get("kind") == "prune")["outputs"][0][field] = value
+        path.write_text(json.dumps(record))
+        with pytest.raises(ArtifactError, match="outputs"):
+            slimforge.load(tmp_path / "run")
 
 
 def test_a_timm_feature_extractor_projects_its_pooled_features_until_it_gets_a_classifier(tmp_path):
