@@ -5,7 +5,10 @@ True keeps the features' width (and with it the residual), "auto" narrows the re
 back to their width (the default for a bare backbone), False lets them narrow. Random init: parameter counts do not
 depend on the weights.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/prune_bare_backbones.py [--set full|timm]
+    PYTHONPATH=. .venv/bin/python benchmarks/prune_bare_backbones.py [--set full|timm|tiny]
+
+``tiny``: the Hugging Face sweep's small configs (2 layers, 64 wide), where the fill's share of the parameters is
+largest, each beside the same config with a head.
 """
 
 from __future__ import annotations
@@ -70,16 +73,44 @@ def timm_models() -> list[tuple]:
     return out
 
 
+def tiny_models() -> list[tuple]:
+    import transformers
+
+    ids, pixels = torch.randint(0, 1000, (2, 16)), torch.randn(2, 3, 32, 32)
+    text = dict(vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
+                max_position_embeddings=64)
+    vision = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256, image_size=32,
+                  patch_size=8)
+    gpt2 = dict(vocab_size=1000, n_embd=64, n_layer=2, n_head=4, n_positions=64)
+    cases = [
+        ("BertModel", lambda: transformers.BertModel(transformers.BertConfig(**text)),
+         lambda: transformers.BertForSequenceClassification(transformers.BertConfig(**text)), dict(input_ids=ids)),
+        ("RobertaModel", lambda: transformers.RobertaModel(transformers.RobertaConfig(**text)),
+         lambda: transformers.RobertaForSequenceClassification(transformers.RobertaConfig(**text)), dict(input_ids=ids)),
+        ("GPT2Model", lambda: transformers.GPT2Model(transformers.GPT2Config(**gpt2)),
+         lambda: transformers.GPT2LMHeadModel(transformers.GPT2Config(**gpt2)), dict(input_ids=ids)),
+        ("ViTModel", lambda: transformers.ViTModel(transformers.ViTConfig(**vision)),
+         lambda: transformers.ViTForImageClassification(transformers.ViTConfig(**vision)), dict(pixel_values=pixels)),
+        ("Dinov2Model", lambda: transformers.Dinov2Model(transformers.Dinov2Config(**vision)),
+         lambda: transformers.Dinov2ForImageClassification(transformers.Dinov2Config(**vision)), dict(pixel_values=pixels)),
+    ]
+    out = []
+    for name, bare, headed, kwargs in cases:
+        out.append((f"{name}, tiny config", bare, (), kwargs, MODES))
+        out.append((f"{name}, tiny config, with a head", headed, (), kwargs, ("auto",)))
+    return out
+
+
 def main() -> None:
     warnings.filterwarnings("ignore")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", choices=("full", "timm"), default="full")
+    parser.add_argument("--set", choices=("full", "timm", "tiny"), default="full")
     parser.add_argument("--threads", type=int, default=1)
     opts = parser.parse_args()
     torch.set_num_threads(opts.threads)
     print("| model | params (M) | keep_outputs | params removed | of which back in the projection | output | prune s |")
     print("|---|---|---|---|---|---|---|")
-    cases = [(*c, MODES) for c in full_size()] if opts.set == "full" else timm_models()
+    cases = {"full": lambda: [(*c, MODES) for c in full_size()], "timm": timm_models, "tiny": tiny_models}[opts.set]()
     for name, build, args, kwargs, modes in cases:
         for mode in modes:
             print(row(name, build, args, kwargs, mode), flush=True)

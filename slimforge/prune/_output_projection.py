@@ -6,16 +6,19 @@ only heads and MLP neurons (22-31% of the parameters at ``ratio=0.3`` against 42
 head). Narrowed, it breaks whatever reads the features (a head trained on them, an index of embeddings, a
 distillation loss against the unpruned model's states).
 
-Projected, the residual narrows like any other group and each such output goes through a linear layer back to its
-width: ``OutputProjection`` maps the kept features to their old places (a 0/1 weight) and fills each removed place
-with a constant, the unpruned model's mean there on the example inputs. So right after pruning the output is the
-narrowed model's features in their old slots; the layer trains with the rest (fine-tuning or distillation can
-learn to fill the removed places from the kept ones). It costs ``kept x width`` parameters per output (0.4-1.7% of
-the parameters at full size, 3-4% of a 64-wide two-layer tower; BENCHMARKS.md) and runs as the last op of the
-forward (a hook on the model, which ``torch.export`` and ONNX capture).
+Projected, the residual narrows like any other group and each such output is put back to its width by an
+``OutputFill``: the kept features go to their old places unchanged (``index_copy``) and every removed place reads a
+trainable constant, the unpruned model's mean there on the example inputs. That costs one value per place (``width``
+parameters, under 0.1% of a 64-wide two-layer tower) and one copy as the last op of the forward (a hook on the model,
+which ``torch.export`` and ONNX capture). A dense layer could fill the removed places from the kept ones, but whatever
+reads the features linearly (a head, a similarity, a linear probe) absorbs such a layer into its own weights, so it
+would cost ``kept x width`` parameters (3-4% of that tower) for nothing the consumer cannot learn. A second pruning
+narrows the fill's input with the residual: its index loses the removed positions, which then read their constant.
 
-An output whose narrowing would save less than its projection costs (BERT's ``pooler_output``, which reaches only
-the pooler's own dense; EfficientNet's 1280 head channels, made from 320) keeps its width instead. The layers live
+Folders written before the fill (``outputs`` entries without ``"form"``) hold a dense ``OutputProjection``
+(``y = x W^T + b``, W the 0/1 map at first); they load and prune as they did.
+
+An output whose narrowing would save fewer parameters than its fill costs keeps its width instead. The layers live
 in ``model.slimforge_outputs`` (a ``ModuleDict``, in the state dict), the plan records them under ``outputs`` and
 :func:`install` rebuilds them on load.
 """
@@ -34,6 +37,7 @@ from torch import nn
 from slimforge.errors import ArtifactError
 
 ATTRIBUTE = "slimforge_outputs"
+FILL = "fill"  # an entry's "form": OutputFill (entries without one: OutputProjection)
 
 
 class OutputProjection(nn.Module):
@@ -68,6 +72,36 @@ class OutputProjection(nn.Module):
         return f"{self.kept} -> {self.weight.shape[0]}: {names}"
 
 
+class OutputFill(nn.Module):
+    """``width`` features from ``kept`` narrowed ones along a dimension: the kept ones in their places (``index``, the
+    place of each, a buffer that a second pruning slices with the residual) and ``fill`` in every other place.
+
+    targets: as :class:`OutputProjection`'s."""
+
+    def __init__(self, index: Sequence[int], width: int, targets: Sequence[tuple[str | None, int, int]]) -> None:
+        super().__init__()
+        self.fill = nn.Parameter(torch.zeros(width))
+        self.register_buffer("index", torch.as_tensor(np.asarray(index, dtype=np.int64)), persistent=False)  # from the plan
+        self.targets = [(field, leaf, dim) for field, leaf, dim in targets]
+
+    @property
+    def kept(self) -> int:
+        return self.index.shape[0]
+
+    def forward(self, x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+        d = dim % x.dim()
+        shape = [*x.shape[:d], self.fill.shape[0], *x.shape[d + 1:]]
+        view = [-1 if i == d else 1 for i in range(x.dim())]
+        return self.fill.to(x.dtype).view(view).expand(shape).index_copy(d, self.index, x)
+
+    def fits(self, x: Any, dim: int) -> bool:
+        return isinstance(x, torch.Tensor) and x.dim() > dim and x.shape[dim] == self.kept
+
+    def extra_repr(self) -> str:
+        names = ", ".join(f"{field or f'output {leaf}'} (dim {dim})" for field, leaf, dim in self.targets)
+        return f"{self.kept} -> {self.fill.shape[0]}: {names}"
+
+
 def project_outputs(module: nn.Module, args: Any, output: Any) -> Any:
     """The forward hook: each projection applied to its outputs (by field where the output has fields, else by
     position). An output that does not have the narrowed width where the capture had it passes unchanged."""
@@ -99,9 +133,10 @@ def _has_classifier_now(module: nn.Module) -> bool:
 
 
 def install(model: nn.Module, entries: Sequence[Mapping[str, Any]]) -> None:
-    """Add the projections ``entries`` describe (``{"key", "targets": [[field, leaf, dim], ...], "width", "kept"}``,
-    kept as indices) to ``model``, with the forward hook that applies them once. Weights are the 0/1 map of the kept
-    features to their places and zero bias (:func:`initialise` sets the bias; a saved folder's weights load over both)."""
+    """Add the layers ``entries`` describe (``{"key", "targets": [[field, leaf, dim], ...], "width", "kept", "form"}``,
+    kept as indices; ``form`` "fill", or absent for a dense ``OutputProjection`` of an older folder) to ``model``, with
+    the forward hook that applies them once. Constants are 0 and a dense weight the 0/1 map of the kept features to
+    their places (:func:`initialise` sets the constants; a saved folder's weights load over them)."""
     if not entries:
         return
     projections = getattr(model, ATTRIBUTE, None)
@@ -110,9 +145,12 @@ def install(model: nn.Module, entries: Sequence[Mapping[str, Any]]) -> None:
         model.add_module(ATTRIBUTE, projections)
     for entry in entries:
         kept = np.asarray(entry["kept"], dtype=np.int64)
-        layer = OutputProjection(len(kept), entry["width"], entry["targets"])
-        with torch.no_grad():
-            layer.weight[torch.from_numpy(kept), torch.arange(len(kept))] = 1.0
+        if entry.get("form") == FILL:
+            layer: nn.Module = OutputFill(kept, entry["width"], entry["targets"])
+        else:
+            layer = OutputProjection(len(kept), entry["width"], entry["targets"])
+            with torch.no_grad():
+                layer.weight[torch.from_numpy(kept), torch.arange(len(kept))] = 1.0
         projections[entry["key"]] = layer
     if project_outputs not in model._forward_hooks.values():
         model.register_forward_hook(project_outputs)
@@ -134,9 +172,9 @@ def remove(model: nn.Module, keys: Sequence[str]) -> None:
 
 
 def initialise(model: nn.Module, entries: Sequence[Mapping[str, Any]], means: Mapping[int, Sequence[torch.Tensor]]) -> None:
-    """Each removed place's bias: the unpruned output's mean there (``means[leaf][dim]`` of the first target: the mean
+    """Each place's constant: the unpruned output's mean there (``means[leaf][dim]`` of the first target: the mean
     over every other dimension, per position of ``dim``; :func:`output_means`), so a removed feature reads as its
-    average, not 0."""
+    average, not 0 (and so does a kept one that a later pruning removes)."""
     if not entries:
         return
     projections = getattr(model, ATTRIBUTE)
@@ -147,8 +185,11 @@ def initialise(model: nn.Module, entries: Sequence[Mapping[str, Any]], means: Ma
         if mean is None or mean.numel() != entry["width"]:
             continue
         layer = projections[entry["key"]]
-        removed = np.setdiff1d(np.arange(entry["width"]), np.asarray(entry["kept"], dtype=np.int64))
         with torch.no_grad():
+            if isinstance(layer, OutputFill):
+                layer.fill.copy_(mean.to(layer.fill.dtype))
+                continue
+            removed = np.setdiff1d(np.arange(entry["width"]), np.asarray(entry["kept"], dtype=np.int64))
             layer.bias[torch.from_numpy(removed)] = mean.to(layer.bias.dtype)[torch.from_numpy(removed)]
 
 
@@ -194,8 +235,13 @@ def checked_entries(entries: Any, largest: int) -> list[dict[str, Any]]:
                 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in t[1:]) for t in targets):
             raise ArtifactError(f"{where}: 'targets' must be a non-empty list of [field or null, output position, "
                                 "dimension]; model.json is corrupt.")
+        form = entry.get("form")
+        if form not in (None, FILL):
+            raise ArtifactError(f"{where}: 'form' must be {FILL!r} or absent (a dense projection), not {form!r}; "
+                                "model.json is corrupt.")
         kept = _checked_runs(entry.get("kept"), where, width)
-        out.append({"key": key, "targets": [tuple(t) for t in targets], "width": width, "kept": kept})
+        out.append({"key": key, "targets": [tuple(t) for t in targets], "width": width, "kept": kept,
+                    **({"form": form} if form else {})})
     return out
 
 
@@ -236,5 +282,6 @@ def entries_for(graph: Any, pruned: set[int], taken: Sequence[str] = ()) -> list
                 continue
             key = key_for(field, leaf, keys)
             keys.append(key)
-            by_classes[tuple(roots)] = {"key": key, "targets": [(field, leaf, dim)], "width": len(roots), "kept": kept}
+            by_classes[tuple(roots)] = {"key": key, "targets": [(field, leaf, dim)], "width": len(roots), "kept": kept,
+                                        "form": FILL}
     return list(by_classes.values())

@@ -1259,19 +1259,32 @@ def _scatter(tr: Tracing, node: torch.fx.Node) -> Any:
 def _index_add(tr: Tracing, node: torch.fx.Node) -> Any:
     """``self.index_add(dim, index, source)`` (a mixture of experts adds each expert's rows back to the tokens they
     came from; ``index_copy``, ``index_reduce`` and ``index_fill`` alike): along ``dim`` rows land where the index
-    says, so that dimension stays whole; along every other one, source is element for element with the output."""
+    says, so that dimension stays whole; along every other one, source is element for element with the output.
+    ``index_copy`` with an index that is the model's own tensor (slimforge's ``OutputFill``: a pruned model's kept
+    features written back into their places) ties source's rows to the index's entries: dropping a row and its
+    entry leaves that place as ``self`` holds it, so the rows stay prunable."""
     bound = _bind(node)
-    x, source = bound.get("self"), bound.get("source")
+    x, source, index = bound.get("self"), bound.get("source"), bound.get("index")
     shape = _shape(node)
     d = _norm_dim(bound.get("dim"), len(shape))
     out = list(tr.lab(x) or [None] * len(shape))
     tr.pin_label([out[d]])
     out[d] = None
-    tr.pin_label(tr.lab(bound.get("index")) if isinstance(bound.get("index"), torch.fx.Node) else None)
     label = tr.lab(source) if isinstance(source, torch.fx.Node) else None
+    index_label = tr.lab(index) if isinstance(index, torch.fx.Node) else None
+    rows_follow = (_opname(node.target) == "index_copy" and index.op == "placeholder" and label is not None
+                   and d < len(label) and index_label is not None and len(index_label) == 1
+                   and isinstance(label[d], np.ndarray) and isinstance(index_label[0], np.ndarray)
+                   and len(label[d]) == len(index_label[0]))
+    if rows_follow:
+        tr.uf.tie(label[d], index_label[0])
+    else:
+        tr.pin_label(index_label)
     if label is not None:
         src_shape = _shape(source)
         for i, vec in enumerate(label):
+            if i == d and rows_follow:
+                continue
             if i == d or i >= len(shape) or src_shape[i] != shape[i]:
                 tr.pin_label([vec, out[i] if i != d and i < len(shape) else None])
                 if i != d and i < len(shape):

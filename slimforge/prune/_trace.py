@@ -351,11 +351,11 @@ class _Tracer:
             self.pin_label(label)
 
     def _worth_projecting(self, label: Any) -> bool:
-        """Does narrowing this output's width save more parameters than a projection back to it costs? A projection
-        of width w costs (1 - r) w^2 at ratio r; narrowing saves about r of every parameter tensor one of whose
-        dimensions shares a prunable class with the output. At r = 0.3: worth it where those tensors hold more than
-        about 2.3 w^2 (a residual stream: every layer's weights), not for a single layer's outputs (BERT's pooler,
-        EfficientNet's head convolution, whose 1280 outputs read 320 channels)."""
+        """Does narrowing this output's width save more parameters than putting it back costs? The fill that puts an
+        output of width w back costs w parameters (:class:`~slimforge.prune._output_projection.OutputFill`);
+        narrowing saves about r of every parameter tensor one of whose dimensions shares a prunable class with the
+        output (at r = 0.3: any layer that reads or writes the features, from a residual stream's every layer to
+        BERT's pooler alone; not an output that nothing before it shares a width with)."""
         if not isinstance(label, list):
             return False
         vectors = [v for v in label if isinstance(v, np.ndarray)]
@@ -365,8 +365,8 @@ class _Tracer:
         width = max(len(v) for v in vectors if wanted.intersection(self.uf.roots(v).tolist()))
         sizes = {name: p.numel() for name, p in self.model.named_parameters(remove_duplicate=False)}
         touched = {s.name for s in self.slots if s.name in sizes and wanted.intersection(self.uf.roots(s.elements).tolist())}
-        ratio = PROJECTION_BREAK_EVEN_RATIO
-        return ratio * sum(sizes[name] for name in touched) > (1 - ratio) * width * width
+        return PROJECTION_BREAK_EVEN_RATIO * sum(sizes[name] for name in touched) > width
+
 
     def _tie_training_only(self) -> None:
         """Parameters only a training forward reads, which an eval-mode capture never reaches, follow the parameter

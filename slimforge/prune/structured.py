@@ -130,9 +130,10 @@ def prune(
     logits and loss; its hidden states narrow with the model); each group keeps at least one unit.
     keep_outputs: how the outputs keep their shape. A bare backbone (``BertModel``, ``AutoModel``'s, a timm
     model with ``num_classes=0``) returns features as wide as the residual every layer adds into: by default
-    ("auto"; "project" for any model) the residual narrows like any group and those outputs go through a
-    linear layer back to their width (``model.slimforge_outputs``: the kept features in their places, each
-    removed one at its mean on the example; trained with the rest). True keeps such widths whole (only heads
+    ("auto"; "project" for any model but an ``nn.Sequential``, which would run the added layer as a step) the
+    residual narrows like any group and those outputs are put back to their width (``model.slimforge_outputs``:
+    the kept features in their places, each removed place a trainable constant, its mean on the example). True
+    keeps such widths whole (only heads
     and MLP neurons go); False lets them narrow, for a head you add later that takes the narrower width
     (``model.config.hidden_size`` follows). Other models' outputs keep their widths under "auto".
     With check=True (default) the pruned model is run once and captured again, and every op's
@@ -142,6 +143,10 @@ def prune(
     config = PruneConfig(ratio, importance, reduction, target_params, target_macs, tuple(skip), round_to, seed, check,
                          target_latency=target_latency, latency=latency or LatencySettings(), keep_outputs=keep_outputs)
     config.validate()
+    if config.keep_outputs == "project" and isinstance(model, nn.Sequential):
+        raise PruneConfigError("keep_outputs='project' adds a layer to the model (model.slimforge_outputs), and an "
+                               "nn.Sequential would run it as one of its steps: wrap the Sequential in a module, or pass "
+                               "keep_outputs=True (outputs keep their widths) or False (they narrow).")
     _check_skip_patterns(model, config.skip)
     args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
     kwargs = capture_kwargs(model, example_kwargs)
@@ -265,7 +270,8 @@ def _log_projections(model: nn.Module, projections: list[dict[str, Any]]) -> Non
     shown = ", ".join(f"{' and '.join(f or f'output {leaf}' for f, leaf, _ in p['targets'])} {len(p['kept'])} -> {p['width']}"
                       for p in projections)
     log.warning("slimforge.prune: %s returns features whose width its layers share; they narrowed with the model and "
-                "a linear layer puts them back to their width (%s; model.%s, trained with the rest). "
+                "are put back to their width, each removed place filled with its mean on the example (%s; model.%s, "
+                "trained with the rest). "
                 "keep_outputs=True keeps those widths whole instead; keep_outputs=False lets the outputs narrow.",
                 type(model).__name__, shown, output_projection.ATTRIBUTE)
 

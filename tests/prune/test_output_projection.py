@@ -1,6 +1,6 @@
 """``keep_outputs="project"`` (the default for a bare backbone): the residual narrows like any group and the features
-the model returns go back to their width through a linear layer that maps the kept features to their places and
-fills the removed ones with the unpruned model's mean, so whatever reads them still fits."""
+the model returns go back to their width, the kept features in their places and the removed ones filled with the
+unpruned model's mean, so whatever reads them still fits."""
 from __future__ import annotations
 
 import json
@@ -44,15 +44,17 @@ def test_a_bare_backbone_narrows_inside_and_returns_features_as_wide_as_before()
     assert projected.config.hidden_size == small.last_hidden_state.shape[-1] < 64  # the residual narrowed
     # the kept features sit in their old places, as the narrowed model computes them ...
     layer = projected.slimforge_outputs["last_hidden_state"]
-    places = layer.weight.argmax(dim=0)
-    assert torch.allclose(out.last_hidden_state[..., places], small.last_hidden_state, atol=1e-6)
+    places = layer.index
+    assert torch.equal(out.last_hidden_state[..., places], small.last_hidden_state)
     # ... and every removed one reads the unpruned model's mean there
     removed = sorted(set(range(64)) - set(places.tolist()))
     assert torch.allclose(out.last_hidden_state[..., removed], before.mean(dim=(0, 1))[removed].expand(2, 12, -1), atol=1e-6)
-    # BERT's pooler output reaches only the pooler's own dense: kept whole rather than projected
-    assert list(projected.slimforge_outputs) == ["last_hidden_state"] and projected.pooler.dense.out_features == 64
+    # the pooler's outputs narrow too (its dense loses rows) and are filled alike; each fill costs one value a place
+    assert sorted(projected.slimforge_outputs) == ["last_hidden_state", "pooler_output"] and projected.pooler.dense.out_features < 64
+    assert _parameters(projected.slimforge_outputs) == 2 * 64 and set(projected.slimforge_outputs.state_dict()) == {
+        "last_hidden_state.fill", "pooler_output.fill"}  # the places are in the plan, not the weights
     reduction = {name: 1 - _parameters(m) / n0 for name, m in (("projected", projected), ("narrow", narrow), ("kept", kept))}
-    assert reduction["projected"] > reduction["kept"] + 0.12 and reduction["projected"] > reduction["narrow"] - 0.06
+    assert reduction["projected"] > reduction["kept"] + 0.12 and reduction["projected"] > reduction["narrow"] - 0.005
 
 
 def test_a_projected_backbone_reloads_prunes_again_and_runs_without_return_dict(tmp_path):
@@ -60,7 +62,7 @@ def test_a_projected_backbone_reloads_prunes_again_and_runs_without_return_dict(
     prune(model, IDS, ratio=0.3)
     slimforge.save(model, tmp_path / "once")
     prune(model, IDS, ratio=0.3)  # the projection's input narrows with the residual; its output stays 64
-    assert model.slimforge_outputs["last_hidden_state"].weight.shape[1] == model.config.hidden_size
+    assert model.slimforge_outputs["last_hidden_state"].kept == model.config.hidden_size
     slimforge.save(model, tmp_path / "twice")
     with torch.no_grad():
         out = model(IDS)
@@ -88,7 +90,7 @@ def test_a_corrupt_projection_record_is_refused_by_name(tmp_path):
     path = tmp_path / "run" / "model.json"
     record = json.loads(path.read_text())
     good = json.dumps(record)
-    for field, value in (("kept", [[0, 999]]), ("key", "training"), ("width", 10**12)):
+    for field, value in (("kept", [[0, 999]]), ("key", "training"), ("width", 10**12), ("form", "linear")):
         record = json.loads(good)
         next(e for e in record["edits"] if e.get("kind") == "prune")["outputs"][0][field] = value
         path.write_text(json.dumps(record))
@@ -120,8 +122,20 @@ def test_a_users_own_module_keeps_its_outputs_unless_told_to_project():
     x = torch.randn(4, 8)
     prune(net, x, ratio=0.5)
     assert net[2].out_features == 16 and not hasattr(net, "slimforge_outputs")
-    prune(net, x, ratio=0.5, keep_outputs="project")  # the output reaches one layer's parameters: still kept whole
-    assert net[2].out_features == 16 and not hasattr(net, "slimforge_outputs")
+    with pytest.raises(slimforge.prune.PruneConfigError, match="Sequential"):  # it would run the fill as a step
+        prune(net, x, ratio=0.5, keep_outputs="project")
+
+    class Net(torch.nn.Module):
+        def __init__(self, layers: torch.nn.Module) -> None:
+            super().__init__()
+            self.layers = layers
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.layers(x)
+
+    wrapped = Net(net)
+    prune(wrapped, x, ratio=0.5, keep_outputs="project")  # asked for: the last layer's rows go, the output keeps 16
+    assert net[2].out_features == 8 and wrapped(x).shape == (4, 16)
 
 
 def test_keep_outputs_takes_only_its_four_values():
@@ -243,3 +257,23 @@ def test_a_pruned_rwkv_runs_with_its_recurrent_state():
         with torch.no_grad():
             out = model(IDS % 128, use_cache=True)
         assert out.state is not None
+
+
+def test_a_dense_projection_of_an_older_folder_installs_and_computes_what_the_fill_does():
+    """Folders written before the fill record their outputs without "form": a dense layer (0/1 weight, bias) that
+    puts the kept features in the same places and the same constants in the others."""
+    from slimforge.prune import _output_projection as op
+
+    entry = {"key": "last_hidden_state", "targets": [("last_hidden_state", 0, 2)], "width": 6, "kept": [0, 2, 5]}
+    dense, fill = torch.nn.Module(), torch.nn.Module()
+    op.install(dense, op.checked_entries([{**entry, "targets": [list(entry["targets"][0])], "kept": [[0, 1], [2, 3], [5, 6]]}], 6))
+    op.install(fill, [{**entry, "form": op.FILL}])
+    mean = torch.arange(6.0) + 10
+    for model in (dense, fill):
+        op.initialise(model, [{**entry, "form": op.FILL} if model is fill else entry], {0: [None, None, mean]})
+    assert isinstance(dense.slimforge_outputs["last_hidden_state"], op.OutputProjection)
+    x = torch.randn(2, 4, 3)
+    out = {"last_hidden_state": x}
+    a = op.project_outputs(dense, (), dict(out))["last_hidden_state"]
+    b = op.project_outputs(fill, (), dict(out))["last_hidden_state"]
+    assert torch.equal(a, b) and torch.equal(b[..., [0, 2, 5]], x) and torch.equal(b[0, 0, [1, 3, 4]], mean[[1, 3, 4]])
