@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     opts = parser.parse_args()
     torch.set_num_threads(opts.threads)
-    print("| model | params (M) | keep_outputs | params removed | of which back in the projection | output | prune s |")
+    print("| model | params (M) | keep_outputs | params removed | of which in the fill | output | prune s |")
     print("|---|---|---|---|---|---|---|")
     cases = {"full": lambda: [(*c, MODES) for c in full_size()], "timm": timm_models, "tiny": tiny_models}[opts.set]()
     for name, build, args, kwargs, modes in cases:

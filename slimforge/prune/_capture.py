@@ -12,7 +12,7 @@ import operator
 import re
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -416,8 +416,15 @@ def prediction_fields(out_type: type, keys: list[str]) -> list[str] | None:
 
 
 # Words in a field name of a transformers output that make it a prediction, not a backbone's features: TimesFM's
-# mean_predictions, Decision Transformer's action_preds, SAM's iou_scores and pred_masks, a detector's pred_boxes.
-_PREDICTION_WORDS = ("pred", "score")
+# mean_predictions, Decision Transformer's action_preds, SAM's iou_scores and pred_masks, a detector's pred_boxes,
+# VitPose's heatmaps, a vocoder's waveform or spectrogram.
+_PREDICTION_WORDS = ("pred", "score", "heatmap", "waveform", "spectrogram")
+
+
+def predicted_fields(keys: Sequence[str]) -> list[str]:
+    """The fields of a transformers output named as a prediction (:data:`_PREDICTION_WORDS`, or logits other than
+    an MoE's ``router_logits``)."""
+    return [k for k in keys if any(w in k for w in _PREDICTION_WORDS) or ("logits" in k and "router" not in k)]
 
 
 def bare_backbone(model: torch.nn.Module, ep: torch.export.ExportedProgram) -> bool:
@@ -430,8 +437,7 @@ def bare_backbone(model: torch.nn.Module, ep: torch.export.ExportedProgram) -> b
         return False
     if spec.type is not None and getattr(spec.type, "__module__", "").startswith("transformers"):
         keys = list(spec.context) if isinstance(spec.context, list) else []
-        predicts = [k for k in keys if any(w in k for w in _PREDICTION_WORDS) or ("logits" in k and "router" not in k)]
-        return bool(keys) and "loss" not in keys and prediction_fields(spec.type, keys) is None and not predicts
+        return bool(keys) and "loss" not in keys and prediction_fields(spec.type, keys) is None and not predicted_fields(keys)
     return spec.is_leaf() and getattr(model, "num_classes", None) == 0 and hasattr(model, "pretrained_cfg")
 
 

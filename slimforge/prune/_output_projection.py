@@ -18,7 +18,8 @@ narrows the fill's input with the residual: its index loses the removed position
 Folders written before the fill (``outputs`` entries without ``"form"``) hold a dense ``OutputProjection``
 (``y = x W^T + b``, W the 0/1 map at first); they load and prune as they did.
 
-An output whose narrowing would save fewer parameters than its fill costs keeps its width instead. The layers live
+An output whose narrowing would save less than its fill costs, or under 2% of the model (a single layer's outputs: BERT's
+pooler), keeps its width instead. The layers live
 in ``model.slimforge_outputs`` (a ``ModuleDict``, in the state dict), the plan records them under ``outputs`` and
 :func:`install` rebuilds them on load.
 """

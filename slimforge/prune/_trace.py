@@ -225,6 +225,8 @@ def _kernel_slots(model: nn.Module) -> set[tuple[str, int]]:
 
 # The ratio at which keep_outputs="project" weighs a projection's cost against what narrowing an output saves.
 PROJECTION_BREAK_EVEN_RATIO = 0.3
+# The least share of a model's parameters that narrowing an output must save for keep_outputs="project" to do it.
+PROJECTION_MIN_SAVING = 0.02
 
 
 class _Tracer:
@@ -351,11 +353,13 @@ class _Tracer:
             self.pin_label(label)
 
     def _worth_projecting(self, label: Any) -> bool:
-        """Does narrowing this output's width save more parameters than putting it back costs? The fill that puts an
-        output of width w back costs w parameters (:class:`~slimforge.prune._output_projection.OutputFill`);
-        narrowing saves about r of every parameter tensor one of whose dimensions shares a prunable class with the
-        output (at r = 0.3: any layer that reads or writes the features, from a residual stream's every layer to
-        BERT's pooler alone; not an output that nothing before it shares a width with)."""
+        """Does narrowing this output's width save enough? Narrowing saves about r (0.3) of every parameter tensor
+        one of whose dimensions shares a prunable class with the output; worth it where that is more than the fill
+        that puts the output back costs (w parameters, :class:`~slimforge.prune._output_projection.OutputFill`) and
+        at least :data:`PROJECTION_MIN_SAVING` of the model: a residual stream, which every layer reads and writes
+        (15-25% of a transformer), but not a single layer's outputs (BERT's pooler, AltCLIP's text projection: well
+        under 1% at full size), which keep their width, so their places hold no constants and a transformers model
+        keeps its plain-transformers folder."""
         if not isinstance(label, list):
             return False
         vectors = [v for v in label if isinstance(v, np.ndarray)]
@@ -365,7 +369,8 @@ class _Tracer:
         width = max(len(v) for v in vectors if wanted.intersection(self.uf.roots(v).tolist()))
         sizes = {name: p.numel() for name, p in self.model.named_parameters(remove_duplicate=False)}
         touched = {s.name for s in self.slots if s.name in sizes and wanted.intersection(self.uf.roots(s.elements).tolist())}
-        return PROJECTION_BREAK_EVEN_RATIO * sum(sizes[name] for name in touched) > width
+        saved = PROJECTION_BREAK_EVEN_RATIO * sum(sizes[name] for name in touched)
+        return saved > max(width, PROJECTION_MIN_SAVING * sum(sizes.values()))
 
 
     def _tie_training_only(self) -> None:
