@@ -1,10 +1,12 @@
-"""A pruned sentence encoder's embeddings put back to their width by the fill (slimforge's default: kept features in
-their places, a trainable constant in each removed one) or by a dense layer (the same map at first, every entry
-trainable), each distilled towards the unpruned encoder's token states for the same steps on the same batches.
+"""A pruned sentence encoder's embeddings put back to their width three ways, each distilled towards the unpruned
+encoder's token states for the same steps on the same batches: ``constant`` (kept features in their places, a
+trainable constant in each removed one), ``mix`` (slimforge's ``OutputFill``: the constant plus a learned mix of the
+kept features for each removed place, removed x kept parameters) and ``dense`` (a width x kept layer, the 0/1 map
+at first, every entry trainable). All three compute the same right after pruning.
 
-What it answers: does a dense layer buy anything over the fill for a model whose features are used as they are
-(embeddings compared with an index the unpruned model built) rather than read by a head, which would absorb a dense
-layer into its own weights? Reported on SST-2's dev sentences against the unpruned MiniLM-L6: the mean cosine of
+What it answers: what a model whose features are used as they are (embeddings compared with an index the unpruned
+model built) gains from learning its removed features back from the kept ones, and whether the removed places'
+rows suffice (a head would absorb any such layer into its own weights, so a linear probe is reported too). Reported on SST-2's dev sentences against the unpruned MiniLM-L6: the mean cosine of
 each sentence's embedding (mean of token states) with the teacher's, the share of sentences whose teacher embedding
 is the nearest of all 872 (an index built by the unpruned model, queried with the pruned one), and a linear probe's
 accuracy (logistic regression on 2,000 training sentences' embeddings).
@@ -37,13 +39,14 @@ def sentences(path: Path, n: int | None = None) -> tuple[list[str], list[int]]:
 
 
 def to_dense(model: torch.nn.Module) -> None:
-    """Each OutputFill replaced by the dense OutputProjection that computes the same: 0/1 weight, the fill as bias
-    in the removed places."""
+    """Each OutputFill replaced by the dense OutputProjection that computes the same: identity rows in the kept
+    places, the mix in the removed ones, the fill as their bias."""
     for key, fill in list(model.slimforge_outputs.items()):
         dense = op.OutputProjection(fill.kept, fill.fill.shape[0], fill.targets)
         with torch.no_grad():
             dense.weight.zero_()
             dense.weight[fill.index, torch.arange(fill.kept)] = 1.0
+            dense.weight[fill.removed] = fill.mix
             dense.bias.copy_(fill.fill)
             dense.bias[fill.index] = 0.0
         model.slimforge_outputs[key] = dense
@@ -80,7 +83,7 @@ def evaluate(model, tok, teacher_dev: torch.Tensor, dev: list[str], probe_train:
 
 def distil(student, teacher, tok, texts: list[str], steps: int, batch: int, lr: float, seed: int) -> None:
     student.train()
-    optimizer = torch.optim.AdamW(student.parameters(), lr=lr)
+    optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=lr)
     order = np.random.default_rng(seed).permutation(len(texts))
     for step in range(steps):
         idx = order[(step * batch) % len(order):][:batch]
@@ -124,13 +127,16 @@ def main() -> None:
     example = tok(distil_texts[:16], padding=True, return_tensors="pt")
     slimforge.prune(pruned, example_kwargs=dict(example), ratio=opts.ratio)
     n0, n1 = (sum(p.numel() for p in m.parameters()) for m in (teacher, pruned))
-    dense = copy.deepcopy(pruned)
+    dense, constant = copy.deepcopy(pruned), copy.deepcopy(pruned)
     to_dense(dense)
-    results = {"ratio": opts.ratio, "params_removed": round(1 - n1 / n0, 4), "dense_extra_params": sum(
-        p.numel() for p in dense.slimforge_outputs.parameters()) - sum(p.numel() for p in pruned.slimforge_outputs.parameters()),
-        "teacher": evaluate(teacher, tok, teacher_dev, dev, probe_train, dev_labels)}
-    results["after pruning (fill = dense)"] = evaluate(pruned, tok, teacher_dev, dev, probe_train, dev_labels)
-    for name, model in (("fill", pruned), ("dense", dense)):
+    for fill in constant.slimforge_outputs.values():
+        fill.mix.requires_grad_(False)  # stays zero: the constant alone
+    extra = {name: sum(p.numel() for p in m.slimforge_outputs.parameters()) for name, m in (("constant", constant), ("mix", pruned), ("dense", dense))}
+    extra["constant"] -= sum(f.mix.numel() for f in constant.slimforge_outputs.values())
+    results = {"ratio": opts.ratio, "params_removed": round(1 - n1 / n0, 4), "output_layer_params": extra,
+               "teacher": evaluate(teacher, tok, teacher_dev, dev, probe_train, dev_labels)}
+    results["after pruning (all three the same)"] = evaluate(pruned, tok, teacher_dev, dev, probe_train, dev_labels)
+    for name, model in (("constant", constant), ("mix", pruned), ("dense", dense)):
         start = time.perf_counter()
         distil(model, teacher, tok, distil_texts, opts.steps, opts.batch, opts.lr, opts.seed)
         results[f"{name}, distilled {opts.steps} steps"] = {**evaluate(model, tok, teacher_dev, dev, probe_train, dev_labels),

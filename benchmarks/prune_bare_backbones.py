@@ -21,7 +21,7 @@ import torch
 
 import slimforge
 
-MODES = (True, "auto", False)
+MODES = (True, "auto", "fill", False)
 
 
 def count(model: torch.nn.Module) -> int:
@@ -69,7 +69,7 @@ def timm_models() -> list[tuple]:
     out = []
     for name in TIMM:
         out.append((f"{name} (1000 classes)", lambda n=name: timm.create_model(n, num_classes=1000), (pixels,), None, ("auto",)))
-        out.append((f"{name}, num_classes=0", lambda n=name: timm.create_model(n, num_classes=0), (pixels,), None, (True, "auto")))
+        out.append((f"{name}, num_classes=0", lambda n=name: timm.create_model(n, num_classes=0), (pixels,), None, (True, "auto", "fill")))
     return out
 
 
@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     opts = parser.parse_args()
     torch.set_num_threads(opts.threads)
-    print("| model | params (M) | keep_outputs | params removed | of which in the fill | output | prune s |")
+    print("| model | params (M) | keep_outputs | params removed | of which in the output layer | output | prune s |")
     print("|---|---|---|---|---|---|---|")
     cases = {"full": lambda: [(*c, MODES) for c in full_size()], "timm": timm_models, "tiny": tiny_models}[opts.set]()
     for name, build, args, kwargs, modes in cases:

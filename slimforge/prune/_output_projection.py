@@ -6,20 +6,24 @@ only heads and MLP neurons (22-31% of the parameters at ``ratio=0.3`` against 42
 head). Narrowed, it breaks whatever reads the features (a head trained on them, an index of embeddings, a
 distillation loss against the unpruned model's states).
 
-Projected, the residual narrows like any other group and each such output is put back to its width by an
-``OutputFill``: the kept features go to their old places unchanged (``index_copy``) and every removed place reads a
-trainable constant, the unpruned model's mean there on the example inputs. That costs one value per place (``width``
-parameters, under 0.1% of a 64-wide two-layer tower) and one copy as the last op of the forward (a hook on the model,
-which ``torch.export`` and ONNX capture). A dense layer could fill the removed places from the kept ones, but whatever
-reads the features linearly (a head, a similarity, a linear probe) absorbs such a layer into its own weights, so it
-would cost ``kept x width`` parameters (3-4% of that tower) for nothing the consumer cannot learn. A second pruning
-narrows the fill's input with the residual: its index loses the removed positions, which then read their constant.
+Projected, the residual narrows like any other group and each such output goes back to its width through a layer
+that, right after pruning, puts the kept features in their old places and the unpruned model's mean (on the example
+inputs) in each removed place, so whatever reads the features still fits; it trains with the rest. Two forms:
 
-Folders written before the fill (``outputs`` entries without ``"form"``) hold a dense ``OutputProjection``
-(``y = x W^T + b``, W the 0/1 map at first); they load and prune as they did.
+- ``OutputProjection`` (``"project"``, and ``"auto"`` for a bare backbone): a dense layer, ``y = x W^T + b``, W the
+  0/1 map at first. It costs ``kept x width`` parameters (0.4-0.5% of BERT-base or DINOv2-small, 1.5-4% of a
+  64-wide two-layer tower) and learns the most: distilled towards the unpruned MiniLM-L6's states, the pruned
+  encoder's sentence embeddings find their own in the unpruned model's index for 88% of SST-2's dev sentences,
+  against 75% with the fill (BENCHMARKS.md).
+- ``OutputFill`` (``"fill"``): the kept features pass unchanged (``index_copy``) and each removed place reads a
+  constant plus a learned mix of the kept features (``removed x kept``: about 30% of the dense layer's parameters).
+  A linear probe on its features scores as on the dense layer's (76.3% on SST-2), so where a head is trained on the
+  features anyway it is the smaller choice.
 
-An output whose narrowing would save less than its fill costs, or under 2% of the model (a single layer's outputs: BERT's
-pooler), keeps its width instead. The layers live
+A second pruning narrows either layer's input with the residual (the dense weight's columns; the fill's index and
+mix columns). Outputs made from the same features (a ViT's ``last_hidden_state`` and its ``pooler_output``) share
+one layer. An output whose narrowing would save less than its layer costs, or under 2% of the model (a single
+layer's outputs: BERT's pooler, a pose head's heatmaps), keeps its width instead. The layers live
 in ``model.slimforge_outputs`` (a ``ModuleDict``, in the state dict), the plan records them under ``outputs`` and
 :func:`install` rebuilds them on load.
 """
@@ -38,7 +42,7 @@ from torch import nn
 from slimforge.errors import ArtifactError
 
 ATTRIBUTE = "slimforge_outputs"
-FILL = "fill"  # an entry's "form": OutputFill (entries without one: OutputProjection)
+FILL = "fill"  # an entry's "form": OutputFill, keep_outputs="fill" (entries without one: OutputProjection)
 
 
 class OutputProjection(nn.Module):
@@ -75,14 +79,21 @@ class OutputProjection(nn.Module):
 
 class OutputFill(nn.Module):
     """``width`` features from ``kept`` narrowed ones along a dimension: the kept ones in their places (``index``, the
-    place of each, a buffer that a second pruning slices with the residual) and ``fill`` in every other place.
+    place of each, a buffer that a second pruning slices with the residual); each removed place (``removed``) reads
+    its constant in ``fill`` plus a learned mix of the kept features (``mix``, removed x kept, zero at first), so
+    training can rebuild what a removed feature carried from the kept ones. A place a later pruning removes reads its
+    constant alone.
 
     targets: as :class:`OutputProjection`'s."""
 
     def __init__(self, index: Sequence[int], width: int, targets: Sequence[tuple[str | None, int, int]]) -> None:
         super().__init__()
+        kept = np.asarray(index, dtype=np.int64)
+        removed = np.setdiff1d(np.arange(width), kept)
         self.fill = nn.Parameter(torch.zeros(width))
-        self.register_buffer("index", torch.as_tensor(np.asarray(index, dtype=np.int64)), persistent=False)  # from the plan
+        self.mix = nn.Parameter(torch.zeros(len(removed), len(kept)))
+        self.register_buffer("index", torch.as_tensor(kept), persistent=False)  # both from the plan
+        self.register_buffer("removed", torch.as_tensor(removed), persistent=False)
         self.targets = [(field, leaf, dim) for field, leaf, dim in targets]
 
     @property
@@ -93,7 +104,14 @@ class OutputFill(nn.Module):
         d = dim % x.dim()
         shape = [*x.shape[:d], self.fill.shape[0], *x.shape[d + 1:]]
         view = [-1 if i == d else 1 for i in range(x.dim())]
-        return self.fill.to(x.dtype).view(view).expand(shape).index_copy(d, self.index, x)
+        out = self.fill.to(x.dtype).view(view).expand(shape)
+        if self.removed.shape[0]:
+            last = d == x.dim() - 1
+            mixed = F.linear(x if last else x.transpose(d, -1), self.mix.to(x.dtype))
+            mixed = mixed if last else mixed.transpose(d, -1)  # a feature map's channels
+            rebuilt = mixed + self.fill.to(x.dtype).index_select(0, self.removed).view(view)
+            out = out.index_copy(d, self.removed, rebuilt)
+        return out.index_copy(d, self.index, x)
 
     def fits(self, x: Any, dim: int) -> bool:
         return isinstance(x, torch.Tensor) and x.dim() > dim and x.shape[dim] == self.kept
@@ -135,7 +153,7 @@ def _has_classifier_now(module: nn.Module) -> bool:
 
 def install(model: nn.Module, entries: Sequence[Mapping[str, Any]]) -> None:
     """Add the layers ``entries`` describe (``{"key", "targets": [[field, leaf, dim], ...], "width", "kept", "form"}``,
-    kept as indices; ``form`` "fill", or absent for a dense ``OutputProjection`` of an older folder) to ``model``, with
+    kept as indices; ``form`` "fill" for an ``OutputFill``, absent for a dense ``OutputProjection``) to ``model``, with
     the forward hook that applies them once. Constants are 0 and a dense weight the 0/1 map of the kept features to
     their places (:func:`initialise` sets the constants; a saved folder's weights load over them)."""
     if not entries:
@@ -263,7 +281,7 @@ def _checked_runs(runs: Any, where: str, width: int) -> list[int]:
     return indices
 
 
-def entries_for(graph: Any, pruned: set[int], taken: Sequence[str] = ()) -> list[dict[str, Any]]:
+def entries_for(graph: Any, pruned: set[int], taken: Sequence[str] = (), fill: bool = False) -> list[dict[str, Any]]:
     """The projections a pruning needs: for each output ``graph`` recorded as projected (``keep_outputs="project"``),
     each dimension that loses positions, with the kept indices; dimensions that hold the same classes of units in
     the same order (a ViT's ``last_hidden_state`` and ``pooler_output``) share one."""
@@ -284,5 +302,5 @@ def entries_for(graph: Any, pruned: set[int], taken: Sequence[str] = ()) -> list
             key = key_for(field, leaf, keys)
             keys.append(key)
             by_classes[tuple(roots)] = {"key": key, "targets": [(field, leaf, dim)], "width": len(roots), "kept": kept,
-                                        "form": FILL}
+                                        **({"form": FILL} if fill else {})}
     return list(by_classes.values())

@@ -67,8 +67,8 @@ class PruneConfig:
     keep_outputs: bool | str = "auto"
 
     def validate(self) -> None:
-        if not isinstance(self.keep_outputs, bool) and self.keep_outputs not in ("auto", "project"):
-            raise PruneConfigError(f"keep_outputs is True, False, 'project' or 'auto'; got {self.keep_outputs!r}.")
+        if not isinstance(self.keep_outputs, bool) and self.keep_outputs not in ("auto", "project", "fill"):
+            raise PruneConfigError(f"keep_outputs is True, False, 'auto', 'project' or 'fill'; got {self.keep_outputs!r}.")
         given = [k for k in ("ratio", "target_params", "target_macs", "target_latency") if getattr(self, k) is not None]
         if len(given) != 1:
             raise PruneConfigError(f"Give exactly one of ratio, target_params, target_macs, target_latency (got {given or 'none'}).")
@@ -131,9 +131,10 @@ def prune(
     keep_outputs: how the outputs keep their shape. A bare backbone (``BertModel``, ``AutoModel``'s, a timm
     model with ``num_classes=0``) returns features as wide as the residual every layer adds into: by default
     ("auto"; "project" for any model but an ``nn.Sequential``, which would run the added layer as a step) the
-    residual narrows like any group and those outputs are put back to their width (``model.slimforge_outputs``:
-    the kept features in their places, each removed place a trainable constant, its mean on the example). True
-    keeps such widths whole (only heads
+    residual narrows like any group and those outputs go back to their width through a dense layer
+    (``model.slimforge_outputs``: at first the kept features in their places, each removed place at its mean on
+    the example; trained with the rest). "fill" does the same with a smaller layer: the kept features unchanged,
+    each removed place a constant plus a learned mix of the kept ones. True keeps such widths whole (only heads
     and MLP neurons go); False lets them narrow, for a head you add later that takes the narrower width
     (``model.config.hidden_size`` follows). Other models' outputs keep their widths under "auto".
     With check=True (default) the pruned model is run once and captured again, and every op's
@@ -143,8 +144,8 @@ def prune(
     config = PruneConfig(ratio, importance, reduction, target_params, target_macs, tuple(skip), round_to, seed, check,
                          target_latency=target_latency, latency=latency or LatencySettings(), keep_outputs=keep_outputs)
     config.validate()
-    if config.keep_outputs == "project" and isinstance(model, nn.Sequential):
-        raise PruneConfigError("keep_outputs='project' adds a layer to the model (model.slimforge_outputs), and an "
+    if config.keep_outputs in ("project", "fill") and isinstance(model, nn.Sequential):
+        raise PruneConfigError(f"keep_outputs={config.keep_outputs!r} adds a layer to the model (model.slimforge_outputs), and an "
                                "nn.Sequential would run it as one of its steps: wrap the Sequential in a module, or pass "
                                "keep_outputs=True (outputs keep their widths) or False (they narrow).")
     _check_skip_patterns(model, config.skip)
@@ -239,7 +240,8 @@ def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config
             _check_outputs(model, args, kwargs, reference, widths=config.keep_outputs is True)  # projections come next
             if pruned:
                 graph.verify(pruned, model, args, kwargs)
-        projections = output_projection.entries_for(graph, pruned, taken=list(getattr(model, output_projection.ATTRIBUTE, {})))
+        projections = output_projection.entries_for(graph, pruned, taken=list(getattr(model, output_projection.ATTRIBUTE, {})),
+                                                    fill=config.keep_outputs == "fill")
         output_projection.install(model, projections)
         output_projection.initialise(model, projections, means)
         if reference is not None and config.keep_outputs not in (True, False):
