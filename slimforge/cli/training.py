@@ -97,14 +97,14 @@ def _train_here(cfg, out: Path, resume: bool) -> None:
     from slimforge.experiment import run_training
 
     try:
-        result = run_training(cfg, out, resume=resume)
+        metrics = run_training(cfg, out, resume=resume).metrics  # the model goes before the group (teardown)
         main = is_main()
     except BaseException:
         teardown(wait=False)  # the other ranks may never reach a barrier
         raise
     teardown()
     if main:
-        print_result("train", result.metrics, out)
+        print_result("train", metrics, out)
 
 
 def resume_base(out: Path, cls) -> dict | None:
