@@ -225,7 +225,7 @@ def _kernel_slots(model: nn.Module) -> set[tuple[str, int]]:
 
 # The ratio at which keep_outputs="project" / "fill" weighs a projection's cost against what narrowing an output saves.
 PROJECTION_BREAK_EVEN_RATIO = 0.3
-# The least share of a model's parameters that narrowing an output must save for keep_outputs="project" to do it.
+# The least share of a model's parameters that narrowing an output must save for keep_outputs="project" or "fill" to do it.
 PROJECTION_MIN_SAVING = 0.02
 
 
