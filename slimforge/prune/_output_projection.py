@@ -104,12 +104,13 @@ class OutputFill(nn.Module):
         d = dim % x.dim()
         shape = [*x.shape[:d], self.fill.shape[0], *x.shape[d + 1:]]
         view = [-1 if i == d else 1 for i in range(x.dim())]
-        out = self.fill.to(x.dtype).view(view).expand(shape)
+        fill = self.fill.to(x.dtype)
+        out = fill.view(view).expand(shape)
         if self.removed.shape[0]:
             last = d == x.dim() - 1
             mixed = F.linear(x if last else x.transpose(d, -1), self.mix.to(x.dtype))
             mixed = mixed if last else mixed.transpose(d, -1)  # a feature map's channels
-            rebuilt = mixed + self.fill.to(x.dtype).index_select(0, self.removed).view(view)
+            rebuilt = mixed + fill.index_select(0, self.removed).view(view)
             out = out.index_copy(d, self.removed, rebuilt)
         return out.index_copy(d, self.index, x)
 

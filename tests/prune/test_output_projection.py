@@ -290,7 +290,7 @@ def test_fields_named_as_predictions_mark_a_model_with_a_head():
     assert predicted_fields(keys) == ["heatmaps", "waveform", "spectrogram", "pred_boxes", "iou_scores", "mean_predictions", "logits"]
 
 
-def test_the_fill_is_smaller_reloads_prunes_again_and_exports():
+def test_the_fill_is_smaller_reloads_prunes_again_and_exports(tmp_path):
     """keep_outputs="fill": the kept features in their places unchanged, each removed place a constant plus a mix of
     the kept features (removed x kept parameters, zero at first); the places are in the plan, not the weights. A second
     pruning narrows its index and mix columns with the residual (index_copy's rows follow an index that is the
@@ -316,7 +316,7 @@ def test_the_fill_is_smaller_reloads_prunes_again_and_exports():
     assert fill.kept == model.config.hidden_size < 48 and fill.mix.shape == (16, fill.kept)
     with torch.no_grad():
         again = model(IDS)
-        slimforge.save(model, tmp_path := __import__("pathlib").Path(__import__("tempfile").mkdtemp()))
+        slimforge.save(model, tmp_path)
         assert torch.equal(slimforge.load(tmp_path)(IDS).last_hidden_state, again.last_hidden_state)
         exported = torch.export.export(model, (IDS,)).module()(IDS)
     assert again.last_hidden_state.shape == (2, 12, 64)
