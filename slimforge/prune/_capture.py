@@ -442,9 +442,10 @@ def bare_backbone(model: torch.nn.Module, ep: torch.export.ExportedProgram) -> b
 
 
 def per_layer_states(field: str | None) -> bool:
-    """A transformers output field of per-layer states (``hidden_states``, ``attentions``, ``encoder_hidden_states``),
-    which narrow with the model beside its prediction or its projected features."""
-    return field is not None and field.endswith(("hidden_states", "attentions"))
+    """A transformers output field of per-layer states (``hidden_states``, ``attentions``, ``encoder_hidden_states``;
+    XLNet's ``mems``, each layer's input kept for the next segment, returned in eval mode only and so never in the
+    captured graph), which narrow with the model beside its prediction or its projected features."""
+    return field is not None and (field.endswith(("hidden_states", "attentions")) or field == "mems")
 
 
 def output_leaf_fields(ep: torch.export.ExportedProgram, count: int) -> list[tuple[str | None, bool]]:
