@@ -11,7 +11,11 @@ and Torch-Pruning's group-norm pruner, each pruned to the same measured latency 
    - ``macs``: ``slimforge.prune(target_macs=m)``, m bisected (6 steps) until its measured fraction is f;
    - ``torch-pruning``: Torch-Pruning's ``GroupNormPruner`` with ``GroupMagnitudeImportance(p=2)``
      (one shot, round_to 8, the classifier left whole), ``pruning_ratio`` bisected likewise.
-   Pruning structures do not depend on the seed: each arm is pruned once.
+   - ``latency-steps+kd``: the same latency target reached in ``--steps`` steps during the distillation
+     (``IterativePruning``: each step at the start of an epoch keeps target^(1/steps) of the latency of the
+     model it is given; what ``slimforge prune --steps N --target-latency T --distill`` does), so its
+     structure is made per seed and its latency is measured after the fine-tuning.
+   Pruning structures of the other arms do not depend on the seed: each is pruned once.
 2. Every arm is fine-tuned for each seed with the reference run's training section (optimizer, batch,
    weight decay, augmentation), ``--epochs`` at peak ``--lr``, cosine, no warm-up, the best validation
    epoch kept (what ``slimforge prune --finetune-epochs`` does): ``latency+kd`` by distillation from
@@ -47,7 +51,7 @@ from slimforge.measure import choose_layout
 from slimforge.prune import PruningError
 from slimforge.prune.latency import LatencySettings
 
-ARMS = ("latency+kd", "latency+ft", "macs+ft", "torch-pruning+ft")
+ARMS = ("latency+kd", "latency+ft", "macs+ft", "torch-pruning+ft", "latency-steps+kd")
 
 
 def main() -> None:
@@ -61,9 +65,13 @@ def main() -> None:
     pruned, layout = prune_arms(reference, example, data, args)
     prune_seconds = time.perf_counter() - started
     results: dict[str, list[dict]] = {name: [] for name in pruned}
+    args.example, args.layout, args.reference_model = example, layout, reference
     for seed in args.seeds:  # seed outermost: every finished seed is a complete comparison of the arms
-        for name, model in pruned.items():
-            results[name].append(finetune(name, copy.deepcopy(model), data, args, seed))
+        for name, model in list(pruned.items()):
+            result, tuned = finetune(name, copy.deepcopy(model), data, args, seed)
+            results[name].append(result)
+            if name == "latency-steps+kd":  # pruned during its fine-tuning: the last seed's model is the one timed
+                pruned[name] = tuned
             write_partial(results, args.out)
     torch.set_num_threads(1)
     timed = interleaved_medians({"reference": reference, **pruned}, example, args.rounds, layout == "channels_last")
@@ -86,6 +94,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--allocation", default="uniform", choices=["uniform", "importance", "sensitivity"],
                    help="latency-aware pruning's allocation (sensitivity: each group's loss on --calibration training images)")
     p.add_argument("--calibration", type=int, default=1024, help="training images the sensitivity allocation measures loss on")
+    p.add_argument("--steps", type=int, default=3, help="pruning steps of the latency-steps+kd arm (at epochs spread as slimforge prune --steps)")
     p.add_argument("--device", default="auto", help="fine-tuning device (auto, cpu, cuda)")
     p.add_argument("--out", type=Path, default=Path("/tmp/equal-latency"))
     return p.parse_args()
@@ -107,7 +116,8 @@ def prune_arms(reference: torch.nn.Module, example: torch.Tensor, data, args: ar
                                     calibration=calibration).eval()
     level = measured_fraction(reference, latency_aware, example, args.rounds, layout)
     logging.info("latency-aware: %.3f of the reference's latency (target %.2f)", level, args.target)
-    arms = {"latency+kd": latency_aware, "latency+ft": latency_aware}
+    arms = {"latency+kd": latency_aware, "latency+ft": latency_aware, "latency-steps+kd": copy.deepcopy(reference)}
+    args.latency_settings = settings
     if "macs+ft" in args.arms:
         arms["macs+ft"] = bisect_to_latency(lambda m: slimforge.prune(copy.deepcopy(reference).train(), example[:2], target_macs=m).eval(),
                                             reference, example, level, (0.02, 1.0), args.rounds, layout)
@@ -167,22 +177,36 @@ def torch_pruning_group_norm(reference: torch.nn.Module, example: torch.Tensor, 
 # ---------------------------------------------------------------- 2. the same fine-tuning for every arm
 
 
-def finetune(arm: str, model: torch.nn.Module, data, args: argparse.Namespace, seed: int) -> dict:
+def finetune(arm: str, model: torch.nn.Module, data, args: argparse.Namespace, seed: int) -> tuple[dict, torch.nn.Module]:
     from slimforge.distill.api import DistillSection
     from slimforge.distill.api import run as distill_run
+    from slimforge.pipeline.stages import pruning_epochs
+    from slimforge.prune.sparsity import IterativePruning
     from slimforge.train import evaluate, seed_everything, train
 
     cfg = _finetune_config(args.reference, args.epochs, args.lr, None, args.threads).model_copy(update={"seed": seed, "device": args.device, "quiet": True})
     seed_everything(seed)
     started = time.perf_counter()
+    callbacks = []
+    if arm == "latency-steps+kd":
+        callbacks = [IterativePruning(args.example[:2], target_latency=args.target, epochs=pruning_epochs(args.steps, args.epochs),
+                                      latency=args.latency_settings)]
     if arm.endswith("+kd"):
-        result = distill_run(model.train(), [args.reference], data, DistillSection().to_config(), cfg)
+        result = distill_run(model.train(), [args.reference], data, DistillSection().to_config(), cfg, callbacks=callbacks)
     else:
         result = train(model.train(), data, cfg)
     tuned = result.model.eval().cpu()
     test = evaluate(tuned, data.test)
-    logging.info("%s seed %d: test accuracy %.4f (%.0f s)", arm, seed, test["accuracy"], time.perf_counter() - started)
-    return {"seed": seed, "test_accuracy": test["accuracy"], "seconds": round(time.perf_counter() - started, 1)}
+    seconds = round(time.perf_counter() - started, 1)
+    record = {"seed": seed, "test_accuracy": test["accuracy"], "seconds": seconds}
+    if callbacks:  # its structure is this seed's: time it against the reference now
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        record["latency_fraction"] = measured_fraction(args.reference_model, tuned, args.example, args.rounds, args.layout)
+        record["macs_fraction"] = macs(tuned, args.example) / macs(args.reference_model, args.example)
+        torch.set_num_threads(threads)
+    logging.info("%s seed %d: test accuracy %.4f (%.0f s) %s", arm, seed, test["accuracy"], seconds, record)
+    return record, tuned
 
 
 # ---------------------------------------------------------------- 3. the record

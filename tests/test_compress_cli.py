@@ -96,6 +96,21 @@ def test_prune_cli_in_steps_reaches_the_mac_target(run, tmp_path):
     assert 0.25 < ratio <= 0.45
 
 
+def test_prune_cli_reaches_a_latency_target_in_steps_and_prints_the_product(run, tmp_path, capsys, monkeypatch):
+    """--steps with --target-latency: each step keeps target ** (1 / steps) of its input's measured latency; what
+    is printed is the product of what the steps measured, against the original's time."""
+    monkeypatch.setenv("SLIMFORGE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "fast-steps"
+    assert main(["prune", str(run), "--target-latency", "0.5", "--steps", "2", "--latency-batch-size", "8", "--round-to", "2",
+                 "--finetune-epochs", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    lats = [e["latency"] for e in json.loads((out / "model.json").read_text())["edits"] if e["kind"] == "prune"]
+    assert [lat["target"] for lat in lats] == [pytest.approx(0.5 ** 0.5)] * 2
+    assert f"latency {lats[0]['measured'] * lats[1]['measured']:.3f} of the original {lats[0]['base_ms']:.2f} ms" in printed
+    assert "target 0.5, 2 steps" in printed
+    assert slimforge.load(out)(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+
+
 def test_prune_cli_steps_need_enough_epochs(run, tmp_path, capsys):
     assert main(["prune", str(run), "--ratio", "0.5", "--steps", "3", "--finetune-epochs", "2", "--out", str(tmp_path / "x")]) == 2
     assert "steps=3 needs at least as many fine-tuning epochs" in capsys.readouterr().err

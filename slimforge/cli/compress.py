@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -90,7 +91,7 @@ def prune_cmd(
     metrics = run_prune(ctx, cfg, run, out)
     _print_sizes(run, out, ctx.example(1))
     if target_latency is not None:
-        _print_latency(out)
+        _print_latency(run, out)
     print(f"pruned model {test_figures(metrics)}; saved in {out}")
 
 
@@ -104,15 +105,18 @@ def test_figures(metrics: dict) -> str:
     return "test " + ", ".join(f"{k} {metrics[f'test_{k}']:.4f}" for k in ranked) if ranked else "(no test figures)"
 
 
-def _print_latency(after_run: Path) -> None:
-    """What latency-aware pruning measured, from the plan it recorded in model.json."""
+def _print_latency(before_run: Path, after_run: Path) -> None:
+    """What latency-aware pruning measured, from the plans this command recorded in model.json: with ``--steps``
+    each step measured against the model it was given, so the fractions multiply."""
     from slimforge.files import read_json
 
-    edits = read_json(after_run / "model.json").get("edits", [])
-    lat = next((e["latency"] for e in reversed(edits) if e.get("kind") == "prune" and "latency" in e), None)
-    if lat is not None:
-        print(f"latency {lat['measured']:.3f} of the original {lat['base_ms']:.2f} ms measured (target {lat['target']}, "
-              f"batch {lat['batch_size']}, {lat['threads']} thread(s), {'channels-last' if lat['channels_last'] else 'contiguous'})")
+    edits = read_json(after_run / "model.json").get("edits", [])[len(read_json(before_run / "model.json").get("edits", [])):]
+    steps = [e["latency"] for e in edits if e.get("kind") == "prune" and "latency" in e]
+    if steps:
+        lat, measured, target = steps[0], math.prod(s["measured"] for s in steps), math.prod(s["target"] for s in steps)
+        print(f"latency {measured:.3f} of the original {lat['base_ms']:.2f} ms measured (target {target:.3g}"
+              f"{f', {len(steps)} steps' if len(steps) > 1 else ''}, batch {lat['batch_size']}, {lat['threads']} thread(s), "
+              f"{'channels-last' if lat['channels_last'] else 'contiguous'})")
 
 
 def _print_sizes(before_run: Path, after_run: Path, example) -> None:

@@ -214,9 +214,8 @@ def run_prune(ctx: StageContext, cfg: PruneStage, input_dir: Path | None, out: P
     targets = {"ratio": cfg.ratio, "target_macs": cfg.target_macs, "target_params": cfg.target_params}
     options = {"importance": cfg.importance, "skip": cfg.skip, "round_to": cfg.round_to, "calibration": calibration}
     if cfg.target_latency is not None:
-        if cfg.steps != 1:
-            raise ConfigError(f"stage {cfg.name!r}: target_latency prunes in one step; set steps: 1 (got {cfg.steps}).")
-        targets = {"target_latency": cfg.target_latency, "latency": cfg.latency}
+        targets = {"target_latency": cfg.target_latency}
+        options["latency"] = cfg.latency
     if cfg.steps == 1:
         prune(model, ctx.example(), **targets, **options)
         return _recover(ctx, model, input_dir, cfg.finetune, cfg.distill, out, cfg)

@@ -171,14 +171,18 @@ class GradualMagnitudeSparsity(Callback):
 class IterativePruning(Callback):
     """Prune -> fine-tune -> prune: removes channels at the start of the given epochs so that the
     last one reaches the target overall. With ``ratio`` each step removes the same fraction of the
-    channels left; with ``target_macs``/``target_params`` (fraction kept) each step keeps the same
-    fraction of what the model had before it, so the steps multiply to the target."""
+    channels left; with ``target_macs``/``target_params``/``target_latency`` (fraction kept) each step
+    keeps the same fraction of what the model had before it, so the steps multiply to the target
+    (a latency step measures the model it is given, so its measurement errors multiply too)."""
 
     def __init__(self, example_inputs: Any, ratio: float | Mapping[str, float] | None = None, epochs: Sequence[int] = (0,), *,
-                 target_macs: float | None = None, target_params: float | None = None, **prune_kwargs: Any) -> None:
-        given = {k: v for k, v in (("ratio", ratio), ("target_macs", target_macs), ("target_params", target_params)) if v is not None}
+                 target_macs: float | None = None, target_params: float | None = None, target_latency: float | None = None,
+                 **prune_kwargs: Any) -> None:
+        given = {k: v for k, v in (("ratio", ratio), ("target_macs", target_macs), ("target_params", target_params),
+                                   ("target_latency", target_latency)) if v is not None}
         if len(given) != 1 or not epochs:
-            raise PruneConfigError(f"IterativePruning needs exactly one of ratio, target_macs, target_params and at least one epoch; got {given}, {list(epochs)}.")
+            raise PruneConfigError("IterativePruning needs exactly one of ratio, target_macs, target_params, target_latency and at least one "
+                                   f"epoch; got {given}, {list(epochs)}.")
         (self.target_key, target), = given.items()
         targets = dict(target) if isinstance(target, Mapping) else {"": target}  # ratio may be {module pattern: ratio}, as for prune()
         bad = {k: v for k, v in targets.items() if not (isinstance(v, (int, float)) and 0.0 < v < 1.0)}

@@ -119,6 +119,27 @@ def test_iterative_pruning_takes_a_ratio_per_module_pattern():
         IterativePruning(x, ratio={"layer3*": 1.5}, epochs=[0])
 
 
+def test_iterative_pruning_reaches_a_latency_target_in_steps(tmp_path):
+    """Each step keeps target ** (1 / steps) of the latency of the model it is given (real timings, tiny CNN): two
+    steps at 0.5 each aim at 0.707 and record what they measured, as one-step latency-aware pruning does."""
+    from slimforge.prune.latency import LatencySettings
+
+    model = slimforge.create_model("cnn", num_classes=10, in_channels=1, width=32)
+    x = torch.randn(2, 1, 16, 16)
+    settings = LatencySettings(batch_size=8, cache_dir=str(tmp_path), repeats=3, max_rounds=2)
+    cb = IterativePruning(x, target_latency=0.5, epochs=[0, 1], latency=settings)
+    state = TrainState(model=model)
+    for epoch in (0, 1):
+        state.epoch = epoch
+        cb.on_epoch_start(state)
+    edits = [e for e in get_spec(state.model).edits if e["kind"] == "prune"]
+    assert [e["latency"]["target"] for e in edits] == [pytest.approx(0.5 ** 0.5)] * 2
+    assert all(0 < e["latency"]["measured"] < 1 for e in edits)
+    assert state.model.features[0][0].out_channels < 32 and state.model(x).shape == (2, 10)
+    with pytest.raises(PruneConfigError, match="exactly one of"):
+        IterativePruning(x, ratio=0.5, target_latency=0.5, epochs=[0])
+
+
 def test_resume_replays_pruning_done_during_training(tmp_path):
     from slimforge.train import TrainConfig, train
 
