@@ -1,5 +1,3 @@
-import sys
+from slimforge.cli import run
 
-from slimforge.cli import main
-
-sys.exit(main())
+run()

@@ -77,6 +77,14 @@ FILESYSTEM_ERRORS = frozenset({errno.ENAMETOOLONG, errno.EACCES, errno.EPERM, er
                                errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.EXDEV})
 
 
+def run() -> None:
+    """The ``slimforge`` script and ``python -m slimforge``: :func:`main`, then exit with its code (a torchrun worker
+    without the interpreter's finalisation, :func:`slimforge.distributed.process.leave`)."""
+    from slimforge.distributed.process import leave
+
+    sys.exit(leave(main()))
+
+
 def main(argv: list[str] | None = None) -> int:
     from slimforge.plugins import load_plugins
 

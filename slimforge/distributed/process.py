@@ -9,10 +9,12 @@ environment everything degrades to one process on one device.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import gc
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -183,6 +185,7 @@ def teardown(wait: bool = True) -> None:
     group and gloo's pending work, and freed only at interpreter exit it aborted the process
     ("terminate called without an active exception", SIGABRT) after a finished run, about once in
     a hundred two-process jobs here (see pytorch/pytorch#179291)."""
+    global _GROUP_DESTROYED
     if dist.is_available() and dist.is_initialized():
         gc.collect()
         try:
@@ -190,7 +193,27 @@ def teardown(wait: bool = True) -> None:
                 dist.barrier()
         finally:
             dist.destroy_process_group()
+            _GROUP_DESTROYED = True
             gc.collect()
+
+
+_GROUP_DESTROYED = False  # teardown() ended a process group in this process
+
+
+def leave(code: int) -> int:
+    """The exit code of a command-line process; one that ended a process group (a torchrun worker) is ended here
+    instead, after its output is flushed, without the interpreter's finalisation: gloo's threads, freed by C++ static
+    destructors at exit, aborted about one finished two-process job in a hundred ("terminate called without an
+    active exception", SIGABRT, after the run had finished and saved; pytorch/pytorch#179291), which torchrun then
+    reports as a failed job. Only for a process's last line (``python -m slimforge``, the ``slimforge`` script): it
+    skips ``atexit`` handlers."""
+    if not _GROUP_DESTROYED:
+        return code
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 # ---------------------------------------------------------------- without a context

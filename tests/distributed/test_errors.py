@@ -91,3 +91,30 @@ def test_one_node_without_a_port_runs_standalone():
     assert "--standalone" in LaunchConfig(2).torchrun_args()
     multi = LaunchConfig(1, nnodes="2", rdzv_backend="c10d", rdzv_endpoint="10.0.0.1:29400").torchrun_args()
     assert "--standalone" not in multi and multi[multi.index("--rdzv-endpoint") + 1] == "10.0.0.1:29400"
+
+
+def test_a_process_that_ended_a_group_leaves_with_its_code_and_its_output_flushed(tmp_path):
+    """leave(): after teardown() the process ends without the interpreter's finalisation (gloo's threads aborted one
+    finished job in a hundred there), so atexit handlers do not run, yet buffered output and logs are written and
+    the exit code is the command's. A process that never had a group exits normally."""
+    script = tmp_path / "leaver.py"
+    script.write_text(
+        "import atexit, logging, os, sys\n"
+        "from slimforge.distributed import teardown\n"
+        "from slimforge.distributed.process import leave\n"
+        "logging.basicConfig(filename=sys.argv[2], level=logging.INFO)\n"
+        "atexit.register(lambda: print('finalised'))\n"
+        "if sys.argv[1] == 'group':\n"
+        "    import torch.distributed as dist\n"
+        "    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{sys.argv[3]}', rank=0, world_size=1)\n"
+        "    teardown()\n"
+        "sys.stdout.write('result line without a newline')\n"
+        "logging.getLogger('x').info('logged')\n"
+        "sys.exit(leave(3))\n")
+    for mode, finalised in (("group", False), ("alone", True)):
+        log = tmp_path / f"{mode}.log"
+        proc = subprocess.run([sys.executable, str(script), mode, str(log), str(free_port())], env=job_env(), capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 3, proc.stderr[-2000:]
+        assert proc.stdout.startswith("result line without a newline") and ("finalised" in proc.stdout) is finalised
+        assert "logged" in log.read_text()

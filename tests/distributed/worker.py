@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 import slimforge
 from slimforge.data.core import DataSplits
 from slimforge.distributed import teardown
+from slimforge.distributed.process import leave
 from slimforge.train import Callback, TrainConfig, seed_everything, train
 
 GLOBAL_BATCH = 32
@@ -165,3 +166,4 @@ if __name__ == "__main__":
         teardown(wait=False)
         raise
     teardown()
+    sys.exit(leave(0))  # as the slimforge command ends a torchrun worker
