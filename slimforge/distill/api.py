@@ -22,7 +22,7 @@ from slimforge import artifacts, loading
 from slimforge.config import Frozen
 from slimforge.data.core import DataSplits
 from slimforge.distill.cache import default_cache_dir
-from slimforge.distill.objective import DistillConfig, build_distill_objective
+from slimforge.distill.objective import DistillConfig, first_inputs, build_distill_objective
 from slimforge.distill.teachers import TeacherLike
 from slimforge.errors import ConfigError
 from slimforge.experiment import DataConfig, ModelConfig, run_data_config
@@ -135,7 +135,10 @@ def _run(student, teachers, data, config, train_config, out, record, resume, cal
         data, n_original = _with_transfer_set(data, config, train_config.seed)
     fixed_inputs = data.train if getattr(data.train, "deterministic", False) else None
     cache_dir = cache_dir or config.cache_dir or default_cache_dir()
-    objective = build_distill_objective(student, teachers, config, train_inputs=fixed_inputs, cache_dir=cache_dir)
+    # Hints size their adapters on a probe: the first training inputs, read here when the data is augmented (only
+    # then: a probe draws augmentation randomness, which a run without hints keeps as it was).
+    probe = first_inputs(data.train) if config.hints and fixed_inputs is None else None
+    objective = build_distill_objective(student, teachers, config, train_inputs=fixed_inputs, cache_dir=cache_dir, example_input=probe)
     objective.label_smoothing = train_config.label_smoothing  # the hard-label term smooths as plain training does
     objective.ranking_objective = _ranking_objective(data, train_config)
     if n_original is not None:

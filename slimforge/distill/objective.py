@@ -315,7 +315,7 @@ def build_distill_objective(
     if config.hints and len(prepared) > 1:
         raise ConfigError("distill.hints need a single teacher; an ensemble has no one set of features to match.")
     loss = build_loss(config.loss, temperature=config.temperature, alpha=config.alpha, beta=config.beta, **config.loss_params)
-    probe = example_input if example_input is not None else _first_inputs(train_inputs)
+    probe = example_input if example_input is not None else first_inputs(train_inputs)
 
     # Probe: check class counts, and size the hint adapters from real feature shapes.
     adapters = nn.ModuleDict()
@@ -409,7 +409,8 @@ def input_device(inputs: Any) -> torch.device:
     return next(iter(inputs.values())).device if isinstance(inputs, dict) else inputs.device
 
 
-def _first_inputs(train_inputs: Sequence[Any] | torch.Tensor | None) -> torch.Tensor | None:
+def first_inputs(train_inputs: Sequence[Any] | torch.Tensor | None) -> torch.Tensor | None:
+    """The first two inputs of a data set (or a tensor of inputs) as one batch: the probe that sizes hint adapters."""
     if train_inputs is None or len(train_inputs) == 0:
         return None
     if isinstance(train_inputs, torch.Tensor):

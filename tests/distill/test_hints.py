@@ -69,3 +69,19 @@ def test_hints_without_an_example_input_are_a_config_error() -> None:
 def test_hints_with_an_ensemble_are_refused() -> None:
     with pytest.raises(ConfigError, match="single teacher"):
         build_distill_objective(TinyNet(), [TinyNet(), TinyNet()], DistillConfig(hints=["body.0:body.0"]))
+
+
+def test_hints_train_on_augmented_data_through_the_run_api() -> None:
+    """With augmentation the teacher runs live and no fixed inputs exist to probe: the run reads its first training
+    inputs to size the adapters (it failed with "hints need example_input" before, from the CLI and recipes too)."""
+    import slimforge
+    from slimforge.distill.api import run
+    from slimforge.train import TrainConfig
+
+    data = slimforge.load_dataset("digits", augment=True)
+    torch.manual_seed(0)
+    teacher = create_model("cnn", num_classes=10, in_channels=1, width=8)
+    student = create_model("cnn", num_classes=10, in_channels=1, width=4)
+    config = DistillConfig(hints=["features.0:features.0"])
+    result = run(student, teacher, data, config, TrainConfig(epochs=1, batch_size=128, num_threads=1, quiet=True))
+    assert result.history[-1]["train_hint_loss"] > 0 and result.metrics["distill"]["teacher_outputs"] == "live"
