@@ -4,6 +4,7 @@ measure-and-adjust loop. Timings are injected so the selection is deterministic.
 from __future__ import annotations
 
 import json
+import math
 import logging
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from torch import nn
 
 from slimforge.prune import PruningError, build_dependency_graph, prune
 from slimforge.prune.latency import (LatencySettings, cache_path, choose_by_latency, find_layers, load_or_measure_tables,
-                                     measure_tables, next_goal, read_tables, select_by_latency, select_uniform, width_grid)
+                                     measure_tables, next_goal, read_tables, select_by_latency, select_uniform, width_grid,
+                                     latency_step)
 
 # Per-layer cost in ms of the two-conv model below, at (cin, cout): the first conv's channels are
 # expensive (1 ms each), the second's cheap; the classifier costs nothing.
@@ -289,3 +291,63 @@ def test_uniform_allocation_keeps_everything_when_the_target_is_already_met_and_
     assert select_uniform(graph, scores, layers, tables, 1.0, round_to=4) == (set(), 1.0)
     pruned, predicted = select_uniform(graph, scores, layers, tables, 0.01, round_to=4)  # unreachable: each group keeps a step
     assert len(pruned) == 24 and predicted > 0.01
+
+
+def _wide_convs() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 4)).eval()
+
+
+@pytest.mark.parametrize("block, expected", [(1, 8), (16, 16), (32, 32), (64, 8)])
+def test_the_width_step_follows_the_staircase_the_latency_curve_has(block, expected):
+    """Output channels computed in blocks (16 fp32 lanes with AVX-512): 24 channels cost what 32 do, so widths
+    step by the block, up to 4x round_to; a curve that climbs with every channel keeps round_to, and so does one
+    flat over the whole window timed (8 steps: nothing to read a staircase from)."""
+    model = _wide_convs()
+    x = torch.randn(2, 3, 8, 8)
+    layers = find_layers(model, build_dependency_graph(model, (x,)), x, grid=5, round_to=8)
+
+    def staircase(spec, points, settings):
+        return [0.01 * ci * math.ceil(co / block) * block for ci, co in points]
+
+    assert latency_step(layers, LatencySettings(), 8, staircase) == expected
+
+
+def test_noisy_flat_treads_still_read_as_steps_and_noise_alone_does_not():
+    model = _wide_convs()
+    x = torch.randn(2, 3, 8, 8)
+    layers = find_layers(model, build_dependency_graph(model, (x,)), x, grid=5, round_to=8)
+    rng = np.random.default_rng(0)
+
+    def stepped(spec, points, settings):  # 16-blocks with 5% noise
+        return [math.ceil(co / 16) * (1 + 0.05 * rng.standard_normal()) for _, co in points]
+
+    def noise(spec, points, settings):  # no dependence on width at all
+        return [1 + 0.05 * rng.standard_normal() for _ in points]
+
+    assert latency_step(layers, LatencySettings(), 8, stepped) == 16
+    assert latency_step(layers, LatencySettings(), 8, noise) == 8
+
+
+def test_pruning_records_the_width_step_it_used(tmp_path):
+    """prune() with the step found: every kept width of a tabled conv is a multiple of it, and the plan says so;
+    latency.steps=False keeps round_to."""
+    def staircase(spec, points, settings):
+        return [0.001 * ci * math.ceil(co / 16) * 16 * (1 if spec.kind != "batchnorm" else 0.1) for ci, co in points]
+
+    def model_timer(original, pruned, batch, settings, channels_last):
+        return 10.0, 10.0 * sum(p.numel() for p in pruned.parameters()) / sum(p.numel() for p in original.parameters())
+
+    from slimforge.prune.latency import choose_by_latency
+
+    for steps, step in ((True, 16), (False, 8)):
+        model = _wide_convs()
+        x = torch.randn(2, 3, 8, 8)
+        graph = build_dependency_graph(model, (x,))
+        scores = [np.arange(1, len(g.units) + 1, dtype=float) for g in graph.groups]
+        settings = LatencySettings(batch_size=2, cache_dir=str(tmp_path / str(steps)), steps=steps, channels_last=False)
+        pruned, result = choose_by_latency(model, graph, scores, 0.5, 8, x, settings, timer=staircase, model_timer=model_timer)
+        assert result.round_to == step
+        kept = {len(r) - sum(1 for u in r if int(u) in pruned) for r in graph.roots}
+        assert kept and all(k % step == 0 for k in kept if k not in (3, 4)), kept
