@@ -69,7 +69,8 @@ class LatencySettings:
     the faster layout for this model, decided by timing both, for 4-D inputs); grid: widths timed
     per layer dimension (multiples of round_to, the full width included); steps: where the latency curve is a
     staircase of 2 or 4 round_to steps (AVX-512 kernels block output channels by 16: 24 channels cost what 32
-    do), keep widths on its treads (:func:`latency_step`); repeats: interleaved
+    do), keep widths on its treads (:func:`latency_step`; off by default: on the issue-22 reference it cost 0.44
+    points at equal latency, one seed); repeats: interleaved
     timed calls per width (medians); tolerance: relative error of the measured fraction that
     triggers another round, at most max_rounds; cache_dir: None for ``$SLIMFORGE_CACHE/latency``.
     """
@@ -83,7 +84,7 @@ class LatencySettings:
     max_rounds: int = 4
     cache_dir: str | None = None
     allocation: str = "uniform"  # how the cut is spread over groups: "uniform", "importance" or "sensitivity"
-    steps: bool = True  # widths in the steps the latency curve has (2x, 4x round_to where measured so), see latency_step
+    steps: bool = False  # widths in the steps the latency curve has (2x, 4x round_to where measured so), see latency_step
 
     def validate(self) -> None:
         for key, low in (("batch_size", 1), ("threads", 1), ("grid", 2), ("repeats", 1), ("max_rounds", 1)):
@@ -673,7 +674,7 @@ def choose_by_latency(model: nn.Module, graph: DependencyGraph, scores: Sequence
         step = latency_step(layers, replace(settings, channels_last=channels_last), round_to, timer)
         if step != round_to:
             log.info("latency-aware pruning: the latency curve climbs in steps of %d channels here; widths are multiples of %d, "
-                     "not %d (latency.steps=False keeps round_to)", step, step, round_to)
+                     "not %d (latency.steps)", step, step, round_to)
             round_to = step
             layers = find_layers(original, graph, batch, settings.grid, round_to)
     path = cache_path(layers, settings, channels_last)

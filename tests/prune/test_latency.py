@@ -331,8 +331,8 @@ def test_noisy_flat_treads_still_read_as_steps_and_noise_alone_does_not():
 
 
 def test_pruning_records_the_width_step_it_used(tmp_path):
-    """prune() with the step found: every kept width of a tabled conv is a multiple of it, and the plan says so;
-    latency.steps=False keeps round_to."""
+    """latency.steps=True: every kept width of a tabled conv is a multiple of the step found, and the result says
+    so; the default (steps=False) keeps round_to."""
     def staircase(spec, points, settings):
         return [0.001 * ci * math.ceil(co / 16) * 16 * (1 if spec.kind != "batchnorm" else 0.1) for ci, co in points]
 
@@ -346,7 +346,8 @@ def test_pruning_records_the_width_step_it_used(tmp_path):
         x = torch.randn(2, 3, 8, 8)
         graph = build_dependency_graph(model, (x,))
         scores = [np.arange(1, len(g.units) + 1, dtype=float) for g in graph.groups]
-        settings = LatencySettings(batch_size=2, cache_dir=str(tmp_path / str(steps)), steps=steps, channels_last=False)
+        settings = LatencySettings(batch_size=2, cache_dir=str(tmp_path / str(steps)), channels_last=False,
+                                   **({"steps": True} if steps else {}))
         pruned, result = choose_by_latency(model, graph, scores, 0.5, 8, x, settings, timer=staircase, model_timer=model_timer)
         assert result.round_to == step
         kept = {len(r) - sum(1 for u in r if int(u) in pruned) for r in graph.roots}
