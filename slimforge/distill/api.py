@@ -22,7 +22,7 @@ from slimforge import artifacts, loading
 from slimforge.config import Frozen
 from slimforge.data.core import DataSplits
 from slimforge.distill.cache import default_cache_dir
-from slimforge.distill.objective import DistillConfig, first_inputs, build_distill_objective
+from slimforge.distill.objective import DistillConfig, build_distill_objective, first_inputs
 from slimforge.distill.teachers import TeacherLike
 from slimforge.errors import ConfigError
 from slimforge.experiment import DataConfig, ModelConfig, run_data_config
