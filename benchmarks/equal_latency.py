@@ -94,6 +94,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--allocation", default="uniform", choices=["uniform", "importance", "sensitivity"],
                    help="latency-aware pruning's allocation (sensitivity: each group's loss on --calibration training images)")
     p.add_argument("--calibration", type=int, default=1024, help="training images the sensitivity allocation measures loss on")
+    p.add_argument("--width-steps", action="store_true", help="latency-aware widths on the latency curve's steps (LatencySettings(steps=True))")
     p.add_argument("--steps", type=int, default=3, help="pruning steps of the latency-steps+kd arm (at epochs spread as slimforge prune --steps)")
     p.add_argument("--device", default="auto", help="fine-tuning device (auto, cpu, cuda)")
     p.add_argument("--out", type=Path, default=Path("/tmp/equal-latency"))
@@ -107,7 +108,8 @@ def prune_arms(reference: torch.nn.Module, example: torch.Tensor, data, args: ar
     """The pruned model of every arm asked for, all at the latency-aware model's measured fraction."""
     torch.set_num_threads(1)
     layout = choose_layout(reference, example, threads=1)
-    settings = LatencySettings(batch_size=len(example), threads=1, channels_last=layout == "channels_last", allocation=args.allocation)
+    settings = LatencySettings(batch_size=len(example), threads=1, channels_last=layout == "channels_last", allocation=args.allocation,
+                               steps=args.width_steps)
     calibration = None
     if args.allocation == "sensitivity":
         images, labels = data.train.__getitems__(list(range(args.calibration)))[:2]
