@@ -70,7 +70,7 @@ class LatencySettings:
     per layer dimension (multiples of round_to, the full width included); steps: where the latency curve is a
     staircase of 2 or 4 round_to steps (AVX-512 kernels block output channels by 16: 24 channels cost what 32
     do), keep widths on its treads (:func:`latency_step`; off by default: on the issue-22 reference it cost 0.44
-    points at equal latency, one seed); repeats: interleaved
+    and 0.15 points at equal latency, two seeds); repeats: interleaved
     timed calls per width (medians); tolerance: relative error of the measured fraction that
     triggers another round, at most max_rounds; cache_dir: None for ``$SLIMFORGE_CACHE/latency``.
     """
