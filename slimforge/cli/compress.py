@@ -107,13 +107,15 @@ def test_figures(metrics: dict) -> str:
 
 def _print_latency(before_run: Path, after_run: Path) -> None:
     """What latency-aware pruning measured, from the plans this command recorded in model.json: with ``--steps``
-    each step measured against the model it was given, so the fractions multiply."""
+    each step measured against the model it was given, so the fractions multiply, and the last step aimed at its
+    target times what the steps before it measured."""
     from slimforge.files import read_json
 
     edits = read_json(after_run / "model.json").get("edits", [])[len(read_json(before_run / "model.json").get("edits", [])):]
     steps = [e["latency"] for e in edits if e.get("kind") == "prune" and "latency" in e]
     if steps:
-        lat, measured, target = steps[0], math.prod(s["measured"] for s in steps), math.prod(s["target"] for s in steps)
+        lat, measured = steps[0], math.prod(s["measured"] for s in steps)
+        target = steps[-1]["target"] * math.prod(s["measured"] for s in steps[:-1])
         print(f"latency {measured:.3f} of the original {lat['base_ms']:.2f} ms measured (target {target:.3g}"
               f"{f', {len(steps)} steps' if len(steps) > 1 else ''}, batch {lat['batch_size']}, {lat['threads']} thread(s), "
               f"{'channels-last' if lat['channels_last'] else 'contiguous'})")

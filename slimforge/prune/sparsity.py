@@ -16,6 +16,7 @@ folded into the weights (masks dropped, zeros kept) at the end.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -172,8 +173,9 @@ class IterativePruning(Callback):
     """Prune -> fine-tune -> prune: removes channels at the start of the given epochs so that the
     last one reaches the target overall. With ``ratio`` each step removes the same fraction of the
     channels left; with ``target_macs``/``target_params``/``target_latency`` (fraction kept) each step
-    keeps the same fraction of what the model had before it, so the steps multiply to the target
-    (a latency step measures the model it is given, so its measurement errors multiply too)."""
+    keeps the same fraction of what the model had before it, so the steps multiply to the target. A latency
+    step measures the model it is given; so that its errors do not multiply, step k aims at target^(k/N) of the
+    original's latency over what the steps before it measured (clamped to [0.01, 0.99])."""
 
     def __init__(self, example_inputs: Any, ratio: float | Mapping[str, float] | None = None, epochs: Sequence[int] = (0,), *,
                  target_macs: float | None = None, target_params: float | None = None, target_latency: float | None = None,
@@ -198,7 +200,9 @@ class IterativePruning(Callback):
         steps = {k: per_step(v) for k, v in targets.items()}
         self.step_value = steps if isinstance(target, Mapping) else steps[""]
         self.prune_kwargs = prune_kwargs
+        self.target = target
         self.done: list[int] = []
+        self.measured: list[float] = []  # latency steps: the fraction of its input's latency each step measured
 
     def on_epoch_start(self, state: TrainState) -> None:
         if state.epoch in self.epochs and state.epoch not in self.done:
@@ -207,12 +211,23 @@ class IterativePruning(Callback):
 
             device = next(state.model.parameters()).device
             inputs = move_to(self.example_inputs, device)
-            state.model = prune(state.model, inputs, **{self.target_key: self.step_value}, **self.prune_kwargs)
+            state.model = prune(state.model, inputs, **{self.target_key: self._next_value()}, **self.prune_kwargs)
             state.rebuild_optimizer = True
             self.done.append(state.epoch)
+            if self.target_key == "target_latency":
+                from slimforge.artifacts import get_spec
+
+                self.measured.append(float(get_spec(state.model).edits[-1]["latency"]["measured"]))
+
+    def _next_value(self) -> Any:
+        if self.target_key != "target_latency" or not self.measured:
+            return self.step_value
+        goal = self.target ** ((len(self.measured) + 1) / len(self.epochs))  # of the original's latency, after this step
+        return min(0.99, max(0.01, goal / math.prod(self.measured)))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"done": list(self.done)}
+        return {"done": list(self.done), "measured": list(self.measured)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.done = [int(e) for e in state.get("done", [])]
+        self.measured = [float(m) for m in state.get("measured", [])]
