@@ -13,8 +13,8 @@ inputs) in each removed place, so whatever reads the features still fits; it tra
 - ``OutputProjection`` (``"project"``, and ``"auto"`` for a bare backbone): a dense layer, ``y = x W^T + b``, W the
   0/1 map at first. It costs ``kept x width`` parameters (0.4-0.5% of BERT-base or DINOv2-small, 1.5-4% of a
   64-wide two-layer tower) and learns the most: distilled towards the unpruned MiniLM-L6's states, the pruned
-  encoder's sentence embeddings find their own in the unpruned model's index for 88% of SST-2's dev sentences,
-  against 75% with the fill (BENCHMARKS.md).
+  encoder's sentence embeddings find their own in the unpruned model's index for 87-88% of SST-2's dev sentences
+  (two runs), against 75% with the fill (BENCHMARKS.md).
 - ``OutputFill`` (``"fill"``): the kept features pass unchanged (``index_copy``) and each removed place reads a
   constant plus a learned mix of the kept features (``removed x kept``: about 30% of the dense layer's parameters).
   A linear probe on its features scores as on the dense layer's (76.3% on SST-2), so where a head is trained on the

@@ -1273,7 +1273,7 @@ def _index_add(tr: Tracing, node: torch.fx.Node) -> Any:
     label = tr.lab(source) if isinstance(source, torch.fx.Node) else None
     index_label = tr.lab(index) if isinstance(index, torch.fx.Node) else None
     rows_follow = (_opname(node.target) == "index_copy" and index_label is not None and index.op == "placeholder" and label is not None
-                   and d < len(label) and index_label is not None and len(index_label) == 1
+                   and d < len(label) and len(index_label) == 1
                    and isinstance(label[d], np.ndarray) and isinstance(index_label[0], np.ndarray)
                    and len(label[d]) == len(index_label[0]))
     if rows_follow:
