@@ -15,6 +15,9 @@ and Torch-Pruning's group-norm pruner, each pruned to the same measured latency 
      (``IterativePruning``: each step at the start of an epoch keeps target^(1/steps) of the latency of the
      model it is given; what ``slimforge prune --steps N --target-latency T --distill`` does), so its
      structure is made per seed and its latency is measured after the fine-tuning.
+   - ``latency-depth``: ``--blocks`` whole residual blocks removed first (those whose removal alone moves the
+     outputs least on ``--calibration`` training images), the rest narrowed to the same target
+     (``LatencySettings(blocks=N)``; ``slimforge prune --target-latency T --latency-blocks N``).
    Pruning structures of the other arms do not depend on the seed: each is pruned once.
 2. Every arm is fine-tuned for each seed with the reference run's training section (optimizer, batch,
    weight decay, augmentation), ``--epochs`` at peak ``--lr``, cosine, no warm-up, the best validation
@@ -37,6 +40,7 @@ import logging
 import platform
 import statistics
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -51,7 +55,7 @@ from slimforge.measure import choose_layout
 from slimforge.prune import PruningError
 from slimforge.prune.latency import LatencySettings
 
-ARMS = ("latency+kd", "latency+ft", "macs+ft", "torch-pruning+ft", "latency-steps+kd")
+ARMS = ("latency+kd", "latency+ft", "macs+ft", "torch-pruning+ft", "latency-steps+kd", "latency-depth+kd", "latency-depth+ft")
 
 
 def main() -> None:
@@ -93,7 +97,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for fine-tuning (latency is always 1 thread)")
     p.add_argument("--allocation", default="uniform", choices=["uniform", "importance", "sensitivity"],
                    help="latency-aware pruning's allocation (sensitivity: each group's loss on --calibration training images)")
-    p.add_argument("--calibration", type=int, default=1024, help="training images the sensitivity allocation measures loss on")
+    p.add_argument("--calibration", type=int, default=1024, help="training images the sensitivity allocation and --blocks measure on")
+    p.add_argument("--blocks", type=int, default=1, help="blocks the latency-depth arms remove before narrowing")
     p.add_argument("--width-steps", action="store_true", help="latency-aware widths on the latency curve's steps (LatencySettings(steps=True))")
     p.add_argument("--steps", type=int, default=3, help="pruning steps of the latency-steps+kd arm (at epochs spread as slimforge prune --steps)")
     p.add_argument("--device", default="auto", help="fine-tuning device (auto, cpu, cuda)")
@@ -111,7 +116,7 @@ def prune_arms(reference: torch.nn.Module, example: torch.Tensor, data, args: ar
     settings = LatencySettings(batch_size=len(example), threads=1, channels_last=layout == "channels_last", allocation=args.allocation,
                                steps=args.width_steps)
     calibration = None
-    if args.allocation == "sensitivity":
+    if args.allocation == "sensitivity" or any(a.startswith("latency-depth") for a in args.arms):
         images, labels = data.train.__getitems__(list(range(args.calibration)))[:2]
         calibration = [(images[i:i + 256].float(), labels[i:i + 256]) for i in range(0, args.calibration, 256)]
     latency_aware = slimforge.prune(copy.deepcopy(reference).train(), example[:2], target_latency=args.target, latency=settings,
@@ -119,6 +124,14 @@ def prune_arms(reference: torch.nn.Module, example: torch.Tensor, data, args: ar
     level = measured_fraction(reference, latency_aware, example, 3 * args.rounds, layout)  # the level every arm matches: timed longer
     logging.info("latency-aware: %.3f of the reference's latency (target %.2f)", level, args.target)
     arms = {"latency+kd": latency_aware, "latency+ft": latency_aware, "latency-steps+kd": copy.deepcopy(reference)}
+    if any(a.startswith("latency-depth") for a in args.arms):
+        in_depth = slimforge.prune(copy.deepcopy(reference).train(), example[:2], target_latency=args.target,
+                                   latency=replace(settings, blocks=args.blocks), calibration=calibration).eval()
+        depth_level = measured_fraction(reference, in_depth, example, 3 * args.rounds, layout)
+        logging.info("latency-aware in depth: %.3f of the reference's latency", depth_level)
+        arms.update({"latency-depth+kd": in_depth, "latency-depth+ft": in_depth})
+        if not any(a.startswith("latency+") for a in args.arms):  # the depth arms are the subject: the others match them
+            level = depth_level
     args.latency_settings = settings
     if "macs+ft" in args.arms:
         arms["macs+ft"] = bisect_to_latency(lambda m: slimforge.prune(copy.deepcopy(reference).train(), example[:2], target_macs=m).eval(),

@@ -44,7 +44,8 @@ PENDING_EDITS_ATTR = "slimforge_pending_edits"  # edits of a model whose factory
 EditReplay = Callable[[nn.Module, dict[str, Any]], nn.Module]
 # Built-in edit kinds and the module that registers each, imported on first use so that
 # `load` works without the caller importing the stage that made the edit.
-BUILTIN_EDITS = {"prune": "slimforge.prune.plan", "factorize": "slimforge.factorize", "mixed_dim": "slimforge.recsys.mixed_dim"}
+BUILTIN_EDITS = {"prune": "slimforge.prune.plan", "factorize": "slimforge.factorize", "mixed_dim": "slimforge.recsys.mixed_dim",
+                 "skip_blocks": "slimforge.prune.depth"}
 EDITS: Registry[EditReplay] = Registry("structural edit", builtins=BUILTIN_EDITS)
 
 

@@ -63,6 +63,7 @@ def prune_cmd(
     latency_batch_size: Annotated[int, typer.Option(min=1, help="batch size the latency of --target-latency is measured at")] = 32,
     latency_threads: Annotated[int, typer.Option(min=1, help="CPU threads the latency of --target-latency is measured with")] = 1,
     latency_allocation: Annotated[str, typer.Option(help="how --target-latency spreads the cut over layers: uniform (the same share of every group, read off the latency table; the default), importance (HALP's greedy: each group's scores per millisecond) or sensitivity (the greedy on each group's loss, measured on training batches)")] = "uniform",
+    latency_blocks: Annotated[int, typer.Option(min=0, help="whole residual blocks --target-latency removes before narrowing the rest to the same target (those whose removal alone changes the outputs least on training batches; 0: none)")] = 0,
     importance: Annotated[str, typer.Option(help="l1, l2, bn_scale, taylor or random")] = "l2",
     skip: Annotated[Optional[list[str]], typer.Option(help="module name pattern to leave alone; repeat for more")] = None,
     round_to: Annotated[int, typer.Option(help="keep channel counts a multiple of this")] = 8,
@@ -82,7 +83,8 @@ def prune_cmd(
     if distill and finetune_epochs < 1:
         raise ConfigError("--distill recovers accuracy by distillation during fine-tuning: it needs --finetune-epochs >= 1.")
     finetune = _finetune_config(run, finetune_epochs, lr, batch_size, threads) if finetune_epochs > 0 else None
-    latency = {"batch_size": latency_batch_size, "threads": latency_threads, "allocation": latency_allocation}
+    latency = {"batch_size": latency_batch_size, "threads": latency_threads, "allocation": latency_allocation,
+               "blocks": latency_blocks}
     cfg = _config(PruneStage, None, kind="prune", name="prune", ratio=ratio, target_macs=target_macs, target_params=target_params,
                      target_latency=target_latency, latency=latency,
                      importance=importance, skip=skip or [], round_to=round_to, steps=steps, finetune=finetune,
@@ -119,6 +121,9 @@ def _print_latency(before_run: Path, after_run: Path) -> None:
         print(f"latency {measured:.3f} of the original {lat['base_ms']:.2f} ms measured (target {target:.3g}"
               f"{f', {len(steps)} steps' if len(steps) > 1 else ''}, batch {lat['batch_size']}, {lat['threads']} thread(s), "
               f"{'channels-last' if lat['channels_last'] else 'contiguous'})")
+        if "blocks" in lat:
+            print(f"blocks removed: {', '.join(lat['blocks'])} (alone {lat['blocks_fraction']:.3f} of the latency), "
+                  "the rest narrowed to the target")
 
 
 def _print_sizes(before_run: Path, after_run: Path, example) -> None:

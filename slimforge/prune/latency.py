@@ -72,7 +72,9 @@ class LatencySettings:
     do), keep widths on its treads (:func:`latency_step`; off by default: on the issue-22 reference it cost 0.44
     and 0.15 points at equal latency, two seeds); repeats: interleaved
     timed calls per width (medians); tolerance: relative error of the measured fraction that
-    triggers another round, at most max_rounds; cache_dir: None for ``$SLIMFORGE_CACHE/latency``.
+    triggers another round, at most max_rounds; cache_dir: None for ``$SLIMFORGE_CACHE/latency``;
+    blocks: how many whole residual blocks are removed before the rest is narrowed to the same target (those whose
+    removal alone moves the outputs least on calibration inputs, which it needs; :mod:`slimforge.prune.depth`).
     """
 
     batch_size: int = 32
@@ -85,6 +87,7 @@ class LatencySettings:
     cache_dir: str | None = None
     allocation: str = "uniform"  # how the cut is spread over groups: "uniform", "importance" or "sensitivity"
     steps: bool = False  # widths in the steps the latency curve has (2x, 4x round_to where measured so), see latency_step
+    blocks: int = 0  # whole blocks removed first (slimforge.prune.depth)
 
     def validate(self) -> None:
         for key, low in (("batch_size", 1), ("threads", 1), ("grid", 2), ("repeats", 1), ("max_rounds", 1)):
@@ -93,6 +96,8 @@ class LatencySettings:
                 raise PruneConfigError(f"latency.{key} must be an integer >= {low}; got {value!r}.")
         if not 0.0 < self.tolerance < 1.0:
             raise PruneConfigError(f"latency.tolerance is a relative error in (0, 1); got {self.tolerance}.")
+        if isinstance(self.blocks, bool) or not isinstance(self.blocks, int) or self.blocks < 0:
+            raise PruneConfigError(f"latency.blocks is a number of blocks >= 0; got {self.blocks!r}.")
         if self.allocation not in ALLOCATIONS:
             raise PruneConfigError(f"latency.allocation is one of {', '.join(ALLOCATIONS)}; got {self.allocation!r}.")
 

@@ -193,6 +193,10 @@ class IterativePruning(Callback):
         self.example_inputs = example_inputs
         self.epochs = sorted(set(int(e) for e in epochs))
         n = len(self.epochs)
+        blocks = getattr(prune_kwargs.get("latency"), "blocks", 0)
+        if n > 1 and blocks:
+            raise PruneConfigError(f"IterativePruning: latency.blocks={blocks} removes whole blocks in one shot, and steps would "
+                                   "judge them on a model already narrowed; prune in one step (one epoch), or set latency.blocks to 0.")
 
         def per_step(value: float) -> float:
             return 1.0 - (1.0 - value) ** (1.0 / n) if self.target_key == "ratio" else value ** (1.0 / n)

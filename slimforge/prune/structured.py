@@ -8,6 +8,7 @@ chooses what to keep, slices the tensors in place and records the plan on the mo
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 import math
@@ -152,6 +153,8 @@ def prune(
     args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
     kwargs = capture_kwargs(model, example_kwargs)
     _check_example_batch(model, args)
+    if config.target_latency is not None and config.latency.blocks != 0:
+        return _prune_in_depth(model, example_inputs, example_kwargs, args, kwargs, config, calibration, loss_fn)
     adopt_spec(model)  # a transformers model built outside slimforge: described by its config, before it changes
     _clear_property_caches(model)
     reference = _output_shapes(model, args, kwargs) if check else None
@@ -166,6 +169,51 @@ def prune(
         raise
     settle_attention(swapped, failed=False)
     # 5. Record (on the spec; a model without one keeps the plan for save(factory=...) / attach_spec).
+    record_edit(model, plan)
+    return model
+
+
+def _prune_in_depth(model: nn.Module, example_inputs: Any, example_kwargs: Mapping[str, Any] | None, args: tuple,
+                    kwargs: dict[str, Any], config: PruneConfig, calibration: Iterable[Any] | None,
+                    loss_fn: Callable[[Any, Any], torch.Tensor] | None) -> nn.Module:
+    """``target_latency`` with ``latency.blocks``: whole blocks removed, the rest narrowed to the same measured target
+    (:mod:`slimforge.prune.depth`). Candidates are pruned copies; ``model`` changes only once one is chosen, by the
+    same two edits a folder replays (``skip_blocks``, then the plan), and takes the chosen copy's weights."""
+    from slimforge.artifacts import edit_replay, recorded_edits
+    from slimforge.measure import _batch_of
+    from slimforge.prune import depth
+    from slimforge.prune.latency import _layout, time_models
+
+    if not isinstance(args[0], torch.Tensor):
+        raise PruneConfigError("target_latency needs a single tensor input (batch, ...) to time the model with.")
+    batches = list(calibration) if calibration is not None else None
+    batch = _batch_of(args[0], config.latency.batch_size)
+    channels_last = _layout(model, batch, config.latency)
+    fixed = replace(config.latency, blocks=0, channels_last=channels_last)
+
+    def measure(original: nn.Module, candidate: nn.Module) -> float:
+        base, after = time_models(copy.deepcopy(original), copy.deepcopy(candidate), batch, fixed, channels_last)
+        return after / base
+
+    def narrow(dropped: nn.Module, fraction: float) -> nn.Module:
+        return prune(dropped, example_inputs, example_kwargs=example_kwargs, importance=config.importance, skip=config.skip,
+                     round_to=config.round_to, reduction=config.reduction, calibration=batches, loss_fn=loss_fn, seed=config.seed,
+                     check=config.check, target_latency=fraction, latency=fixed, keep_outputs=config.keep_outputs)
+
+    choice = depth.choose_depth(model, args, kwargs, config.target_latency, config.latency.blocks, batches, measure, narrow)
+    plan = [e for e in recorded_edits(choice.model) if e.get("kind") == "prune"][-1]
+    within = plan["latency"]
+    plan["latency"] = {**within, "target": config.target_latency, "measured": within["measured"] * choice.depth_fraction,
+                       "predicted": within["predicted"] * choice.depth_fraction, "base_ms": within["base_ms"] / choice.depth_fraction,
+                       "blocks": choice.blocks, "blocks_fraction": choice.depth_fraction}
+    log.info("latency-aware pruning in depth: %d block(s) removed (%s; alone %.3f of the latency), the rest narrowed to %.3f of "
+             "what was left; %.3f of the original measured", len(choice.blocks), ", ".join(choice.blocks) or "none",
+             choice.depth_fraction, within["target"], plan["latency"]["measured"])
+    if choice.blocks:
+        depth.skip_blocks(model, choice.blocks)
+        record_edit(model, {"kind": depth.EDIT_KIND, "version": depth.EDIT_VERSION, "blocks": choice.blocks})
+    edit_replay("prune")(model, plan)
+    model.load_state_dict(choice.model.state_dict())
     record_edit(model, plan)
     return model
 

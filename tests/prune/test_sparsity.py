@@ -141,6 +141,8 @@ def test_iterative_pruning_reaches_a_latency_target_in_steps(tmp_path):
     assert state.model.features[0][0].out_channels < 32 and state.model(x).shape == (2, 10)
     with pytest.raises(PruneConfigError, match="exactly one of"):
         IterativePruning(x, ratio=0.5, target_latency=0.5, epochs=[0])
+    with pytest.raises(PruneConfigError, match="removes whole blocks in one shot"):
+        IterativePruning(x, target_latency=0.5, epochs=[0, 1], latency=LatencySettings(blocks=1))
 
 
 def test_resume_replays_pruning_done_during_training(tmp_path):
