@@ -425,6 +425,13 @@ def save_pretrained(model: nn.Module, out: str | Path, *, pad: bool = False) -> 
             "transformers does not know. Keep slimforge's own format (slimforge.save), or prune with "
             "keep_outputs=False (the outputs narrow and config.hidden_size follows; such a folder loads in plain transformers)."
         )
+    skipped = [n for n, m in hf.named_modules() if type(m).__name__ == "SkippedBlock"]  # slimforge.prune.depth, by name as above
+    if skipped:
+        raise ArtifactError(
+            f"Cannot write {out} as a Hugging Face folder: pruning removed whole blocks of {type(hf).__name__} "
+            f"({', '.join(skipped)}), and a transformers config numbers its layers from 0 without gaps. Keep slimforge's "
+            "own format (slimforge.save), or prune without latency.blocks."
+        )
     sync_config(hf)
     problem = fit_config_or_describe(hf)
     if problem and pad:

@@ -8,7 +8,8 @@ go at a small cost, while every narrowed layer costs capacity everywhere.
 
 A *block* is a child of an ``nn.Sequential`` or ``nn.ModuleList`` with weights of its own, called once, taking one
 tensor and returning one of the same shape (a residual block without a stride or projection, a transformer block
-that returns its hidden states). Removing one puts a :class:`SkippedBlock` in its place, which returns its input;
+that returns its hidden states); of nested ones the outermost, except a stage holding two or more blocks in one
+container, whose blocks are offered instead. Removing one puts a :class:`SkippedBlock` in its place, which returns its input;
 the edit ``skip_blocks`` records the names, so ``slimforge.load`` rebuilds the model from its factory without them.
 
 Which: ``LatencySettings(blocks=N)`` removes the N blocks whose removal alone changes the outputs least (KL
@@ -22,6 +23,7 @@ so it would have chosen the most blocks.
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -58,8 +60,7 @@ def find_blocks(model: nn.Module, args: tuple, kwargs: dict[str, Any]) -> list[s
     def hook(name: str) -> Callable:
         def record(module: nn.Module, inputs: tuple, output: Any) -> None:
             x = inputs[0] if inputs else None
-            same = (isinstance(x, torch.Tensor) and isinstance(output, torch.Tensor) and output.shape == x.shape
-                    and output.dtype == x.dtype and not any(isinstance(a, torch.Tensor) for a in inputs[1:]))
+            same = isinstance(x, torch.Tensor) and isinstance(output, torch.Tensor) and output.shape == x.shape and output.dtype == x.dtype
             calls[name].append(same)
             order.append(name)
         return record
@@ -74,7 +75,16 @@ def find_blocks(model: nn.Module, args: tuple, kwargs: dict[str, Any]) -> list[s
         for h in handles:
             h.remove()
     found = [name for name in dict.fromkeys(order) if calls[name] == [True]]
-    return [name for name in found if not any(name.startswith(other + ".") for other in found)]  # outermost only
+    stages = {name for name in found if _is_stage(name, found)}
+    return [name for name in found if name not in stages and not any(name.startswith(o + ".") for o in found if o not in stages)]
+
+
+def _is_stage(name: str, found: Sequence[str]) -> bool:
+    """A shape-keeping module that holds blocks (two or more in one container: ConvNeXt's first stage, which keeps
+    its input's shape) is a stage: its blocks are offered instead. A block's own shape-keeping parts (MobileNetV2's
+    depthwise convolution inside an inverted residual) are not offered beside it."""
+    inner = Counter(n.rpartition(".")[0] for n in found if n.startswith(name + "."))
+    return any(count >= 2 for count in inner.values())
 
 
 def _children_of(model: nn.Module, holders: set[int]) -> list[tuple[str, nn.Module]]:

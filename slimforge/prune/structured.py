@@ -153,10 +153,10 @@ def prune(
     args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
     kwargs = capture_kwargs(model, example_kwargs)
     _check_example_batch(model, args)
-    if config.target_latency is not None and config.latency.blocks != 0:
-        return _prune_in_depth(model, example_inputs, example_kwargs, args, kwargs, config, calibration, loss_fn)
     adopt_spec(model)  # a transformers model built outside slimforge: described by its config, before it changes
     _clear_property_caches(model)
+    if config.target_latency is not None and config.latency.blocks != 0:
+        return _prune_in_depth(model, example_inputs, example_kwargs, args, kwargs, config, calibration, loss_fn)
     reference = _output_shapes(model, args, kwargs) if check else None
     ctx = importance_context(model, config, calibration, loss_fn)
     # 1. Capture the model and find the coupled groups (nn.MultiheadAttention gets a forward

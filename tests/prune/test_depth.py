@@ -57,6 +57,15 @@ def test_the_blocks_are_the_shape_keeping_children_of_containers_outermost_first
     assert find_blocks(Tower(), (torch.randn(4, 6),), {}) == ["blocks.0", "blocks.1", "blocks.2"]  # not body.*, not widen
 
 
+def test_a_shape_keeping_stage_offers_its_blocks_and_a_block_hides_its_shape_keeping_parts():
+    """ConvNeXt's first stage keeps its input's shape and holds two blocks: the blocks are offered, not the stage.
+    A block whose inside holds one shape-keeping part (MobileNetV2's depthwise convolution) is offered whole."""
+    torch.manual_seed(0)
+    inner = nn.Sequential(nn.Linear(8, 16), nn.Sequential(nn.Linear(16, 16), nn.ReLU()), nn.Linear(16, 8))
+    model = nn.Sequential(nn.Sequential(Residual(8), Residual(8)), inner, nn.Linear(8, 3))
+    assert find_blocks(model, (torch.randn(4, 8),), {}) == ["0.0", "0.1", "1"]
+
+
 def test_a_skipped_block_returns_its_input_and_the_weakest_block_scores_lowest():
     model, x = Tower().eval(), torch.randn(64, 6)
     skipped = skip_blocks(Tower().eval(), ["blocks.1"])
@@ -126,3 +135,27 @@ def test_prune_in_depth_records_both_edits_and_the_folder_replays_them(tmp_path)
         (tmp_path / "run" / "model.json").write_text(json.dumps(structure))
         with pytest.raises(ArtifactError, match=why):
             slimforge.load(tmp_path / "run")
+
+
+def test_a_transformers_encoder_loses_a_layer_reloads_and_is_refused_as_a_plain_transformers_folder(tmp_path):
+    """BERT's layers sit in a ModuleList and are called with the attention mask: a layer can go; slimforge's folder
+    reloads it identically, and save_pretrained refuses (a config numbers its layers without gaps)."""
+    transformers = pytest.importorskip("transformers")
+    from slimforge.models.hf import save_pretrained
+
+    config = transformers.BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                                     intermediate_size=64, num_labels=3)
+    torch.manual_seed(0)
+    model = transformers.BertForSequenceClassification(config).eval()
+    x = torch.randint(0, 100, (2, 12))
+    assert find_blocks(model, (x,), {}) == ["bert.encoder.layer.0", "bert.encoder.layer.1", "bert.encoder.layer.2"]
+    calibration = [(torch.randint(0, 100, (8, 12)), None) for _ in range(2)]
+    settings = LatencySettings(batch_size=8, cache_dir=str(tmp_path / "cache"), repeats=3, max_rounds=1, blocks=1)
+    prune(model.train(), x, target_latency=0.6, latency=settings, calibration=calibration)
+    model.eval()
+    assert sum(isinstance(layer, SkippedBlock) for layer in model.bert.encoder.layer) == 1
+    slimforge.save(model, tmp_path / "run")
+    torch.testing.assert_close(slimforge.load(tmp_path / "run").eval()(x).logits, model(x).logits)
+    with pytest.raises(ArtifactError, match="removed whole blocks"):
+        save_pretrained(model, tmp_path / "hf")
+    assert not (tmp_path / "hf").exists()
