@@ -100,7 +100,7 @@ def skip_blocks(model: nn.Module, names: Sequence[str]) -> nn.Module:
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, SkippedBlock()) if not isinstance(parent, (nn.Sequential, nn.ModuleList)) else parent.__setitem__(int(child), SkippedBlock())
+        setattr(parent, child, SkippedBlock())  # a container's children are named modules too ("0", "encoder_layer_0")
     return model
 
 
@@ -120,7 +120,7 @@ def _replay(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = modules.get(parent_name) if parent_name else model
-        if name not in modules or not isinstance(parent, (nn.Sequential, nn.ModuleList)) or not child.isdigit():
+        if name not in modules or not isinstance(parent, (nn.Sequential, nn.ModuleList)):
             raise ArtifactError(f"{EDIT_KIND} edit: {name!r} is not a block of this {type(model).__name__} (a child of an "
                                 "nn.Sequential or nn.ModuleList): the folder was made for a different architecture.")
     return skip_blocks(model, names)

@@ -66,6 +66,19 @@ def test_a_shape_keeping_stage_offers_its_blocks_and_a_block_hides_its_shape_kee
     assert find_blocks(model, (torch.randn(4, 8),), {}) == ["0.0", "0.1", "1"]
 
 
+def test_blocks_of_a_sequential_with_named_children_are_skipped_by_name():
+    """torchvision's ViT holds its layers in an nn.Sequential built from names (``encoder_layer_0``)."""
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    model = torchvision.models.VisionTransformer(image_size=32, patch_size=16, num_layers=2, num_heads=2, hidden_dim=16,
+                                                 mlp_dim=32, num_classes=3).eval()
+    x = torch.randn(2, 3, 32, 32)
+    names = find_blocks(model, (x,), {})
+    assert names == ["encoder.layers.encoder_layer_0", "encoder.layers.encoder_layer_1"]
+    skipped = skip_blocks(model, names[1:])
+    assert isinstance(skipped.encoder.layers.encoder_layer_1, SkippedBlock) and skipped(x).shape == (2, 3)
+
+
 def test_a_skipped_block_returns_its_input_and_the_weakest_block_scores_lowest():
     model, x = Tower().eval(), torch.randn(64, 6)
     skipped = skip_blocks(Tower().eval(), ["blocks.1"])
