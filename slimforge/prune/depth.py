@@ -198,13 +198,14 @@ class DepthChoice:
 
 def choose_depth(model: nn.Module, args: tuple, kwargs: dict[str, Any], target: float, blocks: int,
                  calibration: Sequence[Any] | None, measure: Callable[[nn.Module, nn.Module], float],
-                 narrow: Callable[[nn.Module, float], nn.Module]) -> DepthChoice:
+                 narrow: Callable[[nn.Module, float], nn.Module], kept: Callable[[str], bool] = lambda name: False) -> DepthChoice:
     """The ``blocks`` blocks whose removal alone moves the outputs least, removed, and the rest narrowed to ``target``
     of the measured latency. measure(original, candidate): the candidate's fraction of the original's latency;
-    narrow(model, fraction): a pruned copy at that fraction of the given model's latency."""
+    narrow(model, fraction): a pruned copy at that fraction of the given model's latency; kept(name): a block
+    that must stay (``skip`` patterns)."""
     inputs = _calibration_inputs(calibration, args)
     reference = reference_outputs(model, inputs)
-    names = find_blocks(model, args, kwargs)
+    names = [n for n in find_blocks(model, args, kwargs) if not kept(n)]
     if blocks > len(names):
         raise PruneConfigError(f"latency.blocks={blocks}, but {type(model).__name__} has {len(names)} block(s) that can be removed "
                                f"(children of nn.Sequential/ModuleList taking and returning one tensor of one shape): {names}.")

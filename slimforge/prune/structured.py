@@ -200,7 +200,8 @@ def _prune_in_depth(model: nn.Module, example_inputs: Any, example_kwargs: Mappi
                      round_to=config.round_to, reduction=config.reduction, calibration=batches, loss_fn=loss_fn, seed=config.seed,
                      check=config.check, target_latency=fraction, latency=fixed, keep_outputs=config.keep_outputs)
 
-    choice = depth.choose_depth(model, args, kwargs, config.target_latency, config.latency.blocks, batches, measure, narrow)
+    choice = depth.choose_depth(model, args, kwargs, config.target_latency, config.latency.blocks, batches, measure, narrow,
+                                kept=lambda name: matches(name, config.skip))
     plan = [e for e in recorded_edits(choice.model) if e.get("kind") == "prune"][-1]
     within = plan["latency"]
     plan["latency"] = {**within, "target": config.target_latency, "measured": within["measured"] * choice.depth_fraction,

@@ -106,6 +106,8 @@ def test_the_weakest_blocks_go_in_the_models_order_and_the_rest_is_narrowed_to_w
     assert choice.depth_fraction == pytest.approx(fraction_by_parameters(model, choice.model))
     assert narrowed == [pytest.approx(0.3 / choice.depth_fraction)]
     assert isinstance(choice.model.blocks[1], SkippedBlock) and not isinstance(model.blocks[1], SkippedBlock)  # a copy
+    kept = choose_depth(model, (x,), {}, 0.3, 2, [(x, None)], fraction_by_parameters, narrow, kept=lambda n: n == "blocks.1")
+    assert kept.blocks == ["blocks.0", "blocks.2"] and "blocks.1" not in kept.scores  # a skip pattern keeps its block
 
 
 def test_blocks_need_calibration_a_count_the_model_has_and_latency_left_to_narrow():
