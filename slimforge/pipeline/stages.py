@@ -211,7 +211,8 @@ def run_prune(ctx: StageContext, cfg: PruneStage, input_dir: Path | None, out: P
     model = _fp32_model(input_dir, "prune").train()
     by_loss = cfg.target_latency is not None and cfg.latency.allocation == "sensitivity"  # measures each group's loss
     in_depth = cfg.target_latency is not None and cfg.latency.blocks != 0  # judges blocks on outputs: more rows
-    calibration = ctx.calibration(16) if in_depth else ctx.calibration(4) if cfg.importance == "taylor" or by_loss else None
+    batches = 16 if in_depth else 4 if cfg.importance == "taylor" or by_loss else 0
+    calibration = ctx.calibration(batches) if batches else None
     targets = {"ratio": cfg.ratio, "target_macs": cfg.target_macs, "target_params": cfg.target_params}
     options = {"importance": cfg.importance, "skip": cfg.skip, "round_to": cfg.round_to, "calibration": calibration}
     if cfg.target_latency is not None:

@@ -33,6 +33,7 @@ from torch import nn
 
 from slimforge.artifacts import register_edit
 from slimforge.errors import ArtifactError
+from slimforge.prune._capture import _first_tensor as first_tensor
 from slimforge.prune.errors import PruneConfigError
 
 EDIT_KIND = "skip_blocks"
@@ -51,9 +52,8 @@ class SkippedBlock(nn.Module):
 
 def find_blocks(model: nn.Module, args: tuple, kwargs: dict[str, Any]) -> list[str]:
     """Names of the blocks of ``model`` (see the module docstring), in the order they run on ``args``."""
-    holders = {id(m) for m in model.modules() if isinstance(m, (nn.Sequential, nn.ModuleList))}
-    candidates = {name: m for name, m in _children_of(model, holders) if any(True for _ in m.parameters(recurse=True))
-                  and any(True for _ in m.children())}
+    candidates = {name: m for name, m in _children_of_containers(model)
+                  if next(m.parameters(), None) is not None and next(m.children(), None) is not None}
     calls: dict[str, list[bool]] = {name: [] for name in candidates}
     order: list[str] = []
 
@@ -87,12 +87,9 @@ def _is_stage(name: str, found: Sequence[str]) -> bool:
     return any(count >= 2 for count in inner.values())
 
 
-def _children_of(model: nn.Module, holders: set[int]) -> list[tuple[str, nn.Module]]:
-    out = []
-    for name, module in model.named_modules():
-        if id(module) in holders:
-            out += [(f"{name}.{child}" if name else child, m) for child, m in module.named_children()]
-    return out
+def _children_of_containers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(f"{name}.{child}" if name else child, m) for name, module in model.named_modules()
+            if isinstance(module, (nn.Sequential, nn.ModuleList)) for child, m in module.named_children()]
 
 
 def skip_blocks(model: nn.Module, names: Sequence[str]) -> nn.Module:
@@ -131,16 +128,10 @@ def _replay(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
 
 def output_tensor(out: Any) -> torch.Tensor:
     """The tensor the blocks are judged on: logits where the model returns them, else its first tensor."""
-    out = getattr(out, "logits", out)
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, dict):
-        out = list(out.values())
-    if isinstance(out, (tuple, list)):
-        for item in out:
-            if isinstance(item, torch.Tensor):
-                return item
-    raise PruneConfigError(f"latency.blocks compares the model's outputs, and it returned {type(out).__name__} with no tensor in it.")
+    found = first_tensor(getattr(out, "logits", out))
+    if found is None:
+        raise PruneConfigError(f"latency.blocks compares the model's outputs, and it returned {type(out).__name__} with no tensor in it.")
+    return found
 
 
 def _log_probs(out: Any) -> torch.Tensor:
@@ -174,11 +165,23 @@ def reference_outputs(model: nn.Module, inputs: Sequence[Any]) -> list[torch.Ten
 
 
 def block_scores(model: nn.Module, names: Sequence[str], inputs: Sequence[Any], reference: Sequence[torch.Tensor]) -> dict[str, float]:
-    """For each block, the distance of the model without it (alone) from the original."""
+    """For each block, the distance of the model without it (alone) from the original. Each block is swapped out of
+    ``model`` for its measurement and put back, so no copy of the model is made."""
     scores = {}
-    for name in names:
-        candidate = skip_blocks(copy.deepcopy(model).eval(), [name])
-        scores[name] = distance(candidate, inputs, reference)
+    was_training = model.training
+    model.eval()
+    try:
+        for name in names:
+            parent_name, _, child = name.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            block = getattr(parent, child)
+            setattr(parent, child, SkippedBlock())
+            try:
+                scores[name] = distance(model, inputs, reference)
+            finally:
+                setattr(parent, child, block)
+    finally:
+        model.train(was_training)
     return scores
 
 
