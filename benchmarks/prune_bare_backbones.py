@@ -5,10 +5,11 @@ True keeps the features' width (and with it the residual), "auto" narrows the re
 back to their width (the default for a bare backbone), False lets them narrow. Random init: parameter counts do not
 depend on the weights.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/prune_bare_backbones.py [--set full|timm|tiny]
+    PYTHONPATH=. .venv/bin/python benchmarks/prune_bare_backbones.py [--set full|timm|tiny|backbones]
 
 ``tiny``: the Hugging Face sweep's small configs (2 layers, 64 wide), where the fill's share of the parameters is
-largest, each beside the same config with a head.
+largest, each beside the same config with a head. ``backbones``: transformers' ``*Backbone`` classes and timm's
+``features_only`` models, whose outputs are several feature maps.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def row(name: str, build, args: tuple, kwargs: dict | None, mode) -> str:
     extra = count(model.slimforge_outputs) if hasattr(model, "slimforge_outputs") else 0
     with torch.no_grad():
         out = model(*args, **(kwargs or {}))
-    tensor = out if isinstance(out, torch.Tensor) else out[0]
+    tensor = next(t for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor))  # a backbone's first map
     return (f"| {name} | {n0 / 1e6:.1f} | {mode} | {1 - count(model) / n0:.1%} | {extra / n0:.2%} | "
             f"{tuple(tensor.shape)} | {seconds:.0f} |")
 
@@ -101,16 +102,44 @@ def tiny_models() -> list[tuple]:
     return out
 
 
+def backbone_models() -> list[tuple]:
+    """transformers' ``*Backbone`` classes (tiny configs) and timm's ``features_only`` models: outputs of several maps."""
+    import timm
+    import transformers as t
+
+    small, large = dict(pixel_values=torch.randn(2, 3, 32, 32)), torch.randn(2, 3, 224, 224)
+    vit = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, image_size=32, patch_size=8)
+    cnn = dict(hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 2, 1])
+    cases = [
+        ("VitPoseBackbone", lambda: t.VitPoseBackbone(t.VitPoseBackboneConfig(**vit, out_indices=[2])), (), small),
+        ("Dinov2Backbone, 2 maps", lambda: t.Dinov2Backbone(t.Dinov2Config(**vit, out_features=["stage1", "stage2"])), (), small),
+        ("VitDetBackbone", lambda: t.VitDetBackbone(t.VitDetConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, mlp_ratio=2,
+                                                                  image_size=32, pretrain_image_size=32, patch_size=8,
+                                                                  out_features=["stage2"])), (), small),
+        ("SamHQVisionModel", lambda: t.SamHQVisionModel(t.SamHQVisionConfig(**vit, output_channels=32, global_attn_indexes=[1],
+                                                                            window_size=2, mlp_dim=128)), (), small),
+        ("ResNetBackbone (bottleneck), 3 maps", lambda: t.ResNetBackbone(t.ResNetConfig(embedding_size=16, hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1],
+                                                                                      out_features=["stage2", "stage3", "stage4"])), (), small),
+        ("ConvNextBackbone, 2 maps", lambda: t.ConvNextBackbone(t.ConvNextConfig(**cnn, out_features=["stage2", "stage4"])), (), small),
+        ("SwinBackbone, 2 maps", lambda: t.SwinBackbone(t.SwinConfig(image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 4],
+                                                                     window_size=4, out_features=["stage1", "stage2"])), (), small),
+    ]
+    for name in ("deit_tiny_patch16_224", "efficientnet_b0", "resnet18", "swin_tiny_patch4_window7_224"):
+        cases.append((f"timm {name}, features_only", lambda n=name: timm.create_model(n, features_only=True), (large,), None))
+    return [(*c, (True, "auto")) for c in cases]
+
+
 def main() -> None:
     warnings.filterwarnings("ignore")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", choices=("full", "timm", "tiny"), default="full")
+    parser.add_argument("--set", choices=("full", "timm", "tiny", "backbones"), default="full")
     parser.add_argument("--threads", type=int, default=1)
     opts = parser.parse_args()
     torch.set_num_threads(opts.threads)
     print("| model | params (M) | keep_outputs | params removed | of which in the output layer | output | prune s |")
     print("|---|---|---|---|---|---|---|")
-    cases = {"full": lambda: [(*c, MODES) for c in full_size()], "timm": timm_models, "tiny": tiny_models}[opts.set]()
+    cases = {"full": lambda: [(*c, MODES) for c in full_size()], "timm": timm_models, "tiny": tiny_models,
+             "backbones": backbone_models}[opts.set]()
     for name, build, args, kwargs, modes in cases:
         for mode in modes:
             print(row(name, build, args, kwargs, mode), flush=True)

@@ -195,6 +195,8 @@ def output(model: torch.nn.Module, inputs: dict) -> torch.Tensor:
         return logits
     if "last_hidden_state" in out:
         return out.last_hidden_state
+    if "feature_maps" in out:  # a backbone (ViTPose's, LW-DETR's ViT): its last map
+        return out.feature_maps[-1]
     # depth maps, image-text similarities; a random-init ALIGN's image embeddings vanish (1e-27), so its normalised
     # similarities are not finite: then its first finite output
     return next(v for v in out.values() if isinstance(v, torch.Tensor) and v.is_floating_point() and v.isfinite().all())

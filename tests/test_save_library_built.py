@@ -48,6 +48,52 @@ def test_a_timm_vit_built_by_timm_is_pruned_saved_and_loaded(tmp_path):
     assert spec["edits"] and spec["edits"][0]["kind"] == "prune"
 
 
+def _maps_round_trip(model: nn.Module, x: torch.Tensor, folder) -> dict:
+    slimforge.save(model, folder)
+    loaded = slimforge.load(folder)
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(loaded(x), model.eval()(x), strict=True))
+    return _saved_spec(folder)
+
+
+def test_a_timm_features_only_cnn_is_pruned_saved_and_loaded(tmp_path):
+    """timm's FeatureListNet (features_only=True) is recognised with its map indices; it runs its children in turn,
+    so its maps keep their widths (no layer can be added to it), and asking to project them is refused by name."""
+    torch.manual_seed(0)
+    build = lambda: timm.create_model("resnet18", features_only=True, out_indices=(2, 3, 4)).eval()  # noqa: E731
+    model, x = build(), torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        before = [t.shape for t in model(x)]
+    slimforge.prune(model, x, ratio=0.3)
+    with torch.no_grad():
+        assert [t.shape for t in model(x)] == before
+    spec = _maps_round_trip(model, x, tmp_path / "run")
+    assert spec["name"] == "timm:resnet18" and spec["kwargs"]["features_only"] is True
+    assert spec["kwargs"]["out_indices"] == [2, 3, 4] and spec["edits"][0]["kind"] == "prune"
+    with pytest.raises(slimforge.prune.PruneConfigError, match="FeatureListNet"):
+        slimforge.prune(build(), x, ratio=0.3, keep_outputs="project")
+
+
+def test_a_timm_features_only_vit_projects_its_maps_and_reloads(tmp_path):
+    """A ViT's features_only wrapper (FeatureGetterNet) returns its residual at several blocks: a bare backbone, whose
+    residual narrows and whose maps come back to their width."""
+    torch.manual_seed(0)
+    build = lambda: timm.create_model("deit_tiny_patch16_224", features_only=True, out_indices=(5, 11), img_size=32).eval()  # noqa: E731
+    model, kept, x = build(), build(), torch.randn(2, 3, 32, 32)
+    n0 = sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        before = [t.shape for t in model(x)]
+    slimforge.prune(model, x, ratio=0.3)
+    slimforge.prune(kept, x, ratio=0.3, keep_outputs=True)
+    assert hasattr(model, "slimforge_outputs")
+    removed = lambda m: 1 - sum(p.numel() for p in m.parameters()) / n0  # noqa: E731
+    assert removed(model) > removed(kept) + 0.1
+    with torch.no_grad():
+        assert [t.shape for t in model(x)] == before
+    spec = _maps_round_trip(model, x, tmp_path / "run")
+    assert spec["kwargs"]["out_indices"] == [5, 11] and spec["kwargs"]["img_size"] == 32
+
+
 def test_timm_settings_that_change_no_shape_are_recorded(tmp_path):
     """drop_path_rate and in_chans change training or the first layer only: both must come back."""
     model = timm.create_model("convnext_atto", num_classes=7, in_chans=1, drop_path_rate=0.1, drop_rate=0.2)

@@ -75,6 +75,8 @@ def _timm_candidates(model: nn.Module) -> list[ModelSpec]:
     cfg = getattr(model, "pretrained_cfg", None)
     arch = cfg.get("architecture") if isinstance(cfg, dict) else None
     attribute = getattr(model, "num_classes", None)
+    if isinstance(arch, str) and attribute is None and hasattr(model, "feature_info"):
+        return _timm_feature_candidates(model, arch)
     if not isinstance(arch, str) or type(attribute) is not int:
         return []
     try:  # a classifier replaced by hand leaves num_classes at the old count: its outputs first
@@ -109,6 +111,23 @@ def _timm_candidates(model: nn.Module) -> list[ModelSpec]:
         candidates += [{**common, **typed}, {**common, **extras}, common, *([{**common, **typed, **depth}] if depth else [])]
     unique = [c for i, c in enumerate(candidates) if c not in candidates[:i]]
     return [ModelSpec(f"timm:{arch}", c) for c in unique]
+
+
+def _timm_feature_candidates(model: nn.Module, arch: str) -> list[ModelSpec]:
+    """A ``features_only=True`` model (timm's ``FeatureListNet``, ``FeatureGetterNet`` ...): its maps' indices."""
+    try:
+        indices = [int(i) for i in model.feature_info.out_indices]
+    except (AttributeError, TypeError, ValueError):
+        return []
+    kwargs: dict[str, Any] = {"features_only": True, "out_indices": indices}
+    channels = _first_conv_inputs(model)
+    if channels not in (None, 3):
+        kwargs["in_channels"] = channels
+    inner = getattr(model, "model", model)  # FeatureGetterNet keeps the whole model one level down
+    img_size = getattr(getattr(inner, "patch_embed", None), "img_size", None)
+    if isinstance(img_size, (tuple, list)) and len(img_size) == 2 and all(type(v) is int for v in img_size):
+        kwargs["img_size"] = img_size[0] if img_size[0] == img_size[1] else list(img_size)
+    return [ModelSpec(f"timm:{arch}", kwargs)]
 
 
 def _torchvision_candidates(model: nn.Module) -> list[ModelSpec]:

@@ -431,14 +431,39 @@ def bare_backbone(model: torch.nn.Module, ep: torch.export.ExportedProgram) -> b
     """A model without a task head, whose output is its features: a transformers output without a prediction
     (``BertModel``, ``Dinov2Model``, ``AutoModel``'s, DPR's encoders, LXMERT: no loss, no logits, no field named as a
     prediction, :data:`_PREDICTION_WORDS`; an MoE's ``router_logits`` are no prediction), or a timm model built with
-    ``num_classes=0`` returning one tensor. A user's own module is not guessed at: its outputs keep their widths."""
+    ``num_classes=0`` returning one tensor, or timm's ``features_only`` model returning its maps. A user's own module
+    is not guessed at: its outputs keep their widths."""
     spec = ep.call_spec.out_spec
     if spec is None:
         return False
+    if timm_feature_net(model):
+        return True
     if spec.type is not None and getattr(spec.type, "__module__", "").startswith("transformers"):
         keys = list(spec.context) if isinstance(spec.context, list) else []
         return bool(keys) and "loss" not in keys and prediction_fields(spec.type, keys) is None and not predicted_fields(keys)
     return spec.is_leaf() and getattr(model, "num_classes", None) == 0 and hasattr(model, "pretrained_cfg")
+
+
+# timm's features_only wrappers whose forward runs each child in turn (FeatureGetterNet calls its model's own
+# forward_intermediates instead).
+_TIMM_STEPPING_WRAPPERS = ("FeatureListNet", "FeatureDictNet", "FeatureHookNet")
+
+
+def timm_feature_net(model: torch.nn.Module) -> bool:
+    """A timm model built with ``features_only=True`` (``FeatureGetterNet``, ``EfficientNetFeatures`` ...): no head,
+    it returns a list of feature maps. ``FeatureListNet`` runs its children in turn, so it takes no added layer."""
+    return (type(model).__module__.startswith("timm.") and hasattr(model, "feature_info")
+            and not hasattr(model, "num_classes") and not runs_its_children(model))
+
+
+def runs_its_children(model: torch.nn.Module) -> str | None:
+    """What a model is whose forward runs every child in turn (so an added layer would run as a step): an
+    ``nn.Sequential``, or one of timm's features_only wrappers built on ``nn.ModuleDict``; else None."""
+    if isinstance(model, torch.nn.Sequential):
+        return "nn.Sequential"
+    if type(model).__module__.startswith("timm.") and type(model).__name__ in _TIMM_STEPPING_WRAPPERS:
+        return f"timm {type(model).__name__}, which runs its children in turn"
+    return None
 
 
 def per_layer_states(field: str | None) -> bool:

@@ -82,7 +82,7 @@ class DependencyGraph:
     fixed_splits: int = 0  # guesses that a size the capture records as a constant follows its tensor: equal splits (_split_op), repeated gather indices (_gather)
     records: list[tuple[torch.fx.Node, Any]] = field(default_factory=list)  # every op's output labels
     unreached: list[str] = field(default_factory=list)  # modules with parameters the example inputs never read
-    projected_outputs: list[tuple[int, str | None, Any]] = field(default_factory=list)  # keep_outputs="project": (leaf, field, label)
+    projected_outputs: list[tuple[int, str | None, int | None, Any]] = field(default_factory=list)  # keep_outputs="project": (leaf, field, part, label)
 
     def verify(self, pruned_roots: set[int], model: nn.Module, example_inputs: tuple, example_kwargs: dict | None = None) -> None:
         """Capture the pruned model again and check every op's output shape is the one the

@@ -48,17 +48,18 @@ FILL = "fill"  # an entry's "form": OutputFill, keep_outputs="fill" (entries wit
 class OutputProjection(nn.Module):
     """``width`` features from ``kept`` narrowed ones: ``y = x @ weight.T + bias`` along a dimension of each target.
 
-    targets: the outputs it applies to, each (field, leaf, dim): the output's field (a transformers ``ModelOutput`` or
-    dict key; None for a model that returns tensors), its position among the output's tensors (pytree order) as
-    captured, used where there is no field, and the dimension of that output it maps. Outputs cut from the same
-    features (a ViT's ``last_hidden_state`` and its ``pooler_output``, the first token of it after the same norm)
-    share one projection."""
+    targets: the outputs it applies to, each (field, leaf, dim[, part]): the output's field (a transformers
+    ``ModelOutput`` or dict key; None for a model that returns tensors), its position among the output's tensors
+    (pytree order) as captured, used where there is no field, the dimension of that output it maps, and for a field
+    of several tensors (a backbone's ``feature_maps``) which of them. Outputs cut from the same features (a ViT's
+    ``last_hidden_state`` and its ``pooler_output``, the first token of it after the same norm; a ViT backbone's
+    maps of several layers) share one projection."""
 
     def __init__(self, kept: int, width: int, targets: Sequence[tuple[str | None, int, int]]) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(width, kept))
         self.bias = nn.Parameter(torch.zeros(width))
-        self.targets = [(field, leaf, dim) for field, leaf, dim in targets]
+        self.targets = [_target(t) for t in targets]
 
     @property
     def kept(self) -> int:  # after a second pruning slices the weight's input columns
@@ -73,8 +74,7 @@ class OutputProjection(nn.Module):
         return isinstance(x, torch.Tensor) and x.dim() > dim and x.shape[dim] == self.kept
 
     def extra_repr(self) -> str:
-        names = ", ".join(f"{field or f'output {leaf}'} (dim {dim})" for field, leaf, dim in self.targets)
-        return f"{self.kept} -> {self.weight.shape[0]}: {names}"
+        return f"{self.kept} -> {self.weight.shape[0]}: {_names(self.targets)}"
 
 
 class OutputFill(nn.Module):
@@ -94,7 +94,7 @@ class OutputFill(nn.Module):
         self.mix = nn.Parameter(torch.zeros(len(removed), len(kept)))
         self.register_buffer("index", torch.as_tensor(kept), persistent=False)  # both from the plan
         self.register_buffer("removed", torch.as_tensor(removed), persistent=False)
-        self.targets = [(field, leaf, dim) for field, leaf, dim in targets]
+        self.targets = [_target(t) for t in targets]
 
     @property
     def kept(self) -> int:
@@ -118,8 +118,33 @@ class OutputFill(nn.Module):
         return isinstance(x, torch.Tensor) and x.dim() > dim and x.shape[dim] == self.kept
 
     def extra_repr(self) -> str:
-        names = ", ".join(f"{field or f'output {leaf}'} (dim {dim})" for field, leaf, dim in self.targets)
-        return f"{self.kept} -> {self.fill.shape[0]}: {names}"
+        return f"{self.kept} -> {self.fill.shape[0]}: {_names(self.targets)}"
+
+
+Target = tuple[str | None, int, int, int | None]  # (field, leaf, dim, part): see OutputProjection
+
+
+def _target(t: Sequence[Any]) -> Target:
+    """A target as (field, leaf, dim, part); part None where the field holds one tensor (plans before
+    2026-12-07 record three values)."""
+    field, leaf, dim, *rest = t
+    return (field, leaf, dim, rest[0] if rest else None)
+
+
+def target_record(t: Sequence[Any]) -> list[Any]:
+    """A target as a plan records it: [field, leaf, dim], and the part where the field holds several tensors."""
+    field, leaf, dim, part = _target(t)
+    return [field, leaf, dim] if part is None else [field, leaf, dim, part]
+
+
+def target_name(t: Sequence[Any]) -> str:
+    """What a target names: its field (``feature_maps[1]`` for one of several tensors), else ``output <leaf>``."""
+    field, leaf, _, part = _target(t)
+    return f"{field or f'output {leaf}'}{'' if part is None else f'[{part}]'}"
+
+
+def _names(targets: Sequence[Target]) -> str:
+    return ", ".join(f"{target_name(t)} (dim {t[2]})" for t in targets)
 
 
 def project_outputs(module: nn.Module, args: Any, output: Any) -> Any:
@@ -130,11 +155,13 @@ def project_outputs(module: nn.Module, args: Any, output: Any) -> Any:
         return output
     by_leaf = []
     for projection in projections.values():
-        for field, leaf, dim in projection.targets:
+        for field, leaf, dim, part in projection.targets:
             if field is not None and isinstance(output, MutableMapping):
                 value = output.get(field)
-                if projection.fits(value, dim):
+                if part is None and projection.fits(value, dim):
                     output[field] = projection(value, dim)
+                elif part is not None and isinstance(value, (tuple, list)) and part < len(value) and projection.fits(value[part], dim):
+                    output[field] = type(value)(projection(v, dim) if i == part else v for i, v in enumerate(value))
             else:  # no fields, or the tuple a transformers model returns with return_dict=False: by position
                 by_leaf.append((projection, leaf, dim))
     if by_leaf:
@@ -199,7 +226,7 @@ def initialise(model: nn.Module, entries: Sequence[Mapping[str, Any]], means: Ma
         return
     projections = getattr(model, ATTRIBUTE)
     for entry in entries:
-        _, leaf, dim = entry["targets"][0]
+        _, leaf, dim, _ = _target(entry["targets"][0])
         per_dim = means.get(leaf)
         mean = per_dim[dim] if per_dim is not None and dim < len(per_dim) else None
         if mean is None or mean.numel() != entry["width"]:
@@ -251,10 +278,11 @@ def checked_entries(entries: Any, largest: int) -> list[dict[str, Any]]:
         if not isinstance(key, str) or not key.isidentifier() or hasattr(nn.ModuleDict(), key):
             raise ArtifactError(f"{where}: 'key' must be a plain name, not {key!r}; model.json is corrupt.")
         if not isinstance(targets, list) or not targets or not all(
-                isinstance(t, list) and len(t) == 3 and (t[0] is None or isinstance(t[0], str))
+                isinstance(t, list) and (len(t) == 3 or len(t) == 4 and isinstance(t[0], str))
+                and (t[0] is None or isinstance(t[0], str))
                 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in t[1:]) for t in targets):
             raise ArtifactError(f"{where}: 'targets' must be a non-empty list of [field or null, output position, "
-                                "dimension]; model.json is corrupt.")
+                                "dimension] (and the tensor's place in a field of several); model.json is corrupt.")
         form = entry.get("form")
         if form not in (None, FILL):
             raise ArtifactError(f"{where}: 'form' must be {FILL!r} or absent (a dense projection), not {form!r}; "
@@ -282,13 +310,31 @@ def _checked_runs(runs: Any, where: str, width: int) -> list[int]:
     return indices
 
 
+def projected_classes(graph: Any) -> list[list[int]]:
+    """The unit roots along each dimension of the outputs ``graph`` recorded as projected, once per distinct order
+    (the outputs one layer would share)."""
+    seen: dict[tuple, list[int]] = {}
+    for _, _, _, label in graph.projected_outputs:
+        for vec in label:
+            if isinstance(vec, np.ndarray):
+                roots = graph.uf.roots(vec).tolist()
+                seen.setdefault(tuple(roots), roots)
+    return list(seen.values())
+
+
+def layer_size(width: int, kept: int, fill: bool) -> int:
+    """Parameters of the layer that puts ``kept`` of ``width`` features back: dense ``kept x width`` and a bias, or
+    the fill's constants and its ``removed x kept`` mix."""
+    return width + ((width - kept) * kept if fill else kept * width)
+
+
 def entries_for(graph: Any, pruned: set[int], taken: Sequence[str] = (), fill: bool = False) -> list[dict[str, Any]]:
     """The projections a pruning needs: for each output ``graph`` recorded as projected (``keep_outputs="project"``),
     each dimension that loses positions, with the kept indices; dimensions that hold the same classes of units in
     the same order (a ViT's ``last_hidden_state`` and ``pooler_output``) share one."""
     by_classes: dict[tuple, dict[str, Any]] = {}
     keys = list(taken)
-    for leaf, field, label in graph.projected_outputs:
+    for leaf, field, part, label in graph.projected_outputs:
         for dim, vec in enumerate(label):
             if not isinstance(vec, np.ndarray):
                 continue
@@ -297,11 +343,12 @@ def entries_for(graph: Any, pruned: set[int], taken: Sequence[str] = (), fill: b
             if len(kept) == len(roots):
                 continue
             same = by_classes.get(tuple(roots))
+            t = (field, leaf, dim) if part is None else (field, leaf, dim, part)
             if same is not None:
-                same["targets"].append((field, leaf, dim))
+                same["targets"].append(t)
                 continue
             key = key_for(field, leaf, keys)
             keys.append(key)
-            by_classes[tuple(roots)] = {"key": key, "targets": [(field, leaf, dim)], "width": len(roots), "kept": kept,
+            by_classes[tuple(roots)] = {"key": key, "targets": [t], "width": len(roots), "kept": kept,
                                         **({"form": FILL} if fill else {})}
     return list(by_classes.values())

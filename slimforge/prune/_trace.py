@@ -234,7 +234,7 @@ class _Tracer:
                  attention_modes: Mapping[type, str] | None = None, keep_outputs: bool | str = "auto") -> None:
         self.model = model
         self.keep_outputs = keep_outputs
-        self.projected: list[tuple[int, str | None, Any]] = []  # keep_outputs="project": (leaf, field, label)
+        self.projected: list[tuple[int, str | None, int | None, Any]] = []  # keep_outputs="project": (leaf, field, part, label)
         self.attention_modes = dict(attention_modes or {})
         self.ep = ep
         self.skip = list(skip)
@@ -332,7 +332,8 @@ class _Tracer:
         """Pin the outputs whose widths stay; with keep_outputs="project" ("auto" for a bare backbone), record instead
         those worth projecting back to their width (a residual stream), and let a transformers output's per-layer
         states (``hidden_states``, a tuple) narrow as they do beside logits; other fields of several tensors (a
-        backbone's ``feature_maps``) keep their widths."""
+        backbone's ``feature_maps``) are projected tensor by tensor where worth it (a ViT backbone's maps are its
+        residual), else keep their widths."""
         mode = self.keep_outputs
         if mode == "auto":
             mode = "project" if bare_backbone(self.model, self.ep) else True
@@ -344,11 +345,9 @@ class _Tracer:
                 field, nested = fields[leaf]
                 if nested and per_layer_states(field):  # hidden_states, attentions: narrow as beside logits
                     continue
-                if nested:  # a backbone's feature_maps, Qwen3-VL's deepstack_features: their widths stay
-                    self.pin_label(label)
-                    continue
                 if self._worth_projecting(label):
-                    self.projected.append((leaf, field, label))
+                    part = sum(1 for f in fields[:leaf] if f[0] == field) if nested else None  # its place in the field
+                    self.projected.append((leaf, field, part, label))
                     continue
             self.pin_label(label)
 

@@ -153,7 +153,7 @@ def test_a_bare_cnn_projects_its_feature_map_channels_and_its_pooled_features_th
     model, x = transformers.ResNetModel(config).eval(), torch.randn(2, 3, 64, 64)
     prune(model, x, ratio=0.3)
     (layer,) = model.slimforge_outputs.values()
-    assert sorted(layer.targets) == [("last_hidden_state", 0, 1), ("pooler_output", 1, 1)] and layer.kept < 128
+    assert sorted(layer.targets) == [("last_hidden_state", 0, 1, None), ("pooler_output", 1, 1, None)] and layer.kept < 128
     with torch.no_grad():
         out = model(x)
         assert out.last_hidden_state.shape == (2, 128, 2, 2) and out.pooler_output.shape == (2, 128, 1, 1)
@@ -250,7 +250,7 @@ def test_an_encoder_that_returns_only_its_pooled_embedding_is_a_bare_backbone_to
 
 def test_a_backbones_feature_maps_keep_their_widths():
     """transformers' *Backbone classes return feature_maps, a tuple of what a detection neck reads: unlike the
-    per-layer hidden_states they keep their widths (the pruned model failed its output check before)."""
+    per-layer hidden_states they keep their shapes (the pruned model failed its output check before)."""
     torch.manual_seed(0)
     model = transformers.ResNetBackbone(transformers.ResNetConfig(
         embedding_size=16, hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1], layer_type="basic", out_features=["stage3", "stage4"])).eval()
@@ -260,6 +260,57 @@ def test_a_backbones_feature_maps_keep_their_widths():
     prune(model, x, ratio=0.3)
     with torch.no_grad():
         assert [t.shape for t in model(x).feature_maps] == before
+
+
+def _dinov2_backbone() -> torch.nn.Module:
+    torch.manual_seed(0)
+    config = transformers.Dinov2Config(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                                       image_size=32, patch_size=8, out_features=["stage1", "stage2"])
+    return transformers.Dinov2Backbone(config).eval()
+
+
+def test_a_vit_backbones_feature_maps_narrow_inside_and_come_back_through_one_layer(tmp_path):
+    """A ViT backbone's feature maps are its residual at several layers: kept whole, they pinned it (25% removed at
+    ratio 0.3 where the model with a head loses 42%); now each map is projected back, one layer for maps of the same
+    units, and the plan names each map by its place in the field."""
+    model, kept, x = _dinov2_backbone(), _dinov2_backbone(), torch.randn(2, 3, 32, 32)
+    n0 = _parameters(model)
+    with torch.no_grad():
+        before = [t.shape for t in model(x).feature_maps]
+    prune(model, x, ratio=0.3)
+    prune(kept, x, ratio=0.3, keep_outputs=True)
+    (layer,) = model.slimforge_outputs.values()
+    assert sorted(layer.targets) == [("feature_maps", 0, 1, 0), ("feature_maps", 1, 1, 1)] and layer.kept < 64
+    assert 1 - _parameters(model) / n0 > 1 - _parameters(kept) / n0 + 0.10
+    with torch.no_grad():
+        out = model(x).feature_maps
+        assert [t.shape for t in out] == before
+        slimforge.save(model, tmp_path / "run")
+        again = slimforge.load(tmp_path / "run")(x).feature_maps
+    assert all(torch.equal(a, b) for a, b in zip(again, out))
+    record = json.loads((tmp_path / "run" / "model.json").read_text())
+    (entry,) = next(e for e in record["edits"] if e.get("kind") == "prune")["outputs"]
+    assert entry["targets"] == [["feature_maps", 0, 1, 0], ["feature_maps", 1, 1, 1]]
+    entry["targets"] = [[None, 0, 1, 0]]  # a place in a field, without the field
+    (tmp_path / "run" / "model.json").write_text(json.dumps(record))
+    with pytest.raises(ArtifactError, match="targets"):
+        slimforge.load(tmp_path / "run")
+
+
+def test_an_output_whose_layer_would_cost_more_than_its_narrowing_saves_keeps_its_width():
+    """Counted on the chosen cut, not estimated: a 64-wide bottleneck ResNet's stage maps (the trace's estimate said
+    worth it) would cost more in projection than they save, so they keep their widths and the model is no larger
+    than with keep_outputs=True."""
+    def build():
+        torch.manual_seed(0)
+        return transformers.ResNetBackbone(transformers.ResNetConfig(
+            embedding_size=16, hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1],
+            out_features=["stage2", "stage3", "stage4"])).eval()
+    model, kept, x = build(), build(), torch.randn(2, 3, 32, 32)
+    prune(model, x, ratio=0.3)
+    prune(kept, x, ratio=0.3, keep_outputs=True)
+    assert not hasattr(model, "slimforge_outputs")
+    assert _parameters(model) <= _parameters(kept) < _parameters(build())
 
 
 def test_a_pruned_rwkv_runs_with_its_recurrent_state():
