@@ -321,7 +321,9 @@ def layer_sizes(hf: nn.Module) -> dict[str, list[int]]:
         if head_size and qkv is not None:
             sizes["hidden"].append(qkv[0].in_features)
             out = getattr(module, "o_proj", None)  # a gated query (Qwen3-Next: each head's query and gate) is 2x as wide
-            sizes["heads"].append((out.in_features if isinstance(out, nn.Linear) else qkv[0].out_features) // head_size)
+            ratio = getattr(module, "head_ratio", 1)  # ConvBERT's config counts its attention and convolution heads together
+            sizes["heads"].append((out.in_features if isinstance(out, nn.Linear) else qkv[0].out_features) // head_size
+                                  * (ratio if type(ratio) is int else 1))
             sizes["head_size"].append(head_size)
         elif head_size and type(fused).__name__ == "Conv1D" and isinstance(getattr(fused, "weight", None), torch.Tensor):
             sizes["hidden"].append(fused.weight.shape[0])

@@ -15,7 +15,8 @@ import sys
 import torch
 from torch import nn
 
-from slimforge.prune.attention import AttentionForm, Swap, _int, _linear, register_attention_form, register_stand_in
+from slimforge.prune.attention import (AttentionForm, NamedStandIn, Swap, _int, _linear, register_attention_form,
+                                       register_stand_in)
 
 _OWN = "PegasusXGlobalLocalAttention"
 _STAND_IN = "PrunablePegasusXGlobalLocalAttention"
@@ -48,19 +49,8 @@ def _forward(self: nn.Module, token_hidden_states: torch.Tensor, global_hidden_s
     return local_out, global_out, {"global": global_probs, "local": local_probs}
 
 
-_STAND_INS: dict[type, type] = {}
-
-
-def _own_class(cls: type) -> type:
-    return cls.__mro__[1] if cls.__name__ == _STAND_IN else cls
-
-
-def _use(module: nn.Module) -> None:
-    own = _own_class(type(module))
-    if own not in _STAND_INS:
-        _STAND_INS[own] = type(_STAND_IN, (own,), {"forward": _forward, "__module__": __name__, "__qualname__": _STAND_IN,
-                                                   "__doc__": f"transformers' {_OWN}, heads merged to num_heads * head_dim."})
-    module.__class__ = _STAND_INS[own]
+_STAND_IN_CLASS = NamedStandIn(_OWN, _forward, __name__, f"transformers' {_OWN}, heads merged to num_heads * head_dim.")
+_own_class, _use = _STAND_IN_CLASS.own_class, _STAND_IN_CLASS.use
 
 
 def _pruned(module: nn.Module) -> bool:

@@ -123,3 +123,15 @@ register_timm_family(
                other_head_dims=lambda m: (m.dim_head_v, m.dim_head_qk + m.dim_head_v), adaptive_splits=True),
     "timm HaloAttn (HaloNet: blocked local attention over halo windows, k and v per head in one 1x1 convolution)",
 )
+
+
+def _lowformer_after(m: nn.Module) -> None:
+    m.o_proj_inpdim = m.num_heads * m.head_dim  # its forward merges the heads to this width for o_proj
+
+
+register_timm_family("timm-lowformer-attention",
+                     TimmFamily("models.lowformer", "ConvAttention", query="pwise", per_head=1,
+                                head_dim=lambda m: m.num_keys * m.head_dim,  # a head's q, k and v together
+                                other_head_dims=lambda m: (m.head_dim,), after=_lowformer_after),
+                     "timm LowFormer ConvAttention: a 1x1-convolution qkv (pwise) reshaped to (N, heads, 3 * head_dim, hw), "
+                     "heads merged to o_proj_inpdim")

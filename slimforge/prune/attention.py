@@ -681,6 +681,25 @@ class Swap:
     undo: Callable[[nn.Module, type], None]
 
 
+class NamedStandIn:
+    """A stand-in subclass, named ``Prunable<own>`` and defined in the module ``home``, with its own ``forward``, of
+    a class recognised by its name ``own`` (transformers' PEGASUS-X and ConvBERT attention): made once per class."""
+
+    def __init__(self, own: str, forward: Callable[..., Any], home: str, doc: str) -> None:
+        self.own, self.name, self.forward, self.home, self.doc = own, f"Prunable{own}", forward, home, doc
+        self.classes: dict[type, type] = {}
+
+    def own_class(self, cls: type) -> type:
+        return cls.__mro__[1] if cls.__name__ == self.name else cls
+
+    def use(self, module: nn.Module) -> None:
+        own = self.own_class(type(module))
+        if own not in self.classes:
+            self.classes[own] = type(self.name, (own,), {"forward": self.forward, "__module__": self.home,
+                                                         "__qualname__": self.name, "__doc__": self.doc})
+        module.__class__ = self.classes[own]
+
+
 _SWAPS: dict[type, Swap] = {
     nn.MultiheadAttention: Swap(_packed_multihead_attention, _mha_pruned, _use_prunable_forward, _use_own_forward),
 }

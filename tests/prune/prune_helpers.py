@@ -275,6 +275,16 @@ def tiny_squeezebert() -> nn.Module:
     return SqueezeBertForSequenceClassification(config)
 
 
+def tiny_convbert() -> nn.Module:
+    """ConvBERT: 4 self-attention heads beside 4 span-based convolution heads (num_attention_heads 8, head_ratio 2)."""
+    from transformers import ConvBertConfig, ConvBertForSequenceClassification
+
+    config = ConvBertConfig(vocab_size=100, hidden_size=64, embedding_size=64, num_hidden_layers=2, num_attention_heads=8,
+                            intermediate_size=128, max_position_embeddings=64, conv_kernel_size=5, num_labels=3)
+    torch.manual_seed(0)
+    return ConvBertForSequenceClassification(config)
+
+
 def tiny_falcon_grouped() -> nn.Module:
     """Falcon's new_decoder_architecture: query_key_value rows (kv heads, queries per kv head + 2, head_dim)."""
     from transformers import FalconConfig, FalconForCausalLM

@@ -116,6 +116,7 @@ FORM_MODELS = {
     "hf-cvt-attention": lambda: _factory("tiny_cvt_classifier", torch.randn(2, 3, 32, 32)),
     "hf-hiera-attention": lambda: _factory("tiny_hiera_classifier", torch.randn(2, 3, 64, 64)),
     "hf-global-local-attention": lambda: _seq2seq("tiny_pegasus_x"),
+    "hf-convbert-attention": lambda: _hf("tiny_convbert"),
     "hf-mamba2-mixer": lambda: _hf("tiny_mamba2_grouped"),
     "hf-mamba-mixer": lambda: _hf("tiny_mamba"),
     "hf-delta-attention": lambda: _hf("tiny_kimi_linear"),
@@ -267,6 +268,27 @@ def test_swin_relative_position_bias_keeps_the_columns_of_the_kept_heads():
     assert attn.num_heads == 3 and attn.relative_position_bias_table.shape == (table.shape[0], 3)
     kept = [next(j for j in range(table.shape[1]) if torch.equal(table[:, j], col)) for col in attn.relative_position_bias_table.T]
     assert len(set(kept)) == 3
+
+
+def test_convbert_loses_attention_and_convolution_heads_together():
+    """ConvBERT's own forward folds its convolution heads into the batch; the stand-in used for the capture gives the
+    same outputs and lets whole heads go from both mechanisms (the kernel layer by conv_kernel_size rows a head); the
+    pruned module runs its own forward again, and the config counts both mechanisms' heads."""
+    from slimforge.prune.attention import prepare_attention, settle_attention
+
+    model, x, kwargs = _hf("tiny_convbert")
+    with torch.no_grad():
+        own = model(x, **kwargs).logits
+        changed = prepare_attention(model)
+        assert type(model.convbert.encoder.layer[0].attention.self).__name__ == "PrunableConvBertSelfAttention"
+        assert torch.allclose(model(x, **kwargs).logits, own, atol=1e-6)
+    settle_attention(changed, failed=True)
+    sp.prune(model, x, ratio=0.5, example_kwargs=kwargs)
+    attention = model.convbert.encoder.layer[0].attention.self
+    assert type(attention).__name__ == "ConvBertSelfAttention" and attention.num_attention_heads == 2
+    assert attention.conv_kernel_layer.weight.shape == (2 * 5, 2 * 8) and attention.conv_out_layer.out_features == 2 * 8
+    assert model.convbert.encoder.layer[0].attention.output.dense.in_features == 2 * 2 * 8
+    assert model.config.num_attention_heads == 2 * 2  # head_ratio 2
 
 
 def test_gpt2_prunes_heads_and_mlp_and_still_generates():

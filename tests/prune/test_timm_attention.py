@@ -119,6 +119,8 @@ MODELS = {
     "sam2": lambda: _class("timm.models.hieradet_sam2.HieraDet", 64, embed_dim=32, num_heads=1, stages=(1, 1, 2, 1),
                            global_att_blocks=(3,), window_spec=(8, 4, 4, 2), global_pos_size=(7, 7)),
     # multi-scale linear attention: no head count, 3 x dim channels a head, aggregated by a convolution in 3 x heads groups
+    # a 1x1-convolution qkv on a strided depthwise-convolved map, (N, heads, 3 x head_dim, hw), merged to o_proj_inpdim
+    "lowformer": lambda: _named("lowformer_b0", 64),
     "efficientvit-mit": lambda: _class("timm.models.efficientvit_mit.EfficientVit", 64, widths=(8, 16, 32, 64, 128), depths=(1, 1, 1, 1, 1),
                                        head_dim=8, head_widths=(64, 80)),
 }
@@ -133,7 +135,7 @@ FORMS = {
     "timm-convit-mhsa": "convit", "timm-gcvit-attention": "gcvit", "timm-edgenext-attention": "edgenext",
     "timm-coat-attention": "coat", "timm-coat-conv-position": "coat", "timm-eva-attention": "eva",
     "timm-swinv2-attention": "swinv2", "timm-fastvit-attention": "fastvit", "timm-nest-attention": "nest",
-    "timm-attention-pool": "siglip", "timm-metaformer-attention": "caformer", "timm-visformer-attention": "visformer",
+    "timm-attention-pool": "siglip", "timm-metaformer-attention": "caformer", "timm-visformer-attention": "visformer", "timm-lowformer-attention": "lowformer",
     "timm-hiera-attention": "hiera", "timm-sam2-attention": "sam2", "timm-mvitv2-attention": "mvitv2",
     "timm-sam-attention": "sam", "timm-levit-downsample-attention": "levit",
     "timm-crossvit-cross-attention": "crossvit", "timm-volo-outlook-attention": "volo", "timm-volo-attention": "volo",
@@ -222,7 +224,7 @@ def test_family_loses_whole_heads_and_round_trips(family, tmp_path):
 # levit, tnt, MobileNetV4's multi-query attention, BoTNet, HaloNet, Gemma 4's ViT and EfficientViT's LiteMLA: no stand-in.
 STAND_IN_FAMILIES = sorted(set(MODELS) - {"efficientformer", "tiny-vit", "maxvit", "coatnet", "visformer", "sam2", "mvitv2", "sam",
                                            "levit", "levit-conv", "efficientformerv2", "tnt", "tnt-legacy", "mobilenetv4-hybrid", "botnet", "halonet",
-                                           "gemma4", "efficientvit-mit"})
+                                           "gemma4", "efficientvit-mit", "lowformer"})
 
 
 @pytest.mark.parametrize("family", STAND_IN_FAMILIES)
