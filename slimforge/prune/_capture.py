@@ -203,7 +203,7 @@ def _export_specialised(model: nn.Module, args: tuple, kwargs: dict, exc: BaseEx
     belong together is the same on the others where they use the same layers, and the pruned model is
     checked eagerly afterwards as always."""
     try:
-        with warnings.catch_warnings(), _quiet_draft_report():
+        with warnings.catch_warnings(), _quiet_draft_report(), _nonzero_tuples_unbound():
             warnings.simplefilter("ignore")
             ep = _inline_wrapped_regions(torch.export.draft_export(model.eval(), args, kwargs))
     except Exception:
@@ -211,6 +211,23 @@ def _export_specialised(model: nn.Module, args: tuple, kwargs: dict, exc: BaseEx
     log.info("slimforge.prune: captured %s along the branches its example takes: its forward branches on data (%s).",
              type(model).__name__, str(exc).splitlines()[0][:120])
     return ep
+
+
+@contextlib.contextmanager
+def _nonzero_tuples_unbound() -> Iterator[None]:
+    """``x.nonzero(as_tuple=True)`` as ``x.nonzero().unbind(1)`` (the same tensors) while capturing: under
+    draft_export the tuple form leaves its data-dependent count pending and the capture fails
+    (``PendingUnbackedSymbolNotFound``; Longformer's global-attention indices, torch 2.14)."""
+    own = torch.Tensor.nonzero
+
+    def nonzero(self: torch.Tensor, *args: Any, as_tuple: bool = False, **kwargs: Any) -> Any:
+        return tuple(own(self, *args, **kwargs).unbind(1)) if as_tuple else own(self, *args, **kwargs)
+
+    torch.Tensor.nonzero = nonzero  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        torch.Tensor.nonzero = own  # type: ignore[method-assign]
 
 
 class _quiet_draft_report:

@@ -1431,6 +1431,37 @@ def _no_coupling(tr: Tracing, node: torch.fx.Node) -> Any:
     return _none_like(node)
 
 
+@_rule("as_strided", "as_strided_copy")
+def _as_strided(tr: Tracing, node: torch.fx.Node) -> Any:
+    """A strided view of a contiguous tensor (Longformer's overlapping chunks of its sequence): its trailing
+    dimensions that keep the input's trailing sizes and strides, and start where a whole block of them starts, are
+    those dimensions (a head's channels pass through); every other input dimension stays whole."""
+    x = node.args[0]
+    label = tr.lab(x)
+    out_shape = _shape(node)
+    out: list[Any] = [None] * len(out_shape)
+    val = x.meta.get("val") if isinstance(x, torch.fx.Node) else None
+    if label is None or not isinstance(val, torch.Tensor):
+        return out
+    size, stride = [int(v) for v in node.args[1]], [int(v) for v in node.args[2]]
+    offset = int(_arg(node, 3, "storage_offset", val.storage_offset()) or 0) - val.storage_offset()
+    matched: list[int] = []
+    if val.is_contiguous():
+        i, j = val.dim() - 1, len(size) - 1
+        while i >= 0 and j >= 0 and size[j] == val.shape[i] and stride[j] == val.stride()[i]:
+            matched.append(i)
+            i, j = i - 1, j - 1
+        block = math.prod(val.shape[i + 1:]) if matched else 1
+        if offset % block:
+            matched = []
+    for d, v in enumerate(label):
+        if d in matched:
+            out[len(out_shape) - (val.dim() - d)] = v
+        elif v is not None:
+            tr.uf.pin(v)
+    return out
+
+
 @_rule("im2col")
 def _im2col(tr: Tracing, node: torch.fx.Node) -> Any:
     """nn.Unfold (ConvBERT's span convolution): (B, C, H, W) -> (B, C * kh * kw, L), channel-major, so each

@@ -640,6 +640,57 @@ def test_a_forward_that_branches_on_its_data_is_captured_along_the_branch_the_ex
     assert model(big).shape == (4, 3)
 
 
+class _GlobalTokens(nn.Module):
+    """Longformer's global attention in small: the positions its mask marks, found with nonzero(as_tuple=True) behind
+    a branch on the data, get their own output (the tuple form failed draft_export: PendingUnbackedSymbolNotFound)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.glob, self.down = nn.Linear(6, 32), nn.Linear(32, 32), nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.up(x))
+        if mask.any():
+            rows, cols = mask.nonzero(as_tuple=True)
+            h = h.index_put((rows, cols), self.glob(h[rows, cols]))
+        return self.down(h)
+
+
+def test_positions_found_with_nonzero_tuples_behind_a_data_branch_are_captured_and_prune():
+    x, mask = torch.randn(2, 5, 6), torch.zeros(2, 5, dtype=torch.bool)
+    mask[:, 0] = True
+    model = _GlobalTokens().eval()
+    sp.prune(model, x, example_kwargs={"mask": mask}, ratio=0.5, round_to=8)
+    assert model.up.out_features == model.glob.out_features == model.down.in_features == 16
+    assert model(x, mask).shape == (2, 5, 3) and model(x, torch.zeros_like(mask)).shape == (2, 5, 3)
+
+
+class _OverlappingWindows(nn.Module):
+    """Longformer's chunks: as_strided windows over the sequence of a contiguous (batch, tokens, channels) tensor,
+    whose channels (the innermost, same size and stride) pass through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.down = nn.Linear(6, 32), nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.up(x).contiguous()
+        b, t, c = h.shape
+        windows = h.as_strided((b, t - 1, 2, c), (t * c, c, c, 1))  # each token with the next
+        return self.down(windows.sum(2))
+
+
+def test_as_strided_windows_pass_their_innermost_channels_through():
+    torch.manual_seed(0)
+    x, model = torch.randn(2, 5, 6), _OverlappingWindows().eval()
+    with torch.no_grad():
+        model.up.weight[16:], model.up.bias[16:] = 0.0, 0.0
+        before = model(x)
+    sp.prune(model, x, ratio=0.5, round_to=8)
+    assert model.up.out_features == model.down.in_features == 16
+    torch.testing.assert_close(model(x), before)
+
+
 class _ElementwiseMath(nn.Module):
     """YOSO's acos of normalised scores, a router's in-place random draw (PhiMoE's exponential_ in training)."""
 
