@@ -5,7 +5,7 @@ reloaded with ``slimforge.load(trust_code=True)``. Heads are the head-count attr
 
     OMP_NUM_THREADS=1 PYTHONPATH=.:benchmarks .venv/bin/python benchmarks/heldout/own_round1.py [--set own_models2] [--models a,b]
 
-``--set own_models2`` ... ``own_models8``: the later sets, each written after the fixes for the sets before.
+``--set own_models2`` ... ``own_models9``: the later sets, each written after the fixes for the sets before.
 """
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def run(own_models, name: str, ratio: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--set", default="own_models", choices=["own_models", "own_models2", "own_models3", "own_models4", "own_models5", "own_models6", "own_models7", "own_models8"])
+    parser.add_argument("--set", default="own_models", choices=["own_models", "own_models2", "own_models3", "own_models4", "own_models5", "own_models6", "own_models7", "own_models8", "own_models9"])
     parser.add_argument("--models", default=None)
     parser.add_argument("--ratio", type=float, default=0.3)
     args = parser.parse_args()

@@ -269,7 +269,15 @@ def _hf_grouped_query(module: nn.Module) -> bool:
     query ``q_gate_proj``)."""
     return (not _int(module, "num_attention_heads") and _int(module, "head_dim")
             and (_linear(module, "q_proj") or _linear(module, "q_gate_proj")) and _linear(module, "k_proj") and _linear(module, "v_proj")
-            and _grouped_output(module) is not None and not _hf_out_proj_attention(module))  # CLIP's has a form of its own
+            and _grouped_output(module) is not None and not _hf_out_proj_attention(module)  # CLIP's has a form of its own
+            and _queries_fit_head_dim(module))
+
+
+def _queries_fit_head_dim(module: nn.Module) -> bool:
+    """Its queries and keys are heads of ``head_dim``: a class of the user's that keeps another size for them (RetNet's
+    ``key_dim``, half its values' ``head_dim``) is no such attention, and its own attributes decide its heads. (A size
+    pruning never changes: the head counts it does change are stale between slicing and sync.)"""
+    return not _int(module, "key_dim") or module.key_dim == module.head_dim
 
 
 GROUPED_OUTPUTS = ("o_proj", "dense", "out_proj", "Wo")  # Llama, Phi, LFM2, ModernBERT's decoder

@@ -194,6 +194,28 @@ class RetentionLike(nn.Module):
         return self.o(self.group_norm(y).reshape(b, n, -1))
 
 
+class KeyDimAttention(nn.Module):
+    """RetNet's retention projections (torchscale's MultiScaleRetention): ``q_proj``/``k_proj``/``v_proj``/``out_proj``
+    like Llama's, but queries and keys of ``key_dim`` per head beside values of ``head_dim`` (twice as wide), and a
+    swish gate on the values' width."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads, self.key_dim, self.head_dim = num_heads, dim // num_heads, 2 * dim // num_heads
+        self.q_proj, self.k_proj = nn.Linear(dim, dim, bias=False), nn.Linear(dim, dim, bias=False)
+        self.v_proj, self.g_proj = nn.Linear(dim, 2 * dim, bias=False), nn.Linear(dim, 2 * dim, bias=False)
+        self.out_proj = nn.Linear(2 * dim, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        q = self.q_proj(x).view(b, n, self.num_heads, self.key_dim).transpose(1, 2)
+        k = self.k_proj(x).view(b, n, self.num_heads, self.key_dim).transpose(1, 2)
+        v = self.v_proj(x).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+        y = ((q @ k.transpose(-1, -2)) * self.key_dim ** -0.5).softmax(-1) @ v
+        y = y.transpose(1, 2).reshape(b, n, self.num_heads * self.head_dim)
+        return self.out_proj(nn.functional.silu(self.g_proj(x)) * y)
+
+
 class FunctionalAttention(nn.Module):
     """``F.multi_head_attention_forward`` with a packed ``in_proj`` and the module's own ``embed_dim`` (which the
     function checks against its input's width and divides by ``num_heads`` for the head size)."""
@@ -314,7 +336,8 @@ class TokenNet(nn.Module):
                 "cascaded": lambda: CascadedAttention(dim, heads),
                 "grouped_fused": lambda: GroupedFusedAttention(dim, 2 * heads, heads // 2), "two_module": lambda: TwoModuleAttention(dim, heads),
                 "speech": lambda: SpeechAttention(dim, heads), "bloom_named": lambda: BloomAttention(dim, heads),
-                "projected_keys": lambda: ProjectedKeysAttention(dim, heads), "one_derived_head": lambda: OneDerivedHead(dim)}[attention]
+                "projected_keys": lambda: ProjectedKeysAttention(dim, heads), "one_derived_head": lambda: OneDerivedHead(dim),
+                "key_dim": lambda: KeyDimAttention(dim, heads)}[attention]
         norm = (lambda: nn.LayerNorm(dim)) if norms else nn.Identity
         self.blocks = nn.ModuleList(nn.ModuleDict({"norm1": norm(), "attn": make(), "norm2": norm(),
                                                    "mlp": nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))})

@@ -22,7 +22,7 @@ X = torch.randn(2, 3, 16, 16)
 ATTENTIONS = (M.InputWidthAttention, M.WideHeadsAttention, M.GroupedQueryAttention, M.ConvAttention, M.MultiQueryAttention,
               M.SdpaGroupedAttention, M.AnnotatedAttention, M.InnerWidthAttention, M.PiecesAttention, M.StackedHeadsAttention,
               M.RetentionLike, M.FunctionalAttention, M.PackedGroupedAttention, M.FairseqAttention, M.GroupedFusedAttention,
-              M.TwoModuleAttention, M.SpeechAttention, M.BloomAttention, M.ProjectedKeysAttention)
+              M.TwoModuleAttention, M.SpeechAttention, M.BloomAttention, M.ProjectedKeysAttention, M.KeyDimAttention)
 
 
 def _count(attn: nn.Module) -> int:
@@ -35,7 +35,7 @@ def _heads(model: nn.Module) -> list[int]:
 
 @pytest.mark.parametrize("attention", ["input_width", "wide", "grouped", "multi_query", "sdpa_grouped", "annotated", "inner_width",
                                        "pieces", "stacked", "retention", "functional", "packed_grouped", "fairseq",
-                                       "grouped_fused", "two_module", "speech", "bloom_named", "projected_keys"])
+                                       "grouped_fused", "two_module", "speech", "bloom_named", "projected_keys", "key_dim"])
 def test_hand_written_attention_loses_heads_and_reloads(tmp_path, attention):
     model = attach_spec(M.token_net(attention).eval(), ModelSpec("own_attention_models:token_net", {"attention": attention}))
     def per_group() -> list[float]:  # query heads per key/value head
