@@ -185,3 +185,19 @@ def test_transformers_model_built_outside_slimforge_saves_as_hf(tmp_path, family
     loaded = slimforge.load(tmp_path / "run")
     assert type(loaded) is type(model)
     assert torch.equal(hf_output(loaded, x), hf_output(model, x))
+
+
+def test_a_complex_buffer_keeps_its_imaginary_part_when_rebuilt(tmp_path):
+    """Llama 4's vision tower keeps its rotary table as a complex buffer (``freqs_ci``, not saved: rebuilt from the
+    config). The hf: build cast the model to float32 whole, which made it real, so the reloaded tower differed."""
+    torch.manual_seed(0)
+    config = transformers.Llama4VisionConfig(hidden_size=64, num_hidden_layers=1, num_attention_heads=4, intermediate_size=256,
+                                             image_size=32, patch_size=8, vision_output_dim=64, projector_input_dim=64,
+                                             projector_output_dim=64, pixel_shuffle_ratio=0.5, rope_theta=10000)
+    model, pixels = transformers.Llama4VisionModel(config).eval(), torch.randn(2, 3, 32, 32)
+    slimforge.save(model, tmp_path / "run")
+    loaded = slimforge.load(tmp_path / "run")
+    table = dict(loaded.named_buffers())["rotary_embedding.freqs_ci"]
+    assert table.is_complex() and table.imag.abs().max() > 0.5
+    with torch.no_grad():
+        assert torch.equal(loaded(pixel_values=pixels).last_hidden_state, model(pixel_values=pixels).last_hidden_state)

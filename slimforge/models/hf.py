@@ -168,7 +168,13 @@ def build_from_config(config: dict[str, Any], source: str = "hf: config") -> nn.
     """A transformers model with random weights from a config dict (checked by :func:`check_config`)."""
     cfg = _config_object(config, source)
     cls = model_class(cfg, source)
-    return cls(cfg).to(torch.float32)
+    return _floating_to_float32(cls(cfg))
+
+
+def _floating_to_float32(model: nn.Module) -> nn.Module:
+    """Floating-point parameters and buffers in float32; complex ones as they are (``model.to(torch.float32)`` casts
+    those too, dropping the imaginary part: Llama 4's vision rotary table ``freqs_ci`` lost its sines)."""
+    return model._apply(lambda t: t.float() if t.is_floating_point() else t)
 
 
 def _build_from_folder(folder: Path) -> nn.Module:
