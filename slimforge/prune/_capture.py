@@ -95,6 +95,7 @@ class Tracing(Protocol):
     model: nn.Module
     uf: _UnionFind
     labels: dict[torch.fx.Node, Any]
+    param_names: dict[str, str]  # graph input name -> parameter or buffer name
     macs_terms: list[list[Any]]
     pin_fixed_splits: bool
     fixed_splits: int
@@ -186,8 +187,10 @@ def _export_in_some_mode(model: nn.Module, args: tuple, kwargs: dict) -> torch.e
         try:
             ep = _export(model.eval(), args, kwargs)
         except Exception as again:
-            if not (_data_dependent(exc) and _data_dependent(again)):
+            if not _data_dependent(again):
                 raise _capture_error(model, exc) from exc
+            # it branches on data in eval mode; in training mode it may also need what the example lacks
+            # (FastSpeech2-Conformer's labels)
             return _export_specialised(model, args, kwargs, again)
         # Its training-mode forward branches on data, or does what torch.export cannot capture (Gemma 3n's AltUp
         # clamps its weights in place while training).
@@ -215,19 +218,29 @@ def _export_specialised(model: nn.Module, args: tuple, kwargs: dict, exc: BaseEx
 
 @contextlib.contextmanager
 def _nonzero_tuples_unbound() -> Iterator[None]:
-    """``x.nonzero(as_tuple=True)`` as ``x.nonzero().unbind(1)`` (the same tensors) while capturing: under
-    draft_export the tuple form leaves its data-dependent count pending and the capture fails
-    (``PendingUnbackedSymbolNotFound``; Longformer's global-attention indices, torch 2.14)."""
-    own = torch.Tensor.nonzero
+    """``x.nonzero(as_tuple=True)``, ``torch.nonzero(x, as_tuple=True)`` and ``torch.where(x)`` as
+    ``x.nonzero().unbind(1)`` (the same tensors) while capturing: under draft_export the tuple form leaves its
+    data-dependent count pending and the capture fails (``PendingUnbackedSymbolNotFound``; Longformer's
+    global-attention indices, Phi-4-multimodal's audio token positions, torch 2.14)."""
+    method, function, where = torch.Tensor.nonzero, torch.nonzero, torch.where
 
-    def nonzero(self: torch.Tensor, *args: Any, as_tuple: bool = False, **kwargs: Any) -> Any:
-        return tuple(own(self, *args, **kwargs).unbind(1)) if as_tuple else own(self, *args, **kwargs)
+    def unbound(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(method(x).unbind(1)) if x.dim() else (method(x.reshape(1)).reshape(-1),)
 
-    torch.Tensor.nonzero = nonzero  # type: ignore[method-assign]
+    def nonzero_method(self: torch.Tensor, *args: Any, as_tuple: bool = False, **kwargs: Any) -> Any:
+        return unbound(self) if as_tuple and not args and not kwargs else method(self, *args, as_tuple=as_tuple, **kwargs)
+
+    def nonzero_function(x: torch.Tensor, *args: Any, as_tuple: bool = False, **kwargs: Any) -> Any:
+        return unbound(x) if as_tuple and not args and not kwargs else function(x, *args, as_tuple=as_tuple, **kwargs)
+
+    def where_function(*args: Any, **kwargs: Any) -> Any:
+        return unbound(args[0]) if len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor) else where(*args, **kwargs)
+
+    torch.Tensor.nonzero, torch.nonzero, torch.where = nonzero_method, nonzero_function, where_function  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
-        torch.Tensor.nonzero = own  # type: ignore[method-assign]
+        torch.Tensor.nonzero, torch.nonzero, torch.where = method, function, where  # type: ignore[method-assign,assignment]
 
 
 class _quiet_draft_report:

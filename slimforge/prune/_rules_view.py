@@ -53,6 +53,17 @@ def _unary(tr: Tracing, node: torch.fx.Node) -> Any:
     return list(label)
 
 
+@_rule("isin")
+def _isin(tr: Tracing, node: torch.fx.Node) -> Any:
+    """``torch.isin(elements, test_elements)``: elementwise on the elements (Grounding DINO's special token ids); every
+    test element is compared with each of them, so the test elements stay whole."""
+    for label in (tr.lab(node.args[1]) if len(node.args) > 1 and isinstance(node.args[1], torch.fx.Node) else None) or []:
+        if label is not None:
+            tr.uf.pin(label)
+    label = tr.lab(node.args[0]) if isinstance(node.args[0], torch.fx.Node) else None
+    return _none_like(node) if label is None else list(label)
+
+
 @_rule(
     "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "multiply", "divide", "subtract", "true_divide", "where", "maximum", "minimum", "eq", "ne",
     "lt", "gt", "le", "ge", "pow", "masked_fill", "masked_fill_", "logical_and", "logical_or", "copy_",
@@ -148,6 +159,8 @@ def _copied_into_a_fill(tr: Tracing, node: torch.fx.Node) -> None:
     for j, vec in enumerate(src_label):
         fill_label = tr.lab(cur)
         if vec is None or fill_label is None or fill_label[dims[j]] is not None:
+            continue
+        if _shape(cur)[dims[j]] != len(vec):  # a part of the fill's dimension (EfficientLoFTR's emb[..., 1::2] = ...)
             continue
         fill_label[dims[j]] = vec
         for view, where in chain:
@@ -570,6 +583,23 @@ def _permute(tr: Tracing, node: torch.fx.Node) -> Any:
     return [label[_norm_dim(d, len(label))] for d in dims]
 
 
+@_rule("movedim", "moveaxis")
+def _movedim(tr: Tracing, node: torch.fx.Node) -> Any:
+    """``x.movedim(source, destination)`` (SD3's ``qkv.reshape(b, l, 3, -1, d).movedim(2, 0)``): a permutation."""
+    label = tr.lab(node.args[0])
+    if label is None:
+        return _none_like(node)
+    source, destination = _arg(node, 1, "source"), _arg(node, 2, "destination")
+    source = [source] if isinstance(source, int) else list(source)
+    destination = [destination] if isinstance(destination, int) else list(destination)
+    n = len(label)
+    order: list[int | None] = [None] * n
+    for s, d in zip(source, destination):
+        order[_norm_dim(d, n)] = _norm_dim(s, n)
+    rest = iter(i for i in range(n) if i not in order)
+    return [label[next(rest) if i is None else i] for i in order]
+
+
 @_rule("transpose", "swapaxes", "t", "numpy_T", "transpose_")
 def _transpose(tr: Tracing, node: torch.fx.Node) -> Any:
     label = tr.lab(node.args[0])
@@ -653,15 +683,26 @@ def _a_fill(x: Any) -> bool:
 
 @_rule("slice", "slice_copy")
 def _slice(tr: Tracing, node: torch.fx.Node) -> Any:
+    return _sliced(tr, node, _arg(node, 1, "dim", 0), _arg(node, 4, "step", 1), (_arg(node, 2, "start", None), _arg(node, 3, "end", None)))
+
+
+@_rule("narrow", "narrow_copy")
+def _narrow(tr: Tracing, node: torch.fx.Node) -> Any:
+    """``x.narrow(dim, start, length)``: the slice ``start:start + length`` (PE Audio's rotary ``cos.narrow(-1, 0, d // 2)``)."""
+    start, length = _arg(node, 2, "start", 0), _arg(node, 3, "length", None)
+    end = start + length if isinstance(start, int) and isinstance(length, int) else length  # else not a constant: kept whole
+    return _sliced(tr, node, _arg(node, 1, "dim", 0), 1, (start, end))
+
+
+def _sliced(tr: Tracing, node: torch.fx.Node, dim: int, step: Any, bounds: tuple[Any, Any]) -> Any:
     label = tr.lab(node.args[0])
     if label is None:
         return _none_like(node)
     shape = _shape(node.args[0])
-    d = _norm_dim(_arg(node, 1, "dim", 0), len(label))
+    d = _norm_dim(dim, len(label))
     out = list(label)
     if _shape(node)[d] == shape[d]:
         return out
-    step, bounds = _arg(node, 4, "step", 1), (_arg(node, 2, "start", None), _arg(node, 3, "end", None))
     if not all(b is None or isinstance(b, int) for b in (step, *bounds)):  # bounds the data decides (Reformer's .item())
         tr.uf.pin(label[d])
         out[d] = None

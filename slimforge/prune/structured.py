@@ -453,15 +453,18 @@ def capture_kwargs(model: nn.Module, example_kwargs: Mapping[str, Any] | None) -
 
 
 def _uses_cache(config: Any) -> bool:
-    """The config, or its text model's (a vision-language model keeps ``use_cache`` in its ``text_config``), turns
-    the key/value cache on."""
+    """The config, its text model's (a vision-language model keeps ``use_cache`` in its ``text_config``) or one of
+    its parts' (MusicGen's ``decoder``) turns the key/value cache on."""
     if getattr(config, "use_cache", None):
         return True
     text_config = getattr(config, "get_text_config", None)
     try:
-        return bool(callable(text_config) and getattr(text_config(), "use_cache", None))
+        if callable(text_config) and getattr(text_config(), "use_cache", None):
+            return True
     except Exception:  # noqa: BLE001 - a config without a text part answers in its own way
-        return False
+        pass
+    parts = [getattr(config, key, None) for key in (getattr(config, "sub_configs", None) or {})]
+    return any(getattr(part, "use_cache", None) is True for part in parts)
 
 
 def _accepts(model: nn.Module, name: str) -> bool:

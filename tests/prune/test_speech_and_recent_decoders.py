@@ -215,3 +215,27 @@ def test_wavlm_heads_that_contribute_nothing_go_without_changing_its_outputs():
     sp.prune(model, example_kwargs=wave, ratio={"wavlm.encoder.layers.*.attention.*": 0.25}, round_to=1)
     assert [m.num_heads for m in model.modules() if hasattr(m, "gru_rel_pos_linear")] == [3, 3]
     assert torch.allclose(model(**wave).logits, expected, atol=1e-5)
+
+
+def test_a_composite_whose_decoder_caches_is_captured_without_its_cache():
+    """MusicGen's config keeps ``use_cache`` in its ``decoder`` part (neither on itself nor in a text config): the
+    capture returned an ``EncoderDecoderCache`` and failed."""
+    import transformers
+
+    from slimforge.prune.structured import capture_kwargs
+
+    config = transformers.MusicgenConfig(text_encoder=dict(model_type="t5"), audio_encoder=dict(model_type="encodec"),
+                                         decoder=dict(model_type="musicgen_decoder"))
+    assert getattr(config, "use_cache", None) is None and config.decoder.use_cache is True
+
+    class Composite(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = config
+
+        def forward(self, input_ids: torch.Tensor, use_cache: bool | None = None) -> torch.Tensor:
+            return input_ids
+
+    assert capture_kwargs(Composite(), {"input_ids": torch.ones(1, 2)})["use_cache"] is False
+    config.decoder.use_cache = config.text_encoder.use_cache = False  # no part caches: nothing is added
+    assert "use_cache" not in capture_kwargs(Composite(), {"input_ids": torch.ones(1, 2)})

@@ -691,6 +691,168 @@ def test_as_strided_windows_pass_their_innermost_channels_through():
     torch.testing.assert_close(model(x), before)
 
 
+class _PositionsByFunction(nn.Module):
+    """Phi-4-multimodal's ``torch.nonzero(mask, as_tuple=True)`` and the one-argument ``torch.where(mask)``, behind a
+    branch on the data: the function forms of the tuple nonzero (only the method was read as an unbound nonzero)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.glob, self.down = nn.Linear(6, 32), nn.Linear(32, 32), nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.up(x))
+        if mask.any():
+            rows, cols = torch.nonzero(mask, as_tuple=True)
+            h = h.index_put((rows, cols), self.glob(h[rows, cols]))
+            rows, cols = torch.where(mask)
+            h = h.index_put((rows, cols), h[rows, cols] * 2)
+        return self.down(h)
+
+
+def test_positions_found_with_the_function_forms_of_nonzero_are_captured_and_prune():
+    x, mask = torch.randn(2, 5, 6), torch.zeros(2, 5, dtype=torch.bool)
+    mask[:, 1] = True
+    model = _PositionsByFunction().eval()
+    with torch.no_grad():
+        model.up.weight[16:], model.up.bias[16:], model.glob.weight[16:], model.glob.bias[16:] = 0.0, 0.0, 0.0, 0.0
+        before = model(x, mask)
+    sp.prune(model, x, example_kwargs={"mask": mask}, ratio=0.5, round_to=8)
+    assert model.up.out_features == model.glob.out_features == model.down.in_features == 16
+    torch.testing.assert_close(model(x, mask), before)
+    assert torch.where(mask)[0].tolist() == [0, 1]  # torch's own functions are back after the capture
+
+
+class _NarrowedRotary(nn.Module):
+    """PE Audio's rotary table ``cos.narrow(-1, 0, d // 2)`` (no rule for ``narrow`` failed the model): a narrow along
+    the tokens passes the channels through; one along the channels keeps the part it cuts whole."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.side, self.down = nn.Linear(6, 32), nn.Linear(6, 32), nn.Linear(48, 3)
+        self.register_buffer("table", torch.randn(8, 16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.up(x)).narrow(1, 0, 4)  # the first 4 tokens
+        cut = self.side(x).narrow(-1, 0, 16)[:, :4]  # half of side's channels: side stays whole
+        return self.down(torch.cat([h, cut * self.table.narrow(0, 0, 4)], -1))
+
+
+def test_narrow_along_tokens_passes_channels_and_along_channels_keeps_them_whole():
+    torch.manual_seed(0)
+    x, model = torch.randn(2, 6, 6), _NarrowedRotary().eval()
+    with torch.no_grad():
+        model.up.weight[16:], model.up.bias[16:] = 0.0, 0.0
+        before = model(x)
+    sp.prune(model, x, ratio=0.5, round_to=8)
+    assert model.up.out_features == 16 and model.side.out_features == 32 and model.down.in_features == 32
+    torch.testing.assert_close(model(x), before)
+
+
+class _SpecialTokens(nn.Module):
+    """Grounding DINO's ``torch.isin(input_ids, special_ids)`` (no rule for ``isin``): elementwise on the ids."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.down = nn.Embedding(20, 32), nn.Linear(32, 3)
+        self.register_buffer("special", torch.tensor([0, 1, 2]))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        keep = ~torch.isin(ids, self.special)
+        return self.down(self.embed(ids) * keep.unsqueeze(-1))
+
+
+def test_isin_of_token_ids_prunes_the_embedding_behind_it():
+    ids = torch.tensor([[0, 5, 7, 1], [3, 2, 9, 11]])
+    model = _SpecialTokens().eval()
+    with torch.no_grad():
+        model.embed.weight[:, 16:] = 0.0
+        before = model(ids)
+    sp.prune(model, ids, ratio=0.5, round_to=8)
+    assert model.embed.embedding_dim == model.down.in_features == 16
+    torch.testing.assert_close(model(ids), before)
+
+
+class _InterleavedTable(nn.Module):
+    """EfficientLoFTR's rotary table: a fill whose even and odd channels are copied in apart
+    (``emb[..., 0::2] = i * inv_freq``, ``emb[..., 1::2] = j * inv_freq``); the fill's dimension took the copy's label
+    (half its length) and the rule failed ("tying vectors of lengths 8 and 16")."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.down, self.pos = nn.Linear(6, 32), nn.Linear(32, 3), nn.Linear(32, 3)
+        self.register_buffer("inv_freq", torch.rand(16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        i = torch.ones(x.shape[1], 1).cumsum(0)
+        emb = torch.zeros(1, x.shape[1], 32)
+        emb[:, :, 0::2] = i * self.inv_freq
+        emb[:, :, 1::2] = (i + 1) * self.inv_freq
+        return self.down(torch.relu(self.up(x))) + self.pos(emb.sin())
+
+
+def test_a_fill_written_in_interleaved_halves_prunes_the_layers_beside_it():
+    torch.manual_seed(0)
+    x, model = torch.randn(2, 5, 6), _InterleavedTable().eval()
+    with torch.no_grad():
+        model.up.weight[16:], model.up.bias[16:] = 0.0, 0.0
+        before = model(x)
+    sp.prune(model, x, ratio=0.5, round_to=8)
+    assert model.up.out_features == model.down.in_features == 16 and model.pos.in_features == 32
+    torch.testing.assert_close(model(x), before)
+
+
+class _MovedHeads(nn.Module):
+    """SD3's ``qkv.reshape(b, l, 3, -1, head_dim).movedim(2, 0)`` (no rule for ``movedim`` kept every layer whole):
+    a permutation of the dimensions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv, self.up, self.down = nn.Linear(8, 24), nn.Linear(8, 32), nn.Linear(32, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(x).reshape(x.shape[0], x.shape[1], 3, 2, 4).movedim(2, 0)
+        attn = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        h = torch.relu(self.up(x)).movedim((0, 1), (1, 0))  # (tokens, batch, hidden)
+        return self.down(h).movedim(0, 1) + attn.transpose(1, 2).reshape(x.shape)
+
+
+def test_movedim_is_read_as_the_permutation_it_is():
+    torch.manual_seed(0)
+    x, model = torch.randn(2, 5, 8), _MovedHeads().eval()
+    with torch.no_grad():
+        model.up.weight[16:], model.up.bias[16:] = 0.0, 0.0
+        before = model(x)
+    sp.prune(model, x, ratio=0.5, round_to=8)
+    assert model.up.out_features == model.down.in_features == 16
+    torch.testing.assert_close(model(x), before)
+
+
+class _LabelsInTraining(nn.Module):
+    """FastSpeech2-Conformer: its training forward needs labels the example lacks (a ValueError), its eval forward
+    branches on the data; it was refused with the training error instead of captured along the example's branch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.down = nn.Linear(6, 32), nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            raise ValueError("All labels must be provided to run in training mode.")
+        h = torch.relu(self.up(x))
+        return self.down(h * 2 if h.sum() > 0 else h)
+
+
+def test_a_forward_that_needs_labels_in_training_and_branches_on_data_in_eval_is_captured():
+    torch.manual_seed(0)
+    x, model = torch.randn(4, 6), _LabelsInTraining().eval()
+    with torch.no_grad():
+        model.up.weight[16:], model.up.bias[16:] = 0.0, 0.0
+        before = model(x)
+    sp.prune(model, x, ratio=0.5, round_to=8)
+    assert model.up.out_features == 16 and not model.training
+    torch.testing.assert_close(model(x), before)
+
+
 class _ElementwiseMath(nn.Module):
     """YOSO's acos of normalised scores, a router's in-place random draw (PhiMoE's exponential_ in training)."""
 
