@@ -39,6 +39,47 @@ def counting_modules(tr: Tracing, node: torch.fx.Node, root: bool = False) -> It
             yield path, module, counts
 
 
+_TOWARDS_THE_LAYER = {"getitem", "select", "squeeze", "unsqueeze", "view", "reshape", "_unsafe_view", "transpose", "permute",
+                      "movedim", "contiguous", "clone", "mul", "div", "_to_copy", "to", "type_as", "unflatten", "flatten",
+                      "split", "split_with_sizes", "chunk", "unbind", "cat", "expand", "slice"}
+
+
+def producing_attention(tr: Tracing, node: torch.fx.Node) -> tuple[str, Any, dict[str, int]] | None:
+    """(path, module, head counts) of the attention written by hand whose linear layer made what ``node`` reshapes,
+    where that module lies inside the module running ``node`` but is not among those whose forward ran it: the heads
+    are split or merged by the code of a module around it, calling methods of the attention rather than its forward
+    (SD3's joint block: ``x_block.attn.pre_attention(x)`` gives q, k and v, and the block's own code runs attention
+    over both streams with ``x_block.attn.num_heads``). Its head counts then count these heads. None otherwise."""
+    arg = node.args[0] if node.args else None
+    for _ in range(24):
+        if not isinstance(arg, torch.fx.Node) or arg.op != "call_function":
+            return None
+        op = _opname(arg.target)
+        if op in ("linear", "conv1d", "conv2d", "convolution"):
+            break
+        if op not in _TOWARDS_THE_LAYER:
+            return None
+        arg = arg.args[0][0] if op == "cat" else arg.args[0]
+    else:
+        return None
+    weight = tr.param_names.get(getattr(arg.args[1], "name", None)) if len(arg.args) > 1 else None
+    if not weight:
+        return None
+    here, layer = module_path(node), weight.rpartition(".")[0]
+    parts = layer.split(".")
+    for end in range(len(parts) - 1, 0, -1):  # the innermost module around the layer that counts heads, inside ``here``
+        path = ".".join(parts[:end])
+        if here and not path.startswith(here + ".") or path == here:
+            return None
+        module = tr.model.get_submodule(path)
+        if find_attention_form(module) is not None or library_class(module):
+            return None
+        counts = head_counts(module)
+        if counts:
+            return path, module, counts
+    return None
+
+
 def _follow_or_pin(tr: Tracing, node: torch.fx.Node, path: str, names: list[str], vec: np.ndarray, size: int) -> bool:
     """Each attribute ``names`` of the module at ``path`` (all holding ``size``) follows ``vec``; where one cannot,
     ``vec`` is pinned. True when they all follow."""
@@ -48,10 +89,15 @@ def _follow_or_pin(tr: Tracing, node: torch.fx.Node, path: str, names: list[str]
     return False
 
 
+_LENGTHS = ("position", "seq", "len", "token", "window")  # sequence lengths (DeepSeek-V2's max_position_embeddings)
+
+
 def _widths(module: torch.nn.Module, counts: dict[str, int], size: int) -> list[str]:
-    """The module's public int attributes holding ``size`` that are neither head counts nor per-head sizes."""
+    """The module's public int attributes holding ``size`` that are neither head counts, per-head sizes nor sequence
+    lengths (a ``max_position_embeddings`` of 64 beside a width of 64 is not a width)."""
     return [a for a, v in vars(module).items()
-            if type(v) is int and v == size and a not in counts and "head" not in a and not a.startswith("_")]
+            if type(v) is int and v == size and a not in counts and "head" not in a and not a.startswith("_")
+            and not any(n in a.lower() for n in _LENGTHS)]
 
 
 def library_class(module: torch.nn.Module) -> bool:

@@ -16,7 +16,7 @@ from slimforge.prune._capture import (
 )
 from slimforge.prune._hand_written_attention import (
     counted_head_axis, counting_modules, enclosing_paths, expanded_to_counted_heads, heads_follow, heads_view_follows,
-    library_class, merged_heads_follow, merged_width_follows, projection_input_width, split_into_heads,
+    library_class, merged_heads_follow, merged_width_follows, producing_attention, projection_input_width, split_into_heads,
 )
 from slimforge.prune._split_blocks import is_split_block
 from slimforge.prune.attention import find_attention_form, head_axis
@@ -526,6 +526,8 @@ def _split_axis(tr: Tracing, node: torch.fx.Node, merged: np.ndarray, osizes: li
             counts = head_counts(module) if not library_class(module) or tr.attention_mode(module) == "coupled" else {}
             return axis, ((path, module, counts) if counts else None)
         counts = head_counts(module)
+        if not path and module_path(node) and (found := _producer_axis(tr, node, osizes)) is not None:
+            return found  # the model's own head count is its configuration; the attention inside counts these heads
         if counts or any(isinstance(getattr(module, a, None), int) for a in HEAD_ATTRS):
             if tr.attention_mode(module) == "opaque":
                 return -1, None
@@ -535,6 +537,8 @@ def _split_axis(tr: Tracing, node: torch.fx.Node, merged: np.ndarray, osizes: li
             if _projection_pieces(osizes, counts):  # q, k and v out of one projection; the heads come later
                 return len(osizes) - 1, None
             return -1, None  # attention of unknown layout: which factor it derives from its input is unknown
+    if (found := _producer_axis(tr, node, osizes)) is not None:
+        return found
     grouped = [a for a, size in enumerate(osizes) if _group_count_attributes(tr, node, size)]
     if len(grouped) == 1:
         return grouped[0], None
@@ -543,6 +547,16 @@ def _split_axis(tr: Tracing, node: torch.fx.Node, merged: np.ndarray, osizes: li
     # Counted with the sizes fixed in the code, it is kept whole if the pruned model fails.
     tr.fixed_splits += 1
     return (-1 if tr.pin_fixed_splits else int(np.argmax(osizes))), None
+
+
+def _producer_axis(tr: Tracing, node: torch.fx.Node, osizes: list[int]) -> tuple[int, tuple] | None:
+    """The head axis of a split whose heads an attention written by hand inside the running module counts (SD3's joint
+    block, :func:`producing_attention`), with (path, module, head counts) of that attention; None where there is none."""
+    producer = producing_attention(tr, node)
+    if producer is None or tr.attention_mode(producer[1]) == "opaque":
+        return None
+    axis = counted_head_axis(osizes, producer[2])
+    return None if axis is None else (axis, producer)
 
 
 def _group_count_attributes(tr: Tracing, node: torch.fx.Node, size: int) -> list[str]:
@@ -970,6 +984,14 @@ def _attribute_sized_split(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, si
     value = lambda a: list(getattr(module, a)) if isinstance(getattr(module, a), (list, tuple)) else [getattr(module, a)]
     if not all(a is None or tr.attribute_slot(node, a, j, piece, value(a)) for (a, j), piece in zip(slots, pieces)):
         return None
+    if sequence is None:
+        # Another attribute of the same value may be the one the forward reads (DeepSeek-V2's q_lora_rank beside its
+        # kv_lora_rank, both 32, and the split's is the second): each follows the piece, so whichever it reads is right.
+        # Not a per-head size or head count (a q_head_dim of 16 beside ranks of 16), which the heads govern.
+        for (a, _), piece, size in zip(slots, pieces, sizes):
+            for other in _piece_size_attributes(module, size, geometry) if a is not None else []:
+                if other not in per_piece and "head" not in other:
+                    tr.attribute_slot(node, other, 0, piece, [size])
     if whole is not None and not tr.attribute_slot(node, whole, 0, vec, [sum(sizes)]):
         return None
     if not _attention_like(module):  # in attention the pieces' heads are units that span them all: none empties

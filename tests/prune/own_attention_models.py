@@ -216,6 +216,98 @@ class KeyDimAttention(nn.Module):
         return self.out_proj(nn.functional.silu(self.g_proj(x)) * y)
 
 
+class LatentAttention(nn.Module):
+    """DeepSeek-V2's multi-head latent attention as its remote code writes it: low-rank queries (``q_lora_rank``) and
+    keys/values (``kv_lora_rank``, of the same value), the latent split from one shared rotary key by the two
+    attributes, queries and keys assembled in ``new_empty`` fills by slice assignment, and a ``max_position_embeddings``
+    that happens to equal the width."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.hidden_size, self.num_heads, self.max_position_embeddings = dim, num_heads, dim
+        self.q_lora_rank = self.kv_lora_rank = dim // 2
+        self.qk_nope_head_dim, self.qk_rope_head_dim, self.v_head_dim = 8, 8, 8
+        self.q_head_dim = self.qk_nope_head_dim + self.qk_rope_head_dim
+        self.q_a_proj = nn.Linear(dim, self.q_lora_rank, bias=False)
+        self.q_b_proj = nn.Linear(self.q_lora_rank, num_heads * self.q_head_dim, bias=False)
+        self.kv_a_proj_with_mqa = nn.Linear(dim, self.kv_lora_rank + self.qk_rope_head_dim, bias=False)
+        self.kv_b_proj = nn.Linear(self.kv_lora_rank, num_heads * (self.qk_nope_head_dim + self.v_head_dim), bias=False)
+        self.o_proj = nn.Linear(num_heads * self.v_head_dim, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.size()
+        q = self.q_b_proj(self.q_a_proj(x)).view(b, n, self.num_heads, self.q_head_dim).transpose(1, 2)
+        q_nope, q_pe = torch.split(q, [self.qk_nope_head_dim, self.qk_rope_head_dim], dim=-1)
+        compressed_kv, k_pe = torch.split(self.kv_a_proj_with_mqa(x), [self.kv_lora_rank, self.qk_rope_head_dim], dim=-1)
+        k_pe = k_pe.view(b, n, 1, self.qk_rope_head_dim).transpose(1, 2)
+        kv = self.kv_b_proj(compressed_kv).view(b, n, self.num_heads, self.qk_nope_head_dim + self.v_head_dim).transpose(1, 2)
+        k_nope, v = torch.split(kv, [self.qk_nope_head_dim, self.v_head_dim], dim=-1)
+        query = k_pe.new_empty(b, self.num_heads, n, self.q_head_dim)
+        query[:, :, :, :self.qk_nope_head_dim] = q_nope
+        query[:, :, :, self.qk_nope_head_dim:] = q_pe
+        key = k_pe.new_empty(b, self.num_heads, n, self.q_head_dim)
+        key[:, :, :, :self.qk_nope_head_dim] = k_nope
+        key[:, :, :, self.qk_nope_head_dim:] = k_pe
+        y = ((query @ key.transpose(2, 3)) * self.q_head_dim ** -0.5).softmax(-1) @ v
+        return self.o_proj(y.transpose(1, 2).reshape(b, n, self.num_heads * self.v_head_dim))
+
+
+class StreamAttention(nn.Module):
+    """One stream's projections in SD3's MMDiT (Stability-AI/sd3.5 mmditx.py): ``pre_attention`` and ``post_attention``
+    methods, no forward; the joint block around it runs the attention itself."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def pre_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        q, k, v = self.qkv(x).reshape(x.shape[0], x.shape[1], 3, -1, self.head_dim).movedim(2, 0)
+        return q.reshape(x.shape[0], x.shape[1], -1), k.reshape(x.shape[0], x.shape[1], -1), v
+
+
+class JointStreams(nn.Module):
+    """SD3's joint block: both streams' queries, keys and values concatenated along the tokens, attention with the
+    image stream's ``num_heads`` in the block's own code, and each stream's part projected back by its own layer."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.context, self.image = StreamAttention(dim, num_heads), StreamAttention(dim, num_heads)
+
+    def forward(self, c: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        (cq, ck, cv), (xq, xk, xv) = self.context.pre_attention(c), self.image.pre_attention(x)
+        q, k = torch.cat([cq, xq], 1), torch.cat([ck, xk], 1)
+        b, heads = q.shape[0], self.image.num_heads
+        q, k = (t.view(b, -1, heads, t.shape[-1] // heads).transpose(1, 2) for t in (q, k))
+        v = torch.cat([cv, xv], 1).transpose(1, 2)
+        out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, q.shape[2], -1)
+        return c + self.context.proj(out[:, :c.shape[1]]), x + self.image.proj(out[:, c.shape[1]:])
+
+
+class JointStreamNet(nn.Module):
+    """Image patches and context tokens through joint blocks; the model keeps its own ``num_heads`` (its
+    configuration, which the reshape of its output to patches matches by chance)."""
+
+    def __init__(self, dim: int = 32, num_heads: int = 4) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.embed, self.context = nn.Conv2d(3, dim, 4, 4), nn.Parameter(torch.randn(1, 5, dim))
+        self.blocks = nn.ModuleList(JointStreams(dim, num_heads) for _ in range(2))
+        self.out = nn.Linear(dim, 4 * 4 * 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x).flatten(2).transpose(1, 2)
+        c = self.context.expand(x.shape[0], -1, -1)
+        for block in self.blocks:
+            c, x = block(c, x)
+        p = self.out(x).reshape(x.shape[0], 4, 4, 4, 4, 3)  # unpatchify: (h, w, p, p, channels)
+        return torch.einsum("nhwpqc->nchpwq", p).reshape(x.shape[0], 3, 16, 16)
+
+
+def joint_stream_net() -> nn.Module:
+    return JointStreamNet()
+
+
 class FunctionalAttention(nn.Module):
     """``F.multi_head_attention_forward`` with a packed ``in_proj`` and the module's own ``embed_dim`` (which the
     function checks against its input's width and divides by ``num_heads`` for the head size)."""
@@ -337,7 +429,7 @@ class TokenNet(nn.Module):
                 "grouped_fused": lambda: GroupedFusedAttention(dim, 2 * heads, heads // 2), "two_module": lambda: TwoModuleAttention(dim, heads),
                 "speech": lambda: SpeechAttention(dim, heads), "bloom_named": lambda: BloomAttention(dim, heads),
                 "projected_keys": lambda: ProjectedKeysAttention(dim, heads), "one_derived_head": lambda: OneDerivedHead(dim),
-                "key_dim": lambda: KeyDimAttention(dim, heads)}[attention]
+                "key_dim": lambda: KeyDimAttention(dim, heads), "latent": lambda: LatentAttention(dim, heads)}[attention]
         norm = (lambda: nn.LayerNorm(dim)) if norms else nn.Identity
         self.blocks = nn.ModuleList(nn.ModuleDict({"norm1": norm(), "attn": make(), "norm2": norm(),
                                                    "mlp": nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))})

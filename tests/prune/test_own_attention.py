@@ -22,7 +22,7 @@ X = torch.randn(2, 3, 16, 16)
 ATTENTIONS = (M.InputWidthAttention, M.WideHeadsAttention, M.GroupedQueryAttention, M.ConvAttention, M.MultiQueryAttention,
               M.SdpaGroupedAttention, M.AnnotatedAttention, M.InnerWidthAttention, M.PiecesAttention, M.StackedHeadsAttention,
               M.RetentionLike, M.FunctionalAttention, M.PackedGroupedAttention, M.FairseqAttention, M.GroupedFusedAttention,
-              M.TwoModuleAttention, M.SpeechAttention, M.BloomAttention, M.ProjectedKeysAttention, M.KeyDimAttention)
+              M.TwoModuleAttention, M.SpeechAttention, M.BloomAttention, M.ProjectedKeysAttention, M.KeyDimAttention, M.LatentAttention)
 
 
 def _count(attn: nn.Module) -> int:
@@ -35,7 +35,7 @@ def _heads(model: nn.Module) -> list[int]:
 
 @pytest.mark.parametrize("attention", ["input_width", "wide", "grouped", "multi_query", "sdpa_grouped", "annotated", "inner_width",
                                        "pieces", "stacked", "retention", "functional", "packed_grouped", "fairseq",
-                                       "grouped_fused", "two_module", "speech", "bloom_named", "projected_keys", "key_dim"])
+                                       "grouped_fused", "two_module", "speech", "bloom_named", "projected_keys", "key_dim", "latent"])
 def test_hand_written_attention_loses_heads_and_reloads(tmp_path, attention):
     model = attach_spec(M.token_net(attention).eval(), ModelSpec("own_attention_models:token_net", {"attention": attention}))
     def per_group() -> list[float]:  # query heads per key/value head
@@ -47,6 +47,32 @@ def test_hand_written_attention_loses_heads_and_reloads(tmp_path, attention):
     after = _heads(model)
     assert all(a < b for a, b in zip(after, before)), (before, after)
     assert per_group() == groups  # whole key/value groups go, with their query heads
+    save(model, tmp_path / "m")
+    with torch.no_grad():
+        assert torch.equal(load(tmp_path / "m", trust_code=True).eval()(X), model(X))
+
+
+def test_latent_attention_keeps_its_ranks_and_position_count_in_line():
+    """DeepSeek-V2's remote code: the latent split reads ``kv_lora_rank``, of the same value as ``q_lora_rank`` (only
+    the first was taken, the split failed and the heads were kept); ``max_position_embeddings`` equal to the width
+    followed it."""
+    model = M.token_net("latent").eval()
+    prune(model, X, ratio=0.3)
+    for block in model.blocks:
+        attn = block["attn"]
+        assert attn.num_heads == 3 and attn.max_position_embeddings == 32
+        assert attn.kv_lora_rank == attn.kv_b_proj.in_features and attn.q_lora_rank == attn.q_a_proj.out_features
+    assert model(X).shape == (2, 5)
+
+
+def test_heads_split_around_the_attention_by_the_block_that_calls_its_methods_go(tmp_path):
+    """SD3's MMDiT: the joint block splits both streams' heads with its streams' head counts; the model's own
+    ``num_heads`` (its configuration) was read as the count of every split in it, tying the heads to the output's
+    reshape into patches, and no head went."""
+    model = attach_spec(M.joint_stream_net().eval(), ModelSpec("own_attention_models:joint_stream_net", {}))
+    prune(model, X, ratio=0.3)
+    assert [(b.context.num_heads, b.image.num_heads) for b in model.blocks] == [(3, 3), (3, 3)]
+    assert model.num_heads == 4 and model.blocks[0].image.qkv.out_features == 3 * 3 * 8
     save(model, tmp_path / "m")
     with torch.no_grad():
         assert torch.equal(load(tmp_path / "m", trust_code=True).eval()(X), model(X))
