@@ -5,7 +5,7 @@ reloaded with ``slimforge.load(trust_code=True)``. Heads are the head-count attr
 
     OMP_NUM_THREADS=1 PYTHONPATH=.:benchmarks .venv/bin/python benchmarks/heldout/own_round1.py [--set own_models2] [--models a,b]
 
-``--set own_models2`` ... ``own_models9``: the later sets, each written after the fixes for the sets before.
+``--set own_models2`` ... ``own_models10``: the later sets, each written after the fixes for the sets before.
 """
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ def heads(model: torch.nn.Module) -> int:
 def _equal(a, b) -> bool:
     if isinstance(a, (tuple, list)):
         return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
     return torch.equal(a, b)
 
 
@@ -66,7 +68,7 @@ def run(own_models, name: str, ratio: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--set", default="own_models", choices=["own_models", "own_models2", "own_models3", "own_models4", "own_models5", "own_models6", "own_models7", "own_models8", "own_models9"])
+    parser.add_argument("--set", default="own_models", choices=["own_models", "own_models2", "own_models3", "own_models4", "own_models5", "own_models6", "own_models7", "own_models8", "own_models9", "own_models10"])
     parser.add_argument("--models", default=None)
     parser.add_argument("--ratio", type=float, default=0.3)
     args = parser.parse_args()
