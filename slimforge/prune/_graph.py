@@ -84,9 +84,10 @@ class DependencyGraph:
     unreached: list[str] = field(default_factory=list)  # modules with parameters the example inputs never read
     projected_outputs: list[tuple[int, str | None, int | None, Any]] = field(default_factory=list)  # keep_outputs="project": (leaf, field, part, label)
 
-    def verify(self, pruned_roots: set[int], model: nn.Module, example_inputs: tuple, example_kwargs: dict | None = None) -> None:
+    def verify(self, pruned_roots: set[int], model: nn.Module, example_inputs: tuple, example_kwargs: dict | None = None) -> dict[int, int]:
         """Capture the pruned model again and check every op's output shape is the one the
-        dependency graph predicts; a module that derives a size from elsewhere is caught here."""
+        dependency graph predicts; a module that derives a size from elsewhere is caught here. Returns the integers
+        read off the data that changed (original -> pruned model's), which sizes of the outputs may follow."""
         ep = export_model(model, example_inputs, example_kwargs or {})
         # contiguous() of an already contiguous tensor is not captured: a dimension pruned to size 1
         # (one head left) makes a permuted tensor contiguous. It keeps its input's shape, so skip it. A split into
@@ -104,7 +105,11 @@ class DependencyGraph:
         # A count the data decides (nonzero's: SuperPoint's keypoints over a threshold), which a capture along the
         # example's branches records as a plain number: once the weights change, so does the count, and every size
         # made from it downstream. Original count -> the pruned model's: a size that differs by exactly that is excused.
-        counted: dict[int, int] = {}
+        counted: dict[int, int] = _scalars_read(self.records, ep)
+        # Once an integer read off the data changed, sizes computed from it (a relative position table of 2 * frames - 1)
+        # change too, beyond what a table of counts can excuse: the positions, tokens and frames no channel label names
+        # are then not compared, only the channels pruning changed (the eager run checks the outputs' shapes).
+        loose = bool(counted)
 
         def expected(label: Any, val: Any) -> Any:
             if isinstance(val, torch.Tensor) and isinstance(label, list):
@@ -113,7 +118,7 @@ class DependencyGraph:
                 dims = []
                 for vec, size in zip(label, val.shape):
                     if vec is None:
-                        dims.append(_size(size))
+                        dims.append(-1 if loose else _size(size))
                     else:
                         key = id(vec)
                         if key not in kept_count:
@@ -151,6 +156,7 @@ class DependencyGraph:
                 )
                 error.module_paths = module_paths(new)  # the modules around the op, outermost first
                 raise error
+        return _scalars_read(self.records, ep)
 
     def kept_positions(self, pruned_roots: set[int]) -> dict[tuple[str, int], np.ndarray]:
         """For every slot that loses positions: the kept indices."""
@@ -189,9 +195,26 @@ def _excused(want: Any, got: Any, counted: dict[int, int]) -> Any:
                  for w, g in zip(want, got))
 
 
+def _scalars_read(records: list[tuple[torch.fx.Node, Any]], ep: torch.export.ExportedProgram) -> dict[int, int]:
+    """Integers the forward reads off its data (``.item()``: FastSpeech2-Conformer's frame count, the longest sum of
+    the durations it predicts), original -> pruned model's, paired in the order the two captures read them, where
+    both read as many: sizes made from them change with the weights, as counts of ``nonzero`` do."""
+    read = ("item", "_local_scalar_dense")
+    old = [n.meta.get("val") for n, _ in records if _opname(n.target) in read]
+    new = [n.meta.get("val") for n in ep.graph.nodes if n.op == "call_function" and _opname(n.target) in read]
+    if len(old) != len(new):
+        return {}
+    pairs = {_size(a): _size(b) for a, b in zip(old, new)
+             if isinstance(a, (int, torch.SymInt)) and isinstance(b, (int, torch.SymInt)) and not isinstance(a, bool)}
+    return {a: b for a, b in pairs.items() if a != b and a > 1 and b >= 0}
+
+
 def _data_sized(node: torch.fx.Node) -> bool:
-    """An op whose first dimension counts what the data selects: nonzero and its kind, or indexing by a boolean mask."""
+    """An op whose first dimension counts what the data selects: nonzero and its kind, indexing by a boolean mask, or
+    rows repeated as often as a tensor says (FastSpeech2-Conformer's length regulator: each phoneme for its duration)."""
     if _opname(node.target) in _DATA_SIZED:
+        return True
+    if _opname(node.target) == "repeat_interleave" and len(node.args) > 1 and isinstance(node.args[1], torch.fx.Node):
         return True
     return _opname(node.target) == "index" and len(node.args) > 1 and isinstance(node.args[1], (list, tuple)) and any(
         isinstance(i, torch.fx.Node) and getattr(i.meta.get("val"), "dtype", None) == torch.bool for i in node.args[1])

@@ -289,10 +289,12 @@ def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config
     projections: list[dict[str, Any]] = []
     try:
         slice_tensors(model, kept_indices(graph, pruned))
+        recounted: dict[int, int] = {}
         if reference is not None:
             _check_outputs(model, args, kwargs, reference, widths=config.keep_outputs is True)  # projections come next
             if pruned:
-                graph.verify(pruned, model, args, kwargs)
+                recounted = graph.verify(pruned, model, args, kwargs)
+                reference = _recounted(reference, recounted)  # a spectrogram as long as the frames it now predicts
         projections = output_projection.entries_for(graph, pruned, taken=list(getattr(model, output_projection.ATTRIBUTE, {})),
                                                     fill=config.keep_outputs == "fill")
         output_projection.install(model, projections)
@@ -827,6 +829,20 @@ def _innermost_module(model: nn.Module, exc: BaseException | None, kept: Sequenc
             found = inside[id(module)]
         tb = tb.tb_next
     return found
+
+
+def _recounted(shapes: Any, counts: dict[int, int]) -> Any:
+    """Output shapes with each size read off the data (``counts``: original -> pruned model's) replaced by the new one:
+    a text-to-speech model's frames follow the durations it predicts, which pruning changes."""
+    if not counts:
+        return shapes
+    if isinstance(shapes, tuple) and all(isinstance(s, int) for s in shapes):
+        return tuple(counts.get(s, s) for s in shapes)
+    if isinstance(shapes, Mapping):
+        return {k: _recounted(v, counts) for k, v in shapes.items()}
+    if isinstance(shapes, (list, tuple)):
+        return type(shapes)(_recounted(v, counts) for v in shapes)
+    return shapes
 
 
 def _check_outputs(model: nn.Module, args: tuple, kwargs: dict[str, Any], reference: Any, widths: bool | str = True) -> None:

@@ -853,6 +853,38 @@ def test_a_forward_that_needs_labels_in_training_and_branches_on_data_in_eval_is
     torch.testing.assert_close(model(x), before)
 
 
+class _LengthRegulator(nn.Module):
+    """FastSpeech2's length regulator in small: durations predicted from the hidden states, each token repeated for
+    its duration into a zero-filled tensor as long as the longest sequence (an ``.item()`` the data decides), a
+    relative position table of ``2 * frames - 1``, frames out. Pruning changes the predicted durations, and with them
+    every size made from the frame count: it was refused as a size slimforge did not update."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.duration, self.pos, self.down = nn.Linear(6, 32), nn.Linear(32, 1), nn.Linear(1, 32), nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.up(x))
+        durations = (2 * self.duration(h).squeeze(-1)).exp().round().clamp(1, 6).long()
+        frames = int(durations.sum(1).max())
+        out = torch.zeros(x.shape[0], frames, h.shape[-1])
+        for i in range(x.shape[0]):
+            repeated = torch.repeat_interleave(h[i], durations[i], dim=0)
+            out[i, :repeated.shape[0]] = repeated
+        relative = torch.arange(2 * frames - 1, dtype=torch.float32).unsqueeze(-1)
+        return self.down(out + self.pos(relative)[:frames])
+
+
+def test_sizes_made_from_a_count_the_data_decides_may_follow_it_after_pruning():
+    torch.manual_seed(0)  # 8 frames before, 6 after
+    x, model = torch.randn(2, 5, 6), _LengthRegulator().eval()
+    frames = model(x).shape[1]
+    sp.prune(model, x, ratio=0.5, round_to=8)
+    assert model.up.out_features == 16
+    out = model(x)
+    assert out.shape[0] == 2 and out.shape[2] == 3 and out.shape[1] != frames  # the frames followed the new durations
+
+
 class _ElementwiseMath(nn.Module):
     """YOSO's acos of normalised scores, a router's in-place random draw (PhiMoE's exponential_ in training)."""
 
