@@ -372,6 +372,7 @@ def _prune_without_failing_module(model: nn.Module, args: tuple, kwargs: dict[st
     skip = list(config.skip)
     modes: dict[type, str] = {}
     kept_whole = 0
+    layers_tried: set[type] = set()
     first = failure
     escalated: nn.Module | None = None
     while kept_whole < MAX_FAILING_CLASSES:
@@ -401,12 +402,18 @@ def _prune_without_failing_module(model: nn.Module, args: tuple, kwargs: dict[st
                 continue
         else:
             same = [p for p, m in model.named_modules() if p and type(m) is type(module) and not matches(p, skip)]
+            one_layer = type(module).__module__.startswith("torch.nn.") and type(module) not in layers_tried
+            if one_layer:  # one of torch's layers (a Linear handed a narrower input by the code around it): first that
+                # layer alone, then every layer of its class (Deformable DETR's reference points kept all 29 Linears
+                # whole, 11.5% instead of 22.8%)
+                layers_tried.add(type(module))
+                same = [p for p, m in model.named_modules() if m is module and p in same][:1]
             if not same:
                 break
             log.warning("slimforge.prune: the pruned model failed to run in %s (%s: %s); pruning again with its %d %s "
                         "module(s) kept whole.", same[0], type(why).__name__, str(why)[:160], len(same), type(module).__name__)
             skip += same
-            kept_whole += 1
+            kept_whole += 0 if one_layer else 1
         graph = build_dependency_graph(model, args, kwargs, skip=skip, pin_fixed_splits=True, attention_modes=modes,
                                        keep_outputs=config.keep_outputs)
         try:

@@ -885,6 +885,35 @@ def test_sizes_made_from_a_count_the_data_decides_may_follow_it_after_pruning():
     assert out.shape[0] == 2 and out.shape[2] == 3 and out.shape[1] != frames  # the frames followed the new durations
 
 
+class _FixedWidthConsumer(nn.Module):
+    """A torch Linear whose input width the code around it fixes where slimforge cannot see it (a pre-forward hook
+    stands for Deformable DETR's queries split by the encoder memory's width): it fails once its input narrows.
+    Keeping every Linear of the model whole for that left it unpruned; that one layer kept whole suffices."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.fixed, self.head = nn.Linear(6, 32), nn.Linear(32, 3), nn.Linear(32, 3)
+        self.mlp = nn.Sequential(nn.Linear(6, 48), nn.ReLU(), nn.Linear(48, 3))
+
+        def needs_32(module: nn.Module, inputs: tuple) -> None:
+            if inputs[0].shape[-1] != 32:
+                raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({inputs[0].shape[-1]} vs 32)")
+
+        self.fixed.register_forward_pre_hook(needs_32)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.up(x))
+        return self.fixed(h) + self.head(h) + self.mlp(x)
+
+
+def test_a_torch_layer_handed_a_narrower_input_is_kept_whole_alone_first():
+    torch.manual_seed(0)
+    x, model = torch.randn(4, 6), _FixedWidthConsumer().eval()
+    sp.prune(model, x, ratio=0.5, round_to=8)
+    assert model.fixed.in_features == model.up.out_features == 32 and model.mlp[0].out_features == 24
+    assert model(x).shape == (4, 3)
+
+
 class _ElementwiseMath(nn.Module):
     """YOSO's acos of normalised scores, a router's in-place random draw (PhiMoE's exponential_ in training)."""
 
