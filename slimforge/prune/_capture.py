@@ -219,9 +219,10 @@ def _export_specialised(model: nn.Module, args: tuple, kwargs: dict, exc: BaseEx
 @contextlib.contextmanager
 def _nonzero_tuples_unbound() -> Iterator[None]:
     """``x.nonzero(as_tuple=True)``, ``torch.nonzero(x, as_tuple=True)`` and ``torch.where(x)`` as
-    ``x.nonzero().unbind(1)`` (the same tensors) while capturing: under draft_export the tuple form leaves its
-    data-dependent count pending and the capture fails (``PendingUnbackedSymbolNotFound``; Longformer's
-    global-attention indices, Phi-4-multimodal's audio token positions, torch 2.14)."""
+    ``x.nonzero().unbind(1)`` (the same tensors) while capturing, and ``x[mask]`` by a boolean mask as ``x`` indexed by
+    those: under draft_export the tuple form leaves its data-dependent count pending and the capture fails
+    (``PendingUnbackedSymbolNotFound``; Longformer's global-attention indices, Phi-4-multimodal's audio token
+    positions, BLT's patch starts, torch 2.14)."""
     method, function, where = torch.Tensor.nonzero, torch.nonzero, torch.where
 
     def unbound(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -236,11 +237,21 @@ def _nonzero_tuples_unbound() -> Iterator[None]:
     def where_function(*args: Any, **kwargs: Any) -> Any:
         return unbound(args[0]) if len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor) else where(*args, **kwargs)
 
+    getitem = torch.Tensor.__getitem__
+
+    def getitem_by_mask(self: torch.Tensor, index: Any) -> Any:
+        # x[mask] with a boolean mask over x's leading dimensions is x[mask.nonzero().unbind(1)] (BLT's patch starts)
+        if isinstance(index, torch.Tensor) and index.dtype == torch.bool and 0 < index.dim() <= self.dim():
+            return getitem(self, unbound(index))
+        return getitem(self, index)
+
     torch.Tensor.nonzero, torch.nonzero, torch.where = nonzero_method, nonzero_function, where_function  # type: ignore[method-assign,assignment]
+    torch.Tensor.__getitem__ = getitem_by_mask  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
         torch.Tensor.nonzero, torch.nonzero, torch.where = method, function, where  # type: ignore[method-assign,assignment]
+        torch.Tensor.__getitem__ = getitem  # type: ignore[method-assign]
 
 
 class _quiet_draft_report:

@@ -1290,11 +1290,13 @@ def _along_one_dim(tr: Tracing, node: torch.fx.Node) -> Any:
     return tuple(list(out) for _ in val) if isinstance(val, (tuple, list)) else out
 
 
-@_rule("scatter", "scatter_add")
+@_rule("scatter", "scatter_add", "scatter_reduce", "scatter_", "scatter_add_", "scatter_reduce_")
 def _scatter(tr: Tracing, node: torch.fx.Node) -> Any:
     """``self.scatter(dim, index, src)``: along ``dim`` entries land where the index says, so that dimension stays
     whole; along every other one, index and src of the output's size are element for element with it (tied),
-    smaller ones write a corner of it (pinned)."""
+    smaller ones write a corner of it (pinned). Into a new fill (BLT pools its bytes into patches:
+    ``torch.zeros(b, patches, width).scatter_reduce(1, ids.expand(-1, -1, width), h, "amax")``) the fill's size
+    follows src's channels, and an index expanded along them (one value for every channel) follows as well."""
     bound = _bind(node)
     x, index, src = bound.get("self"), bound.get("index"), bound.get("src")
     shape = _shape(node)
@@ -1302,7 +1304,13 @@ def _scatter(tr: Tracing, node: torch.fx.Node) -> Any:
     out = list(tr.lab(x) or [None] * len(shape))
     tr.pin_label([out[d]])
     out[d] = None
-    for other in (index, src):
+    src_label = tr.lab(src) if isinstance(src, torch.fx.Node) else None
+    if src_label is not None and a_new_fill(x) and not tr.pin_fixed_splits and isinstance(tr.lab(x), list):
+        for i, size in enumerate(_shape(src)):
+            if i != d and out[i] is None and src_label[i] is not None and size == shape[i]:
+                out[i] = tr.lab(x)[i] = src_label[i]
+                _fill_size_follows(tr, x, i, src_label[i])
+    for other in (src, index):
         label = tr.lab(other) if isinstance(other, torch.fx.Node) else None
         if label is None:
             continue
@@ -1312,6 +1320,9 @@ def _scatter(tr: Tracing, node: torch.fx.Node) -> Any:
                 continue
             if size == shape[i] and out[i] is not None and label[i] is not None:
                 tr.uf.tie(out[i], label[i])
+            elif other is index and label[i] is None and out[i] is not None and not tr.pin_fixed_splits and (chain := _constant_along(index, i)):
+                tr.fixed_splits += 1  # the index's size along it is a guess that it follows (it may be fixed in the code)
+                _chain_follows(tr, chain, i, out[i])
             else:
                 tr.pin_label([label[i], out[i]])
                 out[i] = None

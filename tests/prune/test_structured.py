@@ -914,6 +914,41 @@ def test_a_torch_layer_handed_a_narrower_input_is_kept_whole_alone_first():
     assert model(x).shape == (4, 3)
 
 
+class _BytePatches(nn.Module):
+    """BLT's local encoder in small: patch starts picked with a boolean mask the data decides
+    (``padded[padded_mask].reshape(b, n)``, which draft_export left pending), then the bytes' states pooled into
+    their patches with ``torch.zeros(b, patches, width).scatter_reduce(1, ids.expand(-1, -1, width), h, "amax")``
+    (no rule for ``scatter_reduce``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.entropy, self.down = nn.Linear(6, 32), nn.Linear(6, 1), nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        starts = self.entropy(x).squeeze(-1) > 0
+        starts[:, 0] = True
+        positions = torch.arange(n).expand(b, -1)
+        padded = torch.cat([positions, torch.full_like(positions, n)], 1)
+        first = padded[torch.cat([starts, ~starts], 1)].reshape(b, n)  # each row: its starts, then n
+        ids = (positions.unsqueeze(-1) >= first.unsqueeze(1)).sum(-1) - 1  # the patch of each byte
+        h = torch.relu(self.up(x)) * (2.0 if int(starts.sum()) > n else 1.0)  # a branch on the data: draft_export
+        patches = torch.zeros(b, n, h.shape[-1]).scatter_reduce(1, ids.unsqueeze(-1).expand(-1, -1, h.shape[-1]), h, "amax",
+                                                               include_self=False)
+        return self.down(patches).mean(1)
+
+
+def test_bytes_pooled_into_patches_found_by_a_mask_prune():
+    torch.manual_seed(0)
+    x, model = torch.randn(2, 6, 6), _BytePatches().eval()
+    with torch.no_grad():
+        model.up.weight[16:], model.up.bias[16:] = 0.0, 0.0
+        before = model(x)
+    sp.prune(model, x, ratio=0.5, round_to=8)
+    assert model.up.out_features == model.down.in_features == 16
+    torch.testing.assert_close(model(x), before)
+
+
 class _ElementwiseMath(nn.Module):
     """YOSO's acos of normalised scores, a router's in-place random draw (PhiMoE's exponential_ in training)."""
 
