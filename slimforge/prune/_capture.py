@@ -237,21 +237,37 @@ def _nonzero_tuples_unbound() -> Iterator[None]:
     def where_function(*args: Any, **kwargs: Any) -> Any:
         return unbound(args[0]) if len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor) else where(*args, **kwargs)
 
-    getitem = torch.Tensor.__getitem__
-
-    def getitem_by_mask(self: torch.Tensor, index: Any) -> Any:
-        # x[mask] with a boolean mask over x's leading dimensions is x[mask.nonzero().unbind(1)] (BLT's patch starts)
-        if isinstance(index, torch.Tensor) and index.dtype == torch.bool and 0 < index.dim() <= self.dim():
-            return getitem(self, unbound(index))
-        return getitem(self, index)
-
-    torch.Tensor.nonzero, torch.nonzero, torch.where = nonzero_method, nonzero_function, where_function  # type: ignore[method-assign,assignment]
-    torch.Tensor.__getitem__ = getitem_by_mask  # type: ignore[method-assign,assignment]
+    # torch.Tensor.nonzero is inherited from torch._C.TensorBase: on the way out it is deleted from torch.Tensor's
+    # own namespace again. (x[mask] goes through a torch function mode instead: __getitem__ is a type slot, and one
+    # set on torch.Tensor and deleted again leaves every tensor looking like a sequence to torch.tensor([...]).)
+    own = torch.Tensor.__dict__.get("nonzero")
+    torch.Tensor.nonzero = nonzero_method  # type: ignore[method-assign]
+    torch.nonzero, torch.where = nonzero_function, where_function  # type: ignore[assignment]
     try:
-        yield
+        with _MaskIndexUnbound(unbound):
+            yield
     finally:
-        torch.Tensor.nonzero, torch.nonzero, torch.where = method, function, where  # type: ignore[method-assign,assignment]
-        torch.Tensor.__getitem__ = getitem  # type: ignore[method-assign]
+        torch.nonzero, torch.where = function, where  # type: ignore[assignment]
+        if own is not None:
+            torch.Tensor.nonzero = own  # type: ignore[method-assign]
+        else:
+            del torch.Tensor.nonzero
+
+
+class _MaskIndexUnbound(torch.overrides.TorchFunctionMode):
+    """``x[mask]`` with a boolean mask over ``x``'s leading dimensions as ``x`` indexed by the mask's nonzero
+    positions, unbound (the same elements; BLT's patch starts), while capturing."""
+
+    def __init__(self, unbound: Any) -> None:
+        super().__init__()
+        self.unbound = unbound
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        if func is torch.Tensor.__getitem__ and len(args) == 2 and isinstance(args[1], torch.Tensor):
+            x, index = args
+            if index.dtype == torch.bool and 0 < index.dim() <= x.dim():
+                return func(x, self.unbound(index))
+        return func(*args, **(kwargs or {}))
 
 
 class _quiet_draft_report:

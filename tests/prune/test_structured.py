@@ -947,6 +947,10 @@ def test_bytes_pooled_into_patches_found_by_a_mask_prune():
     sp.prune(model, x, ratio=0.5, round_to=8)
     assert model.up.out_features == model.down.in_features == 16
     torch.testing.assert_close(model(x), before)
+    # torch's own tensors are as they were: a capture that rewrote x[mask] on torch.Tensor itself left every tensor
+    # looking like a sequence (torch.tensor of 0-d tensors failed: Qwen2-VL's rope index afterwards)
+    assert "__getitem__" not in torch.Tensor.__dict__ and "nonzero" not in torch.Tensor.__dict__
+    assert torch.tensor([torch.tensor(1), torch.tensor(2)]).tolist() == [1, 2]
 
 
 class _ElementwiseMath(nn.Module):
