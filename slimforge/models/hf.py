@@ -362,6 +362,8 @@ def sync_config(model: nn.Module) -> None:
             config.num_key_value_heads = kv_heads.pop()  # a text model inside a vision-language one: its own config
         _sync_base_heads(hf, sizes["heads"])
         _sync_stage_widths(hf)
+        for key, value in getattr(hf, "slimforge_config_kept", {}).items():  # sizes its forward reads for what pruning
+            setattr(config, key, value)  # kept whole (slimforge.prune.plan.keep_config_values)
 
 
 def _embedding_width(hf: nn.Module) -> list[int]:
@@ -432,6 +434,13 @@ def save_pretrained(model: nn.Module, out: str | Path, *, pad: bool = False) -> 
             "outputs back to their width through slimforge's output projection (model.slimforge_outputs), a layer "
             "transformers does not know. Keep slimforge's own format (slimforge.save), or prune with "
             "keep_outputs=False (the outputs narrow and config.hidden_size follows; such a folder loads in plain transformers)."
+        )
+    kept = getattr(hf, "slimforge_config_kept", None)  # slimforge.prune.plan.CONFIG_KEPT
+    if kept:
+        raise ArtifactError(
+            f"Cannot write {out} as a Hugging Face folder: {type(hf).__name__}'s forward reads config sizes for layers "
+            f"pruning kept whole ({', '.join(f'{k}={v}' for k, v in kept.items())}), so its config keeps them and cannot "
+            "describe the pruned shapes. Keep slimforge's own format (slimforge.save)."
         )
     skipped = [n for n, m in hf.named_modules() if type(m).__name__ == "SkippedBlock"]  # slimforge.prune.depth, by name as above
     if skipped:

@@ -31,7 +31,8 @@ from slimforge.prune.errors import PruningError
 if TYPE_CHECKING:
     from slimforge.prune._graph import DependencyGraph
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # the newest plan this reads; 2 puts back config sizes the pruned forward reads ("config_kept")
+PLAIN_PLAN_VERSION = 1  # what a plan without them is written as, so that older readers still take it
 
 
 def encode_runs(indices: np.ndarray | list[int]) -> list[list[int]]:
@@ -64,8 +65,48 @@ def apply_plan(model: nn.Module, plan: dict[str, Any]) -> nn.Module:
         raise PruningError(f"pruning plan version {plan['version']} is newer than this slimforge reads ({PLAN_VERSION}).")
     shapes = {name: tuple(t.shape) for name, t in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]}
     kept = {name: {d: decode_runs(runs) for d, runs in dims.items()} for name, dims in _checked_tensors(plan, shapes).items()}
+    config_kept = _checked_config_kept(plan["config_kept"], model) if "config_kept" in plan else {}
     slice_tensors(model, kept)
+    keep_config_values(model, config_kept)
     return model
+
+
+def config_values(model: nn.Module) -> dict[str, dict[str, int]]:
+    """The integer sizes of every transformers config inside ``model``, by the path of the model holding it."""
+    from slimforge.models.hf import hf_models
+
+    paths = {id(m): p for p, m in model.named_modules()}
+    return {paths[id(hf)]: {k: v for k, v in vars(hf.config).items() if type(v) is int} for hf in hf_models(model)}
+
+
+CONFIG_KEPT = "slimforge_config_kept"  # on a transformers model: config sizes the sync leaves as they are
+
+
+def keep_config_values(model: nn.Module, kept: dict[str, dict[str, int]], remember: bool = True) -> None:
+    """Put back config sizes the config sync changed that the pruned model's forward reads for something of the
+    original size (``kept``: path of the transformers model -> key -> value; a plan's ``config_kept``). The model
+    keeps them in ``slimforge_config_kept``, which later syncs (another pruning, ``save_pretrained``) respect."""
+    for path, values in kept.items():
+        hf = model.get_submodule(path)
+        for key, value in values.items():
+            setattr(hf.config, key, value)
+        if remember:
+            setattr(hf, CONFIG_KEPT, {**getattr(hf, CONFIG_KEPT, {}), **values})
+
+
+def _checked_config_kept(kept: Any, model: nn.Module) -> dict[str, dict[str, int]]:
+    """``plan["config_kept"]`` after checking it names transformers models of ``model`` and integer keys their
+    configs hold."""
+    holders = config_values(model)
+    if not isinstance(kept, dict) or not all(isinstance(v, dict) for v in kept.values()):
+        raise ArtifactError(f"Pruning edit: 'config_kept' must be an object of model path -> {{key: size}}, not {_short(kept)}; model.json is corrupt.")
+    for path, values in kept.items():
+        if path not in holders:
+            raise PruningError(f"Pruning edit: 'config_kept' names {path!r}, which holds no transformers config in this model.")
+        for key, value in values.items():
+            if key not in holders[path] or type(value) is not int:
+                raise ArtifactError(f"Pruning edit: config_kept[{path!r}][{key!r}] must be an integer size its config holds; model.json is corrupt.")
+    return kept
 
 
 def _checked_tensors(plan: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> dict[str, dict[int, list[list[int]]]]:

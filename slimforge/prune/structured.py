@@ -33,7 +33,7 @@ from slimforge.prune.attention import prepare_attention, settle_attention
 from slimforge.prune.errors import NothingToPruneError, PruneConfigError, PruningError
 from slimforge.prune.importance import IMPORTANCES, ImportanceContext, needs_gradients, score_units
 from slimforge.prune.latency import LatencySettings, choose_by_latency
-from slimforge.prune.plan import PLAN_VERSION, encode_runs, kept_indices, slice_tensors
+from slimforge.prune.plan import CONFIG_KEPT, PLAIN_PLAN_VERSION, PLAN_VERSION, config_values, encode_runs, keep_config_values, kept_indices, slice_tensors
 
 # Channel counts are rounded to a multiple of this by default: on the AVX2 CPUs we measured,
 # convolutions with channel counts that are multiples of 8 run at full SIMD width
@@ -287,11 +287,13 @@ def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config
     means = _output_means(model, args, kwargs) if graph.projected_outputs else {}
     restore = _restore_point(model)
     projections: list[dict[str, Any]] = []
+    sizes = config_values(model)
     try:
         slice_tensors(model, kept_indices(graph, pruned))
         recounted: dict[int, int] = {}
         if reference is not None:
-            _check_outputs(model, args, kwargs, reference, widths=config.keep_outputs is True)  # projections come next
+            if kept_config := _check_outputs_keeping_config(model, args, kwargs, reference, sizes, widths=config.keep_outputs is True):
+                plan.update(config_kept=kept_config, version=PLAN_VERSION)  # projections come next
             if pruned:
                 recounted = graph.verify(pruned, model, args, kwargs)
                 reference = _recounted(reference, recounted)  # a spectrogram as long as the frames it now predicts
@@ -546,6 +548,8 @@ def _restore_point(model: nn.Module) -> Callable[[], None]:
             module._buffers.clear()
             module._buffers.update(buffers)
             vars(module).update(attrs)
+            if CONFIG_KEPT not in attrs:  # added by this try (config sizes it kept): gone with it
+                vars(module).pop(CONFIG_KEPT, None)
             if config is not None:
                 vars(config[0]).update(config[1])
 
@@ -730,7 +734,7 @@ def make_plan(graph: DependencyGraph, pruned: set[int]) -> dict[str, Any]:
         if len(kept) < len(group.units):
             groups.append({"anchor": group.anchor, "units": len(group.units), "kept": encode_runs(kept)})
     tensors = {name: {str(d): encode_runs(idx) for d, idx in sorted(dims.items())} for name, dims in kept_indices(graph, pruned).items()}
-    return {"kind": "prune", "version": PLAN_VERSION, "groups": groups, "tensors": tensors}
+    return {"kind": "prune", "version": PLAIN_PLAN_VERSION, "groups": groups, "tensors": tensors}
 
 
 def _output_shapes(model: nn.Module, args: tuple, kwargs: dict[str, Any]) -> Any:
@@ -836,6 +840,35 @@ def _innermost_module(model: nn.Module, exc: BaseException | None, kept: Sequenc
             found = inside[id(module)]
         tb = tb.tb_next
     return found
+
+
+def _check_outputs_keeping_config(model: nn.Module, args: tuple, kwargs: dict[str, Any], reference: Any,
+                                  before: dict[str, dict[str, int]], widths: bool | str) -> dict[str, dict[str, int]]:
+    """:func:`_check_outputs`; where the pruned model no longer runs, once more with the config sizes the sync changed
+    put back (Grounding DINO's decoder sizes a sine embedding of the reference points from ``config.d_model`` in its
+    forward, for a layer whose input that embedding is, which keeps its width). Returns those sizes (path -> key ->
+    value) where that made it run, for the plan to put back on replay; {} where none was needed."""
+    try:
+        _check_outputs(model, args, kwargs, reference, widths=widths)
+        return {}
+    except PruningError as failure:
+        if not str(failure).startswith("The pruned model no longer runs"):
+            raise
+        synced = config_values(model)
+        changed = {path: {k: v for k, v in values.items() if synced.get(path, {}).get(k, v) != v} for path, values in before.items()}
+        changed = {path: values for path, values in changed.items() if values}
+        if not changed:
+            raise
+        keep_config_values(model, changed)
+        try:
+            _check_outputs(model, args, kwargs, reference, widths=widths)
+        except PruningError:
+            keep_config_values(model, {path: {k: synced[path][k] for k in values} for path, values in changed.items()}, remember=False)
+            raise failure from failure.__cause__
+    log.warning("slimforge.prune: %s runs pruned only with its config's %s as before (its forward reads them for sizes "
+                "pruning kept); the config no longer describes the pruned shapes, so save_pretrained refuses it.",
+                type(model).__name__, ", ".join(sorted({k for values in changed.values() for k in values})))
+    return changed
 
 
 def _recounted(shapes: Any, counts: dict[int, int]) -> Any:

@@ -239,3 +239,66 @@ def test_a_composite_whose_decoder_caches_is_captured_without_its_cache():
     assert capture_kwargs(Composite(), {"input_ids": torch.ones(1, 2)})["use_cache"] is False
     config.decoder.use_cache = config.text_encoder.use_cache = False  # no part caches: nothing is added
     assert "use_cache" not in capture_kwargs(Composite(), {"input_ids": torch.ones(1, 2)})
+
+
+def _sine_config_model():
+    """A transformers model whose forward sizes a sine embedding from ``config.hidden_size`` (Grounding DINO's decoder:
+    ``num_pos_feats=self.config.d_model // 2``) for a layer whose input that embedding is."""
+    import transformers
+
+    class SineConfig(transformers.PretrainedConfig):
+        model_type = "slimforge_sine_test"
+
+        def __init__(self, hidden_size: int = 32, **kwargs) -> None:
+            self.hidden_size = hidden_size
+            super().__init__(**kwargs)
+
+    class SineModel(transformers.PreTrainedModel):
+        config_class = SineConfig
+
+        def __init__(self, config: SineConfig) -> None:
+            super().__init__(config)
+            self.embed = torch.nn.Embedding(20, config.hidden_size)
+            self.up, self.down = torch.nn.Linear(config.hidden_size, 64), torch.nn.Linear(64, config.hidden_size)
+            self.reference_head, self.out = torch.nn.Linear(config.hidden_size, 4), torch.nn.Linear(config.hidden_size, 4)
+
+        def get_input_embeddings(self) -> torch.nn.Module:
+            return self.embed
+
+        def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+            h = self.embed(input_ids)
+            h = h + self.down(torch.relu(self.up(h)))
+            feats = self.config.hidden_size // 2
+            angles = torch.arange(input_ids.shape[1], dtype=torch.float32)[:, None] / 100 ** (torch.arange(feats) / feats)
+            reference = self.reference_head(torch.cat([angles.sin(), angles.cos()], -1))
+            return self.out(h) + reference
+
+    torch.manual_seed(0)
+    return SineModel(SineConfig()).eval()
+
+
+def test_config_sizes_the_forward_reads_for_kept_widths_stay_and_the_plan_puts_them_back(tmp_path):
+    """The config sync set hidden_size to the narrowed residual; the forward then made a narrower sine embedding than
+    the layer reading it keeps, and Grounding DINO did not prune at all."""
+    from slimforge.artifacts import recorded_edits
+
+    model, ids = _sine_config_model(), torch.randint(0, 20, (2, 6))
+    sp.prune(model, ids, ratio=0.5, round_to=8)
+    assert model.embed.embedding_dim == 16 and model.reference_head.in_features == 32 and model.config.hidden_size == 32
+    plan = recorded_edits(model)[-1]
+    assert plan["config_kept"] == {"": {"hidden_size": 32}} and plan["version"] == 2
+    fresh = sp.apply_plan(_sine_config_model(), plan)
+    with torch.no_grad():
+        assert fresh.config.hidden_size == 32 and torch.equal(fresh(ids), model(ids))
+    from slimforge.errors import ArtifactError
+
+    with pytest.raises(ArtifactError, match=r"reads config sizes for layers pruning kept whole \(hidden_size=32\)"):
+        slimforge.save_pretrained(model, tmp_path / "hf")
+    assert model.config.hidden_size == 32 and model(ids).shape == (2, 6, 4)  # the refusal changed nothing
+    assert not (tmp_path / "hf").exists()
+    for bad in ({"": {"hidden_size": "32"}}, {"": {"no_such_size": 32}}):
+        with pytest.raises(ArtifactError, match="must be an integer size its config holds"):
+            sp.apply_plan(_sine_config_model(), {**plan, "config_kept": bad})
+    mlp = torch.nn.Sequential(torch.nn.Linear(4, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
+    plain = recorded_edits(sp.prune(mlp, torch.randn(3, 4), ratio=0.5, round_to=8))[-1]
+    assert plain["version"] == 1 and "config_kept" not in plain  # no config kept: written as before

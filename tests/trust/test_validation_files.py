@@ -251,6 +251,9 @@ W = "net.1.weight"
     pytest.param({"version": "x", "tensors": {}}, ArtifactError, "'version' must be an integer, not 'x'", id="version-type"),
     pytest.param({"tensors": {W: {"0": [[0, 10**8]]}}}, PruningError, "keeps indices up to 99999999", id="run-past-the-tensor"),
     pytest.param({"tensors": {W: {"5": [[0, 1]]}}}, PruningError, "slices dimension 5 of 'net.1.weight'", id="dim-past-the-tensor"),
+    pytest.param({"tensors": {}, "config_kept": [1]}, ArtifactError, "'config_kept' must be an object of model path", id="config-kept-list"),
+    pytest.param({"tensors": {}, "config_kept": {"": {"hidden_size": 8}}}, PruningError, "'config_kept' names '', which holds no transformers config",
+                 id="config-kept-no-config"),
 ])
 def test_malformed_prune_edit_is_named(edit, error, expected):
     with pytest.raises(error) as raised:
