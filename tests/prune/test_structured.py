@@ -691,6 +691,19 @@ def test_as_strided_windows_pass_their_innermost_channels_through():
     torch.testing.assert_close(model(x), before)
 
 
+def _same_outputs_after_pruning(model: nn.Module, x: torch.Tensor, *zeroed: nn.Module, **kwargs) -> None:
+    """Zero the output units 16 and up of each layer of ``zeroed`` (L2 pruning at ratio 0.5 then takes exactly those),
+    prune, and check the outputs did not change: a unit grouped with the wrong channels would change them."""
+    with torch.no_grad():
+        for layer in zeroed:
+            layer.weight[16:] = 0.0
+            if getattr(layer, "bias", None) is not None:
+                layer.bias[16:] = 0.0
+        before = model(x, **kwargs.get("example_kwargs", {}))
+    sp.prune(model, x, ratio=0.5, round_to=8, **kwargs)
+    torch.testing.assert_close(model(x, **kwargs.get("example_kwargs", {})), before)
+
+
 class _PositionsByFunction(nn.Module):
     """Phi-4-multimodal's ``torch.nonzero(mask, as_tuple=True)`` and the one-argument ``torch.where(mask)``, behind a
     branch on the data: the function forms of the tuple nonzero (only the method was read as an unbound nonzero)."""
@@ -713,12 +726,8 @@ def test_positions_found_with_the_function_forms_of_nonzero_are_captured_and_pru
     x, mask = torch.randn(2, 5, 6), torch.zeros(2, 5, dtype=torch.bool)
     mask[:, 1] = True
     model = _PositionsByFunction().eval()
-    with torch.no_grad():
-        model.up.weight[16:], model.up.bias[16:], model.glob.weight[16:], model.glob.bias[16:] = 0.0, 0.0, 0.0, 0.0
-        before = model(x, mask)
-    sp.prune(model, x, example_kwargs={"mask": mask}, ratio=0.5, round_to=8)
+    _same_outputs_after_pruning(model, x, model.up, model.glob, example_kwargs={"mask": mask})
     assert model.up.out_features == model.glob.out_features == model.down.in_features == 16
-    torch.testing.assert_close(model(x, mask), before)
     assert torch.where(mask)[0].tolist() == [0, 1]  # torch's own functions are back after the capture
 
 
@@ -740,12 +749,8 @@ class _NarrowedRotary(nn.Module):
 def test_narrow_along_tokens_passes_channels_and_along_channels_keeps_them_whole():
     torch.manual_seed(0)
     x, model = torch.randn(2, 6, 6), _NarrowedRotary().eval()
-    with torch.no_grad():
-        model.up.weight[16:], model.up.bias[16:] = 0.0, 0.0
-        before = model(x)
-    sp.prune(model, x, ratio=0.5, round_to=8)
+    _same_outputs_after_pruning(model, x, model.up)
     assert model.up.out_features == 16 and model.side.out_features == 32 and model.down.in_features == 32
-    torch.testing.assert_close(model(x), before)
 
 
 class _SpecialTokens(nn.Module):
@@ -793,12 +798,8 @@ class _InterleavedTable(nn.Module):
 def test_a_fill_written_in_interleaved_halves_prunes_the_layers_beside_it():
     torch.manual_seed(0)
     x, model = torch.randn(2, 5, 6), _InterleavedTable().eval()
-    with torch.no_grad():
-        model.up.weight[16:], model.up.bias[16:] = 0.0, 0.0
-        before = model(x)
-    sp.prune(model, x, ratio=0.5, round_to=8)
+    _same_outputs_after_pruning(model, x, model.up)
     assert model.up.out_features == model.down.in_features == 16 and model.pos.in_features == 32
-    torch.testing.assert_close(model(x), before)
 
 
 class _MovedHeads(nn.Module):
@@ -819,12 +820,8 @@ class _MovedHeads(nn.Module):
 def test_movedim_is_read_as_the_permutation_it_is():
     torch.manual_seed(0)
     x, model = torch.randn(2, 5, 8), _MovedHeads().eval()
-    with torch.no_grad():
-        model.up.weight[16:], model.up.bias[16:] = 0.0, 0.0
-        before = model(x)
-    sp.prune(model, x, ratio=0.5, round_to=8)
+    _same_outputs_after_pruning(model, x, model.up)
     assert model.up.out_features == model.down.in_features == 16
-    torch.testing.assert_close(model(x), before)
 
 
 class _LabelsInTraining(nn.Module):
@@ -845,12 +842,8 @@ class _LabelsInTraining(nn.Module):
 def test_a_forward_that_needs_labels_in_training_and_branches_on_data_in_eval_is_captured():
     torch.manual_seed(0)
     x, model = torch.randn(4, 6), _LabelsInTraining().eval()
-    with torch.no_grad():
-        model.up.weight[16:], model.up.bias[16:] = 0.0, 0.0
-        before = model(x)
-    sp.prune(model, x, ratio=0.5, round_to=8)
+    _same_outputs_after_pruning(model, x, model.up)
     assert model.up.out_features == 16 and not model.training
-    torch.testing.assert_close(model(x), before)
 
 
 class _LengthRegulator(nn.Module):
@@ -941,12 +934,8 @@ class _BytePatches(nn.Module):
 def test_bytes_pooled_into_patches_found_by_a_mask_prune():
     torch.manual_seed(0)
     x, model = torch.randn(2, 6, 6), _BytePatches().eval()
-    with torch.no_grad():
-        model.up.weight[16:], model.up.bias[16:] = 0.0, 0.0
-        before = model(x)
-    sp.prune(model, x, ratio=0.5, round_to=8)
+    _same_outputs_after_pruning(model, x, model.up)
     assert model.up.out_features == model.down.in_features == 16
-    torch.testing.assert_close(model(x), before)
     # torch's own tensors are as they were: a capture that rewrote x[mask] on torch.Tensor itself left every tensor
     # looking like a sequence (torch.tensor of 0-d tensors failed: Qwen2-VL's rope index afterwards)
     assert "__getitem__" not in torch.Tensor.__dict__ and "nonzero" not in torch.Tensor.__dict__
