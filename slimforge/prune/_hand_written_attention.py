@@ -69,7 +69,7 @@ def producing_attention(tr: Tracing, node: torch.fx.Node) -> tuple[str, Any, dic
     parts = layer.split(".")
     for end in range(len(parts) - 1, 0, -1):  # the innermost module around the layer that counts heads, inside ``here``
         path = ".".join(parts[:end])
-        if here and not path.startswith(here + ".") or path == here:
+        if (here and not path.startswith(here + ".")) or path == here:
             return None
         module = tr.model.get_submodule(path)
         if find_attention_form(module) is not None or library_class(module):
@@ -89,7 +89,8 @@ def _follow_or_pin(tr: Tracing, node: torch.fx.Node, path: str, names: list[str]
     return False
 
 
-_LENGTHS = ("position", "seq", "len", "token", "window")  # sequence lengths (DeepSeek-V2's max_position_embeddings)
+_LENGTHS = ("position", "seq", "len", "window")  # sequence lengths (DeepSeek-V2's max_position_embeddings); not "token":
+# T2T-ViT's token_dim is a width
 
 
 def _widths(module: torch.nn.Module, counts: dict[str, int], size: int) -> list[str]:
