@@ -105,11 +105,12 @@ class DependencyGraph:
         # A count the data decides (nonzero's: SuperPoint's keypoints over a threshold), which a capture along the
         # example's branches records as a plain number: once the weights change, so does the count, and every size
         # made from it downstream. Original count -> the pruned model's: a size that differs by exactly that is excused.
-        counted: dict[int, int] = _scalars_read(self.records, ep)
+        scalars = _scalars_read(self.records, ep)
+        counted: dict[int, int] = dict(scalars)
         # Once an integer read off the data changed, sizes computed from it (a relative position table of 2 * frames - 1)
         # change too, beyond what a table of counts can excuse: the positions, tokens and frames no channel label names
         # are then not compared, only the channels pruning changed (the eager run checks the outputs' shapes).
-        loose = bool(counted)
+        loose = bool(scalars)
 
         def expected(label: Any, val: Any) -> Any:
             if isinstance(val, torch.Tensor) and isinstance(label, list):
@@ -156,7 +157,7 @@ class DependencyGraph:
                 )
                 error.module_paths = module_paths(new)  # the modules around the op, outermost first
                 raise error
-        return _scalars_read(self.records, ep)
+        return scalars
 
     def kept_positions(self, pruned_roots: set[int]) -> dict[tuple[str, int], np.ndarray]:
         """For every slot that loses positions: the kept indices."""

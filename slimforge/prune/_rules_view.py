@@ -57,9 +57,8 @@ def _unary(tr: Tracing, node: torch.fx.Node) -> Any:
 def _isin(tr: Tracing, node: torch.fx.Node) -> Any:
     """``torch.isin(elements, test_elements)``: elementwise on the elements (Grounding DINO's special token ids); every
     test element is compared with each of them, so the test elements stay whole."""
-    for label in (tr.lab(node.args[1]) if len(node.args) > 1 and isinstance(node.args[1], torch.fx.Node) else None) or []:
-        if label is not None:
-            tr.uf.pin(label)
+    if len(node.args) > 1 and isinstance(node.args[1], torch.fx.Node):
+        tr.pin_label(tr.lab(node.args[1]))
     label = tr.lab(node.args[0]) if isinstance(node.args[0], torch.fx.Node) else None
     return _none_like(node) if label is None else list(label)
 
@@ -1305,10 +1304,11 @@ def _scatter(tr: Tracing, node: torch.fx.Node) -> Any:
     tr.pin_label([out[d]])
     out[d] = None
     src_label = tr.lab(src) if isinstance(src, torch.fx.Node) else None
-    if src_label is not None and a_new_fill(x) and not tr.pin_fixed_splits and isinstance(tr.lab(x), list):
+    fill_label = tr.lab(x) if a_new_fill(x) and not tr.pin_fixed_splits else None
+    if src_label is not None and isinstance(fill_label, list):
         for i, size in enumerate(_shape(src)):
             if i != d and out[i] is None and src_label[i] is not None and size == shape[i]:
-                out[i] = tr.lab(x)[i] = src_label[i]
+                out[i] = fill_label[i] = src_label[i]
                 _fill_size_follows(tr, x, i, src_label[i])
     for other in (src, index):
         label = tr.lab(other) if isinstance(other, torch.fx.Node) else None

@@ -290,13 +290,12 @@ def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config
     sizes = config_values(model)
     try:
         slice_tensors(model, kept_indices(graph, pruned))
-        recounted: dict[int, int] = {}
         if reference is not None:
             if kept_config := _check_outputs_keeping_config(model, args, kwargs, reference, sizes, widths=config.keep_outputs is True):
                 plan.update(config_kept=kept_config, version=PLAN_VERSION)  # projections come next
             if pruned:
-                recounted = graph.verify(pruned, model, args, kwargs)
-                reference = _recounted(reference, recounted)  # a spectrogram as long as the frames it now predicts
+                # a spectrogram as long as the frames it now predicts
+                reference = _recounted(reference, graph.verify(pruned, model, args, kwargs))
         projections = output_projection.entries_for(graph, pruned, taken=list(getattr(model, output_projection.ATTRIBUTE, {})),
                                                     fill=config.keep_outputs == "fill")
         output_projection.install(model, projections)
@@ -331,14 +330,15 @@ def _without_costly_projections(model: nn.Module, graph: DependencyGraph, pruned
     width. The trace's estimate (:meth:`~slimforge.prune._trace._Tracer._worth_projecting`) counts every tensor an
     output's channels touch as losing r of itself, which the channels' other dimensions, pruned too, make less: on a
     64-wide bottleneck ResNet's stage maps the projections cost 0.6 points more than they saved."""
+    params = count_params_after(model, graph, pruned)
     for roots in output_projection.projected_classes(graph):
         removed = {r for r in roots if r in pruned}
         if not removed:
             continue
         kept = sum(1 for r in roots if r not in pruned)
-        narrowed = count_params_after(model, graph, pruned) + output_projection.layer_size(len(roots), kept, fill)
-        if count_params_after(model, graph, pruned - removed) <= narrowed:
-            pruned = pruned - removed
+        whole = count_params_after(model, graph, pruned - removed)
+        if whole <= params + output_projection.layer_size(len(roots), kept, fill):
+            pruned, params = pruned - removed, whole
     return pruned
 
 
@@ -852,7 +852,7 @@ def _check_outputs_keeping_config(model: nn.Module, args: tuple, kwargs: dict[st
         _check_outputs(model, args, kwargs, reference, widths=widths)
         return {}
     except PruningError as failure:
-        if not str(failure).startswith("The pruned model no longer runs"):
+        if not getattr(failure, "did_not_run", False):
             raise
         synced = config_values(model)
         changed = {path: {k: v for k, v in values.items() if synced.get(path, {}).get(k, v) != v} for path, values in before.items()}
@@ -893,10 +893,12 @@ def _check_outputs(model: nn.Module, args: tuple, kwargs: dict[str, Any], refere
     except Exception as exc:
         path = (_innermost_module(model, exc) or (None,))[0]
         where, advice = (f" in {path}", f"pass skip=[{path!r}]") if path else ("", "find it in the traceback and pass skip=['<its module path>']")
-        raise PruningError(
+        error = PruningError(
             f"The pruned model no longer runs{where} ({type(exc).__name__}: {str(exc)[:300]}). Some layer computes sizes "
             f"that slimforge did not update; {advice}."
-        ) from exc
+        )
+        error.did_not_run = True  # not a wrong shape: a size pruning missed, which a kept config size may explain
+        raise error from exc
     compare = {True: lambda shapes: shapes, False: _ranks, "features": _tensor_fields}[widths]
     if compare(got) != compare(reference):
         raise PruningError(
