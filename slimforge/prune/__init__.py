@@ -24,7 +24,7 @@ from slimforge.prune import _hf_input_width_attention  # noqa: F401  (register t
 from slimforge.prune import _hf_global_local_attention  # noqa: F401  (register PEGASUS-X's encoder form and its stand-in)
 from slimforge.prune import _hf_conv_attention  # noqa: F401  (register ConvBERT's mixed attention and its stand-in)
 from slimforge.prune import _hf_mamba_mixer  # noqa: F401  (register the Mamba and Mamba-2 mixer forms)
-from slimforge.prune import _hf_delta_attention  # noqa: F401  (register the Kimi Delta Attention forms)
+from slimforge.prune import _hf_delta_attention  # noqa: F401  (register the Kimi Delta Attention and Gated DeltaNet forms)
 from slimforge.prune import _hf_moe_capture  # noqa: F401  (register the dense capture forward of Switch Transformers' and NLLB-MoE's experts)
 from slimforge.prune._capture import register_capture_forward, register_op_rule
 from slimforge.prune._graph import DependencyGraph

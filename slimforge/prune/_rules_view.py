@@ -253,6 +253,18 @@ def _pool(tr: Tracing, node: torch.fx.Node) -> Any:
     return out
 
 
+@_rule("tril", "triu")
+def _triangle(tr: Tracing, node: torch.fx.Node) -> Any:
+    """``tril`` / ``triu`` (Gated DeltaNet's chunked scan masks each chunk's (positions, positions) matrix): an entry is
+    kept or zeroed by its place in the last two dimensions, which are never prunable; the others pass through."""
+    label = tr.lab(node.args[0])
+    if label is None:
+        return _none_like(node)
+    for v in label[-2:]:
+        tr.uf.pin(v)
+    return list(label[:-2]) + [None, None]
+
+
 @_rule("grid_sampler", "grid_sampler_2d", "grid_sampler_3d")
 def _grid_sample(tr: Tracing, node: torch.fx.Node) -> Any:
     """``F.grid_sample(x, grid)`` (GLM-4V's position embeddings resampled to each image's patch grid): every channel

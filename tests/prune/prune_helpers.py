@@ -514,6 +514,41 @@ def tiny_kimi_linear() -> nn.Module:
     return KimiLinearForCausalLM(config)
 
 
+def _gated_delta_config(config_cls, **extra):
+    """Two Gated DeltaNet layers (4 key heads of 16, each serving 2 value heads of 8) and a full-attention layer."""
+    return config_cls(vocab_size=100, hidden_size=64, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+                      head_dim=16, intermediate_size=128, max_position_embeddings=64, linear_num_key_heads=4,
+                      linear_num_value_heads=8, linear_key_head_dim=16, linear_value_head_dim=8,
+                      layer_types=["linear_attention", "linear_attention", "full_attention"], pad_token_id=0,
+                      bos_token_id=0, eos_token_id=0, **extra)
+
+
+def tiny_qwen3_next() -> nn.Module:
+    """Qwen3-Next: Gated DeltaNet with ``in_proj_qkvz`` / ``in_proj_ba`` rows grouped per key head, and MoE MLPs."""
+    from transformers import Qwen3NextConfig, Qwen3NextForCausalLM
+
+    torch.manual_seed(0)
+    return Qwen3NextForCausalLM(_gated_delta_config(Qwen3NextConfig, num_experts=4, num_experts_per_tok=2,
+                                                    moe_intermediate_size=64, shared_expert_intermediate_size=64))
+
+
+def tiny_qwen3_5_text() -> nn.Module:
+    """Qwen3.5's language model: Gated DeltaNet with ``in_proj_qkv`` ([q; k; v] rows), ``in_proj_z``, ``in_proj_b``
+    and ``in_proj_a``."""
+    from transformers import Qwen3_5ForCausalLM, Qwen3_5TextConfig
+
+    torch.manual_seed(0)
+    return Qwen3_5ForCausalLM(_gated_delta_config(Qwen3_5TextConfig))
+
+
+def tiny_olmo_hybrid() -> nn.Module:
+    """OLMo hybrid: Gated DeltaNet with separate ``q_proj`` ... ``b_proj`` and ``g_proj`` (the output gate)."""
+    from transformers import OlmoHybridConfig, OlmoHybridForCausalLM
+
+    torch.manual_seed(0)
+    return OlmoHybridForCausalLM(_gated_delta_config(OlmoHybridConfig))
+
+
 # ----------------------------------------------------------------------------- channel blocks of timm's CNN families
 
 

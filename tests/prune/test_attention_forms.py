@@ -121,6 +121,7 @@ FORM_MODELS = {
     "hf-mamba-mixer": lambda: _hf("tiny_mamba"),
     "hf-delta-attention": lambda: _hf("tiny_kimi_linear"),
     "hf-delta-forget-gate": lambda: _hf("tiny_kimi_linear"),
+    "hf-gated-delta-net": lambda: _hf("tiny_qwen3_5_text"),
     "hf-perceiver-attention": lambda: _hf("tiny_perceiver"),
     "hf-cpmant-attention": lambda: _hf("tiny_cpmant"),
     "hf-cpmant-position-bias": lambda: _hf("tiny_cpmant"),
@@ -155,6 +156,8 @@ def _query_width(m: nn.Module) -> int:
         return m.relative_attention_bias.shape[1]
     if hasattr(m, "dt_bias") and hasattr(m, "qkv_dim"):  # Kimi Delta Attention's forget gate: a bias per head channel
         return m.dt_bias.numel()
+    if hasattr(m, "num_k_heads"):  # Gated DeltaNet: key heads, the conv channels less the values', halved
+        return (m.conv1d.weight.shape[0] - (m.out_proj if hasattr(m, "out_proj") else m.o_proj).in_features) // 2
     if hasattr(m, "A_log"):  # a state-space mixer: its heads' (Mamba v1: its channels') width
         return m.out_proj.in_features
     if hasattr(m, "to_qkv"):  # torchvision MaxViT
@@ -191,9 +194,16 @@ def _query_width(m: nn.Module) -> int:
         return m.c_attn.weight.shape[1] // 3
     if hasattr(m, "Wqkv"):  # ModernBERT
         return m.Wqkv.out_features // 3
+    q, o = getattr(m, "q_proj", None), getattr(m, "o_proj", None)
+    if isinstance(q, nn.Linear) and isinstance(o, nn.Linear) and q.out_features == 2 * o.in_features:
+        return m.o_proj.in_features  # a gated query (Qwen3-Next, Qwen3.5): each head's query, then its output gate
     if getattr(m, "q_b_proj", None) is not None:  # multi-head latent attention: queries from the latent (q_proj is None)
         return m.q_b_proj.out_features
     return next(getattr(m, n) for n in ("query", "q_proj", "q_lin", "q", "Wq", "project_q", "linear_q") if hasattr(m, n)).out_features
+
+
+def _form_name(m: nn.Module) -> str:
+    return next(name for name in list_attention_forms() if slimforge.prune.attention.ATTENTION_FORMS.get(name).matches(m))
 
 
 def _logits(out):
@@ -229,9 +239,10 @@ def test_form_loses_whole_heads_keeps_its_output_shape_and_round_trips(form, tmp
     assert sum(p.numel() for path in after_heads for p in model.get_submodule(path).parameters()) < attn_params
     for path in after_heads:  # the attribute the module's forward reads agrees with its weights
         m = model.get_submodule(path)
-        count = m.intermediate_size if form == "hf-mamba-mixer" else \
+        own = _form_name(m)  # a model may hold several forms (Qwen3.5: Gated DeltaNet beside grouped-query attention)
+        count = m.intermediate_size if own == "hf-mamba-mixer" else m.num_k_heads if own == "hf-gated-delta-net" else \
             next(getattr(m, a) for a in ("num_heads", "num_attention_heads", "n_heads", "n_head") if isinstance(getattr(m, a, None), int)) \
-            if form not in ("hf-grouped-query", "hf-fused-grouped-query", "hf-gpt-neox-attention", "hf-modernbert-attention") \
+            if own not in ("hf-grouped-query", "hf-fused-grouped-query", "hf-gpt-neox-attention", "hf-modernbert-attention") \
             else model.config.num_attention_heads
         assert count == after_heads[path]
     out = _logits(model(x, **kwargs))

@@ -109,3 +109,24 @@ def test_kimi_delta_attention_loses_whole_heads_and_generates(tmp_path):
     logits = model(ids, use_cache=False).logits
     slimforge.save(model, tmp_path / "kimi")
     assert torch.equal(slimforge.load(tmp_path / "kimi").eval()(ids, use_cache=False).logits, logits)
+
+
+@pytest.mark.parametrize("factory", ["tiny_qwen3_next", "tiny_qwen3_5_text", "tiny_olmo_hybrid"])
+def test_gated_delta_net_loses_whole_key_heads_with_their_value_heads(factory, tmp_path):
+    """Gated DeltaNet (Qwen3-Next, Qwen3.5, OLMo hybrid): a key head goes with the value heads it serves (its q/k rows,
+    their value, gate, beta and decay rows, conv channels, A_log / dt_bias entries and output columns), so every layer
+    keeps 2 value heads per key head; its sizes follow, so cached decoding runs and matches uncached decoding, and a
+    uniform result loads in plain transformers."""
+    model, ids = _model(factory)
+    sp.prune(model, ids, ratio=0.5)
+    deltas = [m for m in model.modules() if hasattr(m, "num_k_heads")]
+    assert len(deltas) == 2
+    for m in deltas:
+        keys, values = m.num_k_heads, m.num_v_heads
+        assert keys < 4 and values == 2 * keys == m.A_log.numel() == m.dt_bias.numel()
+        assert m.key_dim == 16 * keys and m.value_dim == 8 * values
+        assert m.conv1d.weight.shape[0] == m.conv_dim == 2 * m.key_dim + m.value_dim == m.conv1d.groups
+    cached = model.generate(ids[:1, :5], max_new_tokens=4, do_sample=False, use_cache=True)
+    assert torch.equal(cached, model.generate(ids[:1, :5], max_new_tokens=4, do_sample=False, use_cache=False))
+    reloaded = _plain_reload(model, ids, tmp_path / factory)
+    assert reloaded.config.linear_num_key_heads == deltas[0].num_k_heads

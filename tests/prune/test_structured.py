@@ -824,6 +824,29 @@ def test_movedim_is_read_as_the_permutation_it_is():
     assert model.up.out_features == model.down.in_features == 16
 
 
+class _ChunkMask(nn.Module):
+    """Gated DeltaNet's chunked scan masks (positions, positions) matrices with ``tril`` (no rule for it kept the whole
+    layer): channels before the last two dimensions pass through; channels that are the matrix's rows stay whole."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.down, self.pair = nn.Linear(6, 32), nn.Linear(32, 3), nn.Linear(6, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.up(x)).transpose(1, 2)  # (batch, channels, tokens)
+        masked = (h.unsqueeze(-1) * h.unsqueeze(-2)).tril().sum(-1)  # (batch, channels, tokens, tokens) masked
+        p = self.pair(x)
+        paired = (p.unsqueeze(-1) * p.unsqueeze(-2)).triu(1).sum((-1, -2))  # pair's channels are the matrix's
+        return self.down(masked.transpose(1, 2)) + paired.unsqueeze(-1)
+
+
+def test_tril_passes_the_leading_dimensions_and_keeps_the_matrix_whole():
+    torch.manual_seed(0)
+    x, model = torch.randn(2, 5, 6), _ChunkMask().eval()
+    _same_outputs_after_pruning(model, x, model.up)
+    assert model.up.out_features == model.down.in_features == 16 and model.pair.out_features == 8
+
+
 class _LabelsInTraining(nn.Module):
     """FastSpeech2-Conformer: its training forward needs labels the example lacks (a ValueError), its eval forward
     branches on the data; it was refused with the training error instead of captured along the example's branch."""
