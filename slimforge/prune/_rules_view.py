@@ -1519,9 +1519,10 @@ def _no_coupling(tr: Tracing, node: torch.fx.Node) -> Any:
 
 @_rule("as_strided", "as_strided_copy")
 def _as_strided(tr: Tracing, node: torch.fx.Node) -> Any:
-    """A strided view of a contiguous tensor (Longformer's overlapping chunks of its sequence): its trailing
-    dimensions that keep the input's trailing sizes and strides, and start where a whole block of them starts, are
-    those dimensions (a head's channels pass through); every other input dimension stays whole."""
+    """A strided view (Longformer's overlapping chunks of its sequence, ``(batch * heads, chunks, 2w, head_dim)``): an
+    input dimension passes to a view dimension of its size where every entry of the view at index i along it was read
+    from index i along the input's (checked on the layout itself: the view's and the input's sizes, strides and
+    offsets), as a head's channels and the ``batch * heads`` dimension do. Every other input dimension stays whole."""
     x = node.args[0]
     label = tr.lab(x)
     out_shape = _shape(node)
@@ -1530,22 +1531,36 @@ def _as_strided(tr: Tracing, node: torch.fx.Node) -> Any:
     if label is None or not isinstance(val, torch.Tensor):
         return out
     size, stride = [int(v) for v in node.args[1]], [int(v) for v in node.args[2]]
-    offset = int(_arg(node, 3, "storage_offset", val.storage_offset()) or 0) - val.storage_offset()
-    matched: list[int] = []
-    if val.is_contiguous():
-        i, j = val.dim() - 1, len(size) - 1
-        while i >= 0 and j >= 0 and size[j] == val.shape[i] and stride[j] == val.stride()[i]:
-            matched.append(i)
-            i, j = i - 1, j - 1
-        block = math.prod(val.shape[i + 1:]) if matched else 1
-        if offset % block:
-            matched = []
+    offset = _arg(node, 3, "storage_offset", None)
+    view = (size, stride, val.storage_offset() if offset is None else int(offset))
     for d, v in enumerate(label):
-        if d in matched:
-            out[len(out_shape) - (val.dim() - d)] = v
-        elif v is not None:
+        if v is None:
+            continue
+        j = next((j for j in dict.fromkeys((d, len(out_shape) - (val.dim() - d)))
+                  if 0 <= j < len(size) and out[j] is None and _reads_along(val, view, d, j)), None)
+        if j is None:
             tr.uf.pin(v)
+        else:
+            out[j] = v
     return out
+
+
+def _reads_along(val: torch.Tensor, view: tuple[list[int], list[int], int], d: int, j: int) -> bool:
+    """Does the strided ``view`` (size, stride, storage offset) of ``val``'s storage read, at index i along its
+    dimension ``j``, only entries at index i along ``val``'s dimension ``d``? Checked by writing each entry's index
+    along ``d`` into a storage laid out as ``val`` and reading it back through the view."""
+    size, stride, offset = view
+    if size[j] != val.shape[d]:
+        return False
+    reach = max(val.storage_offset() + sum((n - 1) * s for n, s in zip(val.shape, val.stride())),
+                offset + sum((n - 1) * s for n, s in zip(size, stride)))
+    storage = torch.full((int(reach) + 1,), -1, dtype=torch.long)
+    along = lambda n, k, dims: torch.arange(n).view([-1 if i == k else 1 for i in range(dims)])  # noqa: E731
+    written = storage.as_strided(tuple(val.shape), val.stride(), val.storage_offset())
+    written.copy_(along(val.shape[d], d, val.dim()).expand(val.shape))
+    if not torch.equal(written, along(val.shape[d], d, val.dim()).expand(val.shape)):  # the input overlaps itself
+        return False
+    return torch.equal(storage.as_strided(size, stride, offset), along(size[j], j, len(size)).expand(size))
 
 
 @_rule("im2col")

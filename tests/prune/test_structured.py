@@ -691,6 +691,33 @@ def test_as_strided_windows_pass_their_innermost_channels_through():
     torch.testing.assert_close(model(x), before)
 
 
+class _ChannelsFirstWindows(nn.Module):
+    """as_strided windows over tokens of a channels-first view (``(batch, channels, tokens)``, channels of stride 1, not
+    the innermost dimension of the view): the channel dimension keeps its size and stride and each of its slabs reads
+    only its own channel, so it passes through (Longformer's ``batch * heads``). ``side``'s view reads each channel one
+    place over (storage offset 1), so its channels stay whole."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.down = nn.Linear(6, 32), nn.Linear(32, 3)
+        self.side, self.side_down = nn.Linear(6, 32), nn.Linear(31, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.up(x).contiguous()
+        b, t, c = h.shape
+        windows = h.transpose(1, 2).as_strided((b, c, t - 1, 2), (t * c, 1, c, c))  # each token with the next
+        s = self.side(x).contiguous()
+        shifted = s.as_strided((b, t, s.shape[2] - 1), (t * s.shape[2], s.shape[2], 1), 1)
+        return self.down(windows.sum(3).transpose(1, 2)) + self.side_down(shifted)[:, 1:]
+
+
+def test_as_strided_passes_a_leading_dimension_that_reads_only_its_own_slab():
+    torch.manual_seed(0)
+    x, model = torch.randn(2, 5, 6), _ChannelsFirstWindows().eval()
+    _same_outputs_after_pruning(model, x, model.up)
+    assert model.up.out_features == model.down.in_features == 16 and model.side.out_features == 32
+
+
 def _same_outputs_after_pruning(model: nn.Module, x: torch.Tensor, *zeroed: nn.Module, **kwargs) -> None:
     """Zero the output units 16 and up of each layer of ``zeroed`` (L2 pruning at ratio 0.5 then takes exactly those),
     prune, and check the outputs did not change: a unit grouped with the wrong channels would change them."""
