@@ -353,7 +353,9 @@ def sync_config(model: nn.Module) -> None:
         config, sizes = hf.config, layer_sizes(hf)
         inner = "n_inner" if hasattr(config, "n_inner") else "intermediate_size"
         hidden = sizes["hidden"] or _embedding_width(hf)
-        for key, values in (("hidden_size", hidden), ("num_attention_heads", sizes["heads"]), (inner, sizes["intermediate"])):
+        for key, values in (("hidden_size", hidden), ("num_attention_heads", sizes["heads"]), (inner, sizes["intermediate"]),
+                            # an encoder-decoder's own keys (Whisper, BART): every layer of both agrees on the value
+                            ("encoder_attention_heads", sizes["heads"]), ("decoder_attention_heads", sizes["heads"])):
             if len(set(values)) == 1 and has_global(config, key):
                 setattr(config, key, values[0])
         kv_heads = {m.k_proj.out_features // m.head_dim for m in hf.modules() if getattr(m, "config", None) is config
@@ -396,11 +398,11 @@ def _sync_stage_widths(hf: nn.Module) -> None:
     stages = getattr(base, "stages", None)
     if stages is None:
         stages = getattr(getattr(base, "encoder", None), "layers", None)
-    if not isinstance(widths, list) or not isinstance(stages, nn.ModuleList) or len(stages) != len(widths):
-        return
+    if not isinstance(widths, (list, tuple)) or not isinstance(stages, nn.ModuleList) or len(stages) != len(widths):
+        return  # a default SegformerConfig holds a tuple
     norms = [getattr(stage, "layer_norm", None) for stage in stages]
     if all(isinstance(n, nn.LayerNorm) for n in norms):
-        hf.config.hidden_sizes = [n.normalized_shape[0] for n in norms]
+        hf.config.hidden_sizes = type(widths)(n.normalized_shape[0] for n in norms)
 
 
 # ---------------------------------------------------------------- save_pretrained

@@ -65,14 +65,16 @@ def _phi():
     return transformers.PhiForCausalLM(config), {}
 
 
-def _segformer(head: str = "SemanticSegmentation"):
-    config = transformers.SegformerConfig(hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1], num_attention_heads=[1, 2, 4, 8],
+def _segformer(head: str = "SemanticSegmentation", sizes: type = list):
+    # sizes=tuple: as a default SegformerConfig holds them (its classifier's config.hidden_sizes[-1] was left unsynced,
+    # and the pruned SegFormer-B0 did not run)
+    config = transformers.SegformerConfig(hidden_sizes=sizes([16, 32, 64, 128]), depths=[1, 1, 1, 1], num_attention_heads=[1, 2, 4, 8],
                                           decoder_hidden_size=64, num_labels=5, image_size=32)
     return getattr(transformers, f"SegformerFor{head}")(config), {}
 
 
-def _pvt_v2():  # reshapes its heads back to its input's width (heads tied to it), its classifier to config.hidden_sizes[-1]
-    config = transformers.PvtV2Config(image_size=32, hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1], num_attention_heads=[1, 2, 4, 8],
+def _pvt_v2(sizes: type = list):  # reshapes its heads back to its input's width (heads tied to it), its classifier to config.hidden_sizes[-1]
+    config = transformers.PvtV2Config(image_size=32, hidden_sizes=sizes([16, 32, 64, 128]), depths=[1, 1, 1, 1], num_attention_heads=[1, 2, 4, 8],
                                       num_labels=5)
     return transformers.PvtV2ForImageClassification(config), {}
 
@@ -223,7 +225,8 @@ def _hiera():  # a fused qkv merged back to hidden_size_output; its layers view 
 # SegFormer's classifier reshapes with config.hidden_sizes[-1], which sync_config now follows.
 BUILD = {"hiera": _hiera, "lilt": _lilt, "lfm2": _lfm2, "modernbert-decoder": _modernbert_decoder, "llama4": _llama4, "xmod": _xmod, "bamba": _bamba, "qwen3-next": _qwen3_next, "ibert": _ibert, "yoso": _yoso, "doge": _doge, "gpt-neox-japanese": _neox_japanese, "minicpm3": _minicpm3, "granite-moe": _granite_moe, "ernie-moe": _ernie_moe, "phimoe": _phimoe, "gpt-oss": _gpt_oss, "xlm": _xlm, "ctrl": _ctrl, "openai-gpt": _openai_gpt, "modernbert": _modernbert,"xlnet": _xlnet, "deberta-v1": _deberta_v1, "deberta-v1-relative": lambda: _deberta_v1(**RELATIVE, max_relative_positions=16),
          "deberta-v2-relative": _deberta_v2_relative, "xglm": _xglm, "persimmon": _persimmon, "distilbert": _distilbert, "mpnet": _mpnet, "deberta-v2": _deberta, "phi": _phi, "segformer": _segformer,
-         "segformer-cls": lambda: _segformer("ImageClassification"), "pvt-v2": _pvt_v2}
+         "segformer-cls": lambda: _segformer("ImageClassification"), "pvt-v2": _pvt_v2,
+         "segformer-cls-tuple": lambda: _segformer("ImageClassification", tuple), "pvt-v2-tuple": lambda: _pvt_v2(tuple)}
 
 
 def _heads(model):
@@ -243,7 +246,8 @@ def _heads(model):
                                             ("ernie-moe", 0.44), ("phimoe", 0.43), ("gpt-neox-japanese", 0.40), ("doge", 0.44), ("yoso", 0.40),
                                             ("switch", 0.40), ("ibert", 0.37), ("llama4", 0.43), ("xmod", 0.37),
                                             ("bamba", 0.43), ("qwen3-next", 0.39), ("lfm2", 0.42), ("modernbert-decoder", 0.39),
-                                            ("lilt", 0.40), ("hiera", 0.45), ("pvt-v2", 0.44)])
+                                            ("lilt", 0.40), ("hiera", 0.45), ("pvt-v2", 0.44), ("segformer-cls-tuple", 0.44),
+                                            ("pvt-v2-tuple", 0.44)])
 @torch.no_grad()
 def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     torch.manual_seed(0)
@@ -251,7 +255,7 @@ def test_hf_attention_loses_heads_and_reloads(tmp_path, family, removed):
     seq2seq = {"t5": _t5, "bart": _bart, "m2m100": _m2m100, "longt5": _longt5, "switch": _switch}
     model, extra = seq2seq[family](ids) if family in seq2seq else BUILD[family]()
     model.eval()
-    pixels = {"segformer": 32, "segformer-cls": 32, "hiera": 64, "pvt-v2": 32}.get(family)
+    pixels = {"segformer": 32, "segformer-cls": 32, "hiera": 64, "pvt-v2": 32, "segformer-cls-tuple": 32, "pvt-v2-tuple": 32}.get(family)
     inputs = {"pixel_values": torch.randn(2, 3, pixels, pixels)} if pixels else {"input_ids": ids, **extra}
     params, heads = sum(p.numel() for p in model.parameters()), _heads(model)
     assert heads > 0  # the form matches this class
