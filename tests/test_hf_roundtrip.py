@@ -143,3 +143,73 @@ def test_gpt2_with_narrower_mlp_saves_for_transformers(tmp_path):
     assert torch.allclose(loaded(input_ids=ids, use_cache=False).logits, model(input_ids=ids, use_cache=False).logits, atol=1e-5)
     out = loaded.generate(ids[:1, :4], max_new_tokens=3, do_sample=False, pad_token_id=0)
     assert out.shape == (1, 7)
+
+
+def _pruned_reloads(model, inputs, tmp_path, ratio=0.3):
+    """Prune ``model`` at ``ratio``, save_pretrained it and load it back with its own class: the same outputs."""
+    slimforge.prune(model, example_kwargs=inputs, ratio=ratio)
+    slimforge.save_pretrained(model, tmp_path / "hf")
+    loaded = type(model).from_pretrained(str(tmp_path / "hf")).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**inputs).logits, model(**inputs).logits, rtol=1e-5, atol=1e-5)
+    return loaded
+
+
+def test_residual_keeps_heads_times_head_size_where_the_config_derives_the_head_size(tmp_path, caplog):
+    """4 heads of 64 in a 256-wide BERT: at ratio 0.3 the heads go to 3 and the residual alone would go to 176, which no
+    BERT config describes (it derives the head size as hidden_size / heads: 58.67), so save_pretrained refused. The
+    residual now keeps 3 x 64 = 192 channels and says so."""
+    config = transformers.BertConfig(vocab_size=200, hidden_size=256, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=512, max_position_embeddings=32, num_labels=3)
+    torch.manual_seed(0)
+    model = transformers.BertForSequenceClassification(config).eval()
+    with caplog.at_level("INFO", logger="slimforge.prune._hf_width_align"):
+        loaded = _pruned_reloads(model, {"input_ids": torch.randint(3, 200, (2, 12))}, tmp_path)
+    assert loaded.config.hidden_size == 192 and loaded.config.num_attention_heads == 3
+    assert model.bert.pooler.dense.out_features == 192  # sized by the config's hidden_size too
+    assert "keeps 192 residual channels, not 176" in caplog.text
+
+
+def test_residual_is_a_multiple_of_the_heads_where_the_config_requires_it(tmp_path):
+    """Llama names its head size (head_dim) but validates hidden_size % num_attention_heads == 0: 9 heads in 3 key/value
+    groups lose a group (6 heads left), and the residual goes to 96, not 104 (a multiple of 6 and of round_to 8)."""
+    config = transformers.LlamaConfig(vocab_size=200, hidden_size=144, num_hidden_layers=2, num_attention_heads=9,
+                                      num_key_value_heads=3, head_dim=16, intermediate_size=256, max_position_embeddings=32)
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config).eval()
+    loaded = _pruned_reloads(model, {"input_ids": torch.randint(3, 200, (2, 12)), "use_cache": False}, tmp_path)
+    assert loaded.config.num_attention_heads == 6 and loaded.config.hidden_size == 96
+
+
+def test_an_encoder_decoders_own_head_keys_follow_the_layers(tmp_path):
+    """Whisper keeps encoder_attention_heads and decoder_attention_heads: only the first followed the layers (through
+    num_attention_heads), and a stale 6 heads did not divide the pruned 64-wide model, so no config built."""
+    config = transformers.WhisperConfig(vocab_size=200, d_model=96, encoder_layers=1, decoder_layers=1, encoder_attention_heads=6,
+                                        decoder_attention_heads=6, encoder_ffn_dim=192, decoder_ffn_dim=192, num_mel_bins=16,
+                                        max_source_positions=16, max_target_positions=16, pad_token_id=0, bos_token_id=1,
+                                        eos_token_id=2, decoder_start_token_id=1)
+    torch.manual_seed(0)
+    model = transformers.WhisperForConditionalGeneration(config).eval()
+    inputs = {"input_features": torch.randn(2, 16, 32), "decoder_input_ids": torch.randint(3, 200, (2, 6))}
+    slimforge.prune(model, example_kwargs=inputs, ratio=0.3)
+    heads = set(layer_sizes(model)["heads"])
+    assert len(heads) == 1 and model.config.encoder_attention_heads == model.config.decoder_attention_heads == heads.pop() < 6
+    slimforge.save_pretrained(model, tmp_path / "hf")
+    loaded = transformers.WhisperForConditionalGeneration.from_pretrained(str(tmp_path / "hf")).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**inputs).logits, model(**inputs).logits, rtol=1e-5, atol=1e-5)
+
+
+def test_a_sequence_of_equal_sizes_is_fitted_in_one_move():
+    """wav2vec 2.0's conv_dim holds one width per convolution; pruned alike, the fit sets them together (one at a time,
+    a base model's seven took more rounds than the fit has)."""
+    from slimforge.models._hf_config_fit import fit_config
+
+    config = transformers.Wav2Vec2Config(hidden_size=64, num_hidden_layers=1, num_attention_heads=4, intermediate_size=128,
+                                         conv_dim=(32,) * 7, conv_stride=(2,) * 7, conv_kernel=(2,) * 7, num_conv_pos_embeddings=4,
+                                         num_conv_pos_embedding_groups=4)
+    torch.manual_seed(0)
+    model = transformers.Wav2Vec2ForSequenceClassification(config).eval()
+    slimforge.prune(model, example_kwargs={"input_values": torch.randn(2, 2000)}, ratio=0.3)
+    changes, left = fit_config(model)
+    assert not left and [v for p, v in changes if p[0] == "conv_dim"] == [model.wav2vec2.feature_extractor.conv_layers[0].conv.out_channels] * 7

@@ -159,7 +159,7 @@ def fit_config(hf: nn.Module) -> tuple[list[tuple[Path, Any]], list[Difference]]
         if not _mattering(found):
             break
         candidates = _candidates(config, found)
-        best = _best_move(hf, config, [[c] for c in candidates], len(_mattering(found)), budget)
+        best = _best_move(hf, config, [[c] for c in candidates] + _same_value_moves(config, found), len(_mattering(found)), budget)
         if best is None:
             pairs = [[a, b] for i, a in enumerate(candidates) for b in candidates[i + 1:] if a[0] != b[0]]
             best = _best_move(hf, config, pairs[:MAX_PAIRS], len(_mattering(found)), budget)
@@ -212,6 +212,21 @@ def _candidates(config: Any, found: list[Difference]) -> list[tuple[Path, Any]]:
     out += [((name,), new) for name, new in sorted(named) if not _int(config_value(config, name, 0))]
     out += _factor_candidates(config, pairs, leaves)
     return list(dict.fromkeys(out))
+
+
+def _same_value_moves(config: Any, found: list[Difference]) -> list[list[tuple[Path, Any]]]:
+    """Every element of a sequence that held the value a difference says the config built, set together to what the
+    model has (wav2vec 2.0's seven ``conv_dim`` entries, each pruned 512 -> 360: one move, not seven rounds)."""
+    pairs = {(d.built, d.actual) for d in found if _int(d.built) and _int(d.actual)}
+    leaves = [(path, value) for path, value in _int_leaves(config, ()) if isinstance(path[-1], int)]
+    moves = []
+    for old, new in sorted(pairs):
+        by_key: dict[Path, list[tuple[Path, Any]]] = {}
+        for path, value in leaves:
+            if value == old:
+                by_key.setdefault(path[:-1], []).append((path, new))
+        moves += [move for move in by_key.values() if len(move) > 1]
+    return moves
 
 
 MAX_FACTOR = 16

@@ -26,6 +26,7 @@ from slimforge.models import adopt_spec
 from slimforge.prune import _output_projection as output_projection
 from slimforge.prune._capture import per_layer_states, prediction_fields, runs_its_children
 from slimforge.prune._graph import DependencyGraph, Group, unit_step
+from slimforge.prune._hf_width_align import align_residual_to_heads
 from slimforge.prune._trace import (
     ATTENTION_MODES, build_dependency_graph, form_attention, holds_layers, matches, unknown_attention,
 )
@@ -280,6 +281,7 @@ def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config
         pruned = choose_pruned_units(model, graph, scores, config)
         if config.target_macs is None:
             pruned = _without_costly_projections(model, graph, pruned, fill=config.keep_outputs == "fill")
+        pruned = align_residual_to_heads(model, graph, scores, pruned, config.round_to)
         if not pruned:
             _explain_nothing_pruned(graph, config)
         plan = make_plan(graph, pruned)

@@ -1,0 +1,179 @@
+"""A pruned transformers model its own config can describe: the residual width fitted to the heads kept.
+
+BERT's, GPT-2's, ViT's and OPT's configs hold no head size: transformers derives it as ``hidden_size /
+num_attention_heads``. Pruned at one ratio, a BERT-base keeps 8 of its 12 heads of 64 and 536 of its 768 residual
+channels (each rounded on its own), and no config describes 8 heads of 64 in a 536-wide model: ``save_pretrained``
+had to refuse. Where every attention layer of such a model keeps the same head count k and the residual width lands
+within one head of k x head size, the residual keeps exactly k x head size channels instead (its best-scored ones), so
+the folder loads in plain transformers. A config that names its head size (Llama's ``head_dim``) may still require
+``hidden_size % num_attention_heads == 0`` (38 config classes validate it: a SmolLM2-135M kept 400 channels with 6
+heads and was refused); there the residual moves to the nearest multiple of the heads kept and of ``round_to``.
+
+transformers is imported nowhere here: a model is recognised by its ``config`` and ``get_input_embeddings``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import re
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from slimforge.prune._graph import DependencyGraph, Group
+from slimforge.prune.attention import find_attention_form
+
+log = logging.getLogger(__name__)
+
+
+def align_residual_to_heads(model: nn.Module, graph: DependencyGraph, scores: list[np.ndarray], pruned: set[int],
+                            round_to: int = 1) -> set[int]:
+    """``pruned`` with the residual group of every transformers model in ``model`` re-chosen to a width its config can
+    describe, where that is near what it keeps: (heads kept) x (head size) where the config derives the head size
+    (within a head); a multiple of the heads kept (and of ``round_to``) where it names the head size but validates
+    ``hidden_size % num_attention_heads == 0`` (Llama's and 37 other config classes; within one such step)."""
+    names = _parameter_names(model)
+    for path, hf, head_size, derived in _transformers_models(model):
+        residual = _residual_group(graph, hf, names)
+        heads = _kept_heads(graph, pruned, path, hf, head_size)
+        if residual is None or heads is None:
+            continue
+        index, group = residual
+        kept = sum(u.root not in pruned for u in group.units) * group.width
+        if derived:
+            target, step = heads * head_size, head_size
+            if target % round_to:  # heads of 12 at round_to=8: the vector-friendly width wins, save_pretrained refuses
+                continue
+        else:
+            if _config_accepts(hf.config, kept, heads):
+                continue
+            step = math.lcm(heads, round_to, group.width)
+            target = max(step, (kept + step // 2) // step * step)  # the nearest multiple, up on a tie
+        if target == kept or abs(target - kept) >= step or target % group.width or target > len(group.units) * group.width:
+            continue
+        for i in _hidden_sized(graph, pruned, path, index, kept):
+            pruned = _keep_best(graph.groups[i], scores[i], target, pruned)
+        why = ("%d heads of %d: its config derives the head size as hidden_size / num_attention_heads" % (heads, head_size) if derived
+               else "a multiple of its %d heads, as its config requires" % heads)
+        log.info("slimforge.prune: %s keeps %d residual channels, not %d (%s), so save_pretrained writes a folder plain "
+                 "transformers loads.", type(hf).__name__, target, kept, why)
+    return pruned
+
+
+def _hidden_sized(graph: DependencyGraph, pruned: set[int], path: str, residual: int, kept: int) -> list[int]:
+    """The residual group and the others of the model at ``path`` as wide as it and pruned to the same width: sizes the
+    config ties to the hidden size too (BERT's pooler, whose output is a separate group)."""
+    width = len(graph.groups[residual].units) * graph.groups[residual].width
+    prefix = path + "." if path else ""
+    return [i for i, g in enumerate(graph.groups)
+            if i == residual or (g.module.startswith(prefix) and len(g.units) * g.width == width and len(set(g.classes)) <= 1
+                                 and sum(u.root not in pruned for u in g.units) * g.width == kept)]
+
+
+def _keep_best(group: Group, scores: np.ndarray, channels: int, pruned: set[int]) -> set[int]:
+    """``pruned`` with ``group`` keeping its best-scored ``channels``."""
+    ranked = np.argsort(scores, kind="stable")  # ascending: least important first
+    dropped = {group.units[i].root for i in ranked[: len(group.units) - channels // group.width].tolist()}
+    return (pruned - {u.root for u in group.units}) | dropped
+
+
+def _transformers_models(model: nn.Module) -> Iterator[tuple[str, nn.Module, int, bool]]:
+    """(path, module, head size, whether the config derives it) of each outermost module carrying a transformers config
+    with a hidden size and a head count. The head size is derived where the config holds none and the model's code
+    reads none from it (BERT); Qwen2's reads ``config.head_dim`` where set, so the config can name it."""
+    seen: set[int] = set()
+    for path, module in model.named_modules():
+        config = getattr(module, "config", None)
+        if config is None or id(config) in seen or not callable(getattr(module, "get_input_embeddings", None)):
+            continue
+        seen.add(id(config))
+        hidden, heads, named = getattr(config, "hidden_size", None), getattr(config, "num_attention_heads", None), vars(config).get("head_dim")
+        if not (isinstance(hidden, int) and isinstance(heads, int) and heads > 0):
+            continue
+        if isinstance(named, int) and named > 0:
+            yield path, module, named, False
+        elif hidden % heads == 0:
+            yield path, module, hidden // heads, not _reads_head_dim(type(module))
+
+
+HEAD_DIM_READ = re.compile(r"config\.head_dim\b|getattr\(\s*config\s*,\s*[\"']head_dim[\"']")
+
+
+def _reads_head_dim(cls: type) -> bool:
+    """Does the code of ``cls``'s transformers module read a head size from its config?"""
+    try:
+        return bool(HEAD_DIM_READ.search(inspect.getsource(sys.modules[cls.__module__])))
+    except (KeyError, OSError, TypeError):
+        return False
+
+
+def _config_accepts(config: Any, hidden: int, heads: int) -> bool:
+    """Does ``config``'s class take ``hidden_size`` and ``num_attention_heads`` as they are (38 classes, Llama's among
+    them, validate ``hidden_size % num_attention_heads == 0``)?"""
+    try:
+        type(config).from_dict({**config.to_dict(), "hidden_size": hidden, "num_attention_heads": heads})
+    except Exception:  # noqa: BLE001 - whatever the class's validation raises
+        return False
+    return True
+
+
+def _parameter_names(model: nn.Module) -> dict[int, list[str]]:
+    names: dict[int, list[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(p), []).append(name)
+    return names
+
+
+def _residual_group(graph: DependencyGraph, hf: nn.Module, names: dict[int, list[str]]) -> tuple[int, Group] | None:
+    """The group of the residual stream, when it is ranked as one pool: the input embedding's output channels, or for a
+    model without one as wide (Wav2Vec2, ALBERT), the input channels of its first attention's first linear layer."""
+    found = _residual_slot(hf)
+    if found is None:
+        return None
+    weight, dim = found
+    slot_names = set(names.get(id(weight), ()))
+    roots = {r for slot, rs in zip(graph.slots, graph.roots) if slot.name in slot_names and slot.dim == dim for r in rs.tolist()}
+    for index, group in enumerate(graph.groups):
+        if group.units and group.units[0].root in roots:
+            return (index, group) if len(set(group.classes)) <= 1 else None
+    return None
+
+
+def _residual_slot(hf: nn.Module) -> tuple[nn.Parameter, int] | None:
+    try:
+        embedding = hf.get_input_embeddings()
+    except (NotImplementedError, AttributeError):
+        embedding = None
+    hidden = hf.config.hidden_size
+    if isinstance(embedding, nn.Embedding) and embedding.embedding_dim == hidden:
+        return embedding.weight, 1
+    layer = next((m for m in embedding.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None) if isinstance(embedding, nn.Module) else None
+    if layer is not None and layer.weight.shape[0] == hidden:
+        return layer.weight, 0
+    # ALBERT's and ELECTRA's embeddings are narrower than the residual (embedding_size), and projected to it
+    attention = next((m for m in hf.modules() if find_attention_form(m) is not None), None)
+    layer = next((m for m in attention.modules() if isinstance(m, nn.Linear) and m.in_features == hidden), None) if attention else None
+    return (layer.weight, 1) if layer is not None else None
+
+
+def _kept_heads(graph: DependencyGraph, pruned: set[int], path: str, hf: nn.Module, head_size: int) -> int | None:
+    """The head count every attention layer of ``hf`` keeps, or None where they differ (or some layer's heads are not
+    among the groups). A layer's head groups are those inside it whose unit is a multiple of the head size (GPT-2's
+    unit is a head's q, k and v rows, 3 x 64); its units stand for the config's heads evenly."""
+    heads, counts = hf.config.num_attention_heads, set()
+    for sub, module in hf.named_modules():
+        form = find_attention_form(module)
+        if form is None or form.part or form.head_dim(module) != head_size:
+            continue
+        prefix = ".".join(p for p in (path, sub) if p) + "."
+        units = [u for g in graph.groups if g.module.startswith(prefix) and g.width % head_size == 0 for u in g.units]
+        kept = sum(u.root not in pruned for u in units)
+        if not units or heads * kept % len(units):
+            return None  # its heads are kept whole, or coupled in a way not counted here
+        counts.add(heads * kept // len(units))
+    return counts.pop() if len(counts) == 1 else None
