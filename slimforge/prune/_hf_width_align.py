@@ -18,7 +18,6 @@ import inspect
 import logging
 import math
 import re
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -84,8 +83,8 @@ def _keep_best(group: Group, scores: np.ndarray, channels: int, pruned: set[int]
 
 def _transformers_models(model: nn.Module) -> Iterator[tuple[str, nn.Module, int, bool]]:
     """(path, module, head size, whether the config derives it) of each outermost module carrying a transformers config
-    with a hidden size and a head count. The head size is derived where the config holds none and the model's code
-    reads none from it (BERT); Qwen2's reads ``config.head_dim`` where set, so the config can name it."""
+    with a hidden size and a head count. The head size is derived where the config holds none and its attention reads
+    none from it (BERT); Qwen2's reads ``config.head_dim`` where set, so the config can name it."""
     seen: set[int] = set()
     for path, module in model.named_modules():
         config = getattr(module, "config", None)
@@ -98,18 +97,25 @@ def _transformers_models(model: nn.Module) -> Iterator[tuple[str, nn.Module, int
         if isinstance(named, int) and named > 0:
             yield path, module, named, False
         elif hidden % heads == 0:
-            yield path, module, hidden // heads, not _reads_head_dim(type(module))
+            attention = next((type(m) for m in module.modules() if find_attention_form(m) is not None), None)
+            yield path, module, hidden // heads, attention is not None and not _reads_head_dim(attention)
 
 
 HEAD_DIM_READ = re.compile(r"config\.head_dim\b|getattr\(\s*config\s*,\s*[\"']head_dim[\"']")
 
 
 def _reads_head_dim(cls: type) -> bool:
-    """Does the code of ``cls``'s transformers module read a head size from its config?"""
-    try:
-        return bool(HEAD_DIM_READ.search(inspect.getsource(sys.modules[cls.__module__])))
-    except (KeyError, OSError, TypeError):
-        return False
+    """Does the attention class ``cls`` build itself with a head size read from its config (Qwen2's ``getattr(config,
+    "head_dim", ...)``), rather than derive it (BERT's; ModernBERT's, whose rotary embedding alone reads one)?"""
+    for klass in cls.__mro__:  # the class's source, not its __init__'s: transformers wraps some (use_kernelized_func)
+        if klass in (nn.Module, object):
+            break
+        try:
+            if HEAD_DIM_READ.search(inspect.getsource(klass)):
+                return True
+        except (OSError, TypeError):
+            return True  # undecidable: as if it read one (the residual is then left as it is)
+    return False
 
 
 def _config_accepts(config: Any, hidden: int, heads: int) -> bool:
@@ -161,15 +167,19 @@ def _residual_slot(hf: nn.Module) -> tuple[nn.Parameter, int] | None:
     return (layer.weight, 1) if layer is not None else None
 
 
+HEAD_COUNTS = ("num_heads", "num_attention_heads", "n_heads", "n_head")  # the module's own, where it keeps one (not yet synced)
+
+
 def _kept_heads(graph: DependencyGraph, pruned: set[int], path: str, hf: nn.Module, head_size: int) -> int | None:
     """The head count every attention layer of ``hf`` keeps, or None where they differ (or some layer's heads are not
     among the groups). A layer's head groups are those inside it whose unit is a multiple of the head size (GPT-2's
-    unit is a head's q, k and v rows, 3 x 64); its units stand for the config's heads evenly."""
-    heads, counts = hf.config.num_attention_heads, set()
+    unit is a head's q, k and v rows, 3 x 64); its units stand for its heads (its own count, else the config's) evenly."""
+    counts = set()
     for sub, module in hf.named_modules():
         form = find_attention_form(module)
         if form is None or form.part or form.head_dim(module) != head_size:
             continue
+        heads = next((getattr(module, a) for a in HEAD_COUNTS if type(getattr(module, a, None)) is int), hf.config.num_attention_heads)
         prefix = ".".join(p for p in (path, sub) if p) + "."
         units = [u for g in graph.groups if g.module.startswith(prefix) and g.width % head_size == 0 for u in g.units]
         kept = sum(u.root not in pruned for u in units)
