@@ -213,3 +213,29 @@ def test_a_sequence_of_equal_sizes_is_fitted_in_one_move():
     slimforge.prune(model, example_kwargs={"input_values": torch.randn(2, 2000)}, ratio=0.3)
     changes, left = fit_config(model)
     assert not left and [v for p, v in changes if p[0] == "conv_dim"] == [model.wav2vec2.feature_extractor.conv_layers[0].conv.out_channels] * 7
+
+
+def test_residual_follows_the_heads_of_fused_attention(tmp_path):
+    """GPT-NeoX's attention form counts a head's q, k and v rows (3 x 64): it keeps 3 heads of 64 and a residual of 192."""
+    config = transformers.GPTNeoXConfig(vocab_size=200, hidden_size=256, num_hidden_layers=2, num_attention_heads=4,
+                                        intermediate_size=512, max_position_embeddings=32)
+    torch.manual_seed(0)
+    model = transformers.GPTNeoXForCausalLM(config).eval()
+    loaded = _pruned_reloads(model, {"input_ids": torch.randint(3, 200, (2, 12)), "use_cache": False}, tmp_path)
+    assert loaded.config.hidden_size == 192 and loaded.config.num_attention_heads == 3
+
+
+def test_which_configs_derive_the_head_size():
+    """BLOOM's config holds a head_dim its attention never reads (it derives hidden_size / n_head); Qwen2's attention
+    reads one where set and its config keeps it; Llama's names it; T5's attention reads its own key (d_kv)."""
+    from slimforge.prune._hf_width_align import _transformers_models
+
+    small = dict(vocab_size=100, num_hidden_layers=1)
+    models = {"bloom": transformers.BloomForCausalLM(transformers.BloomConfig(hidden_size=64, n_head=4, n_layer=1, vocab_size=100)),
+              "qwen2": transformers.Qwen2ForCausalLM(transformers.Qwen2Config(hidden_size=64, num_attention_heads=4, intermediate_size=64, **small)),
+              "llama": transformers.LlamaForCausalLM(transformers.LlamaConfig(hidden_size=64, num_attention_heads=4, head_dim=8,
+                                                                              intermediate_size=64, **small)),
+              "bert": transformers.BertModel(transformers.BertConfig(hidden_size=64, num_attention_heads=4, intermediate_size=64, **small)),
+              "t5": transformers.T5EncoderModel(transformers.T5Config(d_model=64, d_kv=16, num_heads=4, d_ff=64, num_layers=1, vocab_size=100))}
+    found = {name: [(size, derived) for _, _, size, derived in _transformers_models(m)] for name, m in models.items()}
+    assert found == {"bloom": [(16, True)], "qwen2": [(16, False)], "llama": [(8, False)], "bert": [(16, True)], "t5": [(16, False)]}

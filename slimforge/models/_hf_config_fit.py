@@ -246,6 +246,8 @@ def _factor_candidates(config: Any, pairs: set[tuple[int, int]], leaves: list[tu
                 if int(factor * base) != built or built == base:
                     continue
                 new = actual // base if actual % base == 0 else round(actual / base, 6)
+                if int(new * base) != actual:  # 1072 / 272 = 3.941176: int(3.941176 * 272) is 1071; aim mid-step
+                    new = round((actual + 0.5) / base, 9)
                 if int(new * base) == actual and new != factor:
                     out.append(((key,), new))
     return out

@@ -281,7 +281,7 @@ def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config
         pruned = choose_pruned_units(model, graph, scores, config)
         if config.target_macs is None:
             pruned = _without_costly_projections(model, graph, pruned, fill=config.keep_outputs == "fill")
-        pruned = align_residual_to_heads(model, graph, scores, pruned, config.round_to)
+        pruned = align_residual_to_heads(model, graph, scores, pruned, config.round_to, _reach_pools)
         if not pruned:
             _explain_nothing_pruned(graph, config)
         plan = make_plan(graph, pruned)
