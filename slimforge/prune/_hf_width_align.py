@@ -1,6 +1,6 @@
 """A pruned transformers model its own config can describe: the residual width fitted to the heads kept.
 
-BERT's, GPT-2's, ViT's and OPT's configs hold no head size: transformers derives it as ``hidden_size /
+BERT's, GPT-2's and OPT's configs hold no head size: their attention derives it as ``hidden_size /
 num_attention_heads``. Pruned at one ratio, a BERT-base keeps 8 of its 12 heads of 64 and 536 of its 768 residual
 channels (each rounded on its own), and no config describes 8 heads of 64 in a 536-wide model: ``save_pretrained``
 had to refuse. Where every attention layer of such a model keeps the same head count k and the residual width lands
@@ -9,7 +9,9 @@ the folder loads in plain transformers. A config that names its head size (Llama
 ``hidden_size % num_attention_heads == 0`` (38 config classes validate it: a SmolLM2-135M kept 400 channels with 6
 heads and was refused); there the residual moves to the nearest multiple of the heads kept and of ``round_to``.
 
-transformers is imported nowhere here: a model is recognised by its ``config`` and ``get_input_embeddings``.
+transformers is imported nowhere here: a model is recognised by its ``config`` (``hidden_size`` and
+``num_attention_heads``) and the registered attention forms inside it; whether its config can name a head size is read
+off its attention class's source and its config class.
 """
 
 from __future__ import annotations
