@@ -126,47 +126,47 @@ CONFIG_READ = re.compile(r"config\.(\w*(?:head|kv)\w*)")  # T5's d_kv
 def _reads_head_dim(cls: type) -> bool:
     """Does the attention class ``cls`` build itself with a head size read from its config (Qwen2's ``getattr(config,
     "head_dim", ...)``), rather than derive it (BERT's; ModernBERT's, whose rotary embedding alone reads one)?"""
-    for klass in cls.__mro__:  # the class's source, not its __init__'s: transformers wraps some (use_kernelized_func)
-        if klass in (nn.Module, object):
-            break
-        try:
-            if HEAD_DIM_READ.search(inspect.getsource(klass)):
-                return True
-        except (OSError, TypeError):
-            continue  # a class made at run time (a stand-in while pruning): its base, the model's own class, tells
-    return False
+    return bool(HEAD_DIM_READ.search(_source(cls)))
 
 
 def _head_sizes_read(cls: type, config: Any) -> set[int]:
     """Values of the config keys the attention class ``cls`` reads that name a head's size (T5's ``d_kv``), not a count."""
-    names: set[str] = set()
+    return {getattr(config, n) for n in set(CONFIG_READ.findall(_source(cls)))
+            if "num" not in n and not n.startswith("n_") and not n.endswith("heads") and type(getattr(config, n, None)) is int}
+
+
+def _source(cls: type) -> str:
+    """The source of ``cls`` and its bases up to nn.Module: the classes', not their ``__init__``'s (transformers wraps
+    some, ``use_kernelized_func``); a class made at run time (a stand-in while pruning) is skipped, its base tells."""
+    texts = []
     for klass in cls.__mro__:
         if klass in (nn.Module, object):
             break
         try:
-            names |= set(CONFIG_READ.findall(inspect.getsource(klass)))
+            texts.append(inspect.getsource(klass))
         except (OSError, TypeError):
             continue
-    return {getattr(config, n) for n in names
-            if "num" not in n and not n.startswith("n_") and not n.endswith("heads") and type(getattr(config, n, None)) is int}
+    return "\n".join(texts)
 
 
 def _config_keeps(config: Any, key: str, value: int) -> bool:
     """Does ``config``'s class keep ``key`` when built with it (a strict config class drops or refuses a key it lacks)?"""
-    try:
-        return getattr(type(config).from_dict({**config.to_dict(), key: value}), key, None) == value
-    except Exception:  # noqa: BLE001 - whatever the class's validation raises
-        return False
+    rebuilt = _rebuilt(config, **{key: value})
+    return rebuilt is not None and getattr(rebuilt, key, None) == value
 
 
 def _config_accepts(config: Any, hidden: int, heads: int) -> bool:
     """Does ``config``'s class take ``hidden_size`` and ``num_attention_heads`` as they are (38 classes, Llama's among
     them, validate ``hidden_size % num_attention_heads == 0``)?"""
+    return _rebuilt(config, hidden_size=hidden, num_attention_heads=heads) is not None
+
+
+def _rebuilt(config: Any, **values: int) -> Any:
+    """``config``'s class built from its values with ``values`` changed, or None where the class refuses them."""
     try:
-        type(config).from_dict({**config.to_dict(), "hidden_size": hidden, "num_attention_heads": heads})
+        return type(config).from_dict({**config.to_dict(), **values})
     except Exception:  # noqa: BLE001 - whatever the class's validation raises
-        return False
-    return True
+        return None
 
 
 def _parameter_names(model: nn.Module) -> dict[int, list[str]]:

@@ -1532,12 +1532,12 @@ def _as_strided(tr: Tracing, node: torch.fx.Node) -> Any:
         return out
     size, stride = [int(v) for v in node.args[1]], [int(v) for v in node.args[2]]
     offset = _arg(node, 3, "storage_offset", None)
-    view = (size, stride, val.storage_offset() if offset is None else int(offset))
+    reads = _source_positions(val, (size, stride, val.storage_offset() if offset is None else int(offset)))
     for d, v in enumerate(label):
         if v is None:
             continue
         j = next((j for j in dict.fromkeys((d, len(out_shape) - (val.dim() - d)))
-                  if 0 <= j < len(size) and out[j] is None and _reads_along(val, view, d, j)), None)
+                  if 0 <= j < len(size) and out[j] is None and _reads_along(val, reads, d, j)), None)
         if j is None:
             tr.uf.pin(v)
         else:
@@ -1545,22 +1545,29 @@ def _as_strided(tr: Tracing, node: torch.fx.Node) -> Any:
     return out
 
 
-def _reads_along(val: torch.Tensor, view: tuple[list[int], list[int], int], d: int, j: int) -> bool:
-    """Does the strided ``view`` (size, stride, storage offset) of ``val``'s storage read, at index i along its
-    dimension ``j``, only entries at index i along ``val``'s dimension ``d``? Checked by writing each entry's index
-    along ``d`` into a storage laid out as ``val`` and reading it back through the view."""
+def _source_positions(val: torch.Tensor, view: tuple[list[int], list[int], int]) -> torch.Tensor | None:
+    """For each entry of the strided ``view`` (size, stride, storage offset) of ``val``'s storage, the flat index of
+    the entry of ``val`` it reads (-1: none), found by writing each entry's index into a storage laid out as ``val`` and
+    reading it back through the view. None where ``val`` overlaps itself."""
     size, stride, offset = view
-    if size[j] != val.shape[d]:
-        return False
     reach = max(val.storage_offset() + sum((n - 1) * s for n, s in zip(val.shape, val.stride())),
                 offset + sum((n - 1) * s for n, s in zip(size, stride)))
     storage = torch.full((int(reach) + 1,), -1, dtype=torch.long)
-    along = lambda n, k, dims: torch.arange(n).view([-1 if i == k else 1 for i in range(dims)])  # noqa: E731
+    flat = torch.arange(val.numel()).view(tuple(val.shape))
     written = storage.as_strided(tuple(val.shape), val.stride(), val.storage_offset())
-    written.copy_(along(val.shape[d], d, val.dim()).expand(val.shape))
-    if not torch.equal(written, along(val.shape[d], d, val.dim()).expand(val.shape)):  # the input overlaps itself
+    written.copy_(flat)
+    if not torch.equal(written, flat):
+        return None
+    return storage.as_strided(size, stride, offset)
+
+
+def _reads_along(val: torch.Tensor, reads: torch.Tensor | None, d: int, j: int) -> bool:
+    """Does the view whose entries read ``reads`` (:func:`_source_positions`) read, at index i along its dimension
+    ``j``, only entries at index i along ``val``'s dimension ``d``?"""
+    if reads is None or reads.shape[j] != val.shape[d] or bool((reads < 0).any()):
         return False
-    return torch.equal(storage.as_strided(size, stride, offset), along(size[j], j, len(size)).expand(size))
+    along_d = reads // math.prod(val.shape[d + 1:]) % val.shape[d]
+    return torch.equal(along_d, torch.arange(reads.shape[j]).view([-1 if i == j else 1 for i in range(reads.dim())]).expand(reads.shape))
 
 
 @_rule("im2col")
