@@ -83,6 +83,9 @@ class DependencyGraph:
     records: list[tuple[torch.fx.Node, Any]] = field(default_factory=list)  # every op's output labels
     unreached: list[str] = field(default_factory=list)  # modules with parameters the example inputs never read
     projected_outputs: list[tuple[int, str | None, int | None, Any]] = field(default_factory=list)  # keep_outputs="project": (leaf, field, part, label)
+    # Elements as (groups, units per group) where every group must keep as many units as the others (query heads
+    # pruned within their key/value groups): see ``_query_groups``.
+    balanced: list[np.ndarray] = field(default_factory=list)
 
     def verify(self, pruned_roots: set[int], model: nn.Module, example_inputs: tuple, example_kwargs: dict | None = None) -> dict[int, int]:
         """Capture the pruned model again and check every op's output shape is the one the

@@ -50,7 +50,8 @@ def _whole(module: nn.Module) -> list[tuple[str, int]]:
 
 
 register_attention_form("hf-gated-bias-attention", AttentionForm(_wavlm_attention, lambda m: m.head_dim, _wavlm_sync,
-                                                                 sources=STAND_IN.source, remember=_ensure_stand_in, whole=_whole),
+                                                                 sources=STAND_IN.source, remember=_ensure_stand_in, whole=_whole,
+                                                                 slices_input_per_head=True),
                         "Hugging Face WavLM (q/k/v/out_proj; a shared relative position bias gated per head from the input, "
                         "picked per layer by a stand-in forward)")
 

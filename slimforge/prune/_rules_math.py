@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from slimforge.prune._capture import PIN, Label, Tracing, Vec, _arg, _norm_dim, _opname, _rule, _shape, _size, a_new_fill, module_paths
+from slimforge.prune._query_groups import sdpa_group_heads
 from slimforge.prune.attention import find_attention_form
 
 
@@ -339,7 +340,10 @@ def _sdpa(tr: Tracing, node: torch.fx.Node) -> Any:
         # grouped-query: key/value head j serves query heads j*rep .. (j+1)*rep-1 (repeat_interleave);
         # a single key/value head (multi-query) broadcasts to any count of query heads
         rep = sq[-3] // sk[-3]
-        lk, lv = ([*lab[:-3], None if lab[-3] is None else np.repeat(lab[-3], rep), *lab[-2:]] for lab in (lk, lv))
+        if (heads := sdpa_group_heads(tr, node, sk[-3], rep)) is not None:  # query heads go within their groups
+            lk, lv = ([*lab[:-3], heads, *lab[-2:]] for lab in (lk, lv))
+        else:
+            lk, lv = ([*lab[:-3], None if lab[-3] is None else np.repeat(lab[-3], rep), *lab[-2:]] for lab in (lk, lv))
         sk, sv = ((*s[:-3], sq[-3], *s[-2:]) for s in (sk, sv))
     tr.uf.tie(lq[-1], lk[-1])
     tr.uf.tie(lk[-2], lv[-2])

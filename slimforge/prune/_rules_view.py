@@ -12,12 +12,13 @@ import numpy as np
 import torch
 
 from slimforge.prune._capture import (
-    HEAD_ATTRS, PIN, Label, Tracing, _arg, a_new_fill, head_counts, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, module_path, state_space_mixer,
+    HEAD_ATTRS, PIN, Label, Tracing, _arg, a_new_fill, head_counts, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, module_path, module_paths, state_space_mixer,
 )
 from slimforge.prune._hand_written_attention import (
     counted_head_axis, counting_modules, enclosing_paths, expanded_to_counted_heads, heads_follow, heads_view_follows,
     library_class, merged_heads_follow, merged_width_follows, producing_attention, projection_input_width, split_into_heads,
 )
+from slimforge.prune._query_groups import merged_group_heads, repeat_per_group
 from slimforge.prune._split_blocks import is_split_block
 from slimforge.prune.attention import find_attention_form, head_axis
 
@@ -406,6 +407,9 @@ def _reshape_label(tr: Tracing, node: torch.fx.Node, label: Label, in_shape: tup
             continue
         k = tracked[0]
         sizes = [in_shape[d] for d in bi]
+        if len(bo) == 1 and (heads := merged_group_heads(tr, vecs[k], sizes, k)) is not None:
+            out[bo[0]] = heads  # repeat_kv's (groups, repeats) -> query heads, pruned within their groups
+            continue
         grid_shape = [1] * len(sizes)
         grid_shape[k] = sizes[k]
         merged = np.broadcast_to(vecs[k].reshape(grid_shape), sizes).reshape(-1)
@@ -514,6 +518,11 @@ def _all_pinned(tr: Tracing, vec: np.ndarray) -> bool:
     return bool((tr.uf.roots(vec) == PIN).all())
 
 
+def _made_outside(x: Any, path: str) -> bool:
+    """``x`` was computed outside the module at ``path`` (it entered that module's forward as an argument)."""
+    return isinstance(x, torch.fx.Node) and path not in module_paths(x)
+
+
 def _split_axis(tr: Tracing, node: torch.fx.Node, merged: np.ndarray, osizes: list[int]) -> tuple[int, tuple | None]:
     """Which factor of a split dimension stays prunable: one the elements already follow, else
     the head axis of a registered attention form, else that of an attention of no registered form whose
@@ -526,6 +535,8 @@ def _split_axis(tr: Tracing, node: torch.fx.Node, merged: np.ndarray, osizes: li
             return axis, None
     for path, module in enclosing_paths(tr, node):
         form = find_attention_form(module)
+        if form is not None and form.slices_input_per_head and _made_outside(node.args[0], path):
+            return len(osizes) - 1, None  # the offsets within each slice: a residual channel in every slice alike
         if form is not None:
             axis = head_axis(module, form, osizes)
             if axis is None:
@@ -645,6 +656,8 @@ def _expand(tr: Tracing, node: torch.fx.Node) -> Any:
     in_shape, out_shape = _shape(node.args[0]), _shape(node)
     lead = len(out_shape) - len(label)
     out = [None] * lead + [v if v is not None and len(v) == out_shape[lead + d] else None for d, v in enumerate(label)]
+    if repeat_per_group(tr, node, in_shape, out_shape, out):
+        return out
     heads = _built_heads(tr, node)
     if heads is None:
         return expanded_to_counted_heads(tr, node, label, in_shape, out_shape, out)

@@ -247,6 +247,11 @@ class _Tracer:
         self.slot_starting_at: dict[int, int] = {}  # first element of a parameter dimension -> its slot
         self.sources: set[int] = set()  # slot indices that are output dimensions
         self.macs_terms: list[list[Any]] = []
+        # Query heads pruned within their key/value groups (AttentionForm.query_groups): per attention, the heads'
+        # elements as (groups, heads per group), each group to keep as many as the others; and the first element of
+        # an expand's per-group repeats -> the number of groups, until a view merges the two into heads.
+        self.balanced: list[np.ndarray] = []
+        self.group_repeats: dict[int, int] = {}
         self.records: list[tuple[torch.fx.Node, Any]] = []
         self.current: torch.fx.Node | None = None  # the node being traced (for slimforge.prune.explain)
         sig = ep.graph_signature
@@ -560,7 +565,7 @@ class _Tracer:
             groups.append(Group(f"{slot.name}:{slot.dim}", slot.name.rpartition(".")[0], [Unit(r) for r in members],
                                 width, slot_list, [producer.get(r, -1) for r in members], classes))
         return DependencyGraph(self.slots, groups, roots, self.macs_terms, uf, records=self.records, fixed_splits=self.fixed_splits,
-                               projected_outputs=self.projected)
+                               projected_outputs=self.projected, balanced=self.balanced)
 
 
 def _attribute_tables(model: nn.Module, sig: Any) -> dict[str, str]:

@@ -78,6 +78,13 @@ class AttentionForm:
     # Its grouped convolutions take one group per piece of a head (EfficientViT's LiteMLA aggregates q, k and v in
     # 3 x heads groups): they lose whole groups, where a grouped convolution elsewhere keeps its group count.
     grouped_heads: bool = False
+    # Its forward slices its own input per head (WavLM's gate reads each head's slice of the residual): a view of a
+    # tensor made outside the module splits the residual at the same offsets in every slice, not into heads.
+    slices_input_per_head: bool = False
+    # Grouped-query attention whose query heads go within their key/value groups, the key/value heads kept whole
+    # (``repeat_kv`` or SDPA's ``enable_gqa`` maps query head i to key/value head i // (heads / kv_heads), so every
+    # group keeps as many query heads as the others): the key/value head count, or None where whole groups go.
+    query_groups: Callable[[nn.Module], int | None] | None = None
 
 
 ATTENTION_FORMS: Registry[AttentionForm] = Registry("attention form")
@@ -290,7 +297,8 @@ def _grouped_output(module: nn.Module) -> nn.Module | None:
 def _hf_grouped_query_sync(module: nn.Module) -> dict[str, int]:
     # repeat_kv ties every query head to its key/value head, so whole groups go and num_key_value_groups
     # (query heads per key/value head) stays as it is; with one key/value head (multi-query), query heads go
-    # alone and num_key_value_groups is the query head count (repeat_kv expands the key/value head to it).
+    # alone and num_key_value_groups is the query head count (repeat_kv expands the key/value head to it); with two,
+    # every group keeps as many query heads as the other, and num_key_value_groups is that count.
     # The query heads are counted at the output projection's input: a gated query (Qwen3-Next's q_proj holds each
     # head's query and its output gate, 2 * head_dim rows) has twice as many rows as heads * head_dim.
     hd = module.head_dim
@@ -304,7 +312,22 @@ def _hf_grouped_query_sync(module: nn.Module) -> dict[str, int]:
 
 def _hf_single_key_value_head(module: nn.Module) -> list[tuple[str, int]]:
     # Multi-query (Gemma-2B, Falcon-style): one key/value head, reshaped to (..., 1, head_dim), ties no channels.
-    return [("k_proj.weight", 0), ("v_proj.weight", 0)] if module.k_proj.out_features == module.head_dim else []
+    # With too few key/value heads to lose whole groups (_hf_query_groups), they stay whole too.
+    whole = module.k_proj.out_features == module.head_dim or _hf_query_groups(module) is not None
+    return [("k_proj.weight", 0), ("v_proj.weight", 0)] if whole else []
+
+
+WHOLE_GROUPS_FROM = 3  # key/value heads: with fewer, whole groups are too coarse a step
+
+
+def _hf_query_groups(module: nn.Module) -> int | None:
+    """Query heads go within their groups where a model has 2 key/value heads, each serving more query heads than
+    that (Qwen2.5 0.5-3B, Qwen3-Next's full attention): losing a whole group there takes half the heads, 14 -> 7 for
+    Qwen2.5-0.5B at ratio 0.3. With 3 key/value heads or more, or 2 of 2 query heads each, whole groups are as fine a
+    step and go, the key/value cache with them. The key/value count, or None."""
+    kv = module.k_proj.out_features // module.head_dim
+    heads = _grouped_output(module).in_features // _value_head_dim(module)
+    return kv if 1 < kv < WHOLE_GROUPS_FROM and heads % kv == 0 and heads // kv > kv else None
 
 
 def _multi_query_heads(module: nn.Module) -> int | None:
@@ -335,9 +358,9 @@ def _grouped_query_head_dims(module: nn.Module) -> tuple[int, ...]:
 
 register_attention_form("hf-grouped-query", AttentionForm(_hf_grouped_query, lambda m: m.head_dim, _hf_grouped_query_sync,
                                                           whole=_hf_single_key_value_head, built_heads=_multi_query_heads,
-                                                          other_head_dims=_grouped_query_head_dims),
+                                                          other_head_dims=_grouped_query_head_dims, query_groups=_hf_query_groups),
                         "Hugging Face Llama/Qwen2/Mistral/Gemma/Phi (grouped-query): whole key/value groups; "
-                        "multi-query: query heads")
+                        "2 key/value heads: query heads within their groups; multi-query: query heads")
 
 
 def _falcon_grouped_attention(module: nn.Module) -> bool:

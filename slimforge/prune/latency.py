@@ -53,6 +53,7 @@ from torch import nn
 
 from slimforge.prune._capture import PIN
 from slimforge.prune._graph import DependencyGraph, unit_step
+from slimforge.prune._query_groups import balance_groups
 from slimforge.prune.errors import PruneConfigError, PruningError
 
 log = logging.getLogger(__name__)
@@ -692,7 +693,7 @@ def choose_by_latency(model: nn.Module, graph: DependencyGraph, scores: Sequence
 
     def measure(pruned: set[int]) -> tuple[float, float]:
         candidate = copy.deepcopy(original)
-        slice_tensors(candidate, kept_indices(graph, pruned))
+        slice_tensors(candidate, kept_indices(graph, balance_groups(graph, scores, pruned)))
         base, after = model_timer(original, candidate, batch, settings, channels_last)
         return base, after / base
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from slimforge.prune._graph import DependencyGraph, unit_step
+from slimforge.prune._query_groups import balance_groups
 from slimforge.prune.errors import PruneConfigError
 
 LEVELS = (0.25, 0.5, 0.75, 0.875)  # fractions of a group's units removed, where its loss is measured
@@ -52,7 +53,7 @@ def sensitivity_costs(model: nn.Module, graph: DependencyGraph, scores: Sequence
             if k <= points[-1][0]:
                 continue
             candidate = copy.deepcopy(base)
-            slice_tensors(candidate, kept_indices(graph, {group.units[i].root for i in order[:k]}))
+            slice_tensors(candidate, kept_indices(graph, balance_groups(graph, scores, {group.units[i].root for i in order[:k]})))
             points.append((k, max(points[-1][1], _loss(candidate.eval(), batches, loss_fn) - base_loss)))
         costs[g] = _per_unit(order, points)
     return costs

@@ -27,6 +27,7 @@ from slimforge.prune import _output_projection as output_projection
 from slimforge.prune._capture import per_layer_states, prediction_fields, runs_its_children
 from slimforge.prune._graph import DependencyGraph, Group, unit_step
 from slimforge.prune._hf_width_align import align_residual_to_heads
+from slimforge.prune._query_groups import balance_groups, balanced_units
 from slimforge.prune._trace import (
     ATTENTION_MODES, build_dependency_graph, form_attention, holds_layers, matches, unknown_attention,
 )
@@ -276,6 +277,7 @@ def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config
     if config.target_latency is not None:
         pruned, achieved = choose_by_latency(model, graph, scores, config.target_latency, config.round_to, args[0], config.latency,
                                              calibration=ctx.calibration, loss_fn=ctx.loss_fn)
+        pruned = balance_groups(graph, scores, pruned)
         plan = {**make_plan(graph, pruned), "latency": asdict(achieved)}
     else:
         pruned = choose_pruned_units(model, graph, scores, config)
@@ -638,15 +640,18 @@ def _ratio_for(group: Group, ratio: float | Mapping[str, float]) -> float:
 
 def _prune_at(graph: DependencyGraph, scores: list[np.ndarray], ratio_of: Callable[[Group], float], round_to: int) -> set[int]:
     pruned: set[int] = set()
-    for group, s in zip(graph.groups, scores):
+    per_group_heads = balanced_units(graph)
+    for g, (group, s) in enumerate(zip(graph.groups, scores)):
         r = ratio_of(group)
         n = len(group.units)
         if r <= 0 or n <= 1:
             continue
         branched = round_to > 1 and len(set(group.branches)) > 1  # each producing layer rounds its own count
         step = 1 if branched else round_to
+        # query heads within their key/value groups: the ratio applied to each group's heads
+        blocks = [block for attention in per_group_heads.get(g, []) for block in attention]
         dropped = []
-        for pool in _reach_pools(group):
+        for pool in _reach_pools(group, np.concatenate(blocks) if blocks else None) + blocks:
             ranked = pool[np.argsort(s[pool], kind="stable")]  # ascending: least important first
             dropped.extend(ranked[: len(pool) - keep_count(len(pool), r, group.width, step)].tolist())
         if branched:
@@ -658,21 +663,25 @@ def _prune_at(graph: DependencyGraph, scores: list[np.ndarray], ratio_of: Callab
 MIN_POOL = 8  # units: a class of fewer joins the others' common pool
 
 
-def _reach_pools(group: Group) -> list[np.ndarray]:
+def _reach_pools(group: Group, apart: np.ndarray | None = None) -> list[np.ndarray]:
     """The group's units split by reach (``Group.classes``: the slots each appears in), for a ratio
     applied to each part. A unit's score is a mean over the slots it appears in, so units read by
     many layers (a residual stream's channels) all score near the mean while units read by few
     (an attention's inner channels tied to it) spread wide: ranked together, the first are never
-    dropped. Classes under ``MIN_POOL`` units are ranked together in one pool."""
+    dropped. Classes under ``MIN_POOL`` units are ranked together in one pool. Units ``apart`` (query heads pruned
+    within their key/value groups, each group a pool of its own) are left out."""
     if len(set(group.classes)) <= 1:
-        return [np.arange(len(group.units))]
-    classes = np.asarray(group.classes)
-    pools, rest = [], []
-    for c in np.unique(classes).tolist():
-        members = np.flatnonzero(classes == c)
-        (pools if len(members) >= MIN_POOL else rest).append(members)
-    if rest:
-        pools.append(np.concatenate(rest))
+        pools = [np.arange(len(group.units))]
+    else:
+        classes = np.asarray(group.classes)
+        pools, rest = [], []
+        for c in np.unique(classes).tolist():
+            members = np.flatnonzero(classes == c)
+            (pools if len(members) >= MIN_POOL else rest).append(members)
+        if rest:
+            pools.append(np.concatenate(rest))
+    if apart is not None:
+        pools = [p for p in (p[~np.isin(p, apart)] for p in pools) if len(p)]
     return pools
 
 

@@ -314,14 +314,24 @@ def test_gpt2_prunes_heads_and_mlp_and_still_generates():
     assert out.shape == (1, 12)
 
 
+def _llama_with_groups(kv_heads: int, heads: int):
+    """A tiny Llama (head_dim 8) with ``heads`` query heads over ``kv_heads`` key/value heads."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(num_hidden_layers=2, num_attention_heads=heads, num_key_value_heads=kv_heads, hidden_size=8 * heads,
+                         intermediate_size=128, vocab_size=100, max_position_embeddings=64, bos_token_id=0, eos_token_id=0)
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config).eval(), torch.randint(0, 100, (2, 8), generator=torch.Generator().manual_seed(0))
+
+
 def test_grouped_query_attention_removes_whole_key_value_groups():
-    model, ids, kwargs = _hf("tiny_llama")
-    sp.prune(model, ids, ratio=0.5, example_kwargs=kwargs)
+    model, ids = _llama_with_groups(kv_heads=4, heads=8)
+    sp.prune(model, ids, ratio=0.5)
     for layer in model.model.layers:
         attn = layer.self_attn
-        assert attn.k_proj.out_features == attn.v_proj.out_features == attn.head_dim  # 1 of 2 kv heads
-        assert attn.q_proj.out_features == 2 * attn.head_dim  # its 2 query heads
-    assert model.config.num_attention_heads == 2 and model.config.num_key_value_heads == 1
+        assert attn.k_proj.out_features == attn.v_proj.out_features == 2 * attn.head_dim  # 2 of 4 kv heads
+        assert attn.q_proj.out_features == 4 * attn.head_dim  # their 4 query heads
+    assert model.config.num_attention_heads == 4 and model.config.num_key_value_heads == 2
     assert model.generate(ids[:1], max_new_tokens=3, do_sample=False).shape == (1, 11)
 
 
@@ -344,11 +354,11 @@ def test_grouped_query_through_sdpa_enable_gqa(monkeypatch):
     """transformers hands key/value heads to SDPA unrepeated (enable_gqa=True) when it can: the
     tracer repeats them itself, so the groups stay whole there too."""
     monkeypatch.setenv("TRANSFORMERS_SDPA_FORCE_GQA", "1")
-    model, ids, _ = _hf("tiny_llama")
+    model, ids = _llama_with_groups(kv_heads=4, heads=8)
     before = model(ids).logits.shape
     sp.prune(model, ids, ratio=0.5)
     attn = model.model.layers[0].self_attn
-    assert attn.k_proj.out_features == attn.head_dim and attn.q_proj.out_features == 2 * attn.head_dim
+    assert attn.k_proj.out_features == 2 * attn.head_dim and attn.q_proj.out_features == 4 * attn.head_dim
     assert model(ids).logits.shape == before
 
 

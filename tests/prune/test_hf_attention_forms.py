@@ -300,6 +300,75 @@ def test_multi_query_attention_keeps_its_one_key_value_head_and_prunes_query_hea
     assert model.generate(ids[:1, :4], max_new_tokens=3, do_sample=False).shape == (1, 7)
 
 
+@pytest.mark.parametrize("force_gqa", ["0", "1"])  # repeat_kv's expand, or SDPA's enable_gqa
+@torch.no_grad()
+def test_two_key_value_heads_stay_and_each_group_keeps_as_many_query_heads(tmp_path, monkeypatch, force_gqa):
+    """Two key/value heads (Qwen2.5-0.5B: 14 query heads): whole groups would take half the heads at ratio 0.3
+    (14 -> 7). The key/value heads stay and the query heads go within their groups, as many in each, even where the
+    scores favour one group: the pruned model computes what the original does with those heads' outputs zeroed."""
+    monkeypatch.setenv("TRANSFORMERS_SDPA_FORCE_GQA", force_gqa)
+    torch.manual_seed(0)
+    config = transformers.Qwen2Config(vocab_size=128, hidden_size=128, num_hidden_layers=2, num_attention_heads=8,
+                                      num_key_value_heads=2, head_dim=16, intermediate_size=256)
+    model, ids = transformers.Qwen2ForCausalLM(config).eval(), torch.randint(3, 120, (2, 12))
+    for layer in model.model.layers:  # group 0's query heads score far above group 1's
+        layer.self_attn.q_proj.weight[:64] *= 10
+    reference = [layer.self_attn.q_proj.weight.clone() for layer in model.model.layers]
+    original = transformers.Qwen2ForCausalLM(config).eval()
+    original.load_state_dict(model.state_dict())
+    slimforge.prune(model, ids, ratio={"model.layers.*.self_attn.*": 0.5})
+    for layer, before, orig in zip(model.model.layers, reference, original.model.layers):
+        attn = layer.self_attn
+        assert attn.k_proj.out_features == attn.v_proj.out_features == 2 * 16 and attn.num_key_value_groups == 2
+        kept = [h for h in range(8) if any(torch.equal(before[16 * h:16 * h + 16], attn.q_proj.weight[16 * k:16 * k + 16]) for k in range(4))]
+        assert [h // 4 for h in kept] == [0, 0, 1, 1]  # two of each group, in order
+        for h in set(range(8)) - set(kept):
+            orig.self_attn.o_proj.weight[:, 16 * h:16 * h + 16] = 0
+    assert model.config.num_attention_heads == 4 and model.config.num_key_value_heads == 2
+    torch.testing.assert_close(model(ids).logits, original(ids).logits, rtol=1e-5, atol=1e-5)
+    slimforge.save(model, tmp_path)
+    assert torch.equal(slimforge.load(tmp_path).eval()(ids, use_cache=False).logits, model(ids, use_cache=False).logits)
+    cached = model.generate(ids[:1, :4], max_new_tokens=4, do_sample=False)
+    assert torch.equal(cached, model.generate(ids[:1, :4], max_new_tokens=4, do_sample=False, use_cache=False))
+
+
+def test_two_key_value_heads_at_ratio_0_3_keep_most_query_heads():
+    """The case that showed it: 14 query heads over 2 key/value heads lost a whole group, 7 heads, at ratio 0.3."""
+    torch.manual_seed(0)
+    config = transformers.Qwen2Config(vocab_size=100, hidden_size=224, num_hidden_layers=2, num_attention_heads=14,
+                                      num_key_value_heads=2, head_dim=16, intermediate_size=256)
+    model = transformers.Qwen2ForCausalLM(config).eval()
+    slimforge.prune(model, torch.randint(0, 100, (2, 12)), ratio=0.3)
+    attn = model.model.layers[0].self_attn
+    assert attn.q_proj.out_features // 16 == 10 and attn.k_proj.out_features // 16 == 2  # 7 * 0.7 rounds to 5 per group
+
+
+def test_a_cut_made_without_the_key_value_groups_in_mind_is_evened_out():
+    """The latency-aware cut picks units over the whole model: whatever it drops, each key/value group of an attention
+    ends up keeping as many query heads as the other (the mean, rounded), the best-scored of each."""
+    import numpy as np
+
+    from slimforge.prune._query_groups import balance_groups, balanced_units
+    from slimforge.prune._trace import build_dependency_graph
+
+    config = transformers.Qwen2Config(vocab_size=100, hidden_size=128, num_hidden_layers=2, num_attention_heads=8,
+                                      num_key_value_heads=2, head_dim=16, intermediate_size=256)
+    model = transformers.Qwen2ForCausalLM(config).eval()
+    graph = build_dependency_graph(model, (torch.randint(0, 100, (2, 8)),), {"use_cache": False})
+    per_group = balanced_units(graph)
+    attentions = [(g, blocks) for g, found in per_group.items() for blocks in found]
+    assert len(attentions) == 2 and all([len(b) for b in blocks] == [4, 4] for _, blocks in attentions)  # 2 layers, 2 x 4 heads
+    scores = [np.arange(len(group.units), dtype=float) for group in graph.groups]
+    g, (first, second) = attentions[0]
+    units = graph.groups[g].units
+    pruned = {units[i].root for i in first[:3].tolist() + second[:1].tolist()}  # keeps 1 and 3: unbalanced
+    out = balance_groups(graph, scores, pruned)
+    for block in (first, second):
+        kept = [i for i in block.tolist() if units[i].root not in out]
+        assert kept == sorted(block.tolist(), key=lambda i: -scores[g][i])[:2][::-1]  # the 2 best of each group
+    assert balance_groups(graph, scores, out) == out
+
+
 def test_elementwise_min_of_two_tensors_is_not_a_reduction():
     """torch.min(a, b) (T5's relative position buckets) is elementwise: it used to fail as a reduction."""
     class Clamp(torch.nn.Module):

@@ -201,6 +201,27 @@ def test_wavlm_loses_heads_and_residual_width_through_its_gated_position_bias(tm
 
 
 @torch.no_grad()
+def test_wavlm_at_its_published_width_loses_heads_in_its_first_layer_and_residual_width(tmp_path):
+    """wavlm-base's widths (768 wide, 12 heads of 64, a 512-channel feature extractor): the first layer's gate view
+    of its input was split into heads, not offsets within each head's slice, which pinned that layer's heads and the
+    whole residual (29.5% of wavlm-base's parameters went at ratio 0.3, heads [12, 8, 8, ...])."""
+    from transformers import WavLMConfig, WavLMForSequenceClassification
+
+    torch.manual_seed(0)
+    model = WavLMForSequenceClassification(WavLMConfig(num_hidden_layers=2, intermediate_size=256, num_labels=2)).eval()
+    wave = {"input_values": torch.randn(2, 6400, generator=torch.Generator().manual_seed(0))}
+    before = sum(p.numel() for p in model.parameters())
+    sp.prune(model, example_kwargs=wave, ratio=0.3)
+    attention = [m for m in model.modules() if hasattr(m, "gru_rel_pos_linear")]
+    assert [m.num_heads for m in attention] == [8, 8]
+    assert attention[0].q_proj.in_features < 768 and attention[0].gru_rel_pos_linear.in_features < 64  # offsets in every slice
+    assert sum(p.numel() for p in model.parameters()) < 0.55 * before
+    expected = model(**wave).logits
+    slimforge.save(model, tmp_path / "run")
+    assert torch.equal(slimforge.load(tmp_path / "run").eval()(**wave).logits, expected)
+
+
+@torch.no_grad()
 def test_wavlm_heads_that_contribute_nothing_go_without_changing_its_outputs():
     """Each kept head reads its own row of the shared bias and its own slice of the input for its gate: a head whose
     projections are zero removed from every layer leaves the outputs as they were (a mix-up of indices would not)."""
