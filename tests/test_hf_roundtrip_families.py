@@ -46,10 +46,13 @@ FAMILIES = {
     "whisper": ("WhisperConfig", "WhisperForConditionalGeneration",
                 dict(SEQ2SEQ, num_mel_bins=16, max_source_positions=32, max_target_positions=64), "AutoModelForSpeechSeq2Seq",
                 {"input_features": torch.randn(2, 16, 64), "decoder_input_ids": IDS[:, :6]}),
-    # T5 scales its tied output by model_dim ** -0.5: its residual width stays; heads (self and cross) and FFN go.
+    # T5 scales its tied output by model_dim ** -0.5; with the residual pruned, the factor between the old and the new
+    # width goes into the decoder's final norm. FLAN-T5 (gated-gelu, untied, no scaling) reads model_dim nowhere.
     "t5": ("T5Config", "T5ForConditionalGeneration", T5, "AutoModelForSeq2SeqLM", {"input_ids": IDS, "decoder_input_ids": IDS[:, :6]}),
+    "flan-t5": ("T5Config", "T5ForConditionalGeneration", dict(T5, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+                                                                scale_decoder_outputs=False),
+                "AutoModelForSeq2SeqLM", {"input_ids": IDS, "decoder_input_ids": IDS[:, :6]}),
 }
-T5_NOT_RESIDUAL = {"*Attention.q": 0.3, "*DenseReluDense.wi": 0.3}  # groups anchored at q (heads) and wi (FFN)
 
 
 def _build(name: str, **overrides):
@@ -76,25 +79,28 @@ def _heads(model) -> int:
 def test_pruned_model_loads_in_plain_transformers_with_the_same_outputs(tmp_path, name):
     model, inputs = _build(name)
     params, heads = sum(p.numel() for p in model.parameters()), _heads(model)
-    slimforge.prune(model, example_kwargs=inputs, ratio=T5_NOT_RESIDUAL if name == "t5" else 0.3)
+    slimforge.prune(model, example_kwargs=inputs, ratio=0.3)
     assert _heads(model) < heads
-    assert sum(p.numel() for p in model.parameters()) < (0.78 if name == "t5" else 0.62) * params  # 26.1% / 41.8-47.9% measured
+    assert sum(p.numel() for p in model.parameters()) < 0.62 * params  # 41.8-47.9% measured
     slimforge.save_pretrained(model, tmp_path / "hf")
     loaded = getattr(transformers, FAMILIES[name][3]).from_pretrained(str(tmp_path / "hf")).eval()
     assert type(loaded) is type(model)
     torch.testing.assert_close(_logits(loaded, inputs), _logits(model, inputs), rtol=0, atol=1e-6)
 
 
-def test_t5_pruned_through_its_residual_is_refused_and_keeps_slimforge_format(tmp_path):
-    """T5 multiplies its tied output by model_dim ** -0.5, kept from the unpruned width: a config with the
-    pruned d_model would scale differently, so save_pretrained refuses, naming it; slimforge.save keeps it exactly."""
+@torch.no_grad()
+def test_t5_folds_its_output_scale_into_the_decoders_final_norm_when_the_residual_narrows():
+    """T5 multiplies its tied output by model_dim ** -0.5, model_dim set from d_model when built: a config with the
+    pruned d_model scales by the new width, so it was refused. The factor goes into the decoder's final norm and
+    model_dim follows d_model; undoing that by hand gives the same logits."""
     model, inputs = _build("t5")
     slimforge.prune(model, example_kwargs=inputs, ratio=0.3)
-    with pytest.raises(ArtifactError, match=r"model_dim: model 64 vs config 48.*slimforge.save"):
-        slimforge.save_pretrained(model, tmp_path / "hf")
-    assert not (tmp_path / "hf").exists()
-    slimforge.save(model, tmp_path / "own")
-    assert torch.equal(_logits(slimforge.load(tmp_path / "own").eval(), inputs), _logits(model, inputs))
+    assert model.config.d_model == model.model_dim == 48 and model.config.scale_decoder_outputs
+    folded = _logits(model, inputs)
+    norm = model.decoder.final_layer_norm.weight
+    norm.mul_((64 / 48) ** 0.5)
+    model.model_dim = 64  # as the unpruned width scaled it
+    torch.testing.assert_close(_logits(model, inputs), folded, rtol=1e-5, atol=1e-6)
 
 
 def test_a_buffer_the_config_computes_is_checked_after_writing(tmp_path):

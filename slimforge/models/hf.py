@@ -364,8 +364,33 @@ def sync_config(model: nn.Module) -> None:
             config.num_key_value_heads = kv_heads.pop()  # a text model inside a vision-language one: its own config
         _sync_base_heads(hf, sizes["heads"])
         _sync_stage_widths(hf)
+        _sync_output_scale(hf)
         for key, value in getattr(hf, "slimforge_config_kept", {}).items():  # sizes its forward reads for what pruning
             setattr(config, key, value)  # kept whole (slimforge.prune.plan.keep_config_values)
+
+
+@torch.no_grad()
+def _sync_output_scale(hf: nn.Module) -> None:
+    """T5 and its kin scale the decoder's output by ``model_dim ** -0.5`` before the vocabulary projection, with
+    ``model_dim`` set from ``d_model`` when built. Once the residual narrows, the config's ``d_model`` follows it and a
+    model built from the config would scale by the new width: the factor between the two goes into the decoder's final
+    norm weight (the scale multiplies that norm's output, nothing else), and ``model_dim`` follows ``d_model``. Without
+    the scaling (FLAN-T5: ``scale_decoder_outputs`` off), ``model_dim`` is read by nothing and just follows. A model
+    whose decoder has no final norm keeps its ``model_dim``, and ``save_pretrained`` says so."""
+    config, model_dim = hf.config, getattr(hf, "model_dim", None)
+    width = getattr(config, "d_model", None)
+    if type(model_dim) is not int or type(width) is not int or model_dim == width:
+        return
+    scaled = getattr(config, "scale_decoder_outputs", None)
+    if scaled is None:
+        scaled = getattr(config, "tie_word_embeddings", True)  # Switch Transformers: the scale goes with the tied head
+    if scaled:
+        norm = getattr(getattr(hf, "decoder", None), "final_layer_norm", None)
+        weight = getattr(norm, "weight", None)
+        if not isinstance(weight, nn.Parameter) or weight.shape != (width,):
+            return
+        weight.mul_((width / model_dim) ** 0.5)  # w * model_dim^-0.5 == w' * width^-0.5
+    hf.model_dim = width
 
 
 def _embedding_width(hf: nn.Module) -> list[int]:
