@@ -410,6 +410,8 @@ def _sync_base_heads(hf: nn.Module, heads: list[int]) -> None:
     """A base model's own ``num_heads`` copy of the config's (Falcon's and BLOOM's, for ALiBi, which pins the
     heads when it is on: a tensor built from it has no head it could follow) follows a uniform pruned head count."""
     base = getattr(hf, "base_model", None)
+    if any(hasattr(m, "_slimforge_full_heads") for m in hf.modules()):
+        return  # layers that pick their heads' rows of a bias built for every head (slimforge.prune._head_index_stand_in)
     if len(set(heads)) == 1 and isinstance(getattr(base, "num_heads", None), int):
         base.num_heads = heads[0]
 

@@ -1,5 +1,6 @@
-"""Hugging Face attention with ALiBi (MPT, BLOOM): the model builds one bias for all layers from the config's head
-count and hands it to every layer, so a layer that loses heads must pick its kept heads' rows of that bias.
+"""Hugging Face attention with ALiBi (MPT, BLOOM, Falcon-RW): the model builds one bias for all layers from the config's
+head count and hands it to every layer (Falcon folds it into the attention mask), so a layer that loses heads must pick
+its kept heads' rows of that bias.
 
 Before slicing (while pruning, or replaying a plan on load), such an attention module gets a stand-in forward
 (same parameters, same outputs) that selects its heads' rows of the bias (``index_select`` by ``alibi_heads``)
@@ -17,7 +18,9 @@ import torch
 from torch import nn
 
 from slimforge.prune._head_index_stand_in import HeadIndexStandIn, transformers_class
-from slimforge.prune.attention import AttentionForm, Swap, _falcon_split_axis, _int, _linear, register_attention_form, register_stand_in
+from slimforge.prune.attention import (
+    AttentionForm, Swap, _falcon_split_axis, _falcon_sync, _int, _linear, falcon_original_layout, register_attention_form, register_stand_in,
+)
 
 ALIBI_HEADS = "alibi_heads"
 STAND_IN = HeadIndexStandIn(ALIBI_HEADS, __name__)
@@ -63,7 +66,15 @@ def _bloom_forward(self: nn.Module, hidden_states: torch.Tensor, residual: torch
     return super(type(self), self).forward(hidden_states, residual, picked.flatten(0, 1), *args, **kwargs)
 
 
-_FORWARDS = {"MptAttention": (_mpt_forward, "n_heads", "Wqkv"), "BloomAttention": (_bloom_forward, "num_heads", "query_key_value")}
+def _falcon_forward(self: nn.Module, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, *args, **kwargs):
+    """Falcon-RW's bias comes folded into the attention mask, (batch, heads, queries, keys), for the model's head count."""
+    if attention_mask is not None and attention_mask.dim() == 4 and attention_mask.shape[1] == self._slimforge_full_heads > 1:
+        attention_mask = attention_mask.index_select(1, getattr(self, ALIBI_HEADS))
+    return super(type(self), self).forward(hidden_states, attention_mask, *args, **kwargs)
+
+
+_FORWARDS = {"MptAttention": (_mpt_forward, "n_heads", "Wqkv"), "BloomAttention": (_bloom_forward, "num_heads", "query_key_value"),
+             "FalconAttention": (_falcon_forward, "num_heads", "query_key_value")}
 
 
 def _use_stand_in(module: nn.Module) -> None:
@@ -93,3 +104,17 @@ register_attention_form("hf-bloom-attention", AttentionForm(_bloom_attention, la
                         "Hugging Face BLOOM (fused query_key_value as (heads, 3, head_dim); the model's ALiBi bias picked per layer)")
 register_stand_in("transformers.models.bloom.modeling_bloom.BloomAttention",
                   Swap(_bloom_attention, STAND_IN.heads_pruned, _use_stand_in, STAND_IN.uninstall))
+
+
+def _falcon_alibi_attention(module: nn.Module) -> bool:
+    """Falcon's original layout with ALiBi (Falcon-RW): as ``hf-falcon-attention``, the bias in the mask."""
+    return (_transformers_class(module, "FalconAttention") and falcon_original_layout(module)
+            and bool(getattr(getattr(module, "config", None), "alibi", False)))
+
+
+register_attention_form("hf-falcon-alibi-attention", AttentionForm(_falcon_alibi_attention, lambda m: m.head_dim, _falcon_sync,
+                                                                   sources=STAND_IN.source, remember=_ensure_stand_in,
+                                                                   split_axis=_falcon_split_axis),
+                        "Hugging Face Falcon-RW (Falcon's original layout with ALiBi; the bias, folded into the mask, picked per layer)")
+register_stand_in("transformers.models.falcon.modeling_falcon.FalconAttention",
+                  Swap(_falcon_alibi_attention, STAND_IN.heads_pruned, _use_stand_in, STAND_IN.uninstall))

@@ -443,7 +443,12 @@ register_attention_form("hf-cvt-attention", AttentionForm(_cvt_attention, lambda
 
 def _falcon_attention(module: nn.Module) -> bool:
     """Falcon's original layout (``new_decoder_architecture`` and ``multi_query`` off): a fused
-    ``query_key_value`` whose rows are (heads, 3, head_dim), each head's query, key and value together."""
+    ``query_key_value`` whose rows are (heads, 3, head_dim), each head's query, key and value together. With ALiBi
+    (Falcon-RW), ``hf-falcon-alibi-attention`` (:mod:`slimforge.prune._hf_alibi_attention`)."""
+    return falcon_original_layout(module) and not getattr(getattr(module, "config", None), "alibi", False)
+
+
+def falcon_original_layout(module: nn.Module) -> bool:
     return (_linear(module, "query_key_value") and _linear(module, "dense") and _int(module, "num_heads")
             and _int(module, "head_dim") and getattr(module, "new_decoder_architecture", None) is False
             and getattr(module, "multi_query", None) is False)

@@ -25,6 +25,7 @@ from slimforge.artifacts import record_edit
 from slimforge.models import adopt_spec
 from slimforge.prune import _output_projection as output_projection
 from slimforge.prune._capture import per_layer_states, prediction_fields, runs_its_children
+from slimforge.prune._config_reads import config_read_for_values
 from slimforge.prune._graph import DependencyGraph, Group, unit_step
 from slimforge.prune._hf_width_align import align_residual_to_heads
 from slimforge.prune._query_groups import balance_groups, balanced_units
@@ -295,7 +296,10 @@ def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config
     try:
         slice_tensors(model, kept_indices(graph, pruned))
         if reference is not None:
-            if kept_config := _check_outputs_keeping_config(model, args, kwargs, reference, sizes, widths=config.keep_outputs is True):
+            kept_config = _check_outputs_keeping_config(model, args, kwargs, reference, sizes, widths=config.keep_outputs is True)
+            for path, values in config_read_for_values(model, args, kwargs, sizes).items():  # Falcon's ALiBi scale
+                kept_config.setdefault(path, {}).update(values)
+            if kept_config:
                 plan.update(config_kept=kept_config, version=PLAN_VERSION)  # projections come next
             if pruned:
                 # a spectrogram as long as the frames it now predicts

@@ -369,6 +369,60 @@ def test_a_cut_made_without_the_key_value_groups_in_mind_is_evened_out():
     assert balance_groups(graph, scores, out) == out
 
 
+def _falcon_rw(alibi: bool = True):
+    torch.manual_seed(0)
+    config = transformers.FalconConfig(vocab_size=128, hidden_size=128, num_hidden_layers=2, num_attention_heads=8, alibi=alibi,
+                                       new_decoder_architecture=False, multi_query=False, parallel_attn=False, bias=True)
+    return transformers.FalconForCausalLM(config).eval(), torch.randint(0, 128, (2, 12), generator=torch.Generator().manual_seed(0))
+
+
+@torch.no_grad()
+def test_falcon_with_alibi_loses_heads_each_layer_reading_its_rows_of_the_bias(tmp_path):
+    """Falcon-RW folds its ALiBi bias, built for every head, into the attention mask it hands each layer: its heads
+    stayed (the blind third published-size list, falcon-rw-1b: 128 -> 128). A stand-in picks each layer's heads' rows,
+    so heads go and the model computes what the original does with those heads' outputs zeroed."""
+    model, ids = _falcon_rw()
+    original, _ = _falcon_rw()
+    original.load_state_dict(model.state_dict())
+    before = [b.self_attention.query_key_value.weight.view(8, 3, 16, -1)[:, 0].clone() for b in model.transformer.h]
+    slimforge.prune(model, ids, ratio={"*.self_attention.query_key_value": 0.25})  # the heads group only
+    assert [b.self_attention.num_heads for b in model.transformer.h] == [6, 6] and model.transformer.num_heads == 8
+    for block, queries, orig in zip(model.transformer.h, before, original.transformer.h):
+        now = block.self_attention.query_key_value.weight.view(6, 3, 16, -1)[:, 0]
+        kept = [h for h in range(8) if any(torch.equal(queries[h], now[k]) for k in range(6))]
+        for h in set(range(8)) - set(kept):
+            orig.self_attention.dense.weight[:, 16 * h:16 * h + 16] = 0
+    torch.testing.assert_close(model(ids, use_cache=False).logits, original(ids, use_cache=False).logits, rtol=1e-5, atol=1e-5)
+    slimforge.save(model, tmp_path)
+    assert torch.equal(slimforge.load(tmp_path).eval()(ids, use_cache=False).logits, model(ids, use_cache=False).logits)
+    cached = model.generate(ids[:1, :4], max_new_tokens=4, do_sample=False)
+    assert torch.equal(cached, model.generate(ids[:1, :4], max_new_tokens=4, do_sample=False, use_cache=False))
+
+
+@torch.no_grad()
+def test_a_config_size_the_forward_reads_for_a_value_keeps_its_unpruned_value(tmp_path, caplog):
+    """Falcon with ALiBi divides the bias by sqrt(config.hidden_size // heads): once the config followed the pruned
+    residual (128 -> 88), the pruned model scaled its bias by 1/sqrt(11), not 1/sqrt(16), and no shape check saw it.
+    A size whose unpruned value changes the outputs keeps that value (the plan replays it; save_pretrained refuses)."""
+    model, ids = _falcon_rw()
+    with caplog.at_level("WARNING", logger="slimforge.prune.structured"):
+        slimforge.prune(model, ids, ratio=0.3)
+    assert "reads its config's hidden_size for a value" in caplog.text
+    assert model.lm_head.in_features < 128 and model.config.hidden_size == 128
+    out = model(ids, use_cache=False).logits
+    model.config.hidden_size = model.lm_head.in_features
+    assert not torch.equal(model(ids, use_cache=False).logits, out)  # the pruned width would give other logits
+    model.config.hidden_size = 128
+    slimforge.save(model, tmp_path / "own")
+    loaded = slimforge.load(tmp_path / "own").eval()
+    assert loaded.config.hidden_size == 128 and torch.equal(loaded(ids, use_cache=False).logits, out)
+    with pytest.raises(Exception, match="Hugging Face folder"):
+        slimforge.save_pretrained(model, tmp_path / "hf")
+    plain, ids = _falcon_rw(alibi=False)  # rotary: nothing read for a value, the config follows the pruned width
+    slimforge.prune(plain, ids, ratio=0.3)
+    assert plain.config.hidden_size == plain.lm_head.in_features < 128
+
+
 def test_elementwise_min_of_two_tensors_is_not_a_reduction():
     """torch.min(a, b) (T5's relative position buckets) is elementwise: it used to fail as a reduction."""
     class Clamp(torch.nn.Module):
