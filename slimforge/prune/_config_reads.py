@@ -4,8 +4,8 @@ After slicing, the config sync sets a transformers model's config to its pruned 
 residual). A forward that reads one of them for a *value* computes something else from then on, and no shape check
 sees it: Falcon with ALiBi divides its bias by ``sqrt(config.hidden_size // heads)``, the original head size, which
 became 11 instead of 16 once the residual went from 128 to 88 channels. The pruned model is run on the example with
-each changed size put back on its own, under the same seed; a size whose original value gives other outputs is kept
-at that value (as ``config_kept``, which the plan replays and ``save_pretrained`` refuses), so the pruned model
+each changed size put back on its own, under the same seed; a size whose original value gives other outputs while every
+op's shapes stay the same is kept at that value (as ``config_kept``, which the plan replays and ``save_pretrained`` refuses), so the pruned model
 computes what the original computed with the removed channels gone.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils._pytree import tree_leaves
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from slimforge.prune.plan import config_values, keep_config_values
 
@@ -42,7 +43,7 @@ def config_read_for_values(model: nn.Module, args: tuple, kwargs: dict[str, Any]
             then = _run(model, args, kwargs)
         finally:
             keep_config_values(model, {path: {key: synced[path][key]}}, remember=False)
-        if then is not None and not _same(now, then):
+        if then is not None and _reads_for_a_value(now, then):
             read.setdefault(path, {})[key] = value
     if read:
         keep_config_values(model, read)
@@ -52,20 +53,40 @@ def config_read_for_values(model: nn.Module, args: tuple, kwargs: dict[str, Any]
     return read
 
 
-def _run(model: nn.Module, args: tuple, kwargs: dict[str, Any]) -> list[torch.Tensor] | None:
-    """The model's eval-mode output tensors on the example, under a fixed seed; None where it does not run (a size read
-    for a shape, which the output check handles)."""
+class _Shapes(TorchDispatchMode):
+    """Records the shapes of every op's outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: list[tuple] = []
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        self.shapes.append(tuple(tuple(t.shape) for t in tree_leaves(out) if isinstance(t, torch.Tensor)))
+        return out
+
+
+def _run(model: nn.Module, args: tuple, kwargs: dict[str, Any]) -> tuple[list[torch.Tensor], list[tuple]] | None:
+    """The model's eval-mode output tensors on the example under a fixed seed, and the shapes of every op's outputs on
+    the way; None where it does not run."""
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        with torch.no_grad(), torch.random.fork_rng(devices=[]), _Shapes() as record:
             torch.manual_seed(0)
-            return [t for t in tree_leaves(model(*args, **kwargs)) if isinstance(t, torch.Tensor)]
+            out = [t for t in tree_leaves(model(*args, **kwargs)) if isinstance(t, torch.Tensor)]
+        return out, record.shapes
     except Exception:  # noqa: BLE001 - a forward that fails with a put-back size reads it for a shape
         return None
     finally:
         model.train(was_training)
 
 
-def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
-    return len(a) == len(b) and all(x.shape == y.shape and torch.equal(x, y) for x, y in zip(a, b))
+def _reads_for_a_value(now: tuple[list[torch.Tensor], list[tuple]], then: tuple[list[torch.Tensor], list[tuple]]) -> bool:
+    """Every op gave the same shapes and the outputs differ: the size is read for a value. A size that changes some
+    op's shape is read for a shape (AyaVision's projector views its features to ``config.hidden_size``), which the
+    pruned model must follow."""
+    (a, shapes_a), (b, shapes_b) = now, then
+    if shapes_a != shapes_b:
+        return False
+    return not all(torch.equal(x, y) for x, y in zip(a, b))

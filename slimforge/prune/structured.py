@@ -297,7 +297,12 @@ def _prune_checked(model: nn.Module, args: tuple, kwargs: dict[str, Any], config
         slice_tensors(model, kept_indices(graph, pruned))
         if reference is not None:
             kept_config = _check_outputs_keeping_config(model, args, kwargs, reference, sizes, widths=config.keep_outputs is True)
-            for path, values in config_read_for_values(model, args, kwargs, sizes).items():  # Falcon's ALiBi scale
+            attributes = _tensor_attributes(model)  # real forwards: what one keeps as a plain attribute stays as it was
+            try:
+                read = config_read_for_values(model, args, kwargs, sizes)  # Falcon's ALiBi scale
+            finally:
+                _restore_attributes(attributes)
+            for path, values in read.items():
                 kept_config.setdefault(path, {}).update(values)
             if kept_config:
                 plan.update(config_kept=kept_config, version=PLAN_VERSION)  # projections come next

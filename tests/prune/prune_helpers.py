@@ -165,6 +165,16 @@ def tiny_falcon() -> nn.Module:
     return FalconForCausalLM(config)
 
 
+def tiny_falcon_rw() -> nn.Module:
+    """Falcon-RW: the original layout with ALiBi, the bias folded into the attention mask for every head."""
+    from transformers import FalconConfig, FalconForCausalLM
+
+    config = FalconConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, alibi=True,
+                          new_decoder_architecture=False, multi_query=False, parallel_attn=False, bias=True, pad_token_id=0)
+    torch.manual_seed(0)
+    return FalconForCausalLM(config)
+
+
 def tiny_persimmon() -> nn.Module:
     """Persimmon: Falcon's (heads, 3, head_dim) fused rows without Falcon's flags, partial rotary, q/k LayerNorm."""
     from transformers import PersimmonConfig, PersimmonForCausalLM

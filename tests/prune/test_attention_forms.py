@@ -97,6 +97,7 @@ FORM_MODELS = {
     "hf-distilbert-attention": lambda: _hf("tiny_distilbert"),
     "hf-t5-attention": lambda: _hf("tiny_t5_tagger"),
     "hf-falcon-attention": lambda: _hf("tiny_falcon"),
+    "hf-falcon-alibi-attention": lambda: _hf("tiny_falcon_rw"),
     "hf-falcon-grouped-attention": lambda: _hf("tiny_falcon_grouped"),
     "hf-persimmon-attention": lambda: _hf("tiny_persimmon"),
     "hf-xlnet-relative-attention": lambda: _hf("tiny_xlnet"),
