@@ -468,8 +468,8 @@ def save_pretrained(model: nn.Module, out: str | Path, *, pad: bool = False) -> 
     if kept:
         raise ArtifactError(
             f"Cannot write {out} as a Hugging Face folder: {type(hf).__name__}'s forward reads config sizes for layers "
-            f"pruning kept whole ({', '.join(f'{k}={v}' for k, v in kept.items())}), so its config keeps them and cannot "
-            "describe the pruned shapes. Keep slimforge's own format (slimforge.save)."
+            f"pruning kept whole or for a value such as a scale ({', '.join(f'{k}={v}' for k, v in kept.items())}), so its "
+            "config keeps them and cannot describe the pruned shapes. Keep slimforge's own format (slimforge.save)."
         )
     skipped = [n for n, m in hf.named_modules() if type(m).__name__ == "SkippedBlock"]  # slimforge.prune.depth, by name as above
     if skipped:
