@@ -5,8 +5,8 @@ residual). A forward that reads one of them for a *value* computes something els
 sees it: Falcon with ALiBi divides its bias by ``sqrt(config.hidden_size // heads)``, the original head size, which
 became 11 instead of 16 once the residual went from 128 to 88 channels. The pruned model is run on the example with
 each changed size put back on its own, under the same seed; a size whose original value gives other outputs while every
-op's shapes stay the same is kept at that value (as ``config_kept``, which the plan replays and ``save_pretrained`` refuses), so the pruned model
-computes what the original computed with the removed channels gone.
+op's shapes stay the same is kept at that value (as ``config_kept``, which the plan replays and ``save_pretrained``
+refuses), so the pruned model computes what the original computed with the removed channels gone.
 """
 
 from __future__ import annotations
