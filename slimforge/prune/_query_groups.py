@@ -76,6 +76,8 @@ def balanced_units(graph: DependencyGraph) -> dict[int, list[list[np.ndarray]]]:
     """Per group (its index in ``graph.groups``), one entry per attention whose query heads are its units: the unit
     indices of each key/value group's query heads (:data:`DependencyGraph.balanced`). An attention some of whose heads
     are pinned or tied together is left out: nothing there to even out."""
+    if not graph.balanced:
+        return {}
     where = {unit.root: (g, i) for g, group in enumerate(graph.groups) for i, unit in enumerate(group.units)}
     out: dict[int, list[list[np.ndarray]]] = {}
     seen = set()
