@@ -24,6 +24,15 @@ def enclosing_paths(tr: Tracing, node: torch.fx.Node) -> Iterator[tuple[str, Any
             continue
 
 
+def innermost_form(tr: Tracing, node: torch.fx.Node) -> tuple[Any, Any]:
+    """(module, attention form) of the innermost module around ``node`` that has a form; (None, None) if none."""
+    for _, module in enclosing_paths(tr, node):
+        form = find_attention_form(module)
+        if form is not None:
+            return module, form
+    return None, None
+
+
 def counting_modules(tr: Tracing, node: torch.fx.Node, root: bool = False) -> Iterator[tuple[str, Any, dict[str, int]]]:
     """(path, module, head counts) of the modules around ``node`` that count heads in attributes, innermost first,
     up to the first attention of a registered form (whose own rules apply). The model itself only with ``root``: a

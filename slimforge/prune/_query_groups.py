@@ -18,17 +18,13 @@ import torch
 
 from slimforge.prune._capture import Label, Tracing
 from slimforge.prune._graph import DependencyGraph
-from slimforge.prune._hand_written_attention import enclosing_paths
-from slimforge.prune.attention import find_attention_form
+from slimforge.prune._hand_written_attention import innermost_form
 
 
 def query_groups(tr: Tracing, node: torch.fx.Node) -> int | None:
     """The key/value head count of the innermost attention around ``node`` if its query heads go within their groups."""
-    for _, module in enclosing_paths(tr, node):
-        form = find_attention_form(module)
-        if form is not None:
-            return form.query_groups(module) if form.query_groups is not None else None
-    return None
+    module, form = innermost_form(tr, node)
+    return form.query_groups(module) if form is not None and form.query_groups is not None else None
 
 
 def repeat_per_group(tr: Tracing, node: torch.fx.Node, in_shape: tuple, out_shape: tuple, out: Label) -> bool:

@@ -15,7 +15,7 @@ from slimforge.prune._capture import (
     HEAD_ATTRS, PIN, Label, Tracing, _arg, a_new_fill, head_counts, _clean, _flat_nodes, _none_like, _norm_dim, _opname, _rule, _shape, module_path, module_paths, state_space_mixer,
 )
 from slimforge.prune._hand_written_attention import (
-    counted_head_axis, counting_modules, enclosing_paths, expanded_to_counted_heads, heads_follow, heads_view_follows,
+    counted_head_axis, counting_modules, enclosing_paths, expanded_to_counted_heads, heads_follow, heads_view_follows, innermost_form,
     library_class, merged_heads_follow, merged_width_follows, producing_attention, projection_input_width, split_into_heads,
 )
 from slimforge.prune._query_groups import merged_group_heads, repeat_per_group
@@ -678,17 +678,8 @@ def _expand(tr: Tracing, node: torch.fx.Node) -> Any:
 def _built_heads(tr: Tracing, node: torch.fx.Node) -> int | None:
     """The head count the innermost attention module around ``node`` builds tensors with (the form's
     ``built_heads``), or None: a tensor that size built there follows the pruned heads."""
-    module, form = _innermost_form(tr, node)
+    module, form = innermost_form(tr, node)
     return form.built_heads(module) if form is not None and form.built_heads is not None else None
-
-
-def _innermost_form(tr: Tracing, node: torch.fx.Node) -> tuple[Any, Any]:
-    """(module, attention form) of the innermost module around ``node`` that has a form; (None, None) if none."""
-    for module in _enclosing_modules(tr, node):
-        form = find_attention_form(module)
-        if form is not None:
-            return module, form
-    return None, None
 
 
 def _enclosing_modules(tr: Tracing, node: torch.fx.Node) -> Iterator[Any]:
@@ -755,7 +746,7 @@ def _sliced(tr: Tracing, node: torch.fx.Node, dim: int, step: Any, bounds: tuple
             tr.uf.tie(vec[0::step], vec[j::step])
         out[d] = _clean(tr, vec[start::step], shape[d] // step)
         return out
-    _, form = _innermost_form(tr, node)
+    _, form = innermost_form(tr, node)
     if label[d] is not None and step == 1 and form is not None and form.fused:
         # Phi-3's q, k, v rows of its fused qkv_proj, at bounds its forward computes from the synced head counts
         out[d] = _adaptive_piece(tr, node, label[d], start, start + _shape(node)[d]) if _shape(node)[d] else None
@@ -1030,7 +1021,7 @@ def _adaptive_splits(tr: Tracing, node: torch.fx.Node) -> bool:
     sizes :func:`sync_split_block` recomputes."""
     if _in_split_block(tr, node):
         return True
-    _, form = _innermost_form(tr, node)
+    _, form = innermost_form(tr, node)
     return form is not None and (form.adaptive_splits or form.fused)
 
 
@@ -1042,7 +1033,7 @@ def _adaptive_piece(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, a: int, b
     """Elements ``a:b`` of an adaptive split. Unequal head groups (CoaT, a convolution each) and a split block's
     pieces may not empty, so each piece's first unit stays; a fused projection's piece one head wide (a single
     key/value head) stays whole."""
-    module, form = (None, None) if _in_split_block(tr, node) else _innermost_form(tr, node)
+    module, form = (None, None) if _in_split_block(tr, node) else innermost_form(tr, node)
     if form is None or not form.fused:
         tr.uf.pin(vec[a:a + 1])
     elif b - a == form.head_dim(module):
@@ -1159,7 +1150,7 @@ def _repeat_interleave(tr: Tracing, node: torch.fx.Node) -> Any:
     d = _norm_dim(dim, len(label))
     out = list(label)
     repeats = _arg(node, 1, "repeats")
-    in_attention = _innermost_form(tr, node)[1] is not None or _in_hand_written_attention(tr, node)
+    in_attention = innermost_form(tr, node)[1] is not None or _in_hand_written_attention(tr, node)
     if out[d] is not None and isinstance(repeats, int) and in_attention:
         # Inside an attention form, a group's vector repeated once per head of the group (Mamba-2's B and C over
         # its heads, grouped-query keys): each output follows the input it copies, so a group goes with its heads.
@@ -1516,7 +1507,7 @@ def _created(tr: Tracing, node: torch.fx.Node) -> Any:
     shape = list(_shape(node))
     if heads in shape:
         out[shape.index(heads)] = tr.uf.fresh(heads)
-    elif shape and shape[0] % heads == 0 and _innermost_form(tr, node)[1].built_batch_heads:
+    elif shape and shape[0] % heads == 0 and innermost_form(tr, node)[1].built_batch_heads:
         out[0] = np.tile(tr.uf.fresh(heads), shape[0] // heads)  # (batch * heads, ...), batch-major
     return out
 
