@@ -19,7 +19,7 @@ from slimforge.prune._hand_written_attention import (
     library_class, merged_heads_follow, merged_width_follows, producing_attention, projection_input_width, split_into_heads,
 )
 from slimforge.prune._query_groups import merged_group_heads, repeat_per_group
-from slimforge.prune._split_blocks import is_split_block
+from slimforge.prune._split_blocks import is_split_block, split_follows
 from slimforge.prune.attention import find_attention_form, head_axis
 
 
@@ -869,6 +869,8 @@ def _split_op(tr: Tracing, node: torch.fx.Node) -> Any:
         return tuple(list(label) if label else [None] * ndim for _ in outs)
     sizes = [int(o.shape[d]) for o in outs]
     vec = label[d]
+    if (pieces := _pieces_that_follow(tr, node, vec, sizes)) is not None:
+        return tuple([*label[:d], piece, *label[d + 1:]] for piece in pieces)
     # chunk(n) (and tensor_split into n sections) follows the tensor's size; split(size) takes a
     # size the capture records as a constant, which may be fixed in the code or computed from the tensor.
     op = _opname(node.target)
@@ -1013,6 +1015,26 @@ def _attribute_sized_split(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, si
         for piece in pieces:
             tr.uf.pin(piece[:1])  # a piece feeds a layer of its own: it may not empty
     return [_clean(tr, piece, len(piece)) for piece in pieces]
+
+
+def _pieces_that_follow(tr: Tracing, node: torch.fx.Node, vec: np.ndarray, sizes: list[int]) -> list[np.ndarray | None] | None:
+    """A split in a module whose class says which pieces' sizes its forward reads from its children's weights
+    (:func:`split_follows`): those shrink on their own (a group always keeps a unit, so none empties); the others stay
+    whole. None where the module says nothing."""
+    try:
+        module = tr.model.get_submodule(module_path(node))
+    except AttributeError:
+        return None
+    follows = split_follows(module, len(sizes))
+    if follows is None:
+        return None
+    starts = np.cumsum([0, *sizes]).tolist()
+    pieces: list[np.ndarray | None] = []
+    for a, b, follow in zip(starts[:-1], starts[1:], follows):
+        if not follow:
+            tr.uf.pin(vec[a:b])
+        pieces.append(_clean(tr, vec[a:b], b - a) if follow else None)
+    return pieces
 
 
 def _adaptive_splits(tr: Tracing, node: torch.fx.Node) -> bool:

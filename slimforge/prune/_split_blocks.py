@@ -6,6 +6,10 @@ they would pin every channel that enters the block (MixNet kept its inverted-res
 here, each piece passes its channels on (keeping at least one, so no convolution is left without input), and after
 slicing :func:`sync_split_block` sets ``splits`` (and ``in_channels`` / ``out_channels``) from the convolutions.
 
+A module may also say, with a class attribute ``slimforge_split_follows`` (one bool per piece), that its forward
+reads the sizes of some pieces of its split from its children's weights (a stand-in forward: FocalNet's modulation):
+those pieces shrink on their own, the others stay whole (:func:`split_follows`).
+
 timm is imported nowhere here: the block is recognised by its attributes and children.
 """
 
@@ -49,3 +53,13 @@ def sync_split_block(module: nn.Module) -> bool:
     if type(getattr(module, "out_channels", None)) is int:
         module.out_channels = sum(c.out_channels for c in children)
     return True
+
+
+def split_follows(module: nn.Module, pieces: int) -> tuple[bool, ...] | None:
+    """Which pieces of a split into ``pieces`` made directly in ``module``'s forward take their sizes from its
+    children's weights (True: the piece may shrink) and which are fixed (False: kept whole), as its class says in
+    ``slimforge_split_follows``; None where it says nothing for that many pieces."""
+    follows = getattr(type(module), "slimforge_split_follows", None)
+    if isinstance(follows, tuple) and len(follows) == pieces and all(type(f) is bool for f in follows):
+        return follows
+    return None

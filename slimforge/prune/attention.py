@@ -707,6 +707,16 @@ def settle_attention(changed: list[tuple[nn.Module, type]], failed: bool) -> Non
             swap.undo(module, cls)
 
 
+def use_needed_stand_ins(model: nn.Module) -> None:
+    """After slicing (pruning, or a plan replayed on load): each module with a registered stand-in and no attention
+    form whose own forward can no longer run its shapes (FocalNet's modulation) gets the stand-in. An attention
+    form's sync makes its own swap."""
+    for module in model.modules():
+        swap = swap_for(type(module))
+        if swap is not None and find_attention_form(module) is None and swap.matches(module) and swap.pruned(module):
+            swap.use(module)
+
+
 @dataclass(frozen=True)
 class Swap:
     """A class whose forward derives the head size from its input, and its stand-in."""
@@ -721,8 +731,9 @@ class NamedStandIn:
     """A stand-in subclass, named ``Prunable<own>`` and defined in the module ``home``, with its own ``forward``, of
     a class recognised by its name ``own`` (transformers' PEGASUS-X and ConvBERT attention): made once per class."""
 
-    def __init__(self, own: str, forward: Callable[..., Any], home: str, doc: str) -> None:
+    def __init__(self, own: str, forward: Callable[..., Any], home: str, doc: str, attributes: dict[str, Any] | None = None) -> None:
         self.own, self.name, self.forward, self.home, self.doc = own, f"Prunable{own}", forward, home, doc
+        self.attributes = attributes or {}  # class attributes the tracer reads (``slimforge_split_follows``)
         self.classes: dict[type, type] = {}
 
     def own_class(self, cls: type) -> type:
@@ -732,7 +743,7 @@ class NamedStandIn:
         own = self.own_class(type(module))
         if own not in self.classes:
             self.classes[own] = type(self.name, (own,), {"forward": self.forward, "__module__": self.home,
-                                                         "__qualname__": self.name, "__doc__": self.doc})
+                                                         "__qualname__": self.name, "__doc__": self.doc, **self.attributes})
         module.__class__ = self.classes[own]
 
 

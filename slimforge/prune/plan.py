@@ -25,7 +25,7 @@ from slimforge.errors import ArtifactError
 from slimforge.models._hf_config_fit import PER_LAYER, config_value, has_global
 from slimforge.prune import _output_projection as output_projection
 from slimforge.prune._split_blocks import sync_split_block
-from slimforge.prune.attention import _int, find_attention_form, is_linear_like, remember_sizes, sync_attention
+from slimforge.prune.attention import _int, find_attention_form, is_linear_like, remember_sizes, sync_attention, use_needed_stand_ins
 from slimforge.prune.errors import PruningError
 
 if TYPE_CHECKING:
@@ -216,6 +216,7 @@ def slice_tensors(model: nn.Module, kept: dict[str, dict[int, list[int] | np.nda
         _sync_attributes(module, snap)
     _keep_weight_norms(weight_norms)
     _sync_blocks(model)
+    use_needed_stand_ins(model)
     _sync_attention_and_config(model)
     _sync_feature_widths(feature_widths, _last_sizes(owners, shapes_before) if feature_widths else {})
 
