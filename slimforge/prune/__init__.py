@@ -23,6 +23,7 @@ from slimforge.prune import _hf_gated_bias_attention  # noqa: F401  (register Wa
 from slimforge.prune import _hf_input_width_attention  # noqa: F401  (register the stand-in of attention that merges to its input's width)
 from slimforge.prune import _hf_global_local_attention  # noqa: F401  (register PEGASUS-X's encoder form and its stand-in)
 from slimforge.prune import _hf_conv_attention  # noqa: F401  (register ConvBERT's mixed attention and its stand-in)
+from slimforge.prune import _hf_longformer_attention  # noqa: F401  (register Longformer's and LED's encoder attention form and its stand-in)
 from slimforge.prune import _hf_focal_modulation  # noqa: F401  (register the stand-in of FocalNet's modulation)
 from slimforge.prune import _hf_mamba_mixer  # noqa: F401  (register the Mamba and Mamba-2 mixer forms)
 from slimforge.prune import _hf_delta_attention  # noqa: F401  (register the Kimi Delta Attention and Gated DeltaNet forms)

@@ -1441,11 +1441,19 @@ def _index_put(tr: Tracing, node: torch.fx.Node) -> Any:
         tr.pin_label([v for j, v in enumerate(index_label) if j not in followed] if index_label else index_label)
         consumed += n
     label = tr.lab(values) if isinstance(values, torch.fx.Node) else None
+    fill = a_new_fill(x) and not tr.pin_fixed_splits
     if label is not None:
         vshape = _shape(values)
         for j, vec in enumerate(label):
             d = len(shape) - len(vshape) + j  # values broadcast against x[indices], right-aligned
-            if plain and d >= consumed and vshape[j] == shape[d] and out[d] is not None and vec is not None:
+            if plain and d >= consumed and vshape[j] == shape[d] and out[d] is None and vec is not None and fill:
+                # written into a new fill (Longformer's global keys: key_vectors.new_zeros(b, n, self.num_heads,
+                # self.head_dim)[positions] = ...): the fill's size follows what is written (a guess, counted)
+                out[d] = vec
+                if isinstance(own := tr.lab(x), list):
+                    own[d] = vec  # the fill's own shape follows (its label is the traced one: the check sees it)
+                _fill_size_follows(tr, x, d, vec)
+            elif plain and d >= consumed and vshape[j] == shape[d] and out[d] is not None and vec is not None:
                 tr.uf.tie(out[d], vec)
             else:
                 tr.pin_label([vec])
