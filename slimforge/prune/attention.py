@@ -22,8 +22,10 @@ one whose heads cannot follow (LeViT's downsampling attention ...) keeps them.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -319,15 +321,36 @@ def _hf_single_key_value_head(module: nn.Module) -> list[tuple[str, int]]:
 
 WHOLE_GROUPS_FROM = 3  # key/value heads: with fewer, whole groups are too coarse a step
 
+# What grouped-query attention loses, as ``prune(key_value_heads=...)`` says: "auto" (the rule below), "keep" (the
+# key/value heads stay and query heads go within their groups) or "prune" (whole groups go, the key/value heads too).
+KEY_VALUE_HEADS = ("auto", "keep", "prune")
+_KEY_VALUE_HEADS: ContextVar[str] = ContextVar("slimforge_key_value_heads", default="auto")
+
+
+@contextlib.contextmanager
+def choosing_key_value_heads(choice: str) -> Iterator[None]:
+    """While pruning: how grouped-query attention loses heads (one of :data:`KEY_VALUE_HEADS`)."""
+    token = _KEY_VALUE_HEADS.set(choice)
+    try:
+        yield
+    finally:
+        _KEY_VALUE_HEADS.reset(token)
+
 
 def _hf_query_groups(module: nn.Module) -> int | None:
     """Query heads go within their groups where a model has 2 key/value heads, each serving more query heads than
     that (Qwen2.5 0.5-3B, Qwen3-Next's full attention): losing a whole group there takes half the heads, 14 -> 7 for
     Qwen2.5-0.5B at ratio 0.3. With 3 key/value heads or more, or 2 of 2 query heads each, whole groups are as fine a
-    step and go, the key/value cache with them. The key/value count, or None."""
+    step and go, the key/value cache with them. ``choosing_key_value_heads("keep")`` keeps the key/value heads of any grouped
+    attention (2 query heads per group or more), ``"prune"`` lets whole groups go everywhere. The key/value count, or
+    None."""
     kv = module.k_proj.out_features // module.head_dim
     heads = _grouped_output(module).in_features // _value_head_dim(module)
-    return kv if 1 < kv < WHOLE_GROUPS_FROM and heads % kv == 0 and heads // kv > kv else None
+    grouped = 1 < kv and heads % kv == 0 and heads // kv > 1
+    choice = _KEY_VALUE_HEADS.get()
+    if choice == "prune" or not grouped:
+        return None
+    return kv if choice == "keep" or (kv < WHOLE_GROUPS_FROM and heads // kv > kv) else None
 
 
 def _multi_query_heads(module: nn.Module) -> int | None:

@@ -32,7 +32,7 @@ from slimforge.prune._query_groups import balance_groups, balanced_units
 from slimforge.prune._trace import (
     ATTENTION_MODES, build_dependency_graph, form_attention, holds_layers, matches, unknown_attention,
 )
-from slimforge.prune.attention import prepare_attention, settle_attention
+from slimforge.prune.attention import KEY_VALUE_HEADS, choosing_key_value_heads, prepare_attention, settle_attention
 from slimforge.prune.errors import NothingToPruneError, PruneConfigError, PruningError
 from slimforge.prune.importance import IMPORTANCES, ImportanceContext, needs_gradients, score_units
 from slimforge.prune.latency import LatencySettings, choose_by_latency
@@ -69,10 +69,13 @@ class PruneConfig:
     target_latency: float | None = None
     latency: LatencySettings = field(default_factory=LatencySettings)
     keep_outputs: bool | str = "auto"
+    key_value_heads: str = "auto"
 
     def validate(self) -> None:
         if not isinstance(self.keep_outputs, bool) and self.keep_outputs not in ("auto", "project", "fill"):
             raise PruneConfigError(f"keep_outputs is True, False, 'auto', 'project' or 'fill'; got {self.keep_outputs!r}.")
+        if self.key_value_heads not in KEY_VALUE_HEADS:
+            raise PruneConfigError(f"key_value_heads is one of {', '.join(map(repr, KEY_VALUE_HEADS))}; got {self.key_value_heads!r}.")
         given = [k for k in ("ratio", "target_params", "target_macs", "target_latency") if getattr(self, k) is not None]
         if len(given) != 1:
             raise PruneConfigError(f"Give exactly one of ratio, target_params, target_macs, target_latency (got {given or 'none'}).")
@@ -118,6 +121,7 @@ def prune(
     target_latency: float | None = None,
     latency: LatencySettings | None = None,
     keep_outputs: bool | str = "auto",
+    key_value_heads: str = "auto",
 ) -> nn.Module:
     """Remove the least important channels/neurons/heads of ``model`` in place and return it.
 
@@ -142,13 +146,26 @@ def prune(
     each removed place a constant plus a learned mix of the kept ones. True keeps such widths whole (only heads
     and MLP neurons go); False lets them narrow, for a head you add later that takes the narrower width
     (``model.config.hidden_size`` follows). Other models' outputs keep their widths under "auto".
+    key_value_heads: what grouped-query attention (fewer key/value heads than query heads) loses. "prune": whole
+    groups, a key/value head with its query heads (the key/value cache shrinks with the ratio); "keep": the key/value
+    heads stay and every group loses as many query heads as the others (finer steps, the cache as it was); "auto"
+    (default): "keep" where a model has 2 key/value heads each serving more than 2 query heads (Qwen2.5-0.5B's 14
+    over 2, where a whole group is half the heads), else "prune".
     With check=True (default) the pruned model is run once and captured again, and every op's
     output shape is compared with the dependency graph's prediction, so a layer that derives a
     size on its own raises PruningError instead of yielding a silently wrong model.
     """
     config = PruneConfig(ratio, importance, reduction, target_params, target_macs, tuple(skip), round_to, seed, check,
-                         target_latency=target_latency, latency=latency or LatencySettings(), keep_outputs=keep_outputs)
+                         target_latency=target_latency, latency=latency or LatencySettings(), keep_outputs=keep_outputs,
+                         key_value_heads=key_value_heads)
     config.validate()
+    with choosing_key_value_heads(config.key_value_heads):
+        return _prune_model(model, example_inputs, example_kwargs, config, calibration, loss_fn)
+
+
+def _prune_model(model: nn.Module, example_inputs: Any, example_kwargs: Mapping[str, Any] | None, config: PruneConfig,
+                 calibration: Iterable[Any] | None, loss_fn: Callable[[Any, Any], torch.Tensor] | None) -> nn.Module:
+    """:func:`prune` with ``config`` validated."""
     container = runs_its_children(model)
     if config.keep_outputs in ("project", "fill") and container:
         raise PruneConfigError(f"keep_outputs={config.keep_outputs!r} adds a layer to the model (model.slimforge_outputs), and "
@@ -162,7 +179,7 @@ def prune(
     _clear_property_caches(model)
     if config.target_latency is not None and config.latency.blocks != 0:
         return _prune_in_depth(model, example_inputs, example_kwargs, args, kwargs, config, calibration, loss_fn)
-    reference = _output_shapes(model, args, kwargs) if check else None
+    reference = _output_shapes(model, args, kwargs) if config.check else None
     ctx = importance_context(model, config, calibration, loss_fn)
     # 1. Capture the model and find the coupled groups (nn.MultiheadAttention gets a forward
     # that reads its head count from its weights first: PyTorch's reads it from the input).

@@ -343,6 +343,38 @@ def test_two_key_value_heads_at_ratio_0_3_keep_most_query_heads():
     assert attn.q_proj.out_features // 16 == 10 and attn.k_proj.out_features // 16 == 2  # 7 * 0.7 rounds to 5 per group
 
 
+@torch.no_grad()
+def test_key_value_heads_keep_or_prune_overrides_the_rule(tmp_path):
+    """4 key/value heads of 4 query heads each lose whole groups by default (the key/value cache shrinks);
+    ``key_value_heads="keep"`` keeps them and takes query heads within each group; 2 key/value heads, which keep
+    theirs by default, lose a whole group with ``"prune"``. Each pruned model reloads and generates with its cache."""
+    ids = torch.randint(3, 120, (2, 12), generator=torch.Generator().manual_seed(0))
+
+    def heads_after(kv: int, choice: str) -> tuple[int, int]:
+        torch.manual_seed(0)
+        config = transformers.Qwen2Config(vocab_size=128, hidden_size=256, num_hidden_layers=2, num_attention_heads=16,
+                                          num_key_value_heads=kv, head_dim=16, intermediate_size=256)
+        model = transformers.Qwen2ForCausalLM(config).eval()
+        slimforge.prune(model, ids, ratio={"model.layers.*.self_attn.*": 0.3}, key_value_heads=choice)
+        attn = model.model.layers[0].self_attn
+        assert attn.num_key_value_groups == attn.q_proj.out_features // attn.k_proj.out_features
+        slimforge.save(model, tmp_path / f"{kv}-{choice}")
+        loaded = slimforge.load(tmp_path / f"{kv}-{choice}").eval()
+        assert torch.equal(loaded(ids, use_cache=False).logits, model(ids, use_cache=False).logits)
+        cached = model.generate(ids[:1, :4], max_new_tokens=3, do_sample=False)
+        assert torch.equal(cached, model.generate(ids[:1, :4], max_new_tokens=3, do_sample=False, use_cache=False))
+        return attn.q_proj.out_features // 16, attn.k_proj.out_features // 16
+
+    assert heads_after(4, "auto") == heads_after(4, "prune") == (12, 3)  # one group of four goes
+    assert heads_after(4, "keep") == (12, 4)  # one query head of each group
+    assert heads_after(2, "auto") == heads_after(2, "keep") == (12, 2)  # 8 * 0.7 rounds to 6 per group
+    assert heads_after(2, "prune") == (8, 1)  # a whole group: half the heads
+    with pytest.raises(slimforge.prune.PruneConfigError, match="key_value_heads"):
+        slimforge.prune(transformers.Qwen2ForCausalLM(transformers.Qwen2Config(vocab_size=128, hidden_size=64, num_hidden_layers=1,
+                                                                               num_attention_heads=4, num_key_value_heads=2)),
+                        ids, ratio=0.3, key_value_heads="some")
+
+
 def test_a_cut_made_without_the_key_value_groups_in_mind_is_evened_out():
     """The latency-aware cut picks units over the whole model: whatever it drops, each key/value group of an attention
     ends up keeping as many query heads as the other (the mean, rounded), the best-scored of each."""
