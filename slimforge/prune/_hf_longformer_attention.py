@@ -13,7 +13,9 @@ The stand-in forward is transformers' own source with that one merge written ``r
 compiled at its own file and line numbers: ``torch.export.draft_export``, which captures the branch on
 ``is_global_attn``, finds the frame's source there. It is installed before the capture; ``sync`` keeps it where heads
 went (and makes the swap when a plan is replayed on load), and ``embed_dim``, which the forward checks against its input
-and sizes the global tokens' copy of it with, follows the input's width.
+and sizes the global tokens' copy of it with, follows the input's width. An example without global tokens (LED's
+``global_attention_mask`` not given) never reaches the global projections: they are sliced as their local twins are
+(``AttentionForm.twins``), so the pruned model still runs with global tokens.
 
 transformers is imported nowhere here: the class is recognised by name and attributes.
 """
@@ -92,7 +94,7 @@ def _sync(module: nn.Module) -> dict[str, int]:
 
 register_attention_form("hf-longformer-attention",
                         AttentionForm(_matches, lambda m: m.head_dim, _sync, built_heads=lambda m: m.num_heads,
-                                      built_batch_heads=True),
+                                      built_batch_heads=True, twins=lambda m: [(f"{n}_global", n) for n in ("query", "key", "value")]),
                         "Hugging Face Longformer / LED encoder (sliding-window and global attention; heads merged to the "
                         "input's width by its own forward, to their own width by a stand-in once heads go)")
 for _name, _module in _OWN.items():

@@ -60,7 +60,7 @@ def build_dependency_graph(
                 raise
             modes[around] = ATTENTION_MODES[-1]
     graph = tracer.finish()
-    graph.unreached = unreached_modules(model, ep)
+    graph.unreached = [path for path in unreached_modules(model, ep) if path not in tracer.tied_twins]
     return graph
 
 
@@ -263,6 +263,7 @@ class _Tracer:
         self.extra_sources = _attention_slots(model, "sources")
         self.whole = _attention_slots(model, "whole") | _kernel_slots(model) | _coupled_whole_inputs(model, self.attention_modes)
         self.read = read_parameters(ep)
+        self.tied_twins: set[str] = set()  # unreached children sliced as their twins are (``AttentionForm.twins``)
 
     # ------------------------------------------------------------------ set-up
 
@@ -332,6 +333,7 @@ class _Tracer:
             else:
                 raise UnsupportedOpError(f"unexpected graph node {node.op} {node.target}")
         self._tie_training_only()
+        self._tie_unread_twins()
 
     def _settle_outputs(self, node: torch.fx.Node, specs: list, user: list[int], kept: set[int]) -> None:
         """Pin the outputs whose widths stay; with keep_outputs="project" ("auto" for a bare backbone), record instead
@@ -395,6 +397,23 @@ class _Tracer:
                     if len(a) == len(b):
                         self.uf.tie(a, b)
                     break
+
+    def _tie_unread_twins(self) -> None:
+        """Children an attention form names as twins of others (``AttentionForm.twins``) whose parameters the example
+        never reads follow their twins' dimensions (see :attr:`tied_twins`)."""
+        for path, module in self.model.named_modules():
+            form = find_attention_form(module)
+            for child, twin in form.twins(module) if form is not None and form.twins is not None else []:
+                prefix = f"{path}." if path else ""
+                names = [(f"{prefix}{child}.{attr}", f"{prefix}{twin}.{attr}") for attr in ("weight", "bias")]
+                if any(name in self.read for name, _ in names):
+                    continue
+                for name, other in names:
+                    for dim in (0, 1):
+                        a, b = self.slot_of.get((name, dim)), self.slot_of.get((other, dim))
+                        if a is not None and b is not None and len(self.slots[a].elements) == len(self.slots[b].elements):
+                            self.uf.tie(self.slots[a].elements, self.slots[b].elements)
+                self.tied_twins.add(f"{prefix}{child}")
 
     def _placeholder(self, node: torch.fx.Node) -> Any:
         name = self.param_names.get(node.name)

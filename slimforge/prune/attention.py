@@ -87,6 +87,10 @@ class AttentionForm:
     # (``repeat_kv`` or SDPA's ``enable_gqa`` maps query head i to key/value head i // (heads / kv_heads), so every
     # group keeps as many query heads as the others): the key/value head count, or None where whole groups go.
     query_groups: Callable[[nn.Module], int | None] | None = None
+    # (child, twin) names of Linear children that hold the same heads as a twin from the same input (Longformer's
+    # query_global of query): a child the example never reaches (LED without a global attention mask) is sliced as its
+    # twin is, so the pruned model still runs it.
+    twins: Callable[[nn.Module], list[tuple[str, str]]] | None = None
 
 
 ATTENTION_FORMS: Registry[AttentionForm] = Registry("attention form")
