@@ -91,7 +91,7 @@ S.MODELS.update({
                                                                         num_attention_heads=[1, 2, 5, 8], mlp_ratios=[8, 8, 4, 4]), px),
     "hiera-tiny": ("HieraConfig", "HieraForImageClassification", dict(embed_dim=96, depths=[1, 2, 7, 2]), px),
     "efficientnet-b0": ("EfficientNetConfig", "EfficientNetForImageClassification", dict(width_coefficient=1.0, depth_coefficient=1.0,
-                                                                                         image_size=224, dropout_rate=0.2), px),
+                                                                                         image_size=224, dropout_rate=0.2, hidden_dim=1280), px),
     "owlvit-b32": ("OwlViTConfig", "OwlViTForObjectDetection", {}, owl),
     "chinese-clip-b16": ("ChineseCLIPConfig", "ChineseCLIPModel", dict(vision_config=dict(patch_size=16)), text_and_image),
 })

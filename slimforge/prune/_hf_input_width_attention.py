@@ -1,8 +1,8 @@
 """Hugging Face attention of the older BART layout whose forward merges the heads' output back to the *input's* width:
 ``bsz, tgt_len, embed_dim = hidden_states.size()`` ... ``attn_output.reshape(bsz, tgt_len, embed_dim)`` (Table
-Transformer, GroupViT, TrOCR, LED's decoder, OneFormer, Mask2Former). That equals the heads' width only while no head
-is pruned, so the heads were tied to the residual width: where that width cannot shrink (a bare encoder's output, a
-sine position embedding added to it), they stayed.
+Transformer, GroupViT, TrOCR, LED's decoder, OneFormer, Mask2Former; ProphetNet's encoder and cross attention, with
+``hidden_size``). That equals the heads' width only while no head is pruned, so the heads were tied to the residual
+width: where that width cannot shrink (a bare encoder's output, a sine position embedding added to it), they stayed.
 
 Such a class (found by its forward's source, which must hold exactly one such merge and no ``super()``) gets a stand-in
 forward: its own source with that one merge written ``reshape(bsz, tgt_len, -1)``, compiled in its module's namespace
@@ -24,8 +24,8 @@ from torch import nn
 
 from slimforge.prune.attention import Swap, register_stand_in_for
 
-_MERGE = re.compile(r"\.reshape\((bsz|batch_size), (tgt_len|target_len), embed_dim\)")
-_WIDTH = re.compile(r"\b(bsz|batch_size), (tgt_len|target_len), embed_dim = hidden_states\.size\(\)")
+_MERGE = re.compile(r"\.reshape\((bsz|batch_size), (tgt_len|target_len), (embed_dim|hidden_size)\)")
+_WIDTH = re.compile(r"\b(bsz|batch_size), (tgt_len|target_len), (embed_dim|hidden_size) = hidden_states\.size\(\)")
 _STAND_INS: dict[type, type | None] = {}
 
 
@@ -40,7 +40,8 @@ def _stand_in_forward(cls: type) -> Callable | None:
         source = textwrap.dedent(inspect.getsource(vars(cls)["forward"]))
     except (OSError, TypeError):
         return None
-    if len(_MERGE.findall(source)) != 1 or not _WIDTH.search(source) or "super()" in source:
+    merges, width = _MERGE.findall(source), _WIDTH.search(source)
+    if len(merges) != 1 or not width or merges[0][2] != width.group(3) or "super()" in source:
         return None
     namespace = dict(vars(sys.modules[cls.__module__]))
     code = compile(_MERGE.sub(r".reshape(\1, \2, -1)", source), f"<slimforge: {cls.__qualname__}.forward, merged to its heads' width>", "exec")
@@ -61,17 +62,31 @@ def _own_class(cls: type) -> type:
     return cls.__mro__[1] if cls.__module__ == __name__ else cls
 
 
+_HEAD_COUNTS = ("num_heads", "num_attn_heads", "num_attention_heads")  # BART's, ProphetNet's, ...
+_QUERIES = ("q_proj", "query_proj", "query")
+
+
+def _head_count(module: nn.Module) -> int | None:
+    return next((v for a in _HEAD_COUNTS if type(v := getattr(module, a, None)) is int), None)
+
+
 def use_stand_in(module: nn.Module) -> None:
     """Give ``module`` the stand-in forward if its class merges to its input's width (before capture or a replay)."""
     stand_in = stand_in_class(type(module))
     if stand_in is not None and type(module) is not stand_in:
         if not hasattr(module, "_slimforge_heads_before"):  # set before slicing (the form's remember) when replayed
-            module._slimforge_heads_before = module.num_heads
+            module._slimforge_heads_before = _head_count(module)
         module.__class__ = stand_in
 
 
 def _heads_pruned(module: nn.Module) -> bool:
-    return module.num_heads < getattr(module, "_slimforge_heads_before", module.num_heads)
+    """Fewer heads than before pruning; on a plan replayed onto a module no form remembered (ProphetNet's attention,
+    traced as written by hand): the queries narrower than the input, which its own forward merges back to."""
+    before, now = getattr(module, "_slimforge_heads_before", None), _head_count(module)
+    if before is not None and now is not None:
+        return now < before
+    query = next((q for n in _QUERIES if isinstance(q := getattr(module, n, None), nn.Linear)), None)
+    return query is not None and query.out_features != query.in_features
 
 
 def _use_own_forward(module: nn.Module, cls: type) -> None:

@@ -128,6 +128,31 @@ def test_attention_merging_its_heads_to_its_input_width_loses_heads_where_that_w
     assert torch.equal(slimforge.load(tmp_path / "run").eval()(**inputs).logits, expected)
 
 
+@torch.no_grad()
+def test_prophetnet_attention_merging_to_its_input_width_loses_heads_and_replays(tmp_path):
+    """ProphetNet's encoder and cross attention merge with ``reshape(batch_size, tgt_len, hidden_size)``, the input's
+    width, and count heads in ``num_attn_heads``: no head went (prophetnet-large, 3 + 3 layers: 12.4% removed). The
+    stand-in covers them; a replayed plan (no form remembers their head count) finds them by their narrower queries.
+    The decoder's n-gram self-attention stays whole: its relative position bias mixes its heads' rows."""
+    from transformers import ProphetNetConfig, ProphetNetForConditionalGeneration
+
+    torch.manual_seed(0)
+    config = ProphetNetConfig(vocab_size=100, hidden_size=64, num_encoder_layers=1, num_decoder_layers=1, num_encoder_attention_heads=4,
+                              num_decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, ngram=2, max_position_embeddings=64)
+    model = ProphetNetForConditionalGeneration(config).eval()
+    ids = torch.randint(3, 100, (2, 12), generator=torch.Generator().manual_seed(1))
+    inputs = {"input_ids": ids, "decoder_input_ids": ids[:, :8]}
+    sp.prune(model, example_kwargs=inputs, ratio=0.3)
+    merged = [model.prophetnet.encoder.layers[0].self_attn, model.prophetnet.decoder.layers[0].cross_attn]
+    assert all(m.num_attn_heads == 3 and type(m).__name__ == "PrunableProphetNetAttention" for m in merged)
+    expected = model(**inputs).logits
+    slimforge.save(model, tmp_path / "run")
+    loaded = slimforge.load(tmp_path / "run").eval()
+    assert type(loaded.prophetnet.encoder.layers[0].self_attn).__name__ == "PrunableProphetNetAttention"
+    assert torch.equal(loaded(**inputs).logits, expected)
+    assert model.generate(ids[:1], max_new_tokens=3, do_sample=False, num_beams=1).shape[1] >= 2
+
+
 def test_attention_that_merges_to_its_own_attribute_gets_no_stand_in():
     """BART's forward merges to the heads' width already: its class keeps its own forward."""
     from transformers.models.bart.modeling_bart import BartAttention
