@@ -60,15 +60,16 @@ def build_dependency_graph(
                 raise
             modes[around] = ATTENTION_MODES[-1]
     graph = tracer.finish()
-    graph.unreached = [path for path in unreached_modules(model, ep) if path not in tracer.tied_twins]
+    graph.unreached = unreached_modules(model, ep, followed=tracer.followed)
     return graph
 
 
-def unreached_modules(model: nn.Module, ep: torch.export.ExportedProgram) -> list[str]:
+def unreached_modules(model: nn.Module, ep: torch.export.ExportedProgram, followed: set[str] = frozenset()) -> list[str]:
     """Modules owning a parameter the captured forward never reads (LUKE's entity-aware attention when the example
-    has no ``entity_ids``): pruning cannot see how they connect, so it leaves them as they are."""
+    has no ``entity_ids``): pruning cannot see how they connect, so it leaves them as they are. ``followed``: unread
+    parameters tied to others all the same (a training-only embedding, a global projection's local twin)."""
     named = dict(model.named_parameters(remove_duplicate=False))
-    read = {id(named[fqn]) for fqn in read_parameters(ep) if fqn in named}
+    read = {id(named[fqn]) for fqn in read_parameters(ep) | set(followed) if fqn in named}
     paths = [n.rpartition(".")[0] for n, p in model.named_parameters() if id(p) not in read]
     return list(dict.fromkeys(paths))
 
@@ -263,7 +264,7 @@ class _Tracer:
         self.extra_sources = _attention_slots(model, "sources")
         self.whole = _attention_slots(model, "whole") | _kernel_slots(model) | _coupled_whole_inputs(model, self.attention_modes)
         self.read = read_parameters(ep)
-        self.tied_twins: set[str] = set()  # unreached children sliced as their twins are (``AttentionForm.twins``)
+        self.followed: set[str] = set()  # unread parameters tied to read ones (training-only, ``AttentionForm.twins``)
 
     # ------------------------------------------------------------------ set-up
 
@@ -396,11 +397,12 @@ class _Tracer:
                     a, b = self.slots[self.slot_of[(name, dim)]].elements, self.slots[self.slot_of[other]].elements
                     if len(a) == len(b):
                         self.uf.tie(a, b)
+                        self.followed.add(name)
                     break
 
     def _tie_unread_twins(self) -> None:
         """Children an attention form names as twins of others (``AttentionForm.twins``) whose parameters the example
-        never reads follow their twins' dimensions (see :attr:`tied_twins`)."""
+        never reads follow their twins' dimensions (and are no longer counted as unreached)."""
         for path, module in self.model.named_modules():
             form = find_attention_form(module)
             for child, twin in form.twins(module) if form is not None and form.twins is not None else []:
@@ -413,7 +415,7 @@ class _Tracer:
                         a, b = self.slot_of.get((name, dim)), self.slot_of.get((other, dim))
                         if a is not None and b is not None and len(self.slots[a].elements) == len(self.slots[b].elements):
                             self.uf.tie(self.slots[a].elements, self.slots[b].elements)
-                self.tied_twins.add(f"{prefix}{child}")
+                    self.followed.add(name)
 
     def _placeholder(self, node: torch.fx.Node) -> Any:
         name = self.param_names.get(node.name)
