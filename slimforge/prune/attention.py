@@ -345,9 +345,9 @@ def _hf_query_groups(module: nn.Module) -> int | None:
     """Query heads go within their groups where a model has 2 key/value heads, each serving more query heads than
     that (Qwen2.5 0.5-3B, Qwen3-Next's full attention): losing a whole group there takes half the heads, 14 -> 7 for
     Qwen2.5-0.5B at ratio 0.3. With 3 key/value heads or more, or 2 of 2 query heads each, whole groups are as fine a
-    step and go, the key/value cache with them. ``choosing_key_value_heads("keep")`` keeps the key/value heads of any grouped
-    attention (2 query heads per group or more), ``"prune"`` lets whole groups go everywhere. The key/value count, or
-    None."""
+    step and go, the key/value cache with them. Under ``choosing_key_value_heads("keep")`` the key/value heads of any
+    grouped attention (2 query heads per group or more) stay; under ``"prune"`` whole groups go everywhere. The
+    key/value count, or None."""
     kv = module.k_proj.out_features // module.head_dim
     heads = _grouped_output(module).in_features // _value_head_dim(module)
     grouped = 1 < kv and heads % kv == 0 and heads // kv > 1
