@@ -212,8 +212,10 @@ def _logits(out):
 
 
 # Forms whose contract (whole heads go, the counts follow, the folder reloads the same) is tested beside the model
-# that needs them: DAB-DETR's in test_detectors_and_forecasters.py, WavLM's in test_speech_and_recent_decoders.py.
-COVERED_BESIDE_THEIR_MODEL = ["hf-external-projection-attention", "hf-external-projection-layer", "hf-gated-bias-attention"]
+# that needs them: DAB-DETR's in test_detectors_and_forecasters.py, WavLM's in test_speech_and_recent_decoders.py,
+# Longformer's in test_hf_longformer_attention.py (its capture takes two draft exports, about 12 s).
+COVERED_BESIDE_THEIR_MODEL = ["hf-external-projection-attention", "hf-external-projection-layer", "hf-gated-bias-attention",
+                              "hf-longformer-attention"]
 
 
 def test_every_attention_form_has_a_contract_model():
