@@ -6,8 +6,8 @@ width: where that width cannot shrink (a bare encoder's output, a sine position 
 
 Such a class (found by its forward's source, which must hold exactly one such merge and no ``super()``) gets a stand-in
 forward: its own source with that one merge written ``reshape(bsz, tgt_len, -1)``, compiled in its module's namespace
-(transformers' installed code, never a file of a run folder). The outputs are the same; the heads then go on their
-own. It is installed before the capture (as every stand-in is, :func:`slimforge.prune.attention.prepare_attention`), and
+at its own file and lines (transformers' installed code, never a file of a run folder; :func:`edited_forward`, which
+Longformer's stand-in uses too). The outputs are the same; the heads then go on their own. It is installed before the capture (as every stand-in is, :func:`slimforge.prune.attention.prepare_attention`), and
 by the ``hf-out-proj-attention`` form's sync once heads went (so a plan replayed on load installs it too); pruning
 gives the module its own class back where no head went.
 """
@@ -33,27 +33,39 @@ def _library_class(cls: type) -> bool:
     return cls.__module__.startswith("transformers.") and "forward" in vars(cls)
 
 
-def _stand_in_forward(cls: type) -> Callable | None:
-    """``cls.forward`` with its merge to the input's width written to the heads' width; None where its source has no
-    such merge (or more than one, or calls ``super()``, which a function compiled outside its class cannot)."""
+def edited_forward(cls: type, edit: Callable[[str], str | None]) -> Callable | None:
+    """``cls.forward`` from its installed source (transformers' own, never a file of a run folder), dedented and changed
+    by ``edit`` (None: not this class's code), compiled at the file and lines it has, in its module's namespace (an
+    edit keeps the line count: ``torch.export.draft_export`` reads the frame's source there). None where the source
+    cannot be read or calls ``super()``, which a function compiled outside its class cannot."""
     try:
-        source = textwrap.dedent(inspect.getsource(vars(cls)["forward"]))
-    except (OSError, TypeError):
+        lines, first = inspect.getsourcelines(vars(cls)["forward"])
+        path = inspect.getsourcefile(cls)
+    except (OSError, TypeError, KeyError):
         return None
-    merges, width = _MERGE.findall(source), _WIDTH.search(source)
-    if len(merges) != 1 or not width or merges[0][2] != width.group(3) or "super()" in source:
+    source = textwrap.dedent("".join(lines))
+    edited = None if path is None or "super()" in source else edit(source)
+    if edited is None:
         return None
     namespace = dict(vars(sys.modules[cls.__module__]))
-    code = compile(_MERGE.sub(r".reshape(\1, \2, -1)", source), f"<slimforge: {cls.__qualname__}.forward, merged to its heads' width>", "exec")
-    exec(code, namespace)  # noqa: S102 - transformers' own source, edited at one fixed place
+    exec(compile("\n" * (first - 1) + edited, path, "exec"), namespace)  # noqa: S102 - installed source, edited at fixed places
     return namespace["forward"]
+
+
+def _merged_to_heads(source: str) -> str | None:
+    """The one merge to the input's width written to the heads' width; None where the source has no such merge (or
+    more than one, or another width name than the one it reads)."""
+    merges, width = _MERGE.findall(source), _WIDTH.search(source)
+    if len(merges) != 1 or not width or merges[0][2] != width.group(3):
+        return None
+    return _MERGE.sub(r".reshape(\1, \2, -1)", source)
 
 
 def stand_in_class(cls: type) -> type | None:
     """The stand-in class for ``cls`` (a transformers attention class), or None where its forward needs none."""
     own = _own_class(cls)
     if own not in _STAND_INS:
-        forward = _stand_in_forward(own) if _library_class(own) else None
+        forward = edited_forward(own, _merged_to_heads) if _library_class(own) else None
         _STAND_INS[own] = None if forward is None else type(f"Prunable{own.__name__}", (own,), {"forward": forward, "__module__": __name__})
     return _STAND_INS[own]
 

@@ -22,13 +22,9 @@ transformers is imported nowhere here: the class is recognised by name and attri
 
 from __future__ import annotations
 
-import inspect
-import sys
-import textwrap
-from typing import Callable
-
 from torch import nn
 
+from slimforge.prune._hf_input_width_attention import edited_forward
 from slimforge.prune.attention import AttentionForm, Swap, _int, _linear, register_attention_form, register_stand_in
 
 _OWN = {"LongformerSelfAttention": "longformer.modeling_longformer", "LEDEncoderSelfAttention": "led.modeling_led"}
@@ -46,27 +42,16 @@ def _own_class(cls: type) -> type:
     return cls.__mro__[1] if cls.__module__ == __name__ else cls
 
 
-def _stand_in_forward(cls: type) -> Callable | None:
-    """``cls.forward`` with its one merge to the input's width written to the heads' width, compiled at the lines it
-    has in its file; None where the source has no such merge (another transformers version) or more than one."""
-    try:
-        lines, first = inspect.getsourcelines(vars(cls)["forward"])
-        path = inspect.getsourcefile(cls)
-    except (OSError, TypeError, KeyError):
-        return None
-    source = textwrap.dedent("".join(lines))
-    if path is None or source.count(_MERGE) != 1 or "super()" in source:
-        return None
-    namespace = dict(vars(sys.modules[cls.__module__]))
-    edited = "\n" * (first - 1) + source.replace(_MERGE, ".reshape(seq_len, batch_size, -1)")
-    exec(compile(edited, path, "exec"), namespace)  # noqa: S102 - transformers' own source, edited at one fixed place
-    return namespace["forward"]
+def _merged_to_heads(source: str) -> str | None:
+    """The one merge to the input's width written to the heads' width; None where there is no such merge (another
+    transformers version) or more than one."""
+    return source.replace(_MERGE, ".reshape(seq_len, batch_size, -1)") if source.count(_MERGE) == 1 else None
 
 
 def _stand_in_class(cls: type) -> type | None:
     own = _own_class(cls)
     if own not in _STAND_INS:
-        forward = _stand_in_forward(own) if own.__module__.startswith("transformers.") else None
+        forward = edited_forward(own, _merged_to_heads) if own.__module__.startswith("transformers.") else None
         _STAND_INS[own] = None if forward is None else type(f"Prunable{own.__name__}", (own,), {
             "forward": forward, "__module__": __name__, "__qualname__": f"Prunable{own.__name__}",
             "__doc__": f"transformers' {own.__name__}, its heads merged to their own width."})
